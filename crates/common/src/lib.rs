@@ -1,0 +1,11 @@
+//! Pieces every neocloud crate shares: the one error type, identifiers and
+//! names, and time helpers. Nothing here performs I/O.
+
+mod error;
+mod ids;
+pub mod time;
+
+pub use error::{Error, ErrorCode, FieldError};
+pub use ids::{new_id, Name, NameOrId};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

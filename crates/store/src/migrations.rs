@@ -1,0 +1,208 @@
+//! Schema migrations, applied in order at open, each in the transaction
+//! that records it. SQL common to both backends is written once; the
+//! append-only triggers differ and are written per backend.
+
+use crate::backend::{BackendKind, Writer};
+use crate::vals;
+use neocloud_common::{time::now_micros, Result};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    common: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "identity, tenancy, quotas, audit, idempotency",
+    common: r#"
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    suspended BIGINT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT REFERENCES tenants(id),
+    scope_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (scope_key, name)
+);
+CREATE TABLE memberships (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL,
+    tenant_id TEXT REFERENCES tenants(id),
+    project_id TEXT REFERENCES projects(id),
+    scope_key TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, scope_key)
+);
+CREATE INDEX memberships_tenant ON memberships (tenant_id);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    tenant_id TEXT REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT,
+    last_used_at BIGINT,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
+CREATE INDEX api_tokens_tenant ON api_tokens (tenant_id);
+CREATE TABLE quota_scopes (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    tenant_id TEXT,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE quota_usage (
+    scope_id TEXT NOT NULL REFERENCES quota_scopes(id),
+    resource TEXT NOT NULL,
+    lim BIGINT,
+    reserved BIGINT NOT NULL,
+    committed BIGINT NOT NULL,
+    PRIMARY KEY (scope_id, resource),
+    CHECK (reserved >= 0 AND committed >= 0)
+);
+CREATE TABLE quota_claims (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    state TEXT NOT NULL,
+    resources TEXT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX quota_claims_project ON quota_claims (project_id, state);
+CREATE TABLE audit_events (
+    chain TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    time BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    actor_name TEXT NOT NULL,
+    token_id TEXT,
+    role TEXT,
+    tenant_id TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    request_id TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (chain, seq)
+);
+CREATE INDEX audit_events_time ON audit_events (time, id);
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    response TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+"#,
+    sqlite: r#"
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+"#,
+    postgres: r#"
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+"#,
+}];
+
+/// The id of the provider's quota scope and audit chain.
+pub const PROVIDER: &str = "provider";
+
+pub(crate) fn apply(w: &mut dyn Writer) -> Result<()> {
+    if w.kind() == BackendKind::Postgres {
+        // Replicas starting together: one migrates, the others wait here.
+        w.query("SELECT pg_advisory_xact_lock(7262737)", &[])?;
+    }
+    w.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )?;
+    let done = w.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
+    let current = done.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        w.execute_batch(m.common)?;
+        w.execute_batch(match w.kind() {
+            BackendKind::Sqlite => m.sqlite,
+            BackendKind::Postgres => m.postgres,
+        })?;
+        w.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            vals![m.version, m.name, now_micros()],
+        )?;
+        if m.version == 1 {
+            let now = now_micros();
+            w.execute(
+                "INSERT INTO quota_scopes (id, kind, tenant_id, generation, created_at, updated_at) VALUES (?, 'provider', NULL, 1, ?, ?)",
+                vals![PROVIDER, now, now],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_increase() {
+        let v: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(v[0], 1);
+    }
+}

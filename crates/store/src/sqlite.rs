@@ -1,0 +1,167 @@
+//! The embedded SQLite backend: one writer connection (writers are
+//! serialized, `BEGIN IMMEDIATE`), a small pool of reader connections, WAL.
+
+use crate::backend::{BackendKind, DbError, Reader, Row, Value, Writer};
+use crate::Backend;
+use neocloud_common::{Error, Result};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const MAX_IDLE_READERS: usize = 8;
+
+pub(crate) struct Sqlite {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn internal(e: rusqlite::Error) -> Error {
+    Error::internal(format!("sqlite: {e}"))
+}
+
+fn db_error(e: rusqlite::Error) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            let msg = e.to_string();
+            if msg.contains("UNIQUE") || msg.contains("PRIMARY KEY") {
+                DbError::Unique(msg)
+            } else {
+                DbError::Other(format!("sqlite: {msg}"))
+            }
+        }
+        _ => DbError::Other(format!("sqlite: {e}")),
+    }
+}
+
+impl Sqlite {
+    pub(crate) fn open(path: &Path) -> Result<Sqlite> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
+        }
+        let writer = Self::connect(path, false)?;
+        writer.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
+        Ok(Sqlite {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(vec![]),
+        })
+    }
+
+    fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let c = Connection::open_with_flags(path, flags).map_err(|e| Error::Unavailable {
+            internal: format!("opening {}: {e}", path.display()),
+        })?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(internal)?;
+        c.pragma_update(None, "synchronous", "NORMAL").map_err(internal)?;
+        c.pragma_update(None, "foreign_keys", "ON").map_err(internal)?;
+        c.set_prepared_statement_cache_capacity(256);
+        Ok(c)
+    }
+}
+
+impl Backend for Sqlite {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&mut dyn Reader) -> Result<()>) -> Result<()> {
+        let idle = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?.pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => Self::connect(&self.path, true)?,
+        };
+        let res = {
+            let tx = conn.transaction().map_err(internal)?;
+            let mut r = SqliteTx { tx: &tx };
+            let res = f(&mut r);
+            // Read-only: ending it either way is the same.
+            drop(tx);
+            res
+        };
+        let mut pool = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?;
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        res
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
+        let mut conn = self.writer.lock().map_err(|_| Error::internal("writer poisoned"))?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+        let res = {
+            let mut w = SqliteTx { tx: &tx };
+            f(&mut w)
+        };
+        match res {
+            Ok(()) => tx.commit().map_err(internal),
+            Err(e) => {
+                tx.rollback().map_err(internal)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+struct SqliteTx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+impl Reader for SqliteTx<'_> {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(internal)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(internal)?;
+        let mut out = vec![];
+        while let Some(r) = rows.next().map_err(internal)? {
+            let mut vals = Vec::with_capacity(n);
+            for i in 0..n {
+                vals.push(match r.get_ref(i).map_err(internal)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(v) => Value::Int(v as i64),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+                });
+            }
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+}
+
+impl Writer for SqliteTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(db_error)?;
+        stmt.execute(rusqlite::params_from_iter(params.iter())).map(|n| n as u64).map_err(db_error)
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.tx.execute_batch(sql).map_err(db_error)
+    }
+}

@@ -1,0 +1,45 @@
+//! The external API's types: request parameters (`*Create`, `*Update`) and
+//! views. Shared by the server (which derives the OpenAPI document from them)
+//! and the CLI. Requests reject unknown fields.
+
+mod audit;
+mod identity;
+mod quota;
+mod tenancy;
+
+pub use audit::*;
+pub use identity::*;
+pub use quota::*;
+pub use tenancy::*;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_value`, `generation_mismatch`.
+    pub code: String,
+    pub message: String,
+    /// The request field (JSON path, path or query parameter, header) to fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub request_id: String,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+}
+
+/// Health and readiness.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    pub status: String,
+}
