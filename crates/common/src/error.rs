@@ -16,6 +16,7 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     AlreadyExists,
     Conflict,
     GenerationMismatch,
@@ -35,6 +36,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::Conflict => "conflict",
             ErrorCode::GenerationMismatch => "generation_mismatch",
@@ -70,6 +72,8 @@ pub enum Error {
     Forbidden { action: String },
     /// The object does not exist, or the principal may not know it exists. (404)
     NotFound { kind: &'static str, key: String },
+    /// The path exists but not with this method. (405)
+    MethodNotAllowed { method: String },
     /// An object with this unique key already exists. (409)
     AlreadyExists { kind: &'static str, field: String, value: String },
     /// The request conflicts with the state of the object. (409)
@@ -122,6 +126,7 @@ impl Error {
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::GenerationMismatch { .. } => ErrorCode::GenerationMismatch,
@@ -143,6 +148,7 @@ impl Error {
             Error::Unauthenticated { .. }
             | Error::Forbidden { .. }
             | Error::NotFound { .. }
+            | Error::MethodNotAllowed { .. }
             | Error::Conflict { .. }
             | Error::GenerationMismatch { .. }
             | Error::QuotaExceeded { .. }
@@ -162,6 +168,7 @@ impl Error {
             Error::Unauthenticated { .. } => "missing, unknown, expired or revoked credential".into(),
             Error::Forbidden { action } => format!("not allowed to {action}"),
             Error::NotFound { kind, key } => format!("{kind} {key:?} not found"),
+            Error::MethodNotAllowed { method } => format!("method {method} is not allowed here"),
             Error::AlreadyExists { kind, field, value } => {
                 format!("a {kind} with {field} {value:?} already exists")
             }
@@ -194,6 +201,7 @@ impl Error {
             | Error::InvalidValue(_)
             | Error::Forbidden { .. }
             | Error::NotFound { .. }
+            | Error::MethodNotAllowed { .. }
             | Error::AlreadyExists { .. }
             | Error::Conflict { .. }
             | Error::GenerationMismatch { .. }

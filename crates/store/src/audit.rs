@@ -260,3 +260,9 @@ pub fn verify(r: &mut dyn Reader) -> Result<Verification> {
     }
     Ok(out)
 }
+
+/// The time of an event, for the provider's paging cursor.
+pub fn event_time(r: &mut dyn Reader, id: &str) -> Result<Option<i64>> {
+    let rows = r.query("SELECT time FROM audit_events WHERE id = ?", vals![id])?;
+    rows.first().map(|row| row.i64(0)).transpose()
+}

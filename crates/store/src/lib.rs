@@ -22,6 +22,8 @@ pub mod projects;
 pub mod quotas;
 mod sqlite;
 pub mod tenants;
+#[doc(hidden)]
+pub mod testing;
 pub mod tokens;
 pub mod users;
 
@@ -132,6 +134,8 @@ macro_rules! vals {
 }
 
 /// Maps a generation-checked `UPDATE`'s row count to the right error.
+/// `scope` is the `(column, value)` the `UPDATE` was also restricted to (the
+/// owning tenant, say): a row outside it is not found, not a mismatch.
 pub(crate) fn check_generation(
     w: &mut dyn Writer,
     updated: u64,
@@ -139,11 +143,18 @@ pub(crate) fn check_generation(
     kind: &'static str,
     id: &str,
     expected: i64,
+    scope: Option<(&str, &str)>,
 ) -> Result<()> {
     if updated == 1 {
         return Ok(());
     }
-    let rows = w.query(&format!("SELECT generation FROM {table} WHERE id = ?"), vals![id])?;
+    let rows = match scope {
+        None => w.query(&format!("SELECT generation FROM {table} WHERE id = ?"), vals![id])?,
+        Some((col, val)) => w.query(
+            &format!("SELECT generation FROM {table} WHERE id = ? AND {col} = ?"),
+            vals![id, val],
+        )?,
+    };
     match rows.first() {
         None => Err(Error::not_found(kind, id)),
         Some(r) => Err(Error::GenerationMismatch { kind, expected, current: r.i64(0)? }),

@@ -96,7 +96,15 @@ pub fn update_role(
         "UPDATE memberships SET role = ?, generation = generation + 1, updated_at = ? WHERE tenant_id = ? AND id = ? AND generation = ?",
         vals![role.as_str(), now_micros(), tenant_id, id, generation],
     )?;
-    check_generation(w, n, "memberships", "membership", id, generation)?;
+    check_generation(
+        w,
+        n,
+        "memberships",
+        "membership",
+        id,
+        generation,
+        Some(("tenant_id", tenant_id)),
+    )?;
     get(w, Some(tenant_id), id)
 }
 

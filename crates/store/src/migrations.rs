@@ -168,7 +168,8 @@ pub const PROVIDER: &str = "provider";
 pub(crate) fn apply(w: &mut dyn Writer) -> Result<()> {
     if w.kind() == BackendKind::Postgres {
         // Replicas starting together: one migrates, the others wait here.
-        w.query("SELECT pg_advisory_xact_lock(7262737)", &[])?;
+        // execute_batch: the function returns `void`, which `query` cannot read.
+        w.execute_batch("SELECT pg_advisory_xact_lock(7262737)")?;
     }
     w.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",

@@ -1,7 +1,8 @@
 //! The PostgreSQL backend: a bounded pool of connections, prepared
 //! statements cached per connection, `?` placeholders rewritten to `$n`.
-//! Transactions run at READ COMMITTED; code that must serialize takes row
-//! locks (`BackendKind::for_update`) or uses conditional updates.
+//! Write transactions run at READ COMMITTED; code that must serialize takes
+//! row locks (`BackendKind::for_update`) or uses conditional updates. Read
+//! transactions run at REPEATABLE READ: one snapshot, like SQLite's.
 
 use crate::backend::{BackendKind, DbError, Reader, Row, Value, Writer};
 use crate::Backend;
@@ -127,8 +128,20 @@ impl Pg {
         let mut conn = self.take()?;
         let res = (|| {
             let Conn { client, stmts } = &mut conn;
-            let tx =
-                client.build_transaction().read_only(read_only).start().map_err(unavailable)?;
+            // Reads see one snapshot (REPEATABLE READ; a read-only one never
+            // fails to serialize), as on SQLite: a multi-query read such as
+            // audit::verify must not see commits made between its queries.
+            let isolation = if read_only {
+                postgres::IsolationLevel::RepeatableRead
+            } else {
+                postgres::IsolationLevel::ReadCommitted
+            };
+            let tx = client
+                .build_transaction()
+                .isolation_level(isolation)
+                .read_only(read_only)
+                .start()
+                .map_err(unavailable)?;
             let mut t = PgTx { tx, stmts };
             match f(&mut t) {
                 Ok(()) => t.tx.commit().map_err(internal),

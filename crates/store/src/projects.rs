@@ -76,7 +76,15 @@ pub fn update(w: &mut dyn Writer, tenant_id: &str, id: &str, p: &ProjectUpdate) 
          WHERE tenant_id = ? AND id = ? AND generation = ?",
         vals![&p.description, now_micros(), tenant_id, id, p.generation],
     )?;
-    check_generation(w, n, "projects", "project", id, p.generation)?;
+    check_generation(
+        w,
+        n,
+        "projects",
+        "project",
+        id,
+        p.generation,
+        Some(("tenant_id", tenant_id)),
+    )?;
     get(w, tenant_id, id)
 }
 

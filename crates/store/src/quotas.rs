@@ -105,7 +105,7 @@ pub fn set_limits(
         "UPDATE quota_scopes SET generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
         vals![now_micros(), scope_id, generation],
     )?;
-    crate::check_generation(w, n, "quota_scopes", "quota", scope_id, generation)?;
+    crate::check_generation(w, n, "quota_scopes", "quota", scope_id, generation, None)?;
     for (res, lim) in limits {
         w.execute(
             "INSERT INTO quota_usage (scope_id, resource, lim, reserved, committed) VALUES (?, ?, ?, 0, 0) \
@@ -237,7 +237,16 @@ pub fn create_claim(
     amounts: &[(QuotaResource, i64)],
     description: &str,
 ) -> Result<QuotaClaim> {
-    reserve(w, tenant_id, project_id, amounts)?;
+    // One entry per resource, so the claim records what the ledger holds.
+    let mut merged: BTreeMap<QuotaResource, i64> = BTreeMap::new();
+    for (r, n) in amounts {
+        if *n <= 0 {
+            return Err(Error::invalid_value(format!("resources.{}", r.key()), "must be positive"));
+        }
+        *merged.entry(r.clone()).or_default() += n;
+    }
+    let amounts: Vec<(QuotaResource, i64)> = merged.into_iter().collect();
+    reserve(w, tenant_id, project_id, &amounts)?;
     let id = new_id();
     let now = now_micros();
     let resources: BTreeMap<String, i64> = amounts.iter().map(|(r, n)| (r.key(), *n)).collect();
@@ -303,22 +312,29 @@ pub fn commit_claim(
     project_id: &str,
     id: &str,
 ) -> Result<QuotaClaim> {
-    let c = get_claim(w, tenant_id, project_id, id)?;
-    match c.state {
-        ClaimState::Committed => Ok(c),
-        ClaimState::Released => Err(Error::conflict("claim was released; it cannot be committed")),
-        ClaimState::Reserved => {
-            if transition(
-                w,
-                tenant_id,
-                project_id,
-                id,
-                ClaimState::Reserved,
-                ClaimState::Committed,
-            )? {
-                shift(w, &c, ClaimState::Reserved, Some(ClaimState::Committed))?;
+    // A lost race (another transaction moved the claim between our read and
+    // our guarded UPDATE) re-reads and decides again; states only move
+    // forward, so this ends.
+    loop {
+        let c = get_claim(w, tenant_id, project_id, id)?;
+        match c.state {
+            ClaimState::Committed => return Ok(c),
+            ClaimState::Released => {
+                return Err(Error::conflict("claim was released; it cannot be committed"))
             }
-            get_claim(w, tenant_id, project_id, id)
+            ClaimState::Reserved => {
+                if transition(
+                    w,
+                    tenant_id,
+                    project_id,
+                    id,
+                    ClaimState::Reserved,
+                    ClaimState::Committed,
+                )? {
+                    shift(w, &c, ClaimState::Reserved, Some(ClaimState::Committed))?;
+                    return get_claim(w, tenant_id, project_id, id);
+                }
+            }
         }
     }
 }
@@ -331,14 +347,17 @@ pub fn release_claim(
     project_id: &str,
     id: &str,
 ) -> Result<QuotaClaim> {
-    let c = get_claim(w, tenant_id, project_id, id)?;
-    match c.state {
-        ClaimState::Released => Ok(c),
-        from @ (ClaimState::Reserved | ClaimState::Committed) => {
-            if transition(w, tenant_id, project_id, id, from, ClaimState::Released)? {
-                shift(w, &c, from, None)?;
+    // As in commit_claim: a claim committed meanwhile is released from there.
+    loop {
+        let c = get_claim(w, tenant_id, project_id, id)?;
+        match c.state {
+            ClaimState::Released => return Ok(c),
+            from @ (ClaimState::Reserved | ClaimState::Committed) => {
+                if transition(w, tenant_id, project_id, id, from, ClaimState::Released)? {
+                    shift(w, &c, from, None)?;
+                    return get_claim(w, tenant_id, project_id, id);
+                }
             }
-            get_claim(w, tenant_id, project_id, id)
         }
     }
 }

@@ -79,7 +79,7 @@ pub fn update(w: &mut dyn Writer, id: &str, p: &TenantUpdate) -> Result<Tenant> 
          suspended = COALESCE(?, suspended), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
         vals![&p.display_name, &p.description, p.suspended, now_micros(), id, p.generation],
     )?;
-    check_generation(w, n, "tenants", "tenant", id, p.generation)?;
+    check_generation(w, n, "tenants", "tenant", id, p.generation, None)?;
     get(w, id)
 }
 

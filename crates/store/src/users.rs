@@ -93,7 +93,15 @@ pub fn update(
          generation = generation + 1, updated_at = ? WHERE scope_key = ? AND id = ? AND generation = ?",
         vals![&p.display_name, &p.email, now_micros(), scope_key(tenant_id), id, p.generation],
     )?;
-    check_generation(w, n, "users", "user", id, p.generation)?;
+    check_generation(
+        w,
+        n,
+        "users",
+        "user",
+        id,
+        p.generation,
+        Some(("scope_key", scope_key(tenant_id))),
+    )?;
     get_any(w, id)
 }
 
@@ -101,15 +109,19 @@ pub fn update(
 /// cannot be deleted: that would lock the provider out.
 pub fn delete(w: &mut dyn Writer, tenant_id: Option<&str>, id: &str) -> Result<()> {
     if tenant_id.is_none() {
+        // Lock the admins' memberships (PostgreSQL), so two admins deleted
+        // concurrently cannot both see the other one as remaining.
         let rows = w.query(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN user_id = ? THEN 1 ELSE 0 END), 0) FROM memberships WHERE role = ? AND scope_key = 'provider'",
-            vals![id, Role::ProviderAdmin.as_str()],
+            &format!(
+                "SELECT user_id FROM memberships WHERE role = ? AND scope_key = 'provider'{}",
+                w.kind().for_update()
+            ),
+            vals![Role::ProviderAdmin.as_str()],
         )?;
-        if let Some(r) = rows.first() {
-            let (admins, this) = (r.i64(0)?, r.i64(1)?);
-            if this > 0 && admins <= 1 {
-                return Err(Error::conflict("cannot delete the last provider-admin"));
-            }
+        let admins = rows.len();
+        let this = rows.iter().filter(|r| r.str(0).is_ok_and(|u| u == id)).count();
+        if this > 0 && admins <= 1 {
+            return Err(Error::conflict("cannot delete the last provider-admin"));
         }
     }
     w.execute("DELETE FROM memberships WHERE user_id = ?", vals![id])?;

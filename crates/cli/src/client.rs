@@ -1,0 +1,1 @@
+//! HTTP client for the API (filled in by the client commands).

@@ -1,0 +1,99 @@
+//! Server configuration: a TOML file (`--config`), overridden by flags.
+
+use neocloud_common::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Store URL: `sqlite://PATH` or `postgres://...`; default
+    /// `sqlite://<data_dir>/neocloud.db`.
+    pub db: Option<String>,
+    /// Where the embedded store and `admin.token` live.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Requests per second per principal (0: no limit) and burst.
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    /// How often token last-used times are written.
+    pub token_flush_secs: u64,
+    /// How long create results are kept for `Idempotency-Key` retries.
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            db: None,
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            max_body_bytes: 1 << 20,
+            rate_limit_per_sec: 1000,
+            rate_limit_burst: 2000,
+            token_flush_secs: 5,
+            idempotency_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid_request("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            Error::invalid_request("config", format!("{}: {}", path.display(), e.message()))
+        })
+    }
+
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neocloud.db").display()))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.max_body_bytes < 1024 {
+            return Err(Error::invalid_value("max_body_bytes", "must be at least 1024"));
+        }
+        if self.token_flush_secs == 0 {
+            return Err(Error::invalid_value("token_flush_secs", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("nc-config-{}", neocloud_common::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+        let c = Config::from_file(&f).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        let e = Config::from_file(&f).unwrap_err();
+        assert!(e.external_message().contains("lisen"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,453 @@
+//! The HTTP transport: axum routes built from the route table, request ids,
+//! body limits, logs and metrics; background tasks; graceful shutdown.
+
+use crate::api::{self, Body, Method};
+use crate::auth::TokenUsage;
+use crate::config::Config;
+use crate::dispatch::{self, App, Outcome, Request};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::{bootstrap, http_error, openapi};
+use axum::extract::{Path as AxPath, Query};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use neocloud_common::{new_id, time::now_micros, Error, Result};
+use neocloud_store::{idempotency, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+struct Shared {
+    app: App,
+    openapi: String,
+    max_body: usize,
+    draining: AtomicBool,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+    config: Config,
+    /// Where the bootstrap token was written, on first start.
+    pub bootstrap_token: Option<PathBuf>,
+}
+
+impl Server {
+    /// Opens the store (applying migrations), bootstraps an empty one and
+    /// binds the listener.
+    pub async fn bind(config: Config) -> Result<Server> {
+        config.validate()?;
+        let url = config.db_url();
+        if url.starts_with("sqlite://") {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                Error::invalid_request(
+                    "data_dir",
+                    format!("cannot create {}: {e}", config.data_dir.display()),
+                )
+            })?;
+        }
+        let data_dir = config.data_dir.clone();
+        let (store, token) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&url)?;
+            let token = bootstrap::bootstrap(&store, &data_dir)?;
+            Ok::<_, Error>((store, token))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("startup task: {e}")))??;
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
+            Error::invalid_request("listen", format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        let ops = api::ops();
+        let openapi = openapi::render(&ops);
+        let app = App {
+            store,
+            ops,
+            metrics: Metrics::default(),
+            usage: TokenUsage::default(),
+            limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        };
+        Ok(Server {
+            shared: Arc::new(Shared {
+                app,
+                openapi,
+                max_body: config.max_body_bytes,
+                draining: AtomicBool::new(false),
+            }),
+            listener,
+            cancel: CancellationToken::new(),
+            config,
+            bootstrap_token: token,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Cancelling it stops the server gracefully.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub fn store(&self) -> Store {
+        self.shared.app.store.clone()
+    }
+
+    /// Serves until the cancellation token fires, then drains in-flight
+    /// requests, stops background tasks and flushes what they hold.
+    pub async fn run(self) -> Result<()> {
+        let Server { shared, listener, cancel, config, .. } = self;
+        let mut tasks = JoinSet::new();
+        spawn_background(&mut tasks, &shared, &cancel, &config);
+        let router = router(shared.clone());
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            store = %shared.app.store.display_url(), "serving");
+        let c = cancel.clone();
+        let s2 = shared.clone();
+        let res = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                c.cancelled().await;
+                s2.draining.store(true, Ordering::SeqCst);
+                tracing::info!("shutting down: draining in-flight requests");
+            })
+            .await;
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+        let s3 = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s3.app.usage.flush(&s3.app.store)).await;
+        tracing::info!("stopped");
+        res.map_err(|e| Error::internal(format!("serve: {e}")))
+    }
+}
+
+/// Background work: one JoinSet, stopped by the cancellation token.
+fn spawn_background(
+    tasks: &mut JoinSet<()>,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+    config: &Config,
+) {
+    let flush_every = Duration::from_secs(config.token_flush_secs);
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(flush_every);
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let s2 = s.clone();
+            match tokio::task::spawn_blocking(move || s2.app.usage.flush(&s2.app.store)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("token_usage");
+                    tracing::warn!(error = %e, "token last-used flush failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "token last-used task panicked"),
+            }
+        }
+    });
+    let ttl = config.idempotency_ttl_secs as i64 * 1_000_000;
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let s2 = s.clone();
+            let before = now_micros() - ttl;
+            match tokio::task::spawn_blocking(move || {
+                s2.app.store.write(|w| idempotency::expire(w, before))
+            })
+            .await
+            {
+                Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "idempotency keys expired"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("idempotency_expiry");
+                    tracing::warn!(error = %e, "idempotency expiry failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "idempotency expiry task panicked"),
+            }
+        }
+    });
+}
+
+fn filter(m: Method) -> MethodFilter {
+    match m {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+        Method::Patch => MethodFilter::PATCH,
+        Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(new_id)
+}
+
+fn with_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}
+
+fn error(e: &Error, id: &str) -> Response {
+    with_id(http_error::response(e, id), id)
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let mut by_path: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in shared.app.ops.iter().enumerate() {
+        by_path.entry(op.path).or_default().push(i);
+    }
+    let mut router = Router::new();
+    for (path, idxs) in by_path {
+        let mut mr: MethodRouter = MethodRouter::new();
+        for i in idxs {
+            let s = shared.clone();
+            mr = mr.on(
+                filter(s.app.ops[i].method),
+                move |params: std::result::Result<AxPath<HashMap<String, String>>, _>,
+                      query: std::result::Result<Query<HashMap<String, String>>, _>,
+                      uri: axum::http::Uri,
+                      headers: HeaderMap,
+                      body: axum::body::Body| async move {
+                    api_call(s, i, params, query, uri, headers, body).await
+                },
+            );
+        }
+        mr = mr.fallback(|req: axum::extract::Request| async move {
+            let id = request_id(req.headers());
+            error(&Error::MethodNotAllowed { method: req.method().to_string() }, &id)
+        });
+        router = router.route(path, mr);
+    }
+    let s = shared.clone();
+    let s2 = shared.clone();
+    let s3 = shared.clone();
+    let s4 = shared.clone();
+    router
+        .route(
+            "/healthz",
+            on(MethodFilter::GET, || async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            on(MethodFilter::GET, move |headers: HeaderMap| async move {
+                let id = request_id(&headers);
+                if s.draining.load(Ordering::SeqCst) {
+                    return error(&Error::Unavailable { internal: "draining".into() }, &id);
+                }
+                let s2 = s.clone();
+                match tokio::task::spawn_blocking(move || s2.app.store.ping()).await {
+                    Ok(Ok(())) => {
+                        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+                    }
+                    Ok(Err(e)) => error(&Error::Unavailable { internal: e.to_string() }, &id),
+                    Err(e) => error(&Error::internal(e.to_string()), &id),
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            on(MethodFilter::GET, move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    s2.app.metrics.render(),
+                )
+            }),
+        )
+        .route(
+            "/v1/openapi.json",
+            on(MethodFilter::GET, move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], s3.openapi.clone())
+            }),
+        )
+        .fallback(move |req: axum::extract::Request| async move {
+            let _ = &s4;
+            let id = request_id(req.headers());
+            error(&Error::not_found("route", req.uri().path().to_string()), &id)
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn api_call(
+    s: Arc<Shared>,
+    op: usize,
+    params: std::result::Result<
+        AxPath<HashMap<String, String>>,
+        axum::extract::rejection::PathRejection,
+    >,
+    query: std::result::Result<
+        Query<HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let started = Instant::now();
+    let id = request_id(&headers);
+    let op_id = s.app.ops[op].id;
+    let (resp, who) = match prepare(&s, op, params, query, uri.path(), &headers, body, &id).await {
+        Err(e) => {
+            if s.app.ops[op].method.is_mutating() {
+                let req = Request {
+                    op,
+                    path: uri.path().to_string(),
+                    params: HashMap::new(),
+                    query: HashMap::new(),
+                    authorization: headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    idempotency_key: None,
+                    body: Vec::new(),
+                    request_id: id.clone(),
+                };
+                let (s2, e2) = (s.clone(), e.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    dispatch::record_rejected(&s2.app, &req, &e2)
+                })
+                .await;
+            }
+            (Err(e), None)
+        }
+        Ok(req) => {
+            let s2 = s.clone();
+            match tokio::task::spawn_blocking(move || {
+                let (res, who) = dispatch::handle(&s2.app, &req);
+                (res, who, req.path)
+            })
+            .await
+            {
+                Ok((res, who, _)) => (res, who),
+                Err(e) => (Err(Error::internal(format!("handler panicked: {e}"))), None),
+            }
+        }
+    };
+    let response = match resp {
+        Ok(out) => success(out, &id),
+        Err(e) => error(&e, &id),
+    };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    s.app.metrics.request(op_id, status, elapsed);
+    tracing::info!(
+        request_id = %id,
+        op = op_id,
+        status,
+        principal = who.as_deref().unwrap_or("-"),
+        elapsed_us = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn prepare(
+    s: &Shared,
+    op: usize,
+    params: std::result::Result<
+        AxPath<HashMap<String, String>>,
+        axum::extract::rejection::PathRejection,
+    >,
+    query: std::result::Result<
+        Query<HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    path: &str,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    id: &str,
+) -> Result<Request> {
+    let params = params
+        .map_err(|e| Error::InvalidRequest { field: Some("path".into()), message: e.body_text() })?
+        .0;
+    let query = query
+        .map_err(|e| Error::InvalidRequest { field: Some("query".into()), message: e.body_text() })?
+        .0;
+    let header_str = |name: header::HeaderName| -> Result<Option<String>> {
+        match headers.get(&name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(|v| Some(v.to_string())).map_err(|_| {
+                Error::invalid_request(name.as_str().to_string(), "must be visible ASCII")
+            }),
+        }
+    };
+    let authorization = header_str(header::AUTHORIZATION)?;
+    let idempotency_key = header_str(header::HeaderName::from_static("idempotency-key"))?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > s.max_body {
+            return Err(Error::PayloadTooLarge { limit: s.max_body });
+        }
+    }
+    let bytes = axum::body::to_bytes(body, s.max_body)
+        .await
+        .map_err(|_| Error::PayloadTooLarge { limit: s.max_body })?;
+    let o = &s.app.ops[op];
+    if !bytes.is_empty() && o.request.is_none() {
+        return Err(Error::invalid_request("body", "this operation takes no body"));
+    }
+    if !bytes.is_empty() {
+        if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+            if !ct.starts_with("application/json") {
+                return Err(Error::invalid_request("Content-Type", "must be application/json"));
+            }
+        }
+    }
+    Ok(Request {
+        op,
+        path: path.to_string(),
+        params,
+        query,
+        authorization,
+        idempotency_key,
+        body: bytes.to_vec(),
+        request_id: id.to_string(),
+    })
+}
+
+fn success(out: Outcome, id: &str) -> Response {
+    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);
+    let mut resp = match out.body {
+        Body::Json(v) => (status, axum::Json(v)).into_response(),
+        Body::JsonLines(s) => {
+            (status, [(header::CONTENT_TYPE, "application/x-ndjson")], s).into_response()
+        }
+        Body::Empty => status.into_response(),
+    };
+    if out.replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    with_id(resp, id)
+}

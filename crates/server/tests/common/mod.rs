@@ -1,0 +1,234 @@
+//! A real server on a loopback port, on either backend, and a small blocking
+//! HTTP client for it.
+#![allow(dead_code)]
+
+use neocloud_server::{Config, Server};
+use neocloud_store::testing::{fresh_db, TestBackend, TestDb};
+use neocloud_store::Store;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub backend: TestBackend,
+    pub url: String,
+    pub admin_token: String,
+    pub store: Store,
+    pub data_dir: PathBuf,
+    pub db_url: String,
+    cancel: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+    _db: TestDb,
+}
+
+impl TestServer {
+    /// A server on `backend`; `None` where the backend is unavailable
+    /// (after a loud message; CI fails instead).
+    pub fn start(backend: TestBackend) -> Option<TestServer> {
+        Self::start_with(backend, |_| {})
+    }
+
+    pub fn start_with(backend: TestBackend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        let db = fresh_db(backend)?;
+        let data_dir =
+            std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()));
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            db: Some(db.url.clone()),
+            data_dir: data_dir.clone(),
+            rate_limit_per_sec: 0,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let server = Server::bind(config).await.expect("server binds");
+                let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
+                server.run().await.expect("server runs");
+            });
+        });
+        let (addr, cancel, store) = rx.recv().expect("server started");
+        let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .expect("bootstrap token file")
+            .trim()
+            .to_string();
+        Some(TestServer {
+            backend,
+            url: format!("http://{addr}"),
+            admin_token,
+            store,
+            data_dir,
+            db_url: db.url.clone(),
+            cancel,
+            thread: Some(thread),
+            _db: db,
+        })
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&self.admin_token)
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        Client { base: self.url.clone(), token: Some(token.to_string()) }
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client { base: self.url.clone(), token: None }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Creates a tenant user with a tenant-wide role (or a project role) and
+    /// returns a token for it.
+    pub fn user_with_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        role: &str,
+        project: Option<&str>,
+    ) -> String {
+        let a = self.admin();
+        a.post(&format!("/v1/tenants/{tenant}/users"), &json!({"name": name})).expect(201);
+        let mut m = json!({"user": name, "role": role});
+        if let Some(p) = project {
+            m["project"] = json!(p);
+        }
+        a.post(&format!("/v1/tenants/{tenant}/memberships"), &m).expect(201);
+        let t = a
+            .post(&format!("/v1/tenants/{tenant}/tokens"), &json!({"name": "t", "user": name}))
+            .expect(201);
+        t.body["secret"].as_str().expect("secret").to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Runs `f` on every available backend.
+pub fn each_backend(mut f: impl FnMut(&TestServer)) {
+    for b in TestBackend::ALL {
+        if let Some(s) = TestServer::start(b) {
+            f(&s);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    /// Asserts the status and returns self.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The error code and field of an error body.
+    pub fn error(&self) -> (String, Option<String>) {
+        (
+            self.body["error"]["code"].as_str().unwrap_or_default().to_string(),
+            self.body["error"]["field"].as_str().map(str::to_string),
+        )
+    }
+}
+
+impl Client {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let agent = ureq::AgentBuilder::new().build();
+        let mut req = agent.request(method, &format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let mut has_ct = false;
+        for (k, v) in headers {
+            has_ct |= k.eq_ignore_ascii_case("content-type");
+            req = req.set(k, v);
+        }
+        if body.is_some() && !has_ct {
+            req = req.set("Content-Type", "application/json");
+        }
+        let res = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: transport error {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, body, text, headers }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.raw("GET", path, None, &[])
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.raw("DELETE", path, None, &[])
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        self.raw("POST", path, Some(body.to_string().as_bytes()), &[])
+    }
+
+    pub fn post_empty(&self, path: &str) -> Resp {
+        self.raw("POST", path, None, &[])
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Resp {
+        self.raw("PUT", path, Some(body.to_string().as_bytes()), &[])
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.raw("PATCH", path, Some(body.to_string().as_bytes()), &[])
+    }
+}
