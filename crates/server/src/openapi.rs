@@ -90,10 +90,10 @@ pub fn document(ops: &[Op]) -> Value {
                 );
             }
         }
-        for (code, desc) in ERRORS {
+        for (code, _) in ERRORS {
             responses.insert(
                 code.to_string(),
-                json!({"description": desc, "content": {"application/json": {"schema": error_schema.clone()}}}),
+                json!({"$ref": format!("#/components/responses/Error{code}")}),
             );
         }
         o.insert("responses".into(), Value::Object(responses));
@@ -102,6 +102,15 @@ pub fn document(ops: &[Op]) -> Value {
             m.insert(op.method.lower().into(), Value::Object(o));
         }
     }
+    let error_responses: Map<String, Value> = ERRORS
+        .iter()
+        .map(|(code, desc)| {
+            (
+                format!("Error{code}"),
+                json!({"description": desc, "content": {"application/json": {"schema": error_schema.clone()}}}),
+            )
+        })
+        .collect();
     let schemas: Map<String, Value> =
         gen.take_definitions().into_iter().map(|(k, v)| (k, to_value(v))).collect();
     json!({
@@ -116,6 +125,7 @@ pub fn document(ops: &[Op]) -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
+            "responses": error_responses,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })

@@ -18,11 +18,12 @@ pub struct AuditEvent {
     /// The role that allowed (or would have allowed) the action.
     pub role: Option<String>,
     pub tenant_id: Option<String>,
-    /// `<resource>.<action>`, e.g. `project.create`.
+    /// The API operation (its OpenAPI operationId), e.g. `project_create`.
     pub action: String,
-    /// The request path.
+    /// The request path; for creates, with the new object's id appended.
     pub target: String,
-    /// `success`, `denied` or `failed`.
+    /// `success`, `replayed` (an idempotent retry), `denied` (authentication,
+    /// authorization or rate limit) or `failed` (allowed, then refused).
     pub outcome: String,
     pub status: u16,
     pub request_id: String,

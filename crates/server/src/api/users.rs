@@ -5,7 +5,7 @@ use super::{schema, Call, Handler, Method, Op, Reply, Resp, Scope};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_store::{users, Reader, Writer};
-use neocloud_types::{check_text, List, User, UserCreate, UserUpdate};
+use neocloud_types::{check_text, List, TokenCreate, TokenCreated, User, UserCreate, UserUpdate};
 
 fn user_ops(
     prefix: &'static [&'static str; 2],
@@ -114,6 +114,21 @@ pub(super) fn ops() -> Vec<Op> {
             Handler::Write(|c, w| delete(c, w, None)),
         ],
     );
+    v.push(Op {
+        id: "provider_user_token_create",
+        method: Method::Post,
+        path: "/v1/users/{user}/tokens",
+        summary: "Create an API token for a provider user (the secret is shown once)",
+        tag: "provider",
+        resource: Resource::ProviderUser,
+        action: Action::Create,
+        scope: Scope::Global,
+        query: &[],
+        request: Some(schema::<TokenCreate>),
+        response: Resp::Json(201, schema::<TokenCreated>),
+        idempotent: true,
+        handler: Handler::Write(provider_token_create),
+    });
     v.extend(user_ops(
         &["/v1/tenants/{tenant}/users", "/v1/tenants/{tenant}/users/{user}"],
         Resource::User,
@@ -185,4 +200,14 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer, tenant: Option<&str>) -> Result<Repl
     let u = find(c, w, tenant)?;
     users::delete(w, tenant, &u.id)?;
     Reply::empty()
+}
+
+fn provider_token_create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: TokenCreate = c.body()?;
+    if p.user.is_some() {
+        return Err(Error::invalid_value("user", "the user is given by the path"));
+    }
+    let u = find(c, w, None)?;
+    let created: TokenCreated = super::identity::mint(w, &u.id, None, &p, c.now)?;
+    Reply::created(&created.token.id.clone(), &created)
 }

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use neocloud_server::{Config, Server};
-use neocloud_store::testing::{fresh_db, TestBackend, TestDb};
+pub use neocloud_store::testing::TestBackend;
+use neocloud_store::testing::{fresh_db, TestDb};
 use neocloud_store::Store;
 use serde_json::{json, Value};
 use std::path::PathBuf;
