@@ -1,7 +1,9 @@
-#![allow(dead_code)] // wired up by the client commands
-//! Exit codes and error output.
+//! Exit codes, error reporting and what the client commands print.
 
 use neocloud_common::{Error, ErrorCode};
+use neocloud_types::{AuditEvent, Membership, Project, QuotaClaim, Tenant, Token, User};
+use std::fmt;
+use std::io::Write;
 use std::process::ExitCode;
 
 pub const EXIT_OTHER: u8 = 1;
@@ -43,4 +45,370 @@ pub fn fail_local(e: &Error) -> ExitCode {
         ErrorCode::Unavailable => EXIT_UNAVAILABLE,
         _ => EXIT_OTHER,
     })
+}
+
+/// An error answered by the API (`{"error": {...}}`), or an HTTP error
+/// status without such a body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    pub request_id: Option<String>,
+    /// The `Retry-After` header of a 429, in seconds.
+    pub retry_after: Option<String>,
+}
+
+/// Why a client command failed; each kind has its exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad arguments, URL or local setup (exit 2).
+    Usage(String),
+    /// No token to send: not logged in (exit 3).
+    NotLoggedIn(String),
+    /// The API refused the request (exit code from the HTTP status).
+    Api(ApiError),
+    /// The server could not be reached or did not answer (exit 9).
+    Unavailable(String),
+    /// Anything else: local files, unexpected answers (exit 1).
+    Other(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => EXIT_USAGE,
+            CliError::NotLoggedIn(_) => EXIT_UNAUTHENTICATED,
+            CliError::Api(a) => match exit_for_status(a.status) {
+                0 => EXIT_OTHER,
+                n => n,
+            },
+            CliError::Unavailable(_) => EXIT_UNAVAILABLE,
+            CliError::Other(_) => EXIT_OTHER,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m)
+            | CliError::NotLoggedIn(m)
+            | CliError::Unavailable(m)
+            | CliError::Other(m) => f.write_str(m),
+            CliError::Api(a) => f.write_str(&a.message),
+        }
+    }
+}
+
+/// Prints the error to stderr and returns its exit code.
+pub fn fail(e: &CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    if let CliError::Api(a) = e {
+        if !a.code.is_empty() {
+            eprintln!("  code: {}", a.code);
+        }
+        if let Some(f) = &a.field {
+            eprintln!("  field: {f}");
+        }
+        if let Some(s) = &a.retry_after {
+            eprintln!("  retry after: {s}s");
+        }
+        if let Some(r) = &a.request_id {
+            eprintln!("  request id: {r}");
+        }
+    }
+    ExitCode::from(e.exit_code())
+}
+
+/// `-o`/`--output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns with a header row.
+    #[default]
+    #[value(alias = "human")]
+    Table,
+    /// The API's JSON, pretty-printed.
+    Json,
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub fn emit(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+/// Pretty-prints a JSON value, with a final newline.
+pub fn emit_json(v: &serde_json::Value) {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    emit(&s);
+}
+
+/// Columns aligned with two spaces, a header row in capitals.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.into_iter().map(|c| clean(&c)).collect());
+    }
+
+    pub fn render(&self) -> String {
+        let n = self.header.len();
+        let mut width: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate().take(n) {
+                line.push_str(c);
+                if i + 1 < n {
+                    let pad = width[i] - c.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// One line, no control characters, at most 48 characters.
+fn clean(s: &str) -> String {
+    const MAX: usize = 48;
+    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if s.chars().count() > MAX {
+        let mut t: String = s.chars().take(MAX - 1).collect();
+        t.push('…');
+        t
+    } else {
+        s
+    }
+}
+
+/// `-` for nothing.
+pub fn or_dash(s: Option<&str>) -> String {
+    match s {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
+/// An RFC 3339 time to the second: `2026-01-02T03:04:05Z`.
+pub fn short_time(s: &str) -> String {
+    match (s.find('.'), s.ends_with('Z')) {
+        (Some(dot), true) => format!("{}Z", &s[..dot]),
+        _ => s.to_string(),
+    }
+}
+
+fn opt_time(s: Option<&str>) -> String {
+    s.map(short_time).unwrap_or_else(|| "-".to_string())
+}
+
+/// An API object shown as one table row.
+pub trait Row: serde::de::DeserializeOwned {
+    const HEADER: &'static [&'static str];
+    fn cells(&self) -> Vec<String>;
+}
+
+impl Row for Tenant {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "DISPLAY NAME", "SUSPENDED", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            or_dash(Some(&self.display_name)),
+            if self.suspended { "yes" } else { "no" }.to_string(),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for Project {
+    const HEADER: &'static [&'static str] = &["NAME", "ID", "DESCRIPTION", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            or_dash(Some(&self.description)),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for User {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "DISPLAY NAME", "EMAIL", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            or_dash(Some(&self.display_name)),
+            or_dash(Some(&self.email)),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for Membership {
+    const HEADER: &'static [&'static str] =
+        &["ID", "USER ID", "ROLE", "PROJECT ID", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.user_id.clone(),
+            self.role.to_string(),
+            or_dash(self.project_id.as_deref()),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for Token {
+    const HEADER: &'static [&'static str] =
+        &["ID", "NAME", "PREFIX", "USER ID", "EXPIRES", "REVOKED", "LAST USED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.prefix.clone(),
+            self.user_id.clone(),
+            opt_time(self.expires_at.as_deref()),
+            opt_time(self.revoked_at.as_deref()),
+            opt_time(self.last_used_at.as_deref()),
+        ]
+    }
+}
+
+impl Row for QuotaClaim {
+    const HEADER: &'static [&'static str] =
+        &["ID", "STATE", "RESOURCES", "DESCRIPTION", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        let resources: Vec<String> =
+            self.resources.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        vec![
+            self.id.clone(),
+            self.state.as_str().to_string(),
+            resources.join(","),
+            or_dash(Some(&self.description)),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for AuditEvent {
+    const HEADER: &'static [&'static str] =
+        &["SEQ", "TIME", "CHAIN", "ACTOR", "ACTION", "OUTCOME", "STATUS", "TARGET"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.seq.to_string(),
+            short_time(&self.time),
+            self.chain.clone(),
+            self.actor_name.clone(),
+            self.action.clone(),
+            self.outcome.clone(),
+            self.status.to_string(),
+            self.target.clone(),
+        ]
+    }
+}
+
+/// Parses an API answer as `T`; an unexpected shape is exit 1.
+pub fn parse<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, CliError> {
+    T::deserialize(v)
+        .map_err(|e| CliError::Other(format!("unexpected answer from the server: {e}")))
+}
+
+/// Prints one object: its JSON, or a one-row table.
+pub fn print_one<T: Row>(format: Format, v: &serde_json::Value) -> Result<(), CliError> {
+    match format {
+        Format::Json => emit_json(v),
+        Format::Table => {
+            let obj: T = parse(v)?;
+            let mut t = Table::new(T::HEADER);
+            t.row(obj.cells());
+            emit(&t.render());
+        }
+    }
+    Ok(())
+}
+
+/// Prints a list answer (`{"items": [...]}`): its JSON, or a table.
+pub fn print_list<T: Row>(format: Format, v: &serde_json::Value) -> Result<(), CliError> {
+    match format {
+        Format::Json => emit_json(v),
+        Format::Table => {
+            let list: neocloud_types::List<T> = parse(v)?;
+            let mut t = Table::new(T::HEADER);
+            for obj in &list.items {
+                t.row(obj.cells());
+            }
+            emit(&t.render());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new(&["NAME", "ID"]);
+        t.row(vec!["a-long-name".into(), "1".into()]);
+        t.row(vec!["b".into(), "22".into()]);
+        assert_eq!(t.render(), "NAME         ID\na-long-name  1\nb            22\n");
+    }
+
+    #[test]
+    fn cells_are_one_line() {
+        let mut t = Table::new(&["A", "B"]);
+        t.row(vec!["x\ny".into(), "z".repeat(60)]);
+        let out = t.render();
+        assert_eq!(out.lines().count(), 2);
+        assert!(out.contains("x y"));
+        assert!(out.contains('…'));
+    }
+
+    #[test]
+    fn exit_codes() {
+        let api = |status| {
+            CliError::Api(ApiError {
+                status,
+                code: String::new(),
+                message: String::new(),
+                field: None,
+                request_id: None,
+                retry_after: None,
+            })
+        };
+        assert_eq!(api(404).exit_code(), EXIT_NOT_FOUND);
+        assert_eq!(api(409).exit_code(), EXIT_CONFLICT);
+        assert_eq!(api(422).exit_code(), EXIT_INVALID);
+        assert_eq!(api(503).exit_code(), EXIT_UNAVAILABLE);
+        assert_eq!(api(302).exit_code(), EXIT_OTHER);
+        assert_eq!(CliError::Usage(String::new()).exit_code(), EXIT_USAGE);
+        assert_eq!(short_time("2026-01-02T03:04:05.123456Z"), "2026-01-02T03:04:05Z");
+    }
 }

@@ -317,6 +317,20 @@ fn resolve(
     match authorize(p, op.resource, op.action, &target) {
         Decision::Allow(role) => {
             seen.role = Some(role);
+            // A suspended tenant is read-only to its own principals; the
+            // provider can still act on it (and lift the suspension).
+            if op.method.is_mutating()
+                && !p.is_provider()
+                && tenant.as_ref().is_some_and(|t| t.suspended)
+            {
+                return Err(Error::Forbidden {
+                    action: format!(
+                        "{} {} while the tenant is suspended",
+                        op.action.as_str(),
+                        op.resource.as_str()
+                    ),
+                });
+            }
             seen.authorized = true;
             Ok((tenant, project, role))
         }

@@ -1,0 +1,202 @@
+//! Client subcommands: each is one or a few API calls, printed as a table
+//! or as the API's JSON (`-o json`).
+
+mod audit;
+mod identity;
+mod quota;
+mod tenancy;
+
+use crate::client::{self, Client};
+use crate::output::{self, CliError, Format};
+use neocloud_authz::Role;
+use neocloud_common::Name;
+use std::process::ExitCode;
+
+/// Flags every client command takes (before or after its subcommand).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// API URL, e.g. http://127.0.0.1:8080 (default: the saved login).
+    #[arg(long, global = true, env = "NEOCLOUD_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// API token (default: the saved login).
+    #[arg(
+        long,
+        global = true,
+        env = "NEOCLOUD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+impl Global {
+    /// A client from the flags and environment, else the saved login.
+    pub fn client(&self) -> Result<Client, CliError> {
+        let saved = match (&self.url, &self.token) {
+            (Some(_), Some(_)) => None,
+            _ => client::load_config(&client::config_path()?)?,
+        };
+        let not_logged_in = || {
+            CliError::NotLoggedIn(
+                "not logged in: run `neocloud login --url URL --token TOKEN`, or pass --url and --token"
+                    .into(),
+            )
+        };
+        let url = match (&self.url, &saved) {
+            (Some(u), _) => u.clone(),
+            (None, Some(c)) => c.url.clone(),
+            (None, None) => return Err(not_logged_in()),
+        };
+        let token = match (&self.token, &saved) {
+            (Some(t), _) => t.clone(),
+            (None, Some(c)) => c.token.clone(),
+            (None, None) => return Err(not_logged_in()),
+        };
+        Client::new(&url, &token)
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum ClientCommand {
+    /// Check a token against the API and save it, with the URL, for later commands.
+    Login(identity::LoginArgs),
+    /// Show who the token acts as, and its role grants.
+    Me(identity::MeArgs),
+    /// Tenants: list, get, create, update, delete.
+    Tenant(tenancy::TenantArgs),
+    /// A tenant's projects.
+    Project(tenancy::ProjectArgs),
+    /// Users: a tenant's (--tenant) or the provider's.
+    User(identity::UserArgs),
+    /// A tenant's role grants to its users.
+    Membership(identity::MembershipArgs),
+    /// API tokens: a tenant's (--tenant) or the caller's own.
+    Token(identity::TokenArgs),
+    /// Quota limits and usage of the provider, a tenant or a project.
+    Quota(quota::QuotaArgs),
+    /// Quota claims: resources reserved, committed and released in a project.
+    Claim(quota::ClaimArgs),
+    /// The audit trail: list, export as JSON lines, verify the hash chains.
+    Audit(audit::AuditArgs),
+}
+
+pub fn run(c: ClientCommand) -> ExitCode {
+    let res = match c {
+        ClientCommand::Login(a) => identity::login(a),
+        ClientCommand::Me(a) => identity::me(a),
+        ClientCommand::Tenant(a) => tenancy::tenant(a),
+        ClientCommand::Project(a) => tenancy::project(a),
+        ClientCommand::User(a) => identity::user(a),
+        ClientCommand::Membership(a) => identity::membership(a),
+        ClientCommand::Token(a) => identity::token(a),
+        ClientCommand::Quota(a) => quota::quota(a),
+        ClientCommand::Claim(a) => quota::claim(a),
+        ClientCommand::Audit(a) => return audit::run(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => output::fail(&e),
+    }
+}
+
+/// `/v1/tenants/{tenant}`.
+fn tenant_path(tenant: &str) -> String {
+    format!("/v1/tenants/{}", client::seg(tenant))
+}
+
+/// `/v1/tenants/{tenant}/projects/{project}`.
+fn project_path(tenant: &str, project: &str) -> String {
+    format!("{}/projects/{}", tenant_path(tenant), client::seg(project))
+}
+
+/// After a call that answers nothing (a DELETE): a line saying what was
+/// done (nothing with `-o json`).
+fn print_done(format: Format, message: &str) {
+    if format == Format::Table {
+        output::emit(&format!("{message}\n"));
+    }
+}
+
+/// A request body as JSON.
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, CliError> {
+    serde_json::to_value(v).map_err(|e| CliError::Other(format!("cannot encode the request: {e}")))
+}
+
+// Argument parsers (a bad value is a usage error, exit 2).
+
+/// A new object's name.
+fn parse_name(s: &str) -> Result<Name, String> {
+    Name::parse(s)
+}
+
+/// An existing object's name or id, as a path segment.
+fn parse_key(s: &str) -> Result<String, String> {
+    match s {
+        "" => Err("must not be empty".into()),
+        "." | ".." => Err("must be a name or an id".into()),
+        _ => Ok(s.to_string()),
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
+}
+
+/// A duration such as `30d`, `12h` or `90days`, in seconds.
+fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.as_secs() > 0 => Ok(d.as_secs()),
+        Ok(_) => Err("must be at least one second".into()),
+        Err(e) => Err(format!("{e} (examples: 30d, 12h, 90m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: ClientCommand,
+    }
+
+    #[test]
+    fn parses() {
+        assert!(T::try_parse_from(["x", "tenant", "list", "-o", "json"]).is_ok());
+        assert!(T::try_parse_from(["x", "tenant", "-o", "json", "get", "acme"]).is_ok());
+        assert!(T::try_parse_from(["x", "tenant", "create", "Bad_Name"]).is_err());
+        assert!(T::try_parse_from(["x", "project", "list"]).is_err());
+        assert!(T::try_parse_from(["x", "quota", "get", "--project", "p"]).is_err());
+        assert!(T::try_parse_from(["x", "quota", "set", "nodes=3", "--generation", "1"]).is_ok());
+        assert!(T::try_parse_from(["x", "quota", "set", "nodes", "--generation", "1"]).is_err());
+        assert!(T::try_parse_from([
+            "x",
+            "membership",
+            "create",
+            "--tenant",
+            "t",
+            "--user",
+            "u",
+            "--role",
+            "boss"
+        ])
+        .is_err());
+        assert!(T::try_parse_from(["x", "token", "create", "ci", "--expires-in", "30d"]).is_ok());
+        assert!(T::try_parse_from(["x", "token", "create", "ci", "--expires-in", "soon"]).is_err());
+        assert!(T::try_parse_from(["x", "audit", "verify", "--db", "sqlite://x"]).is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("30d"), Ok(30 * 86400));
+        assert!(parse_duration_secs("0s").is_err());
+    }
+}
