@@ -47,6 +47,9 @@ enum BenchWhat {
     },
 }
 
+/// One request of a phase: the `i`th; returns whether it succeeded.
+type Job = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
+
 struct Target {
     base: String,
     token: String,
@@ -117,13 +120,7 @@ struct PhaseResult {
 
 /// Runs `rate` requests per second for `duration` on `workers` threads; each
 /// request `i` starts at `t0 + i / rate` and is timed from then.
-fn open_loop(
-    name: &str,
-    rate: u32,
-    duration: Duration,
-    workers: usize,
-    f: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
-) -> PhaseResult {
+fn open_loop(name: &str, rate: u32, duration: Duration, workers: usize, f: Job) -> PhaseResult {
     let total = (rate as f64 * duration.as_secs_f64()) as usize;
     let next = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Samples::default()));
@@ -173,12 +170,7 @@ fn open_loop(
     }
 }
 
-fn closed_loop(
-    name: &str,
-    concurrency: usize,
-    duration: Duration,
-    f: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
-) -> PhaseResult {
+fn closed_loop(name: &str, concurrency: usize, duration: Duration, f: Job) -> PhaseResult {
     let start = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Samples::default()));
@@ -301,7 +293,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let user =
         Arc::new(Target { base, token: tok["secret"].as_str().unwrap_or_default().to_string() });
 
-    let reads: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> = {
+    let reads: Job = {
         let u = user.clone();
         Arc::new(move |a, i| {
             let path = match i % 3 {
@@ -312,7 +304,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
             send(a, &u, "GET", path, None, None) == 200
         })
     };
-    let writes: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> = {
+    let writes: Job = {
         let u = user.clone();
         let run_id = neocloud_common::new_id();
         Arc::new(move |a, i| {

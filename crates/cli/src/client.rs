@@ -220,7 +220,9 @@ impl Client {
         };
         match res {
             Ok(resp) => read_answer(resp),
-            Err(ureq::Error::Status(status, resp)) => Err(CliError::Api(api_error(status, resp))),
+            Err(ureq::Error::Status(status, resp)) => {
+                Err(CliError::Api(Box::new(api_error(status, resp))))
+            }
             Err(ureq::Error::Transport(t)) => Err(transport_error(&self.base, t)),
         }
     }

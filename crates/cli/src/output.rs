@@ -68,7 +68,7 @@ pub enum CliError {
     /// No token to send: not logged in (exit 3).
     NotLoggedIn(String),
     /// The API refused the request (exit code from the HTTP status).
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The server could not be reached or did not answer (exit 9).
     Unavailable(String),
     /// Anything else: local files, unexpected answers (exit 1).
@@ -394,14 +394,14 @@ mod tests {
     #[test]
     fn exit_codes() {
         let api = |status| {
-            CliError::Api(ApiError {
+            CliError::Api(Box::new(ApiError {
                 status,
                 code: String::new(),
                 message: String::new(),
                 field: None,
                 request_id: None,
                 retry_after: None,
-            })
+            }))
         };
         assert_eq!(api(404).exit_code(), EXIT_NOT_FOUND);
         assert_eq!(api(409).exit_code(), EXIT_CONFLICT);

@@ -12,11 +12,14 @@ use neocloud_authz::Role;
 use neocloud_common::Name;
 use std::process::ExitCode;
 
-/// Flags every client command takes (before or after its subcommand).
+const GLOBAL: &str = "Connection and output";
+
+/// Flags every client command takes, anywhere on the command line
+/// (`neocloud -o json tenant list`, `neocloud tenant list -o json`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
     /// API URL, e.g. http://127.0.0.1:8080 (default: the saved login).
-    #[arg(long, global = true, env = "NEOCLOUD_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "NEOCLOUD_URL", value_name = "URL", help_heading = GLOBAL)]
     pub url: Option<String>,
     /// API token (default: the saved login).
     #[arg(
@@ -24,11 +27,19 @@ pub struct Global {
         global = true,
         env = "NEOCLOUD_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        help_heading = GLOBAL
     )]
     pub token: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Format::Table,
+        help_heading = GLOBAL
+    )]
     pub output: Format,
 }
 
@@ -59,8 +70,55 @@ impl Global {
     }
 }
 
+/// The client subcommands, flattened into the top-level command.
+///
+/// A wrapper around the derived [`Cmd`] that also puts the connection and
+/// output flags on the top-level command (hidden there, global), so that
+/// `neocloud -o json tenant list` works as well as `neocloud tenant list -o
+/// json`: clap hands a global flag's value down to the subcommand's own
+/// definition of it.
+pub struct ClientCommand(Cmd);
+
+impl clap::FromArgMatches for ClientCommand {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Cmd::from_arg_matches(m).map(ClientCommand)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl clap::Subcommand for ClientCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        with_top_level_globals(Cmd::augment_subcommands(cmd))
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        with_top_level_globals(Cmd::augment_subcommands_for_update(cmd))
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Cmd::has_subcommand(name)
+    }
+}
+
+/// Adds [`Global`]'s flags, exactly as defined there (same ids and value
+/// types), to the top-level command, hidden: each client command shows its
+/// own copy in its help.
+fn with_top_level_globals(mut cmd: clap::Command) -> clap::Command {
+    use clap::Args;
+    let g = Global::augment_args(clap::Command::new("global"));
+    for a in g.get_arguments() {
+        if cmd.get_arguments().all(|b| b.get_id() != a.get_id()) {
+            cmd = cmd.arg(a.clone().hide(true));
+        }
+    }
+    cmd
+}
+
 #[derive(clap::Subcommand)]
-pub enum ClientCommand {
+enum Cmd {
     /// Check a token against the API and save it, with the URL, for later commands.
     Login(identity::LoginArgs),
     /// Show who the token acts as, and its role grants.
@@ -84,17 +142,17 @@ pub enum ClientCommand {
 }
 
 pub fn run(c: ClientCommand) -> ExitCode {
-    let res = match c {
-        ClientCommand::Login(a) => identity::login(a),
-        ClientCommand::Me(a) => identity::me(a),
-        ClientCommand::Tenant(a) => tenancy::tenant(a),
-        ClientCommand::Project(a) => tenancy::project(a),
-        ClientCommand::User(a) => identity::user(a),
-        ClientCommand::Membership(a) => identity::membership(a),
-        ClientCommand::Token(a) => identity::token(a),
-        ClientCommand::Quota(a) => quota::quota(a),
-        ClientCommand::Claim(a) => quota::claim(a),
-        ClientCommand::Audit(a) => return audit::run(a),
+    let res = match c.0 {
+        Cmd::Login(a) => identity::login(a),
+        Cmd::Me(a) => identity::me(a),
+        Cmd::Tenant(a) => tenancy::tenant(a),
+        Cmd::Project(a) => tenancy::project(a),
+        Cmd::User(a) => identity::user(a),
+        Cmd::Membership(a) => identity::membership(a),
+        Cmd::Token(a) => identity::token(a),
+        Cmd::Quota(a) => quota::quota(a),
+        Cmd::Claim(a) => quota::claim(a),
+        Cmd::Audit(a) => return audit::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,6 +224,25 @@ mod tests {
     struct T {
         #[command(subcommand)]
         c: ClientCommand,
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        <crate::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn top_level_flags_reach_the_client_commands() {
+        use clap::FromArgMatches;
+        let m = <crate::Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(["neocloud", "-o", "json", "--url", "http://x", "tenant", "list"])
+            .unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        let c = ClientCommand::from_arg_matches(&m).unwrap();
+        let Cmd::Tenant(a) = c.0 else { panic!("not tenant") };
+        assert_eq!(a.global().output, Format::Json);
+        assert_eq!(a.global().url.as_deref(), Some("http://x"));
+        assert!(sub.get_one::<Format>("output").is_some());
     }
 
     #[test]

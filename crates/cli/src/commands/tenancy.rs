@@ -58,6 +58,13 @@ enum TenantCmd {
     },
 }
 
+impl TenantArgs {
+    #[cfg(test)]
+    pub(super) fn global(&self) -> &Global {
+        &self.g
+    }
+}
+
 pub fn tenant(a: TenantArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
     let f = a.g.output;
