@@ -27,6 +27,11 @@ pub struct Config {
     /// Requests per second per principal (0: no limit) and burst.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// Requests per second per client address whose credential fails (0: no
+    /// limit) and burst. Past it, failed attempts are refused with 429 and
+    /// counted in metrics instead of each writing an audit event.
+    pub anonymous_rate_limit_per_sec: u32,
+    pub anonymous_rate_limit_burst: u32,
     /// How often token last-used times are written.
     pub token_flush_secs: u64,
     /// How long create results are kept for `Idempotency-Key` retries.
@@ -43,6 +48,8 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             rate_limit_per_sec: 1000,
             rate_limit_burst: 2000,
+            anonymous_rate_limit_per_sec: 10,
+            anonymous_rate_limit_burst: 50,
             token_flush_secs: 5,
             idempotency_ttl_secs: 24 * 3600,
         }

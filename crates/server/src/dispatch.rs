@@ -27,6 +27,8 @@ pub struct App {
     pub metrics: Metrics,
     pub usage: TokenUsage,
     pub limiter: RateLimiter,
+    /// Per client address, for requests whose credential fails.
+    pub anonymous_limiter: RateLimiter,
 }
 
 /// One API request, as the transport hands it over.
@@ -39,6 +41,7 @@ pub struct Request {
     pub idempotency_key: Option<String>,
     pub body: Vec<u8>,
     pub request_id: String,
+    pub peer: std::net::IpAddr,
 }
 
 /// A successful answer.
@@ -75,6 +78,12 @@ pub fn handle(app: &App, req: &Request) -> (Result<Outcome>, Option<String>) {
     {
         Ok(p) => p,
         Err(e) => {
+            // Failed credentials are limited per client address, so a flood
+            // of them cannot flood the provider's audit chain.
+            if let Err(limited) = app.anonymous_limiter.check(&req.peer.to_string()) {
+                app.metrics.audit_event("dropped_rate_limited");
+                return (Err(limited), None);
+            }
             if op.method.is_mutating() {
                 record_refusal(app, op, req, None, &seen, &e);
             }
@@ -102,6 +111,10 @@ pub fn handle(app: &App, req: &Request) -> (Result<Outcome>, Option<String>) {
 pub fn record_rejected(app: &App, req: &Request, e: &Error) {
     let op = &app.ops[req.op];
     if !op.method.is_mutating() {
+        return;
+    }
+    if app.anonymous_limiter.check(&req.peer.to_string()).is_err() {
+        app.metrics.audit_event("dropped_rate_limited");
         return;
     }
     let p = auth::bearer(req.authorization.as_deref())
@@ -187,9 +200,9 @@ fn run(
                     reply.created.as_deref(),
                 )?;
                 if let Some(k) = &idem {
-                    let response = match &reply.body {
-                        Body::Json(v) => v.to_string(),
-                        Body::JsonLines(_) | Body::Empty => String::new(),
+                    let response = match (&reply.replay, &reply.body) {
+                        (Some(v), _) | (None, Body::Json(v)) => v.to_string(),
+                        (None, Body::JsonLines(_) | Body::Empty) => String::new(),
                     };
                     let stored = idempotency::Stored {
                         request_hash: k.hash.clone(),
@@ -206,14 +219,15 @@ fn run(
                 Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
             });
             match (res, &idem) {
-                // A concurrent request with the same key committed first:
-                // answer with its result.
-                (Err(_), Some(k)) if lost_race => {
-                    let stored = app
-                        .store
-                        .read(|r| idempotency::lookup(r, &k.scope, &k.key))?
-                        .ok_or_else(|| Error::internal("idempotency record vanished"))?;
-                    replay(k, stored)
+                // A concurrent request with the same key may have committed
+                // first: its insert of the key (or of a uniquely named
+                // object) made ours fail. Answer with its result.
+                (Err(e), Some(k)) if seen.authorized => {
+                    match app.store.read(|r| idempotency::lookup(r, &k.scope, &k.key))? {
+                        Some(stored) => replay(k, stored),
+                        None if lost_race => Err(Error::internal("idempotency record vanished")),
+                        None => Err(e),
+                    }
                 }
                 (res, _) => res,
             }

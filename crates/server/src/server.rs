@@ -76,6 +76,10 @@ impl Server {
             metrics: Metrics::default(),
             usage: TokenUsage::default(),
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+            anonymous_limiter: RateLimiter::new(
+                config.anonymous_rate_limit_per_sec,
+                config.anonymous_rate_limit_burst,
+            ),
         };
         Ok(Server {
             shared: Arc::new(Shared {
@@ -115,7 +119,7 @@ impl Server {
             store = %shared.app.store.display_url(), "serving");
         let c = cancel.clone();
         let s2 = shared.clone();
-        let res = axum::serve(listener, router)
+        let res = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 c.cancelled().await;
                 s2.draining.store(true, Ordering::SeqCst);
@@ -234,10 +238,11 @@ fn router(shared: Arc<Shared>) -> Router {
                 filter(s.app.ops[i].method),
                 move |params: std::result::Result<AxPath<HashMap<String, String>>, _>,
                       query: std::result::Result<Query<HashMap<String, String>>, _>,
+                      axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
                       uri: axum::http::Uri,
                       headers: HeaderMap,
                       body: axum::body::Body| async move {
-                    api_call(s, i, params, query, uri, headers, body).await
+                    api_call(s, i, params, query, peer, uri, headers, body).await
                 },
             );
         }
@@ -307,6 +312,7 @@ async fn api_call(
         Query<HashMap<String, String>>,
         axum::extract::rejection::QueryRejection,
     >,
+    peer: SocketAddr,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -314,43 +320,45 @@ async fn api_call(
     let started = Instant::now();
     let id = request_id(&headers);
     let op_id = s.app.ops[op].id;
-    let (resp, who) = match prepare(&s, op, params, query, uri.path(), &headers, body, &id).await {
-        Err(e) => {
-            if s.app.ops[op].method.is_mutating() {
-                let req = Request {
-                    op,
-                    path: uri.path().to_string(),
-                    params: HashMap::new(),
-                    query: HashMap::new(),
-                    authorization: headers
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
-                    idempotency_key: None,
-                    body: Vec::new(),
-                    request_id: id.clone(),
-                };
-                let (s2, e2) = (s.clone(), e.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    dispatch::record_rejected(&s2.app, &req, &e2)
+    let (resp, who) =
+        match prepare(&s, op, params, query, peer, uri.path(), &headers, body, &id).await {
+            Err(e) => {
+                if s.app.ops[op].method.is_mutating() {
+                    let req = Request {
+                        op,
+                        path: uri.path().to_string(),
+                        params: HashMap::new(),
+                        query: HashMap::new(),
+                        authorization: headers
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
+                        idempotency_key: None,
+                        body: Vec::new(),
+                        request_id: id.clone(),
+                        peer: peer.ip(),
+                    };
+                    let (s2, e2) = (s.clone(), e.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        dispatch::record_rejected(&s2.app, &req, &e2)
+                    })
+                    .await;
+                }
+                (Err(e), None)
+            }
+            Ok(req) => {
+                let s2 = s.clone();
+                match tokio::task::spawn_blocking(move || {
+                    let (res, who) = dispatch::handle(&s2.app, &req);
+                    (res, who, req.path)
                 })
-                .await;
+                .await
+                {
+                    Ok((res, who, _)) => (res, who),
+                    Err(e) => (Err(Error::internal(format!("handler panicked: {e}"))), None),
+                }
             }
-            (Err(e), None)
-        }
-        Ok(req) => {
-            let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || {
-                let (res, who) = dispatch::handle(&s2.app, &req);
-                (res, who, req.path)
-            })
-            .await
-            {
-                Ok((res, who, _)) => (res, who),
-                Err(e) => (Err(Error::internal(format!("handler panicked: {e}"))), None),
-            }
-        }
-    };
+        };
     let response = match resp {
         Ok(out) => success(out, &id),
         Err(e) => error(&e, &id),
@@ -381,6 +389,7 @@ async fn prepare(
         Query<HashMap<String, String>>,
         axum::extract::rejection::QueryRejection,
     >,
+    peer: SocketAddr,
     path: &str,
     headers: &HeaderMap,
     body: axum::body::Body,
@@ -392,16 +401,20 @@ async fn prepare(
     let query = query
         .map_err(|e| Error::InvalidRequest { field: Some("query".into()), message: e.body_text() })?
         .0;
-    let header_str = |name: header::HeaderName| -> Result<Option<String>> {
+    let header_str = |name: header::HeaderName, canonical: &str| -> Result<Option<String>> {
         match headers.get(&name) {
             None => Ok(None),
-            Some(v) => v.to_str().map(|v| Some(v.to_string())).map_err(|_| {
-                Error::invalid_request(name.as_str().to_string(), "must be visible ASCII")
-            }),
+            Some(v) => v
+                .to_str()
+                .map(|v| Some(v.to_string()))
+                .map_err(|_| Error::invalid_request(canonical, "must be visible ASCII")),
         }
     };
-    let authorization = header_str(header::AUTHORIZATION)?;
-    let idempotency_key = header_str(header::HeaderName::from_static("idempotency-key"))?;
+    // An unreadable credential is no credential: 401 (with its challenge).
+    let authorization = header_str(header::AUTHORIZATION, "Authorization")
+        .map_err(|_| Error::unauthenticated("Authorization header is not visible ASCII"))?;
+    let idempotency_key =
+        header_str(header::HeaderName::from_static("idempotency-key"), "Idempotency-Key")?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -434,6 +447,7 @@ async fn prepare(
         idempotency_key,
         body: bytes.to_vec(),
         request_id: id.to_string(),
+        peer: peer.ip(),
     })
 }
 

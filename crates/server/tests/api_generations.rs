@@ -134,7 +134,7 @@ fn setup(s: &TestServer) -> Vec<Obj> {
 }
 
 fn role(n: u32) -> &'static str {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         "tenant-viewer"
     } else {
         "tenant-member"

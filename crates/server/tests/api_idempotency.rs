@@ -240,7 +240,6 @@ fn concurrent_retries_of_a_claim_reserve_once() {
 /// Objects with a unique name: the losers of the race must be answered
 /// with the winner's result too, not with "already exists".
 #[test]
-#[ignore = "BUG (PostgreSQL): dispatch::run answers a concurrent retry of a keyed create of a uniquely named object with 409 already_exists instead of the replay"]
 fn concurrent_retries_of_a_named_create_make_one_object() {
     each_backend(|s| {
         let b = s.backend.as_str();

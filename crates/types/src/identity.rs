@@ -103,6 +103,8 @@ pub struct Token {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TokenCreated {
     pub token: Token,
+    /// The bearer secret. Empty in a replayed answer to an idempotent retry:
+    /// secrets are never stored (revoke the token and create another).
     pub secret: String,
 }
 

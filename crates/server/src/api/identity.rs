@@ -144,7 +144,7 @@ fn own_token_create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let user_id = c.principal.user_id.clone();
     let tenant_id = c.principal.tenant_id.clone();
     let created = mint(w, &user_id, tenant_id.as_deref(), &p, c.now)?;
-    Reply::created(&created.token.id.clone(), &created)
+    Reply::created_token(&created)
 }
 
 /// Longest token lifetime.

@@ -145,19 +145,37 @@ pub struct Reply {
     pub body: Body,
     /// The id of a created object, appended to the audit target.
     pub created: Option<String>,
+    /// What an idempotent retry replays, where it must differ from the body
+    /// (secrets are never stored).
+    pub replay: Option<serde_json::Value>,
 }
 
 impl Reply {
     pub fn ok<T: Serialize>(v: &T) -> Result<Reply> {
-        Ok(Reply { status: 200, body: Body::Json(to_json(v)?), created: None })
+        Ok(Reply { status: 200, body: Body::Json(to_json(v)?), created: None, replay: None })
     }
 
     pub fn created<T: Serialize>(id: &str, v: &T) -> Result<Reply> {
-        Ok(Reply { status: 201, body: Body::Json(to_json(v)?), created: Some(id.to_string()) })
+        Ok(Reply {
+            status: 201,
+            body: Body::Json(to_json(v)?),
+            created: Some(id.to_string()),
+            replay: None,
+        })
+    }
+
+    /// A created token: the secret is answered once and never stored, so a
+    /// replayed create returns the token with an empty secret.
+    pub fn created_token(created: &neocloud_types::TokenCreated) -> Result<Reply> {
+        let mut r = Reply::created(&created.token.id, created)?;
+        let mut redacted = created.clone();
+        redacted.secret = String::new();
+        r.replay = Some(to_json(&redacted)?);
+        Ok(r)
     }
 
     pub fn empty() -> Result<Reply> {
-        Ok(Reply { status: 204, body: Body::Empty, created: None })
+        Ok(Reply { status: 204, body: Body::Empty, created: None, replay: None })
     }
 }
 
@@ -224,8 +242,11 @@ impl Call<'_> {
 /// field (its JSON path); values that parse but are unacceptable are the
 /// handlers' 422s.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    if body.is_empty() {
-        return Err(Error::invalid_request("body", "a JSON body is required"));
+    // Objects only: serde's derived structs would also take positional arrays.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(Error::invalid_request("body", "a JSON body is required")),
+        Some(b'{') => {}
+        Some(_) => return Err(Error::invalid_request("body", "the body must be a JSON object")),
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -233,9 +254,8 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
         let inner = e.into_inner();
         let msg = inner.to_string();
         let field = match (inner.classify(), extract_ticked(&msg)) {
-            (serde_json::error::Category::Data, Some(name))
-                if msg.starts_with("unknown field") || msg.starts_with("missing field") =>
-            {
+            // The path points at the object missing the field: append it.
+            (serde_json::error::Category::Data, Some(name)) if msg.starts_with("missing field") => {
                 if path == "." {
                     name.to_string()
                 } else {
@@ -245,6 +265,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
             (serde_json::error::Category::Syntax | serde_json::error::Category::Eof, _) => {
                 "body".to_string()
             }
+            // Unknown fields and wrong types: the path ends at the field.
             _ if path == "." => "body".to_string(),
             _ => path,
         };
@@ -307,6 +328,9 @@ mod tests {
         assert_eq!(field_of(r#"{"name": 5}"#).0, "name");
         assert_eq!(field_of(r#"{"name": "Bad_Name"}"#).0, "name");
         assert_eq!(field_of(r#"{"name": "ok"} x"#).0, "body");
+        assert_eq!(field_of(r#"["zz"]"#).0, "body");
+        assert_eq!(field_of(r#"  [1, "Z"]"#).0, "body");
+        assert_eq!(field_of(r#"{"bogus": 1}"#).0, "bogus");
         let (_, msg) = field_of(r#"{"name": "ok", "description": 7}"#);
         assert!(!msg.contains("line"), "{msg}");
     }

@@ -123,5 +123,5 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         }
     };
     let created: TokenCreated = mint(w, &user.id, Some(&tenant.id), &p, c.now)?;
-    Reply::created(&created.token.id.clone(), &created)
+    Reply::created_token(&created)
 }

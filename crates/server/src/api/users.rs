@@ -209,5 +209,5 @@ fn provider_token_create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     let u = find(c, w, None)?;
     let created: TokenCreated = super::identity::mint(w, &u.id, None, &p, c.now)?;
-    Reply::created(&created.token.id.clone(), &created)
+    Reply::created_token(&created)
 }

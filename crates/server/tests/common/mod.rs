@@ -40,6 +40,7 @@ impl TestServer {
             db: Some(db.url.clone()),
             data_dir: data_dir.clone(),
             rate_limit_per_sec: 0,
+            anonymous_rate_limit_per_sec: 0,
             ..Config::default()
         };
         tweak(&mut config);
