@@ -71,6 +71,22 @@ pub(crate) fn rewrite_placeholders(sql: &str) -> String {
     out
 }
 
+/// The blocking `postgres` client runs a private runtime and closing a
+/// connection blocks on it, which panics when the last `Store` handle is
+/// dropped on an async thread (e.g. as a server shuts down). Connections are
+/// therefore closed on a thread of their own.
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let conns = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut idle.0)
+        };
+        if !conns.is_empty() {
+            let _ = std::thread::spawn(move || drop(conns)).join();
+        }
+    }
+}
+
 impl Pg {
     pub(crate) fn open(url: &str) -> Result<Pg> {
         let pg = Pg { url: url.to_string(), idle: Mutex::new((vec![], 0)), freed: Condvar::new() };
