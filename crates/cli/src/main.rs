@@ -5,7 +5,8 @@
 //! 3 unauthenticated (401); 4 forbidden (403); 5 not found (404);
 //! 6 conflict (409: exists, stale generation, quota exceeded);
 //! 7 invalid request (400, 413, 422); 8 rate limited (429);
-//! 9 server or connection unavailable (5xx, no answer).
+//! 9 server or connection unavailable (5xx, no answer);
+//! 10 `audit verify` found edited, deleted or truncated audit events.
 
 mod bench;
 mod client;

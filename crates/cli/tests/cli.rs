@@ -529,6 +529,36 @@ fn end_to_end() {
     let db = format!("sqlite://{}", server.data_dir.join("neocloud.db").display());
     let v = cli.ok(&["audit", "verify", "--db", &db]);
     assert!(v.stdout.starts_with("ok:"), "{}", v.stdout);
+
+    // Someone with write access to the database file rewrites history: the
+    // triggers go, one outcome is edited, another event is deleted.
+    let store = neocloud_store::Store::open(&db).expect("open store");
+    store
+        .write(|w| {
+            w.execute_batch(
+                "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete; \
+                 UPDATE audit_events SET outcome = 'success' WHERE seq = 2 AND chain <> 'provider'",
+            )?;
+            Ok(())
+        })
+        .expect("tamper");
+    drop(store);
+    let o = cli.expect(10, &["audit", "verify", "--db", &db]);
+    assert!(o.stdout.contains("TAMPERED"), "{}", o.stdout);
+    let edited = o.stdout.lines().filter(|l| l.starts_with("TAMPERED")).count();
+    assert!(edited >= 1, "{}", o.stdout);
+    let store = neocloud_store::Store::open(&db).expect("open store");
+    store
+        .write(|w| {
+            w.execute_batch("DELETE FROM audit_events WHERE seq = 1 AND chain = 'provider'")?;
+            Ok(())
+        })
+        .expect("tamper");
+    drop(store);
+    let o = cli.expect(10, &["audit", "verify", "--db", &db]);
+    let problems = o.stdout.lines().filter(|l| l.starts_with("TAMPERED")).count();
+    assert!(problems > edited, "the deletion adds a problem: {}", o.stdout);
+    assert!(o.stdout.contains("provider"), "{}", o.stdout);
 }
 
 #[test]
