@@ -10,7 +10,7 @@ use neocloud_server::{Config, Server};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -118,24 +118,59 @@ struct PhaseResult {
     max: f64,
 }
 
+impl PhaseResult {
+    /// Merges the workers' samples of a phase that took `elapsed`.
+    fn from_workers(
+        name: &str,
+        workers: Vec<std::thread::JoinHandle<Samples>>,
+        elapsed: impl Fn() -> f64,
+    ) -> PhaseResult {
+        let mut s = Samples::default();
+        for w in workers {
+            if let Ok(local) = w.join() {
+                s.lat.extend(local.lat);
+                s.errors += local.errors;
+            }
+        }
+        let elapsed = elapsed();
+        PhaseResult {
+            name: name.into(),
+            requests: s.lat.len(),
+            errors: s.errors,
+            rate: s.lat.len() as f64 / elapsed,
+            p50: s.pct(0.50),
+            p99: s.pct(0.99),
+            max: s.pct(1.0),
+        }
+    }
+}
+
+impl Samples {
+    fn record(&mut self, ok: bool, latency: Duration) {
+        self.lat.push(latency);
+        if !ok {
+            self.errors += 1;
+        }
+    }
+}
+
 /// Runs `rate` requests per second for `duration` on `workers` threads; each
 /// request `i` starts at `t0 + i / rate` and is timed from then.
 fn open_loop(name: &str, rate: u32, duration: Duration, workers: usize, f: Job) -> PhaseResult {
     let total = (rate as f64 * duration.as_secs_f64()) as usize;
     let next = Arc::new(AtomicUsize::new(0));
-    let samples = Arc::new(Mutex::new(Samples::default()));
     let t0 = Instant::now() + Duration::from_millis(50);
     let interval = 1.0 / rate.max(1) as f64;
-    let handles: Vec<_> = (0..workers)
+    let handles = (0..workers)
         .map(|_| {
-            let (next, samples, f) = (next.clone(), samples.clone(), f.clone());
+            let (next, f) = (next.clone(), f.clone());
             std::thread::spawn(move || {
                 let a = agent();
                 let mut local = Samples::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= total {
-                        break;
+                        return local;
                     }
                     let at = t0 + Duration::from_secs_f64(i as f64 * interval);
                     let now = Instant::now();
@@ -143,40 +178,22 @@ fn open_loop(name: &str, rate: u32, duration: Duration, workers: usize, f: Job) 
                         std::thread::sleep(at - now);
                     }
                     let ok = f(&a, i);
-                    local.lat.push(Instant::now().saturating_duration_since(at));
-                    if !ok {
-                        local.errors += 1;
-                    }
+                    local.record(ok, Instant::now().saturating_duration_since(at));
                 }
-                let mut s = samples.lock().unwrap();
-                s.lat.extend(local.lat);
-                s.errors += local.errors;
             })
         })
         .collect();
-    for h in handles {
-        let _ = h.join();
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let mut s = std::mem::take(&mut *samples.lock().unwrap());
-    PhaseResult {
-        name: name.into(),
-        requests: s.lat.len(),
-        errors: s.errors,
-        rate: s.lat.len() as f64 / elapsed,
-        p50: s.pct(0.50),
-        p99: s.pct(0.99),
-        max: s.pct(1.0),
-    }
+    PhaseResult::from_workers(name, handles, || t0.elapsed().as_secs_f64())
 }
 
+/// `concurrency` clients, each sending its next request as soon as the
+/// previous one is answered, for `duration`.
 fn closed_loop(name: &str, concurrency: usize, duration: Duration, f: Job) -> PhaseResult {
     let start = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
-    let samples = Arc::new(Mutex::new(Samples::default()));
-    let handles: Vec<_> = (0..concurrency)
+    let handles = (0..concurrency)
         .map(|_| {
-            let (counter, samples, f) = (counter.clone(), samples.clone(), f.clone());
+            let (counter, f) = (counter.clone(), f.clone());
             std::thread::spawn(move || {
                 let a = agent();
                 let mut local = Samples::default();
@@ -184,31 +201,13 @@ fn closed_loop(name: &str, concurrency: usize, duration: Duration, f: Job) -> Ph
                     let i = counter.fetch_add(1, Ordering::SeqCst);
                     let t = Instant::now();
                     let ok = f(&a, i);
-                    local.lat.push(t.elapsed());
-                    if !ok {
-                        local.errors += 1;
-                    }
+                    local.record(ok, t.elapsed());
                 }
-                let mut s = samples.lock().unwrap();
-                s.lat.extend(local.lat);
-                s.errors += local.errors;
+                local
             })
         })
         .collect();
-    for h in handles {
-        let _ = h.join();
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut s = std::mem::take(&mut *samples.lock().unwrap());
-    PhaseResult {
-        name: name.into(),
-        requests: s.lat.len(),
-        errors: s.errors,
-        rate: s.lat.len() as f64 / elapsed,
-        p50: s.pct(0.50),
-        p99: s.pct(0.99),
-        max: s.pct(1.0),
-    }
+    PhaseResult::from_workers(name, handles, || start.elapsed().as_secs_f64())
 }
 
 pub fn run(a: BenchArgs) -> ExitCode {

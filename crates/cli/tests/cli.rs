@@ -646,3 +646,35 @@ fn audit_export_pages() {
     let o = cli.ok(&["audit", "list", "--tenant", "big", "--limit", "3", "--after", "1000"]);
     assert_table(&o.stdout, &["SEQ"], "1001");
 }
+
+#[test]
+fn bench_api_runs_and_reports_every_phase() {
+    let out = Command::new(env!("CARGO_BIN_EXE_neocloud"))
+        .args([
+            "bench",
+            "api",
+            "--duration",
+            "1s",
+            "--write-rate",
+            "40",
+            "--read-rate",
+            "40",
+            "--workers",
+            "4",
+        ])
+        .args(["--concurrency", "2", "--json"])
+        .output()
+        .expect("run bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+    let phases = v["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 4, "{v}");
+    for p in phases {
+        assert!(p["requests"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+        let (p50, p99) = (p["p50_ms"].as_f64().unwrap(), p["p99_ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p99, "{p}");
+    }
+    // Open-loop phases keep their schedule: 40/s for 1 s is 40 requests.
+    assert_eq!(phases[0]["requests"], 40, "{v}");
+}
