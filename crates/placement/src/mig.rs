@@ -1,0 +1,1 @@
+//! MIG planner (being written).
