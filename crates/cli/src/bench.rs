@@ -22,6 +22,8 @@ pub struct BenchArgs {
 #[derive(clap::Subcommand)]
 enum BenchWhat {
     /// Reads and writes through the HTTP API.
+    /// Placement decisions on a simulated fleet (no server, no store).
+    Placement(crate::bench_placement::PlacementArgs),
     Api {
         /// Length of each phase.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -211,7 +213,12 @@ fn closed_loop(name: &str, concurrency: usize, duration: Duration, f: Job) -> Ph
 }
 
 pub fn run(a: BenchArgs) -> ExitCode {
-    let BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } = a.what;
+    let (duration, write_rate, read_rate, workers, concurrency, db, json) = match a.what {
+        BenchWhat::Placement(p) => return crate::bench_placement::run(p),
+        BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } => {
+            (duration, write_rate, read_rate, workers, concurrency, db, json)
+        }
+    };
     let dir = std::env::temp_dir().join(format!("neocloud-bench-{}", neocloud_common::new_id()));
     let config = Config {
         listen: "127.0.0.1:0".into(),

@@ -9,6 +9,7 @@
 //! 10 `audit verify` found edited, deleted or truncated audit events.
 
 mod bench;
+mod bench_placement;
 mod client;
 mod commands;
 mod output;

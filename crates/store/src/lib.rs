@@ -11,12 +11,15 @@
 //! and bumps it. Transactions are short and never span I/O other than the
 //! database: callers run them on a blocking thread and do nothing else inside.
 
+pub mod allocations;
 pub mod audit;
 mod backend;
 pub mod idempotency;
+pub mod instance_types;
 pub mod memberships;
 pub mod meta;
 mod migrations;
+pub mod nodes;
 mod pg;
 pub mod projects;
 pub mod quotas;

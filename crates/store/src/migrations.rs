@@ -14,10 +14,11 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity, tenancy, quotas, audit, idempotency",
-    common: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity, tenancy, quotas, audit, idempotency",
+        common: r#"
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -148,19 +149,83 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 "#,
-    sqlite: r#"
+        sqlite: r#"
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$;
 CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
 FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "inventory, instance types, allocations",
+        common: r#"
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    site TEXT NOT NULL,
+    pod TEXT NOT NULL,
+    su TEXT NOT NULL,
+    rack TEXT NOT NULL,
+    nvlink_domain TEXT NOT NULL,
+    gpu_model TEXT NOT NULL,
+    gpus BIGINT NOT NULL CHECK (gpus BETWEEN 1 AND 16),
+    mig_capable BIGINT NOT NULL,
+    availability TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE instance_types (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    gpu_model TEXT NOT NULL,
+    gpus BIGINT NOT NULL,
+    mig_profile TEXT,
+    vcpus BIGINT NOT NULL,
+    memory_gib BIGINT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE allocations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    instance_type_id TEXT NOT NULL REFERENCES instance_types(id),
+    count BIGINT NOT NULL,
+    constraints TEXT NOT NULL,
+    placement TEXT NOT NULL,
+    claim_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX allocations_by_project ON allocations (tenant_id, project_id);
+-- One row per (node, GPU, memory slice) held: the primary key makes a
+-- double allocation impossible, whatever replica placed it.
+CREATE TABLE allocation_units (
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    gpu BIGINT NOT NULL,
+    slice BIGINT NOT NULL,
+    allocation_id TEXT NOT NULL REFERENCES allocations(id),
+    PRIMARY KEY (node_id, gpu, slice)
+);
+CREATE INDEX allocation_units_by_allocation ON allocation_units (allocation_id);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+];
 
 /// The id of the provider's quota scope and audit chain.
 pub const PROVIDER: &str = "provider";

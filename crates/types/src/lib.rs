@@ -4,11 +4,13 @@
 
 mod audit;
 mod identity;
+mod inventory;
 mod quota;
 mod tenancy;
 
 pub use audit::*;
 pub use identity::*;
+pub use inventory::*;
 pub use quota::*;
 pub use tenancy::*;
 

@@ -1,1 +1,0 @@
-//! MIG planner (being written).

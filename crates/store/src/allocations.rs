@@ -1,0 +1,146 @@
+//! Allocations of placed capacity to a tenant's project, with the
+//! (node, GPU, memory slice) units they hold. The units' primary key makes
+//! a double allocation fail in the database, whichever replica placed it.
+
+use crate::backend::{Reader, Row, Writer};
+use crate::{rfc, vals};
+use neocloud_common::{time::now_micros, Error, Result};
+use neocloud_placement::{Constraints, Placement};
+use neocloud_types::{Allocation, AllocationState};
+
+const COLS: &str = "id, tenant_id, project_id, instance_type_id, count, constraints, placement, claim_id, state, generation, created_at, updated_at";
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::internal(format!("allocation json: {e}"))
+}
+
+fn from_row(r: &Row) -> Result<Allocation> {
+    let state = match r.str(8)?.as_str() {
+        "active" => AllocationState::Active,
+        "released" => AllocationState::Released,
+        other => return Err(Error::internal(format!("bad allocation state {other:?}"))),
+    };
+    Ok(Allocation {
+        id: r.str(0)?,
+        tenant_id: r.str(1)?,
+        project_id: r.str(2)?,
+        instance_type_id: r.str(3)?,
+        count: r.i64(4)? as u32,
+        constraints: serde_json::from_str::<Constraints>(&r.str(5)?).map_err(json_err)?,
+        placement: serde_json::from_str::<Placement>(&r.str(6)?).map_err(json_err)?,
+        claim_id: r.str(7)?,
+        state,
+        generation: r.i64(9)?,
+        created_at: rfc(r.i64(10)?),
+        updated_at: rfc(r.i64(11)?),
+    })
+}
+
+pub struct NewAllocation<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub project_id: &'a str,
+    pub instance_type_id: &'a str,
+    pub count: u32,
+    pub constraints: &'a Constraints,
+    pub placement: &'a Placement,
+    pub claim_id: &'a str,
+    /// (node id, GPU, memory slice) held.
+    pub units: &'a [(String, u8, u8)],
+}
+
+/// Inserts the allocation and its units. A unit already held elsewhere is
+/// `Conflict`: the caller's view of free capacity was stale.
+pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
+    let now = now_micros();
+    w.execute(
+        &format!(
+            "INSERT INTO allocations ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?)"
+        ),
+        vals![
+            a.id,
+            a.tenant_id,
+            a.project_id,
+            a.instance_type_id,
+            a.count as i64,
+            serde_json::to_string(a.constraints).map_err(json_err)?,
+            serde_json::to_string(a.placement).map_err(json_err)?,
+            a.claim_id,
+            now,
+            now
+        ],
+    )?;
+    // Multi-row inserts, 100 units (400 parameters) at a time.
+    for chunk in a.units.chunks(100) {
+        let mut sql = String::from(
+            "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 4);
+        for (i, (node, gpu, slice)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?, ?, ?)");
+            params.push(node.as_str().into());
+            params.push((*gpu as i64).into());
+            params.push((*slice as i64).into());
+            params.push(a.id.into());
+        }
+        w.execute(&sql, &params).map_err(|e| {
+            e.unique_as(Error::conflict(
+                "the chosen capacity was taken concurrently (by another control-plane replica); retry",
+            ))
+        })?;
+    }
+    get(w, a.tenant_id, a.project_id, a.id)
+}
+
+pub fn get(r: &mut dyn Reader, tenant_id: &str, project_id: &str, id: &str) -> Result<Allocation> {
+    let rows = r.query(
+        &format!(
+            "SELECT {COLS} FROM allocations WHERE id = ? AND tenant_id = ? AND project_id = ?"
+        ),
+        vals![id, tenant_id, project_id],
+    )?;
+    rows.first().map(from_row).transpose()?.ok_or_else(|| Error::not_found("allocation", id))
+}
+
+pub fn list(r: &mut dyn Reader, tenant_id: &str, project_id: &str) -> Result<Vec<Allocation>> {
+    r.query(
+        &format!("SELECT {COLS} FROM allocations WHERE tenant_id = ? AND project_id = ? ORDER BY created_at, id"),
+        vals![tenant_id, project_id],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Every active allocation, to load the placement engine.
+pub fn list_active(r: &mut dyn Reader) -> Result<Vec<Allocation>> {
+    r.query(
+        &format!("SELECT {COLS} FROM allocations WHERE state = 'active' ORDER BY created_at, id"),
+        &[],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Marks an active allocation released and frees its units; releasing a
+/// released one changes nothing. Returns it and whether this call released it.
+pub fn release(
+    w: &mut dyn Writer,
+    tenant_id: &str,
+    project_id: &str,
+    id: &str,
+) -> Result<(Allocation, bool)> {
+    let n = w.execute(
+        "UPDATE allocations SET state = 'released', generation = generation + 1, updated_at = ? \
+         WHERE id = ? AND tenant_id = ? AND project_id = ? AND state = 'active'",
+        vals![now_micros(), id, tenant_id, project_id],
+    )?;
+    if n == 1 {
+        w.execute("DELETE FROM allocation_units WHERE allocation_id = ?", vals![id])?;
+    }
+    Ok((get(w, tenant_id, project_id, id)?, n == 1))
+}

@@ -1,0 +1,166 @@
+//! GPU inventory, instance types and allocations.
+
+use neocloud_common::Name;
+use neocloud_placement::{Availability, Constraints, Placement};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Registers a node's placement inventory (provider). Bare-metal enrollment
+/// fills the same record from the BMC.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCreate {
+    pub name: Name,
+    pub site: Name,
+    pub pod: Name,
+    pub su: Name,
+    pub rack: Name,
+    /// Default: the node's own name (an HGX node is one NVLink domain); the
+    /// rack's name for NVL72 trays.
+    #[serde(default)]
+    pub nvlink_domain: Option<Name>,
+    /// GPU model key, e.g. `h100-80gb`.
+    pub gpu_model: Name,
+    /// GPUs on the node, 1 to 16.
+    pub gpus: u8,
+    #[serde(default)]
+    pub mig_capable: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUpdate {
+    pub generation: i64,
+    pub availability: Availability,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub site: String,
+    pub pod: String,
+    pub su: String,
+    pub rack: String,
+    pub nvlink_domain: String,
+    pub gpu_model: String,
+    pub gpus: u8,
+    pub mig_capable: bool,
+    pub availability: Availability,
+    pub generation: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceKind {
+    /// Whole nodes of a GPU model.
+    BareMetal,
+    /// `gpus` GPUs inside one NVLink domain, with vCPUs and memory.
+    Vm,
+    /// One MIG slice of `mig_profile`.
+    Mig,
+}
+
+impl InstanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceKind::BareMetal => "bare_metal",
+            InstanceKind::Vm => "vm",
+            InstanceKind::Mig => "mig",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InstanceKind> {
+        [InstanceKind::BareMetal, InstanceKind::Vm, InstanceKind::Mig]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceTypeCreate {
+    pub name: Name,
+    pub kind: InstanceKind,
+    pub gpu_model: Name,
+    /// VM shapes: GPUs per instance. Ignored for bare metal (the node's
+    /// count) and MIG.
+    #[serde(default)]
+    pub gpus: Option<u8>,
+    /// MIG shapes: the profile, e.g. `1g.10gb`.
+    #[serde(default)]
+    pub mig_profile: Option<String>,
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    #[serde(default)]
+    pub memory_gib: Option<u32>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceTypeUpdate {
+    pub generation: i64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InstanceType {
+    pub id: String,
+    pub name: String,
+    pub kind: InstanceKind,
+    pub gpu_model: String,
+    pub gpus: u8,
+    pub mig_profile: Option<String>,
+    pub vcpus: u32,
+    pub memory_gib: u32,
+    pub description: String,
+    pub generation: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Asks for `count` instances of a type, placed together under the
+/// constraints (a bare-metal count > 1 is a gang: all or nothing).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationCreate {
+    /// Instance type, by name or id.
+    pub instance_type: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub constraints: Constraints,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationState {
+    Active,
+    Released,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Allocation {
+    pub id: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub instance_type_id: String,
+    pub count: u32,
+    pub constraints: Constraints,
+    pub placement: Placement,
+    /// The quota claim committed with the allocation.
+    pub claim_id: String,
+    pub state: AllocationState,
+    pub generation: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
