@@ -158,6 +158,14 @@ pub enum Resource {
     ProviderAudit,
     /// The caller's own identity and tokens.
     OwnIdentity,
+    /// GPU nodes (provider inventory).
+    Node,
+    /// Provider-defined instance types: every principal may read them.
+    InstanceType,
+    /// The fleet's free and used capacity (provider).
+    Capacity,
+    /// Placed capacity held by a project.
+    Allocation,
 }
 
 impl Resource {
@@ -176,6 +184,10 @@ impl Resource {
             Resource::ProviderQuota => "provider_quota",
             Resource::ProviderAudit => "provider_audit",
             Resource::OwnIdentity => "own_identity",
+            Resource::Node => "node",
+            Resource::InstanceType => "instance_type",
+            Resource::Capacity => "capacity",
+            Resource::Allocation => "allocation",
         }
     }
 }
@@ -249,8 +261,10 @@ pub fn authorize(p: &Principal, resource: Resource, action: Action, target: &Tar
             _ => Decision::Deny,
         },
         Target::Global => match (resource, action) {
-            // Tenants list what they can see (the handler filters).
-            (Resource::Tenant, Action::List) => {
+            // Tenants list what they can see (the handler filters), and
+            // read the catalogue of instance types.
+            (Resource::Tenant, Action::List)
+            | (Resource::InstanceType, Action::List | Action::Read) => {
                 best_role(p).map(Decision::Allow).unwrap_or(Decision::Deny)
             }
             _ => Decision::Deny,
@@ -311,7 +325,11 @@ fn provider_allows(role: Role, resource: Resource, action: Action) -> bool {
 /// Resources that live inside a project; project-scoped grants reach only these.
 fn project_scoped(resource: Resource) -> bool {
     match resource {
-        Resource::Project | Resource::ProjectQuota | Resource::QuotaClaim => true,
+        Resource::Project
+        | Resource::ProjectQuota
+        | Resource::QuotaClaim
+        | Resource::Allocation => true,
+        Resource::Node | Resource::InstanceType | Resource::Capacity => false,
         Resource::Tenant
         | Resource::User
         | Resource::Membership
@@ -341,8 +359,14 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::TenantToken
             | Resource::ProjectQuota
             | Resource::QuotaClaim
+            | Resource::Allocation
             | Resource::OwnIdentity => true,
-            Resource::ProviderUser | Resource::ProviderQuota | Resource::ProviderAudit => false,
+            Resource::ProviderUser
+            | Resource::ProviderQuota
+            | Resource::ProviderAudit
+            | Resource::Node
+            | Resource::InstanceType
+            | Resource::Capacity => false,
         },
         Role::TenantMember => match resource {
             Resource::Tenant
@@ -351,9 +375,14 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::Membership
             | Resource::TenantQuota
             | Resource::ProjectQuota => read,
-            Resource::QuotaClaim | Resource::OwnIdentity => true,
+            Resource::QuotaClaim | Resource::Allocation | Resource::OwnIdentity => true,
             Resource::TenantToken | Resource::TenantAudit => false,
-            Resource::ProviderUser | Resource::ProviderQuota | Resource::ProviderAudit => false,
+            Resource::ProviderUser
+            | Resource::ProviderQuota
+            | Resource::ProviderAudit
+            | Resource::Node
+            | Resource::InstanceType
+            | Resource::Capacity => false,
         },
         Role::TenantViewer => match resource {
             Resource::Tenant
@@ -364,9 +393,15 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::TenantQuota
             | Resource::ProjectQuota
             | Resource::QuotaClaim
+            | Resource::Allocation
             | Resource::TenantAudit => matches!(action, List | Read),
             Resource::OwnIdentity => true,
-            Resource::ProviderUser | Resource::ProviderQuota | Resource::ProviderAudit => false,
+            Resource::ProviderUser
+            | Resource::ProviderQuota
+            | Resource::ProviderAudit
+            | Resource::Node
+            | Resource::InstanceType
+            | Resource::Capacity => false,
         },
     }
 }

@@ -7,7 +7,7 @@ use neocloud_placement::{
 };
 use serde_json::json;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct PlacementArgs {
@@ -50,7 +50,7 @@ pub fn fragmented_fleet(nodes: usize) -> Fragmented {
     let specs = SimulatedFleet::hgx(nodes, "h100-80gb").build();
     let sus = nodes.div_ceil(32);
     let mut rng = Rng(0x5EED_CAFE_F00D_1234);
-    let fragmented: Vec<bool> = (0..sus).map(|_| rng.next() % 2 == 0).collect();
+    let fragmented: Vec<bool> = (0..sus).map(|_| rng.next().is_multiple_of(2)).collect();
     let mut count = 0;
     for (i, s) in specs.into_iter().enumerate() {
         let id = s.id.clone();
@@ -226,7 +226,7 @@ pub fn run(a: PlacementArgs) -> ExitCode {
             );
         }
     }
-    let _ = Duration::ZERO;
+
     if rows.iter().any(|r| r.failed > 0) {
         eprintln!("error: some requests found no capacity");
         return ExitCode::from(1);

@@ -596,7 +596,9 @@ impl Engine {
         }
     }
 
-    /// Records a placement under `id`, checking every unit is free.
+    /// Records a placement under `id`, checking every unit is free. All or
+    /// nothing: on an error nothing is recorded. A node may appear in several
+    /// assignments (e.g. two VMs or two MIG slices on one node).
     pub fn apply(
         &mut self,
         id: &str,
@@ -606,74 +608,114 @@ impl Engine {
         if self.allocations.contains_key(id) {
             return Err(ApplyError::AlreadyAllocated { allocation: id.to_string() });
         }
-        // Validate everything first: all or nothing.
-        let mut ixs = Vec::with_capacity(p.assignments.len());
+        let mut done: Vec<(u32, &Assignment)> = Vec::with_capacity(p.assignments.len());
         for a in &p.assignments {
-            let ix = *self
+            let res = self
                 .by_id
                 .get(&a.node_id)
-                .ok_or_else(|| ApplyError::UnknownNode(a.node_id.clone()))?;
-            let s = &self.slots[ix as usize];
-            let busy =
-                |d: &str| ApplyError::Busy { node: a.node_id.clone(), detail: d.to_string() };
-            if a.whole_node {
-                if !s.fully_free() || s.mig.iter().any(Option::is_some) {
-                    return Err(busy("not entirely free"));
+                .copied()
+                .ok_or_else(|| ApplyError::UnknownNode(a.node_id.clone()))
+                .and_then(|ix| self.check_one(ix, a).map(|()| ix));
+            match res {
+                Ok(ix) => {
+                    self.apply_one(ix, a, group);
+                    done.push((ix, a));
                 }
-            } else if let Some(ms) = &a.mig {
-                let gm =
-                    self.models[s.model].mig_model.ok_or_else(|| busy("GPU model has no MIG"))?;
-                let prof = gm.profile(&ms.profile).ok_or_else(|| busy("unknown MIG profile"))?;
-                if ms.gpu >= s.spec.gpus || s.whole {
-                    return Err(busy("GPU not available for MIG"));
-                }
-                match &s.mig[ms.gpu as usize] {
-                    Some(l) => {
-                        l.fits(prof, ms.start).map_err(|e| busy(&format!("MIG slice: {e:?}")))?
+                Err(e) => {
+                    for (ix, a) in done.into_iter().rev() {
+                        self.undo_one(ix, a, group);
                     }
-                    None => {
-                        if s.free & (1 << ms.gpu) == 0 {
-                            return Err(busy("GPU is allocated whole"));
-                        }
-                        Layout::new(gm)
-                            .fits(prof, ms.start)
-                            .map_err(|e| busy(&format!("MIG slice: {e:?}")))?
-                    }
-                }
-            } else {
-                let g = mask(&a.gpus);
-                if a.gpus.is_empty() || g & s.all != g || s.free & g != g || s.whole {
-                    return Err(busy("GPUs not free"));
+                    return Err(e);
                 }
             }
-            if ixs.contains(&ix) {
-                return Err(ApplyError::Invalid(format!("node {} appears twice", a.node_id)));
-            }
-            ixs.push(ix);
-        }
-        for (a, ix) in p.assignments.iter().zip(ixs) {
-            self.unindex(ix);
-            let model = self.slots[ix as usize].model;
-            let gm = self.models[model].mig_model;
-            let s = &mut self.slots[ix as usize];
-            if a.whole_node {
-                s.whole = true;
-                s.free = 0;
-            } else if let (Some(ms), Some(gm)) = (&a.mig, gm) {
-                let prof = gm.profile(&ms.profile).expect("validated");
-                let l = s.mig[ms.gpu as usize].get_or_insert_with(|| Layout::new(gm));
-                s.free &= !(1 << ms.gpu);
-                l.add(prof, ms.start).expect("validated");
-            } else {
-                s.free &= !mask(&a.gpus);
-            }
-            if let Some(g) = group {
-                *s.groups.entry(g.to_string()).or_default() += 1;
-            }
-            self.index(ix);
         }
         self.allocations.insert(id.to_string(), (p.clone(), group.map(str::to_string)));
         Ok(())
+    }
+
+    fn check_one(&self, ix: u32, a: &Assignment) -> Result<(), ApplyError> {
+        let s = &self.slots[ix as usize];
+        let busy = |d: &str| ApplyError::Busy { node: a.node_id.clone(), detail: d.to_string() };
+        if a.whole_node {
+            if !s.fully_free() || s.mig.iter().any(Option::is_some) {
+                return Err(busy("not entirely free"));
+            }
+        } else if let Some(ms) = &a.mig {
+            let gm = self.models[s.model].mig_model.ok_or_else(|| busy("GPU model has no MIG"))?;
+            let prof = gm.profile(&ms.profile).ok_or_else(|| busy("unknown MIG profile"))?;
+            if ms.gpu >= s.spec.gpus || s.whole {
+                return Err(busy("GPU not available for MIG"));
+            }
+            match &s.mig[ms.gpu as usize] {
+                Some(l) => {
+                    l.fits(prof, ms.start).map_err(|e| busy(&format!("MIG slice: {e:?}")))?
+                }
+                None => {
+                    if s.free & (1 << ms.gpu) == 0 {
+                        return Err(busy("GPU is allocated whole"));
+                    }
+                    Layout::new(gm)
+                        .fits(prof, ms.start)
+                        .map_err(|e| busy(&format!("MIG slice: {e:?}")))?
+                }
+            }
+        } else {
+            let g = mask(&a.gpus);
+            if a.gpus.is_empty() || g & s.all != g || s.free & g != g || s.whole {
+                return Err(busy("GPUs not free"));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, ix: u32, a: &Assignment, group: Option<&str>) {
+        self.unindex(ix);
+        let gm = self.models[self.slots[ix as usize].model].mig_model;
+        let s = &mut self.slots[ix as usize];
+        if a.whole_node {
+            s.whole = true;
+            s.free = 0;
+        } else if let (Some(ms), Some(gm)) = (&a.mig, gm) {
+            if let Some(prof) = gm.profile(&ms.profile) {
+                let l = s.mig[ms.gpu as usize].get_or_insert_with(|| Layout::new(gm));
+                s.free &= !(1 << ms.gpu);
+                let _ = l.add(prof, ms.start);
+            }
+        } else {
+            s.free &= !mask(&a.gpus);
+        }
+        if let Some(g) = group {
+            *s.groups.entry(g.to_string()).or_default() += 1;
+        }
+        self.index(ix);
+    }
+
+    fn undo_one(&mut self, ix: u32, a: &Assignment, group: Option<&str>) {
+        self.unindex(ix);
+        let s = &mut self.slots[ix as usize];
+        if a.whole_node {
+            s.whole = false;
+            s.free = s.all;
+        } else if let Some(ms) = &a.mig {
+            if let Some(l) = s.mig[ms.gpu as usize].as_mut() {
+                l.remove(ms.start);
+                if l.is_empty() {
+                    s.mig[ms.gpu as usize] = None;
+                    s.free |= 1 << ms.gpu;
+                }
+            }
+        } else {
+            s.free |= mask(&a.gpus);
+        }
+        if let Some(g) = group {
+            if let Some(n) = s.groups.get_mut(g) {
+                *n -= 1;
+                if *n == 0 {
+                    s.groups.remove(g);
+                }
+            }
+        }
+        self.index(ix);
     }
 
     /// `plan` then `apply`, for callers without a store in between.
@@ -687,35 +729,48 @@ impl Engine {
     /// Frees an allocation; returns its placement.
     pub fn release(&mut self, id: &str) -> Option<Placement> {
         let (p, group) = self.allocations.remove(id)?;
-        for a in &p.assignments {
-            let Some(&ix) = self.by_id.get(&a.node_id) else { continue };
-            self.unindex(ix);
-            let s = &mut self.slots[ix as usize];
-            if a.whole_node {
-                s.whole = false;
-                s.free = s.all;
-            } else if let Some(ms) = &a.mig {
-                if let Some(l) = s.mig[ms.gpu as usize].as_mut() {
-                    l.remove(ms.start);
-                    if l.is_empty() {
-                        s.mig[ms.gpu as usize] = None;
-                        s.free |= 1 << ms.gpu;
-                    }
-                }
-            } else {
-                s.free |= mask(&a.gpus);
+        for a in p.assignments.iter().rev() {
+            if let Some(&ix) = self.by_id.get(&a.node_id) {
+                self.undo_one(ix, a, group.as_deref());
             }
-            if let Some(g) = &group {
-                if let Some(n) = s.groups.get_mut(g) {
-                    *n -= 1;
-                    if *n == 0 {
-                        s.groups.remove(g);
-                    }
-                }
-            }
-            self.index(ix);
         }
         Some(p)
+    }
+
+    /// `count` placements of `req` (e.g. several VMs), all or nothing,
+    /// changing nothing: each is placed on a scratch id to plan the next,
+    /// then all are released again.
+    pub fn plan_many(&mut self, req: &Request, count: u32) -> Result<Vec<Placement>, NoFit> {
+        let group = req.constraints.anti_affinity.as_deref();
+        let mut out = Vec::with_capacity(count as usize);
+        let mut res = Ok(());
+        for i in 0..count {
+            match self.plan(req) {
+                Ok(p) => {
+                    let scratch = format!("\u{0}plan-many-{i}");
+                    if let Err(e) = self.apply(&scratch, &p, group) {
+                        res = Err(NoFit::new(
+                            "capacity",
+                            format!("internal: plan did not apply: {e}"),
+                        ));
+                        break;
+                    }
+                    out.push(p);
+                }
+                Err(e) => {
+                    res = Err(if i == 0 {
+                        e
+                    } else {
+                        NoFit::new(&e.constraint, format!("only {i} of {count} fit: {}", e.message))
+                    });
+                    break;
+                }
+            }
+        }
+        for i in 0..out.len() {
+            self.release(&format!("\u{0}plan-many-{i}"));
+        }
+        res.map(|()| out)
     }
 
     pub fn allocation(&self, id: &str) -> Option<&Placement> {

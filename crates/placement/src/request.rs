@@ -120,3 +120,38 @@ impl NoFit {
         NoFit { constraint: constraint.to_string(), message: message.into() }
     }
 }
+
+impl Placement {
+    /// The (node, GPU, memory slice) units the placement holds: every slice
+    /// of a whole GPU, the profile's slices of a MIG instance. The store
+    /// keys allocations on these, so overlapping placements cannot commit.
+    pub fn units(&self, gpu_model: &str) -> Vec<(String, u8, u8)> {
+        let mig = crate::mig::GpuModel::parse(gpu_model);
+        let mut out = Vec::new();
+        for a in &self.assignments {
+            match &a.mig {
+                Some(m) => {
+                    let size = mig
+                        .and_then(|g| g.profile(&m.profile))
+                        .map(|p| p.memory_slices)
+                        .unwrap_or(8);
+                    out.extend(
+                        (m.start..m.start.saturating_add(size))
+                            .map(|s| (a.node_id.clone(), m.gpu, s)),
+                    );
+                }
+                None => {
+                    for g in &a.gpus {
+                        out.extend((0..8).map(|s| (a.node_id.clone(), *g, s)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whole GPUs held (MIG slices not counted).
+    pub fn gpu_count(&self) -> u32 {
+        self.assignments.iter().map(|a| a.gpus.len() as u32).sum()
+    }
+}

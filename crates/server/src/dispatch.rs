@@ -29,6 +29,7 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Per client address, for requests whose credential fails.
     pub anonymous_limiter: RateLimiter,
+    pub placement: crate::placement::PlacementService,
 }
 
 /// One API request, as the transport hands it over.
@@ -166,7 +167,7 @@ fn run(
     match op.handler {
         Handler::Read(h) => app.store.read(|r| {
             let (tenant, project, role) = resolve(r, op, req, p, seen)?;
-            let call = call(p, role, tenant.as_ref(), project.as_ref(), req, now);
+            let call = call(app, p, role, tenant.as_ref(), project.as_ref(), req, now);
             let reply = h(&call, r)?;
             Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
         }),
@@ -177,6 +178,10 @@ fn run(
                 hash: hex_sha256(&req.body),
             });
             let mut lost_race = false;
+            // Placement-changing writes are serialized per replica: plan,
+            // commit and engine update happen as one step.
+            let _serial = changes_placement(op).then(|| app.placement.serialize());
+            let mut effects = Vec::new();
             let res = app.store.write(|w| {
                 let (tenant, project, role) = resolve(w, op, req, p, seen)?;
                 if let Some(k) = &idem {
@@ -186,7 +191,7 @@ fn run(
                         return Ok(out);
                     }
                 }
-                let call = call(p, role, tenant.as_ref(), project.as_ref(), req, now);
+                let call = call(app, p, role, tenant.as_ref(), project.as_ref(), req, now);
                 let reply = h(&call, w)?;
                 append(
                     app,
@@ -216,8 +221,19 @@ fn run(
                         ))
                     })?;
                 }
+                effects = reply.effects;
                 Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
             });
+            match &res {
+                Ok(_) if !effects.is_empty() => app.placement.commit(&app.store, effects),
+                Ok(_) => {}
+                // A conflict on a placement write may mean another replica
+                // took the capacity: see the store's truth.
+                Err(Error::Conflict { .. }) if changes_placement(op) => {
+                    app.placement.reload(&app.store)
+                }
+                Err(_) => {}
+            }
             match (res, &idem) {
                 // A concurrent request with the same key may have committed
                 // first: its insert of the key (or of a uniquely named
@@ -232,6 +248,27 @@ fn run(
                 (res, _) => res,
             }
         }
+    }
+}
+
+fn changes_placement(op: &Op) -> bool {
+    match op.resource {
+        neocloud_authz::Resource::Node | neocloud_authz::Resource::Allocation => true,
+        neocloud_authz::Resource::Tenant
+        | neocloud_authz::Resource::Project
+        | neocloud_authz::Resource::User
+        | neocloud_authz::Resource::Membership
+        | neocloud_authz::Resource::TenantToken
+        | neocloud_authz::Resource::TenantQuota
+        | neocloud_authz::Resource::ProjectQuota
+        | neocloud_authz::Resource::QuotaClaim
+        | neocloud_authz::Resource::TenantAudit
+        | neocloud_authz::Resource::ProviderUser
+        | neocloud_authz::Resource::ProviderQuota
+        | neocloud_authz::Resource::ProviderAudit
+        | neocloud_authz::Resource::OwnIdentity
+        | neocloud_authz::Resource::InstanceType
+        | neocloud_authz::Resource::Capacity => false,
     }
 }
 
@@ -261,6 +298,7 @@ fn hex_sha256(b: &[u8]) -> String {
 }
 
 fn call<'a>(
+    app: &'a App,
     p: &'a Principal,
     role: Role,
     tenant: Option<&'a Tenant>,
@@ -277,6 +315,7 @@ fn call<'a>(
         query: &req.query,
         body: &req.body,
         now,
+        placement: &app.placement,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod http_error;
 pub mod metrics;
 pub mod openapi;
+pub mod placement;
 pub mod ratelimit;
 pub mod server;
 

@@ -58,10 +58,11 @@ impl Server {
             })?;
         }
         let data_dir = config.data_dir.clone();
-        let (store, token) = tokio::task::spawn_blocking(move || {
+        let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
-            Ok::<_, Error>((store, token))
+            let engine = store.read(crate::placement::load)?;
+            Ok::<_, Error>((store, token, engine))
         })
         .await
         .map_err(|e| Error::internal(format!("startup task: {e}")))??;
@@ -76,6 +77,7 @@ impl Server {
             metrics: Metrics::default(),
             usage: TokenUsage::default(),
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+            placement: crate::placement::PlacementService::new(engine),
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,
                 config.anonymous_rate_limit_burst,

@@ -103,6 +103,19 @@ impl Fixture {
         t.body["token"]["id"].as_str().unwrap().to_string()
     }
 
+    /// A fresh 8-GPU node (capacity never runs out during the walk).
+    fn node(&self) -> String {
+        let n = uniq("node");
+        self.admin
+            .post(
+                "/v1/nodes",
+                &json!({"name": n, "site": "s1", "pod": "pod1", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8, "mig_capable": true}),
+            )
+            .expect(201);
+        n
+    }
+
     fn claim(&self, tenant: &str, project: &str) -> String {
         let c = self
             .admin
@@ -154,6 +167,30 @@ impl Fixture {
             };
             p = p.replace("{token}", &id);
         }
+        if p.contains("{node}") {
+            p = p.replace("{node}", &self.node());
+        }
+        if p.contains("{instance_type}") {
+            let n = uniq("it");
+            self.admin
+                .post(
+                    "/v1/instance-types",
+                    &json!({"name": n, "kind": "vm", "gpu_model": "h100-80gb", "gpus": 1}),
+                )
+                .expect(201);
+            p = p.replace("{instance_type}", &n);
+        }
+        if p.contains("{allocation}") {
+            self.node();
+            let a = self
+                .admin
+                .post(
+                    &format!("/v1/tenants/{tenant}/projects/{project}/allocations"),
+                    &json!({"instance_type": "vm-1"}),
+                )
+                .expect(201);
+            p = p.replace("{allocation}", a.body["id"].as_str().unwrap());
+        }
         if p.contains("{claim}") {
             p = p.replace("{claim}", &self.claim(tenant, project));
         }
@@ -174,6 +211,16 @@ impl Fixture {
                 Some(json!({"generation": STALE, "limits": {"nodes": 5}}))
             }
             "claim_create" => Some(json!({"resources": {"nodes": 1}})),
+            "node_create" => {
+                Some(json!({"name": uniq("n"), "site": "s1", "pod": "pod1", "su": "su1",
+                "rack": "r1", "gpu_model": "h100-80gb", "gpus": 8}))
+            }
+            "node_update" => Some(json!({"generation": STALE, "availability": "maintenance"})),
+            "instance_type_create" => {
+                Some(json!({"name": uniq("t"), "kind": "bare_metal", "gpu_model": "h100-80gb"}))
+            }
+            "instance_type_update" => Some(json!({"generation": STALE})),
+            "allocation_create" => Some(json!({"instance_type": "vm-1"})),
             _ => None,
         };
         (p, body)
@@ -200,7 +247,7 @@ fn setup(s: &TestServer) -> Vec<Principal> {
         a.post("/v1/tenants", &json!({"name": t})).expect(201);
         a.put(
             &format!("/v1/tenants/{t}/quotas"),
-            &json!({"generation": 1, "limits": {"nodes": 100000}}),
+            &json!({"generation": 1, "limits": {"nodes": 100000, "gpu:h100-80gb": 100000}}),
         )
         .expect(200);
     }
@@ -213,6 +260,11 @@ fn setup(s: &TestServer) -> Vec<Principal> {
         )
         .expect(201);
     }
+    a.post(
+        "/v1/instance-types",
+        &json!({"name": "vm-1", "kind": "vm", "gpu_model": "h100-80gb", "gpus": 1}),
+    )
+    .expect(201);
     a.post("/v1/users", &json!({"name": "viewer", "role": "provider-viewer"})).expect(201);
     let pv = a.post("/v1/users/viewer/tokens", &json!({"name": "t"})).expect(201);
     let mut out = vec![

@@ -144,3 +144,19 @@ pub fn release(
     }
     Ok((get(w, tenant_id, project_id, id)?, n == 1))
 }
+
+/// The generation of placement state (nodes and allocations).
+pub fn placement_generation(r: &mut dyn Reader) -> Result<i64> {
+    let rows = r.query("SELECT generation FROM placement_state WHERE id = 1", &[])?;
+    rows.first()
+        .map(|r| r.i64(0))
+        .transpose()?
+        .ok_or_else(|| Error::internal("placement_state row missing"))
+}
+
+/// Bumps the placement generation in this transaction; returns the new one.
+/// The row lock also orders placement writes across replicas.
+pub fn bump_placement_generation(w: &mut dyn Writer) -> Result<i64> {
+    w.execute("UPDATE placement_state SET generation = generation + 1 WHERE id = 1", &[])?;
+    placement_generation(w)
+}

@@ -221,6 +221,13 @@ CREATE TABLE allocation_units (
     PRIMARY KEY (node_id, gpu, slice)
 );
 CREATE INDEX allocation_units_by_allocation ON allocation_units (allocation_id);
+-- Bumped by every change to nodes or allocations: a replica whose engine
+-- reflects an older generation reloads before it places.
+CREATE TABLE placement_state (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO placement_state (id, generation) VALUES (1, 0);
 "#,
         sqlite: "",
         postgres: "",

@@ -237,28 +237,32 @@ impl Layout {
     /// key by key:
     ///
     /// 1. the largest profile that could still be placed afterwards (by
-    ///    memory slices, then compute: 7g > 4g > 3g > 2g > 1g double memory
-    ///    > 1g > 1g+me);
+    ///    memory slices, then compute; the order is 7g, 4g, 3g, 2g, 1g
+    ///    double memory, 1g, 1g+me);
     /// 2. then how many of each profile could still be placed (each alone,
     ///    with the compute budget and per-GPU maxima), compared from the
     ///    largest profile down;
-    /// 3. then the fewest free fragments (maximal runs of free memory
-    ///    slices): do not cut a free run in two;
-    /// 4. then the most occupied neighbour slices of the new instance: pack
-    ///    against existing instances;
-    /// 5. then the lowest start.
+    /// 3. then the most occupied neighbour slices of the new instance (the
+    ///    slices just below and just above it; the GPU's edges do not
+    ///    count): pack against existing instances;
+    /// 4. then the lowest start.
     ///
     /// Keys 1 and 2 are one lexicographic comparison of the per-profile
     /// counts, largest profile first (the first non-zero count is key 1).
-    /// Keys 3 and 4 only separate starts the capacity counts cannot tell
-    /// apart; they make repeated small placements pack from one side.
+    /// Key 3 only separates starts the counts cannot tell apart (mirror
+    /// images such as a 1g at 0 or at 3 next to instances at 4..=6); it is
+    /// what makes repeated small placements pack from one side. (Fewest
+    /// free fragments, tried as a key between 2 and 3, never changes a
+    /// choice over all 2,319 valid layouts of a GPU, so it is not used.)
     ///
     /// Consequences: on an empty GPU a 1g goes to slice 6 (a 4g at 0 and 3g
     /// at 0 stay possible), a 3g to 4 (a 4g at 0 stays possible), a 2g to 4;
-    /// successive 1g instances fill 6, 5, 4, 3, 2, 1, 0. Like any
-    /// one-at-a-time policy it cannot foresee every later request: 1g then
-    /// 3g + 3g is refused ([`plan_layout`](super::plan_layout) plans a whole
-    /// multiset exactly).
+    /// successive 1g instances fill 6, 5, 4, 3, 2, 1, 0, 2g instances 4, 2,
+    /// 0. Like any one-at-a-time policy it cannot foresee every later
+    /// request: keeping a 4g possible means 1g, 1g, 2g, then 3g is refused,
+    /// although 3g, 1g, 2g, 1g succeeds (the NVIDIA driver has the same
+    /// ordering caveat: its guide says to create the 3g first).
+    /// [`plan_layout`](super::plan_layout) plans a whole multiset exactly.
     ///
     /// Cost: at most 7 candidate starts, each scored with 7 table lookups;
     /// no allocation.
@@ -281,15 +285,12 @@ impl Layout {
             for c in cap {
                 key = key << 3 | c as u32;
             }
-            let free = !after;
-            let fragments = (free & !(free << 1)).count_ones();
             let left = s > 0 && self.used & (1 << (s - 1)) != 0;
             let right = s + size < MEMORY_SLICES && self.used & (1 << (s + size)) != 0;
             let snug = left as u32 + right as u32;
-            key = key << 3 | (7 - fragments);
             key = key << 2 | snug;
             key = key << 3 | (7 - s as u32);
-            if best.is_none() {
+            if best.is_none_or(|(k, _)| key > k) {
                 best = Some((key, s));
             }
         }

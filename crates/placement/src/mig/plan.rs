@@ -64,11 +64,13 @@ impl std::error::Error for PlanError {}
 /// The search is exact: backtracking over valid starts, largest profiles
 /// first, with instances of one profile at increasing starts (so
 /// permutations of identical instances are not revisited). When several
-/// layouts exist it returns the one leaving the most room, by the first
-/// three keys of [`Layout::place`](super::Layout::place)'s policy (largest
-/// profile still placeable, then counts of each profile, then fewest free
-/// fragments), then the first found (lowest starts for the largest
-/// profiles). At most 7 instances fit on a GPU, so the search is tiny.
+/// layouts exist it returns the one leaving the most room: by the first two
+/// keys of [`Layout::place`](super::Layout::place)'s policy (the largest
+/// profile still placeable, then how many of each profile, largest first),
+/// then the fewest free fragments (maximal runs of free memory slices: a 1g
+/// goes next to a double-memory 1g at 6, not one slice away), then the
+/// first found (lowest starts for the largest profiles). At most 7
+/// instances fit on a GPU, so the search is tiny.
 pub fn plan_layout(model: GpuModel, profiles: &[&str]) -> Result<Vec<Instance>, PlanError> {
     let table = model.table();
     let mut rows = Vec::with_capacity(profiles.len());
@@ -180,6 +182,12 @@ mod tests {
         let ids: Vec<u32> = got.iter().map(|i| i.profile_id).collect();
         assert_eq!(ids, [19, 9, 19, 14]);
         assert!(got[0].start < got[2].start);
+    }
+
+    #[test]
+    fn among_equal_rooms_the_plan_keeps_free_slices_together() {
+        let got = plan_layout(GpuModel::H100_80GB, &["1g.10gb", "1g.20gb"]).unwrap();
+        assert_eq!(got.iter().map(|i| i.start).collect::<Vec<_>>(), [5, 6]);
     }
 
     #[test]

@@ -71,7 +71,13 @@ fn render(c: &Call<'_>, items: Vec<AuditEvent>) -> Result<Reply> {
                 );
                 out.push('\n');
             }
-            Ok(Reply { status: 200, body: Body::JsonLines(out), created: None, replay: None })
+            Ok(Reply {
+                status: 200,
+                body: Body::JsonLines(out),
+                created: None,
+                replay: None,
+                effects: Vec::new(),
+            })
         }
         _ => Err(Error::invalid_value("format", "must be json or jsonl")),
     }

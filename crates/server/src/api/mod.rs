@@ -8,9 +8,12 @@
 //! project and checked the policy before a handler runs, and records the
 //! audit event in the handler's own transaction.
 
+mod allocations;
 mod audit;
 mod identity;
+mod instance_types;
 mod memberships;
+mod nodes;
 mod projects;
 mod quotas;
 mod tenants;
@@ -148,11 +151,25 @@ pub struct Reply {
     /// What an idempotent retry replays, where it must differ from the body
     /// (secrets are never stored).
     pub replay: Option<serde_json::Value>,
+    /// Changes to the placement engine, applied once the write commits.
+    pub effects: Vec<crate::placement::Effect>,
 }
 
 impl Reply {
+    /// Adds an engine change to apply after commit.
+    pub fn with_effect(mut self, e: crate::placement::Effect) -> Reply {
+        self.effects.push(e);
+        self
+    }
+
     pub fn ok<T: Serialize>(v: &T) -> Result<Reply> {
-        Ok(Reply { status: 200, body: Body::Json(to_json(v)?), created: None, replay: None })
+        Ok(Reply {
+            status: 200,
+            body: Body::Json(to_json(v)?),
+            created: None,
+            replay: None,
+            effects: Vec::new(),
+        })
     }
 
     pub fn created<T: Serialize>(id: &str, v: &T) -> Result<Reply> {
@@ -161,6 +178,7 @@ impl Reply {
             body: Body::Json(to_json(v)?),
             created: Some(id.to_string()),
             replay: None,
+            effects: Vec::new(),
         })
     }
 
@@ -175,7 +193,13 @@ impl Reply {
     }
 
     pub fn empty() -> Result<Reply> {
-        Ok(Reply { status: 204, body: Body::Empty, created: None, replay: None })
+        Ok(Reply {
+            status: 204,
+            body: Body::Empty,
+            created: None,
+            replay: None,
+            effects: Vec::new(),
+        })
     }
 }
 
@@ -194,6 +218,7 @@ pub struct Call<'a> {
     pub query: &'a HashMap<String, String>,
     pub body: &'a [u8],
     pub now: i64,
+    pub placement: &'a crate::placement::PlacementService,
 }
 
 impl Call<'_> {
@@ -297,6 +322,9 @@ pub fn ops() -> Vec<Op> {
     v.extend(tokens::ops());
     v.extend(quotas::ops());
     v.extend(audit::ops());
+    v.extend(nodes::ops());
+    v.extend(instance_types::ops());
+    v.extend(allocations::ops());
     v
 }
 

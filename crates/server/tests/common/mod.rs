@@ -21,7 +21,7 @@ pub struct TestServer {
     pub db_url: String,
     cancel: CancellationToken,
     thread: Option<JoinHandle<()>>,
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 impl TestServer {
@@ -71,8 +71,48 @@ impl TestServer {
             db_url: db.url.clone(),
             cancel,
             thread: Some(thread),
-            _db: db,
+            _db: Some(db),
         })
+    }
+
+    /// Another control-plane replica on the same store (its own engine,
+    /// caches and port).
+    pub fn replica(&self) -> TestServer {
+        let data_dir =
+            std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()));
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            db: Some(self.db_url.clone()),
+            data_dir: data_dir.clone(),
+            rate_limit_per_sec: 0,
+            anonymous_rate_limit_per_sec: 0,
+            ..Config::default()
+        };
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let server = Server::bind(config).await.expect("replica binds");
+                let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
+                server.run().await.expect("replica runs");
+            });
+        });
+        let (addr, cancel, store) = rx.recv().expect("replica started");
+        TestServer {
+            backend: self.backend,
+            url: format!("http://{addr}"),
+            admin_token: self.admin_token.clone(),
+            store,
+            data_dir,
+            db_url: self.db_url.clone(),
+            cancel,
+            thread: Some(thread),
+            _db: None,
+        }
     }
 
     pub fn admin(&self) -> Client {

@@ -1,0 +1,118 @@
+//! Provider inventory: `/v1/nodes` and the capacity view `/v1/capacity`.
+
+use super::{schema, Call, Handler, Method, Op, QueryKind, QueryParam, Reply, Resp, Scope};
+use crate::placement::Effect;
+use neocloud_authz::{Action, Resource};
+use neocloud_common::{Error, Result};
+use neocloud_placement::capacity::Capacity;
+use neocloud_store::{allocations, nodes, Reader, Writer};
+use neocloud_types::{List, Node, NodeCreate, NodeUpdate};
+
+#[allow(clippy::too_many_arguments)]
+fn op(
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    action: Action,
+    request: Option<super::SchemaFn>,
+    response: Resp,
+    handler: Handler,
+) -> Op {
+    Op {
+        id,
+        method,
+        path,
+        summary,
+        tag: "inventory",
+        resource: Resource::Node,
+        action,
+        scope: Scope::Global,
+        query: &[],
+        request,
+        response,
+        idempotent: action == Action::Create,
+        handler,
+    }
+}
+
+const GPU_MODEL: QueryParam =
+    QueryParam { name: "gpu_model", kind: QueryKind::String, description: "Only this GPU model." };
+
+pub(super) fn ops() -> Vec<Op> {
+    vec![
+        op("node_list", Method::Get, "/v1/nodes", "GPU nodes", Action::List, None,
+            Resp::Json(200, schema::<List<Node>>), Handler::Read(list)),
+        op("node_create", Method::Post, "/v1/nodes", "Register a node's placement inventory",
+            Action::Create, Some(schema::<NodeCreate>), Resp::Json(201, schema::<Node>), Handler::Write(create)),
+        op("node_get", Method::Get, "/v1/nodes/{node}", "One node", Action::Read, None,
+            Resp::Json(200, schema::<Node>), Handler::Read(get)),
+        op("node_update", Method::Patch, "/v1/nodes/{node}",
+            "Take a node in or out of scheduling (maintenance, failed); carries the expected generation",
+            Action::Update, Some(schema::<NodeUpdate>), Resp::Json(200, schema::<Node>), Handler::Write(update)),
+        op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
+            Action::Delete, None, Resp::Empty, Handler::Write(delete)),
+        Op {
+            id: "capacity_get",
+            method: Method::Get,
+            path: "/v1/capacity",
+            summary: "Free and used capacity per GPU model, SU and rack, with fragmentation",
+            tag: "inventory",
+            resource: Resource::Capacity,
+            action: Action::Read,
+            scope: Scope::Global,
+            query: &[GPU_MODEL],
+            request: None,
+            response: Resp::Json(200, schema::<Capacity>),
+            idempotent: false,
+            handler: Handler::Read(capacity),
+        },
+    ]
+}
+
+fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<Node> {
+    let key = c.key("node")?;
+    nodes::lookup(r, &key)?.ok_or_else(|| Error::not_found("node", key.to_string()))
+}
+
+fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    Reply::ok(&List { items: nodes::list(r)? })
+}
+
+fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    Reply::ok(&find(c, r)?)
+}
+
+fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: NodeCreate = c.body()?;
+    let n = nodes::create(w, &p)?;
+    let g = allocations::bump_placement_generation(w)?;
+    Ok(Reply::created(&n.id.clone(), &n)?
+        .with_effect(Effect::AddNode(nodes::spec(&n)))
+        .with_effect(Effect::Generation(g)))
+}
+
+fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: NodeUpdate = c.body()?;
+    let n = find(c, w)?;
+    let n = nodes::set_availability(w, &n.id, p.generation, p.availability)?;
+    let g = allocations::bump_placement_generation(w)?;
+    Ok(Reply::ok(&n)?
+        .with_effect(Effect::SetAvailability(n.id.clone(), n.availability))
+        .with_effect(Effect::Generation(g)))
+}
+
+fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let n = find(c, w)?;
+    nodes::delete(w, &n.id)?;
+    allocations::bump_placement_generation(w)?;
+    Ok(Reply::empty()?.with_effect(Effect::Reload))
+}
+
+fn capacity(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let mut cap = c.placement.current(r)?.engine.capacity();
+    if let Some(m) = c.query_str("gpu_model") {
+        cap.models.retain(|x| x.gpu_model == m);
+    }
+    Reply::ok(&cap)
+}
