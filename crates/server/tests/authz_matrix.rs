@@ -191,6 +191,17 @@ impl Fixture {
                 .expect(201);
             p = p.replace("{allocation}", a.body["id"].as_str().unwrap());
         }
+        if p.contains("{reservation}") {
+            self.node();
+            let a = self
+                .admin
+                .post(
+                    &format!("/v1/tenants/{tenant}/projects/{project}/reservations"),
+                    &json!({"instance_type": "vm-1"}),
+                )
+                .expect(201);
+            p = p.replace("{reservation}", a.body["id"].as_str().unwrap());
+        }
         if p.contains("{claim}") {
             p = p.replace("{claim}", &self.claim(tenant, project));
         }
@@ -220,7 +231,7 @@ impl Fixture {
                 Some(json!({"name": uniq("t"), "kind": "bare_metal", "gpu_model": "h100-80gb"}))
             }
             "instance_type_update" => Some(json!({"generation": STALE})),
-            "allocation_create" => Some(json!({"instance_type": "vm-1"})),
+            "allocation_create" | "reservation_create" => Some(json!({"instance_type": "vm-1"})),
             _ => None,
         };
         (p, body)

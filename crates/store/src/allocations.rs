@@ -6,9 +6,9 @@ use crate::backend::{Reader, Row, Writer};
 use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_placement::{Constraints, Placement};
-use neocloud_types::{Allocation, AllocationState};
+use neocloud_types::{Allocation, AllocationKind, AllocationState};
 
-const COLS: &str = "id, tenant_id, project_id, instance_type_id, count, constraints, placement, claim_id, state, generation, created_at, updated_at";
+const COLS: &str = "id, tenant_id, project_id, instance_type_id, count, constraints, placement, claim_id, state, generation, created_at, updated_at, kind, reservation_id";
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::internal(format!("allocation json: {e}"))
@@ -33,6 +33,12 @@ fn from_row(r: &Row) -> Result<Allocation> {
         generation: r.i64(9)?,
         created_at: rfc(r.i64(10)?),
         updated_at: rfc(r.i64(11)?),
+        kind: match r.str(12)?.as_str() {
+            "allocation" => AllocationKind::Allocation,
+            "reservation" => AllocationKind::Reservation,
+            other => return Err(Error::internal(format!("bad allocation kind {other:?}"))),
+        },
+        reservation_id: r.opt_str(13)?,
     })
 }
 
@@ -41,6 +47,8 @@ pub struct NewAllocation<'a> {
     pub tenant_id: &'a str,
     pub project_id: &'a str,
     pub instance_type_id: &'a str,
+    pub kind: AllocationKind,
+    pub reservation_id: Option<&'a str>,
     pub count: u32,
     pub constraints: &'a Constraints,
     pub placement: &'a Placement,
@@ -55,7 +63,7 @@ pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
     let now = now_micros();
     w.execute(
         &format!(
-            "INSERT INTO allocations ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?)"
+            "INSERT INTO allocations ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?, ?, ?)"
         ),
         vals![
             a.id,
@@ -67,11 +75,18 @@ pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
             serde_json::to_string(a.placement).map_err(json_err)?,
             a.claim_id,
             now,
-            now
+            now,
+            a.kind.as_str(),
+            a.reservation_id
         ],
     )?;
+    insert_units(w, a.id, a.units)?;
+    get(w, a.tenant_id, a.project_id, a.id)
+}
+
+fn insert_units(w: &mut dyn Writer, id: &str, units: &[(String, u8, u8)]) -> Result<()> {
     // Multi-row inserts, 100 units (400 parameters) at a time.
-    for chunk in a.units.chunks(100) {
+    for chunk in units.chunks(100) {
         let mut sql = String::from(
             "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id) VALUES ",
         );
@@ -84,7 +99,7 @@ pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
             params.push(node.as_str().into());
             params.push((*gpu as i64).into());
             params.push((*slice as i64).into());
-            params.push(a.id.into());
+            params.push(id.into());
         }
         w.execute(&sql, &params).map_err(|e| {
             e.unique_as(Error::conflict(
@@ -92,7 +107,38 @@ pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
             ))
         })?;
     }
-    get(w, a.tenant_id, a.project_id, a.id)
+    Ok(())
+}
+
+/// Shrinks a reservation to what remains after allocating from it: its
+/// units are replaced, its count, placement and claim updated (or it is
+/// marked released when nothing remains). Checks the generation.
+pub fn shrink_reservation(
+    w: &mut dyn Writer,
+    r: &Allocation,
+    count: u32,
+    placement: &Placement,
+    claim_id: &str,
+    units: &[(String, u8, u8)],
+) -> Result<()> {
+    let n = w.execute(
+        "UPDATE allocations SET count = ?, placement = ?, claim_id = ?, state = ?, generation = generation + 1, updated_at = ? \
+         WHERE id = ? AND generation = ? AND state = 'active' AND kind = 'reservation'",
+        vals![
+            count as i64,
+            serde_json::to_string(placement).map_err(json_err)?,
+            claim_id,
+            if count == 0 { "released" } else { "active" },
+            now_micros(),
+            &r.id,
+            r.generation
+        ],
+    )?;
+    if n != 1 {
+        return Err(Error::conflict("the reservation changed concurrently; retry"));
+    }
+    w.execute("DELETE FROM allocation_units WHERE allocation_id = ?", vals![&r.id])?;
+    insert_units(w, &r.id, units)
 }
 
 pub fn get(r: &mut dyn Reader, tenant_id: &str, project_id: &str, id: &str) -> Result<Allocation> {
@@ -105,10 +151,15 @@ pub fn get(r: &mut dyn Reader, tenant_id: &str, project_id: &str, id: &str) -> R
     rows.first().map(from_row).transpose()?.ok_or_else(|| Error::not_found("allocation", id))
 }
 
-pub fn list(r: &mut dyn Reader, tenant_id: &str, project_id: &str) -> Result<Vec<Allocation>> {
+pub fn list(
+    r: &mut dyn Reader,
+    tenant_id: &str,
+    project_id: &str,
+    kind: AllocationKind,
+) -> Result<Vec<Allocation>> {
     r.query(
-        &format!("SELECT {COLS} FROM allocations WHERE tenant_id = ? AND project_id = ? ORDER BY created_at, id"),
-        vals![tenant_id, project_id],
+        &format!("SELECT {COLS} FROM allocations WHERE tenant_id = ? AND project_id = ? AND kind = ? ORDER BY created_at, id"),
+        vals![tenant_id, project_id, kind.as_str()],
     )?
     .iter()
     .map(from_row)

@@ -201,6 +201,10 @@ CREATE TABLE allocations (
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     project_id TEXT NOT NULL REFERENCES projects(id),
     instance_type_id TEXT NOT NULL REFERENCES instance_types(id),
+    -- 'allocation', or 'reservation': capacity held to allocate against later.
+    kind TEXT NOT NULL,
+    -- For an allocation made against a reservation.
+    reservation_id TEXT,
     count BIGINT NOT NULL,
     constraints TEXT NOT NULL,
     placement TEXT NOT NULL,

@@ -135,6 +135,38 @@ pub struct AllocationCreate {
     pub count: u32,
     #[serde(default)]
     pub constraints: Constraints,
+    /// Allocate out of this reservation (its id) of the same instance type
+    /// in the same project, instead of from free capacity.
+    #[serde(default)]
+    pub reservation: Option<String>,
+}
+
+/// Holds capacity now, to allocate against later.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationCreate {
+    /// Instance type, by name or id.
+    pub instance_type: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub constraints: Constraints,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationKind {
+    Allocation,
+    Reservation,
+}
+
+impl AllocationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllocationKind::Allocation => "allocation",
+            AllocationKind::Reservation => "reservation",
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -145,6 +177,7 @@ fn one() -> u32 {
 #[serde(rename_all = "snake_case")]
 pub enum AllocationState {
     Active,
+    /// Released, or (a reservation) entirely allocated from.
     Released,
 }
 
@@ -154,6 +187,10 @@ pub struct Allocation {
     pub tenant_id: String,
     pub project_id: String,
     pub instance_type_id: String,
+    pub kind: AllocationKind,
+    /// The reservation it was allocated from.
+    pub reservation_id: Option<String>,
+    /// Instances held (a reservation's count drops as it is allocated from).
     pub count: u32,
     pub constraints: Constraints,
     pub placement: Placement,

@@ -32,6 +32,9 @@ impl TestServer {
     }
 
     pub fn start_with(backend: TestBackend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        if std::env::var_os("NEOCLOUD_TEST_LOG").is_some() {
+            neocloud_server::init_logging(neocloud_server::LogFormat::Text);
+        }
         let db = fresh_db(backend)?;
         let data_dir =
             std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()));
