@@ -55,6 +55,10 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
+    /// Seed an empty store with a small simulated datacenter (16 simulated
+    /// H100 nodes and a catalogue of instance types).
+    #[arg(long)]
+    demo: bool,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +101,9 @@ fn serve(a: ServeArgs) -> ExitCode {
     }
     if let Some(v) = a.data_dir {
         config.data_dir = v;
+    }
+    if a.demo {
+        config.demo = true;
     }
     if let Some(v) = a.log_format {
         config.log_format = match v.as_str() {

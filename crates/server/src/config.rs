@@ -36,6 +36,8 @@ pub struct Config {
     pub token_flush_secs: u64,
     /// How long create results are kept for `Idempotency-Key` retries.
     pub idempotency_ttl_secs: u64,
+    /// Seed an empty store with a small simulated datacenter.
+    pub demo: bool,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             anonymous_rate_limit_burst: 50,
             token_flush_secs: 5,
             idempotency_ttl_secs: 24 * 3600,
+            demo: false,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod http_error;
 pub mod metrics;

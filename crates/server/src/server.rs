@@ -58,9 +58,16 @@ impl Server {
             })?;
         }
         let data_dir = config.data_dir.clone();
+        let demo = config.demo;
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
+            if demo {
+                let n = crate::demo::seed(&store)?;
+                if n > 0 {
+                    tracing::info!(nodes = n, "demo: seeded a SIMULATED datacenter");
+                }
+            }
             let engine = store.read(crate::placement::load)?;
             Ok::<_, Error>((store, token, engine))
         })
