@@ -1,7 +1,11 @@
 //! Exit codes, error reporting and what the client commands print.
 
 use neocloud_common::{Error, ErrorCode};
-use neocloud_types::{AuditEvent, Membership, Project, QuotaClaim, Tenant, Token, User};
+use neocloud_placement::Availability;
+use neocloud_types::{
+    Allocation, AllocationState, AuditEvent, InstanceKind, InstanceType, Membership, Node, Project,
+    QuotaClaim, Tenant, Token, User,
+};
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
@@ -186,9 +190,12 @@ impl Table {
     }
 }
 
-/// One line, no control characters, at most 48 characters.
+/// The widest a table cell gets.
+const MAX_CELL: usize = 48;
+
+/// One line, no control characters, at most [`MAX_CELL`] characters.
 fn clean(s: &str) -> String {
-    const MAX: usize = 48;
+    const MAX: usize = MAX_CELL;
     let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if s.chars().count() > MAX {
         let mut t: String = s.chars().take(MAX - 1).collect();
@@ -333,6 +340,137 @@ impl Row for AuditEvent {
     }
 }
 
+impl Row for Node {
+    const HEADER: &'static [&'static str] = &[
+        "NAME",
+        "ID",
+        "SITE",
+        "POD",
+        "SU",
+        "RACK",
+        "GPU MODEL",
+        "GPUS",
+        "MIG",
+        "AVAILABILITY",
+        "GENERATION",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.site.clone(),
+            self.pod.clone(),
+            self.su.clone(),
+            self.rack.clone(),
+            self.gpu_model.clone(),
+            self.gpus.to_string(),
+            if self.mig_capable { "yes" } else { "no" }.to_string(),
+            match self.availability {
+                Availability::Schedulable => "schedulable",
+                Availability::Maintenance => "maintenance",
+                Availability::Failed => "failed",
+            }
+            .to_string(),
+            self.generation.to_string(),
+        ]
+    }
+}
+
+impl Row for InstanceType {
+    const HEADER: &'static [&'static str] = &[
+        "NAME",
+        "ID",
+        "KIND",
+        "GPU MODEL",
+        "GPUS",
+        "MIG PROFILE",
+        "VCPUS",
+        "MEMORY GIB",
+        "GENERATION",
+        "CREATED",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let num = |n: u32| if n == 0 { "-".to_string() } else { n.to_string() };
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.kind.as_str().to_string(),
+            self.gpu_model.clone(),
+            match self.kind {
+                // The whole node, whatever its count.
+                InstanceKind::BareMetal => "node".to_string(),
+                InstanceKind::Vm | InstanceKind::Mig => num(self.gpus as u32),
+            },
+            or_dash(self.mig_profile.as_deref()),
+            num(self.vcpus),
+            num(self.memory_gib),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for Allocation {
+    const HEADER: &'static [&'static str] =
+        &["ID", "TYPE ID", "COUNT", "STATE", "NODES", "GPUS", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        let mut nodes: Vec<&str> = Vec::new();
+        for a in &self.placement.assignments {
+            if !nodes.contains(&a.node_id.as_str()) {
+                nodes.push(&a.node_id);
+            }
+        }
+        let gpus = self.placement.gpu_count();
+        let slices = self.placement.assignments.iter().filter(|a| a.mig.is_some()).count();
+        vec![
+            self.id.clone(),
+            self.instance_type_id.clone(),
+            self.count.to_string(),
+            match self.state {
+                AllocationState::Active => "active",
+                AllocationState::Released => "released",
+            }
+            .to_string(),
+            join_fitting(&nodes, MAX_CELL),
+            match (gpus, slices) {
+                (g, 0) => g.to_string(),
+                (g, s) => {
+                    let slices = format!("{s} mig slice{}", if s == 1 { "" } else { "s" });
+                    if g == 0 {
+                        slices
+                    } else {
+                        format!("{g} + {slices}")
+                    }
+                }
+            },
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+/// Comma-joined items, as many whole ones as fit in `max` characters, then
+/// how many were left out (`a,b +3 more`); at least the first is shown.
+pub fn join_fitting(items: &[&str], max: usize) -> String {
+    if items.is_empty() {
+        return "-".to_string();
+    }
+    let mut out = String::new();
+    for (i, it) in items.iter().enumerate() {
+        let rest = items.len() - i - 1;
+        let sep = if i == 0 { 0 } else { 1 };
+        let more = if rest == 0 { 0 } else { format!(" +{rest} more").len() };
+        if i > 0 && out.chars().count() + sep + it.chars().count() + more > max {
+            out.push_str(&format!(" +{} more", items.len() - i));
+            return out;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(it);
+    }
+    out
+}
+
 /// Parses an API answer as `T`; an unexpected shape is exit 1.
 pub fn parse<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, CliError> {
     T::deserialize(v)
@@ -410,5 +548,18 @@ mod tests {
         assert_eq!(api(302).exit_code(), EXIT_OTHER);
         assert_eq!(CliError::Usage(String::new()).exit_code(), EXIT_USAGE);
         assert_eq!(short_time("2026-01-02T03:04:05.123456Z"), "2026-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn node_lists_fit_a_cell() {
+        assert_eq!(join_fitting(&[], 48), "-");
+        assert_eq!(join_fitting(&["a", "b", "c"], 48), "a,b,c");
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(join_fitting(&[id], 48), id);
+        assert_eq!(join_fitting(&[id, id, id], 48), format!("{id} +2 more"));
+        assert!(join_fitting(&[id, id, id], 48).chars().count() <= 48);
+        let four = ["node-1", "node-2", "node-3", "node-4"];
+        assert_eq!(join_fitting(&four, 21), "node-1,node-2 +2 more");
+        assert_eq!(join_fitting(&four[..3], 21), "node-1,node-2,node-3");
     }
 }

@@ -100,14 +100,22 @@ pub fn update(w: &mut dyn Writer, id: &str, p: &InstanceTypeUpdate) -> Result<In
     get(w, id)
 }
 
-/// Deletes a type no active allocation uses.
+/// Deletes a type no allocation (active or past) refers to: allocation
+/// history keeps naming its type.
 pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     let rows = w.query(
-        "SELECT COUNT(*) FROM allocations WHERE instance_type_id = ? AND state = 'active'",
+        "SELECT COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0), COUNT(*) FROM allocations WHERE instance_type_id = ?",
         vals![id],
     )?;
-    if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
-        return Err(Error::conflict("instance type is in use by active allocations"));
+    let (active, all) =
+        rows.first().map(|r| Ok::<_, Error>((r.i64(0)?, r.i64(1)?))).transpose()?.unwrap_or((0, 0));
+    if active > 0 {
+        return Err(Error::conflict(format!("instance type is in use by {active} active allocation(s)")));
+    }
+    if all > 0 {
+        return Err(Error::conflict(format!(
+            "instance type is referenced by {all} past allocation(s) and stays in the catalogue"
+        )));
     }
     if w.execute("DELETE FROM instance_types WHERE id = ?", vals![id])? == 0 {
         return Err(Error::not_found("instance type", id));

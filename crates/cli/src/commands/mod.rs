@@ -3,6 +3,7 @@
 
 mod audit;
 mod identity;
+mod inventory;
 mod quota;
 mod tenancy;
 
@@ -139,6 +140,14 @@ enum Cmd {
     Claim(quota::ClaimArgs),
     /// The audit trail: list, export as JSON lines, verify the hash chains.
     Audit(audit::AuditArgs),
+    /// GPU nodes: the provider's placement inventory.
+    Node(inventory::NodeArgs),
+    /// Instance types: bare metal, VM (n GPUs) and MIG slices.
+    InstanceType(inventory::InstanceTypeArgs),
+    /// Free and used capacity per GPU model, SU or rack, with fragmentation.
+    Capacity(inventory::CapacityArgs),
+    /// Allocations: placed capacity held by a project.
+    Allocation(inventory::AllocationArgs),
 }
 
 pub fn run(c: ClientCommand) -> ExitCode {
@@ -153,6 +162,10 @@ pub fn run(c: ClientCommand) -> ExitCode {
         Cmd::Quota(a) => quota::quota(a),
         Cmd::Claim(a) => quota::claim(a),
         Cmd::Audit(a) => return audit::run(a),
+        Cmd::Node(a) => inventory::node(a),
+        Cmd::InstanceType(a) => inventory::instance_type(a),
+        Cmd::Capacity(a) => inventory::capacity(a),
+        Cmd::Allocation(a) => inventory::allocation(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

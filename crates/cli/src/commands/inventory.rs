@@ -1,0 +1,673 @@
+//! `neocloud node ...`, `instance-type ...`, `capacity` and `allocation ...`.
+
+use super::{parse_key, parse_name, print_done, project_path, to_value, Global};
+use crate::client;
+use crate::output::{emit, emit_json, parse, print_list, print_one, CliError, Format, Table};
+use neocloud_common::Name;
+use neocloud_placement::capacity::{Capacity, Counts};
+use neocloud_placement::{Availability, Constraints, Policy, Scope, Within};
+use neocloud_types::{
+    Allocation, InstanceKind, InstanceType, InstanceTypeCreate, InstanceTypeUpdate, Node,
+    NodeCreate, NodeUpdate,
+};
+
+// Nodes.
+
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: NodeCmd,
+}
+
+/// `--availability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AvailabilityArg {
+    /// The scheduler may place on the node.
+    Schedulable,
+    /// Out of scheduling for planned work.
+    Maintenance,
+    /// Out of scheduling: broken.
+    Failed,
+}
+
+impl From<AvailabilityArg> for Availability {
+    fn from(a: AvailabilityArg) -> Availability {
+        match a {
+            AvailabilityArg::Schedulable => Availability::Schedulable,
+            AvailabilityArg::Maintenance => Availability::Maintenance,
+            AvailabilityArg::Failed => Availability::Failed,
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum NodeCmd {
+    /// List GPU nodes.
+    List,
+    /// Show one node.
+    Get {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+    },
+    /// Register a node's placement inventory.
+    Create {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        #[arg(long, value_parser = parse_name)]
+        site: Name,
+        #[arg(long, value_parser = parse_name)]
+        pod: Name,
+        /// Scalable unit.
+        #[arg(long, value_parser = parse_name)]
+        su: Name,
+        #[arg(long, value_parser = parse_name)]
+        rack: Name,
+        /// GPU model key, e.g. h100-80gb.
+        #[arg(long, value_parser = parse_name, value_name = "MODEL")]
+        gpu_model: Name,
+        /// GPUs on the node, 1 to 16.
+        #[arg(long, value_name = "N")]
+        gpus: u8,
+        /// NVLink domain (default: the node itself; the rack for NVL72 trays).
+        #[arg(long, value_parser = parse_name, value_name = "DOMAIN")]
+        nvlink_domain: Option<Name>,
+        /// The node's GPUs can be split into MIG slices.
+        #[arg(long)]
+        mig_capable: bool,
+        /// Retrying with the same key returns the first result instead of a second node.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Take a node in or out of scheduling; --generation is the one you last
+    /// saw (a stale one fails with exit 6).
+    Update {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+        #[arg(long, value_enum)]
+        availability: AvailabilityArg,
+        #[arg(long)]
+        generation: i64,
+    },
+    /// Remove a node that holds no allocation.
+    Delete {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+    },
+}
+
+fn node_path(node: &str) -> String {
+    format!("/v1/nodes/{}", client::seg(node))
+}
+
+pub fn node(a: NodeArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    match a.cmd {
+        NodeCmd::List => print_list::<Node>(f, &c.get("/v1/nodes", &[])?),
+        NodeCmd::Get { node } => print_one::<Node>(f, &c.get(&node_path(&node), &[])?),
+        NodeCmd::Create {
+            name,
+            site,
+            pod,
+            su,
+            rack,
+            gpu_model,
+            gpus,
+            nvlink_domain,
+            mig_capable,
+            idempotency_key,
+        } => {
+            let body = to_value(&NodeCreate {
+                name,
+                site,
+                pod,
+                su,
+                rack,
+                nvlink_domain,
+                gpu_model,
+                gpus,
+                mig_capable,
+            })?;
+            print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
+        }
+        NodeCmd::Update { node, availability, generation } => {
+            let body = to_value(&NodeUpdate { generation, availability: availability.into() })?;
+            print_one::<Node>(f, &c.patch(&node_path(&node), &body)?)
+        }
+        NodeCmd::Delete { node } => {
+            c.delete(&node_path(&node))?;
+            print_done(f, &format!("node {node} deleted"));
+            Ok(())
+        }
+    }
+}
+
+// Instance types.
+
+#[derive(clap::Args)]
+pub struct InstanceTypeArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: InstanceTypeCmd,
+}
+
+/// `--kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KindArg {
+    /// Whole nodes of a GPU model.
+    #[value(alias = "bare_metal")]
+    BareMetal,
+    /// --gpus GPUs inside one NVLink domain.
+    Vm,
+    /// One MIG slice of --mig-profile.
+    Mig,
+}
+
+impl From<KindArg> for InstanceKind {
+    fn from(k: KindArg) -> InstanceKind {
+        match k {
+            KindArg::BareMetal => InstanceKind::BareMetal,
+            KindArg::Vm => InstanceKind::Vm,
+            KindArg::Mig => InstanceKind::Mig,
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum InstanceTypeCmd {
+    /// List instance types.
+    List,
+    /// Show one instance type.
+    Get {
+        /// Instance type name or id.
+        #[arg(value_parser = parse_key)]
+        instance_type: String,
+    },
+    /// Define an instance type: bare metal, VM (--gpus) or MIG slice (--mig-profile).
+    Create {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// GPU model key, e.g. h100-80gb.
+        #[arg(long, value_parser = parse_name, value_name = "MODEL")]
+        gpu_model: Name,
+        /// VM types: GPUs per instance.
+        #[arg(long, value_name = "N")]
+        gpus: Option<u8>,
+        /// MIG types: the profile, e.g. 1g.10gb.
+        #[arg(long, value_name = "PROFILE")]
+        mig_profile: Option<String>,
+        #[arg(long, value_name = "N")]
+        vcpus: Option<u32>,
+        #[arg(long, value_name = "N")]
+        memory_gib: Option<u32>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Retrying with the same key returns the first result instead of a second type.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Change an instance type's description; --generation is the one you last saw.
+    Update {
+        /// Instance type name or id.
+        #[arg(value_parser = parse_key)]
+        instance_type: String,
+        #[arg(long)]
+        generation: i64,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete an instance type no active allocation uses.
+    Delete {
+        /// Instance type name or id.
+        #[arg(value_parser = parse_key)]
+        instance_type: String,
+    },
+}
+
+fn instance_type_path(t: &str) -> String {
+    format!("/v1/instance-types/{}", client::seg(t))
+}
+
+pub fn instance_type(a: InstanceTypeArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    match a.cmd {
+        InstanceTypeCmd::List => print_list::<InstanceType>(f, &c.get("/v1/instance-types", &[])?),
+        InstanceTypeCmd::Get { instance_type } => {
+            print_one::<InstanceType>(f, &c.get(&instance_type_path(&instance_type), &[])?)
+        }
+        InstanceTypeCmd::Create {
+            name,
+            kind,
+            gpu_model,
+            gpus,
+            mig_profile,
+            vcpus,
+            memory_gib,
+            description,
+            idempotency_key,
+        } => {
+            let body = to_value(&InstanceTypeCreate {
+                name,
+                kind: kind.into(),
+                gpu_model,
+                gpus,
+                mig_profile,
+                vcpus,
+                memory_gib,
+                description,
+            })?;
+            let v = c.post("/v1/instance-types", Some(&body), idempotency_key.as_deref())?;
+            print_one::<InstanceType>(f, &v)
+        }
+        InstanceTypeCmd::Update { instance_type, generation, description } => {
+            let body = to_value(&InstanceTypeUpdate { generation, description })?;
+            print_one::<InstanceType>(f, &c.patch(&instance_type_path(&instance_type), &body)?)
+        }
+        InstanceTypeCmd::Delete { instance_type } => {
+            c.delete(&instance_type_path(&instance_type))?;
+            print_done(f, &format!("instance type {instance_type} deleted"));
+            Ok(())
+        }
+    }
+}
+
+// Capacity.
+
+/// `capacity --by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum ByArg {
+    /// One row per GPU model.
+    #[default]
+    Model,
+    /// One row per GPU model and scalable unit.
+    Su,
+    /// One row per GPU model and rack.
+    Rack,
+}
+
+#[derive(clap::Args)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    g: Global,
+    /// Only this GPU model.
+    #[arg(long, value_name = "MODEL", value_parser = parse_key)]
+    gpu_model: Option<String>,
+    /// Group the table rows (ignored with -o json, which prints every grouping).
+    #[arg(long, value_enum, default_value_t = ByArg::Model)]
+    by: ByArg,
+}
+
+pub fn capacity(a: CapacityArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let query: Vec<(&str, String)> = a.gpu_model.into_iter().map(|m| ("gpu_model", m)).collect();
+    let v = c.get("/v1/capacity", &query)?;
+    if a.g.output == Format::Json {
+        emit_json(&v);
+        return Ok(());
+    }
+    let cap: Capacity = parse(&v)?;
+    emit(&capacity_table(&cap, a.by));
+    Ok(())
+}
+
+const COUNT_HEADER: &[&str] = &[
+    "NODES",
+    "UNAVAILABLE",
+    "FREE NODES",
+    "GPUS",
+    "FREE GPUS",
+    "MIG GPUS",
+    "FREE MIG SLICES",
+    "FRAGMENTATION",
+];
+
+fn count_cells(c: &Counts) -> Vec<String> {
+    vec![
+        c.nodes.to_string(),
+        c.unavailable_nodes.to_string(),
+        c.free_nodes.to_string(),
+        c.gpus.to_string(),
+        c.free_gpus.to_string(),
+        c.mig_gpus.to_string(),
+        c.mig_free_slices.to_string(),
+        format!("{:.2}", c.fragmentation),
+    ]
+}
+
+fn capacity_table(cap: &Capacity, by: ByArg) -> String {
+    let mut header = vec!["GPU MODEL"];
+    match by {
+        ByArg::Model => {}
+        ByArg::Su => header.push("SU"),
+        ByArg::Rack => header.push("RACK"),
+    }
+    header.extend_from_slice(COUNT_HEADER);
+    let mut t = Table::new(&header);
+    for m in &cap.models {
+        let groups = match by {
+            ByArg::Model => {
+                t.row([vec![m.gpu_model.clone()], count_cells(&m.total)].concat());
+                continue;
+            }
+            ByArg::Su => &m.by_su,
+            ByArg::Rack => &m.by_rack,
+        };
+        for (k, c) in groups {
+            t.row([vec![m.gpu_model.clone(), k.clone()], count_cells(c)].concat());
+        }
+    }
+    t.render()
+}
+
+// Allocations.
+
+#[derive(clap::Args)]
+pub struct AllocationArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: AllocationCmd,
+}
+
+/// The project whose allocations these are.
+#[derive(clap::Args, Debug)]
+struct InProject {
+    /// Tenant name or id.
+    #[arg(long, value_parser = parse_key)]
+    tenant: String,
+    /// Project name or id.
+    #[arg(long, value_parser = parse_key)]
+    project: String,
+}
+
+impl InProject {
+    fn allocations(&self) -> String {
+        format!("{}/allocations", project_path(&self.tenant, &self.project))
+    }
+
+    fn allocation(&self, id: &str) -> String {
+        format!("{}/{}", self.allocations(), client::seg(id))
+    }
+}
+
+/// `--scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScopeArg {
+    /// Anywhere (still spanning as few SUs as it can).
+    Any,
+    /// Inside one pod.
+    Pod,
+    /// Inside one scalable unit.
+    Su,
+    /// Inside one rack.
+    Rack,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Any => Scope::Any,
+            ScopeArg::Pod => Scope::Pod,
+            ScopeArg::Su => Scope::Su,
+            ScopeArg::Rack => Scope::Rack,
+        }
+    }
+}
+
+/// `--policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PolicyArg {
+    /// Fill partly used nodes and SUs first.
+    Pack,
+    /// Prefer the emptiest nodes and SUs.
+    Spread,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Policy {
+        match p {
+            PolicyArg::Pack => Policy::Pack,
+            PolicyArg::Spread => Policy::Spread,
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum AllocationCmd {
+    /// List the project's allocations.
+    List {
+        #[command(flatten)]
+        at: InProject,
+    },
+    /// Place and hold instances of a type (a bare-metal count > 1 is an
+    /// all-or-nothing gang). Exit 6 when it cannot be placed or the quota
+    /// would be exceeded.
+    Create {
+        /// Instance type name or id.
+        #[arg(long, value_parser = parse_key, value_name = "TYPE")]
+        instance_type: String,
+        /// Instances (bare metal: nodes).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        count: u32,
+        /// How close together the instances must be.
+        #[arg(long, value_enum)]
+        scope: Option<ScopeArg>,
+        /// Which free capacity to take first.
+        #[arg(long, value_enum)]
+        policy: Option<PolicyArg>,
+        /// No two allocations of this group share a node.
+        #[arg(long, value_name = "GROUP")]
+        anti_affinity: Option<String>,
+        /// Only inside this pod, SU or rack: pod:NAME, su:NAME or rack:NAME.
+        #[arg(long, value_parser = parse_within, value_name = "LEVEL:NAME")]
+        within: Option<Within>,
+        #[command(flatten)]
+        at: InProject,
+        /// Retrying with the same key returns the first result instead of a second allocation.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Show one allocation.
+    Get {
+        /// Allocation id.
+        #[arg(value_parser = parse_key)]
+        id: String,
+        #[command(flatten)]
+        at: InProject,
+    },
+    /// Release an allocation: its nodes, GPUs and quota return to the pool.
+    Release {
+        /// Allocation id.
+        #[arg(value_parser = parse_key)]
+        id: String,
+        #[command(flatten)]
+        at: InProject,
+    },
+}
+
+/// `pod:NAME`, `su:NAME` or `rack:NAME`.
+fn parse_within(s: &str) -> Result<Within, String> {
+    let (level, name) =
+        s.split_once(':').ok_or("expected pod:NAME, su:NAME or rack:NAME, e.g. su:su-1")?;
+    let name = parse_name(name)?.as_str().to_string();
+    match level {
+        "pod" => Ok(Within::Pod(name)),
+        "su" => Ok(Within::Su(name)),
+        "rack" => Ok(Within::Rack(name)),
+        _ => Err(format!("unknown level {level:?}: expected pod, su or rack")),
+    }
+}
+
+pub fn allocation(a: AllocationArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    match a.cmd {
+        AllocationCmd::List { at } => print_list::<Allocation>(f, &c.get(&at.allocations(), &[])?),
+        AllocationCmd::Create {
+            instance_type,
+            count,
+            scope,
+            policy,
+            anti_affinity,
+            within,
+            at,
+            idempotency_key,
+        } => {
+            let constraints = Constraints {
+                scope: scope.map(Scope::from).unwrap_or_default(),
+                policy: policy.map(Policy::from).unwrap_or_default(),
+                anti_affinity,
+                within,
+            };
+            // Built as JSON, not as `AllocationCreate`: only the fields this
+            // command sets, so optional fields added to the API later keep
+            // their defaults.
+            let body = serde_json::json!({
+                "instance_type": instance_type,
+                "count": count,
+                "constraints": to_value(&constraints)?,
+            });
+            let v = c.post(&at.allocations(), Some(&body), idempotency_key.as_deref())?;
+            print_one::<Allocation>(f, &v)
+        }
+        AllocationCmd::Get { id, at } => {
+            print_one::<Allocation>(f, &c.get(&at.allocation(&id), &[])?)
+        }
+        AllocationCmd::Release { id, at } => match c.delete(&at.allocation(&id))? {
+            Some(v) => print_one::<Allocation>(f, &v),
+            None => {
+                print_done(f, &format!("allocation {id} released"));
+                Ok(())
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neocloud_placement::capacity::ModelCapacity;
+
+    fn parses(args: &[&str]) -> bool {
+        let mut all = vec!["neocloud"];
+        all.extend_from_slice(args);
+        <crate::Cli as clap::CommandFactory>::command().try_get_matches_from(all).is_ok()
+    }
+
+    #[test]
+    fn arguments() {
+        assert!(parses(&["node", "list", "-o", "json"]));
+        assert!(parses(&[
+            "node",
+            "create",
+            "n1",
+            "--site",
+            "s",
+            "--pod",
+            "p",
+            "--su",
+            "su-1",
+            "--rack",
+            "r1",
+            "--gpu-model",
+            "h100-80gb",
+            "--gpus",
+            "8",
+            "--mig-capable"
+        ]));
+        assert!(!parses(&["node", "create", "n1", "--site", "s"]));
+        assert!(parses(&[
+            "node",
+            "update",
+            "n1",
+            "--availability",
+            "maintenance",
+            "--generation",
+            "2"
+        ]));
+        assert!(!parses(&[
+            "node",
+            "update",
+            "n1",
+            "--availability",
+            "broken",
+            "--generation",
+            "2"
+        ]));
+        for kind in ["bare-metal", "bare_metal", "vm", "mig"] {
+            assert!(parses(&[
+                "instance-type",
+                "create",
+                "t",
+                "--kind",
+                kind,
+                "--gpu-model",
+                "h100-80gb"
+            ]));
+        }
+        assert!(!parses(&["instance-type", "create", "t", "--kind", "x", "--gpu-model", "m"]));
+        assert!(parses(&["capacity", "--by", "su", "--gpu-model", "h100-80gb"]));
+        assert!(!parses(&["capacity", "--by", "pod"]));
+        assert!(parses(&[
+            "allocation",
+            "create",
+            "--instance-type",
+            "bm",
+            "--count",
+            "2",
+            "--scope",
+            "su",
+            "--policy",
+            "spread",
+            "--within",
+            "pod:p1",
+            "--tenant",
+            "t",
+            "--project",
+            "p"
+        ]));
+        assert!(!parses(&["allocation", "create", "--instance-type", "bm", "--tenant", "t"]));
+        assert!(!parses(&["allocation", "list", "--tenant", "t", "--project", "p", "--x"]));
+    }
+
+    #[test]
+    fn within() {
+        assert_eq!(parse_within("su:su-1"), Ok(Within::Su("su-1".into())));
+        assert_eq!(parse_within("rack:r1"), Ok(Within::Rack("r1".into())));
+        assert!(parse_within("su").is_err());
+        assert!(parse_within("row:r1").is_err());
+        assert!(parse_within("su:Bad_Name").is_err());
+    }
+
+    #[test]
+    fn capacity_rows() {
+        let counts =
+            Counts { nodes: 2, free_nodes: 1, gpus: 16, fragmentation: 0.5, ..Default::default() };
+        let mut m = ModelCapacity {
+            gpu_model: "h100-80gb".into(),
+            total: counts.clone(),
+            ..Default::default()
+        };
+        m.by_su.insert("su-a".into(), counts.clone());
+        m.by_su.insert("su-b".into(), counts.clone());
+        m.by_rack.insert("r1".into(), counts);
+        let cap = Capacity { models: vec![m] };
+        let t = capacity_table(&cap, ByArg::Model);
+        assert_eq!(t.lines().count(), 2, "{t}");
+        assert!(t.starts_with("GPU MODEL  NODES"), "{t}");
+        assert!(t.contains("0.50"), "{t}");
+        let t = capacity_table(&cap, ByArg::Su);
+        assert_eq!(t.lines().count(), 3, "{t}");
+        assert!(t.lines().nth(2).unwrap().starts_with("h100-80gb  su-b"), "{t}");
+        assert_eq!(capacity_table(&cap, ByArg::Rack).lines().count(), 2);
+    }
+}
