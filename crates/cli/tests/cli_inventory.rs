@@ -555,6 +555,54 @@ fn inventory_end_to_end() {
         assert!(o.stdout.contains("released"), "{}", o.stdout);
     }
     assert_eq!(total(&cli)["free_nodes"], 3);
+
+    // Reserve two nodes now, allocate one of them later.
+    let at = ["--tenant", "t", "--project", "p"];
+    let mut args = vec![
+        "allocation",
+        "create",
+        "--instance-type",
+        "bm",
+        "--count",
+        "2",
+        "--reserve",
+        "-o",
+        "json",
+    ];
+    args.extend_from_slice(&at);
+    let r = cli.ok(&args).json();
+    assert_eq!(r["kind"], "reservation", "{r}");
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(total(&cli)["free_nodes"], 1);
+    let mut args = vec![
+        "allocation",
+        "create",
+        "--instance-type",
+        "bm",
+        "--from-reservation",
+        &rid,
+        "-o",
+        "json",
+    ];
+    args.extend_from_slice(&at);
+    let a = cli.ok(&args).json();
+    assert_eq!(a["reservation_id"], rid.as_str(), "{a}");
+    assert!(placed_nodes(&r).contains(&placed_nodes(&a)[0]), "allocated from the reserved nodes");
+    let mut args = vec!["allocation", "get", &rid, "--reservation", "-o", "json"];
+    args.extend_from_slice(&at);
+    assert_eq!(cli.ok(&args).json()["count"], 1);
+    let mut args = vec!["allocation", "list", "--reservations", "-o", "json"];
+    args.extend_from_slice(&at);
+    assert_eq!(items(&cli.ok(&args).json()).len(), 1);
+    let aid = a["id"].as_str().unwrap().to_string();
+    for (id, flag) in [(&aid, None), (&rid, Some("--reservation"))] {
+        let mut args = vec!["allocation", "release", id.as_str()];
+        args.extend(flag);
+        args.extend_from_slice(&at);
+        cli.ok(&args);
+    }
+    assert_eq!(total(&cli)["free_nodes"], 3);
+
     cli.ok(&["instance-type", "create", "spare", "--kind", "bare-metal", "--gpu-model", "b200"]);
     let o = cli.ok(&["instance-type", "delete", "spare"]);
     assert!(o.stdout.contains("deleted"), "{}", o.stdout);

@@ -443,10 +443,12 @@ impl From<PolicyArg> for Policy {
 
 #[derive(clap::Subcommand)]
 enum AllocationCmd {
-    /// List the project's allocations.
+    /// List the project's allocations (or, with --reservations, its reservations).
     List {
         #[command(flatten)]
         at: InProject,
+        #[arg(long)]
+        reservations: bool,
     },
     /// Place and hold instances of a type (a bare-metal count > 1 is an
     /// all-or-nothing gang). Exit 6 when it cannot be placed or the quota
@@ -475,22 +477,33 @@ enum AllocationCmd {
         /// Retrying with the same key returns the first result instead of a second allocation.
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
+        /// Hold the capacity as a reservation, to allocate against later.
+        #[arg(long, conflicts_with = "from_reservation")]
+        reserve: bool,
+        /// Allocate out of this reservation (id) instead of free capacity.
+        #[arg(long, value_parser = parse_key, value_name = "ID")]
+        from_reservation: Option<String>,
     },
-    /// Show one allocation.
+    /// Show one allocation (or, with --reservation, one reservation).
     Get {
         /// Allocation id.
         #[arg(value_parser = parse_key)]
         id: String,
         #[command(flatten)]
         at: InProject,
+        #[arg(long)]
+        reservation: bool,
     },
-    /// Release an allocation: its nodes, GPUs and quota return to the pool.
+    /// Release an allocation (or, with --reservation, what remains of a
+    /// reservation): its nodes, GPUs and quota return to the pool.
     Release {
         /// Allocation id.
         #[arg(value_parser = parse_key)]
         id: String,
         #[command(flatten)]
         at: InProject,
+        #[arg(long)]
+        reservation: bool,
     },
 }
 
@@ -507,11 +520,22 @@ fn parse_within(s: &str) -> Result<Within, String> {
     }
 }
 
+/// The reservations path for an allocations path.
+fn kind_path(allocations_path: String, reservation: bool) -> String {
+    if reservation {
+        allocations_path.replacen("/allocations", "/reservations", 1)
+    } else {
+        allocations_path
+    }
+}
+
 pub fn allocation(a: AllocationArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
     let f = a.g.output;
     match a.cmd {
-        AllocationCmd::List { at } => print_list::<Allocation>(f, &c.get(&at.allocations(), &[])?),
+        AllocationCmd::List { at, reservations } => {
+            print_list::<Allocation>(f, &c.get(&kind_path(at.allocations(), reservations), &[])?)
+        }
         AllocationCmd::Create {
             instance_type,
             count,
@@ -521,6 +545,8 @@ pub fn allocation(a: AllocationArgs) -> Result<(), CliError> {
             within,
             at,
             idempotency_key,
+            reserve,
+            from_reservation,
         } => {
             let constraints = Constraints {
                 scope: scope.map(Scope::from).unwrap_or_default(),
@@ -531,24 +557,32 @@ pub fn allocation(a: AllocationArgs) -> Result<(), CliError> {
             // Built as JSON, not as `AllocationCreate`: only the fields this
             // command sets, so optional fields added to the API later keep
             // their defaults.
-            let body = serde_json::json!({
+            let mut body = serde_json::json!({
                 "instance_type": instance_type,
                 "count": count,
-                "constraints": to_value(&constraints)?,
             });
-            let v = c.post(&at.allocations(), Some(&body), idempotency_key.as_deref())?;
+            if constraints != Constraints::default() {
+                body["constraints"] = to_value(&constraints)?;
+            }
+            if let Some(r) = from_reservation {
+                body["reservation"] = serde_json::json!(r);
+            }
+            let path = kind_path(at.allocations(), reserve);
+            let v = c.post(&path, Some(&body), idempotency_key.as_deref())?;
             print_one::<Allocation>(f, &v)
         }
-        AllocationCmd::Get { id, at } => {
-            print_one::<Allocation>(f, &c.get(&at.allocation(&id), &[])?)
+        AllocationCmd::Get { id, at, reservation } => {
+            print_one::<Allocation>(f, &c.get(&kind_path(at.allocation(&id), reservation), &[])?)
         }
-        AllocationCmd::Release { id, at } => match c.delete(&at.allocation(&id))? {
-            Some(v) => print_one::<Allocation>(f, &v),
-            None => {
-                print_done(f, &format!("allocation {id} released"));
-                Ok(())
+        AllocationCmd::Release { id, at, reservation } => {
+            match c.delete(&kind_path(at.allocation(&id), reservation))? {
+                Some(v) => print_one::<Allocation>(f, &v),
+                None => {
+                    print_done(f, &format!("allocation {id} released"));
+                    Ok(())
+                }
             }
-        },
+        }
     }
 }
 
