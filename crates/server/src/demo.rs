@@ -6,7 +6,7 @@
 use neocloud_common::{Error, Name, Result};
 use neocloud_placement::SimulatedFleet;
 use neocloud_store::{allocations, audit, instance_types, nodes, Store};
-use neocloud_types::{InstanceKind, NodeCreate};
+use neocloud_types::{InstanceKind, Nic, NodeCreate};
 
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
@@ -27,7 +27,17 @@ pub fn seed(store: &Store) -> Result<usize> {
             sus_per_pod: 2,
             ..SimulatedFleet::hgx(DEMO_NODES, "h100-80gb")
         };
-        for n in fleet.build() {
+        for (i, n) in fleet.build().into_iter().enumerate() {
+            // Rail-optimized: NIC r of every node of an SU goes to leaf r of that SU.
+            let nics = (0..8u8)
+                .map(|rail| Nic {
+                    name: format!("sim-ib{rail}"),
+                    rail,
+                    fabric: "sim-compute".into(),
+                    switch: format!("sim-leaf-{}-{rail}", n.su),
+                    port: format!("p{}", i % fleet.nodes_per_su),
+                })
+                .collect();
             nodes::create(
                 w,
                 &NodeCreate {
@@ -39,7 +49,9 @@ pub fn seed(store: &Store) -> Result<usize> {
                     nvlink_domain: None,
                     gpu_model: name(&n.gpu_model)?,
                     gpus: n.gpus,
+                    gpu_memory_gb: None,
                     mig_capable: true,
+                    nics,
                 },
             )?;
         }

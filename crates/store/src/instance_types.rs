@@ -110,7 +110,9 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     let (active, all) =
         rows.first().map(|r| Ok::<_, Error>((r.i64(0)?, r.i64(1)?))).transpose()?.unwrap_or((0, 0));
     if active > 0 {
-        return Err(Error::conflict(format!("instance type is in use by {active} active allocation(s)")));
+        return Err(Error::conflict(format!(
+            "instance type is in use by {active} active allocation(s)"
+        )));
     }
     if all > 0 {
         return Err(Error::conflict(format!(

@@ -176,7 +176,10 @@ CREATE TABLE nodes (
     nvlink_domain TEXT NOT NULL,
     gpu_model TEXT NOT NULL,
     gpus BIGINT NOT NULL CHECK (gpus BETWEEN 1 AND 16),
+    gpu_memory_gb BIGINT NOT NULL,
     mig_capable BIGINT NOT NULL,
+    -- JSON list of NICs: name, rail, fabric, switch, port.
+    nics TEXT NOT NULL,
     availability TEXT NOT NULL,
     generation BIGINT NOT NULL,
     created_at BIGINT NOT NULL,

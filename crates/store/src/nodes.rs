@@ -6,7 +6,7 @@ use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_placement::{Availability, NodeSpec};
 use neocloud_types::{Node, NodeCreate};
 
-const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at";
+const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -41,6 +41,9 @@ fn from_row(r: &Row) -> Result<Node> {
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),
+        gpu_memory_gb: r.i64(14)? as u32,
+        nics: serde_json::from_str(&r.str(15)?)
+            .map_err(|e| Error::internal(format!("node nics: {e}")))?,
     })
 }
 
@@ -88,8 +91,46 @@ pub fn create(w: &mut dyn Writer, p: &NodeCreate) -> Result<Node> {
     let id = new_id();
     let now = now_micros();
     let domain = p.nvlink_domain.as_ref().unwrap_or(&p.name);
+    let memory =
+        match (p.gpu_memory_gb, neocloud_placement::mig::GpuModel::parse(p.gpu_model.as_str())) {
+            (Some(0), _) => return Err(Error::invalid_value("gpu_memory_gb", "must be positive")),
+            (Some(m), _) => m,
+            (None, Some(model)) => model.memory_gb(),
+            (None, None) => {
+                return Err(Error::invalid_value(
+                    "gpu_memory_gb",
+                    format!("required: the memory of a {} GPU is not known here", p.gpu_model),
+                ))
+            }
+        };
+    let mut rails = std::collections::BTreeSet::new();
+    for (i, n) in p.nics.iter().enumerate() {
+        if n.rail > 15 {
+            return Err(Error::invalid_value(
+                format!("nics[{i}].rail"),
+                "must be between 0 and 15",
+            ));
+        }
+        if !rails.insert((n.fabric.clone(), n.rail)) {
+            return Err(Error::invalid_value(
+                format!("nics[{i}].rail"),
+                "two NICs on one rail of one fabric",
+            ));
+        }
+        for (field, v) in
+            [("name", &n.name), ("fabric", &n.fabric), ("switch", &n.switch), ("port", &n.port)]
+        {
+            if v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_control()) {
+                return Err(Error::invalid_value(
+                    format!("nics[{i}].{field}"),
+                    "must be 1 to 64 printable characters",
+                ));
+            }
+        }
+    }
+    let nics = serde_json::to_string(&p.nics).map_err(|e| Error::internal(e.to_string()))?;
     w.execute(
-        &format!("INSERT INTO nodes ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedulable', 1, ?, ?)"),
+        &format!("INSERT INTO nodes ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedulable', 1, ?, ?, ?, ?)"),
         vals![
             &id,
             p.name.as_str(),
@@ -102,7 +143,9 @@ pub fn create(w: &mut dyn Writer, p: &NodeCreate) -> Result<Node> {
             p.gpus as i64,
             p.mig_capable,
             now,
-            now
+            now,
+            memory as i64,
+            nics
         ],
     )
     .map_err(|e| {

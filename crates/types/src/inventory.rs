@@ -23,8 +23,29 @@ pub struct NodeCreate {
     pub gpu_model: Name,
     /// GPUs on the node, 1 to 16.
     pub gpus: u8,
+    /// Memory per GPU; default from the GPU model where it is known.
+    #[serde(default)]
+    pub gpu_memory_gb: Option<u32>,
     #[serde(default)]
     pub mig_capable: bool,
+    /// The node's fabric NICs. In a rail-optimized fabric NIC `rail` i of
+    /// every node of an SU connects to leaf i.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    /// Interface name on the node, e.g. `ibp24s0` or `eth1`.
+    pub name: String,
+    /// Rail index (0-15): the GPU/NIC index this NIC serves.
+    pub rail: u8,
+    /// The fabric it attaches to, e.g. `compute-ib` or `storage-eth`.
+    pub fabric: String,
+    /// The switch and port at the other end of the link.
+    pub switch: String,
+    pub port: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -45,7 +66,9 @@ pub struct Node {
     pub nvlink_domain: String,
     pub gpu_model: String,
     pub gpus: u8,
+    pub gpu_memory_gb: u32,
     pub mig_capable: bool,
+    pub nics: Vec<Nic>,
     pub availability: Availability,
     pub generation: i64,
     pub created_at: String,

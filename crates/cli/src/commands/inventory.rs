@@ -77,6 +77,12 @@ enum NodeCmd {
         /// The node's GPUs can be split into MIG slices.
         #[arg(long)]
         mig_capable: bool,
+        /// Memory per GPU in GB (default: known per GPU model).
+        #[arg(long, value_name = "GB")]
+        gpu_memory_gb: Option<u32>,
+        /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT (repeat per NIC).
+        #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
+        nics: Vec<neocloud_types::Nic>,
         /// Retrying with the same key returns the first result instead of a second node.
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
@@ -120,6 +126,8 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             gpus,
             nvlink_domain,
             mig_capable,
+            gpu_memory_gb,
+            nics,
             idempotency_key,
         } => {
             let body = to_value(&NodeCreate {
@@ -131,7 +139,9 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 nvlink_domain,
                 gpu_model,
                 gpus,
+                gpu_memory_gb,
                 mig_capable,
+                nics,
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }
@@ -505,6 +515,24 @@ enum AllocationCmd {
         #[arg(long)]
         reservation: bool,
     },
+}
+
+/// `NAME:RAIL:FABRIC:SWITCH:PORT`, e.g. `ibp24s0:0:compute:leaf-0:p12`.
+fn parse_nic(s: &str) -> Result<neocloud_types::Nic, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [name, rail, fabric, switch, port] = parts[..] else {
+        return Err(
+            "expected NAME:RAIL:FABRIC:SWITCH:PORT, e.g. ibp24s0:0:compute:leaf-0:p12".into()
+        );
+    };
+    let rail = rail.parse::<u8>().map_err(|_| format!("rail {rail:?} is not a number"))?;
+    Ok(neocloud_types::Nic {
+        name: name.into(),
+        rail,
+        fabric: fabric.into(),
+        switch: switch.into(),
+        port: port.into(),
+    })
 }
 
 /// `pod:NAME`, `su:NAME` or `rack:NAME`.
