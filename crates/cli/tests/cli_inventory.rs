@@ -474,8 +474,8 @@ fn inventory_end_to_end() {
     let rows: Vec<Vec<&str>> =
         o.stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 2, "{}", o.stdout);
-    assert_eq!((rows[0][1], rows[0][2]), ("su-a", "2"), "{}", o.stdout);
-    assert_eq!((rows[1][1], rows[1][2]), ("su-b", "1"), "{}", o.stdout);
+    assert_eq!((rows[0][1], rows[0][2]), ("p1/su-a", "2"), "{}", o.stdout);
+    assert_eq!((rows[1][1], rows[1][2]), ("p1/su-b", "1"), "{}", o.stdout);
     // Fragmentation has two decimals.
     assert!(rows.iter().all(|r| r.last().unwrap().split('.').nth(1).map(str::len) == Some(2)));
     let o = cli.ok(&["capacity", "--by", "rack"]);

@@ -55,7 +55,9 @@ impl Counts {
 pub struct ModelCapacity {
     pub gpu_model: String,
     pub total: Counts,
+    /// Keyed `pod/su`.
     pub by_su: BTreeMap<String, Counts>,
+    /// Keyed `pod/su/rack`.
     pub by_rack: BTreeMap<String, Counts>,
 }
 
@@ -96,10 +98,13 @@ pub fn build<'a>(nodes: impl Iterator<Item = NodeView<'a>>) -> Capacity {
             0
         };
         e.0.total.add(&v);
-        e.0.by_su.entry(v.spec.su.clone()).or_default().add(&v);
-        e.0.by_rack.entry(v.spec.rack.clone()).or_default().add(&v);
-        *e.1.entry(v.spec.su.clone()).or_default() += on_free;
-        *e.2.entry(v.spec.rack.clone()).or_default() += on_free;
+        // Keyed by path: `pod/su` and `pod/su/rack` (names repeat across pods).
+        let su = format!("{}/{}", v.spec.pod, v.spec.su);
+        let rack = format!("{su}/{}", v.spec.rack);
+        e.0.by_su.entry(su.clone()).or_default().add(&v);
+        e.0.by_rack.entry(rack.clone()).or_default().add(&v);
+        *e.1.entry(su).or_default() += on_free;
+        *e.2.entry(rack).or_default() += on_free;
         e.3 += on_free;
     }
     Capacity {

@@ -21,7 +21,6 @@ struct Slot {
     spec: NodeSpec,
     model: usize,
     su: usize,
-    pod: usize,
     rack: usize,
     domain: usize,
     all: u16,
@@ -202,8 +201,13 @@ impl Engine {
                 self.models.len() - 1
             }
         };
-        let su = self.names.su.get(&spec.su);
-        let pod = self.names.pod.get(&spec.pod);
+        // Levels are keyed by their full path: an SU named `su-1` in two
+        // pods is two SUs (and likewise racks and NVLink domains).
+        let pod_path = format!("{}/{}", spec.site, spec.pod);
+        let su_path = format!("{pod_path}/{}", spec.su);
+        let rack_path = format!("{su_path}/{}", spec.rack);
+        let su = self.names.su.get(&su_path);
+        let pod = self.names.pod.get(&pod_path);
         if self.names.su_pod.len() <= su {
             self.names.su_pod.resize(su + 1, pod);
         }
@@ -212,9 +216,8 @@ impl Engine {
         Slot {
             model,
             su,
-            pod,
-            rack: self.names.rack.get(&spec.rack),
-            domain: self.names.domain.get(&spec.nvlink_domain),
+            rack: self.names.rack.get(&rack_path),
+            domain: self.names.domain.get(&format!("{}/{}", spec.site, spec.nvlink_domain)),
             all,
             free: all,
             whole: false,
@@ -280,10 +283,47 @@ impl Engine {
         }
         match &c.within {
             None => true,
-            Some(Within::Pod(p)) => &self.names.pod.names[s.pod] == p,
-            Some(Within::Su(p)) => &self.names.su.names[s.su] == p,
-            Some(Within::Rack(p)) => &self.names.rack.names[s.rack] == p,
+            // By name: a name used at one level in several places matches all.
+            Some(Within::Pod(p)) => &s.spec.pod == p,
+            Some(Within::Su(p)) => &s.spec.su == p,
+            Some(Within::Rack(p)) => &s.spec.rack == p,
         }
+    }
+
+    /// When a request fails: if free capacity exists but the request's
+    /// `within` or anti-affinity rules out all of it, say so (rather than
+    /// blaming capacity or the NVLink domain).
+    fn refused_by_constraints(
+        &self,
+        m: &ModelIndex,
+        c: &Constraints,
+        model: &str,
+    ) -> Option<NoFit> {
+        if c.within.is_none() && c.anti_affinity.is_none() {
+            return None;
+        }
+        let candidates: Vec<u32> = m.by_free[1..]
+            .iter()
+            .flat_map(|set| set.iter().copied())
+            .chain(m.mig_by_free.iter().flat_map(|set| set.iter().map(|(ix, _)| *ix)))
+            .collect();
+        if candidates.is_empty() || candidates.iter().any(|ix| self.allowed(*ix, c)) {
+            return None;
+        }
+        let within_only = Constraints { within: c.within.clone(), ..Constraints::default() };
+        if c.within.is_some() && !candidates.iter().any(|ix| self.allowed(*ix, &within_only)) {
+            return Some(NoFit::new(
+                "within",
+                format!("no {model} node with free capacity matches {:?}", c.within),
+            ));
+        }
+        Some(NoFit::new(
+            "anti_affinity",
+            format!(
+                "every {model} node with free capacity already holds an allocation of group {:?}",
+                c.anti_affinity.as_deref().unwrap_or_default()
+            ),
+        ))
     }
 
     fn model(&self, name: &str) -> Result<&ModelIndex, NoFit> {
@@ -504,6 +544,9 @@ impl Engine {
             }
         }
         let Some((_, d)) = best else {
+            if let Some(nf) = self.refused_by_constraints(m, c, model) {
+                return Err(nf);
+            }
             return Err(NoFit::new(
                 "nvlink_domain",
                 format!("need {n} {model} GPU(s) in one NVLink domain; no domain has that many free ({})", self.free_summary(m)),
@@ -575,6 +618,9 @@ impl Engine {
                     }
                 }
             }
+        }
+        if let Some(nf) = self.refused_by_constraints(m, c, model) {
+            return Err(nf);
         }
         Err(NoFit::new(
             "capacity",

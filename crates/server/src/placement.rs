@@ -12,7 +12,7 @@
 //! loser gets a conflict and reloads.
 
 use neocloud_common::{Error, Result};
-use neocloud_placement::{Availability, Engine, NodeSpec, Placement};
+use neocloud_placement::{Availability, Constraints, Engine, NodeSpec, Placement};
 use neocloud_store::{allocations, nodes, Reader, Store};
 use std::sync::{Mutex, MutexGuard};
 
@@ -62,10 +62,21 @@ pub fn load(r: &mut dyn Reader) -> Result<State> {
     }
     for a in &allocs {
         engine
-            .apply(&a.id, &a.placement, a.constraints.anti_affinity.as_deref())
+            .apply(&a.id, &a.placement, engine_group(&a.tenant_id, &a.constraints).as_deref())
             .map_err(|err| Error::internal(format!("load allocation {}: {err}", a.id)))?;
     }
     Ok(State { engine, generation })
+}
+
+/// Anti-affinity groups are a tenant's own: the engine sees them qualified
+/// by the tenant, so one tenant's groups never constrain (or reveal) another's.
+pub fn engine_group(tenant_id: &str, c: &Constraints) -> Option<String> {
+    c.anti_affinity.as_ref().map(|g| format!("{tenant_id}/{g}"))
+}
+
+/// The constraints as the engine applies them for `tenant_id`.
+pub fn engine_constraints(tenant_id: &str, c: &Constraints) -> Constraints {
+    Constraints { anti_affinity: engine_group(tenant_id, c), ..c.clone() }
 }
 
 impl PlacementService {

@@ -88,7 +88,7 @@ impl GpuModel {
     }
 
     /// The profile called `name` on this model (exact, e.g. `3g.40gb`;
-    /// names are model-specific: `1g.10gb` is not an A100-40GB profile).
+    /// names are model-specific: `3g.40gb` is an H100-80GB profile but not an A100-40GB one).
     pub fn profile(self, name: &str) -> Option<&'static Profile> {
         self.table().iter().find(|p| p.name == name)
     }

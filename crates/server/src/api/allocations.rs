@@ -169,6 +169,8 @@ fn plan(
     count: u32,
     cons: &Constraints,
 ) -> Result<Placement> {
+    let (tenant, _) = ids(c)?;
+    let cons = &crate::placement::engine_constraints(tenant, cons);
     let mut state = c.placement.current(w)?;
     let engine = &mut state.engine;
     let model = it.gpu_model.clone();
@@ -244,7 +246,7 @@ fn place_new(
         .with_effect(Effect::Apply {
             id: a.id.clone(),
             placement,
-            group: cons.anti_affinity.clone(),
+            group: crate::placement::engine_group(tenant, cons),
         })
         .with_effect(Effect::Generation(g)))
 }
@@ -357,7 +359,7 @@ fn from_reservation(
         },
     )?;
     let g = allocations::bump_placement_generation(w)?;
-    let group = res.constraints.anti_affinity.clone();
+    let group = crate::placement::engine_group(tenant, &res.constraints);
     let mut reply = Reply::created(&a.id, &a)?.with_effect(Effect::Release(res.id.clone()));
     if !rest.assignments.is_empty() {
         reply = reply.with_effect(Effect::Apply {
