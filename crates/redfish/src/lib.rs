@@ -1,0 +1,1 @@
+//! Redfish BMC driver (being written).
