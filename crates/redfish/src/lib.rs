@@ -1,1 +1,19 @@
-//! Redfish BMC driver (being written).
+//! The Redfish BMC driver: one [`Bmc`] per baseboard management controller,
+//! with its session (`X-Auth-Token`, re-login on expiry, basic auth where
+//! there is no session service), a limit of requests in flight, a slow lane
+//! for slow calls, timeouts, and retries with backoff for transient
+//! failures. Operations discover resource ids from collections.
+//!
+//! Blocking by design: the control plane runs BMC work on blocking threads,
+//! one BMC's slowness never blocks another's (each has its own limits).
+
+mod client;
+mod error;
+mod limiter;
+mod ops;
+
+pub use client::{Answer, Bmc, BmcConfig};
+pub use error::{RedfishError, Result};
+pub use ops::{
+    BootTarget, Cpu, Firmware, Gpu, Inventory, NicInfo, PowerState, ResetType, SystemInfo,
+};

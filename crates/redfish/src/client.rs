@@ -1,0 +1,327 @@
+//! One BMC: its session, its request limits, retries and timeouts.
+
+use crate::error::{RedfishError, Result};
+use crate::limiter::Limiter;
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How to reach a BMC and how patiently.
+#[derive(Clone)]
+pub struct BmcConfig {
+    /// `http://host:port` or `https://host:port` (no trailing slash).
+    pub endpoint: String,
+    pub username: String,
+    pub password: String,
+    /// Per request.
+    pub timeout: Duration,
+    /// Requests in flight to this BMC at once (BMCs are small computers).
+    pub max_in_flight: usize,
+    /// Extra attempts for transient failures, with exponential backoff.
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+impl std::fmt::Debug for BmcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BmcConfig")
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl BmcConfig {
+    pub fn new(endpoint: &str, username: &str, password: &str) -> BmcConfig {
+        BmcConfig {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            username: username.to_string(),
+            password: password.to_string(),
+            timeout: Duration::from_secs(30),
+            max_in_flight: 4,
+            retries: 3,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Auth {
+    /// Not logged in yet.
+    None,
+    /// A Redfish session: `X-Auth-Token`, and where to DELETE it.
+    Session { token: String, location: Option<String> },
+    /// The BMC has no session service: HTTP basic auth on every request.
+    Basic,
+}
+
+pub struct Bmc {
+    cfg: BmcConfig,
+    agent: ureq::Agent,
+    auth: Mutex<Auth>,
+    lane: Limiter,
+    /// Slow calls (firmware inventory) take one of these first, so they never
+    /// fill the BMC's normal lane.
+    slow_lane: Limiter,
+}
+
+/// A JSON answer with its status and `Location` header.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+fn transport(path: &str, e: ureq::Transport) -> RedfishError {
+    let msg = e.to_string();
+    let timed_out =
+        msg.contains("timed out") || msg.contains("Timeout") || msg.contains("WouldBlock");
+    if timed_out {
+        RedfishError::Timeout(format!("{path}: {msg}"))
+    } else {
+        RedfishError::Unreachable(format!("{path}: {msg}"))
+    }
+}
+
+fn message_of(body: &Value) -> String {
+    body["error"]["@Message.ExtendedInfo"][0]["Message"]
+        .as_str()
+        .or_else(|| body["error"]["message"].as_str())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+impl Bmc {
+    pub fn new(cfg: BmcConfig) -> Bmc {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(cfg.timeout.min(Duration::from_secs(10)))
+            .timeout(cfg.timeout)
+            .build();
+        let lanes = cfg.max_in_flight.max(2);
+        Bmc {
+            agent,
+            auth: Mutex::new(Auth::None),
+            // One permit of the normal lane is kept from slow calls.
+            lane: Limiter::new(lanes),
+            slow_lane: Limiter::new(lanes - 1),
+            cfg,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.cfg.endpoint
+    }
+
+    /// Holds the normal lane's permits right now (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.lane.in_use()
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.cfg.endpoint)
+        }
+    }
+
+    /// One HTTP exchange, no retry.
+    fn once(&self, method: &str, path: &str, body: Option<&Value>, auth: &Auth) -> Result<Answer> {
+        let mut req = self.agent.request(method, &self.url(path)).set("Accept", "application/json");
+        match auth {
+            Auth::Session { token, .. } => req = req.set("X-Auth-Token", token),
+            Auth::Basic => {
+                let cred = base64(&format!("{}:{}", self.cfg.username, self.cfg.password));
+                req = req.set("Authorization", &format!("Basic {cred}"));
+            }
+            Auth::None => {}
+        }
+        let res = match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => return Err(transport(path, t)),
+        };
+        let status = resp.status();
+        let location = resp.header("Location").map(str::to_string);
+        let token = resp.header("X-Auth-Token").map(str::to_string);
+        let text = resp
+            .into_string()
+            .map_err(|e| RedfishError::Timeout(format!("{path}: reading body: {e}")))?;
+        let mut body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        if let (Some(t), Value::Null) = (&token, &body) {
+            body = serde_json::json!({ "X-Auth-Token": t });
+        } else if let Some(t) = token {
+            body["X-Auth-Token"] = Value::String(t);
+        }
+        Ok(Answer { status, body, location })
+    }
+
+    /// Logs in: a Redfish session where the BMC has a session service,
+    /// else basic auth.
+    fn login(&self) -> Result<Auth> {
+        let body =
+            serde_json::json!({"UserName": self.cfg.username, "Password": self.cfg.password});
+        let a =
+            self.once("POST", "/redfish/v1/SessionService/Sessions", Some(&body), &Auth::None)?;
+        let auth = match a.status {
+            200..=299 => match a.body["X-Auth-Token"].as_str() {
+                Some(t) => Auth::Session { token: t.to_string(), location: a.location },
+                None => Auth::Basic,
+            },
+            401 | 403 => {
+                return Err(RedfishError::Auth(format!(
+                    "login as {} refused ({})",
+                    self.cfg.username, a.status
+                )))
+            }
+            // No session service (or it is not enabled): basic auth.
+            404 | 405 | 501 => Auth::Basic,
+            s if s >= 500 => {
+                return Err(RedfishError::Status {
+                    status: s,
+                    path: "/redfish/v1/SessionService/Sessions".into(),
+                    message: message_of(&a.body),
+                })
+            }
+            _ => Auth::Basic,
+        };
+        Ok(auth)
+    }
+
+    fn current_auth(&self) -> Result<Auth> {
+        let mut guard = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        if let Auth::None = *guard {
+            *guard = self.login()?;
+        }
+        Ok(guard.clone())
+    }
+
+    fn forget_session(&self) {
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = Auth::None;
+    }
+
+    /// A request with authentication, the lane limit, re-login on an
+    /// expired session, and retries with backoff for transient failures.
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        let _permit = self.lane.acquire();
+        let mut delay = self.cfg.backoff;
+        let mut relogged = false;
+        let mut attempt = 0;
+        loop {
+            let res = self.current_auth().and_then(|auth| self.once(method, path, body, &auth));
+            let res = match res {
+                Ok(a) if a.status == 401 && !relogged => {
+                    // The session expired or the BMC restarted: log in again once.
+                    self.forget_session();
+                    relogged = true;
+                    continue;
+                }
+                Ok(a) if a.status == 401 || a.status == 403 => {
+                    Err(RedfishError::Auth(format!("{method} {path} refused ({})", a.status)))
+                }
+                Ok(a) if a.status == 501 => Err(RedfishError::Unsupported(format!(
+                    "{method} {path}: {}",
+                    message_of(&a.body)
+                ))),
+                Ok(a) if a.status >= 400 => Err(RedfishError::Status {
+                    status: a.status,
+                    path: path.to_string(),
+                    message: message_of(&a.body),
+                }),
+                other => other,
+            };
+            match res {
+                Err(e) if e.is_transient() && attempt < self.cfg.retries => {
+                    attempt += 1;
+                    tracing::debug!(bmc = %self.cfg.endpoint, %path, error = %e, attempt, "retrying");
+                    std::thread::sleep(delay);
+                    delay = delay.saturating_mul(2);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A slow call: waits for the slow lane first, so slow calls never take
+    /// every permit of the BMC.
+    pub fn slow_get(&self, path: &str) -> Result<Value> {
+        let _slow = self.slow_lane.acquire();
+        self.get(path)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.request("GET", path, None).map(|a| a.body)
+    }
+
+    /// A GET where "not there / not implemented" means "nothing": `None`.
+    pub fn get_optional(&self, path: &str) -> Result<Option<Value>> {
+        match self.get(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(RedfishError::Unsupported(_)) => Ok(None),
+            Err(RedfishError::Status { status: 404 | 405 | 500, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends the session (best effort).
+    pub fn logout(&self) {
+        let auth = std::mem::replace(
+            &mut *self.auth.lock().unwrap_or_else(|e| e.into_inner()),
+            Auth::None,
+        );
+        if let Auth::Session { location: Some(loc), .. } = &auth {
+            let _ = self.once("DELETE", loc, None, &auth);
+        }
+    }
+}
+
+impl Drop for Bmc {
+    fn drop(&mut self) {
+        self.logout();
+    }
+}
+
+/// Standard base64 (for basic auth; no dependency for 20 lines).
+fn base64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+            ("admin:password", "YWRtaW46cGFzc3dvcmQ="),
+        ] {
+            assert_eq!(super::base64(i), o);
+        }
+    }
+}

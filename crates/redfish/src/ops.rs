@@ -1,0 +1,453 @@
+//! Redfish operations over a [`Bmc`]: discovery, power, boot override,
+//! virtual media and inventory. Resource ids are always discovered from
+//! collections, never assumed.
+
+use crate::client::Bmc;
+use crate::error::{RedfishError, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn members(v: &Value) -> Vec<String> {
+    v["Members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| {
+                    x["@odata.id"].as_str().map(|s| s.trim_end_matches('/').to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn last_segment(path: &str) -> String {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or("").to_string()
+}
+
+/// Power states Redfish reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerState {
+    On,
+    Off,
+    PoweringOn,
+    PoweringOff,
+    Unknown,
+}
+
+impl PowerState {
+    fn parse(v: &str) -> PowerState {
+        match v {
+            "On" => PowerState::On,
+            "Off" => PowerState::Off,
+            "PoweringOn" => PowerState::PoweringOn,
+            "PoweringOff" => PowerState::PoweringOff,
+            _ => PowerState::Unknown,
+        }
+    }
+}
+
+/// `ComputerSystem.Reset` types neocloud uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetType {
+    On,
+    ForceOff,
+    GracefulShutdown,
+    GracefulRestart,
+    ForceRestart,
+    PowerCycle,
+}
+
+impl ResetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetType::On => "On",
+            ResetType::ForceOff => "ForceOff",
+            ResetType::GracefulShutdown => "GracefulShutdown",
+            ResetType::GracefulRestart => "GracefulRestart",
+            ResetType::ForceRestart => "ForceRestart",
+            ResetType::PowerCycle => "PowerCycle",
+        }
+    }
+}
+
+/// One-time boot targets neocloud uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BootTarget {
+    Pxe,
+    UefiHttp,
+    Cd,
+    Hdd,
+}
+
+impl BootTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootTarget::Pxe => "Pxe",
+            BootTarget::UefiHttp => "UefiHttp",
+            BootTarget::Cd => "Cd",
+            BootTarget::Hdd => "Hdd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// The system's resource path, e.g. `/redfish/v1/Systems/DGX`.
+    pub path: String,
+    pub id: String,
+    pub uuid: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub power_state: PowerState,
+    /// Reset types the BMC allows (empty: it does not say).
+    pub reset_types: Vec<String>,
+    pub boot_target: String,
+    pub boot_enabled: String,
+    pub boot_targets_allowed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    pub id: String,
+    pub model: String,
+    pub cores: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// The processor's resource path (e.g. `.../HGX_Baseboard_0/Processors/GPU_SXM_1`).
+    pub path: String,
+    pub id: String,
+    pub model: String,
+    pub serial: String,
+    pub uuid: String,
+    pub memory_mib: u64,
+    pub mig_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicInfo {
+    pub id: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firmware {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// What inspection learns about a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub system: SystemInfo,
+    pub cpus: Vec<Cpu>,
+    pub memory_mib: u64,
+    pub nics: Vec<NicInfo>,
+    pub gpus: Vec<Gpu>,
+    pub firmware: Vec<Firmware>,
+}
+
+impl Bmc {
+    /// Paths of every ComputerSystem the BMC exposes.
+    pub fn systems(&self) -> Result<Vec<String>> {
+        Ok(members(&self.get("/redfish/v1/Systems")?))
+    }
+
+    /// The host system: the one that is not a GPU baseboard (HGX systems
+    /// expose `HGX_Baseboard_*` beside the host). Discovered, never assumed.
+    pub fn host_system(&self) -> Result<String> {
+        let all = self.systems()?;
+        all.iter()
+            .find(|p| !last_segment(p).starts_with("HGX_Baseboard"))
+            .or_else(|| all.first())
+            .cloned()
+            .ok_or_else(|| RedfishError::Protocol("the BMC lists no systems".into()))
+    }
+
+    pub fn system(&self, path: &str) -> Result<SystemInfo> {
+        let v = self.get(path)?;
+        let strings = |x: &Value| -> Vec<String> {
+            x.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        Ok(SystemInfo {
+            path: path.to_string(),
+            id: s(&v, "Id"),
+            uuid: s(&v, "UUID"),
+            manufacturer: s(&v, "Manufacturer"),
+            model: s(&v, "Model"),
+            serial: s(&v, "SerialNumber"),
+            power_state: PowerState::parse(v["PowerState"].as_str().unwrap_or("")),
+            reset_types: strings(
+                &v["Actions"]["#ComputerSystem.Reset"]["ResetType@Redfish.AllowableValues"],
+            ),
+            boot_target: s(&v["Boot"], "BootSourceOverrideTarget"),
+            boot_enabled: s(&v["Boot"], "BootSourceOverrideEnabled"),
+            boot_targets_allowed: strings(
+                &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
+            ),
+        })
+    }
+
+    pub fn power_state(&self, system: &str) -> Result<PowerState> {
+        Ok(self.system(system)?.power_state)
+    }
+
+    /// Resets the system. A type the BMC does not list as allowed is
+    /// refused here rather than sent.
+    pub fn reset(&self, system: &str, t: ResetType) -> Result<()> {
+        let info = self.system(system)?;
+        if !info.reset_types.is_empty() && !info.reset_types.iter().any(|r| r == t.as_str()) {
+            return Err(RedfishError::Unsupported(format!(
+                "reset type {} (allowed: {})",
+                t.as_str(),
+                info.reset_types.join(", ")
+            )));
+        }
+        let v = self.get(system)?;
+        let target = v["Actions"]["#ComputerSystem.Reset"]["target"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{system}/Actions/ComputerSystem.Reset"));
+        self.request("POST", &target, Some(&json!({"ResetType": t.as_str()}))).map(|_| ())
+    }
+
+    /// Polls until the power state is `want` or the deadline passes.
+    pub fn wait_power(
+        &self,
+        system: &str,
+        want: PowerState,
+        deadline: Duration,
+        every: Duration,
+    ) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let now = self.power_state(system)?;
+            if now == want {
+                return Ok(());
+            }
+            if start.elapsed() >= deadline {
+                return Err(RedfishError::Timeout(format!(
+                    "{system}: power state still {now:?} after {:?}, expected {want:?}",
+                    deadline
+                )));
+            }
+            std::thread::sleep(every);
+        }
+    }
+
+    /// Boots from `target` on the next boot only.
+    pub fn boot_once(&self, system: &str, target: BootTarget, uefi: bool) -> Result<()> {
+        let info = self.system(system)?;
+        if !info.boot_targets_allowed.is_empty()
+            && !info.boot_targets_allowed.iter().any(|t| t == target.as_str())
+        {
+            return Err(RedfishError::Unsupported(format!(
+                "boot target {} (allowed: {})",
+                target.as_str(),
+                info.boot_targets_allowed.join(", ")
+            )));
+        }
+        let mut boot = json!({"BootSourceOverrideTarget": target.as_str(), "BootSourceOverrideEnabled": "Once"});
+        if uefi {
+            boot["BootSourceOverrideMode"] = json!("UEFI");
+        }
+        self.request("PATCH", system, Some(&json!({"Boot": boot}))).map(|_| ())
+    }
+
+    /// Clears any boot override (part of sanitization).
+    pub fn clear_boot_override(&self, system: &str) -> Result<()> {
+        self.request(
+            "PATCH",
+            system,
+            Some(&json!({"Boot": {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": "None"}})),
+        )
+        .map(|_| ())
+    }
+
+    /// Virtual media slots that take CDs/DVDs: under the system's managers
+    /// and under the system itself (some BMCs put them there).
+    pub fn cd_slots(&self, system: &str) -> Result<Vec<String>> {
+        let mut collections = Vec::new();
+        let sys = self.get(system)?;
+        if let Some(p) = sys["VirtualMedia"]["@odata.id"].as_str() {
+            collections.push(p.to_string());
+        }
+        let managers: Vec<String> = sys["Links"]["ManagedBy"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["@odata.id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let managers = if managers.is_empty() {
+            self.get_optional("/redfish/v1/Managers")?.map(|v| members(&v)).unwrap_or_default()
+        } else {
+            managers
+        };
+        for m in managers {
+            if let Some(mv) = self.get_optional(&m)? {
+                if let Some(p) = mv["VirtualMedia"]["@odata.id"].as_str() {
+                    collections.push(p.to_string());
+                }
+            }
+        }
+        let mut slots = Vec::new();
+        for c in collections {
+            let Some(cv) = self.get_optional(&c)? else { continue };
+            for slot in members(&cv) {
+                let Some(sv) = self.get_optional(&slot)? else { continue };
+                let types: Vec<&str> = sv["MediaTypes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if types.is_empty() || types.iter().any(|t| *t == "CD" || *t == "DVD") {
+                    slots.push(slot);
+                }
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Inserts an image (HTTP URL) into a virtual media slot.
+    pub fn insert_media(&self, slot: &str, image: &str) -> Result<()> {
+        let v = self.get(slot)?;
+        let target = v["Actions"]["#VirtualMedia.InsertMedia"]["target"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{slot}/Actions/VirtualMedia.InsertMedia"));
+        self.request(
+            "POST",
+            &target,
+            Some(&json!({"Image": image, "Inserted": true, "WriteProtected": true})),
+        )
+        .map(|_| ())
+    }
+
+    pub fn eject_media(&self, slot: &str) -> Result<()> {
+        let v = self.get(slot)?;
+        let target = v["Actions"]["#VirtualMedia.EjectMedia"]["target"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{slot}/Actions/VirtualMedia.EjectMedia"));
+        self.request("POST", &target, Some(&json!({}))).map(|_| ())
+    }
+
+    /// The image in a slot, if any.
+    pub fn media_image(&self, slot: &str) -> Result<Option<String>> {
+        let v = self.get(slot)?;
+        let inserted = v["Inserted"].as_bool().unwrap_or(false);
+        Ok(v["Image"].as_str().filter(|s| inserted && !s.is_empty()).map(str::to_string))
+    }
+
+    fn processors(&self, system: &str) -> Result<Vec<Value>> {
+        let sys = self.get(system)?;
+        let Some(coll) = sys["Processors"]["@odata.id"].as_str() else { return Ok(vec![]) };
+        let Some(cv) = self.get_optional(coll)? else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for p in members(&cv) {
+            if let Some(v) = self.get_optional(&p)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn gpu_memory_mib(&self, system: &str, gpu_id: &str) -> Result<u64> {
+        let sys = self.get(system)?;
+        let Some(coll) = sys["Memory"]["@odata.id"].as_str() else { return Ok(0) };
+        let Some(cv) = self.get_optional(coll)? else { return Ok(0) };
+        let mut total = 0;
+        for m in
+            members(&cv).into_iter().filter(|m| last_segment(m).starts_with(&format!("{gpu_id}_")))
+        {
+            if let Some(v) = self.get_optional(&m)? {
+                total += v["CapacityMiB"].as_u64().unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Inspects the node behind `system`: CPUs, memory, NICs, GPUs (on the
+    /// host system or on GPU baseboard systems) and firmware versions.
+    /// Collections the BMC does not implement are empty, not errors.
+    pub fn inventory(&self, system: &str) -> Result<Inventory> {
+        let info = self.system(system)?;
+        let sys = self.get(system)?;
+        let mut cpus = Vec::new();
+        let mut gpus = Vec::new();
+        let mut gpu_systems = vec![system.to_string()];
+        gpu_systems.extend(
+            self.systems()?
+                .into_iter()
+                .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard")),
+        );
+        for (i, sp) in gpu_systems.iter().enumerate() {
+            for p in self.processors(sp)? {
+                let path = p["@odata.id"].as_str().unwrap_or("").to_string();
+                match p["ProcessorType"].as_str() {
+                    Some("GPU") => {
+                        let id = s(&p, "Id");
+                        let memory_mib = self.gpu_memory_mib(sp, &id)?;
+                        gpus.push(Gpu {
+                            path,
+                            model: s(&p, "Model"),
+                            serial: s(&p, "SerialNumber"),
+                            uuid: s(&p, "UUID"),
+                            memory_mib,
+                            mig_enabled: p["Oem"]["Nvidia"]["MIGModeEnabled"].as_bool(),
+                            id,
+                        });
+                    }
+                    Some("CPU") if i == 0 => cpus.push(Cpu {
+                        id: s(&p, "Id"),
+                        model: s(&p, "Model"),
+                        cores: p["TotalCores"].as_u64().unwrap_or(0) as u32,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let memory_mib = sys["MemorySummary"]["TotalSystemMemoryGiB"]
+            .as_f64()
+            .map(|g| (g * 1024.0) as u64)
+            .unwrap_or(0);
+        let mut nics = Vec::new();
+        if let Some(coll) = sys["EthernetInterfaces"]["@odata.id"].as_str() {
+            if let Some(cv) = self.get_optional(coll)? {
+                for n in members(&cv) {
+                    if let Some(v) = self.get_optional(&n)? {
+                        let mac = v["MACAddress"]
+                            .as_str()
+                            .or(v["PermanentMACAddress"].as_str())
+                            .unwrap_or("");
+                        if !mac.is_empty() {
+                            nics.push(NicInfo { id: s(&v, "Id"), mac: mac.to_lowercase() });
+                        }
+                    }
+                }
+            }
+        }
+        let mut firmware = Vec::new();
+        if let Some(fw) = self.get_optional("/redfish/v1/UpdateService/FirmwareInventory")? {
+            for f in members(&fw) {
+                // Firmware inventory can be slow on real BMCs: the slow lane.
+                if let Ok(v) = self.slow_get(&f) {
+                    firmware.push(Firmware {
+                        id: s(&v, "Id"),
+                        name: s(&v, "Name"),
+                        version: s(&v, "Version"),
+                    });
+                }
+            }
+        }
+        gpus.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Inventory { system: info, cpus, memory_mib, nics, gpus, firmware })
+    }
+}

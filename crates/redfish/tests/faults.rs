@@ -1,0 +1,238 @@
+//! The driver's failure handling against a scripted HTTP server: retries
+//! with backoff, timeouts, unreachable BMCs, credentials, session expiry,
+//! and the per-BMC limit of requests in flight. (Protocol behaviour against
+//! a real Redfish implementation is in `emulator.rs`.)
+
+use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Req {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Req {
+    fn header(&self, n: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Status, extra headers, body.
+type Reply = (u16, Vec<(&'static str, String)>, String);
+type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
+
+/// A loopback HTTP/1.1 server answering every request with `handler`.
+fn serve(handler: Arc<Handler>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let h = handler.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                );
+                let mut headers = Vec::new();
+                let mut len = 0;
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).is_err() || l.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.trim().split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let (status, extra, body) = h(&Req { method, path, headers });
+                let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                resp.push_str(&body);
+                let _ = conn.write_all(resp.as_bytes());
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn cfg(url: &str) -> BmcConfig {
+    let mut c = BmcConfig::new(url, "admin", "secret");
+    c.timeout = Duration::from_millis(500);
+    c.backoff = Duration::from_millis(10);
+    c.retries = 3;
+    c
+}
+
+/// No session service: basic auth.
+fn no_sessions(r: &Req) -> Option<Reply> {
+    (r.path == "/redfish/v1/SessionService/Sessions").then(|| (404, vec![], String::new()))
+}
+
+#[test]
+fn transient_server_errors_are_retried_with_backoff() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        match h.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => (503, vec![], "{}".into()),
+            _ => (200, vec![], r#"{"Members": []}"#.into()),
+        }
+    }));
+    let bmc = Bmc::new(cfg(&url));
+    assert_eq!(bmc.systems().unwrap(), Vec::<String>::new());
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "two 503s, then success");
+}
+
+#[test]
+fn persistent_errors_surface_after_the_retries() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        h.fetch_add(1, Ordering::SeqCst);
+        (500, vec![], r#"{"error": {"message": "BMC busy"}}"#.into())
+    }));
+    let e = Bmc::new(cfg(&url)).systems().unwrap_err();
+    assert!(
+        matches!(&e, RedfishError::Status { status: 500, message, .. } if message == "BMC busy"),
+        "{e:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "1 + 3 retries");
+    // 4xx and 501 are not retried.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        h.fetch_add(1, Ordering::SeqCst);
+        (501, vec![], "{}".into())
+    }));
+    assert!(matches!(Bmc::new(cfg(&url)).systems(), Err(RedfishError::Unsupported(_))));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn unreachable_and_silent_bmcs_fail_with_a_reason() {
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = Bmc::new(cfg(&format!("http://127.0.0.1:{port}"))).systems().unwrap_err();
+    assert!(matches!(e, RedfishError::Unreachable(_)), "{e:?}");
+    assert!(e.to_string().contains("unreachable"), "{e}");
+    // A BMC that accepts and never answers.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            h2.lock().unwrap().push(c);
+        }
+    });
+    let mut c = cfg(&format!("http://{addr}"));
+    c.retries = 1;
+    let t = std::time::Instant::now();
+    let e = Bmc::new(c).systems().unwrap_err();
+    assert!(matches!(e, RedfishError::Timeout(_)), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "timeouts bound the wait: {:?}", t.elapsed());
+}
+
+#[test]
+fn sessions_are_used_reused_and_renewed_and_bad_credentials_refused() {
+    let logins = Arc::new(AtomicUsize::new(0));
+    let expired = Arc::new(AtomicUsize::new(0));
+    let (l2, e2) = (logins.clone(), expired.clone());
+    let url = serve(Arc::new(move |r: &Req| {
+        if r.path == "/redfish/v1/SessionService/Sessions" && r.method == "POST" {
+            let n = l2.fetch_add(1, Ordering::SeqCst);
+            return (
+                201,
+                vec![
+                    ("X-Auth-Token", format!("tok{n}")),
+                    ("Location", format!("/redfish/v1/SessionService/Sessions/{n}")),
+                ],
+                "{}".into(),
+            );
+        }
+        match r.header("X-Auth-Token") {
+            // The first session "expires" after two requests.
+            Some("tok0") if e2.fetch_add(1, Ordering::SeqCst) >= 2 => (401, vec![], "{}".into()),
+            Some(_) => {
+                (200, vec![], r#"{"Members": [{"@odata.id": "/redfish/v1/Systems/a"}]}"#.into())
+            }
+            None => (401, vec![], "{}".into()),
+        }
+    }));
+    let bmc = Bmc::new(cfg(&url));
+    for _ in 0..5 {
+        assert_eq!(bmc.systems().unwrap(), vec!["/redfish/v1/Systems/a".to_string()]);
+    }
+    assert_eq!(logins.load(Ordering::SeqCst), 2, "one login, one renewal after expiry");
+
+    let url = serve(Arc::new(|r: &Req| {
+        if r.path == "/redfish/v1/SessionService/Sessions" {
+            return (401, vec![], "{}".into());
+        }
+        (200, vec![], "{}".into())
+    }));
+    let e = Bmc::new(cfg(&url)).systems().unwrap_err();
+    assert!(matches!(e, RedfishError::Auth(_)), "{e:?}");
+    assert!(!e.to_string().contains("secret"), "never show the password: {e}");
+}
+
+#[test]
+fn at_most_four_requests_in_flight_per_bmc() {
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (n2, p2) = (now.clone(), peak.clone());
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        let c = n2.fetch_add(1, Ordering::SeqCst) + 1;
+        p2.fetch_max(c, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(60));
+        n2.fetch_sub(1, Ordering::SeqCst);
+        (200, vec![], r#"{"Members": []}"#.into())
+    }));
+    let bmc = Arc::new(Bmc::new(cfg(&url)));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let b = bmc.clone();
+            std::thread::spawn(move || b.systems().unwrap())
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let p = peak.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&p), "peak in flight {p}");
+    // Another BMC is not held back by this one's queue.
+    let other = Bmc::new(cfg(&url));
+    other.systems().unwrap();
+}
