@@ -167,36 +167,36 @@ impl Bmc {
         Ok(Answer { status, body, location })
     }
 
-    /// Logs in: a Redfish session where the BMC has a session service,
-    /// else basic auth.
+    /// Logs in: a Redfish session where the service root links a session
+    /// collection (`Links.Sessions`; the root is readable without
+    /// credentials), else HTTP basic auth.
     fn login(&self) -> Result<Auth> {
+        let root = self.once("GET", "/redfish/v1", None, &Auth::None)?;
+        let sessions = match root.status {
+            200..=299 => root.body["Links"]["Sessions"]["@odata.id"].as_str().map(str::to_string),
+            _ => None,
+        };
+        let Some(sessions) = sessions else { return Ok(Auth::Basic) };
         let body =
             serde_json::json!({"UserName": self.cfg.username, "Password": self.cfg.password});
-        let a =
-            self.once("POST", "/redfish/v1/SessionService/Sessions", Some(&body), &Auth::None)?;
-        let auth = match a.status {
-            200..=299 => match a.body["X-Auth-Token"].as_str() {
+        let a = self.once("POST", &sessions, Some(&body), &Auth::None)?;
+        match a.status {
+            200..=299 => Ok(match a.body["X-Auth-Token"].as_str() {
                 Some(t) => Auth::Session { token: t.to_string(), location: a.location },
+                // A session service that hands out no token: basic auth.
                 None => Auth::Basic,
-            },
-            401 | 403 => {
-                return Err(RedfishError::Auth(format!(
-                    "login as {} refused ({})",
-                    self.cfg.username, a.status
-                )))
-            }
-            // No session service (or it is not enabled): basic auth.
-            404 | 405 | 501 => Auth::Basic,
-            s if s >= 500 => {
-                return Err(RedfishError::Status {
-                    status: s,
-                    path: "/redfish/v1/SessionService/Sessions".into(),
-                    message: message_of(&a.body),
-                })
-            }
-            _ => Auth::Basic,
-        };
-        Ok(auth)
+            }),
+            401 | 403 => Err(RedfishError::Auth(format!(
+                "login as {} refused ({})",
+                self.cfg.username, a.status
+            ))),
+            404 | 405 | 501 => Ok(Auth::Basic),
+            s => Err(RedfishError::Status {
+                status: s,
+                path: sessions,
+                message: message_of(&a.body),
+            }),
+        }
     }
 
     fn current_auth(&self) -> Result<Auth> {

@@ -298,6 +298,8 @@ impl Bmc {
                 }
             }
         }
+        collections.sort();
+        collections.dedup();
         let mut slots = Vec::new();
         for c in collections {
             let Some(cv) = self.get_optional(&c)? else { continue };
@@ -307,7 +309,9 @@ impl Bmc {
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                if types.is_empty() || types.iter().any(|t| *t == "CD" || *t == "DVD") {
+                if (types.is_empty() || types.iter().any(|t| *t == "CD" || *t == "DVD"))
+                    && !slots.contains(&slot)
+                {
                     slots.push(slot);
                 }
             }

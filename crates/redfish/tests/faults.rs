@@ -83,9 +83,13 @@ fn cfg(url: &str) -> BmcConfig {
     c
 }
 
-/// No session service: basic auth.
+/// A service root that links a session collection.
+const ROOT: &str =
+    r#"{"Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}}"#;
+
+/// A service root without sessions: basic auth.
 fn no_sessions(r: &Req) -> Option<Reply> {
-    (r.path == "/redfish/v1/SessionService/Sessions").then(|| (404, vec![], String::new()))
+    (r.path == "/redfish/v1").then(|| (200, vec![], "{}".to_string()))
 }
 
 #[test]
@@ -168,6 +172,9 @@ fn sessions_are_used_reused_and_renewed_and_bad_credentials_refused() {
     let expired = Arc::new(AtomicUsize::new(0));
     let (l2, e2) = (logins.clone(), expired.clone());
     let url = serve(Arc::new(move |r: &Req| {
+        if r.path == "/redfish/v1" {
+            return (200, vec![], ROOT.into());
+        }
         if r.path == "/redfish/v1/SessionService/Sessions" && r.method == "POST" {
             let n = l2.fetch_add(1, Ordering::SeqCst);
             return (
@@ -195,6 +202,9 @@ fn sessions_are_used_reused_and_renewed_and_bad_credentials_refused() {
     assert_eq!(logins.load(Ordering::SeqCst), 2, "one login, one renewal after expiry");
 
     let url = serve(Arc::new(|r: &Req| {
+        if r.path == "/redfish/v1" {
+            return (200, vec![], ROOT.into());
+        }
         if r.path == "/redfish/v1/SessionService/Sessions" {
             return (401, vec![], "{}".into());
         }
