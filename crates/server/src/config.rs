@@ -38,6 +38,10 @@ pub struct Config {
     pub idempotency_ttl_secs: u64,
     /// Seed an empty store with a small simulated datacenter.
     pub demo: bool,
+    /// How often the node lifecycle controller runs.
+    pub lifecycle_interval_ms: u64,
+    /// Per-request BMC timeout for the lifecycle controller.
+    pub bmc_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -55,6 +59,8 @@ impl Default for Config {
             token_flush_secs: 5,
             idempotency_ttl_secs: 24 * 3600,
             demo: false,
+            lifecycle_interval_ms: 2000,
+            bmc_timeout_ms: 30_000,
         }
     }
 }

@@ -52,7 +52,9 @@ pub fn seed(store: &Store) -> Result<usize> {
                     gpu_memory_gb: None,
                     mig_capable: true,
                     nics,
+                    bmc: None,
                 },
+                None,
             )?;
         }
         let types: [(&str, InstanceKind, u8, Option<&str>, &str); 7] = [

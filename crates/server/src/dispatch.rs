@@ -30,6 +30,8 @@ pub struct App {
     /// Per client address, for requests whose credential fails.
     pub anonymous_limiter: RateLimiter,
     pub placement: crate::placement::PlacementService,
+    pub secrets: crate::secrets::SecretBox,
+    pub lifecycle: crate::controllers::lifecycle::LifecycleController,
 }
 
 /// One API request, as the transport hands it over.
@@ -316,6 +318,7 @@ fn call<'a>(
         body: &req.body,
         now,
         placement: &app.placement,
+        secrets: &app.secrets,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod controllers;
 pub mod demo;
 pub mod dispatch;
 pub mod http_error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod placement;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
 
 pub use config::{Config, LogFormat};

@@ -59,6 +59,7 @@ impl Server {
         }
         let data_dir = config.data_dir.clone();
         let demo = config.demo;
+        let secrets = crate::secrets::SecretBox::load_or_create(&config.data_dir)?;
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
@@ -85,6 +86,10 @@ impl Server {
             usage: TokenUsage::default(),
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
             placement: crate::placement::PlacementService::new(engine),
+            secrets,
+            lifecycle: crate::controllers::lifecycle::LifecycleController::new(Some(
+                Duration::from_millis(config.bmc_timeout_ms),
+            )),
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,
                 config.anonymous_rate_limit_burst,
@@ -168,6 +173,30 @@ fn spawn_background(
                     tracing::warn!(error = %e, "token last-used flush failed");
                 }
                 Err(e) => tracing::warn!(error = %e, "token last-used task panicked"),
+            }
+        }
+    });
+    let every = Duration::from_millis(config.lifecycle_interval_ms.max(100));
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let s2 = s.clone();
+            match tokio::task::spawn_blocking(move || {
+                s2.app.lifecycle.run_once(&s2.app.store, &s2.app.secrets)
+            })
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("node_lifecycle");
+                    tracing::warn!(error = %e, "node lifecycle pass failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "node lifecycle task panicked"),
             }
         }
     });

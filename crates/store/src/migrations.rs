@@ -239,6 +239,27 @@ INSERT INTO placement_state (id, generation) VALUES (1, 0);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 3,
+        name: "node lifecycle and BMC credentials",
+        common: r#"
+-- The node's lifecycle state (JSON, serde-tagged) and when it was entered.
+-- Nodes registered without a BMC are available at once.
+ALTER TABLE nodes ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{"state":"available"}';
+ALTER TABLE nodes ADD COLUMN lifecycle_since BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE node_bmcs (
+    node_id TEXT PRIMARY KEY REFERENCES nodes(id),
+    endpoint TEXT NOT NULL,
+    username TEXT NOT NULL,
+    -- Sealed with the server's key; never returned by the API.
+    password_sealed TEXT NOT NULL,
+    -- The ComputerSystem discovered at enrollment.
+    system_path TEXT
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

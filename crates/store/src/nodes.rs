@@ -4,9 +4,11 @@ use crate::backend::{Reader, Row, Writer};
 use crate::{check_generation, rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_placement::{Availability, NodeSpec};
-use neocloud_types::{Node, NodeCreate};
+use neocloud_types::{Node, NodeCreate, NodeLifecycle};
 
 const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics";
+const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id) FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -44,6 +46,10 @@ fn from_row(r: &Row) -> Result<Node> {
         gpu_memory_gb: r.i64(14)? as u32,
         nics: serde_json::from_str(&r.str(15)?)
             .map_err(|e| Error::internal(format!("node nics: {e}")))?,
+        lifecycle: serde_json::from_str(&r.str(16)?)
+            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?,
+        lifecycle_since: rfc(r.i64(17)?),
+        bmc_endpoint: r.opt_str(18)?,
     })
 }
 
@@ -60,18 +66,19 @@ pub fn spec(n: &Node) -> NodeSpec {
         gpu_model: n.gpu_model.clone(),
         gpus: n.gpus,
         mig_capable: n.mig_capable,
-        availability: n.availability,
+        // Only an available node is schedulable, whatever its availability.
+        availability: match &n.lifecycle {
+            NodeLifecycle::Available => n.availability,
+            NodeLifecycle::Enrolling | NodeLifecycle::Inspecting => Availability::Maintenance,
+            NodeLifecycle::Failed { .. } => Availability::Failed,
+        },
     }
 }
 
 pub fn lookup(r: &mut dyn Reader, key: &NameOrId) -> Result<Option<Node>> {
     let rows = match key {
-        NameOrId::Id(id) => {
-            r.query(&format!("SELECT {COLS} FROM nodes WHERE id = ?"), vals![id])?
-        }
-        NameOrId::Name(n) => {
-            r.query(&format!("SELECT {COLS} FROM nodes WHERE name = ?"), vals![n.as_str()])?
-        }
+        NameOrId::Id(id) => r.query(&format!("{SELECT} WHERE id = ?"), vals![id])?,
+        NameOrId::Name(n) => r.query(&format!("{SELECT} WHERE name = ?"), vals![n.as_str()])?,
     };
     rows.first().map(from_row).transpose()
 }
@@ -81,10 +88,16 @@ pub fn get(r: &mut dyn Reader, id: &str) -> Result<Node> {
 }
 
 pub fn list(r: &mut dyn Reader) -> Result<Vec<Node>> {
-    r.query(&format!("SELECT {COLS} FROM nodes ORDER BY name"), &[])?.iter().map(from_row).collect()
+    r.query(&format!("{SELECT} ORDER BY name"), &[])?.iter().map(from_row).collect()
 }
 
-pub fn create(w: &mut dyn Writer, p: &NodeCreate) -> Result<Node> {
+/// Creates a node. With BMC credentials (sealed by the caller) it starts
+/// `enrolling`; without, `available`.
+pub fn create(
+    w: &mut dyn Writer,
+    p: &NodeCreate,
+    bmc_password_sealed: Option<&str>,
+) -> Result<Node> {
     if p.gpus == 0 || p.gpus > 16 {
         return Err(Error::invalid_value("gpus", "must be between 1 and 16"));
     }
@@ -151,7 +164,100 @@ pub fn create(w: &mut dyn Writer, p: &NodeCreate) -> Result<Node> {
     .map_err(|e| {
         e.unique_as(Error::AlreadyExists { kind: "node", field: "name".into(), value: p.name.to_string() })
     })?;
+    let lifecycle = match (&p.bmc, bmc_password_sealed) {
+        (Some(b), Some(sealed)) => {
+            w.execute(
+                "INSERT INTO node_bmcs (node_id, endpoint, username, password_sealed, system_path) VALUES (?, ?, ?, ?, NULL)",
+                vals![&id, b.endpoint.as_str(), b.username.as_str(), sealed],
+            )?;
+            NodeLifecycle::Enrolling
+        }
+        (None, _) => NodeLifecycle::Available,
+        (Some(_), None) => return Err(Error::internal("BMC password not sealed")),
+    };
+    w.execute(
+        "UPDATE nodes SET lifecycle = ?, lifecycle_since = ? WHERE id = ?",
+        vals![lifecycle_json(&lifecycle)?, now, &id],
+    )?;
     get(w, &id)
+}
+
+fn lifecycle_json(l: &NodeLifecycle) -> Result<String> {
+    serde_json::to_string(l).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Moves a node from `from` to `to` if it is still in `from` (the
+/// lifecycle controller's only write path). Returns whether it moved.
+pub fn transition(
+    w: &mut dyn Writer,
+    id: &str,
+    from: &NodeLifecycle,
+    to: &NodeLifecycle,
+) -> Result<bool> {
+    let n = w.execute(
+        "UPDATE nodes SET lifecycle = ?, lifecycle_since = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND lifecycle = ?",
+        vals![lifecycle_json(to)?, now_micros(), now_micros(), id, lifecycle_json(from)?],
+    )?;
+    Ok(n == 1)
+}
+
+/// Nodes the lifecycle controller has work for.
+pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
+    r.query(
+        &format!("{SELECT} WHERE lifecycle IN (?, ?) ORDER BY lifecycle_since, id"),
+        vals![
+            lifecycle_json(&NodeLifecycle::Enrolling)?,
+            lifecycle_json(&NodeLifecycle::Inspecting)?
+        ],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// A node's BMC: endpoint, username, sealed password, discovered system.
+pub struct BmcRecord {
+    pub endpoint: String,
+    pub username: String,
+    pub password_sealed: String,
+    pub system_path: Option<String>,
+}
+
+pub fn bmc(r: &mut dyn Reader, id: &str) -> Result<Option<BmcRecord>> {
+    let rows = r.query(
+        "SELECT endpoint, username, password_sealed, system_path FROM node_bmcs WHERE node_id = ?",
+        vals![id],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok(BmcRecord {
+                endpoint: r.str(0)?,
+                username: r.str(1)?,
+                password_sealed: r.str(2)?,
+                system_path: r.opt_str(3)?,
+            })
+        })
+        .transpose()
+}
+
+pub fn set_system_path(w: &mut dyn Writer, id: &str, path: &str) -> Result<()> {
+    w.execute("UPDATE node_bmcs SET system_path = ? WHERE node_id = ?", vals![path, id])?;
+    Ok(())
+}
+
+/// Records what inspection found (while the node is inspecting).
+pub fn record_inventory(
+    w: &mut dyn Writer,
+    id: &str,
+    gpu_model: &str,
+    gpus: u8,
+    gpu_memory_gb: u32,
+) -> Result<()> {
+    w.execute(
+        "UPDATE nodes SET gpu_model = ?, gpus = ?, gpu_memory_gb = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![gpu_model, gpus as i64, gpu_memory_gb as i64, now_micros(), id],
+    )?;
+    Ok(())
 }
 
 pub fn set_availability(
@@ -174,6 +280,7 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict("node holds allocations: release them first"));
     }
+    w.execute("DELETE FROM node_bmcs WHERE node_id = ?", vals![id])?;
     if w.execute("DELETE FROM nodes WHERE id = ?", vals![id])? == 0 {
         return Err(Error::not_found("node", id));
     }

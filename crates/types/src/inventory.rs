@@ -32,6 +32,55 @@ pub struct NodeCreate {
     /// every node of an SU connects to leaf i.
     #[serde(default)]
     pub nics: Vec<Nic>,
+    /// Enroll through the node's BMC: the node starts `enrolling` and
+    /// becomes available once Redfish inspection confirms its inventory.
+    #[serde(default)]
+    pub bmc: Option<BmcCredentials>,
+}
+
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BmcCredentials {
+    /// `https://host[:port]` or `http://host[:port]`.
+    pub endpoint: String,
+    pub username: String,
+    /// Stored sealed; never returned.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BmcCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BmcCredentials")
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.username)
+            .finish()
+    }
+}
+
+/// Where a node is in its lifecycle. Only the lifecycle controller changes
+/// it; API handlers record intent (enrollment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NodeLifecycle {
+    /// Registered with BMC credentials; the controller has not reached the BMC yet.
+    Enrolling,
+    /// Reading the inventory over Redfish.
+    Inspecting,
+    /// Inventory confirmed: schedulable (subject to `availability`).
+    Available,
+    /// The controller gave up; `reason` says why, `from` the state it was in.
+    Failed { reason: String, from: String },
+}
+
+impl NodeLifecycle {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeLifecycle::Enrolling => "enrolling",
+            NodeLifecycle::Inspecting => "inspecting",
+            NodeLifecycle::Available => "available",
+            NodeLifecycle::Failed { .. } => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -70,6 +119,10 @@ pub struct Node {
     pub mig_capable: bool,
     pub nics: Vec<Nic>,
     pub availability: Availability,
+    pub lifecycle: NodeLifecycle,
+    pub lifecycle_since: String,
+    /// The BMC endpoint, where the node was enrolled through one.
+    pub bmc_endpoint: Option<String>,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,

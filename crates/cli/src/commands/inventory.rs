@@ -142,6 +142,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 gpu_memory_gb,
                 mig_capable,
                 nics,
+                bmc: None,
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }

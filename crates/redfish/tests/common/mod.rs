@@ -59,9 +59,13 @@ pub fn sushy_venv() -> Option<PathBuf> {
     None
 }
 
-/// The directory of a mockup under `tests/mockups/`.
+/// The directory of a mockup under the redfish crate's `tests/mockups/`
+/// (this module is also included by other crates' tests).
 pub fn mockup_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mockups").join(name)
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = here.join("tests/mockups");
+    let base = if own.is_dir() { own } else { here.join("../redfish/tests/mockups") };
+    base.join(name)
 }
 
 /// A directory under the system temp dir, removed on drop.

@@ -219,6 +219,7 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     pub now: i64,
     pub placement: &'a crate::placement::PlacementService,
+    pub secrets: &'a crate::secrets::SecretBox,
 }
 
 impl Call<'_> {

@@ -85,7 +85,26 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeCreate = c.body()?;
-    let n = nodes::create(w, &p)?;
+    let sealed = match &p.bmc {
+        None => None,
+        Some(b) => {
+            let ok_scheme = b.endpoint.starts_with("http://") || b.endpoint.starts_with("https://");
+            if !ok_scheme || b.endpoint.len() > 256 || b.endpoint.chars().any(char::is_whitespace) {
+                return Err(Error::invalid_value(
+                    "bmc.endpoint",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if b.username.is_empty() || b.username.len() > 128 {
+                return Err(Error::invalid_value("bmc.username", "must be 1 to 128 characters"));
+            }
+            if b.password.is_empty() || b.password.len() > 256 {
+                return Err(Error::invalid_value("bmc.password", "must be 1 to 256 characters"));
+            }
+            Some(c.secrets.seal(&b.password)?)
+        }
+    };
+    let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::created(&n.id.clone(), &n)?
         .with_effect(Effect::AddNode(nodes::spec(&n)))

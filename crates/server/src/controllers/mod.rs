@@ -1,0 +1,4 @@
+//! Controllers: convergence loops that take no input, run periodically,
+//! and are the only writers of the state they own.
+
+pub mod lifecycle;

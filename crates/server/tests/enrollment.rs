@@ -1,0 +1,123 @@
+//! Enrollment through a BMC: the lifecycle controller reaches the BMC over
+//! Redfish (sushy-tools peers), inspects the node and makes it available;
+//! failures end in `failed` with the reason, visible in the API. BMC
+//! passwords are sealed at rest and never returned.
+
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use common::{TestBackend, TestServer};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn server(b: TestBackend) -> Option<TestServer> {
+    TestServer::start_with(b, |c| {
+        c.lifecycle_interval_ms = 200;
+        c.bmc_timeout_ms = 1000;
+    })
+}
+
+fn enroll(s: &TestServer, name: &str, endpoint: &str, password: &str) -> Value {
+    s.admin()
+        .post(
+            "/v1/nodes",
+            &json!({"name": name, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8, "mig_capable": true,
+                    "bmc": {"endpoint": endpoint, "username": "admin", "password": password}}),
+        )
+        .expect(201)
+        .body
+}
+
+/// Polls the node until its lifecycle state is not one of `passing`.
+fn settle(s: &TestServer, name: &str, passing: &[&str]) -> Value {
+    let start = Instant::now();
+    loop {
+        let n = s.admin().get(&format!("/v1/nodes/{name}")).expect(200).body;
+        let state = n["lifecycle"]["state"].as_str().unwrap().to_string();
+        if !passing.contains(&state.as_str()) || start.elapsed() > Duration::from_secs(30) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_hgx_node_is_enrolled_inspected_and_becomes_schedulable() {
+    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        let n = enroll(&s, "dgx-1", &bmc.url, "bmc-pass-123");
+        assert_eq!(n["lifecycle"]["state"], "enrolling", "[{b}]");
+        assert_eq!(n["bmc_endpoint"], bmc.url.as_str(), "[{b}]");
+        assert!(!n.to_string().contains("bmc-pass-123"), "[{b}] the password is never returned");
+        // Not schedulable until inspected.
+        let cap = s.admin().get("/v1/capacity").expect(200).body;
+        assert_eq!(cap["models"][0]["total"]["free_nodes"], 0, "[{b}] {cap}");
+
+        let n = settle(&s, "dgx-1", &["enrolling", "inspecting"]);
+        assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+        assert_eq!(n["gpu_model"], "h100-80gb", "[{b}] from the BMC's GPU inventory");
+        assert_eq!(n["gpus"], 8, "[{b}]");
+        assert_eq!(n["gpu_memory_gb"], 80, "[{b}] 81559 MiB per GPU");
+        let cap = s.admin().get("/v1/capacity").expect(200).body;
+        assert_eq!(cap["models"][0]["total"]["free_nodes"], 1, "[{b}] schedulable now: {cap}");
+
+        // Sealed at rest.
+        let rows = s.store.read(|r| r.query("SELECT password_sealed FROM node_bmcs", &[])).unwrap();
+        let sealed = rows[0].str(0).unwrap();
+        assert!(sealed.starts_with("v1:") && !sealed.contains("bmc-pass-123"), "[{b}] {sealed}");
+        // Transitions are audited.
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).text;
+        assert!(trail.contains("node_inspecting") && trail.contains("node_available"), "[{b}]");
+    }
+}
+
+#[test]
+fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
+    let Some(emu) = peers::Emulator::start_with_auth(1, "admin", "right") else { return };
+    let closed = format!("http://127.0.0.1:{}", peers::free_port());
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        enroll(&s, "gone", &closed, "x");
+        enroll(&s, "wrong", &emu.url, "not-right");
+        enroll(&s, "fine", &emu.url, "right");
+        let gone = settle(&s, "gone", &["enrolling"]);
+        assert_eq!(gone["lifecycle"]["state"], "failed", "[{b}] {gone}");
+        assert_eq!(gone["lifecycle"]["from"], "enrolling", "[{b}]");
+        assert!(
+            gone["lifecycle"]["reason"].as_str().unwrap().contains("unreachable"),
+            "[{b}] {gone}"
+        );
+        let wrong = settle(&s, "wrong", &["enrolling"]);
+        assert_eq!(wrong["lifecycle"]["state"], "failed", "[{b}] {wrong}");
+        assert!(
+            wrong["lifecycle"]["reason"].as_str().unwrap().contains("credentials"),
+            "[{b}] {wrong}"
+        );
+        assert!(!wrong.to_string().contains("not-right"), "[{b}]");
+        // The emulator exposes no GPU inventory: the declared GPUs stand.
+        let fine = settle(&s, "fine", &["enrolling", "inspecting"]);
+        assert_eq!(fine["lifecycle"]["state"], "available", "[{b}] {fine}");
+        assert_eq!(fine["gpus"], 8, "[{b}]");
+        let cap = s.admin().get("/v1/capacity").expect(200).body;
+        assert_eq!(
+            cap["models"][0]["total"]["free_nodes"], 1,
+            "[{b}] only the available node: {cap}"
+        );
+        assert_eq!(cap["models"][0]["total"]["unavailable_nodes"], 2, "[{b}]");
+        // Bad BMC input is refused up front, naming the field.
+        let e = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "x", "site": "s", "pod": "p", "su": "su1", "rack": "r1", "gpu_model": "h100-80gb",
+                        "gpus": 8, "bmc": {"endpoint": "ftp://x", "username": "a", "password": "b"}}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
+    }
+}
