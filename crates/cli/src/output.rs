@@ -352,6 +352,7 @@ impl Row for Node {
         "GPUS",
         "MIG",
         "AVAILABILITY",
+        "LIFECYCLE",
         "GENERATION",
     ];
     fn cells(&self) -> Vec<String> {
@@ -371,6 +372,13 @@ impl Row for Node {
                 Availability::Failed => "failed",
             }
             .to_string(),
+            match &self.lifecycle {
+                neocloud_types::NodeLifecycle::Failed { reason, .. } => {
+                    let r: String = reason.chars().take(40).collect();
+                    format!("failed: {r}")
+                }
+                other => other.name().to_string(),
+            },
             self.generation.to_string(),
         ]
     }

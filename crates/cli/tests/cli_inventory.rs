@@ -603,11 +603,71 @@ fn inventory_end_to_end() {
     }
     assert_eq!(total(&cli)["free_nodes"], 3);
 
+    // Enrolling through a BMC: the password comes from a file and is never shown.
+    let pw = dir.0.join("bmc.pw");
+    std::fs::write(&pw, "bmc-secret-77\n").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let o = cli.ok(&[
+        "node",
+        "create",
+        "enr1",
+        "--site",
+        "s1",
+        "--pod",
+        "p1",
+        "--su",
+        "su-a",
+        "--rack",
+        "r9",
+        "--gpu-model",
+        "h100-80gb",
+        "--gpus",
+        "8",
+        "--bmc-endpoint",
+        &endpoint,
+        "--bmc-username",
+        "admin",
+        "--bmc-password-file",
+        pw.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(!o.stdout.contains("bmc-secret-77"), "{}", o.stdout);
+    let n = o.json();
+    assert_eq!(n["lifecycle"]["state"], "enrolling", "{n}");
+    assert_eq!(n["bmc_endpoint"], endpoint.as_str(), "{n}");
+    let o = cli.ok(&["node", "get", "enr1"]);
+    assert!(o.stdout.contains("LIFECYCLE"), "{}", o.stdout);
+    cli.expect(
+        2,
+        &[
+            "node",
+            "create",
+            "enr2",
+            "--site",
+            "s1",
+            "--pod",
+            "p1",
+            "--su",
+            "su-a",
+            "--rack",
+            "r9",
+            "--gpu-model",
+            "h100-80gb",
+            "--gpus",
+            "8",
+            "--bmc-endpoint",
+            &endpoint,
+        ],
+    );
+
     cli.ok(&["instance-type", "create", "spare", "--kind", "bare-metal", "--gpu-model", "b200"]);
     let o = cli.ok(&["instance-type", "delete", "spare"]);
     assert!(o.stdout.contains("deleted"), "{}", o.stdout);
     cli.expect(5, &["instance-type", "get", "spare"]);
     cli.ok(&["node", "delete", "n3"]);
+    cli.ok(&["node", "delete", "enr1"]);
     assert_eq!(total(&cli)["nodes"], 2);
 }
 

@@ -80,6 +80,15 @@ enum NodeCmd {
         /// Memory per GPU in GB (default: known per GPU model).
         #[arg(long, value_name = "GB")]
         gpu_memory_gb: Option<u32>,
+        /// Enroll through this BMC (http(s)://host[:port]): the node starts
+        /// `enrolling` and becomes available once inspected over Redfish.
+        #[arg(long, value_name = "URL", requires_all = ["bmc_username", "bmc_password_file"])]
+        bmc_endpoint: Option<String>,
+        #[arg(long, value_name = "USER")]
+        bmc_username: Option<String>,
+        /// File holding the BMC password (kept off the command line).
+        #[arg(long, value_name = "PATH")]
+        bmc_password_file: Option<std::path::PathBuf>,
         /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT (repeat per NIC).
         #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
         nics: Vec<neocloud_types::Nic>,
@@ -128,8 +137,23 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             mig_capable,
             gpu_memory_gb,
             nics,
+            bmc_endpoint,
+            bmc_username,
+            bmc_password_file,
             idempotency_key,
         } => {
+            let bmc = match (bmc_endpoint, bmc_username, bmc_password_file) {
+                (Some(endpoint), Some(username), Some(file)) => {
+                    let password = std::fs::read_to_string(&file)
+                        .map_err(|e| {
+                            CliError::Usage(format!("--bmc-password-file {}: {e}", file.display()))
+                        })?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string();
+                    Some(neocloud_types::BmcCredentials { endpoint, username, password })
+                }
+                _ => None,
+            };
             let body = to_value(&NodeCreate {
                 name,
                 site,
@@ -142,7 +166,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 gpu_memory_gb,
                 mig_capable,
                 nics,
-                bmc: None,
+                bmc,
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }
