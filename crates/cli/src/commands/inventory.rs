@@ -42,6 +42,8 @@ impl From<AvailabilityArg> for Availability {
     }
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 enum NodeCmd {
     /// List GPU nodes.
