@@ -20,6 +20,8 @@ struct Inner {
     durations: BTreeMap<String, Histogram>,
     audit_events: BTreeMap<&'static str, u64>,
     background_errors: BTreeMap<&'static str, u64>,
+    nodes: Vec<(String, i64)>,
+    nodes_over_sla: Vec<(String, i64)>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,13 @@ impl Metrics {
     pub fn background_error(&self, task: &'static str) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.background_errors.entry(task).or_default() += 1;
+    }
+
+    /// Nodes per lifecycle state, and those past their state's SLA.
+    pub fn set_nodes(&self, per_state: Vec<(String, i64)>, over_sla: Vec<(String, i64)>) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.nodes = per_state;
+        m.nodes_over_sla = over_sla;
     }
 
     pub fn render(&self) -> String {
@@ -100,6 +109,19 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE neocloud_audit_events_total counter");
         for (o, n) in &m.audit_events {
             let _ = writeln!(out, "neocloud_audit_events_total{{outcome=\"{o}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP neocloud_nodes Nodes per lifecycle state.");
+        let _ = writeln!(out, "# TYPE neocloud_nodes gauge");
+        for (state, n) in &m.nodes {
+            let _ = writeln!(out, "neocloud_nodes{{lifecycle=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_nodes_over_sla Nodes in a lifecycle state longer than its SLA."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_nodes_over_sla gauge");
+        for (state, n) in &m.nodes_over_sla {
+            let _ = writeln!(out, "neocloud_nodes_over_sla{{lifecycle=\"{state}\"}} {n}");
         }
         let _ =
             writeln!(out, "# HELP neocloud_background_errors_total Failed background task runs.");

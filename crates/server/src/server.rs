@@ -187,7 +187,10 @@ fn spawn_background(
             }
             let s2 = s.clone();
             match tokio::task::spawn_blocking(move || {
-                s2.app.lifecycle.run_once(&s2.app.store, &s2.app.secrets)
+                let pass = s2.app.lifecycle.run_once(&s2.app.store, &s2.app.secrets)?;
+                let (counts, over) = crate::controllers::lifecycle::census(&s2.app.store)?;
+                s2.app.metrics.set_nodes(counts, over);
+                Ok::<_, Error>(pass)
             })
             .await
             {

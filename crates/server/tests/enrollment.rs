@@ -69,6 +69,19 @@ fn an_hgx_node_is_enrolled_inspected_and_becomes_schedulable() {
         let rows = s.store.read(|r| r.query("SELECT password_sealed FROM node_bmcs", &[])).unwrap();
         let sealed = rows[0].str(0).unwrap();
         assert!(sealed.starts_with("v1:") && !sealed.contains("bmc-pass-123"), "[{b}] {sealed}");
+        // Lifecycle metrics.
+        let start = Instant::now();
+        let metrics = loop {
+            let m = s.anonymous().get("/metrics").expect(200).text;
+            if m.contains("neocloud_nodes{lifecycle=\"available\"} 1")
+                || start.elapsed() > Duration::from_secs(10)
+            {
+                break m;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(metrics.contains("neocloud_nodes{lifecycle=\"available\"} 1"), "[{b}] {metrics}");
+        assert!(metrics.contains("neocloud_nodes_over_sla{lifecycle=\"inspecting\"} 0"), "[{b}]");
         // Transitions are audited.
         let trail = s.admin().get("/v1/audit?limit=1000").expect(200).text;
         assert!(trail.contains("node_inspecting") && trail.contains("node_available"), "[{b}]");

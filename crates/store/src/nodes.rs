@@ -286,3 +286,23 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Nodes per lifecycle state name (failed nodes of every reason together).
+pub fn lifecycle_counts(r: &mut dyn Reader) -> Result<Vec<(String, i64)>> {
+    let mut by: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for row in r.query("SELECT lifecycle, COUNT(*) FROM nodes GROUP BY lifecycle", &[])? {
+        let l: NodeLifecycle = serde_json::from_str(&row.str(0)?)
+            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?;
+        *by.entry(l.name().to_string()).or_default() += row.i64(1)?;
+    }
+    Ok(by.into_iter().collect())
+}
+
+/// Nodes that entered `state` before `before` (microseconds).
+pub fn count_in_state_since(r: &mut dyn Reader, state: &NodeLifecycle, before: i64) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM nodes WHERE lifecycle = ? AND lifecycle_since < ?",
+        vals![lifecycle_json(state)?, before],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}

@@ -39,6 +39,24 @@ pub struct LifecycleController {
     pub bmc_timeout: Option<Duration>,
 }
 
+/// Nodes per state and nodes past their state's SLA, for metrics.
+pub fn census(store: &Store) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+    store.read(|r| {
+        let counts = nodes::lifecycle_counts(r)?;
+        let mut over = Vec::new();
+        for state in [NodeLifecycle::Enrolling, NodeLifecycle::Inspecting] {
+            if let Some(sla) = sla(&state) {
+                let before = now_micros() - sla.as_micros() as i64;
+                over.push((
+                    state.name().to_string(),
+                    nodes::count_in_state_since(r, &state, before)?,
+                ));
+            }
+        }
+        Ok((counts, over))
+    })
+}
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
