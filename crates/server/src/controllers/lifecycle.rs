@@ -40,7 +40,10 @@ pub struct LifecycleController {
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
-pub fn census(store: &Store) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+/// Counts per lifecycle state name.
+pub type StateCounts = Vec<(String, i64)>;
+
+pub fn census(store: &Store) -> Result<(StateCounts, StateCounts)> {
     store.read(|r| {
         let counts = nodes::lifecycle_counts(r)?;
         let mut over = Vec::new();
