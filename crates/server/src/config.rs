@@ -38,7 +38,10 @@ pub struct Config {
     pub idempotency_ttl_secs: u64,
     /// Seed an empty store with a small simulated datacenter.
     pub demo: bool,
-    /// How often the node lifecycle controller runs.
+    /// The key that seals secrets at rest (default `<data_dir>/secrets.key`,
+    /// created on first start). Replicas sharing a store must share it.
+    pub secrets_key_file: Option<PathBuf>,
+    /// How often the node lifecycle controller runs (0: not on this replica).
     pub lifecycle_interval_ms: u64,
     /// Per-request BMC timeout for the lifecycle controller.
     pub bmc_timeout_ms: u64,
@@ -59,6 +62,7 @@ impl Default for Config {
             token_flush_secs: 5,
             idempotency_ttl_secs: 24 * 3600,
             demo: false,
+            secrets_key_file: None,
             lifecycle_interval_ms: 2000,
             bmc_timeout_ms: 30_000,
         }

@@ -17,14 +17,21 @@ pub struct SecretBox {
 }
 
 impl SecretBox {
-    /// Loads the key, creating it (0600) when absent.
+    /// Loads `<data_dir>/secrets.key`, creating it (0600) when absent.
     pub fn load_or_create(data_dir: &Path) -> Result<SecretBox> {
-        let path = data_dir.join(KEY_FILE);
+        Self::load_or_create_at(&data_dir.join(KEY_FILE))
+    }
+
+    /// Loads the key at `path`, creating it (0600) when absent. Replicas
+    /// sharing a store must share this file.
+    pub fn load_or_create_at(path: &Path) -> Result<SecretBox> {
+        let path = path.to_path_buf();
+        let data_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let key = match std::fs::read(&path) {
             Ok(k) if k.len() == 32 => k,
             Ok(_) => return Err(Error::internal(format!("{}: not a 32-byte key", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)
+                std::fs::create_dir_all(&data_dir)
                     .map_err(|e| Error::internal(format!("create {}: {e}", data_dir.display())))?;
                 let mut k = vec![0u8; 32];
                 getrandom::getrandom(&mut k)

@@ -59,7 +59,10 @@ impl Server {
         }
         let data_dir = config.data_dir.clone();
         let demo = config.demo;
-        let secrets = crate::secrets::SecretBox::load_or_create(&config.data_dir)?;
+        let secrets = match &config.secrets_key_file {
+            Some(p) => crate::secrets::SecretBox::load_or_create_at(p)?,
+            None => crate::secrets::SecretBox::load_or_create(&config.data_dir)?,
+        };
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
@@ -178,7 +181,12 @@ fn spawn_background(
     });
     let every = Duration::from_millis(config.lifecycle_interval_ms.max(100));
     let (s, c) = (shared.clone(), cancel.clone());
+    // 0 disables the controller on this replica (another runs it).
+    let run_lifecycle = config.lifecycle_interval_ms > 0;
     tasks.spawn(async move {
+        if !run_lifecycle {
+            return;
+        }
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {

@@ -134,3 +134,63 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
         assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
     }
 }
+
+#[test]
+fn two_replicas_move_each_node_once() {
+    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        // A second replica: its own lifecycle controller on the same store.
+        let r2 = s.replica();
+        let b = b.as_str();
+        for i in 0..3 {
+            enroll(&s, &format!("dgx-{i}"), &bmc.url, "pw");
+        }
+        for i in 0..3 {
+            let n = settle(&s, &format!("dgx-{i}"), &["enrolling", "inspecting"]);
+            assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+        }
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).body;
+        let events = trail["items"].as_array().unwrap();
+        for action in ["node_inspecting", "node_available"] {
+            let n = events.iter().filter(|e| e["action"] == action).count();
+            assert_eq!(
+                n, 3,
+                "[{b}] {action}: each node moved exactly once, whichever replica moved it"
+            );
+        }
+        // Both replicas' engines see the three nodes as schedulable.
+        for srv in [&s, &r2] {
+            let cap = srv.admin().get("/v1/capacity").expect(200).body;
+            assert_eq!(cap["models"][0]["total"]["free_nodes"], 3, "[{b}] {cap}");
+        }
+    }
+}
+
+#[test]
+fn a_replica_with_the_wrong_key_skips_the_node_instead_of_failing_it() {
+    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    for b in TestBackend::ALL {
+        // This server runs no controller of its own.
+        let Some(s) = TestServer::start_with(b, |c| c.lifecycle_interval_ms = 0) else {
+            continue;
+        };
+        let b = b.as_str();
+        enroll(&s, "dgx-k", &bmc.url, "pw");
+        let wrong_dir = s.data_dir.join("other-key");
+        let wrong = neocloud_server::secrets::SecretBox::load_or_create(&wrong_dir).unwrap();
+        let ctl = neocloud_server::controllers::lifecycle::LifecycleController::new(Some(
+            Duration::from_secs(2),
+        ));
+        let pass = ctl.run_once(&s.store, &wrong).unwrap();
+        assert_eq!((pass.skipped, pass.failed, pass.moved), (1, 0, 0), "[{b}] {pass:?}");
+        let n = s.admin().get("/v1/nodes/dgx-k").expect(200).body;
+        assert_eq!(n["lifecycle"]["state"], "enrolling", "[{b}] untouched: {n}");
+        // With the right key the same controller moves it.
+        let right = neocloud_server::secrets::SecretBox::load_or_create(&s.data_dir).unwrap();
+        assert_eq!(ctl.run_once(&s.store, &right).unwrap().moved, 1, "[{b}]");
+        assert_eq!(ctl.run_once(&s.store, &right).unwrap().moved, 1, "[{b}]");
+        let n = s.admin().get("/v1/nodes/dgx-k").expect(200).body;
+        assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+    }
+}

@@ -66,6 +66,8 @@ pub struct Pass {
     pub moved: usize,
     pub failed: usize,
     pub retrying: usize,
+    /// Steps this replica could not take (store unavailable, wrong key).
+    pub skipped: usize,
 }
 
 /// The GPU model key for a Redfish processor model string.
@@ -123,7 +125,10 @@ impl LifecycleController {
                     self.fail(store, &n, &reason)?;
                     pass.failed += 1;
                 }
-                Err(StepError::Store(e)) => return Err(e),
+                Err(StepError::Store(e)) => {
+                    tracing::error!(node = %n.name, error = %e, "lifecycle step skipped");
+                    pass.skipped += 1;
+                }
             }
         }
         Ok(pass)
@@ -139,9 +144,13 @@ impl LifecycleController {
             .read(|r| nodes::bmc(r, &n.id))
             .map_err(StepError::Store)?
             .ok_or_else(|| StepError::Fail("no BMC recorded for this node".into()))?;
-        let password = secrets
-            .open(&rec.password_sealed)
-            .map_err(|e| StepError::Fail(e.external_message()))?;
+        // A key that does not open the secret is this replica's problem, not
+        // the node's: skip it (another replica, or a fixed key, moves it).
+        let password = secrets.open(&rec.password_sealed).map_err(|e| {
+            StepError::Store(Error::Unavailable {
+                internal: format!("node {}: BMC password: {e}", n.name),
+            })
+        })?;
         let mut cfg = BmcConfig::new(&rec.endpoint, &rec.username, &password);
         if let Some(t) = self.bmc_timeout {
             cfg.timeout = t;

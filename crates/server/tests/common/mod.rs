@@ -87,6 +87,8 @@ impl TestServer {
             listen: "127.0.0.1:0".into(),
             db: Some(self.db_url.clone()),
             data_dir: data_dir.clone(),
+            // Replicas share the key that seals secrets.
+            secrets_key_file: Some(self.data_dir.join("secrets.key")),
             rate_limit_per_sec: 0,
             anonymous_rate_limit_per_sec: 0,
             ..Config::default()
