@@ -194,3 +194,61 @@ fn a_replica_with_the_wrong_key_skips_the_node_instead_of_failing_it() {
         assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
     }
 }
+
+/// A BMC that answers every request with `status`, or (status 0) accepts
+/// connections and never answers.
+fn broken_bmc(status: u16) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            if status == 0 {
+                held.push(c);
+                continue;
+            }
+            let mut c = c;
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let body = r#"{"error": {"message": "BMC firmware crashed"}}"#;
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn bmc_server_errors_and_silence_are_retried_then_fail_with_the_reason() {
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            c.lifecycle_interval_ms = 100;
+            c.bmc_timeout_ms = 250;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        enroll(&s, "five-oh-three", &broken_bmc(503), "pw");
+        enroll(&s, "silent", &broken_bmc(0), "pw");
+        let n = settle(&s, "five-oh-three", &["enrolling"]);
+        assert_eq!(n["lifecycle"]["state"], "failed", "[{b}] {n}");
+        let reason = n["lifecycle"]["reason"].as_str().unwrap();
+        assert!(reason.contains("503") && reason.contains("after 3 retries"), "[{b}] {reason}");
+        let n = settle(&s, "silent", &["enrolling"]);
+        assert_eq!(n["lifecycle"]["state"], "failed", "[{b}] {n}");
+        assert!(n["lifecycle"]["reason"].as_str().unwrap().contains("timed out"), "[{b}] {n}");
+        // Never silent: the failures are in the provider's trail.
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).body;
+        let failed = trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "node_failed")
+            .count();
+        assert_eq!(failed, 2, "[{b}]");
+    }
+}
