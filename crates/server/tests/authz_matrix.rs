@@ -227,6 +227,7 @@ impl Fixture {
                 "rack": "r1", "gpu_model": "h100-80gb", "gpus": 8}))
             }
             "node_update" => Some(json!({"generation": STALE, "availability": "maintenance"})),
+            "node_inspect" => Some(json!({})),
             "instance_type_create" => {
                 Some(json!({"name": uniq("t"), "kind": "bare_metal", "gpu_model": "h100-80gb"}))
             }

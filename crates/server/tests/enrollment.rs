@@ -252,3 +252,64 @@ fn bmc_server_errors_and_silence_are_retried_then_fail_with_the_reason() {
         assert_eq!(failed, 2, "[{b}]");
     }
 }
+
+#[test]
+fn a_failed_node_is_inspected_again_with_corrected_credentials() {
+    let Some(emu) = peers::Emulator::start_with_auth(1, "admin", "right") else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        enroll(&s, "typo", &emu.url, "rigth");
+        let n = settle(&s, "typo", &["enrolling"]);
+        assert_eq!(n["lifecycle"]["state"], "failed", "[{b}] {n}");
+        // The API records the intent (202); the controller does the rest.
+        let r = s
+            .admin()
+            .post(
+                "/v1/nodes/typo/inspect",
+                &json!({"bmc": {"endpoint": emu.url, "username": "admin", "password": "right"}}),
+            )
+            .expect(202);
+        assert!(!r.text.contains("\"right\""), "[{b}] the password is not echoed");
+        let n = settle(&s, "typo", &["failed", "enrolling", "inspecting"]);
+        assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+        // Asked again without new credentials: back through inspection (the
+        // trail shows a second pass).
+        s.admin().post("/v1/nodes/typo/inspect", &json!({})).expect(202);
+        let start = Instant::now();
+        let passes = loop {
+            let trail = s.admin().get("/v1/audit?limit=1000").expect(200).body;
+            let n = trail["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == "node_available")
+                .count();
+            if n >= 2 || start.elapsed() > Duration::from_secs(20) {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(passes, 2, "[{b}]");
+        let n = settle(&s, "typo", &["enrolling", "inspecting"]);
+        assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+        // A node without a BMC cannot be inspected; bad credentials are refused.
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "manual", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8}),
+            )
+            .expect(201);
+        let e = s.admin().post("/v1/nodes/manual/inspect", &json!({})).expect(409);
+        assert!(e.text.contains("no BMC"), "[{b}] {}", e.text);
+        let e = s
+            .admin()
+            .post(
+                "/v1/nodes/manual/inspect",
+                &json!({"bmc": {"endpoint": "x", "username": "a", "password": "b"}}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
+    }
+}

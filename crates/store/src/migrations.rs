@@ -247,6 +247,8 @@ INSERT INTO placement_state (id, generation) VALUES (1, 0);
 -- Nodes registered without a BMC are available at once.
 ALTER TABLE nodes ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{"state":"available"}';
 ALTER TABLE nodes ADD COLUMN lifecycle_since BIGINT NOT NULL DEFAULT 0;
+-- Intent recorded by the API: inspect again (the controller acts on it).
+ALTER TABLE nodes ADD COLUMN inspect_requested_at BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE node_bmcs (
     node_id TEXT PRIMARY KEY REFERENCES nodes(id),
     endpoint TEXT NOT NULL,

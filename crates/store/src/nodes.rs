@@ -201,10 +201,13 @@ pub fn transition(
     Ok(n == 1)
 }
 
-/// Nodes the lifecycle controller has work for.
+/// Nodes the lifecycle controller has work for: enrolling, inspecting,
+/// or asked to be inspected again since they entered their state.
 pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
     r.query(
-        &format!("{SELECT} WHERE lifecycle IN (?, ?) ORDER BY lifecycle_since, id"),
+        &format!(
+            "{SELECT} WHERE lifecycle IN (?, ?) OR inspect_requested_at > lifecycle_since ORDER BY lifecycle_since, id"
+        ),
         vals![
             lifecycle_json(&NodeLifecycle::Enrolling)?,
             lifecycle_json(&NodeLifecycle::Inspecting)?
@@ -305,4 +308,43 @@ pub fn count_in_state_since(r: &mut dyn Reader, state: &NodeLifecycle, before: i
         vals![lifecycle_json(state)?, before],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
+/// Records the intent to inspect the node again (optionally with new BMC
+/// credentials, sealed by the caller). The lifecycle controller acts on it.
+pub fn request_inspection(
+    w: &mut dyn Writer,
+    id: &str,
+    new_bmc: Option<(&str, &str, &str)>,
+) -> Result<Node> {
+    let held = w.query("SELECT COUNT(*) FROM allocation_units WHERE node_id = ?", vals![id])?;
+    if held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+        return Err(Error::conflict(
+            "the node holds allocations: release them before inspecting it again",
+        ));
+    }
+    match new_bmc {
+        Some((endpoint, username, sealed)) => {
+            let n = w.execute(
+                "UPDATE node_bmcs SET endpoint = ?, username = ?, password_sealed = ?, system_path = NULL WHERE node_id = ?",
+                vals![endpoint, username, sealed, id],
+            )?;
+            if n == 0 {
+                w.execute(
+                    "INSERT INTO node_bmcs (node_id, endpoint, username, password_sealed, system_path) VALUES (?, ?, ?, ?, NULL)",
+                    vals![id, endpoint, username, sealed],
+                )?;
+            }
+        }
+        None if bmc(w, id)?.is_none() => {
+            return Err(Error::conflict("the node has no BMC to inspect through: give its bmc"));
+        }
+        None => {}
+    }
+    let now = now_micros();
+    w.execute(
+        "UPDATE nodes SET inspect_requested_at = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![now, now, id],
+    )?;
+    get(w, id)
 }

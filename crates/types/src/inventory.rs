@@ -38,6 +38,16 @@ pub struct NodeCreate {
     pub bmc: Option<BmcCredentials>,
 }
 
+/// Asks for the node to be inspected again (e.g. after fixing its BMC
+/// credentials, or after a hardware change).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInspect {
+    /// New BMC credentials (replace the stored ones).
+    #[serde(default)]
+    pub bmc: Option<BmcCredentials>,
+}
+
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BmcCredentials {

@@ -6,7 +6,7 @@ use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
 use neocloud_store::{allocations, nodes, Reader, Writer};
-use neocloud_types::{List, Node, NodeCreate, NodeUpdate};
+use neocloud_types::{BmcCredentials, List, Node, NodeCreate, NodeInspect, NodeUpdate};
 
 #[allow(clippy::too_many_arguments)]
 fn op(
@@ -50,6 +50,9 @@ pub(super) fn ops() -> Vec<Op> {
         op("node_update", Method::Patch, "/v1/nodes/{node}",
             "Take a node in or out of scheduling (maintenance, failed); carries the expected generation",
             Action::Update, Some(schema::<NodeUpdate>), Resp::Json(200, schema::<Node>), Handler::Write(update)),
+        op("node_inspect", Method::Post, "/v1/nodes/{node}/inspect",
+            "Inspect the node again through its BMC (optionally with new credentials); the lifecycle controller acts on it",
+            Action::Update, Some(schema::<NodeInspect>), Resp::Json(202, schema::<Node>), Handler::Write(inspect)),
         op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
             Action::Delete, None, Resp::Empty, Handler::Write(delete)),
         Op {
@@ -85,30 +88,42 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeCreate = c.body()?;
-    let sealed = match &p.bmc {
-        None => None,
-        Some(b) => {
-            let ok_scheme = b.endpoint.starts_with("http://") || b.endpoint.starts_with("https://");
-            if !ok_scheme || b.endpoint.len() > 256 || b.endpoint.chars().any(char::is_whitespace) {
-                return Err(Error::invalid_value(
-                    "bmc.endpoint",
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            if b.username.is_empty() || b.username.len() > 128 {
-                return Err(Error::invalid_value("bmc.username", "must be 1 to 128 characters"));
-            }
-            if b.password.is_empty() || b.password.len() > 256 {
-                return Err(Error::invalid_value("bmc.password", "must be 1 to 256 characters"));
-            }
-            Some(c.secrets.seal(&b.password)?)
-        }
-    };
+    let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::created(&n.id.clone(), &n)?
         .with_effect(Effect::AddNode(nodes::spec(&n)))
         .with_effect(Effect::Generation(g)))
+}
+
+/// Checks BMC credentials and seals the password.
+fn seal_bmc(c: &Call<'_>, b: &BmcCredentials) -> Result<String> {
+    let ok_scheme = b.endpoint.starts_with("http://") || b.endpoint.starts_with("https://");
+    if !ok_scheme || b.endpoint.len() > 256 || b.endpoint.chars().any(char::is_whitespace) {
+        return Err(Error::invalid_value("bmc.endpoint", "must be an http:// or https:// URL"));
+    }
+    if b.username.is_empty() || b.username.len() > 128 {
+        return Err(Error::invalid_value("bmc.username", "must be 1 to 128 characters"));
+    }
+    if b.password.is_empty() || b.password.len() > 256 {
+        return Err(Error::invalid_value("bmc.password", "must be 1 to 256 characters"));
+    }
+    c.secrets.seal(&b.password)
+}
+
+/// Records the intent to inspect again; the lifecycle controller acts on it.
+fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: NodeInspect = c.body()?;
+    let n = find(c, w)?;
+    let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
+    let creds = match (&p.bmc, &sealed) {
+        (Some(b), Some(s)) => Some((b.endpoint.as_str(), b.username.as_str(), s.as_str())),
+        _ => None,
+    };
+    let n = nodes::request_inspection(w, &n.id, creds)?;
+    let mut r = Reply::ok(&n)?;
+    r.status = 202;
+    Ok(r)
 }
 
 fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {

@@ -186,7 +186,11 @@ impl LifecycleController {
                     None => Ok(()),
                 })
             }
-            NodeLifecycle::Available | NodeLifecycle::Failed { .. } => Ok(false),
+            // Listed only when an inspection was requested since they
+            // entered their state: start over from the BMC.
+            NodeLifecycle::Available | NodeLifecycle::Failed { .. } => {
+                self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()))
+            }
         }
     }
 
