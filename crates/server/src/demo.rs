@@ -10,6 +10,9 @@ use neocloud_types::{InstanceKind, Nic, NodeCreate};
 
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
+/// More demo nodes, enrolled through SIMULATED BMCs (see `simbmc`): they go
+/// through the real lifecycle (enrolling -> inspecting -> available).
+pub const DEMO_BMC_NODES: usize = 4;
 
 fn name(s: &str) -> Result<Name> {
     Name::parse(s).map_err(|e| Error::internal(format!("demo name {s}: {e}")))
@@ -18,6 +21,12 @@ fn name(s: &str) -> Result<Name> {
 /// Seeds the demo fleet unless the store already has nodes; returns how
 /// many nodes it created.
 pub fn seed(store: &Store) -> Result<usize> {
+    seed_with_bmcs(store, &[])
+}
+
+/// Seeds the demo fleet and, for each `(endpoint, sealed password)` of a
+/// simulated BMC, one node enrolled through it.
+pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize> {
     store.write(|w| {
         if !nodes::list(w)?.is_empty() {
             return Ok(0);
@@ -81,6 +90,30 @@ pub fn seed(store: &Store) -> Result<usize> {
                 },
             )?;
         }
+        for (i, (endpoint, sealed)) in bmcs.iter().enumerate() {
+            nodes::create(
+                w,
+                &NodeCreate {
+                    name: name(&format!("sim-bmc-node-{i}"))?,
+                    site: name("sim-site")?,
+                    pod: name("pod-001")?,
+                    su: name("su-bmc")?,
+                    rack: name(&format!("rack-bmc-{}", i / 4))?,
+                    nvlink_domain: None,
+                    gpu_model: name("h100-80gb")?,
+                    gpus: 8,
+                    gpu_memory_gb: None,
+                    mig_capable: true,
+                    nics: Vec::new(),
+                    bmc: Some(neocloud_types::BmcCredentials {
+                        endpoint: endpoint.clone(),
+                        username: crate::simbmc::USER.into(),
+                        password: String::new(),
+                    }),
+                },
+                Some(sealed),
+            )?;
+        }
         allocations::bump_placement_generation(w)?;
         audit::append(
             w,
@@ -99,6 +132,6 @@ pub fn seed(store: &Store) -> Result<usize> {
                 request_id: neocloud_common::new_id(),
             },
         )?;
-        Ok(DEMO_NODES)
+        Ok(DEMO_NODES + bmcs.len())
     })
 }

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod simbmc;
 
 pub use config::{Config, LogFormat};
 pub use server::Server;

@@ -41,6 +41,8 @@ pub struct Server {
     config: Config,
     /// Where the bootstrap token was written, on first start.
     pub bootstrap_token: Option<PathBuf>,
+    /// `--demo`: listeners of the SIMULATED BMCs, served while running.
+    sim_bmcs: Vec<tokio::net::TcpListener>,
 }
 
 impl Server {
@@ -63,11 +65,24 @@ impl Server {
             Some(p) => crate::secrets::SecretBox::load_or_create_at(p)?,
             None => crate::secrets::SecretBox::load_or_create(&config.data_dir)?,
         };
+        let mut sim_bmcs = Vec::new();
+        let mut sim_endpoints = Vec::new();
+        if demo {
+            for _ in 0..crate::demo::DEMO_BMC_NODES {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| Error::internal(format!("simulated BMC listener: {e}")))?;
+                let addr = l.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+                sim_endpoints
+                    .push((format!("http://{addr}"), secrets.seal(crate::simbmc::PASSWORD)?));
+                sim_bmcs.push(l);
+            }
+        }
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
             if demo {
-                let n = crate::demo::seed(&store)?;
+                let n = crate::demo::seed_with_bmcs(&store, &sim_endpoints)?;
                 if n > 0 {
                     tracing::info!(nodes = n, "demo: seeded a SIMULATED datacenter");
                 }
@@ -109,6 +124,7 @@ impl Server {
             cancel: CancellationToken::new(),
             config,
             bootstrap_token: token,
+            sim_bmcs,
         })
     }
 
@@ -128,8 +144,16 @@ impl Server {
     /// Serves until the cancellation token fires, then drains in-flight
     /// requests, stops background tasks and flushes what they hold.
     pub async fn run(self) -> Result<()> {
-        let Server { shared, listener, cancel, config, .. } = self;
+        let Server { shared, listener, cancel, config, sim_bmcs, .. } = self;
         let mut tasks = JoinSet::new();
+        for (i, l) in sim_bmcs.into_iter().enumerate() {
+            let c = cancel.clone();
+            tasks.spawn(async move {
+                let _ = axum::serve(l, crate::simbmc::router(i))
+                    .with_graceful_shutdown(c.cancelled_owned())
+                    .await;
+            });
+        }
         spawn_background(&mut tasks, &shared, &cancel, &config);
         let router = router(shared.clone());
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
