@@ -1,7 +1,7 @@
 //! Provider-defined instance types: `/v1/instance-types`. Every principal
 //! may read the catalogue; only the provider changes it.
 
-use super::{schema, Call, Handler, Method, Op, Reply, Resp, Scope};
+use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_placement::mig::GpuModel;
@@ -21,21 +21,18 @@ fn op(
     response: Resp,
     handler: Handler,
 ) -> Op {
-    Op {
+    super::global_op(
+        Resource::InstanceType,
+        "inventory",
         id,
         method,
         path,
         summary,
-        tag: "inventory",
-        resource: Resource::InstanceType,
         action,
-        scope: Scope::Global,
-        query: &[],
         request,
         response,
-        idempotent: action == Action::Create,
         handler,
-    }
+    )
 }
 
 pub(super) fn ops() -> Vec<Op> {

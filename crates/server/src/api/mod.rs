@@ -329,6 +329,38 @@ pub fn ops() -> Vec<Op> {
     v
 }
 
+/// A provider-scope operation without query parameters; creates take an
+/// `Idempotency-Key`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn global_op(
+    resource: Resource,
+    tag: &'static str,
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    action: Action,
+    request: Option<SchemaFn>,
+    response: Resp,
+    handler: Handler,
+) -> Op {
+    Op {
+        id,
+        method,
+        path,
+        summary,
+        tag,
+        resource,
+        action,
+        scope: Scope::Global,
+        query: &[],
+        request,
+        response,
+        idempotent: action == Action::Create,
+        handler,
+    }
+}
+
 pub const LIMIT_PARAM: QueryParam = QueryParam {
     name: "limit",
     kind: QueryKind::Integer,

@@ -19,21 +19,18 @@ fn op(
     response: Resp,
     handler: Handler,
 ) -> Op {
-    Op {
+    super::global_op(
+        Resource::Node,
+        "inventory",
         id,
         method,
         path,
         summary,
-        tag: "inventory",
-        resource: Resource::Node,
         action,
-        scope: Scope::Global,
-        query: &[],
         request,
         response,
-        idempotent: action == Action::Create,
         handler,
-    }
+    )
 }
 
 const GPU_MODEL: QueryParam =
