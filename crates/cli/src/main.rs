@@ -125,7 +125,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let server = match Server::bind(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -149,7 +149,10 @@ fn serve(a: ServeArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // Work still blocked on a slow BMC gets a bounded grace period.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    code
 }
 
 async fn shutdown_signal() {

@@ -217,21 +217,35 @@ fn spawn_background(
                 _ = c.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            // Start a step for every node with work and none running; do
+            // not wait for them (a silent BMC must not hold up the others).
             let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || {
-                let pass = s2.app.lifecycle.run_once(&s2.app.store, &s2.app.secrets)?;
+            let claimed = tokio::task::spawn_blocking(move || {
                 let (counts, over) = crate::controllers::lifecycle::census(&s2.app.store)?;
                 s2.app.metrics.set_nodes(counts, over);
-                Ok::<_, Error>(pass)
+                s2.app.lifecycle.claim_work(&s2.app.store)
             })
-            .await
-            {
-                Ok(Ok(_)) => {}
+            .await;
+            let nodes = match claimed {
+                Ok(Ok(nodes)) => nodes,
                 Ok(Err(e)) => {
                     s.app.metrics.background_error("node_lifecycle");
                     tracing::warn!(error = %e, "node lifecycle pass failed");
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "node lifecycle task panicked"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "node lifecycle task panicked");
+                    continue;
+                }
+            };
+            for n in nodes {
+                let s3 = s.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = s3.app.lifecycle.step_node(&s3.app.store, &s3.app.secrets, &n) {
+                        s3.app.metrics.background_error("node_lifecycle");
+                        tracing::warn!(node = %n.name, error = %e, "node lifecycle step failed");
+                    }
+                });
             }
         }
     });

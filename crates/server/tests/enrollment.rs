@@ -313,3 +313,38 @@ fn a_failed_node_is_inspected_again_with_corrected_credentials() {
         assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
     }
 }
+
+#[test]
+fn a_silent_bmc_does_not_hold_up_other_nodes() {
+    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    for b in TestBackend::ALL {
+        // BMC requests may take up to 8 s before they time out.
+        let Some(s) = TestServer::start_with(b, |c| {
+            c.lifecycle_interval_ms = 100;
+            c.bmc_timeout_ms = 8_000;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        enroll(&s, "silent", &broken_bmc(0), "pw");
+        std::thread::sleep(Duration::from_millis(300));
+        enroll(&s, "healthy", &bmc.url, "pw");
+        // Stepped in parallel: the healthy node is done long before the
+        // silent BMC's first request times out.
+        let start = Instant::now();
+        let healthy = loop {
+            let n = s.admin().get("/v1/nodes/healthy").expect(200).body;
+            // Well within the silent BMC's first timeout.
+            if n["lifecycle"]["state"] == "available" || start.elapsed() > Duration::from_secs(5) {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(
+            healthy["lifecycle"]["state"], "available",
+            "[{b}] held up by the silent BMC: {healthy}"
+        );
+        let silent = s.admin().get("/v1/nodes/silent").expect(200).body;
+        assert_eq!(silent["lifecycle"]["state"], "enrolling", "[{b}] {silent}");
+    }
+}

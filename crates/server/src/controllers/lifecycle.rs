@@ -35,6 +35,9 @@ pub fn sla(state: &NodeLifecycle) -> Option<Duration> {
 pub struct LifecycleController {
     /// Transient failures so far, per node and state.
     attempts: Mutex<HashMap<(String, &'static str), u32>>,
+    /// Nodes with a step running: never stepped twice at once, and a slow
+    /// step never holds up the next pass.
+    in_flight: Mutex<std::collections::HashSet<String>>,
     /// BMC timeout per request (short in tests).
     pub bmc_timeout: Option<Duration>,
 }
@@ -58,6 +61,31 @@ pub fn census(store: &Store) -> Result<(StateCounts, StateCounts)> {
         }
         Ok((counts, over))
     })
+}
+
+/// Nodes stepped at once by one pass.
+pub const PARALLEL_STEPS: usize = 32;
+
+/// What stepping one node did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Moved,
+    Nothing,
+    Retrying,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    fn add_to(self, p: &mut Pass) {
+        match self {
+            Outcome::Moved => p.moved += 1,
+            Outcome::Nothing => {}
+            Outcome::Retrying => p.retrying += 1,
+            Outcome::Failed => p.failed += 1,
+            Outcome::Skipped => p.skipped += 1,
+        }
+    }
 }
 
 /// What one pass did.
@@ -95,43 +123,98 @@ pub fn gpu_model_key(model: &str) -> String {
 
 impl LifecycleController {
     pub fn new(bmc_timeout: Option<Duration>) -> LifecycleController {
-        LifecycleController { attempts: Mutex::new(HashMap::new()), bmc_timeout }
+        LifecycleController {
+            attempts: Mutex::new(HashMap::new()),
+            in_flight: Mutex::default(),
+            bmc_timeout,
+        }
     }
 
     /// Runs every node with work one step forward.
-    pub fn run_once(&self, store: &Store, secrets: &SecretBox) -> Result<Pass> {
-        let mut pass = Pass::default();
-        for n in store.read(nodes::list_in_progress)? {
-            match self.step(store, secrets, &n) {
-                Ok(true) => pass.moved += 1,
-                Ok(false) => {}
-                Err(StepError::Retry(e)) => {
-                    let key = (n.id.clone(), n.lifecycle.name());
-                    let tries = {
-                        let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-                        let t = a.entry(key).or_default();
-                        *t += 1;
-                        *t
-                    };
-                    if tries > RETRY_BUDGET {
-                        self.fail(store, &n, &format!("{e} (after {RETRY_BUDGET} retries)"))?;
-                        pass.failed += 1;
-                    } else {
-                        tracing::info!(node = %n.name, state = n.lifecycle.name(), error = %e, tries, "lifecycle step will be retried");
-                        pass.retrying += 1;
-                    }
-                }
-                Err(StepError::Fail(reason)) => {
-                    self.fail(store, &n, &reason)?;
-                    pass.failed += 1;
-                }
-                Err(StepError::Store(e)) => {
-                    tracing::error!(node = %n.name, error = %e, "lifecycle step skipped");
-                    pass.skipped += 1;
-                }
+    /// Nodes with work and no step running, claimed for stepping (at most
+    /// [`PARALLEL_STEPS`] in flight). Each must then go to [`Self::step_node`].
+    pub fn claim_work(&self, store: &Store) -> Result<Vec<Node>> {
+        let work = store.read(nodes::list_in_progress)?;
+        let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for n in work {
+            if busy.len() >= PARALLEL_STEPS {
+                break;
+            }
+            if busy.insert(n.id.clone()) {
+                out.push(n);
             }
         }
-        Ok(pass)
+        Ok(out)
+    }
+
+    /// Steps one claimed node and releases the claim.
+    pub fn step_node(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<Outcome> {
+        let res = self.step_and_account(store, secrets, n);
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
+        res
+    }
+
+    /// One synchronous pass: claims the work and steps it in parallel,
+    /// waiting for every step. (The server's loop instead starts steps and
+    /// goes on, see `server.rs`.)
+    pub fn run_once(&self, store: &Store, secrets: &SecretBox) -> Result<Pass> {
+        let work = self.claim_work(store)?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let pass = Mutex::new(Pass::default());
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = work.len().clamp(1, PARALLEL_STEPS);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(n) = work.get(i) else { return };
+                    match self.step_node(store, secrets, n) {
+                        Ok(outcome) => {
+                            outcome.add_to(&mut pass.lock().unwrap_or_else(|p| p.into_inner()))
+                        }
+                        Err(e) => {
+                            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        Ok(pass.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn step_and_account(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<Outcome> {
+        Ok(match self.step(store, secrets, n) {
+            Ok(true) => Outcome::Moved,
+            Ok(false) => Outcome::Nothing,
+            Err(StepError::Retry(e)) => {
+                let key = (n.id.clone(), n.lifecycle.name());
+                let tries = {
+                    let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+                    let t = a.entry(key).or_default();
+                    *t += 1;
+                    *t
+                };
+                if tries > RETRY_BUDGET {
+                    self.fail(store, n, &format!("{e} (after {RETRY_BUDGET} retries)"))?;
+                    Outcome::Failed
+                } else {
+                    tracing::info!(node = %n.name, state = n.lifecycle.name(), error = %e, tries, "lifecycle step will be retried");
+                    Outcome::Retrying
+                }
+            }
+            Err(StepError::Fail(reason)) => {
+                self.fail(store, n, &reason)?;
+                Outcome::Failed
+            }
+            Err(StepError::Store(e)) => {
+                tracing::error!(node = %n.name, error = %e, "lifecycle step skipped");
+                Outcome::Skipped
+            }
+        })
     }
 
     fn bmc(

@@ -59,6 +59,8 @@ impl TestServer {
                 let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
                 server.run().await.expect("server runs");
             });
+            // Steps still blocked on a silent BMC must not hold the test up.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
         });
         let (addr, cancel, store) = rx.recv().expect("server started");
         let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
@@ -105,6 +107,8 @@ impl TestServer {
                 let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
                 server.run().await.expect("replica runs");
             });
+            // Steps still blocked on a silent BMC must not hold the test up.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
         });
         let (addr, cancel, store) = rx.recv().expect("replica started");
         TestServer {
