@@ -453,6 +453,16 @@ fn inventory_end_to_end() {
     let n = o.json();
     assert_eq!(n["lifecycle"]["state"], "enrolling", "{n}");
     assert_eq!(n["bmc_endpoint"], endpoint.as_str(), "{n}");
+    // Inspect again: the API records the intent (202) and answers the node.
+    let o = cli.ok(&["node", "inspect", "enr1", "-o", "json"]);
+    assert!(o.json()["bmc_endpoint"].is_string(), "{}", o.stdout);
+    let o = cli.expect(6, &["node", "inspect", "n1"]);
+    assert!(o.stderr.contains("no BMC"), "{}", o.stderr);
+    // Tokens for provider users (e.g. a provider-viewer for a dashboard).
+    cli.ok(&["user", "create", "ops", "--role", "provider-viewer"]);
+    let o = cli.ok(&["token", "create", "dash", "--provider-user", "ops"]);
+    assert!(o.stdout.contains("secret: nc_"), "{}", o.stdout);
+    cli.expect(2, &["token", "create", "x", "--provider-user", "ops", "--tenant", "t"]);
     let o = cli.ok(&["node", "get", "enr1"]);
     assert!(o.stdout.contains("LIFECYCLE"), "{}", o.stdout);
     cli.expect(

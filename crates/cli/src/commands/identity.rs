@@ -331,6 +331,9 @@ enum TokenCmd {
         /// Tenant tokens: the user (name or id) the token acts as (default: you).
         #[arg(long, value_parser = parse_key, requires = "tenant")]
         user: Option<String>,
+        /// A token for this provider user (name or id), e.g. a provider-viewer.
+        #[arg(long, value_parser = parse_key, conflicts_with_all = ["tenant", "user"])]
+        provider_user: Option<String>,
         /// Retrying with the same key returns the first result instead of a second token.
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
@@ -355,9 +358,13 @@ pub fn token(a: TokenArgs) -> Result<(), CliError> {
         TokenCmd::Get { id, tenant } => {
             print_one::<Token>(f, &c.get(&item(&scoped(&tenant, "tokens"), &id), &[])?)
         }
-        TokenCmd::Create { name, tenant, expires_in, user, idempotency_key } => {
+        TokenCmd::Create { name, tenant, expires_in, user, provider_user, idempotency_key } => {
             let body = to_value(&TokenCreate { name, expires_in_secs: expires_in, user })?;
-            let v = c.post(&scoped(&tenant, "tokens"), Some(&body), idempotency_key.as_deref())?;
+            let path = match &provider_user {
+                Some(u) => format!("/v1/users/{}/tokens", crate::client::seg(u)),
+                None => scoped(&tenant, "tokens"),
+            };
+            let v = c.post(&path, Some(&body), idempotency_key.as_deref())?;
             if f == Format::Json {
                 emit_json(&v);
                 return Ok(());

@@ -115,6 +115,39 @@ enum NodeCmd {
         #[arg(value_parser = parse_key)]
         node: String,
     },
+    /// Inspect a node again through its BMC, optionally with new credentials.
+    Inspect {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+        #[arg(long, value_name = "URL", requires_all = ["bmc_username", "bmc_password_file"])]
+        bmc_endpoint: Option<String>,
+        #[arg(long, value_name = "USER")]
+        bmc_username: Option<String>,
+        /// File holding the BMC password (kept off the command line).
+        #[arg(long, value_name = "PATH")]
+        bmc_password_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// BMC credentials from the flags, the password read from its file.
+fn bmc_from_flags(
+    endpoint: Option<String>,
+    username: Option<String>,
+    password_file: Option<std::path::PathBuf>,
+) -> Result<Option<neocloud_types::BmcCredentials>, CliError> {
+    match (endpoint, username, password_file) {
+        (Some(endpoint), Some(username), Some(file)) => {
+            let password = std::fs::read_to_string(&file)
+                .map_err(|e| {
+                    CliError::Usage(format!("--bmc-password-file {}: {e}", file.display()))
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            Ok(Some(neocloud_types::BmcCredentials { endpoint, username, password }))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn node_path(node: &str) -> String {
@@ -144,18 +177,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             bmc_password_file,
             idempotency_key,
         } => {
-            let bmc = match (bmc_endpoint, bmc_username, bmc_password_file) {
-                (Some(endpoint), Some(username), Some(file)) => {
-                    let password = std::fs::read_to_string(&file)
-                        .map_err(|e| {
-                            CliError::Usage(format!("--bmc-password-file {}: {e}", file.display()))
-                        })?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string();
-                    Some(neocloud_types::BmcCredentials { endpoint, username, password })
-                }
-                _ => None,
-            };
+            let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
             let body = to_value(&NodeCreate {
                 name,
                 site,
@@ -180,6 +202,12 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             c.delete(&node_path(&node))?;
             print_done(f, &format!("node {node} deleted"));
             Ok(())
+        }
+        NodeCmd::Inspect { node, bmc_endpoint, bmc_username, bmc_password_file } => {
+            let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
+            let body = to_value(&neocloud_types::NodeInspect { bmc })?;
+            let path = format!("{}/inspect", node_path(&node));
+            print_one::<Node>(f, &c.post(&path, Some(&body), None)?)
         }
     }
 }
