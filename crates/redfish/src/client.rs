@@ -66,11 +66,12 @@ pub struct Bmc {
     slow_lane: Limiter,
 }
 
-/// A JSON answer with its status and `Location` header.
+/// A JSON answer with its status, `Location` and `X-Auth-Token` headers.
 pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub location: Option<String>,
+    pub token: Option<String>,
 }
 
 fn transport(path: &str, e: ureq::Transport) -> RedfishError {
@@ -154,17 +155,12 @@ impl Bmc {
         let text = resp
             .into_string()
             .map_err(|e| RedfishError::Timeout(format!("{path}: reading body: {e}")))?;
-        let mut body = if text.trim().is_empty() {
+        let body = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::Null)
         };
-        if let (Some(t), Value::Null) = (&token, &body) {
-            body = serde_json::json!({ "X-Auth-Token": t });
-        } else if let Some(t) = token {
-            body["X-Auth-Token"] = Value::String(t);
-        }
-        Ok(Answer { status, body, location })
+        Ok(Answer { status, body, location, token })
     }
 
     /// Logs in: a Redfish session where the service root links a session
@@ -181,8 +177,8 @@ impl Bmc {
             serde_json::json!({"UserName": self.cfg.username, "Password": self.cfg.password});
         let a = self.once("POST", &sessions, Some(&body), &Auth::None)?;
         match a.status {
-            200..=299 => Ok(match a.body["X-Auth-Token"].as_str() {
-                Some(t) => Auth::Session { token: t.to_string(), location: a.location },
+            200..=299 => Ok(match a.token {
+                Some(token) => Auth::Session { token, location: a.location },
                 // A session service that hands out no token: basic auth.
                 None => Auth::Basic,
             }),
