@@ -101,13 +101,18 @@ struct Samples {
 
 impl Samples {
     fn pct(&mut self, p: f64) -> f64 {
-        if self.lat.is_empty() {
-            return 0.0;
-        }
         self.lat.sort();
-        let i = ((self.lat.len() as f64 * p).ceil() as usize).clamp(1, self.lat.len()) - 1;
-        self.lat[i].as_secs_f64() * 1000.0
+        percentile(&self.lat, p).as_secs_f64() * 1000.0
     }
+}
+
+/// The `p` quantile (nearest rank) of sorted latencies; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
 }
 
 struct PhaseResult {

@@ -128,10 +128,7 @@ fn measure(e: &mut Engine, name: &str, n: usize, r: &Request, hold: usize) -> Ro
         e.release(&id);
     }
     lat.sort();
-    let pct = |p: f64| -> f64 {
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i].as_secs_f64() * 1e6
-    };
+    let pct = |p: f64| crate::bench::percentile(&lat, p).as_secs_f64() * 1e6;
     Row {
         name: name.into(),
         decisions: n,
