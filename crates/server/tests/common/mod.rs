@@ -36,33 +36,10 @@ impl TestServer {
             neocloud_server::init_logging(neocloud_server::LogFormat::Text);
         }
         let db = fresh_db(backend)?;
-        let data_dir =
-            std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()));
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            db: Some(db.url.clone()),
-            data_dir: data_dir.clone(),
-            rate_limit_per_sec: 0,
-            anonymous_rate_limit_per_sec: 0,
-            ..Config::default()
-        };
+        let data_dir = fresh_data_dir();
+        let mut config = test_config(&db.url, &data_dir);
         tweak(&mut config);
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let server = Server::bind(config).await.expect("server binds");
-                let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
-                server.run().await.expect("server runs");
-            });
-            // Steps still blocked on a silent BMC must not hold the test up.
-            rt.shutdown_timeout(std::time::Duration::from_millis(500));
-        });
-        let (addr, cancel, store) = rx.recv().expect("server started");
+        let (addr, cancel, store, thread) = launch(config);
         let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
             .expect("bootstrap token file")
             .trim()
@@ -83,34 +60,13 @@ impl TestServer {
     /// Another control-plane replica on the same store (its own engine,
     /// caches and port).
     pub fn replica(&self) -> TestServer {
-        let data_dir =
-            std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()));
+        let data_dir = fresh_data_dir();
         let config = Config {
-            listen: "127.0.0.1:0".into(),
-            db: Some(self.db_url.clone()),
-            data_dir: data_dir.clone(),
             // Replicas share the key that seals secrets.
             secrets_key_file: Some(self.data_dir.join("secrets.key")),
-            rate_limit_per_sec: 0,
-            anonymous_rate_limit_per_sec: 0,
-            ..Config::default()
+            ..test_config(&self.db_url, &data_dir)
         };
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let server = Server::bind(config).await.expect("replica binds");
-                let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
-                server.run().await.expect("replica runs");
-            });
-            // Steps still blocked on a silent BMC must not hold the test up.
-            rt.shutdown_timeout(std::time::Duration::from_millis(500));
-        });
-        let (addr, cancel, store) = rx.recv().expect("replica started");
+        let (addr, cancel, store, thread) = launch(config);
         TestServer {
             backend: self.backend,
             url: format!("http://{addr}"),
@@ -172,6 +128,43 @@ impl Drop for TestServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+fn fresh_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("neocloud-srv-{}", neocloud_common::new_id()))
+}
+
+/// A loopback server on `db_url` without rate limits.
+fn test_config(db_url: &str, data_dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        db: Some(db_url.to_string()),
+        data_dir: data_dir.to_path_buf(),
+        rate_limit_per_sec: 0,
+        anonymous_rate_limit_per_sec: 0,
+        ..Config::default()
+    }
+}
+
+/// Binds and runs a server on its own runtime thread; answers once it listens.
+fn launch(config: Config) -> (std::net::SocketAddr, CancellationToken, Store, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let server = Server::bind(config).await.expect("server binds");
+            let _ = tx.send((server.local_addr(), server.cancel_token(), server.store()));
+            server.run().await.expect("server runs");
+        });
+        // Steps still blocked on a silent BMC must not hold the test up.
+        rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    });
+    let (addr, cancel, store) = rx.recv().expect("server started");
+    (addr, cancel, store, thread)
 }
 
 /// Runs `f` on every available backend.
