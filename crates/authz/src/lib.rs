@@ -166,6 +166,10 @@ pub enum Resource {
     Capacity,
     /// Placed capacity held by a project.
     Allocation,
+    /// The provider's image catalog: every principal may read it.
+    Image,
+    /// A tenant's bare-metal instances (and their sanitization records).
+    Instance,
 }
 
 impl Resource {
@@ -188,6 +192,8 @@ impl Resource {
             Resource::InstanceType => "instance_type",
             Resource::Capacity => "capacity",
             Resource::Allocation => "allocation",
+            Resource::Image => "image",
+            Resource::Instance => "instance",
         }
     }
 }
@@ -264,7 +270,7 @@ pub fn authorize(p: &Principal, resource: Resource, action: Action, target: &Tar
             // Tenants list what they can see (the handler filters), and
             // read the catalogue of instance types.
             (Resource::Tenant, Action::List)
-            | (Resource::InstanceType, Action::List | Action::Read) => {
+            | (Resource::InstanceType | Resource::Image, Action::List | Action::Read) => {
                 best_role(p).map(Decision::Allow).unwrap_or(Decision::Deny)
             }
             _ => Decision::Deny,
@@ -328,8 +334,9 @@ fn project_scoped(resource: Resource) -> bool {
         Resource::Project
         | Resource::ProjectQuota
         | Resource::QuotaClaim
-        | Resource::Allocation => true,
-        Resource::Node | Resource::InstanceType | Resource::Capacity => false,
+        | Resource::Allocation
+        | Resource::Instance => true,
+        Resource::Node | Resource::InstanceType | Resource::Capacity | Resource::Image => false,
         Resource::Tenant
         | Resource::User
         | Resource::Membership
@@ -360,13 +367,15 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::ProjectQuota
             | Resource::QuotaClaim
             | Resource::Allocation
+            | Resource::Instance
             | Resource::OwnIdentity => true,
             Resource::ProviderUser
             | Resource::ProviderQuota
             | Resource::ProviderAudit
             | Resource::Node
             | Resource::InstanceType
-            | Resource::Capacity => false,
+            | Resource::Capacity
+            | Resource::Image => false,
         },
         Role::TenantMember => match resource {
             Resource::Tenant
@@ -375,14 +384,18 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::Membership
             | Resource::TenantQuota
             | Resource::ProjectQuota => read,
-            Resource::QuotaClaim | Resource::Allocation | Resource::OwnIdentity => true,
+            Resource::QuotaClaim
+            | Resource::Allocation
+            | Resource::Instance
+            | Resource::OwnIdentity => true,
             Resource::TenantToken | Resource::TenantAudit => false,
             Resource::ProviderUser
             | Resource::ProviderQuota
             | Resource::ProviderAudit
             | Resource::Node
             | Resource::InstanceType
-            | Resource::Capacity => false,
+            | Resource::Capacity
+            | Resource::Image => false,
         },
         Role::TenantViewer => match resource {
             Resource::Tenant
@@ -394,6 +407,7 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::ProjectQuota
             | Resource::QuotaClaim
             | Resource::Allocation
+            | Resource::Instance
             | Resource::TenantAudit => matches!(action, List | Read),
             Resource::OwnIdentity => true,
             Resource::ProviderUser
@@ -401,7 +415,8 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::ProviderAudit
             | Resource::Node
             | Resource::InstanceType
-            | Resource::Capacity => false,
+            | Resource::Capacity
+            | Resource::Image => false,
         },
     }
 }

@@ -172,6 +172,55 @@ impl Bmc {
             .ok_or_else(|| RedfishError::Protocol("the BMC lists no systems".into()))
     }
 
+    /// The host system that has one of `macs` (a BMC, or an emulator,
+    /// fronting several hosts); with no MACs given, [`Bmc::host_system`].
+    pub fn host_system_with(&self, macs: &[String]) -> Result<String> {
+        if macs.is_empty() {
+            return self.host_system();
+        }
+        let hosts: Vec<String> = self
+            .systems()?
+            .into_iter()
+            .filter(|p| !last_segment(p).starts_with("HGX_Baseboard"))
+            .collect();
+        for h in &hosts {
+            let sys = self.get(h)?;
+            if self
+                .nics_of(&sys)?
+                .iter()
+                .any(|n| macs.iter().any(|m| m.eq_ignore_ascii_case(&n.mac)))
+            {
+                return Ok(h.clone());
+            }
+        }
+        Err(RedfishError::Protocol(format!(
+            "none of the BMC's {} host system(s) has MAC {}",
+            hosts.len(),
+            macs.join(" or ")
+        )))
+    }
+
+    /// The NICs (and MACs) under a system's `EthernetInterfaces`.
+    fn nics_of(&self, sys: &Value) -> Result<Vec<NicInfo>> {
+        let mut nics = Vec::new();
+        if let Some(coll) = sys["EthernetInterfaces"]["@odata.id"].as_str() {
+            if let Some(cv) = self.get_optional(coll)? {
+                for n in members(&cv) {
+                    if let Some(v) = self.get_optional(&n)? {
+                        let mac = v["MACAddress"]
+                            .as_str()
+                            .or(v["PermanentMACAddress"].as_str())
+                            .unwrap_or("");
+                        if !mac.is_empty() {
+                            nics.push(NicInfo { id: s(&v, "Id"), mac: mac.to_lowercase() });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(nics)
+    }
+
     pub fn system(&self, path: &str) -> Result<SystemInfo> {
         let v = self.get(path)?;
         let strings = |x: &Value| -> Vec<String> {
@@ -422,22 +471,7 @@ impl Bmc {
             .as_f64()
             .map(|g| (g * 1024.0) as u64)
             .unwrap_or(0);
-        let mut nics = Vec::new();
-        if let Some(coll) = sys["EthernetInterfaces"]["@odata.id"].as_str() {
-            if let Some(cv) = self.get_optional(coll)? {
-                for n in members(&cv) {
-                    if let Some(v) = self.get_optional(&n)? {
-                        let mac = v["MACAddress"]
-                            .as_str()
-                            .or(v["PermanentMACAddress"].as_str())
-                            .unwrap_or("");
-                        if !mac.is_empty() {
-                            nics.push(NicInfo { id: s(&v, "Id"), mac: mac.to_lowercase() });
-                        }
-                    }
-                }
-            }
-        }
+        let nics = self.nics_of(&sys)?;
         let mut firmware = Vec::new();
         if let Some(fw) = self.get_optional("/redfish/v1/UpdateService/FirmwareInventory")? {
             for f in members(&fw) {

@@ -45,6 +45,17 @@ pub struct Config {
     pub lifecycle_interval_ms: u64,
     /// Per-request BMC timeout for the lifecycle controller.
     pub bmc_timeout_ms: u64,
+    /// The URL nodes reach the control plane at (boot service, agents);
+    /// default `http://<listen>`.
+    pub boot_url: Option<String>,
+    /// How often agents heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// How long a booted image has to register its agent (and the
+    /// sanitizer to finish) before the node is failed.
+    pub agent_timeout_secs: u64,
+    /// The ed25519 key that signs sanitization records (default
+    /// `<data_dir>/signing.key`, created on first start). Replicas share it.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -65,6 +76,10 @@ impl Default for Config {
             secrets_key_file: None,
             lifecycle_interval_ms: 2000,
             bmc_timeout_ms: 30_000,
+            boot_url: None,
+            heartbeat_interval_ms: 10_000,
+            agent_timeout_secs: 1800,
+            signing_key_file: None,
         }
     }
 }
@@ -86,7 +101,23 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neocloud.db").display()))
     }
 
+    /// The URL nodes reach the control plane at.
+    pub fn boot_base_url(&self) -> String {
+        self.boot_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     pub fn validate(&self) -> Result<()> {
+        if let Some(u) = &self.boot_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
+            }
+        }
+        if self.heartbeat_interval_ms < 10 {
+            return Err(Error::invalid_value("heartbeat_interval_ms", "must be at least 10"));
+        }
+        if self.agent_timeout_secs == 0 {
+            return Err(Error::invalid_value("agent_timeout_secs", "must be positive"));
+        }
         if self.max_body_bytes < 1024 {
             return Err(Error::invalid_value("max_body_bytes", "must be at least 1024"));
         }

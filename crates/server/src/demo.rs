@@ -45,6 +45,7 @@ pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize>
                     fabric: "sim-compute".into(),
                     switch: format!("sim-leaf-{}-{rail}", n.su),
                     port: format!("p{}", i % fleet.nodes_per_su),
+                    mac: None,
                 })
                 .collect();
             nodes::create(

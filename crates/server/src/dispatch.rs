@@ -32,6 +32,7 @@ pub struct App {
     pub placement: crate::placement::PlacementService,
     pub secrets: crate::secrets::SecretBox,
     pub lifecycle: crate::controllers::lifecycle::LifecycleController,
+    pub boot: crate::boot::handlers::BootConfig,
 }
 
 /// One API request, as the transport hands it over.
@@ -255,7 +256,9 @@ fn run(
 
 fn changes_placement(op: &Op) -> bool {
     match op.resource {
-        neocloud_authz::Resource::Node | neocloud_authz::Resource::Allocation => true,
+        neocloud_authz::Resource::Node
+        | neocloud_authz::Resource::Allocation
+        | neocloud_authz::Resource::Instance => true,
         neocloud_authz::Resource::Tenant
         | neocloud_authz::Resource::Project
         | neocloud_authz::Resource::User
@@ -270,7 +273,8 @@ fn changes_placement(op: &Op) -> bool {
         | neocloud_authz::Resource::ProviderAudit
         | neocloud_authz::Resource::OwnIdentity
         | neocloud_authz::Resource::InstanceType
-        | neocloud_authz::Resource::Capacity => false,
+        | neocloud_authz::Resource::Capacity
+        | neocloud_authz::Resource::Image => false,
     }
 }
 

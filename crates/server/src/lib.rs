@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod boot;
 pub mod bootstrap;
 pub mod config;
 pub mod controllers;
@@ -20,6 +21,7 @@ pub mod placement;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod signing;
 pub mod simbmc;
 
 pub use config::{Config, LogFormat};

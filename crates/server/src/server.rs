@@ -65,6 +65,10 @@ impl Server {
             Some(p) => crate::secrets::SecretBox::load_or_create_at(p)?,
             None => crate::secrets::SecretBox::load_or_create(&config.data_dir)?,
         };
+        let signer = Arc::new(match &config.signing_key_file {
+            Some(p) => crate::signing::Signer::load_or_create_at(p)?,
+            None => crate::signing::Signer::load_or_create(&config.data_dir)?,
+        });
         let mut sim_bmcs = Vec::new();
         let mut sim_endpoints = Vec::new();
         if demo {
@@ -97,6 +101,14 @@ impl Server {
         })?;
         let ops = api::ops();
         let openapi = openapi::render(&ops);
+        // Nodes need a reachable address: with port 0, the one bound.
+        let boot_url = match &config.boot_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "http://{}",
+                listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone())
+            ),
+        };
         let app = App {
             store,
             ops,
@@ -105,9 +117,18 @@ impl Server {
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
             placement: crate::placement::PlacementService::new(engine),
             secrets,
-            lifecycle: crate::controllers::lifecycle::LifecycleController::new(Some(
-                Duration::from_millis(config.bmc_timeout_ms),
-            )),
+            lifecycle: {
+                let mut l = crate::controllers::lifecycle::LifecycleController::new(
+                    Some(Duration::from_millis(config.bmc_timeout_ms)),
+                    signer,
+                );
+                l.agent_timeout = Duration::from_secs(config.agent_timeout_secs);
+                l
+            },
+            boot: crate::boot::handlers::BootConfig {
+                base_url: boot_url,
+                heartbeat_interval_ms: config.heartbeat_interval_ms,
+            },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,
                 config.anonymous_rate_limit_burst,
@@ -374,6 +395,7 @@ fn router(shared: Arc<Shared>) -> Router {
                 )
             }),
         )
+        .merge(boot_routes(shared.clone()))
         .route(
             "/v1/openapi.json",
             on(MethodFilter::GET, move || async move {
@@ -551,4 +573,88 @@ fn success(out: Outcome, id: &str) -> Response {
         resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     with_id(resp, id)
+}
+
+/// The boot service and agent API (see `boot`): outside `/v1`, answered on
+/// blocking threads.
+fn boot_routes(shared: Arc<Shared>) -> Router {
+    use crate::boot::handlers;
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::internal(format!("boot task: {e}")))?
+    }
+    fn text(r: Result<handlers::Text>, id: &str) -> Response {
+        match r {
+            Ok(t) => with_id(
+                (
+                    StatusCode::from_u16(t.status).unwrap_or(StatusCode::OK),
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    t.body,
+                )
+                    .into_response(),
+                id,
+            ),
+            Err(e) => error(&e, id),
+        }
+    }
+    fn json<T: serde::Serialize>(r: Result<T>, status: StatusCode, id: &str) -> Response {
+        match r {
+            Ok(v) => with_id((status, axum::Json(v)).into_response(), id),
+            Err(e) => error(&e, id),
+        }
+    }
+    fn auth(h: &HeaderMap) -> Option<String> {
+        h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+    let (s1, s2, s3, s4, s5) =
+        (shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared);
+    Router::new()
+        .route(
+            "/boot/ipxe",
+            on(MethodFilter::GET, move |headers: HeaderMap, q: Query<HashMap<String, String>>| async move {
+                let id = request_id(&headers);
+                let mac = q.get("mac").cloned();
+                let r = blocking(move || handlers::ipxe(&s1.app, &s1.app.boot, mac.as_deref())).await;
+                text(r, &id)
+            }),
+        )
+        .route(
+            "/boot/nocloud/{token}/{doc}",
+            on(MethodFilter::GET, move |headers: HeaderMap, AxPath((token, doc)): AxPath<(String, String)>| async move {
+                let id = request_id(&headers);
+                let r = blocking(move || handlers::nocloud(&s2.app, &s2.app.boot, &token, &doc)).await;
+                text(r, &id)
+            }),
+        )
+        .route(
+            "/agent/v1/register",
+            on(MethodFilter::POST, move |headers: HeaderMap,
+                  axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+                  body: axum::body::Bytes| async move {
+                let id = request_id(&headers);
+                let r = blocking(move || handlers::register(&s3.app, &s3.app.boot, &peer.ip().to_string(), &body)).await;
+                json(r, StatusCode::CREATED, &id)
+            }),
+        )
+        .route(
+            "/agent/v1/heartbeat",
+            on(MethodFilter::POST, move |headers: HeaderMap, body: axum::body::Bytes| async move {
+                let id = request_id(&headers);
+                let a = auth(&headers);
+                let r = blocking(move || handlers::heartbeat(&s4.app, a.as_deref(), &body)).await;
+                json(r, StatusCode::OK, &id)
+            }),
+        )
+        .route(
+            "/agent/v1/steps/{step}",
+            on(MethodFilter::POST, move |headers: HeaderMap, AxPath(step): AxPath<String>, body: axum::body::Bytes| async move {
+                let id = request_id(&headers);
+                let a = auth(&headers);
+                let r = blocking(move || handlers::step_result(&s5.app, a.as_deref(), &step, &body)).await;
+                json(r.map(|()| serde_json::json!({"recorded": true})), StatusCode::OK, &id)
+            }),
+        )
 }

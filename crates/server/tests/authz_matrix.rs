@@ -202,6 +202,27 @@ impl Fixture {
                 .expect(201);
             p = p.replace("{reservation}", a.body["id"].as_str().unwrap());
         }
+        if p.contains("{image}") {
+            let n = uniq("img");
+            self.admin
+                .post(
+                    "/v1/images",
+                    &json!({"name": n, "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
+                )
+                .expect(201);
+            p = p.replace("{image}", &n);
+        }
+        if p.contains("{instance}") {
+            self.node();
+            let i = self
+                .admin
+                .post(
+                    &format!("/v1/tenants/{tenant}/projects/{project}/instances"),
+                    &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
+                )
+                .expect(201);
+            p = p.replace("{instance}", i.body["items"][0]["id"].as_str().unwrap());
+        }
         if p.contains("{claim}") {
             p = p.replace("{claim}", &self.claim(tenant, project));
         }
@@ -233,6 +254,13 @@ impl Fixture {
             }
             "instance_type_update" => Some(json!({"generation": STALE})),
             "allocation_create" | "reservation_create" => Some(json!({"instance_type": "vm-1"})),
+            "image_create" => Some(
+                json!({"name": uniq("img"), "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
+            ),
+            "instance_create" => {
+                self.node();
+                Some(json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}))
+            }
             _ => None,
         };
         (p, body)
@@ -277,6 +305,18 @@ fn setup(s: &TestServer) -> Vec<Principal> {
         &json!({"name": "vm-1", "kind": "vm", "gpu_model": "h100-80gb", "gpus": 1}),
     )
     .expect(201);
+    a.post(
+        "/v1/instance-types",
+        &json!({"name": "bm-1", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
+    )
+    .expect(201);
+    for (name, purpose) in [("os-1", "tenant"), ("sanitizer-1", "sanitizer")] {
+        a.post(
+            "/v1/images",
+            &json!({"name": name, "purpose": purpose, "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
+        )
+        .expect(201);
+    }
     a.post("/v1/users", &json!({"name": "viewer", "role": "provider-viewer"})).expect(201);
     let pv = a.post("/v1/users/viewer/tokens", &json!({"name": "t"})).expect(201);
     let mut out = vec![

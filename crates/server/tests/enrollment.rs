@@ -179,9 +179,10 @@ fn a_replica_with_the_wrong_key_skips_the_node_instead_of_failing_it() {
         enroll(&s, "dgx-k", &bmc.url, "pw");
         let wrong_dir = s.data_dir.join("other-key");
         let wrong = neocloud_server::secrets::SecretBox::load_or_create(&wrong_dir).unwrap();
-        let ctl = neocloud_server::controllers::lifecycle::LifecycleController::new(Some(
-            Duration::from_secs(2),
-        ));
+        let ctl = neocloud_server::controllers::lifecycle::LifecycleController::new(
+            Some(Duration::from_secs(2)),
+            std::sync::Arc::new(neocloud_server::signing::Signer::from_seed([1; 32])),
+        );
         let pass = ctl.run_once(&s.store, &wrong).unwrap();
         assert_eq!((pass.skipped, pass.failed, pass.moved), (1, 0, 0), "[{b}] {pass:?}");
         let n = s.admin().get("/v1/nodes/dgx-k").expect(200).body;

@@ -11,11 +11,14 @@
 //! and bumps it. Transactions are short and never span I/O other than the
 //! database: callers run them on a blocking thread and do nothing else inside.
 
+pub mod agents;
 pub mod allocations;
 pub mod audit;
 mod backend;
 pub mod idempotency;
+pub mod images;
 pub mod instance_types;
+pub mod instances;
 pub mod memberships;
 pub mod meta;
 mod migrations;

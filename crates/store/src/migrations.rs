@@ -262,6 +262,116 @@ CREATE TABLE node_bmcs (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 4,
+        name: "bare-metal instances, boot service, agents, sanitization",
+        common: r#"
+-- The lifecycle state's name, for the controller's queries (the JSON in
+-- `lifecycle` holds the state's fields).
+ALTER TABLE nodes ADD COLUMN lifecycle_state TEXT NOT NULL DEFAULT 'available';
+UPDATE nodes SET lifecycle_state = 'enrolling' WHERE lifecycle LIKE '{"state":"enrolling"%';
+UPDATE nodes SET lifecycle_state = 'inspecting' WHERE lifecycle LIKE '{"state":"inspecting"%';
+UPDATE nodes SET lifecycle_state = 'failed' WHERE lifecycle LIKE '{"state":"failed"%';
+CREATE INDEX nodes_by_lifecycle ON nodes (lifecycle_state);
+-- MACs and firmware versions the BMC reported at inspection (JSON arrays).
+ALTER TABLE nodes ADD COLUMN macs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE nodes ADD COLUMN firmware_baseline TEXT NOT NULL DEFAULT '[]';
+-- Set when a tenant's instance is first provisioned on the node; cleared
+-- only by a complete sanitization. A dirty node is never available.
+ALTER TABLE nodes ADD COLUMN dirty_tenant_id TEXT;
+ALTER TABLE nodes ADD COLUMN dirty_instance_id TEXT;
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    purpose TEXT NOT NULL,
+    kernel_url TEXT NOT NULL,
+    initrd_url TEXT NOT NULL,
+    root_url TEXT,
+    root_sha256 TEXT,
+    cmdline TEXT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    name TEXT NOT NULL,
+    instance_type_id TEXT NOT NULL REFERENCES instance_types(id),
+    image_id TEXT NOT NULL REFERENCES images(id),
+    allocation_id TEXT NOT NULL REFERENCES allocations(id),
+    node_id TEXT NOT NULL,
+    ssh_keys TEXT NOT NULL,
+    user_data TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    -- Intent recorded by the API: the tenant released it.
+    release_requested_at BIGINT NOT NULL DEFAULT 0,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX instances_by_project ON instances (tenant_id, project_id);
+CREATE INDEX instances_by_node ON instances (node_id);
+-- Names are unique among a project's instances not yet released.
+CREATE UNIQUE INDEX instances_live_name ON instances (project_id, name) WHERE state <> 'released';
+-- The node's current one-time boot token: sealed (the boot service renders
+-- it) and hashed (registration finds it).
+CREATE TABLE boot_tokens (
+    node_id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    token_sealed TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    credential_hash TEXT NOT NULL UNIQUE,
+    inventory TEXT NOT NULL,
+    health TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX agents_by_node ON agents (node_id);
+CREATE TABLE agent_steps (
+    id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    -- 'pending' or 'done'.
+    state TEXT NOT NULL,
+    result TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    UNIQUE (agent_id, kind)
+);
+-- Records are evidence: they outlive the node and reference it by id only.
+CREATE TABLE sanitization_records (
+    id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    complete BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX sanitization_by_node ON sanitization_records (node_id);
+CREATE INDEX sanitization_by_instance ON sanitization_records (instance_id);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -8,7 +8,7 @@ use neocloud_types::{Node, NodeCreate, NodeLifecycle};
 
 const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics";
 const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
-     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id) FROM nodes";
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -50,6 +50,8 @@ fn from_row(r: &Row) -> Result<Node> {
             .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?,
         lifecycle_since: rfc(r.i64(17)?),
         bmc_endpoint: r.opt_str(18)?,
+        macs: serde_json::from_str(&r.str(19)?)
+            .map_err(|e| Error::internal(format!("node macs: {e}")))?,
     })
 }
 
@@ -69,7 +71,13 @@ pub fn spec(n: &Node) -> NodeSpec {
         // Only an available node is schedulable, whatever its availability.
         availability: match &n.lifecycle {
             NodeLifecycle::Available => n.availability,
-            NodeLifecycle::Enrolling | NodeLifecycle::Inspecting => Availability::Maintenance,
+            NodeLifecycle::Enrolling
+            | NodeLifecycle::Inspecting
+            | NodeLifecycle::Provisioning { .. }
+            | NodeLifecycle::Active { .. }
+            | NodeLifecycle::Releasing { .. }
+            | NodeLifecycle::Sanitizing { .. }
+            | NodeLifecycle::Maintenance => Availability::Maintenance,
             NodeLifecycle::Failed { .. } => Availability::Failed,
         },
     }
@@ -130,6 +138,17 @@ pub fn create(
                 "two NICs on one rail of one fabric",
             ));
         }
+        if let Some(m) = &n.mac {
+            let parts: Vec<&str> = m.split(':').collect();
+            if parts.len() != 6
+                || !parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                return Err(Error::invalid_value(
+                    format!("nics[{i}].mac"),
+                    "must be a MAC address like 52:54:00:12:34:56",
+                ));
+            }
+        }
         for (field, v) in
             [("name", &n.name), ("fabric", &n.fabric), ("switch", &n.switch), ("port", &n.port)]
         {
@@ -176,8 +195,8 @@ pub fn create(
         (Some(_), None) => return Err(Error::internal("BMC password not sealed")),
     };
     w.execute(
-        "UPDATE nodes SET lifecycle = ?, lifecycle_since = ? WHERE id = ?",
-        vals![lifecycle_json(&lifecycle)?, now, &id],
+        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ? WHERE id = ?",
+        vals![lifecycle_json(&lifecycle)?, lifecycle.name(), now, &id],
     )?;
     get(w, &id)
 }
@@ -195,27 +214,90 @@ pub fn transition(
     to: &NodeLifecycle,
 ) -> Result<bool> {
     let n = w.execute(
-        "UPDATE nodes SET lifecycle = ?, lifecycle_since = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND lifecycle = ?",
-        vals![lifecycle_json(to)?, now_micros(), now_micros(), id, lifecycle_json(from)?],
+        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND lifecycle = ?",
+        vals![lifecycle_json(to)?, to.name(), now_micros(), now_micros(), id, lifecycle_json(from)?],
     )?;
     Ok(n == 1)
 }
 
-/// Nodes the lifecycle controller has work for: enrolling, inspecting,
-/// or asked to be inspected again since they entered their state.
+/// Nodes the lifecycle controller has work for: those in a state it
+/// drives, and those with intent recorded since they entered their state
+/// (inspect again, an instance to provision or release, maintenance).
 pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
     r.query(
         &format!(
-            "{SELECT} WHERE lifecycle IN (?, ?) OR inspect_requested_at > lifecycle_since ORDER BY lifecycle_since, id"
+            "{SELECT} WHERE lifecycle_state IN ('enrolling', 'inspecting', 'provisioning', 'releasing', 'sanitizing') \
+             OR inspect_requested_at > lifecycle_since \
+             OR (lifecycle_state = 'available' AND (availability = 'maintenance' \
+                 OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
+             OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
+             OR (lifecycle_state IN ('active', 'failed') AND EXISTS (SELECT 1 FROM instances i \
+                 WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
+             ORDER BY lifecycle_since, id"
         ),
-        vals![
-            lifecycle_json(&NodeLifecycle::Enrolling)?,
-            lifecycle_json(&NodeLifecycle::Inspecting)?
-        ],
+        &[],
     )?
     .iter()
     .map(from_row)
     .collect()
+}
+
+/// The node a MAC address belongs to (inspected or declared).
+pub fn by_mac(r: &mut dyn Reader, mac: &str) -> Result<Option<Node>> {
+    let mac = mac.to_ascii_lowercase();
+    let pattern = format!("%\"{mac}\"%");
+    for n in r
+        .query(
+            &format!("{SELECT} WHERE LOWER(macs) LIKE ? OR LOWER(nics) LIKE ?"),
+            vals![&pattern, &pattern],
+        )?
+        .iter()
+        .map(from_row)
+    {
+        let n = n?;
+        let declared = n.nics.iter().filter_map(|x| x.mac.as_deref());
+        if n.macs.iter().map(String::as_str).chain(declared).any(|m| m.eq_ignore_ascii_case(&mac)) {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
+/// The tenant and instance whose data may still be on the node (set when
+/// provisioning starts, cleared by a complete sanitization).
+pub fn dirty(r: &mut dyn Reader, id: &str) -> Result<Option<(String, String)>> {
+    let rows =
+        r.query("SELECT dirty_tenant_id, dirty_instance_id FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    Ok(match (row.opt_str(0)?, row.opt_str(1)?) {
+        (Some(t), Some(i)) => Some((t, i)),
+        _ => None,
+    })
+}
+
+pub fn set_dirty(
+    w: &mut dyn Writer,
+    id: &str,
+    tenant_instance: Option<(&str, &str)>,
+) -> Result<()> {
+    let (t, i) = match tenant_instance {
+        Some((t, i)) => (Some(t), Some(i)),
+        None => (None, None),
+    };
+    w.execute(
+        "UPDATE nodes SET dirty_tenant_id = ?, dirty_instance_id = ? WHERE id = ?",
+        vals![t, i, id],
+    )?;
+    Ok(())
+}
+
+/// The firmware versions recorded at the node's first clean inspection:
+/// (component id, version).
+pub fn firmware_baseline(r: &mut dyn Reader, id: &str) -> Result<Vec<(String, String)>> {
+    let rows = r.query("SELECT firmware_baseline FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    serde_json::from_str(&row.str(0)?)
+        .map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
 /// A node's BMC: endpoint, username, sealed password, discovered system.
@@ -248,18 +330,33 @@ pub fn set_system_path(w: &mut dyn Writer, id: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Records what inspection found (while the node is inspecting).
-pub fn record_inventory(
-    w: &mut dyn Writer,
-    id: &str,
-    gpu_model: &str,
-    gpus: u8,
-    gpu_memory_gb: u32,
-) -> Result<()> {
-    w.execute(
-        "UPDATE nodes SET gpu_model = ?, gpus = ?, gpu_memory_gb = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
-        vals![gpu_model, gpus as i64, gpu_memory_gb as i64, now_micros(), id],
-    )?;
+/// What inspection found.
+pub struct Inspected<'a> {
+    /// GPU model key, count and memory per GPU, when the BMC shows GPUs.
+    pub gpus: Option<(&'a str, u8, u32)>,
+    pub macs: &'a [String],
+    /// (component id, version).
+    pub firmware: &'a [(String, String)],
+}
+
+/// Records what inspection found (while the node is inspecting). The
+/// firmware becomes the node's baseline unless the node is dirty: a
+/// tenant's firmware changes never become the baseline.
+pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> Result<()> {
+    let now = now_micros();
+    if let Some((model, gpus, mem)) = found.gpus {
+        w.execute(
+            "UPDATE nodes SET gpu_model = ?, gpus = ?, gpu_memory_gb = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+            vals![model, gpus as i64, mem as i64, now, id],
+        )?;
+    }
+    let macs = serde_json::to_string(found.macs).map_err(|e| Error::internal(e.to_string()))?;
+    w.execute("UPDATE nodes SET macs = ?, updated_at = ? WHERE id = ?", vals![macs, now, id])?;
+    if dirty(w, id)?.is_none() {
+        let fw =
+            serde_json::to_string(found.firmware).map_err(|e| Error::internal(e.to_string()))?;
+        w.execute("UPDATE nodes SET firmware_baseline = ? WHERE id = ?", vals![fw, id])?;
+    }
     Ok(())
 }
 
@@ -283,7 +380,17 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict("node holds allocations: release them first"));
     }
+    let live = w.query(
+        "SELECT COUNT(*) FROM instances WHERE node_id = ? AND state <> 'released'",
+        vals![id],
+    )?;
+    if live.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+        return Err(Error::conflict("an instance is on the node: it must be released first"));
+    }
     w.execute("DELETE FROM node_bmcs WHERE node_id = ?", vals![id])?;
+    w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![id])?;
+    w.execute("DELETE FROM agent_steps WHERE node_id = ?", vals![id])?;
+    w.execute("DELETE FROM agents WHERE node_id = ?", vals![id])?;
     if w.execute("DELETE FROM nodes WHERE id = ?", vals![id])? == 0 {
         return Err(Error::not_found("node", id));
     }
@@ -292,20 +399,17 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
 
 /// Nodes per lifecycle state name (failed nodes of every reason together).
 pub fn lifecycle_counts(r: &mut dyn Reader) -> Result<Vec<(String, i64)>> {
-    let mut by: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for row in r.query("SELECT lifecycle, COUNT(*) FROM nodes GROUP BY lifecycle", &[])? {
-        let l: NodeLifecycle = serde_json::from_str(&row.str(0)?)
-            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?;
-        *by.entry(l.name().to_string()).or_default() += row.i64(1)?;
-    }
-    Ok(by.into_iter().collect())
+    r.query("SELECT lifecycle_state, COUNT(*) FROM nodes GROUP BY lifecycle_state ORDER BY lifecycle_state", &[])?
+        .iter()
+        .map(|row| Ok((row.str(0)?, row.i64(1)?)))
+        .collect()
 }
 
 /// Nodes that entered `state` before `before` (microseconds).
-pub fn count_in_state_since(r: &mut dyn Reader, state: &NodeLifecycle, before: i64) -> Result<i64> {
+pub fn count_in_state_since(r: &mut dyn Reader, state: &str, before: i64) -> Result<i64> {
     let rows = r.query(
-        "SELECT COUNT(*) FROM nodes WHERE lifecycle = ? AND lifecycle_since < ?",
-        vals![lifecycle_json(state)?, before],
+        "SELECT COUNT(*) FROM nodes WHERE lifecycle_state = ? AND lifecycle_since < ?",
+        vals![state, before],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
@@ -318,7 +422,10 @@ pub fn request_inspection(
     new_bmc: Option<(&str, &str, &str)>,
 ) -> Result<Node> {
     let held = w.query("SELECT COUNT(*) FROM allocation_units WHERE node_id = ?", vals![id])?;
-    if held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+    let failed = matches!(get(w, id)?.lifecycle, NodeLifecycle::Failed { .. });
+    // A failed node may hold its last tenant's allocation until it is
+    // sanitized: inspecting it again is how it gets there.
+    if !failed && held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict(
             "the node holds allocations: release them before inspecting it again",
         ));
@@ -347,4 +454,12 @@ pub fn request_inspection(
         vals![now, now, id],
     )?;
     get(w, id)
+}
+
+/// Whether an inspection was requested since the node entered its state.
+pub fn inspect_requested(r: &mut dyn Reader, id: &str) -> Result<bool> {
+    let rows =
+        r.query("SELECT inspect_requested_at, lifecycle_since FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    Ok(row.i64(0)? > row.i64(1)?)
 }

@@ -68,7 +68,11 @@ impl std::fmt::Debug for BmcCredentials {
 }
 
 /// Where a node is in its lifecycle. Only the lifecycle controller changes
-/// it; API handlers record intent (enrollment).
+/// it; API handlers record intent (enrollment, an instance, a release,
+/// maintenance).
+///
+/// enrolling -> inspecting -> available -> provisioning -> active ->
+/// releasing -> sanitizing -> available; maintenance; failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum NodeLifecycle {
@@ -76,10 +80,70 @@ pub enum NodeLifecycle {
     Enrolling,
     /// Reading the inventory over Redfish.
     Inspecting,
-    /// Inventory confirmed: schedulable (subject to `availability`).
+    /// Inventory confirmed, clean: schedulable (subject to `availability`).
     Available,
+    /// Being provisioned with a tenant's instance.
+    Provisioning { tenant_id: String, instance_id: String, step: BootStep },
+    /// Handed over: runs the tenant's instance.
+    Active { tenant_id: String, instance_id: String },
+    /// Released by its tenant: booting the provider's sanitizer image.
+    Releasing { tenant_id: String, instance_id: String, step: BootStep },
+    /// Being wiped and checked; Available only with a complete, signed record.
+    Sanitizing { tenant_id: String, instance_id: String, step: SanitizeStep },
+    /// Taken out of service by the provider (`availability: maintenance`).
+    Maintenance,
     /// The controller gave up; `reason` says why, `from` the state it was in.
     Failed { reason: String, from: String },
+}
+
+/// The steps of booting a node into an image over the network (to
+/// provision it, or to run the sanitizer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BootStep {
+    /// Set the BMC's one-time boot override to the network.
+    SetBoot,
+    /// Power the node on, or reset it.
+    PowerCycle,
+    /// Wait for the image's agent to register with the one-time token.
+    AwaitAgent,
+}
+
+impl BootStep {
+    pub fn name(self) -> &'static str {
+        match self {
+            BootStep::SetBoot => "set_boot",
+            BootStep::PowerCycle => "power_cycle",
+            BootStep::AwaitAgent => "await_agent",
+        }
+    }
+    /// 1-based position among the steps.
+    pub fn ordinal(self) -> u32 {
+        match self {
+            BootStep::SetBoot => 1,
+            BootStep::PowerCycle => 2,
+            BootStep::AwaitAgent => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SanitizeStep {
+    /// The sanitizer agent wipes disks, resets GPUs, reports firmware.
+    AgentSteps,
+    /// Over the BMC: boot override cleared, firmware read and checked
+    /// against the baseline, power off; then the signed record.
+    Finish,
+}
+
+impl SanitizeStep {
+    pub fn name(self) -> &'static str {
+        match self {
+            SanitizeStep::AgentSteps => "agent_steps",
+            SanitizeStep::Finish => "finish",
+        }
+    }
 }
 
 impl NodeLifecycle {
@@ -88,7 +152,56 @@ impl NodeLifecycle {
             NodeLifecycle::Enrolling => "enrolling",
             NodeLifecycle::Inspecting => "inspecting",
             NodeLifecycle::Available => "available",
+            NodeLifecycle::Provisioning { .. } => "provisioning",
+            NodeLifecycle::Active { .. } => "active",
+            NodeLifecycle::Releasing { .. } => "releasing",
+            NodeLifecycle::Sanitizing { .. } => "sanitizing",
+            NodeLifecycle::Maintenance => "maintenance",
             NodeLifecycle::Failed { .. } => "failed",
+        }
+    }
+
+    /// Every state name, for metrics.
+    pub const NAMES: [&'static str; 9] = [
+        "enrolling",
+        "inspecting",
+        "available",
+        "provisioning",
+        "active",
+        "releasing",
+        "sanitizing",
+        "maintenance",
+        "failed",
+    ];
+
+    /// The tenant holding the node, in the states that have one.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            NodeLifecycle::Provisioning { tenant_id, .. }
+            | NodeLifecycle::Active { tenant_id, .. }
+            | NodeLifecycle::Releasing { tenant_id, .. }
+            | NodeLifecycle::Sanitizing { tenant_id, .. } => Some(tenant_id),
+            NodeLifecycle::Enrolling
+            | NodeLifecycle::Inspecting
+            | NodeLifecycle::Available
+            | NodeLifecycle::Maintenance
+            | NodeLifecycle::Failed { .. } => None,
+        }
+    }
+
+    /// The step within the state, for progress and metrics.
+    pub fn step(&self) -> Option<&'static str> {
+        match self {
+            NodeLifecycle::Provisioning { step, .. } | NodeLifecycle::Releasing { step, .. } => {
+                Some(step.name())
+            }
+            NodeLifecycle::Sanitizing { step, .. } => Some(step.name()),
+            NodeLifecycle::Enrolling
+            | NodeLifecycle::Inspecting
+            | NodeLifecycle::Available
+            | NodeLifecycle::Active { .. }
+            | NodeLifecycle::Maintenance
+            | NodeLifecycle::Failed { .. } => None,
         }
     }
 }
@@ -105,6 +218,10 @@ pub struct Nic {
     /// The switch and port at the other end of the link.
     pub switch: String,
     pub port: String,
+    /// The NIC's MAC address, where the provider knows it (inspection adds
+    /// the MACs the BMC reports); the boot service finds nodes by MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -133,6 +250,9 @@ pub struct Node {
     pub lifecycle_since: String,
     /// The BMC endpoint, where the node was enrolled through one.
     pub bmc_endpoint: Option<String>,
+    /// MAC addresses the BMC reported at inspection.
+    #[serde(default)]
+    pub macs: Vec<String>,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,

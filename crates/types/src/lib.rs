@@ -3,12 +3,14 @@
 //! and the CLI. Requests reject unknown fields.
 
 mod audit;
+mod baremetal;
 mod identity;
 mod inventory;
 mod quota;
 mod tenancy;
 
 pub use audit::*;
+pub use baremetal::*;
 pub use identity::*;
 pub use inventory::*;
 pub use quota::*;

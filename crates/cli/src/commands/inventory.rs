@@ -91,7 +91,7 @@ enum NodeCmd {
         /// File holding the BMC password (kept off the command line).
         #[arg(long, value_name = "PATH")]
         bmc_password_file: Option<std::path::PathBuf>,
-        /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT (repeat per NIC).
+        /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT[@MAC] (repeat per NIC).
         #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
         nics: Vec<neocloud_types::Nic>,
         /// Retrying with the same key returns the first result instead of a second node.
@@ -572,12 +572,17 @@ enum AllocationCmd {
     },
 }
 
-/// `NAME:RAIL:FABRIC:SWITCH:PORT`, e.g. `ibp24s0:0:compute:leaf-0:p12`.
+/// `NAME:RAIL:FABRIC:SWITCH:PORT[@MAC]`, e.g. `ibp24s0:0:compute:leaf-0:p12`
+/// or `eno1:0:prov:leaf-0:p12@52:54:00:12:34:56`.
 fn parse_nic(s: &str) -> Result<neocloud_types::Nic, String> {
+    let (s, mac) = match s.split_once('@') {
+        Some((nic, mac)) => (nic, Some(mac.to_ascii_lowercase())),
+        None => (s, None),
+    };
     let parts: Vec<&str> = s.split(':').collect();
     let [name, rail, fabric, switch, port] = parts[..] else {
         return Err(
-            "expected NAME:RAIL:FABRIC:SWITCH:PORT, e.g. ibp24s0:0:compute:leaf-0:p12".into()
+            "expected NAME:RAIL:FABRIC:SWITCH:PORT[@MAC], e.g. ibp24s0:0:compute:leaf-0:p12".into(),
         );
     };
     let rail = rail.parse::<u8>().map_err(|_| format!("rail {rail:?} is not a number"))?;
@@ -587,6 +592,7 @@ fn parse_nic(s: &str) -> Result<neocloud_types::Nic, String> {
         fabric: fabric.into(),
         switch: switch.into(),
         port: port.into(),
+        mac,
     })
 }
 

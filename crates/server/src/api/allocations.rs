@@ -106,7 +106,7 @@ fn no_fit(e: NoFit) -> Error {
     Error::conflict(format!("cannot place ({}): {}", e.constraint, e.message))
 }
 
-fn instance_type(w: &mut dyn Reader, name: &str) -> Result<InstanceType> {
+pub(super) fn instance_type(w: &mut dyn Reader, name: &str) -> Result<InstanceType> {
     let key = NameOrId::parse("instance_type", name).map_err(|e| match e {
         Error::InvalidRequest { message, .. } => Error::invalid_value("instance_type", message),
         other => other,
@@ -115,7 +115,7 @@ fn instance_type(w: &mut dyn Reader, name: &str) -> Result<InstanceType> {
         .ok_or_else(|| Error::invalid_value("instance_type", format!("no instance type {name}")))
 }
 
-fn check_count(it: &InstanceType, count: u32) -> Result<()> {
+pub(super) fn check_count(it: &InstanceType, count: u32) -> Result<()> {
     let max = match it.kind {
         InstanceKind::BareMetal => MAX_NODES,
         InstanceKind::Vm | InstanceKind::Mig => MAX_INSTANCES,
@@ -127,7 +127,7 @@ fn check_count(it: &InstanceType, count: u32) -> Result<()> {
 }
 
 /// The quota a placement of `count` instances of `it` consumes.
-fn amounts(
+pub(super) fn amounts(
     it: &InstanceType,
     count: u32,
     placement: &Placement,
@@ -149,7 +149,7 @@ fn amounts(
 }
 
 /// Creates and commits a quota claim in this transaction.
-fn claim(
+pub(super) fn claim(
     c: &Call<'_>,
     w: &mut dyn Writer,
     amounts: &[(QuotaResource, i64)],
@@ -162,7 +162,7 @@ fn claim(
 }
 
 /// Plans `count` instances of `it` on free capacity.
-fn plan(
+pub(super) fn plan(
     c: &Call<'_>,
     w: &mut dyn Writer,
     it: &InstanceType,
@@ -376,6 +376,12 @@ fn from_reservation(
 fn release(c: &Call<'_>, w: &mut dyn Writer, kind: AllocationKind) -> Result<Reply> {
     let (tenant, project) = ids(c)?;
     let found = find(c, w, kind)?;
+    if let Some(i) = neocloud_store::instances::live_for_allocation(w, &found.id)? {
+        return Err(Error::conflict(format!(
+            "this allocation holds the node of instance {}: release the instance",
+            i
+        )));
+    }
     let (a, now) = allocations::release(w, tenant, project, &found.id)?;
     if !now {
         return Reply::ok(&a);

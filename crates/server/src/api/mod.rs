@@ -11,7 +11,9 @@
 mod allocations;
 mod audit;
 mod identity;
+mod images;
 mod instance_types;
+mod instances;
 mod memberships;
 mod nodes;
 mod projects;
@@ -326,6 +328,8 @@ pub fn ops() -> Vec<Op> {
     v.extend(nodes::ops());
     v.extend(instance_types::ops());
     v.extend(allocations::ops());
+    v.extend(images::ops());
+    v.extend(instances::ops());
     v
 }
 

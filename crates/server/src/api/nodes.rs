@@ -6,7 +6,9 @@ use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
 use neocloud_store::{allocations, nodes, Reader, Writer};
-use neocloud_types::{BmcCredentials, List, Node, NodeCreate, NodeInspect, NodeUpdate};
+use neocloud_types::{
+    BmcCredentials, List, Node, NodeCreate, NodeInspect, NodeUpdate, SanitizationRecord,
+};
 
 #[allow(clippy::too_many_arguments)]
 fn op(
@@ -52,6 +54,9 @@ pub(super) fn ops() -> Vec<Op> {
             Action::Update, Some(schema::<NodeInspect>), Resp::Json(202, schema::<Node>), Handler::Write(inspect)),
         op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
             Action::Delete, None, Resp::Empty, Handler::Write(delete)),
+        op("node_sanitizations", Method::Get, "/v1/nodes/{node}/sanitizations",
+            "The node's signed sanitization records, newest first", Action::Read, None,
+            Resp::Json(200, schema::<List<SanitizationRecord>>), Handler::Read(sanitizations)),
         Op {
             id: "capacity_get",
             method: Method::Get,
@@ -77,6 +82,12 @@ fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<Node> {
 
 fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     Reply::ok(&List { items: nodes::list(r)? })
+}
+
+fn sanitizations(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let n = find(c, r)?;
+    let rows = neocloud_store::agents::records_for_node(r, &n.id)?;
+    Reply::ok(&List { items: super::instances::records(rows)? })
 }
 
 fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {

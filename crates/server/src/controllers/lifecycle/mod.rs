@@ -1,37 +1,53 @@
 //! The node lifecycle controller: the only code that changes a node's
-//! lifecycle state. Each state has one handler; API handlers only record
-//! intent (an enrollment creates a node in `enrolling`).
+//! lifecycle state (and its instance's). Each state has one handler; API
+//! handlers only record intent (an enrollment, an instance to provision,
+//! a release, maintenance, inspect again).
 //!
 //! enrolling --(BMC reached, host system discovered)--> inspecting
-//! inspecting --(Redfish inventory read and recorded)--> available
-//! either --(a permanent error, or transient errors past the retry budget)--> failed
+//! inspecting --(Redfish inventory recorded)--> available (releasing if dirty)
+//! available --(an instance placed on it)--> provisioning
+//! provisioning: set_boot -> power_cycle -> await_agent --> active
+//! active --(the tenant released the instance)--> releasing
+//! releasing: set_boot -> power_cycle -> await_agent (the sanitizer) --> sanitizing
+//! sanitizing: agent_steps -> finish --(complete signed record)--> available
+//! available <--> maintenance (the provider's `availability`)
+//! any --(a permanent error, transient errors past the retry budget, an SLA
+//!        passed while waiting for an agent)--> failed
 //!
-//! Every transition is audited (provider chain) and bumps the placement
-//! generation, so every replica's engine sees the node's new schedulability.
+//! **A node that has held a tenant's instance is dirty until a complete
+//! sanitization; a dirty node never becomes available.** Every transition
+//! is audited (the provider's chain, and the tenant's for its instance)
+//! and bumps the placement generation.
+
+mod inspect;
+mod provision;
+mod sanitize;
 
 use crate::secrets::SecretBox;
+use crate::signing::Signer;
 use neocloud_common::{time::now_micros, Error, Result};
-use neocloud_redfish::{Bmc, BmcConfig, Inventory, RedfishError};
-use neocloud_store::{allocations, audit, nodes, Store};
-use neocloud_types::{Node, NodeLifecycle};
+use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
+use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
+use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Transient failures tolerated per state before the node is failed.
 pub const RETRY_BUDGET: u32 = 3;
 
 /// How long each state may take before an operator should look (the SLA
-/// reported in metrics and on the node).
-pub fn sla(state: &NodeLifecycle) -> Option<Duration> {
+/// reported in metrics), by state name.
+pub fn sla(state: &str) -> Option<Duration> {
     match state {
-        NodeLifecycle::Enrolling => Some(Duration::from_secs(120)),
-        NodeLifecycle::Inspecting => Some(Duration::from_secs(600)),
-        NodeLifecycle::Available | NodeLifecycle::Failed { .. } => None,
+        "enrolling" => Some(Duration::from_secs(120)),
+        "inspecting" => Some(Duration::from_secs(600)),
+        "provisioning" | "releasing" => Some(Duration::from_secs(1800)),
+        "sanitizing" => Some(Duration::from_secs(7200)),
+        _ => None,
     }
 }
 
-#[derive(Default)]
 pub struct LifecycleController {
     /// Transient failures so far, per node and state.
     attempts: Mutex<HashMap<(String, &'static str), u32>>,
@@ -40,6 +56,11 @@ pub struct LifecycleController {
     in_flight: Mutex<std::collections::HashSet<String>>,
     /// BMC timeout per request (short in tests).
     pub bmc_timeout: Option<Duration>,
+    /// Signs sanitization records.
+    pub signer: Arc<Signer>,
+    /// How long a booted image has to register its agent, and the
+    /// sanitizer agent to finish its steps, before the node is failed.
+    pub agent_timeout: Duration,
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
@@ -50,13 +71,10 @@ pub fn census(store: &Store) -> Result<(StateCounts, StateCounts)> {
     store.read(|r| {
         let counts = nodes::lifecycle_counts(r)?;
         let mut over = Vec::new();
-        for state in [NodeLifecycle::Enrolling, NodeLifecycle::Inspecting] {
-            if let Some(sla) = sla(&state) {
+        for state in NodeLifecycle::NAMES {
+            if let Some(sla) = sla(state) {
                 let before = now_micros() - sla.as_micros() as i64;
-                over.push((
-                    state.name().to_string(),
-                    nodes::count_in_state_since(r, &state, before)?,
-                ));
+                over.push((state.to_string(), nodes::count_in_state_since(r, state, before)?));
             }
         }
         Ok((counts, over))
@@ -122,11 +140,13 @@ pub fn gpu_model_key(model: &str) -> String {
 }
 
 impl LifecycleController {
-    pub fn new(bmc_timeout: Option<Duration>) -> LifecycleController {
+    pub fn new(bmc_timeout: Option<Duration>, signer: Arc<Signer>) -> LifecycleController {
         LifecycleController {
             attempts: Mutex::new(HashMap::new()),
             in_flight: Mutex::default(),
             bmc_timeout,
+            signer,
+            agent_timeout: Duration::from_secs(1800),
         }
     }
 
@@ -246,34 +266,68 @@ impl LifecycleController {
     /// One handler per state. Returns whether the node moved.
     fn step(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<bool, StepError> {
         match &n.lifecycle {
-            NodeLifecycle::Enrolling => {
-                let (bmc, _) = self.bmc(store, secrets, n)?;
-                let system = bmc.host_system().map_err(StepError::from)?;
-                self.advance(store, n, NodeLifecycle::Inspecting, |w| {
-                    nodes::set_system_path(w, &n.id, &system)
-                })
+            NodeLifecycle::Enrolling => self.enrolling(store, secrets, n),
+            NodeLifecycle::Inspecting => self.inspecting(store, secrets, n),
+            NodeLifecycle::Available => self.available(store, secrets, n),
+            NodeLifecycle::Maintenance => self.maintenance(store, n),
+            NodeLifecycle::Provisioning { tenant_id, instance_id, step } => {
+                self.provisioning(store, secrets, n, tenant_id, instance_id, *step)
             }
-            NodeLifecycle::Inspecting => {
-                let (bmc, system) = self.bmc(store, secrets, n)?;
-                let system = match system {
-                    Some(s) => s,
-                    None => bmc.host_system().map_err(StepError::from)?,
-                };
-                let inv = bmc.inventory(&system).map_err(StepError::from)?;
-                let found = gpus_found(&inv);
-                self.advance(store, n, NodeLifecycle::Available, |w| match &found {
-                    Some((model, count, mem_gb)) => {
-                        nodes::record_inventory(w, &n.id, model, *count, *mem_gb)
-                    }
-                    // A BMC that exposes no GPU inventory: the declared GPUs stand.
-                    None => Ok(()),
-                })
+            NodeLifecycle::Active { tenant_id, instance_id } => {
+                self.active(store, secrets, n, tenant_id, instance_id)
             }
-            // Listed only when an inspection was requested since they
-            // entered their state: start over from the BMC.
-            NodeLifecycle::Available | NodeLifecycle::Failed { .. } => {
-                self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()))
+            NodeLifecycle::Releasing { tenant_id, instance_id, step } => {
+                self.releasing(store, secrets, n, tenant_id, instance_id, *step)
             }
+            NodeLifecycle::Sanitizing { tenant_id, instance_id, step } => {
+                self.sanitizing(store, secrets, n, tenant_id, instance_id, *step)
+            }
+            NodeLifecycle::Failed { from, .. } => self.failed(store, secrets, n, from),
+        }
+    }
+
+    /// Whether the provider asked to inspect the node again since it
+    /// entered its state.
+    fn inspect_requested(store: &Store, n: &Node) -> Result<bool, StepError> {
+        store.read(|r| nodes::inspect_requested(r, &n.id)).map_err(StepError::Store)
+    }
+
+    fn maintenance(&self, store: &Store, n: &Node) -> Result<bool, StepError> {
+        if Self::inspect_requested(store, n)? {
+            return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
+        }
+        if n.availability == neocloud_placement::Availability::Schedulable {
+            return self.advance(store, n, NodeLifecycle::Available, |_| Ok(()));
+        }
+        Ok(false)
+    }
+
+    /// A failed node starts over when the provider inspects it again; a
+    /// failed node whose tenant released its instance goes to be sanitized
+    /// (unless releasing or sanitizing is what failed: then only the
+    /// provider's inspection starts it over).
+    fn failed(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        from: &str,
+    ) -> Result<bool, StepError> {
+        if Self::inspect_requested(store, n)? {
+            return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
+        }
+        let (inst, dirty) = store
+            .read(|r| Ok((instances::live_on_node(r, &n.id)?, nodes::dirty(r, &n.id)?)))
+            .map_err(StepError::Store)?;
+        let Some(inst) = inst else { return Ok(false) };
+        let released =
+            store.read(|r| instances::release_requested(r, &inst.id)).map_err(StepError::Store)?;
+        if !released || from == "releasing" || from == "sanitizing" {
+            return Ok(false);
+        }
+        match dirty {
+            Some((tenant, instance)) => self.start_release(store, secrets, n, &tenant, &instance),
+            None => self.advance(store, n, n.lifecycle.clone(), |w| free_instance(w, &inst)),
         }
     }
 
@@ -292,7 +346,10 @@ impl LifecycleController {
                 }
                 also(w)?;
                 allocations::bump_placement_generation(w)?;
-                record(w, n, &to, "success")?;
+                // Staying in the state (work done within it) is not a transition.
+                if to != n.lifecycle {
+                    record(w, n, &to, "success")?;
+                }
                 Ok(true)
             })
             .map_err(StepError::Store)?;
@@ -315,6 +372,24 @@ impl LifecycleController {
             if nodes::transition(w, &n.id, &n.lifecycle, &to)? {
                 allocations::bump_placement_generation(w)?;
                 record(w, n, &to, "failed")?;
+                // The instance the node was working for shows why.
+                match &n.lifecycle {
+                    NodeLifecycle::Provisioning { instance_id, .. } => {
+                        let i = instances::by_id(w, instance_id)?;
+                        set_instance(w, &i, InstanceState::Failed, Some(reason))?;
+                    }
+                    NodeLifecycle::Releasing { instance_id, .. }
+                    | NodeLifecycle::Sanitizing { instance_id, .. } => {
+                        let i = instances::by_id(w, instance_id)?;
+                        set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
+                    }
+                    NodeLifecycle::Enrolling
+                    | NodeLifecycle::Inspecting
+                    | NodeLifecycle::Available
+                    | NodeLifecycle::Active { .. }
+                    | NodeLifecycle::Maintenance
+                    | NodeLifecycle::Failed { .. } => {}
+                }
             }
             Ok(())
         })?;
@@ -350,13 +425,71 @@ fn record(
     .map(|_| ())
 }
 
-/// GPU model key, count and memory per GPU (GB) from an inventory.
-fn gpus_found(inv: &Inventory) -> Option<(String, u8, u32)> {
-    let first = inv.gpus.first()?;
-    let model = gpu_model_key(&first.model);
-    let count = inv.gpus.iter().filter(|g| gpu_model_key(&g.model) == model).count().min(16) as u8;
-    let mem_gb = ((first.memory_mib as f64) / 1024.0).round() as u32;
-    Some((model, count, mem_gb.max(1)))
+/// The MACs the provider declared for the node's NICs: they pick the
+/// node's system on a BMC that fronts several.
+pub(crate) fn declared_macs(n: &Node) -> Vec<String> {
+    n.nics.iter().filter_map(|x| x.mac.clone()).collect()
+}
+
+/// Sets an instance's state, audited in its tenant's chain.
+fn set_instance(
+    w: &mut dyn Writer,
+    i: &Instance,
+    state: InstanceState,
+    reason: Option<&str>,
+) -> Result<()> {
+    instances::set_state(w, &i.id, state, reason)?;
+    audit::append(
+        w,
+        &i.tenant_id,
+        &audit::NewEvent {
+            time: now_micros(),
+            actor: "system".into(),
+            actor_name: "lifecycle-controller".into(),
+            token_id: None,
+            role: None,
+            tenant_id: Some(i.tenant_id.clone()),
+            action: format!("instance_{}", state.as_str()),
+            target: format!(
+                "/v1/tenants/{}/projects/{}/instances/{}",
+                i.tenant_id, i.project_id, i.id
+            ),
+            outcome: if reason.is_some() { "failed".into() } else { "success".into() },
+            status: 200,
+            request_id: neocloud_common::new_id(),
+        },
+    )
+    .map(|_| ())
+}
+
+/// Frees what an instance holds (its allocation and quota) and marks it
+/// released. The node is clean (never provisioned, or sanitized) or stays
+/// dirty: either way the caller decides the node's state.
+fn free_instance(w: &mut dyn Writer, i: &Instance) -> Result<()> {
+    let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
+    if now {
+        quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
+    }
+    set_instance(w, i, InstanceState::Released, None)
+}
+
+/// Issues the node's one-time boot token for `purpose`.
+fn issue_token(
+    w: &mut dyn Writer,
+    secrets: &SecretBox,
+    node_id: &str,
+    purpose: ImagePurpose,
+    instance_id: &str,
+) -> Result<()> {
+    let token = crate::boot::new_secret()?;
+    agents::issue_boot_token(
+        w,
+        node_id,
+        &crate::boot::hash(&token),
+        &secrets.seal(&token)?,
+        purpose,
+        instance_id,
+    )
 }
 
 enum StepError {
@@ -385,7 +518,10 @@ mod tests {
         assert_eq!(gpu_model_key("NVIDIA A100-SXM4-40GB"), "a100-40gb");
         assert_eq!(gpu_model_key("NVIDIA H200"), "h200-141gb");
         assert_eq!(gpu_model_key("NVIDIA L40S"), "l40s");
-        assert!(sla(&NodeLifecycle::Inspecting).is_some());
-        assert!(sla(&NodeLifecycle::Available).is_none());
+        assert!(sla("inspecting").is_some());
+        assert!(sla("available").is_none());
+        for s in NodeLifecycle::NAMES {
+            let _ = sla(s);
+        }
     }
 }

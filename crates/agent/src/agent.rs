@@ -1,0 +1,587 @@
+//! The agent's side of the control plane protocol.
+//!
+//! 1. `POST {api}/agent/v1/register` with the one-time provisioning token
+//!    and the inventory; the answer carries the agent's own credential.
+//! 2. `POST {api}/agent/v1/heartbeat` (bearer credential) every
+//!    `heartbeat_interval_ms`; the answer lists the steps waiting.
+//! 3. Each step is run once, in order, on a worker thread (heartbeats go on
+//!    meanwhile), and its result is sent to `POST {api}/agent/v1/steps/{id}`.
+//!
+//! A 401 on a heartbeat (or a step report) means the credential was
+//! revoked: the node was handed back or its sanitization is over, and
+//! [`Agent::run`] answers [`Exit::Revoked`]. Transport failures, 408, 429
+//! and 5xx answers are retried with a capped exponential backoff.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use neocloud_types::{
+    AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStep,
+    AgentStepResult, ErrorBody, StepItem,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{run_step, Hardware};
+
+/// How often `stop` and a running step are looked at.
+const SLICE: Duration = Duration::from_millis(10);
+/// The first retry delay; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Bounds on the server-given heartbeat interval.
+const INTERVAL_MIN: Duration = Duration::from_millis(10);
+const INTERVAL_MAX: Duration = Duration::from_secs(600);
+
+/// Why [`Agent::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The control plane revoked the credential (answered 401): the node
+    /// was handed back or sanitization finished. Nothing more to do.
+    Revoked,
+    /// `stop` was set.
+    Stopped,
+}
+
+/// An error answer from the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub status: u16,
+    /// The error body's `code` (empty when the body was not the API's).
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.code.is_empty() {
+            write!(f, "HTTP {}: {}", self.status, self.message)
+        } else {
+            write!(f, "HTTP {} {}: {}", self.status, self.code, self.message)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentError {
+    /// A bad argument (API URL, empty token).
+    Usage(String),
+    /// Registration answered 401, 403, 404 or 409: the token is wrong,
+    /// expired or already used. Retrying cannot help.
+    TokenRefused(ApiFailure),
+    /// Any other answer that retrying will not fix (a 4xx).
+    Api(ApiFailure),
+    /// The control plane could not be reached, or answered 408, 429 or
+    /// 5xx: retrying may help.
+    Unavailable(String),
+    /// An answer that is not what the protocol says.
+    Protocol(String),
+}
+
+impl AgentError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AgentError::Unavailable(_))
+    }
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Usage(m) => f.write_str(m),
+            AgentError::TokenRefused(e) => {
+                write!(f, "the provisioning token was refused by the control plane ({e})")
+            }
+            AgentError::Api(e) => write!(f, "the control plane answered {e}"),
+            AgentError::Unavailable(m) => write!(f, "the control plane is unavailable: {m}"),
+            AgentError::Protocol(m) => write!(f, "unexpected answer from the control plane: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Where a log line goes; one line per event.
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A registered agent.
+pub struct Agent {
+    api: String,
+    agent_id: String,
+    node_id: String,
+    credential: String,
+    interval: Duration,
+    hw: Arc<dyn Hardware>,
+    http: ureq::Agent,
+    log: Logger,
+    /// Ids of the steps started by this process, never run again.
+    started: Mutex<HashSet<String>>,
+}
+
+/// A failed call, before it is classified per endpoint.
+enum CallError {
+    Status(ApiFailure),
+    Transport(String),
+    /// A success status with a body that is not what was expected.
+    BadAnswer(String),
+}
+
+impl CallError {
+    fn transient(&self) -> bool {
+        match self {
+            // A bad answer may be a proxy or a server being upgraded.
+            CallError::Transport(_) | CallError::BadAnswer(_) => true,
+            CallError::Status(f) => f.status == 408 || f.status == 429 || f.status >= 500,
+        }
+    }
+    fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Status(f) => Some(f.status),
+            CallError::Transport(_) | CallError::BadAnswer(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Status(e) => e.fmt(f),
+            CallError::Transport(m) | CallError::BadAnswer(m) => f.write_str(m),
+        }
+    }
+}
+
+/// How a step report ended.
+enum Reported {
+    Done,
+    Revoked,
+    Stopped,
+}
+
+fn stderr_logger() -> Logger {
+    Arc::new(|m: &str| eprintln!("neocloud-agent: {m}"))
+}
+
+/// Checks the scheme and drops trailing slashes.
+fn normalize_api(api: &str) -> Result<String, AgentError> {
+    let u = api.trim().trim_end_matches('/');
+    if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) {
+        return Err(AgentError::Usage(format!(
+            "bad API URL {api:?}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+        )));
+    }
+    Ok(u.to_string())
+}
+
+fn http_client() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("neocloud-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn post<B: Serialize, R: DeserializeOwned>(
+    http: &ureq::Agent,
+    url: &str,
+    bearer: Option<&str>,
+    body: &B,
+    want_body: bool,
+) -> Result<Option<R>, CallError> {
+    let mut req = http.post(url).set("Accept", "application/json");
+    if let Some(b) = bearer {
+        req = req.set("Authorization", &format!("Bearer {b}"));
+    }
+    match req.send_json(body) {
+        Ok(resp) if want_body => resp
+            .into_json::<R>()
+            .map(Some)
+            .map_err(|e| CallError::BadAnswer(format!("cannot read the answer of {url}: {e}"))),
+        Ok(_) => Ok(None),
+        Err(ureq::Error::Status(status, resp)) => Err(CallError::Status(api_failure(status, resp))),
+        Err(ureq::Error::Transport(t)) => Err(CallError::Transport(format!("{url}: {t}"))),
+    }
+}
+
+fn api_failure(status: u16, resp: ureq::Response) -> ApiFailure {
+    let status_text = resp.status_text().to_string();
+    let text = resp.into_string().unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => ApiFailure { status, code: b.error.code, message: b.error.message },
+        Err(_) => {
+            // Not the API's error body (a proxy, say): say what we got.
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+            let first: String = first.chars().take(200).collect();
+            let message = if first.is_empty() { status_text } else { first };
+            ApiFailure { status, code: String::new(), message }
+        }
+    }
+}
+
+/// Percent-encodes a path segment.
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Sleeps `d` in slices; false when `stop` was set meanwhile.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep(SLICE.min(until - now));
+    }
+}
+
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(BACKOFF_MIN)
+    }
+    /// The delay to wait now; the next one is twice as long (capped).
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        d
+    }
+    fn reset(&mut self) {
+        self.0 = BACKOFF_MIN;
+    }
+}
+
+impl Agent {
+    /// Registers with the control plane at `api` (e.g.
+    /// `http://10.0.0.1:8080`) using the one-time provisioning `token`,
+    /// reporting `hw`'s inventory. One attempt: on
+    /// [`AgentError::is_transient`] errors the caller may try again (the
+    /// `neocloud-agent` binary does, with backoff).
+    pub fn register(api: &str, token: &str, hw: Arc<dyn Hardware>) -> Result<Agent, AgentError> {
+        Agent::register_with_log(api, token, hw, stderr_logger())
+    }
+
+    /// [`Agent::register`] with log lines sent to `log` instead of stderr.
+    pub fn register_with_log(
+        api: &str,
+        token: &str,
+        hw: Arc<dyn Hardware>,
+        log: Logger,
+    ) -> Result<Agent, AgentError> {
+        let api = normalize_api(api)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AgentError::Usage("the provisioning token is empty".into()));
+        }
+        let http = http_client();
+        let body = AgentRegister { token: token.to_string(), inventory: hw.inventory() };
+        let url = format!("{api}/agent/v1/register");
+        let reg: AgentRegistered = match post(&http, &url, None, &body, true) {
+            Ok(Some(r)) => r,
+            Ok(None) => unreachable!("a body was asked for"),
+            Err(CallError::BadAnswer(m)) => return Err(AgentError::Protocol(m)),
+            Err(e) if e.transient() => return Err(AgentError::Unavailable(e.to_string())),
+            Err(CallError::Status(f)) if matches!(f.status, 401 | 403 | 404 | 409) => {
+                return Err(AgentError::TokenRefused(f))
+            }
+            Err(CallError::Status(f)) => return Err(AgentError::Api(f)),
+            Err(CallError::Transport(m)) => return Err(AgentError::Unavailable(m)),
+        };
+        if reg.credential.is_empty() {
+            return Err(AgentError::Protocol("registration gave an empty credential".into()));
+        }
+        let interval =
+            Duration::from_millis(reg.heartbeat_interval_ms).clamp(INTERVAL_MIN, INTERVAL_MAX);
+        log(&format!(
+            "registered as agent {} of node {} (heartbeat every {} ms)",
+            reg.agent_id,
+            reg.node_id,
+            interval.as_millis()
+        ));
+        Ok(Agent {
+            api,
+            agent_id: reg.agent_id,
+            node_id: reg.node_id,
+            credential: reg.credential,
+            interval,
+            hw,
+            http,
+            log,
+            started: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The agent's own credential (a bearer token).
+    pub fn credential(&self) -> &str {
+        &self.credential
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    /// The heartbeat interval the server asked for (bounded to 10 ms..10 min).
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Heartbeats until the credential is revoked ([`Exit::Revoked`]) or
+    /// `stop` is set ([`Exit::Stopped`], noticed within ~10 ms between
+    /// requests; a request in flight finishes or times out first).
+    ///
+    /// Steps from heartbeat answers are run one at a time, in order, each
+    /// at most once per process, on a worker thread so heartbeats go on
+    /// during a long wipe; a step still running when `run` returns is left
+    /// to finish on its thread, unreported. After a step's result is
+    /// reported the next heartbeat is sent at once.
+    ///
+    /// Errors are permanent ones only: a 4xx other than 401 (and 408/429)
+    /// on a heartbeat.
+    pub fn run(&self, stop: &AtomicBool) -> Result<Exit, AgentError> {
+        let mut queue: VecDeque<AgentStep> = VecDeque::new();
+        let mut running: Option<(AgentStep, Instant, JoinHandle<AgentStepResult>)> = None;
+        let mut next_beat = Instant::now();
+        let mut backoff = Backoff::new();
+        let mut failing = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                (self.log)("stopping");
+                return Ok(Exit::Stopped);
+            }
+
+            if running.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
+                let (step, since, handle) = running.take().expect("checked above");
+                let result = handle.join().unwrap_or_else(|_| AgentStepResult {
+                    ok: false,
+                    items: vec![StepItem {
+                        target: "agent".into(),
+                        method: "none".into(),
+                        ok: false,
+                        detail: "the step panicked".into(),
+                    }],
+                });
+                (self.log)(&format!(
+                    "step {} ({}) {} in {} ms ({} items)",
+                    step.id,
+                    step.kind.as_str(),
+                    if result.ok { "succeeded" } else { "FAILED" },
+                    since.elapsed().as_millis(),
+                    result.items.len()
+                ));
+                for it in result.items.iter().filter(|i| !i.ok) {
+                    (self.log)(&format!("  {} ({}): {}", it.target, it.method, it.detail));
+                }
+                match self.report(&step, &result, stop) {
+                    Reported::Done => next_beat = Instant::now(),
+                    Reported::Revoked => {
+                        (self.log)("credential revoked; stopping");
+                        return Ok(Exit::Revoked);
+                    }
+                    Reported::Stopped => {
+                        (self.log)("stopping");
+                        return Ok(Exit::Stopped);
+                    }
+                }
+            }
+
+            if running.is_none() {
+                if let Some(step) = queue.pop_front() {
+                    running = Some(self.start(step));
+                }
+            }
+
+            if Instant::now() >= next_beat {
+                match self.heartbeat() {
+                    Ok(reply) => {
+                        if failing {
+                            (self.log)("control plane reachable again");
+                            failing = false;
+                        }
+                        backoff.reset();
+                        next_beat = Instant::now() + self.interval;
+                        let mut added = false;
+                        for step in reply.steps {
+                            let known = self.was_started(&step.id)
+                                || running.as_ref().is_some_and(|(s, _, _)| s.id == step.id)
+                                || queue.iter().any(|s| s.id == step.id);
+                            if !known {
+                                (self.log)(&format!(
+                                    "step {} ({}) received",
+                                    step.id,
+                                    step.kind.as_str()
+                                ));
+                                queue.push_back(step);
+                                added = true;
+                            }
+                        }
+                        if added && running.is_none() {
+                            continue;
+                        }
+                    }
+                    Err(CallError::Status(f)) if f.status == 401 => {
+                        (self.log)("credential revoked (heartbeat answered 401); stopping");
+                        return Ok(Exit::Revoked);
+                    }
+                    Err(e) if e.transient() => {
+                        let wait = backoff.next();
+                        (self.log)(&format!(
+                            "heartbeat failed: {e}; retrying in {} ms",
+                            wait.as_millis()
+                        ));
+                        failing = true;
+                        next_beat = Instant::now() + wait;
+                    }
+                    Err(CallError::Status(f)) => return Err(AgentError::Api(f)),
+                    Err(CallError::Transport(m) | CallError::BadAnswer(m)) => {
+                        return Err(AgentError::Unavailable(m))
+                    }
+                }
+            }
+
+            let until_beat = next_beat.saturating_duration_since(Instant::now());
+            std::thread::sleep(until_beat.min(SLICE));
+        }
+    }
+
+    /// Runs [`Agent::run`] on a thread of its own.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> JoinHandle<Result<Exit, AgentError>> {
+        std::thread::Builder::new()
+            .name(format!("neocloud-agent-{}", self.node_id))
+            .spawn(move || self.run(&stop))
+            .expect("cannot spawn the agent thread")
+    }
+
+    fn was_started(&self, id: &str) -> bool {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
+    fn start(&self, step: AgentStep) -> (AgentStep, Instant, JoinHandle<AgentStepResult>) {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).insert(step.id.clone());
+        (self.log)(&format!("step {} ({}) running", step.id, step.kind.as_str()));
+        let hw = Arc::clone(&self.hw);
+        let kind = step.kind;
+        let handle = std::thread::Builder::new()
+            .name(format!("neocloud-step-{}", kind.as_str()))
+            .spawn(move || run_step(hw.as_ref(), kind))
+            .expect("cannot spawn a step thread");
+        (step, Instant::now(), handle)
+    }
+
+    fn heartbeat(&self) -> Result<AgentHeartbeatReply, CallError> {
+        let body = AgentHeartbeat { health: "ok".into(), gpus: self.hw.gpus() };
+        let url = format!("{}/agent/v1/heartbeat", self.api);
+        post(&self.http, &url, Some(&self.credential), &body, true)
+            .map(|r| r.expect("a body was asked for"))
+    }
+
+    /// Sends a step's result, retrying transient failures until it is
+    /// taken, refused for good, the credential is revoked or `stop` is set.
+    fn report(&self, step: &AgentStep, result: &AgentStepResult, stop: &AtomicBool) -> Reported {
+        let url = format!("{}/agent/v1/steps/{}", self.api, segment(&step.id));
+        let mut backoff = Backoff::new();
+        loop {
+            match post::<_, serde_json::Value>(
+                &self.http,
+                &url,
+                Some(&self.credential),
+                result,
+                false,
+            ) {
+                Ok(_) => {
+                    (self.log)(&format!("step {} reported", step.id));
+                    return Reported::Done;
+                }
+                Err(e) if e.status() == Some(401) => return Reported::Revoked,
+                Err(e) if e.transient() => {
+                    let wait = backoff.next();
+                    (self.log)(&format!(
+                        "reporting step {} failed: {e}; retrying in {} ms",
+                        step.id,
+                        wait.as_millis()
+                    ));
+                    if !sleep_unless_stopped(wait, stop) {
+                        return Reported::Stopped;
+                    }
+                }
+                Err(e) => {
+                    // 404/409/410: the server no longer wants it (cancelled
+                    // or already reported); anything else cannot be fixed by
+                    // sending it again. Either way, go on.
+                    (self.log)(&format!("step {} report not taken: {e}; giving up", step.id));
+                    return Reported::Done;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let mut b = Backoff::new();
+        let got: Vec<u128> = (0..9).map(|_| b.next().as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), BACKOFF_MIN);
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(segment("stp_01H-x.y~z"), "stp_01H-x.y~z");
+        assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    #[test]
+    fn api_urls_are_checked() {
+        assert_eq!(normalize_api(" http://h:1/ ").unwrap(), "http://h:1");
+        assert!(matches!(normalize_api("h:1"), Err(AgentError::Usage(_))));
+        assert!(matches!(normalize_api("http://a b"), Err(AgentError::Usage(_))));
+    }
+
+    #[test]
+    fn empty_token_is_a_usage_error() {
+        let hw = Arc::new(crate::Simulated::new(crate::SimulatedConfig::new("t")));
+        let err = Agent::register("http://127.0.0.1:9", "  ", hw).err().unwrap();
+        assert!(matches!(err, AgentError::Usage(_)), "{err}");
+    }
+
+    #[test]
+    fn transport_errors_are_transient() {
+        // Port 9 (discard) on localhost: nothing listens there.
+        let hw = Arc::new(crate::Simulated::new(crate::SimulatedConfig::new("t")));
+        let err = Agent::register("http://127.0.0.1:9", "tok", hw).err().unwrap();
+        assert!(err.is_transient(), "{err}");
+    }
+
+    #[test]
+    fn stop_interrupts_sleep() {
+        let stop = AtomicBool::new(true);
+        let t = Instant::now();
+        assert!(!sleep_unless_stopped(Duration::from_secs(5), &stop));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(sleep_unless_stopped(Duration::from_millis(1), &AtomicBool::new(false)));
+    }
+}

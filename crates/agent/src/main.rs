@@ -1,0 +1,149 @@
+//! The `neocloud-agent` command: registers this machine with the control
+//! plane and serves it until the credential is revoked.
+//!
+//! Exit codes: 0 when the credential was revoked (or the agent was
+//! stopped), 1 for a usage error or a permanent refusal (a bad or used
+//! token), 2 for anything else (hardware, an unexpected answer).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use neocloud_agent::{cmdline, host, Agent, AgentError, Exit, Hardware, Host, Simulated};
+
+/// The neocloud node agent: registers this machine with the control plane
+/// using the one-time provisioning token, reports its inventory,
+/// heartbeats, and runs the node-local steps it is sent (disk wipe, GPU
+/// reset, firmware report) until the control plane revokes its credential.
+#[derive(Parser, Debug)]
+#[command(name = "neocloud-agent", version)]
+struct Args {
+    /// The control plane's API URL. Default: `neocloud.api=` on the kernel
+    /// command line.
+    #[arg(long, value_name = "URL", env = "NEOCLOUD_API")]
+    api: Option<String>,
+
+    /// The one-time provisioning token. Default: `neocloud.token=` on the
+    /// kernel command line.
+    #[arg(long, value_name = "TOKEN", env = "NEOCLOUD_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// A disk (block device or file) that `wipe_disks` erases; repeat for
+    /// each. No disk is ever wiped unless named here or --all-disks is given.
+    #[arg(long = "disk", value_name = "PATH")]
+    disks: Vec<PathBuf>,
+
+    /// Wipe every fixed disk found in /sys/block (not removable, loop, ram,
+    /// device-mapper or md devices, nor disks with a mounted partition).
+    #[arg(long)]
+    all_disks: bool,
+
+    /// SIMULATOR: use simulated hardware with N fake GPUs and two fake
+    /// disks instead of this machine's. Nothing is wiped or reset.
+    #[arg(long, value_name = "N", conflicts_with_all = ["disks", "all_disks"])]
+    simulate_gpus: Option<u32>,
+}
+
+fn log(m: &str) {
+    eprintln!("neocloud-agent: {m}");
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // Help and version go to stdout and exit 0; the rest is usage.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let kernel = cmdline::read();
+    let Some(api) = args.api.or_else(|| cmdline::value(&kernel, cmdline::API_KEY)) else {
+        log("no API URL: pass --api URL or boot with neocloud.api=URL");
+        return ExitCode::from(1);
+    };
+    let Some(token) = args.token.or_else(|| cmdline::value(&kernel, cmdline::TOKEN_KEY)) else {
+        log("no provisioning token: pass --token TOKEN or boot with neocloud.token=TOKEN");
+        return ExitCode::from(1);
+    };
+
+    let hw: Arc<dyn Hardware> = if let Some(n) = args.simulate_gpus {
+        let mut c = neocloud_agent::SimulatedConfig::new(&host::hostname());
+        c.gpu_count = n;
+        log(&format!("SIMULATED hardware: {n} fake GPUs; nothing will be wiped or reset"));
+        Arc::new(Simulated::new(c))
+    } else {
+        let mut disks = args.disks;
+        if args.all_disks {
+            match host::discover_disks() {
+                Ok(found) => disks.extend(found),
+                Err(e) => {
+                    log(&format!("cannot list disks in /sys/block: {e}"));
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        disks.sort();
+        disks.dedup();
+        if disks.is_empty() {
+            log("no disks configured: wipe_disks will fail (use --disk PATH or --all-disks)");
+        }
+        for d in &disks {
+            log(&format!("disk to wipe when asked: {}", d.display()));
+        }
+        Arc::new(Host::new(disks))
+    };
+    let inv = hw.inventory();
+    log(&format!(
+        "host {}: {} GPUs, driver {:?}, {} disks, {} MACs",
+        inv.hostname,
+        inv.gpus.len(),
+        inv.driver_version,
+        inv.disks.len(),
+        inv.macs.len()
+    ));
+
+    // Registration is retried while the control plane is unreachable (the
+    // network may still be coming up); a refused token is final.
+    let mut wait = Duration::from_millis(100);
+    let agent = loop {
+        match Agent::register(&api, &token, Arc::clone(&hw)) {
+            Ok(a) => break a,
+            Err(e) if e.is_transient() => {
+                log(&format!("registering failed: {e}; retrying in {} ms", wait.as_millis()));
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                log(&format!("registering failed: {e}"));
+                return ExitCode::from(exit_code(&e));
+            }
+        }
+    };
+
+    let stop = AtomicBool::new(false);
+    match agent.run(&stop) {
+        Ok(Exit::Revoked) => {
+            log("credential revoked by the control plane; exiting");
+            ExitCode::SUCCESS
+        }
+        Ok(Exit::Stopped) => {
+            log("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log(&format!("giving up: {e}"));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &AgentError) -> u8 {
+    match e {
+        AgentError::Usage(_) | AgentError::TokenRefused(_) | AgentError::Api(_) => 1,
+        AgentError::Unavailable(_) | AgentError::Protocol(_) => 2,
+    }
+}

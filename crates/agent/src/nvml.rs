@@ -1,0 +1,307 @@
+//! NVML (the NVIDIA Management Library), loaded at run time.
+//!
+//! The agent must build and run on machines without a GPU or the NVIDIA
+//! driver, so `libnvidia-ml.so.1` is opened with `libloading` when the
+//! agent starts rather than linked. When it cannot be loaded or
+//! initialized, [`Nvml::load`] answers `None` and the agent reports no
+//! GPUs and an empty driver version.
+//!
+//! Only the handful of calls the agent needs are bound. Every `unsafe`
+//! block is a single FFI call (or symbol lookup) whose contract is noted
+//! next to it; strings come back through fixed buffers that are checked
+//! for a NUL terminator before being read.
+
+use std::ffi::{c_char, c_uint, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use libloading::Library;
+use neocloud_types::AgentGpu;
+
+/// `nvmlReturn_t`: a C enum, 0 is success.
+type NvmlReturn = c_uint;
+/// `nvmlDevice_t`: an opaque pointer owned by the library.
+type Device = *mut c_void;
+
+const NVML_SUCCESS: NvmlReturn = 0;
+/// Big enough for every string NVML returns (its largest documented
+/// buffer size is 96 bytes).
+const STRING_BUFFER: usize = 256;
+
+/// `nvmlMemory_t`.
+#[repr(C)]
+#[derive(Default)]
+struct Memory {
+    total: u64,
+    free: u64,
+    used: u64,
+}
+
+/// `nvmlPciInfo_t` (the layout `nvmlDeviceGetPciInfo_v3` fills).
+#[repr(C)]
+struct PciInfo {
+    bus_id_legacy: [c_char; 16],
+    domain: c_uint,
+    bus: c_uint,
+    device: c_uint,
+    pci_device_id: c_uint,
+    pci_sub_system_id: c_uint,
+    bus_id: [c_char; 32],
+}
+
+type InitFn = unsafe extern "C" fn() -> NvmlReturn;
+type StrFn = unsafe extern "C" fn(*mut c_char, c_uint) -> NvmlReturn;
+type CountFn = unsafe extern "C" fn(*mut c_uint) -> NvmlReturn;
+type HandleFn = unsafe extern "C" fn(c_uint, *mut Device) -> NvmlReturn;
+type DevStrFn = unsafe extern "C" fn(Device, *mut c_char, c_uint) -> NvmlReturn;
+type MemoryFn = unsafe extern "C" fn(Device, *mut Memory) -> NvmlReturn;
+type PciFn = unsafe extern "C" fn(Device, *mut PciInfo) -> NvmlReturn;
+
+/// An initialized NVML. `nvmlShutdown` is called when it is dropped.
+pub struct Nvml {
+    shutdown: InitFn,
+    driver_version: StrFn,
+    count: CountFn,
+    handle: HandleFn,
+    name: DevStrFn,
+    uuid: DevStrFn,
+    serial: DevStrFn,
+    memory: MemoryFn,
+    pci: PciFn,
+    vbios: DevStrFn,
+    // Keeps the library mapped while the function pointers above are used;
+    // dropped after `Drop::drop` has called `nvmlShutdown`.
+    _lib: Library,
+}
+
+/// The library's soname, as installed by the NVIDIA driver.
+pub const LIBRARY: &str = "libnvidia-ml.so.1";
+
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+impl Nvml {
+    /// Loads and initializes NVML from [`LIBRARY`]; `None` when there is
+    /// no NVIDIA driver (logged once per process to stderr).
+    pub fn load() -> Option<Nvml> {
+        Nvml::load_from(LIBRARY)
+    }
+
+    /// Like [`Nvml::load`] from a given library path or name.
+    pub fn load_from(path: &str) -> Option<Nvml> {
+        match Nvml::try_load(path) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                if !REPORTED.swap(true, Ordering::Relaxed) {
+                    eprintln!("neocloud-agent: NVML unavailable ({e}); reporting no GPUs");
+                }
+                None
+            }
+        }
+    }
+
+    fn try_load(path: &str) -> Result<Nvml, String> {
+        // SAFETY: loading a shared library runs its initializers; NVML's are
+        // the driver's own and have no preconditions on us.
+        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {path}: {e}"))?;
+        // SAFETY (each `sym` call): the type given is the C prototype from
+        // nvml.h for that symbol name; the pointer is copied out of the
+        // `Symbol` and only used while `_lib` keeps the library loaded.
+        unsafe {
+            let init: InitFn = sym(&lib, b"nvmlInit_v2\0")?;
+            let shutdown: InitFn = sym(&lib, b"nvmlShutdown\0")?;
+            let driver_version: StrFn = sym(&lib, b"nvmlSystemGetDriverVersion\0")?;
+            let count: CountFn = sym(&lib, b"nvmlDeviceGetCount_v2\0")?;
+            let handle: HandleFn = sym(&lib, b"nvmlDeviceGetHandleByIndex_v2\0")?;
+            let name: DevStrFn = sym(&lib, b"nvmlDeviceGetName\0")?;
+            let uuid: DevStrFn = sym(&lib, b"nvmlDeviceGetUUID\0")?;
+            let serial: DevStrFn = sym(&lib, b"nvmlDeviceGetSerial\0")?;
+            let memory: MemoryFn = sym(&lib, b"nvmlDeviceGetMemoryInfo\0")?;
+            let pci: PciFn = sym(&lib, b"nvmlDeviceGetPciInfo_v3\0")?;
+            let vbios: DevStrFn = sym(&lib, b"nvmlDeviceGetVbiosVersion\0")?;
+            // nvmlInit_v2 takes no arguments; it fails (non-zero) when the
+            // kernel driver is not loaded. Only after it succeeds is an
+            // `Nvml` built, so `Drop` (nvmlShutdown) pairs with a good init.
+            let rc = init();
+            if rc != NVML_SUCCESS {
+                return Err(format!("nvmlInit_v2 failed with code {rc}"));
+            }
+            Ok(Nvml {
+                shutdown,
+                driver_version,
+                count,
+                handle,
+                name,
+                uuid,
+                serial,
+                memory,
+                pci,
+                vbios,
+                _lib: lib,
+            })
+        }
+    }
+
+    /// The driver version, e.g. `550.54.15`; empty if NVML cannot say.
+    pub fn driver_version(&self) -> String {
+        // SAFETY: fills at most `len` bytes of the buffer.
+        read_string(|buf, len| unsafe { (self.driver_version)(buf, len) }).unwrap_or_default()
+    }
+
+    /// The number of GPUs NVML sees (0 if it cannot say).
+    pub fn count(&self) -> u32 {
+        let mut n: c_uint = 0;
+        // SAFETY: writes one `unsigned int`.
+        let rc = unsafe { (self.count)(&mut n) };
+        if rc == NVML_SUCCESS {
+            n
+        } else {
+            0
+        }
+    }
+
+    fn device(&self, index: u32) -> Result<Device, String> {
+        let mut dev: Device = std::ptr::null_mut();
+        // SAFETY: writes one handle; handles stay valid until nvmlShutdown,
+        // which only runs when `self` is dropped.
+        let rc = unsafe { (self.handle)(index, &mut dev) };
+        if rc != NVML_SUCCESS || dev.is_null() {
+            return Err(format!("nvmlDeviceGetHandleByIndex_v2({index}) failed with code {rc}"));
+        }
+        Ok(dev)
+    }
+
+    fn device_string(&self, f: DevStrFn, dev: Device) -> Result<String, NvmlReturn> {
+        // SAFETY: `dev` is a live handle from `device`; fills at most `len`
+        // bytes of the buffer.
+        read_string(|buf, len| unsafe { f(dev, buf, len) })
+    }
+
+    /// One GPU by NVML index. Its serial number is empty where the board
+    /// does not report one (NOT_SUPPORTED on many consumer boards).
+    pub fn gpu(&self, index: u32) -> Result<AgentGpu, String> {
+        let dev = self.device(index)?;
+        let name = self
+            .device_string(self.name, dev)
+            .map_err(|rc| format!("nvmlDeviceGetName failed with code {rc}"))?;
+        let uuid = self
+            .device_string(self.uuid, dev)
+            .map_err(|rc| format!("nvmlDeviceGetUUID failed with code {rc}"))?;
+        let serial = self.device_string(self.serial, dev).unwrap_or_default();
+        let mut mem = Memory::default();
+        // SAFETY: `dev` is live; writes one `nvmlMemory_t`.
+        let rc = unsafe { (self.memory)(dev, &mut mem) };
+        let memory_mib = if rc == NVML_SUCCESS { mem.total / (1024 * 1024) } else { 0 };
+        let mut pci = PciInfo {
+            bus_id_legacy: [0; 16],
+            domain: 0,
+            bus: 0,
+            device: 0,
+            pci_device_id: 0,
+            pci_sub_system_id: 0,
+            bus_id: [0; 32],
+        };
+        // SAFETY: `dev` is live; writes one `nvmlPciInfo_t`.
+        let rc = unsafe { (self.pci)(dev, &mut pci) };
+        let pci_bus_id = if rc == NVML_SUCCESS {
+            c_chars_to_string(&pci.bus_id).unwrap_or_else(|| {
+                format!("{:08X}:{:02X}:{:02X}.0", pci.domain, pci.bus, pci.device)
+            })
+        } else {
+            String::new()
+        };
+        Ok(AgentGpu { index, name, uuid, serial, memory_mib, pci_bus_id })
+    }
+
+    /// Every GPU; those NVML fails to describe are left out (and logged).
+    pub fn gpus(&self) -> Vec<AgentGpu> {
+        (0..self.count())
+            .filter_map(|i| match self.gpu(i) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    eprintln!("neocloud-agent: GPU {i}: {e}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The VBIOS version of GPU `index`.
+    pub fn vbios_version(&self, index: u32) -> Result<String, String> {
+        let dev = self.device(index)?;
+        self.device_string(self.vbios, dev)
+            .map_err(|rc| format!("nvmlDeviceGetVbiosVersion failed with code {rc}"))
+    }
+}
+
+impl Drop for Nvml {
+    fn drop(&mut self) {
+        // SAFETY: NVML was initialized (see `try_load`); no handle outlives
+        // `self`.
+        unsafe {
+            (self.shutdown)();
+        }
+    }
+}
+
+/// Looks a symbol up and copies the function pointer out.
+///
+/// # Safety
+/// `T` must be the symbol's true C function type.
+unsafe fn sym<T: Copy>(lib: &Library, name: &[u8]) -> Result<T, String> {
+    // SAFETY: upheld by the caller (the type matches the symbol).
+    unsafe { lib.get::<T>(name) }.map(|s| *s).map_err(|e| {
+        let n = String::from_utf8_lossy(&name[..name.len().saturating_sub(1)]).into_owned();
+        format!("symbol {n} missing: {e}")
+    })
+}
+
+/// Calls an NVML string getter with a zeroed buffer and reads the result,
+/// which must be NUL-terminated within the buffer.
+fn read_string(f: impl FnOnce(*mut c_char, c_uint) -> NvmlReturn) -> Result<String, NvmlReturn> {
+    let mut buf = [0 as c_char; STRING_BUFFER];
+    let rc = f(buf.as_mut_ptr(), STRING_BUFFER as c_uint);
+    if rc != NVML_SUCCESS {
+        return Err(rc);
+    }
+    // An unterminated answer would be a library bug; treat it as a failure
+    // rather than read past what we can trust.
+    c_chars_to_string(&buf).ok_or(u32::MAX)
+}
+
+/// The C string in `buf`, if it is NUL-terminated within `buf`.
+fn c_chars_to_string(buf: &[c_char]) -> Option<String> {
+    // `c_char` is i8 or u8 depending on the target: reinterpret the bytes.
+    let bytes: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
+    CStr::from_bytes_until_nul(&bytes).ok().map(|s| s.to_string_lossy().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_is_none() {
+        assert!(Nvml::load_from("libneocloud-no-such-nvml.so.1").is_none());
+    }
+
+    #[test]
+    fn a_library_without_nvml_symbols_is_none() {
+        // libc is present everywhere but has no nvmlInit_v2.
+        assert!(Nvml::load_from("libc.so.6").is_none());
+    }
+
+    #[test]
+    fn c_strings_must_be_terminated() {
+        let ok: Vec<c_char> = b"H100\0junk".iter().map(|&b| b as c_char).collect();
+        assert_eq!(c_chars_to_string(&ok).as_deref(), Some("H100"));
+        let unterminated: Vec<c_char> = b"H100".iter().map(|&b| b as c_char).collect();
+        assert_eq!(c_chars_to_string(&unterminated), None);
+        assert_eq!(read_string(|_, _| 3), Err(3));
+        let got = read_string(|buf, len| {
+            // Fills the whole buffer without a NUL.
+            // SAFETY: `buf` has `len` writable bytes.
+            unsafe { std::ptr::write_bytes(buf, b'x', len as usize) };
+            0
+        });
+        assert_eq!(got, Err(u32::MAX));
+    }
+}

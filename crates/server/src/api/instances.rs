@@ -1,0 +1,263 @@
+//! `/v1/tenants/{tenant}/projects/{project}/instances`: bare-metal
+//! instances. Creating them places whole nodes (all or nothing), holds each
+//! node with its own allocation and quota claim, and records instances in
+//! `pending`; the lifecycle controller provisions them. Releasing records
+//! the intent; the controller sanitizes the node and then frees it.
+
+use super::allocations::{amounts, check_count, claim, instance_type, plan};
+use super::{schema, Call, Handler, Method, Op, Reply, Resp, Scope};
+use crate::placement::Effect;
+use neocloud_authz::{Action, Resource};
+use neocloud_common::{Error, NameOrId, Result};
+use neocloud_placement::Placement;
+use neocloud_store::{agents, allocations, images, instances, Reader, Writer};
+use neocloud_types::{
+    AllocationKind, ImagePurpose, Instance, InstanceCreate, InstanceKind, InstanceState, List,
+    SanitizationRecord,
+};
+
+/// Most SSH keys per instance, and the largest user-data.
+pub const MAX_SSH_KEYS: usize = 32;
+pub const MAX_USER_DATA: usize = 64 * 1024;
+
+#[allow(clippy::too_many_arguments)]
+fn op(
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    action: Action,
+    request: Option<super::SchemaFn>,
+    response: Resp,
+    handler: Handler,
+) -> Op {
+    Op {
+        id,
+        method,
+        path,
+        summary,
+        tag: "instances",
+        resource: Resource::Instance,
+        action,
+        scope: Scope::Project,
+        query: &[],
+        request,
+        response,
+        idempotent: action == Action::Create,
+        handler,
+    }
+}
+
+pub(super) fn ops() -> Vec<Op> {
+    let base = "/v1/tenants/{tenant}/projects/{project}/instances";
+    let item = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}";
+    let record = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/sanitization";
+    vec![
+        op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
+            Action::List, None, Resp::Json(200, schema::<List<Instance>>), Handler::Read(list)),
+        op("instance_create", Method::Post, base,
+            "Create bare-metal instances: whole nodes placed together (all or nothing), provisioned with an image",
+            Action::Create, Some(schema::<InstanceCreate>), Resp::Json(201, schema::<List<Instance>>),
+            Handler::Write(create)),
+        op("instance_get", Method::Get, item, "One instance, with its progress", Action::Read, None,
+            Resp::Json(200, schema::<Instance>), Handler::Read(get)),
+        op("instance_release", Method::Delete, item,
+            "Release an instance: its node is sanitized, then returns to the pool with a signed record",
+            Action::Delete, None, Resp::Json(202, schema::<Instance>), Handler::Write(release)),
+        op("instance_sanitization", Method::Get, record,
+            "The signed sanitization records of a released instance's node",
+            Action::Read, None, Resp::Json(200, schema::<List<SanitizationRecord>>),
+            Handler::Read(sanitization)),
+    ]
+}
+
+fn ids<'a>(c: &'a Call<'_>) -> Result<(&'a str, &'a str)> {
+    Ok((c.tenant()?.id.as_str(), c.project()?.id.as_str()))
+}
+
+fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<Instance> {
+    let (t, p) = ids(c)?;
+    let key = c.key("instance")?;
+    instances::lookup(r, t, p, &key)?.ok_or_else(|| Error::not_found("instance", key.to_string()))
+}
+
+fn list(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let (t, p) = ids(c)?;
+    Reply::ok(&List { items: instances::list(r, t, p)? })
+}
+
+fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    Reply::ok(&find(c, r)?)
+}
+
+fn check_ssh_keys(keys: &[String]) -> Result<()> {
+    if keys.len() > MAX_SSH_KEYS {
+        return Err(Error::invalid_value("ssh_keys", format!("at most {MAX_SSH_KEYS} keys")));
+    }
+    const TYPES: [&str; 4] = ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"];
+    for (i, k) in keys.iter().enumerate() {
+        let field = format!("ssh_keys[{i}]");
+        if k.len() > 8192 || k.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid_value(field, "one line of at most 8192 characters"));
+        }
+        let mut parts = k.split_whitespace();
+        let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+            return Err(Error::invalid_value(
+                field,
+                "an OpenSSH public key: `<type> <base64> [comment]`",
+            ));
+        };
+        if !TYPES.iter().any(|t| kind.starts_with(t))
+            || !blob.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        {
+            return Err(Error::invalid_value(
+                field,
+                "an OpenSSH public key: `<type> <base64> [comment]`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: InstanceCreate = c.body()?;
+    let (tenant, project) = ids(c)?;
+    check_ssh_keys(&p.ssh_keys)?;
+    if let Some(u) = &p.user_data {
+        if u.len() > MAX_USER_DATA {
+            return Err(Error::invalid_value(
+                "user_data",
+                format!("at most {MAX_USER_DATA} bytes"),
+            ));
+        }
+    }
+    let it = instance_type(w, &p.instance_type)?;
+    match it.kind {
+        InstanceKind::BareMetal => {}
+        InstanceKind::Vm | InstanceKind::Mig => {
+            return Err(Error::invalid_value(
+                "instance_type",
+                format!("{} is a {} type: instances are bare metal (use allocations for VM and MIG capacity)", it.name, it.kind.as_str()),
+            ))
+        }
+    }
+    check_count(&it, p.count)?;
+    let names: Vec<String> = if p.count == 1 {
+        vec![p.name.to_string()]
+    } else {
+        (0..p.count).map(|i| format!("{}-{i}", p.name)).collect()
+    };
+    if names.iter().any(|n| n.len() > 63) {
+        return Err(Error::invalid_value("name", "too long for the numbered names of this count"));
+    }
+    let key = NameOrId::parse("image", &p.image)
+        .map_err(|_| Error::invalid_value("image", format!("no image {}", p.image)))?;
+    let image = images::lookup(w, &key)?
+        .filter(|i| i.purpose == ImagePurpose::Tenant)
+        .ok_or_else(|| Error::invalid_value("image", format!("no tenant image {}", p.image)))?;
+    if images::sanitizer(w)?.is_none() {
+        return Err(Error::conflict(
+            "the provider has not registered a sanitizer image: nodes could not be handed back safely, so none are handed out",
+        ));
+    }
+    for n in &names {
+        if instances::lookup(
+            w,
+            tenant,
+            project,
+            &NameOrId::Name(
+                neocloud_common::Name::parse(n).map_err(|e| Error::invalid_value("name", e))?,
+            ),
+        )?
+        .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                kind: "instance",
+                field: "name".into(),
+                value: n.clone(),
+            });
+        }
+    }
+    let placement = plan(c, w, &it, p.count, &p.constraints)?;
+    let group = crate::placement::engine_group(tenant, &p.constraints);
+    let mut reply_items = Vec::with_capacity(names.len());
+    let mut effects = Vec::new();
+    for (name, a) in names.iter().zip(placement.assignments.iter()) {
+        let one = Placement { assignments: vec![a.clone()] };
+        let claim_id =
+            claim(c, w, &amounts(&it, 1, &one)?, &format!("instance {name} ({})", it.name))?;
+        let alloc_id = neocloud_common::new_id();
+        allocations::create(
+            w,
+            &allocations::NewAllocation {
+                id: &alloc_id,
+                tenant_id: tenant,
+                project_id: project,
+                instance_type_id: &it.id,
+                kind: AllocationKind::Allocation,
+                reservation_id: None,
+                count: 1,
+                constraints: &p.constraints,
+                placement: &one,
+                claim_id: &claim_id,
+                units: &one.units(&it.gpu_model),
+            },
+        )?;
+        let inst = instances::create(
+            w,
+            &instances::NewInstance {
+                id: &neocloud_common::new_id(),
+                name,
+                tenant_id: tenant,
+                project_id: project,
+                instance_type_id: &it.id,
+                image_id: &image.id,
+                allocation_id: &alloc_id,
+                node_id: &a.node_id,
+                ssh_keys: &p.ssh_keys,
+                user_data: p.user_data.as_deref(),
+            },
+        )?;
+        effects.push(Effect::Apply { id: alloc_id, placement: one, group: group.clone() });
+        reply_items.push(inst);
+    }
+    let g = allocations::bump_placement_generation(w)?;
+    let first = reply_items.first().map(|i| i.id.clone()).unwrap_or_default();
+    let mut reply = Reply::created(&first, &List { items: reply_items })?;
+    for e in effects {
+        reply = reply.with_effect(e);
+    }
+    Ok(reply.with_effect(Effect::Generation(g)))
+}
+
+/// Records the intent; the controller does the rest. Releasing a released
+/// instance changes nothing.
+fn release(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let i = find(c, w)?;
+    if i.state != InstanceState::Released {
+        instances::request_release(w, &i.id)?;
+    }
+    let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
+    r.status = 202;
+    Ok(r)
+}
+
+pub(super) fn records(rows: Vec<agents::StoredRecord>) -> Result<Vec<SanitizationRecord>> {
+    rows.into_iter()
+        .map(|(id, signed_json, signature, public_key)| {
+            Ok(SanitizationRecord {
+                id,
+                body: serde_json::from_str(&signed_json)
+                    .map_err(|e| Error::internal(format!("sanitization record: {e}")))?,
+                signed_json,
+                signature,
+                public_key,
+            })
+        })
+        .collect()
+}
+
+fn sanitization(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let i = find(c, r)?;
+    Reply::ok(&List { items: records(agents::records_for_instance(r, &i.tenant_id, &i.id)?)? })
+}

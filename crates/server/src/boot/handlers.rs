@@ -1,0 +1,232 @@
+//! The boot service's and the agent API's request handlers. Synchronous
+//! (the transport runs them on blocking threads); they record what nodes
+//! report and never change a node's lifecycle state.
+
+use super::{hash, new_secret, render};
+use crate::dispatch::App;
+use neocloud_common::{time::now_micros, Error, Result};
+use neocloud_store::{agents, audit, images, instances, nodes, Writer};
+use neocloud_types::{
+    AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStepResult,
+    ImagePurpose, NodeLifecycle,
+};
+
+/// Where nodes reach the control plane, and how often agents report.
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    pub base_url: String,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// A plain-text answer (iPXE script or cloud-init document).
+pub struct Text {
+    pub status: u16,
+    pub body: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    crate::api::parse_body(body)
+}
+
+/// The node's boot token, opened, while the node works for that token's
+/// instance and purpose; `None` when it has nothing to boot.
+fn current_boot(
+    app: &App,
+    r: &mut dyn neocloud_store::Reader,
+    node: &neocloud_types::Node,
+) -> Result<Option<(agents::BootToken, String)>> {
+    let Some(tok) = agents::boot_token(r, &node.id)? else { return Ok(None) };
+    let live = match (&node.lifecycle, tok.purpose) {
+        (NodeLifecycle::Provisioning { instance_id, .. }, ImagePurpose::Tenant)
+        | (NodeLifecycle::Releasing { instance_id, .. }, ImagePurpose::Sanitizer) => {
+            instance_id == &tok.instance_id
+        }
+        (
+            NodeLifecycle::Enrolling
+            | NodeLifecycle::Inspecting
+            | NodeLifecycle::Available
+            | NodeLifecycle::Provisioning { .. }
+            | NodeLifecycle::Active { .. }
+            | NodeLifecycle::Releasing { .. }
+            | NodeLifecycle::Sanitizing { .. }
+            | NodeLifecycle::Maintenance
+            | NodeLifecycle::Failed { .. },
+            ImagePurpose::Tenant | ImagePurpose::Sanitizer,
+        ) => false,
+    };
+    if !live {
+        return Ok(None);
+    }
+    let token = app.secrets.open(&tok.token_sealed)?;
+    Ok(Some((tok, token)))
+}
+
+/// `GET /boot/ipxe?mac=`: the script for the node owning the MAC.
+pub fn ipxe(app: &App, cfg: &BootConfig, mac: Option<&str>) -> Result<Text> {
+    let mac = mac.filter(|m| is_mac(m)).ok_or_else(|| {
+        Error::invalid_request("mac", "a MAC address (aa:bb:cc:dd:ee:ff) is required")
+    })?;
+    app.store.read(|r| {
+        let Some(node) = nodes::by_mac(r, mac)? else {
+            return Ok(Text { status: 404, body: render::ipxe_local("unknown MAC address") });
+        };
+        let Some((tok, token)) = current_boot(app, r, &node)? else {
+            return Ok(Text {
+                status: 200,
+                body: render::ipxe_local(
+                    "no network boot for this node now: booting the local disk",
+                ),
+            });
+        };
+        let image = match tok.purpose {
+            ImagePurpose::Tenant => {
+                let i = instances::by_id(r, &tok.instance_id)?;
+                images::get(r, &i.image_id)?
+            }
+            ImagePurpose::Sanitizer => images::sanitizer(r)?
+                .ok_or_else(|| Error::conflict("no sanitizer image in the catalog"))?,
+        };
+        Ok(Text {
+            status: 200,
+            body: render::ipxe(&render::Boot {
+                base_url: &cfg.base_url,
+                token: &token,
+                image: &image,
+            }),
+        })
+    })
+}
+
+fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `GET /boot/nocloud/{token}/{doc}`.
+pub fn nocloud(app: &App, cfg: &BootConfig, token: &str, doc: &str) -> Result<Text> {
+    app.store.read(|r| {
+        let tok = agents::boot_token_by_hash(r, &hash(token))?
+            .ok_or_else(|| Error::not_found("boot token", "(given)"))?;
+        let node = nodes::get(r, &tok.node_id)?;
+        if current_boot(app, r, &node)?.is_none() {
+            return Err(Error::not_found("boot token", "(given)"));
+        }
+        let inst = instances::by_id(r, &tok.instance_id)?;
+        let body = match (doc, tok.purpose) {
+            ("meta-data", ImagePurpose::Tenant) => {
+                render::meta_data(&inst.id, &inst.name, &inst.ssh_keys)
+            }
+            // The sanitizer gets no tenant data at all.
+            ("meta-data", ImagePurpose::Sanitizer) => render::meta_data(
+                &format!("sanitize-{}", inst.id),
+                &format!("sanitize-{}", node.id),
+                &[],
+            ),
+            ("user-data", ImagePurpose::Tenant) => {
+                render::user_data(instances::user_data(r, &inst.id)?.as_deref())
+            }
+            ("user-data", ImagePurpose::Sanitizer) => render::user_data(None),
+            ("vendor-data", ImagePurpose::Tenant | ImagePurpose::Sanitizer) => {
+                render::vendor_data(&cfg.base_url, token)
+            }
+            (other, _) => return Err(Error::not_found("nocloud document", other)),
+        };
+        Ok(Text { status: 200, body })
+    })
+}
+
+fn agent_event(w: &mut dyn Writer, node_id: &str, action: &str, outcome: &str) -> Result<()> {
+    audit::append(
+        w,
+        audit::PROVIDER_CHAIN,
+        &audit::NewEvent {
+            time: now_micros(),
+            actor: "agent".into(),
+            actor_name: format!("agent@{node_id}"),
+            token_id: None,
+            role: None,
+            tenant_id: None,
+            action: action.into(),
+            target: format!("/v1/nodes/{node_id}"),
+            outcome: outcome.into(),
+            status: 200,
+            request_id: neocloud_common::new_id(),
+        },
+    )
+    .map(|_| ())
+}
+
+/// `POST /agent/v1/register`: the one-time token for the agent's own
+/// credential. The token must be the node's current one, unused, and the
+/// node must be booting for it.
+pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<AgentRegistered> {
+    let p: AgentRegister = parse(body)?;
+    app.anonymous_limiter.check(peer)?;
+    let credential = new_secret()?;
+    let refused =
+        || Error::Unauthenticated { internal: "boot token unknown, used or stale".into() };
+    let rec = app.store.write(|w| {
+        let h = hash(&p.token);
+        let Some(tok) = agents::boot_token_by_hash(w, &h)? else { return Err(refused()) };
+        let node = nodes::get(w, &tok.node_id)?;
+        if current_boot(app, w, &node)?.is_none() || !agents::consume_boot_token(w, &h)? {
+            return Err(refused());
+        }
+        let rec = agents::create_agent(w, &tok, &hash(&credential), &p.inventory)?;
+        agent_event(w, &node.id, &format!("agent_register_{}", tok.purpose.as_str()), "success")?;
+        Ok(rec)
+    })?;
+    Ok(AgentRegistered {
+        agent_id: rec.id,
+        node_id: rec.node_id,
+        credential,
+        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+    })
+}
+
+fn authenticate(app: &App, authorization: Option<&str>) -> Result<agents::AgentRecord> {
+    let cred = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| Error::Unauthenticated { internal: "no agent credential".into() })?;
+    app.store.read(|r| agents::agent_by_credential(r, &hash(cred.trim())))?.ok_or_else(|| {
+        Error::Unauthenticated { internal: "agent credential unknown or revoked".into() }
+    })
+}
+
+/// `POST /agent/v1/heartbeat`: records health; answers the steps waiting.
+pub fn heartbeat(
+    app: &App,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<AgentHeartbeatReply> {
+    let p: AgentHeartbeat = parse(body)?;
+    let agent = authenticate(app, authorization)?;
+    let health: String = p.health.chars().take(512).collect();
+    let steps = app.store.write(|w| {
+        agents::heartbeat(w, &agent.id, &health)?;
+        agents::pending_steps(w, &agent.id)
+    })?;
+    Ok(AgentHeartbeatReply { steps })
+}
+
+/// `POST /agent/v1/steps/{id}`: records a step's result (once; a retried
+/// report of a done step is accepted and changes nothing).
+pub fn step_result(
+    app: &App,
+    authorization: Option<&str>,
+    step_id: &str,
+    body: &[u8],
+) -> Result<()> {
+    let p: AgentStepResult = parse(body)?;
+    let agent = authenticate(app, authorization)?;
+    app.store.write(|w| {
+        if !agents::step_exists(w, &agent.id, step_id)? {
+            return Err(Error::not_found("step", step_id));
+        }
+        if agents::complete_step(w, &agent.id, step_id, &p)? {
+            agent_event(w, &agent.node_id, "agent_step", if p.ok { "success" } else { "failed" })?;
+        }
+        Ok(())
+    })
+}

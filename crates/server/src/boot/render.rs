@@ -1,0 +1,138 @@
+//! Pure renderers: the iPXE script and the cloud-init NoCloud documents a
+//! node gets while it boots. Strings that reach YAML are emitted as JSON
+//! strings (valid YAML double-quoted scalars), so no tenant input can add
+//! keys or lines.
+
+use neocloud_types::Image;
+
+/// What the boot service knows about a node booting for an instance.
+pub struct Boot<'a> {
+    /// The URL nodes reach the control plane at.
+    pub base_url: &'a str,
+    pub token: &'a str,
+    pub image: &'a Image,
+}
+
+/// iPXE script that boots `b.image` with the metadata source and the
+/// one-time token on the kernel command line.
+pub fn ipxe(b: &Boot<'_>) -> String {
+    let base = b.base_url.trim_end_matches('/');
+    let mut cmdline = String::new();
+    if !b.image.cmdline.trim().is_empty() {
+        cmdline.push_str(b.image.cmdline.trim());
+        cmdline.push(' ');
+    }
+    cmdline.push_str(&format!(
+        "neocloud.api={base} neocloud.token={token} ds=nocloud-net;s={base}/boot/nocloud/{token}/",
+        token = b.token
+    ));
+    if let Some(root) = &b.image.root_url {
+        cmdline.push_str(&format!(" neocloud.root={root}"));
+        if let Some(sum) = &b.image.root_sha256 {
+            cmdline.push_str(&format!(" neocloud.root_sha256={sum}"));
+        }
+    }
+    format!(
+        "#!ipxe\n# neocloud: {purpose} image {name}\nkernel {kernel} initrd=initrd {cmdline}\ninitrd --name initrd {initrd}\nboot\n",
+        purpose = b.image.purpose.as_str(),
+        name = b.image.name,
+        kernel = b.image.kernel_url,
+        initrd = b.image.initrd_url,
+    )
+}
+
+/// The script for a node with nothing to boot over the network: leave
+/// iPXE and boot the next device (the local disk).
+pub fn ipxe_local(reason: &str) -> String {
+    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+    format!("#!ipxe\necho neocloud: {reason}\nexit\n")
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// NoCloud `meta-data`: the instance id, hostname and SSH keys.
+pub fn meta_data(instance_id: &str, hostname: &str, ssh_keys: &[String]) -> String {
+    let mut out = format!("instance-id: {}\nlocal-hostname: {}\n", q(instance_id), q(hostname));
+    if !ssh_keys.is_empty() {
+        out.push_str("public-keys:\n");
+        for k in ssh_keys {
+            out.push_str(&format!("  - {}\n", q(k)));
+        }
+    }
+    out
+}
+
+/// NoCloud `user-data`: the tenant's own, or an empty cloud-config.
+pub fn user_data(tenant: Option<&str>) -> String {
+    match tenant {
+        Some(u) => u.to_string(),
+        None => "#cloud-config\n{}\n".to_string(),
+    }
+}
+
+/// NoCloud `vendor-data`: the provider's part, which starts the agent with
+/// the one-time token.
+pub fn vendor_data(base_url: &str, token: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    format!(
+        "#cloud-config\nruncmd:\n  - [{}, {}, {}, {}, {}]\n",
+        q("neocloud-agent"),
+        q("--api"),
+        q(base),
+        q("--token"),
+        q(token)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neocloud_types::ImagePurpose;
+
+    fn image() -> Image {
+        Image {
+            id: "img".into(),
+            name: "ubuntu-24-04".into(),
+            purpose: ImagePurpose::Tenant,
+            kernel_url: "http://images.example/vmlinuz".into(),
+            initrd_url: "http://images.example/initrd".into(),
+            root_url: Some("http://images.example/root.img".into()),
+            root_sha256: Some("ab".repeat(32)),
+            cmdline: "console=ttyS0".into(),
+            description: String::new(),
+            generation: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn ipxe_script_carries_image_token_and_metadata_source() {
+        let img = image();
+        let s = ipxe(&Boot { base_url: "http://10.0.0.1:8080/", token: "tok123", image: &img });
+        let expected = format!(
+            "#!ipxe\n# neocloud: tenant image ubuntu-24-04\nkernel http://images.example/vmlinuz initrd=initrd console=ttyS0 neocloud.api=http://10.0.0.1:8080 neocloud.token=tok123 ds=nocloud-net;s=http://10.0.0.1:8080/boot/nocloud/tok123/ neocloud.root=http://images.example/root.img neocloud.root_sha256={}\ninitrd --name initrd http://images.example/initrd\nboot\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(s, expected);
+        assert_eq!(ipxe_local("no\nboot"), "#!ipxe\necho neocloud: noboot\nexit\n");
+    }
+
+    #[test]
+    fn tenant_input_cannot_add_yaml_keys() {
+        let md = meta_data("i-1", "web-0", &["ssh-ed25519 AAAA x\nevil: true".into()]);
+        assert_eq!(
+            md,
+            "instance-id: \"i-1\"\nlocal-hostname: \"web-0\"\npublic-keys:\n  - \"ssh-ed25519 AAAA x\\nevil: true\"\n"
+        );
+        assert!(!md.lines().any(|l| l.starts_with("evil")));
+        assert_eq!(user_data(None), "#cloud-config\n{}\n");
+        assert_eq!(user_data(Some("#!/bin/sh\necho hi\n")), "#!/bin/sh\necho hi\n");
+        assert_eq!(
+            vendor_data("http://cp:8080", "t"),
+            "#cloud-config\nruncmd:\n  - [\"neocloud-agent\", \"--api\", \"http://cp:8080\", \"--token\", \"t\"]\n"
+        );
+    }
+}

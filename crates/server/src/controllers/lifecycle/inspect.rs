@@ -1,0 +1,124 @@
+//! enrolling, inspecting, available: reaching the BMC, reading the
+//! inventory, and picking up a placed instance or maintenance.
+
+use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
+use crate::secrets::SecretBox;
+use neocloud_placement::Availability;
+use neocloud_redfish::Inventory;
+use neocloud_store::{instances, nodes, Store};
+use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
+
+impl LifecycleController {
+    pub(super) fn enrolling(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let (bmc, _) = self.bmc(store, secrets, n)?;
+        let system = bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?;
+        self.advance(store, n, NodeLifecycle::Inspecting, |w| {
+            nodes::set_system_path(w, &n.id, &system)
+        })
+    }
+
+    /// Reads the inventory. A clean node becomes available; a dirty one
+    /// (it held a tenant and was not sanitized) goes to be sanitized.
+    pub(super) fn inspecting(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let (bmc, system) = self.bmc(store, secrets, n)?;
+        let system = match system {
+            Some(s) => s,
+            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
+        };
+        let inv = bmc.inventory(&system).map_err(StepError::from)?;
+        let found = gpus_found(&inv);
+        let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
+        let firmware: Vec<(String, String)> =
+            inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
+        let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
+        let record = |w: &mut dyn neocloud_store::Writer| {
+            nodes::record_inventory(
+                w,
+                &n.id,
+                &nodes::Inspected {
+                    gpus: found.as_ref().map(|(m, c, g)| (m.as_str(), *c, *g)),
+                    macs: &macs,
+                    firmware: &firmware,
+                },
+            )
+        };
+        match dirty {
+            None => self.advance(store, n, NodeLifecycle::Available, record),
+            Some((tenant, instance)) => {
+                self.check_sanitizer(store)?;
+                let to = NodeLifecycle::Releasing {
+                    tenant_id: tenant,
+                    instance_id: instance.clone(),
+                    step: BootStep::SetBoot,
+                };
+                self.advance(store, n, to, |w| {
+                    record(w)?;
+                    issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)
+                })
+            }
+        }
+    }
+
+    /// An available node: inspect again, provision a placed instance (or
+    /// free one released before it started), or go into maintenance.
+    pub(super) fn available(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let inst = store.read(|r| instances::live_on_node(r, &n.id)).map_err(StepError::Store)?;
+        match inst {
+            Some(i) if i.state == InstanceState::Pending => {
+                let released = store
+                    .read(|r| instances::release_requested(r, &i.id))
+                    .map_err(StepError::Store)?;
+                if released {
+                    // Never started: nothing of the tenant's is on the node.
+                    return self.advance(store, n, NodeLifecycle::Available, |w| {
+                        super::free_instance(w, &i)
+                    });
+                }
+                let to = NodeLifecycle::Provisioning {
+                    tenant_id: i.tenant_id.clone(),
+                    instance_id: i.id.clone(),
+                    step: BootStep::SetBoot,
+                };
+                self.advance(store, n, to, |w| {
+                    // From here on the node may hold the tenant's data.
+                    nodes::set_dirty(w, &n.id, Some((&i.tenant_id, &i.id)))?;
+                    issue_token(w, secrets, &n.id, ImagePurpose::Tenant, &i.id)?;
+                    set_instance(w, &i, InstanceState::Provisioning, None)
+                })
+            }
+            Some(_) => Ok(false),
+            None if Self::inspect_requested(store, n)? => {
+                self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()))
+            }
+            None if n.availability == Availability::Maintenance => {
+                self.advance(store, n, NodeLifecycle::Maintenance, |_| Ok(()))
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// GPU model key, count and memory per GPU (GB) from an inventory.
+fn gpus_found(inv: &Inventory) -> Option<(String, u8, u32)> {
+    let first = inv.gpus.first()?;
+    let model = super::gpu_model_key(&first.model);
+    let count =
+        inv.gpus.iter().filter(|g| super::gpu_model_key(&g.model) == model).count().min(16) as u8;
+    let mem_gb = ((first.memory_mib as f64) / 1024.0).round() as u32;
+    Some((model, count, mem_gb.max(1)))
+}

@@ -1,0 +1,131 @@
+//! provisioning and active: booting a tenant's image over the network and
+//! handing the node over once its agent checks in.
+
+use super::{declared_macs, set_instance, LifecycleController, StepError};
+use crate::secrets::SecretBox;
+use neocloud_common::time::now_micros;
+use neocloud_redfish::{BootTarget, PowerState, ResetType};
+use neocloud_store::{agents, instances, Store};
+use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
+
+impl LifecycleController {
+    pub(super) fn provisioning(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+        step: BootStep,
+    ) -> Result<bool, StepError> {
+        // Released while provisioning: whatever was written, sanitize.
+        if store.read(|r| instances::release_requested(r, instance)).map_err(StepError::Store)? {
+            return self.start_release(store, secrets, n, tenant, instance);
+        }
+        let next = |step| NodeLifecycle::Provisioning {
+            tenant_id: tenant.to_string(),
+            instance_id: instance.to_string(),
+            step,
+        };
+        match step {
+            BootStep::SetBoot | BootStep::PowerCycle => {
+                self.boot_step(store, secrets, n, step)?;
+                let to = match step {
+                    BootStep::SetBoot => BootStep::PowerCycle,
+                    BootStep::PowerCycle | BootStep::AwaitAgent => BootStep::AwaitAgent,
+                };
+                self.advance(store, n, next(to), |_| Ok(()))
+            }
+            BootStep::AwaitAgent => {
+                let agent = store
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance))
+                    .map_err(StepError::Store)?;
+                match agent {
+                    Some(_) => {
+                        let to = NodeLifecycle::Active {
+                            tenant_id: tenant.to_string(),
+                            instance_id: instance.to_string(),
+                        };
+                        self.advance(store, n, to, |w| {
+                            let i = instances::by_id(w, instance)?;
+                            set_instance(w, &i, InstanceState::Ready, None)
+                        })
+                    }
+                    None => self.await_deadline(n, "the image's agent did not register"),
+                }
+            }
+        }
+    }
+
+    /// An active node: start releasing when its tenant released the instance.
+    pub(super) fn active(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+    ) -> Result<bool, StepError> {
+        if store.read(|r| instances::release_requested(r, instance)).map_err(StepError::Store)? {
+            return self.start_release(store, secrets, n, tenant, instance);
+        }
+        Ok(false)
+    }
+
+    /// The BMC side of booting from the network: the one-time boot
+    /// override, then power on (or reset a running node). Idempotent: a
+    /// step repeated after a crash sets the same override or resets again.
+    pub(super) fn boot_step(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        step: BootStep,
+    ) -> Result<(), StepError> {
+        let (bmc, system) = self.bmc(store, secrets, n)?;
+        let system = match system {
+            Some(s) => s,
+            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
+        };
+        match step {
+            BootStep::SetBoot => {
+                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)
+            }
+            BootStep::PowerCycle => {
+                let info = bmc.system(&system).map_err(StepError::from)?;
+                let allowed = |t: ResetType| {
+                    info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
+                };
+                let t = match info.power_state {
+                    PowerState::Off | PowerState::PoweringOff => ResetType::On,
+                    PowerState::On | PowerState::PoweringOn | PowerState::Unknown => {
+                        [ResetType::ForceRestart, ResetType::PowerCycle, ResetType::GracefulRestart]
+                            .into_iter()
+                            .find(|t| allowed(*t))
+                            .ok_or_else(|| {
+                                StepError::Fail(format!(
+                                    "the BMC allows no restart (allowed: {})",
+                                    info.reset_types.join(", ")
+                                ))
+                            })?
+                    }
+                };
+                bmc.reset(&system, t).map_err(StepError::from)
+            }
+            BootStep::AwaitAgent => Ok(()),
+        }
+    }
+
+    /// Waiting for an agent: nothing to do until the deadline, then fail.
+    pub(super) fn await_deadline(&self, n: &Node, what: &str) -> Result<bool, StepError> {
+        let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
+        let waited = now_micros().saturating_sub(since);
+        if waited > self.agent_timeout.as_micros() as i64 {
+            return Err(StepError::Fail(format!(
+                "{what} within {}s (check the image, the boot network and the node's console)",
+                self.agent_timeout.as_secs()
+            )));
+        }
+        Ok(false)
+    }
+}

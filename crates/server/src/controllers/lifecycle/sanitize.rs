@@ -1,0 +1,315 @@
+//! releasing and sanitizing: booting the provider's sanitizer, running its
+//! node-local steps, the BMC-side checks, and the signed record. The node
+//! becomes available only with a complete record.
+
+use super::{
+    declared_macs, free_instance, issue_token, set_instance, LifecycleController, StepError,
+};
+use crate::secrets::SecretBox;
+use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
+use neocloud_redfish::{PowerState, ResetType};
+use neocloud_store::{agents, images, instances, nodes, Store};
+use neocloud_types::{
+    AgentStepKind, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle, SanitizationBody,
+    SanitizationCheck, SanitizeStep, StepItem,
+};
+
+impl LifecycleController {
+    /// The catalog must have a sanitizer image to boot.
+    pub(super) fn check_sanitizer(&self, store: &Store) -> Result<(), StepError> {
+        match store.read(images::sanitizer).map_err(StepError::Store)? {
+            Some(_) => Ok(()),
+            None => Err(StepError::Fail(
+                "no sanitizer image in the catalog: add an image with purpose `sanitizer`".into(),
+            )),
+        }
+    }
+
+    /// Starts releasing: the tenant's agent credentials are revoked and a
+    /// sanitizer boot token issued, in the transition's transaction.
+    pub(super) fn start_release(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+    ) -> Result<bool, StepError> {
+        self.check_sanitizer(store)?;
+        let to = NodeLifecycle::Releasing {
+            tenant_id: tenant.to_string(),
+            instance_id: instance.to_string(),
+            step: BootStep::SetBoot,
+        };
+        self.advance(store, n, to, |w| {
+            agents::revoke_node_agents(w, &n.id)?;
+            issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
+            let i = instances::by_id(w, instance)?;
+            set_instance(w, &i, InstanceState::Releasing, None)
+        })
+    }
+
+    pub(super) fn releasing(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+        step: BootStep,
+    ) -> Result<bool, StepError> {
+        let next = |step| NodeLifecycle::Releasing {
+            tenant_id: tenant.to_string(),
+            instance_id: instance.to_string(),
+            step,
+        };
+        match step {
+            BootStep::SetBoot | BootStep::PowerCycle => {
+                self.boot_step(store, secrets, n, step)?;
+                let to = match step {
+                    BootStep::SetBoot => BootStep::PowerCycle,
+                    BootStep::PowerCycle | BootStep::AwaitAgent => BootStep::AwaitAgent,
+                };
+                self.advance(store, n, next(to), |_| Ok(()))
+            }
+            BootStep::AwaitAgent => {
+                let agent = store
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance))
+                    .map_err(StepError::Store)?;
+                match agent {
+                    Some(a) => {
+                        let to = NodeLifecycle::Sanitizing {
+                            tenant_id: tenant.to_string(),
+                            instance_id: instance.to_string(),
+                            step: SanitizeStep::AgentSteps,
+                        };
+                        self.advance(store, n, to, |w| {
+                            agents::queue_steps(w, &a, &AgentStepKind::SANITIZE)
+                        })
+                    }
+                    None => self.await_deadline(n, "the sanitizer's agent did not register"),
+                }
+            }
+        }
+    }
+
+    pub(super) fn sanitizing(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+        step: SanitizeStep,
+    ) -> Result<bool, StepError> {
+        match step {
+            SanitizeStep::AgentSteps => {
+                let agent = store
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance))
+                    .map_err(StepError::Store)?
+                    .ok_or_else(|| StepError::Fail("the sanitizer's agent was revoked".into()))?;
+                let results =
+                    store.read(|r| agents::step_results(r, &agent.id)).map_err(StepError::Store)?;
+                if !results.is_empty() && results.iter().all(|(_, r)| r.is_some()) {
+                    let to = NodeLifecycle::Sanitizing {
+                        tenant_id: tenant.to_string(),
+                        instance_id: instance.to_string(),
+                        step: SanitizeStep::Finish,
+                    };
+                    return self.advance(store, n, to, |_| Ok(()));
+                }
+                self.await_deadline(n, "the sanitizer's agent did not finish its steps")
+            }
+            SanitizeStep::Finish => self.finish(store, secrets, n, tenant, instance),
+        }
+    }
+
+    /// The BMC-side checks, then the signed record, the node's fate and the
+    /// instance's release, in one transaction.
+    fn finish(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        tenant: &str,
+        instance: &str,
+    ) -> Result<bool, StepError> {
+        let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
+        let (agent, baseline) = store
+            .read(|r| {
+                Ok((
+                    agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
+                    nodes::firmware_baseline(r, &n.id)?,
+                ))
+            })
+            .map_err(StepError::Store)?;
+        let mut checks = Vec::new();
+        if let Some(a) = &agent {
+            for (kind, result) in
+                store.read(|r| agents::step_results(r, &a.id)).map_err(StepError::Store)?
+            {
+                let (ok, items) = match result {
+                    Some(r) => (r.ok, r.items),
+                    None => (false, vec![item("agent", "step", false, "not reported")]),
+                };
+                checks.push(SanitizationCheck { name: kind.as_str().to_string(), ok, items });
+            }
+        }
+        for kind in AgentStepKind::SANITIZE {
+            if !checks.iter().any(|c| c.name == kind.as_str()) {
+                checks.push(SanitizationCheck {
+                    name: kind.as_str().into(),
+                    ok: false,
+                    items: vec![item("agent", "step", false, "no sanitizer agent ran it")],
+                });
+            }
+        }
+        // Over the BMC.
+        let (bmc, system) = self.bmc(store, secrets, n)?;
+        let system = match system {
+            Some(s) => s,
+            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
+        };
+        bmc.clear_boot_override(&system).map_err(StepError::from)?;
+        let info = bmc.system(&system).map_err(StepError::from)?;
+        // Cleared: the override is disabled, or targets nothing (BMCs that
+        // keep `Continuous` report the target).
+        let cleared = info.boot_enabled == "Disabled" || info.boot_target == "None";
+        checks.push(SanitizationCheck {
+            name: "clear_boot_override".into(),
+            ok: cleared,
+            items: vec![item(
+                &system,
+                "redfish-patch",
+                cleared,
+                &format!(
+                    "boot override reads {:?} / target {:?}",
+                    info.boot_enabled, info.boot_target
+                ),
+            )],
+        });
+        let inv = bmc.inventory(&system).map_err(StepError::from)?;
+        // A sanitizer that cannot see every GPU the BMC shows did not reset them all.
+        let seen = agent.as_ref().map(|a| a.inventory.gpus.len()).unwrap_or(0);
+        if inv.gpus.len() > seen {
+            if let Some(c) = checks.iter_mut().find(|c| c.name == AgentStepKind::ResetGpus.as_str())
+            {
+                c.ok = false;
+                c.items.push(item(
+                    "gpus",
+                    "count",
+                    false,
+                    &format!("the BMC shows {} GPUs, the sanitizer saw {seen}", inv.gpus.len()),
+                ));
+            }
+        }
+        checks.push(firmware_check(&baseline, &inv.firmware));
+        if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
+            bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
+        }
+        checks.push(SanitizationCheck {
+            name: "power_off".into(),
+            ok: true,
+            items: vec![item(&system, "redfish-reset", true, "ForceOff requested")],
+        });
+        checks.push(SanitizationCheck {
+            name: "revoke_agent".into(),
+            ok: true,
+            items: vec![item("node agents", "revoke", true, "every agent credential revoked")],
+        });
+        let complete = checks.iter().all(|c| c.ok);
+        let body = SanitizationBody {
+            node_id: n.id.clone(),
+            tenant_id: tenant.to_string(),
+            instance_id: instance.to_string(),
+            complete,
+            checks,
+            started_at: to_rfc3339(started),
+            finished_at: to_rfc3339(now_micros()),
+        };
+        let json = serde_json::to_string(&body)
+            .map_err(|e| StepError::Store(Error::internal(format!("record: {e}"))))?;
+        let signature = self.signer.sign(json.as_bytes());
+        let public_key = self.signer.public_key();
+        let failed: Vec<&str> =
+            body.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+        let to = if complete {
+            NodeLifecycle::Available
+        } else {
+            NodeLifecycle::Failed {
+                reason: format!("sanitization incomplete: {} failed", failed.join(", ")),
+                from: "sanitizing".into(),
+            }
+        };
+        self.advance(store, n, to, |w| {
+            agents::insert_record(
+                w,
+                &agents::NewRecord {
+                    id: &new_id(),
+                    node_id: &n.id,
+                    tenant_id: tenant,
+                    instance_id: instance,
+                    complete,
+                    body: &json,
+                    signature: &signature,
+                    public_key: &public_key,
+                },
+            )?;
+            agents::revoke_node_agents(w, &n.id)?;
+            agents::delete_boot_token(w, &n.id)?;
+            if complete {
+                nodes::set_dirty(w, &n.id, None)?;
+            }
+            let i = instances::by_id(w, instance)?;
+            free_instance(w, &i)
+        })
+    }
+}
+
+fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
+    StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
+}
+
+/// Every baseline component must still report its baseline version.
+fn firmware_check(
+    baseline: &[(String, String)],
+    now: &[neocloud_redfish::Firmware],
+) -> SanitizationCheck {
+    let mut items = Vec::new();
+    for (id, want) in baseline {
+        let item = match now.iter().find(|f| &f.id == id) {
+            Some(f) if &f.version == want => {
+                item(id, "redfish-firmware-inventory", true, &format!("{want} (baseline)"))
+            }
+            Some(f) => item(
+                id,
+                "redfish-firmware-inventory",
+                false,
+                &format!("{} differs from the baseline {want}", f.version),
+            ),
+            None => item(id, "redfish-firmware-inventory", false, "component no longer reported"),
+        };
+        items.push(item);
+    }
+    SanitizationCheck { name: "firmware_baseline".into(), ok: items.iter().all(|i| i.ok), items }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fw(id: &str, v: &str) -> neocloud_redfish::Firmware {
+        neocloud_redfish::Firmware { id: id.into(), name: id.into(), version: v.into() }
+    }
+
+    #[test]
+    fn firmware_must_match_the_baseline() {
+        let base = vec![("BMC".to_string(), "1.0".to_string()), ("BIOS".into(), "2.1".into())];
+        assert!(firmware_check(&base, &[fw("BMC", "1.0"), fw("BIOS", "2.1")]).ok);
+        let changed = firmware_check(&base, &[fw("BMC", "1.0"), fw("BIOS", "2.2")]);
+        assert!(!changed.ok);
+        assert!(changed.items[1].detail.contains("2.2 differs from the baseline 2.1"));
+        assert!(!firmware_check(&base, &[fw("BMC", "1.0")]).ok, "a vanished component fails");
+        assert!(firmware_check(&[], &[fw("X", "1")]).ok);
+    }
+}

@@ -1,0 +1,322 @@
+//! Bare metal end to end against the sushy-tools Redfish emulator (fake
+//! driver, 4 systems): enroll, inspect, provision instances to `ready`
+//! with the agent checking in through the boot service's one-time tokens,
+//! release, sanitize (the agent really wipes a disk image), and back to
+//! `available` with a signed record the tenant and the provider can read
+//! and verify. The "node" side is played by this test: it fetches the iPXE
+//! script for its MAC (as iPXE would), reads the NoCloud documents (as
+//! cloud-init would) and runs the agent library with the real host
+//! hardware backend.
+
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use common::{TestBackend, TestServer};
+use neocloud_agent::{Agent, Exit, Host};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NODES: usize = 4;
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9Tq0example tenant@laptop";
+
+fn server(b: TestBackend) -> Option<TestServer> {
+    TestServer::start_with(b, |c| {
+        c.lifecycle_interval_ms = 100;
+        c.bmc_timeout_ms = 5_000;
+        c.heartbeat_interval_ms = 100;
+        c.agent_timeout_secs = 120;
+    })
+}
+
+fn get_text(url: &str) -> (u16, String) {
+    match ureq::get(url).call() {
+        Ok(r) => {
+            let status = r.status();
+            (status, r.into_string().unwrap())
+        }
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+/// The token in an iPXE script's kernel line.
+fn token_of(script: &str) -> String {
+    script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("neocloud.token="))
+        .unwrap_or_else(|| panic!("no token in {script}"))
+        .to_string()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<Value>) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn node_state(s: &TestServer, name: &str) -> Value {
+    s.admin().get(&format!("/v1/nodes/{name}")).expect(200).body["lifecycle"].clone()
+}
+
+fn wait_node(s: &TestServer, name: &str, state: &str, step: Option<&str>) -> Value {
+    wait_for(&format!("{name} {state} {step:?}"), Duration::from_secs(60), || {
+        let l = node_state(s, name);
+        assert_ne!(l["state"], "failed", "{name} failed: {l}");
+        let ok = l["state"] == state && step.is_none_or(|st| l["step"] == st);
+        ok.then_some(l)
+    })
+}
+
+/// A disk image full of non-zero bytes.
+fn disk(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, vec![0xa5u8; 256 * 1024]).unwrap();
+    p
+}
+
+fn all_zero(p: &std::path::Path) -> bool {
+    let mut b = Vec::new();
+    std::fs::File::open(p).unwrap().read_to_end(&mut b).unwrap();
+    !b.is_empty() && b.iter().all(|x| *x == 0)
+}
+
+fn setup(s: &TestServer, emu: &peers::Emulator) -> String {
+    let a = s.admin();
+    a.post("/v1/tenants", &json!({"name": "acme"})).expect(201);
+    a.post("/v1/tenants", &json!({"name": "other"})).expect(201);
+    a.put(
+        "/v1/tenants/acme/quotas",
+        &json!({"generation": 1, "limits": {"nodes": 10, "gpu:h100-80gb": 80}}),
+    )
+    .expect(200);
+    a.post("/v1/tenants/acme/projects", &json!({"name": "train"})).expect(201);
+    a.post(
+        "/v1/instance-types",
+        &json!({"name": "bm-h100", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
+    )
+    .expect(201);
+    a.post(
+        "/v1/images",
+        &json!({"name": "ubuntu", "kernel_url": "http://img.local/ubuntu/vmlinuz",
+                "initrd_url": "http://img.local/ubuntu/initrd", "cmdline": "console=ttyS0"}),
+    )
+    .expect(201);
+    a.post(
+        "/v1/images",
+        &json!({"name": "sanitizer", "purpose": "sanitizer",
+                "kernel_url": "http://img.local/sanitizer/vmlinuz",
+                "initrd_url": "http://img.local/sanitizer/initrd"}),
+    )
+    .expect(201);
+    for i in 1..=NODES {
+        a.post(
+            "/v1/nodes",
+            &json!({"name": format!("bm-{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8,
+                    "nics": [{"name": "eno1", "rail": 0, "fabric": "prov", "switch": "leaf1",
+                              "port": format!("p{i}"), "mac": peers::fake_mac(i)}],
+                    "bmc": {"endpoint": emu.url, "username": "admin", "password": "pw"}}),
+        )
+        .expect(201);
+    }
+    s.user_with_role("acme", "alice", "tenant-member", None)
+}
+
+/// Plays a node that network-boots: iPXE script by MAC, NoCloud
+/// documents, then the agent with the one-time token.
+fn boot(s: &TestServer, i: usize, disk: &std::path::Path) -> (String, Agent) {
+    let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(i)));
+    assert_eq!(status, 200, "{script}");
+    let token = token_of(&script);
+    assert!(script.contains(&format!("s={}/boot/nocloud/{token}/", s.url)), "{script}");
+    let agent = Agent::register(&s.url, &token, Arc::new(Host::without_gpus(vec![disk.into()])))
+        .expect("the agent registers with the boot token");
+    (script, agent)
+}
+
+#[test]
+fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
+    let Some(emu) = peers::Emulator::start(NODES) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        let tenant = s.client(&setup(&s, &emu));
+        for i in 1..=NODES {
+            wait_node(&s, &format!("bm-{i}"), "available", None);
+        }
+        // Nodes found their own systems by MAC on the shared emulator.
+        let inst = tenant
+            .post(
+                "/v1/tenants/acme/projects/train/instances",
+                &json!({"name": "job", "instance_type": "bm-h100", "count": NODES, "image": "ubuntu",
+                        "ssh_keys": [KEY], "user_data": "#cloud-config\nruncmd: [[touch, /ok]]\n"}),
+            )
+            .expect(201)
+            .body;
+        let items = inst["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), NODES, "[{b}] {inst}");
+        assert!(items.iter().all(|i| i["state"] == "pending"), "[{b}] {inst}");
+        // Quota holds 4 nodes now.
+        let q = s.admin().get("/v1/tenants/acme/quotas").expect(200).body;
+        assert!(q.to_string().contains("\"nodes\""), "[{b}] {q}");
+
+        let dir = peers::TempDir::new("bm-disks");
+        let mut agents = Vec::new();
+        let mut by_node = std::collections::BTreeMap::new();
+        for i in 1..=NODES {
+            let name = format!("bm-{i}");
+            let l = wait_node(&s, &name, "provisioning", Some("await_agent"));
+            assert!(l["tenant_id"].is_string(), "[{b}] {l}");
+            // The BMC was told to boot from the network.
+            let sys =
+                emu.get(&emu.system_path(
+                    emu.systems.iter().position(|u| u == &peers::fake_uuid(i)).unwrap(),
+                ));
+            assert_eq!(sys["Boot"]["BootSourceOverrideTarget"], "Pxe", "[{b}] {sys}");
+            let d = disk(dir.path(), &format!("tenant-{i}.img"));
+            let (script, agent) = boot(&s, i, &d);
+            assert!(script.contains("kernel http://img.local/ubuntu/vmlinuz"), "[{b}] {script}");
+            let token = token_of(&script);
+            // cloud-init's view: hostname, the tenant's keys and user-data.
+            let (st, md) = get_text(&format!("{}/boot/nocloud/{token}/meta-data", s.url));
+            assert_eq!(st, 200, "[{b}] {md}");
+            assert!(md.contains(KEY) && md.contains("local-hostname: \"job-"), "[{b}] {md}");
+            let (_, ud) = get_text(&format!("{}/boot/nocloud/{token}/user-data", s.url));
+            assert!(ud.contains("touch, /ok"), "[{b}] {ud}");
+            // One time: the token does not register a second agent.
+            let again = Agent::register(&s.url, &token, Arc::new(Host::without_gpus(vec![])));
+            assert!(again.is_err(), "[{b}] a used token registers nothing");
+            by_node.insert(agent.node_id().to_string(), name.clone());
+            let stop = Arc::new(AtomicBool::new(false));
+            agents.push((name, agent.spawn(stop)));
+        }
+        for i in 1..=NODES {
+            let l = wait_node(&s, &format!("bm-{i}"), "active", None);
+            assert!(l["instance_id"].is_string(), "[{b}] {l}");
+            // Nothing to network-boot now: iPXE exits to the local disk.
+            let (_, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(i)));
+            assert!(script.contains("exit"), "[{b}] {script}");
+        }
+        let list = tenant.get("/v1/tenants/acme/projects/train/instances").expect(200).body;
+        assert!(
+            list["items"].as_array().unwrap().iter().all(|i| i["state"] == "ready"),
+            "[{b}] {list}"
+        );
+
+        // Release one instance: its node is sanitized and comes back.
+        let victim = &list["items"][0];
+        let vid = victim["id"].as_str().unwrap();
+        let vnode = by_node[victim["node_id"].as_str().unwrap()].clone();
+        let i: usize = vnode.trim_start_matches("bm-").parse().unwrap();
+        let r = tenant.delete(&format!("/v1/tenants/acme/projects/train/instances/{vid}"));
+        assert_eq!(r.status, 202, "[{b}] {}", r.text);
+        wait_node(&s, &vnode, "releasing", Some("await_agent"));
+        // The tenant's agent was revoked: its loop ends.
+        let (_, handle) = agents.remove(agents.iter().position(|(n, _)| n == &vnode).unwrap());
+        assert_eq!(handle.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        let d = disk(dir.path(), &format!("sanitize-{i}.img"));
+        let (script, agent) = boot(&s, i, &d);
+        assert!(script.contains("kernel http://img.local/sanitizer/vmlinuz"), "[{b}] {script}");
+        let (_, md) = get_text(&format!("{}/boot/nocloud/{}/meta-data", s.url, token_of(&script)));
+        assert!(!md.contains("ssh-ed25519"), "[{b}] the sanitizer gets no tenant data: {md}");
+        let exit = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, &vnode, "available", None);
+        assert_eq!(
+            exit.join().unwrap().unwrap(),
+            Exit::Revoked,
+            "[{b}] sanitizer revoked at the end"
+        );
+        assert!(all_zero(&d), "[{b}] the disk was wiped");
+
+        let gone = tenant
+            .get(&format!("/v1/tenants/acme/projects/train/instances/{vid}"))
+            .expect(200)
+            .body;
+        assert_eq!(gone["state"], "released", "[{b}] {gone}");
+        let recs = tenant
+            .get(&format!("/v1/tenants/acme/projects/train/instances/{vid}/sanitization"))
+            .expect(200)
+            .body;
+        let rec = &recs["items"][0];
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let names: Vec<&str> = rec["body"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        for want in [
+            "wipe_disks",
+            "reset_gpus",
+            "report_firmware",
+            "clear_boot_override",
+            "firmware_baseline",
+            "power_off",
+            "revoke_agent",
+        ] {
+            assert!(names.contains(&want), "[{b}] {want} in {names:?}");
+        }
+        let signed = rec["signed_json"].as_str().unwrap();
+        let sig = rec["signature"].as_str().unwrap();
+        let pk = rec["public_key"].as_str().unwrap();
+        assert!(
+            neocloud_server::signing::verify(pk, signed.as_bytes(), sig),
+            "[{b}] signature verifies"
+        );
+        assert!(
+            !neocloud_server::signing::verify(pk, signed.replace("true", "false").as_bytes(), sig),
+            "[{b}] a tampered record does not verify"
+        );
+        // The provider reads it too; another tenant cannot see it.
+        let prov = s.admin().get(&format!("/v1/nodes/{vnode}/sanitizations")).expect(200).body;
+        assert_eq!(prov["items"][0]["id"], rec["id"], "[{b}]");
+        let outsider = s.client(&s.user_with_role("other", "eve", "tenant-admin", None));
+        outsider
+            .get(&format!("/v1/tenants/acme/projects/train/instances/{vid}/sanitization"))
+            .expect(404);
+        // The sanitizer cleared the boot override and the node is free again.
+        let sys = emu.get(
+            &emu.system_path(emu.systems.iter().position(|u| u == &peers::fake_uuid(i)).unwrap()),
+        );
+        assert_eq!(sys["Boot"]["BootSourceOverrideTarget"], "None", "[{b}] {sys}");
+        let again = tenant
+            .post(
+                "/v1/tenants/acme/projects/train/instances",
+                &json!({"name": "next", "instance_type": "bm-h100", "image": "ubuntu"}),
+            )
+            .expect(201)
+            .body;
+        assert_eq!(
+            again["items"][0]["node_id"], victim["node_id"],
+            "[{b}] the sanitized node is placed again"
+        );
+        // Release the rest while still provisioning/active: no node stays held.
+        for item in tenant.get("/v1/tenants/acme/projects/train/instances").expect(200).body
+            ["items"]
+            .as_array()
+            .unwrap()
+        {
+            if item["state"] != "released" {
+                let id = item["id"].as_str().unwrap();
+                assert_eq!(
+                    tenant
+                        .delete(&format!("/v1/tenants/acme/projects/train/instances/{id}"))
+                        .status,
+                    202
+                );
+            }
+        }
+        for (_, h) in agents {
+            assert_eq!(h.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! One-time boot tokens, node agents and the node-local steps they run,
+//! and the sanitization records.
+
+use crate::backend::{Reader, Row, Writer};
+use crate::vals;
+use neocloud_common::{new_id, time::now_micros, Error, Result};
+use neocloud_types::{AgentInventory, AgentStep, AgentStepKind, AgentStepResult, ImagePurpose};
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::internal(format!("agent json: {e}"))
+}
+
+/// A node's current boot token.
+#[derive(Debug, Clone)]
+pub struct BootToken {
+    pub node_id: String,
+    pub token_sealed: String,
+    pub purpose: ImagePurpose,
+    pub instance_id: String,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
+}
+
+fn token_from_row(r: &Row) -> Result<BootToken> {
+    let p = r.str(2)?;
+    Ok(BootToken {
+        node_id: r.str(0)?,
+        token_sealed: r.str(1)?,
+        purpose: ImagePurpose::parse(&p)
+            .ok_or_else(|| Error::internal(format!("bad token purpose {p:?}")))?,
+        instance_id: r.str(3)?,
+        created_at: r.i64(4)?,
+        used_at: r.opt_i64(5)?,
+    })
+}
+
+const TOKEN_COLS: &str = "node_id, token_sealed, purpose, instance_id, created_at, used_at";
+
+/// Replaces the node's boot token (hashed and sealed by the caller).
+pub fn issue_boot_token(
+    w: &mut dyn Writer,
+    node_id: &str,
+    hash: &str,
+    sealed: &str,
+    purpose: ImagePurpose,
+    instance_id: &str,
+) -> Result<()> {
+    w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![node_id])?;
+    w.execute(
+        &format!(
+            "INSERT INTO boot_tokens ({TOKEN_COLS}, token_hash) VALUES (?, ?, ?, ?, ?, NULL, ?)"
+        ),
+        vals![node_id, sealed, purpose.as_str(), instance_id, now_micros(), hash],
+    )?;
+    Ok(())
+}
+
+pub fn boot_token(r: &mut dyn Reader, node_id: &str) -> Result<Option<BootToken>> {
+    let rows = r.query(
+        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE node_id = ?"),
+        vals![node_id],
+    )?;
+    rows.first().map(token_from_row).transpose()
+}
+
+pub fn boot_token_by_hash(r: &mut dyn Reader, hash: &str) -> Result<Option<BootToken>> {
+    let rows = r.query(
+        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE token_hash = ?"),
+        vals![hash],
+    )?;
+    rows.first().map(token_from_row).transpose()
+}
+
+/// Marks the token used; false when it already was (one time only).
+pub fn consume_boot_token(w: &mut dyn Writer, hash: &str) -> Result<bool> {
+    Ok(w.execute(
+        "UPDATE boot_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        vals![now_micros(), hash],
+    )? == 1)
+}
+
+pub fn delete_boot_token(w: &mut dyn Writer, node_id: &str) -> Result<()> {
+    w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![node_id])?;
+    Ok(())
+}
+
+/// A registered agent.
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    pub id: String,
+    pub node_id: String,
+    pub purpose: ImagePurpose,
+    pub instance_id: String,
+    pub inventory: AgentInventory,
+    pub health: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const AGENT_COLS: &str =
+    "id, node_id, purpose, instance_id, inventory, health, created_at, last_seen_at, revoked_at";
+
+fn agent_from_row(r: &Row) -> Result<AgentRecord> {
+    let p = r.str(2)?;
+    Ok(AgentRecord {
+        id: r.str(0)?,
+        node_id: r.str(1)?,
+        purpose: ImagePurpose::parse(&p)
+            .ok_or_else(|| Error::internal(format!("bad agent purpose {p:?}")))?,
+        instance_id: r.str(3)?,
+        inventory: serde_json::from_str(&r.str(4)?).map_err(json_err)?,
+        health: r.str(5)?,
+        created_at: r.i64(6)?,
+        last_seen_at: r.i64(7)?,
+        revoked_at: r.opt_i64(8)?,
+    })
+}
+
+pub fn create_agent(
+    w: &mut dyn Writer,
+    token: &BootToken,
+    credential_hash: &str,
+    inventory: &AgentInventory,
+) -> Result<AgentRecord> {
+    let id = new_id();
+    let now = now_micros();
+    w.execute(
+        &format!("INSERT INTO agents ({AGENT_COLS}, credential_hash) VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, NULL, ?)"),
+        vals![
+            &id,
+            &token.node_id,
+            token.purpose.as_str(),
+            &token.instance_id,
+            serde_json::to_string(inventory).map_err(json_err)?,
+            now,
+            now,
+            credential_hash
+        ],
+    )?;
+    agent(w, &id)?.ok_or_else(|| Error::internal("agent vanished"))
+}
+
+pub fn agent(r: &mut dyn Reader, id: &str) -> Result<Option<AgentRecord>> {
+    let rows = r.query(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?"), vals![id])?;
+    rows.first().map(agent_from_row).transpose()
+}
+
+/// The live (not revoked) agent a credential belongs to.
+pub fn agent_by_credential(r: &mut dyn Reader, hash: &str) -> Result<Option<AgentRecord>> {
+    let rows = r.query(
+        &format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE credential_hash = ? AND revoked_at IS NULL"
+        ),
+        vals![hash],
+    )?;
+    rows.first().map(agent_from_row).transpose()
+}
+
+/// The node's live agent registered for `purpose` and `instance_id`.
+pub fn live_agent(
+    r: &mut dyn Reader,
+    node_id: &str,
+    purpose: ImagePurpose,
+    instance_id: &str,
+) -> Result<Option<AgentRecord>> {
+    let rows = r.query(
+        &format!("SELECT {AGENT_COLS} FROM agents WHERE node_id = ? AND purpose = ? AND instance_id = ? AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1"),
+        vals![node_id, purpose.as_str(), instance_id],
+    )?;
+    rows.first().map(agent_from_row).transpose()
+}
+
+pub fn heartbeat(w: &mut dyn Writer, id: &str, health: &str) -> Result<()> {
+    w.execute(
+        "UPDATE agents SET health = ?, last_seen_at = ? WHERE id = ?",
+        vals![health, now_micros(), id],
+    )?;
+    Ok(())
+}
+
+/// Revokes every live credential of the node's agents; returns how many.
+pub fn revoke_node_agents(w: &mut dyn Writer, node_id: &str) -> Result<u64> {
+    Ok(w.execute(
+        "UPDATE agents SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+        vals![now_micros(), node_id],
+    )?)
+}
+
+/// Queues the steps for an agent (once: a second call changes nothing).
+pub fn queue_steps(w: &mut dyn Writer, agent: &AgentRecord, kinds: &[AgentStepKind]) -> Result<()> {
+    let now = now_micros();
+    for (seq, k) in kinds.iter().enumerate() {
+        let have = w.query(
+            "SELECT COUNT(*) FROM agent_steps WHERE agent_id = ? AND kind = ?",
+            vals![&agent.id, k.as_str()],
+        )?;
+        if have.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+            continue;
+        }
+        w.execute(
+            "INSERT INTO agent_steps (id, agent_id, node_id, kind, seq, state, result, created_at, finished_at) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, NULL)",
+            vals![new_id(), &agent.id, &agent.node_id, k.as_str(), seq as i64, now],
+        )?;
+    }
+    Ok(())
+}
+
+/// Steps waiting for the agent, in order.
+pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep>> {
+    r.query(
+        "SELECT id, kind FROM agent_steps WHERE agent_id = ? AND state = 'pending' ORDER BY seq",
+        vals![agent_id],
+    )?
+    .iter()
+    .map(|row| {
+        let k = row.str(1)?;
+        Ok(AgentStep {
+            id: row.str(0)?,
+            kind: AgentStepKind::parse(&k)
+                .ok_or_else(|| Error::internal(format!("bad step kind {k:?}")))?,
+        })
+    })
+    .collect()
+}
+
+/// Records a step's result. Returns false for a step that is not this
+/// agent's or is already done (a retried report changes nothing).
+pub fn complete_step(
+    w: &mut dyn Writer,
+    agent_id: &str,
+    step_id: &str,
+    result: &AgentStepResult,
+) -> Result<bool> {
+    Ok(w.execute(
+        "UPDATE agent_steps SET state = 'done', result = ?, finished_at = ? WHERE id = ? AND agent_id = ? AND state = 'pending'",
+        vals![serde_json::to_string(result).map_err(json_err)?, now_micros(), step_id, agent_id],
+    )? == 1)
+}
+
+pub fn step_exists(r: &mut dyn Reader, agent_id: &str, step_id: &str) -> Result<bool> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM agent_steps WHERE id = ? AND agent_id = ?",
+        vals![step_id, agent_id],
+    )?;
+    Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0)
+}
+
+/// Every step of an agent: kind and result (None while pending).
+pub fn step_results(
+    r: &mut dyn Reader,
+    agent_id: &str,
+) -> Result<Vec<(AgentStepKind, Option<AgentStepResult>)>> {
+    r.query(
+        "SELECT kind, result FROM agent_steps WHERE agent_id = ? ORDER BY seq",
+        vals![agent_id],
+    )?
+    .iter()
+    .map(|row| {
+        let k = row.str(0)?;
+        let kind = AgentStepKind::parse(&k)
+            .ok_or_else(|| Error::internal(format!("bad step kind {k:?}")))?;
+        let result = row
+            .opt_str(1)?
+            .map(|s| serde_json::from_str::<AgentStepResult>(&s).map_err(json_err))
+            .transpose()?;
+        Ok((kind, result))
+    })
+    .collect()
+}
+
+/// A signed sanitization record as stored.
+pub struct NewRecord<'a> {
+    pub id: &'a str,
+    pub node_id: &'a str,
+    pub tenant_id: &'a str,
+    pub instance_id: &'a str,
+    pub complete: bool,
+    pub body: &'a str,
+    pub signature: &'a str,
+    pub public_key: &'a str,
+}
+
+pub fn insert_record(w: &mut dyn Writer, r: &NewRecord<'_>) -> Result<()> {
+    w.execute(
+        "INSERT INTO sanitization_records (id, node_id, tenant_id, instance_id, complete, body, signature, public_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vals![r.id, r.node_id, r.tenant_id, r.instance_id, r.complete, r.body, r.signature, r.public_key, now_micros()],
+    )?;
+    Ok(())
+}
+
+/// (id, body JSON, signature, public key), newest first.
+pub type StoredRecord = (String, String, String, String);
+
+fn records(rows: Vec<Row>) -> Result<Vec<StoredRecord>> {
+    rows.iter().map(|r| Ok((r.str(0)?, r.str(1)?, r.str(2)?, r.str(3)?))).collect()
+}
+
+pub fn records_for_node(r: &mut dyn Reader, node_id: &str) -> Result<Vec<StoredRecord>> {
+    records(r.query(
+        "SELECT id, body, signature, public_key FROM sanitization_records WHERE node_id = ? ORDER BY created_at DESC, id",
+        vals![node_id],
+    )?)
+}
+
+pub fn records_for_instance(
+    r: &mut dyn Reader,
+    tenant_id: &str,
+    instance_id: &str,
+) -> Result<Vec<StoredRecord>> {
+    records(r.query(
+        "SELECT id, body, signature, public_key FROM sanitization_records WHERE tenant_id = ? AND instance_id = ? ORDER BY created_at DESC, id",
+        vals![tenant_id, instance_id],
+    )?)
+}

@@ -1,0 +1,211 @@
+//! Tenants' bare-metal instances: one node each, held by one allocation.
+//! The lifecycle controller moves an instance's state with its node's.
+
+use crate::backend::{Reader, Row, Writer};
+use crate::{rfc, vals};
+use neocloud_common::{time::now_micros, Error, NameOrId, Result};
+use neocloud_types::{Instance, InstanceState, NodeLifecycle, Progress, SanitizeStep};
+
+const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since";
+const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::internal(format!("instance json: {e}"))
+}
+
+fn from_row(r: &Row) -> Result<Instance> {
+    let state = r.str(9)?;
+    let state = InstanceState::parse(&state)
+        .ok_or_else(|| Error::internal(format!("bad instance state {state:?}")))?;
+    let id = r.str(0)?;
+    let node: NodeLifecycle = serde_json::from_str(&r.str(14)?).map_err(json_err)?;
+    let since = rfc(r.i64(15)?);
+    Ok(Instance {
+        progress: progress(state, &id, &node, since),
+        id,
+        name: r.str(1)?,
+        tenant_id: r.str(2)?,
+        project_id: r.str(3)?,
+        instance_type_id: r.str(4)?,
+        image_id: r.str(5)?,
+        allocation_id: r.str(6)?,
+        node_id: r.str(7)?,
+        ssh_keys: serde_json::from_str(&r.str(8)?).map_err(json_err)?,
+        state,
+        reason: r.opt_str(10)?,
+        generation: r.i64(11)?,
+        created_at: rfc(r.i64(12)?),
+        updated_at: rfc(r.i64(13)?),
+    })
+}
+
+/// The phase's progress, from the node's lifecycle while the node works
+/// for this instance. Provisioning: set_boot, power_cycle, await_agent.
+/// Releasing: the same three to boot the sanitizer, then agent_steps and
+/// finish.
+fn progress(
+    state: InstanceState,
+    id: &str,
+    node: &NodeLifecycle,
+    since: String,
+) -> Option<Progress> {
+    let p = |step: &str, done: u32, total: u32| {
+        Some(Progress { step: step.to_string(), done, total, since: since.clone() })
+    };
+    match (state, node) {
+        (InstanceState::Pending, _) => p("waiting_for_node", 0, 3),
+        (InstanceState::Provisioning, NodeLifecycle::Provisioning { instance_id, step, .. })
+            if instance_id == id =>
+        {
+            p(step.name(), step.ordinal() - 1, 3)
+        }
+        (InstanceState::Releasing, NodeLifecycle::Releasing { instance_id, step, .. })
+            if instance_id == id =>
+        {
+            p(step.name(), step.ordinal() - 1, 5)
+        }
+        (InstanceState::Releasing, NodeLifecycle::Sanitizing { instance_id, step, .. })
+            if instance_id == id =>
+        {
+            match step {
+                SanitizeStep::AgentSteps => p(step.name(), 3, 5),
+                SanitizeStep::Finish => p(step.name(), 4, 5),
+            }
+        }
+        (InstanceState::Releasing, NodeLifecycle::Active { .. } | NodeLifecycle::Failed { .. }) => {
+            p("release_requested", 0, 5)
+        }
+        _ => None,
+    }
+}
+
+pub struct NewInstance<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub tenant_id: &'a str,
+    pub project_id: &'a str,
+    pub instance_type_id: &'a str,
+    pub image_id: &'a str,
+    pub allocation_id: &'a str,
+    pub node_id: &'a str,
+    pub ssh_keys: &'a [String],
+    pub user_data: Option<&'a str>,
+}
+
+pub fn create(w: &mut dyn Writer, n: &NewInstance<'_>) -> Result<Instance> {
+    let now = now_micros();
+    w.execute(
+        "INSERT INTO instances (id, tenant_id, project_id, name, instance_type_id, image_id, allocation_id, node_id, ssh_keys, user_data, state, reason, release_requested_at, generation, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, 0, 1, ?, ?)",
+        vals![
+            n.id,
+            n.tenant_id,
+            n.project_id,
+            n.name,
+            n.instance_type_id,
+            n.image_id,
+            n.allocation_id,
+            n.node_id,
+            serde_json::to_string(n.ssh_keys).map_err(json_err)?,
+            n.user_data,
+            now,
+            now
+        ],
+    )
+    .map_err(|e| {
+        e.unique_as(Error::AlreadyExists { kind: "instance", field: "name".into(), value: n.name.to_string() })
+    })?;
+    by_id(w, n.id)
+}
+
+/// Any instance by id (the controller's and the boot service's view).
+pub fn by_id(r: &mut dyn Reader, id: &str) -> Result<Instance> {
+    let rows = r.query(&format!("SELECT {COLS} {FROM} WHERE i.id = ?"), vals![id])?;
+    rows.first().map(from_row).transpose()?.ok_or_else(|| Error::not_found("instance", id))
+}
+
+/// An instance of a project by name (a live one) or id.
+pub fn lookup(
+    r: &mut dyn Reader,
+    tenant_id: &str,
+    project_id: &str,
+    key: &NameOrId,
+) -> Result<Option<Instance>> {
+    let rows = match key {
+        NameOrId::Id(id) => r.query(
+            &format!("SELECT {COLS} {FROM} WHERE i.id = ? AND i.tenant_id = ? AND i.project_id = ?"),
+            vals![id, tenant_id, project_id],
+        )?,
+        NameOrId::Name(n) => r.query(
+            &format!(
+                "SELECT {COLS} {FROM} WHERE i.name = ? AND i.tenant_id = ? AND i.project_id = ? AND i.state <> 'released'"
+            ),
+            vals![n.as_str(), tenant_id, project_id],
+        )?,
+    };
+    rows.first().map(from_row).transpose()
+}
+
+pub fn list(r: &mut dyn Reader, tenant_id: &str, project_id: &str) -> Result<Vec<Instance>> {
+    r.query(
+        &format!("SELECT {COLS} {FROM} WHERE i.tenant_id = ? AND i.project_id = ? ORDER BY i.created_at, i.name"),
+        vals![tenant_id, project_id],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// The instance a node is working for: pending or live, not released.
+pub fn live_on_node(r: &mut dyn Reader, node_id: &str) -> Result<Option<Instance>> {
+    let rows = r.query(
+        &format!("SELECT {COLS} {FROM} WHERE i.node_id = ? AND i.state <> 'released' ORDER BY i.created_at LIMIT 1"),
+        vals![node_id],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// Whether the tenant asked to release it.
+pub fn release_requested(r: &mut dyn Reader, id: &str) -> Result<bool> {
+    let rows = r.query("SELECT release_requested_at FROM instances WHERE id = ?", vals![id])?;
+    Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0)
+}
+
+/// The user-data the tenant gave.
+pub fn user_data(r: &mut dyn Reader, id: &str) -> Result<Option<String>> {
+    let rows = r.query("SELECT user_data FROM instances WHERE id = ?", vals![id])?;
+    rows.first().map(|r| r.opt_str(0)).transpose().map(Option::flatten)
+}
+
+/// Records the tenant's intent to release (idempotent: the first time counts).
+pub fn request_release(w: &mut dyn Writer, id: &str) -> Result<()> {
+    let now = now_micros();
+    w.execute(
+        "UPDATE instances SET release_requested_at = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND release_requested_at = 0",
+        vals![now, now, id],
+    )?;
+    Ok(())
+}
+
+/// Sets the state (the lifecycle controller's write path).
+pub fn set_state(
+    w: &mut dyn Writer,
+    id: &str,
+    state: InstanceState,
+    reason: Option<&str>,
+) -> Result<()> {
+    w.execute(
+        "UPDATE instances SET state = ?, reason = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![state.as_str(), reason, now_micros(), id],
+    )?;
+    Ok(())
+}
+
+/// The name of the live instance an allocation backs, if any.
+pub fn live_for_allocation(r: &mut dyn Reader, allocation_id: &str) -> Result<Option<String>> {
+    let rows = r.query(
+        "SELECT name FROM instances WHERE allocation_id = ? AND state <> 'released'",
+        vals![allocation_id],
+    )?;
+    rows.first().map(|r| r.str(0)).transpose()
+}

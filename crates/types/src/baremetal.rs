@@ -1,0 +1,344 @@
+//! Bare metal as a service: the image catalog, tenant instances, the
+//! node agent's protocol and sanitization records.
+
+use neocloud_common::Name;
+use neocloud_placement::Constraints;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What an image is booted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImagePurpose {
+    /// An operating system tenants provision instances with.
+    Tenant,
+    /// The provider's sanitizer (a ramdisk running `neocloud-agent`),
+    /// booted between tenants to wipe and check a node.
+    Sanitizer,
+}
+
+impl ImagePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePurpose::Tenant => "tenant",
+            ImagePurpose::Sanitizer => "sanitizer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ImagePurpose> {
+        match s {
+            "tenant" => Some(ImagePurpose::Tenant),
+            "sanitizer" => Some(ImagePurpose::Sanitizer),
+            _ => None,
+        }
+    }
+}
+
+/// Adds an image to the provider's catalog. The boot service hands its
+/// kernel and initrd to iPXE; the kernel command line gets the metadata
+/// source and the one-time token appended.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageCreate {
+    pub name: Name,
+    #[serde(default = "tenant_purpose")]
+    pub purpose: ImagePurpose,
+    /// `http(s)://` URL of the kernel.
+    pub kernel_url: String,
+    /// `http(s)://` URL of the initrd.
+    pub initrd_url: String,
+    /// Root filesystem or disk image the initrd installs, if any.
+    #[serde(default)]
+    pub root_url: Option<String>,
+    /// SHA-256 of the root image (64 hex digits), checked by the installer.
+    #[serde(default)]
+    pub root_sha256: Option<String>,
+    /// Extra kernel command line.
+    #[serde(default)]
+    pub cmdline: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn tenant_purpose() -> ImagePurpose {
+    ImagePurpose::Tenant
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub purpose: ImagePurpose,
+    pub kernel_url: String,
+    pub initrd_url: String,
+    pub root_url: Option<String>,
+    pub root_sha256: Option<String>,
+    pub cmdline: String,
+    pub description: String,
+    pub generation: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Creates bare-metal instances: `count` whole nodes of a bare-metal
+/// instance type, placed together (all or nothing), each provisioned with
+/// `image` and handed to the tenant. Named `name` (one) or `name-0`,
+/// `name-1`, ... (several).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceCreate {
+    pub name: Name,
+    /// A bare-metal instance type, by name or id.
+    pub instance_type: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub constraints: Constraints,
+    /// A tenant image of the catalog, by name or id.
+    pub image: String,
+    /// OpenSSH public keys installed for the default user.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    /// cloud-init user-data, served as is (at most 64 KiB).
+    #[serde(default)]
+    pub user_data: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where an instance stands. The lifecycle controller moves it with its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Placed on a node; provisioning has not started.
+    Pending,
+    Provisioning,
+    /// The node is the tenant's and its agent has checked in.
+    Ready,
+    /// Released by the tenant: the node is being sanitized.
+    Releasing,
+    /// The node was sanitized (see the record) and returned to the pool.
+    Released,
+    /// Provisioning failed (see `reason`); release it to free the node.
+    Failed,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Provisioning => "provisioning",
+            InstanceState::Ready => "ready",
+            InstanceState::Releasing => "releasing",
+            InstanceState::Released => "released",
+            InstanceState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<InstanceState> {
+        [
+            InstanceState::Pending,
+            InstanceState::Provisioning,
+            InstanceState::Ready,
+            InstanceState::Releasing,
+            InstanceState::Released,
+            InstanceState::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// How far the current phase is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Progress {
+    /// The step running, e.g. `power_cycle` or `await_agent`.
+    pub step: String,
+    /// Steps of the phase done so far, out of `total`.
+    pub done: u32,
+    pub total: u32,
+    /// Since when the step has been running.
+    pub since: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub instance_type_id: String,
+    pub image_id: String,
+    /// The allocation that holds its node (and quota).
+    pub allocation_id: String,
+    /// The node's id (its name and location are the provider's).
+    pub node_id: String,
+    pub state: InstanceState,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// The current phase's progress (pending, provisioning, releasing).
+    pub progress: Option<Progress>,
+    pub ssh_keys: Vec<String>,
+    pub generation: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What a node-local step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStepKind {
+    /// Erase every local disk (NVMe/ATA crypto erase where supported, else
+    /// blkdiscard, else overwrite) and verify.
+    WipeDisks,
+    /// Reset every GPU.
+    ResetGpus,
+    /// Report firmware versions seen from the host.
+    ReportFirmware,
+}
+
+impl AgentStepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStepKind::WipeDisks => "wipe_disks",
+            AgentStepKind::ResetGpus => "reset_gpus",
+            AgentStepKind::ReportFirmware => "report_firmware",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AgentStepKind> {
+        [AgentStepKind::WipeDisks, AgentStepKind::ResetGpus, AgentStepKind::ReportFirmware]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+    /// The sanitizer's steps, in order.
+    pub const SANITIZE: [AgentStepKind; 3] =
+        [AgentStepKind::WipeDisks, AgentStepKind::ResetGpus, AgentStepKind::ReportFirmware];
+}
+
+/// A GPU as the agent sees it (NVML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentGpu {
+    pub index: u32,
+    pub name: String,
+    pub uuid: String,
+    pub serial: String,
+    pub memory_mib: u64,
+    pub pci_bus_id: String,
+}
+
+/// A disk as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentDisk {
+    pub path: String,
+    pub bytes: u64,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentInventory {
+    pub hostname: String,
+    /// NVIDIA driver version; empty when NVML is not present.
+    pub driver_version: String,
+    pub gpus: Vec<AgentGpu>,
+    pub disks: Vec<AgentDisk>,
+    pub macs: Vec<String>,
+}
+
+/// The agent's first call, with the one-time token the boot service gave
+/// the node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRegister {
+    pub token: String,
+    pub inventory: AgentInventory,
+}
+
+/// The agent's own credential (shown once), used from then on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentRegistered {
+    pub agent_id: String,
+    pub node_id: String,
+    pub credential: String,
+    pub heartbeat_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentHeartbeat {
+    /// `ok`, or what is wrong.
+    pub health: String,
+    #[serde(default)]
+    pub gpus: Vec<AgentGpu>,
+}
+
+/// A node-local step for the agent to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentStep {
+    pub id: String,
+    pub kind: AgentStepKind,
+}
+
+/// The answer to a heartbeat: the steps waiting for the agent, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentHeartbeatReply {
+    pub steps: Vec<AgentStep>,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStepResult {
+    pub ok: bool,
+    /// What was done, per item (disk, GPU, firmware component).
+    pub items: Vec<StepItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepItem {
+    /// The disk, GPU or firmware component.
+    pub target: String,
+    /// e.g. `nvme-crypto-erase`, `blkdiscard`, `overwrite`, `nvml-reset`,
+    /// `version`.
+    pub method: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One check of a sanitization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SanitizationCheck {
+    /// `wipe_disks`, `reset_gpus`, `report_firmware`, `clear_boot_override`,
+    /// `firmware_baseline`, `revoke_agent`, `power_off`.
+    pub name: String,
+    pub ok: bool,
+    pub items: Vec<StepItem>,
+}
+
+/// What sanitizing a node between tenants did. Signed by the control
+/// plane: `signature` is ed25519 over the bytes of `signed_json` (which
+/// `body` parses).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SanitizationRecord {
+    pub id: String,
+    pub body: SanitizationBody,
+    /// The exact JSON that was signed.
+    pub signed_json: String,
+    /// Hex ed25519 signature of `signed_json`.
+    pub signature: String,
+    /// Hex ed25519 public key that verifies it.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SanitizationBody {
+    pub node_id: String,
+    /// The tenant and instance whose release it followed.
+    pub tenant_id: String,
+    pub instance_id: String,
+    /// True when every check passed: only then is the node available again.
+    pub complete: bool,
+    pub checks: Vec<SanitizationCheck>,
+    pub started_at: String,
+    pub finished_at: String,
+}
