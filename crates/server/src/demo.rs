@@ -1,32 +1,33 @@
 //! `neocloud serve --demo`: seeds an empty store with a small SIMULATED
-//! datacenter (placement inventory of simulated HGX nodes, named `sim-*`,
-//! and a catalogue of instance types) so a newcomer can allocate at once.
-//! The simulator never stands in for real hardware elsewhere.
+//! datacenter so a newcomer can provision and release nodes at once: HGX
+//! nodes named `sim-*`, each enrolled through a SIMULATED BMC (see
+//! `simbmc`: the real lifecycle enrolls, inspects, provisions and
+//! sanitizes them, and simulated agents check in), a catalogue of instance
+//! types and two simulated images. The simulator never stands in for real
+//! hardware elsewhere.
 
 use neocloud_common::{Error, Name, Result};
 use neocloud_placement::SimulatedFleet;
-use neocloud_store::{allocations, audit, instance_types, nodes, Store};
-use neocloud_types::{InstanceKind, Nic, NodeCreate};
+use neocloud_store::{allocations, audit, images, instance_types, nodes, Store};
+use neocloud_types::{ImageCreate, ImagePurpose, InstanceKind, Nic, NodeCreate};
 
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
-/// More demo nodes, enrolled through SIMULATED BMCs (see `simbmc`): they go
-/// through the real lifecycle (enrolling -> inspecting -> available).
-pub const DEMO_BMC_NODES: usize = 4;
 
 fn name(s: &str) -> Result<Name> {
     Name::parse(s).map_err(|e| Error::internal(format!("demo name {s}: {e}")))
 }
 
 /// Seeds the demo fleet unless the store already has nodes; returns how
-/// many nodes it created.
+/// many nodes it created. Without simulated BMCs the nodes are registered
+/// available at once (placement only).
 pub fn seed(store: &Store) -> Result<usize> {
-    seed_with_bmcs(store, &[])
+    seed_with_bmcs(store, None)
 }
 
-/// Seeds the demo fleet and, for each `(endpoint, sealed password)` of a
-/// simulated BMC, one node enrolled through it.
-pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize> {
+/// Seeds the demo fleet, node `i` enrolled through simulated BMC `i` of
+/// the fleet at `(base URL, sealed password)`.
+pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize> {
     store.write(|w| {
         if !nodes::list(w)?.is_empty() {
             return Ok(0);
@@ -62,9 +63,13 @@ pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize>
                     gpu_memory_gb: None,
                     mig_capable: true,
                     nics,
-                    bmc: None,
+                    bmc: sim.map(|(base, _)| neocloud_types::BmcCredentials {
+                        endpoint: crate::simbmc::endpoint(base, i),
+                        username: crate::simbmc::USER.into(),
+                        password: String::new(),
+                    }),
                 },
-                None,
+                sim.map(|(_, sealed)| sealed),
             )?;
         }
         let types: [(&str, InstanceKind, u8, Option<&str>, &str); 7] = [
@@ -91,28 +96,22 @@ pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize>
                 },
             )?;
         }
-        for (i, (endpoint, sealed)) in bmcs.iter().enumerate() {
-            nodes::create(
+        for (n, purpose, dir) in [
+            ("sim-ubuntu-24-04", ImagePurpose::Tenant, "ubuntu-24.04"),
+            ("sim-sanitizer", ImagePurpose::Sanitizer, "sanitizer"),
+        ] {
+            images::create(
                 w,
-                &NodeCreate {
-                    name: name(&format!("sim-bmc-node-{i}"))?,
-                    site: name("sim-site")?,
-                    pod: name("pod-001")?,
-                    su: name("su-bmc")?,
-                    rack: name(&format!("rack-bmc-{}", i / 4))?,
-                    nvlink_domain: None,
-                    gpu_model: name("h100-80gb")?,
-                    gpus: 8,
-                    gpu_memory_gb: None,
-                    mig_capable: true,
-                    nics: Vec::new(),
-                    bmc: Some(neocloud_types::BmcCredentials {
-                        endpoint: endpoint.clone(),
-                        username: crate::simbmc::USER.into(),
-                        password: String::new(),
-                    }),
+                &ImageCreate {
+                    name: name(n)?,
+                    purpose,
+                    kernel_url: format!("http://sim-images.invalid/{dir}/vmlinuz"),
+                    initrd_url: format!("http://sim-images.invalid/{dir}/initrd"),
+                    root_url: None,
+                    root_sha256: None,
+                    cmdline: "console=ttyS0".into(),
+                    description: "SIMULATED image: simulated nodes do not fetch it".into(),
                 },
-                Some(sealed),
             )?;
         }
         allocations::bump_placement_generation(w)?;
@@ -133,6 +132,23 @@ pub fn seed_with_bmcs(store: &Store, bmcs: &[(String, String)]) -> Result<usize>
                 request_id: neocloud_common::new_id(),
             },
         )?;
-        Ok(DEMO_NODES + bmcs.len())
+        Ok(DEMO_NODES)
+    })
+}
+
+/// Points the demo's nodes at this run's simulated BMC fleet (its port
+/// changes on every start).
+pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
+    store.write(|w| {
+        let mut n = 0;
+        for (id, endpoint) in nodes::bmc_endpoints(w)? {
+            if let Some((_, idx)) = endpoint.rsplit_once("/simbmc/") {
+                if let Ok(i) = idx.parse::<usize>() {
+                    nodes::set_bmc_endpoint(w, &id, &crate::simbmc::endpoint(base, i))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     })
 }

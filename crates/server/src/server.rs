@@ -41,8 +41,8 @@ pub struct Server {
     config: Config,
     /// Where the bootstrap token was written, on first start.
     pub bootstrap_token: Option<PathBuf>,
-    /// `--demo`: listeners of the SIMULATED BMCs, served while running.
-    sim_bmcs: Vec<tokio::net::TcpListener>,
+    /// `--demo`: the SIMULATED BMC fleet and its listener, served while running.
+    sim_bmcs: Option<(tokio::net::TcpListener, Arc<crate::simbmc::SimFleet>)>,
 }
 
 impl Server {
@@ -69,26 +69,34 @@ impl Server {
             Some(p) => crate::signing::Signer::load_or_create_at(p)?,
             None => crate::signing::Signer::load_or_create(&config.data_dir)?,
         });
-        let mut sim_bmcs = Vec::new();
-        let mut sim_endpoints = Vec::new();
-        if demo {
-            for _ in 0..crate::demo::DEMO_BMC_NODES {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        // `--demo`: one listener serves the SIMULATED BMC fleet.
+        let sim_listener = if demo {
+            Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
-                    .map_err(|e| Error::internal(format!("simulated BMC listener: {e}")))?;
-                let addr = l.local_addr().map_err(|e| Error::internal(e.to_string()))?;
-                sim_endpoints
-                    .push((format!("http://{addr}"), secrets.seal(crate::simbmc::PASSWORD)?));
-                sim_bmcs.push(l);
-            }
-        }
+                    .map_err(|e| Error::internal(format!("simulated BMC listener: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let sim_base = sim_listener
+            .as_ref()
+            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+            .transpose()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let sim_sealed = match &sim_base {
+            Some(_) => Some(secrets.seal(crate::simbmc::PASSWORD)?),
+            None => None,
+        };
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
-            if demo {
-                let n = crate::demo::seed_with_bmcs(&store, &sim_endpoints)?;
+            if let (Some(base), Some(sealed)) = (&sim_base, &sim_sealed) {
+                let n = crate::demo::seed_with_bmcs(&store, Some((base, sealed)))?;
                 if n > 0 {
                     tracing::info!(nodes = n, "demo: seeded a SIMULATED datacenter");
+                } else {
+                    crate::demo::rebind_sim_bmcs(&store, base)?;
                 }
             }
             let engine = store.read(crate::placement::load)?;
@@ -126,7 +134,7 @@ impl Server {
                 l
             },
             boot: crate::boot::handlers::BootConfig {
-                base_url: boot_url,
+                base_url: boot_url.clone(),
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
             },
             anonymous_limiter: RateLimiter::new(
@@ -145,7 +153,8 @@ impl Server {
             cancel: CancellationToken::new(),
             config,
             bootstrap_token: token,
-            sim_bmcs,
+            sim_bmcs: sim_listener
+                .map(|l| (l, crate::simbmc::SimFleet::new(Some(boot_url), Duration::ZERO))),
         })
     }
 
@@ -167,12 +176,13 @@ impl Server {
     pub async fn run(self) -> Result<()> {
         let Server { shared, listener, cancel, config, sim_bmcs, .. } = self;
         let mut tasks = JoinSet::new();
-        for (i, l) in sim_bmcs.into_iter().enumerate() {
+        if let Some((l, fleet)) = sim_bmcs {
             let c = cancel.clone();
             tasks.spawn(async move {
-                let _ = axum::serve(l, crate::simbmc::router(i))
+                let _ = axum::serve(l, crate::simbmc::router(fleet.clone()))
                     .with_graceful_shutdown(c.cancelled_owned())
                     .await;
+                fleet.stop_all();
             });
         }
         spawn_background(&mut tasks, &shared, &cancel, &config);

@@ -1,8 +1,16 @@
-//! SIMULATED BMCs for `serve --demo`: a small Redfish service per simulated
-//! node (service root, a host system with power and boot override, an HGX
-//! baseboard with 8 simulated H100 GPUs, MACs), served on loopback so the
-//! real Redfish driver and lifecycle controller enroll demo nodes exactly as
-//! they enroll real ones. Never a peer in a driver's tests (those use
+//! SIMULATED BMCs for `serve --demo` and the benchmarks: one listener
+//! serves any number of simulated Redfish BMCs, BMC `i` under
+//! `/simbmc/{i}` (service root, a host system with power, boot override and
+//! a MAC, an HGX baseboard with 8 simulated H100 GPUs, a firmware
+//! inventory). The real Redfish driver and lifecycle controller drive them
+//! exactly as they drive real BMCs.
+//!
+//! A simulated node also boots: powering it on (or restarting it) with a
+//! network boot override fetches its iPXE script from the boot service and,
+//! when the script carries a token, starts a SIMULATED agent (the real
+//! agent library over simulated hardware) that registers with it. Powering
+//! it off stops that agent. Each answer can be delayed by a fixed latency
+//! (benchmarks use 1 s). Never a peer in a driver's tests (those use
 //! sushy-tools).
 
 use axum::extract::{Path, State};
@@ -10,24 +18,125 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use neocloud_agent::{Agent, Simulated, SimulatedConfig};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The credentials every simulated BMC accepts (basic auth).
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "simulated";
 
-#[derive(Default)]
+/// BMC `i`'s endpoint under a fleet served at `base` (`http://host:port`).
+pub fn endpoint(base: &str, i: usize) -> String {
+    format!("{}/simbmc/{i}", base.trim_end_matches('/'))
+}
+
+/// The MAC of simulated node `i`'s NIC.
+pub fn mac(i: usize) -> String {
+    format!("02:5e:00:{:02x}:{:02x}:{:02x}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
 struct Sim {
     power_on: bool,
     boot_target: String,
     boot_enabled: String,
+    /// Stops the simulated OS's agent (power off, reset).
+    agent_stop: Option<Arc<AtomicBool>>,
 }
 
-#[derive(Clone)]
-struct Ctx {
-    index: usize,
-    sim: Arc<Mutex<Sim>>,
+impl Default for Sim {
+    fn default() -> Sim {
+        Sim {
+            power_on: false,
+            boot_target: "None".into(),
+            boot_enabled: "Disabled".into(),
+            agent_stop: None,
+        }
+    }
+}
+
+/// A fleet of simulated BMCs and the nodes behind them.
+pub struct SimFleet {
+    sims: Mutex<HashMap<usize, Sim>>,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Where simulated nodes network-boot from (the boot service); `None`:
+    /// they do not boot.
+    pub boot_url: Option<String>,
+    /// How long a simulated boot takes before the agent starts.
+    pub boot_delay: Duration,
+    /// Requests answered (for benchmarks).
+    pub requests: AtomicU64,
+    /// Agents started by simulated boots.
+    pub boots: AtomicU64,
+}
+
+impl SimFleet {
+    pub fn new(boot_url: Option<String>, latency: Duration) -> Arc<SimFleet> {
+        Arc::new(SimFleet {
+            sims: Mutex::new(HashMap::new()),
+            latency,
+            boot_url,
+            boot_delay: Duration::from_millis(200),
+            requests: AtomicU64::new(0),
+            boots: AtomicU64::new(0),
+        })
+    }
+
+    fn with<T>(&self, i: usize, f: impl FnOnce(&mut Sim) -> T) -> T {
+        let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(i).or_default())
+    }
+
+    /// Stops every simulated agent (shutdown).
+    pub fn stop_all(&self) {
+        let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        for s in m.values_mut() {
+            if let Some(stop) = s.agent_stop.take() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A simulated power-on: a network boot when the override says so.
+    fn boot(self: &Arc<SimFleet>, i: usize, stop: Arc<AtomicBool>) {
+        let Some(base) = self.boot_url.clone() else { return };
+        let fleet = self.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(fleet.boot_delay);
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let url = format!("{}/boot/ipxe?mac={}", base.trim_end_matches('/'), mac(i));
+            let script = match ureq::get(&url).call() {
+                Ok(r) => r.into_string().unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(node = i, error = %e, "simulated node: no boot script");
+                    return;
+                }
+            };
+            let Some(token) =
+                script.split_whitespace().find_map(|w| w.strip_prefix("neocloud.token="))
+            else {
+                // `exit`: the simulated node boots its local disk (no agent).
+                return;
+            };
+            let mut cfg = SimulatedConfig::new(&format!("simnode-{i}"));
+            cfg.hostname = format!("simnode-{i}");
+            let log: neocloud_agent::Logger =
+                Arc::new(move |m: &str| tracing::debug!(node = i, "simulated agent: {m}"));
+            match Agent::register_with_log(&base, token, Arc::new(Simulated::new(cfg)), log) {
+                Ok(agent) => {
+                    fleet.boots.fetch_add(1, Ordering::Relaxed);
+                    let _ = agent.run(&stop);
+                }
+                Err(e) => tracing::warn!(node = i, error = %e, "simulated agent did not register"),
+            }
+        });
+    }
 }
 
 fn authorized(h: &HeaderMap) -> bool {
@@ -43,97 +152,128 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn guard(h: &HeaderMap, v: Value) -> Response {
+fn link(p: &str) -> Value {
+    json!({"@odata.id": p})
+}
+
+type Fleet = Arc<SimFleet>;
+
+/// Counts the request, waits the latency, then answers `v` if authorized.
+async fn answer(f: &SimFleet, h: &HeaderMap, v: impl FnOnce() -> Value) -> Response {
+    f.requests.fetch_add(1, Ordering::Relaxed);
+    if !f.latency.is_zero() {
+        tokio::time::sleep(f.latency).await;
+    }
     if authorized(h) {
-        Json(v).into_response()
+        Json(v()).into_response()
     } else {
         unauthorized()
     }
 }
 
-fn link(p: &str) -> Value {
-    json!({"@odata.id": p})
-}
+const GPUS: usize = 8;
 
-/// A router answering as simulated BMC number `index`.
-pub fn router(index: usize) -> Router {
-    let ctx = Ctx {
-        index,
-        sim: Arc::new(Mutex::new(Sim {
-            power_on: false,
-            boot_target: "None".into(),
-            boot_enabled: "Disabled".into(),
-        })),
-    };
+/// The router of a whole simulated fleet.
+pub fn router(fleet: Fleet) -> Router {
     Router::new()
-        .route("/redfish/v1", get(|| async { Json(json!({"Id": "RootService", "Systems": link("/redfish/v1/Systems")})) }))
         .route(
-            "/redfish/v1/Systems",
-            get(|h: HeaderMap| async move {
-                guard(&h, json!({"Members": [link("/redfish/v1/Systems/Host"), link("/redfish/v1/Systems/HGX_Baseboard_0")]}))
-            }),
-        )
-        .route("/redfish/v1/Systems/Host", get(host).patch(patch_host))
-        .route("/redfish/v1/Systems/Host/Actions/ComputerSystem.Reset", post(reset))
-        .route(
-            "/redfish/v1/Systems/Host/EthernetInterfaces",
-            get(|h: HeaderMap| async move {
-                guard(&h, json!({"Members": [link("/redfish/v1/Systems/Host/EthernetInterfaces/0")]}))
-            }),
-        )
-        .route("/redfish/v1/Systems/Host/EthernetInterfaces/0", get(nic))
-        .route(
-            "/redfish/v1/Systems/HGX_Baseboard_0",
-            get(|h: HeaderMap| async move {
-                guard(
-                    &h,
-                    json!({"Id": "HGX_Baseboard_0", "Processors": link("/redfish/v1/Systems/HGX_Baseboard_0/Processors"),
-                           "Memory": link("/redfish/v1/Systems/HGX_Baseboard_0/Memory")}),
-                )
+            "/simbmc/{i}/redfish/v1",
+            get(|State(f): State<Fleet>| async move {
+                f.requests.fetch_add(1, Ordering::Relaxed);
+                Json(json!({"Id": "RootService", "Systems": link("/redfish/v1/Systems"),
+                            "UpdateService": link("/redfish/v1/UpdateService")}))
             }),
         )
         .route(
-            "/redfish/v1/Systems/HGX_Baseboard_0/Processors",
-            get(|h: HeaderMap| async move {
-                let m: Vec<Value> =
-                    (1..=8).map(|i| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_{i}"))).collect();
-                guard(&h, json!({"Members": m}))
+            "/simbmc/{i}/redfish/v1/Systems",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || json!({"Members": [link("/redfish/v1/Systems/Host"), link("/redfish/v1/Systems/HGX_Baseboard_0")]})).await
             }),
         )
-        .route("/redfish/v1/Systems/HGX_Baseboard_0/Processors/{gpu}", get(gpu))
+        .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
+        .route("/simbmc/{i}/redfish/v1/Systems/Host/Actions/ComputerSystem.Reset", post(reset))
         .route(
-            "/redfish/v1/Systems/HGX_Baseboard_0/Memory",
-            get(|h: HeaderMap| async move {
-                let m: Vec<Value> = (1..=8)
-                    .map(|i| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/GPU_SXM_{i}_DRAM_0")))
-                    .collect();
-                guard(&h, json!({"Members": m}))
+            "/simbmc/{i}/redfish/v1/Systems/Host/EthernetInterfaces",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || json!({"Members": [link("/redfish/v1/Systems/Host/EthernetInterfaces/0")]})).await
             }),
         )
         .route(
-            "/redfish/v1/Systems/HGX_Baseboard_0/Memory/{dram}",
-            get(|h: HeaderMap, Path(d): Path<String>| async move {
-                guard(&h, json!({"@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/{d}"), "Id": d, "CapacityMiB": 81559}))
+            "/simbmc/{i}/redfish/v1/Systems/Host/EthernetInterfaces/0",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, || json!({"@odata.id": "/redfish/v1/Systems/Host/EthernetInterfaces/0", "Id": "0", "MACAddress": mac(i)})).await
             }),
         )
-        .with_state(ctx)
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || json!({"Id": "HGX_Baseboard_0", "Processors": link("/redfish/v1/Systems/HGX_Baseboard_0/Processors"),
+                                         "Memory": link("/redfish/v1/Systems/HGX_Baseboard_0/Memory")})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Processors",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || {
+                    let m: Vec<Value> = (1..=GPUS)
+                        .map(|g| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_{g}")))
+                        .collect();
+                    json!({"Members": m})
+                })
+                .await
+            }),
+        )
+        .route("/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Processors/{gpu}", get(gpu))
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Memory",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || {
+                    let m: Vec<Value> = (1..=GPUS)
+                        .map(|g| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/GPU_SXM_{g}_DRAM_0")))
+                        .collect();
+                    json!({"Members": m})
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Memory/{dram}",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path((_, d)): Path<(usize, String)>| async move {
+                answer(&f, &h, || json!({"@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/{d}"), "Id": d, "CapacityMiB": 81559})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory",
+            get(|State(f): State<Fleet>, h: HeaderMap| async move {
+                answer(&f, &h, || json!({"Members": [link("/redfish/v1/UpdateService/FirmwareInventory/BMC"),
+                                                     link("/redfish/v1/UpdateService/FirmwareInventory/BIOS")]})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path((_, fw)): Path<(usize, String)>| async move {
+                let version = if fw == "BMC" { "SIM-BMC-2.1" } else { "SIM-BIOS-1.0" };
+                answer(&f, &h, || json!({"Id": fw, "Name": format!("simulated {fw}"), "Version": version})).await
+            }),
+        )
+        .with_state(fleet)
 }
 
-async fn host(State(c): State<Ctx>, h: HeaderMap) -> Response {
-    let s = c.sim.lock().unwrap_or_else(|e| e.into_inner());
-    guard(
-        &h,
+async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let (power_on, target, enabled) =
+        f.with(i, |s| (s.power_on, s.boot_target.clone(), s.boot_enabled.clone()));
+    answer(&f, &h, || {
         json!({
             "@odata.id": "/redfish/v1/Systems/Host",
             "Id": "Host",
-            "UUID": format!("5e1a0000-0000-4000-8000-{:012}", c.index),
+            "UUID": format!("5e1a0000-0000-4000-8000-{i:012}"),
             "Manufacturer": "neocloud simulator",
             "Model": "Simulated HGX H100",
-            "SerialNumber": format!("SIM{:06}", c.index),
-            "PowerState": if s.power_on { "On" } else { "Off" },
+            "SerialNumber": format!("SIM{i:06}"),
+            "PowerState": if power_on { "On" } else { "Off" },
             "Boot": {
-                "BootSourceOverrideTarget": s.boot_target,
-                "BootSourceOverrideEnabled": s.boot_enabled,
+                "BootSourceOverrideTarget": target,
+                "BootSourceOverrideEnabled": enabled,
                 "BootSourceOverrideTarget@Redfish.AllowableValues": ["None", "Pxe", "Cd", "Hdd", "UefiHttp"]
             },
             "Actions": {"#ComputerSystem.Reset": {
@@ -142,32 +282,45 @@ async fn host(State(c): State<Ctx>, h: HeaderMap) -> Response {
             }},
             "MemorySummary": {"TotalSystemMemoryGiB": 2048},
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
-        }),
-    )
+        })
+    })
+    .await
 }
 
-async fn patch_host(State(c): State<Ctx>, h: HeaderMap, Json(v): Json<Value>) -> Response {
-    if !authorized(&h) {
-        return unauthorized();
+async fn patch_host(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let resp = answer(&f, &h, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
     }
-    let mut s = c.sim.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = v["Boot"]["BootSourceOverrideTarget"].as_str() {
-        s.boot_target = t.to_string();
-    }
-    if let Some(e) = v["Boot"]["BootSourceOverrideEnabled"].as_str() {
-        s.boot_enabled = e.to_string();
-    }
+    f.with(i, |s| {
+        if let Some(t) = v["Boot"]["BootSourceOverrideTarget"].as_str() {
+            s.boot_target = t.to_string();
+        }
+        if let Some(e) = v["Boot"]["BootSourceOverrideEnabled"].as_str() {
+            s.boot_enabled = e.to_string();
+        }
+    });
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn reset(State(c): State<Ctx>, h: HeaderMap, Json(v): Json<Value>) -> Response {
-    if !authorized(&h) {
-        return unauthorized();
+async fn reset(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let resp = answer(&f, &h, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
     }
-    let mut s = c.sim.lock().unwrap_or_else(|e| e.into_inner());
-    match v["ResetType"].as_str() {
-        Some("On") | Some("ForceRestart") => s.power_on = true,
-        Some("ForceOff") | Some("GracefulShutdown") => s.power_on = false,
+    let on = match v["ResetType"].as_str() {
+        Some("On") | Some("ForceRestart") => true,
+        Some("ForceOff") | Some("GracefulShutdown") => false,
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -175,30 +328,50 @@ async fn reset(State(c): State<Ctx>, h: HeaderMap, Json(v): Json<Value>) -> Resp
             )
                 .into_response()
         }
+    };
+    let boot = f.with(i, |s| {
+        // Whatever ran stops: power went away or the node restarts.
+        if let Some(stop) = s.agent_stop.take() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        s.power_on = on;
+        if !on {
+            return None;
+        }
+        let network =
+            matches!(s.boot_target.as_str(), "Pxe" | "UefiHttp") && s.boot_enabled != "Disabled";
+        if s.boot_enabled == "Once" {
+            s.boot_enabled = "Disabled".into();
+            s.boot_target = "None".into();
+        }
+        network.then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            s.agent_stop = Some(stop.clone());
+            stop
+        })
+    });
+    if let Some(stop) = boot {
+        f.boot(i, stop);
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn nic(State(c): State<Ctx>, h: HeaderMap) -> Response {
-    guard(
-        &h,
-        json!({"@odata.id": "/redfish/v1/Systems/Host/EthernetInterfaces/0", "Id": "0",
-               "MACAddress": format!("02:5e:00:00:{:02x}:{:02x}", (c.index >> 8) & 0xff, c.index & 0xff)}),
-    )
-}
-
-async fn gpu(State(c): State<Ctx>, h: HeaderMap, Path(g): Path<String>) -> Response {
-    guard(
-        &h,
+async fn gpu(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, g)): Path<(usize, String)>,
+) -> Response {
+    answer(&f, &h, || {
         json!({
             "@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/{g}"),
             "Id": g,
             "ProcessorType": "GPU",
             "Manufacturer": "NVIDIA",
             "Model": "NVIDIA H100 80GB HBM3 (simulated)",
-            "SerialNumber": format!("SIMGPU{:06}-{g}", c.index),
-            "UUID": format!("GPU-5e1a{:04}-{}", c.index, g.trim_start_matches("GPU_SXM_")),
+            "SerialNumber": format!("SIMGPU{i:06}-{g}"),
+            "UUID": format!("GPU-5e1a{i:04}-{}", g.trim_start_matches("GPU_SXM_")),
             "Oem": {"Nvidia": {"MIGModeEnabled": false}}
-        }),
-    )
+        })
+    })
+    .await
 }

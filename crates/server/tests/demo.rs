@@ -1,64 +1,57 @@
-//! `serve --demo` seeds a small simulated datacenter once, and it is usable.
+//! `serve --demo` seeds a small simulated datacenter once, and it is usable:
+//! every node enrolls through a simulated BMC, and a tenant provisions and
+//! releases bare-metal instances that simulated agents check in from.
 
 mod common;
 
 use common::{TestBackend, TestServer};
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn nodes(a: &common::Client) -> Vec<Value> {
+    a.get("/v1/nodes").expect(200).body["items"].as_array().unwrap().clone()
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
 
 #[test]
-fn demo_fleet_is_seeded_once_and_allocatable() {
+fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
     for b in TestBackend::ALL {
         let Some(s) = TestServer::start_with(b, |c| {
             c.demo = true;
             c.lifecycle_interval_ms = 100;
+            c.heartbeat_interval_ms = 100;
         }) else {
             continue;
         };
         let b = b.as_str();
         let a = s.admin();
-        // The nodes behind simulated BMCs go through the real lifecycle.
-        let start = std::time::Instant::now();
-        loop {
-            let items = a.get("/v1/nodes").expect(200).body["items"].as_array().unwrap().clone();
-            let enrolled: Vec<&serde_json::Value> = items
-                .iter()
-                .filter(|n| n["name"].as_str().unwrap().starts_with("sim-bmc-node-"))
-                .collect();
-            assert_eq!(enrolled.len(), neocloud_server::demo::DEMO_BMC_NODES, "[{b}]");
-            if enrolled.iter().all(|n| n["lifecycle"]["state"] == "available") {
-                assert!(
-                    enrolled.iter().all(|n| n["gpus"] == 8 && n["gpu_memory_gb"] == 80),
-                    "[{b}] {enrolled:?}"
-                );
-                break;
-            }
+        // Every node goes through the real lifecycle behind a simulated BMC.
+        wait("the demo fleet to be available", || {
+            let ns = nodes(&a);
+            assert_eq!(ns.len(), neocloud_server::demo::DEMO_NODES, "[{b}]");
             assert!(
-                enrolled.iter().all(|n| n["lifecycle"]["state"] != "failed"),
-                "[{b}] a simulated BMC failed: {enrolled:?}"
+                ns.iter().all(|n| n["lifecycle"]["state"] != "failed"),
+                "[{b}] a simulated BMC failed: {ns:?}"
             );
-            assert!(start.elapsed() < std::time::Duration::from_secs(20), "[{b}] {enrolled:?}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let nodes = a.get("/v1/nodes").expect(200);
-        let names: Vec<&str> = nodes.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            names.len(),
-            neocloud_server::demo::DEMO_NODES + neocloud_server::demo::DEMO_BMC_NODES,
-            "[{b}]"
-        );
+            ns.iter().all(|n| n["lifecycle"]["state"] == "available")
+        });
+        let ns = nodes(&a);
+        assert!(ns.iter().all(|n| n["name"].as_str().unwrap().starts_with("sim-")), "[{b}]");
         assert!(
-            names.iter().all(|n| n.starts_with("sim-")),
-            "[{b}] simulated nodes are named so: {names:?}"
+            ns.iter()
+                .all(|n| n["gpus"] == 8 && n["gpu_memory_gb"] == 80 && n["macs"][0].is_string()),
+            "[{b}] inspected: {ns:?}"
         );
         assert_eq!(
             a.get("/v1/instance-types").expect(200).body["items"].as_array().unwrap().len(),
-            7,
-            "[{b}]"
+            7
         );
         assert_eq!(
             neocloud_server::demo::seed(&s.store).unwrap(),
@@ -81,7 +74,53 @@ fn demo_fleet_is_seeded_once_and_allocatable() {
             .expect(201);
         assert_eq!(got.body["placement"]["assignments"].as_array().unwrap().len(), 8, "[{b}]");
         let cap = a.get("/v1/capacity").expect(200);
-        assert_eq!(cap.body["models"][0]["total"]["free_nodes"], 12, "[{b}]");
+        assert_eq!(cap.body["models"][0]["total"]["free_nodes"], 8, "[{b}]");
+
+        // Bare-metal instances: provisioned, agents check in, released, sanitized.
+        let created = a
+            .post(
+                "/v1/tenants/demo/projects/train/instances",
+                &json!({"name": "web", "instance_type": "bm-h100", "count": 2,
+                        "image": "sim-ubuntu-24-04",
+                        "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDemo demo@laptop"]}),
+            )
+            .expect(201)
+            .body;
+        let ids: Vec<String> = created["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        let inst = |id: &str| {
+            a.get(&format!("/v1/tenants/demo/projects/train/instances/{id}")).expect(200).body
+        };
+        wait("the instances to be ready", || {
+            ids.iter().all(|id| {
+                let i = inst(id);
+                assert_ne!(i["state"], "failed", "[{b}] {i}");
+                i["state"] == "ready"
+            })
+        });
+        for id in &ids {
+            assert_eq!(
+                a.delete(&format!("/v1/tenants/demo/projects/train/instances/{id}")).status,
+                202
+            );
+        }
+        wait("the instances to be released", || {
+            ids.iter().all(|id| inst(id)["state"] == "released")
+        });
+        for id in &ids {
+            let recs = a
+                .get(&format!("/v1/tenants/demo/projects/train/instances/{id}/sanitization"))
+                .expect(200)
+                .body;
+            assert_eq!(recs["items"][0]["body"]["complete"], true, "[{b}] {recs}");
+        }
+        wait("the nodes to be available again", || {
+            nodes(&a).iter().all(|n| n["lifecycle"]["state"] == "available")
+        });
         let trail = a.get("/v1/audit?limit=1000").expect(200);
         assert!(trail.text.contains("demo_seed"), "[{b}] the seed is audited");
     }

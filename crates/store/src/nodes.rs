@@ -463,3 +463,17 @@ pub fn inspect_requested(r: &mut dyn Reader, id: &str) -> Result<bool> {
     let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
     Ok(row.i64(0)? > row.i64(1)?)
 }
+
+/// Every node's BMC endpoint: (node id, endpoint).
+pub fn bmc_endpoints(r: &mut dyn Reader) -> Result<Vec<(String, String)>> {
+    r.query("SELECT node_id, endpoint FROM node_bmcs ORDER BY node_id", &[])?
+        .iter()
+        .map(|row| Ok((row.str(0)?, row.str(1)?)))
+        .collect()
+}
+
+/// Points a node at a new BMC endpoint (same credentials).
+pub fn set_bmc_endpoint(w: &mut dyn Writer, id: &str, endpoint: &str) -> Result<()> {
+    w.execute("UPDATE node_bmcs SET endpoint = ? WHERE node_id = ?", vals![endpoint, id])?;
+    Ok(())
+}
