@@ -45,6 +45,9 @@ pub struct Config {
     pub lifecycle_interval_ms: u64,
     /// Per-request BMC timeout for the lifecycle controller.
     pub bmc_timeout_ms: u64,
+    /// Nodes the lifecycle controller steps at once (each step waits on
+    /// its BMC on a blocking thread).
+    pub lifecycle_parallel_steps: usize,
     /// The URL nodes reach the control plane at (boot service, agents);
     /// default `http://<listen>`.
     pub boot_url: Option<String>,
@@ -76,6 +79,7 @@ impl Default for Config {
             secrets_key_file: None,
             lifecycle_interval_ms: 2000,
             bmc_timeout_ms: 30_000,
+            lifecycle_parallel_steps: 64,
             boot_url: None,
             heartbeat_interval_ms: 10_000,
             agent_timeout_secs: 1800,

@@ -227,6 +227,10 @@ fn run(
                 effects = reply.effects;
                 Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
             });
+            if res.is_ok() && changes_placement(op) {
+                // New intent for the lifecycle controller: act now, not at the next tick.
+                app.lifecycle.wake.notify_one();
+            }
             match &res {
                 Ok(_) if !effects.is_empty() => app.placement.commit(&app.store, effects),
                 Ok(_) => {}

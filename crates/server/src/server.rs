@@ -131,6 +131,7 @@ impl Server {
                     signer,
                 );
                 l.agent_timeout = Duration::from_secs(config.agent_timeout_secs);
+                l.parallel_steps = config.lifecycle_parallel_steps;
                 l
             },
             boot: crate::boot::handlers::BootConfig {
@@ -243,10 +244,12 @@ fn spawn_background(
             return;
         }
         let mut tick = tokio::time::interval(every);
+        let wake = s.app.lifecycle.wake.clone();
         loop {
             tokio::select! {
                 _ = c.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = wake.notified() => {}
             }
             // Start a step for every node with work and none running; do
             // not wait for them (a silent BMC must not hold up the others).
@@ -272,7 +275,9 @@ fn spawn_background(
             for n in nodes {
                 let s3 = s.clone();
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = s3.app.lifecycle.step_node(&s3.app.store, &s3.app.secrets, &n) {
+                    let res =
+                        s3.app.lifecycle.step_node_chained(&s3.app.store, &s3.app.secrets, &n);
+                    if let Err(e) = res {
                         s3.app.metrics.background_error("node_lifecycle");
                         tracing::warn!(node = %n.name, error = %e, "node lifecycle step failed");
                     }

@@ -103,13 +103,44 @@ fn is_mac(s: &str) -> bool {
         && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// Whether the node still works for the token's instance and purpose:
+/// cloud-init may read its metadata again on every boot of the instance
+/// (tenant token), or of the sanitizer (sanitizer token). A release
+/// replaces the tenant's token; a finished sanitization deletes the token.
+fn serves_metadata(l: &NodeLifecycle, tok: &agents::BootToken) -> bool {
+    match (l, tok.purpose) {
+        (
+            NodeLifecycle::Provisioning { instance_id, .. }
+            | NodeLifecycle::Active { instance_id, .. },
+            ImagePurpose::Tenant,
+        )
+        | (
+            NodeLifecycle::Releasing { instance_id, .. }
+            | NodeLifecycle::Sanitizing { instance_id, .. },
+            ImagePurpose::Sanitizer,
+        ) => instance_id == &tok.instance_id,
+        (
+            NodeLifecycle::Enrolling
+            | NodeLifecycle::Inspecting
+            | NodeLifecycle::Available
+            | NodeLifecycle::Provisioning { .. }
+            | NodeLifecycle::Active { .. }
+            | NodeLifecycle::Releasing { .. }
+            | NodeLifecycle::Sanitizing { .. }
+            | NodeLifecycle::Maintenance
+            | NodeLifecycle::Failed { .. },
+            ImagePurpose::Tenant | ImagePurpose::Sanitizer,
+        ) => false,
+    }
+}
+
 /// `GET /boot/nocloud/{token}/{doc}`.
 pub fn nocloud(app: &App, cfg: &BootConfig, token: &str, doc: &str) -> Result<Text> {
     app.store.read(|r| {
         let tok = agents::boot_token_by_hash(r, &hash(token))?
             .ok_or_else(|| Error::not_found("boot token", "(given)"))?;
         let node = nodes::get(r, &tok.node_id)?;
-        if current_boot(app, r, &node)?.is_none() {
+        if !serves_metadata(&node.lifecycle, &tok) {
             return Err(Error::not_found("boot token", "(given)"));
         }
         let inst = instances::by_id(r, &tok.instance_id)?;
@@ -177,6 +208,7 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
         agent_event(w, &node.id, &format!("agent_register_{}", tok.purpose.as_str()), "success")?;
         Ok(rec)
     })?;
+    app.lifecycle.wake.notify_one();
     Ok(AgentRegistered {
         agent_id: rec.id,
         node_id: rec.node_id,
@@ -228,5 +260,7 @@ pub fn step_result(
             agent_event(w, &agent.node_id, "agent_step", if p.ok { "success" } else { "failed" })?;
         }
         Ok(())
-    })
+    })?;
+    app.lifecycle.wake.notify_one();
+    Ok(())
 }

@@ -61,6 +61,11 @@ pub struct LifecycleController {
     /// How long a booted image has to register its agent, and the
     /// sanitizer agent to finish its steps, before the node is failed.
     pub agent_timeout: Duration,
+    /// Nodes stepped at once.
+    pub parallel_steps: usize,
+    /// Wakes the controller's loop before its next tick: new intent, or an
+    /// agent that registered or finished a step.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
@@ -81,8 +86,11 @@ pub fn census(store: &Store) -> Result<(StateCounts, StateCounts)> {
     })
 }
 
-/// Nodes stepped at once by one pass.
-pub const PARALLEL_STEPS: usize = 32;
+/// Nodes stepped at once, by default.
+pub const PARALLEL_STEPS: usize = 64;
+
+/// Steps taken back to back for one node before it waits for the next pass.
+pub const MAX_CHAINED_STEPS: usize = 16;
 
 /// What stepping one node did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +155,8 @@ impl LifecycleController {
             bmc_timeout,
             signer,
             agent_timeout: Duration::from_secs(1800),
+            parallel_steps: PARALLEL_STEPS,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -158,7 +168,7 @@ impl LifecycleController {
         let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for n in work {
-            if busy.len() >= PARALLEL_STEPS {
+            if busy.len() >= self.parallel_steps.max(1) {
                 break;
             }
             if busy.insert(n.id.clone()) {
@@ -175,6 +185,34 @@ impl LifecycleController {
         res
     }
 
+    /// Steps one claimed node, and again while it moves (up to
+    /// [`MAX_CHAINED_STEPS`]), so a node does not wait a pass between steps
+    /// that need nothing from outside; then releases the claim.
+    pub fn step_node_chained(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<Outcome> {
+        let mut node = n.clone();
+        let mut res = self.step_and_account(store, secrets, &node);
+        for _ in 1..MAX_CHAINED_STEPS {
+            if !matches!(res, Ok(Outcome::Moved)) {
+                break;
+            }
+            match store.read(|r| nodes::get(r, &n.id)) {
+                Ok(next) => node = next,
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+            res = self.step_and_account(store, secrets, &node);
+        }
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
+        res
+    }
+
     /// One synchronous pass: claims the work and steps it in parallel,
     /// waiting for every step. (The server's loop instead starts steps and
     /// goes on, see `server.rs`.)
@@ -183,7 +221,7 @@ impl LifecycleController {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let pass = Mutex::new(Pass::default());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = work.len().clamp(1, PARALLEL_STEPS);
+        let workers = work.len().clamp(1, self.parallel_steps.max(1));
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
