@@ -179,12 +179,7 @@ impl Server {
         let mut tasks = JoinSet::new();
         if let Some((l, fleet)) = sim_bmcs {
             let c = cancel.clone();
-            tasks.spawn(async move {
-                let _ = axum::serve(l, crate::simbmc::router(fleet.clone()))
-                    .with_graceful_shutdown(c.cancelled_owned())
-                    .await;
-                fleet.stop_all();
-            });
+            tasks.spawn(crate::simbmc::serve(l, fleet, c.cancelled_owned()));
         }
         spawn_background(&mut tasks, &shared, &cancel, &config);
         let router = router(shared.clone());

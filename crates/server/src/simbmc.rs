@@ -70,6 +70,10 @@ pub struct SimFleet {
     pub boot_delay: Duration,
     /// Requests answered (for benchmarks).
     pub requests: AtomicU64,
+    /// Of those, the ones that waited `latency` (all but the service root,
+    /// which is answered at once): a node's BMC calls are sequential, so
+    /// these per node times the latency is its ideal time in BMC waits.
+    pub delayed: AtomicU64,
     /// Agents started by simulated boots.
     pub boots: AtomicU64,
 }
@@ -82,6 +86,7 @@ impl SimFleet {
             boot_url,
             boot_delay: Duration::from_millis(200),
             requests: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
             boots: AtomicU64::new(0),
         })
     }
@@ -110,12 +115,23 @@ impl SimFleet {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
+            // Like firmware retrying its network boot, and an agent its
+            // registration, while the control plane is unreachable.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
             let url = format!("{}/boot/ipxe?mac={}", base.trim_end_matches('/'), mac(i));
-            let script = match ureq::get(&url).call() {
-                Ok(r) => r.into_string().unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(node = i, error = %e, "simulated node: no boot script");
+            let script = loop {
+                if stop.load(Ordering::SeqCst) {
                     return;
+                }
+                match ureq::get(&url).call() {
+                    Ok(r) => break r.into_string().unwrap_or_default(),
+                    Err(ureq::Error::Transport(_)) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(200))
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = i, error = %e, "simulated node: no boot script");
+                        return;
+                    }
                 }
             };
             let Some(token) =
@@ -126,15 +142,26 @@ impl SimFleet {
             };
             let mut cfg = SimulatedConfig::new(&format!("simnode-{i}"));
             cfg.hostname = format!("simnode-{i}");
-            let log: neocloud_agent::Logger =
-                Arc::new(move |m: &str| tracing::debug!(node = i, "simulated agent: {m}"));
-            match Agent::register_with_log(&base, token, Arc::new(Simulated::new(cfg)), log) {
-                Ok(agent) => {
-                    fleet.boots.fetch_add(1, Ordering::Relaxed);
-                    let _ = agent.run(&stop);
+            let hw: Arc<dyn neocloud_agent::Hardware> = Arc::new(Simulated::new(cfg));
+            let agent = loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
                 }
-                Err(e) => tracing::warn!(node = i, error = %e, "simulated agent did not register"),
-            }
+                let log: neocloud_agent::Logger =
+                    Arc::new(move |m: &str| tracing::debug!(node = i, "simulated agent: {m}"));
+                match Agent::register_with_log(&base, token, hw.clone(), log) {
+                    Ok(a) => break a,
+                    Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(200))
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = i, error = %e, "simulated agent did not register");
+                        return;
+                    }
+                }
+            };
+            fleet.boots.fetch_add(1, Ordering::Relaxed);
+            let _ = agent.run(&stop);
         });
     }
 }
@@ -161,6 +188,7 @@ type Fleet = Arc<SimFleet>;
 /// Counts the request, waits the latency, then answers `v` if authorized.
 async fn answer(f: &SimFleet, h: &HeaderMap, v: impl FnOnce() -> Value) -> Response {
     f.requests.fetch_add(1, Ordering::Relaxed);
+    f.delayed.fetch_add(1, Ordering::Relaxed);
     if !f.latency.is_zero() {
         tokio::time::sleep(f.latency).await;
     }
@@ -374,4 +402,15 @@ async fn gpu(
         })
     })
     .await
+}
+
+/// Serves the fleet on `listener` until `shutdown` completes, then stops
+/// its simulated agents.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    fleet: Arc<SimFleet>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let _ = axum::serve(listener, router(fleet.clone())).with_graceful_shutdown(shutdown).await;
+    fleet.stop_all();
 }

@@ -97,6 +97,21 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict("instances use this image: release them first"));
     }
+    let img = get(w, id)?;
+    if img.purpose == ImagePurpose::Sanitizer {
+        let others = w.query(
+            "SELECT COUNT(*) FROM images WHERE purpose = 'sanitizer' AND id <> ?",
+            vals![id],
+        )?;
+        let live = w.query("SELECT COUNT(*) FROM instances WHERE state <> 'released'", &[])?;
+        let count =
+            |rows: Vec<Row>| rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0));
+        if count(others)? == 0 && count(live)? > 0 {
+            return Err(Error::conflict(
+                "the only sanitizer image: live instances need it to be released safely",
+            ));
+        }
+    }
     if w.execute("DELETE FROM images WHERE id = ?", vals![id])? == 0 {
         return Err(Error::not_found("image", id));
     }

@@ -136,9 +136,12 @@ pub fn lookup(
             &format!("SELECT {COLS} {FROM} WHERE i.id = ? AND i.tenant_id = ? AND i.project_id = ?"),
             vals![id, tenant_id, project_id],
         )?,
+        // The live instance of that name, else the one released last (its
+        // sanitization record stays readable by name).
         NameOrId::Name(n) => r.query(
             &format!(
-                "SELECT {COLS} {FROM} WHERE i.name = ? AND i.tenant_id = ? AND i.project_id = ? AND i.state <> 'released'"
+                "SELECT {COLS} {FROM} WHERE i.name = ? AND i.tenant_id = ? AND i.project_id = ? \
+                 ORDER BY CASE WHEN i.state = 'released' THEN 1 ELSE 0 END, i.updated_at DESC LIMIT 1"
             ),
             vals![n.as_str(), tenant_id, project_id],
         )?,

@@ -300,7 +300,8 @@ CREATE TABLE instances (
     project_id TEXT NOT NULL REFERENCES projects(id),
     name TEXT NOT NULL,
     instance_type_id TEXT NOT NULL REFERENCES instance_types(id),
-    image_id TEXT NOT NULL REFERENCES images(id),
+    -- The image it was provisioned with (the catalog may drop it later).
+    image_id TEXT NOT NULL,
     allocation_id TEXT NOT NULL REFERENCES allocations(id),
     node_id TEXT NOT NULL,
     ssh_keys TEXT NOT NULL,

@@ -206,7 +206,10 @@ fn lifecycle_json(l: &NodeLifecycle) -> Result<String> {
 }
 
 /// Moves a node from `from` to `to` if it is still in `from` (the
-/// lifecycle controller's only write path). Returns whether it moved.
+/// lifecycle controller's only write path). Returns whether it moved. The
+/// lifecycle is status, not configuration: it does not change the node's
+/// `generation`, so a provider's edit is never refused because the
+/// controller moved the node meanwhile.
 pub fn transition(
     w: &mut dyn Writer,
     id: &str,
@@ -214,7 +217,7 @@ pub fn transition(
     to: &NodeLifecycle,
 ) -> Result<bool> {
     let n = w.execute(
-        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND lifecycle = ?",
+        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, updated_at = ? WHERE id = ? AND lifecycle = ?",
         vals![lifecycle_json(to)?, to.name(), now_micros(), now_micros(), id, lifecycle_json(from)?],
     )?;
     Ok(n == 1)

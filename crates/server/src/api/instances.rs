@@ -169,7 +169,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
                 neocloud_common::Name::parse(n).map_err(|e| Error::invalid_value("name", e))?,
             ),
         )?
-        .is_some()
+        .is_some_and(|i| i.state != InstanceState::Released)
         {
             return Err(Error::AlreadyExists {
                 kind: "instance",

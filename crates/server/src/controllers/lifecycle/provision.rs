@@ -82,6 +82,14 @@ impl LifecycleController {
         n: &Node,
         step: BootStep,
     ) -> Result<(), StepError> {
+        if step == BootStep::PowerCycle {
+            // Repeated after a crash, when the image already booted and its
+            // agent registered: resetting again would only kill that agent.
+            let tok = store.read(|r| agents::boot_token(r, &n.id)).map_err(StepError::Store)?;
+            if tok.is_some_and(|t| t.used_at.is_some()) {
+                return Ok(());
+            }
+        }
         let (bmc, system) = self.bmc(store, secrets, n)?;
         let system = match system {
             Some(s) => s,
