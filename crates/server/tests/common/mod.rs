@@ -80,6 +80,20 @@ impl TestServer {
         }
     }
 
+    /// Stops this server and starts it again on the same store and data
+    /// directory (same secrets and signing keys, same admin token; a new
+    /// port), configured like `start_with` with `tweak`.
+    pub fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
+        self.stop();
+        let mut config = test_config(&self.db_url, &self.data_dir);
+        tweak(&mut config);
+        let (addr, cancel, store, thread) = launch(config);
+        self.url = format!("http://{addr}");
+        self.cancel = cancel;
+        self.store = store;
+        self.thread = Some(thread);
+    }
+
     pub fn admin(&self) -> Client {
         self.client(&self.admin_token)
     }

@@ -5,7 +5,7 @@ use super::{declared_macs, issue_token, set_instance, LifecycleController, StepE
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
-use neocloud_store::{instances, nodes, Store};
+use neocloud_store::{agents, instances, nodes, Store};
 use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
 
 impl LifecycleController {
@@ -63,7 +63,16 @@ impl LifecycleController {
                 };
                 self.advance(store, n, to, |w| {
                     record(w)?;
-                    issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)
+                    // As when a release starts: whatever ran on the node
+                    // loses its credentials, and an instance not released
+                    // yet shows it is being released.
+                    agents::revoke_node_agents(w, &n.id)?;
+                    issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)?;
+                    let i = instances::by_id(w, &instance)?;
+                    if i.state != InstanceState::Released {
+                        set_instance(w, &i, InstanceState::Releasing, None)?;
+                    }
+                    Ok(())
                 })
             }
         }

@@ -402,10 +402,21 @@ impl LifecycleController {
     }
 
     fn fail(&self, store: &Store, n: &Node, reason: &str) -> Result<()> {
-        let to = NodeLifecycle::Failed {
-            reason: reason.to_string(),
-            from: n.lifecycle.name().to_string(),
+        // A failed node's step (releasing it) can fail too: `from` stays the
+        // state that failed first, and failing again for the same reason
+        // changes nothing (no event and no placement reload on every pass).
+        let from = match &n.lifecycle {
+            NodeLifecycle::Failed { reason: was, .. } if was == reason => {
+                self.attempts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|(id, _), _| id != &n.id);
+                return Ok(());
+            }
+            NodeLifecycle::Failed { from, .. } => from.clone(),
+            other => other.name().to_string(),
         };
+        let to = NodeLifecycle::Failed { reason: reason.to_string(), from };
         store.write(|w| {
             if nodes::transition(w, &n.id, &n.lifecycle, &to)? {
                 allocations::bump_placement_generation(w)?;
@@ -418,8 +429,13 @@ impl LifecycleController {
                     }
                     NodeLifecycle::Releasing { instance_id, .. }
                     | NodeLifecycle::Sanitizing { instance_id, .. } => {
+                        // A node sanitized again (inspected while dirty) may
+                        // work for an instance its tenant is already done
+                        // with: a released instance stays released.
                         let i = instances::by_id(w, instance_id)?;
-                        set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
+                        if i.state != InstanceState::Released {
+                            set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
+                        }
                     }
                     NodeLifecycle::Enrolling
                     | NodeLifecycle::Inspecting

@@ -260,7 +260,12 @@ impl LifecycleController {
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
+            // Sanitized again after an incomplete record: the instance was
+            // freed (and released) then.
             let i = instances::by_id(w, instance)?;
+            if i.state == InstanceState::Released {
+                return Ok(());
+            }
             free_instance(w, &i)
         })
     }
