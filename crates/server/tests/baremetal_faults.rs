@@ -1015,3 +1015,39 @@ fn a_restart_while_awaiting_the_agent_keeps_the_boot_token_and_converges() {
         stop(running);
     }
 }
+
+/// A node registered without a BMC (placement only) cannot be booted: the
+/// instance fails with the reason, the node is never marked dirty, and a
+/// release frees it without a sanitization.
+#[test]
+fn an_instance_on_a_node_without_a_bmc_fails_cleanly_and_frees_it() {
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 60) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "plain", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8}),
+            )
+            .expect(201);
+        let i = create(&tenant, "nobmc");
+        let id = i["id"].as_str().unwrap();
+        let failed = wait_for("the instance to fail", Duration::from_secs(20), || {
+            let v = instance(&tenant, id);
+            (v["state"] == "failed").then_some(v)
+        });
+        assert!(failed["reason"].as_str().unwrap().contains("without a BMC"), "[{b}] {failed}");
+        assert_eq!(lifecycle(&s, "plain")["state"], "available", "[{b}] never touched");
+        assert_eq!(free_nodes(&s), 0, "[{b}] still held by the instance");
+        assert_eq!(release(&tenant, id).status, 202, "[{b}]");
+        wait_for("the instance to be released", Duration::from_secs(20), || {
+            (instance(&tenant, id)["state"] == "released").then_some(())
+        });
+        assert_eq!(free_nodes(&s), 1, "[{b}] free again");
+        assert_eq!(committed(&s, "nodes"), 0, "[{b}] quota returned");
+        assert!(records(&tenant, id).is_empty(), "[{b}] nothing to sanitize");
+        assert_eq!(lifecycle(&s, "plain")["state"], "available", "[{b}]");
+    }
+}

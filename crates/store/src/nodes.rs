@@ -234,7 +234,7 @@ pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
              OR (lifecycle_state = 'available' AND (availability = 'maintenance' \
                  OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
              OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
-             OR (lifecycle_state IN ('active', 'failed') AND EXISTS (SELECT 1 FROM instances i \
+             OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
                  WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
              ORDER BY lifecycle_since, id"
         ),

@@ -88,14 +88,29 @@ impl LifecycleController {
     ) -> Result<bool, StepError> {
         let inst = store.read(|r| instances::live_on_node(r, &n.id)).map_err(StepError::Store)?;
         match inst {
-            Some(i) if i.state == InstanceState::Pending => {
-                let released = store
-                    .read(|r| instances::release_requested(r, &i.id))
+            Some(i) if matches!(i.state, InstanceState::Pending | InstanceState::Failed) => {
+                let (released, bmc) = store
+                    .read(|r| Ok((instances::release_requested(r, &i.id)?, nodes::bmc(r, &n.id)?)))
                     .map_err(StepError::Store)?;
                 if released {
                     // Never started: nothing of the tenant's is on the node.
                     return self.advance(store, n, NodeLifecycle::Available, |w| {
                         super::free_instance(w, &i)
+                    });
+                }
+                if i.state == InstanceState::Failed {
+                    return Ok(false);
+                }
+                if bmc.is_none() {
+                    // Registered for placement only: nothing can boot it.
+                    // The node stays clean; the tenant sees why and releases.
+                    return self.advance(store, n, NodeLifecycle::Available, |w| {
+                        set_instance(
+                            w,
+                            &i,
+                            InstanceState::Failed,
+                            Some("the node was registered without a BMC and cannot be provisioned; release the instance"),
+                        )
                     });
                 }
                 let to = NodeLifecycle::Provisioning {

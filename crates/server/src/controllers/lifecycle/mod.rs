@@ -437,10 +437,14 @@ impl LifecycleController {
                             set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
                         }
                     }
+                    // Only starting a release fails an active node.
+                    NodeLifecycle::Active { instance_id, .. } => {
+                        let i = instances::by_id(w, instance_id)?;
+                        set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
+                    }
                     NodeLifecycle::Enrolling
                     | NodeLifecycle::Inspecting
                     | NodeLifecycle::Available
-                    | NodeLifecycle::Active { .. }
                     | NodeLifecycle::Maintenance
                     | NodeLifecycle::Failed { .. } => {}
                 }
