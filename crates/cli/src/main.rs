@@ -6,7 +6,12 @@
 //! 6 conflict (409: exists, stale generation, quota exceeded);
 //! 7 invalid request (400, 413, 422); 8 rate limited (429);
 //! 9 server or connection unavailable (5xx, no answer);
-//! 10 `audit verify` found edited, deleted or truncated audit events.
+//! 10 a verification failed: `audit verify` found edited, deleted or
+//! truncated audit events, or `instance sanitization --verify` (`node
+//! sanitizations --verify`) found a record whose signature does not verify.
+//!
+//! `instance create --wait` and `instance release --wait` exit 1 when an
+//! instance ends `failed` (or its release stalls) or the wait times out.
 
 mod bench;
 mod bench_placement;

@@ -3,8 +3,8 @@
 use neocloud_common::{Error, ErrorCode};
 use neocloud_placement::Availability;
 use neocloud_types::{
-    Allocation, AllocationState, AuditEvent, InstanceKind, InstanceType, Membership, Node, Project,
-    QuotaClaim, Tenant, Token, User,
+    Allocation, AllocationState, AuditEvent, Image, Instance, InstanceKind, InstanceType,
+    Membership, Node, Progress, Project, QuotaClaim, Tenant, Token, User,
 };
 use std::fmt;
 use std::io::Write;
@@ -19,6 +19,9 @@ pub const EXIT_CONFLICT: u8 = 6;
 pub const EXIT_INVALID: u8 = 7;
 pub const EXIT_RATE_LIMITED: u8 = 8;
 pub const EXIT_UNAVAILABLE: u8 = 9;
+/// A verification failed: tampered audit events, or a sanitization record
+/// whose signature does not verify.
+pub const EXIT_VERIFY_FAILED: u8 = 10;
 
 /// The exit code for an HTTP status (0 for success).
 pub fn exit_for_status(status: u16) -> u8 {
@@ -75,8 +78,11 @@ pub enum CliError {
     Api(Box<ApiError>),
     /// The server could not be reached or did not answer (exit 9).
     Unavailable(String),
-    /// Anything else: local files, unexpected answers (exit 1).
+    /// Anything else: local files, unexpected answers, a `--wait` that
+    /// ended in failure or timed out (exit 1).
     Other(String),
+    /// A signature or hash check failed (exit 10).
+    Verify(String),
 }
 
 impl CliError {
@@ -90,6 +96,7 @@ impl CliError {
             },
             CliError::Unavailable(_) => EXIT_UNAVAILABLE,
             CliError::Other(_) => EXIT_OTHER,
+            CliError::Verify(_) => EXIT_VERIFY_FAILED,
         }
     }
 }
@@ -100,7 +107,8 @@ impl fmt::Display for CliError {
             CliError::Usage(m)
             | CliError::NotLoggedIn(m)
             | CliError::Unavailable(m)
-            | CliError::Other(m) => f.write_str(m),
+            | CliError::Other(m)
+            | CliError::Verify(m) => f.write_str(m),
             CliError::Api(a) => f.write_str(&a.message),
         }
     }
@@ -456,6 +464,56 @@ impl Row for Allocation {
     }
 }
 
+impl Row for Image {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "PURPOSE", "KERNEL", "ROOT", "DESCRIPTION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.purpose.as_str().to_string(),
+            self.kernel_url.clone(),
+            or_dash(self.root_url.as_deref()),
+            or_dash(Some(&self.description)),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for Instance {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "STATE", "STEP", "NODE", "REASON", "AGE"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.state.as_str().to_string(),
+            self.progress.as_ref().map(step).unwrap_or_else(|| "-".to_string()),
+            or_dash(Some(&self.node_id)),
+            or_dash(self.reason.as_deref()),
+            age(&self.created_at, neocloud_common::time::now_micros()),
+        ]
+    }
+}
+
+/// A phase's progress: `power_cycle 1/3`.
+pub fn step(p: &Progress) -> String {
+    format!("{} {}/{}", p.step, p.done, p.total)
+}
+
+/// How long ago an RFC 3339 time was, in its largest unit: `42s`, `5m`,
+/// `3h`, `12d` (`-` when it does not parse).
+pub fn age(time: &str, now_micros: i64) -> String {
+    let Ok(t) = neocloud_common::time::from_rfc3339(time) else { return "-".to_string() };
+    let s = (now_micros - t).max(0) / 1_000_000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 /// Comma-joined items, as many whole ones as fit in `max` characters, then
 /// how many were left out (`a,b +3 more`); at least the first is shown.
 pub fn join_fitting(items: &[&str], max: usize) -> String {
@@ -555,7 +613,21 @@ mod tests {
         assert_eq!(api(503).exit_code(), EXIT_UNAVAILABLE);
         assert_eq!(api(302).exit_code(), EXIT_OTHER);
         assert_eq!(CliError::Usage(String::new()).exit_code(), EXIT_USAGE);
+        assert_eq!(CliError::Verify(String::new()).exit_code(), EXIT_VERIFY_FAILED);
         assert_eq!(short_time("2026-01-02T03:04:05.123456Z"), "2026-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn ages() {
+        let t = "2026-01-02T03:04:05.123456Z";
+        let at = neocloud_common::time::from_rfc3339(t).unwrap();
+        assert_eq!(age(t, at), "0s");
+        assert_eq!(age(t, at + 59_000_000), "59s");
+        assert_eq!(age(t, at + 125_000_000), "2m");
+        assert_eq!(age(t, at + 3 * 3_600_000_000), "3h");
+        assert_eq!(age(t, at + 50 * 3_600_000_000), "2d");
+        assert_eq!(age(t, at - 5_000_000), "0s", "a clock behind the server's");
+        assert_eq!(age("yesterday", at), "-");
     }
 
     #[test]

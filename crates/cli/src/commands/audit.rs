@@ -154,7 +154,7 @@ pub fn audit_verify(db: &str) -> ExitCode {
                 v.events
             ));
             emit(&s);
-            ExitCode::from(10)
+            ExitCode::from(output::EXIT_VERIFY_FAILED)
         }
         Err(e) => crate::output::fail_local(&e),
     }

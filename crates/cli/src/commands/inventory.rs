@@ -1,5 +1,6 @@
 //! `neocloud node ...`, `instance-type ...`, `capacity` and `allocation ...`.
 
+use super::baremetal::{print_records, VerifyFlags};
 use super::{parse_key, parse_name, print_done, project_path, to_value, Global};
 use crate::client;
 use crate::output::{emit, emit_json, parse, print_list, print_one, CliError, Format, Table};
@@ -115,6 +116,16 @@ enum NodeCmd {
         #[arg(value_parser = parse_key)]
         node: String,
     },
+    /// The node's signed sanitization records, newest first, one row per
+    /// check; --verify checks each record's ed25519 signature (exit 10 when
+    /// one does not verify).
+    Sanitizations {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+        #[command(flatten)]
+        verify: VerifyFlags,
+    },
     /// Inspect a node again through its BMC, optionally with new credentials.
     Inspect {
         /// Node name or id.
@@ -202,6 +213,20 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             c.delete(&node_path(&node))?;
             print_done(f, &format!("node {node} deleted"));
             Ok(())
+        }
+        NodeCmd::Sanitizations { node, verify } => {
+            let records = c.get(&format!("{}/sanitizations", node_path(&node)), &[])?;
+            // The records must be about this node.
+            let node_id = match verify.enabled() {
+                true => Some(parse::<Node>(&c.get(&node_path(&node), &[])?)?.id),
+                false => None,
+            };
+            print_records(f, &records, &verify, |b| match &node_id {
+                Some(id) if &b.node_id != id => {
+                    Err(format!("it is about node {}, not {id}", b.node_id))
+                }
+                _ => Ok(()),
+            })
         }
         NodeCmd::Inspect { node, bmc_endpoint, bmc_username, bmc_password_file } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
@@ -443,9 +468,9 @@ pub struct AllocationArgs {
     cmd: AllocationCmd,
 }
 
-/// The project whose allocations these are.
+/// The project whose allocations (or instances) these are.
 #[derive(clap::Args, Debug)]
-struct InProject {
+pub(super) struct InProject {
     /// Tenant name or id.
     #[arg(long, value_parser = parse_key)]
     tenant: String,
@@ -455,8 +480,13 @@ struct InProject {
 }
 
 impl InProject {
+    /// `/v1/tenants/{tenant}/projects/{project}`.
+    pub(super) fn path(&self) -> String {
+        project_path(&self.tenant, &self.project)
+    }
+
     fn allocations(&self) -> String {
-        format!("{}/allocations", project_path(&self.tenant, &self.project))
+        format!("{}/allocations", self.path())
     }
 
     fn allocation(&self, id: &str) -> String {
@@ -506,6 +536,34 @@ impl From<PolicyArg> for Policy {
     }
 }
 
+/// Placement constraints: `allocation create` and `instance create`.
+#[derive(clap::Args, Debug)]
+pub(super) struct PlacementFlags {
+    /// How close together the instances must be.
+    #[arg(long, value_enum)]
+    scope: Option<ScopeArg>,
+    /// Which free capacity to take first.
+    #[arg(long, value_enum)]
+    policy: Option<PolicyArg>,
+    /// No two allocations of this group share a node.
+    #[arg(long, value_name = "GROUP")]
+    anti_affinity: Option<String>,
+    /// Only inside this pod, SU or rack: pod:NAME, su:NAME or rack:NAME.
+    #[arg(long, value_parser = parse_within, value_name = "LEVEL:NAME")]
+    within: Option<Within>,
+}
+
+impl PlacementFlags {
+    pub(super) fn constraints(self) -> Constraints {
+        Constraints {
+            scope: self.scope.map(Scope::from).unwrap_or_default(),
+            policy: self.policy.map(Policy::from).unwrap_or_default(),
+            anti_affinity: self.anti_affinity,
+            within: self.within,
+        }
+    }
+}
+
 #[derive(clap::Subcommand)]
 enum AllocationCmd {
     /// List the project's allocations (or, with --reservations, its reservations).
@@ -525,18 +583,8 @@ enum AllocationCmd {
         /// Instances (bare metal: nodes).
         #[arg(long, default_value_t = 1, value_name = "N")]
         count: u32,
-        /// How close together the instances must be.
-        #[arg(long, value_enum)]
-        scope: Option<ScopeArg>,
-        /// Which free capacity to take first.
-        #[arg(long, value_enum)]
-        policy: Option<PolicyArg>,
-        /// No two allocations of this group share a node.
-        #[arg(long, value_name = "GROUP")]
-        anti_affinity: Option<String>,
-        /// Only inside this pod, SU or rack: pod:NAME, su:NAME or rack:NAME.
-        #[arg(long, value_parser = parse_within, value_name = "LEVEL:NAME")]
-        within: Option<Within>,
+        #[command(flatten)]
+        placement: PlacementFlags,
         #[command(flatten)]
         at: InProject,
         /// Retrying with the same key returns the first result instead of a second allocation.
@@ -628,21 +676,13 @@ pub fn allocation(a: AllocationArgs) -> Result<(), CliError> {
         AllocationCmd::Create {
             instance_type,
             count,
-            scope,
-            policy,
-            anti_affinity,
-            within,
+            placement,
             at,
             idempotency_key,
             reserve,
             from_reservation,
         } => {
-            let constraints = Constraints {
-                scope: scope.map(Scope::from).unwrap_or_default(),
-                policy: policy.map(Policy::from).unwrap_or_default(),
-                anti_affinity,
-                within,
-            };
+            let constraints = placement.constraints();
             // Built as JSON, not as `AllocationCreate`: only the fields this
             // command sets, so optional fields added to the API later keep
             // their defaults.

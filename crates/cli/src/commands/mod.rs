@@ -2,6 +2,7 @@
 //! or as the API's JSON (`-o json`).
 
 mod audit;
+mod baremetal;
 mod identity;
 mod inventory;
 mod quota;
@@ -148,6 +149,10 @@ enum Cmd {
     Capacity(inventory::CapacityArgs),
     /// Allocations: placed capacity held by a project.
     Allocation(inventory::AllocationArgs),
+    /// The image catalog: tenant OS images and the sanitizer.
+    Image(baremetal::ImageArgs),
+    /// Bare-metal instances: whole nodes provisioned with an image.
+    Instance(baremetal::InstanceArgs),
 }
 
 pub fn run(c: ClientCommand) -> ExitCode {
@@ -166,6 +171,8 @@ pub fn run(c: ClientCommand) -> ExitCode {
         Cmd::InstanceType(a) => inventory::instance_type(a),
         Cmd::Capacity(a) => inventory::capacity(a),
         Cmd::Allocation(a) => inventory::allocation(a),
+        Cmd::Image(a) => baremetal::image(a),
+        Cmd::Instance(a) => baremetal::instance(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,365 @@
+//! End to end for the bare-metal commands: `image`, `instance` and `node
+//! sanitizations`, against the real `neocloud serve` binary (harness in
+//! common/mod.rs).
+//!
+//! The nodes here are registered without a BMC: they are `available` at
+//! once and instances can be placed on them, but the lifecycle controller
+//! (running every 2s in the harness's server) cannot boot them and fails
+//! their provisioning. So these tests assert what the CLI shows, and where
+//! the controller may already have moved an instance, accept any state it
+//! can be in.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9Tq0example tenant@laptop";
+const KEY2: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 ops@bastion";
+const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// The items of a list answer.
+fn items(v: &Value) -> &Vec<Value> {
+    v["items"].as_array().unwrap_or_else(|| panic!("not a list: {v}"))
+}
+
+/// `args` and then `--tenant t --project p`.
+fn at<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(&["--tenant", "t", "--project", "p"]);
+    v
+}
+
+fn image_args<'a>(name: &'a str, kernel: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["image", "create", name, "--kernel", kernel, "--initrd", "http://img.local/i"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// `instance create NAME --type bm --image ubuntu`, `extra`, in the project.
+fn create<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["instance", "create", name, "--type", "bm", "--image", "ubuntu"];
+    v.extend_from_slice(extra);
+    at(&v)
+}
+
+/// A node of 8 x h100-80gb without a BMC.
+fn node(cli: &Cli, name: &str) -> Value {
+    let o = cli.ok(&[
+        "node",
+        "create",
+        name,
+        "--site",
+        "s1",
+        "--pod",
+        "p1",
+        "--su",
+        "su-a",
+        "--rack",
+        "r1",
+        "--gpu-model",
+        "h100-80gb",
+        "--gpus",
+        "8",
+        "-o",
+        "json",
+    ]);
+    o.json()
+}
+
+#[test]
+fn images_end_to_end() {
+    let dir = Scratch::new("images");
+    let server = Server::start(&dir.0);
+    let cli = Cli::new(&dir.0);
+    cli.login(&server);
+
+    let o = cli.ok(&image_args(
+        "ubuntu",
+        "http://img.local/ubuntu/vmlinuz",
+        &[
+            "--root",
+            "https://img.local/ubuntu/root.img",
+            "--root-sha256",
+            SHA,
+            "--cmdline",
+            "console=ttyS0,115200 quiet",
+            "--description",
+            "Ubuntu 24.04",
+        ],
+    ));
+    assert_table(&o.stdout, &["NAME", "ID", "PURPOSE", "KERNEL", "ROOT"], "ubuntu");
+    assert!(o.stdout.contains("tenant"), "{}", o.stdout);
+    let s = cli
+        .ok(&image_args(
+            "sanitizer",
+            "http://img.local/s/vmlinuz",
+            &["--purpose", "sanitizer", "-o", "json"],
+        ))
+        .json();
+    assert_eq!(s["purpose"], "sanitizer", "{s}");
+    assert_eq!(s["root_url"], Value::Null, "{s}");
+    assert_eq!(s["cmdline"], "", "{s}");
+
+    // The API's checks: exit 7, the field named.
+    let bad = cli.expect(7, &image_args("bad", "ftp://img.local/k", &[]));
+    assert!(bad.stderr.contains("field: kernel_url"), "{}", bad.stderr);
+    let bad = cli.expect(7, &image_args("bad", "http://img.local/a b", &[]));
+    assert!(bad.stderr.contains("field: kernel_url"), "{}", bad.stderr);
+    let bad = cli
+        .expect(7, &image_args("bad", "http://k", &["--root", "http://r", "--root-sha256", "abc"]));
+    assert!(bad.stderr.contains("field: root_sha256"), "{}", bad.stderr);
+    let bad = cli.expect(7, &image_args("bad", "http://k", &["--root", "file:///r"]));
+    assert!(bad.stderr.contains("field: root_url"), "{}", bad.stderr);
+    let bad = cli.expect(7, &image_args("bad", "http://k", &["--cmdline", "ds=nocloud"]));
+    assert!(bad.stderr.contains("field: cmdline"), "{}", bad.stderr);
+    // A checksum without the image it checks, a bad name: usage errors.
+    cli.expect(2, &image_args("bad", "http://k", &["--root-sha256", SHA]));
+    cli.expect(2, &image_args("Bad_Name", "http://k", &[]));
+    cli.expect(2, &image_args("bad", "http://k", &["--purpose", "vm"]));
+    // Names are unique.
+    let dup = cli.expect(6, &image_args("ubuntu", "http://k", &[]));
+    assert!(dup.stderr.contains("error:"), "{}", dup.stderr);
+
+    let list = cli.ok(&["image", "list", "-o", "json"]).json();
+    let names: Vec<&str> = items(&list).iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sanitizer", "ubuntu"], "{list}");
+    let o = cli.ok(&["image", "list"]);
+    assert_table(&o.stdout, &["NAME", "ID", "PURPOSE"], "sanitizer");
+    assert_eq!(o.stdout.lines().count(), 3, "{}", o.stdout);
+
+    let u = cli.ok(&["image", "get", "ubuntu", "-o", "json"]).json();
+    assert_eq!(u["kernel_url"], "http://img.local/ubuntu/vmlinuz", "{u}");
+    assert_eq!(u["root_url"], "https://img.local/ubuntu/root.img", "{u}");
+    assert_eq!(u["root_sha256"], SHA, "{u}");
+    assert_eq!(u["cmdline"], "console=ttyS0,115200 quiet", "{u}");
+    assert_eq!(u["description"], "Ubuntu 24.04", "{u}");
+    // By id as well as by name.
+    let by_id = cli.ok(&["image", "get", u["id"].as_str().unwrap(), "-o", "json"]).json();
+    assert_eq!(by_id, u);
+    let o = cli.ok(&["image", "get", "ubuntu"]);
+    assert_table(&o.stdout, &["NAME", "ID", "PURPOSE", "KERNEL", "ROOT", "DESCRIPTION"], "ubuntu");
+    assert!(o.stdout.contains("Ubuntu 24.04"), "{}", o.stdout);
+    cli.expect(5, &["image", "get", "no-such-image"]);
+
+    let o = cli.ok(&["image", "delete", "sanitizer"]);
+    assert!(o.stdout.contains("image sanitizer deleted"), "{}", o.stdout);
+    let o = cli.ok(&["image", "delete", "ubuntu", "-o", "json"]);
+    assert_eq!(o.stdout, "", "nothing with -o json");
+    cli.expect(5, &["image", "get", "sanitizer"]);
+    cli.expect(5, &["image", "delete", "sanitizer"]);
+    assert!(items(&cli.ok(&["image", "list", "-o", "json"]).json()).is_empty());
+}
+
+#[test]
+fn instances_end_to_end() {
+    let dir = Scratch::new("instances");
+    let server = Server::start(&dir.0);
+    let cli = Cli::new(&dir.0);
+    cli.login(&server);
+
+    // Three BMC-less nodes: available at once.
+    let mut node_ids = Vec::new();
+    for name in ["n1", "n2", "n3"] {
+        let n = node(&cli, name);
+        assert_eq!(n["lifecycle"]["state"], "available", "{n}");
+        node_ids.push(n["id"].as_str().unwrap().to_string());
+    }
+    cli.ok(&["instance-type", "create", "bm", "--kind", "bare-metal", "--gpu-model", "h100-80gb"]);
+    cli.ok(&[
+        "instance-type",
+        "create",
+        "vm-2",
+        "--kind",
+        "vm",
+        "--gpu-model",
+        "h100-80gb",
+        "--gpus",
+        "2",
+    ]);
+    cli.ok(&["tenant", "create", "t"]);
+    cli.ok(&["project", "create", "p", "--tenant", "t"]);
+    let q = cli.ok(&["quota", "get", "--tenant", "t", "-o", "json"]).json();
+    let g = q["generation"].as_i64().unwrap().to_string();
+    cli.ok(&["quota", "set", "--tenant", "t", "nodes=10", "gpu:h100-80gb=80", "--generation", &g]);
+    cli.ok(&image_args("ubuntu", "http://img.local/ubuntu/vmlinuz", &[]));
+
+    // No sanitizer registered: no node is handed out.
+    let o = cli.expect(6, &create("job", &["--ssh-key", KEY]));
+    assert!(o.stderr.contains("sanitizer"), "{}", o.stderr);
+    cli.ok(&image_args("sanitizer", "http://img.local/s/vmlinuz", &["--purpose", "sanitizer"]));
+
+    // Validation: the API names the field (exit 7); local files are usage errors (exit 2).
+    let o = cli.expect(7, &create("job", &["--ssh-key", "not a key"]));
+    assert!(o.stderr.contains("field: ssh_keys[0]"), "{}", o.stderr);
+    let o = cli.expect(7, &create("job", &["--ssh-key", KEY, "--ssh-key", "ssh-ed25519"]));
+    assert!(o.stderr.contains("field: ssh_keys[1]"), "{}", o.stderr);
+    let o =
+        cli.expect(7, &at(&["instance", "create", "job", "--type", "bm", "--image", "sanitizer"]));
+    assert!(o.stderr.contains("field: image"), "{}", o.stderr);
+    let o =
+        cli.expect(7, &at(&["instance", "create", "job", "--type", "vm-2", "--image", "ubuntu"]));
+    assert!(o.stderr.contains("field: instance_type"), "{}", o.stderr);
+    let big = dir.0.join("big-user-data");
+    std::fs::write(&big, "#".repeat(64 * 1024 + 1)).unwrap();
+    let o = cli.expect(7, &create("job", &["--user-data-file", big.to_str().unwrap()]));
+    assert!(o.stderr.contains("field: user_data"), "{}", o.stderr);
+    let private = dir.0.join("id_ed25519");
+    std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n")
+        .unwrap();
+    let o = cli.expect(2, &create("job", &["--ssh-key-file", private.to_str().unwrap()]));
+    assert!(o.stderr.contains("private key"), "{}", o.stderr);
+    cli.expect(2, &create("job", &["--user-data-file", "/no/such/file"]));
+    cli.expect(2, &create("Bad_Name", &[]));
+    cli.expect(2, &create("job", &["--within", "row:1"]));
+    assert!(items(&cli.ok(&at(&["instance", "list", "-o", "json"])).json()).is_empty());
+
+    // One instance, keys from the flag and a file, user-data from a file.
+    let keys = dir.0.join("keys.pub");
+    std::fs::write(&keys, format!("# ops\n{KEY2}\n")).unwrap();
+    let ud = dir.0.join("user-data");
+    std::fs::write(&ud, "#cloud-config\nruncmd: [[touch, /ok]]\n").unwrap();
+    let o = cli.ok(&create(
+        "job",
+        &[
+            "--ssh-key",
+            KEY,
+            "--ssh-key-file",
+            keys.to_str().unwrap(),
+            "--user-data-file",
+            ud.to_str().unwrap(),
+            "--scope",
+            "su",
+        ],
+    ));
+    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE", "REASON", "AGE"], "job");
+    // Answered in the transaction that created it: nothing has run yet.
+    assert!(o.stdout.contains("pending"), "{}", o.stdout);
+    assert!(o.stdout.contains("waiting_for_node 0/3"), "{}", o.stdout);
+    let job = cli.ok(&at(&["instance", "get", "job", "-o", "json"])).json();
+    let job_id = job["id"].as_str().unwrap().to_string();
+    assert!(
+        ["pending", "provisioning", "failed"].contains(&job["state"].as_str().unwrap()),
+        "{job}"
+    );
+    assert_eq!(job["name"], "job");
+    assert_eq!(job["ssh_keys"], serde_json::json!([KEY, KEY2]), "{job}");
+    assert!(node_ids.contains(&job["node_id"].as_str().unwrap().to_string()), "{job}");
+    // By id too; the table shows the node and the step.
+    let o = cli.ok(&at(&["instance", "get", &job_id]));
+    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE"], "job");
+    assert!(o.stdout.contains(job["node_id"].as_str().unwrap()), "{}", o.stdout);
+    let dup = cli.expect(6, &create("job", &[]));
+    assert!(dup.stderr.contains("field: name"), "{}", dup.stderr);
+    cli.expect(5, &at(&["instance", "get", "no-such-instance"]));
+    // The image is in use.
+    let o = cli.expect(6, &["image", "delete", "ubuntu"]);
+    assert!(o.stderr.contains("release"), "{}", o.stderr);
+
+    // A gang of two on the two other nodes, waited for: the controller
+    // cannot boot BMC-less nodes, so both end `failed` and the wait exits 1
+    // with the final state printed.
+    let o = cli
+        .expect(1, &create("gang", &["--count", "2", "--wait", "--timeout", "60s", "-o", "json"]));
+    let gang = o.json();
+    let gang_items = items(&gang);
+    assert_eq!(gang_items.len(), 2, "{gang}");
+    let mut gang_nodes = Vec::new();
+    for (i, g) in gang_items.iter().enumerate() {
+        assert_eq!(g["name"], format!("gang-{i}"), "{gang}");
+        assert_eq!(g["state"], "failed", "{gang}");
+        assert!(g["reason"].as_str().unwrap().contains("BMC"), "{gang}");
+        gang_nodes.push(g["node_id"].as_str().unwrap().to_string());
+    }
+    gang_nodes.sort();
+    gang_nodes.dedup();
+    assert_eq!(gang_nodes.len(), 2, "whole nodes: {gang}");
+    assert!(!gang_nodes.contains(&job["node_id"].as_str().unwrap().to_string()), "{gang}");
+    // Progress went to stderr, one line per change, then why it failed.
+    assert!(o.stderr.contains("gang-0: pending (waiting_for_node 0/3)"), "{}", o.stderr);
+    assert!(o.stderr.contains("gang-1: failed: "), "{}", o.stderr);
+    assert!(o.stderr.contains("error: gang-0: "), "{}", o.stderr);
+    // No node left.
+    let o = cli.expect(6, &create("more", &[]));
+    assert!(o.stderr.contains("cannot place"), "{}", o.stderr);
+
+    let list = cli.ok(&at(&["instance", "list", "-o", "json"])).json();
+    assert_eq!(items(&list).len(), 3, "{list}");
+    let o = cli.ok(&at(&["instance", "list"]));
+    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE"], "gang-1");
+    assert_eq!(o.stdout.lines().count(), 4, "{}", o.stdout);
+    assert!(o.stdout.contains("no BMC"), "the reason is shown:\n{}", o.stdout);
+
+    // Release: the API records the intent and answers the instance.
+    let o = cli.ok(&at(&["instance", "release", "job"]));
+    assert_table(&o.stdout, &["NAME", "ID", "STATE"], "job");
+    let r = cli.ok(&at(&["instance", "release", &job_id, "-o", "json"])).json();
+    assert_eq!(r["id"], job_id.as_str(), "releasing twice is fine: {r}");
+    assert!(
+        ["pending", "provisioning", "failed", "releasing", "released"]
+            .contains(&r["state"].as_str().unwrap()),
+        "{r}"
+    );
+
+    // Released with --wait: it ends (released, failed, or a release that
+    // stalled on a node with no BMC) and prints the instance.
+    let o = cli.run(&at(&[
+        "instance",
+        "release",
+        "gang-1",
+        "--wait",
+        "--timeout",
+        "30s",
+        "-o",
+        "json",
+    ]));
+    assert!([0, 1].contains(&o.code), "{o:?}");
+    let g1 = o.json();
+    assert_eq!(g1["name"], "gang-1", "{g1}");
+    assert!(o.stderr.contains("gang-1: failed"), "{}", o.stderr);
+    if o.code == 1 {
+        assert!(o.stderr.contains("stalled") || o.stderr.contains("timed out"), "{}", o.stderr);
+    } else {
+        assert_eq!(g1["state"], "released", "{g1}");
+    }
+    // A wait too short to see it through times out (exit 1).
+    let o = cli.run(&at(&["instance", "release", "gang-0", "--wait", "--timeout", "1s"]));
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("timed out after 1s") || o.stderr.contains("stalled"),
+        "{}",
+        o.stderr
+    );
+    assert_table(&o.stdout, &["NAME", "ID", "STATE"], "gang-0");
+
+    // No node was sanitized: no records, and nothing to verify.
+    let o = cli.ok(&at(&["instance", "sanitization", &job_id]));
+    assert_eq!(
+        o.stdout.lines().collect::<Vec<_>>(),
+        ["RECORD  FINISHED  COMPLETE  CHECK  OK  ITEMS"]
+    );
+    let v = cli.ok(&at(&["instance", "sanitization", &job_id, "-o", "json"])).json();
+    assert!(items(&v).is_empty(), "{v}");
+    let o = cli.expect(1, &at(&["instance", "sanitization", &job_id, "--verify"]));
+    assert!(o.stderr.contains("no sanitization record"), "{}", o.stderr);
+    let key = "ab".repeat(32);
+    cli.expect(1, &at(&["instance", "sanitization", &job_id, "--public-key", &key]));
+    cli.expect(2, &at(&["instance", "sanitization", &job_id, "--public-key", "abc"]));
+    cli.expect(5, &at(&["instance", "sanitization", "no-such-instance"]));
+    let o = cli.ok(&["node", "sanitizations", "n1"]);
+    assert_eq!(o.stdout.lines().count(), 1, "{}", o.stdout);
+    assert!(o.stdout.starts_with("RECORD"), "{}", o.stdout);
+    let v = cli.ok(&["node", "sanitizations", &node_ids[1], "-o", "json"]).json();
+    assert!(items(&v).is_empty(), "{v}");
+    cli.expect(1, &["node", "sanitizations", "n1", "--verify"]);
+    cli.expect(5, &["node", "sanitizations", "no-such-node"]);
+}
+
+#[test]
+fn instance_commands_need_a_project() {
+    let dir = Scratch::new("noproject");
+    let cli = Cli::new(&dir.0);
+    cli.expect(2, &["instance", "list", "--tenant", "t"]);
+    cli.expect(2, &["instance", "create", "j", "--type", "bm", "--tenant", "t", "--project", "p"]);
+    let o = cli.expect(3, &at(&["instance", "list"]));
+    assert!(o.stderr.contains("not logged in"), "{}", o.stderr);
+}
