@@ -217,8 +217,10 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
         let vid = victim["id"].as_str().unwrap();
         let vnode = by_node[victim["node_id"].as_str().unwrap()].clone();
         let i: usize = vnode.trim_start_matches("bm-").parse().unwrap();
+        assert_eq!(victim["release_requested"], false, "[{b}]");
         let r = tenant.delete(&format!("/v1/tenants/acme/projects/train/instances/{vid}"));
         assert_eq!(r.status, 202, "[{b}] {}", r.text);
+        assert_eq!(r.body["release_requested"], true, "[{b}] {}", r.text);
         wait_node(&s, &vnode, "releasing", Some("await_agent"));
         // The tenant's agent was revoked: its loop ends.
         let (_, handle) = agents.remove(agents.iter().position(|(n, _)| n == &vnode).unwrap());

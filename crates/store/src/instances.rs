@@ -6,7 +6,7 @@ use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_types::{Instance, InstanceState, NodeLifecycle, Progress, SanitizeStep};
 
-const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since";
+const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -32,6 +32,7 @@ fn from_row(r: &Row) -> Result<Instance> {
         node_id: r.str(7)?,
         ssh_keys: serde_json::from_str(&r.str(8)?).map_err(json_err)?,
         state,
+        release_requested: r.i64(16)? > 0,
         reason: r.opt_str(10)?,
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),

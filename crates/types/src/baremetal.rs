@@ -174,7 +174,9 @@ pub struct Instance {
     /// The node's id (its name and location are the provider's).
     pub node_id: String,
     pub state: InstanceState,
-    /// Why it failed.
+    /// The tenant released it (the controller is acting on it, or did).
+    pub release_requested: bool,
+    /// Why it failed, or why its release is stuck.
     pub reason: Option<String>,
     /// The current phase's progress (pending, provisioning, releasing).
     pub progress: Option<Progress>,
