@@ -11,6 +11,9 @@ use neocloud_types::{
     ImagePurpose, NodeLifecycle,
 };
 
+/// The longest heartbeat interval a sanitizer agent is given.
+pub const SANITIZER_HEARTBEAT_MS: u64 = 1000;
+
 /// Where nodes reach the control plane, and how often agents report.
 #[derive(Debug, Clone)]
 pub struct BootConfig {
@@ -213,7 +216,11 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
         agent_id: rec.id,
         node_id: rec.node_id,
         credential,
-        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+        // The sanitizer is a short-lived worker waiting for its steps: it polls often.
+        heartbeat_interval_ms: match rec.purpose {
+            ImagePurpose::Sanitizer => cfg.heartbeat_interval_ms.min(SANITIZER_HEARTBEAT_MS),
+            ImagePurpose::Tenant => cfg.heartbeat_interval_ms,
+        },
     })
 }
 
