@@ -206,6 +206,18 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
             let (_, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(i)));
             assert!(script.contains("exit"), "[{b}] {script}");
         }
+        // The agent's report is the provider's to read.
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["agent"]["purpose"], "tenant", "[{b}] {hw}");
+        assert_eq!(hw["agent"]["revoked"], false, "[{b}] {hw}");
+        assert!(
+            hw["agent"]["inventory"]["disks"][0]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("tenant-1.img"),
+            "[{b}] {hw}"
+        );
+        tenant.get("/v1/nodes/bm-1/hardware").expect(403);
         let list = tenant.get("/v1/tenants/acme/projects/train/instances").expect(200).body;
         assert!(
             list["items"].as_array().unwrap().iter().all(|i| i["state"] == "ready"),

@@ -64,6 +64,26 @@ fn an_hgx_node_is_enrolled_inspected_and_becomes_schedulable() {
         assert_eq!(n["gpu_memory_gb"], 80, "[{b}] 81559 MiB per GPU");
         let cap = s.admin().get("/v1/capacity").expect(200).body;
         assert_eq!(cap["models"][0]["total"]["free_nodes"], 1, "[{b}] schedulable now: {cap}");
+        // The whole inventory is there for operators.
+        let hw = s.admin().get("/v1/nodes/dgx-1/hardware").expect(200).body;
+        let bmc = &hw["bmc"];
+        assert_eq!(bmc["gpus"].as_array().unwrap().len(), 8, "[{b}] {hw}");
+        assert!(bmc["gpus"][0]["serial"].as_str().is_some_and(|s| !s.is_empty()), "[{b}] {hw}");
+        assert!(!bmc["cpus"].as_array().unwrap().is_empty(), "[{b}] {hw}");
+        assert!(bmc["memory_mib"].as_u64().unwrap() > 0, "[{b}] {hw}");
+        assert!(bmc["nics"][0]["mac"].as_str().is_some_and(|m| m.contains(':')), "[{b}] {hw}");
+        assert!(!bmc["firmware"].as_array().unwrap().is_empty(), "[{b}] {hw}");
+        assert!(hw["agent"].is_null(), "[{b}] no agent yet");
+        assert_eq!(
+            n["macs"],
+            json!(bmc["nics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["mac"].clone())
+                .collect::<Vec<_>>()),
+            "[{b}]"
+        );
 
         // Sealed at rest.
         let rows = s.store.read(|r| r.query("SELECT password_sealed FROM node_bmcs", &[])).unwrap();

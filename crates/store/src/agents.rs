@@ -313,3 +313,12 @@ pub fn records_for_instance(
         vals![tenant_id, instance_id],
     )?)
 }
+
+/// The node's most recently registered agent (live or revoked).
+pub fn latest_agent(r: &mut dyn Reader, node_id: &str) -> Result<Option<AgentRecord>> {
+    let rows = r.query(
+        &format!("SELECT {AGENT_COLS} FROM agents WHERE node_id = ? ORDER BY created_at DESC, id LIMIT 1"),
+        vals![node_id],
+    )?;
+    rows.first().map(agent_from_row).transpose()
+}

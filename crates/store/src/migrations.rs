@@ -373,6 +373,16 @@ CREATE INDEX sanitization_by_instance ON sanitization_records (instance_id);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 5,
+        name: "node hardware inventory",
+        common: r#"
+-- The BMC's inventory at the last inspection (JSON), for operators.
+ALTER TABLE nodes ADD COLUMN inventory TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

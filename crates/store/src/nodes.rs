@@ -340,6 +340,8 @@ pub struct Inspected<'a> {
     pub macs: &'a [String],
     /// (component id, version).
     pub firmware: &'a [(String, String)],
+    /// Everything the BMC reported, for operators.
+    pub inventory: &'a neocloud_types::BmcInventory,
 }
 
 /// Records what inspection found (while the node is inspecting). The
@@ -354,7 +356,11 @@ pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> 
         )?;
     }
     let macs = serde_json::to_string(found.macs).map_err(|e| Error::internal(e.to_string()))?;
-    w.execute("UPDATE nodes SET macs = ?, updated_at = ? WHERE id = ?", vals![macs, now, id])?;
+    let inv = serde_json::to_string(found.inventory).map_err(|e| Error::internal(e.to_string()))?;
+    w.execute(
+        "UPDATE nodes SET macs = ?, inventory = ?, updated_at = ? WHERE id = ?",
+        vals![macs, inv, now, id],
+    )?;
     if dirty(w, id)?.is_none() {
         let fw =
             serde_json::to_string(found.firmware).map_err(|e| Error::internal(e.to_string()))?;
@@ -479,4 +485,15 @@ pub fn bmc_endpoints(r: &mut dyn Reader) -> Result<Vec<(String, String)>> {
 pub fn set_bmc_endpoint(w: &mut dyn Writer, id: &str, endpoint: &str) -> Result<()> {
     w.execute("UPDATE node_bmcs SET endpoint = ? WHERE node_id = ?", vals![endpoint, id])?;
     Ok(())
+}
+
+/// The BMC inventory recorded at the node's last inspection.
+pub fn bmc_inventory(r: &mut dyn Reader, id: &str) -> Result<Option<neocloud_types::BmcInventory>> {
+    let rows = r.query("SELECT inventory FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    row.opt_str(0)?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| Error::internal(format!("node inventory: {e}")))
+        })
+        .transpose()
 }

@@ -407,3 +407,69 @@ pub struct Allocation {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// What the node's BMC reported at its last inspection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BmcInventory {
+    pub inspected_at: String,
+    pub system_id: String,
+    pub uuid: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub cpus: Vec<InventoryCpu>,
+    pub memory_mib: u64,
+    pub nics: Vec<InventoryNic>,
+    pub gpus: Vec<InventoryGpu>,
+    pub firmware: Vec<InventoryFirmware>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryCpu {
+    pub id: String,
+    pub model: String,
+    pub cores: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryNic {
+    pub id: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryGpu {
+    pub id: String,
+    pub model: String,
+    pub serial: String,
+    pub uuid: String,
+    pub memory_mib: u64,
+    pub mig_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryFirmware {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// The node's most recent agent and what it reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentReport {
+    pub agent_id: String,
+    /// `tenant` (the instance's OS) or `sanitizer`.
+    pub purpose: crate::ImagePurpose,
+    pub registered_at: String,
+    pub last_seen_at: String,
+    pub health: String,
+    pub revoked: bool,
+    pub inventory: crate::AgentInventory,
+}
+
+/// What is known of a node's hardware: from its BMC and from its agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeHardware {
+    pub bmc: Option<BmcInventory>,
+    pub agent: Option<AgentReport>,
+}

@@ -7,7 +7,8 @@ use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
 use neocloud_store::{allocations, nodes, Reader, Writer};
 use neocloud_types::{
-    BmcCredentials, List, Node, NodeCreate, NodeInspect, NodeUpdate, SanitizationRecord,
+    AgentReport, BmcCredentials, List, Node, NodeCreate, NodeHardware, NodeInspect, NodeUpdate,
+    SanitizationRecord,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -54,6 +55,9 @@ pub(super) fn ops() -> Vec<Op> {
             Action::Update, Some(schema::<NodeInspect>), Resp::Json(202, schema::<Node>), Handler::Write(inspect)),
         op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
             Action::Delete, None, Resp::Empty, Handler::Write(delete)),
+        op("node_hardware", Method::Get, "/v1/nodes/{node}/hardware",
+            "What is known of the node's hardware: the BMC's inventory at the last inspection (CPUs, memory, NICs and MACs, GPUs, firmware) and its latest agent's report (GPUs through NVML, disks, health)",
+            Action::Read, None, Resp::Json(200, schema::<NodeHardware>), Handler::Read(hardware)),
         op("node_sanitizations", Method::Get, "/v1/nodes/{node}/sanitizations",
             "The node's signed sanitization records, newest first", Action::Read, None,
             Resp::Json(200, schema::<List<SanitizationRecord>>), Handler::Read(sanitizations)),
@@ -82,6 +86,20 @@ fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<Node> {
 
 fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     Reply::ok(&List { items: nodes::list(r)? })
+}
+
+fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let n = find(c, r)?;
+    let agent = neocloud_store::agents::latest_agent(r, &n.id)?.map(|a| AgentReport {
+        agent_id: a.id,
+        purpose: a.purpose,
+        registered_at: neocloud_common::time::to_rfc3339(a.created_at),
+        last_seen_at: neocloud_common::time::to_rfc3339(a.last_seen_at),
+        health: a.health,
+        revoked: a.revoked_at.is_some(),
+        inventory: a.inventory,
+    });
+    Reply::ok(&NodeHardware { bmc: nodes::bmc_inventory(r, &n.id)?, agent })
 }
 
 fn sanitizations(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {

@@ -6,7 +6,10 @@ use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
 use neocloud_store::{agents, instances, nodes, Store};
-use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
+use neocloud_types::{
+    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryCpu, InventoryFirmware,
+    InventoryGpu, InventoryNic, Node, NodeLifecycle,
+};
 
 impl LifecycleController {
     pub(super) fn enrolling(
@@ -40,6 +43,7 @@ impl LifecycleController {
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let firmware: Vec<(String, String)> =
             inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
+        let report = bmc_inventory(&inv);
         let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
@@ -49,6 +53,7 @@ impl LifecycleController {
                     gpus: found.as_ref().map(|(m, c, g)| (m.as_str(), *c, *g)),
                     macs: &macs,
                     firmware: &firmware,
+                    inventory: &report,
                 },
             )
         };
@@ -145,4 +150,48 @@ fn gpus_found(inv: &Inventory) -> Option<(String, u8, u32)> {
         inv.gpus.iter().filter(|g| super::gpu_model_key(&g.model) == model).count().min(16) as u8;
     let mem_gb = ((first.memory_mib as f64) / 1024.0).round() as u32;
     Some((model, count, mem_gb.max(1)))
+}
+
+/// The inventory as operators read it.
+fn bmc_inventory(inv: &Inventory) -> BmcInventory {
+    BmcInventory {
+        inspected_at: neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
+        system_id: inv.system.id.clone(),
+        uuid: inv.system.uuid.clone(),
+        manufacturer: inv.system.manufacturer.clone(),
+        model: inv.system.model.clone(),
+        serial: inv.system.serial.clone(),
+        cpus: inv
+            .cpus
+            .iter()
+            .map(|c| InventoryCpu { id: c.id.clone(), model: c.model.clone(), cores: c.cores })
+            .collect(),
+        memory_mib: inv.memory_mib,
+        nics: inv
+            .nics
+            .iter()
+            .map(|n| InventoryNic { id: n.id.clone(), mac: n.mac.clone() })
+            .collect(),
+        gpus: inv
+            .gpus
+            .iter()
+            .map(|g| InventoryGpu {
+                id: g.id.clone(),
+                model: g.model.clone(),
+                serial: g.serial.clone(),
+                uuid: g.uuid.clone(),
+                memory_mib: g.memory_mib,
+                mig_enabled: g.mig_enabled,
+            })
+            .collect(),
+        firmware: inv
+            .firmware
+            .iter()
+            .map(|f| InventoryFirmware {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                version: f.version.clone(),
+            })
+            .collect(),
+    }
 }

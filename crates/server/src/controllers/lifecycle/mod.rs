@@ -180,7 +180,9 @@ impl LifecycleController {
 
     /// Steps one claimed node and releases the claim.
     pub fn step_node(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<Outcome> {
-        let res = self.step_and_account(store, secrets, n);
+        let res = store
+            .read(|r| nodes::get(r, &n.id))
+            .and_then(|fresh| self.step_and_account(store, secrets, &fresh));
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
         res
     }
@@ -194,20 +196,18 @@ impl LifecycleController {
         secrets: &SecretBox,
         n: &Node,
     ) -> Result<Outcome> {
-        let mut node = n.clone();
-        let mut res = self.step_and_account(store, secrets, &node);
-        for _ in 1..MAX_CHAINED_STEPS {
+        // The claim's record may predate the last step of this node (read
+        // before that step released its claim): stepping it would repeat
+        // that step's BMC actions (a second reset kills a booting image).
+        // Read the node again now that it is claimed.
+        let mut res = Ok(Outcome::Moved);
+        for _ in 0..MAX_CHAINED_STEPS {
             if !matches!(res, Ok(Outcome::Moved)) {
                 break;
             }
-            match store.read(|r| nodes::get(r, &n.id)) {
-                Ok(next) => node = next,
-                Err(e) => {
-                    res = Err(e);
-                    break;
-                }
-            }
-            res = self.step_and_account(store, secrets, &node);
+            res = store
+                .read(|r| nodes::get(r, &n.id))
+                .and_then(|node| self.step_and_account(store, secrets, &node));
         }
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
         res
