@@ -1051,3 +1051,39 @@ fn an_instance_on_a_node_without_a_bmc_fails_cleanly_and_frees_it() {
         assert_eq!(lifecycle(&s, "plain")["state"], "available", "[{b}]");
     }
 }
+
+/// The BMC goes away in the middle of provisioning: the step is retried,
+/// then the node fails with the reason and the tenant's instance shows it.
+#[test]
+fn a_bmc_that_goes_down_while_provisioning_fails_the_node_with_the_reason() {
+    for b in TestBackend::ALL {
+        let Some(emu) = peers::Emulator::start(1) else { return };
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (ctl, secrets) = controller(&s);
+        let tenant = catalog(&s, true);
+        enroll(&s, &emu, 1);
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let id = create(&tenant, "doomed")["id"].as_str().unwrap().to_string();
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(lifecycle(&s, "bm-1")["state"], "provisioning", "[{b}]");
+        drop(emu); // the BMC is gone
+        let mut retried = 0;
+        for _ in 0..10 {
+            let pass = ctl.run_once(&s.store, &secrets).unwrap();
+            retried += pass.retrying;
+            if pass.failed > 0 {
+                break;
+            }
+        }
+        assert!(retried >= 1, "[{b}] transient BMC errors are retried first");
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert_eq!(l["from"], "provisioning", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("retries"), "[{b}] {l}");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "failed", "[{b}] {i}");
+        assert_eq!(i["reason"], l["reason"], "[{b}] the tenant sees why");
+        assert_eq!(free_nodes(&s), 0, "[{b}] a failed, dirty node is not schedulable");
+    }
+}
