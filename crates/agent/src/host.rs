@@ -229,6 +229,12 @@ pub fn wipe_disk(path: &Path) -> StepItem {
             Err(e) => tried.push(format!("nvme crypto erase: {e}")),
         }
     }
+    if name.starts_with("sd") && find_tool("hdparm").is_some() {
+        match ata_secure_erase(&target) {
+            Ok(how) => return item("ata-secure-erase", true, with_tried(&how, &tried)),
+            Err(e) => tried.push(format!("ATA secure erase: {e}")),
+        }
+    }
     if find_tool("blkdiscard").is_some() {
         match run_tool("blkdiscard", &["-s", &target]) {
             Ok(_) => return item("blkdiscard-secure", true, with_tried("blkdiscard -s", &tried)),
@@ -598,5 +604,76 @@ mod tests {
         assert!(run_tool("neocloud-no-such-tool", &[]).unwrap_err().contains("not installed"));
         assert!(run_tool("false", &[]).is_err());
         assert_eq!(run_tool("echo", &["hi"]), Ok("hi".to_string()));
+    }
+}
+
+/// ATA security erase through `hdparm` when the drive supports it and is
+/// not frozen: a temporary user password is set, then the (enhanced where
+/// supported) erase clears it with the data.
+fn ata_secure_erase(dev: &str) -> Result<String, String> {
+    let info = run_tool("hdparm", &["-I", dev])?;
+    let plan = ata_erase_plan(&info)?;
+    run_tool("hdparm", &["--user-master", "u", "--security-set-pass", "neocloud", dev])?;
+    if let Err(e) = run_tool("hdparm", &["--user-master", "u", plan, "neocloud", dev]) {
+        // Never leave the drive locked with our password.
+        let undo =
+            run_tool("hdparm", &["--user-master", "u", "--security-disable", "neocloud", dev]);
+        return Err(match undo {
+            Ok(_) => e,
+            Err(u) => format!("{e}; and removing the temporary password failed: {u}"),
+        });
+    }
+    Ok(format!("hdparm {plan}"))
+}
+
+/// Which erase `hdparm -I` output allows: enhanced, normal, or why none.
+fn ata_erase_plan(info: &str) -> Result<&'static str, String> {
+    let security = info
+        .split("Security:")
+        .nth(1)
+        .ok_or_else(|| "the drive reports no ATA security feature set".to_string())?;
+    let line = |needle: &str| {
+        security.lines().any(|l| {
+            let l = l.trim();
+            l.ends_with(needle) && !l.starts_with("not")
+        })
+    };
+    if !line("supported") {
+        return Err("ATA security is not supported".into());
+    }
+    if line("frozen") {
+        return Err(
+            "the drive's security state is frozen (a suspend/resume cycle unfreezes it)".into()
+        );
+    }
+    if line("enabled") {
+        return Err("a security password is already set on the drive".into());
+    }
+    Ok(if line("supported: enhanced erase") {
+        "--security-erase-enhanced"
+    } else {
+        "--security-erase"
+    })
+}
+
+#[cfg(test)]
+mod ata_tests {
+    use super::ata_erase_plan;
+
+    const SUPPORTED: &str = "Model Number: X\nSecurity: \n\tMaster password revision code = 65534\n\t\tsupported\n\tnot\tenabled\n\tnot\tlocked\n\tnot\tfrozen\n\tnot\texpired: security count\n\t\tsupported: enhanced erase\n\t2min for SECURITY ERASE UNIT.\n";
+
+    #[test]
+    fn picks_the_erase_hdparm_reports() {
+        assert_eq!(ata_erase_plan(SUPPORTED), Ok("--security-erase-enhanced"));
+        let normal = SUPPORTED
+            .replace("\t\tsupported: enhanced erase\n", "\tnot\tsupported: enhanced erase\n");
+        assert_eq!(ata_erase_plan(&normal), Ok("--security-erase"));
+        let frozen = SUPPORTED.replace("\tnot\tfrozen", "\t\tfrozen");
+        assert!(ata_erase_plan(&frozen).unwrap_err().contains("frozen"));
+        let locked = SUPPORTED.replace("\tnot\tenabled", "\t\tenabled");
+        assert!(ata_erase_plan(&locked).unwrap_err().contains("password"));
+        assert!(ata_erase_plan("Model Number: X\n").is_err());
+        let unsupported = SUPPORTED.replace("\t\tsupported\n", "\tnot\tsupported\n");
+        assert!(ata_erase_plan(&unsupported).unwrap_err().contains("not supported"));
     }
 }
