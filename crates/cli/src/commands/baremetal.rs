@@ -863,6 +863,7 @@ mod tests {
             allocation_id: "a".into(),
             node_id: "n".into(),
             state,
+            release_requested: false,
             reason: reason.map(str::to_string),
             progress: None,
             ssh_keys: vec![],
