@@ -243,6 +243,9 @@ fn run(b: &str, db_url: &str) {
     // The chaos: SIGKILL and restart at random moments until told to stop.
     let proc = Arc::new(std::sync::Mutex::new(p));
     let chaos_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Whatever happens (a failed assertion included), stop the chaos and
+    // the server process.
+    let _guard = Cleanup(chaos_stop.clone(), proc.clone());
     let observed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let chaos = {
         let (proc, stop, observed, admin, url) =
@@ -277,7 +280,10 @@ fn run(b: &str, db_url: &str) {
                         .unwrap_or_default();
                     observed.lock().unwrap().extend(states);
                 }
-                let mut p = proc.lock().unwrap();
+                let mut p = proc.lock().unwrap_or_else(|e| e.into_inner());
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
                 p.kill();
                 kills += 1;
                 std::thread::sleep(Duration::from_millis(rng.next(300)));
@@ -462,5 +468,16 @@ fn check_exclusive(url: &str, tokens: &BTreeMap<&str, String>, b: &str) {
     }
     for (node, holders) in &by_node {
         assert!(holders.len() <= 1, "[{b}] node {node} held by {holders:?}");
+    }
+}
+
+/// Stops the chaos thread and kills the server when the test ends, also
+/// when it fails (no process outlives the test).
+struct Cleanup(Arc<std::sync::atomic::AtomicBool>, Arc<std::sync::Mutex<Proc>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).kill();
     }
 }
