@@ -24,6 +24,9 @@ enum BenchWhat {
     /// Reads and writes through the HTTP API.
     /// Placement decisions on a simulated fleet (no server, no store).
     Placement(crate::bench_placement::PlacementArgs),
+    /// Enrollment, provisioning and sanitization through SIMULATED Redfish
+    /// BMCs and simulated agents, against an in-process server.
+    Baremetal(crate::bench_baremetal::BaremetalArgs),
     Api {
         /// Length of each phase.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -220,6 +223,7 @@ fn closed_loop(name: &str, concurrency: usize, duration: Duration, f: Job) -> Ph
 pub fn run(a: BenchArgs) -> ExitCode {
     let (duration, write_rate, read_rate, workers, concurrency, db, json) = match a.what {
         BenchWhat::Placement(p) => return crate::bench_placement::run(p),
+        BenchWhat::Baremetal(b) => return crate::bench_baremetal::run(b),
         BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } => {
             (duration, write_rate, read_rate, workers, concurrency, db, json)
         }

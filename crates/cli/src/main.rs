@@ -14,6 +14,7 @@
 //! instance ends `failed` (or its release stalls) or the wait times out.
 
 mod bench;
+mod bench_baremetal;
 mod bench_placement;
 mod client;
 mod commands;

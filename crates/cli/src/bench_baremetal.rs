@@ -1,0 +1,695 @@
+//! `neocloud bench baremetal`: the node lifecycle at fleet scale against a
+//! SIMULATED Redfish BMC fleet (`neocloud_server::simbmc`) in process.
+//!
+//! One process runs the server (fresh SQLite store, lifecycle controller,
+//! boot service), the simulated BMCs (each answer delayed by
+//! `--bmc-latency`; a power-on with a network boot override fetches the
+//! node's iPXE script from the boot service and starts a simulated agent
+//! that registers and heartbeats through the real agent API) and the API
+//! clients. Three phases, each timed from its first API call to the last
+//! state change the store records (server-side times, not polling times):
+//!
+//! 1. enroll + inspect: `POST /v1/nodes` with BMC credentials for every
+//!    node, until all are `available`;
+//! 2. provision: instances (`count` = `--batch` per request) until all are
+//!    `ready` (their simulated agents checked in);
+//! 3. release + sanitize: `DELETE` every instance, until every instance is
+//!    `released` and its node `available` with a complete signed record.
+//!
+//! Control-plane overhead of a phase: `(wall - ideal) / wall`, where
+//! `ideal = ceil(nodes / parallel) * (BMC calls per node) * latency
+//!  (+ the simulated boot delay when the phase boots nodes)`: the time the
+//! BMC waits alone take when each node's calls are issued back to back and
+//! `--parallel` nodes are worked on at once. Everything else (API calls,
+//! store writes, the controller's passes, agent registration and
+//! heartbeats) is overhead.
+
+use neocloud_common::time::{from_rfc3339, now_micros};
+use neocloud_server::simbmc::{self, SimFleet};
+use neocloud_server::{Config, Server};
+use neocloud_store::{agents, instances, nodes, Store};
+use neocloud_types::{Instance, InstanceState};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BaremetalArgs {
+    /// Nodes enrolled and inspected through simulated BMCs.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Instances provisioned at once, then released and sanitized (at most --nodes).
+    #[arg(long, default_value_t = 100)]
+    provisions: usize,
+    /// Added to every simulated BMC answer (the service root excepted).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    bmc_latency: Duration,
+    /// Nodes the lifecycle controller steps at once (`lifecycle_parallel_steps`).
+    #[arg(long, default_value_t = 1000)]
+    parallel: usize,
+    /// Instances per create request (`count`).
+    #[arg(long, default_value_t = 100)]
+    batch: u32,
+    /// Client threads making the API calls.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// The lifecycle controller's tick (`lifecycle_interval_ms`).
+    #[arg(long, default_value_t = 200)]
+    interval_ms: u64,
+    /// Tenant agents' heartbeat interval (`heartbeat_interval_ms`; the
+    /// server gives sanitizer agents at most 1 s: they receive their steps
+    /// on a heartbeat).
+    #[arg(long, default_value_t = 30_000)]
+    heartbeat_ms: u64,
+    /// Keep the instances (and their simulated agents) running this long
+    /// before releasing them, and report the CPU the idle fleet uses.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    hold: Duration,
+    /// Give up a phase after this long.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(base: &str, token: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: token.to_string(),
+            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build(),
+        }
+    }
+
+    /// One call; the status and the JSON body (Null when there is none).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let res = match body {
+            Some(b) => r.send_json(b.clone()),
+            None => r.call(),
+        };
+        let (status, resp) = match res {
+            Ok(resp) => (resp.status(), resp),
+            Err(ureq::Error::Status(s, resp)) => (s, resp),
+            Err(e) => return (0, json!({"error": e.to_string()})),
+        };
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn must(&self, method: &str, path: &str, body: &Value) -> Result<Value, String> {
+        let (s, v) = self.call(method, path, Some(body));
+        if (200..300).contains(&s) {
+            Ok(v)
+        } else {
+            Err(format!("{method} {path} answered {s}: {v}"))
+        }
+    }
+}
+
+/// Runs `jobs` calls on `clients` threads; the results in order and the
+/// wall time.
+fn parallel<T: Send + 'static>(
+    base: &str,
+    token: &str,
+    clients: usize,
+    jobs: usize,
+    f: impl Fn(&Api, usize) -> T + Send + Sync + 'static,
+) -> (Vec<T>, Duration) {
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..clients.clamp(1, jobs.max(1)))
+        .map(|_| {
+            let (next, f) = (next.clone(), f.clone());
+            let api = Api::new(base, token);
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= jobs {
+                        return out;
+                    }
+                    out.push((i, f(&api, i)));
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<(usize, T)> =
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+    all.sort_by_key(|(i, _)| *i);
+    (all.into_iter().map(|(_, t)| t).collect(), start.elapsed())
+}
+
+/// CPU seconds this process has used (user + system), where the OS says
+/// (Linux: `/proc/self/stat`, in clock ticks of 1/100 s).
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Counters of the simulated fleet at one moment.
+#[derive(Clone, Copy)]
+struct Counters {
+    requests: u64,
+    delayed: u64,
+    boots: u64,
+    cpu: Option<f64>,
+}
+
+fn counters(f: &SimFleet) -> Counters {
+    Counters {
+        requests: f.requests.load(Ordering::Relaxed),
+        delayed: f.delayed.load(Ordering::Relaxed),
+        boots: f.boots.load(Ordering::Relaxed),
+        cpu: cpu_secs(),
+    }
+}
+
+/// One phase's figures.
+struct Phase {
+    name: &'static str,
+    nodes: usize,
+    api_calls: usize,
+    api_secs: f64,
+    wall_secs: f64,
+    bmc_requests: u64,
+    /// BMC requests that waited the latency, per node.
+    chain: f64,
+    boots: u64,
+    waves: usize,
+    ideal_secs: f64,
+    /// Per node (or instance): from its API call to its end state.
+    each: Vec<f64>,
+    /// CPU seconds the whole process used (server, simulated BMCs and
+    /// agents, clients), from the phase's start to its end being seen.
+    cpu_secs: Option<f64>,
+}
+
+impl Phase {
+    fn overhead_secs(&self) -> f64 {
+        self.wall_secs - self.ideal_secs
+    }
+    fn overhead_share(&self) -> f64 {
+        if self.wall_secs > 0.0 {
+            self.overhead_secs() / self.wall_secs
+        } else {
+            0.0
+        }
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let mut v: Vec<Duration> = self.each.iter().map(|s| Duration::from_secs_f64(*s)).collect();
+        v.sort();
+        crate::bench::percentile(&v, p).as_secs_f64()
+    }
+    fn json(&self) -> Value {
+        json!({
+            "phase": self.name, "nodes": self.nodes, "api_calls": self.api_calls,
+            "api_secs": self.api_secs, "api_calls_per_s": rate(self.api_calls, self.api_secs),
+            "wall_secs": self.wall_secs, "nodes_per_s": rate(self.nodes, self.wall_secs),
+            "bmc_requests": self.bmc_requests,
+            "bmc_requests_per_node": self.bmc_requests as f64 / self.nodes.max(1) as f64,
+            "bmc_waits_per_node": self.chain, "simulated_boots": self.boots,
+            "waves": self.waves, "ideal_secs": self.ideal_secs,
+            "overhead_secs": self.overhead_secs(), "overhead_share": self.overhead_share(),
+            "per_node_p50_secs": self.pct(0.5), "per_node_p99_secs": self.pct(0.99),
+            "per_node_max_secs": self.pct(1.0), "cpu_secs": self.cpu_secs,
+        })
+    }
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn secs_between(from: i64, to: i64) -> f64 {
+    (to - from) as f64 / 1e6
+}
+
+fn micros(s: &str) -> i64 {
+    from_rfc3339(s).unwrap_or(0)
+}
+
+/// Polls `f` until it answers `Some`, an error, or `timeout` passes.
+fn wait<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn node_counts(store: &Store) -> Result<std::collections::HashMap<String, i64>, String> {
+    store.read(nodes::lifecycle_counts).map(|v| v.into_iter().collect()).map_err(|e| e.to_string())
+}
+
+fn project_instances(store: &Store, t: &str, p: &str) -> Result<Vec<Instance>, String> {
+    store.read(|r| instances::list(r, t, p)).map_err(|e| e.to_string())
+}
+
+struct Env {
+    args: BaremetalArgs,
+    base: String,
+    token: String,
+    store: Store,
+    fleet: Arc<SimFleet>,
+    fleet_base: String,
+}
+
+impl Env {
+    fn ideal(&self, nodes: usize, chain: f64, boots: bool) -> (usize, f64) {
+        let waves = nodes.div_ceil(self.args.parallel.max(1));
+        let mut ideal = waves as f64 * chain * self.args.bmc_latency.as_secs_f64();
+        if boots {
+            ideal += self.fleet.boot_delay.as_secs_f64();
+        }
+        (waves, ideal)
+    }
+
+    fn enroll(&self) -> Result<Phase, String> {
+        let n = self.args.nodes;
+        let before = counters(&self.fleet);
+        let t0 = now_micros();
+        let fleet_base = self.fleet_base.clone();
+        let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
+            let body = json!({
+                "name": format!("bm-{i:05}"), "site": "bench",
+                "pod": format!("pod-{}", i / 128), "su": format!("su-{}", i / 32),
+                "rack": format!("rack-{}", i / 4), "gpu_model": "h100-80gb", "gpus": 8,
+                "bmc": {"endpoint": simbmc::endpoint(&fleet_base, i),
+                        "username": simbmc::USER, "password": simbmc::PASSWORD},
+            });
+            a.must("POST", "/v1/nodes", &body).map(|_| ())
+        });
+        if let Some(Err(e)) = res.into_iter().find(|r| r.is_err()) {
+            return Err(format!("enroll: {e}"));
+        }
+        wait("every node to be available", self.args.timeout, || {
+            let c = node_counts(&self.store)?;
+            if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+                return Err(format!("{f} node(s) failed enrolling or inspecting: {c:?}"));
+            }
+            Ok((c.get("available").copied().unwrap_or(0) as usize >= n).then_some(()))
+        })?;
+        let after = counters(&self.fleet);
+        let all = self.store.read(nodes::list).map_err(|e| e.to_string())?;
+        let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
+        let each =
+            all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
+        let chain = (after.delayed - before.delayed) as f64 / n.max(1) as f64;
+        let (waves, ideal) = self.ideal(n, chain, false);
+        Ok(Phase {
+            name: "enroll + inspect",
+            nodes: n,
+            api_calls: n,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, done),
+            bmc_requests: after.requests - before.requests,
+            chain,
+            boots: after.boots - before.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+        })
+    }
+
+    /// Tenant, quota, project, instance type and images.
+    fn setup(&self) -> Result<(), String> {
+        let a = Api::new(&self.base, &self.token);
+        let k = self.args.provisions as i64;
+        a.must("POST", "/v1/tenants", &json!({"name": "bench"}))?;
+        a.must(
+            "PUT",
+            "/v1/tenants/bench/quotas",
+            &json!({"generation": 1, "limits": {"nodes": k, "gpu:h100-80gb": 8 * k}}),
+        )?;
+        a.must("POST", "/v1/tenants/bench/projects", &json!({"name": "p"}))?;
+        a.must(
+            "POST",
+            "/v1/instance-types",
+            &json!({"name": "bm-h100", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
+        )?;
+        for (name, purpose) in [("bench-os", "tenant"), ("bench-sanitizer", "sanitizer")] {
+            a.must(
+                "POST",
+                "/v1/images",
+                &json!({"name": name, "purpose": purpose,
+                        "kernel_url": format!("http://images.invalid/{name}/vmlinuz"),
+                        "initrd_url": format!("http://images.invalid/{name}/initrd"),
+                        "description": "SIMULATED: simulated nodes never fetch it"}),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Creates the instances; their tenant and project ids and the phase.
+    fn provision(&self) -> Result<(String, String, Phase), String> {
+        let k = self.args.provisions;
+        let batch = self.args.batch.clamp(1, 1024) as usize;
+        let requests = k.div_ceil(batch);
+        let before = counters(&self.fleet);
+        let t0 = now_micros();
+        let (res, api) =
+            parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
+                let count = batch.min(k - r * batch);
+                a.must(
+                    "POST",
+                    "/v1/tenants/bench/projects/p/instances",
+                    &json!({"name": format!("b{r}"), "instance_type": "bm-h100",
+                            "count": count, "image": "bench-os"}),
+                )
+            });
+        let mut ids = None;
+        for r in res {
+            let v = r.map_err(|e| format!("provision: {e}"))?;
+            let first = &v["items"][0];
+            ids = Some((
+                first["tenant_id"].as_str().unwrap_or_default().to_string(),
+                first["project_id"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        let (t, p) = ids.ok_or("provision: no instance created")?;
+        let done = wait("every instance to be ready", self.args.timeout, || {
+            let all = project_instances(&self.store, &t, &p)?;
+            if let Some(f) = all.iter().find(|i| i.state == InstanceState::Failed) {
+                return Err(format!("instance {} failed: {:?}", f.name, f.reason));
+            }
+            let ready = all.iter().filter(|i| i.state == InstanceState::Ready).count();
+            Ok((ready >= k).then_some(all))
+        })?;
+        let after = counters(&self.fleet);
+        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
+        let chain = (after.delayed - before.delayed) as f64 / k.max(1) as f64;
+        let (waves, ideal) = self.ideal(k, chain, true);
+        let each = done.iter().map(|i| secs_between(micros(&i.created_at), micros(&i.updated_at)));
+        let phase = Phase {
+            name: "provision",
+            nodes: k,
+            api_calls: requests,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, end),
+            bmc_requests: after.requests - before.requests,
+            chain,
+            boots: after.boots - before.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+        };
+        Ok((t, p, phase))
+    }
+
+    /// Releases every instance; the phase and the complete records found.
+    fn release(&self, t: &str, p: &str) -> Result<(Phase, usize), String> {
+        let k = self.args.provisions;
+        let names: Vec<String> =
+            project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
+        let before = counters(&self.fleet);
+        let t0 = now_micros();
+        let names = Arc::new(names);
+        let n2 = names.clone();
+        let (res, api) = parallel(&self.base, &self.token, self.args.clients, k, move |a, i| {
+            let (s, v) = a.call(
+                "DELETE",
+                &format!("/v1/tenants/bench/projects/p/instances/{}", n2[i]),
+                None,
+            );
+            if s == 202 {
+                Ok(micros(v["updated_at"].as_str().unwrap_or_default()))
+            } else {
+                Err(format!("release {}: {s} {v}", n2[i]))
+            }
+        });
+        let mut requested = Vec::with_capacity(k);
+        for r in res {
+            requested.push(r?);
+        }
+        let done = wait("every instance to be released and sanitized", self.args.timeout, || {
+            let all = project_instances(&self.store, t, p)?;
+            let c = node_counts(&self.store)?;
+            if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+                let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
+                return Err(format!("{f} node(s) failed releasing or sanitizing: {why:?}"));
+            }
+            let released = all.iter().filter(|i| i.state == InstanceState::Released).count();
+            let available = c.get("available").copied().unwrap_or(0) as usize;
+            Ok((released >= k && available >= self.args.nodes).then_some(all))
+        })?;
+        let after = counters(&self.fleet);
+        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
+        let complete = self
+            .store
+            .read(|r| {
+                let mut n = 0;
+                for i in &done {
+                    let recs = agents::records_for_instance(r, t, &i.id)?;
+                    if recs.iter().any(|(_, body, _, _)| {
+                        serde_json::from_str::<Value>(body)
+                            .map(|b| b["complete"] == json!(true))
+                            .unwrap_or(false)
+                    }) {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .map_err(|e| e.to_string())?;
+        let chain = (after.delayed - before.delayed) as f64 / k.max(1) as f64;
+        let (waves, ideal) = self.ideal(k, chain, true);
+        // Per instance: from its release request to its record.
+        let by_name: std::collections::HashMap<&str, i64> =
+            names.iter().map(String::as_str).zip(requested.iter().copied()).collect();
+        let each = done.iter().map(|i| {
+            secs_between(by_name.get(i.name.as_str()).copied().unwrap_or(t0), micros(&i.updated_at))
+        });
+        let phase = Phase {
+            name: "release + sanitize",
+            nodes: k,
+            api_calls: k,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, end),
+            bmc_requests: after.requests - before.requests,
+            chain,
+            boots: after.boots - before.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+        };
+        Ok((phase, complete))
+    }
+}
+
+fn print(
+    a: &BaremetalArgs,
+    boot: Duration,
+    phases: &[Phase],
+    complete: usize,
+    setup_secs: f64,
+    held: Option<f64>,
+) {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let latency = a.bmc_latency.as_secs_f64();
+    if a.json {
+        let v: Vec<Value> = phases.iter().map(Phase::json).collect();
+        println!(
+            "{}",
+            json!({"nodes": a.nodes, "provisions": a.provisions, "bmc_latency_secs": latency,
+                   "parallel": a.parallel, "batch": a.batch, "clients": a.clients,
+                   "lifecycle_interval_ms": a.interval_ms, "heartbeat_interval_ms": a.heartbeat_ms,
+                   "simulated_boot_delay_secs": boot.as_secs_f64(), "cores": cores,
+                   "setup_secs": setup_secs, "complete_sanitization_records": complete,
+                   "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held, "phases": v})
+        );
+        return;
+    }
+    println!(
+        "{} nodes, {} provisions; SIMULATED BMCs, {} s per answer, simulated boot {} s; \
+         {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
+        a.nodes,
+        a.provisions,
+        latency,
+        boot.as_secs_f64(),
+        a.parallel,
+        a.interval_ms,
+        a.heartbeat_ms
+    );
+    println!();
+    println!(
+        "| phase | nodes | API calls/s | wall s | nodes/s | BMC calls/node | waits/node | ideal s | overhead s | overhead | per node p50 / p99 / max s | CPU s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in phases {
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1}% | {:.2} / {:.2} / {:.2} | {} |",
+            p.name,
+            p.nodes,
+            rate(p.api_calls, p.api_secs),
+            p.wall_secs,
+            rate(p.nodes, p.wall_secs),
+            p.bmc_requests as f64 / p.nodes.max(1) as f64,
+            p.chain,
+            p.ideal_secs,
+            p.overhead_secs(),
+            p.overhead_share() * 100.0,
+            p.pct(0.5),
+            p.pct(0.99),
+            p.pct(1.0),
+            p.cpu_secs.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into())
+        );
+    }
+    println!();
+    println!("complete signed sanitization records: {complete} of {}", a.provisions);
+    if let Some(c) = held {
+        println!(
+            "{} instances held {} s: the process used {c:.2} cores meanwhile",
+            a.provisions,
+            a.hold.as_secs_f64()
+        );
+    }
+}
+
+pub fn run(a: BaremetalArgs) -> ExitCode {
+    if a.nodes == 0 || a.provisions > a.nodes {
+        eprintln!("error: --nodes must be positive and --provisions at most --nodes");
+        return ExitCode::from(crate::output::EXIT_USAGE);
+    }
+    if a.parallel == 0 || a.clients == 0 {
+        eprintln!("error: --parallel and --clients must be positive");
+        return ExitCode::from(crate::output::EXIT_USAGE);
+    }
+    // The server's logs (every request, every transition) only on demand:
+    // they cost as much as what is measured.
+    if std::env::var_os("NEOCLOUD_BENCH_LOG").is_some() {
+        neocloud_server::init_logging(neocloud_server::LogFormat::Text);
+    }
+    // Every lifecycle step holds a blocking thread while it waits on its
+    // BMC; API handlers, the boot service and the store need more.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(a.parallel + 512)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("neocloud-bench-bm-{}", neocloud_common::new_id()));
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        rate_limit_per_sec: 0,
+        // Every simulated agent registers from 127.0.0.1.
+        anonymous_rate_limit_per_sec: 0,
+        lifecycle_interval_ms: a.interval_ms,
+        lifecycle_parallel_steps: a.parallel,
+        heartbeat_interval_ms: a.heartbeat_ms,
+        ..Config::default()
+    };
+    let server = match rt.block_on(Server::bind(config)) {
+        Ok(s) => s,
+        Err(e) => return crate::output::fail_local(&e),
+    };
+    let addr = server.local_addr();
+    let cancel = server.cancel_token();
+    let store = server.store();
+    let token = match std::fs::read_to_string(dir.join("admin.token")) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) => {
+            eprintln!("error: no bootstrap token: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let base = format!("http://{addr}");
+    let served = rt.spawn(server.run());
+    let fleet = SimFleet::new(Some(base.clone()), a.bmc_latency);
+    let listener = match rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: simulated BMC listener: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let fleet_base = match listener.local_addr() {
+        Ok(x) => format!("http://{x}"),
+        Err(e) => {
+            eprintln!("error: simulated BMC listener: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let fleet_served =
+        rt.spawn(simbmc::serve(listener, fleet.clone(), cancel.clone().cancelled_owned()));
+    let env = Env { args: a, base, token, store, fleet, fleet_base };
+
+    let started = Instant::now();
+    type Figures = (Vec<Phase>, usize, f64, Option<f64>);
+    let result = (|| -> Result<Figures, String> {
+        let enroll = env.enroll()?;
+        let t = Instant::now();
+        env.setup()?;
+        let setup_secs = t.elapsed().as_secs_f64();
+        let (tenant, project, provision) = env.provision()?;
+        let held = (!env.args.hold.is_zero()).then(|| {
+            let before = cpu_secs();
+            std::thread::sleep(env.args.hold);
+            cpu_secs().zip(before).map(|(a, b)| (a - b) / env.args.hold.as_secs_f64())
+        });
+        let (release, complete) = env.release(&tenant, &project)?;
+        Ok((vec![enroll, provision, release], complete, setup_secs, held.flatten()))
+    })();
+    cancel.cancel();
+    rt.block_on(async {
+        let _ = served.await;
+        let _ = fleet_served.await;
+    });
+    rt.shutdown_timeout(Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok((phases, complete, setup_secs, held)) => {
+            print(&env.args, env.fleet.boot_delay, &phases, complete, setup_secs, held);
+            if !env.args.json {
+                println!("total {:.1} s", started.elapsed().as_secs_f64());
+            }
+            if complete < env.args.provisions {
+                eprintln!("error: some sanitization records are missing or incomplete");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
