@@ -73,6 +73,10 @@ pub struct BaremetalArgs {
     /// Print JSON instead of Markdown.
     #[arg(long)]
     json: bool,
+    /// Keep the store (SQLite file, with the audit trail of every
+    /// transition) and print where it is.
+    #[arg(long)]
+    keep: bool,
 }
 
 struct Api {
@@ -674,7 +678,11 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         let _ = fleet_served.await;
     });
     rt.shutdown_timeout(Duration::from_secs(10));
-    let _ = std::fs::remove_dir_all(&dir);
+    if env.args.keep {
+        eprintln!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     match result {
         Ok((phases, complete, setup_secs, held)) => {
             print(&env.args, env.fleet.boot_delay, &phases, complete, setup_secs, held);
