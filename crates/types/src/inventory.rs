@@ -117,6 +117,14 @@ impl BootStep {
             BootStep::AwaitAgent => "await_agent",
         }
     }
+    /// The step after this one (the last step stays the last).
+    pub fn next(self) -> BootStep {
+        match self {
+            BootStep::SetBoot => BootStep::PowerCycle,
+            BootStep::PowerCycle | BootStep::AwaitAgent => BootStep::AwaitAgent,
+        }
+    }
+
     /// 1-based position among the steps.
     pub fn ordinal(self) -> u32 {
         match self {

@@ -30,11 +30,7 @@ impl LifecycleController {
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 self.boot_step(store, secrets, n, step)?;
-                let to = match step {
-                    BootStep::SetBoot => BootStep::PowerCycle,
-                    BootStep::PowerCycle | BootStep::AwaitAgent => BootStep::AwaitAgent,
-                };
-                self.advance(store, n, next(to), |_| Ok(()))
+                self.advance(store, n, next(step.next()), |_| Ok(()))
             }
             BootStep::AwaitAgent => {
                 let agent = store
