@@ -284,13 +284,41 @@ impl Agent {
         hw: Arc<dyn Hardware>,
         log: Logger,
     ) -> Result<Agent, AgentError> {
+        Registration::new(api, token)?.attempt(hw, log)
+    }
+}
+
+/// One registration of a booted image: the agent chooses its credential
+/// once, so that trying again after an answer was lost (the control plane
+/// restarted, the network dropped the reply) is recognised as the same
+/// registration and answered again, not refused as a second use of the
+/// one-time token. Loop on [`Registration::attempt`] while the error
+/// [`AgentError::is_transient`].
+pub struct Registration {
+    api: String,
+    token: String,
+    credential: String,
+}
+
+impl Registration {
+    pub fn new(api: &str, token: &str) -> Result<Registration, AgentError> {
         let api = normalize_api(api)?;
         let token = token.trim();
         if token.is_empty() {
             return Err(AgentError::Usage("the provisioning token is empty".into()));
         }
+        Ok(Registration { api, token: token.to_string(), credential: new_credential()? })
+    }
+
+    /// One registration call.
+    pub fn attempt(&self, hw: Arc<dyn Hardware>, log: Logger) -> Result<Agent, AgentError> {
+        let api = self.api.clone();
         let http = http_client();
-        let body = AgentRegister { token: token.to_string(), inventory: hw.inventory() };
+        let body = AgentRegister {
+            token: self.token.clone(),
+            inventory: hw.inventory(),
+            credential: Some(self.credential.clone()),
+        };
         let url = format!("{api}/agent/v1/register");
         let reg: AgentRegistered = match post(&http, &url, None, &body, true) {
             Ok(Some(r)) => r,
@@ -303,6 +331,8 @@ impl Agent {
             Err(CallError::Status(f)) => return Err(AgentError::Api(f)),
             Err(CallError::Transport(m)) => return Err(AgentError::Unavailable(m)),
         };
+        // The control plane may have chosen another credential (one that
+        // does not take proposals): it is the one to use.
         if reg.credential.is_empty() {
             return Err(AgentError::Protocol("registration gave an empty credential".into()));
         }
@@ -326,7 +356,17 @@ impl Agent {
             started: Mutex::new(HashSet::new()),
         })
     }
+}
 
+/// 32 random bytes, hex: the credential an agent proposes.
+fn new_credential() -> Result<String, AgentError> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| AgentError::Usage(format!("no randomness for a credential: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Agent {
     /// The agent's own credential (a bearer token).
     pub fn credential(&self) -> &str {
         &self.credential

@@ -27,7 +27,7 @@ pub mod simulated;
 #[cfg(test)]
 mod testutil;
 
-pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger};
+pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};
 pub use host::Host;
 pub use simulated::{Simulated, SimulatedConfig};
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use neocloud_agent::{cmdline, host, Agent, AgentError, Exit, Hardware, Host, Simulated};
+use neocloud_agent::{cmdline, host, AgentError, Exit, Hardware, Host, Registration, Simulated};
 
 /// The neocloud node agent: registers this machine with the control plane
 /// using the one-time provisioning token, reports its inventory,
@@ -109,8 +109,15 @@ fn main() -> ExitCode {
     // Registration is retried while the control plane is unreachable (the
     // network may still be coming up); a refused token is final.
     let mut wait = Duration::from_millis(100);
+    let registration = match Registration::new(&api, &token) {
+        Ok(r) => r,
+        Err(e) => {
+            log(&format!("registering failed: {e}"));
+            return ExitCode::from(exit_code(&e));
+        }
+    };
     let agent = loop {
-        match Agent::register(&api, &token, Arc::clone(&hw)) {
+        match registration.attempt(Arc::clone(&hw), Arc::new(log)) {
             Ok(a) => break a,
             Err(e) if e.is_transient() => {
                 log(&format!("registering failed: {e}; retrying in {} ms", wait.as_millis()));

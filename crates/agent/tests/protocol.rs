@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use neocloud_agent::{Agent, AgentError, Exit, Hardware, Host, Simulated, SimulatedConfig};
+use neocloud_agent::{
+    Agent, AgentError, Exit, Hardware, Host, Registration, Simulated, SimulatedConfig,
+};
 use neocloud_types::{
     AgentHeartbeat, AgentHeartbeatReply, AgentInventory, AgentRegister, AgentRegistered, AgentStep,
     AgentStepKind, AgentStepResult,
@@ -24,6 +26,9 @@ const CREDENTIAL: &str = "nca_agent_credential";
 struct State {
     /// Answer register with 401 (a used token).
     refuse_token: bool,
+    /// Answer this many registrations with 503 after recording them (the
+    /// answer was lost).
+    lose_registrations: u32,
     /// Answer this many heartbeats with 503 first.
     fail_heartbeats: u32,
     /// Answer the first report of each step with 500.
@@ -133,6 +138,10 @@ fn handle(
         s.registered.push(reg.clone());
         if s.refuse_token || reg.token != TOKEN {
             return (401, error("unauthenticated", "the provisioning token is invalid or used"));
+        }
+        if s.lose_registrations > 0 {
+            s.lose_registrations -= 1;
+            return (503, error("unavailable", "the answer was lost"));
         }
         let answer = AgentRegistered {
             agent_id: "agt_1".into(),
@@ -320,4 +329,41 @@ fn a_refused_token_is_a_permanent_error() {
     let s = fake.state();
     assert_eq!(s.registered.len(), 1, "registration is not retried by the library");
     assert_eq!(s.heartbeats, 0);
+}
+
+/// Retrying a registration whose answer was lost proposes the same
+/// credential, so the control plane can tell it is the same agent.
+#[test]
+fn a_retried_registration_proposes_the_same_credential() {
+    let fake = Fake::start(State { lose_registrations: 2, ..State::default() });
+    let hw: Arc<dyn Hardware> = Arc::new(Simulated::new(SimulatedConfig::new("node-1")));
+    let reg = Registration::new(&fake.url, TOKEN).unwrap();
+    let mut tries = 0;
+    let agent = loop {
+        tries += 1;
+        match reg.attempt(hw.clone(), quiet()) {
+            Ok(a) => break a,
+            Err(e) if e.is_transient() && tries < 5 => continue,
+            Err(e) => panic!("registration: {e}"),
+        }
+    };
+    assert_eq!(tries, 3);
+    // This fake chooses its own credential: the agent uses the answer's.
+    assert_eq!(agent.credential(), CREDENTIAL);
+    let s = fake.state();
+    let proposed: Vec<String> =
+        s.registered.iter().map(|r| r.credential.clone().expect("proposed")).collect();
+    assert_eq!(proposed.len(), 3);
+    assert!(proposed.iter().all(|c| c == &proposed[0]), "{proposed:?}");
+    assert!(
+        proposed[0].len() == 64 && proposed[0].chars().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        proposed[0]
+    );
+    // A new registration (a new boot) proposes another.
+    let other = Registration::new(&fake.url, TOKEN).unwrap();
+    drop(s);
+    other.attempt(hw, quiet()).unwrap();
+    let s = fake.state();
+    assert_ne!(s.registered.last().unwrap().credential.as_deref(), Some(proposed[0].as_str()));
 }

@@ -53,8 +53,14 @@ pub struct Config {
     pub boot_url: Option<String>,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
-    /// How long a booted image has to register its agent (and the
-    /// sanitizer to finish) before the node is failed.
+    /// How long a network boot has to bring up the image's agent (power-on
+    /// self-test, PXE, kernel, agent registration) before the controller
+    /// boots the node again.
+    pub boot_timeout_secs: u64,
+    /// Network boots tried before the node is failed.
+    pub boot_attempts: u32,
+    /// How long the sanitizer's agent has to finish its steps before the
+    /// node is failed.
     pub agent_timeout_secs: u64,
     /// The ed25519 key that signs sanitization records (default
     /// `<data_dir>/signing.key`, created on first start). Replicas share it.
@@ -82,6 +88,8 @@ impl Default for Config {
             lifecycle_parallel_steps: 64,
             boot_url: None,
             heartbeat_interval_ms: 10_000,
+            boot_timeout_secs: 600,
+            boot_attempts: 3,
             agent_timeout_secs: 1800,
             signing_key_file: None,
         }
@@ -118,6 +126,12 @@ impl Config {
         }
         if self.heartbeat_interval_ms < 10 {
             return Err(Error::invalid_value("heartbeat_interval_ms", "must be at least 10"));
+        }
+        if self.boot_timeout_secs == 0 {
+            return Err(Error::invalid_value("boot_timeout_secs", "must be positive"));
+        }
+        if !(1..=20).contains(&self.boot_attempts) {
+            return Err(Error::invalid_value("boot_attempts", "must be between 1 and 20"));
         }
         if self.agent_timeout_secs == 0 {
             return Err(Error::invalid_value("agent_timeout_secs", "must be positive"));

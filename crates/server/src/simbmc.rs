@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use neocloud_agent::{Agent, Simulated, SimulatedConfig};
+use neocloud_agent::{Simulated, SimulatedConfig};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -125,7 +125,9 @@ impl SimFleet {
                 }
                 match ureq::get(&url).call() {
                     Ok(r) => break r.into_string().unwrap_or_default(),
-                    Err(ureq::Error::Transport(_)) if std::time::Instant::now() < deadline => {
+                    Err(ureq::Error::Transport(_)) | Err(ureq::Error::Status(500..=599, _))
+                        if std::time::Instant::now() < deadline =>
+                    {
                         std::thread::sleep(Duration::from_millis(200))
                     }
                     Err(e) => {
@@ -143,13 +145,20 @@ impl SimFleet {
             let mut cfg = SimulatedConfig::new(&format!("simnode-{i}"));
             cfg.hostname = format!("simnode-{i}");
             let hw: Arc<dyn neocloud_agent::Hardware> = Arc::new(Simulated::new(cfg));
+            let registration = match neocloud_agent::Registration::new(&base, token) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(node = i, error = %e, "simulated agent did not register");
+                    return;
+                }
+            };
             let agent = loop {
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
                 let log: neocloud_agent::Logger =
                     Arc::new(move |m: &str| tracing::debug!(node = i, "simulated agent: {m}"));
-                match Agent::register_with_log(&base, token, hw.clone(), log) {
+                match registration.attempt(hw.clone(), log) {
                     Ok(a) => break a,
                     Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(200))

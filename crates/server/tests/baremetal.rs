@@ -29,6 +29,7 @@ fn server(b: TestBackend) -> Option<TestServer> {
         c.bmc_timeout_ms = 5_000;
         c.heartbeat_interval_ms = 100;
         c.agent_timeout_secs = 120;
+        c.boot_timeout_secs = 120;
     })
 }
 

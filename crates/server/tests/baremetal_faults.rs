@@ -34,6 +34,9 @@ fn tweak(c: &mut neocloud_server::Config, agent_timeout_secs: u64) {
     c.bmc_timeout_ms = 5_000;
     c.heartbeat_interval_ms = 100;
     c.agent_timeout_secs = agent_timeout_secs;
+    // One network boot, as long as the agent deadline.
+    c.boot_timeout_secs = agent_timeout_secs;
+    c.boot_attempts = 1;
 }
 
 fn server(b: TestBackend, agent_timeout_secs: u64) -> Option<TestServer> {
@@ -666,10 +669,11 @@ fn a_failed_node_inspected_again_while_dirty_is_sanitized_and_its_tenant_revoked
         ctl.run_once(&s.store, &secrets).unwrap();
         ctl.run_once(&s.store, &secrets).unwrap();
         assert_eq!(lifecycle(&s, "bm-1")["step"], "await_agent", "[{b}]");
-        ctl.agent_timeout = Duration::from_millis(200);
+        ctl.boot_timeout = Duration::from_millis(200);
+        ctl.boot_attempts = 1;
         std::thread::sleep(Duration::from_millis(400));
         drive(&ctl, &secrets, &s, "bm-1", "failed");
-        ctl.agent_timeout = Duration::from_secs(120);
+        ctl.boot_timeout = Duration::from_secs(120);
         assert_eq!(instance(&tenant, &id)["state"], "failed", "[{b}]");
         s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
         drive(&ctl, &secrets, &s, "bm-1", "releasing");
@@ -1085,5 +1089,119 @@ fn a_bmc_that_goes_down_while_provisioning_fails_the_node_with_the_reason() {
         assert_eq!(i["state"], "failed", "[{b}] {i}");
         assert_eq!(i["reason"], l["reason"], "[{b}] the tenant sees why");
         assert_eq!(free_nodes(&s), 0, "[{b}] a failed, dirty node is not schedulable");
+    }
+}
+
+/// `POST /agent/v1/register` with a proposed credential.
+fn register_as(s: &TestServer, token: &str, credential: Option<&str>) -> Resp {
+    let inventory = serde_json::to_value(hw("n1", None).inventory()).unwrap();
+    s.anonymous().post(
+        "/agent/v1/register",
+        &json!({"token": token, "inventory": inventory, "credential": credential}),
+    )
+}
+
+/// An agent whose registration answer was lost asks again with the
+/// credential it proposed and gets the same registration, also after its
+/// node moved on; the used token is worth nothing to anyone else.
+#[test]
+fn a_registration_retried_after_a_lost_answer_is_answered_again_and_only_for_its_agent() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 120) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        create(&tenant, "job");
+        let token = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
+        // A proposed credential must look like one, and refusing it uses
+        // nothing up.
+        for bad in ["short", &"zz".repeat(32), &"ab".repeat(33)] {
+            let r = register_as(&s, &token, Some(bad)).expect(400);
+            assert_eq!(r.error().1.as_deref(), Some("credential"), "[{b}] {}", r.text);
+        }
+        let mine = "ab".repeat(32);
+        let first = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(first["credential"], mine.as_str(), "[{b}] {first}");
+        // The answer was lost: the same agent asks again.
+        let again = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(again["agent_id"], first["agent_id"], "[{b}] {again}");
+        // Anyone else with the used token: refused, credential or not.
+        register_as(&s, &token, Some(&"cd".repeat(32))).expect(401);
+        register_as(&s, &token, None).expect(401);
+        // The node moves on to active; the retry is still recognised.
+        wait_node(&s, "bm-1", "active", None);
+        let late = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(late["agent_id"], first["agent_id"], "[{b}] {late}");
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            count(&s, &format!("SELECT COUNT(*) FROM agents WHERE node_id = '{node_id}'")),
+            1,
+            "[{b}] one agent"
+        );
+        heartbeat(&s.client(&mine)).expect(200);
+        let trail = actions(&s, &format!("/{node_id}"));
+        assert_eq!(times(&trail, "agent_register_tenant"), 1, "[{b}] {trail:?}");
+    }
+}
+
+/// A network boot that never brings up the agent is tried again (boot
+/// override set again, power-cycled) with the same token, up to
+/// `boot_attempts`; a node whose agent registers during a later attempt
+/// is handed over, one whose agent never comes is failed, saying so.
+#[test]
+fn a_boot_without_an_agent_is_retried_up_to_the_attempt_limit() {
+    let Some(emu) = peers::Emulator::start(2) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.boot_timeout_secs = 2;
+            c.boot_attempts = 2;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 2);
+        let r = tenant
+            .post(
+                INSTANCES,
+                &json!({"name": "job", "instance_type": "bm-h100", "image": "ubuntu", "count": 2}),
+            )
+            .expect(201);
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 2, "[{b}]");
+        let first = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
+        for name in ["bm-1", "bm-2"] {
+            let l = wait_node(&s, name, "provisioning", Some("await_agent"));
+            assert_eq!(l["attempt"], 1, "[{b}] {l}");
+        }
+        // Nobody registers: both nodes are booted again.
+        for name in ["bm-1", "bm-2"] {
+            wait_for(&format!("[{b}] {name} booted again"), Duration::from_secs(30), || {
+                let l = lifecycle(&s, name);
+                assert_eq!(l["state"], "provisioning", "[{b}] {l}");
+                (l["attempt"] == 2 && l["step"] == "await_agent").then_some(())
+            });
+        }
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let trail = actions(&s, &format!("/{node_id}"));
+        assert!(times(&trail, "node_provisioning") >= 4, "[{b}] two boots: {trail:?}");
+        // The same token is served again; bm-1's agent registers now.
+        assert_eq!(token_of(&wait_boot(&s, 1, TENANT_KERNEL)), first, "[{b}] one token");
+        let agent = boot(&s, 1, TENANT_KERNEL, hw("n1", None));
+        let running = spawn(agent);
+        wait_node(&s, "bm-1", "active", None);
+        // bm-2's never does: after the last attempt the node fails.
+        let l = wait_node(&s, "bm-2", "failed", None);
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.contains("did not register within 2s, 2 boot attempts"), "[{b}] {reason}");
+        let states: Vec<String> = tenant.get(INSTANCES).expect(200).body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = states.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["failed", "ready"], "[{b}] {states:?}");
+        stop(running);
     }
 }

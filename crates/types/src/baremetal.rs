@@ -253,6 +253,12 @@ pub struct AgentInventory {
 pub struct AgentRegister {
     pub token: String,
     pub inventory: AgentInventory,
+    /// The credential the agent proposes for itself (64 hex digits, from
+    /// a secure random source). With it, a registration retried after a
+    /// lost answer is answered again; without, the control plane picks one
+    /// and a lost answer cannot be recovered.
+    #[serde(default)]
+    pub credential: Option<String>,
 }
 
 /// The agent's own credential (shown once), used from then on.

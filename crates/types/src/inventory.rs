@@ -82,18 +82,37 @@ pub enum NodeLifecycle {
     Inspecting,
     /// Inventory confirmed, clean: schedulable (subject to `availability`).
     Available,
-    /// Being provisioned with a tenant's instance.
-    Provisioning { tenant_id: String, instance_id: String, step: BootStep },
+    /// Being provisioned with a tenant's instance. `attempt` counts network
+    /// boots (1-based): when no agent registers in time the node is set to
+    /// boot from the network and power-cycled again, up to a limit.
+    Provisioning {
+        tenant_id: String,
+        instance_id: String,
+        step: BootStep,
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
     /// Handed over: runs the tenant's instance.
     Active { tenant_id: String, instance_id: String },
-    /// Released by its tenant: booting the provider's sanitizer image.
-    Releasing { tenant_id: String, instance_id: String, step: BootStep },
+    /// Released by its tenant: booting the provider's sanitizer image
+    /// (`attempt` as for provisioning).
+    Releasing {
+        tenant_id: String,
+        instance_id: String,
+        step: BootStep,
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
     /// Being wiped and checked; Available only with a complete, signed record.
     Sanitizing { tenant_id: String, instance_id: String, step: SanitizeStep },
     /// Taken out of service by the provider (`availability: maintenance`).
     Maintenance,
     /// The controller gave up; `reason` says why, `from` the state it was in.
     Failed { reason: String, from: String },
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The steps of booting a node into an image over the network (to

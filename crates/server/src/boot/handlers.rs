@@ -193,25 +193,54 @@ fn agent_event(w: &mut dyn Writer, node_id: &str, action: &str, outcome: &str) -
 
 /// `POST /agent/v1/register`: the one-time token for the agent's own
 /// credential. The token must be the node's current one, unused, and the
-/// node must be booting for it.
+/// node must be booting for it. The agent may propose its credential; the
+/// same agent asking again with it (its answer was lost) gets the same
+/// answer, while anyone else presenting the used token is refused.
 pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<AgentRegistered> {
     let p: AgentRegister = parse(body)?;
     app.anonymous_limiter.check(peer)?;
-    let credential = new_secret()?;
+    let credential = match &p.credential {
+        Some(c) if c.len() == 64 && c.chars().all(|c| c.is_ascii_hexdigit()) => c.clone(),
+        Some(_) => {
+            return Err(Error::invalid_request(
+                "credential",
+                "64 hex digits from a secure random source",
+            ))
+        }
+        None => new_secret()?,
+    };
+    let credential_hash = hash(&credential);
     let refused =
         || Error::Unauthenticated { internal: "boot token unknown, used or stale".into() };
-    let rec = app.store.write(|w| {
+    let (rec, new) = app.store.write(|w| {
         let h = hash(&p.token);
         let Some(tok) = agents::boot_token_by_hash(w, &h)? else { return Err(refused()) };
+        if tok.used_at.is_some() {
+            // A retry by the agent that registered (it proves it with the
+            // credential it proposed); its node may have moved on since.
+            return match agents::agent_by_credential(w, &credential_hash)? {
+                Some(a)
+                    if p.credential.is_some()
+                        && a.node_id == tok.node_id
+                        && a.instance_id == tok.instance_id
+                        && a.purpose == tok.purpose =>
+                {
+                    Ok((a, false))
+                }
+                Some(_) | None => Err(refused()),
+            };
+        }
         let node = nodes::get(w, &tok.node_id)?;
         if current_boot(app, w, &node)?.is_none() || !agents::consume_boot_token(w, &h)? {
             return Err(refused());
         }
-        let rec = agents::create_agent(w, &tok, &hash(&credential), &p.inventory)?;
+        let rec = agents::create_agent(w, &tok, &credential_hash, &p.inventory)?;
         agent_event(w, &node.id, &format!("agent_register_{}", tok.purpose.as_str()), "success")?;
-        Ok(rec)
+        Ok((rec, true))
     })?;
-    app.lifecycle.wake.notify_one();
+    if new {
+        app.lifecycle.wake.notify_one();
+    }
     Ok(AgentRegistered {
         agent_id: rec.id,
         node_id: rec.node_id,

@@ -65,6 +65,7 @@ impl LifecycleController {
                     tenant_id: tenant,
                     instance_id: instance.clone(),
                     step: BootStep::SetBoot,
+                    attempt: 1,
                 };
                 self.advance(store, n, to, |w| {
                     record(w)?;
@@ -122,6 +123,7 @@ impl LifecycleController {
                     tenant_id: i.tenant_id.clone(),
                     instance_id: i.id.clone(),
                     step: BootStep::SetBoot,
+                    attempt: 1,
                 };
                 self.advance(store, n, to, |w| {
                     // From here on the node may hold the tenant's data.

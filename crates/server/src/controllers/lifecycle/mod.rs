@@ -58,8 +58,11 @@ pub struct LifecycleController {
     pub bmc_timeout: Option<Duration>,
     /// Signs sanitization records.
     pub signer: Arc<Signer>,
-    /// How long a booted image has to register its agent, and the
-    /// sanitizer agent to finish its steps, before the node is failed.
+    /// How long one network boot has to bring up the image's agent.
+    pub boot_timeout: Duration,
+    /// Network boots tried before the node is failed.
+    pub boot_attempts: u32,
+    /// How long the sanitizer agent has to finish its steps.
     pub agent_timeout: Duration,
     /// Nodes stepped at once.
     pub parallel_steps: usize,
@@ -154,6 +157,8 @@ impl LifecycleController {
             in_flight: Mutex::default(),
             bmc_timeout,
             signer,
+            boot_timeout: Duration::from_secs(600),
+            boot_attempts: 3,
             agent_timeout: Duration::from_secs(1800),
             parallel_steps: PARALLEL_STEPS,
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -308,14 +313,14 @@ impl LifecycleController {
             NodeLifecycle::Inspecting => self.inspecting(store, secrets, n),
             NodeLifecycle::Available => self.available(store, secrets, n),
             NodeLifecycle::Maintenance => self.maintenance(store, n),
-            NodeLifecycle::Provisioning { tenant_id, instance_id, step } => {
-                self.provisioning(store, secrets, n, tenant_id, instance_id, *step)
+            NodeLifecycle::Provisioning { tenant_id, instance_id, step, attempt } => {
+                self.provisioning(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
             NodeLifecycle::Active { tenant_id, instance_id } => {
                 self.active(store, secrets, n, tenant_id, instance_id)
             }
-            NodeLifecycle::Releasing { tenant_id, instance_id, step } => {
-                self.releasing(store, secrets, n, tenant_id, instance_id, *step)
+            NodeLifecycle::Releasing { tenant_id, instance_id, step, attempt } => {
+                self.releasing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
             NodeLifecycle::Sanitizing { tenant_id, instance_id, step } => {
                 self.sanitizing(store, secrets, n, tenant_id, instance_id, *step)

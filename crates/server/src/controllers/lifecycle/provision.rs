@@ -16,21 +16,22 @@ impl LifecycleController {
         n: &Node,
         tenant: &str,
         instance: &str,
-        step: BootStep,
+        (step, attempt): (BootStep, u32),
     ) -> Result<bool, StepError> {
         // Released while provisioning: whatever was written, sanitize.
         if store.read(|r| instances::release_requested(r, instance)).map_err(StepError::Store)? {
             return self.start_release(store, secrets, n, tenant, instance);
         }
-        let next = |step| NodeLifecycle::Provisioning {
+        let next = |step, attempt| NodeLifecycle::Provisioning {
             tenant_id: tenant.to_string(),
             instance_id: instance.to_string(),
             step,
+            attempt,
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next()), |_| Ok(()))
+                self.advance(store, n, next(step.next(), attempt), |_| Ok(()))
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -47,7 +48,12 @@ impl LifecycleController {
                             set_instance(w, &i, InstanceState::Ready, None)
                         })
                     }
-                    None => self.await_deadline(n, "the image's agent did not register"),
+                    None => match self.await_boot(n, attempt, "the image's agent")? {
+                        Some(again) => {
+                            self.advance(store, n, next(BootStep::SetBoot, again), |_| Ok(()))
+                        }
+                        None => Ok(false),
+                    },
                 }
             }
         }
@@ -118,6 +124,34 @@ impl LifecycleController {
             }
             BootStep::AwaitAgent => Ok(()),
         }
+    }
+
+    /// Waiting for a booted image's agent to register: nothing to do within
+    /// the boot timeout; past it, `Some(next attempt)` (the node is set to
+    /// boot from the network and power-cycled again: PXE and early boot
+    /// are flaky, and the one-time boot override is spent by a boot that
+    /// hung later), and after the last attempt the node fails.
+    pub(super) fn await_boot(
+        &self,
+        n: &Node,
+        attempt: u32,
+        whose: &str,
+    ) -> Result<Option<u32>, StepError> {
+        let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
+        let waited = now_micros().saturating_sub(since);
+        if waited <= self.boot_timeout.as_micros() as i64 {
+            return Ok(None);
+        }
+        if attempt < self.boot_attempts {
+            tracing::warn!(node = %n.name, attempt, "{whose} did not register: booting the node again");
+            return Ok(Some(attempt + 1));
+        }
+        Err(StepError::Fail(format!(
+            "{whose} did not register within {}s, {} boot attempt{} (check the image, the boot network and the node's console)",
+            self.boot_timeout.as_secs(),
+            attempt,
+            if attempt == 1 { "" } else { "s" }
+        )))
     }
 
     /// Waiting for an agent: nothing to do until the deadline, then fail.

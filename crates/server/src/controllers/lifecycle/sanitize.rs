@@ -40,6 +40,7 @@ impl LifecycleController {
             tenant_id: tenant.to_string(),
             instance_id: instance.to_string(),
             step: BootStep::SetBoot,
+            attempt: 1,
         };
         self.advance(store, n, to, |w| {
             agents::revoke_node_agents(w, &n.id)?;
@@ -56,17 +57,18 @@ impl LifecycleController {
         n: &Node,
         tenant: &str,
         instance: &str,
-        step: BootStep,
+        (step, attempt): (BootStep, u32),
     ) -> Result<bool, StepError> {
-        let next = |step| NodeLifecycle::Releasing {
+        let next = |step, attempt| NodeLifecycle::Releasing {
             tenant_id: tenant.to_string(),
             instance_id: instance.to_string(),
             step,
+            attempt,
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next()), |_| Ok(()))
+                self.advance(store, n, next(step.next(), attempt), |_| Ok(()))
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -83,7 +85,12 @@ impl LifecycleController {
                             agents::queue_steps(w, &a, &AgentStepKind::SANITIZE)
                         })
                     }
-                    None => self.await_deadline(n, "the sanitizer's agent did not register"),
+                    None => match self.await_boot(n, attempt, "the sanitizer's agent")? {
+                        Some(again) => {
+                            self.advance(store, n, next(BootStep::SetBoot, again), |_| Ok(()))
+                        }
+                        None => Ok(false),
+                    },
                 }
             }
         }
