@@ -28,8 +28,10 @@ use serde::Serialize;
 
 use crate::{run_step, Hardware};
 
-/// How often `stop` and a running step are looked at.
-const SLICE: Duration = Duration::from_millis(10);
+/// How often `stop` is looked at while waiting (a finished step wakes the
+/// loop at once). Agents are long-lived and mostly idle: a short slice
+/// costs CPU on every node for nothing.
+const SLICE: Duration = Duration::from_millis(100);
 /// The first retry delay; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -399,6 +401,9 @@ impl Agent {
     /// on a heartbeat.
     pub fn run(&self, stop: &AtomicBool) -> Result<Exit, AgentError> {
         let mut queue: VecDeque<AgentStep> = VecDeque::new();
+        // A step's thread says when it is done, so its result goes out at once.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let mut step_done = false;
         let mut running: Option<(AgentStep, Instant, JoinHandle<AgentStepResult>)> = None;
         let mut next_beat = Instant::now();
         let mut backoff = Backoff::new();
@@ -409,7 +414,9 @@ impl Agent {
                 return Ok(Exit::Stopped);
             }
 
-            if running.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
+            // Signalled done: the thread is returning, joining it is immediate.
+            if running.as_ref().is_some_and(|(_, _, h)| step_done || h.is_finished()) {
+                step_done = false;
                 let (step, since, handle) = running.take().expect("checked above");
                 let result = handle.join().unwrap_or_else(|_| AgentStepResult {
                     ok: false,
@@ -446,7 +453,7 @@ impl Agent {
 
             if running.is_none() {
                 if let Some(step) = queue.pop_front() {
-                    running = Some(self.start(step));
+                    running = Some(self.start(step, done_tx.clone()));
                 }
             }
 
@@ -458,7 +465,10 @@ impl Agent {
                             failing = false;
                         }
                         backoff.reset();
-                        next_beat = Instant::now() + self.interval;
+                        let soon = reply
+                            .next_heartbeat_ms
+                            .map(|ms| Duration::from_millis(ms).clamp(INTERVAL_MIN, self.interval));
+                        next_beat = Instant::now() + soon.unwrap_or(self.interval);
                         let mut added = false;
                         for step in reply.steps {
                             let known = self.was_started(&step.id)
@@ -499,7 +509,7 @@ impl Agent {
             }
 
             let until_beat = next_beat.saturating_duration_since(Instant::now());
-            std::thread::sleep(until_beat.min(SLICE));
+            step_done = done_rx.recv_timeout(until_beat.min(SLICE)).is_ok();
         }
     }
 
@@ -515,14 +525,22 @@ impl Agent {
         self.started.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
     }
 
-    fn start(&self, step: AgentStep) -> (AgentStep, Instant, JoinHandle<AgentStepResult>) {
+    fn start(
+        &self,
+        step: AgentStep,
+        done: std::sync::mpsc::Sender<()>,
+    ) -> (AgentStep, Instant, JoinHandle<AgentStepResult>) {
         self.started.lock().unwrap_or_else(|e| e.into_inner()).insert(step.id.clone());
         (self.log)(&format!("step {} ({}) running", step.id, step.kind.as_str()));
         let hw = Arc::clone(&self.hw);
         let kind = step.kind;
         let handle = std::thread::Builder::new()
             .name(format!("neocloud-step-{}", kind.as_str()))
-            .spawn(move || run_step(hw.as_ref(), kind))
+            .spawn(move || {
+                let result = run_step(hw.as_ref(), kind);
+                let _ = done.send(());
+                result
+            })
             .expect("cannot spawn a step thread");
         (step, Instant::now(), handle)
     }

@@ -26,6 +26,10 @@ const CREDENTIAL: &str = "nca_agent_credential";
 struct State {
     /// Answer register with 401 (a used token).
     refuse_token: bool,
+    /// The heartbeat interval given at registration (default 20 ms).
+    interval_ms: Option<u64>,
+    /// `next_heartbeat_ms` in every heartbeat answer.
+    soon_ms: Option<u64>,
     /// Answer this many registrations with 503 after recording them (the
     /// answer was lost).
     lose_registrations: u32,
@@ -147,7 +151,7 @@ fn handle(
             agent_id: "agt_1".into(),
             node_id: "node_1".into(),
             credential: CREDENTIAL.into(),
-            heartbeat_interval_ms: 20,
+            heartbeat_interval_ms: s.interval_ms.unwrap_or(20),
         };
         return (201, Some(serde_json::to_value(answer).unwrap()));
     }
@@ -176,7 +180,7 @@ fn handle(
             .filter(|st| s.resend_reported || !reported.contains(&st.id))
             .cloned()
             .collect();
-        let reply = AgentHeartbeatReply { steps };
+        let reply = AgentHeartbeatReply { steps, next_heartbeat_ms: s.soon_ms };
         return (200, Some(serde_json::to_value(reply).unwrap()));
     }
     if let Some(id) = path.strip_prefix("/agent/v1/steps/") {
@@ -366,4 +370,23 @@ fn a_retried_registration_proposes_the_same_credential() {
     other.attempt(hw, quiet()).unwrap();
     let s = fake.state();
     assert_ne!(s.registered.last().unwrap().credential.as_deref(), Some(proposed[0].as_str()));
+}
+
+/// The control plane can ask for the next heartbeat sooner than the
+/// interval (a sanitizer waiting for its steps), and the agent does.
+#[test]
+fn a_heartbeat_answer_can_ask_for_the_next_one_sooner() {
+    for (soon, at_least, at_most) in [(Some(10), 5, u32::MAX), (None, 1, 1)] {
+        let fake =
+            Fake::start(State { interval_ms: Some(60_000), soon_ms: soon, ..State::default() });
+        let hw = Arc::new(Simulated::new(SimulatedConfig::new("node-4")));
+        let agent = Agent::register_with_log(&fake.url, TOKEN, hw, quiet()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = agent.spawn(Arc::clone(&stop));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(handle.join().unwrap().unwrap(), Exit::Stopped);
+        let beats = fake.state().heartbeats;
+        assert!((at_least..=at_most).contains(&beats), "{soon:?}: {beats} heartbeats");
+    }
 }

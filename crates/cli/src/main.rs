@@ -124,7 +124,13 @@ fn serve(a: ServeArgs) -> ExitCode {
         };
     }
     neocloud_server::init_logging(config.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Every lifecycle step in flight holds a blocking thread while it waits
+    // on its BMC: room for all of them next to the API's store calls.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(config.lifecycle_parallel_steps.max(1) + 512)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");

@@ -185,6 +185,7 @@ fn run(
             // commit and engine update happen as one step.
             let _serial = changes_placement(op).then(|| app.placement.serialize());
             let mut effects = Vec::new();
+            let mut nudge: Vec<String> = Vec::new();
             let res = app.store.write(|w| {
                 let (tenant, project, role) = resolve(w, op, req, p, seen)?;
                 if let Some(k) = &idem {
@@ -225,11 +226,18 @@ fn run(
                     })?;
                 }
                 effects = reply.effects;
+                nudge = reply.nudge;
                 Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
             });
-            if res.is_ok() && changes_placement(op) {
-                // New intent for the lifecycle controller: act now, not at the next tick.
-                app.lifecycle.wake.notify_one();
+            // New intent for the lifecycle controller: act now, not at the
+            // next tick, on the nodes the write names (else on every node).
+            if res.is_ok() && changes_placement(op) && nudge.is_empty() {
+                app.lifecycle.wake_all();
+            }
+            if res.is_ok() {
+                for node in &nudge {
+                    app.lifecycle.nudge(node);
+                }
             }
             match &res {
                 Ok(_) if !effects.is_empty() => app.placement.commit(&app.store, effects),

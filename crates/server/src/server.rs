@@ -243,18 +243,21 @@ fn spawn_background(
         let mut tick = tokio::time::interval(every);
         let wake = s.app.lifecycle.wake.clone();
         loop {
-            tokio::select! {
+            let tick = tokio::select! {
                 _ = c.cancelled() => return,
-                _ = tick.tick() => {}
-                _ = wake.notified() => {}
-            }
-            // Start a step for every node with work and none running; do
-            // not wait for them (a silent BMC must not hold up the others).
+                _ = tick.tick() => true,
+                _ = wake.notified() => false,
+            };
+            // Start a step for every node with work (on a wake-up: the
+            // nodes it names) and none running; do not wait for them (a
+            // silent BMC must not hold up the others).
             let s2 = s.clone();
             let claimed = tokio::task::spawn_blocking(move || {
-                let (counts, over) = crate::controllers::lifecycle::census(&s2.app.store)?;
-                s2.app.metrics.set_nodes(counts, over);
-                s2.app.lifecycle.claim_work(&s2.app.store)
+                if tick {
+                    let (counts, over) = crate::controllers::lifecycle::census(&s2.app.store)?;
+                    s2.app.metrics.set_nodes(counts, over);
+                }
+                s2.app.lifecycle.claim(&s2.app.store, tick)
             })
             .await;
             let nodes = match claimed {

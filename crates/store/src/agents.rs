@@ -207,6 +207,13 @@ pub fn queue_steps(w: &mut dyn Writer, agent: &AgentRecord, kinds: &[AgentStepKi
 }
 
 /// Steps waiting for the agent, in order.
+/// Whether any step was ever queued for the agent.
+pub fn steps_queued(r: &mut dyn Reader, agent_id: &str) -> Result<bool> {
+    Ok(!r
+        .query("SELECT 1 FROM agent_steps WHERE agent_id = ? LIMIT 1", vals![agent_id])?
+        .is_empty())
+}
+
 pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep>> {
     r.query(
         "SELECT id, kind FROM agent_steps WHERE agent_id = ? AND state = 'pending' ORDER BY seq",

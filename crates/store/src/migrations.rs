@@ -383,6 +383,23 @@ ALTER TABLE nodes ADD COLUMN inventory TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 6,
+        name: "node MAC index",
+        common: r#"
+-- Every MAC a node has (inspected or declared), lower case: the boot
+-- service finds a booting node by MAC without scanning every node. Filled
+-- for existing nodes by the migration (`nodes::index_all_macs`).
+CREATE TABLE node_macs (
+    mac TEXT NOT NULL,
+    node_id TEXT NOT NULL REFERENCES nodes (id),
+    PRIMARY KEY (mac, node_id)
+);
+CREATE INDEX node_macs_by_node ON node_macs (node_id);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.
@@ -410,6 +427,9 @@ pub(crate) fn apply(w: &mut dyn Writer) -> Result<()> {
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             vals![m.version, m.name, now_micros()],
         )?;
+        if m.version == 6 {
+            crate::nodes::index_all_macs(w)?;
+        }
         if m.version == 1 {
             let now = now_micros();
             w.execute(

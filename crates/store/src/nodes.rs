@@ -198,6 +198,7 @@ pub fn create(
         "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ? WHERE id = ?",
         vals![lifecycle_json(&lifecycle)?, lifecycle.name(), now, &id],
     )?;
+    index_macs(w, &id)?;
     get(w, &id)
 }
 
@@ -245,25 +246,45 @@ pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
     .collect()
 }
 
-/// The node a MAC address belongs to (inspected or declared).
+/// The node a MAC address belongs to (inspected or declared), through the
+/// MAC index: the boot service asks on every network boot.
 pub fn by_mac(r: &mut dyn Reader, mac: &str) -> Result<Option<Node>> {
     let mac = mac.to_ascii_lowercase();
-    let pattern = format!("%\"{mac}\"%");
-    for n in r
-        .query(
-            &format!("{SELECT} WHERE LOWER(macs) LIKE ? OR LOWER(nics) LIKE ?"),
-            vals![&pattern, &pattern],
-        )?
-        .iter()
-        .map(from_row)
-    {
-        let n = n?;
+    let ids =
+        r.query("SELECT node_id FROM node_macs WHERE mac = ? ORDER BY node_id", vals![&mac])?;
+    for row in &ids {
+        let n = get(r, &row.str(0)?)?;
         let declared = n.nics.iter().filter_map(|x| x.mac.as_deref());
         if n.macs.iter().map(String::as_str).chain(declared).any(|m| m.eq_ignore_ascii_case(&mac)) {
             return Ok(Some(n));
         }
     }
     Ok(None)
+}
+
+/// Rewrites the node's rows in the MAC index from its inspected and
+/// declared MACs (after either changed).
+pub fn index_macs(w: &mut dyn Writer, id: &str) -> Result<()> {
+    let n = get(w, id)?;
+    w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;
+    let declared = n.nics.iter().filter_map(|x| x.mac.clone());
+    let mut macs: Vec<String> =
+        n.macs.iter().cloned().chain(declared).map(|m| m.to_ascii_lowercase()).collect();
+    macs.sort();
+    macs.dedup();
+    for mac in macs {
+        w.execute("INSERT INTO node_macs (mac, node_id) VALUES (?, ?)", vals![mac, id])?;
+    }
+    Ok(())
+}
+
+/// Fills the MAC index for every node (the migration that creates it).
+pub(crate) fn index_all_macs(w: &mut dyn Writer) -> Result<()> {
+    let ids = w.query("SELECT id FROM nodes", &[])?;
+    for row in &ids {
+        index_macs(w, &row.str(0)?)?;
+    }
+    Ok(())
 }
 
 /// The tenant and instance whose data may still be on the node (set when
@@ -361,6 +382,7 @@ pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> 
         "UPDATE nodes SET macs = ?, inventory = ?, updated_at = ? WHERE id = ?",
         vals![macs, inv, now, id],
     )?;
+    index_macs(w, id)?;
     if dirty(w, id)?.is_none() {
         let fw =
             serde_json::to_string(found.firmware).map_err(|e| Error::internal(e.to_string()))?;
@@ -397,6 +419,7 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
         return Err(Error::conflict("an instance is on the node: it must be released first"));
     }
     w.execute("DELETE FROM node_bmcs WHERE node_id = ?", vals![id])?;
+    w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM agent_steps WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM agents WHERE node_id = ?", vals![id])?;

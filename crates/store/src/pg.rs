@@ -16,6 +16,11 @@ use std::time::Duration;
 
 const MAX_CONNECTIONS: usize = 16;
 
+/// How long a transaction waits for a connection before the store answers
+/// unavailable (a read nested in a transaction while every connection is
+/// taken must fail, not hang).
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
 struct Conn {
     client: Client,
     stmts: HashMap<String, Statement>,
@@ -108,6 +113,7 @@ impl Pg {
 
     fn take(&self) -> Result<Conn> {
         let mut g = self.idle.lock().map_err(|_| Error::internal("pool poisoned"))?;
+        let deadline = std::time::Instant::now() + POOL_WAIT;
         loop {
             if let Some(c) = g.0.pop() {
                 return Ok(c);
@@ -122,7 +128,16 @@ impl Pg {
                     self.freed.notify_one();
                 });
             }
-            g = self.freed.wait(g).map_err(|_| Error::internal("pool poisoned"))?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::Unavailable {
+                    internal: format!(
+                        "no PostgreSQL connection free within {}s ({MAX_CONNECTIONS} in use)",
+                        POOL_WAIT.as_secs()
+                    ),
+                });
+            }
+            g = self.freed.wait_timeout(g, left).map_err(|_| Error::internal("pool poisoned"))?.0;
         }
     }
 

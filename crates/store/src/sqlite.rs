@@ -1,5 +1,5 @@
 //! The embedded SQLite backend: one writer connection (writers are
-//! serialized, `BEGIN IMMEDIATE`), a small pool of reader connections, WAL.
+//! serialized, `BEGIN IMMEDIATE`), a bounded pool of reader connections, WAL.
 
 use crate::backend::{BackendKind, DbError, Reader, Row, Value, Writer};
 use crate::Backend;
@@ -7,15 +7,30 @@ use neocloud_common::{Error, Result};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-const MAX_IDLE_READERS: usize = 8;
+/// Reader connections open at most (readers beyond it wait for one to
+/// come back). Opening a connection per burst of reads costs more than the
+/// reads: a thousand nodes reporting at once must not open a thousand.
+const MAX_READERS: usize = 16;
+
+/// How long a read waits for a pooled connection before opening one
+/// beyond the cap (a read nested in a read must never wait forever).
+const READER_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    /// Pooled connections open (idle or in use).
+    open: usize,
+}
 
 pub(crate) struct Sqlite {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
+    returned: Condvar,
 }
 
 fn internal(e: rusqlite::Error) -> Error {
@@ -47,8 +62,41 @@ impl Sqlite {
         Ok(Sqlite {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
-            readers: Mutex::new(vec![]),
+            readers: Mutex::new(ReaderPool::default()),
+            returned: Condvar::new(),
         })
+    }
+
+    /// A reader connection: an idle pooled one, a new pooled one while
+    /// fewer than [`MAX_READERS`] are open, else the next one returned; an
+    /// unpooled one after [`READER_WAIT`].
+    fn reader(&self) -> Result<Lease<'_>> {
+        let lease = |conn, pooled| Lease { db: self, conn: Some(conn), pooled };
+        let poisoned = || Error::internal("reader pool poisoned");
+        let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(lease(c, true));
+            }
+            if pool.open < MAX_READERS {
+                pool.open += 1;
+                drop(pool);
+                return match Self::connect(&self.path, true) {
+                    Ok(c) => Ok(lease(c, true)),
+                    Err(e) => {
+                        self.readers.lock().map_err(|_| poisoned())?.open -= 1;
+                        Err(e)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                drop(pool);
+                return Ok(lease(Self::connect(&self.path, true)?, false));
+            }
+            pool = self.returned.wait_timeout(pool, left).map_err(|_| poisoned())?.0;
+        }
     }
 
     fn connect(path: &Path, read_only: bool) -> Result<Connection> {
@@ -70,30 +118,39 @@ impl Sqlite {
     }
 }
 
+/// A reader connection in use; back to the pool when dropped (also when
+/// the read panicked: its transaction was rolled back by then).
+struct Lease<'a> {
+    db: &'a Sqlite,
+    conn: Option<Connection>,
+    pooled: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if !self.pooled {
+            return;
+        }
+        let mut pool = self.db.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = self.conn.take() {
+            pool.idle.push(c);
+        }
+        self.db.returned.notify_one();
+    }
+}
+
 impl Backend for Sqlite {
     fn kind(&self) -> BackendKind {
         BackendKind::Sqlite
     }
 
     fn read(&self, f: &mut dyn FnMut(&mut dyn Reader) -> Result<()>) -> Result<()> {
-        let idle = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?.pop();
-        let mut conn = match idle {
-            Some(c) => c,
-            None => Self::connect(&self.path, true)?,
-        };
-        let res = {
-            let tx = conn.transaction().map_err(internal)?;
-            let mut r = SqliteTx { tx: &tx };
-            let res = f(&mut r);
-            // Read-only: ending it either way is the same.
-            drop(tx);
-            res
-        };
-        let mut pool = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?;
-        if pool.len() < MAX_IDLE_READERS {
-            pool.push(conn);
-        }
-        res
+        let mut lease = self.reader()?;
+        let conn = lease.conn.as_mut().expect("a leased connection");
+        let tx = conn.transaction().map_err(internal)?;
+        let mut r = SqliteTx { tx: &tx };
+        // Read-only: ending the transaction either way is the same.
+        f(&mut r)
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {

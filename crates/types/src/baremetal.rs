@@ -290,6 +290,10 @@ pub struct AgentStep {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AgentHeartbeatReply {
     pub steps: Vec<AgentStep>,
+    /// Heartbeat again this soon (ms) rather than at the interval: steps
+    /// are about to come (a sanitizer registered, its steps not queued yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_heartbeat_ms: Option<u64>,
 }
 
 /// What a step did.

@@ -77,6 +77,7 @@ fn render(c: &Call<'_>, items: Vec<AuditEvent>) -> Result<Reply> {
                 created: None,
                 replay: None,
                 effects: Vec::new(),
+                nudge: Vec::new(),
             })
         }
         _ => Err(Error::invalid_value("format", "must be json or jsonl")),

@@ -223,7 +223,11 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     let g = allocations::bump_placement_generation(w)?;
     let first = reply_items.first().map(|i| i.id.clone()).unwrap_or_default();
+    let nodes: Vec<String> = reply_items.iter().map(|i| i.node_id.clone()).collect();
     let mut reply = Reply::created(&first, &List { items: reply_items })?;
+    for n in &nodes {
+        reply = reply.with_nudge(n);
+    }
     for e in effects {
         reply = reply.with_effect(e);
     }
@@ -239,7 +243,7 @@ fn release(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
     r.status = 202;
-    Ok(r)
+    Ok(r.with_nudge(&i.node_id))
 }
 
 pub(super) fn records(rows: Vec<agents::StoredRecord>) -> Result<Vec<SanitizationRecord>> {

@@ -155,10 +155,19 @@ pub struct Reply {
     pub replay: Option<serde_json::Value>,
     /// Changes to the placement engine, applied once the write commits.
     pub effects: Vec<crate::placement::Effect>,
+    /// Nodes whose lifecycle step this write gave work (stepped at once
+    /// once it commits).
+    pub nudge: Vec<String>,
 }
 
 impl Reply {
     /// Adds an engine change to apply after commit.
+    /// Names a node whose lifecycle step this write gave work.
+    pub fn with_nudge(mut self, node_id: &str) -> Reply {
+        self.nudge.push(node_id.to_string());
+        self
+    }
+
     pub fn with_effect(mut self, e: crate::placement::Effect) -> Reply {
         self.effects.push(e);
         self
@@ -171,6 +180,7 @@ impl Reply {
             created: None,
             replay: None,
             effects: Vec::new(),
+            nudge: Vec::new(),
         })
     }
 
@@ -181,6 +191,7 @@ impl Reply {
             created: Some(id.to_string()),
             replay: None,
             effects: Vec::new(),
+            nudge: Vec::new(),
         })
     }
 
@@ -201,6 +212,7 @@ impl Reply {
             created: None,
             replay: None,
             effects: Vec::new(),
+            nudge: Vec::new(),
         })
     }
 }

@@ -118,6 +118,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::created(&n.id.clone(), &n)?
+        .with_nudge(&n.id)
         .with_effect(Effect::AddNode(nodes::spec(&n)))
         .with_effect(Effect::Generation(g)))
 }
@@ -147,7 +148,7 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         _ => None,
     };
     let n = nodes::request_inspection(w, &n.id, creds)?;
-    let mut r = Reply::ok(&n)?;
+    let mut r = Reply::ok(&n)?.with_nudge(&n.id);
     r.status = 202;
     Ok(r)
 }
@@ -158,6 +159,7 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let n = nodes::set_availability(w, &n.id, p.generation, p.availability)?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::ok(&n)?
+        .with_nudge(&n.id)
         .with_effect(Effect::SetAvailability(n.id.clone(), n.availability))
         .with_effect(Effect::Generation(g)))
 }

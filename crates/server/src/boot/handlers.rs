@@ -14,6 +14,13 @@ use neocloud_types::{
 /// The longest heartbeat interval a sanitizer agent is given.
 pub const SANITIZER_HEARTBEAT_MS: u64 = 1000;
 
+/// How soon a sanitizer waiting for its steps heartbeats again.
+pub const SANITIZER_AWAIT_STEPS_MS: u64 = 100;
+
+/// An agent's `last_seen_at` is written at most this often (unless its
+/// health changed).
+pub const LAST_SEEN_GRANULARITY_MICROS: i64 = 5_000_000;
+
 /// Where nodes reach the control plane, and how often agents report.
 #[derive(Debug, Clone)]
 pub struct BootConfig {
@@ -239,7 +246,7 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
         Ok((rec, true))
     })?;
     if new {
-        app.lifecycle.wake.notify_one();
+        app.lifecycle.nudge(&rec.node_id);
     }
     Ok(AgentRegistered {
         agent_id: rec.id,
@@ -271,11 +278,26 @@ pub fn heartbeat(
     let p: AgentHeartbeat = parse(body)?;
     let agent = authenticate(app, authorization)?;
     let health: String = p.health.chars().take(512).collect();
-    let steps = app.store.write(|w| {
-        agents::heartbeat(w, &agent.id, &health)?;
-        agents::pending_steps(w, &agent.id)
-    })?;
-    Ok(AgentHeartbeatReply { steps })
+    // Nothing new to record (same health, seen lately): a read. A thousand
+    // sanitizers polling each second must not queue on the store's writer.
+    let fresh = now_micros() - agent.last_seen_at < LAST_SEEN_GRANULARITY_MICROS;
+    let (steps, queued) = if fresh && health == agent.health {
+        app.store.read(|r| {
+            Ok((agents::pending_steps(r, &agent.id)?, agents::steps_queued(r, &agent.id)?))
+        })?
+    } else {
+        app.store.write(|w| {
+            agents::heartbeat(w, &agent.id, &health)?;
+            Ok((agents::pending_steps(w, &agent.id)?, agents::steps_queued(w, &agent.id)?))
+        })?
+    };
+    // A sanitizer registered and its steps not queued yet: they come with
+    // the controller's next step for its node, so ask again soon.
+    let next_heartbeat_ms = match agent.purpose {
+        ImagePurpose::Sanitizer if !queued => Some(SANITIZER_AWAIT_STEPS_MS),
+        ImagePurpose::Sanitizer | ImagePurpose::Tenant => None,
+    };
+    Ok(AgentHeartbeatReply { steps, next_heartbeat_ms })
 }
 
 /// `POST /agent/v1/steps/{id}`: records a step's result (once; a retried
@@ -297,6 +319,6 @@ pub fn step_result(
         }
         Ok(())
     })?;
-    app.lifecycle.wake.notify_one();
+    app.lifecycle.nudge(&agent.node_id);
     Ok(())
 }

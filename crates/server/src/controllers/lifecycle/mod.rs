@@ -16,8 +16,9 @@
 //!
 //! **A node that has held a tenant's instance is dirty until a complete
 //! sanitization; a dirty node never becomes available.** Every transition
-//! is audited (the provider's chain, and the tenant's for its instance)
-//! and bumps the placement generation.
+//! is audited (the provider's chain, and the tenant's for its instance);
+//! one that changes what placement sees of the node (schedulable or not,
+//! GPUs) or frees an allocation bumps the placement generation.
 
 mod inspect;
 mod provision;
@@ -28,7 +29,9 @@ use crate::signing::Signer;
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
-use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
+use neocloud_types::{
+    BootStep, ImagePurpose, Instance, InstanceState, Node, NodeLifecycle, SanitizeStep,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,9 +69,38 @@ pub struct LifecycleController {
     pub agent_timeout: Duration,
     /// Nodes stepped at once.
     pub parallel_steps: usize,
-    /// Wakes the controller's loop before its next tick: new intent, or an
-    /// agent that registered or finished a step.
+    /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
+    /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
+    /// Nodes with news for their step (an agent registered or reported):
+    /// the next wake-up steps just these.
+    nudged: Mutex<std::collections::HashSet<String>>,
+    /// New intent whose nodes are not known here (an API write): the next
+    /// wake-up is a full pass.
+    full_pass: std::sync::atomic::AtomicBool,
+    /// Nodes waiting on their agent, found with nothing to do: full passes
+    /// leave them alone until then (their agent's news nudges them; only
+    /// their deadline is left to check).
+    resting: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// How long a node waiting on its agent rests between full passes.
+const REST: Duration = Duration::from_secs(1);
+
+/// Whether the node waits on its agent (news comes as a nudge).
+fn awaits_agent(l: &NodeLifecycle) -> bool {
+    match l {
+        NodeLifecycle::Provisioning { step, .. } | NodeLifecycle::Releasing { step, .. } => {
+            *step == BootStep::AwaitAgent
+        }
+        NodeLifecycle::Sanitizing { step, .. } => *step == SanitizeStep::AgentSteps,
+        NodeLifecycle::Enrolling
+        | NodeLifecycle::Inspecting
+        | NodeLifecycle::Available
+        | NodeLifecycle::Active { .. }
+        | NodeLifecycle::Maintenance
+        | NodeLifecycle::Failed { .. } => false,
+    }
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
@@ -162,6 +194,103 @@ impl LifecycleController {
             agent_timeout: Duration::from_secs(1800),
             parallel_steps: PARALLEL_STEPS,
             wake: Arc::new(tokio::sync::Notify::new()),
+            nudged: Mutex::default(),
+            full_pass: std::sync::atomic::AtomicBool::new(false),
+            resting: Mutex::default(),
+        }
+    }
+
+    /// Something happened for this node (its agent registered or reported a
+    /// step): step it now rather than at the next tick, without stepping
+    /// every other node waiting on an agent.
+    pub fn nudge(&self, node_id: &str) {
+        self.resting.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
+        self.nudged.lock().unwrap_or_else(|p| p.into_inner()).insert(node_id.to_string());
+        self.wake.notify_one();
+    }
+
+    /// New intent for nodes not named (an instance created or released, a
+    /// node enrolled): a full pass now rather than at the next tick.
+    pub fn wake_all(&self) {
+        self.full_pass.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// The work of one pass of the loop: every node with work on a tick or
+    /// after [`Self::wake_all`], else the nudged nodes. A nudged node whose
+    /// step is running stays nudged and is stepped once that step ends.
+    pub fn claim(&self, store: &Store, tick: bool) -> Result<Vec<Node>> {
+        let full = self.full_pass.swap(false, std::sync::atomic::Ordering::SeqCst) || tick;
+        if full {
+            let work = self.claim_work(store)?;
+            // The pass covers every nudge but those of nodes still stepping.
+            let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let claimed: std::collections::HashSet<&str> =
+                work.iter().map(|n| n.id.as_str()).collect();
+            self.nudged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|id| busy.contains(id) && !claimed.contains(id.as_str()));
+            return Ok(work);
+        }
+        let nudged: Vec<String> =
+            self.nudged.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        if nudged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        let mut later = Vec::new();
+        for id in nudged {
+            if busy.len() < self.parallel_steps.max(1) && busy.insert(id.clone()) {
+                out.push(id);
+            } else {
+                later.push(id);
+            }
+        }
+        drop(busy);
+        self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(later);
+        // Read after claiming (see `step_node_chained`); a node deleted
+        // meanwhile is simply not stepped.
+        let read = store.read(|r| {
+            let mut nodes = Vec::with_capacity(out.len());
+            for id in &out {
+                match nodes::get(r, id) {
+                    Ok(n) => nodes.push(n),
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(nodes)
+        });
+        match read {
+            Ok(nodes) => {
+                let found: std::collections::HashSet<&str> =
+                    nodes.iter().map(|n| n.id.as_str()).collect();
+                let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                for id in out.iter().filter(|id| !found.contains(id.as_str())) {
+                    busy.remove(id);
+                }
+                Ok(nodes)
+            }
+            Err(e) => {
+                let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &out {
+                    busy.remove(id);
+                }
+                drop(busy);
+                self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases a node's claim; wakes the loop if nudges wait (for this
+    /// node, nudged while its step ran, or for a free slot).
+    fn release_claim(&self, node_id: &str) {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
+        if !self.nudged.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            self.wake.notify_one();
         }
     }
 
@@ -170,11 +299,17 @@ impl LifecycleController {
     /// [`PARALLEL_STEPS`] in flight). Each must then go to [`Self::step_node`].
     pub fn claim_work(&self, store: &Store) -> Result<Vec<Node>> {
         let work = store.read(nodes::list_in_progress)?;
+        let now = std::time::Instant::now();
+        let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+        resting.retain(|_, until| *until > now);
         let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for n in work {
             if busy.len() >= self.parallel_steps.max(1) {
                 break;
+            }
+            if resting.contains_key(&n.id) {
+                continue;
             }
             if busy.insert(n.id.clone()) {
                 out.push(n);
@@ -188,7 +323,7 @@ impl LifecycleController {
         let res = store
             .read(|r| nodes::get(r, &n.id))
             .and_then(|fresh| self.step_and_account(store, secrets, &fresh));
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
+        self.release_claim(&n.id);
         res
     }
 
@@ -206,15 +341,21 @@ impl LifecycleController {
         // that step's BMC actions (a second reset kills a booting image).
         // Read the node again now that it is claimed.
         let mut res = Ok(Outcome::Moved);
+        let mut waits = false;
         for _ in 0..MAX_CHAINED_STEPS {
             if !matches!(res, Ok(Outcome::Moved)) {
                 break;
             }
-            res = store
-                .read(|r| nodes::get(r, &n.id))
-                .and_then(|node| self.step_and_account(store, secrets, &node));
+            res = store.read(|r| nodes::get(r, &n.id)).and_then(|node| {
+                waits = awaits_agent(&node.lifecycle);
+                self.step_and_account(store, secrets, &node)
+            });
         }
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.id);
+        if waits && matches!(res, Ok(Outcome::Nothing)) {
+            let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+            resting.insert(n.id.clone(), std::time::Instant::now() + REST);
+        }
+        self.release_claim(&n.id);
         res
     }
 
@@ -388,7 +529,12 @@ impl LifecycleController {
                     return Ok(false);
                 }
                 also(w)?;
-                allocations::bump_placement_generation(w)?;
+                // Placement is told (and every replica's engine reloads)
+                // only when what it sees of the node changed: most steps
+                // (boot steps, agent steps) change nothing it schedules by.
+                if nodes::spec(&nodes::get(w, &n.id)?) != nodes::spec(n) {
+                    allocations::bump_placement_generation(w)?;
+                }
                 // Staying in the state (work done within it) is not a transition.
                 if to != n.lifecycle {
                     record(w, n, &to, "success")?;
@@ -532,6 +678,7 @@ fn free_instance(w: &mut dyn Writer, i: &Instance) -> Result<()> {
     let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
     if now {
         quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
+        allocations::bump_placement_generation(w)?;
     }
     set_instance(w, i, InstanceState::Released, None)
 }
