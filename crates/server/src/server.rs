@@ -659,7 +659,19 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
             on(MethodFilter::POST, move |headers: HeaderMap, body: axum::body::Bytes| async move {
                 let id = request_id(&headers);
                 let a = auth(&headers);
-                let r = blocking(move || handlers::heartbeat(&s4.app, a.as_deref(), &body)).await;
+                let s = s4.clone();
+                let hb = blocking(move || handlers::heartbeat(&s.app, a.as_deref(), &body)).await;
+                let r = match hb {
+                    Ok(handlers::Heartbeat { await_steps: Some((agent, signal)), .. }) => {
+                        // Held until the agent's steps are queued (or a while).
+                        let wait = Duration::from_millis(handlers::AWAIT_STEPS_MS);
+                        let _ = tokio::time::timeout(wait, signal.notified()).await;
+                        s4.app.lifecycle.forget_steps_signal(&agent);
+                        let s = s4.clone();
+                        blocking(move || handlers::pending_steps(&s.app, &agent)).await
+                    }
+                    other => other.map(|h| h.reply),
+                };
                 json(r, StatusCode::OK, &id)
             }),
         )

@@ -126,12 +126,22 @@ fn levels(tenant_id: &str, project_id: &str) -> [(Level, String); 3] {
 
 /// Reserves `amounts` in a project, its tenant and the provider, or
 /// nothing (the caller's transaction rolls back on error).
-fn reserve(
+/// Adds `amounts` to the `into` column (reserved or committed) at every
+/// level, each within its limit.
+fn take(
     w: &mut dyn Writer,
     tenant_id: &str,
     project_id: &str,
     amounts: &[(QuotaResource, i64)],
+    into: ClaimState,
 ) -> Result<()> {
+    let update = match into {
+        ClaimState::Reserved => "UPDATE quota_usage SET reserved = reserved + ? \
+             WHERE scope_id = ? AND resource = ? AND (lim IS NULL OR reserved + committed + ? <= lim)",
+        ClaimState::Committed => "UPDATE quota_usage SET committed = committed + ? \
+             WHERE scope_id = ? AND resource = ? AND (lim IS NULL OR reserved + committed + ? <= lim)",
+        ClaimState::Released => return Err(Error::internal("released is not a ledger column")),
+    };
     let mut sorted: Vec<_> = amounts.iter().map(|(r, n)| (r.key(), *n)).collect();
     sorted.sort();
     for (key, n) in &sorted {
@@ -145,11 +155,7 @@ fn reserve(
                  ON CONFLICT (scope_id, resource) DO NOTHING",
                 vals![&scope, key, default_lim],
             )?;
-            let ok = w.execute(
-                "UPDATE quota_usage SET reserved = reserved + ? \
-                 WHERE scope_id = ? AND resource = ? AND (lim IS NULL OR reserved + committed + ? <= lim)",
-                vals![*n, &scope, key, *n],
-            )?;
+            let ok = w.execute(update, vals![*n, &scope, key, *n])?;
             if ok == 0 {
                 let rows = w.query(
                     "SELECT lim, reserved + committed FROM quota_usage WHERE scope_id = ? AND resource = ?",
@@ -237,6 +243,30 @@ pub fn create_claim(
     amounts: &[(QuotaResource, i64)],
     description: &str,
 ) -> Result<QuotaClaim> {
+    new_claim(w, tenant_id, project_id, amounts, description, ClaimState::Reserved)
+}
+
+/// A claim committed from the start: for a write that takes the resources
+/// in the same transaction (the same checks as reserve-then-commit, half
+/// the ledger updates).
+pub fn create_committed_claim(
+    w: &mut dyn Writer,
+    tenant_id: &str,
+    project_id: &str,
+    amounts: &[(QuotaResource, i64)],
+    description: &str,
+) -> Result<QuotaClaim> {
+    new_claim(w, tenant_id, project_id, amounts, description, ClaimState::Committed)
+}
+
+fn new_claim(
+    w: &mut dyn Writer,
+    tenant_id: &str,
+    project_id: &str,
+    amounts: &[(QuotaResource, i64)],
+    description: &str,
+    state: ClaimState,
+) -> Result<QuotaClaim> {
     // One entry per resource, so the claim records what the ledger holds.
     let mut merged: BTreeMap<QuotaResource, i64> = BTreeMap::new();
     for (r, n) in amounts {
@@ -246,16 +276,14 @@ pub fn create_claim(
         *merged.entry(r.clone()).or_default() += n;
     }
     let amounts: Vec<(QuotaResource, i64)> = merged.into_iter().collect();
-    reserve(w, tenant_id, project_id, &amounts)?;
+    take(w, tenant_id, project_id, &amounts, state)?;
     let id = new_id();
     let now = now_micros();
     let resources: BTreeMap<String, i64> = amounts.iter().map(|(r, n)| (r.key(), *n)).collect();
     let json = serde_json::to_string(&resources).map_err(|e| Error::internal(e.to_string()))?;
     w.execute(
-        &format!(
-            "INSERT INTO quota_claims ({CLAIM_COLS}) VALUES (?, ?, ?, 'reserved', ?, ?, 1, ?, ?)"
-        ),
-        vals![&id, tenant_id, project_id, json, description, now, now],
+        &format!("INSERT INTO quota_claims ({CLAIM_COLS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"),
+        vals![&id, tenant_id, project_id, state.as_str(), json, description, now, now],
     )?;
     get_claim(w, tenant_id, project_id, &id)
 }

@@ -570,3 +570,45 @@ fn concurrent_commits_and_releases_keep_totals() {
         assert_levels(store, b, &t.id, &p.id, GPU, (0, 0));
     });
 }
+
+/// A claim committed from the start takes the same limits at every level
+/// as reserve-then-commit, lands in `committed` only, and is released like
+/// any other.
+#[test]
+fn a_committed_claim_checks_every_level_and_commits_at_once() {
+    each_backend(|store, b| {
+        let t = tenant(store, "acme");
+        let p = project(store, &t.id, "web");
+        set_limits(store, &t.id, &[(gpu(), Some(8)), (nodes(), Some(2))]).unwrap();
+        set_limits(store, &p.id, &[(gpu(), Some(6))]).unwrap();
+        let commit = |amounts: &[(QuotaResource, i64)]| {
+            store.write(|w| quotas::create_committed_claim(w, &t.id, &p.id, amounts, "bm"))
+        };
+        let c = commit(&[(nodes(), 1), (gpu(), 4)]).unwrap();
+        assert_eq!((c.state, c.generation), (ClaimState::Committed, 1), "{b}");
+        assert_levels(store, b, &t.id, &p.id, GPU, (0, 4));
+        assert_levels(store, b, &t.id, &p.id, "nodes", (0, 1));
+        // Committing it again changes nothing.
+        let again = store.write(|w| quotas::commit_claim(w, &t.id, &p.id, &c.id)).unwrap();
+        assert_eq!(again, c, "{b}");
+        // Over the project's GPU limit (4 + 4 > 6): refused, nothing written.
+        let e = commit(&[(nodes(), 1), (gpu(), 4)]).unwrap_err();
+        assert!(
+            matches!(&e, Error::QuotaExceeded { scope, resource, .. } if scope == "project" && resource == GPU),
+            "{b}: {e:?}"
+        );
+        assert_levels(store, b, &t.id, &p.id, GPU, (0, 4));
+        assert_levels(store, b, &t.id, &p.id, "nodes", (0, 1));
+        // A reserved claim counts against the same limits.
+        claim(store, &t.id, &p.id, &[(nodes(), 1)]).unwrap();
+        let e = commit(&[(nodes(), 1)]).unwrap_err();
+        assert!(
+            matches!(&e, Error::QuotaExceeded { scope, .. } if scope == "tenant"),
+            "{b}: {e:?}"
+        );
+        // Released like any claim.
+        store.write(|w| quotas::release_claim(w, &t.id, &p.id, &c.id)).unwrap();
+        assert_levels(store, b, &t.id, &p.id, GPU, (0, 0));
+        assert_levels(store, b, &t.id, &p.id, "nodes", (1, 0));
+    });
+}

@@ -156,9 +156,7 @@ pub(super) fn claim(
     what: &str,
 ) -> Result<String> {
     let (t, p) = ids(c)?;
-    let claim = quotas::create_claim(w, t, p, amounts, what)?;
-    quotas::commit_claim(w, t, p, &claim.id)?;
-    Ok(claim.id)
+    Ok(quotas::create_committed_claim(w, t, p, amounts, what)?.id)
 }
 
 /// Plans `count` instances of `it` on free capacity.

@@ -14,9 +14,6 @@ use neocloud_types::{
 /// The longest heartbeat interval a sanitizer agent is given.
 pub const SANITIZER_HEARTBEAT_MS: u64 = 1000;
 
-/// How soon a sanitizer waiting for its steps heartbeats again.
-pub const SANITIZER_AWAIT_STEPS_MS: u64 = 100;
-
 /// An agent's `last_seen_at` is written at most this often (unless its
 /// health changed).
 pub const LAST_SEEN_GRANULARITY_MICROS: i64 = 5_000_000;
@@ -269,15 +266,31 @@ fn authenticate(app: &App, authorization: Option<&str>) -> Result<agents::AgentR
     })
 }
 
+/// A heartbeat's answer, and whether to hold it: a sanitizer whose steps
+/// are not queued yet gets them with the controller's next step for its
+/// node, so its heartbeat waits for them (a long poll) rather than have a
+/// thousand sanitizers poll.
+pub struct Heartbeat {
+    pub reply: AgentHeartbeatReply,
+    /// The agent whose steps to wait for, and the signal that they were
+    /// queued (see
+    /// [`crate::controllers::lifecycle::LifecycleController::steps_signal`]).
+    pub await_steps: Option<(String, std::sync::Arc<tokio::sync::Notify>)>,
+}
+
+/// How long a sanitizer's heartbeat waits for its steps to be queued.
+pub const AWAIT_STEPS_MS: u64 = SANITIZER_HEARTBEAT_MS;
+
 /// `POST /agent/v1/heartbeat`: records health; answers the steps waiting.
-pub fn heartbeat(
-    app: &App,
-    authorization: Option<&str>,
-    body: &[u8],
-) -> Result<AgentHeartbeatReply> {
+pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<Heartbeat> {
     let p: AgentHeartbeat = parse(body)?;
     let agent = authenticate(app, authorization)?;
     let health: String = p.health.chars().take(512).collect();
+    // Taken before reading: steps queued from now on signal it.
+    let signal = match agent.purpose {
+        ImagePurpose::Sanitizer => Some(app.lifecycle.steps_signal(&agent.id)),
+        ImagePurpose::Tenant => None,
+    };
     // Nothing new to record (same health, seen lately): a read. A thousand
     // sanitizers polling each second must not queue on the store's writer.
     let fresh = now_micros() - agent.last_seen_at < LAST_SEEN_GRANULARITY_MICROS;
@@ -291,13 +304,21 @@ pub fn heartbeat(
             Ok((agents::pending_steps(w, &agent.id)?, agents::steps_queued(w, &agent.id)?))
         })?
     };
-    // A sanitizer registered and its steps not queued yet: they come with
-    // the controller's next step for its node, so ask again soon.
-    let next_heartbeat_ms = match agent.purpose {
-        ImagePurpose::Sanitizer if !queued => Some(SANITIZER_AWAIT_STEPS_MS),
-        ImagePurpose::Sanitizer | ImagePurpose::Tenant => None,
+    let await_steps = match signal {
+        Some(signal) if !queued => Some((agent.id.clone(), signal)),
+        Some(_) => {
+            app.lifecycle.forget_steps_signal(&agent.id);
+            None
+        }
+        None => None,
     };
-    Ok(AgentHeartbeatReply { steps, next_heartbeat_ms })
+    Ok(Heartbeat { reply: AgentHeartbeatReply { steps, next_heartbeat_ms: None }, await_steps })
+}
+
+/// The steps waiting for an authenticated agent (the end of a held heartbeat).
+pub fn pending_steps(app: &App, agent_id: &str) -> Result<AgentHeartbeatReply> {
+    let steps = app.store.read(|r| agents::pending_steps(r, agent_id))?;
+    Ok(AgentHeartbeatReply { steps, next_heartbeat_ms: None })
 }
 
 /// `POST /agent/v1/steps/{id}`: records a step's result (once; a retried

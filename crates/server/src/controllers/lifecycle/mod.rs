@@ -82,6 +82,9 @@ pub struct LifecycleController {
     /// leave them alone until then (their agent's news nudges them; only
     /// their deadline is left to check).
     resting: Mutex<HashMap<String, std::time::Instant>>,
+    /// Per agent waiting for its steps (a held heartbeat): signalled once
+    /// they are queued.
+    step_signals: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 /// How long a node waiting on its agent rests between full passes.
@@ -197,6 +200,7 @@ impl LifecycleController {
             nudged: Mutex::default(),
             full_pass: std::sync::atomic::AtomicBool::new(false),
             resting: Mutex::default(),
+            step_signals: Mutex::default(),
         }
     }
 
@@ -207,6 +211,24 @@ impl LifecycleController {
         self.resting.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
         self.nudged.lock().unwrap_or_else(|p| p.into_inner()).insert(node_id.to_string());
         self.wake.notify_one();
+    }
+
+    /// The signal an agent's held heartbeat waits on (created on first use).
+    pub fn steps_signal(&self, agent_id: &str) -> Arc<tokio::sync::Notify> {
+        let mut m = self.step_signals.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(agent_id.to_string()).or_default().clone()
+    }
+
+    pub fn forget_steps_signal(&self, agent_id: &str) {
+        self.step_signals.lock().unwrap_or_else(|p| p.into_inner()).remove(agent_id);
+    }
+
+    /// Steps were queued for the agent: its held heartbeat answers now.
+    fn steps_queued(&self, agent_id: &str) {
+        let signal = self.step_signals.lock().unwrap_or_else(|p| p.into_inner()).remove(agent_id);
+        if let Some(s) = signal {
+            s.notify_one();
+        }
     }
 
     /// New intent for nodes not named (an instance created or released, a
@@ -721,6 +743,25 @@ impl From<RedfishError> for StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The signal a held heartbeat waits on keeps a notification sent
+    /// before the wait began (steps queued between its read and its wait).
+    #[test]
+    fn a_held_heartbeat_is_signalled_when_steps_are_queued() {
+        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
+        let signal = ctl.steps_signal("agt_1");
+        assert!(Arc::ptr_eq(&signal, &ctl.steps_signal("agt_1")), "one signal per agent");
+        ctl.steps_queued("agt_1");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), signal.notified()).await
+        })
+        .expect("signalled");
+        // Used up: the next wait gets a fresh signal.
+        assert!(!Arc::ptr_eq(&signal, &ctl.steps_signal("agt_1")));
+        ctl.forget_steps_signal("agt_1");
+        assert!(ctl.step_signals.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn gpu_models_map_to_keys() {

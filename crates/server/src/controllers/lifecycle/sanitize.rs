@@ -81,9 +81,11 @@ impl LifecycleController {
                             instance_id: instance.to_string(),
                             step: SanitizeStep::AgentSteps,
                         };
-                        self.advance(store, n, to, |w| {
+                        let moved = self.advance(store, n, to, |w| {
                             agents::queue_steps(w, &a, &AgentStepKind::SANITIZE)
-                        })
+                        })?;
+                        self.steps_queued(&a.id);
+                        Ok(moved)
                     }
                     None => match self.await_boot(n, attempt, "the sanitizer's agent")? {
                         Some(again) => {
