@@ -1205,3 +1205,51 @@ fn a_boot_without_an_agent_is_retried_up_to_the_attempt_limit() {
         stop(running);
     }
 }
+
+/// A release whose sanitizer never comes up: the node fails, dirty and out
+/// of the pool, but the tenant is done with it: its instance is released
+/// (saying why) and its quota freed, as with an incomplete record. The
+/// provider's re-inspection has it sanitized; the tenant gets the record.
+#[test]
+fn a_release_whose_sanitizer_never_comes_frees_the_tenant_and_keeps_the_node_out() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        // Three seconds, one boot, for an image's agent to register.
+        let Some(s) = server(b, 3) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
+        let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
+        wait_node(&s, "bm-1", "active", None);
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        release(&tenant, &id).expect(202);
+        assert_eq!(exit_of(tenant_agent), Exit::Revoked, "[{b}]");
+        // Nobody boots the sanitizer.
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert_eq!(l["from"], "releasing", "[{b}] {l}");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "released", "[{b}] {i}");
+        let why = i["reason"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("sanitization did not complete") && why.contains("did not register"),
+            "[{b}] {i}"
+        );
+        assert_eq!(committed(&s, "nodes"), 0, "[{b}] quota freed");
+        assert_eq!(free_nodes(&s), 0, "[{b}] the node stays out of the pool");
+        assert!(records(&tenant, &id).is_empty(), "[{b}] no record yet");
+        let (_, script) = ipxe(&s, 1);
+        assert!(script.contains("exit"), "[{b}] nothing to boot: {script}");
+        // The provider has it inspected again: dirty, so it is sanitized.
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, hw("n1-san", None)));
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs.len(), 1, "[{b}] {recs:?}");
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
+        assert!(verified(&recs[0]), "[{b}]");
+        assert_eq!(free_nodes(&s), 1, "[{b}] schedulable again");
+        assert_eq!(instance(&tenant, &id)["state"], "released", "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 0, "[{b}] freed once");
+    }
+}

@@ -205,6 +205,16 @@ pub fn placement_generation(r: &mut dyn Reader) -> Result<i64> {
         .ok_or_else(|| Error::internal("placement_state row missing"))
 }
 
+/// Takes the placement row's lock without moving the generation: writes
+/// whose checks must see each other's effects (an instance created with an
+/// image, that image deleted) take it before checking. On PostgreSQL the
+/// later one waits, then reads what the earlier one committed; SQLite
+/// serializes writers anyway.
+pub fn lock_placement(w: &mut dyn Writer) -> Result<()> {
+    w.execute("UPDATE placement_state SET generation = generation WHERE id = 1", &[])?;
+    Ok(())
+}
+
 /// Bumps the placement generation in this transaction; returns the new one.
 /// The row lock also orders placement writes across replicas.
 pub fn bump_placement_generation(w: &mut dyn Writer) -> Result<i64> {

@@ -131,6 +131,10 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             ));
         }
     }
+    // Before the catalog checks: ordered with image deletion (see
+    // `images::delete`), so no instance outlives its image or the last
+    // sanitizer, on PostgreSQL's concurrent writers too.
+    allocations::lock_placement(w)?;
     let it = instance_type(w, &p.instance_type)?;
     match it.kind {
         InstanceKind::BareMetal => {}

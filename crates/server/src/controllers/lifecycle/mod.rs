@@ -602,12 +602,18 @@ impl LifecycleController {
                     }
                     NodeLifecycle::Releasing { instance_id, .. }
                     | NodeLifecycle::Sanitizing { instance_id, .. } => {
-                        // A node sanitized again (inspected while dirty) may
-                        // work for an instance its tenant is already done
-                        // with: a released instance stays released.
+                        // The tenant is done with the instance: it is
+                        // released, its allocation and quota freed (as with
+                        // an incomplete record), saying why. The node stays
+                        // failed and dirty, never schedulable, until the
+                        // provider has it sanitized. A released instance (a
+                        // node sanitized again) stays as it is.
                         let i = instances::by_id(w, instance_id)?;
                         if i.state != InstanceState::Released {
-                            set_instance(w, &i, InstanceState::Releasing, Some(reason))?;
+                            let why = format!(
+                                "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
+                            );
+                            free_instance_saying(w, &i, Some(&why))?;
                         }
                     }
                     // Only starting a release fails an active node.
@@ -697,12 +703,17 @@ fn set_instance(
 /// released. The node is clean (never provisioned, or sanitized) or stays
 /// dirty: either way the caller decides the node's state.
 fn free_instance(w: &mut dyn Writer, i: &Instance) -> Result<()> {
+    free_instance_saying(w, i, None)
+}
+
+/// Releases the instance (allocation and quota freed) with a reason.
+fn free_instance_saying(w: &mut dyn Writer, i: &Instance, reason: Option<&str>) -> Result<()> {
     let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
     if now {
         quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
         allocations::bump_placement_generation(w)?;
     }
-    set_instance(w, i, InstanceState::Released, None)
+    set_instance(w, i, InstanceState::Released, reason)
 }
 
 /// Issues the node's one-time boot token for `purpose`.
