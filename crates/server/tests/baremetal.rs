@@ -12,13 +12,13 @@ mod common;
 #[path = "../../redfish/tests/common/mod.rs"]
 mod peers;
 
+use common::nodes::{get_text, token_of, wait_node};
 use common::{TestBackend, TestServer};
 use neocloud_agent::{Agent, Exit, Host};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const NODES: usize = 4;
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9Tq0example tenant@laptop";
@@ -30,50 +30,6 @@ fn server(b: TestBackend) -> Option<TestServer> {
         c.heartbeat_interval_ms = 100;
         c.agent_timeout_secs = 120;
         c.boot_timeout_secs = 120;
-    })
-}
-
-fn get_text(url: &str) -> (u16, String) {
-    match ureq::get(url).call() {
-        Ok(r) => {
-            let status = r.status();
-            (status, r.into_string().unwrap())
-        }
-        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("GET {url}: {e}"),
-    }
-}
-
-/// The token in an iPXE script's kernel line.
-fn token_of(script: &str) -> String {
-    script
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("neocloud.token="))
-        .unwrap_or_else(|| panic!("no token in {script}"))
-        .to_string()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<Value>) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn node_state(s: &TestServer, name: &str) -> Value {
-    s.admin().get(&format!("/v1/nodes/{name}")).expect(200).body["lifecycle"].clone()
-}
-
-fn wait_node(s: &TestServer, name: &str, state: &str, step: Option<&str>) -> Value {
-    wait_for(&format!("{name} {state} {step:?}"), Duration::from_secs(60), || {
-        let l = node_state(s, name);
-        assert_ne!(l["state"], "failed", "{name} failed: {l}");
-        let ok = l["state"] == state && step.is_none_or(|st| l["step"] == st);
-        ok.then_some(l)
     })
 }
 

@@ -12,6 +12,7 @@ mod common;
 #[path = "../../redfish/tests/common/mod.rs"]
 mod peers;
 
+use common::nodes::{get_text, lifecycle, node, token_of, wait_for, wait_node};
 use common::{Client, Resp, TestBackend, TestServer};
 use neocloud_agent::{Agent, AgentError, Exit, Hardware, Simulated, SimulatedConfig};
 use neocloud_server::controllers::lifecycle::LifecycleController;
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INSTANCES: &str = "/v1/tenants/acme/projects/train/instances";
 const TENANT_KERNEL: &str = "kernel http://img.local/ubuntu/vmlinuz";
@@ -127,37 +128,6 @@ fn setup(s: &TestServer, emu: &peers::Emulator, n: usize) -> Client {
     tenant
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn node(s: &TestServer, name: &str) -> Value {
-    s.admin().get(&format!("/v1/nodes/{name}")).expect(200).body
-}
-
-fn lifecycle(s: &TestServer, name: &str) -> Value {
-    node(s, name)["lifecycle"].clone()
-}
-
-/// Waits for the node's state (and step); a node that fails meanwhile
-/// fails the test at once, unless `failed` is what is awaited.
-fn wait_node(s: &TestServer, name: &str, state: &str, step: Option<&str>) -> Value {
-    wait_for(&format!("{name} {state} {step:?}"), Duration::from_secs(60), || {
-        let l = lifecycle(s, name);
-        if state != "failed" {
-            assert_ne!(l["state"], "failed", "{name} failed: {l}");
-        }
-        (l["state"] == state && step.is_none_or(|st| l["step"] == st)).then_some(l)
-    })
-}
-
 fn create(tenant: &Client, name: &str) -> Value {
     let r = tenant
         .post(INSTANCES, &json!({"name": name, "instance_type": "bm-h100", "image": "ubuntu"}))
@@ -198,28 +168,9 @@ fn verified(rec: &Value) -> bool {
     )
 }
 
-fn get_text(url: &str) -> (u16, String) {
-    match ureq::get(url).call() {
-        Ok(r) => {
-            let status = r.status();
-            (status, r.into_string().unwrap())
-        }
-        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("GET {url}: {e}"),
-    }
-}
-
 /// What iPXE gets for fake system `i`'s MAC.
 fn ipxe(s: &TestServer, i: usize) -> (u16, String) {
     get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(i)))
-}
-
-fn token_of(script: &str) -> String {
-    script
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("neocloud.token="))
-        .unwrap_or_else(|| panic!("no token in {script}"))
-        .to_string()
 }
 
 /// Waits until node `i` network-boots the image whose kernel line is

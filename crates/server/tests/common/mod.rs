@@ -2,6 +2,8 @@
 //! HTTP client for it.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use neocloud_server::{Config, Server};
 pub use neocloud_store::testing::TestBackend;
 use neocloud_store::testing::{fresh_db, TestDb};
