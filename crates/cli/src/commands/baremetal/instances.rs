@@ -1,0 +1,261 @@
+//! `neocloud instance ...`: bare-metal instances, created and released
+//! (optionally waiting), and their node's sanitization records.
+
+use super::sanitization::{print_records, VerifyFlags};
+use super::wait::{created_verdict, wait_for, ReleaseWatch};
+use super::{instance_path, instances_path};
+use crate::commands::inventory::{InProject, PlacementFlags};
+use crate::commands::{parse_duration_secs, parse_key, parse_name, to_value, Global};
+use crate::output::{parse, print_list, print_one, CliError};
+use neocloud_common::Name;
+use neocloud_placement::Constraints;
+use neocloud_types::{Instance, List};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct InstanceArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: InstanceCmd,
+}
+
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(clap::Subcommand)]
+enum InstanceCmd {
+    /// List the project's instances, with their progress.
+    List {
+        #[command(flatten)]
+        at: InProject,
+    },
+    /// Show one instance: its state, the step running (done/total), why it
+    /// failed and its node.
+    Get {
+        /// Instance name (while not released) or id.
+        #[arg(value_parser = parse_key)]
+        instance: String,
+        #[command(flatten)]
+        at: InProject,
+    },
+    /// Create bare-metal instances: whole nodes provisioned with an image.
+    ///
+    /// --count whole nodes of a bare-metal type, placed together (all or
+    /// nothing), each provisioned with --image and named NAME (one) or
+    /// NAME-0, NAME-1, ... (several). Exit 6 when they cannot be placed, the
+    /// quota would be exceeded or the provider has no sanitizer image.
+    Create {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        /// Bare-metal instance type name or id.
+        #[arg(
+            long = "type",
+            visible_alias = "instance-type",
+            value_parser = parse_key,
+            value_name = "TYPE"
+        )]
+        instance_type: String,
+        /// Tenant image name or id.
+        #[arg(long, value_parser = parse_key, value_name = "IMAGE")]
+        image: String,
+        /// Instances (whole nodes).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        count: u32,
+        /// An OpenSSH public key for the default user (repeat for several).
+        #[arg(long = "ssh-key", value_name = "KEY")]
+        ssh_keys: Vec<String>,
+        /// A file of OpenSSH public keys, one per line, e.g.
+        /// ~/.ssh/id_ed25519.pub (repeatable; after the --ssh-key keys).
+        #[arg(long = "ssh-key-file", value_name = "PATH")]
+        ssh_key_files: Vec<PathBuf>,
+        /// cloud-init user-data, served to the instances as is (at most 64 KiB).
+        #[arg(long, value_name = "PATH")]
+        user_data_file: Option<PathBuf>,
+        #[command(flatten)]
+        placement: PlacementFlags,
+        #[command(flatten)]
+        at: InProject,
+        /// Retrying with the same key returns the first result instead of more instances.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+        /// Wait until every instance is ready or failed, printing each step
+        /// change to stderr; exit 1 when one fails or the wait times out.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. 45m.
+        #[arg(long, value_parser = parse_duration_secs, default_value = "30m", value_name = "DURATION", requires = "wait")]
+        timeout: u64,
+    },
+    /// Release an instance: its node is wiped by the sanitizer, then returns
+    /// to the pool with a signed record (see `instance sanitization`).
+    Release {
+        /// Instance name (while not released) or id.
+        #[arg(value_parser = parse_key)]
+        instance: String,
+        #[command(flatten)]
+        at: InProject,
+        /// Wait until it is released (or failed, or its release stalls on a
+        /// node the provider must repair), printing each step change to
+        /// stderr; exit 1 unless released.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. 90m (sanitizing wipes every disk).
+        #[arg(long, value_parser = parse_duration_secs, default_value = "2h", value_name = "DURATION", requires = "wait")]
+        timeout: u64,
+    },
+    /// The signed sanitization records of the instance's node, one row per
+    /// check; --verify checks their signatures.
+    Sanitization {
+        /// Instance id (or its name while not released).
+        #[arg(value_parser = parse_key)]
+        instance: String,
+        #[command(flatten)]
+        at: InProject,
+        #[command(flatten)]
+        verify: VerifyFlags,
+    },
+}
+
+pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    match a.cmd {
+        InstanceCmd::List { at } => print_list::<Instance>(f, &c.get(&instances_path(&at), &[])?),
+        InstanceCmd::Get { instance, at } => {
+            print_one::<Instance>(f, &c.get(&instance_path(&at, &instance), &[])?)
+        }
+        InstanceCmd::Create {
+            name,
+            instance_type,
+            image,
+            count,
+            ssh_keys,
+            ssh_key_files,
+            user_data_file,
+            placement,
+            at,
+            idempotency_key,
+            wait,
+            timeout,
+        } => {
+            let mut keys = ssh_keys;
+            for p in &ssh_key_files {
+                keys.extend(read_ssh_keys(p)?);
+            }
+            // Built as JSON, as `allocation create` does: only the fields
+            // this command sets.
+            let mut body = json!({
+                "name": name.as_str(),
+                "instance_type": instance_type,
+                "image": image,
+                "count": count,
+            });
+            if !keys.is_empty() {
+                body["ssh_keys"] = json!(keys);
+            }
+            if let Some(p) = &user_data_file {
+                body["user_data"] = json!(read_text(p, "--user-data-file")?);
+            }
+            let constraints = placement.constraints();
+            if constraints != Constraints::default() {
+                body["constraints"] = to_value(&constraints)?;
+            }
+            let v = c.post(&instances_path(&at), Some(&body), idempotency_key.as_deref())?;
+            if !wait {
+                return print_list::<Instance>(f, &v);
+            }
+            let created: List<Value> = parse(&v)?;
+            let w =
+                wait_for(&c, &at, created.items, Duration::from_secs(timeout), created_verdict)?;
+            print_list::<Instance>(f, &json!({ "items": w.items }))?;
+            w.result("ready", timeout)
+        }
+        InstanceCmd::Release { instance, at, wait, timeout } => {
+            let v = c
+                .delete(&instance_path(&at, &instance))?
+                .ok_or_else(|| CliError::Other("unexpected empty answer from the server".into()))?;
+            if !wait {
+                return print_one::<Instance>(f, &v);
+            }
+            let mut watch = ReleaseWatch::new(&parse::<Instance>(&v)?);
+            let w = wait_for(&c, &at, vec![v], Duration::from_secs(timeout), |i| watch.verdict(i))?;
+            if let Some(last) = w.items.first() {
+                print_one::<Instance>(f, last)?;
+            }
+            w.result("released", timeout)
+        }
+        InstanceCmd::Sanitization { instance, at, verify } => {
+            // The records must be about this instance: its id, whatever the
+            // argument named.
+            let instance_id = match verify.enabled() {
+                true => Some(parse::<Instance>(&c.get(&instance_path(&at, &instance), &[])?)?.id),
+                false => None,
+            };
+            let v = c.get(&format!("{}/sanitization", instance_path(&at, &instance)), &[])?;
+            print_records(f, &v, &verify, |b| match &instance_id {
+                Some(id) if &b.instance_id != id => {
+                    Err(format!("it is about instance {}, not {id}", b.instance_id))
+                }
+                _ => Ok(()),
+            })
+        }
+    }
+}
+
+/// A file's text; an unreadable file is a usage error.
+fn read_text(p: &Path, flag: &str) -> Result<String, CliError> {
+    std::fs::read_to_string(p).map_err(|e| CliError::Usage(format!("{flag} {}: {e}", p.display())))
+}
+
+/// The OpenSSH public keys in a file, one per line (blank lines and `#`
+/// comments skipped). A private key is refused before it leaves the machine.
+fn read_ssh_keys(p: &Path) -> Result<Vec<String>, CliError> {
+    let text = read_text(p, "--ssh-key-file")?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(CliError::Usage(format!(
+            "--ssh-key-file {}: this is a private key; give the public one (.pub)",
+            p.display()
+        )));
+    }
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--ssh-key-file {}: no public key in it",
+            p.display()
+        )));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9Tq0example me@laptop";
+
+    #[test]
+    fn ssh_key_files() {
+        let dir = std::env::temp_dir().join(format!("neocloud-cli-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("keys.pub");
+        std::fs::write(&p, format!("# mine\n{KEY}\n\n  ssh-rsa AAAAB3 other  \n")).unwrap();
+        assert_eq!(
+            read_ssh_keys(&p).unwrap(),
+            vec![KEY.to_string(), "ssh-rsa AAAAB3 other".into()]
+        );
+        std::fs::write(&p, "# nothing\n\n").unwrap();
+        assert!(matches!(read_ssh_keys(&p), Err(CliError::Usage(_))));
+        std::fs::write(&p, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n").unwrap();
+        let e = read_ssh_keys(&p).unwrap_err();
+        assert!(e.to_string().contains("private key"), "{e}");
+        assert!(matches!(read_ssh_keys(&dir.join("missing")), Err(CliError::Usage(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

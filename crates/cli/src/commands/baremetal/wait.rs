@@ -1,0 +1,289 @@
+//! `--wait`: polling instances until each is where it was asked to go
+//! (ready, released) or cannot get there, printing each change to stderr.
+
+use super::{instance_path, instances_path};
+use crate::client::Client;
+use crate::commands::inventory::InProject;
+use crate::output::{self, parse, CliError};
+use neocloud_types::{Instance, InstanceState, List};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How often `--wait` asks.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Where one waited-for instance stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Waiting,
+    Done,
+    /// Will not get there, and why.
+    Failed(String),
+}
+
+fn reason_or(i: &Instance, default: &str) -> String {
+    i.reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+/// `instance create --wait`: ready, or failed.
+pub(super) fn created_verdict(i: &Instance) -> Verdict {
+    match i.state {
+        InstanceState::Ready => Verdict::Done,
+        InstanceState::Failed => Verdict::Failed(reason_or(i, "failed")),
+        InstanceState::Releasing | InstanceState::Released => {
+            Verdict::Failed(format!("{} before it was ready", i.state.as_str()))
+        }
+        InstanceState::Pending | InstanceState::Provisioning => Verdict::Waiting,
+    }
+}
+
+/// `instance release --wait`: released, or failed. A failed instance
+/// stays `failed` until the controller starts its release, so `failed`
+/// counts only once it has moved. A release that fails leaves the instance
+/// `releasing` with a reason: the node is failed and waits for the
+/// provider, so that ends the wait too.
+pub(super) struct ReleaseWatch {
+    started_failed: bool,
+    moved: bool,
+}
+
+impl ReleaseWatch {
+    pub(super) fn new(first: &Instance) -> ReleaseWatch {
+        ReleaseWatch { started_failed: first.state == InstanceState::Failed, moved: false }
+    }
+
+    pub(super) fn verdict(&mut self, i: &Instance) -> Verdict {
+        match i.state {
+            InstanceState::Released => Verdict::Done,
+            InstanceState::Failed if self.started_failed && !self.moved => Verdict::Waiting,
+            InstanceState::Failed => Verdict::Failed(reason_or(i, "failed")),
+            InstanceState::Releasing if i.reason.as_deref().is_some_and(|r| !r.is_empty()) => {
+                self.moved = true;
+                Verdict::Failed(format!(
+                    "the release stalled: {} (the provider must repair the node and inspect it again)",
+                    reason_or(i, "")
+                ))
+            }
+            InstanceState::Pending
+            | InstanceState::Provisioning
+            | InstanceState::Ready
+            | InstanceState::Releasing => {
+                self.moved = true;
+                Verdict::Waiting
+            }
+        }
+    }
+}
+
+/// One line per change: `job-0: provisioning (power_cycle 1/3)`, with the
+/// reason when there is one.
+fn progress_line(i: &Instance) -> String {
+    let mut s = format!("{}: {}", i.name, i.state.as_str());
+    if let Some(p) = &i.progress {
+        s.push_str(&format!(" ({})", output::step(p)));
+    }
+    if let Some(r) = i.reason.as_deref().filter(|r| !r.is_empty()) {
+        s.push_str(&format!(": {r}"));
+    }
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// What a wait ended with: the instances as last seen (the API's JSON).
+pub(super) struct Waited {
+    pub(super) items: Vec<Value>,
+    failures: Vec<String>,
+    /// Names still not there when the time ran out.
+    waiting: Vec<String>,
+}
+
+impl Waited {
+    pub(super) fn result(self, goal: &str, timeout: u64) -> Result<(), CliError> {
+        let mut problems = self.failures;
+        if !self.waiting.is_empty() {
+            problems.push(format!(
+                "timed out after {}: {} not {goal} yet",
+                humantime::format_duration(Duration::from_secs(timeout)),
+                self.waiting.join(", ")
+            ));
+        }
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(CliError::Other(problems.remove(0))),
+            _ => Err(CliError::Other(problems.join("\n  "))),
+        }
+    }
+}
+
+/// Polls the instances until none is [`Verdict::Waiting`] or the time runs
+/// out, printing each change of state, step or reason to stderr. Answers
+/// that may pass (5xx, 429, no answer) are retried until then.
+pub(super) fn wait_for(
+    c: &Client,
+    at: &InProject,
+    first: Vec<Value>,
+    timeout: Duration,
+    mut verdict: impl FnMut(&Instance) -> Verdict,
+) -> Result<Waited, CliError> {
+    let deadline = Instant::now() + timeout;
+    let mut ids = Vec::with_capacity(first.len());
+    for v in &first {
+        ids.push(parse::<Instance>(v)?.id);
+    }
+    let mut shown: HashMap<String, String> = HashMap::new();
+    let mut last_error: Option<String> = None;
+    let mut items = first;
+    loop {
+        let mut failures = Vec::new();
+        let mut waiting = Vec::new();
+        for v in &items {
+            let i: Instance = parse(v)?;
+            let line = progress_line(&i);
+            if shown.get(&i.id) != Some(&line) {
+                eprintln!("{line}");
+                shown.insert(i.id.clone(), line);
+            }
+            match verdict(&i) {
+                Verdict::Waiting => waiting.push(i.name.clone()),
+                Verdict::Done => {}
+                Verdict::Failed(why) => failures.push(format!("{}: {why}", i.name)),
+            }
+        }
+        let now = Instant::now();
+        if waiting.is_empty() || now >= deadline {
+            return Ok(Waited { items, failures, waiting });
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+        match poll(c, at, &ids) {
+            Ok(v) => {
+                items = v;
+                last_error = None;
+            }
+            Err(e) if is_transient(&e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    eprintln!("(still waiting: {msg})");
+                    last_error = Some(msg);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_transient(e: &CliError) -> bool {
+    matches!(e.exit_code(), output::EXIT_UNAVAILABLE | output::EXIT_RATE_LIMITED)
+}
+
+/// The instances by id (by name they are not found once released): one
+/// GET for one, else the project's list.
+fn poll(c: &Client, at: &InProject, ids: &[String]) -> Result<Vec<Value>, CliError> {
+    if let [id] = ids {
+        return Ok(vec![c.get(&instance_path(at, id), &[])?]);
+    }
+    let v = c.get(&instances_path(at), &[])?;
+    let all: List<Value> = parse(&v)?;
+    ids.iter()
+        .map(|id| {
+            all.items.iter().find(|x| x["id"] == id.as_str()).cloned().ok_or_else(|| {
+                CliError::Other(format!("instance {id} is no longer listed by the server"))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Table;
+    use neocloud_types::Progress;
+
+    fn instance(state: InstanceState, reason: Option<&str>) -> Instance {
+        Instance {
+            id: "i-1".into(),
+            name: "job-0".into(),
+            tenant_id: "t".into(),
+            project_id: "p".into(),
+            instance_type_id: "bm".into(),
+            image_id: "img".into(),
+            allocation_id: "a".into(),
+            node_id: "n".into(),
+            state,
+            release_requested: false,
+            reason: reason.map(str::to_string),
+            progress: None,
+            ssh_keys: vec![],
+            generation: 1,
+            created_at: "2026-01-02T03:04:05.000001Z".into(),
+            updated_at: "2026-01-02T03:04:05.000001Z".into(),
+        }
+    }
+
+    #[test]
+    fn progress_lines_and_table() {
+        let mut i = instance(InstanceState::Provisioning, None);
+        i.progress = Some(Progress {
+            step: "power_cycle".into(),
+            done: 1,
+            total: 3,
+            since: "2026-01-02T03:04:05Z".into(),
+        });
+        assert_eq!(progress_line(&i), "job-0: provisioning (power_cycle 1/3)");
+        let f = instance(InstanceState::Failed, Some("no BMC\nrecorded"));
+        assert_eq!(progress_line(&f), "job-0: failed: no BMC recorded");
+        let mut t = Table::new(<Instance as output::Row>::HEADER);
+        t.row(output::Row::cells(&i));
+        let out = t.render();
+        assert!(
+            out.starts_with("NAME   ID   STATE         STEP             NODE  REASON  AGE"),
+            "{out}"
+        );
+        assert!(out.contains("power_cycle 1/3"), "{out}");
+    }
+
+    #[test]
+    fn verdicts() {
+        use InstanceState::*;
+        assert_eq!(created_verdict(&instance(Pending, None)), Verdict::Waiting);
+        assert_eq!(created_verdict(&instance(Provisioning, None)), Verdict::Waiting);
+        assert_eq!(created_verdict(&instance(Ready, None)), Verdict::Done);
+        assert_eq!(
+            created_verdict(&instance(Failed, Some("no BMC"))),
+            Verdict::Failed("no BMC".into())
+        );
+        assert!(matches!(created_verdict(&instance(Released, None)), Verdict::Failed(_)));
+
+        // Released from ready: releasing, then released.
+        let mut w = ReleaseWatch::new(&instance(Ready, None));
+        assert_eq!(w.verdict(&instance(Releasing, None)), Verdict::Waiting);
+        assert_eq!(w.verdict(&instance(Released, None)), Verdict::Done);
+        // Released from failed: `failed` until the controller starts it.
+        let failed = instance(Failed, Some("no BMC"));
+        let mut w = ReleaseWatch::new(&failed);
+        assert_eq!(w.verdict(&failed), Verdict::Waiting);
+        assert_eq!(w.verdict(&instance(Releasing, None)), Verdict::Waiting);
+        assert!(matches!(w.verdict(&failed), Verdict::Failed(_)));
+        // A release that failed: `releasing` with a reason.
+        let mut w = ReleaseWatch::new(&instance(Ready, None));
+        let Verdict::Failed(why) = w.verdict(&instance(Releasing, Some("BMC gone"))) else {
+            panic!("a stalled release ends the wait")
+        };
+        assert!(why.contains("stalled: BMC gone"), "{why}");
+    }
+
+    #[test]
+    fn waits_report_failures_and_timeouts() {
+        let ok = Waited { items: vec![], failures: vec![], waiting: vec![] };
+        assert!(ok.result("ready", 60).is_ok());
+        let w = Waited {
+            items: vec![],
+            failures: vec!["job-0: no BMC".into()],
+            waiting: vec!["job-1".into()],
+        };
+        let e = w.result("ready", 90).unwrap_err();
+        assert_eq!(e.exit_code(), output::EXIT_OTHER);
+        let msg = e.to_string();
+        assert!(msg.contains("job-0: no BMC"), "{msg}");
+        assert!(msg.contains("timed out after 1m 30s: job-1 not ready yet"), "{msg}");
+    }
+}
