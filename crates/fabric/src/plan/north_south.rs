@@ -1,0 +1,85 @@
+//! Filtering objects: security policies inside a VPC (on leaves carrying
+//! the destination) and north-south NAT / floating IPs (on borders).
+
+use super::switch::{l2_vni, vrf_of};
+use crate::alloc::Allocations;
+use crate::desired::{
+    FloatingIpConfig, NatConfig, Object, PolicyAllow, PolicyConfig, SwitchConfig,
+};
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::model::Switch;
+use crate::net::Ipv4Net;
+
+pub(super) fn plan_policies(
+    ix: &Index,
+    alloc: &Allocations,
+    sw: &Switch,
+    cfg: &mut SwitchConfig,
+) -> Result<()> {
+    for n in ix.switch_networks(&sw.name) {
+        let Some(rules) = ix.rules_by_to.get(n.id.as_str()) else { continue };
+        let mut allow: Vec<PolicyAllow> = rules
+            .iter()
+            .map(|r| PolicyAllow {
+                from: ix.networks[r.from.as_str()].cidr,
+                protocol: r.protocol,
+                ports: r.ports,
+            })
+            .collect();
+        allow.sort();
+        allow.dedup();
+        let mut deny_from: Vec<Ipv4Net> = ix
+            .networks_by_vpc
+            .get(n.vpc.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|o| o.id != n.id)
+            .map(|o| o.cidr)
+            .collect();
+        deny_from.sort();
+        cfg.insert(Object::Policy(PolicyConfig {
+            vni: l2_vni(alloc, &n.id)?,
+            vrf: vrf_of(alloc, &n.vpc)?,
+            allow,
+            deny_from,
+        }));
+    }
+    Ok(())
+}
+
+pub(super) fn plan_border(ix: &Index, alloc: &Allocations, cfg: &mut SwitchConfig) -> Result<()> {
+    for &vpc in &ix.north_south {
+        let vrf = vrf_of(alloc, vpc)?;
+        if ix.nat_by_vpc.contains_key(vpc) {
+            let public_ip = alloc.nat_addresses.get(vpc).copied().ok_or_else(|| {
+                Error::unallocated(
+                    format!("allocations.nat_addresses[{vpc}]"),
+                    "no NAT address for this VPC",
+                )
+            })?;
+            let mut sources: Vec<Ipv4Net> =
+                ix.networks_by_vpc.get(vpc).into_iter().flatten().map(|n| n.cidr).collect();
+            sources.sort();
+            cfg.insert(Object::Nat(NatConfig { vrf: vrf.clone(), public_ip, sources }));
+        }
+        for f in ix.fips_by_vpc.get(vpc).into_iter().flatten() {
+            let private_ip = alloc.addresses.get(&f.attachment).copied().ok_or_else(|| {
+                Error::unallocated(
+                    format!("allocations.addresses[{}]", f.attachment),
+                    "no address for this attachment",
+                )
+            })?;
+            let mut allow = f.allow.clone();
+            allow.sort();
+            allow.dedup();
+            cfg.insert(Object::FloatingIp(FloatingIpConfig {
+                vrf: vrf.clone(),
+                public_ip: f.public_ip,
+                private_ip,
+                allow,
+            }));
+        }
+    }
+    Ok(())
+}
