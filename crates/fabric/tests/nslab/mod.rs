@@ -1,0 +1,307 @@
+//! A fabric of network namespaces on this machine, run by real FRR: each
+//! switch is a network namespace with a mount namespace of its own (a
+//! private `/run/netns`, so the VRF namespaces a switch's rendered steps
+//! create are its own, and its zebra (`-n`, the namespace VRF backend) sees
+//! only them); each node is a network namespace cabled to its leaf port by
+//! a veth pair. Everything is torn down on drop. Needs root, `ip`,
+//! `unshare`, `nsenter` and FRR; see `NsLab::available`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FRR: &str = "/usr/lib/frr";
+
+pub struct NsLab {
+    prefix: String,
+    dir: PathBuf,
+    /// Switch name -> the process holding its mount namespace.
+    holders: BTreeMap<String, Child>,
+    netns: Vec<String>,
+}
+
+fn sh(argv: &[&str]) -> Result<String, String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{} -> {}: {}{}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn must(argv: &[&str]) -> String {
+    sh(argv).unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl NsLab {
+    /// Whether the lab can run here: `None` (said loudly) where it cannot;
+    /// with `CI` set that is a failure (the test command installs FRR and
+    /// CI runs as root).
+    pub fn available() -> Option<()> {
+        let missing = if !Path::new("/proc/self/ns/net").exists() {
+            Some("network namespaces".to_string())
+        } else if sh(&["id", "-u"]).map(|u| u.trim() != "0").unwrap_or(true) {
+            Some("root".to_string())
+        } else if !Path::new(&format!("{FRR}/zebra")).exists() {
+            Some("FRR (install frr)".to_string())
+        } else {
+            ["ip", "unshare", "nsenter", "ping"]
+                .iter()
+                .find(|t| sh(&["sh", "-c", &format!("command -v {t}")]).is_err())
+                .map(|t| format!("the `{t}` command"))
+        };
+        match missing {
+            None => Some(()),
+            Some(m) => {
+                let msg =
+                    format!("the FRR namespace lab needs {m}: the fabric was NOT tested in a lab");
+                if std::env::var_os("CI").is_some() {
+                    panic!("{msg}");
+                }
+                eprintln!("SKIPPED: {msg}");
+                None
+            }
+        }
+    }
+
+    pub fn new(tag: &str) -> NsLab {
+        let prefix = format!("{tag}{}-", std::process::id());
+        let dir = std::env::temp_dir().join(format!("neocloud-nslab-{prefix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        NsLab { prefix, dir, holders: BTreeMap::new(), netns: Vec::new() }
+    }
+
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn add_netns(&mut self, name: &str) -> String {
+        let ns = self.ns(name);
+        must(&["ip", "netns", "add", &ns]);
+        self.netns.push(ns.clone());
+        must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A switch: its network namespace, and a process holding a mount
+    /// namespace with a private `/run/netns` in which the switch's own
+    /// namespace is also known as `underlay`.
+    pub fn switch(&mut self, name: &str) {
+        let ns = self.add_netns(name);
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run/netns && ip netns attach underlay $$ && exec sleep 100000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.holders.insert(name.to_string(), child);
+        // Ready once the shell became `sleep` (its mounts are in place).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim()
+            != "sleep"
+        {
+            assert!(Instant::now() < deadline, "switch {name}: namespace holder did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn holder(&self, switch: &str) -> String {
+        self.holders[switch].id().to_string()
+    }
+
+    /// Runs `argv` on the switch (its network and mount namespaces).
+    pub fn run(&self, switch: &str, argv: &[String]) -> Result<String, String> {
+        let pid = self.holder(switch);
+        let mut full: Vec<&str> = vec!["nsenter", "-t", &pid, "-m", "-n", "--"];
+        full.extend(argv.iter().map(String::as_str));
+        sh(&full)
+    }
+
+    /// A cable between two switch ports (the underlay).
+    pub fn cable(&mut self, a: &str, a_port: &str, b: &str, b_port: &str) {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        must(&[
+            "ip", "link", "add", a_port, "netns", &na, "mtu", "9000", "type", "veth", "peer",
+            "name", b_port, "netns", &nb, "mtu", "9000",
+        ]);
+        for (ns, port) in [(&na, a_port), (&nb, b_port)] {
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{port}.accept_dad=0"),
+            ]);
+            must(&["ip", "-n", ns, "link", "set", port, "up"]);
+        }
+    }
+
+    /// A node's NIC cabled to a leaf port; the node's namespace is created
+    /// on first use. The NIC is up, without an address.
+    pub fn nic(&mut self, node: &str, nic: &str, switch: &str, port: &str) {
+        let node_ns = self.ns(node);
+        if !self.netns.contains(&node_ns) {
+            self.add_netns(node);
+        }
+        let sw = self.ns(switch);
+        must(&[
+            "ip", "link", "add", nic, "netns", &node_ns, "type", "veth", "peer", "name", port,
+            "netns", &sw,
+        ]);
+        must(&["ip", "-n", &node_ns, "link", "set", nic, "up"]);
+    }
+
+    /// Gives a node's NIC an address and the node a default route.
+    pub fn address(&self, node: &str, nic: &str, cidr: &str, gateway: &str) {
+        let ns = self.ns(node);
+        must(&["ip", "-n", &ns, "addr", "add", cidr, "dev", nic]);
+        let _ = sh(&["ip", "-n", &ns, "route", "replace", "default", "via", gateway]);
+    }
+
+    fn write_frr(&self, switch: &str, zebra: &str, bgpd: &str) -> PathBuf {
+        let dir = self.dir.join(switch);
+        std::fs::write(dir.join("zebra.conf"), zebra).unwrap();
+        std::fs::write(dir.join("bgpd.conf"), bgpd).unwrap();
+        must(&["chown", "-R", "frr:frr", dir.to_str().unwrap()]);
+        dir
+    }
+
+    fn daemon(&self, switch: &str, dir: &Path, d: &str) {
+        let dir_s = dir.to_str().unwrap();
+        let mut argv: Vec<String> = vec![format!("{FRR}/{d}")];
+        if d == "zebra" {
+            argv.push("-n".into());
+        }
+        for a in [
+            "-d",
+            "-F",
+            "datacenter",
+            "-P",
+            "0",
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "-z",
+            &format!("{dir_s}/zserv.api"),
+            "--vty_socket",
+            dir_s,
+            "-i",
+            &format!("{dir_s}/{d}.pid"),
+            "-f",
+            &format!("{dir_s}/{d}.conf"),
+            "--log",
+            &format!("file:{dir_s}/{d}.log"),
+        ] {
+            argv.push(a.to_string());
+        }
+        self.run(switch, &argv).unwrap_or_else(|e| panic!("{switch} {d}: {e}"));
+    }
+
+    /// Starts the switch's zebra (namespace VRFs) and bgpd on these files.
+    pub fn start_frr(&self, switch: &str, zebra: &str, bgpd: &str) {
+        let dir = self.write_frr(switch, zebra, bgpd);
+        self.daemon(switch, &dir, "zebra");
+        self.daemon(switch, &dir, "bgpd");
+    }
+
+    fn stop_frr(&self, switch: &str) {
+        for d in ["bgpd", "zebra"] {
+            let pid_file = self.dir.join(switch).join(format!("{d}.pid"));
+            if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+                let _ = sh(&["kill", pid.trim()]);
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Path::new(&format!("/proc/{}", pid.trim())).exists()
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = std::fs::remove_file(&pid_file);
+            }
+        }
+    }
+
+    /// New FRR files for the switch: its daemons restart on them.
+    pub fn restart_frr(&self, switch: &str, zebra: &str, bgpd: &str) {
+        self.stop_frr(switch);
+        self.start_frr(switch, zebra, bgpd);
+    }
+
+    /// One ping from the node; true when answered.
+    pub fn ping(&self, node: &str, addr: &str) -> bool {
+        sh(&["ip", "netns", "exec", &self.ns(node), "ping", "-c1", "-W1", addr]).is_ok()
+    }
+
+    /// Waits until the node reaches the address (the fabric converged).
+    pub fn wait_reach(&self, node: &str, addr: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while !self.ping(node, addr) {
+            assert!(
+                start.elapsed() < timeout,
+                "{node} never reached {addr} in {timeout:?}\n{}",
+                self.diagnostics()
+            );
+        }
+        start.elapsed()
+    }
+
+    /// What the leaves' FRR says, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        for sw in self.holders.keys() {
+            let sock = self.dir.join(sw);
+            let show = |c: &str| {
+                self.run(
+                    sw,
+                    &["vtysh", "--vty_socket", sock.to_str().unwrap(), "-c", c].map(String::from),
+                )
+                .unwrap_or_else(|e| e)
+            };
+            out.push_str(&format!(
+                "--- {sw}\n{}{}",
+                show("show evpn vni"),
+                show("show bgp l2vpn evpn summary")
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for NsLab {
+    fn drop(&mut self) {
+        let switches: Vec<String> = self.holders.keys().cloned().collect();
+        for sw in &switches {
+            self.stop_frr(sw);
+        }
+        for (_, mut h) in std::mem::take(&mut self.holders) {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        for ns in self.netns.drain(..) {
+            let _ = sh(&["ip", "netns", "del", &ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // zebra -n crashes when stopped on FRR 8.4 (harmless): its dumps.
+        let _ = std::fs::remove_dir_all("/var/tmp/frr");
+    }
+}
