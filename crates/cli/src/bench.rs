@@ -21,12 +21,14 @@ pub struct BenchArgs {
 
 #[derive(clap::Subcommand)]
 enum BenchWhat {
-    /// Reads and writes through the HTTP API.
     /// Placement decisions on a simulated fleet (no server, no store).
     Placement(crate::bench_placement::PlacementArgs),
+    /// Fabric planning, rendering and diffing at scale (no server, no switches).
+    Fabric(crate::bench_fabric::FabricArgs),
     /// Enrollment, provisioning and sanitization through SIMULATED Redfish
     /// BMCs and simulated agents, against an in-process server.
     Baremetal(crate::bench_baremetal::BaremetalArgs),
+    /// Reads and writes through the HTTP API.
     Api {
         /// Length of each phase.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -224,6 +226,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let (duration, write_rate, read_rate, workers, concurrency, db, json) = match a.what {
         BenchWhat::Placement(p) => return crate::bench_placement::run(p),
         BenchWhat::Baremetal(b) => return crate::bench_baremetal::run(b),
+        BenchWhat::Fabric(f) => return crate::bench_fabric::run(f),
         BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } => {
             (duration, write_rate, read_rate, workers, concurrency, db, json)
         }

@@ -15,6 +15,7 @@
 
 mod bench;
 mod bench_baremetal;
+mod bench_fabric;
 mod bench_placement;
 mod client;
 mod commands;
