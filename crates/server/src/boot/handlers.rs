@@ -294,16 +294,17 @@ pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
     // Nothing new to record (same health, seen lately): a read. A thousand
     // sanitizers polling each second must not queue on the store's writer.
     let fresh = now_micros() - agent.last_seen_at < LAST_SEEN_GRANULARITY_MICROS;
-    let (steps, queued) = if fresh && health == agent.health {
+    let read = if fresh && health == agent.health {
         app.store.read(|r| {
             Ok((agents::pending_steps(r, &agent.id)?, agents::steps_queued(r, &agent.id)?))
-        })?
+        })
     } else {
         app.store.write(|w| {
             agents::heartbeat(w, &agent.id, &health)?;
             Ok((agents::pending_steps(w, &agent.id)?, agents::steps_queued(w, &agent.id)?))
-        })?
+        })
     };
+    let (steps, queued) = read.inspect_err(|_| app.lifecycle.forget_steps_signal(&agent.id))?;
     let await_steps = match signal {
         Some(signal) if !queued => Some((agent.id.clone(), signal)),
         Some(_) => {
