@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod desired;
 pub mod diff;
 pub mod error;
+pub mod ib;
 mod index;
 pub mod intent;
 mod ipam;
