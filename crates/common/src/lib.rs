@@ -1,6 +1,7 @@
 //! Pieces every neocloud crate shares: the one error type, identifiers and
 //! names, and time helpers. Nothing here performs I/O.
 
+pub mod encoding;
 mod error;
 mod ids;
 pub mod time;
