@@ -235,6 +235,15 @@ fn parse_duration_secs(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Whether the whole `neocloud` command line accepts `args` (tests of the
+/// per-resource command files).
+#[cfg(test)]
+pub(crate) fn cli_parses(args: &[&str]) -> bool {
+    let mut all = vec!["neocloud"];
+    all.extend_from_slice(args);
+    <crate::Cli as clap::CommandFactory>::command().try_get_matches_from(all).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

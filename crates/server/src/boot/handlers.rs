@@ -294,14 +294,19 @@ pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
     // Nothing new to record (same health, seen lately): a read. A thousand
     // sanitizers polling each second must not queue on the store's writer.
     let fresh = now_micros() - agent.last_seen_at < LAST_SEEN_GRANULARITY_MICROS;
+    // The steps waiting, and (for a sanitizer with none) whether any were
+    // queued at all: a tenant agent's heartbeat needs only the first.
+    let steps_of = |r: &mut dyn neocloud_store::Reader| {
+        let steps = agents::pending_steps(r, &agent.id)?;
+        let queued = !steps.is_empty() || (signal.is_some() && agents::steps_queued(r, &agent.id)?);
+        Ok((steps, queued))
+    };
     let read = if fresh && health == agent.health {
-        app.store.read(|r| {
-            Ok((agents::pending_steps(r, &agent.id)?, agents::steps_queued(r, &agent.id)?))
-        })
+        app.store.read(steps_of)
     } else {
         app.store.write(|w| {
             agents::heartbeat(w, &agent.id, &health)?;
-            Ok((agents::pending_steps(w, &agent.id)?, agents::steps_queued(w, &agent.id)?))
+            steps_of(w)
         })
     };
     let (steps, queued) = read.inspect_err(|_| app.lifecycle.forget_steps_signal(&agent.id))?;

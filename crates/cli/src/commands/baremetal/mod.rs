@@ -23,11 +23,7 @@ fn instance_path(at: &InProject, instance: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    fn parses(args: &[&str]) -> bool {
-        let mut all = vec!["neocloud"];
-        all.extend_from_slice(args);
-        <crate::Cli as clap::CommandFactory>::command().try_get_matches_from(all).is_ok()
-    }
+    use crate::commands::cli_parses as parses;
 
     #[test]
     fn arguments() {

@@ -154,9 +154,9 @@ fn cmd(args: &[&str]) -> Command {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// `ip [-n ns] args...`
-fn ip(ns: Option<&str>, args: &[&str]) -> Command {
-    let mut c = cmd(&["ip"]);
+/// `tool [-n ns] args...` (iproute2's tools take the namespace alike).
+fn iproute2(tool: &str, ns: Option<&str>, args: &[&str]) -> Command {
+    let mut c = cmd(&[tool]);
     if let Some(ns) = ns {
         c.extend(["-n".to_string(), ns.to_string()]);
     }
@@ -164,14 +164,14 @@ fn ip(ns: Option<&str>, args: &[&str]) -> Command {
     c
 }
 
+/// `ip [-n ns] args...`
+fn ip(ns: Option<&str>, args: &[&str]) -> Command {
+    iproute2("ip", ns, args)
+}
+
 /// `bridge [-n ns] args...`
 fn bridge(ns: Option<&str>, args: &[&str]) -> Command {
-    let mut c = cmd(&["bridge"]);
-    if let Some(ns) = ns {
-        c.extend(["-n".to_string(), ns.to_string()]);
-    }
-    c.extend(args.iter().map(|s| s.to_string()));
-    c
+    iproute2("bridge", ns, args)
 }
 
 /// The commands of an in-place change, or `None` when the object must be

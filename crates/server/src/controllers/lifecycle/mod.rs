@@ -23,15 +23,14 @@
 mod inspect;
 mod provision;
 mod sanitize;
+mod schedule;
 
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
-use neocloud_types::{
-    BootStep, ImagePurpose, Instance, InstanceState, Node, NodeLifecycle, SanitizeStep,
-};
+use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,25 +84,6 @@ pub struct LifecycleController {
     /// Per agent waiting for its steps (a held heartbeat): signalled once
     /// they are queued.
     step_signals: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
-}
-
-/// How long a node waiting on its agent rests between full passes.
-const REST: Duration = Duration::from_secs(1);
-
-/// Whether the node waits on its agent (news comes as a nudge).
-fn awaits_agent(l: &NodeLifecycle) -> bool {
-    match l {
-        NodeLifecycle::Provisioning { step, .. } | NodeLifecycle::Releasing { step, .. } => {
-            *step == BootStep::AwaitAgent
-        }
-        NodeLifecycle::Sanitizing { step, .. } => *step == SanitizeStep::AgentSteps,
-        NodeLifecycle::Enrolling
-        | NodeLifecycle::Inspecting
-        | NodeLifecycle::Available
-        | NodeLifecycle::Active { .. }
-        | NodeLifecycle::Maintenance
-        | NodeLifecycle::Failed { .. } => false,
-    }
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
@@ -204,142 +184,6 @@ impl LifecycleController {
         }
     }
 
-    /// Something happened for this node (its agent registered or reported a
-    /// step): step it now rather than at the next tick, without stepping
-    /// every other node waiting on an agent.
-    pub fn nudge(&self, node_id: &str) {
-        self.resting.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
-        self.nudged.lock().unwrap_or_else(|p| p.into_inner()).insert(node_id.to_string());
-        self.wake.notify_one();
-    }
-
-    /// The signal an agent's held heartbeat waits on (created on first use).
-    pub fn steps_signal(&self, agent_id: &str) -> Arc<tokio::sync::Notify> {
-        let mut m = self.step_signals.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(agent_id.to_string()).or_default().clone()
-    }
-
-    pub fn forget_steps_signal(&self, agent_id: &str) {
-        self.step_signals.lock().unwrap_or_else(|p| p.into_inner()).remove(agent_id);
-    }
-
-    /// Steps were queued for the agent: its held heartbeat answers now.
-    fn steps_queued(&self, agent_id: &str) {
-        let signal = self.step_signals.lock().unwrap_or_else(|p| p.into_inner()).remove(agent_id);
-        if let Some(s) = signal {
-            s.notify_one();
-        }
-    }
-
-    /// New intent for nodes not named (an instance created or released, a
-    /// node enrolled): a full pass now rather than at the next tick.
-    pub fn wake_all(&self) {
-        self.full_pass.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.wake.notify_one();
-    }
-
-    /// The work of one pass of the loop: every node with work on a tick or
-    /// after [`Self::wake_all`], else the nudged nodes. A nudged node whose
-    /// step is running stays nudged and is stepped once that step ends.
-    pub fn claim(&self, store: &Store, tick: bool) -> Result<Vec<Node>> {
-        let full = self.full_pass.swap(false, std::sync::atomic::Ordering::SeqCst) || tick;
-        if full {
-            let work = self.claim_work(store)?;
-            // The pass covers every nudge but those of nodes still stepping.
-            let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            let claimed: std::collections::HashSet<&str> =
-                work.iter().map(|n| n.id.as_str()).collect();
-            self.nudged
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|id| busy.contains(id) && !claimed.contains(id.as_str()));
-            return Ok(work);
-        }
-        let nudged: Vec<String> =
-            self.nudged.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-        if nudged.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        let mut later = Vec::new();
-        for id in nudged {
-            if busy.len() < self.parallel_steps.max(1) && busy.insert(id.clone()) {
-                out.push(id);
-            } else {
-                later.push(id);
-            }
-        }
-        drop(busy);
-        self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(later);
-        // Read after claiming (see `step_node_chained`); a node deleted
-        // meanwhile is simply not stepped.
-        let read = store.read(|r| {
-            let mut nodes = Vec::with_capacity(out.len());
-            for id in &out {
-                match nodes::get(r, id) {
-                    Ok(n) => nodes.push(n),
-                    Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(nodes)
-        });
-        match read {
-            Ok(nodes) => {
-                let found: std::collections::HashSet<&str> =
-                    nodes.iter().map(|n| n.id.as_str()).collect();
-                let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                for id in out.iter().filter(|id| !found.contains(id.as_str())) {
-                    busy.remove(id);
-                }
-                Ok(nodes)
-            }
-            Err(e) => {
-                let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                for id in &out {
-                    busy.remove(id);
-                }
-                drop(busy);
-                self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(out);
-                Err(e)
-            }
-        }
-    }
-
-    /// Releases a node's claim; wakes the loop if nudges wait (for this
-    /// node, nudged while its step ran, or for a free slot).
-    fn release_claim(&self, node_id: &str) {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
-        if !self.nudged.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Runs every node with work one step forward.
-    /// Nodes with work and no step running, claimed for stepping (at most
-    /// [`PARALLEL_STEPS`] in flight). Each must then go to [`Self::step_node`].
-    pub fn claim_work(&self, store: &Store) -> Result<Vec<Node>> {
-        let work = store.read(nodes::list_in_progress)?;
-        let now = std::time::Instant::now();
-        let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
-        resting.retain(|_, until| *until > now);
-        let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for n in work {
-            if busy.len() >= self.parallel_steps.max(1) {
-                break;
-            }
-            if resting.contains_key(&n.id) {
-                continue;
-            }
-            if busy.insert(n.id.clone()) {
-                out.push(n);
-            }
-        }
-        Ok(out)
-    }
-
     /// Steps one claimed node and releases the claim.
     pub fn step_node(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<Outcome> {
         let res = store
@@ -369,13 +213,12 @@ impl LifecycleController {
                 break;
             }
             res = store.read(|r| nodes::get(r, &n.id)).and_then(|node| {
-                waits = awaits_agent(&node.lifecycle);
+                waits = schedule::awaits_agent(&node.lifecycle);
                 self.step_and_account(store, secrets, &node)
             });
         }
         if waits && matches!(res, Ok(Outcome::Nothing)) {
-            let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
-            resting.insert(n.id.clone(), std::time::Instant::now() + REST);
+            self.rest(&n.id);
         }
         self.release_claim(&n.id);
         res

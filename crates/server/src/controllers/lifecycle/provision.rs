@@ -137,9 +137,7 @@ impl LifecycleController {
         attempt: u32,
         whose: &str,
     ) -> Result<Option<u32>, StepError> {
-        let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let waited = now_micros().saturating_sub(since);
-        if waited <= self.boot_timeout.as_micros() as i64 {
+        if in_state(n) <= self.boot_timeout {
             return Ok(None);
         }
         if attempt < self.boot_attempts {
@@ -156,9 +154,7 @@ impl LifecycleController {
 
     /// Waiting for an agent: nothing to do until the deadline, then fail.
     pub(super) fn await_deadline(&self, n: &Node, what: &str) -> Result<bool, StepError> {
-        let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let waited = now_micros().saturating_sub(since);
-        if waited > self.agent_timeout.as_micros() as i64 {
+        if in_state(n) > self.agent_timeout {
             return Err(StepError::Fail(format!(
                 "{what} within {}s (check the image, the boot network and the node's console)",
                 self.agent_timeout.as_secs()
@@ -166,4 +162,10 @@ impl LifecycleController {
         }
         Ok(false)
     }
+}
+
+/// How long the node has been in its lifecycle state.
+fn in_state(n: &Node) -> std::time::Duration {
+    let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
+    std::time::Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64)
 }
