@@ -205,11 +205,12 @@ pub fn placement_generation(r: &mut dyn Reader) -> Result<i64> {
         .ok_or_else(|| Error::internal("placement_state row missing"))
 }
 
-/// Takes the placement row's lock without moving the generation: writes
-/// whose checks must see each other's effects (an instance created with an
-/// image, that image deleted) take it before checking. On PostgreSQL the
-/// later one waits, then reads what the earlier one committed; SQLite
-/// serializes writers anyway.
+/// Takes the placement row's lock without moving the generation, for a
+/// write that must see what placement writes committed (image deletion:
+/// instance creation checks the catalog again after it bumps the
+/// generation). On PostgreSQL the later one waits, then reads what the
+/// earlier one committed; SQLite serializes writers anyway. Take it last
+/// among row locks in a placement write, as the generation bump is.
 pub fn lock_placement(w: &mut dyn Writer) -> Result<()> {
     w.execute("UPDATE placement_state SET generation = generation WHERE id = 1", &[])?;
     Ok(())

@@ -90,8 +90,8 @@ pub fn create(w: &mut dyn Writer, p: &ImageCreate) -> Result<Image> {
 
 /// Deletes an image no instance still uses.
 pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
-    // Ordered with instance creation (which takes the same lock before it
-    // checks the catalog): the live-instance checks below see every
+    // Ordered with instance creation (which checks the catalog again once
+    // it holds the same lock): the live-instance checks below see every
     // instance committed before, and none created after sees this image.
     crate::allocations::lock_placement(w)?;
     let rows = w.query(

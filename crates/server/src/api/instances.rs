@@ -12,8 +12,8 @@ use neocloud_common::{Error, NameOrId, Result};
 use neocloud_placement::Placement;
 use neocloud_store::{agents, allocations, images, instances, Reader, Writer};
 use neocloud_types::{
-    AllocationKind, ImagePurpose, Instance, InstanceCreate, InstanceKind, InstanceState, List,
-    SanitizationRecord,
+    AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind, InstanceState,
+    List, SanitizationRecord,
 };
 
 /// Most SSH keys per instance, and the largest user-data.
@@ -119,6 +119,22 @@ fn check_ssh_keys(keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The tenant image named, with a sanitizer in the catalog to hand nodes
+/// back.
+fn catalog(w: &mut dyn Writer, name: &str) -> Result<Image> {
+    let key = NameOrId::parse("image", name)
+        .map_err(|_| Error::invalid_value("image", format!("no image {name}")))?;
+    let image = images::lookup(w, &key)?
+        .filter(|i| i.purpose == ImagePurpose::Tenant)
+        .ok_or_else(|| Error::invalid_value("image", format!("no tenant image {name}")))?;
+    if images::sanitizer(w)?.is_none() {
+        return Err(Error::conflict(
+            "the provider has not registered a sanitizer image: nodes could not be handed back safely, so none are handed out",
+        ));
+    }
+    Ok(image)
+}
+
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: InstanceCreate = c.body()?;
     let (tenant, project) = ids(c)?;
@@ -131,10 +147,6 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             ));
         }
     }
-    // Before the catalog checks: ordered with image deletion (see
-    // `images::delete`), so no instance outlives its image or the last
-    // sanitizer, on PostgreSQL's concurrent writers too.
-    allocations::lock_placement(w)?;
     let it = instance_type(w, &p.instance_type)?;
     match it.kind {
         InstanceKind::BareMetal => {}
@@ -154,16 +166,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if names.iter().any(|n| n.len() > 63) {
         return Err(Error::invalid_value("name", "too long for the numbered names of this count"));
     }
-    let key = NameOrId::parse("image", &p.image)
-        .map_err(|_| Error::invalid_value("image", format!("no image {}", p.image)))?;
-    let image = images::lookup(w, &key)?
-        .filter(|i| i.purpose == ImagePurpose::Tenant)
-        .ok_or_else(|| Error::invalid_value("image", format!("no tenant image {}", p.image)))?;
-    if images::sanitizer(w)?.is_none() {
-        return Err(Error::conflict(
-            "the provider has not registered a sanitizer image: nodes could not be handed back safely, so none are handed out",
-        ));
-    }
+    let image = catalog(w, &p.image)?;
     for n in &names {
         if instances::lookup(
             w,
@@ -226,6 +229,11 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         reply_items.push(inst);
     }
     let g = allocations::bump_placement_generation(w)?;
+    // Checked again now that the placement row is locked (last, as every
+    // placement write takes it): image deletion takes it first, so on
+    // PostgreSQL's concurrent writers one of the two sees the other's
+    // commit and no instance outlives its image or the last sanitizer.
+    catalog(w, &p.image)?;
     let first = reply_items.first().map(|i| i.id.clone()).unwrap_or_default();
     let nodes: Vec<String> = reply_items.iter().map(|i| i.node_id.clone()).collect();
     let mut reply = Reply::created(&first, &List { items: reply_items })?;

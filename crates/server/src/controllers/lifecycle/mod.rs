@@ -435,6 +435,25 @@ impl LifecycleController {
         let to = NodeLifecycle::Failed { reason: reason.to_string(), from };
         store.write(|w| {
             if nodes::transition(w, &n.id, &n.lifecycle, &to)? {
+                // A release that fails frees its tenant first: quota, then
+                // the placement row, as every placement write takes them.
+                if let NodeLifecycle::Releasing { instance_id, .. }
+                | NodeLifecycle::Sanitizing { instance_id, .. } = &n.lifecycle
+                {
+                    // The tenant is done with the instance: it is released,
+                    // its allocation and quota freed (as with an incomplete
+                    // record), saying why. The node stays failed and dirty,
+                    // never schedulable, until the provider has it
+                    // sanitized. A released instance (a node sanitized
+                    // again) stays as it is.
+                    let i = instances::by_id(w, instance_id)?;
+                    if i.state != InstanceState::Released {
+                        let why = format!(
+                            "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
+                        );
+                        free_instance_saying(w, &i, Some(&why))?;
+                    }
+                }
                 allocations::bump_placement_generation(w)?;
                 record(w, n, &to, "failed")?;
                 // The instance the node was working for shows why.
@@ -443,22 +462,8 @@ impl LifecycleController {
                         let i = instances::by_id(w, instance_id)?;
                         set_instance(w, &i, InstanceState::Failed, Some(reason))?;
                     }
-                    NodeLifecycle::Releasing { instance_id, .. }
-                    | NodeLifecycle::Sanitizing { instance_id, .. } => {
-                        // The tenant is done with the instance: it is
-                        // released, its allocation and quota freed (as with
-                        // an incomplete record), saying why. The node stays
-                        // failed and dirty, never schedulable, until the
-                        // provider has it sanitized. A released instance (a
-                        // node sanitized again) stays as it is.
-                        let i = instances::by_id(w, instance_id)?;
-                        if i.state != InstanceState::Released {
-                            let why = format!(
-                                "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
-                            );
-                            free_instance_saying(w, &i, Some(&why))?;
-                        }
-                    }
+                    // Freed above.
+                    NodeLifecycle::Releasing { .. } | NodeLifecycle::Sanitizing { .. } => {}
                     // Only starting a release fails an active node.
                     NodeLifecycle::Active { instance_id, .. } => {
                         let i = instances::by_id(w, instance_id)?;
