@@ -170,6 +170,11 @@ pub enum Resource {
     Image,
     /// A tenant's bare-metal instances (and their sanitization records).
     Instance,
+    /// Fabrics: switches, cabling, apply status and plans (provider).
+    Fabric,
+    /// A tenant's VPCs and everything in them: networks, attachments,
+    /// security rules, floating IPs.
+    Vpc,
 }
 
 impl Resource {
@@ -194,6 +199,8 @@ impl Resource {
             Resource::Allocation => "allocation",
             Resource::Image => "image",
             Resource::Instance => "instance",
+            Resource::Fabric => "fabric",
+            Resource::Vpc => "vpc",
         }
     }
 }
@@ -335,8 +342,13 @@ fn project_scoped(resource: Resource) -> bool {
         | Resource::ProjectQuota
         | Resource::QuotaClaim
         | Resource::Allocation
-        | Resource::Instance => true,
-        Resource::Node | Resource::InstanceType | Resource::Capacity | Resource::Image => false,
+        | Resource::Instance
+        | Resource::Vpc => true,
+        Resource::Node
+        | Resource::Fabric
+        | Resource::InstanceType
+        | Resource::Capacity
+        | Resource::Image => false,
         Resource::Tenant
         | Resource::User
         | Resource::Membership
@@ -368,11 +380,13 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::QuotaClaim
             | Resource::Allocation
             | Resource::Instance
+            | Resource::Vpc
             | Resource::OwnIdentity => true,
             Resource::ProviderUser
             | Resource::ProviderQuota
             | Resource::ProviderAudit
             | Resource::Node
+            | Resource::Fabric
             | Resource::InstanceType
             | Resource::Capacity
             | Resource::Image => false,
@@ -387,12 +401,14 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             Resource::QuotaClaim
             | Resource::Allocation
             | Resource::Instance
+            | Resource::Vpc
             | Resource::OwnIdentity => true,
             Resource::TenantToken | Resource::TenantAudit => false,
             Resource::ProviderUser
             | Resource::ProviderQuota
             | Resource::ProviderAudit
             | Resource::Node
+            | Resource::Fabric
             | Resource::InstanceType
             | Resource::Capacity
             | Resource::Image => false,
@@ -408,12 +424,14 @@ fn tenant_allows(role: Role, resource: Resource, action: Action) -> bool {
             | Resource::QuotaClaim
             | Resource::Allocation
             | Resource::Instance
+            | Resource::Vpc
             | Resource::TenantAudit => matches!(action, List | Read),
             Resource::OwnIdentity => true,
             Resource::ProviderUser
             | Resource::ProviderQuota
             | Resource::ProviderAudit
             | Resource::Node
+            | Resource::Fabric
             | Resource::InstanceType
             | Resource::Capacity
             | Resource::Image => false,

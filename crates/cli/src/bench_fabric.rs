@@ -77,6 +77,7 @@ fn topology(a: &FabricArgs) -> (Fabric, Vec<Switch>, Vec<Link>) {
             fabric_ports: (0..below)
                 .map(|l| FabricPort { port: format!("swp{}", l + 1), peer: leaf(l) })
                 .collect(),
+            uplink: None,
         });
     }
     for l in 0..below {
@@ -90,6 +91,7 @@ fn topology(a: &FabricArgs) -> (Fabric, Vec<Switch>, Vec<Link>) {
             fabric_ports: (0..a.spines)
                 .map(|s| FabricPort { port: format!("up{s}"), peer: format!("spine{s}") })
                 .collect(),
+            uplink: None,
         });
     }
     let mut links = Vec::new();

@@ -11,7 +11,8 @@
 //! sanitizations --verify`) found a record whose signature does not verify.
 //!
 //! `instance create --wait` and `instance release --wait` exit 1 when an
-//! instance ends `failed` (or its release stalls) or the wait times out.
+//! instance ends `failed` (or its release stalls) or the wait times out;
+//! `attachment create --wait` exits 1 when the wait times out.
 
 mod bench;
 mod bench_baremetal;

@@ -21,6 +21,16 @@ use std::str::FromStr;
 /// The standard VXLAN UDP port (IANA).
 pub const VXLAN_UDP_PORT: u16 = 4789;
 
+/// The underlay end of every VRF's public link (see `PublicLinkConfig`):
+/// the VRF's default route points here.
+pub const PUBLIC_LINK_UNDERLAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+
+/// The VRF end of every VRF's public link: the underlay routes the VPC's
+/// public addresses here. Both ends are /32s, the same in every VRF (each
+/// VRF end is in its own namespace; the next hops are per link), so no
+/// per-VPC link addressing is allocated.
+pub const PUBLIC_LINK_VRF: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 2);
+
 /// The VRF name of an L3 VNI. Names derive from allocated numbers, never
 /// from tenant strings: they satisfy every OS's syntax (SONiC requires
 /// `Vrf[a-zA-Z0-9_-]+`), fit Linux's 15-byte limit, and leak no tenant name
@@ -93,6 +103,10 @@ pub enum ObjectId {
     Nat(String),
     /// By public address.
     FloatingIp(Ipv4Addr),
+    /// The border's uplink (one per switch).
+    Uplink,
+    /// By VRF name: the VRF's link to the uplink.
+    PublicLink(String),
 }
 
 impl fmt::Display for ObjectId {
@@ -106,6 +120,8 @@ impl fmt::Display for ObjectId {
             ObjectId::Policy(v) => write!(f, "policy:{v}"),
             ObjectId::Nat(v) => write!(f, "nat:{v}"),
             ObjectId::FloatingIp(ip) => write!(f, "floating_ip:{ip}"),
+            ObjectId::Uplink => write!(f, "uplink"),
+            ObjectId::PublicLink(v) => write!(f, "public_link:{v}"),
         }
     }
 }
@@ -125,6 +141,8 @@ impl FromStr for ObjectId {
             "policy" => key.parse().map(ObjectId::Policy).map_err(|_| bad()),
             "nat" => Ok(ObjectId::Nat(key.to_string())),
             "floating_ip" => key.parse().map(ObjectId::FloatingIp).map_err(|_| bad()),
+            "uplink" if key.is_empty() => Ok(ObjectId::Uplink),
+            "public_link" => Ok(ObjectId::PublicLink(key.to_string())),
             _ => Err(bad()),
         }
     }
@@ -154,6 +172,8 @@ pub enum Object {
     Policy(PolicyConfig),
     Nat(NatConfig),
     FloatingIp(FloatingIpConfig),
+    Uplink(UplinkConfig),
+    PublicLink(PublicLinkConfig),
 }
 
 impl Object {
@@ -167,6 +187,8 @@ impl Object {
             Object::Policy(p) => ObjectId::Policy(p.vni),
             Object::Nat(n) => ObjectId::Nat(n.vrf.clone()),
             Object::FloatingIp(f) => ObjectId::FloatingIp(f.public_ip),
+            Object::Uplink(_) => ObjectId::Uplink,
+            Object::PublicLink(p) => ObjectId::PublicLink(p.vrf.clone()),
         }
     }
 }
@@ -304,6 +326,33 @@ pub struct FloatingIpConfig {
     pub private_ip: Ipv4Addr,
     /// What may come in (sorted); empty lets nothing in.
     pub allow: Vec<PortAllow>,
+}
+
+/// A border's uplink, planned where the border carries north-south VPCs:
+/// the port with its address, and a default route to the upstream router
+/// that only the VRFs' public links use (never the fabric underlay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    pub port: String,
+    /// The border's address with the link's prefix length.
+    pub address: Ipv4Net,
+    pub gateway: Ipv4Addr,
+}
+
+/// A north-south VRF's link to the uplink, on a border: its public
+/// addresses (NAT gateway, floating IPs) are routed from the underlay to
+/// the VRF, and the VRF's default route leads back out through the uplink.
+/// Nothing else crosses: no route between VRFs, none from a VRF into the
+/// underlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicLinkConfig {
+    pub vrf: String,
+    /// The VRF's L3 VNI (names the link's devices).
+    pub l3_vni: u32,
+    /// The VPC's public addresses (sorted, distinct).
+    pub public: Vec<Ipv4Addr>,
 }
 
 /// Serializes the object map as a list (each object carries its id).

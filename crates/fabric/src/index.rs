@@ -3,7 +3,7 @@
 //! whole intent.
 
 use crate::intent::{Attachment, FloatingIp, Intent, NatGateway, Network, SecurityRule, Vpc};
-use crate::model::{Fabric, Link, Switch, SwitchRole};
+use crate::model::{Fabric, Link, Switch};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub(crate) struct Index<'a> {
@@ -31,7 +31,7 @@ pub(crate) struct Index<'a> {
     /// Floating IPs by VPC (through their attachment's network).
     pub fips_by_vpc: HashMap<&'a str, Vec<&'a FloatingIp>>,
     /// VPCs with north-south service (a NAT gateway or a floating IP): their
-    /// VRF is on every border switch.
+    /// VRF is on every border switch with an uplink.
     pub north_south: BTreeSet<&'a str>,
 }
 
@@ -124,13 +124,12 @@ impl<'a> Index<'a> {
     }
 
     /// The VPCs whose VRF a switch carries: those of its networks, plus
-    /// every north-south VPC on a border (sorted by id).
+    /// every north-south VPC on a border with an uplink (sorted by id).
     pub fn switch_vpcs(&self, sw: &Switch) -> BTreeSet<&'a str> {
         let mut out: BTreeSet<&'a str> =
             self.switch_networks(&sw.name).map(|n| n.vpc.as_str()).collect();
-        match sw.role {
-            SwitchRole::Border => out.extend(self.north_south.iter().copied()),
-            SwitchRole::Leaf | SwitchRole::Spine => {}
+        if sw.carries_north_south() {
+            out.extend(self.north_south.iter().copied());
         }
         out
     }

@@ -26,15 +26,15 @@ pub mod validate;
 pub use alloc::{allocate, Allocations, NetworkAllocation, SwitchVlans, VpcAllocation};
 pub use desired::{
     BgpConfig, BgpPeer, DesiredState, FloatingIpConfig, NatConfig, Object, ObjectId, PolicyAllow,
-    PolicyConfig, PortConfig, PortMode, SegmentConfig, SegmentPurpose, SwitchConfig, VrfConfig,
-    VtepConfig,
+    PolicyConfig, PortConfig, PortMode, PublicLinkConfig, SegmentConfig, SegmentPurpose,
+    SwitchConfig, UplinkConfig, VrfConfig, VtepConfig, PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF,
 };
 pub use diff::{apply, diff, diff_switch, Change, Op};
 pub use error::{Error, Result};
 pub use intent::{Attachment, FloatingIp, Intent, NatGateway, Network, SecurityRule, Vpc};
 pub use model::{
     Fabric, FabricKind, FabricPort, IdRange, Link, Pools, Provisioning, Switch, SwitchOs,
-    SwitchRole,
+    SwitchRole, Uplink,
 };
 pub use net::{Ipv4Net, PortAllow, PortRange, Protocol, RouteTarget};
 pub use plan::{plan, Planner};

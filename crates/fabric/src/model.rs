@@ -162,6 +162,36 @@ pub struct Switch {
     /// Ports cabled to other switches: unnumbered eBGP sessions.
     #[serde(default)]
     pub fabric_ports: Vec<FabricPort>,
+    /// A border's external link (north-south traffic); borders only. Only
+    /// a border with an uplink carries NAT gateways and floating IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<Uplink>,
+}
+
+impl Switch {
+    /// Whether the switch carries north-south service (the VRF of every
+    /// VPC with a NAT gateway or floating IP): a border with an uplink. A
+    /// border without one is planned as a leaf.
+    pub fn carries_north_south(&self) -> bool {
+        match self.role {
+            SwitchRole::Border => self.uplink.is_some(),
+            SwitchRole::Leaf | SwitchRole::Spine => false,
+        }
+    }
+}
+
+/// A border's port to the upstream (public) router. The upstream routes
+/// `fabric.pools.public` to `address`; the border sends everything its
+/// north-south VPCs egress to `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uplink {
+    pub port: String,
+    /// The border's address on the external link, with the link's prefix
+    /// length (`198.51.100.2/30`).
+    pub address: Ipv4Net,
+    /// The upstream router, on the link.
+    pub gateway: Ipv4Addr,
 }
 
 /// A switch port cabled to another switch.

@@ -282,7 +282,7 @@ fn given_addresses_never_take_an_assigned_one_and_assigned_ones_stay() {
 #[test]
 fn nat_addresses_are_allocated_stably_around_floating_ips() {
     let mut lab = Lab::new(SwitchOs::Frr);
-    lab.switches[2].role = SwitchRole::Border;
+    make_border(&mut lab.switches[2]);
     lab.intent.floating_ips.push(FloatingIp {
         id: "fip-1".into(),
         attachment: "att-a1".into(),

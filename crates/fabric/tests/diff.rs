@@ -15,7 +15,7 @@ use neocloud_fabric::*;
 /// A topology for `os` with leaf2 as a border (so north-south is planned).
 fn topology(os: SwitchOs) -> (Fabric, Vec<Switch>, Vec<Link>) {
     let mut s = switches(os);
-    s[2].role = SwitchRole::Border;
+    make_border(&mut s[2]);
     (fabric(), s, links(os))
 }
 
@@ -145,6 +145,11 @@ fn applying_the_diff_to_actual_yields_desired() {
         "add nat",
         "add floating_ip",
         "modify vrf",
+        "add uplink",
+        "remove uplink",
+        "add public_link",
+        "modify public_link",
+        "remove public_link",
     ] {
         assert!(seen.contains(want), "never saw {want:?}; saw {seen:?}");
     }
@@ -164,6 +169,7 @@ fn ports_of(switch: &str, links: &[Link], switches: &[Switch]) -> Vec<String> {
         links.iter().filter(|l| l.switch == switch).map(|l| l.port.clone()).collect();
     if let Some(s) = switches.iter().find(|s| s.name == switch) {
         out.extend(s.fabric_ports.iter().map(|p| p.port.clone()));
+        out.extend(s.uplink.iter().map(|u| u.port.clone()));
     }
     out
 }
@@ -216,4 +222,135 @@ fn a_vtep_change_rebuilds_everything_built_on_it() {
     let mut sim = from_scratch("leaf1", Some(a), &ports);
     sim.run_all(&steps);
     assert_eq!(sim, from_scratch("leaf1", Some(d), &ports));
+}
+
+/// Leaf2 as a border with an uplink, VPC A with a NAT gateway.
+fn north_south(fip: bool) -> (Fabric, Vec<Switch>, Vec<Link>, Intent) {
+    let (f, s, l) = topology(SwitchOs::Frr);
+    let mut i = intent();
+    i.nat_gateways.push(NatGateway { vpc: "vpc-a".into(), public_ip: None });
+    if fip {
+        i.floating_ips.push(FloatingIp {
+            id: "fip".into(),
+            attachment: "att-a2".into(),
+            public_ip: ip("203.0.113.9"),
+            allow: vec![PortAllow { protocol: Protocol::Icmp, ports: None }],
+        });
+    }
+    (f, s, l, i)
+}
+
+fn plan_of(f: &Fabric, s: &[Switch], l: &[Link], i: &Intent) -> SwitchConfig {
+    let alloc = allocate(f, s, l, i, &Allocations::default()).unwrap();
+    plan(f, s, l, i, &alloc).unwrap().switches.remove("leaf2").unwrap()
+}
+
+/// Converges leaf2 from `a` to `d` on the model and checks it matches a
+/// fresh build; returns the steps as lines.
+fn converge_leaf2(a: &SwitchConfig, d: &SwitchConfig, s: &[Switch], l: &[Link]) -> Vec<String> {
+    let mut ports = ports_of("leaf2", l, s);
+    ports.extend(["swp8".to_string(), "swp9".to_string()]);
+    ports.sort();
+    ports.dedup();
+    let steps = linux::converge("leaf2", a, d).unwrap();
+    let mut sim = from_scratch("leaf2", Some(a), &ports);
+    sim.run_all(&steps);
+    assert_eq!(sim, from_scratch("leaf2", Some(d), &ports));
+    assert!(linux::converge("leaf2", d, d).unwrap().is_empty());
+    steps.iter().map(|c| c.join(" ")).collect()
+}
+
+#[test]
+fn the_border_is_built_with_its_public_path_and_nothing_else_crosses() {
+    let (f, s, l, i) = north_south(true);
+    let d = plan_of(&f, &s, &l, &i);
+    let sim = from_scratch("leaf2", Some(&d), &ports_of("leaf2", &l, &s));
+    let route = |ns: &str, table: &str, dst: &str| {
+        sim.routes.get(&(ns.to_string(), table.to_string())).and_then(|r| r.get(dst)).cloned()
+    };
+    // The default route only in the uplink's table, never the underlay's.
+    assert_eq!(route("", "200", "default").as_deref(), Some("via 198.51.100.1 dev swp9"));
+    assert_eq!(route("", "main", "default"), None);
+    // The VPC's public addresses to its VRF, its default route back.
+    for p in ["203.0.113.1/32", "203.0.113.9/32"] {
+        assert_eq!(route("", "main", p).as_deref(), Some("via 169.254.0.2 dev pub5000 onlink"));
+    }
+    assert_eq!(
+        route("Vrf5000", "main", "default").as_deref(),
+        Some("via 169.254.0.1 dev ext5000 onlink")
+    );
+    // B is not north-south: no link, no route.
+    assert_eq!(route("Vrf5001", "main", "default"), None);
+    assert!(!sim.devs.contains_key("pub5001"));
+    assert_eq!(
+        sim.rules,
+        [(String::new(), "iif pub5000 lookup 200 priority 200".to_string())].into()
+    );
+    assert_eq!(sim.devs["ext5000"].ns, "Vrf5000");
+    assert_eq!(sim.devs["swp9"].addrs, ["198.51.100.2/30".to_string()].into());
+    assert_eq!(
+        sim.sets[&(String::new(), "public-links".to_string())],
+        ["\"pub5000\"".to_string()].into()
+    );
+    let rules = |ns: &str, chain: &str| sim.chains[&(ns.to_string(), chain.to_string())].clone();
+    assert_eq!(
+        rules("", "public-5000"),
+        vec![
+            "oifname \"pub5000\" ip daddr != { 203.0.113.1, 203.0.113.9 } drop",
+            "iifname \"pub5000\" ip saddr != { 203.0.113.1, 203.0.113.9 } drop",
+        ]
+    );
+    assert!(rules("", "uplink-in").contains(&"iifname @public-links drop".to_string()));
+    assert!(
+        rules("", "uplink-fwd").contains(&"iifname \"swp9\" oifname != @public-links drop".into())
+    );
+    assert_eq!(rules("Vrf5000", "public-in").last().unwrap(), "iifname \"ext5000\" drop");
+}
+
+#[test]
+fn public_addresses_change_in_place_and_an_uplink_change_rebuilds_the_links() {
+    let (f, mut s, l, i) = north_south(false);
+    let before = plan_of(&f, &s, &l, &i);
+    // A floating IP appears: one route and the link's rules, in place.
+    let (_, _, _, with_fip) = north_south(true);
+    let after = plan_of(&f, &s, &l, &with_fip);
+    let steps = converge_leaf2(&before, &after, &s, &l);
+    assert!(
+        steps.contains(&"ip route add 203.0.113.9/32 via 169.254.0.2 dev pub5000 onlink".into())
+    );
+    assert!(steps.contains(&"nft flush chain inet neocloud public-5000".into()));
+    assert!(
+        !steps.iter().any(|c| c.contains("link del") || c.contains("delete table")),
+        "{steps:#?}"
+    );
+    // And goes again.
+    let steps = converge_leaf2(&after, &before, &s, &l);
+    assert!(
+        steps.contains(&"ip route del 203.0.113.9/32 via 169.254.0.2 dev pub5000 onlink".into())
+    );
+
+    // A new gateway on the same link: one route replaced.
+    let up = s[2].uplink.as_mut().unwrap();
+    up.address = net("198.51.100.2/29");
+    let wide = plan_of(&f, &s, &l, &i);
+    s[2].uplink.as_mut().unwrap().gateway = ip("198.51.100.6");
+    let moved = plan_of(&f, &s, &l, &i);
+    assert_eq!(
+        converge_leaf2(&wide, &moved, &s, &l),
+        vec!["ip route replace default via 198.51.100.6 dev swp9 table 200".to_string()]
+    );
+    // Another port: the uplink and every public link are rebuilt.
+    s[2].uplink.as_mut().unwrap().port = "swp8".into();
+    let other = plan_of(&f, &s, &l, &i);
+    let steps = converge_leaf2(&moved, &other, &s, &l);
+    for want in ["ip link del pub5000", "nft delete table inet neocloud", "ip link set swp9 down"] {
+        assert!(steps.contains(&want.to_string()), "{want}: {steps:#?}");
+    }
+    // The last north-south service gone: the uplink goes with it.
+    let (_, _, _, mut none) = north_south(false);
+    none.nat_gateways.clear();
+    let bare = plan_of(&f, &s, &l, &none);
+    assert!(bare.get(&ObjectId::Uplink).is_none());
+    let steps = converge_leaf2(&other, &bare, &s, &l);
+    assert!(steps.contains(&"ip link set swp8 down".to_string()), "{steps:#?}");
 }

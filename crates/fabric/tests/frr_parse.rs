@@ -12,6 +12,7 @@ use neocloud_fabric::render::frr;
 use neocloud_fabric::*;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn vtysh() -> Option<&'static str> {
     for p in ["/usr/bin/vtysh", "/usr/local/bin/vtysh"] {
@@ -42,7 +43,10 @@ fn check(vtysh: &str, dir: &Path, switch: &str, file: &str, text: &str) {
 }
 
 fn check_all(vtysh: &str, d: &DesiredState) -> usize {
-    let dir = std::env::temp_dir().join(format!("neocloud-frr-parse-{}", std::process::id()));
+    // One directory per call: the tests run in parallel in one process.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("neocloud-frr-parse-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut n = 0;
     for (name, cfg) in &d.switches {
@@ -62,6 +66,30 @@ fn the_frr_parser_accepts_every_rendered_configuration() {
     let d = Lab::new(SwitchOs::Frr).plan();
     assert_eq!(check_all(vtysh, &d), d.switches.len());
     assert!(d.switches.len() >= 3, "spine and leaves: {:?}", d.switches.keys());
+}
+
+/// A border with an uplink carrying north-south service (default
+/// origination into the VRFs), and a second border without one.
+#[test]
+fn the_frr_parser_accepts_north_south_configurations() {
+    let Some(vtysh) = vtysh() else { return };
+    let mut intent = intent();
+    intent.nat_gateways.push(NatGateway { vpc: "vpc-a".into(), public_ip: None });
+    intent.floating_ips.push(FloatingIp {
+        id: "fip".into(),
+        attachment: "att-b2".into(),
+        public_ip: ip("203.0.113.9"),
+        allow: vec![PortAllow { protocol: Protocol::Tcp, ports: None }],
+    });
+    let os = SwitchOs::Frr;
+    let (fabric, mut switches, links) = (fabric(), switches(os), links(os));
+    make_border(&mut switches[2]);
+    switches[1].role = SwitchRole::Border;
+    let alloc = allocate(&fabric, &switches, &links, &intent, &Allocations::default()).unwrap();
+    let d = plan(&fabric, &switches, &links, &intent, &alloc).unwrap();
+    let border = frr::render("leaf2", &d.switches["leaf2"]);
+    assert_eq!(border.bgpd.matches("  default-originate ipv4\n").count(), 2);
+    assert_eq!(check_all(vtysh, &d), d.switches.len());
 }
 
 /// A rejected line makes the check fail (the check itself is not a no-op).

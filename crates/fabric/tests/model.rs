@@ -242,7 +242,7 @@ fn security_rule_and_north_south_errors_name_the_field() {
         "nat_gateways[0].vpc"
     );
     let with_border = |f: &mut Fabric, s: &mut Vec<Switch>| {
-        s[2].role = SwitchRole::Border;
+        make_border(&mut s[2]);
         f.pools.public = vec![net("203.0.113.0/28")];
     };
     assert_eq!(
@@ -353,4 +353,155 @@ fn prefixes_behave() {
     assert!("10.0.0.0".parse::<Ipv4Net>().is_err());
     assert_eq!("65000:100".parse::<RouteTarget>().unwrap(), RouteTarget { asn: 65000, value: 100 });
     assert!("70000:1".parse::<RouteTarget>().is_err());
+}
+
+#[test]
+fn uplink_errors_name_the_field() {
+    fn up(s: &mut [Switch]) -> &mut Uplink {
+        s[2].uplink.as_mut().unwrap()
+    }
+    let border = |s: &mut Vec<Switch>| make_border(&mut s[2]);
+    assert_eq!(
+        field_of(|_, s, _, _| s[1].uplink = Some(uplink(SwitchOs::Frr))),
+        "switches[1].uplink"
+    );
+    assert_eq!(
+        field_of(|_, s, _, _| {
+            border(s);
+            up(s).port = "swp1".into();
+        }),
+        "switches[2].uplink.port"
+    );
+    for bad in ["swp9\n", "a-very-long-port-name", "pub5000", "br100", "ext7", "vni9"] {
+        assert_eq!(
+            field_of(|_, s, _, _| {
+                border(s);
+                up(s).port = bad.into();
+            }),
+            "switches[2].uplink.port",
+            "{bad:?}"
+        );
+    }
+    for bad in [
+        "198.51.100.2/32", // no room for the gateway
+        "198.51.100.0/30", // the link's network address
+        "198.51.100.3/30", // its broadcast address
+        "203.0.113.2/30",  // overlaps the public block
+        "203.0.0.2/16",    // contains the public block
+        "10.0.0.3/24",     // contains the switches' loopbacks
+        "169.254.0.5/16",  // the public links' addresses
+        "224.0.0.1/24",    // not unicast
+    ] {
+        assert_eq!(
+            field_of(|_, s, _, _| {
+                border(s);
+                up(s).address = net(bad);
+            }),
+            "switches[2].uplink.address",
+            "{bad}"
+        );
+    }
+    // Two borders may share the upstream link, not an address.
+    assert_eq!(
+        field_of(|_, s, _, _| {
+            border(s);
+            make_border(&mut s[1]);
+        }),
+        "switches[2].uplink.address"
+    );
+    for bad in ["198.51.100.2", "198.51.100.5", "198.51.100.3"] {
+        assert_eq!(
+            field_of(|_, s, _, _| {
+                border(s);
+                up(s).gateway = ip(bad);
+            }),
+            "switches[2].uplink.gateway",
+            "{bad}"
+        );
+    }
+    // A node cabled to the uplink port.
+    assert_eq!(
+        field_of(|_, s, l, _| {
+            border(s);
+            l[4].port = "swp9".into();
+        }),
+        "links[4].port"
+    );
+    // A port named like a device the fabric creates.
+    assert_eq!(field_of(|_, _, l, _| l[0].port = "br100".into()), "links[0].port");
+    // Valid: a /31 link, and two borders on one upstream link.
+    let os = SwitchOs::Frr;
+    let (f, mut s, l, i) = (fabric(), switches(os), links(os), intent());
+    make_border(&mut s[2]);
+    s[2].uplink.as_mut().unwrap().address = net("198.51.100.0/31");
+    s[2].uplink.as_mut().unwrap().gateway = ip("198.51.100.1");
+    validate(&f, &s, &l, &i).unwrap();
+    make_border(&mut s[1]);
+    s[2].uplink.as_mut().unwrap().address = net("198.51.100.3/29");
+    validate(&f, &s, &l, &i).unwrap();
+}
+
+#[test]
+fn north_south_needs_an_uplink_and_networks_clear_of_its_addresses() {
+    let nat = NatGateway { vpc: "vpc-a".into(), public_ip: None };
+    let fip = FloatingIp {
+        id: "f".into(),
+        attachment: "att-b1".into(),
+        public_ip: ip("203.0.113.5"),
+        allow: vec![],
+    };
+    // A border without an uplink cannot carry north-south.
+    assert_eq!(
+        field_of(|_, s, _, i| {
+            s[2].role = SwitchRole::Border;
+            i.nat_gateways.push(nat.clone());
+        }),
+        "nat_gateways[0].vpc"
+    );
+    assert_eq!(
+        field_of(|_, s, _, i| {
+            s[2].role = SwitchRole::Border;
+            i.floating_ips.push(fip.clone());
+        }),
+        "floating_ips[0].attachment"
+    );
+    // A north-south VPC's network may not cover public or link addresses
+    // (here VPC B, north-south through its floating IP).
+    for bad in ["203.0.113.0/24", "169.254.0.0/30", "169.254.0.0/16"] {
+        assert_eq!(
+            field_of(|_, s, _, i| {
+                make_border(&mut s[2]);
+                i.floating_ips.push(fip.clone());
+                i.networks[1].cidr = net(bad);
+                i.attachments[3].ip = None;
+            }),
+            "networks[1].cidr",
+            "{bad}"
+        );
+    }
+    // Other VPCs may use them: they never reach the public side.
+    let os = SwitchOs::Frr;
+    let (f, mut s, l, mut i) = (fabric(), switches(os), links(os), intent());
+    make_border(&mut s[2]);
+    i.nat_gateways.push(nat);
+    i.networks[1].cidr = net("169.254.0.0/24");
+    i.attachments[3].ip = None;
+    validate(&f, &s, &l, &i).unwrap();
+}
+
+#[test]
+fn switches_without_an_uplink_read_as_before_and_uplinks_round_trip() {
+    let old = r#"{"name":"leaf2","role":"border","os":"frr","mgmt_address":"192.168.0.2",
+        "asn":65102,"loopback":"10.0.0.2","fabric_ports":[{"port":"swp1","peer":"spine"}]}"#;
+    let s: Switch = serde_json::from_str(old).unwrap();
+    assert_eq!(s.uplink, None);
+    assert!(!serde_json::to_string(&s).unwrap().contains("uplink"));
+    let mut s = s;
+    s.uplink = Some(uplink(SwitchOs::Frr));
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["uplink"]["address"], "198.51.100.2/30");
+    assert_eq!(json["uplink"]["gateway"], "198.51.100.1");
+    assert_eq!(serde_json::from_value::<Switch>(json).unwrap(), s);
+    let bad = r#"{"port":"swp9","address":"198.51.100.2/30","gateway":"198.51.100.1","vlan":4}"#;
+    assert!(serde_json::from_str::<Uplink>(bad).is_err());
 }

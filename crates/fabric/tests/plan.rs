@@ -294,6 +294,7 @@ fn north_south_lives_on_borders() {
         asn: 65109,
         loopback: ip("10.0.0.9"),
         fabric_ports: vec![FabricPort { port: "swp1".into(), peer: "spine".into() }],
+        uplink: Some(uplink(os)),
     });
     let alloc = allocate(&fabric, &switches, &links, &intent, &Allocations::default()).unwrap();
     let d = plan(&fabric, &switches, &links, &intent, &alloc).unwrap();
@@ -372,4 +373,119 @@ fn the_vpc_generation_never_reaches_a_switch() {
     lab.intent.vpcs[0].generation += 1;
     lab.intent.vpcs[0].name = "renamed".into();
     assert_eq!(lab.plan(), before);
+}
+
+/// The lab with leaf2 as a border with an uplink, a NAT gateway for A and
+/// a floating IP for a2.
+fn north_south_lab() -> Lab {
+    let mut intent = intent();
+    intent.nat_gateways.push(NatGateway { vpc: "vpc-a".into(), public_ip: None });
+    intent.floating_ips.push(FloatingIp {
+        id: "fip".into(),
+        attachment: "att-a2".into(),
+        public_ip: ip("203.0.113.9"),
+        allow: vec![],
+    });
+    let os = SwitchOs::Frr;
+    let mut switches = switches(os);
+    make_border(&mut switches[2]);
+    let (fabric, links) = (fabric(), links(os));
+    let alloc = allocate(&fabric, &switches, &links, &intent, &Allocations::default()).unwrap();
+    Lab { fabric, switches, links, intent, alloc }
+}
+
+#[test]
+fn a_border_with_an_uplink_gets_the_uplink_and_a_public_link_per_north_south_vrf() {
+    let lab = north_south_lab();
+    let d = lab.plan();
+    let border = &d.switches["leaf2"];
+    match border.get(&ObjectId::Uplink) {
+        Some(Object::Uplink(u)) => {
+            assert_eq!(
+                *u,
+                UplinkConfig {
+                    port: "swp9".into(),
+                    address: net("198.51.100.2/30"),
+                    gateway: ip("198.51.100.1")
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let l3 = lab.alloc.vpcs["vpc-a"].l3_vni;
+    let vrf_a = format!("Vrf{l3}");
+    match border.get(&ObjectId::PublicLink(vrf_a.clone())) {
+        Some(Object::PublicLink(l)) => {
+            // The NAT address and the floating IP, sorted.
+            assert_eq!(
+                *l,
+                PublicLinkConfig {
+                    vrf: vrf_a.clone(),
+                    l3_vni: l3,
+                    public: vec![lab.alloc.nat_addresses["vpc-a"], ip("203.0.113.9")]
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // B has no north-south service: no public link, no default route.
+    let vrf_b = format!("Vrf{}", lab.alloc.vpcs["vpc-b"].l3_vni);
+    assert!(border.get(&ObjectId::PublicLink(vrf_b.clone())).is_none());
+    match border.get(&ObjectId::Vrf(vrf_b)) {
+        Some(Object::Vrf(v)) => assert!(!v.default_originate),
+        other => panic!("{other:?}"),
+    }
+    // Nothing of it on the leaf or the spine.
+    for name in ["leaf1", "spine"] {
+        for o in d.switches[name].objects.values() {
+            assert!(!matches!(o, Object::Uplink(_) | Object::PublicLink(_)), "{name}: {o:?}");
+        }
+    }
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(serde_json::from_str::<DesiredState>(&json).unwrap(), d);
+    for id in [ObjectId::Uplink, ObjectId::PublicLink(vrf_a)] {
+        assert_eq!(id.to_string().parse::<ObjectId>().unwrap(), id);
+    }
+}
+
+#[test]
+fn the_uplink_is_planned_only_while_the_border_carries_north_south() {
+    let mut lab = north_south_lab();
+    lab.intent.nat_gateways.clear();
+    lab.intent.floating_ips.clear();
+    lab.reallocate().unwrap();
+    let d = lab.plan();
+    for o in d.switches["leaf2"].objects.values() {
+        match o {
+            Object::Uplink(_) | Object::PublicLink(_) | Object::Nat(_) => panic!("{o:?}"),
+            Object::Vrf(v) => assert!(!v.default_originate),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_border_without_an_uplink_is_planned_as_a_leaf() {
+    let mut lab = north_south_lab();
+    // A second border, without an uplink: it carries only its own nodes'
+    // VRFs, never the north-south ones (a default route it cannot forward
+    // would black-hole part of the egress).
+    lab.switches[1].role = SwitchRole::Border;
+    lab.intent.attachments.retain(|a| a.id != "att-b1");
+    lab.reallocate().unwrap();
+    let d = lab.plan();
+    let leaf1 = &d.switches["leaf1"];
+    for o in leaf1.objects.values() {
+        match o {
+            Object::Uplink(_) | Object::PublicLink(_) | Object::Nat(_) | Object::FloatingIp(_) => {
+                panic!("{o:?}")
+            }
+            Object::Vrf(v) => assert!(!v.default_originate && v.vpc == "vpc-a"),
+            _ => {}
+        }
+    }
+    let planner =
+        Planner::new(&lab.fabric, &lab.switches, &lab.links, &lab.intent, &lab.alloc).unwrap();
+    assert_eq!(planner.switches_of_vpc("vpc-b"), ["leaf2"].into());
+    assert_eq!(planner.switches_of_vpc("vpc-a"), ["leaf1", "leaf2"].into());
 }

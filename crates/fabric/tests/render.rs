@@ -44,7 +44,8 @@ fn frr_and_linux_snapshot() {
     check_snapshot("frr.txt", &text);
 }
 
-/// The lab with leaf2 as a border: a NAT gateway, a floating IP and a rule.
+/// The lab with leaf2 as a border with an uplink: a NAT gateway, a floating
+/// IP and a rule.
 fn north_south_lab() -> Lab {
     let mut intent = intent();
     intent.networks.push(network("net-a2", "vpc-a", "10.101.0.0/24"));
@@ -75,7 +76,7 @@ fn north_south_lab() -> Lab {
     });
     let os = SwitchOs::Frr;
     let mut switches = switches(os);
-    switches[2].role = SwitchRole::Border;
+    make_border(&mut switches[2]);
     let (fabric, links) = (fabric(), links(os));
     let alloc = allocate(&fabric, &switches, &links, &intent, &Allocations::default()).unwrap();
     Lab { fabric, switches, links, intent, alloc }
@@ -87,7 +88,44 @@ fn frr_north_south_snapshot() {
     let text = frr_text(&d);
     assert!(text.contains("  default-originate ipv4\n"));
     assert!(text.contains("snat ip to 203.0.113.1"));
+    // The border's public path: the uplink's own table, the VRF's link.
+    assert!(text.contains("\nip route add default via 198.51.100.1 dev swp9 table 200\n"));
+    assert!(text.contains("\nip link add pub5000 type veth peer name ext5000\n"));
+    assert!(text.contains("\nip -n Vrf5000 route add default via 169.254.0.1 dev ext5000 onlink\n"));
+    assert!(text.contains("\nip route add 203.0.113.10/32 via 169.254.0.2 dev pub5000 onlink\n"));
+    assert!(text.contains("\nip rule add iif pub5000 lookup 200 priority 200\n"));
     check_snapshot("frr-north-south.txt", &text);
+}
+
+#[test]
+fn the_uplink_and_public_links_are_refused_where_not_rendered() {
+    let lab = north_south_lab();
+    let d = lab.plan();
+    // Only the uplink plumbing: NAT and floating IPs are refused already.
+    let mut cfg = d.switches["leaf2"].clone();
+    cfg.objects
+        .retain(|id, _| matches!(id, ObjectId::Bgp | ObjectId::Uplink | ObjectId::PublicLink(_)));
+    assert_eq!(cfg.objects.len(), 3);
+    for os in [SwitchOs::Sonic, SwitchOs::CumulusNvue, SwitchOs::AristaEos] {
+        cfg.os = os;
+        let res = match os {
+            SwitchOs::Sonic => sonic::render("leaf2", &cfg).map(|_| ()),
+            SwitchOs::CumulusNvue => nvue::render("leaf2", &cfg).map(|_| ()),
+            SwitchOs::AristaEos => eos::render("leaf2", &cfg).map(|_| ()),
+            SwitchOs::Frr => unreachable!(),
+        };
+        match res {
+            Err(Error::Unsupported { object, .. }) => {
+                assert!(object == "uplink" || object.starts_with("public_link:"), "{object}")
+            }
+            other => panic!("{os:?}: {other:?}"),
+        }
+    }
+    // FRR's files are the same with or without them (Linux state only).
+    cfg.os = SwitchOs::Frr;
+    let mut bare = cfg.clone();
+    bare.objects.retain(|id, _| *id == ObjectId::Bgp);
+    assert_eq!(frr::render("leaf2", &cfg), frr::render("leaf2", &bare));
 }
 
 #[test]

@@ -65,6 +65,17 @@ pub struct Config {
     /// The ed25519 key that signs sanitization records (default
     /// `<data_dir>/signing.key`, created on first start). Replicas share it.
     pub signing_key_file: Option<PathBuf>,
+    /// How often the fabric controller converges the switches (0: not on
+    /// this replica). It also runs at once after every network change.
+    pub fabric_interval_ms: u64,
+    /// How often an in-sync switch is checked for drift.
+    pub fabric_check_secs: u64,
+    /// Allow `nsenter` switch management (switches that are namespaces on
+    /// this host: labs only).
+    pub allow_local_switches: bool,
+    /// How long a released node's switch ports have to leave the tenant's
+    /// networks before its release fails.
+    pub isolation_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -92,6 +103,10 @@ impl Default for Config {
             boot_attempts: 3,
             agent_timeout_secs: 1800,
             signing_key_file: None,
+            fabric_interval_ms: 5000,
+            fabric_check_secs: 60,
+            allow_local_switches: false,
+            isolation_timeout_secs: 600,
         }
     }
 }

@@ -115,6 +115,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
             )?;
         }
         allocations::bump_placement_generation(w)?;
+        seed_fabric(w)?;
         audit::append(
             w,
             audit::PROVIDER_CHAIN,
@@ -126,7 +127,9 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 role: None,
                 tenant_id: None,
                 action: "demo_seed".into(),
-                target: format!("simulated datacenter: {DEMO_NODES} nodes, 7 instance types"),
+                target: format!(
+                    "simulated datacenter: {DEMO_NODES} nodes, 7 instance types, fabric {DEMO_FABRIC}"
+                ),
                 outcome: "success".into(),
                 status: 201,
                 request_id: neocloud_common::new_id(),
@@ -134,6 +137,114 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
         )?;
         Ok(DEMO_NODES)
     })
+}
+
+/// The demo's Ethernet fabric: SIMULATED switches (they accept and remember
+/// what the fabric controller pushes), a spine, one leaf per SU (every
+/// node's `eth0` cabled to its SU's leaf) and a border with an uplink for
+/// NAT gateways and floating IPs from 198.51.100.0/24.
+pub const DEMO_FABRIC: &str = "sim-fabric";
+
+fn seed_fabric(w: &mut dyn neocloud_store::Writer) -> Result<()> {
+    use neocloud_types::{
+        FabricKindSpec, FabricPortSpec, FabricSpec, LinkSpec, PoolsSpec, Ports32, SwitchManagement,
+        SwitchOsSpec, SwitchRoleSpec, SwitchSpec,
+    };
+    let all = nodes::list(w)?;
+    let mut sus: Vec<String> = all.iter().map(|n| n.su.to_string()).collect();
+    sus.sort();
+    sus.dedup();
+    let switch = |name: String, role, asn, loopback: String, ports: Vec<FabricPortSpec>| {
+        Ok::<_, Error>(SwitchSpec {
+            name: self::name(&name)?,
+            role,
+            os: SwitchOsSpec::Frr,
+            mgmt_address: loopback.clone(),
+            asn,
+            loopback,
+            fabric_ports: ports,
+            uplink: None,
+            management: SwitchManagement::Simulated,
+        })
+    };
+    let leaf_name = |i: usize| format!("sim-leaf-{}", i + 1);
+    let mut switches = vec![switch(
+        "sim-spine-1".into(),
+        SwitchRoleSpec::Spine,
+        65000,
+        "10.255.0.1".into(),
+        (0..sus.len())
+            .map(|i| FabricPortSpec { port: format!("swp{}", i + 1), peer: leaf_name(i) })
+            .chain([FabricPortSpec { port: "swp32".into(), peer: "sim-border-1".into() }])
+            .collect(),
+    )?];
+    // North-south: a border with an uplink to the (simulated) internet.
+    let mut border = switch(
+        "sim-border-1".into(),
+        SwitchRoleSpec::Border,
+        65200,
+        "10.255.2.1".into(),
+        vec![FabricPortSpec { port: "swp49".into(), peer: "sim-spine-1".into() }],
+    )?;
+    border.uplink = Some(neocloud_types::UplinkSpec {
+        port: "swp50".into(),
+        address: "192.0.2.2/30".into(),
+        gateway: "192.0.2.1".into(),
+    });
+    switches.push(border);
+    for i in 0..sus.len() {
+        switches.push(switch(
+            leaf_name(i),
+            SwitchRoleSpec::Leaf,
+            65101 + i as u32,
+            format!("10.255.1.{}", i + 1),
+            vec![FabricPortSpec { port: "swp49".into(), peer: "sim-spine-1".into() }],
+        )?);
+    }
+    let links = all
+        .iter()
+        .enumerate()
+        .map(|(i, n)| LinkSpec {
+            node: n.id.clone(),
+            nic: "eth0".into(),
+            switch: leaf_name(sus.iter().position(|s| *s == n.su.as_str()).unwrap_or(0)),
+            port: format!("swp{}", i + 1),
+        })
+        .collect();
+    let spec = FabricSpec {
+        generation: None,
+        kind: FabricKindSpec::Ethernet,
+        pools: PoolsSpec {
+            l2_vni: Ports32 { first: 10000, last: 19999 },
+            l3_vni: Ports32 { first: 50000, last: 50999 },
+            vlan: Ports32 { first: 100, last: 3999 },
+            route_target_asn: 65000,
+            provisioning_vni: 9999,
+            provisioning_vlan: 4000,
+            provisioning_servers: Vec::new(),
+            public: vec!["198.51.100.0/24".into()],
+        },
+        gateway_mac: None,
+        switches,
+        links,
+    };
+    let ledger = serde_json::to_string(&neocloud_fabric::Allocations::default())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let f = neocloud_store::fabrics::create(w, DEMO_FABRIC, "ethernet", &spec, &ledger)?;
+    let links: Vec<_> = spec
+        .links
+        .iter()
+        .map(|l| neocloud_store::fabrics::LinkRecord {
+            fabric_id: f.id.clone(),
+            node_id: l.node.clone(),
+            nic: l.nic.clone(),
+            switch: l.switch.clone(),
+            port: l.port.clone(),
+        })
+        .collect();
+    neocloud_store::fabrics::set_links(w, &f.id, &links)?;
+    crate::network::intent::reallocate(w, &f.id, false)?;
+    Ok(())
 }
 
 /// Points the demo's nodes at this run's simulated BMC fleet (its port

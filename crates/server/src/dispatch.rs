@@ -32,6 +32,7 @@ pub struct App {
     pub placement: crate::placement::PlacementService,
     pub secrets: crate::secrets::SecretBox,
     pub lifecycle: crate::controllers::lifecycle::LifecycleController,
+    pub fabric: crate::controllers::fabric::FabricController,
     pub boot: crate::boot::handlers::BootConfig,
 }
 
@@ -187,6 +188,11 @@ fn run(
             let mut effects = Vec::new();
             let mut nudge: Vec<String> = Vec::new();
             let res = app.store.write(|w| {
+                // The store may run this again (a lost deadlock): nothing of
+                // an earlier run may leak into this one.
+                lost_race = false;
+                effects.clear();
+                nudge.clear();
                 let (tenant, project, role) = resolve(w, op, req, p, seen)?;
                 if let Some(k) = &idem {
                     if let Some(stored) = idempotency::lookup(w, &k.scope, &k.key)? {
@@ -219,7 +225,7 @@ fn run(
                         response,
                     };
                     idempotency::insert(w, &k.scope, &k.key, &stored).map_err(|e| {
-                        lost_race = true;
+                        lost_race = matches!(e, neocloud_store::DbError::Unique(_));
                         e.unique_as(Error::conflict(
                             "a request with this Idempotency-Key is in flight",
                         ))
@@ -233,6 +239,9 @@ fn run(
             // next tick, on the nodes the write names (else on every node).
             if res.is_ok() && changes_placement(op) && nudge.is_empty() {
                 app.lifecycle.wake_all();
+            }
+            if res.is_ok() && changes_fabric(op) {
+                app.fabric.wake.notify_one();
             }
             if res.is_ok() {
                 for node in &nudge {
@@ -266,12 +275,20 @@ fn run(
     }
 }
 
+/// Writes that change what the fabric controller must push.
+fn changes_fabric(op: &Op) -> bool {
+    op.method.is_mutating()
+        && matches!(op.resource, neocloud_authz::Resource::Fabric | neocloud_authz::Resource::Vpc)
+}
+
 fn changes_placement(op: &Op) -> bool {
     match op.resource {
         neocloud_authz::Resource::Node
         | neocloud_authz::Resource::Allocation
         | neocloud_authz::Resource::Instance => true,
-        neocloud_authz::Resource::Tenant
+        neocloud_authz::Resource::Fabric
+        | neocloud_authz::Resource::Vpc
+        | neocloud_authz::Resource::Tenant
         | neocloud_authz::Resource::Project
         | neocloud_authz::Resource::User
         | neocloud_authz::Resource::Membership

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod http_error;
 pub mod metrics;
+pub mod network;
 pub mod openapi;
 pub mod placement;
 pub mod ratelimit;

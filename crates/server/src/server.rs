@@ -125,6 +125,13 @@ impl Server {
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
             placement: crate::placement::PlacementService::new(engine),
             secrets,
+            fabric: {
+                let mut f = crate::controllers::fabric::FabricController::new(
+                    crate::controllers::fabric::Drivers::new(config.allow_local_switches),
+                );
+                f.check_interval = Duration::from_secs(config.fabric_check_secs);
+                f
+            },
             lifecycle: {
                 let mut l = crate::controllers::lifecycle::LifecycleController::new(
                     Some(Duration::from_millis(config.bmc_timeout_ms)),
@@ -134,6 +141,7 @@ impl Server {
                 l.boot_timeout = Duration::from_secs(config.boot_timeout_secs);
                 l.boot_attempts = config.boot_attempts;
                 l.parallel_steps = config.lifecycle_parallel_steps;
+                l.isolation_timeout = Duration::from_secs(config.isolation_timeout_secs);
                 l
             },
             boot: crate::boot::handlers::BootConfig {
@@ -285,6 +293,7 @@ fn spawn_background(
             }
         }
     });
+    spawn_fabric(tasks, shared, cancel, config);
     let ttl = config.idempotency_ttl_secs as i64 * 1_000_000;
     let (s, c) = (shared.clone(), cancel.clone());
     tasks.spawn(async move {
@@ -308,6 +317,48 @@ fn spawn_background(
                     tracing::warn!(error = %e, "idempotency expiry failed");
                 }
                 Err(e) => tracing::warn!(error = %e, "idempotency expiry task panicked"),
+            }
+        }
+    });
+}
+
+/// The fabric controller's loop: a pass per tick, and at once when an API
+/// write or a release wakes it. A pass that pushed something wakes the
+/// lifecycle controller (releases wait on their nodes' ports).
+fn spawn_fabric(
+    tasks: &mut JoinSet<()>,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+    config: &Config,
+) {
+    if config.fabric_interval_ms == 0 {
+        return;
+    }
+    let every = Duration::from_millis(config.fabric_interval_ms.max(100));
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        let wake = s.app.fabric.wake.clone();
+        let released = s.app.lifecycle.fabric_wake.clone();
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+                _ = released.notified() => {}
+            }
+            let s2 = s.clone();
+            match tokio::task::spawn_blocking(move || s2.app.fabric.pass(&s2.app.store, &s2.app.secrets)).await {
+                Ok(Ok(r)) => {
+                    if r.pushed + r.repaired > 0 {
+                        s.app.lifecycle.wake_all();
+                    }
+                }
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("fabric");
+                    tracing::warn!(error = %e, "fabric controller pass failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "fabric controller task panicked"),
             }
         }
     });

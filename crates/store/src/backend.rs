@@ -145,3 +145,42 @@ pub trait Writer: Reader {
     /// Several statements without parameters (migrations).
     fn execute_batch(&mut self, sql: &str) -> Result<(), DbError>;
 }
+
+/// How one attempt of a write transaction failed.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    /// Final: the closure's own error, or a fault, or an unavailable
+    /// dependency that running the transaction again would not cure.
+    Fatal(Error),
+    /// The server's concurrency, not a fault: the database chose this
+    /// transaction as a deadlock victim, could not serialize it, or was
+    /// busy. Nothing was committed (the transaction was rolled back), so
+    /// the whole transaction may run again.
+    Rerun {
+        /// The SQLSTATE (PostgreSQL) or result code name (SQLite).
+        code: String,
+        /// What the database said, for logs.
+        detail: String,
+    },
+}
+
+impl TxError {
+    /// The error to answer when the transaction is not run again: a
+    /// transient failure is `unavailable` (retryable), never internal.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            TxError::Fatal(e) => e,
+            TxError::Rerun { detail, .. } => Error::Unavailable { internal: detail },
+        }
+    }
+}
+
+/// How often, and for how long, a backend runs a write transaction again
+/// after [`TxError::Rerun`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RerunPolicy {
+    /// Attempts in all, the first included.
+    pub(crate) attempts: u32,
+    /// No new attempt starts once this long has passed since the first.
+    pub(crate) budget: Option<std::time::Duration>,
+}

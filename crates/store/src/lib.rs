@@ -10,11 +10,20 @@
 //! `updated_at`; every update of an object checks `generation = expected`
 //! and bumps it. Transactions are short and never span I/O other than the
 //! database: callers run them on a blocking thread and do nothing else inside.
+//!
+//! **Write transactions may run more than once.** A deadlock victim or a
+//! serialization failure on PostgreSQL, or a busy database on SQLite, is the
+//! server's concurrency, not a fault: [`Store::write`] rolls the whole
+//! transaction back and runs its closure again (a bounded number of times,
+//! after a short randomized pause), and answers `unavailable` if it still
+//! fails. A write closure must therefore have no effect outside the
+//! transaction, and must (re)set any state it hands out on every run.
 
 pub mod agents;
 pub mod allocations;
 pub mod audit;
 mod backend;
+pub mod fabrics;
 pub mod idempotency;
 pub mod images;
 pub mod instance_types;
@@ -32,18 +41,45 @@ pub mod tenants;
 pub mod testing;
 pub mod tokens;
 pub mod users;
+pub mod vpcs;
 
 pub use backend::{BackendKind, DbError, Reader, Row, Value, Writer};
 
+use backend::{RerunPolicy, TxError};
 use neocloud_common::{Error, Result};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A backend: runs closures inside transactions.
 trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     fn read(&self, f: &mut dyn FnMut(&mut dyn Reader) -> Result<()>) -> Result<()>;
-    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()>;
+    /// One attempt of a write transaction: committed if `f` returns `Ok`
+    /// and the commit succeeds, else rolled back.
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<(), TxError>;
+    /// When [`Store::write`] runs a transaction again after
+    /// [`TxError::Rerun`].
+    fn rerun_policy(&self) -> RerunPolicy;
+}
+
+/// Counters of the store's write transactions since it was opened (shared
+/// by every clone of a [`Store`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write transactions run again after a transient failure (each re-run
+    /// counts once).
+    pub write_reruns: u64,
+    /// Write transactions that still failed transiently on their last
+    /// attempt and were answered `unavailable`.
+    pub write_gave_up: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    write_reruns: AtomicU64,
+    write_gave_up: AtomicU64,
 }
 
 /// A handle on the store; cheap to clone.
@@ -51,6 +87,7 @@ trait Backend: Send + Sync {
 pub struct Store {
     backend: Arc<dyn Backend>,
     url: Arc<str>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Store {
@@ -77,7 +114,7 @@ impl Store {
                 "database URL must start with sqlite:// or postgres://",
             ));
         };
-        let store = Store { backend, url: url.into() };
+        let store = Store { backend, url: url.into(), counters: Arc::default() };
         store.write(|w| migrations::apply(w))?;
         Ok(store)
     }
@@ -116,21 +153,77 @@ impl Store {
 
     /// Runs `f` in a read-write transaction: committed if `f` returns `Ok`,
     /// rolled back (nothing written) if it returns `Err`.
-    pub fn write<T>(&self, f: impl FnOnce(&mut dyn Writer) -> Result<T>) -> Result<T> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.backend.write(&mut |w| {
-            let f = f.take().ok_or_else(|| Error::internal("write closure ran twice"))?;
-            out = Some(f(w)?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| Error::internal("write closure did not run"))
+    ///
+    /// When the database fails the transaction for concurrency (a deadlock
+    /// or serialization failure on PostgreSQL, a busy database on SQLite),
+    /// the whole transaction is rolled back and `f` runs again, a bounded
+    /// number of times after a short randomized pause; if the last attempt
+    /// fails so too, the answer is [`Error::Unavailable`] (retryable) naming
+    /// the cause. `f` must therefore have no effect outside the transaction
+    /// and must (re)set, on every run, any state it hands out of it: only the
+    /// last run's result counts.
+    pub fn write<T>(&self, mut f: impl FnMut(&mut dyn Writer) -> Result<T>) -> Result<T> {
+        let policy = self.backend.rerun_policy();
+        let start = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let mut out = None;
+            let res = self.backend.write(&mut |w| {
+                out = Some(f(w)?);
+                Ok(())
+            });
+            let (code, detail) = match res {
+                Ok(()) => return out.ok_or_else(|| Error::internal("write closure did not run")),
+                Err(TxError::Fatal(e)) => return Err(e),
+                Err(TxError::Rerun { code, detail }) => (code, detail),
+            };
+            let in_budget = policy.budget.is_none_or(|b| start.elapsed() < b);
+            if attempt >= policy.attempts || !in_budget {
+                self.counters.write_gave_up.fetch_add(1, Ordering::Relaxed);
+                // Logged where the error is answered (or reported).
+                tracing::debug!(code, attempt, error = %detail, "write transaction given up");
+                let attempts = match attempt {
+                    1 => "1 attempt".to_string(),
+                    n => format!("{n} attempts"),
+                };
+                return Err(Error::Unavailable {
+                    internal: format!("{detail} (write transaction given up after {attempts})"),
+                });
+            }
+            self.counters.write_reruns.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(code, attempt, error = %detail, "write transaction runs again");
+            std::thread::sleep(rerun_pause(attempt));
+            attempt += 1;
+        }
+    }
+
+    /// Counters of write transactions run again or given up.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            write_reruns: self.counters.write_reruns.load(Ordering::Relaxed),
+            write_gave_up: self.counters.write_gave_up.load(Ordering::Relaxed),
+        }
     }
 
     /// Checks the store answers.
     pub fn ping(&self) -> Result<()> {
         self.read(|r| r.query("SELECT 1", &[]).map(|_| ()))
     }
+}
+
+/// The pause before attempt `failed + 1` of a write transaction: uniformly
+/// random in [b/2, 3b/2) where b doubles from 10 ms per failed attempt, so
+/// that transactions that collided do not collide again in step.
+fn rerun_pause(failed: u32) -> Duration {
+    let base_us = 10_000u64 << failed.clamp(1, 6).saturating_sub(1);
+    let mut bytes = [0u8; 8];
+    let r = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos())),
+    };
+    Duration::from_micros(base_us / 2 + r % base_us)
 }
 
 /// `vals![a, b]` builds a parameter slice.

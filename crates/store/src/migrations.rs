@@ -400,6 +400,121 @@ CREATE INDEX node_macs_by_node ON node_macs (node_id);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 7,
+        name: "fabrics and tenant networks",
+        common: r#"
+-- A fabric: the provider's document (switches, cabling; switch passwords
+-- sealed), the ledger of ids and addresses it handed out (never moved), and
+-- the generation of everything it must carry (bumped by every change).
+CREATE TABLE fabrics (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    ledger TEXT NOT NULL,
+    intent_generation BIGINT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+-- The cabling of the document, by node (rewritten with the document).
+CREATE TABLE fabric_links (
+    fabric_id TEXT NOT NULL REFERENCES fabrics (id),
+    node_id TEXT NOT NULL REFERENCES nodes (id),
+    nic TEXT NOT NULL,
+    switch TEXT NOT NULL,
+    port TEXT NOT NULL,
+    PRIMARY KEY (fabric_id, node_id, nic),
+    UNIQUE (fabric_id, switch, port)
+);
+CREATE INDEX fabric_links_by_node ON fabric_links (node_id);
+-- What each switch was last given, for which intent generation, and how
+-- the last apply or check went (written only by the fabric controller).
+CREATE TABLE switch_states (
+    fabric_id TEXT NOT NULL REFERENCES fabrics (id),
+    switch TEXT NOT NULL,
+    applied TEXT,
+    applied_generation BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    message TEXT,
+    checked_at BIGINT,
+    PRIMARY KEY (fabric_id, switch)
+);
+CREATE TABLE vpcs (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    project_id TEXT NOT NULL REFERENCES projects (id),
+    fabric_id TEXT NOT NULL REFERENCES fabrics (id),
+    name TEXT NOT NULL,
+    nat_gateway BIGINT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (project_id, name)
+);
+CREATE INDEX vpcs_by_fabric ON vpcs (fabric_id);
+CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    vpc_id TEXT NOT NULL REFERENCES vpcs (id),
+    name TEXT NOT NULL,
+    cidr TEXT NOT NULL,
+    gateway TEXT,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (vpc_id, name)
+);
+-- One network per node NIC. `ip` is what the tenant asked for (NULL: IPAM
+-- picks; the ledger holds the address); `intent_generation` is the fabric
+-- generation that added it (ready once the switches applied it).
+CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL REFERENCES networks (id),
+    vpc_id TEXT NOT NULL REFERENCES vpcs (id),
+    instance_id TEXT NOT NULL REFERENCES instances (id),
+    node_id TEXT NOT NULL REFERENCES nodes (id),
+    nic TEXT NOT NULL,
+    ip TEXT,
+    intent_generation BIGINT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (node_id, nic)
+);
+CREATE INDEX attachments_by_network ON attachments (network_id);
+CREATE INDEX attachments_by_instance ON attachments (instance_id);
+CREATE TABLE security_rules (
+    id TEXT PRIMARY KEY,
+    vpc_id TEXT NOT NULL REFERENCES vpcs (id),
+    from_network_id TEXT NOT NULL REFERENCES networks (id),
+    to_network_id TEXT NOT NULL REFERENCES networks (id),
+    protocol TEXT NOT NULL,
+    port_first BIGINT,
+    port_last BIGINT,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX security_rules_by_vpc ON security_rules (vpc_id);
+CREATE TABLE floating_ips (
+    id TEXT PRIMARY KEY,
+    fabric_id TEXT NOT NULL REFERENCES fabrics (id),
+    vpc_id TEXT NOT NULL REFERENCES vpcs (id),
+    attachment_id TEXT NOT NULL UNIQUE REFERENCES attachments (id),
+    public_ip TEXT NOT NULL,
+    allow TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (fabric_id, public_ip)
+);
+CREATE INDEX floating_ips_by_vpc ON floating_ips (vpc_id);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -1,7 +1,13 @@
 //! The embedded SQLite backend: one writer connection (writers are
 //! serialized, `BEGIN IMMEDIATE`), a bounded pool of reader connections, WAL.
+//!
+//! Another process may hold the database (a second server on the same file,
+//! a backup): SQLite's busy handler waits for it up to [`BUSY_TIMEOUT`]. A
+//! database still busy or locked after that is `unavailable`, not a fault:
+//! a write transaction that met it is rolled back and, while the busy
+//! timeout since its first attempt has not passed, run again.
 
-use crate::backend::{BackendKind, DbError, Reader, Row, Value, Writer};
+use crate::backend::{BackendKind, DbError, Reader, RerunPolicy, Row, TxError, Value, Writer};
 use crate::Backend;
 use neocloud_common::{Error, Result};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -19,6 +25,12 @@ const MAX_READERS: usize = 16;
 /// beyond the cap (a read nested in a read must never wait forever).
 const READER_WAIT: Duration = Duration::from_secs(1);
 
+/// How long SQLite's busy handler waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts of a write transaction in all (within [`BUSY_TIMEOUT`]).
+const WRITE_ATTEMPTS: u32 = 3;
+
 #[derive(Default)]
 struct ReaderPool {
     idle: Vec<Connection>,
@@ -34,7 +46,30 @@ pub(crate) struct Sqlite {
 }
 
 fn internal(e: rusqlite::Error) -> Error {
-    Error::internal(format!("sqlite: {e}"))
+    match busy(&e) {
+        Some(TxError::Rerun { detail, .. }) => Error::Unavailable { internal: detail },
+        _ => Error::internal(format!("sqlite: {e}")),
+    }
+}
+
+/// `SQLITE_BUSY` or `SQLITE_LOCKED` (with any extended code): another
+/// connection holds the database, past the busy handler's wait.
+fn busy(e: &rusqlite::Error) -> Option<TxError> {
+    let rusqlite::Error::SqliteFailure(f, _) = e else { return None };
+    let code = match f.code {
+        ErrorCode::DatabaseBusy => "SQLITE_BUSY",
+        ErrorCode::DatabaseLocked => "SQLITE_LOCKED",
+        _ => return None,
+    };
+    Some(TxError::Rerun {
+        code: code.to_string(),
+        detail: format!("sqlite: {code} (extended code {}): {e}", f.extended_code),
+    })
+}
+
+/// A failed `BEGIN`, `COMMIT` or `ROLLBACK`.
+fn tx_error(e: rusqlite::Error) -> TxError {
+    busy(&e).unwrap_or_else(|| TxError::Fatal(internal(e)))
 }
 
 fn db_error(e: rusqlite::Error) -> DbError {
@@ -110,7 +145,7 @@ impl Sqlite {
         let c = Connection::open_with_flags(path, flags).map_err(|e| Error::Unavailable {
             internal: format!("opening {}: {e}", path.display()),
         })?;
-        c.busy_timeout(Duration::from_secs(5)).map_err(internal)?;
+        c.busy_timeout(BUSY_TIMEOUT).map_err(internal)?;
         c.pragma_update(None, "synchronous", "NORMAL").map_err(internal)?;
         c.pragma_update(None, "foreign_keys", "ON").map_err(internal)?;
         c.set_prepared_statement_cache_capacity(256);
@@ -148,31 +183,62 @@ impl Backend for Sqlite {
         let mut lease = self.reader()?;
         let conn = lease.conn.as_mut().expect("a leased connection");
         let tx = conn.transaction().map_err(internal)?;
-        let mut r = SqliteTx { tx: &tx };
+        let mut r = SqliteTx { tx: &tx, busy: None };
         // Read-only: ending the transaction either way is the same.
-        f(&mut r)
+        let res = f(&mut r);
+        match r.busy {
+            Some(busy) => Err(busy.into_error()),
+            None => res,
+        }
     }
 
-    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
-        let mut conn = self.writer.lock().map_err(|_| Error::internal("writer poisoned"))?;
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<(), TxError> {
+        let mut conn =
+            self.writer.lock().map_err(|_| TxError::Fatal(Error::internal("writer poisoned")))?;
         let tx =
-            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
-        let res = {
-            let mut w = SqliteTx { tx: &tx };
-            f(&mut w)
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(tx_error)?;
+        let (res, busy) = {
+            let mut w = SqliteTx { tx: &tx, busy: None };
+            let res = f(&mut w);
+            (res, w.busy)
         };
-        match res {
-            Ok(()) => tx.commit().map_err(internal),
-            Err(e) => {
-                tx.rollback().map_err(internal)?;
-                Err(e)
+        match (res, busy) {
+            // A statement found the database busy: whatever the closure made
+            // of it, the attempt ends here and is rolled back (SQLite may
+            // have done so already, hence no error from the rollback).
+            (_, Some(busy)) => {
+                let _ = tx.rollback();
+                Err(busy)
             }
+            (Err(e), None) => {
+                tx.rollback().map_err(tx_error)?;
+                Err(TxError::Fatal(e))
+            }
+            // A COMMIT that fails leaves the transaction open; dropping it
+            // rolls it back.
+            (Ok(()), None) => tx.commit().map_err(tx_error),
         }
+    }
+
+    fn rerun_policy(&self) -> RerunPolicy {
+        RerunPolicy { attempts: WRITE_ATTEMPTS, budget: Some(BUSY_TIMEOUT) }
     }
 }
 
 struct SqliteTx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
+    /// The first statement that found the database busy or locked.
+    busy: Option<TxError>,
+}
+
+impl SqliteTx<'_> {
+    /// Remembers a busy database for the transaction's end, and returns `e`.
+    fn noted(&mut self, e: rusqlite::Error) -> rusqlite::Error {
+        if self.busy.is_none() {
+            self.busy = busy(&e);
+        }
+        e
+    }
 }
 
 impl rusqlite::ToSql for Value {
@@ -191,34 +257,47 @@ impl Reader for SqliteTx<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(internal)?;
-        let n = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(internal)?;
-        let mut out = vec![];
-        while let Some(r) = rows.next().map_err(internal)? {
-            let mut vals = Vec::with_capacity(n);
-            for i in 0..n {
-                vals.push(match r.get_ref(i).map_err(internal)? {
-                    ValueRef::Null => Value::Null,
-                    ValueRef::Integer(v) => Value::Int(v),
-                    ValueRef::Real(v) => Value::Int(v as i64),
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Blob(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
-                });
-            }
-            out.push(Row(vals));
-        }
-        Ok(out)
+        let res = query(self.tx, sql, params);
+        res.map_err(|e| internal(self.noted(e)))
     }
+}
+
+fn query(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: &[Value],
+) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let n = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut out = vec![];
+    while let Some(r) = rows.next()? {
+        let mut vals = Vec::with_capacity(n);
+        for i in 0..n {
+            vals.push(match r.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::Int(v),
+                ValueRef::Real(v) => Value::Int(v as i64),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+            });
+        }
+        out.push(Row(vals));
+    }
+    Ok(out)
 }
 
 impl Writer for SqliteTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(db_error)?;
-        stmt.execute(rusqlite::params_from_iter(params.iter())).map(|n| n as u64).map_err(db_error)
+        let res = self
+            .tx
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(params.iter())));
+        res.map(|n| n as u64).map_err(|e| db_error(self.noted(e)))
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<(), DbError> {
-        self.tx.execute_batch(sql).map_err(db_error)
+        let res = self.tx.execute_batch(sql);
+        res.map_err(|e| db_error(self.noted(e)))
     }
 }

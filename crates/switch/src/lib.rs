@@ -116,4 +116,5 @@ pub trait SwitchDriver: Send + Sync {
 pub mod eos;
 pub mod frr;
 pub mod nvue;
+pub mod simulated;
 pub mod sonic;

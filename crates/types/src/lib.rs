@@ -6,6 +6,7 @@ mod audit;
 mod baremetal;
 mod identity;
 mod inventory;
+mod network;
 mod quota;
 mod tenancy;
 
@@ -13,6 +14,7 @@ pub use audit::*;
 pub use baremetal::*;
 pub use identity::*;
 pub use inventory::*;
+pub use network::*;
 pub use quota::*;
 pub use tenancy::*;
 

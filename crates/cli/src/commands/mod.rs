@@ -5,8 +5,10 @@ mod audit;
 mod baremetal;
 mod identity;
 mod inventory;
+mod network;
 mod quota;
 mod tenancy;
+mod wait;
 
 use crate::client::{self, Client};
 use crate::output::{self, CliError, Format};
@@ -153,6 +155,19 @@ enum Cmd {
     Image(baremetal::ImageArgs),
     /// Bare-metal instances: whole nodes provisioned with an image.
     Instance(baremetal::InstanceArgs),
+    /// Fabrics: the provider's switches and cabling, applied as one
+    /// document, and the per-switch plan.
+    Fabric(network::FabricArgs),
+    /// VPCs: a project's routing domains.
+    Vpc(network::VpcArgs),
+    /// A VPC's networks: subnets with an anycast gateway.
+    Network(network::NetworkArgs),
+    /// Instance NICs attached to a network.
+    Attachment(network::AttachmentArgs),
+    /// What may pass between a VPC's networks.
+    SecurityRule(network::SecurityRuleArgs),
+    /// Public addresses mapped to attachments.
+    FloatingIp(network::FloatingIpArgs),
 }
 
 pub fn run(c: ClientCommand) -> ExitCode {
@@ -173,6 +188,12 @@ pub fn run(c: ClientCommand) -> ExitCode {
         Cmd::Allocation(a) => inventory::allocation(a),
         Cmd::Image(a) => baremetal::image(a),
         Cmd::Instance(a) => baremetal::instance(a),
+        Cmd::Fabric(a) => network::fabric(a),
+        Cmd::Vpc(a) => network::vpc(a),
+        Cmd::Network(a) => network::network(a),
+        Cmd::Attachment(a) => network::attachment(a),
+        Cmd::SecurityRule(a) => network::security_rule(a),
+        Cmd::FloatingIp(a) => network::floating_ip(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -242,6 +263,19 @@ pub(crate) fn cli_parses(args: &[&str]) -> bool {
     let mut all = vec!["neocloud"];
     all.extend_from_slice(args);
     <crate::Cli as clap::CommandFactory>::command().try_get_matches_from(all).is_ok()
+}
+
+/// The client command the whole `neocloud` command line `args` parses to
+/// (tests of what the per-resource command files send).
+#[cfg(test)]
+fn cli_parse(args: &[&str]) -> Result<Cmd, String> {
+    use clap::FromArgMatches;
+    let mut all = vec!["neocloud"];
+    all.extend_from_slice(args);
+    let m = <crate::Cli as clap::CommandFactory>::command()
+        .try_get_matches_from(all)
+        .map_err(|e| e.to_string())?;
+    ClientCommand::from_arg_matches(&m).map(|c| c.0).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! - A leaf gets a tenant network's segment (and its VPC's VRF + L3 VNI)
 //!   only when one of its ports has an attachment of that network: a leaf
 //!   without a tenant's nodes carries nothing of that tenant.
-//! - A border also gets the VRF of every VPC with north-south service, with
-//!   its NAT and floating IP objects.
+//! - A border with an uplink also gets the VRF of every VPC with
+//!   north-south service (originating a default route into it), with its
+//!   NAT, floating IP and public link objects, and the uplink itself. A
+//!   border without an uplink is planned as a leaf.
 //! - Ports: an attached NIC is an access port of its network; a node with
 //!   no attachment at all is quarantined (its ports in the provisioning
 //!   network); an unattached NIC of an attached node is disabled.
@@ -73,8 +75,8 @@ impl<'a> Planner<'a> {
     }
 
     /// The switches carrying anything of a VPC (its leaves, plus every
-    /// border when it has north-south service): what a change to that VPC
-    /// can touch.
+    /// border with an uplink when it has north-south service): what a
+    /// change to that VPC can touch.
     pub fn switches_of_vpc(&self, vpc: &str) -> BTreeSet<&'a str> {
         self.ix
             .switches

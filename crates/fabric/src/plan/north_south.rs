@@ -1,15 +1,19 @@
 //! Filtering objects: security policies inside a VPC (on leaves carrying
-//! the destination) and north-south NAT / floating IPs (on borders).
+//! the destination) and north-south NAT / floating IPs (on borders with an
+//! uplink), with the border's uplink and each north-south VRF's public
+//! link.
 
 use super::switch::{l2_vni, vrf_of};
 use crate::alloc::Allocations;
 use crate::desired::{
-    FloatingIpConfig, NatConfig, Object, PolicyAllow, PolicyConfig, SwitchConfig,
+    vrf_name, FloatingIpConfig, NatConfig, Object, PolicyAllow, PolicyConfig, PublicLinkConfig,
+    SwitchConfig, UplinkConfig,
 };
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::model::Switch;
+use crate::model::{Switch, Uplink};
 use crate::net::Ipv4Net;
+use std::net::Ipv4Addr;
 
 pub(super) fn plan_policies(
     ix: &Index,
@@ -48,9 +52,27 @@ pub(super) fn plan_policies(
     Ok(())
 }
 
-pub(super) fn plan_border(ix: &Index, alloc: &Allocations, cfg: &mut SwitchConfig) -> Result<()> {
+/// A border with an uplink: per north-south VPC its NAT, floating IPs and
+/// public link; the uplink itself once there is any north-south VPC.
+pub(super) fn plan_border(
+    ix: &Index,
+    alloc: &Allocations,
+    uplink: &Uplink,
+    cfg: &mut SwitchConfig,
+) -> Result<()> {
+    if !ix.north_south.is_empty() {
+        cfg.insert(Object::Uplink(UplinkConfig {
+            port: uplink.port.clone(),
+            address: uplink.address,
+            gateway: uplink.gateway,
+        }));
+    }
     for &vpc in &ix.north_south {
-        let vrf = vrf_of(alloc, vpc)?;
+        let l3_vni = alloc.vpcs.get(vpc).map(|a| a.l3_vni).ok_or_else(|| {
+            Error::unallocated(format!("allocations.vpcs[{vpc}]"), "no L3 VNI for this VPC")
+        })?;
+        let vrf = vrf_name(l3_vni);
+        let mut public: Vec<Ipv4Addr> = Vec::new();
         if ix.nat_by_vpc.contains_key(vpc) {
             let public_ip = alloc.nat_addresses.get(vpc).copied().ok_or_else(|| {
                 Error::unallocated(
@@ -61,6 +83,7 @@ pub(super) fn plan_border(ix: &Index, alloc: &Allocations, cfg: &mut SwitchConfi
             let mut sources: Vec<Ipv4Net> =
                 ix.networks_by_vpc.get(vpc).into_iter().flatten().map(|n| n.cidr).collect();
             sources.sort();
+            public.push(public_ip);
             cfg.insert(Object::Nat(NatConfig { vrf: vrf.clone(), public_ip, sources }));
         }
         for f in ix.fips_by_vpc.get(vpc).into_iter().flatten() {
@@ -73,6 +96,7 @@ pub(super) fn plan_border(ix: &Index, alloc: &Allocations, cfg: &mut SwitchConfi
             let mut allow = f.allow.clone();
             allow.sort();
             allow.dedup();
+            public.push(f.public_ip);
             cfg.insert(Object::FloatingIp(FloatingIpConfig {
                 vrf: vrf.clone(),
                 public_ip: f.public_ip,
@@ -80,6 +104,9 @@ pub(super) fn plan_border(ix: &Index, alloc: &Allocations, cfg: &mut SwitchConfi
                 allow,
             }));
         }
+        public.sort_unstable();
+        public.dedup();
+        cfg.insert(Object::PublicLink(PublicLinkConfig { vrf, l3_vni, public }));
     }
     Ok(())
 }

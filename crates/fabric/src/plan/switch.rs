@@ -20,10 +20,9 @@ pub(super) fn plan_switch(ix: &Index, alloc: &Allocations, sw: &Switch) -> Resul
         SwitchRole::Leaf | SwitchRole::Border => {}
     }
     cfg.insert(Object::Vtep(VtepConfig { source: sw.loopback, udp_port: VXLAN_UDP_PORT }));
-    let border = match sw.role {
-        SwitchRole::Border => true,
-        SwitchRole::Leaf | SwitchRole::Spine => false,
-    };
+    // A border without an uplink is planned as a leaf: originating a
+    // default route it cannot forward would black-hole egress.
+    let border = sw.carries_north_south();
     for vpc in ix.switch_vpcs(sw) {
         let a = alloc.vpcs.get(vpc).ok_or_else(|| {
             Error::unallocated(format!("allocations.vpcs[{vpc}]"), "no L3 VNI for this VPC")
@@ -46,8 +45,8 @@ pub(super) fn plan_switch(ix: &Index, alloc: &Allocations, sw: &Switch) -> Resul
     }
     plan_ports(ix, alloc, sw, &mut cfg)?;
     north_south::plan_policies(ix, alloc, sw, &mut cfg)?;
-    if border {
-        north_south::plan_border(ix, alloc, &mut cfg)?;
+    if let (true, Some(uplink)) = (border, &sw.uplink) {
+        north_south::plan_border(ix, alloc, uplink, &mut cfg)?;
     }
     Ok(cfg)
 }

@@ -20,7 +20,8 @@
 //!   must not become the VXLAN next hop.
 //! - `service routing protocols model multi-agent`, required for EVPN.
 //! - Not rendered: border default-route origination, provisioning port
-//!   isolation; security policies, NAT and floating IPs are refused.
+//!   isolation; security policies, NAT, floating IPs and the border uplink
+//!   with its public links are refused.
 //!
 //! Full configuration only: EOS converges with `configure replace` (or a
 //! config session) of this text, so no per-change rendering is needed.
@@ -127,7 +128,11 @@ pub fn render(switch: &str, cfg: &SwitchConfig) -> Result<String> {
                     PortMode::Disabled => s.interfaces.push_str("   shutdown\n!\n"),
                 }
             }
-            Object::Policy(_) | Object::Nat(_) | Object::FloatingIp(_) => {
+            Object::Policy(_)
+            | Object::Nat(_)
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_) => {
                 return Err(unsupported("not rendered for EOS yet"));
             }
         }

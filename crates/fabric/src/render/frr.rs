@@ -74,13 +74,19 @@ pub fn render(switch: &str, cfg: &SwitchConfig) -> FrrFiles {
                 let _ = writeln!(evpn_vnis, "   route-target export {}", s.route_target);
                 evpn_vnis.push_str("  exit-vni\n");
             }
-            // Not FRR's concern: the VTEP is the loopback, ports and filters
-            // are Linux netdev/nftables state (see `linux`).
+            // Not FRR's concern: the VTEP is the loopback, ports, filters
+            // and the uplink plumbing are Linux netdev/nftables state (see
+            // `linux`). The uplink's default route is in a table zebra does
+            // not read, and the VRF's default route (a kernel route in its
+            // namespace) is not redistributed: `default-originate` gives
+            // the VPC's leaves their default route.
             Object::Vtep(_)
             | Object::Port(_)
             | Object::Policy(_)
             | Object::Nat(_)
-            | Object::FloatingIp(_) => {}
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_) => {}
         }
     }
     let mut bgpd = String::new();

@@ -4,9 +4,9 @@
 //! where the reference is silent. Renderers see only a `SwitchConfig`: all
 //! they need is in the objects.
 //!
-//! An object an OS renderer cannot express (today: security policies, NAT
-//! and floating IPs outside FRR/Linux) is an `Error::Unsupported`, never
-//! silently skipped.
+//! An object an OS renderer cannot express (today: security policies, NAT,
+//! floating IPs and the border uplink with its public links outside
+//! FRR/Linux) is an `Error::Unsupported`, never silently skipped.
 
 pub mod eos;
 pub mod frr;

@@ -16,8 +16,9 @@
 //! per-VNI route targets (`evpn vni N route-target`), the anycast gateway
 //! (`ip vrr`), access ports (`bridge domain br_default access`) and port
 //! state (`link state`). Not rendered: default-route origination on
-//! borders, provisioning port isolation; security policies, NAT and floating
-//! IPs are refused (`Error::Unsupported`).
+//! borders, provisioning port isolation; security policies, NAT, floating
+//! IPs and the border uplink with its public links are refused
+//! (`Error::Unsupported`).
 
 use crate::desired::{Object, PortMode, SegmentPurpose, SwitchConfig};
 use crate::diff::{diff_switch, Op};
@@ -126,7 +127,11 @@ fn set(switch: &str, o: &Object) -> Result<Vec<String>> {
             }
             PortMode::Disabled => vec![format!("nv set interface {} link state down", p.port)],
         },
-        Object::Policy(_) | Object::Nat(_) | Object::FloatingIp(_) => {
+        Object::Policy(_)
+        | Object::Nat(_)
+        | Object::FloatingIp(_)
+        | Object::Uplink(_)
+        | Object::PublicLink(_) => {
             return Err(Error::unsupported(switch, o.id().to_string(), "not rendered for NVUE yet"))
         }
     })
@@ -163,6 +168,10 @@ fn unset(o: &Object) -> Vec<String> {
             // Already down: a port without an object stays down.
             PortMode::Disabled => Vec::new(),
         },
-        Object::Policy(_) | Object::Nat(_) | Object::FloatingIp(_) => Vec::new(),
+        Object::Policy(_)
+        | Object::Nat(_)
+        | Object::FloatingIp(_)
+        | Object::Uplink(_)
+        | Object::PublicLink(_) => Vec::new(),
     }
 }

@@ -12,8 +12,9 @@
 //!   field: the PORT entries' other fields are the platform's).
 //! - Not rendered: the anycast gateway MAC (SONiC's SAG tables are not in
 //!   the reference; every leaf answers with its own router MAC meanwhile)
-//!   and provisioning port isolation. Security policies, NAT and floating
-//!   IPs are refused (`Error::Unsupported`), never dropped.
+//!   and provisioning port isolation. Security policies, NAT, floating
+//!   IPs and the border uplink with its public links are refused
+//!   (`Error::Unsupported`), never dropped.
 //!
 //! The output is the set of keys this crate owns, meant to be merged into
 //! CONFIG_DB (`config load` / apply-patch), not to replace it.
@@ -129,11 +130,15 @@ pub fn render(switch: &str, cfg: &SwitchConfig) -> Result<SonicConfig> {
                     put(&mut db, "PORT", p.port.clone(), &[("admin_status", "down".to_string())]);
                 }
             },
-            Object::Policy(_) | Object::Nat(_) | Object::FloatingIp(_) => {
+            Object::Policy(_)
+            | Object::Nat(_)
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_) => {
                 return Err(Error::unsupported(
                     switch,
                     o.id().to_string(),
-                    "not rendered for SONiC yet (ACL/NAT tables are not in the reference)",
+                    "not rendered for SONiC yet (ACL/NAT tables and the north-south uplink are not in the reference)",
                 ))
             }
         }

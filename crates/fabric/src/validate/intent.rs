@@ -1,11 +1,12 @@
 //! Validation of the tenants' intent against the topology.
 
 use super::{check_label, check_name};
+use crate::desired::{PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF};
 use crate::error::{Error, Result};
 use crate::intent::Intent;
-use crate::model::{Fabric, Link, Switch, SwitchRole};
+use crate::model::{Fabric, Link, Switch};
 use crate::net::{PortRange, Protocol};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 pub fn validate_intent(
@@ -18,7 +19,7 @@ pub fn validate_intent(
     let networks = validate_networks(intent, &vpcs)?;
     let attachments = validate_attachments(fabric, links, intent, &networks)?;
     validate_rules(intent, &networks)?;
-    validate_north_south(fabric, switches, intent, &vpcs, &attachments)
+    validate_north_south(fabric, switches, intent, &vpcs, &networks, &attachments)
 }
 
 /// Ids must be unique within their list.
@@ -241,12 +242,13 @@ fn validate_north_south(
     switches: &[Switch],
     intent: &Intent,
     vpcs: &HashMap<&str, usize>,
+    networks: &HashMap<&str, usize>,
     attachments: &HashMap<&str, usize>,
 ) -> Result<()> {
-    let has_border = switches.iter().any(|s| match s.role {
-        SwitchRole::Border => true,
-        SwitchRole::Leaf | SwitchRole::Spine => false,
-    });
+    // North-south traffic leaves through a border's uplink.
+    let has_uplink = switches.iter().any(Switch::carries_north_south);
+    let no_uplink = "no border switch has an uplink (switches[].uplink)";
+    let mut north_south: BTreeSet<&str> = BTreeSet::new();
     let public = |ip: Ipv4Addr| fabric.pools.public.iter().any(|b| b.contains(ip));
     let mut nat_vpcs = HashMap::with_capacity(intent.nat_gateways.len());
     let mut public_ips: HashMap<Ipv4Addr, String> = HashMap::new();
@@ -257,12 +259,10 @@ fn validate_north_south(
                 format!("{:?}: no such VPC", g.vpc),
             ));
         }
-        if !has_border {
-            return Err(Error::invalid(
-                format!("nat_gateways[{i}].vpc"),
-                "the fabric has no border switch",
-            ));
+        if !has_uplink {
+            return Err(Error::invalid(format!("nat_gateways[{i}].vpc"), no_uplink));
         }
+        north_south.insert(g.vpc.as_str());
         if let Some(j) = nat_vpcs.insert(g.vpc.as_str(), i) {
             return Err(Error::invalid(
                 format!("nat_gateways[{i}].vpc"),
@@ -288,17 +288,18 @@ fn validate_north_south(
     let mut by_attachment = HashMap::with_capacity(intent.floating_ips.len());
     for (i, f) in intent.floating_ips.iter().enumerate() {
         unique_id(&mut ids, "floating_ips", i, &f.id)?;
-        if !attachments.contains_key(f.attachment.as_str()) {
+        let Some(&ai) = attachments.get(f.attachment.as_str()) else {
             return Err(Error::invalid(
                 format!("floating_ips[{i}].attachment"),
                 format!("{:?}: no such attachment", f.attachment),
             ));
+        };
+        if !has_uplink {
+            return Err(Error::invalid(format!("floating_ips[{i}].attachment"), no_uplink));
         }
-        if !has_border {
-            return Err(Error::invalid(
-                format!("floating_ips[{i}].attachment"),
-                "the fabric has no border switch",
-            ));
+        let network = &intent.attachments[ai].network;
+        if let Some(&ni) = networks.get(network.as_str()) {
+            north_south.insert(intent.networks[ni].vpc.as_str());
         }
         if let Some(j) = by_attachment.insert(f.attachment.as_str(), i) {
             return Err(Error::invalid(
@@ -320,6 +321,35 @@ fn validate_north_south(
         }
         for (k, a) in f.allow.iter().enumerate() {
             check_ports(|| format!("floating_ips[{i}].allow[{k}].ports"), a.protocol, a.ports)?;
+        }
+    }
+    // A north-south VPC's networks must not shadow the addresses its VRF
+    // routes to the outside: its public link's, and the public blocks (a
+    // packet to a public address that is not translated would otherwise be
+    // delivered inside the VPC).
+    for (i, n) in intent.networks.iter().enumerate() {
+        if !north_south.contains(n.vpc.as_str()) {
+            continue;
+        }
+        if [PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF].iter().any(|&l| n.cidr.contains(l)) {
+            return Err(Error::invalid(
+                format!("networks[{i}].cidr"),
+                format!(
+                    "{} contains {PUBLIC_LINK_UNDERLAY} or {PUBLIC_LINK_VRF}, the border's public link addresses of a VPC with north-south service",
+                    n.cidr
+                ),
+            ));
+        }
+        if let Some((k, b)) =
+            fabric.pools.public.iter().enumerate().find(|(_, b)| b.overlaps(&n.cidr))
+        {
+            return Err(Error::invalid(
+                format!("networks[{i}].cidr"),
+                format!(
+                    "{} overlaps fabric.pools.public[{k}] ({b}) in a VPC with north-south service",
+                    n.cidr
+                ),
+            ));
         }
     }
     Ok(())

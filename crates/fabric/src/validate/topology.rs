@@ -1,10 +1,12 @@
 //! Validation of the provider's inputs: fabric, pools, switches, links.
 
 use super::check_name;
+use crate::desired::{PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF};
 use crate::error::{Error, Result};
 use crate::model::{Fabric, FabricKind, IdRange, Link, Switch, SwitchOs, SwitchRole};
 use crate::net::is_unicast_mac;
 use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
 
 /// The largest VNI (24 bits).
 pub const MAX_VNI: u32 = 16_777_215;
@@ -31,6 +33,7 @@ pub fn validate_topology(fabric: &Fabric, switches: &[Switch], links: &[Link]) -
     }
     validate_pools(fabric)?;
     let by_name = validate_switches(switches)?;
+    validate_uplinks(fabric, switches)?;
     validate_links(links, switches, &by_name)
 }
 
@@ -148,7 +151,8 @@ fn validate_switches(switches: &[Switch]) -> Result<HashMap<&str, usize>> {
     Ok(by_name)
 }
 
-/// Port names: the safe alphabet, and Linux's length limit on FRR/Linux.
+/// Port names: the safe alphabet, and on FRR/Linux Linux's length limit
+/// and none of the names the renderer gives its own devices.
 fn check_port_name(field: impl Fn() -> String, port: &str, os: SwitchOs) -> Result<()> {
     check_name(&field, port)?;
     match os {
@@ -156,8 +160,101 @@ fn check_port_name(field: impl Fn() -> String, port: &str, os: SwitchOs) -> Resu
             field(),
             format!("{port:?}: Linux interface names are at most {LINUX_IFNAME_MAX} characters"),
         )),
+        SwitchOs::Frr if is_generated_linux_name(port) => Err(Error::invalid(
+            field(),
+            format!(
+                "{port:?}: br<N>, vni<N>, pub<N> and ext<N> are the names of the devices the fabric creates"
+            ),
+        )),
         SwitchOs::Frr | SwitchOs::Sonic | SwitchOs::CumulusNvue | SwitchOs::AristaEos => Ok(()),
     }
+}
+
+/// `br<N>`, `vni<N>`, `pub<N>`, `ext<N>`: bridges, VXLAN devices and the
+/// two ends of a VRF's public link on FRR/Linux.
+fn is_generated_linux_name(port: &str) -> bool {
+    ["br", "vni", "pub", "ext"].iter().any(|p| {
+        port.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+fn is_unicast(ip: Ipv4Addr) -> bool {
+    !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
+}
+
+/// Uplinks: borders only; a port of their own; a host address on a link
+/// with room for the gateway; never overlapping the public blocks (the
+/// upstream routes those to the uplink address), a switch loopback or the
+/// VRFs' public link addresses.
+fn validate_uplinks(fabric: &Fabric, switches: &[Switch]) -> Result<()> {
+    let mut addresses: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (i, s) in switches.iter().enumerate() {
+        let Some(u) = &s.uplink else { continue };
+        let field = |f: &str| format!("switches[{i}].uplink{f}");
+        match s.role {
+            SwitchRole::Border => {}
+            SwitchRole::Leaf | SwitchRole::Spine => {
+                return Err(Error::invalid(field(""), "only a border switch has an uplink"))
+            }
+        }
+        check_port_name(|| field(".port"), &u.port, s.os)?;
+        if s.fabric_ports.iter().any(|fp| fp.port == u.port) {
+            return Err(Error::invalid(
+                field(".port"),
+                format!("{:?} is a fabric port of {}", u.port, s.name),
+            ));
+        }
+        let (a, link) = (u.address, u.address.trunc());
+        if a.prefix() == 0 || a.prefix() > 31 {
+            return Err(Error::invalid(
+                field(".address"),
+                format!("{a}: the link needs a prefix of /1 to /31 (the gateway is on it)"),
+            ));
+        }
+        if !is_unicast(a.addr()) || !link.is_host(a.addr()) {
+            return Err(Error::invalid(
+                field(".address"),
+                format!("{a}: not a unicast host address of {link}"),
+            ));
+        }
+        if [PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF].iter().any(|&l| link.contains(l)) {
+            return Err(Error::invalid(
+                field(".address"),
+                format!(
+                    "{a}: overlaps {PUBLIC_LINK_UNDERLAY}-{PUBLIC_LINK_VRF}, the VRFs' public link addresses"
+                ),
+            ));
+        }
+        if let Some((k, b)) =
+            fabric.pools.public.iter().enumerate().find(|(_, b)| b.overlaps(&link))
+        {
+            return Err(Error::invalid(
+                field(".address"),
+                format!(
+                    "{a} overlaps fabric.pools.public[{k}] ({b}): public addresses are routed to the uplink, never on its link"
+                ),
+            ));
+        }
+        if let Some((j, o)) = switches.iter().enumerate().find(|(_, o)| link.contains(o.loopback)) {
+            return Err(Error::invalid(
+                field(".address"),
+                format!("{a} contains switches[{j}].loopback ({})", o.loopback),
+            ));
+        }
+        if let Some(j) = addresses.insert(a.addr(), i) {
+            return Err(Error::invalid(
+                field(".address"),
+                format!("{} is also switches[{j}].uplink.address", a.addr()),
+            ));
+        }
+        if u.gateway == a.addr() || !link.is_host(u.gateway) {
+            return Err(Error::invalid(
+                field(".gateway"),
+                format!("{}: not another host of the uplink's link {link}", u.gateway),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_links(
@@ -191,6 +288,12 @@ fn validate_links(
             return Err(Error::invalid(
                 format!("links[{i}].port"),
                 format!("{} {:?} is a fabric port", l.switch, l.port),
+            ));
+        }
+        if sw.uplink.as_ref().is_some_and(|u| u.port == l.port) {
+            return Err(Error::invalid(
+                format!("links[{i}].port"),
+                format!("{} {:?} is its uplink", l.switch, l.port),
             ));
         }
         if let Some(j) = ports.insert((l.switch.as_str(), l.port.as_str()), i) {

@@ -60,7 +60,19 @@ fn switch(
             .iter()
             .map(|(p, peer)| FabricPort { port: port(os, *p), peer: peer.to_string() })
             .collect(),
+        uplink: None,
     }
+}
+
+/// A border's uplink: port 9 to an upstream router on 198.51.100.0/30.
+pub fn uplink(os: SwitchOs) -> Uplink {
+    Uplink { port: port(os, 9), address: net("198.51.100.2/30"), gateway: ip("198.51.100.1") }
+}
+
+/// Makes `sw` a border with `uplink(os)`.
+pub fn make_border(sw: &mut Switch) {
+    sw.role = SwitchRole::Border;
+    sw.uplink = Some(uplink(sw.os));
 }
 
 /// The recipe's topology: spine (swp1 -> leaf1, swp2 -> leaf2), leaves

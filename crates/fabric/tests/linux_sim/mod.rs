@@ -1,20 +1,70 @@
 //! A strict model of the Linux state the FRR/Linux renderer's commands act
-//! on (namespaces, bridges, VXLAN devices, ports, addresses, nftables
-//! chains). Every command is checked against the state (a device must exist
-//! where a command addresses it, a bridge and its port share a namespace,
-//! a namespace is deleted only once empty of ports...), so a mis-ordered
-//! convergence fails here rather than on a switch.
+//! on (namespaces, bridges, VXLAN devices, veth pairs, ports, addresses,
+//! routes and rules, nftables tables, chains and sets). Every command is
+//! checked against the state (a device must exist where a command addresses
+//! it, a bridge and its port share a namespace, a namespace is deleted only
+//! once empty of ports, a route needs its device up and its gateway on a
+//! connected prefix unless `onlink`...), and the kernel's side effects are
+//! modelled (deleting one veth end deletes both and the routes through
+//! them, a device leaving a namespace or going down loses its routes, a
+//! device moved to another namespace loses its addresses, a rule outlives
+//! its device), so a mis-ordered convergence fails here rather than on a
+//! switch.
 
+use neocloud_fabric::Ipv4Net;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// The switch's own namespace.
 const ROOT: &str = "";
+
+/// Words nft's parser takes as keywords: refused as chain or set names
+/// (`nft add chain inet t snat {...}` is a syntax error).
+const NFT_KEYWORDS: &[&str] = &[
+    "accept",
+    "chain",
+    "counter",
+    "dnat",
+    "drop",
+    "element",
+    "filter",
+    "hook",
+    "icmp",
+    "inet",
+    "input",
+    "ip",
+    "ip6",
+    "log",
+    "masquerade",
+    "nat",
+    "output",
+    "policy",
+    "priority",
+    "redirect",
+    "reject",
+    "route",
+    "rule",
+    "set",
+    "snat",
+    "table",
+    "tcp",
+    "type",
+    "udp",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Port,
     Bridge,
-    Vxlan { id: String, local: String, port: String },
+    Vxlan {
+        id: String,
+        local: String,
+        port: String,
+    },
+    /// One end of a veth pair.
+    Veth {
+        peer: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +88,13 @@ pub struct Sim {
     /// Namespaces with table `inet neocloud`, and its chains' rules.
     pub tables: BTreeSet<String>,
     pub chains: BTreeMap<(String, String), Vec<String>>,
+    /// nftables sets of table `inet neocloud` per (namespace, set), with
+    /// their elements.
+    pub sets: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Routes per (namespace, table): destination -> `via G dev D [onlink]`.
+    pub routes: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Policy routing rules per namespace, as written.
+    pub rules: BTreeSet<(String, String)>,
 }
 
 impl Sim {
@@ -103,6 +160,7 @@ impl Sim {
                 self.ip(ns, rest)
             }
             ["ip", rest @ ..] => self.ip(ROOT, rest),
+            ["nft", rest @ ..] => self.nft(ROOT, rest),
             ["bridge", "-n", ns, "link", "set", "dev", dev, flags @ ..] => {
                 self.check_ns(ns)?;
                 self.bridge_flags(ns, dev, flags)
@@ -121,16 +179,127 @@ impl Sim {
         if let Some(p) = self.devs.iter().find(|(_, d)| d.ns == ns && d.kind == Kind::Port) {
             return Err(format!("port {} would fall back to the init namespace", p.0));
         }
+        // A veth end destroyed with its namespace takes its peer along.
+        let peers: Vec<String> = self
+            .devs
+            .values()
+            .filter(|d| d.ns == ns)
+            .filter_map(|d| match &d.kind {
+                Kind::Veth { peer } => Some(peer.clone()),
+                Kind::Port | Kind::Bridge | Kind::Vxlan { .. } => None,
+            })
+            .collect();
+        for p in peers {
+            if let Some(d) = self.devs.remove(&p) {
+                self.flush_routes(&d.ns, &p);
+            }
+        }
         self.devs.retain(|_, d| d.ns != ns);
         self.lo.remove(ns);
         self.tables.remove(ns);
         self.chains.retain(|(n, _), _| n != ns);
+        self.sets.retain(|(n, _), _| n != ns);
+        self.routes.retain(|(n, _), _| n != ns);
+        self.rules.retain(|(n, _)| n != ns);
         Ok(())
+    }
+
+    /// The kernel drops the IPv4 routes through a device that goes down,
+    /// leaves the namespace, loses its last address or is deleted.
+    fn flush_routes(&mut self, ns: &str, dev: &str) {
+        for ((n, _), routes) in self.routes.iter_mut() {
+            if n == ns {
+                routes.retain(|_, spec| {
+                    let w: Vec<&str> = spec.split_whitespace().collect();
+                    !w.windows(2).any(|p| p[0] == "dev" && p[1] == dev)
+                });
+            }
+        }
+        self.routes.retain(|_, r| !r.is_empty());
+    }
+
+    /// `ip route add|replace|del DST [via G] dev D [onlink] [table T]`.
+    fn route(&mut self, ns: &str, op: &str, args: &[&str]) -> Result<(), String> {
+        let [dst, rest @ ..] = args else { return Err("route without destination".into()) };
+        let (mut via, mut dev, mut onlink, mut table) = (None, None, false, "main");
+        let mut i = 0;
+        while i < rest.len() {
+            match (rest[i], rest.get(i + 1)) {
+                ("via", Some(v)) => via = Some(*v),
+                ("dev", Some(d)) => dev = Some(*d),
+                ("table", Some(t)) => table = t,
+                ("onlink", _) => {
+                    onlink = true;
+                    i += 1;
+                    continue;
+                }
+                (other, _) => return Err(format!("unexpected route argument {other:?}")),
+            }
+            i += 2;
+        }
+        let dev = dev.ok_or("route without dev")?;
+        let spec = match via {
+            Some(g) => format!("via {g} dev {dev}{}", if onlink { " onlink" } else { "" }),
+            None => format!("dev {dev}"),
+        };
+        let key = (ns.to_string(), table.to_string());
+        match op {
+            "add" | "replace" => {
+                let d = self.dev(ns, dev)?;
+                if !d.up {
+                    return Err(format!("nexthop device {dev} is not up"));
+                }
+                if let (Some(g), false) = (via, onlink) {
+                    let g: Ipv4Addr = g.parse().map_err(|_| "bad gateway")?;
+                    let on_link = d.addrs.iter().any(|a| {
+                        a.parse::<Ipv4Net>().is_ok_and(|n| n.trunc().contains(g) && n.addr() != g)
+                    });
+                    if !on_link {
+                        return Err(format!("nexthop {g} has no connected prefix on {dev}"));
+                    }
+                }
+                let routes = self.routes.entry(key).or_default();
+                if op == "add" && routes.contains_key(*dst) {
+                    return Err(format!("route {dst} exists"));
+                }
+                routes.insert(dst.to_string(), spec);
+                Ok(())
+            }
+            "del" => {
+                let routes = self.routes.get_mut(&key).ok_or("no such route")?;
+                match routes.get(*dst) {
+                    Some(s) if *s == spec => {
+                        routes.remove(*dst);
+                    }
+                    _ => return Err(format!("no route {dst} {spec}")),
+                }
+                self.routes.retain(|_, r| !r.is_empty());
+                Ok(())
+            }
+            _ => Err("unknown route operation".into()),
+        }
     }
 
     fn ip(&mut self, ns: &str, args: &[&str]) -> Result<(), String> {
         match args {
             ["link", "add", name, "type", "bridge"] => self.add_dev(ns, name, Kind::Bridge),
+            ["link", "add", name, "type", "veth", "peer", "name", peer] => {
+                if self.devs.contains_key(*peer) || name == peer {
+                    return Err(format!("{peer} exists"));
+                }
+                self.add_dev(ns, name, Kind::Veth { peer: peer.to_string() })?;
+                self.add_dev(ns, peer, Kind::Veth { peer: name.to_string() })
+            }
+            ["route", op, rest @ ..] => self.route(ns, op, rest),
+            ["rule", op, rest @ ..] => {
+                let rule = (ns.to_string(), rest.join(" "));
+                match *op {
+                    "add" if self.rules.insert(rule.clone()) => Ok(()),
+                    "add" => Err("rule exists".into()),
+                    "del" if self.rules.remove(&rule) => Ok(()),
+                    _ => Err("no such rule".into()),
+                }
+            }
             ["link", "add", name, "type", "vxlan", "id", id, "local", local, "dstport", port, "nolearning"] =>
             {
                 let kind = Kind::Vxlan {
@@ -153,6 +322,8 @@ impl Sim {
                 }
                 d.ns = target.to_string();
                 d.up = false;
+                d.addrs.clear();
+                self.flush_routes(ns, name);
                 Ok(())
             }
             ["link", "set", name, "master", bridge, rest @ ..] => {
@@ -177,7 +348,11 @@ impl Sim {
                 Ok(())
             }
             ["link", "set", name, "up"] => self.dev(ns, name).map(|d| d.up = true),
-            ["link", "set", name, "down"] => self.dev(ns, name).map(|d| d.up = false),
+            ["link", "set", name, "down"] => {
+                self.dev(ns, name)?.up = false;
+                self.flush_routes(ns, name);
+                Ok(())
+            }
             ["link", "set", name, "addrgenmode", "none"] => self.dev(ns, name).map(|_| ()),
             ["link", "set", name, "address", mac] => {
                 self.dev(ns, name).map(|d| d.mac = Some(mac.to_string()))
@@ -188,6 +363,12 @@ impl Sim {
                     return Err("deleting a physical port".into());
                 }
                 self.devs.remove(*name);
+                self.flush_routes(ns, name);
+                if let Kind::Veth { peer } = &d.kind {
+                    if let Some(p) = self.devs.remove(peer) {
+                        self.flush_routes(&p.ns, peer);
+                    }
+                }
                 for other in self.devs.values_mut() {
                     if other.master.as_deref() == Some(*name) {
                         other.master = None;
@@ -219,10 +400,16 @@ impl Sim {
                     false => Err("address exists".into()),
                 }
             }
-            ["addr", "del", a, "dev", name] => match self.dev(ns, name)?.addrs.remove(*a) {
-                true => Ok(()),
-                false => Err("no such address".into()),
-            },
+            ["addr", "del", a, "dev", name] => {
+                let d = self.dev(ns, name)?;
+                if !d.addrs.remove(*a) {
+                    return Err("no such address".into());
+                }
+                if d.addrs.is_empty() {
+                    self.flush_routes(ns, name);
+                }
+                Ok(())
+            }
             _ => Err("unknown ip command".into()),
         }
     }
@@ -270,12 +457,57 @@ impl Sim {
                 if !self.tables.contains(ns) {
                     return Err("no table".into());
                 }
+                if NFT_KEYWORDS.contains(chain) {
+                    return Err(format!("nft refuses the keyword {chain:?} as a chain name"));
+                }
                 match self.chains.insert(key(chain), Vec::new()) {
                     None => Ok(()),
                     Some(_) => Err("chain exists".into()),
                 }
             }
+            ["add", "set", "inet", "neocloud", set, spec] if spec.starts_with('{') => {
+                if !self.tables.contains(ns) {
+                    return Err("no table".into());
+                }
+                if NFT_KEYWORDS.contains(set) {
+                    return Err(format!("nft refuses the keyword {set:?} as a set name"));
+                }
+                match self.sets.insert(key(set), BTreeSet::new()) {
+                    None => Ok(()),
+                    Some(_) => Err("set exists".into()),
+                }
+            }
+            ["add" | "delete", "element", "inet", "neocloud", set, "{", elems @ .., "}"] => {
+                let add = words[0] == "add";
+                let Some(members) = self.sets.get_mut(&key(set)) else {
+                    return Err(format!("no set: {line}"));
+                };
+                for e in elems {
+                    let e = e.trim_end_matches(',').to_string();
+                    let ok = match add {
+                        true => members.insert(e),
+                        false => members.remove(&e),
+                    };
+                    if !ok {
+                        return Err(format!("element already there / not there: {line}"));
+                    }
+                }
+                Ok(())
+            }
+            ["delete", "table", "inet", "neocloud"] => {
+                if !self.tables.remove(ns) {
+                    return Err("no table".into());
+                }
+                self.chains.retain(|(n, _), _| n != ns);
+                self.sets.retain(|(n, _), _| n != ns);
+                Ok(())
+            }
             ["add", "rule", "inet", "neocloud", chain, rule @ ..] => {
+                for r in rule.iter().filter_map(|w| w.strip_prefix('@')) {
+                    if !self.sets.contains_key(&key(r)) {
+                        return Err(format!("no set {r}: {line}"));
+                    }
+                }
                 match self.chains.get_mut(&key(chain)) {
                     Some(rules) => {
                         rules.push(rule.join(" "));

@@ -9,7 +9,9 @@
 //! audit event in the handler's own transaction.
 
 mod allocations;
+mod attachments;
 mod audit;
+mod fabrics;
 mod identity;
 mod images;
 mod instance_types;
@@ -21,6 +23,8 @@ mod quotas;
 mod tenants;
 mod tokens;
 mod users;
+mod vpc_policy;
+mod vpcs;
 
 use neocloud_authz::{Action, Principal, Resource, Role};
 use neocloud_common::{Error, NameOrId, Result};
@@ -342,6 +346,10 @@ pub fn ops() -> Vec<Op> {
     v.extend(allocations::ops());
     v.extend(images::ops());
     v.extend(instances::ops());
+    v.extend(fabrics::ops());
+    v.extend(vpcs::ops());
+    v.extend(attachments::ops());
+    v.extend(vpc_policy::ops());
     v
 }
 

@@ -1,26 +1,15 @@
-//! `--wait`: polling instances until each is where it was asked to go
-//! (ready, released) or cannot get there, printing each change to stderr.
+//! `--wait` for instances: until each is where it was asked to go (ready,
+//! released) or cannot get there (the polling itself is
+//! [`crate::commands::wait`]).
 
 use super::{instance_path, instances_path};
 use crate::client::Client;
 use crate::commands::inventory::InProject;
+use crate::commands::wait::{self, one_line, Verdict, Waited, Watched};
 use crate::output::{self, parse, CliError};
 use neocloud_types::{Instance, InstanceState, List};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-/// How often `--wait` asks.
-const POLL: Duration = Duration::from_secs(1);
-
-/// Where one waited-for instance stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Verdict {
-    Waiting,
-    Done,
-    /// Will not get there, and why.
-    Failed(String),
-}
+use std::time::Duration;
 
 fn reason_or(i: &Instance, default: &str) -> String {
     i.reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| default.to_string())
@@ -86,93 +75,33 @@ fn progress_line(i: &Instance) -> String {
     if let Some(r) = i.reason.as_deref().filter(|r| !r.is_empty()) {
         s.push_str(&format!(": {r}"));
     }
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    one_line(&s)
 }
 
-/// What a wait ended with: the instances as last seen (the API's JSON).
-pub(super) struct Waited {
-    pub(super) items: Vec<Value>,
-    failures: Vec<String>,
-    /// Names still not there when the time ran out.
-    waiting: Vec<String>,
-}
+impl Watched for Instance {
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-impl Waited {
-    pub(super) fn result(self, goal: &str, timeout: u64) -> Result<(), CliError> {
-        let mut problems = self.failures;
-        if !self.waiting.is_empty() {
-            problems.push(format!(
-                "timed out after {}: {} not {goal} yet",
-                humantime::format_duration(Duration::from_secs(timeout)),
-                self.waiting.join(", ")
-            ));
-        }
-        match problems.len() {
-            0 => Ok(()),
-            1 => Err(CliError::Other(problems.remove(0))),
-            _ => Err(CliError::Other(problems.join("\n  "))),
-        }
+    fn label(&self) -> String {
+        self.name.clone()
+    }
+
+    fn progress_line(&self) -> String {
+        progress_line(self)
     }
 }
 
 /// Polls the instances until none is [`Verdict::Waiting`] or the time runs
-/// out, printing each change of state, step or reason to stderr. Answers
-/// that may pass (5xx, 429, no answer) are retried until then.
+/// out, printing each change of state, step or reason to stderr.
 pub(super) fn wait_for(
     c: &Client,
     at: &InProject,
     first: Vec<Value>,
     timeout: Duration,
-    mut verdict: impl FnMut(&Instance) -> Verdict,
+    verdict: impl FnMut(&Instance) -> Verdict,
 ) -> Result<Waited, CliError> {
-    let deadline = Instant::now() + timeout;
-    let mut ids = Vec::with_capacity(first.len());
-    for v in &first {
-        ids.push(parse::<Instance>(v)?.id);
-    }
-    let mut shown: HashMap<String, String> = HashMap::new();
-    let mut last_error: Option<String> = None;
-    let mut items = first;
-    loop {
-        let mut failures = Vec::new();
-        let mut waiting = Vec::new();
-        for v in &items {
-            let i: Instance = parse(v)?;
-            let line = progress_line(&i);
-            if shown.get(&i.id) != Some(&line) {
-                eprintln!("{line}");
-                shown.insert(i.id.clone(), line);
-            }
-            match verdict(&i) {
-                Verdict::Waiting => waiting.push(i.name.clone()),
-                Verdict::Done => {}
-                Verdict::Failed(why) => failures.push(format!("{}: {why}", i.name)),
-            }
-        }
-        let now = Instant::now();
-        if waiting.is_empty() || now >= deadline {
-            return Ok(Waited { items, failures, waiting });
-        }
-        std::thread::sleep(POLL.min(deadline - now));
-        match poll(c, at, &ids) {
-            Ok(v) => {
-                items = v;
-                last_error = None;
-            }
-            Err(e) if is_transient(&e) => {
-                let msg = e.to_string();
-                if last_error.as_deref() != Some(msg.as_str()) {
-                    eprintln!("(still waiting: {msg})");
-                    last_error = Some(msg);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn is_transient(e: &CliError) -> bool {
-    matches!(e.exit_code(), output::EXIT_UNAVAILABLE | output::EXIT_RATE_LIMITED)
+    wait::wait_for(first, timeout, |ids| poll(c, at, ids), verdict)
 }
 
 /// The instances by id (by name they are not found once released): one
@@ -269,21 +198,5 @@ mod tests {
             panic!("a stalled release ends the wait")
         };
         assert!(why.contains("stalled: BMC gone"), "{why}");
-    }
-
-    #[test]
-    fn waits_report_failures_and_timeouts() {
-        let ok = Waited { items: vec![], failures: vec![], waiting: vec![] };
-        assert!(ok.result("ready", 60).is_ok());
-        let w = Waited {
-            items: vec![],
-            failures: vec!["job-0: no BMC".into()],
-            waiting: vec!["job-1".into()],
-        };
-        let e = w.result("ready", 90).unwrap_err();
-        assert_eq!(e.exit_code(), output::EXIT_OTHER);
-        let msg = e.to_string();
-        assert!(msg.contains("job-0: no BMC"), "{msg}");
-        assert!(msg.contains("timed out after 1m 30s: job-1 not ready yet"), "{msg}");
     }
 }

@@ -22,6 +22,34 @@
 //! Filters (security policies, NAT, floating IPs) are nftables base chains
 //! in table `inet neocloud` of the VRF's namespace, one chain (or pair) per
 //! object, so each object is added and removed without touching the others.
+//!
+//! North-south on a border (its uplink and one public link per north-south
+//! VRF):
+//! - The uplink port stays in the switch's own namespace with its address;
+//!   its default route (to the upstream gateway) is in table
+//!   `UPLINK_TABLE`, which only traffic coming out of a public link looks
+//!   up (`ip rule iif pub<N>`): the underlay's main table, and so FRR and
+//!   the fabric, never get a default route, and no VXLAN packet can leave
+//!   through the uplink. Reverse-path filtering is off on the uplink (the
+//!   sources it receives from are routed only in that table) and on the
+//!   public links' underlay ends (their VRF ends share one address, which
+//!   the main table cannot route back; the links' filters check sources).
+//! - A public link is a veth pair: `pub<N>` in the switch's namespace,
+//!   `ext<N>` moved into the VRF's (N: the L3 VNI), with /32 addresses
+//!   (`PUBLIC_LINK_UNDERLAY` and `PUBLIC_LINK_VRF`, the same on every link)
+//!   and `onlink` next hops. The VPC's public addresses are routed to the
+//!   VRF end; the VRF's default route points at the underlay end (the
+//!   border's `default-originate` spreads it to the VPC's leaves), where the
+//!   VRF's NAT and floating IP chains translate.
+//! - Filters in the switch's own table `inet neocloud`: the uplink and the
+//!   public links forward only to each other; a public link only its own
+//!   VPC's public addresses, both ways; the switch accepts nothing from a
+//!   public link, and from the uplink only replies and pings to its address.
+//!   In the VRF, only replies and translated (floating IP) connections
+//!   come in through the public link.
+//! - Between VPCs: a VRF reaches another VPC's public addresses only out
+//!   through the uplink and back (the upstream router hairpins), as from
+//!   the Internet, never across the border; VRFs never reach the underlay.
 
 mod netdev;
 mod nft;
@@ -46,6 +74,23 @@ pub fn bridge_name(vni: u32) -> String {
 
 pub fn vxlan_name(vni: u32) -> String {
     format!("vni{vni}")
+}
+
+/// The routing table of the uplink's default route.
+pub const UPLINK_TABLE: u32 = 200;
+
+/// The priority of the rules sending what comes out of a public link to
+/// `UPLINK_TABLE` (after `local`, before `main`).
+pub const UPLINK_RULE_PRIORITY: u32 = 200;
+
+/// A public link's end in the switch's own namespace.
+pub fn public_link_underlay(l3_vni: u32) -> String {
+    format!("pub{l3_vni}")
+}
+
+/// A public link's end in the VRF's namespace.
+pub fn public_link_vrf(l3_vni: u32) -> String {
+    format!("ext{l3_vni}")
 }
 
 /// The steps that build `cfg` on a switch with none of it.
@@ -129,6 +174,10 @@ fn depends_on(o: &Object, on: &ObjectId) -> bool {
         (Object::Policy(p), ObjectId::Segment(n)) => p.vni == *n,
         (Object::Nat(x), ObjectId::Vrf(v)) => &x.vrf == v,
         (Object::FloatingIp(x), ObjectId::Vrf(v)) => &x.vrf == v,
+        // The link's end lives in the VRF's namespace; its set element and
+        // rule belong with the uplink's table.
+        (Object::PublicLink(l), ObjectId::Vrf(v)) => &l.vrf == v,
+        (Object::PublicLink(_), ObjectId::Uplink) => true,
         (
             Object::Bgp(_)
             | Object::Vtep(_)
@@ -137,7 +186,9 @@ fn depends_on(o: &Object, on: &ObjectId) -> bool {
             | Object::Port(_)
             | Object::Policy(_)
             | Object::Nat(_)
-            | Object::FloatingIp(_),
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_),
             ObjectId::Bgp
             | ObjectId::Vtep
             | ObjectId::Vrf(_)
@@ -145,7 +196,9 @@ fn depends_on(o: &Object, on: &ObjectId) -> bool {
             | ObjectId::Port(_)
             | ObjectId::Policy(_)
             | ObjectId::Nat(_)
-            | ObjectId::FloatingIp(_),
+            | ObjectId::FloatingIp(_)
+            | ObjectId::Uplink
+            | ObjectId::PublicLink(_),
         ) => false,
     }
 }
@@ -194,6 +247,8 @@ fn in_place(from: &Object, to: &Object) -> Option<Vec<Command>> {
         (Object::Policy(_), Object::Policy(_))
         | (Object::Nat(_), Object::Nat(_))
         | (Object::FloatingIp(_), Object::FloatingIp(_)) => None,
+        (Object::Uplink(a), Object::Uplink(b)) => netdev::uplink_in_place(a, b),
+        (Object::PublicLink(a), Object::PublicLink(b)) => netdev::public_link_in_place(a, b),
         (
             Object::Bgp(_)
             | Object::Vtep(_)
@@ -202,7 +257,9 @@ fn in_place(from: &Object, to: &Object) -> Option<Vec<Command>> {
             | Object::Port(_)
             | Object::Policy(_)
             | Object::Nat(_)
-            | Object::FloatingIp(_),
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_),
             Object::Bgp(_)
             | Object::Vtep(_)
             | Object::Vrf(_)
@@ -210,7 +267,9 @@ fn in_place(from: &Object, to: &Object) -> Option<Vec<Command>> {
             | Object::Port(_)
             | Object::Policy(_)
             | Object::Nat(_)
-            | Object::FloatingIp(_),
+            | Object::FloatingIp(_)
+            | Object::Uplink(_)
+            | Object::PublicLink(_),
         ) => None,
     }
 }

@@ -68,6 +68,11 @@ pub struct LifecycleController {
     pub agent_timeout: Duration,
     /// Nodes stepped at once.
     pub parallel_steps: usize,
+    /// How long a released node's switch ports have to leave the tenant's
+    /// networks before the release fails.
+    pub isolation_timeout: Duration,
+    /// Wakes the fabric controller (a release removed attachments).
+    pub fabric_wake: Arc<tokio::sync::Notify>,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -176,6 +181,8 @@ impl LifecycleController {
             boot_attempts: 3,
             agent_timeout: Duration::from_secs(1800),
             parallel_steps: PARALLEL_STEPS,
+            isolation_timeout: Duration::from_secs(600),
+            fabric_wake: Arc::new(tokio::sync::Notify::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
             nudged: Mutex::default(),
             full_pass: std::sync::atomic::AtomicBool::new(false),
@@ -386,7 +393,7 @@ impl LifecycleController {
         store: &Store,
         n: &Node,
         to: NodeLifecycle,
-        also: impl FnOnce(&mut dyn neocloud_store::Writer) -> Result<()>,
+        mut also: impl FnMut(&mut dyn neocloud_store::Writer) -> Result<()>,
     ) -> Result<bool, StepError> {
         let moved = store
             .write(|w| {
@@ -561,6 +568,8 @@ fn free_instance_saying(w: &mut dyn Writer, i: &Instance, reason: Option<&str>) 
         quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
         allocations::bump_placement_generation(w)?;
     }
+    // Lock order: quota rows, placement row, fabric rows, audit heads.
+    crate::network::isolation::detach_instance(w, &i.id)?;
     set_instance(w, i, InstanceState::Released, reason)
 }
 

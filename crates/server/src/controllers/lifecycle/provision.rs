@@ -165,7 +165,7 @@ impl LifecycleController {
 }
 
 /// How long the node has been in its lifecycle state.
-fn in_state(n: &Node) -> std::time::Duration {
+pub(super) fn in_state(n: &Node) -> std::time::Duration {
     let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
     std::time::Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64)
 }

@@ -5,6 +5,8 @@
 use super::{
     declared_macs, free_instance, issue_token, set_instance, LifecycleController, StepError,
 };
+use super::provision::in_state;
+use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
 use neocloud_redfish::{PowerState, ResetType};
@@ -42,12 +44,38 @@ impl LifecycleController {
             step: BootStep::SetBoot,
             attempt: 1,
         };
-        self.advance(store, n, to, |w| {
+        let moved = self.advance(store, n, to, |w| {
             agents::revoke_node_agents(w, &n.id)?;
             issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
+            // The node's ports leave the tenant's networks first (checked
+            // before the sanitizer boots: `releasing`).
+            isolation::detach_instance(w, instance)?;
             let i = instances::by_id(w, instance)?;
             set_instance(w, &i, InstanceState::Releasing, None)
-        })
+        })?;
+        self.fabric_wake.notify_one();
+        Ok(moved)
+    }
+
+    /// Before the sanitizer boots: every switch the node hangs off has
+    /// applied a plan without the tenant's attachments (its ports back in
+    /// quarantine). Waits, then fails after `isolation_timeout`.
+    fn isolated(&self, store: &Store, n: &Node) -> Result<bool, StepError> {
+        let why = store
+            .read(|r| isolation::ports_in_tenant_networks(r, &n.id))
+            .map_err(StepError::Store)?;
+        match why {
+            None => Ok(true),
+            Some(why) if in_state(n) > self.isolation_timeout => Err(StepError::Fail(format!(
+                "{why}, {}s after release: the node is not booted while it can reach the tenant",
+                self.isolation_timeout.as_secs()
+            ))),
+            Some(why) => {
+                tracing::debug!(node = %n.name, "{why}");
+                self.fabric_wake.notify_one();
+                Ok(false)
+            }
+        }
     }
 
     pub(super) fn releasing(
@@ -67,6 +95,9 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
+                if step == BootStep::SetBoot && attempt == 1 && !self.isolated(store, n)? {
+                    return Ok(false);
+                }
                 self.boot_step(store, secrets, n, step)?;
                 self.advance(store, n, next(step.next(), attempt), |_| Ok(()))
             }

@@ -1,0 +1,172 @@
+//! `neocloud network ...`: a VPC's networks, each an L2 segment with its
+//! subnet and anycast gateway.
+
+use super::{Call, InVpc};
+use crate::commands::{parse_key, parse_name, print_done, to_value, Global};
+use crate::output::{print_list, print_one, short_time, CliError, Row};
+use neocloud_common::Name;
+use neocloud_types::{Network, NetworkCreate};
+
+#[derive(clap::Args)]
+pub struct NetworkArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: NetworkCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum NetworkCmd {
+    /// List the VPC's networks.
+    List {
+        #[command(flatten)]
+        vpc: InVpc,
+    },
+    /// Show one network.
+    Get {
+        /// Network name or id.
+        #[arg(value_parser = parse_key)]
+        network: String,
+        #[command(flatten)]
+        vpc: InVpc,
+    },
+    /// Create a network in a VPC. Its CIDR may overlap other VPCs', never
+    /// another network of this one.
+    Create {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        /// IPv4 CIDR, host bits zero, /30 or larger, e.g. 10.0.0.0/24.
+        #[arg(long, value_name = "CIDR")]
+        cidr: String,
+        /// The gateway address (default: the first host of --cidr).
+        #[arg(long, value_name = "IP")]
+        gateway: Option<String>,
+        #[command(flatten)]
+        vpc: InVpc,
+        /// Retrying with the same key returns the first result instead of a second network.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Delete a network no instance is attached to and no rule names.
+    Delete {
+        /// Network name or id.
+        #[arg(value_parser = parse_key)]
+        network: String,
+        #[command(flatten)]
+        vpc: InVpc,
+    },
+}
+
+impl NetworkCmd {
+    fn call(&self) -> Result<Call, CliError> {
+        Ok(match self {
+            NetworkCmd::List { vpc } => Call::Get(vpc.path("networks")),
+            NetworkCmd::Get { network, vpc } => Call::Get(vpc.item("networks", network)),
+            NetworkCmd::Create { name, cidr, gateway, vpc, idempotency_key } => {
+                let body = to_value(&NetworkCreate {
+                    name: name.clone(),
+                    cidr: cidr.clone(),
+                    gateway: gateway.clone(),
+                })?;
+                Call::post(vpc.path("networks"), body, idempotency_key.as_deref())
+            }
+            NetworkCmd::Delete { network, vpc } => Call::Delete(vpc.item("networks", network)),
+        })
+    }
+}
+
+impl Row for Network {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "CIDR", "GATEWAY", "GENERATION", "CREATED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.cidr.clone(),
+            self.gateway.clone(),
+            self.generation.to_string(),
+            short_time(&self.created_at),
+        ]
+    }
+}
+
+pub fn network(a: NetworkArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    let v = a.cmd.call()?.send(&c)?;
+    match &a.cmd {
+        NetworkCmd::List { .. } => print_list::<Network>(f, &v),
+        NetworkCmd::Delete { network, .. } => {
+            print_done(f, &format!("network {network} deleted"));
+            Ok(())
+        }
+        NetworkCmd::Get { .. } | NetworkCmd::Create { .. } => print_one::<Network>(f, &v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use serde_json::json;
+
+    fn call(args: &[&str]) -> Call {
+        let mut all = vec!["network"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--vpc", "main", "--tenant", "acme", "--project", "p"]);
+        let Cmd::Network(a) = cli_parse(&all).unwrap() else { panic!("not network") };
+        a.cmd.call().unwrap()
+    }
+
+    const NETS: &str = "/v1/tenants/acme/projects/p/vpcs/main/networks";
+
+    #[test]
+    fn requests() {
+        assert_eq!(call(&["list"]), Call::Get(NETS.into()));
+        assert_eq!(call(&["get", "web"]), Call::Get(format!("{NETS}/web")));
+        assert_eq!(
+            call(&["create", "web", "--cidr", "10.0.0.0/24"]),
+            Call::Post {
+                path: NETS.into(),
+                body: json!({"name": "web", "cidr": "10.0.0.0/24", "gateway": null}),
+                idempotency_key: None,
+            }
+        );
+        let Call::Post { body, .. } =
+            call(&["create", "db", "--cidr", "10.1.0.0/24", "--gateway", "10.1.0.254"])
+        else {
+            panic!("not a post")
+        };
+        assert_eq!(body["gateway"], "10.1.0.254");
+        assert_eq!(call(&["delete", "web"]), Call::Delete(format!("{NETS}/web")));
+        // A mistyped name cannot change the path.
+        assert_eq!(call(&["get", "a/b"]), Call::Get(format!("{NETS}/a%2Fb")));
+    }
+
+    #[test]
+    fn arguments() {
+        assert!(!parses(&["network", "list", "--tenant", "t", "--project", "p"]));
+        assert!(!parses(&[
+            "network",
+            "create",
+            "web",
+            "--vpc",
+            "v",
+            "--tenant",
+            "t",
+            "--project",
+            "p"
+        ]));
+        assert!(!parses(&[
+            "network",
+            "get",
+            "..",
+            "--vpc",
+            "v",
+            "--tenant",
+            "t",
+            "--project",
+            "p"
+        ]));
+    }
+}

@@ -1,0 +1,114 @@
+//! Switch drivers by management transport and OS, built once per switch
+//! and rebuilt when its management changes.
+
+use crate::network::model;
+use crate::secrets::SecretBox;
+use neocloud_fabric::SwitchOs;
+use neocloud_switch::simulated::SimulatedSwitch;
+use neocloud_switch::{DriverError, SwitchDriver};
+use neocloud_types::{SwitchManagement, SwitchSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+type Key = (String, String);
+/// A built driver and the management it was built for.
+type Built = (SwitchManagement, Arc<dyn SwitchDriver>);
+
+#[derive(Default)]
+pub struct Drivers {
+    /// Whether `nsenter` management (switches as local namespaces: labs)
+    /// is allowed on this server.
+    pub allow_local: bool,
+    built: Mutex<HashMap<Key, Built>>,
+    simulated: Mutex<HashMap<Key, Arc<SimulatedSwitch>>>,
+}
+
+impl Drivers {
+    pub fn new(allow_local: bool) -> Drivers {
+        Drivers { allow_local, ..Drivers::default() }
+    }
+
+    /// The driver of a switch.
+    pub fn get(
+        &self,
+        fabric_id: &str,
+        spec: &SwitchSpec,
+        secrets: &SecretBox,
+    ) -> Result<Arc<dyn SwitchDriver>, DriverError> {
+        let key = (fabric_id.to_string(), spec.name.to_string());
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((m, d)) = built.get(&key) {
+            if *m == spec.management {
+                return Ok(d.clone());
+            }
+        }
+        let d = self.build(&key, spec, secrets)?;
+        built.insert(key, (spec.management.clone(), d.clone()));
+        Ok(d)
+    }
+
+    /// A simulated switch's device, for demos and tests.
+    pub fn simulated(&self, fabric_id: &str, switch: &str) -> Option<Arc<SimulatedSwitch>> {
+        self.simulated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(fabric_id.to_string(), switch.to_string()))
+            .cloned()
+    }
+
+    fn build(
+        &self,
+        key: &Key,
+        spec: &SwitchSpec,
+        secrets: &SecretBox,
+    ) -> Result<Arc<dyn SwitchDriver>, DriverError> {
+        let os = model::os(spec.os);
+        let name = spec.name.as_str();
+        match &spec.management {
+            SwitchManagement::None => {
+                Err(DriverError::Unsupported("the switch is not managed (management: none)".into()))
+            }
+            SwitchManagement::Simulated => {
+                let mut sims = self.simulated.lock().unwrap_or_else(|p| p.into_inner());
+                let sim = sims
+                    .entry(key.clone())
+                    .or_insert_with(|| Arc::new(SimulatedSwitch::new(name, os)))
+                    .clone();
+                Ok(sim)
+            }
+            SwitchManagement::Ssh { .. } | SwitchManagement::Nsenter { .. } => {
+                if matches!(spec.management, SwitchManagement::Nsenter { .. }) && !self.allow_local
+                {
+                    return Err(DriverError::Unsupported(
+                        "local (nsenter) switches are disabled on this server (allow_local_switches)"
+                            .into(),
+                    ));
+                }
+                frr(name, &spec.management)
+            }
+            SwitchManagement::Https { url, username, password } => {
+                let password = match password {
+                    Some(sealed) => secrets
+                        .open(sealed)
+                        .map_err(|e| DriverError::Failed(format!("switch password: {e}")))?,
+                    None => String::new(),
+                };
+                https(name, os, url, username, &password)
+            }
+        }
+    }
+}
+
+fn frr(_name: &str, _m: &SwitchManagement) -> Result<Arc<dyn SwitchDriver>, DriverError> {
+    Err(DriverError::Unsupported("FRR driver not wired yet".into()))
+}
+
+fn https(
+    _name: &str,
+    os: SwitchOs,
+    _url: &str,
+    _username: &str,
+    _password: &str,
+) -> Result<Arc<dyn SwitchDriver>, DriverError> {
+    Err(DriverError::Unsupported(format!("{} driver not wired yet", os.as_str())))
+}

@@ -1,0 +1,80 @@
+//! A node between tenants: its attachments go with its instance, and its
+//! switch ports must have left the tenant's networks (back in the
+//! provisioning network's quarantine) before it boots anything else.
+
+use super::intent;
+use super::plan;
+use neocloud_common::Result;
+use neocloud_fabric::{Object, ObjectId, PortMode};
+use neocloud_store::{fabrics, vpcs, Reader, Writer};
+use neocloud_types::SwitchManagement;
+use std::collections::BTreeSet;
+
+/// Removes an instance's attachments (and their floating IPs), fabric by
+/// fabric under each fabric's lock. Answers the fabrics changed.
+pub fn detach_instance(w: &mut dyn Writer, instance_id: &str) -> Result<Vec<String>> {
+    let atts = vpcs::attachments_of_instance(w, instance_id)?;
+    let mut fabric_ids = BTreeSet::new();
+    for a in &atts {
+        fabric_ids.insert(vpcs::vpc(w, &a.vpc_id)?.fabric_id);
+    }
+    for f in &fabric_ids {
+        fabrics::lock_intent(w, f)?;
+    }
+    for a in &atts {
+        vpcs::delete_attachment(w, &a.id)?;
+    }
+    for f in &fabric_ids {
+        intent::reallocate(w, f, false)?;
+    }
+    Ok(fabric_ids.into_iter().collect())
+}
+
+/// Why the node's ports are not yet isolated (`None`: every managed switch
+/// it is cabled to has applied the fabric's current intent, which was
+/// planned after the node's attachments were removed, and none of its
+/// ports is in a tenant network there). Requiring the current generation,
+/// not only a clean recorded config, covers a push that reached the switch
+/// but whose record was lost in a crash.
+pub fn ports_in_tenant_networks(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
+    let links = fabrics::links_of_node(r, node_id)?;
+    if links.is_empty() {
+        return Ok(None);
+    }
+    let mut waiting = Vec::new();
+    let mut fabric_ids: Vec<&str> = links.iter().map(|l| l.fabric_id.as_str()).collect();
+    fabric_ids.dedup();
+    for fid in fabric_ids {
+        let rec = fabrics::get(r, fid)?;
+        let states = fabrics::switch_states(r, fid)?;
+        let applied = plan::applied(&states)?;
+        for l in links.iter().filter(|l| l.fabric_id == fid) {
+            let managed = rec
+                .spec
+                .switches
+                .iter()
+                .find(|s| s.name.as_str() == l.switch)
+                .is_some_and(|s| !matches!(s.management, SwitchManagement::None));
+            if !managed {
+                continue;
+            }
+            let state = states.iter().find(|s| s.switch == l.switch);
+            let caught_up = state.is_some_and(|s| s.applied_generation >= rec.intent_generation);
+            let tenant_port = applied
+                .get(&l.switch)
+                .and_then(|cfg| cfg.objects.get(&ObjectId::Port(l.port.clone())))
+                .is_some_and(
+                    |o| matches!(o, Object::Port(p) if matches!(p.mode, PortMode::Tenant { .. })),
+                );
+            if tenant_port || !caught_up {
+                let why = state
+                    .and_then(|s| s.message.clone())
+                    .map(|m| format!(" (last apply: {m})"))
+                    .unwrap_or_default();
+                waiting.push(format!("{} port {}{why}", l.switch, l.port));
+            }
+        }
+    }
+    Ok((!waiting.is_empty())
+        .then(|| format!("switch ports still in a tenant network: {}", waiting.join(", "))))
+}
