@@ -3,6 +3,8 @@
 
 pub mod encoding;
 mod error;
+// The one module here that does I/O: the HTTP server of test doubles.
+pub mod http_double;
 mod ids;
 pub mod time;
 

@@ -348,7 +348,11 @@ fn spawn_fabric(
                 _ = released.notified() => {}
             }
             let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || s2.app.fabric.pass(&s2.app.store, &s2.app.secrets)).await {
+            match tokio::task::spawn_blocking(move || {
+                s2.app.fabric.pass(&s2.app.store, &s2.app.secrets)
+            })
+            .await
+            {
                 Ok(Ok(r)) => {
                     if r.pushed + r.repaired > 0 {
                         s.app.lifecycle.wake_all();

@@ -85,10 +85,9 @@ impl fmt::Display for DriverError {
         match self {
             DriverError::Unreachable(m) => write!(f, "switch unreachable: {m}"),
             DriverError::Unauthorized(m) => write!(f, "switch refused the credentials: {m}"),
-            DriverError::Stale { device, offered } => write!(
-                f,
-                "the switch holds generation {device}, newer than the offered {offered}"
-            ),
+            DriverError::Stale { device, offered } => {
+                write!(f, "the switch holds generation {device}, newer than the offered {offered}")
+            }
             DriverError::Failed(m) => write!(f, "switch apply failed: {m}"),
             DriverError::Unsupported(m) => write!(f, "not supported on this switch: {m}"),
         }
@@ -113,8 +112,10 @@ pub trait SwitchDriver: Send + Sync {
     fn check(&self, expected: &SwitchConfig) -> Result<Checked>;
 }
 
+pub mod double;
 pub mod eos;
 pub mod frr;
+mod http;
 pub mod nvue;
 pub mod simulated;
 pub mod sonic;

@@ -9,10 +9,9 @@
 //! 0x0 and 0x7fff; GUIDs 16-20 hex digits without colons; anything else is a
 //! 400. It records every request, in order, for tests to assert on.
 
+use neocloud_common::http_double::{HttpDouble, Response};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 /// One PKey as the double holds it.
@@ -40,73 +39,22 @@ pub struct UfmDouble {
 impl UfmDouble {
     /// Listens on a loopback port until the process ends.
     pub fn start() -> UfmDouble {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
         let state = Arc::new(Mutex::new(State::default()));
         let s = state.clone();
-        let auth = format!("Basic {}", neocloud_common::encoding::base64("admin:123456"));
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (s, auth) = (s.clone(), auth.clone());
-                std::thread::spawn(move || serve(conn, &s, &auth));
+        let server = HttpDouble::start(move |req| {
+            if !req.authorized("admin", "123456") {
+                return Response::json(401, &json!({"error": "Unauthorized"}));
             }
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            s.requests.push(format!("{} {}", req.method, req.target));
+            let (status, answer) = handle(&mut s, &req.method, &req.target, &req.body);
+            Response::json(status, &answer)
         });
-        UfmDouble { url, username: "admin".into(), password: "123456".into(), state }
+        UfmDouble { url: server.url, username: "admin".into(), password: "123456".into(), state }
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn serve(conn: TcpStream, state: &Mutex<State>, auth: &str) {
-    let Ok(mut out) = conn.try_clone() else { return };
-    let mut r = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let (mut len, mut authorization) = (0usize, String::new());
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => len = v.trim().parse().unwrap_or(0),
-                    "authorization" => authorization = v.trim().to_string(),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, answer) = if authorization != auth {
-            (401, json!({"error": "Unauthorized"}))
-        } else {
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            s.requests.push(format!("{method} {target}"));
-            handle(&mut s, &method, &target, &body)
-        };
-        let text = answer.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            text.len()
-        );
-        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(text.as_bytes())).is_err() {
-            return;
-        }
     }
 }
 

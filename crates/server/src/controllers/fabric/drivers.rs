@@ -103,12 +103,29 @@ fn frr(_name: &str, _m: &SwitchManagement) -> Result<Arc<dyn SwitchDriver>, Driv
     Err(DriverError::Unsupported("FRR driver not wired yet".into()))
 }
 
+/// The OS's HTTPS management API driver.
 fn https(
-    _name: &str,
+    name: &str,
     os: SwitchOs,
-    _url: &str,
-    _username: &str,
-    _password: &str,
+    url: &str,
+    username: &str,
+    password: &str,
 ) -> Result<Arc<dyn SwitchDriver>, DriverError> {
-    Err(DriverError::Unsupported(format!("{} driver not wired yet", os.as_str())))
+    use neocloud_switch::{eos, nvue, sonic};
+    Ok(match os {
+        SwitchOs::CumulusNvue => {
+            Arc::new(nvue::Nvue::new(nvue::NvueConfig::new(name, url, username, password)))
+        }
+        SwitchOs::AristaEos => {
+            Arc::new(eos::Eos::new(eos::EosConfig::new(name, url, username, password)))
+        }
+        SwitchOs::Sonic => {
+            Arc::new(sonic::Sonic::new(sonic::SonicRestConfig::new(name, url, username, password)))
+        }
+        SwitchOs::Frr => {
+            return Err(DriverError::Unsupported(
+                "FRR switches are managed over ssh or nsenter".into(),
+            ))
+        }
+    })
 }

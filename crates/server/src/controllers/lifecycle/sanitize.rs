@@ -2,10 +2,10 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
+use super::provision::in_state;
 use super::{
     declared_macs, free_instance, issue_token, set_instance, LifecycleController, StepError,
 };
-use super::provision::in_state;
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
