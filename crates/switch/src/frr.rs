@@ -1,1 +1,988 @@
-//! (being written)
+//! The FRR + Linux driver: switches whose data plane is the Linux kernel
+//! (bridges, VXLAN devices, network namespaces as VRFs, nftables) and whose
+//! control plane is FRR (zebra + bgpd), configured as
+//! `neocloud_fabric::render::{linux, frr}` render them. The namespace lab's
+//! switches are such switches; so are whitebox switches running a Linux
+//! NOS with FRR.
+//!
+//! The driver reaches a switch through a [`Transport`] (SSH, or `nsenter`
+//! into the namespaces of a local process) and runs everything as argument
+//! vectors; nothing of the switch's is parsed but `ip -j`, `nft -j`, the
+//! FRR files it wrote and its own record.
+//!
+//! Apply, in order: read the record (`<state_dir>/applied.json`) and refuse
+//! an older generation than it holds; run the netdev/nftables steps
+//! (`render::converge_frr`'s, made re-runnable: see `steps`) as one batch,
+//! one round trip whatever their number; if FRR's files on the switch
+//! differ from the rendered ones, write them and reload FRR (frr-reload.py
+//! or a configured command); record the generation last. An
+//! apply that stops anywhere is completed by running it again: removals
+//! count an absent object as removed, rebuilt objects are first taken down,
+//! and a reload that may not have happened is marked in the record and
+//! done by the next apply. Applying the same `actual`, `desired` and
+//! generation again runs nothing.
+//!
+//! Check: the record's generation, and per object of `expected` where the
+//! switch differs (`drift`): its devices, addresses, bridge ports and
+//! nftables chains as `ip -j -d addr show` (in the switch's namespace and
+//! each VRF namespace) and `nft -j list table inet neocloud` show them, and
+//! FRR's files against the rendered ones. To repair, apply from
+//! [`observed`] (the expected state without the drifted objects) to the
+//! expected state: the drifted objects, and what is built on them, are
+//! rebuilt.
+//!
+//! Reloading: `frr-reload.py` is the production path (FRR computes and
+//! applies its own difference, nothing restarts). With FRR's namespace VRF
+//! backend (`zebra -n`, as in the lab) it is not usable on FRR 8.4: zebra
+//! shows each namespace VRF with a `netns /run/netns/X` line that the
+//! rendered configuration does not have, and frr-reload.py removes it,
+//! which deactivates the VRF. Such switches restart their daemons on new
+//! files (`Reload::Command`).
+//!
+//! One writer per switch: the record refuses plans older than the last
+//! completed apply, but does not lock the switch; two applies running at
+//! once on one switch are the caller's to prevent (the control plane
+//! applies to a switch from one task at a time).
+
+mod drift;
+mod observe;
+mod steps;
+#[cfg(test)]
+mod testing;
+mod transport;
+
+pub use transport::{shell_line, shell_quote, Output, Runner, Transport, TransportRunner};
+
+use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
+use neocloud_fabric::render::frr::{self, FrrFiles};
+use neocloud_fabric::render::linux::{Command, NFT_TABLE};
+use neocloud_fabric::{SwitchConfig, SwitchOs};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How to reach and configure one FRR/Linux switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrrLinuxConfig {
+    pub transport: Transport,
+    /// Where FRR's configuration files live on the switch.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: String,
+    #[serde(default)]
+    pub files: FrrFileLayout,
+    #[serde(default)]
+    pub reload: Reload,
+    /// `user:group` given the FRR files (FRR reads them as `frr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_owner: Option<String>,
+    /// Where the driver keeps its record (`applied.json`) on the switch.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+    /// The longest one command may run (a reload of a large configuration
+    /// takes a while).
+    #[serde(default = "default_timeout_s")]
+    pub command_timeout_s: u64,
+}
+
+fn default_config_dir() -> String {
+    "/etc/frr".into()
+}
+
+fn default_state_dir() -> String {
+    "/var/lib/neocloud".into()
+}
+
+fn default_timeout_s() -> u64 {
+    120
+}
+
+fn default_frr_reload() -> String {
+    "/usr/lib/frr/frr-reload.py".into()
+}
+
+impl FrrLinuxConfig {
+    /// The defaults of a production switch: integrated `/etc/frr/frr.conf`
+    /// loaded with `frr-reload.py`, the record in `/var/lib/neocloud`.
+    pub fn new(transport: Transport) -> FrrLinuxConfig {
+        FrrLinuxConfig {
+            transport,
+            config_dir: default_config_dir(),
+            files: FrrFileLayout::default(),
+            reload: Reload::default(),
+            file_owner: None,
+            state_dir: default_state_dir(),
+            command_timeout_s: default_timeout_s(),
+        }
+    }
+}
+
+/// Which FRR files the driver writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrrFileLayout {
+    /// One `frr.conf` (FRR's integrated configuration; `frr-reload.py`
+    /// loads it).
+    #[default]
+    Integrated,
+    /// `zebra.conf` and `bgpd.conf`, for daemons started on their own files.
+    PerDaemon,
+}
+
+/// How FRR takes up new files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reload {
+    /// `frr-reload.py --reload`: compares the file with the running
+    /// configuration and applies the difference through vtysh, without
+    /// restarting anything. With per-daemon files, once per daemon
+    /// (`--daemon`). Needs FRR's python tools on the switch.
+    FrrReload {
+        #[serde(default = "default_frr_reload")]
+        script: String,
+        /// Where vtysh is (`--bindir`; the script's default: `/usr/bin`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bindir: Option<String>,
+        /// The daemons' vty socket directory (`--vty_socket`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vty_socket: Option<String>,
+        /// A writable directory for the script's temporary file (`--rundir`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rundir: Option<String>,
+    },
+    /// A command run on the switch after the files are written
+    /// (`systemctl restart frr`, or a script restarting the daemons).
+    Command { argv: Vec<String> },
+}
+
+impl Default for Reload {
+    fn default() -> Reload {
+        Reload::FrrReload {
+            script: default_frr_reload(),
+            bindir: None,
+            vty_socket: None,
+            rundir: None,
+        }
+    }
+}
+
+/// What the driver keeps on the switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    /// The generation of the last completed apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+    /// A digest of that apply's (`actual`, `desired`): the same apply
+    /// again is a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    applied: Option<String>,
+    /// Set while new FRR files are written and loaded: still set, an apply
+    /// stopped there, and the next one loads whatever the files say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    frr_reload_pending: bool,
+}
+
+/// The FRR/Linux driver for one switch.
+pub struct FrrLinux {
+    switch: String,
+    config: FrrLinuxConfig,
+    runner: Box<dyn Runner>,
+}
+
+impl std::fmt::Debug for FrrLinux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrrLinux")
+            .field("switch", &self.switch)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The switch as far as a check can tell: `expected` without the objects
+/// the check found drifted. Applying from it to `expected` rebuilds them.
+pub fn observed(expected: &SwitchConfig, checked: &Checked) -> SwitchConfig {
+    let mut out = expected.clone();
+    for d in &checked.drift {
+        out.objects.remove(&d.object);
+    }
+    out
+}
+
+fn fabric_error(e: neocloud_fabric::Error) -> DriverError {
+    match e {
+        neocloud_fabric::Error::Unsupported { .. } => DriverError::Unsupported(e.to_string()),
+        _ => DriverError::Failed(e.to_string()),
+    }
+}
+
+fn digest(actual: &SwitchConfig, desired: &SwitchConfig) -> String {
+    let mut h = Sha256::new();
+    // Serializing these types cannot fail (string keys, no floats).
+    h.update(serde_json::to_vec(&(actual, desired)).unwrap_or_default());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cmd(args: &[&str]) -> Command {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Prints `present` and the file, or `absent`.
+const READ_FILE: &str =
+    r#"if [ -e "$1" ]; then echo present; exec cat -- "$1"; else echo absent; fi"#;
+
+/// Writes standard input to `$1` atomically (a sibling file renamed over
+/// it), owned by `$2` when given.
+const WRITE_FILE: &str = r#"set -e; mkdir -p -- "$(dirname -- "$1")"; cat > "$1.new"; if [ -n "$2" ]; then chown -- "$2" "$1.new"; fi; mv -f -- "$1.new" "$1""#;
+
+impl FrrLinux {
+    /// The driver for `switch` (its name: FRR's hostname), reached and
+    /// configured as `config` says.
+    pub fn new(switch: impl Into<String>, config: FrrLinuxConfig) -> FrrLinux {
+        let runner = TransportRunner {
+            transport: config.transport.clone(),
+            timeout: Duration::from_secs(config.command_timeout_s.max(1)),
+        };
+        FrrLinux::with_runner(switch, config, Box::new(runner))
+    }
+
+    /// The same, running its commands through `runner` instead of the
+    /// config's transport (a wrapper around a [`TransportRunner`] that
+    /// adds logging or fault injection, or a test double).
+    pub fn with_runner(
+        switch: impl Into<String>,
+        config: FrrLinuxConfig,
+        runner: Box<dyn Runner>,
+    ) -> FrrLinux {
+        FrrLinux { switch: switch.into(), config, runner }
+    }
+
+    pub fn switch(&self) -> &str {
+        &self.switch
+    }
+
+    pub fn config(&self) -> &FrrLinuxConfig {
+        &self.config
+    }
+
+    /// The driver's record on the switch.
+    pub fn state_file(&self) -> String {
+        format!("{}/applied.json", self.config.state_dir.trim_end_matches('/'))
+    }
+
+    /// The files written for `files`, as (path on the switch, content).
+    pub fn frr_files(&self, files: &FrrFiles) -> Vec<(String, String)> {
+        let dir = self.config.config_dir.trim_end_matches('/');
+        match self.config.files {
+            FrrFileLayout::Integrated => {
+                vec![(format!("{dir}/frr.conf"), files.integrated.clone())]
+            }
+            FrrFileLayout::PerDaemon => vec![
+                (format!("{dir}/zebra.conf"), files.zebra.clone()),
+                (format!("{dir}/bgpd.conf"), files.bgpd.clone()),
+            ],
+        }
+    }
+
+    /// The commands that make FRR take up the files.
+    pub fn reload_commands(&self) -> Vec<Command> {
+        let dir = self.config.config_dir.trim_end_matches('/');
+        match &self.config.reload {
+            Reload::Command { argv } => vec![argv.clone()],
+            Reload::FrrReload { script, bindir, vty_socket, rundir } => {
+                let one = |daemon: Option<&str>, file: String| {
+                    let mut c = cmd(&[script, "--reload"]);
+                    if let Some(d) = daemon {
+                        c.extend(cmd(&["--daemon", d]));
+                    }
+                    c.extend(cmd(&["--confdir", dir]));
+                    for (flag, v) in
+                        [("--bindir", bindir), ("--vty_socket", vty_socket), ("--rundir", rundir)]
+                    {
+                        if let Some(v) = v {
+                            c.extend(cmd(&[flag, v]));
+                        }
+                    }
+                    c.push(file);
+                    c
+                };
+                match self.config.files {
+                    FrrFileLayout::Integrated => vec![one(None, format!("{dir}/frr.conf"))],
+                    FrrFileLayout::PerDaemon => ["zebra", "bgpd"]
+                        .iter()
+                        .map(|d| one(Some(d), format!("{dir}/{d}.conf")))
+                        .collect(),
+                }
+            }
+        }
+    }
+
+    fn failed(&self, argv: &[String], out: &Output) -> DriverError {
+        let said = match (out.stderr.trim(), out.stdout.trim()) {
+            ("", "") => String::new(),
+            ("", o) => format!(": {o}"),
+            (e, _) => format!(": {e}"),
+        };
+        DriverError::Failed(format!(
+            "{}: `{}` exited with status {}{said}",
+            self.switch,
+            shell_line(argv),
+            out.status
+        ))
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn must(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<String> {
+        let out = self.runner.run(argv, stdin)?;
+        match out.success() {
+            true => Ok(out.stdout),
+            false => Err(self.failed(argv, &out)),
+        }
+    }
+
+    /// Runs the netdev steps on the switch in one batch (one round trip):
+    /// in order, a failure that means the work is already done (see
+    /// `steps::tolerated`) counting as success, stopping at the first
+    /// other failure, which is reported as that step's.
+    fn run_steps(&self, commands: &[Command]) -> Result<()> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let script = steps::batch_script(commands);
+        let out = self.runner.run(&cmd(&["sh", "-s"]), Some(script.as_bytes()))?;
+        if out.success() {
+            return Ok(());
+        }
+        match steps::batch_failure(&out.stdout, &out.stderr) {
+            Some((i, status, stderr)) if i < commands.len() => {
+                Err(self.failed(&commands[i], &Output { status, stdout: String::new(), stderr }))
+            }
+            _ => Err(DriverError::Failed(format!(
+                "{}: the batch of {} steps failed with status {}: {}",
+                self.switch,
+                commands.len(),
+                out.status,
+                out.stderr.trim()
+            ))),
+        }
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<String>> {
+        let out = self.must(&cmd(&["sh", "-c", READ_FILE, "sh", path]), None)?;
+        match out.split_once('\n') {
+            Some(("present", text)) => Ok(Some(text.to_string())),
+            Some(("absent", _)) => Ok(None),
+            _ => Err(DriverError::Failed(format!(
+                "{}: reading {path}: unexpected answer {out:?}",
+                self.switch
+            ))),
+        }
+    }
+
+    fn write_file(&self, path: &str, text: &str, owner: Option<&str>) -> Result<()> {
+        let argv = cmd(&["sh", "-c", WRITE_FILE, "sh", path, owner.unwrap_or("")]);
+        self.must(&argv, Some(text.as_bytes())).map(|_| ())
+    }
+
+    fn read_record(&self) -> Result<Record> {
+        let path = self.state_file();
+        match self.read_file(&path)? {
+            None => Ok(Record::default()),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                DriverError::Failed(format!(
+                    "{}: {path}: not the driver's record: {e}",
+                    self.switch
+                ))
+            }),
+        }
+    }
+
+    fn write_record(&self, r: &Record) -> Result<()> {
+        let text = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
+        self.write_file(&self.state_file(), &text, None)
+    }
+
+    fn check_os(&self, cfg: &SwitchConfig) -> Result<()> {
+        match cfg.os {
+            SwitchOs::Frr => Ok(()),
+            other => Err(DriverError::Unsupported(format!(
+                "{}: the FRR/Linux driver cannot configure a {} switch",
+                self.switch,
+                other.as_str()
+            ))),
+        }
+    }
+
+    fn parsed<T>(&self, argv: &[String], r: std::result::Result<T, String>) -> Result<T> {
+        r.map_err(|e| DriverError::Failed(format!("{}: `{}`: {e}", self.switch, shell_line(argv))))
+    }
+
+    /// Reads the switch's Linux side for the objects of `expected`.
+    fn observe(&self, expected: &SwitchConfig) -> Result<drift::Observed> {
+        let argv = cmd(&["ip", "-j", "-d", "addr", "show"]);
+        let underlay = self.parsed(&argv, observe::parse_links(&self.must(&argv, None)?))?;
+        let mut vrfs = BTreeMap::new();
+        for ns in drift::vrf_namespaces(expected) {
+            let argv = cmd(&["ip", "-n", &ns, "-j", "-d", "addr", "show"]);
+            let out = self.runner.run(&argv, None)?;
+            if !out.success() {
+                if out.stderr.contains("Cannot open network namespace")
+                    && out.stderr.contains("No such file")
+                {
+                    vrfs.insert(ns, None);
+                    continue;
+                }
+                return Err(self.failed(&argv, &out));
+            }
+            let links = self.parsed(&argv, observe::parse_links(&out.stdout))?;
+            let nft = self.nft_table(&cmd(&[
+                "ip", "netns", "exec", &ns, "nft", "-j", "list", "table", "inet", NFT_TABLE,
+            ]))?;
+            vrfs.insert(ns, Some(drift::VrfNs { links, nft }));
+        }
+        let underlay_nft = match drift::needs_underlay_nft(&self.switch, expected) {
+            false => None,
+            true => self.nft_table(&cmd(&["nft", "-j", "list", "table", "inet", NFT_TABLE]))?,
+        };
+        Ok(drift::Observed { underlay, underlay_nft, vrfs })
+    }
+
+    /// The chains of an nftables table (`None`: no such table).
+    fn nft_table(&self, argv: &[String]) -> Result<Option<BTreeMap<String, observe::Chain>>> {
+        let out = self.runner.run(argv, None)?;
+        match (out.success(), out.stderr.contains("No such file or directory")) {
+            (true, _) => Ok(Some(self.parsed(argv, observe::parse_nft_table(&out.stdout))?)),
+            (false, true) => Ok(None),
+            (false, false) => Err(self.failed(argv, &out)),
+        }
+    }
+}
+
+/// What an apply will do, before it does it.
+struct Plan {
+    commands: Vec<Command>,
+    /// The FRR files to write, when they differ from the switch's (or a
+    /// reload is pending).
+    frr: Option<Vec<(String, String)>>,
+    /// Whether to write the record (not when nothing changes).
+    record: bool,
+}
+
+impl FrrLinux {
+    fn plan(&self, apply: &Apply<'_>, record: &Record) -> Result<Plan> {
+        let commands =
+            steps::netdev_steps(&self.switch, apply.actual, apply.desired).map_err(fabric_error)?;
+        let files = self.frr_files(&frr::render(&self.switch, apply.desired));
+        let mut differ = record.frr_reload_pending;
+        for (path, text) in &files {
+            if differ {
+                break;
+            }
+            differ = self.read_file(path)?.as_deref() != Some(text.as_str());
+        }
+        let record_it =
+            !commands.is_empty() || differ || record.generation != Some(apply.generation);
+        Ok(Plan { commands, frr: differ.then_some(files), record: record_it })
+    }
+
+    fn lines(&self, plan: &Plan, generation: u64) -> Vec<String> {
+        let mut out: Vec<String> = plan.commands.iter().map(|c| shell_line(c)).collect();
+        if let Some(files) = &plan.frr {
+            out.extend(
+                files.iter().map(|(path, text)| format!("write {path} ({} bytes)", text.len())),
+            );
+            out.extend(self.reload_commands().iter().map(|c| shell_line(c)));
+        }
+        if plan.record {
+            out.push(format!("record generation {generation} in {}", self.state_file()));
+        }
+        out
+    }
+}
+
+impl SwitchDriver for FrrLinux {
+    fn os(&self) -> SwitchOs {
+        SwitchOs::Frr
+    }
+
+    fn apply(&self, apply: &Apply<'_>) -> Result<Applied> {
+        self.check_os(apply.actual)?;
+        self.check_os(apply.desired)?;
+        let record = self.read_record()?;
+        if let Some(device) = record.generation {
+            if device > apply.generation {
+                return Err(DriverError::Stale { device, offered: apply.generation });
+            }
+        }
+        let applied = digest(apply.actual, apply.desired);
+        if record.generation == Some(apply.generation)
+            && record.applied.as_deref() == Some(applied.as_str())
+            && !record.frr_reload_pending
+        {
+            return Ok(Applied { steps: Vec::new(), dry_run: apply.dry_run });
+        }
+        let plan = self.plan(apply, &record)?;
+        let steps = self.lines(&plan, apply.generation);
+        if apply.dry_run {
+            return Ok(Applied { steps, dry_run: true });
+        }
+        self.run_steps(&plan.commands)?;
+        if let Some(files) = &plan.frr {
+            if !record.frr_reload_pending {
+                self.write_record(&Record { frr_reload_pending: true, ..record.clone() })?;
+            }
+            for (path, text) in files {
+                self.write_file(path, text, self.config.file_owner.as_deref())?;
+            }
+            for c in self.reload_commands() {
+                self.must(&c, None)?;
+            }
+        }
+        if plan.record {
+            self.write_record(&Record {
+                generation: Some(apply.generation),
+                applied: Some(applied),
+                frr_reload_pending: false,
+            })?;
+        }
+        Ok(Applied { steps, dry_run: false })
+    }
+
+    fn check(&self, expected: &SwitchConfig) -> Result<Checked> {
+        self.check_os(expected)?;
+        let record = self.read_record()?;
+        let observed = self.observe(expected)?;
+        let mut found = drift::linux_drift(&self.switch, expected, &observed);
+        for (path, text) in self.frr_files(&frr::render(&self.switch, expected)) {
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let device = self.read_file(&path)?;
+            for (id, details) in drift::frr_drift(&name, &text, device.as_deref()) {
+                found.entry(id).or_default().extend(details);
+            }
+        }
+        Ok(Checked {
+            generation: record.generation,
+            drift: found
+                .into_iter()
+                .map(|(object, d)| Drift { object, detail: d.join("; ") })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{argv, leaf, Recorder};
+    use super::*;
+    use neocloud_fabric::{Object, ObjectId};
+    use std::sync::Arc;
+
+    /// A runner shared between the test and the driver.
+    struct Shared(Arc<Recorder>);
+
+    impl Runner for Shared {
+        fn run(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+            self.0.run(argv, stdin)
+        }
+    }
+
+    fn config() -> FrrLinuxConfig {
+        FrrLinuxConfig::new(Transport::Nsenter { pid: 1 })
+    }
+
+    fn driver_with(config: FrrLinuxConfig, rec: Recorder) -> (FrrLinux, Arc<Recorder>) {
+        let rec = Arc::new(rec);
+        (FrrLinux::with_runner("leaf1", config, Box::new(Shared(rec.clone()))), rec)
+    }
+
+    fn driver(rec: Recorder) -> (FrrLinux, Arc<Recorder>) {
+        driver_with(config(), rec)
+    }
+
+    fn empty() -> SwitchConfig {
+        SwitchConfig::new(SwitchOs::Frr)
+    }
+
+    fn apply<'a>(
+        actual: &'a SwitchConfig,
+        desired: &'a SwitchConfig,
+        generation: u64,
+    ) -> Apply<'a> {
+        Apply { actual, desired, generation, dry_run: false }
+    }
+
+    fn record(rec: &Recorder) -> Record {
+        serde_json::from_str(&rec.files.lock().unwrap()["/var/lib/neocloud/applied.json"]).unwrap()
+    }
+
+    #[test]
+    fn a_first_apply_runs_the_steps_then_loads_frr_then_records_the_generation() {
+        let (d, rec) = driver(Recorder::new());
+        let desired = leaf();
+        let out = d.apply(&apply(&empty(), &desired, 7)).unwrap();
+        assert!(!out.dry_run);
+        let changes = rec.changes();
+        let pos = |pred: &dyn Fn(&Vec<String>) -> bool| changes.iter().position(pred).unwrap();
+        let netns_add = pos(&|c| c[..] == argv(&["ip", "netns", "add", "Vrf5000"])[..]);
+        let frr_write = pos(&|c| c.get(4).is_some_and(|p| p == "/etc/frr/frr.conf"));
+        let reload = pos(&|c| c[0] == "/usr/lib/frr/frr-reload.py");
+        let last_record = changes.len() - 1;
+        assert!(netns_add < frr_write && frr_write < reload && reload < last_record);
+        assert_eq!(changes[last_record][4], "/var/lib/neocloud/applied.json");
+        assert_eq!(
+            changes[reload],
+            argv(&[
+                "/usr/lib/frr/frr-reload.py",
+                "--reload",
+                "--confdir",
+                "/etc/frr",
+                "/etc/frr/frr.conf"
+            ])
+        );
+        let files = rec.files.lock().unwrap().clone();
+        assert_eq!(files["/etc/frr/frr.conf"], frr::render("leaf1", &desired).integrated);
+        assert_eq!(record(&rec).generation, Some(7));
+        assert!(!record(&rec).frr_reload_pending);
+        // The reported steps are what ran, as shell lines.
+        assert!(out.steps.contains(&"ip netns add Vrf5000".to_string()));
+        let written =
+            format!("write /etc/frr/frr.conf ({} bytes)", files["/etc/frr/frr.conf"].len());
+        assert!(out.steps.contains(&written));
+        assert_eq!(
+            out.steps.last().unwrap(),
+            "record generation 7 in /var/lib/neocloud/applied.json"
+        );
+    }
+
+    #[test]
+    fn an_older_generation_is_refused_before_anything_runs() {
+        let (d, rec) = driver(Recorder::new());
+        rec.files
+            .lock()
+            .unwrap()
+            .insert("/var/lib/neocloud/applied.json".into(), r#"{"generation": 5}"#.into());
+        for dry_run in [false, true] {
+            let err = d.apply(&Apply { dry_run, ..apply(&empty(), &leaf(), 4) }).unwrap_err();
+            assert_eq!(err, DriverError::Stale { device: 5, offered: 4 });
+        }
+        assert!(rec.changes().is_empty(), "{:?}", rec.changes());
+        // The same or a newer generation is applied.
+        d.apply(&apply(&empty(), &leaf(), 5)).unwrap();
+        assert_eq!(record(&rec).generation, Some(5));
+    }
+
+    #[test]
+    fn a_dry_run_reads_but_changes_nothing_and_lists_what_a_real_run_does() {
+        let (d, rec) = driver(Recorder::new());
+        let dry = d.apply(&Apply { dry_run: true, ..apply(&empty(), &leaf(), 1) }).unwrap();
+        assert!(dry.dry_run);
+        assert!(rec.changes().is_empty(), "{:?}", rec.changes());
+        assert!(rec.files.lock().unwrap().is_empty());
+        let real = d.apply(&apply(&empty(), &leaf(), 1)).unwrap();
+        assert_eq!(dry.steps, real.steps);
+    }
+
+    #[test]
+    fn the_same_apply_twice_runs_nothing_the_second_time() {
+        let (d, rec) = driver(Recorder::new());
+        let desired = leaf();
+        d.apply(&apply(&empty(), &desired, 3)).unwrap();
+        let before = rec.changes().len();
+        // A retry (its answer was lost): same actual, desired, generation.
+        let again = d.apply(&apply(&empty(), &desired, 3)).unwrap();
+        assert!(again.steps.is_empty(), "{:?}", again.steps);
+        // Converged: from the desired state to itself.
+        let same = d.apply(&apply(&desired, &desired, 3)).unwrap();
+        assert!(same.steps.is_empty(), "{:?}", same.steps);
+        assert_eq!(rec.changes().len(), before);
+        // A newer generation with nothing to change only records it.
+        let newer = d.apply(&apply(&desired, &desired, 4)).unwrap();
+        assert_eq!(newer.steps, ["record generation 4 in /var/lib/neocloud/applied.json"]);
+    }
+
+    #[test]
+    fn a_failing_step_stops_the_apply_with_the_command_and_its_error() {
+        let mut rec = Recorder::new();
+        rec.answer = Box::new(|c| {
+            (c[..] == argv(&["ip", "netns", "add", "Vrf5000"])[..]).then(|| {
+                Output::failed(
+                    1,
+                    "Cannot create namespace file \"/run/netns/Vrf5000\": File exists\n",
+                )
+            })
+        });
+        let (d, rec) = driver(rec);
+        let err = d.apply(&apply(&empty(), &leaf(), 1)).unwrap_err();
+        assert_eq!(
+            err,
+            DriverError::Failed(
+                "leaf1: `ip netns add Vrf5000` exited with status 1: Cannot create namespace file \"/run/netns/Vrf5000\": File exists".into()
+            )
+        );
+        assert!(!err.is_transient());
+        // Nothing after it ran: no FRR files, no record.
+        assert!(rec.files.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn removals_of_what_is_already_gone_succeed() {
+        let mut rec = Recorder::new();
+        rec.answer = Box::new(|c| match steps::tolerance(c) {
+            steps::Tolerate::Absent => Some(Output::failed(1, "Cannot find device \"x\"\n")),
+            _ => None,
+        });
+        let (d, _) = driver(rec);
+        // Everything removed, on a switch that has none of it.
+        d.apply(&apply(&leaf(), &empty(), 2)).unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_apply_completes_when_run_again() {
+        let desired = leaf();
+        for cut in [3, 10, 25, 40] {
+            let mut rec = Recorder::new();
+            rec.cut_at = Some(cut);
+            let (d, rec) = driver(rec);
+            let err = d.apply(&apply(&empty(), &desired, 1)).unwrap_err();
+            assert!(err.is_transient(), "{err}");
+            // The connection is back; the same apply runs again.
+            let (d2, rec2) = driver(Recorder::new());
+            *rec2.files.lock().unwrap() = rec.files.lock().unwrap().clone();
+            let out = d2.apply(&apply(&empty(), &desired, 1)).unwrap();
+            assert!(!out.steps.is_empty());
+            assert_eq!(record(&rec2).generation, Some(1));
+        }
+    }
+
+    #[test]
+    fn an_interrupted_frr_load_is_redone_by_the_next_apply() {
+        let mut rec = Recorder::new();
+        rec.answer = Box::new(|c| {
+            (c[0] == "/usr/lib/frr/frr-reload.py").then(|| Output::failed(1, "vtysh failed\n"))
+        });
+        let (d, rec) = driver(rec);
+        let desired = leaf();
+        assert!(matches!(d.apply(&apply(&empty(), &desired, 1)), Err(DriverError::Failed(_))));
+        assert!(record(&rec).frr_reload_pending);
+        // The files on the switch are already the new ones, yet the next
+        // apply loads them, and only then records the generation.
+        let files = rec.files.lock().unwrap().clone();
+        let (d2, rec2) = driver(Recorder::new());
+        *rec2.files.lock().unwrap() = files;
+        let out = d2.apply(&apply(&empty(), &desired, 1)).unwrap();
+        assert!(
+            rec2.changes().iter().any(|c| c[0] == "/usr/lib/frr/frr-reload.py"),
+            "{:?}",
+            out.steps
+        );
+        assert!(!record(&rec2).frr_reload_pending);
+        assert_eq!(record(&rec2).generation, Some(1));
+    }
+
+    #[test]
+    fn unchanged_frr_files_are_not_rewritten() {
+        let (d, rec) = driver(Recorder::new());
+        let a = leaf();
+        d.apply(&apply(&empty(), &a, 1)).unwrap();
+        // Disable the quarantined port: Linux only, FRR's files stay.
+        let mut b = a.clone();
+        if let Some(Object::Port(p)) = b.objects.get_mut(&ObjectId::Port("swp4".into())) {
+            p.mode = neocloud_fabric::PortMode::Disabled;
+        }
+        let n = rec.changes().len();
+        let out = d.apply(&apply(&a, &b, 2)).unwrap();
+        let new: Vec<Vec<String>> = rec.changes()[n..].to_vec();
+        assert!(!new.iter().any(|c| c[0] == "/usr/lib/frr/frr-reload.py"), "{:?}", out.steps);
+        assert!(new.iter().any(|c| c[..] == argv(&["ip", "link", "set", "swp4", "down"])[..]));
+    }
+
+    #[test]
+    fn frr_reload_and_command_reloads_are_built_as_configured() {
+        let mut c = config();
+        c.config_dir = "/tmp/lab/leaf1/".into();
+        c.reload = Reload::FrrReload {
+            script: "/usr/lib/frr/frr-reload.py".into(),
+            bindir: Some("/usr/bin".into()),
+            vty_socket: Some("/tmp/lab/leaf1".into()),
+            rundir: Some("/tmp/lab/leaf1".into()),
+        };
+        let d = FrrLinux::with_runner("leaf1", c.clone(), Box::new(Recorder::new()));
+        assert_eq!(
+            d.reload_commands(),
+            [argv(&[
+                "/usr/lib/frr/frr-reload.py",
+                "--reload",
+                "--confdir",
+                "/tmp/lab/leaf1",
+                "--bindir",
+                "/usr/bin",
+                "--vty_socket",
+                "/tmp/lab/leaf1",
+                "--rundir",
+                "/tmp/lab/leaf1",
+                "/tmp/lab/leaf1/frr.conf"
+            ])]
+        );
+        c.files = FrrFileLayout::PerDaemon;
+        c.reload = Reload::FrrReload {
+            script: "frr-reload.py".into(),
+            bindir: None,
+            vty_socket: None,
+            rundir: None,
+        };
+        let d = FrrLinux::with_runner("leaf1", c.clone(), Box::new(Recorder::new()));
+        assert_eq!(
+            d.reload_commands(),
+            [
+                argv(&[
+                    "frr-reload.py",
+                    "--reload",
+                    "--daemon",
+                    "zebra",
+                    "--confdir",
+                    "/tmp/lab/leaf1",
+                    "/tmp/lab/leaf1/zebra.conf"
+                ]),
+                argv(&[
+                    "frr-reload.py",
+                    "--reload",
+                    "--daemon",
+                    "bgpd",
+                    "--confdir",
+                    "/tmp/lab/leaf1",
+                    "/tmp/lab/leaf1/bgpd.conf"
+                ]),
+            ]
+        );
+        let files = d.frr_files(&frr::render("leaf1", &leaf()));
+        assert_eq!(
+            files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+            ["/tmp/lab/leaf1/zebra.conf", "/tmp/lab/leaf1/bgpd.conf"]
+        );
+        c.reload = Reload::Command { argv: argv(&["systemctl", "restart", "frr"]) };
+        let d = FrrLinux::with_runner("leaf1", c, Box::new(Recorder::new()));
+        assert_eq!(d.reload_commands(), [argv(&["systemctl", "restart", "frr"])]);
+    }
+
+    #[test]
+    fn config_reads_from_json_with_production_defaults() {
+        let c: FrrLinuxConfig = serde_json::from_str(
+            r#"{"transport": {"type": "ssh", "host": "192.168.0.1", "user": "neocloud", "identity_file": "/etc/neocloud/switch.key"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.config_dir, "/etc/frr");
+        assert_eq!(c.files, FrrFileLayout::Integrated);
+        assert_eq!(c.reload, Reload::default());
+        assert_eq!(c.state_dir, "/var/lib/neocloud");
+        let lab: FrrLinuxConfig = serde_json::from_str(
+            r#"{"transport": {"type": "nsenter", "pid": 4242}, "config_dir": "/tmp/l", "files": "per_daemon",
+                "reload": {"method": "command", "argv": ["sh", "/tmp/l/restart"]}, "file_owner": "frr:frr",
+                "state_dir": "/tmp/l/state", "command_timeout_s": 30}"#,
+        )
+        .unwrap();
+        assert_eq!(lab.reload, Reload::Command { argv: argv(&["sh", "/tmp/l/restart"]) });
+        let back: FrrLinuxConfig =
+            serde_json::from_str(&serde_json::to_string(&lab).unwrap()).unwrap();
+        assert_eq!(back, lab);
+        assert!(serde_json::from_str::<FrrLinuxConfig>(
+            r#"{"transport": {"type": "nsenter", "pid": 1}, "typo": 1}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn other_switch_oses_are_refused() {
+        let (d, rec) = driver(Recorder::new());
+        let sonic = SwitchConfig::new(SwitchOs::Sonic);
+        assert!(matches!(d.apply(&apply(&empty(), &sonic, 1)), Err(DriverError::Unsupported(_))));
+        assert!(matches!(d.check(&sonic), Err(DriverError::Unsupported(_))));
+        assert!(rec.calls().is_empty());
+        assert_eq!(d.os(), SwitchOs::Frr);
+    }
+
+    /// Answers the check's reads with the captured lab output.
+    fn captured() -> Recorder {
+        let mut rec = Recorder::new();
+        rec.answer = Box::new(|c| {
+            let s: Vec<&str> = c.iter().map(String::as_str).collect();
+            Some(match s.as_slice() {
+                ["ip", "-j", "-d", "addr", "show"] => {
+                    Output::ok(include_str!("frr/testdata/leaf1-underlay.json"))
+                }
+                ["ip", "-n", "Vrf5000", "-j", "-d", "addr", "show"] => {
+                    Output::ok(include_str!("frr/testdata/leaf1-vrf.json"))
+                }
+                ["ip", "netns", "exec", "Vrf5000", "nft", ..] => {
+                    Output::ok(include_str!("frr/testdata/nft-table.json"))
+                }
+                _ => return None,
+            })
+        });
+        rec
+    }
+
+    #[test]
+    fn check_reads_the_record_and_finds_a_switch_as_given_in_sync() {
+        let (d, rec) = driver(captured());
+        let expected = leaf();
+        rec.files.lock().unwrap().extend([
+            ("/var/lib/neocloud/applied.json".to_string(), r#"{"generation": 9}"#.to_string()),
+            ("/etc/frr/frr.conf".to_string(), frr::render("leaf1", &expected).integrated),
+        ]);
+        let checked = d.check(&expected).unwrap();
+        assert_eq!(checked, Checked { generation: Some(9), drift: vec![] });
+        assert!(rec.changes().iter().all(|c| c[0] == "ip"), "a check only reads");
+    }
+
+    #[test]
+    fn check_reports_one_drift_per_object_and_observed_drops_them() {
+        let (d, rec) = driver(captured());
+        let mut expected = leaf();
+        // The switch was given a second port that it does not have, and
+        // its FRR file lost the segment's export route target.
+        expected.insert(Object::Port(neocloud_fabric::PortConfig {
+            port: "swp7".into(),
+            node: "a3".into(),
+            nic: "eth0".into(),
+            mode: neocloud_fabric::PortMode::Tenant { vni: 100, vlan: None, vrf: "Vrf5000".into() },
+        }));
+        let frr_conf = frr::render("leaf1", &expected)
+            .integrated
+            .replace("   route-target export 65000:100\n", "");
+        rec.files.lock().unwrap().insert("/etc/frr/frr.conf".into(), frr_conf);
+        let checked = d.check(&expected).unwrap();
+        assert_eq!(checked.generation, None);
+        assert_eq!(
+            checked.drift,
+            vec![
+                Drift {
+                    object: ObjectId::Segment(100),
+                    detail: "frr.conf lacks `router bgp 65101 > address-family l2vpn evpn > vni 100 > route-target export 65000:100`".into()
+                },
+                Drift { object: ObjectId::Port("swp7".into()), detail: "swp7 is missing from namespace Vrf5000".into() },
+            ]
+        );
+        let base = observed(&expected, &checked);
+        assert_eq!(base.objects.len(), expected.objects.len() - 2);
+        assert!(!base.objects.contains_key(&ObjectId::Segment(100)));
+    }
+
+    #[test]
+    fn a_missing_vrf_namespace_is_drift_not_an_error() {
+        let mut rec = captured();
+        let inner = std::mem::replace(&mut rec.answer, Box::new(|_| None));
+        rec.answer = Box::new(move |c| {
+            if c.get(2).is_some_and(|n| n == "Vrf5000") {
+                return Some(Output::failed(
+                    255,
+                    "Cannot open network namespace \"Vrf5000\": No such file or directory\n",
+                ));
+            }
+            inner(c)
+        });
+        let (d, _) = driver(rec);
+        let checked = d.check(&leaf()).unwrap();
+        let ids: Vec<String> = checked.drift.iter().map(|d| d.object.to_string()).collect();
+        assert_eq!(ids, ["bgp", "vrf:Vrf5000", "segment:100", "port:swp2", "policy:100"]);
+    }
+}

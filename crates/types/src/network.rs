@@ -324,13 +324,15 @@ pub enum SwitchManagement {
         user: String,
         #[serde(default)]
         identity_file: Option<String>,
+        #[serde(default)]
+        frr: FrrOptions,
     },
     /// FRR/Linux in local namespaces held by process `pid` (lab setups;
     /// refused unless the server allows local switches).
     Nsenter {
         pid: u32,
-        /// The switch's FRR directory (config files, vty sockets).
-        frr_dir: String,
+        #[serde(default)]
+        frr: FrrOptions,
     },
     /// The OS's HTTPS management API (NVUE REST, eAPI, SONiC REST).
     Https {
@@ -344,6 +346,28 @@ pub enum SwitchManagement {
 
 fn ssh_port() -> u16 {
     22
+}
+
+/// Where FRR keeps its files on an FRR/Linux switch and how it takes up new
+/// ones; the defaults are a production switch's (`/etc/frr/frr.conf`,
+/// loaded with `frr-reload.py`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrrOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<String>,
+    /// `zebra.conf` + `bgpd.conf` instead of one integrated `frr.conf`.
+    #[serde(default)]
+    pub per_daemon_files: bool,
+    /// Run this after writing the files instead of `frr-reload.py`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_command: Option<Vec<String>>,
+    /// `user:group` given the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_owner: Option<String>,
+    /// Where the driver keeps its record on the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 /// A node NIC cabled to a leaf port.

@@ -155,7 +155,7 @@ pub fn converge(
 }
 
 /// Whether `o` is built on the object `on` (and must be re-created with it).
-fn depends_on(o: &Object, on: &ObjectId) -> bool {
+pub fn depends_on(o: &Object, on: &ObjectId) -> bool {
     match (o, on) {
         (Object::Vrf(_) | Object::Segment(_), ObjectId::Vtep) => true,
         (Object::Segment(s), ObjectId::Vrf(v)) => match &s.purpose {

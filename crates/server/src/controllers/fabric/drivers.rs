@@ -99,8 +99,40 @@ impl Drivers {
     }
 }
 
-fn frr(_name: &str, _m: &SwitchManagement) -> Result<Arc<dyn SwitchDriver>, DriverError> {
-    Err(DriverError::Unsupported("FRR driver not wired yet".into()))
+/// The FRR/Linux driver over ssh, or nsenter for a lab's namespaces.
+fn frr(name: &str, m: &SwitchManagement) -> Result<Arc<dyn SwitchDriver>, DriverError> {
+    use neocloud_switch::frr::{FrrFileLayout, FrrLinux, FrrLinuxConfig, Reload, Transport};
+    let (transport, o) = match m {
+        SwitchManagement::Ssh { host, port, user, identity_file, frr } => (
+            Transport::Ssh {
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                identity_file: identity_file.clone(),
+                options: Vec::new(),
+            },
+            frr,
+        ),
+        SwitchManagement::Nsenter { pid, frr } => (Transport::Nsenter { pid: *pid }, frr),
+        SwitchManagement::None | SwitchManagement::Simulated | SwitchManagement::Https { .. } => {
+            return Err(DriverError::Unsupported("not an FRR/Linux management".into()))
+        }
+    };
+    let mut c = FrrLinuxConfig::new(transport);
+    if let Some(d) = &o.config_dir {
+        c.config_dir = d.clone();
+    }
+    if o.per_daemon_files {
+        c.files = FrrFileLayout::PerDaemon;
+    }
+    if let Some(argv) = &o.reload_command {
+        c.reload = Reload::Command { argv: argv.clone() };
+    }
+    c.file_owner = o.file_owner.clone();
+    if let Some(d) = &o.state_dir {
+        c.state_dir = d.clone();
+    }
+    Ok(Arc::new(FrrLinux::new(name, c)))
 }
 
 /// The OS's HTTPS management API driver.

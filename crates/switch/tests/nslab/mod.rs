@@ -1,19 +1,38 @@
 //! A fabric of network namespaces on this machine, run by real FRR: each
 //! switch is a network namespace with a mount namespace of its own (a
-//! private `/run/netns`, so the VRF namespaces a switch's rendered steps
-//! create are its own, and its zebra (`-n`, the namespace VRF backend) sees
-//! only them); each node is a network namespace cabled to its leaf port by
-//! a veth pair. Everything is torn down on drop. Needs root, `ip`,
+//! private `/run/netns`, so the VRF namespaces a switch's configuration
+//! creates are its own, and its zebra (`-n`, the namespace VRF backend) sees
+//! only them), held by a process the driver enters (`nsenter`); each node
+//! is a network namespace cabled to its leaf port by a veth pair. A switch
+//! has its own FRR directory (files, vty sockets, pid files, logs) and a
+//! `frr-restart` script, its FRR service: it (re)starts the switch's zebra
+//! and bgpd on the per-daemon files there. The lab never configures a
+//! switch itself: `driver_config` says how the FRR/Linux driver reaches
+//! and configures one. Everything is torn down on drop. Needs root, `ip`,
 //! `unshare`, `nsenter` and FRR; see `NsLab::available`.
 
 #![allow(dead_code)]
 
+use neocloud_switch::frr::{FrrFileLayout, FrrLinuxConfig, Reload, Transport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FRR: &str = "/usr/lib/frr";
+
+/// FRR's python tools (`frr-pythontools`), for reloads without restarts.
+pub const FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
+
+/// How a lab switch's FRR takes up new files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrrService {
+    /// Per-daemon files; the daemons restart on them (`frr-restart`).
+    Restart,
+    /// The daemons run from the switch's creation; an integrated file is
+    /// loaded into them by `frr-reload.py`.
+    Reload,
+}
 
 pub struct NsLab {
     prefix: String,
@@ -46,6 +65,28 @@ fn must(argv: &[&str]) -> String {
     sh(argv).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The switch's FRR service: stops its daemons (pid files) and starts
+/// zebra (namespace VRFs) and bgpd on the per-daemon files in the script's
+/// own directory.
+const FRR_RESTART: &str = r#"#!/bin/sh
+set -e
+d="$(dirname "$0")"
+for n in bgpd zebra; do
+  if [ -f "$d/$n.pid" ]; then
+    p="$(cat "$d/$n.pid")"
+    kill "$p" 2>/dev/null || true
+    i=0
+    while [ -d "/proc/$p" ] && [ "$i" -lt 250 ]; do sleep 0.02; i=$((i+1)); done
+    rm -f "$d/$n.pid"
+  fi
+done
+for n in zebra bgpd; do
+  ns=""; [ "$n" = zebra ] && ns="-n"
+  "FRR/$n" $ns -d -F datacenter -P 0 -u frr -g frr -z "$d/zserv.api" --vty_socket "$d" \
+    -i "$d/$n.pid" -f "$d/$n.conf" --log "file:$d/$n.log"
+done
+"#;
+
 impl NsLab {
     /// Whether the lab can run here: `None` (said loudly) where it cannot;
     /// with `CI` set that is a failure (the test command installs FRR and
@@ -58,7 +99,7 @@ impl NsLab {
         } else if !Path::new(&format!("{FRR}/zebra")).exists() {
             Some("FRR (install frr)".to_string())
         } else {
-            ["ip", "unshare", "nsenter", "ping"]
+            ["ip", "unshare", "nsenter", "ping", "nft"]
                 .iter()
                 .find(|t| sh(&["sh", "-c", &format!("command -v {t}")]).is_err())
                 .map(|t| format!("the `{t}` command"))
@@ -96,13 +137,17 @@ impl NsLab {
         ns
     }
 
-    /// A switch: its network namespace, and a process holding a mount
+    /// A switch: its network namespace, a process holding a mount
     /// namespace with a private `/run/netns` in which the switch's own
-    /// namespace is also known as `underlay`.
-    pub fn switch(&mut self, name: &str) {
+    /// namespace is also known as `underlay`, and its FRR directory with
+    /// the `frr-restart` service script. With `FrrService::Reload` its
+    /// daemons start now, on files that name only the host.
+    pub fn switch(&mut self, name: &str, service: FrrService) {
         let ns = self.add_netns(name);
-        let dir = self.dir.join(name);
+        let dir = self.dir(name);
         std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("frr-restart");
+        std::fs::write(&script, FRR_RESTART.replace("FRR/", &format!("{FRR}/"))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg("mount -t tmpfs tmpfs /run/netns && ip netns attach underlay $$ && exec sleep 100000")
@@ -121,15 +166,59 @@ impl NsLab {
             assert!(Instant::now() < deadline, "switch {name}: namespace holder did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
+        let host = format!("hostname {name}\n");
+        for f in ["zebra.conf", "bgpd.conf"] {
+            std::fs::write(dir.join(f), &host).unwrap();
+        }
+        must(&["chown", "-R", "frr:frr", dir.to_str().unwrap()]);
+        if service == FrrService::Reload {
+            self.run(name, &["sh".into(), script.to_str().unwrap().into()])
+                .unwrap_or_else(|e| panic!("{name}: starting FRR: {e}"));
+        }
     }
 
-    fn holder(&self, switch: &str) -> String {
-        self.holders[switch].id().to_string()
+    /// The switch's FRR directory.
+    pub fn dir(&self, switch: &str) -> PathBuf {
+        self.dir.join(switch)
     }
 
-    /// Runs `argv` on the switch (its network and mount namespaces).
+    /// The process whose namespaces are the switch.
+    pub fn pid(&self, switch: &str) -> u32 {
+        self.holders[switch].id()
+    }
+
+    /// How the FRR/Linux driver reaches and configures the switch.
+    pub fn driver_config(&self, switch: &str, service: FrrService) -> FrrLinuxConfig {
+        let dir = self.dir(switch).to_str().unwrap().to_string();
+        let mut c = FrrLinuxConfig::new(Transport::Nsenter { pid: self.pid(switch) });
+        c.config_dir = dir.clone();
+        c.state_dir = format!("{dir}/state");
+        c.file_owner = Some("frr:frr".into());
+        c.command_timeout_s = 60;
+        match service {
+            FrrService::Restart => {
+                c.files = FrrFileLayout::PerDaemon;
+                c.reload =
+                    Reload::Command { argv: vec!["sh".into(), format!("{dir}/frr-restart")] };
+            }
+            FrrService::Reload => {
+                c.files = FrrFileLayout::Integrated;
+                c.reload = Reload::FrrReload {
+                    script: FRR_RELOAD.into(),
+                    bindir: None,
+                    vty_socket: Some(dir.clone()),
+                    rundir: Some(dir),
+                };
+            }
+        }
+        c
+    }
+
+    /// Runs `argv` on the switch (its network and mount namespaces): the
+    /// tests' hand on the switch (drift, snapshots), never its
+    /// configuration.
     pub fn run(&self, switch: &str, argv: &[String]) -> Result<String, String> {
-        let pid = self.holder(switch);
+        let pid = self.pid(switch).to_string();
         let mut full: Vec<&str> = vec!["nsenter", "-t", &pid, "-m", "-n", "--"];
         full.extend(argv.iter().map(String::as_str));
         sh(&full)
@@ -178,56 +267,9 @@ impl NsLab {
         let _ = sh(&["ip", "-n", &ns, "route", "replace", "default", "via", gateway]);
     }
 
-    fn write_frr(&self, switch: &str, zebra: &str, bgpd: &str) -> PathBuf {
-        let dir = self.dir.join(switch);
-        std::fs::write(dir.join("zebra.conf"), zebra).unwrap();
-        std::fs::write(dir.join("bgpd.conf"), bgpd).unwrap();
-        must(&["chown", "-R", "frr:frr", dir.to_str().unwrap()]);
-        dir
-    }
-
-    fn daemon(&self, switch: &str, dir: &Path, d: &str) {
-        let dir_s = dir.to_str().unwrap();
-        let mut argv: Vec<String> = vec![format!("{FRR}/{d}")];
-        if d == "zebra" {
-            argv.push("-n".into());
-        }
-        for a in [
-            "-d",
-            "-F",
-            "datacenter",
-            "-P",
-            "0",
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "-z",
-            &format!("{dir_s}/zserv.api"),
-            "--vty_socket",
-            dir_s,
-            "-i",
-            &format!("{dir_s}/{d}.pid"),
-            "-f",
-            &format!("{dir_s}/{d}.conf"),
-            "--log",
-            &format!("file:{dir_s}/{d}.log"),
-        ] {
-            argv.push(a.to_string());
-        }
-        self.run(switch, &argv).unwrap_or_else(|e| panic!("{switch} {d}: {e}"));
-    }
-
-    /// Starts the switch's zebra (namespace VRFs) and bgpd on these files.
-    pub fn start_frr(&self, switch: &str, zebra: &str, bgpd: &str) {
-        let dir = self.write_frr(switch, zebra, bgpd);
-        self.daemon(switch, &dir, "zebra");
-        self.daemon(switch, &dir, "bgpd");
-    }
-
     fn stop_frr(&self, switch: &str) {
         for d in ["bgpd", "zebra"] {
-            let pid_file = self.dir.join(switch).join(format!("{d}.pid"));
+            let pid_file = self.dir(switch).join(format!("{d}.pid"));
             if let Ok(pid) = std::fs::read_to_string(&pid_file) {
                 let _ = sh(&["kill", pid.trim()]);
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -239,12 +281,6 @@ impl NsLab {
                 let _ = std::fs::remove_file(&pid_file);
             }
         }
-    }
-
-    /// New FRR files for the switch: its daemons restart on them.
-    pub fn restart_frr(&self, switch: &str, zebra: &str, bgpd: &str) {
-        self.stop_frr(switch);
-        self.start_frr(switch, zebra, bgpd);
     }
 
     /// One ping from the node; true when answered.
@@ -269,7 +305,7 @@ impl NsLab {
     pub fn diagnostics(&self) -> String {
         let mut out = String::new();
         for sw in self.holders.keys() {
-            let sock = self.dir.join(sw);
+            let sock = self.dir(sw);
             let show = |c: &str| {
                 self.run(
                     sw,
