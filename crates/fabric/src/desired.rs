@@ -22,14 +22,16 @@ use std::str::FromStr;
 pub const VXLAN_UDP_PORT: u16 = 4789;
 
 /// The underlay end of every VRF's public link (see `PublicLinkConfig`):
-/// the VRF's default route points here.
-pub const PUBLIC_LINK_UNDERLAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+/// the VRF's default route points here. Not 169.254.0.1: FRR's unnumbered
+/// BGP installs the underlay's IPv4 routes via that address (onlink, on the
+/// fabric ports), and the kernel rejects them once it is a local address.
+pub const PUBLIC_LINK_UNDERLAY: Ipv4Addr = Ipv4Addr::new(169, 254, 255, 1);
 
 /// The VRF end of every VRF's public link: the underlay routes the VPC's
 /// public addresses here. Both ends are /32s, the same in every VRF (each
 /// VRF end is in its own namespace; the next hops are per link), so no
 /// per-VPC link addressing is allocated.
-pub const PUBLIC_LINK_VRF: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 2);
+pub const PUBLIC_LINK_VRF: Ipv4Addr = Ipv4Addr::new(169, 254, 255, 2);
 
 /// The VRF name of an L3 VNI. Names derive from allocated numbers, never
 /// from tenant strings: they satisfy every OS's syntax (SONiC requires

@@ -273,11 +273,11 @@ fn the_border_is_built_with_its_public_path_and_nothing_else_crosses() {
     assert_eq!(route("", "main", "default"), None);
     // The VPC's public addresses to its VRF, its default route back.
     for p in ["203.0.113.1/32", "203.0.113.9/32"] {
-        assert_eq!(route("", "main", p).as_deref(), Some("via 169.254.0.2 dev pub5000 onlink"));
+        assert_eq!(route("", "main", p).as_deref(), Some("via 169.254.255.2 dev pub5000 onlink"));
     }
     assert_eq!(
         route("Vrf5000", "main", "default").as_deref(),
-        Some("via 169.254.0.1 dev ext5000 onlink")
+        Some("via 169.254.255.1 dev ext5000 onlink")
     );
     // B is not north-south: no link, no route.
     assert_eq!(route("Vrf5001", "main", "default"), None);
@@ -316,7 +316,7 @@ fn public_addresses_change_in_place_and_an_uplink_change_rebuilds_the_links() {
     let after = plan_of(&f, &s, &l, &with_fip);
     let steps = converge_leaf2(&before, &after, &s, &l);
     assert!(
-        steps.contains(&"ip route add 203.0.113.9/32 via 169.254.0.2 dev pub5000 onlink".into())
+        steps.contains(&"ip route add 203.0.113.9/32 via 169.254.255.2 dev pub5000 onlink".into())
     );
     assert!(steps.contains(&"nft flush chain inet neocloud public-5000".into()));
     assert!(
@@ -326,7 +326,7 @@ fn public_addresses_change_in_place_and_an_uplink_change_rebuilds_the_links() {
     // And goes again.
     let steps = converge_leaf2(&after, &before, &s, &l);
     assert!(
-        steps.contains(&"ip route del 203.0.113.9/32 via 169.254.0.2 dev pub5000 onlink".into())
+        steps.contains(&"ip route del 203.0.113.9/32 via 169.254.255.2 dev pub5000 onlink".into())
     );
 
     // A new gateway on the same link: one route replaced.

@@ -383,14 +383,14 @@ fn uplink_errors_name_the_field() {
         );
     }
     for bad in [
-        "198.51.100.2/32", // no room for the gateway
-        "198.51.100.0/30", // the link's network address
-        "198.51.100.3/30", // its broadcast address
-        "203.0.113.2/30",  // overlaps the public block
-        "203.0.0.2/16",    // contains the public block
-        "10.0.0.3/24",     // contains the switches' loopbacks
-        "169.254.0.5/16",  // the public links' addresses
-        "224.0.0.1/24",    // not unicast
+        "198.51.100.2/32",  // no room for the gateway
+        "198.51.100.0/30",  // the link's network address
+        "198.51.100.3/30",  // its broadcast address
+        "203.0.113.2/30",   // overlaps the public block
+        "203.0.0.2/16",     // contains the public block
+        "10.0.0.3/24",      // contains the switches' loopbacks
+        "169.254.255.5/16", // the public links' addresses
+        "224.0.0.1/24",     // not unicast
     ] {
         assert_eq!(
             field_of(|_, s, _, _| {
@@ -467,7 +467,7 @@ fn north_south_needs_an_uplink_and_networks_clear_of_its_addresses() {
     );
     // A north-south VPC's network may not cover public or link addresses
     // (here VPC B, north-south through its floating IP).
-    for bad in ["203.0.113.0/24", "169.254.0.0/30", "169.254.0.0/16"] {
+    for bad in ["203.0.113.0/24", "169.254.255.0/30", "169.254.0.0/16"] {
         assert_eq!(
             field_of(|_, s, _, i| {
                 make_border(&mut s[2]);
@@ -484,7 +484,7 @@ fn north_south_needs_an_uplink_and_networks_clear_of_its_addresses() {
     let (f, mut s, l, mut i) = (fabric(), switches(os), links(os), intent());
     make_border(&mut s[2]);
     i.nat_gateways.push(nat);
-    i.networks[1].cidr = net("169.254.0.0/24");
+    i.networks[1].cidr = net("169.254.255.0/24");
     i.attachments[3].ip = None;
     validate(&f, &s, &l, &i).unwrap();
 }

@@ -91,8 +91,10 @@ fn frr_north_south_snapshot() {
     // The border's public path: the uplink's own table, the VRF's link.
     assert!(text.contains("\nip route add default via 198.51.100.1 dev swp9 table 200\n"));
     assert!(text.contains("\nip link add pub5000 type veth peer name ext5000\n"));
-    assert!(text.contains("\nip -n Vrf5000 route add default via 169.254.0.1 dev ext5000 onlink\n"));
-    assert!(text.contains("\nip route add 203.0.113.10/32 via 169.254.0.2 dev pub5000 onlink\n"));
+    assert!(
+        text.contains("\nip -n Vrf5000 route add default via 169.254.255.1 dev ext5000 onlink\n")
+    );
+    assert!(text.contains("\nip route add 203.0.113.10/32 via 169.254.255.2 dev pub5000 onlink\n"));
     assert!(text.contains("\nip rule add iif pub5000 lookup 200 priority 200\n"));
     check_snapshot("frr-north-south.txt", &text);
 }

@@ -335,17 +335,23 @@ fn spawn_fabric(
         return;
     }
     let every = Duration::from_millis(config.fabric_interval_ms.max(100));
+    let settle = Duration::from_millis(100);
     let (s, c) = (shared.clone(), cancel.clone());
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(every);
         let wake = s.app.fabric.wake.clone();
         let released = s.app.lifecycle.fabric_wake.clone();
         loop {
-            tokio::select! {
+            let woken = tokio::select! {
                 _ = c.cancelled() => return,
-                _ = tick.tick() => {}
-                _ = wake.notified() => {}
-                _ = released.notified() => {}
+                _ = tick.tick() => false,
+                _ = wake.notified() => true,
+                _ = released.notified() => true,
+            };
+            // Changes come in bursts (a tenant attaching a gang of nodes):
+            // let the burst land, so one pass pushes it once.
+            if woken {
+                tokio::time::sleep(settle).await;
             }
             let s2 = s.clone();
             match tokio::task::spawn_blocking(move || {

@@ -283,16 +283,20 @@ pub fn retain_switches(w: &mut dyn Writer, fabric_id: &str, keep: &[String]) -> 
     Ok(())
 }
 
-/// The lowest intent generation applied by the switches a node is cabled
-/// to (0 where one never applied), or `None` for an uncabled node: a
-/// change made at generation `g` is in effect for the node once this is at
-/// least `g`.
-pub fn node_applied_generation(r: &mut dyn Reader, node_id: &str) -> Result<Option<i64>> {
+/// The lowest intent generation of `fabric_id` applied by the switches of
+/// that fabric a node is cabled to (0 where one never applied), or `None`
+/// for a node not cabled there: a change made at generation `g` is in
+/// effect for the node once this is at least `g`.
+pub fn node_applied_generation(
+    r: &mut dyn Reader,
+    node_id: &str,
+    fabric_id: &str,
+) -> Result<Option<i64>> {
     let rows = r.query(
         "SELECT MIN(COALESCE(s.applied_generation, 0)) FROM fabric_links l \
          LEFT JOIN switch_states s ON s.fabric_id = l.fabric_id AND s.switch = l.switch \
-         WHERE l.node_id = ?",
-        vals![node_id],
+         WHERE l.node_id = ? AND l.fabric_id = ?",
+        vals![node_id, fabric_id],
     )?;
     match rows.first() {
         None => Ok(None),

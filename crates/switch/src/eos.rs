@@ -24,7 +24,7 @@
 
 pub mod config;
 
-use crate::http::{marker, parse_marker, Http};
+use crate::http::{debug_config, marker, parse_marker, Http};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
 use config::Node;
 use neocloud_fabric::{SwitchConfig, SwitchOs};
@@ -62,11 +62,7 @@ impl EosConfig {
 
 impl fmt::Debug for EosConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EosConfig")
-            .field("switch", &self.switch)
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .finish()
+        debug_config(f, "EosConfig", &self.switch, &self.url, &self.username)
     }
 }
 

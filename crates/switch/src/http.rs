@@ -9,6 +9,7 @@
 //! HTTPS and need a TLS-enabled agent with the switch's CA (not wired yet).
 
 use crate::DriverError;
+use std::fmt;
 use std::time::Duration;
 
 /// What a device answered: any HTTP status, with its body.
@@ -109,6 +110,22 @@ pub(crate) fn status_error(status: u16, what: &str, body: &str) -> DriverError {
     }
 }
 
+/// A REST driver configuration's `Debug`: the switch, its URL and the
+/// user, never the password.
+pub(crate) fn debug_config(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    switch: &str,
+    url: &str,
+    username: &str,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field("switch", &switch)
+        .field("url", &url)
+        .field("username", &username)
+        .finish()
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (for a
 /// path segment or a query value: `changeset/a/b` -> `changeset%2Fa%2Fb`).
 pub(crate) fn encode(s: &str) -> String {
@@ -150,6 +167,24 @@ mod tests {
         match status_error(400, "PATCH /x", "{\"detail\":\"bad vlan\"}") {
             DriverError::Failed(m) => assert!(m.contains("bad vlan") && m.contains("PATCH /x")),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn configs_never_show_the_password() {
+        let (sw, url, user, pw) = ("leaf1", "http://leaf1.mgmt", "admin", "s3cret");
+        for shown in [
+            format!("{:?}", crate::eos::EosConfig::new(sw, url, user, pw)),
+            format!("{:?}", crate::nvue::NvueConfig::new(sw, url, user, pw)),
+            format!("{:?}", crate::sonic::SonicRestConfig::new(sw, url, user, pw)),
+        ] {
+            assert!(
+                shown.ends_with(
+                    r#"{ switch: "leaf1", url: "http://leaf1.mgmt", username: "admin" }"#
+                ),
+                "{shown}"
+            );
+            assert!(!shown.contains(pw), "{shown}");
         }
     }
 

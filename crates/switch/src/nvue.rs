@@ -27,7 +27,7 @@
 pub mod plan;
 pub mod tree;
 
-use crate::http::{encode, parse_marker, Http};
+use crate::http::{debug_config, encode, parse_marker, Http};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
 use neocloud_fabric::{SwitchConfig, SwitchOs};
 use serde_json::{json, Value};
@@ -70,11 +70,7 @@ impl NvueConfig {
 
 impl fmt::Debug for NvueConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NvueConfig")
-            .field("switch", &self.switch)
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .finish()
+        debug_config(f, "NvueConfig", &self.switch, &self.url, &self.username)
     }
 }
 

@@ -28,7 +28,7 @@
 pub mod patch;
 pub mod restconf;
 
-use crate::http::{marker, parse_marker, status_error, Http, Reply};
+use crate::http::{debug_config, marker, parse_marker, status_error, Http, Reply};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
 use neocloud_fabric::render::sonic::{render, ConfigDb};
 use neocloud_fabric::{SwitchConfig, SwitchOs};
@@ -65,11 +65,7 @@ impl SonicRestConfig {
 
 impl fmt::Debug for SonicRestConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SonicRestConfig")
-            .field("switch", &self.switch)
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .finish()
+        debug_config(f, "SonicRestConfig", &self.switch, &self.url, &self.username)
     }
 }
 

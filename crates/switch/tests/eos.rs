@@ -6,13 +6,15 @@
 //! fails the apply and leaves no pending session, and changes made at the
 //! console show up as drift (and a re-apply repairs them).
 
+mod common;
+
+use common::*;
 use neocloud_common::http_double::Response;
-use neocloud_fabric::{Object, ObjectId, PortConfig, PortMode, SwitchConfig, SwitchOs};
+use neocloud_fabric::{ObjectId, PortMode, SwitchConfig, SwitchOs};
 use neocloud_switch::double::eos::EosDouble;
-use neocloud_switch::double::lab::{ports, Lab};
+use neocloud_switch::double::lab::ports;
 use neocloud_switch::eos::{Eos, EosConfig};
-use neocloud_switch::{Apply, DriverError, SwitchDriver};
-use std::time::Duration;
+use neocloud_switch::{DriverError, SwitchDriver};
 
 const OS: SwitchOs = SwitchOs::AristaEos;
 
@@ -22,18 +24,8 @@ fn double() -> EosDouble {
 
 fn driver(d: &EosDouble, password: &str) -> Eos {
     let mut cfg = EosConfig::new("leaf1", &d.url, &d.username, password);
-    cfg.timeout = Duration::from_secs(5);
+    cfg.timeout = TIMEOUT;
     Eos::new(cfg)
-}
-
-fn apply(
-    eos: &Eos,
-    actual: &SwitchConfig,
-    desired: &SwitchConfig,
-    generation: u64,
-    dry_run: bool,
-) -> Result<Vec<String>, DriverError> {
-    eos.apply(&Apply { actual, desired, generation, dry_run }).map(|a| a.steps)
 }
 
 fn empty() -> SwitchConfig {
@@ -51,7 +43,7 @@ fn section_lines(d: &EosDouble, header: &str) -> Vec<String> {
 fn converges_from_empty_in_one_session_and_reapplies_nothing() {
     let d = double();
     let eos = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
+    let cfg = leaf1(OS);
 
     let steps = apply(&eos, &empty(), &cfg, 1, false).unwrap();
     {
@@ -80,9 +72,7 @@ fn converges_from_empty_in_one_session_and_reapplies_nothing() {
     );
     assert!(d.state().section("router bgp 65101").is_some());
     assert!(d.state().section("management api http-commands").is_some());
-    let checked = eos.check(&cfg).unwrap();
-    assert_eq!(checked.generation, Some(1));
-    assert!(checked.drift.is_empty(), "{:?}", checked.drift);
+    assert_in_sync(&eos, &cfg, 1);
 
     assert!(apply(&eos, &cfg, &cfg, 1, false).unwrap().is_empty());
     let st = d.state();
@@ -94,11 +84,8 @@ fn converges_from_empty_in_one_session_and_reapplies_nothing() {
 fn a_removed_network_is_negated_and_a_dry_run_commits_nothing() {
     let d = double();
     let eos = driver(&d, &d.password);
-    let mut lab = Lab::new(OS);
-    let before = lab.plan("leaf1");
+    let (before, after) = leaf1_before_and_after_removing(OS, "net-b");
     apply(&eos, &empty(), &before, 1, false).unwrap();
-    lab.remove_network("net-b");
-    let after = lab.plan("leaf1");
 
     let running = d.state().running.clone();
     let dry = apply(&eos, &before, &after, 2, true).unwrap();
@@ -136,27 +123,17 @@ fn a_removed_network_is_negated_and_a_dry_run_commits_nothing() {
 fn an_older_generation_is_refused_and_nothing_is_sent() {
     let d = double();
     let eos = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&eos, &empty(), &cfg, 5, false).unwrap();
+    let cfg = applied_leaf1(&eos, 5);
     let calls = d.state().calls.len();
-    assert_eq!(
-        apply(&eos, &cfg, &empty(), 4, false),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
-    assert_eq!(
-        apply(&eos, &cfg, &empty(), 4, true),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
+    assert_refuses_generation_4(&eos, &cfg);
     assert_eq!(d.state().calls.len(), calls + 2, "only the two reads");
 }
 
 #[test]
 fn credentials_and_outages_map_to_their_errors() {
     let d = double();
-    let cfg = Lab::new(OS).plan("leaf1");
-    let wrong = driver(&d, "wrong");
-    assert!(matches!(apply(&wrong, &empty(), &cfg, 1, false), Err(DriverError::Unauthorized(_))));
-    assert!(matches!(wrong.check(&cfg), Err(DriverError::Unauthorized(_))));
+    let cfg = leaf1(OS);
+    assert_unauthorized(&driver(&d, "wrong"), &cfg);
 
     let eos = driver(&d, &d.password);
     d.server.fail_next(Response::text(502, "Bad Gateway"));
@@ -169,25 +146,15 @@ fn credentials_and_outages_map_to_their_errors() {
 fn a_refused_command_fails_the_apply_and_leaves_no_session() {
     let d = double();
     let eos = driver(&d, &d.password);
-    let mut cfg = Lab::new(OS).plan("leaf1");
+    let mut cfg = leaf1(OS);
     // A port the switch does not have.
-    cfg.insert(Object::Port(PortConfig {
-        port: "Ethernet99".into(),
-        node: "x1".into(),
-        nic: "eth0".into(),
-        mode: PortMode::Disabled,
-    }));
+    cfg.insert(stray_port("Ethernet99", PortMode::Disabled));
     let running = d.state().running.clone();
-    match apply(&eos, &empty(), &cfg, 1, false) {
-        Err(DriverError::Failed(m)) => {
-            assert!(
-                m.contains("'interface Ethernet99' failed: invalid command")
-                    && m.contains("Invalid input"),
-                "{m}"
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    let m = failed(apply(&eos, &empty(), &cfg, 1, false));
+    assert!(
+        m.contains("'interface Ethernet99' failed: invalid command") && m.contains("Invalid input"),
+        "{m}"
+    );
     let st = d.state();
     assert!(st.sessions.is_empty(), "the failed session was aborted");
     assert_eq!(st.calls.last().unwrap().cmds[2], "abort");
@@ -198,8 +165,7 @@ fn a_refused_command_fails_the_apply_and_leaves_no_session() {
 fn console_changes_are_drift_and_a_reapply_repairs_them() {
     let d = double();
     let eos = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&eos, &empty(), &cfg, 1, false).unwrap();
+    let cfg = applied_leaf1(&eos, 1);
     d.console(&[
         "interface Ethernet2",
         "switchport access vlan 13",
@@ -213,8 +179,7 @@ fn console_changes_are_drift_and_a_reapply_repairs_them() {
     .unwrap();
 
     let checked = eos.check(&cfg).unwrap();
-    let ids: Vec<&ObjectId> = checked.drift.iter().map(|d| &d.object).collect();
-    assert_eq!(ids, [&ObjectId::Segment(100), &ObjectId::Port("Ethernet2".into())]);
+    assert_eq!(drifted(&checked), [&ObjectId::Segment(100), &ObjectId::Port("Ethernet2".into())]);
     assert_eq!(checked.drift[0].detail, "missing `router bgp 65101 > vlan 12 > rd 10.0.0.1:12`");
     assert_eq!(
         checked.drift[1].detail,

@@ -5,12 +5,14 @@
 //! invalid revision fails with NVUE's reasons, and changes made behind the
 //! driver's back show up as drift (and a re-apply repairs them).
 
+mod common;
+
+use common::*;
 use neocloud_common::http_double::Response;
-use neocloud_fabric::{Object, ObjectId, PortConfig, PortMode, SwitchConfig, SwitchOs};
-use neocloud_switch::double::lab::Lab;
+use neocloud_fabric::{ObjectId, PortMode, SwitchConfig, SwitchOs};
 use neocloud_switch::double::nvue::NvueDouble;
 use neocloud_switch::nvue::{Nvue, NvueConfig};
-use neocloud_switch::{Apply, DriverError, SwitchDriver};
+use neocloud_switch::{DriverError, SwitchDriver};
 use serde_json::json;
 use std::time::Duration;
 
@@ -18,19 +20,9 @@ const OS: SwitchOs = SwitchOs::CumulusNvue;
 
 fn driver(d: &NvueDouble, password: &str) -> Nvue {
     let mut cfg = NvueConfig::new("leaf1", &d.url, &d.username, password);
-    cfg.timeout = Duration::from_secs(5);
+    cfg.timeout = TIMEOUT;
     cfg.poll_interval = Duration::from_millis(1);
     Nvue::new(cfg)
-}
-
-fn apply(
-    nv: &Nvue,
-    actual: &SwitchConfig,
-    desired: &SwitchConfig,
-    generation: u64,
-    dry_run: bool,
-) -> Result<Vec<String>, DriverError> {
-    nv.apply(&Apply { actual, desired, generation, dry_run }).map(|a| a.steps)
 }
 
 fn empty() -> SwitchConfig {
@@ -41,7 +33,7 @@ fn empty() -> SwitchConfig {
 fn converges_from_empty_in_one_revision_and_reapplies_nothing() {
     let d = NvueDouble::start();
     let nv = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
+    let cfg = leaf1(OS);
 
     let steps = apply(&nv, &empty(), &cfg, 1, false).unwrap();
     assert_eq!(steps.len(), 4, "create, one PATCH (nothing to unset), apply, save: {steps:?}");
@@ -72,9 +64,7 @@ fn converges_from_empty_in_one_revision_and_reapplies_nothing() {
         assert_eq!(a["vrf"]["Vrf5001"]["evpn"]["vni"], json!({"5001": {}}));
         assert_eq!(st.startup, st.applied, "saved to startup");
     }
-    let checked = nv.check(&cfg).unwrap();
-    assert_eq!(checked.generation, Some(1));
-    assert!(checked.drift.is_empty(), "{:?}", checked.drift);
+    assert_in_sync(&nv, &cfg, 1);
 
     // Again: one read, nothing written.
     let writes = d.state().writes().len();
@@ -87,11 +77,8 @@ fn converges_from_empty_in_one_revision_and_reapplies_nothing() {
 fn a_removed_network_is_unset_and_dry_runs_write_nothing() {
     let d = NvueDouble::start();
     let nv = driver(&d, &d.password);
-    let mut lab = Lab::new(OS);
-    let before = lab.plan("leaf1");
+    let (before, after) = leaf1_before_and_after_removing(OS, "net-b");
     apply(&nv, &empty(), &before, 1, false).unwrap();
-    lab.remove_network("net-b");
-    let after = lab.plan("leaf1");
 
     let applied = d.state().applied.clone();
     let writes = d.state().writes().len();
@@ -121,27 +108,17 @@ fn a_removed_network_is_unset_and_dry_runs_write_nothing() {
 fn an_older_generation_is_refused_and_writes_nothing() {
     let d = NvueDouble::start();
     let nv = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&nv, &empty(), &cfg, 5, false).unwrap();
+    let cfg = applied_leaf1(&nv, 5);
     let writes = d.state().writes().len();
-    assert_eq!(
-        apply(&nv, &cfg, &empty(), 4, false),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
-    assert_eq!(
-        apply(&nv, &cfg, &empty(), 4, true),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
+    assert_refuses_generation_4(&nv, &cfg);
     assert_eq!(d.state().writes().len(), writes);
 }
 
 #[test]
 fn credentials_and_outages_map_to_their_errors() {
     let d = NvueDouble::start();
-    let cfg = Lab::new(OS).plan("leaf1");
-    let wrong = driver(&d, "wrong");
-    assert!(matches!(apply(&wrong, &empty(), &cfg, 1, false), Err(DriverError::Unauthorized(_))));
-    assert!(matches!(wrong.check(&cfg), Err(DriverError::Unauthorized(_))));
+    let cfg = leaf1(OS);
+    assert_unauthorized(&driver(&d, "wrong"), &cfg);
 
     let nv = driver(&d, &d.password);
     d.server.fail_next(Response::text(503, "nvued is restarting"));
@@ -165,21 +142,15 @@ fn an_invalid_revision_fails_with_nvues_reasons() {
     let nv = driver(&d, &d.password);
     // A port in a VLAN no segment maps: NVUE refuses it at apply.
     let mut cfg = empty();
-    cfg.insert(Object::Port(PortConfig {
-        port: "swp7".into(),
-        node: "x1".into(),
-        nic: "eth0".into(),
-        mode: PortMode::Provisioning { vni: 9000, vlan: Some(77), isolated: false },
-    }));
-    match apply(&nv, &empty(), &cfg, 1, false) {
-        Err(DriverError::Failed(m)) => {
-            assert!(
-                m.contains("\"invalid\"") && m.contains("access VLAN 77 is not in bridge domain"),
-                "{m}"
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    cfg.insert(stray_port(
+        "swp7",
+        PortMode::Provisioning { vni: 9000, vlan: Some(77), isolated: false },
+    ));
+    let m = failed(apply(&nv, &empty(), &cfg, 1, false));
+    assert!(
+        m.contains("\"invalid\"") && m.contains("access VLAN 77 is not in bridge domain"),
+        "{m}"
+    );
     assert!(d.state().applied["interface"].get("swp7").is_none(), "nothing applied");
 }
 
@@ -187,16 +158,17 @@ fn an_invalid_revision_fails_with_nvues_reasons() {
 fn changes_behind_the_drivers_back_are_drift_and_a_reapply_repairs_them() {
     let d = NvueDouble::start();
     let nv = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&nv, &empty(), &cfg, 1, false).unwrap();
+    let cfg = applied_leaf1(&nv, 1);
     {
         let mut st = d.state();
         st.applied["interface"]["swp2"]["bridge"]["domain"]["br_default"]["access"] = json!(11);
         st.applied["vrf"].as_object_mut().unwrap().remove("Vrf5000");
     }
     let checked = nv.check(&cfg).unwrap();
-    let ids: Vec<&ObjectId> = checked.drift.iter().map(|d| &d.object).collect();
-    assert_eq!(ids, [&ObjectId::Vrf("Vrf5000".into()), &ObjectId::Port("swp2".into())]);
+    assert_eq!(
+        drifted(&checked),
+        [&ObjectId::Vrf("Vrf5000".into()), &ObjectId::Port("swp2".into())]
+    );
     assert_eq!(checked.drift[0].detail, "vrf.Vrf5000 is missing");
     assert_eq!(
         checked.drift[1].detail,

@@ -7,14 +7,16 @@
 //! the generation, and changes made behind the driver's back show up as
 //! drift (and a re-apply repairs them).
 
+mod common;
+
+use common::*;
 use neocloud_common::http_double::Response;
-use neocloud_fabric::{Object, ObjectId, PortConfig, PortMode, SwitchConfig, SwitchOs};
-use neocloud_switch::double::lab::{ports, Lab};
+use neocloud_fabric::{ObjectId, PortMode, SwitchConfig, SwitchOs};
+use neocloud_switch::double::lab::ports;
 use neocloud_switch::double::sonic::SonicDouble;
 use neocloud_switch::sonic::{Sonic, SonicRestConfig};
-use neocloud_switch::{Apply, DriverError, SwitchDriver};
+use neocloud_switch::{DriverError, SwitchDriver};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const OS: SwitchOs = SwitchOs::Sonic;
 
@@ -24,18 +26,8 @@ fn double() -> SonicDouble {
 
 fn driver(d: &SonicDouble, password: &str) -> Sonic {
     let mut cfg = SonicRestConfig::new("leaf1", &d.url, &d.username, password);
-    cfg.timeout = Duration::from_secs(5);
+    cfg.timeout = TIMEOUT;
     Sonic::new(cfg)
-}
-
-fn apply(
-    s: &Sonic,
-    actual: &SwitchConfig,
-    desired: &SwitchConfig,
-    generation: u64,
-    dry_run: bool,
-) -> Result<Vec<String>, DriverError> {
-    s.apply(&Apply { actual, desired, generation, dry_run }).map(|a| a.steps)
 }
 
 fn empty() -> SwitchConfig {
@@ -50,7 +42,7 @@ fn ops(steps: &[String]) -> Vec<Value> {
 fn converges_from_empty_and_reapplies_nothing() {
     let d = double();
     let s = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
+    let cfg = leaf1(OS);
 
     let steps = apply(&s, &empty(), &cfg, 1, false).unwrap();
     let patch = ops(&steps);
@@ -105,9 +97,7 @@ fn converges_from_empty_and_reapplies_nothing() {
             "the platform's fields stay"
         );
     }
-    let checked = s.check(&cfg).unwrap();
-    assert_eq!(checked.generation, Some(1));
-    assert!(checked.drift.is_empty(), "{:?}", checked.drift);
+    assert_in_sync(&s, &cfg, 1);
 
     let writes = d.state().writes().len();
     assert!(apply(&s, &cfg, &cfg, 1, false).unwrap().is_empty());
@@ -118,11 +108,8 @@ fn converges_from_empty_and_reapplies_nothing() {
 fn a_removed_network_is_removed_dependents_first_and_a_dry_run_sends_nothing() {
     let d = double();
     let s = driver(&d, &d.password);
-    let mut lab = Lab::new(OS);
-    let before = lab.plan("leaf1");
+    let (before, after) = leaf1_before_and_after_removing(OS, "net-b");
     apply(&s, &empty(), &before, 1, false).unwrap();
-    lab.remove_network("net-b");
-    let after = lab.plan("leaf1");
 
     let db = d.state().db.clone();
     let writes = d.state().writes().len();
@@ -155,27 +142,17 @@ fn a_removed_network_is_removed_dependents_first_and_a_dry_run_sends_nothing() {
 fn an_older_generation_is_refused_and_nothing_is_written() {
     let d = double();
     let s = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&s, &empty(), &cfg, 5, false).unwrap();
+    let cfg = applied_leaf1(&s, 5);
     let writes = d.state().writes().len();
-    assert_eq!(
-        apply(&s, &cfg, &empty(), 4, false),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
-    assert_eq!(
-        apply(&s, &cfg, &empty(), 4, true),
-        Err(DriverError::Stale { device: 5, offered: 4 })
-    );
+    assert_refuses_generation_4(&s, &cfg);
     assert_eq!(d.state().writes().len(), writes);
 }
 
 #[test]
 fn credentials_and_outages_map_to_their_errors() {
     let d = double();
-    let cfg = Lab::new(OS).plan("leaf1");
-    let wrong = driver(&d, "wrong");
-    assert!(matches!(apply(&wrong, &empty(), &cfg, 1, false), Err(DriverError::Unauthorized(_))));
-    assert!(matches!(wrong.check(&cfg), Err(DriverError::Unauthorized(_))));
+    let cfg = leaf1(OS);
+    assert_unauthorized(&driver(&d, "wrong"), &cfg);
 
     let s = driver(&d, &d.password);
     d.server.fail_next(Response::text(500, "rest_server: translib unavailable"));
@@ -189,21 +166,20 @@ fn credentials_and_outages_map_to_their_errors() {
 fn a_refused_write_fails_the_apply_and_records_no_generation() {
     let d = double();
     let s = driver(&d, &d.password);
-    let mut cfg = Lab::new(OS).plan("leaf1");
+    let mut cfg = leaf1(OS);
     // A port the switch does not have: its VLAN membership is refused.
-    cfg.insert(Object::Port(PortConfig {
-        port: "Ethernet96".into(),
-        node: "x1".into(),
-        nic: "eth0".into(),
-        mode: PortMode::Provisioning { vni: 9000, vlan: Some(4000), isolated: false },
-    }));
-    match apply(&s, &empty(), &cfg, 1, false) {
-        Err(DriverError::Failed(m)) => assert!(
-            m.contains("HTTP 400") && m.contains("invalid-value: VLAN_MEMBER Vlan4000|Ethernet96: port Ethernet96 does not exist"),
-            "{m}"
-        ),
-        other => panic!("{other:?}"),
-    }
+    cfg.insert(stray_port(
+        "Ethernet96",
+        PortMode::Provisioning { vni: 9000, vlan: Some(4000), isolated: false },
+    ));
+    let m = failed(apply(&s, &empty(), &cfg, 1, false));
+    assert!(
+        m.contains("HTTP 400")
+            && m.contains(
+                "invalid-value: VLAN_MEMBER Vlan4000|Ethernet96: port Ethernet96 does not exist"
+            ),
+        "{m}"
+    );
     assert_eq!(s.check(&cfg).unwrap().generation, None, "the generation is written last");
 }
 
@@ -211,8 +187,7 @@ fn a_refused_write_fails_the_apply_and_records_no_generation() {
 fn changes_behind_the_drivers_back_are_drift_and_a_reapply_repairs_them() {
     let d = double();
     let s = driver(&d, &d.password);
-    let cfg = Lab::new(OS).plan("leaf1");
-    apply(&s, &empty(), &cfg, 1, false).unwrap();
+    let cfg = applied_leaf1(&s, 1);
     {
         let mut st = d.state();
         st.db
@@ -224,8 +199,7 @@ fn changes_behind_the_drivers_back_are_drift_and_a_reapply_repairs_them() {
         st.db.get_mut("VLAN_MEMBER").unwrap().remove("Vlan12|Ethernet4");
     }
     let checked = s.check(&cfg).unwrap();
-    let ids: Vec<&ObjectId> = checked.drift.iter().map(|d| &d.object).collect();
-    assert_eq!(ids, [&ObjectId::Port("Ethernet4".into())]);
+    assert_eq!(drifted(&checked), [&ObjectId::Port("Ethernet4".into())]);
     assert_eq!(
         checked.drift[0].detail,
         "PORT|Ethernet4.admin_status: the switch has \"down\", expected \"up\"; VLAN_MEMBER|Vlan12|Ethernet4 is missing"

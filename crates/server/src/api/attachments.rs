@@ -34,9 +34,10 @@ pub(super) fn ops() -> Vec<Op> {
 pub(super) fn view(
     r: &mut dyn Reader,
     a: &AttachmentRecord,
+    fabric_id: &str,
     ledger: &Allocations,
 ) -> Result<Attachment> {
-    let applied = fabrics::node_applied_generation(r, &a.node_id)?.unwrap_or(0);
+    let applied = fabrics::node_applied_generation(r, &a.node_id, fabric_id)?.unwrap_or(0);
     Ok(Attachment {
         id: a.id.clone(),
         network_id: a.network_id.clone(),
@@ -72,7 +73,7 @@ fn list(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let l = ledger(r, &v.fabric_id)?;
     let mut items = Vec::new();
     for a in vpcs::attachments_of_network(r, &n.id)? {
-        items.push(view(r, &a, &l)?);
+        items.push(view(r, &a, &v.fabric_id, &l)?);
     }
     Reply::ok(&List { items })
 }
@@ -82,7 +83,7 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let n = find_network(c, r, &v)?;
     let a = find(c, r, &n.id)?;
     let l = ledger(r, &v.fabric_id)?;
-    Reply::ok(&view(r, &a, &l)?)
+    Reply::ok(&view(r, &a, &v.fabric_id, &l)?)
 }
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
@@ -144,7 +145,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         },
     )?;
     let l = intent::reallocate(w, &v.fabric_id, true)?;
-    let view = view(w, &a, &l.ledger)?;
+    let view = view(w, &a, &v.fabric_id, &l.ledger)?;
     Reply::created(&a.id, &view)
 }
 

@@ -5,7 +5,7 @@
 //! the intent; the controller sanitizes the node and then frees it.
 
 use super::allocations::{amounts, check_count, claim, instance_type, plan};
-use super::{schema, Call, Handler, Method, Op, Reply, Resp, Scope};
+use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, NameOrId, Result};
@@ -31,21 +31,18 @@ fn op(
     response: Resp,
     handler: Handler,
 ) -> Op {
-    Op {
+    super::project_op(
+        Resource::Instance,
+        "instances",
         id,
         method,
         path,
         summary,
-        tag: "instances",
-        resource: Resource::Instance,
         action,
-        scope: Scope::Project,
-        query: &[],
         request,
         response,
-        idempotent: action == Action::Create,
         handler,
-    }
+    )
 }
 
 pub(super) fn ops() -> Vec<Op> {

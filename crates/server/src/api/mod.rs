@@ -368,6 +368,26 @@ pub(super) fn global_op(
     response: Resp,
     handler: Handler,
 ) -> Op {
+    let op =
+        project_op(resource, tag, id, method, path, summary, action, request, response, handler);
+    Op { scope: Scope::Global, ..op }
+}
+
+/// A project-scope operation without query parameters; creates take an
+/// `Idempotency-Key`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn project_op(
+    resource: Resource,
+    tag: &'static str,
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    action: Action,
+    request: Option<SchemaFn>,
+    response: Resp,
+    handler: Handler,
+) -> Op {
     Op {
         id,
         method,
@@ -376,7 +396,7 @@ pub(super) fn global_op(
         tag,
         resource,
         action,
-        scope: Scope::Global,
+        scope: Scope::Project,
         query: &[],
         request,
         response,

@@ -4,7 +4,7 @@
 //! change the fabric cannot carry is refused with nothing written); the
 //! fabric controller pushes the result to the switches.
 
-use super::{schema, Call, Handler, Method, Op, Reply, Resp, Scope};
+use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::network::{intent, model};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
@@ -23,21 +23,18 @@ pub(super) fn op(
     response: Resp,
     handler: Handler,
 ) -> Op {
-    Op {
+    super::project_op(
+        Resource::Vpc,
+        "networking",
         id,
         method,
         path,
         summary,
-        tag: "networking",
-        resource: Resource::Vpc,
         action,
-        scope: Scope::Project,
-        query: &[],
         request,
         response,
-        idempotent: action == Action::Create,
         handler,
-    }
+    )
 }
 
 pub(super) fn ops() -> Vec<Op> {

@@ -63,8 +63,9 @@ pub(crate) fn tolerance(argv: &[String]) -> Tolerate {
 /// file or directory`, `Cannot remove namespace file ...: No such file or
 /// directory`, `Error: ipv4: Address not found.` (older kernels: `Cannot
 /// assign requested address`), `RTNETLINK answers: No such process` (a
-/// route); nft: `Error: Could not process rule: No such file or
-/// directory`.
+/// route), `Error: ipv4: FIB table does not exist.` (a route in a table
+/// nothing was ever added to); nft: `Error: Could not process rule: No such
+/// file or directory`.
 const ABSENT: &[&str] = &[
     "Cannot find device",
     "No such file or directory",
@@ -72,6 +73,7 @@ const ABSENT: &[&str] = &[
     "No such process",
     "Address not found",
     "Cannot assign requested address",
+    "FIB table does not exist",
 ];
 
 /// What an addition prints when its address, route or rule is there.
@@ -481,11 +483,11 @@ mod tests {
             ),
             (&["ip", "-n", "Vrf5000", "addr", "add", "10.100.0.1/24", "dev", "br100"], Present),
             (
-                &["ip", "route", "del", "203.0.113.9/32", "via", "169.254.0.2", "dev", "pub5000"],
+                &["ip", "route", "del", "203.0.113.9/32", "via", "169.254.255.2", "dev", "pub5000"],
                 Absent,
             ),
             (&["ip", "rule", "del", "iif", "pub5000", "lookup", "200"], Absent),
-            (&["ip", "-n", "Vrf5000", "route", "add", "default", "via", "169.254.0.1"], Present),
+            (&["ip", "-n", "Vrf5000", "route", "add", "default", "via", "169.254.255.1"], Present),
             (&["nft", "delete", "table", "inet", "neocloud"], Absent),
             // Additions and moves into a VRF must really happen.
             (&["ip", "link", "add", "vni100", "type", "vxlan", "id", "100"], Nothing),
@@ -523,6 +525,7 @@ mod tests {
             "Error: ipv4: Address not found.\n",
             "Error: Could not process rule: No such file or directory\nflush chain inet neocloud to-100\n",
             "RTNETLINK answers: No such process\n",
+            "Error: ipv4: FIB table does not exist.\nDump terminated\n",
         ] {
             assert!(tolerated(Absent, absent), "{absent}");
             assert!(!tolerated(Nothing, absent));

@@ -283,6 +283,34 @@ impl NsLab {
         }
     }
 
+    /// Runs `argv` in a node's network namespace.
+    pub fn in_node(&self, node: &str, argv: &[&str]) -> Result<String, String> {
+        let ns = self.ns(node);
+        let mut full: Vec<&str> = vec!["ip", "netns", "exec", &ns];
+        full.extend(argv);
+        sh(&full)
+    }
+
+    /// Starts `argv` in a node's network namespace in the background (a
+    /// listener); killed when the returned child is dropped by the caller.
+    pub fn spawn_in_node(&self, node: &str, argv: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{node}: {argv:?}: {e}"))
+    }
+
+    /// Whether a TCP connection from the node to `addr:port` is accepted
+    /// within 2 s.
+    pub fn tcp_connects(&self, node: &str, addr: &str, port: u16) -> bool {
+        let probe = format!("exec 3<>/dev/tcp/{addr}/{port}");
+        self.in_node(node, &["timeout", "2", "bash", "-c", &probe]).is_ok()
+    }
+
     /// One ping from the node; true when answered.
     pub fn ping(&self, node: &str, addr: &str) -> bool {
         sh(&["ip", "netns", "exec", &self.ns(node), "ping", "-c1", "-W1", addr]).is_ok()

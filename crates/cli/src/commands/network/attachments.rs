@@ -2,10 +2,10 @@
 //! `configuring` until every switch its port hangs off has applied it,
 //! then `ready`; `create --wait` waits for that.
 
-use super::{wire, Call, InNetwork};
+use super::{show, wire, Call, InNetwork, Shown};
 use crate::commands::wait::{self, Verdict, Watched};
-use crate::commands::{parse_duration_secs, parse_key, print_done, to_value, Global};
-use crate::output::{or_dash, print_list, print_one, short_time, CliError, Row};
+use crate::commands::{parse_duration_secs, parse_key, to_value, Global};
+use crate::output::{or_dash, print_one, short_time, CliError, Row};
 use neocloud_types::{Attachment, AttachmentCreate, AttachmentState};
 use serde_json::Value;
 use std::time::Duration;
@@ -138,11 +138,10 @@ pub fn attachment(a: AttachmentArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
     let f = a.g.output;
     let v = a.cmd.call()?.send(&c)?;
-    match &a.cmd {
-        AttachmentCmd::List { .. } => print_list::<Attachment>(f, &v),
+    let shown = match &a.cmd {
+        AttachmentCmd::List { .. } => Shown::List,
         AttachmentCmd::Delete { attachment, .. } => {
-            print_done(f, &format!("attachment {attachment} deleted"));
-            Ok(())
+            Shown::Done(format!("attachment {attachment} deleted"))
         }
         AttachmentCmd::Create { network, wait: true, timeout, .. } => {
             let poll = |ids: &[String]| -> Result<Vec<Value>, CliError> {
@@ -152,16 +151,18 @@ pub fn attachment(a: AttachmentArgs) -> Result<(), CliError> {
             if let Some(last) = w.items.first() {
                 print_one::<Attachment>(f, last)?;
             }
-            w.result("ready", *timeout)
+            return w.result("ready", *timeout);
         }
-        AttachmentCmd::Get { .. } | AttachmentCmd::Create { .. } => print_one::<Attachment>(f, &v),
-    }
+        AttachmentCmd::Get { .. } | AttachmentCmd::Create { .. } => Shown::One,
+    };
+    show::<Attachment>(f, &v, shown)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::parsed_cmd;
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
     const AT: [&str; 8] =
@@ -169,10 +170,9 @@ mod tests {
     const ATTS: &str = "/v1/tenants/acme/projects/p/vpcs/main/networks/web/attachments";
 
     fn parsed(args: &[&str]) -> AttachmentCmd {
-        let mut all = vec!["attachment"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&AT);
-        let Cmd::Attachment(a) = cli_parse(&all).unwrap() else { panic!("not attachment") };
+        let Cmd::Attachment(a) = parsed_cmd("attachment", args, &AT) else {
+            panic!("not attachment")
+        };
         a.cmd
     }
 
@@ -204,19 +204,11 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let with = |args: &[&'static str]| [args, &AT[..]].concat();
-        assert!(parses(&with(&[
-            "attachment",
-            "create",
-            "--instance",
-            "i",
-            "--wait",
-            "--timeout",
-            "30s"
-        ])));
+        let create = |more: &[&'static str]| [&["attachment", "create"][..], more, &AT].concat();
+        assert!(parses(&create(&["--instance", "i", "--wait", "--timeout", "30s"])));
         // --timeout only with --wait; an instance is required; so is the network.
-        assert!(!parses(&with(&["attachment", "create", "--instance", "i", "--timeout", "30s"])));
-        assert!(!parses(&with(&["attachment", "create"])));
+        assert!(!parses(&create(&["--instance", "i", "--timeout", "30s"])));
+        assert!(!parses(&create(&[])));
         assert!(!parses(&["attachment", "list", "--vpc", "v", "--tenant", "t", "--project", "p"]));
     }
 

@@ -293,14 +293,13 @@ pub fn fabric(a: FabricArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parsed_cmd;
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
     fn parsed(args: &[&str]) -> FabricCmd {
-        let mut all = vec!["fabric"];
-        all.extend_from_slice(args);
-        let Cmd::Fabric(a) = cli_parse(&all).unwrap() else { panic!("not fabric") };
+        let Cmd::Fabric(a) = parsed_cmd("fabric", args, &[]) else { panic!("not fabric") };
         a.cmd
     }
 

@@ -1,9 +1,9 @@
 //! `neocloud floating-ip ...`: public addresses mapped one-to-one to an
 //! attachment's address, admitting only the protocols and ports allowed.
 
-use super::{allow_text, parse_allow, Call, InVpc};
-use crate::commands::{parse_key, print_done, to_value, Global};
-use crate::output::{print_list, print_one, short_time, CliError, Row};
+use super::{allow_text, parse_allow, show, Call, InVpc, Shown};
+use crate::commands::{parse_key, to_value, Global};
+use crate::output::{short_time, CliError, Row};
 use neocloud_types::{Allow, FloatingIp, FloatingIpCreate};
 
 #[derive(clap::Args)]
@@ -92,32 +92,30 @@ impl Row for FloatingIp {
 
 pub fn floating_ip(a: FloatingIpArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
-    let f = a.g.output;
     let v = a.cmd.call()?.send(&c)?;
-    match &a.cmd {
-        FloatingIpCmd::List { .. } => print_list::<FloatingIp>(f, &v),
+    let shown = match &a.cmd {
+        FloatingIpCmd::List { .. } => Shown::List,
         FloatingIpCmd::Delete { floating_ip, .. } => {
-            print_done(f, &format!("floating ip {floating_ip} released"));
-            Ok(())
+            Shown::Done(format!("floating ip {floating_ip} released"))
         }
-        FloatingIpCmd::Get { .. } | FloatingIpCmd::Create { .. } => print_one::<FloatingIp>(f, &v),
-    }
+        FloatingIpCmd::Get { .. } | FloatingIpCmd::Create { .. } => Shown::One,
+    };
+    show::<FloatingIp>(a.g.output, &v, shown)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{parsed_cmd, IN_VPC};
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
-    const AT: [&str; 6] = ["--vpc", "main", "--tenant", "acme", "--project", "p"];
     const FIPS: &str = "/v1/tenants/acme/projects/p/vpcs/main/floating-ips";
 
     fn call(args: &[&str]) -> Call {
-        let mut all = vec!["floating-ip"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&AT);
-        let Cmd::FloatingIp(a) = cli_parse(&all).unwrap() else { panic!("not floating-ip") };
+        let Cmd::FloatingIp(a) = parsed_cmd("floating-ip", args, &IN_VPC) else {
+            panic!("not floating-ip")
+        };
         a.cmd.call().unwrap()
     }
 
@@ -149,17 +147,11 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let with = |args: &[&'static str]| [args, &AT[..]].concat();
-        assert!(!parses(&with(&["floating-ip", "create"])));
-        assert!(!parses(&with(&["floating-ip", "create", "--attachment", "a", "--allow", "ssh"])));
-        assert!(!parses(&with(&[
-            "floating-ip",
-            "create",
-            "--attachment",
-            "a",
-            "--allow",
-            "icmp:8"
-        ])));
+        let create =
+            |more: &[&'static str]| [&["floating-ip", "create"][..], more, &IN_VPC].concat();
+        assert!(!parses(&create(&[])));
+        assert!(!parses(&create(&["--attachment", "a", "--allow", "ssh"])));
+        assert!(!parses(&create(&["--attachment", "a", "--allow", "icmp:8"])));
         assert!(!parses(&["floating-ip", "list", "--tenant", "t", "--project", "p"]));
     }
 }

@@ -20,8 +20,8 @@ pub use vpcs::{vpc, VpcArgs};
 
 use crate::client::{self, Client};
 use crate::commands::inventory::InProject;
-use crate::commands::parse_key;
-use crate::output::CliError;
+use crate::commands::{parse_key, print_done};
+use crate::output::{print_list, print_one, CliError, Format, Row};
 use neocloud_types::{Allow, IpProtocol, Ports};
 use serde_json::Value;
 
@@ -50,6 +50,29 @@ impl Call {
             Call::Patch { path, body } => c.patch(path, body),
             Call::Put { path, body } => c.put(path, body),
             Call::Delete(path) => Ok(c.delete(path)?.unwrap_or(Value::Null)),
+        }
+    }
+}
+
+/// How a command prints its call's answer.
+#[derive(Debug)]
+enum Shown {
+    /// A list of rows.
+    List,
+    /// One row.
+    One,
+    /// Nothing came back (a DELETE): this line says what was done.
+    Done(String),
+}
+
+/// Prints a call's answer `v`, of `T`s, as `shown`.
+fn show<T: Row>(format: Format, v: &Value, shown: Shown) -> Result<(), CliError> {
+    match shown {
+        Shown::List => print_list::<T>(format, v),
+        Shown::One => print_one::<T>(format, v),
+        Shown::Done(message) => {
+            print_done(format, &message);
+            Ok(())
         }
     }
 }
@@ -201,6 +224,18 @@ fn allow_text(allow: &[Allow]) -> String {
         .collect();
     all.join(",")
 }
+
+/// The client command that `command`, then `args`, then `at` parse to
+/// (tests of what the command files send).
+#[cfg(test)]
+fn parsed_cmd(command: &str, args: &[&str], at: &[&str]) -> crate::commands::Cmd {
+    crate::commands::cli_parse(&[&[command], args, at].concat()).unwrap()
+}
+
+/// The VPC the tests' VPC-scoped commands work in:
+/// `/v1/tenants/acme/projects/p/vpcs/main`.
+#[cfg(test)]
+const IN_VPC: [&str; 6] = ["--vpc", "main", "--tenant", "acme", "--project", "p"];
 
 #[cfg(test)]
 mod tests {

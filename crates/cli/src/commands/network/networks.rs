@@ -1,9 +1,9 @@
 //! `neocloud network ...`: a VPC's networks, each an L2 segment with its
 //! subnet and anycast gateway.
 
-use super::{Call, InVpc};
-use crate::commands::{parse_key, parse_name, print_done, to_value, Global};
-use crate::output::{print_list, print_one, short_time, CliError, Row};
+use super::{show, Call, InVpc, Shown};
+use crate::commands::{parse_key, parse_name, to_value, Global};
+use crate::output::{short_time, CliError, Row};
 use neocloud_common::Name;
 use neocloud_types::{Network, NetworkCreate};
 
@@ -92,29 +92,24 @@ impl Row for Network {
 
 pub fn network(a: NetworkArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
-    let f = a.g.output;
     let v = a.cmd.call()?.send(&c)?;
-    match &a.cmd {
-        NetworkCmd::List { .. } => print_list::<Network>(f, &v),
-        NetworkCmd::Delete { network, .. } => {
-            print_done(f, &format!("network {network} deleted"));
-            Ok(())
-        }
-        NetworkCmd::Get { .. } | NetworkCmd::Create { .. } => print_one::<Network>(f, &v),
-    }
+    let shown = match &a.cmd {
+        NetworkCmd::List { .. } => Shown::List,
+        NetworkCmd::Delete { network, .. } => Shown::Done(format!("network {network} deleted")),
+        NetworkCmd::Get { .. } | NetworkCmd::Create { .. } => Shown::One,
+    };
+    show::<Network>(a.g.output, &v, shown)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{parsed_cmd, IN_VPC};
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
     fn call(args: &[&str]) -> Call {
-        let mut all = vec!["network"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--vpc", "main", "--tenant", "acme", "--project", "p"]);
-        let Cmd::Network(a) = cli_parse(&all).unwrap() else { panic!("not network") };
+        let Cmd::Network(a) = parsed_cmd("network", args, &IN_VPC) else { panic!("not network") };
         a.cmd.call().unwrap()
     }
 
@@ -145,28 +140,10 @@ mod tests {
 
     #[test]
     fn arguments() {
+        let at = ["--vpc", "v", "--tenant", "t", "--project", "p"];
+        let with = |args: &[&'static str]| [args, &at].concat();
         assert!(!parses(&["network", "list", "--tenant", "t", "--project", "p"]));
-        assert!(!parses(&[
-            "network",
-            "create",
-            "web",
-            "--vpc",
-            "v",
-            "--tenant",
-            "t",
-            "--project",
-            "p"
-        ]));
-        assert!(!parses(&[
-            "network",
-            "get",
-            "..",
-            "--vpc",
-            "v",
-            "--tenant",
-            "t",
-            "--project",
-            "p"
-        ]));
+        assert!(!parses(&with(&["network", "create", "web"])));
+        assert!(!parses(&with(&["network", "get", ".."])));
     }
 }

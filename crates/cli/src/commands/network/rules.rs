@@ -125,18 +125,17 @@ pub fn security_rule(a: SecurityRuleArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{parsed_cmd, IN_VPC};
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
-    const AT: [&str; 6] = ["--vpc", "main", "--tenant", "acme", "--project", "p"];
     const RULES: &str = "/v1/tenants/acme/projects/p/vpcs/main/rules";
 
     fn call(args: &[&str]) -> Call {
-        let mut all = vec!["security-rule"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&AT);
-        let Cmd::SecurityRule(a) = cli_parse(&all).unwrap() else { panic!("not security-rule") };
+        let Cmd::SecurityRule(a) = parsed_cmd("security-rule", args, &IN_VPC) else {
+            panic!("not security-rule")
+        };
         a.cmd.call().unwrap()
     }
 
@@ -144,18 +143,10 @@ mod tests {
     fn requests() {
         assert_eq!(call(&["list"]), Call::Get(RULES.into()));
         assert_eq!(call(&["delete", "r-1"]), Call::Delete(format!("{RULES}/r-1")));
+        let create =
+            |more: &[&str]| call(&[&["create", "--from", "web", "--to", "db"][..], more].concat());
         assert_eq!(
-            call(&[
-                "create",
-                "--from",
-                "web",
-                "--to",
-                "db",
-                "--protocol",
-                "tcp",
-                "--ports",
-                "5432"
-            ]),
+            create(&["--protocol", "tcp", "--ports", "5432"]),
             Call::Post {
                 path: RULES.into(),
                 body: json!({"from": "web", "to": "db", "protocol": "tcp",
@@ -164,7 +155,7 @@ mod tests {
             }
         );
         assert_eq!(
-            call(&["create", "--from", "web", "--to", "db", "--protocol", "icmp"]),
+            create(&["--protocol", "icmp"]),
             Call::Post {
                 path: RULES.into(),
                 body: json!({"from": "web", "to": "db", "protocol": "icmp", "ports": null}),
@@ -175,42 +166,13 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let with = |args: &[&'static str]| [args, &AT[..]].concat();
-        assert!(parses(&with(&[
-            "security-rule",
-            "create",
-            "--from",
-            "a",
-            "--to",
-            "b",
-            "--protocol",
-            "udp",
-            "--ports",
-            "5000-5100"
-        ])));
-        assert!(!parses(&with(&["security-rule", "create", "--from", "a", "--to", "b"])));
-        assert!(!parses(&with(&[
-            "security-rule",
-            "create",
-            "--from",
-            "a",
-            "--to",
-            "b",
-            "--protocol",
-            "sctp"
-        ])));
-        assert!(!parses(&with(&[
-            "security-rule",
-            "create",
-            "--from",
-            "a",
-            "--to",
-            "b",
-            "--protocol",
-            "tcp",
-            "--ports",
-            "22-21"
-        ])));
+        let create = |more: &[&'static str]| {
+            [&["security-rule", "create", "--from", "a", "--to", "b"][..], more, &IN_VPC].concat()
+        };
+        assert!(parses(&create(&["--protocol", "udp", "--ports", "5000-5100"])));
+        assert!(!parses(&create(&[])));
+        assert!(!parses(&create(&["--protocol", "sctp"])));
+        assert!(!parses(&create(&["--protocol", "tcp", "--ports", "22-21"])));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `neocloud vpc ...`: a project's VPCs, each a routing domain of its own
 //! on a fabric.
 
-use super::{vpc_path, vpcs_path, Call};
+use super::{show, vpc_path, vpcs_path, Call, Shown};
 use crate::commands::inventory::InProject;
-use crate::commands::{parse_key, parse_name, print_done, to_value, Global};
-use crate::output::{or_dash, parse, print_list, print_one, short_time, CliError, Row};
+use crate::commands::{parse_key, parse_name, to_value, Global};
+use crate::output::{or_dash, parse, short_time, CliError, Row};
 use neocloud_common::Name;
 use neocloud_types::{Vpc, VpcCreate, VpcUpdate};
 
@@ -137,35 +137,29 @@ impl Row for Vpc {
 
 pub fn vpc(a: VpcArgs) -> Result<(), CliError> {
     let c = a.g.client()?;
-    let f = a.g.output;
     let current =
         |at: &InProject, vpc: &str| Ok(parse::<Vpc>(&c.get(&vpc_path(at, vpc), &[])?)?.generation);
     let v = a.cmd.call(current)?.send(&c)?;
-    match &a.cmd {
-        VpcCmd::List { .. } => print_list::<Vpc>(f, &v),
-        VpcCmd::Delete { vpc, .. } => {
-            print_done(f, &format!("vpc {vpc} deleted"));
-            Ok(())
-        }
-        VpcCmd::Get { .. } | VpcCmd::Create { .. } | VpcCmd::Update { .. } => {
-            print_one::<Vpc>(f, &v)
-        }
-    }
+    let shown = match &a.cmd {
+        VpcCmd::List { .. } => Shown::List,
+        VpcCmd::Delete { vpc, .. } => Shown::Done(format!("vpc {vpc} deleted")),
+        VpcCmd::Get { .. } | VpcCmd::Create { .. } | VpcCmd::Update { .. } => Shown::One,
+    };
+    show::<Vpc>(a.g.output, &v, shown)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::parsed_cmd;
     use super::*;
-    use crate::commands::{cli_parse, cli_parses as parses, Cmd};
+    use crate::commands::{cli_parses as parses, Cmd};
     use serde_json::json;
 
     /// The call, the VPC's current generation being `current` (`None`:
     /// the command must not ask).
     fn call(args: &[&str], current: Option<i64>) -> Call {
-        let mut all = vec!["vpc"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--tenant", "acme", "--project", "p"]);
-        let Cmd::Vpc(a) = cli_parse(&all).unwrap() else { panic!("not vpc") };
+        let at = ["--tenant", "acme", "--project", "p"];
+        let Cmd::Vpc(a) = parsed_cmd("vpc", args, &at) else { panic!("not vpc") };
         a.cmd
             .call(|at, vpc| {
                 assert_eq!(vpc_path(at, vpc), format!("{BASE}/main"));
