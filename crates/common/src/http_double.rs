@@ -4,13 +4,24 @@
 //! `Content-Length` body), response writing, the basic-auth check, and
 //! canned answers for fault injection. A double supplies one handler that
 //! turns a [`Request`] into a [`Response`]; what the device does lives
-//! there. Std only. Meant for tests and doubles, never for real traffic.
+//! there. Over plain HTTP, or HTTPS with a fixed test certificate (rustls,
+//! as the clients use). Meant for tests and doubles, never for real traffic.
 
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use ureq::rustls;
+use ureq::rustls::pki_types::pem::PemObject;
+use ureq::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The test CA that issued [`HttpDouble::start_https`]'s certificate: what
+/// a client under test trusts (`TlsOptions::ca_pem`). Public test material
+/// (`testdata/tls`), long-lived, valid for 127.0.0.1, ::1 and localhost.
+pub const TEST_CA_PEM: &str = include_str!("../testdata/tls/ca.pem");
+const TEST_CERT_PEM: &str = include_str!("../testdata/tls/server.pem");
+const TEST_KEY_PEM: &str = include_str!("../testdata/tls/server.key");
 
 /// One parsed HTTP request.
 #[derive(Debug, Clone)]
@@ -120,15 +131,62 @@ pub struct HttpDouble {
 impl HttpDouble {
     /// Serves `handler` on a fresh loopback port.
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> HttpDouble {
+        HttpDouble::listen(None, handler)
+    }
+
+    /// Serves `handler` over HTTPS (`https://127.0.0.1:<port>`) with the
+    /// test certificate [`TEST_CA_PEM`] issued.
+    pub fn start_https(
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> HttpDouble {
+        HttpDouble::start_https_with(TEST_CERT_PEM, TEST_KEY_PEM, handler)
+    }
+
+    /// Serves `handler` over HTTPS with this certificate chain and key
+    /// (PEM; the key PKCS#8, SEC1 or PKCS#1).
+    pub fn start_https_with(
+        cert_chain_pem: &str,
+        key_pem: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> HttpDouble {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .expect("a PEM certificate chain");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a PEM private key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a certificate that matches its key");
+        HttpDouble::listen(Some(Arc::new(config)), handler)
+    }
+
+    fn listen(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> HttpDouble {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("bound"));
         let canned: Arc<Mutex<VecDeque<Response>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
         let c = canned.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (h, c) = (handler.clone(), c.clone());
-                std::thread::spawn(move || serve(conn, &*h, &c));
+                let (h, c, tls) = (handler.clone(), c.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, &*h, &c),
+                    Some(config) => {
+                        // A refused handshake ends here, at the first read.
+                        let Ok(session) = rustls::ServerConnection::new(config) else { return };
+                        let _ = conn.set_nodelay(true);
+                        serve(rustls::StreamOwned::new(session, conn), &*h, &c)
+                    }
+                });
             }
         });
         HttpDouble { url, canned }
@@ -141,22 +199,21 @@ impl HttpDouble {
     }
 }
 
-fn serve(conn: TcpStream, handler: &Handler, canned: &Mutex<VecDeque<Response>>) {
-    let Ok(mut out) = conn.try_clone() else { return };
+fn serve(conn: impl Read + Write, handler: &Handler, canned: &Mutex<VecDeque<Response>>) {
     let mut r = BufReader::new(conn);
     loop {
         let req = match read_request(&mut r) {
             Ok(Some(req)) => req,
             Ok(None) => return,
             Err(status) => {
-                let _ = write_response(&mut out, &Response::text(status, "bad request"), true);
+                let _ = write_response(r.get_mut(), &Response::text(status, "bad request"), true);
                 return;
             }
         };
         let close = req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let queued = canned.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         let res = queued.unwrap_or_else(|| handler(&req));
-        if write_response(&mut out, &res, close).is_err() || close {
+        if write_response(r.get_mut(), &res, close).is_err() || close {
             return;
         }
     }
@@ -199,7 +256,7 @@ fn read_request(r: &mut impl BufRead) -> Result<Option<Request>, u16> {
     Ok(Some(Request { method, target, headers, body }))
 }
 
-fn write_response(out: &mut TcpStream, res: &Response, close: bool) -> std::io::Result<()> {
+fn write_response(out: &mut impl Write, res: &Response, close: bool) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", res.status, reason(res.status));
     for (k, v) in &res.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -262,6 +319,7 @@ pub fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::net::TcpStream;
 
     #[test]
     fn percent_decoding() {

@@ -1,5 +1,6 @@
 //! Pieces every neocloud crate shares: the one error type, identifiers and
-//! names, and time helpers. Nothing here performs I/O.
+//! names, time helpers, and the TLS options of the device drivers' HTTPS
+//! clients. Nothing here performs I/O but the test doubles' server.
 
 pub mod encoding;
 mod error;
@@ -7,6 +8,7 @@ mod error;
 pub mod http_double;
 mod ids;
 pub mod time;
+pub mod tls;
 
 pub use error::{Error, ErrorCode, FieldError};
 pub use ids::{new_id, Name, NameOrId};

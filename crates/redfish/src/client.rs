@@ -2,6 +2,7 @@
 
 use crate::error::{RedfishError, Result};
 use crate::limiter::Limiter;
+use neocloud_common::tls::{self, TlsOptions};
 use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,6 +21,10 @@ pub struct BmcConfig {
     /// Extra attempts for transient failures, with exponential backoff.
     pub retries: u32,
     pub backoff: Duration,
+    /// How an `https://` endpoint's certificate is verified (default: the
+    /// built-in webpki roots; BMCs with self-signed certificates need
+    /// `ca_pem`, or `insecure_skip_verify`, which the caller logs).
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for BmcConfig {
@@ -28,6 +33,7 @@ impl std::fmt::Debug for BmcConfig {
             .field("endpoint", &self.endpoint)
             .field("username", &self.username)
             .field("password", &"***")
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -42,6 +48,7 @@ impl BmcConfig {
             max_in_flight: 4,
             retries: 3,
             backoff: Duration::from_millis(250),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -75,7 +82,7 @@ pub struct Answer {
 }
 
 fn transport(path: &str, e: ureq::Transport) -> RedfishError {
-    let msg = e.to_string();
+    let msg = tls::describe(&e);
     let timed_out =
         msg.contains("timed out") || msg.contains("Timeout") || msg.contains("WouldBlock");
     if timed_out {
@@ -97,7 +104,7 @@ fn message_of(body: &Value) -> String {
 
 impl Bmc {
     pub fn new(cfg: BmcConfig) -> Bmc {
-        let agent = ureq::AgentBuilder::new()
+        let agent = tls::agent_builder(&cfg.tls)
             .timeout_connect(cfg.timeout.min(Duration::from_secs(10)))
             .timeout(cfg.timeout)
             .build();

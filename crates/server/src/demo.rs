@@ -128,7 +128,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 tenant_id: None,
                 action: "demo_seed".into(),
                 target: format!(
-                    "simulated datacenter: {DEMO_NODES} nodes, 7 instance types, fabric {DEMO_FABRIC}"
+                    "simulated datacenter: {DEMO_NODES} nodes, 7 instance types, fabrics {DEMO_FABRIC} and {DEMO_IB_FABRIC}"
                 ),
                 outcome: "success".into(),
                 status: 201,
@@ -214,7 +214,8 @@ fn seed_fabric(w: &mut dyn neocloud_store::Writer) -> Result<()> {
     let spec = FabricSpec {
         generation: None,
         kind: FabricKindSpec::Ethernet,
-        pools: PoolsSpec {
+        infiniband: None,
+        pools: Some(PoolsSpec {
             l2_vni: Ports32 { first: 10000, last: 19999 },
             l3_vni: Ports32 { first: 50000, last: 50999 },
             vlan: Ports32 { first: 100, last: 3999 },
@@ -223,7 +224,7 @@ fn seed_fabric(w: &mut dyn neocloud_store::Writer) -> Result<()> {
             provisioning_vlan: 4000,
             provisioning_servers: Vec::new(),
             public: vec!["198.51.100.0/24".into()],
-        },
+        }),
         gateway_mac: None,
         switches,
         links,
@@ -244,6 +245,37 @@ fn seed_fabric(w: &mut dyn neocloud_store::Writer) -> Result<()> {
         .collect();
     neocloud_store::fabrics::set_links(w, &f.id, &links)?;
     crate::network::intent::reallocate(w, &f.id, false)?;
+    seed_ib(w, &all)
+}
+
+/// The demo's InfiniBand subnet: every node's HCA port (a made-up GUID),
+/// partitions programmed into a SIMULATED subnet manager.
+pub const DEMO_IB_FABRIC: &str = "sim-ib";
+
+fn seed_ib(w: &mut dyn neocloud_store::Writer, all: &[neocloud_types::Node]) -> Result<()> {
+    use neocloud_types::{
+        FabricKindSpec, FabricSpec, IbPortSpec, InfinibandSpec, PkeyRangeSpec, SubnetManager,
+    };
+    let spec = FabricSpec {
+        generation: None,
+        kind: FabricKindSpec::Infiniband,
+        pools: None,
+        infiniband: Some(InfinibandSpec {
+            pkeys: PkeyRangeSpec { first: 0x100, last: 0x7ff },
+            ports: all
+                .iter()
+                .enumerate()
+                .map(|(i, n)| IbPortSpec { node: n.id.clone(), guid: format!("5a1e0000{i:08x}") })
+                .collect(),
+            subnet_manager: SubnetManager::Simulated,
+        }),
+        gateway_mac: None,
+        switches: Vec::new(),
+        links: Vec::new(),
+    };
+    let ledger = serde_json::to_string(&neocloud_fabric::ib::PkeyLedger::default())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    neocloud_store::fabrics::create(w, DEMO_IB_FABRIC, "infiniband", &spec, &ledger)?;
     Ok(())
 }
 

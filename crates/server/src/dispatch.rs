@@ -275,10 +275,16 @@ fn run(
     }
 }
 
-/// Writes that change what the fabric controller must push.
+/// Writes that change what the fabric controller must push (instances:
+/// InfiniBand partitions follow the tenants' nodes).
 fn changes_fabric(op: &Op) -> bool {
     op.method.is_mutating()
-        && matches!(op.resource, neocloud_authz::Resource::Fabric | neocloud_authz::Resource::Vpc)
+        && matches!(
+            op.resource,
+            neocloud_authz::Resource::Fabric
+                | neocloud_authz::Resource::Vpc
+                | neocloud_authz::Resource::Instance
+        )
 }
 
 fn changes_placement(op: &Op) -> bool {

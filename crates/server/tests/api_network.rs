@@ -177,6 +177,28 @@ fn the_fabric_document_is_checked_field_by_field_and_replaced_by_generation() {
         doc["switches"][4]["management"] =
             json!({"transport": "https", "url": "https://leaf3.mgmt", "username": "admin"});
         a.put("/v1/fabrics/dc1", &doc).expect(200);
+        // A proposed document is planned without being written or pushed.
+        let mut proposed = doc.clone();
+        proposed["links"].as_array_mut().unwrap().truncate(2);
+        let plan = a.post("/v1/fabrics/dc1/plan", &proposed).expect(200).body;
+        let leaf2 =
+            plan["switches"].as_array().unwrap().iter().find(|s| s["name"] == "leaf2").unwrap();
+        assert!(leaf2["steps"].as_array().is_some(), "[{b}] {plan}");
+        assert_eq!(
+            a.get("/v1/fabrics/dc1").expect(200).body["generation"],
+            3,
+            "[{b}] nothing written"
+        );
+        let mut bad = proposed.clone();
+        bad["switches"][1]["asn"] = json!(0);
+        assert_eq!(
+            err(&a.post("/v1/fabrics/dc1/plan", &bad)).0,
+            422,
+            "[{b}] checked like a replacement"
+        );
+        let new = a.post("/v1/fabrics/dc9/plan", &fabric_doc()).expect(200).body;
+        assert_eq!(new["switches"].as_array().unwrap().len(), 4, "[{b}] {new}");
+        a.get("/v1/fabrics/dc9").expect(404);
         // The simulated switches converge; leaf3 has no tenant config yet.
         wait_for("the simulated switches in sync", Duration::from_secs(20), || {
             let f = a.get("/v1/fabrics/dc1").expect(200).body;

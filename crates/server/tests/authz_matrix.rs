@@ -370,6 +370,7 @@ impl Fixture {
                 self.node();
                 Some(json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}))
             }
+            "fabric_plan_proposed" => Some(fabric_doc(Vec::new())),
             "fabric_put" => {
                 let mut doc = fabric_doc(Vec::new());
                 doc["generation"] = json!(STALE);

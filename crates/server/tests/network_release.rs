@@ -3,7 +3,8 @@
 //! switches; the FRR driver itself is tested against real FRR in the switch
 //! crate's lab): with the fabric controller stopped, a release waits at its
 //! first boot step; once the controller runs, the leaf is reconfigured
-//! first and only then the node is booted, sanitized and made available.
+//! and the InfiniBand partitions first, and only then the node is booted,
+//! sanitized and made available.
 
 mod common;
 
@@ -90,6 +91,27 @@ fn ports_leave_the_tenant_network_before_the_sanitizer_boots() {
             (a.get(&att_path).expect(200).body["state"] == "ready").then_some(())
         });
 
+        // The node's HCA port is in its tenant's InfiniBand partition.
+        let ib_conf = |a: &Client| {
+            a.get("/v1/fabrics/sim-ib/plan").expect(200).body["subnet_manager"]["partitions_conf"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let spec = a.get("/v1/fabrics/sim-ib").expect(200).body["spec"]["infiniband"].clone();
+        let guid =
+            spec["ports"].as_array().unwrap().iter().find(|p| p["node"] == node.as_str()).unwrap()
+                ["guid"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        wait_for("the node's partition programmed", Duration::from_secs(30), || {
+            let f = a.get("/v1/fabrics/sim-ib").expect(200).body;
+            let conf = ib_conf(&a);
+            (f["switches"][0]["state"] == "in_sync" && conf.contains(&format!("0x{guid}=full")))
+                .then_some(())
+        });
+
         // The fabric controller stops; the release waits for the ports.
         s.restart_with(|c| demo(c, 0));
         let a = s.admin();
@@ -134,6 +156,16 @@ fn ports_leave_the_tenant_network_before_the_sanitizer_boots() {
             releasing[0],
             releasing[1]
         );
+        let ib_pushes: Vec<i64> = trail
+            .iter()
+            .filter(|e| e["action"] == "subnet_manager_apply" && e["outcome"] == "success")
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert!(
+            ib_pushes.iter().any(|&p| p > releasing[0] && p < releasing[1]),
+            "[{b}] the partitions changed between the release and the sanitizer's boot: {ib_pushes:?}"
+        );
+        assert!(!ib_conf(&a).contains(&guid), "[{b}] the port left every partition");
         // Nothing is left to push: the node's port is back in quarantine.
         let plan = a.get("/v1/fabrics/sim-fabric/plan").expect(200).body;
         for sw in plan["switches"].as_array().unwrap() {

@@ -169,6 +169,21 @@ pub fn live_on_node(r: &mut dyn Reader, node_id: &str) -> Result<Option<Instance
     rows.first().map(from_row).transpose()
 }
 
+/// Every node a tenant holds through a live instance it has not asked to
+/// release, as (tenant id, node id), ordered: the members of the tenants'
+/// InfiniBand partitions.
+pub fn tenant_nodes(r: &mut dyn Reader) -> Result<Vec<(String, String)>> {
+    r.query(
+        "SELECT tenant_id, node_id FROM instances \
+         WHERE state IN ('pending', 'provisioning', 'ready') AND release_requested_at = 0 \
+         ORDER BY tenant_id, node_id",
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.str(0)?, r.str(1)?)))
+    .collect()
+}
+
 /// Whether the tenant asked to release it.
 pub fn release_requested(r: &mut dyn Reader, id: &str) -> Result<bool> {
     let rows = r.query("SELECT release_requested_at FROM instances WHERE id = ?", vals![id])?;

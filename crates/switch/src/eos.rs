@@ -27,6 +27,7 @@ pub mod config;
 use crate::http::{debug_config, marker, parse_marker, Http};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
 use config::Node;
+use neocloud_common::tls::TlsOptions;
 use neocloud_fabric::{SwitchConfig, SwitchOs};
 use serde_json::{json, Value};
 use std::fmt;
@@ -45,6 +46,9 @@ pub struct EosConfig {
     pub timeout: Duration,
     /// The interface whose description records the generation.
     pub marker_interface: String,
+    /// How an `https://` URL's certificate is verified (default: the
+    /// built-in webpki roots).
+    pub tls: TlsOptions,
 }
 
 impl EosConfig {
@@ -56,13 +60,14 @@ impl EosConfig {
             password: password.into(),
             timeout: Duration::from_secs(60),
             marker_interface: "Management1".into(),
+            tls: TlsOptions::default(),
         }
     }
 }
 
 impl fmt::Debug for EosConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_config(f, "EosConfig", &self.switch, &self.url, &self.username)
+        debug_config(f, "EosConfig", &self.switch, &self.url, &self.username, &self.tls)
     }
 }
 
@@ -76,7 +81,7 @@ const PATH: &str = "/command-api";
 
 impl Eos {
     pub fn new(cfg: EosConfig) -> Eos {
-        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout);
+        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout, &cfg.tls);
         Eos { cfg, http, requests: AtomicU64::new(0) }
     }
 

@@ -4,11 +4,12 @@
 //! failures, 5xx and 429 are `Unreachable` (worth retrying); any other
 //! 4xx is `Failed` with the device's own message.
 //!
-//! TLS: the workspace builds `ureq` without a TLS backend, so only `http://`
-//! URLs work today (the doubles); real switches serve these APIs over
-//! HTTPS and need a TLS-enabled agent with the switch's CA (not wired yet).
+//! TLS: `https://` URLs are verified as the configuration's
+//! [`TlsOptions`] say (default: the built-in webpki roots; a switch's own
+//! CA through `ca_pem`); a refused certificate is `Unreachable`, saying so.
 
 use crate::DriverError;
+use neocloud_common::tls::{self, TlsOptions};
 use std::fmt;
 use std::time::Duration;
 
@@ -26,7 +27,13 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(url: &str, username: &str, password: &str, timeout: Duration) -> Http {
+    pub fn new(
+        url: &str,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+        tls: &TlsOptions,
+    ) -> Http {
         let auth = format!(
             "Basic {}",
             neocloud_common::encoding::base64(&format!("{username}:{password}"))
@@ -34,7 +41,7 @@ impl Http {
         Http {
             base: url.trim_end_matches('/').to_string(),
             auth,
-            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            agent: tls::agent_builder(tls).timeout(timeout).build(),
         }
     }
 
@@ -56,7 +63,10 @@ impl Http {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(ureq::Error::Transport(t)) => {
-                return Err(DriverError::Unreachable(format!("{method} {path}: {t}")))
+                return Err(DriverError::Unreachable(format!(
+                    "{method} {path}: {}",
+                    tls::describe(&t)
+                )))
             }
         };
         let status = r.status();
@@ -110,19 +120,21 @@ pub(crate) fn status_error(status: u16, what: &str, body: &str) -> DriverError {
     }
 }
 
-/// A REST driver configuration's `Debug`: the switch, its URL and the
-/// user, never the password.
+/// A REST driver configuration's `Debug`: the switch, its URL, the user
+/// and the TLS options, never the password.
 pub(crate) fn debug_config(
     f: &mut fmt::Formatter<'_>,
     name: &str,
     switch: &str,
     url: &str,
     username: &str,
+    tls: &TlsOptions,
 ) -> fmt::Result {
     f.debug_struct(name)
         .field("switch", &switch)
         .field("url", &url)
         .field("username", &username)
+        .field("tls", tls)
         .finish()
 }
 
@@ -180,7 +192,7 @@ mod tests {
         ] {
             assert!(
                 shown.ends_with(
-                    r#"{ switch: "leaf1", url: "http://leaf1.mgmt", username: "admin" }"#
+                    r#"{ switch: "leaf1", url: "http://leaf1.mgmt", username: "admin", tls: TlsOptions { ca_pem: None, insecure_skip_verify: false } }"#
                 ),
                 "{shown}"
             );

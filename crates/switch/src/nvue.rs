@@ -29,6 +29,7 @@ pub mod tree;
 
 use crate::http::{debug_config, encode, parse_marker, Http};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
+use neocloud_common::tls::TlsOptions;
 use neocloud_fabric::{SwitchConfig, SwitchOs};
 use serde_json::{json, Value};
 use std::fmt;
@@ -51,6 +52,9 @@ pub struct NvueConfig {
     pub apply_timeout: Duration,
     /// The interface whose description records the generation.
     pub marker_interface: String,
+    /// How an `https://` URL's certificate is verified (default: the
+    /// built-in webpki roots).
+    pub tls: TlsOptions,
 }
 
 impl NvueConfig {
@@ -64,13 +68,14 @@ impl NvueConfig {
             poll_interval: Duration::from_secs(1),
             apply_timeout: Duration::from_secs(180),
             marker_interface: "eth0".into(),
+            tls: TlsOptions::default(),
         }
     }
 }
 
 impl fmt::Debug for NvueConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_config(f, "NvueConfig", &self.switch, &self.url, &self.username)
+        debug_config(f, "NvueConfig", &self.switch, &self.url, &self.username, &self.tls)
     }
 }
 
@@ -86,7 +91,7 @@ const APPLIED: &[&str] = &["applied", "applied_and_saved", "saved"];
 
 impl Nvue {
     pub fn new(cfg: NvueConfig) -> Nvue {
-        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout);
+        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout, &cfg.tls);
         Nvue { cfg, http }
     }
 

@@ -30,6 +30,7 @@ pub mod restconf;
 
 use crate::http::{debug_config, marker, parse_marker, status_error, Http, Reply};
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
+use neocloud_common::tls::TlsOptions;
 use neocloud_fabric::render::sonic::{render, ConfigDb};
 use neocloud_fabric::{SwitchConfig, SwitchOs};
 use patch::{Kind, Op};
@@ -48,6 +49,9 @@ pub struct SonicRestConfig {
     pub timeout: Duration,
     /// The `MGMT_PORT` entry whose description records the generation.
     pub marker_port: String,
+    /// How an `https://` URL's certificate is verified (default: the
+    /// built-in webpki roots).
+    pub tls: TlsOptions,
 }
 
 impl SonicRestConfig {
@@ -59,13 +63,14 @@ impl SonicRestConfig {
             password: password.into(),
             timeout: Duration::from_secs(30),
             marker_port: "eth0".into(),
+            tls: TlsOptions::default(),
         }
     }
 }
 
 impl fmt::Debug for SonicRestConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_config(f, "SonicRestConfig", &self.switch, &self.url, &self.username)
+        debug_config(f, "SonicRestConfig", &self.switch, &self.url, &self.username, &self.tls)
     }
 }
 
@@ -78,7 +83,7 @@ const YANG_JSON: &str = "application/yang-data+json";
 
 impl Sonic {
     pub fn new(cfg: SonicRestConfig) -> Sonic {
-        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout);
+        let http = Http::new(&cfg.url, &cfg.username, &cfg.password, cfg.timeout, &cfg.tls);
         Sonic { cfg, http }
     }
 

@@ -206,7 +206,12 @@ pub struct FabricSpec {
     #[serde(default)]
     pub generation: Option<i64>,
     pub kind: FabricKindSpec,
-    pub pools: PoolsSpec,
+    /// Ethernet: the id pools (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<PoolsSpec>,
+    /// InfiniBand: PKeys, node ports and the subnet manager (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infiniband: Option<InfinibandSpec>,
     /// The anycast gateway MAC of every tenant gateway.
     #[serde(default)]
     pub gateway_mac: Option<String>,
@@ -214,6 +219,54 @@ pub struct FabricSpec {
     pub switches: Vec<SwitchSpec>,
     #[serde(default)]
     pub links: Vec<LinkSpec>,
+}
+
+/// An InfiniBand subnet: tenants are isolated by partition keys. Every
+/// tenant gets one partition per subnet holding the HCA ports of its
+/// nodes as full members; every port is only a limited member of Default.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfinibandSpec {
+    /// The PKeys this control plane may hand out (within 0x0001-0x7ffe).
+    pub pkeys: PkeyRangeSpec,
+    /// Every node's HCA port GUIDs.
+    #[serde(default)]
+    pub ports: Vec<IbPortSpec>,
+    pub subnet_manager: SubnetManager,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PkeyRangeSpec {
+    pub first: u16,
+    pub last: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IbPortSpec {
+    /// The node (name or id).
+    pub node: String,
+    /// The port GUID (16 hex digits).
+    pub guid: String,
+}
+
+/// Who programs the partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubnetManager {
+    /// Planned and shown by `plan`, never pushed.
+    None,
+    /// The SIMULATED subnet manager built into the server (demo).
+    Simulated,
+    /// NVIDIA UFM's REST API.
+    Ufm {
+        url: String,
+        username: String,
+        /// Write-only: sealed at rest, never returned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -426,6 +479,18 @@ pub struct Fabric {
 pub struct FabricPlan {
     pub intent_generation: i64,
     pub switches: Vec<SwitchPlan>,
+    /// InfiniBand: what the subnet manager would be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_manager: Option<SubnetManagerPlan>,
+}
+
+/// An InfiniBand subnet's partitions: the changes (as UFM calls) from what
+/// the subnet manager was last given, and the whole partition table as
+/// OpenSM's `partitions.conf`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SubnetManagerPlan {
+    pub changes: Vec<String>,
+    pub partitions_conf: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@
 //! 0x0 and 0x7fff; GUIDs 16-20 hex digits without colons; anything else is a
 //! 400. It records every request, in order, for tests to assert on.
 
-use neocloud_common::http_double::{HttpDouble, Response};
+use neocloud_common::http_double::{HttpDouble, Request, Response};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,9 +39,19 @@ pub struct UfmDouble {
 impl UfmDouble {
     /// Listens on a loopback port until the process ends.
     pub fn start() -> UfmDouble {
+        UfmDouble::listen(false)
+    }
+
+    /// The same over HTTPS, with the test certificate
+    /// (`neocloud_common::http_double::TEST_CA_PEM` issued it).
+    pub fn start_https() -> UfmDouble {
+        UfmDouble::listen(true)
+    }
+
+    fn listen(https: bool) -> UfmDouble {
         let state = Arc::new(Mutex::new(State::default()));
         let s = state.clone();
-        let server = HttpDouble::start(move |req| {
+        let handler = move |req: &Request| {
             if !req.authorized("admin", "123456") {
                 return Response::json(401, &json!({"error": "Unauthorized"}));
             }
@@ -49,7 +59,9 @@ impl UfmDouble {
             s.requests.push(format!("{} {}", req.method, req.target));
             let (status, answer) = handle(&mut s, &req.method, &req.target, &req.body);
             Response::json(status, &answer)
-        });
+        };
+        let server =
+            if https { HttpDouble::start_https(handler) } else { HttpDouble::start(handler) };
         UfmDouble { url: server.url, username: "admin".into(), password: "123456".into(), state }
     }
 

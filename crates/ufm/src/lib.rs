@@ -9,6 +9,7 @@
 
 pub mod double;
 
+use neocloud_common::tls::{self, TlsOptions};
 use neocloud_fabric::ib::{
     ufm_changes, IbDesired, IbFabric, IbPartitionState, UfmCall, UfmMethod, DEFAULT_PKEY,
 };
@@ -24,6 +25,22 @@ pub struct UfmConfig {
     pub username: String,
     pub password: String,
     pub timeout: Duration,
+    /// How an `https://` URL's certificate is verified (default: the
+    /// built-in webpki roots).
+    pub tls: TlsOptions,
+}
+
+impl UfmConfig {
+    /// With a 30 s timeout and the default TLS verification.
+    pub fn new(url: &str, username: &str, password: &str) -> UfmConfig {
+        UfmConfig {
+            url: url.into(),
+            username: username.into(),
+            password: password.into(),
+            timeout: Duration::from_secs(30),
+            tls: TlsOptions::default(),
+        }
+    }
 }
 
 impl fmt::Debug for UfmConfig {
@@ -31,6 +48,7 @@ impl fmt::Debug for UfmConfig {
         f.debug_struct("UfmConfig")
             .field("url", &self.url)
             .field("username", &self.username)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -82,7 +100,7 @@ impl Ufm {
             "Basic {}",
             neocloud_common::encoding::base64(&format!("{}:{}", cfg.username, cfg.password))
         );
-        let http = ureq::AgentBuilder::new().timeout(cfg.timeout).build();
+        let http = tls::agent_builder(&cfg.tls).timeout(cfg.timeout).build();
         Ufm { cfg, auth, http }
     }
 
@@ -108,7 +126,7 @@ impl Ufm {
                 path: path.into(),
                 body: r.into_string().unwrap_or_default().chars().take(512).collect(),
             }),
-            Err(ureq::Error::Transport(t)) => Err(UfmError::Transport(t.to_string())),
+            Err(ureq::Error::Transport(t)) => Err(UfmError::Transport(tls::describe(&t))),
         }
     }
 

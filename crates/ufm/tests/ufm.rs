@@ -39,6 +39,7 @@ fn driver(d: &UfmDouble, password: &str) -> Ufm {
         username: d.username.clone(),
         password: password.into(),
         timeout: Duration::from_secs(5),
+        tls: Default::default(),
     })
 }
 
@@ -123,6 +124,7 @@ fn refusals_and_unreachable_ufm_surface_as_errors() {
         username: "a".into(),
         password: "b".into(),
         timeout: Duration::from_secs(2),
+        tls: Default::default(),
     });
     let e = gone.pkeys().unwrap_err();
     assert!(e.is_transient(), "{e}");

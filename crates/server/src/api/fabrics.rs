@@ -4,14 +4,14 @@
 //! change. The fabric controller pushes; handlers only record.
 
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
-use crate::network::{intent, model, plan};
+use crate::network::{ib, intent, model, plan};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, NameOrId, Result};
 use neocloud_store::fabrics::{self, FabricRecord, LinkRecord};
 use neocloud_store::{nodes, Reader, Writer};
 use neocloud_types::{
-    Fabric, FabricKindSpec, FabricPlan, FabricSpec, List, SwitchManagement, SwitchOsSpec,
-    SwitchPlan, SwitchStatus, SwitchSyncState,
+    Fabric, FabricKindSpec, FabricPlan, FabricSpec, List, SubnetManager, SubnetManagerPlan,
+    SwitchManagement, SwitchOsSpec, SwitchPlan, SwitchStatus, SwitchSyncState,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -55,6 +55,10 @@ pub(super) fn ops() -> Vec<Op> {
         op("fabric_plan", Method::Get, "/v1/fabrics/{fabric}/plan",
             "What applying the fabric's current intent would change on each switch, before anything is pushed",
             Action::Read, None, Resp::Json(200, schema::<FabricPlan>), Handler::Read(show_plan)),
+        op("fabric_plan_proposed", Method::Post, "/v1/fabrics/{fabric}/plan",
+            "What replacing the fabric's document with this one would change on each switch; nothing is written or pushed",
+            Action::Update, Some(schema::<FabricSpec>), Resp::Json(200, schema::<FabricPlan>),
+            Handler::Write(plan_proposed)),
     ]
 }
 
@@ -66,14 +70,24 @@ fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<FabricRecord> {
 /// The API view: the document without secrets, and every switch's status.
 pub fn view(r: &mut dyn Reader, rec: &FabricRecord) -> Result<Fabric> {
     let states = fabrics::switch_states(r, &rec.id)?;
-    let switches = rec
-        .spec
-        .switches
+    // What is pushed to: each switch, or an InfiniBand subnet's manager.
+    let targets: Vec<(String, bool)> = match &rec.spec.infiniband {
+        Some(ib) => {
+            vec![(ib::SUBNET_MANAGER.to_string(), ib.subnet_manager == SubnetManager::None)]
+        }
+        None => rec
+            .spec
+            .switches
+            .iter()
+            .map(|s| (s.name.to_string(), s.management == SwitchManagement::None))
+            .collect(),
+    };
+    let switches = targets
         .iter()
-        .map(|s| {
-            let st = states.iter().find(|x| x.switch == s.name.as_str());
-            let state = match (&s.management, st.map(|x| x.state.as_str())) {
-                (SwitchManagement::None, _) => SwitchSyncState::Unmanaged,
+        .map(|(name, unmanaged)| {
+            let st = states.iter().find(|x| &x.switch == name);
+            let state = match (unmanaged, st.map(|x| x.state.as_str())) {
+                (true, _) => SwitchSyncState::Unmanaged,
                 (_, Some("in_sync")) => SwitchSyncState::InSync,
                 (_, Some("drift")) => SwitchSyncState::Drift,
                 (_, Some("error")) => SwitchSyncState::Error,
@@ -88,7 +102,7 @@ pub fn view(r: &mut dyn Reader, rec: &FabricRecord) -> Result<Fabric> {
                 other => other,
             };
             SwitchStatus {
-                name: s.name.to_string(),
+                name: name.clone(),
                 state,
                 applied_generation: applied,
                 message: st.and_then(|x| x.message.clone()),
@@ -143,28 +157,49 @@ fn management(c: &Call<'_>, spec: &mut FabricSpec, old: Option<&FabricSpec>) -> 
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 return Err(Error::invalid_value(format!("{field}.url"), "an http(s):// URL"));
             }
-            match password.take() {
-                Some(p) => *password = Some(c.secrets.seal(&p)?),
-                None => {
-                    let kept = old
-                        .and_then(|o| o.switches.iter().find(|x| x.name == s.name))
-                        .and_then(|x| match &x.management {
-                            SwitchManagement::Https { password, .. } => password.clone(),
-                            _ => None,
-                        });
-                    match kept {
-                        Some(p) => *password = Some(p),
-                        None => {
-                            return Err(Error::invalid_value(
-                                format!("{field}.password"),
-                                "required for a new https-managed switch",
-                            ))
-                        }
-                    }
-                }
-            }
+            let kept = old.and_then(|o| o.switches.iter().find(|x| x.name == s.name)).and_then(
+                |x| match &x.management {
+                    SwitchManagement::Https { password, .. } => password.clone(),
+                    _ => None,
+                },
+            );
+            seal_or_keep(c, password, kept, &format!("{field}.password"))?;
         }
     }
+    if let Some(ib) = &mut spec.infiniband {
+        if let SubnetManager::Ufm { url, password, .. } = &mut ib.subnet_manager {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(Error::invalid_value(
+                    "infiniband.subnet_manager.url",
+                    "an http(s):// URL",
+                ));
+            }
+            let kept =
+                old.and_then(|o| o.infiniband.as_ref()).and_then(|x| match &x.subnet_manager {
+                    SubnetManager::Ufm { password, .. } => password.clone(),
+                    SubnetManager::None | SubnetManager::Simulated => None,
+                });
+            seal_or_keep(c, password, kept, "infiniband.subnet_manager.password")?;
+        }
+    }
+    Ok(())
+}
+
+/// A given password is sealed; a left-out one keeps the stored (sealed)
+/// one, which must exist.
+fn seal_or_keep(
+    c: &Call<'_>,
+    password: &mut Option<String>,
+    kept: Option<String>,
+    field: &str,
+) -> Result<()> {
+    *password = match (password.take(), kept) {
+        (Some(p), _) => Some(c.secrets.seal(&p)?),
+        (None, Some(sealed)) => Some(sealed),
+        (None, None) => {
+            return Err(Error::invalid_value(field, "required for a new managed endpoint"))
+        }
+    };
     Ok(())
 }
 
@@ -178,8 +213,15 @@ fn resolve_nodes(w: &mut dyn Reader, spec: &mut FabricSpec) -> Result<Vec<LinkRe
             .map(|n| n.id)
             .ok_or_else(|| Error::invalid_value(field, format!("no node {key:?}")))
     };
-    for (i, s) in spec.pools.provisioning_servers.iter_mut().enumerate() {
-        *s = resolve(format!("pools.provisioning_servers[{i}]"), s)?;
+    if let Some(pools) = &mut spec.pools {
+        for (i, s) in pools.provisioning_servers.iter_mut().enumerate() {
+            *s = resolve(format!("pools.provisioning_servers[{i}]"), s)?;
+        }
+    }
+    if let Some(ib) = &mut spec.infiniband {
+        for (i, p) in ib.ports.iter_mut().enumerate() {
+            p.node = resolve(format!("infiniband.ports[{i}].node"), &p.node)?;
+        }
     }
     let mut out = Vec::new();
     for (i, l) in spec.links.iter_mut().enumerate() {
@@ -195,7 +237,17 @@ fn resolve_nodes(w: &mut dyn Reader, spec: &mut FabricSpec) -> Result<Vec<LinkRe
     Ok(out)
 }
 
-fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+/// A document checked on its own (nothing written): the fabric's name,
+/// the document with node ids and sealed passwords, its cabling, and the
+/// fabric it replaces.
+struct Prepared {
+    name: String,
+    spec: FabricSpec,
+    links: Vec<LinkRecord>,
+    existing: Option<FabricRecord>,
+}
+
+fn prepare(c: &Call<'_>, w: &mut dyn Reader) -> Result<Prepared> {
     let key = c.key("fabric")?;
     let mut spec: FabricSpec = c.body()?;
     let existing = fabrics::lookup(w, &key)?;
@@ -204,11 +256,19 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         (None, NameOrId::Name(n)) => n.to_string(),
         (None, NameOrId::Id(id)) => return Err(Error::not_found("fabric", id.clone())),
     };
-    if spec.kind == FabricKindSpec::Infiniband {
-        return Err(Error::invalid_value(
-            "kind",
-            "InfiniBand fabrics are partitioned through UFM, not planned here yet",
-        ));
+    match spec.kind {
+        FabricKindSpec::Ethernet if spec.infiniband.is_some() => {
+            return Err(Error::invalid_value("infiniband", "only for an InfiniBand fabric"))
+        }
+        FabricKindSpec::Infiniband
+            if spec.pools.is_some() || !spec.switches.is_empty() || !spec.links.is_empty() =>
+        {
+            return Err(Error::invalid_value(
+                "kind",
+                "an InfiniBand fabric has a subnet manager, not pools, switches or links",
+            ))
+        }
+        FabricKindSpec::Ethernet | FabricKindSpec::Infiniband => {}
     }
     if let Some(f) = &existing {
         if model::kind_str(spec.kind) != f.kind {
@@ -216,18 +276,28 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         }
     }
     management(c, &mut spec, existing.as_ref().map(|f| &f.spec))?;
-    let mut links = resolve_nodes(w, &mut spec)?;
+    let links = resolve_nodes(w, &mut spec)?;
     // The document alone first (addresses, then the core's topology rules),
     // so nothing is written for a bad one; tenants' intent is checked
     // against it below.
-    let topo = model::topology(&name, &spec)?;
-    neocloud_fabric::validate(
-        &topo.fabric,
-        &topo.switches,
-        &topo.links,
-        &neocloud_fabric::Intent::default(),
-    )
-    .map_err(crate::network::fabric_error)?;
+    match spec.kind {
+        FabricKindSpec::Ethernet => {
+            let topo = model::topology(&name, &spec)?;
+            neocloud_fabric::validate(
+                &topo.fabric,
+                &topo.switches,
+                &topo.links,
+                &neocloud_fabric::Intent::default(),
+            )
+            .map_err(crate::network::fabric_error)?;
+        }
+        FabricKindSpec::Infiniband => ib::check(&name, &spec)?,
+    }
+    Ok(Prepared { name, spec, links, existing })
+}
+
+fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let Prepared { name, mut spec, mut links, existing } = prepare(c, w)?;
     let generation = spec.generation.take();
     let id = match (&existing, generation) {
         (Some(f), Some(g)) => {
@@ -248,8 +318,15 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             ))
         }
         (None, None) => {
-            let ledger = serde_json::to_string(&neocloud_fabric::Allocations::default())
-                .map_err(|e| Error::internal(e.to_string()))?;
+            let ledger = match spec.kind {
+                FabricKindSpec::Ethernet => {
+                    serde_json::to_string(&neocloud_fabric::Allocations::default())
+                }
+                FabricKindSpec::Infiniband => {
+                    serde_json::to_string(&neocloud_fabric::ib::PkeyLedger::default())
+                }
+            }
+            .map_err(|e| Error::internal(e.to_string()))?;
             fabrics::create(w, &name, model::kind_str(spec.kind), &spec, &ledger)?.id
         }
     };
@@ -257,9 +334,15 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         l.fabric_id = id.clone();
     }
     fabrics::set_links(w, &id, &links)?;
-    let names: Vec<String> = spec.switches.iter().map(|s| s.name.to_string()).collect();
-    fabrics::retain_switches(w, &id, &names)?;
-    intent::reallocate(w, &id, false)?;
+    match spec.kind {
+        FabricKindSpec::Ethernet => {
+            let names: Vec<String> = spec.switches.iter().map(|s| s.name.to_string()).collect();
+            fabrics::retain_switches(w, &id, &names)?;
+            intent::reallocate(w, &id, false)?;
+        }
+        // Partitions (and PKeys) follow the tenants' nodes: the controller's.
+        FabricKindSpec::Infiniband => {}
+    }
     let rec = fabrics::get(w, &id)?;
     let v = view(w, &rec)?;
     match existing {
@@ -274,11 +357,66 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     Reply::empty()
 }
 
-fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
-    let rec = find(c, r)?;
-    let loaded = intent::load(r, &rec.id)?;
-    let desired = plan::desired(&loaded)?;
-    let applied = plan::applied(&fabrics::switch_states(r, &rec.id)?)?;
+/// What applying a proposed document would change, with the tenants'
+/// current intent; nothing is written or pushed.
+fn plan_proposed(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p = prepare(c, w)?;
+    if p.spec.kind == FabricKindSpec::Infiniband {
+        let (fabric, desired) = ib::preview_spec(w, &p.name, &p.spec, p.existing.as_ref())?;
+        let applied = match &p.existing {
+            Some(f) => ib::applied(w, &f.id)?,
+            None => Default::default(),
+        };
+        return Reply::ok(&ib_plan(0, &fabric, &desired, &applied)?);
+    }
+    let topo = model::topology(&p.name, &p.spec)?;
+    let (intent, ledger, generation, states) = match &p.existing {
+        Some(f) => {
+            let l = intent::load(w, &f.id)?;
+            (l.intent, l.ledger, l.record.intent_generation, fabrics::switch_states(w, &f.id)?)
+        }
+        None => Default::default(),
+    };
+    let next =
+        neocloud_fabric::allocate(&topo.fabric, &topo.switches, &topo.links, &intent, &ledger)
+            .map_err(crate::network::fabric_error)?;
+    let desired = neocloud_fabric::plan(&topo.fabric, &topo.switches, &topo.links, &intent, &next)
+        .map_err(crate::network::fabric_error)?;
+    let applied = plan::applied(&states)?;
+    Reply::ok(&FabricPlan {
+        intent_generation: generation,
+        switches: switch_plans(&desired, &applied)?,
+        subnet_manager: None,
+    })
+}
+
+fn ib_plan(
+    generation: i64,
+    fabric: &neocloud_fabric::ib::IbFabric,
+    desired: &neocloud_fabric::ib::IbDesired,
+    applied: &neocloud_fabric::ib::IbDesired,
+) -> Result<FabricPlan> {
+    let changes = neocloud_fabric::ib::ufm_changes(fabric, desired, applied)
+        .iter()
+        .map(|c| {
+            let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+            format!("{} {}{body}", c.method.as_str(), c.path)
+        })
+        .collect();
+    let partitions_conf =
+        neocloud_fabric::ib::render_opensm(desired).map_err(crate::network::fabric_error)?;
+    Ok(FabricPlan {
+        intent_generation: generation,
+        switches: Vec::new(),
+        subnet_manager: Some(SubnetManagerPlan { changes, partitions_conf }),
+    })
+}
+
+/// Per switch: the changes from what it holds to what it must have.
+fn switch_plans(
+    desired: &neocloud_fabric::DesiredState,
+    applied: &std::collections::BTreeMap<String, neocloud_fabric::SwitchConfig>,
+) -> Result<Vec<SwitchPlan>> {
     let mut switches = Vec::new();
     for (name, want) in &desired.switches {
         let empty = neocloud_fabric::SwitchConfig::new(want.os);
@@ -291,5 +429,23 @@ fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
             steps,
         });
     }
-    Reply::ok(&FabricPlan { intent_generation: loaded.record.intent_generation, switches })
+    Ok(switches)
+}
+
+fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let rec = find(c, r)?;
+    if rec.spec.infiniband.is_some() {
+        let (fabric, desired) = ib::preview(r, &rec.id)?;
+        let applied = ib::applied(r, &rec.id)?;
+        return Reply::ok(&ib_plan(rec.intent_generation, &fabric, &desired, &applied)?);
+    }
+    let loaded = intent::load(r, &rec.id)?;
+    let desired = plan::desired(&loaded)?;
+    let applied = plan::applied(&fabrics::switch_states(r, &rec.id)?)?;
+    let switches = switch_plans(&desired, &applied)?;
+    Reply::ok(&FabricPlan {
+        intent_generation: loaded.record.intent_generation,
+        switches,
+        subnet_manager: None,
+    })
 }

@@ -38,10 +38,13 @@ pub fn detach_instance(w: &mut dyn Writer, instance_id: &str) -> Result<Vec<Stri
 /// but whose record was lost in a crash.
 pub fn ports_in_tenant_networks(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
     let links = fabrics::links_of_node(r, node_id)?;
-    if links.is_empty() {
-        return Ok(None);
-    }
     let mut waiting = Vec::new();
+    // InfiniBand: no port of the node left in a tenant partition.
+    for rec in fabrics::list(r)?.iter().filter(|f| f.spec.infiniband.is_some()) {
+        for p in super::ib::node_partitions(r, rec, node_id)? {
+            waiting.push(format!("InfiniBand {} partition {p}", rec.name));
+        }
+    }
     let mut fabric_ids: Vec<&str> = links.iter().map(|l| l.fabric_id.as_str()).collect();
     fabric_ids.dedup();
     for fid in fabric_ids {

@@ -4,6 +4,7 @@
 //! ledger extended under the fabric's lock (`intent`). The API's handlers
 //! and the fabric controller share these; neither plans on its own terms.
 
+pub mod ib;
 pub mod intent;
 pub mod isolation;
 pub mod model;

@@ -73,7 +73,10 @@ pub fn ipv4_net(field: impl Into<String>, s: &str) -> Result<Ipv4Net> {
 
 /// Converts a document whose node references are already ids.
 pub fn topology(name: &str, spec: &FabricSpec) -> Result<Topology> {
-    let p = &spec.pools;
+    let p = spec
+        .pools
+        .as_ref()
+        .ok_or_else(|| Error::invalid_value("pools", "required for an Ethernet fabric"))?;
     let public = p
         .public
         .iter()
@@ -150,6 +153,11 @@ pub fn redacted(spec: &FabricSpec) -> FabricSpec {
     let mut out = spec.clone();
     for s in &mut out.switches {
         if let SwitchManagement::Https { password, .. } = &mut s.management {
+            *password = None;
+        }
+    }
+    if let Some(ib) = &mut out.infiniband {
+        if let neocloud_types::SubnetManager::Ufm { password, .. } = &mut ib.subnet_manager {
             *password = None;
         }
     }

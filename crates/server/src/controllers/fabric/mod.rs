@@ -7,6 +7,7 @@
 //! message) and every push is audited.
 
 mod drivers;
+mod ib;
 
 use crate::network::{intent, plan};
 use crate::secrets::SecretBox;
@@ -66,10 +67,10 @@ impl FabricController {
     pub fn pass(&self, store: &Store, secrets: &SecretBox) -> Result<PassReport> {
         let mut report = PassReport::default();
         for f in store.read(fabrics::list)? {
-            if f.kind != "ethernet" {
-                continue;
+            match f.kind.as_str() {
+                "infiniband" => report.add(self.converge_ib(store, secrets, &f.id)?),
+                _ => report.add(self.converge_fabric(store, secrets, &f.id)?),
             }
-            report.add(self.converge_fabric(store, secrets, &f.id)?);
         }
         Ok(report)
     }
@@ -206,7 +207,12 @@ impl FabricController {
     }
 
     fn check_due(&self, w: &Work<'_>) -> bool {
-        let key = (w.fabric_id.to_string(), w.spec.name.to_string());
+        self.due(w.fabric_id, w.spec.name.as_str())
+    }
+
+    /// Whether the target's periodic check is due (and, if so, notes it).
+    fn due(&self, fabric_id: &str, target: &str) -> bool {
+        let key = (fabric_id.to_string(), target.to_string());
         let mut last = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
         match last.get(&key) {
             Some(t) if t.elapsed() < self.check_interval => false,
@@ -246,7 +252,12 @@ impl FabricController {
                         w.generation,
                         "in_sync",
                     )?;
-                    audit_switch(tx, w, action, if recorded { "success" } else { "superseded" })
+                    let target = Target {
+                        fabric_id: w.fabric_id,
+                        kind: "switches",
+                        name: w.spec.name.as_str(),
+                    };
+                    audit(tx, &target, action, if recorded { "success" } else { "superseded" })
                 })?;
                 self.last_check
                     .lock()
@@ -264,18 +275,9 @@ impl FabricController {
     }
 
     fn failed(&self, store: &Store, w: &Work<'_>, message: &str) -> Result<PassReport> {
-        let name = w.spec.name.as_str();
-        tracing::warn!(switch = %name, error = %message, "switch apply failed");
-        let was = w.state.as_ref().map(|s| (s.state.clone(), s.message.clone()));
-        let changed = was != Some(("error".to_string(), Some(message.to_string())));
-        store.write(|tx| {
-            fabrics::record_status(tx, w.fabric_id, name, "error", Some(message))?;
-            match changed {
-                true => audit_switch(tx, w, "switch_apply", "failure"),
-                false => Ok(()),
-            }
-        })?;
-        Ok(PassReport { failed: 1, ..Default::default() })
+        let target =
+            Target { fabric_id: w.fabric_id, kind: "switches", name: w.spec.name.as_str() };
+        failed(store, &target, w.state.as_ref(), "switch_apply", message)
     }
 }
 
@@ -292,12 +294,45 @@ fn to_json(c: &SwitchConfig) -> Result<String> {
     serde_json::to_string(c).map_err(|e| Error::internal(format!("switch config: {e}")))
 }
 
-fn audit_switch(
+/// What a push goes to: a switch, or an InfiniBand subnet's manager.
+struct Target<'a> {
+    fabric_id: &'a str,
+    /// The path segment: `switches` or `subnet-manager`.
+    kind: &'a str,
+    name: &'a str,
+}
+
+/// Records a failed apply or check; audited when the failure is new.
+fn failed(
+    store: &Store,
+    t: &Target<'_>,
+    was: Option<&SwitchState>,
+    action: &str,
+    message: &str,
+) -> Result<PassReport> {
+    tracing::warn!(fabric = %t.fabric_id, target = %t.name, error = %message, "apply failed");
+    let was = was.map(|s| (s.state.clone(), s.message.clone()));
+    let changed = was != Some(("error".to_string(), Some(message.to_string())));
+    store.write(|tx| {
+        fabrics::record_status(tx, t.fabric_id, t.name, "error", Some(message))?;
+        match changed {
+            true => audit(tx, t, action, "failure"),
+            false => Ok(()),
+        }
+    })?;
+    Ok(PassReport { failed: 1, ..Default::default() })
+}
+
+fn audit(
     tx: &mut dyn neocloud_store::Writer,
-    w: &Work<'_>,
+    t: &Target<'_>,
     action: &str,
     outcome: &str,
 ) -> Result<()> {
+    let target = match t.kind {
+        "switches" => format!("/v1/fabrics/{}/switches/{}", t.fabric_id, t.name),
+        _ => format!("/v1/fabrics/{}/{}", t.fabric_id, t.kind),
+    };
     audit::append(
         tx,
         audit::PROVIDER_CHAIN,
@@ -309,7 +344,7 @@ fn audit_switch(
             role: None,
             tenant_id: None,
             action: action.to_string(),
-            target: format!("/v1/fabrics/{}/switches/{}", w.fabric_id, w.spec.name),
+            target,
             outcome: outcome.into(),
             status: 200,
             request_id: neocloud_common::new_id(),
