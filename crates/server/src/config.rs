@@ -76,6 +76,9 @@ pub struct Config {
     /// How long a released node's switch ports have to leave the tenant's
     /// networks before its release fails.
     pub isolation_timeout_secs: u64,
+    /// How BMCs' certificates are verified: the site's CA bundle
+    /// (`ca_pem`), or `insecure_skip_verify` for labs; default: public roots.
+    pub bmc_tls: neocloud_common::tls::TlsOptions,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             fabric_check_secs: 60,
             allow_local_switches: false,
             isolation_timeout_secs: 600,
+            bmc_tls: Default::default(),
         }
     }
 }
@@ -134,6 +138,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        self.bmc_tls
+            .validate()
+            .map_err(|e| Error::invalid_value("bmc_tls.ca_pem", e.to_string()))?;
         if let Some(u) = &self.boot_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));

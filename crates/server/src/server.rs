@@ -142,6 +142,10 @@ impl Server {
                 l.boot_attempts = config.boot_attempts;
                 l.parallel_steps = config.lifecycle_parallel_steps;
                 l.isolation_timeout = Duration::from_secs(config.isolation_timeout_secs);
+                if let Some(w) = config.bmc_tls.warning("every BMC") {
+                    tracing::warn!("{w}");
+                }
+                l.bmc_tls = config.bmc_tls.clone();
                 l
             },
             boot: crate::boot::handlers::BootConfig {

@@ -147,6 +147,15 @@ fn the_fabric_document_is_checked_field_by_field_and_replaced_by_generation() {
             Some("switches[0].management"),
             "[{b}] an FRR switch is not managed over https"
         );
+        let mut bad = fabric_doc();
+        bad["switches"][1]["os"] = json!("arista-eos");
+        bad["switches"][1]["management"] = json!({"transport": "https", "url": "https://x",
+            "username": "u", "password": "p", "tls": {"ca_pem": "not a certificate"}});
+        assert_eq!(
+            err(&a.put("/v1/fabrics/dc1", &bad)).2.as_deref(),
+            Some("switches[1].management.tls.ca_pem"),
+            "[{b}] a CA bundle without a certificate"
+        );
         let r = a.put("/v1/fabrics/dc1", &json!({"kind": "ethernet", "bogus": 1}));
         assert_eq!(r.status, 400, "[{b}]");
         a.get("/v1/fabrics/dc1").expect(404);

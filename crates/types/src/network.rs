@@ -4,6 +4,7 @@
 //! Addresses are strings in the API (`10.0.0.0/24`, `192.0.2.7`) and parsed
 //! by the handlers, which answer 422 naming the field.
 
+use neocloud_common::tls::TlsOptions;
 use neocloud_common::Name;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -266,6 +267,9 @@ pub enum SubnetManager {
         /// Write-only: sealed at rest, never returned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// How UFM's certificate is verified (default: public roots).
+        #[serde(default)]
+        tls: TlsOptions,
     },
 }
 
@@ -394,6 +398,9 @@ pub enum SwitchManagement {
         /// Write-only: sealed at rest, never returned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// How the switch's certificate is verified (default: public roots).
+        #[serde(default)]
+        tls: TlsOptions,
     },
 }
 

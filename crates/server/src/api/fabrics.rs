@@ -153,10 +153,12 @@ fn management(c: &Call<'_>, spec: &mut FabricSpec, old: Option<&FabricSpec>) -> 
                 "FRR switches are managed over ssh (or nsenter in a lab); SONiC, NVUE and EOS over https",
             ));
         }
-        if let SwitchManagement::Https { url, password, .. } = &mut s.management {
+        if let SwitchManagement::Https { url, password, tls, .. } = &mut s.management {
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 return Err(Error::invalid_value(format!("{field}.url"), "an http(s):// URL"));
             }
+            tls.validate()
+                .map_err(|e| Error::invalid_value(format!("{field}.tls.ca_pem"), e.to_string()))?;
             let kept = old.and_then(|o| o.switches.iter().find(|x| x.name == s.name)).and_then(
                 |x| match &x.management {
                     SwitchManagement::Https { password, .. } => password.clone(),
@@ -167,13 +169,16 @@ fn management(c: &Call<'_>, spec: &mut FabricSpec, old: Option<&FabricSpec>) -> 
         }
     }
     if let Some(ib) = &mut spec.infiniband {
-        if let SubnetManager::Ufm { url, password, .. } = &mut ib.subnet_manager {
+        if let SubnetManager::Ufm { url, password, tls, .. } = &mut ib.subnet_manager {
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 return Err(Error::invalid_value(
                     "infiniband.subnet_manager.url",
                     "an http(s):// URL",
                 ));
             }
+            tls.validate().map_err(|e| {
+                Error::invalid_value("infiniband.subnet_manager.tls.ca_pem", e.to_string())
+            })?;
             let kept =
                 old.and_then(|o| o.infiniband.as_ref()).and_then(|x| match &x.subnet_manager {
                     SubnetManager::Ufm { password, .. } => password.clone(),

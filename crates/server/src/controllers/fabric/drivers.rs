@@ -86,14 +86,17 @@ impl Drivers {
                 }
                 frr(name, &spec.management)
             }
-            SwitchManagement::Https { url, username, password } => {
+            SwitchManagement::Https { url, username, password, tls } => {
                 let password = match password {
                     Some(sealed) => secrets
                         .open(sealed)
                         .map_err(|e| DriverError::Failed(format!("switch password: {e}")))?,
                     None => String::new(),
                 };
-                https(name, os, url, username, &password)
+                if let Some(w) = tls.warning(name) {
+                    tracing::warn!("{w}");
+                }
+                https(name, os, url, username, &password, tls)
             }
         }
     }
@@ -142,17 +145,24 @@ fn https(
     url: &str,
     username: &str,
     password: &str,
+    tls: &neocloud_common::tls::TlsOptions,
 ) -> Result<Arc<dyn SwitchDriver>, DriverError> {
     use neocloud_switch::{eos, nvue, sonic};
     Ok(match os {
         SwitchOs::CumulusNvue => {
-            Arc::new(nvue::Nvue::new(nvue::NvueConfig::new(name, url, username, password)))
+            let mut c = nvue::NvueConfig::new(name, url, username, password);
+            c.tls = tls.clone();
+            Arc::new(nvue::Nvue::new(c))
         }
         SwitchOs::AristaEos => {
-            Arc::new(eos::Eos::new(eos::EosConfig::new(name, url, username, password)))
+            let mut c = eos::EosConfig::new(name, url, username, password);
+            c.tls = tls.clone();
+            Arc::new(eos::Eos::new(c))
         }
         SwitchOs::Sonic => {
-            Arc::new(sonic::Sonic::new(sonic::SonicRestConfig::new(name, url, username, password)))
+            let mut c = sonic::SonicRestConfig::new(name, url, username, password);
+            c.tls = tls.clone();
+            Arc::new(sonic::Sonic::new(c))
         }
         SwitchOs::Frr => {
             return Err(DriverError::Unsupported(

@@ -7,6 +7,7 @@
 use super::{failed, PassReport, Target};
 use crate::network::ib::{self, SUBNET_MANAGER};
 use crate::secrets::SecretBox;
+use neocloud_common::tls::TlsOptions;
 use neocloud_common::{Error, Result};
 use neocloud_fabric::ib::{ufm_changes, IbDesired, IbFabric, UfmCall};
 use neocloud_store::{fabrics, Store};
@@ -62,8 +63,8 @@ impl super::FabricController {
         let pushed = match &spec.subnet_manager {
             SubnetManager::None => return Ok(PassReport::default()),
             SubnetManager::Simulated => Ok(ufm_changes(&fabric, &desired, &applied)),
-            SubnetManager::Ufm { url, username, password } => {
-                ufm(secrets, url, username, password.as_deref(), &fabric, &desired)
+            SubnetManager::Ufm { url, username, password, tls } => {
+                ufm(secrets, (url, username, password.as_deref(), tls), &fabric, &desired)
             }
         };
         match pushed {
@@ -93,11 +94,12 @@ fn record(store: &Store, fabric_id: &str, desired: &IbDesired, generation: i64) 
 }
 
 /// Converges UFM: reads its PKeys, makes the calls that differ.
+/// Where UFM is: URL, user, sealed password, certificate verification.
+type UfmAt<'a> = (&'a str, &'a str, Option<&'a str>, &'a TlsOptions);
+
 fn ufm(
     secrets: &SecretBox,
-    url: &str,
-    username: &str,
-    sealed: Option<&str>,
+    (url, username, sealed, tls): UfmAt<'_>,
     fabric: &IbFabric,
     desired: &IbDesired,
 ) -> std::result::Result<Vec<UfmCall>, String> {
@@ -105,6 +107,11 @@ fn ufm(
         Some(s) => secrets.open(s).map_err(|e| format!("UFM password: {e}"))?,
         None => String::new(),
     };
-    let ufm = Ufm::new(UfmConfig::new(url, username, &password));
+    if let Some(w) = tls.warning(url) {
+        tracing::warn!("{w}");
+    }
+    let mut cfg = UfmConfig::new(url, username, &password);
+    cfg.tls = tls.clone();
+    let ufm = Ufm::new(cfg);
     ufm.converge(fabric, desired).map_err(|e| e.to_string())
 }

@@ -73,6 +73,8 @@ pub struct LifecycleController {
     pub isolation_timeout: Duration,
     /// Wakes the fabric controller (a release removed attachments).
     pub fabric_wake: Arc<tokio::sync::Notify>,
+    /// How BMC certificates are verified.
+    pub bmc_tls: neocloud_common::tls::TlsOptions,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -183,6 +185,7 @@ impl LifecycleController {
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
+            bmc_tls: Default::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             nudged: Mutex::default(),
             full_pass: std::sync::atomic::AtomicBool::new(false),
@@ -311,6 +314,7 @@ impl LifecycleController {
             })
         })?;
         let mut cfg = BmcConfig::new(&rec.endpoint, &rec.username, &password);
+        cfg.tls = self.bmc_tls.clone();
         if let Some(t) = self.bmc_timeout {
             cfg.timeout = t;
             cfg.retries = 1;
