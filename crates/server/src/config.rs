@@ -70,6 +70,9 @@ pub struct Config {
     pub fabric_interval_ms: u64,
     /// How often an in-sync switch is checked for drift.
     pub fabric_check_secs: u64,
+    /// How long a replica's claim on converging a fabric lasts unless
+    /// renewed (every pass renews it; another replica takes over after).
+    pub fabric_lease_secs: u64,
     /// Allow `nsenter` switch management (switches that are namespaces on
     /// this host: labs only).
     pub allow_local_switches: bool,
@@ -108,6 +111,7 @@ impl Default for Config {
             signing_key_file: None,
             fabric_interval_ms: 5000,
             fabric_check_secs: 60,
+            fabric_lease_secs: 60,
             allow_local_switches: false,
             isolation_timeout_secs: 600,
             bmc_tls: Default::default(),

@@ -130,6 +130,7 @@ impl Server {
                     crate::controllers::fabric::Drivers::new(config.allow_local_switches),
                 );
                 f.check_interval = Duration::from_secs(config.fabric_check_secs);
+                f.lease = Duration::from_secs(config.fabric_lease_secs.max(1));
                 f
             },
             lifecycle: {

@@ -133,6 +133,19 @@ pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<i64> {
     rows.first().map(|r| r.i64(0)).transpose()?.ok_or_else(|| Error::not_found("fabric", id))
 }
 
+/// Takes or renews the fabric's controller lease for `owner` until
+/// `now + ttl` (micros): true when `owner` holds it now. Another owner's
+/// lease is taken only once it lapsed.
+pub fn take_lease(w: &mut dyn Writer, id: &str, owner: &str, ttl_micros: i64) -> Result<bool> {
+    let now = now_micros();
+    let n = w.execute(
+        "UPDATE fabrics SET lease_owner = ?, lease_until = ? \
+         WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+        vals![owner, now + ttl_micros, id, owner, now],
+    )?;
+    Ok(n == 1)
+}
+
 pub fn set_ledger(w: &mut dyn Writer, id: &str, ledger: &str) -> Result<()> {
     w.execute("UPDATE fabrics SET ledger = ? WHERE id = ?", vals![ledger, id])?;
     Ok(())

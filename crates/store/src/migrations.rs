@@ -515,6 +515,18 @@ CREATE INDEX floating_ips_by_vpc ON floating_ips (vpc_id);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 8,
+        name: "fabric controller leases",
+        common: r#"
+-- One control-plane replica converges a fabric at a time: the holder of
+-- its lease (renewed every pass; taken over once it lapses).
+ALTER TABLE fabrics ADD COLUMN lease_owner TEXT;
+ALTER TABLE fabrics ADD COLUMN lease_until BIGINT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -62,12 +62,18 @@ impl TestServer {
     /// Another control-plane replica on the same store (its own engine,
     /// caches and port).
     pub fn replica(&self) -> TestServer {
+        self.replica_with(|_| {})
+    }
+
+    /// A replica configured with `tweak`.
+    pub fn replica_with(&self, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = fresh_data_dir();
-        let config = Config {
+        let mut config = Config {
             // Replicas share the key that seals secrets.
             secrets_key_file: Some(self.data_dir.join("secrets.key")),
             ..test_config(&self.db_url, &data_dir)
         };
+        tweak(&mut config);
         let (addr, cancel, store, thread) = launch(config);
         TestServer {
             backend: self.backend,

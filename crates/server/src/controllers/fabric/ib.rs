@@ -28,7 +28,8 @@ impl super::FabricController {
                 .into_iter()
                 .find(|s| s.switch == SUBNET_MANAGER))
         })?;
-        let target = Target { fabric_id, kind: SUBNET_MANAGER, name: SUBNET_MANAGER };
+        let target =
+            Target { owner: &self.owner, fabric_id, kind: SUBNET_MANAGER, name: SUBNET_MANAGER };
         if spec.subnet_manager == SubnetManager::None {
             if state.as_ref().map(|s| s.state.as_str()) != Some("unmanaged") {
                 store.write(|w| {

@@ -28,6 +28,11 @@ const PARALLEL_SWITCHES: usize = 16;
 
 pub struct FabricController {
     pub wake: Arc<tokio::sync::Notify>,
+    /// This controller's name in fabric leases and audit events: one
+    /// replica's controller converges a fabric at a time.
+    pub owner: String,
+    /// How long a lease lasts unless renewed (each pass renews it).
+    pub lease: Duration,
     /// How often an in-sync switch is checked for drift.
     pub check_interval: Duration,
     pub drivers: Drivers,
@@ -57,6 +62,8 @@ impl FabricController {
     pub fn new(drivers: Drivers) -> FabricController {
         FabricController {
             wake: Arc::new(tokio::sync::Notify::new()),
+            owner: format!("fabric-controller-{}", neocloud_common::new_id()),
+            lease: Duration::from_secs(60),
             check_interval: Duration::from_secs(60),
             drivers,
             last_check: Mutex::default(),
@@ -66,7 +73,12 @@ impl FabricController {
     /// One pass over every Ethernet fabric.
     pub fn pass(&self, store: &Store, secrets: &SecretBox) -> Result<PassReport> {
         let mut report = PassReport::default();
+        let ttl = self.lease.as_micros() as i64;
         for f in store.read(fabrics::list)? {
+            // Another replica's controller converges this one.
+            if !store.write(|w| fabrics::take_lease(w, &f.id, &self.owner, ttl))? {
+                continue;
+            }
             match f.kind.as_str() {
                 "infiniband" => report.add(self.converge_ib(store, secrets, &f.id)?),
                 _ => report.add(self.converge_fabric(store, secrets, &f.id)?),
@@ -253,6 +265,7 @@ impl FabricController {
                         "in_sync",
                     )?;
                     let target = Target {
+                        owner: &self.owner,
                         fabric_id: w.fabric_id,
                         kind: "switches",
                         name: w.spec.name.as_str(),
@@ -275,8 +288,12 @@ impl FabricController {
     }
 
     fn failed(&self, store: &Store, w: &Work<'_>, message: &str) -> Result<PassReport> {
-        let target =
-            Target { fabric_id: w.fabric_id, kind: "switches", name: w.spec.name.as_str() };
+        let target = Target {
+            owner: &self.owner,
+            fabric_id: w.fabric_id,
+            kind: "switches",
+            name: w.spec.name.as_str(),
+        };
         failed(store, &target, w.state.as_ref(), "switch_apply", message)
     }
 }
@@ -296,6 +313,8 @@ fn to_json(c: &SwitchConfig) -> Result<String> {
 
 /// What a push goes to: a switch, or an InfiniBand subnet's manager.
 struct Target<'a> {
+    /// The controller acting.
+    owner: &'a str,
     fabric_id: &'a str,
     /// The path segment: `switches` or `subnet-manager`.
     kind: &'a str,
@@ -339,7 +358,7 @@ fn audit(
         &audit::NewEvent {
             time: now_micros(),
             actor: "system".into(),
-            actor_name: "fabric-controller".into(),
+            actor_name: t.owner.to_string(),
             token_id: None,
             role: None,
             tenant_id: None,
