@@ -9,7 +9,7 @@
 mod common;
 
 use common::nodes::wait_for;
-use common::{Client, TestBackend, TestServer};
+use common::{network, Client, TestBackend, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -64,36 +64,11 @@ fn fabric_doc() -> Value {
 /// Four placement-only nodes, two tenants with a project and a member each.
 fn setup(s: &TestServer) -> (Client, Client) {
     let a = s.admin();
-    for i in 1..=4 {
-        a.post(
-            "/v1/nodes",
-            &json!({"name": format!("n{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                    "gpu_model": "h100-80gb", "gpus": 8}),
-        )
-        .expect(201);
-    }
-    a.post(
-        "/v1/instance-types",
-        &json!({"name": "bm", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-    )
-    .expect(201);
-    for (name, purpose) in [("os", "tenant"), ("sanitizer", "sanitizer")] {
-        a.post(
-            "/v1/images",
-            &json!({"name": name, "purpose": purpose, "kernel_url": "http://img.local/k",
-                    "initrd_url": "http://img.local/i"}),
-        )
-        .expect(201);
-    }
+    network::nodes(&a, 4);
+    network::catalog(&a);
     let mut clients = Vec::new();
     for t in ["acme", "globex"] {
-        a.post("/v1/tenants", &json!({"name": t})).expect(201);
-        a.put(
-            &format!("/v1/tenants/{t}/quotas"),
-            &json!({"generation": 1, "limits": {"nodes": 4, "gpu:h100-80gb": 32}}),
-        )
-        .expect(200);
-        a.post(&format!("/v1/tenants/{t}/projects"), &json!({"name": "p"})).expect(201);
+        network::tenant(&a, t, 4);
         clients.push(s.client(&s.user_with_role(t, &format!("{t}-dev"), "tenant-member", None)));
     }
     let globex = clients.pop().unwrap();

@@ -8,7 +8,7 @@
 mod common;
 
 use common::nodes::wait_for;
-use common::{TestBackend, TestServer};
+use common::{network, TestBackend, TestServer};
 use neocloud_switch::double::eos::EosDouble;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -59,34 +59,9 @@ fn the_controller_pushes_to_an_eos_leaf_repairs_drift_and_reports_failures() {
         };
         let b = b.as_str();
         let a = s.admin();
-        for i in 1..=2 {
-            a.post(
-                "/v1/nodes",
-                &json!({"name": format!("n{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8}),
-            )
-            .expect(201);
-        }
-        a.post(
-            "/v1/instance-types",
-            &json!({"name": "bm", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-        )
-        .expect(201);
-        for (name, purpose) in [("os", "tenant"), ("sanitizer", "sanitizer")] {
-            a.post(
-                "/v1/images",
-                &json!({"name": name, "purpose": purpose, "kernel_url": "http://img/k",
-                        "initrd_url": "http://img/i"}),
-            )
-            .expect(201);
-        }
-        a.post("/v1/tenants", &json!({"name": "acme"})).expect(201);
-        a.put(
-            "/v1/tenants/acme/quotas",
-            &json!({"generation": 1, "limits": {"nodes": 2, "gpu:h100-80gb": 16}}),
-        )
-        .expect(200);
-        a.post("/v1/tenants/acme/projects", &json!({"name": "p"})).expect(201);
+        network::nodes(&a, 2);
+        network::catalog(&a);
+        network::tenant(&a, "acme", 2);
 
         // Wrong credentials: the failure is the switch's status.
         a.put("/v1/fabrics/dc1", &doc(&eos, true)).expect(201);

@@ -9,7 +9,7 @@
 mod common;
 
 use common::nodes::wait_for;
-use common::{Client, TestBackend, TestServer};
+use common::{network, Client, TestBackend, TestServer};
 use neocloud_ufm::double::UfmDouble;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -69,35 +69,10 @@ fn tenants_get_partitions_of_their_nodes_in_ufm() {
         };
         let b = b.as_str();
         let a = s.admin();
-        for i in 1..=4 {
-            a.post(
-                "/v1/nodes",
-                &json!({"name": format!("n{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8}),
-            )
-            .expect(201);
-        }
-        a.post(
-            "/v1/instance-types",
-            &json!({"name": "bm", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-        )
-        .expect(201);
-        for (name, purpose) in [("os", "tenant"), ("sanitizer", "sanitizer")] {
-            a.post(
-                "/v1/images",
-                &json!({"name": name, "purpose": purpose, "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
-            )
-            .expect(201);
-        }
-        for t in ["ta", "tb"] {
-            a.post("/v1/tenants", &json!({"name": t})).expect(201);
-            a.put(
-                &format!("/v1/tenants/{t}/quotas"),
-                &json!({"generation": 1, "limits": {"nodes": 4, "gpu:h100-80gb": 32}}),
-            )
-            .expect(200);
-            a.post(&format!("/v1/tenants/{t}/projects"), &json!({"name": "p"})).expect(201);
-        }
+        network::nodes(&a, 4);
+        network::catalog(&a);
+        network::tenant(&a, "ta", 4);
+        network::tenant(&a, "tb", 4);
 
         // The document is checked field by field; nothing is written.
         let mut bad = doc(&ufm);

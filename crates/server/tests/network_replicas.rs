@@ -6,7 +6,7 @@
 mod common;
 
 use common::nodes::wait_for;
-use common::{Client, TestBackend, TestServer};
+use common::{network, Client, TestBackend, TestServer};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -84,33 +84,9 @@ fn one_replica_converges_a_fabric_and_another_takes_over() {
         };
         let b = b.as_str();
         let a = s.admin();
-        for i in 1..=3 {
-            a.post(
-                "/v1/nodes",
-                &json!({"name": format!("n{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8}),
-            )
-            .expect(201);
-        }
-        a.post(
-            "/v1/instance-types",
-            &json!({"name": "bm", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-        )
-        .expect(201);
-        for (name, purpose) in [("os", "tenant"), ("sanitizer", "sanitizer")] {
-            a.post(
-                "/v1/images",
-                &json!({"name": name, "purpose": purpose, "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
-            )
-            .expect(201);
-        }
-        a.post("/v1/tenants", &json!({"name": "acme"})).expect(201);
-        a.put(
-            "/v1/tenants/acme/quotas",
-            &json!({"generation": 1, "limits": {"nodes": 3, "gpu:h100-80gb": 24}}),
-        )
-        .expect(200);
-        a.post("/v1/tenants/acme/projects", &json!({"name": "p"})).expect(201);
+        network::nodes(&a, 3);
+        network::catalog(&a);
+        network::tenant(&a, "acme", 3);
         a.put("/v1/fabrics/dc1", &doc()).expect(201);
         a.post(&format!("{P}/vpcs"), &json!({"name": "main"})).expect(201);
         a.post(&format!("{P}/vpcs/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))

@@ -2,6 +2,7 @@
 //! HTTP client for it.
 #![allow(dead_code)]
 
+pub mod network;
 pub mod nodes;
 
 use neocloud_server::{Config, Server};
