@@ -22,6 +22,8 @@ struct Inner {
     background_errors: BTreeMap<&'static str, u64>,
     nodes: Vec<(String, i64)>,
     nodes_over_sla: Vec<(String, i64)>,
+    /// Fabric controller outcomes: pushed, repaired, failed.
+    fabric: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -52,6 +54,15 @@ impl Metrics {
     pub fn background_error(&self, task: &'static str) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.background_errors.entry(task).or_default() += 1;
+    }
+
+    /// One fabric controller pass: switches (or subnet managers) given a
+    /// new configuration, repaired after drift, and failed.
+    pub fn fabric_pass(&self, pushed: usize, repaired: usize, failed: usize) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, n) in [("pushed", pushed), ("repaired", repaired), ("failed", failed)] {
+            *m.fabric.entry(k).or_default() += n as u64;
+        }
     }
 
     /// Nodes per lifecycle state, and those past their state's SLA.
@@ -122,6 +133,14 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE neocloud_nodes_over_sla gauge");
         for (state, n) in &m.nodes_over_sla {
             let _ = writeln!(out, "neocloud_nodes_over_sla{{lifecycle=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_fabric_applies_total Switch and subnet-manager applies by the fabric controller, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_fabric_applies_total counter");
+        for (o, n) in &m.fabric {
+            let _ = writeln!(out, "neocloud_fabric_applies_total{{outcome=\"{o}\"}} {n}");
         }
         let _ =
             writeln!(out, "# HELP neocloud_background_errors_total Failed background task runs.");

@@ -365,6 +365,7 @@ fn spawn_fabric(
             .await
             {
                 Ok(Ok(r)) => {
+                    s.app.metrics.fabric_pass(r.pushed, r.repaired, r.failed);
                     if r.pushed + r.repaired > 0 {
                         s.app.lifecycle.wake_all();
                     }

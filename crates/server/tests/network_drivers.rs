@@ -109,9 +109,21 @@ fn the_controller_pushes_to_an_eos_leaf_repairs_drift_and_reports_failures() {
         wait_for("the drift repaired", Duration::from_secs(30), || {
             eos.state().running_text().contains(&vrf).then_some(())
         });
+        let metrics = a.get("/metrics").text;
+        assert!(
+            metrics.contains("neocloud_fabric_applies_total{outcome=\"failed\"}"),
+            "[{b}] {metrics}"
+        );
         wait_for("the repair audited", Duration::from_secs(10), || {
             let t = a.get("/v1/audit?limit=1000").expect(200).text;
             t.contains("switch_repair").then_some(())
         });
+        let metrics = a.get("/metrics").text;
+        let repaired = metrics
+            .lines()
+            .find(|l| l.starts_with("neocloud_fabric_applies_total{outcome=\"repaired\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(repaired.unwrap_or(0) >= 1, "[{b}] {metrics}");
     }
 }

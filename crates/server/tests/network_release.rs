@@ -173,3 +173,68 @@ fn ports_leave_the_tenant_network_before_the_sanitizer_boots() {
         }
     }
 }
+
+/// Ports that never leave the tenant's network (the fabric controller is
+/// down) fail the release after `isolation_timeout_secs`, saying why; the
+/// tenant is freed and the node stays out of the pool.
+#[test]
+fn a_release_whose_ports_stay_in_the_tenant_network_fails_saying_why() {
+    let b = TestBackend::Sqlite;
+    let Some(mut s) = TestServer::start_with(b, |c| demo(c, 100)) else { return };
+    let a = s.admin();
+    a.post("/v1/tenants", &json!({"name": "demo"})).expect(201);
+    a.put(
+        "/v1/tenants/demo/quotas",
+        &json!({"generation": 1, "limits": {"nodes": 16, "gpu:h100-80gb": 128}}),
+    )
+    .expect(200);
+    a.post("/v1/tenants/demo/projects", &json!({"name": "train"})).expect(201);
+    a.post(&format!("{P}/vpcs"), &json!({"name": "main"})).expect(201);
+    a.post(&format!("{P}/vpcs/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
+        .expect(201);
+    wait_for("the demo fleet", Duration::from_secs(60), || {
+        let ns = a.get("/v1/nodes").expect(200).body;
+        ns["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["lifecycle"]["state"] == "available")
+            .then_some(())
+    });
+    let inst = a
+        .post(
+            &format!("{P}/instances"),
+            &json!({"name": "web", "instance_type": "bm-h100", "count": 1, "image": "sim-ubuntu-24-04"}),
+        )
+        .expect(201)
+        .body["items"][0]
+        .clone();
+    let id = inst["id"].as_str().unwrap().to_string();
+    let node = inst["node_id"].as_str().unwrap().to_string();
+    wait_for("the instance ready", Duration::from_secs(60), || {
+        (a.get(&format!("{P}/instances/{id}")).expect(200).body["state"] == "ready").then_some(())
+    });
+    let att = a
+        .post(&format!("{P}/vpcs/main/networks/web/attachments"), &json!({"instance": id}))
+        .expect(201)
+        .body;
+    let att_path =
+        format!("{P}/vpcs/main/networks/web/attachments/{}", att["id"].as_str().unwrap());
+    wait_for("the attachment on its leaf", Duration::from_secs(30), || {
+        (a.get(&att_path).expect(200).body["state"] == "ready").then_some(())
+    });
+    s.restart_with(|c| {
+        demo(c, 0);
+        c.isolation_timeout_secs = 2;
+    });
+    let a = s.admin();
+    a.delete(&format!("{P}/instances/{id}")).expect(202);
+    let l = wait_for("the release to fail", Duration::from_secs(30), || {
+        let l = a.get(&format!("/v1/nodes/{node}")).expect(200).body["lifecycle"].clone();
+        (l["state"] == "failed").then_some(l)
+    });
+    let reason = l["reason"].as_str().unwrap();
+    assert!(reason.contains("still in a tenant network") && reason.contains("sim-leaf"), "{l}");
+    let i = a.get(&format!("{P}/instances/{id}")).expect(200).body;
+    assert_eq!(i["state"], "released", "the tenant is freed: {i}");
+}
