@@ -5,7 +5,9 @@
 //! Compute comes from the demo's SIMULATED BMCs and agents (what is under
 //! test here is the network). Tenants A and B each get a node on each leaf,
 //! both on 10.100.0.0/24: A<->A and B<->B reach across the leaves, every
-//! A<->B pair is blocked, an idle node reaches no tenant; A's egress leaves
+//! A<->B pair is blocked, an idle node reaches no tenant; A's second
+//! network is routed to across leaves (never reachable by B), and a
+//! security rule then admits only TCP 22 into it; A's egress leaves
 //! through its NAT gateway (the internet sees the NAT address) while B,
 //! without one, has no egress; A's floating IP admits only its allowed
 //! port; after A releases a node, A no longer reaches it and B is
@@ -71,12 +73,12 @@ fn tenant(a: &Client, t: &str) {
 }
 
 /// Two ready instances of tenant `t`: (instance id, node id).
-fn instances(a: &Client, t: &str) -> Vec<(String, String)> {
+fn instances(a: &Client, t: &str, count: u32) -> Vec<(String, String)> {
     let base = format!("/v1/tenants/{t}/projects/p/instances");
     let items = a
         .post(
             &base,
-            &json!({"name": "n", "instance_type": "bm-h100", "count": 2,
+            &json!({"name": "n", "instance_type": "bm-h100", "count": count,
                     "image": "sim-ubuntu-24-04"}),
         )
         .expect(201)
@@ -151,6 +153,7 @@ fn tenants_are_isolated_on_real_frr_driven_through_the_api() {
             ("b1", "leaf1", "swp2"),
             ("idle", "leaf1", "swp3"),
             ("a2", "leaf2", "swp1"),
+            ("a3", "leaf2", "swp3"),
             ("b2", "leaf2", "swp2"),
         ] {
             lab.nic(node, "eth1", leaf, port);
@@ -183,8 +186,8 @@ fn tenants_are_isolated_on_real_frr_driven_through_the_api() {
         });
         tenant(&a, "ta");
         tenant(&a, "tb");
-        let ia = instances(&a, "ta");
-        let ib = instances(&a, "tb");
+        let ia = instances(&a, "ta", 3);
+        let ib = instances(&a, "tb", 2);
         let idle_node = a.get("/v1/nodes").expect(200).body["items"]
             .as_array()
             .unwrap()
@@ -198,6 +201,7 @@ fn tenants_are_isolated_on_real_frr_driven_through_the_api() {
             (ib[0].1.clone(), "leaf1", "swp2"),
             (idle_node, "leaf1", "swp3"),
             (ia[1].1.clone(), "leaf2", "swp1"),
+            (ia[2].1.clone(), "leaf2", "swp3"),
             (ib[1].1.clone(), "leaf2", "swp2"),
         ];
         a.put("/v1/fabrics/lab", &fabric_doc(&lab, &links)).expect(201);
@@ -253,6 +257,46 @@ fn tenants_are_isolated_on_real_frr_driven_through_the_api() {
         assert!(lab.ping("a1", "10.100.0.78"), "[{b}] A reaches its own node's second address");
         for dst in [ip("a1"), ip("a2"), "10.100.0.1".to_string()] {
             assert!(!lab.ping("idle", &dst), "[{b}] the idle node reached {dst}");
+        }
+
+        // Routed inside a VPC: A's second network on another leaf.
+        a.post(
+            "/v1/tenants/ta/projects/p/vpcs/main/networks",
+            &json!({"name": "db", "cidr": "10.101.0.0/24"}),
+        )
+        .expect(201);
+        let db = "/v1/tenants/ta/projects/p/vpcs/main/networks/db/attachments";
+        let a3 = a.post(db, &json!({"instance": ia[2].0, "nic": "eth1"})).expect(201).body;
+        let a3_ip = a3["ip"].as_str().unwrap().to_string();
+        lab.address("a3", "eth1", &format!("{a3_ip}/24"), "10.101.0.1");
+        lab.wait_reach("a1", &a3_ip, CONVERGE);
+        for src in ["b1", "b2"] {
+            assert!(!lab.ping(src, &a3_ip), "[{b}] {src} reached A's other network");
+        }
+        // A security rule: into db, from web, only TCP 22.
+        let mut db_listeners = [22u16, 80].map(|p| {
+            lab.spawn_in_node(
+                "a3",
+                &["python3", "-m", "http.server", &p.to_string(), "--bind", "0.0.0.0"],
+            )
+        });
+        wait_for("a3's listeners", Duration::from_secs(10), || {
+            lab.tcp_connects("a3", "127.0.0.1", 80).then_some(())
+        });
+        assert!(lab.tcp_connects("a1", &a3_ip, 80), "[{b}] before any rule everything passes");
+        a.post(
+            "/v1/tenants/ta/projects/p/vpcs/main/rules",
+            &json!({"from": "web", "to": "db", "protocol": "tcp", "ports": {"first": 22, "last": 22}}),
+        )
+        .expect(201);
+        wait_for("the rule on the leaves", CONVERGE, || {
+            (!lab.tcp_connects("a1", &a3_ip, 80)).then_some(())
+        });
+        assert!(lab.tcp_connects("a1", &a3_ip, 22), "[{b}] the rule admits TCP 22");
+        assert!(!lab.ping("a1", &a3_ip), "[{b}] and nothing else");
+        for l in &mut db_listeners {
+            let _ = l.kill();
+            let _ = l.wait();
         }
 
         // North-south: A egresses through its NAT gateway; B has none.
