@@ -7,7 +7,13 @@
 //!    render FRR + Linux for every switch, diff desired against itself;
 //! 2. one tenant's change: the tenant adds a node on a leaf it was not on;
 //!    allocate (ledger in, ledger out), build the planner, find the
-//!    tenant's switches, re-plan, diff and converge just those.
+//!    tenant's switches, re-plan, diff and converge just those;
+//! 3. the incremental planner: built from the whole intent (timed on its
+//!    own), then kept across the runs; each run applies the same change
+//!    (validate, allocate and re-plan what it can affect), diffs and
+//!    converges the switches that changed, and takes the change back;
+//!    then a change that does reach all of the tenant's leaves: a security
+//!    rule into its network (a policy on each of them), and back.
 //!
 //! Each figure is the median of `--runs` runs.
 
@@ -151,6 +157,14 @@ fn intent(a: &FabricArgs) -> Result<(Intent, Vec<u32>)> {
     Ok((intent, used))
 }
 
+/// "1 switch", "49 switches".
+fn switches(n: usize) -> String {
+    match n {
+        1 => "1 switch".into(),
+        n => format!("{n} switches"),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -173,6 +187,61 @@ struct Figures {
     change_switches: usize,
     change_plan_diff_converge: Duration,
     change_objects: usize,
+    incremental_build: Duration,
+    node: Incremental,
+    rule: Incremental,
+}
+
+/// One change through the incremental planner.
+#[derive(Default)]
+struct Incremental {
+    /// Switches planned again, and those whose configuration changed.
+    replanned: usize,
+    switches: usize,
+    /// Objects changed, over those switches.
+    objects: usize,
+    apply: Duration,
+    diff_converge: Duration,
+}
+
+impl Incremental {
+    fn total(&self) -> Duration {
+        self.apply + self.diff_converge
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({"replanned": self.replanned, "switches": self.switches, "objects": self.objects,
+               "apply_ms": ms(self.apply), "diff_converge_ms": ms(self.diff_converge),
+               "total_ms": ms(self.total())})
+    }
+}
+
+/// Applies a change, then diffs and converges the switches it changed.
+fn incremental(p: &mut IncrementalPlanner, change: TenantChange) -> Result<Incremental> {
+    let t = Instant::now();
+    let applied = p.apply_change(change)?;
+    let apply = t.elapsed();
+    let t = Instant::now();
+    let mut objects = 0;
+    for (name, c) in &applied.switches {
+        objects += diff_switch(name, Some(&c.after), Some(&c.before)).len();
+        linux::converge(name, &c.before, &c.after)?;
+    }
+    Ok(Incremental {
+        replanned: applied.replanned,
+        switches: applied.switches.len(),
+        objects,
+        apply,
+        diff_converge: t.elapsed(),
+    })
+}
+
+/// The medians of each figure over runs (the counts of the last run).
+fn median_of(runs: Vec<Incremental>) -> Incremental {
+    let apply = median(runs.iter().map(|r| r.apply).collect());
+    let diff_converge = median(runs.iter().map(|r| r.diff_converge).collect());
+    let last = runs.into_iter().last().unwrap_or_default();
+    Incremental { apply, diff_converge, ..last }
 }
 
 fn measure(a: &FabricArgs) -> Result<Figures> {
@@ -180,9 +249,27 @@ fn measure(a: &FabricArgs) -> Result<Figures> {
     let (mut intent, used) = intent(a)?;
     let (mut t_alloc, mut t_plan, mut t_render, mut t_diff) = (vec![], vec![], vec![], vec![]);
     let (mut c_alloc, mut c_setup, mut c_rest) = (vec![], vec![], vec![]);
+    let (mut i_build, mut i_node, mut i_rule) = (vec![], vec![], vec![]);
     let (mut bytes, mut touched_n, mut changed) = (0, 0, 0);
     let mut switches = 0;
+    // The incremental planner, kept across the runs as a controller keeps
+    // it: each run applies the changes and then their inverses.
+    let base = intent.clone();
+    let build = || {
+        IncrementalPlanner::new(
+            f.clone(),
+            s.clone(),
+            l.clone(),
+            base.clone(),
+            &Allocations::default(),
+        )
+    };
+    let mut inc = build()?;
     for _ in 0..a.runs.max(1) {
+        let t = Instant::now();
+        drop(build()?);
+        i_build.push(t.elapsed());
+
         let t = Instant::now();
         let alloc = allocate(&f, &s, &l, &intent, &Allocations::default())?;
         t_alloc.push(t.elapsed());
@@ -217,13 +304,19 @@ fn measure(a: &FabricArgs) -> Result<Figures> {
                 reason: format!("leaf {new_leaf} has no free port for the changed tenant"),
             });
         }
-        intent.attachments.push(Attachment {
+        let new_node = Attachment {
             id: "att7-new".into(),
             network: "net7".into(),
             node: format!("n{}", new_leaf * a.ports + port),
             nic: "eth0".into(),
             ip: None,
-        });
+        };
+
+        let previous = inc.allocations().clone();
+        let node =
+            incremental(&mut inc, TenantChange::Add(TenantObject::Attachment(new_node.clone())))?;
+
+        intent.attachments.push(new_node);
         let t = Instant::now();
         let alloc2 = allocate(&f, &s, &l, &intent, &alloc)?;
         c_alloc.push(t.elapsed());
@@ -246,7 +339,47 @@ fn measure(a: &FabricArgs) -> Result<Figures> {
         }
         c_rest.push(t.elapsed());
         touched_n = touched.len();
+        // The incremental planner agrees with the whole-intent path.
+        if inc.intent() != &intent
+            || inc.allocations() != &allocate(&f, &s, &l, &intent, &previous)?
+        {
+            return Err(Error::invalid("bench", "the incremental ledger differs from allocate's"));
+        }
+        for name in &touched {
+            if inc.switch_config(name) != planner.plan_switch(name)?.as_ref() {
+                return Err(Error::invalid(
+                    name.as_str(),
+                    "the incremental plan differs from plan's",
+                ));
+            }
+        }
         intent.attachments.retain(|x| x.id != "att7-new");
+
+        // Back to the intent before; then a rule into the tenant's network
+        // from a second network of its VPC (which has no node yet), and
+        // back again.
+        inc.apply_change(TenantChange::Remove(TenantKey::Attachment("att7-new".into())))?;
+        inc.apply_change(TenantChange::Put(TenantObject::Network(Network {
+            id: "net7-b".into(),
+            vpc: "vpc7".into(),
+            name: "b".into(),
+            cidr: "10.1.0.0/16".parse().expect("a CIDR"),
+            gateway: None,
+        })))?;
+        let rule = incremental(
+            &mut inc,
+            TenantChange::Add(TenantObject::SecurityRule(SecurityRule {
+                id: "rule7".into(),
+                from: "net7-b".into(),
+                to: "net7".into(),
+                protocol: Protocol::Tcp,
+                ports: Some(PortRange { first: 22, last: 22 }),
+            })),
+        )?;
+        inc.apply_change(TenantChange::Remove(TenantKey::SecurityRule("rule7".into())))?;
+        inc.apply_change(TenantChange::Remove(TenantKey::Network("net7-b".into())))?;
+        i_node.push(node);
+        i_rule.push(rule);
     }
     Ok(Figures {
         switches,
@@ -261,6 +394,9 @@ fn measure(a: &FabricArgs) -> Result<Figures> {
         change_switches: touched_n,
         change_plan_diff_converge: median(c_rest),
         change_objects: changed,
+        incremental_build: median(i_build),
+        node: median_of(i_node),
+        rule: median_of(i_rule),
     })
 }
 
@@ -294,7 +430,9 @@ pub fn run(a: FabricArgs) -> ExitCode {
                    "change": {"switches": f.change_switches, "objects": f.change_objects,
                               "allocate_ms": ms(f.change_allocate), "planner_ms": ms(f.change_setup),
                               "plan_diff_converge_ms": ms(f.change_plan_diff_converge),
-                              "total_ms": ms(change)}})
+                              "total_ms": ms(change)},
+                   "incremental": {"build_ms": ms(f.incremental_build),
+                                   "node": f.node.json(), "rule": f.rule.json()}})
         );
         return ExitCode::SUCCESS;
     }
@@ -321,6 +459,27 @@ pub fn run(a: FabricArgs) -> ExitCode {
         f.change_objects,
         ms(f.change_plan_diff_converge)
     );
-    println!("| **one tenant change, total** | **{:.1}** |", ms(change));
+    println!("| **one tenant change, whole-intent path, total** | **{:.1}** |", ms(change));
+    println!(
+        "| incremental planner: build (validate, allocate, index, plan every switch) | {:.1} |",
+        ms(f.incremental_build)
+    );
+    for (what, c) in [("adds a node", &f.node), ("adds a rule into its network", &f.rule)] {
+        println!(
+            "| one tenant {what}, incremental: apply (validate, allocate, re-plan {}) | {:.2} |",
+            switches(c.replanned),
+            ms(c.apply)
+        );
+        let changed = match c.switches {
+            1 => "the 1 switch that changed".to_string(),
+            n => format!("the {n} switches that changed"),
+        };
+        println!(
+            "| … diff + converge {changed} ({} objects) | {:.2} |",
+            c.objects,
+            ms(c.diff_converge)
+        );
+        println!("| **one tenant {what}, incremental total** | **{:.2}** |", ms(c.total()));
+    }
     ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! `neocloud bench fabric` at a tiny scale: the JSON report carries the
-//! whole-fabric and one-tenant-change figures for the fabric it generated,
-//! and impossible sizes are refused.
+//! whole-fabric and one-tenant-change figures (whole-intent and
+//! incremental) for the fabric it generated, and impossible sizes are
+//! refused.
 
 use serde_json::Value;
 use std::process::Command;
@@ -29,7 +30,7 @@ fn bench_fabric_reports_whole_fabric_and_one_tenant_change() {
         "--nodes-per-tenant",
         "4",
         "--runs",
-        "1",
+        "2",
         "--json",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -47,6 +48,23 @@ fn bench_fabric_reports_whole_fabric_and_one_tenant_change() {
     let c = &v["change"];
     assert!(c["switches"].as_u64().unwrap() >= 5, "{c}");
     assert!(c["objects"].as_u64().unwrap() > 0, "{c}");
+    // Incrementally: the new node changes its new leaf only (the segment,
+    // the VRF and the port: the same objects as the whole-intent path);
+    // the rule puts a policy on each of the tenant's 4 leaves.
+    let i = &v["incremental"];
+    assert!(i["build_ms"].as_f64().unwrap() > 0.0, "{i}");
+    let node = &i["node"];
+    assert_eq!(node["switches"], 1, "{node}");
+    assert_eq!(node["objects"], c["objects"], "{node}");
+    assert!(node["replanned"].as_u64().unwrap() >= 1, "{node}");
+    let rule = &i["rule"];
+    assert_eq!(rule["switches"], 4, "{rule}");
+    assert_eq!(rule["objects"], 4, "{rule}");
+    for x in [node, rule] {
+        let total = x["total_ms"].as_f64().unwrap();
+        let parts = x["apply_ms"].as_f64().unwrap() + x["diff_converge_ms"].as_f64().unwrap();
+        assert!((total - parts).abs() < 1e-6, "{x}");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //!   same ledger, whatever order the intent lists them in.
 
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{Index, View};
 use crate::intent::Intent;
 use crate::ipam;
 use crate::model::{Fabric, Link, Switch};
@@ -162,70 +162,96 @@ fn allocate_vnis(
 }
 
 fn allocate_vlans(ix: &Index, previous: &Allocations, out: &mut Allocations) -> Result<()> {
-    let pools = &ix.fabric.pools;
-    let (first, last) = (pools.vlan.first, pools.vlan.last);
     for sw in ix.switches {
-        let want_vrfs: BTreeSet<&str> = match sw.role.is_vtep() && sw.os.local_id_per_vrf() {
-            true => ix.switch_vpcs(sw),
-            false => BTreeSet::new(),
-        };
-        let want_networks: BTreeSet<&str> = match sw.role.is_vtep() && sw.os.vlan_per_segment() {
-            true => ix.switch_networks(&sw.name).map(|n| n.id.as_str()).collect(),
-            false => BTreeSet::new(),
-        };
+        let (want_vrfs, want_networks) = wanted_vlans(ix, sw);
         let prev = previous.vlans.get(&sw.name);
-        if prev.is_none() && want_vrfs.is_empty() && want_networks.is_empty() {
-            continue;
+        if let Some(mine) = switch_vlans(ix.fabric, sw, &want_vrfs, &want_networks, prev)? {
+            out.vlans.insert(sw.name.clone(), mine);
         }
-        let mut mine = SwitchVlans { next: prev.map_or(0, |p| p.next), ..SwitchVlans::default() };
-        let mut used: BTreeMap<u32, String> = BTreeMap::new();
-        used.insert(u32::from(pools.provisioning.vlan), "fabric.pools.provisioning.vlan".into());
-        let mut keep = |kind: &str, id: &str, vlan: u16, out: &mut BTreeMap<String, u16>| {
-            let field = format!("allocations.vlans[{}].{kind}[{id}]", sw.name);
-            if let Some(other) = used.insert(u32::from(vlan), field.clone()) {
-                return Err(Error::invalid(field, format!("VLAN {vlan} is also {other}")));
-            }
-            out.insert(id.to_string(), vlan);
-            Ok(())
-        };
-        if let Some(p) = prev {
-            for (id, &vlan) in &p.vrfs {
-                if want_vrfs.contains(id.as_str()) {
-                    keep("vrfs", id, vlan, &mut mine.vrfs)?;
-                }
-            }
-            for (id, &vlan) in &p.networks {
-                if want_networks.contains(id.as_str()) {
-                    keep("networks", id, vlan, &mut mine.networks)?;
-                }
-            }
-        }
-        let mut used: BTreeSet<u32> = used.into_keys().collect();
-        let mut take = |id: &str, next: &mut u16| {
-            let v = take_after(&used, first, last, u32::from(*next)).ok_or_else(|| {
-                Error::exhausted(
-                    "fabric.pools.vlan",
-                    format!("no free VLAN on switch {:?} for {id:?}", sw.name),
-                )
-            })?;
-            used.insert(v);
-            // The pool is validated to lie within 2..=4094.
-            *next = next_cursor(v, first, last) as u16;
-            Ok::<u16, Error>(v as u16)
-        };
-        let new_vrfs: Vec<&str> =
-            want_vrfs.iter().copied().filter(|id| !mine.vrfs.contains_key(*id)).collect();
-        for id in new_vrfs {
-            let v = take(id, &mut mine.next)?;
-            mine.vrfs.insert(id.to_string(), v);
-        }
-        let new_networks: Vec<&str> =
-            want_networks.iter().copied().filter(|id| !mine.networks.contains_key(*id)).collect();
-        for id in new_networks {
-            let v = take(id, &mut mine.next)?;
-            mine.networks.insert(id.to_string(), v);
-        }
-        out.vlans.insert(sw.name.clone(), mine);
     }
     Ok(())
+}
+
+/// What needs a switch-local id on a switch: its VRFs (where the OS needs
+/// an id per VRF) and its networks (where it maps VNIs through VLANs).
+pub(crate) fn wanted_vlans<'v, V: View>(
+    ix: &'v V,
+    sw: &Switch,
+) -> (BTreeSet<&'v str>, BTreeSet<&'v str>) {
+    let want_vrfs: BTreeSet<&str> = match sw.role.is_vtep() && sw.os.local_id_per_vrf() {
+        true => ix.switch_vpcs(sw),
+        false => BTreeSet::new(),
+    };
+    let want_networks: BTreeSet<&str> = match sw.role.is_vtep() && sw.os.vlan_per_segment() {
+        true => ix.switch_networks(&sw.name).map(|n| n.id.as_str()).collect(),
+        false => BTreeSet::new(),
+    };
+    (want_vrfs, want_networks)
+}
+
+/// One switch's table: keeps the entries of `prev` still wanted, releases
+/// the others, takes new ones after the switch's cursor (VRFs, then
+/// networks, each in id order). `None`: the switch has no table and needs
+/// none.
+pub(crate) fn switch_vlans(
+    fabric: &Fabric,
+    sw: &Switch,
+    want_vrfs: &BTreeSet<&str>,
+    want_networks: &BTreeSet<&str>,
+    prev: Option<&SwitchVlans>,
+) -> Result<Option<SwitchVlans>> {
+    let pools = &fabric.pools;
+    let (first, last) = (pools.vlan.first, pools.vlan.last);
+    if prev.is_none() && want_vrfs.is_empty() && want_networks.is_empty() {
+        return Ok(None);
+    }
+    let mut mine = SwitchVlans { next: prev.map_or(0, |p| p.next), ..SwitchVlans::default() };
+    let mut used: BTreeMap<u32, String> = BTreeMap::new();
+    used.insert(u32::from(pools.provisioning.vlan), "fabric.pools.provisioning.vlan".into());
+    let mut keep = |kind: &str, id: &str, vlan: u16, out: &mut BTreeMap<String, u16>| {
+        let field = format!("allocations.vlans[{}].{kind}[{id}]", sw.name);
+        if let Some(other) = used.insert(u32::from(vlan), field.clone()) {
+            return Err(Error::invalid(field, format!("VLAN {vlan} is also {other}")));
+        }
+        out.insert(id.to_string(), vlan);
+        Ok(())
+    };
+    if let Some(p) = prev {
+        for (id, &vlan) in &p.vrfs {
+            if want_vrfs.contains(id.as_str()) {
+                keep("vrfs", id, vlan, &mut mine.vrfs)?;
+            }
+        }
+        for (id, &vlan) in &p.networks {
+            if want_networks.contains(id.as_str()) {
+                keep("networks", id, vlan, &mut mine.networks)?;
+            }
+        }
+    }
+    let mut used: BTreeSet<u32> = used.into_keys().collect();
+    let mut take = |id: &str, next: &mut u16| {
+        let v = take_after(&used, first, last, u32::from(*next)).ok_or_else(|| {
+            Error::exhausted(
+                "fabric.pools.vlan",
+                format!("no free VLAN on switch {:?} for {id:?}", sw.name),
+            )
+        })?;
+        used.insert(v);
+        // The pool is validated to lie within 2..=4094.
+        *next = next_cursor(v, first, last) as u16;
+        Ok::<u16, Error>(v as u16)
+    };
+    let new_vrfs: Vec<&str> =
+        want_vrfs.iter().copied().filter(|id| !mine.vrfs.contains_key(*id)).collect();
+    for id in new_vrfs {
+        let v = take(id, &mut mine.next)?;
+        mine.vrfs.insert(id.to_string(), v);
+    }
+    let new_networks: Vec<&str> =
+        want_networks.iter().copied().filter(|id| !mine.networks.contains_key(*id)).collect();
+    for id in new_networks {
+        let v = take(id, &mut mine.next)?;
+        mine.networks.insert(id.to_string(), v);
+    }
+    Ok(Some(mine))
 }

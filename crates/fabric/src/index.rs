@@ -1,6 +1,8 @@
 //! Lookups built once per plan over validated inputs, so the work for one
 //! switch is proportional to that switch's ports and tenants, never to the
-//! whole intent.
+//! whole intent; and `View`, what the planner reads, so the incremental
+//! planner (`crate::incremental`) plans with the same code over its own
+//! long-lived indexes.
 
 use crate::intent::{Attachment, FloatingIp, Intent, NatGateway, Network, SecurityRule, Vpc};
 use crate::model::{Fabric, Link, Switch};
@@ -113,9 +115,94 @@ impl<'a> Index<'a> {
             north_south,
         }
     }
+}
 
-    /// The tenant networks a switch carries (sorted by id).
-    pub fn switch_networks(&self, switch: &str) -> impl Iterator<Item = &'a Network> + '_ {
+/// What the planner reads: implemented by `Index` (built per call over a
+/// borrowed intent) and by the incremental planner's own indexes, so both
+/// plan with the same code and give the same objects.
+pub(crate) trait View {
+    fn fabric(&self) -> &Fabric;
+
+    fn switch(&self, name: &str) -> Option<&Switch>;
+
+    /// A switch's node links, sorted by port, each with the attachment of
+    /// its NIC, if any.
+    fn ports(&self, switch: &str) -> impl Iterator<Item = (&Link, Option<&Attachment>)>;
+
+    /// Whether a node has at least one attachment.
+    fn node_attached(&self, node: &str) -> bool;
+
+    fn provisioning_server(&self, node: &str) -> bool;
+
+    fn network(&self, id: &str) -> Option<&Network>;
+
+    /// A VPC's networks, sorted by id.
+    fn vpc_networks(&self, vpc: &str) -> impl Iterator<Item = &Network>;
+
+    /// The tenant networks a switch carries (an attachment behind one of
+    /// its ports), sorted by id.
+    fn switch_networks(&self, switch: &str) -> impl Iterator<Item = &Network>;
+
+    /// The rules whose destination is `network`.
+    fn rules_to(&self, network: &str) -> impl Iterator<Item = &SecurityRule>;
+
+    fn nat(&self, vpc: &str) -> Option<&NatGateway>;
+
+    /// The floating IPs of a VPC (through their attachment's network).
+    fn vpc_floating_ips(&self, vpc: &str) -> impl Iterator<Item = &FloatingIp>;
+
+    /// The VPCs with north-south service (a NAT gateway or a floating IP),
+    /// sorted by id.
+    fn north_south(&self) -> impl Iterator<Item = &str>;
+
+    fn is_north_south(&self, vpc: &str) -> bool;
+
+    /// The VPCs whose VRF a switch carries: those of its networks, plus
+    /// every north-south VPC on a border with an uplink (sorted by id).
+    fn switch_vpcs(&self, sw: &Switch) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> =
+            self.switch_networks(&sw.name).map(|n| n.vpc.as_str()).collect();
+        if sw.carries_north_south() {
+            out.extend(self.north_south());
+        }
+        out
+    }
+}
+
+impl View for Index<'_> {
+    fn fabric(&self) -> &Fabric {
+        self.fabric
+    }
+
+    fn switch(&self, name: &str) -> Option<&Switch> {
+        self.switch_by_name.get(name).copied()
+    }
+
+    fn ports(&self, switch: &str) -> impl Iterator<Item = (&Link, Option<&Attachment>)> {
+        self.links_by_switch
+            .get(switch)
+            .into_iter()
+            .flatten()
+            .map(|&l| (l, self.attachment_by_nic.get(&(l.node.as_str(), l.nic.as_str())).copied()))
+    }
+
+    fn node_attached(&self, node: &str) -> bool {
+        self.attached_nodes.contains(node)
+    }
+
+    fn provisioning_server(&self, node: &str) -> bool {
+        self.provisioning_servers.contains(node)
+    }
+
+    fn network(&self, id: &str) -> Option<&Network> {
+        self.networks.get(id).copied()
+    }
+
+    fn vpc_networks(&self, vpc: &str) -> impl Iterator<Item = &Network> {
+        self.networks_by_vpc.get(vpc).into_iter().flatten().copied()
+    }
+
+    fn switch_networks(&self, switch: &str) -> impl Iterator<Item = &Network> {
         self.networks_by_switch
             .get(switch)
             .into_iter()
@@ -123,14 +210,23 @@ impl<'a> Index<'a> {
             .filter_map(|id| self.networks.get(id).copied())
     }
 
-    /// The VPCs whose VRF a switch carries: those of its networks, plus
-    /// every north-south VPC on a border with an uplink (sorted by id).
-    pub fn switch_vpcs(&self, sw: &Switch) -> BTreeSet<&'a str> {
-        let mut out: BTreeSet<&'a str> =
-            self.switch_networks(&sw.name).map(|n| n.vpc.as_str()).collect();
-        if sw.carries_north_south() {
-            out.extend(self.north_south.iter().copied());
-        }
-        out
+    fn rules_to(&self, network: &str) -> impl Iterator<Item = &SecurityRule> {
+        self.rules_by_to.get(network).into_iter().flatten().copied()
+    }
+
+    fn nat(&self, vpc: &str) -> Option<&NatGateway> {
+        self.nat_by_vpc.get(vpc).copied()
+    }
+
+    fn vpc_floating_ips(&self, vpc: &str) -> impl Iterator<Item = &FloatingIp> {
+        self.fips_by_vpc.get(vpc).into_iter().flatten().copied()
+    }
+
+    fn north_south(&self) -> impl Iterator<Item = &str> {
+        self.north_south.iter().copied()
+    }
+
+    fn is_north_south(&self, vpc: &str) -> bool {
+        self.north_south.contains(vpc)
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! The flow: `validate` -> `allocate` (ledger in, ledger out) -> `plan` ->
 //! `render` (or `diff` against observed state, then render the changes).
+//! `IncrementalPlanner` keeps all of that across tenant changes and does
+//! for each change only the work it can affect, with the same results.
 //! See docs/fabric.md for the design.
 
 pub mod alloc;
@@ -13,6 +15,7 @@ pub mod desired;
 pub mod diff;
 pub mod error;
 pub mod ib;
+pub mod incremental;
 mod index;
 pub mod intent;
 mod ipam;
@@ -31,6 +34,9 @@ pub use desired::{
 };
 pub use diff::{apply, diff, diff_switch, Change, Op};
 pub use error::{Error, Result};
+pub use incremental::{
+    Applied, IncrementalPlanner, SwitchChange, TenantChange, TenantKey, TenantObject,
+};
 pub use intent::{Attachment, FloatingIp, Intent, NatGateway, Network, SecurityRule, Vpc};
 pub use model::{
     Fabric, FabricKind, FabricPort, IdRange, Link, Pools, Provisioning, Switch, SwitchOs,

@@ -9,8 +9,16 @@ pub(crate) fn first_free(used: &BTreeSet<u32>, from: u32, to: u32) -> Option<u32
     if from > to {
         return None;
     }
+    first_free_of(used.range(from..=to).copied(), from, to)
+}
+
+/// `first_free` over the used values of `from..=to`, ascending.
+pub(crate) fn first_free_of(used: impl Iterator<Item = u32>, from: u32, to: u32) -> Option<u32> {
+    if from > to {
+        return None;
+    }
     let mut candidate = from;
-    for &u in used.range(from..=to) {
+    for u in used {
         match u.cmp(&candidate) {
             std::cmp::Ordering::Less => {}
             std::cmp::Ordering::Equal => candidate = candidate.checked_add(1)?,

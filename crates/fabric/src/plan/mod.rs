@@ -16,12 +16,12 @@
 //!   network); an unattached NIC of an attached node is disabled.
 
 mod north_south;
-mod switch;
+pub(crate) mod switch;
 
 use crate::alloc::Allocations;
 use crate::desired::{DesiredState, SwitchConfig};
 use crate::error::Result;
-use crate::index::Index;
+use crate::index::{Index, View};
 use crate::intent::Intent;
 use crate::model::{Fabric, Link, Switch};
 use crate::validate::validate;

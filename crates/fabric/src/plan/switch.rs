@@ -7,12 +7,16 @@ use crate::desired::{
     SwitchConfig, VrfConfig, VtepConfig, VXLAN_UDP_PORT,
 };
 use crate::error::{Error, Result};
-use crate::index::Index;
-use crate::intent::Network;
+use crate::index::View;
+use crate::intent::{Attachment, Network};
 use crate::model::{Switch, SwitchRole};
 use crate::net::{Ipv4Net, RouteTarget};
 
-pub(super) fn plan_switch(ix: &Index, alloc: &Allocations, sw: &Switch) -> Result<SwitchConfig> {
+pub(crate) fn plan_switch<V: View>(
+    ix: &V,
+    alloc: &Allocations,
+    sw: &Switch,
+) -> Result<SwitchConfig> {
     let mut cfg = SwitchConfig::new(sw.os);
     cfg.insert(Object::Bgp(bgp(ix, sw)));
     match sw.role {
@@ -37,7 +41,7 @@ pub(super) fn plan_switch(ix: &Index, alloc: &Allocations, sw: &Switch) -> Resul
             l3_vni: a.l3_vni,
             route_target: a.route_target,
             local_id,
-            default_originate: border && ix.north_south.contains(vpc),
+            default_originate: border && ix.is_north_south(vpc),
         }));
     }
     for n in ix.switch_networks(&sw.name) {
@@ -51,12 +55,12 @@ pub(super) fn plan_switch(ix: &Index, alloc: &Allocations, sw: &Switch) -> Resul
     Ok(cfg)
 }
 
-fn bgp(ix: &Index, sw: &Switch) -> BgpConfig {
+fn bgp<V: View>(ix: &V, sw: &Switch) -> BgpConfig {
     let mut peers: Vec<BgpPeer> = sw
         .fabric_ports
         .iter()
         .filter_map(|fp| {
-            let p = ix.switch_by_name.get(fp.peer.as_str())?;
+            let p = ix.switch(&fp.peer)?;
             Some(BgpPeer {
                 port: fp.port.clone(),
                 peer: p.name.clone(),
@@ -96,14 +100,20 @@ pub(super) fn vrf_of(alloc: &Allocations, vpc: &str) -> Result<String> {
     })
 }
 
+/// An attachment's network (validated inputs always have it).
+fn network_of<'v, V: View>(ix: &'v V, a: &Attachment) -> Result<&'v Network> {
+    ix.network(&a.network)
+        .ok_or_else(|| Error::invalid(format!("attachments[{}].network", a.id), "no such network"))
+}
+
 pub(super) fn l2_vni(alloc: &Allocations, network: &str) -> Result<u32> {
     alloc.networks.get(network).map(|a| a.l2_vni).ok_or_else(|| {
         Error::unallocated(format!("allocations.networks[{network}]"), "no L2 VNI for this network")
     })
 }
 
-fn tenant_segment(
-    ix: &Index,
+fn tenant_segment<V: View>(
+    ix: &V,
     alloc: &Allocations,
     sw: &Switch,
     n: &Network,
@@ -125,32 +135,37 @@ fn tenant_segment(
             network: n.id.clone(),
             vrf: vrf_of(alloc, &n.vpc)?,
             gateway,
-            gateway_mac: ix.fabric.gateway_mac.clone(),
+            gateway_mac: ix.fabric().gateway_mac.clone(),
         },
     })
 }
 
-fn plan_ports(ix: &Index, alloc: &Allocations, sw: &Switch, cfg: &mut SwitchConfig) -> Result<()> {
-    let prov = &ix.fabric.pools.provisioning;
+fn plan_ports<V: View>(
+    ix: &V,
+    alloc: &Allocations,
+    sw: &Switch,
+    cfg: &mut SwitchConfig,
+) -> Result<()> {
+    let prov = &ix.fabric().pools.provisioning;
     let prov_vlan = sw.os.vlan_per_segment().then_some(prov.vlan);
     let mut quarantined = false;
-    for l in ix.links_by_switch.get(sw.name.as_str()).into_iter().flatten() {
-        let mode = match ix.attachment_by_nic.get(&(l.node.as_str(), l.nic.as_str())) {
+    for (l, attachment) in ix.ports(&sw.name) {
+        let mode = match attachment {
             Some(a) => {
-                let n = ix.networks[a.network.as_str()];
+                let n = network_of(ix, a)?;
                 let vlan = match sw.os.vlan_per_segment() {
                     true => Some(local_vlan(alloc, sw, Local::Network, &n.id)?),
                     false => None,
                 };
                 PortMode::Tenant { vni: l2_vni(alloc, &n.id)?, vlan, vrf: vrf_of(alloc, &n.vpc)? }
             }
-            None if ix.attached_nodes.contains(l.node.as_str()) => PortMode::Disabled,
+            None if ix.node_attached(&l.node) => PortMode::Disabled,
             None => {
                 quarantined = true;
                 PortMode::Provisioning {
                     vni: prov.vni,
                     vlan: prov_vlan,
-                    isolated: !ix.provisioning_servers.contains(l.node.as_str()),
+                    isolated: !ix.provisioning_server(&l.node),
                 }
             }
         };
@@ -165,7 +180,7 @@ fn plan_ports(ix: &Index, alloc: &Allocations, sw: &Switch, cfg: &mut SwitchConf
         cfg.insert(Object::Segment(SegmentConfig {
             vni: prov.vni,
             vlan: prov_vlan,
-            route_target: RouteTarget { asn: ix.fabric.pools.route_target_asn, value: prov.vni },
+            route_target: RouteTarget { asn: ix.fabric().pools.route_target_asn, value: prov.vni },
             purpose: SegmentPurpose::Provisioning,
         }));
     }

@@ -5,7 +5,7 @@
 //! are restricted to a safe alphabet: a newline or a quote in a port name
 //! must never become a config line of its own on a switch.
 
-mod intent;
+pub(crate) mod intent;
 mod topology;
 
 use crate::error::{Error, Result};
