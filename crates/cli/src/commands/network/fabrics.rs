@@ -215,6 +215,27 @@ fn print_fabric(format: Format, v: &Value) -> Result<(), CliError> {
 /// switch's changes and numbered steps (a step of several lines, such as a
 /// file, indented under its number).
 fn plan_text(p: &FabricPlan) -> String {
+    if let Some(sm) = &p.subnet_manager {
+        let mut out = match sm.changes.len() {
+            0 => format!(
+                "intent generation {}: no changes; the subnet manager holds the partitions\n",
+                p.intent_generation
+            ),
+            n => format!(
+                "intent generation {}: {n} subnet manager call{}\n",
+                p.intent_generation,
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        for c in &sm.changes {
+            out.push_str(&format!("  {}\n", one_line(c)));
+        }
+        out.push_str("\npartitions.conf:\n");
+        for l in sm.partitions_conf.lines() {
+            out.push_str(&format!("  {}\n", one_line(l)));
+        }
+        return out;
+    }
     let changing = p.switches.iter().filter(|s| !s.changes.is_empty()).count();
     let mut out = match changing {
         0 => format!(
@@ -484,5 +505,17 @@ leaf1 (frr)
                 {"name": "spine1", "os": "frr", "changes": [], "steps": []}]}))
             .unwrap();
         assert!(plan_text(&quiet).starts_with("intent generation 7: no changes"));
+        let ib: FabricPlan = serde_json::from_value(json!({
+            "intent_generation": 3, "switches": [],
+            "subnet_manager": {"changes": ["POST /ufmRest/resources/pkeys/add {\"pkey\":\"0x100\"}"],
+                               "partitions_conf": "Default=0x7fff, ipoib : ALL=limited, SELF=full ;\n"}
+        }))
+        .unwrap();
+        let text = plan_text(&ib);
+        assert!(text.starts_with("intent generation 3: 1 subnet manager call\n"), "{text}");
+        assert!(
+            text.contains("  POST /ufmRest/resources/pkeys/add") && text.contains("ALL=limited"),
+            "{text}"
+        );
     }
 }
