@@ -40,56 +40,64 @@ fn provider_trail(a: &Client) -> Vec<Value> {
     out
 }
 
+/// On the demo: tenant `demo` with a VPC and network `web`, one ready
+/// instance attached to it (on its leaf). Answers (instance id, node id,
+/// attachment path).
+fn attached_instance(a: &Client) -> (String, String, String) {
+    a.post("/v1/tenants", &json!({"name": "demo"})).expect(201);
+    a.put(
+        "/v1/tenants/demo/quotas",
+        &json!({"generation": 1, "limits": {"nodes": 16, "gpu:h100-80gb": 128}}),
+    )
+    .expect(200);
+    a.post("/v1/tenants/demo/projects", &json!({"name": "train"})).expect(201);
+    a.post(&format!("{P}/vpcs"), &json!({"name": "main"})).expect(201);
+    a.post(&format!("{P}/vpcs/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
+        .expect(201);
+    wait_for("the demo fleet", Duration::from_secs(60), || {
+        let ns = a.get("/v1/nodes").expect(200).body;
+        ns["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["lifecycle"]["state"] == "available")
+            .then_some(())
+    });
+    let inst = a
+        .post(
+            &format!("{P}/instances"),
+            &json!({"name": "web", "instance_type": "bm-h100", "count": 1,
+                    "image": "sim-ubuntu-24-04"}),
+        )
+        .expect(201)
+        .body["items"][0]
+        .clone();
+    let id = inst["id"].as_str().unwrap().to_string();
+    let node = inst["node_id"].as_str().unwrap().to_string();
+    wait_for("the instance ready", Duration::from_secs(60), || {
+        let i = a.get(&format!("{P}/instances/{id}")).expect(200).body;
+        assert_ne!(i["state"], "failed", "{i}");
+        (i["state"] == "ready").then_some(())
+    });
+    let att = a
+        .post(&format!("{P}/vpcs/main/networks/web/attachments"), &json!({"instance": id}))
+        .expect(201)
+        .body;
+    let att_path =
+        format!("{P}/vpcs/main/networks/web/attachments/{}", att["id"].as_str().unwrap());
+    wait_for("the attachment on its leaf", Duration::from_secs(30), || {
+        (a.get(&att_path).expect(200).body["state"] == "ready").then_some(())
+    });
+    (id, node, att_path)
+}
+
 #[test]
 fn ports_leave_the_tenant_network_before_the_sanitizer_boots() {
     for b in TestBackend::ALL {
         let Some(mut s) = TestServer::start_with(b, |c| demo(c, 100)) else { continue };
         let b = b.as_str();
         let a = s.admin();
-        a.post("/v1/tenants", &json!({"name": "demo"})).expect(201);
-        a.put(
-            "/v1/tenants/demo/quotas",
-            &json!({"generation": 1, "limits": {"nodes": 16, "gpu:h100-80gb": 128}}),
-        )
-        .expect(200);
-        a.post("/v1/tenants/demo/projects", &json!({"name": "train"})).expect(201);
-        a.post(&format!("{P}/vpcs"), &json!({"name": "main"})).expect(201);
-        a.post(&format!("{P}/vpcs/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
-            .expect(201);
-        wait_for("the demo fleet", Duration::from_secs(60), || {
-            let ns = a.get("/v1/nodes").expect(200).body;
-            ns["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|n| n["lifecycle"]["state"] == "available")
-                .then_some(())
-        });
-        let inst = a
-            .post(
-                &format!("{P}/instances"),
-                &json!({"name": "web", "instance_type": "bm-h100", "count": 1,
-                        "image": "sim-ubuntu-24-04"}),
-            )
-            .expect(201)
-            .body["items"][0]
-            .clone();
-        let id = inst["id"].as_str().unwrap().to_string();
-        let node = inst["node_id"].as_str().unwrap().to_string();
-        wait_for("the instance ready", Duration::from_secs(60), || {
-            let i = a.get(&format!("{P}/instances/{id}")).expect(200).body;
-            assert_ne!(i["state"], "failed", "[{b}] {i}");
-            (i["state"] == "ready").then_some(())
-        });
-        let att = a
-            .post(&format!("{P}/vpcs/main/networks/web/attachments"), &json!({"instance": id}))
-            .expect(201)
-            .body;
-        let att_path =
-            format!("{P}/vpcs/main/networks/web/attachments/{}", att["id"].as_str().unwrap());
-        wait_for("the attachment on its leaf", Duration::from_secs(30), || {
-            (a.get(&att_path).expect(200).body["state"] == "ready").then_some(())
-        });
+        let (id, node, att_path) = attached_instance(&a);
 
         // The node's HCA port is in its tenant's InfiniBand partition.
         let ib_conf = |a: &Client| {
@@ -182,47 +190,7 @@ fn a_release_whose_ports_stay_in_the_tenant_network_fails_saying_why() {
     let b = TestBackend::Sqlite;
     let Some(mut s) = TestServer::start_with(b, |c| demo(c, 100)) else { return };
     let a = s.admin();
-    a.post("/v1/tenants", &json!({"name": "demo"})).expect(201);
-    a.put(
-        "/v1/tenants/demo/quotas",
-        &json!({"generation": 1, "limits": {"nodes": 16, "gpu:h100-80gb": 128}}),
-    )
-    .expect(200);
-    a.post("/v1/tenants/demo/projects", &json!({"name": "train"})).expect(201);
-    a.post(&format!("{P}/vpcs"), &json!({"name": "main"})).expect(201);
-    a.post(&format!("{P}/vpcs/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
-        .expect(201);
-    wait_for("the demo fleet", Duration::from_secs(60), || {
-        let ns = a.get("/v1/nodes").expect(200).body;
-        ns["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["lifecycle"]["state"] == "available")
-            .then_some(())
-    });
-    let inst = a
-        .post(
-            &format!("{P}/instances"),
-            &json!({"name": "web", "instance_type": "bm-h100", "count": 1, "image": "sim-ubuntu-24-04"}),
-        )
-        .expect(201)
-        .body["items"][0]
-        .clone();
-    let id = inst["id"].as_str().unwrap().to_string();
-    let node = inst["node_id"].as_str().unwrap().to_string();
-    wait_for("the instance ready", Duration::from_secs(60), || {
-        (a.get(&format!("{P}/instances/{id}")).expect(200).body["state"] == "ready").then_some(())
-    });
-    let att = a
-        .post(&format!("{P}/vpcs/main/networks/web/attachments"), &json!({"instance": id}))
-        .expect(201)
-        .body;
-    let att_path =
-        format!("{P}/vpcs/main/networks/web/attachments/{}", att["id"].as_str().unwrap());
-    wait_for("the attachment on its leaf", Duration::from_secs(30), || {
-        (a.get(&att_path).expect(200).body["state"] == "ready").then_some(())
-    });
+    let (id, node, _) = attached_instance(&a);
     s.restart_with(|c| {
         demo(c, 0);
         c.isolation_timeout_secs = 2;
