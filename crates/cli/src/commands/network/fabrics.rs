@@ -51,10 +51,15 @@ enum FabricCmd {
     },
     /// What applying the fabric's current intent would change on each
     /// switch: object-level changes and the steps in the switch OS's terms.
+    /// With --file, what replacing its document with FILE would change
+    /// (nothing is written or pushed).
     Plan {
         /// Fabric name or id.
         #[arg(value_parser = parse_key)]
         fabric: String,
+        /// A proposed document (as for `apply`).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Remove a fabric no VPC uses.
     Delete {
@@ -86,7 +91,17 @@ impl FabricCmd {
                 };
                 apply_call(fabric, doc, generation)
             }
-            FabricCmd::Plan { fabric } => Call::Get(format!("{}/plan", fabric_path(fabric))),
+            FabricCmd::Plan { fabric, file: None } => {
+                Call::Get(format!("{}/plan", fabric_path(fabric)))
+            }
+            FabricCmd::Plan { fabric, file: Some(file) } => {
+                let (doc, _) = document(read_json(file)?, fabric)?;
+                Call::Post {
+                    path: format!("{}/plan", fabric_path(fabric)),
+                    body: Value::Object(doc),
+                    idempotency_key: None,
+                }
+            }
             FabricCmd::Delete { fabric } => Call::Delete(fabric_path(fabric)),
         })
     }
@@ -363,6 +378,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("dc1.json");
         std::fs::write(&p, spec().to_string()).unwrap();
+        match call(&["plan", "dc1", "-f", p.to_str().unwrap()], None) {
+            Call::Post { path, body, .. } => {
+                assert_eq!(path, "/v1/fabrics/dc1/plan");
+                assert_eq!(body["kind"], "ethernet");
+                assert!(body.get("generation").is_none(), "{body}");
+            }
+            other => panic!("a proposed document is posted: {other:?}"),
+        }
         let file = p.to_str().unwrap();
         let at = |g: i64| {
             let mut v = spec();
@@ -422,6 +445,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("dc1.json");
         std::fs::write(&p, spec().to_string()).unwrap();
+        match call(&["plan", "dc1", "-f", p.to_str().unwrap()], None) {
+            Call::Post { path, body, .. } => {
+                assert_eq!(path, "/v1/fabrics/dc1/plan");
+                assert_eq!(body["kind"], "ethernet");
+                assert!(body.get("generation").is_none(), "{body}");
+            }
+            other => panic!("a proposed document is posted: {other:?}"),
+        }
         assert_eq!(read_json(&p).unwrap(), spec());
         std::fs::write(&p, "kind = 'ethernet'").unwrap();
         let e = read_json(&p).unwrap_err();
