@@ -21,6 +21,7 @@
 
 pub mod agents;
 pub mod allocations;
+pub mod attachments;
 pub mod audit;
 mod backend;
 pub mod fabrics;

@@ -1,11 +1,10 @@
 //! The SIMULATED switch: a stand-in for the demo datacenter and the
 //! benchmarks, never for a real device in a driver's tests. It accepts what
 //! it is given, remembers it with its generation, and refuses older
-//! generations like a real driver does. `tamper` changes its memory behind
-//! the control plane's back, so drift handling can be shown without a lab.
+//! generations like a real driver does.
 
 use crate::{Applied, Apply, Checked, Drift, DriverError, Result, SwitchDriver};
-use neocloud_fabric::{diff_switch, ObjectId, SwitchConfig, SwitchOs};
+use neocloud_fabric::{diff_switch, SwitchConfig, SwitchOs};
 use std::sync::Mutex;
 
 pub struct SimulatedSwitch {
@@ -25,16 +24,6 @@ impl SimulatedSwitch {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Option<u64>, SwitchConfig)> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// What the simulated device holds.
-    pub fn config(&self) -> SwitchConfig {
-        self.lock().1.clone()
-    }
-
-    /// Drops an object from the simulated device (an operator's hand edit).
-    pub fn tamper(&self, id: &ObjectId) {
-        self.lock().1.objects.remove(id);
     }
 }
 

@@ -8,7 +8,7 @@ use crate::network::{intent, model};
 use neocloud_authz::Action;
 use neocloud_common::{Error, NameOrId, Result};
 use neocloud_fabric::Allocations;
-use neocloud_store::vpcs::{self, AttachmentRecord};
+use neocloud_store::attachments::{self, AttachmentRecord};
 use neocloud_store::{fabrics, instances, Reader, Writer};
 use neocloud_types::{Attachment, AttachmentCreate, AttachmentState, InstanceState, List};
 
@@ -61,7 +61,7 @@ fn find(c: &Call<'_>, r: &mut dyn Reader, network_id: &str) -> Result<Attachment
         NameOrId::Id(id) => id.clone(),
         NameOrId::Name(n) => return Err(Error::not_found("attachment", n.to_string())),
     };
-    match vpcs::attachment(r, &id)? {
+    match attachments::attachment(r, &id)? {
         Some(a) if a.network_id == network_id => Ok(a),
         _ => Err(Error::not_found("attachment", id)),
     }
@@ -72,7 +72,7 @@ fn list(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let n = find_network(c, r, &v)?;
     let l = ledger(r, &v.fabric_id)?;
     let mut items = Vec::new();
-    for a in vpcs::attachments_of_network(r, &n.id)? {
+    for a in attachments::attachments_of_network(r, &n.id)? {
         items.push(view(r, &a, &v.fabric_id, &l)?);
     }
     Reply::ok(&List { items })
@@ -132,9 +132,9 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         model::ipv4("ip", ip)?;
     }
     let gen = fabrics::lock_intent(w, &v.fabric_id)?;
-    let a = vpcs::create_attachment(
+    let a = attachments::create_attachment(
         w,
-        &vpcs::NewAttachment {
+        &attachments::NewAttachment {
             network_id: &n.id,
             vpc_id: &v.id,
             instance_id: &inst.id,
@@ -154,7 +154,7 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let n = find_network(c, w, &v)?;
     let a = find(c, w, &n.id)?;
     fabrics::lock_intent(w, &v.fabric_id)?;
-    vpcs::delete_attachment(w, &a.id)?;
+    attachments::delete_attachment(w, &a.id)?;
     intent::reallocate(w, &v.fabric_id, true)?;
     Reply::empty()
 }

@@ -367,7 +367,7 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 fn plan_proposed(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p = prepare(c, w)?;
     if p.spec.kind == FabricKindSpec::Infiniband {
-        let (fabric, desired) = ib::preview_spec(w, &p.name, &p.spec, p.existing.as_ref())?;
+        let (fabric, desired) = ib::preview(w, &p.name, &p.spec, p.existing.as_ref())?;
         let applied = match &p.existing {
             Some(f) => ib::applied(w, &f.id)?,
             None => Default::default(),
@@ -440,7 +440,7 @@ fn switch_plans(
 fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let rec = find(c, r)?;
     if rec.spec.infiniband.is_some() {
-        let (fabric, desired) = ib::preview(r, &rec.id)?;
+        let (fabric, desired) = ib::preview(r, &rec.name, &rec.spec, Some(&rec))?;
         let applied = ib::applied(r, &rec.id)?;
         return Reply::ok(&ib_plan(rec.intent_generation, &fabric, &desired, &applied)?);
     }

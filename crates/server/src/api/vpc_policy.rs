@@ -2,12 +2,12 @@
 //! (`.../vpcs/{vpc}/rules`) and floating IPs with their allowed ingress
 //! (`.../vpcs/{vpc}/floating-ips`).
 
-use super::vpcs::{find_vpc, op};
+use super::vpcs::{find_vpc, ledger, op};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
-use crate::network::intent::{self, Loaded};
+use crate::network::{intent, model};
 use neocloud_authz::Action;
 use neocloud_common::{Error, NameOrId, Result};
-use neocloud_store::{fabrics, vpcs, Reader, Writer};
+use neocloud_store::{attachments, fabrics, vpcs, Reader, Writer};
 use neocloud_types::{FloatingIp, FloatingIpCreate, List, SecurityRule, SecurityRuleCreate, Vpc};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -97,36 +97,41 @@ fn get_fip(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     Reply::ok(&find_fip(c, r, &v)?)
 }
 
-/// The first public address nothing holds: no NAT gateway, floating IP,
-/// uplink or upstream router.
-fn free_public_ip(l: &Loaded) -> Option<Ipv4Addr> {
-    let mut used: BTreeSet<Ipv4Addr> = l.ledger.nat_addresses.values().copied().collect();
-    used.extend(l.intent.floating_ips.iter().map(|f| f.public_ip));
-    for s in &l.topo.switches {
+/// The first public address of the fabric nothing holds: no NAT gateway,
+/// floating IP, uplink or upstream router. Reads only what holds public
+/// addresses (not the fabric's whole intent: `reallocate` does that once).
+fn free_public_ip(r: &mut dyn Reader, fabric_id: &str) -> Result<Option<Ipv4Addr>> {
+    let rec = fabrics::get(r, fabric_id)?;
+    let topo = model::topology(&rec.name, &rec.spec)?;
+    let mut used: BTreeSet<Ipv4Addr> = ledger(r, fabric_id)?.nat_addresses.into_values().collect();
+    for f in vpcs::floating_ips_of_fabric(r, fabric_id)? {
+        used.insert(model::ipv4("public_ip", &f.public_ip)?);
+    }
+    for s in &topo.switches {
         if let Some(u) = &s.uplink {
             used.insert(u.address.addr());
             used.insert(u.gateway);
         }
     }
-    l.topo.fabric.pools.public.iter().find_map(|block| {
+    Ok(topo.fabric.pools.public.iter().find_map(|block| {
         let (first, last) = block.host_range();
         (first..=last).map(Ipv4Addr::from).find(|ip| !used.contains(ip))
-    })
+    }))
 }
 
 fn create_fip(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: FloatingIpCreate = c.body()?;
     let v = find_vpc(c, w)?;
-    let att =
-        vpcs::attachment(w, &p.attachment)?.filter(|a| a.vpc_id == v.id).ok_or_else(|| {
+    let att = attachments::attachment(w, &p.attachment)?.filter(|a| a.vpc_id == v.id).ok_or_else(
+        || {
             Error::invalid_value(
                 "attachment",
                 format!("no attachment {:?} in this VPC", p.attachment),
             )
-        })?;
+        },
+    )?;
     fabrics::lock_intent(w, &v.fabric_id)?;
-    let loaded = intent::load(w, &v.fabric_id)?;
-    let ip = free_public_ip(&loaded)
+    let ip = free_public_ip(w, &v.fabric_id)?
         .ok_or_else(|| Error::conflict("the fabric's public address pool is exhausted"))?;
     let f = vpcs::create_floating_ip(w, &v.fabric_id, &v.id, &att.id, &ip.to_string(), &p.allow)?;
     intent::reallocate(w, &v.fabric_id, true)?;

@@ -77,35 +77,27 @@ pub fn intent(r: &mut dyn Reader, ports: &[IbPort]) -> Result<IbIntent> {
     })
 }
 
-fn ledger_of(rec: &FabricRecord) -> PkeyLedger {
-    serde_json::from_str(&rec.ledger).unwrap_or_default()
+/// The stored PKey ledger. A ledger that does not parse is an error, never
+/// a fresh one: PKeys must not move.
+fn ledger_of(rec: &FabricRecord) -> Result<PkeyLedger> {
+    serde_json::from_str(&rec.ledger)
+        .map_err(|e| Error::internal(format!("stored PKey ledger of {}: {e}", rec.name)))
 }
 
-/// The partitions the subnet manager must have now, with the ledger they
-/// need (extended, not yet stored) and whether it changed.
-pub fn preview(r: &mut dyn Reader, fabric_id: &str) -> Result<(IbFabric, IbDesired)> {
-    let (fabric, desired, _, _) = compute(r, fabric_id)?;
-    Ok((fabric, desired))
-}
-
-/// The partitions a proposed document would give (nothing stored).
-pub fn preview_spec(
+/// The partitions a document (the stored one, or a proposed one) gives
+/// with the fabric's ledger; nothing is stored.
+pub fn preview(
     r: &mut dyn Reader,
     name: &str,
     spec: &FabricSpec,
     existing: Option<&FabricRecord>,
 ) -> Result<(IbFabric, IbDesired)> {
-    let before = existing.map(ledger_of).unwrap_or_default();
-    let (fabric, desired, _, _) = compute_for(r, name, spec, before)?;
+    let before = existing.map(ledger_of).transpose()?.unwrap_or_default();
+    let (fabric, desired, _, _) = compute(r, name, spec, before)?;
     Ok((fabric, desired))
 }
 
-fn compute(r: &mut dyn Reader, fabric_id: &str) -> Result<(IbFabric, IbDesired, PkeyLedger, bool)> {
-    let rec = fabrics::get(r, fabric_id)?;
-    compute_for(r, &rec.name, &rec.spec, ledger_of(&rec))
-}
-
-fn compute_for(
+fn compute(
     r: &mut dyn Reader,
     name: &str,
     spec: &FabricSpec,
@@ -123,8 +115,9 @@ fn compute_for(
 /// intent generation they are. Stores the extended PKey ledger (under the
 /// fabric's lock, bumping the generation) when a tenant arrived or left.
 pub fn desired(w: &mut dyn Writer, fabric_id: &str) -> Result<(IbFabric, IbDesired, i64)> {
-    let (fabric, desired, next, changed) = compute(w, fabric_id)?;
-    let mut generation = fabrics::get(w, fabric_id)?.intent_generation;
+    let rec = fabrics::get(w, fabric_id)?;
+    let (fabric, desired, next, changed) = compute(w, &rec.name, &rec.spec, ledger_of(&rec)?)?;
+    let mut generation = rec.intent_generation;
     if changed {
         generation = fabrics::lock_intent(w, fabric_id)?;
         let json = serde_json::to_string(&next)

@@ -8,7 +8,7 @@ use neocloud_fabric::{
     PortRange, Protocol, SecurityRule, Vpc,
 };
 use neocloud_store::fabrics::{self, FabricRecord};
-use neocloud_store::{vpcs, Reader, Writer};
+use neocloud_store::{attachments, vpcs, Reader, Writer};
 use neocloud_types::{IpProtocol, Ports};
 
 /// Everything needed to plan a fabric.
@@ -63,7 +63,7 @@ pub fn load(r: &mut dyn Reader, fabric_id: &str) -> Result<Loaded> {
             name: n.name,
         });
     }
-    for a in vpcs::attachments_of_fabric(r, fabric_id)? {
+    for a in attachments::attachments_of_fabric(r, fabric_id)? {
         let ip = match &a.ip {
             Some(ip) => Some(stored("attachment ip", model::ipv4("ip", ip))?),
             None => None,

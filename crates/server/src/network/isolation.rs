@@ -6,14 +6,14 @@ use super::intent;
 use super::plan;
 use neocloud_common::Result;
 use neocloud_fabric::{Object, ObjectId, PortMode};
-use neocloud_store::{fabrics, vpcs, Reader, Writer};
+use neocloud_store::{attachments, fabrics, vpcs, Reader, Writer};
 use neocloud_types::SwitchManagement;
 use std::collections::BTreeSet;
 
 /// Removes an instance's attachments (and their floating IPs), fabric by
 /// fabric under each fabric's lock. Answers the fabrics changed.
 pub fn detach_instance(w: &mut dyn Writer, instance_id: &str) -> Result<Vec<String>> {
-    let atts = vpcs::attachments_of_instance(w, instance_id)?;
+    let atts = attachments::attachments_of_instance(w, instance_id)?;
     let mut fabric_ids = BTreeSet::new();
     for a in &atts {
         fabric_ids.insert(vpcs::vpc(w, &a.vpc_id)?.fabric_id);
@@ -22,7 +22,7 @@ pub fn detach_instance(w: &mut dyn Writer, instance_id: &str) -> Result<Vec<Stri
         fabrics::lock_intent(w, f)?;
     }
     for a in &atts {
-        vpcs::delete_attachment(w, &a.id)?;
+        attachments::delete_attachment(w, &a.id)?;
     }
     for f in &fabric_ids {
         intent::reallocate(w, f, false)?;

@@ -47,15 +47,6 @@ impl Drivers {
         Ok(d)
     }
 
-    /// A simulated switch's device, for demos and tests.
-    pub fn simulated(&self, fabric_id: &str, switch: &str) -> Option<Arc<SimulatedSwitch>> {
-        self.simulated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(fabric_id.to_string(), switch.to_string()))
-            .cloned()
-    }
-
     fn build(
         &self,
         key: &Key,

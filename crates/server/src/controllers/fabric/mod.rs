@@ -182,7 +182,7 @@ impl FabricController {
             })?;
             return Ok(PassReport::default());
         }
-        if !self.check_due(w) {
+        if !self.due(w.fabric_id, name) {
             return Ok(PassReport::default());
         }
         let checked = match driver.check(&have) {
@@ -216,10 +216,6 @@ impl FabricController {
             r.repaired = 1;
         }
         Ok(r)
-    }
-
-    fn check_due(&self, w: &Work<'_>) -> bool {
-        self.due(w.fabric_id, w.spec.name.as_str())
     }
 
     /// Whether the target's periodic check is due (and, if so, notes it).
