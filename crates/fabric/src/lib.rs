@@ -13,6 +13,7 @@
 pub mod alloc;
 pub mod desired;
 pub mod diff;
+pub mod entries;
 pub mod error;
 pub mod ib;
 pub mod incremental;
@@ -33,6 +34,7 @@ pub use desired::{
     SwitchConfig, UplinkConfig, VrfConfig, VtepConfig, PUBLIC_LINK_UNDERLAY, PUBLIC_LINK_VRF,
 };
 pub use diff::{apply, diff, diff_switch, Change, Op};
+pub use entries::LedgerKey;
 pub use error::{Error, Result};
 pub use incremental::{
     Applied, IncrementalPlanner, SwitchChange, TenantChange, TenantKey, TenantObject,

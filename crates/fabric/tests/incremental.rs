@@ -339,6 +339,7 @@ struct Tally {
     accepted: usize,
     refused: usize,
     changed_switches: usize,
+    ledger_entries: usize,
 }
 
 /// Sensible objects to start from: VPCs vpc-0..3 with two networks each,
@@ -438,6 +439,11 @@ fn run(seed: u64, steps: usize, tally: &mut Tally) {
                     assert_eq!(&c.after, &want.switches[name], "{at}: {name} after");
                 }
                 assert!(applied.replanned >= applied.switches.len(), "{at}");
+                // Every ledger entry that changed is named (a store keeping
+                // the ledger entry by entry writes just these).
+                let moved = next.changed(&ledger);
+                assert!(moved.is_subset(&applied.ledger), "{at}: {moved:?} ⊄ {:?}", applied.ledger);
+                tally.ledger_entries += moved.len();
                 // What the whole-intent planner says a VPC touches.
                 let p = Planner::new(&f, &s, &l, &expected, &next).unwrap();
                 for v in &expected.vpcs {
@@ -461,6 +467,7 @@ fn random_changes_give_the_same_ledger_plan_and_errors_as_the_whole_intent() {
     assert!(tally.accepted > 3000, "accepted {}", tally.accepted);
     assert!(tally.refused > 3000, "refused {}", tally.refused);
     assert!(tally.changed_switches > 3000, "changed switches {}", tally.changed_switches);
+    assert!(tally.ledger_entries > 3000, "ledger entries {}", tally.ledger_entries);
 }
 
 /// The lab's intent, as one planner.

@@ -229,9 +229,8 @@ fn seed_fabric(w: &mut dyn neocloud_store::Writer) -> Result<()> {
         switches,
         links,
     };
-    let ledger = serde_json::to_string(&neocloud_fabric::Allocations::default())
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let f = neocloud_store::fabrics::create(w, DEMO_FABRIC, "ethernet", &spec, &ledger)?;
+    // The ledger is kept by entry (`network::ledger`), written below.
+    let f = neocloud_store::fabrics::create(w, DEMO_FABRIC, "ethernet", &spec, "")?;
     let links: Vec<_> = spec
         .links
         .iter()

@@ -31,6 +31,8 @@ pub struct App {
     pub anonymous_limiter: RateLimiter,
     pub placement: crate::placement::PlacementService,
     pub secrets: crate::secrets::SecretBox,
+    /// The Ethernet fabrics' kept planners (shared with the controllers).
+    pub planners: std::sync::Arc<crate::network::planners::Planners>,
     pub lifecycle: crate::controllers::lifecycle::LifecycleController,
     pub fabric: crate::controllers::fabric::FabricController,
     pub boot: crate::boot::handlers::BootConfig,
@@ -358,6 +360,7 @@ fn call<'a>(
         now,
         placement: &app.placement,
         secrets: &app.secrets,
+        planners: &app.planners,
     }
 }
 

@@ -91,6 +91,8 @@ impl Server {
         let (store, token, engine) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&url)?;
             let token = bootstrap::bootstrap(&store, &data_dir)?;
+            // Before anything plans: an older release's whole ledgers.
+            store.write(crate::network::ledger::move_whole_ledgers)?;
             if let (Some(base), Some(sealed)) = (&sim_base, &sim_sealed) {
                 let n = crate::demo::seed_with_bmcs(&store, Some((base, sealed)))?;
                 if n > 0 {
@@ -117,8 +119,10 @@ impl Server {
                 listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone())
             ),
         };
+        let planners = Arc::new(crate::network::planners::Planners::default());
         let app = App {
             store,
+            planners: planners.clone(),
             ops,
             metrics: Metrics::default(),
             usage: TokenUsage::default(),
@@ -131,6 +135,7 @@ impl Server {
                 );
                 f.check_interval = Duration::from_secs(config.fabric_check_secs);
                 f.lease = Duration::from_secs(config.fabric_lease_secs.max(1));
+                f.planners = planners.clone();
                 f
             },
             lifecycle: {
@@ -143,6 +148,7 @@ impl Server {
                 l.boot_attempts = config.boot_attempts;
                 l.parallel_steps = config.lifecycle_parallel_steps;
                 l.isolation_timeout = Duration::from_secs(config.isolation_timeout_secs);
+                l.planners = planners;
                 if let Some(w) = config.bmc_tls.warning("every BMC") {
                     tracing::warn!("{w}");
                 }
@@ -473,7 +479,7 @@ fn router(shared: Arc<Shared>) -> Router {
             on(MethodFilter::GET, move || async move {
                 (
                     [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                    s2.app.metrics.render(),
+                    s2.app.metrics.render() + &s2.app.planners.render_metrics(),
                 )
             }),
         )

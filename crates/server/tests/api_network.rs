@@ -369,5 +369,19 @@ fn tenant_networks_overlap_across_vpcs_and_attachments_reach_the_switches() {
         acme.delete(&path(ACME, &att_a["id"])).expect(204);
         acme.delete(&format!("{ACME}/vpcs/main/networks/web")).expect(204);
         let _ = ig;
+        // Every tenant write went to the fabric's kept planner (built
+        // with each document): none had to plan the whole intent.
+        let m = s.anonymous().get("/metrics").expect(200).text;
+        let metric = |name: &str| -> u64 {
+            let line = m.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{m}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(metric("neocloud_fabric_planner_builds_total{for=\"write\"}"), 0, "[{b}] {m}");
+        assert_eq!(metric("neocloud_fabric_planner_builds_total{for=\"document\"}"), 2, "[{b}]");
+        assert!(
+            metric("neocloud_fabric_planner_changes_total{outcome=\"applied\"}") >= 14,
+            "[{b}]"
+        );
+        assert!(metric("neocloud_fabric_planner_changes_total{outcome=\"refused\"}") >= 2, "[{b}]");
     }
 }

@@ -111,9 +111,15 @@ pub fn attachments_of_fabric(r: &mut dyn Reader, fabric_id: &str) -> Result<Vec<
     .collect()
 }
 
-/// Deletes an attachment and the floating IP mapped to it.
-pub fn delete_attachment(w: &mut dyn Writer, id: &str) -> Result<()> {
+/// Deletes an attachment and the floating IPs mapped to it; answers their
+/// ids.
+pub fn delete_attachment(w: &mut dyn Writer, id: &str) -> Result<Vec<String>> {
+    let fips = w
+        .query("SELECT id FROM floating_ips WHERE attachment_id = ? ORDER BY id", vals![id])?
+        .iter()
+        .map(|r| r.str(0))
+        .collect::<Result<Vec<_>>>()?;
     w.execute("DELETE FROM floating_ips WHERE attachment_id = ?", vals![id])?;
     w.execute("DELETE FROM attachments WHERE id = ?", vals![id])?;
-    Ok(())
+    Ok(fips)
 }

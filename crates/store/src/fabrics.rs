@@ -13,7 +13,9 @@ use crate::{rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_types::FabricSpec;
 
-/// A fabric as stored. `ledger` is the fabric core's JSON ledger.
+/// A fabric as stored. `ledger`: an InfiniBand fabric's JSON PKey ledger
+/// (an Ethernet fabric's is kept by entry: [`ledger_entries`]; its
+/// `ledger` is empty, or an older release's whole ledger not yet moved).
 #[derive(Debug, Clone)]
 pub struct FabricRecord {
     pub id: String,
@@ -22,13 +24,15 @@ pub struct FabricRecord {
     pub spec: FabricSpec,
     pub ledger: String,
     pub intent_generation: i64,
+    /// Changed by every write of the intent (see [`lock_intent`]).
+    pub intent_token: String,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
 const COLS: &str =
-    "id, name, kind, spec, ledger, intent_generation, generation, created_at, updated_at";
+    "id, name, kind, spec, ledger, intent_generation, generation, created_at, updated_at, intent_token";
 
 fn from_row(r: &Row) -> Result<FabricRecord> {
     let spec = r.str(3)?;
@@ -43,6 +47,7 @@ fn from_row(r: &Row) -> Result<FabricRecord> {
         generation: r.i64(6)?,
         created_at: rfc(r.i64(7)?),
         updated_at: rfc(r.i64(8)?),
+        intent_token: r.str(9)?,
     })
 }
 
@@ -83,8 +88,8 @@ pub fn create(
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO fabrics ({COLS}) VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?)"),
-        vals![&id, name, kind, to_json(spec)?, ledger, now, now],
+        &format!("INSERT INTO fabrics ({COLS}) VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?, ?)"),
+        vals![&id, name, kind, to_json(spec)?, ledger, now, now, new_id()],
     )
     .map_err(|e| {
         e.unique_as(Error::AlreadyExists {
@@ -115,13 +120,25 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     }
     w.execute("DELETE FROM fabric_links WHERE fabric_id = ?", vals![id])?;
     w.execute("DELETE FROM switch_states WHERE fabric_id = ?", vals![id])?;
+    w.execute("DELETE FROM fabric_ledger WHERE fabric_id = ?", vals![id])?;
     w.execute("DELETE FROM fabrics WHERE id = ?", vals![id])?;
     Ok(())
 }
 
+/// A fabric's intent, locked for this transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentLock {
+    /// The intent generation this write makes.
+    pub generation: i64,
+    /// The token of the intent as it was before this write.
+    pub previous_token: String,
+    /// The token this write leaves (once committed).
+    pub token: String,
+}
+
 /// Bumps the fabric's intent generation (holding its row until commit) and
-/// answers the new generation.
-pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<i64> {
+/// gives the intent a new token.
+pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<IntentLock> {
     let n = w.execute(
         "UPDATE fabrics SET intent_generation = intent_generation + 1 WHERE id = ?",
         vals![id],
@@ -129,8 +146,12 @@ pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<i64> {
     if n == 0 {
         return Err(Error::not_found("fabric", id));
     }
-    let rows = w.query("SELECT intent_generation FROM fabrics WHERE id = ?", vals![id])?;
-    rows.first().map(|r| r.i64(0)).transpose()?.ok_or_else(|| Error::not_found("fabric", id))
+    let rows =
+        w.query("SELECT intent_generation, intent_token FROM fabrics WHERE id = ?", vals![id])?;
+    let row = rows.first().ok_or_else(|| Error::not_found("fabric", id))?;
+    let lock = IntentLock { generation: row.i64(0)?, previous_token: row.str(1)?, token: new_id() };
+    w.execute("UPDATE fabrics SET intent_token = ? WHERE id = ?", vals![&lock.token, id])?;
+    Ok(lock)
 }
 
 /// Takes or renews the fabric's controller lease for `owner` until
@@ -148,6 +169,63 @@ pub fn take_lease(w: &mut dyn Writer, id: &str, owner: &str, ttl_micros: i64) ->
 
 pub fn set_ledger(w: &mut dyn Writer, id: &str, ledger: &str) -> Result<()> {
     w.execute("UPDATE fabrics SET ledger = ? WHERE id = ?", vals![ledger, id])?;
+    Ok(())
+}
+
+/// An Ethernet fabric's whole ledger, as (entry, JSON value) rows.
+pub fn ledger_entries(r: &mut dyn Reader, fabric_id: &str) -> Result<Vec<(String, String)>> {
+    r.query("SELECT entry, value FROM fabric_ledger WHERE fabric_id = ?", vals![fabric_id])?
+        .iter()
+        .map(|row| Ok((row.str(0)?, row.str(1)?)))
+        .collect()
+}
+
+/// One entry of an Ethernet fabric's ledger.
+pub fn ledger_entry(r: &mut dyn Reader, fabric_id: &str, entry: &str) -> Result<Option<String>> {
+    let rows = r.query(
+        "SELECT value FROM fabric_ledger WHERE fabric_id = ? AND entry = ?",
+        vals![fabric_id, entry],
+    )?;
+    rows.first().map(|row| row.str(0)).transpose()
+}
+
+/// The entries whose key starts with `prefix` (which must end with `/`).
+pub fn ledger_entries_under(
+    r: &mut dyn Reader,
+    fabric_id: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String)>> {
+    // Keys under `a/` sort between `a/` and `a0` ('0' follows '/').
+    let end = prefix.strip_suffix('/').map(|p| format!("{p}0"));
+    let end = end.ok_or_else(|| Error::internal(format!("ledger prefix {prefix:?}")))?;
+    r.query(
+        "SELECT entry, value FROM fabric_ledger WHERE fabric_id = ? AND entry >= ? AND entry < ?",
+        vals![fabric_id, prefix, &end],
+    )?
+    .iter()
+    .map(|row| Ok((row.str(0)?, row.str(1)?)))
+    .collect()
+}
+
+/// Writes ledger entries: a value sets the entry, `None` removes it.
+pub fn write_ledger_entries(
+    w: &mut dyn Writer,
+    fabric_id: &str,
+    entries: &[(String, Option<String>)],
+) -> Result<()> {
+    for (entry, value) in entries {
+        match value {
+            Some(v) => w.execute(
+                "INSERT INTO fabric_ledger (fabric_id, entry, value) VALUES (?, ?, ?) \
+                 ON CONFLICT (fabric_id, entry) DO UPDATE SET value = excluded.value",
+                vals![fabric_id, entry, v],
+            )?,
+            None => w.execute(
+                "DELETE FROM fabric_ledger WHERE fabric_id = ? AND entry = ?",
+                vals![fabric_id, entry],
+            )?,
+        };
+    }
     Ok(())
 }
 

@@ -527,6 +527,29 @@ ALTER TABLE fabrics ADD COLUMN lease_until BIGINT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 9,
+        name: "Ethernet ledger by entry, intent tokens",
+        common: r#"
+-- An Ethernet fabric's ledger, one row per entry (a VPC's, a network's, a
+-- switch's, an attachment's, a NAT gateway's, the cursors; keys and
+-- values are the fabric core's): a tenant change writes the entries it
+-- touched, not the whole ledger. `fabrics.ledger` keeps InfiniBand's
+-- PKey ledger; an Ethernet fabric's is moved here at server start.
+CREATE TABLE fabric_ledger (
+    fabric_id TEXT NOT NULL REFERENCES fabrics(id),
+    entry TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (fabric_id, entry)
+);
+-- Changed by every write of the fabric's intent: a planner kept in memory
+-- is current only while the token it was built or updated with is the
+-- stored one (a rolled-back or another replica's write changes it).
+ALTER TABLE fabrics ADD COLUMN intent_token TEXT NOT NULL DEFAULT '';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

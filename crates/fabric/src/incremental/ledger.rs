@@ -10,6 +10,7 @@
 
 use super::state::{Edits, Lists, StateView};
 use crate::alloc::{switch_vlans, wanted_vlans, Allocations, NetworkAllocation, VpcAllocation};
+use crate::entries::LedgerKey;
 use crate::error::{Error, Result};
 use crate::intent::{Attachment, Intent};
 use crate::net::RouteTarget;
@@ -46,19 +47,23 @@ pub(crate) struct Books {
 
 type Undo = Box<dyn FnOnce(&mut Books)>;
 
-/// How to undo the writes of one change, newest last.
+/// How to undo the writes of one change, newest last, and the ledger
+/// entries they touched.
 #[derive(Default)]
-pub(crate) struct Journal(Vec<Undo>);
+pub(crate) struct Journal {
+    undo: Vec<Undo>,
+    pub touched: BTreeSet<LedgerKey>,
+}
 
 impl Journal {
     pub fn undo(self, books: &mut Books) {
-        for u in self.0.into_iter().rev() {
+        for u in self.undo.into_iter().rev() {
             u(books);
         }
     }
 
     fn push(&mut self, u: impl FnOnce(&mut Books) + 'static) {
-        self.0.push(Box::new(u));
+        self.undo.push(Box::new(u));
     }
 }
 
@@ -169,6 +174,7 @@ impl Books {
                 }
             }
         }
+        j.touched.insert(LedgerKey::Address(a.to_string()));
         self.set(j, |b| &mut b.ledger.addresses, a.to_string(), ip);
     }
 }
@@ -190,6 +196,7 @@ pub(crate) fn allocate(
         let prev = b.ledger.vlans.get(&sw.name);
         let mine = switch_vlans(&v.topo.fabric, sw, &want_vrfs, &want_networks, prev)?;
         if mine.as_ref() != prev {
+            j.touched.insert(LedgerKey::Vlans(sw.name.clone()));
             b.set(j, |b| &mut b.ledger.vlans, sw.name.clone(), mine);
         }
     }
@@ -203,12 +210,14 @@ fn vnis(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -> Result<
     for (id, e) in edits.vpcs.iter().filter(|(_, e)| e.new.is_none()) {
         if let (Some(_), Some(a)) = (&e.old, b.ledger.vpcs.get(id).cloned()) {
             b.vni(j, a.l3_vni, false);
+            j.touched.insert(LedgerKey::Vpc(id.clone()));
             b.set(j, |b| &mut b.ledger.vpcs, id.clone(), None);
         }
     }
     for (id, e) in edits.networks.iter().filter(|(_, e)| e.new.is_none()) {
         if let (Some(_), Some(a)) = (&e.old, b.ledger.networks.get(id).cloned()) {
             b.vni(j, a.l2_vni, false);
+            j.touched.insert(LedgerKey::Network(id.clone()));
             b.set(j, |b| &mut b.ledger.networks, id.clone(), None);
         }
     }
@@ -229,7 +238,9 @@ fn vnis(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -> Result<
         })?;
         b.vni(j, vni, true);
         b.ledger.next_l3_vni = next_cursor(vni, first, last);
+        j.touched.insert(LedgerKey::Cursors);
         let a = VpcAllocation { l3_vni: vni, route_target: rt(vni) };
+        j.touched.insert(LedgerKey::Vpc(id.clone()));
         b.set(j, |b| &mut b.ledger.vpcs, id.clone(), Some(a));
     }
     let (first, last) = (pools.l2_vni.first, pools.l2_vni.last);
@@ -242,7 +253,9 @@ fn vnis(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -> Result<
         })?;
         b.vni(j, vni, true);
         b.ledger.next_l2_vni = next_cursor(vni, first, last);
+        j.touched.insert(LedgerKey::Cursors);
         let a = NetworkAllocation { l2_vni: vni, route_target: rt(vni) };
+        j.touched.insert(LedgerKey::Network(id.clone()));
         b.set(j, |b| &mut b.ledger.networks, id.clone(), Some(a));
     }
     Ok(())
@@ -335,6 +348,7 @@ fn addresses(
                     fresh.push(a.id.clone());
                 } else {
                     before.entry(x.clone()).or_insert(Some(ip));
+                    j.touched.insert(LedgerKey::Address(x.clone()));
                     b.set(j, |b| &mut b.ledger.addresses, x.clone(), None);
                     b.assign(j, &a.id, &n.id, Some(ip));
                     fresh.push(x);
@@ -391,6 +405,7 @@ fn nat_addresses(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -
         if b.public.get(&u32::from(ip)) == Some(&PublicUse::Nat(vpc.clone())) {
             b.set(j, |b| &mut b.public, u32::from(ip), None);
         }
+        j.touched.insert(LedgerKey::Nat(vpc.clone()));
         b.set(j, |b| &mut b.ledger.nat_addresses, vpc.clone(), None);
         if e.new.is_some() {
             before.insert(vpc, ip);
@@ -410,6 +425,7 @@ fn nat_addresses(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -
             continue;
         }
         b.set(j, |b| &mut b.public, u32::from(ip), Some(PublicUse::Nat(vpc.clone())));
+        j.touched.insert(LedgerKey::Nat(vpc.clone()));
         b.set(j, |b| &mut b.ledger.nat_addresses, vpc.clone(), Some(ip));
     }
     // A given address (NAT gateways' first, then floating IPs', each in
@@ -448,6 +464,7 @@ fn nat_addresses(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -
     }
     for &(_, vpc, ip) in &nats {
         b.set(j, |b| &mut b.public, u32::from(ip), Some(PublicUse::Nat(vpc.to_string())));
+        j.touched.insert(LedgerKey::Nat(vpc.to_string()));
         b.set(j, |b| &mut b.ledger.nat_addresses, vpc.to_string(), Some(ip));
     }
     for &(_, id, ip) in &fips {
@@ -472,6 +489,7 @@ fn nat_addresses(b: &mut Books, j: &mut Journal, v: &StateView, edits: &Edits) -
             })?;
         let ip = Ipv4Addr::from(ip);
         b.set(j, |b| &mut b.public, u32::from(ip), Some(PublicUse::Nat(vpc.clone())));
+        j.touched.insert(LedgerKey::Nat(vpc.clone()));
         b.set(j, |b| &mut b.ledger.nat_addresses, vpc.clone(), Some(ip));
     }
     Ok(())

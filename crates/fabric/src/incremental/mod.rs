@@ -19,6 +19,7 @@ pub use change::{TenantChange, TenantKey, TenantObject};
 
 use crate::alloc::{allocate, Allocations};
 use crate::desired::{DesiredState, SwitchConfig};
+use crate::entries::LedgerKey;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
 use crate::model::{Fabric, Link, Switch};
@@ -45,6 +46,10 @@ pub struct Applied {
     pub replanned: usize,
     /// Per switch whose desired configuration changed, by name.
     pub switches: BTreeMap<String, SwitchChange>,
+    /// The ledger entries the change wrote (each now holds
+    /// `allocations().entry(key)`, `None` for one released): what a store
+    /// keeping the ledger entry by entry must write.
+    pub ledger: BTreeSet<LedgerKey>,
 }
 
 /// One switch's desired configuration before and after a change.
@@ -208,7 +213,11 @@ impl IncrementalPlanner {
                 return Err(e);
             }
         };
-        let mut applied = Applied { replanned: planned.len(), switches: BTreeMap::new() };
+        let mut applied = Applied {
+            replanned: planned.len(),
+            switches: BTreeMap::new(),
+            ledger: journal.touched,
+        };
         for (i, after) in planned {
             let name = &self.topo.switches[i].name;
             let Some(slot) = self.desired.switches.get_mut(name) else { continue };

@@ -2,12 +2,12 @@
 //! network. An attachment is `configuring` until every switch its port
 //! hangs off has applied the fabric generation that added it.
 
-use super::vpcs::{find_network, find_vpc, ids, ledger, op};
+use super::vpcs::{find_network, find_vpc, ids, op, plan_change};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
-use crate::network::{intent, model};
+use crate::network::{intent, ledger, model};
 use neocloud_authz::Action;
 use neocloud_common::{Error, NameOrId, Result};
-use neocloud_fabric::Allocations;
+use neocloud_fabric::{TenantChange, TenantObject};
 use neocloud_store::attachments::{self, AttachmentRecord};
 use neocloud_store::{fabrics, instances, Reader, Writer};
 use neocloud_types::{Attachment, AttachmentCreate, AttachmentState, InstanceState, List};
@@ -35,15 +35,15 @@ pub(super) fn view(
     r: &mut dyn Reader,
     a: &AttachmentRecord,
     fabric_id: &str,
-    ledger: &Allocations,
 ) -> Result<Attachment> {
     let applied = fabrics::node_applied_generation(r, &a.node_id, fabric_id)?.unwrap_or(0);
+    let ip = ledger::address(r, fabric_id, &a.id)?;
     Ok(Attachment {
         id: a.id.clone(),
         network_id: a.network_id.clone(),
         instance_id: a.instance_id.clone(),
         nic: a.nic.clone(),
-        ip: ledger.addresses.get(&a.id).map(|ip| ip.to_string()).unwrap_or_default(),
+        ip: ip.map(|ip| ip.to_string()).unwrap_or_default(),
         state: if applied >= a.intent_generation {
             AttachmentState::Ready
         } else {
@@ -70,10 +70,9 @@ fn find(c: &Call<'_>, r: &mut dyn Reader, network_id: &str) -> Result<Attachment
 fn list(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let v = find_vpc(c, r)?;
     let n = find_network(c, r, &v)?;
-    let l = ledger(r, &v.fabric_id)?;
     let mut items = Vec::new();
     for a in attachments::attachments_of_network(r, &n.id)? {
-        items.push(view(r, &a, &v.fabric_id, &l)?);
+        items.push(view(r, &a, &v.fabric_id)?);
     }
     Reply::ok(&List { items })
 }
@@ -82,8 +81,7 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let v = find_vpc(c, r)?;
     let n = find_network(c, r, &v)?;
     let a = find(c, r, &n.id)?;
-    let l = ledger(r, &v.fabric_id)?;
-    Reply::ok(&view(r, &a, &v.fabric_id, &l)?)
+    Reply::ok(&view(r, &a, &v.fabric_id)?)
 }
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
@@ -131,7 +129,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if let Some(ip) = &p.ip {
         model::ipv4("ip", ip)?;
     }
-    let gen = fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     let a = attachments::create_attachment(
         w,
         &attachments::NewAttachment {
@@ -141,11 +139,12 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             node_id: &inst.node_id,
             nic: &nic,
             ip: p.ip.as_deref(),
-            intent_generation: gen,
+            intent_generation: lock.generation,
         },
     )?;
-    let l = intent::reallocate(w, &v.fabric_id, true)?;
-    let view = view(w, &a, &v.fabric_id, &l.ledger)?;
+    let add = TenantChange::Add(TenantObject::Attachment(intent::attachment(&a)?));
+    plan_change(c, w, &v.fabric_id, &lock, vec![add])?;
+    let view = view(w, &a, &v.fabric_id)?;
     Reply::created(&a.id, &view)
 }
 
@@ -153,8 +152,8 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let v = find_vpc(c, w)?;
     let n = find_network(c, w, &v)?;
     let a = find(c, w, &n.id)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
-    attachments::delete_attachment(w, &a.id)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
+    let changes = intent::detach(w, &a.id)?;
+    plan_change(c, w, &v.fabric_id, &lock, changes)?;
     Reply::empty()
 }

@@ -304,11 +304,11 @@ fn prepare(c: &Call<'_>, w: &mut dyn Reader) -> Result<Prepared> {
 fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let Prepared { name, mut spec, mut links, existing } = prepare(c, w)?;
     let generation = spec.generation.take();
-    let id = match (&existing, generation) {
+    let (id, lock) = match (&existing, generation) {
         (Some(f), Some(g)) => {
-            fabrics::lock_intent(w, &f.id)?;
+            let lock = fabrics::lock_intent(w, &f.id)?;
             fabrics::replace(w, &f.id, g, &spec)?;
-            f.id.clone()
+            (f.id.clone(), Some(lock))
         }
         (Some(_), None) => {
             return Err(Error::invalid_value(
@@ -323,16 +323,22 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             ))
         }
         (None, None) => {
+            // An Ethernet fabric's ledger is kept by entry
+            // (`network::ledger`); the column holds InfiniBand's.
             let ledger = match spec.kind {
-                FabricKindSpec::Ethernet => {
-                    serde_json::to_string(&neocloud_fabric::Allocations::default())
-                }
+                FabricKindSpec::Ethernet => String::new(),
                 FabricKindSpec::Infiniband => {
                     serde_json::to_string(&neocloud_fabric::ib::PkeyLedger::default())
+                        .map_err(|e| Error::internal(e.to_string()))?
                 }
-            }
-            .map_err(|e| Error::internal(e.to_string()))?;
-            fabrics::create(w, &name, model::kind_str(spec.kind), &spec, &ledger)?.id
+            };
+            let f = fabrics::create(w, &name, model::kind_str(spec.kind), &spec, &ledger)?;
+            // Taken so the planner built below is kept under a token.
+            let lock = match spec.kind {
+                FabricKindSpec::Ethernet => Some(fabrics::lock_intent(w, &f.id)?),
+                FabricKindSpec::Infiniband => None,
+            };
+            (f.id, lock)
         }
     };
     for l in &mut links {
@@ -343,7 +349,11 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         FabricKindSpec::Ethernet => {
             let names: Vec<String> = spec.switches.iter().map(|s| s.name.to_string()).collect();
             fabrics::retain_switches(w, &id, &names)?;
-            intent::reallocate(w, &id, false)?;
+            // The topology changed: the fabric's planner is built afresh
+            // (validating every tenant's intent against the new document).
+            if let Some(lock) = &lock {
+                c.planners.rebuild(w, &id, lock)?;
+            }
         }
         // Partitions (and PKeys) follow the tenants' nodes: the controller's.
         FabricKindSpec::Infiniband => {}
@@ -359,6 +369,7 @@ fn put(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let rec = find(c, w)?;
     fabrics::delete(w, &rec.id)?;
+    c.planners.forget(&rec.id);
     Reply::empty()
 }
 
@@ -444,12 +455,11 @@ fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
         let applied = ib::applied(r, &rec.id)?;
         return Reply::ok(&ib_plan(rec.intent_generation, &fabric, &desired, &applied)?);
     }
-    let loaded = intent::load(r, &rec.id)?;
-    let desired = plan::desired(&loaded)?;
+    let (record, desired) = c.planners.desired(r, &rec.id)?;
     let applied = plan::applied(&fabrics::switch_states(r, &rec.id)?)?;
     let switches = switch_plans(&desired, &applied)?;
     Reply::ok(&FabricPlan {
-        intent_generation: loaded.record.intent_generation,
+        intent_generation: record.intent_generation,
         switches,
         subnet_manager: None,
     })

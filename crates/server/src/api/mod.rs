@@ -238,6 +238,7 @@ pub struct Call<'a> {
     pub now: i64,
     pub placement: &'a crate::placement::PlacementService,
     pub secrets: &'a crate::secrets::SecretBox,
+    pub planners: &'a crate::network::planners::Planners,
 }
 
 impl Call<'_> {

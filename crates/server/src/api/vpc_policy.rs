@@ -2,11 +2,12 @@
 //! (`.../vpcs/{vpc}/rules`) and floating IPs with their allowed ingress
 //! (`.../vpcs/{vpc}/floating-ips`).
 
-use super::vpcs::{find_vpc, ledger, op};
+use super::vpcs::{find_vpc, op, plan_change};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
-use crate::network::{intent, model};
+use crate::network::{intent, ledger, model};
 use neocloud_authz::Action;
 use neocloud_common::{Error, NameOrId, Result};
+use neocloud_fabric::{TenantChange, TenantKey, TenantObject};
 use neocloud_store::{attachments, fabrics, vpcs, Reader, Writer};
 use neocloud_types::{FloatingIp, FloatingIpCreate, List, SecurityRule, SecurityRuleCreate, Vpc};
 use std::collections::BTreeSet;
@@ -64,9 +65,10 @@ fn create_rule(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let v = find_vpc(c, w)?;
     let from = network_id(w, &v, "from", &p.from)?;
     let to = network_id(w, &v, "to", &p.to)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     let rule = vpcs::create_rule(w, &v.id, &from, &to, p.protocol, p.ports)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let add = TenantChange::Add(TenantObject::SecurityRule(intent::rule(&rule)));
+    plan_change(c, w, &v.fabric_id, &lock, vec![add])?;
     Reply::created(&rule.id.clone(), &rule)
 }
 
@@ -76,9 +78,10 @@ fn delete_rule(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if vpcs::rule(w, &v.id, &id)?.is_none() {
         return Err(Error::not_found("security_rule", id));
     }
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     vpcs::delete_rule(w, &id)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let gone = TenantChange::Remove(TenantKey::SecurityRule(id.clone()));
+    plan_change(c, w, &v.fabric_id, &lock, vec![gone])?;
     Reply::empty()
 }
 
@@ -99,11 +102,11 @@ fn get_fip(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 /// The first public address of the fabric nothing holds: no NAT gateway,
 /// floating IP, uplink or upstream router. Reads only what holds public
-/// addresses (not the fabric's whole intent: `reallocate` does that once).
+/// addresses (not the fabric's whole intent).
 fn free_public_ip(r: &mut dyn Reader, fabric_id: &str) -> Result<Option<Ipv4Addr>> {
     let rec = fabrics::get(r, fabric_id)?;
     let topo = model::topology(&rec.name, &rec.spec)?;
-    let mut used: BTreeSet<Ipv4Addr> = ledger(r, fabric_id)?.nat_addresses.into_values().collect();
+    let mut used: BTreeSet<Ipv4Addr> = ledger::nat_addresses(r, fabric_id)?.into_iter().collect();
     for f in vpcs::floating_ips_of_fabric(r, fabric_id)? {
         used.insert(model::ipv4("public_ip", &f.public_ip)?);
     }
@@ -130,19 +133,21 @@ fn create_fip(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             )
         },
     )?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     let ip = free_public_ip(w, &v.fabric_id)?
         .ok_or_else(|| Error::conflict("the fabric's public address pool is exhausted"))?;
     let f = vpcs::create_floating_ip(w, &v.fabric_id, &v.id, &att.id, &ip.to_string(), &p.allow)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let add = TenantChange::Add(TenantObject::FloatingIp(intent::floating_ip(&f)?));
+    plan_change(c, w, &v.fabric_id, &lock, vec![add])?;
     Reply::created(&f.id.clone(), &f)
 }
 
 fn delete_fip(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let v = find_vpc(c, w)?;
     let f = find_fip(c, w, &v)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     vpcs::delete_floating_ip(w, &f.id)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let gone = TenantChange::Remove(TenantKey::FloatingIp(f.id.clone()));
+    plan_change(c, w, &v.fabric_id, &lock, vec![gone])?;
     Reply::empty()
 }

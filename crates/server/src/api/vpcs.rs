@@ -1,14 +1,17 @@
 //! `/v1/tenants/{tenant}/projects/{project}/vpcs`: a tenant's VPCs and
 //! their networks. Every change locks the VPC's fabric, changes rows, and
-//! brings the fabric's ledger up to date in the same transaction (so a
-//! change the fabric cannot carry is refused with nothing written); the
-//! fabric controller pushes the result to the switches.
+//! hands the same change to the fabric's kept planner, which validates it,
+//! brings the fabric's ledger up to date and re-plans what it reaches, in
+//! the same transaction (so a change the fabric cannot carry is refused
+//! with nothing written); the fabric controller pushes the result to the
+//! switches.
 
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
-use crate::network::{intent, model};
+use crate::network::{intent, ledger, model};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
-use neocloud_fabric::Allocations;
+use neocloud_fabric::{TenantChange, TenantKey, TenantObject};
+use neocloud_store::fabrics::IntentLock;
 use neocloud_store::{fabrics, vpcs, Reader, Writer};
 use neocloud_types::{check_text, List, Network, NetworkCreate, Vpc, VpcCreate, VpcUpdate};
 
@@ -87,36 +90,50 @@ pub(super) fn find_network(c: &Call<'_>, r: &mut dyn Reader, vpc: &Vpc) -> Resul
         .ok_or_else(|| Error::not_found("network", key.to_string()))
 }
 
-/// The fabric's ledger (addresses and ids it handed out).
-pub(super) fn ledger(r: &mut dyn Reader, fabric_id: &str) -> Result<Allocations> {
-    let rec = fabrics::get(r, fabric_id)?;
-    serde_json::from_str(&rec.ledger)
-        .map_err(|e| Error::internal(format!("stored fabric ledger: {e}")))
+/// Hands the tenant changes this transaction wrote to the fabric's kept
+/// planner (see `network::planners`).
+pub(super) fn plan_change(
+    c: &Call<'_>,
+    w: &mut dyn Writer,
+    fabric_id: &str,
+    lock: &IntentLock,
+    changes: Vec<TenantChange>,
+) -> Result<()> {
+    c.planners.change(w, fabric_id, lock, changes, true)
 }
 
-fn vpc_view(mut v: Vpc, ledger: &Allocations) -> Vpc {
-    v.nat_public_ip = ledger.nat_addresses.get(&v.id).map(|ip| ip.to_string());
-    v
+/// A VPC with its NAT gateway's address (from the fabric's ledger).
+fn vpc_view(r: &mut dyn Reader, mut v: Vpc) -> Result<Vpc> {
+    v.nat_public_ip = ledger::nat_address(r, &v.fabric_id, &v.id)?.map(|ip| ip.to_string());
+    Ok(v)
 }
 
 fn list(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let (t, p) = ids(c)?;
     let mut items = Vec::new();
-    let mut ledgers = std::collections::BTreeMap::new();
     for v in vpcs::list_vpcs(r, t, p)? {
-        if !ledgers.contains_key(&v.fabric_id) {
-            ledgers.insert(v.fabric_id.clone(), ledger(r, &v.fabric_id)?);
-        }
-        let l = &ledgers[&v.fabric_id];
-        items.push(vpc_view(v, l));
+        items.push(vpc_view(r, v)?);
     }
     Reply::ok(&List { items })
 }
 
 fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let v = find_vpc(c, r)?;
-    let l = ledger(r, &v.fabric_id)?;
-    Reply::ok(&vpc_view(v, &l))
+    Reply::ok(&vpc_view(r, v)?)
+}
+
+/// The VPC's objects as the fabric core has them: the VPC, and its NAT
+/// gateway (`None`: it has none).
+fn vpc_changes(v: &Vpc, put: bool) -> Vec<TenantChange> {
+    let (vpc, nat) = intent::vpc(v);
+    let wrap = |o: TenantObject| if put { TenantChange::Put(o) } else { TenantChange::Add(o) };
+    let mut out = vec![wrap(TenantObject::Vpc(vpc))];
+    match nat {
+        Some(n) => out.push(wrap(TenantObject::NatGateway(n))),
+        None if put => out.push(TenantChange::Remove(TenantKey::NatGateway(v.id.clone()))),
+        None => {}
+    }
+    out
 }
 
 /// The fabric a new VPC goes on: the named one, or the only Ethernet one.
@@ -144,7 +161,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     check_text("description", &Some(p.description.clone()))?;
     let (t, pr) = ids(c)?;
     let fabric_id = pick_fabric(w, p.fabric.as_deref())?;
-    fabrics::lock_intent(w, &fabric_id)?;
+    let lock = fabrics::lock_intent(w, &fabric_id)?;
     let v = vpcs::create_vpc(
         w,
         &vpcs::NewVpc {
@@ -156,8 +173,8 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
             description: &p.description,
         },
     )?;
-    let l = intent::reallocate(w, &fabric_id, true)?;
-    let v = vpc_view(v, &l.ledger);
+    plan_change(c, w, &fabric_id, &lock, vpc_changes(&v, false))?;
+    let v = vpc_view(w, v)?;
     Reply::created(&v.id.clone(), &v)
 }
 
@@ -165,7 +182,7 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: VpcUpdate = c.body()?;
     check_text("description", &p.description)?;
     let v = find_vpc(c, w)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     let v = vpcs::update_vpc(
         w,
         &v.id,
@@ -173,15 +190,17 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         p.nat_gateway.unwrap_or(v.nat_gateway),
         p.description.as_deref().unwrap_or(&v.description),
     )?;
-    let l = intent::reallocate(w, &v.fabric_id, true)?;
-    Reply::ok(&vpc_view(v, &l.ledger))
+    plan_change(c, w, &v.fabric_id, &lock, vpc_changes(&v, true))?;
+    Reply::ok(&vpc_view(w, v)?)
 }
 
 fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let v = find_vpc(c, w)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     vpcs::delete_vpc(w, &v.id)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    // Nothing but the VPC and its NAT gateway is left of it.
+    let gone = TenantChange::ReplaceVpc { vpc: v.id.clone(), objects: Default::default() };
+    plan_change(c, w, &v.fabric_id, &lock, vec![gone])?;
     Reply::empty()
 }
 
@@ -210,18 +229,20 @@ fn create_network(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         }
         .gateway_ip(),
     };
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     let n =
         vpcs::create_network(w, &v.id, p.name.as_str(), &cidr.to_string(), &gateway.to_string())?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let add = TenantChange::Add(TenantObject::Network(intent::network(&n)?));
+    plan_change(c, w, &v.fabric_id, &lock, vec![add])?;
     Reply::created(&n.id.clone(), &n)
 }
 
 fn delete_network(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let v = find_vpc(c, w)?;
     let n = find_network(c, w, &v)?;
-    fabrics::lock_intent(w, &v.fabric_id)?;
+    let lock = fabrics::lock_intent(w, &v.fabric_id)?;
     vpcs::delete_network(w, &n.id)?;
-    intent::reallocate(w, &v.fabric_id, true)?;
+    let gone = TenantChange::Remove(TenantKey::Network(n.id.clone()));
+    plan_change(c, w, &v.fabric_id, &lock, vec![gone])?;
     Reply::empty()
 }

@@ -119,7 +119,7 @@ pub fn desired(w: &mut dyn Writer, fabric_id: &str) -> Result<(IbFabric, IbDesir
     let (fabric, desired, next, changed) = compute(w, &rec.name, &rec.spec, ledger_of(&rec)?)?;
     let mut generation = rec.intent_generation;
     if changed {
-        generation = fabrics::lock_intent(w, fabric_id)?;
+        generation = fabrics::lock_intent(w, fabric_id)?.generation;
         let json = serde_json::to_string(&next)
             .map_err(|e| Error::internal(format!("PKey ledger: {e}")))?;
         fabrics::set_ledger(w, fabric_id, &json)?;

@@ -2,32 +2,39 @@
 //! switch ports must have left the tenant's networks (back in the
 //! provisioning network's quarantine) before it boots anything else.
 
-use super::intent;
 use super::plan;
+use super::planners::Planners;
 use neocloud_common::Result;
 use neocloud_fabric::{Object, ObjectId, PortMode};
 use neocloud_store::{attachments, fabrics, vpcs, Reader, Writer};
 use neocloud_types::SwitchManagement;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Removes an instance's attachments (and their floating IPs), fabric by
-/// fabric under each fabric's lock. Answers the fabrics changed.
-pub fn detach_instance(w: &mut dyn Writer, instance_id: &str) -> Result<Vec<String>> {
+/// fabric under each fabric's lock, and hands each fabric's planner the
+/// changes. Answers the fabrics changed.
+pub fn detach_instance(
+    w: &mut dyn Writer,
+    planners: &Planners,
+    instance_id: &str,
+) -> Result<Vec<String>> {
     let atts = attachments::attachments_of_instance(w, instance_id)?;
-    let mut fabric_ids = BTreeSet::new();
+    let mut by_fabric: BTreeMap<String, Vec<&attachments::AttachmentRecord>> = BTreeMap::new();
     for a in &atts {
-        fabric_ids.insert(vpcs::vpc(w, &a.vpc_id)?.fabric_id);
+        by_fabric.entry(vpcs::vpc(w, &a.vpc_id)?.fabric_id).or_default().push(a);
     }
-    for f in &fabric_ids {
-        fabrics::lock_intent(w, f)?;
+    let mut locks = Vec::new();
+    for f in by_fabric.keys() {
+        locks.push(fabrics::lock_intent(w, f)?);
     }
-    for a in &atts {
-        attachments::delete_attachment(w, &a.id)?;
+    for ((f, atts), lock) in by_fabric.iter().zip(&locks) {
+        let mut changes = Vec::new();
+        for a in atts {
+            changes.extend(super::intent::detach(w, &a.id)?);
+        }
+        planners.change(w, f, lock, changes, false)?;
     }
-    for f in &fabric_ids {
-        intent::reallocate(w, f, false)?;
-    }
-    Ok(fabric_ids.into_iter().collect())
+    Ok(by_fabric.into_keys().collect())
 }
 
 /// Why the node's ports are not yet isolated (`None`: every managed switch

@@ -7,8 +7,10 @@
 pub mod ib;
 pub mod intent;
 pub mod isolation;
+pub mod ledger;
 pub mod model;
 pub mod plan;
+pub mod planners;
 
 use neocloud_common::Error;
 

@@ -1,19 +1,10 @@
 //! Desired vs applied per switch, and how a plan is shown to the provider.
 
-use super::intent::Loaded;
 use neocloud_common::{Error, Result};
 use neocloud_fabric::render::{self, Rendered};
-use neocloud_fabric::{diff_switch, Change, DesiredState, Object, Op, Planner, SwitchConfig};
+use neocloud_fabric::{diff_switch, Change, Object, Op, SwitchConfig};
 use neocloud_store::fabrics::SwitchState;
 use std::collections::BTreeMap;
-
-/// What every switch of the fabric must have now.
-pub fn desired(l: &Loaded) -> Result<DesiredState> {
-    let t = &l.topo;
-    Planner::new(&t.fabric, &t.switches, &t.links, &l.intent, &l.ledger)
-        .and_then(|p| p.plan())
-        .map_err(|e| Error::internal(format!("planning fabric {}: {e:?}", l.record.name)))
-}
 
 /// What each switch was last given (parsed from the store).
 pub fn applied(states: &[SwitchState]) -> Result<BTreeMap<String, SwitchConfig>> {

@@ -1,6 +1,7 @@
 //! The fabric controller: takes no input, runs periodically and when woken,
 //! and is the only writer of what switches hold (`switch_states`). Per
-//! fabric: load the intent, plan every switch, and for each managed switch
+//! fabric: read every switch's plan (from the fabric's kept planner, planned
+//! afresh only when the intent changed behind it), and for each managed switch
 //! push the difference from what it was last given (stamped with the
 //! intent generation), or, when nothing changed, check the device for drift
 //! now and then and repair it. Each switch's outcome is recorded (status,
@@ -9,7 +10,8 @@
 mod drivers;
 mod ib;
 
-use crate::network::{intent, plan};
+use crate::network::plan;
+use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_fabric::SwitchConfig;
@@ -36,6 +38,8 @@ pub struct FabricController {
     /// How often an in-sync switch is checked for drift.
     pub check_interval: Duration,
     pub drivers: Drivers,
+    /// The Ethernet fabrics' kept planners (shared with the API).
+    pub planners: Arc<Planners>,
     last_check: Mutex<HashMap<(String, String), Instant>>,
 }
 
@@ -66,6 +70,7 @@ impl FabricController {
             lease: Duration::from_secs(60),
             check_interval: Duration::from_secs(60),
             drivers,
+            planners: Arc::default(),
             last_check: Mutex::default(),
         }
     }
@@ -93,13 +98,12 @@ impl FabricController {
         secrets: &SecretBox,
         fabric_id: &str,
     ) -> Result<PassReport> {
-        let (loaded, states) = store
-            .read(|r| Ok((intent::load(r, fabric_id)?, fabrics::switch_states(r, fabric_id)?)))?;
-        let desired = plan::desired(&loaded)?;
+        let ((record, desired), states) = store.read(|r| {
+            Ok((self.planners.desired(r, fabric_id)?, fabrics::switch_states(r, fabric_id)?))
+        })?;
         let applied = plan::applied(&states)?;
-        let generation = loaded.record.intent_generation;
-        let work: Vec<Work<'_>> = loaded
-            .record
+        let generation = record.intent_generation;
+        let work: Vec<Work<'_>> = record
             .spec
             .switches
             .iter()

@@ -101,7 +101,7 @@ impl LifecycleController {
                 if released {
                     // Never started: nothing of the tenant's is on the node.
                     return self.advance(store, n, NodeLifecycle::Available, |w| {
-                        super::free_instance(w, &i)
+                        super::free_instance(w, &self.planners, &i)
                     });
                 }
                 if i.state == InstanceState::Failed {

@@ -25,6 +25,7 @@ mod provision;
 mod sanitize;
 mod schedule;
 
+use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use neocloud_common::{time::now_micros, Error, Result};
@@ -73,6 +74,8 @@ pub struct LifecycleController {
     pub isolation_timeout: Duration,
     /// Wakes the fabric controller (a release removed attachments).
     pub fabric_wake: Arc<tokio::sync::Notify>,
+    /// The Ethernet fabrics' kept planners (a release removes attachments).
+    pub planners: Arc<Planners>,
     /// How BMC certificates are verified.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
@@ -185,6 +188,7 @@ impl LifecycleController {
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
+            planners: Arc::default(),
             bmc_tls: Default::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             nudged: Mutex::default(),
@@ -387,7 +391,9 @@ impl LifecycleController {
         }
         match dirty {
             Some((tenant, instance)) => self.start_release(store, secrets, n, &tenant, &instance),
-            None => self.advance(store, n, n.lifecycle.clone(), |w| free_instance(w, &inst)),
+            None => self.advance(store, n, n.lifecycle.clone(), |w| {
+                free_instance(w, &self.planners, &inst)
+            }),
         }
     }
 
@@ -462,7 +468,7 @@ impl LifecycleController {
                         let why = format!(
                             "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
                         );
-                        free_instance_saying(w, &i, Some(&why))?;
+                        free_instance_saying(w, &self.planners, &i, Some(&why))?;
                     }
                 }
                 allocations::bump_placement_generation(w)?;
@@ -561,19 +567,24 @@ fn set_instance(
 /// Frees what an instance holds (its allocation and quota) and marks it
 /// released. The node is clean (never provisioned, or sanitized) or stays
 /// dirty: either way the caller decides the node's state.
-fn free_instance(w: &mut dyn Writer, i: &Instance) -> Result<()> {
-    free_instance_saying(w, i, None)
+fn free_instance(w: &mut dyn Writer, planners: &Planners, i: &Instance) -> Result<()> {
+    free_instance_saying(w, planners, i, None)
 }
 
 /// Releases the instance (allocation and quota freed) with a reason.
-fn free_instance_saying(w: &mut dyn Writer, i: &Instance, reason: Option<&str>) -> Result<()> {
+fn free_instance_saying(
+    w: &mut dyn Writer,
+    planners: &Planners,
+    i: &Instance,
+    reason: Option<&str>,
+) -> Result<()> {
     let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
     if now {
         quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
         allocations::bump_placement_generation(w)?;
     }
     // Lock order: quota rows, placement row, fabric rows, audit heads.
-    crate::network::isolation::detach_instance(w, &i.id)?;
+    crate::network::isolation::detach_instance(w, planners, &i.id)?;
     set_instance(w, i, InstanceState::Released, reason)
 }
 

@@ -49,7 +49,7 @@ impl LifecycleController {
             issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
             // The node's ports leave the tenant's networks first (checked
             // before the sanitizer boots: `releasing`).
-            isolation::detach_instance(w, instance)?;
+            isolation::detach_instance(w, &self.planners, instance)?;
             let i = instances::by_id(w, instance)?;
             set_instance(w, &i, InstanceState::Releasing, None)
         })?;
@@ -302,7 +302,7 @@ impl LifecycleController {
             if i.state == InstanceState::Released {
                 return Ok(());
             }
-            free_instance(w, &i)
+            free_instance(w, &self.planners, &i)
         })
     }
 }
