@@ -25,6 +25,8 @@ enum BenchWhat {
     Placement(crate::bench_placement::PlacementArgs),
     /// Fabric planning, rendering and diffing at scale (no server, no switches).
     Fabric(crate::bench_fabric::FabricArgs),
+    /// Tenant-network writes through the API on a large fabric (in-process server on SQLite).
+    Network(crate::bench_network::NetworkArgs),
     /// Enrollment, provisioning and sanitization through SIMULATED Redfish
     /// BMCs and simulated agents, against an in-process server.
     Baremetal(crate::bench_baremetal::BaremetalArgs),
@@ -227,6 +229,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         BenchWhat::Placement(p) => return crate::bench_placement::run(p),
         BenchWhat::Baremetal(b) => return crate::bench_baremetal::run(b),
         BenchWhat::Fabric(f) => return crate::bench_fabric::run(f),
+        BenchWhat::Network(n) => return crate::bench_network::run(n),
         BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } => {
             (duration, write_rate, read_rate, workers, concurrency, db, json)
         }

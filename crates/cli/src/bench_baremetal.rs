@@ -24,14 +24,15 @@
 //! store writes, the controller's passes, agent registration and
 //! heartbeats) is overhead.
 
+use crate::bench_api::{parallel, Api};
 use neocloud_common::time::{from_rfc3339, now_micros};
 use neocloud_server::simbmc::{self, SimFleet};
-use neocloud_server::{Config, Server};
+use neocloud_server::Config;
 use neocloud_store::{agents, instances, nodes, Store};
 use neocloud_types::{Instance, InstanceState};
 use serde_json::{json, Value};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,84 +78,6 @@ pub struct BaremetalArgs {
     /// transition) and print where it is.
     #[arg(long)]
     keep: bool,
-}
-
-struct Api {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn new(base: &str, token: &str) -> Api {
-        Api {
-            base: base.to_string(),
-            token: token.to_string(),
-            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build(),
-        }
-    }
-
-    /// One call; the status and the JSON body (Null when there is none).
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let r = self
-            .agent
-            .request(method, &format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        let res = match body {
-            Some(b) => r.send_json(b.clone()),
-            None => r.call(),
-        };
-        let (status, resp) = match res {
-            Ok(resp) => (resp.status(), resp),
-            Err(ureq::Error::Status(s, resp)) => (s, resp),
-            Err(e) => return (0, json!({"error": e.to_string()})),
-        };
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn must(&self, method: &str, path: &str, body: &Value) -> Result<Value, String> {
-        let (s, v) = self.call(method, path, Some(body));
-        if (200..300).contains(&s) {
-            Ok(v)
-        } else {
-            Err(format!("{method} {path} answered {s}: {v}"))
-        }
-    }
-}
-
-/// Runs `jobs` calls on `clients` threads; the results in order and the
-/// wall time.
-fn parallel<T: Send + 'static>(
-    base: &str,
-    token: &str,
-    clients: usize,
-    jobs: usize,
-    f: impl Fn(&Api, usize) -> T + Send + Sync + 'static,
-) -> (Vec<T>, Duration) {
-    let start = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let f = Arc::new(f);
-    let handles: Vec<_> = (0..clients.clamp(1, jobs.max(1)))
-        .map(|_| {
-            let (next, f) = (next.clone(), f.clone());
-            let api = Api::new(base, token);
-            std::thread::spawn(move || {
-                let mut out = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= jobs {
-                        return out;
-                    }
-                    out.push((i, f(&api, i)));
-                }
-            })
-        })
-        .collect();
-    let mut all: Vec<(usize, T)> =
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
-    all.sort_by_key(|(i, _)| *i);
-    (all.into_iter().map(|(_, t)| t).collect(), start.elapsed())
 }
 
 /// CPU seconds this process has used (user + system), where the OS says
@@ -621,21 +544,12 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         heartbeat_interval_ms: a.heartbeat_ms,
         ..Config::default()
     };
-    let server = match rt.block_on(Server::bind(config)) {
-        Ok(s) => s,
-        Err(e) => return crate::output::fail_local(&e),
+    let (server, base, token) = match crate::bench_api::bind(&rt, config) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let addr = server.local_addr();
     let cancel = server.cancel_token();
     let store = server.store();
-    let token = match std::fs::read_to_string(dir.join("admin.token")) {
-        Ok(t) => t.trim().to_string(),
-        Err(e) => {
-            eprintln!("error: no bootstrap token: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let base = format!("http://{addr}");
     let served = rt.spawn(server.run());
     let fleet = SimFleet::new(Some(base.clone()), a.bmc_latency);
     let listener = match rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")) {

@@ -15,8 +15,10 @@
 //! `attachment create --wait` exits 1 when the wait times out.
 
 mod bench;
+mod bench_api;
 mod bench_baremetal;
 mod bench_fabric;
+mod bench_network;
 mod bench_placement;
 mod client;
 mod commands;

@@ -31,8 +31,11 @@ pub struct FabricRecord {
     pub updated_at: String,
 }
 
-const COLS: &str =
-    "id, name, kind, spec, ledger, intent_generation, generation, created_at, updated_at, intent_token";
+const COLS: &str = "f.id, f.name, f.kind, f.spec, f.ledger, s.intent_generation, f.generation, \
+    f.created_at, f.updated_at, s.intent_token";
+/// The fabric and its state (`fabric_state`: what changes with every write
+/// and pass, kept apart from the document).
+const FROM: &str = "fabrics f JOIN fabric_state s ON s.fabric_id = f.id";
 
 fn from_row(r: &Row) -> Result<FabricRecord> {
     let spec = r.str(3)?;
@@ -58,10 +61,10 @@ fn to_json(spec: &FabricSpec) -> Result<String> {
 pub fn lookup(r: &mut dyn Reader, key: &NameOrId) -> Result<Option<FabricRecord>> {
     let rows = match key {
         NameOrId::Id(id) => {
-            r.query(&format!("SELECT {COLS} FROM fabrics WHERE id = ?"), vals![id])?
+            r.query(&format!("SELECT {COLS} FROM {FROM} WHERE f.id = ?"), vals![id])?
         }
         NameOrId::Name(n) => {
-            r.query(&format!("SELECT {COLS} FROM fabrics WHERE name = ?"), vals![n.as_str()])?
+            r.query(&format!("SELECT {COLS} FROM {FROM} WHERE f.name = ?"), vals![n.as_str()])?
         }
     };
     rows.first().map(from_row).transpose()
@@ -72,7 +75,7 @@ pub fn get(r: &mut dyn Reader, id: &str) -> Result<FabricRecord> {
 }
 
 pub fn list(r: &mut dyn Reader) -> Result<Vec<FabricRecord>> {
-    r.query(&format!("SELECT {COLS} FROM fabrics ORDER BY name"), &[])?
+    r.query(&format!("SELECT {COLS} FROM {FROM} ORDER BY f.name"), &[])?
         .iter()
         .map(from_row)
         .collect()
@@ -88,8 +91,9 @@ pub fn create(
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO fabrics ({COLS}) VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?, ?)"),
-        vals![&id, name, kind, to_json(spec)?, ledger, now, now, new_id()],
+        "INSERT INTO fabrics (id, name, kind, spec, ledger, generation, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+        vals![&id, name, kind, to_json(spec)?, ledger, now, now],
     )
     .map_err(|e| {
         e.unique_as(Error::AlreadyExists {
@@ -98,6 +102,10 @@ pub fn create(
             value: name.to_string(),
         })
     })?;
+    w.execute(
+        "INSERT INTO fabric_state (fabric_id, intent_generation, intent_token) VALUES (?, 1, ?)",
+        vals![&id, new_id()],
+    )?;
     get(w, &id)
 }
 
@@ -121,6 +129,7 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     w.execute("DELETE FROM fabric_links WHERE fabric_id = ?", vals![id])?;
     w.execute("DELETE FROM switch_states WHERE fabric_id = ?", vals![id])?;
     w.execute("DELETE FROM fabric_ledger WHERE fabric_id = ?", vals![id])?;
+    w.execute("DELETE FROM fabric_state WHERE fabric_id = ?", vals![id])?;
     w.execute("DELETE FROM fabrics WHERE id = ?", vals![id])?;
     Ok(())
 }
@@ -140,17 +149,22 @@ pub struct IntentLock {
 /// gives the intent a new token.
 pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<IntentLock> {
     let n = w.execute(
-        "UPDATE fabrics SET intent_generation = intent_generation + 1 WHERE id = ?",
+        "UPDATE fabric_state SET intent_generation = intent_generation + 1 WHERE fabric_id = ?",
         vals![id],
     )?;
     if n == 0 {
         return Err(Error::not_found("fabric", id));
     }
-    let rows =
-        w.query("SELECT intent_generation, intent_token FROM fabrics WHERE id = ?", vals![id])?;
+    let rows = w.query(
+        "SELECT intent_generation, intent_token FROM fabric_state WHERE fabric_id = ?",
+        vals![id],
+    )?;
     let row = rows.first().ok_or_else(|| Error::not_found("fabric", id))?;
     let lock = IntentLock { generation: row.i64(0)?, previous_token: row.str(1)?, token: new_id() };
-    w.execute("UPDATE fabrics SET intent_token = ? WHERE id = ?", vals![&lock.token, id])?;
+    w.execute(
+        "UPDATE fabric_state SET intent_token = ? WHERE fabric_id = ?",
+        vals![&lock.token, id],
+    )?;
     Ok(lock)
 }
 
@@ -160,8 +174,8 @@ pub fn lock_intent(w: &mut dyn Writer, id: &str) -> Result<IntentLock> {
 pub fn take_lease(w: &mut dyn Writer, id: &str, owner: &str, ttl_micros: i64) -> Result<bool> {
     let now = now_micros();
     let n = w.execute(
-        "UPDATE fabrics SET lease_owner = ?, lease_until = ? \
-         WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+        "UPDATE fabric_state SET lease_owner = ?, lease_until = ? \
+         WHERE fabric_id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
         vals![owner, now + ttl_micros, id, owner, now],
     )?;
     Ok(n == 1)

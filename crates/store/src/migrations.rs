@@ -529,7 +529,7 @@ ALTER TABLE fabrics ADD COLUMN lease_until BIGINT;
     },
     Migration {
         version: 9,
-        name: "Ethernet ledger by entry, intent tokens",
+        name: "Ethernet ledger by entry, fabric state apart from the document",
         common: r#"
 -- An Ethernet fabric's ledger, one row per entry (a VPC's, a network's, a
 -- switch's, an attachment's, a NAT gateway's, the cursors; keys and
@@ -542,10 +542,24 @@ CREATE TABLE fabric_ledger (
     value TEXT NOT NULL,
     PRIMARY KEY (fabric_id, entry)
 );
--- Changed by every write of the fabric's intent: a planner kept in memory
--- is current only while the token it was built or updated with is the
--- stored one (a rolled-back or another replica's write changes it).
-ALTER TABLE fabrics ADD COLUMN intent_token TEXT NOT NULL DEFAULT '';
+-- What changes on every intent write and every controller pass, apart
+-- from the fabric's document (which holds every link and can be megabytes:
+-- a row rewritten on every write would copy it each time). The token is
+-- new with every write of the intent: a planner kept in memory is current
+-- only while the token it was built or updated with is the stored one (a
+-- rolled-back or another replica's write changes it).
+CREATE TABLE fabric_state (
+    fabric_id TEXT PRIMARY KEY REFERENCES fabrics(id),
+    intent_generation BIGINT NOT NULL,
+    intent_token TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT
+);
+INSERT INTO fabric_state (fabric_id, intent_generation, intent_token, lease_owner, lease_until)
+    SELECT id, intent_generation, '', lease_owner, lease_until FROM fabrics;
+ALTER TABLE fabrics DROP COLUMN intent_generation;
+ALTER TABLE fabrics DROP COLUMN lease_owner;
+ALTER TABLE fabrics DROP COLUMN lease_until;
 "#,
         sqlite: "",
         postgres: "",

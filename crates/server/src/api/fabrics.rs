@@ -401,7 +401,7 @@ fn plan_proposed(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let applied = plan::applied(&states)?;
     Reply::ok(&FabricPlan {
         intent_generation: generation,
-        switches: switch_plans(&desired, &applied)?,
+        switches: switch_plans(&desired.switches, &applied)?,
         subnet_manager: None,
     })
 }
@@ -429,12 +429,12 @@ fn ib_plan(
 }
 
 /// Per switch: the changes from what it holds to what it must have.
-fn switch_plans(
-    desired: &neocloud_fabric::DesiredState,
+fn switch_plans<'a>(
+    desired: impl IntoIterator<Item = (&'a String, &'a neocloud_fabric::SwitchConfig)>,
     applied: &std::collections::BTreeMap<String, neocloud_fabric::SwitchConfig>,
 ) -> Result<Vec<SwitchPlan>> {
     let mut switches = Vec::new();
-    for (name, want) in &desired.switches {
+    for (name, want) in desired {
         let empty = neocloud_fabric::SwitchConfig::new(want.os);
         let have = applied.get(name).unwrap_or(&empty);
         let (changes, steps) = plan::switch_plan(name, have, want)?;
@@ -455,9 +455,12 @@ fn show_plan(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
         let applied = ib::applied(r, &rec.id)?;
         return Reply::ok(&ib_plan(rec.intent_generation, &fabric, &desired, &applied)?);
     }
-    let (record, desired) = c.planners.desired(r, &rec.id)?;
+    let (record, desired) = c
+        .planners
+        .desired(r, &rec.id, false)?
+        .ok_or_else(|| Error::internal("a plan deferred without being asked to"))?;
     let applied = plan::applied(&fabrics::switch_states(r, &rec.id)?)?;
-    let switches = switch_plans(&desired, &applied)?;
+    let switches = switch_plans(desired.iter().map(|(n, c)| (n, &**c)), &applied)?;
     Reply::ok(&FabricPlan {
         intent_generation: record.intent_generation,
         switches,

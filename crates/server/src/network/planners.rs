@@ -21,11 +21,12 @@
 use super::intent::{self, tenant_terms};
 use super::ledger;
 use neocloud_common::{Error, Result};
-use neocloud_fabric::{DesiredState, IncrementalPlanner, Intent, LedgerKey, TenantChange};
+use neocloud_fabric::{IncrementalPlanner, Intent, LedgerKey, SwitchConfig, TenantChange};
 use neocloud_store::fabrics::{self, IntentLock};
 use neocloud_store::{Reader, Writer};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The kept planners, by fabric id.
 pub struct Planners {
@@ -40,8 +41,42 @@ pub struct Planners {
 
 struct Kept {
     token: String,
+    /// The intent generation it holds.
+    generation: i64,
+    /// When it was kept.
+    at: Instant,
     planner: IncrementalPlanner,
+    /// The planner's plan.
+    plan: Plan,
 }
+
+impl Kept {
+    /// A planner just built: its plan shared as a whole.
+    fn new(token: &str, generation: i64, planner: IncrementalPlanner) -> Kept {
+        let plan = Arc::new(
+            planner
+                .desired()
+                .switches
+                .iter()
+                .map(|(n, c)| (n.clone(), Arc::new(c.clone())))
+                .collect(),
+        );
+        Kept::with(token, generation, planner, plan)
+    }
+
+    fn with(token: &str, generation: i64, planner: IncrementalPlanner, plan: Plan) -> Kept {
+        Kept { token: token.to_string(), generation, at: Instant::now(), planner, plan }
+    }
+}
+
+/// Every switch's desired configuration, by name, shared: a reader takes
+/// it without copying, and a change replaces only the switches it changed.
+pub type Plan = Arc<BTreeMap<String, Arc<SwitchConfig>>>;
+
+/// How long a planner kept by a write is taken to be that write still
+/// committing, by a reader whose snapshot is older (past it, the write is
+/// taken to have rolled back).
+const COMMITTING: Duration = Duration::from_secs(2);
 
 /// Why planners were built, and what became of the changes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -115,20 +150,22 @@ impl Planners {
         tenant_request: bool,
     ) -> Result<()> {
         let mut kept = self.lock();
-        let Some(Kept { mut planner, .. }) =
+        let Some(Kept { mut planner, generation, plan, .. }) =
             kept.remove(fabric_id).filter(|k| k.token == lock.previous_token)
         else {
             self.count(|c| c.built_for_write += 1);
             let planner = build(w, fabric_id, tenant_request)?;
-            kept.insert(fabric_id.to_string(), Kept { token: lock.token.clone(), planner });
+            kept.insert(fabric_id.to_string(), Kept::new(&lock.token, lock.generation, planner));
             return Ok(());
         };
         let mut touched: BTreeSet<LedgerKey> = BTreeSet::new();
+        let mut replanned: BTreeMap<String, SwitchConfig> = BTreeMap::new();
         for (i, change) in changes.into_iter().enumerate() {
             match planner.apply_change(change.clone()) {
                 Ok(applied) => {
                     self.count(|c| c.changes_applied += 1);
-                    touched.extend(applied.ledger)
+                    touched.extend(applied.ledger);
+                    replanned.extend(applied.switches.into_iter().map(|(n, c)| (n, c.after)));
                 }
                 Err(e) => {
                     self.count(|c| c.changes_refused += 1);
@@ -138,8 +175,8 @@ impl Planners {
                     if i == 0 {
                         // Unchanged: still the stored intent once this
                         // transaction rolls back.
-                        let token = lock.previous_token.clone();
-                        kept.insert(fabric_id.to_string(), Kept { token, planner });
+                        let k = Kept::with(&lock.previous_token, generation, planner, plan);
+                        kept.insert(fabric_id.to_string(), k);
                     }
                     return Err(tenant_terms(e, &named, tenant_request));
                 }
@@ -149,7 +186,10 @@ impl Planners {
         if self.verify {
             verify(w, fabric_id, &planner)?;
         }
-        kept.insert(fabric_id.to_string(), Kept { token: lock.token.clone(), planner });
+        let mut next = (*plan).clone();
+        next.extend(replanned.into_iter().map(|(n, c)| (n, Arc::new(c))));
+        let k = Kept::with(&lock.token, lock.generation, planner, Arc::new(next));
+        kept.insert(fabric_id.to_string(), k);
         Ok(())
     }
 
@@ -162,7 +202,7 @@ impl Planners {
         kept.remove(fabric_id);
         self.count(|c| c.built_for_document += 1);
         let planner = build(w, fabric_id, false)?;
-        kept.insert(fabric_id.to_string(), Kept { token: lock.token.clone(), planner });
+        kept.insert(fabric_id.to_string(), Kept::new(&lock.token, lock.generation, planner));
         Ok(())
     }
 
@@ -176,14 +216,25 @@ impl Planners {
     /// token: the kept planner's plan when it is current, else a planner
     /// built from the snapshot (not holding the mutex meanwhile) and kept
     /// unless a writer kept one first.
+    ///
+    /// `None` (only when `defer`): the kept planner is a newer write's,
+    /// still committing; the caller plans again once it has (the fabric
+    /// controller is woken by every committed write), instead of planning
+    /// the whole fabric for a snapshot about to be outdated.
     pub fn desired(
         &self,
         r: &mut dyn Reader,
         fabric_id: &str,
-    ) -> Result<(fabrics::FabricRecord, DesiredState)> {
+        defer: bool,
+    ) -> Result<Option<(fabrics::FabricRecord, Plan)>> {
         let record = fabrics::get(r, fabric_id)?;
-        if let Some(k) = self.lock().get(fabric_id).filter(|k| k.token == record.intent_token) {
-            return Ok((record, k.planner.desired().clone()));
+        if let Some(k) = self.lock().get(fabric_id) {
+            if k.token == record.intent_token {
+                return Ok(Some((record, k.plan.clone())));
+            }
+            if defer && k.generation > record.intent_generation && k.at.elapsed() < COMMITTING {
+                return Ok(None);
+            }
         }
         self.count(|c| c.built_for_read += 1);
         let l = intent::load(r, fabric_id)?;
@@ -203,10 +254,10 @@ impl Planners {
                 l.record.name
             )));
         }
-        let desired = planner.desired().clone();
-        let token = l.record.intent_token.clone();
-        self.lock().entry(fabric_id.to_string()).or_insert(Kept { token, planner });
-        Ok((l.record, desired))
+        let k = Kept::new(&l.record.intent_token, l.record.intent_generation, planner);
+        let plan = k.plan.clone();
+        self.lock().entry(fabric_id.to_string()).or_insert(k);
+        Ok(Some((l.record, plan)))
     }
 }
 

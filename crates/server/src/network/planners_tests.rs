@@ -118,11 +118,15 @@ fn tenant_changes_reuse_the_kept_planner_and_write_only_their_ledger_entries() {
         f.check_kept(&p);
         assert_ne!(f.l3_vni(&v1), f.l3_vni(&v2), "[{b:?}]");
         // The controller's read is served from the kept planner.
-        let (record, desired) = f.store.read(|r| p.desired(r, &f.fabric)).unwrap();
+        let (record, desired) = f.store.read(|r| p.desired(r, &f.fabric, true)).unwrap().unwrap();
         assert_eq!(p.counts().built_for_read, 0, "[{b:?}]");
         let fresh = Planners::default();
-        let (_, planned) = f.store.read(|r| fresh.desired(r, &f.fabric)).unwrap();
+        let (_, planned) = f.store.read(|r| fresh.desired(r, &f.fabric, true)).unwrap().unwrap();
         assert_eq!(desired, planned, "[{b:?}] the kept plan is a fresh planner's");
+        let kept_plan = p.lock()[&f.fabric].planner.desired().switches.clone();
+        let shared: BTreeMap<String, SwitchConfig> =
+            desired.iter().map(|(n, c)| (n.clone(), (**c).clone())).collect();
+        assert_eq!(shared, kept_plan, "[{b:?}] the shared plan follows the changes");
         assert_eq!(fresh.counts().built_for_read, 1, "[{b:?}]");
         assert!(record.intent_generation >= 4, "[{b:?}]");
         // Removing the VPC releases its entry, and only it.
@@ -164,6 +168,12 @@ fn a_change_rolled_back_after_the_planner_took_it_is_never_used() {
             (seen.expect("the planner allocated for the ghost").l3_vni, e)
         };
         assert!(matches!(e, Error::Conflict { .. }), "[{b:?}] {e:?}");
+        // A reader with the older snapshot waits for the write to commit
+        // (the controller); one that must answer now plans the snapshot.
+        let deferred = f.store.read(|r| p.desired(r, &f.fabric, true)).unwrap();
+        assert!(deferred.is_none(), "[{b:?}]");
+        let now = f.store.read(|r| p.desired(r, &f.fabric, false)).unwrap();
+        assert!(now.is_some() && p.counts().built_for_read == 1, "[{b:?}]");
         let v2 = f.add_vpc(&p, "two").unwrap();
         assert_eq!(p.counts().built_for_write, 2, "[{b:?}] rebuilt from the store");
         // The ghost's VNI was never recorded: the next VPC gets it.

@@ -98,10 +98,14 @@ impl FabricController {
         secrets: &SecretBox,
         fabric_id: &str,
     ) -> Result<PassReport> {
-        let ((record, desired), states) = store.read(|r| {
-            Ok((self.planners.desired(r, fabric_id)?, fabrics::switch_states(r, fabric_id)?))
+        let (planned, states) = store.read(|r| {
+            Ok((self.planners.desired(r, fabric_id, true)?, fabrics::switch_states(r, fabric_id)?))
         })?;
+        // A write is committing: its wake-up brings the next pass.
+        let Some((record, desired)) = planned else { return Ok(PassReport::default()) };
         let applied = plan::applied(&states)?;
+        let by_name: HashMap<&str, &SwitchState> =
+            states.iter().map(|s| (s.switch.as_str(), s)).collect();
         let generation = record.intent_generation;
         let work: Vec<Work<'_>> = record
             .spec
@@ -114,18 +118,23 @@ impl FabricController {
                     fabric_id,
                     spec,
                     want: desired
-                        .switches
                         .get(name)
                         .cloned()
-                        .unwrap_or_else(|| SwitchConfig::new(os)),
-                    have: applied.get(name).cloned(),
-                    state: states.iter().find(|s| s.switch == name).cloned(),
+                        .unwrap_or_else(|| Arc::new(SwitchConfig::new(os))),
+                    have: applied.get(name),
+                    state: by_name.get(name).map(|s| (*s).clone()),
                     generation,
                 }
             })
             .collect();
         let mut report = PassReport::default();
-        for chunk in work.chunks(PARALLEL_SWITCHES) {
+        // Unmanaged switches need no device: no thread each.
+        let (unmanaged, managed): (Vec<_>, Vec<_>) =
+            work.into_iter().partition(|w| w.spec.management == SwitchManagement::None);
+        for w in &unmanaged {
+            report.add(self.converge_switch(store, secrets, w));
+        }
+        for chunk in managed.chunks(PARALLEL_SWITCHES) {
             let outcomes: Vec<PassReport> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
@@ -166,9 +175,9 @@ impl FabricController {
             Ok(d) => d,
             Err(e) => return self.failed(store, w, &e.to_string()),
         };
-        let have = w.have.clone().unwrap_or_else(|| SwitchConfig::new(w.want.os));
+        let have = w.have.cloned().unwrap_or_else(|| SwitchConfig::new(w.want.os));
         let behind = w.state.as_ref().is_none_or(|s| s.applied_generation < w.generation);
-        if have != w.want {
+        if have != *w.want {
             return self.push(store, w, driver.as_ref(), &have, "switch_apply");
         }
         if behind {
@@ -301,8 +310,9 @@ impl FabricController {
 struct Work<'a> {
     fabric_id: &'a str,
     spec: &'a SwitchSpec,
-    want: SwitchConfig,
-    have: Option<SwitchConfig>,
+    /// Shared with the kept plan.
+    want: Arc<SwitchConfig>,
+    have: Option<&'a SwitchConfig>,
     state: Option<SwitchState>,
     generation: i64,
 }
