@@ -10,7 +10,6 @@
 mod drivers;
 mod ib;
 
-use crate::network::plan;
 use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use neocloud_common::{time::now_micros, Error, Result};
@@ -41,7 +40,13 @@ pub struct FabricController {
     /// The Ethernet fabrics' kept planners (shared with the API).
     pub planners: Arc<Planners>,
     last_check: Mutex<HashMap<(String, String), Instant>>,
+    /// What each switch was last given, parsed, by (fabric, switch): kept
+    /// while the stored JSON is the same (a pass parses only what changed).
+    applied: Mutex<HashMap<(String, String), Parsed>>,
 }
+
+/// A stored configuration and what it parses to.
+type Parsed = (String, Arc<SwitchConfig>);
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,7 @@ impl FabricController {
             drivers,
             planners: Arc::default(),
             last_check: Mutex::default(),
+            applied: Mutex::default(),
         }
     }
 
@@ -103,7 +109,7 @@ impl FabricController {
         })?;
         // A write is committing: its wake-up brings the next pass.
         let Some((record, desired)) = planned else { return Ok(PassReport::default()) };
-        let applied = plan::applied(&states)?;
+        let applied = self.applied_configs(fabric_id, &states)?;
         let by_name: HashMap<&str, &SwitchState> =
             states.iter().map(|s| (s.switch.as_str(), s)).collect();
         let generation = record.intent_generation;
@@ -121,7 +127,7 @@ impl FabricController {
                         .get(name)
                         .cloned()
                         .unwrap_or_else(|| Arc::new(SwitchConfig::new(os))),
-                    have: applied.get(name),
+                    have: applied.get(name).map(|c| &**c),
                     state: by_name.get(name).map(|s| (*s).clone()),
                     generation,
                 }
@@ -229,6 +235,37 @@ impl FabricController {
             r.repaired = 1;
         }
         Ok(r)
+    }
+
+    /// What each switch was last given (as `network::plan::applied`), parsing only the
+    /// stored configurations that changed since the last pass.
+    fn applied_configs(
+        &self,
+        fabric_id: &str,
+        states: &[SwitchState],
+    ) -> Result<HashMap<String, Arc<SwitchConfig>>> {
+        let mut cache = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let present: std::collections::HashSet<&str> =
+            states.iter().map(|s| s.switch.as_str()).collect();
+        cache.retain(|(f, sw), _| f != fabric_id || present.contains(sw.as_str()));
+        let mut out = HashMap::new();
+        for s in states {
+            let Some(json) = &s.applied else { continue };
+            let key = (fabric_id.to_string(), s.switch.clone());
+            let cfg = match cache.get(&key) {
+                Some((was, cfg)) if was == json => cfg.clone(),
+                _ => {
+                    let cfg: SwitchConfig = serde_json::from_str(json).map_err(|e| {
+                        Error::internal(format!("stored config of switch {}: {e}", s.switch))
+                    })?;
+                    let cfg = Arc::new(cfg);
+                    cache.insert(key, (json.clone(), cfg.clone()));
+                    cfg
+                }
+            };
+            out.insert(s.switch.clone(), cfg);
+        }
+        Ok(out)
     }
 
     /// Whether the target's periodic check is due (and, if so, notes it).
