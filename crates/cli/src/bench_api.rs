@@ -105,6 +105,39 @@ pub fn parallel<T: Send + 'static>(
     (all.into_iter().map(|(_, t)| t).collect(), start.elapsed())
 }
 
+/// Tenant `name` with a quota of `nodes` H100 nodes and project `p`.
+pub fn tenant(api: &Api, name: &str, nodes: usize) -> Result<(), String> {
+    api.must("POST", "/v1/tenants", &json!({"name": name}))?;
+    api.must(
+        "PUT",
+        &format!("/v1/tenants/{name}/quotas"),
+        &json!({"generation": 1, "limits": {"nodes": nodes, "gpu:h100-80gb": 8 * nodes}}),
+    )?;
+    api.must("POST", &format!("/v1/tenants/{name}/projects"), &json!({"name": "p"}))?;
+    Ok(())
+}
+
+/// A whole-node H100 instance type and a tenant and a sanitizer image
+/// (never fetched: the nodes are simulated or placement-only).
+pub fn catalog(api: &Api, instance_type: &str, images: [&str; 2]) -> Result<(), String> {
+    api.must(
+        "POST",
+        "/v1/instance-types",
+        &json!({"name": instance_type, "kind": "bare_metal", "gpu_model": "h100-80gb"}),
+    )?;
+    for (name, purpose) in images.into_iter().zip(["tenant", "sanitizer"]) {
+        api.must(
+            "POST",
+            "/v1/images",
+            &json!({"name": name, "purpose": purpose,
+                    "kernel_url": format!("http://images.invalid/{name}/vmlinuz"),
+                    "initrd_url": format!("http://images.invalid/{name}/initrd"),
+                    "description": "SIMULATED: simulated nodes never fetch it"}),
+        )?;
+    }
+    Ok(())
+}
+
 /// A server bound in this process on `config` (not yet running: spawn its
 /// `run` on `rt`), its base URL and the admin token it bootstrapped.
 pub fn bind(

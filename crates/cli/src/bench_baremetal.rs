@@ -272,30 +272,8 @@ impl Env {
     /// Tenant, quota, project, instance type and images.
     fn setup(&self) -> Result<(), String> {
         let a = Api::new(&self.base, &self.token);
-        let k = self.args.provisions as i64;
-        a.must("POST", "/v1/tenants", &json!({"name": "bench"}))?;
-        a.must(
-            "PUT",
-            "/v1/tenants/bench/quotas",
-            &json!({"generation": 1, "limits": {"nodes": k, "gpu:h100-80gb": 8 * k}}),
-        )?;
-        a.must("POST", "/v1/tenants/bench/projects", &json!({"name": "p"}))?;
-        a.must(
-            "POST",
-            "/v1/instance-types",
-            &json!({"name": "bm-h100", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-        )?;
-        for (name, purpose) in [("bench-os", "tenant"), ("bench-sanitizer", "sanitizer")] {
-            a.must(
-                "POST",
-                "/v1/images",
-                &json!({"name": name, "purpose": purpose,
-                        "kernel_url": format!("http://images.invalid/{name}/vmlinuz"),
-                        "initrd_url": format!("http://images.invalid/{name}/initrd"),
-                        "description": "SIMULATED: simulated nodes never fetch it"}),
-            )?;
-        }
-        Ok(())
+        crate::bench_api::tenant(&a, "bench", self.args.provisions)?;
+        crate::bench_api::catalog(&a, "bm-h100", ["bench-os", "bench-sanitizer"])
     }
 
     /// Creates the instances; their tenant and project ids and the phase.

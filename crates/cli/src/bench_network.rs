@@ -20,7 +20,7 @@
 //! with its audit event, and the fabric's kept planner validating,
 //! allocating and re-planning what the change reaches).
 
-use crate::bench_api::{parallel, Api};
+use crate::bench_api::{catalog, parallel, tenant, Api};
 use neocloud_server::Config;
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -143,17 +143,6 @@ fn create_nodes(base: &str, token: &str, clients: usize, names: Vec<String>) -> 
     done.into_iter().collect()
 }
 
-fn tenant(api: &Api, name: &str, nodes: usize) -> Result<(), String> {
-    api.must("POST", "/v1/tenants", &json!({"name": name}))?;
-    api.must(
-        "PUT",
-        &format!("/v1/tenants/{name}/quotas"),
-        &json!({"generation": 1, "limits": {"nodes": nodes, "gpu:h100-80gb": 8 * nodes}}),
-    )?;
-    api.must("POST", &format!("/v1/tenants/{name}/projects"), &json!({"name": "p"}))?;
-    Ok(())
-}
-
 fn instances(api: &Api, base: &str, count: usize) -> Result<Vec<String>, String> {
     let r = api.must(
         "POST",
@@ -191,19 +180,7 @@ fn attach(api: &Api, base: &str, instance: &str) -> Result<Value, String> {
 fn measure(a: &NetworkArgs, base: &str, token: &str) -> Result<Figures, String> {
     let api = Api::new(base, token);
     let started = Instant::now();
-    api.must(
-        "POST",
-        "/v1/instance-types",
-        &json!({"name": "bm", "kind": "bare_metal", "gpu_model": "h100-80gb"}),
-    )?;
-    for (name, purpose) in [("os", "tenant"), ("sanitizer", "sanitizer")] {
-        api.must(
-            "POST",
-            "/v1/images",
-            &json!({"name": name, "purpose": purpose, "kernel_url": "http://img.local/k",
-                    "initrd_url": "http://img.local/i"}),
-        )?;
-    }
+    catalog(&api, "bm", ["os", "sanitizer"])?;
     // The measured tenant's nodes first (it takes them all): node k on
     // leaf k, port 0; the others from port 1 on, round the leaves.
     let mut cabling: Vec<(String, usize, usize)> =

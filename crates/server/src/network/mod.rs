@@ -1,8 +1,9 @@
 //! Tenant networking as the server holds it: the provider's fabric
 //! document turned into the fabric core's model (`model`), everything a
-//! fabric must carry loaded from the store as the core's intent, and the
-//! ledger extended under the fabric's lock (`intent`). The API's handlers
-//! and the fabric controller share these; neither plans on its own terms.
+//! fabric must carry loaded from the store as the core's intent (`intent`),
+//! the ledger kept by entry (`ledger`), and one kept planner per fabric,
+//! fed every tenant change under the fabric's lock (`planners`). The API's
+//! handlers and the controllers share these; none plans on its own terms.
 
 pub mod ib;
 pub mod intent;
@@ -16,7 +17,7 @@ use neocloud_common::Error;
 
 /// Maps the fabric core's errors. Its field paths (`switches[2].asn`) name
 /// the provider's document, converted in order (tenant requests: see
-/// `intent::reallocate`).
+/// `intent::tenant_terms`).
 pub fn fabric_error(e: neocloud_fabric::Error) -> Error {
     use neocloud_fabric::Error as F;
     match e {

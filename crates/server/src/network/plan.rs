@@ -11,13 +11,16 @@ pub fn applied(states: &[SwitchState]) -> Result<BTreeMap<String, SwitchConfig>>
     let mut out = BTreeMap::new();
     for s in states {
         if let Some(json) = &s.applied {
-            let cfg: SwitchConfig = serde_json::from_str(json).map_err(|e| {
-                Error::internal(format!("stored config of switch {}: {e}", s.switch))
-            })?;
-            out.insert(s.switch.clone(), cfg);
+            out.insert(s.switch.clone(), parse_applied(&s.switch, json)?);
         }
     }
     Ok(out)
+}
+
+/// One switch's stored configuration.
+pub fn parse_applied(switch: &str, json: &str) -> Result<SwitchConfig> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::internal(format!("stored config of switch {switch}: {e}")))
 }
 
 fn describe_object(o: &Object) -> String {

@@ -255,10 +255,7 @@ impl FabricController {
             let cfg = match cache.get(&key) {
                 Some((was, cfg)) if was == json => cfg.clone(),
                 _ => {
-                    let cfg: SwitchConfig = serde_json::from_str(json).map_err(|e| {
-                        Error::internal(format!("stored config of switch {}: {e}", s.switch))
-                    })?;
-                    let cfg = Arc::new(cfg);
+                    let cfg = Arc::new(crate::network::plan::parse_applied(&s.switch, json)?);
                     cache.insert(key, (json.clone(), cfg.clone()));
                     cfg
                 }
