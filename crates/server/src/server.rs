@@ -291,14 +291,14 @@ fn spawn_background(
                     continue;
                 }
             };
-            for n in nodes {
+            for id in nodes {
                 let s3 = s.clone();
                 tokio::task::spawn_blocking(move || {
                     let res =
-                        s3.app.lifecycle.step_node_chained(&s3.app.store, &s3.app.secrets, &n);
+                        s3.app.lifecycle.step_node_chained(&s3.app.store, &s3.app.secrets, &id);
                     if let Err(e) = res {
                         s3.app.metrics.background_error("node_lifecycle");
-                        tracing::warn!(node = %n.name, error = %e, "node lifecycle step failed");
+                        tracing::warn!(node = %id, error = %e, "node lifecycle step failed");
                     }
                 });
             }

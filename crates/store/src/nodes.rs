@@ -227,22 +227,25 @@ pub fn transition(
 /// Nodes the lifecycle controller has work for: those in a state it
 /// drives, and those with intent recorded since they entered their state
 /// (inspect again, an instance to provision or release, maintenance).
-pub fn list_in_progress(r: &mut dyn Reader) -> Result<Vec<Node>> {
+/// The ids of the nodes the lifecycle controller has work for, longest
+/// in their state first: those in a state it drives, and those with intent
+/// recorded since they entered their state (inspect again, an instance to
+/// provision or release, maintenance). Ids only: the controller reads each
+/// node again once it holds its claim.
+pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
     r.query(
-        &format!(
-            "{SELECT} WHERE lifecycle_state IN ('enrolling', 'inspecting', 'provisioning', 'releasing', 'sanitizing') \
-             OR inspect_requested_at > lifecycle_since \
-             OR (lifecycle_state = 'available' AND (availability = 'maintenance' \
-                 OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
-             OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
-             OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
-                 WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
-             ORDER BY lifecycle_since, id"
-        ),
+        "SELECT id FROM nodes WHERE lifecycle_state IN ('enrolling', 'inspecting', 'provisioning', 'releasing', 'sanitizing') \
+         OR inspect_requested_at > lifecycle_since \
+         OR (lifecycle_state = 'available' AND (availability = 'maintenance' \
+             OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
+         OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
+         OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
+             WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
+         ORDER BY lifecycle_since, id",
         &[],
     )?
     .iter()
-    .map(from_row)
+    .map(|row| row.str(0))
     .collect()
 }
 

@@ -28,7 +28,7 @@ mod schedule;
 use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
-use neocloud_common::{time::now_micros, Error, Result};
+use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
 use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
@@ -198,12 +198,15 @@ impl LifecycleController {
         }
     }
 
-    /// Steps one claimed node and releases the claim.
-    pub fn step_node(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<Outcome> {
-        let res = store
-            .read(|r| nodes::get(r, &n.id))
-            .and_then(|fresh| self.step_and_account(store, secrets, &fresh));
-        self.release_claim(&n.id);
+    /// Steps one claimed node (by id) and releases the claim. A node
+    /// deleted since it was claimed has nothing to do.
+    pub fn step_node(&self, store: &Store, secrets: &SecretBox, id: &str) -> Result<Outcome> {
+        let res = match store.read(|r| nodes::lookup(r, &NameOrId::Id(id.to_string()))) {
+            Ok(Some(fresh)) => self.step_and_account(store, secrets, &fresh),
+            Ok(None) => Ok(Outcome::Nothing),
+            Err(e) => Err(e),
+        };
+        self.release_claim(id);
         res
     }
 
@@ -214,27 +217,32 @@ impl LifecycleController {
         &self,
         store: &Store,
         secrets: &SecretBox,
-        n: &Node,
+        id: &str,
     ) -> Result<Outcome> {
-        // The claim's record may predate the last step of this node (read
-        // before that step released its claim): stepping it would repeat
-        // that step's BMC actions (a second reset kills a booting image).
-        // Read the node again now that it is claimed.
+        // The claim is by id: the node is read now that it is claimed (a
+        // record read before its last step released the claim would
+        // repeat that step's BMC actions; a second reset kills a booting
+        // image), and again before each chained step.
         let mut res = Ok(Outcome::Moved);
         let mut waits = false;
         for _ in 0..MAX_CHAINED_STEPS {
             if !matches!(res, Ok(Outcome::Moved)) {
                 break;
             }
-            res = store.read(|r| nodes::get(r, &n.id)).and_then(|node| {
-                waits = schedule::awaits_agent(&node.lifecycle);
-                self.step_and_account(store, secrets, &node)
-            });
+            res = match store.read(|r| nodes::lookup(r, &NameOrId::Id(id.to_string()))) {
+                Ok(Some(node)) => {
+                    waits = schedule::awaits_agent(&node.lifecycle);
+                    self.step_and_account(store, secrets, &node)
+                }
+                // Deleted since it was claimed.
+                Ok(None) => Ok(Outcome::Nothing),
+                Err(e) => Err(e),
+            };
         }
         if waits && matches!(res, Ok(Outcome::Nothing)) {
-            self.rest(&n.id);
+            self.rest(id);
         }
-        self.release_claim(&n.id);
+        self.release_claim(id);
         res
     }
 
@@ -429,6 +437,7 @@ impl LifecycleController {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .retain(|(id, _), _| id != &n.id);
+
             tracing::info!(node = %n.name, from = n.lifecycle.name(), to = to.name(), "node lifecycle");
         }
         Ok(moved)
@@ -644,6 +653,27 @@ mod tests {
         assert!(!Arc::ptr_eq(&signal, &ctl.steps_signal("agt_1")));
         ctl.forget_steps_signal("agt_1");
         assert!(ctl.step_signals.lock().unwrap().is_empty());
+    }
+
+    /// Claims are node ids, read once held: a node gone by then (deleted
+    /// after the pass listed it) is not stepped and its claim is released.
+    #[test]
+    fn a_claimed_node_deleted_before_its_step_is_skipped_and_unclaimed() {
+        let (store, _db) =
+            neocloud_store::testing::fresh_store(neocloud_store::testing::TestBackend::Sqlite)
+                .expect("SQLite is always available");
+        let dir =
+            std::env::temp_dir().join(format!("neocloud-claim-{}", neocloud_common::new_id()));
+        let secrets = SecretBox::load_or_create(&dir).unwrap();
+        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
+        ctl.nudge("node_gone");
+        let claimed = ctl.claim(&store, false).unwrap();
+        assert_eq!(claimed, vec!["node_gone".to_string()]);
+        assert!(ctl.in_flight.lock().unwrap().contains("node_gone"), "held while stepped");
+        assert_eq!(ctl.step_node_chained(&store, &secrets, "node_gone").unwrap(), Outcome::Nothing);
+        assert!(ctl.in_flight.lock().unwrap().is_empty(), "claim released");
+        assert!(ctl.claim(&store, true).unwrap().is_empty(), "no work in an empty store");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! a sanitizer's held heartbeat once its steps are queued.
 
 use super::LifecycleController;
-use neocloud_common::{Error, Result};
+use neocloud_common::Result;
 use neocloud_store::{nodes, Store};
-use neocloud_types::{BootStep, Node, NodeLifecycle, SanitizeStep};
+use neocloud_types::{BootStep, NodeLifecycle, SanitizeStep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,14 +67,15 @@ impl LifecycleController {
     /// The work of one pass of the loop: every node with work on a tick or
     /// after [`Self::wake_all`], else the nudged nodes. A nudged node whose
     /// step is running stays nudged and is stepped once that step ends.
-    pub fn claim(&self, store: &Store, tick: bool) -> Result<Vec<Node>> {
+    /// Node ids: each node is read once claimed (see `step_node_chained`).
+    pub fn claim(&self, store: &Store, tick: bool) -> Result<Vec<String>> {
         let full = self.full_pass.swap(false, std::sync::atomic::Ordering::SeqCst) || tick;
         if full {
             let work = self.claim_work(store)?;
             // The pass covers every nudge but those of nodes still stepping.
             let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             let claimed: std::collections::HashSet<&str> =
-                work.iter().map(|n| n.id.as_str()).collect();
+                work.iter().map(String::as_str).collect();
             self.nudged
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -83,40 +84,20 @@ impl LifecycleController {
         }
         let nudged: Vec<String> =
             self.nudged.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-        if nudged.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A node deleted meanwhile is simply not stepped; a claimed node is
-        // read again before its step (see `step_node_chained`).
-        let read = store.read(|r| {
-            let mut nodes = Vec::with_capacity(nudged.len());
-            for id in &nudged {
-                match nodes::get(r, id) {
-                    Ok(n) => nodes.push(n),
-                    Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(nodes)
-        });
-        let found = match read {
-            Ok(nodes) => nodes,
-            Err(e) => {
-                self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(nudged);
-                return Err(e);
-            }
-        };
+        // A node deleted meanwhile is not found when its step reads it.
         let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let (mut out, mut later) = (Vec::new(), Vec::new());
-        for n in found {
-            if busy.len() < self.parallel_steps.max(1) && busy.insert(n.id.clone()) {
-                out.push(n);
+        for id in nudged {
+            if busy.len() < self.parallel_steps.max(1) && busy.insert(id.clone()) {
+                out.push(id);
             } else {
-                later.push(n.id);
+                later.push(id);
             }
         }
         drop(busy);
-        self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(later);
+        if !later.is_empty() {
+            self.nudged.lock().unwrap_or_else(|p| p.into_inner()).extend(later);
+        }
         Ok(out)
     }
 
@@ -132,22 +113,22 @@ impl LifecycleController {
     /// Runs every node with work one step forward.
     /// Nodes with work and no step running, claimed for stepping (at most
     /// [`PARALLEL_STEPS`] in flight). Each must then go to [`Self::step_node`].
-    pub fn claim_work(&self, store: &Store) -> Result<Vec<Node>> {
-        let work = store.read(nodes::list_in_progress)?;
+    pub fn claim_work(&self, store: &Store) -> Result<Vec<String>> {
+        let work = store.read(nodes::ids_in_progress)?;
         let now = std::time::Instant::now();
         let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
         resting.retain(|_, until| *until > now);
         let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
-        for n in work {
+        for id in work {
             if busy.len() >= self.parallel_steps.max(1) {
                 break;
             }
-            if resting.contains_key(&n.id) {
+            if resting.contains_key(&id) {
                 continue;
             }
-            if busy.insert(n.id.clone()) {
-                out.push(n);
+            if busy.insert(id.clone()) {
+                out.push(id);
             }
         }
         Ok(out)
