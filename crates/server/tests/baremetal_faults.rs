@@ -822,7 +822,74 @@ fn instance_requests_are_checked_and_refusals_write_nothing() {
         assert_eq!(r3["state"], "released", "[{b}] {r3}");
         assert_eq!(committed(&s, "nodes"), 0, "[{b}]");
         // The name is free again.
-        tenant.post(INSTANCES, &body(json!({}))).expect(201);
+        let web = tenant.post(INSTANCES, &body(json!({}))).expect(201).body["items"][0].clone();
+        release(&tenant, web["id"].as_str().unwrap()).expect(202);
+        ctl.run_once(&s.store, &secrets).unwrap();
+
+        // A gang of two, written together: an instance, allocation and
+        // quota claim each (each is released on its own).
+        let q = a.get("/v1/tenants/acme/quotas").expect(200).body;
+        a.put(
+            "/v1/tenants/acme/quotas",
+            &json!({"generation": q["generation"], "limits": {"nodes": 2, "gpu:h100-80gb": 32}}),
+        )
+        .expect(200);
+        let items =
+            tenant.post(INSTANCES, &body(json!({"name": "job", "count": 2}))).expect(201).body
+                ["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+        let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["job-0", "job-1"], "[{b}]");
+        assert_ne!(items[0]["node_id"], items[1]["node_id"], "[{b}]");
+        assert_ne!(items[0]["allocation_id"], items[1]["allocation_id"], "[{b}]");
+        let mut claims = Vec::new();
+        for i in &items {
+            assert_eq!(i["state"], "pending", "[{b}] {i}");
+            let alloc = tenant
+                .get(&format!(
+                    "/v1/tenants/acme/projects/train/allocations/{}",
+                    i["allocation_id"].as_str().unwrap()
+                ))
+                .expect(200)
+                .body;
+            assert_eq!(alloc["count"], 1, "[{b}] {alloc}");
+            let claim = tenant
+                .get(&format!(
+                    "/v1/tenants/acme/projects/train/claims/{}",
+                    alloc["claim_id"].as_str().unwrap()
+                ))
+                .expect(200)
+                .body;
+            assert_eq!(claim["state"], "committed", "[{b}] {claim}");
+            assert_eq!(claim["resources"], json!({"nodes": 1, "gpu:h100-80gb": 8}), "[{b}]");
+            assert!(claim["description"].as_str().unwrap().contains(i["name"].as_str().unwrap()));
+            claims.push(claim["id"].clone());
+        }
+        assert_ne!(claims[0], claims[1], "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 2, "[{b}]");
+        assert_eq!(committed(&s, "gpu:h100-80gb"), 16, "[{b}]");
+        // The same names again: refused, naming the first one taken, before
+        // anything is placed or written.
+        let before = snapshot(&s);
+        let r = tenant.post(INSTANCES, &body(json!({"name": "job", "count": 2}))).expect(409);
+        assert_eq!(r.error(), ("already_exists".into(), Some("name".into())), "[{b}] {}", r.text);
+        assert!(r.text.contains("job-0"), "[{b}] {}", r.text);
+        assert_eq!(snapshot(&s), before, "[{b}]");
+        // One of them released: its own claim is released, the other's stays.
+        release(&tenant, items[0]["id"].as_str().unwrap()).expect(202);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let state = |id: &Value| {
+            tenant
+                .get(&format!("/v1/tenants/acme/projects/train/claims/{}", id.as_str().unwrap()))
+                .expect(200)
+                .body["state"]
+                .clone()
+        };
+        assert_eq!(state(&claims[0]), "released", "[{b}]");
+        assert_eq!(state(&claims[1]), "committed", "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
     }
 }
 

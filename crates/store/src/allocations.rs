@@ -2,7 +2,7 @@
 //! (node, GPU, memory slice) units they hold. The units' primary key makes
 //! a double allocation fail in the database, whichever replica placed it.
 
-use crate::backend::{Reader, Row, Writer};
+use crate::backend::{Reader, Row, Value, Writer};
 use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_placement::{Constraints, Placement};
@@ -60,54 +60,59 @@ pub struct NewAllocation<'a> {
 /// Inserts the allocation and its units. A unit already held elsewhere is
 /// `Conflict`: the caller's view of free capacity was stale.
 pub fn create(w: &mut dyn Writer, a: &NewAllocation<'_>) -> Result<Allocation> {
-    let now = now_micros();
-    w.execute(
-        &format!(
-            "INSERT INTO allocations ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?, ?, ?)"
-        ),
-        vals![
-            a.id,
-            a.tenant_id,
-            a.project_id,
-            a.instance_type_id,
-            a.count as i64,
-            serde_json::to_string(a.constraints).map_err(json_err)?,
-            serde_json::to_string(a.placement).map_err(json_err)?,
-            a.claim_id,
-            now,
-            now,
-            a.kind.as_str(),
-            a.reservation_id
-        ],
-    )?;
-    insert_units(w, a.id, a.units)?;
+    create_many(w, std::slice::from_ref(a))?;
     get(w, a.tenant_id, a.project_id, a.id)
 }
 
-fn insert_units(w: &mut dyn Writer, id: &str, units: &[(String, u8, u8)]) -> Result<()> {
-    // Multi-row inserts, 100 units (400 parameters) at a time.
-    for chunk in units.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id) VALUES ",
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 4);
-        for (i, (node, gpu, slice)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("(?, ?, ?, ?)");
-            params.push(node.as_str().into());
-            params.push((*gpu as i64).into());
-            params.push((*slice as i64).into());
-            params.push(id.into());
-        }
-        w.execute(&sql, &params).map_err(|e| {
-            e.unique_as(Error::conflict(
-                "the chosen capacity was taken concurrently (by another control-plane replica); retry",
-            ))
-        })?;
+/// Inserts allocations and their units, a multi-row `INSERT` per table. A
+/// unit already held elsewhere is a conflict (nothing is written: the
+/// caller's transaction rolls back).
+pub fn create_many(w: &mut dyn Writer, new: &[NewAllocation<'_>]) -> Result<()> {
+    let now = now_micros();
+    let mut rows = Vec::with_capacity(new.len());
+    for a in new {
+        rows.push(vec![
+            a.id.into(),
+            a.tenant_id.into(),
+            a.project_id.into(),
+            a.instance_type_id.into(),
+            (a.count as i64).into(),
+            serde_json::to_string(a.constraints).map_err(json_err)?.into(),
+            serde_json::to_string(a.placement).map_err(json_err)?.into(),
+            a.claim_id.into(),
+            "active".into(),
+            1.into(),
+            now.into(),
+            now.into(),
+            a.kind.as_str().into(),
+            a.reservation_id.into(),
+        ]);
     }
-    Ok(())
+    crate::insert_rows(w, &format!("INSERT INTO allocations ({COLS})"), &rows)?;
+    let units: Vec<Vec<Value>> = new.iter().flat_map(|a| unit_rows(a.id, a.units)).collect();
+    insert_units(w, &units)
+}
+
+fn unit_rows(id: &str, units: &[(String, u8, u8)]) -> Vec<Vec<Value>> {
+    units
+        .iter()
+        .map(|(node, gpu, slice)| {
+            vec![node.into(), (*gpu as i64).into(), (*slice as i64).into(), id.into()]
+        })
+        .collect()
+}
+
+fn insert_units(w: &mut dyn Writer, units: &[Vec<Value>]) -> Result<()> {
+    crate::insert_rows(
+        w,
+        "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id)",
+        units,
+    )
+    .map_err(|e| {
+        e.unique_as(Error::conflict(
+            "the chosen capacity was taken concurrently (by another control-plane replica); retry",
+        ))
+    })
 }
 
 /// Shrinks a reservation to what remains after allocating from it: its
@@ -138,7 +143,7 @@ pub fn shrink_reservation(
         return Err(Error::conflict("the reservation changed concurrently; retry"));
     }
     w.execute("DELETE FROM allocation_units WHERE allocation_id = ?", vals![&r.id])?;
-    insert_units(w, &r.id, units)
+    insert_units(w, &unit_rows(&r.id, units))
 }
 
 pub fn get(r: &mut dyn Reader, tenant_id: &str, project_id: &str, id: &str) -> Result<Allocation> {

@@ -1,7 +1,7 @@
 //! Tenants' bare-metal instances: one node each, held by one allocation.
 //! The lifecycle controller moves an instance's state with its node's.
 
-use crate::backend::{Reader, Row, Writer};
+use crate::backend::{Reader, Row, Value, Writer};
 use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_types::{Instance, InstanceState, NodeLifecycle, Progress, SanitizeStep};
@@ -94,29 +94,90 @@ pub struct NewInstance<'a> {
 }
 
 pub fn create(w: &mut dyn Writer, n: &NewInstance<'_>) -> Result<Instance> {
+    create_many(w, std::slice::from_ref(n))?
+        .pop()
+        .ok_or_else(|| Error::internal("instance vanished"))
+}
+
+/// Inserts instances in `pending`, a multi-row `INSERT` at a time, and
+/// returns them in the order given. A live instance of the same name is
+/// `AlreadyExists` (nothing is written: the caller's transaction rolls
+/// back).
+pub fn create_many(w: &mut dyn Writer, new: &[NewInstance<'_>]) -> Result<Vec<Instance>> {
     let now = now_micros();
-    w.execute(
-        "INSERT INTO instances (id, tenant_id, project_id, name, instance_type_id, image_id, allocation_id, node_id, ssh_keys, user_data, state, reason, release_requested_at, generation, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, 0, 1, ?, ?)",
-        vals![
-            n.id,
-            n.tenant_id,
-            n.project_id,
-            n.name,
-            n.instance_type_id,
-            n.image_id,
-            n.allocation_id,
-            n.node_id,
-            serde_json::to_string(n.ssh_keys).map_err(json_err)?,
-            n.user_data,
-            now,
-            now
-        ],
+    let mut rows = Vec::with_capacity(new.len());
+    for n in new {
+        rows.push(vec![
+            n.id.into(),
+            n.tenant_id.into(),
+            n.project_id.into(),
+            n.name.into(),
+            n.instance_type_id.into(),
+            n.image_id.into(),
+            n.allocation_id.into(),
+            n.node_id.into(),
+            serde_json::to_string(n.ssh_keys).map_err(json_err)?.into(),
+            n.user_data.into(),
+            "pending".into(),
+            Value::Null,
+            0.into(),
+            1.into(),
+            now.into(),
+            now.into(),
+        ]);
+    }
+    crate::insert_rows(
+        w,
+        "INSERT INTO instances (id, tenant_id, project_id, name, instance_type_id, image_id, allocation_id, node_id, ssh_keys, user_data, state, reason, release_requested_at, generation, created_at, updated_at)",
+        &rows,
     )
     .map_err(|e| {
-        e.unique_as(Error::AlreadyExists { kind: "instance", field: "name".into(), value: n.name.to_string() })
+        let value = match new {
+            [one] => one.name.to_string(),
+            [first, .., last] => format!("one of {} .. {}", first.name, last.name),
+            [] => String::new(),
+        };
+        e.unique_as(Error::AlreadyExists { kind: "instance", field: "name".into(), value })
     })?;
-    by_id(w, n.id)
+    let ids: Vec<&str> = new.iter().map(|n| n.id).collect();
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let params: Vec<Value> = chunk.iter().map(|id| (*id).into()).collect();
+        for row in w.query(
+            &format!("SELECT {COLS} {FROM} WHERE i.id IN {}", crate::placeholders(chunk.len())),
+            &params,
+        )? {
+            let i = from_row(&row)?;
+            found.insert(i.id.clone(), i);
+        }
+    }
+    ids.iter()
+        .map(|id| found.remove(*id).ok_or_else(|| Error::internal("instance vanished")))
+        .collect()
+}
+
+/// Which of `names` a live (not released) instance of the project holds.
+pub fn live_names(
+    r: &mut dyn Reader,
+    tenant_id: &str,
+    project_id: &str,
+    names: &[String],
+) -> Result<Vec<String>> {
+    let mut taken = Vec::new();
+    for chunk in names.chunks(500) {
+        let mut params: Vec<Value> = vec![tenant_id.into(), project_id.into()];
+        params.extend(chunk.iter().map(Value::from));
+        for row in r.query(
+            &format!(
+                "SELECT name FROM instances WHERE tenant_id = ? AND project_id = ? AND state <> 'released' AND name IN {} ORDER BY name",
+                crate::placeholders(chunk.len())
+            ),
+            &params,
+        )? {
+            taken.push(row.str(0)?);
+        }
+    }
+    Ok(taken)
 }
 
 /// Any instance by id (the controller's and the boot service's view).

@@ -233,6 +233,51 @@ macro_rules! vals {
     ($($v:expr),* $(,)?) => { &[$($crate::Value::from($v)),*] };
 }
 
+/// Rows per multi-row `INSERT` (at 16 columns, 1,600 parameters: within
+/// both backends' limits, and few distinct statements for PostgreSQL's
+/// per-connection statement cache).
+const ROWS_PER_INSERT: usize = 100;
+
+/// Inserts `rows` with multi-row `INSERT`s: `head` is `INSERT INTO t (a, b)`,
+/// every row holds one value per column. A database error (a unique
+/// violation, say) is the caller's to map.
+pub(crate) fn insert_rows(
+    w: &mut dyn Writer,
+    head: &str,
+    rows: &[Vec<Value>],
+) -> std::result::Result<(), backend::DbError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::with_capacity(head.len() + 8 + chunk.len() * 40);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        let mut params = Vec::with_capacity(chunk.iter().map(Vec::len).sum());
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for j in 0..row.len() {
+                sql.push_str(if j == 0 { "?" } else { ", ?" });
+            }
+            sql.push(')');
+            params.extend(row.iter().cloned());
+        }
+        w.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+/// `(?, ?, ..)` with `n` placeholders, for `IN` lists.
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(2 + n * 3);
+    s.push('(');
+    for i in 0..n {
+        s.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    s.push(')');
+    s
+}
+
 /// Maps a generation-checked `UPDATE`'s row count to the right error.
 /// `scope` is the `(column, value)` the `UPDATE` was also restricted to (the
 /// owning tenant, say): a row outside it is not found, not a mismatch.

@@ -14,7 +14,7 @@
 //! tenant limit has limit 0. Projects and the provider are unlimited on a
 //! resource until a limit is set.
 
-use crate::backend::{Reader, Row, Writer};
+use crate::backend::{Reader, Row, Value, Writer};
 use crate::migrations::PROVIDER;
 use crate::{rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, Result};
@@ -259,6 +259,82 @@ pub fn create_committed_claim(
     new_claim(w, tenant_id, project_id, amounts, description, ClaimState::Committed)
 }
 
+/// Claims committed from the start, one per entry (its amounts and
+/// description), with one ledger update for their sum: the same admission as
+/// taking them one after another in this transaction (all or nothing, since
+/// amounts are positive), with a fraction of the statements. Returns the
+/// claims' ids in the order given.
+pub fn create_committed_claims(
+    w: &mut dyn Writer,
+    tenant_id: &str,
+    project_id: &str,
+    claims: &[(Vec<(QuotaResource, i64)>, String)],
+) -> Result<Vec<String>> {
+    let merged: Vec<BTreeMap<QuotaResource, i64>> =
+        claims.iter().map(|(amounts, _)| merge(amounts)).collect::<Result<_>>()?;
+    let mut total: BTreeMap<QuotaResource, i64> = BTreeMap::new();
+    for (r, n) in merged.iter().flatten() {
+        *total.entry(r.clone()).or_default() += n;
+    }
+    take(w, tenant_id, project_id, &total.into_iter().collect::<Vec<_>>(), ClaimState::Committed)?;
+    let now = now_micros();
+    let mut ids = Vec::with_capacity(claims.len());
+    let mut rows = Vec::with_capacity(claims.len());
+    for (amounts, (_, description)) in merged.iter().zip(claims) {
+        let id = new_id();
+        rows.push(claim_row(
+            &id,
+            tenant_id,
+            project_id,
+            ClaimState::Committed,
+            amounts,
+            description,
+            now,
+        )?);
+        ids.push(id);
+    }
+    crate::insert_rows(w, &format!("INSERT INTO quota_claims ({CLAIM_COLS})"), &rows)?;
+    Ok(ids)
+}
+
+/// One entry per resource, so a claim records what the ledger holds; every
+/// amount positive.
+fn merge(amounts: &[(QuotaResource, i64)]) -> Result<BTreeMap<QuotaResource, i64>> {
+    let mut merged: BTreeMap<QuotaResource, i64> = BTreeMap::new();
+    for (r, n) in amounts {
+        if *n <= 0 {
+            return Err(Error::invalid_value(format!("resources.{}", r.key()), "must be positive"));
+        }
+        *merged.entry(r.clone()).or_default() += n;
+    }
+    Ok(merged)
+}
+
+/// A `quota_claims` row, in [`CLAIM_COLS`] order.
+fn claim_row(
+    id: &str,
+    tenant_id: &str,
+    project_id: &str,
+    state: ClaimState,
+    amounts: &BTreeMap<QuotaResource, i64>,
+    description: &str,
+    now: i64,
+) -> Result<Vec<Value>> {
+    let resources: BTreeMap<String, i64> = amounts.iter().map(|(r, n)| (r.key(), *n)).collect();
+    let json = serde_json::to_string(&resources).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(vec![
+        id.into(),
+        tenant_id.into(),
+        project_id.into(),
+        state.as_str().into(),
+        json.into(),
+        description.into(),
+        1.into(),
+        now.into(),
+        now.into(),
+    ])
+}
+
 fn new_claim(
     w: &mut dyn Writer,
     tenant_id: &str,
@@ -267,24 +343,11 @@ fn new_claim(
     description: &str,
     state: ClaimState,
 ) -> Result<QuotaClaim> {
-    // One entry per resource, so the claim records what the ledger holds.
-    let mut merged: BTreeMap<QuotaResource, i64> = BTreeMap::new();
-    for (r, n) in amounts {
-        if *n <= 0 {
-            return Err(Error::invalid_value(format!("resources.{}", r.key()), "must be positive"));
-        }
-        *merged.entry(r.clone()).or_default() += n;
-    }
-    let amounts: Vec<(QuotaResource, i64)> = merged.into_iter().collect();
-    take(w, tenant_id, project_id, &amounts, state)?;
+    let merged = merge(amounts)?;
+    take(w, tenant_id, project_id, &merged.clone().into_iter().collect::<Vec<_>>(), state)?;
     let id = new_id();
-    let now = now_micros();
-    let resources: BTreeMap<String, i64> = amounts.iter().map(|(r, n)| (r.key(), *n)).collect();
-    let json = serde_json::to_string(&resources).map_err(|e| Error::internal(e.to_string()))?;
-    w.execute(
-        &format!("INSERT INTO quota_claims ({CLAIM_COLS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"),
-        vals![&id, tenant_id, project_id, state.as_str(), json, description, now, now],
-    )?;
+    let row = claim_row(&id, tenant_id, project_id, state, &merged, description, now_micros())?;
+    crate::insert_rows(w, &format!("INSERT INTO quota_claims ({CLAIM_COLS})"), &[row])?;
     get_claim(w, tenant_id, project_id, &id)
 }
 

@@ -4,13 +4,13 @@
 //! `pending`; the lifecycle controller provisions them. Releasing records
 //! the intent; the controller sanitizes the node and then frees it.
 
-use super::allocations::{amounts, check_count, claim, instance_type, plan};
+use super::allocations::{amounts, check_count, instance_type, plan};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, NameOrId, Result};
 use neocloud_placement::Placement;
-use neocloud_store::{agents, allocations, images, instances, Reader, Writer};
+use neocloud_store::{agents, allocations, images, instances, quotas, Reader, Writer};
 use neocloud_types::{
     AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind, InstanceState,
     List, SanitizationRecord,
@@ -165,66 +165,70 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     let image = catalog(w, &p.image)?;
     for n in &names {
-        if instances::lookup(
-            w,
-            tenant,
-            project,
-            &NameOrId::Name(
-                neocloud_common::Name::parse(n).map_err(|e| Error::invalid_value("name", e))?,
-            ),
-        )?
-        .is_some_and(|i| i.state != InstanceState::Released)
-        {
-            return Err(Error::AlreadyExists {
-                kind: "instance",
-                field: "name".into(),
-                value: n.clone(),
-            });
-        }
+        neocloud_common::Name::parse(n).map_err(|e| Error::invalid_value("name", e))?;
+    }
+    if let Some(n) = instances::live_names(w, tenant, project, &names)?.into_iter().next() {
+        return Err(Error::AlreadyExists { kind: "instance", field: "name".into(), value: n });
     }
     let placement = plan(c, w, &it, p.count, &p.constraints)?;
     let group = crate::placement::engine_group(tenant, &p.constraints);
-    let mut reply_items = Vec::with_capacity(names.len());
-    let mut effects = Vec::new();
-    for (name, a) in names.iter().zip(placement.assignments.iter()) {
-        let one = Placement { assignments: vec![a.clone()] };
-        let claim_id =
-            claim(c, w, &amounts(&it, 1, &one)?, &format!("instance {name} ({})", it.name))?;
-        let alloc_id = neocloud_common::new_id();
-        allocations::create(
-            w,
-            &allocations::NewAllocation {
-                id: &alloc_id,
-                tenant_id: tenant,
-                project_id: project,
-                instance_type_id: &it.id,
-                kind: AllocationKind::Allocation,
-                reservation_id: None,
-                count: 1,
-                constraints: &p.constraints,
-                placement: &one,
-                claim_id: &claim_id,
-                units: &one.units(&it.gpu_model),
-            },
-        )?;
-        let inst = instances::create(
-            w,
-            &instances::NewInstance {
-                id: &neocloud_common::new_id(),
-                name,
-                tenant_id: tenant,
-                project_id: project,
-                instance_type_id: &it.id,
-                image_id: &image.id,
-                allocation_id: &alloc_id,
-                node_id: &a.node_id,
-                ssh_keys: &p.ssh_keys,
-                user_data: p.user_data.as_deref(),
-            },
-        )?;
-        effects.push(Effect::Apply { id: alloc_id, placement: one, group: group.clone() });
-        reply_items.push(inst);
-    }
+    // One placement, quota claim and allocation per instance (each is
+    // released on its own), written a statement per table for the call.
+    let ones: Vec<Placement> =
+        placement.assignments.iter().map(|a| Placement { assignments: vec![a.clone()] }).collect();
+    let claims = names
+        .iter()
+        .zip(&ones)
+        .map(|(name, one)| Ok((amounts(&it, 1, one)?, format!("instance {name} ({})", it.name))))
+        .collect::<Result<Vec<_>>>()?;
+    let claim_ids = quotas::create_committed_claims(w, tenant, project, &claims)?;
+    let alloc_ids: Vec<String> = ones.iter().map(|_| neocloud_common::new_id()).collect();
+    let units: Vec<_> = ones.iter().map(|one| one.units(&it.gpu_model)).collect();
+    let allocs: Vec<allocations::NewAllocation<'_>> = ones
+        .iter()
+        .enumerate()
+        .map(|(i, one)| allocations::NewAllocation {
+            id: &alloc_ids[i],
+            tenant_id: tenant,
+            project_id: project,
+            instance_type_id: &it.id,
+            kind: AllocationKind::Allocation,
+            reservation_id: None,
+            count: 1,
+            constraints: &p.constraints,
+            placement: one,
+            claim_id: &claim_ids[i],
+            units: &units[i],
+        })
+        .collect();
+    allocations::create_many(w, &allocs)?;
+    let inst_ids: Vec<String> = ones.iter().map(|_| neocloud_common::new_id()).collect();
+    let new: Vec<instances::NewInstance<'_>> = ones
+        .iter()
+        .enumerate()
+        .map(|(i, one)| instances::NewInstance {
+            id: &inst_ids[i],
+            name: &names[i],
+            tenant_id: tenant,
+            project_id: project,
+            instance_type_id: &it.id,
+            image_id: &image.id,
+            allocation_id: &alloc_ids[i],
+            node_id: &one.assignments[0].node_id,
+            ssh_keys: &p.ssh_keys,
+            user_data: p.user_data.as_deref(),
+        })
+        .collect();
+    let reply_items = instances::create_many(w, &new)?;
+    let effects: Vec<Effect> = alloc_ids
+        .iter()
+        .zip(&ones)
+        .map(|(id, one)| Effect::Apply {
+            id: id.clone(),
+            placement: one.clone(),
+            group: group.clone(),
+        })
+        .collect();
     let g = allocations::bump_placement_generation(w)?;
     // Checked again now that the placement row is locked (last, as every
     // placement write takes it): image deletion takes it first, so on
