@@ -1,6 +1,19 @@
 //! The embedded SQLite backend: one writer connection (writers are
 //! serialized, `BEGIN IMMEDIATE`), a bounded pool of reader connections, WAL.
 //!
+//! **Group commit.** Writers queued behind one another share a
+//! transaction: each runs its closure in a savepoint of the transaction
+//! open on the writer connection (a closure's error rolls back its
+//! savepoint only), and the writer that finds no one queued behind it (or
+//! the group at [`MAX_GROUP`] members or [`MAX_GROUP_AGE`] old) commits for
+//! all. Every member returns only once the group's commit is decided, with
+//! its outcome: committed, or failed as a whole (each member's
+//! [`crate::Store::write`] then runs its closure again, as after any busy
+//! database). Under a burst of small writes (a fleet's lifecycle steps and
+//! agent reports) this writes each hot page to the WAL once per group
+//! instead of once per write, and resets the readers' page caches once per
+//! group.
+//!
 //! Another process may hold the database (a second server on the same file,
 //! a backup): SQLite's busy handler waits for it up to [`BUSY_TIMEOUT`]. A
 //! database still busy or locked after that is `unavailable`, not a fault:
@@ -11,10 +24,12 @@ use crate::backend::{BackendKind, DbError, Reader, RerunPolicy, Row, TxError, Va
 use crate::Backend;
 use neocloud_common::{Error, Result};
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Reader connections open at most (readers beyond it wait for one to
 /// come back). Opening a connection per burst of reads costs more than the
@@ -31,6 +46,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts of a write transaction in all (within [`BUSY_TIMEOUT`]).
 const WRITE_ATTEMPTS: u32 = 3;
 
+/// Most writes committed together.
+const MAX_GROUP: usize = 64;
+
+/// A group is committed once open this long, queued writers or not (they
+/// start the next): members that are done wait no longer than this for it.
+const MAX_GROUP_AGE: Duration = Duration::from_millis(10);
+
 #[derive(Default)]
 struct ReaderPool {
     idle: Vec<Connection>,
@@ -38,9 +60,59 @@ struct ReaderPool {
     open: usize,
 }
 
+/// The writer connection and the group transaction open on it.
+struct WriterState {
+    conn: Connection,
+    open: Option<Group>,
+    next_group: u64,
+}
+
+struct Group {
+    id: u64,
+    /// Writes done in it, waiting for its commit.
+    members: usize,
+    began: Instant,
+}
+
+/// How a group ended, for the members waiting on it. A group that could
+/// not commit was rolled back whole: its members' own writes did not fail,
+/// so each runs again (as after a busy database).
+#[derive(Clone)]
+enum GroupEnd {
+    Committed,
+    RolledBack { code: String, detail: String },
+}
+
+impl GroupEnd {
+    fn result(self) -> Result<(), TxError> {
+        match self {
+            GroupEnd::Committed => Ok(()),
+            GroupEnd::RolledBack { code, detail } => Err(TxError::Rerun { code, detail }),
+        }
+    }
+
+    fn of(e: &TxError) -> GroupEnd {
+        match e {
+            TxError::Rerun { code, detail } => {
+                GroupEnd::RolledBack { code: code.clone(), detail: detail.clone() }
+            }
+            TxError::Fatal(e) => GroupEnd::RolledBack {
+                code: "GROUP_ROLLED_BACK".into(),
+                detail: format!("sqlite: the group transaction was rolled back: {e}"),
+            },
+        }
+    }
+}
+
 pub(crate) struct Sqlite {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<WriterState>,
+    /// Writers waiting for the writer connection: a member leaves its group
+    /// open only while one is, so that one of them ends it.
+    queued: AtomicUsize,
+    /// Ended groups' outcomes, with how many members have yet to take them.
+    ended: Mutex<HashMap<u64, (GroupEnd, usize)>>,
+    group_ended: Condvar,
     readers: Mutex<ReaderPool>,
     returned: Condvar,
 }
@@ -96,7 +168,10 @@ impl Sqlite {
         writer.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
         Ok(Sqlite {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(WriterState { conn: writer, open: None, next_group: 0 }),
+            queued: AtomicUsize::new(0),
+            ended: Mutex::default(),
+            group_ended: Condvar::new(),
             readers: Mutex::new(ReaderPool::default()),
             returned: Condvar::new(),
         })
@@ -131,6 +206,72 @@ impl Sqlite {
                 return Ok(lease(Self::connect(&self.path, true)?, false));
             }
             pool = self.returned.wait_timeout(pool, left).map_err(|_| poisoned())?.0;
+        }
+    }
+
+    /// Runs one write in a savepoint of the open group. `Ok(Err(e))`: the
+    /// closure failed, its savepoint is rolled back and the group goes on;
+    /// `Err`: the group's transaction is lost (a busy database, or the
+    /// savepoint could not be undone).
+    fn member(
+        &self,
+        conn: &Connection,
+        f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>,
+    ) -> Result<Result<()>, TxError> {
+        conn.execute_batch("SAVEPOINT member").map_err(tx_error)?;
+        let (res, busy) = {
+            let mut w = SqliteTx { conn, busy: None };
+            let res = f(&mut w);
+            (res, w.busy)
+        };
+        match (res, busy) {
+            // A statement found the database busy: whatever the closure
+            // made of it, the group ends here (SQLite may have rolled the
+            // transaction back already).
+            (_, Some(busy)) => Err(busy),
+            (Err(e), None) => {
+                conn.execute_batch("ROLLBACK TO member; RELEASE member").map_err(tx_error)?;
+                Ok(Err(e))
+            }
+            (Ok(()), None) => {
+                conn.execute_batch("RELEASE member").map_err(tx_error)?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// Ends the open group (rolled back unless `end` is a commit already
+    /// made) and hands its outcome to its members.
+    fn end_group(&self, st: &mut WriterState, end: GroupEnd) {
+        let Some(g) = st.open.take() else { return };
+        match end {
+            GroupEnd::Committed => {}
+            GroupEnd::RolledBack { .. } => {
+                if !st.conn.is_autocommit() {
+                    let _ = st.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        if g.members > 0 {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            ended.insert(g.id, (end, g.members));
+            self.group_ended.notify_all();
+        }
+    }
+
+    /// A member's share of its group's outcome, once the group ended.
+    fn wait_for(&self, group: u64) -> Result<(), TxError> {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some((end, left)) = ended.get_mut(&group) {
+                let end = end.clone();
+                *left -= 1;
+                if *left == 0 {
+                    ended.remove(&group);
+                }
+                return end.result();
+            }
+            ended = self.group_ended.wait(ended).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -183,7 +324,7 @@ impl Backend for Sqlite {
         let mut lease = self.reader()?;
         let conn = lease.conn.as_mut().expect("a leased connection");
         let tx = conn.transaction().map_err(internal)?;
-        let mut r = SqliteTx { tx: &tx, busy: None };
+        let mut r = SqliteTx { conn: &tx, busy: None };
         // Read-only: ending the transaction either way is the same.
         let res = f(&mut r);
         match r.busy {
@@ -193,31 +334,73 @@ impl Backend for Sqlite {
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<(), TxError> {
-        let mut conn =
-            self.writer.lock().map_err(|_| TxError::Fatal(Error::internal("writer poisoned")))?;
-        let tx =
-            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(tx_error)?;
-        let (res, busy) = {
-            let mut w = SqliteTx { tx: &tx, busy: None };
-            let res = f(&mut w);
-            (res, w.busy)
-        };
-        match (res, busy) {
-            // A statement found the database busy: whatever the closure made
-            // of it, the attempt ends here and is rolled back (SQLite may
-            // have done so already, hence no error from the rollback).
-            (_, Some(busy)) => {
-                let _ = tx.rollback();
-                Err(busy)
-            }
-            (Err(e), None) => {
-                tx.rollback().map_err(tx_error)?;
-                Err(TxError::Fatal(e))
-            }
-            // A COMMIT that fails leaves the transaction open; dropping it
-            // rolls it back.
-            (Ok(()), None) => tx.commit().map_err(tx_error),
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let lock = self.writer.lock();
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        // Poisoned only by a panic outside a closure (those are caught and
+        // end their group): the state is still consistent.
+        let mut st = lock.unwrap_or_else(|p| p.into_inner());
+        if st.open.is_none() {
+            st.conn.execute_batch("BEGIN IMMEDIATE").map_err(tx_error)?;
+            let id = st.next_group;
+            st.next_group += 1;
+            st.open = Some(Group { id, members: 0, began: Instant::now() });
         }
+        let group = st.open.as_ref().map_or(0, |g| g.id);
+        let turn =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.member(&st.conn, f)));
+        let mine = match turn {
+            Ok(Ok(mine)) => mine,
+            // The group cannot be committed: its members run again.
+            Ok(Err(e)) => {
+                self.end_group(&mut st, GroupEnd::of(&e));
+                return Err(e);
+            }
+            Err(panic) => {
+                let end = GroupEnd::RolledBack {
+                    code: "GROUP_ROLLED_BACK".into(),
+                    detail: "sqlite: a write in the group panicked; the group was rolled back"
+                        .into(),
+                };
+                self.end_group(&mut st, end);
+                drop(st);
+                std::panic::resume_unwind(panic);
+            }
+        };
+        if mine.is_ok() {
+            if let Some(g) = st.open.as_mut() {
+                g.members += 1;
+            }
+        }
+        let keep_open = st.open.as_ref().is_some_and(|g| {
+            self.queued.load(Ordering::SeqCst) > 0
+                && g.members < MAX_GROUP
+                && g.began.elapsed() < MAX_GROUP_AGE
+        });
+        if keep_open {
+            drop(st);
+            return match mine {
+                Ok(()) => self.wait_for(group),
+                Err(e) => Err(TxError::Fatal(e)),
+            };
+        }
+        // No one behind: this write ends the group, for all its members.
+        let end = match st.conn.execute_batch("COMMIT") {
+            Ok(()) => GroupEnd::Committed,
+            Err(e) => {
+                // A failed COMMIT leaves the transaction open.
+                let _ = st.conn.execute_batch("ROLLBACK");
+                GroupEnd::of(&tx_error(e))
+            }
+        };
+        let mine_done = mine.is_ok();
+        self.end_group(&mut st, end.clone());
+        if mine_done {
+            // Counted among the members in end_group: take our share.
+            drop(st);
+            return self.wait_for(group);
+        }
+        mine.map_err(TxError::Fatal)
     }
 
     fn rerun_policy(&self) -> RerunPolicy {
@@ -226,7 +409,7 @@ impl Backend for Sqlite {
 }
 
 struct SqliteTx<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    conn: &'a Connection,
     /// The first statement that found the database busy or locked.
     busy: Option<TxError>,
 }
@@ -257,17 +440,13 @@ impl Reader for SqliteTx<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let res = query(self.tx, sql, params);
+        let res = query(self.conn, sql, params);
         res.map_err(|e| internal(self.noted(e)))
     }
 }
 
-fn query(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &str,
-    params: &[Value],
-) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = tx.prepare_cached(sql)?;
+fn query(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let n = stmt.column_count();
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
     let mut out = vec![];
@@ -290,14 +469,14 @@ fn query(
 impl Writer for SqliteTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let res = self
-            .tx
+            .conn
             .prepare_cached(sql)
             .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(params.iter())));
         res.map(|n| n as u64).map_err(|e| db_error(self.noted(e)))
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<(), DbError> {
-        let res = self.tx.execute_batch(sql);
+        let res = self.conn.execute_batch(sql);
         res.map_err(|e| db_error(self.noted(e)))
     }
 }
