@@ -202,6 +202,20 @@ fn project_instances(store: &Store, t: &str, p: &str) -> Result<Vec<Instance>, S
     store.read(|r| instances::list(r, t, p)).map_err(|e| e.to_string())
 }
 
+/// How many of the project's instances are in `state`; the instances
+/// themselves once one failed (polled every 100 ms: a count, so the
+/// harness's polling costs the control plane's cores next to nothing).
+fn count_in(store: &Store, t: &str, p: &str, state: InstanceState) -> Result<usize, String> {
+    let counts = store.read(|r| instances::state_counts(r, t, p)).map_err(|e| e.to_string())?;
+    let of = |s: InstanceState| counts.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n);
+    if of(InstanceState::Failed) > 0 {
+        let all = project_instances(store, t, p)?;
+        let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
+        return Err(format!("{} instance(s) failed: {why:?}", of(InstanceState::Failed)));
+    }
+    Ok(of(state) as usize)
+}
+
 struct Env {
     args: BaremetalArgs,
     base: String,
@@ -303,14 +317,10 @@ impl Env {
             ));
         }
         let (t, p) = ids.ok_or("provision: no instance created")?;
-        let done = wait("every instance to be ready", self.args.timeout, || {
-            let all = project_instances(&self.store, &t, &p)?;
-            if let Some(f) = all.iter().find(|i| i.state == InstanceState::Failed) {
-                return Err(format!("instance {} failed: {:?}", f.name, f.reason));
-            }
-            let ready = all.iter().filter(|i| i.state == InstanceState::Ready).count();
-            Ok((ready >= k).then_some(all))
+        wait("every instance to be ready", self.args.timeout, || {
+            Ok((count_in(&self.store, &t, &p, InstanceState::Ready)? >= k).then_some(()))
         })?;
+        let done = project_instances(&self.store, &t, &p)?;
         let after = counters(&self.fleet);
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let chain = (after.delayed - before.delayed) as f64 / k.max(1) as f64;
@@ -358,17 +368,18 @@ impl Env {
         for r in res {
             requested.push(r?);
         }
-        let done = wait("every instance to be released and sanitized", self.args.timeout, || {
-            let all = project_instances(&self.store, t, p)?;
+        wait("every instance to be released and sanitized", self.args.timeout, || {
             let c = node_counts(&self.store)?;
             if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+                let all = project_instances(&self.store, t, p)?;
                 let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
                 return Err(format!("{f} node(s) failed releasing or sanitizing: {why:?}"));
             }
-            let released = all.iter().filter(|i| i.state == InstanceState::Released).count();
+            let released = count_in(&self.store, t, p, InstanceState::Released)?;
             let available = c.get("available").copied().unwrap_or(0) as usize;
-            Ok((released >= k && available >= self.args.nodes).then_some(all))
+            Ok((released >= k && available >= self.args.nodes).then_some(()))
         })?;
+        let done = project_instances(&self.store, t, p)?;
         let after = counters(&self.fleet);
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let complete = self

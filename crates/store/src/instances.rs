@@ -211,6 +211,26 @@ pub fn lookup(
     rows.first().map(from_row).transpose()
 }
 
+/// How many of a project's instances are in each state (cheap to poll).
+pub fn state_counts(
+    r: &mut dyn Reader,
+    tenant_id: &str,
+    project_id: &str,
+) -> Result<Vec<(InstanceState, i64)>> {
+    r.query(
+        "SELECT state, COUNT(*) FROM instances WHERE tenant_id = ? AND project_id = ? GROUP BY state ORDER BY state",
+        vals![tenant_id, project_id],
+    )?
+    .iter()
+    .map(|row| {
+        let state = row.str(0)?;
+        let state = InstanceState::parse(&state)
+            .ok_or_else(|| Error::internal(format!("bad instance state {state:?}")))?;
+        Ok((state, row.i64(1)?))
+    })
+    .collect()
+}
+
 pub fn list(r: &mut dyn Reader, tenant_id: &str, project_id: &str) -> Result<Vec<Instance>> {
     r.query(
         &format!("SELECT {COLS} {FROM} WHERE i.tenant_id = ? AND i.project_id = ? ORDER BY i.created_at, i.name"),
