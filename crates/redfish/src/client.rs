@@ -63,6 +63,24 @@ enum Auth {
     Basic,
 }
 
+/// A BMC login kept beyond one client: a Redfish session (its token and
+/// where to end it), or the finding that the BMC takes basic auth. A
+/// client resumed with it ([`Bmc::resume`]) logs in only when the BMC
+/// refuses it (the session expired, the BMC restarted).
+#[derive(Clone)]
+pub struct Session(Auth);
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.write_str(match self.0 {
+            Auth::None => "Session(none)",
+            Auth::Session { .. } => "Session(token)",
+            Auth::Basic => "Session(basic)",
+        })
+    }
+}
+
 pub struct Bmc {
     cfg: BmcConfig,
     agent: ureq::Agent,
@@ -103,6 +121,27 @@ fn message_of(body: &Value) -> String {
 }
 
 impl Bmc {
+    /// A client that starts with `session` (from [`Bmc::keep_session`] of an
+    /// earlier client of the same BMC and credentials) instead of logging in.
+    pub fn resume(cfg: BmcConfig, session: Session) -> Bmc {
+        let bmc = Bmc::new(cfg);
+        *bmc.auth.lock().unwrap_or_else(|e| e.into_inner()) = session.0;
+        bmc
+    }
+
+    /// Ends this client without ending its login, for the next client of the
+    /// BMC to resume: `None` when it never logged in. Its connections close.
+    pub fn keep_session(self) -> Option<Session> {
+        let auth = std::mem::replace(
+            &mut *self.auth.lock().unwrap_or_else(|e| e.into_inner()),
+            Auth::None,
+        );
+        match auth {
+            Auth::None => None,
+            a @ (Auth::Session { .. } | Auth::Basic) => Some(Session(a)),
+        }
+    }
+
     pub fn new(cfg: BmcConfig) -> Bmc {
         let agent = tls::agent_builder(&cfg.tls)
             .timeout_connect(cfg.timeout.min(Duration::from_secs(10)))

@@ -12,7 +12,7 @@ mod error;
 mod limiter;
 mod ops;
 
-pub use client::{Answer, Bmc, BmcConfig};
+pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use ops::{
     BootTarget, Cpu, Firmware, Gpu, Inventory, NicInfo, PowerState, ResetType, SystemInfo,

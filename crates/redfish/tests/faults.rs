@@ -215,6 +215,68 @@ fn sessions_are_used_reused_and_renewed_and_bad_credentials_refused() {
     assert!(!e.to_string().contains("secret"), "never show the password: {e}");
 }
 
+/// A session outlives its client: the next client of the BMC resumes it
+/// (no new login), renews it when the BMC refuses it, and the last client
+/// not kept ends it, once.
+#[test]
+fn a_kept_session_is_resumed_by_the_next_client_and_ended_once() {
+    let logins = Arc::new(AtomicUsize::new(0));
+    let deletes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let live = Arc::new(Mutex::new(vec!["tok0".to_string()]));
+    let (l2, d2, live2) = (logins.clone(), deletes.clone(), live.clone());
+    let url = serve(Arc::new(move |r: &Req| {
+        if r.path == "/redfish/v1" {
+            return (200, vec![], ROOT.into());
+        }
+        if r.path == "/redfish/v1/SessionService/Sessions" && r.method == "POST" {
+            let n = l2.fetch_add(1, Ordering::SeqCst);
+            live2.lock().unwrap().push(format!("tok{n}"));
+            return (
+                201,
+                vec![
+                    ("X-Auth-Token", format!("tok{n}")),
+                    ("Location", format!("/redfish/v1/SessionService/Sessions/{n}")),
+                ],
+                "{}".into(),
+            );
+        }
+        if r.method == "DELETE" {
+            d2.lock().unwrap().push(r.path.clone());
+            return (204, vec![], String::new());
+        }
+        match r.header("X-Auth-Token") {
+            Some(t) if live2.lock().unwrap().iter().any(|l| l == t) => {
+                (200, vec![], r#"{"Members": [{"@odata.id": "/redfish/v1/Systems/a"}]}"#.into())
+            }
+            _ => (401, vec![], "{}".into()),
+        }
+    }));
+    live.lock().unwrap().clear();
+    let first = Bmc::new(cfg(&url));
+    first.systems().unwrap();
+    let kept = first.keep_session().expect("logged in");
+    assert!(!format!("{kept:?}").contains("tok0"), "the token stays out of logs: {kept:?}");
+    assert!(deletes.lock().unwrap().is_empty(), "a kept session is not ended");
+    for _ in 0..3 {
+        let next = Bmc::resume(cfg(&url), kept.clone());
+        next.systems().unwrap();
+        assert!(next.keep_session().is_some());
+    }
+    assert_eq!(logins.load(Ordering::SeqCst), 1, "three clients, one login");
+
+    // The BMC forgot the session (expired, restarted): the resumed client
+    // logs in again, and the client not kept ends the new session only.
+    live.lock().unwrap().clear();
+    let last = Bmc::resume(cfg(&url), kept);
+    last.systems().unwrap();
+    assert_eq!(logins.load(Ordering::SeqCst), 2, "renewed once");
+    drop(last);
+    assert_eq!(*deletes.lock().unwrap(), ["/redfish/v1/SessionService/Sessions/1"]);
+
+    // A client that never logged in has nothing to keep.
+    assert!(Bmc::new(cfg(&url)).keep_session().is_none());
+}
+
 #[test]
 fn at_most_four_requests_in_flight_per_bmc() {
     let now = Arc::new(AtomicUsize::new(0));

@@ -218,7 +218,13 @@ impl Server {
         cancel.cancel();
         while tasks.join_next().await.is_some() {}
         let s3 = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s3.app.usage.flush(&s3.app.store)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = s3.app.usage.flush(&s3.app.store) {
+                tracing::warn!(error = %e, "usage flush at shutdown failed");
+            }
+            s3.app.lifecycle.end_bmc_sessions();
+        })
+        .await;
         tracing::info!("stopped");
         res.map_err(|e| Error::internal(format!("serve: {e}")))
     }

@@ -168,7 +168,8 @@ fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let n = find(c, w)?;
     nodes::delete(w, &n.id)?;
     allocations::bump_placement_generation(w)?;
-    Ok(Reply::empty()?.with_effect(Effect::Reload))
+    // The controller finds it gone and ends its BMC login.
+    Ok(Reply::empty()?.with_effect(Effect::Reload).with_nudge(&n.id))
 }
 
 fn capacity(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {

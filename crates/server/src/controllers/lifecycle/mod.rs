@@ -20,6 +20,7 @@
 //! one that changes what placement sees of the node (schedulable or not,
 //! GPUs) or frees an allocation bumps the placement generation.
 
+mod bmc;
 mod inspect;
 mod provision;
 mod sanitize;
@@ -28,8 +29,9 @@ mod schedule;
 use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
+use bmc::{Sessions, StepBmc};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
-use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
+use neocloud_redfish::{BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
 use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
 use std::collections::HashMap;
@@ -94,6 +96,8 @@ pub struct LifecycleController {
     /// Per agent waiting for its steps (a held heartbeat): signalled once
     /// they are queued.
     step_signals: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Each node's Redfish login, kept from one step to the next.
+    sessions: Arc<Sessions>,
 }
 
 /// Nodes per state and nodes past their state's SLA, for metrics.
@@ -195,7 +199,13 @@ impl LifecycleController {
             full_pass: std::sync::atomic::AtomicBool::new(false),
             resting: Mutex::default(),
             step_signals: Mutex::default(),
+            sessions: Arc::default(),
         }
+    }
+
+    /// Ends the nodes' kept BMC logins (at shutdown).
+    pub fn end_bmc_sessions(&self) {
+        self.sessions.end_all();
     }
 
     /// Steps one claimed node (by id) and releases the claim. A node
@@ -203,7 +213,10 @@ impl LifecycleController {
     pub fn step_node(&self, store: &Store, secrets: &SecretBox, id: &str) -> Result<Outcome> {
         let res = match store.read(|r| nodes::lookup(r, &NameOrId::Id(id.to_string()))) {
             Ok(Some(fresh)) => self.step_and_account(store, secrets, &fresh),
-            Ok(None) => Ok(Outcome::Nothing),
+            Ok(None) => {
+                self.sessions.end(id);
+                Ok(Outcome::Nothing)
+            }
             Err(e) => Err(e),
         };
         self.release_claim(id);
@@ -235,7 +248,10 @@ impl LifecycleController {
                     self.step_and_account(store, secrets, &node)
                 }
                 // Deleted since it was claimed.
-                Ok(None) => Ok(Outcome::Nothing),
+                Ok(None) => {
+                    self.sessions.end(id);
+                    Ok(Outcome::Nothing)
+                }
                 Err(e) => Err(e),
             };
         }
@@ -313,7 +329,7 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-    ) -> Result<(Bmc, Option<String>), StepError> {
+    ) -> Result<(StepBmc, Option<String>), StepError> {
         let rec = store
             .read(|r| nodes::bmc(r, &n.id))
             .map_err(StepError::Store)?
@@ -332,7 +348,7 @@ impl LifecycleController {
             cfg.retries = 1;
             cfg.backoff = Duration::from_millis(50);
         }
-        Ok((Bmc::new(cfg), rec.system_path))
+        Ok((StepBmc::new(&self.sessions, &n.id, cfg, &rec.password_sealed), rec.system_path))
     }
 
     /// One handler per state. Returns whether the node moved.
