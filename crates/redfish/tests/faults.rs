@@ -87,6 +87,18 @@ fn cfg(url: &str) -> BmcConfig {
 const ROOT: &str =
     r#"{"Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}}"#;
 
+/// The answer to the `n`th login: session `tok{n}`, at `Sessions/{n}`.
+fn session_created(n: usize) -> Reply {
+    (
+        201,
+        vec![
+            ("X-Auth-Token", format!("tok{n}")),
+            ("Location", format!("/redfish/v1/SessionService/Sessions/{n}")),
+        ],
+        "{}".into(),
+    )
+}
+
 /// A service root without sessions: basic auth.
 fn no_sessions(r: &Req) -> Option<Reply> {
     (r.path == "/redfish/v1").then(|| (200, vec![], "{}".to_string()))
@@ -176,15 +188,7 @@ fn sessions_are_used_reused_and_renewed_and_bad_credentials_refused() {
             return (200, vec![], ROOT.into());
         }
         if r.path == "/redfish/v1/SessionService/Sessions" && r.method == "POST" {
-            let n = l2.fetch_add(1, Ordering::SeqCst);
-            return (
-                201,
-                vec![
-                    ("X-Auth-Token", format!("tok{n}")),
-                    ("Location", format!("/redfish/v1/SessionService/Sessions/{n}")),
-                ],
-                "{}".into(),
-            );
+            return session_created(l2.fetch_add(1, Ordering::SeqCst));
         }
         match r.header("X-Auth-Token") {
             // The first session "expires" after two requests.
@@ -231,14 +235,7 @@ fn a_kept_session_is_resumed_by_the_next_client_and_ended_once() {
         if r.path == "/redfish/v1/SessionService/Sessions" && r.method == "POST" {
             let n = l2.fetch_add(1, Ordering::SeqCst);
             live2.lock().unwrap().push(format!("tok{n}"));
-            return (
-                201,
-                vec![
-                    ("X-Auth-Token", format!("tok{n}")),
-                    ("Location", format!("/redfish/v1/SessionService/Sessions/{n}")),
-                ],
-                "{}".into(),
-            );
+            return session_created(n);
         }
         if r.method == "DELETE" {
             d2.lock().unwrap().push(r.path.clone());

@@ -8,29 +8,13 @@
 mod common;
 
 use common::*;
-use neocloud_common::{time::now_micros, Error};
+use neocloud_common::Error;
 use neocloud_store::{audit, vals, Store, Writer};
 use std::sync::Barrier;
 
 fn put(w: &mut dyn Writer, key: &str) -> neocloud_common::Result<()> {
     w.execute("INSERT INTO meta (key, value) VALUES (?, ?)", vals![key, "v"])?;
-    audit::append(
-        w,
-        "concurrent",
-        &audit::NewEvent {
-            time: now_micros(),
-            actor: "test".into(),
-            actor_name: "test".into(),
-            token_id: None,
-            role: None,
-            tenant_id: None,
-            action: format!("put_{key}"),
-            target: "/v1/test".into(),
-            outcome: "success".into(),
-            status: 200,
-            request_id: neocloud_common::new_id(),
-        },
-    )?;
+    audit::append(w, "concurrent", &test_event(&format!("put_{key}")))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use neocloud_common::{time::now_micros, Error};
+use neocloud_common::Error;
 use neocloud_store::testing::{fresh_store, TestBackend, TestDb};
 use neocloud_store::{audit, vals, Store, StoreStats, Writer};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,19 +21,7 @@ use std::time::{Duration, Instant};
 const ATTEMPTS: u32 = 3;
 
 fn event(action: &str) -> audit::NewEvent {
-    audit::NewEvent {
-        time: now_micros(),
-        actor: "test".into(),
-        actor_name: "test".into(),
-        token_id: None,
-        role: None,
-        tenant_id: None,
-        action: action.into(),
-        target: "/v1/test".into(),
-        outcome: "success".into(),
-        status: 200,
-        request_id: neocloud_common::new_id(),
-    }
+    test_event(action)
 }
 
 fn audit_rows(store: &Store, chain: &str) -> i64 {

@@ -105,3 +105,20 @@ pub fn tick() {
 pub fn micros(rfc: &str) -> i64 {
     neocloud_common::time::from_rfc3339(rfc).unwrap_or_else(|e| panic!("time {rfc:?}: {e}"))
 }
+
+/// An audit event for `action`, by a test actor.
+pub fn test_event(action: &str) -> neocloud_store::audit::NewEvent {
+    neocloud_store::audit::NewEvent {
+        time: now_micros(),
+        actor: "test".into(),
+        actor_name: "test".into(),
+        token_id: None,
+        role: None,
+        tenant_id: None,
+        action: action.into(),
+        target: "/v1/test".into(),
+        outcome: "success".into(),
+        status: 200,
+        request_id: neocloud_common::new_id(),
+    }
+}
