@@ -264,7 +264,7 @@ impl LifecycleController {
 
     /// One synchronous pass: claims the work and steps it in parallel,
     /// waiting for every step. (The server's loop instead starts steps and
-    /// goes on, see `server.rs`.)
+    /// goes on, see `server/background.rs`.)
     pub fn run_once(&self, store: &Store, secrets: &SecretBox) -> Result<Pass> {
         let work = self.claim_work(store)?;
         let next = std::sync::atomic::AtomicUsize::new(0);
