@@ -1,0 +1,328 @@
+//! The bare-metal instance and agent APIs at their edges, on both stores:
+//! instance requests checked (refusals write nothing, quotas and names per
+//! gang), the agent API's authentication and step scoping, and a
+//! registration retried after a lost answer. The test plays the node, as
+//! in `baremetal_faults.rs`.
+
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use bm::*;
+use common::nodes::{lifecycle, node, token_of, wait_for, wait_node};
+use common::TestBackend;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[test]
+fn instance_requests_are_checked_and_refusals_write_nothing() {
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let tenant = catalog(&s, false);
+        // Nodes without a BMC are available at once.
+        for n in ["m-1", "m-2"] {
+            a.post(
+                "/v1/nodes",
+                &json!({"name": n, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8}),
+            )
+            .expect(201);
+        }
+        a.post(
+            "/v1/instance-types",
+            &json!({"name": "vm-8", "kind": "vm", "gpus": 8, "gpu_model": "h100-80gb"}),
+        )
+        .expect(201);
+        let body = |over: Value| {
+            let mut v = json!({"name": "web", "instance_type": "bm-h100", "image": "ubuntu"});
+            for (k, x) in over.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        let before = snapshot(&s);
+        assert_eq!(before[6], 2, "[{b}] {before:?}");
+        for (what, over, field) in [
+            ("a VM type", json!({"instance_type": "vm-8"}), "instance_type"),
+            ("an unknown type", json!({"instance_type": "nope"}), "instance_type"),
+            ("an unknown image", json!({"image": "nope"}), "image"),
+            ("a bad SSH key", json!({"ssh_keys": ["not a key"]}), "ssh_keys[0]"),
+            (
+                "a key with a newline",
+                json!({"ssh_keys": [KEY, format!("{KEY}\nx")]}),
+                "ssh_keys[1]",
+            ),
+            ("user_data over 64 KiB", json!({"user_data": "x".repeat(64 * 1024 + 1)}), "user_data"),
+            ("count 0", json!({"count": 0}), "count"),
+        ] {
+            let r = tenant.post(INSTANCES, &body(over));
+            assert_eq!(r.status, 422, "[{b}] {what}: {}", r.text);
+            assert_eq!(r.error(), ("invalid_value".into(), Some(field.into())), "[{b}] {what}");
+            assert_eq!(snapshot(&s), before, "[{b}] {what}: the store changed");
+        }
+        let r = tenant.post(INSTANCES, &body(json!({"instance_type": "vm-8"})));
+        assert!(r.text.contains("vm"), "[{b}] the message says why: {}", r.text);
+
+        // No sanitizer in the catalog: no node is handed out.
+        let r = tenant.post(INSTANCES, &body(json!({}))).expect(409);
+        assert_eq!(r.error().0, "conflict", "[{b}] {}", r.text);
+        assert!(r.text.contains("sanitizer"), "[{b}] {}", r.text);
+        assert_eq!(snapshot(&s), before, "[{b}] refused without a sanitizer: the store changed");
+        add_sanitizer(&s);
+        let r = tenant.post(INSTANCES, &body(json!({"image": "sanitizer"}))).expect(422);
+        assert_eq!(r.error().1.as_deref(), Some("image"), "[{b}] the sanitizer is no tenant image");
+        assert_eq!(snapshot(&s), before, "[{b}]");
+
+        // Quota for one node: a gang of two is refused whole.
+        let q = a.get("/v1/tenants/acme/quotas").expect(200).body;
+        a.put(
+            "/v1/tenants/acme/quotas",
+            &json!({"generation": q["generation"], "limits": {"nodes": 1, "gpu:h100-80gb": 32}}),
+        )
+        .expect(200);
+        let r = tenant.post(INSTANCES, &body(json!({"count": 2}))).expect(409);
+        assert_eq!(r.error().0, "quota_exceeded", "[{b}] {}", r.text);
+        assert_eq!(snapshot(&s), before, "[{b}] over quota: nothing kept");
+
+        let inst = tenant.post(INSTANCES, &body(json!({}))).expect(201).body["items"][0].clone();
+        let id = inst["id"].as_str().unwrap().to_string();
+        let r = tenant.post(INSTANCES, &body(json!({}))).expect(409);
+        assert_eq!(r.error(), ("already_exists".into(), Some("name".into())), "[{b}] {}", r.text);
+        // Its allocation cannot be released behind its back.
+        let alloc = format!(
+            "/v1/tenants/acme/projects/train/allocations/{}",
+            inst["allocation_id"].as_str().unwrap()
+        );
+        let r = tenant.delete(&alloc).expect(409);
+        assert!(r.text.contains("release the instance"), "[{b}] {}", r.text);
+        assert_eq!(tenant.get(&alloc).expect(200).body["state"], "active", "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+
+        // Releasing is idempotent: recorded once.
+        let r1 = release(&tenant, &id).expect(202).body;
+        let r2 = release(&tenant, &id).expect(202).body;
+        assert_eq!(r1["generation"], r2["generation"], "[{b}] the second changed nothing");
+        assert_eq!(r2["state"], "pending", "[{b}] the controller acts on it: {r2}");
+        let (ctl, secrets) = controller(&s);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(instance(&tenant, &id)["state"], "released", "[{b}]");
+        let r3 = release(&tenant, &id).expect(202).body;
+        assert_eq!(r3["state"], "released", "[{b}] {r3}");
+        assert_eq!(committed(&s, "nodes"), 0, "[{b}]");
+        // The name is free again.
+        let web = tenant.post(INSTANCES, &body(json!({}))).expect(201).body["items"][0].clone();
+        release(&tenant, web["id"].as_str().unwrap()).expect(202);
+        ctl.run_once(&s.store, &secrets).unwrap();
+
+        // A gang of two, written together: an instance, allocation and
+        // quota claim each (each is released on its own).
+        let q = a.get("/v1/tenants/acme/quotas").expect(200).body;
+        a.put(
+            "/v1/tenants/acme/quotas",
+            &json!({"generation": q["generation"], "limits": {"nodes": 2, "gpu:h100-80gb": 32}}),
+        )
+        .expect(200);
+        let items =
+            tenant.post(INSTANCES, &body(json!({"name": "job", "count": 2}))).expect(201).body
+                ["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+        let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["job-0", "job-1"], "[{b}]");
+        assert_ne!(items[0]["node_id"], items[1]["node_id"], "[{b}]");
+        assert_ne!(items[0]["allocation_id"], items[1]["allocation_id"], "[{b}]");
+        let mut claims = Vec::new();
+        for i in &items {
+            assert_eq!(i["state"], "pending", "[{b}] {i}");
+            let alloc = tenant
+                .get(&format!(
+                    "/v1/tenants/acme/projects/train/allocations/{}",
+                    i["allocation_id"].as_str().unwrap()
+                ))
+                .expect(200)
+                .body;
+            assert_eq!(alloc["count"], 1, "[{b}] {alloc}");
+            let claim = tenant
+                .get(&format!(
+                    "/v1/tenants/acme/projects/train/claims/{}",
+                    alloc["claim_id"].as_str().unwrap()
+                ))
+                .expect(200)
+                .body;
+            assert_eq!(claim["state"], "committed", "[{b}] {claim}");
+            assert_eq!(claim["resources"], json!({"nodes": 1, "gpu:h100-80gb": 8}), "[{b}]");
+            assert!(claim["description"].as_str().unwrap().contains(i["name"].as_str().unwrap()));
+            claims.push(claim["id"].clone());
+        }
+        assert_ne!(claims[0], claims[1], "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 2, "[{b}]");
+        assert_eq!(committed(&s, "gpu:h100-80gb"), 16, "[{b}]");
+        // The same names again: refused, naming the first one taken, before
+        // anything is placed or written.
+        let before = snapshot(&s);
+        let r = tenant.post(INSTANCES, &body(json!({"name": "job", "count": 2}))).expect(409);
+        assert_eq!(r.error(), ("already_exists".into(), Some("name".into())), "[{b}] {}", r.text);
+        assert!(r.text.contains("job-0"), "[{b}] {}", r.text);
+        assert_eq!(snapshot(&s), before, "[{b}]");
+        // One of them released: its own claim is released, the other's stays.
+        release(&tenant, items[0]["id"].as_str().unwrap()).expect(202);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let state = |id: &Value| {
+            tenant
+                .get(&format!("/v1/tenants/acme/projects/train/claims/{}", id.as_str().unwrap()))
+                .expect(200)
+                .body["state"]
+                .clone()
+        };
+        assert_eq!(state(&claims[0]), "released", "[{b}]");
+        assert_eq!(state(&claims[1]), "committed", "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+    }
+}
+
+#[test]
+fn the_agent_api_authenticates_agents_and_scopes_their_steps() {
+    let Some(emu) = peers::Emulator::start(2) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 120) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 2);
+        let anon = s.anonymous();
+
+        // The boot service's refusals.
+        for path in ["/boot/ipxe", "/boot/ipxe?mac=", "/boot/ipxe?mac=nonsense"] {
+            let r = anon.get(path).expect(400);
+            assert_eq!(r.error().1.as_deref(), Some("mac"), "[{b}] {path}: {}", r.text);
+        }
+        let r = anon.get("/boot/ipxe?mac=52:54:00:ff:ff:ff").expect(404);
+        assert!(r.text.contains("unknown MAC"), "[{b}] {}", r.text);
+        let r = anon.get(&format!("/boot/nocloud/{}/meta-data", "ab".repeat(32))).expect(404);
+        assert_eq!(r.error().0, "not_found", "[{b}] {}", r.text);
+        // No agent credential, an unknown one, users' API tokens: 401, as
+        // JSON errors.
+        let hb = heartbeat(&anon).expect(401);
+        assert_eq!(hb.error().0, "unauthenticated", "[{b}] {}", hb.text);
+        assert_eq!(hb.header("www-authenticate"), Some("Bearer"), "[{b}]");
+        for (what, c) in [
+            ("unknown", s.client(&"cd".repeat(32))),
+            ("the admin's API token", s.admin()),
+            ("a tenant user's API token", tenant.clone()),
+        ] {
+            let r = heartbeat(&c);
+            assert_eq!(r.status, 401, "[{b}] {what}: {}", r.text);
+            assert_eq!(r.error().0, "unauthenticated", "[{b}] {what}");
+            assert_eq!(report(&c, "stp_x", true).status, 401, "[{b}] {what}");
+        }
+        register_raw(&s, "not-a-token", "x").expect(401);
+
+        // Two instances; their agents register by hand.
+        let r = tenant
+            .post(
+                INSTANCES,
+                &json!({"name": "job", "instance_type": "bm-h100", "image": "ubuntu", "count": 2}),
+            )
+            .expect(201);
+        let items = r.body["items"].as_array().unwrap().clone();
+        let mut creds = Vec::new();
+        for i in 1..=2 {
+            let token = token_of(&wait_boot(&s, i, TENANT_KERNEL));
+            let reg = register_raw(&s, &token, &format!("n{i}")).expect(201).body;
+            assert_eq!(reg["node_id"], node(&s, &format!("bm-{i}"))["id"], "[{b}]");
+            assert_eq!(reg["heartbeat_interval_ms"], 100, "[{b}]");
+            // One time only.
+            register_raw(&s, &token, &format!("n{i}")).expect(401);
+            creds.push(s.client(reg["credential"].as_str().unwrap()));
+        }
+        for i in 1..=2 {
+            wait_node(&s, &format!("bm-{i}"), "active", None);
+        }
+        assert_eq!(heartbeat(&creds[0]).expect(200).body["steps"], json!([]), "[{b}]");
+        // Release bm-1's instance; its agent's credential stops working.
+        let bm1 = node(&s, "bm-1")["id"].clone();
+        let on_bm1 = items.iter().find(|i| i["node_id"] == bm1).unwrap();
+        release(&tenant, on_bm1["id"].as_str().unwrap()).expect(202);
+        let token = token_of(&wait_boot(&s, 1, SANITIZER_KERNEL));
+        heartbeat(&creds[0]).expect(401);
+        let reg = register_raw(&s, &token, "n1-san").expect(201).body;
+        let san = s.client(reg["credential"].as_str().unwrap());
+        let steps = wait_for(&format!("[{b}] sanitizer steps"), Duration::from_secs(60), || {
+            let steps = heartbeat(&san).expect(200).body["steps"].as_array().unwrap().clone();
+            (!steps.is_empty()).then_some(steps)
+        });
+        let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["wipe_disks", "reset_gpus", "report_firmware"], "[{b}]");
+        let first = steps[0]["id"].as_str().unwrap();
+        // Another agent's step: bm-2's live tenant agent cannot report it.
+        let r = report(&creds[1], first, false).expect(404);
+        assert_eq!(r.error().0, "not_found", "[{b}] {}", r.text);
+        // A revoked credential cannot either; unknown steps are 404.
+        report(&creds[0], first, false).expect(401);
+        report(&san, "stp_unknown", true).expect(404);
+        // A malformed report is refused and records nothing.
+        san.post(&format!("/agent/v1/steps/{first}"), &json!({"ok": true})).expect(400);
+        // Reported once; a retried report is accepted and changes nothing.
+        report(&san, first, true).expect(200);
+        report(&san, first, false).expect(200);
+        let pending = heartbeat(&san).expect(200).body["steps"].as_array().unwrap().len();
+        assert_eq!(pending, 2, "[{b}] the reported step is done");
+        for st in &steps[1..] {
+            report(&san, st["id"].as_str().unwrap(), true).expect(200);
+        }
+        wait_node(&s, "bm-1", "available", None);
+        heartbeat(&san).expect(401);
+        let recs = records(&tenant, on_bm1["id"].as_str().unwrap());
+        let wipe = check(&recs[0], "wipe_disks");
+        assert_eq!(wipe["ok"], true, "[{b}] the first report stands: {wipe}");
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
+        // bm-2's agent is unaffected.
+        heartbeat(&creds[1]).expect(200);
+        assert_eq!(lifecycle(&s, "bm-2")["state"], "active", "[{b}]");
+    }
+}
+
+/// An agent whose registration answer was lost asks again with the
+/// credential it proposed and gets the same registration, also after its
+/// node moved on; the used token is worth nothing to anyone else.
+#[test]
+fn a_registration_retried_after_a_lost_answer_is_answered_again_and_only_for_its_agent() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 120) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        create(&tenant, "job");
+        let token = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
+        // A proposed credential must look like one, and refusing it uses
+        // nothing up.
+        for bad in ["short", &"zz".repeat(32), &"ab".repeat(33)] {
+            let r = register_as(&s, &token, Some(bad)).expect(400);
+            assert_eq!(r.error().1.as_deref(), Some("credential"), "[{b}] {}", r.text);
+        }
+        let mine = "ab".repeat(32);
+        let first = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(first["credential"], mine.as_str(), "[{b}] {first}");
+        // The answer was lost: the same agent asks again.
+        let again = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(again["agent_id"], first["agent_id"], "[{b}] {again}");
+        // Anyone else with the used token: refused, credential or not.
+        register_as(&s, &token, Some(&"cd".repeat(32))).expect(401);
+        register_as(&s, &token, None).expect(401);
+        // The node moves on to active; the retry is still recognised.
+        wait_node(&s, "bm-1", "active", None);
+        let late = register_as(&s, &token, Some(&mine)).expect(201).body;
+        assert_eq!(late["agent_id"], first["agent_id"], "[{b}] {late}");
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            count(&s, &format!("SELECT COUNT(*) FROM agents WHERE node_id = '{node_id}'")),
+            1,
+            "[{b}] one agent"
+        );
+        heartbeat(&s.client(&mine)).expect(200);
+        let trail = actions(&s, &format!("/{node_id}"));
+        assert_eq!(times(&trail, "agent_register_tenant"), 1, "[{b}] {trail:?}");
+    }
+}
