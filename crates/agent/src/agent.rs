@@ -439,7 +439,13 @@ impl Agent {
                     (self.log)(&format!("  {} ({}): {}", it.target, it.method, it.detail));
                 }
                 match self.report(&step, &result, stop) {
-                    Reported::Done => next_beat = Instant::now(),
+                    // The last step queued here: ask at once what comes
+                    // next (more steps, or the end); with steps still
+                    // queued, the next one starts now and the heartbeat
+                    // keeps its time (a thousand nodes finishing a step
+                    // together must not all heartbeat at once).
+                    Reported::Done if queue.is_empty() => next_beat = Instant::now(),
+                    Reported::Done => {}
                     Reported::Revoked => {
                         (self.log)("credential revoked; stopping");
                         return Ok(Exit::Revoked);

@@ -339,6 +339,27 @@ fn stop_is_honored_quickly() {
     assert_eq!(fake.state().heartbeats, 1, "no heartbeat before the interval");
 }
 
+/// Steps queued together run back to back: one heartbeat brings them, one
+/// after the last report asks what comes next, none in between.
+#[test]
+fn queued_steps_run_back_to_back_with_one_heartbeat_after_the_last() {
+    let fake = Fake::start(State {
+        queued: sanitize_steps(),
+        interval_ms: Some(60_000),
+        ..State::default()
+    });
+    let sim = Arc::new(Simulated::new(SimulatedConfig::new("node-5")));
+    let hw: Arc<dyn Hardware> = sim.clone();
+    let agent = Agent::register_with_log(&fake.url, TOKEN, hw, quiet()).unwrap();
+    let handle = agent.spawn(Arc::new(AtomicBool::new(false)));
+    // With a minute between heartbeats, only the immediate ones can end it.
+    assert_eq!(handle.join().unwrap().unwrap(), Exit::Revoked);
+    let s = fake.state();
+    assert_eq!(sim.steps_run(), AgentStepKind::SANITIZE);
+    assert_eq!(s.reported.len(), 3);
+    assert_eq!(s.heartbeats, 2, "one to get the steps, one after the last report");
+}
+
 #[test]
 fn a_refused_token_is_a_permanent_error() {
     let fake = Fake::start(State { refuse_token: true, ..State::default() });
