@@ -30,6 +30,10 @@ enum BenchWhat {
     /// Enrollment, provisioning and sanitization through SIMULATED Redfish
     /// BMCs and simulated agents, against an in-process server.
     Baremetal(crate::bench_baremetal::BaremetalArgs),
+    /// Serves a SIMULATED BMC fleet for `bench baremetal --fleet URL`
+    /// (on another machine: the control plane's cores then run only the
+    /// control plane).
+    Fleet(crate::bench_fleet::FleetArgs),
     /// Reads and writes through the HTTP API.
     Api {
         /// Length of each phase.
@@ -228,6 +232,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let (duration, write_rate, read_rate, workers, concurrency, db, json) = match a.what {
         BenchWhat::Placement(p) => return crate::bench_placement::run(p),
         BenchWhat::Baremetal(b) => return crate::bench_baremetal::run(b),
+        BenchWhat::Fleet(f) => return crate::bench_fleet::run_fleet(f),
         BenchWhat::Fabric(f) => return crate::bench_fabric::run(f),
         BenchWhat::Network(n) => return crate::bench_network::run(n),
         BenchWhat::Api { duration, write_rate, read_rate, workers, concurrency, db, json } => {

@@ -1,13 +1,15 @@
 //! `neocloud bench baremetal`: the node lifecycle at fleet scale against a
-//! SIMULATED Redfish BMC fleet (`neocloud_server::simbmc`) in process.
+//! SIMULATED Redfish BMC fleet (`neocloud_server::simbmc`).
 //!
-//! One process runs the server (fresh SQLite store, lifecycle controller,
-//! boot service), the simulated BMCs (each answer delayed by
-//! `--bmc-latency`; a power-on with a network boot override fetches the
-//! node's iPXE script from the boot service and starts a simulated agent
-//! that registers and heartbeats through the real agent API) and the API
-//! clients. Three phases, each timed from its first API call to the last
-//! state change the store records (server-side times, not polling times):
+//! The benchmark's process runs the server (fresh SQLite store, lifecycle
+//! controller, boot service) and the API clients; the simulated BMCs run in
+//! a process of their own by default (`--fleet`, see `bench_fleet`), each
+//! answer delayed by `--bmc-latency`; a power-on with a network boot
+//! override fetches the node's iPXE script from the boot service and starts
+//! a simulated agent that registers and heartbeats through the real agent
+//! API. The CPU of the two processes is reported apart. Three phases, each
+//! timed from its first API call to the last state change the store records
+//! (server-side times, not polling times):
 //!
 //! 1. enroll + inspect: `POST /v1/nodes` with BMC credentials for every
 //!    node, until all are `available`;
@@ -25,14 +27,15 @@
 //! heartbeats) is overhead.
 
 use crate::bench_api::{parallel, Api};
+use crate::bench_fleet::Fleet;
+use neocloud_common::time::process_cpu_secs;
 use neocloud_common::time::{from_rfc3339, now_micros};
-use neocloud_server::simbmc::{self, SimFleet};
+use neocloud_server::simbmc::{self, SimFleet, Stats};
 use neocloud_server::Config;
 use neocloud_store::{agents, instances, nodes, Store};
 use neocloud_types::{Instance, InstanceState};
 use serde_json::{json, Value};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,33 +81,31 @@ pub struct BaremetalArgs {
     /// transition) and print where it is.
     #[arg(long)]
     keep: bool,
+    /// Where the SIMULATED fleet runs: `process` (a child process, its CPU
+    /// measured apart from the control plane's), `in-process` (the
+    /// benchmark's own process), or the URL of one started with
+    /// `neocloud bench fleet --boot-url` pointing at `--listen`.
+    #[arg(long, default_value = "process")]
+    fleet: String,
+    /// Where the server listens (the boot service and the agent API must be
+    /// reachable from the fleet).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
 }
 
-/// CPU seconds this process has used (user + system), where the OS says
-/// (Linux: `/proc/self/stat`, in clock ticks of 1/100 s).
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Counters of the simulated fleet at one moment.
+/// Counters of the simulated fleet and the CPU used, at one moment.
 #[derive(Clone, Copy)]
 struct Counters {
-    requests: u64,
-    delayed: u64,
-    boots: u64,
+    fleet: Stats,
+    /// This process: the server and the clients (and the fleet when it
+    /// runs in process).
     cpu: Option<f64>,
 }
 
-fn counters(f: &SimFleet) -> Counters {
-    Counters {
-        requests: f.requests.load(Ordering::Relaxed),
-        delayed: f.delayed.load(Ordering::Relaxed),
-        boots: f.boots.load(Ordering::Relaxed),
-        cpu: cpu_secs(),
+impl Counters {
+    fn cpu_since(&self, before: &Counters) -> (Option<f64>, Option<f64>) {
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+        (d(self.cpu, before.cpu), d(self.fleet.cpu_secs, before.fleet.cpu_secs))
     }
 }
 
@@ -123,9 +124,12 @@ struct Phase {
     ideal_secs: f64,
     /// Per node (or instance): from its API call to its end state.
     each: Vec<f64>,
-    /// CPU seconds the whole process used (server, simulated BMCs and
-    /// agents, clients), from the phase's start to its end being seen.
+    /// CPU seconds the benchmark's process used (server and clients, and
+    /// the simulated fleet when it runs in process), from the phase's start
+    /// to its end being seen.
     cpu_secs: Option<f64>,
+    /// CPU seconds the fleet's own process used meanwhile.
+    fleet_cpu_secs: Option<f64>,
 }
 
 impl Phase {
@@ -156,6 +160,7 @@ impl Phase {
             "overhead_secs": self.overhead_secs(), "overhead_share": self.overhead_share(),
             "per_node_p50_secs": self.pct(0.5), "per_node_p99_secs": self.pct(0.99),
             "per_node_max_secs": self.pct(1.0), "cpu_secs": self.cpu_secs,
+            "fleet_cpu_secs": self.fleet_cpu_secs,
         })
     }
 }
@@ -221,23 +226,30 @@ struct Env {
     base: String,
     token: String,
     store: Store,
-    fleet: Arc<SimFleet>,
+    fleet: Fleet,
     fleet_base: String,
+    /// The fleet's latency and simulated boot (it says, wherever it runs).
+    latency: Duration,
+    boot_delay: Duration,
 }
 
 impl Env {
     fn ideal(&self, nodes: usize, chain: f64, boots: bool) -> (usize, f64) {
         let waves = nodes.div_ceil(self.args.parallel.max(1));
-        let mut ideal = waves as f64 * chain * self.args.bmc_latency.as_secs_f64();
+        let mut ideal = waves as f64 * chain * self.latency.as_secs_f64();
         if boots {
-            ideal += self.fleet.boot_delay.as_secs_f64();
+            ideal += self.boot_delay.as_secs_f64();
         }
         (waves, ideal)
     }
 
+    fn counters(&self) -> Result<Counters, String> {
+        Ok(Counters { fleet: self.fleet.stats()?, cpu: process_cpu_secs() })
+    }
+
     fn enroll(&self) -> Result<Phase, String> {
         let n = self.args.nodes;
-        let before = counters(&self.fleet);
+        let before = self.counters()?;
         let t0 = now_micros();
         let fleet_base = self.fleet_base.clone();
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
@@ -260,12 +272,12 @@ impl Env {
             }
             Ok((c.get("available").copied().unwrap_or(0) as usize >= n).then_some(()))
         })?;
-        let after = counters(&self.fleet);
+        let after = self.counters()?;
         let all = self.store.read(nodes::list).map_err(|e| e.to_string())?;
         let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
         let each =
             all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
-        let chain = (after.delayed - before.delayed) as f64 / n.max(1) as f64;
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / n.max(1) as f64;
         let (waves, ideal) = self.ideal(n, chain, false);
         Ok(Phase {
             name: "enroll + inspect",
@@ -273,13 +285,14 @@ impl Env {
             api_calls: n,
             api_secs: api.as_secs_f64(),
             wall_secs: secs_between(t0, done),
-            bmc_requests: after.requests - before.requests,
+            bmc_requests: after.fleet.requests - before.fleet.requests,
             chain,
-            boots: after.boots - before.boots,
+            boots: after.fleet.boots - before.fleet.boots,
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+            cpu_secs: after.cpu_since(&before).0,
+            fleet_cpu_secs: after.cpu_since(&before).1,
         })
     }
 
@@ -295,7 +308,7 @@ impl Env {
         let k = self.args.provisions;
         let batch = self.args.batch.clamp(1, 1024) as usize;
         let requests = k.div_ceil(batch);
-        let before = counters(&self.fleet);
+        let before = self.counters()?;
         let t0 = now_micros();
         let (res, api) =
             parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
@@ -321,9 +334,9 @@ impl Env {
             Ok((count_in(&self.store, &t, &p, InstanceState::Ready)? >= k).then_some(()))
         })?;
         let done = project_instances(&self.store, &t, &p)?;
-        let after = counters(&self.fleet);
+        let after = self.counters()?;
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
-        let chain = (after.delayed - before.delayed) as f64 / k.max(1) as f64;
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
         let (waves, ideal) = self.ideal(k, chain, true);
         let each = done.iter().map(|i| secs_between(micros(&i.created_at), micros(&i.updated_at)));
         let phase = Phase {
@@ -332,13 +345,14 @@ impl Env {
             api_calls: requests,
             api_secs: api.as_secs_f64(),
             wall_secs: secs_between(t0, end),
-            bmc_requests: after.requests - before.requests,
+            bmc_requests: after.fleet.requests - before.fleet.requests,
             chain,
-            boots: after.boots - before.boots,
+            boots: after.fleet.boots - before.fleet.boots,
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+            cpu_secs: after.cpu_since(&before).0,
+            fleet_cpu_secs: after.cpu_since(&before).1,
         };
         Ok((t, p, phase))
     }
@@ -348,7 +362,7 @@ impl Env {
         let k = self.args.provisions;
         let names: Vec<String> =
             project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
-        let before = counters(&self.fleet);
+        let before = self.counters()?;
         let t0 = now_micros();
         let names = Arc::new(names);
         let n2 = names.clone();
@@ -380,7 +394,7 @@ impl Env {
             Ok((released >= k && available >= self.args.nodes).then_some(()))
         })?;
         let done = project_instances(&self.store, t, p)?;
-        let after = counters(&self.fleet);
+        let after = self.counters()?;
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let complete = self
             .store
@@ -399,7 +413,7 @@ impl Env {
                 Ok(n)
             })
             .map_err(|e| e.to_string())?;
-        let chain = (after.delayed - before.delayed) as f64 / k.max(1) as f64;
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
         let (waves, ideal) = self.ideal(k, chain, true);
         // Per instance: from its release request to its record.
         let by_name: std::collections::HashMap<&str, i64> =
@@ -413,28 +427,29 @@ impl Env {
             api_calls: k,
             api_secs: api.as_secs_f64(),
             wall_secs: secs_between(t0, end),
-            bmc_requests: after.requests - before.requests,
+            bmc_requests: after.fleet.requests - before.fleet.requests,
             chain,
-            boots: after.boots - before.boots,
+            boots: after.fleet.boots - before.fleet.boots,
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu.zip(before.cpu).map(|(a, b)| a - b),
+            cpu_secs: after.cpu_since(&before).0,
+            fleet_cpu_secs: after.cpu_since(&before).1,
         };
         Ok((phase, complete))
     }
 }
 
-fn print(
-    a: &BaremetalArgs,
-    boot: Duration,
-    phases: &[Phase],
-    complete: usize,
-    setup_secs: f64,
-    held: Option<f64>,
-) {
+/// Cores used while the instances were held: the control plane's process
+/// and, when it runs apart, the fleet's.
+type Held = (Option<f64>, Option<f64>);
+
+fn print(env: &Env, phases: &[Phase], complete: usize, setup_secs: f64, held: Option<Held>) {
+    let a = &env.args;
+    let boot = env.boot_delay;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let latency = a.bmc_latency.as_secs_f64();
+    let latency = env.latency.as_secs_f64();
+    let fleet = if env.fleet.apart() { "its own process" } else { "the benchmark's process" };
     if a.json {
         let v: Vec<Value> = phases.iter().map(Phase::json).collect();
         println!(
@@ -443,14 +458,16 @@ fn print(
                    "parallel": a.parallel, "batch": a.batch, "clients": a.clients,
                    "lifecycle_interval_ms": a.interval_ms, "heartbeat_interval_ms": a.heartbeat_ms,
                    "simulated_boot_delay_secs": boot.as_secs_f64(), "cores": cores,
+                   "fleet": a.fleet, "fleet_apart": env.fleet.apart(),
                    "setup_secs": setup_secs, "complete_sanitization_records": complete,
-                   "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held, "phases": v})
+                   "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held.and_then(|h| h.0),
+                   "hold_fleet_cpu_cores": held.and_then(|h| h.1), "phases": v})
         );
         return;
     }
     println!(
-        "{} nodes, {} provisions; SIMULATED BMCs, {} s per answer, simulated boot {} s; \
-         {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
+        "{} nodes, {} provisions; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
+         {} s; {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
         a.nodes,
         a.provisions,
         latency,
@@ -460,8 +477,9 @@ fn print(
         a.heartbeat_ms
     );
     println!();
+    let cpu_head = if env.fleet.apart() { "CPU s control plane / fleet" } else { "CPU s" };
     println!(
-        "| phase | nodes | API calls/s | wall s | nodes/s | BMC calls/node | waits/node | ideal s | overhead s | overhead | per node p50 / p99 / max s | CPU s |"
+        "| phase | nodes | API calls/s | wall s | nodes/s | BMC calls/node | waits/node | ideal s | overhead s | overhead | per node p50 / p99 / max s | {cpu_head} |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in phases {
@@ -480,17 +498,37 @@ fn print(
             p.pct(0.5),
             p.pct(0.99),
             p.pct(1.0),
-            p.cpu_secs.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into())
+            cpu_cell(p)
         );
     }
     println!();
     println!("complete signed sanitization records: {complete} of {}", a.provisions);
-    if let Some(c) = held {
-        println!(
-            "{} instances held {} s: the process used {c:.2} cores meanwhile",
-            a.provisions,
-            a.hold.as_secs_f64()
-        );
+    if let Some((cp, fleet)) = held {
+        let f = |c: Option<f64>| c.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into());
+        match fleet {
+            Some(_) => println!(
+                "{} instances held {} s: the control plane used {} cores meanwhile, the \
+                 SIMULATED fleet {}",
+                a.provisions,
+                a.hold.as_secs_f64(),
+                f(cp),
+                f(fleet)
+            ),
+            None => println!(
+                "{} instances held {} s: the process used {} cores meanwhile",
+                a.provisions,
+                a.hold.as_secs_f64(),
+                f(cp)
+            ),
+        }
+    }
+}
+
+fn cpu_cell(p: &Phase) -> String {
+    let f = |c: Option<f64>| c.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into());
+    match p.fleet_cpu_secs {
+        Some(_) => format!("{} / {}", f(p.cpu_secs), f(p.fleet_cpu_secs)),
+        None => f(p.cpu_secs),
     }
 }
 
@@ -523,7 +561,7 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
     };
     let dir = std::env::temp_dir().join(format!("neocloud-bench-bm-{}", neocloud_common::new_id()));
     let config = Config {
-        listen: "127.0.0.1:0".into(),
+        listen: a.listen.clone(),
         data_dir: dir.clone(),
         rate_limit_per_sec: 0,
         // Every simulated agent registers from 127.0.0.1.
@@ -540,45 +578,69 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
     let cancel = server.cancel_token();
     let store = server.store();
     let served = rt.spawn(server.run());
-    let fleet = SimFleet::new(Some(base.clone()), a.bmc_latency);
-    let listener = match rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")) {
-        Ok(l) => l,
+    let started_fleet = match a.fleet.as_str() {
+        "in-process" => {
+            start_in_process(&rt, &base, a.bmc_latency, cancel.clone().cancelled_owned())
+        }
+        "process" => Fleet::child(&base, a.bmc_latency).map(|f| (f, None)),
+        url if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok((Fleet::remote(url), None))
+        }
+        other => {
+            eprintln!("error: --fleet {other:?}: expected process, in-process or a URL");
+            return ExitCode::from(crate::output::EXIT_USAGE);
+        }
+    };
+    let ((fleet, fleet_served), stats) = match started_fleet.and_then(|f| {
+        let stats = f.0.stats().map_err(|e| format!("the SIMULATED fleet does not answer: {e}"))?;
+        Ok((f, stats))
+    }) {
+        Ok(x) => x,
         Err(e) => {
-            eprintln!("error: simulated BMC listener: {e}");
+            eprintln!("error: {e}");
+            cancel.cancel();
+            let _ = rt.block_on(served);
             return ExitCode::from(1);
         }
     };
-    let fleet_base = match listener.local_addr() {
-        Ok(x) => format!("http://{x}"),
-        Err(e) => {
-            eprintln!("error: simulated BMC listener: {e}");
-            return ExitCode::from(1);
-        }
+    let fleet_base = fleet.base().to_string();
+    let env = Env {
+        args: a,
+        base,
+        token,
+        store,
+        fleet,
+        fleet_base,
+        latency: Duration::from_secs_f64(stats.latency_secs),
+        boot_delay: Duration::from_secs_f64(stats.boot_delay_secs),
     };
-    let fleet_served =
-        rt.spawn(simbmc::serve(listener, fleet.clone(), cancel.clone().cancelled_owned()));
-    let env = Env { args: a, base, token, store, fleet, fleet_base };
 
     let started = Instant::now();
-    type Figures = (Vec<Phase>, usize, f64, Option<f64>);
+    type Figures = (Vec<Phase>, usize, f64, Option<Held>);
     let result = (|| -> Result<Figures, String> {
         let enroll = env.enroll()?;
         let t = Instant::now();
         env.setup()?;
         let setup_secs = t.elapsed().as_secs_f64();
         let (tenant, project, provision) = env.provision()?;
-        let held = (!env.args.hold.is_zero()).then(|| {
-            let before = cpu_secs();
+        let held = if env.args.hold.is_zero() {
+            None
+        } else {
+            let before = env.counters()?;
             std::thread::sleep(env.args.hold);
-            cpu_secs().zip(before).map(|(a, b)| (a - b) / env.args.hold.as_secs_f64())
-        });
+            let (cp, fleet) = env.counters()?.cpu_since(&before);
+            let per_sec = |c: Option<f64>| c.map(|c| c / env.args.hold.as_secs_f64());
+            Some((per_sec(cp), per_sec(fleet)))
+        };
         let (release, complete) = env.release(&tenant, &project)?;
-        Ok((vec![enroll, provision, release], complete, setup_secs, held.flatten()))
+        Ok((vec![enroll, provision, release], complete, setup_secs, held))
     })();
     cancel.cancel();
     rt.block_on(async {
         let _ = served.await;
-        let _ = fleet_served.await;
+        if let Some(f) = fleet_served {
+            let _ = f.await;
+        }
     });
     rt.shutdown_timeout(Duration::from_secs(10));
     if env.args.keep {
@@ -588,7 +650,7 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
     }
     match result {
         Ok((phases, complete, setup_secs, held)) => {
-            print(&env.args, env.fleet.boot_delay, &phases, complete, setup_secs, held);
+            print(&env, &phases, complete, setup_secs, held);
             if !env.args.json {
                 println!("total {:.1} s", started.elapsed().as_secs_f64());
             }
@@ -603,4 +665,23 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The fleet in this process, on this runtime, served until `stop`; its task.
+fn start_in_process(
+    rt: &tokio::runtime::Runtime,
+    boot_url: &str,
+    latency: Duration,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(Fleet, Option<tokio::task::JoinHandle<()>>), String> {
+    let fleet = SimFleet::new(Some(boot_url.to_string()), latency);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| format!("simulated BMC listener: {e}"))?;
+    let base = listener
+        .local_addr()
+        .map(|x| format!("http://{x}"))
+        .map_err(|e| format!("simulated BMC listener: {e}"))?;
+    let served = rt.spawn(simbmc::serve(listener, fleet.clone(), stop));
+    Ok((Fleet::InProcess { fleet, base }, Some(served)))
 }

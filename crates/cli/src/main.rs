@@ -18,6 +18,7 @@ mod bench;
 mod bench_api;
 mod bench_baremetal;
 mod bench_fabric;
+mod bench_fleet;
 mod bench_network;
 mod bench_placement;
 mod client;

@@ -1,21 +1,25 @@
 //! `neocloud bench baremetal` end to end at a tiny scale: 20 nodes enrolled
 //! and inspected through SIMULATED BMCs, 4 instances provisioned (their
 //! simulated agents check in), released and sanitized with complete
-//! records; the JSON report carries every phase and its overhead figures.
+//! records; the JSON report carries every phase and its overhead figures,
+//! with the fleet in a child process (the default), in the benchmark's
+//! process, or in one started apart with `neocloud bench fleet`.
 
 use serde_json::Value;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn bench_baremetal_runs_every_phase_and_reports_its_overhead() {
+/// Runs the tiny benchmark with `extra` arguments; its JSON report.
+fn bench(name: &str, extra: &[&str]) -> Value {
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bench-baremetal-{}", std::process::id()));
+        .join(format!("bench-baremetal-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_neocloud"))
         .args(["bench", "baremetal", "--nodes", "20", "--provisions", "4", "--batch", "3"])
         .args(["--bmc-latency", "0s", "--heartbeat-ms", "100", "--timeout", "60s", "--json"])
+        .args(extra)
         // Its store goes to a temporary directory: this test's.
         .env("TMPDIR", &tmp)
         .output()
@@ -26,6 +30,11 @@ fn bench_baremetal_runs_every_phase_and_reports_its_overhead() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+    check_phases(&v);
+    v
+}
+
+fn check_phases(v: &Value) {
     assert_eq!(v["nodes"], 20);
     assert_eq!(v["complete_sanitization_records"], 4, "{v}");
     let phases = v["phases"].as_array().unwrap();
@@ -46,4 +55,59 @@ fn bench_baremetal_runs_every_phase_and_reports_its_overhead() {
     assert_eq!(phases[1]["simulated_boots"], 4, "{v}");
     assert_eq!(phases[2]["simulated_boots"], 4, "{v}");
     assert_eq!(phases[0]["simulated_boots"], 0, "{v}");
+}
+
+#[test]
+fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
+    let v = bench("child", &[]);
+    assert_eq!(v["fleet"], "process");
+    assert_eq!(v["fleet_apart"], true, "{v}");
+    for p in v["phases"].as_array().unwrap() {
+        // Both processes' CPU, apart.
+        assert!(p["cpu_secs"].as_f64().is_some_and(|c| c > 0.0), "{p}");
+        assert!(p["fleet_cpu_secs"].as_f64().is_some_and(|c| c >= 0.0), "{p}");
+    }
+}
+
+#[test]
+fn bench_baremetal_runs_every_phase_with_the_fleet_in_its_process() {
+    let v = bench("in-process", &["--fleet", "in-process"]);
+    assert_eq!(v["fleet_apart"], false, "{v}");
+    for p in v["phases"].as_array().unwrap() {
+        assert!(p["fleet_cpu_secs"].is_null(), "{p}");
+    }
+}
+
+/// `neocloud bench fleet` started on its own, the benchmark pointed at it:
+/// the fleet's boots reach the server at `--listen`, and the fleet's own
+/// counters (read over HTTP) saw every BMC call the report counts.
+#[test]
+fn bench_baremetal_drives_a_fleet_started_apart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut fleet = Command::new(env!("CARGO_BIN_EXE_neocloud"))
+        .args(["bench", "fleet", "--bmc-latency", "0s", "--boot-url"])
+        .arg(format!("http://{listen}"))
+        // It ends with this test, however the test ends.
+        .arg("--exit-with-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run neocloud bench fleet");
+    let mut line = String::new();
+    BufReader::new(fleet.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("{line:?}"));
+    let base = base.to_string();
+    let v = bench("apart", &["--fleet", &base, "--listen", &listen]);
+    let stats: Value =
+        ureq::get(&format!("{base}/simbmc/stats")).call().unwrap().into_json().unwrap();
+    let _ = fleet.kill();
+    let _ = fleet.wait();
+    assert_eq!(v["fleet_apart"], true, "{v}");
+    let counted: u64 =
+        v["phases"].as_array().unwrap().iter().map(|p| p["bmc_requests"].as_u64().unwrap()).sum();
+    assert!(stats["requests"].as_u64().unwrap() >= counted, "{stats} {v}");
+    assert_eq!(stats["boots"], 8, "{stats}");
+    assert!(stats["cpu_secs"].as_f64().is_some_and(|c| c > 0.0), "{stats}");
 }

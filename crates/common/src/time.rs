@@ -22,6 +22,16 @@ pub fn from_rfc3339(s: &str) -> Result<i64, String> {
     Ok(t.duration_since(UNIX_EPOCH).map_err(|_| "time before 1970".to_string())?.as_micros() as i64)
 }
 
+/// CPU seconds this process has used (user + system), where the OS says
+/// (Linux: `/proc/self/stat`, in clock ticks of 1/100 s); `None` elsewhere.
+pub fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +42,20 @@ mod tests {
         assert_eq!(from_rfc3339(&to_rfc3339(now)).unwrap(), now);
         assert_eq!(from_rfc3339("2030-01-01T00:00:00Z").unwrap(), 1_893_456_000_000_000);
         assert!(from_rfc3339("tomorrow").is_err());
+    }
+
+    #[test]
+    fn process_cpu_grows_with_work() {
+        let Some(before) = process_cpu_secs() else {
+            eprintln!("SKIPPED: no /proc/self/stat on this OS");
+            return;
+        };
+        // Spin until the counter (1/100 s ticks) moves: it must, within 5 s.
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while process_cpu_secs().unwrap() <= before {
+            x = x.wrapping_mul(31).wrapping_add(1);
+            assert!(start.elapsed() < Duration::from_secs(5), "CPU time did not move ({x})");
+        }
     }
 }

@@ -39,6 +39,20 @@ pub fn mac(i: usize) -> String {
     format!("02:5e:00:{:02x}:{:02x}:{:02x}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
 }
 
+/// What a fleet has answered and started, its timings, and the CPU its
+/// process has used (`GET /simbmc/stats`, not counted as a request: a
+/// benchmark reads it from a fleet that runs in a process of its own).
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub delayed: u64,
+    pub boots: u64,
+    pub latency_secs: f64,
+    pub boot_delay_secs: f64,
+    /// The fleet's process, user + system (`None` where the OS does not say).
+    pub cpu_secs: Option<f64>,
+}
+
 struct Sim {
     power_on: bool,
     boot_target: String,
@@ -94,6 +108,18 @@ impl SimFleet {
     fn with<T>(&self, i: usize, f: impl FnOnce(&mut Sim) -> T) -> T {
         let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
         f(m.entry(i).or_default())
+    }
+
+    /// The counters now, and the CPU this process has used.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            requests: self.requests.load(Ordering::Relaxed),
+            delayed: self.delayed.load(Ordering::Relaxed),
+            boots: self.boots.load(Ordering::Relaxed),
+            latency_secs: self.latency.as_secs_f64(),
+            boot_delay_secs: self.boot_delay.as_secs_f64(),
+            cpu_secs: neocloud_common::time::process_cpu_secs(),
+        }
     }
 
     /// Stops every simulated agent (shutdown).
@@ -213,6 +239,7 @@ const GPUS: usize = 8;
 /// The router of a whole simulated fleet.
 pub fn router(fleet: Fleet) -> Router {
     Router::new()
+        .route("/simbmc/stats", get(|State(f): State<Fleet>| async move { Json(f.stats()) }))
         .route(
             "/simbmc/{i}/redfish/v1",
             get(|State(f): State<Fleet>| async move {
