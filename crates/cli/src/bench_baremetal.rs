@@ -227,7 +227,6 @@ struct Env {
     token: String,
     store: Store,
     fleet: Fleet,
-    fleet_base: String,
     /// The fleet's latency and simulated boot (it says, wherever it runs).
     latency: Duration,
     boot_delay: Duration,
@@ -251,7 +250,7 @@ impl Env {
         let n = self.args.nodes;
         let before = self.counters()?;
         let t0 = now_micros();
-        let fleet_base = self.fleet_base.clone();
+        let fleet_base = self.fleet.base().to_string();
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
             let body = json!({
                 "name": format!("bm-{i:05}"), "site": "bench",
@@ -273,6 +272,7 @@ impl Env {
             Ok((c.get("available").copied().unwrap_or(0) as usize >= n).then_some(()))
         })?;
         let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
         let all = self.store.read(nodes::list).map_err(|e| e.to_string())?;
         let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
         let each =
@@ -291,8 +291,8 @@ impl Env {
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu_since(&before).0,
-            fleet_cpu_secs: after.cpu_since(&before).1,
+            cpu_secs,
+            fleet_cpu_secs,
         })
     }
 
@@ -335,6 +335,7 @@ impl Env {
         })?;
         let done = project_instances(&self.store, &t, &p)?;
         let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
         let (waves, ideal) = self.ideal(k, chain, true);
@@ -351,8 +352,8 @@ impl Env {
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu_since(&before).0,
-            fleet_cpu_secs: after.cpu_since(&before).1,
+            cpu_secs,
+            fleet_cpu_secs,
         };
         Ok((t, p, phase))
     }
@@ -395,6 +396,7 @@ impl Env {
         })?;
         let done = project_instances(&self.store, t, p)?;
         let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let complete = self
             .store
@@ -433,8 +435,8 @@ impl Env {
             waves,
             ideal_secs: ideal,
             each: each.collect(),
-            cpu_secs: after.cpu_since(&before).0,
-            fleet_cpu_secs: after.cpu_since(&before).1,
+            cpu_secs,
+            fleet_cpu_secs,
         };
         Ok((phase, complete))
     }
@@ -505,22 +507,16 @@ fn print(env: &Env, phases: &[Phase], complete: usize, setup_secs: f64, held: Op
     println!("complete signed sanitization records: {complete} of {}", a.provisions);
     if let Some((cp, fleet)) = held {
         let f = |c: Option<f64>| c.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into());
-        match fleet {
-            Some(_) => println!(
-                "{} instances held {} s: the control plane used {} cores meanwhile, the \
-                 SIMULATED fleet {}",
-                a.provisions,
-                a.hold.as_secs_f64(),
-                f(cp),
-                f(fleet)
-            ),
-            None => println!(
-                "{} instances held {} s: the process used {} cores meanwhile",
-                a.provisions,
-                a.hold.as_secs_f64(),
-                f(cp)
-            ),
-        }
+        let (who, apart) = match fleet {
+            Some(_) => ("the control plane", format!(", the SIMULATED fleet {}", f(fleet))),
+            None => ("the process", String::new()),
+        };
+        println!(
+            "{} instances held {} s: {who} used {} cores meanwhile{apart}",
+            a.provisions,
+            a.hold.as_secs_f64(),
+            f(cp)
+        );
     }
 }
 
@@ -603,14 +599,12 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let fleet_base = fleet.base().to_string();
     let env = Env {
         args: a,
         base,
         token,
         store,
         fleet,
-        fleet_base,
         latency: Duration::from_secs_f64(stats.latency_secs),
         boot_delay: Duration::from_secs_f64(stats.boot_delay_secs),
     };

@@ -135,7 +135,7 @@ impl Fleet {
         let mut child = std::process::Command::new(exe)
             .args(["bench", "fleet", "--exit-with-stdin", "--boot-url", boot_url])
             .arg("--bmc-latency")
-            .arg(format!("{}ms", latency.as_millis()))
+            .arg(humantime::format_duration(latency).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
