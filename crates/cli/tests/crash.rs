@@ -155,7 +155,7 @@ fn write_config(path: &Path, db: &str) {
         path,
         format!(
             "db = {db:?}\nlifecycle_interval_ms = 100\nheartbeat_interval_ms = 200\n\
-             agent_timeout_secs = 120\nbmc_timeout_ms = 3000\n\
+             agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
              boot_timeout_secs = 10\nboot_attempts = 10\n"
         ),
     )

@@ -62,6 +62,12 @@ pub struct Config {
     /// How long the sanitizer's agent has to finish its steps before the
     /// node is failed.
     pub agent_timeout_secs: u64,
+    /// How long a sanitizer's agent may go unheard (no heartbeat) before
+    /// its steps are done: the node reset, crashed or hung under it, and it
+    /// is booted again with a fresh token (counted against `boot_attempts`).
+    /// At least 15: an agent's last heartbeat is recorded to 5 s, and an
+    /// agent backs off up to 5 s while the control plane is away.
+    pub agent_silence_secs: u64,
     /// The ed25519 key that signs sanitization records (default
     /// `<data_dir>/signing.key`, created on first start). Replicas share it.
     pub signing_key_file: Option<PathBuf>,
@@ -108,6 +114,7 @@ impl Default for Config {
             boot_timeout_secs: 600,
             boot_attempts: 3,
             agent_timeout_secs: 1800,
+            agent_silence_secs: 30,
             signing_key_file: None,
             fabric_interval_ms: 5000,
             fabric_check_secs: 60,
@@ -118,6 +125,11 @@ impl Default for Config {
         }
     }
 }
+
+/// The shortest `agent_silence_secs`: three times the resolution of an
+/// agent's recorded last heartbeat (5 s), so a live agent is never taken
+/// for a silent one.
+pub const MIN_AGENT_SILENCE_SECS: u64 = 15;
 
 impl Config {
     /// Reads a TOML file; unknown keys are errors.
@@ -162,6 +174,12 @@ impl Config {
         if self.agent_timeout_secs == 0 {
             return Err(Error::invalid_value("agent_timeout_secs", "must be positive"));
         }
+        if self.agent_silence_secs < MIN_AGENT_SILENCE_SECS {
+            return Err(Error::invalid_value(
+                "agent_silence_secs",
+                format!("must be at least {MIN_AGENT_SILENCE_SECS}"),
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(Error::invalid_value("max_body_bytes", "must be at least 1024"));
         }
@@ -190,5 +208,16 @@ mod tests {
         let e = Config::from_file(&f).unwrap_err();
         assert!(e.external_message().contains("lisen"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn agent_silence_must_outlast_the_heartbeat_record() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.agent_silence_secs = MIN_AGENT_SILENCE_SECS - 1;
+        let e = c.validate().unwrap_err();
+        assert!(format!("{e:?}").contains("agent_silence_secs"), "{e:?}");
+        c.agent_silence_secs = MIN_AGENT_SILENCE_SECS;
+        assert!(c.validate().is_ok());
     }
 }

@@ -196,7 +196,10 @@ impl SimFleet {
                 }
             };
             fleet.boots.fetch_add(1, Ordering::Relaxed);
-            let _ = agent.run(&stop);
+            match agent.run(&stop) {
+                Ok(exit) => tracing::debug!(node = i, ?exit, "simulated agent ended"),
+                Err(e) => tracing::warn!(node = i, error = %e, "simulated agent gave up"),
+            }
         });
     }
 }

@@ -16,7 +16,7 @@ mod peers;
 
 use bm::*;
 use common::nodes::{get_text, lifecycle, node, token_of, wait_for, wait_node};
-use common::{TestBackend, TestServer};
+use common::{Client, TestBackend, TestServer};
 use neocloud_agent::{Agent, AgentError, Exit};
 use neocloud_types::AgentStepKind;
 use serde_json::json;
@@ -301,10 +301,7 @@ fn a_failed_node_inspected_again_while_dirty_is_sanitized_and_its_tenant_revoked
     for b in TestBackend::ALL {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        enroll(&s, &emu, 1);
-        let (mut ctl, secrets) = controller(&s);
-        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let (tenant, mut ctl, secrets) = one_node_by_hand(&s, &emu);
         let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
         drive(&ctl, &secrets, &s, "bm-1", "provisioning");
         ctl.run_once(&s.store, &secrets).unwrap();
@@ -668,5 +665,107 @@ fn a_release_whose_sanitizer_never_comes_frees_the_tenant_and_keeps_the_node_out
         assert_eq!(free_nodes(&s), 1, "[{b}] schedulable again");
         assert_eq!(instance(&tenant, &id)["state"], "released", "[{b}]");
         assert_eq!(committed(&s, "nodes"), 0, "[{b}] freed once");
+    }
+}
+
+/// A sanitizer whose agent falls silent before its steps are done (its
+/// node reset, crashed or hung; or a boot repeated after a control-plane
+/// crash killed the agent that had registered) is booted again with a
+/// fresh token: the silent agent's credential and spent token stop
+/// working, and the new boot's agent finishes the job. When the last boot
+/// attempt falls silent too, the node fails saying so.
+#[test]
+fn a_sanitizer_that_falls_silent_is_booted_again_with_a_fresh_token() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (tenant, mut ctl, secrets) = one_node_by_hand(&s, &emu);
+        let silence = Duration::from_millis(1500);
+        ctl.agent_silence = silence;
+        ctl.boot_attempts = 2;
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+
+        // Provisioned, then released: the sanitizer boots and registers.
+        let provision_and_release = |name: &str| -> String {
+            let id = create(&tenant, name)["id"].as_str().unwrap().to_string();
+            drive(&ctl, &secrets, &s, "bm-1", "provisioning");
+            ctl.run_once(&s.store, &secrets).unwrap();
+            ctl.run_once(&s.store, &secrets).unwrap();
+            let token = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
+            register_raw(&s, &token, "n1").expect(201);
+            drive(&ctl, &secrets, &s, "bm-1", "active");
+            release(&tenant, &id).expect(202);
+            id
+        };
+        let sanitizer_registers = |seed: &str| -> (String, Client) {
+            let token = token_of(&wait_boot(&s, 1, SANITIZER_KERNEL));
+            let reg = register_raw(&s, &token, seed).expect(201).body;
+            (token, s.client(reg["credential"].as_str().unwrap()))
+        };
+        let id = provision_and_release("job");
+        drive(&ctl, &secrets, &s, "bm-1", "releasing");
+        let (first_token, first) = sanitizer_registers("n1-san");
+        drive(&ctl, &secrets, &s, "bm-1", "sanitizing");
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!((&l["step"], &l["attempt"]), (&json!("agent_steps"), &json!(1)), "[{b}] {l}");
+        // It takes its steps, reports one, and is heard no more.
+        let steps = heartbeat(&first).expect(200).body["steps"].clone();
+        let steps = steps.as_array().unwrap();
+        assert!(steps.len() > 1, "[{b}] {steps:?}");
+        report(&first, steps[0]["id"].as_str().unwrap(), true).expect(200);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(lifecycle(&s, "bm-1")["state"], "sanitizing", "[{b}] not silent yet");
+        std::thread::sleep(silence + Duration::from_millis(200));
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!((&l["state"], &l["attempt"]), (&json!("releasing"), &json!(2)), "[{b}] {l}");
+        // The silent agent's credential and its spent token are done.
+        heartbeat(&first).expect(401);
+        register_raw(&s, &first_token, "n1-san").expect(401);
+        let trail = actions(&s, &format!("/{node_id}"));
+        assert!(times(&trail, "node_releasing") >= 4, "[{b}] booted again: {trail:?}");
+        // The second boot's agent registers with a fresh token and finishes.
+        drive(&ctl, &secrets, &s, "bm-1", "releasing");
+        let (second_token, second) = sanitizer_registers("n1-san2");
+        assert_ne!(second_token, first_token, "[{b}] a fresh token");
+        drive(&ctl, &secrets, &s, "bm-1", "sanitizing");
+        assert_eq!(lifecycle(&s, "bm-1")["attempt"], 2, "[{b}]");
+        for st in heartbeat(&second).expect(200).body["steps"].as_array().unwrap() {
+            report(&second, st["id"].as_str().unwrap(), true).expect(200);
+        }
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs.len(), 1, "[{b}] {recs:?}");
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
+        assert!(verified(&recs[0]), "[{b}]");
+        assert_eq!(instance(&tenant, &id)["state"], "released", "[{b}]");
+        assert_eq!(free_nodes(&s), 1, "[{b}] schedulable again");
+
+        // Silent on every boot attempt: the node fails, saying why, and
+        // stays out of the pool.
+        let id = provision_and_release("again");
+        for attempt in 1..=2 {
+            drive(&ctl, &secrets, &s, "bm-1", "releasing");
+            sanitizer_registers(&format!("n1-san-{attempt}"));
+            drive(&ctl, &secrets, &s, "bm-1", "sanitizing");
+            assert_eq!(lifecycle(&s, "bm-1")["attempt"], attempt, "[{b}]");
+            std::thread::sleep(silence + Duration::from_millis(200));
+            ctl.run_once(&s.store, &secrets).unwrap();
+        }
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(
+            (&l["state"], &l["from"]),
+            (&json!("failed"), &json!("sanitizing")),
+            "[{b}] {l}"
+        );
+        let reason = l["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("fell silent before finishing its steps")
+                && reason.contains("2 boot attempts"),
+            "[{b}] {reason}"
+        );
+        assert_eq!(free_nodes(&s), 0, "[{b}] the node stays out of the pool");
+        assert_eq!(instance(&tenant, &id)["state"], "released", "[{b}] the tenant is done with it");
     }
 }

@@ -104,7 +104,16 @@ pub enum NodeLifecycle {
         attempt: u32,
     },
     /// Being wiped and checked; Available only with a complete, signed record.
-    Sanitizing { tenant_id: String, instance_id: String, step: SanitizeStep },
+    /// `attempt` is the sanitizer boot it runs on (as for releasing): a
+    /// sanitizer that falls silent before its steps are done is booted
+    /// again, with a fresh token, up to the boot limit.
+    Sanitizing {
+        tenant_id: String,
+        instance_id: String,
+        step: SanitizeStep,
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
     /// Taken out of service by the provider (`availability: maintenance`).
     Maintenance,
     /// The controller gave up; `reason` says why, `from` the state it was in.

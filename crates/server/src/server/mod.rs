@@ -143,6 +143,7 @@ impl Server {
                     signer,
                 );
                 l.agent_timeout = Duration::from_secs(config.agent_timeout_secs);
+                l.agent_silence = Duration::from_secs(config.agent_silence_secs);
                 l.boot_timeout = Duration::from_secs(config.boot_timeout_secs);
                 l.boot_attempts = config.boot_attempts;
                 l.parallel_steps = config.lifecycle_parallel_steps;

@@ -275,6 +275,19 @@ pub fn lose_sanitizer(s: &TestServer) {
         .unwrap_or_else(|e| panic!("[{b}] {e}"));
 }
 
+/// One node (`bm-1`, emulator system 1) with a full catalog, enrolled and
+/// made available by the test's own controller; the tenant's client.
+pub fn one_node_by_hand(
+    s: &TestServer,
+    emu: &peers::Emulator,
+) -> (Client, LifecycleController, SecretBox) {
+    let tenant = catalog(s, true);
+    enroll(s, emu, 1);
+    let (ctl, secrets) = controller(s);
+    drive(&ctl, &secrets, s, "bm-1", "available");
+    (tenant, ctl, secrets)
+}
+
 /// Runs the test's controller until the node is in `state`.
 pub fn drive(
     ctl: &LifecycleController,

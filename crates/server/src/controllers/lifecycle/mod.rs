@@ -69,6 +69,12 @@ pub struct LifecycleController {
     pub boot_attempts: u32,
     /// How long the sanitizer agent has to finish its steps.
     pub agent_timeout: Duration,
+    /// How long a sanitizer's agent may go unheard before its node is
+    /// booted again (counted from this controller's start at the earliest:
+    /// agents cannot heartbeat while the control plane is down).
+    pub agent_silence: Duration,
+    /// When this controller was made (µs since the epoch).
+    started_micros: i64,
     /// Nodes stepped at once.
     pub parallel_steps: usize,
     /// How long a released node's switch ports have to leave the tenant's
@@ -189,6 +195,8 @@ impl LifecycleController {
             boot_timeout: Duration::from_secs(600),
             boot_attempts: 3,
             agent_timeout: Duration::from_secs(1800),
+            agent_silence: Duration::from_secs(30),
+            started_micros: now_micros(),
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
@@ -367,8 +375,8 @@ impl LifecycleController {
             NodeLifecycle::Releasing { tenant_id, instance_id, step, attempt } => {
                 self.releasing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
-            NodeLifecycle::Sanitizing { tenant_id, instance_id, step } => {
-                self.sanitizing(store, secrets, n, tenant_id, instance_id, *step)
+            NodeLifecycle::Sanitizing { tenant_id, instance_id, step, attempt } => {
+                self.sanitizing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
             NodeLifecycle::Failed { from, .. } => self.failed(store, secrets, n, from),
         }

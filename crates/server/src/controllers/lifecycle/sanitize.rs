@@ -111,6 +111,7 @@ impl LifecycleController {
                             tenant_id: tenant.to_string(),
                             instance_id: instance.to_string(),
                             step: SanitizeStep::AgentSteps,
+                            attempt,
                         };
                         let moved = self.advance(store, n, to, |w| {
                             agents::queue_steps(w, &a, &AgentStepKind::SANITIZE)
@@ -136,7 +137,7 @@ impl LifecycleController {
         n: &Node,
         tenant: &str,
         instance: &str,
-        step: SanitizeStep,
+        (step, attempt): (SanitizeStep, u32),
     ) -> Result<bool, StepError> {
         match step {
             SanitizeStep::AgentSteps => {
@@ -151,13 +152,71 @@ impl LifecycleController {
                         tenant_id: tenant.to_string(),
                         instance_id: instance.to_string(),
                         step: SanitizeStep::Finish,
+                        attempt,
                     };
                     return self.advance(store, n, to, |_| Ok(()));
+                }
+                if let Some(silent) = self.silent_for(&agent) {
+                    return self.boot_sanitizer_again(
+                        store,
+                        secrets,
+                        n,
+                        (tenant, instance),
+                        attempt,
+                        silent,
+                    );
                 }
                 self.await_deadline(n, "the sanitizer's agent did not finish its steps")
             }
             SanitizeStep::Finish => self.finish(store, secrets, n, tenant, instance),
         }
+    }
+
+    /// How long the agent has gone unheard, when that is longer than
+    /// `agent_silence` (counted from this controller's start at the
+    /// earliest: no agent can heartbeat while the control plane is down).
+    fn silent_for(&self, agent: &agents::AgentRecord) -> Option<std::time::Duration> {
+        let heard = agent.last_seen_at.max(self.started_micros);
+        let silent =
+            std::time::Duration::from_micros(now_micros().saturating_sub(heard).max(0) as u64);
+        (silent > self.agent_silence).then_some(silent)
+    }
+
+    /// The sanitizer's agent fell silent before its steps were done (its
+    /// node reset, crashed or hung; or a boot repeated after a control-plane
+    /// crash killed the agent that had registered): its credential is
+    /// revoked, a fresh boot token issued, and the node booted again, as
+    /// long as boot attempts are left. The silent agent's token is spent,
+    /// so without a fresh one no later boot could register.
+    fn boot_sanitizer_again(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        (tenant, instance): (&str, &str),
+        attempt: u32,
+        silent: std::time::Duration,
+    ) -> Result<bool, StepError> {
+        let why = format!(
+            "the sanitizer's agent fell silent before finishing its steps (unheard for {}s)",
+            silent.as_secs()
+        );
+        if attempt >= self.boot_attempts {
+            return Err(StepError::Fail(format!(
+                "{why}, {attempt} boot attempts (check the node's console)"
+            )));
+        }
+        tracing::warn!(node = %n.name, attempt, "{why}: booting the sanitizer again");
+        let to = NodeLifecycle::Releasing {
+            tenant_id: tenant.to_string(),
+            instance_id: instance.to_string(),
+            step: BootStep::SetBoot,
+            attempt: attempt + 1,
+        };
+        self.advance(store, n, to, |w| {
+            agents::revoke_node_agents(w, &n.id)?;
+            issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)
+        })
     }
 
     /// The BMC-side checks, then the signed record, the node's fate and the
