@@ -90,6 +90,9 @@ pub struct SimFleet {
     pub delayed: AtomicU64,
     /// Agents started by simulated boots.
     pub boots: AtomicU64,
+    /// Extra time (ms) a reset takes to be done and answered, on top of
+    /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
+    pub reset_delay_ms: AtomicU64,
 }
 
 impl SimFleet {
@@ -102,6 +105,7 @@ impl SimFleet {
             requests: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             boots: AtomicU64::new(0),
+            reset_delay_ms: AtomicU64::new(0),
         })
     }
 
@@ -381,6 +385,10 @@ async fn reset(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
+    let slow = f.reset_delay_ms.load(Ordering::Relaxed);
+    if slow > 0 {
+        tokio::time::sleep(Duration::from_millis(slow)).await;
+    }
     let resp = answer(&f, &h, || json!({})).await;
     if resp.status() != StatusCode::OK {
         return resp;

@@ -328,6 +328,7 @@ fn a_failed_node_inspected_again_while_dirty_is_sanitized_and_its_tenant_revoked
         heartbeat(&tenant_agent).expect(401);
         let i = instance(&tenant, &id);
         assert_eq!(i["state"], "releasing", "[{b}] the tenant sees it go: {i}");
+        drive_to_boot(&ctl, &secrets, &s, "bm-1");
         let token = token_of(&wait_boot(&s, 1, SANITIZER_KERNEL));
         let reg = register_raw(&s, &token, "n1-san").expect(201).body;
         let san = s.client(reg["credential"].as_str().unwrap());
@@ -360,6 +361,7 @@ fn a_failed_node_inspected_again_while_dirty_is_sanitized_and_its_tenant_revoked
         let i = instance(&tenant, &id);
         assert_eq!(i["state"], "releasing", "[{b}] {i}");
         assert!(i["reason"].is_null(), "[{b}] {i}");
+        drive_to_boot(&ctl, &secrets, &s, "bm-1");
         let token = token_of(&wait_boot(&s, 1, SANITIZER_KERNEL));
         let reg = register_raw(&s, &token, "n1-san2").expect(201).body;
         let san = s.client(reg["credential"].as_str().unwrap());
@@ -699,6 +701,7 @@ fn a_sanitizer_that_falls_silent_is_booted_again_with_a_fresh_token() {
             id
         };
         let sanitizer_registers = |seed: &str| -> (String, Client) {
+            drive_to_boot(&ctl, &secrets, &s, "bm-1");
             let token = token_of(&wait_boot(&s, 1, SANITIZER_KERNEL));
             let reg = register_raw(&s, &token, seed).expect(201).body;
             (token, s.client(reg["credential"].as_str().unwrap()))

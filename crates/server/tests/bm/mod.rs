@@ -170,12 +170,29 @@ pub fn ipxe(s: &TestServer, i: usize) -> (u16, String) {
 }
 
 /// Waits until node `i` network-boots the image whose kernel line is
-/// `kernel`; returns the script.
+/// `kernel`; returns the script. Like a real node, it boots once the
+/// controller has reset it for that boot (`await_agent`): an agent that
+/// registered before the reset returned would have been killed by it.
 pub fn wait_boot(s: &TestServer, i: usize, kernel: &str) -> String {
     wait_for(&format!("node {i} to boot {kernel}"), Duration::from_secs(60), || {
+        if lifecycle(s, &format!("bm-{i}"))["step"] != "await_agent" {
+            return None;
+        }
         let (status, script) = ipxe(s, i);
         (status == 200 && script.contains(kernel)).then_some(script)
     })
+}
+
+/// Runs the test's controller until the node has been reset for its
+/// boot and waits for the image's agent.
+pub fn drive_to_boot(ctl: &LifecycleController, secrets: &SecretBox, s: &TestServer, name: &str) {
+    for _ in 0..10 {
+        if lifecycle(s, name)["step"] == "await_agent" {
+            return;
+        }
+        ctl.run_once(&s.store, secrets).unwrap();
+    }
+    panic!("{name} is not booting: {}", lifecycle(s, name));
 }
 
 /// Simulated hardware without GPUs: the emulator's fake systems show none

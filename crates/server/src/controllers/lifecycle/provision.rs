@@ -1,11 +1,11 @@
 //! provisioning and active: booting a tenant's image over the network and
 //! handing the node over once its agent checks in.
 
-use super::{declared_macs, set_instance, LifecycleController, StepError};
+use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
 use neocloud_redfish::{BootTarget, PowerState, ResetType};
-use neocloud_store::{agents, instances, Store};
+use neocloud_store::{agents, instances, Store, Writer};
 use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
 
 impl LifecycleController {
@@ -30,8 +30,16 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
-                self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next(), attempt), |_| Ok(()))
+                let reset_done = self.boot_step(store, secrets, n, step)?;
+                self.advance(store, n, next(step.next(), attempt), |w| {
+                    forget_killed_boot(
+                        w,
+                        secrets,
+                        &n.id,
+                        (ImagePurpose::Tenant, instance),
+                        reset_done,
+                    )
+                })
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -77,19 +85,21 @@ impl LifecycleController {
     /// The BMC side of booting from the network: the one-time boot
     /// override, then power on (or reset a running node). Idempotent: a
     /// step repeated after a crash sets the same override or resets again.
+    /// Returns when the reset returned (µs), if one was done: see
+    /// [`forget_killed_boot`].
     pub(super) fn boot_step(
         &self,
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
         step: BootStep,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<i64>, StepError> {
         if step == BootStep::PowerCycle {
             // Repeated after a crash, when the image already booted and its
             // agent registered: resetting again would only kill that agent.
             let tok = store.read(|r| agents::boot_token(r, &n.id)).map_err(StepError::Store)?;
             if tok.is_some_and(|t| t.used_at.is_some()) {
-                return Ok(());
+                return Ok(None);
             }
         }
         let (bmc, system) = self.bmc(store, secrets, n)?;
@@ -99,7 +109,8 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot => {
-                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)
+                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)?;
+                Ok(None)
             }
             BootStep::PowerCycle => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
@@ -120,9 +131,10 @@ impl LifecycleController {
                             })?
                     }
                 };
-                bmc.reset(&system, t).map_err(StepError::from)
+                bmc.reset(&system, t).map_err(StepError::from)?;
+                Ok(Some(now_micros()))
             }
-            BootStep::AwaitAgent => Ok(()),
+            BootStep::AwaitAgent => Ok(None),
         }
     }
 
@@ -168,4 +180,31 @@ impl LifecycleController {
 pub(super) fn in_state(n: &Node) -> std::time::Duration {
     let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
     std::time::Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64)
+}
+
+/// After a reset: a boot token used before the reset returned was used by
+/// the boot the reset killed (a power cycle repeated after a crash, or
+/// after a reset that timed out but was done, can land just after the
+/// image's agent registered). That agent's credential is revoked and a
+/// fresh token issued, so the boot the reset started can register; without
+/// it the node would wait on a dead agent while the live one is refused.
+pub(super) fn forget_killed_boot(
+    w: &mut dyn Writer,
+    secrets: &SecretBox,
+    node_id: &str,
+    (purpose, instance_id): (ImagePurpose, &str),
+    reset_done: Option<i64>,
+) -> neocloud_common::Result<()> {
+    let Some(done) = reset_done else { return Ok(()) };
+    let used_before =
+        agents::boot_token(w, node_id)?.and_then(|t| t.used_at).is_some_and(|used| used < done);
+    if used_before {
+        tracing::warn!(
+            node = node_id,
+            "an agent registered just before the node was reset: booting with a fresh token"
+        );
+        agents::revoke_node_agents(w, node_id)?;
+        issue_token(w, secrets, node_id, purpose, instance_id)?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
-use super::provision::in_state;
+use super::provision::{forget_killed_boot, in_state};
 use super::{
     declared_macs, free_instance, issue_token, set_instance, LifecycleController, StepError,
 };
@@ -98,8 +98,16 @@ impl LifecycleController {
                 if step == BootStep::SetBoot && attempt == 1 && !self.isolated(store, n)? {
                     return Ok(false);
                 }
-                self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next(), attempt), |_| Ok(()))
+                let reset_done = self.boot_step(store, secrets, n, step)?;
+                self.advance(store, n, next(step.next(), attempt), |w| {
+                    forget_killed_boot(
+                        w,
+                        secrets,
+                        &n.id,
+                        (ImagePurpose::Sanitizer, instance),
+                        reset_done,
+                    )
+                })
             }
             BootStep::AwaitAgent => {
                 let agent = store
