@@ -14,12 +14,22 @@ pub(crate) struct Sessions(Mutex<HashMap<String, (String, Session)>>);
 
 impl Sessions {
     fn take(&self, node_id: &str, key: &str) -> Option<Session> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match m.remove(node_id) {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
+        match kept {
             Some((k, s)) if k == key => Some(s),
-            // Made for other credentials or another endpoint: dropped (the
-            // BMC ends it when it times out).
-            Some(_) | None => None,
+            // Made for other credentials or another endpoint: ended on its
+            // BMC (a BMC has few session slots), on a thread of its own so
+            // an old endpoint that no longer answers holds up no step.
+            Some((k, s)) => {
+                let ender = std::thread::Builder::new()
+                    .name("bmc-session-end".into())
+                    .spawn(move || end_session(&k, s));
+                if let Err(e) = ender {
+                    tracing::warn!(node = node_id, error = %e, "cannot end an old BMC login");
+                }
+                None
+            }
+            None => None,
         }
     }
 
@@ -162,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_nodes_login_is_reused_by_its_next_steps_and_ended_when_forgotten() {
+    fn a_nodes_login_is_reused_by_its_next_steps_and_ended_when_forgotten_or_replaced() {
         let (double, logins, ended) = bmc_with_sessions();
         let sessions = Arc::new(Sessions::default());
         for _ in 0..3 {
@@ -173,11 +183,17 @@ mod tests {
         assert!(ended.lock().unwrap().is_empty(), "kept, not ended");
         assert_eq!(sessions.len(), 1);
 
-        // New credentials (their sealed form differs): a new login.
+        // New credentials (their sealed form differs): a new login, and
+        // the old one is ended on the BMC (in the background).
         let step = StepBmc::new(&sessions, "n1", cfg(&double.url, "admin"), "sealed-2");
         step.systems().unwrap();
         drop(step);
         assert_eq!(logins.load(Ordering::SeqCst), 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while ended.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(*ended.lock().unwrap(), ["/redfish/v1/SessionService/Sessions/0"]);
 
         // Two clients of the node at once: one login is kept, the other ended.
         let a = StepBmc::new(&sessions, "n1", cfg(&double.url, "admin"), "sealed-2");
@@ -187,13 +203,16 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(logins.load(Ordering::SeqCst), 3, "a resumed the kept login, b logged in");
-        assert_eq!(*ended.lock().unwrap(), ["/redfish/v1/SessionService/Sessions/2"]);
+        assert_eq!(
+            *ended.lock().unwrap(),
+            ["/redfish/v1/SessionService/Sessions/0", "/redfish/v1/SessionService/Sessions/2"]
+        );
         assert_eq!(sessions.len(), 1);
 
         // The node is gone: its login is ended on the BMC.
         sessions.end("n1");
         assert_eq!(sessions.len(), 0);
-        assert_eq!(ended.lock().unwrap().len(), 2, "{:?}", ended.lock().unwrap());
+        assert_eq!(ended.lock().unwrap().len(), 3, "{:?}", ended.lock().unwrap());
         // At shutdown every kept login is ended.
         for n in ["n3", "n4"] {
             StepBmc::new(&sessions, n, cfg(&double.url, "admin"), "sealed").systems().unwrap();
@@ -201,7 +220,7 @@ mod tests {
         assert_eq!(sessions.len(), 2);
         sessions.end_all();
         assert_eq!(sessions.len(), 0);
-        assert_eq!(ended.lock().unwrap().len(), 4, "{:?}", ended.lock().unwrap());
+        assert_eq!(ended.lock().unwrap().len(), 5, "{:?}", ended.lock().unwrap());
         // A client that never logged in keeps nothing.
         drop(StepBmc::new(&sessions, "n2", cfg(&double.url, "admin"), "sealed"));
         assert_eq!(sessions.len(), 0);
