@@ -25,6 +25,12 @@
 //! `--parallel` nodes are worked on at once. Everything else (API calls,
 //! store writes, the controller's passes, agent registration and
 //! heartbeats) is overhead.
+//!
+//! With `--jitter J` each simulated answer and boot waits `(1 ± J)` times
+//! its nominal time (uniformly), as real BMCs and boots vary, so the nodes
+//! no longer move in lockstep; the ideal is then the slowest node's own
+//! simulated waits in the phase (the fleet accounts them per node), when
+//! `--parallel` covers the phase's nodes.
 
 use crate::bench_api::{parallel, Api};
 use crate::bench_fleet::Fleet;
@@ -50,6 +56,12 @@ pub struct BaremetalArgs {
     /// Added to every simulated BMC answer (the service root excepted).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     bmc_latency: Duration,
+    /// Spread of each simulated answer's latency and boot's delay: each
+    /// waits `(1 ± jitter)` times as long, uniformly (0 to 0.9; 0: every
+    /// node in lockstep). With a jitter, a phase's ideal is its slowest
+    /// node's own simulated waits.
+    #[arg(long, default_value_t = 0.0, value_parser = crate::bench_fleet::parse_jitter)]
+    jitter: f64,
     /// Nodes the lifecycle controller steps at once (`lifecycle_parallel_steps`).
     #[arg(long, default_value_t = 1000)]
     parallel: usize,
@@ -227,19 +239,43 @@ struct Env {
     token: String,
     store: Store,
     fleet: Fleet,
-    /// The fleet's latency and simulated boot (it says, wherever it runs).
+    /// The fleet's latency, simulated boot and jitter (it says, wherever
+    /// it runs).
     latency: Duration,
     boot_delay: Duration,
+    jitter: f64,
 }
 
+/// Each node's simulated waiting at one moment (with a jitter only).
+type Waits = Option<Vec<(usize, f64)>>;
+
 impl Env {
-    fn ideal(&self, nodes: usize, chain: f64, boots: bool) -> (usize, f64) {
+    /// The phase's ideal: its BMC waits alone, `--parallel` nodes at once.
+    /// Without a jitter every node waits the same; with one, in a single
+    /// wave, the slowest node's own waits (from the fleet's accounts).
+    fn ideal(&self, nodes: usize, chain: f64, boots: bool, waits: (Waits, Waits)) -> (usize, f64) {
         let waves = nodes.div_ceil(self.args.parallel.max(1));
+        if let (1, (Some(before), Some(after))) = (waves, waits) {
+            let before: std::collections::HashMap<usize, f64> = before.into_iter().collect();
+            let slowest = after
+                .iter()
+                .map(|(i, w)| w - before.get(i).copied().unwrap_or(0.0))
+                .fold(0.0, f64::max);
+            return (waves, slowest);
+        }
         let mut ideal = waves as f64 * chain * self.latency.as_secs_f64();
         if boots {
             ideal += self.boot_delay.as_secs_f64();
         }
         (waves, ideal)
+    }
+
+    fn waits(&self) -> Result<Waits, String> {
+        if self.jitter > 0.0 {
+            self.fleet.waits().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn counters(&self) -> Result<Counters, String> {
@@ -249,6 +285,7 @@ impl Env {
     fn enroll(&self) -> Result<Phase, String> {
         let n = self.args.nodes;
         let before = self.counters()?;
+        let waits_before = self.waits()?;
         let t0 = now_micros();
         let fleet_base = self.fleet.base().to_string();
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
@@ -278,7 +315,7 @@ impl Env {
         let each =
             all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
         let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / n.max(1) as f64;
-        let (waves, ideal) = self.ideal(n, chain, false);
+        let (waves, ideal) = self.ideal(n, chain, false, (waits_before, self.waits()?));
         Ok(Phase {
             name: "enroll + inspect",
             nodes: n,
@@ -309,6 +346,7 @@ impl Env {
         let batch = self.args.batch.clamp(1, 1024) as usize;
         let requests = k.div_ceil(batch);
         let before = self.counters()?;
+        let waits_before = self.waits()?;
         let t0 = now_micros();
         let (res, api) =
             parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
@@ -338,7 +376,7 @@ impl Env {
         let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
         let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
-        let (waves, ideal) = self.ideal(k, chain, true);
+        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
         let each = done.iter().map(|i| secs_between(micros(&i.created_at), micros(&i.updated_at)));
         let phase = Phase {
             name: "provision",
@@ -364,6 +402,7 @@ impl Env {
         let names: Vec<String> =
             project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
         let before = self.counters()?;
+        let waits_before = self.waits()?;
         let t0 = now_micros();
         let names = Arc::new(names);
         let n2 = names.clone();
@@ -416,7 +455,7 @@ impl Env {
             })
             .map_err(|e| e.to_string())?;
         let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
-        let (waves, ideal) = self.ideal(k, chain, true);
+        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
         // Per instance: from its release request to its record.
         let by_name: std::collections::HashMap<&str, i64> =
             names.iter().map(String::as_str).zip(requested.iter().copied()).collect();
@@ -459,7 +498,8 @@ fn print(env: &Env, phases: &[Phase], complete: usize, setup_secs: f64, held: Op
             json!({"nodes": a.nodes, "provisions": a.provisions, "bmc_latency_secs": latency,
                    "parallel": a.parallel, "batch": a.batch, "clients": a.clients,
                    "lifecycle_interval_ms": a.interval_ms, "heartbeat_interval_ms": a.heartbeat_ms,
-                   "simulated_boot_delay_secs": boot.as_secs_f64(), "cores": cores,
+                   "simulated_boot_delay_secs": boot.as_secs_f64(), "jitter": env.jitter,
+                   "cores": cores,
                    "fleet": a.fleet, "fleet_apart": env.fleet.apart(),
                    "setup_secs": setup_secs, "complete_sanitization_records": complete,
                    "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held.and_then(|h| h.0),
@@ -467,9 +507,17 @@ fn print(env: &Env, phases: &[Phase], complete: usize, setup_secs: f64, held: Op
         );
         return;
     }
+    let spread = if env.jitter > 0.0 {
+        format!(
+            " (each ± {:.0}%, uniformly; ideal: the slowest node's own waits)",
+            env.jitter * 100.0
+        )
+    } else {
+        String::new()
+    };
     println!(
         "{} nodes, {} provisions; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
-         {} s; {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
+         {} s{spread}; {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
         a.nodes,
         a.provisions,
         latency,
@@ -575,10 +623,13 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
     let store = server.store();
     let served = rt.spawn(server.run());
     let started_fleet = match a.fleet.as_str() {
-        "in-process" => {
-            start_in_process(&rt, &base, a.bmc_latency, cancel.clone().cancelled_owned())
-        }
-        "process" => Fleet::child(&base, a.bmc_latency).map(|f| (f, None)),
+        "in-process" => start_in_process(
+            &rt,
+            &base,
+            (a.bmc_latency, a.jitter),
+            cancel.clone().cancelled_owned(),
+        ),
+        "process" => Fleet::child(&base, a.bmc_latency, a.jitter).map(|f| (f, None)),
         url if url.starts_with("http://") || url.starts_with("https://") => {
             Ok((Fleet::remote(url), None))
         }
@@ -607,6 +658,7 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         fleet,
         latency: Duration::from_secs_f64(stats.latency_secs),
         boot_delay: Duration::from_secs_f64(stats.boot_delay_secs),
+        jitter: stats.jitter,
     };
 
     let started = Instant::now();
@@ -665,10 +717,13 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
 fn start_in_process(
     rt: &tokio::runtime::Runtime,
     boot_url: &str,
-    latency: Duration,
+    (latency, jitter): (Duration, f64),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(Fleet, Option<tokio::task::JoinHandle<()>>), String> {
-    let fleet = SimFleet::new(Some(boot_url.to_string()), latency);
+    let mut fleet = SimFleet::new(Some(boot_url.to_string()), latency);
+    if let Some(f) = Arc::get_mut(&mut fleet) {
+        f.jitter = jitter;
+    }
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| format!("simulated BMC listener: {e}"))?;

@@ -30,6 +30,10 @@ pub struct FleetArgs {
     /// How long a simulated boot takes before its agent starts.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     boot_delay: Duration,
+    /// Spread of each answer's latency and each boot's delay: each waits
+    /// `(1 ± jitter)` times as long, uniformly (0 to 0.9; 0: lockstep).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_jitter)]
+    jitter: f64,
     /// Exit when standard input closes (a benchmark's child: it ends with
     /// its parent).
     #[arg(long, hide = true)]
@@ -64,6 +68,7 @@ pub fn run_fleet(a: FleetArgs) -> ExitCode {
     let mut fleet = SimFleet::new(Some(a.boot_url.clone()), a.bmc_latency);
     if let Some(f) = Arc::get_mut(&mut fleet) {
         f.boot_delay = a.boot_delay;
+        f.jitter = a.jitter;
     }
     println!("listening http://{addr}");
     eprintln!(
@@ -75,6 +80,14 @@ pub fn run_fleet(a: FleetArgs) -> ExitCode {
     rt.block_on(simbmc::serve(listener, fleet, stop));
     rt.shutdown_timeout(Duration::from_secs(5));
     ExitCode::SUCCESS
+}
+
+/// A jitter: a fraction from 0 to 0.9.
+pub fn parse_jitter(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(j) if (0.0..=0.9).contains(&j) => Ok(j),
+        _ => Err(format!("{s:?}: a fraction from 0 to 0.9")),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM, or when standard input closes if asked.
@@ -130,12 +143,14 @@ pub enum Fleet {
 impl Fleet {
     /// Starts `neocloud bench fleet` as a child of this process and waits
     /// for its address.
-    pub fn child(boot_url: &str, latency: Duration) -> Result<Fleet, String> {
+    pub fn child(boot_url: &str, latency: Duration, jitter: f64) -> Result<Fleet, String> {
         let exe = std::env::current_exe().map_err(|e| format!("fleet: this program: {e}"))?;
         let mut child = std::process::Command::new(exe)
             .args(["bench", "fleet", "--exit-with-stdin", "--boot-url", boot_url])
             .arg("--bmc-latency")
             .arg(humantime::format_duration(latency).to_string())
+            .arg("--jitter")
+            .arg(jitter.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -185,6 +200,20 @@ impl Fleet {
         }
     }
 
+    /// Each node's simulated waiting so far, in seconds, by node index.
+    pub fn waits(&self) -> Result<Vec<(usize, f64)>, String> {
+        match self {
+            Fleet::InProcess { fleet, .. } => Ok(fleet.waits()),
+            Fleet::Remote { base, agent, .. } => agent
+                .get(&format!("{base}/simbmc/waits"))
+                .timeout(Duration::from_secs(30))
+                .call()
+                .map_err(|e| format!("fleet waits: {e}"))?
+                .into_json()
+                .map_err(|e| format!("fleet waits: {e}")),
+        }
+    }
+
     /// Whether its CPU is measured apart from this process's.
     pub fn apart(&self) -> bool {
         matches!(self, Fleet::Remote { .. })
@@ -204,6 +233,18 @@ impl Drop for Fleet {
             }
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_jitter_is_a_fraction_up_to_nine_tenths() {
+        assert_eq!(super::parse_jitter("0.25"), Ok(0.25));
+        assert_eq!(super::parse_jitter("0"), Ok(0.0));
+        for bad in ["-0.1", "0.95", "1", "x", ""] {
+            assert!(super::parse_jitter(bad).is_err(), "{bad}");
         }
     }
 }

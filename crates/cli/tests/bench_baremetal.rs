@@ -12,13 +12,18 @@ use std::time::{Duration, Instant};
 
 /// Runs the tiny benchmark with `extra` arguments; its JSON report.
 fn bench(name: &str, extra: &[&str]) -> Value {
+    bench_at(name, "0s", extra)
+}
+
+/// [`bench`] with each simulated BMC answer taking `latency`.
+fn bench_at(name: &str, latency: &str, extra: &[&str]) -> Value {
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("bench-baremetal-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_neocloud"))
         .args(["bench", "baremetal", "--nodes", "20", "--provisions", "4", "--batch", "3"])
-        .args(["--bmc-latency", "0s", "--heartbeat-ms", "100", "--timeout", "60s", "--json"])
+        .args(["--bmc-latency", latency, "--heartbeat-ms", "100", "--timeout", "60s", "--json"])
         .args(extra)
         // Its store goes to a temporary directory: this test's.
         .env("TMPDIR", &tmp)
@@ -110,4 +115,21 @@ fn bench_baremetal_drives_a_fleet_started_apart() {
     assert!(stats["requests"].as_u64().unwrap() >= counted, "{stats} {v}");
     assert_eq!(stats["boots"], 8, "{stats}");
     assert!(stats["cpu_secs"].as_f64().is_some_and(|c| c > 0.0), "{stats}");
+}
+
+#[test]
+fn bench_baremetal_with_jitter_takes_the_slowest_nodes_waits_as_the_ideal() {
+    let v = bench_at("jitter", "50ms", &["--jitter", "0.5"]);
+    assert_eq!(v["jitter"], 0.5, "{v}");
+    let boot = v["simulated_boot_delay_secs"].as_f64().unwrap();
+    for (k, p) in v["phases"].as_array().unwrap().iter().enumerate() {
+        let ideal = p["ideal_secs"].as_f64().unwrap();
+        let waits = p["bmc_waits_per_node"].as_f64().unwrap() * 0.05;
+        let boots = if k == 0 { 0.0 } else { boot };
+        // Each wait is 50 % to 150 % of its nominal time.
+        assert!(ideal >= 0.5 * waits - 1e-3, "{p}");
+        assert!(ideal <= 1.5 * (waits + boots) + 0.05, "{p}");
+        // Not the lockstep figure: measured per node by the fleet.
+        assert!((ideal - (waits + boots)).abs() > 1e-4, "{p}");
+    }
 }

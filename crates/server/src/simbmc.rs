@@ -9,9 +9,10 @@
 //! network boot override fetches its iPXE script from the boot service and,
 //! when the script carries a token, starts a SIMULATED agent (the real
 //! agent library over simulated hardware) that registers with it. Powering
-//! it off stops that agent. Each answer can be delayed by a fixed latency
-//! (benchmarks use 1 s). Never a peer in a driver's tests (those use
-//! sushy-tools).
+//! it off stops that agent. Each answer can be delayed by a latency
+//! (benchmarks use 1 s), and answers and boots spread around their nominal
+//! times by a jitter; the fleet accounts each node's waiting. Never a peer
+//! in a driver's tests (those use sushy-tools).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,6 +50,9 @@ pub struct Stats {
     pub boots: u64,
     pub latency_secs: f64,
     pub boot_delay_secs: f64,
+    /// See [`SimFleet::jitter`] (0 when absent: older fleets).
+    #[serde(default)]
+    pub jitter: f64,
     /// The fleet's process, user + system (`None` where the OS does not say).
     pub cpu_secs: Option<f64>,
 }
@@ -59,6 +63,9 @@ struct Sim {
     boot_enabled: String,
     /// Stops the simulated OS's agent (power off, reset).
     agent_stop: Option<Arc<AtomicBool>>,
+    /// Time this node has spent in simulated waits (its BMC's answers and
+    /// its boots), µs.
+    waited_micros: u64,
 }
 
 impl Default for Sim {
@@ -68,6 +75,7 @@ impl Default for Sim {
             boot_target: "None".into(),
             boot_enabled: "Disabled".into(),
             agent_stop: None,
+            waited_micros: 0,
         }
     }
 }
@@ -93,6 +101,12 @@ pub struct SimFleet {
     /// Extra time (ms) a reset takes to be done and answered, on top of
     /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
     pub reset_delay_ms: AtomicU64,
+    /// Spread of each wait around `latency` and `boot_delay` (0 to 0.9):
+    /// each waits `(1 ± jitter)` times as long, uniformly, as real BMCs and
+    /// boots vary, so that nodes do not all move in lockstep.
+    pub jitter: f64,
+    /// Draws for the jitter.
+    draws: AtomicU64,
 }
 
 impl SimFleet {
@@ -106,12 +120,43 @@ impl SimFleet {
             delayed: AtomicU64::new(0),
             boots: AtomicU64::new(0),
             reset_delay_ms: AtomicU64::new(0),
+            jitter: 0.0,
+            draws: AtomicU64::new(0),
         })
     }
 
     fn with<T>(&self, i: usize, f: impl FnOnce(&mut Sim) -> T) -> T {
         let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
         f(m.entry(i).or_default())
+    }
+
+    /// How long node `i` waits for `base` (jittered), counted as its own
+    /// waiting.
+    fn wait_of(&self, i: usize, base: Duration) -> Duration {
+        let d = if self.jitter > 0.0 && !base.is_zero() {
+            // splitmix64 over a counter: a uniform draw in [-1, 1).
+            let mut z =
+                self.draws.fetch_add(1, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            base.mul_f64(1.0 + self.jitter.clamp(0.0, 0.9) * u)
+        } else {
+            base
+        };
+        self.with(i, |s| s.waited_micros += d.as_micros() as u64);
+        d
+    }
+
+    /// Each node's simulated waiting so far (BMC answers and boots), in
+    /// seconds, by node index.
+    pub fn waits(&self) -> Vec<(usize, f64)> {
+        let m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(usize, f64)> =
+            m.iter().map(|(i, s)| (*i, s.waited_micros as f64 / 1e6)).collect();
+        v.sort_unstable_by_key(|(i, _)| *i);
+        v
     }
 
     /// The counters now, and the CPU this process has used.
@@ -122,6 +167,7 @@ impl SimFleet {
             boots: self.boots.load(Ordering::Relaxed),
             latency_secs: self.latency.as_secs_f64(),
             boot_delay_secs: self.boot_delay.as_secs_f64(),
+            jitter: self.jitter,
             cpu_secs: neocloud_common::time::process_cpu_secs(),
         }
     }
@@ -141,7 +187,7 @@ impl SimFleet {
         let Some(base) = self.boot_url.clone() else { return };
         let fleet = self.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(fleet.boot_delay);
+            std::thread::sleep(fleet.wait_of(i, fleet.boot_delay));
             if stop.load(Ordering::SeqCst) {
                 return;
             }
@@ -227,12 +273,14 @@ fn link(p: &str) -> Value {
 
 type Fleet = Arc<SimFleet>;
 
-/// Counts the request, waits the latency, then answers `v` if authorized.
-async fn answer(f: &SimFleet, h: &HeaderMap, v: impl FnOnce() -> Value) -> Response {
+/// Counts the request, waits BMC `i`'s latency, then answers `v` if
+/// authorized.
+async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value) -> Response {
     f.requests.fetch_add(1, Ordering::Relaxed);
     f.delayed.fetch_add(1, Ordering::Relaxed);
-    if !f.latency.is_zero() {
-        tokio::time::sleep(f.latency).await;
+    let d = f.wait_of(i, f.latency);
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
     if authorized(h) {
         Json(v()).into_response()
@@ -247,6 +295,7 @@ const GPUS: usize = 8;
 pub fn router(fleet: Fleet) -> Router {
     Router::new()
         .route("/simbmc/stats", get(|State(f): State<Fleet>| async move { Json(f.stats()) }))
+        .route("/simbmc/waits", get(|State(f): State<Fleet>| async move { Json(f.waits()) }))
         .route(
             "/simbmc/{i}/redfish/v1",
             get(|State(f): State<Fleet>| async move {
@@ -257,35 +306,35 @@ pub fn router(fleet: Fleet) -> Router {
         )
         .route(
             "/simbmc/{i}/redfish/v1/Systems",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || json!({"Members": [link("/redfish/v1/Systems/Host"), link("/redfish/v1/Systems/HGX_Baseboard_0")]})).await
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host"), link("/redfish/v1/Systems/HGX_Baseboard_0")]})).await
             }),
         )
         .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
         .route("/simbmc/{i}/redfish/v1/Systems/Host/Actions/ComputerSystem.Reset", post(reset))
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/EthernetInterfaces",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || json!({"Members": [link("/redfish/v1/Systems/Host/EthernetInterfaces/0")]})).await
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host/EthernetInterfaces/0")]})).await
             }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/EthernetInterfaces/0",
             get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
-                answer(&f, &h, || json!({"@odata.id": "/redfish/v1/Systems/Host/EthernetInterfaces/0", "Id": "0", "MACAddress": mac(i)})).await
+                answer(&f, &h, i, || json!({"@odata.id": "/redfish/v1/Systems/Host/EthernetInterfaces/0", "Id": "0", "MACAddress": mac(i)})).await
             }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || json!({"Id": "HGX_Baseboard_0", "Processors": link("/redfish/v1/Systems/HGX_Baseboard_0/Processors"),
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Id": "HGX_Baseboard_0", "Processors": link("/redfish/v1/Systems/HGX_Baseboard_0/Processors"),
                                          "Memory": link("/redfish/v1/Systems/HGX_Baseboard_0/Memory")})).await
             }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Processors",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || {
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
                     let m: Vec<Value> = (1..=GPUS)
                         .map(|g| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_{g}")))
                         .collect();
@@ -297,8 +346,8 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Processors/{gpu}", get(gpu))
         .route(
             "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Memory",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || {
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
                     let m: Vec<Value> = (1..=GPUS)
                         .map(|g| link(&format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/GPU_SXM_{g}_DRAM_0")))
                         .collect();
@@ -309,22 +358,22 @@ pub fn router(fleet: Fleet) -> Router {
         )
         .route(
             "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Memory/{dram}",
-            get(|State(f): State<Fleet>, h: HeaderMap, Path((_, d)): Path<(usize, String)>| async move {
-                answer(&f, &h, || json!({"@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/{d}"), "Id": d, "CapacityMiB": 81559})).await
+            get(|State(f): State<Fleet>, h: HeaderMap, Path((i, d)): Path<(usize, String)>| async move {
+                answer(&f, &h, i, || json!({"@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/{d}"), "Id": d, "CapacityMiB": 81559})).await
             }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory",
-            get(|State(f): State<Fleet>, h: HeaderMap| async move {
-                answer(&f, &h, || json!({"Members": [link("/redfish/v1/UpdateService/FirmwareInventory/BMC"),
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/UpdateService/FirmwareInventory/BMC"),
                                                      link("/redfish/v1/UpdateService/FirmwareInventory/BIOS")]})).await
             }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}",
-            get(|State(f): State<Fleet>, h: HeaderMap, Path((_, fw)): Path<(usize, String)>| async move {
+            get(|State(f): State<Fleet>, h: HeaderMap, Path((i, fw)): Path<(usize, String)>| async move {
                 let version = if fw == "BMC" { "SIM-BMC-2.1" } else { "SIM-BIOS-1.0" };
-                answer(&f, &h, || json!({"Id": fw, "Name": format!("simulated {fw}"), "Version": version})).await
+                answer(&f, &h, i, || json!({"Id": fw, "Name": format!("simulated {fw}"), "Version": version})).await
             }),
         )
         .with_state(fleet)
@@ -333,7 +382,7 @@ pub fn router(fleet: Fleet) -> Router {
 async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
     let (power_on, target, enabled) =
         f.with(i, |s| (s.power_on, s.boot_target.clone(), s.boot_enabled.clone()));
-    answer(&f, &h, || {
+    answer(&f, &h, i, || {
         json!({
             "@odata.id": "/redfish/v1/Systems/Host",
             "Id": "Host",
@@ -364,7 +413,7 @@ async fn patch_host(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    let resp = answer(&f, &h, || json!({})).await;
+    let resp = answer(&f, &h, i, || json!({})).await;
     if resp.status() != StatusCode::OK {
         return resp;
     }
@@ -389,7 +438,7 @@ async fn reset(
     if slow > 0 {
         tokio::time::sleep(Duration::from_millis(slow)).await;
     }
-    let resp = answer(&f, &h, || json!({})).await;
+    let resp = answer(&f, &h, i, || json!({})).await;
     if resp.status() != StatusCode::OK {
         return resp;
     }
@@ -436,7 +485,7 @@ async fn gpu(
     h: HeaderMap,
     Path((i, g)): Path<(usize, String)>,
 ) -> Response {
-    answer(&f, &h, || {
+    answer(&f, &h, i, || {
         json!({
             "@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/{g}"),
             "Id": g,
