@@ -1,0 +1,326 @@
+//! The benchmark's phases against the server's store and the fleet.
+
+use super::report::Phase;
+use super::BaremetalArgs;
+use crate::bench_api::{parallel, Api};
+use crate::bench_fleet::Fleet;
+use neocloud_common::time::process_cpu_secs;
+use neocloud_common::time::{from_rfc3339, now_micros};
+use neocloud_server::simbmc::{self, Stats};
+use neocloud_store::{agents, instances, nodes, Store};
+use neocloud_types::{Instance, InstanceState};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counters of the simulated fleet and the CPU used, at one moment.
+#[derive(Clone, Copy)]
+pub(super) struct Counters {
+    pub(super) fleet: Stats,
+    /// This process: the server and the clients (and the fleet when it
+    /// runs in process).
+    pub(super) cpu: Option<f64>,
+}
+
+impl Counters {
+    pub(super) fn cpu_since(&self, before: &Counters) -> (Option<f64>, Option<f64>) {
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+        (d(self.cpu, before.cpu), d(self.fleet.cpu_secs, before.fleet.cpu_secs))
+    }
+}
+
+pub(super) fn secs_between(from: i64, to: i64) -> f64 {
+    (to - from) as f64 / 1e6
+}
+
+fn micros(s: &str) -> i64 {
+    from_rfc3339(s).unwrap_or(0)
+}
+
+/// Polls `f` until it answers `Some`, an error, or `timeout` passes.
+fn wait<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn node_counts(store: &Store) -> Result<std::collections::HashMap<String, i64>, String> {
+    store.read(nodes::lifecycle_counts).map(|v| v.into_iter().collect()).map_err(|e| e.to_string())
+}
+
+fn project_instances(store: &Store, t: &str, p: &str) -> Result<Vec<Instance>, String> {
+    store.read(|r| instances::list(r, t, p)).map_err(|e| e.to_string())
+}
+
+/// How many of the project's instances are in `state`; the instances
+/// themselves once one failed (polled every 100 ms: a count, so the
+/// harness's polling costs the control plane's cores next to nothing).
+fn count_in(store: &Store, t: &str, p: &str, state: InstanceState) -> Result<usize, String> {
+    let counts = store.read(|r| instances::state_counts(r, t, p)).map_err(|e| e.to_string())?;
+    let of = |s: InstanceState| counts.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n);
+    if of(InstanceState::Failed) > 0 {
+        let all = project_instances(store, t, p)?;
+        let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
+        return Err(format!("{} instance(s) failed: {why:?}", of(InstanceState::Failed)));
+    }
+    Ok(of(state) as usize)
+}
+
+pub(super) struct Env {
+    pub(super) args: BaremetalArgs,
+    pub(super) base: String,
+    pub(super) token: String,
+    pub(super) store: Store,
+    pub(super) fleet: Fleet,
+    /// The fleet's latency, simulated boot and jitter (it says, wherever
+    /// it runs).
+    pub(super) latency: Duration,
+    pub(super) boot_delay: Duration,
+    pub(super) jitter: f64,
+}
+
+/// Each node's simulated waiting at one moment (with a jitter only).
+type Waits = Option<Vec<(usize, f64)>>;
+
+impl Env {
+    /// The phase's ideal: its BMC waits alone, `--parallel` nodes at once.
+    /// Without a jitter every node waits the same; with one, in a single
+    /// wave, the slowest node's own waits (from the fleet's accounts).
+    fn ideal(&self, nodes: usize, chain: f64, boots: bool, waits: (Waits, Waits)) -> (usize, f64) {
+        let waves = nodes.div_ceil(self.args.parallel.max(1));
+        if let (1, (Some(before), Some(after))) = (waves, waits) {
+            let before: std::collections::HashMap<usize, f64> = before.into_iter().collect();
+            let slowest = after
+                .iter()
+                .map(|(i, w)| w - before.get(i).copied().unwrap_or(0.0))
+                .fold(0.0, f64::max);
+            return (waves, slowest);
+        }
+        let mut ideal = waves as f64 * chain * self.latency.as_secs_f64();
+        if boots {
+            ideal += self.boot_delay.as_secs_f64();
+        }
+        (waves, ideal)
+    }
+
+    fn waits(&self) -> Result<Waits, String> {
+        if self.jitter > 0.0 {
+            self.fleet.waits().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(super) fn counters(&self) -> Result<Counters, String> {
+        Ok(Counters { fleet: self.fleet.stats()?, cpu: process_cpu_secs() })
+    }
+
+    pub(super) fn enroll(&self) -> Result<Phase, String> {
+        let n = self.args.nodes;
+        let before = self.counters()?;
+        let waits_before = self.waits()?;
+        let t0 = now_micros();
+        let fleet_base = self.fleet.base().to_string();
+        let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
+            let body = json!({
+                "name": format!("bm-{i:05}"), "site": "bench",
+                "pod": format!("pod-{}", i / 128), "su": format!("su-{}", i / 32),
+                "rack": format!("rack-{}", i / 4), "gpu_model": "h100-80gb", "gpus": 8,
+                "bmc": {"endpoint": simbmc::endpoint(&fleet_base, i),
+                        "username": simbmc::USER, "password": simbmc::PASSWORD},
+            });
+            a.must("POST", "/v1/nodes", &body).map(|_| ())
+        });
+        if let Some(Err(e)) = res.into_iter().find(|r| r.is_err()) {
+            return Err(format!("enroll: {e}"));
+        }
+        wait("every node to be available", self.args.timeout, || {
+            let c = node_counts(&self.store)?;
+            if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+                return Err(format!("{f} node(s) failed enrolling or inspecting: {c:?}"));
+            }
+            Ok((c.get("available").copied().unwrap_or(0) as usize >= n).then_some(()))
+        })?;
+        let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
+        let all = self.store.read(nodes::list).map_err(|e| e.to_string())?;
+        let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
+        let each =
+            all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / n.max(1) as f64;
+        let (waves, ideal) = self.ideal(n, chain, false, (waits_before, self.waits()?));
+        Ok(Phase {
+            name: "enroll + inspect",
+            nodes: n,
+            api_calls: n,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, done),
+            bmc_requests: after.fleet.requests - before.fleet.requests,
+            chain,
+            boots: after.fleet.boots - before.fleet.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs,
+            fleet_cpu_secs,
+        })
+    }
+
+    /// Tenant, quota, project, instance type and images.
+    pub(super) fn setup(&self) -> Result<(), String> {
+        let a = Api::new(&self.base, &self.token);
+        crate::bench_api::tenant(&a, "bench", self.args.provisions)?;
+        crate::bench_api::catalog(&a, "bm-h100", ["bench-os", "bench-sanitizer"])
+    }
+
+    /// Creates the instances; their tenant and project ids and the phase.
+    pub(super) fn provision(&self) -> Result<(String, String, Phase), String> {
+        let k = self.args.provisions;
+        let batch = self.args.batch.clamp(1, 1024) as usize;
+        let requests = k.div_ceil(batch);
+        let before = self.counters()?;
+        let waits_before = self.waits()?;
+        let t0 = now_micros();
+        let (res, api) =
+            parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
+                let count = batch.min(k - r * batch);
+                a.must(
+                    "POST",
+                    "/v1/tenants/bench/projects/p/instances",
+                    &json!({"name": format!("b{r}"), "instance_type": "bm-h100",
+                            "count": count, "image": "bench-os"}),
+                )
+            });
+        let mut ids = None;
+        for r in res {
+            let v = r.map_err(|e| format!("provision: {e}"))?;
+            let first = &v["items"][0];
+            ids = Some((
+                first["tenant_id"].as_str().unwrap_or_default().to_string(),
+                first["project_id"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        let (t, p) = ids.ok_or("provision: no instance created")?;
+        wait("every instance to be ready", self.args.timeout, || {
+            Ok((count_in(&self.store, &t, &p, InstanceState::Ready)? >= k).then_some(()))
+        })?;
+        let done = project_instances(&self.store, &t, &p)?;
+        let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
+        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
+        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
+        let each = done.iter().map(|i| secs_between(micros(&i.created_at), micros(&i.updated_at)));
+        let phase = Phase {
+            name: "provision",
+            nodes: k,
+            api_calls: requests,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, end),
+            bmc_requests: after.fleet.requests - before.fleet.requests,
+            chain,
+            boots: after.fleet.boots - before.fleet.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs,
+            fleet_cpu_secs,
+        };
+        Ok((t, p, phase))
+    }
+
+    /// Releases every instance; the phase and the complete records found.
+    pub(super) fn release(&self, t: &str, p: &str) -> Result<(Phase, usize), String> {
+        let k = self.args.provisions;
+        let names: Vec<String> =
+            project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
+        let before = self.counters()?;
+        let waits_before = self.waits()?;
+        let t0 = now_micros();
+        let names = Arc::new(names);
+        let n2 = names.clone();
+        let (res, api) = parallel(&self.base, &self.token, self.args.clients, k, move |a, i| {
+            let (s, v) = a.call(
+                "DELETE",
+                &format!("/v1/tenants/bench/projects/p/instances/{}", n2[i]),
+                None,
+            );
+            if s == 202 {
+                Ok(micros(v["updated_at"].as_str().unwrap_or_default()))
+            } else {
+                Err(format!("release {}: {s} {v}", n2[i]))
+            }
+        });
+        let mut requested = Vec::with_capacity(k);
+        for r in res {
+            requested.push(r?);
+        }
+        wait("every instance to be released and sanitized", self.args.timeout, || {
+            let c = node_counts(&self.store)?;
+            if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+                let all = project_instances(&self.store, t, p)?;
+                let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
+                return Err(format!("{f} node(s) failed releasing or sanitizing: {why:?}"));
+            }
+            let released = count_in(&self.store, t, p, InstanceState::Released)?;
+            let available = c.get("available").copied().unwrap_or(0) as usize;
+            Ok((released >= k && available >= self.args.nodes).then_some(()))
+        })?;
+        let done = project_instances(&self.store, t, p)?;
+        let after = self.counters()?;
+        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
+        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
+        let complete = self
+            .store
+            .read(|r| {
+                let mut n = 0;
+                for i in &done {
+                    let recs = agents::records_for_instance(r, t, &i.id)?;
+                    if recs.iter().any(|(_, body, _, _)| {
+                        serde_json::from_str::<Value>(body)
+                            .map(|b| b["complete"] == json!(true))
+                            .unwrap_or(false)
+                    }) {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .map_err(|e| e.to_string())?;
+        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
+        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
+        // Per instance: from its release request to its record.
+        let by_name: std::collections::HashMap<&str, i64> =
+            names.iter().map(String::as_str).zip(requested.iter().copied()).collect();
+        let each = done.iter().map(|i| {
+            secs_between(by_name.get(i.name.as_str()).copied().unwrap_or(t0), micros(&i.updated_at))
+        });
+        let phase = Phase {
+            name: "release + sanitize",
+            nodes: k,
+            api_calls: k,
+            api_secs: api.as_secs_f64(),
+            wall_secs: secs_between(t0, end),
+            bmc_requests: after.fleet.requests - before.fleet.requests,
+            chain,
+            boots: after.fleet.boots - before.fleet.boots,
+            waves,
+            ideal_secs: ideal,
+            each: each.collect(),
+            cpu_secs,
+            fleet_cpu_secs,
+        };
+        Ok((phase, complete))
+    }
+}
