@@ -1,11 +1,11 @@
 //! enrolling, inspecting, available: reaching the BMC, reading the
 //! inventory, and picking up a placed instance or maintenance.
 
-use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
+use super::{declared_macs, issue_token, new_boot, set_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
-use neocloud_store::{agents, instances, nodes, Store};
+use neocloud_store::{instances, nodes, Store};
 use neocloud_types::{
     BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryCpu, InventoryFirmware,
     InventoryGpu, InventoryNic, Node, NodeLifecycle,
@@ -72,8 +72,7 @@ impl LifecycleController {
                     // As when a release starts: whatever ran on the node
                     // loses its credentials, and an instance not released
                     // yet shows it is being released.
-                    agents::revoke_node_agents(w, &n.id)?;
-                    issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)?;
+                    new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)?;
                     let i = instances::by_id(w, &instance)?;
                     if i.state != InstanceState::Released {
                         set_instance(w, &i, InstanceState::Releasing, None)?;

@@ -621,6 +621,20 @@ fn free_instance_saying(
     set_instance(w, i, InstanceState::Released, reason)
 }
 
+/// A new boot of the node for `purpose`: every agent credential of the
+/// node is revoked and a fresh one-time boot token issued (whatever ran
+/// there before, its spent token included, is done with).
+fn new_boot(
+    w: &mut dyn Writer,
+    secrets: &SecretBox,
+    node_id: &str,
+    purpose: ImagePurpose,
+    instance_id: &str,
+) -> Result<()> {
+    agents::revoke_node_agents(w, node_id)?;
+    issue_token(w, secrets, node_id, purpose, instance_id)
+}
+
 /// Issues the node's one-time boot token for `purpose`.
 fn issue_token(
     w: &mut dyn Writer,

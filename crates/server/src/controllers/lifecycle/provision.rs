@@ -1,7 +1,7 @@
 //! provisioning and active: booting a tenant's image over the network and
 //! handing the node over once its agent checks in.
 
-use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
+use super::{declared_macs, new_boot, set_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
 use neocloud_redfish::{BootTarget, PowerState, ResetType};
@@ -30,16 +30,8 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
-                let reset_done = self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next(), attempt), |w| {
-                    forget_killed_boot(
-                        w,
-                        secrets,
-                        &n.id,
-                        (ImagePurpose::Tenant, instance),
-                        reset_done,
-                    )
-                })
+                let to = next(step.next(), attempt);
+                self.boot_step(store, secrets, n, step, (ImagePurpose::Tenant, instance), to)
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -82,12 +74,29 @@ impl LifecycleController {
         Ok(false)
     }
 
+    /// A step of booting the node from the network for `purpose`, then the
+    /// move to `to`: the BMC's one-time boot override, or the power cycle
+    /// (see [`forget_killed_boot`]).
+    pub(super) fn boot_step(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        step: BootStep,
+        (purpose, instance): (ImagePurpose, &str),
+        to: NodeLifecycle,
+    ) -> Result<bool, StepError> {
+        let reset_done = self.boot_bmc(store, secrets, n, step)?;
+        self.advance(store, n, to, |w| {
+            forget_killed_boot(w, secrets, &n.id, (purpose, instance), reset_done)
+        })
+    }
+
     /// The BMC side of booting from the network: the one-time boot
     /// override, then power on (or reset a running node). Idempotent: a
     /// step repeated after a crash sets the same override or resets again.
-    /// Returns when the reset returned (µs), if one was done: see
-    /// [`forget_killed_boot`].
-    pub(super) fn boot_step(
+    /// Returns when the reset returned (µs), if one was done.
+    fn boot_bmc(
         &self,
         store: &Store,
         secrets: &SecretBox,
@@ -188,7 +197,7 @@ pub(super) fn in_state(n: &Node) -> std::time::Duration {
 /// image's agent registered). That agent's credential is revoked and a
 /// fresh token issued, so the boot the reset started can register; without
 /// it the node would wait on a dead agent while the live one is refused.
-pub(super) fn forget_killed_boot(
+fn forget_killed_boot(
     w: &mut dyn Writer,
     secrets: &SecretBox,
     node_id: &str,
@@ -203,8 +212,7 @@ pub(super) fn forget_killed_boot(
             node = node_id,
             "an agent registered just before the node was reset: booting with a fresh token"
         );
-        agents::revoke_node_agents(w, node_id)?;
-        issue_token(w, secrets, node_id, purpose, instance_id)?;
+        new_boot(w, secrets, node_id, purpose, instance_id)?;
     }
     Ok(())
 }

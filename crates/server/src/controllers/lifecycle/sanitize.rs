@@ -2,10 +2,8 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
-use super::provision::{forget_killed_boot, in_state};
-use super::{
-    declared_macs, free_instance, issue_token, set_instance, LifecycleController, StepError,
-};
+use super::provision::in_state;
+use super::{declared_macs, free_instance, new_boot, set_instance, LifecycleController, StepError};
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
@@ -45,8 +43,7 @@ impl LifecycleController {
             attempt: 1,
         };
         let moved = self.advance(store, n, to, |w| {
-            agents::revoke_node_agents(w, &n.id)?;
-            issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
+            new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
             // The node's ports leave the tenant's networks first (checked
             // before the sanitizer boots: `releasing`).
             isolation::detach_instance(w, &self.planners, instance)?;
@@ -98,16 +95,8 @@ impl LifecycleController {
                 if step == BootStep::SetBoot && attempt == 1 && !self.isolated(store, n)? {
                     return Ok(false);
                 }
-                let reset_done = self.boot_step(store, secrets, n, step)?;
-                self.advance(store, n, next(step.next(), attempt), |w| {
-                    forget_killed_boot(
-                        w,
-                        secrets,
-                        &n.id,
-                        (ImagePurpose::Sanitizer, instance),
-                        reset_done,
-                    )
-                })
+                let to = next(step.next(), attempt);
+                self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, instance), to)
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -222,8 +211,7 @@ impl LifecycleController {
             attempt: attempt + 1,
         };
         self.advance(store, n, to, |w| {
-            agents::revoke_node_agents(w, &n.id)?;
-            issue_token(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)
+            new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)
         })
     }
 
