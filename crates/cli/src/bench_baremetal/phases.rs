@@ -93,6 +93,26 @@ pub(super) struct Env {
 /// Each node's simulated waiting at one moment (with a jitter only).
 type Waits = Option<Vec<(usize, f64)>>;
 
+/// A phase's start or end: the fleet's counters, the CPU used, and (with a
+/// jitter) each node's waits.
+struct Mark {
+    counters: Counters,
+    waits: Waits,
+}
+
+/// What tells one phase from another; the rest is measured between its
+/// marks.
+struct Spec {
+    name: &'static str,
+    nodes: usize,
+    api_calls: usize,
+    api: Duration,
+    wall_secs: f64,
+    each: Vec<f64>,
+    /// The phase boots nodes (its ideal includes the simulated boot).
+    boots: bool,
+}
+
 impl Env {
     /// The phase's ideal: its BMC waits alone, `--parallel` nodes at once.
     /// Without a jitter every node waits the same; with one, in a single
@@ -126,10 +146,37 @@ impl Env {
         Ok(Counters { fleet: self.fleet.stats()?, cpu: process_cpu_secs() })
     }
 
+    fn mark(&self) -> Result<Mark, String> {
+        Ok(Mark { counters: self.counters()?, waits: self.waits()? })
+    }
+
+    /// The phase's figures: `s`, and what the fleet and the CPU counted
+    /// from `start` to `end`.
+    fn phase(&self, start: Mark, end: Mark, s: Spec) -> Phase {
+        let (cpu_secs, fleet_cpu_secs) = end.counters.cpu_since(&start.counters);
+        let (before, after) = (start.counters.fleet, end.counters.fleet);
+        let chain = (after.delayed - before.delayed) as f64 / s.nodes.max(1) as f64;
+        let (waves, ideal) = self.ideal(s.nodes, chain, s.boots, (start.waits, end.waits));
+        Phase {
+            name: s.name,
+            nodes: s.nodes,
+            api_calls: s.api_calls,
+            api_secs: s.api.as_secs_f64(),
+            wall_secs: s.wall_secs,
+            bmc_requests: after.requests - before.requests,
+            chain,
+            boots: after.boots - before.boots,
+            waves,
+            ideal_secs: ideal,
+            each: s.each,
+            cpu_secs,
+            fleet_cpu_secs,
+        }
+    }
+
     pub(super) fn enroll(&self) -> Result<Phase, String> {
         let n = self.args.nodes;
-        let before = self.counters()?;
-        let waits_before = self.waits()?;
+        let start = self.mark()?;
         let t0 = now_micros();
         let fleet_base = self.fleet.base().to_string();
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
@@ -152,29 +199,24 @@ impl Env {
             }
             Ok((c.get("available").copied().unwrap_or(0) as usize >= n).then_some(()))
         })?;
-        let after = self.counters()?;
-        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
+        let end = self.mark()?;
         let all = self.store.read(nodes::list).map_err(|e| e.to_string())?;
         let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
         let each =
             all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
-        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / n.max(1) as f64;
-        let (waves, ideal) = self.ideal(n, chain, false, (waits_before, self.waits()?));
-        Ok(Phase {
-            name: "enroll + inspect",
-            nodes: n,
-            api_calls: n,
-            api_secs: api.as_secs_f64(),
-            wall_secs: secs_between(t0, done),
-            bmc_requests: after.fleet.requests - before.fleet.requests,
-            chain,
-            boots: after.fleet.boots - before.fleet.boots,
-            waves,
-            ideal_secs: ideal,
-            each: each.collect(),
-            cpu_secs,
-            fleet_cpu_secs,
-        })
+        Ok(self.phase(
+            start,
+            end,
+            Spec {
+                name: "enroll + inspect",
+                nodes: n,
+                api_calls: n,
+                api,
+                wall_secs: secs_between(t0, done),
+                each: each.collect(),
+                boots: false,
+            },
+        ))
     }
 
     /// Tenant, quota, project, instance type and images.
@@ -189,8 +231,7 @@ impl Env {
         let k = self.args.provisions;
         let batch = self.args.batch.clamp(1, 1024) as usize;
         let requests = k.div_ceil(batch);
-        let before = self.counters()?;
-        let waits_before = self.waits()?;
+        let start = self.mark()?;
         let t0 = now_micros();
         let (res, api) =
             parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
@@ -216,27 +257,22 @@ impl Env {
             Ok((count_in(&self.store, &t, &p, InstanceState::Ready)? >= k).then_some(()))
         })?;
         let done = project_instances(&self.store, &t, &p)?;
-        let after = self.counters()?;
-        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
-        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
-        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
-        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
+        let end = self.mark()?;
+        let last = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let each = done.iter().map(|i| secs_between(micros(&i.created_at), micros(&i.updated_at)));
-        let phase = Phase {
-            name: "provision",
-            nodes: k,
-            api_calls: requests,
-            api_secs: api.as_secs_f64(),
-            wall_secs: secs_between(t0, end),
-            bmc_requests: after.fleet.requests - before.fleet.requests,
-            chain,
-            boots: after.fleet.boots - before.fleet.boots,
-            waves,
-            ideal_secs: ideal,
-            each: each.collect(),
-            cpu_secs,
-            fleet_cpu_secs,
-        };
+        let phase = self.phase(
+            start,
+            end,
+            Spec {
+                name: "provision",
+                nodes: k,
+                api_calls: requests,
+                api,
+                wall_secs: secs_between(t0, last),
+                each: each.collect(),
+                boots: true,
+            },
+        );
         Ok((t, p, phase))
     }
 
@@ -245,8 +281,7 @@ impl Env {
         let k = self.args.provisions;
         let names: Vec<String> =
             project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
-        let before = self.counters()?;
-        let waits_before = self.waits()?;
+        let start = self.mark()?;
         let t0 = now_micros();
         let names = Arc::new(names);
         let n2 = names.clone();
@@ -278,9 +313,8 @@ impl Env {
             Ok((released >= k && available >= self.args.nodes).then_some(()))
         })?;
         let done = project_instances(&self.store, t, p)?;
-        let after = self.counters()?;
-        let (cpu_secs, fleet_cpu_secs) = after.cpu_since(&before);
-        let end = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
+        let end = self.mark()?;
+        let last = done.iter().map(|i| micros(&i.updated_at)).max().unwrap_or(t0);
         let complete = self
             .store
             .read(|r| {
@@ -298,29 +332,25 @@ impl Env {
                 Ok(n)
             })
             .map_err(|e| e.to_string())?;
-        let chain = (after.fleet.delayed - before.fleet.delayed) as f64 / k.max(1) as f64;
-        let (waves, ideal) = self.ideal(k, chain, true, (waits_before, self.waits()?));
         // Per instance: from its release request to its record.
         let by_name: std::collections::HashMap<&str, i64> =
             names.iter().map(String::as_str).zip(requested.iter().copied()).collect();
         let each = done.iter().map(|i| {
             secs_between(by_name.get(i.name.as_str()).copied().unwrap_or(t0), micros(&i.updated_at))
         });
-        let phase = Phase {
-            name: "release + sanitize",
-            nodes: k,
-            api_calls: k,
-            api_secs: api.as_secs_f64(),
-            wall_secs: secs_between(t0, end),
-            bmc_requests: after.fleet.requests - before.fleet.requests,
-            chain,
-            boots: after.fleet.boots - before.fleet.boots,
-            waves,
-            ideal_secs: ideal,
-            each: each.collect(),
-            cpu_secs,
-            fleet_cpu_secs,
-        };
+        let phase = self.phase(
+            start,
+            end,
+            Spec {
+                name: "release + sanitize",
+                nodes: k,
+                api_calls: k,
+                api,
+                wall_secs: secs_between(t0, last),
+                each: each.collect(),
+                boots: true,
+            },
+        );
         Ok((phase, complete))
     }
 }
