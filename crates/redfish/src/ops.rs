@@ -112,6 +112,16 @@ pub struct SystemInfo {
     pub boot_targets_allowed: Vec<String>,
 }
 
+impl SystemInfo {
+    /// Whether the next boot goes to `target`: a boot override to it is
+    /// set, once or continuously. A one-time override is spent by the boot
+    /// it caused (the BMC sets it back to `Disabled`).
+    pub fn boots_to(&self, target: BootTarget) -> bool {
+        self.boot_target == target.as_str()
+            && matches!(self.boot_enabled.as_str(), "Once" | "Continuous")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cpu {
     pub id: String,
@@ -296,7 +306,11 @@ impl Bmc {
 
     /// Boots from `target` on the next boot only.
     pub fn boot_once(&self, system: &str, target: BootTarget, uefi: bool) -> Result<()> {
-        let info = self.system(system)?;
+        self.boot_once_on(&self.system(system)?, target, uefi)
+    }
+
+    /// [`Self::boot_once`] on a system just read (`info`), saving the read.
+    pub fn boot_once_on(&self, info: &SystemInfo, target: BootTarget, uefi: bool) -> Result<()> {
         if !info.boot_targets_allowed.is_empty()
             && !info.boot_targets_allowed.iter().any(|t| t == target.as_str())
         {
@@ -310,7 +324,7 @@ impl Bmc {
         if uefi {
             boot["BootSourceOverrideMode"] = json!("UEFI");
         }
-        self.request("PATCH", system, Some(&json!({"Boot": boot}))).map(|_| ())
+        self.request("PATCH", &info.path, Some(&json!({"Boot": boot}))).map(|_| ())
     }
 
     /// Clears any boot override (part of sanitization).

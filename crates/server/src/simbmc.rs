@@ -98,6 +98,9 @@ pub struct SimFleet {
     pub delayed: AtomicU64,
     /// Agents started by simulated boots.
     pub boots: AtomicU64,
+    /// Power-ons that booted from the network (a boot override to `Pxe` or
+    /// `UefiHttp` was set), with or without a boot service to boot from.
+    pub network_boots: AtomicU64,
     /// Extra time (ms) a reset takes to be done and answered, on top of
     /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
     pub reset_delay_ms: AtomicU64,
@@ -119,6 +122,7 @@ impl SimFleet {
             requests: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             boots: AtomicU64::new(0),
+            network_boots: AtomicU64::new(0),
             reset_delay_ms: AtomicU64::new(0),
             jitter: 0.0,
             draws: AtomicU64::new(0),
@@ -475,6 +479,7 @@ async fn reset(
         })
     });
     if let Some(stop) = boot {
+        f.network_boots.fetch_add(1, Ordering::Relaxed);
         f.boot(i, stop);
     }
     StatusCode::NO_CONTENT.into_response()

@@ -600,8 +600,11 @@ fn a_boot_without_an_agent_is_retried_up_to_the_attempt_limit() {
         let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
         let trail = actions(&s, &format!("/{node_id}"));
         assert!(times(&trail, "node_provisioning") >= 4, "[{b}] two boots: {trail:?}");
-        // The same token is served again; bm-1's agent registers now.
-        assert_eq!(token_of(&wait_boot(&s, 1, TENANT_KERNEL)), first, "[{b}] one token");
+        // Each boot gets its own token: the first boot's is refused, should
+        // it come up late. bm-1's second boot registers.
+        let second = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
+        assert_ne!(second, first, "[{b}] a fresh token per boot");
+        register_raw(&s, &first, "n1").expect(401);
         let agent = boot(&s, 1, TENANT_KERNEL, hw("n1", None));
         let running = spawn(agent);
         wait_node(&s, "bm-1", "active", None);

@@ -1,8 +1,9 @@
 //! Races around a BMC reset, on both stores. The BMC here is SIMULATED
-//! (`neocloud_server::simbmc`), because the race needs a reset that takes
-//! its time, which sushy-tools' fake driver cannot be made to do; the
-//! Redfish driver itself is tested against sushy-tools elsewhere. The test
-//! drives its own lifecycle controller and plays the node's agent.
+//! (`neocloud_server::simbmc`), because the races need a reset that takes
+//! its time and a one-time boot override that a boot spends, which
+//! sushy-tools' fake driver cannot be made to do; the Redfish driver itself
+//! is tested against sushy-tools elsewhere. The tests drive their own
+//! lifecycle controller and play the node's agent.
 
 mod bm;
 mod common;
@@ -11,74 +12,100 @@ mod peers;
 
 use bm::*;
 use common::nodes::{get_text, lifecycle, token_of};
-use common::TestBackend;
-use neocloud_server::simbmc;
+use common::{Client, TestBackend, TestServer};
+use neocloud_redfish::{Bmc, BmcConfig, BootTarget, ResetType};
+use neocloud_server::controllers::lifecycle::LifecycleController;
+use neocloud_server::secrets::SecretBox;
+use neocloud_server::simbmc::{self, SimFleet};
 use serde_json::json;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A power cycle repeated after a crash lands just after the image's agent
-/// registered (its boot token is used while the reset is on its way): the
-/// reset kills that agent. The controller revokes it and issues a fresh
-/// token, so the boot the reset started registers and the node goes on,
-/// rather than waiting on a dead agent while the live one is refused.
-#[test]
-fn an_agent_registered_while_its_node_is_reset_is_replaced_by_the_next_boot() {
+/// A SIMULATED fleet on a loopback listener. No boot URL: its nodes do not
+/// boot by themselves; the tests play their agents.
+struct Fleet {
+    _rt: tokio::runtime::Runtime,
+    sim: Arc<SimFleet>,
+    base: String,
+}
+
+fn fleet() -> Fleet {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // No boot URL: the simulated nodes do not boot by themselves; the test
-    // plays their agents.
-    let fleet = simbmc::SimFleet::new(None, Duration::ZERO);
+    let sim = SimFleet::new(None, Duration::ZERO);
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(simbmc::serve(listener, fleet.clone(), std::future::pending::<()>()));
-    for b in TestBackend::ALL {
+    rt.spawn(simbmc::serve(listener, sim.clone(), std::future::pending::<()>()));
+    Fleet { _rt: rt, sim, base }
+}
+
+/// A node `bm-1` behind simulated BMC `i`, an instance placed on it, and
+/// the test's controller run until the node's next step is its power cycle.
+/// Returns the controller, the tenant and the instance's id.
+fn at_power_cycle(
+    s: &TestServer,
+    f: &Fleet,
+    i: usize,
+) -> (LifecycleController, SecretBox, Client, String) {
+    let tenant = catalog(s, true);
+    s.admin()
+        .post(
+            "/v1/nodes",
+            &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8,
+                    "bmc": {"endpoint": simbmc::endpoint(&f.base, i),
+                            "username": simbmc::USER, "password": simbmc::PASSWORD}}),
+        )
+        .expect(201);
+    let (ctl, secrets) = controller(s);
+    drive(&ctl, &secrets, s, "bm-1", "available");
+    let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        if lifecycle(s, "bm-1")["step"] == "power_cycle" {
+            break;
+        }
+        ctl.run_once(&s.store, &secrets).unwrap();
+    }
+    let l = lifecycle(s, "bm-1");
+    assert_eq!((&l["state"], &l["step"]), (&json!("provisioning"), &json!("power_cycle")));
+    (ctl, secrets, tenant, id)
+}
+
+fn ipxe_token(s: &TestServer, i: usize) -> String {
+    let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, simbmc::mac(i)));
+    assert_eq!(status, 200, "{script}");
+    token_of(&script)
+}
+
+/// A power cycle repeated after a crash lands just as the image its first
+/// run booted is about to register (with the token it was served before
+/// the step). The reset kills that image; its registration must not
+/// succeed, or the node would be handed over on a dead agent while the live
+/// one is refused. The controller replaces the token before resetting, so
+/// the killed boot is refused and the boot the reset started registers.
+#[test]
+fn a_boot_killed_by_its_nodes_reset_cannot_register_and_the_next_boot_can() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        s.admin()
-            .post(
-                "/v1/nodes",
-                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8,
-                        "bmc": {"endpoint": simbmc::endpoint(&base, 0),
-                                "username": simbmc::USER, "password": simbmc::PASSWORD}}),
-            )
-            .expect(201);
-        let (ctl, secrets) = controller(&s);
-        drive(&ctl, &secrets, &s, "bm-1", "available");
-        let ipxe = || {
-            let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, simbmc::mac(0)));
-            assert_eq!(status, 200, "[{b}] {script}");
-            script
-        };
-        let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
-        for _ in 0..5 {
-            if lifecycle(&s, "bm-1")["step"] == "power_cycle" {
-                break;
-            }
-            ctl.run_once(&s.store, &secrets).unwrap();
-        }
-        let l = lifecycle(&s, "bm-1");
-        assert_eq!((&l["state"], &l["step"]), (&json!("provisioning"), &json!("power_cycle")));
-        let first = token_of(&ipxe());
+        let (ctl, secrets, tenant, id) = at_power_cycle(&s, &f, i);
+        let first = ipxe_token(&s, i);
 
-        // The reset takes three seconds; meanwhile the booted image's agent
-        // registers with the token.
-        fleet.reset_delay_ms.store(3000, Ordering::Relaxed);
+        // The reset takes three seconds; meanwhile the image booted before
+        // it tries to register with the token it was served.
+        f.sim.reset_delay_ms.store(3000, Ordering::Relaxed);
         let (ctl_ref, s_ref, secrets_ref) = (&ctl, &s, &secrets);
-        let early = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let step = scope.spawn(move || ctl_ref.run_once(&s_ref.store, secrets_ref).unwrap());
             std::thread::sleep(Duration::from_secs(1));
-            let reg = register_raw(s_ref, &first, "n1").expect(201).body;
+            register_raw(s_ref, &first, "n1").expect(401);
             step.join().unwrap();
-            s_ref.client(reg["credential"].as_str().unwrap())
         });
-        fleet.reset_delay_ms.store(0, Ordering::Relaxed);
+        f.sim.reset_delay_ms.store(0, Ordering::Relaxed);
         let l = lifecycle(&s, "bm-1");
         assert_eq!((&l["state"], &l["step"]), (&json!("provisioning"), &json!("await_agent")));
-        // That agent died with the reset: revoked, its token replaced.
-        heartbeat(&early).expect(401);
-        let second = token_of(&ipxe());
+        let second = ipxe_token(&s, i);
         assert_ne!(second, first, "[{b}] a fresh token for the boot the reset started");
         ctl.run_once(&s.store, &secrets).unwrap();
         assert_eq!(lifecycle(&s, "bm-1")["state"], "provisioning", "[{b}] no agent yet");
@@ -88,5 +115,44 @@ fn an_agent_registered_while_its_node_is_reset_is_replaced_by_the_next_boot() {
         drive(&ctl, &secrets, &s, "bm-1", "active");
         heartbeat(&agent).expect(200);
         assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
+    }
+}
+
+/// A power cycle repeated after a crash (or after a reset that timed out
+/// but was done) comes after the first reset's boot spent the one-time
+/// network boot override. The repeated reset sets it again first, so the
+/// node boots its image from the network again rather than its local disk
+/// (where the node would wait out its boot timeout for an agent that never
+/// comes).
+#[test]
+fn a_power_cycle_repeated_after_its_boot_spent_the_override_sets_it_again() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (ctl, secrets, _tenant, _id) = at_power_cycle(&s, &f, i);
+
+        // The control plane that took this step reset the node and died
+        // before recording it: the node booted from the network, which
+        // spent the one-time override.
+        let bmc =
+            Bmc::new(BmcConfig::new(&simbmc::endpoint(&f.base, i), simbmc::USER, simbmc::PASSWORD));
+        let system = "/redfish/v1/Systems/Host";
+        assert!(bmc.system(system).unwrap().boots_to(BootTarget::Pxe), "[{b}]");
+        let before = f.sim.network_boots.load(Ordering::Relaxed);
+        bmc.reset(system, ResetType::On).unwrap();
+        assert_eq!(f.sim.network_boots.load(Ordering::Relaxed), before + 1, "[{b}]");
+        let spent = bmc.system(system).unwrap();
+        assert!(!spent.boots_to(BootTarget::Pxe), "[{b}] {spent:?}");
+
+        // The step is taken again: the node boots from the network again.
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!((&l["state"], &l["step"]), (&json!("provisioning"), &json!("await_agent")));
+        assert_eq!(
+            f.sim.network_boots.load(Ordering::Relaxed),
+            before + 2,
+            "[{b}] the repeated reset booted the local disk"
+        );
     }
 }

@@ -63,6 +63,17 @@ pub fn boot_token(r: &mut dyn Reader, node_id: &str) -> Result<Option<BootToken>
     rows.first().map(token_from_row).transpose()
 }
 
+/// The node's boot token, its row locked until the transaction ends: a
+/// registration with it in flight is waited for (and seen), and one after
+/// waits for this transaction (and sees what it did).
+pub fn boot_token_locked(w: &mut dyn Writer, node_id: &str) -> Result<Option<BootToken>> {
+    let rows = w.query(
+        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE node_id = ?{}", w.kind().for_update()),
+        vals![node_id],
+    )?;
+    rows.first().map(token_from_row).transpose()
+}
+
 pub fn boot_token_by_hash(r: &mut dyn Reader, hash: &str) -> Result<Option<BootToken>> {
     let rows = r.query(
         &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE token_hash = ?"),

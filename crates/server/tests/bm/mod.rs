@@ -171,8 +171,8 @@ pub fn ipxe(s: &TestServer, i: usize) -> (u16, String) {
 
 /// Waits until node `i` network-boots the image whose kernel line is
 /// `kernel`; returns the script. Like a real node, it boots once the
-/// controller has reset it for that boot (`await_agent`): an agent that
-/// registered before the reset returned would have been killed by it.
+/// controller has reset it for that boot (`await_agent`): the token a
+/// script served before the reset would be refused (replaced by it).
 pub fn wait_boot(s: &TestServer, i: usize, kernel: &str) -> String {
     wait_for(&format!("node {i} to boot {kernel}"), Duration::from_secs(60), || {
         if lifecycle(s, &format!("bm-{i}"))["step"] != "await_agent" {

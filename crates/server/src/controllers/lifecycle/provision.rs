@@ -5,7 +5,7 @@ use super::{declared_macs, new_boot, set_instance, LifecycleController, StepErro
 use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
 use neocloud_redfish::{BootTarget, PowerState, ResetType};
-use neocloud_store::{agents, instances, Store, Writer};
+use neocloud_store::{agents, instances, Store};
 use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
 
 impl LifecycleController {
@@ -76,7 +76,7 @@ impl LifecycleController {
 
     /// A step of booting the node from the network for `purpose`, then the
     /// move to `to`: the BMC's one-time boot override, or the power cycle
-    /// (see [`forget_killed_boot`]).
+    /// (see [`Self::boot_token_for_reset`]).
     pub(super) fn boot_step(
         &self,
         store: &Store,
@@ -86,31 +86,60 @@ impl LifecycleController {
         (purpose, instance): (ImagePurpose, &str),
         to: NodeLifecycle,
     ) -> Result<bool, StepError> {
-        let reset_done = self.boot_bmc(store, secrets, n, step)?;
-        self.advance(store, n, to, |w| {
-            forget_killed_boot(w, secrets, &n.id, (purpose, instance), reset_done)
-        })
+        let boot = match step {
+            BootStep::SetBoot => true,
+            BootStep::PowerCycle => {
+                self.boot_token_for_reset(store, secrets, n, purpose, instance)?
+            }
+            BootStep::AwaitAgent => false,
+        };
+        if boot {
+            self.boot_bmc(store, secrets, n, step)?;
+        }
+        self.advance(store, n, to, |_| Ok(()))
+    }
+
+    /// Before a reset: whether to reset at all, and a boot token only the
+    /// boot the reset starts can use. In one transaction, the token's row
+    /// locked (a registration with it in flight is waited for):
+    ///
+    /// - used: the image already booted and its agent registered (the step
+    ///   is repeated after a crash, or after a reset that timed out but was
+    ///   done): no reset, which would only kill that agent;
+    /// - unused: replaced by a fresh one (the node's agents revoked). The
+    ///   boot the reset kills (a repeated reset's first boot) can no longer
+    ///   register, so no agent can register and then die by the reset; the
+    ///   boot the reset starts gets the fresh token from its iPXE script.
+    fn boot_token_for_reset(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        purpose: ImagePurpose,
+        instance: &str,
+    ) -> Result<bool, StepError> {
+        store
+            .write(|w| match agents::boot_token_locked(w, &n.id)? {
+                Some(t) if t.used_at.is_some() => Ok(false),
+                Some(_) | None => {
+                    new_boot(w, secrets, &n.id, purpose, instance)?;
+                    Ok(true)
+                }
+            })
+            .map_err(StepError::Store)
     }
 
     /// The BMC side of booting from the network: the one-time boot
     /// override, then power on (or reset a running node). Idempotent: a
-    /// step repeated after a crash sets the same override or resets again.
-    /// Returns when the reset returned (µs), if one was done.
+    /// step repeated after a crash sets the same override or resets again
+    /// (setting the override again first if a boot since spent it).
     fn boot_bmc(
         &self,
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
         step: BootStep,
-    ) -> Result<Option<i64>, StepError> {
-        if step == BootStep::PowerCycle {
-            // Repeated after a crash, when the image already booted and its
-            // agent registered: resetting again would only kill that agent.
-            let tok = store.read(|r| agents::boot_token(r, &n.id)).map_err(StepError::Store)?;
-            if tok.is_some_and(|t| t.used_at.is_some()) {
-                return Ok(None);
-            }
-        }
+    ) -> Result<(), StepError> {
         let (bmc, system) = self.bmc(store, secrets, n)?;
         let system = match system {
             Some(s) => s,
@@ -118,11 +147,19 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot => {
-                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)?;
-                Ok(None)
+                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)
             }
             BootStep::PowerCycle => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
+                if !info.boots_to(BootTarget::Pxe) {
+                    // The override set_boot made was spent by a boot since:
+                    // this reset is repeated (after a crash, or a timeout of
+                    // one that was done) and the first one's boot used it.
+                    // Without it this reset would boot the local disk, and
+                    // the node would wait out `boot_timeout` for nothing.
+                    tracing::warn!(node = %n.name, "the one-time network boot was spent: setting it again");
+                    bmc.boot_once_on(&info, BootTarget::Pxe, false).map_err(StepError::from)?;
+                }
                 let allowed = |t: ResetType| {
                     info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
                 };
@@ -140,10 +177,9 @@ impl LifecycleController {
                             })?
                     }
                 };
-                bmc.reset(&system, t).map_err(StepError::from)?;
-                Ok(Some(now_micros()))
+                bmc.reset(&system, t).map_err(StepError::from)
             }
-            BootStep::AwaitAgent => Ok(None),
+            BootStep::AwaitAgent => Ok(()),
         }
     }
 
@@ -189,30 +225,4 @@ impl LifecycleController {
 pub(super) fn in_state(n: &Node) -> std::time::Duration {
     let since = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
     std::time::Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64)
-}
-
-/// After a reset: a boot token used before the reset returned was used by
-/// the boot the reset killed (a power cycle repeated after a crash, or
-/// after a reset that timed out but was done, can land just after the
-/// image's agent registered). That agent's credential is revoked and a
-/// fresh token issued, so the boot the reset started can register; without
-/// it the node would wait on a dead agent while the live one is refused.
-fn forget_killed_boot(
-    w: &mut dyn Writer,
-    secrets: &SecretBox,
-    node_id: &str,
-    (purpose, instance_id): (ImagePurpose, &str),
-    reset_done: Option<i64>,
-) -> neocloud_common::Result<()> {
-    let Some(done) = reset_done else { return Ok(()) };
-    let used_before =
-        agents::boot_token(w, node_id)?.and_then(|t| t.used_at).is_some_and(|used| used < done);
-    if used_before {
-        tracing::warn!(
-            node = node_id,
-            "an agent registered just before the node was reset: booting with a fresh token"
-        );
-        new_boot(w, secrets, node_id, purpose, instance_id)?;
-    }
-    Ok(())
 }
