@@ -22,6 +22,7 @@ struct Inner {
     background_errors: BTreeMap<&'static str, u64>,
     nodes: Vec<(String, i64)>,
     nodes_over_sla: Vec<(String, i64)>,
+    agents_silent: i64,
     /// Fabric controller outcomes: pushed, repaired, failed.
     fabric: BTreeMap<&'static str, u64>,
 }
@@ -65,11 +66,12 @@ impl Metrics {
         }
     }
 
-    /// Nodes per lifecycle state, and those past their state's SLA.
-    pub fn set_nodes(&self, per_state: Vec<(String, i64)>, over_sla: Vec<(String, i64)>) {
+    /// The fleet's lifecycle counts.
+    pub fn set_nodes(&self, c: crate::controllers::lifecycle::Census) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        m.nodes = per_state;
-        m.nodes_over_sla = over_sla;
+        m.nodes = c.per_state;
+        m.nodes_over_sla = c.over_sla;
+        m.agents_silent = c.agents_silent;
     }
 
     pub fn render(&self) -> String {
@@ -134,6 +136,12 @@ impl Metrics {
         for (state, n) in &m.nodes_over_sla {
             let _ = writeln!(out, "neocloud_nodes_over_sla{{lifecycle=\"{state}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_node_agents_silent Active nodes whose tenant agent has not been heard for three heartbeat intervals and more."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_node_agents_silent gauge");
+        let _ = writeln!(out, "neocloud_node_agents_silent {}", m.agents_silent);
         let _ = writeln!(
             out,
             "# HELP neocloud_fabric_applies_total Switch and subnet-manager applies by the fabric controller, by outcome."

@@ -190,6 +190,17 @@ pub fn heartbeat(w: &mut dyn Writer, id: &str, health: &str) -> Result<()> {
     Ok(())
 }
 
+/// Active nodes whose live tenant agent was last seen before `before` (µs).
+pub fn silent_on_active_nodes(r: &mut dyn Reader, before: i64) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM agents a JOIN nodes n ON n.id = a.node_id \
+         WHERE n.lifecycle_state = 'active' AND a.purpose = ? AND a.revoked_at IS NULL \
+         AND a.last_seen_at < ?",
+        vals![ImagePurpose::Tenant.as_str(), before],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
 /// Revokes every live credential of the node's agents; returns how many.
 pub fn revoke_node_agents(w: &mut dyn Writer, node_id: &str) -> Result<u64> {
     Ok(w.execute(

@@ -18,6 +18,14 @@ pub const SANITIZER_HEARTBEAT_MS: u64 = 1000;
 /// health changed).
 pub const LAST_SEEN_GRANULARITY_MICROS: i64 = 5_000_000;
 
+/// How long a tenant agent may go unheard before the metrics count it
+/// silent: three heartbeats missed, on top of how stale `last_seen_at` may
+/// be.
+pub fn tenant_agent_silence(cfg: &BootConfig) -> std::time::Duration {
+    std::time::Duration::from_micros(LAST_SEEN_GRANULARITY_MICROS as u64)
+        + std::time::Duration::from_millis(cfg.heartbeat_interval_ms.saturating_mul(3))
+}
+
 /// Where nodes reach the control plane, and how often agents report.
 #[derive(Debug, Clone)]
 pub struct BootConfig {

@@ -59,8 +59,10 @@ pub(super) fn spawn_background(
             let s2 = s.clone();
             let claimed = tokio::task::spawn_blocking(move || {
                 if tick {
-                    let (counts, over) = crate::controllers::lifecycle::census(&s2.app.store)?;
-                    s2.app.metrics.set_nodes(counts, over);
+                    let silence = crate::boot::handlers::tenant_agent_silence(&s2.app.boot);
+                    s2.app
+                        .metrics
+                        .set_nodes(crate::controllers::lifecycle::census(&s2.app.store, silence)?);
                 }
                 s2.app.lifecycle.claim(&s2.app.store, tick)
             })

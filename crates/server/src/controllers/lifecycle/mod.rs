@@ -106,21 +106,37 @@ pub struct LifecycleController {
     sessions: Arc<Sessions>,
 }
 
-/// Nodes per state and nodes past their state's SLA, for metrics.
 /// Counts per lifecycle state name.
 pub type StateCounts = Vec<(String, i64)>;
 
-pub fn census(store: &Store) -> Result<(StateCounts, StateCounts)> {
+/// What the metrics report of the fleet's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Census {
+    /// Nodes per state.
+    pub per_state: StateCounts,
+    /// Nodes in a state longer than its SLA, per state with one.
+    pub over_sla: StateCounts,
+    /// Active nodes whose tenant agent has not been heard for longer than
+    /// the silence given (the node hung or crashed, or the tenant stopped
+    /// the agent): the provider's cue to look.
+    pub agents_silent: i64,
+}
+
+/// Counts the fleet for metrics. A tenant agent is silent when unheard for
+/// longer than `silence`.
+pub fn census(store: &Store, silence: Duration) -> Result<Census> {
     store.read(|r| {
-        let counts = nodes::lifecycle_counts(r)?;
-        let mut over = Vec::new();
+        let per_state = nodes::lifecycle_counts(r)?;
+        let mut over_sla = Vec::new();
         for state in NodeLifecycle::NAMES {
             if let Some(sla) = sla(state) {
                 let before = now_micros() - sla.as_micros() as i64;
-                over.push((state.to_string(), nodes::count_in_state_since(r, state, before)?));
+                over_sla.push((state.to_string(), nodes::count_in_state_since(r, state, before)?));
             }
         }
-        Ok((counts, over))
+        let before = now_micros() - silence.as_micros() as i64;
+        let agents_silent = agents::silent_on_active_nodes(r, before)?;
+        Ok(Census { per_state, over_sla, agents_silent })
     })
 }
 
