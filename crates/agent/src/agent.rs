@@ -471,10 +471,10 @@ impl Agent {
                             failing = false;
                         }
                         backoff.reset();
-                        let soon = reply
+                        let asked = reply
                             .next_heartbeat_ms
-                            .map(|ms| Duration::from_millis(ms).clamp(INTERVAL_MIN, self.interval));
-                        next_beat = Instant::now() + soon.unwrap_or(self.interval);
+                            .map(|ms| Duration::from_millis(ms).clamp(INTERVAL_MIN, INTERVAL_MAX));
+                        next_beat = Instant::now() + asked.unwrap_or(self.interval);
                         let mut added = false;
                         for step in reply.steps {
                             let known = self.was_started(&step.id)

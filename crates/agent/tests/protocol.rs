@@ -29,7 +29,7 @@ struct State {
     /// The heartbeat interval given at registration (default 20 ms).
     interval_ms: Option<u64>,
     /// `next_heartbeat_ms` in every heartbeat answer.
-    soon_ms: Option<u64>,
+    next_ms: Option<u64>,
     /// Answer this many registrations with 503 after recording them (the
     /// answer was lost).
     lose_registrations: u32,
@@ -180,7 +180,7 @@ fn handle(
             .filter(|st| s.resend_reported || !reported.contains(&st.id))
             .cloned()
             .collect();
-        let reply = AgentHeartbeatReply { steps, next_heartbeat_ms: s.soon_ms };
+        let reply = AgentHeartbeatReply { steps, next_heartbeat_ms: s.next_ms };
         return (200, Some(serde_json::to_value(reply).unwrap()));
     }
     if let Some(id) = path.strip_prefix("/agent/v1/steps/") {
@@ -414,12 +414,19 @@ fn a_retried_registration_proposes_the_same_credential() {
 }
 
 /// The control plane can ask for the next heartbeat sooner than the
-/// interval (a sanitizer waiting for its steps), and the agent does.
+/// interval (a sanitizer waiting for its steps) or later (a sanitizer with
+/// every step reported), and the agent does.
 #[test]
-fn a_heartbeat_answer_can_ask_for_the_next_one_sooner() {
-    for (soon, at_least, at_most) in [(Some(10), 5, u32::MAX), (None, 1, 1)] {
+fn a_heartbeat_answer_can_say_when_the_next_one_comes() {
+    let cases = [
+        (60_000, Some(10), 5, u32::MAX),
+        (60_000, None, 1, 1),
+        (20, Some(60_000), 1, 1),
+        (20, None, 5, u32::MAX),
+    ];
+    for (interval, next, at_least, at_most) in cases {
         let fake =
-            Fake::start(State { interval_ms: Some(60_000), soon_ms: soon, ..State::default() });
+            Fake::start(State { interval_ms: Some(interval), next_ms: next, ..State::default() });
         let hw = Arc::new(Simulated::new(SimulatedConfig::new("node-4")));
         let agent = Agent::register_with_log(&fake.url, TOKEN, hw, quiet()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -428,6 +435,9 @@ fn a_heartbeat_answer_can_ask_for_the_next_one_sooner() {
         stop.store(true, Ordering::Relaxed);
         assert_eq!(handle.join().unwrap().unwrap(), Exit::Stopped);
         let beats = fake.state().heartbeats;
-        assert!((at_least..=at_most).contains(&beats), "{soon:?}: {beats} heartbeats");
+        assert!(
+            (at_least..=at_most).contains(&beats),
+            "{interval} ms, {next:?}: {beats} heartbeats"
+        );
     }
 }

@@ -368,8 +368,9 @@ fn a_release_whose_sanitizer_never_comes_frees_the_tenant_and_keeps_the_node_out
 /// node reset, crashed or hung; or a boot repeated after a control-plane
 /// crash killed the agent that had registered) is booted again with a
 /// fresh token: the silent agent's credential and spent token stop
-/// working, and the new boot's agent finishes the job. When the last boot
-/// attempt falls silent too, the node fails saying so.
+/// working, and the new boot's agent finishes the job (told, once its
+/// steps are all reported, to heartbeat at the tenants' slower pace). When
+/// the last boot attempt falls silent too, the node fails saying so.
 #[test]
 fn a_sanitizer_that_falls_silent_is_booted_again_with_a_fresh_token() {
     let Some(emu) = peers::Emulator::start(1) else { return };
@@ -406,9 +407,11 @@ fn a_sanitizer_that_falls_silent_is_booted_again_with_a_fresh_token() {
         drive(&ctl, &secrets, &s, "bm-1", "sanitizing");
         let l = lifecycle(&s, "bm-1");
         assert_eq!((&l["step"], &l["attempt"]), (&json!("agent_steps"), &json!(1)), "[{b}] {l}");
-        // It takes its steps, reports one, and is heard no more.
-        let steps = heartbeat(&first).expect(200).body["steps"].clone();
-        let steps = steps.as_array().unwrap();
+        // It takes its steps, reports one, and is heard no more. With steps
+        // to take it heartbeats at its own pace (no `next_heartbeat_ms`).
+        let beat = heartbeat(&first).expect(200).body;
+        assert!(beat.get("next_heartbeat_ms").is_none(), "[{b}] {beat}");
+        let steps = beat["steps"].as_array().unwrap();
         assert!(steps.len() > 1, "[{b}] {steps:?}");
         report(&first, steps[0]["id"].as_str().unwrap(), true).expect(200);
         ctl.run_once(&s.store, &secrets).unwrap();
@@ -431,6 +434,15 @@ fn a_sanitizer_that_falls_silent_is_booted_again_with_a_fresh_token() {
         for st in heartbeat(&second).expect(200).body["steps"].as_array().unwrap() {
             report(&second, st["id"].as_str().unwrap(), true).expect(200);
         }
+        // Every step reported: nothing more will come, so it is told to
+        // heartbeat at the tenants' pace (100 ms here, 10 s by default)
+        // while the controller finishes over the BMC.
+        let beat = heartbeat(&second).expect(200).body;
+        assert_eq!(
+            (&beat["steps"], &beat["next_heartbeat_ms"]),
+            (&json!([]), &json!(100)),
+            "[{b}]"
+        );
         drive(&ctl, &secrets, &s, "bm-1", "available");
         let recs = records(&tenant, &id);
         assert_eq!(recs.len(), 1, "[{b}] {recs:?}");

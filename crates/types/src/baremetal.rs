@@ -290,8 +290,9 @@ pub struct AgentStep {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AgentHeartbeatReply {
     pub steps: Vec<AgentStep>,
-    /// Heartbeat again this soon (ms) rather than at the interval: steps
-    /// are about to come (a sanitizer registered, its steps not queued yet).
+    /// Heartbeat next after this long (ms) rather than at the interval:
+    /// sooner when steps are about to come, later when none will (a
+    /// sanitizer whose steps are all reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_heartbeat_ms: Option<u64>,
 }
