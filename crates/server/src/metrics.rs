@@ -5,13 +5,42 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// API request latency buckets, seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
+/// A Prometheus histogram over fixed bucket bounds (seconds).
+pub(crate) struct Histogram {
+    bounds: &'static [f64],
+    /// Observations at most each bound (cumulative, as exposed).
+    counts: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, counts: vec![0; bounds.len()], sum: 0.0, count: 0 }
+    }
+
+    pub(crate) fn observe(&mut self, secs: f64) {
+        for (c, b) in self.counts.iter_mut().zip(self.bounds) {
+            if secs <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    /// Its series, `labels` (`k="v",...`) on each.
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 #[derive(Default)]
@@ -36,15 +65,10 @@ impl Metrics {
     pub fn request(&self, op: &str, status: u16, elapsed: Duration) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.requests.entry((op.to_string(), status)).or_default() += 1;
-        let h = m.durations.entry(op.to_string()).or_default();
-        let s = elapsed.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += s;
-        h.count += 1;
+        m.durations
+            .entry(op.to_string())
+            .or_insert_with(|| Histogram::new(&BUCKETS))
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn audit_event(&self, outcome: &'static str) {
@@ -94,28 +118,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE neocloud_http_request_duration_seconds histogram");
         for (op, h) in &m.durations {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "neocloud_http_request_duration_seconds_bucket{{op=\"{op}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "neocloud_http_request_duration_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "neocloud_http_request_duration_seconds_sum{{op=\"{op}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "neocloud_http_request_duration_seconds_count{{op=\"{op}\"}} {}",
-                h.count
-            );
+            h.render(&mut out, "neocloud_http_request_duration_seconds", &format!("op=\"{op}\""));
         }
         let _ =
             writeln!(out, "# HELP neocloud_audit_events_total Audit events appended, by outcome.");

@@ -325,5 +325,10 @@ fn a_bmc_that_goes_down_while_provisioning_fails_the_node_with_the_reason() {
         assert_eq!(i["state"], "failed", "[{b}] {i}");
         assert_eq!(i["reason"], l["reason"], "[{b}] the tenant sees why");
         assert_eq!(free_nodes(&s), 0, "[{b}] a failed, dirty node is not schedulable");
+        // The controller's metrics time the step that failed.
+        let m = ctl.render_metrics();
+        let failed_in =
+            "neocloud_node_step_duration_seconds_count{lifecycle=\"provisioning\",step=\"set_boot\"} 1";
+        assert!(m.lines().any(|x| x == failed_in), "[{b}] {failed_in}:\n{m}");
     }
 }

@@ -102,6 +102,14 @@ fn an_hgx_node_is_enrolled_inspected_and_becomes_schedulable() {
         };
         assert!(metrics.contains("neocloud_nodes{lifecycle=\"available\"} 1"), "[{b}] {metrics}");
         assert!(metrics.contains("neocloud_nodes_over_sla{lifecycle=\"inspecting\"} 0"), "[{b}]");
+        // The time each step took, once the node left it.
+        for state in ["enrolling", "inspecting"] {
+            let count = format!(
+                "neocloud_node_step_duration_seconds_count{{lifecycle=\"{state}\",step=\"\"}} 1"
+            );
+            assert!(metrics.lines().any(|l| l == count), "[{b}] {count}:\n{metrics}");
+        }
+        assert!(!metrics.contains("lifecycle=\"available\",step"), "[{b}] not left yet");
         // Transitions are audited.
         let trail = s.admin().get("/v1/audit?limit=1000").expect(200).text;
         assert!(trail.contains("node_inspecting") && trail.contains("node_available"), "[{b}]");

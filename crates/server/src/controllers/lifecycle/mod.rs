@@ -26,6 +26,7 @@ mod provision;
 mod sanitize;
 mod schedule;
 
+use crate::metrics::Histogram;
 use crate::network::planners::Planners;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
@@ -104,7 +105,15 @@ pub struct LifecycleController {
     step_signals: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Each node's Redfish login, kept from one step to the next.
     sessions: Arc<Sessions>,
+    /// How long nodes spent in each state and step they left, by state and
+    /// step (`""` for states without steps).
+    step_times: Mutex<std::collections::BTreeMap<(&'static str, &'static str), Histogram>>,
 }
+
+/// Buckets for the time spent in a state's step, seconds: from a BMC call
+/// to the SLA of sanitization.
+const STEP_BUCKETS: [f64; 14] =
+    [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
 
 /// Counts per lifecycle state name.
 pub type StateCounts = Vec<(String, i64)>;
@@ -224,6 +233,7 @@ impl LifecycleController {
             resting: Mutex::default(),
             step_signals: Mutex::default(),
             sessions: Arc::default(),
+            step_times: Mutex::default(),
         }
     }
 
@@ -480,7 +490,32 @@ impl LifecycleController {
 
             tracing::info!(node = %n.name, from = n.lifecycle.name(), to = to.name(), "node lifecycle");
         }
+        if moved && to != n.lifecycle {
+            self.left_step(n);
+        }
         Ok(moved)
+    }
+
+    /// The node left its state's step (`n` as it was): how long it took.
+    fn left_step(&self, n: &Node) {
+        let secs = provision::in_state(n).as_secs_f64();
+        let key = (n.lifecycle.name(), n.lifecycle.step().unwrap_or(""));
+        let mut m = self.step_times.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key).or_insert_with(|| Histogram::new(&STEP_BUCKETS)).observe(secs);
+    }
+
+    /// This controller's metrics, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP neocloud_node_step_duration_seconds Time nodes spent in a lifecycle state's step before leaving it, by state and step.\n\
+             # TYPE neocloud_node_step_duration_seconds histogram\n",
+        );
+        let m = self.step_times.lock().unwrap_or_else(|p| p.into_inner());
+        for ((state, step), h) in m.iter() {
+            let labels = format!("lifecycle=\"{state}\",step=\"{step}\"");
+            h.render(&mut out, "neocloud_node_step_duration_seconds", &labels);
+        }
+        out
     }
 
     fn fail(&self, store: &Store, n: &Node, reason: &str) -> Result<()> {
@@ -499,8 +534,9 @@ impl LifecycleController {
             other => other.name().to_string(),
         };
         let to = NodeLifecycle::Failed { reason: reason.to_string(), from };
-        store.write(|w| {
-            if nodes::transition(w, &n.id, &n.lifecycle, &to)? {
+        let moved = store.write(|w| {
+            let moved = nodes::transition(w, &n.id, &n.lifecycle, &to)?;
+            if moved {
                 // A release that fails frees its tenant first: quota, then
                 // the placement row, as every placement write takes them.
                 if let NodeLifecycle::Releasing { instance_id, .. }
@@ -542,8 +578,11 @@ impl LifecycleController {
                     | NodeLifecycle::Failed { .. } => {}
                 }
             }
-            Ok(())
+            Ok(moved)
         })?;
+        if moved {
+            self.left_step(n);
+        }
         tracing::warn!(node = %n.name, from = n.lifecycle.name(), %reason, "node failed");
         self.attempts.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _), _| id != &n.id);
         Ok(())
