@@ -453,6 +453,24 @@ fn inventory_end_to_end() {
     let n = o.json();
     assert_eq!(n["lifecycle"]["state"], "enrolling", "{n}");
     assert_eq!(n["bmc_endpoint"], endpoint.as_str(), "{n}");
+    assert_eq!(n["boot_method"], "pxe", "{n}");
+    // Virtual-media boots need the server's iPXE ISO, which it has not.
+    let generation = n["generation"].to_string();
+    let o = cli.expect(
+        7,
+        &[
+            "node",
+            "update",
+            "enr1",
+            "--availability",
+            "schedulable",
+            "--boot-method",
+            "virtual-media",
+            "--generation",
+            &generation,
+        ],
+    );
+    assert!(o.stderr.contains("boot_method"), "{}", o.stderr);
     // Inspect again: the API records the intent (202) and answers the node.
     let o = cli.ok(&["node", "inspect", "enr1", "-o", "json"]);
     assert!(o.json()["bmc_endpoint"].is_string(), "{}", o.stdout);

@@ -51,6 +51,12 @@ pub struct Config {
     /// The URL nodes reach the control plane at (boot service, agents);
     /// default `http://<listen>`.
     pub boot_url: Option<String>,
+    /// An iPXE ISO for nodes whose `boot_method` is `virtual_media`: the
+    /// BMC inserts it in its virtual CD and boots it once. Build it with an
+    /// embedded script that chains to the boot service by MAC, e.g.
+    /// `chain <boot_url>/boot/ipxe?mac=${net0/mac}`. None: such nodes
+    /// cannot be enrolled.
+    pub virtual_media_iso_url: Option<String>,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -110,6 +116,7 @@ impl Default for Config {
             bmc_timeout_ms: 30_000,
             lifecycle_parallel_steps: 64,
             boot_url: None,
+            virtual_media_iso_url: None,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
@@ -160,6 +167,16 @@ impl Config {
         if let Some(u) = &self.boot_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
+            }
+        }
+        if let Some(u) = &self.virtual_media_iso_url {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.chars().any(char::is_whitespace)
+            {
+                return Err(Error::invalid_value(
+                    "virtual_media_iso_url",
+                    "must be an http(s) URL the BMCs can reach",
+                ));
             }
         }
         if self.heartbeat_interval_ms < 10 {

@@ -68,6 +68,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                         username: crate::simbmc::USER.into(),
                         password: String::new(),
                     }),
+                    boot_method: None,
                 },
                 sim.map(|(_, sealed)| sealed),
             )?;

@@ -361,6 +361,7 @@ fn call<'a>(
         placement: &app.placement,
         secrets: &app.secrets,
         planners: &app.planners,
+        boot: &app.boot,
     }
 }
 

@@ -160,6 +160,39 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
             )
             .expect(422);
         assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
+        // A boot method needs a BMC, a known name, and (virtual media) the
+        // server's iPXE ISO, which this server has not.
+        let node = |extra: serde_json::Value| {
+            let mut v = json!({"name": "x", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                               "gpu_model": "h100-80gb", "gpus": 8,
+                               "bmc": {"endpoint": emu.url, "username": "a", "password": "b"}});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        for (body, status) in [
+            (node(json!({"boot_method": "virtual_media"})), 422),
+            (node(json!({"boot_method": "pxe", "bmc": null})), 422),
+            (node(json!({"boot_method": "floppy"})), 400),
+        ] {
+            let e = s.admin().post("/v1/nodes", &body).expect(status);
+            assert!(e.text.contains("boot_method"), "[{b}] {body}: {}", e.text);
+        }
+        s.admin().get("/v1/nodes/x").expect(404);
+        let before = s.admin().get("/v1/nodes/fine").expect(200).body;
+        assert_eq!(before["boot_method"], "pxe", "[{b}] the default");
+        let e = s
+            .admin()
+            .patch(
+                "/v1/nodes/fine",
+                &json!({"generation": before["generation"], "availability": "schedulable",
+                        "boot_method": "virtual_media"}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("boot_method"), "[{b}] {}", e.text);
+        let after = s.admin().get("/v1/nodes/fine").expect(200).body;
+        assert_eq!(after["generation"], before["generation"], "[{b}] nothing written");
     }
 }
 

@@ -564,6 +564,16 @@ ALTER TABLE fabrics DROP COLUMN lease_until;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 10,
+        name: "node boot method",
+        common: r#"
+-- How the BMC boots the node into an image: 'pxe' or 'virtual_media'.
+ALTER TABLE nodes ADD COLUMN boot_method TEXT NOT NULL DEFAULT 'pxe';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -4,11 +4,11 @@ use crate::backend::{Reader, Row, Writer};
 use crate::{check_generation, rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_placement::{Availability, NodeSpec};
-use neocloud_types::{Node, NodeCreate, NodeLifecycle};
+use neocloud_types::{BootMethod, Node, NodeCreate, NodeLifecycle};
 
-const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics";
+const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, boot_method";
 const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
-     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs FROM nodes";
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -52,6 +52,11 @@ fn from_row(r: &Row) -> Result<Node> {
         bmc_endpoint: r.opt_str(18)?,
         macs: serde_json::from_str(&r.str(19)?)
             .map_err(|e| Error::internal(format!("node macs: {e}")))?,
+        boot_method: {
+            let m = r.str(20)?;
+            BootMethod::parse(&m)
+                .ok_or_else(|| Error::internal(format!("bad node boot method {m:?}")))?
+        },
     })
 }
 
@@ -160,9 +165,12 @@ pub fn create(
             }
         }
     }
+    if p.boot_method.is_some() && p.bmc.is_none() {
+        return Err(Error::invalid_value("boot_method", "needs a bmc to boot the node through"));
+    }
     let nics = serde_json::to_string(&p.nics).map_err(|e| Error::internal(e.to_string()))?;
     w.execute(
-        &format!("INSERT INTO nodes ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedulable', 1, ?, ?, ?, ?)"),
+        &format!("INSERT INTO nodes ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedulable', 1, ?, ?, ?, ?, ?)"),
         vals![
             &id,
             p.name.as_str(),
@@ -177,7 +185,8 @@ pub fn create(
             now,
             now,
             memory as i64,
-            nics
+            nics,
+            p.boot_method.unwrap_or_default().as_str()
         ],
     )
     .map_err(|e| {
@@ -394,17 +403,26 @@ pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> 
     Ok(())
 }
 
-pub fn set_availability(
+/// The provider's update of a node: its availability, and its boot
+/// method when given (a node without a BMC has none to change).
+pub fn update(
     w: &mut dyn Writer,
     id: &str,
     generation: i64,
     a: Availability,
+    boot: Option<BootMethod>,
 ) -> Result<Node> {
+    if boot.is_some() && bmc(w, id)?.is_none() {
+        return Err(Error::invalid_value("boot_method", "needs a bmc to boot the node through"));
+    }
     let n = w.execute(
         "UPDATE nodes SET availability = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
         vals![availability_str(a), now_micros(), id, generation],
     )?;
     check_generation(w, n, "nodes", "node", id, generation, None)?;
+    if let Some(m) = boot {
+        w.execute("UPDATE nodes SET boot_method = ? WHERE id = ?", vals![m.as_str(), id])?;
+    }
     get(w, id)
 }
 

@@ -36,6 +36,44 @@ pub struct NodeCreate {
     /// becomes available once Redfish inspection confirms its inventory.
     #[serde(default)]
     pub bmc: Option<BmcCredentials>,
+    /// How the BMC boots the node for provisioning and sanitization
+    /// (default `pxe`; `virtual_media` needs a `bmc`).
+    #[serde(default)]
+    pub boot_method: Option<BootMethod>,
+}
+
+/// How the BMC boots a node into an image (the tenant's or the sanitizer).
+/// Either way the node ends up in the boot service's iPXE script for its
+/// MAC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BootMethod {
+    /// A one-time network boot (`Pxe`): the node's firmware PXE-boots from
+    /// the provisioning network, which chains to the boot service.
+    #[default]
+    Pxe,
+    /// The server's iPXE ISO (`virtual_media_iso_url`) inserted in the
+    /// BMC's virtual CD and a one-time boot from it (`Cd`): for networks
+    /// without PXE (no DHCP relay to the boot network, routed provisioning).
+    /// The ISO's embedded script chains to the boot service by MAC.
+    VirtualMedia,
+}
+
+impl BootMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootMethod::Pxe => "pxe",
+            BootMethod::VirtualMedia => "virtual_media",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BootMethod> {
+        match s {
+            "pxe" => Some(BootMethod::Pxe),
+            "virtual_media" => Some(BootMethod::VirtualMedia),
+            _ => None,
+        }
+    }
 }
 
 /// Asks for the node to be inspected again (e.g. after fixing its BMC
@@ -265,6 +303,10 @@ pub struct Nic {
 pub struct NodeUpdate {
     pub generation: i64,
     pub availability: Availability,
+    /// A new boot method (unchanged when absent); used from the node's next
+    /// boot on.
+    #[serde(default)]
+    pub boot_method: Option<BootMethod>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -289,6 +331,9 @@ pub struct Node {
     /// MAC addresses the BMC reported at inspection.
     #[serde(default)]
     pub macs: Vec<String>,
+    /// How the BMC boots it into an image.
+    #[serde(default)]
+    pub boot_method: BootMethod,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,

@@ -8,8 +8,8 @@ use neocloud_common::Name;
 use neocloud_placement::capacity::{Capacity, Counts};
 use neocloud_placement::{Availability, Constraints, Policy, Scope, Within};
 use neocloud_types::{
-    Allocation, InstanceKind, InstanceType, InstanceTypeCreate, InstanceTypeUpdate, Node,
-    NodeCreate, NodeUpdate,
+    Allocation, BootMethod, InstanceKind, InstanceType, InstanceTypeCreate, InstanceTypeUpdate,
+    Node, NodeCreate, NodeUpdate,
 };
 
 // Nodes.
@@ -39,6 +39,24 @@ impl From<AvailabilityArg> for Availability {
             AvailabilityArg::Schedulable => Availability::Schedulable,
             AvailabilityArg::Maintenance => Availability::Maintenance,
             AvailabilityArg::Failed => Availability::Failed,
+        }
+    }
+}
+
+/// `--boot-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BootMethodArg {
+    /// A one-time PXE boot from the provisioning network.
+    Pxe,
+    /// The server's iPXE ISO in the BMC's virtual CD (`virtual_media_iso_url`).
+    VirtualMedia,
+}
+
+impl From<BootMethodArg> for BootMethod {
+    fn from(a: BootMethodArg) -> BootMethod {
+        match a {
+            BootMethodArg::Pxe => BootMethod::Pxe,
+            BootMethodArg::VirtualMedia => BootMethod::VirtualMedia,
         }
     }
 }
@@ -92,6 +110,10 @@ enum NodeCmd {
         /// File holding the BMC password (kept off the command line).
         #[arg(long, value_name = "PATH")]
         bmc_password_file: Option<std::path::PathBuf>,
+        /// How the BMC boots the node into images (default pxe; needs
+        /// --bmc-endpoint).
+        #[arg(long, value_enum, requires = "bmc_endpoint")]
+        boot_method: Option<BootMethodArg>,
         /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT[@MAC] (repeat per NIC).
         #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
         nics: Vec<neocloud_types::Nic>,
@@ -107,6 +129,9 @@ enum NodeCmd {
         node: String,
         #[arg(long, value_enum)]
         availability: AvailabilityArg,
+        /// A new boot method, used from the node's next boot on.
+        #[arg(long, value_enum)]
+        boot_method: Option<BootMethodArg>,
         #[arg(long)]
         generation: i64,
     },
@@ -186,6 +211,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             bmc_endpoint,
             bmc_username,
             bmc_password_file,
+            boot_method,
             idempotency_key,
         } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
@@ -202,11 +228,16 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 mig_capable,
                 nics,
                 bmc,
+                boot_method: boot_method.map(Into::into),
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }
-        NodeCmd::Update { node, availability, generation } => {
-            let body = to_value(&NodeUpdate { generation, availability: availability.into() })?;
+        NodeCmd::Update { node, availability, boot_method, generation } => {
+            let body = to_value(&NodeUpdate {
+                generation,
+                availability: availability.into(),
+                boot_method: boot_method.map(Into::into),
+            })?;
             print_one::<Node>(f, &c.patch(&node_path(&node), &body)?)
         }
         NodeCmd::Delete { node } => {

@@ -239,6 +239,8 @@ pub struct Call<'a> {
     pub placement: &'a crate::placement::PlacementService,
     pub secrets: &'a crate::secrets::SecretBox,
     pub planners: &'a crate::network::planners::Planners,
+    /// How nodes boot (the boot service's settings).
+    pub boot: &'a crate::boot::handlers::BootConfig,
 }
 
 impl Call<'_> {

@@ -7,8 +7,8 @@ use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
 use neocloud_store::{allocations, nodes, Reader, Writer};
 use neocloud_types::{
-    AgentReport, BmcCredentials, List, Node, NodeCreate, NodeHardware, NodeInspect, NodeUpdate,
-    SanitizationRecord,
+    AgentReport, BmcCredentials, BootMethod, List, Node, NodeCreate, NodeHardware, NodeInspect,
+    NodeUpdate, SanitizationRecord,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -114,6 +114,9 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeCreate = c.body()?;
+    if p.boot_method == Some(BootMethod::VirtualMedia) {
+        check_virtual_media(c)?;
+    }
     let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
@@ -121,6 +124,17 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         .with_nudge(&n.id)
         .with_effect(Effect::AddNode(nodes::spec(&n)))
         .with_effect(Effect::Generation(g)))
+}
+
+/// Virtual-media boots insert the server's iPXE ISO: there must be one.
+fn check_virtual_media(c: &Call<'_>) -> Result<()> {
+    if c.boot.virtual_media_iso_url.is_none() {
+        return Err(Error::invalid_value(
+            "boot_method",
+            "virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks BMC credentials and seals the password.
@@ -156,7 +170,10 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeUpdate = c.body()?;
     let n = find(c, w)?;
-    let n = nodes::set_availability(w, &n.id, p.generation, p.availability)?;
+    if p.boot_method == Some(BootMethod::VirtualMedia) {
+        check_virtual_media(c)?;
+    }
+    let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method)?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::ok(&n)?
         .with_nudge(&n.id)

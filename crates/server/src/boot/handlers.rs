@@ -31,6 +31,9 @@ pub fn tenant_agent_silence(cfg: &BootConfig) -> std::time::Duration {
 pub struct BootConfig {
     pub base_url: String,
     pub heartbeat_interval_ms: u64,
+    /// The iPXE ISO virtual-media boots insert (its embedded script chains
+    /// to `{base_url}/boot/ipxe?mac=...`); none: nodes boot by PXE only.
+    pub virtual_media_iso_url: Option<String>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).

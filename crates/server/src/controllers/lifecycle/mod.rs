@@ -87,6 +87,8 @@ pub struct LifecycleController {
     pub planners: Arc<Planners>,
     /// How BMC certificates are verified.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
+    /// The iPXE ISO virtual-media boots insert (`virtual_media_iso_url`).
+    pub virtual_media_iso: Option<String>,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -234,6 +236,7 @@ impl LifecycleController {
             step_signals: Mutex::default(),
             sessions: Arc::default(),
             step_times: Mutex::default(),
+            virtual_media_iso: None,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
 use neocloud_redfish::{BootTarget, PowerState, ResetType};
 use neocloud_store::{agents, instances, Store};
-use neocloud_types::{BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
+use neocloud_types::{BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
 
 impl LifecycleController {
     pub(super) fn provisioning(
@@ -145,20 +145,27 @@ impl LifecycleController {
             Some(s) => s,
             None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
         };
+        let target = match n.boot_method {
+            BootMethod::Pxe => BootTarget::Pxe,
+            BootMethod::VirtualMedia => BootTarget::Cd,
+        };
         match step {
             BootStep::SetBoot => {
-                bmc.boot_once(&system, BootTarget::Pxe, false).map_err(StepError::from)
+                if n.boot_method == BootMethod::VirtualMedia {
+                    self.insert_boot_iso(&bmc, &system)?;
+                }
+                bmc.boot_once(&system, target, false).map_err(StepError::from)
             }
             BootStep::PowerCycle => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
-                if !info.boots_to(BootTarget::Pxe) {
+                if !info.boots_to(target) {
                     // The override set_boot made was spent by a boot since:
                     // this reset is repeated (after a crash, or a timeout of
                     // one that was done) and the first one's boot used it.
                     // Without it this reset would boot the local disk, and
                     // the node would wait out `boot_timeout` for nothing.
-                    tracing::warn!(node = %n.name, "the one-time network boot was spent: setting it again");
-                    bmc.boot_once_on(&info, BootTarget::Pxe, false).map_err(StepError::from)?;
+                    tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
+                    bmc.boot_once_on(&info, target, false).map_err(StepError::from)?;
                 }
                 let allowed = |t: ResetType| {
                     info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
@@ -181,6 +188,29 @@ impl LifecycleController {
             }
             BootStep::AwaitAgent => Ok(()),
         }
+    }
+
+    /// Puts the server's iPXE ISO in the BMC's (first) virtual CD, unless
+    /// it is there already: whatever else is inserted is ejected first.
+    fn insert_boot_iso(&self, bmc: &neocloud_redfish::Bmc, system: &str) -> Result<(), StepError> {
+        let iso = self.virtual_media_iso.as_deref().ok_or_else(|| {
+            StepError::Fail(
+                "the node boots from virtual media and this server has no virtual_media_iso_url"
+                    .into(),
+            )
+        })?;
+        let slots = bmc.cd_slots(system).map_err(StepError::from)?;
+        let slot = slots.first().ok_or_else(|| {
+            StepError::Fail(
+                "the node boots from virtual media and its BMC has no virtual CD".into(),
+            )
+        })?;
+        match bmc.media_image(slot).map_err(StepError::from)? {
+            Some(image) if image == iso => return Ok(()),
+            Some(_) => bmc.eject_media(slot).map_err(StepError::from)?,
+            None => {}
+        }
+        bmc.insert_media(slot, iso).map_err(StepError::from)
     }
 
     /// Waiting for a booted image's agent to register: nothing to do within

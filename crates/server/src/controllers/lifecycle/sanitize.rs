@@ -10,8 +10,8 @@ use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
 use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
-    AgentStepKind, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle, SanitizationBody,
-    SanitizationCheck, SanitizeStep, StepItem,
+    AgentStepKind, BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle,
+    SanitizationBody, SanitizationCheck, SanitizeStep, StepItem,
 };
 
 impl LifecycleController {
@@ -279,6 +279,9 @@ impl LifecycleController {
                 ),
             )],
         });
+        if n.boot_method == BootMethod::VirtualMedia {
+            checks.push(eject_virtual_media(&bmc, &system)?);
+        }
         let inv = bmc.inventory(&system).map_err(StepError::from)?;
         // A sanitizer that cannot see every GPU the BMC shows did not reset them all.
         let seen = agent.as_ref().map(|a| a.inventory.gpus.len()).unwrap_or(0);
@@ -364,6 +367,31 @@ impl LifecycleController {
 
 fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
     StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
+}
+
+/// Ejects whatever is in the BMC's virtual CDs (the boot ISO of a node
+/// that boots from virtual media), and checks that nothing is left.
+fn eject_virtual_media(
+    bmc: &neocloud_redfish::Bmc,
+    system: &str,
+) -> Result<SanitizationCheck, StepError> {
+    let mut items = Vec::new();
+    for slot in bmc.cd_slots(system).map_err(StepError::from)? {
+        if bmc.media_image(&slot).map_err(StepError::from)?.is_some() {
+            bmc.eject_media(&slot).map_err(StepError::from)?;
+        }
+        let left = bmc.media_image(&slot).map_err(StepError::from)?;
+        let detail = match &left {
+            Some(image) => format!("still inserted: {image}"),
+            None => "empty".to_string(),
+        };
+        items.push(item(&slot, "redfish-eject", left.is_none(), &detail));
+    }
+    Ok(SanitizationCheck {
+        name: "eject_virtual_media".into(),
+        ok: items.iter().all(|i| i.ok),
+        items,
+    })
 }
 
 /// Every baseline component must still report its baseline version.
