@@ -290,9 +290,10 @@ pub struct AgentStep {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AgentHeartbeatReply {
     pub steps: Vec<AgentStep>,
-    /// Heartbeat next after this long (ms) rather than at the interval:
-    /// sooner when steps are about to come, later when none will (a
-    /// sanitizer whose steps are all reported).
+    /// Heartbeat next after this long (ms) rather than at the interval,
+    /// sooner or later. The server sends it when no more steps will come
+    /// (a sanitizer whose steps are all reported: the tenants' interval);
+    /// a sanitizer waiting for its steps gets them on a held heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_heartbeat_ms: Option<u64>,
 }
