@@ -5,6 +5,7 @@
 //! with a complete signed sanitization record per provisioned instance), no
 //! node was ever held by two live instances, nothing is lost (every
 //! instance created is there and released), and the audit chains verify.
+//! Half the nodes boot by PXE, half from their BMC's virtual CD.
 //!
 //! The nodes are SIMULATED (BMC fleet and agents in this test process, see
 //! `neocloud_server::simbmc`): they outlive the control plane's crashes,
@@ -156,7 +157,8 @@ fn write_config(path: &Path, db: &str) {
         format!(
             "db = {db:?}\nlifecycle_interval_ms = 100\nheartbeat_interval_ms = 200\n\
              agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
-             boot_timeout_secs = 10\nboot_attempts = 10\n"
+             boot_timeout_secs = 10\nboot_attempts = 10\n\
+             virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n"
         ),
     )
     .expect("write config");
@@ -216,6 +218,7 @@ fn run(b: &str, db_url: &str) {
             ),
         );
     }
+    // Half the nodes boot by PXE, half from the virtual CD.
     for i in 0..NODES {
         a(
             "POST",
@@ -223,6 +226,7 @@ fn run(b: &str, db_url: &str) {
             Some(json!({
             "name": format!("n{i}"), "site": "s", "pod": "p", "su": "su", "rack": "r",
             "gpu_model": "h100-80gb", "gpus": 8,
+            "boot_method": if i % 2 == 0 { "pxe" } else { "virtual_media" },
             "bmc": {"endpoint": neocloud_server::simbmc::endpoint(&sim_base, i),
                     "username": neocloud_server::simbmc::USER, "password": neocloud_server::simbmc::PASSWORD}})),
         );
@@ -420,7 +424,7 @@ fn run(b: &str, db_url: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(created.len(), ROUNDS * 3, "[{b}] nothing lost");
-    let mut provisioned = 0;
+    let (mut provisioned, mut from_cd) = (0, 0);
     for (t, id) in &created {
         let recs = ok(
             &url,
@@ -435,13 +439,25 @@ fn run(b: &str, db_url: &str) {
         if !recs.is_empty() {
             provisioned += 1;
             assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {recs:?}");
+            let checks = recs[0]["body"]["checks"].as_array().unwrap();
+            if checks.iter().any(|c| c["name"] == "eject_virtual_media") {
+                from_cd += 1;
+            }
         }
+    }
+    // Every virtual CD was ejected by the last sanitization of its node.
+    for i in 0..NODES {
+        assert_eq!(fleet.media(i), None, "[{b}] node n{i}'s virtual CD");
     }
     let seen = observed.lock().unwrap().clone();
     let states: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
-    eprintln!("[{b}] {kills} SIGKILLs; {provisioned}/{} instances provisioned; node states at kill time: {states:?}", created.len());
+    eprintln!("[{b}] {kills} SIGKILLs; {provisioned}/{} instances provisioned ({from_cd} from the virtual CD); node states at kill time: {states:?}", created.len());
     assert!(kills >= 5, "[{b}] the chaos ran: {kills} kills");
     assert!(provisioned >= 3, "[{b}] some instances reached their nodes");
+    assert!(
+        from_cd >= 1 && from_cd < provisioned,
+        "[{b}] nodes of both boot methods were provisioned: {from_cd} of {provisioned} from the CD"
+    );
     // The audit chains are intact after the crashes.
     let out = Command::new(BIN).args(["audit", "verify", "--db", db_url]).output().unwrap();
     assert!(out.status.success(), "[{b}] audit verify: {}", String::from_utf8_lossy(&out.stdout));

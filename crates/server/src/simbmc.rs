@@ -1,12 +1,13 @@
 //! SIMULATED BMCs for `serve --demo` and the benchmarks: one listener
 //! serves any number of simulated Redfish BMCs, BMC `i` under
-//! `/simbmc/{i}` (service root, a host system with power, boot override and
-//! a MAC, an HGX baseboard with 8 simulated H100 GPUs, a firmware
+//! `/simbmc/{i}` (service root, a host system with power, boot override, a
+//! virtual CD and a MAC, an HGX baseboard with 8 simulated H100 GPUs, a firmware
 //! inventory). The real Redfish driver and lifecycle controller drive them
 //! exactly as they drive real BMCs.
 //!
 //! A simulated node also boots: powering it on (or restarting it) with a
-//! network boot override fetches its iPXE script from the boot service and,
+//! network boot override (or a one-time boot from its virtual CD with an
+//! image inserted: the image stands for an iPXE ISO) fetches its iPXE script from the boot service and,
 //! when the script carries a token, starts a SIMULATED agent (the real
 //! agent library over simulated hardware) that registers with it. Powering
 //! it off stops that agent. Each answer can be delayed by a latency
@@ -63,6 +64,8 @@ struct Sim {
     boot_enabled: String,
     /// Stops the simulated OS's agent (power off, reset).
     agent_stop: Option<Arc<AtomicBool>>,
+    /// The image in the virtual CD.
+    media: Option<String>,
     /// Time this node has spent in simulated waits (its BMC's answers and
     /// its boots), µs.
     waited_micros: u64,
@@ -75,6 +78,7 @@ impl Default for Sim {
             boot_target: "None".into(),
             boot_enabled: "Disabled".into(),
             agent_stop: None,
+            media: None,
             waited_micros: 0,
         }
     }
@@ -99,7 +103,8 @@ pub struct SimFleet {
     /// Agents started by simulated boots.
     pub boots: AtomicU64,
     /// Power-ons that booted from the network (a boot override to `Pxe` or
-    /// `UefiHttp` was set), with or without a boot service to boot from.
+    /// `UefiHttp`, or to `Cd` with an image inserted), with or without a
+    /// boot service to boot from.
     pub network_boots: AtomicU64,
     /// Extra time (ms) a reset takes to be done and answered, on top of
     /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
@@ -151,6 +156,11 @@ impl SimFleet {
         };
         self.with(i, |s| s.waited_micros += d.as_micros() as u64);
         d
+    }
+
+    /// The image in node `i`'s virtual CD.
+    pub fn media(&self, i: usize) -> Option<String> {
+        self.with(i, |s| s.media.clone())
     }
 
     /// Each node's simulated waiting so far (BMC answers and boots), in
@@ -317,6 +327,21 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
         .route("/simbmc/{i}/redfish/v1/Systems/Host/Actions/ComputerSystem.Reset", post(reset))
         .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host/VirtualMedia/Cd")]})).await
+            }),
+        )
+        .route("/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia/Cd", get(cd))
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
+            post(insert_media),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia",
+            post(eject_media),
+        )
+        .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/EthernetInterfaces",
             get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
                 answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host/EthernetInterfaces/0")]})).await
@@ -405,6 +430,8 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
                 "ResetType@Redfish.AllowableValues": ["On", "ForceOff", "GracefulShutdown", "ForceRestart"]
             }},
             "MemorySummary": {"TotalSystemMemoryGiB": 2048},
+            "VirtualMedia": link("/redfish/v1/Systems/Host/VirtualMedia"),
+            "Links": {"ManagedBy": []},
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
         })
     })
@@ -429,6 +456,52 @@ async fn patch_host(
             s.boot_enabled = e.to_string();
         }
     });
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn cd(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let media = f.with(i, |s| s.media.clone());
+    let base = "/redfish/v1/Systems/Host/VirtualMedia/Cd";
+    answer(&f, &h, i, || {
+        json!({
+            "@odata.id": base,
+            "Id": "Cd",
+            "MediaTypes": ["CD", "DVD"],
+            "Image": media.clone().unwrap_or_default(),
+            "Inserted": media.is_some(),
+            "Actions": {
+                "#VirtualMedia.InsertMedia": {"target": format!("{base}/Actions/VirtualMedia.InsertMedia")},
+                "#VirtualMedia.EjectMedia": {"target": format!("{base}/Actions/VirtualMedia.EjectMedia")}
+            }
+        })
+    })
+    .await
+}
+
+async fn insert_media(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let Some(image) = v["Image"].as_str().filter(|s| !s.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Image required"}})))
+            .into_response();
+    };
+    f.with(i, |s| s.media = Some(image.to_string()));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn eject_media(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    f.with(i, |s| s.media = None);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -466,8 +539,12 @@ async fn reset(
         if !on {
             return None;
         }
-        let network =
-            matches!(s.boot_target.as_str(), "Pxe" | "UefiHttp") && s.boot_enabled != "Disabled";
+        let network = s.boot_enabled != "Disabled"
+            && match s.boot_target.as_str() {
+                "Pxe" | "UefiHttp" => true,
+                "Cd" => s.media.is_some(),
+                _ => false,
+            };
         if s.boot_enabled == "Once" {
             s.boot_enabled = "Disabled".into();
             s.boot_target = "None".into();
