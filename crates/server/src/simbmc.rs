@@ -438,25 +438,32 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
     .await
 }
 
+/// An action's answer (its latency, its credentials); once accepted, the
+/// change to the simulated node.
+async fn act(f: &SimFleet, h: &HeaderMap, i: usize, change: impl FnOnce(&mut Sim)) -> Response {
+    let resp = answer(f, h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    f.with(i, change);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn patch_host(
     State(f): State<Fleet>,
     h: HeaderMap,
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
-    }
-    f.with(i, |s| {
+    act(&f, &h, i, |s| {
         if let Some(t) = v["Boot"]["BootSourceOverrideTarget"].as_str() {
             s.boot_target = t.to_string();
         }
         if let Some(e) = v["Boot"]["BootSourceOverrideEnabled"].as_str() {
             s.boot_enabled = e.to_string();
         }
-    });
-    StatusCode::NO_CONTENT.into_response()
+    })
+    .await
 }
 
 async fn cd(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
@@ -484,25 +491,15 @@ async fn insert_media(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
-    }
     let Some(image) = v["Image"].as_str().filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Image required"}})))
             .into_response();
     };
-    f.with(i, |s| s.media = Some(image.to_string()));
-    StatusCode::NO_CONTENT.into_response()
+    act(&f, &h, i, |s| s.media = Some(image.to_string())).await
 }
 
 async fn eject_media(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
-    }
-    f.with(i, |s| s.media = None);
-    StatusCode::NO_CONTENT.into_response()
+    act(&f, &h, i, |s| s.media = None).await
 }
 
 async fn reset(
