@@ -361,6 +361,7 @@ impl Row for Node {
         "MIG",
         "AVAILABILITY",
         "LIFECYCLE",
+        "BOOT",
         "GENERATION",
     ];
     fn cells(&self) -> Vec<String> {
@@ -386,6 +387,11 @@ impl Row for Node {
                     format!("failed: {r}")
                 }
                 other => other.name().to_string(),
+            },
+            // Only a node with a BMC is booted by the controller.
+            match &self.bmc_endpoint {
+                Some(_) => self.boot_method.as_str().to_string(),
+                None => "-".to_string(),
             },
             self.generation.to_string(),
         ]

@@ -483,6 +483,10 @@ fn inventory_end_to_end() {
     cli.expect(2, &["token", "create", "x", "--provider-user", "ops", "--tenant", "t"]);
     let o = cli.ok(&["node", "get", "enr1"]);
     assert!(o.stdout.contains("LIFECYCLE"), "{}", o.stdout);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let column = lines[0].find(" BOOT ").map(|c| c + 1);
+    let boot = column.and_then(|c| lines.get(1).and_then(|l| l.get(c..c + 3)));
+    assert_eq!(boot, Some("pxe"), "{}", o.stdout);
     cli.expect(
         2,
         &[
