@@ -425,6 +425,14 @@ fn run(b: &str, db_url: &str) {
     }
     assert_eq!(created.len(), ROUNDS * 3, "[{b}] nothing lost");
     let (mut provisioned, mut from_cd) = (0, 0);
+    let from_cd_nodes: BTreeSet<String> = ok(&url, &admin, "GET", "/v1/nodes", None, None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["boot_method"] == "virtual_media")
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(from_cd_nodes.len(), NODES / 2, "[{b}]");
     for (t, id) in &created {
         let recs = ok(
             &url,
@@ -439,8 +447,12 @@ fn run(b: &str, db_url: &str) {
         if !recs.is_empty() {
             provisioned += 1;
             assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {recs:?}");
+            // This server boots nodes from virtual media: every
+            // sanitization ejects whatever is in the virtual CD.
             let checks = recs[0]["body"]["checks"].as_array().unwrap();
-            if checks.iter().any(|c| c["name"] == "eject_virtual_media") {
+            let eject = checks.iter().find(|c| c["name"] == "eject_virtual_media");
+            assert_eq!(eject.map(|c| &c["ok"]), Some(&json!(true)), "[{b}] {recs:?}");
+            if from_cd_nodes.contains(recs[0]["body"]["node_id"].as_str().unwrap()) {
                 from_cd += 1;
             }
         }

@@ -2,7 +2,8 @@
 //! emulator (fake driver, which really downloads what is inserted) on both
 //! stores: the server's iPXE ISO is inserted in the BMC's virtual CD and
 //! booted once (`Cd`) for the tenant's image and for the sanitizer, and
-//! ejected by the sanitization, whose signed record says so. The test plays
+//! ejected by the sanitization, whose signed record says so (also for a
+//! node switched to PXE while its tenant held it). The test plays
 //! the node as the other bare-metal tests do: the ISO's script chains to
 //! the boot service by MAC, so the node fetches its iPXE script and its
 //! agent registers with the one-time token.
@@ -75,5 +76,32 @@ fn a_node_that_boots_from_virtual_media_is_provisioned_and_sanitized() {
         assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
         assert_eq!(check(&recs[0], "eject_virtual_media")["ok"], true, "[{b}] {}", recs[0]);
         assert!(verified(&recs[0]), "[{b}]");
+
+        // Switched to PXE while a tenant holds it: the next boot (the
+        // sanitizer's) is a PXE boot, and the ISO still in the CD from the
+        // tenant's boot is ejected all the same.
+        let id = create(&tenant, "again")["id"].as_str().unwrap().to_string();
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
+        wait_node(&s, "bm-1", "active", None);
+        let g = node(&s, "bm-1")["generation"].clone();
+        s.admin()
+            .patch(
+                "/v1/nodes/bm-1",
+                &json!({"generation": g, "availability": "schedulable", "boot_method": "pxe"}),
+            )
+            .expect(200);
+        release(&tenant, &id).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        assert_eq!(exit_of(tenant_agent), neocloud_agent::Exit::Revoked, "[{b}]");
+        assert_eq!(emu.get(&system)["Boot"]["BootSourceOverrideTarget"], "Pxe", "[{b}]");
+        assert_eq!(emu.get(&cd)["Image"], json!(iso.url), "[{b}] still inserted");
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, hw("n1-san", None)));
+        wait_node(&s, "bm-1", "available", None);
+        stop(sanitizer);
+        assert_ne!(emu.get(&cd)["Inserted"], json!(true), "[{b}] ejected");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
+        assert_eq!(check(&recs[0], "eject_virtual_media")["ok"], true, "[{b}] {}", recs[0]);
     }
 }

@@ -165,6 +165,10 @@ impl LifecycleController {
                     // Without it this reset would boot the local disk, and
                     // the node would wait out `boot_timeout` for nothing.
                     tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
+                    // (Or the node's boot method changed since set_boot.)
+                    if n.boot_method == BootMethod::VirtualMedia {
+                        self.insert_boot_iso(&bmc, &system)?;
+                    }
                     bmc.boot_once_on(&info, target, false).map_err(StepError::from)?;
                 }
                 let allowed = |t: ResetType| {

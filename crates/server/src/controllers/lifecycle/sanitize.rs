@@ -279,7 +279,9 @@ impl LifecycleController {
                 ),
             )],
         });
-        if n.boot_method == BootMethod::VirtualMedia {
+        // Any node of a server that boots nodes from virtual media: one
+        // switched to PXE since its ISO was inserted has it still.
+        if n.boot_method == BootMethod::VirtualMedia || self.virtual_media_iso.is_some() {
             checks.push(eject_virtual_media(&bmc, &system)?);
         }
         let inv = bmc.inventory(&system).map_err(StepError::from)?;
