@@ -61,6 +61,11 @@ pub struct BaremetalArgs {
     /// node's own simulated waits.
     #[arg(long, default_value_t = 0.0, value_parser = crate::bench_fleet::parse_jitter)]
     jitter: f64,
+    /// How the simulated BMCs boot the nodes: `pxe`, or `virtual-media`
+    /// (the server's iPXE ISO in each BMC's virtual CD: more BMC calls per
+    /// boot, and an eject in every sanitization).
+    #[arg(long, value_enum, default_value = "pxe")]
+    boot_method: crate::commands::BootMethodArg,
     /// Nodes the lifecycle controller steps at once (`lifecycle_parallel_steps`).
     #[arg(long, default_value_t = 1000)]
     parallel: usize,
@@ -141,6 +146,9 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         lifecycle_interval_ms: a.interval_ms,
         lifecycle_parallel_steps: a.parallel,
         heartbeat_interval_ms: a.heartbeat_ms,
+        // The simulated BMCs do not fetch it.
+        virtual_media_iso_url: (a.boot_method == crate::commands::BootMethodArg::VirtualMedia)
+            .then(|| "http://ipxe-iso.invalid/ipxe.iso".to_string()),
         ..Config::default()
     };
     let (server, base, token) = match crate::bench_api::bind(&rt, config) {

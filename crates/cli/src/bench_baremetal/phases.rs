@@ -179,6 +179,7 @@ impl Env {
         let start = self.mark()?;
         let t0 = now_micros();
         let fleet_base = self.fleet.base().to_string();
+        let boot = neocloud_types::BootMethod::from(self.args.boot_method);
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
             let body = json!({
                 "name": format!("bm-{i:05}"), "site": "bench",
@@ -186,6 +187,7 @@ impl Env {
                 "rack": format!("rack-{}", i / 4), "gpu_model": "h100-80gb", "gpus": 8,
                 "bmc": {"endpoint": simbmc::endpoint(&fleet_base, i),
                         "username": simbmc::USER, "password": simbmc::PASSWORD},
+                "boot_method": boot,
             });
             a.must("POST", "/v1/nodes", &body).map(|_| ())
         });

@@ -109,10 +109,11 @@ pub(super) fn print(
         String::new()
     };
     println!(
-        "{} nodes, {} provisions; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
+        "{} nodes, {} provisions, booting by {}; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
          {} s{spread}; {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
         a.nodes,
         a.provisions,
+        neocloud_types::BootMethod::from(a.boot_method).as_str(),
         latency,
         boot.as_secs_f64(),
         a.parallel,

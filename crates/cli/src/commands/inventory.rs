@@ -45,7 +45,7 @@ impl From<AvailabilityArg> for Availability {
 
 /// `--boot-method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BootMethodArg {
+pub(crate) enum BootMethodArg {
     /// A one-time PXE boot from the provisioning network.
     Pxe,
     /// The server's iPXE ISO in the BMC's virtual CD (`virtual_media_iso_url`).

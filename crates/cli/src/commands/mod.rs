@@ -5,6 +5,7 @@ mod audit;
 mod baremetal;
 mod identity;
 mod inventory;
+pub(crate) use inventory::BootMethodArg;
 mod network;
 mod quota;
 mod tenancy;
