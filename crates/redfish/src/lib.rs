@@ -15,5 +15,6 @@ mod ops;
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use ops::{
-    BootTarget, Cpu, Firmware, Gpu, Inventory, NicInfo, PowerState, ResetType, SystemInfo,
+    BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,
+    SystemInfo,
 };

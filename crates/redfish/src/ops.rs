@@ -112,6 +112,35 @@ pub struct SystemInfo {
     pub boot_targets_allowed: Vec<String>,
 }
 
+/// A virtual media slot as read: what it holds and where its actions are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSlot {
+    /// The slot's resource path.
+    pub path: String,
+    /// The image inserted, if any.
+    pub image: Option<String>,
+    insert_target: String,
+    eject_target: String,
+}
+
+impl MediaSlot {
+    fn read(path: &str, v: &Value) -> MediaSlot {
+        let target = |action: &str| {
+            v["Actions"][format!("#VirtualMedia.{action}")]["target"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{path}/Actions/VirtualMedia.{action}"))
+        };
+        let inserted = v["Inserted"].as_bool().unwrap_or(false);
+        MediaSlot {
+            path: path.to_string(),
+            image: v["Image"].as_str().filter(|s| inserted && !s.is_empty()).map(str::to_string),
+            insert_target: target("InsertMedia"),
+            eject_target: target("EjectMedia"),
+        }
+    }
+}
+
 impl SystemInfo {
     /// Whether the next boot goes to `target`: a boot override to it is
     /// set, once or continuously. A one-time override is spent by the boot
@@ -340,6 +369,12 @@ impl Bmc {
     /// Virtual media slots that take CDs/DVDs: under the system's managers
     /// and under the system itself (some BMCs put them there).
     pub fn cd_slots(&self, system: &str) -> Result<Vec<String>> {
+        Ok(self.cd_media(system)?.into_iter().map(|m| m.path).collect())
+    }
+
+    /// [`Self::cd_slots`] with what each holds and its actions, read once:
+    /// what to insert into or eject from without reading the slot again.
+    pub fn cd_media(&self, system: &str) -> Result<Vec<MediaSlot>> {
         let mut collections = Vec::new();
         let sys = self.get(system)?;
         if let Some(p) = sys["VirtualMedia"]["@odata.id"].as_str() {
@@ -363,7 +398,7 @@ impl Bmc {
         }
         collections.sort();
         collections.dedup();
-        let mut slots = Vec::new();
+        let mut slots: Vec<MediaSlot> = Vec::new();
         for c in collections {
             let Some(cv) = self.get_optional(&c)? else { continue };
             for slot in members(&cv) {
@@ -373,9 +408,9 @@ impl Bmc {
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
                 if (types.is_empty() || types.iter().any(|t| *t == "CD" || *t == "DVD"))
-                    && !slots.contains(&slot)
+                    && !slots.iter().any(|m| m.path == slot)
                 {
-                    slots.push(slot);
+                    slots.push(MediaSlot::read(&slot, &sv));
                 }
             }
         }
@@ -384,33 +419,31 @@ impl Bmc {
 
     /// Inserts an image (HTTP URL) into a virtual media slot.
     pub fn insert_media(&self, slot: &str, image: &str) -> Result<()> {
-        let v = self.get(slot)?;
-        let target = v["Actions"]["#VirtualMedia.InsertMedia"]["target"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{slot}/Actions/VirtualMedia.InsertMedia"));
+        self.insert_media_in(&MediaSlot::read(slot, &self.get(slot)?), image)
+    }
+
+    /// [`Self::insert_media`] into a slot just read.
+    pub fn insert_media_in(&self, slot: &MediaSlot, image: &str) -> Result<()> {
         self.request(
             "POST",
-            &target,
+            &slot.insert_target,
             Some(&json!({"Image": image, "Inserted": true, "WriteProtected": true})),
         )
         .map(|_| ())
     }
 
     pub fn eject_media(&self, slot: &str) -> Result<()> {
-        let v = self.get(slot)?;
-        let target = v["Actions"]["#VirtualMedia.EjectMedia"]["target"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{slot}/Actions/VirtualMedia.EjectMedia"));
-        self.request("POST", &target, Some(&json!({}))).map(|_| ())
+        self.eject_media_in(&MediaSlot::read(slot, &self.get(slot)?))
+    }
+
+    /// [`Self::eject_media`] from a slot just read.
+    pub fn eject_media_in(&self, slot: &MediaSlot) -> Result<()> {
+        self.request("POST", &slot.eject_target, Some(&json!({}))).map(|_| ())
     }
 
     /// The image in a slot, if any.
     pub fn media_image(&self, slot: &str) -> Result<Option<String>> {
-        let v = self.get(slot)?;
-        let inserted = v["Inserted"].as_bool().unwrap_or(false);
-        Ok(v["Image"].as_str().filter(|s| inserted && !s.is_empty()).map(str::to_string))
+        Ok(MediaSlot::read(slot, &self.get(slot)?).image)
     }
 
     fn processors(&self, system: &str) -> Result<Vec<Value>> {

@@ -203,18 +203,18 @@ impl LifecycleController {
                     .into(),
             )
         })?;
-        let slots = bmc.cd_slots(system).map_err(StepError::from)?;
+        let slots = bmc.cd_media(system).map_err(StepError::from)?;
         let slot = slots.first().ok_or_else(|| {
             StepError::Fail(
                 "the node boots from virtual media and its BMC has no virtual CD".into(),
             )
         })?;
-        match bmc.media_image(slot).map_err(StepError::from)? {
+        match &slot.image {
             Some(image) if image == iso => return Ok(()),
-            Some(_) => bmc.eject_media(slot).map_err(StepError::from)?,
+            Some(_) => bmc.eject_media_in(slot).map_err(StepError::from)?,
             None => {}
         }
-        bmc.insert_media(slot, iso).map_err(StepError::from)
+        bmc.insert_media_in(slot, iso).map_err(StepError::from)
     }
 
     /// Waiting for a booted image's agent to register: nothing to do within

@@ -378,16 +378,20 @@ fn eject_virtual_media(
     system: &str,
 ) -> Result<SanitizationCheck, StepError> {
     let mut items = Vec::new();
-    for slot in bmc.cd_slots(system).map_err(StepError::from)? {
-        if bmc.media_image(&slot).map_err(StepError::from)?.is_some() {
-            bmc.eject_media(&slot).map_err(StepError::from)?;
-        }
-        let left = bmc.media_image(&slot).map_err(StepError::from)?;
+    for slot in bmc.cd_media(system).map_err(StepError::from)? {
+        // Read empty: nothing to eject. Else ejected, and read again.
+        let left = match &slot.image {
+            None => None,
+            Some(_) => {
+                bmc.eject_media_in(&slot).map_err(StepError::from)?;
+                bmc.media_image(&slot.path).map_err(StepError::from)?
+            }
+        };
         let detail = match &left {
             Some(image) => format!("still inserted: {image}"),
             None => "empty".to_string(),
         };
-        items.push(item(&slot, "redfish-eject", left.is_none(), &detail));
+        items.push(item(&slot.path, "redfish-eject", left.is_none(), &detail));
     }
     Ok(SanitizationCheck {
         name: "eject_virtual_media".into(),
