@@ -53,9 +53,10 @@ pub enum BootMethod {
     #[default]
     Pxe,
     /// The server's iPXE ISO (`virtual_media_iso_url`) inserted in the
-    /// BMC's virtual CD and a one-time boot from it (`Cd`): for networks
-    /// without PXE (no DHCP relay to the boot network, routed provisioning).
-    /// The ISO's embedded script chains to the boot service by MAC.
+    /// BMC's virtual CD and a one-time boot from it (`Cd`): for nodes whose
+    /// firmware cannot PXE-boot from the provisioning network. The ISO's
+    /// embedded script gets an address by DHCP and chains to the boot
+    /// service by MAC.
     VirtualMedia,
 }
 
