@@ -56,19 +56,20 @@ pub fn issue_boot_token(
 }
 
 pub fn boot_token(r: &mut dyn Reader, node_id: &str) -> Result<Option<BootToken>> {
-    let rows = r.query(
-        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE node_id = ?"),
-        vals![node_id],
-    )?;
-    rows.first().map(token_from_row).transpose()
+    node_token(r, node_id, "")
 }
 
 /// The node's boot token, its row locked until the transaction ends: a
 /// registration with it in flight is waited for (and seen), and one after
 /// waits for this transaction (and sees what it did).
 pub fn boot_token_locked(w: &mut dyn Writer, node_id: &str) -> Result<Option<BootToken>> {
-    let rows = w.query(
-        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE node_id = ?{}", w.kind().for_update()),
+    let lock = w.kind().for_update();
+    node_token(w, node_id, lock)
+}
+
+fn node_token(r: &mut dyn Reader, node_id: &str, lock: &str) -> Result<Option<BootToken>> {
+    let rows = r.query(
+        &format!("SELECT {TOKEN_COLS} FROM boot_tokens WHERE node_id = ?{lock}"),
         vals![node_id],
     )?;
     rows.first().map(token_from_row).transpose()

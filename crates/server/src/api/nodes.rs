@@ -114,9 +114,7 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeCreate = c.body()?;
-    if p.boot_method == Some(BootMethod::VirtualMedia) {
-        check_virtual_media(c)?;
-    }
+    check_boot_method(c, p.boot_method)?;
     let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
@@ -127,8 +125,8 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 }
 
 /// Virtual-media boots insert the server's iPXE ISO: there must be one.
-fn check_virtual_media(c: &Call<'_>) -> Result<()> {
-    if c.boot.virtual_media_iso_url.is_none() {
+fn check_boot_method(c: &Call<'_>, m: Option<BootMethod>) -> Result<()> {
+    if m == Some(BootMethod::VirtualMedia) && c.boot.virtual_media_iso_url.is_none() {
         return Err(Error::invalid_value(
             "boot_method",
             "virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none",
@@ -170,9 +168,7 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeUpdate = c.body()?;
     let n = find(c, w)?;
-    if p.boot_method == Some(BootMethod::VirtualMedia) {
-        check_virtual_media(c)?;
-    }
+    check_boot_method(c, p.boot_method)?;
     let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method)?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::ok(&n)?
