@@ -1,0 +1,86 @@
+//! What the controller reports: each state's SLA, the fleet's census (nodes
+//! per state, past their SLA, with a silent tenant agent) and the time
+//! nodes spent in each state's step.
+
+use super::provision::in_state;
+use super::LifecycleController;
+use crate::metrics::Histogram;
+use neocloud_common::{time::now_micros, Result};
+use neocloud_store::{agents, nodes, Store};
+use neocloud_types::{Node, NodeLifecycle};
+use std::time::Duration;
+
+/// How long each state may take before an operator should look (the SLA
+/// reported in metrics), by state name.
+pub fn sla(state: &str) -> Option<Duration> {
+    match state {
+        "enrolling" => Some(Duration::from_secs(120)),
+        "inspecting" => Some(Duration::from_secs(600)),
+        "provisioning" | "releasing" => Some(Duration::from_secs(1800)),
+        "sanitizing" => Some(Duration::from_secs(7200)),
+        _ => None,
+    }
+}
+
+/// Buckets for the time spent in a state's step, seconds: from a BMC call
+/// to the SLA of sanitization.
+const STEP_BUCKETS: [f64; 14] =
+    [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
+
+/// Counts per lifecycle state name.
+pub type StateCounts = Vec<(String, i64)>;
+
+/// What the metrics report of the fleet's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Census {
+    /// Nodes per state.
+    pub per_state: StateCounts,
+    /// Nodes in a state longer than its SLA, per state with one.
+    pub over_sla: StateCounts,
+    /// Active nodes whose tenant agent has not been heard for longer than
+    /// the silence given (the node hung or crashed, or the tenant stopped
+    /// the agent): the provider's cue to look.
+    pub agents_silent: i64,
+}
+
+/// Counts the fleet for metrics. A tenant agent is silent when unheard for
+/// longer than `silence`.
+pub fn census(store: &Store, silence: Duration) -> Result<Census> {
+    store.read(|r| {
+        let per_state = nodes::lifecycle_counts(r)?;
+        let mut over_sla = Vec::new();
+        for state in NodeLifecycle::NAMES {
+            if let Some(sla) = sla(state) {
+                let before = now_micros() - sla.as_micros() as i64;
+                over_sla.push((state.to_string(), nodes::count_in_state_since(r, state, before)?));
+            }
+        }
+        let before = now_micros() - silence.as_micros() as i64;
+        let agents_silent = agents::silent_on_active_nodes(r, before)?;
+        Ok(Census { per_state, over_sla, agents_silent })
+    })
+}
+
+impl LifecycleController {
+    /// The node left its state's step (`n` as it was): how long it took.
+    pub(super) fn left_step(&self, n: &Node) {
+        let secs = in_state(n).as_secs_f64();
+        let key = (n.lifecycle.name(), n.lifecycle.step().unwrap_or(""));
+        let mut m = self.step_times.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key).or_insert_with(|| Histogram::new(&STEP_BUCKETS)).observe(secs);
+    }
+
+    /// This controller's metrics, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP neocloud_node_step_duration_seconds Time nodes spent in a lifecycle state's step before leaving it, by state and step.\n\
+             # TYPE neocloud_node_step_duration_seconds histogram\n",
+        );
+        let m = self.step_times.lock().unwrap_or_else(|p| p.into_inner());
+        for ((state, step), h) in m.iter() {
+            let labels = format!("lifecycle=\"{state}\",step=\"{step}\"");
+            h.render(&mut out, "neocloud_node_step_duration_seconds", &labels);
+        }
+        out
+    }
+}
