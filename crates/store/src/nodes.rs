@@ -215,20 +215,23 @@ fn lifecycle_json(l: &NodeLifecycle) -> Result<String> {
     serde_json::to_string(l).map_err(|e| Error::internal(e.to_string()))
 }
 
-/// Moves a node from `from` to `to` if it is still in `from` (the
-/// lifecycle controller's only write path). Returns whether it moved. The
-/// lifecycle is status, not configuration: it does not change the node's
-/// `generation`, so a provider's edit is never refused because the
-/// controller moved the node meanwhile.
+/// Moves a node from `from` to `to` if it is still in `from` and the
+/// provider has not changed it since it was read at `generation` (the
+/// lifecycle controller's only write path). Returns whether it moved: a
+/// step decided on a record the provider changed meanwhile (maintenance
+/// lifted, an inspection requested) is not recorded, and is taken again
+/// from the fresh record. The lifecycle is status, not configuration: it
+/// does not change the node's `generation`, so a provider's edit is never
+/// refused because the controller moved the node meanwhile.
 pub fn transition(
     w: &mut dyn Writer,
     id: &str,
-    from: &NodeLifecycle,
+    (from, generation): (&NodeLifecycle, i64),
     to: &NodeLifecycle,
 ) -> Result<bool> {
     let n = w.execute(
-        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, updated_at = ? WHERE id = ? AND lifecycle = ?",
-        vals![lifecycle_json(to)?, to.name(), now_micros(), now_micros(), id, lifecycle_json(from)?],
+        "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, updated_at = ? WHERE id = ? AND lifecycle = ? AND generation = ?",
+        vals![lifecycle_json(to)?, to.name(), now_micros(), now_micros(), id, lifecycle_json(from)?, generation],
     )?;
     Ok(n == 1)
 }

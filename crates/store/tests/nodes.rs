@@ -52,6 +52,34 @@ fn nodes_are_found_by_declared_and_inspected_macs() {
     });
 }
 
+/// The controller's transition is refused when the provider changed the
+/// node since the controller read it (here: lifted the maintenance the
+/// controller was about to act on), and taken from the fresh record.
+#[test]
+fn a_transition_decided_on_a_record_the_provider_changed_is_refused() {
+    use neocloud_placement::Availability;
+    use neocloud_types::NodeLifecycle;
+    each_backend(|store, b| {
+        let n = store.write(|w| nodes::create(w, &node("a", "aa:00:00:00:00:01"), None)).unwrap();
+        let g = n.generation;
+        let read =
+            store.write(|w| nodes::update(w, &n.id, g, Availability::Maintenance, None)).unwrap();
+        // The controller read `read` (maintenance); the provider lifts it.
+        store
+            .write(|w| nodes::update(w, &n.id, read.generation, Availability::Schedulable, None))
+            .unwrap();
+        let to = NodeLifecycle::Maintenance;
+        let from = (&read.lifecycle, read.generation);
+        let moved = store.write(|w| nodes::transition(w, &n.id, from, &to)).unwrap();
+        assert!(!moved, "[{b}] a stale record moves nothing");
+        let fresh = store.read(|r| nodes::get(r, &n.id)).unwrap();
+        assert_eq!(fresh.lifecycle, NodeLifecycle::Available, "[{b}]");
+        let from = (&fresh.lifecycle, fresh.generation);
+        let moved = store.write(|w| nodes::transition(w, &n.id, from, &to)).unwrap();
+        assert!(moved, "[{b}] the fresh record moves it");
+    });
+}
+
 /// Many more concurrent reads than pooled connections all complete, and
 /// reads nested in reads never wait on each other forever.
 ///

@@ -420,7 +420,7 @@ impl LifecycleController {
     ) -> Result<bool, StepError> {
         let moved = store
             .write(|w| {
-                if !nodes::transition(w, &n.id, &n.lifecycle, &to)? {
+                if !nodes::transition(w, &n.id, (&n.lifecycle, n.generation), &to)? {
                     return Ok(false);
                 }
                 also(w)?;
@@ -468,7 +468,7 @@ impl LifecycleController {
         };
         let to = NodeLifecycle::Failed { reason: reason.to_string(), from };
         let moved = store.write(|w| {
-            let moved = nodes::transition(w, &n.id, &n.lifecycle, &to)?;
+            let moved = nodes::transition(w, &n.id, (&n.lifecycle, n.generation), &to)?;
             if moved {
                 // A release that fails frees its tenant first: quota, then
                 // the placement row, as every placement write takes them.
