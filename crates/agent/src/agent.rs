@@ -118,6 +118,8 @@ pub struct Agent {
     credential: String,
     interval: Duration,
     hw: Arc<dyn Hardware>,
+    /// The GPUs (uuids) registered with: one no longer seen is a problem.
+    expected_gpus: Vec<String>,
     http: ureq::Agent,
     log: Logger,
     /// Ids of the steps started by this process, never run again.
@@ -321,6 +323,7 @@ impl Registration {
             inventory: hw.inventory(),
             credential: Some(self.credential.clone()),
         };
+        let expected_gpus = body.inventory.gpus.iter().map(|g| g.uuid.clone()).collect();
         let url = format!("{api}/agent/v1/register");
         let reg: AgentRegistered = match post(&http, &url, None, &body, true) {
             Ok(Some(r)) => r,
@@ -353,6 +356,7 @@ impl Registration {
             credential: reg.credential,
             interval,
             hw,
+            expected_gpus,
             http,
             log,
             started: Mutex::new(HashSet::new()),
@@ -552,7 +556,9 @@ impl Agent {
     }
 
     fn heartbeat(&self) -> Result<AgentHeartbeatReply, CallError> {
-        let body = AgentHeartbeat { health: "ok".into(), gpus: self.hw.gpus() };
+        let gpu_status = self.hw.gpu_status();
+        let health = crate::health::summary(&self.expected_gpus, &gpu_status);
+        let body = AgentHeartbeat { health, gpus: self.hw.gpus(), gpu_status };
         let url = format!("{}/agent/v1/heartbeat", self.api);
         post(&self.http, &url, Some(&self.credential), &body, true)
             .map(|r| r.expect("a body was asked for"))

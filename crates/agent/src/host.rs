@@ -12,7 +12,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use neocloud_types::{AgentDisk, AgentGpu, AgentInventory, AgentStepResult, StepItem};
+use neocloud_types::{AgentDisk, AgentGpu, AgentInventory, AgentStepResult, GpuStatus, StepItem};
 
 use crate::nvml::Nvml;
 use crate::{result_of, Hardware};
@@ -31,6 +31,12 @@ impl Host {
     /// ones [`Hardware::wipe_disks`] will touch. Loads NVML if present.
     pub fn new(disks: Vec<PathBuf>) -> Host {
         Host { disks, nvml: Nvml::load() }
+    }
+
+    /// Like [`Host::new`] with the NVML given (e.g. loaded from another
+    /// path with [`Nvml::load_from`]).
+    pub fn with_nvml(disks: Vec<PathBuf>, nvml: Option<Nvml>) -> Host {
+        Host { disks, nvml }
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs).
@@ -78,6 +84,10 @@ impl Hardware for Host {
         result_of(self.disks.iter().map(|d| wipe_disk(d)).collect())
     }
 
+    fn gpu_status(&self) -> Vec<GpuStatus> {
+        self.nvml.as_ref().map(Nvml::statuses).unwrap_or_default()
+    }
+
     fn reset_gpus(&self) -> AgentStepResult {
         let gpus = self.gpus();
         let mut items = Vec::with_capacity(gpus.len());
@@ -94,6 +104,10 @@ impl Hardware for Host {
                 detail,
             });
         }
+        // A reset clears the volatile error counts and applies pending row
+        // remaps: what is still wrong after it goes with the node to the
+        // next tenant, so it fails the step.
+        after_reset(&mut items, &self.gpu_status());
         result_of(items)
     }
 
@@ -125,6 +139,24 @@ impl Hardware for Host {
             }
         }
         result_of(items)
+    }
+}
+
+/// Fails the reset item of each GPU that is gone or still has problems
+/// after its reset (`status`: read after every reset).
+pub(crate) fn after_reset(items: &mut [StepItem], status: &[GpuStatus]) {
+    for it in items.iter_mut().filter(|i| i.ok) {
+        match status.iter().find(|s| s.uuid == it.target) {
+            None => {
+                it.ok = false;
+                it.detail = format!("{}, but: {}", it.detail, crate::health::missing(&it.target));
+            }
+            Some(s) if !s.problems.is_empty() => {
+                it.ok = false;
+                it.detail = format!("{}, but: {}", it.detail, s.problems.join("; "));
+            }
+            Some(_) => {}
+        }
     }
 }
 

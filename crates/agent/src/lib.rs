@@ -21,6 +21,7 @@
 
 mod agent;
 pub mod cmdline;
+pub mod health;
 pub mod host;
 pub mod nvml;
 pub mod simulated;
@@ -31,7 +32,9 @@ pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};
 pub use host::Host;
 pub use simulated::{Simulated, SimulatedConfig};
 
-use neocloud_types::{AgentGpu, AgentInventory, AgentStepKind, AgentStepResult, StepItem};
+use neocloud_types::{
+    AgentGpu, AgentInventory, AgentStepKind, AgentStepResult, GpuStatus, StepItem,
+};
 
 /// What the agent can see and do on a machine.
 pub trait Hardware: Send + Sync {
@@ -48,6 +51,9 @@ pub trait Hardware: Send + Sync {
     fn gpus(&self) -> Vec<AgentGpu> {
         self.inventory().gpus
     }
+    /// Each GPU's readings, problems assessed ([`health::assess`]); sent
+    /// with every heartbeat.
+    fn gpu_status(&self) -> Vec<GpuStatus>;
 }
 
 /// Runs one step on `hw`.

@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 when the credential was revoked (or the agent was
 //! stopped), 1 for a usage error or a permanent refusal (a bad or used
-//! token), 2 for anything else (hardware, an unexpected answer).
+//! token), 2 for anything else (hardware, an unexpected answer); with
+//! `--inventory`, 0 when the machine is healthy and 3 when it is not.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,20 @@ struct Args {
     /// disks instead of this machine's. Nothing is wiped or reset.
     #[arg(long, value_name = "N", conflicts_with_all = ["disks", "all_disks"])]
     simulate_gpus: Option<u32>,
+
+    /// Print what the agent would report of this machine (its inventory,
+    /// each GPU's readings and problems, the health line) as JSON, and
+    /// exit: registers nothing, runs no step. 0 when healthy, 3 when not.
+    #[arg(long)]
+    inventory: bool,
+}
+
+/// What `--inventory` prints.
+#[derive(serde::Serialize)]
+struct Report {
+    inventory: neocloud_types::AgentInventory,
+    gpu_status: Vec<neocloud_types::GpuStatus>,
+    health: String,
 }
 
 fn log(m: &str) {
@@ -60,16 +75,6 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
-    let kernel = cmdline::read();
-    let Some(api) = args.api.or_else(|| cmdline::value(&kernel, cmdline::API_KEY)) else {
-        log("no API URL: pass --api URL or boot with neocloud.api=URL");
-        return ExitCode::from(1);
-    };
-    let Some(token) = args.token.or_else(|| cmdline::value(&kernel, cmdline::TOKEN_KEY)) else {
-        log("no provisioning token: pass --token TOKEN or boot with neocloud.token=TOKEN");
-        return ExitCode::from(1);
-    };
-
     let hw: Arc<dyn Hardware> = if let Some(n) = args.simulate_gpus {
         let mut c = neocloud_agent::SimulatedConfig::new(&host::hostname());
         c.gpu_count = n;
@@ -97,6 +102,30 @@ fn main() -> ExitCode {
         Arc::new(Host::new(disks))
     };
     let inv = hw.inventory();
+    if args.inventory {
+        let gpu_status = hw.gpu_status();
+        let expected: Vec<String> = inv.gpus.iter().map(|g| g.uuid.clone()).collect();
+        let health = neocloud_agent::health::summary(&expected, &gpu_status);
+        let healthy = health == neocloud_agent::health::OK;
+        let report = Report { inventory: inv, gpu_status, health };
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                log(&format!("cannot print the inventory: {e}"));
+                return ExitCode::from(2);
+            }
+        }
+        return if healthy { ExitCode::SUCCESS } else { ExitCode::from(3) };
+    }
+    let kernel = cmdline::read();
+    let Some(api) = args.api.or_else(|| cmdline::value(&kernel, cmdline::API_KEY)) else {
+        log("no API URL: pass --api URL or boot with neocloud.api=URL");
+        return ExitCode::from(1);
+    };
+    let Some(token) = args.token.or_else(|| cmdline::value(&kernel, cmdline::TOKEN_KEY)) else {
+        log("no provisioning token: pass --token TOKEN or boot with neocloud.token=TOKEN");
+        return ExitCode::from(1);
+    };
     log(&format!(
         "host {}: {} GPUs, driver {:?}, {} disks, {} MACs",
         inv.hostname,

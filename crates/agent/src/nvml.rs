@@ -15,7 +15,7 @@ use std::ffi::{c_char, c_uint, c_void, CStr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use libloading::Library;
-use neocloud_types::AgentGpu;
+use neocloud_types::{AgentGpu, GpuStatus};
 
 /// `nvmlReturn_t`: a C enum, 0 is success.
 type NvmlReturn = c_uint;
@@ -23,6 +23,15 @@ type NvmlReturn = c_uint;
 type Device = *mut c_void;
 
 const NVML_SUCCESS: NvmlReturn = 0;
+/// `NVML_ERROR_GPU_IS_LOST`: the GPU fell off the bus or is otherwise
+/// inaccessible.
+const NVML_ERROR_GPU_IS_LOST: NvmlReturn = 15;
+/// `NVML_TEMPERATURE_GPU` (`nvmlTemperatureSensors_t`): the GPU die.
+const NVML_TEMPERATURE_GPU: c_uint = 0;
+/// `NVML_MEMORY_ERROR_TYPE_UNCORRECTED` (`nvmlMemoryErrorType_t`).
+const NVML_MEMORY_ERROR_TYPE_UNCORRECTED: c_uint = 1;
+/// `NVML_VOLATILE_ECC` (`nvmlEccCounterType_t`): since the driver loaded.
+const NVML_VOLATILE_ECC: c_uint = 0;
 /// Big enough for every string NVML returns (its largest documented
 /// buffer size is 96 bytes).
 const STRING_BUFFER: usize = 256;
@@ -34,6 +43,14 @@ struct Memory {
     total: u64,
     free: u64,
     used: u64,
+}
+
+/// `nvmlUtilization_t`: percentages of the last sample period.
+#[repr(C)]
+#[derive(Default)]
+struct Utilization {
+    gpu: c_uint,
+    memory: c_uint,
 }
 
 /// `nvmlPciInfo_t` (the layout `nvmlDeviceGetPciInfo_v3` fills).
@@ -55,6 +72,23 @@ type HandleFn = unsafe extern "C" fn(c_uint, *mut Device) -> NvmlReturn;
 type DevStrFn = unsafe extern "C" fn(Device, *mut c_char, c_uint) -> NvmlReturn;
 type MemoryFn = unsafe extern "C" fn(Device, *mut Memory) -> NvmlReturn;
 type PciFn = unsafe extern "C" fn(Device, *mut PciInfo) -> NvmlReturn;
+type TemperatureFn = unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn;
+type PowerFn = unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn;
+type UtilizationFn = unsafe extern "C" fn(Device, *mut Utilization) -> NvmlReturn;
+type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlReturn;
+type RemappedRowsFn =
+    unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> NvmlReturn;
+
+/// The readings of a GPU's condition. Each is optional: older drivers lack
+/// some symbols (row remapping came with Ampere's), and a missing one
+/// leaves its reading out rather than NVML unusable.
+struct Readings {
+    temperature: Option<TemperatureFn>,
+    power: Option<PowerFn>,
+    utilization: Option<UtilizationFn>,
+    ecc: Option<EccFn>,
+    remapped_rows: Option<RemappedRowsFn>,
+}
 
 /// An initialized NVML. `nvmlShutdown` is called when it is dropped.
 pub struct Nvml {
@@ -68,6 +102,7 @@ pub struct Nvml {
     memory: MemoryFn,
     pci: PciFn,
     vbios: DevStrFn,
+    readings: Readings,
     // Keeps the library mapped while the function pointers above are used;
     // dropped after `Drop::drop` has called `nvmlShutdown`.
     _lib: Library,
@@ -117,6 +152,13 @@ impl Nvml {
             let memory: MemoryFn = sym(&lib, b"nvmlDeviceGetMemoryInfo\0")?;
             let pci: PciFn = sym(&lib, b"nvmlDeviceGetPciInfo_v3\0")?;
             let vbios: DevStrFn = sym(&lib, b"nvmlDeviceGetVbiosVersion\0")?;
+            let readings = Readings {
+                temperature: sym(&lib, b"nvmlDeviceGetTemperature\0").ok(),
+                power: sym(&lib, b"nvmlDeviceGetPowerUsage\0").ok(),
+                utilization: sym(&lib, b"nvmlDeviceGetUtilizationRates\0").ok(),
+                ecc: sym(&lib, b"nvmlDeviceGetTotalEccErrors\0").ok(),
+                remapped_rows: sym(&lib, b"nvmlDeviceGetRemappedRows\0").ok(),
+            };
             // nvmlInit_v2 takes no arguments; it fails (non-zero) when the
             // kernel driver is not loaded. Only after it succeeds is an
             // `Nvml` built, so `Drop` (nvmlShutdown) pairs with a good init.
@@ -135,6 +177,7 @@ impl Nvml {
                 memory,
                 pci,
                 vbios,
+                readings,
                 _lib: lib,
             })
         }
@@ -222,6 +265,83 @@ impl Nvml {
                 }
             })
             .collect()
+    }
+
+    /// GPU `index`'s condition, its problems assessed
+    /// ([`crate::health::assess`]). A GPU the driver lost, or one NVML
+    /// cannot open, is a problem; a reading it does not offer is absent.
+    pub fn status(&self, index: u32) -> GpuStatus {
+        let mut s = GpuStatus { index, ..GpuStatus::default() };
+        let mut dev: Device = std::ptr::null_mut();
+        // SAFETY: writes one handle, valid until nvmlShutdown (when `self`
+        // is dropped).
+        let rc = unsafe { (self.handle)(index, &mut dev) };
+        if rc != NVML_SUCCESS || dev.is_null() {
+            s.problems.push(if rc == NVML_ERROR_GPU_IS_LOST {
+                format!("GPU {index}: lost by the driver (fallen off the bus?)")
+            } else {
+                format!("GPU {index}: NVML cannot open it (code {rc})")
+            });
+            return s;
+        }
+        let mut lost = false;
+        let mut took = |rc: NvmlReturn| {
+            lost |= rc == NVML_ERROR_GPU_IS_LOST;
+            rc == NVML_SUCCESS
+        };
+        match self.device_string(self.uuid, dev) {
+            Ok(u) => s.uuid = u,
+            Err(rc) => {
+                took(rc);
+            }
+        }
+        let r = &self.readings;
+        if let Some(f) = r.temperature {
+            let mut t: c_uint = 0;
+            // SAFETY: `dev` is live; writes one `unsigned int`.
+            s.temperature_c = took(unsafe { f(dev, NVML_TEMPERATURE_GPU, &mut t) }).then_some(t);
+        }
+        if let Some(f) = r.power {
+            let mut mw: c_uint = 0;
+            // SAFETY: `dev` is live; writes one `unsigned int` (milliwatts).
+            s.power_mw = took(unsafe { f(dev, &mut mw) }).then_some(mw);
+        }
+        if let Some(f) = r.utilization {
+            let mut u = Utilization::default();
+            // SAFETY: `dev` is live; writes one `nvmlUtilization_t`.
+            s.utilization_pct = took(unsafe { f(dev, &mut u) }).then_some(u.gpu);
+        }
+        let mut mem = Memory::default();
+        // SAFETY: `dev` is live; writes one `nvmlMemory_t`.
+        if took(unsafe { (self.memory)(dev, &mut mem) }) {
+            s.memory_used_mib = Some(mem.used / (1024 * 1024));
+        }
+        if let Some(f) = r.ecc {
+            let mut n: u64 = 0;
+            // SAFETY: `dev` is live; writes one `unsigned long long`.
+            let rc =
+                unsafe { f(dev, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC, &mut n) };
+            s.ecc_uncorrected = took(rc).then_some(n);
+        }
+        if let Some(f) = r.remapped_rows {
+            let (mut corrected, mut uncorrected, mut pending, mut failed) = (0, 0, 0, 0);
+            // SAFETY: `dev` is live; writes four `unsigned int`s.
+            let rc = unsafe { f(dev, &mut corrected, &mut uncorrected, &mut pending, &mut failed) };
+            if took(rc) {
+                s.row_remap_pending = Some(pending != 0);
+                s.row_remap_failed = Some(failed != 0);
+            }
+        }
+        if lost {
+            s.problems.push(format!("GPU {index}: lost by the driver (fallen off the bus?)"));
+        }
+        crate::health::assess(&mut s);
+        s
+    }
+
+    /// Every GPU's condition ([`Nvml::status`]).
+    pub fn statuses(&self) -> Vec<GpuStatus> {
+        (0..self.count()).map(|i| self.status(i)).collect()
     }
 
     /// The VBIOS version of GPU `index`.

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use neocloud_types::{
-    AgentDisk, AgentGpu, AgentInventory, AgentStepKind, AgentStepResult, StepItem,
+    AgentDisk, AgentGpu, AgentInventory, AgentStepKind, AgentStepResult, GpuStatus, StepItem,
 };
 
 use crate::{result_of, Hardware};
@@ -37,6 +37,9 @@ pub struct SimulatedConfig {
     /// Makes this step fail (every item, or one `simulator` item when it
     /// has none), for tests of failure handling.
     pub fail_step: Option<AgentStepKind>,
+    /// This GPU (by index) reports uncorrectable ECC errors and a failed
+    /// row remap, which no reset clears: a board to replace.
+    pub unhealthy_gpu: Option<u32>,
 }
 
 impl SimulatedConfig {
@@ -53,6 +56,7 @@ impl SimulatedConfig {
                 ("/dev/sim-nvme1n1".into(), 3_840_755_982_336),
             ],
             fail_step: None,
+            unhealthy_gpu: None,
         }
     }
 }
@@ -185,12 +189,36 @@ impl Hardware for Simulated {
         self.step(AgentStepKind::WipeDisks, items)
     }
 
+    fn gpu_status(&self) -> Vec<GpuStatus> {
+        self.gpu_list()
+            .into_iter()
+            .map(|g| {
+                let bad = self.config.unhealthy_gpu == Some(g.index);
+                let mut s = GpuStatus {
+                    index: g.index,
+                    uuid: g.uuid,
+                    temperature_c: Some(32 + g.index),
+                    power_mw: Some(72_000),
+                    utilization_pct: Some(0),
+                    memory_used_mib: Some(0),
+                    ecc_uncorrected: Some(if bad { 2 } else { 0 }),
+                    row_remap_pending: Some(false),
+                    row_remap_failed: Some(bad),
+                    problems: Vec::new(),
+                };
+                crate::health::assess(&mut s);
+                s
+            })
+            .collect()
+    }
+
     fn reset_gpus(&self) -> AgentStepResult {
-        let items = self
+        let mut items: Vec<StepItem> = self
             .gpu_list()
             .iter()
             .map(|g| sim_item(&g.uuid, true, format!("simulated reset of GPU {}", g.index)))
             .collect();
+        crate::host::after_reset(&mut items, &self.gpu_status());
         self.step(AgentStepKind::ResetGpus, items)
     }
 

@@ -52,6 +52,7 @@ struct Inner {
     nodes: Vec<(String, i64)>,
     nodes_over_sla: Vec<(String, i64)>,
     agents_silent: i64,
+    gpu_unhealthy: i64,
     /// Fabric controller outcomes: pushed, repaired, failed.
     fabric: BTreeMap<&'static str, u64>,
 }
@@ -96,6 +97,7 @@ impl Metrics {
         m.nodes = c.per_state;
         m.nodes_over_sla = c.over_sla;
         m.agents_silent = c.agents_silent;
+        m.gpu_unhealthy = c.unhealthy;
     }
 
     pub fn render(&self) -> String {
@@ -145,6 +147,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE neocloud_node_agents_silent gauge");
         let _ = writeln!(out, "neocloud_node_agents_silent {}", m.agents_silent);
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_nodes_unhealthy Nodes in service whose agent reports a problem (a GPU with memory errors, a failed or pending row remap, a GPU lost or gone)."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_nodes_unhealthy gauge");
+        let _ = writeln!(out, "neocloud_nodes_unhealthy {}", m.gpu_unhealthy);
         let _ = writeln!(
             out,
             "# HELP neocloud_fabric_applies_total Switch and subnet-manager applies by the fabric controller, by outcome."

@@ -524,3 +524,86 @@ fn a_tenant_agent_that_falls_silent_is_counted_for_the_provider() {
         });
     }
 }
+
+/// Simulated hardware with two GPUs, the second with uncorrectable memory
+/// errors and a failed row remap that no reset clears.
+fn sick_hw(seed: &str) -> std::sync::Arc<dyn neocloud_agent::Hardware> {
+    let mut c = neocloud_agent::SimulatedConfig::new(seed);
+    c.gpu_count = 2;
+    c.unhealthy_gpu = Some(1);
+    std::sync::Arc::new(neocloud_agent::Simulated::new(c))
+}
+
+/// A GPU whose memory failed under the tenant is shown to the provider
+/// (the node's hardware, `neocloud_nodes_unhealthy`, the audit trail) and
+/// the node stays the tenant's; released, the sanitizer's GPU reset does
+/// not clear it, so the node fails its sanitization instead of going to
+/// the next tenant.
+#[test]
+fn an_unhealthy_gpu_is_shown_and_keeps_the_node_from_the_next_tenant() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 120) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
+        let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, sick_hw("n1")));
+        wait_node(&s, "bm-1", "active", None);
+
+        let hw = wait_for(&format!("[{b}] the health recorded"), Duration::from_secs(10), || {
+            let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+            hw["agent"]["health"].as_str().unwrap().starts_with("degraded: ").then_some(hw)
+        });
+        let health = hw["agent"]["health"].as_str().unwrap();
+        assert!(
+            health.contains("GPU 1 (") && health.contains("2 uncorrectable ECC"),
+            "[{b}] {health}"
+        );
+        assert!(health.contains("row remap failed"), "[{b}] {health}");
+        let st = hw["agent"]["gpu_status"].as_array().unwrap();
+        assert_eq!(st.len(), 2, "[{b}] {hw}");
+        assert_eq!(st[0]["problems"], json!([]), "[{b}] GPU 0 is fine: {}", st[0]);
+        assert_eq!(st[0]["ecc_uncorrected"], 0, "[{b}]");
+        assert_eq!(st[0]["temperature_c"], 32, "[{b}] readings are kept: {}", st[0]);
+        assert_eq!(st[1]["ecc_uncorrected"], 2, "[{b}] {}", st[1]);
+        assert_eq!(st[1]["row_remap_failed"], true, "[{b}] {}", st[1]);
+        assert_eq!(st[1]["problems"].as_array().unwrap().len(), 2, "[{b}] {}", st[1]);
+        wait_for(&format!("[{b}] the node counted unhealthy"), Duration::from_secs(15), || {
+            (gauge(&s, "neocloud_nodes_unhealthy") == 1).then_some(())
+        });
+        let trail = actions(&s, &format!("/{node_id}"));
+        assert_eq!(times(&trail, "agent_health"), 1, "[{b}] once, when it changed: {trail:?}");
+        // Still the tenant's: the provider decides, not a heartbeat.
+        assert_eq!(lifecycle(&s, "bm-1")["state"], "active", "[{b}]");
+        assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
+
+        release(&tenant, &id).expect(202);
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, sick_hw("n1")));
+        assert_eq!(exit_of(tenant_agent), Exit::Revoked, "[{b}]");
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert_eq!(l["from"], "sanitizing", "[{b}] {l}");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.contains("reset_gpus"), "[{b}] {reason}");
+        assert!(!reason.contains("wipe_disks"), "[{b}] only the failed step: {reason}");
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs.len(), 1, "[{b}] {recs:?}");
+        assert_eq!(recs[0]["body"]["complete"], false, "[{b}] {}", recs[0]);
+        assert!(verified(&recs[0]), "[{b}]");
+        let reset = check(&recs[0], "reset_gpus");
+        assert_eq!(reset["ok"], false, "[{b}] {reset}");
+        let detail = reset.to_string();
+        assert!(
+            detail.contains("but: GPU 1 (") && detail.contains("row remap failed"),
+            "[{b}] {detail}"
+        );
+        assert_eq!(free_nodes(&s), 0, "[{b}] nobody gets the sick node");
+        // Failed: the provider's failure count says it, not the health gauge.
+        wait_for(
+            &format!("[{b}] a failed node no longer counted"),
+            Duration::from_secs(15),
+            || (gauge(&s, "neocloud_nodes_unhealthy") == 0).then_some(()),
+        );
+    }
+}

@@ -4,7 +4,9 @@
 use crate::backend::{Reader, Row, Writer};
 use crate::vals;
 use neocloud_common::{new_id, time::now_micros, Error, Result};
-use neocloud_types::{AgentInventory, AgentStep, AgentStepKind, AgentStepResult, ImagePurpose};
+use neocloud_types::{
+    AgentInventory, AgentStep, AgentStepKind, AgentStepResult, GpuStatus, ImagePurpose,
+};
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::internal(format!("agent json: {e}"))
@@ -183,12 +185,35 @@ pub fn live_agent(
     rows.first().map(agent_from_row).transpose()
 }
 
-pub fn heartbeat(w: &mut dyn Writer, id: &str, health: &str) -> Result<()> {
+/// Records a heartbeat: the health line and each GPU's status.
+pub fn heartbeat(w: &mut dyn Writer, id: &str, health: &str, gpus: &[GpuStatus]) -> Result<()> {
     w.execute(
-        "UPDATE agents SET health = ?, last_seen_at = ? WHERE id = ?",
-        vals![health, now_micros(), id],
+        "UPDATE agents SET health = ?, gpu_status = ?, last_seen_at = ? WHERE id = ?",
+        vals![health, serde_json::to_string(gpus).map_err(json_err)?, now_micros(), id],
     )?;
     Ok(())
+}
+
+/// Each GPU's status at the agent's last recorded heartbeat (kept out of
+/// [`AgentRecord`]: every authenticated call reads that).
+pub fn gpu_status(r: &mut dyn Reader, id: &str) -> Result<Vec<GpuStatus>> {
+    let rows = r.query("SELECT gpu_status FROM agents WHERE id = ?", vals![id])?;
+    match rows.first() {
+        Some(row) => serde_json::from_str(&row.str(0)?).map_err(json_err),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Nodes in service (not in maintenance, failed or being enrolled) whose
+/// live agent reports its health other than `ok`.
+pub fn unhealthy_nodes(r: &mut dyn Reader) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(DISTINCT a.node_id) FROM agents a JOIN nodes n ON n.id = a.node_id \
+         WHERE a.revoked_at IS NULL AND a.health <> 'ok' \
+         AND n.lifecycle_state NOT IN ('maintenance', 'failed', 'enrolling', 'inspecting')",
+        &[],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
 
 /// Active nodes whose live tenant agent was last seen before `before` (µs).

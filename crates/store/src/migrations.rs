@@ -574,6 +574,17 @@ ALTER TABLE nodes ADD COLUMN boot_method TEXT NOT NULL DEFAULT 'pxe';
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 11,
+        name: "agent GPU status",
+        common: r#"
+-- Each GPU's readings and problems (JSON array) at the agent's last
+-- recorded heartbeat.
+ALTER TABLE agents ADD COLUMN gpu_status TEXT NOT NULL DEFAULT '[]';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

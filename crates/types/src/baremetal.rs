@@ -228,6 +228,37 @@ pub struct AgentGpu {
     pub pci_bus_id: String,
 }
 
+/// A GPU's condition as the agent reads it (NVML) with each heartbeat and
+/// after each GPU reset. A reading the GPU or its driver does not offer is
+/// absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GpuStatus {
+    pub index: u32,
+    pub uuid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<u32>,
+    /// Board power draw, milliwatts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_mw: Option<u32>,
+    /// Share of the last sample period a kernel ran, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization_pct: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_mib: Option<u64>,
+    /// Uncorrectable ECC errors since the driver loaded (volatile count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_uncorrected: Option<u64>,
+    /// A memory row remap waits for the next GPU reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_remap_pending: Option<bool>,
+    /// A row remap failed: the GPU's memory cannot be repaired in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_remap_failed: Option<bool>,
+    /// What is wrong with it, a line each; empty when it is healthy.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
 /// A disk as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentDisk {
@@ -273,10 +304,13 @@ pub struct AgentRegistered {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentHeartbeat {
-    /// `ok`, or what is wrong.
+    /// `ok`, or what is wrong (`degraded: ...`).
     pub health: String,
     #[serde(default)]
     pub gpus: Vec<AgentGpu>,
+    /// Each GPU's readings and problems (NVML); empty without GPUs.
+    #[serde(default)]
+    pub gpu_status: Vec<GpuStatus>,
 }
 
 /// A node-local step for the agent to run.

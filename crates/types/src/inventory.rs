@@ -544,9 +544,13 @@ pub struct AgentReport {
     pub purpose: crate::ImagePurpose,
     pub registered_at: String,
     pub last_seen_at: String,
+    /// `ok`, or `degraded: ` and what is wrong.
     pub health: String,
     pub revoked: bool,
     pub inventory: crate::AgentInventory,
+    /// Each GPU's readings and problems at the last recorded heartbeat.
+    #[serde(default)]
+    pub gpu_status: Vec<crate::GpuStatus>,
 }
 
 /// What is known of a node's hardware: from its BMC and from its agent.

@@ -90,15 +90,19 @@ fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     let n = find(c, r)?;
-    let agent = neocloud_store::agents::latest_agent(r, &n.id)?.map(|a| AgentReport {
-        agent_id: a.id,
-        purpose: a.purpose,
-        registered_at: neocloud_common::time::to_rfc3339(a.created_at),
-        last_seen_at: neocloud_common::time::to_rfc3339(a.last_seen_at),
-        health: a.health,
-        revoked: a.revoked_at.is_some(),
-        inventory: a.inventory,
-    });
+    let agent = match neocloud_store::agents::latest_agent(r, &n.id)? {
+        Some(a) => Some(AgentReport {
+            gpu_status: neocloud_store::agents::gpu_status(r, &a.id)?,
+            agent_id: a.id,
+            purpose: a.purpose,
+            registered_at: neocloud_common::time::to_rfc3339(a.created_at),
+            last_seen_at: neocloud_common::time::to_rfc3339(a.last_seen_at),
+            health: a.health,
+            revoked: a.revoked_at.is_some(),
+            inventory: a.inventory,
+        }),
+        None => None,
+    };
     Reply::ok(&NodeHardware { bmc: nodes::bmc_inventory(r, &n.id)?, agent })
 }
 

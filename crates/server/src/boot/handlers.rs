@@ -8,7 +8,7 @@ use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_store::{agents, audit, images, instances, nodes, Writer};
 use neocloud_types::{
     AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStepResult,
-    ImagePurpose, NodeLifecycle,
+    GpuStatus, ImagePurpose, NodeLifecycle,
 };
 
 /// The longest heartbeat interval a sanitizer agent is given.
@@ -297,6 +297,7 @@ pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
     let p: AgentHeartbeat = parse(body)?;
     let agent = authenticate(app, authorization)?;
     let health: String = p.health.chars().take(512).collect();
+    let gpu_status = bounded_gpu_status(p.gpu_status);
     // Taken before reading: steps queued from now on signal it.
     let signal = match agent.purpose {
         ImagePurpose::Sanitizer => Some(app.lifecycle.steps_signal(&agent.id)),
@@ -316,7 +317,13 @@ pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         app.store.read(steps_of)
     } else {
         app.store.write(|w| {
-            agents::heartbeat(w, &agent.id, &health)?;
+            agents::heartbeat(w, &agent.id, &health, &gpu_status)?;
+            if health != agent.health {
+                // The node turned unhealthy, or well again: the provider's
+                // trail shows when.
+                let outcome = if health == "ok" { "success" } else { "failed" };
+                agent_event(w, &agent.node_id, "agent_health", outcome)?;
+            }
             steps_of(w)
         })
     };
@@ -334,6 +341,21 @@ pub fn heartbeat(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         None => (None, None),
     };
     Ok(Heartbeat { reply: AgentHeartbeatReply { steps, next_heartbeat_ms }, await_steps })
+}
+
+/// At most 64 GPUs, each with at most 8 problems of at most 256
+/// characters and a uuid of at most 96: what an agent reports is stored
+/// and shown, so its size is the server's to bound.
+fn bounded_gpu_status(mut gpus: Vec<GpuStatus>) -> Vec<GpuStatus> {
+    gpus.truncate(64);
+    for g in &mut gpus {
+        g.uuid = g.uuid.chars().take(96).collect();
+        g.problems.truncate(8);
+        for p in &mut g.problems {
+            *p = p.chars().take(256).collect();
+        }
+    }
+    gpus
 }
 
 /// The steps waiting for an authenticated agent (the end of a held heartbeat).

@@ -41,6 +41,9 @@ pub struct Census {
     /// the silence given (the node hung or crashed, or the tenant stopped
     /// the agent): the provider's cue to look.
     pub agents_silent: i64,
+    /// Nodes in service whose agent reports its health other than `ok`
+    /// (GPU memory errors, a row remap, a GPU lost or gone).
+    pub unhealthy: i64,
 }
 
 /// Counts the fleet for metrics. A tenant agent is silent when unheard for
@@ -57,7 +60,8 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
         }
         let before = now_micros() - silence.as_micros() as i64;
         let agents_silent = agents::silent_on_active_nodes(r, before)?;
-        Ok(Census { per_state, over_sla, agents_silent })
+        let unhealthy = agents::unhealthy_nodes(r)?;
+        Ok(Census { per_state, over_sla, agents_silent, unhealthy })
     })
 }
 

@@ -1,0 +1,99 @@
+//! GPU health: what the readings of a GPU say is wrong with it, and the
+//! one line of health the agent heartbeats.
+//!
+//! A GPU is unhealthy when its memory lost data (uncorrectable ECC errors
+//! since the driver loaded), when a row remap waits for a reset or failed
+//! (the memory cannot be repaired in place), when the driver lost it (it
+//! fell off the bus), or when a GPU the agent registered with is no longer
+//! seen at all. Temperatures, power and utilization are reported, not
+//! judged: their limits differ by board and the driver throttles itself.
+
+use neocloud_types::GpuStatus;
+
+/// The health of a machine with nothing wrong.
+pub const OK: &str = "ok";
+
+/// Fills `s.problems` from its readings (keeping any already found while
+/// reading it, such as a lost GPU).
+pub fn assess(s: &mut GpuStatus) {
+    let gpu = format!("GPU {} ({})", s.index, s.uuid);
+    if let Some(n) = s.ecc_uncorrected.filter(|n| *n > 0) {
+        s.problems.push(format!("{gpu}: {n} uncorrectable ECC errors since the driver loaded"));
+    }
+    if s.row_remap_failed == Some(true) {
+        s.problems.push(format!("{gpu}: a memory row remap failed (the GPU needs replacing)"));
+    }
+    if s.row_remap_pending == Some(true) {
+        s.problems.push(format!("{gpu}: a memory row remap is pending (it needs a GPU reset)"));
+    }
+}
+
+/// The problem of a GPU the agent registered with and no longer sees.
+pub fn missing(uuid: &str) -> String {
+    format!("GPU {uuid}: no longer seen (it was there when the agent registered)")
+}
+
+/// The heartbeat's health: [`OK`], or `degraded: ` and every problem (the
+/// GPUs registered with, `expected` by uuid, and not seen first).
+pub fn summary(expected: &[String], seen: &[GpuStatus]) -> String {
+    let mut problems: Vec<String> = expected
+        .iter()
+        .filter(|u| !seen.iter().any(|s| &s.uuid == *u))
+        .map(|u| missing(u))
+        .collect();
+    problems.extend(seen.iter().flat_map(|s| s.problems.iter().cloned()));
+    if problems.is_empty() {
+        OK.to_string()
+    } else {
+        format!("degraded: {}", problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32) -> GpuStatus {
+        GpuStatus { index, uuid: format!("GPU-{index}"), ..GpuStatus::default() }
+    }
+
+    #[test]
+    fn healthy_readings_have_no_problems() {
+        let mut s = gpu(0);
+        s.ecc_uncorrected = Some(0);
+        s.row_remap_pending = Some(false);
+        s.row_remap_failed = Some(false);
+        s.temperature_c = Some(95);
+        s.utilization_pct = Some(100);
+        assess(&mut s);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(summary(&["GPU-0".into()], &[s]), OK);
+        // Readings the GPU does not offer are not problems either.
+        let mut bare = gpu(1);
+        assess(&mut bare);
+        assert!(bare.problems.is_empty());
+    }
+
+    #[test]
+    fn memory_errors_and_remaps_are_problems() {
+        let mut s = gpu(3);
+        s.ecc_uncorrected = Some(2);
+        s.row_remap_pending = Some(true);
+        s.row_remap_failed = Some(true);
+        assess(&mut s);
+        assert_eq!(s.problems.len(), 3, "{:?}", s.problems);
+        assert!(s.problems[0].starts_with("GPU 3 (GPU-3): 2 uncorrectable ECC errors"));
+        assert!(s.problems[1].contains("row remap failed"));
+        assert!(s.problems[2].contains("row remap is pending"));
+        let h = summary(&["GPU-3".into()], &[s]);
+        assert!(h.starts_with("degraded: GPU 3 (GPU-3): 2 uncorrectable"), "{h}");
+    }
+
+    #[test]
+    fn a_gpu_registered_with_and_gone_is_a_problem_first() {
+        let mut lost = gpu(1);
+        lost.problems.push("GPU 1 (GPU-1): lost by the driver".into());
+        let h = summary(&["GPU-0".into(), "GPU-1".into(), "GPU-2".into()], &[gpu(0), lost]);
+        assert_eq!(h, format!("degraded: {}; GPU 1 (GPU-1): lost by the driver", missing("GPU-2")),);
+    }
+}

@@ -1,0 +1,168 @@
+/*
+ * A test double of NVML (libnvidia-ml.so.1) for the agent's tests on
+ * machines without an NVIDIA driver: the symbols the agent binds, with the
+ * C prototypes and struct layouts of nvml.h, over three fixed GPUs.
+ *
+ *   GPU 0: healthy (no ECC errors, no row remap), serial not supported.
+ *   GPU 1: 3 uncorrectable volatile ECC errors and a pending row remap.
+ *   GPU 2: lost (NVML_ERROR_GPU_IS_LOST when opened).
+ *
+ * Built with -DNO_READINGS it lacks the optional readings (temperature,
+ * power, utilization, ECC, row remapping), as an old driver would.
+ */
+#include <stdio.h>
+#include <string.h>
+
+typedef unsigned int nvmlReturn_t;
+typedef struct fake_gpu *nvmlDevice_t;
+
+#define NVML_SUCCESS 0
+#define NVML_ERROR_UNINITIALIZED 1
+#define NVML_ERROR_INVALID_ARGUMENT 2
+#define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
+#define NVML_ERROR_GPU_IS_LOST 15
+
+typedef struct {
+    unsigned long long total, free, used;
+} nvmlMemory_t;
+
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
+typedef struct {
+    unsigned int gpu, memory;
+} nvmlUtilization_t;
+
+struct fake_gpu {
+    int index;
+};
+
+static struct fake_gpu gpus[3] = {{0}, {1}, {2}};
+static int initialized;
+
+static nvmlReturn_t copy(char *buf, unsigned int len, const char *s) {
+    if (strlen(s) + 1 > len) return NVML_ERROR_INSUFFICIENT_SIZE;
+    strcpy(buf, s);
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t check(nvmlDevice_t d) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    if (d == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlInit_v2(void) { initialized = 1; return NVML_SUCCESS; }
+nvmlReturn_t nvmlShutdown(void) { initialized = 0; return NVML_SUCCESS; }
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) {
+    return copy(v, len, "570.86.15-fake");
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    *n = 3;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    if (i == 2) return NVML_ERROR_GPU_IS_LOST;
+    if (i > 2) return NVML_ERROR_INVALID_ARGUMENT;
+    *d = &gpus[i];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *v, unsigned int len) {
+    nvmlReturn_t rc = check(d);
+    return rc ? rc : copy(v, len, "NVIDIA H200 (fake)");
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *v, unsigned int len) {
+    char u[64];
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    snprintf(u, sizeof u, "GPU-fa4e0000-0000-0000-0000-00000000000%d", d->index);
+    return copy(v, len, u);
+}
+
+nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t d, char *v, unsigned int len) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (d->index == 0) return NVML_ERROR_NOT_SUPPORTED;
+    return copy(v, len, "1650924060001");
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    m->total = 143771ULL << 20;
+    m->used = (unsigned long long)(512 * (d->index + 1)) << 20;
+    m->free = m->total - m->used;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *p) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    memset(p, 0, sizeof *p);
+    p->bus = 0x18 + 0x10 * d->index;
+    snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", p->bus);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetVbiosVersion(nvmlDevice_t d, char *v, unsigned int len) {
+    nvmlReturn_t rc = check(d);
+    return rc ? rc : copy(v, len, "96.00.A5.00.01");
+}
+
+#ifndef NO_READINGS
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, unsigned int sensor, unsigned int *t) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (sensor != 0) return NVML_ERROR_INVALID_ARGUMENT;
+    *t = 30 + d->index;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    *mw = 75000 + 1000 * d->index;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    u->gpu = 40 + d->index;
+    u->memory = 7;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, unsigned int type, unsigned int counter,
+                                         unsigned long long *n) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    /* Only the uncorrected (1) volatile (0) count is faked; the others are
+       refused so a wrong argument shows as a missing reading. */
+    if (type != 1 || counter != 0) return NVML_ERROR_INVALID_ARGUMENT;
+    *n = d->index == 1 ? 3 : 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc,
+                                       unsigned int *pending, unsigned int *failed) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    *corr = 0;
+    *unc = d->index == 1 ? 1 : 0;
+    *pending = d->index == 1;
+    *failed = 0;
+    return NVML_SUCCESS;
+}
+#endif

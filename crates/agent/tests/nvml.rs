@@ -1,0 +1,140 @@
+//! The agent's NVML binding against a test double of the library
+//! (`fake_nvml/fake_nvml.c`, built here with the system's C compiler):
+//! the symbols, prototypes and struct layouts of nvml.h, three fixed GPUs
+//! (healthy; ECC errors and a pending row remap; lost). The same readings
+//! were checked against a real H200 (docs/bare-metal.md, "GPU health").
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use neocloud_agent::nvml::Nvml;
+use neocloud_agent::{health, Hardware, Host};
+
+/// Builds the fake library (once per variant) into `dir/name`.
+fn build(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_nvml/fake_nvml.c");
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(defines)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
+    assert!(status.success(), "building the fake NVML failed");
+    out
+}
+
+fn scratch(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("neocloud-fake-nvml-{}-{test}", std::process::id()))
+}
+
+const GPU0: &str = "GPU-fa4e0000-0000-0000-0000-000000000000";
+const GPU1: &str = "GPU-fa4e0000-0000-0000-0000-000000000001";
+
+#[test]
+fn inventory_and_readings_come_through_the_c_interface() {
+    let lib = build(&scratch("full"), "libfake-nvml.so", &[]);
+    let nvml = Nvml::load_from(lib.to_str().unwrap()).expect("the fake NVML loads");
+    assert_eq!(nvml.driver_version(), "570.86.15-fake");
+    assert_eq!(nvml.count(), 3);
+
+    // The lost GPU is left out of the inventory; the rest is read whole.
+    let gpus = nvml.gpus();
+    assert_eq!(gpus.len(), 2, "{gpus:?}");
+    assert_eq!(gpus[0].uuid, GPU0);
+    assert_eq!(gpus[0].name, "NVIDIA H200 (fake)");
+    assert_eq!(gpus[0].serial, "", "NOT_SUPPORTED is an empty serial");
+    assert_eq!(gpus[1].serial, "1650924060001");
+    assert_eq!(gpus[0].memory_mib, 143771);
+    assert_eq!(gpus[1].pci_bus_id, "00000000:28:00.0");
+    assert_eq!(nvml.vbios_version(1).unwrap(), "96.00.A5.00.01");
+
+    let st = nvml.statuses();
+    assert_eq!(st.len(), 3);
+    // Healthy: every reading, no problem.
+    assert_eq!(st[0].uuid, GPU0);
+    assert_eq!(st[0].temperature_c, Some(30));
+    assert_eq!(st[0].power_mw, Some(75_000));
+    assert_eq!(st[0].utilization_pct, Some(40));
+    assert_eq!(st[0].memory_used_mib, Some(512));
+    assert_eq!(st[0].ecc_uncorrected, Some(0));
+    assert_eq!(st[0].row_remap_pending, Some(false));
+    assert_eq!(st[0].row_remap_failed, Some(false));
+    assert!(st[0].problems.is_empty(), "{:?}", st[0].problems);
+    // ECC errors and a pending remap.
+    assert_eq!(st[1].uuid, GPU1);
+    assert_eq!(st[1].ecc_uncorrected, Some(3));
+    assert_eq!(st[1].row_remap_pending, Some(true));
+    assert_eq!(st[1].memory_used_mib, Some(1024));
+    assert_eq!(st[1].problems.len(), 2, "{:?}", st[1].problems);
+    assert!(st[1].problems[0].contains("3 uncorrectable ECC errors"));
+    assert!(st[1].problems[1].contains("row remap is pending"));
+    // Lost: nothing read, one problem.
+    assert_eq!(st[2].uuid, "");
+    assert_eq!(st[2].temperature_c, None);
+    assert_eq!(st[2].problems, ["GPU 2: lost by the driver (fallen off the bus?)"]);
+
+    // Through the agent's hardware: what it heartbeats.
+    let host = Host::with_nvml(Vec::new(), Some(nvml));
+    let inv = host.inventory();
+    assert_eq!(inv.driver_version, "570.86.15-fake");
+    let expected: Vec<String> = inv.gpus.iter().map(|g| g.uuid.clone()).collect();
+    let h = health::summary(&expected, &host.gpu_status());
+    assert!(h.starts_with("degraded: GPU 1 ("), "{h}");
+    assert!(h.contains("GPU 2: lost by the driver"), "{h}");
+    assert!(!h.contains(GPU0), "the healthy GPU is not named: {h}");
+}
+
+#[test]
+fn a_driver_without_the_readings_still_gives_the_inventory() {
+    let lib = build(&scratch("old"), "libfake-nvml-old.so", &["-DNO_READINGS"]);
+    let nvml = Nvml::load_from(lib.to_str().unwrap()).expect("the old fake NVML loads");
+    assert_eq!(nvml.gpus().len(), 2);
+    let st = nvml.status(0);
+    assert_eq!(st.uuid, GPU0);
+    assert_eq!(
+        (st.temperature_c, st.power_mw, st.utilization_pct, st.ecc_uncorrected),
+        (None, None, None, None)
+    );
+    assert_eq!((st.row_remap_pending, st.row_remap_failed), (None, None));
+    // Memory is a base symbol: still read.
+    assert_eq!(st.memory_used_mib, Some(512));
+    assert!(st.problems.is_empty());
+}
+
+#[test]
+fn the_agent_prints_what_it_would_report_and_says_whether_it_is_healthy() {
+    let dir = scratch("bin");
+    // Found by its soname on the library path, as the driver's would be.
+    build(&dir, "libnvidia-ml.so.1", &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .arg("--inventory")
+        .env("LD_LIBRARY_PATH", &dir)
+        .env_remove("NEOCLOUD_API")
+        .env_remove("NEOCLOUD_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "unhealthy: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inventory"]["driver_version"], "570.86.15-fake");
+    assert_eq!(v["inventory"]["gpus"].as_array().unwrap().len(), 2);
+    assert_eq!(v["gpu_status"].as_array().unwrap().len(), 3);
+    assert_eq!(v["gpu_status"][1]["ecc_uncorrected"], 3);
+    assert!(v["health"].as_str().unwrap().starts_with("degraded: "), "{}", v["health"]);
+
+    // Without NVML: no GPUs, healthy, exit 0.
+    let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .arg("--inventory")
+        .env("LD_LIBRARY_PATH", scratch("none"))
+        .output()
+        .unwrap();
+    if Nvml::load().is_none() {
+        assert_eq!(out.status.code(), Some(0));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["health"], "ok");
+        assert_eq!(v["gpu_status"].as_array().unwrap().len(), 0);
+    }
+}
