@@ -488,13 +488,15 @@ impl Row for Image {
 
 impl Row for Instance {
     const HEADER: &'static [&'static str] =
-        &["NAME", "ID", "STATE", "STEP", "NODE", "REASON", "AGE"];
+        &["NAME", "ID", "STATE", "STEP", "HEALTH", "NODE", "REASON", "AGE"];
     fn cells(&self) -> Vec<String> {
         vec![
             self.name.clone(),
             self.id.clone(),
             self.state.as_str().to_string(),
             self.progress.as_ref().map(step).unwrap_or_else(|| "-".to_string()),
+            // `ok` or `degraded`; what is wrong is in the JSON (`-o json`).
+            or_dash(self.health.as_deref().map(|h| h.split(':').next().unwrap_or(h))),
             or_dash(Some(&self.node_id)),
             or_dash(self.reason.as_deref()),
             age(&self.created_at, neocloud_common::time::now_micros()),

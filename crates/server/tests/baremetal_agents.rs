@@ -505,6 +505,7 @@ fn a_tenant_agent_that_falls_silent_is_counted_for_the_provider() {
         let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
         let running = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
         wait_node(&s, "bm-1", "active", None);
+        assert_eq!(instance(&tenant, &id)["health"], "ok", "[{b}] a healthy node");
         // Heartbeating (every 100 ms here): never silent, for longer than
         // the silence (5 s + 3 heartbeats).
         let heard = std::time::Instant::now();
@@ -574,9 +575,12 @@ fn an_unhealthy_gpu_is_shown_and_keeps_the_node_from_the_next_tenant() {
         });
         let trail = actions(&s, &format!("/{node_id}"));
         assert_eq!(times(&trail, "agent_health"), 1, "[{b}] once, when it changed: {trail:?}");
-        // Still the tenant's: the provider decides, not a heartbeat.
+        // Still the tenant's: the provider decides, not a heartbeat. The
+        // tenant sees it too, on its instance.
         assert_eq!(lifecycle(&s, "bm-1")["state"], "active", "[{b}]");
-        assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "ready", "[{b}]");
+        assert_eq!(i["health"], health, "[{b}] {i}");
 
         release(&tenant, &id).expect(202);
         let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, sick_hw("n1")));
@@ -591,6 +595,9 @@ fn an_unhealthy_gpu_is_shown_and_keeps_the_node_from_the_next_tenant() {
         assert_eq!(recs.len(), 1, "[{b}] {recs:?}");
         assert_eq!(recs[0]["body"]["complete"], false, "[{b}] {}", recs[0]);
         assert!(verified(&recs[0]), "[{b}]");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "released", "[{b}] {i}");
+        assert!(i["health"].is_null(), "[{b}] no agent of the tenant's: {i}");
         let reset = check(&recs[0], "reset_gpus");
         assert_eq!(reset["ok"], false, "[{b}] {reset}");
         let detail = reset.to_string();

@@ -6,7 +6,9 @@ use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_types::{Instance, InstanceState, NodeLifecycle, Progress, SanitizeStep};
 
-const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at";
+const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at, \
+    (SELECT a.health FROM agents a WHERE a.node_id = i.node_id AND a.instance_id = i.id \
+     AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1)";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -34,6 +36,7 @@ fn from_row(r: &Row) -> Result<Instance> {
         state,
         release_requested: r.i64(16)? > 0,
         reason: r.opt_str(10)?,
+        health: r.opt_str(17)?,
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),

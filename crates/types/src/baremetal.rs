@@ -180,6 +180,11 @@ pub struct Instance {
     pub reason: Option<String>,
     /// The current phase's progress (pending, provisioning, releasing).
     pub progress: Option<Progress>,
+    /// What the agent in the tenant's image reports of the node (`ok`, or
+    /// `degraded: ` and what is wrong, such as a GPU with memory errors);
+    /// absent until it registers and once the instance is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     pub ssh_keys: Vec<String>,
     pub generation: i64,
     pub created_at: String,

@@ -141,6 +141,7 @@ mod tests {
             release_requested: false,
             reason: reason.map(str::to_string),
             progress: None,
+            health: None,
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),
@@ -164,7 +165,7 @@ mod tests {
         t.row(output::Row::cells(&i));
         let out = t.render();
         assert!(
-            out.starts_with("NAME   ID   STATE         STEP             NODE  REASON  AGE"),
+            out.starts_with("NAME   ID   STATE         STEP             HEALTH  NODE  REASON  AGE"),
             "{out}"
         );
         assert!(out.contains("power_cycle 1/3"), "{out}");
