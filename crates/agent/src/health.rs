@@ -28,6 +28,36 @@ pub fn assess(s: &mut GpuStatus) {
     }
 }
 
+/// What a hardware-class Xid means, or `None` for the rest: those an
+/// application causes (13, 31, 43, 45: a bad kernel or address harms only
+/// its own process) and those that are informational. These need at least
+/// a GPU reset (NVIDIA's Xid catalog and memory error management guide).
+pub fn critical_xid(code: u64) -> Option<&'static str> {
+    match code {
+        48 => Some("uncorrectable ECC error"),
+        64 => Some("failure to record a row remap"),
+        74 => Some("NVLink error"),
+        79 => Some("fallen off the bus"),
+        92 => Some("high single-bit ECC error rate"),
+        95 => Some("uncontained ECC error"),
+        119 | 120 => Some("GPU System Processor error"),
+        _ => None,
+    }
+}
+
+/// Adds the Xids reported for `s`'s GPU (hardware class only) to its
+/// errors and problems.
+pub fn add_xids(s: &mut GpuStatus, codes: impl IntoIterator<Item = u64>) {
+    for code in codes {
+        let Some(meaning) = critical_xid(code) else { continue };
+        if s.xid_errors.contains(&code) {
+            continue;
+        }
+        s.xid_errors.push(code);
+        s.problems.push(format!("GPU {} ({}): Xid {code} ({meaning})", s.index, s.uuid));
+    }
+}
+
 /// The problem of a GPU the agent registered with and no longer sees.
 pub fn missing(uuid: &str) -> String {
     format!("GPU {uuid}: no longer seen (it was there when the agent registered)")
@@ -87,6 +117,22 @@ mod tests {
         assert!(s.problems[2].contains("row remap is pending"));
         let h = summary(&["GPU-3".into()], &[s]);
         assert!(h.starts_with("degraded: GPU 3 (GPU-3): 2 uncorrectable"), "{h}");
+    }
+
+    #[test]
+    fn only_hardware_class_xids_are_problems_once_each() {
+        let mut s = gpu(2);
+        add_xids(&mut s, [13, 31, 43, 45, 63, 94]);
+        assert!(s.problems.is_empty() && s.xid_errors.is_empty(), "{s:?}");
+        add_xids(&mut s, [79, 13, 79, 48]);
+        assert_eq!(s.xid_errors, [79, 48]);
+        assert_eq!(
+            s.problems,
+            [
+                "GPU 2 (GPU-2): Xid 79 (fallen off the bus)",
+                "GPU 2 (GPU-2): Xid 48 (uncorrectable ECC error)"
+            ]
+        );
     }
 
     #[test]

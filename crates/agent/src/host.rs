@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 use neocloud_types::{AgentDisk, AgentGpu, AgentInventory, AgentStepResult, GpuStatus, StepItem};
 
 use crate::nvml::Nvml;
+use crate::xid_watch::XidWatch;
 use crate::{result_of, Hardware};
+use std::sync::Arc;
 
 /// Overwrite and verification chunk size.
 const CHUNK: usize = 1 << 20;
@@ -23,25 +25,41 @@ const CHUNK: usize = 1 << 20;
 /// This machine: the disks it was told about and the GPUs NVML sees.
 pub struct Host {
     disks: Vec<PathBuf>,
-    nvml: Option<Nvml>,
+    nvml: Option<Arc<Nvml>>,
+    /// The GPUs' critical Xids, watched while NVML is loaded.
+    xids: Option<Arc<XidWatch>>,
 }
 
 impl Host {
     /// The machine with the given disks (files or block devices), the only
-    /// ones [`Hardware::wipe_disks`] will touch. Loads NVML if present.
+    /// ones [`Hardware::wipe_disks`] will touch. Loads NVML if present and
+    /// watches the GPUs' critical Xid errors.
     pub fn new(disks: Vec<PathBuf>) -> Host {
-        Host { disks, nvml: Nvml::load() }
+        Host::with_nvml(disks, Nvml::load())
     }
 
     /// Like [`Host::new`] with the NVML given (e.g. loaded from another
     /// path with [`Nvml::load_from`]).
     pub fn with_nvml(disks: Vec<PathBuf>, nvml: Option<Nvml>) -> Host {
-        Host { disks, nvml }
+        let nvml = nvml.map(Arc::new);
+        let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
+        Host { disks, nvml, xids }
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs).
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
-        Host { disks, nvml: None }
+        Host { disks, nvml: None, xids: None }
+    }
+
+    /// Whether the GPUs' Xid errors are watched (`watching N GPUs`), or why
+    /// not; `None` without NVML.
+    pub fn xid_watch(&self) -> Option<String> {
+        self.xids.as_ref().map(|x| x.state())
+    }
+
+    /// Every Xid the watch kept, whatever its class: (GPU index, code).
+    pub fn xids_seen(&self) -> Vec<(u32, u64)> {
+        self.xids.as_ref().map(|x| x.seen()).unwrap_or_default()
     }
 
     /// The disks this host wipes.
@@ -55,11 +73,19 @@ impl Host {
     }
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(x) = &self.xids {
+            x.stop();
+        }
+    }
+}
+
 impl Hardware for Host {
     fn inventory(&self) -> AgentInventory {
         AgentInventory {
             hostname: hostname(),
-            driver_version: self.nvml.as_ref().map(Nvml::driver_version).unwrap_or_default(),
+            driver_version: self.nvml.as_ref().map(|n| n.driver_version()).unwrap_or_default(),
             gpus: self.gpus(),
             disks: self.disks.iter().map(|d| describe_disk(d)).collect(),
             macs: macs(Path::new("/sys/class/net")),
@@ -67,7 +93,7 @@ impl Hardware for Host {
     }
 
     fn gpus(&self) -> Vec<AgentGpu> {
-        self.nvml.as_ref().map(Nvml::gpus).unwrap_or_default()
+        self.nvml.as_ref().map(|n| n.gpus()).unwrap_or_default()
     }
 
     fn wipe_disks(&self) -> AgentStepResult {
@@ -85,7 +111,13 @@ impl Hardware for Host {
     }
 
     fn gpu_status(&self) -> Vec<GpuStatus> {
-        self.nvml.as_ref().map(Nvml::statuses).unwrap_or_default()
+        let mut st = self.nvml.as_ref().map(|n| n.statuses()).unwrap_or_default();
+        if let Some(x) = &self.xids {
+            for s in &mut st {
+                crate::health::add_xids(s, x.codes(s.index));
+            }
+        }
+        st
     }
 
     fn reset_gpus(&self) -> AgentStepResult {
@@ -94,7 +126,13 @@ impl Hardware for Host {
         for g in &gpus {
             let index = g.index.to_string();
             let (ok, detail) = match run_tool("nvidia-smi", &["--gpu-reset", "-i", &index]) {
-                Ok(out) => (true, format!("GPU {index} reset: {out}")),
+                Ok(out) => {
+                    // What the reset did not cure shows in what is read next.
+                    if let Some(x) = &self.xids {
+                        x.forget(g.index);
+                    }
+                    (true, format!("GPU {index} reset: {out}"))
+                }
                 Err(e) => (false, format!("GPU {index}: {e}")),
             };
             items.push(StepItem {

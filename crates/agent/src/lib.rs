@@ -27,6 +27,7 @@ pub mod nvml;
 pub mod simulated;
 #[cfg(test)]
 mod testutil;
+pub mod xid_watch;
 
 pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};
 pub use host::Host;

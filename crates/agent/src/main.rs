@@ -52,6 +52,16 @@ struct Args {
     /// exit: registers nothing, runs no step. 0 when healthy, 3 when not.
     #[arg(long)]
     inventory: bool,
+
+    /// With --inventory: watch the GPUs' Xid errors this long first (e.g.
+    /// `30s`, a burn-in's length) and list every one seen.
+    #[arg(long, value_name = "DURATION", requires = "inventory", value_parser = parse_secs)]
+    watch: Option<Duration>,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("{s:?}: seconds, e.g. 30s"))
 }
 
 /// What `--inventory` prints.
@@ -60,6 +70,18 @@ struct Report {
     inventory: neocloud_types::AgentInventory,
     gpu_status: Vec<neocloud_types::GpuStatus>,
     health: String,
+    /// Whether the GPUs' critical Xid errors are watched, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xid_watch: Option<String>,
+    /// With --watch: every Xid seen, whatever its class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xids_seen: Option<Vec<XidSeen>>,
+}
+
+#[derive(serde::Serialize)]
+struct XidSeen {
+    gpu: u32,
+    xid: u64,
 }
 
 fn log(m: &str) {
@@ -75,6 +97,8 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
+    let mut xid_watch = None;
+    let mut host_ref: Option<Arc<Host>> = None;
     let hw: Arc<dyn Hardware> = if let Some(n) = args.simulate_gpus {
         let mut c = neocloud_agent::SimulatedConfig::new(&host::hostname());
         c.gpu_count = n;
@@ -99,15 +123,27 @@ fn main() -> ExitCode {
         for d in &disks {
             log(&format!("disk to wipe when asked: {}", d.display()));
         }
-        Arc::new(Host::new(disks))
+        let host = Arc::new(Host::new(disks));
+        xid_watch = host.xid_watch();
+        if let Some(w) = &xid_watch {
+            log(&format!("GPU Xid errors: {w}"));
+        }
+        host_ref = Some(Arc::clone(&host));
+        host
     };
     let inv = hw.inventory();
     if args.inventory {
+        let xids_seen = args.watch.map(|d| {
+            log(&format!("watching the GPUs' Xid errors for {} s", d.as_secs()));
+            std::thread::sleep(d);
+            let seen = host_ref.as_ref().map(|h| h.xids_seen()).unwrap_or_default();
+            seen.into_iter().map(|(gpu, xid)| XidSeen { gpu, xid }).collect()
+        });
         let gpu_status = hw.gpu_status();
         let expected: Vec<String> = inv.gpus.iter().map(|g| g.uuid.clone()).collect();
         let health = neocloud_agent::health::summary(&expected, &gpu_status);
         let healthy = health == neocloud_agent::health::OK;
-        let report = Report { inventory: inv, gpu_status, health };
+        let report = Report { inventory: inv, gpu_status, health, xid_watch, xids_seen };
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => {

@@ -26,6 +26,10 @@ const NVML_SUCCESS: NvmlReturn = 0;
 /// `NVML_ERROR_GPU_IS_LOST`: the GPU fell off the bus or is otherwise
 /// inaccessible.
 const NVML_ERROR_GPU_IS_LOST: NvmlReturn = 15;
+/// `NVML_ERROR_TIMEOUT`: no event came within the wait.
+const NVML_ERROR_TIMEOUT: NvmlReturn = 10;
+/// `nvmlEventTypeXidCriticalError`.
+const NVML_EVENT_TYPE_XID_CRITICAL_ERROR: u64 = 0x8;
 /// `NVML_TEMPERATURE_GPU` (`nvmlTemperatureSensors_t`): the GPU die.
 const NVML_TEMPERATURE_GPU: c_uint = 0;
 /// `NVML_MEMORY_ERROR_TYPE_UNCORRECTED` (`nvmlMemoryErrorType_t`).
@@ -79,6 +83,91 @@ type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlRetur
 type RemappedRowsFn =
     unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> NvmlReturn;
 
+/// `nvmlEventSet_t`: an opaque pointer owned by the library.
+type EventSet = *mut c_void;
+
+/// `nvmlEventData_t`.
+#[repr(C)]
+struct EventData {
+    device: Device,
+    event_type: u64,
+    event_data: u64,
+    gpu_instance_id: c_uint,
+    compute_instance_id: c_uint,
+}
+
+type EventSetCreateFn = unsafe extern "C" fn(*mut EventSet) -> NvmlReturn;
+type RegisterEventsFn = unsafe extern "C" fn(Device, u64, EventSet) -> NvmlReturn;
+type EventSetWaitFn = unsafe extern "C" fn(EventSet, *mut EventData, c_uint) -> NvmlReturn;
+type EventSetFreeFn = unsafe extern "C" fn(EventSet) -> NvmlReturn;
+
+/// The event calls, all or none.
+#[derive(Clone, Copy)]
+struct Events {
+    create: EventSetCreateFn,
+    register: RegisterEventsFn,
+    wait: EventSetWaitFn,
+    free: EventSetFreeFn,
+}
+
+/// A critical Xid the driver reported: the GPU (NVML index) and its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Xid {
+    pub index: u32,
+    pub code: u64,
+}
+
+/// An event set registered for the critical Xid errors of every GPU that
+/// offers them; freed when dropped.
+pub struct XidEvents<'a> {
+    /// The handles and event calls are valid while NVML is.
+    _nvml: std::marker::PhantomData<&'a Nvml>,
+    events: Events,
+    set: EventSet,
+    handles: Vec<(u32, Device)>,
+}
+
+impl XidEvents<'_> {
+    /// The GPUs registered.
+    pub fn registered(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The next critical Xid, waiting at most `timeout_ms`; `None` when
+    /// none came.
+    pub fn wait(&self, timeout_ms: u32) -> Result<Option<Xid>, String> {
+        let mut d = EventData {
+            device: std::ptr::null_mut(),
+            event_type: 0,
+            event_data: 0,
+            gpu_instance_id: 0,
+            compute_instance_id: 0,
+        };
+        // SAFETY: `set` is live until `drop`; writes one `nvmlEventData_t`.
+        let rc = unsafe { (self.events.wait)(self.set, &mut d, timeout_ms) };
+        match rc {
+            NVML_SUCCESS => {}
+            NVML_ERROR_TIMEOUT => return Ok(None),
+            rc => return Err(format!("nvmlEventSetWait_v2 failed with code {rc}")),
+        }
+        if d.event_type & NVML_EVENT_TYPE_XID_CRITICAL_ERROR == 0 {
+            return Ok(None);
+        }
+        // The event names its GPU by handle: map it back to the index.
+        let index = self.handles.iter().find(|(_, h)| *h == d.device).map(|(i, _)| *i);
+        Ok(index.map(|index| Xid { index, code: d.event_data }))
+    }
+}
+
+impl Drop for XidEvents<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `set` came from nvmlEventSetCreate and is freed once.
+        unsafe {
+            (self.events.free)(self.set);
+        }
+    }
+}
+
 /// The readings of a GPU's condition. Each is optional: older drivers lack
 /// some symbols (row remapping came with Ampere's), and a missing one
 /// leaves its reading out rather than NVML unusable.
@@ -103,6 +192,7 @@ pub struct Nvml {
     pci: PciFn,
     vbios: DevStrFn,
     readings: Readings,
+    events: Option<Events>,
     // Keeps the library mapped while the function pointers above are used;
     // dropped after `Drop::drop` has called `nvmlShutdown`.
     _lib: Library,
@@ -152,6 +242,14 @@ impl Nvml {
             let memory: MemoryFn = sym(&lib, b"nvmlDeviceGetMemoryInfo\0")?;
             let pci: PciFn = sym(&lib, b"nvmlDeviceGetPciInfo_v3\0")?;
             let vbios: DevStrFn = sym(&lib, b"nvmlDeviceGetVbiosVersion\0")?;
+            let events = (|| {
+                Some(Events {
+                    create: sym(&lib, b"nvmlEventSetCreate\0").ok()?,
+                    register: sym(&lib, b"nvmlDeviceRegisterEvents\0").ok()?,
+                    wait: sym(&lib, b"nvmlEventSetWait_v2\0").ok()?,
+                    free: sym(&lib, b"nvmlEventSetFree\0").ok()?,
+                })
+            })();
             let readings = Readings {
                 temperature: sym(&lib, b"nvmlDeviceGetTemperature\0").ok(),
                 power: sym(&lib, b"nvmlDeviceGetPowerUsage\0").ok(),
@@ -178,6 +276,7 @@ impl Nvml {
                 pci,
                 vbios,
                 readings,
+                events,
                 _lib: lib,
             })
         }
@@ -337,6 +436,35 @@ impl Nvml {
         }
         crate::health::assess(&mut s);
         s
+    }
+
+    /// An event set for the critical Xid errors of every GPU that offers
+    /// them (a GPU that does not is left out); an error when the driver
+    /// has no events or no GPU offers them.
+    pub fn xid_events(&self) -> Result<XidEvents<'_>, String> {
+        let events = self.events.ok_or("this NVML has no event calls")?;
+        let mut set: EventSet = std::ptr::null_mut();
+        // SAFETY: writes one event set handle.
+        let rc = unsafe { (events.create)(&mut set) };
+        if rc != NVML_SUCCESS || set.is_null() {
+            return Err(format!("nvmlEventSetCreate failed with code {rc}"));
+        }
+        let mut x = XidEvents { _nvml: std::marker::PhantomData, events, set, handles: Vec::new() };
+        let mut refused = Vec::new();
+        for i in 0..self.count() {
+            let Ok(dev) = self.device(i) else { continue };
+            // SAFETY: `dev` and `set` are live.
+            let rc = unsafe { (events.register)(dev, NVML_EVENT_TYPE_XID_CRITICAL_ERROR, set) };
+            if rc == NVML_SUCCESS {
+                x.handles.push((i, dev));
+            } else {
+                refused.push(format!("GPU {i}: code {rc}"));
+            }
+        }
+        if x.handles.is_empty() {
+            return Err(format!("no GPU takes Xid events ({})", refused.join(", ")));
+        }
+        Ok(x)
     }
 
     /// Every GPU's condition ([`Nvml::status`]).

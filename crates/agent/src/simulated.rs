@@ -204,6 +204,7 @@ impl Hardware for Simulated {
                     ecc_uncorrected: Some(if bad { 2 } else { 0 }),
                     row_remap_pending: Some(false),
                     row_remap_failed: Some(bad),
+                    xid_errors: Vec::new(),
                     problems: Vec::new(),
                 };
                 crate::health::assess(&mut s);

@@ -89,6 +89,34 @@ fn inventory_and_readings_come_through_the_c_interface() {
 }
 
 #[test]
+fn critical_xids_are_watched_and_reported_until_the_gpu_is_reset() {
+    let lib = build(&scratch("xid"), "libfake-nvml-xid.so", &[]);
+    let nvml = Nvml::load_from(lib.to_str().unwrap()).expect("the fake NVML loads");
+    let host = Host::with_nvml(Vec::new(), Some(nvml));
+    assert_eq!(
+        host.xid_watch().as_deref(),
+        Some("watching 2 GPUs"),
+        "the lost GPU cannot register"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let st = loop {
+        let st = host.gpu_status();
+        if !st[1].xid_errors.is_empty() || std::time::Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(st[1].xid_errors, [79], "{:?}", st[1]);
+    assert!(
+        st[1].problems.iter().any(|p| p == &format!("GPU 1 ({GPU1}): Xid 79 (fallen off the bus)")),
+        "{:?}",
+        st[1].problems
+    );
+    // Xid 13 is an application's fault: not the GPU's.
+    assert!(st[0].xid_errors.is_empty() && st[0].problems.is_empty(), "{:?}", st[0]);
+}
+
+#[test]
 fn a_driver_without_the_readings_still_gives_the_inventory() {
     let lib = build(&scratch("old"), "libfake-nvml-old.so", &["-DNO_READINGS"]);
     let nvml = Nvml::load_from(lib.to_str().unwrap()).expect("the old fake NVML loads");
@@ -103,6 +131,10 @@ fn a_driver_without_the_readings_still_gives_the_inventory() {
     // Memory is a base symbol: still read.
     assert_eq!(st.memory_used_mib, Some(512));
     assert!(st.problems.is_empty());
+    // Nor events: the Xids are not watched, and the host says why.
+    let host = Host::with_nvml(Vec::new(), Some(nvml));
+    let w = host.xid_watch().unwrap();
+    assert!(w.starts_with("not watched: this NVML has no event calls"), "{w}");
 }
 
 #[test]
@@ -111,7 +143,7 @@ fn the_agent_prints_what_it_would_report_and_says_whether_it_is_healthy() {
     // Found by its soname on the library path, as the driver's would be.
     build(&dir, "libnvidia-ml.so.1", &[]);
     let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
-        .arg("--inventory")
+        .args(["--inventory", "--watch", "1s"])
         .env("LD_LIBRARY_PATH", &dir)
         .env_remove("NEOCLOUD_API")
         .env_remove("NEOCLOUD_AGENT_TOKEN")
@@ -124,6 +156,11 @@ fn the_agent_prints_what_it_would_report_and_says_whether_it_is_healthy() {
     assert_eq!(v["gpu_status"].as_array().unwrap().len(), 3);
     assert_eq!(v["gpu_status"][1]["ecc_uncorrected"], 3);
     assert!(v["health"].as_str().unwrap().starts_with("degraded: "), "{}", v["health"]);
+    assert_eq!(v["xid_watch"], "watching 2 GPUs");
+    // Every Xid seen is listed; only the hardware's count against the GPU.
+    assert_eq!(v["xids_seen"], serde_json::json!([{"gpu": 0, "xid": 13}, {"gpu": 1, "xid": 79}]));
+    assert_eq!(v["gpu_status"][1]["xid_errors"], serde_json::json!([79]));
+    assert!(v["gpu_status"][0].get("xid_errors").is_none(), "{}", v["gpu_status"][0]);
 
     // Without NVML: no GPUs, healthy, exit 0.
     let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))

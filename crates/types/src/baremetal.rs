@@ -259,6 +259,10 @@ pub struct GpuStatus {
     /// A row remap failed: the GPU's memory cannot be repaired in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_remap_failed: Option<bool>,
+    /// The critical Xid errors (hardware class) the driver reported for it
+    /// since the agent started or its last reset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xid_errors: Vec<u64>,
     /// What is wrong with it, a line each; empty when it is healthy.
     #[serde(default)]
     pub problems: Vec<String>,

@@ -7,11 +7,17 @@
  *   GPU 1: 3 uncorrectable volatile ECC errors and a pending row remap.
  *   GPU 2: lost (NVML_ERROR_GPU_IS_LOST when opened).
  *
+ * Critical Xid events: the first wait on an event set gets Xid 13 (an
+ * application's) on GPU 0, the second Xid 79 (fallen off the bus) on GPU 1,
+ * later ones time out.
+ *
  * Built with -DNO_READINGS it lacks the optional readings (temperature,
- * power, utilization, ECC, row remapping), as an old driver would.
+ * power, utilization, ECC, row remapping) and the events, as an old driver
+ * would.
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef unsigned int nvmlReturn_t;
 typedef struct fake_gpu *nvmlDevice_t;
@@ -21,6 +27,7 @@ typedef struct fake_gpu *nvmlDevice_t;
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
+#define NVML_ERROR_TIMEOUT 10
 #define NVML_ERROR_GPU_IS_LOST 15
 
 typedef struct {
@@ -164,5 +171,61 @@ nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsig
     *pending = d->index == 1;
     *failed = 0;
     return NVML_SUCCESS;
+}
+
+typedef struct fake_set *nvmlEventSet_t;
+
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType;
+    unsigned long long eventData;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlEventData_t;
+
+#define XID_CRITICAL 0x8ULL
+
+struct fake_set {
+    unsigned long long registered[3];
+    int waits;
+};
+
+static struct fake_set the_set;
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    memset(&the_set, 0, sizeof the_set);
+    *set = &the_set;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (set != &the_set) return NVML_ERROR_INVALID_ARGUMENT;
+    set->registered[d->index] |= types;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int ms) {
+    struct timespec t = {0, 20 * 1000 * 1000};
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    if (set != &the_set) return NVML_ERROR_INVALID_ARGUMENT;
+    int n = set->waits++;
+    int gpu = n == 0 ? 0 : 1;
+    if (n < 2 && (set->registered[gpu] & XID_CRITICAL)) {
+        memset(data, 0, sizeof *data);
+        data->device = &gpus[gpu];
+        data->eventType = XID_CRITICAL;
+        data->eventData = n == 0 ? 13 : 79;
+        return NVML_SUCCESS;
+    }
+    if (ms < 20) t.tv_nsec = (long)ms * 1000 * 1000;
+    nanosleep(&t, NULL);
+    return NVML_ERROR_TIMEOUT;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+    return set == &the_set ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT;
 }
 #endif
