@@ -231,7 +231,11 @@ fn instances_end_to_end() {
             "su",
         ],
     ));
-    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE", "REASON", "AGE"], "job");
+    assert_table(
+        &o.stdout,
+        &["NAME", "ID", "STATE", "STEP", "HEALTH", "NODE", "REASON", "AGE"],
+        "job",
+    );
     // Answered in the transaction that created it: nothing has run yet.
     assert!(o.stdout.contains("pending"), "{}", o.stdout);
     assert!(o.stdout.contains("waiting_for_node 0/3"), "{}", o.stdout);
@@ -246,7 +250,7 @@ fn instances_end_to_end() {
     assert!(node_ids.contains(&job["node_id"].as_str().unwrap().to_string()), "{job}");
     // By id too; the table shows the node and the step.
     let o = cli.ok(&at(&["instance", "get", &job_id]));
-    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE"], "job");
+    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "HEALTH", "NODE"], "job");
     assert!(o.stdout.contains(job["node_id"].as_str().unwrap()), "{}", o.stdout);
     let dup = cli.expect(6, &create("job", &[]));
     assert!(dup.stderr.contains("field: name"), "{}", dup.stderr);
@@ -285,7 +289,7 @@ fn instances_end_to_end() {
     let list = cli.ok(&at(&["instance", "list", "-o", "json"])).json();
     assert_eq!(items(&list).len(), 3, "{list}");
     let o = cli.ok(&at(&["instance", "list"]));
-    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "NODE"], "gang-1");
+    assert_table(&o.stdout, &["NAME", "ID", "STATE", "STEP", "HEALTH", "NODE"], "gang-1");
     assert_eq!(o.stdout.lines().count(), 4, "{}", o.stdout);
     assert!(o.stdout.contains("without a BMC"), "the reason is shown:\n{}", o.stdout);
 
