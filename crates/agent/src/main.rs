@@ -97,7 +97,6 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
-    let mut xid_watch = None;
     let mut host_ref: Option<Arc<Host>> = None;
     let hw: Arc<dyn Hardware> = if let Some(n) = args.simulate_gpus {
         let mut c = neocloud_agent::SimulatedConfig::new(&host::hostname());
@@ -124,8 +123,7 @@ fn main() -> ExitCode {
             log(&format!("disk to wipe when asked: {}", d.display()));
         }
         let host = Arc::new(Host::new(disks));
-        xid_watch = host.xid_watch();
-        if let Some(w) = &xid_watch {
+        if let Some(w) = host.xid_watch() {
             log(&format!("GPU Xid errors: {w}"));
         }
         host_ref = Some(Arc::clone(&host));
@@ -143,6 +141,8 @@ fn main() -> ExitCode {
         let expected: Vec<String> = inv.gpus.iter().map(|g| g.uuid.clone()).collect();
         let health = neocloud_agent::health::summary(&expected, &gpu_status);
         let healthy = health == neocloud_agent::health::OK;
+        // Read at the end: a watch that stopped since the start says so.
+        let xid_watch = host_ref.as_ref().and_then(|h| h.xid_watch());
         let report = Report { inventory: inv, gpu_status, health, xid_watch, xids_seen };
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),

@@ -301,12 +301,18 @@ impl Nvml {
     }
 
     fn device(&self, index: u32) -> Result<Device, String> {
+        self.handle_of(index)
+            .map_err(|rc| format!("nvmlDeviceGetHandleByIndex_v2({index}) failed with code {rc}"))
+    }
+
+    /// GPU `index`'s handle, or NVML's return code.
+    fn handle_of(&self, index: u32) -> Result<Device, NvmlReturn> {
         let mut dev: Device = std::ptr::null_mut();
         // SAFETY: writes one handle; handles stay valid until nvmlShutdown,
         // which only runs when `self` is dropped.
         let rc = unsafe { (self.handle)(index, &mut dev) };
         if rc != NVML_SUCCESS || dev.is_null() {
-            return Err(format!("nvmlDeviceGetHandleByIndex_v2({index}) failed with code {rc}"));
+            return Err(rc);
         }
         Ok(dev)
     }
@@ -371,18 +377,18 @@ impl Nvml {
     /// cannot open, is a problem; a reading it does not offer is absent.
     pub fn status(&self, index: u32) -> GpuStatus {
         let mut s = GpuStatus { index, ..GpuStatus::default() };
-        let mut dev: Device = std::ptr::null_mut();
-        // SAFETY: writes one handle, valid until nvmlShutdown (when `self`
-        // is dropped).
-        let rc = unsafe { (self.handle)(index, &mut dev) };
-        if rc != NVML_SUCCESS || dev.is_null() {
-            s.problems.push(if rc == NVML_ERROR_GPU_IS_LOST {
-                format!("GPU {index}: lost by the driver (fallen off the bus?)")
-            } else {
-                format!("GPU {index}: NVML cannot open it (code {rc})")
-            });
-            return s;
-        }
+        let lost_problem = || format!("GPU {index}: lost by the driver (fallen off the bus?)");
+        let dev = match self.handle_of(index) {
+            Ok(dev) => dev,
+            Err(rc) => {
+                s.problems.push(if rc == NVML_ERROR_GPU_IS_LOST {
+                    lost_problem()
+                } else {
+                    format!("GPU {index}: NVML cannot open it (code {rc})")
+                });
+                return s;
+            }
+        };
         let mut lost = false;
         let mut took = |rc: NvmlReturn| {
             lost |= rc == NVML_ERROR_GPU_IS_LOST;
@@ -432,7 +438,7 @@ impl Nvml {
             }
         }
         if lost {
-            s.problems.push(format!("GPU {index}: lost by the driver (fallen off the bus?)"));
+            s.problems.push(lost_problem());
         }
         crate::health::assess(&mut s);
         s
