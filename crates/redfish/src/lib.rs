@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod limiter;
 mod ops;
+mod security;
 
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
@@ -18,3 +19,4 @@ pub use ops::{
     BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,
     SystemInfo,
 };
+pub use security::{BmcAccount, SecureBoot};

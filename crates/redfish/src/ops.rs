@@ -4,11 +4,12 @@
 
 use crate::client::Bmc;
 use crate::error::{RedfishError, Result};
+use crate::security::{BmcAccount, SecureBoot};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn members(v: &Value) -> Vec<String> {
+pub(crate) fn members(v: &Value) -> Vec<String> {
     v["Members"]
         .as_array()
         .map(|m| {
@@ -192,6 +193,10 @@ pub struct Inventory {
     pub nics: Vec<NicInfo>,
     pub gpus: Vec<Gpu>,
     pub firmware: Vec<Firmware>,
+    /// UEFI Secure Boot; `None` when the BMC does not report it.
+    pub secure_boot: Option<SecureBoot>,
+    /// The BMC's local accounts; `None` without an account service.
+    pub accounts: Option<Vec<BmcAccount>>,
 }
 
 impl Bmc {
@@ -475,7 +480,8 @@ impl Bmc {
     }
 
     /// Inspects the node behind `system`: CPUs, memory, NICs, GPUs (on the
-    /// host system or on GPU baseboard systems) and firmware versions.
+    /// host system or on GPU baseboard systems), firmware versions, Secure
+    /// Boot and the BMC's accounts.
     /// Collections the BMC does not implement are empty, not errors.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
         let info = self.system(system)?;
@@ -533,6 +539,17 @@ impl Bmc {
             }
         }
         gpus.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Inventory { system: info, cpus, memory_mib, nics, gpus, firmware })
+        let secure_boot = self.secure_boot_of(&sys)?;
+        let accounts = self.accounts()?;
+        Ok(Inventory {
+            system: info,
+            cpus,
+            memory_mib,
+            nics,
+            gpus,
+            firmware,
+            secure_boot,
+            accounts,
+        })
     }
 }

@@ -116,6 +116,63 @@ fn inventory_of_an_hgx_node_finds_its_gpus_on_the_baseboard() {
 }
 
 #[test]
+fn secure_boot_is_read_and_set_on_the_emulator() {
+    let Some(emu) = Emulator::start(1) else { return };
+    let b = bmc(&emu.url);
+    let sys = b.host_system().unwrap();
+    let sb = b.secure_boot(&sys).unwrap().expect("the fake driver reports Secure Boot");
+    assert!(sb.path.ends_with("/SecureBoot"), "{sb:?}");
+    let flipped = b.set_secure_boot(&sb, !sb.enable).unwrap();
+    assert_eq!(flipped.enable, !sb.enable, "{flipped:?}");
+    // What the BMC itself now reports, not the driver's echo of its request.
+    assert_eq!(emu.get(&sb.path)["SecureBootEnable"], !sb.enable);
+    let back = b.set_secure_boot(&flipped, sb.enable).unwrap();
+    assert_eq!(back.enable, sb.enable);
+    // The emulator has no account service: none, not an error.
+    assert_eq!(b.accounts().unwrap(), None);
+    let inv = b.inventory(&sys).unwrap();
+    assert_eq!(inv.secure_boot.as_ref().map(|s| s.enable), Some(sb.enable));
+    assert_eq!(inv.accounts, None);
+}
+
+#[test]
+fn bmc_accounts_and_secure_boot_are_part_of_the_inventory() {
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let inv = b.inventory(&b.host_system().unwrap()).unwrap();
+    let sb = inv.secure_boot.expect("Secure Boot reported");
+    assert!(sb.enable && sb.mode.as_deref() == Some("DeployedMode"), "{sb:?}");
+    assert_eq!(sb.path, "/redfish/v1/Systems/DGX/SecureBoot");
+    let accounts = inv.accounts.expect("an account service");
+    let seen: Vec<(&str, &str, bool)> =
+        accounts.iter().map(|a| (a.user_name.as_str(), a.role_id.as_str(), a.enabled)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("admin", "Administrator", true),
+            ("monitor", "ReadOnly", true),
+            ("neocloud", "Administrator", true),
+            ("service", "Operator", false),
+        ]
+    );
+    // A vendor with fixed slots: the unused ones (no user name) are not accounts.
+    let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
+    let b = bmc(&dell.url);
+    let accounts = b.accounts().unwrap().expect("an account service");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0].path, "/redfish/v1/AccountService/Accounts/2");
+    assert_eq!((accounts[0].user_name.as_str(), accounts[0].enabled), ("root", true));
+    let sb = b.secure_boot(&b.host_system().unwrap()).unwrap().expect("reported");
+    assert!(!sb.enable && sb.mode.as_deref() == Some("UserMode"), "{sb:?}");
+    // sushy-static answers a PATCH with 204 and changes nothing: the
+    // driver reports what the BMC reads back, so the caller sees the
+    // account still enabled.
+    let after = b.disable_account(&accounts[0]).unwrap();
+    assert!(after.enabled, "{after:?}");
+    assert!(dell.log().contains("PATCH"), "the change was sent");
+}
+
+#[test]
 fn system_ids_are_discovered_on_other_vendors() {
     let Some(bmc_peer) = StaticBmc::start("generic-2cpu") else { return };
     let b = bmc(&bmc_peer.url);

@@ -69,6 +69,17 @@ struct Sim {
     /// Time this node has spent in simulated waits (its BMC's answers and
     /// its boots), µs.
     waited_micros: u64,
+    /// UEFI Secure Boot (`SecureBootEnable`).
+    secure_boot: bool,
+    /// The BMC's local accounts, by slot (1-based in their paths).
+    accounts: Vec<SimAccount>,
+}
+
+#[derive(Clone)]
+struct SimAccount {
+    user: String,
+    role: String,
+    enabled: bool,
 }
 
 impl Default for Sim {
@@ -80,6 +91,12 @@ impl Default for Sim {
             agent_stop: None,
             media: None,
             waited_micros: 0,
+            secure_boot: true,
+            accounts: vec![SimAccount {
+                user: "admin".into(),
+                role: "Administrator".into(),
+                enabled: true,
+            }],
         }
     }
 }
@@ -156,6 +173,28 @@ impl SimFleet {
         };
         self.with(i, |s| s.waited_micros += d.as_micros() as u64);
         d
+    }
+
+    /// Adds an enabled account to node `i`'s BMC, as a tenant with root on
+    /// the host can through its in-band IPMI.
+    pub fn add_account(&self, i: usize, user: &str, role: &str) {
+        let a = SimAccount { user: user.into(), role: role.into(), enabled: true };
+        self.with(i, |s| s.accounts.push(a));
+    }
+
+    /// Whether node `i`'s BMC has `user` enabled.
+    pub fn account_enabled(&self, i: usize, user: &str) -> bool {
+        self.with(i, |s| s.accounts.iter().any(|a| a.user == user && a.enabled))
+    }
+
+    /// Node `i`'s Secure Boot setting.
+    pub fn secure_boot(&self, i: usize) -> bool {
+        self.with(i, |s| s.secure_boot)
+    }
+
+    /// Sets node `i`'s Secure Boot, as a tenant can from the UEFI setup.
+    pub fn set_secure_boot(&self, i: usize, on: bool) {
+        self.with(i, |s| s.secure_boot = on);
     }
 
     /// The image in node `i`'s virtual CD.
@@ -315,7 +354,8 @@ pub fn router(fleet: Fleet) -> Router {
             get(|State(f): State<Fleet>| async move {
                 f.requests.fetch_add(1, Ordering::Relaxed);
                 Json(json!({"Id": "RootService", "Systems": link("/redfish/v1/Systems"),
-                            "UpdateService": link("/redfish/v1/UpdateService")}))
+                            "UpdateService": link("/redfish/v1/UpdateService"),
+                            "AccountService": link("/redfish/v1/AccountService")}))
             }),
         )
         .route(
@@ -325,6 +365,32 @@ pub fn router(fleet: Fleet) -> Router {
             }),
         )
         .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/SecureBoot",
+            get(secure_boot).patch(patch_secure_boot),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/AccountService",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Id": "AccountService", "Accounts": link("/redfish/v1/AccountService/Accounts")})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/AccountService/Accounts",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                let n = f.with(i, |s| s.accounts.len());
+                answer(&f, &h, i, || {
+                    let m: Vec<Value> =
+                        (1..=n).map(|a| link(&format!("/redfish/v1/AccountService/Accounts/{a}"))).collect();
+                    json!({"Members": m})
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/AccountService/Accounts/{a}",
+            get(account).patch(patch_account),
+        )
         .route("/simbmc/{i}/redfish/v1/Systems/Host/Actions/ComputerSystem.Reset", post(reset))
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia",
@@ -431,6 +497,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             }},
             "MemorySummary": {"TotalSystemMemoryGiB": 2048},
             "VirtualMedia": link("/redfish/v1/Systems/Host/VirtualMedia"),
+            "SecureBoot": link("/redfish/v1/Systems/Host/SecureBoot"),
             "Links": {"ManagedBy": []},
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
         })
@@ -461,6 +528,60 @@ async fn patch_host(
         }
         if let Some(e) = v["Boot"]["BootSourceOverrideEnabled"].as_str() {
             s.boot_enabled = e.to_string();
+        }
+    })
+    .await
+}
+
+async fn secure_boot(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let on = f.with(i, |s| s.secure_boot);
+    answer(&f, &h, i, || {
+        json!({"@odata.id": "/redfish/v1/Systems/Host/SecureBoot", "Id": "SecureBoot",
+               "SecureBootEnable": on, "SecureBootMode": "DeployedMode"})
+    })
+    .await
+}
+
+async fn patch_secure_boot(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    act(&f, &h, i, |s| {
+        if let Some(on) = v["SecureBootEnable"].as_bool() {
+            s.secure_boot = on;
+        }
+    })
+    .await
+}
+
+async fn account(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, a)): Path<(usize, usize)>,
+) -> Response {
+    let Some(acc) = f.with(i, |s| a.checked_sub(1).and_then(|k| s.accounts.get(k).cloned())) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    answer(&f, &h, i, || {
+        json!({"@odata.id": format!("/redfish/v1/AccountService/Accounts/{a}"), "Id": a.to_string(),
+               "UserName": acc.user, "RoleId": acc.role, "Enabled": acc.enabled})
+    })
+    .await
+}
+
+async fn patch_account(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, a)): Path<(usize, usize)>,
+    Json(v): Json<Value>,
+) -> Response {
+    act(&f, &h, i, |s| {
+        if let (Some(acc), Some(on)) =
+            (a.checked_sub(1).and_then(|k| s.accounts.get_mut(k)), v["Enabled"].as_bool())
+        {
+            acc.enabled = on;
         }
     })
     .await

@@ -16,28 +16,10 @@ use common::{Client, TestBackend, TestServer};
 use neocloud_redfish::{Bmc, BmcConfig, BootTarget, ResetType};
 use neocloud_server::controllers::lifecycle::LifecycleController;
 use neocloud_server::secrets::SecretBox;
-use neocloud_server::simbmc::{self, SimFleet};
+use neocloud_server::simbmc;
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// A SIMULATED fleet on a loopback listener. No boot URL: its nodes do not
-/// boot by themselves; the tests play their agents.
-struct Fleet {
-    _rt: tokio::runtime::Runtime,
-    sim: Arc<SimFleet>,
-    base: String,
-}
-
-fn fleet() -> Fleet {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = SimFleet::new(None, Duration::ZERO);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(simbmc::serve(listener, sim.clone(), std::future::pending::<()>()));
-    Fleet { _rt: rt, sim, base }
-}
 
 /// A node `bm-1` behind simulated BMC `i`, an instance placed on it, and
 /// the test's controller run until the node's next step is its power cycle.
@@ -48,15 +30,7 @@ fn at_power_cycle(
     i: usize,
 ) -> (LifecycleController, SecretBox, Client, String) {
     let tenant = catalog(s, true);
-    s.admin()
-        .post(
-            "/v1/nodes",
-            &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                    "gpu_model": "h100-80gb", "gpus": 8,
-                    "bmc": {"endpoint": simbmc::endpoint(&f.base, i),
-                            "username": simbmc::USER, "password": simbmc::PASSWORD}}),
-        )
-        .expect(201);
+    enroll_simulated(s, f, i);
     let (ctl, secrets) = controller(s);
     drive(&ctl, &secrets, s, "bm-1", "available");
     let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();

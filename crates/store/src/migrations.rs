@@ -585,6 +585,17 @@ ALTER TABLE agents ADD COLUMN gpu_status TEXT NOT NULL DEFAULT '[]';
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 12,
+        name: "node platform baseline",
+        common: r#"
+-- Secure Boot and the enabled BMC accounts at the node's first clean
+-- inspection (JSON); NULL for nodes inspected before it was recorded.
+ALTER TABLE nodes ADD COLUMN platform_baseline TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

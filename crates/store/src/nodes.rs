@@ -339,6 +339,21 @@ pub fn firmware_baseline(r: &mut dyn Reader, id: &str) -> Result<Vec<(String, St
         .map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
+/// The node's Secure Boot and BMC account baseline; `None` for a node last
+/// inspected clean before the baseline was recorded.
+pub fn platform_baseline(
+    r: &mut dyn Reader,
+    id: &str,
+) -> Result<Option<neocloud_types::PlatformBaseline>> {
+    let rows = r.query("SELECT platform_baseline FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    row.opt_str(0)?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| Error::internal(format!("platform baseline: {e}")))
+        })
+        .transpose()
+}
+
 /// A node's BMC: endpoint, username, sealed password, discovered system.
 pub struct BmcRecord {
     pub endpoint: String,
@@ -376,13 +391,15 @@ pub struct Inspected<'a> {
     pub macs: &'a [String],
     /// (component id, version).
     pub firmware: &'a [(String, String)],
+    /// Secure Boot and the enabled BMC accounts.
+    pub platform: &'a neocloud_types::PlatformBaseline,
     /// Everything the BMC reported, for operators.
     pub inventory: &'a neocloud_types::BmcInventory,
 }
 
 /// Records what inspection found (while the node is inspecting). The
-/// firmware becomes the node's baseline unless the node is dirty: a
-/// tenant's firmware changes never become the baseline.
+/// firmware and the BMC's security settings become the node's baselines
+/// unless the node is dirty: a tenant's changes never become a baseline.
 pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> Result<()> {
     let now = now_micros();
     if let Some((model, gpus, mem)) = found.gpus {
@@ -401,7 +418,12 @@ pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> 
     if dirty(w, id)?.is_none() {
         let fw =
             serde_json::to_string(found.firmware).map_err(|e| Error::internal(e.to_string()))?;
-        w.execute("UPDATE nodes SET firmware_baseline = ? WHERE id = ?", vals![fw, id])?;
+        let platform =
+            serde_json::to_string(found.platform).map_err(|e| Error::internal(e.to_string()))?;
+        w.execute(
+            "UPDATE nodes SET firmware_baseline = ?, platform_baseline = ? WHERE id = ?",
+            vals![fw, platform, id],
+        )?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use neocloud_store::nodes;
-use neocloud_types::{BmcInventory, NodeCreate};
+use neocloud_types::{BmcInventory, InventorySecureBoot, NodeCreate, PlatformBaseline};
 use serde_json::json;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -35,8 +35,13 @@ fn nodes_are_found_by_declared_and_inspected_macs() {
         let inspected = |macs: &[&str]| {
             let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
             let inv = BmcInventory::default();
-            let found =
-                nodes::Inspected { gpus: None, macs: &macs, firmware: &[], inventory: &inv };
+            let found = nodes::Inspected {
+                gpus: None,
+                macs: &macs,
+                firmware: &[],
+                platform: &PlatformBaseline::default(),
+                inventory: &inv,
+            };
             store.write(|w| nodes::record_inventory(w, &a.id, &found)).unwrap();
         };
         inspected(&["bb:00:00:00:00:01", "BB:00:00:00:00:02"]);
@@ -49,6 +54,52 @@ fn nodes_are_found_by_declared_and_inspected_macs() {
         // A deleted node is found by none of its MACs.
         store.write(|w| nodes::delete(w, &other.id)).unwrap();
         assert_eq!(find("aa:00:00:00:00:02"), None, "[{b}]");
+    });
+}
+
+/// A clean node's inspection records its firmware and platform baselines;
+/// a dirty node's (one a tenant held) never replaces them.
+#[test]
+fn only_a_clean_inspection_records_the_baselines() {
+    each_backend(|store, b| {
+        let a = store.write(|w| nodes::create(w, &node("a", "aa:00:00:00:00:01"), None)).unwrap();
+        assert_eq!(store.read(|r| nodes::platform_baseline(r, &a.id)).unwrap(), None, "[{b}]");
+        let inspect = |on: bool, bios: &str| {
+            let platform = PlatformBaseline {
+                secure_boot: Some(InventorySecureBoot { enable: on, mode: None }),
+                bmc_accounts: Some(vec![]),
+            };
+            let firmware = [("BIOS".to_string(), bios.to_string())];
+            let found = nodes::Inspected {
+                gpus: None,
+                macs: &[],
+                firmware: &firmware,
+                platform: &platform,
+                inventory: &BmcInventory::default(),
+            };
+            store.write(|w| nodes::record_inventory(w, &a.id, &found)).unwrap();
+        };
+        let baselines = || {
+            store
+                .read(|r| {
+                    Ok((
+                        nodes::platform_baseline(r, &a.id)?
+                            .and_then(|p| p.secure_boot)
+                            .map(|s| s.enable),
+                        nodes::firmware_baseline(r, &a.id)?,
+                    ))
+                })
+                .unwrap()
+        };
+        inspect(true, "1.0");
+        let clean = (Some(true), vec![("BIOS".to_string(), "1.0".to_string())]);
+        assert_eq!(baselines(), clean, "[{b}]");
+        store.write(|w| nodes::set_dirty(w, &a.id, Some(("t", "i")))).unwrap();
+        inspect(false, "6.6");
+        assert_eq!(baselines(), clean, "[{b}] a tenant's changes never become the baseline");
+        store.write(|w| nodes::set_dirty(w, &a.id, None)).unwrap();
+        inspect(false, "1.1");
+        assert_eq!(baselines(), (Some(false), vec![("BIOS".into(), "1.1".into())]), "[{b}]");
     });
 }
 

@@ -504,6 +504,40 @@ pub struct BmcInventory {
     pub nics: Vec<InventoryNic>,
     pub gpus: Vec<InventoryGpu>,
     pub firmware: Vec<InventoryFirmware>,
+    /// UEFI Secure Boot; absent when the BMC does not report it.
+    #[serde(default)]
+    pub secure_boot: Option<InventorySecureBoot>,
+    /// The BMC's local accounts (user name, role, enabled); absent when the
+    /// BMC has no account service.
+    #[serde(default)]
+    pub bmc_accounts: Option<Vec<InventoryBmcAccount>>,
+}
+
+/// UEFI Secure Boot as the node's BMC reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventorySecureBoot {
+    /// On from the next boot.
+    pub enable: bool,
+    /// `SetupMode`, `UserMode`, `AuditMode` or `DeployedMode`, when reported.
+    pub mode: Option<String>,
+}
+
+/// A local account on the node's BMC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryBmcAccount {
+    pub user_name: String,
+    pub role_id: String,
+    pub enabled: bool,
+}
+
+/// The BMC security settings recorded at the node's first clean
+/// inspection, restored by every sanitization: Secure Boot and the
+/// enabled BMC accounts. `None`: the BMC did not report it then.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformBaseline {
+    pub secure_boot: Option<InventorySecureBoot>,
+    /// Enabled accounts only.
+    pub bmc_accounts: Option<Vec<InventoryBmcAccount>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

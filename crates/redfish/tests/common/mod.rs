@@ -349,6 +349,19 @@ impl Emulator {
         get_json(&format!("{}{path}", self.url), self.auth.as_ref().map(|(u, p)| (&**u, &**p)))
     }
 
+    /// PATCH a path with the emulator's credentials (a change made behind
+    /// the driver's back, as a tenant's in-band change would be).
+    pub fn patch(&self, path: &str, body: serde_json::Value) {
+        let url = format!("{}{path}", self.url);
+        let mut req = agent().request("PATCH", &url);
+        if let Some((u, p)) = &self.auth {
+            req = req.set("Authorization", &basic_auth(u, p));
+        }
+        if let Err(e) = req.send_json(body) {
+            panic!("PATCH {url}: {e}");
+        }
+    }
+
     /// The emulator's log so far (requests and errors).
     pub fn log(&self) -> String {
         fs::read_to_string(&self.peer.log).unwrap_or_default()
@@ -371,12 +384,13 @@ pub struct StaticBmc {
 
 impl StaticBmc {
     pub fn start(mockup: &str) -> Option<StaticBmc> {
-        let mockup_path = mockup_dir(mockup);
-        assert!(
-            mockup_path.join("index.json").is_file(),
-            "no mockup {mockup} at {}",
-            mockup_path.display()
-        );
+        Self::start_dir(&mockup_dir(mockup))
+    }
+
+    /// Serves the mockup in `mockup_path` (a test's own copy it may change:
+    /// sushy-static reads the files on every request).
+    pub fn start_dir(mockup_path: &Path) -> Option<StaticBmc> {
+        assert!(mockup_path.join("index.json").is_file(), "no mockup at {}", mockup_path.display());
         let venv = sushy_venv()?;
         let dir = TempDir::new("sushy-static");
         let (peer, url) = start_peer(
@@ -384,7 +398,7 @@ impl StaticBmc {
             &dir,
             |port| {
                 let mut cmd = Command::new(venv.join("bin/sushy-static"));
-                cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m"]).arg(&mockup_path);
+                cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m"]).arg(mockup_path);
                 cmd
             },
             "/redfish/v1",
@@ -400,6 +414,25 @@ impl StaticBmc {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.peer.log).unwrap_or_default()
     }
+}
+
+/// A copy of mockup `name` in a temporary directory, for a test to change.
+pub fn mockup_copy(name: &str) -> TempDir {
+    fn copy(from: &Path, to: &Path) {
+        fs::create_dir_all(to).expect("create mockup dir");
+        for e in fs::read_dir(from).expect("read mockup dir") {
+            let e = e.expect("mockup entry");
+            let dest = to.join(e.file_name());
+            if e.file_type().expect("file type").is_dir() {
+                copy(&e.path(), &dest);
+            } else {
+                fs::copy(e.path(), &dest).expect("copy mockup file");
+            }
+        }
+    }
+    let dir = TempDir::new(&format!("mockup-{name}"));
+    copy(&mockup_dir(name), dir.path());
+    dir
 }
 
 /// A loopback HTTP server for one file at `url`; other paths answer 404.

@@ -6,11 +6,13 @@
 Each resource `/redfish/v1/<path>` becomes `<mockup>/<path>/index.json` (the service
 root is `<mockup>/index.json`). The values are made up but shaped like real BMCs:
 
-- dgx-h100: an NVIDIA DGX H100 BMC. Host system `DGX` beside the GPU baseboard
+- dgx-h100: an NVIDIA DGX H100 BMC (accounts admin, neocloud, monitor and a
+  disabled service; Secure Boot on). Host system `DGX` beside the GPU baseboard
   system `HGX_Baseboard_0` (8 x H100 80GB, GPU_SXM_1..8, MIG enabled on GPU_SXM_8
   only), managers `BMC` (virtual media CD1, USB1) and `HGX_BMC_0`.
 - generic-2cpu: a Dell-like 2-socket server without GPUs, system and chassis
-  `System.Embedded.1`, manager `iDRAC.Embedded.1`.
+  `System.Embedded.1`, manager `iDRAC.Embedded.1` (account slots 1-4, only
+  `root` used; Secure Boot off).
 
 Everything is deterministic; rerunning rewrites the same files. Edit this script,
 not the JSON, then rerun it (harness_smoke.rs checks that every link resolves).
@@ -82,6 +84,7 @@ def service_root(m, vendor, uuid, product):
         "Managers": link(f"{ROOT}/Managers"),
         "SessionService": link(f"{ROOT}/SessionService"),
         "UpdateService": link(f"{ROOT}/UpdateService"),
+        "AccountService": link(f"{ROOT}/AccountService"),
         "Links": {"Sessions": link(f"{ROOT}/SessionService/Sessions")},
     })
     m.add(f"{ROOT}/SessionService", {
@@ -95,6 +98,46 @@ def service_root(m, vendor, uuid, product):
     })
     # sushy-static serves this collection; a POST to it answers 204 (no token).
     m.collection(f"{ROOT}/SessionService/Sessions", "SessionCollection", "Session Collection", [])
+
+
+def account_service(m, accounts):
+    """The BMC's local accounts: (slot id, user name, role, enabled). Vendors
+    with fixed slots list the unused ones with an empty user name."""
+    m.add(f"{ROOT}/AccountService", {
+        "@odata.type": "#AccountService.v1_12_0.AccountService",
+        "Id": "AccountService",
+        "Name": "Account Service",
+        "ServiceEnabled": True,
+        "Status": ok(),
+        "Accounts": link(f"{ROOT}/AccountService/Accounts"),
+    })
+    paths = []
+    for aid, user, role, enabled in accounts:
+        path = f"{ROOT}/AccountService/Accounts/{aid}"
+        paths.append(path)
+        m.add(path, {
+            "@odata.type": "#ManagerAccount.v1_10_0.ManagerAccount",
+            "Id": aid,
+            "Name": "User Account",
+            "UserName": user,
+            "RoleId": role,
+            "Enabled": enabled,
+            "Locked": False,
+            "AccountTypes": ["Redfish", "WebUI", "IPMI"],
+        })
+    m.collection(f"{ROOT}/AccountService/Accounts", "ManagerAccountCollection",
+                 "Accounts Collection", paths)
+
+
+def secure_boot(m, sys_path, enable, mode):
+    m.add(f"{sys_path}/SecureBoot", {
+        "@odata.type": "#SecureBoot.v1_1_0.SecureBoot",
+        "Id": "SecureBoot",
+        "Name": "UEFI Secure Boot",
+        "SecureBootEnable": enable,
+        "SecureBootCurrentBoot": "Enabled" if enable else "Disabled",
+        "SecureBootMode": mode,
+    })
 
 
 def computer_system(m, sid, body):
@@ -227,8 +270,13 @@ def dgx_h100():
     host = "DGX"
     hgx = "HGX_Baseboard_0"
     sys_path = f"{ROOT}/Systems/{host}"
+    secure_boot(m, sys_path, True, "DeployedMode")
     hgx_path = f"{ROOT}/Systems/{hgx}"
     service_root(m, "NVIDIA", "3a6e8a4b-1e1f-4b7e-9a3c-5d2f1c0b7e01", "DGX H100")
+    account_service(m, [("admin", "admin", "Administrator", True),
+                        ("neocloud", "neocloud", "Administrator", True),
+                        ("monitor", "monitor", "ReadOnly", True),
+                        ("service", "service", "Operator", False)])
     m.collection(f"{ROOT}/Systems", "ComputerSystemCollection", "Computer System Collection",
                  [sys_path, hgx_path])
 
@@ -438,6 +486,7 @@ def dgx_h100():
         "Memory": link(f"{sys_path}/Memory"),
         "EthernetInterfaces": link(f"{sys_path}/EthernetInterfaces"),
         "Storage": link(f"{sys_path}/Storage"),
+        "SecureBoot": link(f"{sys_path}/SecureBoot"),
         "PCIeDevices": [link(p) for p in host_pcie],
         "PCIeDevices@odata.count": len(host_pcie),
         "Links": {
@@ -713,9 +762,12 @@ def generic_2cpu():
     m = Mockup("generic-2cpu")
     sid = "System.Embedded.1"
     sys_path = f"{ROOT}/Systems/{sid}"
+    secure_boot(m, sys_path, False, "UserMode")
     ch = f"{ROOT}/Chassis/{sid}"  # Dell: the chassis has the system's id
     mgr = f"{ROOT}/Managers/iDRAC.Embedded.1"
     service_root(m, "Dell", "6c6c4544-0047-3410-8051-b4c04f4e3333", "Integrated Dell Remote Access Controller")
+    account_service(m, [("1", "", "None", False), ("2", "root", "Administrator", True),
+                        ("3", "", "None", False), ("4", "", "None", False)])
     m.collection(f"{ROOT}/Systems", "ComputerSystemCollection", "Computer System Collection", [sys_path])
 
     cpus = ["CPU.Socket.1", "CPU.Socket.2"]
@@ -830,6 +882,7 @@ def generic_2cpu():
         "Memory": link(f"{sys_path}/Memory"),
         "EthernetInterfaces": link(f"{sys_path}/EthernetInterfaces"),
         "Storage": link(f"{sys_path}/Storage"),
+        "SecureBoot": link(f"{sys_path}/SecureBoot"),
         "Links": {"Chassis": [link(ch)], "ManagedBy": [link(mgr)]},
         "Actions": reset_action(
             f"{sys_path}/Actions/ComputerSystem.Reset",

@@ -342,3 +342,35 @@ pub fn register_as(s: &TestServer, token: &str, credential: Option<&str>) -> Res
         &json!({"token": token, "inventory": inventory, "credential": credential}),
     )
 }
+
+/// A SIMULATED fleet on a loopback listener. No boot URL: its nodes do not
+/// boot by themselves; the tests play their agents.
+pub struct Fleet {
+    _rt: tokio::runtime::Runtime,
+    pub sim: Arc<neocloud_server::simbmc::SimFleet>,
+    pub base: String,
+}
+
+pub fn fleet() -> Fleet {
+    use neocloud_server::simbmc::{self, SimFleet};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = SimFleet::new(None, Duration::ZERO);
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(simbmc::serve(listener, sim.clone(), std::future::pending::<()>()));
+    Fleet { _rt: rt, sim, base }
+}
+
+/// Node `bm-1` behind SIMULATED BMC `i` of fleet `f`.
+pub fn enroll_simulated(s: &TestServer, f: &Fleet, i: usize) {
+    use neocloud_server::simbmc;
+    s.admin()
+        .post(
+            "/v1/nodes",
+            &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8,
+                    "bmc": {"endpoint": simbmc::endpoint(&f.base, i),
+                            "username": simbmc::USER, "password": simbmc::PASSWORD}}),
+        )
+        .expect(201);
+}

@@ -7,8 +7,9 @@ use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
 use neocloud_store::{instances, nodes, Store};
 use neocloud_types::{
-    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryCpu, InventoryFirmware,
-    InventoryGpu, InventoryNic, Node, NodeLifecycle,
+    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryBmcAccount, InventoryCpu,
+    InventoryFirmware, InventoryGpu, InventoryNic, InventorySecureBoot, Node, NodeLifecycle,
+    PlatformBaseline,
 };
 
 impl LifecycleController {
@@ -44,6 +45,7 @@ impl LifecycleController {
         let firmware: Vec<(String, String)> =
             inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
         let report = bmc_inventory(&inv);
+        let platform = platform_baseline(&report);
         let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
@@ -53,6 +55,7 @@ impl LifecycleController {
                     gpus: found.as_ref().map(|(m, c, g)| (m.as_str(), *c, *g)),
                     macs: &macs,
                     firmware: &firmware,
+                    platform: &platform,
                     inventory: &report,
                 },
             )
@@ -194,5 +197,31 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
                 version: f.version.clone(),
             })
             .collect(),
+        secure_boot: inv.secure_boot.as_ref().map(secure_boot),
+        bmc_accounts: inv.accounts.as_ref().map(|a| a.iter().map(account).collect()),
+    }
+}
+
+pub(super) fn secure_boot(sb: &neocloud_redfish::SecureBoot) -> InventorySecureBoot {
+    InventorySecureBoot { enable: sb.enable, mode: sb.mode.clone() }
+}
+
+pub(super) fn account(a: &neocloud_redfish::BmcAccount) -> InventoryBmcAccount {
+    InventoryBmcAccount {
+        user_name: a.user_name.clone(),
+        role_id: a.role_id.clone(),
+        enabled: a.enabled,
+    }
+}
+
+/// What a clean inspection records as the node's security baseline: Secure
+/// Boot as it is, and the accounts enabled.
+pub(super) fn platform_baseline(inv: &BmcInventory) -> PlatformBaseline {
+    PlatformBaseline {
+        secure_boot: inv.secure_boot.clone(),
+        bmc_accounts: inv
+            .bmc_accounts
+            .as_ref()
+            .map(|a| a.iter().filter(|a| a.enabled).cloned().collect()),
     }
 }

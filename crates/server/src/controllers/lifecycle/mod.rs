@@ -23,6 +23,7 @@
 mod bmc;
 mod census;
 mod inspect;
+mod platform;
 mod provision;
 mod sanitize;
 mod schedule;

@@ -226,11 +226,13 @@ impl LifecycleController {
         instance: &str,
     ) -> Result<bool, StepError> {
         let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let (agent, baseline) = store
+        let (agent, baseline, platform, own_user) = store
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
                     nodes::firmware_baseline(r, &n.id)?,
+                    nodes::platform_baseline(r, &n.id)?,
+                    nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
                 ))
             })
             .map_err(StepError::Store)?;
@@ -300,6 +302,7 @@ impl LifecycleController {
             }
         }
         checks.push(firmware_check(&baseline, &inv.firmware));
+        checks.extend(super::platform::restore(&bmc, &system, &own_user, platform.as_ref(), &inv)?);
         if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
             bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
         }

@@ -1,0 +1,276 @@
+//! The BMC security settings sanitization restores: UEFI Secure Boot and
+//! the BMC's local accounts, both of which a tenant with root on the host
+//! can change in-band (the host's IPMI or Redfish host interface, the UEFI
+//! setup). The node's first clean inspection is the baseline
+//! ([`PlatformBaseline`]); each sanitization turns Secure Boot back to it,
+//! disables every enabled account the baseline does not have (or that
+//! holds another role), reads both back, and records what it did. What it
+//! cannot restore (Secure Boot keys in another mode, the control plane's
+//! own account changed) fails the record, so the node goes to no one.
+
+use super::StepError;
+use neocloud_redfish::{Bmc, BmcAccount, Inventory};
+use neocloud_types::{
+    InventoryBmcAccount, InventorySecureBoot, PlatformBaseline, SanitizationCheck, StepItem,
+};
+
+fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
+    StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
+}
+
+fn check(name: &str, items: Vec<StepItem>) -> SanitizationCheck {
+    SanitizationCheck { name: name.into(), ok: items.iter().all(|i| i.ok), items }
+}
+
+/// What Secure Boot needs, from the baseline and what the BMC reports now.
+#[derive(Debug, PartialEq, Eq)]
+enum SecureBootPlan {
+    /// No baseline to hold it to (the BMC did not report it at inspection).
+    NoBaseline,
+    /// Reported at inspection, not now.
+    Vanished,
+    /// The mode (which keys are enrolled) differs: not restorable here.
+    ModeChanged { now: String, want: String },
+    /// As in the baseline.
+    Keep,
+    /// `SecureBootEnable` to be set back.
+    Set(bool),
+}
+
+fn plan_secure_boot(
+    base: Option<&InventorySecureBoot>,
+    now: Option<&InventorySecureBoot>,
+) -> SecureBootPlan {
+    match (base, now) {
+        (None, _) => SecureBootPlan::NoBaseline,
+        (Some(_), None) => SecureBootPlan::Vanished,
+        (Some(b), Some(n)) => match (&b.mode, &n.mode) {
+            (Some(want), Some(now)) if want != now => {
+                SecureBootPlan::ModeChanged { now: now.clone(), want: want.clone() }
+            }
+            (Some(want), None) => {
+                SecureBootPlan::ModeChanged { now: "not reported".into(), want: want.clone() }
+            }
+            _ if b.enable == n.enable => SecureBootPlan::Keep,
+            _ => SecureBootPlan::Set(b.enable),
+        },
+    }
+}
+
+/// What to do with one enabled account.
+#[derive(Debug, PartialEq, Eq)]
+enum AccountPlan {
+    Keep,
+    /// Not in the baseline, or in another role: disable it.
+    Disable(String),
+    /// The control plane's own account in another role: it cannot disable
+    /// itself, and must not keep a changed role.
+    Refuse(String),
+}
+
+fn plan_account(base: &[InventoryBmcAccount], own_user: &str, a: &BmcAccount) -> AccountPlan {
+    let known = base.iter().find(|b| b.user_name == a.user_name);
+    match known {
+        Some(b) if b.role_id == a.role_id => AccountPlan::Keep,
+        Some(b) if a.user_name == own_user => AccountPlan::Refuse(format!(
+            "the control plane's own account has role {:?}, baseline {:?}",
+            a.role_id, b.role_id
+        )),
+        Some(b) => AccountPlan::Disable(format!("role {:?}, baseline {:?}", a.role_id, b.role_id)),
+        // The control plane's own account, missing from a baseline taken
+        // before it was created: it is the one making these calls.
+        None if a.user_name == own_user => AccountPlan::Keep,
+        None => AccountPlan::Disable(format!("role {:?}, not in the baseline", a.role_id)),
+    }
+}
+
+/// Restores Secure Boot and the BMC accounts to the baseline and checks
+/// them: the `secure_boot` and `bmc_accounts` checks of the record.
+pub(super) fn restore(
+    bmc: &Bmc,
+    system: &str,
+    own_user: &str,
+    baseline: Option<&PlatformBaseline>,
+    inv: &Inventory,
+) -> Result<Vec<SanitizationCheck>, StepError> {
+    let Some(base) = baseline else {
+        let why = "no baseline: the node was last inspected clean before Secure Boot and BMC \
+                   accounts were recorded (inspect it again while available)";
+        return Ok(vec![
+            check("secure_boot", vec![item(system, "baseline", true, why)]),
+            check("bmc_accounts", vec![item("accounts", "baseline", true, why)]),
+        ]);
+    };
+    Ok(vec![secure_boot(bmc, system, base, inv)?, accounts(bmc, own_user, base, inv)?])
+}
+
+fn secure_boot(
+    bmc: &Bmc,
+    system: &str,
+    base: &PlatformBaseline,
+    inv: &Inventory,
+) -> Result<SanitizationCheck, StepError> {
+    let now = inv.secure_boot.as_ref().map(super::inspect::secure_boot);
+    let target = inv.secure_boot.as_ref().map(|s| s.path.as_str()).unwrap_or(system);
+    let on = |b: bool| if b { "on" } else { "off" };
+    let it = match plan_secure_boot(base.secure_boot.as_ref(), now.as_ref()) {
+        SecureBootPlan::NoBaseline => {
+            item(target, "redfish", true, "not reported by the BMC at inspection")
+        }
+        SecureBootPlan::Vanished => {
+            item(target, "redfish", false, "reported at inspection, no longer reported by the BMC")
+        }
+        SecureBootPlan::ModeChanged { now, want } => item(
+            target,
+            "redfish",
+            false,
+            &format!(
+                "mode {now}, baseline {want}: the Secure Boot keys changed; restore them on the \
+                 BMC, then inspect the node again"
+            ),
+        ),
+        SecureBootPlan::Keep => item(
+            target,
+            "redfish",
+            true,
+            &format!("{} as in the baseline", on(now.as_ref().is_some_and(|n| n.enable))),
+        ),
+        SecureBootPlan::Set(want) => {
+            let sb = inv.secure_boot.as_ref().expect("planned from a reported Secure Boot");
+            let after = bmc.set_secure_boot(sb, want).map_err(StepError::from)?;
+            let ok = after.enable == want;
+            let detail = if ok {
+                format!(
+                    "was {}, set back {} (the baseline; from the next boot)",
+                    on(!want),
+                    on(want)
+                )
+            } else {
+                format!(
+                    "was {}, still {} after setting it {}",
+                    on(!want),
+                    on(after.enable),
+                    on(want)
+                )
+            };
+            item(target, "redfish-patch", ok, &detail)
+        }
+    };
+    Ok(check("secure_boot", vec![it]))
+}
+
+fn accounts(
+    bmc: &Bmc,
+    own_user: &str,
+    base: &PlatformBaseline,
+    inv: &Inventory,
+) -> Result<SanitizationCheck, StepError> {
+    let Some(want) = &base.bmc_accounts else {
+        return Ok(check(
+            "bmc_accounts",
+            vec![item("accounts", "redfish", true, "no account service at inspection")],
+        ));
+    };
+    let Some(now) = &inv.accounts else {
+        return Ok(check(
+            "bmc_accounts",
+            vec![item(
+                "accounts",
+                "redfish",
+                false,
+                "the account service was reported at inspection, not now",
+            )],
+        ));
+    };
+    let mut items = Vec::new();
+    let mut kept = 0;
+    for a in now.iter().filter(|a| a.enabled) {
+        match plan_account(want, own_user, a) {
+            AccountPlan::Keep => kept += 1,
+            AccountPlan::Refuse(why) => items.push(item(&a.path, "redfish", false, &why)),
+            AccountPlan::Disable(why) => {
+                let after = bmc.disable_account(a).map_err(StepError::from)?;
+                let detail = if after.enabled {
+                    format!("{:?} ({why}) still enabled after disabling it", a.user_name)
+                } else {
+                    format!("{:?} ({why}) disabled", a.user_name)
+                };
+                items.push(item(&a.path, "redfish-patch", !after.enabled, &detail));
+            }
+        }
+    }
+    items.push(item(
+        "accounts",
+        "redfish",
+        true,
+        &format!("{kept} enabled account(s) as in the baseline"),
+    ));
+    Ok(check("bmc_accounts", items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(enable: bool, mode: &str) -> InventorySecureBoot {
+        InventorySecureBoot { enable, mode: Some(mode.into()) }
+    }
+
+    fn base(user: &str, role: &str) -> InventoryBmcAccount {
+        InventoryBmcAccount { user_name: user.into(), role_id: role.into(), enabled: true }
+    }
+
+    fn now(user: &str, role: &str) -> BmcAccount {
+        BmcAccount {
+            path: format!("/a/{user}"),
+            user_name: user.into(),
+            role_id: role.into(),
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn secure_boot_goes_back_to_the_baseline() {
+        let d = "DeployedMode";
+        assert_eq!(plan_secure_boot(None, Some(&sb(false, d))), SecureBootPlan::NoBaseline);
+        assert_eq!(plan_secure_boot(Some(&sb(true, d)), None), SecureBootPlan::Vanished);
+        assert_eq!(plan_secure_boot(Some(&sb(true, d)), Some(&sb(true, d))), SecureBootPlan::Keep);
+        assert_eq!(
+            plan_secure_boot(Some(&sb(true, d)), Some(&sb(false, d))),
+            SecureBootPlan::Set(true)
+        );
+        assert_eq!(
+            plan_secure_boot(Some(&sb(false, d)), Some(&sb(true, d))),
+            SecureBootPlan::Set(false)
+        );
+        assert_eq!(
+            plan_secure_boot(Some(&sb(true, d)), Some(&sb(true, "SetupMode"))),
+            SecureBootPlan::ModeChanged { now: "SetupMode".into(), want: d.into() }
+        );
+        let no_mode = InventorySecureBoot { enable: true, mode: None };
+        assert_eq!(plan_secure_boot(Some(&no_mode), Some(&sb(true, d))), SecureBootPlan::Keep);
+    }
+
+    #[test]
+    fn accounts_not_in_the_baseline_are_disabled() {
+        let b = [base("root", "Administrator"), base("neocloud", "Administrator")];
+        assert_eq!(plan_account(&b, "neocloud", &now("root", "Administrator")), AccountPlan::Keep);
+        assert!(matches!(
+            plan_account(&b, "neocloud", &now("eve", "Administrator")),
+            AccountPlan::Disable(w) if w.contains("not in the baseline")
+        ));
+        assert!(matches!(
+            plan_account(&b, "neocloud", &now("root", "Operator")),
+            AccountPlan::Disable(w) if w.contains("baseline \"Administrator\"")
+        ));
+        assert!(matches!(
+            plan_account(&b, "neocloud", &now("neocloud", "ReadOnly")),
+            AccountPlan::Refuse(_)
+        ));
+        // Its own account, created after the baseline was taken: kept.
+        assert_eq!(
+            plan_account(&b[..1], "neocloud", &now("neocloud", "Administrator")),
+            AccountPlan::Keep
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! Sanitization restores what a tenant with root on the host can change
+//! on its BMC in-band (the host's IPMI or Redfish host interface, the UEFI
+//! setup): Secure Boot, and the BMC's local accounts. The node's first clean
+//! inspection is the baseline; a release turns Secure Boot back and
+//! disables every account the baseline does not have, reads both back, and
+//! records it in the signed record. A BMC that does not take the change
+//! fails the record: the node goes to no one.
+//!
+//! Against real peers: the sushy-tools emulator (Secure Boot, really
+//! changed and read back) and sushy-static serving the DGX mockup (an
+//! account service; it answers a PATCH with 204 and changes nothing). The
+//! happy path of disabling an account runs on the SIMULATED BMC, whose
+//! accounts change; the driver's calls are the same.
+//!
+//! The tests drive their own lifecycle controller and play the node's
+//! agents.
+
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use bm::*;
+use common::nodes::{get_text, lifecycle, node, token_of};
+use common::{Client, TestBackend, TestServer};
+use neocloud_agent::{Hardware, Simulated, SimulatedConfig};
+use neocloud_server::controllers::lifecycle::LifecycleController;
+use neocloud_server::secrets::SecretBox;
+use neocloud_server::simbmc;
+use serde_json::{json, Value};
+
+/// The iPXE script node `mac` gets, which must boot `kernel`.
+fn boot_script(s: &TestServer, mac: &str, kernel: &str) -> String {
+    let (status, script) = get_text(&format!("{}/boot/ipxe?mac={mac}", s.url));
+    assert!(status == 200 && script.contains(kernel), "{status}: {script}");
+    script
+}
+
+/// Registers an agent that sees `gpus` GPUs with the token of the script
+/// node `mac` gets for `kernel`; its client.
+fn register(s: &TestServer, mac: &str, kernel: &str, gpus: u32) -> Client {
+    let token = token_of(&boot_script(s, mac, kernel));
+    let mut c = SimulatedConfig::new(mac);
+    c.gpu_count = gpus;
+    let inventory = serde_json::to_value(Simulated::new(c).inventory()).unwrap();
+    let reg = s
+        .anonymous()
+        .post("/agent/v1/register", &json!({"token": token, "inventory": inventory}))
+        .expect(201)
+        .body;
+    s.client(reg["credential"].as_str().unwrap())
+}
+
+struct ByHand<'a> {
+    s: &'a TestServer,
+    ctl: LifecycleController,
+    secrets: SecretBox,
+    tenant: Client,
+    mac: String,
+    gpus: u32,
+}
+
+impl ByHand<'_> {
+    /// An instance on `bm-1`, provisioned to `active`; its id.
+    fn provision(&self, name: &str) -> String {
+        let id = create(&self.tenant, name)["id"].as_str().unwrap().to_string();
+        drive(&self.ctl, &self.secrets, self.s, "bm-1", "provisioning");
+        drive_to_boot(&self.ctl, &self.secrets, self.s, "bm-1");
+        register(self.s, &self.mac, TENANT_KERNEL, self.gpus);
+        drive(&self.ctl, &self.secrets, self.s, "bm-1", "active");
+        id
+    }
+
+    /// Releases instance `id`: the sanitizer registers and reports every
+    /// step done, and the controller finishes over the BMC. The node's
+    /// lifecycle after it.
+    fn release(&self, id: &str) -> Value {
+        release(&self.tenant, id).expect(202);
+        drive(&self.ctl, &self.secrets, self.s, "bm-1", "releasing");
+        drive_to_boot(&self.ctl, &self.secrets, self.s, "bm-1");
+        let agent = register(self.s, &self.mac, SANITIZER_KERNEL, self.gpus);
+        drive(&self.ctl, &self.secrets, self.s, "bm-1", "sanitizing");
+        for st in heartbeat(&agent).expect(200).body["steps"].as_array().unwrap() {
+            report(&agent, st["id"].as_str().unwrap(), true).expect(200);
+        }
+        for _ in 0..10 {
+            let l = lifecycle(self.s, "bm-1");
+            if l["state"] != "sanitizing" {
+                return l;
+            }
+            self.ctl.run_once(&self.s.store, &self.secrets).unwrap();
+        }
+        panic!("bm-1 is still sanitizing: {}", lifecycle(self.s, "bm-1"));
+    }
+}
+
+/// Instance `id`'s record, signed and verified, `complete` as said.
+fn record(h: &ByHand<'_>, id: &str, complete: bool) -> Value {
+    let rec = records(&h.tenant, id).remove(0);
+    assert_eq!(rec["body"]["complete"], complete, "{rec}");
+    assert!(verified(&rec), "{rec}");
+    rec
+}
+
+fn item_detail(check: &Value, i: usize) -> String {
+    check["items"][i]["detail"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn secure_boot_a_tenant_turned_off_is_turned_back_on() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let sb = format!("{}/SecureBoot", emu.system_path(0));
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        // The provider's fleet runs with Secure Boot on.
+        emu.patch(&sb, json!({"SecureBootEnable": true}));
+        let (tenant, ctl, secrets) = one_node_by_hand(&s, &emu);
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["bmc"]["secure_boot"]["enable"], true, "[{b}] {hw}");
+        assert!(hw["bmc"]["bmc_accounts"].is_null(), "[{b}] the emulator has no accounts: {hw}");
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0 };
+
+        let id = h.provision("job");
+        // The tenant turns it off (from the UEFI setup, as far as the BMC knows).
+        emu.patch(&sb, json!({"SecureBootEnable": false}));
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(emu.get(&sb)["SecureBootEnable"], true, "[{b}] the BMC has it on again");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "secure_boot");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(c["items"][0]["method"], "redfish-patch", "[{b}] {c}");
+        assert!(item_detail(c, 0).contains("was off, set back on"), "[{b}] {c}");
+        let c = check(rec, "bmc_accounts");
+        assert!(c["ok"] == true && item_detail(c, 0).contains("no account service"), "[{b}] {c}");
+
+        // Nothing changed by the next tenant: nothing to restore.
+        let id = h.provision("next");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "secure_boot");
+        assert!(c["ok"] == true && item_detail(c, 0) == "on as in the baseline", "[{b}] {c}");
+    }
+}
+
+#[test]
+fn a_bmc_account_the_tenant_added_is_disabled() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        enroll_simulated(&s, &f, i);
+        let (ctl, secrets) = controller(&s);
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(
+            hw["bmc"]["bmc_accounts"],
+            json!([{"user_name": "admin", "role_id": "Administrator", "enabled": true}]),
+            "[{b}] {hw}"
+        );
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
+
+        let id = h.provision("job");
+        // The tenant adds an administrator through the host's IPMI, and
+        // turns Secure Boot off.
+        f.sim.add_account(i, "eve", "Administrator");
+        f.sim.set_secure_boot(i, false);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert!(!f.sim.account_enabled(i, "eve"), "[{b}] the tenant's account is disabled");
+        assert!(f.sim.account_enabled(i, simbmc::USER), "[{b}] the control plane's is not");
+        assert!(f.sim.secure_boot(i), "[{b}] Secure Boot is on again");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "bmc_accounts");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(c["items"][0]["target"], "/redfish/v1/AccountService/Accounts/2", "[{b}] {c}");
+        assert_eq!(
+            item_detail(c, 0),
+            "\"eve\" (role \"Administrator\", not in the baseline) disabled",
+            "[{b}] {c}"
+        );
+        assert!(item_detail(c, 1).contains("1 enabled account(s) as in the baseline"), "[{b}] {c}");
+        assert!(item_detail(check(rec, "secure_boot"), 0).contains("set back on"), "[{b}]");
+    }
+}
+
+#[test]
+fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
+    let mockup = peers::mockup_copy("dgx-h100");
+    let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
+    let accounts = mockup.path().join("AccountService/Accounts");
+    let listed = std::fs::read_to_string(accounts.join("index.json")).unwrap();
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        std::fs::write(accounts.join("index.json"), &listed).unwrap();
+        let tenant = catalog(&s, true);
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8,
+                        "bmc": {"endpoint": bmc.url, "username": "neocloud", "password": "pw"}}),
+            )
+            .expect(201);
+        let (ctl, secrets) = controller(&s);
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        let users: Vec<(&str, bool)> = hw["bmc"]["bmc_accounts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("[{b}] {hw}"))
+            .iter()
+            .map(|a| (a["user_name"].as_str().unwrap(), a["enabled"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(
+            users,
+            [("admin", true), ("monitor", true), ("neocloud", true), ("service", false)],
+            "[{b}]"
+        );
+        let mac = node(&s, "bm-1")["macs"][0].as_str().unwrap().to_string();
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac, gpus: 8 };
+
+        let id = h.provision("job");
+        // The tenant adds an administrator in-band; this BMC will not
+        // disable it (sushy-static takes the PATCH and changes nothing).
+        let eve = accounts.join("eve");
+        std::fs::create_dir_all(&eve).unwrap();
+        std::fs::write(
+            eve.join("index.json"),
+            json!({"@odata.id": "/redfish/v1/AccountService/Accounts/eve", "Id": "eve",
+                   "UserName": "eve", "RoleId": "Administrator", "Enabled": true})
+            .to_string(),
+        )
+        .unwrap();
+        let mut list: Value = serde_json::from_str(&listed).unwrap();
+        list["Members"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"@odata.id": "/redfish/v1/AccountService/Accounts/eve"}));
+        std::fs::write(accounts.join("index.json"), list.to_string()).unwrap();
+
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(
+            l["reason"].as_str().unwrap().contains("sanitization incomplete: bmc_accounts failed"),
+            "[{b}] {l}"
+        );
+        let rec = &record(&h, &id, false);
+        let c = check(rec, "bmc_accounts");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        assert_eq!(c["items"][0]["target"], "/redfish/v1/AccountService/Accounts/eve", "[{b}]");
+        assert!(item_detail(c, 0).contains("still enabled after disabling it"), "[{b}] {c}");
+        // Everything else was in order; the node is out of the pool.
+        for name in ["firmware_baseline", "secure_boot", "clear_boot_override", "reset_gpus"] {
+            assert_eq!(check(rec, name)["ok"], true, "[{b}] {name}: {rec}");
+        }
+        assert!(
+            item_detail(check(rec, "secure_boot"), 0).contains("on as in the baseline"),
+            "[{b}]"
+        );
+        assert_eq!(free_nodes(&s), 0, "[{b}]");
+        std::fs::remove_dir_all(&eve).unwrap();
+    }
+}
