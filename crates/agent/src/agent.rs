@@ -558,7 +558,9 @@ impl Agent {
     fn heartbeat(&self) -> Result<AgentHeartbeatReply, CallError> {
         let gpu_status = self.hw.gpu_status();
         let health = crate::health::summary(&self.expected_gpus, &gpu_status);
-        let body = AgentHeartbeat { health, gpus: self.hw.gpus(), gpu_status };
+        // The GPU inventory went with the registration; the readings are
+        // what changes.
+        let body = AgentHeartbeat { health, gpus: Vec::new(), gpu_status };
         let url = format!("{}/agent/v1/heartbeat", self.api);
         post(&self.http, &url, Some(&self.credential), &body, true)
             .map(|r| r.expect("a body was asked for"))

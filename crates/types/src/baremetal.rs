@@ -315,7 +315,9 @@ pub struct AgentRegistered {
 pub struct AgentHeartbeat {
     /// `ok`, or what is wrong (`degraded: ...`).
     pub health: String,
-    #[serde(default)]
+    /// Ignored: agents before GPU readings sent their GPU inventory here
+    /// (it is reported at registration); accepted so they still heartbeat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<AgentGpu>,
     /// Each GPU's readings and problems (NVML); empty without GPUs.
     #[serde(default)]
