@@ -476,6 +476,12 @@ fn inventory_end_to_end() {
     assert!(o.json()["bmc_endpoint"].is_string(), "{}", o.stdout);
     let o = cli.expect(6, &["node", "inspect", "n1"]);
     assert!(o.stderr.contains("no BMC"), "{}", o.stderr);
+    // Its hardware: nothing inspected, no agent.
+    let o = cli.ok(&["node", "hardware", "n1"]);
+    assert!(o.stdout.contains("SOURCE") && o.stdout.contains("not inspected"), "{}", o.stdout);
+    let hw = cli.ok(&["node", "hardware", "n1", "-o", "json"]).json();
+    assert!(hw["bmc"].is_null() && hw["agent"].is_null(), "{hw}");
+    cli.expect(5, &["node", "hardware", "no-such-node"]);
     // Tokens for provider users (e.g. a provider-viewer for a dashboard).
     cli.ok(&["user", "create", "ops", "--role", "provider-viewer"]);
     let o = cli.ok(&["token", "create", "dash", "--provider-user", "ops"]);

@@ -231,6 +231,8 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
             "report_firmware",
             "clear_boot_override",
             "firmware_baseline",
+            "secure_boot",
+            "bmc_accounts",
             "power_off",
             "revoke_agent",
         ] {

@@ -151,6 +151,14 @@ enum NodeCmd {
         #[command(flatten)]
         verify: VerifyFlags,
     },
+    /// What the node's BMC reported at its last inspection (system, NICs,
+    /// GPUs, firmware, Secure Boot, BMC accounts) and its agent's last
+    /// report (health, each GPU's readings).
+    Hardware {
+        /// Node name or id.
+        #[arg(value_parser = parse_key)]
+        node: String,
+    },
     /// Inspect a node again through its BMC, optionally with new credentials.
     Inspect {
         /// Node name or id.
@@ -258,6 +266,14 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 }
                 _ => Ok(()),
             })
+        }
+        NodeCmd::Hardware { node } => {
+            let v = c.get(&format!("{}/hardware", node_path(&node)), &[])?;
+            match f {
+                Format::Json => emit_json(&v),
+                Format::Table => emit(&super::hardware::table(&parse(&v)?)),
+            }
+            Ok(())
         }
         NodeCmd::Inspect { node, bmc_endpoint, bmc_username, bmc_password_file } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod baremetal;
+mod hardware;
 mod identity;
 mod inventory;
 pub(crate) use inventory::BootMethodArg;

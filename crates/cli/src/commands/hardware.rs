@@ -1,0 +1,152 @@
+//! `neocloud node hardware`: what the node's BMC and its agent reported,
+//! one row per component.
+
+use crate::output::Table;
+use neocloud_types::NodeHardware;
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
+    v.map(|v| format!("{v}{unit}")).unwrap_or_else(|| "-".into())
+}
+
+/// The table: the BMC's system, GPUs, firmware, Secure Boot and accounts,
+/// then the agent and its GPUs' readings.
+pub(super) fn table(hw: &NodeHardware) -> String {
+    let mut t = Table::new(&["SOURCE", "KIND", "ID", "DETAIL"]);
+    match &hw.bmc {
+        None => t.row(vec!["bmc".into(), "-".into(), "-".into(), "not inspected".into()]),
+        Some(b) => {
+            let mut row = |kind: &str, id: &str, detail: String| {
+                t.row(vec!["bmc".into(), kind.into(), id.into(), detail]);
+            };
+            row(
+                "system",
+                &b.system_id,
+                format!(
+                    "{} {}, serial {}, {} CPUs, {} GiB, inspected {}",
+                    b.manufacturer,
+                    b.model,
+                    b.serial,
+                    b.cpus.len(),
+                    b.memory_mib / 1024,
+                    b.inspected_at
+                ),
+            );
+            for n in &b.nics {
+                row("nic", &n.id, n.mac.clone());
+            }
+            for g in &b.gpus {
+                let mig = match g.mig_enabled {
+                    Some(m) => format!(", MIG {}", on_off(m)),
+                    None => String::new(),
+                };
+                row(
+                    "gpu",
+                    &g.id,
+                    format!("{}, {} MiB, serial {}{mig}", g.model, g.memory_mib, g.serial),
+                );
+            }
+            for f in &b.firmware {
+                row("firmware", &f.id, f.version.clone());
+            }
+            match &b.secure_boot {
+                Some(s) => row(
+                    "secure-boot",
+                    "-",
+                    format!(
+                        "{} ({})",
+                        on_off(s.enable),
+                        s.mode.as_deref().unwrap_or("mode not reported")
+                    ),
+                ),
+                None => row("secure-boot", "-", "not reported".into()),
+            }
+            match &b.bmc_accounts {
+                Some(accounts) => {
+                    for a in accounts {
+                        let state = if a.enabled { "enabled" } else { "disabled" };
+                        row("bmc-account", &a.user_name, format!("{}, {state}", a.role_id));
+                    }
+                }
+                None => row("bmc-account", "-", "no account service".into()),
+            }
+        }
+    }
+    match &hw.agent {
+        None => t.row(vec!["agent".into(), "-".into(), "-".into(), "none registered".into()]),
+        Some(a) => {
+            let revoked = if a.revoked { ", revoked" } else { "" };
+            t.row(vec![
+                "agent".into(),
+                a.purpose.as_str().into(),
+                a.agent_id.clone(),
+                format!("health {}, last seen {}{revoked}", a.health, a.last_seen_at),
+            ]);
+            for g in &a.gpu_status {
+                let problems = match g.problems.is_empty() {
+                    true => "ok".to_string(),
+                    false => g.problems.join("; "),
+                };
+                t.row(vec![
+                    "agent".into(),
+                    "gpu".into(),
+                    g.index.to_string(),
+                    format!(
+                        "{}, {}, {} used, {}: {problems}",
+                        opt(g.temperature_c, " C"),
+                        opt(g.power_mw.map(|p| p / 1000), " W"),
+                        opt(g.memory_used_mib, " MiB"),
+                        opt(g.utilization_pct, " %"),
+                    ),
+                ]);
+            }
+        }
+    }
+    t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_component_has_a_row() {
+        let hw: NodeHardware = serde_json::from_value(json!({
+            "bmc": {"inspected_at": "2026-12-04T00:00:00Z", "system_id": "DGX", "uuid": "u",
+                    "manufacturer": "NVIDIA", "model": "DGX H100", "serial": "S1",
+                    "cpus": [], "memory_mib": 2097152, "nics": [{"id": "0", "mac": "aa:bb"}],
+                    "gpus": [{"id": "GPU_SXM_1", "model": "H100", "serial": "G1", "uuid": "g",
+                              "memory_mib": 81559, "mig_enabled": false}],
+                    "firmware": [{"id": "BMC", "name": "BMC", "version": "1.2"}],
+                    "secure_boot": {"enable": true, "mode": "DeployedMode"},
+                    "bmc_accounts": [{"user_name": "eve", "role_id": "Administrator", "enabled": false}]},
+            "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
+                      "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
+                      "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
+                      "gpu_status": [{"index": 0, "uuid": "g", "temperature_c": 61, "power_mw": 691000,
+                                      "xid_errors": [79], "problems": ["Xid 79"]}]}
+        }))
+        .unwrap();
+        let out = table(&hw);
+        for want in [
+            "NVIDIA DGX H100, serial S1, 0 CPUs, 2048 GiB",
+            "H100, 81559 MiB, serial G1, MIG off",
+            "secure-boot  -          on (DeployedMode)",
+            "eve        Administrator, disabled",
+            "health degraded: GPU 0: Xid 79, last seen t2",
+            "61 C, 691 W, - used, -: Xid 79",
+        ] {
+            assert!(out.contains(want), "{want:?} in\n{out}");
+        }
+        let none = table(&NodeHardware { bmc: None, agent: None });
+        assert!(none.contains("not inspected") && none.contains("none registered"), "{none}");
+    }
+}
