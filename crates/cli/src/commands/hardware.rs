@@ -1,7 +1,7 @@
 //! `neocloud node hardware`: what the node's BMC and its agent reported,
 //! one row per component.
 
-use crate::output::Table;
+use crate::output::{short_time, Table};
 use neocloud_types::NodeHardware;
 
 fn on_off(b: bool) -> &'static str {
@@ -26,32 +26,18 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             let mut row = |kind: &str, id: &str, detail: String| {
                 t.row(vec!["bmc".into(), kind.into(), id.into(), detail]);
             };
-            row(
-                "system",
-                &b.system_id,
-                format!(
-                    "{} {}, serial {}, {} CPUs, {} GiB, inspected {}",
-                    b.manufacturer,
-                    b.model,
-                    b.serial,
-                    b.cpus.len(),
-                    b.memory_mib / 1024,
-                    b.inspected_at
-                ),
-            );
+            row("system", &b.system_id, format!("{} {}", b.manufacturer, b.model));
+            row("serial", "-", b.serial.clone());
+            row("memory", "-", format!("{} CPUs, {} GiB", b.cpus.len(), b.memory_mib / 1024));
+            row("inspected", "-", short_time(&b.inspected_at));
             for n in &b.nics {
                 row("nic", &n.id, n.mac.clone());
             }
             for g in &b.gpus {
-                let mig = match g.mig_enabled {
-                    Some(m) => format!(", MIG {}", on_off(m)),
-                    None => String::new(),
-                };
-                row(
-                    "gpu",
-                    &g.id,
-                    format!("{}, {} MiB, serial {}{mig}", g.model, g.memory_mib, g.serial),
-                );
+                // Cells are cut at 48 characters: the serial is in the JSON.
+                let mig = if g.mig_enabled == Some(true) { ", MIG on" } else { "" };
+                let gib = (g.memory_mib + 512) / 1024;
+                row("gpu", &g.id, format!("{}, {gib} GiB{mig}", g.model));
             }
             for f in &b.firmware {
                 row("firmware", &f.id, f.version.clone());
@@ -87,8 +73,9 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 "agent".into(),
                 a.purpose.as_str().into(),
                 a.agent_id.clone(),
-                format!("health {}, last seen {}{revoked}", a.health, a.last_seen_at),
+                format!("last seen {}{revoked}", short_time(&a.last_seen_at)),
             ]);
+            t.row(vec!["agent".into(), "health".into(), "-".into(), a.health.clone()]);
             for g in &a.gpu_status {
                 let problems = match g.problems.is_empty() {
                     true => "ok".to_string(),
@@ -120,7 +107,7 @@ mod tests {
     #[test]
     fn every_component_has_a_row() {
         let hw: NodeHardware = serde_json::from_value(json!({
-            "bmc": {"inspected_at": "2026-12-04T00:00:00Z", "system_id": "DGX", "uuid": "u",
+            "bmc": {"inspected_at": "2026-12-04T00:00:00.123456Z", "system_id": "DGX", "uuid": "u",
                     "manufacturer": "NVIDIA", "model": "DGX H100", "serial": "S1",
                     "cpus": [], "memory_mib": 2097152, "nics": [{"id": "0", "mac": "aa:bb"}],
                     "gpus": [{"id": "GPU_SXM_1", "model": "H100", "serial": "G1", "uuid": "g",
@@ -137,11 +124,15 @@ mod tests {
         .unwrap();
         let out = table(&hw);
         for want in [
-            "NVIDIA DGX H100, serial S1, 0 CPUs, 2048 GiB",
-            "H100, 81559 MiB, serial G1, MIG off",
+            "system       DGX        NVIDIA DGX H100",
+            "serial       -          S1",
+            "0 CPUs, 2048 GiB",
+            "inspected    -          2026-12-04T00:00:00Z",
+            "GPU_SXM_1  H100, 80 GiB\n",
             "secure-boot  -          on (DeployedMode)",
             "eve        Administrator, disabled",
-            "health degraded: GPU 0: Xid 79, last seen t2",
+            "tenant       a1         last seen t2",
+            "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
         ] {
             assert!(out.contains(want), "{want:?} in\n{out}");
