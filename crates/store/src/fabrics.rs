@@ -318,7 +318,7 @@ pub fn switch_states(r: &mut dyn Reader, fabric_id: &str) -> Result<Vec<SwitchSt
 
 /// Records an apply: the switch now holds `applied` for `generation`. A
 /// record for a newer generation is never overwritten by an older one
-/// (answers false then).
+/// (answers false then, as when the fabric is gone).
 pub fn record_applied(
     w: &mut dyn Writer,
     fabric_id: &str,
@@ -342,7 +342,7 @@ pub fn record_applied(
             vals![fabric_id, switch],
         )?
         .is_empty();
-    if exists {
+    if exists || !hold_fabric(w, fabric_id)? {
         return Ok(false);
     }
     w.execute(
@@ -366,13 +366,25 @@ pub fn record_status(
         "UPDATE switch_states SET state = ?, message = ?, checked_at = ? WHERE fabric_id = ? AND switch = ?",
         vals![state, message, now, fabric_id, switch],
     )?;
-    if n == 0 {
+    if n == 0 && hold_fabric(w, fabric_id)? {
         w.execute(
             "INSERT INTO switch_states (fabric_id, switch, applied, applied_generation, state, message, checked_at) VALUES (?, ?, NULL, 0, ?, ?, ?)",
             vals![fabric_id, switch, state, message, now],
         )?;
     }
     Ok(())
+}
+
+/// Holds the fabric's state row until commit, so that a switch's first
+/// state row is never written between a deletion's removal of the switch
+/// states and its removal of the fabric (the deletion holds that row from
+/// its start): false when the fabric is gone, and then nothing is recorded.
+fn hold_fabric(w: &mut dyn Writer, fabric_id: &str) -> Result<bool> {
+    let n = w.execute(
+        "UPDATE fabric_state SET intent_generation = intent_generation WHERE fabric_id = ?",
+        vals![fabric_id],
+    )?;
+    Ok(n == 1)
 }
 
 /// Forgets the state of switches no longer in the document.
