@@ -153,10 +153,16 @@ fn add_segment(s: &SegmentConfig, vtep: (Ipv4Addr, u16)) -> Vec<Command> {
     let ns = segment_ns(s);
     let (mut out, enslave) = vni_pair(ns, s.vni, vtep);
     match &s.purpose {
-        SegmentPurpose::Tenant { gateway, gateway_mac, .. } => {
+        SegmentPurpose::Tenant { gateway, gateway_mac, vrf, .. } => {
             let br = bridge_name(s.vni);
             out.push(ip(ns, &["link", "set", &br, "address", gateway_mac]));
             out.push(ip(ns, &["addr", "add", &gateway.to_string(), "dev", &br]));
+            // Every leaf answers from the same gateway address and MAC, so a
+            // host's reply to another leaf's ARP request is delivered here;
+            // accepting it as a neighbour lets zebra advertise the host
+            // (EVPN type-2 MAC/IP) so routed traffic finds a silent host.
+            let accept = format!("net/ipv4/conf/{br}/arp_accept=1");
+            out.push(cmd(&["ip", "netns", "exec", vrf, "sysctl", "-qw", &accept]));
         }
         SegmentPurpose::Provisioning => {}
     }
