@@ -7,12 +7,14 @@
 //! Blocking by design: the control plane runs BMC work on blocking threads,
 //! one BMC's slowness never blocks another's (each has its own limits).
 
+mod bios;
 mod client;
 mod error;
 mod limiter;
 mod ops;
 mod security;
 
+pub use bios::{bios_changes, Bios, BiosAttributes};
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use ops::{

@@ -197,6 +197,9 @@ pub struct Inventory {
     pub secure_boot: Option<SecureBoot>,
     /// The BMC's local accounts; `None` without an account service.
     pub accounts: Option<Vec<BmcAccount>>,
+    /// BIOS attributes in effect; `None` when the BMC does not report them.
+    #[serde(default)]
+    pub bios: Option<crate::bios::Bios>,
 }
 
 impl Bmc {
@@ -481,7 +484,7 @@ impl Bmc {
 
     /// Inspects the node behind `system`: CPUs, memory, NICs, GPUs (on the
     /// host system or on GPU baseboard systems), firmware versions, Secure
-    /// Boot and the BMC's accounts.
+    /// Boot, the BMC's accounts and the BIOS attributes.
     /// Collections the BMC does not implement are empty, not errors.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
         let info = self.system(system)?;
@@ -541,6 +544,7 @@ impl Bmc {
         gpus.sort_by(|a, b| a.path.cmp(&b.path));
         let secure_boot = self.secure_boot_of(&sys)?;
         let accounts = self.accounts()?;
+        let bios = self.bios_of(&sys)?;
         Ok(Inventory {
             system: info,
             cpus,
@@ -550,6 +554,7 @@ impl Bmc {
             firmware,
             secure_boot,
             accounts,
+            bios,
         })
     }
 }

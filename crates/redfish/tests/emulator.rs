@@ -133,6 +133,37 @@ fn secure_boot_is_read_and_set_on_the_emulator() {
     let inv = b.inventory(&sys).unwrap();
     assert_eq!(inv.secure_boot.as_ref().map(|s| s.enable), Some(sb.enable));
     assert_eq!(inv.accounts, None);
+    // Nor BIOS attributes (the fake driver answers 501).
+    assert_eq!(b.bios(&sys).unwrap(), None);
+    assert_eq!(inv.bios, None);
+}
+
+#[test]
+fn bios_attributes_are_read_and_staged_on_the_settings_resource() {
+    let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
+    let b = bmc(&dell.url);
+    let sys = b.host_system().unwrap();
+    let bios = b.bios(&sys).unwrap().expect("a BIOS resource");
+    assert_eq!(bios.path, format!("{sys}/Bios"));
+    assert_eq!(bios.settings.as_deref(), Some(format!("{sys}/Bios/Settings").as_str()));
+    assert!(bios.apply_on_reset, "{bios:?}");
+    assert_eq!(bios.attributes["SriovGlobalEnable"], "Enabled");
+    assert_eq!(b.inventory(&sys).unwrap().bios.as_ref(), Some(&bios));
+    assert!(b.pending_bios(&bios).unwrap().is_empty(), "nothing staged");
+    let mut changes = neocloud_redfish::BiosAttributes::new();
+    changes.insert("SriovGlobalEnable".into(), serde_json::json!("Disabled"));
+    // sushy-static answers the PATCH with 204 and keeps nothing: the
+    // driver answers what the BMC holds pending, read back.
+    let held = b.stage_bios(&bios, &changes).unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    assert!(dell.log().contains(&format!("PATCH {sys}/Bios/Settings")), "{}", dell.log());
+    // An AMI-style BMC: its settings resource is `SD`, no apply times.
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let bios = b.bios(&b.host_system().unwrap()).unwrap().expect("a BIOS resource");
+    assert_eq!(bios.settings.as_deref(), Some("/redfish/v1/Systems/DGX/Bios/SD"));
+    assert!(!bios.apply_on_reset);
+    assert_eq!(bios.attributes["NumaNodesPerSocket"], 1);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use neocloud_agent::{Simulated, SimulatedConfig};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +73,28 @@ struct Sim {
     secure_boot: bool,
     /// The BMC's local accounts, by slot (1-based in their paths).
     accounts: Vec<SimAccount>,
+    /// BIOS attributes in effect, and those pending for the next power-on.
+    bios: BTreeMap<String, Value>,
+    bios_pending: BTreeMap<String, Value>,
+}
+
+/// Attributes the simulated BIOS reports but takes no value for (they
+/// follow the hardware).
+const READ_ONLY_BIOS: [&str; 1] = ["SysMemSize"];
+
+/// The simulated BIOS's attributes as they leave the factory.
+fn default_bios() -> BTreeMap<String, Value> {
+    [
+        ("BootMode", json!("Uefi")),
+        ("SriovGlobalEnable", json!("Enabled")),
+        ("IommuSupport", json!("Enabled")),
+        ("NumaNodesPerSocket", json!(1)),
+        ("PcieAcsControl", json!(true)),
+        ("SysMemSize", json!("2048 GB")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 #[derive(Clone)]
@@ -97,6 +119,8 @@ impl Default for Sim {
                 role: "Administrator".into(),
                 enabled: true,
             }],
+            bios: default_bios(),
+            bios_pending: BTreeMap::new(),
         }
     }
 }
@@ -195,6 +219,23 @@ impl SimFleet {
     /// Sets node `i`'s Secure Boot, as a tenant can from the UEFI setup.
     pub fn set_secure_boot(&self, i: usize, on: bool) {
         self.with(i, |s| s.secure_boot = on);
+    }
+
+    /// Node `i`'s BIOS attribute `name` in effect.
+    pub fn bios_attribute(&self, i: usize, name: &str) -> Option<Value> {
+        self.with(i, |s| s.bios.get(name).cloned())
+    }
+
+    /// Changes node `i`'s BIOS attribute in effect, as a tenant's vendor
+    /// tool or the UEFI setup can.
+    pub fn set_bios_attribute(&self, i: usize, name: &str, value: Value) {
+        self.with(i, |s| s.bios.insert(name.to_string(), value));
+    }
+
+    /// Stages a BIOS attribute for node `i`'s next power-on, as a tenant
+    /// can through the host interface.
+    pub fn stage_bios_attribute(&self, i: usize, name: &str, value: Value) {
+        self.with(i, |s| s.bios_pending.insert(name.to_string(), value));
     }
 
     /// The image in node `i`'s virtual CD.
@@ -365,6 +406,11 @@ pub fn router(fleet: Fleet) -> Router {
             }),
         )
         .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
+        .route("/simbmc/{i}/redfish/v1/Systems/Host/Bios", get(bios))
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/Bios/Settings",
+            get(bios_settings).patch(patch_bios_settings),
+        )
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/SecureBoot",
             get(secure_boot).patch(patch_secure_boot),
@@ -498,6 +544,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             "MemorySummary": {"TotalSystemMemoryGiB": 2048},
             "VirtualMedia": link("/redfish/v1/Systems/Host/VirtualMedia"),
             "SecureBoot": link("/redfish/v1/Systems/Host/SecureBoot"),
+            "Bios": link("/redfish/v1/Systems/Host/Bios"),
             "Links": {"ManagedBy": []},
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
         })
@@ -554,6 +601,64 @@ async fn patch_secure_boot(
         }
     })
     .await
+}
+
+async fn bios(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let attrs = f.with(i, |s| s.bios.clone());
+    answer(&f, &h, i, || {
+        json!({"@odata.id": "/redfish/v1/Systems/Host/Bios", "Id": "Bios", "Attributes": attrs,
+               "@Redfish.Settings": {
+                   "SettingsObject": link("/redfish/v1/Systems/Host/Bios/Settings"),
+                   "SupportedApplyTimes": ["OnReset"]}})
+    })
+    .await
+}
+
+async fn bios_settings(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let attrs = f.with(i, |s| s.bios_pending.clone());
+    answer(&f, &h, i, || {
+        json!({"@odata.id": "/redfish/v1/Systems/Host/Bios/Settings", "Id": "Settings",
+               "Attributes": attrs})
+    })
+    .await
+}
+
+/// Pending values, applied at the next power-on (unknown names refused,
+/// as BMCs check them against their attribute registry).
+async fn patch_bios_settings(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let Some(attrs) = v["Attributes"].as_object().cloned() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"message": "Attributes missing"}})),
+        )
+            .into_response();
+    };
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let refused =
+        |k: &String, s: &Sim| !s.bios.contains_key(k) || READ_ONLY_BIOS.contains(&k.as_str());
+    let unknown = f.with(i, |s| match attrs.keys().find(|k| refused(k, s)) {
+        Some(k) => Some(k.clone()),
+        None => {
+            s.bios_pending.extend(attrs);
+            None
+        }
+    });
+    match unknown {
+        Some(k) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"message": format!("unknown or read-only attribute {k}")}})),
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
 }
 
 async fn account(
@@ -657,6 +762,9 @@ async fn reset(
         if !on {
             return None;
         }
+        // The firmware applies pending BIOS settings as it starts.
+        let pending = std::mem::take(&mut s.bios_pending);
+        s.bios.extend(pending);
         let network = s.boot_enabled != "Disabled"
             && match s.boot_target.as_str() {
                 "Pxe" | "UefiHttp" => true,

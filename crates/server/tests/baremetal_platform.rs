@@ -1,9 +1,10 @@
 //! Sanitization restores what a tenant with root on the host can change
 //! on its BMC in-band (the host's IPMI or Redfish host interface, the UEFI
-//! setup): Secure Boot, and the BMC's local accounts. The node's first clean
-//! inspection is the baseline; a release turns Secure Boot back and
-//! disables every account the baseline does not have, reads both back, and
-//! records it in the signed record. A BMC that does not take the change
+//! setup, vendor tools): Secure Boot, the BMC's local accounts, the BIOS
+//! attributes. The node's first clean inspection is the baseline; a release
+//! stages the BIOS back before the sanitizer boots, turns Secure Boot back
+//! and disables every account the baseline does not have, reads all back,
+//! and records it in the signed record. A BMC that does not take the change
 //! fails the record: the node goes to no one.
 //!
 //! Against real peers: the sushy-tools emulator (Secure Boot, really
@@ -106,6 +107,36 @@ fn item_detail(check: &Value, i: usize) -> String {
     check["items"][i]["detail"].as_str().unwrap_or_default().to_string()
 }
 
+/// `bm-1` behind SIMULATED BMC `i`, inspected to `available` and driven by
+/// hand; its hardware as the provider sees it.
+fn simulated_node<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>, Value) {
+    let tenant = catalog(s, true);
+    enroll_simulated(s, f, i);
+    let (ctl, secrets) = controller(s);
+    drive(&ctl, &secrets, s, "bm-1", "available");
+    let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+    (ByHand { s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 }, hw)
+}
+
+/// `bm-1` behind the sushy-static BMC at `url`, inspected to `available`
+/// and driven by hand; its hardware as the provider sees it.
+fn static_node<'a>(s: &'a TestServer, url: &str) -> (ByHand<'a>, Value) {
+    let tenant = catalog(s, true);
+    s.admin()
+        .post(
+            "/v1/nodes",
+            &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8,
+                    "bmc": {"endpoint": url, "username": "neocloud", "password": "pw"}}),
+        )
+        .expect(201);
+    let (ctl, secrets) = controller(s);
+    drive(&ctl, &secrets, s, "bm-1", "available");
+    let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+    let mac = node(s, "bm-1")["macs"][0].as_str().unwrap().to_string();
+    (ByHand { s, ctl, secrets, tenant, mac, gpus: 8 }, hw)
+}
+
 #[test]
 fn secure_boot_a_tenant_turned_off_is_turned_back_on() {
     let Some(emu) = peers::Emulator::start(1) else { return };
@@ -150,17 +181,12 @@ fn a_bmc_account_the_tenant_added_is_disabled() {
     for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        enroll_simulated(&s, &f, i);
-        let (ctl, secrets) = controller(&s);
-        drive(&ctl, &secrets, &s, "bm-1", "available");
-        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        let (h, hw) = simulated_node(&s, &f, i);
         assert_eq!(
             hw["bmc"]["bmc_accounts"],
             json!([{"user_name": "admin", "role_id": "Administrator", "enabled": true}]),
             "[{b}] {hw}"
         );
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
 
         let id = h.provision("job");
         // The tenant adds an administrator through the host's IPMI, and
@@ -196,18 +222,7 @@ fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         std::fs::write(accounts.join("index.json"), &listed).unwrap();
-        let tenant = catalog(&s, true);
-        s.admin()
-            .post(
-                "/v1/nodes",
-                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8,
-                        "bmc": {"endpoint": bmc.url, "username": "neocloud", "password": "pw"}}),
-            )
-            .expect(201);
-        let (ctl, secrets) = controller(&s);
-        drive(&ctl, &secrets, &s, "bm-1", "available");
-        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        let (h, hw) = static_node(&s, &bmc.url);
         let users: Vec<(&str, bool)> = hw["bmc"]["bmc_accounts"]
             .as_array()
             .unwrap_or_else(|| panic!("[{b}] {hw}"))
@@ -219,8 +234,6 @@ fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
             [("admin", true), ("monitor", true), ("neocloud", true), ("service", false)],
             "[{b}]"
         );
-        let mac = node(&s, "bm-1")["macs"][0].as_str().unwrap().to_string();
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac, gpus: 8 };
 
         let id = h.provision("job");
         // The tenant adds an administrator in-band; this BMC will not
@@ -262,5 +275,91 @@ fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
         );
         assert_eq!(free_nodes(&s), 0, "[{b}]");
         std::fs::remove_dir_all(&eve).unwrap();
+    }
+}
+
+#[test]
+fn bios_settings_a_tenant_changed_are_applied_back_by_the_sanitizers_boot() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, hw) = simulated_node(&s, &f, i);
+        assert_eq!(hw["bmc"]["bios"]["SriovGlobalEnable"], "Enabled", "[{b}] {hw}");
+
+        let id = h.provision("job");
+        // The tenant turns SR-IOV off with a vendor tool (in effect at
+        // once), and stages a NUMA change for the next boot.
+        f.sim.set_bios_attribute(i, "SriovGlobalEnable", json!("Disabled"));
+        f.sim.stage_bios_attribute(i, "NumaNodesPerSocket", json!(4));
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.bios_attribute(i, "SriovGlobalEnable"), Some(json!("Enabled")), "[{b}]");
+        assert_eq!(
+            f.sim.bios_attribute(i, "NumaNodesPerSocket"),
+            Some(json!(1)),
+            "[{b}] the tenant's staged value never took effect"
+        );
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "bios");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(item_detail(c, 0), "6 attribute(s) as in the baseline", "[{b}] {c}");
+
+        // The next tenant changes nothing: nothing is staged, all as before.
+        let id = h.provision("next");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_eq!(check(&record(&h, &id, true), "bios")["ok"], true, "[{b}]");
+
+        // A read-only attribute changed with the hardware (a DIMM lost):
+        // the BMC refuses the staged value, yet the sanitizer still runs
+        // its steps, and the check names the attribute.
+        let id = h.provision("third");
+        f.sim.set_bios_attribute(i, "SysMemSize", json!("1024 GB"));
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        let rec = &record(&h, &id, false);
+        let c = check(rec, "bios");
+        assert_eq!(c["items"][0]["target"], "SysMemSize", "[{b}] {c}");
+        assert!(item_detail(c, 0).contains("\"1024 GB\", baseline \"2048 GB\""), "[{b}] {c}");
+        assert_eq!(check(rec, "wipe_disks")["ok"], true, "[{b}] the disks were wiped: {rec}");
+    }
+}
+
+#[test]
+fn a_bios_setting_the_bmc_does_not_apply_fails_the_sanitization() {
+    let mockup = peers::mockup_copy("dgx-h100");
+    let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
+    let bios_file = mockup.path().join("Systems/DGX/Bios/index.json");
+    let as_shipped = std::fs::read_to_string(&bios_file).unwrap();
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        std::fs::write(&bios_file, &as_shipped).unwrap();
+        let (h, hw) = static_node(&s, &bmc.url);
+        assert_eq!(hw["bmc"]["bios"]["IntelVTforDirectedIO"], "Enabled", "[{b}] {hw}");
+
+        let id = h.provision("job");
+        // The tenant turns VT-d off; this BMC takes the staged value back
+        // with 204 and keeps nothing (sushy-static), so the sanitizer's
+        // boot applies nothing.
+        let mut bios: Value = serde_json::from_str(&as_shipped).unwrap();
+        bios["Attributes"]["IntelVTforDirectedIO"] = json!("Disabled");
+        std::fs::write(&bios_file, bios.to_string()).unwrap();
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(
+            l["reason"].as_str().unwrap().contains("sanitization incomplete: bios failed"),
+            "[{b}] {l}"
+        );
+        assert!(
+            bmc.log().contains("PATCH /redfish/v1/Systems/DGX/Bios/SD"),
+            "[{b}] the baseline value was staged on the settings resource"
+        );
+        let rec = &record(&h, &id, false);
+        let c = check(rec, "bios");
+        assert_eq!(c["items"][0]["target"], "IntelVTforDirectedIO", "[{b}] {c}");
+        assert!(item_detail(c, 0).contains("\"Disabled\", baseline \"Enabled\""), "[{b}] {c}");
+        assert_eq!(c["items"].as_array().unwrap().len(), 1, "[{b}] only the changed one: {c}");
+        assert_eq!(free_nodes(&s), 0, "[{b}]");
     }
 }

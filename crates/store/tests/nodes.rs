@@ -68,6 +68,13 @@ fn only_a_clean_inspection_records_the_baselines() {
             let platform = PlatformBaseline {
                 secure_boot: Some(InventorySecureBoot { enable: on, mode: None }),
                 bmc_accounts: Some(vec![]),
+                bios: Some(
+                    [(
+                        "SriovGlobalEnable".to_string(),
+                        serde_json::json!(if on { "Enabled" } else { "Disabled" }),
+                    )]
+                    .into(),
+                ),
             };
             let firmware = [("BIOS".to_string(), bios.to_string())];
             let found = nodes::Inspected {
@@ -82,24 +89,48 @@ fn only_a_clean_inspection_records_the_baselines() {
         let baselines = || {
             store
                 .read(|r| {
+                    let platform = nodes::platform_baseline(r, &a.id)?;
+                    let sriov = platform
+                        .as_ref()
+                        .and_then(|p| p.bios.as_ref())
+                        .and_then(|b| b.get("SriovGlobalEnable").cloned());
                     Ok((
-                        nodes::platform_baseline(r, &a.id)?
-                            .and_then(|p| p.secure_boot)
-                            .map(|s| s.enable),
+                        platform.and_then(|p| p.secure_boot).map(|s| s.enable),
+                        sriov,
                         nodes::firmware_baseline(r, &a.id)?,
                     ))
                 })
                 .unwrap()
         };
         inspect(true, "1.0");
-        let clean = (Some(true), vec![("BIOS".to_string(), "1.0".to_string())]);
+        let clean = (
+            Some(true),
+            Some(serde_json::json!("Enabled")),
+            vec![("BIOS".to_string(), "1.0".to_string())],
+        );
         assert_eq!(baselines(), clean, "[{b}]");
         store.write(|w| nodes::set_dirty(w, &a.id, Some(("t", "i")))).unwrap();
         inspect(false, "6.6");
         assert_eq!(baselines(), clean, "[{b}] a tenant's changes never become the baseline");
         store.write(|w| nodes::set_dirty(w, &a.id, None)).unwrap();
         inspect(false, "1.1");
-        assert_eq!(baselines(), (Some(false), vec![("BIOS".into(), "1.1".into())]), "[{b}]");
+        assert_eq!(
+            baselines(),
+            (Some(false), Some(serde_json::json!("Disabled")), vec![("BIOS".into(), "1.1".into())]),
+            "[{b}]"
+        );
+        // A baseline recorded before BIOS attributes were: read without them.
+        store
+            .write(|w| {
+                w.execute(
+                    "UPDATE nodes SET platform_baseline = ? WHERE id = ?",
+                    neocloud_store::vals![r#"{"secure_boot":null,"bmc_accounts":[]}"#, &a.id],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let old = store.read(|r| nodes::platform_baseline(r, &a.id)).unwrap().expect("read");
+        assert_eq!((old.bios, old.bmc_accounts), (None, Some(vec![])), "[{b}]");
     });
 }
 

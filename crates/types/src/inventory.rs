@@ -4,6 +4,7 @@ use neocloud_common::Name;
 use neocloud_placement::{Availability, Constraints, Placement};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Registers a node's placement inventory (provider). Bare-metal enrollment
 /// fills the same record from the BMC.
@@ -511,6 +512,10 @@ pub struct BmcInventory {
     /// BMC has no account service.
     #[serde(default)]
     pub bmc_accounts: Option<Vec<InventoryBmcAccount>>,
+    /// BIOS attributes in effect, by name; absent when the BMC does not
+    /// report them.
+    #[serde(default)]
+    pub bios: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// UEFI Secure Boot as the node's BMC reports it.
@@ -530,14 +535,17 @@ pub struct InventoryBmcAccount {
     pub enabled: bool,
 }
 
-/// The BMC security settings recorded at the node's first clean
-/// inspection, restored by every sanitization: Secure Boot and the
-/// enabled BMC accounts. `None`: the BMC did not report it then.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The platform settings recorded at the node's first clean inspection,
+/// restored by every sanitization: Secure Boot, the enabled BMC accounts
+/// and the BIOS attributes. `None`: the BMC did not report it then (or the
+/// baseline predates it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlatformBaseline {
     pub secure_boot: Option<InventorySecureBoot>,
     /// Enabled accounts only.
     pub bmc_accounts: Option<Vec<InventoryBmcAccount>>,
+    #[serde(default)]
+    pub bios: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

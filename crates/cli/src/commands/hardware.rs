@@ -63,6 +63,15 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 }
                 None => row("bmc-account", "-", "no account service".into()),
             }
+            match &b.bios {
+                Some(attrs) => {
+                    for (name, value) in attrs {
+                        let v = value.as_str().map(str::to_string).unwrap_or(value.to_string());
+                        row("bios", name, v);
+                    }
+                }
+                None => row("bios", "-", "not reported".into()),
+            }
         }
     }
     match &hw.agent {

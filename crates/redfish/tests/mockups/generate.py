@@ -140,6 +140,31 @@ def secure_boot(m, sys_path, enable, mode):
     })
 
 
+def bios(m, sys_path, settings, attrs, apply_times=None):
+    """The BIOS attributes in effect and the settings resource that holds
+    pending ones (empty: nothing staged)."""
+    redfish_settings = {
+        "@odata.type": "#Settings.v1_3_5.Settings",
+        "SettingsObject": link(f"{sys_path}/Bios/{settings}"),
+    }
+    if apply_times:
+        redfish_settings["SupportedApplyTimes"] = apply_times
+    m.add(f"{sys_path}/Bios", {
+        "@odata.type": "#Bios.v1_2_0.Bios",
+        "Id": "Bios",
+        "Name": "BIOS Configuration Current Settings",
+        "AttributeRegistry": "BiosAttributeRegistry.v1_0_0",
+        "Attributes": attrs,
+        "@Redfish.Settings": redfish_settings,
+    })
+    m.add(f"{sys_path}/Bios/{settings}", {
+        "@odata.type": "#Bios.v1_2_0.Bios",
+        "Id": settings,
+        "Name": "BIOS Configuration Pending Settings",
+        "Attributes": {},
+    })
+
+
 def computer_system(m, sid, body):
     path = f"{ROOT}/Systems/{sid}"
     doc = {
@@ -271,6 +296,14 @@ def dgx_h100():
     hgx = "HGX_Baseboard_0"
     sys_path = f"{ROOT}/Systems/{host}"
     secure_boot(m, sys_path, True, "DeployedMode")
+    bios(m, sys_path, "SD", {
+        "BootMode": "UEFI",
+        "IntelVTforDirectedIO": "Enabled",
+        "SRIOVEnable": "Enabled",
+        "ProcessorHyperThreading": "Enabled",
+        "PCIeACSControl": True,
+        "NumaNodesPerSocket": 1,
+    })
     hgx_path = f"{ROOT}/Systems/{hgx}"
     service_root(m, "NVIDIA", "3a6e8a4b-1e1f-4b7e-9a3c-5d2f1c0b7e01", "DGX H100")
     account_service(m, [("admin", "admin", "Administrator", True),
@@ -487,6 +520,7 @@ def dgx_h100():
         "EthernetInterfaces": link(f"{sys_path}/EthernetInterfaces"),
         "Storage": link(f"{sys_path}/Storage"),
         "SecureBoot": link(f"{sys_path}/SecureBoot"),
+        "Bios": link(f"{sys_path}/Bios"),
         "PCIeDevices": [link(p) for p in host_pcie],
         "PCIeDevices@odata.count": len(host_pcie),
         "Links": {
@@ -763,6 +797,14 @@ def generic_2cpu():
     sid = "System.Embedded.1"
     sys_path = f"{ROOT}/Systems/{sid}"
     secure_boot(m, sys_path, False, "UserMode")
+    bios(m, sys_path, "Settings", {
+        "BootMode": "Uefi",
+        "ProcVirtualization": "Enabled",
+        "SriovGlobalEnable": "Enabled",
+        "LogicalProc": "Enabled",
+        "TpmSecurity": "On",
+        "SysMemSize": "256 GB",
+    }, ["OnReset", "AtMaintenanceWindowStart", "InMaintenanceWindowOnReset"])
     ch = f"{ROOT}/Chassis/{sid}"  # Dell: the chassis has the system's id
     mgr = f"{ROOT}/Managers/iDRAC.Embedded.1"
     service_root(m, "Dell", "6c6c4544-0047-3410-8051-b4c04f4e3333", "Integrated Dell Remote Access Controller")
@@ -883,6 +925,7 @@ def generic_2cpu():
         "EthernetInterfaces": link(f"{sys_path}/EthernetInterfaces"),
         "Storage": link(f"{sys_path}/Storage"),
         "SecureBoot": link(f"{sys_path}/SecureBoot"),
+        "Bios": link(f"{sys_path}/Bios"),
         "Links": {"Chassis": [link(ch)], "ManagedBy": [link(mgr)]},
         "Actions": reset_action(
             f"{sys_path}/Actions/ComputerSystem.Reset",

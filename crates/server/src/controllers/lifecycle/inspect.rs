@@ -34,11 +34,7 @@ impl LifecycleController {
         secrets: &SecretBox,
         n: &Node,
     ) -> Result<bool, StepError> {
-        let (bmc, system) = self.bmc(store, secrets, n)?;
-        let system = match system {
-            Some(s) => s,
-            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
-        };
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
         let inv = bmc.inventory(&system).map_err(StepError::from)?;
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
@@ -199,6 +195,7 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
             .collect(),
         secure_boot: inv.secure_boot.as_ref().map(secure_boot),
         bmc_accounts: inv.accounts.as_ref().map(|a| a.iter().map(account).collect()),
+        bios: inv.bios.as_ref().map(|b| b.attributes.clone()),
     }
 }
 
@@ -214,10 +211,11 @@ pub(super) fn account(a: &neocloud_redfish::BmcAccount) -> InventoryBmcAccount {
     }
 }
 
-/// What a clean inspection records as the node's security baseline: Secure
-/// Boot as it is, and the accounts enabled.
+/// What a clean inspection records as the node's platform baseline: Secure
+/// Boot and the BIOS attributes as they are, and the accounts enabled.
 pub(super) fn platform_baseline(inv: &BmcInventory) -> PlatformBaseline {
     PlatformBaseline {
+        bios: inv.bios.clone(),
         secure_boot: inv.secure_boot.clone(),
         bmc_accounts: inv
             .bmc_accounts

@@ -341,6 +341,22 @@ impl LifecycleController {
         Ok((StepBmc::new(&self.sessions, &n.id, cfg, &rec.password_sealed), rec.system_path))
     }
 
+    /// The node's BMC and its host system: the one recorded, else the one
+    /// whose NICs have the node's MACs.
+    fn bmc_system(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<(StepBmc, String), StepError> {
+        let (bmc, system) = self.bmc(store, secrets, n)?;
+        let system = match system {
+            Some(s) => s,
+            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
+        };
+        Ok((bmc, system))
+    }
+
     /// One handler per state. Returns whether the node moved.
     fn step(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<bool, StepError> {
         match &n.lifecycle {

@@ -1,15 +1,19 @@
-//! The BMC security settings sanitization restores: UEFI Secure Boot and
-//! the BMC's local accounts, both of which a tenant with root on the host
-//! can change in-band (the host's IPMI or Redfish host interface, the UEFI
-//! setup). The node's first clean inspection is the baseline
-//! ([`PlatformBaseline`]); each sanitization turns Secure Boot back to it,
-//! disables every enabled account the baseline does not have (or that
-//! holds another role), reads both back, and records what it did. What it
-//! cannot restore (Secure Boot keys in another mode, the control plane's
-//! own account changed) fails the record, so the node goes to no one.
+//! The platform settings sanitization restores: UEFI Secure Boot, the
+//! BMC's local accounts and the BIOS attributes, all of which a tenant with
+//! root on the host can change in-band (the host's IPMI or Redfish host
+//! interface, vendor tools, the UEFI setup). The node's first clean
+//! inspection is the baseline ([`PlatformBaseline`]). Before the sanitizer
+//! boots, every BIOS attribute that differs from it (in effect or pending)
+//! is staged back, so the sanitizer's own boot applies it. At the end,
+//! each sanitization turns Secure Boot back, disables every enabled
+//! account the baseline does not have (or that holds another role), reads
+//! all three back, and records what it did. What it cannot restore (Secure
+//! Boot keys in another mode, the control plane's own account changed, a
+//! BIOS attribute the BMC did not apply) fails the record, so the node goes
+//! to no one.
 
 use super::StepError;
-use neocloud_redfish::{Bmc, BmcAccount, Inventory};
+use neocloud_redfish::{bios_changes, BiosAttributes, Bmc, BmcAccount, Inventory};
 use neocloud_types::{
     InventoryBmcAccount, InventorySecureBoot, PlatformBaseline, SanitizationCheck, StepItem,
 };
@@ -99,9 +103,72 @@ pub(super) fn restore(
         return Ok(vec![
             check("secure_boot", vec![item(system, "baseline", true, why)]),
             check("bmc_accounts", vec![item("accounts", "baseline", true, why)]),
+            check("bios", vec![item("bios", "baseline", true, why)]),
         ]);
     };
-    Ok(vec![secure_boot(bmc, system, base, inv)?, accounts(bmc, own_user, base, inv)?])
+    Ok(vec![
+        secure_boot(bmc, system, base, inv)?,
+        accounts(bmc, own_user, base, inv)?,
+        bios(base, inv),
+    ])
+}
+
+/// Before the sanitizer's boot: stages every BIOS attribute that differs
+/// from the baseline, in effect or pending, for the next reset (that boot),
+/// and answers what it staged and what the BMC then holds pending. Nothing
+/// without a BIOS baseline or a BIOS on the BMC now (the end of
+/// sanitization reports the latter).
+pub(super) fn stage_bios(
+    bmc: &Bmc,
+    system: &str,
+    baseline: Option<&PlatformBaseline>,
+) -> Result<Option<(BiosAttributes, BiosAttributes)>, StepError> {
+    let Some(want) = baseline.and_then(|b| b.bios.as_ref()) else { return Ok(None) };
+    let Some(bios) = bmc.bios(system).map_err(StepError::from)? else { return Ok(None) };
+    let pending = bmc.pending_bios(&bios).map_err(StepError::from)?;
+    let changes = bios_changes(want, &bios.attributes, &pending);
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let held = bmc.stage_bios(&bios, &changes).map_err(StepError::from)?;
+    Ok(Some((changes, held)))
+}
+
+/// The BIOS attributes in effect after the sanitizer's boot, against the
+/// baseline: the `bios` check. Attributes the BMC reports beyond the
+/// baseline (a BIOS update adds some) are not judged.
+fn bios(base: &PlatformBaseline, inv: &Inventory) -> SanitizationCheck {
+    let Some(want) = &base.bios else {
+        return check("bios", vec![item("bios", "redfish", true, "not reported at inspection")]);
+    };
+    let Some(now) = &inv.bios else {
+        return check(
+            "bios",
+            vec![item("bios", "redfish", false, "reported at inspection, no longer reported")],
+        );
+    };
+    let mut items: Vec<StepItem> = want
+        .iter()
+        .filter_map(|(k, w)| match now.attributes.get(k) {
+            Some(v) if v == w => None,
+            Some(v) => Some(item(
+                k,
+                "redfish",
+                false,
+                &format!("{v}, baseline {w}: staged before the sanitizer's boot, not applied"),
+            )),
+            None => Some(item(k, "redfish", false, "no longer reported")),
+        })
+        .collect();
+    if items.is_empty() {
+        items.push(item(
+            &now.path,
+            "redfish",
+            true,
+            &format!("{} attribute(s) as in the baseline", want.len()),
+        ));
+    }
+    check("bios", items)
 }
 
 fn secure_boot(

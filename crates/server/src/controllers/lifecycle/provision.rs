@@ -1,7 +1,7 @@
 //! provisioning and active: booting a tenant's image over the network and
 //! handing the node over once its agent checks in.
 
-use super::{declared_macs, new_boot, set_instance, LifecycleController, StepError};
+use super::{new_boot, set_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
 use neocloud_redfish::{BootTarget, PowerState, ResetType};
@@ -140,11 +140,7 @@ impl LifecycleController {
         n: &Node,
         step: BootStep,
     ) -> Result<(), StepError> {
-        let (bmc, system) = self.bmc(store, secrets, n)?;
-        let system = match system {
-            Some(s) => s,
-            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
-        };
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
         let target = match n.boot_method {
             BootMethod::Pxe => BootTarget::Pxe,
             BootMethod::VirtualMedia => BootTarget::Cd,

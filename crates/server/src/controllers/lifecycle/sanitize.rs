@@ -3,7 +3,7 @@
 //! becomes available only with a complete record.
 
 use super::provision::in_state;
-use super::{declared_macs, free_instance, new_boot, set_instance, LifecycleController, StepError};
+use super::{free_instance, new_boot, set_instance, LifecycleController, StepError};
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
@@ -75,6 +75,39 @@ impl LifecycleController {
         }
     }
 
+    /// Before the sanitizer's first boot: the BIOS attributes the tenant
+    /// changed are staged back, so that boot applies them (checked at the
+    /// end). Repeated after a crash, it finds nothing left to stage. A BMC
+    /// that refuses them does not stop the wipe: the check fails at the end.
+    fn stage_bios(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<(), StepError> {
+        let baseline =
+            store.read(|r| nodes::platform_baseline(r, &n.id)).map_err(StepError::Store)?;
+        if baseline.as_ref().and_then(|b| b.bios.as_ref()).is_none() {
+            return Ok(());
+        }
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
+        let staged = match super::platform::stage_bios(&bmc, &system, baseline.as_ref()) {
+            Ok(s) => s,
+            // Refused (an attribute the BMC will not take): the sanitizer
+            // still runs, and the end of sanitization fails the `bios` check.
+            Err(StepError::Fail(why)) => {
+                tracing::warn!(node = %n.name, "staging the BIOS baseline failed: {why}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((staged, held)) = staged {
+            let names: Vec<&str> = staged.keys().map(String::as_str).collect();
+            let taken = staged.iter().all(|(k, v)| held.get(k) == Some(v));
+            if taken {
+                tracing::info!(node = %n.name, attributes = %names.join(", "), "BIOS attributes staged back to the baseline for the sanitizer's boot");
+            } else {
+                tracing::warn!(node = %n.name, attributes = %names.join(", "), "the BMC did not keep the BIOS attributes staged back to the baseline");
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn releasing(
         &self,
         store: &Store,
@@ -92,8 +125,11 @@ impl LifecycleController {
         };
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
-                if step == BootStep::SetBoot && attempt == 1 && !self.isolated(store, n)? {
-                    return Ok(false);
+                if step == BootStep::SetBoot && attempt == 1 {
+                    if !self.isolated(store, n)? {
+                        return Ok(false);
+                    }
+                    self.stage_bios(store, secrets, n)?;
                 }
                 let to = next(step.next(), attempt);
                 self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, instance), to)
@@ -258,11 +294,7 @@ impl LifecycleController {
             }
         }
         // Over the BMC.
-        let (bmc, system) = self.bmc(store, secrets, n)?;
-        let system = match system {
-            Some(s) => s,
-            None => bmc.host_system_with(&declared_macs(n)).map_err(StepError::from)?,
-        };
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
         bmc.clear_boot_override(&system).map_err(StepError::from)?;
         let info = bmc.system(&system).map_err(StepError::from)?;
         // Cleared: the override is disabled, or targets nothing (BMCs that
