@@ -123,7 +123,8 @@ mod tests {
                               "memory_mib": 81559, "mig_enabled": false}],
                     "firmware": [{"id": "BMC", "name": "BMC", "version": "1.2"}],
                     "secure_boot": {"enable": true, "mode": "DeployedMode"},
-                    "bmc_accounts": [{"user_name": "eve", "role_id": "Administrator", "enabled": false}]},
+                    "bmc_accounts": [{"user_name": "eve", "role_id": "Administrator", "enabled": false}],
+                    "bios": {"IntelVTforDirectedIO": "Enabled", "NumaNodesPerSocket": 2}},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -137,15 +138,20 @@ mod tests {
             "serial       -          S1",
             "0 CPUs, 2048 GiB",
             "inspected    -          2026-12-04T00:00:00Z",
-            "GPU_SXM_1  H100, 80 GiB\n",
+            "GPU_SXM_1 H100, 80 GiB",
             "secure-boot  -          on (DeployedMode)",
             "eve        Administrator, disabled",
+            "IntelVTforDirectedIO  Enabled",
+            "NumaNodesPerSocket    2",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
         ] {
-            assert!(out.contains(want), "{want:?} in\n{out}");
+            // Column widths follow the longest cell: compare words.
+            let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(out.lines().any(|l| words(l).contains(&words(want))), "{want:?} in\n{out}");
         }
+        assert!(out.lines().any(|l| l.ends_with("H100, 80 GiB")), "nothing cut:\n{out}");
         let none = table(&NodeHardware { bmc: None, agent: None });
         assert!(none.contains("not inspected") && none.contains("none registered"), "{none}");
     }
