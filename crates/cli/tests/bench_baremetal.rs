@@ -74,6 +74,18 @@ fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
     }
 }
 
+/// Every node booted by UEFI HTTP: the SIMULATED firmware network-boots
+/// only when its BMC was given an `HttpBootUri` with the one-time
+/// `UefiHttp` override, so every instance ready and every record complete
+/// means every boot was set that way.
+#[test]
+fn bench_baremetal_boots_every_node_by_uefi_http() {
+    let v = bench("uefi-http", &["--boot-method", "uefi-http", "--fleet", "in-process"]);
+    assert_eq!(v["boot_method"], "uefi_http", "{v}");
+    // The same BMC calls as a PXE boot: read the system, set the override.
+    assert_eq!(v["phases"][1]["bmc_waits_per_node"], 6.0, "{v}");
+}
+
 #[test]
 fn bench_baremetal_runs_every_phase_with_the_fleet_in_its_process() {
     let v = bench("in-process", &["--fleet", "in-process"]);

@@ -111,6 +111,8 @@ pub struct SystemInfo {
     pub boot_target: String,
     pub boot_enabled: String,
     pub boot_targets_allowed: Vec<String>,
+    /// `Boot.HttpBootUri`: what a `UefiHttp` boot fetches, when set.
+    pub http_boot_uri: Option<String>,
 }
 
 /// A virtual media slot as read: what it holds and where its actions are.
@@ -288,6 +290,10 @@ impl Bmc {
             ),
             boot_target: s(&v["Boot"], "BootSourceOverrideTarget"),
             boot_enabled: s(&v["Boot"], "BootSourceOverrideEnabled"),
+            http_boot_uri: v["Boot"]["HttpBootUri"]
+                .as_str()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
             boot_targets_allowed: strings(
                 &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
             ),
@@ -348,6 +354,24 @@ impl Bmc {
 
     /// [`Self::boot_once`] on a system just read (`info`), saving the read.
     pub fn boot_once_on(&self, info: &SystemInfo, target: BootTarget, uefi: bool) -> Result<()> {
+        let mut boot = Self::override_once(info, target)?;
+        if uefi {
+            boot["BootSourceOverrideMode"] = json!("UEFI");
+        }
+        self.request("PATCH", &info.path, Some(&json!({"Boot": boot}))).map(|_| ())
+    }
+
+    /// A one-time UEFI HTTP boot of `uri` (an EFI binary the firmware
+    /// fetches and runs): `UefiHttp` with `HttpBootUri`, in UEFI mode.
+    pub fn http_boot_once_on(&self, info: &SystemInfo, uri: &str) -> Result<()> {
+        let mut boot = Self::override_once(info, BootTarget::UefiHttp)?;
+        boot["BootSourceOverrideMode"] = json!("UEFI");
+        boot["HttpBootUri"] = json!(uri);
+        self.request("PATCH", &info.path, Some(&json!({"Boot": boot}))).map(|_| ())
+    }
+
+    /// A one-time override to `target`, which the BMC must allow.
+    fn override_once(info: &SystemInfo, target: BootTarget) -> Result<Value> {
         if !info.boot_targets_allowed.is_empty()
             && !info.boot_targets_allowed.iter().any(|t| t == target.as_str())
         {
@@ -357,11 +381,9 @@ impl Bmc {
                 info.boot_targets_allowed.join(", ")
             )));
         }
-        let mut boot = json!({"BootSourceOverrideTarget": target.as_str(), "BootSourceOverrideEnabled": "Once"});
-        if uefi {
-            boot["BootSourceOverrideMode"] = json!("UEFI");
-        }
-        self.request("PATCH", &info.path, Some(&json!({"Boot": boot}))).map(|_| ())
+        Ok(
+            json!({"BootSourceOverrideTarget": target.as_str(), "BootSourceOverrideEnabled": "Once"}),
+        )
     }
 
     /// Clears any boot override (part of sanitization).

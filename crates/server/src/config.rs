@@ -57,6 +57,11 @@ pub struct Config {
     /// `chain <boot_url>/boot/ipxe?mac=${net0/mac}`. None: such nodes
     /// cannot be enrolled.
     pub virtual_media_iso_url: Option<String>,
+    /// An iPXE EFI binary for nodes whose `boot_method` is `uefi_http`: the
+    /// BMC sets it as the one-time boot's `HttpBootUri` and the firmware
+    /// fetches and runs it. Build it with the same embedded script as the
+    /// ISO. None: such nodes cannot be enrolled.
+    pub uefi_http_boot_url: Option<String>,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -117,6 +122,7 @@ impl Default for Config {
             lifecycle_parallel_steps: 64,
             boot_url: None,
             virtual_media_iso_url: None,
+            uefi_http_boot_url: None,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
@@ -169,14 +175,19 @@ impl Config {
                 return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
             }
         }
-        if let Some(u) = &self.virtual_media_iso_url {
-            if !(u.starts_with("http://") || u.starts_with("https://"))
-                || u.chars().any(char::is_whitespace)
-            {
-                return Err(Error::invalid_value(
-                    "virtual_media_iso_url",
-                    "must be an http(s) URL the BMCs can reach",
-                ));
+        for (field, url, who) in [
+            ("virtual_media_iso_url", &self.virtual_media_iso_url, "the BMCs"),
+            ("uefi_http_boot_url", &self.uefi_http_boot_url, "the nodes' firmware"),
+        ] {
+            if let Some(u) = url {
+                if !(u.starts_with("http://") || u.starts_with("https://"))
+                    || u.chars().any(char::is_whitespace)
+                {
+                    return Err(Error::invalid_value(
+                        field,
+                        format!("must be an http(s) URL {who} can reach"),
+                    ));
+                }
             }
         }
         if self.heartbeat_interval_ms < 10 {

@@ -62,6 +62,8 @@ struct Sim {
     power_on: bool,
     boot_target: String,
     boot_enabled: String,
+    /// `Boot.HttpBootUri`: what a `UefiHttp` boot fetches.
+    http_boot_uri: Option<String>,
     /// Stops the simulated OS's agent (power off, reset).
     agent_stop: Option<Arc<AtomicBool>>,
     /// The image in the virtual CD.
@@ -110,6 +112,7 @@ impl Default for Sim {
             power_on: false,
             boot_target: "None".into(),
             boot_enabled: "Disabled".into(),
+            http_boot_uri: None,
             agent_stop: None,
             media: None,
             waited_micros: 0,
@@ -219,6 +222,11 @@ impl SimFleet {
     /// Sets node `i`'s Secure Boot, as a tenant can from the UEFI setup.
     pub fn set_secure_boot(&self, i: usize, on: bool) {
         self.with(i, |s| s.secure_boot = on);
+    }
+
+    /// Node `i`'s `HttpBootUri`.
+    pub fn http_boot_uri(&self, i: usize) -> Option<String> {
+        self.with(i, |s| s.http_boot_uri.clone())
     }
 
     /// Node `i`'s BIOS attribute `name` in effect.
@@ -521,8 +529,9 @@ pub fn router(fleet: Fleet) -> Router {
 }
 
 async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
-    let (power_on, target, enabled) =
-        f.with(i, |s| (s.power_on, s.boot_target.clone(), s.boot_enabled.clone()));
+    let (power_on, target, enabled, uri) = f.with(i, |s| {
+        (s.power_on, s.boot_target.clone(), s.boot_enabled.clone(), s.http_boot_uri.clone())
+    });
     answer(&f, &h, i, || {
         json!({
             "@odata.id": "/redfish/v1/Systems/Host",
@@ -535,6 +544,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             "Boot": {
                 "BootSourceOverrideTarget": target,
                 "BootSourceOverrideEnabled": enabled,
+                "HttpBootUri": uri,
                 "BootSourceOverrideTarget@Redfish.AllowableValues": ["None", "Pxe", "Cd", "Hdd", "UefiHttp"]
             },
             "Actions": {"#ComputerSystem.Reset": {
@@ -575,6 +585,9 @@ async fn patch_host(
         }
         if let Some(e) = v["Boot"]["BootSourceOverrideEnabled"].as_str() {
             s.boot_enabled = e.to_string();
+        }
+        if let Some(u) = v["Boot"]["HttpBootUri"].as_str() {
+            s.http_boot_uri = Some(u.to_string()).filter(|u| !u.is_empty());
         }
     })
     .await
@@ -767,7 +780,10 @@ async fn reset(
         s.bios.extend(pending);
         let network = s.boot_enabled != "Disabled"
             && match s.boot_target.as_str() {
-                "Pxe" | "UefiHttp" => true,
+                "Pxe" => true,
+                // The firmware fetches the iPXE EFI binary it is pointed at
+                // (not really: the SIMULATED one needs only to be pointed).
+                "UefiHttp" => s.http_boot_uri.is_some(),
                 "Cd" => s.media.is_some(),
                 _ => false,
             };

@@ -160,8 +160,8 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
             )
             .expect(422);
         assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
-        // A boot method needs a BMC, a known name, and (virtual media) the
-        // server's iPXE ISO, which this server has not.
+        // A boot method needs a BMC, a known name, and (virtual media, UEFI
+        // HTTP) the server's iPXE ISO or EFI binary, which this server has not.
         let node = |extra: serde_json::Value| {
             let mut v = json!({"name": "x", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
                                "gpu_model": "h100-80gb", "gpus": 8,
@@ -173,11 +173,15 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
         };
         for (body, status) in [
             (node(json!({"boot_method": "virtual_media"})), 422),
+            (node(json!({"boot_method": "uefi_http"})), 422),
             (node(json!({"boot_method": "pxe", "bmc": null})), 422),
             (node(json!({"boot_method": "floppy"})), 400),
         ] {
             let e = s.admin().post("/v1/nodes", &body).expect(status);
             assert!(e.text.contains("boot_method"), "[{b}] {body}: {}", e.text);
+            if body["boot_method"] == "uefi_http" {
+                assert!(e.text.contains("uefi_http_boot_url"), "[{b}] says what is missing");
+            }
         }
         s.admin().get("/v1/nodes/x").expect(404);
         let before = s.admin().get("/v1/nodes/fine").expect(200).body;

@@ -38,7 +38,7 @@ pub struct NodeCreate {
     #[serde(default)]
     pub bmc: Option<BmcCredentials>,
     /// How the BMC boots the node for provisioning and sanitization
-    /// (default `pxe`; `virtual_media` needs a `bmc`).
+    /// (default `pxe`; `virtual_media` and `uefi_http` need a `bmc`).
     #[serde(default)]
     pub boot_method: Option<BootMethod>,
 }
@@ -59,6 +59,12 @@ pub enum BootMethod {
     /// embedded script gets an address by DHCP and chains to the boot
     /// service by MAC.
     VirtualMedia,
+    /// UEFI HTTP boot (`UefiHttp` with `HttpBootUri`): the node's firmware
+    /// fetches the server's iPXE EFI binary (`uefi_http_boot_url`) over
+    /// HTTP and runs it; its embedded script chains to the boot service by
+    /// MAC. No PXE ROM or TFTP needed; the firmware still gets its address
+    /// by DHCP.
+    UefiHttp,
 }
 
 impl BootMethod {
@@ -66,6 +72,7 @@ impl BootMethod {
         match self {
             BootMethod::Pxe => "pxe",
             BootMethod::VirtualMedia => "virtual_media",
+            BootMethod::UefiHttp => "uefi_http",
         }
     }
 
@@ -73,6 +80,7 @@ impl BootMethod {
         match s {
             "pxe" => Some(BootMethod::Pxe),
             "virtual_media" => Some(BootMethod::VirtualMedia),
+            "uefi_http" => Some(BootMethod::UefiHttp),
             _ => None,
         }
     }

@@ -146,9 +146,11 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         lifecycle_interval_ms: a.interval_ms,
         lifecycle_parallel_steps: a.parallel,
         heartbeat_interval_ms: a.heartbeat_ms,
-        // The simulated BMCs do not fetch it.
+        // The simulated BMCs and firmware do not fetch them.
         virtual_media_iso_url: (a.boot_method == crate::commands::BootMethodArg::VirtualMedia)
             .then(|| "http://ipxe-iso.invalid/ipxe.iso".to_string()),
+        uefi_http_boot_url: (a.boot_method == crate::commands::BootMethodArg::UefiHttp)
+            .then(|| "http://ipxe-efi.invalid/ipxe.efi".to_string()),
         ..Config::default()
     };
     let (server, base, token) = match crate::bench_api::bind(&rt, config) {

@@ -93,6 +93,7 @@ pub(super) fn print(
                    "lifecycle_interval_ms": a.interval_ms, "heartbeat_interval_ms": a.heartbeat_ms,
                    "simulated_boot_delay_secs": boot.as_secs_f64(), "jitter": env.jitter,
                    "cores": cores,
+                   "boot_method": neocloud_types::BootMethod::from(a.boot_method),
                    "fleet": a.fleet, "fleet_apart": env.fleet.apart(),
                    "setup_secs": setup_secs, "complete_sanitization_records": complete,
                    "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held.and_then(|h| h.0),

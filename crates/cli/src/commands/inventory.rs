@@ -50,6 +50,9 @@ pub(crate) enum BootMethodArg {
     Pxe,
     /// The server's iPXE ISO in the BMC's virtual CD (`virtual_media_iso_url`).
     VirtualMedia,
+    /// A one-time UEFI HTTP boot of the server's iPXE EFI binary
+    /// (`uefi_http_boot_url`).
+    UefiHttp,
 }
 
 impl From<BootMethodArg> for BootMethod {
@@ -57,6 +60,7 @@ impl From<BootMethodArg> for BootMethod {
         match a {
             BootMethodArg::Pxe => BootMethod::Pxe,
             BootMethodArg::VirtualMedia => BootMethod::VirtualMedia,
+            BootMethodArg::UefiHttp => BootMethod::UefiHttp,
         }
     }
 }

@@ -128,15 +128,26 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         .with_effect(Effect::Generation(g)))
 }
 
-/// Virtual-media boots insert the server's iPXE ISO: there must be one.
+/// Virtual-media boots insert the server's iPXE ISO, UEFI HTTP boots point
+/// the firmware at its iPXE EFI binary: there must be one.
 fn check_boot_method(c: &Call<'_>, m: Option<BootMethod>) -> Result<()> {
-    if m == Some(BootMethod::VirtualMedia) && c.boot.virtual_media_iso_url.is_none() {
-        return Err(Error::invalid_value(
-            "boot_method",
-            "virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none",
-        ));
+    let missing = match m {
+        None | Some(BootMethod::Pxe) => None,
+        Some(BootMethod::VirtualMedia) => c
+            .boot
+            .virtual_media_iso_url
+            .is_none()
+            .then_some("virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none"),
+        Some(BootMethod::UefiHttp) => c
+            .boot
+            .uefi_http_boot_url
+            .is_none()
+            .then_some("uefi_http needs the server's uefi_http_boot_url (an iPXE EFI binary that chains to the boot service), and this server has none"),
+    };
+    match missing {
+        Some(why) => Err(Error::invalid_value("boot_method", why)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks BMC credentials and seals the password.

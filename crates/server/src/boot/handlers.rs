@@ -34,6 +34,8 @@ pub struct BootConfig {
     /// The iPXE ISO virtual-media boots insert (its embedded script chains
     /// to `{base_url}/boot/ipxe?mac=...`); none: nodes boot by PXE only.
     pub virtual_media_iso_url: Option<String>,
+    /// The iPXE EFI binary UEFI HTTP boots fetch (the same embedded script).
+    pub uefi_http_boot_url: Option<String>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).

@@ -154,12 +154,14 @@ impl Server {
                 }
                 l.bmc_tls = config.bmc_tls.clone();
                 l.virtual_media_iso = config.virtual_media_iso_url.clone();
+                l.uefi_http_boot = config.uefi_http_boot_url.clone();
                 l
             },
             boot: crate::boot::handlers::BootConfig {
                 base_url: boot_url.clone(),
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
+                uefi_http_boot_url: config.uefi_http_boot_url.clone(),
             },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,

@@ -80,6 +80,8 @@ pub struct LifecycleController {
     pub bmc_tls: neocloud_common::tls::TlsOptions,
     /// The iPXE ISO virtual-media boots insert (`virtual_media_iso_url`).
     pub virtual_media_iso: Option<String>,
+    /// The iPXE EFI binary UEFI HTTP boots fetch (`uefi_http_boot_url`).
+    pub uefi_http_boot: Option<String>,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -190,6 +192,7 @@ impl LifecycleController {
             sessions: Arc::default(),
             step_times: Mutex::default(),
             virtual_media_iso: None,
+            uefi_http_boot: None,
         }
     }
 

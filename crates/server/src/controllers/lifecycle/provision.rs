@@ -4,7 +4,7 @@
 use super::{new_boot, set_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::now_micros;
-use neocloud_redfish::{BootTarget, PowerState, ResetType};
+use neocloud_redfish::{BootTarget, PowerState, ResetType, SystemInfo};
 use neocloud_store::{agents, instances, Store};
 use neocloud_types::{BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle};
 
@@ -141,20 +141,14 @@ impl LifecycleController {
         step: BootStep,
     ) -> Result<(), StepError> {
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
-        let target = match n.boot_method {
-            BootMethod::Pxe => BootTarget::Pxe,
-            BootMethod::VirtualMedia => BootTarget::Cd,
-        };
         match step {
             BootStep::SetBoot => {
-                if n.boot_method == BootMethod::VirtualMedia {
-                    self.insert_boot_iso(&bmc, &system)?;
-                }
-                bmc.boot_once(&system, target, false).map_err(StepError::from)
+                let info = bmc.system(&system).map_err(StepError::from)?;
+                self.set_boot_override(&bmc, &info, n.boot_method)
             }
             BootStep::PowerCycle => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
-                if !info.boots_to(target) {
+                if !self.boots_as_wanted(&info, n.boot_method) {
                     // The override set_boot made was spent by a boot since:
                     // this reset is repeated (after a crash, or a timeout of
                     // one that was done) and the first one's boot used it.
@@ -162,10 +156,7 @@ impl LifecycleController {
                     // the node would wait out `boot_timeout` for nothing.
                     tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
                     // (Or the node's boot method changed since set_boot.)
-                    if n.boot_method == BootMethod::VirtualMedia {
-                        self.insert_boot_iso(&bmc, &system)?;
-                    }
-                    bmc.boot_once_on(&info, target, false).map_err(StepError::from)?;
+                    self.set_boot_override(&bmc, &info, n.boot_method)?;
                 }
                 let allowed = |t: ResetType| {
                     info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
@@ -188,6 +179,47 @@ impl LifecycleController {
             }
             BootStep::AwaitAgent => Ok(()),
         }
+    }
+
+    /// The one-time boot override of `method` (for virtual media, with the
+    /// ISO inserted first).
+    fn set_boot_override(
+        &self,
+        bmc: &neocloud_redfish::Bmc,
+        info: &SystemInfo,
+        method: BootMethod,
+    ) -> Result<(), StepError> {
+        match method {
+            BootMethod::Pxe => bmc.boot_once_on(info, BootTarget::Pxe, false),
+            BootMethod::VirtualMedia => {
+                self.insert_boot_iso(bmc, &info.path)?;
+                bmc.boot_once_on(info, BootTarget::Cd, false)
+            }
+            BootMethod::UefiHttp => bmc.http_boot_once_on(info, self.uefi_http_binary()?),
+        }
+        .map_err(StepError::from)
+    }
+
+    /// Whether the next boot is the one `method` needs (a UEFI HTTP boot of
+    /// this server's binary, not another URI).
+    fn boots_as_wanted(&self, info: &SystemInfo, method: BootMethod) -> bool {
+        match method {
+            BootMethod::Pxe => info.boots_to(BootTarget::Pxe),
+            BootMethod::VirtualMedia => info.boots_to(BootTarget::Cd),
+            BootMethod::UefiHttp => {
+                info.boots_to(BootTarget::UefiHttp)
+                    && info.http_boot_uri.is_some()
+                    && info.http_boot_uri.as_deref() == self.uefi_http_boot.as_deref()
+            }
+        }
+    }
+
+    fn uefi_http_binary(&self) -> Result<&str, StepError> {
+        self.uefi_http_boot.as_deref().ok_or_else(|| {
+            StepError::Fail(
+                "the node boots by UEFI HTTP and this server has no uefi_http_boot_url".into(),
+            )
+        })
     }
 
     /// Puts the server's iPXE ISO in the BMC's (first) virtual CD, unless
