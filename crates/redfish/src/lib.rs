@@ -8,6 +8,7 @@
 //! one BMC's slowness never blocks another's (each has its own limits).
 
 mod bios;
+mod boot_options;
 mod client;
 mod error;
 mod limiter;
@@ -15,6 +16,7 @@ mod ops;
 mod security;
 
 pub use bios::{bios_changes, Bios, BiosAttributes};
+pub use boot_options::{boot_order_of, BootOption};
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use ops::{

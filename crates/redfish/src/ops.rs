@@ -202,6 +202,13 @@ pub struct Inventory {
     /// BIOS attributes in effect; `None` when the BMC does not report them.
     #[serde(default)]
     pub bios: Option<crate::bios::Bios>,
+    /// The persistent boot order (option references); `None` when the BMC
+    /// does not report it.
+    #[serde(default)]
+    pub boot_order: Option<Vec<String>>,
+    /// The UEFI boot options; `None` when the BMC does not list them.
+    #[serde(default)]
+    pub boot_options: Option<Vec<crate::boot_options::BootOption>>,
 }
 
 impl Bmc {
@@ -506,7 +513,8 @@ impl Bmc {
 
     /// Inspects the node behind `system`: CPUs, memory, NICs, GPUs (on the
     /// host system or on GPU baseboard systems), firmware versions, Secure
-    /// Boot, the BMC's accounts and the BIOS attributes.
+    /// Boot, the BMC's accounts, the BIOS attributes, the boot order and
+    /// the boot options.
     /// Collections the BMC does not implement are empty, not errors.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
         let info = self.system(system)?;
@@ -567,6 +575,7 @@ impl Bmc {
         let secure_boot = self.secure_boot_of(&sys)?;
         let accounts = self.accounts()?;
         let bios = self.bios_of(&sys)?;
+        let boot_options = self.boot_options_of(&sys)?;
         Ok(Inventory {
             system: info,
             cpus,
@@ -577,6 +586,8 @@ impl Bmc {
             secure_boot,
             accounts,
             bios,
+            boot_order: crate::boot_options::boot_order_of(&sys),
+            boot_options,
         })
     }
 }

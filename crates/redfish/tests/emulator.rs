@@ -139,6 +139,34 @@ fn secure_boot_is_read_and_set_on_the_emulator() {
 }
 
 #[test]
+fn the_boot_order_and_boot_options_are_part_of_the_inventory() {
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let sys = b.host_system().unwrap();
+    let inv = b.inventory(&sys).unwrap();
+    assert_eq!(
+        inv.boot_order,
+        Some(vec!["Boot000A".to_string(), "Boot000B".into(), "Boot0030".into()])
+    );
+    let options = inv.boot_options.expect("boot options listed");
+    let refs: Vec<&str> = options.iter().map(|o| o.reference.as_str()).collect();
+    assert_eq!(refs, ["Boot000A", "Boot000B", "Boot0030"]);
+    assert!(options.iter().all(|o| o.enabled && o.device_path.is_some()), "{options:?}");
+    // sushy-static answers with 204 and keeps nothing: the driver answers
+    // what the BMC reads back.
+    let order = b.set_boot_order(&sys, &["Boot0030".to_string()]).unwrap();
+    assert_eq!(order.len(), 3, "{order:?}");
+    let after = b.disable_boot_option(&options[0]).unwrap();
+    assert!(after.enabled, "{after:?}");
+    // A BMC with a boot order and no option collection (this iDRAC mockup).
+    let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
+    let b = bmc(&dell.url);
+    let inv = b.inventory(&b.host_system().unwrap()).unwrap();
+    assert_eq!(inv.boot_order, Some(vec!["NIC.PxeDevice.1-1".to_string(), "Disk.Bay.0".into()]));
+    assert_eq!(inv.boot_options, None);
+}
+
+#[test]
 fn bios_attributes_are_read_and_staged_on_the_settings_resource() {
     let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
     let b = bmc(&dell.url);

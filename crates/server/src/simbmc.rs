@@ -78,6 +78,42 @@ struct Sim {
     /// BIOS attributes in effect, and those pending for the next power-on.
     bios: BTreeMap<String, Value>,
     bios_pending: BTreeMap<String, Value>,
+    /// UEFI boot options (by reference) and the persistent boot order.
+    boot_options: Vec<SimBootOption>,
+    boot_order: Vec<String>,
+}
+
+#[derive(Clone)]
+struct SimBootOption {
+    reference: String,
+    name: String,
+    device_path: String,
+    enabled: bool,
+}
+
+/// The simulated firmware's boot options: PXE on the provisioning NIC,
+/// then the OS disk.
+fn default_boot_options() -> Vec<SimBootOption> {
+    [
+        (
+            "Boot0001",
+            "UEFI PXE IPv4 (simulated NIC)",
+            "PciRoot(0x0)/Pci(0x1,0x0)/MAC(000000000000,0x1)/IPv4(0.0.0.0)",
+        ),
+        (
+            "Boot0002",
+            "UEFI OS",
+            "PciRoot(0x0)/Pci(0x2,0x0)/NVMe(0x1,00-00-00-00-00-00-00-00)/HD(1,GPT)",
+        ),
+    ]
+    .into_iter()
+    .map(|(r, n, p)| SimBootOption {
+        reference: r.into(),
+        name: n.into(),
+        device_path: p.into(),
+        enabled: true,
+    })
+    .collect()
 }
 
 /// Attributes the simulated BIOS reports but takes no value for (they
@@ -124,6 +160,8 @@ impl Default for Sim {
             }],
             bios: default_bios(),
             bios_pending: BTreeMap::new(),
+            boot_options: default_boot_options(),
+            boot_order: vec!["Boot0001".into(), "Boot0002".into()],
         }
     }
 }
@@ -227,6 +265,30 @@ impl SimFleet {
     /// Node `i`'s `HttpBootUri`.
     pub fn http_boot_uri(&self, i: usize) -> Option<String> {
         self.with(i, |s| s.http_boot_uri.clone())
+    }
+
+    /// Adds a UEFI boot option first in node `i`'s boot order, as a tenant
+    /// can from the host (`efibootmgr`).
+    pub fn add_boot_option(&self, i: usize, reference: &str, name: &str, device_path: &str) {
+        self.with(i, |s| {
+            s.boot_options.push(SimBootOption {
+                reference: reference.into(),
+                name: name.into(),
+                device_path: device_path.into(),
+                enabled: true,
+            });
+            s.boot_order.insert(0, reference.into());
+        });
+    }
+
+    /// Node `i`'s persistent boot order.
+    pub fn boot_order(&self, i: usize) -> Vec<String> {
+        self.with(i, |s| s.boot_order.clone())
+    }
+
+    /// Whether node `i`'s boot option `reference` is enabled.
+    pub fn boot_option_enabled(&self, i: usize, reference: &str) -> bool {
+        self.with(i, |s| s.boot_options.iter().any(|o| o.reference == reference && o.enabled))
     }
 
     /// Node `i`'s BIOS attribute `name` in effect.
@@ -416,6 +478,25 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/simbmc/{i}/redfish/v1/Systems/Host", get(host).patch(patch_host))
         .route("/simbmc/{i}/redfish/v1/Systems/Host/Bios", get(bios))
         .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/BootOptions",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                let refs: Vec<String> =
+                    f.with(i, |s| s.boot_options.iter().map(|o| o.reference.clone()).collect());
+                answer(&f, &h, i, || {
+                    let members: Vec<Value> = refs
+                        .iter()
+                        .map(|r| link(&format!("/redfish/v1/Systems/Host/BootOptions/{r}")))
+                        .collect();
+                    json!({"Members@odata.count": members.len(), "Members": members})
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/BootOptions/{r}",
+            get(boot_option).patch(patch_boot_option),
+        )
+        .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/Bios/Settings",
             get(bios_settings).patch(patch_bios_settings),
         )
@@ -529,8 +610,14 @@ pub fn router(fleet: Fleet) -> Router {
 }
 
 async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
-    let (power_on, target, enabled, uri) = f.with(i, |s| {
-        (s.power_on, s.boot_target.clone(), s.boot_enabled.clone(), s.http_boot_uri.clone())
+    let (power_on, target, enabled, uri, order) = f.with(i, |s| {
+        (
+            s.power_on,
+            s.boot_target.clone(),
+            s.boot_enabled.clone(),
+            s.http_boot_uri.clone(),
+            s.boot_order.clone(),
+        )
     });
     answer(&f, &h, i, || {
         json!({
@@ -545,6 +632,8 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
                 "BootSourceOverrideTarget": target,
                 "BootSourceOverrideEnabled": enabled,
                 "HttpBootUri": uri,
+                "BootOrder": order,
+                "BootOptions": link("/redfish/v1/Systems/Host/BootOptions"),
                 "BootSourceOverrideTarget@Redfish.AllowableValues": ["None", "Pxe", "Cd", "Hdd", "UefiHttp"]
             },
             "Actions": {"#ComputerSystem.Reset": {
@@ -589,6 +678,15 @@ async fn patch_host(
         if let Some(u) = v["Boot"]["HttpBootUri"].as_str() {
             s.http_boot_uri = Some(u.to_string()).filter(|u| !u.is_empty());
         }
+        // A boot order naming options it does not have: kept as is (the
+        // read back shows it unchanged).
+        if let Some(order) = v["Boot"]["BootOrder"].as_array() {
+            let order: Vec<String> =
+                order.iter().filter_map(|r| r.as_str().map(str::to_string)).collect();
+            if order.iter().all(|r| s.boot_options.iter().any(|o| &o.reference == r)) {
+                s.boot_order = order;
+            }
+        }
     })
     .await
 }
@@ -611,6 +709,38 @@ async fn patch_secure_boot(
     act(&f, &h, i, |s| {
         if let Some(on) = v["SecureBootEnable"].as_bool() {
             s.secure_boot = on;
+        }
+    })
+    .await
+}
+
+async fn boot_option(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, r)): Path<(usize, String)>,
+) -> Response {
+    let Some(o) = f.with(i, |s| s.boot_options.iter().find(|o| o.reference == r).cloned()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    answer(&f, &h, i, || {
+        json!({"@odata.id": format!("/redfish/v1/Systems/Host/BootOptions/{r}"), "Id": r,
+               "BootOptionReference": o.reference, "DisplayName": o.name,
+               "UefiDevicePath": o.device_path, "BootOptionEnabled": o.enabled})
+    })
+    .await
+}
+
+async fn patch_boot_option(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, r)): Path<(usize, String)>,
+    Json(v): Json<Value>,
+) -> Response {
+    act(&f, &h, i, |s| {
+        if let (Some(o), Some(on)) =
+            (s.boot_options.iter_mut().find(|o| o.reference == r), v["BootOptionEnabled"].as_bool())
+        {
+            o.enabled = on;
         }
     })
     .await

@@ -363,3 +363,81 @@ fn a_bios_setting_the_bmc_does_not_apply_fails_the_sanitization() {
         assert_eq!(free_nodes(&s), 0, "[{b}]");
     }
 }
+
+#[test]
+fn a_boot_option_the_tenant_added_is_disabled_and_the_boot_order_restored() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, hw) = simulated_node(&s, &f, i);
+        assert_eq!(hw["bmc"]["boot_order"], json!(["Boot0001", "Boot0002"]), "[{b}] {hw}");
+
+        let id = h.provision("job");
+        // The tenant adds a UEFI HTTP boot of its own and puts it first
+        // (efibootmgr): the next tenant's reboots would run its image.
+        f.sim.add_boot_option(i, "Boot0007", "tenant image", "MAC(0,0x1)/Uri(http://evil/x.efi)");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.boot_order(i), ["Boot0001", "Boot0002"], "[{b}]");
+        assert!(!f.sim.boot_option_enabled(i, "Boot0007"), "[{b}] the tenant's option is disabled");
+        assert!(f.sim.boot_option_enabled(i, "Boot0002"), "[{b}] the baseline's are not");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "boot_order");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert!(item_detail(c, 0).starts_with("Boot0007 \"tenant image\""), "[{b}] {c}");
+        assert!(item_detail(c, 0).ends_with("not in the baseline: disabled"), "[{b}] {c}");
+        assert_eq!(
+            item_detail(c, 1),
+            "boot order was Boot0007, Boot0001, Boot0002, set back to Boot0001, Boot0002",
+            "[{b}] {c}"
+        );
+
+        // Nothing changed by the next tenant.
+        let id = h.provision("next");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let c = &check(&record(&h, &id, true), "boot_order").clone();
+        assert_eq!(
+            item_detail(c, 0),
+            "boot order Boot0001, Boot0002 as in the baseline",
+            "[{b}] {c}"
+        );
+    }
+}
+
+#[test]
+fn a_boot_order_the_bmc_does_not_take_back_fails_the_sanitization() {
+    let mockup = peers::mockup_copy("dgx-h100");
+    let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
+    let sys_file = mockup.path().join("Systems/DGX/index.json");
+    let as_shipped = std::fs::read_to_string(&sys_file).unwrap();
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        std::fs::write(&sys_file, &as_shipped).unwrap();
+        let (h, _) = static_node(&s, &bmc.url);
+
+        let id = h.provision("job");
+        // The tenant puts the OS disk first; this BMC takes the order back
+        // with 204 and keeps nothing (sushy-static).
+        let mut sys: Value = serde_json::from_str(&as_shipped).unwrap();
+        sys["Boot"]["BootOrder"] = json!(["Boot0030", "Boot000A", "Boot000B"]);
+        std::fs::write(&sys_file, sys.to_string()).unwrap();
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(
+            l["reason"].as_str().unwrap().contains("sanitization incomplete: boot_order failed"),
+            "[{b}] {l}"
+        );
+        let rec = &record(&h, &id, false);
+        let c = check(rec, "boot_order");
+        let last = c["items"].as_array().unwrap().len() - 1;
+        assert!(
+            item_detail(c, last).contains(
+                "reads Boot0030, Boot000A, Boot000B after setting it to Boot000A, Boot000B, Boot0030"
+            ),
+            "[{b}] {c}"
+        );
+        assert_eq!(free_nodes(&s), 0, "[{b}]");
+    }
+}

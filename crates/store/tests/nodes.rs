@@ -75,6 +75,7 @@ fn only_a_clean_inspection_records_the_baselines() {
                     )]
                     .into(),
                 ),
+                ..PlatformBaseline::default()
             };
             let firmware = [("BIOS".to_string(), bios.to_string())];
             let found = nodes::Inspected {

@@ -524,6 +524,25 @@ pub struct BmcInventory {
     /// report them.
     #[serde(default)]
     pub bios: Option<BTreeMap<String, serde_json::Value>>,
+    /// The persistent UEFI boot order (option references); absent when the
+    /// BMC does not report it.
+    #[serde(default)]
+    pub boot_order: Option<Vec<String>>,
+    /// The UEFI boot options; absent when the BMC does not list them.
+    #[serde(default)]
+    pub boot_options: Option<Vec<InventoryBootOption>>,
+}
+
+/// A UEFI boot option as the node's BMC reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryBootOption {
+    /// `Boot0001` and the like: what the boot order lists.
+    pub reference: String,
+    pub display_name: String,
+    /// What the option boots (`UefiDevicePath`), when reported.
+    #[serde(default)]
+    pub device_path: Option<String>,
+    pub enabled: bool,
 }
 
 /// UEFI Secure Boot as the node's BMC reports it.
@@ -544,8 +563,8 @@ pub struct InventoryBmcAccount {
 }
 
 /// The platform settings recorded at the node's first clean inspection,
-/// restored by every sanitization: Secure Boot, the enabled BMC accounts
-/// and the BIOS attributes. `None`: the BMC did not report it then (or the
+/// restored by every sanitization: Secure Boot, the enabled BMC accounts,
+/// the BIOS attributes, the boot order and the enabled boot options. `None`: the BMC did not report it then (or the
 /// baseline predates it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlatformBaseline {
@@ -554,6 +573,11 @@ pub struct PlatformBaseline {
     pub bmc_accounts: Option<Vec<InventoryBmcAccount>>,
     #[serde(default)]
     pub bios: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub boot_order: Option<Vec<String>>,
+    /// Enabled options only.
+    #[serde(default)]
+    pub boot_options: Option<Vec<InventoryBootOption>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

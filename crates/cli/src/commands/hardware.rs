@@ -72,6 +72,15 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 }
                 None => row("bios", "-", "not reported".into()),
             }
+            match &b.boot_order {
+                Some(order) => row("boot-order", "-", order.join(", ")),
+                None => row("boot-order", "-", "not reported".into()),
+            }
+            for o in b.boot_options.iter().flatten() {
+                let state = if o.enabled { "" } else { ", disabled" };
+                let path = o.device_path.as_deref().unwrap_or("no device path");
+                row("boot-option", &o.reference, format!("{} ({path}){state}", o.display_name));
+            }
         }
     }
     match &hw.agent {
@@ -124,7 +133,10 @@ mod tests {
                     "firmware": [{"id": "BMC", "name": "BMC", "version": "1.2"}],
                     "secure_boot": {"enable": true, "mode": "DeployedMode"},
                     "bmc_accounts": [{"user_name": "eve", "role_id": "Administrator", "enabled": false}],
-                    "bios": {"IntelVTforDirectedIO": "Enabled", "NumaNodesPerSocket": 2}},
+                    "bios": {"IntelVTforDirectedIO": "Enabled", "NumaNodesPerSocket": 2},
+                    "boot_order": ["Boot0001", "Boot0002"],
+                    "boot_options": [{"reference": "Boot0007", "display_name": "x",
+                                      "device_path": "Uri(http://e)", "enabled": false}]},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -143,6 +155,8 @@ mod tests {
             "eve        Administrator, disabled",
             "IntelVTforDirectedIO  Enabled",
             "NumaNodesPerSocket    2",
+            "boot-order - Boot0001, Boot0002",
+            "boot-option Boot0007 x (Uri(http://e)), disabled",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",

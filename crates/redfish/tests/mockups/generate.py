@@ -466,12 +466,14 @@ def dgx_h100():
     m.collection(f"{ch_dgx}/PCIeDevices", "PCIeDeviceCollection", "PCIe Device Collection", host_pcie)
 
     # Boot options (UEFI HTTP on the management port, then the OS disk).
+    nic_path = "PciRoot(0x0)/Pci(0x1C,0x0)/Pci(0x0,0x0)/MAC(5CFF350D7A10,0x1)/IPv4(0.0.0.0)"
     boot_opts = [
-        ("000A", "UEFI HTTP IPv4 Intel X550 - 5C:FF:35:0D:7A:10", "UefiHttp"),
-        ("000B", "UEFI PXE IPv4 Intel X550 - 5C:FF:35:0D:7A:10", "Pxe"),
-        ("0030", "UEFI OS", "Hdd"),
+        ("000A", "UEFI HTTP IPv4 Intel X550 - 5C:FF:35:0D:7A:10", "UefiHttp", nic_path + "/Uri()"),
+        ("000B", "UEFI PXE IPv4 Intel X550 - 5C:FF:35:0D:7A:10", "Pxe", nic_path),
+        ("0030", "UEFI OS", "Hdd",
+         "PciRoot(0x0)/Pci(0x3,0x0)/Pci(0x0,0x0)/NVMe(0x1,00-A0-75-00-00-00-00-01)/HD(1,GPT)"),
     ]
-    for bid, disp, alias in boot_opts:
+    for bid, disp, alias, device_path in boot_opts:
         m.add(f"{sys_path}/BootOptions/{bid}", {
             "@odata.type": "#BootOption.v1_0_4.BootOption",
             "Id": bid,
@@ -479,6 +481,7 @@ def dgx_h100():
             "BootOptionReference": f"Boot{bid}",
             "DisplayName": disp,
             "Alias": alias,
+            "UefiDevicePath": device_path,
             "BootOptionEnabled": True,
         })
     m.collection(f"{sys_path}/BootOptions", "BootOptionCollection", "Boot Option Collection",

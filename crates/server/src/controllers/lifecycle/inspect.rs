@@ -7,9 +7,9 @@ use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
 use neocloud_store::{instances, nodes, Store};
 use neocloud_types::{
-    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryBmcAccount, InventoryCpu,
-    InventoryFirmware, InventoryGpu, InventoryNic, InventorySecureBoot, Node, NodeLifecycle,
-    PlatformBaseline,
+    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryBmcAccount, InventoryBootOption,
+    InventoryCpu, InventoryFirmware, InventoryGpu, InventoryNic, InventorySecureBoot, Node,
+    NodeLifecycle, PlatformBaseline,
 };
 
 impl LifecycleController {
@@ -196,6 +196,17 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
         secure_boot: inv.secure_boot.as_ref().map(secure_boot),
         bmc_accounts: inv.accounts.as_ref().map(|a| a.iter().map(account).collect()),
         bios: inv.bios.as_ref().map(|b| b.attributes.clone()),
+        boot_order: inv.boot_order.clone(),
+        boot_options: inv.boot_options.as_ref().map(|o| o.iter().map(boot_option).collect()),
+    }
+}
+
+pub(super) fn boot_option(o: &neocloud_redfish::BootOption) -> InventoryBootOption {
+    InventoryBootOption {
+        reference: o.reference.clone(),
+        display_name: o.display_name.clone(),
+        device_path: o.device_path.clone(),
+        enabled: o.enabled,
     }
 }
 
@@ -212,10 +223,16 @@ pub(super) fn account(a: &neocloud_redfish::BmcAccount) -> InventoryBmcAccount {
 }
 
 /// What a clean inspection records as the node's platform baseline: Secure
-/// Boot and the BIOS attributes as they are, and the accounts enabled.
+/// Boot, the BIOS attributes and the boot order as they are, and the
+/// accounts and boot options enabled.
 pub(super) fn platform_baseline(inv: &BmcInventory) -> PlatformBaseline {
     PlatformBaseline {
         bios: inv.bios.clone(),
+        boot_order: inv.boot_order.clone(),
+        boot_options: inv
+            .boot_options
+            .as_ref()
+            .map(|o| o.iter().filter(|o| o.enabled).cloned().collect()),
         secure_boot: inv.secure_boot.clone(),
         bmc_accounts: inv
             .bmc_accounts

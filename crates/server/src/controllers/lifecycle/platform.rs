@@ -1,21 +1,26 @@
 //! The platform settings sanitization restores: UEFI Secure Boot, the
-//! BMC's local accounts and the BIOS attributes, all of which a tenant with
-//! root on the host can change in-band (the host's IPMI or Redfish host
-//! interface, vendor tools, the UEFI setup). The node's first clean
+//! BMC's local accounts, the BIOS attributes, the UEFI boot options and
+//! boot order, all of which a tenant with root on the host can change
+//! in-band (the host's IPMI or Redfish host interface, vendor tools,
+//! `efibootmgr`, the UEFI setup). The node's first clean
 //! inspection is the baseline ([`PlatformBaseline`]). Before the sanitizer
 //! boots, every BIOS attribute that differs from it (in effect or pending)
 //! is staged back, so the sanitizer's own boot applies it. At the end,
 //! each sanitization turns Secure Boot back, disables every enabled
-//! account the baseline does not have (or that holds another role), reads
-//! all three back, and records what it did. What it cannot restore (Secure
+//! account the baseline does not have (or that holds another role),
+//! disables every boot option it does not have and sets the boot order
+//! back, reads all of it back, and records what it did. What it cannot restore (Secure
 //! Boot keys in another mode, the control plane's own account changed, a
 //! BIOS attribute the BMC did not apply) fails the record, so the node goes
 //! to no one.
 
 use super::StepError;
-use neocloud_redfish::{bios_changes, BiosAttributes, Bmc, BmcAccount, Inventory};
+use neocloud_redfish::{
+    bios_changes, BiosAttributes, Bmc, BmcAccount, BootOption, Inventory, RedfishError,
+};
 use neocloud_types::{
-    InventoryBmcAccount, InventorySecureBoot, PlatformBaseline, SanitizationCheck, StepItem,
+    InventoryBmcAccount, InventoryBootOption, InventorySecureBoot, PlatformBaseline,
+    SanitizationCheck, StepItem,
 };
 
 fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
@@ -104,13 +109,121 @@ pub(super) fn restore(
             check("secure_boot", vec![item(system, "baseline", true, why)]),
             check("bmc_accounts", vec![item("accounts", "baseline", true, why)]),
             check("bios", vec![item("bios", "baseline", true, why)]),
+            check("boot_order", vec![item(system, "baseline", true, why)]),
         ]);
     };
     Ok(vec![
         secure_boot(bmc, system, base, inv)?,
         accounts(bmc, own_user, base, inv)?,
         bios(base, inv),
+        boot_order(bmc, system, base, inv)?,
     ])
+}
+
+/// A BMC's refusal becomes the item's failure (with its answer); what may
+/// pass is retried.
+fn soft<T>(r: Result<T, RedfishError>) -> Result<Result<T, String>, StepError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.is_transient() => Err(StepError::Retry(e)),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Whether `o` is one of the baseline's options: the same reference,
+/// name and device path (a tenant can point an existing option elsewhere).
+fn known_option(base: &[InventoryBootOption], o: &BootOption) -> bool {
+    base.iter().any(|b| {
+        b.reference == o.reference
+            && b.display_name == o.display_name
+            && b.device_path == o.device_path
+    })
+}
+
+/// The boot options and the persistent boot order, which live in the
+/// firmware's NVRAM and steer every reboot the next tenant makes: every
+/// enabled option the baseline does not have is disabled, and the order set
+/// back to the baseline's; both read back. The `boot_order` check.
+fn boot_order(
+    bmc: &Bmc,
+    system: &str,
+    base: &PlatformBaseline,
+    inv: &Inventory,
+) -> Result<SanitizationCheck, StepError> {
+    let mut items = Vec::new();
+    match (&base.boot_options, &inv.boot_options) {
+        (None, _) => items.push(item("boot options", "redfish", true, "not listed at inspection")),
+        (Some(_), None) => {
+            items.push(item("boot options", "redfish", false, "listed at inspection, not now"))
+        }
+        (Some(want), Some(now)) => {
+            for o in now.iter().filter(|o| o.enabled && !known_option(want, o)) {
+                let what = format!(
+                    "{} {:?} ({}), not in the baseline",
+                    o.reference,
+                    o.display_name,
+                    o.device_path.as_deref().unwrap_or("no device path")
+                );
+                items.push(match soft(bmc.disable_boot_option(o))? {
+                    Ok(after) if !after.enabled => {
+                        item(&o.path, "redfish-patch", true, &format!("{what}: disabled"))
+                    }
+                    Ok(_) => item(
+                        &o.path,
+                        "redfish-patch",
+                        false,
+                        &format!("{what}: still enabled after disabling it"),
+                    ),
+                    Err(why) => item(
+                        &o.path,
+                        "redfish-patch",
+                        false,
+                        &format!("{what}: the BMC refused to disable it: {why}"),
+                    ),
+                });
+            }
+        }
+    }
+    let list = |o: &[String]| o.join(", ");
+    items.push(match (&base.boot_order, &inv.boot_order) {
+        (None, _) => item(system, "redfish", true, "boot order not reported at inspection"),
+        (Some(_), None) => {
+            item(system, "redfish", false, "boot order reported at inspection, not now")
+        }
+        (Some(want), Some(now)) if want == now => {
+            item(system, "redfish", true, &format!("boot order {} as in the baseline", list(want)))
+        }
+        (Some(want), Some(now)) => match soft(bmc.set_boot_order(system, want))? {
+            Ok(after) if &after == want => item(
+                system,
+                "redfish-patch",
+                true,
+                &format!("boot order was {}, set back to {}", list(now), list(want)),
+            ),
+            Ok(after) => item(
+                system,
+                "redfish-patch",
+                false,
+                &format!(
+                    "boot order was {}, reads {} after setting it to {}",
+                    list(now),
+                    list(&after),
+                    list(want)
+                ),
+            ),
+            Err(why) => item(
+                system,
+                "redfish-patch",
+                false,
+                &format!(
+                    "boot order {}, baseline {}: the BMC refused it: {why}",
+                    list(now),
+                    list(want)
+                ),
+            ),
+        },
+    });
+    Ok(check("boot_order", items))
 }
 
 /// Before the sanitizer's boot: stages every BIOS attribute that differs
