@@ -5,7 +5,9 @@
 //! with a complete signed sanitization record per provisioned instance), no
 //! node was ever held by two live instances, nothing is lost (every
 //! instance created is there and released), and the audit chains verify.
-//! Half the nodes boot by PXE, half from their BMC's virtual CD.
+//! Half the nodes boot by PXE, half from their BMC's virtual CD. Every
+//! sanitization rotates the node's BMC password, so a kill between sending
+//! a new one and recording it must leave every node reachable.
 //!
 //! The nodes are SIMULATED (BMC fleet and agents in this test process, see
 //! `neocloud_server::simbmc`): they outlive the control plane's crashes,
@@ -158,7 +160,8 @@ fn write_config(path: &Path, db: &str) {
             "db = {db:?}\nlifecycle_interval_ms = 100\nheartbeat_interval_ms = 200\n\
              agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
              boot_timeout_secs = 10\nboot_attempts = 10\n\
-             virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n"
+             virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n\
+             bmc_password_rotation = true\n"
         ),
     )
     .expect("write config");
@@ -425,7 +428,15 @@ fn run(b: &str, db_url: &str) {
     }
     assert_eq!(created.len(), ROUNDS * 3, "[{b}] nothing lost");
     let (mut provisioned, mut from_cd) = (0, 0);
-    let from_cd_nodes: BTreeSet<String> = ok(&url, &admin, "GET", "/v1/nodes", None, None)["items"]
+    let nodes = ok(&url, &admin, "GET", "/v1/nodes", None, None);
+    let name_of: BTreeMap<&str, &str> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["name"].as_str().unwrap()))
+        .collect();
+    let mut sanitized: BTreeSet<String> = BTreeSet::new();
+    let from_cd_nodes: BTreeSet<String> = nodes["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -452,14 +463,24 @@ fn run(b: &str, db_url: &str) {
             let checks = recs[0]["body"]["checks"].as_array().unwrap();
             let eject = checks.iter().find(|c| c["name"] == "eject_virtual_media");
             assert_eq!(eject.map(|c| &c["ok"]), Some(&json!(true)), "[{b}] {recs:?}");
+            sanitized.insert(name_of[recs[0]["body"]["node_id"].as_str().unwrap()].to_string());
+            let rotated = checks.iter().find(|c| c["name"] == "bmc_password");
+            assert_eq!(rotated.map(|c| &c["ok"]), Some(&json!(true)), "[{b}] {recs:?}");
             if from_cd_nodes.contains(recs[0]["body"]["node_id"].as_str().unwrap()) {
                 from_cd += 1;
             }
         }
     }
-    // Every virtual CD was ejected by the last sanitization of its node.
+    // Every virtual CD was ejected by the last sanitization of its node,
+    // and the BMC password of every node sanitized rotated (each was
+    // reached with it above).
+    assert!(!sanitized.is_empty(), "[{b}]");
     for i in 0..NODES {
         assert_eq!(fleet.media(i), None, "[{b}] node n{i}'s virtual CD");
+        if sanitized.contains(&format!("n{i}")) {
+            let pw = fleet.password(i);
+            assert_ne!(pw, neocloud_server::simbmc::PASSWORD, "[{b}] node n{i}'s BMC");
+        }
     }
     let seen = observed.lock().unwrap().clone();
     let states: BTreeSet<&str> = seen.iter().map(String::as_str).collect();

@@ -99,6 +99,12 @@ impl Bmc {
         Ok(Some(out))
     }
 
+    /// Sets an account's password (write-only: the BMC never shows it; a
+    /// login with it is the check).
+    pub fn set_account_password(&self, a: &BmcAccount, password: &str) -> Result<()> {
+        self.request("PATCH", &a.path, Some(&json!({ "Password": password }))).map(|_| ())
+    }
+
     /// Disables an account and reads it back: the answer is the account as
     /// the BMC reports it after the change.
     pub fn disable_account(&self, a: &BmcAccount) -> Result<BmcAccount> {

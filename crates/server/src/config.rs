@@ -62,6 +62,11 @@ pub struct Config {
     /// fetches and runs it. Build it with the same embedded script as the
     /// ISO. None: such nodes cannot be enrolled.
     pub uefi_http_boot_url: Option<String>,
+    /// Every sanitization sets a new random password on the BMC account
+    /// the control plane enrolled the node with (and checks it by a
+    /// login), so a password that reached a tenant opens nothing after it.
+    /// Off by default: that account must be the control plane's alone.
+    pub bmc_password_rotation: bool,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -123,6 +128,7 @@ impl Default for Config {
             boot_url: None,
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
+            bmc_password_rotation: false,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,

@@ -75,6 +75,8 @@ struct Sim {
     secure_boot: bool,
     /// The BMC's local accounts, by slot (1-based in their paths).
     accounts: Vec<SimAccount>,
+    /// [`USER`]'s password.
+    password: String,
     /// BIOS attributes in effect, and those pending for the next power-on.
     bios: BTreeMap<String, Value>,
     bios_pending: BTreeMap<String, Value>,
@@ -158,6 +160,7 @@ impl Default for Sim {
                 role: "Administrator".into(),
                 enabled: true,
             }],
+            password: PASSWORD.into(),
             bios: default_bios(),
             bios_pending: BTreeMap::new(),
             boot_options: default_boot_options(),
@@ -260,6 +263,17 @@ impl SimFleet {
     /// Sets node `i`'s Secure Boot, as a tenant can from the UEFI setup.
     pub fn set_secure_boot(&self, i: usize, on: bool) {
         self.with(i, |s| s.secure_boot = on);
+    }
+
+    /// Node `i`'s BMC password for [`USER`].
+    pub fn password(&self, i: usize) -> String {
+        self.with(i, |s| s.password.clone())
+    }
+
+    /// Sets node `i`'s BMC password for [`USER`] (as a rotation the
+    /// control plane sent, in a test of a crash after sending it).
+    pub fn set_password(&self, i: usize, password: &str) {
+        self.with(i, |s| s.password = password.to_string());
     }
 
     /// Node `i`'s `HttpBootUri`.
@@ -418,9 +432,12 @@ impl SimFleet {
     }
 }
 
-fn authorized(h: &HeaderMap) -> bool {
-    // "admin:simulated" in base64.
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic YWRtaW46c2ltdWxhdGVk")
+/// Basic auth as [`USER`] with the node's password (its password changes
+/// when the control plane rotates it).
+fn authorized(h: &HeaderMap, password: &str) -> bool {
+    let want =
+        format!("Basic {}", neocloud_common::encoding::base64(&format!("{USER}:{password}")));
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str())
 }
 
 fn unauthorized() -> Response {
@@ -446,7 +463,7 @@ async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }
-    if authorized(h) {
+    if authorized(h, &f.with(i, |s| s.password.clone())) {
         Json(v()).into_response()
     } else {
         unauthorized()
@@ -826,10 +843,12 @@ async fn patch_account(
     Json(v): Json<Value>,
 ) -> Response {
     act(&f, &h, i, |s| {
-        if let (Some(acc), Some(on)) =
-            (a.checked_sub(1).and_then(|k| s.accounts.get_mut(k)), v["Enabled"].as_bool())
-        {
+        let Some(acc) = a.checked_sub(1).and_then(|k| s.accounts.get_mut(k)) else { return };
+        if let Some(on) = v["Enabled"].as_bool() {
             acc.enabled = on;
+        }
+        if let (Some(pw), true) = (v["Password"].as_str(), acc.user == USER) {
+            s.password = pw.to_string();
         }
     })
     .await

@@ -28,6 +28,7 @@ use neocloud_agent::{Hardware, Simulated, SimulatedConfig};
 use neocloud_server::controllers::lifecycle::LifecycleController;
 use neocloud_server::secrets::SecretBox;
 use neocloud_server::simbmc;
+use neocloud_store::nodes;
 use serde_json::{json, Value};
 
 /// The iPXE script node `mac` gets, which must boot `kernel`.
@@ -439,5 +440,89 @@ fn a_boot_order_the_bmc_does_not_take_back_fails_the_sanitization() {
             "[{b}] {c}"
         );
         assert_eq!(free_nodes(&s), 0, "[{b}]");
+    }
+}
+
+/// The control plane's BMC password, as the store holds it (opened), and
+/// whether a rotation is in flight.
+fn stored_password(h: &ByHand<'_>) -> (String, bool) {
+    let id = node(h.s, "bm-1")["id"].as_str().unwrap().to_string();
+    let rec = h.s.store.read(|r| nodes::bmc(r, &id)).unwrap().expect("a BMC");
+    (h.secrets.open(&rec.password_sealed).unwrap(), rec.password_next_sealed.is_some())
+}
+
+#[test]
+fn every_sanitization_gives_the_bmc_a_new_password_and_a_cut_short_rotation_settles() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (mut h, _) = simulated_node(&s, &f, i);
+        h.ctl.rotate_bmc_password = true;
+
+        let id = h.provision("job");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let first = f.sim.password(i);
+        assert_ne!(first, simbmc::PASSWORD, "[{b}] the BMC has a new password");
+        assert_eq!(stored_password(&h), (first.clone(), false), "[{b}] and the store has it");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "bmc_password");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(item_detail(c, 0), "\"admin\": a new password, checked by a login", "[{b}]");
+        assert!(!rec.to_string().contains(&first), "[{b}] the record never shows it");
+        let hw = s.admin().get("/v1/nodes/bm-1").expect(200).text;
+        assert!(!hw.contains(&first), "[{b}] nor the API");
+
+        // The next tenant's provision logs in with it; its release rotates again.
+        let id = h.provision("next");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_ne!(f.sim.password(i), first, "[{b}] another new password");
+        assert_eq!(stored_password(&h).0, f.sim.password(i), "[{b}]");
+
+        // A control plane killed after sending a new password, before
+        // recording that it works: the next step keeps the one that logs in.
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let stage = |pw: &str| {
+            let sealed = h.secrets.seal(pw).unwrap();
+            s.store.write(|w| nodes::stage_bmc_password(w, &node_id, &sealed)).unwrap();
+        };
+        stage("Sent2BeforeTheCrash");
+        f.sim.set_password(i, "Sent2BeforeTheCrash");
+        let id = h.provision("after-a-crash");
+        assert_eq!(stored_password(&h), ("Sent2BeforeTheCrash".to_string(), false), "[{b}]");
+        // Killed before sending it: the old password stays.
+        stage("Never2Sent");
+        h.ctl.rotate_bmc_password = false;
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_eq!(stored_password(&h), ("Sent2BeforeTheCrash".to_string(), false), "[{b}]");
+        let rec = record(&h, &id, true);
+        let names: Vec<&str> = rec["body"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(!names.contains(&"bmc_password"), "[{b}] rotation off: {names:?}");
+    }
+}
+
+#[test]
+fn a_bmc_without_an_account_service_fails_the_rotation() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (tenant, mut ctl, secrets) = one_node_by_hand(&s, &emu);
+        ctl.rotate_bmc_password = true;
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0 };
+        let id = h.provision("job");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("bmc_password failed"), "[{b}] {l}");
+        let rec = &record(&h, &id, false);
+        let c = check(rec, "bmc_password");
+        assert!(item_detail(c, 0).contains("no account service"), "[{b}] {c}");
+        let (pw, pending) = stored_password(&h);
+        assert!(!pending && pw == "pw", "[{b}] the enrolled password stays: {pw}");
     }
 }

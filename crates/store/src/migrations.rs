@@ -596,6 +596,18 @@ ALTER TABLE nodes ADD COLUMN platform_baseline TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 13,
+        name: "node BMC password rotation",
+        common: r#"
+-- A new BMC password (sealed) being set on the BMC: written before the
+-- change is sent, made the password once a login with it works, dropped
+-- once a login with the old one does (a crash in between resolves so).
+ALTER TABLE node_bmcs ADD COLUMN password_next_sealed TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -360,11 +360,14 @@ pub struct BmcRecord {
     pub username: String,
     pub password_sealed: String,
     pub system_path: Option<String>,
+    /// A rotation in flight: the new password, sealed, not yet known to
+    /// work (see [`stage_bmc_password`]).
+    pub password_next_sealed: Option<String>,
 }
 
 pub fn bmc(r: &mut dyn Reader, id: &str) -> Result<Option<BmcRecord>> {
     let rows = r.query(
-        "SELECT endpoint, username, password_sealed, system_path FROM node_bmcs WHERE node_id = ?",
+        "SELECT endpoint, username, password_sealed, system_path, password_next_sealed FROM node_bmcs WHERE node_id = ?",
         vals![id],
     )?;
     rows.first()
@@ -374,9 +377,39 @@ pub fn bmc(r: &mut dyn Reader, id: &str) -> Result<Option<BmcRecord>> {
                 username: r.str(1)?,
                 password_sealed: r.str(2)?,
                 system_path: r.opt_str(3)?,
+                password_next_sealed: r.opt_str(4)?,
             })
         })
         .transpose()
+}
+
+/// Records the new password of a rotation before it is sent to the BMC.
+pub fn stage_bmc_password(w: &mut dyn Writer, id: &str, next_sealed: &str) -> Result<()> {
+    w.execute(
+        "UPDATE node_bmcs SET password_next_sealed = ? WHERE node_id = ?",
+        vals![next_sealed, id],
+    )?;
+    Ok(())
+}
+
+/// The staged password works on the BMC: it becomes the password (only if
+/// it is still the one staged: false otherwise).
+pub fn promote_bmc_password(w: &mut dyn Writer, id: &str, next_sealed: &str) -> Result<bool> {
+    let n = w.execute(
+        "UPDATE node_bmcs SET password_sealed = password_next_sealed, password_next_sealed = NULL \
+         WHERE node_id = ? AND password_next_sealed = ?",
+        vals![id, next_sealed],
+    )?;
+    Ok(n == 1)
+}
+
+/// The staged password was not taken: the old one stays.
+pub fn drop_bmc_password(w: &mut dyn Writer, id: &str, next_sealed: &str) -> Result<()> {
+    w.execute(
+        "UPDATE node_bmcs SET password_next_sealed = NULL WHERE node_id = ? AND password_next_sealed = ?",
+        vals![id, next_sealed],
+    )?;
+    Ok(())
 }
 
 pub fn set_system_path(w: &mut dyn Writer, id: &str, path: &str) -> Result<()> {
@@ -511,7 +544,7 @@ pub fn request_inspection(
     match new_bmc {
         Some((endpoint, username, sealed)) => {
             let n = w.execute(
-                "UPDATE node_bmcs SET endpoint = ?, username = ?, password_sealed = ?, system_path = NULL WHERE node_id = ?",
+                "UPDATE node_bmcs SET endpoint = ?, username = ?, password_sealed = ?, system_path = NULL, password_next_sealed = NULL WHERE node_id = ?",
                 vals![endpoint, username, sealed, id],
             )?;
             if n == 0 {

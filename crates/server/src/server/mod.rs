@@ -155,6 +155,7 @@ impl Server {
                 l.bmc_tls = config.bmc_tls.clone();
                 l.virtual_media_iso = config.virtual_media_iso_url.clone();
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
+                l.rotate_bmc_password = config.bmc_password_rotation;
                 l
             },
             boot: crate::boot::handlers::BootConfig {

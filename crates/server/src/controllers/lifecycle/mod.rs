@@ -25,6 +25,7 @@ mod census;
 mod inspect;
 mod platform;
 mod provision;
+mod rotate;
 mod sanitize;
 mod schedule;
 
@@ -82,6 +83,8 @@ pub struct LifecycleController {
     pub virtual_media_iso: Option<String>,
     /// The iPXE EFI binary UEFI HTTP boots fetch (`uefi_http_boot_url`).
     pub uefi_http_boot: Option<String>,
+    /// A new BMC password at every sanitization (`bmc_password_rotation`).
+    pub rotate_bmc_password: bool,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -193,6 +196,7 @@ impl LifecycleController {
             step_times: Mutex::default(),
             virtual_media_iso: None,
             uefi_http_boot: None,
+            rotate_bmc_password: false,
         }
     }
 
@@ -327,21 +331,24 @@ impl LifecycleController {
             .read(|r| nodes::bmc(r, &n.id))
             .map_err(StepError::Store)?
             .ok_or_else(|| StepError::Fail("no BMC recorded for this node".into()))?;
-        // A key that does not open the secret is this replica's problem, not
-        // the node's: skip it (another replica, or a fixed key, moves it).
-        let password = secrets.open(&rec.password_sealed).map_err(|e| {
-            StepError::Store(Error::Unavailable {
-                internal: format!("node {}: BMC password: {e}", n.name),
-            })
-        })?;
-        let mut cfg = BmcConfig::new(&rec.endpoint, &rec.username, &password);
+        let sealed = match &rec.password_next_sealed {
+            None => rec.password_sealed.clone(),
+            Some(next) => self.settle_password(store, secrets, n, &rec, next)?,
+        };
+        let cfg = self.bmc_config(&rec, &open_password(secrets, n, &sealed)?);
+        Ok((StepBmc::new(&self.sessions, &n.id, cfg, &sealed), rec.system_path))
+    }
+
+    /// The client configuration for the node's BMC with `password`.
+    fn bmc_config(&self, rec: &nodes::BmcRecord, password: &str) -> BmcConfig {
+        let mut cfg = BmcConfig::new(&rec.endpoint, &rec.username, password);
         cfg.tls = self.bmc_tls.clone();
         if let Some(t) = self.bmc_timeout {
             cfg.timeout = t;
             cfg.retries = 1;
             cfg.backoff = Duration::from_millis(50);
         }
-        Ok((StepBmc::new(&self.sessions, &n.id, cfg, &rec.password_sealed), rec.system_path))
+        cfg
     }
 
     /// The node's BMC and its host system: the one recorded, else the one
@@ -666,6 +673,17 @@ enum StepError {
     Retry(RedfishError),
     Fail(String),
     Store(Error),
+}
+
+/// Opens a sealed BMC password. A key that does not open the secret is this
+/// replica's problem, not the node's: skip it (another replica, or a fixed
+/// key, moves it).
+fn open_password(secrets: &SecretBox, n: &Node, sealed: &str) -> Result<String, StepError> {
+    secrets.open(sealed).map_err(|e| {
+        StepError::Store(Error::Unavailable {
+            internal: format!("node {}: BMC password: {e}", n.name),
+        })
+    })
 }
 
 impl From<RedfishError> for StepError {

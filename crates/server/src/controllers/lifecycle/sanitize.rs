@@ -343,6 +343,10 @@ impl LifecycleController {
             ok: true,
             items: vec![item(&system, "redfish-reset", true, "ForceOff requested")],
         });
+        // Last: the BMC may end this client's session with the old password.
+        if self.rotate_bmc_password {
+            checks.push(self.rotate_password(store, secrets, n, &bmc, &inv)?);
+        }
         checks.push(SanitizationCheck {
             name: "revoke_agent".into(),
             ok: true,
