@@ -107,7 +107,7 @@ impl Hardware for Host {
                 detail: "no disks were configured (--disk PATH or --all-disks)".into(),
             }]);
         }
-        result_of(self.disks.iter().map(|d| wipe_disk(d)).collect())
+        result_of(self.disks.iter().map(|d| wipe_disk_among(d, &self.disks)).collect())
     }
 
     fn gpu_status(&self) -> Vec<GpuStatus> {
@@ -266,6 +266,13 @@ pub fn describe_disk(path: &Path) -> AgentDisk {
 
 /// Wipes one disk and says how.
 pub fn wipe_disk(path: &Path) -> StepItem {
+    wipe_disk_among(path, &[path.to_path_buf()])
+}
+
+/// Wipes one of the disks the operator named (`named`, all of them): an
+/// NVMe namespace's whole subsystem is sanitized only when every namespace
+/// attached to its controller is among them.
+pub fn wipe_disk_among(path: &Path, named: &[PathBuf]) -> StepItem {
     let target = path.to_string_lossy().into_owned();
     let item = |method: &str, ok: bool, detail: String| StepItem {
         target: target.clone(),
@@ -293,7 +300,39 @@ pub fn wipe_disk(path: &Path) -> StepItem {
     // Faster and stronger methods first; each failure is kept for the
     // detail of whichever method finally works (or of the failure).
     let mut tried = Vec::new();
-    if name.starts_with("nvme") && find_tool("nvme").is_some() {
+    if let (Some(ctrl), true) = (crate::nvme::controller_of(&name), find_tool("nvme").is_some()) {
+        let ctrl = format!("/dev/{ctrl}");
+        let mut nvme = |args: &[&str]| run_tool_stdout("nvme", args);
+        let pause = || std::thread::sleep(std::time::Duration::from_secs(1));
+        let names: Vec<String> = named.iter().filter_map(|d| kernel_name(d)).collect();
+        let unnamed = match crate::nvme::attached_namespaces(&ctrl, &mut nvme) {
+            Ok(ids) => crate::nvme::unnamed(&ctrl, &ids, &names),
+            Err(e) => vec![format!("(cannot list them: {e})")],
+        };
+        if unnamed.is_empty() {
+            // The whole subsystem, namespaces detached by the tenant
+            // included (a day of one-second reads at most).
+            match crate::nvme::sanitize(&ctrl, &mut nvme, &pause, 86_400) {
+                Ok(how) => return item("nvme-sanitize", true, how),
+                Err(e) => tried.push(format!("nvme sanitize: {e}")),
+            }
+        } else {
+            tried.push(format!(
+                "nvme sanitize not tried: {} of {ctrl} not among the disks to wipe",
+                unnamed.join(", ")
+            ));
+        }
+        match crate::nvme::detached_namespaces(&ctrl, &mut nvme) {
+            Ok(hidden) if !hidden.is_empty() => {
+                let why = format!(
+                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached: only a \
+                     Sanitize reaches them; attach or delete them, then sanitize again"
+                );
+                return item("none", false, with_tried(&why, &tried));
+            }
+            Ok(_) => {}
+            Err(e) => tried.push(format!("nvme list-ns: {e}")),
+        }
         match run_tool("nvme", &["format", &target, "--ses=2", "--force"]) {
             Ok(_) => return item("nvme-crypto-erase", true, "nvme format --ses=2".into()),
             Err(e) => tried.push(format!("nvme crypto erase: {e}")),
@@ -469,6 +508,28 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
                 .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false)
         })
+}
+
+/// Runs a tool to completion; `Ok` with all of its standard output when it
+/// exits 0, else what went wrong (as [`run_tool`]).
+fn run_tool_stdout(name: &str, args: &[&str]) -> Result<String, String> {
+    let Some(exe) = find_tool(name) else { return Err(format!("{name} is not installed")) };
+    let out = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
+    Err(format!(
+        "{name} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        err.chars().take(300).collect::<String>()
+    ))
 }
 
 /// Runs a tool to completion; `Ok` with the last line of its output when it

@@ -23,6 +23,7 @@ mod agent;
 pub mod cmdline;
 pub mod health;
 pub mod host;
+mod nvme;
 pub mod nvml;
 pub mod simulated;
 #[cfg(test)]
