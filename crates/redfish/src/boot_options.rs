@@ -70,7 +70,12 @@ impl Bmc {
     /// Disables a boot option and reads it back: the answer is the option
     /// as the BMC reports it after the change.
     pub fn disable_boot_option(&self, o: &BootOption) -> Result<BootOption> {
-        self.request("PATCH", &o.path, Some(&json!({ "BootOptionEnabled": false })))?;
+        self.set_boot_option_enabled(o, false)
+    }
+
+    /// Enables or disables a boot option and reads it back.
+    pub fn set_boot_option_enabled(&self, o: &BootOption, enabled: bool) -> Result<BootOption> {
+        self.request("PATCH", &o.path, Some(&json!({ "BootOptionEnabled": enabled })))?;
         boot_option_of(&o.path, &self.get(&o.path)?).ok_or_else(|| RedfishError::Status {
             status: 200,
             path: o.path.clone(),

@@ -300,6 +300,16 @@ impl SimFleet {
         self.with(i, |s| s.boot_order.clone())
     }
 
+    /// Enables or disables node `i`'s boot option `reference`, as a tenant
+    /// can from the host.
+    pub fn set_boot_option_enabled(&self, i: usize, reference: &str, enabled: bool) {
+        self.with(i, |s| {
+            for o in s.boot_options.iter_mut().filter(|o| o.reference == reference) {
+                o.enabled = enabled;
+            }
+        });
+    }
+
     /// Whether node `i`'s boot option `reference` is enabled.
     pub fn boot_option_enabled(&self, i: usize, reference: &str) -> bool {
         self.with(i, |s| s.boot_options.iter().any(|o| o.reference == reference && o.enabled))

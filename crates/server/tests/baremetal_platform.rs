@@ -394,8 +394,21 @@ fn a_boot_option_the_tenant_added_is_disabled_and_the_boot_order_restored() {
             "[{b}] {c}"
         );
 
-        // Nothing changed by the next tenant.
+        // The next tenant disables the PXE option: enabled again (the next
+        // provision boots by PXE).
         let id = h.provision("next");
+        f.sim.set_boot_option_enabled(i, "Boot0001", false);
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert!(f.sim.boot_option_enabled(i, "Boot0001"), "[{b}]");
+        let c = check(&record(&h, &id, true), "boot_order").clone();
+        assert_eq!(
+            item_detail(&c, 0),
+            "Boot0001 \"UEFI PXE IPv4 (simulated NIC)\", disabled: enabled again",
+            "[{b}] {c}"
+        );
+
+        // Nothing changed by the third tenant.
+        let id = h.provision("third");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         let c = &check(&record(&h, &id, true), "boot_order").clone();
         assert_eq!(

@@ -157,6 +157,28 @@ fn boot_order(
             items.push(item("boot options", "redfish", false, "listed at inspection, not now"))
         }
         (Some(want), Some(now)) => {
+            // A baseline option the tenant disabled (the PXE one: the next
+            // provision's network boot would find nothing to boot).
+            for o in now.iter().filter(|o| !o.enabled && known_option(want, o)) {
+                let what = format!("{} {:?}, disabled", o.reference, o.display_name);
+                items.push(match soft(bmc.set_boot_option_enabled(o, true))? {
+                    Ok(after) if after.enabled => {
+                        item(&o.path, "redfish-patch", true, &format!("{what}: enabled again"))
+                    }
+                    Ok(_) => item(
+                        &o.path,
+                        "redfish-patch",
+                        false,
+                        &format!("{what}: still disabled after enabling it"),
+                    ),
+                    Err(why) => item(
+                        &o.path,
+                        "redfish-patch",
+                        false,
+                        &format!("{what}: the BMC refused to enable it: {why}"),
+                    ),
+                });
+            }
             for o in now.iter().filter(|o| o.enabled && !known_option(want, o)) {
                 let what = format!(
                     "{} {:?} ({}), not in the baseline",
