@@ -26,6 +26,36 @@ pub fn assess(s: &mut GpuStatus) {
     if s.row_remap_pending == Some(true) {
         s.problems.push(format!("{gpu}: a memory row remap is pending (it needs a GPU reset)"));
     }
+    // The hardware holding its clocks down: cooling, power delivery or an
+    // external power brake is failing (software caps are the operator's).
+    let hw: Vec<&str> = s
+        .throttle_reasons
+        .iter()
+        .map(String::as_str)
+        .filter(|r| matches!(*r, "hw_slowdown" | "hw_thermal" | "hw_power_brake"))
+        .collect();
+    if !hw.is_empty() {
+        s.problems.push(format!("{gpu}: clocks held down by the hardware ({})", hw.join(", ")));
+    }
+}
+
+/// NVML's clock event reason bits (`nvmlClocksEventReason*`), by name.
+const CLOCK_EVENTS: [(u64, &str); 9] = [
+    (0x1, "idle"),
+    (0x2, "applications_clocks"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal"),
+    (0x40, "hw_thermal"),
+    (0x80, "hw_power_brake"),
+    (0x100, "display_clocks"),
+];
+
+/// The names of the clock event reasons set in `bits` (unknown bits left
+/// out).
+pub fn throttle_reasons(bits: u64) -> Vec<&'static str> {
+    CLOCK_EVENTS.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect()
 }
 
 /// What a hardware-class Xid means, or `None` for the rest: those an
@@ -85,6 +115,19 @@ mod tests {
 
     fn gpu(index: u32) -> GpuStatus {
         GpuStatus { index, uuid: format!("GPU-{index}"), ..GpuStatus::default() }
+    }
+
+    #[test]
+    fn the_hardware_holding_clocks_down_is_a_problem_software_caps_are_not() {
+        assert_eq!(throttle_reasons(0x1 | 0x4 | 0x20), ["idle", "sw_power_cap", "sw_thermal"]);
+        assert_eq!(throttle_reasons(0x8 | 0x80 | 0x10000), ["hw_slowdown", "hw_power_brake"]);
+        let mut s = gpu(3);
+        s.throttle_reasons = vec!["sw_power_cap".into(), "idle".into()];
+        assess(&mut s);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        s.throttle_reasons = vec!["sw_power_cap".into(), "hw_thermal".into()];
+        assess(&mut s);
+        assert_eq!(s.problems, ["GPU 3 (GPU-3): clocks held down by the hardware (hw_thermal)"]);
     }
 
     #[test]

@@ -80,6 +80,7 @@ type TemperatureFn = unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlRe
 type PowerFn = unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn;
 type UtilizationFn = unsafe extern "C" fn(Device, *mut Utilization) -> NvmlReturn;
 type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlReturn;
+type ClockEventsFn = unsafe extern "C" fn(Device, *mut u64) -> NvmlReturn;
 type RemappedRowsFn =
     unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> NvmlReturn;
 
@@ -177,6 +178,7 @@ struct Readings {
     utilization: Option<UtilizationFn>,
     ecc: Option<EccFn>,
     remapped_rows: Option<RemappedRowsFn>,
+    clock_events: Option<ClockEventsFn>,
 }
 
 /// An initialized NVML. `nvmlShutdown` is called when it is dropped.
@@ -256,6 +258,10 @@ impl Nvml {
                 utilization: sym(&lib, b"nvmlDeviceGetUtilizationRates\0").ok(),
                 ecc: sym(&lib, b"nvmlDeviceGetTotalEccErrors\0").ok(),
                 remapped_rows: sym(&lib, b"nvmlDeviceGetRemappedRows\0").ok(),
+                // Renamed in CUDA 12.2's NVML; drivers before it have the old name.
+                clock_events: sym(&lib, b"nvmlDeviceGetCurrentClocksEventReasons\0")
+                    .or_else(|_| sym(&lib, b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
+                    .ok(),
             };
             // nvmlInit_v2 takes no arguments; it fails (non-zero) when the
             // kernel driver is not loaded. Only after it succeeds is an
@@ -435,6 +441,14 @@ impl Nvml {
             if took(rc) {
                 s.row_remap_pending = Some(pending != 0);
                 s.row_remap_failed = Some(failed != 0);
+            }
+        }
+        if let Some(f) = r.clock_events {
+            let mut bits: u64 = 0;
+            // SAFETY: `dev` is live; writes one `unsigned long long`.
+            if took(unsafe { f(dev, &mut bits) }) {
+                s.throttle_reasons =
+                    crate::health::throttle_reasons(bits).into_iter().map(String::from).collect();
             }
         }
         if lost {

@@ -205,6 +205,8 @@ impl Hardware for Simulated {
                     row_remap_pending: Some(false),
                     row_remap_failed: Some(bad),
                     xid_errors: Vec::new(),
+                    // An idle simulated GPU, as NVML reports an idle one.
+                    throttle_reasons: vec!["idle".into()],
                     problems: Vec::new(),
                 };
                 crate::health::assess(&mut s);

@@ -263,6 +263,12 @@ pub struct GpuStatus {
     /// since the agent started or its last reset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xid_errors: Vec<u64>,
+    /// Why its clocks are held down now (NVML's clock event reasons):
+    /// `idle`, `applications_clocks`, `sw_power_cap`, `hw_slowdown`,
+    /// `sync_boost`, `sw_thermal`, `hw_thermal`, `hw_power_brake`,
+    /// `display_clocks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_reasons: Vec<String>,
     /// What is wrong with it, a line each; empty when it is healthy.
     #[serde(default)]
     pub problems: Vec<String>,

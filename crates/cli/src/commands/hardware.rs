@@ -99,6 +99,7 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                     true => "ok".to_string(),
                     false => g.problems.join("; "),
                 };
+
                 t.row(vec![
                     "agent".into(),
                     "gpu".into(),
@@ -111,6 +112,14 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                         opt(g.utilization_pct, " %"),
                     ),
                 ]);
+                if !g.throttle_reasons.is_empty() {
+                    t.row(vec![
+                        "agent".into(),
+                        "gpu-clocks".into(),
+                        g.index.to_string(),
+                        g.throttle_reasons.join(", "),
+                    ]);
+                }
             }
         }
     }
@@ -141,7 +150,8 @@ mod tests {
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
                       "gpu_status": [{"index": 0, "uuid": "g", "temperature_c": 61, "power_mw": 691000,
-                                      "xid_errors": [79], "problems": ["Xid 79"]}]}
+                                      "xid_errors": [79], "throttle_reasons": ["hw_slowdown"],
+                                      "problems": ["Xid 79"]}]}
         }))
         .unwrap();
         let out = table(&hw);
@@ -160,6 +170,7 @@ mod tests {
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
+            "gpu-clocks 0 hw_slowdown",
         ] {
             // Column widths follow the longest cell: compare words.
             let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
