@@ -57,7 +57,16 @@ impl LifecycleController {
             )
         };
         match dirty {
-            None => self.advance(store, n, NodeLifecycle::Available, record),
+            None => match self.policy_mismatches(&inv.system.model, &firmware) {
+                Some(why) => {
+                    let to = NodeLifecycle::Failed {
+                        reason: format!("firmware differs from the provider's baseline: {why}"),
+                        from: "inspecting".into(),
+                    };
+                    self.advance(store, n, to, record)
+                }
+                None => self.advance(store, n, NodeLifecycle::Available, record),
+            },
             Some((tenant, instance)) => {
                 self.check_sanitizer(store)?;
                 let to = NodeLifecycle::Releasing {
@@ -150,6 +159,32 @@ fn gpus_found(inv: &Inventory) -> Option<(String, u8, u32)> {
         inv.gpus.iter().filter(|g| super::gpu_model_key(&g.model) == model).count().min(16) as u8;
     let mem_gb = ((first.memory_mib as f64) / 1024.0).round() as u32;
     Some((model, count, mem_gb.max(1)))
+}
+
+impl LifecycleController {
+    /// The provider's baseline for a system model, if it has one.
+    pub(super) fn firmware_policy_of(
+        &self,
+        model: &str,
+    ) -> Option<&crate::config::FirmwareBaseline> {
+        self.firmware_policy.iter().find(|b| b.model == model)
+    }
+
+    /// What of the provider's baseline for `model` the firmware read does
+    /// not match, or `None` when it all does (or there is no baseline).
+    fn policy_mismatches(&self, model: &str, firmware: &[(String, String)]) -> Option<String> {
+        let policy = self.firmware_policy_of(model)?;
+        let off: Vec<String> = policy
+            .components
+            .iter()
+            .filter_map(|(id, want)| match firmware.iter().find(|(f, _)| f == id) {
+                Some((_, have)) if have == want => None,
+                Some((_, have)) => Some(format!("{id} {have} (want {want})")),
+                None => Some(format!("{id} not reported (want {want})")),
+            })
+            .collect();
+        (!off.is_empty()).then(|| format!("{model}: {}", off.join(", ")))
+    }
 }
 
 /// The inventory as operators read it.

@@ -85,6 +85,9 @@ pub struct LifecycleController {
     pub uefi_http_boot: Option<String>,
     /// A new BMC password at every sanitization (`bmc_password_rotation`).
     pub rotate_bmc_password: bool,
+    /// The provider's firmware versions per system model
+    /// (`firmware_baselines`).
+    pub firmware_policy: Vec<crate::config::FirmwareBaseline>,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -197,6 +200,7 @@ impl LifecycleController {
             virtual_media_iso: None,
             uefi_http_boot: None,
             rotate_bmc_password: false,
+            firmware_policy: Vec::new(),
         }
     }
 
