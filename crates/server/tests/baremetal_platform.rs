@@ -304,12 +304,27 @@ fn bios_settings_a_tenant_changed_are_applied_back_by_the_sanitizers_boot() {
         let rec = &record(&h, &id, true);
         let c = check(rec, "bios");
         assert_eq!(c["ok"], true, "[{b}] {c}");
-        assert_eq!(item_detail(c, 0), "6 attribute(s) as in the baseline", "[{b}] {c}");
+        // What the tenant changed and the release staged back, in the record.
+        assert_eq!(c["items"][0]["target"], "NumaNodesPerSocket", "[{b}] {c}");
+        assert_eq!(
+            item_detail(c, 0),
+            "was 4, staged back to 1 before the sanitizer's boot: applied",
+            "[{b}] {c}"
+        );
+        assert_eq!(
+            item_detail(c, 1),
+            "was \"Disabled\", staged back to \"Enabled\" before the sanitizer's boot: applied",
+            "[{b}] {c}"
+        );
+        assert_eq!(item_detail(c, 2), "6 attribute(s) as in the baseline", "[{b}] {c}");
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).text;
+        assert!(trail.contains("node_bios_staged"), "[{b}] the change is audited");
 
         // The next tenant changes nothing: nothing is staged, all as before.
         let id = h.provision("next");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
-        assert_eq!(check(&record(&h, &id, true), "bios")["ok"], true, "[{b}]");
+        let c = check(&record(&h, &id, true), "bios").clone();
+        assert_eq!(item_detail(&c, 0), "6 attribute(s) as in the baseline", "[{b}] {c}");
 
         // A read-only attribute changed with the hardware (a DIMM lost):
         // the BMC refuses the staged value, yet the sanitizer still runs

@@ -608,6 +608,18 @@ ALTER TABLE node_bmcs ADD COLUMN password_next_sealed TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 14,
+        name: "node BIOS staged",
+        common: r#"
+-- The BIOS attributes a release staged back to the baseline before the
+-- sanitizer's boot (JSON: name -> [value found, value staged]), kept for
+-- the sanitization record; cleared when the record is written.
+ALTER TABLE nodes ADD COLUMN bios_staged TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

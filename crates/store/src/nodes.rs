@@ -354,6 +354,34 @@ pub fn platform_baseline(
         .transpose()
 }
 
+/// What a release staged back to the BIOS baseline (name to the value
+/// found and the value staged), for the sanitization record.
+pub type BiosStaged = std::collections::BTreeMap<String, (serde_json::Value, serde_json::Value)>;
+
+/// Records (or, `None`, clears) what a release staged back to the BIOS
+/// baseline.
+pub fn set_bios_staged(w: &mut dyn Writer, id: &str, staged: Option<&BiosStaged>) -> Result<()> {
+    let json = staged
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::internal(format!("bios staged: {e}")))?;
+    w.execute("UPDATE nodes SET bios_staged = ? WHERE id = ?", vals![json, id])?;
+    Ok(())
+}
+
+/// What the node's release staged back to the BIOS baseline (empty when
+/// nothing).
+pub fn bios_staged(r: &mut dyn Reader, id: &str) -> Result<BiosStaged> {
+    let rows = r.query("SELECT bios_staged FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    match row.opt_str(0)? {
+        Some(s) => {
+            serde_json::from_str(&s).map_err(|e| Error::internal(format!("bios staged: {e}")))
+        }
+        None => Ok(BiosStaged::new()),
+    }
+}
+
 /// A node's BMC: endpoint, username, sealed password, discovered system.
 pub struct BmcRecord {
     pub endpoint: String,

@@ -559,6 +559,11 @@ fn record(
     to: &NodeLifecycle,
     outcome: &str,
 ) -> Result<()> {
+    audit_node(w, n, &format!("node_{}", to.name()), outcome)
+}
+
+/// An event of the controller's on node `n`, in the provider's chain.
+fn audit_node(w: &mut dyn Writer, n: &Node, action: &str, outcome: &str) -> Result<()> {
     audit::append(
         w,
         audit::PROVIDER_CHAIN,
@@ -569,7 +574,7 @@ fn record(
             token_id: None,
             role: None,
             tenant_id: None,
-            action: format!("node_{}", to.name()),
+            action: action.into(),
             target: format!("/v1/nodes/{}", n.id),
             outcome: outcome.into(),
             status: 200,

@@ -18,6 +18,7 @@ use super::StepError;
 use neocloud_redfish::{
     bios_changes, BiosAttributes, Bmc, BmcAccount, BootOption, Inventory, RedfishError,
 };
+use neocloud_store::nodes::BiosStaged;
 use neocloud_types::{
     InventoryBmcAccount, InventoryBootOption, InventorySecureBoot, PlatformBaseline,
     SanitizationCheck, StepItem,
@@ -101,6 +102,7 @@ pub(super) fn restore(
     own_user: &str,
     baseline: Option<&PlatformBaseline>,
     inv: &Inventory,
+    bios_staged: &BiosStaged,
 ) -> Result<Vec<SanitizationCheck>, StepError> {
     let Some(base) = baseline else {
         let why = "no baseline: the node was last inspected clean before Secure Boot and BMC \
@@ -115,7 +117,7 @@ pub(super) fn restore(
     Ok(vec![
         secure_boot(bmc, system, base, inv)?,
         accounts(bmc, own_user, base, inv)?,
-        bios(base, inv),
+        bios(base, inv, bios_staged),
         boot_order(bmc, system, base, inv)?,
     ])
 }
@@ -250,14 +252,15 @@ fn boot_order(
 
 /// Before the sanitizer's boot: stages every BIOS attribute that differs
 /// from the baseline, in effect or pending, for the next reset (that boot),
-/// and answers what it staged and what the BMC then holds pending. Nothing
-/// without a BIOS baseline or a BIOS on the BMC now (the end of
-/// sanitization reports the latter).
+/// and answers what it staged (each with the value found: in effect, or
+/// the one pending where only that differed) and what the BMC then holds
+/// pending. Nothing without a BIOS baseline or a BIOS on the BMC now (the
+/// end of sanitization reports the latter).
 pub(super) fn stage_bios(
     bmc: &Bmc,
     system: &str,
     baseline: Option<&PlatformBaseline>,
-) -> Result<Option<(BiosAttributes, BiosAttributes)>, StepError> {
+) -> Result<Option<(BiosStaged, BiosAttributes)>, StepError> {
     let Some(want) = baseline.and_then(|b| b.bios.as_ref()) else { return Ok(None) };
     let Some(bios) = bmc.bios(system).map_err(StepError::from)? else { return Ok(None) };
     let pending = bmc.pending_bios(&bios).map_err(StepError::from)?;
@@ -266,13 +269,22 @@ pub(super) fn stage_bios(
         return Ok(None);
     }
     let held = bmc.stage_bios(&bios, &changes).map_err(StepError::from)?;
-    Ok(Some((changes, held)))
+    let staged = changes
+        .into_iter()
+        .map(|(k, v)| {
+            let now = bios.attributes.get(&k).filter(|now| **now != v);
+            let found = now.or_else(|| pending.get(&k)).cloned().unwrap_or_default();
+            (k, (found, v))
+        })
+        .collect();
+    Ok(Some((staged, held)))
 }
 
 /// The BIOS attributes in effect after the sanitizer's boot, against the
-/// baseline: the `bios` check. Attributes the BMC reports beyond the
+/// baseline: the `bios` check, with an item for each attribute staged back
+/// at the release (`staged`). Attributes the BMC reports beyond the
 /// baseline (a BIOS update adds some) are not judged.
-fn bios(base: &PlatformBaseline, inv: &Inventory) -> SanitizationCheck {
+fn bios(base: &PlatformBaseline, inv: &Inventory, staged: &BiosStaged) -> SanitizationCheck {
     let Some(want) = &base.bios else {
         return check("bios", vec![item("bios", "redfish", true, "not reported at inspection")]);
     };
@@ -295,7 +307,17 @@ fn bios(base: &PlatformBaseline, inv: &Inventory) -> SanitizationCheck {
             None => Some(item(k, "redfish", false, "no longer reported")),
         })
         .collect();
-    if items.is_empty() {
+    for (k, (found, want)) in staged {
+        if now.attributes.get(k) == Some(want) {
+            items.push(item(
+                k,
+                "redfish-patch",
+                true,
+                &format!("was {found}, staged back to {want} before the sanitizer's boot: applied"),
+            ));
+        }
+    }
+    if items.iter().all(|i| i.ok) {
         items.push(item(
             &now.path,
             "redfish",

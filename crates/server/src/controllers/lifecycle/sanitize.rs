@@ -97,8 +97,16 @@ impl LifecycleController {
             Err(e) => return Err(e),
         };
         if let Some((staged, held)) = staged {
+            // Kept for the record, and audited: a change the control plane
+            // made on the node's firmware.
+            store
+                .write(|w| {
+                    nodes::set_bios_staged(w, &n.id, Some(&staged))?;
+                    super::audit_node(w, n, "node_bios_staged", "success")
+                })
+                .map_err(StepError::Store)?;
             let names: Vec<&str> = staged.keys().map(String::as_str).collect();
-            let taken = staged.iter().all(|(k, v)| held.get(k) == Some(v));
+            let taken = staged.iter().all(|(k, (_, v))| held.get(k) == Some(v));
             if taken {
                 tracing::info!(node = %n.name, attributes = %names.join(", "), "BIOS attributes staged back to the baseline for the sanitizer's boot");
             } else {
@@ -262,13 +270,14 @@ impl LifecycleController {
         instance: &str,
     ) -> Result<bool, StepError> {
         let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let (agent, baseline, platform, own_user) = store
+        let (agent, baseline, platform, own_user, bios_staged) = store
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
                     nodes::firmware_baseline(r, &n.id)?,
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
+                    nodes::bios_staged(r, &n.id)?,
                 ))
             })
             .map_err(StepError::Store)?;
@@ -335,7 +344,14 @@ impl LifecycleController {
         }
         let policy = self.firmware_policy_of(&inv.system.model).map(|p| &p.components);
         checks.push(firmware_check(&baseline, policy, &inv.firmware));
-        checks.extend(super::platform::restore(&bmc, &system, &own_user, platform.as_ref(), &inv)?);
+        checks.extend(super::platform::restore(
+            &bmc,
+            &system,
+            &own_user,
+            platform.as_ref(),
+            &inv,
+            &bios_staged,
+        )?);
         if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
             bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
         }
@@ -393,6 +409,7 @@ impl LifecycleController {
             )?;
             agents::revoke_node_agents(w, &n.id)?;
             agents::delete_boot_token(w, &n.id)?;
+            nodes::set_bios_staged(w, &n.id, None)?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
