@@ -64,6 +64,8 @@ fn inventory_and_readings_come_through_the_c_interface() {
     assert_eq!(st[0].row_remap_pending, Some(false));
     assert_eq!(st[0].row_remap_failed, Some(false));
     assert!(st[0].problems.is_empty(), "{:?}", st[0].problems);
+    assert_eq!(st[0].throttle_reasons, ["idle"], "read through the older symbol name");
+    assert_eq!(st[1].throttle_reasons, ["sw_power_cap", "sw_thermal"], "software caps only");
     // ECC errors and a pending remap.
     assert_eq!(st[1].uuid, GPU1);
     assert_eq!(st[1].ecc_uncorrected, Some(3));
@@ -128,6 +130,7 @@ fn a_driver_without_the_readings_still_gives_the_inventory() {
         (None, None, None, None)
     );
     assert_eq!((st.row_remap_pending, st.row_remap_failed), (None, None));
+    assert!(st.throttle_reasons.is_empty());
     // Memory is a base symbol: still read.
     assert_eq!(st.memory_used_mib, Some(512));
     assert!(st.problems.is_empty());

@@ -162,6 +162,15 @@ nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, unsigned int type, unsi
     return NVML_SUCCESS;
 }
 
+/* The pre-12.2 name only: the agent falls back to it. GPU 0 idles, GPU 1
+   runs under its software power cap and thermal limit. */
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d, unsigned long long *r) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    *r = d->index == 1 ? 0x4 | 0x20 : 0x1;
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc,
                                        unsigned int *pending, unsigned int *failed) {
     nvmlReturn_t rc = check(d);
