@@ -304,6 +304,21 @@ mod tests {
         assert_eq!(field(&empty), "firmware_baselines[0].components");
     }
 
+    /// The README's example configuration reads and validates.
+    #[test]
+    fn the_readmes_example_is_a_valid_configuration() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block in the README");
+        let c: Config = toml::from_str(block).expect("the README's configuration");
+        c.validate().expect("valid");
+        assert!(c.bmc_password_rotation);
+        assert_eq!(c.firmware_baselines.len(), 1);
+    }
+
     #[test]
     fn agent_silence_must_outlast_the_heartbeat_record() {
         let mut c = Config::default();
