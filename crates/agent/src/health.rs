@@ -8,6 +8,7 @@
 //! seen at all. Temperatures, power and utilization are reported, not
 //! judged: their limits differ by board and the driver throttles itself.
 
+use crate::nvml::Mode;
 use neocloud_types::GpuStatus;
 
 /// The health of a machine with nothing wrong.
@@ -88,6 +89,25 @@ pub fn add_xids(s: &mut GpuStatus, codes: impl IntoIterator<Item = u64>) {
     }
 }
 
+/// What a GPU's modes need before its reset, which applies them: ECC on
+/// and MIG off, as every tenant gets a GPU (`(turn ECC on, turn MIG off)`).
+/// A tenant can turn ECC off or MIG on; both outlive reboots.
+pub fn mode_fixes(ecc: Option<Mode>, mig: Option<Mode>) -> (bool, bool) {
+    (ecc.is_some_and(|m| !m.current || !m.pending), mig.is_some_and(|m| m.current || m.pending))
+}
+
+/// After the reset: what is not back (ECC off, MIG on, now or pending).
+pub fn mode_problems(gpu: &str, ecc: Option<Mode>, mig: Option<Mode>) -> Vec<String> {
+    let mut out = Vec::new();
+    if ecc.is_some_and(|m| !m.current || !m.pending) {
+        out.push(format!("{gpu}: ECC is off after the reset"));
+    }
+    if mig.is_some_and(|m| m.current || m.pending) {
+        out.push(format!("{gpu}: MIG is on after the reset"));
+    }
+    out
+}
+
 /// The problem of a GPU the agent registered with and no longer sees.
 pub fn missing(uuid: &str) -> String {
     format!("GPU {uuid}: no longer seen (it was there when the agent registered)")
@@ -128,6 +148,20 @@ mod tests {
         s.throttle_reasons = vec!["sw_power_cap".into(), "hw_thermal".into()];
         assess(&mut s);
         assert_eq!(s.problems, ["GPU 3 (GPU-3): clocks held down by the hardware (hw_thermal)"]);
+    }
+
+    #[test]
+    fn ecc_goes_back_on_and_mig_off() {
+        let m = |current, pending| Some(Mode { current, pending });
+        assert_eq!(mode_fixes(m(true, true), m(false, false)), (false, false));
+        assert_eq!(mode_fixes(m(false, false), m(true, true)), (true, true));
+        assert_eq!(mode_fixes(m(true, false), m(false, true)), (true, true), "pending counts");
+        assert_eq!(mode_fixes(None, None), (false, false), "a board without them");
+        assert!(mode_problems("GPU 0", m(true, true), m(false, false)).is_empty());
+        assert_eq!(
+            mode_problems("GPU 1", m(false, true), m(true, false)),
+            ["GPU 1: ECC is off after the reset", "GPU 1: MIG is on after the reset"]
+        );
     }
 
     #[test]

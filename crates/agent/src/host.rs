@@ -123,6 +123,34 @@ impl Hardware for Host {
     fn reset_gpus(&self) -> AgentStepResult {
         let gpus = self.gpus();
         let mut items = Vec::with_capacity(gpus.len());
+        // ECC back on and MIG off, from the reset below.
+        let mut set_back: Vec<(u32, String)> = Vec::new();
+        if let Some(n) = &self.nvml {
+            for g in &gpus {
+                let (ecc, mig) =
+                    crate::health::mode_fixes(n.ecc_mode(g.index), n.mig_mode(g.index));
+                let mut staged = Vec::new();
+                if ecc {
+                    match n.set_ecc_mode(g.index, true) {
+                        Ok(()) => staged.push("ECC turned back on"),
+                        Err(e) => {
+                            items.push(mode_item(&g.uuid, false, format!("setting ECC on: {e}")))
+                        }
+                    }
+                }
+                if mig {
+                    match n.set_mig_mode(g.index, false) {
+                        Ok(()) => staged.push("MIG turned off"),
+                        Err(e) => {
+                            items.push(mode_item(&g.uuid, false, format!("setting MIG off: {e}")))
+                        }
+                    }
+                }
+                if !staged.is_empty() {
+                    set_back.push((g.index, staged.join(", ")));
+                }
+            }
+        }
         for g in &gpus {
             let index = g.index.to_string();
             let (ok, detail) = match run_tool("nvidia-smi", &["--gpu-reset", "-i", &index]) {
@@ -146,6 +174,23 @@ impl Hardware for Host {
         // remaps: what is still wrong after it goes with the node to the
         // next tenant, so it fails the step.
         after_reset(&mut items, &self.gpu_status());
+        if let Some(n) = &self.nvml {
+            for g in &gpus {
+                let gpu = format!("GPU {} ({})", g.index, g.uuid);
+                let left =
+                    crate::health::mode_problems(&gpu, n.ecc_mode(g.index), n.mig_mode(g.index));
+                let fixed = set_back.iter().find(|(i, _)| *i == g.index).map(|(_, what)| what);
+                match (left.is_empty(), fixed) {
+                    (false, _) => items.push(mode_item(&g.uuid, false, left.join("; "))),
+                    (true, Some(what)) => items.push(mode_item(
+                        &g.uuid,
+                        true,
+                        format!("{what} (applied by the reset)"),
+                    )),
+                    (true, None) => {}
+                }
+            }
+        }
         result_of(items)
     }
 
@@ -262,6 +307,11 @@ pub fn describe_disk(path: &Path) -> AgentDisk {
         .unwrap_or(0);
     let model = sys.and_then(|s| read_trimmed(&s.join("device/model")).ok()).unwrap_or_default();
     AgentDisk { path: shown, bytes, model }
+}
+
+/// A step item about a GPU's ECC or MIG mode.
+fn mode_item(uuid: &str, ok: bool, detail: String) -> StepItem {
+    StepItem { target: uuid.to_string(), method: "nvml-mode".into(), ok, detail }
 }
 
 /// Wipes one disk and says how.

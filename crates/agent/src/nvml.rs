@@ -81,6 +81,11 @@ type PowerFn = unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn;
 type UtilizationFn = unsafe extern "C" fn(Device, *mut Utilization) -> NvmlReturn;
 type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlReturn;
 type ClockEventsFn = unsafe extern "C" fn(Device, *mut u64) -> NvmlReturn;
+/// `nvmlDeviceGetEccMode` / `nvmlDeviceGetMigMode`: current and pending
+/// (`nvmlEnableState_t` and the MIG mode are both C `unsigned int`-sized).
+type ModeGetFn = unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint) -> NvmlReturn;
+type EccSetFn = unsafe extern "C" fn(Device, c_uint) -> NvmlReturn;
+type MigSetFn = unsafe extern "C" fn(Device, c_uint, *mut NvmlReturn) -> NvmlReturn;
 type RemappedRowsFn =
     unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint, *mut c_uint, *mut c_uint) -> NvmlReturn;
 
@@ -179,6 +184,15 @@ struct Readings {
     ecc: Option<EccFn>,
     remapped_rows: Option<RemappedRowsFn>,
     clock_events: Option<ClockEventsFn>,
+    ecc_mode: Option<(ModeGetFn, EccSetFn)>,
+    mig_mode: Option<(ModeGetFn, MigSetFn)>,
+}
+
+/// A GPU mode as NVML reports it: in effect now, and after the next reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub current: bool,
+    pub pending: bool,
 }
 
 /// An initialized NVML. `nvmlShutdown` is called when it is dropped.
@@ -261,6 +275,12 @@ impl Nvml {
                 // Renamed in CUDA 12.2's NVML; drivers before it have the old name.
                 clock_events: sym(&lib, b"nvmlDeviceGetCurrentClocksEventReasons\0")
                     .or_else(|_| sym(&lib, b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
+                    .ok(),
+                ecc_mode: sym(&lib, b"nvmlDeviceGetEccMode\0")
+                    .and_then(|g| Ok((g, sym(&lib, b"nvmlDeviceSetEccMode\0")?)))
+                    .ok(),
+                mig_mode: sym(&lib, b"nvmlDeviceGetMigMode\0")
+                    .and_then(|g| Ok((g, sym(&lib, b"nvmlDeviceSetMigMode\0")?)))
                     .ok(),
             };
             // nvmlInit_v2 takes no arguments; it fails (non-zero) when the
@@ -456,6 +476,47 @@ impl Nvml {
         }
         crate::health::assess(&mut s);
         s
+    }
+
+    fn mode(&self, index: u32, get: ModeGetFn) -> Result<Mode, String> {
+        let dev = self.device(index)?;
+        let (mut now, mut next): (c_uint, c_uint) = (0, 0);
+        // SAFETY: `dev` is live; writes two `unsigned int`s.
+        let rc = unsafe { get(dev, &mut now, &mut next) };
+        if rc != NVML_SUCCESS {
+            return Err(format!("GPU {index}: NVML code {rc}"));
+        }
+        Ok(Mode { current: now != 0, pending: next != 0 })
+    }
+
+    /// GPU `index`'s ECC mode; `None` when the driver cannot say (no
+    /// symbol, or a board without ECC).
+    pub fn ecc_mode(&self, index: u32) -> Option<Mode> {
+        self.readings.ecc_mode.and_then(|(get, _)| self.mode(index, get).ok())
+    }
+
+    /// GPU `index`'s MIG mode; `None` when the driver or board has none.
+    pub fn mig_mode(&self, index: u32) -> Option<Mode> {
+        self.readings.mig_mode.and_then(|(get, _)| self.mode(index, get).ok())
+    }
+
+    /// Sets GPU `index`'s ECC mode from its next reset.
+    pub fn set_ecc_mode(&self, index: u32, on: bool) -> Result<(), String> {
+        let (_, set) = self.readings.ecc_mode.ok_or("the driver cannot set ECC")?;
+        let dev = self.device(index)?;
+        // SAFETY: `dev` is live; takes the mode by value.
+        let rc = unsafe { set(dev, c_uint::from(on)) };
+        (rc == NVML_SUCCESS).then_some(()).ok_or_else(|| format!("GPU {index}: NVML code {rc}"))
+    }
+
+    /// Sets GPU `index`'s MIG mode from its next reset.
+    pub fn set_mig_mode(&self, index: u32, on: bool) -> Result<(), String> {
+        let (_, set) = self.readings.mig_mode.ok_or("the driver cannot set MIG")?;
+        let dev = self.device(index)?;
+        let mut activation: NvmlReturn = NVML_SUCCESS;
+        // SAFETY: `dev` is live; writes one `nvmlReturn_t`.
+        let rc = unsafe { set(dev, c_uint::from(on), &mut activation) };
+        (rc == NVML_SUCCESS).then_some(()).ok_or_else(|| format!("GPU {index}: NVML code {rc}"))
     }
 
     /// An event set for the critical Xid errors of every GPU that offers

@@ -178,3 +178,36 @@ fn the_agent_prints_what_it_would_report_and_says_whether_it_is_healthy() {
         assert_eq!(v["gpu_status"].as_array().unwrap().len(), 0);
     }
 }
+
+/// ECC off and MIG on outlive reboots: the sanitizer sets them back through
+/// NVML, and the GPU reset applies them (here the fake's stand-in for it).
+#[test]
+fn ecc_and_mig_modes_are_read_set_and_applied_by_a_reset() {
+    let lib = build(&scratch("modes"), "libfake-nvml-modes.so", &[]);
+    let nvml = Nvml::load_from(lib.to_str().unwrap()).expect("the fake NVML loads");
+    let on = |c, p| Some(neocloud_agent::nvml::Mode { current: c, pending: p });
+    assert_eq!(nvml.ecc_mode(0), on(true, true));
+    assert_eq!((nvml.ecc_mode(1), nvml.mig_mode(1)), (on(false, false), on(true, true)));
+    assert_eq!(nvml.ecc_mode(2), None, "a lost GPU says nothing");
+    assert_eq!(health::mode_fixes(nvml.ecc_mode(1), nvml.mig_mode(1)), (true, true));
+    nvml.set_ecc_mode(1, true).unwrap();
+    nvml.set_mig_mode(1, false).unwrap();
+    assert_eq!((nvml.ecc_mode(1), nvml.mig_mode(1)), (on(false, true), on(true, false)));
+    let problems = health::mode_problems("GPU 1", nvml.ecc_mode(1), nvml.mig_mode(1));
+    assert_eq!(problems.len(), 2, "pending is not applied: {problems:?}");
+    // SAFETY: the fake's own function, `void (void)`; the library stays
+    // loaded (the `Nvml` above holds it) while it is called.
+    unsafe {
+        let fake = libloading::Library::new(&lib).unwrap();
+        let reset: libloading::Symbol<unsafe extern "C" fn()> =
+            fake.get(b"fake_nvml_reset\0").unwrap();
+        reset();
+    }
+    assert_eq!((nvml.ecc_mode(1), nvml.mig_mode(1)), (on(true, true), on(false, false)));
+    assert!(health::mode_problems("GPU 1", nvml.ecc_mode(1), nvml.mig_mode(1)).is_empty());
+    // A driver without the mode symbols: none read, nothing to set.
+    let old = build(&scratch("modes-old"), "libfake-nvml-modes-old.so", &["-DNO_READINGS"]);
+    let old = Nvml::load_from(old.to_str().unwrap()).expect("the old fake NVML loads");
+    assert_eq!((old.ecc_mode(1), old.mig_mode(1)), (None, None));
+    assert!(old.set_ecc_mode(1, true).is_err());
+}

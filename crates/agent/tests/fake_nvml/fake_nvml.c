@@ -162,6 +162,52 @@ nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, unsigned int type, unsi
     return NVML_SUCCESS;
 }
 
+/* ECC and MIG modes, current and pending (a reset applies pending): GPU 1
+   was left with ECC off and MIG on by its tenant. */
+static unsigned int ecc_now[3] = {1, 0, 1}, ecc_next[3] = {1, 0, 1};
+static unsigned int mig_now[3] = {0, 1, 0}, mig_next[3] = {0, 1, 0};
+
+nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t d, unsigned int *now, unsigned int *next) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    *now = ecc_now[d->index];
+    *next = ecc_next[d->index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceSetEccMode(nvmlDevice_t d, unsigned int on) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (on > 1) return NVML_ERROR_INVALID_ARGUMENT;
+    ecc_next[d->index] = on;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int *now, unsigned int *next) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    *now = mig_now[d->index];
+    *next = mig_next[d->index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t d, unsigned int mode, nvmlReturn_t *activation) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (mode > 1) return NVML_ERROR_INVALID_ARGUMENT;
+    mig_next[d->index] = mode;
+    *activation = NVML_SUCCESS;
+    return NVML_SUCCESS;
+}
+
+/* Not NVML: the test's stand-in for `nvidia-smi --gpu-reset`. */
+void fake_nvml_reset(void) {
+    for (int i = 0; i < 3; i++) {
+        ecc_now[i] = ecc_next[i];
+        mig_now[i] = mig_next[i];
+    }
+}
+
 /* The pre-12.2 name only: the agent falls back to it. GPU 0 idles, GPU 1
    runs under its software power cap and thermal limit. */
 nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d, unsigned long long *r) {
