@@ -561,7 +561,8 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 /// Runs a tool to completion; `Ok` with all of its standard output when it
-/// exits 0, else what went wrong (as [`run_tool`]).
+/// exits 0, else what went wrong (the last line of its error output, or of
+/// its standard output when it wrote no error).
 fn run_tool_stdout(name: &str, args: &[&str]) -> Result<String, String> {
     let Some(exe) = find_tool(name) else { return Err(format!("{name} is not installed")) };
     let out = Command::new(&exe)
@@ -572,42 +573,28 @@ fn run_tool_stdout(name: &str, args: &[&str]) -> Result<String, String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let err = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
-    Err(format!(
-        "{name} {} failed ({}): {}",
-        args.join(" "),
-        out.status,
-        err.chars().take(300).collect::<String>()
-    ))
+    let err = last_line(&out.stderr);
+    let err = if err.is_empty() { last_line(&out.stdout) } else { err };
+    Err(format!("{name} {} failed ({}): {err}", args.join(" "), out.status))
 }
 
 /// Runs a tool to completion; `Ok` with the last line of its output when it
 /// exits 0, else what went wrong.
 fn run_tool(name: &str, args: &[&str]) -> Result<String, String> {
-    let Some(exe) = find_tool(name) else { return Err(format!("{name} is not installed")) };
-    let out = Command::new(&exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    let last = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect::<String>()
-    };
-    if out.status.success() {
-        Ok(last(&out.stdout))
-    } else {
-        let err = last(&out.stderr);
-        let err = if err.is_empty() { last(&out.stdout) } else { err };
-        Err(format!("{name} {} failed ({}): {err}", args.join(" "), out.status))
-    }
+    run_tool_stdout(name, args).map(|out| last_line(out.as_bytes()))
+}
+
+/// The last non-empty line of a tool's output, trimmed, at most 300
+/// characters.
+fn last_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! cloud-init would) and runs the agent library with the real host
 //! hardware backend.
 
+mod bm;
 mod common;
 #[path = "../../redfish/tests/common/mod.rs"]
 mod peers;
@@ -219,12 +220,7 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
             .body;
         let rec = &recs["items"][0];
         assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
-        let names: Vec<&str> = rec["body"]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let names = bm::check_names(rec);
         for want in [
             "wipe_disks",
             "reset_gpus",

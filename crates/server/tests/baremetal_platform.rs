@@ -524,12 +524,7 @@ fn every_sanitization_gives_the_bmc_a_new_password_and_a_cut_short_rotation_sett
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         assert_eq!(stored_password(&h), ("Sent2BeforeTheCrash".to_string(), false), "[{b}]");
         let rec = record(&h, &id, true);
-        let names: Vec<&str> = rec["body"]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let names = check_names(&rec);
         assert!(!names.contains(&"bmc_password"), "[{b}] rotation off: {names:?}");
     }
 }

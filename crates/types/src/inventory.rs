@@ -564,8 +564,8 @@ pub struct InventoryBmcAccount {
 
 /// The platform settings recorded at the node's first clean inspection,
 /// restored by every sanitization: Secure Boot, the enabled BMC accounts,
-/// the BIOS attributes, the boot order and the enabled boot options. `None`: the BMC did not report it then (or the
-/// baseline predates it).
+/// the BIOS attributes, the boot order and the enabled boot options.
+/// `None`: the BMC did not report it then (or the baseline predates it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlatformBaseline {
     pub secure_boot: Option<InventorySecureBoot>,

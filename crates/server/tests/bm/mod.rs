@@ -146,6 +146,11 @@ pub fn records(c: &Client, id: &str) -> Vec<Value> {
         .clone()
 }
 
+/// The names of a record's checks, in order.
+pub fn check_names(rec: &Value) -> Vec<&str> {
+    rec["body"]["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect()
+}
+
 /// A record's check by name.
 pub fn check<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["body"]["checks"]
