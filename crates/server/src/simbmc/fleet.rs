@@ -1,0 +1,395 @@
+//! The simulated fleet's state: each node's BMC settings and power, the
+//! changes a tenant can make from the host (for tests), and the simulated
+//! boot that starts a SIMULATED agent.
+
+use super::{mac, Stats, PASSWORD};
+use neocloud_agent::{Simulated, SimulatedConfig};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub(super) struct Sim {
+    pub(super) power_on: bool,
+    pub(super) boot_target: String,
+    pub(super) boot_enabled: String,
+    /// `Boot.HttpBootUri`: what a `UefiHttp` boot fetches.
+    pub(super) http_boot_uri: Option<String>,
+    /// Stops the simulated OS's agent (power off, reset).
+    pub(super) agent_stop: Option<Arc<AtomicBool>>,
+    /// The image in the virtual CD.
+    pub(super) media: Option<String>,
+    /// Time this node has spent in simulated waits (its BMC's answers and
+    /// its boots), µs.
+    pub(super) waited_micros: u64,
+    /// UEFI Secure Boot (`SecureBootEnable`).
+    pub(super) secure_boot: bool,
+    /// The BMC's local accounts, by slot (1-based in their paths).
+    pub(super) accounts: Vec<SimAccount>,
+    /// [`USER`]'s password.
+    pub(super) password: String,
+    /// BIOS attributes in effect, and those pending for the next power-on.
+    pub(super) bios: BTreeMap<String, Value>,
+    pub(super) bios_pending: BTreeMap<String, Value>,
+    /// UEFI boot options (by reference) and the persistent boot order.
+    pub(super) boot_options: Vec<SimBootOption>,
+    pub(super) boot_order: Vec<String>,
+}
+
+#[derive(Clone)]
+pub(super) struct SimBootOption {
+    pub(super) reference: String,
+    pub(super) name: String,
+    pub(super) device_path: String,
+    pub(super) enabled: bool,
+}
+
+/// The simulated firmware's boot options: PXE on the provisioning NIC,
+/// then the OS disk.
+fn default_boot_options() -> Vec<SimBootOption> {
+    [
+        (
+            "Boot0001",
+            "UEFI PXE IPv4 (simulated NIC)",
+            "PciRoot(0x0)/Pci(0x1,0x0)/MAC(000000000000,0x1)/IPv4(0.0.0.0)",
+        ),
+        (
+            "Boot0002",
+            "UEFI OS",
+            "PciRoot(0x0)/Pci(0x2,0x0)/NVMe(0x1,00-00-00-00-00-00-00-00)/HD(1,GPT)",
+        ),
+    ]
+    .into_iter()
+    .map(|(r, n, p)| SimBootOption {
+        reference: r.into(),
+        name: n.into(),
+        device_path: p.into(),
+        enabled: true,
+    })
+    .collect()
+}
+
+/// Attributes the simulated BIOS reports but takes no value for (they
+/// follow the hardware).
+pub(super) const READ_ONLY_BIOS: [&str; 1] = ["SysMemSize"];
+
+/// The simulated BIOS's attributes as they leave the factory.
+fn default_bios() -> BTreeMap<String, Value> {
+    [
+        ("BootMode", json!("Uefi")),
+        ("SriovGlobalEnable", json!("Enabled")),
+        ("IommuSupport", json!("Enabled")),
+        ("NumaNodesPerSocket", json!(1)),
+        ("PcieAcsControl", json!(true)),
+        ("SysMemSize", json!("2048 GB")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[derive(Clone)]
+pub(super) struct SimAccount {
+    pub(super) user: String,
+    pub(super) role: String,
+    pub(super) enabled: bool,
+}
+
+impl Default for Sim {
+    fn default() -> Sim {
+        Sim {
+            power_on: false,
+            boot_target: "None".into(),
+            boot_enabled: "Disabled".into(),
+            http_boot_uri: None,
+            agent_stop: None,
+            media: None,
+            waited_micros: 0,
+            secure_boot: true,
+            accounts: vec![SimAccount {
+                user: "admin".into(),
+                role: "Administrator".into(),
+                enabled: true,
+            }],
+            password: PASSWORD.into(),
+            bios: default_bios(),
+            bios_pending: BTreeMap::new(),
+            boot_options: default_boot_options(),
+            boot_order: vec!["Boot0001".into(), "Boot0002".into()],
+        }
+    }
+}
+
+/// A fleet of simulated BMCs and the nodes behind them.
+pub struct SimFleet {
+    sims: Mutex<HashMap<usize, Sim>>,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Where simulated nodes network-boot from (the boot service); `None`:
+    /// they do not boot.
+    pub boot_url: Option<String>,
+    /// How long a simulated boot takes before the agent starts.
+    pub boot_delay: Duration,
+    /// Requests answered (for benchmarks).
+    pub requests: AtomicU64,
+    /// Of those, the ones that waited `latency` (all but the service root,
+    /// which is answered at once): a node's BMC calls are sequential, so
+    /// these per node times the latency is its ideal time in BMC waits.
+    pub delayed: AtomicU64,
+    /// Agents started by simulated boots.
+    pub boots: AtomicU64,
+    /// Power-ons that booted from the network (a boot override to `Pxe` or
+    /// `UefiHttp`, or to `Cd` with an image inserted), with or without a
+    /// boot service to boot from.
+    pub network_boots: AtomicU64,
+    /// Extra time (ms) a reset takes to be done and answered, on top of
+    /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
+    pub reset_delay_ms: AtomicU64,
+    /// Spread of each wait around `latency` and `boot_delay` (0 to 0.9):
+    /// each waits `(1 ± jitter)` times as long, uniformly, as real BMCs and
+    /// boots vary, so that nodes do not all move in lockstep.
+    pub jitter: f64,
+    /// Draws for the jitter.
+    draws: AtomicU64,
+}
+
+impl SimFleet {
+    pub fn new(boot_url: Option<String>, latency: Duration) -> Arc<SimFleet> {
+        Arc::new(SimFleet {
+            sims: Mutex::new(HashMap::new()),
+            latency,
+            boot_url,
+            boot_delay: Duration::from_millis(200),
+            requests: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
+            boots: AtomicU64::new(0),
+            network_boots: AtomicU64::new(0),
+            reset_delay_ms: AtomicU64::new(0),
+            jitter: 0.0,
+            draws: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn with<T>(&self, i: usize, f: impl FnOnce(&mut Sim) -> T) -> T {
+        let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(i).or_default())
+    }
+
+    /// How long node `i` waits for `base` (jittered), counted as its own
+    /// waiting.
+    pub(super) fn wait_of(&self, i: usize, base: Duration) -> Duration {
+        let d = if self.jitter > 0.0 && !base.is_zero() {
+            // splitmix64 over a counter: a uniform draw in [-1, 1).
+            let mut z =
+                self.draws.fetch_add(1, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            base.mul_f64(1.0 + self.jitter.clamp(0.0, 0.9) * u)
+        } else {
+            base
+        };
+        self.with(i, |s| s.waited_micros += d.as_micros() as u64);
+        d
+    }
+
+    /// Adds an enabled account to node `i`'s BMC, as a tenant with root on
+    /// the host can through its in-band IPMI.
+    pub fn add_account(&self, i: usize, user: &str, role: &str) {
+        let a = SimAccount { user: user.into(), role: role.into(), enabled: true };
+        self.with(i, |s| s.accounts.push(a));
+    }
+
+    /// Whether node `i`'s BMC has `user` enabled.
+    pub fn account_enabled(&self, i: usize, user: &str) -> bool {
+        self.with(i, |s| s.accounts.iter().any(|a| a.user == user && a.enabled))
+    }
+
+    /// Node `i`'s Secure Boot setting.
+    pub fn secure_boot(&self, i: usize) -> bool {
+        self.with(i, |s| s.secure_boot)
+    }
+
+    /// Sets node `i`'s Secure Boot, as a tenant can from the UEFI setup.
+    pub fn set_secure_boot(&self, i: usize, on: bool) {
+        self.with(i, |s| s.secure_boot = on);
+    }
+
+    /// Node `i`'s BMC password for [`USER`].
+    pub fn password(&self, i: usize) -> String {
+        self.with(i, |s| s.password.clone())
+    }
+
+    /// Sets node `i`'s BMC password for [`USER`] (as a rotation the
+    /// control plane sent, in a test of a crash after sending it).
+    pub fn set_password(&self, i: usize, password: &str) {
+        self.with(i, |s| s.password = password.to_string());
+    }
+
+    /// Node `i`'s `HttpBootUri`.
+    pub fn http_boot_uri(&self, i: usize) -> Option<String> {
+        self.with(i, |s| s.http_boot_uri.clone())
+    }
+
+    /// Adds a UEFI boot option first in node `i`'s boot order, as a tenant
+    /// can from the host (`efibootmgr`).
+    pub fn add_boot_option(&self, i: usize, reference: &str, name: &str, device_path: &str) {
+        self.with(i, |s| {
+            s.boot_options.push(SimBootOption {
+                reference: reference.into(),
+                name: name.into(),
+                device_path: device_path.into(),
+                enabled: true,
+            });
+            s.boot_order.insert(0, reference.into());
+        });
+    }
+
+    /// Node `i`'s persistent boot order.
+    pub fn boot_order(&self, i: usize) -> Vec<String> {
+        self.with(i, |s| s.boot_order.clone())
+    }
+
+    /// Enables or disables node `i`'s boot option `reference`, as a tenant
+    /// can from the host.
+    pub fn set_boot_option_enabled(&self, i: usize, reference: &str, enabled: bool) {
+        self.with(i, |s| {
+            for o in s.boot_options.iter_mut().filter(|o| o.reference == reference) {
+                o.enabled = enabled;
+            }
+        });
+    }
+
+    /// Whether node `i`'s boot option `reference` is enabled.
+    pub fn boot_option_enabled(&self, i: usize, reference: &str) -> bool {
+        self.with(i, |s| s.boot_options.iter().any(|o| o.reference == reference && o.enabled))
+    }
+
+    /// Node `i`'s BIOS attribute `name` in effect.
+    pub fn bios_attribute(&self, i: usize, name: &str) -> Option<Value> {
+        self.with(i, |s| s.bios.get(name).cloned())
+    }
+
+    /// Changes node `i`'s BIOS attribute in effect, as a tenant's vendor
+    /// tool or the UEFI setup can.
+    pub fn set_bios_attribute(&self, i: usize, name: &str, value: Value) {
+        self.with(i, |s| s.bios.insert(name.to_string(), value));
+    }
+
+    /// Stages a BIOS attribute for node `i`'s next power-on, as a tenant
+    /// can through the host interface.
+    pub fn stage_bios_attribute(&self, i: usize, name: &str, value: Value) {
+        self.with(i, |s| s.bios_pending.insert(name.to_string(), value));
+    }
+
+    /// The image in node `i`'s virtual CD.
+    pub fn media(&self, i: usize) -> Option<String> {
+        self.with(i, |s| s.media.clone())
+    }
+
+    /// Each node's simulated waiting so far (BMC answers and boots), in
+    /// seconds, by node index.
+    pub fn waits(&self) -> Vec<(usize, f64)> {
+        let m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(usize, f64)> =
+            m.iter().map(|(i, s)| (*i, s.waited_micros as f64 / 1e6)).collect();
+        v.sort_unstable_by_key(|(i, _)| *i);
+        v
+    }
+
+    /// The counters now, and the CPU this process has used.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            requests: self.requests.load(Ordering::Relaxed),
+            delayed: self.delayed.load(Ordering::Relaxed),
+            boots: self.boots.load(Ordering::Relaxed),
+            latency_secs: self.latency.as_secs_f64(),
+            boot_delay_secs: self.boot_delay.as_secs_f64(),
+            jitter: self.jitter,
+            cpu_secs: neocloud_common::time::process_cpu_secs(),
+        }
+    }
+
+    /// Stops every simulated agent (shutdown).
+    pub fn stop_all(&self) {
+        let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
+        for s in m.values_mut() {
+            if let Some(stop) = s.agent_stop.take() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A simulated power-on: a network boot when the override says so.
+    pub(super) fn boot(self: &Arc<SimFleet>, i: usize, stop: Arc<AtomicBool>) {
+        let Some(base) = self.boot_url.clone() else { return };
+        let fleet = self.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(fleet.wait_of(i, fleet.boot_delay));
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            // Like firmware retrying its network boot, and an agent its
+            // registration, while the control plane is unreachable.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let url = format!("{}/boot/ipxe?mac={}", base.trim_end_matches('/'), mac(i));
+            let script = loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                match ureq::get(&url).call() {
+                    Ok(r) => break r.into_string().unwrap_or_default(),
+                    Err(ureq::Error::Transport(_)) | Err(ureq::Error::Status(500..=599, _))
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(200))
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = i, error = %e, "simulated node: no boot script");
+                        return;
+                    }
+                }
+            };
+            let Some(token) =
+                script.split_whitespace().find_map(|w| w.strip_prefix("neocloud.token="))
+            else {
+                // `exit`: the simulated node boots its local disk (no agent).
+                return;
+            };
+            let mut cfg = SimulatedConfig::new(&format!("simnode-{i}"));
+            cfg.hostname = format!("simnode-{i}");
+            let hw: Arc<dyn neocloud_agent::Hardware> = Arc::new(Simulated::new(cfg));
+            let registration = match neocloud_agent::Registration::new(&base, token) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(node = i, error = %e, "simulated agent did not register");
+                    return;
+                }
+            };
+            let agent = loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let log: neocloud_agent::Logger =
+                    Arc::new(move |m: &str| tracing::debug!(node = i, "simulated agent: {m}"));
+                match registration.attempt(hw.clone(), log) {
+                    Ok(a) => break a,
+                    Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(200))
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = i, error = %e, "simulated agent did not register");
+                        return;
+                    }
+                }
+            };
+            fleet.boots.fetch_add(1, Ordering::Relaxed);
+            match agent.run(&stop) {
+                Ok(exit) => tracing::debug!(node = i, ?exit, "simulated agent ended"),
+                Err(e) => tracing::warn!(node = i, error = %e, "simulated agent gave up"),
+            }
+        });
+    }
+}
