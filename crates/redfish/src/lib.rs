@@ -11,6 +11,7 @@ mod bios;
 mod boot_options;
 mod client;
 mod error;
+mod host_interfaces;
 mod limiter;
 mod ops;
 mod security;
@@ -19,6 +20,7 @@ pub use bios::{bios_changes, Bios, BiosAttributes};
 pub use boot_options::{boot_order_of, BootOption};
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
+pub use host_interfaces::HostInterface;
 pub use ops::{
     BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,
     SystemInfo,

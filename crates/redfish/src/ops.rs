@@ -209,6 +209,10 @@ pub struct Inventory {
     /// The UEFI boot options; `None` when the BMC does not list them.
     #[serde(default)]
     pub boot_options: Option<Vec<crate::boot_options::BootOption>>,
+    /// The host interfaces of the system's managers; `None` when none has
+    /// a host interface collection.
+    #[serde(default)]
+    pub host_interfaces: Option<Vec<crate::host_interfaces::HostInterface>>,
 }
 
 impl Bmc {
@@ -513,8 +517,8 @@ impl Bmc {
 
     /// Inspects the node behind `system`: CPUs, memory, NICs, GPUs (on the
     /// host system or on GPU baseboard systems), firmware versions, Secure
-    /// Boot, the BMC's accounts, the BIOS attributes, the boot order and
-    /// the boot options.
+    /// Boot, the BMC's accounts, the BIOS attributes, the boot order, the
+    /// boot options and the BMC's host interfaces.
     /// Collections the BMC does not implement are empty, not errors.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
         let info = self.system(system)?;
@@ -576,6 +580,7 @@ impl Bmc {
         let accounts = self.accounts()?;
         let bios = self.bios_of(&sys)?;
         let boot_options = self.boot_options_of(&sys)?;
+        let host_interfaces = self.host_interfaces_of(&sys)?;
         Ok(Inventory {
             system: info,
             cpus,
@@ -588,6 +593,7 @@ impl Bmc {
             bios,
             boot_order: crate::boot_options::boot_order_of(&sys),
             boot_options,
+            host_interfaces,
         })
     }
 }

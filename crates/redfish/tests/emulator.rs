@@ -232,6 +232,41 @@ fn bmc_accounts_and_secure_boot_are_part_of_the_inventory() {
 }
 
 #[test]
+fn host_interfaces_are_part_of_the_inventory() {
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let inv = b.inventory(&b.host_system().unwrap()).unwrap();
+    let list = inv.host_interfaces.expect("the BMC's host interfaces");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let hi = &list[0];
+    assert_eq!(hi.path, "/redfish/v1/Managers/BMC/HostInterfaces/Self");
+    assert_eq!(hi.id, "Self");
+    assert_eq!(hi.kind.as_deref(), Some("NetworkHostInterface"));
+    assert!(!hi.enabled, "{hi:?}");
+    assert_eq!(hi.credential_bootstrapping, Some(false));
+    // The system's own manager (`ManagedBy`), not the GPU baseboard's.
+    let log = dgx.log();
+    assert!(log.contains("GET /redfish/v1/Managers/BMC/HostInterfaces/Self"), "{log}");
+    assert!(!log.contains("GET /redfish/v1/Managers/HGX_BMC_0"), "{log}");
+    // Turning one off sends the change and answers what the BMC reads
+    // back (sushy-static keeps nothing: still as in the file).
+    let mut on = hi.clone();
+    on.enabled = true;
+    on.credential_bootstrapping = Some(true);
+    let after = b.disable_host_interface(&on).unwrap();
+    assert_eq!(&after, hi);
+    assert!(
+        dgx.log().contains("PATCH /redfish/v1/Managers/BMC/HostInterfaces/Self"),
+        "{}",
+        dgx.log()
+    );
+    // A BMC whose manager has no host interface collection: none.
+    let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
+    let b = bmc(&dell.url);
+    assert_eq!(b.inventory(&b.host_system().unwrap()).unwrap().host_interfaces, None);
+}
+
+#[test]
 fn system_ids_are_discovered_on_other_vendors() {
     let Some(bmc_peer) = StaticBmc::start("generic-2cpu") else { return };
     let b = bmc(&bmc_peer.url);

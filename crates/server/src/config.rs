@@ -20,6 +20,22 @@ pub struct FirmwareBaseline {
     pub components: std::collections::BTreeMap<String, String>,
 }
 
+/// What the control plane does with the BMCs' host interfaces (the host's
+/// channel to its BMC's Redfish service; with credential bootstrapping on,
+/// the host obtains BMC credentials without knowing any).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HostInterfacePolicy {
+    /// Turned off at inspection and at the end of every sanitization, and
+    /// read back: a tenant's OS finds no channel to the BMC. A BMC that
+    /// keeps one on fails the node.
+    #[default]
+    Disabled,
+    /// Left as the BMC's own settings have them (a provider whose tools use
+    /// them, on BMCs it secures otherwise); still reported.
+    Unmanaged,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -81,6 +97,8 @@ pub struct Config {
     /// another version of a listed component fails, and every sanitization
     /// checks them (beside the node's own baseline).
     pub firmware_baselines: Vec<FirmwareBaseline>,
+    /// The BMCs' host interfaces: `disabled` (the default) or `unmanaged`.
+    pub bmc_host_interfaces: HostInterfacePolicy,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -144,6 +162,7 @@ impl Default for Config {
             uefi_http_boot_url: None,
             bmc_password_rotation: false,
             firmware_baselines: Vec::new(),
+            bmc_host_interfaces: HostInterfacePolicy::Disabled,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
@@ -317,6 +336,16 @@ mod tests {
         c.validate().expect("valid");
         assert!(c.bmc_password_rotation);
         assert_eq!(c.firmware_baselines.len(), 1);
+        assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
+    }
+
+    #[test]
+    fn the_host_interface_policy_is_one_of_two() {
+        let c: Config = toml::from_str("bmc_host_interfaces = \"unmanaged\"").unwrap();
+        assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Unmanaged);
+        assert_eq!(Config::default().bmc_host_interfaces, HostInterfacePolicy::Disabled);
+        let e = toml::from_str::<Config>("bmc_host_interfaces = \"sometimes\"").unwrap_err();
+        assert!(e.message().contains("unknown variant `sometimes`"), "{e}");
     }
 
     #[test]

@@ -531,6 +531,25 @@ pub struct BmcInventory {
     /// The UEFI boot options; absent when the BMC does not list them.
     #[serde(default)]
     pub boot_options: Option<Vec<InventoryBootOption>>,
+    /// The BMC's host interfaces (the host's channel to the BMC's Redfish
+    /// service), as left by the inspection; absent when the BMC has none.
+    #[serde(default)]
+    pub host_interfaces: Option<Vec<InventoryHostInterface>>,
+}
+
+/// A host interface of the node's BMC (DSP0270).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryHostInterface {
+    pub id: String,
+    /// `HostInterfaceType` (`NetworkHostInterface`), when reported.
+    #[serde(default)]
+    pub interface_type: Option<String>,
+    /// `InterfaceEnabled`.
+    pub enabled: bool,
+    /// `CredentialBootstrapping.Enabled` (the host can obtain BMC
+    /// credentials over it), when the BMC implements it.
+    #[serde(default)]
+    pub credential_bootstrapping: Option<bool>,
 }
 
 /// A UEFI boot option as the node's BMC reports it.

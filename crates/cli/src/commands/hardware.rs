@@ -81,6 +81,20 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 let path = o.device_path.as_deref().unwrap_or("no device path");
                 row("boot-option", &o.reference, format!("{} ({path}){state}", o.display_name));
             }
+            match &b.host_interfaces {
+                Some(list) => {
+                    for h in list {
+                        let cb = match h.credential_bootstrapping {
+                            Some(true) => ", bootstrap on",
+                            Some(false) => ", bootstrap off",
+                            None => "",
+                        };
+                        let kind = h.interface_type.as_deref().unwrap_or("type not reported");
+                        row("host-interface", &h.id, format!("{kind}, {}{cb}", on_off(h.enabled)));
+                    }
+                }
+                None => row("host-interface", "-", "none reported".into()),
+            }
         }
     }
     match &hw.agent {
@@ -145,7 +159,9 @@ mod tests {
                     "bios": {"IntelVTforDirectedIO": "Enabled", "NumaNodesPerSocket": 2},
                     "boot_order": ["Boot0001", "Boot0002"],
                     "boot_options": [{"reference": "Boot0007", "display_name": "x",
-                                      "device_path": "Uri(http://e)", "enabled": false}]},
+                                      "device_path": "Uri(http://e)", "enabled": false}],
+                    "host_interfaces": [{"id": "Self", "interface_type": "NetworkHostInterface",
+                                         "enabled": false, "credential_bootstrapping": false}]},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -167,6 +183,7 @@ mod tests {
             "NumaNodesPerSocket    2",
             "boot-order - Boot0001, Boot0002",
             "boot-option Boot0007 x (Uri(http://e)), disabled",
+            "host-interface Self NetworkHostInterface, off, bootstrap off",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",

@@ -723,6 +723,22 @@ def dgx_h100():
     })
     m.collection(f"{bmc}/EthernetInterfaces", "EthernetInterfaceCollection",
                  "Ethernet Network Interface Collection", [f"{bmc}/EthernetInterfaces/eth0"])
+    # The host interface (DSP0270): the host's USB network channel to this
+    # BMC's Redfish service, off in this fleet (credential bootstrapping too).
+    hif = f"{bmc}/HostInterfaces"
+    m.add(f"{hif}/Self", {
+        "@odata.type": "#HostInterface.v1_3_0.HostInterface",
+        "Id": "Self",
+        "Name": "Host Interface",
+        "HostInterfaceType": "NetworkHostInterface",
+        "InterfaceEnabled": False,
+        "ExternallyAccessible": False,
+        "AuthenticationModes": ["BasicAuth", "RedfishSessionAuth"],
+        "CredentialBootstrapping": {"Enabled": False, "EnableAfterReset": False,
+                                    "RoleId": "Administrator"},
+        "Status": {"State": "Disabled", "Health": "OK"},
+    })
+    m.collection(hif, "HostInterfaceCollection", "Host Interface Collection", [f"{hif}/Self"])
     m.add(bmc, {
         "@odata.type": "#Manager.v1_19_0.Manager",
         "Id": "BMC",
@@ -736,6 +752,7 @@ def dgx_h100():
         "Status": ok(),
         "VirtualMedia": link(vm),
         "EthernetInterfaces": link(f"{bmc}/EthernetInterfaces"),
+        "HostInterfaces": link(hif),
         "Links": {
             "ManagerForServers": [link(sys_path)],
             "ManagerForChassis": [link(ch_dgx)],

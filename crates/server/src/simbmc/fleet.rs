@@ -35,6 +35,10 @@ pub(super) struct Sim {
     /// UEFI boot options (by reference) and the persistent boot order.
     pub(super) boot_options: Vec<SimBootOption>,
     pub(super) boot_order: Vec<String>,
+    /// The BMC's host interface (`InterfaceEnabled`) and its credential
+    /// bootstrapping: both on as the simulated BMC leaves the factory.
+    pub(super) host_interface: bool,
+    pub(super) credential_bootstrapping: bool,
 }
 
 #[derive(Clone)]
@@ -117,6 +121,8 @@ impl Default for Sim {
             bios_pending: BTreeMap::new(),
             boot_options: default_boot_options(),
             boot_order: vec!["Boot0001".into(), "Boot0002".into()],
+            host_interface: true,
+            credential_bootstrapping: true,
         }
     }
 }
@@ -282,6 +288,21 @@ impl SimFleet {
     /// can through the host interface.
     pub fn stage_bios_attribute(&self, i: usize, name: &str, value: Value) {
         self.with(i, |s| s.bios_pending.insert(name.to_string(), value));
+    }
+
+    /// Whether node `i`'s BMC host interface is on.
+    pub fn host_interface(&self, i: usize) -> bool {
+        self.with(i, |s| s.host_interface)
+    }
+
+    /// Turns node `i`'s BMC host interface (and its credential
+    /// bootstrapping) on or off, as a tenant can from the host through the
+    /// BMC's in-band IPMI or vendor tool.
+    pub fn set_host_interface(&self, i: usize, on: bool) {
+        self.with(i, |s| {
+            s.host_interface = on;
+            s.credential_bootstrapping = on;
+        });
     }
 
     /// The image in node `i`'s virtual CD.

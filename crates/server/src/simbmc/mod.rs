@@ -1,8 +1,9 @@
 //! SIMULATED BMCs for `serve --demo` and the benchmarks: one listener
 //! serves any number of simulated Redfish BMCs, BMC `i` under
 //! `/simbmc/{i}` (service root, a host system with power, boot override, a
-//! virtual CD and a MAC, an HGX baseboard with 8 simulated H100 GPUs, a firmware
-//! inventory). The real Redfish driver and lifecycle controller drive them
+//! virtual CD and a MAC, Secure Boot, BIOS, boot options, local accounts,
+//! a manager with a host interface, an HGX baseboard with 8 simulated H100
+//! GPUs, a firmware inventory). The real Redfish driver and lifecycle controller drive them
 //! exactly as they drive real BMCs.
 //!
 //! A simulated node also boots: powering it on (or restarting it) with a
@@ -123,7 +124,8 @@ pub fn router(fleet: Fleet) -> Router {
                 f.requests.fetch_add(1, Ordering::Relaxed);
                 Json(json!({"Id": "RootService", "Systems": link("/redfish/v1/Systems"),
                             "UpdateService": link("/redfish/v1/UpdateService"),
-                            "AccountService": link("/redfish/v1/AccountService")}))
+                            "AccountService": link("/redfish/v1/AccountService"),
+                            "Managers": link("/redfish/v1/Managers")}))
             }),
         )
         .merge(system::routes())

@@ -1,6 +1,6 @@
 //! The simulated platform settings a tenant can change from the host:
 //! Secure Boot, the BIOS attributes (in effect and pending), the UEFI boot
-//! options and the BMC's local accounts.
+//! options, the BMC's local accounts and its host interface.
 
 use super::fleet::{Sim, READ_ONLY_BIOS};
 use super::{act, answer, link, Fleet, USER};
@@ -13,6 +13,36 @@ use serde_json::{json, Value};
 
 pub(super) fn routes() -> Router<Fleet> {
     Router::new()
+        .route(
+            "/simbmc/{i}/redfish/v1/Managers",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Managers/BMC")]})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Managers/BMC",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
+                    json!({"@odata.id": "/redfish/v1/Managers/BMC", "Id": "BMC",
+                           "ManagerType": "BMC",
+                           "HostInterfaces": link("/redfish/v1/Managers/BMC/HostInterfaces")})
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Managers/BMC/HostInterfaces",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
+                    json!({"Members": [link("/redfish/v1/Managers/BMC/HostInterfaces/1")]})
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Managers/BMC/HostInterfaces/1",
+            get(host_interface).patch(patch_host_interface),
+        )
         .route("/simbmc/{i}/redfish/v1/Systems/Host/Bios", get(bios))
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/BootOptions",
@@ -206,6 +236,34 @@ async fn patch_account(
         }
         if let (Some(pw), true) = (v["Password"].as_str(), acc.user == USER) {
             s.password = pw.to_string();
+        }
+    })
+    .await
+}
+
+async fn host_interface(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    let (on, cb) = f.with(i, |s| (s.host_interface, s.credential_bootstrapping));
+    answer(&f, &h, i, || {
+        json!({"@odata.id": "/redfish/v1/Managers/BMC/HostInterfaces/1", "Id": "1",
+               "HostInterfaceType": "NetworkHostInterface", "InterfaceEnabled": on,
+               "CredentialBootstrapping": {"Enabled": cb, "EnableAfterReset": cb,
+                                           "RoleId": "Administrator"}})
+    })
+    .await
+}
+
+async fn patch_host_interface(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    act(&f, &h, i, |s| {
+        if let Some(on) = v["InterfaceEnabled"].as_bool() {
+            s.host_interface = on;
+        }
+        if let Some(on) = v["CredentialBootstrapping"]["Enabled"].as_bool() {
+            s.credential_bootstrapping = on;
         }
     })
     .await

@@ -86,7 +86,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             "VirtualMedia": link("/redfish/v1/Systems/Host/VirtualMedia"),
             "SecureBoot": link("/redfish/v1/Systems/Host/SecureBoot"),
             "Bios": link("/redfish/v1/Systems/Host/Bios"),
-            "Links": {"ManagedBy": []},
+            "Links": {"ManagedBy": [link("/redfish/v1/Managers/BMC")]},
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
         })
     })

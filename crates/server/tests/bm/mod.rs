@@ -4,6 +4,10 @@
 //! of the store.
 #![allow(dead_code)]
 
+mod by_hand;
+#[allow(unused_imports)]
+pub use by_hand::*;
+
 use crate::common::nodes::{get_text, lifecycle, token_of, wait_for, wait_node};
 use crate::common::{Client, Resp, TestBackend, TestServer};
 use crate::peers;

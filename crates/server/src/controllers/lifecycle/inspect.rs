@@ -35,14 +35,38 @@ impl LifecycleController {
         n: &Node,
     ) -> Result<bool, StepError> {
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
-        let inv = bmc.inventory(&system).map_err(StepError::from)?;
-        let found = gpus_found(&inv);
-        let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
+        let mut turned_off = false;
+        let mut inv = bmc.inventory(&system).map_err(StepError::from)?;
+        let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let firmware: Vec<(String, String)> =
             inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
+        // A clean node joins the pool only as the provider's policies want
+        // it; a dirty one is put right by its sanitization.
+        let refused = match dirty {
+            Some(_) => None,
+            None => match self.policy_mismatches(&inv.system.model, &firmware) {
+                Some(why) => Some(format!("firmware differs from the provider's baseline: {why}")),
+                None => {
+                    match super::host_interfaces::lock(
+                        &bmc,
+                        self.host_interfaces,
+                        &mut inv.host_interfaces,
+                    )? {
+                        Ok(off) if off.is_empty() => None,
+                        Ok(off) => {
+                            tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
+                            turned_off = true;
+                            None
+                        }
+                        Err(why) => Some(why),
+                    }
+                }
+            },
+        };
+        let found = gpus_found(&inv);
+        let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
         let platform = platform_baseline(&report);
-        let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
                 w,
@@ -54,15 +78,17 @@ impl LifecycleController {
                     platform: &platform,
                     inventory: &report,
                 },
-            )
+            )?;
+            if turned_off {
+                // A change the control plane made on the node's BMC.
+                super::audit_node(w, n, "node_host_interfaces_disabled", "success")?;
+            }
+            Ok(())
         };
         match dirty {
-            None => match self.policy_mismatches(&inv.system.model, &firmware) {
-                Some(why) => {
-                    let to = NodeLifecycle::Failed {
-                        reason: format!("firmware differs from the provider's baseline: {why}"),
-                        from: "inspecting".into(),
-                    };
+            None => match refused {
+                Some(reason) => {
+                    let to = NodeLifecycle::Failed { reason, from: "inspecting".into() };
                     self.advance(store, n, to, record)
                 }
                 None => self.advance(store, n, NodeLifecycle::Available, record),
@@ -233,6 +259,10 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
         bios: inv.bios.as_ref().map(|b| b.attributes.clone()),
         boot_order: inv.boot_order.clone(),
         boot_options: inv.boot_options.as_ref().map(|o| o.iter().map(boot_option).collect()),
+        host_interfaces: inv
+            .host_interfaces
+            .as_ref()
+            .map(|h| h.iter().map(super::host_interfaces::inventory).collect()),
     }
 }
 

@@ -22,6 +22,7 @@
 
 mod bmc;
 mod census;
+mod host_interfaces;
 mod inspect;
 mod platform;
 mod provision;
@@ -88,6 +89,9 @@ pub struct LifecycleController {
     /// The provider's firmware versions per system model
     /// (`firmware_baselines`).
     pub firmware_policy: Vec<crate::config::FirmwareBaseline>,
+    /// What inspection and sanitization do with the BMC's host interfaces
+    /// (`bmc_host_interfaces`).
+    pub host_interfaces: crate::config::HostInterfacePolicy,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -201,6 +205,7 @@ impl LifecycleController {
             uefi_http_boot: None,
             rotate_bmc_password: false,
             firmware_policy: Vec::new(),
+            host_interfaces: Default::default(),
         }
     }
 

@@ -352,6 +352,11 @@ impl LifecycleController {
             &inv,
             &bios_staged,
         )?);
+        checks.push(super::host_interfaces::check(
+            &bmc,
+            self.host_interfaces,
+            inv.host_interfaces.as_deref(),
+        )?);
         if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
             bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
         }
