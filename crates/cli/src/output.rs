@@ -3,8 +3,8 @@
 use neocloud_common::{Error, ErrorCode};
 use neocloud_placement::Availability;
 use neocloud_types::{
-    Allocation, AllocationState, AuditEvent, Image, Instance, InstanceKind, InstanceType,
-    Membership, Node, Progress, Project, QuotaClaim, Tenant, Token, User,
+    Allocation, AllocationState, AuditEvent, FirmwareBaseline, Image, Instance, InstanceKind,
+    InstanceType, Membership, Node, Progress, Project, QuotaClaim, Tenant, Token, User,
 };
 use std::fmt;
 use std::io::Write;
@@ -482,6 +482,23 @@ impl Row for Image {
             or_dash(self.root_url.as_deref()),
             or_dash(Some(&self.description)),
             short_time(&self.created_at),
+        ]
+    }
+}
+
+impl Row for FirmwareBaseline {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION", "UPDATED"];
+    fn cells(&self) -> Vec<String> {
+        let components: Vec<String> =
+            self.components.iter().map(|(id, v)| format!("{id}={v}")).collect();
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.model.clone(),
+            components.join(", "),
+            self.generation.to_string(),
+            short_time(&self.updated_at),
         ]
     }
 }

@@ -1,5 +1,5 @@
-//! End to end for the bare-metal commands: `image`, `instance` and `node
-//! sanitizations`, against the real `neocloud serve` binary (harness in
+//! End to end for the bare-metal commands: `image`, `firmware-baseline`,
+//! `instance` and `node sanitizations`, against the real `neocloud serve` binary (harness in
 //! common/mod.rs).
 //!
 //! The nodes here are registered without a BMC: they are `available` at
@@ -148,6 +148,58 @@ fn images_end_to_end() {
     cli.expect(5, &["image", "get", "sanitizer"]);
     cli.expect(5, &["image", "delete", "sanitizer"]);
     assert!(items(&cli.ok(&["image", "list", "-o", "json"]).json()).is_empty());
+}
+
+#[test]
+fn firmware_baselines_end_to_end() {
+    let dir = Scratch::new("firmware");
+    let server = Server::start(&dir.0);
+    let cli = Cli::new(&dir.0);
+    cli.login(&server);
+    let create = |name: &str, extra: &[&str]| {
+        let mut v = vec!["firmware-baseline", "create", name, "--model", "DGX H100"];
+        v.extend_from_slice(extra);
+        cli.run(&v)
+    };
+    let o = create("dgx", &["--component", "HGX_FW_BMC_0=24.09", "--component", "EROT_BIOS_0=1.2"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_table(&o.stdout, &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION"], "dgx");
+    assert!(o.stdout.contains("EROT_BIOS_0=1.2, HGX_FW_BMC_0=24.09"), "{}", o.stdout);
+    // One per model (exit 6); no component, or one without a version: usage errors.
+    let dup = create("dgx-2", &["--component", "BMC=1"]);
+    assert_eq!(dup.code, 6, "{}", dup.stderr);
+    assert!(dup.stderr.contains("model"), "{}", dup.stderr);
+    assert_eq!(create("dgx-3", &[]).code, 2);
+    assert_eq!(create("dgx-3", &["--component", "BMC"]).code, 2);
+
+    let b = cli.ok(&["firmware-baseline", "get", "dgx", "-o", "json"]).json();
+    assert_eq!(b["components"]["HGX_FW_BMC_0"], "24.09", "{b}");
+    // An update at a stale generation is refused (exit 6); at the one read, taken.
+    let stale = cli.expect(
+        6,
+        &["firmware-baseline", "update", "dgx", "--generation", "9", "--component", "BMC=2"],
+    );
+    assert!(stale.stderr.contains("generation"), "{}", stale.stderr);
+    let u = cli
+        .ok(&[
+            "firmware-baseline",
+            "update",
+            "dgx",
+            "--generation",
+            "1",
+            "--component",
+            "HGX_FW_BMC_0=25.01",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(u["components"], serde_json::json!({"HGX_FW_BMC_0": "25.01"}), "{u}");
+    assert_eq!(u["generation"], 2, "{u}");
+    let list = cli.ok(&["firmware-baseline", "list", "-o", "json"]).json();
+    assert_eq!(items(&list).len(), 1, "{list}");
+    let o = cli.ok(&["firmware-baseline", "delete", "dgx"]);
+    assert!(o.stdout.contains("firmware baseline dgx deleted"), "{}", o.stdout);
+    cli.expect(5, &["firmware-baseline", "get", "dgx"]);
 }
 
 #[test]

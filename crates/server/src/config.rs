@@ -11,15 +11,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// The firmware a system model must run: component id (as the BMC's
-/// firmware inventory names it) to version.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FirmwareBaseline {
-    pub model: String,
-    pub components: std::collections::BTreeMap<String, String>,
-}
-
 /// What the control plane does with the BMCs' host interfaces (the host's
 /// channel to its BMC's Redfish service; with credential bootstrapping on,
 /// the host obtains BMC credentials without knowing any).
@@ -92,11 +83,6 @@ pub struct Config {
     /// login), so a password that reached a tenant opens nothing after it.
     /// Off by default: that account must be the control plane's alone.
     pub bmc_password_rotation: bool,
-    /// The provider's firmware versions, per system model (as the BMC
-    /// reports `Model`): a node of that model whose inspection finds
-    /// another version of a listed component fails, and every sanitization
-    /// checks them (beside the node's own baseline).
-    pub firmware_baselines: Vec<FirmwareBaseline>,
     /// The BMCs' host interfaces: `disabled` (the default) or `unmanaged`.
     pub bmc_host_interfaces: HostInterfacePolicy,
     /// How often agents heartbeat.
@@ -161,7 +147,6 @@ impl Default for Config {
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
             bmc_password_rotation: false,
-            firmware_baselines: Vec::new(),
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
@@ -230,26 +215,6 @@ impl Config {
                 }
             }
         }
-        for (i, b) in self.firmware_baselines.iter().enumerate() {
-            if b.model.trim().is_empty() {
-                return Err(Error::invalid_value(
-                    format!("firmware_baselines[{i}].model"),
-                    "must name a system model",
-                ));
-            }
-            if self.firmware_baselines[..i].iter().any(|o| o.model == b.model) {
-                return Err(Error::invalid_value(
-                    format!("firmware_baselines[{i}].model"),
-                    format!("{:?} is listed twice", b.model),
-                ));
-            }
-            if b.components.is_empty() || b.components.values().any(|v| v.trim().is_empty()) {
-                return Err(Error::invalid_value(
-                    format!("firmware_baselines[{i}].components"),
-                    "must give at least one component, each with a version",
-                ));
-            }
-        }
         if self.heartbeat_interval_ms < 10 {
             return Err(Error::invalid_value("heartbeat_interval_ms", "must be at least 10"));
         }
@@ -298,31 +263,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn firmware_baselines_are_read_from_the_file_and_checked() {
-        let dir = std::env::temp_dir().join(format!("nc-config-{}", neocloud_common::new_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("c.toml");
-        let doc = "[[firmware_baselines]]\nmodel = \"DGX H100\"\n\
-                   components = { HGX_FW_BMC_0 = \"24.09\", EROT_BIOS_0 = \"1.2\" }\n";
-        std::fs::write(&f, doc).unwrap();
-        let c = Config::from_file(&f).unwrap();
-        assert_eq!(c.firmware_baselines[0].model, "DGX H100");
-        assert_eq!(c.firmware_baselines[0].components["EROT_BIOS_0"], "1.2");
-        assert!(c.validate().is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
-        let field = |c: &Config| match c.validate() {
-            Err(Error::InvalidValue(e)) => e.field,
-            other => panic!("{other:?}"),
-        };
-        let mut twice = c.clone();
-        twice.firmware_baselines.push(c.firmware_baselines[0].clone());
-        assert_eq!(field(&twice), "firmware_baselines[1].model");
-        let mut empty = c.clone();
-        empty.firmware_baselines[0].components.clear();
-        assert_eq!(field(&empty), "firmware_baselines[0].components");
-    }
-
     /// The README's example configuration reads and validates.
     #[test]
     fn the_readmes_example_is_a_valid_configuration() {
@@ -335,7 +275,6 @@ mod tests {
         let c: Config = toml::from_str(block).expect("the README's configuration");
         c.validate().expect("valid");
         assert!(c.bmc_password_rotation);
-        assert_eq!(c.firmware_baselines.len(), 1);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
     }
 

@@ -265,6 +265,17 @@ impl Fixture {
                 .expect(201);
             p = p.replace("{image}", &n);
         }
+        if p.contains("{firmware_baseline}") {
+            // Fresh (it may be deleted), for a model of its own.
+            let n = uniq("fw");
+            self.admin
+                .post(
+                    "/v1/firmware-baselines",
+                    &json!({"name": n, "model": n, "components": {"BMC": "1.0"}}),
+                )
+                .expect(201);
+            p = p.replace("{firmware_baseline}", &n);
+        }
         if p.contains("{instance}") {
             self.node();
             let i = self
@@ -366,6 +377,11 @@ impl Fixture {
             "image_create" => Some(
                 json!({"name": uniq("img"), "kernel_url": "http://img/k", "initrd_url": "http://img/i"}),
             ),
+            "firmware_baseline_create" => {
+                let n = uniq("fw");
+                Some(json!({"name": n, "model": n, "components": {"BMC": "1.0"}}))
+            }
+            "firmware_baseline_update" => Some(json!({"generation": STALE})),
             "instance_create" => {
                 self.node();
                 Some(json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}))

@@ -442,27 +442,29 @@ fn a_bmc_without_an_account_service_fails_the_rotation() {
 
 #[test]
 fn the_providers_firmware_baseline_fails_inspection_and_sanitization_of_other_versions() {
-    use neocloud_server::config::FirmwareBaseline;
     let f = fleet();
-    let policy = |bmc: &str, bios: &str| {
-        vec![FirmwareBaseline {
-            model: "Simulated HGX H100".into(),
-            components: [("BMC".to_string(), bmc.to_string()), ("BIOS".into(), bios.into())].into(),
-        }]
-    };
+    let components = |bmc: &str, bios: &str| json!({"BMC": bmc, "BIOS": bios});
     for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         let tenant = catalog(&s, true);
         enroll_simulated(&s, &f, i);
-        let (mut ctl, secrets) = controller(&s);
+        let (ctl, secrets) = controller(&s);
         // The provider wants a BMC this node does not run.
-        ctl.firmware_policy = policy("SIM-BMC-9.9", "SIM-BIOS-1.0");
+        let policy = s
+            .admin()
+            .post(
+                "/v1/firmware-baselines",
+                &json!({"name": "sim-hgx", "model": "Simulated HGX H100",
+                        "components": components("SIM-BMC-9.9", "SIM-BIOS-1.0")}),
+            )
+            .expect(201)
+            .body;
         drive(&ctl, &secrets, &s, "bm-1", "failed");
         let l = lifecycle(&s, "bm-1");
         assert_eq!(
             l["reason"],
-            "firmware differs from the provider's baseline: Simulated HGX H100: \
+            "firmware differs from the provider's baseline: Simulated HGX H100 (sim-hgx): \
              BMC SIM-BMC-2.1 (want SIM-BMC-9.9)",
             "[{b}] {l}"
         );
@@ -470,7 +472,15 @@ fn the_providers_firmware_baseline_fails_inspection_and_sanitization_of_other_ve
         assert_eq!(free_nodes(&s), 0, "[{b}] out of the pool");
         // The node's firmware brought in line (here: the baseline fixed),
         // and inspected again.
-        ctl.firmware_policy = policy("SIM-BMC-2.1", "SIM-BIOS-1.0");
+        let policy = s
+            .admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": policy["generation"],
+                        "components": components("SIM-BMC-2.1", "SIM-BIOS-1.0")}),
+            )
+            .expect(200)
+            .body;
         s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
         drive(&ctl, &secrets, &s, "bm-1", "available");
         let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
@@ -482,9 +492,14 @@ fn the_providers_firmware_baseline_fails_inspection_and_sanitization_of_other_ve
         // The provider raises its BIOS baseline while a tenant holds the
         // node: its sanitization fails the check (the node's own baseline
         // would pass), and the node goes to no one.
-        let mut h = h;
-        h.ctl.firmware_policy = policy("SIM-BMC-2.1", "SIM-BIOS-2.0");
         let id = h.provision("next");
+        s.admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": policy["generation"],
+                        "components": components("SIM-BMC-2.1", "SIM-BIOS-2.0")}),
+            )
+            .expect(200);
         assert_eq!(h.release(&id)["state"], "failed", "[{b}]");
         let c = check(&record(&h, &id, false), "firmware_baseline").clone();
         assert_eq!(

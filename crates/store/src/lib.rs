@@ -25,6 +25,7 @@ pub mod attachments;
 pub mod audit;
 mod backend;
 pub mod fabrics;
+pub mod firmware_baselines;
 pub mod idempotency;
 pub mod images;
 pub mod instance_types;

@@ -620,6 +620,26 @@ ALTER TABLE nodes ADD COLUMN bios_staged TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 15,
+        name: "firmware baselines",
+        common: r#"
+-- The provider's firmware versions per system model (components: JSON,
+-- component id -> version), read at every inspection and sanitization.
+CREATE TABLE firmware_baselines (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL UNIQUE,
+    components TEXT NOT NULL,
+    description TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -4,6 +4,7 @@
 
 mod audit;
 mod baremetal;
+mod firmware;
 mod identity;
 mod inventory;
 mod network;
@@ -12,6 +13,7 @@ mod tenancy;
 
 pub use audit::*;
 pub use baremetal::*;
+pub use firmware::*;
 pub use identity::*;
 pub use inventory::*;
 pub use network::*;

@@ -155,6 +155,8 @@ enum Cmd {
     Allocation(inventory::AllocationArgs),
     /// The image catalog: tenant OS images and the sanitizer.
     Image(baremetal::ImageArgs),
+    /// The firmware versions each system model must run (provider).
+    FirmwareBaseline(baremetal::FirmwareBaselineArgs),
     /// Bare-metal instances: whole nodes provisioned with an image.
     Instance(baremetal::InstanceArgs),
     /// Fabrics: the provider's switches and cabling, applied as one
@@ -189,6 +191,7 @@ pub fn run(c: ClientCommand) -> ExitCode {
         Cmd::Capacity(a) => inventory::capacity(a),
         Cmd::Allocation(a) => inventory::allocation(a),
         Cmd::Image(a) => baremetal::image(a),
+        Cmd::FirmwareBaseline(a) => baremetal::firmware_baseline(a),
         Cmd::Instance(a) => baremetal::instance(a),
         Cmd::Fabric(a) => network::fabric(a),
         Cmd::Vpc(a) => network::vpc(a),

@@ -12,6 +12,7 @@ mod allocations;
 mod attachments;
 mod audit;
 mod fabrics;
+mod firmware_baselines;
 mod identity;
 mod images;
 mod instance_types;
@@ -348,6 +349,7 @@ pub fn ops() -> Vec<Op> {
     v.extend(instance_types::ops());
     v.extend(allocations::ops());
     v.extend(images::ops());
+    v.extend(firmware_baselines::ops());
     v.extend(instances::ops());
     v.extend(fabrics::ops());
     v.extend(vpcs::ops());

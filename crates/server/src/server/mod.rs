@@ -156,7 +156,6 @@ impl Server {
                 l.virtual_media_iso = config.virtual_media_iso_url.clone();
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
                 l.rotate_bmc_password = config.bmc_password_rotation;
-                l.firmware_policy = config.firmware_baselines.clone();
                 l.host_interfaces = config.bmc_host_interfaces;
                 l
             },

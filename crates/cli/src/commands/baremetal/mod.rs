@@ -1,11 +1,13 @@
-//! `neocloud image ...`, `neocloud instance ...` and the signed sanitization
+//! `neocloud image ...`, `neocloud firmware-baseline ...`, `neocloud instance ...` and the signed sanitization
 //! records (`instance sanitization`, `node sanitizations`).
 
+mod firmware;
 mod images;
 mod instances;
 mod sanitization;
 mod wait;
 
+pub use firmware::{firmware_baseline, FirmwareBaselineArgs};
 pub use images::{image, ImageArgs};
 pub use instances::{instance, InstanceArgs};
 pub(super) use sanitization::{print_records, VerifyFlags};

@@ -5,11 +5,11 @@ use super::{declared_macs, issue_token, new_boot, set_instance, LifecycleControl
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
-use neocloud_store::{instances, nodes, Store};
+use neocloud_store::{firmware_baselines, instances, nodes, Store};
 use neocloud_types::{
-    BmcInventory, BootStep, ImagePurpose, InstanceState, InventoryBmcAccount, InventoryBootOption,
-    InventoryCpu, InventoryFirmware, InventoryGpu, InventoryNic, InventorySecureBoot, Node,
-    NodeLifecycle, PlatformBaseline,
+    BmcInventory, BootStep, FirmwareBaseline, ImagePurpose, InstanceState, InventoryBmcAccount,
+    InventoryBootOption, InventoryCpu, InventoryFirmware, InventoryGpu, InventoryNic,
+    InventorySecureBoot, Node, NodeLifecycle, PlatformBaseline,
 };
 
 impl LifecycleController {
@@ -44,7 +44,10 @@ impl LifecycleController {
         // it; a dirty one is put right by its sanitization.
         let refused = match dirty {
             Some(_) => None,
-            None => match self.policy_mismatches(&inv.system.model, &firmware) {
+            None => match policy_mismatches(
+                self.firmware_policy_of(store, &inv.system.model)?.as_ref(),
+                &firmware,
+            ) {
                 Some(why) => Some(format!("firmware differs from the provider's baseline: {why}")),
                 None => {
                     match super::host_interfaces::lock(
@@ -188,29 +191,35 @@ fn gpus_found(inv: &Inventory) -> Option<(String, u8, u32)> {
 }
 
 impl LifecycleController {
-    /// The provider's baseline for a system model, if it has one.
+    /// The provider's baseline for a system model, if it has one
+    /// (`/v1/firmware-baselines`, read at each use: a change applies from
+    /// the next inspection or sanitization).
     pub(super) fn firmware_policy_of(
         &self,
+        store: &Store,
         model: &str,
-    ) -> Option<&crate::config::FirmwareBaseline> {
-        self.firmware_policy.iter().find(|b| b.model == model)
+    ) -> Result<Option<FirmwareBaseline>, StepError> {
+        store.read(|r| firmware_baselines::for_model(r, model)).map_err(StepError::Store)
     }
+}
 
-    /// What of the provider's baseline for `model` the firmware read does
-    /// not match, or `None` when it all does (or there is no baseline).
-    fn policy_mismatches(&self, model: &str, firmware: &[(String, String)]) -> Option<String> {
-        let policy = self.firmware_policy_of(model)?;
-        let off: Vec<String> = policy
-            .components
-            .iter()
-            .filter_map(|(id, want)| match firmware.iter().find(|(f, _)| f == id) {
-                Some((_, have)) if have == want => None,
-                Some((_, have)) => Some(format!("{id} {have} (want {want})")),
-                None => Some(format!("{id} not reported (want {want})")),
-            })
-            .collect();
-        (!off.is_empty()).then(|| format!("{model}: {}", off.join(", ")))
-    }
+/// What of the provider's baseline the firmware read does not match, or
+/// `None` when it all does (or there is no baseline).
+fn policy_mismatches(
+    policy: Option<&FirmwareBaseline>,
+    firmware: &[(String, String)],
+) -> Option<String> {
+    let policy = policy?;
+    let off: Vec<String> = policy
+        .components
+        .iter()
+        .filter_map(|(id, want)| match firmware.iter().find(|(f, _)| f == id) {
+            Some((_, have)) if have == want => None,
+            Some((_, have)) => Some(format!("{id} {have} (want {want})")),
+            None => Some(format!("{id} not reported (want {want})")),
+        })
+        .collect();
+    (!off.is_empty()).then(|| format!("{} ({}): {}", policy.model, policy.name, off.join(", ")))
 }
 
 /// The inventory as operators read it.

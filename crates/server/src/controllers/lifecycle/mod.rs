@@ -86,9 +86,6 @@ pub struct LifecycleController {
     pub uefi_http_boot: Option<String>,
     /// A new BMC password at every sanitization (`bmc_password_rotation`).
     pub rotate_bmc_password: bool,
-    /// The provider's firmware versions per system model
-    /// (`firmware_baselines`).
-    pub firmware_policy: Vec<crate::config::FirmwareBaseline>,
     /// What inspection and sanitization do with the BMC's host interfaces
     /// (`bmc_host_interfaces`).
     pub host_interfaces: crate::config::HostInterfacePolicy,
@@ -204,7 +201,6 @@ impl LifecycleController {
             virtual_media_iso: None,
             uefi_http_boot: None,
             rotate_bmc_password: false,
-            firmware_policy: Vec::new(),
             host_interfaces: Default::default(),
         }
     }

@@ -342,8 +342,12 @@ impl LifecycleController {
                 ));
             }
         }
-        let policy = self.firmware_policy_of(&inv.system.model).map(|p| &p.components);
-        checks.push(firmware_check(&baseline, policy, &inv.firmware));
+        let policy = self.firmware_policy_of(store, &inv.system.model)?;
+        checks.push(firmware_check(
+            &baseline,
+            policy.as_ref().map(|p| &p.components),
+            &inv.firmware,
+        ));
         checks.extend(super::platform::restore(
             &bmc,
             &system,

@@ -1,0 +1,134 @@
+//! `neocloud firmware-baseline ...`: the firmware versions each system
+//! model must run (provider only).
+
+use crate::client;
+use crate::commands::{parse_key, parse_name, print_done, to_value, Global};
+use crate::output::{print_list, print_one, CliError};
+use neocloud_common::Name;
+use neocloud_types::{FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate};
+use std::collections::BTreeMap;
+
+#[derive(clap::Args)]
+pub struct FirmwareBaselineArgs {
+    #[command(flatten)]
+    g: Global,
+    #[command(subcommand)]
+    cmd: FirmwareBaselineCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum FirmwareBaselineCmd {
+    /// List the baselines.
+    List,
+    /// Show one baseline.
+    Get {
+        /// Baseline name or id.
+        #[arg(value_parser = parse_key)]
+        baseline: String,
+    },
+    /// Set the versions a system model must run: a clean node of that model
+    /// whose inspection finds another version fails, and every sanitization
+    /// checks them.
+    Create {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        /// The system model as the BMC reports it, e.g. "DGX H100".
+        #[arg(long)]
+        model: String,
+        /// A component (its id in the BMC's firmware inventory) and its
+        /// version; repeat for each.
+        #[arg(long = "component", value_name = "ID=VERSION", value_parser = parse_component, required = true)]
+        components: Vec<(String, String)>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Retrying with the same key returns the first result instead of a second baseline.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Replace a baseline's versions (all of them) or its description.
+    Update {
+        /// Baseline name or id.
+        #[arg(value_parser = parse_key)]
+        baseline: String,
+        /// The generation last read (the update is refused if it changed since).
+        #[arg(long)]
+        generation: i64,
+        /// The new versions, each ID=VERSION; repeat for each.
+        #[arg(long = "component", value_name = "ID=VERSION", value_parser = parse_component)]
+        components: Vec<(String, String)>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a baseline: the model's nodes are held to their own firmware
+    /// baseline only.
+    Delete {
+        /// Baseline name or id.
+        #[arg(value_parser = parse_key)]
+        baseline: String,
+    },
+}
+
+fn parse_component(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, v)) if !id.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((id.to_string(), v.to_string()))
+        }
+        _ => Err("expected ID=VERSION, e.g. HGX_FW_BMC_0=24.09".into()),
+    }
+}
+
+fn baseline_path(b: &str) -> String {
+    format!("/v1/firmware-baselines/{}", client::seg(b))
+}
+
+pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
+    let c = a.g.client()?;
+    let f = a.g.output;
+    match a.cmd {
+        FirmwareBaselineCmd::List => {
+            print_list::<FirmwareBaseline>(f, &c.get("/v1/firmware-baselines", &[])?)
+        }
+        FirmwareBaselineCmd::Get { baseline } => {
+            print_one::<FirmwareBaseline>(f, &c.get(&baseline_path(&baseline), &[])?)
+        }
+        FirmwareBaselineCmd::Create { name, model, components, description, idempotency_key } => {
+            let body = to_value(&FirmwareBaselineCreate {
+                name,
+                model,
+                components: components.into_iter().collect(),
+                description: description.unwrap_or_default(),
+            })?;
+            let created =
+                c.post("/v1/firmware-baselines", Some(&body), idempotency_key.as_deref())?;
+            print_one::<FirmwareBaseline>(f, &created)
+        }
+        FirmwareBaselineCmd::Update { baseline, generation, components, description } => {
+            let components: Option<BTreeMap<String, String>> =
+                (!components.is_empty()).then(|| components.into_iter().collect());
+            let body = to_value(&FirmwareBaselineUpdate { generation, components, description })?;
+            print_one::<FirmwareBaseline>(f, &c.patch(&baseline_path(&baseline), &body)?)
+        }
+        FirmwareBaselineCmd::Delete { baseline } => {
+            c.delete(&baseline_path(&baseline))?;
+            print_done(f, &format!("firmware baseline {baseline} deleted"));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_component;
+
+    #[test]
+    fn a_component_is_an_id_and_a_version() {
+        assert_eq!(
+            parse_component("HGX_FW_BMC_0=24.09"),
+            Ok(("HGX_FW_BMC_0".into(), "24.09".into()))
+        );
+        assert_eq!(parse_component("BIOS=1.2=rc1"), Ok(("BIOS".into(), "1.2=rc1".into())));
+        assert!(parse_component("BIOS").is_err());
+        assert!(parse_component("=1.2").is_err());
+        assert!(parse_component("BIOS=").is_err());
+    }
+}

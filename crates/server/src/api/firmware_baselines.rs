@@ -1,0 +1,188 @@
+//! The provider's firmware baselines: `/v1/firmware-baselines`, the
+//! versions each system model must run. Provider only (the node policy's
+//! resource). A clean node of a listed model whose inspection finds another
+//! version of a listed component fails, and every sanitization checks them;
+//! a change applies from the next inspection or sanitization.
+
+use super::{schema, Call, Handler, Method, Op, Reply, Resp};
+use neocloud_authz::{Action, Resource};
+use neocloud_common::{Error, Result};
+use neocloud_store::{firmware_baselines, Reader, Writer};
+use neocloud_types::{
+    check_text, FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, List,
+};
+use std::collections::BTreeMap;
+
+#[allow(clippy::too_many_arguments)]
+fn op(
+    id: &'static str,
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    action: Action,
+    request: Option<super::SchemaFn>,
+    response: Resp,
+    handler: Handler,
+) -> Op {
+    super::global_op(
+        Resource::Node,
+        "firmware-baselines",
+        id,
+        method,
+        path,
+        summary,
+        action,
+        request,
+        response,
+        handler,
+    )
+}
+
+const ITEM: &str = "/v1/firmware-baselines/{firmware_baseline}";
+
+pub(super) fn ops() -> Vec<Op> {
+    vec![
+        op(
+            "firmware_baseline_list",
+            Method::Get,
+            "/v1/firmware-baselines",
+            "The firmware versions each system model must run",
+            Action::List,
+            None,
+            Resp::Json(200, schema::<List<FirmwareBaseline>>),
+            Handler::Read(list),
+        ),
+        op(
+            "firmware_baseline_create",
+            Method::Post,
+            "/v1/firmware-baselines",
+            "Set the firmware versions a system model must run (one baseline per model)",
+            Action::Create,
+            Some(schema::<FirmwareBaselineCreate>),
+            Resp::Json(201, schema::<FirmwareBaseline>),
+            Handler::Write(create),
+        ),
+        op(
+            "firmware_baseline_get",
+            Method::Get,
+            ITEM,
+            "One firmware baseline",
+            Action::Read,
+            None,
+            Resp::Json(200, schema::<FirmwareBaseline>),
+            Handler::Read(get),
+        ),
+        op(
+            "firmware_baseline_update",
+            Method::Patch,
+            ITEM,
+            "Replace a baseline's versions or description (from the next inspection or \
+             sanitization)",
+            Action::Update,
+            Some(schema::<FirmwareBaselineUpdate>),
+            Resp::Json(200, schema::<FirmwareBaseline>),
+            Handler::Write(update),
+        ),
+        op(
+            "firmware_baseline_delete",
+            Method::Delete,
+            ITEM,
+            "Remove a baseline: the model's nodes are held to their own firmware baseline only",
+            Action::Delete,
+            None,
+            Resp::Empty,
+            Handler::Write(delete),
+        ),
+    ]
+}
+
+fn find(c: &Call<'_>, r: &mut dyn Reader) -> Result<FirmwareBaseline> {
+    let key = c.key("firmware_baseline")?;
+    firmware_baselines::lookup(r, &key)?
+        .ok_or_else(|| Error::not_found("firmware baseline", key.to_string()))
+}
+
+fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    Reply::ok(&List { items: firmware_baselines::list(r)? })
+}
+
+fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    Reply::ok(&find(c, r)?)
+}
+
+/// One line of printable text, 1 to 256 characters (as BMCs report
+/// models, component ids and versions).
+fn check_token(field: &str, v: &str) -> Result<()> {
+    if v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
+        return Err(Error::invalid_value(
+            field,
+            "must be 1 to 256 characters of one line, not only spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn check_components(components: &BTreeMap<String, String>) -> Result<()> {
+    if components.is_empty() {
+        return Err(Error::invalid_value("components", "must list at least one component"));
+    }
+    if components.len() > 256 {
+        return Err(Error::invalid_value("components", "must list at most 256 components"));
+    }
+    for (id, version) in components {
+        check_token("components", id)?;
+        check_token(&format!("components.{id}"), version)?;
+    }
+    Ok(())
+}
+
+fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: FirmwareBaselineCreate = c.body()?;
+    check_token("model", &p.model)?;
+    check_components(&p.components)?;
+    check_text("description", &Some(p.description.clone()))?;
+    let b = firmware_baselines::create(w, &p)?;
+    Reply::created(&b.id.clone(), &b)
+}
+
+fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let p: FirmwareBaselineUpdate = c.body()?;
+    if let Some(components) = &p.components {
+        check_components(components)?;
+    }
+    check_text("description", &p.description)?;
+    let b = find(c, w)?;
+    Reply::ok(&firmware_baselines::update(w, &b.id, &p)?)
+}
+
+fn delete(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let b = find(c, w)?;
+    firmware_baselines::delete(w, &b.id)?;
+    Reply::empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(r: Result<()>) -> String {
+        match r {
+            Err(Error::InvalidValue(e)) => e.field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn components_name_what_is_wrong() {
+        let mut c = BTreeMap::new();
+        assert_eq!(field(check_components(&c)), "components");
+        c.insert("BMC".to_string(), "".to_string());
+        assert_eq!(field(check_components(&c)), "components.BMC");
+        c.insert("BMC".to_string(), "1.2".to_string());
+        assert!(check_components(&c).is_ok());
+        c.insert("BIOS\n".to_string(), "1".to_string());
+        assert_eq!(field(check_components(&c)), "components");
+        assert_eq!(field(check_token("model", "  ")), "model");
+        assert!(check_token("model", "DGX H100").is_ok());
+    }
+}
