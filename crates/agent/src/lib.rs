@@ -21,6 +21,7 @@
 
 mod agent;
 pub mod cmdline;
+pub mod disks;
 pub mod health;
 pub mod host;
 mod nvme;
@@ -28,6 +29,7 @@ pub mod nvml;
 pub mod simulated;
 #[cfg(test)]
 mod testutil;
+mod tools;
 pub mod xid_watch;
 
 pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use neocloud_agent::{cmdline, host, AgentError, Exit, Hardware, Host, Registration, Simulated};
+use neocloud_agent::{
+    cmdline, disks, host, AgentError, Exit, Hardware, Host, Registration, Simulated,
+};
 
 /// The neocloud node agent: registers this machine with the control plane
 /// using the one-time provisioning token, reports its inventory,
@@ -106,7 +108,7 @@ fn main() -> ExitCode {
     } else {
         let mut disks = args.disks;
         if args.all_disks {
-            match host::discover_disks() {
+            match disks::discover_disks() {
                 Ok(found) => disks.extend(found),
                 Err(e) => {
                     log(&format!("cannot list disks in /sys/block: {e}"));

@@ -1,0 +1,80 @@
+//! The system tools steps run (`nvme`, `hdparm`, `blkdiscard`), found on
+//! `$PATH` or the usual sbin directories, and their failures shaped into
+//! one line for a step's item; and reading sysfs values.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A file's content without surrounding whitespace (sysfs and procfs
+/// values).
+pub(crate) fn read_trimmed(p: &Path) -> io::Result<String> {
+    Ok(fs::read_to_string(p)?.trim().to_string())
+}
+
+/// The path of an executable on `$PATH` (or the usual sbin directories,
+/// which minimal ramdisks leave off `$PATH`).
+pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Runs a tool to completion; `Ok` with all of its standard output when it
+/// exits 0, else what went wrong (the last line of its error output, or of
+/// its standard output when it wrote no error).
+pub(crate) fn run_tool_stdout(name: &str, args: &[&str]) -> Result<String, String> {
+    let Some(exe) = find_tool(name) else { return Err(format!("{name} is not installed")) };
+    let out = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = last_line(&out.stderr);
+    let err = if err.is_empty() { last_line(&out.stdout) } else { err };
+    Err(format!("{name} {} failed ({}): {err}", args.join(" "), out.status))
+}
+
+/// Runs a tool to completion; `Ok` with the last line of its output when it
+/// exits 0, else what went wrong.
+pub(crate) fn run_tool(name: &str, args: &[&str]) -> Result<String, String> {
+    run_tool_stdout(name, args).map(|out| last_line(out.as_bytes()))
+}
+
+/// The last non-empty line of a tool's output, trimmed, at most 300
+/// characters.
+fn last_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_are_found_on_path() {
+        assert!(find_tool("sh").is_some());
+        assert!(find_tool("neocloud-no-such-tool").is_none());
+        assert!(run_tool("neocloud-no-such-tool", &[]).unwrap_err().contains("not installed"));
+        assert!(run_tool("false", &[]).is_err());
+        assert_eq!(run_tool("echo", &["hi"]), Ok("hi".to_string()));
+    }
+}
