@@ -40,6 +40,25 @@ pub fn assess(s: &mut GpuStatus) {
     }
 }
 
+/// NVLink, judged across a machine's GPUs: a GPU with fewer links up than
+/// the best of its peers lost some (a link, a cable or an NVSwitch port).
+/// Links down on every GPU alike are not judged (a board without NVLink
+/// wired, a fabric not brought up) beyond being reported.
+pub fn compare_nvlinks(all: &mut [GpuStatus]) {
+    let Some(best) = all.iter().filter_map(|s| s.nvlink_active).max() else { return };
+    for s in all.iter_mut() {
+        if let Some(n) = s.nvlink_active.filter(|n| *n < best) {
+            let down: Vec<String> = s.nvlink_down.iter().map(u32::to_string).collect();
+            s.problems.push(format!(
+                "GPU {} ({}): NVLink {n} links up, its peers {best} (down: {})",
+                s.index,
+                s.uuid,
+                down.join(", ")
+            ));
+        }
+    }
+}
+
 /// NVML's clock event reason bits (`nvmlClocksEventReason*`), by name.
 const CLOCK_EVENTS: [(u64, &str); 9] = [
     (0x1, "idle"),
@@ -132,6 +151,29 @@ pub fn summary(expected: &[String], seen: &[GpuStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nvlinks_are_judged_against_the_best_peer() {
+        let gpu = |i: u32, active: Option<u32>, down: &[u32]| GpuStatus {
+            index: i,
+            uuid: format!("GPU-{i}"),
+            nvlink_active: active,
+            nvlink_down: down.to_vec(),
+            ..GpuStatus::default()
+        };
+        let mut all = vec![gpu(0, Some(18), &[]), gpu(1, Some(17), &[3]), gpu(2, None, &[])];
+        compare_nvlinks(&mut all);
+        assert!(all[0].problems.is_empty() && all[2].problems.is_empty(), "{all:?}");
+        assert_eq!(all[1].problems, ["GPU 1 (GPU-1): NVLink 17 links up, its peers 18 (down: 3)"]);
+        // Down alike on every GPU (no fabric brought up): reported, not judged.
+        let mut all = vec![gpu(0, Some(0), &[0, 1]), gpu(1, Some(0), &[0, 1])];
+        compare_nvlinks(&mut all);
+        assert!(all.iter().all(|s| s.problems.is_empty()), "{all:?}");
+        // No NVLink at all: nothing to judge.
+        let mut all = vec![gpu(0, None, &[])];
+        compare_nvlinks(&mut all);
+        assert!(all[0].problems.is_empty());
+    }
 
     fn gpu(index: u32) -> GpuStatus {
         GpuStatus { index, uuid: format!("GPU-{index}"), ..GpuStatus::default() }

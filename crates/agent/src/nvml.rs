@@ -36,6 +36,8 @@ const NVML_TEMPERATURE_GPU: c_uint = 0;
 const NVML_MEMORY_ERROR_TYPE_UNCORRECTED: c_uint = 1;
 /// `NVML_VOLATILE_ECC` (`nvmlEccCounterType_t`): since the driver loaded.
 const NVML_VOLATILE_ECC: c_uint = 0;
+/// `NVML_NVLINK_MAX_LINKS` (Hopper and Blackwell: 18).
+const NVML_NVLINK_MAX_LINKS: c_uint = 18;
 /// Big enough for every string NVML returns (its largest documented
 /// buffer size is 96 bytes).
 const STRING_BUFFER: usize = 256;
@@ -81,6 +83,8 @@ type PowerFn = unsafe extern "C" fn(Device, *mut c_uint) -> NvmlReturn;
 type UtilizationFn = unsafe extern "C" fn(Device, *mut Utilization) -> NvmlReturn;
 type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlReturn;
 type ClockEventsFn = unsafe extern "C" fn(Device, *mut u64) -> NvmlReturn;
+/// `nvmlDeviceGetNvLinkState`: link number, `nvmlEnableState_t` out.
+type NvLinkStateFn = unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn;
 /// `nvmlDeviceGetEccMode` / `nvmlDeviceGetMigMode`: current and pending
 /// (`nvmlEnableState_t` and the MIG mode are both C `unsigned int`-sized).
 type ModeGetFn = unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint) -> NvmlReturn;
@@ -184,6 +188,7 @@ struct Readings {
     ecc: Option<EccFn>,
     remapped_rows: Option<RemappedRowsFn>,
     clock_events: Option<ClockEventsFn>,
+    nvlink_state: Option<NvLinkStateFn>,
     ecc_mode: Option<(ModeGetFn, EccSetFn)>,
     mig_mode: Option<(ModeGetFn, MigSetFn)>,
 }
@@ -276,6 +281,7 @@ impl Nvml {
                 clock_events: sym(&lib, b"nvmlDeviceGetCurrentClocksEventReasons\0")
                     .or_else(|_| sym(&lib, b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
                     .ok(),
+                nvlink_state: sym(&lib, b"nvmlDeviceGetNvLinkState\0").ok(),
                 ecc_mode: sym(&lib, b"nvmlDeviceGetEccMode\0")
                     .and_then(|g| Ok((g, sym(&lib, b"nvmlDeviceSetEccMode\0")?)))
                     .ok(),
@@ -471,6 +477,27 @@ impl Nvml {
                     crate::health::throttle_reasons(bits).into_iter().map(String::from).collect();
             }
         }
+        if let Some(f) = r.nvlink_state {
+            let mut any = false;
+            let mut active = 0;
+            for link in 0..NVML_NVLINK_MAX_LINKS {
+                let mut on: c_uint = 0;
+                // SAFETY: `dev` is live; writes one `nvmlEnableState_t`.
+                let rc = unsafe { f(dev, link, &mut on) };
+                if rc == NVML_SUCCESS {
+                    any = true;
+                    if on != 0 {
+                        active += 1;
+                    } else {
+                        s.nvlink_down.push(link);
+                    }
+                } else {
+                    // Past the board's links (or none): not an error.
+                    took(rc);
+                }
+            }
+            s.nvlink_active = any.then_some(active);
+        }
         if lost {
             s.problems.push(lost_problem());
         }
@@ -550,7 +577,9 @@ impl Nvml {
 
     /// Every GPU's condition ([`Nvml::status`]).
     pub fn statuses(&self) -> Vec<GpuStatus> {
-        (0..self.count()).map(|i| self.status(i)).collect()
+        let mut all: Vec<GpuStatus> = (0..self.count()).map(|i| self.status(i)).collect();
+        crate::health::compare_nvlinks(&mut all);
+        all
     }
 
     /// The VBIOS version of GPU `index`.

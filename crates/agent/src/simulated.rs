@@ -207,6 +207,9 @@ impl Hardware for Simulated {
                     xid_errors: Vec::new(),
                     // An idle simulated GPU, as NVML reports an idle one.
                     throttle_reasons: vec!["idle".into()],
+                    // An HGX baseboard: 18 NVLink links, all up.
+                    nvlink_active: Some(18),
+                    nvlink_down: Vec::new(),
                     problems: Vec::new(),
                 };
                 crate::health::assess(&mut s);

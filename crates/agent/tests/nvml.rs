@@ -1,7 +1,8 @@
 //! The agent's NVML binding against a test double of the library
 //! (`fake_nvml/fake_nvml.c`, built here with the system's C compiler):
 //! the symbols, prototypes and struct layouts of nvml.h, three fixed GPUs
-//! (healthy; ECC errors and a pending row remap; lost). The same readings
+//! (healthy; ECC errors, a pending row remap and two NVLink links down;
+//! lost). The same readings
 //! were checked against a real H200 (docs/bare-metal.md, "GPU health").
 
 use std::path::{Path, PathBuf};
@@ -71,9 +72,17 @@ fn inventory_and_readings_come_through_the_c_interface() {
     assert_eq!(st[1].ecc_uncorrected, Some(3));
     assert_eq!(st[1].row_remap_pending, Some(true));
     assert_eq!(st[1].memory_used_mib, Some(1024));
-    assert_eq!(st[1].problems.len(), 2, "{:?}", st[1].problems);
+    assert_eq!(st[1].problems.len(), 3, "{:?}", st[1].problems);
     assert!(st[1].problems[0].contains("3 uncorrectable ECC errors"));
     assert!(st[1].problems[1].contains("row remap is pending"));
+    // NVLink: every link of GPU 0 up; GPU 1 lost two, judged against it.
+    assert_eq!((st[0].nvlink_active, st[0].nvlink_down.is_empty()), (Some(18), true));
+    assert_eq!(st[1].nvlink_active, Some(16));
+    assert_eq!(st[1].nvlink_down, [4, 11]);
+    assert_eq!(
+        st[1].problems[2],
+        format!("GPU 1 ({GPU1}): NVLink 16 links up, its peers 18 (down: 4, 11)")
+    );
     // Lost: nothing read, one problem.
     assert_eq!(st[2].uuid, "");
     assert_eq!(st[2].temperature_c, None);
@@ -131,6 +140,7 @@ fn a_driver_without_the_readings_still_gives_the_inventory() {
     );
     assert_eq!((st.row_remap_pending, st.row_remap_failed), (None, None));
     assert!(st.throttle_reasons.is_empty());
+    assert_eq!((st.nvlink_active, st.nvlink_down.len()), (None, 0), "no NVLink symbol");
     // Memory is a base symbol: still read.
     assert_eq!(st.memory_used_mib, Some(512));
     assert!(st.problems.is_empty());

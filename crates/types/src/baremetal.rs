@@ -269,6 +269,12 @@ pub struct GpuStatus {
     /// `display_clocks`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throttle_reasons: Vec<String>,
+    /// NVLink links up, on a GPU that has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_active: Option<u32>,
+    /// Its NVLink links that are down, by number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nvlink_down: Vec<u32>,
     /// What is wrong with it, a line each; empty when it is healthy.
     #[serde(default)]
     pub problems: Vec<String>,

@@ -11,9 +11,11 @@
  * application's) on GPU 0, the second Xid 79 (fallen off the bus) on GPU 1,
  * later ones time out.
  *
+ * NVLink: GPUs 0 and 1 have 18 links, GPU 1's links 4 and 11 down.
+ *
  * Built with -DNO_READINGS it lacks the optional readings (temperature,
- * power, utilization, ECC, row remapping) and the events, as an old driver
- * would.
+ * power, utilization, ECC, row remapping, NVLink) and the events, as an
+ * old driver would.
  */
 #include <stdio.h>
 #include <string.h>
@@ -159,6 +161,16 @@ nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, unsigned int type, unsi
        refused so a wrong argument shows as a missing reading. */
     if (type != 1 || counter != 0) return NVML_ERROR_INVALID_ARGUMENT;
     *n = d->index == 1 ? 3 : 0;
+    return NVML_SUCCESS;
+}
+
+/* NVLink: 18 links on GPUs 0 and 1; GPU 1's links 4 and 11 are down.
+   Links past the board's count are refused, as NVML does. */
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t d, unsigned int link, unsigned int *active) {
+    nvmlReturn_t rc = check(d);
+    if (rc) return rc;
+    if (link >= 18) return NVML_ERROR_INVALID_ARGUMENT;
+    *active = !(d->index == 1 && (link == 4 || link == 11));
     return NVML_SUCCESS;
 }
 

@@ -126,6 +126,19 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                         opt(g.utilization_pct, " %"),
                     ),
                 ]);
+                if let Some(up) = g.nvlink_active {
+                    let down: Vec<String> = g.nvlink_down.iter().map(u32::to_string).collect();
+                    let down = match down.is_empty() {
+                        true => String::new(),
+                        false => format!(", down: {}", down.join(", ")),
+                    };
+                    t.row(vec![
+                        "agent".into(),
+                        "nvlink".into(),
+                        g.index.to_string(),
+                        format!("{up} links up{down}"),
+                    ]);
+                }
                 if !g.throttle_reasons.is_empty() {
                     t.row(vec![
                         "agent".into(),
@@ -167,6 +180,7 @@ mod tests {
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
                       "gpu_status": [{"index": 0, "uuid": "g", "temperature_c": 61, "power_mw": 691000,
                                       "xid_errors": [79], "throttle_reasons": ["hw_slowdown"],
+                                      "nvlink_active": 16, "nvlink_down": [4, 11],
                                       "problems": ["Xid 79"]}]}
         }))
         .unwrap();
@@ -188,6 +202,7 @@ mod tests {
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
             "gpu-clocks 0 hw_slowdown",
+            "nvlink 0 16 links up, down: 4, 11",
         ] {
             // Column widths follow the longest cell: compare words.
             let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
