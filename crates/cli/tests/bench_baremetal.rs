@@ -65,6 +65,16 @@ fn check_phases(v: &Value) {
 #[test]
 fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
     let v = bench("child", &[]);
+    // The BMC round trips a node costs in each phase (docs/benchmarks.md,
+    // "Definitions"): every one is a second of a real BMC, so a change
+    // here is a change reviewers must see.
+    let waits: Vec<f64> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bmc_waits_per_node"].as_f64().unwrap())
+        .collect();
+    assert_eq!(waits, [57.0, 6.0, 67.0], "{v}");
     assert_eq!(v["fleet"], "process");
     assert_eq!(v["fleet_apart"], true, "{v}");
     for p in v["phases"].as_array().unwrap() {

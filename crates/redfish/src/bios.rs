@@ -84,6 +84,12 @@ impl Bmc {
         Ok(self.get_optional(path)?.map(|v| bios_of(path, &v)))
     }
 
+    /// The BIOS resource at `path` (as [`Bios::path`] recorded it), or
+    /// `None` when the BMC no longer has it there.
+    pub fn bios_at(&self, path: &str) -> Result<Option<Bios>> {
+        Ok(self.get_optional(path)?.map(|v| bios_of(path, &v)))
+    }
+
     /// The BIOS of `system`, or `None` when the BMC does not report one.
     pub fn bios(&self, system: &str) -> Result<Option<Bios>> {
         let sys = self.get(system)?;

@@ -597,6 +597,10 @@ pub struct PlatformBaseline {
     /// Enabled options only.
     #[serde(default)]
     pub boot_options: Option<Vec<InventoryBootOption>>,
+    /// Where the BMC keeps the BIOS resource (read directly when a release
+    /// stages the baseline back, instead of through the system).
+    #[serde(default)]
+    pub bios_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -69,7 +69,7 @@ impl LifecycleController {
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
-        let platform = platform_baseline(&report);
+        let platform = platform_baseline(&report, inv.bios.as_ref().map(|b| b.path.as_str()));
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
                 w,
@@ -299,8 +299,9 @@ pub(super) fn account(a: &neocloud_redfish::BmcAccount) -> InventoryBmcAccount {
 /// What a clean inspection records as the node's platform baseline: Secure
 /// Boot, the BIOS attributes and the boot order as they are, and the
 /// accounts and boot options enabled.
-pub(super) fn platform_baseline(inv: &BmcInventory) -> PlatformBaseline {
+pub(super) fn platform_baseline(inv: &BmcInventory, bios_path: Option<&str>) -> PlatformBaseline {
     PlatformBaseline {
+        bios_path: bios_path.map(str::to_string),
         bios: inv.bios.clone(),
         boot_order: inv.boot_order.clone(),
         boot_options: inv

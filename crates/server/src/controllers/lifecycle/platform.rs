@@ -262,7 +262,18 @@ pub(super) fn stage_bios(
     baseline: Option<&PlatformBaseline>,
 ) -> Result<Option<(BiosStaged, BiosAttributes)>, StepError> {
     let Some(want) = baseline.and_then(|b| b.bios.as_ref()) else { return Ok(None) };
-    let Some(bios) = bmc.bios(system).map_err(StepError::from)? else { return Ok(None) };
+    // Where inspection found it (one read fewer), else through the system.
+    let known = match baseline.and_then(|b| b.bios_path.as_deref()) {
+        Some(path) => bmc.bios_at(path).map_err(StepError::from)?,
+        None => None,
+    };
+    let bios = match known {
+        Some(b) => b,
+        None => match bmc.bios(system).map_err(StepError::from)? {
+            Some(b) => b,
+            None => return Ok(None),
+        },
+    };
     let pending = bmc.pending_bios(&bios).map_err(StepError::from)?;
     let changes = bios_changes(want, &bios.attributes, &pending);
     if changes.is_empty() {
