@@ -35,37 +35,17 @@ impl LifecycleController {
         n: &Node,
     ) -> Result<bool, StepError> {
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
-        let mut turned_off = false;
         let mut inv = bmc.inventory(&system).map_err(StepError::from)?;
         let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let firmware: Vec<(String, String)> =
             inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
         // A clean node joins the pool only as the provider's policies want
         // it; a dirty one is put right by its sanitization.
-        let refused = match dirty {
-            Some(_) => None,
-            None => match policy_mismatches(
-                self.firmware_policy_of(store, &inv.system.model)?.as_ref(),
-                &firmware,
-            ) {
-                Some(why) => Some(format!("firmware differs from the provider's baseline: {why}")),
-                None => {
-                    match super::host_interfaces::lock(
-                        &bmc,
-                        self.host_interfaces,
-                        &mut inv.host_interfaces,
-                    )? {
-                        Ok(off) if off.is_empty() => None,
-                        Ok(off) => {
-                            tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
-                            turned_off = true;
-                            None
-                        }
-                        Err(why) => Some(why),
-                    }
-                }
-            },
+        let admission = match dirty {
+            Some(_) => Ok(false),
+            None => self.admit(store, &bmc, n, &mut inv, &firmware)?,
         };
+        let turned_off = admission == Ok(true);
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
@@ -89,12 +69,12 @@ impl LifecycleController {
             Ok(())
         };
         match dirty {
-            None => match refused {
-                Some(reason) => {
+            None => match admission {
+                Err(reason) => {
                     let to = NodeLifecycle::Failed { reason, from: "inspecting".into() };
                     self.advance(store, n, to, record)
                 }
-                None => self.advance(store, n, NodeLifecycle::Available, record),
+                Ok(_) => self.advance(store, n, NodeLifecycle::Available, record),
             },
             Some((tenant, instance)) => {
                 self.check_sanitizer(store)?;
@@ -200,6 +180,34 @@ impl LifecycleController {
         model: &str,
     ) -> Result<Option<FirmwareBaseline>, StepError> {
         store.read(|r| firmware_baselines::for_model(r, model)).map_err(StepError::Store)
+    }
+
+    /// Whether a clean node may join the pool: its firmware as the
+    /// provider's baseline for its model wants it, and its BMC's host
+    /// interfaces turned off (here, under the `disabled` policy). Answers
+    /// whether any was turned off, or why the node may not join.
+    fn admit(
+        &self,
+        store: &Store,
+        bmc: &neocloud_redfish::Bmc,
+        n: &Node,
+        inv: &mut Inventory,
+        firmware: &[(String, String)],
+    ) -> Result<Result<bool, String>, StepError> {
+        let policy = self.firmware_policy_of(store, &inv.system.model)?;
+        if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
+            return Ok(Err(format!("firmware differs from the provider's baseline: {why}")));
+        }
+        let locked =
+            super::host_interfaces::lock(bmc, self.host_interfaces, &mut inv.host_interfaces)?;
+        Ok(match locked {
+            Ok(off) if off.is_empty() => Ok(false),
+            Ok(off) => {
+                tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
+                Ok(true)
+            }
+            Err(why) => Err(why),
+        })
     }
 }
 
