@@ -3,13 +3,18 @@
 //! nodes named `sim-*`, each enrolled through a SIMULATED BMC (see
 //! `simbmc`: the real lifecycle enrolls, inspects, provisions and
 //! sanitizes them, and simulated agents check in), a catalogue of instance
-//! types and two simulated images. The simulator never stands in for real
+//! types, two simulated images and the simulated model's firmware
+//! baseline. The simulator never stands in for real
 //! hardware elsewhere.
 
 use neocloud_common::{Error, Name, Result};
 use neocloud_placement::SimulatedFleet;
-use neocloud_store::{allocations, audit, images, instance_types, nodes, Store};
-use neocloud_types::{ImageCreate, ImagePurpose, InstanceKind, Nic, NodeCreate};
+use neocloud_store::{
+    allocations, audit, firmware_baselines, images, instance_types, nodes, Store,
+};
+use neocloud_types::{
+    FirmwareBaselineCreate, ImageCreate, ImagePurpose, InstanceKind, Nic, NodeCreate,
+};
 
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
@@ -115,6 +120,20 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 },
             )?;
         }
+        // The firmware the SIMULATED BMCs report, as the provider's
+        // baseline for their model: every inspection and sanitization
+        // checks it.
+        firmware_baselines::create(
+            w,
+            &FirmwareBaselineCreate {
+                name: name("sim-hgx-h100")?,
+                model: "Simulated HGX H100".into(),
+                components: [("BMC", "SIM-BMC-2.1"), ("BIOS", "SIM-BIOS-1.0")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+                description: "SIMULATED firmware of the demo's simulated BMCs".into(),
+            },
+        )?;
         allocations::bump_placement_generation(w)?;
         seed_fabric(w)?;
         audit::append(
@@ -129,7 +148,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 tenant_id: None,
                 action: "demo_seed".into(),
                 target: format!(
-                    "simulated datacenter: {DEMO_NODES} nodes, 7 instance types, fabrics {DEMO_FABRIC} and {DEMO_IB_FABRIC}"
+                    "simulated datacenter: {DEMO_NODES} nodes, 7 instance types, a firmware baseline, fabrics {DEMO_FABRIC} and {DEMO_IB_FABRIC}"
                 ),
                 outcome: "success".into(),
                 status: 201,

@@ -53,6 +53,8 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
             a.get("/v1/instance-types").expect(200).body["items"].as_array().unwrap().len(),
             7
         );
+        let fw = a.get("/v1/firmware-baselines/sim-hgx-h100").expect(200).body;
+        assert_eq!(fw["model"], "Simulated HGX H100", "[{b}] {fw}");
         assert_eq!(
             neocloud_server::demo::seed(&s.store).unwrap(),
             0,
@@ -117,6 +119,15 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
                 .expect(200)
                 .body;
             assert_eq!(recs["items"][0]["body"]["complete"], true, "[{b}] {recs}");
+            // Checked against the demo's firmware baseline for the model.
+            let fw = recs["items"][0]["body"]["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "firmware_baseline")
+                .cloned()
+                .unwrap_or_default();
+            assert!(fw.to_string().contains("the provider's baseline"), "[{b}] {fw}");
         }
         wait("the nodes to be available again", || {
             nodes(&a).iter().all(|n| n["lifecycle"]["state"] == "available")
