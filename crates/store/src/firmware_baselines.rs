@@ -59,8 +59,8 @@ pub fn for_model(r: &mut dyn Reader, model: &str) -> Result<Option<FirmwareBasel
         .transpose()
 }
 
-/// Which of the two unique columns a violation hit, where the database's
-/// message says (SQLite names the column); the name otherwise.
+/// Which of the two unique columns a violation hit, as the database's
+/// message says (SQLite names the column, PostgreSQL the constraint).
 fn taken(e: DbError, p: &FirmwareBaselineCreate) -> Error {
     let on_model = matches!(&e, DbError::Unique(m) if m.contains("model"));
     let (field, value) =
@@ -71,7 +71,8 @@ fn taken(e: DbError, p: &FirmwareBaselineCreate) -> Error {
 /// Creates a baseline (validated by the caller).
 pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<FirmwareBaseline> {
     // Which field is taken, named (a concurrent create that wins the race
-    // is told apart by the database's message where it names the column).
+    // is told apart by the database's message, which names the column or
+    // its constraint).
     if for_model(w, &p.model)?.is_some() {
         return Err(Error::AlreadyExists {
             kind: "firmware baseline",

@@ -66,7 +66,9 @@ fn error_chain(e: &postgres::Error) -> String {
 
 fn db_error(e: postgres::Error) -> DbError {
     match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique(e.to_string()),
+        // The constraint's name says which column (`<table>_<column>_key`),
+        // as SQLite's message does.
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique(error_chain(&e)),
         _ => DbError::Other(describe(&e)),
     }
 }
