@@ -76,6 +76,12 @@ fn host_interfaces_are_turned_off_at_enrollment_and_after_every_tenant() {
         let c = check(&record(&h, &id, true), "host_interfaces").clone();
         assert_eq!(c["items"].as_array().map(Vec::len), Some(1), "[{b}] {c}");
         assert_eq!(item_detail(&c, 0), "1 host interface(s), every one off", "[{b}] {c}");
+        let m = h.ctl.render_metrics();
+        assert!(
+            m.contains("neocloud_sanitization_records_total{outcome=\"complete\"} 2\n"),
+            "[{b}] {m}"
+        );
+        assert!(!m.contains("neocloud_sanitization_checks_failed_total{"), "[{b}] {m}");
     }
 }
 
@@ -180,5 +186,14 @@ fn a_host_interface_the_bmc_keeps_on_fails_the_node() {
             assert_eq!(check(rec, name)["ok"], true, "[{b}] {name}: {rec}");
         }
         assert_eq!(free_nodes(&s), 0, "[{b}]");
+        // Counted for the provider's monitoring: which check fails.
+        let m = h.ctl.render_metrics();
+        for want in [
+            "neocloud_sanitization_records_total{outcome=\"incomplete\"} 1\n",
+            "neocloud_sanitization_records_total{outcome=\"complete\"} 0\n",
+            "neocloud_sanitization_checks_failed_total{check=\"host_interfaces\"} 1\n",
+        ] {
+            assert!(m.contains(want), "[{b}] {want} in {m}");
+        }
     }
 }

@@ -65,7 +65,28 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
     })
 }
 
+/// Sanitization records written, by outcome, and their failed checks.
+#[derive(Default)]
+pub(super) struct RecordCounts {
+    complete: u64,
+    incomplete: u64,
+    failed_checks: std::collections::BTreeMap<String, u64>,
+}
+
 impl LifecycleController {
+    /// A sanitization record was written: counted, with its failed checks.
+    pub(super) fn record_written(&self, complete: bool, failed: &[&str]) {
+        let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if complete {
+            m.complete += 1;
+        } else {
+            m.incomplete += 1;
+        }
+        for c in failed {
+            *m.failed_checks.entry((*c).to_string()).or_default() += 1;
+        }
+    }
+
     /// The node left its state's step (`n` as it was): how long it took.
     pub(super) fn left_step(&self, n: &Node) {
         let secs = in_state(n).as_secs_f64();
@@ -84,6 +105,26 @@ impl LifecycleController {
         for ((state, step), h) in m.iter() {
             let labels = format!("lifecycle=\"{state}\",step=\"{step}\"");
             h.render(&mut out, "neocloud_node_step_duration_seconds", &labels);
+        }
+        drop(m);
+        let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str(
+            "# HELP neocloud_sanitization_records_total Signed sanitization records this replica wrote, by outcome (incomplete: the node failed).\n\
+             # TYPE neocloud_sanitization_records_total counter\n",
+        );
+        for (outcome, n) in [("complete", r.complete), ("incomplete", r.incomplete)] {
+            out.push_str(&format!(
+                "neocloud_sanitization_records_total{{outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP neocloud_sanitization_checks_failed_total Checks failed in the sanitization records this replica wrote, by check.\n\
+             # TYPE neocloud_sanitization_checks_failed_total counter\n",
+        );
+        for (check, n) in &r.failed_checks {
+            out.push_str(&format!(
+                "neocloud_sanitization_checks_failed_total{{check=\"{check}\"}} {n}\n"
+            ));
         }
         out
     }

@@ -111,6 +111,9 @@ pub struct LifecycleController {
     /// step (`""` for states without steps).
     step_times:
         Mutex<std::collections::BTreeMap<(&'static str, &'static str), crate::metrics::Histogram>>,
+    /// Sanitization records this controller wrote, by outcome, and the
+    /// checks that failed in them, by name.
+    records: Mutex<census::RecordCounts>,
 }
 
 /// Nodes stepped at once, by default.
@@ -198,6 +201,7 @@ impl LifecycleController {
             step_signals: Mutex::default(),
             sessions: Arc::default(),
             step_times: Mutex::default(),
+            records: Mutex::default(),
             virtual_media_iso: None,
             uefi_http_boot: None,
             rotate_bmc_password: false,

@@ -402,7 +402,7 @@ impl LifecycleController {
                 from: "sanitizing".into(),
             }
         };
-        self.advance(store, n, to, |w| {
+        let moved = self.advance(store, n, to, |w| {
             agents::insert_record(
                 w,
                 &agents::NewRecord {
@@ -429,7 +429,11 @@ impl LifecycleController {
                 return Ok(());
             }
             free_instance(w, &self.planners, &i)
-        })
+        })?;
+        if moved {
+            self.record_written(complete, &failed);
+        }
+        Ok(moved)
     }
 }
 
