@@ -116,6 +116,24 @@ fn unmanaged_host_interfaces_are_left_as_the_bmc_has_them() {
     }
 }
 
+#[test]
+fn the_servers_configuration_sets_the_policy() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = common::TestServer::start_with(b, |c| {
+            tweak(c, 30);
+            c.bmc_host_interfaces = HostInterfacePolicy::Unmanaged;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        // The server's own controller, as configured.
+        enroll_simulated(&s, &f, 10 + i);
+        common::nodes::wait_node(&s, "bm-1", "available", None);
+        assert!(f.sim.host_interface(10 + i), "[{b}] left on (unmanaged)");
+    }
+}
+
 /// Sets the DGX mockup's host interface on or off (and its credential
 /// bootstrapping), as the BMC would then report it.
 fn set_static_host_interface(file: &std::path::Path, on: bool) {
