@@ -38,6 +38,9 @@ const NVML_MEMORY_ERROR_TYPE_UNCORRECTED: c_uint = 1;
 const NVML_VOLATILE_ECC: c_uint = 0;
 /// `NVML_NVLINK_MAX_LINKS` (Hopper and Blackwell: 18).
 const NVML_NVLINK_MAX_LINKS: c_uint = 18;
+/// `NVML_NVLINK_ERROR_DL_REPLAY`, `_DL_RECOVERY`, `_DL_CRC_FLIT`,
+/// `_DL_CRC_DATA`.
+const NVLINK_COUNTERS: [c_uint; 4] = [0, 1, 2, 3];
 /// Big enough for every string NVML returns (its largest documented
 /// buffer size is 96 bytes).
 const STRING_BUFFER: usize = 256;
@@ -85,6 +88,9 @@ type EccFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlRetur
 type ClockEventsFn = unsafe extern "C" fn(Device, *mut u64) -> NvmlReturn;
 /// `nvmlDeviceGetNvLinkState`: link number, `nvmlEnableState_t` out.
 type NvLinkStateFn = unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> NvmlReturn;
+/// `nvmlDeviceGetNvLinkErrorCounter`: link, `nvmlNvLinkErrorCounter_t`
+/// (an enum: C `int`-sized), count out.
+type NvLinkErrorFn = unsafe extern "C" fn(Device, c_uint, c_uint, *mut u64) -> NvmlReturn;
 /// `nvmlDeviceGetEccMode` / `nvmlDeviceGetMigMode`: current and pending
 /// (`nvmlEnableState_t` and the MIG mode are both C `unsigned int`-sized).
 type ModeGetFn = unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint) -> NvmlReturn;
@@ -189,6 +195,7 @@ struct Readings {
     remapped_rows: Option<RemappedRowsFn>,
     clock_events: Option<ClockEventsFn>,
     nvlink_state: Option<NvLinkStateFn>,
+    nvlink_errors: Option<NvLinkErrorFn>,
     ecc_mode: Option<(ModeGetFn, EccSetFn)>,
     mig_mode: Option<(ModeGetFn, MigSetFn)>,
 }
@@ -282,6 +289,7 @@ impl Nvml {
                     .or_else(|_| sym(&lib, b"nvmlDeviceGetCurrentClocksThrottleReasons\0"))
                     .ok(),
                 nvlink_state: sym(&lib, b"nvmlDeviceGetNvLinkState\0").ok(),
+                nvlink_errors: sym(&lib, b"nvmlDeviceGetNvLinkErrorCounter\0").ok(),
                 ecc_mode: sym(&lib, b"nvmlDeviceGetEccMode\0")
                     .and_then(|g| Ok((g, sym(&lib, b"nvmlDeviceSetEccMode\0")?)))
                     .ok(),
@@ -497,6 +505,24 @@ impl Nvml {
                 }
             }
             s.nvlink_active = any.then_some(active);
+        }
+        if let (Some(f), Some(_)) = (r.nvlink_errors, s.nvlink_active) {
+            let mut e = neocloud_types::NvLinkErrors::default();
+            let mut read = false;
+            for link in 0..NVML_NVLINK_MAX_LINKS {
+                let mut count = |counter: c_uint| {
+                    let mut n: u64 = 0;
+                    // SAFETY: `dev` is live; writes one `unsigned long long`.
+                    let rc = unsafe { f(dev, link, counter, &mut n) };
+                    (rc == NVML_SUCCESS).then_some(n)
+                };
+                let [replay, recovery, flit, data] = NVLINK_COUNTERS.map(&mut count);
+                read |= replay.is_some();
+                e.replay += replay.unwrap_or(0);
+                e.recovery += recovery.unwrap_or(0);
+                e.crc += flit.unwrap_or(0) + data.unwrap_or(0);
+            }
+            s.nvlink_errors = read.then_some(e);
         }
         if lost {
             s.problems.push(lost_problem());

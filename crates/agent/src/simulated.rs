@@ -210,6 +210,7 @@ impl Hardware for Simulated {
                     // An HGX baseboard: 18 NVLink links, all up.
                     nvlink_active: Some(18),
                     nvlink_down: Vec::new(),
+                    nvlink_errors: Some(neocloud_types::NvLinkErrors::default()),
                     problems: Vec::new(),
                 };
                 crate::health::assess(&mut s);

@@ -79,6 +79,10 @@ fn inventory_and_readings_come_through_the_c_interface() {
     assert_eq!((st[0].nvlink_active, st[0].nvlink_down.is_empty()), (Some(18), true));
     assert_eq!(st[1].nvlink_active, Some(16));
     assert_eq!(st[1].nvlink_down, [4, 11]);
+    // Error counts summed over the links, CRC flit and data together.
+    let e = st[1].nvlink_errors.expect("counted");
+    assert_eq!((e.replay, e.recovery, e.crc), (7, 2, 6));
+    assert_eq!(st[0].nvlink_errors.map(|e| e.replay + e.recovery + e.crc), Some(0));
     assert_eq!(
         st[1].problems[2],
         format!("GPU 1 ({GPU1}): NVLink 16 links up, its peers 18 (down: 4, 11)")
@@ -141,6 +145,7 @@ fn a_driver_without_the_readings_still_gives_the_inventory() {
     assert_eq!((st.row_remap_pending, st.row_remap_failed), (None, None));
     assert!(st.throttle_reasons.is_empty());
     assert_eq!((st.nvlink_active, st.nvlink_down.len()), (None, 0), "no NVLink symbol");
+    assert_eq!(st.nvlink_errors, None);
     // Memory is a base symbol: still read.
     assert_eq!(st.memory_used_mib, Some(512));
     assert!(st.problems.is_empty());

@@ -275,9 +275,22 @@ pub struct GpuStatus {
     /// Its NVLink links that are down, by number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nvlink_down: Vec<u32>,
+    /// NVLink errors since the driver loaded, summed over its links:
+    /// replays, recoveries, CRC errors (flit and data). Reported, not
+    /// judged (their rates, not their counts, tell a failing link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_errors: Option<NvLinkErrors>,
     /// What is wrong with it, a line each; empty when it is healthy.
     #[serde(default)]
     pub problems: Vec<String>,
+}
+
+/// NVLink error counts of a GPU, summed over its links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NvLinkErrors {
+    pub replay: u64,
+    pub recovery: u64,
+    pub crc: u64,
 }
 
 /// A disk as the agent sees it.

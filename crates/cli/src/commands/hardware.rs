@@ -136,8 +136,16 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                         "agent".into(),
                         "nvlink".into(),
                         g.index.to_string(),
-                        format!("{up} links up{down}"),
+                        format!("{up} up{down}"),
                     ]);
+                    if let Some(e) = g.nvlink_errors.filter(|e| e.replay + e.recovery + e.crc > 0) {
+                        t.row(vec![
+                            "agent".into(),
+                            "nvlink-errors".into(),
+                            g.index.to_string(),
+                            format!("{} replay, {} recovery, {} CRC", e.replay, e.recovery, e.crc),
+                        ]);
+                    }
                 }
                 if !g.throttle_reasons.is_empty() {
                     t.row(vec![
@@ -181,6 +189,7 @@ mod tests {
                       "gpu_status": [{"index": 0, "uuid": "g", "temperature_c": 61, "power_mw": 691000,
                                       "xid_errors": [79], "throttle_reasons": ["hw_slowdown"],
                                       "nvlink_active": 16, "nvlink_down": [4, 11],
+                                      "nvlink_errors": {"replay": 7, "recovery": 2, "crc": 6},
                                       "problems": ["Xid 79"]}]}
         }))
         .unwrap();
@@ -202,7 +211,8 @@ mod tests {
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
             "gpu-clocks 0 hw_slowdown",
-            "nvlink 0 16 links up, down: 4, 11",
+            "nvlink 0 16 up, down: 4, 11",
+            "nvlink-errors 0 7 replay, 2 recovery, 6 CRC",
         ] {
             // Column widths follow the longest cell: compare words.
             let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
