@@ -488,41 +488,40 @@ impl Nvml {
         if let Some(f) = r.nvlink_state {
             let mut any = false;
             let mut active = 0;
+            let mut errors = neocloud_types::NvLinkErrors::default();
+            let mut counted = false;
             for link in 0..NVML_NVLINK_MAX_LINKS {
                 let mut on: c_uint = 0;
                 // SAFETY: `dev` is live; writes one `nvmlEnableState_t`.
                 let rc = unsafe { f(dev, link, &mut on) };
-                if rc == NVML_SUCCESS {
-                    any = true;
-                    if on != 0 {
-                        active += 1;
-                    } else {
-                        s.nvlink_down.push(link);
-                    }
-                } else {
+                if rc != NVML_SUCCESS {
                     // Past the board's links (or none): not an error.
                     took(rc);
+                    continue;
+                }
+                any = true;
+                if on != 0 {
+                    active += 1;
+                } else {
+                    s.nvlink_down.push(link);
+                }
+                // The link's error counts, up or down.
+                if let Some(count) = r.nvlink_errors {
+                    let read = |counter: c_uint| {
+                        let mut n: u64 = 0;
+                        // SAFETY: `dev` is live; writes one `unsigned long long`.
+                        let rc = unsafe { count(dev, link, counter, &mut n) };
+                        (rc == NVML_SUCCESS).then_some(n)
+                    };
+                    let [replay, recovery, flit, data] = NVLINK_COUNTERS.map(read);
+                    counted |= replay.is_some();
+                    errors.replay += replay.unwrap_or(0);
+                    errors.recovery += recovery.unwrap_or(0);
+                    errors.crc += flit.unwrap_or(0) + data.unwrap_or(0);
                 }
             }
             s.nvlink_active = any.then_some(active);
-        }
-        if let (Some(f), Some(_)) = (r.nvlink_errors, s.nvlink_active) {
-            let mut e = neocloud_types::NvLinkErrors::default();
-            let mut read = false;
-            for link in 0..NVML_NVLINK_MAX_LINKS {
-                let mut count = |counter: c_uint| {
-                    let mut n: u64 = 0;
-                    // SAFETY: `dev` is live; writes one `unsigned long long`.
-                    let rc = unsafe { f(dev, link, counter, &mut n) };
-                    (rc == NVML_SUCCESS).then_some(n)
-                };
-                let [replay, recovery, flit, data] = NVLINK_COUNTERS.map(&mut count);
-                read |= replay.is_some();
-                e.replay += replay.unwrap_or(0);
-                e.recovery += recovery.unwrap_or(0);
-                e.crc += flit.unwrap_or(0) + data.unwrap_or(0);
-            }
-            s.nvlink_errors = read.then_some(e);
+            s.nvlink_errors = counted.then_some(errors);
         }
         if lost {
             s.problems.push(lost_problem());

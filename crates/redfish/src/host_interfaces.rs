@@ -53,16 +53,8 @@ impl Bmc {
     /// `sys` (as read; every manager when it names none), or `None` when
     /// none of them has a host interface collection.
     pub fn host_interfaces_of(&self, sys: &Value) -> Result<Option<Vec<HostInterface>>> {
-        let mut managers: Vec<String> = sys["Links"]["ManagedBy"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|m| m["@odata.id"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        if managers.is_empty() {
-            managers =
-                self.get_optional("/redfish/v1/Managers")?.map(|v| members(&v)).unwrap_or_default();
-        }
         let mut found: Option<Vec<HostInterface>> = None;
-        for m in managers {
+        for m in self.managers_of(sys)? {
             let Some(mv) = self.get_optional(m.trim_end_matches('/'))? else { continue };
             let Some(coll) = mv["HostInterfaces"]["@odata.id"].as_str() else { continue };
             let Some(cv) = self.get_optional(coll.trim_end_matches('/'))? else { continue };

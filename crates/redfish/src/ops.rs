@@ -407,6 +407,19 @@ impl Bmc {
         .map(|_| ())
     }
 
+    /// The managers of the system whose resource is `sys` (as read): those
+    /// it names (`Links.ManagedBy`), else every manager the BMC lists.
+    pub(crate) fn managers_of(&self, sys: &Value) -> Result<Vec<String>> {
+        let named: Vec<String> = sys["Links"]["ManagedBy"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["@odata.id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if !named.is_empty() {
+            return Ok(named);
+        }
+        Ok(self.get_optional("/redfish/v1/Managers")?.map(|v| members(&v)).unwrap_or_default())
+    }
+
     /// Virtual media slots that take CDs/DVDs: under the system's managers
     /// and under the system itself (some BMCs put them there).
     pub fn cd_slots(&self, system: &str) -> Result<Vec<String>> {
@@ -421,16 +434,7 @@ impl Bmc {
         if let Some(p) = sys["VirtualMedia"]["@odata.id"].as_str() {
             collections.push(p.to_string());
         }
-        let managers: Vec<String> = sys["Links"]["ManagedBy"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|m| m["@odata.id"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        let managers = if managers.is_empty() {
-            self.get_optional("/redfish/v1/Managers")?.map(|v| members(&v)).unwrap_or_default()
-        } else {
-            managers
-        };
-        for m in managers {
+        for m in self.managers_of(&sys)? {
             if let Some(mv) = self.get_optional(&m)? {
                 if let Some(p) = mv["VirtualMedia"]["@odata.id"].as_str() {
                     collections.push(p.to_string());

@@ -7,10 +7,11 @@
 //! turns off any found on again and records it (the `host_interfaces`
 //! check), each read back.
 
+use super::platform::{item, soft};
 use super::StepError;
 use crate::config::HostInterfacePolicy;
 use neocloud_redfish::{Bmc, HostInterface};
-use neocloud_types::{InventoryHostInterface, SanitizationCheck, StepItem};
+use neocloud_types::{InventoryHostInterface, SanitizationCheck};
 
 /// One interface found on, and what turning it off gave: the interface
 /// read back, or the BMC's refusal.
@@ -50,11 +51,7 @@ fn describe(hi: &HostInterface) -> String {
 pub(super) fn turn_off(bmc: &Bmc, found: &[HostInterface]) -> Result<Vec<TurnedOff>, StepError> {
     let mut out = Vec::new();
     for hi in found.iter().filter(|h| h.enabled) {
-        let after = match bmc.disable_host_interface(hi) {
-            Ok(a) => Ok(a),
-            Err(e) if e.is_transient() => return Err(StepError::Retry(e)),
-            Err(e) => Err(e.to_string()),
-        };
+        let after = soft(bmc.disable_host_interface(hi))?;
         out.push(TurnedOff { found: hi.clone(), after });
     }
     Ok(out)
@@ -97,10 +94,6 @@ pub(super) fn lock(
             refused.join("; ")
         )))
     }
-}
-
-fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
-    StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
 }
 
 /// At the end of sanitization: the `host_interfaces` check. Under the

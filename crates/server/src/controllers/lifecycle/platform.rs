@@ -24,7 +24,7 @@ use neocloud_types::{
     SanitizationCheck, StepItem,
 };
 
-fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
+pub(super) fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
     StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
 }
 
@@ -124,7 +124,7 @@ pub(super) fn restore(
 
 /// A BMC's refusal becomes the item's failure (with its answer); what may
 /// pass is retried.
-fn soft<T>(r: Result<T, RedfishError>) -> Result<Result<T, String>, StepError> {
+pub(super) fn soft<T>(r: Result<T, RedfishError>) -> Result<Result<T, String>, StepError> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(e) if e.is_transient() => Err(StepError::Retry(e)),

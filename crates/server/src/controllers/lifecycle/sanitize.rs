@@ -2,6 +2,7 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
+use super::platform::item;
 use super::provision::in_state;
 use super::{free_instance, new_boot, set_instance, LifecycleController, StepError};
 use crate::network::isolation;
@@ -11,7 +12,7 @@ use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
     AgentStepKind, BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle,
-    SanitizationBody, SanitizationCheck, SanitizeStep, StepItem,
+    SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 
 impl LifecycleController {
@@ -435,10 +436,6 @@ impl LifecycleController {
         }
         Ok(moved)
     }
-}
-
-fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
-    StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
 }
 
 /// Ejects whatever is in the BMC's virtual CDs (the boot ISO of a node
