@@ -7,7 +7,9 @@
 //! instance created is there and released), and the audit chains verify.
 //! Half the nodes boot by PXE, half from their BMC's virtual CD. Every
 //! sanitization rotates the node's BMC password, so a kill between sending
-//! a new one and recording it must leave every node reachable.
+//! a new one and recording it must leave every node reachable. Before the
+//! chaos, one kill lands right after a BMC turned a node's host interface
+//! off at inspection: the restarted control plane must still audit it.
 //!
 //! The nodes are SIMULATED (BMC fleet and agents in this test process, see
 //! `neocloud_server::simbmc`): they outlive the control plane's crashes,
@@ -19,6 +21,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -193,7 +196,24 @@ fn run(b: &str, db_url: &str) {
         let _ = stop_rx.await;
     }));
 
+    // The first change the last node's BMC makes (its host interface
+    // turned off at its first inspection, after its enrollment returned)
+    // kills the control plane at once: the BMC made it, the control plane
+    // never heard so, and the restarted one must still audit it.
+    let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (pid, killed) = (pid.clone(), killed.clone());
+        fleet.on_change(move |i, what| {
+            if i == NODES - 1 && what == "host_interface" && !killed.swap(true, SeqCst) {
+                let pid = pid.load(SeqCst).to_string();
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            false
+        });
+    }
     p.start();
+    pid.store(p.child.as_ref().map(Child::id).unwrap_or_default(), SeqCst);
     let url = p.url();
     let admin = std::fs::read_to_string(dir.join("data/admin.token")).unwrap().trim().to_string();
     let a =
@@ -236,16 +256,45 @@ fn run(b: &str, db_url: &str) {
     }
 
     // Enrolled and inspected before the chaos starts (it targets
-    // provisioning and release).
+    // provisioning and release); restarted once, after the kill above.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok(&url, &admin, "GET", "/v1/nodes", None, None)["items"]
+    let mut restarted = false;
+    loop {
+        if killed.load(SeqCst) && !restarted {
+            p.kill();
+            p.start();
+            restarted = true;
+        }
+        let nodes = ureq::get(&format!("{url}/v1/nodes"))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<Value>().ok());
+        let available = |v: &Value| {
+            v["items"].as_array().is_some_and(|a| {
+                a.len() == NODES && a.iter().all(|n| n["lifecycle"]["state"] == "available")
+            })
+        };
+        if restarted && nodes.as_ref().is_some_and(available) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "[{b}] the nodes did not enroll: {nodes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every node's host interface turned off, and audited: the last one's
+    // too.
+    let trail = ok(&url, &admin, "GET", "/v1/audit?limit=1000", None, None);
+    let audited: BTreeSet<&str> = trail["items"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|n| n["lifecycle"]["state"] == "available")
-    {
-        assert!(Instant::now() < deadline, "[{b}] the nodes did not enroll");
-        std::thread::sleep(Duration::from_millis(100));
+        .filter(|e| e["action"] == "node_host_interfaces_disabled")
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(audited.len(), NODES, "[{b}] {audited:?}");
+    for i in 0..NODES {
+        assert!(!fleet.host_interface(i), "[{b}] node n{i}'s host interface");
     }
 
     // The chaos: SIGKILL and restart at random moments until told to stop.

@@ -363,6 +363,146 @@ fn a_boot_order_the_bmc_does_not_take_back_fails_the_sanitization() {
 
 /// The control plane's BMC password, as the store holds it (opened), and
 /// whether a rotation is in flight.
+/// A change the BMC made whose answer never reached the control plane (a
+/// lost answer here; a control plane killed right after sending it is the
+/// same window, in the SIGKILL test): the pass that runs again finds it
+/// done and has nothing of its own to say, yet the change is audited and
+/// in the record, from the journal written before it was sent.
+#[test]
+fn a_bmc_change_whose_answer_is_lost_is_still_audited_and_recorded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let f = fleet();
+    let lost = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Answers lost, and of those the ones whose change was journaled first.
+    let lost_answers = Arc::new(AtomicUsize::new(0));
+    let journaled = Arc::new(AtomicUsize::new(0));
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        {
+            // The answers to the first pass's changes of these settings are
+            // lost; each change's journal entry must be in the store before
+            // the change reaches the BMC.
+            let lost = lost.clone();
+            let (lost_answers, journaled) = (lost_answers.clone(), journaled.clone());
+            let store = s.store.clone();
+            f.sim.on_change(move |_, what| {
+                let mut l = lost.lock().unwrap();
+                let lose = matches!(what, "host_interface" | "secure_boot" | "account" | "bios_settings")
+                    // Both tries of the controller's client: the step ends
+                    // without an answer, and the next pass goes on.
+                    && l.iter().filter(|w| *w == what).count() < 2;
+                if lose {
+                    l.push(what.to_string());
+                    drop(l);
+                    lost_answers.fetch_add(1, Ordering::SeqCst);
+                    // Off the BMC's runtime: the store's clients block.
+                    let store = store.clone();
+                    let entries = std::thread::spawn(move || {
+                        let sql = "SELECT COUNT(*) FROM nodes \
+                                   WHERE bmc_journal IS NOT NULL OR bios_staged IS NOT NULL";
+                        store.read(|r| r.query(sql, &[])).unwrap()[0].i64(0).unwrap()
+                    })
+                    .join()
+                    .unwrap();
+                    if entries > 0 {
+                        journaled.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                lose
+            });
+        }
+        lost.lock().unwrap().clear();
+        let (h, hw) = simulated_node(&s, &f, i);
+        assert_eq!(hw["bmc"]["host_interfaces"][0]["enabled"], false, "[{b}] {hw}");
+        assert!(!f.sim.host_interface(i), "[{b}] off");
+        let kinds = |l: &Mutex<Vec<String>>| {
+            let mut k = l.lock().unwrap().clone();
+            k.dedup();
+            k
+        };
+        assert_eq!(kinds(&lost), ["host_interface"], "[{b}] the answers were lost");
+        assert_eq!(
+            journaled.swap(0, Ordering::SeqCst),
+            lost_answers.swap(0, Ordering::SeqCst),
+            "[{b}] journaled before it was sent"
+        );
+        assert!(
+            s.admin()
+                .get("/v1/audit?limit=1000")
+                .expect(200)
+                .text
+                .contains("\"node_host_interfaces_disabled\""),
+            "[{b}] audited, though the pass that audited it found it off"
+        );
+        let pending = "SELECT COUNT(*) FROM nodes WHERE bmc_journal IS NOT NULL";
+        assert_eq!(count(&s, pending), 0, "[{b}] the journal is cleared when recorded");
+
+        let id = h.provision("job");
+        // The tenant turns the host interface and Secure Boot off, adds an
+        // administrator and changes a BIOS setting.
+        f.sim.set_host_interface(i, true);
+        f.sim.set_secure_boot(i, false);
+        f.sim.add_account(i, "eve", "Administrator");
+        f.sim.set_bios_attribute(i, "SriovGlobalEnable", json!("Disabled"));
+        lost.lock().unwrap().clear();
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(
+            kinds(&lost),
+            ["bios_settings", "secure_boot", "account", "host_interface"],
+            "[{b}] the first answer to each lost"
+        );
+        assert_eq!(
+            journaled.swap(0, Ordering::SeqCst),
+            lost_answers.swap(0, Ordering::SeqCst),
+            "[{b}] every change journaled before it was sent"
+        );
+        assert!(!f.sim.host_interface(i) && f.sim.secure_boot(i), "[{b}]");
+        assert!(!f.sim.account_enabled(i, "eve"), "[{b}]");
+        let rec = &record(&h, &id, true);
+        let lost_item = |name: &str, target: &str| {
+            let c = check(rec, name);
+            assert_eq!(c["ok"], true, "[{b}] {c}");
+            let it = c["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|it| it["target"] == target && it["method"] == "redfish-patch")
+                .unwrap_or_else(|| panic!("[{b}] no item for {target}: {c}"));
+            it["detail"].as_str().unwrap().to_string()
+        };
+        let tail = "by a pass that did not finish (a restart or a lost answer), read back done";
+        let d = lost_item("host_interfaces", "/redfish/v1/Managers/BMC/HostInterfaces/1");
+        assert!(
+            d.starts_with(
+                "turn off host interface 1 (NetworkHostInterface), credential bootstrapping \
+                 on: sent at "
+            ) && d.ends_with(tail),
+            "[{b}] {d}"
+        );
+        let d = lost_item("secure_boot", "/redfish/v1/Systems/Host/SecureBoot");
+        assert!(
+            d.starts_with("set Secure Boot back on (was off): sent at ") && d.ends_with(tail),
+            "[{b}] {d}"
+        );
+        let d = lost_item("bmc_accounts", "/redfish/v1/AccountService/Accounts/2");
+        assert!(
+            d.starts_with(
+                "disable \"eve\" (role \"Administrator\", not in the baseline): sent at "
+            ) && d.ends_with(tail),
+            "[{b}] {d}"
+        );
+        assert_eq!(
+            lost_item("bios", "SriovGlobalEnable"),
+            "was \"Disabled\", staged back to \"Enabled\" before the sanitizer's boot: applied",
+            "[{b}] staged, its answer lost: still in the record"
+        );
+        assert_eq!(count(&s, pending), 0, "[{b}]");
+    }
+}
+
 fn stored_password(h: &ByHand<'_>) -> (String, bool) {
     let id = node(h.s, "bm-1")["id"].as_str().unwrap().to_string();
     let rec = h.s.store.read(|r| nodes::bmc(r, &id)).unwrap().expect("a BMC");

@@ -640,6 +640,20 @@ CREATE TABLE firmware_baselines (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 16,
+        name: "node BMC journal",
+        common: r#"
+-- The changes a lifecycle step is about to make on the node's BMC outside
+-- its state transitions (JSON list: check, target, change, time), each
+-- written before the change is sent, so that a control plane killed before
+-- it records the outcome still audits it and puts it in the record; cleared
+-- by the step that records them.
+ALTER TABLE nodes ADD COLUMN bmc_journal TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

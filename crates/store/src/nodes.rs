@@ -382,6 +382,53 @@ pub fn bios_staged(r: &mut dyn Reader, id: &str) -> Result<BiosStaged> {
     }
 }
 
+/// A change a lifecycle step is about to make on a node's BMC, outside a
+/// state transition (a host interface turned off, an account disabled,
+/// Secure Boot set back): journaled before it is sent, so that the step
+/// that records it (the transition out of inspection, the sanitization
+/// record) still does after a crash or a lost answer, when the change is
+/// done but the pass that made it never heard so.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BmcChange {
+    /// The record's check it belongs to (`host_interfaces`, `bmc_accounts`).
+    pub check: String,
+    /// What it changes (a Redfish path).
+    pub target: String,
+    /// What it does, as the record reads it.
+    pub change: String,
+    /// When it was journaled (RFC 3339).
+    pub at: String,
+}
+
+/// Journals `change` on the node: call it in its own transaction before the
+/// change is sent.
+pub fn journal_bmc_change(w: &mut dyn Writer, id: &str, change: &BmcChange) -> Result<()> {
+    let mut all = bmc_journal(w, id)?;
+    all.push(change.clone());
+    let json =
+        serde_json::to_string(&all).map_err(|e| Error::internal(format!("bmc journal: {e}")))?;
+    w.execute("UPDATE nodes SET bmc_journal = ? WHERE id = ?", vals![json, id])?;
+    Ok(())
+}
+
+/// The node's journaled BMC changes not yet recorded, oldest first.
+pub fn bmc_journal(r: &mut dyn Reader, id: &str) -> Result<Vec<BmcChange>> {
+    let rows = r.query("SELECT bmc_journal FROM nodes WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    match row.opt_str(0)? {
+        Some(s) => {
+            serde_json::from_str(&s).map_err(|e| Error::internal(format!("bmc journal: {e}")))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Clears the node's journal: in the transaction that records its changes.
+pub fn clear_bmc_journal(w: &mut dyn Writer, id: &str) -> Result<()> {
+    w.execute("UPDATE nodes SET bmc_journal = NULL WHERE id = ?", vals![id])?;
+    Ok(())
+}
+
 /// A node's BMC: endpoint, username, sealed password, discovered system.
 pub struct BmcRecord {
     pub endpoint: String,

@@ -158,7 +158,14 @@ pub struct SimFleet {
     pub jitter: f64,
     /// Draws for the jitter.
     draws: AtomicU64,
+    /// See [`SimFleet::on_change`].
+    change_hook: Mutex<Option<ChangeHook>>,
 }
+
+/// Called with a BMC and what changed (`host_interface`, `account`,
+/// `secure_boot`, `boot_option`, `bios_settings`, `system`, `media`) once
+/// the change is made, before it is answered; `true` loses the answer.
+pub type ChangeHook = Arc<dyn Fn(usize, &str) -> bool + Send + Sync>;
 
 impl SimFleet {
     pub fn new(boot_url: Option<String>, latency: Duration) -> Arc<SimFleet> {
@@ -174,7 +181,23 @@ impl SimFleet {
             reset_delay_ms: AtomicU64::new(0),
             jitter: 0.0,
             draws: AtomicU64::new(0),
+            change_hook: Mutex::new(None),
         })
+    }
+
+    /// Calls `hook` on every change a BMC of the fleet makes, after making
+    /// it and before answering; where it answers `true` the answer is lost
+    /// (the client hears 503 Service Unavailable, the change stays made):
+    /// tests of a control plane that dies, or loses the answer, after a
+    /// BMC made a change and before it recorded it.
+    pub fn on_change(&self, hook: impl Fn(usize, &str) -> bool + Send + Sync + 'static) {
+        *self.change_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
+    }
+
+    /// Whether the answer to BMC `i`'s change `what`, just made, is lost.
+    pub(super) fn changed(&self, i: usize, what: &str) -> bool {
+        let hook = self.change_hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        hook.is_some_and(|h| h(i, what))
     }
 
     pub(super) fn with<T>(&self, i: usize, f: impl FnOnce(&mut Sim) -> T) -> T {

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use fleet::Sim;
-pub use fleet::SimFleet;
+pub use fleet::{ChangeHook, SimFleet};
 
 /// The credentials every simulated BMC accepts (basic auth).
 pub const USER: &str = "admin";
@@ -103,13 +103,31 @@ async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value
 }
 
 /// An action's answer (its latency, its credentials); once accepted, the
-/// change to the simulated node.
-async fn act(f: &SimFleet, h: &HeaderMap, i: usize, change: impl FnOnce(&mut Sim)) -> Response {
+/// change (`what`) to the simulated node.
+async fn act(
+    f: &SimFleet,
+    h: &HeaderMap,
+    i: usize,
+    what: &str,
+    change: impl FnOnce(&mut Sim),
+) -> Response {
     let resp = answer(f, h, i, || json!({})).await;
     if resp.status() != StatusCode::OK {
         return resp;
     }
     f.with(i, change);
+    done(f, i, what)
+}
+
+/// The answer to a change made: 204, or 503 where a test loses it.
+fn done(f: &SimFleet, i: usize, what: &str) -> Response {
+    if f.changed(i, what) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"message": "answer lost (simulated)"}})),
+        )
+            .into_response();
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -3,7 +3,7 @@
 //! options, the BMC's local accounts and its host interface.
 
 use super::fleet::{Sim, READ_ONLY_BIOS};
-use super::{act, answer, link, Fleet, USER};
+use super::{act, answer, done, link, Fleet, USER};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -110,7 +110,7 @@ async fn patch_secure_boot(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    act(&f, &h, i, |s| {
+    act(&f, &h, i, "secure_boot", |s| {
         if let Some(on) = v["SecureBootEnable"].as_bool() {
             s.secure_boot = on;
         }
@@ -140,7 +140,7 @@ async fn patch_boot_option(
     Path((i, r)): Path<(usize, String)>,
     Json(v): Json<Value>,
 ) -> Response {
-    act(&f, &h, i, |s| {
+    act(&f, &h, i, "boot_option", |s| {
         if let (Some(o), Some(on)) =
             (s.boot_options.iter_mut().find(|o| o.reference == r), v["BootOptionEnabled"].as_bool())
         {
@@ -204,7 +204,7 @@ async fn patch_bios_settings(
             Json(json!({"error": {"message": format!("unknown or read-only attribute {k}")}})),
         )
             .into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
+        None => done(&f, i, "bios_settings"),
     }
 }
 
@@ -229,7 +229,7 @@ async fn patch_account(
     Path((i, a)): Path<(usize, usize)>,
     Json(v): Json<Value>,
 ) -> Response {
-    act(&f, &h, i, |s| {
+    act(&f, &h, i, "account", |s| {
         let Some(acc) = a.checked_sub(1).and_then(|k| s.accounts.get_mut(k)) else { return };
         if let Some(on) = v["Enabled"].as_bool() {
             acc.enabled = on;
@@ -258,7 +258,7 @@ async fn patch_host_interface(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    act(&f, &h, i, |s| {
+    act(&f, &h, i, "host_interface", |s| {
         if let Some(on) = v["InterfaceEnabled"].as_bool() {
             s.host_interface = on;
         }

@@ -99,7 +99,7 @@ async fn patch_host(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    act(&f, &h, i, |s| {
+    act(&f, &h, i, "system", |s| {
         if let Some(t) = v["Boot"]["BootSourceOverrideTarget"].as_str() {
             s.boot_target = t.to_string();
         }
@@ -151,11 +151,11 @@ async fn insert_media(
         return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Image required"}})))
             .into_response();
     };
-    act(&f, &h, i, |s| s.media = Some(image.to_string())).await
+    act(&f, &h, i, "media", |s| s.media = Some(image.to_string())).await
 }
 
 async fn eject_media(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
-    act(&f, &h, i, |s| s.media = None).await
+    act(&f, &h, i, "media", |s| s.media = None).await
 }
 
 async fn reset(

@@ -7,11 +7,15 @@
 //! turns off any found on again and records it (the `host_interfaces`
 //! check), each read back.
 
+use super::journal::Journal;
 use super::platform::{item, soft};
 use super::StepError;
 use crate::config::HostInterfacePolicy;
 use neocloud_redfish::{Bmc, HostInterface};
 use neocloud_types::{InventoryHostInterface, SanitizationCheck};
+
+/// The record's check, and the journal's name for its changes.
+pub(super) const CHECK: &str = "host_interfaces";
 
 /// One interface found on, and what turning it off gave: the interface
 /// read back, or the BMC's refusal.
@@ -46,11 +50,18 @@ fn describe(hi: &HostInterface) -> String {
     s
 }
 
-/// Turns off every interface of `found` that is on (each read back). A
-/// BMC's refusal is the interface's outcome; what may pass is retried.
-pub(super) fn turn_off(bmc: &Bmc, found: &[HostInterface]) -> Result<Vec<TurnedOff>, StepError> {
+/// Turns off every interface of `found` that is on (each journaled first,
+/// each read back). A BMC's refusal is the interface's outcome; what may
+/// pass is retried.
+pub(super) fn turn_off(
+    bmc: &Bmc,
+    found: &[HostInterface],
+    journal: &Journal,
+) -> Result<Vec<TurnedOff>, StepError> {
     let mut out = Vec::new();
     for hi in found.iter().filter(|h| h.enabled) {
+        let what = format!("turn off {}", describe(hi).trim_end_matches(','));
+        journal.before(CHECK, &hi.path, &what)?;
         let after = soft(bmc.disable_host_interface(hi))?;
         out.push(TurnedOff { found: hi.clone(), after });
     }
@@ -64,6 +75,7 @@ pub(super) fn lock(
     bmc: &Bmc,
     policy: HostInterfacePolicy,
     found: &mut Option<Vec<HostInterface>>,
+    journal: &Journal,
 ) -> Result<Result<Vec<String>, String>, StepError> {
     let list = match (policy, found.as_mut()) {
         (HostInterfacePolicy::Unmanaged, _) | (HostInterfacePolicy::Disabled, None) => {
@@ -71,7 +83,7 @@ pub(super) fn lock(
         }
         (HostInterfacePolicy::Disabled, Some(list)) => list,
     };
-    let done = turn_off(bmc, list)?;
+    let done = turn_off(bmc, list, journal)?;
     let mut off = Vec::new();
     let mut refused = Vec::new();
     for t in &done {
@@ -103,6 +115,7 @@ pub(super) fn check(
     bmc: &Bmc,
     policy: HostInterfacePolicy,
     found: Option<&[HostInterface]>,
+    journal: &Journal,
 ) -> Result<SanitizationCheck, StepError> {
     let mut items = Vec::new();
     match (policy, found) {
@@ -120,7 +133,7 @@ pub(super) fn check(
             ),
         )),
         (HostInterfacePolicy::Disabled, Some(list)) => {
-            for t in turn_off(bmc, list)? {
+            for t in turn_off(bmc, list, journal)? {
                 items.push(item(&t.found.path, "redfish-patch", t.ok(), &t.detail()));
             }
             if items.iter().all(|i| i.ok) {
@@ -133,7 +146,7 @@ pub(super) fn check(
             }
         }
     }
-    Ok(SanitizationCheck { name: "host_interfaces".into(), ok: items.iter().all(|i| i.ok), items })
+    Ok(SanitizationCheck { name: CHECK.into(), ok: items.iter().all(|i| i.ok), items })
 }
 
 /// As operators read it.

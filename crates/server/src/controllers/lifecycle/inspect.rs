@@ -45,7 +45,18 @@ impl LifecycleController {
             Some(_) => Ok(false),
             None => self.admit(store, &bmc, n, &mut inv, &firmware)?,
         };
-        let turned_off = admission == Ok(true);
+        // Audited with the transition: what this pass turned off, or an
+        // earlier pass journaled and did not live to record.
+        let turned_off = match (&dirty, &admission) {
+            (None, Ok(now)) => {
+                *now || store
+                    .read(|r| nodes::bmc_journal(r, &n.id))
+                    .map_err(StepError::Store)?
+                    .iter()
+                    .any(|e| e.check == super::host_interfaces::CHECK)
+            }
+            _ => false,
+        };
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
@@ -65,6 +76,7 @@ impl LifecycleController {
             if turned_off {
                 // A change the control plane made on the node's BMC.
                 super::audit_node(w, n, "node_host_interfaces_disabled", "success")?;
+                nodes::clear_bmc_journal(w, &n.id)?;
             }
             Ok(())
         };
@@ -198,8 +210,12 @@ impl LifecycleController {
         if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
             return Ok(Err(format!("firmware differs from the provider's baseline: {why}")));
         }
-        let locked =
-            super::host_interfaces::lock(bmc, self.host_interfaces, &mut inv.host_interfaces)?;
+        let locked = super::host_interfaces::lock(
+            bmc,
+            self.host_interfaces,
+            &mut inv.host_interfaces,
+            &super::journal::Journal::new(store, &n.id),
+        )?;
         Ok(match locked {
             Ok(off) if off.is_empty() => Ok(false),
             Ok(off) => {

@@ -24,6 +24,7 @@ mod bmc;
 mod census;
 mod host_interfaces;
 mod inspect;
+mod journal;
 mod platform;
 mod provision;
 mod rotate;

@@ -14,6 +14,7 @@
 //! BIOS attribute the BMC did not apply) fails the record, so the node goes
 //! to no one.
 
+use super::journal::Journal;
 use super::StepError;
 use neocloud_redfish::{
     bios_changes, BiosAttributes, Bmc, BmcAccount, BootOption, Inventory, RedfishError,
@@ -103,6 +104,7 @@ pub(super) fn restore(
     baseline: Option<&PlatformBaseline>,
     inv: &Inventory,
     bios_staged: &BiosStaged,
+    journal: &Journal,
 ) -> Result<Vec<SanitizationCheck>, StepError> {
     let Some(base) = baseline else {
         let why = "no baseline: the node was last inspected clean before Secure Boot and BMC \
@@ -115,10 +117,10 @@ pub(super) fn restore(
         ]);
     };
     Ok(vec![
-        secure_boot(bmc, system, base, inv)?,
-        accounts(bmc, own_user, base, inv)?,
+        secure_boot(bmc, system, base, inv, journal)?,
+        accounts(bmc, own_user, base, inv, journal)?,
         bios(base, inv, bios_staged),
-        boot_order(bmc, system, base, inv)?,
+        boot_order(bmc, system, base, inv, journal)?,
     ])
 }
 
@@ -151,6 +153,7 @@ fn boot_order(
     system: &str,
     base: &PlatformBaseline,
     inv: &Inventory,
+    journal: &Journal,
 ) -> Result<SanitizationCheck, StepError> {
     let mut items = Vec::new();
     match (&base.boot_options, &inv.boot_options) {
@@ -163,6 +166,7 @@ fn boot_order(
             // provision's network boot would find nothing to boot).
             for o in now.iter().filter(|o| !o.enabled && known_option(want, o)) {
                 let what = format!("{} {:?}, disabled", o.reference, o.display_name);
+                journal.before("boot_order", &o.path, &format!("enable {what}"))?;
                 items.push(match soft(bmc.set_boot_option_enabled(o, true))? {
                     Ok(after) if after.enabled => {
                         item(&o.path, "redfish-patch", true, &format!("{what}: enabled again"))
@@ -188,6 +192,7 @@ fn boot_order(
                     o.display_name,
                     o.device_path.as_deref().unwrap_or("no device path")
                 );
+                journal.before("boot_order", &o.path, &format!("disable {what}"))?;
                 items.push(match soft(bmc.disable_boot_option(o))? {
                     Ok(after) if !after.enabled => {
                         item(&o.path, "redfish-patch", true, &format!("{what}: disabled"))
@@ -217,49 +222,66 @@ fn boot_order(
         (Some(want), Some(now)) if want == now => {
             item(system, "redfish", true, &format!("boot order {} as in the baseline", list(want)))
         }
-        (Some(want), Some(now)) => match soft(bmc.set_boot_order(system, want))? {
-            Ok(after) if &after == want => item(
-                system,
-                "redfish-patch",
-                true,
-                &format!("boot order was {}, set back to {}", list(now), list(want)),
-            ),
-            Ok(after) => item(
-                system,
-                "redfish-patch",
-                false,
-                &format!(
-                    "boot order was {}, reads {} after setting it to {}",
-                    list(now),
-                    list(&after),
-                    list(want)
-                ),
-            ),
-            Err(why) => item(
-                system,
-                "redfish-patch",
-                false,
-                &format!(
-                    "boot order {}, baseline {}: the BMC refused it: {why}",
-                    list(now),
-                    list(want)
-                ),
-            ),
-        },
+        (Some(want), Some(now)) => set_boot_order(bmc, system, now, want, journal)?,
     });
     Ok(check("boot_order", items))
+}
+
+/// Sets the boot order back to the baseline's (journaled first), read back.
+fn set_boot_order(
+    bmc: &Bmc,
+    system: &str,
+    now: &[String],
+    want: &[String],
+    journal: &Journal,
+) -> Result<StepItem, StepError> {
+    let list = |o: &[String]| o.join(", ");
+    let what = format!("set the boot order {} back to {}", list(now), list(want));
+    journal.before("boot_order", system, &what)?;
+    Ok(match soft(bmc.set_boot_order(system, want))? {
+        Ok(after) if after == want => item(
+            system,
+            "redfish-patch",
+            true,
+            &format!("boot order was {}, set back to {}", list(now), list(want)),
+        ),
+        Ok(after) => item(
+            system,
+            "redfish-patch",
+            false,
+            &format!(
+                "boot order was {}, reads {} after setting it to {}",
+                list(now),
+                list(&after),
+                list(want)
+            ),
+        ),
+        Err(why) => item(
+            system,
+            "redfish-patch",
+            false,
+            &format!(
+                "boot order {}, baseline {}: the BMC refused it: {why}",
+                list(now),
+                list(want)
+            ),
+        ),
+    })
 }
 
 /// Before the sanitizer's boot: stages every BIOS attribute that differs
 /// from the baseline, in effect or pending, for the next reset (that boot),
 /// and answers what it staged (each with the value found: in effect, or
 /// the one pending where only that differed) and what the BMC then holds
-/// pending. Nothing without a BIOS baseline or a BIOS on the BMC now (the
-/// end of sanitization reports the latter).
+/// pending. What it is about to stage goes to `before` first, which records
+/// it: a control plane killed before it hears the BMC's answer still has
+/// it for the record. Nothing without a BIOS baseline or a BIOS on the BMC
+/// now (the end of sanitization reports the latter).
 pub(super) fn stage_bios(
     bmc: &Bmc,
     system: &str,
     baseline: Option<&PlatformBaseline>,
+    before: impl FnOnce(&BiosStaged) -> Result<(), StepError>,
 ) -> Result<Option<(BiosStaged, BiosAttributes)>, StepError> {
     let Some(want) = baseline.and_then(|b| b.bios.as_ref()) else { return Ok(None) };
     // Where inspection found it (one read fewer), else through the system.
@@ -279,15 +301,16 @@ pub(super) fn stage_bios(
     if changes.is_empty() {
         return Ok(None);
     }
-    let held = bmc.stage_bios(&bios, &changes).map_err(StepError::from)?;
-    let staged = changes
-        .into_iter()
+    let staged: BiosStaged = changes
+        .iter()
         .map(|(k, v)| {
-            let now = bios.attributes.get(&k).filter(|now| **now != v);
-            let found = now.or_else(|| pending.get(&k)).cloned().unwrap_or_default();
-            (k, (found, v))
+            let now = bios.attributes.get(k).filter(|now| *now != v);
+            let found = now.or_else(|| pending.get(k)).cloned().unwrap_or_default();
+            (k.clone(), (found, v.clone()))
         })
         .collect();
+    before(&staged)?;
+    let held = bmc.stage_bios(&bios, &changes).map_err(StepError::from)?;
     Ok(Some((staged, held)))
 }
 
@@ -344,6 +367,7 @@ fn secure_boot(
     system: &str,
     base: &PlatformBaseline,
     inv: &Inventory,
+    journal: &Journal,
 ) -> Result<SanitizationCheck, StepError> {
     let now = inv.secure_boot.as_ref().map(super::inspect::secure_boot);
     let target = inv.secure_boot.as_ref().map(|s| s.path.as_str()).unwrap_or(system);
@@ -372,6 +396,8 @@ fn secure_boot(
         ),
         SecureBootPlan::Set(want) => {
             let sb = inv.secure_boot.as_ref().expect("planned from a reported Secure Boot");
+            let what = format!("set Secure Boot back {} (was {})", on(want), on(!want));
+            journal.before("secure_boot", target, &what)?;
             let after = bmc.set_secure_boot(sb, want).map_err(StepError::from)?;
             let ok = after.enable == want;
             let detail = if ok {
@@ -399,6 +425,7 @@ fn accounts(
     own_user: &str,
     base: &PlatformBaseline,
     inv: &Inventory,
+    journal: &Journal,
 ) -> Result<SanitizationCheck, StepError> {
     let Some(want) = &base.bmc_accounts else {
         return Ok(check(
@@ -424,6 +451,8 @@ fn accounts(
             AccountPlan::Keep => kept += 1,
             AccountPlan::Refuse(why) => items.push(item(&a.path, "redfish", false, &why)),
             AccountPlan::Disable(why) => {
+                let what = format!("disable {:?} ({why})", a.user_name);
+                journal.before("bmc_accounts", &a.path, &what)?;
                 let after = bmc.disable_account(a).map_err(StepError::from)?;
                 let detail = if after.enabled {
                     format!("{:?} ({why}) still enabled after disabling it", a.user_name)

@@ -2,6 +2,7 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
+use super::journal::Journal;
 use super::platform::item;
 use super::provision::in_state;
 use super::{free_instance, new_boot, set_instance, LifecycleController, StepError};
@@ -9,6 +10,7 @@ use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
 use neocloud_redfish::{PowerState, ResetType};
+use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
     AgentStepKind, BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle,
@@ -78,8 +80,11 @@ impl LifecycleController {
 
     /// Before the sanitizer's first boot: the BIOS attributes the tenant
     /// changed are staged back, so that boot applies them (checked at the
-    /// end). Repeated after a crash, it finds nothing left to stage. A BMC
-    /// that refuses them does not stop the wipe: the check fails at the end.
+    /// end). What is staged is recorded (and audited) before it is sent,
+    /// so the record has it whatever becomes of the answer; repeated after
+    /// a crash, the step stages the same again (the values in effect change
+    /// only at the boot). A BMC that refuses them does not stop the wipe:
+    /// the check fails at the end.
     fn stage_bios(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Result<(), StepError> {
         let baseline =
             store.read(|r| nodes::platform_baseline(r, &n.id)).map_err(StepError::Store)?;
@@ -87,7 +92,18 @@ impl LifecycleController {
             return Ok(());
         }
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
-        let staged = match super::platform::stage_bios(&bmc, &system, baseline.as_ref()) {
+        // Kept for the record, and audited as requested: a change the
+        // control plane makes on the node's firmware (what the BMC did with
+        // it, the record's `bios` check says).
+        let record = |staged: &BiosStaged| {
+            store
+                .write(|w| {
+                    nodes::set_bios_staged(w, &n.id, Some(staged))?;
+                    super::audit_node(w, n, "node_bios_staged", "requested")
+                })
+                .map_err(StepError::Store)
+        };
+        let staged = match super::platform::stage_bios(&bmc, &system, baseline.as_ref(), record) {
             Ok(s) => s,
             // Refused (an attribute the BMC will not take): the sanitizer
             // still runs, and the end of sanitization fails the `bios` check.
@@ -98,14 +114,6 @@ impl LifecycleController {
             Err(e) => return Err(e),
         };
         if let Some((staged, held)) = staged {
-            // Kept for the record, and audited: a change the control plane
-            // made on the node's firmware.
-            store
-                .write(|w| {
-                    nodes::set_bios_staged(w, &n.id, Some(&staged))?;
-                    super::audit_node(w, n, "node_bios_staged", "success")
-                })
-                .map_err(StepError::Store)?;
             let names: Vec<&str> = staged.keys().map(String::as_str).collect();
             let taken = staged.iter().all(|(k, (_, v))| held.get(k) == Some(v));
             if taken {
@@ -271,7 +279,7 @@ impl LifecycleController {
         instance: &str,
     ) -> Result<bool, StepError> {
         let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let (agent, baseline, platform, own_user, bios_staged) = store
+        let (agent, baseline, platform, own_user, bios_staged, earlier) = store
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
@@ -279,9 +287,11 @@ impl LifecycleController {
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
                     nodes::bios_staged(r, &n.id)?,
+                    nodes::bmc_journal(r, &n.id)?,
                 ))
             })
             .map_err(StepError::Store)?;
+        let journal = Journal::new(store, &n.id);
         let mut checks = Vec::new();
         if let Some(a) = &agent {
             for (kind, result) in
@@ -356,12 +366,16 @@ impl LifecycleController {
             platform.as_ref(),
             &inv,
             &bios_staged,
+            &journal,
         )?);
         checks.push(super::host_interfaces::check(
             &bmc,
             self.host_interfaces,
             inv.host_interfaces.as_deref(),
+            &journal,
         )?);
+        // What an earlier pass changed and did not live to record.
+        super::journal::merge(&mut checks, &earlier);
         if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
             bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
         }
@@ -420,6 +434,7 @@ impl LifecycleController {
             agents::revoke_node_agents(w, &n.id)?;
             agents::delete_boot_token(w, &n.id)?;
             nodes::set_bios_staged(w, &n.id, None)?;
+            nodes::clear_bmc_journal(w, &n.id)?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
