@@ -2,7 +2,7 @@
 //! network. An attachment is `configuring` until every switch its port
 //! hangs off has applied the fabric generation that added it.
 
-use super::vpcs::{find_network, find_vpc, ids, op, plan_change};
+use super::vpcs::{find_network, find_vpc, ids, plan_change, API};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::network::{intent, ledger, model};
 use neocloud_authz::Action;
@@ -16,15 +16,15 @@ pub(super) fn ops() -> Vec<Op> {
     let base = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks/{network}/attachments";
     let item = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks/{network}/attachments/{attachment}";
     vec![
-        op("attachment_list", Method::Get, base, "Instance NICs attached to a network",
+        API.op("attachment_list", Method::Get, base, "Instance NICs attached to a network",
             Action::List, None, Resp::Json(200, schema::<List<Attachment>>), Handler::Read(list)),
-        op("attachment_create", Method::Post, base,
+        API.op("attachment_create", Method::Post, base,
             "Attach an instance's NIC: its switch port joins the network and IPAM gives it an address",
             Action::Create, Some(schema::<AttachmentCreate>), Resp::Json(201, schema::<Attachment>),
             Handler::Write(create)),
-        op("attachment_get", Method::Get, item, "One attachment, with whether the switches carry it",
+        API.op("attachment_get", Method::Get, item, "One attachment, with whether the switches carry it",
             Action::Read, None, Resp::Json(200, schema::<Attachment>), Handler::Read(get)),
-        op("attachment_delete", Method::Delete, item,
+        API.op("attachment_delete", Method::Delete, item,
             "Detach: the port leaves the network (and its floating IP goes)", Action::Delete, None,
             Resp::Empty, Handler::Write(delete)),
     ]

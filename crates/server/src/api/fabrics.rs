@@ -3,6 +3,7 @@
 //! at; `plan` shows, per switch, what applying the current intent would
 //! change. The fabric controller pushes; handlers only record.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::network::{ib, intent, model, plan};
 use neocloud_authz::{Action, Resource};
@@ -14,48 +15,25 @@ use neocloud_types::{
     SwitchManagement, SwitchOsSpec, SwitchPlan, SwitchStatus, SwitchSyncState,
 };
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::global_op(
-        Resource::Fabric,
-        "fabrics",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::global(Resource::Fabric, "fabrics");
 
 pub(super) fn ops() -> Vec<Op> {
     let item = "/v1/fabrics/{fabric}";
     vec![
-        op("fabric_list", Method::Get, "/v1/fabrics", "Fabrics, with each switch's apply status",
+        API.op("fabric_list", Method::Get, "/v1/fabrics", "Fabrics, with each switch's apply status",
             Action::List, None, Resp::Json(200, schema::<List<Fabric>>), Handler::Read(list)),
-        op("fabric_get", Method::Get, item, "One fabric: its document and each switch's apply status",
+        API.op("fabric_get", Method::Get, item, "One fabric: its document and each switch's apply status",
             Action::Read, None, Resp::Json(200, schema::<Fabric>), Handler::Read(get)),
-        op("fabric_put", Method::Put, item,
+        API.op("fabric_put", Method::Put, item,
             "Create a fabric, or replace its document (switches, cabling, pools) at the generation read",
             Action::Update, Some(schema::<FabricSpec>), Resp::Json(200, schema::<Fabric>),
             Handler::Write(put)),
-        op("fabric_delete", Method::Delete, item, "Remove a fabric no VPC uses", Action::Delete,
+        API.op("fabric_delete", Method::Delete, item, "Remove a fabric no VPC uses", Action::Delete,
             None, Resp::Empty, Handler::Write(delete)),
-        op("fabric_plan", Method::Get, "/v1/fabrics/{fabric}/plan",
+        API.op("fabric_plan", Method::Get, "/v1/fabrics/{fabric}/plan",
             "What applying the fabric's current intent would change on each switch, before anything is pushed",
             Action::Read, None, Resp::Json(200, schema::<FabricPlan>), Handler::Read(show_plan)),
-        op("fabric_plan_proposed", Method::Post, "/v1/fabrics/{fabric}/plan",
+        API.op("fabric_plan_proposed", Method::Post, "/v1/fabrics/{fabric}/plan",
             "What replacing the fabric's document with this one would change on each switch; nothing is written or pushed",
             Action::Update, Some(schema::<FabricSpec>), Resp::Json(200, schema::<FabricPlan>),
             Handler::Write(plan_proposed)),

@@ -4,6 +4,7 @@
 //! version of a listed component fails, and every sanitization checks them;
 //! a change applies from the next inspection or sanitization.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
@@ -13,36 +14,13 @@ use neocloud_types::{
 };
 use std::collections::BTreeMap;
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::global_op(
-        Resource::Node,
-        "firmware-baselines",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::global(Resource::Node, "firmware-baselines");
 
 const ITEM: &str = "/v1/firmware-baselines/{firmware_baseline}";
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        op(
+        API.op(
             "firmware_baseline_list",
             Method::Get,
             "/v1/firmware-baselines",
@@ -52,7 +30,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<List<FirmwareBaseline>>),
             Handler::Read(list),
         ),
-        op(
+        API.op(
             "firmware_baseline_create",
             Method::Post,
             "/v1/firmware-baselines",
@@ -62,7 +40,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(201, schema::<FirmwareBaseline>),
             Handler::Write(create),
         ),
-        op(
+        API.op(
             "firmware_baseline_get",
             Method::Get,
             ITEM,
@@ -72,7 +50,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<FirmwareBaseline>),
             Handler::Read(get),
         ),
-        op(
+        API.op(
             "firmware_baseline_update",
             Method::Patch,
             ITEM,
@@ -83,7 +61,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<FirmwareBaseline>),
             Handler::Write(update),
         ),
-        op(
+        API.op(
             "firmware_baseline_delete",
             Method::Delete,
             ITEM,

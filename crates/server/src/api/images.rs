@@ -1,40 +1,18 @@
 //! The provider's image catalog: `/v1/images`. Every principal may read
 //! it; only the provider changes it.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_store::{images, Reader, Writer};
 use neocloud_types::{check_text, Image, ImageCreate, List};
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::global_op(
-        Resource::Image,
-        "images",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::global(Resource::Image, "images");
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        op(
+        API.op(
             "image_list",
             Method::Get,
             "/v1/images",
@@ -44,7 +22,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<List<Image>>),
             Handler::Read(list),
         ),
-        op(
+        API.op(
             "image_create",
             Method::Post,
             "/v1/images",
@@ -54,7 +32,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(201, schema::<Image>),
             Handler::Write(create),
         ),
-        op(
+        API.op(
             "image_get",
             Method::Get,
             "/v1/images/{image}",
@@ -64,7 +42,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<Image>),
             Handler::Read(get),
         ),
-        op(
+        API.op(
             "image_delete",
             Method::Delete,
             "/v1/images/{image}",

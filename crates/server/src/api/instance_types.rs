@@ -1,6 +1,7 @@
 //! Provider-defined instance types: `/v1/instance-types`. Every principal
 //! may read the catalogue; only the provider changes it.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
@@ -10,34 +11,11 @@ use neocloud_types::{
     check_text, InstanceKind, InstanceType, InstanceTypeCreate, InstanceTypeUpdate, List,
 };
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::global_op(
-        Resource::InstanceType,
-        "inventory",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::global(Resource::InstanceType, "inventory");
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        op(
+        API.op(
             "instance_type_list",
             Method::Get,
             "/v1/instance-types",
@@ -47,7 +25,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<List<InstanceType>>),
             Handler::Read(list),
         ),
-        op(
+        API.op(
             "instance_type_create",
             Method::Post,
             "/v1/instance-types",
@@ -57,7 +35,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(201, schema::<InstanceType>),
             Handler::Write(create),
         ),
-        op(
+        API.op(
             "instance_type_get",
             Method::Get,
             "/v1/instance-types/{instance_type}",
@@ -67,7 +45,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<InstanceType>),
             Handler::Read(get),
         ),
-        op(
+        API.op(
             "instance_type_update",
             Method::Patch,
             "/v1/instance-types/{instance_type}",
@@ -77,7 +55,7 @@ pub(super) fn ops() -> Vec<Op> {
             Resp::Json(200, schema::<InstanceType>),
             Handler::Write(update),
         ),
-        op(
+        API.op(
             "instance_type_delete",
             Method::Delete,
             "/v1/instance-types/{instance_type}",

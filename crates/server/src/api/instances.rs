@@ -5,6 +5,7 @@
 //! the intent; the controller sanitizes the node and then frees it.
 
 use super::allocations::{amounts, check_count, instance_type, plan};
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
@@ -20,48 +21,25 @@ use neocloud_types::{
 pub const MAX_SSH_KEYS: usize = 32;
 pub const MAX_USER_DATA: usize = 64 * 1024;
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::project_op(
-        Resource::Instance,
-        "instances",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::project(Resource::Instance, "instances");
 
 pub(super) fn ops() -> Vec<Op> {
     let base = "/v1/tenants/{tenant}/projects/{project}/instances";
     let item = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}";
     let record = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/sanitization";
     vec![
-        op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
+        API.op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
             Action::List, None, Resp::Json(200, schema::<List<Instance>>), Handler::Read(list)),
-        op("instance_create", Method::Post, base,
+        API.op("instance_create", Method::Post, base,
             "Create bare-metal instances: whole nodes placed together (all or nothing), provisioned with an image",
             Action::Create, Some(schema::<InstanceCreate>), Resp::Json(201, schema::<List<Instance>>),
             Handler::Write(create)),
-        op("instance_get", Method::Get, item, "One instance, with its progress", Action::Read, None,
+        API.op("instance_get", Method::Get, item, "One instance, with its progress", Action::Read, None,
             Resp::Json(200, schema::<Instance>), Handler::Read(get)),
-        op("instance_release", Method::Delete, item,
+        API.op("instance_release", Method::Delete, item,
             "Release an instance: its node is sanitized, then returns to the pool with a signed record",
             Action::Delete, None, Resp::Json(202, schema::<Instance>), Handler::Write(release)),
-        op("instance_sanitization", Method::Get, record,
+        API.op("instance_sanitization", Method::Get, record,
             "The signed sanitization records of a released instance's node",
             Action::Read, None, Resp::Json(200, schema::<List<SanitizationRecord>>),
             Handler::Read(sanitization)),

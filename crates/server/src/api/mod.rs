@@ -358,55 +358,57 @@ pub fn ops() -> Vec<Op> {
     v
 }
 
-/// A provider-scope operation without query parameters; creates take an
-/// `Idempotency-Key`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn global_op(
+/// The operations of one API module: the resource they are authorized
+/// against, their OpenAPI tag and their scope. Each module declares its
+/// group once (`const API: OpGroup = OpGroup::global(Resource::Image,
+/// "images")`) and builds its operations with [`OpGroup::op`].
+#[derive(Clone, Copy)]
+pub(super) struct OpGroup {
     resource: Resource,
     tag: &'static str,
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    let op =
-        project_op(resource, tag, id, method, path, summary, action, request, response, handler);
-    Op { scope: Scope::Global, ..op }
+    scope: Scope,
 }
 
-/// A project-scope operation without query parameters; creates take an
-/// `Idempotency-Key`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn project_op(
-    resource: Resource,
-    tag: &'static str,
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    Op {
-        id,
-        method,
-        path,
-        summary,
-        tag,
-        resource,
-        action,
-        scope: Scope::Project,
-        query: &[],
-        request,
-        response,
-        idempotent: action == Action::Create,
-        handler,
+impl OpGroup {
+    /// Provider-scope operations.
+    pub const fn global(resource: Resource, tag: &'static str) -> OpGroup {
+        OpGroup { resource, tag, scope: Scope::Global }
+    }
+
+    /// Project-scope operations.
+    pub const fn project(resource: Resource, tag: &'static str) -> OpGroup {
+        OpGroup { resource, tag, scope: Scope::Project }
+    }
+
+    /// An operation of the group without query parameters; creates take an
+    /// `Idempotency-Key`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn op(
+        &self,
+        id: &'static str,
+        method: Method,
+        path: &'static str,
+        summary: &'static str,
+        action: Action,
+        request: Option<SchemaFn>,
+        response: Resp,
+        handler: Handler,
+    ) -> Op {
+        Op {
+            id,
+            method,
+            path,
+            summary,
+            tag: self.tag,
+            resource: self.resource,
+            action,
+            scope: self.scope,
+            query: &[],
+            request,
+            response,
+            idempotent: action == Action::Create,
+            handler,
+        }
     }
 }
 

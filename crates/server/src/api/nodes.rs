@@ -1,5 +1,6 @@
 //! Provider inventory: `/v1/nodes` and the capacity view `/v1/capacity`.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, QueryKind, QueryParam, Reply, Resp, Scope};
 use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
@@ -11,54 +12,31 @@ use neocloud_types::{
     NodeUpdate, SanitizationRecord,
 };
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::global_op(
-        Resource::Node,
-        "inventory",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+const API: OpGroup = OpGroup::global(Resource::Node, "inventory");
 
 const GPU_MODEL: QueryParam =
     QueryParam { name: "gpu_model", kind: QueryKind::String, description: "Only this GPU model." };
 
 pub(super) fn ops() -> Vec<Op> {
     vec![
-        op("node_list", Method::Get, "/v1/nodes", "GPU nodes", Action::List, None,
+        API.op("node_list", Method::Get, "/v1/nodes", "GPU nodes", Action::List, None,
             Resp::Json(200, schema::<List<Node>>), Handler::Read(list)),
-        op("node_create", Method::Post, "/v1/nodes", "Register a node's placement inventory",
+        API.op("node_create", Method::Post, "/v1/nodes", "Register a node's placement inventory",
             Action::Create, Some(schema::<NodeCreate>), Resp::Json(201, schema::<Node>), Handler::Write(create)),
-        op("node_get", Method::Get, "/v1/nodes/{node}", "One node", Action::Read, None,
+        API.op("node_get", Method::Get, "/v1/nodes/{node}", "One node", Action::Read, None,
             Resp::Json(200, schema::<Node>), Handler::Read(get)),
-        op("node_update", Method::Patch, "/v1/nodes/{node}",
+        API.op("node_update", Method::Patch, "/v1/nodes/{node}",
             "Take a node in or out of scheduling (maintenance, failed); carries the expected generation",
             Action::Update, Some(schema::<NodeUpdate>), Resp::Json(200, schema::<Node>), Handler::Write(update)),
-        op("node_inspect", Method::Post, "/v1/nodes/{node}/inspect",
+        API.op("node_inspect", Method::Post, "/v1/nodes/{node}/inspect",
             "Inspect the node again through its BMC (optionally with new credentials); the lifecycle controller acts on it",
             Action::Update, Some(schema::<NodeInspect>), Resp::Json(202, schema::<Node>), Handler::Write(inspect)),
-        op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
+        API.op("node_delete", Method::Delete, "/v1/nodes/{node}", "Remove a node that holds no allocation",
             Action::Delete, None, Resp::Empty, Handler::Write(delete)),
-        op("node_hardware", Method::Get, "/v1/nodes/{node}/hardware",
+        API.op("node_hardware", Method::Get, "/v1/nodes/{node}/hardware",
             "What is known of the node's hardware: the BMC's inventory at the last inspection (CPUs, memory, NICs and MACs, GPUs, firmware) and its latest agent's report (GPUs through NVML, disks, health)",
             Action::Read, None, Resp::Json(200, schema::<NodeHardware>), Handler::Read(hardware)),
-        op("node_sanitizations", Method::Get, "/v1/nodes/{node}/sanitizations",
+        API.op("node_sanitizations", Method::Get, "/v1/nodes/{node}/sanitizations",
             "The node's signed sanitization records, newest first", Action::Read, None,
             Resp::Json(200, schema::<List<SanitizationRecord>>), Handler::Read(sanitizations)),
         Op {

@@ -2,7 +2,7 @@
 //! (`.../vpcs/{vpc}/rules`) and floating IPs with their allowed ingress
 //! (`.../vpcs/{vpc}/floating-ips`).
 
-use super::vpcs::{find_vpc, op, plan_change};
+use super::vpcs::{find_vpc, plan_change, API};
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::network::{intent, ledger, model};
 use neocloud_authz::Action;
@@ -19,23 +19,23 @@ pub(super) fn ops() -> Vec<Op> {
     let fips = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/floating-ips";
     let fip = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/floating-ips/{floating_ip}";
     vec![
-        op("security_rule_list", Method::Get, rules, "Security rules of a VPC", Action::List,
+        API.op("security_rule_list", Method::Get, rules, "Security rules of a VPC", Action::List,
             None, Resp::Json(200, schema::<List<SecurityRule>>), Handler::Read(list_rules)),
-        op("security_rule_create", Method::Post, rules,
+        API.op("security_rule_create", Method::Post, rules,
             "Allow traffic from one network of the VPC into another (a network named as `to` then admits only what its rules allow)",
             Action::Create, Some(schema::<SecurityRuleCreate>), Resp::Json(201, schema::<SecurityRule>),
             Handler::Write(create_rule)),
-        op("security_rule_delete", Method::Delete, rule, "Delete a security rule", Action::Delete,
+        API.op("security_rule_delete", Method::Delete, rule, "Delete a security rule", Action::Delete,
             None, Resp::Empty, Handler::Write(delete_rule)),
-        op("floating_ip_list", Method::Get, fips, "Floating IPs of a VPC", Action::List, None,
+        API.op("floating_ip_list", Method::Get, fips, "Floating IPs of a VPC", Action::List, None,
             Resp::Json(200, schema::<List<FloatingIp>>), Handler::Read(list_fips)),
-        op("floating_ip_create", Method::Post, fips,
+        API.op("floating_ip_create", Method::Post, fips,
             "Map a public address to an attachment, admitting only the allowed protocols and ports",
             Action::Create, Some(schema::<FloatingIpCreate>), Resp::Json(201, schema::<FloatingIp>),
             Handler::Write(create_fip)),
-        op("floating_ip_get", Method::Get, fip, "One floating IP", Action::Read, None,
+        API.op("floating_ip_get", Method::Get, fip, "One floating IP", Action::Read, None,
             Resp::Json(200, schema::<FloatingIp>), Handler::Read(get_fip)),
-        op("floating_ip_delete", Method::Delete, fip, "Release a floating IP", Action::Delete,
+        API.op("floating_ip_delete", Method::Delete, fip, "Release a floating IP", Action::Delete,
             None, Resp::Empty, Handler::Write(delete_fip)),
     ]
 }

@@ -6,6 +6,7 @@
 //! with nothing written); the fabric controller pushes the result to the
 //! switches.
 
+use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
 use crate::network::{intent, ledger, model};
 use neocloud_authz::{Action, Resource};
@@ -15,30 +16,7 @@ use neocloud_store::fabrics::IntentLock;
 use neocloud_store::{fabrics, vpcs, Reader, Writer};
 use neocloud_types::{check_text, List, Network, NetworkCreate, Vpc, VpcCreate, VpcUpdate};
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn op(
-    id: &'static str,
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    action: Action,
-    request: Option<super::SchemaFn>,
-    response: Resp,
-    handler: Handler,
-) -> Op {
-    super::project_op(
-        Resource::Vpc,
-        "networking",
-        id,
-        method,
-        path,
-        summary,
-        action,
-        request,
-        response,
-        handler,
-    )
-}
+pub(super) const API: OpGroup = OpGroup::project(Resource::Vpc, "networking");
 
 pub(super) fn ops() -> Vec<Op> {
     let base = "/v1/tenants/{tenant}/projects/{project}/vpcs";
@@ -46,27 +24,27 @@ pub(super) fn ops() -> Vec<Op> {
     let nets = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks";
     let net = "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks/{network}";
     vec![
-        op("vpc_list", Method::Get, base, "VPCs of a project", Action::List, None,
+        API.op("vpc_list", Method::Get, base, "VPCs of a project", Action::List, None,
             Resp::Json(200, schema::<List<Vpc>>), Handler::Read(list)),
-        op("vpc_create", Method::Post, base,
+        API.op("vpc_create", Method::Post, base,
             "Create a VPC: a routing domain of its own on the fabric (address spaces may overlap other VPCs')",
             Action::Create, Some(schema::<VpcCreate>), Resp::Json(201, schema::<Vpc>), Handler::Write(create)),
-        op("vpc_get", Method::Get, item, "One VPC", Action::Read, None,
+        API.op("vpc_get", Method::Get, item, "One VPC", Action::Read, None,
             Resp::Json(200, schema::<Vpc>), Handler::Read(get)),
-        op("vpc_update", Method::Patch, item,
+        API.op("vpc_update", Method::Patch, item,
             "Turn the VPC's NAT gateway on or off; carries the expected generation",
             Action::Update, Some(schema::<VpcUpdate>), Resp::Json(200, schema::<Vpc>), Handler::Write(update)),
-        op("vpc_delete", Method::Delete, item, "Delete a VPC without networks", Action::Delete,
+        API.op("vpc_delete", Method::Delete, item, "Delete a VPC without networks", Action::Delete,
             None, Resp::Empty, Handler::Write(delete)),
-        op("network_list", Method::Get, nets, "Networks of a VPC", Action::List, None,
+        API.op("network_list", Method::Get, nets, "Networks of a VPC", Action::List, None,
             Resp::Json(200, schema::<List<Network>>), Handler::Read(list_networks)),
-        op("network_create", Method::Post, nets,
+        API.op("network_create", Method::Post, nets,
             "Create a network (an L2 segment with its subnet and anycast gateway) in a VPC",
             Action::Create, Some(schema::<NetworkCreate>), Resp::Json(201, schema::<Network>),
             Handler::Write(create_network)),
-        op("network_get", Method::Get, net, "One network", Action::Read, None,
+        API.op("network_get", Method::Get, net, "One network", Action::Read, None,
             Resp::Json(200, schema::<Network>), Handler::Read(get_network)),
-        op("network_delete", Method::Delete, net,
+        API.op("network_delete", Method::Delete, net,
             "Delete a network no instance is attached to and no rule names", Action::Delete, None,
             Resp::Empty, Handler::Write(delete_network)),
     ]
