@@ -27,6 +27,23 @@ pub enum HostInterfacePolicy {
     Unmanaged,
 }
 
+/// Which local accounts a node's BMC may keep enabled (`bmc_accounts`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BmcAccountPolicy {
+    /// The accounts enabled at the node's first clean inspection, in their
+    /// roles (the provider's own among them); every sanitization disables
+    /// any other a tenant enabled or added.
+    #[default]
+    Baseline,
+    /// The control plane's account alone: a clean inspection disables every
+    /// other enabled account (read back; one the BMC keeps enabled fails the
+    /// node), and every sanitization disables any found enabled again. With
+    /// `bmc_password_rotation`, no password a tenant could have set or
+    /// learnt opens the BMC after its tenancy.
+    Exclusive,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -85,6 +102,8 @@ pub struct Config {
     pub bmc_password_rotation: bool,
     /// The BMCs' host interfaces: `disabled` (the default) or `unmanaged`.
     pub bmc_host_interfaces: HostInterfacePolicy,
+    /// The BMCs' local accounts: `baseline` (the default) or `exclusive`.
+    pub bmc_accounts: BmcAccountPolicy,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -148,6 +167,7 @@ impl Default for Config {
             uefi_http_boot_url: None,
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
+            bmc_accounts: BmcAccountPolicy::Baseline,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
@@ -276,6 +296,7 @@ mod tests {
         c.validate().expect("valid");
         assert!(c.bmc_password_rotation);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
+        assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
     }
 
     #[test]
@@ -285,6 +306,15 @@ mod tests {
         assert_eq!(Config::default().bmc_host_interfaces, HostInterfacePolicy::Disabled);
         let e = toml::from_str::<Config>("bmc_host_interfaces = \"sometimes\"").unwrap_err();
         assert!(e.message().contains("unknown variant `sometimes`"), "{e}");
+    }
+
+    #[test]
+    fn the_account_policy_is_one_of_two() {
+        let c: Config = toml::from_str("bmc_accounts = \"exclusive\"").unwrap();
+        assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
+        assert_eq!(Config::default().bmc_accounts, BmcAccountPolicy::Baseline);
+        let e = toml::from_str::<Config>("bmc_accounts = \"mine\"").unwrap_err();
+        assert!(e.message().contains("unknown variant `mine`"), "{e}");
     }
 
     #[test]

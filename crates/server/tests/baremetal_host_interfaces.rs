@@ -21,7 +21,6 @@ use bm::*;
 use common::nodes::lifecycle;
 use common::TestBackend;
 use neocloud_server::config::HostInterfacePolicy;
-use neocloud_server::simbmc;
 use serde_json::{json, Value};
 
 const SIM_HI: &str = "/redfish/v1/Managers/BMC/HostInterfaces/1";
@@ -91,18 +90,13 @@ fn unmanaged_host_interfaces_are_left_as_the_bmc_has_them() {
     for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        enroll_simulated(&s, &f, i);
-        let (mut ctl, secrets) = controller(&s);
-        ctl.host_interfaces = HostInterfacePolicy::Unmanaged;
-        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let (h, hw) =
+            simulated_node_with(&s, &f, i, |c| c.host_interfaces = HostInterfacePolicy::Unmanaged);
         assert!(f.sim.host_interface(i), "[{b}] left on");
-        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["bmc"]["host_interfaces"][0]["enabled"], true, "[{b}] reported: {hw}");
         assert_eq!(hw["bmc"]["host_interfaces"][0]["credential_bootstrapping"], true, "[{b}]");
         assert!(!audit_trail(&s).contains("node_host_interfaces_disabled"), "[{b}]");
 
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
         let id = h.provision("job");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         assert!(f.sim.host_interface(i), "[{b}] still on");

@@ -103,6 +103,112 @@ fn a_bmc_account_the_tenant_added_is_disabled() {
     }
 }
 
+/// `bmc_accounts = exclusive`: the control plane's account is the BMC's
+/// only enabled one. A clean inspection disables the provider's other
+/// accounts (a password a tenant could set on them in-band would open the
+/// BMC after its tenancy), and every sanitization disables any found
+/// enabled again.
+#[test]
+fn exclusive_bmc_accounts_leave_the_control_planes_alone() {
+    use neocloud_server::config::BmcAccountPolicy;
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        // The provider's operator account, as the BMC came.
+        f.sim.add_account(i, "operator", "Operator");
+        let (h, hw) =
+            simulated_node_with(&s, &f, i, |c| c.bmc_accounts = BmcAccountPolicy::Exclusive);
+        assert!(!f.sim.account_enabled(i, "operator"), "[{b}] disabled at inspection");
+        assert!(f.sim.account_enabled(i, simbmc::USER), "[{b}] the control plane's kept");
+        let users = bmc_accounts(&hw);
+        assert_eq!(users, [(simbmc::USER, true), ("operator", false)], "[{b}] as left");
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).text;
+        assert!(trail.contains("\"node_bmc_accounts_disabled\""), "[{b}] audited");
+
+        let id = h.provision("job");
+        // The tenant enables the operator account in-band (and sets its
+        // password, which Redfish does not show).
+        f.sim.set_account_enabled(i, "operator", true);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert!(!f.sim.account_enabled(i, "operator"), "[{b}] disabled again");
+        let rec = &record(&h, &id, true);
+        let c = check(rec, "bmc_accounts");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(c["items"][0]["target"], "/redfish/v1/AccountService/Accounts/2", "[{b}] {c}");
+        assert_eq!(
+            item_detail(c, 0),
+            "\"operator\" (role \"Operator\", not the control plane's (bmc_accounts = exclusive)) \
+             disabled",
+            "[{b}] {c}"
+        );
+        assert_eq!(
+            item_detail(c, 1),
+            "1 enabled account(s): the control plane's (bmc_accounts = exclusive)",
+            "[{b}] {c}"
+        );
+    }
+}
+
+/// The server's `bmc_accounts` reaches its own lifecycle controller.
+#[test]
+fn the_servers_configuration_sets_the_account_policy() {
+    use neocloud_server::config::BmcAccountPolicy;
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = common::TestServer::start_with(b, |c| {
+            tweak(c, 30);
+            c.bmc_accounts = BmcAccountPolicy::Exclusive;
+        }) else {
+            continue;
+        };
+        f.sim.add_account(i, "operator", "Operator");
+        enroll_simulated(&s, &f, i);
+        common::nodes::wait_node(&s, "bm-1", "available", None);
+        assert!(!f.sim.account_enabled(i, "operator"), "[{}] disabled", b.as_str());
+    }
+}
+
+/// Under `exclusive`, a BMC that keeps another account enabled (sushy-static
+/// takes the PATCH and changes nothing) fails the node at inspection: it
+/// never joins the pool.
+#[test]
+fn a_bmc_that_keeps_other_accounts_fails_an_exclusive_inspection() {
+    use neocloud_server::config::BmcAccountPolicy;
+    let mockup = peers::mockup_copy("dgx-h100");
+    let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        enroll_static(&s, &bmc.url, "bm-1", "neocloud");
+        let (mut ctl, secrets) = controller(&s);
+        ctl.bmc_accounts = BmcAccountPolicy::Exclusive;
+        drive(&ctl, &secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(
+            l["reason"],
+            "the BMC keeps an account other than the control plane's enabled (bmc_accounts = \
+             exclusive): \"admin\" still enabled after disabling it; \"monitor\" still enabled \
+             after disabling it",
+            "[{b}] {l}"
+        );
+        assert_eq!(free_nodes(&s), 0, "[{b}]");
+        // Enrolled with an account the BMC does not have enabled: refused
+        // before anything is changed (every other one would be disabled).
+        s.admin().delete("/v1/nodes/bm-1").expect(204);
+        enroll_static(&s, &bmc.url, "bm-2", "service");
+        drive(&ctl, &secrets, &s, "bm-2", "failed");
+        assert_eq!(
+            lifecycle(&s, "bm-2")["reason"],
+            "the control plane's account \"service\" is not among the BMC's enabled accounts \
+             (bmc_accounts = exclusive)",
+            "[{b}]"
+        );
+        s.admin().delete("/v1/nodes/bm-2").expect(204);
+    }
+}
+
 #[test]
 fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
     let mockup = peers::mockup_copy("dgx-h100");
@@ -114,12 +220,7 @@ fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
         let b = b.as_str();
         std::fs::write(accounts.join("index.json"), &listed).unwrap();
         let (h, hw) = static_node(&s, &bmc.url);
-        let users: Vec<(&str, bool)> = hw["bmc"]["bmc_accounts"]
-            .as_array()
-            .unwrap_or_else(|| panic!("[{b}] {hw}"))
-            .iter()
-            .map(|a| (a["user_name"].as_str().unwrap(), a["enabled"].as_bool().unwrap()))
-            .collect();
+        let users = bmc_accounts(&hw);
         assert_eq!(
             users,
             [("admin", true), ("monitor", true), ("neocloud", true), ("service", false)],
@@ -648,4 +749,14 @@ fn the_providers_firmware_baseline_fails_inspection_and_sanitization_of_other_ve
             "[{b}] {c}"
         );
     }
+}
+
+/// The BMC accounts a node's hardware view lists: user name, enabled.
+fn bmc_accounts(hw: &Value) -> Vec<(&str, bool)> {
+    hw["bmc"]["bmc_accounts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{hw}"))
+        .iter()
+        .map(|a| (a["user_name"].as_str().unwrap(), a["enabled"].as_bool().unwrap()))
+        .collect()
 }

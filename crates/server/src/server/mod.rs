@@ -157,6 +157,7 @@ impl Server {
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
                 l.rotate_bmc_password = config.bmc_password_rotation;
                 l.host_interfaces = config.bmc_host_interfaces;
+                l.bmc_accounts = config.bmc_accounts;
                 l
             },
             boot: crate::boot::handlers::BootConfig {

@@ -231,6 +231,14 @@ impl SimFleet {
         self.with(i, |s| s.accounts.push(a));
     }
 
+    /// Enables or disables `user` on node `i`'s BMC, as a tenant with root
+    /// on the host can through its in-band IPMI.
+    pub fn set_account_enabled(&self, i: usize, user: &str, on: bool) {
+        self.with(i, |s| {
+            s.accounts.iter_mut().filter(|a| a.user == user).for_each(|a| a.enabled = on)
+        });
+    }
+
     /// Whether node `i`'s BMC has `user` enabled.
     pub fn account_enabled(&self, i: usize, user: &str) -> bool {
         self.with(i, |s| s.accounts.iter().any(|a| a.user == user && a.enabled))

@@ -91,9 +91,20 @@ pub fn item_detail(check: &Value, i: usize) -> String {
 /// `bm-1` behind SIMULATED BMC `i`, inspected to `available` and driven by
 /// hand; its hardware as the provider sees it.
 pub fn simulated_node<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>, Value) {
+    simulated_node_with(s, f, i, |_| {})
+}
+
+/// As [`simulated_node`], its controller set up by `set` (a policy).
+pub fn simulated_node_with<'a>(
+    s: &'a TestServer,
+    f: &Fleet,
+    i: usize,
+    set: impl FnOnce(&mut LifecycleController),
+) -> (ByHand<'a>, Value) {
     let tenant = catalog(s, true);
     enroll_simulated(s, f, i);
-    let (ctl, secrets) = controller(s);
+    let (mut ctl, secrets) = controller(s);
+    set(&mut ctl);
     drive(&ctl, &secrets, s, "bm-1", "available");
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
     (ByHand { s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 }, hw)
@@ -103,17 +114,22 @@ pub fn simulated_node<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>
 /// and driven by hand; its hardware as the provider sees it.
 pub fn static_node<'a>(s: &'a TestServer, url: &str) -> (ByHand<'a>, Value) {
     let tenant = catalog(s, true);
-    s.admin()
-        .post(
-            "/v1/nodes",
-            &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                    "gpu_model": "h100-80gb", "gpus": 8,
-                    "bmc": {"endpoint": url, "username": "neocloud", "password": "pw"}}),
-        )
-        .expect(201);
+    enroll_static(s, url, "bm-1", "neocloud");
     let (ctl, secrets) = controller(s);
     drive(&ctl, &secrets, s, "bm-1", "available");
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
     let mac = node(s, "bm-1")["macs"][0].as_str().unwrap().to_string();
     (ByHand { s, ctl, secrets, tenant, mac, gpus: 8 }, hw)
+}
+
+/// Node `name` behind the sushy-static BMC at `url`, enrolled with `user`.
+pub fn enroll_static(s: &TestServer, url: &str, name: &str, user: &str) {
+    s.admin()
+        .post(
+            "/v1/nodes",
+            &json!({"name": name, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                    "gpu_model": "h100-80gb", "gpus": 8,
+                    "bmc": {"endpoint": url, "username": user, "password": "pw"}}),
+        )
+        .expect(201);
 }

@@ -2,6 +2,7 @@
 //! inventory, and picking up a placed instance or maintenance.
 
 use super::{declared_macs, issue_token, new_boot, set_instance, LifecycleController, StepError};
+use crate::config::BmcAccountPolicy;
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
@@ -42,21 +43,25 @@ impl LifecycleController {
         // A clean node joins the pool only as the provider's policies want
         // it; a dirty one is put right by its sanitization.
         let admission = match dirty {
-            Some(_) => Ok(false),
+            Some(_) => Ok(()),
             None => self.admit(store, &bmc, n, &mut inv, &firmware)?,
         };
-        // Audited with the transition: what this pass turned off, or an
-        // earlier pass journaled and did not live to record.
-        let turned_off = match (&dirty, &admission) {
-            (None, Ok(now)) => {
-                *now || store
-                    .read(|r| nodes::bmc_journal(r, &n.id))
-                    .map_err(StepError::Store)?
-                    .iter()
-                    .any(|e| e.check == super::host_interfaces::CHECK)
+        // Audited with the transition: the BMC changes this pass made, and
+        // any an earlier pass journaled and did not live to record.
+        let changed = match (&dirty, &admission) {
+            (None, Ok(())) => {
+                store.read(|r| nodes::bmc_journal(r, &n.id)).map_err(StepError::Store)?
             }
-            _ => false,
+            _ => Vec::new(),
         };
+        let audits: Vec<&str> = [
+            (super::host_interfaces::CHECK, "node_host_interfaces_disabled"),
+            (super::accounts::CHECK, "node_bmc_accounts_disabled"),
+        ]
+        .into_iter()
+        .filter(|(check, _)| changed.iter().any(|e| e.check == *check))
+        .map(|(_, action)| action)
+        .collect();
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
@@ -73,9 +78,11 @@ impl LifecycleController {
                     inventory: &report,
                 },
             )?;
-            if turned_off {
-                // A change the control plane made on the node's BMC.
-                super::audit_node(w, n, "node_host_interfaces_disabled", "success")?;
+            // Changes the control plane made on the node's BMC.
+            for action in &audits {
+                super::audit_node(w, n, action, "success")?;
+            }
+            if !changed.is_empty() {
                 nodes::clear_bmc_journal(w, &n.id)?;
             }
             Ok(())
@@ -86,7 +93,7 @@ impl LifecycleController {
                     let to = NodeLifecycle::Failed { reason, from: "inspecting".into() };
                     self.advance(store, n, to, record)
                 }
-                Ok(_) => self.advance(store, n, NodeLifecycle::Available, record),
+                Ok(()) => self.advance(store, n, NodeLifecycle::Available, record),
             },
             Some((tenant, instance)) => {
                 self.check_sanitizer(store)?;
@@ -195,9 +202,11 @@ impl LifecycleController {
     }
 
     /// Whether a clean node may join the pool: its firmware as the
-    /// provider's baseline for its model wants it, and its BMC's host
-    /// interfaces turned off (here, under the `disabled` policy). Answers
-    /// whether any was turned off, or why the node may not join.
+    /// provider's baseline for its model wants it, its BMC's host
+    /// interfaces turned off (here, under the `disabled` policy) and its
+    /// accounts other than the control plane's disabled (under
+    /// `exclusive`), each change journaled. Answers why the node may not
+    /// join, if it may not.
     fn admit(
         &self,
         store: &Store,
@@ -205,25 +214,45 @@ impl LifecycleController {
         n: &Node,
         inv: &mut Inventory,
         firmware: &[(String, String)],
-    ) -> Result<Result<bool, String>, StepError> {
+    ) -> Result<Result<(), String>, StepError> {
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
             return Ok(Err(format!("firmware differs from the provider's baseline: {why}")));
         }
-        let locked = super::host_interfaces::lock(
+        let journal = super::journal::Journal::new(store, &n.id);
+        let off = match super::host_interfaces::lock(
             bmc,
             self.host_interfaces,
             &mut inv.host_interfaces,
-            &super::journal::Journal::new(store, &n.id),
-        )?;
-        Ok(match locked {
-            Ok(off) if off.is_empty() => Ok(false),
-            Ok(off) => {
-                tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
-                Ok(true)
-            }
-            Err(why) => Err(why),
-        })
+            &journal,
+        )? {
+            Ok(off) => off,
+            Err(why) => return Ok(Err(why)),
+        };
+        if !off.is_empty() {
+            tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
+        }
+        let own_user = match self.bmc_accounts {
+            BmcAccountPolicy::Baseline => String::new(),
+            BmcAccountPolicy::Exclusive => store
+                .read(|r| nodes::bmc(r, &n.id))
+                .map_err(StepError::Store)?
+                .map(|b| b.username)
+                .unwrap_or_default(),
+        };
+        let off = match super::accounts::lock(
+            bmc,
+            super::accounts::Owner { user: &own_user, policy: self.bmc_accounts },
+            &mut inv.accounts,
+            &journal,
+        )? {
+            Ok(off) => off,
+            Err(why) => return Ok(Err(why)),
+        };
+        if !off.is_empty() {
+            tracing::info!(node = %n.name, accounts = %off.join(", "), "BMC accounts other than the control plane's disabled");
+        }
+        Ok(Ok(()))
     }
 }
 

@@ -20,6 +20,7 @@
 //! one that changes what placement sees of the node (schedulable or not,
 //! GPUs) or frees an allocation bumps the placement generation.
 
+mod accounts;
 mod bmc;
 mod census;
 mod host_interfaces;
@@ -90,6 +91,9 @@ pub struct LifecycleController {
     /// What inspection and sanitization do with the BMC's host interfaces
     /// (`bmc_host_interfaces`).
     pub host_interfaces: crate::config::HostInterfacePolicy,
+    /// Which BMC accounts inspection and sanitization leave enabled
+    /// (`bmc_accounts`).
+    pub bmc_accounts: crate::config::BmcAccountPolicy,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -207,6 +211,7 @@ impl LifecycleController {
             uefi_http_boot: None,
             rotate_bmc_password: false,
             host_interfaces: Default::default(),
+            bmc_accounts: Default::default(),
         }
     }
 

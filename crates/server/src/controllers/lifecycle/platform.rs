@@ -7,29 +7,27 @@
 //! boots, every BIOS attribute that differs from it (in effect or pending)
 //! is staged back, so the sanitizer's own boot applies it. At the end,
 //! each sanitization turns Secure Boot back, disables every enabled
-//! account the baseline does not have (or that holds another role),
-//! disables every boot option it does not have and sets the boot order
-//! back, reads all of it back, and records what it did. What it cannot restore (Secure
+//! account the policy does not keep (`accounts`), disables every boot
+//! option the baseline does not have and sets the boot order back, reads
+//! all of it back, and records what it did. What it cannot restore (Secure
 //! Boot keys in another mode, the control plane's own account changed, a
 //! BIOS attribute the BMC did not apply) fails the record, so the node goes
 //! to no one.
 
+use super::accounts::Owner;
 use super::journal::Journal;
 use super::StepError;
-use neocloud_redfish::{
-    bios_changes, BiosAttributes, Bmc, BmcAccount, BootOption, Inventory, RedfishError,
-};
+use neocloud_redfish::{bios_changes, BiosAttributes, Bmc, BootOption, Inventory, RedfishError};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_types::{
-    InventoryBmcAccount, InventoryBootOption, InventorySecureBoot, PlatformBaseline,
-    SanitizationCheck, StepItem,
+    InventoryBootOption, InventorySecureBoot, PlatformBaseline, SanitizationCheck, StepItem,
 };
 
 pub(super) fn item(target: &str, method: &str, ok: bool, detail: &str) -> StepItem {
     StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
 }
 
-fn check(name: &str, items: Vec<StepItem>) -> SanitizationCheck {
+pub(super) fn check(name: &str, items: Vec<StepItem>) -> SanitizationCheck {
     SanitizationCheck { name: name.into(), ok: items.iter().all(|i| i.ok), items }
 }
 
@@ -68,42 +66,15 @@ fn plan_secure_boot(
     }
 }
 
-/// What to do with one enabled account.
-#[derive(Debug, PartialEq, Eq)]
-enum AccountPlan {
-    Keep,
-    /// Not in the baseline, or in another role: disable it.
-    Disable(String),
-    /// The control plane's own account in another role: it cannot disable
-    /// itself, and must not keep a changed role.
-    Refuse(String),
-}
-
-fn plan_account(base: &[InventoryBmcAccount], own_user: &str, a: &BmcAccount) -> AccountPlan {
-    let known = base.iter().find(|b| b.user_name == a.user_name);
-    match known {
-        Some(b) if b.role_id == a.role_id => AccountPlan::Keep,
-        Some(b) if a.user_name == own_user => AccountPlan::Refuse(format!(
-            "the control plane's own account has role {:?}, baseline {:?}",
-            a.role_id, b.role_id
-        )),
-        Some(b) => AccountPlan::Disable(format!("role {:?}, baseline {:?}", a.role_id, b.role_id)),
-        // The control plane's own account, missing from a baseline taken
-        // before it was created: it is the one making these calls.
-        None if a.user_name == own_user => AccountPlan::Keep,
-        None => AccountPlan::Disable(format!("role {:?}, not in the baseline", a.role_id)),
-    }
-}
-
 /// Restores Secure Boot and the BMC accounts to the baseline and checks
 /// them: the `secure_boot` and `bmc_accounts` checks of the record.
 pub(super) fn restore(
     bmc: &Bmc,
     system: &str,
-    own_user: &str,
     baseline: Option<&PlatformBaseline>,
     inv: &Inventory,
     bios_staged: &BiosStaged,
+    owner: Owner,
     journal: &Journal,
 ) -> Result<Vec<SanitizationCheck>, StepError> {
     let Some(base) = baseline else {
@@ -118,7 +89,7 @@ pub(super) fn restore(
     };
     Ok(vec![
         secure_boot(bmc, system, base, inv, journal)?,
-        accounts(bmc, own_user, base, inv, journal)?,
+        super::accounts::sanitize(bmc, owner, base, inv, journal)?,
         bios(base, inv, bios_staged),
         boot_order(bmc, system, base, inv, journal)?,
     ])
@@ -420,77 +391,12 @@ fn secure_boot(
     Ok(check("secure_boot", vec![it]))
 }
 
-fn accounts(
-    bmc: &Bmc,
-    own_user: &str,
-    base: &PlatformBaseline,
-    inv: &Inventory,
-    journal: &Journal,
-) -> Result<SanitizationCheck, StepError> {
-    let Some(want) = &base.bmc_accounts else {
-        return Ok(check(
-            "bmc_accounts",
-            vec![item("accounts", "redfish", true, "no account service at inspection")],
-        ));
-    };
-    let Some(now) = &inv.accounts else {
-        return Ok(check(
-            "bmc_accounts",
-            vec![item(
-                "accounts",
-                "redfish",
-                false,
-                "the account service was reported at inspection, not now",
-            )],
-        ));
-    };
-    let mut items = Vec::new();
-    let mut kept = 0;
-    for a in now.iter().filter(|a| a.enabled) {
-        match plan_account(want, own_user, a) {
-            AccountPlan::Keep => kept += 1,
-            AccountPlan::Refuse(why) => items.push(item(&a.path, "redfish", false, &why)),
-            AccountPlan::Disable(why) => {
-                let what = format!("disable {:?} ({why})", a.user_name);
-                journal.before("bmc_accounts", &a.path, &what)?;
-                let after = bmc.disable_account(a).map_err(StepError::from)?;
-                let detail = if after.enabled {
-                    format!("{:?} ({why}) still enabled after disabling it", a.user_name)
-                } else {
-                    format!("{:?} ({why}) disabled", a.user_name)
-                };
-                items.push(item(&a.path, "redfish-patch", !after.enabled, &detail));
-            }
-        }
-    }
-    items.push(item(
-        "accounts",
-        "redfish",
-        true,
-        &format!("{kept} enabled account(s) as in the baseline"),
-    ));
-    Ok(check("bmc_accounts", items))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sb(enable: bool, mode: &str) -> InventorySecureBoot {
         InventorySecureBoot { enable, mode: Some(mode.into()) }
-    }
-
-    fn base(user: &str, role: &str) -> InventoryBmcAccount {
-        InventoryBmcAccount { user_name: user.into(), role_id: role.into(), enabled: true }
-    }
-
-    fn now(user: &str, role: &str) -> BmcAccount {
-        BmcAccount {
-            path: format!("/a/{user}"),
-            user_name: user.into(),
-            role_id: role.into(),
-            enabled: true,
-        }
     }
 
     #[test]
@@ -513,28 +419,5 @@ mod tests {
         );
         let no_mode = InventorySecureBoot { enable: true, mode: None };
         assert_eq!(plan_secure_boot(Some(&no_mode), Some(&sb(true, d))), SecureBootPlan::Keep);
-    }
-
-    #[test]
-    fn accounts_not_in_the_baseline_are_disabled() {
-        let b = [base("root", "Administrator"), base("neocloud", "Administrator")];
-        assert_eq!(plan_account(&b, "neocloud", &now("root", "Administrator")), AccountPlan::Keep);
-        assert!(matches!(
-            plan_account(&b, "neocloud", &now("eve", "Administrator")),
-            AccountPlan::Disable(w) if w.contains("not in the baseline")
-        ));
-        assert!(matches!(
-            plan_account(&b, "neocloud", &now("root", "Operator")),
-            AccountPlan::Disable(w) if w.contains("baseline \"Administrator\"")
-        ));
-        assert!(matches!(
-            plan_account(&b, "neocloud", &now("neocloud", "ReadOnly")),
-            AccountPlan::Refuse(_)
-        ));
-        // Its own account, created after the baseline was taken: kept.
-        assert_eq!(
-            plan_account(&b[..1], "neocloud", &now("neocloud", "Administrator")),
-            AccountPlan::Keep
-        );
     }
 }

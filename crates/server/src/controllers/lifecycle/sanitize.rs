@@ -362,10 +362,10 @@ impl LifecycleController {
         checks.extend(super::platform::restore(
             &bmc,
             &system,
-            &own_user,
             platform.as_ref(),
             &inv,
             &bios_staged,
+            super::accounts::Owner { user: &own_user, policy: self.bmc_accounts },
             &journal,
         )?);
         checks.push(super::host_interfaces::check(
