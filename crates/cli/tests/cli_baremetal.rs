@@ -345,6 +345,12 @@ fn instances_end_to_end() {
     assert_eq!(o.stdout.lines().count(), 4, "{}", o.stdout);
     assert!(o.stdout.contains("without a BMC"), "the reason is shown:\n{}", o.stdout);
 
+    // Power actions are for ready instances (exit 6, the API's reason);
+    // an unknown action is a usage error.
+    let o = cli.expect(6, &at(&["instance", "power", "job", "reboot", "--force"]));
+    assert!(o.stderr.contains("power actions are for ready instances"), "{}", o.stderr);
+    cli.expect(2, &at(&["instance", "power", "job", "hibernate"]));
+
     // Release: the API records the intent and answers the instance.
     let o = cli.ok(&at(&["instance", "release", "job"]));
     assert_table(&o.stdout, &["NAME", "ID", "STATE"], "job");

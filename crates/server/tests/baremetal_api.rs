@@ -326,3 +326,150 @@ fn a_registration_retried_after_a_lost_answer_is_answered_again_and_only_for_its
         assert_eq!(times(&trail, "agent_register_tenant"), 1, "[{b}] {trail:?}");
     }
 }
+
+/// A tenant's power actions on its ready instance's node: recorded by the
+/// API (checked: the field named, ready instances only, one at a time once
+/// sent), done by the lifecycle controller over the SIMULATED BMC, the
+/// outcome in `power.last` and in the tenant's audit chain. A BMC that does
+/// not allow a reset type fails the action, not the node; an action a pass
+/// marked sent and did not record is not sent again.
+#[test]
+fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
+    use std::sync::{Arc, Mutex};
+    let f = fleet();
+    let resets = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let resets = resets.clone();
+        f.sim.on_change(move |_, what| {
+            if let Some(t) = what.strip_prefix("reset ") {
+                resets.lock().unwrap().push(t.to_string());
+            }
+            false
+        });
+    }
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        let id = h.provision("job");
+        let power = format!("{INSTANCES}/{id}/power");
+        let act = |body: Value| {
+            let r = h.tenant.post(&power, &body).expect(202).body;
+            assert_eq!(r["power"]["pending"]["action"], body["action"], "[{b}] {r}");
+            resets.lock().unwrap().clear();
+            h.ctl.run_once(&s.store, &h.secrets).unwrap();
+            let i = instance(&h.tenant, &id);
+            assert_eq!(i["state"], "ready", "[{b}] the node stays the tenant's: {i}");
+            assert!(i["power"].get("pending").is_none(), "[{b}] done: {i}");
+            (i["power"]["last"].clone(), resets.lock().unwrap().clone())
+        };
+
+        // Refused, naming the field; nothing recorded.
+        let r = h.tenant.post(&power, &json!({"action": "hibernate"})).expect(400).body;
+        assert_eq!(r["error"]["field"], "action", "[{b}] {r}");
+        let r = h.tenant.post(&power, &json!({"action": "on", "now": true})).expect(400).body;
+        assert_eq!(r["error"]["field"], "now", "[{b}] {r}");
+        let viewer = s.client(&s.user_with_role("acme", "vic", "tenant-viewer", None));
+        viewer.post(&power, &json!({"action": "reboot"})).expect(403);
+        assert!(instance(&h.tenant, &id).get("power").is_none(), "[{b}]");
+
+        // This BMC does not allow GracefulRestart: the action fails with
+        // the BMC's list, nothing is sent, the node is untouched.
+        let (last, sent) = act(json!({"action": "reboot"}));
+        assert_eq!(last["ok"], false, "[{b}] {last}");
+        assert_eq!(last["reset_type"], "GracefulRestart", "[{b}]");
+        assert_eq!(
+            last["detail"],
+            "GracefulRestart: not supported by this BMC: reset type GracefulRestart (allowed: On, \
+             ForceOff, GracefulShutdown, ForceRestart)",
+            "[{b}]"
+        );
+        assert!(sent.is_empty(), "[{b}] {sent:?}");
+        let (last, sent) = act(json!({"action": "reboot", "force": true}));
+        assert_eq!(last["ok"], true, "[{b}] {last}");
+        assert_eq!(last["detail"], "ForceRestart sent; the BMC took it", "[{b}]");
+        assert_eq!(sent, ["ForceRestart"], "[{b}]");
+        let (last, sent) = act(json!({"action": "off"}));
+        assert_eq!(
+            (&last["ok"], sent.as_slice()),
+            (&json!(true), &["GracefulShutdown".to_string()][..]),
+            "[{b}]"
+        );
+        assert!(!f.sim.power_on(i), "[{b}] off");
+        let (last, sent) = act(json!({"action": "on"}));
+        assert_eq!(
+            (&last["ok"], sent.as_slice()),
+            (&json!(true), &["On".to_string()][..]),
+            "[{b}]"
+        );
+        assert!(f.sim.power_on(i), "[{b}] on");
+
+        // A pass marked an action sent and died before recording it: the
+        // next one records it as not known, and does not send it again; a
+        // new request waits for that (409).
+        let inst = s.store.read(|r| neocloud_store::instances::by_id(r, &id)).unwrap();
+        let mut p = inst.power.clone().unwrap();
+        p.pending = Some(neocloud_types::PowerPending {
+            action: neocloud_types::PowerAction::Off,
+            force: true,
+            requested_at: "2026-12-05T00:00:00Z".into(),
+            sent_at: Some("2026-12-05T00:00:01Z".into()),
+        });
+        s.store.write(|w| neocloud_store::instances::set_power(w, &id, &p)).unwrap();
+        let r = h.tenant.post(&power, &json!({"action": "on"})).expect(409).body;
+        assert!(
+            r["error"]["message"].as_str().unwrap().contains("a power action (off) is being done"),
+            "[{b}] {r}"
+        );
+        resets.lock().unwrap().clear();
+        h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        let last = instance(&h.tenant, &id)["power"]["last"].clone();
+        assert_eq!(last["ok"], false, "[{b}] {last}");
+        assert_eq!(
+            last["detail"],
+            "ForceOff sent at 2026-12-05T00:00:01Z by a pass that did not finish (a restart): \
+             whether the BMC took it is not known, and it is not sent again",
+            "[{b}]"
+        );
+        assert!(resets.lock().unwrap().is_empty(), "[{b}] not sent again");
+        assert!(f.sim.power_on(i), "[{b}]");
+
+        // Every action done is in the tenant's audit chain.
+        let trail: Vec<(String, String)> = s
+            .client(&s.user_with_role("acme", "ada", "tenant-admin", None))
+            .get("/v1/tenants/acme/audit?limit=1000")
+            .expect(200)
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with("instance_power_"))
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_string(),
+                    e["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("instance_power_reboot", "failed"),
+            ("instance_power_reboot", "success"),
+            ("instance_power_off", "success"),
+            ("instance_power_on", "success"),
+            ("instance_power_off", "failed"),
+        ]
+        .iter()
+        .map(|(a, o)| (a.to_string(), o.to_string()))
+        .collect();
+        let mut got = trail.clone();
+        got.sort();
+        let mut want_sorted = want.clone();
+        want_sorted.sort();
+        assert_eq!(got, want_sorted, "[{b}] {trail:?}");
+
+        // Released: no more power actions; the release goes on as ever.
+        release(&h.tenant, &id).expect(202);
+        let r = h.tenant.post(&power, &json!({"action": "reboot", "force": true})).expect(409).body;
+        assert!(r["error"]["message"].as_str().unwrap().contains("is released"), "[{b}] {r}");
+    }
+}

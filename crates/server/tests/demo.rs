@@ -104,6 +104,14 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
                 i["state"] == "ready"
             })
         });
+        // A tenant's reboot: the server's own controller does it over the
+        // simulated BMC (which has no GracefulRestart: forced).
+        let power = format!("/v1/tenants/demo/projects/train/instances/{}/power", ids[0]);
+        a.post(&power, &json!({"action": "reboot", "force": true})).expect(202);
+        wait("the reboot to be done", || inst(&ids[0])["power"]["last"].is_object());
+        let last = &inst(&ids[0])["power"]["last"];
+        assert_eq!(last["ok"], true, "[{b}] {last}");
+        assert_eq!(last["reset_type"], "ForceRestart", "[{b}] {last}");
         for id in &ids {
             assert_eq!(
                 a.delete(&format!("/v1/tenants/demo/projects/train/instances/{id}")).status,

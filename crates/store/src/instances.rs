@@ -4,11 +4,13 @@
 use crate::backend::{Reader, Row, Value, Writer};
 use crate::{rfc, vals};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
-use neocloud_types::{Instance, InstanceState, NodeLifecycle, Progress, SanitizeStep};
+use neocloud_types::{
+    Instance, InstancePower, InstanceState, NodeLifecycle, Progress, SanitizeStep,
+};
 
 const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at, \
     (SELECT a.health FROM agents a WHERE a.node_id = i.node_id AND a.instance_id = i.id \
-     AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1)";
+     AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1), i.power";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -37,6 +39,7 @@ fn from_row(r: &Row) -> Result<Instance> {
         release_requested: r.i64(16)? > 0,
         reason: r.opt_str(10)?,
         health: r.opt_str(17)?,
+        power: power_of(r.opt_str(18)?)?,
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),
@@ -278,6 +281,50 @@ pub fn release_requested(r: &mut dyn Reader, id: &str) -> Result<bool> {
 pub fn user_data(r: &mut dyn Reader, id: &str) -> Result<Option<String>> {
     let rows = r.query("SELECT user_data FROM instances WHERE id = ?", vals![id])?;
     rows.first().map(|r| r.opt_str(0)).transpose().map(Option::flatten)
+}
+
+fn power_of(json: Option<String>) -> Result<Option<InstancePower>> {
+    json.map(|s| serde_json::from_str(&s).map_err(json_err)).transpose()
+}
+
+/// What an active node's step acts on: whether the tenant released the
+/// instance, and its power actions (empty when none), in one read.
+pub fn active_intent(r: &mut dyn Reader, id: &str) -> Result<(bool, InstancePower)> {
+    let rows =
+        r.query("SELECT release_requested_at, power FROM instances WHERE id = ?", vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("instance", id)) };
+    Ok((row.i64(0)? > 0, power_of(row.opt_str(1)?)?.unwrap_or_default()))
+}
+
+/// Sets the instance's power actions (the API records a request).
+pub fn set_power(w: &mut dyn Writer, id: &str, power: &InstancePower) -> Result<()> {
+    let json = serde_json::to_string(power).map_err(json_err)?;
+    w.execute(
+        "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
+         updated_at = ? WHERE id = ?",
+        vals![json, i64::from(power.pending.is_some()), now_micros(), id],
+    )?;
+    Ok(())
+}
+
+/// Sets the instance's power actions to `new` if they are still `seen`
+/// (the lifecycle controller marks a request sent, then records it done;
+/// a request the tenant replaced in between is not overwritten). Whether
+/// it did.
+pub fn swap_power(
+    w: &mut dyn Writer,
+    id: &str,
+    seen: &InstancePower,
+    new: &InstancePower,
+) -> Result<bool> {
+    let seen = serde_json::to_string(seen).map_err(json_err)?;
+    let json = serde_json::to_string(new).map_err(json_err)?;
+    let n = w.execute(
+        "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
+         updated_at = ? WHERE id = ? AND power = ?",
+        vals![json, i64::from(new.pending.is_some()), now_micros(), id, seen],
+    )?;
+    Ok(n == 1)
 }
 
 /// Records the tenant's intent to release (idempotent: the first time counts).

@@ -654,6 +654,20 @@ ALTER TABLE nodes ADD COLUMN bmc_journal TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 17,
+        name: "instance power",
+        common: r#"
+-- A ready instance's power actions (JSON: the one asked and not done yet,
+-- with when it was sent to the BMC, written before it is; the last one
+-- done, with what the BMC made of it); power_pending: 1 while one is asked
+-- and not done (the lifecycle controller's work list reads it).
+ALTER TABLE instances ADD COLUMN power TEXT;
+ALTER TABLE instances ADD COLUMN power_pending BIGINT NOT NULL DEFAULT 0;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

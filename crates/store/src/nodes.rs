@@ -236,13 +236,10 @@ pub fn transition(
     Ok(n == 1)
 }
 
-/// Nodes the lifecycle controller has work for: those in a state it
-/// drives, and those with intent recorded since they entered their state
-/// (inspect again, an instance to provision or release, maintenance).
 /// The ids of the nodes the lifecycle controller has work for, longest
 /// in their state first: those in a state it drives, and those with intent
 /// recorded since they entered their state (inspect again, an instance to
-/// provision or release, maintenance). Ids only: the controller reads each
+/// provision or release, a power action, maintenance). Ids only: the controller reads each
 /// node again once it holds its claim.
 pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
     r.query(
@@ -253,6 +250,8 @@ pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
          OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
          OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
              WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
+         OR (lifecycle_state = 'active' AND EXISTS (SELECT 1 FROM instances i \
+             WHERE i.node_id = nodes.id AND i.power_pending = 1 AND i.state = 'ready')) \
          ORDER BY lifecycle_since, id",
         &[],
     )?

@@ -149,6 +149,73 @@ impl InstanceState {
     }
 }
 
+/// A power action a tenant asks of its ready instance's node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    On,
+    Off,
+    Reboot,
+}
+
+impl PowerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::On => "on",
+            PowerAction::Off => "off",
+            PowerAction::Reboot => "reboot",
+        }
+    }
+}
+
+/// `POST .../instances/{instance}/power`: what to do with the node's power.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstancePowerRequest {
+    pub action: PowerAction,
+    /// Off and reboot without asking the OS first (the BMC's `ForceOff`,
+    /// `ForceRestart`). By default the OS is asked to shut down or restart
+    /// (`GracefulShutdown`, `GracefulRestart`), where the BMC allows it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// A power action asked and not done yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PowerPending {
+    pub action: PowerAction,
+    pub force: bool,
+    pub requested_at: String,
+    /// When the control plane sent it to the BMC (recorded before it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+}
+
+/// The last power action done, and what the BMC made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PowerDone {
+    pub action: PowerAction,
+    pub force: bool,
+    /// The Redfish `ResetType` sent (`GracefulRestart`, `ForceOff`, ...).
+    pub reset_type: String,
+    /// Whether the BMC took it.
+    pub ok: bool,
+    /// What happened, with the BMC's answer where it refused.
+    pub detail: String,
+    pub requested_at: String,
+    pub done_at: String,
+}
+
+/// An instance's power actions: the one asked and not done yet, and the
+/// last one done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InstancePower {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PowerPending>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<PowerDone>,
+}
+
 /// How far the current phase is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Progress {
@@ -185,6 +252,10 @@ pub struct Instance {
     /// absent until it registers and once the instance is released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Power actions asked of its node (`POST .../power`); absent until the
+    /// first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<InstancePower>,
     pub ssh_keys: Vec<String>,
     pub generation: i64,
     pub created_at: String,

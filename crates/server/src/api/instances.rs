@@ -13,8 +13,8 @@ use neocloud_common::{Error, NameOrId, Result};
 use neocloud_placement::Placement;
 use neocloud_store::{agents, allocations, images, instances, quotas, Reader, Writer};
 use neocloud_types::{
-    AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind, InstanceState,
-    List, SanitizationRecord,
+    AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind,
+    InstancePowerRequest, InstanceState, List, PowerPending, SanitizationRecord,
 };
 
 /// Most SSH keys per instance, and the largest user-data.
@@ -27,6 +27,7 @@ pub(super) fn ops() -> Vec<Op> {
     let base = "/v1/tenants/{tenant}/projects/{project}/instances";
     let item = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}";
     let record = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/sanitization";
+    let power = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/power";
     vec![
         API.op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
             Action::List, None, Resp::Json(200, schema::<List<Instance>>), Handler::Read(list)),
@@ -39,6 +40,10 @@ pub(super) fn ops() -> Vec<Op> {
         API.op("instance_release", Method::Delete, item,
             "Release an instance: its node is sanitized, then returns to the pool with a signed record",
             Action::Delete, None, Resp::Json(202, schema::<Instance>), Handler::Write(release)),
+        API.op("instance_power", Method::Post, power,
+            "Power a ready instance's node on or off, or reboot it (recorded; the lifecycle controller does it over the BMC and records the outcome in `power.last`)",
+            Action::Update, Some(schema::<InstancePowerRequest>), Resp::Json(202, schema::<Instance>),
+            Handler::Write(power_action)),
         API.op("instance_sanitization", Method::Get, record,
             "The signed sanitization records of a released instance's node",
             Action::Read, None, Resp::Json(200, schema::<List<SanitizationRecord>>),
@@ -250,6 +255,40 @@ pub(super) fn records(rows: Vec<agents::StoredRecord>) -> Result<Vec<Sanitizatio
             })
         })
         .collect()
+}
+
+/// Records a power action for the lifecycle controller, which does it over
+/// the node's BMC. Only a ready instance's node, and one action at a time:
+/// a request not yet sent to the BMC is replaced by the next; one sent is
+/// finished first (409).
+fn power_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let req: InstancePowerRequest = c.body()?;
+    let i = find(c, w)?;
+    if i.state != InstanceState::Ready || i.release_requested {
+        let state = if i.release_requested { "released" } else { i.state.as_str() };
+        return Err(Error::conflict(format!(
+            "instance {} is {state}: power actions are for ready instances",
+            i.name
+        )));
+    }
+    let mut power = i.power.clone().unwrap_or_default();
+    if let Some(p) = power.pending.as_ref().filter(|p| p.sent_at.is_some()) {
+        return Err(Error::conflict(format!(
+            "a power action ({}) is being done on instance {}: ask again once `power.last` shows it",
+            p.action.as_str(),
+            i.name
+        )));
+    }
+    power.pending = Some(PowerPending {
+        action: req.action,
+        force: req.force,
+        requested_at: neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
+        sent_at: None,
+    });
+    instances::set_power(w, &i.id, &power)?;
+    let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
+    r.status = 202;
+    Ok(r.with_nudge(&i.node_id))
 }
 
 fn sanitization(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {

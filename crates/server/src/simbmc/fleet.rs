@@ -163,8 +163,9 @@ pub struct SimFleet {
 }
 
 /// Called with a BMC and what changed (`host_interface`, `account`,
-/// `secure_boot`, `boot_option`, `bios_settings`, `system`, `media`) once
-/// the change is made, before it is answered; `true` loses the answer.
+/// `secure_boot`, `boot_option`, `bios_settings`, `system`, `media`,
+/// `reset <ResetType>`) once the change is made, before it is answered;
+/// `true` loses the answer.
 pub type ChangeHook = Arc<dyn Fn(usize, &str) -> bool + Send + Sync>;
 
 impl SimFleet {
@@ -237,6 +238,11 @@ impl SimFleet {
         self.with(i, |s| {
             s.accounts.iter_mut().filter(|a| a.user == user).for_each(|a| a.enabled = on)
         });
+    }
+
+    /// Whether node `i` is powered on.
+    pub fn power_on(&self, i: usize) -> bool {
+        self.with(i, |s| s.power_on)
     }
 
     /// Whether node `i`'s BMC has `user` enabled.

@@ -1,7 +1,7 @@
 //! The simulated host system: power, the boot override, the persistent
 //! boot order, virtual media and the NIC.
 
-use super::{act, answer, link, mac, Fleet};
+use super::{act, answer, done, link, mac, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -218,5 +218,5 @@ async fn reset(
         f.network_boots.fetch_add(1, Ordering::Relaxed);
         f.boot(i, stop);
     }
-    StatusCode::NO_CONTENT.into_response()
+    done(&f, i, &format!("reset {}", v["ResetType"].as_str().unwrap_or_default()))
 }

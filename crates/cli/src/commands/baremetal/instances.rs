@@ -6,10 +6,10 @@ use super::wait::{created_verdict, wait_for, ReleaseWatch};
 use super::{instance_path, instances_path};
 use crate::commands::inventory::{InProject, PlacementFlags};
 use crate::commands::{parse_duration_secs, parse_key, parse_name, to_value, Global};
-use crate::output::{parse, print_list, print_one, CliError};
+use crate::output::{parse, print_list, print_one, CliError, Row};
 use neocloud_common::Name;
 use neocloud_placement::Constraints;
-use neocloud_types::{Instance, List};
+use neocloud_types::{Instance, InstancePower, List, PowerAction};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,6 +105,32 @@ enum InstanceCmd {
         #[arg(long, value_parser = parse_duration_secs, default_value = "2h", value_name = "DURATION", requires = "wait")]
         timeout: u64,
     },
+    /// Power a ready instance's node on or off, or reboot it, over its BMC.
+    ///
+    /// Off and reboot ask the OS first (the BMC's GracefulShutdown,
+    /// GracefulRestart) unless --force (ForceOff, ForceRestart). The request
+    /// is recorded and done by the control plane; without --wait this
+    /// prints it pending. Exit 6 unless the instance is ready (or while an
+    /// action sent to the BMC is not recorded yet).
+    Power {
+        /// Instance name or id.
+        #[arg(value_parser = parse_key)]
+        instance: String,
+        #[arg(value_enum)]
+        action: PowerArg,
+        /// Do not ask the OS first.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        at: InProject,
+        /// Wait until the action is done and print its outcome; exit 1
+        /// unless the BMC took it.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. 2m.
+        #[arg(long, value_parser = parse_duration_secs, default_value = "5m", value_name = "DURATION", requires = "wait")]
+        timeout: u64,
+    },
     /// The signed sanitization records of the instance's node, one row per
     /// check; --verify checks their signatures.
     Sanitization {
@@ -116,6 +142,66 @@ enum InstanceCmd {
         #[command(flatten)]
         verify: VerifyFlags,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PowerArg {
+    On,
+    Off,
+    Reboot,
+}
+
+impl PowerArg {
+    fn action(self) -> PowerAction {
+        match self {
+            PowerArg::On => PowerAction::On,
+            PowerArg::Off => PowerAction::Off,
+            PowerArg::Reboot => PowerAction::Reboot,
+        }
+    }
+}
+
+/// An instance's power actions, as `instance power` prints them: the one
+/// pending, else the last done.
+#[derive(serde::Deserialize)]
+struct PowerRow {
+    name: String,
+    #[serde(default)]
+    power: Option<InstancePower>,
+}
+
+impl Row for PowerRow {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "ACTION", "FORCE", "STATUS", "RESET TYPE", "DETAIL", "AT"];
+    fn cells(&self) -> Vec<String> {
+        let p = self.power.clone().unwrap_or_default();
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        match (p.pending, p.last) {
+            (Some(q), _) => vec![
+                self.name.clone(),
+                q.action.as_str().into(),
+                yes(q.force),
+                if q.sent_at.is_some() { "sent" } else { "pending" }.into(),
+                "-".into(),
+                "-".into(),
+                q.sent_at.unwrap_or(q.requested_at),
+            ],
+            (None, Some(d)) => vec![
+                self.name.clone(),
+                d.action.as_str().into(),
+                yes(d.force),
+                if d.ok { "done" } else { "failed" }.into(),
+                d.reset_type,
+                d.detail,
+                d.done_at,
+            ],
+            (None, None) => {
+                let mut v = vec![self.name.clone()];
+                v.extend(std::iter::repeat_n("-".to_string(), 6));
+                v
+            }
+        }
+    }
 }
 
 pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
@@ -186,6 +272,41 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
             }
             w.result("released", timeout)
         }
+        InstanceCmd::Power { instance, action, force, at, wait, timeout } => {
+            let path = instance_path(&at, &instance);
+            let body = json!({"action": action.action(), "force": force});
+            let v = c.post(&format!("{path}/power"), Some(&body), None)?;
+            if !wait {
+                return print_one::<PowerRow>(f, &v);
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+            loop {
+                let v = c.get(&path, &[])?;
+                let i: Instance = parse(&v)?;
+                let power = i.power.unwrap_or_default();
+                if power.pending.is_none() {
+                    print_one::<PowerRow>(f, &v)?;
+                    return match power.last {
+                        Some(d) if d.ok => Ok(()),
+                        Some(d) => Err(CliError::Other(format!(
+                            "{} {}: {}",
+                            d.action.as_str(),
+                            i.name,
+                            d.detail
+                        ))),
+                        None => Err(CliError::Other("no power action recorded".into())),
+                    };
+                }
+                if std::time::Instant::now() >= deadline {
+                    print_one::<PowerRow>(f, &v)?;
+                    return Err(CliError::Other(format!(
+                        "the power action on {} was not done within {timeout}s",
+                        i.name
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
         InstanceCmd::Sanitization { instance, at, verify } => {
             // The records must be about this instance: its id, whatever the
             // argument named.
@@ -237,6 +358,28 @@ fn read_ssh_keys(p: &Path) -> Result<Vec<String>, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_power_row_shows_the_pending_action_else_the_last_done() {
+        let row = |power: Value| {
+            let v = json!({"name": "job", "power": power});
+            serde_json::from_value::<PowerRow>(v).unwrap().cells()
+        };
+        assert_eq!(
+            row(json!({"pending": {"action": "reboot", "force": true,
+                                   "requested_at": "T1", "sent_at": "T2"},
+                       "last": {"action": "off", "force": false, "reset_type": "GracefulShutdown",
+                                "ok": true, "detail": "d", "requested_at": "T0", "done_at": "T0"}})),
+            ["job", "reboot", "yes", "sent", "-", "-", "T2"]
+        );
+        assert_eq!(
+            row(json!({"last": {"action": "reboot", "force": false,
+                                "reset_type": "GracefulRestart", "ok": false,
+                                "detail": "not allowed", "requested_at": "T0", "done_at": "T3"}})),
+            ["job", "reboot", "no", "failed", "GracefulRestart", "not allowed", "T3"]
+        );
+        assert_eq!(row(Value::Null), ["job", "-", "-", "-", "-", "-", "-"]);
+    }
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm9Tq0example me@laptop";
 

@@ -142,6 +142,7 @@ mod tests {
             reason: reason.map(str::to_string),
             progress: None,
             health: None,
+            power: None,
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),

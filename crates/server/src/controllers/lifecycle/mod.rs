@@ -27,6 +27,7 @@ mod host_interfaces;
 mod inspect;
 mod journal;
 mod platform;
+mod power;
 mod provision;
 mod rotate;
 mod sanitize;
@@ -609,6 +610,12 @@ fn set_instance(
     reason: Option<&str>,
 ) -> Result<()> {
     instances::set_state(w, &i.id, state, reason)?;
+    let outcome = if reason.is_some() { "failed" } else { "success" };
+    audit_instance(w, i, &format!("instance_{}", state.as_str()), outcome)
+}
+
+/// An event of the controller's on an instance, in its tenant's chain.
+fn audit_instance(w: &mut dyn Writer, i: &Instance, action: &str, outcome: &str) -> Result<()> {
     audit::append(
         w,
         &i.tenant_id,
@@ -619,12 +626,12 @@ fn set_instance(
             token_id: None,
             role: None,
             tenant_id: Some(i.tenant_id.clone()),
-            action: format!("instance_{}", state.as_str()),
+            action: action.into(),
             target: format!(
                 "/v1/tenants/{}/projects/{}/instances/{}",
                 i.tenant_id, i.project_id, i.id
             ),
-            outcome: if reason.is_some() { "failed".into() } else { "success".into() },
+            outcome: outcome.into(),
             status: 200,
             request_id: neocloud_common::new_id(),
         },

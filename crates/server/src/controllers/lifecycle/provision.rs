@@ -59,7 +59,8 @@ impl LifecycleController {
         }
     }
 
-    /// An active node: start releasing when its tenant released the instance.
+    /// An active node: start releasing when its tenant released the
+    /// instance, else do the power action the tenant asked, if any.
     pub(super) fn active(
         &self,
         store: &Store,
@@ -68,9 +69,13 @@ impl LifecycleController {
         tenant: &str,
         instance: &str,
     ) -> Result<bool, StepError> {
-        if store.read(|r| instances::release_requested(r, instance)).map_err(StepError::Store)? {
+        let (released, power) =
+            store.read(|r| instances::active_intent(r, instance)).map_err(StepError::Store)?;
+        if released {
             return self.start_release(store, secrets, n, tenant, instance);
         }
+        // The node stays active: nothing moved.
+        self.power(store, secrets, n, instance, power)?;
         Ok(false)
     }
 
