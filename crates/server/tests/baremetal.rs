@@ -182,6 +182,26 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
             "[{b}] {list}"
         );
 
+        // A tenant reboots another instance: the server's controller sends
+        // the reset to the emulator and records what it answered.
+        let other = list["items"][1]["id"].as_str().unwrap().to_string();
+        let power = format!("/v1/tenants/acme/projects/train/instances/{other}/power");
+        let r = tenant.post(&power, &json!({"action": "reboot"})).expect(202).body;
+        assert_eq!(r["power"]["pending"]["action"], "reboot", "[{b}] {r}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let last = loop {
+            let i = tenant.get(&format!("/v1/tenants/acme/projects/train/instances/{other}"));
+            let last = i.body["power"]["last"].clone();
+            if last.is_object() {
+                break last;
+            }
+            assert!(std::time::Instant::now() < deadline, "[{b}] not done: {}", i.text);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(last["reset_type"], "GracefulRestart", "[{b}] {last}");
+        assert_eq!(last["ok"], true, "[{b}] {last}");
+        assert_eq!(last["detail"], "GracefulRestart sent; the BMC took it", "[{b}] {last}");
+
         // Release one instance: its node is sanitized and comes back.
         let victim = &list["items"][0];
         let vid = victim["id"].as_str().unwrap();
