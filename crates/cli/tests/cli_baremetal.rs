@@ -350,6 +350,8 @@ fn instances_end_to_end() {
     let o = cli.expect(6, &at(&["instance", "power", "job", "reboot", "--force"]));
     assert!(o.stderr.contains("power actions are for ready instances"), "{}", o.stderr);
     cli.expect(2, &at(&["instance", "power", "job", "hibernate"]));
+    let o = cli.expect(6, &at(&["instance", "rebuild", "job", "--image", "ubuntu"]));
+    assert!(o.stderr.contains("rebuilds are for ready instances"), "{}", o.stderr);
 
     // Release: the API records the intent and answers the instance.
     let o = cli.ok(&at(&["instance", "release", "job"]));

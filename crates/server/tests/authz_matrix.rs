@@ -388,6 +388,7 @@ impl Fixture {
             }
             // Not ready (pending): 409 past authorization.
             "instance_power" => Some(json!({"action": "reboot"})),
+            "instance_rebuild" => Some(json!({})),
             "fabric_plan_proposed" => Some(fabric_doc(Vec::new())),
             "fabric_put" => {
                 let mut doc = fabric_doc(Vec::new());

@@ -473,3 +473,71 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         assert!(r["error"]["message"].as_str().unwrap().contains("is released"), "[{b}] {r}");
     }
 }
+
+/// A tenant rebuilds its ready instance: the node goes back to
+/// provisioning for the same tenant (not sanitized: it stays the tenant's)
+/// with the image asked, the old OS's agent loses its credential, the new
+/// image's agent checks in, and the instance is ready again; a release
+/// afterwards sanitizes as ever. Refusals name the field; power actions
+/// wait for the rebuild.
+#[test]
+fn a_rebuild_provisions_the_node_again_for_its_tenant() {
+    const ROCKY_KERNEL: &str = "kernel http://img.local/rocky/vmlinuz";
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        let rocky = s
+            .admin()
+            .post(
+                "/v1/images",
+                &json!({"name": "rocky", "kernel_url": "http://img.local/rocky/vmlinuz",
+                        "initrd_url": "http://img.local/rocky/initrd"}),
+            )
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let id = h.provision("job");
+        let rebuild = format!("{INSTANCES}/{id}/rebuild");
+
+        // Refused, naming the field; nothing recorded.
+        let r = h.tenant.post(&rebuild, &json!({"image": "sanitizer"})).expect(422).body;
+        assert_eq!(r["error"]["field"], "image", "[{b}] {r}");
+        let r = h.tenant.post(&rebuild, &json!({"image": "rocky", "now": 1})).expect(400).body;
+        assert_eq!(r["error"]["field"], "now", "[{b}] {r}");
+        let viewer = s.client(&s.user_with_role("acme", "vic", "tenant-viewer", None));
+        viewer.post(&rebuild, &json!({})).expect(403);
+        assert!(instance(&h.tenant, &id).get("rebuild_image_id").is_none(), "[{b}]");
+
+        let r = h.tenant.post(&rebuild, &json!({"image": "rocky"})).expect(202).body;
+        assert_eq!(r["rebuild_image_id"], rocky.as_str(), "[{b}] {r}");
+        assert_eq!(r["state"], "ready", "[{b}] recorded; the controller starts it");
+        let r = h.tenant.post(&format!("{INSTANCES}/{id}/power"), &json!({"action": "on"}));
+        assert_eq!(r.status, 409, "[{b}] {}", r.text);
+        assert!(r.text.contains("is to be rebuilt"), "[{b}] {}", r.text);
+
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "provisioning");
+        let inst = instance(&h.tenant, &id);
+        assert_eq!(inst["state"], "provisioning", "[{b}] {inst}");
+        assert_eq!(inst["image_id"], rocky.as_str(), "[{b}] {inst}");
+        assert!(inst.get("rebuild_image_id").is_none(), "[{b}] {inst}");
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(l["tenant_id"], inst["tenant_id"], "[{b}] the same tenant's: {l}");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["agent"]["revoked"], true, "[{b}] the old OS's agent: {hw}");
+        drive_to_boot(&h.ctl, &h.secrets, &s, "bm-1");
+        register(&s, &h.mac, ROCKY_KERNEL, h.gpus);
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "active");
+        assert_eq!(instance(&h.tenant, &id)["state"], "ready", "[{b}]");
+
+        // Released afterwards: sanitized, with a complete record.
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_eq!(records(&h.tenant, &id)[0]["body"]["complete"], true, "[{b}]");
+        let r = h.tenant.post(&rebuild, &json!({}));
+        assert_eq!(r.status, 409, "[{b}] {}", r.text);
+        assert!(r.text.contains("rebuilds are for ready instances"), "[{b}] {}", r.text);
+    }
+}

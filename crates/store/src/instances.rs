@@ -10,7 +10,8 @@ use neocloud_types::{
 
 const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at, \
     (SELECT a.health FROM agents a WHERE a.node_id = i.node_id AND a.instance_id = i.id \
-     AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1), i.power";
+     AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1), i.power, \
+    i.rebuild_image_id";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -40,6 +41,7 @@ fn from_row(r: &Row) -> Result<Instance> {
         reason: r.opt_str(10)?,
         health: r.opt_str(17)?,
         power: power_of(r.opt_str(18)?)?,
+        rebuild_image_id: r.opt_str(19)?,
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),
@@ -287,13 +289,53 @@ fn power_of(json: Option<String>) -> Result<Option<InstancePower>> {
     json.map(|s| serde_json::from_str(&s).map_err(json_err)).transpose()
 }
 
-/// What an active node's step acts on: whether the tenant released the
-/// instance, and its power actions (empty when none), in one read.
-pub fn active_intent(r: &mut dyn Reader, id: &str) -> Result<(bool, InstancePower)> {
-    let rows =
-        r.query("SELECT release_requested_at, power FROM instances WHERE id = ?", vals![id])?;
+/// What an active node's step acts on, in one read.
+pub struct ActiveIntent {
+    /// The tenant released the instance.
+    pub released: bool,
+    /// A rebuild asked: the image to provision.
+    pub rebuild_image_id: Option<String>,
+    /// Its power actions (empty when none).
+    pub power: InstancePower,
+}
+
+pub fn active_intent(r: &mut dyn Reader, id: &str) -> Result<ActiveIntent> {
+    let rows = r.query(
+        "SELECT release_requested_at, power, rebuild_image_id FROM instances WHERE id = ?",
+        vals![id],
+    )?;
     let Some(row) = rows.first() else { return Err(Error::not_found("instance", id)) };
-    Ok((row.i64(0)? > 0, power_of(row.opt_str(1)?)?.unwrap_or_default()))
+    Ok(ActiveIntent {
+        released: row.i64(0)? > 0,
+        power: power_of(row.opt_str(1)?)?.unwrap_or_default(),
+        rebuild_image_id: row.opt_str(2)?,
+    })
+}
+
+/// Records a rebuild of the instance with `image_id` (the API).
+pub fn request_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()> {
+    w.execute(
+        "UPDATE instances SET rebuild_image_id = ?, generation = generation + 1, updated_at = ? \
+         WHERE id = ?",
+        vals![image_id, now_micros(), id],
+    )?;
+    Ok(())
+}
+
+/// Starts the rebuild (the lifecycle controller, in the transition that
+/// takes the node back to provisioning): the instance's image becomes the
+/// one asked, the request is cleared, and a power action not sent yet is
+/// dropped (the rebuild resets the node anyway).
+pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()> {
+    let power = active_intent(w, id)?.power;
+    let power = InstancePower { pending: power.pending.filter(|p| p.sent_at.is_some()), ..power };
+    let json = serde_json::to_string(&power).map_err(json_err)?;
+    w.execute(
+        "UPDATE instances SET image_id = ?, rebuild_image_id = NULL, power = ?, power_pending = ?, \
+         generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![image_id, json, i64::from(power.pending.is_some()), now_micros(), id],
+    )?;
+    Ok(())
 }
 
 /// Sets the instance's power actions (the API records a request).

@@ -656,7 +656,7 @@ ALTER TABLE nodes ADD COLUMN bmc_journal TEXT;
     },
     Migration {
         version: 17,
-        name: "instance power",
+        name: "instance power and rebuild",
         common: r#"
 -- A ready instance's power actions (JSON: the one asked and not done yet,
 -- with when it was sent to the BMC, written before it is; the last one
@@ -664,6 +664,9 @@ ALTER TABLE nodes ADD COLUMN bmc_journal TEXT;
 -- and not done (the lifecycle controller's work list reads it).
 ALTER TABLE instances ADD COLUMN power TEXT;
 ALTER TABLE instances ADD COLUMN power_pending BIGINT NOT NULL DEFAULT 0;
+-- A rebuild asked of a ready instance: the image it provisions next (the
+-- controller takes the node back to provisioning and clears it).
+ALTER TABLE instances ADD COLUMN rebuild_image_id TEXT;
 "#,
         sqlite: "",
         postgres: "",

@@ -239,7 +239,7 @@ pub fn transition(
 /// The ids of the nodes the lifecycle controller has work for, longest
 /// in their state first: those in a state it drives, and those with intent
 /// recorded since they entered their state (inspect again, an instance to
-/// provision or release, a power action, maintenance). Ids only: the controller reads each
+/// provision or release, a power action or a rebuild, maintenance). Ids only: the controller reads each
 /// node again once it holds its claim.
 pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
     r.query(
@@ -251,7 +251,8 @@ pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
          OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
              WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
          OR (lifecycle_state = 'active' AND EXISTS (SELECT 1 FROM instances i \
-             WHERE i.node_id = nodes.id AND i.power_pending = 1 AND i.state = 'ready')) \
+             WHERE i.node_id = nodes.id AND i.state = 'ready' \
+             AND (i.power_pending = 1 OR i.rebuild_image_id IS NOT NULL))) \
          ORDER BY lifecycle_since, id",
         &[],
     )?

@@ -180,6 +180,16 @@ pub struct InstancePowerRequest {
     pub force: bool,
 }
 
+/// `POST .../instances/{instance}/rebuild`: the node provisioned again for
+/// the same tenant, with `image` (default: the instance's own).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRebuild {
+    /// A tenant image's name or id.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
 /// A power action asked and not done yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PowerPending {
@@ -252,6 +262,9 @@ pub struct Instance {
     /// absent until it registers and once the instance is released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// A rebuild asked and not started yet: the image it provisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_image_id: Option<String>,
     /// Power actions asked of its node (`POST .../power`); absent until the
     /// first.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,7 +14,7 @@ use neocloud_placement::Placement;
 use neocloud_store::{agents, allocations, images, instances, quotas, Reader, Writer};
 use neocloud_types::{
     AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind,
-    InstancePowerRequest, InstanceState, List, PowerPending, SanitizationRecord,
+    InstancePowerRequest, InstanceRebuild, InstanceState, List, PowerPending, SanitizationRecord,
 };
 
 /// Most SSH keys per instance, and the largest user-data.
@@ -28,6 +28,7 @@ pub(super) fn ops() -> Vec<Op> {
     let item = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}";
     let record = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/sanitization";
     let power = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/power";
+    let rebuild = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/rebuild";
     vec![
         API.op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
             Action::List, None, Resp::Json(200, schema::<List<Instance>>), Handler::Read(list)),
@@ -44,6 +45,10 @@ pub(super) fn ops() -> Vec<Op> {
             "Power a ready instance's node on or off, or reboot it (recorded; the lifecycle controller does it over the BMC and records the outcome in `power.last`)",
             Action::Update, Some(schema::<InstancePowerRequest>), Resp::Json(202, schema::<Instance>),
             Handler::Write(power_action)),
+        API.op("instance_rebuild", Method::Post, rebuild,
+            "Provision a ready instance's node again for its tenant, with another tenant image or its own (the OS is replaced; the node is not sanitized, it stays the tenant's)",
+            Action::Update, Some(schema::<InstanceRebuild>), Resp::Json(202, schema::<Instance>),
+            Handler::Write(rebuild_action)),
         API.op("instance_sanitization", Method::Get, record,
             "The signed sanitization records of a released instance's node",
             Action::Read, None, Resp::Json(200, schema::<List<SanitizationRecord>>),
@@ -264,10 +269,10 @@ pub(super) fn records(rows: Vec<agents::StoredRecord>) -> Result<Vec<Sanitizatio
 fn power_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let req: InstancePowerRequest = c.body()?;
     let i = find(c, w)?;
-    if i.state != InstanceState::Ready || i.release_requested {
-        let state = if i.release_requested { "released" } else { i.state.as_str() };
+    ready(&i, "power actions")?;
+    if i.rebuild_image_id.is_some() {
         return Err(Error::conflict(format!(
-            "instance {} is {state}: power actions are for ready instances",
+            "instance {} is to be rebuilt: ask again once it is ready",
             i.name
         )));
     }
@@ -286,6 +291,32 @@ fn power_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         sent_at: None,
     });
     instances::set_power(w, &i.id, &power)?;
+    let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
+    r.status = 202;
+    Ok(r.with_nudge(&i.node_id))
+}
+
+/// Refuses what is only for a ready instance (`what`) on any other.
+fn ready(i: &Instance, what: &str) -> Result<()> {
+    if i.state == InstanceState::Ready && !i.release_requested {
+        return Ok(());
+    }
+    let state = if i.release_requested { "released" } else { i.state.as_str() };
+    Err(Error::conflict(format!("instance {} is {state}: {what} are for ready instances", i.name)))
+}
+
+/// Records a rebuild for the lifecycle controller, which takes the node
+/// back to provisioning with the image (checked here: a tenant image of
+/// the catalog). Asked again before it starts, the last image counts.
+fn rebuild_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let req: InstanceRebuild = c.body()?;
+    let i = find(c, w)?;
+    ready(&i, "rebuilds")?;
+    let image_id = match &req.image {
+        Some(name) => catalog(w, name)?.id,
+        None => i.image_id.clone(),
+    };
+    instances::request_rebuild(w, &i.id, &image_id)?;
     let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
     r.status = 202;
     Ok(r.with_nudge(&i.node_id))

@@ -2,7 +2,7 @@
 //! (optionally waiting), and their node's sanitization records.
 
 use super::sanitization::{print_records, VerifyFlags};
-use super::wait::{created_verdict, wait_for, ReleaseWatch};
+use super::wait::{created_verdict, rebuilt_verdict, wait_for, ReleaseWatch};
 use super::{instance_path, instances_path};
 use crate::commands::inventory::{InProject, PlacementFlags};
 use crate::commands::{parse_duration_secs, parse_key, parse_name, to_value, Global};
@@ -129,6 +129,26 @@ enum InstanceCmd {
         wait: bool,
         /// How long --wait waits, e.g. 2m.
         #[arg(long, value_parser = parse_duration_secs, default_value = "5m", value_name = "DURATION", requires = "wait")]
+        timeout: u64,
+    },
+    /// Provision a ready instance's node again, with another tenant image
+    /// or its own: the OS is replaced, the node stays the tenant's (not
+    /// sanitized). Exit 6 unless the instance is ready.
+    Rebuild {
+        /// Instance name or id.
+        #[arg(value_parser = parse_key)]
+        instance: String,
+        /// Tenant image name or id (default: the instance's).
+        #[arg(long, value_parser = parse_key, value_name = "IMAGE")]
+        image: Option<String>,
+        #[command(flatten)]
+        at: InProject,
+        /// Wait until it is ready again (or failed), printing each step
+        /// change to stderr; exit 1 unless ready.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. 45m.
+        #[arg(long, value_parser = parse_duration_secs, default_value = "30m", value_name = "DURATION", requires = "wait")]
         timeout: u64,
     },
     /// The signed sanitization records of the instance's node, one row per
@@ -306,6 +326,22 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
+        }
+        InstanceCmd::Rebuild { instance, image, at, wait, timeout } => {
+            let body = match &image {
+                Some(i) => json!({"image": i}),
+                None => json!({}),
+            };
+            let v =
+                c.post(&format!("{}/rebuild", instance_path(&at, &instance)), Some(&body), None)?;
+            if !wait {
+                return print_one::<Instance>(f, &v);
+            }
+            let w = wait_for(&c, &at, vec![v], Duration::from_secs(timeout), rebuilt_verdict)?;
+            if let Some(last) = w.items.first() {
+                print_one::<Instance>(f, last)?;
+            }
+            w.result("ready", timeout)
         }
         InstanceCmd::Sanitization { instance, at, verify } => {
             // The records must be about this instance: its id, whatever the

@@ -27,6 +27,15 @@ pub(super) fn created_verdict(i: &Instance) -> Verdict {
     }
 }
 
+/// `instance rebuild --wait`: as a create, once the controller took the
+/// rebuild up (until then the instance still reads ready).
+pub(super) fn rebuilt_verdict(i: &Instance) -> Verdict {
+    match &i.rebuild_image_id {
+        Some(_) => Verdict::Waiting,
+        None => created_verdict(i),
+    }
+}
+
 /// `instance release --wait`: released, or failed. A failed instance
 /// stays `failed` until the controller starts its release, so `failed`
 /// counts only once it has moved. A release that fails leaves the instance
@@ -143,6 +152,7 @@ mod tests {
             progress: None,
             health: None,
             power: None,
+            rebuild_image_id: None,
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),
@@ -183,6 +193,13 @@ mod tests {
             Verdict::Failed("no BMC".into())
         );
         assert!(matches!(created_verdict(&instance(Released, None)), Verdict::Failed(_)));
+
+        // A rebuild: ready until the controller takes it up.
+        let mut asked = instance(Ready, None);
+        asked.rebuild_image_id = Some("img-2".into());
+        assert_eq!(rebuilt_verdict(&asked), Verdict::Waiting);
+        assert_eq!(rebuilt_verdict(&instance(Provisioning, None)), Verdict::Waiting);
+        assert_eq!(rebuilt_verdict(&instance(Ready, None)), Verdict::Done);
 
         // Released from ready: releasing, then released.
         let mut w = ReleaseWatch::new(&instance(Ready, None));

@@ -60,7 +60,8 @@ impl LifecycleController {
     }
 
     /// An active node: start releasing when its tenant released the
-    /// instance, else do the power action the tenant asked, if any.
+    /// instance, else provision it again when the tenant asked for a
+    /// rebuild, else do the power action the tenant asked, if any.
     pub(super) fn active(
         &self,
         store: &Store,
@@ -69,13 +70,29 @@ impl LifecycleController {
         tenant: &str,
         instance: &str,
     ) -> Result<bool, StepError> {
-        let (released, power) =
+        let intent =
             store.read(|r| instances::active_intent(r, instance)).map_err(StepError::Store)?;
-        if released {
+        if intent.released {
             return self.start_release(store, secrets, n, tenant, instance);
         }
+        if let Some(image) = intent.rebuild_image_id {
+            // The same tenant's node, provisioned again: the image's boot
+            // replaces the OS; the old one's agent loses its credential.
+            let to = NodeLifecycle::Provisioning {
+                tenant_id: tenant.to_string(),
+                instance_id: instance.to_string(),
+                step: BootStep::SetBoot,
+                attempt: 1,
+            };
+            return self.advance(store, n, to, |w| {
+                instances::start_rebuild(w, instance, &image)?;
+                new_boot(w, secrets, &n.id, ImagePurpose::Tenant, instance)?;
+                let i = instances::by_id(w, instance)?;
+                set_instance(w, &i, InstanceState::Provisioning, None)
+            });
+        }
         // The node stays active: nothing moved.
-        self.power(store, secrets, n, instance, power)?;
+        self.power(store, secrets, n, instance, intent.power)?;
         Ok(false)
     }
 
