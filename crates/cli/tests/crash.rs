@@ -202,12 +202,18 @@ fn run(b: &str, db_url: &str) {
     // never heard so, and the restarted one must still audit it.
     let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The tenants' graceful shutdowns the BMCs received (nothing else sends
+    // one): never more than the tenants asked for.
+    let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     {
-        let (pid, killed) = (pid.clone(), killed.clone());
+        let (pid, killed, shutdowns) = (pid.clone(), killed.clone(), shutdowns.clone());
         fleet.on_change(move |i, what| {
             if i == NODES - 1 && what == "host_interface" && !killed.swap(true, SeqCst) {
                 let pid = pid.load(SeqCst).to_string();
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            if what == "reset GracefulShutdown" {
+                shutdowns.fetch_add(1, SeqCst);
             }
             false
         });
@@ -380,6 +386,8 @@ fn run(b: &str, db_url: &str) {
         tokens.insert(t, tok["secret"].as_str().unwrap().to_string());
     }
     let mut created: Vec<(String, String)> = Vec::new(); // (tenant, instance id)
+                                                         // Power actions the API took (202), and rebuilds.
+    let (mut asked_off, mut asked_rebuild) = (0, 0);
     for round in 0..ROUNDS {
         let t = if round % 2 == 0 { "ta" } else { "tb" };
         let tok = &tokens[t];
@@ -425,8 +433,23 @@ fn run(b: &str, db_url: &str) {
             .iter()
             .map(|i| i["id"].as_str().unwrap().to_string())
             .collect();
-        // Let some get ready, release the round (some mid-provisioning).
+        // Let some get ready; the tenant shuts the ready ones down, or
+        // rebuilds them, then releases the round (some mid-provisioning).
         std::thread::sleep(Duration::from_millis(300 + 200 * round as u64));
+        for (k, id) in ids.iter().enumerate() {
+            let (verb, body) = match k {
+                0 => ("rebuild", json!({})),
+                _ => ("power", json!({"action": "off"})),
+            };
+            let (s, v) = call(&url, tok, "POST", &format!("{path}/{id}/{verb}"), Some(&body), None);
+            match (s, verb) {
+                (202, "rebuild") => asked_rebuild += 1,
+                (202, _) => asked_off += 1,
+                (409, _) => {}
+                _ => panic!("[{b}] {verb}: {s} {v}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
         for id in &ids {
             let (s, v) = call(&url, tok, "DELETE", &format!("{path}/{id}"), None, None);
             assert_eq!(s, 202, "[{b}] {v}");
@@ -448,15 +471,18 @@ fn run(b: &str, db_url: &str) {
             .map(|n| n["lifecycle"]["state"].as_str().unwrap().to_string())
             .collect();
         let released = created.iter().all(|(t, id)| {
-            ok(
+            let i = ok(
                 &url,
                 &tokens[t.as_str()],
                 "GET",
                 &format!("/v1/tenants/{t}/projects/p/instances/{id}"),
                 None,
                 None,
-            )["state"]
-                == "released"
+            );
+            // Nothing the tenant asked is left hanging on a released instance.
+            i["state"] == "released"
+                && i["power"].get("pending").is_none()
+                && i.get("rebuild_image_id").is_none()
         });
         if released && states.iter().all(|s| s == "available") {
             break;
@@ -535,6 +561,11 @@ fn run(b: &str, db_url: &str) {
     let states: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
     eprintln!("[{b}] {kills} SIGKILLs; {provisioned}/{} instances provisioned ({from_cd} from the virtual CD); node states at kill time: {states:?}", created.len());
     assert!(kills >= 5, "[{b}] the chaos ran: {kills} kills");
+    let sent = shutdowns.load(SeqCst);
+    eprintln!(
+        "[{b}] tenants asked {asked_off} shutdowns ({sent} reached a BMC) and {asked_rebuild} rebuilds"
+    );
+    assert!(sent <= asked_off, "[{b}] at most once: {sent} shutdowns sent for {asked_off} asked");
     assert!(provisioned >= 3, "[{b}] some instances reached their nodes");
     assert!(
         from_cd >= 1 && from_cd < provisioned,

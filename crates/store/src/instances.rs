@@ -369,6 +369,24 @@ pub fn swap_power(
     Ok(n == 1)
 }
 
+/// Drops what the tenant asked of its node and no longer applies once the
+/// release starts: a rebuild, a power action (sent or not: the release
+/// resets the node). The last power action done stays.
+pub fn drop_requests(w: &mut dyn Writer, id: &str) -> Result<()> {
+    let power = active_intent(w, id)?.power;
+    if power.pending.is_none() {
+        w.execute("UPDATE instances SET rebuild_image_id = NULL WHERE id = ?", vals![id])?;
+        return Ok(());
+    }
+    let power = InstancePower { pending: None, ..power };
+    let json = serde_json::to_string(&power).map_err(json_err)?;
+    w.execute(
+        "UPDATE instances SET rebuild_image_id = NULL, power = ?, power_pending = 0 WHERE id = ?",
+        vals![json, id],
+    )?;
+    Ok(())
+}
+
 /// Records the tenant's intent to release (idempotent: the first time counts).
 pub fn request_release(w: &mut dyn Writer, id: &str) -> Result<()> {
     let now = now_micros();

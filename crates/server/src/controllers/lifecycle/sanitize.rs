@@ -50,6 +50,7 @@ impl LifecycleController {
             // The node's ports leave the tenant's networks first (checked
             // before the sanitizer boots: `releasing`).
             isolation::detach_instance(w, &self.planners, instance)?;
+            instances::drop_requests(w, instance)?;
             let i = instances::by_id(w, instance)?;
             set_instance(w, &i, InstanceState::Releasing, None)
         })?;
