@@ -373,17 +373,17 @@ pub fn swap_power(
 /// release starts: a rebuild, a power action (sent or not: the release
 /// resets the node). The last power action done stays.
 pub fn drop_requests(w: &mut dyn Writer, id: &str) -> Result<()> {
-    let power = active_intent(w, id)?.power;
-    if power.pending.is_none() {
-        w.execute("UPDATE instances SET rebuild_image_id = NULL WHERE id = ?", vals![id])?;
-        return Ok(());
-    }
+    w.execute(
+        "UPDATE instances SET rebuild_image_id = NULL WHERE id = ? AND rebuild_image_id IS NOT NULL",
+        vals![id],
+    )?;
+    let rows =
+        w.query("SELECT power FROM instances WHERE id = ? AND power_pending = 1", vals![id])?;
+    let Some(row) = rows.first() else { return Ok(()) };
+    let power = power_of(row.opt_str(0)?)?.unwrap_or_default();
     let power = InstancePower { pending: None, ..power };
     let json = serde_json::to_string(&power).map_err(json_err)?;
-    w.execute(
-        "UPDATE instances SET rebuild_image_id = NULL, power = ?, power_pending = 0 WHERE id = ?",
-        vals![json, id],
-    )?;
+    w.execute("UPDATE instances SET power = ?, power_pending = 0 WHERE id = ?", vals![json, id])?;
     Ok(())
 }
 

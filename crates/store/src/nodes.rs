@@ -249,10 +249,8 @@ pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
              OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
          OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
          OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
-             WHERE i.node_id = nodes.id AND i.release_requested_at > 0 AND i.state <> 'released')) \
-         OR (lifecycle_state = 'active' AND EXISTS (SELECT 1 FROM instances i \
-             WHERE i.node_id = nodes.id AND i.state = 'ready' \
-             AND (i.power_pending = 1 OR i.rebuild_image_id IS NOT NULL))) \
+             WHERE i.node_id = nodes.id AND i.state <> 'released' AND (i.release_requested_at > 0 \
+             OR (i.state = 'ready' AND (i.power_pending = 1 OR i.rebuild_image_id IS NOT NULL))))) \
          ORDER BY lifecycle_since, id",
         &[],
     )?
@@ -425,7 +423,10 @@ pub fn bmc_journal(r: &mut dyn Reader, id: &str) -> Result<Vec<BmcChange>> {
 
 /// Clears the node's journal: in the transaction that records its changes.
 pub fn clear_bmc_journal(w: &mut dyn Writer, id: &str) -> Result<()> {
-    w.execute("UPDATE nodes SET bmc_journal = NULL WHERE id = ?", vals![id])?;
+    w.execute(
+        "UPDATE nodes SET bmc_journal = NULL WHERE id = ? AND bmc_journal IS NOT NULL",
+        vals![id],
+    )?;
     Ok(())
 }
 
