@@ -112,6 +112,16 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
         let last = &inst(&ids[0])["power"]["last"];
         assert_eq!(last["ok"], true, "[{b}] {last}");
         assert_eq!(last["reset_type"], "ForceRestart", "[{b}] {last}");
+        // A rebuild: the node is provisioned again with the image, its new
+        // agent checks in, the instance is ready again.
+        let rebuild = format!("/v1/tenants/demo/projects/train/instances/{}/rebuild", ids[1]);
+        a.post(&rebuild, &json!({"image": "sim-ubuntu-24-04"})).expect(202);
+        wait("the rebuild to start", || inst(&ids[1]).get("rebuild_image_id").is_none());
+        wait("the rebuilt instance to be ready", || {
+            let i = inst(&ids[1]);
+            assert_ne!(i["state"], "failed", "[{b}] {i}");
+            i["state"] == "ready"
+        });
         for id in &ids {
             assert_eq!(
                 a.delete(&format!("/v1/tenants/demo/projects/train/instances/{id}")).status,
