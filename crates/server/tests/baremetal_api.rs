@@ -466,6 +466,20 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         let mut want_sorted = want.clone();
         want_sorted.sort();
         assert_eq!(got, want_sorted, "[{b}] {trail:?}");
+        // And counted for monitoring.
+        let m = h.ctl.render_metrics();
+        for (action, outcome, n) in [
+            ("off", "failed", 1),
+            ("off", "success", 1),
+            ("on", "success", 1),
+            ("reboot", "failed", 1),
+            ("reboot", "success", 1),
+        ] {
+            let line = format!(
+                "neocloud_instance_power_actions_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}\n"
+            );
+            assert!(m.contains(&line), "[{b}] {line} in:\n{m}");
+        }
 
         // Released: no more power actions; the release goes on as ever.
         release(&h.tenant, &id).expect(202);

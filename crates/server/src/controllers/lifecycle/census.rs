@@ -65,12 +65,14 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
     })
 }
 
-/// Sanitization records written, by outcome, and their failed checks.
+/// Sanitization records written, by outcome, and their failed checks;
+/// tenants' power actions recorded, by action and outcome.
 #[derive(Default)]
 pub(super) struct RecordCounts {
     complete: u64,
     incomplete: u64,
     failed_checks: std::collections::BTreeMap<String, u64>,
+    power: std::collections::BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl LifecycleController {
@@ -85,6 +87,13 @@ impl LifecycleController {
         for c in failed {
             *m.failed_checks.entry((*c).to_string()).or_default() += 1;
         }
+    }
+
+    /// A tenant's power action was recorded done (`ok`: the BMC took it).
+    pub(super) fn power_recorded(&self, action: &'static str, ok: bool) {
+        let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = if ok { "success" } else { "failed" };
+        *m.power.entry((action, outcome)).or_default() += 1;
     }
 
     /// The node left its state's step (`n` as it was): how long it took.
@@ -124,6 +133,15 @@ impl LifecycleController {
         for (check, n) in &r.failed_checks {
             out.push_str(&format!(
                 "neocloud_sanitization_checks_failed_total{{check=\"{check}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP neocloud_instance_power_actions_total Tenants' power actions this replica recorded, by action and outcome (failed: the BMC refused, did not answer, or it is not known).\n\
+             # TYPE neocloud_instance_power_actions_total counter\n",
+        );
+        for ((action, outcome), n) in &r.power {
+            out.push_str(&format!(
+                "neocloud_instance_power_actions_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}\n"
             ));
         }
         out

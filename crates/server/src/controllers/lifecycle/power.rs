@@ -107,7 +107,7 @@ impl LifecycleController {
                 done_at: now(),
             }),
         };
-        store
+        let recorded = store
             .write(|w| {
                 if !instances::swap_power(w, instance, seen, &done)? {
                     return Ok(false);
@@ -117,7 +117,11 @@ impl LifecycleController {
                 audit_instance(w, &i, &action, if ok { "success" } else { "failed" })?;
                 Ok(true)
             })
-            .map_err(StepError::Store)
+            .map_err(StepError::Store)?;
+        if recorded {
+            self.power_recorded(p.action.as_str(), ok);
+        }
+        Ok(recorded)
     }
 }
 
