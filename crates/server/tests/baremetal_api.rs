@@ -389,6 +389,12 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         assert_eq!(last["ok"], true, "[{b}] {last}");
         assert_eq!(last["detail"], "ForceRestart sent; the BMC took it", "[{b}]");
         assert_eq!(sent, ["ForceRestart"], "[{b}]");
+        // Everything counts as silent before the end of time, but a node
+        // its tenant powered off.
+        let silent = || {
+            s.store.read(|r| neocloud_store::agents::silent_on_active_nodes(r, i64::MAX)).unwrap()
+        };
+        assert_eq!(silent(), 1, "[{b}]");
         let (last, sent) = act(json!({"action": "off"}));
         assert_eq!(
             (&last["ok"], sent.as_slice()),
@@ -396,6 +402,11 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
             "[{b}]"
         );
         assert!(!f.sim.power_on(i), "[{b}] off");
+        assert_eq!(
+            silent(),
+            0,
+            "[{b}] its agent's silence is no alert while its tenant has it off"
+        );
         let (last, sent) = act(json!({"action": "on"}));
         assert_eq!(
             (&last["ok"], sent.as_slice()),
@@ -403,6 +414,7 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
             "[{b}]"
         );
         assert!(f.sim.power_on(i), "[{b}] on");
+        assert_eq!(silent(), 1, "[{b}]");
 
         // A pass marked an action sent and died before recording it: the
         // next one records it as not known, and does not send it again; a

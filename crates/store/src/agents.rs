@@ -216,12 +216,14 @@ pub fn unhealthy_nodes(r: &mut dyn Reader) -> Result<i64> {
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
 
-/// Active nodes whose live tenant agent was last seen before `before` (µs).
+/// Active nodes whose live tenant agent was last seen before `before` (µs),
+/// but for nodes the tenant powered off itself.
 pub fn silent_on_active_nodes(r: &mut dyn Reader, before: i64) -> Result<i64> {
     let rows = r.query(
         "SELECT COUNT(*) FROM agents a JOIN nodes n ON n.id = a.node_id \
          WHERE n.lifecycle_state = 'active' AND a.purpose = ? AND a.revoked_at IS NULL \
-         AND a.last_seen_at < ?",
+         AND a.last_seen_at < ? AND NOT EXISTS (SELECT 1 FROM instances i \
+         WHERE i.id = a.instance_id AND i.powered_off_at > 0)",
         vals![ImagePurpose::Tenant.as_str(), before],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))

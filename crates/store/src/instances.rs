@@ -312,6 +312,14 @@ pub fn active_intent(r: &mut dyn Reader, id: &str) -> Result<ActiveIntent> {
     })
 }
 
+/// Records whether the tenant's own power action left the node off (an
+/// `off` done) or on (`on`, `reboot` done, a rebuild started).
+pub fn set_powered_off(w: &mut dyn Writer, id: &str, off: bool) -> Result<()> {
+    let at = if off { now_micros() } else { 0 };
+    w.execute("UPDATE instances SET powered_off_at = ? WHERE id = ?", vals![at, id])?;
+    Ok(())
+}
+
 /// Records a rebuild of the instance with `image_id` (the API).
 pub fn request_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()> {
     w.execute(
@@ -332,7 +340,7 @@ pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()>
     let json = serde_json::to_string(&power).map_err(json_err)?;
     w.execute(
         "UPDATE instances SET image_id = ?, rebuild_image_id = NULL, power = ?, power_pending = ?, \
-         generation = generation + 1, updated_at = ? WHERE id = ?",
+         powered_off_at = 0, generation = generation + 1, updated_at = ? WHERE id = ?",
         vals![image_id, json, i64::from(power.pending.is_some()), now_micros(), id],
     )?;
     Ok(())

@@ -112,6 +112,9 @@ impl LifecycleController {
                 if !instances::swap_power(w, instance, seen, &done)? {
                     return Ok(false);
                 }
+                if ok {
+                    instances::set_powered_off(w, instance, p.action == PowerAction::Off)?;
+                }
                 let i = instances::by_id(w, instance)?;
                 let action = format!("instance_power_{}", p.action.as_str());
                 audit_instance(w, &i, &action, if ok { "success" } else { "failed" })?;
