@@ -208,9 +208,14 @@ fn run(b: &str, db_url: &str) {
     {
         let (pid, killed, shutdowns) = (pid.clone(), killed.clone(), shutdowns.clone());
         fleet.on_change(move |i, what| {
-            if i == NODES - 1 && what == "host_interface" && !killed.swap(true, SeqCst) {
-                let pid = pid.load(SeqCst).to_string();
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            // (Never pid 0: `kill 0` would signal this test's own group.)
+            let server = pid.load(SeqCst);
+            if i == NODES - 1
+                && what == "host_interface"
+                && server != 0
+                && !killed.swap(true, SeqCst)
+            {
+                let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
             }
             if what == "reset GracefulShutdown" {
                 shutdowns.fetch_add(1, SeqCst);
