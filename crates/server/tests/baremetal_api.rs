@@ -534,11 +534,16 @@ fn a_rebuild_provisions_the_node_again_for_its_tenant() {
         assert_eq!(r["error"]["field"], "image", "[{b}] {r}");
         let r = h.tenant.post(&rebuild, &json!({"image": "rocky", "now": 1})).expect(400).body;
         assert_eq!(r["error"]["field"], "now", "[{b}] {r}");
+        let r = h.tenant.post(&rebuild, &json!({"ssh_keys": ["not a key"]})).expect(422).body;
+        assert_eq!(r["error"]["field"], "ssh_keys[0]", "[{b}] {r}");
         let viewer = s.client(&s.user_with_role("acme", "vic", "tenant-viewer", None));
         viewer.post(&rebuild, &json!({})).expect(403);
         assert!(instance(&h.tenant, &id).get("rebuild_image_id").is_none(), "[{b}]");
 
-        let r = h.tenant.post(&rebuild, &json!({"image": "rocky"})).expect(202).body;
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRebuild rebuilt@laptop";
+        let body = json!({"image": "rocky", "ssh_keys": [key],
+                          "user_data": "#cloud-config\nruncmd: [[touch, /rebuilt]]\n"});
+        let r = h.tenant.post(&rebuild, &body).expect(202).body;
         assert_eq!(r["rebuild_image_id"], rocky.as_str(), "[{b}] {r}");
         assert_eq!(r["state"], "ready", "[{b}] recorded; the controller starts it");
         let r = h.tenant.post(&format!("{INSTANCES}/{id}/power"), &json!({"action": "on"}));
@@ -550,11 +555,19 @@ fn a_rebuild_provisions_the_node_again_for_its_tenant() {
         assert_eq!(inst["state"], "provisioning", "[{b}] {inst}");
         assert_eq!(inst["image_id"], rocky.as_str(), "[{b}] {inst}");
         assert!(inst.get("rebuild_image_id").is_none(), "[{b}] {inst}");
+        assert_eq!(inst["ssh_keys"], json!([key]), "[{b}] the keys asked: {inst}");
         let l = lifecycle(&s, "bm-1");
         assert_eq!(l["tenant_id"], inst["tenant_id"], "[{b}] the same tenant's: {l}");
         let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["agent"]["revoked"], true, "[{b}] the old OS's agent: {hw}");
         drive_to_boot(&h.ctl, &h.secrets, &s, "bm-1");
+        // The new boot's cloud-init documents carry what was asked.
+        let token = token_of(&boot_script(&s, &h.mac, ROCKY_KERNEL));
+        let doc = |d: &str| common::nodes::get_text(&format!("{}/boot/nocloud/{token}/{d}", s.url));
+        let (status, meta) = doc("meta-data");
+        assert!(status == 200 && meta.contains(key), "[{b}] {status}: {meta}");
+        let (status, user) = doc("user-data");
+        assert!(status == 200 && user.contains("/rebuilt"), "[{b}] {status}: {user}");
         register(&s, &h.mac, ROCKY_KERNEL, h.gpus);
         drive(&h.ctl, &h.secrets, &s, "bm-1", "active");
         assert_eq!(instance(&h.tenant, &id)["state"], "ready", "[{b}]");

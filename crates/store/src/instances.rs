@@ -320,27 +320,39 @@ pub fn set_powered_off(w: &mut dyn Writer, id: &str, off: bool) -> Result<()> {
     Ok(())
 }
 
-/// Records a rebuild of the instance with `image_id` (the API).
-pub fn request_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()> {
+/// Records a rebuild of the instance with `image_id`, and new SSH keys
+/// and user-data where given (the API).
+pub fn request_rebuild(
+    w: &mut dyn Writer,
+    id: &str,
+    image_id: &str,
+    ssh_keys: Option<&[String]>,
+    user_data: Option<&str>,
+) -> Result<()> {
+    let keys = ssh_keys.map(serde_json::to_string).transpose().map_err(json_err)?;
     w.execute(
-        "UPDATE instances SET rebuild_image_id = ?, generation = generation + 1, updated_at = ? \
-         WHERE id = ?",
-        vals![image_id, now_micros(), id],
+        "UPDATE instances SET rebuild_image_id = ?, rebuild_ssh_keys = ?, rebuild_user_data = ?, \
+         generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![image_id, keys, user_data, now_micros(), id],
     )?;
     Ok(())
 }
 
 /// Starts the rebuild (the lifecycle controller, in the transition that
-/// takes the node back to provisioning): the instance's image becomes the
-/// one asked, the request is cleared, and a power action not sent yet is
-/// dropped (the rebuild resets the node anyway).
+/// takes the node back to provisioning): the instance's image, SSH keys
+/// and user-data become the ones asked, the request is cleared, and a
+/// power action not sent yet is dropped (the rebuild resets the node
+/// anyway).
 pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()> {
     let power = active_intent(w, id)?.power;
     let power = InstancePower { pending: power.pending.filter(|p| p.sent_at.is_some()), ..power };
     let json = serde_json::to_string(&power).map_err(json_err)?;
     w.execute(
         "UPDATE instances SET image_id = ?, rebuild_image_id = NULL, power = ?, power_pending = ?, \
-         powered_off_at = 0, generation = generation + 1, updated_at = ? WHERE id = ?",
+         powered_off_at = 0, ssh_keys = COALESCE(rebuild_ssh_keys, ssh_keys), \
+         user_data = CASE WHEN rebuild_user_data IS NULL THEN user_data \
+         ELSE NULLIF(rebuild_user_data, '') END, rebuild_ssh_keys = NULL, \
+         rebuild_user_data = NULL, generation = generation + 1, updated_at = ? WHERE id = ?",
         vals![image_id, json, i64::from(power.pending.is_some()), now_micros(), id],
     )?;
     Ok(())
@@ -382,7 +394,8 @@ pub fn swap_power(
 /// resets the node). The last power action done stays.
 pub fn drop_requests(w: &mut dyn Writer, id: &str) -> Result<()> {
     w.execute(
-        "UPDATE instances SET rebuild_image_id = NULL WHERE id = ? AND rebuild_image_id IS NOT NULL",
+        "UPDATE instances SET rebuild_image_id = NULL, rebuild_ssh_keys = NULL, \
+         rebuild_user_data = NULL WHERE id = ? AND rebuild_image_id IS NOT NULL",
         vals![id],
     )?;
     let rows =

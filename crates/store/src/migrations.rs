@@ -667,6 +667,10 @@ ALTER TABLE instances ADD COLUMN power_pending BIGINT NOT NULL DEFAULT 0;
 -- A rebuild asked of a ready instance: the image it provisions next (the
 -- controller takes the node back to provisioning and clears it).
 ALTER TABLE instances ADD COLUMN rebuild_image_id TEXT;
+-- With it, new SSH keys (JSON) and user-data for the rebuild's boot (NULL:
+-- the instance's own; empty user-data: none).
+ALTER TABLE instances ADD COLUMN rebuild_ssh_keys TEXT;
+ALTER TABLE instances ADD COLUMN rebuild_user_data TEXT;
 -- When the tenant's `off` was done (0: not off by the tenant's hand): its
 -- agent's silence is then no alert.
 ALTER TABLE instances ADD COLUMN powered_off_at BIGINT NOT NULL DEFAULT 0;

@@ -188,6 +188,12 @@ pub struct InstanceRebuild {
     /// A tenant image's name or id.
     #[serde(default)]
     pub image: Option<String>,
+    /// New SSH keys for the default user (absent: the instance's own).
+    #[serde(default)]
+    pub ssh_keys: Option<Vec<String>>,
+    /// New cloud-init user-data (absent: the instance's own; empty: none).
+    #[serde(default)]
+    pub user_data: Option<String>,
 }
 
 /// A power action asked and not done yet.

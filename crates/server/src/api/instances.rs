@@ -104,6 +104,15 @@ fn check_ssh_keys(keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn check_user_data(u: Option<&str>) -> Result<()> {
+    match u {
+        Some(u) if u.len() > MAX_USER_DATA => {
+            Err(Error::invalid_value("user_data", format!("at most {MAX_USER_DATA} bytes")))
+        }
+        Some(_) | None => Ok(()),
+    }
+}
+
 /// The tenant image named, with a sanitizer in the catalog to hand nodes
 /// back.
 fn catalog(w: &mut dyn Writer, name: &str) -> Result<Image> {
@@ -124,14 +133,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: InstanceCreate = c.body()?;
     let (tenant, project) = ids(c)?;
     check_ssh_keys(&p.ssh_keys)?;
-    if let Some(u) = &p.user_data {
-        if u.len() > MAX_USER_DATA {
-            return Err(Error::invalid_value(
-                "user_data",
-                format!("at most {MAX_USER_DATA} bytes"),
-            ));
-        }
-    }
+    check_user_data(p.user_data.as_deref())?;
     let it = instance_type(w, &p.instance_type)?;
     match it.kind {
         InstanceKind::BareMetal => {}
@@ -310,13 +312,23 @@ fn ready(i: &Instance, what: &str) -> Result<()> {
 /// the catalog). Asked again before it starts, the last image counts.
 fn rebuild_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let req: InstanceRebuild = c.body()?;
+    if let Some(keys) = &req.ssh_keys {
+        check_ssh_keys(keys)?;
+    }
+    check_user_data(req.user_data.as_deref())?;
     let i = find(c, w)?;
     ready(&i, "rebuilds")?;
     let image_id = match &req.image {
         Some(name) => catalog(w, name)?.id,
         None => i.image_id.clone(),
     };
-    instances::request_rebuild(w, &i.id, &image_id)?;
+    instances::request_rebuild(
+        w,
+        &i.id,
+        &image_id,
+        req.ssh_keys.as_deref(),
+        req.user_data.as_deref(),
+    )?;
     let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
     r.status = 202;
     Ok(r.with_nudge(&i.node_id))

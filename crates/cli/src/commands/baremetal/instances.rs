@@ -141,6 +141,16 @@ enum InstanceCmd {
         /// Tenant image name or id (default: the instance's).
         #[arg(long, value_parser = parse_key, value_name = "IMAGE")]
         image: Option<String>,
+        /// New SSH keys for the default user, replacing the instance's
+        /// (repeat for several; default: the instance's own).
+        #[arg(long = "ssh-key", value_name = "KEY")]
+        ssh_keys: Vec<String>,
+        /// A file of OpenSSH public keys, one per line (repeatable).
+        #[arg(long = "ssh-key-file", value_name = "PATH")]
+        ssh_key_files: Vec<PathBuf>,
+        /// New cloud-init user-data (default: the instance's own).
+        #[arg(long, value_name = "PATH")]
+        user_data_file: Option<PathBuf>,
         #[command(flatten)]
         at: InProject,
         /// Wait until it is ready again (or failed), printing each step
@@ -327,11 +337,30 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        InstanceCmd::Rebuild { instance, image, at, wait, timeout } => {
-            let body = match &image {
-                Some(i) => json!({"image": i}),
-                None => json!({}),
-            };
+        InstanceCmd::Rebuild {
+            instance,
+            image,
+            ssh_keys,
+            ssh_key_files,
+            user_data_file,
+            at,
+            wait,
+            timeout,
+        } => {
+            let mut body = json!({});
+            if let Some(i) = &image {
+                body["image"] = json!(i);
+            }
+            let mut keys = ssh_keys;
+            for p in &ssh_key_files {
+                keys.extend(read_ssh_keys(p)?);
+            }
+            if !keys.is_empty() {
+                body["ssh_keys"] = json!(keys);
+            }
+            if let Some(p) = &user_data_file {
+                body["user_data"] = json!(read_text(p, "--user-data-file")?);
+            }
             let v =
                 c.post(&format!("{}/rebuild", instance_path(&at, &instance)), Some(&body), None)?;
             if !wait {
