@@ -63,16 +63,8 @@ enum InstanceCmd {
         /// Instances (whole nodes).
         #[arg(long, default_value_t = 1, value_name = "N")]
         count: u32,
-        /// An OpenSSH public key for the default user (repeat for several).
-        #[arg(long = "ssh-key", value_name = "KEY")]
-        ssh_keys: Vec<String>,
-        /// A file of OpenSSH public keys, one per line, e.g.
-        /// ~/.ssh/id_ed25519.pub (repeatable; after the --ssh-key keys).
-        #[arg(long = "ssh-key-file", value_name = "PATH")]
-        ssh_key_files: Vec<PathBuf>,
-        /// cloud-init user-data, served to the instances as is (at most 64 KiB).
-        #[arg(long, value_name = "PATH")]
-        user_data_file: Option<PathBuf>,
+        #[command(flatten)]
+        boot: BootFlags,
         #[command(flatten)]
         placement: PlacementFlags,
         #[command(flatten)]
@@ -133,7 +125,8 @@ enum InstanceCmd {
     },
     /// Provision a ready instance's node again, with another tenant image
     /// or its own: the OS is replaced, the node stays the tenant's (not
-    /// sanitized). Exit 6 unless the instance is ready.
+    /// sanitized). SSH keys and user-data stay the instance's unless given.
+    /// Exit 6 unless the instance is ready.
     Rebuild {
         /// Instance name or id.
         #[arg(value_parser = parse_key)]
@@ -141,16 +134,9 @@ enum InstanceCmd {
         /// Tenant image name or id (default: the instance's).
         #[arg(long, value_parser = parse_key, value_name = "IMAGE")]
         image: Option<String>,
-        /// New SSH keys for the default user, replacing the instance's
-        /// (repeat for several; default: the instance's own).
-        #[arg(long = "ssh-key", value_name = "KEY")]
-        ssh_keys: Vec<String>,
-        /// A file of OpenSSH public keys, one per line (repeatable).
-        #[arg(long = "ssh-key-file", value_name = "PATH")]
-        ssh_key_files: Vec<PathBuf>,
-        /// New cloud-init user-data (default: the instance's own).
-        #[arg(long, value_name = "PATH")]
-        user_data_file: Option<PathBuf>,
+        // Keys and user-data: the instance's own unless given.
+        #[command(flatten)]
+        boot: BootFlags,
         #[command(flatten)]
         at: InProject,
         /// Wait until it is ready again (or failed), printing each step
@@ -172,6 +158,39 @@ enum InstanceCmd {
         #[command(flatten)]
         verify: VerifyFlags,
     },
+}
+
+/// What the image's boot is given: SSH keys and cloud-init user-data.
+#[derive(clap::Args)]
+struct BootFlags {
+    /// An OpenSSH public key for the default user (repeat for several).
+    #[arg(long = "ssh-key", value_name = "KEY")]
+    ssh_keys: Vec<String>,
+    /// A file of OpenSSH public keys, one per line, e.g.
+    /// ~/.ssh/id_ed25519.pub (repeatable; after the --ssh-key keys).
+    #[arg(long = "ssh-key-file", value_name = "PATH")]
+    ssh_key_files: Vec<PathBuf>,
+    /// cloud-init user-data, served to the instances as is (at most 64 KiB).
+    #[arg(long, value_name = "PATH")]
+    user_data_file: Option<PathBuf>,
+}
+
+impl BootFlags {
+    /// Sets `ssh_keys` and `user_data` in `body` where given (a local file
+    /// that cannot be read, or a private key, is a usage error).
+    fn apply(&self, body: &mut Value) -> Result<(), CliError> {
+        let mut keys = self.ssh_keys.clone();
+        for p in &self.ssh_key_files {
+            keys.extend(read_ssh_keys(p)?);
+        }
+        if !keys.is_empty() {
+            body["ssh_keys"] = json!(keys);
+        }
+        if let Some(p) = &self.user_data_file {
+            body["user_data"] = json!(read_text(p, "--user-data-file")?);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -247,19 +266,13 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
             instance_type,
             image,
             count,
-            ssh_keys,
-            ssh_key_files,
-            user_data_file,
+            boot,
             placement,
             at,
             idempotency_key,
             wait,
             timeout,
         } => {
-            let mut keys = ssh_keys;
-            for p in &ssh_key_files {
-                keys.extend(read_ssh_keys(p)?);
-            }
             // Built as JSON, as `allocation create` does: only the fields
             // this command sets.
             let mut body = json!({
@@ -268,12 +281,7 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
                 "image": image,
                 "count": count,
             });
-            if !keys.is_empty() {
-                body["ssh_keys"] = json!(keys);
-            }
-            if let Some(p) = &user_data_file {
-                body["user_data"] = json!(read_text(p, "--user-data-file")?);
-            }
+            boot.apply(&mut body)?;
             let constraints = placement.constraints();
             if constraints != Constraints::default() {
                 body["constraints"] = to_value(&constraints)?;
@@ -337,30 +345,12 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        InstanceCmd::Rebuild {
-            instance,
-            image,
-            ssh_keys,
-            ssh_key_files,
-            user_data_file,
-            at,
-            wait,
-            timeout,
-        } => {
+        InstanceCmd::Rebuild { instance, image, boot, at, wait, timeout } => {
             let mut body = json!({});
             if let Some(i) = &image {
                 body["image"] = json!(i);
             }
-            let mut keys = ssh_keys;
-            for p in &ssh_key_files {
-                keys.extend(read_ssh_keys(p)?);
-            }
-            if !keys.is_empty() {
-                body["ssh_keys"] = json!(keys);
-            }
-            if let Some(p) = &user_data_file {
-                body["user_data"] = json!(read_text(p, "--user-data-file")?);
-            }
+            boot.apply(&mut body)?;
             let v =
                 c.post(&format!("{}/rebuild", instance_path(&at, &instance)), Some(&body), None)?;
             if !wait {
