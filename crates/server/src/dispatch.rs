@@ -146,7 +146,7 @@ fn check_request(op: &Op, req: &Request) -> Result<()> {
         if !op.idempotent {
             return Err(Error::invalid_request(
                 "Idempotency-Key",
-                "only create operations accept an Idempotency-Key",
+                "only creates and actions (power, rebuild) accept an Idempotency-Key",
             ));
         }
         if key.is_empty()

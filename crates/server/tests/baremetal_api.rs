@@ -385,10 +385,23 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
             "[{b}]"
         );
         assert!(sent.is_empty(), "[{b}] {sent:?}");
-        let (last, sent) = act(json!({"action": "reboot", "force": true}));
+        // Asked with an Idempotency-Key: done once; the retry (its answer
+        // lost, say) answers the first result and asks nothing more.
+        let body = br#"{"action": "reboot", "force": true}"#;
+        let keyed = || h.tenant.raw("POST", &power, Some(body), &[("Idempotency-Key", "reboot-1")]);
+        let first = keyed().expect(202);
+        assert_eq!(first.body["power"]["pending"]["action"], "reboot", "[{b}] {}", first.text);
+        resets.lock().unwrap().clear();
+        h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        let last = instance(&h.tenant, &id)["power"]["last"].clone();
         assert_eq!(last["ok"], true, "[{b}] {last}");
         assert_eq!(last["detail"], "ForceRestart sent; the BMC took it", "[{b}]");
-        assert_eq!(sent, ["ForceRestart"], "[{b}]");
+        assert_eq!(*resets.lock().unwrap(), ["ForceRestart"], "[{b}]");
+        let again = keyed().expect(202);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"), "[{b}]");
+        assert_eq!(again.body, first.body, "[{b}] the first answer");
+        let inst = instance(&h.tenant, &id);
+        assert!(inst["power"].get("pending").is_none(), "[{b}] nothing asked again: {inst}");
         // Everything counts as silent before the end of time, but a node
         // its tenant powered off.
         let silent = || {

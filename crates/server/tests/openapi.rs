@@ -68,10 +68,12 @@ fn every_operation_is_unique_and_documented() {
                 assert!(has("tenant") && has("project"), "{}", op.id)
             }
         }
-        // Only creates take an Idempotency-Key, and every create does.
+        // Every create takes an Idempotency-Key, and so do the actions a
+        // retry would do twice; nothing else.
+        const ACTIONS: [&str; 2] = ["instance_power", "instance_rebuild"];
         assert_eq!(
             op.idempotent,
-            op.action == neocloud_authz::Action::Create,
+            op.action == neocloud_authz::Action::Create || ACTIONS.contains(&op.id),
             "{}: idempotency flag",
             op.id
         );

@@ -138,7 +138,8 @@ pub struct Op {
     pub query: &'static [QueryParam],
     pub request: Option<SchemaFn>,
     pub response: Resp,
-    /// Accepts an `Idempotency-Key` header (creates).
+    /// Accepts an `Idempotency-Key` header (creates, and actions whose
+    /// repeat would act twice).
     pub idempotent: bool,
     pub handler: Handler,
 }

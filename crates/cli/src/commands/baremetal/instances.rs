@@ -115,6 +115,10 @@ enum InstanceCmd {
         force: bool,
         #[command(flatten)]
         at: InProject,
+        /// Retrying with the same key answers the first result instead of
+        /// acting again.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
         /// Wait until the action is done and print its outcome; exit 1
         /// unless the BMC took it.
         #[arg(long)]
@@ -139,6 +143,10 @@ enum InstanceCmd {
         boot: BootFlags,
         #[command(flatten)]
         at: InProject,
+        /// Retrying with the same key answers the first result instead of
+        /// rebuilding again.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
         /// Wait until it is ready again (or failed), printing each step
         /// change to stderr; exit 1 unless ready.
         #[arg(long)]
@@ -310,10 +318,10 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
             }
             w.result("released", timeout)
         }
-        InstanceCmd::Power { instance, action, force, at, wait, timeout } => {
+        InstanceCmd::Power { instance, action, force, at, idempotency_key, wait, timeout } => {
             let path = instance_path(&at, &instance);
             let body = json!({"action": action.action(), "force": force});
-            let v = c.post(&format!("{path}/power"), Some(&body), None)?;
+            let v = c.post(&format!("{path}/power"), Some(&body), idempotency_key.as_deref())?;
             if !wait {
                 return print_one::<PowerRow>(f, &v);
             }
@@ -345,14 +353,14 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        InstanceCmd::Rebuild { instance, image, boot, at, wait, timeout } => {
+        InstanceCmd::Rebuild { instance, image, boot, at, idempotency_key, wait, timeout } => {
             let mut body = json!({});
             if let Some(i) = &image {
                 body["image"] = json!(i);
             }
             boot.apply(&mut body)?;
-            let v =
-                c.post(&format!("{}/rebuild", instance_path(&at, &instance)), Some(&body), None)?;
+            let path = format!("{}/rebuild", instance_path(&at, &instance));
+            let v = c.post(&path, Some(&body), idempotency_key.as_deref())?;
             if !wait {
                 return print_one::<Instance>(f, &v);
             }
