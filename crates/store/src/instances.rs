@@ -358,7 +358,8 @@ pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()>
     Ok(())
 }
 
-/// Sets the instance's power actions (the API records a request).
+/// Sets the instance's power actions (the API records a request; a
+/// release drops it).
 pub fn set_power(w: &mut dyn Writer, id: &str, power: &InstancePower) -> Result<()> {
     let json = serde_json::to_string(power).map_err(json_err)?;
     w.execute(
@@ -402,10 +403,7 @@ pub fn drop_requests(w: &mut dyn Writer, id: &str) -> Result<()> {
         w.query("SELECT power FROM instances WHERE id = ? AND power_pending = 1", vals![id])?;
     let Some(row) = rows.first() else { return Ok(()) };
     let power = power_of(row.opt_str(0)?)?.unwrap_or_default();
-    let power = InstancePower { pending: None, ..power };
-    let json = serde_json::to_string(&power).map_err(json_err)?;
-    w.execute("UPDATE instances SET power = ?, power_pending = 0 WHERE id = ?", vals![json, id])?;
-    Ok(())
+    set_power(w, id, &InstancePower { pending: None, ..power })
 }
 
 /// Records the tenant's intent to release (idempotent: the first time counts).

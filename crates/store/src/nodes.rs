@@ -239,8 +239,8 @@ pub fn transition(
 /// The ids of the nodes the lifecycle controller has work for, longest
 /// in their state first: those in a state it drives, and those with intent
 /// recorded since they entered their state (inspect again, an instance to
-/// provision or release, a power action or a rebuild, maintenance). Ids only: the controller reads each
-/// node again once it holds its claim.
+/// provision or release, a power action or a rebuild, maintenance). Ids
+/// only: the controller reads each node again once it holds its claim.
 pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
     r.query(
         "SELECT id FROM nodes WHERE lifecycle_state IN ('enrolling', 'inspecting', 'provisioning', 'releasing', 'sanitizing') \
@@ -337,19 +337,27 @@ pub fn firmware_baseline(r: &mut dyn Reader, id: &str) -> Result<Vec<(String, St
         .map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
+/// A node's JSON column (`column`, one of this module's own), decoded;
+/// `None` when NULL.
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &mut dyn Reader,
+    id: &str,
+    column: &str,
+) -> Result<Option<T>> {
+    let rows = r.query(&format!("SELECT {column} FROM nodes WHERE id = ?"), vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    row.opt_str(0)?
+        .map(|s| serde_json::from_str(&s).map_err(|e| Error::internal(format!("{column}: {e}"))))
+        .transpose()
+}
+
 /// The node's Secure Boot and BMC account baseline; `None` for a node last
 /// inspected clean before the baseline was recorded.
 pub fn platform_baseline(
     r: &mut dyn Reader,
     id: &str,
 ) -> Result<Option<neocloud_types::PlatformBaseline>> {
-    let rows = r.query("SELECT platform_baseline FROM nodes WHERE id = ?", vals![id])?;
-    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
-    row.opt_str(0)?
-        .map(|s| {
-            serde_json::from_str(&s).map_err(|e| Error::internal(format!("platform baseline: {e}")))
-        })
-        .transpose()
+    json_column(r, id, "platform_baseline")
 }
 
 /// What a release staged back to the BIOS baseline (name to the value
@@ -370,14 +378,7 @@ pub fn set_bios_staged(w: &mut dyn Writer, id: &str, staged: Option<&BiosStaged>
 /// What the node's release staged back to the BIOS baseline (empty when
 /// nothing).
 pub fn bios_staged(r: &mut dyn Reader, id: &str) -> Result<BiosStaged> {
-    let rows = r.query("SELECT bios_staged FROM nodes WHERE id = ?", vals![id])?;
-    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
-    match row.opt_str(0)? {
-        Some(s) => {
-            serde_json::from_str(&s).map_err(|e| Error::internal(format!("bios staged: {e}")))
-        }
-        None => Ok(BiosStaged::new()),
-    }
+    Ok(json_column(r, id, "bios_staged")?.unwrap_or_default())
 }
 
 /// A change a lifecycle step is about to make on a node's BMC, outside a
@@ -411,14 +412,7 @@ pub fn journal_bmc_change(w: &mut dyn Writer, id: &str, change: &BmcChange) -> R
 
 /// The node's journaled BMC changes not yet recorded, oldest first.
 pub fn bmc_journal(r: &mut dyn Reader, id: &str) -> Result<Vec<BmcChange>> {
-    let rows = r.query("SELECT bmc_journal FROM nodes WHERE id = ?", vals![id])?;
-    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
-    match row.opt_str(0)? {
-        Some(s) => {
-            serde_json::from_str(&s).map_err(|e| Error::internal(format!("bmc journal: {e}")))
-        }
-        None => Ok(Vec::new()),
-    }
+    Ok(json_column(r, id, "bmc_journal")?.unwrap_or_default())
 }
 
 /// Clears the node's journal: in the transaction that records its changes.

@@ -246,6 +246,12 @@ fn release(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if i.state != InstanceState::Released {
         instances::request_release(w, &i.id)?;
     }
+    accepted(w, &i)
+}
+
+/// 202 with the instance as recorded, its node nudged: the lifecycle
+/// controller acts on what was asked.
+fn accepted(w: &mut dyn Writer, i: &Instance) -> Result<Reply> {
     let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
     r.status = 202;
     Ok(r.with_nudge(&i.node_id))
@@ -295,9 +301,7 @@ fn power_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         sent_at: None,
     });
     instances::set_power(w, &i.id, &power)?;
-    let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
-    r.status = 202;
-    Ok(r.with_nudge(&i.node_id))
+    accepted(w, &i)
 }
 
 /// Refuses what is only for a ready instance (`what`) on any other.
@@ -331,9 +335,7 @@ fn rebuild_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         req.ssh_keys.as_deref(),
         req.user_data.as_deref(),
     )?;
-    let mut r = Reply::ok(&instances::by_id(w, &i.id)?)?;
-    r.status = 202;
-    Ok(r.with_nudge(&i.node_id))
+    accepted(w, &i)
 }
 
 fn sanitization(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
