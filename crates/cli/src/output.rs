@@ -490,8 +490,15 @@ impl Row for FirmwareBaseline {
     const HEADER: &'static [&'static str] =
         &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION", "UPDATED"];
     fn cells(&self) -> Vec<String> {
-        let components: Vec<String> =
-            self.components.iter().map(|(id, v)| format!("{id}={v}")).collect();
+        // A component with an image to update it from: marked `+image`.
+        let components: Vec<String> = self
+            .components
+            .iter()
+            .map(|(id, v)| {
+                let image = if self.images.contains_key(id) { " +image" } else { "" };
+                format!("{id}={v}{image}")
+            })
+            .collect();
         vec![
             self.name.clone(),
             self.id.clone(),

@@ -15,6 +15,7 @@ mod host_interfaces;
 mod limiter;
 mod ops;
 mod security;
+mod update;
 
 pub use bios::{bios_changes, Bios, BiosAttributes};
 pub use boot_options::{boot_order_of, BootOption};
@@ -26,3 +27,4 @@ pub use ops::{
     SystemInfo,
 };
 pub use security::{BmcAccount, SecureBoot};
+pub use update::{Task, TaskProgress};

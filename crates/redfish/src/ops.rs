@@ -184,6 +184,9 @@ pub struct Firmware {
     pub id: String,
     pub name: String,
     pub version: String,
+    /// Its firmware inventory resource (an update's target).
+    #[serde(default)]
+    pub path: String,
 }
 
 /// What inspection learns about a node.
@@ -566,19 +569,7 @@ impl Bmc {
             .map(|g| (g * 1024.0) as u64)
             .unwrap_or(0);
         let nics = self.nics_of(&sys)?;
-        let mut firmware = Vec::new();
-        if let Some(fw) = self.get_optional("/redfish/v1/UpdateService/FirmwareInventory")? {
-            for f in members(&fw) {
-                // Firmware inventory can be slow on real BMCs: the slow lane.
-                if let Ok(v) = self.slow_get(&f) {
-                    firmware.push(Firmware {
-                        id: s(&v, "Id"),
-                        name: s(&v, "Name"),
-                        version: s(&v, "Version"),
-                    });
-                }
-            }
-        }
+        let firmware = self.firmware()?;
         gpus.sort_by(|a, b| a.path.cmp(&b.path));
         let secure_boot = self.secure_boot_of(&sys)?;
         let accounts = self.accounts()?;

@@ -290,3 +290,51 @@ fn credentials_are_checked_by_a_bmc_without_sessions() {
     assert!(matches!(e, RedfishError::Auth(_)), "{e:?}");
     assert!(!format!("{e} {e:?}").contains("wrong"), "the password never shows");
 }
+
+/// `UpdateService.SimpleUpdate` as sushy-tools takes it: the action found
+/// on the update service, the image and targets in the body. The fake
+/// driver keeps no firmware versions, so the emulator refuses the update
+/// with its reason (500 after the retries), and a target it does not take
+/// with 400; its task resource reads as completed.
+#[test]
+fn firmware_updates_reach_the_emulator_and_its_refusals_surface() {
+    let Some(emu) = Emulator::start(1) else { return };
+    let b = bmc(&emu.url);
+    let sys = b.host_system().unwrap();
+    let e = b.simple_update("http://127.0.0.1:9/bios.bin", &[&sys]).unwrap_err();
+    match &e {
+        RedfishError::Status { status: 500, message, .. } => {
+            assert!(message.contains("Failed fetching BIOS information"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.is_transient(), "a 500 is tried again later");
+    let e =
+        b.simple_update("http://127.0.0.1:9/bmc.bin", &["/redfish/v1/Managers/BMC"]).unwrap_err();
+    match &e {
+        RedfishError::Status { status: 400, message, .. } => {
+            assert!(message.contains("Manager is not currently a supported Target"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let t = b.task("/redfish/v1/TaskService/Tasks/42").unwrap();
+    assert_eq!(t.progress, neocloud_redfish::TaskProgress::Completed, "{t:?}");
+    assert_eq!(t.percent, Some(100), "{t:?}");
+    // No firmware inventory on the fake driver: none, not an error.
+    assert!(b.firmware().unwrap().is_empty());
+}
+
+/// The DGX mockup's firmware inventory, each component with the path an
+/// update targets; sushy-static takes any POST with 204 and no task: an
+/// update taken with no task to follow.
+#[test]
+fn firmware_inventory_paths_and_an_update_without_a_task() {
+    let Some(bmc_peer) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&bmc_peer.url);
+    let fw = b.firmware().unwrap();
+    let bios = fw.iter().find(|f| f.id == "HostBIOS_0").unwrap_or_else(|| panic!("{fw:?}"));
+    assert_eq!(bios.path, "/redfish/v1/UpdateService/FirmwareInventory/HostBIOS_0");
+    assert!(fw.iter().all(|f| f.path.ends_with(&format!("/{}", f.id))), "{fw:?}");
+    let task = b.simple_update("https://fw.example/bios.bin", &[&bios.path]).unwrap();
+    assert_eq!(task, None);
+}

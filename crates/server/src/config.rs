@@ -138,6 +138,10 @@ pub struct Config {
     /// How long a released node's switch ports have to leave the tenant's
     /// networks before its release fails.
     pub isolation_timeout_secs: u64,
+    /// How long a firmware update the BMC runs (to the provider's baseline
+    /// image, before a released node's sanitizer boots) may take before it
+    /// is failed.
+    pub firmware_update_timeout_secs: u64,
     /// How BMCs' certificates are verified: the site's CA bundle
     /// (`ca_pem`), or `insecure_skip_verify` for labs; default: public roots.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
@@ -179,6 +183,7 @@ impl Default for Config {
             fabric_lease_secs: 60,
             allow_local_switches: false,
             isolation_timeout_secs: 600,
+            firmware_update_timeout_secs: 3600,
             bmc_tls: Default::default(),
         }
     }

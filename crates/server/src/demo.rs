@@ -131,6 +131,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 components: [("BMC", "SIM-BMC-2.1"), ("BIOS", "SIM-BIOS-1.0")]
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .into(),
+                images: Default::default(),
                 description: "SIMULATED firmware of the demo's simulated BMCs".into(),
             },
         )?;

@@ -100,3 +100,55 @@ fn baselines_are_one_per_model_checked_and_updated_at_their_generation() {
         }
     }
 }
+
+/// A component's image: kept with the baseline, replaced whole by an
+/// update, and refused (naming `images.<component>`, writing nothing)
+/// where it names no listed component, is not an http(s) URL, or carries
+/// credentials; an update that drops a component keeps no image for it.
+#[test]
+fn images_belong_to_listed_components_and_are_urls_without_credentials() {
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let mut body = dgx("dgx-h100", "DGX H100");
+        body["images"] = json!({"EROT_BIOS_0": "https://fw.example/dgx/bios-1.2.bin"});
+        let created = a.post(PATH, &body).expect(201).body;
+        assert_eq!(created["images"], body["images"], "[{b}] {created}");
+        assert_eq!(a.get(&format!("{PATH}/dgx-h100")).expect(200).body, created, "[{b}]");
+        // Without images: none.
+        let other = a.post(PATH, &dgx("dgx-b200", "DGX B200")).expect(201).body;
+        assert_eq!(other["images"], json!({}), "[{b}] {other}");
+
+        for (images, field) in [
+            (json!({"CPLD_0": "https://fw/cpld.bin"}), "images.CPLD_0"),
+            (json!({"EROT_BIOS_0": "tftp://fw/bios.bin"}), "images.EROT_BIOS_0"),
+            (json!({"EROT_BIOS_0": "https://fw/bios 1.2.bin"}), "images.EROT_BIOS_0"),
+            (json!({"EROT_BIOS_0": "https://ops:pw@fw/bios.bin"}), "images.EROT_BIOS_0"),
+        ] {
+            let mut body = dgx("x", "M");
+            body["images"] = images.clone();
+            let r = a.post(PATH, &body).expect(422);
+            assert_eq!(r.error().1.as_deref(), Some(field), "[{b}] {images}: {}", r.text);
+            let at = json!({"generation": created["generation"], "images": images});
+            let r = a.patch(&format!("{PATH}/dgx-h100"), &at).expect(422);
+            assert_eq!(r.error().1.as_deref(), Some(field), "[{b}] {images}: {}", r.text);
+        }
+        assert_eq!(names(&s), ["dgx-b200", "dgx-h100"], "[{b}] nothing written");
+        assert_eq!(a.get(&format!("{PATH}/dgx-h100")).expect(200).body, created, "[{b}]");
+
+        // Dropping the component its image belongs to, and not the image: refused.
+        let drop = json!({"generation": 1, "components": {"HGX_FW_BMC_0": "25.01"}});
+        let r = a.patch(&format!("{PATH}/dgx-h100"), &drop).expect(422);
+        assert_eq!(r.error().1.as_deref(), Some("images.EROT_BIOS_0"), "[{b}] {}", r.text);
+        // Images replaced whole; `{}` removes them.
+        let at = json!({"generation": 1,
+                        "images": {"HGX_FW_BMC_0": "http://fw.example/dgx/bmc-24.09.fwpkg"}});
+        let updated = a.patch(&format!("{PATH}/dgx-h100"), &at).expect(200).body;
+        assert_eq!(updated["images"], at["images"], "[{b}] {updated}");
+        assert_eq!(updated["components"], created["components"], "[{b}] kept");
+        let none = json!({"generation": 2, "images": {}});
+        let updated = a.patch(&format!("{PATH}/dgx-h100"), &none).expect(200).body;
+        assert_eq!(updated["images"], json!({}), "[{b}] {updated}");
+    }
+}

@@ -6,16 +6,20 @@ use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_types::{FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate};
 use std::collections::BTreeMap;
 
-const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at";
+const COLS: &str =
+    "id, name, model, components, description, generation, created_at, updated_at, images";
 
 fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     let components: BTreeMap<String, String> = serde_json::from_str(&r.str(3)?)
         .map_err(|e| Error::internal(format!("firmware baseline components: {e}")))?;
+    let images: BTreeMap<String, String> = serde_json::from_str(&r.str(8)?)
+        .map_err(|e| Error::internal(format!("firmware baseline images: {e}")))?;
     Ok(FirmwareBaseline {
         id: r.str(0)?,
         name: r.str(1)?,
         model: r.str(2)?,
         components,
+        images,
         description: r.str(4)?,
         generation: r.i64(5)?,
         created_at: rfc(r.i64(6)?),
@@ -23,9 +27,8 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     })
 }
 
-fn json(components: &BTreeMap<String, String>) -> Result<String> {
-    serde_json::to_string(components)
-        .map_err(|e| Error::internal(format!("firmware baseline components: {e}")))
+fn json(map: &BTreeMap<String, String>) -> Result<String> {
+    serde_json::to_string(map).map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
 pub fn lookup(r: &mut dyn Reader, key: &NameOrId) -> Result<Option<FirmwareBaseline>> {
@@ -83,7 +86,7 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?)"),
+        &format!("INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"),
         vals![
             &id,
             p.name.as_str(),
@@ -91,7 +94,8 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
             json(&p.components)?,
             p.description.as_str(),
             now,
-            now
+            now,
+            json(&p.images)?
         ],
     )
     .map_err(|e| taken(e, p))?;
@@ -106,9 +110,10 @@ pub fn update(
     p: &FirmwareBaselineUpdate,
 ) -> Result<FirmwareBaseline> {
     let components = p.components.as_ref().map(json).transpose()?;
+    let images = p.images.as_ref().map(json).transpose()?;
     let n = w.execute(
-        "UPDATE firmware_baselines SET components = COALESCE(?, components), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
-        vals![&components, &p.description, now_micros(), id, p.generation],
+        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
+        vals![&components, &images, &p.description, now_micros(), id, p.generation],
     )?;
     check_generation(w, n, "firmware_baselines", "firmware baseline", id, p.generation, None)?;
     get(w, id)

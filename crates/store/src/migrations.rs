@@ -678,6 +678,20 @@ ALTER TABLE instances ADD COLUMN powered_off_at BIGINT NOT NULL DEFAULT 0;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 18,
+        name: "firmware updates",
+        common: r#"
+-- Per component of a baseline, the URL of its image at the baseline's
+-- version (JSON object; '{}': none).
+ALTER TABLE firmware_baselines ADD COLUMN images TEXT NOT NULL DEFAULT '{}';
+-- The firmware updates of a node's sanitization under way (JSON list,
+-- each written before it is sent to the BMC); cleared with the record.
+ALTER TABLE nodes ADD COLUMN firmware_updates TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -424,6 +424,31 @@ pub fn clear_bmc_journal(w: &mut dyn Writer, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The firmware updates of the node's sanitization under way, as last
+/// written (`None`: none planned yet; empty: planned, none needed).
+pub fn firmware_updates(
+    r: &mut dyn Reader,
+    id: &str,
+) -> Result<Option<Vec<neocloud_types::FirmwareUpdate>>> {
+    json_column(r, id, "firmware_updates")
+}
+
+/// Writes the node's firmware updates (`None` clears them: in the
+/// transaction that writes the sanitization record). An update is written
+/// here as sent before it is sent to the BMC.
+pub fn set_firmware_updates(
+    w: &mut dyn Writer,
+    id: &str,
+    updates: Option<&[neocloud_types::FirmwareUpdate]>,
+) -> Result<()> {
+    let json = updates
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::internal(format!("firmware updates: {e}")))?;
+    w.execute("UPDATE nodes SET firmware_updates = ? WHERE id = ?", vals![json, id])?;
+    Ok(())
+}
+
 /// A node's BMC: endpoint, username, sealed password, discovered system.
 pub struct BmcRecord {
     pub endpoint: String,

@@ -1,6 +1,9 @@
 //! The provider's firmware baselines: the versions a system model must
 //! run. A clean node of that model whose inspection finds another version
-//! of a listed component fails; every sanitization checks them.
+//! of a listed component fails; every sanitization checks them. Where the
+//! baseline names an image for a component, a sanitization that finds the
+//! component at another version updates it from that image over the BMC
+//! (Redfish `UpdateService.SimpleUpdate`) before the sanitizer boots.
 
 use neocloud_common::Name;
 use schemars::JsonSchema;
@@ -15,6 +18,11 @@ pub struct FirmwareBaseline {
     pub model: String,
     /// Component id (as the BMC's firmware inventory names it) to version.
     pub components: BTreeMap<String, String>,
+    /// Component id to the URL of its firmware image at the baseline's
+    /// version (HTTP or HTTPS, fetched by the BMC): a sanitization that
+    /// finds the component at another version updates it from this image.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
     pub description: String,
     pub generation: i64,
     pub created_at: String,
@@ -29,6 +37,10 @@ pub struct FirmwareBaselineCreate {
     pub model: String,
     /// At least one component id to its version.
     pub components: BTreeMap<String, String>,
+    /// Component id (one of `components`) to the URL of its image at that
+    /// version (HTTP or HTTPS, as the BMC fetches it).
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
 }
@@ -40,6 +52,81 @@ pub struct FirmwareBaselineUpdate {
     pub generation: i64,
     #[serde(default)]
     pub components: Option<BTreeMap<String, String>>,
+    /// A new set of images (replacing the old one whole; `{}`: none).
+    #[serde(default)]
+    pub images: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// Where one firmware update of a node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FirmwareUpdateState {
+    /// Found behind the baseline; not asked of the BMC yet.
+    Planned,
+    /// Asked of the BMC (written before it was sent); its task runs.
+    Sent,
+    /// The BMC's task completed: the image applies at the node's next boot
+    /// (the sanitizer's) at the latest, checked at the end of sanitization.
+    Completed,
+    /// Refused, its task failed or timed out, or its answer lost too often:
+    /// `detail` says which; the sanitization's firmware check fails.
+    Failed,
+}
+
+impl FirmwareUpdateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirmwareUpdateState::Planned => "planned",
+            FirmwareUpdateState::Sent => "sent",
+            FirmwareUpdateState::Completed => "completed",
+            FirmwareUpdateState::Failed => "failed",
+        }
+    }
+
+    /// Whether nothing more is done about it.
+    pub fn is_done(self) -> bool {
+        match self {
+            FirmwareUpdateState::Planned | FirmwareUpdateState::Sent => false,
+            FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => true,
+        }
+    }
+}
+
+/// A firmware update the lifecycle runs on a node being released: a
+/// component the provider's baseline has an image for, found at another
+/// version, updated from that image before the sanitizer boots (whose boot
+/// applies what waits for a reset). Kept on the node until the
+/// sanitization record is written (it is in the record's firmware check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirmwareUpdate {
+    /// The component (its firmware inventory id).
+    pub component: String,
+    /// Its firmware inventory resource (the update's target).
+    pub target: String,
+    /// The version found.
+    pub from: String,
+    /// The baseline's version.
+    pub to: String,
+    /// The image it is updated from.
+    pub image: String,
+    pub state: FirmwareUpdateState,
+    /// The BMC's task, once it answered with one.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// The task's progress as the BMC last reported it.
+    #[serde(default)]
+    pub percent: Option<u32>,
+    /// Times it was sent (an answer lost is sent again, a bounded number
+    /// of times: flashing the same image again is harmless, twice at once
+    /// the BMC refuses).
+    #[serde(default)]
+    pub sends: u32,
+    /// When it was last sent (RFC 3339).
+    #[serde(default)]
+    pub sent_at: Option<String>,
+    /// What the BMC said: its task's messages, its refusal, a timeout.
+    #[serde(default)]
+    pub detail: String,
 }

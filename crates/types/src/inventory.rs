@@ -655,4 +655,8 @@ pub struct AgentReport {
 pub struct NodeHardware {
     pub bmc: Option<BmcInventory>,
     pub agent: Option<AgentReport>,
+    /// The firmware updates of the sanitization under way (to the
+    /// provider's baseline images), with their progress; empty otherwise.
+    #[serde(default)]
+    pub firmware_updates: Vec<crate::FirmwareUpdate>,
 }

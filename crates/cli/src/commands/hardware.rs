@@ -97,6 +97,17 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             }
         }
     }
+    // The sanitization's firmware updates under way (cells are cut: the
+    // task and the BMC's words are in the JSON).
+    for u in &hw.firmware_updates {
+        let percent = u.percent.map(|p| format!(" {p}%")).unwrap_or_default();
+        t.row(vec![
+            "update".into(),
+            "firmware".into(),
+            u.component.clone(),
+            format!("{} -> {}: {}{percent}", u.from, u.to, u.state.as_str()),
+        ]);
+    }
     match &hw.agent {
         None => t.row(vec!["agent".into(), "-".into(), "-".into(), "none registered".into()]),
         Some(a) => {
@@ -219,7 +230,7 @@ mod tests {
             assert!(out.lines().any(|l| words(l).contains(&words(want))), "{want:?} in\n{out}");
         }
         assert!(out.lines().any(|l| l.ends_with("H100, 80 GiB")), "nothing cut:\n{out}");
-        let none = table(&NodeHardware { bmc: None, agent: None });
+        let none = table(&NodeHardware { bmc: None, agent: None, firmware_updates: vec![] });
         assert!(none.contains("not inspected") && none.contains("none registered"), "{none}");
     }
 }

@@ -2,7 +2,9 @@
 //! versions each system model must run. Provider only (the node policy's
 //! resource). A clean node of a listed model whose inspection finds another
 //! version of a listed component fails, and every sanitization checks them;
-//! a change applies from the next inspection or sanitization.
+//! a change applies from the next inspection or sanitization. A component
+//! given an image is updated from it by the sanitization that finds it at
+//! another version.
 
 use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
@@ -114,10 +116,32 @@ fn check_components(components: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// Each image belongs to a listed component and is a URL the BMC can
+/// fetch, without credentials in it (every reader of the baseline, and of
+/// the BMC's logs, would see them).
+fn check_images(
+    components: &BTreeMap<String, String>,
+    images: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (id, url) in images {
+        let field = format!("images.{id}");
+        if !components.contains_key(id) {
+            return Err(Error::invalid_value(&field, "names no component of `components`"));
+        }
+        super::images::check_url(&field, url)?;
+        let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(Error::invalid_value(&field, "must not carry credentials"));
+        }
+    }
+    Ok(())
+}
+
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: FirmwareBaselineCreate = c.body()?;
     check_token("model", &p.model)?;
     check_components(&p.components)?;
+    check_images(&p.components, &p.images)?;
     check_text("description", &Some(p.description.clone()))?;
     let b = firmware_baselines::create(w, &p)?;
     Reply::created(&b.id.clone(), &b)
@@ -130,6 +154,11 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     check_text("description", &p.description)?;
     let b = find(c, w)?;
+    // Against what the baseline will list: a component dropped keeps no image.
+    check_images(
+        p.components.as_ref().unwrap_or(&b.components),
+        p.images.as_ref().unwrap_or(&b.images),
+    )?;
     Reply::ok(&firmware_baselines::update(w, &b.id, &p)?)
 }
 
@@ -162,5 +191,24 @@ mod tests {
         assert_eq!(field(check_components(&c)), "components");
         assert_eq!(field(check_token("model", "  ")), "model");
         assert!(check_token("model", "DGX H100").is_ok());
+    }
+
+    #[test]
+    fn images_name_what_is_wrong() {
+        let c: BTreeMap<String, String> = [("BIOS".to_string(), "2.1".to_string())].into();
+        let images = |id: &str, url: &str| -> BTreeMap<String, String> {
+            [(id.to_string(), url.to_string())].into()
+        };
+        assert!(check_images(&c, &BTreeMap::new()).is_ok());
+        assert!(check_images(&c, &images("BIOS", "https://fw.example/bios-2.1.bin")).is_ok());
+        assert_eq!(field(check_images(&c, &images("BMC", "https://fw/x"))), "images.BMC");
+        assert_eq!(field(check_images(&c, &images("BIOS", "ftp://fw/x"))), "images.BIOS");
+        assert_eq!(field(check_images(&c, &images("BIOS", "https://fw/a b"))), "images.BIOS");
+        assert_eq!(
+            field(check_images(&c, &images("BIOS", "https://u:p@fw/bios.bin"))),
+            "images.BIOS"
+        );
+        // An @ past the host is the path's.
+        assert!(check_images(&c, &images("BIOS", "https://fw/v@2/bios.bin")).is_ok());
     }
 }

@@ -70,7 +70,7 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 /// An `http(s)://` URL a boot loader can fetch: no spaces or controls
 /// (they would split the iPXE line).
-fn check_url(field: &str, v: &str) -> Result<()> {
+pub(super) fn check_url(field: &str, v: &str) -> Result<()> {
     if !(v.starts_with("http://") || v.starts_with("https://")) {
         return Err(Error::invalid_value(field, "must be an http:// or https:// URL"));
     }

@@ -81,7 +81,11 @@ fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
         }),
         None => None,
     };
-    Reply::ok(&NodeHardware { bmc: nodes::bmc_inventory(r, &n.id)?, agent })
+    Reply::ok(&NodeHardware {
+        bmc: nodes::bmc_inventory(r, &n.id)?,
+        agent,
+        firmware_updates: nodes::firmware_updates(r, &n.id)?.unwrap_or_default(),
+    })
 }
 
 fn sanitizations(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {

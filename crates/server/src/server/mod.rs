@@ -148,6 +148,8 @@ impl Server {
                 l.boot_attempts = config.boot_attempts;
                 l.parallel_steps = config.lifecycle_parallel_steps;
                 l.isolation_timeout = Duration::from_secs(config.isolation_timeout_secs);
+                l.firmware_update_timeout =
+                    Duration::from_secs(config.firmware_update_timeout_secs);
                 l.planners = planners;
                 if let Some(w) = config.bmc_tls.warning("every BMC") {
                     tracing::warn!("{w}");

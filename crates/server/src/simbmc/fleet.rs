@@ -39,6 +39,29 @@ pub(super) struct Sim {
     /// bootstrapping: both on as the simulated BMC leaves the factory.
     pub(super) host_interface: bool,
     pub(super) credential_bootstrapping: bool,
+    /// The firmware inventory (component to version), and the versions
+    /// staged by an update for the next power-on.
+    pub(super) firmware: BTreeMap<String, String>,
+    pub(super) firmware_pending: BTreeMap<String, String>,
+    /// The BMC's tasks (firmware updates), task `n` at index `n - 1`.
+    pub(super) tasks: Vec<SimTask>,
+}
+
+/// A task of the simulated BMC (DSP0268 `Task`).
+#[derive(Clone)]
+pub(super) struct SimTask {
+    pub(super) state: String,
+    pub(super) status: String,
+    pub(super) percent: u32,
+    pub(super) messages: Vec<String>,
+}
+
+/// The simulated firmware as it leaves the factory.
+fn default_firmware() -> BTreeMap<String, String> {
+    [("BMC", "SIM-BMC-2.1"), ("BIOS", "SIM-BIOS-1.0")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[derive(Clone)]
@@ -123,6 +146,9 @@ impl Default for Sim {
             boot_order: vec!["Boot0001".into(), "Boot0002".into()],
             host_interface: true,
             credential_bootstrapping: true,
+            firmware: default_firmware(),
+            firmware_pending: BTreeMap::new(),
+            tasks: Vec::new(),
         }
     }
 }
@@ -340,6 +366,22 @@ impl SimFleet {
             s.host_interface = on;
             s.credential_bootstrapping = on;
         });
+    }
+
+    /// Node `i`'s firmware version of `component` in effect.
+    pub fn firmware(&self, i: usize, component: &str) -> Option<String> {
+        self.with(i, |s| s.firmware.get(component).cloned())
+    }
+
+    /// Flashes `version` on node `i`'s `component`, in effect at once, as a
+    /// tenant with root can from the host (a vendor tool).
+    pub fn set_firmware(&self, i: usize, component: &str, version: &str) {
+        self.with(i, |s| s.firmware.insert(component.to_string(), version.to_string()));
+    }
+
+    /// Firmware updates node `i`'s BMC has run (tasks started).
+    pub fn firmware_tasks(&self, i: usize) -> usize {
+        self.with(i, |s| s.tasks.len())
     }
 
     /// The image in node `i`'s virtual CD.

@@ -1,5 +1,5 @@
 //! The simulated hardware inventory: an HGX baseboard with 8 simulated
-//! H100 GPUs and their memory, and a firmware inventory.
+//! H100 GPUs and their memory (the firmware inventory: `update`).
 
 use super::{answer, link, Fleet};
 use axum::extract::{Path, State};
@@ -49,20 +49,6 @@ pub(super) fn routes() -> Router<Fleet> {
             "/simbmc/{i}/redfish/v1/Systems/HGX_Baseboard_0/Memory/{dram}",
             get(|State(f): State<Fleet>, h: HeaderMap, Path((i, d)): Path<(usize, String)>| async move {
                 answer(&f, &h, i, || json!({"@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Memory/{d}"), "Id": d, "CapacityMiB": 81559})).await
-            }),
-        )
-        .route(
-            "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory",
-            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
-                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/UpdateService/FirmwareInventory/BMC"),
-                                                     link("/redfish/v1/UpdateService/FirmwareInventory/BIOS")]})).await
-            }),
-        )
-        .route(
-            "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}",
-            get(|State(f): State<Fleet>, h: HeaderMap, Path((i, fw)): Path<(usize, String)>| async move {
-                let version = if fw == "BMC" { "SIM-BMC-2.1" } else { "SIM-BIOS-1.0" };
-                answer(&f, &h, i, || json!({"Id": fw, "Name": format!("simulated {fw}"), "Version": version})).await
             }),
         )
 }

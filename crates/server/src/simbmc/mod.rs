@@ -3,7 +3,7 @@
 //! `/simbmc/{i}` (service root, a host system with power, boot override, a
 //! virtual CD and a MAC, Secure Boot, BIOS, boot options, local accounts,
 //! a manager with a host interface, an HGX baseboard with 8 simulated H100
-//! GPUs, a firmware inventory). The real Redfish driver and lifecycle controller drive them
+//! GPUs, a firmware inventory with updates). The real Redfish driver and lifecycle controller drive them
 //! exactly as they drive real BMCs.
 //!
 //! A simulated node also boots: powering it on (or restarting it) with a
@@ -20,6 +20,7 @@ mod fleet;
 mod hardware;
 mod platform;
 mod system;
+mod update;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use fleet::Sim;
 pub use fleet::{ChangeHook, SimFleet};
+pub use update::{package as firmware_package, package_url as firmware_package_url};
 
 /// The credentials every simulated BMC accepts (basic auth).
 pub const USER: &str = "admin";
@@ -149,6 +151,7 @@ pub fn router(fleet: Fleet) -> Router {
         .merge(system::routes())
         .merge(platform::routes())
         .merge(hardware::routes())
+        .merge(update::routes())
         .with_state(fleet)
 }
 

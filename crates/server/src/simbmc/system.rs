@@ -195,6 +195,9 @@ async fn reset(
         // The firmware applies pending BIOS settings as it starts.
         let pending = std::mem::take(&mut s.bios_pending);
         s.bios.extend(pending);
+        // And the host firmware an update staged.
+        let pending = std::mem::take(&mut s.firmware_pending);
+        s.firmware.extend(pending);
         let network = s.boot_enabled != "Disabled"
             && match s.boot_target.as_str() {
                 "Pxe" => true,

@@ -59,6 +59,11 @@ impl ByHand<'_> {
     pub fn release(&self, id: &str) -> Value {
         release(&self.tenant, id).expect(202);
         drive(&self.ctl, &self.secrets, self.s, "bm-1", "releasing");
+        self.finish_release()
+    }
+
+    /// The rest of [`Self::release`], from `releasing`.
+    pub fn finish_release(&self) -> Value {
         drive_to_boot(&self.ctl, &self.secrets, self.s, "bm-1");
         let agent = register(self.s, &self.mac, SANITIZER_KERNEL, self.gpus);
         drive(&self.ctl, &self.secrets, self.s, "bm-1", "sanitizing");

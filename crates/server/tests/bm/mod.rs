@@ -194,10 +194,19 @@ pub fn wait_boot(s: &TestServer, i: usize, kernel: &str) -> String {
 
 /// Runs the test's controller until the node has been reset for its
 /// boot and waits for the image's agent.
+/// Passes that do not move it (a release waiting for its firmware
+/// updates' tasks) are paced, up to 20 s.
 pub fn drive_to_boot(ctl: &LifecycleController, secrets: &SecretBox, s: &TestServer, name: &str) {
-    for _ in 0..10 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for pass in 0.. {
         if lifecycle(s, name)["step"] == "await_agent" {
             return;
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        if pass >= 10 {
+            std::thread::sleep(Duration::from_millis(20));
         }
         ctl.run_once(&s.store, secrets).unwrap();
     }

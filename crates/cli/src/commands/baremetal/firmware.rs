@@ -39,6 +39,12 @@ enum FirmwareBaselineCmd {
         /// version; repeat for each.
         #[arg(long = "component", value_name = "ID=VERSION", value_parser = parse_component, required = true)]
         components: Vec<(String, String)>,
+        /// A component's image at its version (a URL its BMC fetches): a
+        /// sanitization that finds the component at another version
+        /// updates it from this image before the sanitizer boots; repeat
+        /// for each.
+        #[arg(long = "image", value_name = "ID=URL", value_parser = parse_image)]
+        images: Vec<(String, String)>,
         #[arg(long)]
         description: Option<String>,
         /// Retrying with the same key returns the first result instead of a second baseline.
@@ -56,6 +62,12 @@ enum FirmwareBaselineCmd {
         /// The new versions, each ID=VERSION; repeat for each.
         #[arg(long = "component", value_name = "ID=VERSION", value_parser = parse_component)]
         components: Vec<(String, String)>,
+        /// The new images, each ID=URL (all of them); repeat for each.
+        #[arg(long = "image", value_name = "ID=URL", value_parser = parse_image, conflicts_with = "no_images")]
+        images: Vec<(String, String)>,
+        /// Remove every image.
+        #[arg(long)]
+        no_images: bool,
         #[arg(long)]
         description: Option<String>,
     },
@@ -77,6 +89,15 @@ fn parse_component(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_image(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, url)) if !id.trim().is_empty() && !url.trim().is_empty() => {
+            Ok((id.to_string(), url.to_string()))
+        }
+        _ => Err("expected ID=URL, e.g. BIOS=https://fw.example/bios-2.1.bin".into()),
+    }
+}
+
 fn baseline_path(b: &str) -> String {
     format!("/v1/firmware-baselines/{}", client::seg(b))
 }
@@ -91,21 +112,39 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
         FirmwareBaselineCmd::Get { baseline } => {
             print_one::<FirmwareBaseline>(f, &c.get(&baseline_path(&baseline), &[])?)
         }
-        FirmwareBaselineCmd::Create { name, model, components, description, idempotency_key } => {
+        FirmwareBaselineCmd::Create {
+            name,
+            model,
+            components,
+            images,
+            description,
+            idempotency_key,
+        } => {
             let body = to_value(&FirmwareBaselineCreate {
                 name,
                 model,
                 components: components.into_iter().collect(),
+                images: images.into_iter().collect(),
                 description: description.unwrap_or_default(),
             })?;
             let created =
                 c.post("/v1/firmware-baselines", Some(&body), idempotency_key.as_deref())?;
             print_one::<FirmwareBaseline>(f, &created)
         }
-        FirmwareBaselineCmd::Update { baseline, generation, components, description } => {
+        FirmwareBaselineCmd::Update {
+            baseline,
+            generation,
+            components,
+            images,
+            no_images,
+            description,
+        } => {
             let components: Option<BTreeMap<String, String>> =
                 (!components.is_empty()).then(|| components.into_iter().collect());
-            let body = to_value(&FirmwareBaselineUpdate { generation, components, description })?;
+            let images: Option<BTreeMap<String, String>> =
+                (no_images || !images.is_empty()).then(|| images.into_iter().collect());
+            let body =
+                to_value(&FirmwareBaselineUpdate { generation, components, images, description })?;
             print_one::<FirmwareBaseline>(f, &c.patch(&baseline_path(&baseline), &body)?)
         }
         FirmwareBaselineCmd::Delete { baseline } => {
@@ -118,7 +157,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_component;
+    use super::{parse_component, parse_image};
 
     #[test]
     fn a_component_is_an_id_and_a_version() {
@@ -130,5 +169,10 @@ mod tests {
         assert!(parse_component("BIOS").is_err());
         assert!(parse_component("=1.2").is_err());
         assert!(parse_component("BIOS=").is_err());
+        assert_eq!(
+            parse_image("BIOS=https://fw/b.bin?v=2"),
+            Ok(("BIOS".into(), "https://fw/b.bin?v=2".into()))
+        );
+        assert!(parse_image("https://fw/b.bin").is_err());
     }
 }

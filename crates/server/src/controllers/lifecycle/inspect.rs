@@ -109,6 +109,7 @@ impl LifecycleController {
                     // loses its credentials, and an instance not released
                     // yet shows it is being released.
                     new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)?;
+                    nodes::set_firmware_updates(w, &n.id, None)?;
                     let i = instances::by_id(w, &instance)?;
                     if i.state != InstanceState::Released {
                         set_instance(w, &i, InstanceState::Releasing, None)?;

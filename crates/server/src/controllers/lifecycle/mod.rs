@@ -23,6 +23,7 @@
 mod accounts;
 mod bmc;
 mod census;
+mod firmware;
 mod host_interfaces;
 mod inspect;
 mod journal;
@@ -77,6 +78,8 @@ pub struct LifecycleController {
     /// How long a released node's switch ports have to leave the tenant's
     /// networks before the release fails.
     pub isolation_timeout: Duration,
+    /// How long the BMC's task for one firmware update may run.
+    pub firmware_update_timeout: Duration,
     /// Wakes the fabric controller (a release removed attachments).
     pub fabric_wake: Arc<tokio::sync::Notify>,
     /// The Ethernet fabrics' kept planners (a release removes attachments).
@@ -197,6 +200,7 @@ impl LifecycleController {
             started_micros: now_micros(),
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
+            firmware_update_timeout: Duration::from_secs(3600),
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
             planners: Arc::default(),
             bmc_tls: Default::default(),

@@ -13,8 +13,8 @@ use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
-    AgentStepKind, BootMethod, BootStep, ImagePurpose, InstanceState, Node, NodeLifecycle,
-    SanitizationBody, SanitizationCheck, SanitizeStep,
+    AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState, Node,
+    NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 
 impl LifecycleController {
@@ -47,6 +47,7 @@ impl LifecycleController {
         };
         let moved = self.advance(store, n, to, |w| {
             new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
+            nodes::set_firmware_updates(w, &n.id, None)?;
             // The node's ports leave the tenant's networks first (checked
             // before the sanitizer boots: `releasing`).
             isolation::detach_instance(w, &self.planners, instance)?;
@@ -145,6 +146,11 @@ impl LifecycleController {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 if step == BootStep::SetBoot && attempt == 1 {
                     if !self.isolated(store, n)? {
+                        return Ok(false);
+                    }
+                    // Firmware first: an image may reset the BIOS settings
+                    // staged next.
+                    if !self.update_firmware(store, secrets, n)? {
                         return Ok(false);
                     }
                     self.stage_bios(store, secrets, n)?;
@@ -280,7 +286,7 @@ impl LifecycleController {
         instance: &str,
     ) -> Result<bool, StepError> {
         let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
-        let (agent, baseline, platform, own_user, bios_staged, earlier) = store
+        let (agent, baseline, platform, own_user, bios_staged, earlier, updates) = store
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
@@ -289,6 +295,7 @@ impl LifecycleController {
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
                     nodes::bios_staged(r, &n.id)?,
                     nodes::bmc_journal(r, &n.id)?,
+                    nodes::firmware_updates(r, &n.id)?.unwrap_or_default(),
                 ))
             })
             .map_err(StepError::Store)?;
@@ -359,6 +366,7 @@ impl LifecycleController {
             &baseline,
             policy.as_ref().map(|p| &p.components),
             &inv.firmware,
+            &updates,
         ));
         checks.extend(super::platform::restore(
             &bmc,
@@ -436,6 +444,7 @@ impl LifecycleController {
             agents::delete_boot_token(w, &n.id)?;
             nodes::set_bios_staged(w, &n.id, None)?;
             nodes::clear_bmc_journal(w, &n.id)?;
+            nodes::set_firmware_updates(w, &n.id, None)?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
@@ -485,11 +494,14 @@ fn eject_virtual_media(
 
 /// Every baseline component must still report its baseline version: the
 /// node's own (its first clean inspection), and the provider's for its
-/// model where there is one (which wins for a component both name).
+/// model where there is one (which wins for a component both name). A
+/// component updated before the sanitizer booted says so, and how the
+/// update went.
 fn firmware_check(
     baseline: &[(String, String)],
     policy: Option<&std::collections::BTreeMap<String, String>>,
     now: &[neocloud_redfish::Firmware],
+    updates: &[FirmwareUpdate],
 ) -> SanitizationCheck {
     let mut wanted: Vec<(&str, &str, &str)> = baseline
         .iter()
@@ -504,7 +516,7 @@ fn firmware_check(
     );
     let mut items = Vec::new();
     for (id, want, whose) in wanted {
-        let item = match now.iter().find(|f| f.id == id) {
+        let mut item = match now.iter().find(|f| f.id == id) {
             Some(f) if f.version == want => {
                 item(id, "redfish-firmware-inventory", true, &format!("{want} ({whose})"))
             }
@@ -516,6 +528,16 @@ fn firmware_check(
             ),
             None => item(id, "redfish-firmware-inventory", false, "component no longer reported"),
         };
+        if let Some(u) = updates.iter().find(|u| u.component == id) {
+            item.detail = format!(
+                "{}; updated from {} with {}: {} ({})",
+                item.detail,
+                u.from,
+                u.image,
+                u.state.as_str(),
+                u.detail
+            );
+        }
         items.push(item);
     }
     SanitizationCheck { name: "firmware_baseline".into(), ok: items.iter().all(|i| i.ok), items }
@@ -526,25 +548,33 @@ mod tests {
     use super::*;
 
     fn fw(id: &str, v: &str) -> neocloud_redfish::Firmware {
-        neocloud_redfish::Firmware { id: id.into(), name: id.into(), version: v.into() }
+        neocloud_redfish::Firmware {
+            id: id.into(),
+            name: id.into(),
+            version: v.into(),
+            path: String::new(),
+        }
     }
 
     #[test]
     fn firmware_must_match_the_baseline() {
         let base = vec![("BMC".to_string(), "1.0".to_string()), ("BIOS".into(), "2.1".into())];
-        assert!(firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.1")]).ok);
-        let changed = firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.2")]);
+        assert!(firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.1")], &[]).ok);
+        let changed = firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.2")], &[]);
         assert!(!changed.ok);
         assert!(changed.items[1].detail.contains("2.2 differs from the baseline 2.1"));
-        assert!(!firmware_check(&base, None, &[fw("BMC", "1.0")]).ok, "a vanished component fails");
-        assert!(firmware_check(&[], None, &[fw("X", "1")]).ok);
+        assert!(
+            !firmware_check(&base, None, &[fw("BMC", "1.0")], &[]).ok,
+            "a vanished component fails"
+        );
+        assert!(firmware_check(&[], None, &[fw("X", "1")], &[]).ok);
         // The provider's baseline wins for the components it names.
         let policy: std::collections::BTreeMap<String, String> =
             [("BIOS".to_string(), "2.2".to_string())].into();
-        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.2")]);
+        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.2")], &[]);
         assert!(c.ok, "{c:?}");
         assert_eq!(c.items[1].detail, "2.2 (the provider's baseline)");
-        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.1")]);
+        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.1")], &[]);
         assert!(
             c.items[1].detail.contains("2.1 differs from the provider's baseline 2.2"),
             "{c:?}"

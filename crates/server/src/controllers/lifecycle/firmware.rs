@@ -1,0 +1,281 @@
+//! Firmware updates to the provider's baseline, before a released node's
+//! sanitizer boots: a component the provider's baseline for the node's
+//! model gives an image for, found at another version (a tenant with root
+//! can flash a NIC, a GPU or the BIOS in-band), is updated from that image
+//! over the BMC (`UpdateService.SimpleUpdate`). The step waits for each
+//! update's task; the sanitizer's boot then applies what waits for a
+//! reset, and the end of sanitization checks every version as before: the
+//! update is a means, the check is what the record says.
+//!
+//! Each update is written as sent (with the time and a count) before it is
+//! sent. A pass that finds one sent with no task known (its answer lost,
+//! or the control plane died before writing it) reads the version back and
+//! sends it again, at most [`MAX_SENDS`] times: flashing the same image
+//! again is harmless, and a BMC busy with the first refuses the second.
+
+use super::{audit_node, LifecycleController, StepError};
+use crate::secrets::SecretBox;
+use neocloud_common::time::{from_rfc3339, now_micros, to_rfc3339};
+use neocloud_redfish::{Bmc, Firmware, RedfishError, TaskProgress};
+use neocloud_store::{nodes, Store};
+use neocloud_types::{FirmwareUpdate, FirmwareUpdateState, Node};
+use std::time::Duration;
+
+/// Times one update is sent before it is failed for want of an answer.
+pub const MAX_SENDS: u32 = 3;
+
+impl LifecycleController {
+    /// The node's firmware updates for this release: planned on the first
+    /// pass, sent, then followed until each is done. `true` once none is
+    /// left to wait for (or none was needed).
+    pub(super) fn update_firmware(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let known = store.read(|r| nodes::firmware_updates(r, &n.id)).map_err(StepError::Store)?;
+        let mut updates = match known {
+            Some(u) => u,
+            None => match self.plan_firmware(store, secrets, n)? {
+                Some(u) => u,
+                None => return Ok(true),
+            },
+        };
+        if updates.iter().all(|u| u.state.is_done()) {
+            return Ok(true);
+        }
+        let (bmc, _) = self.bmc_system(store, secrets, n)?;
+        let mut read_back: Option<Vec<Firmware>> = None;
+        for i in 0..updates.len() {
+            let before = updates[i].clone();
+            match before.state {
+                FirmwareUpdateState::Planned => {
+                    self.send_update(store, n, &bmc, &mut updates, i)?
+                }
+                FirmwareUpdateState::Sent => match before.task.clone() {
+                    Some(task) => self.follow(&bmc, &mut updates[i], &task),
+                    None => {
+                        // Sent, and no answer heard: done already, or sent again.
+                        let now = match &read_back {
+                            Some(f) => f,
+                            None => read_back.insert(bmc.firmware().map_err(StepError::from)?),
+                        };
+                        let reads = now
+                            .iter()
+                            .find(|f| f.id == before.component)
+                            .map(|f| f.version.clone())
+                            .unwrap_or_default();
+                        if reads == before.to {
+                            let u = &mut updates[i];
+                            u.state = FirmwareUpdateState::Completed;
+                            u.detail = format!(
+                                "reads {reads}: sent {} time(s), the BMC's answer not heard",
+                                before.sends
+                            );
+                        } else if before.sends >= MAX_SENDS {
+                            let u = &mut updates[i];
+                            u.state = FirmwareUpdateState::Failed;
+                            u.detail = format!(
+                                "sent {} times with no answer heard (last: {}); reads {reads:?}",
+                                before.sends,
+                                if before.detail.is_empty() { "none" } else { &before.detail }
+                            );
+                        } else {
+                            self.send_update(store, n, &bmc, &mut updates, i)?;
+                        }
+                    }
+                },
+                FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => {}
+            }
+            let u = &updates[i];
+            if *u != before {
+                let outcome = match u.state {
+                    FirmwareUpdateState::Completed => Some("success"),
+                    FirmwareUpdateState::Failed => Some("failure"),
+                    FirmwareUpdateState::Planned | FirmwareUpdateState::Sent => None,
+                };
+                if let Some(o) = outcome.filter(|_| u.state != before.state) {
+                    log_outcome(n, u);
+                    self.write_updates(store, n, &updates, Some(o))?;
+                } else {
+                    self.write_updates(store, n, &updates, None)?;
+                }
+            }
+        }
+        Ok(updates.iter().all(|u| u.state.is_done()))
+    }
+
+    /// What to update: the components the provider's baseline for the
+    /// node's model has an image for, read at another version now. `None`
+    /// (nothing written) where the baseline has no image; else the plan,
+    /// written (possibly empty: nothing to update this release).
+    fn plan_firmware(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<Option<Vec<FirmwareUpdate>>, StepError> {
+        let model = store
+            .read(|r| nodes::bmc_inventory(r, &n.id))
+            .map_err(StepError::Store)?
+            .map(|i| i.model)
+            .unwrap_or_default();
+        let Some(policy) = self.firmware_policy_of(store, &model)? else { return Ok(None) };
+        if policy.images.is_empty() {
+            return Ok(None);
+        }
+        let (bmc, _) = self.bmc_system(store, secrets, n)?;
+        let now = bmc.firmware().map_err(StepError::from)?;
+        let plan: Vec<FirmwareUpdate> = policy
+            .images
+            .iter()
+            .filter_map(|(id, image)| {
+                let to = policy.components.get(id)?;
+                // Not reported: nothing to target (the check fails it).
+                let f = now.iter().find(|f| &f.id == id)?;
+                (&f.version != to).then(|| FirmwareUpdate {
+                    component: id.clone(),
+                    target: f.path.clone(),
+                    from: f.version.clone(),
+                    to: to.clone(),
+                    image: image.clone(),
+                    state: FirmwareUpdateState::Planned,
+                    task: None,
+                    percent: None,
+                    sends: 0,
+                    sent_at: None,
+                    detail: String::new(),
+                })
+            })
+            .collect();
+        for u in &plan {
+            tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it before the sanitizer boots");
+        }
+        store
+            .write(|w| nodes::set_firmware_updates(w, &n.id, Some(&plan)))
+            .map_err(StepError::Store)?;
+        Ok(Some(plan))
+    }
+
+    /// Sends update `i`: written as sent (and audited as requested) first.
+    fn send_update(
+        &self,
+        store: &Store,
+        n: &Node,
+        bmc: &Bmc,
+        updates: &mut [FirmwareUpdate],
+        i: usize,
+    ) -> Result<(), StepError> {
+        {
+            let u = &mut updates[i];
+            u.state = FirmwareUpdateState::Sent;
+            u.sends += 1;
+            u.sent_at = Some(to_rfc3339(now_micros()));
+            u.task = None;
+            u.percent = None;
+        }
+        self.write_updates(store, n, updates, Some("requested"))?;
+        let u = &mut updates[i];
+        match bmc.simple_update(&u.image, &[&u.target]) {
+            Ok(Some(task)) => {
+                u.detail = format!("task {task}");
+                u.task = Some(task);
+            }
+            // Taken with no task to follow: the end of sanitization reads
+            // the version.
+            Ok(None) => {
+                u.state = FirmwareUpdateState::Completed;
+                u.detail = "taken; the BMC named no task to follow".into();
+            }
+            // No answer: the next pass reads the version back.
+            Err(e) if e.is_transient() => u.detail = e.to_string(),
+            Err(e) => {
+                u.state = FirmwareUpdateState::Failed;
+                u.detail = format!("refused: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the update's task: done, failed, or still running (failed once
+    /// it has run past `firmware_update_timeout`).
+    fn follow(&self, bmc: &Bmc, u: &mut FirmwareUpdate, task: &str) {
+        match bmc.task(task) {
+            Ok(t) => {
+                let said = if t.messages.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", t.messages.join("; "))
+                };
+                u.percent = t.percent;
+                match t.progress {
+                    TaskProgress::Completed => {
+                        u.state = FirmwareUpdateState::Completed;
+                        u.detail = format!("task {task} completed{said}");
+                    }
+                    TaskProgress::Failed => {
+                        u.state = FirmwareUpdateState::Failed;
+                        u.detail = format!("task {task} ended {}{said}", t.state);
+                    }
+                    TaskProgress::Running => {
+                        u.detail = format!("task {task} {}{said}", t.state);
+                        self.time_out(u);
+                    }
+                }
+            }
+            // A BMC that restarted (as it does to apply its own firmware)
+            // may forget its tasks: nothing left to wait for; the end of
+            // sanitization reads the version.
+            Err(RedfishError::Status { status: 404 | 410, .. }) => {
+                u.state = FirmwareUpdateState::Completed;
+                u.detail = format!("the BMC no longer has task {task} (restarted?)");
+            }
+            // Unreachable meanwhile (restarting): waits, up to the timeout.
+            Err(e) => {
+                u.detail = format!("task {task} unread: {e}");
+                self.time_out(u);
+            }
+        }
+    }
+
+    fn time_out(&self, u: &mut FirmwareUpdate) {
+        let sent = u.sent_at.as_deref().and_then(|t| from_rfc3339(t).ok()).unwrap_or(0);
+        let ran = Duration::from_micros(now_micros().saturating_sub(sent).max(0) as u64);
+        if ran > self.firmware_update_timeout {
+            u.state = FirmwareUpdateState::Failed;
+            u.detail = format!("timed out after {}s ({})", ran.as_secs(), u.detail);
+        }
+    }
+
+    fn write_updates(
+        &self,
+        store: &Store,
+        n: &Node,
+        updates: &[FirmwareUpdate],
+        audit: Option<&str>,
+    ) -> Result<(), StepError> {
+        store
+            .write(|w| {
+                nodes::set_firmware_updates(w, &n.id, Some(updates))?;
+                match audit {
+                    Some(outcome) => audit_node(w, n, "node_firmware_update", outcome),
+                    None => Ok(()),
+                }
+            })
+            .map_err(StepError::Store)
+    }
+}
+
+fn log_outcome(n: &Node, u: &FirmwareUpdate) {
+    match u.state {
+        FirmwareUpdateState::Failed => {
+            tracing::warn!(node = %n.name, component = %u.component, detail = %u.detail, "firmware update failed")
+        }
+        FirmwareUpdateState::Completed
+        | FirmwareUpdateState::Planned
+        | FirmwareUpdateState::Sent => {
+            tracing::info!(node = %n.name, component = %u.component, detail = %u.detail, "firmware update done")
+        }
+    }
+}

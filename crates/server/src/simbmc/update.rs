@@ -1,0 +1,233 @@
+//! The simulated firmware: a firmware inventory (the BMC's own, applied at
+//! once, and the host's BIOS, applied at the next power-on), firmware
+//! updates (`UpdateService.SimpleUpdate`: the BMC fetches the image and
+//! runs a task) and a repository of SIMULATED firmware packages for them.
+//!
+//! A SIMULATED package is a JSON document naming the component and the
+//! version it installs ([`package`]); the fleet serves one for any
+//! component and version at `/simbmc/firmware/{component}/{version}`.
+
+use super::fleet::SimTask;
+use super::{answer, link, Fleet};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const INVENTORY: &str = "/redfish/v1/UpdateService/FirmwareInventory";
+
+/// A SIMULATED firmware package that installs `version` on `component`.
+pub fn package(component: &str, version: &str) -> Value {
+    json!({"simulated_firmware": {"component": component, "version": version}})
+}
+
+/// The URL of the fleet's package for `component` at `version`, for a
+/// fleet served at `base`.
+pub fn package_url(base: &str, component: &str, version: &str) -> String {
+    format!("{}/simbmc/firmware/{component}/{version}", base.trim_end_matches('/'))
+}
+
+pub(super) fn routes() -> Router<Fleet> {
+    Router::new()
+        .route(
+            "/simbmc/firmware/{component}/{version}",
+            get(|Path((c, v)): Path<(String, String)>| async move { Json(package(&c, &v)) }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/UpdateService",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
+                    json!({
+                        "@odata.id": "/redfish/v1/UpdateService",
+                        "Id": "UpdateService",
+                        "ServiceEnabled": true,
+                        "FirmwareInventory": link(INVENTORY),
+                        "Actions": {"#UpdateService.SimpleUpdate": {
+                            "target": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+                            "TransferProtocol@Redfish.AllowableValues": ["HTTP", "HTTPS"]
+                        }}
+                    })
+                })
+                .await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            post(simple_update),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                let ids: Vec<String> = f.with(i, |s| s.firmware.keys().cloned().collect());
+                answer(&f, &h, i, || {
+                    let m: Vec<Value> = ids.iter().map(|c| link(&format!("{INVENTORY}/{c}"))).collect();
+                    json!({"Members": m})
+                })
+                .await
+            }),
+        )
+        .route("/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}", get(component))
+        .route("/simbmc/{i}/redfish/v1/TaskService/Tasks/{t}", get(task))
+}
+
+async fn component(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, fw)): Path<(usize, String)>,
+) -> Response {
+    let Some(version) = f.with(i, |s| s.firmware.get(&fw).cloned()) else {
+        return not_found(&f, &h, i).await;
+    };
+    answer(&f, &h, i, || {
+        json!({"@odata.id": format!("{INVENTORY}/{fw}"), "Id": fw,
+               "Name": format!("simulated {fw}"), "Version": version, "Updateable": true})
+    })
+    .await
+}
+
+async fn not_found(f: &Fleet, h: &HeaderMap, i: usize) -> Response {
+    let resp = answer(f, h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "no such resource"}}))).into_response()
+}
+
+fn task_json(id: usize, t: &SimTask) -> Value {
+    let messages: Vec<Value> = t.messages.iter().map(|m| json!({"Message": m})).collect();
+    json!({
+        "@odata.id": format!("/redfish/v1/TaskService/Tasks/{id}"),
+        "@odata.type": "#Task.v1_4_3.Task",
+        "Id": id.to_string(),
+        "Name": "Firmware update (simulated)",
+        "TaskState": t.state,
+        "TaskStatus": t.status,
+        "PercentComplete": t.percent,
+        "Messages": messages
+    })
+}
+
+async fn task(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path((i, t)): Path<(usize, String)>,
+) -> Response {
+    let id = t.parse::<usize>().ok();
+    let found = id.and_then(|id| f.with(i, |s| s.tasks.get(id.wrapping_sub(1)).cloned()));
+    match (id, found) {
+        (Some(id), Some(task)) => answer(&f, &h, i, || task_json(id, &task)).await,
+        _ => not_found(&f, &h, i).await,
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": message}}))).into_response()
+}
+
+/// Starts a task that fetches the image and installs it; answers 202 with
+/// the task (and its monitor in `Location`). One target per update.
+async fn simple_update(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let Some(image) = v["ImageURI"].as_str().filter(|s| !s.is_empty()).map(str::to_string) else {
+        return bad_request("ImageURI required");
+    };
+    let targets: Vec<&str> = v["Targets"]
+        .as_array()
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let [target] = targets.as_slice() else {
+        return bad_request("the simulated BMC updates exactly one target at a time");
+    };
+    let component =
+        target.trim_end_matches('/').strip_prefix(&format!("{INVENTORY}/")).map(str::to_string);
+    let Some(component) = component.filter(|c| f.with(i, |s| s.firmware.contains_key(c))) else {
+        return bad_request(&format!(
+            "{target} is not a component of this BMC's firmware inventory"
+        ));
+    };
+    let (id, task) = f.with(i, |s| {
+        let t = SimTask {
+            state: "Running".into(),
+            status: "OK".into(),
+            percent: 0,
+            messages: vec![format!("fetching {image}")],
+        };
+        s.tasks.push(t.clone());
+        (s.tasks.len(), t)
+    });
+    let fleet = f.clone();
+    let flash = f.boot_delay;
+    std::thread::spawn(move || {
+        std::thread::sleep(fleet.wait_of(i, flash));
+        let end = install(&fleet, i, &component, &image);
+        fleet.with(i, |s| {
+            if let Some(t) = s.tasks.get_mut(id - 1) {
+                *t = end;
+            }
+        });
+    });
+    if f.changed(i, "firmware_update") {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"message": "answer lost (simulated)"}})),
+        )
+            .into_response();
+    }
+    let monitor = format!("/redfish/v1/TaskService/Tasks/{id}/Monitor");
+    (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(id, &task)))
+        .into_response()
+}
+
+/// Fetches the package and installs it: the BMC's own firmware at once,
+/// the host's at its next power-on. The task as it ends.
+fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
+    let failed = |m: String| SimTask {
+        state: "Exception".into(),
+        status: "Critical".into(),
+        percent: 0,
+        messages: vec![m],
+    };
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    let body: Value = match agent.get(image).call().map(|r| r.into_json::<Value>()) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return failed(format!("{image}: not a SIMULATED firmware package: {e}")),
+        Err(e) => return failed(format!("{image}: download failed: {e}")),
+    };
+    let p = &body["simulated_firmware"];
+    let (Some(for_component), Some(version)) = (p["component"].as_str(), p["version"].as_str())
+    else {
+        return failed(format!("{image}: not a SIMULATED firmware package"));
+    };
+    if for_component != component {
+        return failed(format!("{image} is firmware for {for_component}, not {component}"));
+    }
+    let at_once = component == "BMC";
+    f.with(i, |s| {
+        if at_once {
+            s.firmware.insert(component.to_string(), version.to_string());
+        } else {
+            s.firmware_pending.insert(component.to_string(), version.to_string());
+        }
+    });
+    SimTask {
+        state: "Completed".into(),
+        status: "OK".into(),
+        percent: 100,
+        messages: vec![if at_once {
+            format!("{component} {version} installed")
+        } else {
+            format!("{component} {version} staged: applies at the next power-on")
+        }],
+    }
+}

@@ -1,0 +1,323 @@
+//! Firmware updated back to the provider's baseline between tenants: a
+//! component the baseline gives an image for, found at another version
+//! when a node is released (a tenant with root flashed it in-band), is
+//! updated from that image over the BMC (`UpdateService.SimpleUpdate`, its
+//! task followed) before the sanitizer boots; the sanitizer's boot applies
+//! what waits for a reset, and the signed record's firmware check reads
+//! every version back.
+//!
+//! On the SIMULATED BMC, which fetches the image (a SIMULATED package its
+//! fleet serves), runs a task, installs its own firmware at once and the
+//! host's at the next power-on. The driver's calls against a real peer
+//! (the sushy-tools emulator) are in crates/redfish/tests.
+//!
+//! The tests drive their own lifecycle controller and play the node's
+//! agents.
+
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use bm::*;
+use common::nodes::lifecycle;
+use common::{TestBackend, TestServer};
+use neocloud_server::simbmc;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const MODEL: &str = "Simulated HGX H100";
+const TENANT_BIOS: &str = "SIM-BIOS-0.9-tenant";
+
+/// The provider's baseline for the simulated model, with images for
+/// `images` (component, URL).
+fn baseline(s: &TestServer, images: &[(&str, String)]) -> Value {
+    let images: serde_json::Map<String, Value> =
+        images.iter().map(|(c, u)| (c.to_string(), json!(u))).collect();
+    s.admin()
+        .post(
+            "/v1/firmware-baselines",
+            &json!({"name": "sim-hgx", "model": MODEL,
+                    "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0"},
+                    "images": images}),
+        )
+        .expect(201)
+        .body
+}
+
+fn firmware_item<'a>(rec: &'a Value, component: &str) -> &'a Value {
+    let c = check(rec, "firmware_baseline");
+    c["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["target"] == component)
+        .unwrap_or_else(|| panic!("no {component} in {c}"))
+}
+
+fn updates(s: &TestServer) -> Vec<Value> {
+    let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+    hw["firmware_updates"].as_array().cloned().unwrap_or_default()
+}
+
+/// `bm-1` on SIMULATED BMC `i`, the provider's baseline giving an image for
+/// its BIOS, provisioned, and its BIOS flashed by the tenant; the
+/// instance's id.
+fn flashed<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>, String) {
+    let (h, _) = simulated_node(s, f, i);
+    baseline(s, &[("BIOS", simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0"))]);
+    let id = h.provision("job");
+    f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+    (h, id)
+}
+
+#[test]
+fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        let bios = simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0");
+        let bmc = simbmc::firmware_package_url(&f.base, "BMC", "SIM-BMC-2.1");
+        let created = baseline(&s, &[("BIOS", bios.clone()), ("BMC", bmc.clone())]);
+        assert_eq!(created["images"]["BIOS"], bios.as_str(), "[{b}] {created}");
+
+        // Nothing flashed: nothing updated.
+        let id = h.provision("clean");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_eq!(f.sim.firmware_tasks(i), 0, "[{b}] no update asked of the BMC");
+        record(&h, &id, true);
+
+        // The tenant flashes its own BIOS and BMC firmware.
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        f.sim.set_firmware(i, "BMC", "SIM-BMC-6.6-tenant");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware_tasks(i), 2, "[{b}] one update per component");
+        // The BMC's own at once, the BIOS at the sanitizer's boot.
+        assert_eq!(f.sim.firmware(i, "BMC").as_deref(), Some("SIM-BMC-2.1"), "[{b}]");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        let rec = record(&h, &id, true);
+        let item = firmware_item(&rec, "BIOS");
+        assert_eq!(item["ok"], true, "[{b}] {item}");
+        let detail = item["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(&format!(
+                "SIM-BIOS-1.0 (the provider's baseline); updated from {TENANT_BIOS} with {bios}: \
+                 completed (task /redfish/v1/TaskService/Tasks/"
+            )),
+            "[{b}] {detail}"
+        );
+        assert!(detail.contains("applies at the next power-on"), "[{b}] {detail}");
+        let item = firmware_item(&rec, "BMC");
+        assert!(
+            item["detail"].as_str().unwrap().contains("updated from SIM-BMC-6.6-tenant"),
+            "[{b}] {item}"
+        );
+        // Each update audited as asked, then as done.
+        let audit = actions(
+            &s,
+            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
+        );
+        assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
+        assert!(updates(&s).is_empty(), "[{b}] cleared with the record");
+
+        // An image the BMC cannot fetch: the update fails, and so does the
+        // record; the node goes to no one.
+        let p = s.admin().get("/v1/firmware-baselines/sim-hgx").expect(200).body;
+        let missing = format!("{}/nothing-here/bios.bin", f.base);
+        s.admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": p["generation"], "images": {"BIOS": missing}}),
+            )
+            .expect(200);
+        let id = h.provision("again");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("firmware_baseline failed"), "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let item = firmware_item(&rec, "BIOS");
+        let detail = item["detail"].as_str().unwrap();
+        assert_eq!(item["ok"], false, "[{b}] {item}");
+        assert!(
+            detail.starts_with(&format!(
+                "{TENANT_BIOS} differs from the provider's baseline SIM-BIOS-1.0; updated from \
+                 {TENANT_BIOS} with {missing}: failed (task "
+            )) && detail.contains("ended Exception")
+                && detail.contains("download failed"),
+            "[{b}] {detail}"
+        );
+    }
+}
+
+/// The update is written as sent before the BMC gets it; a pass that hears
+/// no answer reads the version back and sends it again.
+#[test]
+fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, id) = flashed(&s, &f, i);
+
+        // The BMC starts every update it is sent; its answers are lost
+        // until the test says.
+        let lose = Arc::new(AtomicBool::new(true));
+        let (sent_first, reached) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        {
+            let (lose, sent_first, reached) = (lose.clone(), sent_first.clone(), reached.clone());
+            let store = s.store.clone();
+            let node = i;
+            f.sim.on_change(move |n, what| {
+                if n != node || what != "firmware_update" {
+                    return false;
+                }
+                reached.fetch_add(1, Ordering::SeqCst);
+                // Off the BMC's runtime: the store's clients block.
+                let store = store.clone();
+                let written = std::thread::spawn(move || {
+                    let sql = "SELECT COUNT(*) FROM nodes WHERE firmware_updates LIKE '%\"sent\"%'";
+                    store.read(|r| r.query(sql, &[])).unwrap()[0].i64(0).unwrap()
+                })
+                .join()
+                .unwrap();
+                if written > 0 {
+                    sent_first.fetch_add(1, Ordering::SeqCst);
+                }
+                lose.load(Ordering::SeqCst)
+            });
+        }
+        release(&h.tenant, &id).expect(202);
+        let sends = |u: &[Value]| u.first().and_then(|u| u["sends"].as_u64()).unwrap_or(0);
+        for _ in 0..5 {
+            if sends(&updates(&s)) >= 2 {
+                break;
+            }
+            h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        }
+        let u = updates(&s);
+        assert_eq!(u.len(), 1, "[{b}] {u:?}");
+        assert_eq!(u[0]["state"], "sent", "[{b}] {u:?}");
+        assert!(u[0]["task"].is_null(), "[{b}] no task known: {u:?}");
+        assert!(u[0]["detail"].as_str().unwrap().contains("answer lost"), "[{b}] {u:?}");
+        assert_eq!(sends(&u), 2, "[{b}] sent again after reading the version back: {u:?}");
+        assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}] the sanitizer waits");
+        assert!(reached.load(Ordering::SeqCst) >= 2, "[{b}]");
+        assert_eq!(
+            sent_first.load(Ordering::SeqCst),
+            reached.load(Ordering::SeqCst),
+            "[{b}] every update was in the store as sent before the BMC got it"
+        );
+
+        // The answers come back: the next send is followed to its end.
+        lose.store(false, Ordering::SeqCst);
+        let l = h.finish_release();
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        let rec = record(&h, &id, true);
+        let item = firmware_item(&rec, "BIOS");
+        assert!(item["detail"].as_str().unwrap().contains(": completed (task "), "[{b}] {item}");
+        f.sim.on_change(|_, _| false);
+    }
+}
+
+/// A BMC that keeps losing the answer: after the last send the update is
+/// failed, and the record says so. The record's verdict is the version read
+/// at the end: this BMC did the updates it did not answer (the simulated
+/// one makes the change, then loses the answer), so the BIOS reads right.
+#[test]
+fn a_firmware_update_never_answered_is_failed_and_the_version_read_decides() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, id) = flashed(&s, &f, i);
+        let node = i;
+        f.sim.on_change(move |n, what| n == node && what == "firmware_update");
+        release(&h.tenant, &id).expect(202);
+        for _ in 0..10 {
+            if updates(&s).first().is_some_and(|u| u["state"] == "failed") {
+                break;
+            }
+            h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        }
+        // The BMC's tasks (each took the simulated flash time) are done
+        // before the sanitizer's boot.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let u = updates(&s);
+        assert!(u[0]["state"] == "failed" && u[0]["sends"] == 3, "[{b}] {u:?}");
+        // Each send tried twice by the controller's client (a 503 is retried).
+        assert_eq!(f.sim.firmware_tasks(i), 6, "[{b}] sent 3 times, no more");
+        let l = h.finish_release();
+        f.sim.on_change(|_, _| false);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        let rec = record(&h, &id, true);
+        let item = firmware_item(&rec, "BIOS");
+        let detail = item["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.starts_with("SIM-BIOS-1.0 (the provider's baseline); updated from")
+                && detail.contains(": failed (sent 3 times with no answer heard"),
+            "[{b}] {detail}"
+        );
+        let audit = actions(
+            &s,
+            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
+        );
+        assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] 3 asked, 1 failed: {audit:?}");
+    }
+}
+
+/// Against sushy-static serving the DGX mockup: the update is sent to the
+/// action its update service lists, taken (204, no task: it changes
+/// nothing), and the version read at the end still differs: the record
+/// fails, saying the update was taken and what the component reads.
+#[test]
+fn an_update_taken_and_not_applied_fails_the_record_on_sushy_static() {
+    let mockup = peers::mockup_copy("dgx-h100");
+    let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
+    let bios_file = mockup.path().join("UpdateService/FirmwareInventory/HostBIOS_0/index.json");
+    let shipped = std::fs::read_to_string(&bios_file).unwrap();
+    let image = "https://fw.example/dgx/HostBIOS-01.05.03.bin";
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        std::fs::write(&bios_file, &shipped).unwrap();
+        let (h, hw) = static_node(&s, &bmc.url);
+        assert_eq!(hw["bmc"]["model"], "DGXH100", "[{b}] {hw}");
+        s.admin()
+            .post(
+                "/v1/firmware-baselines",
+                &json!({"name": "dgx", "model": "DGXH100",
+                        "components": {"HostBIOS_0": "01.05.03"},
+                        "images": {"HostBIOS_0": image}}),
+            )
+            .expect(201);
+        let id = h.provision("job");
+        // The tenant flashes an older BIOS in-band.
+        std::fs::write(&bios_file, shipped.replace("01.05.03", "01.04.99")).unwrap();
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let item = firmware_item(&rec, "HostBIOS_0");
+        assert_eq!(
+            item["detail"],
+            format!(
+                "01.04.99 differs from the provider's baseline 01.05.03; updated from 01.04.99 \
+                 with {image}: completed (taken; the BMC named no task to follow)"
+            ),
+            "[{b}] {item}"
+        );
+        let c = check(&rec, "firmware_baseline");
+        let others_ok = c["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["target"] == "HostBIOS_0" || i["ok"] == true);
+        assert!(others_ok, "[{b}] only the BIOS differs: {c}");
+    }
+}
