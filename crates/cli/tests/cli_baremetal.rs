@@ -161,10 +161,19 @@ fn firmware_baselines_end_to_end() {
         v.extend_from_slice(extra);
         cli.run(&v)
     };
-    let o = create("dgx", &["--component", "HGX_FW_BMC_0=24.09", "--component", "EROT_BIOS_0=1.2"]);
+    let bios_image = "https://fw.example/dgx/EROT_BIOS-1.2.fwpkg";
+    let image = format!("EROT_BIOS_0={bios_image}");
+    let o = create(
+        "dgx",
+        &["--component", "HGX_FW_BMC_0=24.09", "--component", "EROT_BIOS_0=1.2", "--image", &image],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_table(&o.stdout, &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION"], "dgx");
-    assert!(o.stdout.contains("EROT_BIOS_0=1.2, HGX_FW_BMC_0=24.09"), "{}", o.stdout);
+    assert!(o.stdout.contains("EROT_BIOS_0=1.2 +image, HGX_FW_BMC_0=24.09"), "{}", o.stdout);
+    // An image for a component not listed: refused naming it (exit 7).
+    let bad = create("dgx-4", &["--component", "BMC=1", "--image", "CPLD=https://fw/c.bin"]);
+    assert_eq!(bad.code, 7, "{}", bad.stderr);
+    assert!(bad.stderr.contains("images.CPLD"), "{}", bad.stderr);
     // One per model (exit 6); no component, or one without a version: usage errors.
     let dup = create("dgx-2", &["--component", "BMC=1"]);
     assert_eq!(dup.code, 6, "{}", dup.stderr);
@@ -174,6 +183,7 @@ fn firmware_baselines_end_to_end() {
 
     let b = cli.ok(&["firmware-baseline", "get", "dgx", "-o", "json"]).json();
     assert_eq!(b["components"]["HGX_FW_BMC_0"], "24.09", "{b}");
+    assert_eq!(b["images"]["EROT_BIOS_0"], bios_image, "{b}");
     // An update at a stale generation is refused (exit 6); at the one read, taken.
     let stale = cli.expect(
         6,
@@ -189,11 +199,13 @@ fn firmware_baselines_end_to_end() {
             "1",
             "--component",
             "HGX_FW_BMC_0=25.01",
+            "--no-images",
             "-o",
             "json",
         ])
         .json();
     assert_eq!(u["components"], serde_json::json!({"HGX_FW_BMC_0": "25.01"}), "{u}");
+    assert_eq!(u["images"], serde_json::json!({}), "{u}");
     assert_eq!(u["generation"], 2, "{u}");
     let list = cli.ok(&["firmware-baseline", "list", "-o", "json"]).json();
     assert_eq!(items(&list).len(), 1, "{list}");

@@ -170,3 +170,19 @@ impl Metrics {
         out
     }
 }
+
+/// A label value as the Prometheus text format writes it: backslash,
+/// double quote and newline escaped (values from BMCs and the provider's
+/// own names can hold them).
+pub fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod label_tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::escape_label(r#"HGX "0"\a"#), r#"HGX \"0\"\\a"#);
+        assert_eq!(super::escape_label("a\nb"), "a\\nb");
+    }
+}

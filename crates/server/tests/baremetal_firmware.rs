@@ -124,6 +124,13 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
         );
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
         assert!(updates(&s).is_empty(), "[{b}] cleared with the record");
+        let metrics = h.ctl.render_metrics();
+        for component in ["BIOS", "BMC"] {
+            let line = format!(
+                "neocloud_firmware_updates_total{{component=\"{component}\",outcome=\"completed\"}} 1\n"
+            );
+            assert!(metrics.contains(&line), "[{b}] {line} in {metrics}");
+        }
 
         // An image the BMC cannot fetch: the update fails, and so does the
         // record; the node goes to no one.
@@ -144,6 +151,8 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
         let item = firmware_item(&rec, "BIOS");
         let detail = item["detail"].as_str().unwrap();
         assert_eq!(item["ok"], false, "[{b}] {item}");
+        let failed = "neocloud_firmware_updates_total{component=\"BIOS\",outcome=\"failed\"} 1\n";
+        assert!(h.ctl.render_metrics().contains(failed), "[{b}]");
         assert!(
             detail.starts_with(&format!(
                 "{TENANT_BIOS} differs from the provider's baseline SIM-BIOS-1.0; updated from \

@@ -66,13 +66,15 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
 }
 
 /// Sanitization records written, by outcome, and their failed checks;
-/// tenants' power actions recorded, by action and outcome.
+/// tenants' power actions recorded, by action and outcome; firmware
+/// updates ended, by component and outcome.
 #[derive(Default)]
 pub(super) struct RecordCounts {
     complete: u64,
     incomplete: u64,
     failed_checks: std::collections::BTreeMap<String, u64>,
     power: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+    firmware: std::collections::BTreeMap<(String, &'static str), u64>,
 }
 
 impl LifecycleController {
@@ -94,6 +96,14 @@ impl LifecycleController {
         let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = if ok { "success" } else { "failed" };
         *m.power.entry((action, outcome)).or_default() += 1;
+    }
+
+    /// A firmware update ended (`ok`: nothing left to wait for; the
+    /// record's check reads the version).
+    pub(super) fn firmware_update_ended(&self, component: &str, ok: bool) {
+        let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = if ok { "completed" } else { "failed" };
+        *m.firmware.entry((component.to_string(), outcome)).or_default() += 1;
     }
 
     /// The node left its state's step (`n` as it was): how long it took.
@@ -142,6 +152,16 @@ impl LifecycleController {
         for ((action, outcome), n) in &r.power {
             out.push_str(&format!(
                 "neocloud_instance_power_actions_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP neocloud_firmware_updates_total Firmware updates to the provider's baseline images this replica saw end, by component and outcome (failed: refused, its task failed or timed out, or never answered).\n\
+             # TYPE neocloud_firmware_updates_total counter\n",
+        );
+        for ((component, outcome), n) in &r.firmware {
+            out.push_str(&format!(
+                "neocloud_firmware_updates_total{{component=\"{}\",outcome=\"{outcome}\"}} {n}\n",
+                crate::metrics::escape_label(component)
             ));
         }
         out

@@ -97,6 +97,7 @@ impl LifecycleController {
                 };
                 if let Some(o) = outcome.filter(|_| u.state != before.state) {
                     log_outcome(n, u);
+                    self.firmware_update_ended(&u.component, o == "success");
                     self.write_updates(store, n, &updates, Some(o))?;
                 } else {
                     self.write_updates(store, n, &updates, None)?;
