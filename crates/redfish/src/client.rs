@@ -259,6 +259,30 @@ impl Bmc {
     /// A request with authentication, the lane limit, re-login on an
     /// expired session, and retries with backoff for transient failures.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        self.request_with(method, path, body, self.cfg.retries)
+    }
+
+    /// [`Self::request`] sent at most once: no retry after a failure that
+    /// may have reached the BMC (a timeout, a lost or 5xx answer), for
+    /// actions that must not be done twice (a tenant's reboot). A session
+    /// refused (401) is still renewed and the request sent again: the BMC
+    /// did not act on it.
+    pub fn request_at_most_once(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
+        self.request_with(method, path, body, 0)
+    }
+
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        retries: u32,
+    ) -> Result<Answer> {
         let _permit = self.lane.acquire();
         let mut delay = self.cfg.backoff;
         let mut relogged = false;
@@ -287,7 +311,7 @@ impl Bmc {
                 other => other,
             };
             match res {
-                Err(e) if e.is_transient() && attempt < self.cfg.retries => {
+                Err(e) if e.is_transient() && attempt < retries => {
                     attempt += 1;
                     tracing::debug!(bmc = %self.cfg.endpoint, %path, error = %e, attempt, "retrying");
                     std::thread::sleep(delay);

@@ -321,6 +321,16 @@ impl Bmc {
     /// Resets the system. A type the BMC does not list as allowed is
     /// refused here rather than sent.
     pub fn reset(&self, system: &str, t: ResetType) -> Result<()> {
+        self.reset_with(system, t, false)
+    }
+
+    /// [`Self::reset`], the reset sent at most once (not again after a
+    /// timeout or a lost answer: the BMC may have done it).
+    pub fn reset_at_most_once(&self, system: &str, t: ResetType) -> Result<()> {
+        self.reset_with(system, t, true)
+    }
+
+    fn reset_with(&self, system: &str, t: ResetType, once: bool) -> Result<()> {
         let info = self.system(system)?;
         if !info.reset_types.is_empty() && !info.reset_types.iter().any(|r| r == t.as_str()) {
             return Err(RedfishError::Unsupported(format!(
@@ -334,7 +344,11 @@ impl Bmc {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| format!("{system}/Actions/ComputerSystem.Reset"));
-        self.request("POST", &target, Some(&json!({"ResetType": t.as_str()}))).map(|_| ())
+        let body = json!({"ResetType": t.as_str()});
+        match once {
+            true => self.request_at_most_once("POST", &target, Some(&body)).map(|_| ()),
+            false => self.request("POST", &target, Some(&body)).map(|_| ()),
+        }
     }
 
     /// Polls until the power state is `want` or the deadline passes.

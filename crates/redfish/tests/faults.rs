@@ -3,7 +3,7 @@
 //! and the per-BMC limit of requests in flight. (Protocol behaviour against
 //! a real Redfish implementation is in `emulator.rs`.)
 
-use neocloud_redfish::{Bmc, BmcConfig, RedfishError};
+use neocloud_redfish::{Bmc, BmcConfig, RedfishError, ResetType};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -304,4 +304,38 @@ fn at_most_four_requests_in_flight_per_bmc() {
     // Another BMC is not held back by this one's queue.
     let other = Bmc::new(cfg(&url));
     other.systems().unwrap();
+}
+
+/// A reset sent at most once is not sent again after a lost (503) answer;
+/// a plain one is retried; both after a renewed session (401: not acted on).
+#[test]
+fn a_reset_sent_at_most_once_is_not_retried() {
+    let resets = Arc::new(AtomicUsize::new(0));
+    let r2 = resets.clone();
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/redfish/v1/Systems/1") => (
+                200,
+                vec![],
+                r##"{"PowerState": "On", "Actions": {"#ComputerSystem.Reset": {
+                    "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset"}}}"##
+                    .into(),
+            ),
+            ("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset") => {
+                r2.fetch_add(1, Ordering::SeqCst);
+                (503, vec![], r#"{"error": {"message": "answer lost"}}"#.into())
+            }
+            _ => (404, vec![], "{}".into()),
+        }
+    }));
+    let bmc = Bmc::new(cfg(&url));
+    let e = bmc.reset_at_most_once("/redfish/v1/Systems/1", ResetType::ForceRestart).unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(resets.load(Ordering::SeqCst), 1, "sent once");
+    resets.store(0, Ordering::SeqCst);
+    bmc.reset("/redfish/v1/Systems/1", ResetType::ForceRestart).unwrap_err();
+    assert_eq!(resets.load(Ordering::SeqCst), 4, "1 + 3 retries");
 }

@@ -338,11 +338,14 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
     use std::sync::{Arc, Mutex};
     let f = fleet();
     let resets = Arc::new(Mutex::new(Vec::<String>::new()));
+    // While set, the BMC makes each reset and loses its answer.
+    let lose = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
-        let resets = resets.clone();
+        let (resets, lose) = (resets.clone(), lose.clone());
         f.sim.on_change(move |_, what| {
             if let Some(t) = what.strip_prefix("reset ") {
                 resets.lock().unwrap().push(t.to_string());
+                return lose.load(std::sync::atomic::Ordering::SeqCst);
             }
             false
         });
@@ -429,6 +432,33 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         assert!(f.sim.power_on(i), "[{b}] on");
         assert_eq!(silent(), 1, "[{b}]");
 
+        // The BMC does a forced off and its answer is lost: sent once (not
+        // retried: it may have been done), read back off, recorded done.
+        lose.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (last, sent) = act(json!({"action": "off", "force": true}));
+        lose.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(sent, ["ForceOff"], "[{b}] sent once");
+        assert_eq!(last["ok"], true, "[{b}] {last}");
+        let detail = last["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("ForceOff sent; its answer was lost (")
+                && detail.ends_with(", the node reads Off"),
+            "[{b}] {detail}"
+        );
+        assert_eq!(silent(), 0, "[{b}] off by its tenant's hand");
+        // A reboot whose answer is lost leaves no trace to read: failed, the
+        // tenant decides; still sent once.
+        lose.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (last, sent) = act(json!({"action": "reboot", "force": true}));
+        lose.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(sent, ["ForceRestart"], "[{b}] sent once");
+        assert_eq!(last["ok"], false, "[{b}] {last}");
+        assert!(
+            last["detail"].as_str().unwrap().starts_with("ForceRestart: BMC answered 503"),
+            "[{b}] {last}"
+        );
+        assert!(f.sim.power_on(i), "[{b}] on again (the BMC did restart it)");
+
         // A pass marked an action sent and died before recording it: the
         // next one records it as not known, and does not send it again; a
         // new request waits for that (409).
@@ -453,7 +483,7 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         assert_eq!(
             last["detail"],
             "ForceOff sent at 2026-12-05T00:00:01Z by a pass that did not finish (a restart): \
-             whether the BMC took it is not known, and it is not sent again",
+             the node reads On; whether the BMC took it is not known, and it is not sent again",
             "[{b}]"
         );
         assert!(resets.lock().unwrap().is_empty(), "[{b}] not sent again");
@@ -481,6 +511,8 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
             ("instance_power_reboot", "success"),
             ("instance_power_off", "success"),
             ("instance_power_on", "success"),
+            ("instance_power_off", "success"),
+            ("instance_power_reboot", "failed"),
             ("instance_power_off", "failed"),
         ]
         .iter()
@@ -495,9 +527,9 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         let m = h.ctl.render_metrics();
         for (action, outcome, n) in [
             ("off", "failed", 1),
-            ("off", "success", 1),
+            ("off", "success", 2),
             ("on", "success", 1),
-            ("reboot", "failed", 1),
+            ("reboot", "failed", 2),
             ("reboot", "success", 1),
         ] {
             let line = format!(

@@ -4,13 +4,16 @@
 //! most once: the request is marked sent (in its own transaction) before
 //! the reset goes to the BMC, and a pass that finds it marked sent records
 //! it done without sending it again (a second reboot is not what was
-//! asked). A BMC that refuses or does not answer fails the action, never
-//! the node: the tenant sees why in `power.last` and asks again.
+//! asked), and the reset itself is not retried after a timeout or a lost
+//! answer (the BMC may have done it). Where its answer was not heard, an `on` or `off` is read back
+//! from the node's power state (done if it reads so; a reboot leaves no
+//! trace there). A BMC that refuses or does not answer fails the action,
+//! never the node: the tenant sees why in `power.last` and asks again.
 
 use super::{audit_instance, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::{now_micros, to_rfc3339};
-use neocloud_redfish::ResetType;
+use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::{instances, Store};
 use neocloud_types::{InstancePower, Node, PowerAction, PowerDone, PowerPending};
 
@@ -41,12 +44,23 @@ impl LifecycleController {
         match &p.sent_at {
             // Sent by a pass that did not finish: not sent again.
             Some(at) => {
-                let why = format!(
-                    "{} sent at {at} by a pass that did not finish (a restart): whether the BMC \
-                     took it is not known, and it is not sent again",
-                    reset.as_str()
-                );
-                self.record(store, instance, &seen, &p, reset, Err(why))
+                let sent = format!("{} sent at {at} by a pass that did not finish", reset.as_str());
+                let reads = self
+                    .bmc_system(store, secrets, n)
+                    .ok()
+                    .and_then(|(bmc, system)| read_back(&bmc, &system, p.action));
+                let outcome = match reads {
+                    Some(Ok(state)) => Ok(format!("{sent}; the node reads {state}")),
+                    Some(Err(state)) => Err(format!(
+                        "{sent} (a restart): the node reads {state}; whether the BMC took it is \
+                         not known, and it is not sent again"
+                    )),
+                    None => Err(format!(
+                        "{sent} (a restart): whether the BMC took it is not known, and it is \
+                         not sent again"
+                    )),
+                };
+                self.record(store, instance, &seen, &p, reset, outcome)
             }
             None => {
                 let (bmc, system) = match self.bmc_system(store, secrets, n) {
@@ -74,8 +88,16 @@ impl LifecycleController {
                     // The tenant replaced it meanwhile: the next pass does that one.
                     return Ok(false);
                 }
-                let outcome = match bmc.reset(&system, reset) {
+                let outcome = match bmc.reset_at_most_once(&system, reset) {
                     Ok(()) => Ok(format!("{} sent; the BMC took it", reset.as_str())),
+                    // No answer heard: it may have been done.
+                    Err(e) if e.is_transient() => match read_back(&bmc, &system, p.action) {
+                        Some(Ok(state)) => Ok(format!(
+                            "{} sent; its answer was lost ({e}), the node reads {state}",
+                            reset.as_str()
+                        )),
+                        Some(Err(_)) | None => Err(format!("{}: {e}", reset.as_str())),
+                    },
                     Err(e) => Err(format!("{}: {e}", reset.as_str())),
                 };
                 self.record(store, instance, &sent, &p, reset, outcome)
@@ -126,6 +148,25 @@ impl LifecycleController {
         }
         Ok(recorded)
     }
+}
+
+/// What the node's power state says of an action whose answer was not
+/// heard: `Ok` where it reads as the action leaves it (`on`: on or powering
+/// on; `off`: off or powering off), `Err` with what it reads otherwise;
+/// `None` for a reboot (no trace in the power state) or an unread state.
+fn read_back(
+    bmc: &neocloud_redfish::Bmc,
+    system: &str,
+    action: PowerAction,
+) -> Option<Result<String, String>> {
+    let done: &[PowerState] = match action {
+        PowerAction::On => &[PowerState::On, PowerState::PoweringOn],
+        PowerAction::Off => &[PowerState::Off, PowerState::PoweringOff],
+        PowerAction::Reboot => return None,
+    };
+    let state = bmc.power_state(system).ok()?;
+    let name = format!("{state:?}");
+    Some(if done.contains(&state) { Ok(name) } else { Err(name) })
 }
 
 fn now() -> String {
