@@ -330,3 +330,104 @@ fn an_update_taken_and_not_applied_fails_the_record_on_sushy_static() {
         assert!(others_ok, "[{b}] only the BIOS differs: {c}");
     }
 }
+
+/// Runs the test's controller, paced (the BMC's tasks take their time),
+/// until the node is in `state`.
+fn drive_paced(
+    h: (
+        &neocloud_server::controllers::lifecycle::LifecycleController,
+        &neocloud_server::secrets::SecretBox,
+    ),
+    s: &TestServer,
+    state: &str,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if lifecycle(s, "bm-1")["state"] == state {
+            return;
+        }
+        h.0.run_once(&s.store, h.1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("bm-1 is not {state}: {}", lifecycle(s, "bm-1"));
+}
+
+/// A new node whose firmware is behind the provider's baseline, which has
+/// images for it, is updated before it joins the pool: the updates sent
+/// and followed, the host reset to apply them, the versions read back,
+/// the node powered off again and inspected. One whose update fails is
+/// refused, saying why; inspected again (its image fixed), it joins.
+#[test]
+fn a_new_node_behind_the_baseline_is_updated_before_it_joins_the_pool() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        // The provider's baseline is newer than the factory's BIOS, and its
+        // image cannot be fetched at first.
+        let missing = format!("{}/nothing-here/bios-1.2.bin", f.base);
+        let created = s
+            .admin()
+            .post(
+                "/v1/firmware-baselines",
+                &json!({"name": "sim-hgx", "model": MODEL,
+                        "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.2"},
+                        "images": {"BIOS": missing}}),
+            )
+            .expect(201)
+            .body;
+        enroll_simulated(&s, &f, i);
+        let (ctl, secrets) = controller(&s);
+        drive_paced((&ctl, &secrets), &s, "failed");
+        let l = lifecycle(&s, "bm-1");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(
+                "firmware differs from the provider's baseline: Simulated HGX H100 (sim-hgx): \
+                 BIOS SIM-BIOS-1.0 (want SIM-BIOS-1.2); updated from its images: BIOS failed \
+                 (task /redfish/v1/TaskService/Tasks/"
+            ) && reason.contains("download failed"),
+            "[{b}] {l}"
+        );
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        assert!(!f.sim.power_on(i), "[{b}] nothing to apply: not reset");
+        assert!(updates(&s).is_empty(), "[{b}] cleared with the refusal");
+
+        // The image fixed, inspected again: updated, applied, read back.
+        let bios = simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.2");
+        s.admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": created["generation"], "images": {"BIOS": bios}}),
+            )
+            .expect(200);
+        let tasks = f.sim.firmware_tasks(i);
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        drive_paced((&ctl, &secrets), &s, "available");
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}] one update");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.2"), "[{b}]");
+        assert!(!f.sim.power_on(i), "[{b}] powered off again after the reset that applied it");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        let fw: Vec<(&str, &str)> = hw["bmc"]["firmware"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["id"].as_str().unwrap(), f["version"].as_str().unwrap()))
+            .collect();
+        assert!(fw.contains(&("BIOS", "SIM-BIOS-1.2")), "[{b}] inspected after: {fw:?}");
+        assert!(updates(&s).is_empty(), "[{b}] cleared");
+        let id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let audit = actions(&s, &format!("/v1/nodes/{id}"));
+        // Asked and failed, asked and done.
+        assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
+
+        // A tenant's round: the record holds the node to the new version.
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
+        let id = h.provision("job");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let rec = record(&h, &id, true);
+        let item = firmware_item(&rec, "BIOS");
+        assert_eq!(item["detail"], "SIM-BIOS-1.2 (the provider's baseline)", "[{b}] {item}");
+    }
+}

@@ -126,6 +126,10 @@ pub struct FirmwareUpdate {
     /// When it was last sent (RFC 3339).
     #[serde(default)]
     pub sent_at: Option<String>,
+    /// When the host was reset to apply it (an update at inspection; a
+    /// release's sanitizer boot applies its own).
+    #[serde(default)]
+    pub applied_at: Option<String>,
     /// What the BMC said: its task's messages, its refusal, a timeout.
     #[serde(default)]
     pub detail: String,

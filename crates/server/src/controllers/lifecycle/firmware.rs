@@ -16,9 +16,9 @@
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::{from_rfc3339, now_micros, to_rfc3339};
-use neocloud_redfish::{Bmc, Firmware, RedfishError, TaskProgress};
+use neocloud_redfish::{Bmc, Firmware, PowerState, RedfishError, ResetType, TaskProgress};
 use neocloud_store::{nodes, Store};
-use neocloud_types::{FirmwareUpdate, FirmwareUpdateState, Node};
+use neocloud_types::{FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, Node};
 use std::time::Duration;
 
 /// Times one update is sent before it is failed for want of an answer.
@@ -42,6 +42,19 @@ impl LifecycleController {
                 None => return Ok(true),
             },
         };
+        self.advance_updates(store, secrets, n, &mut updates)
+    }
+
+    /// Sends what is planned and follows what is sent, writing each change
+    /// (auditing each send and each end). `true` once none is left to
+    /// wait for.
+    fn advance_updates(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+        updates: &mut [FirmwareUpdate],
+    ) -> Result<bool, StepError> {
         if updates.iter().all(|u| u.state.is_done()) {
             return Ok(true);
         }
@@ -50,9 +63,7 @@ impl LifecycleController {
         for i in 0..updates.len() {
             let before = updates[i].clone();
             match before.state {
-                FirmwareUpdateState::Planned => {
-                    self.send_update(store, n, &bmc, &mut updates, i)?
-                }
+                FirmwareUpdateState::Planned => self.send_update(store, n, &bmc, updates, i)?,
                 FirmwareUpdateState::Sent => match before.task.clone() {
                     Some(task) => self.follow(&bmc, &mut updates[i], &task),
                     None => {
@@ -61,11 +72,7 @@ impl LifecycleController {
                             Some(f) => f,
                             None => read_back.insert(bmc.firmware().map_err(StepError::from)?),
                         };
-                        let reads = now
-                            .iter()
-                            .find(|f| f.id == before.component)
-                            .map(|f| f.version.clone())
-                            .unwrap_or_default();
+                        let reads = version_of(now, &before.component);
                         if reads == before.to {
                             let u = &mut updates[i];
                             u.state = FirmwareUpdateState::Completed;
@@ -82,7 +89,7 @@ impl LifecycleController {
                                 if before.detail.is_empty() { "none" } else { &before.detail }
                             );
                         } else {
-                            self.send_update(store, n, &bmc, &mut updates, i)?;
+                            self.send_update(store, n, &bmc, updates, i)?;
                         }
                     }
                 },
@@ -98,13 +105,103 @@ impl LifecycleController {
                 if let Some(o) = outcome.filter(|_| u.state != before.state) {
                     log_outcome(n, u);
                     self.firmware_update_ended(&u.component, o == "success");
-                    self.write_updates(store, n, &updates, Some(o))?;
+                    self.write_updates(store, n, updates, Some(o))?;
                 } else {
-                    self.write_updates(store, n, &updates, None)?;
+                    self.write_updates(store, n, updates, None)?;
                 }
             }
         }
         Ok(updates.iter().all(|u| u.state.is_done()))
+    }
+
+    /// At a clean node's inspection, before its inventory is read: the
+    /// updates its last inspection planned (the node's firmware off the
+    /// provider's baseline, which has images for it) are sent and followed;
+    /// once none is left to wait for, the host is reset to apply those that
+    /// completed (on if it was off), and the versions are read until they
+    /// are the baseline's or `firmware_update_timeout` passes; then the
+    /// node is powered off again and inspected (whose admission checks the
+    /// versions, as ever). `true` when the inspection may go on.
+    pub(super) fn onboarding_updates(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let known = store.read(|r| nodes::firmware_updates(r, &n.id)).map_err(StepError::Store)?;
+        let Some(mut updates) = known else { return Ok(true) };
+        if !self.advance_updates(store, secrets, n, &mut updates)? {
+            return Ok(false);
+        }
+        let completed = |u: &&mut FirmwareUpdate| u.state == FirmwareUpdateState::Completed;
+        let Some(applied) = updates.iter_mut().find(completed).map(|u| u.applied_at.clone()) else {
+            return Ok(true);
+        };
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
+        match applied {
+            None => {
+                // Applied by a reset (the BMC's own firmware is at once).
+                let on = matches!(
+                    bmc.power_state(&system).map_err(StepError::from)?,
+                    PowerState::On | PowerState::PoweringOn
+                );
+                let at = to_rfc3339(now_micros());
+                for u in updates.iter_mut().filter(completed) {
+                    u.applied_at = Some(at.clone());
+                }
+                self.write_updates(store, n, &updates, None)?;
+                let reset = if on { ResetType::ForceRestart } else { ResetType::On };
+                bmc.reset(&system, reset).map_err(StepError::from)?;
+                tracing::info!(node = %n.name, reset = reset.as_str(), "host reset to apply its firmware updates");
+                Ok(false)
+            }
+            Some(at) => {
+                let now = bmc.firmware().map_err(StepError::from)?;
+                let all = updates
+                    .iter_mut()
+                    .filter(completed)
+                    .all(|u| version_of(&now, &u.component) == u.to);
+                let since = from_rfc3339(&at).unwrap_or(0);
+                let waited =
+                    Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64);
+                if !all && waited <= self.firmware_update_timeout {
+                    return Ok(false);
+                }
+                // Off again, as the pool's nodes wait (the reset was ours).
+                if matches!(
+                    bmc.power_state(&system).map_err(StepError::from)?,
+                    PowerState::On | PowerState::PoweringOn
+                ) {
+                    bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// At a clean node's inspection, its firmware off the provider's
+    /// baseline: plans updates for the components the baseline has images
+    /// for, unless this inspection already tried (`false`: nothing planned,
+    /// the node is refused as before).
+    pub(super) fn plan_onboarding(
+        &self,
+        store: &Store,
+        n: &Node,
+        policy: &FirmwareBaseline,
+        now: &[Firmware],
+    ) -> Result<bool, StepError> {
+        let tried = store.read(|r| nodes::firmware_updates(r, &n.id)).map_err(StepError::Store)?;
+        let plan = plan_from(policy, now);
+        if tried.is_some() || plan.is_empty() {
+            return Ok(false);
+        }
+        for u in &plan {
+            tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it before the node joins the pool");
+        }
+        store
+            .write(|w| nodes::set_firmware_updates(w, &n.id, Some(&plan)))
+            .map_err(StepError::Store)?;
+        Ok(true)
     }
 
     /// What to update: the components the provider's baseline for the
@@ -128,28 +225,7 @@ impl LifecycleController {
         }
         let (bmc, _) = self.bmc_system(store, secrets, n)?;
         let now = bmc.firmware().map_err(StepError::from)?;
-        let plan: Vec<FirmwareUpdate> = policy
-            .images
-            .iter()
-            .filter_map(|(id, image)| {
-                let to = policy.components.get(id)?;
-                // Not reported: nothing to target (the check fails it).
-                let f = now.iter().find(|f| &f.id == id)?;
-                (&f.version != to).then(|| FirmwareUpdate {
-                    component: id.clone(),
-                    target: f.path.clone(),
-                    from: f.version.clone(),
-                    to: to.clone(),
-                    image: image.clone(),
-                    state: FirmwareUpdateState::Planned,
-                    task: None,
-                    percent: None,
-                    sends: 0,
-                    sent_at: None,
-                    detail: String::new(),
-                })
-            })
-            .collect();
+        let plan = plan_from(&policy, &now);
         for u in &plan {
             tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it before the sanitizer boots");
         }
@@ -266,6 +342,47 @@ impl LifecycleController {
             })
             .map_err(StepError::Store)
     }
+}
+
+/// An update for each component `policy` has an image for, read at
+/// another version in `now` (a component not reported has nothing to
+/// target: the check fails it).
+fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate> {
+    policy
+        .images
+        .iter()
+        .filter_map(|(id, image)| {
+            let to = policy.components.get(id)?;
+            let f = now.iter().find(|f| &f.id == id)?;
+            (&f.version != to).then(|| FirmwareUpdate {
+                component: id.clone(),
+                target: f.path.clone(),
+                from: f.version.clone(),
+                to: to.clone(),
+                image: image.clone(),
+                state: FirmwareUpdateState::Planned,
+                task: None,
+                percent: None,
+                sends: 0,
+                sent_at: None,
+                applied_at: None,
+                detail: String::new(),
+            })
+        })
+        .collect()
+}
+
+fn version_of(now: &[Firmware], component: &str) -> String {
+    now.iter().find(|f| f.id == component).map(|f| f.version.clone()).unwrap_or_default()
+}
+
+/// How the updates went, for a refusal's reason.
+pub(super) fn summary(updates: &[FirmwareUpdate]) -> String {
+    let each: Vec<String> = updates
+        .iter()
+        .map(|u| format!("{} {} ({})", u.component, u.state.as_str(), u.detail))
+        .collect();
+    each.join("; ")
 }
 
 fn log_outcome(n: &Node, u: &FirmwareUpdate) {

@@ -35,16 +35,25 @@ impl LifecycleController {
         secrets: &SecretBox,
         n: &Node,
     ) -> Result<bool, StepError> {
+        let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
+        // Firmware updates an earlier pass planned: done first.
+        if dirty.is_none() && !self.onboarding_updates(store, secrets, n)? {
+            return Ok(false);
+        }
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
         let mut inv = bmc.inventory(&system).map_err(StepError::from)?;
-        let dirty = store.read(|r| nodes::dirty(r, &n.id)).map_err(StepError::Store)?;
         let firmware: Vec<(String, String)> =
             inv.firmware.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
         // A clean node joins the pool only as the provider's policies want
         // it; a dirty one is put right by its sanitization.
         let admission = match dirty {
             Some(_) => Ok(()),
-            None => self.admit(store, &bmc, n, &mut inv, &firmware)?,
+            None => match self.admit(store, &bmc, n, &mut inv, &firmware)? {
+                Admission::Join => Ok(()),
+                Admission::Refused(why) => Err(why),
+                // Its firmware first (the next passes), then inspected again.
+                Admission::UpdateFirmware => return Ok(false),
+            },
         };
         // Audited with the transition: the BMC changes this pass made, and
         // any an earlier pass journaled and did not live to record.
@@ -85,6 +94,8 @@ impl LifecycleController {
             if !changed.is_empty() {
                 nodes::clear_bmc_journal(w, &n.id)?;
             }
+            // Done with: an inspection asked again plans afresh.
+            nodes::set_firmware_updates(w, &n.id, None)?;
             Ok(())
         };
         match dirty {
@@ -203,11 +214,11 @@ impl LifecycleController {
     }
 
     /// Whether a clean node may join the pool: its firmware as the
-    /// provider's baseline for its model wants it, its BMC's host
-    /// interfaces turned off (here, under the `disabled` policy) and its
-    /// accounts other than the control plane's disabled (under
-    /// `exclusive`), each change journaled. Answers why the node may not
-    /// join, if it may not.
+    /// provider's baseline for its model wants it (updated from the
+    /// baseline's images first, where it has them: once per inspection),
+    /// its BMC's host interfaces turned off (here, under the `disabled`
+    /// policy) and its accounts other than the control plane's disabled
+    /// (under `exclusive`), each change journaled.
     fn admit(
         &self,
         store: &Store,
@@ -215,10 +226,23 @@ impl LifecycleController {
         n: &Node,
         inv: &mut Inventory,
         firmware: &[(String, String)],
-    ) -> Result<Result<(), String>, StepError> {
+    ) -> Result<Admission, StepError> {
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
-            return Ok(Err(format!("firmware differs from the provider's baseline: {why}")));
+            if let Some(p) = &policy {
+                if self.plan_onboarding(store, n, p, &inv.firmware)? {
+                    return Ok(Admission::UpdateFirmware);
+                }
+            }
+            let tried = store
+                .read(|r| nodes::firmware_updates(r, &n.id))
+                .map_err(StepError::Store)?
+                .filter(|u| !u.is_empty())
+                .map(|u| format!("; updated from its images: {}", super::firmware::summary(&u)))
+                .unwrap_or_default();
+            return Ok(Admission::Refused(format!(
+                "firmware differs from the provider's baseline: {why}{tried}"
+            )));
         }
         let journal = super::journal::Journal::new(store, &n.id);
         let off = match super::host_interfaces::lock(
@@ -228,7 +252,7 @@ impl LifecycleController {
             &journal,
         )? {
             Ok(off) => off,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Admission::Refused(why)),
         };
         if !off.is_empty() {
             tracing::info!(node = %n.name, interfaces = %off.join(", "), "BMC host interfaces turned off");
@@ -248,13 +272,24 @@ impl LifecycleController {
             &journal,
         )? {
             Ok(off) => off,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Admission::Refused(why)),
         };
         if !off.is_empty() {
             tracing::info!(node = %n.name, accounts = %off.join(", "), "BMC accounts other than the control plane's disabled");
         }
-        Ok(Ok(()))
+        Ok(Admission::Join)
     }
+}
+
+/// What a clean node's inspection makes of it.
+enum Admission {
+    /// It joins the pool.
+    Join,
+    /// It does not: why.
+    Refused(String),
+    /// Its firmware is updated from the provider's images first, then it
+    /// is inspected again.
+    UpdateFirmware,
 }
 
 /// What of the provider's baseline the firmware read does not match, or
