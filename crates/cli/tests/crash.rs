@@ -10,6 +10,11 @@
 //! a new one and recording it must leave every node reachable. Before the
 //! chaos, one kill lands right after a BMC turned a node's host interface
 //! off at inspection: the restarted control plane must still audit it.
+//! The provider's firmware baseline wants a newer BIOS than the nodes
+//! leave the factory with, and gives its image: every node is updated
+//! before it joins the pool; each round's tenant then flashes an older
+//! BIOS on its nodes, and every release updates it back (updates sent,
+//! followed and applied across the kills).
 //!
 //! The nodes are SIMULATED (BMC fleet and agents in this test process, see
 //! `neocloud_server::simbmc`): they outlive the control plane's crashes,
@@ -28,6 +33,10 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_neocloud");
 const NODES: usize = 6;
 const ROUNDS: usize = 10;
+/// The BIOS the provider's baseline wants (the SIMULATED nodes leave the
+/// factory with SIM-BIOS-1.0), and the one the tenants flash.
+const BIOS: &str = "SIM-BIOS-1.1";
+const TENANT_BIOS: &str = "SIM-BIOS-0.9-tenant";
 
 struct Proc {
     child: Option<Child>,
@@ -252,6 +261,14 @@ fn run(b: &str, db_url: &str) {
             ),
         );
     }
+    // The BIOS the provider wants, newer than the factory's, with its image.
+    a(
+        "POST",
+        "/v1/firmware-baselines",
+        Some(json!({"name": "sim", "model": "Simulated HGX H100",
+                    "components": {"BIOS": BIOS},
+                    "images": {"BIOS": neocloud_server::simbmc::firmware_package_url(&sim_base, "BIOS", BIOS)}})),
+    );
     // Half the nodes boot by PXE, half from the virtual CD.
     for i in 0..NODES {
         a(
@@ -306,6 +323,7 @@ fn run(b: &str, db_url: &str) {
     assert_eq!(audited.len(), NODES, "[{b}] {audited:?}");
     for i in 0..NODES {
         assert!(!fleet.host_interface(i), "[{b}] node n{i}'s host interface");
+        assert_eq!(fleet.firmware(i, "BIOS").as_deref(), Some(BIOS), "[{b}] n{i} updated");
     }
 
     // The chaos: SIGKILL and restart at random moments until told to stop.
@@ -438,6 +456,19 @@ fn run(b: &str, db_url: &str) {
             .iter()
             .map(|i| i["id"].as_str().unwrap().to_string())
             .collect();
+        // The tenant flashes an older BIOS on its nodes (from the host).
+        for id in &ids {
+            let i = ok(&url, tok, "GET", &format!("{path}/{id}"), None, None);
+            let node = i["node_id"].as_str().unwrap();
+            let nodes = ok(&url, &admin, "GET", "/v1/nodes", None, None);
+            let name = nodes["items"].as_array().unwrap().iter().find(|n| n["id"] == node).unwrap()
+                ["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let index: usize = name.trim_start_matches('n').parse().unwrap();
+            fleet.set_firmware(index, "BIOS", TENANT_BIOS);
+        }
         // Let some get ready; the tenant shuts the ready ones down, or
         // rebuilds them, then releases the round (some mid-provisioning).
         std::thread::sleep(Duration::from_millis(300 + 200 * round as u64));
@@ -507,7 +538,7 @@ fn run(b: &str, db_url: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(created.len(), ROUNDS * 3, "[{b}] nothing lost");
-    let (mut provisioned, mut from_cd) = (0, 0);
+    let (mut provisioned, mut from_cd, mut updated) = (0, 0, 0);
     let nodes = ok(&url, &admin, "GET", "/v1/nodes", None, None);
     let name_of: BTreeMap<&str, &str> = nodes["items"]
         .as_array()
@@ -546,6 +577,12 @@ fn run(b: &str, db_url: &str) {
             sanitized.insert(name_of[recs[0]["body"]["node_id"].as_str().unwrap()].to_string());
             let rotated = checks.iter().find(|c| c["name"] == "bmc_password");
             assert_eq!(rotated.map(|c| &c["ok"]), Some(&json!(true)), "[{b}] {recs:?}");
+            let fw = checks.iter().find(|c| c["name"] == "firmware_baseline").unwrap();
+            let bios = fw["items"].as_array().unwrap().iter().find(|i| i["target"] == "BIOS");
+            let detail = bios.and_then(|i| i["detail"].as_str()).unwrap_or_default();
+            if detail.contains(&format!("updated from {TENANT_BIOS}")) {
+                updated += 1;
+            }
             if from_cd_nodes.contains(recs[0]["body"]["node_id"].as_str().unwrap()) {
                 from_cd += 1;
             }
@@ -557,6 +594,7 @@ fn run(b: &str, db_url: &str) {
     assert!(!sanitized.is_empty(), "[{b}]");
     for i in 0..NODES {
         assert_eq!(fleet.media(i), None, "[{b}] node n{i}'s virtual CD");
+        assert_eq!(fleet.firmware(i, "BIOS").as_deref(), Some(BIOS), "[{b}] n{i}'s BIOS");
         if sanitized.contains(&format!("n{i}")) {
             let pw = fleet.password(i);
             assert_ne!(pw, neocloud_server::simbmc::PASSWORD, "[{b}] node n{i}'s BMC");
@@ -571,6 +609,8 @@ fn run(b: &str, db_url: &str) {
         "[{b}] tenants asked {asked_off} shutdowns ({sent} reached a BMC) and {asked_rebuild} rebuilds"
     );
     assert!(sent <= asked_off, "[{b}] at most once: {sent} shutdowns sent for {asked_off} asked");
+    eprintln!("[{b}] {updated} of {provisioned} records updated the tenant's BIOS back");
+    assert!(updated >= 1, "[{b}] firmware updated back in the chaos");
     assert!(provisioned >= 3, "[{b}] some instances reached their nodes");
     assert!(
         from_cd >= 1 && from_cd < provisioned,

@@ -216,6 +216,14 @@ fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
         assert!(u[0]["detail"].as_str().unwrap().contains("answer lost"), "[{b}] {u:?}");
         assert_eq!(sends(&u), 2, "[{b}] sent again after reading the version back: {u:?}");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}] the sanitizer waits");
+        // No boot can run the sanitizer before the reset that applies the
+        // update (a provisioning boot still in flight, say): no token yet.
+        let ipxe = format!("{}/boot/ipxe?mac={}", s.url, simbmc::mac(i));
+        let (status, script) = common::nodes::get_text(&ipxe);
+        assert!(
+            status == 200 && script.contains("booting the local disk"),
+            "[{b}] {status}: {script}"
+        );
         assert!(reached.load(Ordering::SeqCst) >= 2, "[{b}]");
         assert_eq!(
             sent_first.load(Ordering::SeqCst),

@@ -1,7 +1,7 @@
 //! enrolling, inspecting, available: reaching the BMC, reading the
 //! inventory, and picking up a placed instance or maintenance.
 
-use super::{declared_macs, issue_token, new_boot, set_instance, LifecycleController, StepError};
+use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
 use crate::config::BmcAccountPolicy;
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
@@ -117,9 +117,9 @@ impl LifecycleController {
                 self.advance(store, n, to, |w| {
                     record(w)?;
                     // As when a release starts: whatever ran on the node
-                    // loses its credentials, and an instance not released
-                    // yet shows it is being released.
-                    new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, &instance)?;
+                    // loses its credentials (and its boot token), and an
+                    // instance not released yet shows it is being released.
+                    super::end_boot(w, &n.id)?;
                     nodes::set_firmware_updates(w, &n.id, None)?;
                     let i = instances::by_id(w, &instance)?;
                     if i.state != InstanceState::Released {

@@ -406,7 +406,7 @@ impl LifecycleController {
             NodeLifecycle::Sanitizing { tenant_id, instance_id, step, attempt } => {
                 self.sanitizing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
-            NodeLifecycle::Failed { from, .. } => self.failed(store, secrets, n, from),
+            NodeLifecycle::Failed { from, .. } => self.failed(store, n, from),
         }
     }
 
@@ -430,13 +430,7 @@ impl LifecycleController {
     /// failed node whose tenant released its instance goes to be sanitized
     /// (unless releasing or sanitizing is what failed: then only the
     /// provider's inspection starts it over).
-    fn failed(
-        &self,
-        store: &Store,
-        secrets: &SecretBox,
-        n: &Node,
-        from: &str,
-    ) -> Result<bool, StepError> {
+    fn failed(&self, store: &Store, n: &Node, from: &str) -> Result<bool, StepError> {
         if Self::inspect_requested(store, n)? {
             return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
         }
@@ -450,7 +444,7 @@ impl LifecycleController {
             return Ok(false);
         }
         match dirty {
-            Some((tenant, instance)) => self.start_release(store, secrets, n, &tenant, &instance),
+            Some((tenant, instance)) => self.start_release(store, n, &tenant, &instance),
             None => self.advance(store, n, n.lifecycle.clone(), |w| {
                 free_instance(w, &self.planners, &inst)
             }),
@@ -679,6 +673,17 @@ fn new_boot(
 ) -> Result<()> {
     agents::revoke_node_agents(w, node_id)?;
     issue_token(w, secrets, node_id, purpose, instance_id)
+}
+
+/// A release's start: whatever ran on the node loses its credentials, and
+/// no boot token is left. The sanitizer's token is issued by the reset
+/// that boots it (its `power_cycle` step): a boot started before (a
+/// provisioning boot still in flight) gets no token, so it cannot run the
+/// sanitizer ahead of what is done for the sanitizer's boot (firmware
+/// updates, BIOS settings staged), which only that reset applies.
+fn end_boot(w: &mut dyn Writer, node_id: &str) -> Result<()> {
+    agents::revoke_node_agents(w, node_id)?;
+    agents::delete_boot_token(w, node_id)
 }
 
 /// Issues the node's one-time boot token for `purpose`.

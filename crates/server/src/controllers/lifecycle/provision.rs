@@ -20,7 +20,7 @@ impl LifecycleController {
     ) -> Result<bool, StepError> {
         // Released while provisioning: whatever was written, sanitize.
         if store.read(|r| instances::release_requested(r, instance)).map_err(StepError::Store)? {
-            return self.start_release(store, secrets, n, tenant, instance);
+            return self.start_release(store, n, tenant, instance);
         }
         let next = |step, attempt| NodeLifecycle::Provisioning {
             tenant_id: tenant.to_string(),
@@ -73,7 +73,7 @@ impl LifecycleController {
         let intent =
             store.read(|r| instances::active_intent(r, instance)).map_err(StepError::Store)?;
         if intent.released {
-            return self.start_release(store, secrets, n, tenant, instance);
+            return self.start_release(store, n, tenant, instance);
         }
         if let Some(image) = intent.rebuild_image_id {
             // The same tenant's node, provisioned again: the image's boot

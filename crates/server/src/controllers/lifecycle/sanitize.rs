@@ -5,7 +5,7 @@
 use super::journal::Journal;
 use super::platform::item;
 use super::provision::in_state;
-use super::{free_instance, new_boot, set_instance, LifecycleController, StepError};
+use super::{end_boot, free_instance, new_boot, set_instance, LifecycleController, StepError};
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
@@ -28,12 +28,12 @@ impl LifecycleController {
         }
     }
 
-    /// Starts releasing: the tenant's agent credentials are revoked and a
-    /// sanitizer boot token issued, in the transition's transaction.
+    /// Starts releasing: the tenant's agent credentials and the node's boot
+    /// token are revoked in the transition's transaction (the sanitizer's
+    /// token comes with the reset that boots it).
     pub(super) fn start_release(
         &self,
         store: &Store,
-        secrets: &SecretBox,
         n: &Node,
         tenant: &str,
         instance: &str,
@@ -46,7 +46,7 @@ impl LifecycleController {
             attempt: 1,
         };
         let moved = self.advance(store, n, to, |w| {
-            new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)?;
+            end_boot(w, &n.id)?;
             nodes::set_firmware_updates(w, &n.id, None)?;
             // The node's ports leave the tenant's networks first (checked
             // before the sanitizer boots: `releasing`).
