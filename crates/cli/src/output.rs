@@ -3,8 +3,9 @@
 use neocloud_common::{Error, ErrorCode};
 use neocloud_placement::Availability;
 use neocloud_types::{
-    Allocation, AllocationState, AuditEvent, FirmwareBaseline, Image, Instance, InstanceKind,
-    InstanceType, Membership, Node, Progress, Project, QuotaClaim, Tenant, Token, User,
+    Allocation, AllocationState, AuditEvent, FirmwareBaseline, FirmwareCompliance, Image, Instance,
+    InstanceKind, InstanceType, Membership, Node, Progress, Project, QuotaClaim, Tenant, Token,
+    User,
 };
 use std::fmt;
 use std::io::Write;
@@ -508,6 +509,34 @@ impl Row for FirmwareBaseline {
             short_time(&self.updated_at),
         ]
     }
+}
+
+impl Row for FirmwareCompliance {
+    const HEADER: &'static [&'static str] =
+        &["NODE", "STATE", "COMPLIANT", "DIFFERS", "UPDATING", "READ"];
+    fn cells(&self) -> Vec<String> {
+        let differs: Vec<String> = self
+            .differs
+            .iter()
+            .map(|d| {
+                let have = d.have.as_deref().unwrap_or("not reported");
+                let image = if d.image { " +image" } else { "" };
+                format!("{} {have} (want {}){image}", d.component, d.want)
+            })
+            .collect();
+        vec![
+            self.node.clone(),
+            self.lifecycle.clone(),
+            yes_no(self.compliant),
+            if differs.is_empty() { "-".into() } else { differs.join(", ") },
+            yes_no(self.updating),
+            short_time(&self.read_at),
+        ]
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
 }
 
 impl Row for Instance {

@@ -209,6 +209,11 @@ fn firmware_baselines_end_to_end() {
     assert_eq!(u["generation"], 2, "{u}");
     let list = cli.ok(&["firmware-baseline", "list", "-o", "json"]).json();
     assert_eq!(items(&list).len(), 1, "{list}");
+    // No node of the model inspected: none to show.
+    let o = cli.ok(&["firmware-baseline", "nodes", "dgx"]);
+    assert!(o.stdout.contains("NODE") && o.stdout.contains("COMPLIANT"), "{}", o.stdout);
+    assert!(items(&cli.ok(&["firmware-baseline", "nodes", "dgx", "-o", "json"]).json()).is_empty());
+    cli.expect(5, &["firmware-baseline", "nodes", "nope"]);
     let o = cli.ok(&["firmware-baseline", "delete", "dgx"]);
     assert!(o.stdout.contains("firmware baseline dgx deleted"), "{}", o.stdout);
     cli.expect(5, &["firmware-baseline", "get", "dgx"]);

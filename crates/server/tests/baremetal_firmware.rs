@@ -56,6 +56,12 @@ fn firmware_item<'a>(rec: &'a Value, component: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {component} in {c}"))
 }
 
+/// The provider's view of the baseline `sim-hgx`'s nodes.
+fn compliance(s: &TestServer) -> Vec<Value> {
+    let l = s.admin().get("/v1/firmware-baselines/sim-hgx/nodes").expect(200).body;
+    l["items"].as_array().cloned().unwrap_or_default()
+}
+
 fn updates(s: &TestServer) -> Vec<Value> {
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
     hw["firmware_updates"].as_array().cloned().unwrap_or_default()
@@ -124,6 +130,17 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
         );
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
         assert!(updates(&s).is_empty(), "[{b}] cleared with the record");
+        // The versions read at the end of the sanitization are the node's
+        // recorded ones now.
+        let c = compliance(&s);
+        assert!(c[0]["compliant"] == true, "[{b}] {c:?}");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(c[0]["read_at"], hw["bmc"]["firmware_read_at"], "[{b}] {hw}");
+        assert!(
+            hw["bmc"]["firmware_read_at"].as_str().unwrap()
+                > hw["bmc"]["inspected_at"].as_str().unwrap(),
+            "[{b}] {hw}"
+        );
         let metrics = h.ctl.render_metrics();
         for component in ["BIOS", "BMC"] {
             let line = format!(
@@ -216,6 +233,7 @@ fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
         assert!(u[0]["detail"].as_str().unwrap().contains("answer lost"), "[{b}] {u:?}");
         assert_eq!(sends(&u), 2, "[{b}] sent again after reading the version back: {u:?}");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}] the sanitizer waits");
+        assert_eq!(compliance(&s)[0]["updating"], true, "[{b}] under way");
         // No boot can run the sanitizer before the reset that applies the
         // update (a provisioning boot still in flight, say): no token yet.
         let ipxe = format!("{}/boot/ipxe?mac={}", s.url, simbmc::mac(i));
@@ -400,6 +418,18 @@ fn a_new_node_behind_the_baseline_is_updated_before_it_joins_the_pool() {
         );
         assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
         assert!(!f.sim.power_on(i), "[{b}] nothing to apply: not reset");
+        // The provider's view of the rollout: this node is behind, with an
+        // image to update it from, nothing under way.
+        let c = compliance(&s);
+        assert_eq!(c.len(), 1, "[{b}] {c:?}");
+        assert_eq!(c[0]["node"], "bm-1", "[{b}]");
+        assert_eq!(c[0]["compliant"], false, "[{b}] {c:?}");
+        assert_eq!(c[0]["updating"], false, "[{b}] {c:?}");
+        assert_eq!(
+            c[0]["differs"],
+            json!([{"component": "BIOS", "want": "SIM-BIOS-1.2", "have": "SIM-BIOS-1.0", "image": true}]),
+            "[{b}]"
+        );
         assert!(updates(&s).is_empty(), "[{b}] cleared with the refusal");
 
         // The image fixed, inspected again: updated, applied, read back.
@@ -425,6 +455,8 @@ fn a_new_node_behind_the_baseline_is_updated_before_it_joins_the_pool() {
             .collect();
         assert!(fw.contains(&("BIOS", "SIM-BIOS-1.2")), "[{b}] inspected after: {fw:?}");
         assert!(updates(&s).is_empty(), "[{b}] cleared");
+        let c = compliance(&s);
+        assert!(c[0]["compliant"] == true && c[0]["differs"] == json!([]), "[{b}] {c:?}");
         let id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
         let audit = actions(&s, &format!("/v1/nodes/{id}"));
         // Asked and failed, asked and done.

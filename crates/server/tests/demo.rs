@@ -55,6 +55,11 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
         );
         let fw = a.get("/v1/firmware-baselines/sim-hgx-h100").expect(200).body;
         assert_eq!(fw["model"], "Simulated HGX H100", "[{b}] {fw}");
+        // Every simulated node runs it.
+        let c = a.get("/v1/firmware-baselines/sim-hgx-h100/nodes").expect(200).body;
+        let c = c["items"].as_array().unwrap();
+        assert_eq!(c.len(), ns.len(), "[{b}] {c:?}");
+        assert!(c.iter().all(|n| n["compliant"] == true && n["updating"] == false), "[{b}] {c:?}");
         assert_eq!(
             neocloud_server::demo::seed(&s.store).unwrap(),
             0,

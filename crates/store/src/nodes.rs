@@ -684,6 +684,63 @@ pub fn set_bmc_endpoint(w: &mut dyn Writer, id: &str, endpoint: &str) -> Result<
     Ok(())
 }
 
+/// The firmware versions read at the end of a sanitization, into the
+/// node's recorded inventory (its other parts are the inspection's).
+pub fn refresh_inventory_firmware(
+    w: &mut dyn Writer,
+    id: &str,
+    firmware: &[neocloud_types::InventoryFirmware],
+) -> Result<()> {
+    let Some(mut inv) = bmc_inventory(w, id)? else { return Ok(()) };
+    inv.firmware = firmware.to_vec();
+    inv.firmware_read_at = Some(rfc(now_micros()));
+    let json = serde_json::to_string(&inv).map_err(|e| Error::internal(e.to_string()))?;
+    w.execute("UPDATE nodes SET inventory = ? WHERE id = ?", vals![json, id])?;
+    Ok(())
+}
+
+/// An inspected node of a model, as [`inventories_of_model`] reads it.
+pub struct ModelNode {
+    pub id: String,
+    pub name: String,
+    /// Its lifecycle state's name.
+    pub lifecycle: String,
+    pub inventory: neocloud_types::BmcInventory,
+    /// Whether firmware updates are under way on it.
+    pub updating: bool,
+}
+
+/// Every inspected node whose BMC reports `model`, by name.
+pub fn inventories_of_model(r: &mut dyn Reader, model: &str) -> Result<Vec<ModelNode>> {
+    let rows = r.query(
+        "SELECT id, name, lifecycle_state, inventory, firmware_updates FROM nodes WHERE inventory IS NOT NULL ORDER BY name",
+        &[],
+    )?;
+    let mut out = Vec::new();
+    for row in &rows {
+        let inv: neocloud_types::BmcInventory = serde_json::from_str(&row.str(3)?)
+            .map_err(|e| Error::internal(format!("node inventory: {e}")))?;
+        if inv.model != model {
+            continue;
+        }
+        let updating = match row.opt_str(4)? {
+            Some(u) => serde_json::from_str::<Vec<neocloud_types::FirmwareUpdate>>(&u)
+                .map_err(|e| Error::internal(format!("firmware_updates: {e}")))?
+                .iter()
+                .any(|u| !u.state.is_done()),
+            None => false,
+        };
+        out.push(ModelNode {
+            id: row.str(0)?,
+            name: row.str(1)?,
+            lifecycle: row.str(2)?,
+            inventory: inv,
+            updating,
+        });
+    }
+    Ok(out)
+}
+
 /// The BMC inventory recorded at the node's last inspection.
 pub fn bmc_inventory(r: &mut dyn Reader, id: &str) -> Result<Option<neocloud_types::BmcInventory>> {
     let rows = r.query("SELECT inventory FROM nodes WHERE id = ?", vals![id])?;

@@ -134,3 +134,35 @@ pub struct FirmwareUpdate {
     #[serde(default)]
     pub detail: String,
 }
+
+/// How one node of a baseline's model stands against it
+/// (`GET /v1/firmware-baselines/{b}/nodes`): the versions its BMC last
+/// reported (at its last inspection or sanitization), the components that
+/// differ, and whether updates are under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirmwareCompliance {
+    pub node_id: String,
+    pub node: String,
+    /// The node's lifecycle state.
+    pub lifecycle: String,
+    /// When the versions were read.
+    pub read_at: String,
+    /// Every listed component at the baseline's version.
+    pub compliant: bool,
+    /// The listed components at another version, or not reported.
+    pub differs: Vec<FirmwareDifference>,
+    /// Firmware updates to the baseline's images under way on the node.
+    pub updating: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirmwareDifference {
+    pub component: String,
+    /// The baseline's version.
+    pub want: String,
+    /// The version read; absent where the BMC did not report the component.
+    pub have: Option<String>,
+    /// Whether the baseline has an image to update it from (at the node's
+    /// next release, or its next inspection).
+    pub image: bool,
+}

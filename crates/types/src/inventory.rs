@@ -503,6 +503,10 @@ pub struct Allocation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BmcInventory {
     pub inspected_at: String,
+    /// When `firmware` was read, where later than the inspection (the end
+    /// of the node's last sanitization reads it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_read_at: Option<String>,
     pub system_id: String,
     pub uuid: String,
     pub manufacturer: String,

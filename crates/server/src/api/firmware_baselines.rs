@@ -12,7 +12,8 @@ use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_store::{firmware_baselines, Reader, Writer};
 use neocloud_types::{
-    check_text, FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, List,
+    check_text, FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate,
+    FirmwareCompliance, FirmwareDifference, List,
 };
 use std::collections::BTreeMap;
 
@@ -53,6 +54,16 @@ pub(super) fn ops() -> Vec<Op> {
             Handler::Read(get),
         ),
         API.op(
+            "firmware_baseline_nodes",
+            Method::Get,
+            "/v1/firmware-baselines/{firmware_baseline}/nodes",
+            "How each node of the baseline's model stands against it (a rollout's progress)",
+            Action::Read,
+            None,
+            Resp::Json(200, schema::<List<FirmwareCompliance>>),
+            Handler::Read(nodes_of),
+        ),
+        API.op(
             "firmware_baseline_update",
             Method::Patch,
             ITEM,
@@ -88,6 +99,41 @@ fn list(_c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
     Reply::ok(&find(c, r)?)
+}
+
+/// Each inspected node of the baseline's model: the versions its BMC last
+/// reported against the baseline's, and whether updates are under way.
+fn nodes_of(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
+    let b = find(c, r)?;
+    let items = neocloud_store::nodes::inventories_of_model(r, &b.model)?
+        .into_iter()
+        .map(|m| {
+            let inv = m.inventory;
+            let differs: Vec<FirmwareDifference> = b
+                .components
+                .iter()
+                .filter_map(|(id, want)| {
+                    let have = inv.firmware.iter().find(|f| &f.id == id).map(|f| f.version.clone());
+                    (have.as_ref() != Some(want)).then(|| FirmwareDifference {
+                        component: id.clone(),
+                        want: want.clone(),
+                        have,
+                        image: b.images.contains_key(id),
+                    })
+                })
+                .collect();
+            FirmwareCompliance {
+                node_id: m.id,
+                node: m.name,
+                lifecycle: m.lifecycle,
+                read_at: inv.firmware_read_at.unwrap_or(inv.inspected_at),
+                compliant: differs.is_empty(),
+                differs,
+                updating: m.updating,
+            }
+        })
+        .collect();
+    Reply::ok(&List { items })
 }
 
 /// One line of printable text, 1 to 256 characters (as BMCs report

@@ -5,7 +5,9 @@ use crate::client;
 use crate::commands::{parse_key, parse_name, print_done, to_value, Global};
 use crate::output::{print_list, print_one, CliError};
 use neocloud_common::Name;
-use neocloud_types::{FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate};
+use neocloud_types::{
+    FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareCompliance,
+};
 use std::collections::BTreeMap;
 
 #[derive(clap::Args)]
@@ -22,6 +24,13 @@ enum FirmwareBaselineCmd {
     List,
     /// Show one baseline.
     Get {
+        /// Baseline name or id.
+        #[arg(value_parser = parse_key)]
+        baseline: String,
+    },
+    /// How each node of the baseline's model stands against it: the
+    /// versions its BMC last reported, those that differ, updates under way.
+    Nodes {
         /// Baseline name or id.
         #[arg(value_parser = parse_key)]
         baseline: String,
@@ -112,6 +121,10 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
         FirmwareBaselineCmd::Get { baseline } => {
             print_one::<FirmwareBaseline>(f, &c.get(&baseline_path(&baseline), &[])?)
         }
+        FirmwareBaselineCmd::Nodes { baseline } => print_list::<FirmwareCompliance>(
+            f,
+            &c.get(&format!("{}/nodes", baseline_path(&baseline)), &[])?,
+        ),
         FirmwareBaselineCmd::Create {
             name,
             model,

@@ -315,6 +315,7 @@ fn policy_mismatches(
 fn bmc_inventory(inv: &Inventory) -> BmcInventory {
     BmcInventory {
         inspected_at: neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
+        firmware_read_at: None,
         system_id: inv.system.id.clone(),
         uuid: inv.system.uuid.clone(),
         manufacturer: inv.system.manufacturer.clone(),

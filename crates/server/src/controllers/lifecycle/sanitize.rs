@@ -13,8 +13,8 @@ use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
-    AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState, Node,
-    NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
+    AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState,
+    InventoryFirmware, Node, NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 
 impl LifecycleController {
@@ -361,6 +361,15 @@ impl LifecycleController {
                 ));
             }
         }
+        let firmware_read: Vec<InventoryFirmware> = inv
+            .firmware
+            .iter()
+            .map(|f| InventoryFirmware {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                version: f.version.clone(),
+            })
+            .collect();
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         checks.push(firmware_check(
             &baseline,
@@ -445,6 +454,8 @@ impl LifecycleController {
             nodes::set_bios_staged(w, &n.id, None)?;
             nodes::clear_bmc_journal(w, &n.id)?;
             nodes::set_firmware_updates(w, &n.id, None)?;
+            // The versions read now, for the provider's views.
+            nodes::refresh_inventory_firmware(w, &n.id, &firmware_read)?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
