@@ -1,11 +1,15 @@
-//! Firmware updates to the provider's baseline, before a released node's
-//! sanitizer boots: a component the provider's baseline for the node's
-//! model gives an image for, found at another version (a tenant with root
-//! can flash a NIC, a GPU or the BIOS in-band), is updated from that image
-//! over the BMC (`UpdateService.SimpleUpdate`). The step waits for each
-//! update's task; the sanitizer's boot then applies what waits for a
-//! reset, and the end of sanitization checks every version as before: the
-//! update is a means, the check is what the record says.
+//! Firmware updates to the provider's baseline: a component the provider's
+//! baseline for the node's model gives an image for, found at another
+//! version, is updated from that image over the BMC
+//! (`UpdateService.SimpleUpdate`), its task followed to the end.
+//!
+//! - Before a released node's sanitizer boots (a tenant with root can
+//!   flash a NIC, a GPU or the BIOS in-band): the sanitizer's boot applies
+//!   what waits for a reset, and the end of sanitization checks every
+//!   version as before: the update is a means, the record's check decides.
+//! - Before a new node joins the pool: its inspection plans them, the next
+//!   passes send and follow them, reset the host to apply them, read the
+//!   versions back, power the node off again and inspect it.
 //!
 //! Each update is written as sent (with the time and a count) before it is
 //! sent. A pass that finds one sent with no task known (its answer lost,
@@ -66,32 +70,7 @@ impl LifecycleController {
                 FirmwareUpdateState::Planned => self.send_update(store, n, &bmc, updates, i)?,
                 FirmwareUpdateState::Sent => match before.task.clone() {
                     Some(task) => self.follow(&bmc, &mut updates[i], &task),
-                    None => {
-                        // Sent, and no answer heard: done already, or sent again.
-                        let now = match &read_back {
-                            Some(f) => f,
-                            None => read_back.insert(bmc.firmware().map_err(StepError::from)?),
-                        };
-                        let reads = version_of(now, &before.component);
-                        if reads == before.to {
-                            let u = &mut updates[i];
-                            u.state = FirmwareUpdateState::Completed;
-                            u.detail = format!(
-                                "reads {reads}: sent {} time(s), the BMC's answer not heard",
-                                before.sends
-                            );
-                        } else if before.sends >= MAX_SENDS {
-                            let u = &mut updates[i];
-                            u.state = FirmwareUpdateState::Failed;
-                            u.detail = format!(
-                                "sent {} times with no answer heard (last: {}); reads {reads:?}",
-                                before.sends,
-                                if before.detail.is_empty() { "none" } else { &before.detail }
-                            );
-                        } else {
-                            self.send_update(store, n, &bmc, updates, i)?;
-                        }
-                    }
+                    None => self.unanswered(store, n, &bmc, updates, i, &mut read_back)?,
                 },
                 FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => {}
             }
@@ -112,6 +91,49 @@ impl LifecycleController {
             }
         }
         Ok(updates.iter().all(|u| u.state.is_done()))
+    }
+
+    /// Update `i`, sent with no answer heard: done already (its version
+    /// reads the baseline's), or sent again, or failed after the last send.
+    /// A BMC that does not answer the read (restarting, say) is waited
+    /// for, up to the timeout. The firmware read is shared by the pass.
+    fn unanswered(
+        &self,
+        store: &Store,
+        n: &Node,
+        bmc: &Bmc,
+        updates: &mut [FirmwareUpdate],
+        i: usize,
+        read_back: &mut Option<Vec<Firmware>>,
+    ) -> Result<(), StepError> {
+        let now = match read_back {
+            Some(f) => f,
+            None => match bmc.firmware() {
+                Ok(f) => read_back.insert(f),
+                Err(e) if e.is_transient() => {
+                    self.time_out(&mut updates[i]);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let u = &mut updates[i];
+        let reads = version_of(now, &u.component);
+        if reads == u.to {
+            u.state = FirmwareUpdateState::Completed;
+            u.detail =
+                format!("reads {reads}: sent {} time(s), the BMC's answer not heard", u.sends);
+        } else if u.sends >= MAX_SENDS {
+            let last = if u.detail.is_empty() { "none".to_string() } else { u.detail.clone() };
+            u.state = FirmwareUpdateState::Failed;
+            u.detail = format!(
+                "sent {} times with no answer heard (last: {last}); reads {reads:?}",
+                u.sends
+            );
+        } else {
+            self.send_update(store, n, bmc, updates, i)?;
+        }
+        Ok(())
     }
 
     /// At a clean node's inspection, before its inventory is read: the
@@ -156,15 +178,21 @@ impl LifecycleController {
                 Ok(false)
             }
             Some(at) => {
-                let now = bmc.firmware().map_err(StepError::from)?;
+                let since = from_rfc3339(&at).unwrap_or(0);
+                let waited =
+                    Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64);
+                let within = waited <= self.firmware_update_timeout;
+                let now = match bmc.firmware() {
+                    Ok(f) => f,
+                    // A BMC restarting to apply its own firmware: waited for.
+                    Err(e) if e.is_transient() && within => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                };
                 let all = updates
                     .iter_mut()
                     .filter(completed)
                     .all(|u| version_of(&now, &u.component) == u.to);
-                let since = from_rfc3339(&at).unwrap_or(0);
-                let waited =
-                    Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64);
-                if !all && waited <= self.firmware_update_timeout {
+                if !all && within {
                     return Ok(false);
                 }
                 // Off again, as the pool's nodes wait (the reset was ours).
