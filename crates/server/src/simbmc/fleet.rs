@@ -45,6 +45,8 @@ pub(super) struct Sim {
     pub(super) firmware_pending: BTreeMap<String, String>,
     /// The BMC's tasks (firmware updates), task `n` at index `n - 1`.
     pub(super) tasks: Vec<SimTask>,
+    /// Restarting: every answer is 503 (see [`SimFleet::set_restarting`]).
+    pub(super) restarting: bool,
 }
 
 /// A task of the simulated BMC (DSP0268 `Task`).
@@ -149,6 +151,7 @@ impl Default for Sim {
             firmware: default_firmware(),
             firmware_pending: BTreeMap::new(),
             tasks: Vec::new(),
+            restarting: false,
         }
     }
 }
@@ -377,6 +380,12 @@ impl SimFleet {
     /// tenant with root can from the host (a vendor tool).
     pub fn set_firmware(&self, i: usize, component: &str, version: &str) {
         self.with(i, |s| s.firmware.insert(component.to_string(), version.to_string()));
+    }
+
+    /// Makes node `i`'s BMC answer every request with 503 (a BMC restarting,
+    /// as after its own firmware update), or answer again.
+    pub fn set_restarting(&self, i: usize, on: bool) {
+        self.with(i, |s| s.restarting = on);
     }
 
     /// Firmware updates node `i`'s BMC has run (tasks started).

@@ -97,6 +97,13 @@ async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }
+    if f.with(i, |s| s.restarting) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"message": "simulated BMC restarting"}})),
+        )
+            .into_response();
+    }
     if authorized(h, &f.with(i, |s| s.password.clone())) {
         Json(v()).into_response()
     } else {
