@@ -167,13 +167,16 @@ impl LifecycleController {
                     bmc.power_state(&system).map_err(StepError::from)?,
                     PowerState::On | PowerState::PoweringOn
                 );
+                // Reset first, then written: a pass that dies between resets
+                // the clean node again (harmless); the other order could
+                // leave it waiting for versions no reset will bring.
+                let reset = if on { ResetType::ForceRestart } else { ResetType::On };
+                bmc.reset(&system, reset).map_err(StepError::from)?;
                 let at = to_rfc3339(now_micros());
                 for u in updates.iter_mut().filter(completed) {
                     u.applied_at = Some(at.clone());
                 }
                 self.write_updates(store, n, &updates, None)?;
-                let reset = if on { ResetType::ForceRestart } else { ResetType::On };
-                bmc.reset(&system, reset).map_err(StepError::from)?;
                 tracing::info!(node = %n.name, reset = reset.as_str(), "host reset to apply its firmware updates");
                 Ok(false)
             }

@@ -311,6 +311,17 @@ fn policy_mismatches(
     (!off.is_empty()).then(|| format!("{} ({}): {}", policy.model, policy.name, off.join(", ")))
 }
 
+/// The firmware versions as the node's inventory records them.
+pub(super) fn inventory_firmware(read: &[neocloud_redfish::Firmware]) -> Vec<InventoryFirmware> {
+    read.iter()
+        .map(|f| InventoryFirmware {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            version: f.version.clone(),
+        })
+        .collect()
+}
+
 /// The inventory as operators read it.
 fn bmc_inventory(inv: &Inventory) -> BmcInventory {
     BmcInventory {
@@ -344,15 +355,7 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
                 mig_enabled: g.mig_enabled,
             })
             .collect(),
-        firmware: inv
-            .firmware
-            .iter()
-            .map(|f| InventoryFirmware {
-                id: f.id.clone(),
-                name: f.name.clone(),
-                version: f.version.clone(),
-            })
-            .collect(),
+        firmware: inventory_firmware(&inv.firmware),
         secure_boot: inv.secure_boot.as_ref().map(secure_boot),
         bmc_accounts: inv.accounts.as_ref().map(|a| a.iter().map(account).collect()),
         bios: inv.bios.as_ref().map(|b| b.attributes.clone()),

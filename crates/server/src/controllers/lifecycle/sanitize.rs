@@ -13,8 +13,8 @@ use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
-    AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState,
-    InventoryFirmware, Node, NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
+    AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState, Node,
+    NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 
 impl LifecycleController {
@@ -361,15 +361,7 @@ impl LifecycleController {
                 ));
             }
         }
-        let firmware_read: Vec<InventoryFirmware> = inv
-            .firmware
-            .iter()
-            .map(|f| InventoryFirmware {
-                id: f.id.clone(),
-                name: f.name.clone(),
-                version: f.version.clone(),
-            })
-            .collect();
+        let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         checks.push(firmware_check(
             &baseline,
