@@ -142,6 +142,10 @@ pub struct Config {
     /// image, before a released node's sanitizer boots) may take before it
     /// is failed.
     pub firmware_update_timeout_secs: u64,
+    /// Nodes whose BMCs run firmware updates at once, fleet-wide (a rollout
+    /// does not have every BMC fetch its image at the same moment; a soft
+    /// limit).
+    pub firmware_updates_in_flight: usize,
     /// How BMCs' certificates are verified: the site's CA bundle
     /// (`ca_pem`), or `insecure_skip_verify` for labs; default: public roots.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
@@ -184,6 +188,7 @@ impl Default for Config {
             allow_local_switches: false,
             isolation_timeout_secs: 600,
             firmware_update_timeout_secs: 3600,
+            firmware_updates_in_flight: 16,
             bmc_tls: Default::default(),
         }
     }
@@ -264,6 +269,13 @@ impl Config {
         if self.token_flush_secs == 0 {
             return Err(Error::invalid_value("token_flush_secs", "must be positive"));
         }
+        // 0 would hold every firmware update forever.
+        if self.firmware_updates_in_flight == 0 {
+            return Err(Error::invalid_value("firmware_updates_in_flight", "must be positive"));
+        }
+        if self.firmware_update_timeout_secs == 0 {
+            return Err(Error::invalid_value("firmware_update_timeout_secs", "must be positive"));
+        }
         Ok(())
     }
 }
@@ -331,5 +343,18 @@ mod tests {
         assert!(format!("{e:?}").contains("agent_silence_secs"), "{e:?}");
         c.agent_silence_secs = MIN_AGENT_SILENCE_SECS;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn firmware_updates_need_a_slot_and_time() {
+        for set in [
+            |c: &mut Config| c.firmware_updates_in_flight = 0,
+            |c: &mut Config| c.firmware_update_timeout_secs = 0,
+        ] {
+            let mut c = Config::default();
+            set(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(format!("{e:?}").contains("firmware_update"), "{e:?}");
+        }
     }
 }

@@ -488,3 +488,70 @@ fn a_new_node_behind_the_baseline_is_updated_before_it_joins_the_pool() {
         assert_eq!(item["detail"], "SIM-BIOS-1.2 (the provider's baseline)", "[{b}] {item}");
     }
 }
+
+/// At most `firmware_updates_in_flight` nodes have updates in flight: a
+/// release finding the slots taken waits, saying so, and sends its update
+/// once one is free.
+#[test]
+fn firmware_updates_wait_for_a_slot() {
+    use neocloud_types::{FirmwareUpdate, FirmwareUpdateState};
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node_with(&s, &f, i, |c| c.firmware_updates_in_flight = 1);
+        baseline(&s, &[("BIOS", simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0"))]);
+        let id = h.provision("job");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        // Another node's BMC runs an update.
+        let other = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "other", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8}),
+            )
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let busy = FirmwareUpdate {
+            component: "BIOS".into(),
+            target: "/redfish/v1/UpdateService/FirmwareInventory/BIOS".into(),
+            from: "a".into(),
+            to: "b".into(),
+            image: "http://fw/b".into(),
+            state: FirmwareUpdateState::Sent,
+            task: Some("/redfish/v1/TaskService/Tasks/1".into()),
+            percent: None,
+            sends: 1,
+            sent_at: None,
+            applied_at: None,
+            detail: String::new(),
+        };
+        let set = |u: Option<&[FirmwareUpdate]>| {
+            s.store.write(|w| neocloud_store::nodes::set_firmware_updates(w, &other, u)).unwrap()
+        };
+        set(Some(&[busy]));
+        let tasks = f.sim.firmware_tasks(i);
+        release(&h.tenant, &id).expect(202);
+        for _ in 0..5 {
+            h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        }
+        let u = updates(&s);
+        assert_eq!(u[0]["state"], "planned", "[{b}] {u:?}");
+        assert_eq!(
+            u[0]["detail"],
+            "waiting: 1 nodes have updates in flight (firmware_updates_in_flight = 1)",
+            "[{b}]"
+        );
+        assert_eq!(f.sim.firmware_tasks(i), tasks, "[{b}] nothing sent");
+        assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}]");
+        // Its update ends: this one goes.
+        set(None);
+        assert_eq!(h.finish_release()["state"], "available", "[{b}]");
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}]");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+    }
+}

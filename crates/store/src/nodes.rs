@@ -699,6 +699,16 @@ pub fn refresh_inventory_firmware(
     Ok(())
 }
 
+/// Nodes other than `id` with a firmware update sent to their BMC and not
+/// ended (the fleet's updates in flight).
+pub fn updating_elsewhere(r: &mut dyn Reader, id: &str) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM nodes WHERE id <> ? AND firmware_updates LIKE '%\"state\":\"sent\"%'",
+        vals![id],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
 /// An inspected node of a model, as [`inventories_of_model`] reads it.
 pub struct ModelNode {
     pub id: String,

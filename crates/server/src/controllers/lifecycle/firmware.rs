@@ -67,7 +67,11 @@ impl LifecycleController {
         for i in 0..updates.len() {
             let before = updates[i].clone();
             match before.state {
-                FirmwareUpdateState::Planned => self.send_update(store, n, &bmc, updates, i)?,
+                FirmwareUpdateState::Planned => {
+                    if self.slot_for(store, n, updates, i)? {
+                        self.send_update(store, n, &bmc, updates, i)?
+                    }
+                }
                 FirmwareUpdateState::Sent => match before.task.clone() {
                     Some(task) => self.follow(&bmc, &mut updates[i], &task),
                     None => self.unanswered(store, n, &bmc, updates, i, &mut read_back)?,
@@ -264,6 +268,33 @@ impl LifecycleController {
             .write(|w| nodes::set_firmware_updates(w, &n.id, Some(&plan)))
             .map_err(StepError::Store)?;
         Ok(Some(plan))
+    }
+
+    /// Whether update `i` may be sent now: the node already holds a slot
+    /// (another of its updates is in flight), or fewer nodes than
+    /// `firmware_updates_in_flight` have one in flight (a rollout does not
+    /// have every BMC of the fleet fetch its image at once). Otherwise the
+    /// update's detail says it waits. A soft limit: nodes stepped at the
+    /// same moment may each take the last slot.
+    fn slot_for(
+        &self,
+        store: &Store,
+        n: &Node,
+        updates: &mut [FirmwareUpdate],
+        i: usize,
+    ) -> Result<bool, StepError> {
+        if updates.iter().any(|u| u.state == FirmwareUpdateState::Sent) {
+            return Ok(true);
+        }
+        let busy = store.read(|r| nodes::updating_elsewhere(r, &n.id)).map_err(StepError::Store)?;
+        if busy < self.firmware_updates_in_flight as i64 {
+            return Ok(true);
+        }
+        updates[i].detail = format!(
+            "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {})",
+            self.firmware_updates_in_flight
+        );
+        Ok(false)
     }
 
     /// Sends update `i`: written as sent (and audited as requested) first.

@@ -80,6 +80,8 @@ pub struct LifecycleController {
     pub isolation_timeout: Duration,
     /// How long the BMC's task for one firmware update may run.
     pub firmware_update_timeout: Duration,
+    /// Nodes with firmware updates in flight at once, fleet-wide (soft).
+    pub firmware_updates_in_flight: usize,
     /// Wakes the fabric controller (a release removed attachments).
     pub fabric_wake: Arc<tokio::sync::Notify>,
     /// The Ethernet fabrics' kept planners (a release removes attachments).
@@ -201,6 +203,7 @@ impl LifecycleController {
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
             firmware_update_timeout: Duration::from_secs(3600),
+            firmware_updates_in_flight: 16,
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
             planners: Arc::default(),
             bmc_tls: Default::default(),
