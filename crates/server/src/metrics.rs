@@ -53,6 +53,7 @@ struct Inner {
     nodes_over_sla: Vec<(String, i64)>,
     agents_silent: i64,
     gpu_unhealthy: i64,
+    updating_firmware: i64,
     /// Fabric controller outcomes: pushed, repaired, failed.
     fabric: BTreeMap<&'static str, u64>,
 }
@@ -98,6 +99,7 @@ impl Metrics {
         m.nodes_over_sla = c.over_sla;
         m.agents_silent = c.agents_silent;
         m.gpu_unhealthy = c.unhealthy;
+        m.updating_firmware = c.updating_firmware;
     }
 
     pub fn render(&self) -> String {
@@ -153,6 +155,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE neocloud_nodes_unhealthy gauge");
         let _ = writeln!(out, "neocloud_nodes_unhealthy {}", m.gpu_unhealthy);
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_nodes_updating_firmware Nodes with firmware updates to the provider's baseline images planned or in flight (their releasing or inspecting time includes the updates')."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_nodes_updating_firmware gauge");
+        let _ = writeln!(out, "neocloud_nodes_updating_firmware {}", m.updating_firmware);
         let _ = writeln!(
             out,
             "# HELP neocloud_fabric_applies_total Switch and subnet-manager applies by the fabric controller, by outcome."

@@ -547,11 +547,21 @@ fn firmware_updates_wait_for_a_slot() {
             "[{b}]"
         );
         assert_eq!(f.sim.firmware_tasks(i), tasks, "[{b}] nothing sent");
+        let census = |s: &TestServer| {
+            neocloud_server::controllers::lifecycle::census(
+                &s.store,
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap()
+            .updating_firmware
+        };
+        assert_eq!(census(&s), 2, "[{b}] one in flight, one planned");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}]");
         // Its update ends: this one goes.
         set(None);
         assert_eq!(h.finish_release()["state"], "available", "[{b}]");
         assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}]");
         assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        assert_eq!(census(&s), 0, "[{b}]");
     }
 }

@@ -699,6 +699,16 @@ pub fn refresh_inventory_firmware(
     Ok(())
 }
 
+/// Nodes with firmware updates planned or in flight (their state's time
+/// includes the updates').
+pub fn updating_firmware(r: &mut dyn Reader) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM nodes WHERE firmware_updates LIKE '%\"state\":\"sent\"%' OR firmware_updates LIKE '%\"state\":\"planned\"%'",
+        &[],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
 /// Nodes other than `id` with a firmware update sent to their BMC and not
 /// ended (the fleet's updates in flight).
 pub fn updating_elsewhere(r: &mut dyn Reader, id: &str) -> Result<i64> {

@@ -44,6 +44,9 @@ pub struct Census {
     /// Nodes in service whose agent reports its health other than `ok`
     /// (GPU memory errors, a row remap, a GPU lost or gone).
     pub unhealthy: i64,
+    /// Nodes with firmware updates planned or in flight (a cause of time
+    /// over the releasing or inspecting SLA).
+    pub updating_firmware: i64,
 }
 
 /// Counts the fleet for metrics. A tenant agent is silent when unheard for
@@ -61,7 +64,8 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
         let before = now_micros() - silence.as_micros() as i64;
         let agents_silent = agents::silent_on_active_nodes(r, before)?;
         let unhealthy = agents::unhealthy_nodes(r)?;
-        Ok(Census { per_state, over_sla, agents_silent, unhealthy })
+        let updating_firmware = nodes::updating_firmware(r)?;
+        Ok(Census { per_state, over_sla, agents_silent, unhealthy, updating_firmware })
     })
 }
 
