@@ -201,7 +201,10 @@ mod tests {
                                       "xid_errors": [79], "throttle_reasons": ["hw_slowdown"],
                                       "nvlink_active": 16, "nvlink_down": [4, 11],
                                       "nvlink_errors": {"replay": 7, "recovery": 2, "crc": 6},
-                                      "problems": ["Xid 79"]}]}
+                                      "problems": ["Xid 79"]}]},
+            "firmware_updates": [{"component": "BIOS", "target": "/x/BIOS", "from": "0.9",
+                                  "to": "1.0", "image": "http://fw/b", "state": "sent",
+                                  "task": "/t/1", "percent": 40, "sends": 1}]
         }))
         .unwrap();
         let out = table(&hw);
@@ -224,6 +227,7 @@ mod tests {
             "gpu-clocks 0 hw_slowdown",
             "nvlink 0 16 up, down: 4, 11",
             "nvlink-errors 0 7 replay, 2 recovery, 6 CRC",
+            "update firmware BIOS 0.9 -> 1.0: sent 40%",
         ] {
             // Column widths follow the longest cell: compare words.
             let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
