@@ -172,7 +172,7 @@ fn check_images(
     for (id, url) in images {
         let field = format!("images.{id}");
         if !components.contains_key(id) {
-            return Err(Error::invalid_value(&field, "names no component of `components`"));
+            return Err(Error::invalid_value(&field, "is not a component the baseline lists (list it in `components`, or drop its image)"));
         }
         super::images::check_url(&field, url)?;
         let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
