@@ -13,8 +13,13 @@ use neocloud_store::{
     allocations, audit, firmware_baselines, images, instance_types, nodes, Store,
 };
 use neocloud_types::{
-    FirmwareBaselineCreate, ImageCreate, ImagePurpose, InstanceKind, Nic, NodeCreate,
+    FirmwareBaselineCreate, FirmwareBaselineUpdate, ImageCreate, ImagePurpose, InstanceKind, Nic,
+    NodeCreate,
 };
+
+/// The BIOS the demo's baseline wants of its simulated nodes (they leave
+/// the factory with SIM-BIOS-1.0).
+pub const DEMO_BIOS: &str = "SIM-BIOS-1.1";
 
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
@@ -120,18 +125,28 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 },
             )?;
         }
-        // The firmware the SIMULATED BMCs report, as the provider's
-        // baseline for their model: every inspection and sanitization
-        // checks it.
+        // The provider's baseline for the SIMULATED model: every inspection
+        // and sanitization checks it. With simulated BMCs it wants a newer
+        // BIOS than they leave the factory with, and gives its image (a
+        // SIMULATED package the demo's fleet serves): every node is updated
+        // before it joins the pool, and back after a tenant flashes another.
+        let (bios, images) = match sim {
+            Some((base, _)) => (
+                DEMO_BIOS,
+                [("BIOS".to_string(), crate::simbmc::firmware_package_url(base, "BIOS", DEMO_BIOS))]
+                    .into(),
+            ),
+            None => ("SIM-BIOS-1.0", Default::default()),
+        };
         firmware_baselines::create(
             w,
             &FirmwareBaselineCreate {
                 name: name("sim-hgx-h100")?,
                 model: "Simulated HGX H100".into(),
-                components: [("BMC", "SIM-BMC-2.1"), ("BIOS", "SIM-BIOS-1.0")]
+                components: [("BMC", "SIM-BMC-2.1"), ("BIOS", bios)]
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .into(),
-                images: Default::default(),
+                images,
                 description: "SIMULATED firmware of the demo's simulated BMCs".into(),
             },
         )?;
@@ -299,8 +314,8 @@ fn seed_ib(w: &mut dyn neocloud_store::Writer, all: &[neocloud_types::Node]) -> 
     Ok(())
 }
 
-/// Points the demo's nodes at this run's simulated BMC fleet (its port
-/// changes on every start).
+/// Points the demo's nodes, and its baselines' SIMULATED firmware images,
+/// at this run's simulated BMC fleet (its port changes on every start).
 pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
     store.write(|w| {
         let mut n = 0;
@@ -310,6 +325,28 @@ pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
                     nodes::set_bmc_endpoint(w, &id, &crate::simbmc::endpoint(base, i))?;
                     n += 1;
                 }
+            }
+        }
+        for b in firmware_baselines::list(w)? {
+            let images: std::collections::BTreeMap<String, String> = b
+                .images
+                .iter()
+                .map(|(c, url)| match url.split_once("/simbmc/firmware/") {
+                    Some((_, rest)) => (
+                        c.clone(),
+                        format!("{}/simbmc/firmware/{rest}", base.trim_end_matches('/')),
+                    ),
+                    None => (c.clone(), url.clone()),
+                })
+                .collect();
+            if images != b.images {
+                let p = FirmwareBaselineUpdate {
+                    generation: b.generation,
+                    components: None,
+                    images: Some(images),
+                    description: None,
+                };
+                firmware_baselines::update(w, &b.id, &p)?;
             }
         }
         Ok(n)

@@ -55,11 +55,22 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
         );
         let fw = a.get("/v1/firmware-baselines/sim-hgx-h100").expect(200).body;
         assert_eq!(fw["model"], "Simulated HGX H100", "[{b}] {fw}");
-        // Every simulated node runs it.
+        // It wants a newer BIOS than the simulated nodes leave the factory
+        // with, and gives its image: every node was updated before it
+        // joined the pool, and runs it.
+        assert_eq!(fw["components"]["BIOS"], neocloud_server::demo::DEMO_BIOS, "[{b}] {fw}");
         let c = a.get("/v1/firmware-baselines/sim-hgx-h100/nodes").expect(200).body;
         let c = c["items"].as_array().unwrap();
         assert_eq!(c.len(), ns.len(), "[{b}] {c:?}");
         assert!(c.iter().all(|n| n["compliant"] == true && n["updating"] == false), "[{b}] {c:?}");
+        let trail = a.get("/v1/audit?limit=1000").expect(200).body;
+        let updated = trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "node_firmware_update" && e["outcome"] == "success")
+            .count();
+        assert_eq!(updated, ns.len(), "[{b}] one BIOS update per node");
         assert_eq!(
             neocloud_server::demo::seed(&s.store).unwrap(),
             0,
@@ -157,5 +168,22 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
         });
         let trail = a.get("/v1/audit?limit=1000").expect(200);
         assert!(trail.text.contains("demo_seed"), "[{b}] the seed is audited");
+
+        // A restart serves the fleet on another port: the nodes and the
+        // baseline's SIMULATED images are pointed at it.
+        let moved = "http://127.0.0.1:9";
+        let n = neocloud_server::demo::rebind_sim_bmcs(&s.store, moved).unwrap();
+        assert_eq!(n, nodes(&a).len(), "[{b}]");
+        assert!(
+            nodes(&a).iter().all(|n| n["bmc_endpoint"].as_str().unwrap().starts_with(moved)),
+            "[{b}]"
+        );
+        let after = a.get("/v1/firmware-baselines/sim-hgx-h100").expect(200).body;
+        assert_eq!(
+            after["images"]["BIOS"],
+            format!("{moved}/simbmc/firmware/BIOS/{}", neocloud_server::demo::DEMO_BIOS),
+            "[{b}] {after}"
+        );
+        assert_eq!(after["generation"], fw["generation"].as_i64().unwrap() + 1, "[{b}]");
     }
 }
