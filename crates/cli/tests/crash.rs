@@ -40,6 +40,8 @@ const TENANT_BIOS: &str = "SIM-BIOS-0.9-tenant";
 
 struct Proc {
     child: Option<Child>,
+    /// The running server's pid (0 while none runs), for the fleet's hooks.
+    pid: Arc<std::sync::atomic::AtomicU32>,
     port: u16,
     dir: PathBuf,
     config: PathBuf,
@@ -70,6 +72,7 @@ impl Proc {
             .stderr(log)
             .spawn()
             .expect("start neocloud serve");
+        self.pid.store(child.id(), SeqCst);
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -88,6 +91,7 @@ impl Proc {
 
     /// SIGKILL: no shutdown path runs.
     fn kill(&mut self) {
+        self.pid.store(0, SeqCst);
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -193,7 +197,8 @@ fn run(b: &str, db_url: &str) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.join("neocloud.toml");
     write_config(&config, db_url);
-    let mut p = Proc { child: None, port, dir: dir.clone(), config, starts: 0 };
+    let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut p = Proc { child: None, pid: pid.clone(), port, dir: dir.clone(), config, starts: 0 };
 
     // The simulated nodes: they boot from this control plane's boot service.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -209,16 +214,29 @@ fn run(b: &str, db_url: &str) {
     // turned off at its first inspection, after its enrollment returned)
     // kills the control plane at once: the BMC made it, the control plane
     // never heard so, and the restarted one must still audit it.
-    let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The tenants' graceful shutdowns the BMCs received (nothing else sends
     // one): never more than the tenants asked for.
     let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Once the chaos runs, the first firmware update a BMC starts (a
+    // release updating a tenant's BIOS back) kills the control plane
+    // before it hears the answer: the restarted one must read the version
+    // back and send it again (the chaos thread restarts it).
+    let chaos_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fw_killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let (pid, killed, shutdowns) = (pid.clone(), killed.clone(), shutdowns.clone());
+        let (chaos_on, fw_killed) = (chaos_on.clone(), fw_killed.clone());
         fleet.on_change(move |i, what| {
             // (Never pid 0: `kill 0` would signal this test's own group.)
             let server = pid.load(SeqCst);
+            if what == "firmware_update"
+                && chaos_on.load(SeqCst)
+                && server != 0
+                && !fw_killed.swap(true, SeqCst)
+            {
+                let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
+            }
             if i == NODES - 1
                 && what == "host_interface"
                 && server != 0
@@ -233,7 +251,6 @@ fn run(b: &str, db_url: &str) {
         });
     }
     p.start();
-    pid.store(p.child.as_ref().map(Child::id).unwrap_or_default(), SeqCst);
     let url = p.url();
     let admin = std::fs::read_to_string(dir.join("data/admin.token")).unwrap().trim().to_string();
     let a =
@@ -333,6 +350,7 @@ fn run(b: &str, db_url: &str) {
     // the server process.
     let _guard = Cleanup(chaos_stop.clone(), proc.clone());
     let observed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    chaos_on.store(true, SeqCst);
     let chaos = {
         let (proc, stop, observed, admin, url) =
             (proc.clone(), chaos_stop.clone(), observed.clone(), admin.clone(), url.clone());
@@ -611,6 +629,7 @@ fn run(b: &str, db_url: &str) {
     assert!(sent <= asked_off, "[{b}] at most once: {sent} shutdowns sent for {asked_off} asked");
     eprintln!("[{b}] {updated} of {provisioned} records updated the tenant's BIOS back");
     assert!(updated >= 1, "[{b}] firmware updated back in the chaos");
+    assert!(fw_killed.load(SeqCst), "[{b}] a kill landed on a firmware update's send");
     assert!(provisioned >= 3, "[{b}] some instances reached their nodes");
     assert!(
         from_cd >= 1 && from_cd < provisioned,
