@@ -533,6 +533,20 @@ fn firmware_updates_wait_for_a_slot() {
         let set = |u: Option<&[FirmwareUpdate]>| {
             s.store.write(|w| neocloud_store::nodes::set_firmware_updates(w, &other, u)).unwrap()
         };
+        // As a node in the middle of its release (only the state column
+        // the count reads: this node has no BMC to release through).
+        let state_of_other = |state: &str| {
+            s.store
+                .write(|w| {
+                    w.execute(
+                        "UPDATE nodes SET lifecycle_state = ? WHERE id = ?",
+                        &[state.into(), other.as_str().into()],
+                    )?;
+                    Ok(())
+                })
+                .unwrap()
+        };
+        state_of_other("releasing");
         set(Some(&[busy]));
         let tasks = f.sim.firmware_tasks(i);
         release(&h.tenant, &id).expect(202);
@@ -557,7 +571,12 @@ fn firmware_updates_wait_for_a_slot() {
         };
         assert_eq!(census(&s), 2, "[{b}] one in flight, one planned");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}]");
-        // Its update ends: this one goes.
+        // That node fails with its update in flight: it holds no slot.
+        state_of_other("failed");
+        for _ in 0..3 {
+            h.ctl.run_once(&s.store, &h.secrets).unwrap();
+        }
+        assert_eq!(updates(&s)[0]["state"], "sent", "[{b}] {:?}", updates(&s));
         set(None);
         assert_eq!(h.finish_release()["state"], "available", "[{b}]");
         assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}]");

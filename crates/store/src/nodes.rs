@@ -699,21 +699,22 @@ pub fn refresh_inventory_firmware(
     Ok(())
 }
 
-/// Nodes with firmware updates planned or in flight (their state's time
-/// includes the updates').
+/// Nodes with firmware updates planned or in flight, in the states that
+/// run them (their state's time includes the updates').
 pub fn updating_firmware(r: &mut dyn Reader) -> Result<i64> {
     let rows = r.query(
-        "SELECT COUNT(*) FROM nodes WHERE firmware_updates LIKE '%\"state\":\"sent\"%' OR firmware_updates LIKE '%\"state\":\"planned\"%'",
+        "SELECT COUNT(*) FROM nodes WHERE lifecycle_state IN ('releasing', 'inspecting') AND (firmware_updates LIKE '%\"state\":\"sent\"%' OR firmware_updates LIKE '%\"state\":\"planned\"%')",
         &[],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
 
 /// Nodes other than `id` with a firmware update sent to their BMC and not
-/// ended (the fleet's updates in flight).
+/// ended (the fleet's updates in flight), in the states that run them (a
+/// node that failed with one in flight holds no slot).
 pub fn updating_elsewhere(r: &mut dyn Reader, id: &str) -> Result<i64> {
     let rows = r.query(
-        "SELECT COUNT(*) FROM nodes WHERE id <> ? AND firmware_updates LIKE '%\"state\":\"sent\"%'",
+        "SELECT COUNT(*) FROM nodes WHERE id <> ? AND lifecycle_state IN ('releasing', 'inspecting') AND firmware_updates LIKE '%\"state\":\"sent\"%'",
         vals![id],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
@@ -743,7 +744,8 @@ pub fn inventories_of_model(r: &mut dyn Reader, model: &str) -> Result<Vec<Model
         if inv.model != model {
             continue;
         }
-        let updating = match row.opt_str(4)? {
+        let running = matches!(row.str(2)?.as_str(), "releasing" | "inspecting");
+        let updating = match row.opt_str(4)?.filter(|_| running) {
             Some(u) => serde_json::from_str::<Vec<neocloud_types::FirmwareUpdate>>(&u)
                 .map_err(|e| Error::internal(format!("firmware_updates: {e}")))?
                 .iter()
