@@ -74,12 +74,13 @@ fn authorized(h: &HeaderMap, password: &str) -> bool {
     h.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str())
 }
 
+/// An error answer with Redfish's `error.message`.
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": {"message": message}}))).into_response()
+}
+
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": {"message": "simulated BMC: wrong credentials"}})),
-    )
-        .into_response()
+    error(StatusCode::UNAUTHORIZED, "simulated BMC: wrong credentials")
 }
 
 fn link(p: &str) -> Value {
@@ -98,11 +99,7 @@ async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value
         tokio::time::sleep(d).await;
     }
     if f.with(i, |s| s.restarting) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"message": "simulated BMC restarting"}})),
-        )
-            .into_response();
+        return error(StatusCode::SERVICE_UNAVAILABLE, "simulated BMC restarting");
     }
     if authorized(h, &f.with(i, |s| s.password.clone())) {
         Json(v()).into_response()
@@ -130,14 +127,12 @@ async fn act(
 
 /// The answer to a change made: 204, or 503 where a test loses it.
 fn done(f: &SimFleet, i: usize, what: &str) -> Response {
-    if f.changed(i, what) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"message": "answer lost (simulated)"}})),
-        )
-            .into_response();
-    }
-    StatusCode::NO_CONTENT.into_response()
+    lost(f, i, what).unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
+}
+
+/// 503 where a test loses the answer to change `what`, just made.
+fn lost(f: &SimFleet, i: usize, what: &str) -> Option<Response> {
+    f.changed(i, what).then(|| error(StatusCode::SERVICE_UNAVAILABLE, "answer lost (simulated)"))
 }
 
 /// The router of a whole simulated fleet.

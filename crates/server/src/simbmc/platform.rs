@@ -3,7 +3,7 @@
 //! options, the BMC's local accounts and its host interface.
 
 use super::fleet::{Sim, READ_ONLY_BIOS};
-use super::{act, answer, done, link, Fleet, USER};
+use super::{act, answer, done, error, link, Fleet, USER};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -179,11 +179,7 @@ async fn patch_bios_settings(
     Json(v): Json<Value>,
 ) -> Response {
     let Some(attrs) = v["Attributes"].as_object().cloned() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": "Attributes missing"}})),
-        )
-            .into_response();
+        return error(StatusCode::BAD_REQUEST, "Attributes missing");
     };
     let resp = answer(&f, &h, i, || json!({})).await;
     if resp.status() != StatusCode::OK {
@@ -199,11 +195,7 @@ async fn patch_bios_settings(
         }
     });
     match unknown {
-        Some(k) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": format!("unknown or read-only attribute {k}")}})),
-        )
-            .into_response(),
+        Some(k) => error(StatusCode::BAD_REQUEST, &format!("unknown or read-only attribute {k}")),
         None => done(&f, i, "bios_settings"),
     }
 }

@@ -1,10 +1,10 @@
 //! The simulated host system: power, the boot override, the persistent
 //! boot order, virtual media and the NIC.
 
-use super::{act, answer, done, link, mac, Fleet};
+use super::{act, answer, done, error, link, mac, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -148,8 +148,7 @@ async fn insert_media(
     Json(v): Json<Value>,
 ) -> Response {
     let Some(image) = v["Image"].as_str().filter(|s| !s.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Image required"}})))
-            .into_response();
+        return error(StatusCode::BAD_REQUEST, "Image required");
     };
     act(&f, &h, i, "media", |s| s.media = Some(image.to_string())).await
 }
@@ -175,13 +174,7 @@ async fn reset(
     let on = match v["ResetType"].as_str() {
         Some("On") | Some("ForceRestart") => true,
         Some("ForceOff") | Some("GracefulShutdown") => false,
-        _ => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": {"message": "unsupported ResetType"}})),
-            )
-                .into_response()
-        }
+        _ => return error(StatusCode::BAD_REQUEST, "unsupported ResetType"),
     };
     let boot = f.with(i, |s| {
         // Whatever ran stops: power went away or the node restarts.

@@ -8,7 +8,7 @@
 //! component and version at `/simbmc/firmware/{component}/{version}`.
 
 use super::fleet::SimTask;
-use super::{answer, link, Fleet};
+use super::{answer, error, link, lost, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -93,7 +93,7 @@ async fn not_found(f: &Fleet, h: &HeaderMap, i: usize) -> Response {
     if resp.status() != StatusCode::OK {
         return resp;
     }
-    (StatusCode::NOT_FOUND, Json(json!({"error": {"message": "no such resource"}}))).into_response()
+    error(StatusCode::NOT_FOUND, "no such resource")
 }
 
 fn task_json(id: usize, t: &SimTask) -> Value {
@@ -123,10 +123,6 @@ async fn task(
     }
 }
 
-fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": message}}))).into_response()
-}
-
 /// Starts a task that fetches the image and installs it; answers 202 with
 /// the task (and its monitor in `Location`). One target per update.
 async fn simple_update(
@@ -140,21 +136,25 @@ async fn simple_update(
         return resp;
     }
     let Some(image) = v["ImageURI"].as_str().filter(|s| !s.is_empty()).map(str::to_string) else {
-        return bad_request("ImageURI required");
+        return error(StatusCode::BAD_REQUEST, "ImageURI required");
     };
     let targets: Vec<&str> = v["Targets"]
         .as_array()
         .map(|t| t.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let [target] = targets.as_slice() else {
-        return bad_request("the simulated BMC updates exactly one target at a time");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the simulated BMC updates exactly one target at a time",
+        );
     };
     let component =
         target.trim_end_matches('/').strip_prefix(&format!("{INVENTORY}/")).map(str::to_string);
     let Some(component) = component.filter(|c| f.with(i, |s| s.firmware.contains_key(c))) else {
-        return bad_request(&format!(
-            "{target} is not a component of this BMC's firmware inventory"
-        ));
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("{target} is not a component of this BMC's firmware inventory"),
+        );
     };
     let (id, task) = f.with(i, |s| {
         let t = SimTask {
@@ -177,12 +177,8 @@ async fn simple_update(
             }
         });
     });
-    if f.changed(i, "firmware_update") {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"message": "answer lost (simulated)"}})),
-        )
-            .into_response();
+    if let Some(lost) = lost(&f, i, "firmware_update") {
+        return lost;
     }
     let monitor = format!("/redfish/v1/TaskService/Tasks/{id}/Monitor");
     (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(id, &task)))
