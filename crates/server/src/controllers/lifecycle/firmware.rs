@@ -214,10 +214,10 @@ impl LifecycleController {
         }
     }
 
-    /// At a clean node's inspection, its firmware off the provider's
-    /// baseline: plans updates for the components the baseline has images
-    /// for, unless this inspection already tried (`false`: nothing planned,
-    /// the node is refused as before).
+    /// At a clean node's inspection that has not tried yet, its firmware
+    /// off the provider's baseline: plans updates for the components the
+    /// baseline has images for (`false`: none, the node is refused as
+    /// before).
     pub(super) fn plan_onboarding(
         &self,
         store: &Store,
@@ -225,17 +225,11 @@ impl LifecycleController {
         policy: &FirmwareBaseline,
         now: &[Firmware],
     ) -> Result<bool, StepError> {
-        let tried = store.read(|r| nodes::firmware_updates(r, &n.id)).map_err(StepError::Store)?;
         let plan = plan_from(policy, now);
-        if tried.is_some() || plan.is_empty() {
+        if plan.is_empty() {
             return Ok(false);
         }
-        for u in &plan {
-            tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it before the node joins the pool");
-        }
-        store
-            .write(|w| nodes::set_firmware_updates(w, &n.id, Some(&plan)))
-            .map_err(StepError::Store)?;
+        write_plan(store, n, &plan, "before the node joins the pool")?;
         Ok(true)
     }
 
@@ -261,12 +255,7 @@ impl LifecycleController {
         let (bmc, _) = self.bmc_system(store, secrets, n)?;
         let now = bmc.firmware().map_err(StepError::from)?;
         let plan = plan_from(&policy, &now);
-        for u in &plan {
-            tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it before the sanitizer boots");
-        }
-        store
-            .write(|w| nodes::set_firmware_updates(w, &n.id, Some(&plan)))
-            .map_err(StepError::Store)?;
+        write_plan(store, n, &plan, "before the sanitizer boots")?;
         Ok(Some(plan))
     }
 
@@ -404,6 +393,20 @@ impl LifecycleController {
             })
             .map_err(StepError::Store)
     }
+}
+
+/// Writes the node's plan (an empty one too: planned, nothing to update)
+/// and logs each update, done `when`.
+fn write_plan(
+    store: &Store,
+    n: &Node,
+    plan: &[FirmwareUpdate],
+    when: &str,
+) -> Result<(), StepError> {
+    for u in plan {
+        tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it {when}");
+    }
+    store.write(|w| nodes::set_firmware_updates(w, &n.id, Some(plan))).map_err(StepError::Store)
 }
 
 /// An update for each component `policy` has an image for, read at

@@ -229,14 +229,15 @@ impl LifecycleController {
     ) -> Result<Admission, StepError> {
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
-            if let Some(p) = &policy {
+            // Updated from the baseline's images once per inspection.
+            let tried =
+                store.read(|r| nodes::firmware_updates(r, &n.id)).map_err(StepError::Store)?;
+            if let (None, Some(p)) = (&tried, &policy) {
                 if self.plan_onboarding(store, n, p, &inv.firmware)? {
                     return Ok(Admission::UpdateFirmware);
                 }
             }
-            let tried = store
-                .read(|r| nodes::firmware_updates(r, &n.id))
-                .map_err(StepError::Store)?
+            let tried = tried
                 .filter(|u| !u.is_empty())
                 .map(|u| format!("; updated from its images: {}", super::firmware::summary(&u)))
                 .unwrap_or_default();

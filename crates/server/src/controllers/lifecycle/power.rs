@@ -5,9 +5,9 @@
 //! the reset goes to the BMC, and a pass that finds it marked sent records
 //! it done without sending it again (a second reboot is not what was
 //! asked), and the reset itself is not retried after a timeout or a lost
-//! answer (the BMC may have done it). Where its answer was not heard, an `on` or `off` is read back
-//! from the node's power state (done if it reads so; a reboot leaves no
-//! trace there). A BMC that refuses or does not answer fails the action,
+//! answer (the BMC may have done it). Where its answer was not heard, an
+//! `on` or `off` is read back from the node's power state (done if it
+//! reads so; a reboot leaves no trace there). A BMC that refuses or does not answer fails the action,
 //! never the node: the tenant sees why in `power.last` and asks again.
 
 use super::{audit_instance, LifecycleController, StepError};
