@@ -27,4 +27,4 @@ pub use ops::{
     SystemInfo,
 };
 pub use security::{BmcAccount, SecureBoot};
-pub use update::{Task, TaskProgress};
+pub use update::{RequiredReset, ResetScope, Task, TaskProgress};

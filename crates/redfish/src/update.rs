@@ -1,6 +1,8 @@
 //! Firmware updates over the BMC: the firmware inventory,
-//! `UpdateService.SimpleUpdate` (the BMC fetches the image from a URL) and
-//! the task it starts (DSP0268 `Task`), polled until it ends.
+//! `UpdateService.SimpleUpdate` (the BMC fetches the image from a URL), the
+//! task it starts (DSP0268 `Task`), polled until it ends, and the reset
+//! its task may say the update needs to take effect (the Base registry's
+//! `ResetRequired`: an AC power cycle of a chassis, a restart of the BMC).
 
 use crate::client::Bmc;
 use crate::error::{RedfishError, Result};
@@ -35,6 +37,61 @@ pub struct Task {
     pub percent: Option<u32>,
     /// The `Messages` the BMC attached, in order.
     pub messages: Vec<String>,
+    /// The resets its messages say are required for what it did to take
+    /// effect (`ResetRequired`), in order, each once.
+    pub resets: Vec<RequiredReset>,
+}
+
+/// A reset a BMC says is required for a change to take effect (DSP0268
+/// Base registry `ResetRequired`, its `MessageArgs`: the reset action's
+/// URI and the `ResetType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredReset {
+    /// The reset action's path on the BMC.
+    pub action: String,
+    pub reset_type: String,
+}
+
+/// What a required reset resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    /// `ComputerSystem.Reset`: a host.
+    System,
+    /// `Chassis.Reset`: a chassis (an AC power cycle of what it holds).
+    Chassis,
+    /// `Manager.Reset`: a BMC.
+    Manager,
+}
+
+impl RequiredReset {
+    /// What the action resets; `None` for one that is not a reset action
+    /// of this BMC's (another host, not an `…/Actions/*.Reset`, a
+    /// `ResetType` that is not one word): never sent.
+    pub fn scope(&self) -> Option<ResetScope> {
+        let word = !self.reset_type.is_empty()
+            && self.reset_type.chars().all(|c| c.is_ascii_alphanumeric());
+        if !word || !self.action.starts_with("/redfish/v1/") || self.action.contains("..") {
+            return None;
+        }
+        let (_, action) = self.action.rsplit_once("/Actions/")?;
+        match action {
+            "ComputerSystem.Reset" => Some(ResetScope::System),
+            "Chassis.Reset" => Some(ResetScope::Chassis),
+            "Manager.Reset" => Some(ResetScope::Manager),
+            _ => None,
+        }
+    }
+
+    /// The resource it resets (the action's path up to `/Actions/`).
+    pub fn resource(&self) -> &str {
+        self.action.rsplit_once("/Actions/").map(|(r, _)| r).unwrap_or(&self.action)
+    }
+}
+
+impl std::fmt::Display for RequiredReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.action, self.reset_type)
+    }
 }
 
 impl Task {
@@ -56,8 +113,26 @@ impl Task {
                     .collect()
             })
             .unwrap_or_default();
+        let mut resets: Vec<RequiredReset> = Vec::new();
+        for m in v["Messages"].as_array().into_iter().flatten() {
+            let id = m["MessageId"].as_str().unwrap_or("");
+            if id.rsplit('.').next() != Some("ResetRequired") {
+                continue;
+            }
+            let args: Vec<&str> = m["MessageArgs"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let [action, reset_type] = args.as_slice() {
+                let r =
+                    RequiredReset { action: path_of(action), reset_type: reset_type.to_string() };
+                if !resets.contains(&r) {
+                    resets.push(r);
+                }
+            }
+        }
         let percent = v["PercentComplete"].as_u64().map(|p| p.min(100) as u32);
-        Task { progress, state, percent, messages }
+        Task { progress, state, percent, messages, resets }
     }
 }
 
@@ -111,6 +186,18 @@ impl Bmc {
         Ok(from_body.or_else(|| a.location.map(|l| task_of(&l))))
     }
 
+    /// Sends a reset a BMC said is required ([`RequiredReset`]), at most
+    /// once (not again after a timeout or a lost answer: the BMC may have
+    /// done it, and an AC power cycle sent twice cuts the power twice).
+    /// Refused, unsent, for an action that is not one of this BMC's resets.
+    pub fn required_reset(&self, r: &RequiredReset) -> Result<()> {
+        if r.scope().is_none() {
+            return Err(RedfishError::Unsupported(format!("the required reset {r}")));
+        }
+        let body = json!({"ResetType": r.reset_type});
+        self.request_at_most_once("POST", &r.action, Some(&body)).map(|_| ())
+    }
+
     /// Reads a task.
     pub fn task(&self, path: &str) -> Result<Task> {
         let v = self.get(path)?;
@@ -125,11 +212,17 @@ impl Bmc {
 /// which answers with the operation's result once done) is read as its
 /// task; an absolute URL as its path.
 fn task_of(location: &str) -> String {
-    let path = match location.split_once("://") {
+    path_of(location).trim_end_matches("/Monitor").to_string()
+}
+
+/// A BMC URI's path (an absolute URL's, or as it is), without a trailing
+/// `/`.
+fn path_of(uri: &str) -> String {
+    let path = match uri.split_once("://") {
         Some((_, rest)) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
-        None => location,
+        None => uri,
     };
-    path.trim_end_matches('/').trim_end_matches("/Monitor").to_string()
+    path.trim_end_matches('/').to_string()
 }
 
 #[cfg(test)]
@@ -154,6 +247,47 @@ mod tests {
             "Messages": [{"Message": "image download failed"}, {"MessageId": "Update.1.0.ApplyFailed"}]}));
         assert_eq!(task.percent, Some(100));
         assert_eq!(task.messages, ["image download failed", "Update.1.0.ApplyFailed"]);
+    }
+
+    #[test]
+    fn a_task_says_which_resets_it_needs() {
+        let t = Task::read(&json!({"TaskState": "Completed", "TaskStatus": "OK", "Messages": [
+            {"MessageId": "Update.1.0.UpdateSuccessful", "MessageArgs": ["HGX_FW_GPU_SXM_1"]},
+            {"MessageId": "Base.1.16.0.ResetRequired",
+             "MessageArgs": ["https://10.0.0.9/redfish/v1/Chassis/DGX/Actions/Chassis.Reset", "PowerCycle"]},
+            {"MessageId": "Base.1.16.0.ResetRequired",
+             "MessageArgs": ["/redfish/v1/Chassis/DGX/Actions/Chassis.Reset", "PowerCycle"]},
+            {"MessageId": "Base.1.11.ResetRequired", "MessageArgs": ["/redfish/v1/Managers/bmc"]},
+            {"MessageId": "Base.1.16.0.ResetRecommended",
+             "MessageArgs": ["/redfish/v1/Managers/bmc/Actions/Manager.Reset", "GracefulRestart"]}
+        ]}));
+        let chassis = RequiredReset {
+            action: "/redfish/v1/Chassis/DGX/Actions/Chassis.Reset".into(),
+            reset_type: "PowerCycle".into(),
+        };
+        assert_eq!(
+            t.resets,
+            std::slice::from_ref(&chassis),
+            "one each, required ones with both arguments"
+        );
+        assert_eq!(chassis.scope(), Some(ResetScope::Chassis));
+        assert_eq!(chassis.resource(), "/redfish/v1/Chassis/DGX");
+        let r = |action: &str, t: &str| {
+            RequiredReset { action: action.into(), reset_type: t.into() }.scope()
+        };
+        assert_eq!(
+            r("/redfish/v1/Managers/bmc/Actions/Manager.Reset", "ForceRestart"),
+            Some(ResetScope::Manager)
+        );
+        assert_eq!(
+            r("/redfish/v1/Systems/s/Actions/ComputerSystem.Reset", "ForceRestart"),
+            Some(ResetScope::System)
+        );
+        assert_eq!(r("/redfish/v1/Chassis/DGX/Actions/Chassis.Reset", "Power Cycle"), None);
+        assert_eq!(r("/redfish/v1/Chassis/DGX/Actions/Chassis.Reset", ""), None);
+        assert_eq!(r("/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate", "On"), None);
+        assert_eq!(r("/other/Actions/Chassis.Reset", "PowerCycle"), None);
+        assert_eq!(r("/redfish/v1/../x/Actions/Chassis.Reset", "PowerCycle"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and the per-BMC limit of requests in flight. (Protocol behaviour against
 //! a real Redfish implementation is in `emulator.rs`.)
 
-use neocloud_redfish::{Bmc, BmcConfig, RedfishError, ResetType};
+use neocloud_redfish::{Bmc, BmcConfig, RedfishError, RequiredReset, ResetType};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +14,7 @@ struct Req {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
+    body: String,
 }
 
 impl Req {
@@ -61,7 +62,8 @@ fn serve(handler: Arc<Handler>) -> String {
                 }
                 let mut body = vec![0; len];
                 let _ = r.read_exact(&mut body);
-                let (status, extra, body) = h(&Req { method, path, headers });
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let (status, extra, body) = h(&Req { method, path, headers, body });
                 let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
                 for (k, v) in extra {
                     resp.push_str(&format!("{k}: {v}\r\n"));
@@ -338,4 +340,50 @@ fn a_reset_sent_at_most_once_is_not_retried() {
     resets.store(0, Ordering::SeqCst);
     bmc.reset("/redfish/v1/Systems/1", ResetType::ForceRestart).unwrap_err();
     assert_eq!(resets.load(Ordering::SeqCst), 4, "1 + 3 retries");
+}
+
+/// A reset a task said is required is sent to the action it named, with
+/// its `ResetType`, at most once (an AC power cycle sent twice cuts the
+/// power twice); one that is not a reset action of the BMC's is refused
+/// without a request.
+#[test]
+fn a_required_reset_is_sent_at_most_once_and_only_to_a_reset_action() {
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        s2.lock().unwrap().push(format!("{} {} {}", r.method, r.path, r.body));
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/redfish/v1/Chassis/DGX/Actions/Chassis.Reset") => {
+                (503, vec![], r#"{"error": {"message": "answer lost"}}"#.into())
+            }
+            ("POST", "/redfish/v1/Managers/bmc/Actions/Manager.Reset") => (204, vec![], "".into()),
+            _ => (404, vec![], "{}".into()),
+        }
+    }));
+    let bmc = Bmc::new(cfg(&url));
+    let r = |action: &str, t: &str| RequiredReset { action: action.into(), reset_type: t.into() };
+    bmc.required_reset(&r("/redfish/v1/Managers/bmc/Actions/Manager.Reset", "ForceRestart"))
+        .unwrap();
+    let e = bmc
+        .required_reset(&r("/redfish/v1/Chassis/DGX/Actions/Chassis.Reset", "PowerCycle"))
+        .unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    let e = bmc
+        .required_reset(&r("/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate", "On"))
+        .unwrap_err();
+    assert!(matches!(e, RedfishError::Unsupported(_)), "{e:?}");
+    let seen: Vec<String> =
+        seen.lock().unwrap().iter().filter(|l| l.starts_with("POST")).cloned().collect();
+    let body = |t: &str| serde_json::to_string(&serde_json::json!({"ResetType": t})).unwrap();
+    assert_eq!(
+        seen,
+        [
+            format!("POST /redfish/v1/Managers/bmc/Actions/Manager.Reset {}", body("ForceRestart")),
+            format!("POST /redfish/v1/Chassis/DGX/Actions/Chassis.Reset {}", body("PowerCycle")),
+        ],
+        "each sent once; the update service's action never"
+    );
 }

@@ -517,6 +517,7 @@ fn firmware_updates_wait_for_a_slot() {
             .unwrap()
             .to_string();
         let busy = FirmwareUpdate {
+            activation: None,
             component: "BIOS".into(),
             target: "/redfish/v1/UpdateService/FirmwareInventory/BIOS".into(),
             from: "a".into(),
@@ -582,5 +583,130 @@ fn firmware_updates_wait_for_a_slot() {
         assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}]");
         assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
         assert_eq!(census(&s), 0, "[{b}]");
+    }
+}
+
+/// The simulated HGX baseboard's GPU firmware, which activates only at an
+/// AC power cycle of its chassis.
+const GPU_FW: &str = "HGX_FW_GPU_SXM_1";
+const GPU_BASELINE: &str = "SIM-GPU-96.00.5F";
+const CHASSIS_RESET: &str = "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset";
+
+/// The provider's baseline for the simulated model with the baseboard's
+/// GPU firmware at `gpu`, its image given.
+fn gpu_baseline(s: &TestServer, f: &Fleet, gpu: &str) -> Value {
+    s.admin()
+        .post(
+            "/v1/firmware-baselines",
+            &json!({"name": "sim-hgx", "model": MODEL,
+                    "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0", GPU_FW: gpu},
+                    "images": {GPU_FW: simbmc::firmware_package_url(&f.base, GPU_FW, gpu)}}),
+        )
+        .expect(201)
+        .body
+}
+
+/// Firmware that activates only at an AC power cycle (HGX GPU firmware):
+/// the update's task says so (the Base registry's `ResetRequired`, naming
+/// the chassis's `Chassis.Reset` and `PowerCycle`). Once the updates are
+/// done the chassis is power-cycled, once, even where its answer is lost,
+/// and the version read back before the sanitizer boots; one that does
+/// not read the baseline's within the timeout fails the record, saying so.
+#[test]
+fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        f.sim.set_firmware(i, GPU_FW, GPU_BASELINE);
+        let (h, _) = simulated_node_with(&s, &f, i, |c| {
+            c.firmware_update_timeout = std::time::Duration::from_secs(2)
+        });
+        gpu_baseline(&s, &f, GPU_BASELINE);
+        let node_id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+
+        // The tenant flashes the GPU's firmware in-band.
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 1, "[{b}] one AC power cycle");
+        assert_eq!(f.sim.firmware(i, GPU_FW).as_deref(), Some(GPU_BASELINE), "[{b}]");
+        let rec = record(&h, &id, true);
+        let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("activates at an AC power cycle of the chassis")
+                && detail.ends_with(&format!(
+                    "; activated by PowerCycle at {CHASSIS_RESET}: completed (reads {GPU_BASELINE})"
+                )),
+            "[{b}] {detail}"
+        );
+        let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
+        assert_eq!(times(&audit, "node_firmware_activation"), 2, "[{b}] asked, done: {audit:?}");
+
+        // Its answer lost: not sent again; the version read decides.
+        let node = i;
+        f.sim.on_change(move |n, what| n == node && what == "chassis_reset");
+        let id = h.provision("flasher-2");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        f.sim.on_change(|_, _| false);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 2, "[{b}] sent once, no more");
+        let rec = record(&h, &id, true);
+        let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
+        assert!(detail.ends_with(&format!("completed (reads {GPU_BASELINE})")), "[{b}] {detail}");
+
+        // A power cycle that does not activate it (the version stays the
+        // tenant's): failed after the timeout, and so is the record.
+        let sim = f.sim.clone();
+        f.sim.on_change(move |n, what| {
+            if n == node && what == "chassis_reset" {
+                sim.set_firmware(n, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+            }
+            false
+        });
+        let id = h.provision("flasher-3");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        f.sim.on_change(|_, _| false);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 3, "[{b}]");
+        let rec = record(&h, &id, false);
+        let item = firmware_item(&rec, GPU_FW);
+        let detail = item["detail"].as_str().unwrap();
+        assert!(
+            item["ok"] == false
+                && detail.contains(&format!(
+                    "; activated by PowerCycle at {CHASSIS_RESET}: failed (reads \
+                     \"SIM-GPU-95.00.1A-tenant\", not {GPU_BASELINE}, "
+                )),
+            "[{b}] {detail}"
+        );
+        let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
+        assert_eq!(times(&audit, "node_firmware_activation"), 6, "[{b}] {audit:?}");
+    }
+}
+
+/// A new node whose HGX firmware is behind the provider's baseline: updated,
+/// its chassis power-cycled to activate it, the host reset, the version
+/// read back; it joins the pool.
+#[test]
+fn a_new_nodes_hgx_firmware_is_activated_before_it_joins_the_pool() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        catalog(&s, true);
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A");
+        gpu_baseline(&s, &f, GPU_BASELINE);
+        enroll_simulated(&s, &f, i);
+        let (ctl, secrets) = controller(&s);
+        drive_paced((&ctl, &secrets), &s, "available");
+        assert_eq!(f.sim.chassis_resets(i), 1, "[{b}]");
+        assert_eq!(f.sim.firmware(i, GPU_FW).as_deref(), Some(GPU_BASELINE), "[{b}]");
+        assert!(!f.sim.power_on(i), "[{b}] powered off again");
+        let c = compliance(&s);
+        assert!(c[0]["compliant"] == true, "[{b}] {c:?}");
     }
 }

@@ -133,6 +133,34 @@ pub struct FirmwareUpdate {
     /// What the BMC said: its task's messages, its refusal, a timeout.
     #[serde(default)]
     pub detail: String,
+    /// A reset its BMC's task said the update needs to take effect, other
+    /// than the host's (which the sanitizer's boot, or the reset after the
+    /// updates at inspection, does anyway): an AC power cycle of the
+    /// chassis (HGX GPU firmware), a restart of the BMC.
+    #[serde(default)]
+    pub activation: Option<FirmwareActivation>,
+}
+
+/// A reset that activates updated firmware: sent once every update of the
+/// node is done (one per action, shared by the updates that ask for the
+/// same), at most once, then followed until the components it activates
+/// read the baseline's versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirmwareActivation {
+    /// The reset action the BMC named (`…/Actions/Chassis.Reset`,
+    /// `…/Actions/Manager.Reset`).
+    pub action: String,
+    /// The `ResetType` it named (`PowerCycle`, `ForceRestart`, …).
+    pub reset_type: String,
+    /// `planned`: to send; `sent` (written before it was sent): waiting
+    /// for the versions; `completed`: they read the baseline's; `failed`:
+    /// refused, or they did not within `firmware_update_timeout_secs`.
+    pub state: FirmwareUpdateState,
+    /// When it was sent (RFC 3339).
+    #[serde(default)]
+    pub sent_at: Option<String>,
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// How one node of a baseline's model stands against it

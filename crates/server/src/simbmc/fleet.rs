@@ -39,10 +39,14 @@ pub(super) struct Sim {
     /// bootstrapping: both on as the simulated BMC leaves the factory.
     pub(super) host_interface: bool,
     pub(super) credential_bootstrapping: bool,
-    /// The firmware inventory (component to version), and the versions
-    /// staged by an update for the next power-on.
+    /// The firmware inventory (component to version), the versions
+    /// staged by an update for the next power-on, and those staged for the
+    /// next AC power cycle of the chassis (the HGX baseboard's: `HGX_*`).
     pub(super) firmware: BTreeMap<String, String>,
     pub(super) firmware_pending: BTreeMap<String, String>,
+    pub(super) firmware_chassis_pending: BTreeMap<String, String>,
+    /// AC power cycles of the chassis done (`Chassis.Reset`).
+    pub(super) chassis_resets: u32,
     /// The BMC's tasks (firmware updates), task `n` at index `n - 1`.
     pub(super) tasks: Vec<SimTask>,
     /// Restarting: every answer is 503 (see [`SimFleet::set_restarting`]).
@@ -55,7 +59,8 @@ pub(super) struct SimTask {
     pub(super) state: String,
     pub(super) status: String,
     pub(super) percent: u32,
-    pub(super) messages: Vec<String>,
+    /// DSP0268 `Message` objects.
+    pub(super) messages: Vec<Value>,
 }
 
 /// The simulated firmware as it leaves the factory.
@@ -150,6 +155,8 @@ impl Default for Sim {
             credential_bootstrapping: true,
             firmware: default_firmware(),
             firmware_pending: BTreeMap::new(),
+            firmware_chassis_pending: BTreeMap::new(),
+            chassis_resets: 0,
             tasks: Vec::new(),
             restarting: false,
         }
@@ -386,6 +393,11 @@ impl SimFleet {
     /// as after its own firmware update), or answer again.
     pub fn set_restarting(&self, i: usize, on: bool) {
         self.with(i, |s| s.restarting = on);
+    }
+
+    /// AC power cycles of node `i`'s chassis done (`Chassis.Reset`).
+    pub fn chassis_resets(&self, i: usize) -> u32 {
+        self.with(i, |s| s.chassis_resets)
     }
 
     /// Firmware updates node `i`'s BMC has run (tasks started).

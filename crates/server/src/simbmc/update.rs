@@ -1,7 +1,11 @@
 //! The simulated firmware: a firmware inventory (the BMC's own, applied at
-//! once, and the host's BIOS, applied at the next power-on), firmware
+//! once; the HGX baseboard's, any `HGX_*` component a test adds, at the
+//! next AC power cycle of its chassis, which the update's task says is
+//! required; the host's, such as the BIOS, at the next power-on), firmware
 //! updates (`UpdateService.SimpleUpdate`: the BMC fetches the image and
-//! runs a task) and a repository of SIMULATED firmware packages for them.
+//! runs a task), the HGX chassis and its `Chassis.Reset` (an AC power
+//! cycle: the host loses power, the BMC is away a moment), and a
+//! repository of SIMULATED firmware packages for them.
 //!
 //! A SIMULATED package is a JSON document naming the component and the
 //! version it installs ([`package`]); the fleet serves one for any
@@ -18,6 +22,10 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const INVENTORY: &str = "/redfish/v1/UpdateService/FirmwareInventory";
+
+/// The HGX baseboard's chassis, whose AC power cycle activates the
+/// baseboard's firmware.
+const CHASSIS: &str = "/redfish/v1/Chassis/HGX_Chassis_0";
 
 /// A SIMULATED firmware package that installs `version` on `component`.
 pub fn package(component: &str, version: &str) -> Value {
@@ -71,6 +79,66 @@ pub(super) fn routes() -> Router<Fleet> {
         )
         .route("/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}", get(component))
         .route("/simbmc/{i}/redfish/v1/TaskService/Tasks/{t}", get(task))
+        .route(
+            "/simbmc/{i}/redfish/v1/Chassis/HGX_Chassis_0",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || {
+                    json!({
+                        "@odata.id": CHASSIS,
+                        "Id": "HGX_Chassis_0",
+                        "Name": "HGX baseboard (simulated)",
+                        "Actions": {"#Chassis.Reset": {
+                            "target": format!("{CHASSIS}/Actions/Chassis.Reset"),
+                            "ResetType@Redfish.AllowableValues": ["PowerCycle"]
+                        }}
+                    })
+                })
+                .await
+            }),
+        )
+        .route("/simbmc/{i}/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset", post(chassis_reset))
+}
+
+/// How long the simulated BMC is away during an AC power cycle of its
+/// chassis.
+const POWER_CYCLE_AWAY: Duration = Duration::from_millis(500);
+
+/// An AC power cycle of the chassis: the host loses power (whatever ran
+/// stops; it stays off), the firmware staged for the cycle takes effect,
+/// and the BMC answers nothing for a moment.
+async fn chassis_reset(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    Json(v): Json<Value>,
+) -> Response {
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    if v["ResetType"].as_str() != Some("PowerCycle") {
+        return error(StatusCode::BAD_REQUEST, "unsupported ResetType (allowed: PowerCycle)");
+    }
+    f.with(i, |s| {
+        if let Some(stop) = s.agent_stop.take() {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        s.power_on = false;
+        let staged = std::mem::take(&mut s.firmware_chassis_pending);
+        s.firmware.extend(staged);
+        s.chassis_resets += 1;
+        s.restarting = true;
+    });
+    let fleet = f.clone();
+    let away = f.wait_of(i, POWER_CYCLE_AWAY);
+    std::thread::spawn(move || {
+        std::thread::sleep(away);
+        fleet.with(i, |s| s.restarting = false);
+    });
+    if let Some(lost) = lost(&f, i, "chassis_reset") {
+        return lost;
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn component(
@@ -97,7 +165,7 @@ async fn not_found(f: &Fleet, h: &HeaderMap, i: usize) -> Response {
 }
 
 fn task_json(id: usize, t: &SimTask) -> Value {
-    let messages: Vec<Value> = t.messages.iter().map(|m| json!({"Message": m})).collect();
+    let messages = &t.messages;
     json!({
         "@odata.id": format!("/redfish/v1/TaskService/Tasks/{id}"),
         "@odata.type": "#Task.v1_4_3.Task",
@@ -161,7 +229,7 @@ async fn simple_update(
             state: "Running".into(),
             status: "OK".into(),
             percent: 0,
-            messages: vec![format!("fetching {image}")],
+            messages: vec![json!({"Message": format!("fetching {image}")})],
         };
         s.tasks.push(t.clone());
         (s.tasks.len(), t)
@@ -192,7 +260,7 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
         state: "Exception".into(),
         status: "Critical".into(),
         percent: 0,
-        messages: vec![m],
+        messages: vec![json!({"Message": m})],
     };
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     let body: Value = match agent.get(image).call().map(|r| r.into_json::<Value>()) {
@@ -208,22 +276,27 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
     if for_component != component {
         return failed(format!("{image} is firmware for {for_component}, not {component}"));
     }
-    let at_once = component == "BMC";
-    f.with(i, |s| {
-        if at_once {
-            s.firmware.insert(component.to_string(), version.to_string());
+    let (c, v) = (component.to_string(), version.to_string());
+    let messages = f.with(i, |s| {
+        if component == "BMC" {
+            s.firmware.insert(c, v);
+            vec![json!({"Message": format!("{component} {version} installed")})]
+        } else if component.starts_with("HGX_") {
+            s.firmware_chassis_pending.insert(c, v);
+            let action = format!("{CHASSIS}/Actions/Chassis.Reset");
+            vec![
+                json!({"Message": format!("{component} {version} staged: activates at an AC power cycle of the chassis")}),
+                json!({
+                    "MessageId": "Base.1.16.0.ResetRequired",
+                    "Message": format!("In order to complete the operation, a component reset is required with the Reset action URI '{action}' and ResetType 'PowerCycle'."),
+                    "MessageArgs": [action, "PowerCycle"],
+                    "Severity": "Warning"
+                }),
+            ]
         } else {
-            s.firmware_pending.insert(component.to_string(), version.to_string());
+            s.firmware_pending.insert(c, v);
+            vec![json!({"Message": format!("{component} {version} staged: applies at the next power-on")})]
         }
     });
-    SimTask {
-        state: "Completed".into(),
-        status: "OK".into(),
-        percent: 100,
-        messages: vec![if at_once {
-            format!("{component} {version} installed")
-        } else {
-            format!("{component} {version} staged: applies at the next power-on")
-        }],
-    }
+    SimTask { state: "Completed".into(), status: "OK".into(), percent: 100, messages }
 }

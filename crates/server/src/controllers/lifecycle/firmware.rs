@@ -11,6 +11,15 @@
 //!   passes send and follow them, reset the host to apply them, read the
 //!   versions back, power the node off again and inspect it.
 //!
+//! An update whose task says a reset other than the host's is required
+//! for it to take effect (the Base registry's `ResetRequired`: an AC power
+//! cycle of the chassis for HGX GPU firmware, a restart of the BMC) is
+//! activated once every update of the node is done: each such reset sent
+//! once (written first, at most once: an AC power cycle sent twice cuts
+//! the power twice), then the versions read until the components it
+//! activates read the baseline's (a BMC that does not answer meanwhile is
+//! waited for), or `firmware_update_timeout` passes.
+//!
 //! Each update is written as sent (with the time and a count) before it is
 //! sent. A pass that finds one sent with no task known (its answer lost,
 //! or the control plane died before writing it) reads the version back and
@@ -20,9 +29,13 @@
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::{from_rfc3339, now_micros, to_rfc3339};
-use neocloud_redfish::{Bmc, Firmware, PowerState, RedfishError, ResetType, TaskProgress};
+use neocloud_redfish::{
+    Bmc, Firmware, PowerState, RedfishError, RequiredReset, ResetScope, ResetType, TaskProgress,
+};
 use neocloud_store::{nodes, Store};
-use neocloud_types::{FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, Node};
+use neocloud_types::{
+    FirmwareActivation, FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, Node,
+};
 use std::time::Duration;
 
 /// Times one update is sent before it is failed for want of an answer.
@@ -50,8 +63,8 @@ impl LifecycleController {
     }
 
     /// Sends what is planned and follows what is sent, writing each change
-    /// (auditing each send and each end). `true` once none is left to
-    /// wait for.
+    /// (auditing each send and each end), then activates what needs a
+    /// reset to. `true` once none is left to wait for.
     fn advance_updates(
         &self,
         store: &Store,
@@ -59,10 +72,15 @@ impl LifecycleController {
         n: &Node,
         updates: &mut [FirmwareUpdate],
     ) -> Result<bool, StepError> {
-        if updates.iter().all(|u| u.state.is_done()) {
+        let activating =
+            |u: &FirmwareUpdate| u.activation.as_ref().is_some_and(|a| !a.state.is_done());
+        if updates.iter().all(|u| u.state.is_done() && !activating(u)) {
             return Ok(true);
         }
-        let (bmc, _) = self.bmc_system(store, secrets, n)?;
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
+        if updates.iter().all(|u| u.state.is_done()) {
+            return self.activate(store, n, &bmc, updates);
+        }
         let mut read_back: Option<Vec<Firmware>> = None;
         for i in 0..updates.len() {
             let before = updates[i].clone();
@@ -73,7 +91,7 @@ impl LifecycleController {
                     }
                 }
                 FirmwareUpdateState::Sent => match before.task.clone() {
-                    Some(task) => self.follow(&bmc, &mut updates[i], &task),
+                    Some(task) => self.follow(&bmc, &system, &mut updates[i], &task),
                     None => self.unanswered(store, n, &bmc, updates, i, &mut read_back)?,
                 },
                 FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => {}
@@ -94,7 +112,111 @@ impl LifecycleController {
                 }
             }
         }
-        Ok(updates.iter().all(|u| u.state.is_done()))
+        if updates.iter().all(|u| u.state.is_done()) {
+            return self.activate(store, n, &bmc, updates);
+        }
+        Ok(false)
+    }
+
+    /// Once every update is done: the resets their tasks said activate
+    /// them, one action at a time. The one sent is waited for until the
+    /// components it activates read the baseline's versions (a BMC that
+    /// does not answer, restarting, is waited for), or failed once
+    /// `firmware_update_timeout` has passed since it was sent; then the
+    /// next is sent, written as sent first and sent at most once (its
+    /// answer lost: the versions read afterwards decide). `true` once none
+    /// is left.
+    fn activate(
+        &self,
+        store: &Store,
+        n: &Node,
+        bmc: &Bmc,
+        updates: &mut [FirmwareUpdate],
+    ) -> Result<bool, StepError> {
+        let in_state = |u: &FirmwareUpdate, s: FirmwareUpdateState| {
+            u.activation.as_ref().is_some_and(|a| a.state == s)
+        };
+        if let Some(first) = updates.iter().position(|u| in_state(u, FirmwareUpdateState::Sent)) {
+            let group = same_reset(updates, first, FirmwareUpdateState::Sent);
+            let waited =
+                since(updates[first].activation.as_ref().and_then(|a| a.sent_at.as_deref()));
+            let within = waited <= self.firmware_update_timeout;
+            let now = match bmc.firmware() {
+                Ok(f) => Some(f),
+                Err(e) if e.is_transient() => None,
+                Err(e) => return Err(e.into()),
+            };
+            let reads = |u: &FirmwareUpdate| now.as_ref().map(|f| version_of(f, &u.component));
+            let active = group.iter().all(|&j| reads(&updates[j]).as_ref() == Some(&updates[j].to));
+            if !active && within {
+                return Ok(false);
+            }
+            for &j in &group {
+                let read = reads(&updates[j]);
+                let u = &mut updates[j];
+                let Some(a) = u.activation.as_mut() else { continue };
+                if active {
+                    a.state = FirmwareUpdateState::Completed;
+                    a.detail = format!("reads {}", u.to);
+                } else {
+                    a.state = FirmwareUpdateState::Failed;
+                    a.detail = match read {
+                        Some(v) => format!(
+                            "reads {v:?}, not {}, {}s after the reset",
+                            u.to,
+                            waited.as_secs()
+                        ),
+                        None => format!(
+                            "the BMC did not answer for {}s after the reset",
+                            waited.as_secs()
+                        ),
+                    };
+                }
+                log_activation(n, u);
+            }
+            self.write_activation(store, n, updates, if active { "success" } else { "failure" })?;
+        }
+        let Some(next) = updates.iter().position(|u| in_state(u, FirmwareUpdateState::Planned))
+        else {
+            return Ok(true);
+        };
+        let group = same_reset(updates, next, FirmwareUpdateState::Planned);
+        let at = to_rfc3339(now_micros());
+        for &j in &group {
+            if let Some(a) = updates[j].activation.as_mut() {
+                a.state = FirmwareUpdateState::Sent;
+                a.sent_at = Some(at.clone());
+            }
+        }
+        self.write_activation(store, n, updates, "requested")?;
+        let Some(a) = updates[next].activation.clone() else { return Ok(false) };
+        let reset = RequiredReset { action: a.action, reset_type: a.reset_type };
+        tracing::info!(node = %n.name, reset = %reset, "reset to activate firmware updates");
+        let refused = match bmc.required_reset(&reset) {
+            Ok(()) => None,
+            // At most once: the versions read next decide.
+            Err(e) if e.is_transient() => {
+                for &j in &group {
+                    if let Some(a) = updates[j].activation.as_mut() {
+                        a.detail = format!("its answer not heard ({e})");
+                    }
+                }
+                self.write_updates(store, n, updates, None)?;
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refused {
+            for &j in &group {
+                if let Some(a) = updates[j].activation.as_mut() {
+                    a.state = FirmwareUpdateState::Failed;
+                    a.detail = format!("refused: {e}");
+                }
+                log_activation(n, &updates[j]);
+            }
+            self.write_activation(store, n, updates, "failure")?;
+        }
+        Ok(false)
     }
 
     /// Update `i`, sent with no answer heard: done already (its version
@@ -185,9 +307,7 @@ impl LifecycleController {
                 Ok(false)
             }
             Some(at) => {
-                let since = from_rfc3339(&at).unwrap_or(0);
-                let waited =
-                    Duration::from_micros(now_micros().saturating_sub(since).max(0) as u64);
+                let waited = since(Some(&at));
                 let within = waited <= self.firmware_update_timeout;
                 let now = match bmc.firmware() {
                     Ok(f) => f,
@@ -326,9 +446,10 @@ impl LifecycleController {
         Ok(())
     }
 
-    /// Reads the update's task: done, failed, or still running (failed once
-    /// it has run past `firmware_update_timeout`).
-    fn follow(&self, bmc: &Bmc, u: &mut FirmwareUpdate, task: &str) {
+    /// Reads the update's task: done (with the reset it says activates the
+    /// update, other than the host's `system`), failed, or still running
+    /// (failed once it has run past `firmware_update_timeout`).
+    fn follow(&self, bmc: &Bmc, system: &str, u: &mut FirmwareUpdate, task: &str) {
         match bmc.task(task) {
             Ok(t) => {
                 let said = if t.messages.is_empty() {
@@ -341,6 +462,7 @@ impl LifecycleController {
                     TaskProgress::Completed => {
                         u.state = FirmwareUpdateState::Completed;
                         u.detail = format!("task {task} completed{said}");
+                        u.activation = activation_of(&t.resets, system, &mut u.detail);
                     }
                     TaskProgress::Failed => {
                         u.state = FirmwareUpdateState::Failed;
@@ -368,12 +490,26 @@ impl LifecycleController {
     }
 
     fn time_out(&self, u: &mut FirmwareUpdate) {
-        let sent = u.sent_at.as_deref().and_then(|t| from_rfc3339(t).ok()).unwrap_or(0);
-        let ran = Duration::from_micros(now_micros().saturating_sub(sent).max(0) as u64);
+        let ran = since(u.sent_at.as_deref());
         if ran > self.firmware_update_timeout {
             u.state = FirmwareUpdateState::Failed;
             u.detail = format!("timed out after {}s ({})", ran.as_secs(), u.detail);
         }
+    }
+
+    fn write_activation(
+        &self,
+        store: &Store,
+        n: &Node,
+        updates: &[FirmwareUpdate],
+        outcome: &str,
+    ) -> Result<(), StepError> {
+        store
+            .write(|w| {
+                nodes::set_firmware_updates(w, &n.id, Some(updates))?;
+                audit_node(w, n, "node_firmware_activation", outcome)
+            })
+            .map_err(StepError::Store)
     }
 
     fn write_updates(
@@ -432,9 +568,78 @@ fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate>
                 sent_at: None,
                 applied_at: None,
                 detail: String::new(),
+                activation: None,
             })
         })
         .collect()
+}
+
+/// What activates a completed update: the first reset its task said is
+/// required, other than of the host `system` (its reset comes anyway).
+/// One the control plane does not send (not a reset action of the BMC's),
+/// or a second one, is noted in `detail` and left to the versions read at
+/// the end.
+fn activation_of(
+    resets: &[RequiredReset],
+    system: &str,
+    detail: &mut String,
+) -> Option<FirmwareActivation> {
+    let mut activation = None;
+    for r in resets {
+        let host = r.scope() == Some(ResetScope::System) && r.resource() == system;
+        if host {
+            continue;
+        }
+        match (r.scope(), &activation) {
+            (Some(_), None) => {
+                activation = Some(FirmwareActivation {
+                    action: r.action.clone(),
+                    reset_type: r.reset_type.clone(),
+                    state: FirmwareUpdateState::Planned,
+                    sent_at: None,
+                    detail: String::new(),
+                })
+            }
+            (Some(_), Some(_)) | (None, _) => {
+                detail.push_str(&format!("; not sent (the BMC also asked for it): {r}"))
+            }
+        }
+    }
+    activation
+}
+
+/// The updates whose activation is in `state` and shares update `i`'s
+/// reset action and type (one reset activates them all).
+fn same_reset(updates: &[FirmwareUpdate], i: usize, state: FirmwareUpdateState) -> Vec<usize> {
+    let key = updates[i].activation.as_ref().map(|a| (a.action.clone(), a.reset_type.clone()));
+    (0..updates.len())
+        .filter(|&j| {
+            updates[j].activation.as_ref().is_some_and(|a| {
+                a.state == state && Some((a.action.clone(), a.reset_type.clone())) == key
+            })
+        })
+        .collect()
+}
+
+fn log_activation(n: &Node, u: &FirmwareUpdate) {
+    let Some(a) = &u.activation else { return };
+    match a.state {
+        FirmwareUpdateState::Failed => {
+            tracing::warn!(node = %n.name, component = %u.component, reset = %a.reset_type, action = %a.action, detail = %a.detail, "firmware activation failed")
+        }
+        FirmwareUpdateState::Completed
+        | FirmwareUpdateState::Planned
+        | FirmwareUpdateState::Sent => {
+            tracing::info!(node = %n.name, component = %u.component, reset = %a.reset_type, action = %a.action, detail = %a.detail, "firmware activated")
+        }
+    }
+}
+
+/// Time passed since `at` (RFC 3339; since the epoch where there is none
+/// or it does not read: long past any timeout).
+fn since(at: Option<&str>) -> Duration {
+    let at = at.and_then(|t| from_rfc3339(t).ok()).unwrap_or(0);
+    Duration::from_micros(now_micros().saturating_sub(at).max(0) as u64)
 }
 
 fn version_of(now: &[Firmware], component: &str) -> String {
@@ -445,7 +650,9 @@ fn version_of(now: &[Firmware], component: &str) -> String {
 pub(super) fn summary(updates: &[FirmwareUpdate]) -> String {
     let each: Vec<String> = updates
         .iter()
-        .map(|u| format!("{} {} ({})", u.component, u.state.as_str(), u.detail))
+        .map(|u| {
+            format!("{} {} ({}){}", u.component, u.state.as_str(), u.detail, activation_said(u))
+        })
         .collect();
     each.join("; ")
 }
@@ -460,5 +667,20 @@ fn log_outcome(n: &Node, u: &FirmwareUpdate) {
         | FirmwareUpdateState::Sent => {
             tracing::info!(node = %n.name, component = %u.component, detail = %u.detail, "firmware update done")
         }
+    }
+}
+
+/// How an update's activation went, for a summary or a record's item
+/// (empty where none was needed).
+pub(super) fn activation_said(u: &FirmwareUpdate) -> String {
+    match &u.activation {
+        Some(a) => format!(
+            "; activated by {} at {}: {} ({})",
+            a.reset_type,
+            a.action,
+            a.state.as_str(),
+            a.detail
+        ),
+        None => String::new(),
     }
 }

@@ -533,12 +533,13 @@ fn firmware_check(
         };
         if let Some(u) = updates.iter().find(|u| u.component == id) {
             item.detail = format!(
-                "{}; updated from {} with {}: {} ({})",
+                "{}; updated from {} with {}: {} ({}){}",
                 item.detail,
                 u.from,
                 u.image,
                 u.state.as_str(),
-                u.detail
+                u.detail,
+                super::firmware::activation_said(u)
             );
         }
         items.push(item);
