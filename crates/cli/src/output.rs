@@ -491,13 +491,15 @@ impl Row for FirmwareBaseline {
     const HEADER: &'static [&'static str] =
         &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION", "UPDATED"];
     fn cells(&self) -> Vec<String> {
-        // A component with an image to update it from: marked `+image`.
+        // A component with an image to update it from: marked `+image`;
+        // with the reset that activates it: `+activation`.
         let components: Vec<String> = self
             .components
             .iter()
             .map(|(id, v)| {
                 let image = if self.images.contains_key(id) { " +image" } else { "" };
-                format!("{id}={v}{image}")
+                let reset = if self.activations.contains_key(id) { " +activation" } else { "" };
+                format!("{id}={v}{image}{reset}")
             })
             .collect();
         vec![

@@ -163,13 +163,32 @@ fn firmware_baselines_end_to_end() {
     };
     let bios_image = "https://fw.example/dgx/EROT_BIOS-1.2.fwpkg";
     let image = format!("EROT_BIOS_0={bios_image}");
+    let chassis = "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset";
+    let activation = format!("EROT_BIOS_0={chassis}:PowerCycle");
     let o = create(
         "dgx",
-        &["--component", "HGX_FW_BMC_0=24.09", "--component", "EROT_BIOS_0=1.2", "--image", &image],
+        &[
+            "--component",
+            "HGX_FW_BMC_0=24.09",
+            "--component",
+            "EROT_BIOS_0=1.2",
+            "--image",
+            &image,
+            "--activation",
+            &activation,
+        ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_table(&o.stdout, &["NAME", "ID", "MODEL", "COMPONENTS", "GENERATION"], "dgx");
-    assert!(o.stdout.contains("EROT_BIOS_0=1.2 +image, HGX_FW_BMC_0=24.09"), "{}", o.stdout);
+    assert!(o.stdout.contains("EROT_BIOS_0=1.2 +image +activation, HGX_FW_"), "{}", o.stdout);
+    // An activation whose component has no image: refused naming it (exit 7).
+    let bad = create(
+        "dgx-4",
+        &["--component", "BMC=1", "--activation", &format!("BMC={chassis}:PowerCycle")],
+    );
+    assert_eq!(bad.code, 7, "{}", bad.stderr);
+    assert!(bad.stderr.contains("activations.BMC"), "{}", bad.stderr);
+    assert_eq!(create("dgx-4", &["--component", "BMC=1", "--activation", "BMC=x"]).code, 2);
     // An image for a component not listed: refused naming it (exit 7).
     let bad = create("dgx-4", &["--component", "BMC=1", "--image", "CPLD=https://fw/c.bin"]);
     assert_eq!(bad.code, 7, "{}", bad.stderr);
@@ -184,6 +203,11 @@ fn firmware_baselines_end_to_end() {
     let b = cli.ok(&["firmware-baseline", "get", "dgx", "-o", "json"]).json();
     assert_eq!(b["components"]["HGX_FW_BMC_0"], "24.09", "{b}");
     assert_eq!(b["images"]["EROT_BIOS_0"], bios_image, "{b}");
+    assert_eq!(
+        b["activations"]["EROT_BIOS_0"],
+        serde_json::json!({"action": chassis, "reset_type": "PowerCycle"}),
+        "{b}"
+    );
     // An update at a stale generation is refused (exit 6); at the one read, taken.
     let stale = cli.expect(
         6,
@@ -200,10 +224,12 @@ fn firmware_baselines_end_to_end() {
             "--component",
             "HGX_FW_BMC_0=25.01",
             "--no-images",
+            "--no-activations",
             "-o",
             "json",
         ])
         .json();
+    assert_eq!(u["activations"], serde_json::json!({}), "{u}");
     assert_eq!(u["components"], serde_json::json!({"HGX_FW_BMC_0": "25.01"}), "{u}");
     assert_eq!(u["images"], serde_json::json!({}), "{u}");
     assert_eq!(u["generation"], 2, "{u}");

@@ -21,6 +21,21 @@ use neocloud_types::{
 /// the factory with SIM-BIOS-1.0).
 pub const DEMO_BIOS: &str = "SIM-BIOS-1.1";
 
+/// The HGX baseboard GPU firmware of the demo's simulated nodes: they
+/// leave the factory with [`DEMO_GPU_FACTORY`], the baseline wants
+/// [`DEMO_GPU`], which activates only at an AC power cycle of the chassis.
+pub const DEMO_GPU_COMPONENT: &str = "HGX_FW_GPU_SXM_1";
+pub const DEMO_GPU: &str = "SIM-GPU-96.00.5F";
+pub const DEMO_GPU_FACTORY: &str = "SIM-GPU-95.00.1A";
+
+/// The demo's simulated nodes as they leave the factory, beyond what every
+/// simulated BMC has: their HGX baseboard's GPU firmware.
+pub fn factory_firmware(fleet: &crate::simbmc::SimFleet) {
+    for i in 0..DEMO_NODES {
+        fleet.set_firmware(i, DEMO_GPU_COMPONENT, DEMO_GPU_FACTORY);
+    }
+}
+
 /// Nodes in the demo fleet: 2 SUs of 8 nodes, racks of 4, 8 H100 each.
 pub const DEMO_NODES: usize = 16;
 
@@ -130,23 +145,32 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
         // BIOS than they leave the factory with, and gives its image (a
         // SIMULATED package the demo's fleet serves): every node is updated
         // before it joins the pool, and back after a tenant flashes another.
+        // Likewise a newer HGX GPU firmware, which activates only at an AC
+        // power cycle of the chassis (its update's task says so).
         let (bios, images) = match sim {
             Some((base, _)) => (
                 DEMO_BIOS,
-                [("BIOS".to_string(), crate::simbmc::firmware_package_url(base, "BIOS", DEMO_BIOS))]
+                [("BIOS", DEMO_BIOS), (DEMO_GPU_COMPONENT, DEMO_GPU)]
+                    .map(|(c, v)| (c.to_string(), crate::simbmc::firmware_package_url(base, c, v)))
                     .into(),
             ),
             None => ("SIM-BIOS-1.0", Default::default()),
         };
+        let mut components: std::collections::BTreeMap<String, String> =
+            [("BMC", "SIM-BMC-2.1"), ("BIOS", bios)]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+        if sim.is_some() {
+            components.insert(DEMO_GPU_COMPONENT.into(), DEMO_GPU.into());
+        }
         firmware_baselines::create(
             w,
             &FirmwareBaselineCreate {
                 name: name("sim-hgx-h100")?,
                 model: "Simulated HGX H100".into(),
-                components: [("BMC", "SIM-BMC-2.1"), ("BIOS", bios)]
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .into(),
+                components,
                 images,
+                activations: Default::default(),
                 description: "SIMULATED firmware of the demo's simulated BMCs".into(),
             },
         )?;
@@ -344,6 +368,7 @@ pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
                     generation: b.generation,
                     components: None,
                     images: Some(images),
+                    activations: None,
                     description: None,
                 };
                 firmware_baselines::update(w, &b.id, &p)?;

@@ -152,3 +152,75 @@ fn images_belong_to_listed_components_and_are_urls_without_credentials() {
         assert_eq!(updated["images"], json!({}), "[{b}] {updated}");
     }
 }
+
+/// A component's activation (the reset that activates its update where
+/// the BMC does not say): kept with the baseline, replaced whole by an
+/// update, and refused (naming the field, writing nothing) where its
+/// component has no image, its action is not a reset action of the BMC's,
+/// or its reset type is not one word; an update that drops the image
+/// keeps no activation for it.
+#[test]
+fn activations_belong_to_components_with_images_and_name_a_reset_action() {
+    const CHASSIS: &str = "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset";
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let mut body = dgx("dgx-h100", "DGX H100");
+        body["images"] = json!({"HGX_FW_BMC_0": "https://fw.example/dgx/hgx-24.09.fwpkg"});
+        body["activations"] =
+            json!({"HGX_FW_BMC_0": {"action": CHASSIS, "reset_type": "PowerCycle"}});
+        let created = a.post(PATH, &body).expect(201).body;
+        assert_eq!(created["activations"], body["activations"], "[{b}] {created}");
+        assert_eq!(a.get(&format!("{PATH}/dgx-h100")).expect(200).body, created, "[{b}]");
+        let other = a.post(PATH, &dgx("dgx-b200", "DGX B200")).expect(201).body;
+        assert_eq!(other["activations"], json!({}), "[{b}] none: {other}");
+
+        for (activations, field) in [
+            (
+                json!({"EROT_BIOS_0": {"action": CHASSIS, "reset_type": "PowerCycle"}}),
+                "activations.EROT_BIOS_0",
+            ),
+            (
+                json!({"HGX_FW_BMC_0": {"action": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate", "reset_type": "On"}}),
+                "activations.HGX_FW_BMC_0.action",
+            ),
+            (
+                json!({"HGX_FW_BMC_0": {"action": CHASSIS, "reset_type": "Power Cycle"}}),
+                "activations.HGX_FW_BMC_0.reset_type",
+            ),
+        ] {
+            let mut body = dgx("x", "M");
+            body["images"] = created["images"].clone();
+            body["activations"] = activations.clone();
+            let r = a.post(PATH, &body).expect(422);
+            assert_eq!(r.error().1.as_deref(), Some(field), "[{b}] {activations}: {}", r.text);
+            let at = json!({"generation": 1, "activations": activations});
+            let r = a.patch(&format!("{PATH}/dgx-h100"), &at).expect(422);
+            assert_eq!(r.error().1.as_deref(), Some(field), "[{b}] {activations}: {}", r.text);
+        }
+        // Not a field of a reset: refused as an unknown field.
+        let mut body = dgx("x", "M");
+        body["images"] = created["images"].clone();
+        body["activations"] =
+            json!({"HGX_FW_BMC_0": {"action": CHASSIS, "reset_type": "PowerCycle", "x": 1}});
+        a.post(PATH, &body).expect(400);
+        assert_eq!(names(&s), ["dgx-b200", "dgx-h100"], "[{b}] nothing written");
+        assert_eq!(a.get(&format!("{PATH}/dgx-h100")).expect(200).body, created, "[{b}]");
+
+        // Dropping the image and not its activation: refused.
+        let drop = json!({"generation": 1, "images": {}});
+        let r = a.patch(&format!("{PATH}/dgx-h100"), &drop).expect(422);
+        assert_eq!(r.error().1.as_deref(), Some("activations.HGX_FW_BMC_0"), "[{b}] {}", r.text);
+        // Replaced whole; `{}` removes them.
+        let bmc = "/redfish/v1/Managers/HGX_BMC_0/Actions/Manager.Reset";
+        let at = json!({"generation": 1,
+                        "activations": {"HGX_FW_BMC_0": {"action": bmc, "reset_type": "ForceRestart"}}});
+        let updated = a.patch(&format!("{PATH}/dgx-h100"), &at).expect(200).body;
+        assert_eq!(updated["activations"], at["activations"], "[{b}] {updated}");
+        assert_eq!(updated["images"], created["images"], "[{b}] kept");
+        let none = json!({"generation": 2, "activations": {}, "images": {}});
+        let updated = a.patch(&format!("{PATH}/dgx-h100"), &none).expect(200).body;
+        assert_eq!(updated["activations"], json!({}), "[{b}] {updated}");
+    }
+}

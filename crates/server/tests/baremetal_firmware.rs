@@ -688,6 +688,60 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
     }
 }
 
+/// A BMC whose task does not say what activates the update: the provider's
+/// baseline names it (`activations`), and that reset is sent; without it the
+/// update is not activated and the record fails, saying what reads.
+#[test]
+fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
+    let f = fleet();
+    f.sim.announce_resets.store(false, Ordering::SeqCst);
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        f.sim.set_firmware(i, GPU_FW, GPU_BASELINE);
+        let (h, _) = simulated_node(&s, &f, i);
+        let mut body = json!({"name": "sim-hgx", "model": MODEL,
+                "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0", GPU_FW: GPU_BASELINE},
+                "images": {GPU_FW: simbmc::firmware_package_url(&f.base, GPU_FW, GPU_BASELINE)}});
+        body["activations"] =
+            json!({GPU_FW: {"action": CHASSIS_RESET, "reset_type": "PowerCycle"}});
+        let created = s.admin().post("/v1/firmware-baselines", &body).expect(201).body;
+
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 1, "[{b}]");
+        let rec = record(&h, &id, true);
+        let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
+        assert!(
+            !detail.contains("ResetRequired")
+                && detail.ends_with(&format!(
+                    "; activated by PowerCycle at {CHASSIS_RESET}: completed (reads {GPU_BASELINE})"
+                )),
+            "[{b}] {detail}"
+        );
+
+        // Without it: updated, never activated, the record fails.
+        let none = json!({"generation": created["generation"], "activations": {}});
+        s.admin().patch("/v1/firmware-baselines/sim-hgx", &none).expect(200);
+        let id = h.provision("flasher-2");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 1, "[{b}] none sent");
+        let rec = record(&h, &id, false);
+        let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.starts_with(&format!(
+                "SIM-GPU-95.00.1A-tenant differs from the provider's baseline {GPU_BASELINE}"
+            )) && detail.contains("activates at an AC power cycle of the chassis")
+                && !detail.contains("activated by"),
+            "[{b}] {detail}"
+        );
+    }
+}
+
 /// A new node whose HGX firmware is behind the provider's baseline: updated,
 /// its chassis power-cycled to activate it, the host reset, the version
 /// read back; it joins the pool.

@@ -64,13 +64,17 @@ fn demo_fleet_is_seeded_once_and_provisions_and_releases() {
         assert_eq!(c.len(), ns.len(), "[{b}] {c:?}");
         assert!(c.iter().all(|n| n["compliant"] == true && n["updating"] == false), "[{b}] {c:?}");
         let trail = a.get("/v1/audit?limit=1000").expect(200).body;
-        let updated = trail["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["action"] == "node_firmware_update" && e["outcome"] == "success")
-            .count();
-        assert_eq!(updated, ns.len(), "[{b}] one BIOS update per node");
+        let succeeded = |action: &str| {
+            let items = trail["items"].as_array().unwrap();
+            items.iter().filter(|e| e["action"] == action && e["outcome"] == "success").count()
+        };
+        let updated = succeeded("node_firmware_update");
+        assert_eq!(updated, 2 * ns.len(), "[{b}] a BIOS and a GPU update per node");
+        // The GPU firmware activated by an AC power cycle of each chassis.
+        let activated = succeeded("node_firmware_activation");
+        assert_eq!(activated, ns.len(), "[{b}] one activation per node");
+        let gpu = neocloud_server::demo::DEMO_GPU_COMPONENT;
+        assert_eq!(fw["components"][gpu], neocloud_server::demo::DEMO_GPU, "[{b}] {fw}");
         assert_eq!(
             neocloud_server::demo::seed(&s.store).unwrap(),
             0,

@@ -3,23 +3,27 @@
 use crate::backend::{DbError, Reader, Row, Writer};
 use crate::{check_generation, rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
-use neocloud_types::{FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate};
+use neocloud_types::{
+    FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareReset,
+};
 use std::collections::BTreeMap;
 
-const COLS: &str =
-    "id, name, model, components, description, generation, created_at, updated_at, images";
+const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at, images, activations";
 
 fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     let components: BTreeMap<String, String> = serde_json::from_str(&r.str(3)?)
         .map_err(|e| Error::internal(format!("firmware baseline components: {e}")))?;
     let images: BTreeMap<String, String> = serde_json::from_str(&r.str(8)?)
         .map_err(|e| Error::internal(format!("firmware baseline images: {e}")))?;
+    let activations: BTreeMap<String, FirmwareReset> = serde_json::from_str(&r.str(9)?)
+        .map_err(|e| Error::internal(format!("firmware baseline activations: {e}")))?;
     Ok(FirmwareBaseline {
         id: r.str(0)?,
         name: r.str(1)?,
         model: r.str(2)?,
         components,
         images,
+        activations,
         description: r.str(4)?,
         generation: r.i64(5)?,
         created_at: rfc(r.i64(6)?),
@@ -27,7 +31,7 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     })
 }
 
-fn json(map: &BTreeMap<String, String>) -> Result<String> {
+fn json<T: serde::Serialize>(map: &BTreeMap<String, T>) -> Result<String> {
     serde_json::to_string(map).map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
@@ -86,7 +90,7 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"),
+        &format!("INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"),
         vals![
             &id,
             p.name.as_str(),
@@ -95,7 +99,8 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
             p.description.as_str(),
             now,
             now,
-            json(&p.images)?
+            json(&p.images)?,
+            json(&p.activations)?
         ],
     )
     .map_err(|e| taken(e, p))?;
@@ -111,9 +116,10 @@ pub fn update(
 ) -> Result<FirmwareBaseline> {
     let components = p.components.as_ref().map(json).transpose()?;
     let images = p.images.as_ref().map(json).transpose()?;
+    let activations = p.activations.as_ref().map(json).transpose()?;
     let n = w.execute(
-        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
-        vals![&components, &images, &p.description, now_micros(), id, p.generation],
+        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), activations = COALESCE(?, activations), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
+        vals![&components, &images, &activations, &p.description, now_micros(), id, p.generation],
     )?;
     check_generation(w, n, "firmware_baselines", "firmware baseline", id, p.generation, None)?;
     get(w, id)

@@ -692,6 +692,17 @@ ALTER TABLE nodes ADD COLUMN firmware_updates TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 19,
+        name: "firmware activations",
+        common: r#"
+-- Per component of a baseline with an image, the reset that activates its
+-- update where the BMC does not say (JSON object; '{}': none).
+ALTER TABLE firmware_baselines ADD COLUMN activations TEXT NOT NULL DEFAULT '{}';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

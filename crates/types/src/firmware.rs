@@ -23,6 +23,11 @@ pub struct FirmwareBaseline {
     /// finds the component at another version updates it from this image.
     #[serde(default)]
     pub images: BTreeMap<String, String>,
+    /// Component id (one with an image) to the reset that activates its
+    /// update, for BMCs whose update task does not say (`ResetRequired`):
+    /// HGX GPU firmware takes effect only at an AC power cycle.
+    #[serde(default)]
+    pub activations: BTreeMap<String, FirmwareReset>,
     pub description: String,
     pub generation: i64,
     pub created_at: String,
@@ -41,8 +46,26 @@ pub struct FirmwareBaselineCreate {
     /// version (HTTP or HTTPS, as the BMC fetches it).
     #[serde(default)]
     pub images: BTreeMap<String, String>,
+    /// Component id (one of `images`) to the reset that activates its
+    /// update where the BMC's task does not say.
+    #[serde(default)]
+    pub activations: BTreeMap<String, FirmwareReset>,
     #[serde(default)]
     pub description: String,
+}
+
+/// A BMC reset action and its `ResetType`: what activates a component's
+/// updated firmware (`{"action":
+/// "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset",
+/// "reset_type": "PowerCycle"}`: an AC power cycle of the HGX baseboard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareReset {
+    /// The reset action's path on the BMC: `/redfish/v1/.../Actions/`
+    /// `Chassis.Reset`, `Manager.Reset` or `ComputerSystem.Reset`.
+    pub action: String,
+    /// The `ResetType` (`PowerCycle`, `ForceRestart`, ...).
+    pub reset_type: String,
 }
 
 /// A new set of versions (replacing the old one whole) or description.
@@ -55,6 +78,9 @@ pub struct FirmwareBaselineUpdate {
     /// A new set of images (replacing the old one whole; `{}`: none).
     #[serde(default)]
     pub images: Option<BTreeMap<String, String>>,
+    /// A new set of activations (replacing the old one whole; `{}`: none).
+    #[serde(default)]
+    pub activations: Option<BTreeMap<String, FirmwareReset>>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -4,7 +4,8 @@
 //! version of a listed component fails, and every sanitization checks them;
 //! a change applies from the next inspection or sanitization. A component
 //! given an image is updated from it by the sanitization that finds it at
-//! another version.
+//! another version; one given an activation is then activated by that
+//! reset where the BMC does not say which.
 
 use super::OpGroup;
 use super::{schema, Call, Handler, Method, Op, Reply, Resp};
@@ -13,7 +14,7 @@ use neocloud_common::{Error, Result};
 use neocloud_store::{firmware_baselines, Reader, Writer};
 use neocloud_types::{
     check_text, FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate,
-    FirmwareCompliance, FirmwareDifference, List,
+    FirmwareCompliance, FirmwareDifference, FirmwareReset, List,
 };
 use std::collections::BTreeMap;
 
@@ -183,11 +184,43 @@ fn check_images(
     Ok(())
 }
 
+/// Each activation belongs to a component with an image (it activates the
+/// update from it) and names a reset action of the BMC's, with a one-word
+/// `ResetType` (the driver's own rule: it sends no other).
+fn check_activations(
+    images: &BTreeMap<String, String>,
+    activations: &BTreeMap<String, FirmwareReset>,
+) -> Result<()> {
+    use neocloud_redfish::RequiredReset;
+    for (id, r) in activations {
+        let field = format!("activations.{id}");
+        if !images.contains_key(id) {
+            return Err(Error::invalid_value(&field, "has no image: an activation applies to the update from the baseline's image (give it one in `images`, or drop the activation)"));
+        }
+        let action = RequiredReset { action: r.action.clone(), reset_type: "On".into() };
+        if action.scope().is_none() {
+            return Err(Error::invalid_value(
+                format!("{field}.action"),
+                "must be a reset action of the BMC: /redfish/v1/.../Actions/Chassis.Reset, Manager.Reset or ComputerSystem.Reset",
+            ));
+        }
+        let reset = RequiredReset { action: r.action.clone(), reset_type: r.reset_type.clone() };
+        if reset.scope().is_none() {
+            return Err(Error::invalid_value(
+                format!("{field}.reset_type"),
+                "must be one word, as the BMC lists it (PowerCycle, ForceRestart, ...)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: FirmwareBaselineCreate = c.body()?;
     check_token("model", &p.model)?;
     check_components(&p.components)?;
     check_images(&p.components, &p.images)?;
+    check_activations(&p.images, &p.activations)?;
     check_text("description", &Some(p.description.clone()))?;
     let b = firmware_baselines::create(w, &p)?;
     Reply::created(&b.id.clone(), &b)
@@ -203,10 +236,9 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     // Against what the baseline will list (a component dropped keeps no
     // image); at a stale generation the store refuses it as such first.
     if b.generation == p.generation {
-        check_images(
-            p.components.as_ref().unwrap_or(&b.components),
-            p.images.as_ref().unwrap_or(&b.images),
-        )?;
+        let images = p.images.as_ref().unwrap_or(&b.images);
+        check_images(p.components.as_ref().unwrap_or(&b.components), images)?;
+        check_activations(images, p.activations.as_ref().unwrap_or(&b.activations))?;
     }
     Reply::ok(&firmware_baselines::update(w, &b.id, &p)?)
 }
@@ -259,5 +291,40 @@ mod tests {
         );
         // An @ past the host is the path's.
         assert!(check_images(&c, &images("BIOS", "https://fw/v@2/bios.bin")).is_ok());
+    }
+
+    #[test]
+    fn activations_name_what_is_wrong() {
+        let images: BTreeMap<String, String> =
+            [("HGX_FW_GPU".to_string(), "https://fw/gpu.bin".to_string())].into();
+        let one = |id: &str, action: &str, t: &str| -> BTreeMap<String, FirmwareReset> {
+            [(id.to_string(), FirmwareReset { action: action.into(), reset_type: t.into() })].into()
+        };
+        let chassis = "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset";
+        assert!(check_activations(&images, &BTreeMap::new()).is_ok());
+        assert!(check_activations(&images, &one("HGX_FW_GPU", chassis, "PowerCycle")).is_ok());
+        assert_eq!(
+            field(check_activations(&images, &one("BIOS", chassis, "PowerCycle"))),
+            "activations.BIOS"
+        );
+        for action in [
+            "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            "https://bmc/redfish/v1/Chassis/X/Actions/Chassis.Reset",
+            "/redfish/v1/Chassis/../Actions/Chassis.Reset",
+            "",
+        ] {
+            assert_eq!(
+                field(check_activations(&images, &one("HGX_FW_GPU", action, "PowerCycle"))),
+                "activations.HGX_FW_GPU.action",
+                "{action}"
+            );
+        }
+        for t in ["", "Power Cycle", "PowerCycle;"] {
+            assert_eq!(
+                field(check_activations(&images, &one("HGX_FW_GPU", chassis, t))),
+                "activations.HGX_FW_GPU.reset_type",
+                "{t}"
+            );
+        }
     }
 }

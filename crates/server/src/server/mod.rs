@@ -185,8 +185,11 @@ impl Server {
             cancel: CancellationToken::new(),
             config,
             bootstrap_token: token,
-            sim_bmcs: sim_listener
-                .map(|l| (l, crate::simbmc::SimFleet::new(Some(boot_url), Duration::ZERO))),
+            sim_bmcs: sim_listener.map(|l| {
+                let fleet = crate::simbmc::SimFleet::new(Some(boot_url), Duration::ZERO);
+                crate::demo::factory_firmware(&fleet);
+                (l, fleet)
+            }),
         })
     }
 

@@ -192,6 +192,10 @@ pub struct SimFleet {
     /// each waits `(1 ± jitter)` times as long, uniformly, as real BMCs and
     /// boots vary, so that nodes do not all move in lockstep.
     pub jitter: f64,
+    /// Whether a firmware update that activates only at an AC power cycle
+    /// says so in its task (`ResetRequired`); off: it says nothing, as
+    /// some BMCs do (tests of the provider's activations).
+    pub announce_resets: AtomicBool,
     /// Draws for the jitter.
     draws: AtomicU64,
     /// See [`SimFleet::on_change`].
@@ -217,6 +221,7 @@ impl SimFleet {
             network_boots: AtomicU64::new(0),
             reset_delay_ms: AtomicU64::new(0),
             jitter: 0.0,
+            announce_resets: AtomicBool::new(true),
             draws: AtomicU64::new(0),
             change_hook: Mutex::new(None),
         })

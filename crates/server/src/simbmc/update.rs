@@ -277,6 +277,7 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
         return failed(format!("{image} is firmware for {for_component}, not {component}"));
     }
     let (c, v) = (component.to_string(), version.to_string());
+    let announce = f.announce_resets.load(std::sync::atomic::Ordering::Relaxed);
     let messages = f.with(i, |s| {
         if component == "BMC" {
             s.firmware.insert(c, v);
@@ -284,8 +285,12 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
         } else if component.starts_with("HGX_") {
             s.firmware_chassis_pending.insert(c, v);
             let action = format!("{CHASSIS}/Actions/Chassis.Reset");
+            let staged = json!({"Message": format!("{component} {version} staged: activates at an AC power cycle of the chassis")});
+            if !announce {
+                return vec![staged];
+            }
             vec![
-                json!({"Message": format!("{component} {version} staged: activates at an AC power cycle of the chassis")}),
+                staged,
                 json!({
                     "MessageId": "Base.1.16.0.ResetRequired",
                     "Message": format!("In order to complete the operation, a component reset is required with the Reset action URI '{action}' and ResetType 'PowerCycle'."),

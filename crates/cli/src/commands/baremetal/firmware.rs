@@ -7,6 +7,7 @@ use crate::output::{print_list, print_one, CliError};
 use neocloud_common::Name;
 use neocloud_types::{
     FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareCompliance,
+    FirmwareReset,
 };
 use std::collections::BTreeMap;
 
@@ -54,6 +55,12 @@ enum FirmwareBaselineCmd {
         /// for each.
         #[arg(long = "image", value_name = "ID=URL", value_parser = parse_image)]
         images: Vec<(String, String)>,
+        /// The reset that activates a component's update, where its BMC's
+        /// task does not say (HGX GPU firmware: an AC power cycle), e.g.
+        /// HGX_FW_GPU_SXM_1=/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset:PowerCycle;
+        /// repeat for each.
+        #[arg(long = "activation", value_name = "ID=ACTION:RESET_TYPE", value_parser = parse_activation)]
+        activations: Vec<(String, FirmwareReset)>,
         #[arg(long)]
         description: Option<String>,
         /// Retrying with the same key returns the first result instead of a second baseline.
@@ -77,6 +84,13 @@ enum FirmwareBaselineCmd {
         /// Remove every image.
         #[arg(long)]
         no_images: bool,
+        /// The new activations, each ID=ACTION:RESET_TYPE (all of them);
+        /// repeat for each.
+        #[arg(long = "activation", value_name = "ID=ACTION:RESET_TYPE", value_parser = parse_activation, conflicts_with = "no_activations")]
+        activations: Vec<(String, FirmwareReset)>,
+        /// Remove every activation.
+        #[arg(long)]
+        no_activations: bool,
         #[arg(long)]
         description: Option<String>,
     },
@@ -107,6 +121,19 @@ fn parse_image(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_activation(s: &str) -> Result<(String, FirmwareReset), String> {
+    let parsed = s.split_once('=').and_then(|(id, r)| {
+        let (action, t) = r.rsplit_once(':')?;
+        let ok = [id, action, t].iter().all(|x| !x.trim().is_empty());
+        ok.then(|| (id.to_string(), FirmwareReset { action: action.into(), reset_type: t.into() }))
+    });
+    parsed.ok_or_else(|| {
+        "expected ID=ACTION:RESET_TYPE, e.g. \
+         HGX_FW_GPU_SXM_1=/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset:PowerCycle"
+            .into()
+    })
+}
+
 fn baseline_path(b: &str) -> String {
     format!("/v1/firmware-baselines/{}", client::seg(b))
 }
@@ -130,6 +157,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             model,
             components,
             images,
+            activations,
             description,
             idempotency_key,
         } => {
@@ -138,6 +166,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
                 model,
                 components: components.into_iter().collect(),
                 images: images.into_iter().collect(),
+                activations: activations.into_iter().collect(),
                 description: description.unwrap_or_default(),
             })?;
             let created =
@@ -150,14 +179,24 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             components,
             images,
             no_images,
+            activations,
+            no_activations,
             description,
         } => {
             let components: Option<BTreeMap<String, String>> =
                 (!components.is_empty()).then(|| components.into_iter().collect());
             let images: Option<BTreeMap<String, String>> =
                 (no_images || !images.is_empty()).then(|| images.into_iter().collect());
-            let body =
-                to_value(&FirmwareBaselineUpdate { generation, components, images, description })?;
+            let activations: Option<BTreeMap<String, FirmwareReset>> = (no_activations
+                || !activations.is_empty())
+            .then(|| activations.into_iter().collect());
+            let body = to_value(&FirmwareBaselineUpdate {
+                generation,
+                components,
+                images,
+                activations,
+                description,
+            })?;
             print_one::<FirmwareBaseline>(f, &c.patch(&baseline_path(&baseline), &body)?)
         }
         FirmwareBaselineCmd::Delete { baseline } => {
@@ -170,7 +209,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_component, parse_image};
+    use super::{parse_activation, parse_component, parse_image};
 
     #[test]
     fn a_component_is_an_id_and_a_version() {
@@ -187,5 +226,15 @@ mod tests {
             Ok(("BIOS".into(), "https://fw/b.bin?v=2".into()))
         );
         assert!(parse_image("https://fw/b.bin").is_err());
+        let (id, r) = parse_activation(
+            "HGX_FW_GPU_SXM_1=/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset:PowerCycle",
+        )
+        .unwrap();
+        assert_eq!(id, "HGX_FW_GPU_SXM_1");
+        assert_eq!(r.action, "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset");
+        assert_eq!(r.reset_type, "PowerCycle");
+        assert!(parse_activation("GPU=/redfish/v1/Chassis/X/Actions/Chassis.Reset").is_err());
+        assert!(parse_activation("GPU=:PowerCycle").is_err());
+        assert!(parse_activation("/a:PowerCycle").is_err());
     }
 }

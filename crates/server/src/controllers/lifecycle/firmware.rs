@@ -13,8 +13,9 @@
 //!
 //! An update whose task says a reset other than the host's is required
 //! for it to take effect (the Base registry's `ResetRequired`: an AC power
-//! cycle of the chassis for HGX GPU firmware, a restart of the BMC) is
-//! activated once every update of the node is done: each such reset sent
+//! cycle of the chassis for HGX GPU firmware, a restart of the BMC), or
+//! whose component the baseline gives an activation (for BMCs that do not
+//! say), is activated once every update of the node is done: each such reset sent
 //! once (written first, at most once: an AC power cycle sent twice cuts
 //! the power twice), then the versions read until the components it
 //! activates read the baseline's (a BMC that does not answer meanwhile is
@@ -72,8 +73,10 @@ impl LifecycleController {
         n: &Node,
         updates: &mut [FirmwareUpdate],
     ) -> Result<bool, StepError> {
-        let activating =
-            |u: &FirmwareUpdate| u.activation.as_ref().is_some_and(|a| !a.state.is_done());
+        let activating = |u: &FirmwareUpdate| {
+            u.state == FirmwareUpdateState::Completed
+                && u.activation.as_ref().is_some_and(|a| !a.state.is_done())
+        };
         if updates.iter().all(|u| u.state.is_done() && !activating(u)) {
             return Ok(true);
         }
@@ -133,8 +136,10 @@ impl LifecycleController {
         bmc: &Bmc,
         updates: &mut [FirmwareUpdate],
     ) -> Result<bool, StepError> {
+        // (An update that failed activates nothing.)
         let in_state = |u: &FirmwareUpdate, s: FirmwareUpdateState| {
-            u.activation.as_ref().is_some_and(|a| a.state == s)
+            u.state == FirmwareUpdateState::Completed
+                && u.activation.as_ref().is_some_and(|a| a.state == s)
         };
         if let Some(first) = updates.iter().position(|u| in_state(u, FirmwareUpdateState::Sent)) {
             let group = same_reset(updates, first, FirmwareUpdateState::Sent);
@@ -249,6 +254,8 @@ impl LifecycleController {
             u.state = FirmwareUpdateState::Completed;
             u.detail =
                 format!("reads {reads}: sent {} time(s), the BMC's answer not heard", u.sends);
+            // In effect already: nothing to activate.
+            u.activation = None;
         } else if u.sends >= MAX_SENDS {
             let last = if u.detail.is_empty() { "none".to_string() } else { u.detail.clone() };
             u.state = FirmwareUpdateState::Failed;
@@ -462,7 +469,19 @@ impl LifecycleController {
                     TaskProgress::Completed => {
                         u.state = FirmwareUpdateState::Completed;
                         u.detail = format!("task {task} completed{said}");
-                        u.activation = activation_of(&t.resets, system, &mut u.detail);
+                        let asked = activation_of(&t.resets, system, &mut u.detail);
+                        match (&u.activation, asked) {
+                            (None, asked) => u.activation = asked,
+                            (Some(a), Some(b))
+                                if (&a.action, &a.reset_type) != (&b.action, &b.reset_type) =>
+                            {
+                                u.detail.push_str(&format!(
+                                    "; the BMC asked for {} {}, the baseline's activation is sent",
+                                    b.action, b.reset_type
+                                ))
+                            }
+                            (Some(_), _) => {}
+                        }
                     }
                     TaskProgress::Failed => {
                         u.state = FirmwareUpdateState::Failed;
@@ -553,6 +572,14 @@ fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate>
         .images
         .iter()
         .filter_map(|(id, image)| {
+            // Where the BMC's task may not say what activates it.
+            let activation = policy.activations.get(id).map(|r| FirmwareActivation {
+                action: r.action.clone(),
+                reset_type: r.reset_type.clone(),
+                state: FirmwareUpdateState::Planned,
+                sent_at: None,
+                detail: String::new(),
+            });
             let to = policy.components.get(id)?;
             let f = now.iter().find(|f| &f.id == id)?;
             (&f.version != to).then(|| FirmwareUpdate {
@@ -568,7 +595,7 @@ fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate>
                 sent_at: None,
                 applied_at: None,
                 detail: String::new(),
-                activation: None,
+                activation,
             })
         })
         .collect()
