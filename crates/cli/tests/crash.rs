@@ -169,6 +169,8 @@ impl Lcg {
     }
 }
 
+/// (A firmware update whose send a kill cut off before the BMC got it, or
+/// whose task the BMC never listed, is sent again 2 s on rather than 60.)
 fn write_config(path: &Path, db: &str) {
     std::fs::write(
         path,
@@ -177,7 +179,7 @@ fn write_config(path: &Path, db: &str) {
              agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
              boot_timeout_secs = 10\nboot_attempts = 10\n\
              virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n\
-             bmc_password_rotation = true\n"
+             bmc_password_rotation = true\nfirmware_resend_secs = 2\n"
         ),
     )
     .expect("write config");

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 /// service).
 const FIRMWARE_INVENTORY: &str = "/redfish/v1/UpdateService/FirmwareInventory";
 
+/// The task collection (DSP0268: fixed under the task service).
+const TASKS: &str = "/redfish/v1/TaskService/Tasks";
+
 /// Where a BMC task stands, as far as waiting for it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskProgress {
@@ -40,6 +43,9 @@ pub struct Task {
     /// The resets its messages say are required for what it did to take
     /// effect (`ResetRequired`), in order, each once.
     pub resets: Vec<RequiredReset>,
+    /// The request that started it (`Payload`: `TargetUri`, then
+    /// `JsonBody`), where the BMC keeps it.
+    pub payload: Option<(String, String)>,
 }
 
 /// A reset a BMC says is required for a change to take effect (DSP0268
@@ -132,7 +138,32 @@ impl Task {
             }
         }
         let percent = v["PercentComplete"].as_u64().map(|p| p.min(100) as u32);
-        Task { progress, state, percent, messages, resets }
+        let p = &v["Payload"];
+        let payload = p["TargetUri"].as_str().map(|target| {
+            let body = match &p["JsonBody"] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (path_of(target), body)
+        });
+        Task { progress, state, percent, messages, resets, payload }
+    }
+
+    /// Whether it is a `SimpleUpdate` of `targets` from `image`, by its
+    /// payload; `None` where the BMC kept none.
+    pub fn updates(&self, image: &str, targets: &[&str]) -> Option<bool> {
+        let (uri, body) = self.payload.as_ref()?;
+        let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let named: Vec<&str> = body["Targets"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        Some(
+            uri.ends_with("/UpdateService.SimpleUpdate")
+                && body["ImageURI"].as_str() == Some(image)
+                && targets.iter().all(|t| named.contains(t)),
+        )
     }
 }
 
@@ -198,6 +229,12 @@ impl Bmc {
         self.request_at_most_once("POST", &r.action, Some(&body)).map(|_| ())
     }
 
+    /// The BMC's tasks (their paths, as its collection lists them); none
+    /// where it has no task collection.
+    pub fn tasks(&self) -> Result<Vec<String>> {
+        Ok(self.get_optional(TASKS)?.map(|v| members(&v)).unwrap_or_default())
+    }
+
     /// Reads a task.
     pub fn task(&self, path: &str) -> Result<Task> {
         let v = self.get(path)?;
@@ -247,6 +284,29 @@ mod tests {
             "Messages": [{"Message": "image download failed"}, {"MessageId": "Update.1.0.ApplyFailed"}]}));
         assert_eq!(task.percent, Some(100));
         assert_eq!(task.messages, ["image download failed", "Update.1.0.ApplyFailed"]);
+    }
+
+    #[test]
+    fn a_task_says_what_started_it() {
+        let body = json!({"ImageURI": "http://fw/b.bin", "Targets": ["/redfish/v1/UpdateService/FirmwareInventory/BIOS"]});
+        let t = Task::read(&json!({"TaskState": "Running", "Payload": {
+            "HttpOperation": "POST",
+            "TargetUri": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            "JsonBody": body.to_string()}}));
+        let bios = "/redfish/v1/UpdateService/FirmwareInventory/BIOS";
+        assert_eq!(t.updates("http://fw/b.bin", &[bios]), Some(true));
+        assert_eq!(t.updates("http://fw/other.bin", &[bios]), Some(false));
+        assert_eq!(
+            t.updates("http://fw/b.bin", &["/redfish/v1/UpdateService/FirmwareInventory/BMC"]),
+            Some(false)
+        );
+        // A body kept as an object reads the same.
+        let t = Task::read(&json!({"TaskState": "Running", "Payload": {
+            "TargetUri": "https://10.0.0.9/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            "JsonBody": body}}));
+        assert_eq!(t.updates("http://fw/b.bin", &[bios]), Some(true));
+        let t = Task::read(&json!({"TaskState": "Running"}));
+        assert_eq!(t.updates("http://fw/b.bin", &[bios]), None, "no payload kept");
     }
 
     #[test]

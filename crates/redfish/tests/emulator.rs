@@ -295,7 +295,8 @@ fn credentials_are_checked_by_a_bmc_without_sessions() {
 /// on the update service, the image and targets in the body. The fake
 /// driver keeps no firmware versions, so the emulator refuses the update
 /// with its reason (500 after the retries), and a target it does not take
-/// with 400; its task resource reads as completed.
+/// with 400; its task resource reads as completed (no request kept), and
+/// its task service lists no tasks.
 #[test]
 fn firmware_updates_reach_the_emulator_and_its_refusals_surface() {
     let Some(emu) = Emulator::start(1) else { return };
@@ -320,6 +321,10 @@ fn firmware_updates_reach_the_emulator_and_its_refusals_surface() {
     let t = b.task("/redfish/v1/TaskService/Tasks/42").unwrap();
     assert_eq!(t.progress, neocloud_redfish::TaskProgress::Completed, "{t:?}");
     assert_eq!(t.percent, Some(100), "{t:?}");
+    // It keeps no request with it: a lost answer cannot be traced by it.
+    assert_eq!(t.updates("http://127.0.0.1:9/bios.bin", &[&sys]), None, "{t:?}");
+    // A task service without a task collection: none listed, not an error.
+    assert!(b.tasks().unwrap().is_empty());
     // No firmware inventory on the fake driver: none, not an error.
     assert!(b.firmware().unwrap().is_empty());
 }

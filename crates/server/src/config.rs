@@ -142,6 +142,9 @@ pub struct Config {
     /// image, before a released node's sanitizer boots) may take before it
     /// is failed.
     pub firmware_update_timeout_secs: u64,
+    /// How long after a firmware update sent with no answer heard, and no
+    /// task of the BMC's to trace it to, it may be sent again.
+    pub firmware_resend_secs: u64,
     /// Nodes whose BMCs run firmware updates at once, fleet-wide (a rollout
     /// does not have every BMC fetch its image at the same moment; a soft
     /// limit).
@@ -188,6 +191,7 @@ impl Default for Config {
             allow_local_switches: false,
             isolation_timeout_secs: 600,
             firmware_update_timeout_secs: 3600,
+            firmware_resend_secs: 60,
             firmware_updates_in_flight: 16,
             bmc_tls: Default::default(),
         }
@@ -276,6 +280,9 @@ impl Config {
         if self.firmware_update_timeout_secs == 0 {
             return Err(Error::invalid_value("firmware_update_timeout_secs", "must be positive"));
         }
+        if self.firmware_resend_secs == 0 {
+            return Err(Error::invalid_value("firmware_resend_secs", "must be positive"));
+        }
         Ok(())
     }
 }
@@ -347,14 +354,17 @@ mod tests {
 
     #[test]
     fn firmware_updates_need_a_slot_and_time() {
-        for set in [
-            |c: &mut Config| c.firmware_updates_in_flight = 0,
-            |c: &mut Config| c.firmware_update_timeout_secs = 0,
-        ] {
+        type Case = (fn(&mut Config), &'static str);
+        let cases: [Case; 3] = [
+            (|c| c.firmware_updates_in_flight = 0, "firmware_updates_in_flight"),
+            (|c| c.firmware_update_timeout_secs = 0, "firmware_update_timeout_secs"),
+            (|c| c.firmware_resend_secs = 0, "firmware_resend_secs"),
+        ];
+        for (set, field) in cases {
             let mut c = Config::default();
             set(&mut c);
             let e = c.validate().unwrap_err();
-            assert!(format!("{e:?}").contains("firmware_update"), "{e:?}");
+            assert!(format!("{e:?}").contains(field), "{field}: {e:?}");
         }
     }
 }

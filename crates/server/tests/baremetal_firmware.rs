@@ -71,7 +71,17 @@ fn updates(s: &TestServer) -> Vec<Value> {
 /// its BIOS, provisioned, and its BIOS flashed by the tenant; the
 /// instance's id.
 fn flashed<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>, String) {
-    let (h, _) = simulated_node(s, f, i);
+    flashed_with(s, f, i, |_| {})
+}
+
+/// As [`flashed`], the controller set up by `set`.
+fn flashed_with<'a>(
+    s: &'a TestServer,
+    f: &Fleet,
+    i: usize,
+    set: impl FnOnce(&mut neocloud_server::controllers::lifecycle::LifecycleController),
+) -> (ByHand<'a>, String) {
+    let (h, _) = simulated_node_with(s, f, i, set);
     baseline(s, &[("BIOS", simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0"))]);
     let id = h.provision("job");
     f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
@@ -181,15 +191,70 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
     }
 }
 
-/// The update is written as sent before the BMC gets it; a pass that hears
-/// no answer reads the version back and sends it again.
+/// As [`flashed`], an update with no answer and no task to trace it to sent
+/// again 400 ms on (the simulated flash takes 200).
+fn flashed_resending<'a>(s: &'a TestServer, f: &Fleet, i: usize) -> (ByHand<'a>, String) {
+    let resend = std::time::Duration::from_millis(400);
+    flashed_with(s, f, i, |c| c.firmware_resend_after = resend)
+}
+
+/// Runs `h`'s controller, paced, until `done` or 10 s.
+fn passes_until(h: &ByHand<'_>, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() && std::time::Instant::now() < deadline {
+        h.ctl.run_once(&h.s.store, &h.secrets).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A BMC that lists its tasks and keeps each one's request: an update whose
+/// answer is lost is traced to the task it started, and followed; not sent
+/// again.
 #[test]
-fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
+fn a_firmware_update_whose_answer_is_lost_is_traced_to_its_task() {
     let f = fleet();
     for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         let (h, id) = flashed(&s, &f, i);
+        let node = i;
+        f.sim.on_change(move |n, what| n == node && what == "firmware_update");
+        let tasks = f.sim.firmware_tasks(i);
+        release(&h.tenant, &id).expect(202);
+        passes_until(&h, || updates(&s).first().is_some_and(|u| u["task"].is_string()));
+        let u = updates(&s);
+        assert_eq!(u[0]["sends"], 1, "[{b}] not sent again: {u:?}");
+        let detail = u[0]["detail"].as_str().unwrap();
+        assert!(
+            detail
+                .starts_with("the BMC's answer not heard; its task /redfish/v1/TaskService/Tasks/")
+                && detail.ends_with(" found"),
+            "[{b}] {u:?}"
+        );
+        let l = h.finish_release();
+        f.sim.on_change(|_, _| false);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}] one update on the BMC");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        let rec = record(&h, &id, true);
+        let item = firmware_item(&rec, "BIOS");
+        assert!(item["detail"].as_str().unwrap().contains(": completed (task "), "[{b}] {item}");
+    }
+}
+
+/// The update is written as sent before the BMC gets it; on a BMC that
+/// neither lists its tasks nor keeps their requests, a pass that hears no
+/// answer reads the version back and, `firmware_resend_secs` later, sends
+/// it again.
+#[test]
+fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
+    let f = fleet();
+    f.sim.list_tasks.store(false, Ordering::SeqCst);
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, id) = flashed_resending(&s, &f, i);
+        let tasks = f.sim.firmware_tasks(i);
 
         // The BMC starts every update it is sent; its answers are lost
         // until the test says.
@@ -220,18 +285,16 @@ fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
         }
         release(&h.tenant, &id).expect(202);
         let sends = |u: &[Value]| u.first().and_then(|u| u["sends"].as_u64()).unwrap_or(0);
-        for _ in 0..5 {
-            if sends(&updates(&s)) >= 2 {
-                break;
-            }
-            h.ctl.run_once(&s.store, &h.secrets).unwrap();
-        }
+        passes_until(&h, || sends(&updates(&s)) >= 2);
         let u = updates(&s);
         assert_eq!(u.len(), 1, "[{b}] {u:?}");
         assert_eq!(u[0]["state"], "sent", "[{b}] {u:?}");
         assert!(u[0]["task"].is_null(), "[{b}] no task known: {u:?}");
-        assert!(u[0]["detail"].as_str().unwrap().contains("answer lost"), "[{b}] {u:?}");
+        // (The client's retry of the lost answer found the BMC busy with it.)
+        let detail = u[0]["detail"].as_str().unwrap();
+        assert!(detail.contains("an update is already in progress"), "[{b}] {u:?}");
         assert_eq!(sends(&u), 2, "[{b}] sent again after reading the version back: {u:?}");
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 2, "[{b}] each send taken once");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}] the sanitizer waits");
         assert_eq!(compliance(&s)[0]["updating"], true, "[{b}] under way");
         // No boot can run the sanitizer before the reset that applies the
@@ -268,26 +331,24 @@ fn a_firmware_update_whose_answer_is_lost_is_sent_again() {
 #[test]
 fn a_firmware_update_never_answered_is_failed_and_the_version_read_decides() {
     let f = fleet();
+    f.sim.list_tasks.store(false, Ordering::SeqCst);
     for (i, b) in TestBackend::ALL.into_iter().enumerate() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let (h, id) = flashed(&s, &f, i);
+        let (h, id) = flashed_resending(&s, &f, i);
         let node = i;
         f.sim.on_change(move |n, what| n == node && what == "firmware_update");
+        let tasks = f.sim.firmware_tasks(i);
         release(&h.tenant, &id).expect(202);
-        for _ in 0..10 {
-            if updates(&s).first().is_some_and(|u| u["state"] == "failed") {
-                break;
-            }
-            h.ctl.run_once(&s.store, &h.secrets).unwrap();
-        }
+        passes_until(&h, || updates(&s).first().is_some_and(|u| u["state"] == "failed"));
         // The BMC's tasks (each took the simulated flash time) are done
         // before the sanitizer's boot.
         std::thread::sleep(std::time::Duration::from_millis(600));
         let u = updates(&s);
         assert!(u[0]["state"] == "failed" && u[0]["sends"] == 3, "[{b}] {u:?}");
-        // Each send tried twice by the controller's client (a 503 is retried).
-        assert_eq!(f.sim.firmware_tasks(i), 6, "[{b}] sent 3 times, no more");
+        // Each send started one task: the client's retry of its lost (503)
+        // answer found the BMC busy with it.
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 3, "[{b}] sent 3 times, no more");
         let l = h.finish_release();
         f.sim.on_change(|_, _| false);
         assert_eq!(l["state"], "available", "[{b}] {l}");
@@ -528,6 +589,7 @@ fn firmware_updates_wait_for_a_slot() {
             percent: None,
             sends: 1,
             sent_at: None,
+            tasks_before: None,
             applied_at: None,
             detail: String::new(),
         };

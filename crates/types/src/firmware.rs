@@ -152,6 +152,10 @@ pub struct FirmwareUpdate {
     /// When it was last sent (RFC 3339).
     #[serde(default)]
     pub sent_at: Option<String>,
+    /// The BMC's tasks before it was last sent (where it lists them): a
+    /// send whose answer is lost finds its task among the new ones.
+    #[serde(default)]
+    pub tasks_before: Option<Vec<String>>,
     /// When the host was reset to apply it (an update at inspection; a
     /// release's sanitizer boot applies its own).
     #[serde(default)]

@@ -150,6 +150,7 @@ impl Server {
                 l.isolation_timeout = Duration::from_secs(config.isolation_timeout_secs);
                 l.firmware_update_timeout =
                     Duration::from_secs(config.firmware_update_timeout_secs);
+                l.firmware_resend_after = Duration::from_secs(config.firmware_resend_secs);
                 l.firmware_updates_in_flight = config.firmware_updates_in_flight;
                 l.planners = planners;
                 if let Some(w) = config.bmc_tls.warning("every BMC") {

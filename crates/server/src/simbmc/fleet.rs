@@ -61,6 +61,8 @@ pub(super) struct SimTask {
     pub(super) percent: u32,
     /// DSP0268 `Message` objects.
     pub(super) messages: Vec<Value>,
+    /// The request that started it (`SimpleUpdate`'s body).
+    pub(super) payload: Value,
 }
 
 /// The simulated firmware as it leaves the factory.
@@ -196,6 +198,10 @@ pub struct SimFleet {
     /// says so in its task (`ResetRequired`); off: it says nothing, as
     /// some BMCs do (tests of the provider's activations).
     pub announce_resets: AtomicBool,
+    /// Whether the BMCs list their tasks (`TaskService/Tasks`) and keep
+    /// each one's request; off: neither, as some BMCs (tests of a lost
+    /// answer that cannot be traced to its task).
+    pub list_tasks: AtomicBool,
     /// Draws for the jitter.
     draws: AtomicU64,
     /// See [`SimFleet::on_change`].
@@ -222,6 +228,7 @@ impl SimFleet {
             reset_delay_ms: AtomicU64::new(0),
             jitter: 0.0,
             announce_resets: AtomicBool::new(true),
+            list_tasks: AtomicBool::new(true),
             draws: AtomicU64::new(0),
             change_hook: Mutex::new(None),
         })

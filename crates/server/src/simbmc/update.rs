@@ -11,7 +11,7 @@
 //! version it installs ([`package`]); the fleet serves one for any
 //! component and version at `/simbmc/firmware/{component}/{version}`.
 
-use super::fleet::SimTask;
+use super::fleet::{SimFleet, SimTask};
 use super::{answer, error, link, lost, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const INVENTORY: &str = "/redfish/v1/UpdateService/FirmwareInventory";
@@ -78,6 +79,7 @@ pub(super) fn routes() -> Router<Fleet> {
             }),
         )
         .route("/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory/{fw}", get(component))
+        .route("/simbmc/{i}/redfish/v1/TaskService/Tasks", get(tasks))
         .route("/simbmc/{i}/redfish/v1/TaskService/Tasks/{t}", get(task))
         .route(
             "/simbmc/{i}/redfish/v1/Chassis/HGX_Chassis_0",
@@ -121,7 +123,7 @@ async fn chassis_reset(
     }
     f.with(i, |s| {
         if let Some(stop) = s.agent_stop.take() {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
         }
         s.power_on = false;
         let staged = std::mem::take(&mut s.firmware_chassis_pending);
@@ -164,9 +166,9 @@ async fn not_found(f: &Fleet, h: &HeaderMap, i: usize) -> Response {
     error(StatusCode::NOT_FOUND, "no such resource")
 }
 
-fn task_json(id: usize, t: &SimTask) -> Value {
+fn task_json(f: &SimFleet, id: usize, t: &SimTask) -> Value {
     let messages = &t.messages;
-    json!({
+    let mut v = json!({
         "@odata.id": format!("/redfish/v1/TaskService/Tasks/{id}"),
         "@odata.type": "#Task.v1_4_3.Task",
         "Id": id.to_string(),
@@ -175,7 +177,29 @@ fn task_json(id: usize, t: &SimTask) -> Value {
         "TaskStatus": t.status,
         "PercentComplete": t.percent,
         "Messages": messages
+    });
+    if f.list_tasks.load(Ordering::Relaxed) {
+        v["Payload"] = json!({
+            "HttpOperation": "POST",
+            "TargetUri": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            "JsonBody": t.payload.to_string()
+        });
+    }
+    v
+}
+
+/// The task collection, where the fleet lists tasks.
+async fn tasks(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
+    if !f.list_tasks.load(Ordering::Relaxed) {
+        return not_found(&f, &h, i).await;
+    }
+    let n = f.with(i, |s| s.tasks.len());
+    answer(&f, &h, i, || {
+        let m: Vec<Value> =
+            (1..=n).map(|t| link(&format!("/redfish/v1/TaskService/Tasks/{t}"))).collect();
+        json!({"@odata.id": "/redfish/v1/TaskService/Tasks", "Members": m})
     })
+    .await
 }
 
 async fn task(
@@ -186,13 +210,15 @@ async fn task(
     let id = t.parse::<usize>().ok();
     let found = id.and_then(|id| f.with(i, |s| s.tasks.get(id.wrapping_sub(1)).cloned()));
     match (id, found) {
-        (Some(id), Some(task)) => answer(&f, &h, i, || task_json(id, &task)).await,
+        (Some(id), Some(task)) => answer(&f, &h, i, || task_json(&f, id, &task)).await,
         _ => not_found(&f, &h, i).await,
     }
 }
 
 /// Starts a task that fetches the image and installs it; answers 202 with
-/// the task (and its monitor in `Location`). One target per update.
+/// the task (and its monitor in `Location`). One target per update, and
+/// one update at a time: while one runs, another is refused with 503 and a
+/// `Retry-After` (as OpenBMC's bmcweb does).
 async fn simple_update(
     State(f): State<Fleet>,
     h: HeaderMap,
@@ -216,6 +242,11 @@ async fn simple_update(
             "the simulated BMC updates exactly one target at a time",
         );
     };
+    if f.with(i, |s| s.tasks.iter().any(|t| t.state == "Running")) {
+        let mut busy = error(StatusCode::SERVICE_UNAVAILABLE, "an update is already in progress");
+        busy.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        return busy;
+    }
     let component =
         target.trim_end_matches('/').strip_prefix(&format!("{INVENTORY}/")).map(str::to_string);
     let Some(component) = component.filter(|c| f.with(i, |s| s.firmware.contains_key(c))) else {
@@ -230,15 +261,17 @@ async fn simple_update(
             status: "OK".into(),
             percent: 0,
             messages: vec![json!({"Message": format!("fetching {image}")})],
+            payload: v.clone(),
         };
         s.tasks.push(t.clone());
         (s.tasks.len(), t)
     });
     let fleet = f.clone();
     let flash = f.boot_delay;
+    let request = v.clone();
     std::thread::spawn(move || {
         std::thread::sleep(fleet.wait_of(i, flash));
-        let end = install(&fleet, i, &component, &image);
+        let end = install(&fleet, i, &component, &image, request);
         fleet.with(i, |s| {
             if let Some(t) = s.tasks.get_mut(id - 1) {
                 *t = end;
@@ -249,18 +282,20 @@ async fn simple_update(
         return lost;
     }
     let monitor = format!("/redfish/v1/TaskService/Tasks/{id}/Monitor");
-    (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(id, &task)))
+    (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(&f, id, &task)))
         .into_response()
 }
 
 /// Fetches the package and installs it: the BMC's own firmware at once,
-/// the host's at its next power-on. The task as it ends.
-fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
+/// the host's at its next power-on. The task as it ends, started by
+/// `payload`.
+fn install(f: &Fleet, i: usize, component: &str, image: &str, payload: Value) -> SimTask {
     let failed = |m: String| SimTask {
         state: "Exception".into(),
         status: "Critical".into(),
         percent: 0,
         messages: vec![json!({"Message": m})],
+        payload: payload.clone(),
     };
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     let body: Value = match agent.get(image).call().map(|r| r.into_json::<Value>()) {
@@ -277,7 +312,7 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
         return failed(format!("{image} is firmware for {for_component}, not {component}"));
     }
     let (c, v) = (component.to_string(), version.to_string());
-    let announce = f.announce_resets.load(std::sync::atomic::Ordering::Relaxed);
+    let announce = f.announce_resets.load(Ordering::Relaxed);
     let messages = f.with(i, |s| {
         if component == "BMC" {
             s.firmware.insert(c, v);
@@ -303,5 +338,5 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str) -> SimTask {
             vec![json!({"Message": format!("{component} {version} staged: applies at the next power-on")})]
         }
     });
-    SimTask { state: "Completed".into(), status: "OK".into(), percent: 100, messages }
+    SimTask { state: "Completed".into(), status: "OK".into(), percent: 100, messages, payload }
 }

@@ -21,11 +21,19 @@
 //! activates read the baseline's (a BMC that does not answer meanwhile is
 //! waited for), or `firmware_update_timeout` passes.
 //!
-//! Each update is written as sent (with the time and a count) before it is
-//! sent. A pass that finds one sent with no task known (its answer lost,
-//! or the control plane died before writing it) reads the version back and
-//! sends it again, at most [`MAX_SENDS`] times: flashing the same image
-//! again is harmless, and a BMC busy with the first refuses the second.
+//! A node's updates are sent one at a time, each once the one before has
+//! ended: a BMC runs one update at a time (a second one sent meanwhile is
+//! refused, or has the BMC restart under the first).
+//!
+//! Each update is written as sent (with the time, a count, and the BMC's
+//! tasks before it) before it is sent. A pass that finds one sent with no
+//! task known (its answer lost, or the control plane died before writing
+//! it) looks for its task among those the BMC started since (by the
+//! request each keeps, or the only new one) and follows it; with none to
+//! find, it reads the version back and, `firmware_resend_after` after the
+//! last send, sends it again, at most [`MAX_SENDS`] times: flashing the
+//! same image again is harmless, and a BMC busy with the first refuses the
+//! second.
 
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
@@ -89,7 +97,9 @@ impl LifecycleController {
             let before = updates[i].clone();
             match before.state {
                 FirmwareUpdateState::Planned => {
-                    if self.slot_for(store, n, updates, i)? {
+                    // One at a time: the next once the one before ended.
+                    let running = updates.iter().any(|u| u.state == FirmwareUpdateState::Sent);
+                    if !running && self.slot_for(store, n, updates, i)? {
                         self.send_update(store, n, &bmc, updates, i)?
                     }
                 }
@@ -224,10 +234,12 @@ impl LifecycleController {
         Ok(false)
     }
 
-    /// Update `i`, sent with no answer heard: done already (its version
-    /// reads the baseline's), or sent again, or failed after the last send.
-    /// A BMC that does not answer the read (restarting, say) is waited
-    /// for, up to the timeout. The firmware read is shared by the pass.
+    /// Update `i`, sent with no answer heard: its task found among those
+    /// the BMC started since (followed from the next pass), or done
+    /// already (its version reads the baseline's), or sent again, or
+    /// failed after the last send. A BMC that does not answer the reads
+    /// (restarting, say) is waited for, up to the timeout. The firmware
+    /// read is shared by the pass.
     fn unanswered(
         &self,
         store: &Store,
@@ -237,6 +249,20 @@ impl LifecycleController {
         i: usize,
         read_back: &mut Option<Vec<Firmware>>,
     ) -> Result<(), StepError> {
+        match self.find_task(bmc, &updates[i]) {
+            Ok(Some(task)) => {
+                let u = &mut updates[i];
+                u.detail = format!("the BMC's answer not heard; its task {task} found");
+                u.task = Some(task);
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) if e.is_transient() => {
+                self.time_out(&mut updates[i]);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         let now = match read_back {
             Some(f) => f,
             None => match bmc.firmware() {
@@ -256,6 +282,9 @@ impl LifecycleController {
                 format!("reads {reads}: sent {} time(s), the BMC's answer not heard", u.sends);
             // In effect already: nothing to activate.
             u.activation = None;
+        } else if since(u.sent_at.as_deref()) < self.firmware_resend_after {
+            // Not yet: the BMC may still be flashing it.
+            self.time_out(u);
         } else if u.sends >= MAX_SENDS {
             let last = if u.detail.is_empty() { "none".to_string() } else { u.detail.clone() };
             u.state = FirmwareUpdateState::Failed;
@@ -267,6 +296,32 @@ impl LifecycleController {
             self.send_update(store, n, bmc, updates, i)?;
         }
         Ok(())
+    }
+
+    /// The task update `u` started, among those its BMC lists now and did
+    /// not before it was sent: the newest whose request (`Payload`) was
+    /// this update, or, where the BMC keeps no request, the only new one.
+    /// `None` where it cannot be told (no list before, no such task).
+    fn find_task(&self, bmc: &Bmc, u: &FirmwareUpdate) -> Result<Option<String>, RedfishError> {
+        let Some(before) = &u.tasks_before else { return Ok(None) };
+        let new: Vec<String> = bmc.tasks()?.into_iter().filter(|t| !before.contains(t)).collect();
+        let mut unknown = Vec::new();
+        for path in new.iter().rev() {
+            let task = match bmc.task(path) {
+                Ok(t) => t,
+                Err(RedfishError::Status { status: 404 | 410, .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match task.updates(&u.image, &[&u.target]) {
+                Some(true) => return Ok(Some(path.clone())),
+                Some(false) => {}
+                None => unknown.push(path.clone()),
+            }
+        }
+        Ok(match unknown.as_slice() {
+            [only] if new.len() == 1 => Some(only.clone()),
+            _ => None,
+        })
     }
 
     /// At a clean node's inspection, before its inventory is read: the
@@ -413,7 +468,9 @@ impl LifecycleController {
         Ok(false)
     }
 
-    /// Sends update `i`: written as sent (and audited as requested) first.
+    /// Sends update `i`: written as sent (and audited as requested) first,
+    /// with the BMC's tasks before it (unknown where it does not list
+    /// them: a lost answer is then read back).
     fn send_update(
         &self,
         store: &Store,
@@ -422,8 +479,10 @@ impl LifecycleController {
         updates: &mut [FirmwareUpdate],
         i: usize,
     ) -> Result<(), StepError> {
+        let before = bmc.tasks().ok();
         {
             let u = &mut updates[i];
+            u.tasks_before = before;
             u.state = FirmwareUpdateState::Sent;
             u.sends += 1;
             u.sent_at = Some(to_rfc3339(now_micros()));
@@ -593,6 +652,7 @@ fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate>
                 percent: None,
                 sends: 0,
                 sent_at: None,
+                tasks_before: None,
                 applied_at: None,
                 detail: String::new(),
                 activation,

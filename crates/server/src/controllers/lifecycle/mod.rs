@@ -80,6 +80,10 @@ pub struct LifecycleController {
     pub isolation_timeout: Duration,
     /// How long the BMC's task for one firmware update may run.
     pub firmware_update_timeout: Duration,
+    /// How long after a firmware update sent with no answer heard, and no
+    /// task of the BMC's to trace it to, it may be sent again (a BMC
+    /// flashing the first refuses a second meanwhile).
+    pub firmware_resend_after: Duration,
     /// Nodes with firmware updates in flight at once, fleet-wide (soft).
     pub firmware_updates_in_flight: usize,
     /// Wakes the fabric controller (a release removed attachments).
@@ -203,6 +207,7 @@ impl LifecycleController {
             parallel_steps: PARALLEL_STEPS,
             isolation_timeout: Duration::from_secs(600),
             firmware_update_timeout: Duration::from_secs(3600),
+            firmware_resend_after: Duration::from_secs(60),
             firmware_updates_in_flight: 16,
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
             planners: Arc::default(),
