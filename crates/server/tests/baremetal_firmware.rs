@@ -705,6 +705,8 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
         );
         let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
         assert_eq!(times(&audit, "node_firmware_activation"), 2, "[{b}] asked, done: {audit:?}");
+        let done = "neocloud_firmware_activations_total{reset_type=\"PowerCycle\",outcome=\"completed\"} 1\n";
+        assert!(h.ctl.render_metrics().contains(done), "[{b}] {}", h.ctl.render_metrics());
 
         // Its answer lost: not sent again; the version read decides.
         let node = i;
@@ -747,6 +749,9 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
         );
         let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
         assert_eq!(times(&audit, "node_firmware_activation"), 6, "[{b}] {audit:?}");
+        let failed =
+            "neocloud_firmware_activations_total{reset_type=\"PowerCycle\",outcome=\"failed\"} 1\n";
+        assert!(h.ctl.render_metrics().contains(failed), "[{b}]");
     }
 }
 

@@ -71,7 +71,8 @@ pub fn census(store: &Store, silence: Duration) -> Result<Census> {
 
 /// Sanitization records written, by outcome, and their failed checks;
 /// tenants' power actions recorded, by action and outcome; firmware
-/// updates ended, by component and outcome.
+/// updates ended, by component and outcome; resets that activate them,
+/// by reset type and outcome.
 #[derive(Default)]
 pub(super) struct RecordCounts {
     complete: u64,
@@ -79,6 +80,7 @@ pub(super) struct RecordCounts {
     failed_checks: std::collections::BTreeMap<String, u64>,
     power: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     firmware: std::collections::BTreeMap<(String, &'static str), u64>,
+    activations: std::collections::BTreeMap<(String, &'static str), u64>,
 }
 
 impl LifecycleController {
@@ -108,6 +110,14 @@ impl LifecycleController {
         let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = if ok { "completed" } else { "failed" };
         *m.firmware.entry((component.to_string(), outcome)).or_default() += 1;
+    }
+
+    /// A reset that activates firmware updates ended (`ok`: they read the
+    /// baseline's versions after it).
+    pub(super) fn firmware_activation_ended(&self, reset_type: &str, ok: bool) {
+        let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = if ok { "completed" } else { "failed" };
+        *m.activations.entry((reset_type.to_string(), outcome)).or_default() += 1;
     }
 
     /// The node left its state's step (`n` as it was): how long it took.
@@ -166,6 +176,16 @@ impl LifecycleController {
             out.push_str(&format!(
                 "neocloud_firmware_updates_total{{component=\"{}\",outcome=\"{outcome}\"}} {n}\n",
                 crate::metrics::escape_label(component)
+            ));
+        }
+        out.push_str(
+            "# HELP neocloud_firmware_activations_total Resets sent to activate firmware updates (an AC power cycle of a chassis, a BMC restart) this replica saw end, by reset type and outcome (failed: refused, or the versions did not follow).\n\
+             # TYPE neocloud_firmware_activations_total counter\n",
+        );
+        for ((reset_type, outcome), n) in &r.activations {
+            out.push_str(&format!(
+                "neocloud_firmware_activations_total{{reset_type=\"{}\",outcome=\"{outcome}\"}} {n}\n",
+                crate::metrics::escape_label(reset_type)
             ));
         }
         out

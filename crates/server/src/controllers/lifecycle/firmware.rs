@@ -119,7 +119,7 @@ impl LifecycleController {
                 if let Some(o) = outcome.filter(|_| u.state != before.state) {
                     log_outcome(n, u);
                     self.firmware_update_ended(&u.component, o == "success");
-                    self.write_updates(store, n, updates, Some(o))?;
+                    self.write_updates(store, n, updates, Some(("node_firmware_update", o)))?;
                 } else {
                     self.write_updates(store, n, updates, None)?;
                 }
@@ -189,7 +189,11 @@ impl LifecycleController {
                 }
                 log_activation(n, u);
             }
-            self.write_activation(store, n, updates, if active { "success" } else { "failure" })?;
+            let outcome = if active { "success" } else { "failure" };
+            if let Some(a) = &updates[first].activation {
+                self.firmware_activation_ended(&a.reset_type, active);
+            }
+            self.write_updates(store, n, updates, Some(("node_firmware_activation", outcome)))?;
         }
         let Some(next) = updates.iter().position(|u| in_state(u, FirmwareUpdateState::Planned))
         else {
@@ -203,7 +207,7 @@ impl LifecycleController {
                 a.sent_at = Some(at.clone());
             }
         }
-        self.write_activation(store, n, updates, "requested")?;
+        self.write_updates(store, n, updates, Some(("node_firmware_activation", "requested")))?;
         let Some(a) = updates[next].activation.clone() else { return Ok(false) };
         let reset = RequiredReset { action: a.action, reset_type: a.reset_type };
         tracing::info!(node = %n.name, reset = %reset, "reset to activate firmware updates");
@@ -229,7 +233,8 @@ impl LifecycleController {
                 }
                 log_activation(n, &updates[j]);
             }
-            self.write_activation(store, n, updates, "failure")?;
+            self.firmware_activation_ended(&reset.reset_type, false);
+            self.write_updates(store, n, updates, Some(("node_firmware_activation", "failure")))?;
         }
         Ok(false)
     }
@@ -489,7 +494,7 @@ impl LifecycleController {
             u.task = None;
             u.percent = None;
         }
-        self.write_updates(store, n, updates, Some("requested"))?;
+        self.write_updates(store, n, updates, Some(("node_firmware_update", "requested")))?;
         let u = &mut updates[i];
         match bmc.simple_update(&u.image, &[&u.target]) {
             Ok(Some(task)) => {
@@ -575,33 +580,19 @@ impl LifecycleController {
         }
     }
 
-    fn write_activation(
-        &self,
-        store: &Store,
-        n: &Node,
-        updates: &[FirmwareUpdate],
-        outcome: &str,
-    ) -> Result<(), StepError> {
-        store
-            .write(|w| {
-                nodes::set_firmware_updates(w, &n.id, Some(updates))?;
-                audit_node(w, n, "node_firmware_activation", outcome)
-            })
-            .map_err(StepError::Store)
-    }
-
+    /// Writes the node's updates, audited as `(action, outcome)` where said.
     fn write_updates(
         &self,
         store: &Store,
         n: &Node,
         updates: &[FirmwareUpdate],
-        audit: Option<&str>,
+        audit: Option<(&str, &str)>,
     ) -> Result<(), StepError> {
         store
             .write(|w| {
                 nodes::set_firmware_updates(w, &n.id, Some(updates))?;
                 match audit {
-                    Some(outcome) => audit_node(w, n, "node_firmware_update", outcome),
+                    Some((action, outcome)) => audit_node(w, n, action, outcome),
                     None => Ok(()),
                 }
             })
