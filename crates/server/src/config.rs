@@ -146,8 +146,7 @@ pub struct Config {
     /// task of the BMC's to trace it to, it may be sent again.
     pub firmware_resend_secs: u64,
     /// Nodes whose BMCs run firmware updates at once, fleet-wide (a rollout
-    /// does not have every BMC fetch its image at the same moment; a soft
-    /// limit).
+    /// does not have every BMC fetch its image at the same moment).
     pub firmware_updates_in_flight: usize,
     /// How BMCs' certificates are verified: the site's CA bundle
     /// (`ca_pem`), or `insecure_skip_verify` for labs; default: public roots.

@@ -720,6 +720,24 @@ pub fn updating_elsewhere(r: &mut dyn Reader, id: &str) -> Result<i64> {
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
 
+/// Whether node `id` may start a firmware update: fewer than `limit` other
+/// nodes have one in flight ([`updating_elsewhere`]); `Err` of the count
+/// where not. Taken in the write that marks the update sent, under one
+/// lock for the whole fleet (PostgreSQL: a transaction-scoped advisory
+/// lock; SQLite serializes writers), so nodes stepped at the same moment,
+/// on one replica or several, cannot each take the last slot.
+pub fn claim_firmware_slot(
+    w: &mut dyn Writer,
+    id: &str,
+    limit: i64,
+) -> Result<std::result::Result<(), i64>> {
+    if w.kind() == crate::backend::BackendKind::Postgres {
+        w.execute_batch("SELECT pg_advisory_xact_lock(7262738)")?;
+    }
+    let busy = updating_elsewhere(w, id)?;
+    Ok(if busy < limit { Ok(()) } else { Err(busy) })
+}
+
 /// An inspected node of a model, as [`inventories_of_model`] reads it.
 pub struct ModelNode {
     pub id: String,

@@ -221,3 +221,75 @@ fn many_concurrent_and_nested_reads_complete() {
         assert!(read(true).unwrap().is_some(), "[{b}]");
     });
 }
+
+/// Firmware-update slots are claimed in the write that marks an update
+/// sent: of many nodes claiming at the same moment (on PostgreSQL each in
+/// its own transaction, as replicas do), never more than the limit get one.
+#[test]
+fn firmware_slots_are_never_over_claimed() {
+    const NODES: usize = 8;
+    const LIMIT: i64 = 3;
+    each_backend(|store, b| {
+        let ids: Vec<String> = (0..NODES)
+            .map(|i| {
+                let n = node(&format!("n{i}"), &format!("aa:00:00:00:01:{i:02x}"));
+                let id = store.write(|w| nodes::create(w, &n, None)).unwrap().id;
+                store
+                    .write(|w| {
+                        w.execute(
+                            "UPDATE nodes SET lifecycle_state = 'releasing' WHERE id = ?",
+                            neocloud_store::vals![id.as_str()],
+                        )?;
+                        Ok(())
+                    })
+                    .unwrap();
+                id
+            })
+            .collect();
+        let sent = r#"[{"state":"sent"}]"#;
+        for round in 0..5 {
+            let start = std::sync::Barrier::new(NODES);
+            let claimed: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = ids
+                    .iter()
+                    .map(|id| {
+                        let start = &start;
+                        s.spawn(move || {
+                            start.wait();
+                            store
+                                .write(|w| {
+                                    if nodes::claim_firmware_slot(w, id, LIMIT)?.is_err() {
+                                        return Ok(false);
+                                    }
+                                    // What counts as in flight, as the
+                                    // controller writes it.
+                                    w.execute(
+                                        "UPDATE nodes SET firmware_updates = ? WHERE id = ?",
+                                        neocloud_store::vals![sent, id.as_str()],
+                                    )?;
+                                    Ok(true)
+                                })
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).filter(|c| *c).count()
+            });
+            assert_eq!(claimed, LIMIT as usize, "[{b}] round {round}");
+            let holding = store
+                .read(|r| {
+                    r.query("SELECT COUNT(*) FROM nodes WHERE firmware_updates IS NOT NULL", &[])
+                })
+                .unwrap()[0]
+                .i64(0)
+                .unwrap();
+            assert_eq!(holding, LIMIT, "[{b}] round {round}");
+            store
+                .write(|w| {
+                    w.execute("UPDATE nodes SET firmware_updates = NULL", &[])?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+    });
+}

@@ -99,7 +99,7 @@ impl LifecycleController {
                 FirmwareUpdateState::Planned => {
                     // One at a time: the next once the one before ended.
                     let running = updates.iter().any(|u| u.state == FirmwareUpdateState::Sent);
-                    if !running && self.slot_for(store, n, updates, i)? {
+                    if !running {
                         self.send_update(store, n, &bmc, updates, i)?
                     }
                 }
@@ -446,36 +446,13 @@ impl LifecycleController {
         Ok(Some(plan))
     }
 
-    /// Whether update `i` may be sent now: the node already holds a slot
-    /// (another of its updates is in flight), or fewer nodes than
-    /// `firmware_updates_in_flight` have one in flight (a rollout does not
-    /// have every BMC of the fleet fetch its image at once). Otherwise the
-    /// update's detail says it waits. A soft limit: nodes stepped at the
-    /// same moment may each take the last slot.
-    fn slot_for(
-        &self,
-        store: &Store,
-        n: &Node,
-        updates: &mut [FirmwareUpdate],
-        i: usize,
-    ) -> Result<bool, StepError> {
-        if updates.iter().any(|u| u.state == FirmwareUpdateState::Sent) {
-            return Ok(true);
-        }
-        let busy = store.read(|r| nodes::updating_elsewhere(r, &n.id)).map_err(StepError::Store)?;
-        if busy < self.firmware_updates_in_flight as i64 {
-            return Ok(true);
-        }
-        updates[i].detail = format!(
-            "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {})",
-            self.firmware_updates_in_flight
-        );
-        Ok(false)
-    }
-
     /// Sends update `i`: written as sent (and audited as requested) first,
     /// with the BMC's tasks before it (unknown where it does not list
-    /// them: a lost answer is then read back).
+    /// them: a lost answer is then read back). A first send takes one of
+    /// the `firmware_updates_in_flight` slots in that write (a rollout does
+    /// not have every BMC of the fleet fetch its image at once); with none
+    /// free it is not sent, and its detail says it waits. A send again
+    /// holds its slot already.
     fn send_update(
         &self,
         store: &Store,
@@ -484,17 +461,37 @@ impl LifecycleController {
         updates: &mut [FirmwareUpdate],
         i: usize,
     ) -> Result<(), StepError> {
-        let before = bmc.tasks().ok();
+        let again = updates[i].state == FirmwareUpdateState::Sent;
+        let mut marked = updates.to_vec();
         {
-            let u = &mut updates[i];
-            u.tasks_before = before;
+            let u = &mut marked[i];
+            u.tasks_before = bmc.tasks().ok();
             u.state = FirmwareUpdateState::Sent;
             u.sends += 1;
             u.sent_at = Some(to_rfc3339(now_micros()));
             u.task = None;
             u.percent = None;
         }
-        self.write_updates(store, n, updates, Some(("node_firmware_update", "requested")))?;
+        let limit = self.firmware_updates_in_flight as i64;
+        let written = store
+            .write(|w| {
+                if !again {
+                    if let Err(busy) = nodes::claim_firmware_slot(w, &n.id, limit)? {
+                        return Ok(Err(busy));
+                    }
+                }
+                nodes::set_firmware_updates(w, &n.id, Some(&marked))?;
+                audit_node(w, n, "node_firmware_update", "requested")?;
+                Ok(Ok(()))
+            })
+            .map_err(StepError::Store)?;
+        if let Err(busy) = written {
+            updates[i].detail = format!(
+                "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {limit})"
+            );
+            return Ok(());
+        }
+        updates.clone_from_slice(&marked);
         let u = &mut updates[i];
         match bmc.simple_update(&u.image, &[&u.target]) {
             Ok(Some(task)) => {

@@ -84,7 +84,7 @@ pub struct LifecycleController {
     /// task of the BMC's to trace it to, it may be sent again (a BMC
     /// flashing the first refuses a second meanwhile).
     pub firmware_resend_after: Duration,
-    /// Nodes with firmware updates in flight at once, fleet-wide (soft).
+    /// Nodes with firmware updates in flight at once, fleet-wide.
     pub firmware_updates_in_flight: usize,
     /// Wakes the fabric controller (a release removed attachments).
     pub fabric_wake: Arc<tokio::sync::Notify>,
