@@ -107,6 +107,15 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             u.component.clone(),
             format!("{} -> {}: {}{percent}", u.from, u.to, u.state.as_str()),
         ]);
+        // The reset that activates it (an AC power cycle, say).
+        if let Some(a) = &u.activation {
+            t.row(vec![
+                "activation".into(),
+                "firmware".into(),
+                u.component.clone(),
+                format!("{}: {}", a.reset_type, a.state.as_str()),
+            ]);
+        }
     }
     match &hw.agent {
         None => t.row(vec!["agent".into(), "-".into(), "-".into(), "none registered".into()]),
@@ -204,7 +213,11 @@ mod tests {
                                       "problems": ["Xid 79"]}]},
             "firmware_updates": [{"component": "BIOS", "target": "/x/BIOS", "from": "0.9",
                                   "to": "1.0", "image": "http://fw/b", "state": "sent",
-                                  "task": "/t/1", "percent": 40, "sends": 1}]
+                                  "task": "/t/1", "percent": 40, "sends": 1},
+                                 {"component": "HGX_FW_GPU_SXM_1", "target": "/x/GPU", "from": "95",
+                                  "to": "96", "image": "http://fw/g", "state": "completed",
+                                  "activation": {"action": "/redfish/v1/Chassis/C/Actions/Chassis.Reset",
+                                                 "reset_type": "PowerCycle", "state": "sent"}}]
         }))
         .unwrap();
         let out = table(&hw);
@@ -228,6 +241,8 @@ mod tests {
             "nvlink 0 16 up, down: 4, 11",
             "nvlink-errors 0 7 replay, 2 recovery, 6 CRC",
             "update firmware BIOS 0.9 -> 1.0: sent 40%",
+            "update firmware HGX_FW_GPU_SXM_1 95 -> 96: completed",
+            "activation firmware HGX_FW_GPU_SXM_1 PowerCycle: sent",
         ] {
             // Column widths follow the longest cell: compare words.
             let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
