@@ -176,6 +176,8 @@ fn firmware_baselines_end_to_end() {
             &image,
             "--activation",
             &activation,
+            "--transfer",
+            "push",
         ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -189,6 +191,7 @@ fn firmware_baselines_end_to_end() {
     assert_eq!(bad.code, 7, "{}", bad.stderr);
     assert!(bad.stderr.contains("activations.BMC"), "{}", bad.stderr);
     assert_eq!(create("dgx-4", &["--component", "BMC=1", "--activation", "BMC=x"]).code, 2);
+    assert_eq!(create("dgx-4", &["--component", "BMC=1", "--transfer", "scp"]).code, 2);
     // An image for a component not listed: refused naming it (exit 7).
     let bad = create("dgx-4", &["--component", "BMC=1", "--image", "CPLD=https://fw/c.bin"]);
     assert_eq!(bad.code, 7, "{}", bad.stderr);
@@ -203,6 +206,7 @@ fn firmware_baselines_end_to_end() {
     let b = cli.ok(&["firmware-baseline", "get", "dgx", "-o", "json"]).json();
     assert_eq!(b["components"]["HGX_FW_BMC_0"], "24.09", "{b}");
     assert_eq!(b["images"]["EROT_BIOS_0"], bios_image, "{b}");
+    assert_eq!(b["transfer"], "push", "{b}");
     assert_eq!(
         b["activations"]["EROT_BIOS_0"],
         serde_json::json!({"action": chassis, "reset_type": "PowerCycle"}),
@@ -225,11 +229,14 @@ fn firmware_baselines_end_to_end() {
             "HGX_FW_BMC_0=25.01",
             "--no-images",
             "--no-activations",
+            "--transfer",
+            "pull",
             "-o",
             "json",
         ])
         .json();
     assert_eq!(u["activations"], serde_json::json!({}), "{u}");
+    assert_eq!(u["transfer"], "pull", "{u}");
     assert_eq!(u["components"], serde_json::json!({"HGX_FW_BMC_0": "25.01"}), "{u}");
     assert_eq!(u["images"], serde_json::json!({}), "{u}");
     assert_eq!(u["generation"], 2, "{u}");

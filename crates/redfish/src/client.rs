@@ -120,6 +120,42 @@ fn message_of(body: &Value) -> String {
         .collect()
 }
 
+/// The answer to one exchange (a status is an answer; a transport failure
+/// an error).
+fn answer_of(path: &str, res: std::result::Result<ureq::Response, ureq::Error>) -> Result<Answer> {
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => return Err(transport(path, t)),
+    };
+    let status = resp.status();
+    let location = resp.header("Location").map(str::to_string);
+    let token = resp.header("X-Auth-Token").map(str::to_string);
+    let text = resp
+        .into_string()
+        .map_err(|e| RedfishError::Timeout(format!("{path}: reading body: {e}")))?;
+    let body = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    Ok(Answer { status, body, location, token })
+}
+
+/// The error an answer's status makes of it (`None`: not one).
+fn refusal(method: &str, path: &str, a: &Answer) -> Option<RedfishError> {
+    match a.status {
+        401 | 403 => Some(RedfishError::Auth(format!("{method} {path} refused ({})", a.status))),
+        501 => Some(RedfishError::Unsupported(format!("{method} {path}: {}", message_of(&a.body)))),
+        s if s >= 400 => Some(RedfishError::Status {
+            status: s,
+            path: path.to_string(),
+            message: message_of(&a.body),
+        }),
+        _ => None,
+    }
+}
+
 impl Bmc {
     /// A client that starts with `session` (from [`Bmc::keep_session`] of an
     /// earlier client of the same BMC and credentials) instead of logging in.
@@ -175,41 +211,58 @@ impl Bmc {
         }
     }
 
-    /// One HTTP exchange, no retry.
-    fn once(&self, method: &str, path: &str, body: Option<&Value>, auth: &Auth) -> Result<Answer> {
-        let mut req = self.agent.request(method, &self.url(path)).set("Accept", "application/json");
+    /// A request with its credentials.
+    fn start(&self, method: &str, path: &str, auth: &Auth) -> ureq::Request {
+        let req = self.agent.request(method, &self.url(path)).set("Accept", "application/json");
         match auth {
-            Auth::Session { token, .. } => req = req.set("X-Auth-Token", token),
+            Auth::Session { token, .. } => req.set("X-Auth-Token", token),
             Auth::Basic => {
                 let cred = neocloud_common::encoding::base64(&format!(
                     "{}:{}",
                     self.cfg.username, self.cfg.password
                 ));
-                req = req.set("Authorization", &format!("Basic {cred}"));
+                req.set("Authorization", &format!("Basic {cred}"))
             }
-            Auth::None => {}
+            Auth::None => req,
         }
+    }
+
+    /// One HTTP exchange, no retry.
+    fn once(&self, method: &str, path: &str, body: Option<&Value>, auth: &Auth) -> Result<Answer> {
+        let req = self.start(method, path, auth);
         let res = match body {
             Some(b) => req.send_json(b.clone()),
             None => req.call(),
         };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(ureq::Error::Transport(t)) => return Err(transport(path, t)),
-        };
-        let status = resp.status();
-        let location = resp.header("Location").map(str::to_string);
-        let token = resp.header("X-Auth-Token").map(str::to_string);
-        let text = resp
-            .into_string()
-            .map_err(|e| RedfishError::Timeout(format!("{path}: reading body: {e}")))?;
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
-        };
-        Ok(Answer { status, body, location, token })
+        answer_of(path, res)
+    }
+
+    /// Uploads `len` bytes of `content_type` from `body` in one POST with
+    /// a timeout of its own, on the slow lane: sent once (a streamed body
+    /// cannot be sent again, nor after a refused session: a 401 is an
+    /// error here). Statuses read as [`Self::request`] reads them.
+    pub(crate) fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl std::io::Read,
+        len: u64,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        let _slow = self.slow_lane.acquire();
+        let _permit = self.lane.acquire();
+        let auth = self.current_auth()?;
+        let res = self
+            .start("POST", path, &auth)
+            .set("Content-Type", content_type)
+            .set("Content-Length", &len.to_string())
+            .timeout(timeout)
+            .send(body);
+        let a = answer_of(path, res)?;
+        match refusal("POST", path, &a) {
+            Some(e) => Err(e),
+            None => Ok(a),
+        }
     }
 
     /// Logs in: a Redfish session where the service root links a session
@@ -296,18 +349,10 @@ impl Bmc {
                     relogged = true;
                     continue;
                 }
-                Ok(a) if a.status == 401 || a.status == 403 => {
-                    Err(RedfishError::Auth(format!("{method} {path} refused ({})", a.status)))
-                }
-                Ok(a) if a.status == 501 => Err(RedfishError::Unsupported(format!(
-                    "{method} {path}: {}",
-                    message_of(&a.body)
-                ))),
-                Ok(a) if a.status >= 400 => Err(RedfishError::Status {
-                    status: a.status,
-                    path: path.to_string(),
-                    message: message_of(&a.body),
-                }),
+                Ok(a) => match refusal(method, path, &a) {
+                    Some(e) => Err(e),
+                    None => Ok(a),
+                },
                 other => other,
             };
             match res {

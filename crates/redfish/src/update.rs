@@ -4,7 +4,7 @@
 //! its task may say the update needs to take effect (the Base registry's
 //! `ResetRequired`: an AC power cycle of a chassis, a restart of the BMC).
 
-use crate::client::Bmc;
+use crate::client::{Answer, Bmc};
 use crate::error::{RedfishError, Result};
 use crate::ops::{members, Firmware};
 use serde_json::{json, Value};
@@ -150,6 +150,13 @@ impl Task {
         Task { progress, state, percent, messages, resets, payload }
     }
 
+    /// Whether it is an upload (to the update service, not its
+    /// `SimpleUpdate`), by its payload; `None` where the BMC kept none.
+    pub fn uploads(&self) -> Option<bool> {
+        let (uri, _) = self.payload.as_ref()?;
+        Some(uri.contains("/UpdateService") && !uri.ends_with("/UpdateService.SimpleUpdate"))
+    }
+
     /// Whether it is a `SimpleUpdate` of `targets` from `image`, by its
     /// payload; `None` where the BMC kept none.
     pub fn updates(&self, image: &str, targets: &[&str]) -> Option<bool> {
@@ -210,11 +217,46 @@ impl Bmc {
             }
         }
         let a = self.request("POST", target, Some(&body))?;
-        let from_body = a.body["@odata.id"]
-            .as_str()
-            .filter(|_| a.body.get("TaskState").is_some())
-            .map(str::to_string);
-        Ok(from_body.or_else(|| a.location.map(|l| task_of(&l))))
+        Ok(task_in(a))
+    }
+
+    /// Uploads an image (`len` bytes read from `image`, named `filename`)
+    /// to the BMC for `targets`: DSP0268 `MultipartHttpPushUri`, a
+    /// `multipart/form-data` POST of the `UpdateParameters` JSON part
+    /// (`Targets`) and the `UpdateFile` part, for a BMC that cannot fetch
+    /// the image itself. Sent once, within `timeout` (a streamed body is
+    /// not sent again). The task it started, as [`Self::simple_update`].
+    pub fn push_update(
+        &self,
+        image: impl std::io::Read,
+        len: u64,
+        filename: &str,
+        targets: &[&str],
+        timeout: std::time::Duration,
+    ) -> Result<Option<String>> {
+        use std::io::{Cursor, Read};
+        let service = self.get("/redfish/v1/UpdateService")?;
+        let Some(uri) = service["MultipartHttpPushUri"].as_str() else {
+            return Err(RedfishError::Unsupported(
+                "UpdateService.MultipartHttpPushUri (the update service lists none)".into(),
+            ));
+        };
+        let b = format!("neocloud{}", neocloud_common::new_id().replace('-', ""));
+        let params = json!({"Targets": targets}).to_string();
+        let name: String =
+            filename.chars().filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n')).collect();
+        let head = format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"UpdateParameters\"\r\n\
+             Content-Type: application/json\r\n\r\n{params}\r\n--{b}\r\n\
+             Content-Disposition: form-data; name=\"UpdateFile\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        );
+        let tail = format!("\r\n--{b}--\r\n");
+        let total = head.len() as u64 + len + tail.len() as u64;
+        let body = Cursor::new(head).chain(image.take(len)).chain(Cursor::new(tail));
+        let content_type = format!("multipart/form-data; boundary={b}");
+        let a = self.upload(&path_of(uri), &content_type, body, total, timeout)?;
+        Ok(task_in(a))
     }
 
     /// Sends a reset a BMC said is required ([`RequiredReset`]), at most
@@ -243,6 +285,15 @@ impl Bmc {
         }
         Ok(Task::read(&v))
     }
+}
+
+/// The task an update's answer names: a `Task` body, or a `Location`.
+fn task_in(a: Answer) -> Option<String> {
+    let from_body = a.body["@odata.id"]
+        .as_str()
+        .filter(|_| a.body.get("TaskState").is_some())
+        .map(str::to_string);
+    from_body.or_else(|| a.location.map(|l| task_of(&l)))
 }
 
 /// The task behind a `Location`: a task monitor (`…/Tasks/{id}/Monitor`,

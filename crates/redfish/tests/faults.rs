@@ -387,3 +387,80 @@ fn a_required_reset_is_sent_at_most_once_and_only_to_a_reset_action() {
         "each sent once; the update service's action never"
     );
 }
+
+/// An upload (`MultipartHttpPushUri`): one `multipart/form-data` POST to
+/// the URI the update service lists, the `UpdateParameters` part with the
+/// targets and the `UpdateFile` part with the image's bytes, its length
+/// given; the task from its `Location`. Sent once: a lost answer is not
+/// answered by a second upload.
+#[test]
+fn an_image_is_uploaded_in_one_multipart_post() {
+    let seen = Arc::new(Mutex::new(Vec::<(String, String, String)>::new()));
+    let lose = Arc::new(AtomicUsize::new(0));
+    let (s2, l2) = (seen.clone(), lose.clone());
+    let url = serve(Arc::new(move |r: &Req| {
+        if let Some(x) = no_sessions(r) {
+            return x;
+        }
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/redfish/v1/UpdateService") => (
+                200,
+                vec![],
+                r#"{"MultipartHttpPushUri": "/redfish/v1/UpdateService/update-multipart"}"#.into(),
+            ),
+            ("POST", "/redfish/v1/UpdateService/update-multipart") => {
+                let ct = r.header("content-type").unwrap_or("").to_string();
+                let len = r.header("content-length").unwrap_or("").to_string();
+                s2.lock().unwrap().push((ct, len, r.body.clone()));
+                if l2.load(Ordering::SeqCst) > 0 {
+                    return (503, vec![], r#"{"error": {"message": "answer lost"}}"#.into());
+                }
+                (
+                    202,
+                    vec![("Location", "/redfish/v1/TaskService/Tasks/9/Monitor".into())],
+                    "{}".into(),
+                )
+            }
+            _ => (404, vec![], "{}".into()),
+        }
+    }));
+    let bmc = Bmc::new(cfg(&url));
+    let image = b"SIMULATED IMAGE BYTES".to_vec();
+    let bios = "/redfish/v1/UpdateService/FirmwareInventory/BIOS";
+    let timeout = Duration::from_secs(5);
+    let task = bmc
+        .push_update(
+            std::io::Cursor::new(image.clone()),
+            image.len() as u64,
+            "bios\"1.bin",
+            &[bios],
+            timeout,
+        )
+        .unwrap();
+    assert_eq!(task.as_deref(), Some("/redfish/v1/TaskService/Tasks/9"));
+    let (ct, len, body) = seen.lock().unwrap()[0].clone();
+    let boundary = ct.strip_prefix("multipart/form-data; boundary=").expect(&ct).to_string();
+    assert_eq!(len, body.len().to_string(), "its length given");
+    let params = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"UpdateParameters\"\r\n\
+         Content-Type: application/json\r\n\r\n{{\"Targets\":[\"{bios}\"]}}\r\n"
+    );
+    let file = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"UpdateFile\"; filename=\"bios1.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\nSIMULATED IMAGE BYTES\r\n--{boundary}--\r\n"
+    );
+    assert_eq!(body, format!("{params}{file}"));
+    // Its answer lost: an error, not a second upload.
+    lose.store(1, Ordering::SeqCst);
+    let e = bmc
+        .push_update(
+            std::io::Cursor::new(image.clone()),
+            image.len() as u64,
+            "b.bin",
+            &[bios],
+            timeout,
+        )
+        .unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(seen.lock().unwrap().len(), 2, "sent once");
+}

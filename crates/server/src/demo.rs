@@ -171,6 +171,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 components,
                 images,
                 activations: Default::default(),
+                transfer: Default::default(),
                 description: "SIMULATED firmware of the demo's simulated BMCs".into(),
             },
         )?;
@@ -369,6 +370,7 @@ pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
                     components: None,
                     images: Some(images),
                     activations: None,
+                    transfer: None,
                     description: None,
                 };
                 firmware_baselines::update(w, &b.id, &p)?;

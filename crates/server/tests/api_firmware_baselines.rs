@@ -224,3 +224,29 @@ fn activations_belong_to_components_with_images_and_name_a_reset_action() {
         assert_eq!(updated["activations"], json!({}), "[{b}] {updated}");
     }
 }
+
+/// How images reach the BMCs: `pull` unless said, `push` kept and changed
+/// at the generation; anything else refused naming `transfer`.
+#[test]
+fn transfer_is_pull_or_push() {
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let created = a.post(PATH, &dgx("dgx-h100", "DGX H100")).expect(201).body;
+        assert_eq!(created["transfer"], "pull", "[{b}] {created}");
+        let mut body = dgx("dgx-b200", "DGX B200");
+        body["transfer"] = json!("push");
+        assert_eq!(a.post(PATH, &body).expect(201).body["transfer"], "push", "[{b}]");
+        body["name"] = json!("x");
+        body["model"] = json!("M");
+        body["transfer"] = json!("scp");
+        let r = a.post(PATH, &body).expect(400);
+        assert_eq!(r.error().1.as_deref(), Some("transfer"), "[{b}] {}", r.text);
+        let at = json!({"generation": 1, "transfer": "push"});
+        let updated = a.patch(&format!("{PATH}/dgx-h100"), &at).expect(200).body;
+        assert_eq!(updated["transfer"], "push", "[{b}] {updated}");
+        assert_eq!(updated["components"], created["components"], "[{b}] kept");
+        assert_eq!(names(&s), ["dgx-b200", "dgx-h100"], "[{b}]");
+    }
+}

@@ -584,6 +584,7 @@ fn firmware_updates_wait_for_a_slot() {
             from: "a".into(),
             to: "b".into(),
             image: "http://fw/b".into(),
+            push: false,
             state: FirmwareUpdateState::Sent,
             task: Some("/redfish/v1/TaskService/Tasks/1".into()),
             percent: None,
@@ -806,6 +807,53 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
                 && !detail.contains("activated by"),
             "[{b}] {detail}"
         );
+    }
+}
+
+/// BMCs whose network cannot reach the image server: the baseline's
+/// `push` has the control plane fetch the image and upload it to each BMC
+/// (`MultipartHttpPushUri`), and the update runs as any other; with
+/// `pull` the BMC's fetch fails, and so does the record.
+#[test]
+fn images_are_pushed_to_bmcs_that_cannot_fetch_them() {
+    let f = fleet();
+    f.sim.reach_images.store(false, Ordering::SeqCst);
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        let bios = simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0");
+        let mut body = json!({"name": "sim-hgx", "model": MODEL,
+                "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0"},
+                "images": {"BIOS": bios}});
+        body["transfer"] = json!("push");
+        let created = s.admin().post("/v1/firmware-baselines", &body).expect(201).body;
+        assert_eq!(created["transfer"], "push", "[{b}] {created}");
+
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        let rec = record(&h, &id, true);
+        let detail = firmware_item(&rec, "BIOS")["detail"].as_str().unwrap().to_string();
+        assert!(detail.contains(": completed (task "), "[{b}] {detail}");
+        assert_eq!(
+            f.sim.firmware_task_uris(i),
+            ["/redfish/v1/UpdateService/update-multipart"],
+            "[{b}] uploaded, not fetched"
+        );
+
+        // Pulled instead: the BMC cannot fetch it.
+        let pull = json!({"generation": created["generation"], "transfer": "pull"});
+        s.admin().patch("/v1/firmware-baselines/sim-hgx", &pull).expect(200);
+        let id = h.provision("flasher-2");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let detail = firmware_item(&rec, "BIOS")["detail"].as_str().unwrap().to_string();
+        assert!(detail.contains("not reachable from the BMC's network"), "[{b}] {detail}");
     }
 }
 

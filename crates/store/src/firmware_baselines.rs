@@ -4,11 +4,11 @@ use crate::backend::{DbError, Reader, Row, Writer};
 use crate::{check_generation, rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_types::{
-    FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareReset,
+    FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareReset, ImageTransfer,
 };
 use std::collections::BTreeMap;
 
-const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at, images, activations";
+const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at, images, activations, image_transfer";
 
 fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     let components: BTreeMap<String, String> = serde_json::from_str(&r.str(3)?)
@@ -17,6 +17,9 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
         .map_err(|e| Error::internal(format!("firmware baseline images: {e}")))?;
     let activations: BTreeMap<String, FirmwareReset> = serde_json::from_str(&r.str(9)?)
         .map_err(|e| Error::internal(format!("firmware baseline activations: {e}")))?;
+    let transfer = r.str(10)?;
+    let transfer = ImageTransfer::parse(&transfer)
+        .ok_or_else(|| Error::internal(format!("firmware baseline transfer {transfer:?}")))?;
     Ok(FirmwareBaseline {
         id: r.str(0)?,
         name: r.str(1)?,
@@ -24,6 +27,7 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
         components,
         images,
         activations,
+        transfer,
         description: r.str(4)?,
         generation: r.i64(5)?,
         created_at: rfc(r.i64(6)?),
@@ -90,7 +94,9 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"),
+        &format!(
+            "INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+        ),
         vals![
             &id,
             p.name.as_str(),
@@ -100,7 +106,8 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
             now,
             now,
             json(&p.images)?,
-            json(&p.activations)?
+            json(&p.activations)?,
+            p.transfer.as_str()
         ],
     )
     .map_err(|e| taken(e, p))?;
@@ -117,9 +124,10 @@ pub fn update(
     let components = p.components.as_ref().map(json).transpose()?;
     let images = p.images.as_ref().map(json).transpose()?;
     let activations = p.activations.as_ref().map(json).transpose()?;
+    let transfer = p.transfer.map(|t| t.as_str().to_string());
     let n = w.execute(
-        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), activations = COALESCE(?, activations), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
-        vals![&components, &images, &activations, &p.description, now_micros(), id, p.generation],
+        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), activations = COALESCE(?, activations), image_transfer = COALESCE(?, image_transfer), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
+        vals![&components, &images, &activations, &transfer, &p.description, now_micros(), id, p.generation],
     )?;
     check_generation(w, n, "firmware_baselines", "firmware baseline", id, p.generation, None)?;
     get(w, id)

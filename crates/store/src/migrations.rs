@@ -694,11 +694,14 @@ ALTER TABLE nodes ADD COLUMN firmware_updates TEXT;
     },
     Migration {
         version: 19,
-        name: "firmware activations",
+        name: "firmware activations and image transfer",
         common: r#"
 -- Per component of a baseline with an image, the reset that activates its
 -- update where the BMC does not say (JSON object; '{}': none).
 ALTER TABLE firmware_baselines ADD COLUMN activations TEXT NOT NULL DEFAULT '{}';
+-- How its images reach the BMCs: 'pull' (the BMC fetches them) or 'push'
+-- (the control plane uploads them).
+ALTER TABLE firmware_baselines ADD COLUMN image_transfer TEXT NOT NULL DEFAULT 'pull';
 "#,
         sqlite: "",
         postgres: "",

@@ -28,6 +28,11 @@ pub struct FirmwareBaseline {
     /// HGX GPU firmware takes effect only at an AC power cycle.
     #[serde(default)]
     pub activations: BTreeMap<String, FirmwareReset>,
+    /// How the images reach the BMCs: `pull` (the BMC fetches the URL) or
+    /// `push` (the control plane fetches it and uploads it to the BMC, for
+    /// BMCs that cannot reach the image server).
+    #[serde(default)]
+    pub transfer: ImageTransfer,
     pub description: String,
     pub generation: i64,
     pub created_at: String,
@@ -50,8 +55,41 @@ pub struct FirmwareBaselineCreate {
     /// update where the BMC's task does not say.
     #[serde(default)]
     pub activations: BTreeMap<String, FirmwareReset>,
+    /// `pull` (the default) or `push`.
+    #[serde(default)]
+    pub transfer: ImageTransfer,
     #[serde(default)]
     pub description: String,
+}
+
+/// How a baseline's images reach the BMCs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageTransfer {
+    /// `UpdateService.SimpleUpdate`: the BMC fetches the image's URL.
+    #[default]
+    Pull,
+    /// `UpdateService.MultipartHttpPushUri`: the control plane fetches the
+    /// image and uploads it to the BMC (a BMC on a network that cannot
+    /// reach the image server).
+    Push,
+}
+
+impl ImageTransfer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageTransfer::Pull => "pull",
+            ImageTransfer::Push => "push",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ImageTransfer> {
+        match s {
+            "pull" => Some(ImageTransfer::Pull),
+            "push" => Some(ImageTransfer::Push),
+            _ => None,
+        }
+    }
 }
 
 /// A BMC reset action and its `ResetType`: what activates a component's
@@ -81,6 +119,8 @@ pub struct FirmwareBaselineUpdate {
     /// A new set of activations (replacing the old one whole; `{}`: none).
     #[serde(default)]
     pub activations: Option<BTreeMap<String, FirmwareReset>>,
+    #[serde(default)]
+    pub transfer: Option<ImageTransfer>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -137,6 +177,10 @@ pub struct FirmwareUpdate {
     pub to: String,
     /// The image it is updated from.
     pub image: String,
+    /// Uploaded to the BMC by the control plane (the baseline's `push`),
+    /// not fetched by it.
+    #[serde(default)]
+    pub push: bool,
     pub state: FirmwareUpdateState,
     /// The BMC's task, once it answered with one.
     #[serde(default)]

@@ -61,7 +61,7 @@ pub(super) struct SimTask {
     pub(super) percent: u32,
     /// DSP0268 `Message` objects.
     pub(super) messages: Vec<Value>,
-    /// The request that started it (`SimpleUpdate`'s body).
+    /// The request that started it (DSP0268 `Payload`).
     pub(super) payload: Value,
 }
 
@@ -202,6 +202,10 @@ pub struct SimFleet {
     /// each one's request; off: neither, as some BMCs (tests of a lost
     /// answer that cannot be traced to its task).
     pub list_tasks: AtomicBool,
+    /// Whether the BMCs can fetch images (`SimpleUpdate`); off: their
+    /// network cannot reach the image server, and only an upload
+    /// (`MultipartHttpPushUri`) updates them.
+    pub reach_images: AtomicBool,
     /// Draws for the jitter.
     draws: AtomicU64,
     /// See [`SimFleet::on_change`].
@@ -229,6 +233,7 @@ impl SimFleet {
             jitter: 0.0,
             announce_resets: AtomicBool::new(true),
             list_tasks: AtomicBool::new(true),
+            reach_images: AtomicBool::new(true),
             draws: AtomicU64::new(0),
             change_hook: Mutex::new(None),
         })
@@ -410,6 +415,14 @@ impl SimFleet {
     /// AC power cycles of node `i`'s chassis done (`Chassis.Reset`).
     pub fn chassis_resets(&self, i: usize) -> u32 {
         self.with(i, |s| s.chassis_resets)
+    }
+
+    /// Where each of node `i`'s firmware update tasks was asked for (its
+    /// request's `TargetUri`: `SimpleUpdate`, or the upload URI).
+    pub fn firmware_task_uris(&self, i: usize) -> Vec<String> {
+        self.with(i, |s| {
+            s.tasks.iter().map(|t| t.payload["TargetUri"].as_str().unwrap_or("").into()).collect()
+        })
     }
 
     /// Firmware updates node `i`'s BMC has run (tasks started).

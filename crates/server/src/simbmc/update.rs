@@ -54,6 +54,7 @@ pub(super) fn routes() -> Router<Fleet> {
                         "Id": "UpdateService",
                         "ServiceEnabled": true,
                         "FirmwareInventory": link(INVENTORY),
+                        "MultipartHttpPushUri": PUSH_URI,
                         "Actions": {"#UpdateService.SimpleUpdate": {
                             "target": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
                             "TransferProtocol@Redfish.AllowableValues": ["HTTP", "HTTPS"]
@@ -67,6 +68,7 @@ pub(super) fn routes() -> Router<Fleet> {
             "/simbmc/{i}/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
             post(simple_update),
         )
+        .route("/simbmc/{i}/redfish/v1/UpdateService/update-multipart", post(push_update))
         .route(
             "/simbmc/{i}/redfish/v1/UpdateService/FirmwareInventory",
             get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
@@ -179,11 +181,7 @@ fn task_json(f: &SimFleet, id: usize, t: &SimTask) -> Value {
         "Messages": messages
     });
     if f.list_tasks.load(Ordering::Relaxed) {
-        v["Payload"] = json!({
-            "HttpOperation": "POST",
-            "TargetUri": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
-            "JsonBody": t.payload.to_string()
-        });
+        v["Payload"] = t.payload.clone();
     }
     v
 }
@@ -232,7 +230,92 @@ async fn simple_update(
     let Some(image) = v["ImageURI"].as_str().filter(|s| !s.is_empty()).map(str::to_string) else {
         return error(StatusCode::BAD_REQUEST, "ImageURI required");
     };
-    let targets: Vec<&str> = v["Targets"]
+    let payload = json!({"HttpOperation": "POST",
+        "TargetUri": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+        "JsonBody": v.to_string()});
+    start_update(&f, i, &v, Source::Url(image), payload)
+}
+
+/// An upload (`MultipartHttpPushUri`): the `UpdateParameters` part (its
+/// `Targets`) and the `UpdateFile` part (a SIMULATED package), installed
+/// as [`simple_update`] installs what it fetches.
+async fn push_update(
+    State(f): State<Fleet>,
+    h: HeaderMap,
+    Path(i): Path<usize>,
+    body: axum::body::Bytes,
+) -> Response {
+    let resp = answer(&f, &h, i, || json!({})).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(boundary) = content_type
+        .strip_prefix("multipart/form-data")
+        .and_then(|rest| rest.split("boundary=").nth(1))
+        .map(|b| b.trim_matches('"').to_string())
+    else {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "multipart/form-data required");
+    };
+    let parts = multipart(&body, &boundary);
+    let part = |name: &str| parts.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice());
+    let params: Option<Value> =
+        part("UpdateParameters").and_then(|b| serde_json::from_slice(b).ok());
+    let (Some(params), Some(file)) = (params, part("UpdateFile")) else {
+        return error(StatusCode::BAD_REQUEST, "UpdateParameters and UpdateFile parts required");
+    };
+    let package = serde_json::from_slice(file).unwrap_or(Value::Null);
+    let payload = json!({"HttpOperation": "POST", "TargetUri": PUSH_URI,
+        "JsonBody": params.to_string()});
+    start_update(&f, i, &params, Source::Package(package), payload)
+}
+
+/// Where the simulated BMC takes uploads.
+const PUSH_URI: &str = "/redfish/v1/UpdateService/update-multipart";
+
+/// The parts of a `multipart/form-data` body: each one's name and content.
+fn multipart(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delimiter = format!("--{boundary}");
+    let d = delimiter.as_bytes();
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while let Some(k) = body[at..].windows(d.len()).position(|w| w == d) {
+        starts.push(at + k);
+        at += k + d.len();
+    }
+    let mut parts = Vec::new();
+    for w in starts.windows(2) {
+        let part = &body[w[0] + d.len()..w[1]];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(split) = part.windows(4).position(|x| x == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let disposition =
+            head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"));
+        let name = disposition.and_then(|d| {
+            d.split(';').find_map(|kv| {
+                kv.trim().strip_prefix("name=").map(|n| n.trim_matches('"').to_string())
+            })
+        });
+        if let Some(name) = name {
+            parts.push((name, part[split + 4..].to_vec()));
+        }
+    }
+    parts
+}
+
+/// What an update installs from.
+enum Source {
+    /// The BMC fetches it.
+    Url(String),
+    /// Uploaded with the request.
+    Package(Value),
+}
+
+/// Starts the task of an update of `request`'s one target from `source`:
+/// refused while another runs, or for a target not in the inventory.
+fn start_update(f: &Fleet, i: usize, request: &Value, source: Source, payload: Value) -> Response {
+    let targets: Vec<&str> = request["Targets"]
         .as_array()
         .map(|t| t.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -255,41 +338,44 @@ async fn simple_update(
             &format!("{target} is not a component of this BMC's firmware inventory"),
         );
     };
+    let first = match &source {
+        Source::Url(image) => format!("fetching {image}"),
+        Source::Package(_) => "received the image".to_string(),
+    };
     let (id, task) = f.with(i, |s| {
         let t = SimTask {
             state: "Running".into(),
             status: "OK".into(),
             percent: 0,
-            messages: vec![json!({"Message": format!("fetching {image}")})],
-            payload: v.clone(),
+            messages: vec![json!({"Message": first})],
+            payload: payload.clone(),
         };
         s.tasks.push(t.clone());
         (s.tasks.len(), t)
     });
     let fleet = f.clone();
     let flash = f.boot_delay;
-    let request = v.clone();
     std::thread::spawn(move || {
         std::thread::sleep(fleet.wait_of(i, flash));
-        let end = install(&fleet, i, &component, &image, request);
+        let end = install(&fleet, i, &component, source, payload);
         fleet.with(i, |s| {
             if let Some(t) = s.tasks.get_mut(id - 1) {
                 *t = end;
             }
         });
     });
-    if let Some(lost) = lost(&f, i, "firmware_update") {
+    if let Some(lost) = lost(f, i, "firmware_update") {
         return lost;
     }
     let monitor = format!("/redfish/v1/TaskService/Tasks/{id}/Monitor");
-    (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(&f, id, &task)))
+    (StatusCode::ACCEPTED, [(header::LOCATION, monitor)], Json(task_json(f, id, &task)))
         .into_response()
 }
 
-/// Fetches the package and installs it: the BMC's own firmware at once,
-/// the host's at its next power-on. The task as it ends, started by
-/// `payload`.
-fn install(f: &Fleet, i: usize, component: &str, image: &str, payload: Value) -> SimTask {
+/// Fetches the package (or takes the one uploaded) and installs it: the
+/// BMC's own firmware at once, the host's at its next power-on. The task
+/// as it ends, started by `payload`.
+fn install(f: &Fleet, i: usize, component: &str, source: Source, payload: Value) -> SimTask {
     let failed = |m: String| SimTask {
         state: "Exception".into(),
         status: "Critical".into(),
@@ -297,11 +383,23 @@ fn install(f: &Fleet, i: usize, component: &str, image: &str, payload: Value) ->
         messages: vec![json!({"Message": m})],
         payload: payload.clone(),
     };
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-    let body: Value = match agent.get(image).call().map(|r| r.into_json::<Value>()) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return failed(format!("{image}: not a SIMULATED firmware package: {e}")),
-        Err(e) => return failed(format!("{image}: download failed: {e}")),
+    let (image, body) = match source {
+        Source::Package(v) => ("the uploaded image".to_string(), v),
+        Source::Url(image) => {
+            if !f.reach_images.load(Ordering::Relaxed) {
+                return failed(format!(
+                    "{image}: download failed: not reachable from the BMC's network (simulated)"
+                ));
+            }
+            let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+            match agent.get(&image).call().map(|r| r.into_json::<Value>()) {
+                Ok(Ok(v)) => (image, v),
+                Ok(Err(e)) => {
+                    return failed(format!("{image}: not a SIMULATED firmware package: {e}"))
+                }
+                Err(e) => return failed(format!("{image}: download failed: {e}")),
+            }
+        }
     };
     let p = &body["simulated_firmware"];
     let (Some(for_component), Some(version)) = (p["component"].as_str(), p["version"].as_str())

@@ -7,7 +7,7 @@ use crate::output::{print_list, print_one, CliError};
 use neocloud_common::Name;
 use neocloud_types::{
     FirmwareBaseline, FirmwareBaselineCreate, FirmwareBaselineUpdate, FirmwareCompliance,
-    FirmwareReset,
+    FirmwareReset, ImageTransfer,
 };
 use std::collections::BTreeMap;
 
@@ -61,6 +61,11 @@ enum FirmwareBaselineCmd {
         /// repeat for each.
         #[arg(long = "activation", value_name = "ID=ACTION:RESET_TYPE", value_parser = parse_activation)]
         activations: Vec<(String, FirmwareReset)>,
+        /// How the images reach the BMCs: pull (the BMC fetches the URL,
+        /// the default) or push (the control plane fetches it and uploads
+        /// it to the BMC, for BMCs that cannot reach the image server).
+        #[arg(long, value_parser = parse_transfer)]
+        transfer: Option<ImageTransfer>,
         #[arg(long)]
         description: Option<String>,
         /// Retrying with the same key returns the first result instead of a second baseline.
@@ -91,6 +96,9 @@ enum FirmwareBaselineCmd {
         /// Remove every activation.
         #[arg(long)]
         no_activations: bool,
+        /// pull or push.
+        #[arg(long, value_parser = parse_transfer)]
+        transfer: Option<ImageTransfer>,
         #[arg(long)]
         description: Option<String>,
     },
@@ -134,6 +142,10 @@ fn parse_activation(s: &str) -> Result<(String, FirmwareReset), String> {
     })
 }
 
+fn parse_transfer(s: &str) -> Result<ImageTransfer, String> {
+    ImageTransfer::parse(s).ok_or_else(|| "expected pull or push".into())
+}
+
 fn baseline_path(b: &str) -> String {
     format!("/v1/firmware-baselines/{}", client::seg(b))
 }
@@ -158,6 +170,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             components,
             images,
             activations,
+            transfer,
             description,
             idempotency_key,
         } => {
@@ -167,6 +180,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
                 components: components.into_iter().collect(),
                 images: images.into_iter().collect(),
                 activations: activations.into_iter().collect(),
+                transfer: transfer.unwrap_or_default(),
                 description: description.unwrap_or_default(),
             })?;
             let created =
@@ -181,6 +195,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             no_images,
             activations,
             no_activations,
+            transfer,
             description,
         } => {
             let components: Option<BTreeMap<String, String>> =
@@ -195,6 +210,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
                 components,
                 images,
                 activations,
+                transfer,
                 description,
             })?;
             print_one::<FirmwareBaseline>(f, &c.patch(&baseline_path(&baseline), &body)?)

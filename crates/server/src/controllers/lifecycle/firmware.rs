@@ -43,7 +43,7 @@ use neocloud_redfish::{
 };
 use neocloud_store::{nodes, Store};
 use neocloud_types::{
-    FirmwareActivation, FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, Node,
+    FirmwareActivation, FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, ImageTransfer, Node,
 };
 use std::time::Duration;
 
@@ -317,7 +317,8 @@ impl LifecycleController {
                 Err(RedfishError::Status { status: 404 | 410, .. }) => continue,
                 Err(e) => return Err(e),
             };
-            match task.updates(&u.image, &[&u.target]) {
+            let ours = if u.push { task.uploads() } else { task.updates(&u.image, &[&u.target]) };
+            match ours {
                 Some(true) => return Ok(Some(path.clone())),
                 Some(false) => {}
                 None => unknown.push(path.clone()),
@@ -493,7 +494,21 @@ impl LifecycleController {
         }
         updates.clone_from_slice(&marked);
         let u = &mut updates[i];
-        match bmc.simple_update(&u.image, &[&u.target]) {
+        let sent = if u.push {
+            match self.fetch_image(&u.image) {
+                Ok((image, len, name)) => {
+                    bmc.push_update(image, len, &name, &[&u.target], self.firmware_update_timeout)
+                }
+                Err(why) => {
+                    u.state = FirmwareUpdateState::Failed;
+                    u.detail = format!("the control plane could not fetch the image: {why}");
+                    return Ok(());
+                }
+            }
+        } else {
+            bmc.simple_update(&u.image, &[&u.target])
+        };
+        match sent {
             Ok(Some(task)) => {
                 u.detail = format!("task {task}");
                 u.task = Some(task);
@@ -512,6 +527,29 @@ impl LifecycleController {
             }
         }
         Ok(())
+    }
+
+    /// Opens `url` for an upload to a BMC (the baseline's `push`): its
+    /// body, its length (BMCs want a `Content-Length`) and a file name
+    /// (the URL's last segment).
+    fn fetch_image(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn std::io::Read + Send + Sync>, u64, String), String> {
+        let agent = neocloud_common::tls::agent_builder(&Default::default())
+            .timeout_connect(Duration::from_secs(10))
+            .timeout(self.firmware_update_timeout)
+            .build();
+        let resp = agent.get(url).call().map_err(|e| match e {
+            ureq::Error::Status(s, _) => format!("{url} answered {s}"),
+            ureq::Error::Transport(t) => neocloud_common::tls::describe(&t),
+        })?;
+        let Some(len) = resp.header("Content-Length").and_then(|l| l.parse::<u64>().ok()) else {
+            return Err(format!("{url}: no Content-Length to upload it with"));
+        };
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("image");
+        Ok((resp.into_reader(), len, name.to_string()))
     }
 
     /// Reads the update's task: done (with the reset it says activates the
@@ -635,6 +673,7 @@ fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate>
                 from: f.version.clone(),
                 to: to.clone(),
                 image: image.clone(),
+                push: policy.transfer == ImageTransfer::Push,
                 state: FirmwareUpdateState::Planned,
                 task: None,
                 percent: None,
