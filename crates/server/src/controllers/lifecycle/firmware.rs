@@ -50,6 +50,9 @@ use std::time::Duration;
 /// Times one update is sent before it is failed for want of an answer.
 pub const MAX_SENDS: u32 = 3;
 
+/// The BMC's tasks kept with a send (to trace a lost answer's task).
+const MAX_TASKS_KEPT: usize = 256;
+
 impl LifecycleController {
     /// The node's firmware updates for this release: planned on the first
     /// pass, sent, then followed until each is done. `true` once none is
@@ -466,7 +469,14 @@ impl LifecycleController {
         let mut marked = updates.to_vec();
         {
             let u = &mut marked[i];
-            u.tasks_before = bmc.tasks().ok();
+            u.tasks_before = bmc.tasks().ok().map(|mut t| {
+                // The newest (a BMC lists them oldest first): one that
+                // keeps hundreds does not make a large record. An older
+                // one left out and taken for new is told apart by its
+                // request, or leaves more than one new: read back.
+                t.drain(..t.len().saturating_sub(MAX_TASKS_KEPT));
+                t
+            });
             u.state = FirmwareUpdateState::Sent;
             u.sends += 1;
             u.sent_at = Some(to_rfc3339(now_micros()));
