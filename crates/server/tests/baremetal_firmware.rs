@@ -810,6 +810,36 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
     }
 }
 
+/// An update that fails activates nothing: no reset is sent, and the
+/// record says only how the update went.
+#[test]
+fn a_failed_update_activates_nothing() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        f.sim.set_firmware(i, GPU_FW, GPU_BASELINE);
+        let (h, _) = simulated_node(&s, &f, i);
+        let missing = format!("{}/nothing-here/gpu.fwpkg", f.base);
+        let body = json!({"name": "sim-hgx", "model": MODEL,
+                "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0", GPU_FW: GPU_BASELINE},
+                "images": {GPU_FW: missing},
+                "activations": {GPU_FW: {"action": CHASSIS_RESET, "reset_type": "PowerCycle"}}});
+        s.admin().post("/v1/firmware-baselines", &body).expect(201);
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert_eq!(f.sim.chassis_resets(i), 0, "[{b}] nothing to activate");
+        let rec = record(&h, &id, false);
+        let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("download failed") && !detail.contains("activated by"),
+            "[{b}] {detail}"
+        );
+    }
+}
+
 /// BMCs whose network cannot reach the image server: the baseline's
 /// `push` has the control plane fetch the image and upload it to each BMC
 /// (`MultipartHttpPushUri`), and the update runs as any other; with

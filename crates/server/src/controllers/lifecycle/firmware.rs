@@ -112,6 +112,10 @@ impl LifecycleController {
                 },
                 FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => {}
             }
+            // A failed update has nothing to activate.
+            if updates[i].state == FirmwareUpdateState::Failed {
+                updates[i].activation = None;
+            }
             let u = &updates[i];
             if *u != before {
                 let outcome = match u.state {
