@@ -810,6 +810,50 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
     }
 }
 
+/// One image that updates several components (an HGX bundle) is sent once
+/// for all their targets: one task on the BMC, one AC power cycle, each
+/// component's record item naming the same task.
+#[test]
+fn a_bundle_is_sent_once_for_all_its_components() {
+    const GPU2: &str = "HGX_FW_GPU_SXM_2";
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        for c in [GPU_FW, GPU2] {
+            f.sim.set_firmware(i, c, GPU_BASELINE);
+        }
+        let (h, _) = simulated_node(&s, &f, i);
+        let bundle = simbmc::firmware_bundle_url(&f.base, GPU_BASELINE);
+        let body = json!({"name": "sim-hgx", "model": MODEL,
+                "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0",
+                               GPU_FW: GPU_BASELINE, GPU2: GPU_BASELINE},
+                "images": {GPU_FW: bundle, GPU2: bundle}});
+        s.admin().post("/v1/firmware-baselines", &body).expect(201);
+        let id = h.provision("flasher");
+        for c in [GPU_FW, GPU2] {
+            f.sim.set_firmware(i, c, "SIM-GPU-95.00.1A-tenant");
+        }
+        let tasks = f.sim.firmware_tasks(i);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware_tasks(i), tasks + 1, "[{b}] one task for both");
+        assert_eq!(f.sim.chassis_resets(i), 1, "[{b}] one AC power cycle");
+        let rec = record(&h, &id, true);
+        let task_of = |c: &str| {
+            let d = firmware_item(&rec, c)["detail"].as_str().unwrap().to_string();
+            let t = d.split("completed (task ").nth(1).and_then(|r| r.split(' ').next());
+            t.map(str::to_string).unwrap_or_else(|| panic!("[{b}] {d}"))
+        };
+        assert_eq!(task_of(GPU_FW), task_of(GPU2), "[{b}] the same task");
+        let audit = actions(
+            &s,
+            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
+        );
+        assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] each asked and done");
+    }
+}
+
 /// An update that fails activates nothing: no reset is sent, and the
 /// record says only how the update went.
 #[test]

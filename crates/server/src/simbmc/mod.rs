@@ -33,7 +33,10 @@ use std::sync::Arc;
 
 use fleet::Sim;
 pub use fleet::{ChangeHook, SimFleet};
-pub use update::{package as firmware_package, package_url as firmware_package_url};
+pub use update::{
+    bundle_url as firmware_bundle_url, package as firmware_package,
+    package_url as firmware_package_url,
+};
 
 /// The credentials every simulated BMC accepts (basic auth).
 pub const USER: &str = "admin";

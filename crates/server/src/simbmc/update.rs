@@ -33,6 +33,13 @@ pub fn package(component: &str, version: &str) -> Value {
     json!({"simulated_firmware": {"component": component, "version": version}})
 }
 
+/// The URL of the fleet's bundle that installs `version` on every
+/// component it is sent for (as an HGX package updates several), for a
+/// fleet served at `base`.
+pub fn bundle_url(base: &str, version: &str) -> String {
+    format!("{}/simbmc/firmware-bundle/{version}", base.trim_end_matches('/'))
+}
+
 /// The URL of the fleet's package for `component` at `version`, for a
 /// fleet served at `base`.
 pub fn package_url(base: &str, component: &str, version: &str) -> String {
@@ -44,6 +51,12 @@ pub(super) fn routes() -> Router<Fleet> {
         .route(
             "/simbmc/firmware/{component}/{version}",
             get(|Path((c, v)): Path<(String, String)>| async move { Json(package(&c, &v)) }),
+        )
+        .route(
+            "/simbmc/firmware-bundle/{version}",
+            get(|Path(v): Path<String>| async move {
+                Json(json!({"simulated_firmware": {"bundle": true, "version": v}}))
+            }),
         )
         .route(
             "/simbmc/{i}/redfish/v1/UpdateService",
@@ -214,7 +227,7 @@ async fn task(
 }
 
 /// Starts a task that fetches the image and installs it; answers 202 with
-/// the task (and its monitor in `Location`). One target per update, and
+/// the task (and its monitor in `Location`). Any number of targets, and
 /// one update at a time: while one runs, another is refused with 503 and a
 /// `Retry-After` (as OpenBMC's bmcweb does).
 async fn simple_update(
@@ -319,25 +332,27 @@ fn start_update(f: &Fleet, i: usize, request: &Value, source: Source, payload: V
         .as_array()
         .map(|t| t.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let [target] = targets.as_slice() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the simulated BMC updates exactly one target at a time",
-        );
-    };
+    if targets.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "the simulated BMC updates the Targets named");
+    }
     if f.with(i, |s| s.tasks.iter().any(|t| t.state == "Running")) {
         let mut busy = error(StatusCode::SERVICE_UNAVAILABLE, "an update is already in progress");
         busy.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
         return busy;
     }
-    let component =
-        target.trim_end_matches('/').strip_prefix(&format!("{INVENTORY}/")).map(str::to_string);
-    let Some(component) = component.filter(|c| f.with(i, |s| s.firmware.contains_key(c))) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("{target} is not a component of this BMC's firmware inventory"),
-        );
-    };
+    let mut components = Vec::new();
+    for target in targets {
+        let component =
+            target.trim_end_matches('/').strip_prefix(&format!("{INVENTORY}/")).map(str::to_string);
+        let Some(component) = component.filter(|c| f.with(i, |s| s.firmware.contains_key(c)))
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("{target} is not a component of this BMC's firmware inventory"),
+            );
+        };
+        components.push(component);
+    }
     let first = match &source {
         Source::Url(image) => format!("fetching {image}"),
         Source::Package(_) => "received the image".to_string(),
@@ -357,7 +372,7 @@ fn start_update(f: &Fleet, i: usize, request: &Value, source: Source, payload: V
     let flash = f.boot_delay;
     std::thread::spawn(move || {
         std::thread::sleep(fleet.wait_of(i, flash));
-        let end = install(&fleet, i, &component, source, payload);
+        let end = install(&fleet, i, &components, source, payload);
         fleet.with(i, |s| {
             if let Some(t) = s.tasks.get_mut(id - 1) {
                 *t = end;
@@ -372,10 +387,12 @@ fn start_update(f: &Fleet, i: usize, request: &Value, source: Source, payload: V
         .into_response()
 }
 
-/// Fetches the package (or takes the one uploaded) and installs it: the
-/// BMC's own firmware at once, the host's at its next power-on. The task
-/// as it ends, started by `payload`.
-fn install(f: &Fleet, i: usize, component: &str, source: Source, payload: Value) -> SimTask {
+/// Fetches the package (or takes the one uploaded) and installs it on each
+/// of `components` (a bundle on any; a package on its own component only):
+/// the BMC's own firmware at once, the HGX baseboard's at the chassis's
+/// next AC power cycle, the host's at its next power-on. The task as it
+/// ends, started by `payload`.
+fn install(f: &Fleet, i: usize, components: &[String], source: Source, payload: Value) -> SimTask {
     let failed = |m: String| SimTask {
         state: "Exception".into(),
         status: "Critical".into(),
@@ -402,39 +419,43 @@ fn install(f: &Fleet, i: usize, component: &str, source: Source, payload: Value)
         }
     };
     let p = &body["simulated_firmware"];
-    let (Some(for_component), Some(version)) = (p["component"].as_str(), p["version"].as_str())
-    else {
+    let bundle = p["bundle"].as_bool() == Some(true);
+    let Some(version) = p["version"].as_str() else {
         return failed(format!("{image}: not a SIMULATED firmware package"));
     };
-    if for_component != component {
-        return failed(format!("{image} is firmware for {for_component}, not {component}"));
+    if !bundle {
+        let for_component = p["component"].as_str().unwrap_or("");
+        if let Some(other) = components.iter().find(|c| *c != for_component) {
+            return failed(format!("{image} is firmware for {for_component}, not {other}"));
+        }
     }
-    let (c, v) = (component.to_string(), version.to_string());
     let announce = f.announce_resets.load(Ordering::Relaxed);
-    let messages = f.with(i, |s| {
-        if component == "BMC" {
-            s.firmware.insert(c, v);
-            vec![json!({"Message": format!("{component} {version} installed")})]
-        } else if component.starts_with("HGX_") {
-            s.firmware_chassis_pending.insert(c, v);
-            let action = format!("{CHASSIS}/Actions/Chassis.Reset");
-            let staged = json!({"Message": format!("{component} {version} staged: activates at an AC power cycle of the chassis")});
-            if !announce {
-                return vec![staged];
+    let mut messages = Vec::new();
+    let mut power_cycle = false;
+    f.with(i, |s| {
+        for component in components {
+            let (c, v) = (component.clone(), version.to_string());
+            if component == "BMC" {
+                s.firmware.insert(c, v);
+                messages.push(json!({"Message": format!("{component} {version} installed")}));
+            } else if component.starts_with("HGX_") {
+                s.firmware_chassis_pending.insert(c, v);
+                power_cycle = true;
+                messages.push(json!({"Message": format!("{component} {version} staged: activates at an AC power cycle of the chassis")}));
+            } else {
+                s.firmware_pending.insert(c, v);
+                messages.push(json!({"Message": format!("{component} {version} staged: applies at the next power-on")}));
             }
-            vec![
-                staged,
-                json!({
-                    "MessageId": "Base.1.16.0.ResetRequired",
-                    "Message": format!("In order to complete the operation, a component reset is required with the Reset action URI '{action}' and ResetType 'PowerCycle'."),
-                    "MessageArgs": [action, "PowerCycle"],
-                    "Severity": "Warning"
-                }),
-            ]
-        } else {
-            s.firmware_pending.insert(c, v);
-            vec![json!({"Message": format!("{component} {version} staged: applies at the next power-on")})]
         }
     });
+    if power_cycle && announce {
+        let action = format!("{CHASSIS}/Actions/Chassis.Reset");
+        messages.push(json!({
+            "MessageId": "Base.1.16.0.ResetRequired",
+            "Message": format!("In order to complete the operation, a component reset is required with the Reset action URI '{action}' and ResetType 'PowerCycle'."),
+            "MessageArgs": [action, "PowerCycle"],
+            "Severity": "Warning"
+        }));
+    }
     SimTask { state: "Completed".into(), status: "OK".into(), percent: 100, messages, payload }
 }

@@ -97,6 +97,8 @@ impl LifecycleController {
         }
         let mut read_back: Option<Vec<Firmware>> = None;
         for i in 0..updates.len() {
+            // (A send changes the whole bundle the update is in.)
+            let before_all = updates.to_vec();
             let before = updates[i].clone();
             match before.state {
                 FirmwareUpdateState::Planned => {
@@ -112,24 +114,25 @@ impl LifecycleController {
                 },
                 FirmwareUpdateState::Completed | FirmwareUpdateState::Failed => {}
             }
-            // A failed update has nothing to activate.
-            if updates[i].state == FirmwareUpdateState::Failed {
-                updates[i].activation = None;
-            }
-            let u = &updates[i];
-            if *u != before {
-                let outcome = match u.state {
-                    FirmwareUpdateState::Completed => Some("success"),
-                    FirmwareUpdateState::Failed => Some("failure"),
-                    FirmwareUpdateState::Planned | FirmwareUpdateState::Sent => None,
-                };
-                if let Some(o) = outcome.filter(|_| u.state != before.state) {
-                    log_outcome(n, u);
-                    self.firmware_update_ended(&u.component, o == "success");
-                    self.write_updates(store, n, updates, Some(("node_firmware_update", o)))?;
-                } else {
-                    self.write_updates(store, n, updates, None)?;
+            let mut ended = Vec::new();
+            for (u, was) in updates.iter_mut().zip(&before_all) {
+                // A failed update has nothing to activate.
+                if u.state == FirmwareUpdateState::Failed {
+                    u.activation = None;
                 }
+                let outcome = match u.state {
+                    FirmwareUpdateState::Completed => "success",
+                    FirmwareUpdateState::Failed => "failure",
+                    FirmwareUpdateState::Planned | FirmwareUpdateState::Sent => continue,
+                };
+                if u.state != was.state {
+                    log_outcome(n, u);
+                    self.firmware_update_ended(&u.component, outcome == "success");
+                    ended.push(("node_firmware_update", outcome));
+                }
+            }
+            if updates != before_all.as_slice() {
+                self.write_updates(store, n, updates, &ended)?;
             }
         }
         if updates.iter().all(|u| u.state.is_done()) {
@@ -200,7 +203,7 @@ impl LifecycleController {
             if let Some(a) = &updates[first].activation {
                 self.firmware_activation_ended(&a.reset_type, active);
             }
-            self.write_updates(store, n, updates, Some(("node_firmware_activation", outcome)))?;
+            self.write_updates(store, n, updates, &[("node_firmware_activation", outcome)])?;
         }
         let Some(next) = updates.iter().position(|u| in_state(u, FirmwareUpdateState::Planned))
         else {
@@ -214,7 +217,7 @@ impl LifecycleController {
                 a.sent_at = Some(at.clone());
             }
         }
-        self.write_updates(store, n, updates, Some(("node_firmware_activation", "requested")))?;
+        self.write_updates(store, n, updates, &[("node_firmware_activation", "requested")])?;
         let Some(a) = updates[next].activation.clone() else { return Ok(false) };
         let reset = RequiredReset { action: a.action, reset_type: a.reset_type };
         tracing::info!(node = %n.name, reset = %reset, "reset to activate firmware updates");
@@ -227,7 +230,7 @@ impl LifecycleController {
                         a.detail = format!("its answer not heard ({e})");
                     }
                 }
-                self.write_updates(store, n, updates, None)?;
+                self.write_updates(store, n, updates, &[])?;
                 None
             }
             Err(e) => Some(e),
@@ -241,7 +244,7 @@ impl LifecycleController {
                 log_activation(n, &updates[j]);
             }
             self.firmware_activation_ended(&reset.reset_type, false);
-            self.write_updates(store, n, updates, Some(("node_firmware_activation", "failure")))?;
+            self.write_updates(store, n, updates, &[("node_firmware_activation", "failure")])?;
         }
         Ok(false)
     }
@@ -377,7 +380,7 @@ impl LifecycleController {
                 for u in updates.iter_mut().filter(completed) {
                     u.applied_at = Some(at.clone());
                 }
-                self.write_updates(store, n, &updates, None)?;
+                self.write_updates(store, n, &updates, &[])?;
                 tracing::info!(node = %n.name, reset = reset.as_str(), "host reset to apply its firmware updates");
                 Ok(false)
             }
@@ -454,10 +457,13 @@ impl LifecycleController {
         Ok(Some(plan))
     }
 
-    /// Sends update `i`: written as sent (and audited as requested) first,
-    /// with the BMC's tasks before it (unknown where it does not list
-    /// them: a lost answer is then read back). A first send takes one of
-    /// the `firmware_updates_in_flight` slots in that write (a rollout does
+    /// Sends update `i`, with every update of its bundle (the others in
+    /// the same state from the same image: one image that updates several
+    /// components, as an HGX package does, is sent once for all their
+    /// targets): written as sent (and audited as requested) first, with the
+    /// BMC's tasks before it (unknown where it does not list them: a lost
+    /// answer is then read back). A first send takes one of the
+    /// `firmware_updates_in_flight` slots in that write (a rollout does
     /// not have every BMC of the fleet fetch its image at once); with none
     /// free it is not sent, and its detail says it waits. A send again
     /// holds its slot already.
@@ -470,24 +476,34 @@ impl LifecycleController {
         i: usize,
     ) -> Result<(), StepError> {
         let again = updates[i].state == FirmwareUpdateState::Sent;
+        let bundle: Vec<usize> = (0..updates.len())
+            .filter(|&j| {
+                let (u, v) = (&updates[j], &updates[i]);
+                u.image == v.image && u.push == v.push && u.state == v.state && u.task == v.task
+            })
+            .collect();
+        let tasks_before = bmc.tasks().ok().map(|mut t| {
+            // The newest (a BMC lists them oldest first): one that keeps
+            // hundreds does not make a large record. An older one left out
+            // and taken for new is told apart by its request, or leaves
+            // more than one new: read back.
+            t.drain(..t.len().saturating_sub(MAX_TASKS_KEPT));
+            t
+        });
         let mut marked = updates.to_vec();
-        {
-            let u = &mut marked[i];
-            u.tasks_before = bmc.tasks().ok().map(|mut t| {
-                // The newest (a BMC lists them oldest first): one that
-                // keeps hundreds does not make a large record. An older
-                // one left out and taken for new is told apart by its
-                // request, or leaves more than one new: read back.
-                t.drain(..t.len().saturating_sub(MAX_TASKS_KEPT));
-                t
-            });
+        let at = to_rfc3339(now_micros());
+        for &j in &bundle {
+            let u = &mut marked[j];
+            u.tasks_before = tasks_before.clone();
             u.state = FirmwareUpdateState::Sent;
             u.sends += 1;
-            u.sent_at = Some(to_rfc3339(now_micros()));
+            u.sent_at = Some(at.clone());
             u.task = None;
             u.percent = None;
         }
         let limit = self.firmware_updates_in_flight as i64;
+        let requested: Vec<(&str, &str)> =
+            bundle.iter().map(|_| ("node_firmware_update", "requested")).collect();
         let written = store
             .write(|w| {
                 if !again {
@@ -496,48 +512,62 @@ impl LifecycleController {
                     }
                 }
                 nodes::set_firmware_updates(w, &n.id, Some(&marked))?;
-                audit_node(w, n, "node_firmware_update", "requested")?;
+                for (action, outcome) in &requested {
+                    audit_node(w, n, action, outcome)?;
+                }
                 Ok(Ok(()))
             })
             .map_err(StepError::Store)?;
         if let Err(busy) = written {
-            updates[i].detail = format!(
-                "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {limit})"
-            );
+            for &j in &bundle {
+                updates[j].detail = format!(
+                    "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {limit})"
+                );
+            }
             return Ok(());
         }
         updates.clone_from_slice(&marked);
-        let u = &mut updates[i];
-        let sent = if u.push {
-            match self.fetch_image(&u.image) {
-                Ok((image, len, name)) => {
-                    bmc.push_update(image, len, &name, &[&u.target], self.firmware_update_timeout)
-                }
+        let targets: Vec<&str> = bundle.iter().map(|&j| marked[j].target.as_str()).collect();
+        let (image, push) = (marked[i].image.clone(), marked[i].push);
+        // `Err(None)`: the control plane could not fetch a pushed image.
+        let mut unfetched = String::new();
+        let sent: Result<Option<String>, Option<RedfishError>> = if push {
+            match self.fetch_image(&image) {
+                Ok((body, len, name)) => bmc
+                    .push_update(body, len, &name, &targets, self.firmware_update_timeout)
+                    .map_err(Some),
                 Err(why) => {
-                    u.state = FirmwareUpdateState::Failed;
-                    u.detail = format!("the control plane could not fetch the image: {why}");
-                    return Ok(());
+                    unfetched = why;
+                    Err(None)
                 }
             }
         } else {
-            bmc.simple_update(&u.image, &[&u.target])
+            bmc.simple_update(&image, &targets).map_err(Some)
         };
-        match sent {
-            Ok(Some(task)) => {
-                u.detail = format!("task {task}");
-                u.task = Some(task);
-            }
-            // Taken with no task to follow: the end of sanitization reads
-            // the version.
-            Ok(None) => {
-                u.state = FirmwareUpdateState::Completed;
-                u.detail = "taken; the BMC named no task to follow".into();
-            }
-            // No answer: the next pass reads the version back.
-            Err(e) if e.is_transient() => u.detail = e.to_string(),
-            Err(e) => {
-                u.state = FirmwareUpdateState::Failed;
-                u.detail = format!("refused: {e}");
+        for &j in &bundle {
+            let u = &mut updates[j];
+            match &sent {
+                Ok(Some(task)) => {
+                    u.detail = format!("task {task}");
+                    u.task = Some(task.clone());
+                }
+                // Taken with no task to follow: the end of sanitization
+                // reads the version.
+                Ok(None) => {
+                    u.state = FirmwareUpdateState::Completed;
+                    u.detail = "taken; the BMC named no task to follow".into();
+                }
+                // No answer: the next pass traces its task or reads the
+                // version back.
+                Err(Some(e)) if e.is_transient() => u.detail = e.to_string(),
+                Err(Some(e)) => {
+                    u.state = FirmwareUpdateState::Failed;
+                    u.detail = format!("refused: {e}");
+                }
+                Err(None) => {
+                    u.state = FirmwareUpdateState::Failed;
+                    u.detail = format!("the control plane could not fetch the image: {unfetched}");
+                }
             }
         }
         Ok(())
@@ -629,21 +659,21 @@ impl LifecycleController {
         }
     }
 
-    /// Writes the node's updates, audited as `(action, outcome)` where said.
+    /// Writes the node's updates, audited once per `(action, outcome)`.
     fn write_updates(
         &self,
         store: &Store,
         n: &Node,
         updates: &[FirmwareUpdate],
-        audit: Option<(&str, &str)>,
+        audits: &[(&str, &str)],
     ) -> Result<(), StepError> {
         store
             .write(|w| {
                 nodes::set_firmware_updates(w, &n.id, Some(updates))?;
-                match audit {
-                    Some((action, outcome)) => audit_node(w, n, action, outcome),
-                    None => Ok(()),
+                for (action, outcome) in audits {
+                    audit_node(w, n, action, outcome)?;
                 }
+                Ok(())
             })
             .map_err(StepError::Store)
     }
