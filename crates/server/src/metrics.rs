@@ -137,7 +137,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP neocloud_nodes_over_sla Nodes in a lifecycle state longer than its SLA."
+            "# HELP neocloud_nodes_over_sla Nodes in a lifecycle state longer than its SLA (releasing and inspecting: plus firmware_update_timeout_secs per firmware update and activation in the node's plan)."
         );
         let _ = writeln!(out, "# TYPE neocloud_nodes_over_sla gauge");
         for (state, n) in &m.nodes_over_sla {

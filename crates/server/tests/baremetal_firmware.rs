@@ -625,15 +625,35 @@ fn firmware_updates_wait_for_a_slot() {
             "[{b}]"
         );
         assert_eq!(f.sim.firmware_tasks(i), tasks, "[{b}] nothing sent");
-        let census = |s: &TestServer| {
+        let full = |per_update: u64| {
             neocloud_server::controllers::lifecycle::census(
                 &s.store,
                 std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(per_update),
             )
             .unwrap()
-            .updating_firmware
         };
+        let census = |_: &TestServer| full(3600).updating_firmware;
         assert_eq!(census(&s), 2, "[{b}] one in flight, one planned");
+        // Releasing for 31 minutes, past the state's SLA (30): within the
+        // allowance of its one update, not past it without one.
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+                as i64;
+        s.store
+            .write(|w| {
+                w.execute(
+                    "UPDATE nodes SET lifecycle_since = ? WHERE id = ?",
+                    &[(now - 31 * 60 * 1_000_000).into(), other.as_str().into()],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let releasing_over = |per_update: u64| {
+            full(per_update).over_sla.iter().find(|(st, _)| st == "releasing").unwrap().1
+        };
+        assert_eq!(releasing_over(3600), 0, "[{b}] firmware takes its time");
+        assert_eq!(releasing_over(0), 1, "[{b}] past its SLA");
         assert_eq!(lifecycle(&s, "bm-1")["step"], "set_boot", "[{b}]");
         // That node fails with its update in flight: it holds no slot.
         state_of_other("failed");

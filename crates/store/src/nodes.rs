@@ -620,6 +620,35 @@ pub fn count_in_state_since(r: &mut dyn Reader, state: &str, before: i64) -> Res
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
 }
 
+/// As [`count_in_state_since`], of the nodes without firmware updates in
+/// their plan.
+pub fn count_unplanned_in_state_since(r: &mut dyn Reader, state: &str, before: i64) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM nodes WHERE lifecycle_state = ? AND lifecycle_since < ? AND firmware_updates IS NULL",
+        vals![state, before],
+    )?;
+    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
+/// The nodes in `state` with firmware updates in their plan: since when
+/// each is in the state (µs), and its updates.
+pub fn firmware_plans_in_state(
+    r: &mut dyn Reader,
+    state: &str,
+) -> Result<Vec<(i64, Vec<neocloud_types::FirmwareUpdate>)>> {
+    r.query(
+        "SELECT lifecycle_since, firmware_updates FROM nodes WHERE lifecycle_state = ? AND firmware_updates IS NOT NULL",
+        vals![state],
+    )?
+    .iter()
+    .map(|row| {
+        let updates = serde_json::from_str(&row.str(1)?)
+            .map_err(|e| Error::internal(format!("node firmware updates: {e}")))?;
+        Ok((row.i64(0)?, updates))
+    })
+    .collect()
+}
+
 /// Records the intent to inspect the node again (optionally with new BMC
 /// credentials, sealed by the caller). The lifecycle controller acts on it.
 pub fn request_inspection(

@@ -60,9 +60,11 @@ pub(super) fn spawn_background(
             let claimed = tokio::task::spawn_blocking(move || {
                 if tick {
                     let silence = crate::boot::handlers::tenant_agent_silence(&s2.app.boot);
-                    s2.app
-                        .metrics
-                        .set_nodes(crate::controllers::lifecycle::census(&s2.app.store, silence)?);
+                    s2.app.metrics.set_nodes(crate::controllers::lifecycle::census(
+                        &s2.app.store,
+                        silence,
+                        s2.app.lifecycle.firmware_update_timeout,
+                    )?);
                 }
                 s2.app.lifecycle.claim(&s2.app.store, tick)
             })

@@ -50,15 +50,32 @@ pub struct Census {
 }
 
 /// Counts the fleet for metrics. A tenant agent is silent when unheard for
-/// longer than `silence`.
-pub fn census(store: &Store, silence: Duration) -> Result<Census> {
+/// longer than `silence`. A releasing or inspecting node with firmware
+/// updates in its plan has `per_update` more than its state's SLA for each
+/// update and each reset that activates one (firmware takes its time).
+pub fn census(store: &Store, silence: Duration, per_update: Duration) -> Result<Census> {
     store.read(|r| {
         let per_state = nodes::lifecycle_counts(r)?;
         let mut over_sla = Vec::new();
+        let now = now_micros();
         for state in NodeLifecycle::NAMES {
             if let Some(sla) = sla(state) {
-                let before = now_micros() - sla.as_micros() as i64;
-                over_sla.push((state.to_string(), nodes::count_in_state_since(r, state, before)?));
+                let before = now - sla.as_micros() as i64;
+                let n = match state {
+                    "releasing" | "inspecting" => {
+                        let plans = nodes::firmware_plans_in_state(r, state)?;
+                        let late = plans.iter().filter(|(since, updates)| {
+                            let work = updates.len()
+                                + updates.iter().filter(|u| u.activation.is_some()).count();
+                            let allowance = per_update.as_micros() as i64 * work as i64;
+                            *since < before - allowance
+                        });
+                        nodes::count_unplanned_in_state_since(r, state, before)?
+                            + late.count() as i64
+                    }
+                    _ => nodes::count_in_state_since(r, state, before)?,
+                };
+                over_sla.push((state.to_string(), n));
             }
         }
         let before = now_micros() - silence.as_micros() as i64;
