@@ -613,18 +613,20 @@ pub fn lifecycle_counts(r: &mut dyn Reader) -> Result<Vec<(String, i64)>> {
 
 /// Nodes that entered `state` before `before` (microseconds).
 pub fn count_in_state_since(r: &mut dyn Reader, state: &str, before: i64) -> Result<i64> {
-    let rows = r.query(
-        "SELECT COUNT(*) FROM nodes WHERE lifecycle_state = ? AND lifecycle_since < ?",
-        vals![state, before],
-    )?;
-    rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+    count_since(r, state, before, "")
 }
 
 /// As [`count_in_state_since`], of the nodes without firmware updates in
 /// their plan.
 pub fn count_unplanned_in_state_since(r: &mut dyn Reader, state: &str, before: i64) -> Result<i64> {
+    count_since(r, state, before, " AND firmware_updates IS NULL")
+}
+
+fn count_since(r: &mut dyn Reader, state: &str, before: i64, and: &str) -> Result<i64> {
     let rows = r.query(
-        "SELECT COUNT(*) FROM nodes WHERE lifecycle_state = ? AND lifecycle_since < ? AND firmware_updates IS NULL",
+        &format!(
+            "SELECT COUNT(*) FROM nodes WHERE lifecycle_state = ? AND lifecycle_since < ?{and}"
+        ),
         vals![state, before],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
