@@ -41,6 +41,15 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    /// On, or on its way there: a reset restarts it, a power-off is
+    /// needed to have it off.
+    pub fn is_on(self) -> bool {
+        match self {
+            PowerState::On | PowerState::PoweringOn => true,
+            PowerState::Off | PowerState::PoweringOff | PowerState::Unknown => false,
+        }
+    }
+
     fn parse(v: &str) -> PowerState {
         match v {
             "On" => PowerState::On,

@@ -62,6 +62,12 @@ fn compliance(s: &TestServer) -> Vec<Value> {
     l["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// The audit trail's actions on `bm-1`.
+fn audit_of_bm1(s: &TestServer) -> Vec<String> {
+    let id = common::nodes::node(s, "bm-1")["id"].as_str().unwrap().to_string();
+    actions(s, &format!("/v1/nodes/{id}"))
+}
+
 fn updates(s: &TestServer) -> Vec<Value> {
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
     hw["firmware_updates"].as_array().cloned().unwrap_or_default()
@@ -134,10 +140,7 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
             "[{b}] {item}"
         );
         // Each update audited as asked, then as done.
-        let audit = actions(
-            &s,
-            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
-        );
+        let audit = audit_of_bm1(&s);
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
         assert!(updates(&s).is_empty(), "[{b}] cleared with the record");
         // The versions read at the end of the sanitization are the node's
@@ -360,10 +363,7 @@ fn a_firmware_update_never_answered_is_failed_and_the_version_read_decides() {
                 && detail.contains(": failed (sent 3 times with no answer heard"),
             "[{b}] {detail}"
         );
-        let audit = actions(
-            &s,
-            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
-        );
+        let audit = audit_of_bm1(&s);
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] 3 asked, 1 failed: {audit:?}");
     }
 }
@@ -535,8 +535,7 @@ fn a_new_node_behind_the_baseline_is_updated_before_it_joins_the_pool() {
         assert!(updates(&s).is_empty(), "[{b}] cleared");
         let c = compliance(&s);
         assert!(c[0]["compliant"] == true && c[0]["differs"] == json!([]), "[{b}] {c:?}");
-        let id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
-        let audit = actions(&s, &format!("/v1/nodes/{id}"));
+        let audit = audit_of_bm1(&s);
         // Asked and failed, asked and done.
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] {audit:?}");
 
@@ -674,6 +673,8 @@ fn firmware_updates_wait_for_a_slot() {
 const GPU_FW: &str = "HGX_FW_GPU_SXM_1";
 const GPU_BASELINE: &str = "SIM-GPU-96.00.5F";
 const CHASSIS_RESET: &str = "/redfish/v1/Chassis/HGX_Chassis_0/Actions/Chassis.Reset";
+/// What the tenants flash on it.
+const TENANT_GPU: &str = "SIM-GPU-95.00.1A-tenant";
 
 /// The provider's baseline for the simulated model with the baseboard's
 /// GPU firmware at `gpu`, its image given.
@@ -706,11 +707,10 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
             c.firmware_update_timeout = std::time::Duration::from_secs(2)
         });
         gpu_baseline(&s, &f, GPU_BASELINE);
-        let node_id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
 
         // The tenant flashes the GPU's firmware in-band.
         let id = h.provision("flasher");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         assert_eq!(l["state"], "available", "[{b}] {l}");
         assert_eq!(f.sim.chassis_resets(i), 1, "[{b}] one AC power cycle");
@@ -724,7 +724,7 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
                 )),
             "[{b}] {detail}"
         );
-        let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
+        let audit = audit_of_bm1(&s);
         assert_eq!(times(&audit, "node_firmware_activation"), 2, "[{b}] asked, done: {audit:?}");
         let done = "neocloud_firmware_activations_total{reset_type=\"PowerCycle\",outcome=\"completed\"} 1\n";
         assert!(h.ctl.render_metrics().contains(done), "[{b}] {}", h.ctl.render_metrics());
@@ -733,7 +733,7 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
         let node = i;
         f.sim.on_change(move |n, what| n == node && what == "chassis_reset");
         let id = h.provision("flasher-2");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         f.sim.on_change(|_, _| false);
         assert_eq!(l["state"], "available", "[{b}] {l}");
@@ -747,12 +747,12 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
         let sim = f.sim.clone();
         f.sim.on_change(move |n, what| {
             if n == node && what == "chassis_reset" {
-                sim.set_firmware(n, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+                sim.set_firmware(n, GPU_FW, TENANT_GPU);
             }
             false
         });
         let id = h.provision("flasher-3");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         f.sim.on_change(|_, _| false);
         assert_eq!(l["state"], "failed", "[{b}] {l}");
@@ -764,11 +764,11 @@ fn firmware_that_activates_at_an_ac_power_cycle_is_power_cycled_once() {
             item["ok"] == false
                 && detail.contains(&format!(
                     "; activated by PowerCycle at {CHASSIS_RESET}: failed (reads \
-                     \"SIM-GPU-95.00.1A-tenant\", not {GPU_BASELINE}, "
+                     \"{TENANT_GPU}\", not {GPU_BASELINE}, "
                 )),
             "[{b}] {detail}"
         );
-        let audit = actions(&s, &format!("/v1/nodes/{node_id}"));
+        let audit = audit_of_bm1(&s);
         assert_eq!(times(&audit, "node_firmware_activation"), 6, "[{b}] {audit:?}");
         let failed =
             "neocloud_firmware_activations_total{reset_type=\"PowerCycle\",outcome=\"failed\"} 1\n";
@@ -796,7 +796,7 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
         let created = s.admin().post("/v1/firmware-baselines", &body).expect(201).body;
 
         let id = h.provision("flasher");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         assert_eq!(l["state"], "available", "[{b}] {l}");
         assert_eq!(f.sim.chassis_resets(i), 1, "[{b}]");
@@ -814,7 +814,7 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
         let none = json!({"generation": created["generation"], "activations": {}});
         s.admin().patch("/v1/firmware-baselines/sim-hgx", &none).expect(200);
         let id = h.provision("flasher-2");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         assert_eq!(l["state"], "failed", "[{b}] {l}");
         assert_eq!(f.sim.chassis_resets(i), 1, "[{b}] none sent");
@@ -822,7 +822,7 @@ fn the_providers_activation_activates_what_the_bmc_does_not_announce() {
         let detail = firmware_item(&rec, GPU_FW)["detail"].as_str().unwrap().to_string();
         assert!(
             detail.starts_with(&format!(
-                "SIM-GPU-95.00.1A-tenant differs from the provider's baseline {GPU_BASELINE}"
+                "{TENANT_GPU} differs from the provider's baseline {GPU_BASELINE}"
             )) && detail.contains("activates at an AC power cycle of the chassis")
                 && !detail.contains("activated by"),
             "[{b}] {detail}"
@@ -852,7 +852,7 @@ fn a_bundle_is_sent_once_for_all_its_components() {
         s.admin().post("/v1/firmware-baselines", &body).expect(201);
         let id = h.provision("flasher");
         for c in [GPU_FW, GPU2] {
-            f.sim.set_firmware(i, c, "SIM-GPU-95.00.1A-tenant");
+            f.sim.set_firmware(i, c, TENANT_GPU);
         }
         let tasks = f.sim.firmware_tasks(i);
         let l = h.release(&id);
@@ -866,10 +866,7 @@ fn a_bundle_is_sent_once_for_all_its_components() {
             t.map(str::to_string).unwrap_or_else(|| panic!("[{b}] {d}"))
         };
         assert_eq!(task_of(GPU_FW), task_of(GPU2), "[{b}] the same task");
-        let audit = actions(
-            &s,
-            &format!("/v1/nodes/{}", common::nodes::node(&s, "bm-1")["id"].as_str().unwrap()),
-        );
+        let audit = audit_of_bm1(&s);
         assert_eq!(times(&audit, "node_firmware_update"), 4, "[{b}] each asked and done");
     }
 }
@@ -891,7 +888,7 @@ fn a_failed_update_activates_nothing() {
                 "activations": {GPU_FW: {"action": CHASSIS_RESET, "reset_type": "PowerCycle"}}});
         s.admin().post("/v1/firmware-baselines", &body).expect(201);
         let id = h.provision("flasher");
-        f.sim.set_firmware(i, GPU_FW, "SIM-GPU-95.00.1A-tenant");
+        f.sim.set_firmware(i, GPU_FW, TENANT_GPU);
         let l = h.release(&id);
         assert_eq!(l["state"], "failed", "[{b}] {l}");
         assert_eq!(f.sim.chassis_resets(i), 0, "[{b}] nothing to activate");

@@ -132,6 +132,15 @@ pub(super) struct SimAccount {
     pub(super) enabled: bool,
 }
 
+impl Sim {
+    /// Stops the simulated OS's agent, if one runs (power off, a reset).
+    pub(super) fn stop_os(&mut self) {
+        if let Some(stop) = self.agent_stop.take() {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 impl Default for Sim {
     fn default() -> Sim {
         Sim {
@@ -462,9 +471,7 @@ impl SimFleet {
     pub fn stop_all(&self) {
         let mut m = self.sims.lock().unwrap_or_else(|e| e.into_inner());
         for s in m.values_mut() {
-            if let Some(stop) = s.agent_stop.take() {
-                stop.store(true, Ordering::SeqCst);
-            }
+            s.stop_os();
         }
     }
 

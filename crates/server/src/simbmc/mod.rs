@@ -111,6 +111,13 @@ async fn answer(f: &SimFleet, h: &HeaderMap, i: usize, v: impl FnOnce() -> Value
     }
 }
 
+/// The answer BMC `i` gives a request it does not take (its latency
+/// waited): 503 while restarting, 401 for wrong credentials.
+async fn refusal(f: &SimFleet, h: &HeaderMap, i: usize) -> Option<Response> {
+    let resp = answer(f, h, i, || json!({})).await;
+    (resp.status() != StatusCode::OK).then_some(resp)
+}
+
 /// An action's answer (its latency, its credentials); once accepted, the
 /// change (`what`) to the simulated node.
 async fn act(
@@ -120,9 +127,8 @@ async fn act(
     what: &str,
     change: impl FnOnce(&mut Sim),
 ) -> Response {
-    let resp = answer(f, h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(f, h, i).await {
+        return r;
     }
     f.with(i, change);
     done(f, i, what)

@@ -3,7 +3,7 @@
 //! options, the BMC's local accounts and its host interface.
 
 use super::fleet::{Sim, READ_ONLY_BIOS};
-use super::{act, answer, done, error, link, Fleet, USER};
+use super::{act, answer, done, error, link, refusal, Fleet, USER};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -181,9 +181,8 @@ async fn patch_bios_settings(
     let Some(attrs) = v["Attributes"].as_object().cloned() else {
         return error(StatusCode::BAD_REQUEST, "Attributes missing");
     };
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(&f, &h, i).await {
+        return r;
     }
     let refused =
         |k: &String, s: &Sim| !s.bios.contains_key(k) || READ_ONLY_BIOS.contains(&k.as_str());

@@ -1,7 +1,7 @@
 //! The simulated host system: power, the boot override, the persistent
 //! boot order, virtual media and the NIC.
 
-use super::{act, answer, done, error, link, mac, Fleet};
+use super::{act, answer, done, error, link, mac, refusal, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -167,9 +167,8 @@ async fn reset(
     if slow > 0 {
         tokio::time::sleep(Duration::from_millis(slow)).await;
     }
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(&f, &h, i).await {
+        return r;
     }
     let on = match v["ResetType"].as_str() {
         Some("On") | Some("ForceRestart") => true,
@@ -178,9 +177,7 @@ async fn reset(
     };
     let boot = f.with(i, |s| {
         // Whatever ran stops: power went away or the node restarts.
-        if let Some(stop) = s.agent_stop.take() {
-            stop.store(true, Ordering::SeqCst);
-        }
+        s.stop_os();
         s.power_on = on;
         if !on {
             return None;

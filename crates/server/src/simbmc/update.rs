@@ -12,7 +12,7 @@
 //! component and version at `/simbmc/firmware/{component}/{version}`.
 
 use super::fleet::{SimFleet, SimTask};
-use super::{answer, error, link, lost, Fleet};
+use super::{answer, done, error, link, lost, refusal, Fleet};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -129,17 +129,14 @@ async fn chassis_reset(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(&f, &h, i).await {
+        return r;
     }
     if v["ResetType"].as_str() != Some("PowerCycle") {
         return error(StatusCode::BAD_REQUEST, "unsupported ResetType (allowed: PowerCycle)");
     }
     f.with(i, |s| {
-        if let Some(stop) = s.agent_stop.take() {
-            stop.store(true, Ordering::SeqCst);
-        }
+        s.stop_os();
         s.power_on = false;
         let staged = std::mem::take(&mut s.firmware_chassis_pending);
         s.firmware.extend(staged);
@@ -152,10 +149,7 @@ async fn chassis_reset(
         std::thread::sleep(away);
         fleet.with(i, |s| s.restarting = false);
     });
-    if let Some(lost) = lost(&f, i, "chassis_reset") {
-        return lost;
-    }
-    StatusCode::NO_CONTENT.into_response()
+    done(&f, i, "chassis_reset")
 }
 
 async fn component(
@@ -174,9 +168,8 @@ async fn component(
 }
 
 async fn not_found(f: &Fleet, h: &HeaderMap, i: usize) -> Response {
-    let resp = answer(f, h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(f, h, i).await {
+        return r;
     }
     error(StatusCode::NOT_FOUND, "no such resource")
 }
@@ -236,9 +229,8 @@ async fn simple_update(
     Path(i): Path<usize>,
     Json(v): Json<Value>,
 ) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(&f, &h, i).await {
+        return r;
     }
     let Some(image) = v["ImageURI"].as_str().filter(|s| !s.is_empty()).map(str::to_string) else {
         return error(StatusCode::BAD_REQUEST, "ImageURI required");
@@ -258,9 +250,8 @@ async fn push_update(
     Path(i): Path<usize>,
     body: axum::body::Bytes,
 ) -> Response {
-    let resp = answer(&f, &h, i, || json!({})).await;
-    if resp.status() != StatusCode::OK {
-        return resp;
+    if let Some(r) = refusal(&f, &h, i).await {
+        return r;
     }
     let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(boundary) = content_type

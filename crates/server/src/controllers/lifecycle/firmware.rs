@@ -39,7 +39,7 @@ use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::{from_rfc3339, now_micros, to_rfc3339};
 use neocloud_redfish::{
-    Bmc, Firmware, PowerState, RedfishError, RequiredReset, ResetScope, ResetType, TaskProgress,
+    Bmc, Firmware, RedfishError, RequiredReset, ResetScope, ResetType, TaskProgress,
 };
 use neocloud_store::{nodes, Store};
 use neocloud_types::{
@@ -211,40 +211,34 @@ impl LifecycleController {
         };
         let group = same_reset(updates, next, FirmwareUpdateState::Planned);
         let at = to_rfc3339(now_micros());
-        for &j in &group {
-            if let Some(a) = updates[j].activation.as_mut() {
-                a.state = FirmwareUpdateState::Sent;
-                a.sent_at = Some(at.clone());
-            }
-        }
+        each_activation(updates, &group, |a| {
+            a.state = FirmwareUpdateState::Sent;
+            a.sent_at = Some(at.clone());
+        });
         self.write_updates(store, n, updates, &[("node_firmware_activation", "requested")])?;
         let Some(a) = updates[next].activation.clone() else { return Ok(false) };
         let reset = RequiredReset { action: a.action, reset_type: a.reset_type };
         tracing::info!(node = %n.name, reset = %reset, "reset to activate firmware updates");
-        let refused = match bmc.required_reset(&reset) {
-            Ok(()) => None,
+        match bmc.required_reset(&reset) {
+            Ok(()) => {}
             // At most once: the versions read next decide.
             Err(e) if e.is_transient() => {
-                for &j in &group {
-                    if let Some(a) = updates[j].activation.as_mut() {
-                        a.detail = format!("its answer not heard ({e})");
-                    }
-                }
+                each_activation(updates, &group, |a| {
+                    a.detail = format!("its answer not heard ({e})")
+                });
                 self.write_updates(store, n, updates, &[])?;
-                None
             }
-            Err(e) => Some(e),
-        };
-        if let Some(e) = refused {
-            for &j in &group {
-                if let Some(a) = updates[j].activation.as_mut() {
+            Err(e) => {
+                each_activation(updates, &group, |a| {
                     a.state = FirmwareUpdateState::Failed;
                     a.detail = format!("refused: {e}");
+                });
+                for &j in &group {
+                    log_activation(n, &updates[j]);
                 }
-                log_activation(n, &updates[j]);
+                self.firmware_activation_ended(&reset.reset_type, false);
+                self.write_updates(store, n, updates, &[("node_firmware_activation", "failure")])?;
             }
-            self.firmware_activation_ended(&reset.reset_type, false);
-            self.write_updates(store, n, updates, &[("node_firmware_activation", "failure")])?;
         }
         Ok(false)
     }
@@ -367,10 +361,7 @@ impl LifecycleController {
         match applied {
             None => {
                 // Applied by a reset (the BMC's own firmware is at once).
-                let on = matches!(
-                    bmc.power_state(&system).map_err(StepError::from)?,
-                    PowerState::On | PowerState::PoweringOn
-                );
+                let on = bmc.power_state(&system).map_err(StepError::from)?.is_on();
                 // Reset first, then written: a pass that dies between resets
                 // the clean node again (harmless); the other order could
                 // leave it waiting for versions no reset will bring.
@@ -401,10 +392,7 @@ impl LifecycleController {
                     return Ok(false);
                 }
                 // Off again, as the pool's nodes wait (the reset was ours).
-                if matches!(
-                    bmc.power_state(&system).map_err(StepError::from)?,
-                    PowerState::On | PowerState::PoweringOn
-                ) {
+                if bmc.power_state(&system).map_err(StepError::from)?.is_on() {
                     bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
                 }
                 Ok(true)
@@ -764,6 +752,19 @@ fn activation_of(
         }
     }
     activation
+}
+
+/// Applies `f` to the activation of each update of `group`.
+fn each_activation(
+    updates: &mut [FirmwareUpdate],
+    group: &[usize],
+    mut f: impl FnMut(&mut FirmwareActivation),
+) {
+    for &j in group {
+        if let Some(a) = updates[j].activation.as_mut() {
+            f(a);
+        }
+    }
 }
 
 /// The updates whose activation is in `state` and shares update `i`'s

@@ -9,7 +9,7 @@ use super::{end_boot, free_instance, new_boot, set_instance, LifecycleController
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
-use neocloud_redfish::{PowerState, ResetType};
+use neocloud_redfish::ResetType;
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
@@ -386,7 +386,7 @@ impl LifecycleController {
         )?);
         // What an earlier pass changed and did not live to record.
         super::journal::merge(&mut checks, &earlier);
-        if matches!(info.power_state, PowerState::On | PowerState::PoweringOn) {
+        if info.power_state.is_on() {
             bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
         }
         checks.push(SanitizationCheck {
