@@ -21,6 +21,7 @@
 //! GPUs) or frees an allocation bumps the placement generation.
 
 mod accounts;
+mod activation;
 mod bmc;
 mod census;
 mod firmware;

@@ -539,7 +539,7 @@ fn firmware_check(
                 u.image,
                 u.state.as_str(),
                 u.detail,
-                super::firmware::activation_said(u)
+                super::activation::activation_said(u)
             );
         }
         items.push(item);
