@@ -21,6 +21,28 @@ apt_install() {
     fi
 }
 
+# Installs from Debian's backports where this is bookworm (plain bookworm's
+# qemu-system-x86 would replace the newer qemu-utils some images carry).
+apt_install_backports() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    local codename target=()
+    codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+    if [ "$codename" = bookworm ]; then
+        local list=/etc/apt/sources.list.d/neocloud-backports.list
+        if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo "deb http://deb.debian.org/debian bookworm-backports main" | as_root tee "$list" >/dev/null
+        fi
+        target=(-t bookworm-backports)
+    fi
+    echo "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" "${missing[@]}" >/dev/null
+}
+
 ensure_rust() {
     if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
         # shellcheck disable=SC1091

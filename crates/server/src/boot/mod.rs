@@ -16,6 +16,7 @@
 //! the lifecycle controller acts on them.
 
 pub mod handlers;
+pub mod iso;
 pub mod render;
 
 use neocloud_common::{Error, Result};
