@@ -390,9 +390,10 @@ impl Row for Node {
                 other => other.name().to_string(),
             },
             // Only a node with a BMC is booted by the controller.
-            match &self.bmc_endpoint {
-                Some(_) => self.boot_method.as_str().to_string(),
-                None => "-".to_string(),
+            match (&self.bmc_endpoint, &self.boot_network) {
+                (Some(_), None) => self.boot_method.as_str().to_string(),
+                (Some(_), Some(n)) => format!("{} {}", self.boot_method.as_str(), n.address),
+                (None, _) => "-".to_string(),
             },
             self.generation.to_string(),
         ]

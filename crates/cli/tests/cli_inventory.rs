@@ -471,6 +471,59 @@ fn inventory_end_to_end() {
         ],
     );
     assert!(o.stderr.contains("boot_method"), "{}", o.stderr);
+    // A static provisioning address goes as the API's boot_network: this
+    // server builds no per-node ISOs, and says so naming it.
+    let o = cli.expect(
+        7,
+        &[
+            "node",
+            "update",
+            "enr1",
+            "--availability",
+            "schedulable",
+            "--boot-method",
+            "virtual-media",
+            "--boot-mac",
+            "52:54:00:aa:bb:cc",
+            "--boot-address",
+            "10.0.0.5/24",
+            "--boot-gateway",
+            "10.0.0.1",
+            "--boot-dns",
+            "10.0.0.2",
+            "--generation",
+            &generation,
+        ],
+    );
+    assert!(o.stderr.contains("boot_network") && o.stderr.contains("per_node_iso"), "{}", o.stderr);
+    let o = cli.expect(
+        2,
+        &[
+            "node",
+            "update",
+            "enr1",
+            "--availability",
+            "schedulable",
+            "--boot-mac",
+            "52:54:00:aa:bb:cc",
+            "--generation",
+            &generation,
+        ],
+    );
+    assert!(o.stderr.contains("--boot-address"), "{}", o.stderr);
+    let o = cli.ok(&[
+        "node",
+        "update",
+        "enr1",
+        "--availability",
+        "schedulable",
+        "--no-boot-network",
+        "--generation",
+        &generation,
+        "-o",
+        "json",
+    ]);
+    assert!(o.json().get("boot_network").is_none(), "{}", o.stdout);
     // Inspect again: the API records the intent (202) and answers the node.
     let o = cli.ok(&["node", "inspect", "enr1", "-o", "json"]);
     assert!(o.json()["bmc_endpoint"].is_string(), "{}", o.stdout);

@@ -95,6 +95,11 @@ pub struct Config {
     /// fetches and runs it. Build it with the same embedded script as the
     /// ISO. None: such nodes cannot be enrolled.
     pub uefi_http_boot_url: Option<String>,
+    /// Per-node virtual-media ISOs, for nodes with a `boot_network` (a
+    /// static provisioning address, no DHCP): the iPXE binaries they are
+    /// built from (`xorriso` and `mtools` on the PATH). None: such nodes
+    /// cannot be enrolled.
+    pub per_node_iso: Option<crate::boot::iso::PerNodeIsoConfig>,
     /// Every sanitization sets a new random password on the BMC account
     /// the control plane enrolled the node with (and checks it by a
     /// login), so a password that reached a tenant opens nothing after it.
@@ -175,6 +180,7 @@ impl Default for Config {
             boot_url: None,
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
+            per_node_iso: None,
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,

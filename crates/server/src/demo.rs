@@ -94,6 +94,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                         password: String::new(),
                     }),
                     boot_method: None,
+                    boot_network: None,
                 },
                 sim.map(|(_, sealed)| sealed),
             )?;

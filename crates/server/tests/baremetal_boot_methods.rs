@@ -24,7 +24,7 @@ mod peers;
 use bm::*;
 use common::nodes::{node, wait_node};
 use common::{TestBackend, TestServer};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The catalog, and `bm-1` (the emulator's first system) enrolled to boot
 /// by `method`, inspected to `available`; the tenant's client.
@@ -139,5 +139,385 @@ fn a_bmc_without_uefi_http_boot_fails_the_node_with_its_answer() {
         let reason = l["reason"].as_str().unwrap();
         assert!(reason.contains("BMC answered 400"), "[{b}] the BMC's answer: {l}");
         assert_eq!(instance(&tenant, &id)["reason"], l["reason"], "[{b}] the tenant sees why");
+    }
+}
+
+/// The per-node ISO configuration from Debian's iPXE package (`None`, after
+/// a loud message, where iPXE, xorriso or mtools is missing; CI has them).
+fn per_node_iso() -> Option<neocloud_server::boot::iso::PerNodeIsoConfig> {
+    let efi = std::path::Path::new("/usr/lib/ipxe/ipxe.efi");
+    let tools = ["xorriso", "mformat", "osirrox", "mtype"].iter().all(|t| {
+        std::process::Command::new(t)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    });
+    if efi.exists() && tools {
+        return Some(neocloud_server::boot::iso::PerNodeIsoConfig {
+            ipxe_efi: efi.into(),
+            ipxe_lkrn: None,
+            isolinux_bin: None,
+            ldlinux_c32: None,
+            cache_dir: None,
+        });
+    }
+    let msg = "per-node ISO tests need Debian's ipxe, xorriso and mtools";
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}; CI must have them");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// An ISO's bytes; with `range`, the answer's status, its Content-Range
+/// and the bytes.
+fn fetch(url: &str, range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+    let mut req = ureq::get(url);
+    if let Some(r) = range {
+        req = req.set("Range", r);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let content_range = resp.header("Content-Range").map(str::to_string);
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, content_range, body)
+}
+
+/// The iPXE script inside an ISO's EFI system partition.
+fn autoexec_of(iso: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("neocloud-bm-iso-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, esp) = (dir.join("node.iso"), dir.join("esp.img"));
+    std::fs::write(&file, iso).unwrap();
+    let _ = std::fs::remove_file(&esp);
+    let out = std::process::Command::new("osirrox")
+        .arg("-indev")
+        .arg(&file)
+        .args(["-extract", "/efiboot.img"])
+        .arg(&esp)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("mtype")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(&esp)
+        .arg("::/autoexec.ipxe")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_node_without_dhcp_boots_from_an_iso_of_its_own() {
+    let Some(iso_config) = per_node_iso() else { return };
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let generic =
+        peers::FileServer::start("ipxe.iso", b"an iPXE ISO chaining to the boot service".to_vec());
+    let system =
+        emu.system_path(emu.systems.iter().position(|u| u == &peers::fake_uuid(1)).unwrap());
+    let cd = format!("{system}/VirtualMedia/Cd");
+    let mac = peers::fake_mac(1).to_ascii_lowercase();
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.virtual_media_iso_url = Some(generic.url.clone());
+            c.per_node_iso = Some(iso_config.clone());
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8, "boot_method": "virtual_media",
+                        "boot_network": {"mac": peers::fake_mac(1).to_ascii_uppercase(),
+                                         "address": "10.0.2.77/24", "gateway": "10.0.2.2",
+                                         "dns": ["10.0.2.3"]},
+                        "bmc": {"endpoint": emu.url, "username": "admin", "password": "pw"}}),
+            )
+            .expect(201);
+        wait_node(&s, "bm-1", "available", None);
+        let n = node(&s, "bm-1");
+        assert_eq!(
+            n["boot_network"],
+            json!({"mac": mac, "address": "10.0.2.77/24", "gateway": "10.0.2.2", "dns": ["10.0.2.3"]}),
+            "[{b}] stored as checked"
+        );
+        let node_id = n["id"].as_str().unwrap().to_string();
+
+        // Provisioning: the node's own ISO in the virtual CD (the emulator
+        // downloaded it from the boot service), a one-time boot from it.
+        let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        assert_eq!(emu.get(&system)["Boot"]["BootSourceOverrideTarget"], "Cd", "[{b}]");
+        let slot = emu.get(&cd);
+        assert_eq!(slot["Inserted"], json!(true), "[{b}] {slot}");
+        let url = slot["Image"].as_str().unwrap().to_string();
+        let prefix = format!("{}/boot/vmedia/{node_id}/", s.url);
+        assert!(url.starts_with(&prefix) && url.ends_with(".iso"), "[{b}] {url}");
+        let (status, _, iso) = fetch(&url, None);
+        assert_eq!(status, 200, "[{b}]");
+        let script = autoexec_of(&iso);
+        for line in [
+            format!("iseq ${{net${{idx}}/mac}} {mac} && goto found ||"),
+            "set net${idx}/ip 10.0.2.77".into(),
+            "set net${idx}/netmask 255.255.255.0".into(),
+            "set net${idx}/gateway 10.0.2.2".into(),
+            "set dns 10.0.2.3".into(),
+            format!("chain {}/boot/ipxe?mac=${{net${{idx}}/mac}} || goto retry", s.url),
+        ] {
+            assert!(script.lines().any(|l| l == line), "[{b}] {line:?} in\n{script}");
+        }
+        // BMCs read it in ranges.
+        let (status, range, part) = fetch(&url, Some("bytes=32768-34815"));
+        assert_eq!(status, 206, "[{b}]");
+        assert_eq!(range, Some(format!("bytes 32768-34815/{}", iso.len())), "[{b}]");
+        assert_eq!(part, iso[32768..34816], "[{b}]");
+        let (status, range, _) = fetch(&url, Some(&format!("bytes={}-", iso.len())));
+        assert_eq!((status, range), (416, Some(format!("bytes */{}", iso.len()))), "[{b}]");
+        // What the boot service then gives that MAC: the image, whose
+        // kernel gets the address too.
+        let (status, ipxe_script) = ipxe(&s, 1);
+        assert_eq!(status, 200, "[{b}]");
+        assert!(
+            ipxe_script.contains(&format!(
+                " ip=10.0.2.77::10.0.2.2:255.255.255.0:::off:10.0.2.3 BOOTIF=01-{}",
+                mac.replace(':', "-")
+            )),
+            "[{b}] {ipxe_script}"
+        );
+        let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
+        wait_node(&s, "bm-1", "active", None);
+        assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
+
+        // A new address while the tenant holds the node: the release's
+        // sanitizer boots from a new ISO; the old one is gone.
+        let g = node(&s, "bm-1")["generation"].clone();
+        s.admin()
+            .patch(
+                "/v1/nodes/bm-1",
+                &json!({"generation": g, "availability": "schedulable",
+                        "boot_network": {"mac": mac, "address": "10.0.2.78/24", "gateway": "10.0.2.2"}}),
+            )
+            .expect(200);
+        release(&tenant, &id).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        assert_eq!(exit_of(tenant_agent), neocloud_agent::Exit::Revoked, "[{b}]");
+        let new_url = emu.get(&cd)["Image"].as_str().unwrap().to_string();
+        assert!(new_url.starts_with(&prefix) && new_url != url, "[{b}] {new_url}");
+        assert!(autoexec_of(&fetch(&new_url, None).2).contains("set net${idx}/ip 10.0.2.78\n"));
+        assert_eq!(fetch(&url, None).0, 404, "[{b}] the old address's ISO");
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, hw("n1-san", None)));
+        wait_node(&s, "bm-1", "available", None);
+        stop(sanitizer);
+        assert_ne!(emu.get(&cd)["Inserted"], json!(true), "[{b}] ejected");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] {}", recs[0]);
+        assert_eq!(check(&recs[0], "eject_virtual_media")["ok"], true, "[{b}] {}", recs[0]);
+
+        // Its address removed: the server's ISO again (DHCP), nothing of
+        // the node's own served.
+        let g = node(&s, "bm-1")["generation"].clone();
+        let n = s
+            .admin()
+            .patch(
+                "/v1/nodes/bm-1",
+                &json!({"generation": g, "availability": "schedulable", "boot_network": null}),
+            )
+            .expect(200)
+            .body;
+        assert!(n.get("boot_network").is_none(), "[{b}] {n}");
+        assert_eq!(fetch(&new_url, None).0, 404, "[{b}]");
+        let id = create(&tenant, "again")["id"].as_str().unwrap().to_string();
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        assert_eq!(emu.get(&cd)["Image"], json!(generic.url), "[{b}]");
+        assert!(!ipxe(&s, 1).1.contains(" ip="), "[{b}]");
+        let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
+        wait_node(&s, "bm-1", "active", None);
+        release(&tenant, &id).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        assert_eq!(exit_of(tenant_agent), neocloud_agent::Exit::Revoked, "[{b}]");
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, hw("n1-san", None)));
+        wait_node(&s, "bm-1", "available", None);
+        stop(sanitizer);
+    }
+}
+
+#[test]
+fn a_static_provisioning_address_is_checked_before_anything_is_written() {
+    let Some(iso_config) = per_node_iso() else { return };
+    for b in TestBackend::ALL {
+        // Without per-node ISOs first, then with.
+        let Some(plain) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.lifecycle_interval_ms = 0;
+        }) else {
+            continue;
+        };
+        let backend = b;
+        let b = b.as_str();
+        let bmc = json!({"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"});
+        let node = |name: &str, extra: Value| {
+            let mut v = json!({"name": name, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                               "gpu_model": "h100-80gb", "gpus": 8, "bmc": bmc,
+                               "boot_method": "virtual_media"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        let net = |mac: &str, address: &str| json!({"mac": mac, "address": address});
+        let e = plain
+            .admin()
+            .post(
+                "/v1/nodes",
+                &node("n0", json!({"boot_network": net("52:54:00:00:00:01", "10.9.0.10/24")})),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("boot_network"), "[{b}] {}", e.text);
+        assert!(e.text.contains("per_node_iso"), "[{b}] says what is missing: {}", e.text);
+        drop(plain);
+
+        let Some(s) = TestServer::start_with(backend, |c| {
+            tweak(c, 120);
+            c.lifecycle_interval_ms = 0;
+            c.per_node_iso = Some(iso_config.clone());
+        }) else {
+            continue;
+        };
+        let count = |s: &TestServer| {
+            s.admin().get("/v1/nodes").expect(200).body["items"].as_array().unwrap().len()
+        };
+        for (body, status, field) in [
+            (
+                node(
+                    "n1",
+                    json!({"boot_method": "pxe", "boot_network": net("52:54:00:00:00:01", "10.9.0.10/24")}),
+                ),
+                422,
+                "boot_network",
+            ),
+            (
+                node(
+                    "n1",
+                    json!({"boot_method": "uefi_http", "boot_network": net("52:54:00:00:00:01", "10.9.0.10/24")}),
+                ),
+                422,
+                "boot_method",
+            ),
+            (
+                node(
+                    "n1",
+                    json!({"bmc": null, "boot_method": null, "boot_network": net("52:54:00:00:00:01", "10.9.0.10/24")}),
+                ),
+                422,
+                "boot_network",
+            ),
+            (
+                node("n1", json!({"boot_network": net("52:54:00:00:01", "10.9.0.10/24")})),
+                422,
+                "boot_network.mac",
+            ),
+            (
+                node("n1", json!({"boot_network": net("52:54:00:00:00:01", "10.9.0.0/24")})),
+                422,
+                "boot_network.address",
+            ),
+            (
+                node(
+                    "n1",
+                    json!({"boot_network": {"mac": "52:54:00:00:00:01", "address": "10.9.0.10/24", "gateway": "10.8.0.1"}}),
+                ),
+                422,
+                "boot_network.gateway",
+            ),
+            (
+                node(
+                    "n1",
+                    json!({"boot_network": {"mac": "52:54:00:00:00:01", "address": "10.9.0.10/24", "router": "10.9.0.1"}}),
+                ),
+                400,
+                "",
+            ),
+        ] {
+            let e = s.admin().post("/v1/nodes", &body).expect(status);
+            if !field.is_empty() {
+                assert_eq!(e.error().1.as_deref(), Some(field), "[{b}] {body}: {}", e.text);
+            }
+        }
+        assert_eq!(count(&s), 0, "[{b}] nothing written");
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &node("n1", json!({"boot_network": net("52:54:00:00:00:01", "10.9.0.10/24")})),
+            )
+            .expect(201);
+        // Unique among nodes: the address, and the MAC.
+        let e = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &node("n2", json!({"boot_network": net("52:54:00:00:00:02", "10.9.0.10/24")})),
+            )
+            .expect(409);
+        assert_eq!(e.error().1.as_deref(), Some("boot_network.address"), "[{b}] {}", e.text);
+        let e = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &node("n2", json!({"boot_network": net("52:54:00:00:00:01", "10.9.0.11/24")})),
+            )
+            .expect(409);
+        assert_eq!(e.error().1.as_deref(), Some("boot_network.mac"), "[{b}] {}", e.text);
+        assert_eq!(count(&s), 1, "[{b}] nothing written");
+
+        // Updates: PXE only with the address removed in the same update.
+        let before = s.admin().get("/v1/nodes/n1").expect(200).body;
+        let g = before["generation"].clone();
+        let e = s
+            .admin()
+            .patch(
+                "/v1/nodes/n1",
+                &json!({"generation": g, "availability": "schedulable", "boot_method": "pxe"}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("boot_method"), "[{b}] {}", e.text);
+        let e = s
+            .admin()
+            .patch("/v1/nodes/n1", &json!({"generation": g, "availability": "schedulable",
+                                           "boot_network": net("52:54:00:00:00:01", "10.9.0.300/24")}))
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("boot_network.address"), "[{b}] {}", e.text);
+        assert_eq!(s.admin().get("/v1/nodes/n1").expect(200).body, before, "[{b}] nothing written");
+        let n = s
+            .admin()
+            .patch(
+                "/v1/nodes/n1",
+                &json!({"generation": g, "availability": "schedulable",
+                                           "boot_method": "pxe", "boot_network": null}),
+            )
+            .expect(200)
+            .body;
+        assert_eq!(n["boot_method"], "pxe", "[{b}]");
+        assert!(n.get("boot_network").is_none(), "[{b}] {n}");
+        // Its address is free again.
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &node("n2", json!({"boot_network": net("52:54:00:00:00:02", "10.9.0.10/24")})),
+            )
+            .expect(201);
     }
 }

@@ -72,7 +72,7 @@ fn addr() -> StaticAddress {
         address: Ipv4Addr::new(10, 0, 2, 77),
         prefix: 24,
         gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
-        dns: None,
+        dns: vec![],
     }
 }
 

@@ -706,6 +706,19 @@ ALTER TABLE firmware_baselines ADD COLUMN image_transfer TEXT NOT NULL DEFAULT '
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 20,
+        name: "static provisioning addresses",
+        common: r#"
+-- A node's static address on its provisioning network, where it has no
+-- DHCP (JSON: mac, address, gateway, dns); its address alone, unique.
+ALTER TABLE nodes ADD COLUMN boot_network TEXT;
+ALTER TABLE nodes ADD COLUMN boot_address TEXT;
+CREATE UNIQUE INDEX nodes_boot_address ON nodes (boot_address);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

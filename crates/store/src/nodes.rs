@@ -4,11 +4,11 @@ use crate::backend::{Reader, Row, Writer};
 use crate::{check_generation, rfc, vals};
 use neocloud_common::{new_id, time::now_micros, Error, NameOrId, Result};
 use neocloud_placement::{Availability, NodeSpec};
-use neocloud_types::{BootMethod, Node, NodeCreate, NodeLifecycle};
+use neocloud_types::{BootMethod, BootNetwork, Node, NodeCreate, NodeLifecycle};
 
 const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, boot_method";
 const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
-     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method FROM nodes";
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method, boot_network FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -57,7 +57,73 @@ fn from_row(r: &Row) -> Result<Node> {
             BootMethod::parse(&m)
                 .ok_or_else(|| Error::internal(format!("bad node boot method {m:?}")))?
         },
+        boot_network: r
+            .opt_str(21)?
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| Error::internal(format!("node boot network: {e}")))?,
     })
+}
+
+/// Sets (or clears) a node's static provisioning address: checked, unique
+/// among nodes (address and MAC), its MAC in the boot service's index.
+fn set_boot_network(w: &mut dyn Writer, id: &str, bn: Option<&BootNetwork>) -> Result<()> {
+    let checked = bn.map(BootNetwork::check).transpose()?;
+    if let Some(a) = &checked {
+        let other = w.query(
+            "SELECT node_id FROM node_macs WHERE mac = ? AND node_id <> ?",
+            vals![&a.mac, id],
+        )?;
+        if !other.is_empty() {
+            return Err(Error::AlreadyExists {
+                kind: "node",
+                field: "boot_network.mac".into(),
+                value: a.mac.clone(),
+            });
+        }
+    }
+    // Stored as checked: the MAC in lower case, the addresses canonical.
+    let stored = checked
+        .as_ref()
+        .map(|a| {
+            let canonical = BootNetwork {
+                mac: a.mac.clone(),
+                address: format!("{}/{}", a.address, a.prefix),
+                gateway: a.gateway.map(|g| g.to_string()),
+                dns: a.dns.iter().map(ToString::to_string).collect(),
+            };
+            serde_json::to_string(&canonical).map_err(|e| Error::internal(e.to_string()))
+        })
+        .transpose()?;
+    let address = checked.as_ref().map(|a| a.address.to_string());
+    w.execute(
+        "UPDATE nodes SET boot_network = ?, boot_address = ? WHERE id = ?",
+        vals![stored, address.clone(), id],
+    )
+    .map_err(|e| {
+        e.unique_as(Error::AlreadyExists {
+            kind: "node",
+            field: "boot_network.address".into(),
+            value: address.unwrap_or_default(),
+        })
+    })?;
+    index_macs(w, id)
+}
+
+/// A static provisioning address is set by a virtual-media boot's ISO
+/// only: PXE and UEFI HTTP firmware get theirs by DHCP.
+fn check_boot_pair(method: BootMethod, network: Option<&BootNetwork>, field: &str) -> Result<()> {
+    match (method, network) {
+        (BootMethod::VirtualMedia, _) | (BootMethod::Pxe | BootMethod::UefiHttp, None) => Ok(()),
+        (BootMethod::Pxe | BootMethod::UefiHttp, Some(_)) => Err(Error::invalid_value(
+            field,
+            format!(
+                "a boot_network (a static provisioning address) is set by a virtual_media boot only; a {} boot gets its address by DHCP{}",
+                method.as_str(),
+                if field == "boot_method" { ": clear it (boot_network: null) in the same update" } else { "" }
+            ),
+        )),
+    }
 }
 
 /// The placement view of a node.
@@ -168,6 +234,13 @@ pub fn create(
     if p.boot_method.is_some() && p.bmc.is_none() {
         return Err(Error::invalid_value("boot_method", "needs a bmc to boot the node through"));
     }
+    if p.boot_network.is_some() && p.bmc.is_none() {
+        return Err(Error::invalid_value("boot_network", "needs a bmc to boot the node through"));
+    }
+    if let Some(bn) = &p.boot_network {
+        bn.check()?;
+    }
+    check_boot_pair(p.boot_method.unwrap_or_default(), p.boot_network.as_ref(), "boot_network")?;
     let nics = serde_json::to_string(&p.nics).map_err(|e| Error::internal(e.to_string()))?;
     w.execute(
         &format!("INSERT INTO nodes ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedulable', 1, ?, ?, ?, ?, ?)"),
@@ -207,7 +280,11 @@ pub fn create(
         "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ? WHERE id = ?",
         vals![lifecycle_json(&lifecycle)?, lifecycle.name(), now, &id],
     )?;
-    index_macs(w, &id)?;
+    if p.boot_network.is_some() {
+        set_boot_network(w, &id, p.boot_network.as_ref())?;
+    } else {
+        index_macs(w, &id)?;
+    }
     get(w, &id)
 }
 
@@ -268,7 +345,14 @@ pub fn by_mac(r: &mut dyn Reader, mac: &str) -> Result<Option<Node>> {
     for row in &ids {
         let n = get(r, &row.str(0)?)?;
         let declared = n.nics.iter().filter_map(|x| x.mac.as_deref());
-        if n.macs.iter().map(String::as_str).chain(declared).any(|m| m.eq_ignore_ascii_case(&mac)) {
+        let boot = n.boot_network.iter().map(|b| b.mac.as_str());
+        if n.macs
+            .iter()
+            .map(String::as_str)
+            .chain(declared)
+            .chain(boot)
+            .any(|m| m.eq_ignore_ascii_case(&mac))
+        {
             return Ok(Some(n));
         }
     }
@@ -281,8 +365,15 @@ pub fn index_macs(w: &mut dyn Writer, id: &str) -> Result<()> {
     let n = get(w, id)?;
     w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;
     let declared = n.nics.iter().filter_map(|x| x.mac.clone());
-    let mut macs: Vec<String> =
-        n.macs.iter().cloned().chain(declared).map(|m| m.to_ascii_lowercase()).collect();
+    let boot = n.boot_network.iter().map(|b| b.mac.clone());
+    let mut macs: Vec<String> = n
+        .macs
+        .iter()
+        .cloned()
+        .chain(declared)
+        .chain(boot)
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
     macs.sort();
     macs.dedup();
     for mac in macs {
@@ -557,17 +648,29 @@ pub fn record_inventory(w: &mut dyn Writer, id: &str, found: &Inspected<'_>) -> 
 }
 
 /// The provider's update of a node: its availability, and its boot
-/// method when given (a node without a BMC has none to change).
+/// method and static provisioning address when given (a node without a
+/// BMC has none to change).
 pub fn update(
     w: &mut dyn Writer,
     id: &str,
     generation: i64,
     a: Availability,
     boot: Option<BootMethod>,
+    boot_network: Option<Option<&BootNetwork>>,
 ) -> Result<Node> {
     if boot.is_some() && bmc(w, id)?.is_none() {
         return Err(Error::invalid_value("boot_method", "needs a bmc to boot the node through"));
     }
+    if boot_network.is_some_and(|b| b.is_some()) && bmc(w, id)?.is_none() {
+        return Err(Error::invalid_value("boot_network", "needs a bmc to boot the node through"));
+    }
+    if let Some(Some(bn)) = boot_network {
+        bn.check()?;
+    }
+    let current = get(w, id)?;
+    let network = boot_network.unwrap_or(current.boot_network.as_ref());
+    let field = if boot_network.is_some() { "boot_network" } else { "boot_method" };
+    check_boot_pair(boot.unwrap_or(current.boot_method), network, field)?;
     let n = w.execute(
         "UPDATE nodes SET availability = ?, generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
         vals![availability_str(a), now_micros(), id, generation],
@@ -575,6 +678,9 @@ pub fn update(
     check_generation(w, n, "nodes", "node", id, generation, None)?;
     if let Some(m) = boot {
         w.execute("UPDATE nodes SET boot_method = ? WHERE id = ?", vals![m.as_str(), id])?;
+    }
+    if let Some(bn) = boot_network {
+        set_boot_network(w, id, bn)?;
     }
     get(w, id)
 }

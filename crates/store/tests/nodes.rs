@@ -145,11 +145,14 @@ fn a_transition_decided_on_a_record_the_provider_changed_is_refused() {
     each_backend(|store, b| {
         let n = store.write(|w| nodes::create(w, &node("a", "aa:00:00:00:00:01"), None)).unwrap();
         let g = n.generation;
-        let read =
-            store.write(|w| nodes::update(w, &n.id, g, Availability::Maintenance, None)).unwrap();
+        let read = store
+            .write(|w| nodes::update(w, &n.id, g, Availability::Maintenance, None, None))
+            .unwrap();
         // The controller read `read` (maintenance); the provider lifts it.
         store
-            .write(|w| nodes::update(w, &n.id, read.generation, Availability::Schedulable, None))
+            .write(|w| {
+                nodes::update(w, &n.id, read.generation, Availability::Schedulable, None, None)
+            })
             .unwrap();
         let to = NodeLifecycle::Maintenance;
         let from = (&read.lifecycle, read.generation);

@@ -1,10 +1,11 @@
 //! GPU inventory, instance types and allocations.
 
-use neocloud_common::Name;
+use neocloud_common::{Error, Name, Result};
 use neocloud_placement::{Availability, Constraints, Placement};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 /// Registers a node's placement inventory (provider). Bare-metal enrollment
 /// fills the same record from the BMC.
@@ -41,6 +42,158 @@ pub struct NodeCreate {
     /// (default `pxe`; `virtual_media` and `uefi_http` need a `bmc`).
     #[serde(default)]
     pub boot_method: Option<BootMethod>,
+    /// A static address on the provisioning network, for networks without
+    /// DHCP (`virtual_media` boots only): the node's ISO is its own and
+    /// sets it.
+    #[serde(default)]
+    pub boot_network: Option<BootNetwork>,
+}
+
+/// A node's static address on its provisioning network, for networks
+/// without DHCP. Its virtual-media boots insert an ISO of its own whose
+/// iPXE sets the address on the NIC with `mac` and asks the boot service
+/// for that MAC's script; the image's kernel gets it too (`ip=`,
+/// `BOOTIF=`) and cloud-init a NoCloud `network-config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootNetwork {
+    /// The MAC of the NIC the node boots from, e.g. `52:54:00:12:34:56`.
+    pub mac: String,
+    /// Its IPv4 address and prefix length, e.g. `10.0.0.5/24`.
+    pub address: String,
+    /// The default gateway, inside the address's subnet (none: the boot
+    /// service is on the same subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Up to two name servers (the first is iPXE's): needed where the
+    /// server's `boot_url` names a host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+}
+
+/// A [`BootNetwork`], checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAddress {
+    /// Lower case, colon-separated (as iPXE prints `${netX/mac}`).
+    pub mac: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl StaticAddress {
+    /// The subnet's netmask.
+    pub fn netmask(&self) -> Ipv4Addr {
+        let bits = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        Ipv4Addr::from(bits)
+    }
+}
+
+fn host_address(field: &str, s: &str) -> Result<Ipv4Addr> {
+    let a: Ipv4Addr = s.parse().map_err(|_| {
+        let why = if s.parse::<std::net::Ipv6Addr>().is_ok() {
+            "must be an IPv4 address (iPXE's static configuration is IPv4)"
+        } else {
+            "must be an IPv4 address like 10.0.0.5"
+        };
+        Error::invalid_value(field, why)
+    })?;
+    if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() {
+        return Err(Error::invalid_value(field, "must be a unicast host address"));
+    }
+    Ok(a)
+}
+
+impl BootNetwork {
+    /// Checks every field (a 422 names the first wrong one).
+    pub fn check(&self) -> Result<StaticAddress> {
+        let octets: Vec<&str> = self.mac.split(':').collect();
+        let bytes: Option<Vec<u8>> = (octets.len() == 6)
+            .then(|| {
+                octets
+                    .iter()
+                    .map(|o| (o.len() == 2).then(|| u8::from_str_radix(o, 16).ok()).flatten())
+                    .collect()
+            })
+            .flatten();
+        let Some(bytes) = bytes else {
+            return Err(Error::invalid_value(
+                "boot_network.mac",
+                "must be a MAC address like 52:54:00:12:34:56",
+            ));
+        };
+        if bytes[0] & 1 == 1 || bytes.iter().all(|b| *b == 0) {
+            return Err(Error::invalid_value("boot_network.mac", "must be a unicast MAC address"));
+        }
+        let (addr, prefix) = self.address.split_once('/').ok_or_else(|| {
+            Error::invalid_value(
+                "boot_network.address",
+                "must be an address and prefix length like 10.0.0.5/24",
+            )
+        })?;
+        let address = host_address("boot_network.address", addr)?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| {
+            Error::invalid_value("boot_network.address", "the prefix length must be 8 to 30")
+        })?;
+        let a = StaticAddress {
+            mac: self.mac.to_ascii_lowercase(),
+            address,
+            prefix,
+            gateway: None,
+            dns: Vec::new(),
+        };
+        let mask = u32::from(a.netmask());
+        let host = u32::from(address) & !mask;
+        if host == 0 || host == !mask {
+            return Err(Error::invalid_value(
+                "boot_network.address",
+                "is its subnet's network or broadcast address",
+            ));
+        }
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => {
+                let g = host_address("boot_network.gateway", g)?;
+                let gh = u32::from(g) & !mask;
+                if u32::from(g) & mask != u32::from(address) & mask || gh == 0 || gh == !mask {
+                    return Err(Error::invalid_value(
+                        "boot_network.gateway",
+                        format!(
+                            "must be a host of the address's subnet ({}/{prefix})",
+                            Ipv4Addr::from(u32::from(address) & mask)
+                        ),
+                    ));
+                }
+                if g == address {
+                    return Err(Error::invalid_value(
+                        "boot_network.gateway",
+                        "is the node's own address",
+                    ));
+                }
+                Some(g)
+            }
+        };
+        if self.dns.len() > 2 {
+            return Err(Error::invalid_value("boot_network.dns", "at most two name servers"));
+        }
+        let dns = self
+            .dns
+            .iter()
+            .enumerate()
+            .map(|(i, d)| host_address(&format!("boot_network.dns[{i}]"), d))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StaticAddress { gateway, dns, ..a })
+    }
+}
+
+/// `null` read as `Some(None)` (clear), an absent field as `None` (keep).
+fn some_or_null<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// How the BMC boots a node into an image (the tenant's or the sanitizer).
@@ -317,6 +470,10 @@ pub struct NodeUpdate {
     /// boot on.
     #[serde(default)]
     pub boot_method: Option<BootMethod>,
+    /// A new static provisioning address (unchanged when absent, removed
+    /// by `null`); used from the node's next boot on.
+    #[serde(default, deserialize_with = "some_or_null", skip_serializing_if = "Option::is_none")]
+    pub boot_network: Option<Option<BootNetwork>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -344,6 +501,9 @@ pub struct Node {
     /// How the BMC boots it into an image.
     #[serde(default)]
     pub boot_method: BootMethod,
+    /// Its static provisioning address, where its network has no DHCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_network: Option<BootNetwork>,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -663,4 +823,87 @@ pub struct NodeHardware {
     /// provider's baseline images), with their progress; empty otherwise.
     #[serde(default)]
     pub firmware_updates: Vec<crate::FirmwareUpdate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(mac: &str, address: &str, gateway: Option<&str>, dns: &[&str]) -> BootNetwork {
+        BootNetwork {
+            mac: mac.into(),
+            address: address.into(),
+            gateway: gateway.map(Into::into),
+            dns: dns.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    /// The field a refusal names.
+    fn refused(b: BootNetwork) -> String {
+        b.check().unwrap_err().field().expect("a field").to_string()
+    }
+
+    #[test]
+    fn a_boot_network_is_checked_and_canonical() {
+        let a = net("52:54:00:AB:CD:EF", "10.1.2.3/20", Some("10.1.0.1"), &["10.1.0.2"])
+            .check()
+            .unwrap();
+        assert_eq!(a.mac, "52:54:00:ab:cd:ef");
+        assert_eq!((a.address, a.prefix), (Ipv4Addr::new(10, 1, 2, 3), 20));
+        assert_eq!(a.netmask(), Ipv4Addr::new(255, 255, 240, 0));
+        assert_eq!(a.gateway, Some(Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(a.dns, vec![Ipv4Addr::new(10, 1, 0, 2)]);
+        let ok = |m, p| StaticAddress {
+            mac: String::new(),
+            address: Ipv4Addr::new(1, 2, 3, 4),
+            prefix: p,
+            gateway: None,
+            dns: m,
+        };
+        assert_eq!(ok(vec![], 8).netmask(), Ipv4Addr::new(255, 0, 0, 0));
+        assert_eq!(ok(vec![], 30).netmask(), Ipv4Addr::new(255, 255, 255, 252));
+    }
+
+    #[test]
+    fn a_wrong_boot_network_names_its_field() {
+        let mac = "52:54:00:12:34:56";
+        for bad in [
+            "52:54:00:12:34",
+            "52-54-00-12-34-56",
+            "52:54:00:12:34:5g",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+        ] {
+            assert_eq!(refused(net(bad, "10.0.0.5/24", None, &[])), "boot_network.mac", "{bad}");
+        }
+        for bad in [
+            "10.0.0.5",
+            "10.0.0.5/33",
+            "10.0.0.5/31",
+            "10.0.0.5/4",
+            "fd00::5/64",
+            "10.0.0.0/24",
+            "10.0.0.255/24",
+            "127.0.0.1/8",
+            "224.0.0.5/24",
+            "x/24",
+        ] {
+            assert_eq!(refused(net(mac, bad, None, &[])), "boot_network.address", "{bad}");
+        }
+        for bad in ["10.0.1.1", "10.0.0.5", "10.0.0.0", "10.0.0.255", "fd00::1", "nope"] {
+            assert_eq!(
+                refused(net(mac, "10.0.0.5/24", Some(bad), &[])),
+                "boot_network.gateway",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            refused(net(mac, "10.0.0.5/24", None, &["1.1.1.1", "bad"])),
+            "boot_network.dns[1]"
+        );
+        assert_eq!(
+            refused(net(mac, "10.0.0.5/24", None, &["1.1.1.1", "8.8.8.8", "9.9.9.9"])),
+            "boot_network.dns"
+        );
+    }
 }

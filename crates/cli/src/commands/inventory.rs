@@ -43,6 +43,36 @@ impl From<AvailabilityArg> for Availability {
     }
 }
 
+/// A static provisioning address (`--boot-mac`, `--boot-address`, ...).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BootNetworkArgs {
+    /// A static provisioning address, for networks without DHCP
+    /// (virtual_media boots: the node gets an ISO of its own): the MAC of
+    /// the NIC it boots from.
+    #[arg(long, value_name = "MAC", requires = "boot_address")]
+    boot_mac: Option<String>,
+    /// Its address and prefix length, e.g. 10.0.0.5/24.
+    #[arg(long, value_name = "CIDR", requires = "boot_mac")]
+    boot_address: Option<String>,
+    /// Its default gateway.
+    #[arg(long, value_name = "IP", requires = "boot_address")]
+    boot_gateway: Option<String>,
+    /// A name server (repeat for a second).
+    #[arg(long = "boot-dns", value_name = "IP", requires = "boot_address")]
+    boot_dns: Vec<String>,
+}
+
+impl BootNetworkArgs {
+    fn network(self) -> Option<neocloud_types::BootNetwork> {
+        Some(neocloud_types::BootNetwork {
+            mac: self.boot_mac?,
+            address: self.boot_address?,
+            gateway: self.boot_gateway,
+            dns: self.boot_dns,
+        })
+    }
+}
+
 /// `--boot-method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum BootMethodArg {
@@ -118,6 +148,8 @@ enum NodeCmd {
         /// --bmc-endpoint).
         #[arg(long, value_enum, requires = "bmc_endpoint")]
         boot_method: Option<BootMethodArg>,
+        #[command(flatten)]
+        boot_network: BootNetworkArgs,
         /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT[@MAC] (repeat per NIC).
         #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
         nics: Vec<neocloud_types::Nic>,
@@ -136,6 +168,14 @@ enum NodeCmd {
         /// A new boot method, used from the node's next boot on.
         #[arg(long, value_enum)]
         boot_method: Option<BootMethodArg>,
+        /// A new static provisioning address (all of it: --boot-mac,
+        /// --boot-address, ...), used from the node's next boot on.
+        #[command(flatten)]
+        boot_network: BootNetworkArgs,
+        /// Remove the node's static provisioning address (its boots get
+        /// one by DHCP again).
+        #[arg(long, conflicts_with = "boot_address")]
+        no_boot_network: bool,
         #[arg(long)]
         generation: i64,
     },
@@ -224,6 +264,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             bmc_username,
             bmc_password_file,
             boot_method,
+            boot_network,
             idempotency_key,
         } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
@@ -241,14 +282,28 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 nics,
                 bmc,
                 boot_method: boot_method.map(Into::into),
+                boot_network: boot_network.network(),
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }
-        NodeCmd::Update { node, availability, boot_method, generation } => {
+        NodeCmd::Update {
+            node,
+            availability,
+            boot_method,
+            boot_network,
+            no_boot_network,
+            generation,
+        } => {
+            let boot_network = match (boot_network.network(), no_boot_network) {
+                (Some(n), _) => Some(Some(n)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
             let body = to_value(&NodeUpdate {
                 generation,
                 availability: availability.into(),
                 boot_method: boot_method.map(Into::into),
+                boot_network,
             })?;
             print_one::<Node>(f, &c.patch(&node_path(&node), &body)?)
         }

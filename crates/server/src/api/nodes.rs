@@ -100,7 +100,9 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeCreate = c.body()?;
-    check_boot_method(c, p.boot_method)?;
+    if p.boot_method.is_some() || p.boot_network.is_some() {
+        check_boot_method(c, p.boot_method.unwrap_or_default(), p.boot_network.is_some())?;
+    }
     let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
     let g = allocations::bump_placement_generation(w)?;
@@ -110,24 +112,32 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         .with_effect(Effect::Generation(g)))
 }
 
-/// Virtual-media boots insert the server's iPXE ISO, UEFI HTTP boots point
-/// the firmware at its iPXE EFI binary: there must be one.
-fn check_boot_method(c: &Call<'_>, m: Option<BootMethod>) -> Result<()> {
-    let missing = match m {
-        None | Some(BootMethod::Pxe) => None,
-        Some(BootMethod::VirtualMedia) => c
+/// Virtual-media boots insert the server's iPXE ISO (or, for a node with
+/// a static provisioning address, one of its own built by the server), UEFI
+/// HTTP boots point the firmware at its iPXE EFI binary: the server must
+/// have what the node's boot needs. (A boot method that cannot set a
+/// static address is the store's to refuse.)
+fn check_boot_method(c: &Call<'_>, m: BootMethod, static_address: bool) -> Result<()> {
+    let missing = match (m, static_address) {
+        (BootMethod::Pxe, _) => None,
+        (BootMethod::VirtualMedia, false) => c
             .boot
             .virtual_media_iso_url
             .is_none()
-            .then_some("virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none"),
-        Some(BootMethod::UefiHttp) => c
+            .then_some(("boot_method", "virtual_media needs the server's virtual_media_iso_url (an iPXE ISO that chains to the boot service), and this server has none")),
+        (BootMethod::VirtualMedia, true) => c
+            .boot
+            .node_isos
+            .is_none()
+            .then_some(("boot_network", "a static provisioning address needs the server's per_node_iso (the iPXE binaries its ISOs are built from), and this server has none")),
+        (BootMethod::UefiHttp, _) => c
             .boot
             .uefi_http_boot_url
             .is_none()
-            .then_some("uefi_http needs the server's uefi_http_boot_url (an iPXE EFI binary that chains to the boot service), and this server has none"),
+            .then_some(("boot_method", "uefi_http needs the server's uefi_http_boot_url (an iPXE EFI binary that chains to the boot service), and this server has none")),
     };
     match missing {
-        Some(why) => Err(Error::invalid_value("boot_method", why)),
+        Some((field, why)) => Err(Error::invalid_value(field, why)),
         None => Ok(()),
     }
 }
@@ -165,8 +175,16 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
 fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: NodeUpdate = c.body()?;
     let n = find(c, w)?;
-    check_boot_method(c, p.boot_method)?;
-    let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method)?;
+    if p.boot_method.is_some() || p.boot_network.is_some() {
+        let method = p.boot_method.unwrap_or(n.boot_method);
+        let static_address = match &p.boot_network {
+            Some(b) => b.is_some(),
+            None => n.boot_network.is_some(),
+        };
+        check_boot_method(c, method, static_address)?;
+    }
+    let network = p.boot_network.as_ref().map(Option::as_ref);
+    let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method, network)?;
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::ok(&n)?
         .with_nudge(&n.id)

@@ -36,6 +36,8 @@ pub struct BootConfig {
     pub virtual_media_iso_url: Option<String>,
     /// The iPXE EFI binary UEFI HTTP boots fetch (the same embedded script).
     pub uefi_http_boot_url: Option<String>,
+    /// Per-node ISOs (`per_node_iso`), for nodes with a `boot_network`.
+    pub node_isos: Option<super::iso::NodeIsos>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).
@@ -106,12 +108,16 @@ pub fn ipxe(app: &App, cfg: &BootConfig, mac: Option<&str>) -> Result<Text> {
             ImagePurpose::Sanitizer => images::sanitizer(r)?
                 .ok_or_else(|| Error::conflict("no sanitizer image in the catalog"))?,
         };
+        // A node with a static provisioning address: its image's kernel
+        // gets it too (a stored one was checked when it was set).
+        let address = node.boot_network.as_ref().and_then(|b| b.check().ok());
         Ok(Text {
             status: 200,
             body: render::ipxe(&render::Boot {
                 base_url: &cfg.base_url,
                 token: &token,
                 image: &image,
+                address: address.as_ref(),
             }),
         })
     })
@@ -151,6 +157,69 @@ fn serves_metadata(l: &NodeLifecycle, tok: &agents::BootToken) -> bool {
             | NodeLifecycle::Failed { .. },
             ImagePurpose::Tenant | ImagePurpose::Sanitizer,
         ) => false,
+    }
+}
+
+/// `GET /boot/vmedia/{node}/{key}.iso`: the node's own ISO (its static
+/// provisioning address), built on first use. Only the current key is
+/// served: an ISO of an address the node no longer has is not found. It
+/// holds no secret (the address, the MAC, the boot service's URL).
+pub fn node_iso(
+    app: &App,
+    cfg: &BootConfig,
+    node_id: &str,
+    file: &str,
+) -> Result<std::path::PathBuf> {
+    let not_found = || Error::not_found("boot ISO", file);
+    let isos = cfg.node_isos.as_ref().ok_or_else(not_found)?;
+    let key = file.strip_suffix(".iso").ok_or_else(not_found)?;
+    let node = app.store.read(|r| {
+        match nodes::lookup(r, &neocloud_common::NameOrId::Id(node_id.to_string()))? {
+            Some(n) => Ok(n),
+            None => Err(not_found()),
+        }
+    })?;
+    let address = node.boot_network.as_ref().ok_or_else(not_found)?.check()?;
+    let iso = isos.for_node(&node.id, &address)?;
+    if iso.key != key || node.id != node_id {
+        return Err(not_found());
+    }
+    isos.builder.build(&iso.script)
+}
+
+/// What a `Range` header asks of a body of `len` bytes (RFC 9110 14.2):
+/// `Ok(None)` the whole body (no header, or one this server ignores:
+/// several ranges, another unit, malformed), `Ok(Some((first, last)))`
+/// those bytes, `Err(())` nothing it has (416). BMCs read virtual media in
+/// ranges.
+#[allow(clippy::result_unit_err)]
+pub fn byte_range(header: Option<&str>, len: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        // The last n bytes.
+        (true, false) => match parsed(b) {
+            Some(0) => Err(()),
+            Some(n) if len > 0 => Ok(Some((len - n.min(len), len - 1))),
+            Some(_) => Err(()),
+            None => Ok(None),
+        },
+        (false, _) => {
+            let Some(first) = parsed(a) else { return Ok(None) };
+            let last = if b.is_empty() { Some(u64::MAX) } else { parsed(b) };
+            match last {
+                None => Ok(None),
+                Some(last) if last < first => Ok(None),
+                Some(_) if first >= len => Err(()),
+                Some(last) => Ok(Some((first, last.min(len - 1)))),
+            }
+        }
+        (true, true) => Ok(None),
     }
 }
 
@@ -387,4 +456,27 @@ pub fn step_result(
     })?;
     app.lifecycle.nudge(&agent.node_id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_as_bmcs_ask_them() {
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
+        assert_eq!(byte_range(Some("bytes=90-200"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=50-"), 100), Ok(Some((50, 99))));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=-500"), 100), Ok(Some((0, 99))));
+        // Nothing it has: 416.
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(byte_range(Some("bytes=-0"), 100), Err(()));
+        assert_eq!(byte_range(Some("bytes=0-"), 0), Err(()));
+        // Ignored (the whole body): several ranges, other units, malformed.
+        for h in ["bytes=0-1,5-6", "items=0-1", "bytes=9-1", "bytes=a-b", "bytes=-", "bytes"] {
+            assert_eq!(byte_range(Some(h), 100), Ok(None), "{h}");
+        }
+    }
 }

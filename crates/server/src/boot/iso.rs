@@ -16,9 +16,9 @@
 //! for the FAT image, `xorriso` for the ISO), cached on disk by content.
 
 use neocloud_common::{Error, Result};
+pub use neocloud_types::StaticAddress;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,23 +56,6 @@ impl PerNodeIsoConfig {
     }
 }
 
-/// A node's static address on the provisioning network, as its ISO sets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticAddress {
-    /// Lower-case, colon-separated (as iPXE prints `${netX/mac}`).
-    pub mac: String,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-    pub gateway: Option<Ipv4Addr>,
-    pub dns: Option<Ipv4Addr>,
-}
-
-/// The netmask of a prefix length (0 to 32).
-pub fn netmask(prefix: u8) -> Ipv4Addr {
-    let bits = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
-    Ipv4Addr::from(bits)
-}
-
 /// The node's iPXE script: the NIC with its MAC gets its address (no
 /// DHCP), then the boot service's script for that MAC is chained.
 pub fn ipxe_static(a: &StaticAddress, boot_url: &str) -> String {
@@ -81,18 +64,47 @@ pub fn ipxe_static(a: &StaticAddress, boot_url: &str) -> String {
         "#!ipxe\n# neocloud: static provisioning address for {mac}\nset idx:int32 0\n:find\nisset ${{net${{idx}}/mac}} || goto nomac\niseq ${{net${{idx}}/mac}} {mac} && goto found ||\ninc idx\ngoto find\n:nomac\necho neocloud: no NIC with MAC {mac}\nexit 1\n:found\nset net${{idx}}/ip {ip}\nset net${{idx}}/netmask {mask}\n",
         mac = a.mac,
         ip = a.address,
-        mask = netmask(a.prefix),
+        mask = a.netmask(),
     );
     if let Some(g) = a.gateway {
         s.push_str(&format!("set net${{idx}}/gateway {g}\n"));
     }
-    if let Some(d) = a.dns {
+    if let Some(d) = a.dns.first() {
         s.push_str(&format!("set dns {d}\n"));
     }
     s.push_str(&format!(
         "ifopen net${{idx}}\nchain {base}/boot/ipxe?mac=${{net${{idx}}/mac}} || goto retry\n:retry\nsleep 5\nchain {base}/boot/ipxe?mac=${{net${{idx}}/mac}}\n"
     ));
     s
+}
+
+/// A node's ISO as the boot service serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIso {
+    /// Where the BMC fetches it: `{boot_url}/boot/vmedia/{node}/{key}.iso`
+    /// (a new key when the address or iPXE changes).
+    pub url: String,
+    pub key: String,
+    pub script: String,
+}
+
+/// The per-node ISOs of this server: the builder and the URL nodes reach
+/// the boot service at.
+#[derive(Debug, Clone)]
+pub struct NodeIsos {
+    pub builder: std::sync::Arc<IsoBuilder>,
+    pub base_url: String,
+}
+
+impl NodeIsos {
+    /// The node's ISO (not built: see [`IsoBuilder::build`]).
+    pub fn for_node(&self, node_id: &str, a: &StaticAddress) -> Result<NodeIso> {
+        let script = ipxe_static(a, &self.base_url);
+        let key = self.builder.key(&script)?;
+        let url =
+            format!("{}/boot/vmedia/{node_id}/{key}.iso", self.base_url.trim_end_matches('/'));
+        Ok(NodeIso { url, key, script })
+    }
 }
 
 const ISOLINUX_CFG: &str =
@@ -288,19 +300,11 @@ mod tests {
     fn addr() -> StaticAddress {
         StaticAddress {
             mac: "52:54:00:12:34:56".into(),
-            address: Ipv4Addr::new(10, 0, 2, 77),
+            address: std::net::Ipv4Addr::new(10, 0, 2, 77),
             prefix: 24,
-            gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
-            dns: Some(Ipv4Addr::new(10, 0, 2, 3)),
+            gateway: Some(std::net::Ipv4Addr::new(10, 0, 2, 2)),
+            dns: vec![std::net::Ipv4Addr::new(10, 0, 2, 3), std::net::Ipv4Addr::new(10, 0, 2, 4)],
         }
-    }
-
-    #[test]
-    fn netmasks() {
-        assert_eq!(netmask(24), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(netmask(20), Ipv4Addr::new(255, 255, 240, 0));
-        assert_eq!(netmask(32), Ipv4Addr::new(255, 255, 255, 255));
-        assert_eq!(netmask(0), Ipv4Addr::new(0, 0, 0, 0));
     }
 
     #[test]
@@ -313,7 +317,9 @@ mod tests {
             "chain http://10.0.2.100:8080/boot/ipxe?mac=${net${idx}/mac} || goto retry\n"
         ));
         assert!(!s.contains("dhcp"), "no DHCP anywhere: {s}");
-        let bare = ipxe_static(&StaticAddress { gateway: None, dns: None, ..addr() }, "http://cp");
+        assert!(!s.contains("10.0.2.4"), "iPXE takes one name server");
+        let bare =
+            ipxe_static(&StaticAddress { gateway: None, dns: vec![], ..addr() }, "http://cp");
         assert!(!bare.contains("gateway") && !bare.contains("set dns"));
     }
 

@@ -5,6 +5,8 @@
 //!   while it is provisioning (or releasing), its image (the tenant's, or
 //!   the provider's sanitizer) with the one-time token; otherwise `exit`
 //!   (boot the local disk).
+//! - `GET /boot/vmedia/{node}/{key}.iso`: the virtual-media ISO of a node
+//!   with a static provisioning address (`iso`); byte ranges as BMCs read.
 //! - `GET /boot/nocloud/{token}/{meta-data,user-data,vendor-data}`:
 //!   cloud-init NoCloud documents (hostname, the tenant's SSH keys and
 //!   user-data; the provider's vendor-data starts the agent).

@@ -3,7 +3,7 @@
 //! strings (valid YAML double-quoted scalars), so no tenant input can add
 //! keys or lines.
 
-use neocloud_types::Image;
+use neocloud_types::{Image, StaticAddress};
 
 /// What the boot service knows about a node booting for an instance.
 pub struct Boot<'a> {
@@ -11,6 +11,23 @@ pub struct Boot<'a> {
     pub base_url: &'a str,
     pub token: &'a str,
     pub image: &'a Image,
+    /// The node's static provisioning address, where its network has no
+    /// DHCP.
+    pub address: Option<&'a StaticAddress>,
+}
+
+/// The kernel's static address (`ip=`, the kernel's and initramfs-tools'
+/// form, no interface named: the first that comes up) and the boot NIC
+/// (`BOOTIF=`, PXELINUX's form, which dracut names its interface by).
+fn static_cmdline(a: &StaticAddress) -> String {
+    let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
+    let dns: Vec<String> = a.dns.iter().map(ToString::to_string).collect();
+    let mut ip = format!("ip={}::{gateway}:{}:::off", a.address, a.netmask());
+    if !dns.is_empty() {
+        ip.push(':');
+        ip.push_str(&dns.join(":"));
+    }
+    format!("{ip} BOOTIF=01-{}", a.mac.replace(':', "-"))
 }
 
 /// iPXE script that boots `b.image` with the metadata source and the
@@ -26,6 +43,10 @@ pub fn ipxe(b: &Boot<'_>) -> String {
         "neocloud.api={base} neocloud.token={token} ds=nocloud-net;s={base}/boot/nocloud/{token}/",
         token = b.token
     ));
+    if let Some(a) = b.address {
+        cmdline.push(' ');
+        cmdline.push_str(&static_cmdline(a));
+    }
     if let Some(root) = &b.image.root_url {
         cmdline.push_str(&format!(" neocloud.root={root}"));
         if let Some(sum) = &b.image.root_sha256 {
@@ -111,13 +132,50 @@ mod tests {
     #[test]
     fn ipxe_script_carries_image_token_and_metadata_source() {
         let img = image();
-        let s = ipxe(&Boot { base_url: "http://10.0.0.1:8080/", token: "tok123", image: &img });
+        let s = ipxe(&Boot {
+            base_url: "http://10.0.0.1:8080/",
+            token: "tok123",
+            image: &img,
+            address: None,
+        });
         let expected = format!(
             "#!ipxe\n# neocloud: tenant image ubuntu-24-04\nkernel http://images.example/vmlinuz initrd=initrd console=ttyS0 neocloud.api=http://10.0.0.1:8080 neocloud.token=tok123 ds=nocloud-net;s=http://10.0.0.1:8080/boot/nocloud/tok123/ neocloud.root=http://images.example/root.img neocloud.root_sha256={}\ninitrd --name initrd http://images.example/initrd\nboot\n",
             "ab".repeat(32)
         );
         assert_eq!(s, expected);
         assert_eq!(ipxe_local("no\nboot"), "#!ipxe\necho neocloud: noboot\nexit\n");
+    }
+
+    #[test]
+    fn a_static_address_reaches_the_kernel() {
+        let img = image();
+        let a = neocloud_types::BootNetwork {
+            mac: "52:54:00:AB:cd:01".into(),
+            address: "10.20.0.7/22".into(),
+            gateway: Some("10.20.0.1".into()),
+            dns: vec!["10.20.0.2".into(), "10.20.0.3".into()],
+        }
+        .check()
+        .unwrap();
+        let s = ipxe(&Boot { base_url: "http://cp", token: "t", image: &img, address: Some(&a) });
+        assert!(
+            s.contains(" ip=10.20.0.7::10.20.0.1:255.255.252.0:::off:10.20.0.2:10.20.0.3 BOOTIF=01-52-54-00-ab-cd-01 neocloud.root="),
+            "{s}"
+        );
+        let bare = neocloud_types::BootNetwork {
+            mac: "52:54:00:ab:cd:01".into(),
+            address: "10.20.0.7/24".into(),
+            gateway: None,
+            dns: vec![],
+        }
+        .check()
+        .unwrap();
+        let s =
+            ipxe(&Boot { base_url: "http://cp", token: "t", image: &img, address: Some(&bare) });
+        assert!(
+            s.contains(" ip=10.20.0.7:::255.255.255.0:::off BOOTIF=01-52-54-00-ab-cd-01 "),
+            "{s}"
+        );
     }
 
     #[test]

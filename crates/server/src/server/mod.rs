@@ -118,6 +118,21 @@ impl Server {
                 listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone())
             ),
         };
+        let node_isos = match &config.per_node_iso {
+            Some(c) => {
+                let c = c.clone();
+                let dir = config.data_dir.clone();
+                let builder =
+                    tokio::task::spawn_blocking(move || crate::boot::iso::IsoBuilder::new(c, &dir))
+                        .await
+                        .map_err(|e| Error::internal(format!("startup task: {e}")))??;
+                Some(crate::boot::iso::NodeIsos {
+                    builder: Arc::new(builder),
+                    base_url: boot_url.clone(),
+                })
+            }
+            None => None,
+        };
         let planners = Arc::new(crate::network::planners::Planners::default());
         let app = App {
             store,
@@ -159,6 +174,7 @@ impl Server {
                 l.bmc_tls = config.bmc_tls.clone();
                 l.virtual_media_iso = config.virtual_media_iso_url.clone();
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
+                l.node_isos = node_isos.clone();
                 l.rotate_bmc_password = config.bmc_password_rotation;
                 l.host_interfaces = config.bmc_host_interfaces;
                 l.bmc_accounts = config.bmc_accounts;
@@ -169,6 +185,7 @@ impl Server {
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
+                node_isos,
             },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,

@@ -330,8 +330,8 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
     fn auth(h: &HeaderMap) -> Option<String> {
         h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
-    let (s1, s2, s3, s4, s5) =
-        (shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared);
+    let (s1, s2, s3, s4, s5, s6) =
+        (shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared);
     Router::new()
         .route(
             "/boot/ipxe",
@@ -348,6 +348,40 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
                 let id = request_id(&headers);
                 let r = blocking(move || handlers::nocloud(&s2.app, &s2.app.boot, &token, &doc)).await;
                 text(r, &id)
+            }),
+        )
+        .route(
+            "/boot/vmedia/{node}/{file}",
+            on(MethodFilter::GET, move |headers: HeaderMap, AxPath((node, file)): AxPath<(String, String)>| async move {
+                let id = request_id(&headers);
+                let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let r = blocking(move || {
+                    let path = handlers::node_iso(&s6.app, &s6.app.boot, &node, &file)?;
+                    std::fs::read(&path).map_err(|e| Error::internal(format!("{}: {e}", path.display())))
+                })
+                .await;
+                let body = match r {
+                    Ok(b) => b,
+                    Err(e) => return error(&e, &id),
+                };
+                let len = body.len() as u64;
+                let iso = HeaderValue::from_static("application/x-iso9660-image");
+                let ranges = HeaderValue::from_static("bytes");
+                let resp = match handlers::byte_range(range.as_deref(), len) {
+                    Ok(None) => (StatusCode::OK, [(header::CONTENT_TYPE, iso), (header::ACCEPT_RANGES, ranges)], body).into_response(),
+                    Ok(Some((first, last))) => {
+                        let part = body[first as usize..=last as usize].to_vec();
+                        let content_range = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}"))
+                            .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"));
+                        (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_TYPE, iso), (header::ACCEPT_RANGES, ranges), (header::CONTENT_RANGE, content_range)], part).into_response()
+                    }
+                    Err(()) => {
+                        let content_range = HeaderValue::from_str(&format!("bytes */{len}"))
+                            .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"));
+                        (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, content_range)]).into_response()
+                    }
+                };
+                with_id(resp, &id)
             }),
         )
         .route(

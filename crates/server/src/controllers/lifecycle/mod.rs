@@ -97,6 +97,9 @@ pub struct LifecycleController {
     pub virtual_media_iso: Option<String>,
     /// The iPXE EFI binary UEFI HTTP boots fetch (`uefi_http_boot_url`).
     pub uefi_http_boot: Option<String>,
+    /// Per-node ISOs (`per_node_iso`): a node with a `boot_network` boots
+    /// from its own.
+    pub node_isos: Option<crate::boot::iso::NodeIsos>,
     /// A new BMC password at every sanitization (`bmc_password_rotation`).
     pub rotate_bmc_password: bool,
     /// What inspection and sanitization do with the BMC's host interfaces
@@ -222,6 +225,7 @@ impl LifecycleController {
             step_times: Mutex::default(),
             records: Mutex::default(),
             virtual_media_iso: None,
+            node_isos: None,
             uefi_http_boot: None,
             rotate_bmc_password: false,
             host_interfaces: Default::default(),

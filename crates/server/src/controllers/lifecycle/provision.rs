@@ -166,7 +166,7 @@ impl LifecycleController {
         match step {
             BootStep::SetBoot => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
-                self.set_boot_override(&bmc, &info, n.boot_method)
+                self.set_boot_override(&bmc, &info, n)
             }
             BootStep::PowerCycle => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
@@ -178,7 +178,7 @@ impl LifecycleController {
                     // the node would wait out `boot_timeout` for nothing.
                     tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
                     // (Or the node's boot method changed since set_boot.)
-                    self.set_boot_override(&bmc, &info, n.boot_method)?;
+                    self.set_boot_override(&bmc, &info, n)?;
                 }
                 let allowed = |t: ResetType| {
                     info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
@@ -209,12 +209,12 @@ impl LifecycleController {
         &self,
         bmc: &neocloud_redfish::Bmc,
         info: &SystemInfo,
-        method: BootMethod,
+        n: &Node,
     ) -> Result<(), StepError> {
-        match method {
+        match n.boot_method {
             BootMethod::Pxe => bmc.boot_once_on(info, BootTarget::Pxe, false),
             BootMethod::VirtualMedia => {
-                self.insert_boot_iso(bmc, &info.path)?;
+                self.insert_boot_iso(bmc, &info.path, &self.boot_iso(n)?)?;
                 bmc.boot_once_on(info, BootTarget::Cd, false)
             }
             BootMethod::UefiHttp => bmc.http_boot_once_on(info, self.uefi_http_binary()?),
@@ -244,15 +244,45 @@ impl LifecycleController {
         })
     }
 
-    /// Puts the server's iPXE ISO in the BMC's (first) virtual CD, unless
-    /// it is there already: whatever else is inserted is ejected first.
-    fn insert_boot_iso(&self, bmc: &neocloud_redfish::Bmc, system: &str) -> Result<(), StepError> {
-        let iso = self.virtual_media_iso.as_deref().ok_or_else(|| {
+    /// The ISO a virtual-media boot of the node inserts: its own where it
+    /// has a static provisioning address (built here, so a failed build is
+    /// the node's reason, not a BMC's failed fetch), else the server's.
+    fn boot_iso(&self, n: &Node) -> Result<String, StepError> {
+        let Some(bn) = &n.boot_network else {
+            return self.virtual_media_iso.clone().ok_or_else(|| {
+                StepError::Fail(
+                    "the node boots from virtual media and this server has no virtual_media_iso_url"
+                        .into(),
+                )
+            });
+        };
+        let isos = self.node_isos.as_ref().ok_or_else(|| {
             StepError::Fail(
-                "the node boots from virtual media and this server has no virtual_media_iso_url"
+                "the node has a boot_network (a static provisioning address) and this server has no per_node_iso to boot it with"
                     .into(),
             )
         })?;
+        let fail = |e: neocloud_common::Error| {
+            let detail = e.internal_message().map(str::to_string);
+            StepError::Fail(format!(
+                "the node's ISO: {}",
+                detail.unwrap_or_else(|| e.external_message())
+            ))
+        };
+        let address = bn.check().map_err(fail)?;
+        let iso = isos.for_node(&n.id, &address).map_err(fail)?;
+        isos.builder.build(&iso.script).map_err(fail)?;
+        Ok(iso.url)
+    }
+
+    /// Puts `iso` in the BMC's (first) virtual CD, unless it is there
+    /// already: whatever else is inserted is ejected first.
+    fn insert_boot_iso(
+        &self,
+        bmc: &neocloud_redfish::Bmc,
+        system: &str,
+        iso: &str,
+    ) -> Result<(), StepError> {
         let slots = bmc.cd_media(system).map_err(StepError::from)?;
         let slot = slots.first().ok_or_else(|| {
             StepError::Fail(

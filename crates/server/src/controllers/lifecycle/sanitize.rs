@@ -343,7 +343,10 @@ impl LifecycleController {
         });
         // Any node of a server that boots nodes from virtual media: one
         // switched to PXE since its ISO was inserted has it still.
-        if n.boot_method == BootMethod::VirtualMedia || self.virtual_media_iso.is_some() {
+        if n.boot_method == BootMethod::VirtualMedia
+            || self.virtual_media_iso.is_some()
+            || self.node_isos.is_some()
+        {
             checks.push(eject_virtual_media(&bmc, &system)?);
         }
         let inv = bmc.inventory(&system).map_err(StepError::from)?;
