@@ -326,6 +326,9 @@ mod tests {
         assert!(c.bmc_password_rotation);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
+        let iso = c.per_node_iso.expect("per_node_iso");
+        assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
+        assert_eq!(iso.ipxe_lkrn, None);
     }
 
     #[test]

@@ -280,7 +280,11 @@ fn a_node_without_dhcp_boots_from_an_iso_of_its_own() {
         ] {
             assert!(script.lines().any(|l| l == line), "[{b}] {line:?} in\n{script}");
         }
-        // BMCs read it in ranges.
+        // BMCs ask its size first, then read it in ranges.
+        let head = ureq::head(&url).call().unwrap();
+        assert_eq!(head.status(), 200, "[{b}]");
+        assert_eq!(head.header("Content-Length"), Some(iso.len().to_string().as_str()), "[{b}]");
+        assert_eq!(head.header("Accept-Ranges"), Some("bytes"), "[{b}]");
         let (status, range, part) = fetch(&url, Some("bytes=32768-34815"));
         assert_eq!(status, 206, "[{b}]");
         assert_eq!(range, Some(format!("bytes 32768-34815/{}", iso.len())), "[{b}]");

@@ -204,7 +204,12 @@ impl IsoBuilder {
         if path.is_file() {
             return Ok(path);
         }
-        let work = self.cache_dir.join(format!(".build-{key}-{}", std::process::id()));
+        // A work directory of this build's own: two requests (or two
+        // replicas sharing the directory) may build the same ISO at once;
+        // each renames its own complete file into place.
+        static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = self.cache_dir.join(format!(".build-{key}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         let result = self.build_in(&work, script, &path);
         let _ = std::fs::remove_dir_all(&work);
@@ -321,6 +326,20 @@ mod tests {
         let bare =
             ipxe_static(&StaticAddress { gateway: None, dns: vec![], ..addr() }, "http://cp");
         assert!(!bare.contains("gateway") && !bare.contains("set dns"));
+    }
+
+    #[test]
+    fn a_missing_ipxe_binary_is_a_configuration_error() {
+        let c = PerNodeIsoConfig {
+            ipxe_efi: "/nonexistent/ipxe.efi".into(),
+            ipxe_lkrn: None,
+            isolinux_bin: None,
+            ldlinux_c32: None,
+            cache_dir: None,
+        };
+        let e = IsoBuilder::new(c, Path::new("/tmp")).unwrap_err();
+        assert_eq!(e.field(), Some("per_node_iso"));
+        assert!(e.external_message().contains("/nonexistent/ipxe.efi"), "{e:?}");
     }
 
     #[test]
