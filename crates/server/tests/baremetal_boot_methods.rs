@@ -22,7 +22,7 @@ mod common;
 mod peers;
 
 use bm::*;
-use common::nodes::{node, wait_node};
+use common::nodes::{get_text, node, wait_node};
 use common::{TestBackend, TestServer};
 use serde_json::{json, Value};
 
@@ -302,6 +302,16 @@ fn a_node_without_dhcp_boots_from_an_iso_of_its_own() {
             )),
             "[{b}] {ipxe_script}"
         );
+        // And cloud-init a network-config for that NIC.
+        let token = ipxe_script.split("neocloud.token=").nth(1).unwrap().split(' ').next().unwrap();
+        let (status, config) = get_text(&format!("{}/boot/nocloud/{token}/network-config", s.url));
+        assert_eq!(status, 200, "[{b}]");
+        assert!(
+            config.contains(&format!(
+                "macaddress: \"{mac}\"\n    addresses:\n      - \"10.0.2.77/24\"\n"
+            )),
+            "[{b}] {config}"
+        );
         let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
         wait_node(&s, "bm-1", "active", None);
         assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
@@ -347,7 +357,11 @@ fn a_node_without_dhcp_boots_from_an_iso_of_its_own() {
         let id = create(&tenant, "again")["id"].as_str().unwrap().to_string();
         wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
         assert_eq!(emu.get(&cd)["Image"], json!(generic.url), "[{b}]");
-        assert!(!ipxe(&s, 1).1.contains(" ip="), "[{b}]");
+        let script = ipxe(&s, 1).1;
+        assert!(!script.contains(" ip="), "[{b}] {script}");
+        let token = script.split("neocloud.token=").nth(1).unwrap().split(' ').next().unwrap();
+        let url = format!("{}/boot/nocloud/{token}/network-config", s.url);
+        assert_eq!(get_text(&url).0, 404, "[{b}] DHCP's own");
         let tenant_agent = spawn(boot(&s, 1, TENANT_KERNEL, hw("n1", None)));
         wait_node(&s, "bm-1", "active", None);
         release(&tenant, &id).expect(202);

@@ -250,6 +250,14 @@ pub fn nocloud(app: &App, cfg: &BootConfig, token: &str, doc: &str) -> Result<Te
             ("vendor-data", ImagePurpose::Tenant | ImagePurpose::Sanitizer) => {
                 render::vendor_data(&cfg.base_url, token)
             }
+            // Only a node with a static provisioning address has one (the
+            // others keep what DHCP gives them).
+            ("network-config", ImagePurpose::Tenant | ImagePurpose::Sanitizer) => {
+                match node.boot_network.as_ref().map(|b| b.check()).transpose()? {
+                    Some(a) => render::network_config(&a),
+                    None => return Err(Error::not_found("nocloud document", doc)),
+                }
+            }
             (other, _) => return Err(Error::not_found("nocloud document", other)),
         };
         Ok(Text { status: 200, body })

@@ -7,7 +7,7 @@
 //!   (boot the local disk).
 //! - `GET /boot/vmedia/{node}/{key}.iso`: the virtual-media ISO of a node
 //!   with a static provisioning address (`iso`); byte ranges as BMCs read.
-//! - `GET /boot/nocloud/{token}/{meta-data,user-data,vendor-data}`:
+//! - `GET /boot/nocloud/{token}/{meta-data,user-data,vendor-data,network-config}`:
 //!   cloud-init NoCloud documents (hostname, the tenant's SSH keys and
 //!   user-data; the provider's vendor-data starts the agent).
 //! - `POST /agent/v1/register`: the agent trades the one-time token for its

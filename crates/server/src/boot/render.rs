@@ -93,6 +93,29 @@ pub fn user_data(tenant: Option<&str>) -> String {
     }
 }
 
+/// NoCloud `network-config` (version 2) of a node with a static
+/// provisioning address: the NIC with its MAC keeps the address the boot
+/// gave it (cloud-init 24.2 and later read it from the seed URL; older
+/// ones keep the kernel's `ip=`).
+pub fn network_config(a: &StaticAddress) -> String {
+    let mut out = format!(
+        "version: 2\nethernets:\n  provisioning:\n    match:\n      macaddress: {}\n    addresses:\n      - {}\n",
+        q(&a.mac),
+        q(&format!("{}/{}", a.address, a.prefix))
+    );
+    if let Some(g) = a.gateway {
+        out.push_str(&format!(
+            "    routes:\n      - to: default\n        via: {}\n",
+            q(&g.to_string())
+        ));
+    }
+    if !a.dns.is_empty() {
+        let dns: Vec<String> = a.dns.iter().map(|d| q(&d.to_string())).collect();
+        out.push_str(&format!("    nameservers:\n      addresses: [{}]\n", dns.join(", ")));
+    }
+    out
+}
+
 /// NoCloud `vendor-data`: the provider's part, which starts the agent with
 /// the one-time token.
 pub fn vendor_data(base_url: &str, token: &str) -> String {
@@ -175,6 +198,27 @@ mod tests {
         assert!(
             s.contains(" ip=10.20.0.7:::255.255.255.0:::off BOOTIF=01-52-54-00-ab-cd-01 "),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn a_static_address_is_the_nodes_network_config() {
+        let a = neocloud_types::BootNetwork {
+            mac: "52:54:00:ab:cd:01".into(),
+            address: "10.20.0.7/22".into(),
+            gateway: Some("10.20.0.1".into()),
+            dns: vec!["10.20.0.2".into(), "10.20.0.3".into()],
+        }
+        .check()
+        .unwrap();
+        assert_eq!(
+            network_config(&a),
+            "version: 2\nethernets:\n  provisioning:\n    match:\n      macaddress: \"52:54:00:ab:cd:01\"\n    addresses:\n      - \"10.20.0.7/22\"\n    routes:\n      - to: default\n        via: \"10.20.0.1\"\n    nameservers:\n      addresses: [\"10.20.0.2\", \"10.20.0.3\"]\n"
+        );
+        let bare = neocloud_types::StaticAddress { gateway: None, dns: vec![], ..a };
+        assert_eq!(
+            network_config(&bare),
+            "version: 2\nethernets:\n  provisioning:\n    match:\n      macaddress: \"52:54:00:ab:cd:01\"\n    addresses:\n      - \"10.20.0.7/22\"\n"
         );
     }
 
