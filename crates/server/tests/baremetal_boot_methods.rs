@@ -539,3 +539,78 @@ fn a_static_provisioning_address_is_checked_before_anything_is_written() {
             .expect(201);
     }
 }
+
+#[test]
+fn a_node_readdressed_between_its_override_and_its_reset_boots_its_new_iso() {
+    let Some(iso_config) = per_node_iso() else { return };
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let system =
+        emu.system_path(emu.systems.iter().position(|u| u == &peers::fake_uuid(1)).unwrap());
+    let cd = format!("{system}/VirtualMedia/Cd");
+    let mac = peers::fake_mac(1).to_ascii_lowercase();
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.lifecycle_interval_ms = 0;
+            c.per_node_iso = Some(iso_config.clone());
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let (mut ctl, secrets) = controller(&s);
+        ctl.node_isos = Some(neocloud_server::boot::iso::NodeIsos {
+            builder: std::sync::Arc::new(
+                neocloud_server::boot::iso::IsoBuilder::new(iso_config.clone(), &s.data_dir)
+                    .unwrap(),
+            ),
+            base_url: s.url.clone(),
+        });
+        let tenant = catalog(&s, true);
+        let id = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8, "boot_method": "virtual_media",
+                        "boot_network": {"mac": mac, "address": "10.0.2.77/24"},
+                        "bmc": {"endpoint": emu.url, "username": "admin", "password": "pw"}}),
+            )
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let step_until = |what: &dyn Fn(&Value) -> bool| {
+            for _ in 0..50 {
+                let l = common::nodes::lifecycle(&s, "bm-1");
+                if what(&l) {
+                    return;
+                }
+                ctl.step_node(&s.store, &secrets, &id).unwrap();
+            }
+            panic!("[{b}] bm-1 is at {}", common::nodes::lifecycle(&s, "bm-1"));
+        };
+        step_until(&|l| l["state"] == "available");
+        create(&tenant, "job");
+        step_until(&|l| l["state"] == "provisioning" && l["step"] == "power_cycle");
+        let first = emu.get(&cd)["Image"].as_str().unwrap().to_string();
+        assert!(first.contains("/boot/vmedia/"), "[{b}] {first}");
+        let g = node(&s, "bm-1")["generation"].clone();
+        s.admin()
+            .patch(
+                "/v1/nodes/bm-1",
+                &json!({"generation": g, "availability": "schedulable",
+                        "boot_network": {"mac": mac, "address": "10.0.2.78/24"}}),
+            )
+            .expect(200);
+        step_until(&|l| l["step"] == "await_agent");
+        let slot = emu.get(&cd);
+        let now = slot["Image"].as_str().unwrap();
+        assert_eq!(slot["Inserted"], json!(true), "[{b}] {slot}");
+        assert!(now != first && now.contains("/boot/vmedia/"), "[{b}] {now}");
+        let (status, _, iso) = fetch(now, None);
+        assert_eq!(status, 200, "[{b}]");
+        assert!(autoexec_of(&iso).contains("set net${idx}/ip 10.0.2.78\n"), "[{b}]");
+        assert_eq!(emu.get(&system)["Boot"]["BootSourceOverrideTarget"], "Cd", "[{b}]");
+    }
+}

@@ -179,6 +179,11 @@ impl LifecycleController {
                     tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
                     // (Or the node's boot method changed since set_boot.)
                     self.set_boot_override(&bmc, &info, n)?;
+                } else if n.boot_method == BootMethod::VirtualMedia && n.boot_network.is_some() {
+                    // A node re-addressed since set_boot must not boot its
+                    // old address's ISO (another node may hold it now):
+                    // its current one replaces it (one read when in place).
+                    self.insert_boot_iso(&bmc, &info.path, &self.boot_iso(n)?)?;
                 }
                 let allowed = |t: ResetType| {
                     info.reset_types.is_empty() || info.reset_types.iter().any(|r| r == t.as_str())
