@@ -25,10 +25,25 @@ pub fn from_rfc3339(s: &str) -> Result<i64, String> {
 /// CPU seconds this process has used (user + system), where the OS says
 /// (Linux: `/proc/self/stat`, in clock ticks of 1/100 s); `None` elsewhere.
 pub fn process_cpu_secs() -> Option<f64> {
+    cpu_ticks(&[11, 12])
+}
+
+/// CPU seconds this process and the child processes it has waited for
+/// (tools it ran) have used, where the OS says; `None` elsewhere.
+pub fn process_and_children_cpu_secs() -> Option<f64> {
+    cpu_ticks(&[11, 12, 13, 14])
+}
+
+/// The sum of `/proc/self/stat` fields (counted after the command's name
+/// and state: utime, stime, cutime, cstime are 11 to 14), in seconds.
+fn cpu_ticks(fields: &[usize]) -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let mut ticks = 0.0;
+    for i in fields {
+        ticks += f.get(*i)?.parse::<f64>().ok()?;
+    }
     Some(ticks / 100.0)
 }
 
@@ -57,5 +72,23 @@ mod tests {
             x = x.wrapping_mul(31).wrapping_add(1);
             assert!(start.elapsed() < Duration::from_secs(5), "CPU time did not move ({x})");
         }
+    }
+
+    #[test]
+    fn a_waited_childs_cpu_counts_with_the_process() {
+        let Some(before) = process_and_children_cpu_secs() else {
+            eprintln!("SKIPPED: no /proc/self/stat on this OS");
+            return;
+        };
+        let own = process_cpu_secs().unwrap();
+        // A child that spins for 0.3 s of CPU, waited for.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "end=$(( $(date +%s%N) + 300000000 )); while [ $(date +%s%N) -lt $end ]; do :; done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let with_children = process_and_children_cpu_secs().unwrap() - before;
+        let alone = process_cpu_secs().unwrap() - own;
+        assert!(with_children >= alone + 0.1, "children {with_children} s, process {alone} s");
     }
 }

@@ -306,9 +306,12 @@ pub fn transition(
     (from, generation): (&NodeLifecycle, i64),
     to: &NodeLifecycle,
 ) -> Result<bool> {
+    // One time for both: a record updated since its last transition has
+    // `updated_at` after `lifecycle_since` (the lifecycle relies on it).
+    let now = now_micros();
     let n = w.execute(
         "UPDATE nodes SET lifecycle = ?, lifecycle_state = ?, lifecycle_since = ?, updated_at = ? WHERE id = ? AND lifecycle = ? AND generation = ?",
-        vals![lifecycle_json(to)?, to.name(), now_micros(), now_micros(), id, lifecycle_json(from)?, generation],
+        vals![lifecycle_json(to)?, to.name(), now, now, id, lifecycle_json(from)?, generation],
     )?;
     Ok(n == 1)
 }

@@ -66,6 +66,13 @@ pub struct BaremetalArgs {
     /// boot, and an eject in every sanitization).
     #[arg(long, value_enum, default_value = "pxe")]
     boot_method: crate::commands::BootMethodArg,
+    /// With `--boot-method virtual-media`: every node gets a static
+    /// provisioning address (10.64.0.0/16) and boots an ISO of its own,
+    /// which the control plane builds from this iPXE EFI binary
+    /// (`per_node_iso`: xorriso and mtools on the PATH), e.g.
+    /// /usr/lib/ipxe/ipxe.efi.
+    #[arg(long, value_name = "IPXE_EFI")]
+    static_addresses: Option<std::path::PathBuf>,
     /// Nodes the lifecycle controller steps at once (`lifecycle_parallel_steps`).
     #[arg(long, default_value_t = 1000)]
     parallel: usize,
@@ -114,6 +121,11 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         eprintln!("error: --nodes must be positive and --provisions at most --nodes");
         return ExitCode::from(crate::output::EXIT_USAGE);
     }
+    if a.static_addresses.is_some() && a.boot_method != crate::commands::BootMethodArg::VirtualMedia
+    {
+        eprintln!("error: --static-addresses needs --boot-method virtual-media");
+        return ExitCode::from(crate::output::EXIT_USAGE);
+    }
     if a.parallel == 0 || a.clients == 0 {
         eprintln!("error: --parallel and --clients must be positive");
         return ExitCode::from(crate::output::EXIT_USAGE);
@@ -151,6 +163,15 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
             .then(|| "http://ipxe-iso.invalid/ipxe.iso".to_string()),
         uefi_http_boot_url: (a.boot_method == crate::commands::BootMethodArg::UefiHttp)
             .then(|| "http://ipxe-efi.invalid/ipxe.efi".to_string()),
+        per_node_iso: a.static_addresses.clone().map(|ipxe_efi| {
+            neocloud_server::boot::iso::PerNodeIsoConfig {
+                ipxe_efi,
+                ipxe_lkrn: None,
+                isolinux_bin: None,
+                ldlinux_c32: None,
+                cache_dir: None,
+            }
+        }),
         ..Config::default()
     };
     let (server, base, token) = match crate::bench_api::bind(&rt, config) {

@@ -4,7 +4,7 @@ use super::report::Phase;
 use super::BaremetalArgs;
 use crate::bench_api::{parallel, Api};
 use crate::bench_fleet::Fleet;
-use neocloud_common::time::process_cpu_secs;
+use neocloud_common::time::process_and_children_cpu_secs;
 use neocloud_common::time::{from_rfc3339, now_micros};
 use neocloud_server::simbmc::{self, Stats};
 use neocloud_store::{agents, instances, nodes, Store};
@@ -143,7 +143,7 @@ impl Env {
     }
 
     pub(super) fn counters(&self) -> Result<Counters, String> {
-        Ok(Counters { fleet: self.fleet.stats()?, cpu: process_cpu_secs() })
+        Ok(Counters { fleet: self.fleet.stats()?, cpu: process_and_children_cpu_secs() })
     }
 
     fn mark(&self) -> Result<Mark, String> {
@@ -180,8 +180,9 @@ impl Env {
         let t0 = now_micros();
         let fleet_base = self.fleet.base().to_string();
         let boot = neocloud_types::BootMethod::from(self.args.boot_method);
+        let static_addresses = self.args.static_addresses.is_some();
         let (res, api) = parallel(&self.base, &self.token, self.args.clients, n, move |a, i| {
-            let body = json!({
+            let mut body = json!({
                 "name": format!("bm-{i:05}"), "site": "bench",
                 "pod": format!("pod-{}", i / 128), "su": format!("su-{}", i / 32),
                 "rack": format!("rack-{}", i / 4), "gpu_model": "h100-80gb", "gpus": 8,
@@ -189,6 +190,13 @@ impl Env {
                         "username": simbmc::USER, "password": simbmc::PASSWORD},
                 "boot_method": boot,
             });
+            if static_addresses {
+                let host = i + 10;
+                body["boot_network"] = json!({
+                    "mac": simbmc::mac(i),
+                    "address": format!("10.64.{}.{}/16", host >> 8, host & 0xff),
+                });
+            }
             a.must("POST", "/v1/nodes", &body).map(|_| ())
         });
         if let Some(Err(e)) = res.into_iter().find(|r| r.is_err()) {

@@ -94,6 +94,7 @@ pub(super) fn print(
                    "simulated_boot_delay_secs": boot.as_secs_f64(), "jitter": env.jitter,
                    "cores": cores,
                    "boot_method": neocloud_types::BootMethod::from(a.boot_method),
+                   "static_addresses": a.static_addresses.is_some(),
                    "fleet": a.fleet, "fleet_apart": env.fleet.apart(),
                    "setup_secs": setup_secs, "complete_sanitization_records": complete,
                    "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held.and_then(|h| h.0),
@@ -110,11 +111,12 @@ pub(super) fn print(
         String::new()
     };
     println!(
-        "{} nodes, {} provisions, booting by {}; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
+        "{} nodes, {} provisions, booting by {}{}; SIMULATED BMCs in {fleet}, {} s per answer, simulated boot \
          {} s{spread}; {} nodes stepped at once; tick {} ms, heartbeat {} ms; {cores} cores",
         a.nodes,
         a.provisions,
         neocloud_types::BootMethod::from(a.boot_method).as_str(),
+        if a.static_addresses.is_some() { " (static addresses, an ISO per node)" } else { "" },
         latency,
         boot.as_secs_f64(),
         a.parallel,

@@ -179,10 +179,14 @@ impl LifecycleController {
                     tracing::warn!(node = %n.name, "the one-time boot override was spent: setting it again");
                     // (Or the node's boot method changed since set_boot.)
                     self.set_boot_override(&bmc, &info, n)?;
-                } else if n.boot_method == BootMethod::VirtualMedia && n.boot_network.is_some() {
-                    // A node re-addressed since set_boot must not boot its
-                    // old address's ISO (another node may hold it now):
-                    // its current one replaces it (one read when in place).
+                } else if n.boot_method == BootMethod::VirtualMedia
+                    && n.boot_network.is_some()
+                    && changed_since_transition(n)
+                {
+                    // A node re-addressed since set_boot inserted its ISO
+                    // must not boot the old address's (another node may
+                    // hold it now): its current one replaces it. (A node
+                    // not updated since pays no reads for it.)
                     self.insert_boot_iso(&bmc, &info.path, &self.boot_iso(n)?)?;
                 }
                 let allowed = |t: ResetType| {
@@ -338,6 +342,13 @@ impl LifecycleController {
         }
         Ok(false)
     }
+}
+
+/// Whether the node's record was written since its last transition (the
+/// provider updated it: a transition writes both times as one).
+fn changed_since_transition(n: &Node) -> bool {
+    let at = |t: &str| neocloud_common::time::from_rfc3339(t).unwrap_or(i64::MAX);
+    at(&n.updated_at) > at(&n.lifecycle_since)
 }
 
 /// How long the node has been in its lifecycle state.
