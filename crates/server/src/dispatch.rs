@@ -189,12 +189,14 @@ fn run(
             let _serial = changes_placement(op).then(|| app.placement.serialize());
             let mut effects = Vec::new();
             let mut nudge: Vec<String> = Vec::new();
+            let mut prebuild_isos = false;
             let res = app.store.write(|w| {
                 // The store may run this again (a lost deadlock): nothing of
                 // an earlier run may leak into this one.
                 lost_race = false;
                 effects.clear();
                 nudge.clear();
+                prebuild_isos = false;
                 let (tenant, project, role) = resolve(w, op, req, p, seen)?;
                 if let Some(k) = &idem {
                     if let Some(stored) = idempotency::lookup(w, &k.scope, &k.key)? {
@@ -235,6 +237,7 @@ fn run(
                 }
                 effects = reply.effects;
                 nudge = reply.nudge;
+                prebuild_isos = reply.prebuild_isos;
                 Ok(Outcome { status: reply.status, body: reply.body, replayed: false })
             });
             // New intent for the lifecycle controller: act now, not at the
@@ -249,6 +252,9 @@ fn run(
                 for node in &nudge {
                     app.lifecycle.nudge(node);
                 }
+            }
+            if let (true, true, Some(isos)) = (res.is_ok(), prebuild_isos, &app.boot.node_isos) {
+                isos.wake.notify_one();
             }
             match &res {
                 Ok(_) if !effects.is_empty() => app.placement.commit(&app.store, effects),

@@ -558,13 +558,10 @@ fn a_node_readdressed_between_its_override_and_its_reset_boots_its_new_iso() {
         };
         let b = b.as_str();
         let (mut ctl, secrets) = controller(&s);
-        ctl.node_isos = Some(neocloud_server::boot::iso::NodeIsos {
-            builder: std::sync::Arc::new(
-                neocloud_server::boot::iso::IsoBuilder::new(iso_config.clone(), &s.data_dir)
-                    .unwrap(),
-            ),
-            base_url: s.url.clone(),
-        });
+        ctl.node_isos = Some(neocloud_server::boot::iso::NodeIsos::new(
+            neocloud_server::boot::iso::IsoBuilder::new(iso_config.clone(), &s.data_dir).unwrap(),
+            s.url.clone(),
+        ));
         let tenant = catalog(&s, true);
         let id = s
             .admin()
@@ -612,5 +609,74 @@ fn a_node_readdressed_between_its_override_and_its_reset_boots_its_new_iso() {
         assert_eq!(status, 200, "[{b}]");
         assert!(autoexec_of(&iso).contains("set net${idx}/ip 10.0.2.78\n"), "[{b}]");
         assert_eq!(emu.get(&system)["Boot"]["BootSourceOverrideTarget"], "Cd", "[{b}]");
+    }
+}
+
+#[test]
+fn a_nodes_iso_is_built_before_its_first_boot() {
+    let Some(iso_config) = per_node_iso() else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.lifecycle_interval_ms = 0;
+            c.per_node_iso = Some(iso_config.clone());
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        // What the server builds for the node (the same builder, cache and URL).
+        let isos = neocloud_server::boot::iso::NodeIsos::new(
+            neocloud_server::boot::iso::IsoBuilder::new(iso_config.clone(), &s.data_dir).unwrap(),
+            s.url.clone(),
+        );
+        let net = json!({"mac": "52:54:00:00:07:01", "address": "10.7.0.10/24"});
+        let id = s
+            .admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "n1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8, "boot_method": "virtual_media",
+                        "boot_network": net,
+                        "bmc": {"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"}}),
+            )
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let key = |address: &str| {
+            let a = neocloud_types::BootNetwork {
+                mac: "52:54:00:00:07:01".into(),
+                address: address.into(),
+                gateway: None,
+                dns: vec![],
+            }
+            .check()
+            .unwrap();
+            isos.for_node(&id, &a).unwrap().key
+        };
+        // No controller runs and nothing fetched it: the prebuilding pass
+        // woken by the create built it.
+        let first = key("10.7.0.10/24");
+        common::nodes::wait_for("the node's ISO", std::time::Duration::from_secs(30), || {
+            isos.builder.is_cached(&first).then_some(())
+        });
+        // Re-addressed: its new ISO too.
+        let g = node(&s, "n1")["generation"].clone();
+        s.admin()
+            .patch(
+                "/v1/nodes/n1",
+                &json!({"generation": g, "availability": "schedulable",
+                        "boot_network": {"mac": "52:54:00:00:07:01", "address": "10.7.0.11/24"}}),
+            )
+            .expect(200);
+        let second = key("10.7.0.11/24");
+        assert_ne!(first, second, "[{b}]");
+        common::nodes::wait_for("the node's new ISO", std::time::Duration::from_secs(30), || {
+            isos.builder.is_cached(&second).then_some(())
+        });
+        // And the pass finds nothing left to do.
+        let pass = isos.prebuild(&s.store, &|| false).unwrap();
+        assert_eq!((pass.built, pass.current, pass.failed), (0, 1, 0), "[{b}]");
     }
 }

@@ -65,6 +65,18 @@ fn from_row(r: &Row) -> Result<Node> {
     })
 }
 
+/// The nodes with a static provisioning address, and theirs.
+pub fn boot_networks(r: &mut dyn Reader) -> Result<Vec<(String, BootNetwork)>> {
+    r.query("SELECT id, boot_network FROM nodes WHERE boot_network IS NOT NULL ORDER BY id", &[])?
+        .iter()
+        .map(|row| {
+            let net = serde_json::from_str(&row.str(1)?)
+                .map_err(|e| Error::internal(format!("node boot network: {e}")))?;
+            Ok((row.str(0)?, net))
+        })
+        .collect()
+}
+
 /// Sets (or clears) a node's static provisioning address: checked, unique
 /// among nodes (address and MAC), its MAC in the boot service's index.
 fn set_boot_network(w: &mut dyn Writer, id: &str, bn: Option<&BootNetwork>) -> Result<()> {

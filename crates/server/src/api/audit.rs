@@ -78,6 +78,7 @@ fn render(c: &Call<'_>, items: Vec<AuditEvent>) -> Result<Reply> {
                 replay: None,
                 effects: Vec::new(),
                 nudge: Vec::new(),
+                prebuild_isos: false,
             })
         }
         _ => Err(Error::invalid_value("format", "must be json or jsonl")),

@@ -164,6 +164,9 @@ pub struct Reply {
     /// Nodes whose lifecycle step this write gave work (stepped at once
     /// once it commits).
     pub nudge: Vec<String>,
+    /// A node's static provisioning address was set: its ISO is built
+    /// ahead of its boot once the write commits.
+    pub prebuild_isos: bool,
 }
 
 impl Reply {
@@ -171,6 +174,12 @@ impl Reply {
     /// Names a node whose lifecycle step this write gave work.
     pub fn with_nudge(mut self, node_id: &str) -> Reply {
         self.nudge.push(node_id.to_string());
+        self
+    }
+
+    /// Asks for the per-node ISOs to be built once the write commits.
+    pub fn with_iso_prebuild(mut self, set: bool) -> Reply {
+        self.prebuild_isos |= set;
         self
     }
 
@@ -187,6 +196,7 @@ impl Reply {
             replay: None,
             effects: Vec::new(),
             nudge: Vec::new(),
+            prebuild_isos: false,
         })
     }
 
@@ -198,6 +208,7 @@ impl Reply {
             replay: None,
             effects: Vec::new(),
             nudge: Vec::new(),
+            prebuild_isos: false,
         })
     }
 
@@ -219,6 +230,7 @@ impl Reply {
             replay: None,
             effects: Vec::new(),
             nudge: Vec::new(),
+            prebuild_isos: false,
         })
     }
 }

@@ -108,6 +108,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::created(&n.id.clone(), &n)?
         .with_nudge(&n.id)
+        .with_iso_prebuild(n.boot_network.is_some())
         .with_effect(Effect::AddNode(nodes::spec(&n)))
         .with_effect(Effect::Generation(g)))
 }
@@ -185,9 +186,11 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     let network = p.boot_network.as_ref().map(Option::as_ref);
     let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method, network)?;
+    let readdressed = n.boot_network.is_some() && p.boot_network.is_some();
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::ok(&n)?
         .with_nudge(&n.id)
+        .with_iso_prebuild(readdressed)
         .with_effect(Effect::SetAvailability(n.id.clone(), n.availability))
         .with_effect(Effect::Generation(g)))
 }

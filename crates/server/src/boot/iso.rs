@@ -94,9 +94,66 @@ pub struct NodeIso {
 pub struct NodeIsos {
     pub builder: std::sync::Arc<IsoBuilder>,
     pub base_url: String,
+    /// Wakes the prebuilding pass (a node's address was set).
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// What a prebuilding pass found: ISOs built, already there, failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IsoPass {
+    pub built: usize,
+    pub current: usize,
+    pub failed: usize,
 }
 
 impl NodeIsos {
+    pub fn new(builder: IsoBuilder, base_url: String) -> NodeIsos {
+        NodeIsos {
+            builder: std::sync::Arc::new(builder),
+            base_url,
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Builds the ISO of every node with a static provisioning address
+    /// that has none yet, one at a time (a reconciler: no input, run
+    /// periodically and when woken), so a provisioning finds it ready: a
+    /// fleet's first wave would otherwise build them all on its boots'
+    /// path. Stops early when `stop` says so; a failure is counted and
+    /// logged (the node's boot builds it again, and fails with the reason).
+    pub fn prebuild(
+        &self,
+        store: &neocloud_store::Store,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<IsoPass> {
+        let mut pass = IsoPass::default();
+        for (id, net) in store.read(neocloud_store::nodes::boot_networks)? {
+            if stop() {
+                break;
+            }
+            let iso = match net.check().and_then(|a| self.for_node(&id, &a)) {
+                Ok(iso) => iso,
+                Err(e) => {
+                    tracing::warn!(node = %id, error = %e, "per-node ISO: bad boot network");
+                    pass.failed += 1;
+                    continue;
+                }
+            };
+            if self.builder.is_cached(&iso.key) {
+                pass.current += 1;
+                continue;
+            }
+            match self.builder.build(&iso.script) {
+                Ok(_) => pass.built += 1,
+                Err(e) => {
+                    tracing::warn!(node = %id, error = ?e, "per-node ISO build failed");
+                    pass.failed += 1;
+                }
+            }
+        }
+        Ok(pass)
+    }
+
     /// The node's ISO (not built: see [`IsoBuilder::build`]).
     pub fn for_node(&self, node_id: &str, a: &StaticAddress) -> Result<NodeIso> {
         let script = ipxe_static(a, &self.base_url);
@@ -194,6 +251,11 @@ impl IsoBuilder {
             }
         }
         Ok(hex::encode(&h.finalize()[..16]))
+    }
+
+    /// Whether the ISO of `key` is built.
+    pub fn is_cached(&self, key: &str) -> bool {
+        self.cache_dir.join(format!("{key}.iso")).is_file()
     }
 
     /// The ISO for a script: from the cache, or built (blocking: call it

@@ -95,6 +95,7 @@ pub(super) fn spawn_background(
         }
     });
     spawn_fabric(tasks, shared, cancel, config);
+    spawn_iso_prebuild(tasks, shared, cancel);
     let ttl = config.idempotency_ttl_secs as i64 * 1_000_000;
     let (s, c) = (shared.clone(), cancel.clone());
     tasks.spawn(async move {
@@ -118,6 +119,43 @@ pub(super) fn spawn_background(
                     tracing::warn!(error = %e, "idempotency expiry failed");
                 }
                 Err(e) => tracing::warn!(error = %e, "idempotency expiry task panicked"),
+            }
+        }
+    });
+}
+
+/// Per-node ISOs built ahead of the boots that need them: a pass every
+/// 30 s and when a node's address is set (see `NodeIsos::prebuild`).
+fn spawn_iso_prebuild(tasks: &mut JoinSet<()>, shared: &Arc<Shared>, cancel: &CancellationToken) {
+    let Some(isos) = shared.app.boot.node_isos.clone() else { return };
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = isos.wake.notified() => {}
+            }
+            let (s2, c2, isos2) = (s.clone(), c.clone(), isos.clone());
+            match tokio::task::spawn_blocking(move || {
+                isos2.prebuild(&s2.app.store, &|| c2.is_cancelled())
+            })
+            .await
+            {
+                Ok(Ok(p)) => {
+                    if p.built > 0 {
+                        tracing::info!(built = p.built, current = p.current, "per-node ISOs built");
+                    }
+                    if p.failed > 0 {
+                        s.app.metrics.background_error("boot_iso");
+                    }
+                }
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("boot_iso");
+                    tracing::warn!(error = %e, "per-node ISO pass failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "per-node ISO task panicked"),
             }
         }
     });

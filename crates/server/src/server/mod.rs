@@ -126,10 +126,7 @@ impl Server {
                     tokio::task::spawn_blocking(move || crate::boot::iso::IsoBuilder::new(c, &dir))
                         .await
                         .map_err(|e| Error::internal(format!("startup task: {e}")))??;
-                Some(crate::boot::iso::NodeIsos {
-                    builder: Arc::new(builder),
-                    base_url: boot_url.clone(),
-                })
+                Some(crate::boot::iso::NodeIsos::new(builder, boot_url.clone()))
             }
             None => None,
         };
