@@ -187,39 +187,48 @@ pub fn node_iso(
     isos.builder.build(&iso.script)
 }
 
-/// What a `Range` header asks of a body of `len` bytes (RFC 9110 14.2):
-/// `Ok(None)` the whole body (no header, or one this server ignores:
-/// several ranges, another unit, malformed), `Ok(Some((first, last)))`
-/// those bytes, `Err(())` nothing it has (416). BMCs read virtual media in
-/// ranges.
-#[allow(clippy::result_unit_err)]
-pub fn byte_range(header: Option<&str>, len: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+/// What a `Range` header asks of a body (RFC 9110 14.2). BMCs read
+/// virtual media in ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The whole body: no header, or one this server ignores (several
+    /// ranges, another unit, malformed).
+    Whole,
+    /// Bytes `first..=last`.
+    Part(u64, u64),
+    /// Nothing the body has (416).
+    Unsatisfiable,
+}
+
+/// The range a `Range` header asks of a body of `len` bytes.
+pub fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return ByteRange::Whole;
+    };
     if spec.contains(',') {
-        return Ok(None);
+        return ByteRange::Whole;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.trim().split_once('-') else { return ByteRange::Whole };
     let (a, b) = (a.trim(), b.trim());
     let parsed = |s: &str| s.parse::<u64>().ok();
     match (a.is_empty(), b.is_empty()) {
         // The last n bytes.
         (true, false) => match parsed(b) {
-            Some(0) => Err(()),
-            Some(n) if len > 0 => Ok(Some((len - n.min(len), len - 1))),
-            Some(_) => Err(()),
-            None => Ok(None),
+            Some(n) if n > 0 && len > 0 => ByteRange::Part(len - n.min(len), len - 1),
+            Some(_) => ByteRange::Unsatisfiable,
+            None => ByteRange::Whole,
         },
         (false, _) => {
-            let Some(first) = parsed(a) else { return Ok(None) };
+            let Some(first) = parsed(a) else { return ByteRange::Whole };
             let last = if b.is_empty() { Some(u64::MAX) } else { parsed(b) };
             match last {
-                None => Ok(None),
-                Some(last) if last < first => Ok(None),
-                Some(_) if first >= len => Err(()),
-                Some(last) => Ok(Some((first, last.min(len - 1)))),
+                None => ByteRange::Whole,
+                Some(last) if last < first => ByteRange::Whole,
+                Some(_) if first >= len => ByteRange::Unsatisfiable,
+                Some(last) => ByteRange::Part(first, last.min(len - 1)),
             }
         }
-        (true, true) => Ok(None),
+        (true, true) => ByteRange::Whole,
     }
 }
 
@@ -468,23 +477,24 @@ pub fn step_result(
 
 #[cfg(test)]
 mod tests {
-    use super::byte_range;
+    use super::{byte_range, ByteRange};
 
     #[test]
     fn byte_ranges_as_bmcs_ask_them() {
-        assert_eq!(byte_range(None, 100), Ok(None));
-        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
-        assert_eq!(byte_range(Some("bytes=90-200"), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some("bytes=50-"), 100), Ok(Some((50, 99))));
-        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some("bytes=-500"), 100), Ok(Some((0, 99))));
+        use ByteRange::{Part, Unsatisfiable, Whole};
+        assert_eq!(byte_range(None, 100), Whole);
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), Part(0, 9));
+        assert_eq!(byte_range(Some("bytes=90-200"), 100), Part(90, 99));
+        assert_eq!(byte_range(Some("bytes=50-"), 100), Part(50, 99));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Part(90, 99));
+        assert_eq!(byte_range(Some("bytes=-500"), 100), Part(0, 99));
         // Nothing it has: 416.
-        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=-0"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=0-"), 0), Err(()));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=-0"), 100), Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=0-"), 0), Unsatisfiable);
         // Ignored (the whole body): several ranges, other units, malformed.
         for h in ["bytes=0-1,5-6", "items=0-1", "bytes=9-1", "bytes=a-b", "bytes=-", "bytes"] {
-            assert_eq!(byte_range(Some(h), 100), Ok(None), "{h}");
+            assert_eq!(byte_range(Some(h), 100), Whole, "{h}");
         }
     }
 }

@@ -296,6 +296,30 @@ fn success(out: Outcome, id: &str) -> Response {
     with_id(resp, id)
 }
 
+/// An ISO's answer: the whole of it, or the byte range asked (as BMCs
+/// read virtual media; HEAD is answered by the same handler, body dropped).
+fn iso_response(body: Vec<u8>, range: Option<&str>) -> Response {
+    use crate::boot::handlers::{byte_range, ByteRange};
+    let len = body.len() as u64;
+    let iso = (header::CONTENT_TYPE, HeaderValue::from_static("application/x-iso9660-image"));
+    let ranges = (header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let content_range = |v: String| {
+        (header::CONTENT_RANGE, HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("*")))
+    };
+    match byte_range(range, len) {
+        ByteRange::Whole => (StatusCode::OK, [iso, ranges], body).into_response(),
+        ByteRange::Part(first, last) => {
+            let part = body[first as usize..=last as usize].to_vec();
+            let cr = content_range(format!("bytes {first}-{last}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, [iso, ranges, cr], part).into_response()
+        }
+        ByteRange::Unsatisfiable => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, [content_range(format!("bytes */{len}"))])
+                .into_response()
+        }
+    }
+}
+
 /// The boot service and agent API (see `boot`): outside `/v1`, answered on
 /// blocking threads.
 fn boot_routes(shared: Arc<Shared>) -> Router {
@@ -364,23 +388,7 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
                     Ok(b) => b,
                     Err(e) => return error(&e, &id),
                 };
-                let len = body.len() as u64;
-                let iso = HeaderValue::from_static("application/x-iso9660-image");
-                let ranges = HeaderValue::from_static("bytes");
-                let resp = match handlers::byte_range(range.as_deref(), len) {
-                    Ok(None) => (StatusCode::OK, [(header::CONTENT_TYPE, iso), (header::ACCEPT_RANGES, ranges)], body).into_response(),
-                    Ok(Some((first, last))) => {
-                        let part = body[first as usize..=last as usize].to_vec();
-                        let content_range = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}"))
-                            .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"));
-                        (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_TYPE, iso), (header::ACCEPT_RANGES, ranges), (header::CONTENT_RANGE, content_range)], part).into_response()
-                    }
-                    Err(()) => {
-                        let content_range = HeaderValue::from_str(&format!("bytes */{len}"))
-                            .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"));
-                        (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, content_range)]).into_response()
-                    }
-                };
+                let resp = iso_response(body, range.as_deref());
                 with_id(resp, &id)
             }),
         )
