@@ -156,6 +156,11 @@ pub struct Config {
     /// How BMCs' certificates are verified: the site's CA bundle
     /// (`ca_pem`), or `insecure_skip_verify` for labs; default: public roots.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
+    /// How the control plane verifies the servers it fetches firmware
+    /// images from to push them to BMCs (a baseline's `transfer = push`):
+    /// the site's CA bundle (`ca_pem`), or `insecure_skip_verify` for
+    /// labs; default: public roots.
+    pub image_tls: neocloud_common::tls::TlsOptions,
 }
 
 impl Default for Config {
@@ -199,6 +204,7 @@ impl Default for Config {
             firmware_resend_secs: 60,
             firmware_updates_in_flight: 16,
             bmc_tls: Default::default(),
+            image_tls: Default::default(),
         }
     }
 }
@@ -234,6 +240,9 @@ impl Config {
         self.bmc_tls
             .validate()
             .map_err(|e| Error::invalid_value("bmc_tls.ca_pem", e.to_string()))?;
+        self.image_tls
+            .validate()
+            .map_err(|e| Error::invalid_value("image_tls.ca_pem", e.to_string()))?;
         if let Some(u) = &self.boot_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
@@ -310,6 +319,14 @@ mod tests {
         let e = Config::from_file(&f).unwrap_err();
         assert!(e.external_message().contains("lisen"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_image_ca_is_named() {
+        let c: Config = toml::from_str("[image_tls]\nca_pem = \"not a certificate\"\n").unwrap();
+        assert_eq!(c.validate().unwrap_err().field(), Some("image_tls.ca_pem"));
+        let c: Config = toml::from_str("[image_tls]\ninsecure_skip_verify = true\n").unwrap();
+        assert!(c.validate().is_ok() && c.image_tls.insecure_skip_verify);
     }
 
     /// The README's example configuration reads and validates.

@@ -948,6 +948,65 @@ fn images_are_pushed_to_bmcs_that_cannot_fetch_them() {
     }
 }
 
+/// Images pushed from an HTTPS server the site's CA signs: refused under
+/// the public roots (the record says why; nothing is uploaded), fetched and
+/// uploaded once the server's `image_tls` trusts that CA.
+#[test]
+fn pushed_images_are_fetched_from_servers_the_image_tls_trusts() {
+    let f = fleet();
+    f.sim.reach_images.store(false, Ordering::SeqCst);
+    let package = ureq::get(&simbmc::firmware_package_url(&f.base, "BIOS", "SIM-BIOS-1.0"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let images = neocloud_common::http_double::HttpDouble::start_https(
+        move |r: &neocloud_common::http_double::Request| match r.path() {
+            "/bios.fwpkg" => neocloud_common::http_double::Response::text(200, &package),
+            _ => neocloud_common::http_double::Response::text(404, "no"),
+        },
+    );
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (mut h, _) = simulated_node(&s, &f, i);
+        let body = json!({"name": "sim-hgx", "model": MODEL, "transfer": "push",
+                "components": {"BMC": "SIM-BMC-2.1", "BIOS": "SIM-BIOS-1.0"},
+                "images": {"BIOS": format!("{}/bios.fwpkg", images.url)}});
+        s.admin().post("/v1/firmware-baselines", &body).expect(201);
+
+        // Trusted: fetched, uploaded, updated.
+        h.ctl.image_tls = neocloud_common::tls::TlsOptions {
+            ca_pem: Some(neocloud_common::http_double::TEST_CA_PEM.to_string()),
+            insecure_skip_verify: false,
+        };
+        let id = h.provision("flasher");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
+        assert_eq!(
+            f.sim.firmware_task_uris(i),
+            ["/redfish/v1/UpdateService/update-multipart"],
+            "[{b}] uploaded"
+        );
+
+        // The public roots (the default) do not know the site's CA.
+        h.ctl.image_tls = Default::default();
+        let id = h.provision("flasher-2");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let detail = firmware_item(&rec, "BIOS")["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("could not fetch the image") && detail.contains("certificate"),
+            "[{b}] {detail}"
+        );
+        assert_eq!(f.sim.firmware_task_uris(i).len(), 1, "[{b}] nothing more uploaded");
+    }
+}
+
 /// A new node whose HGX firmware is behind the provider's baseline: updated,
 /// its chassis power-cycled to activate it, the host reset, the version
 /// read back; it joins the pool.

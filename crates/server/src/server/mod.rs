@@ -169,6 +169,12 @@ impl Server {
                     tracing::warn!("{w}");
                 }
                 l.bmc_tls = config.bmc_tls.clone();
+                if config.image_tls.insecure_skip_verify {
+                    tracing::warn!(
+                        "TLS certificate verification is OFF for firmware image servers (image_tls.insecure_skip_verify): anyone in the path can substitute the firmware pushed to BMCs; set ca_pem instead"
+                    );
+                }
+                l.image_tls = config.image_tls.clone();
                 l.virtual_media_iso = config.virtual_media_iso_url.clone();
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
                 l.node_isos = node_isos.clone();

@@ -460,7 +460,7 @@ impl LifecycleController {
         &self,
         url: &str,
     ) -> Result<(Box<dyn std::io::Read + Send + Sync>, u64, String), String> {
-        let agent = neocloud_common::tls::agent_builder(&Default::default())
+        let agent = neocloud_common::tls::agent_builder(&self.image_tls)
             .timeout_connect(Duration::from_secs(10))
             .timeout(self.firmware_update_timeout)
             .build();

@@ -93,6 +93,9 @@ pub struct LifecycleController {
     pub planners: Arc<Planners>,
     /// How BMC certificates are verified.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
+    /// How the certificates of the servers firmware images are fetched
+    /// from (to push them to BMCs) are verified.
+    pub image_tls: neocloud_common::tls::TlsOptions,
     /// The iPXE ISO virtual-media boots insert (`virtual_media_iso_url`).
     pub virtual_media_iso: Option<String>,
     /// The iPXE EFI binary UEFI HTTP boots fetch (`uefi_http_boot_url`).
@@ -216,6 +219,7 @@ impl LifecycleController {
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
             planners: Arc::default(),
             bmc_tls: Default::default(),
+            image_tls: Default::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             nudged: Mutex::default(),
             full_pass: std::sync::atomic::AtomicBool::new(false),
