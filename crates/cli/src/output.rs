@@ -392,7 +392,9 @@ impl Row for Node {
             // Only a node with a BMC is booted by the controller.
             match (&self.bmc_endpoint, &self.boot_network) {
                 (Some(_), None) => self.boot_method.as_str().to_string(),
-                (Some(_), Some(n)) => format!("{} {}", self.boot_method.as_str(), n.address),
+                (Some(_), Some(n)) => {
+                    format!("{} {}", self.boot_method.as_str(), n.address.as_deref().unwrap_or("-"))
+                }
                 (None, _) => "-".to_string(),
             },
             self.generation.to_string(),

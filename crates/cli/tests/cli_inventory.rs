@@ -511,6 +511,25 @@ fn inventory_end_to_end() {
         ],
     );
     assert!(o.stderr.contains("--boot-address"), "{}", o.stderr);
+    let o = cli.expect(
+        7,
+        &[
+            "node",
+            "update",
+            "enr1",
+            "--availability",
+            "schedulable",
+            "--boot-method",
+            "virtual-media",
+            "--boot-mac",
+            "52:54:00:aa:bb:cc",
+            "--boot-network",
+            "pod1",
+            "--generation",
+            &generation,
+        ],
+    );
+    assert!(o.stderr.contains("boot_network"), "{}", o.stderr);
     let o = cli.ok(&[
         "node",
         "update",

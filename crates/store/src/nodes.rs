@@ -77,6 +77,33 @@ pub fn boot_networks(r: &mut dyn Reader) -> Result<Vec<(String, BootNetwork)>> {
         .collect()
 }
 
+/// The lowest address `range` hands out that no node other than
+/// `except` holds; `None` when all are taken. On PostgreSQL under a
+/// fleet-wide lock held to the end of the transaction, so two nodes drawn
+/// at once get two addresses (SQLite serializes writers).
+pub fn free_boot_address(
+    w: &mut dyn Writer,
+    range: &neocloud_types::AddressRange,
+    except: Option<&str>,
+) -> Result<Option<std::net::Ipv4Addr>> {
+    if w.kind() == crate::backend::BackendKind::Postgres {
+        w.execute_batch("SELECT pg_advisory_xact_lock(7262739)")?;
+    }
+    let rows = w.query(
+        "SELECT boot_address FROM nodes WHERE boot_address IS NOT NULL AND id <> ?",
+        vals![except.unwrap_or("")],
+    )?;
+    let mut taken = std::collections::HashSet::new();
+    for row in &rows {
+        if let Ok(a) = row.str(0)?.parse::<std::net::Ipv4Addr>() {
+            taken.insert(a);
+        }
+    }
+    Ok((u32::from(range.first)..=u32::from(range.last))
+        .map(std::net::Ipv4Addr::from)
+        .find(|a| range.hands_out(*a) && !taken.contains(a)))
+}
+
 /// Sets (or clears) a node's static provisioning address: checked, unique
 /// among nodes (address and MAC), its MAC in the boot service's index.
 fn set_boot_network(w: &mut dyn Writer, id: &str, bn: Option<&BootNetwork>) -> Result<()> {
@@ -95,12 +122,13 @@ fn set_boot_network(w: &mut dyn Writer, id: &str, bn: Option<&BootNetwork>) -> R
         }
     }
     // Stored as checked: the MAC in lower case, the addresses canonical.
-    let stored = checked
-        .as_ref()
-        .map(|a| {
+    let stored = bn
+        .zip(checked.as_ref())
+        .map(|(b, a)| {
             let canonical = BootNetwork {
                 mac: a.mac.clone(),
-                address: format!("{}/{}", a.address, a.prefix),
+                address: Some(format!("{}/{}", a.address, a.prefix)),
+                network: b.network.clone(),
                 gateway: a.gateway.map(|g| g.to_string()),
                 dns: a.dns.iter().map(ToString::to_string).collect(),
             };

@@ -59,8 +59,16 @@ pub struct NodeCreate {
 pub struct BootNetwork {
     /// The MAC of the NIC the node boots from, e.g. `52:54:00:12:34:56`.
     pub mac: String,
-    /// Its IPv4 address and prefix length, e.g. `10.0.0.5/24`.
-    pub address: String,
+    /// Its IPv4 address and prefix length, e.g. `10.0.0.5/24`. Absent on
+    /// input with `network`: the lowest free address of that network's
+    /// range is drawn (and kept while the node stays in that network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// A provisioning network of the server's configuration
+    /// (`provisioning_networks`) the address is drawn from; its gateway
+    /// and name servers apply unless given here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The default gateway, inside the address's subnet (none: the boot
     /// service is on the same subnet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +77,111 @@ pub struct BootNetwork {
     /// server's `boot_url` names a host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+}
+
+/// A provisioning network nodes' static addresses are drawn from (the
+/// server's `[[provisioning_networks]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningNetwork {
+    pub name: String,
+    /// The subnet, e.g. `10.0.8.0/22`.
+    pub subnet: String,
+    /// The first and last addresses handed out (the gateway and name
+    /// servers among them are skipped).
+    pub first: String,
+    pub last: String,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// A [`ProvisioningNetwork`], checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRange {
+    pub name: String,
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl AddressRange {
+    /// Whether `a` is a host of the subnet.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        u32::from(a) & mask == u32::from(self.network)
+    }
+
+    /// Whether `a` is one the range hands out.
+    pub fn hands_out(&self, a: Ipv4Addr) -> bool {
+        (self.first..=self.last).contains(&a) && Some(a) != self.gateway && !self.dns.contains(&a)
+    }
+}
+
+impl ProvisioningNetwork {
+    /// Checks it (errors name `provisioning_networks[i].field`).
+    pub fn check(&self, i: usize) -> Result<AddressRange> {
+        let field = |f: &str| format!("provisioning_networks[{i}].{f}");
+        if self.name.is_empty()
+            || self.name.len() > 63
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::invalid_value(field("name"), "1 to 63 letters, digits, - or _"));
+        }
+        let (net, prefix) = self.subnet.split_once('/').ok_or_else(|| {
+            Error::invalid_value(field("subnet"), "must be a subnet like 10.0.8.0/22")
+        })?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| {
+            Error::invalid_value(field("subnet"), "the prefix length must be 8 to 30")
+        })?;
+        let network: Ipv4Addr = net
+            .parse()
+            .map_err(|_| Error::invalid_value(field("subnet"), "must be an IPv4 subnet"))?;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        if u32::from(network) & !mask != 0 {
+            return Err(Error::invalid_value(field("subnet"), "has host bits set"));
+        }
+        let r = AddressRange {
+            name: self.name.clone(),
+            network,
+            prefix,
+            first: network,
+            last: network,
+            gateway: None,
+            dns: Vec::new(),
+        };
+        let host = |f: &str, s: &str| -> Result<Ipv4Addr> {
+            let a = host_address(&field(f), s)?;
+            let h = u32::from(a) & !mask;
+            if !r.contains(a) || h == 0 || h == !mask {
+                return Err(Error::invalid_value(
+                    field(f),
+                    format!("must be a host of {}", self.subnet),
+                ));
+            }
+            Ok(a)
+        };
+        let first = host("first", &self.first)?;
+        let last = host("last", &self.last)?;
+        if last < first {
+            return Err(Error::invalid_value(field("last"), "comes before first"));
+        }
+        let gateway = self.gateway.as_deref().map(|g| host("gateway", g)).transpose()?;
+        if self.dns.len() > 2 {
+            return Err(Error::invalid_value(field("dns"), "at most two name servers"));
+        }
+        let dns = self
+            .dns
+            .iter()
+            .enumerate()
+            .map(|(j, d)| host_address(&field(&format!("dns[{j}]")), d))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AddressRange { first, last, gateway, dns, ..r })
+    }
 }
 
 /// A [`BootNetwork`], checked.
@@ -126,7 +239,13 @@ impl BootNetwork {
         if bytes[0] & 1 == 1 || bytes.iter().all(|b| *b == 0) {
             return Err(Error::invalid_value("boot_network.mac", "must be a unicast MAC address"));
         }
-        let (addr, prefix) = self.address.split_once('/').ok_or_else(|| {
+        let Some(address) = &self.address else {
+            return Err(Error::invalid_value(
+                "boot_network.address",
+                "required (or a network to draw it from)",
+            ));
+        };
+        let (addr, prefix) = address.split_once('/').ok_or_else(|| {
             Error::invalid_value(
                 "boot_network.address",
                 "must be an address and prefix length like 10.0.0.5/24",
@@ -832,7 +951,8 @@ mod tests {
     fn net(mac: &str, address: &str, gateway: Option<&str>, dns: &[&str]) -> BootNetwork {
         BootNetwork {
             mac: mac.into(),
-            address: address.into(),
+            address: Some(address.into()),
+            network: None,
             gateway: gateway.map(Into::into),
             dns: dns.iter().map(|d| d.to_string()).collect(),
         }

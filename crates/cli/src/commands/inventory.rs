@@ -45,20 +45,25 @@ impl From<AvailabilityArg> for Availability {
 
 /// A static provisioning address (`--boot-mac`, `--boot-address`, ...).
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("boot_where").args(["boot_address", "boot_network"]).multiple(true)))]
 pub(crate) struct BootNetworkArgs {
     /// A static provisioning address, for networks without DHCP
     /// (virtual_media boots: the node gets an ISO of its own): the MAC of
     /// the NIC it boots from.
-    #[arg(long, value_name = "MAC", requires = "boot_address")]
+    #[arg(long, value_name = "MAC", requires = "boot_where")]
     boot_mac: Option<String>,
     /// Its address and prefix length, e.g. 10.0.0.5/24.
     #[arg(long, value_name = "CIDR", requires = "boot_mac")]
     boot_address: Option<String>,
+    /// Or a provisioning network of the server's to draw it from (its
+    /// gateway and name servers too).
+    #[arg(long, value_name = "NAME", requires = "boot_mac")]
+    boot_network: Option<String>,
     /// Its default gateway.
-    #[arg(long, value_name = "IP", requires = "boot_address")]
+    #[arg(long, value_name = "IP", requires = "boot_mac")]
     boot_gateway: Option<String>,
     /// A name server (repeat for a second).
-    #[arg(long = "boot-dns", value_name = "IP", requires = "boot_address")]
+    #[arg(long = "boot-dns", value_name = "IP", requires = "boot_mac")]
     boot_dns: Vec<String>,
 }
 
@@ -66,7 +71,8 @@ impl BootNetworkArgs {
     fn network(self) -> Option<neocloud_types::BootNetwork> {
         Some(neocloud_types::BootNetwork {
             mac: self.boot_mac?,
-            address: self.boot_address?,
+            address: self.boot_address,
+            network: self.boot_network,
             gateway: self.boot_gateway,
             dns: self.boot_dns,
         })
@@ -174,7 +180,7 @@ enum NodeCmd {
         boot_network: BootNetworkArgs,
         /// Remove the node's static provisioning address (its boots get
         /// one by DHCP again).
-        #[arg(long, conflicts_with = "boot_address")]
+        #[arg(long, conflicts_with = "boot_mac")]
         no_boot_network: bool,
         #[arg(long)]
         generation: i64,

@@ -8,8 +8,8 @@ use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
 use neocloud_store::{allocations, nodes, Reader, Writer};
 use neocloud_types::{
-    AgentReport, BmcCredentials, BootMethod, List, Node, NodeCreate, NodeHardware, NodeInspect,
-    NodeUpdate, SanitizationRecord,
+    AgentReport, BmcCredentials, BootMethod, BootNetwork, List, Node, NodeCreate, NodeHardware,
+    NodeInspect, NodeUpdate, SanitizationRecord,
 };
 
 const API: OpGroup = OpGroup::global(Resource::Node, "inventory");
@@ -99,7 +99,10 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 }
 
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
-    let p: NodeCreate = c.body()?;
+    let mut p: NodeCreate = c.body()?;
+    if let Some(bn) = &p.boot_network {
+        p.boot_network = Some(draw_boot_address(c, w, bn, None)?);
+    }
     if p.boot_method.is_some() || p.boot_network.is_some() {
         check_boot_method(c, p.boot_method.unwrap_or_default(), p.boot_network.is_some())?;
     }
@@ -143,6 +146,73 @@ fn check_boot_method(c: &Call<'_>, m: BootMethod, static_address: bool) -> Resul
     }
 }
 
+/// A static address drawn from a provisioning network (`network` given):
+/// the node's own while it stays in that network and none was asked,
+/// else the one asked (inside the subnet) or the lowest free one of the
+/// range (409 when none is left); the network's gateway and name servers
+/// unless given. Without `network`, as given.
+fn draw_boot_address(
+    c: &Call<'_>,
+    w: &mut dyn Writer,
+    bn: &BootNetwork,
+    node: Option<&Node>,
+) -> Result<BootNetwork> {
+    let Some(name) = &bn.network else { return Ok(bn.clone()) };
+    let Some(range) = c.boot.provisioning_networks.iter().find(|r| &r.name == name) else {
+        let known: Vec<&str> =
+            c.boot.provisioning_networks.iter().map(|r| r.name.as_str()).collect();
+        return Err(Error::invalid_value(
+            "boot_network.network",
+            format!(
+                "no provisioning network {name:?} on this server (it has: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ),
+        ));
+    };
+    let kept = node
+        .and_then(|n| n.boot_network.as_ref())
+        .filter(|cur| cur.network.as_ref() == Some(name))
+        .and_then(|cur| cur.check().ok())
+        .map(|a| a.address)
+        .filter(|a| range.contains(*a));
+    let address = match (&bn.address, kept) {
+        (Some(asked), _) => {
+            let a = asked.split_once('/').map(|(a, _)| a).unwrap_or(asked);
+            match a.parse::<std::net::Ipv4Addr>() {
+                Ok(ip) if range.contains(ip) => ip,
+                _ => {
+                    return Err(Error::invalid_value(
+                        "boot_network.address",
+                        format!(
+                            "must be a host of provisioning network {name} ({}/{})",
+                            range.network, range.prefix
+                        ),
+                    ))
+                }
+            }
+        }
+        (None, Some(kept)) => kept,
+        (None, None) => nodes::free_boot_address(w, range, node.map(|n| n.id.as_str()))?
+            .ok_or_else(|| {
+                Error::conflict(format!(
+                    "provisioning network {name} has no free address left ({} to {})",
+                    range.first, range.last
+                ))
+            })?,
+    };
+    Ok(BootNetwork {
+        mac: bn.mac.clone(),
+        address: Some(format!("{address}/{}", range.prefix)),
+        network: Some(name.clone()),
+        gateway: bn.gateway.clone().or(range.gateway.map(|g| g.to_string())),
+        dns: if bn.dns.is_empty() {
+            range.dns.iter().map(ToString::to_string).collect()
+        } else {
+            bn.dns.clone()
+        },
+    })
+}
+
 /// Checks BMC credentials and seals the password.
 fn seal_bmc(c: &Call<'_>, b: &BmcCredentials) -> Result<String> {
     let ok_scheme = b.endpoint.starts_with("http://") || b.endpoint.starts_with("https://");
@@ -184,7 +254,12 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         };
         check_boot_method(c, method, static_address)?;
     }
-    let network = p.boot_network.as_ref().map(Option::as_ref);
+    let drawn = match &p.boot_network {
+        Some(Some(bn)) => Some(Some(draw_boot_address(c, w, bn, Some(&n))?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let network = drawn.as_ref().map(Option::as_ref);
     let n = nodes::update(w, &n.id, p.generation, p.availability, p.boot_method, network)?;
     let readdressed = n.boot_network.is_some() && p.boot_network.is_some();
     let g = allocations::bump_placement_generation(w)?;

@@ -38,6 +38,8 @@ pub struct BootConfig {
     pub uefi_http_boot_url: Option<String>,
     /// Per-node ISOs (`per_node_iso`), for nodes with a `boot_network`.
     pub node_isos: Option<super::iso::NodeIsos>,
+    /// The provisioning networks static addresses are drawn from.
+    pub provisioning_networks: Vec<neocloud_types::AddressRange>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).

@@ -174,7 +174,8 @@ mod tests {
         let img = image();
         let a = neocloud_types::BootNetwork {
             mac: "52:54:00:AB:cd:01".into(),
-            address: "10.20.0.7/22".into(),
+            address: Some("10.20.0.7/22".into()),
+            network: None,
             gateway: Some("10.20.0.1".into()),
             dns: vec!["10.20.0.2".into(), "10.20.0.3".into()],
         }
@@ -187,7 +188,8 @@ mod tests {
         );
         let bare = neocloud_types::BootNetwork {
             mac: "52:54:00:ab:cd:01".into(),
-            address: "10.20.0.7/24".into(),
+            address: Some("10.20.0.7/24".into()),
+            network: None,
             gateway: None,
             dns: vec![],
         }
@@ -205,7 +207,8 @@ mod tests {
     fn a_static_address_is_the_nodes_network_config() {
         let a = neocloud_types::BootNetwork {
             mac: "52:54:00:ab:cd:01".into(),
-            address: "10.20.0.7/22".into(),
+            address: Some("10.20.0.7/22".into()),
+            network: None,
             gateway: Some("10.20.0.1".into()),
             dns: vec!["10.20.0.2".into(), "10.20.0.3".into()],
         }
