@@ -112,8 +112,7 @@ pub struct AddressRange {
 impl AddressRange {
     /// Whether `a` is a host of the subnet.
     pub fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-        u32::from(a) & mask == u32::from(self.network)
+        u32::from(a) & mask(self.prefix) == u32::from(self.network)
     }
 
     /// Whether `a` is one the range hands out.
@@ -141,7 +140,7 @@ impl ProvisioningNetwork {
         let network: Ipv4Addr = net
             .parse()
             .map_err(|_| Error::invalid_value(field("subnet"), "must be an IPv4 subnet"))?;
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let mask = mask(prefix);
         if u32::from(network) & !mask != 0 {
             return Err(Error::invalid_value(field("subnet"), "has host bits set"));
         }
@@ -198,9 +197,13 @@ pub struct StaticAddress {
 impl StaticAddress {
     /// The subnet's netmask.
     pub fn netmask(&self) -> Ipv4Addr {
-        let bits = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-        Ipv4Addr::from(bits)
+        Ipv4Addr::from(mask(self.prefix))
     }
+}
+
+/// The netmask of a prefix length, as bits.
+fn mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
 }
 
 fn host_address(field: &str, s: &str) -> Result<Ipv4Addr> {
