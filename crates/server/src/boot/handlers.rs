@@ -189,6 +189,39 @@ pub fn node_iso(
     isos.builder.build(&iso.script)
 }
 
+/// The node's ISO, or the part of it a `Range` header asks (read from the
+/// file alone: a BMC reads a 2 MB ISO in tens of ranges): what was asked,
+/// the ISO's length, the bytes.
+pub fn node_iso_part(
+    app: &App,
+    cfg: &BootConfig,
+    node_id: &str,
+    file: &str,
+    range: Option<&str>,
+) -> Result<(ByteRange, u64, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = node_iso(app, cfg, node_id, file)?;
+    let io = |e: std::io::Error| Error::internal(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::open(&path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let asked = byte_range(range, len);
+    let bytes = match asked {
+        ByteRange::Whole => {
+            let mut b = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut b).map_err(io)?;
+            b
+        }
+        ByteRange::Part(first, last) => {
+            let mut b = vec![0; (last - first + 1) as usize];
+            f.seek(SeekFrom::Start(first)).map_err(io)?;
+            f.read_exact(&mut b).map_err(io)?;
+            b
+        }
+        ByteRange::Unsatisfiable => Vec::new(),
+    };
+    Ok((asked, len, bytes))
+}
+
 /// What a `Range` header asks of a body (RFC 9110 14.2). BMCs read
 /// virtual media in ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -298,20 +298,18 @@ fn success(out: Outcome, id: &str) -> Response {
 
 /// An ISO's answer: the whole of it, or the byte range asked (as BMCs
 /// read virtual media; HEAD is answered by the same handler, body dropped).
-fn iso_response(body: Vec<u8>, range: Option<&str>) -> Response {
-    use crate::boot::handlers::{byte_range, ByteRange};
-    let len = body.len() as u64;
+fn iso_response(asked: crate::boot::handlers::ByteRange, len: u64, bytes: Vec<u8>) -> Response {
+    use crate::boot::handlers::ByteRange;
     let iso = (header::CONTENT_TYPE, HeaderValue::from_static("application/x-iso9660-image"));
     let ranges = (header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let content_range = |v: String| {
         (header::CONTENT_RANGE, HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("*")))
     };
-    match byte_range(range, len) {
-        ByteRange::Whole => (StatusCode::OK, [iso, ranges], body).into_response(),
+    match asked {
+        ByteRange::Whole => (StatusCode::OK, [iso, ranges], bytes).into_response(),
         ByteRange::Part(first, last) => {
-            let part = body[first as usize..=last as usize].to_vec();
             let cr = content_range(format!("bytes {first}-{last}/{len}"));
-            (StatusCode::PARTIAL_CONTENT, [iso, ranges, cr], part).into_response()
+            (StatusCode::PARTIAL_CONTENT, [iso, ranges, cr], bytes).into_response()
         }
         ByteRange::Unsatisfiable => {
             (StatusCode::RANGE_NOT_SATISFIABLE, [content_range(format!("bytes */{len}"))])
@@ -380,16 +378,13 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
                 let id = request_id(&headers);
                 let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let r = blocking(move || {
-                    let path = handlers::node_iso(&s6.app, &s6.app.boot, &node, &file)?;
-                    std::fs::read(&path).map_err(|e| Error::internal(format!("{}: {e}", path.display())))
+                    handlers::node_iso_part(&s6.app, &s6.app.boot, &node, &file, range.as_deref())
                 })
                 .await;
-                let body = match r {
-                    Ok(b) => b,
-                    Err(e) => return error(&e, &id),
-                };
-                let resp = iso_response(body, range.as_deref());
-                with_id(resp, &id)
+                match r {
+                    Ok((asked, len, bytes)) => with_id(iso_response(asked, len, bytes), &id),
+                    Err(e) => error(&e, &id),
+                }
             }),
         )
         .route(
