@@ -181,12 +181,11 @@ pub fn node_iso(
             None => Err(not_found()),
         }
     })?;
-    let address = node.boot_network.as_ref().ok_or_else(not_found)?.check()?;
-    let iso = isos.for_node(&node.id, &address)?;
+    let iso = isos.for_network(&node.id, node.boot_network.as_ref().ok_or_else(not_found)?)?;
     if iso.key != key || node.id != node_id {
         return Err(not_found());
     }
-    isos.builder.build(&iso.script)
+    isos.build(&iso)
 }
 
 /// The node's ISO, or the part of it a `Range` header asks (read from the

@@ -132,7 +132,7 @@ impl NodeIsos {
         let mut pass = IsoPass::default();
         let mut missing: Vec<(String, NodeIso)> = Vec::new();
         for (id, net) in store.read(neocloud_store::nodes::boot_networks)? {
-            match net.check().and_then(|a| self.for_node(&id, &a)) {
+            match self.for_network(&id, &net) {
                 Ok(iso) if self.builder.is_cached(&iso.key) => pass.current += 1,
                 Ok(iso) => missing.push((id, iso)),
                 Err(e) => {
@@ -154,7 +154,7 @@ impl NodeIsos {
                     if stop() {
                         return;
                     }
-                    match self.builder.build(&iso.script) {
+                    match self.build(iso) {
                         Ok(_) => built.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                         Err(e) => {
                             tracing::warn!(node = %id, error = ?e, "per-node ISO build failed");
@@ -169,7 +169,17 @@ impl NodeIsos {
         Ok(pass)
     }
 
-    /// The node's ISO (not built: see [`IsoBuilder::build`]).
+    /// The ISO of a node's stored boot network (checked; not built).
+    pub fn for_network(&self, node_id: &str, net: &neocloud_types::BootNetwork) -> Result<NodeIso> {
+        self.for_node(node_id, &net.check()?)
+    }
+
+    /// The node's ISO file: from the cache, or built (blocking).
+    pub fn build(&self, iso: &NodeIso) -> Result<PathBuf> {
+        self.builder.build_keyed(&iso.key, &iso.script)
+    }
+
+    /// The node's ISO (not built: see [`Self::build`]).
     pub fn for_node(&self, node_id: &str, a: &StaticAddress) -> Result<NodeIso> {
         let script = ipxe_static(a, &self.base_url);
         let key = self.builder.key(&script)?;
@@ -249,11 +259,6 @@ impl IsoBuilder {
         Ok(IsoBuilder { config, cache_dir })
     }
 
-    /// Whether the ISO also boots in legacy BIOS mode.
-    pub fn has_bios(&self) -> bool {
-        self.config.ipxe_lkrn.is_some()
-    }
-
     /// The key of the ISO for a script: a hash of the script and of the
     /// files it is built from.
     pub fn key(&self, script: &str) -> Result<String> {
@@ -276,7 +281,11 @@ impl IsoBuilder {
     /// The ISO for a script: from the cache, or built (blocking: call it
     /// off the async runtime).
     pub fn build(&self, script: &str) -> Result<PathBuf> {
-        let key = self.key(script)?;
+        self.build_keyed(&self.key(script)?, script)
+    }
+
+    /// [`Self::build`] with the script's key already computed.
+    fn build_keyed(&self, key: &str, script: &str) -> Result<PathBuf> {
         let path = self.cache_dir.join(format!("{key}.iso"));
         if path.is_file() {
             return Ok(path);

@@ -278,9 +278,8 @@ impl LifecycleController {
                 detail.unwrap_or_else(|| e.external_message())
             ))
         };
-        let address = bn.check().map_err(fail)?;
-        let iso = isos.for_node(&n.id, &address).map_err(fail)?;
-        isos.builder.build(&iso.script).map_err(fail)?;
+        let iso = isos.for_network(&n.id, bn).map_err(fail)?;
+        isos.build(&iso).map_err(fail)?;
         Ok(iso.url)
     }
 
