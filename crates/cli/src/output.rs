@@ -4,8 +4,8 @@ use neocloud_common::{Error, ErrorCode};
 use neocloud_placement::Availability;
 use neocloud_types::{
     Allocation, AllocationState, AuditEvent, FirmwareBaseline, FirmwareCompliance, Image, Instance,
-    InstanceKind, InstanceType, Membership, Node, Progress, Project, QuotaClaim, Tenant, Token,
-    User,
+    InstanceKind, InstanceType, Membership, Node, Progress, Project, ProvisioningNetwork,
+    QuotaClaim, Tenant, Token, User,
 };
 use std::fmt;
 use std::io::Write;
@@ -512,6 +512,23 @@ impl Row for FirmwareBaseline {
             components.join(", "),
             self.generation.to_string(),
             short_time(&self.updated_at),
+        ]
+    }
+}
+
+impl Row for ProvisioningNetwork {
+    const HEADER: &'static [&'static str] =
+        &["NAME", "SUBNET", "RANGE", "GATEWAY", "DNS", "NODES", "FREE", "GENERATION"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.subnet.clone(),
+            format!("{}-{}", self.first, self.last),
+            self.gateway.clone().unwrap_or_else(|| "-".into()),
+            if self.dns.is_empty() { "-".into() } else { self.dns.join(",") },
+            self.nodes.to_string(),
+            self.free.to_string(),
+            self.generation.to_string(),
         ]
     }
 }

@@ -1,4 +1,5 @@
 //! End to end for the bare-metal commands: `image`, `firmware-baseline`,
+//! `provisioning-network`,
 //! `instance` and `node sanitizations`, against the real `neocloud serve` binary (harness in
 //! common/mod.rs).
 //!
@@ -250,6 +251,107 @@ fn firmware_baselines_end_to_end() {
     let o = cli.ok(&["firmware-baseline", "delete", "dgx"]);
     assert!(o.stdout.contains("firmware baseline dgx deleted"), "{}", o.stdout);
     cli.expect(5, &["firmware-baseline", "get", "dgx"]);
+}
+
+#[test]
+fn provisioning_networks_end_to_end() {
+    let dir = Scratch::new("provnet");
+    let server = Server::start(&dir.0);
+    let cli = Cli::new(&dir.0);
+    cli.login(&server);
+    let create = |name: &str, subnet: &str, extra: &[&str]| {
+        let first = subnet.replace(".0/24", ".10");
+        let last = subnet.replace(".0/24", ".20");
+        let mut v = vec!["provisioning-network", "create", name, "--subnet", subnet];
+        v.extend_from_slice(&["--first", &first, "--last", &last]);
+        v.extend_from_slice(extra);
+        cli.run(&v)
+    };
+    let o = create("pod1", "10.8.0.0/24", &["--gateway", "10.8.0.1", "--dns", "10.8.0.2"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_table(
+        &o.stdout,
+        &["NAME", "SUBNET", "RANGE", "GATEWAY", "DNS", "NODES", "FREE"],
+        "pod1",
+    );
+    assert!(o.stdout.contains("10.8.0.10-10.8.0.20"), "{}", o.stdout);
+    // A gateway outside the subnet: refused naming it (exit 7); the same
+    // name or an overlapping subnet: conflicts (exit 6).
+    let bad = create("pod2", "10.9.0.0/24", &["--gateway", "10.8.0.1"]);
+    assert_eq!(bad.code, 7, "{}", bad.stderr);
+    assert!(bad.stderr.contains("gateway"), "{}", bad.stderr);
+    assert_eq!(create("pod1", "10.9.0.0/24", &[]).code, 6);
+    let overlap = create("pod2", "10.8.0.0/24", &[]);
+    assert_eq!(overlap.code, 6, "{}", overlap.stderr);
+    assert!(overlap.stderr.contains("overlaps provisioning network pod1"), "{}", overlap.stderr);
+    let n = cli.ok(&["provisioning-network", "get", "pod1", "-o", "json"]).json();
+    assert_eq!(
+        (&n["free"], &n["nodes"], &n["gateway"]),
+        (&serde_json::json!(11), &serde_json::json!(0), &serde_json::json!("10.8.0.1")),
+        "{n}"
+    );
+    // Updates at the generation read; stale ones refused (exit 6).
+    let stale = cli.expect(
+        6,
+        &["provisioning-network", "update", "pod1", "--generation", "9", "--last", "10.8.0.30"],
+    );
+    assert!(stale.stderr.contains("generation"), "{}", stale.stderr);
+    let u = cli
+        .ok(&[
+            "provisioning-network",
+            "update",
+            "pod1",
+            "--generation",
+            "1",
+            "--last",
+            "10.8.0.30",
+            "--no-gateway",
+            "--no-dns",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        (&u["last"], &u["free"], &u["generation"]),
+        (&serde_json::json!("10.8.0.30"), &serde_json::json!(21), &serde_json::json!(2)),
+        "{u}"
+    );
+    assert!(u.get("gateway").is_none() && u["dns"] == serde_json::json!([]), "{u}");
+    assert_eq!(
+        cli.run(&[
+            "provisioning-network",
+            "update",
+            "pod1",
+            "--generation",
+            "2",
+            "--gateway",
+            "10.8.0.1",
+            "--no-gateway"
+        ])
+        .code,
+        2
+    );
+    // A node's boot network names one; its gateway comes from it.
+    let o = cli.run(&[
+        "node",
+        "update",
+        "n1",
+        "--availability",
+        "schedulable",
+        "--generation",
+        "1",
+        "--boot-mac",
+        "52:54:00:aa:bb:cc",
+        "--boot-network",
+        "pod1",
+        "--boot-gateway",
+        "10.8.0.1",
+    ]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let list = cli.ok(&["provisioning-network", "list", "-o", "json"]).json();
+    assert_eq!(items(&list).len(), 1, "{list}");
+    cli.ok(&["provisioning-network", "delete", "pod1"]);
+    cli.expect(5, &["provisioning-network", "get", "pod1"]);
 }
 
 #[test]

@@ -100,10 +100,6 @@ pub struct Config {
     /// built from (`xorriso` and `mtools` on the PATH). None: such nodes
     /// cannot be enrolled.
     pub per_node_iso: Option<crate::boot::iso::PerNodeIsoConfig>,
-    /// Provisioning networks nodes' static addresses are drawn from
-    /// (`boot_network.network`): name, subnet, the range handed out,
-    /// gateway and name servers.
-    pub provisioning_networks: Vec<neocloud_types::ProvisioningNetwork>,
     /// Every sanitization sets a new random password on the BMC account
     /// the control plane enrolled the node with (and checks it by a
     /// login), so a password that reached a tenant opens nothing after it.
@@ -190,7 +186,6 @@ impl Default for Config {
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
             per_node_iso: None,
-            provisioning_networks: Vec::new(),
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,
@@ -236,22 +231,6 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neocloud.db").display()))
     }
 
-    /// The provisioning networks, checked (names unique).
-    pub fn provisioning_ranges(&self) -> Result<Vec<neocloud_types::AddressRange>> {
-        let mut out: Vec<neocloud_types::AddressRange> = Vec::new();
-        for (i, n) in self.provisioning_networks.iter().enumerate() {
-            let r = n.check(i)?;
-            if out.iter().any(|o| o.name == r.name) {
-                return Err(Error::invalid_value(
-                    format!("provisioning_networks[{i}].name"),
-                    "another network has this name",
-                ));
-            }
-            out.push(r);
-        }
-        Ok(out)
-    }
-
     /// The URL nodes reach the control plane at.
     pub fn boot_base_url(&self) -> String {
         self.boot_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
@@ -264,7 +243,6 @@ impl Config {
         self.image_tls
             .validate()
             .map_err(|e| Error::invalid_value("image_tls.ca_pem", e.to_string()))?;
-        self.provisioning_ranges()?;
         if let Some(u) = &self.boot_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
@@ -344,26 +322,12 @@ mod tests {
     }
 
     #[test]
-    fn provisioning_networks_are_checked_at_start() {
-        let net = |extra: &str| {
-            format!("[[provisioning_networks]]\nname = \"pod1\"\nsubnet = \"10.0.8.0/22\"\nfirst = \"10.0.8.10\"\nlast = \"10.0.8.20\"\n{extra}")
-        };
-        let c: Config = toml::from_str(&net("gateway = \"10.0.8.1\"\n")).unwrap();
-        assert!(c.validate().is_ok());
-        for (extra, field) in [
-            ("gateway = \"10.0.12.1\"\n", "provisioning_networks[0].gateway"),
-            ("dns = [\"x\"]\n", "provisioning_networks[0].dns[0]"),
-        ] {
-            let c: Config = toml::from_str(&net(extra)).unwrap();
-            assert_eq!(c.validate().unwrap_err().field(), Some(field), "{extra}");
-        }
-        let c: Config = toml::from_str(&net("").replace("10.0.8.20", "10.0.8.5")).unwrap();
-        assert_eq!(c.validate().unwrap_err().field(), Some("provisioning_networks[0].last"));
-        let c: Config = toml::from_str(&net("").replace("10.0.8.0/22", "10.0.8.1/22")).unwrap();
-        assert_eq!(c.validate().unwrap_err().field(), Some("provisioning_networks[0].subnet"));
-        let twice = format!("{}{}", net(""), net(""));
-        let c: Config = toml::from_str(&twice).unwrap();
-        assert_eq!(c.validate().unwrap_err().field(), Some("provisioning_networks[1].name"));
+    fn provisioning_networks_are_the_apis() {
+        // They were configuration until 2026-12-06: a file that still has
+        // them is refused, not read without them.
+        let t = "[[provisioning_networks]]\nname = \"pod1\"\nsubnet = \"10.0.8.0/22\"\n";
+        let e = toml::from_str::<Config>(t).unwrap_err();
+        assert!(e.to_string().contains("provisioning_networks"), "{e}");
     }
 
     #[test]
@@ -388,8 +352,6 @@ mod tests {
         assert!(c.bmc_password_rotation);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
-        let nets = c.provisioning_ranges().unwrap();
-        assert_eq!((nets.len(), nets[0].name.as_str(), nets[0].prefix), (1, "pod1", 22));
         let iso = c.per_node_iso.expect("per_node_iso");
         assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
         assert_eq!(iso.ipxe_lkrn, None);

@@ -26,6 +26,16 @@ fn uniq(prefix: &str) -> String {
 
 const STALE: i64 = 1_000_000;
 
+/// A provisioning network's name and create body, on a /24 of its own.
+fn provisioning_network() -> (String, serde_json::Value) {
+    let i = SEQ.fetch_add(1, Ordering::SeqCst);
+    let (hi, lo) = (i / 256 % 256, i % 256);
+    let n = format!("pn{i}");
+    let body = json!({"name": n, "subnet": format!("10.{hi}.{lo}.0/24"),
+                      "first": format!("10.{hi}.{lo}.10"), "last": format!("10.{hi}.{lo}.20")});
+    (n, body)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Where {
     Own,
@@ -276,6 +286,12 @@ impl Fixture {
                 .expect(201);
             p = p.replace("{firmware_baseline}", &n);
         }
+        if p.contains("{provisioning_network}") {
+            // Fresh (it may be deleted), on a subnet of its own.
+            let (n, body) = provisioning_network();
+            self.admin.post("/v1/provisioning-networks", &body).expect(201);
+            p = p.replace("{provisioning_network}", &n);
+        }
         if p.contains("{instance}") {
             self.node();
             let i = self
@@ -382,6 +398,8 @@ impl Fixture {
                 Some(json!({"name": n, "model": n, "components": {"BMC": "1.0"}}))
             }
             "firmware_baseline_update" => Some(json!({"generation": STALE})),
+            "provisioning_network_create" => Some(provisioning_network().1),
+            "provisioning_network_update" => Some(json!({"generation": STALE})),
             "instance_create" => {
                 self.node();
                 Some(json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}))

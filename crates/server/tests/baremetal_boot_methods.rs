@@ -142,81 +142,6 @@ fn a_bmc_without_uefi_http_boot_fails_the_node_with_its_answer() {
     }
 }
 
-/// The per-node ISO configuration from Debian's iPXE package (`None`, after
-/// a loud message, where iPXE, xorriso or mtools is missing; CI has them).
-fn per_node_iso() -> Option<neocloud_server::boot::iso::PerNodeIsoConfig> {
-    let efi = std::path::Path::new("/usr/lib/ipxe/ipxe.efi");
-    let tools = ["xorriso", "mformat", "osirrox", "mtype"].iter().all(|t| {
-        std::process::Command::new(t)
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok()
-    });
-    if efi.exists() && tools {
-        return Some(neocloud_server::boot::iso::PerNodeIsoConfig {
-            ipxe_efi: efi.into(),
-            ipxe_lkrn: None,
-            isolinux_bin: None,
-            ldlinux_c32: None,
-            cache_dir: None,
-        });
-    }
-    let msg = "per-node ISO tests need Debian's ipxe, xorriso and mtools";
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}; CI must have them");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-/// An ISO's bytes; with `range`, the answer's status, its Content-Range
-/// and the bytes.
-fn fetch(url: &str, range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
-    let mut req = ureq::get(url);
-    if let Some(r) = range {
-        req = req.set("Range", r);
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("GET {url}: {e}"),
-    };
-    let status = resp.status();
-    let content_range = resp.header("Content-Range").map(str::to_string);
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-    (status, content_range, body)
-}
-
-/// The iPXE script inside an ISO's EFI system partition.
-fn autoexec_of(iso: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("neocloud-bm-iso-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (file, esp) = (dir.join("node.iso"), dir.join("esp.img"));
-    std::fs::write(&file, iso).unwrap();
-    let _ = std::fs::remove_file(&esp);
-    let out = std::process::Command::new("osirrox")
-        .arg("-indev")
-        .arg(&file)
-        .args(["-extract", "/efiboot.img"])
-        .arg(&esp)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new("mtype")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .arg("-i")
-        .arg(&esp)
-        .arg("::/autoexec.ipxe")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let _ = std::fs::remove_dir_all(&dir);
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 #[test]
 fn a_node_without_dhcp_boots_from_an_iso_of_its_own() {
     let Some(iso_config) = per_node_iso() else { return };
@@ -408,11 +333,7 @@ fn a_static_provisioning_address_is_checked_before_anything_is_written() {
         assert!(e.text.contains("per_node_iso"), "[{b}] says what is missing: {}", e.text);
         drop(plain);
 
-        let Some(s) = TestServer::start_with(backend, |c| {
-            tweak(c, 120);
-            c.lifecycle_interval_ms = 0;
-            c.per_node_iso = Some(iso_config.clone());
-        }) else {
+        let Some(s) = TestServer::start_with(backend, iso_tweak(&iso_config)) else {
             continue;
         };
         let count = |s: &TestServer| {
@@ -549,11 +470,7 @@ fn a_node_readdressed_between_its_override_and_its_reset_boots_its_new_iso() {
     let cd = format!("{system}/VirtualMedia/Cd");
     let mac = peers::fake_mac(1).to_ascii_lowercase();
     for b in TestBackend::ALL {
-        let Some(s) = TestServer::start_with(b, |c| {
-            tweak(c, 120);
-            c.lifecycle_interval_ms = 0;
-            c.per_node_iso = Some(iso_config.clone());
-        }) else {
+        let Some(s) = TestServer::start_with(b, iso_tweak(&iso_config)) else {
             continue;
         };
         let b = b.as_str();
@@ -616,11 +533,7 @@ fn a_node_readdressed_between_its_override_and_its_reset_boots_its_new_iso() {
 fn a_nodes_iso_is_built_before_its_first_boot() {
     let Some(iso_config) = per_node_iso() else { return };
     for b in TestBackend::ALL {
-        let Some(s) = TestServer::start_with(b, |c| {
-            tweak(c, 120);
-            c.lifecycle_interval_ms = 0;
-            c.per_node_iso = Some(iso_config.clone());
-        }) else {
+        let Some(s) = TestServer::start_with(b, iso_tweak(&iso_config)) else {
             continue;
         };
         let b = b.as_str();
@@ -679,139 +592,5 @@ fn a_nodes_iso_is_built_before_its_first_boot() {
         // And the pass finds nothing left to do.
         let pass = isos.prebuild(&s.store, &|| false).unwrap();
         assert_eq!((pass.built, pass.current, pass.failed), (0, 1, 0), "[{b}]");
-    }
-}
-
-#[test]
-fn static_addresses_are_drawn_from_a_provisioning_network() {
-    let Some(iso_config) = per_node_iso() else { return };
-    for b in TestBackend::ALL {
-        let Some(s) = TestServer::start_with(b, |c| {
-            tweak(c, 120);
-            c.lifecycle_interval_ms = 0;
-            c.per_node_iso = Some(iso_config.clone());
-            c.provisioning_networks = vec![neocloud_types::ProvisioningNetwork {
-                name: "pod1".into(),
-                subnet: "10.9.0.0/24".into(),
-                first: "10.9.0.10".into(),
-                last: "10.9.0.13".into(),
-                gateway: Some("10.9.0.1".into()),
-                dns: vec!["10.9.0.11".into()],
-            }];
-        }) else {
-            continue;
-        };
-        let b = b.as_str();
-        let bmc = json!({"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"});
-        let create = |name: &str, net: Value| {
-            s.admin().post(
-                "/v1/nodes",
-                &json!({"name": name, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                        "gpu_model": "h100-80gb", "gpus": 8, "bmc": bmc,
-                        "boot_method": "virtual_media", "boot_network": net}),
-            )
-        };
-        let mac = |i: u8| format!("52:54:00:00:09:{i:02x}");
-        // The lowest free addresses, the name server among them skipped;
-        // the network's gateway and name server.
-        let n1 = create("n1", json!({"mac": mac(1), "network": "pod1"})).expect(201).body;
-        assert_eq!(
-            n1["boot_network"],
-            json!({"mac": mac(1), "address": "10.9.0.10/24", "network": "pod1",
-                   "gateway": "10.9.0.1", "dns": ["10.9.0.11"]}),
-            "[{b}]"
-        );
-        let n2 = create("n2", json!({"mac": mac(2), "network": "pod1"})).expect(201).body;
-        assert_eq!(n2["boot_network"]["address"], "10.9.0.12/24", "[{b}] .11 is the name server");
-        // One asked inside the network is taken as asked.
-        let n3 = create("n3", json!({"mac": mac(3), "network": "pod1", "address": "10.9.0.13"}))
-            .expect(201)
-            .body;
-        assert_eq!(n3["boot_network"]["address"], "10.9.0.13/24", "[{b}]");
-        // None left: 409, nothing written.
-        let e = create("n4", json!({"mac": mac(4), "network": "pod1"})).expect(409);
-        assert!(e.text.contains("no free address"), "[{b}] {}", e.text);
-        let e = create("n4", json!({"mac": mac(4), "network": "pod9"})).expect(422);
-        assert_eq!(e.error().1.as_deref(), Some("boot_network.network"), "[{b}] {}", e.text);
-        assert!(e.text.contains("pod1"), "[{b}] names the networks there are: {}", e.text);
-        let e = create("n4", json!({"mac": mac(4), "network": "pod1", "address": "10.8.0.5"}))
-            .expect(422);
-        assert_eq!(e.error().1.as_deref(), Some("boot_network.address"), "[{b}] {}", e.text);
-        assert!(s.admin().get("/v1/nodes/n4").status == 404, "[{b}]");
-
-        // An update in the same network keeps the node's address; a node
-        // deleted frees its own.
-        let g = n1["generation"].clone();
-        let n1b = s
-            .admin()
-            .patch(
-                "/v1/nodes/n1",
-                &json!({"generation": g, "availability": "schedulable",
-                        "boot_network": {"mac": mac(1), "network": "pod1"}}),
-            )
-            .expect(200)
-            .body;
-        assert_eq!(n1b["boot_network"]["address"], "10.9.0.10/24", "[{b}]");
-        s.admin().delete("/v1/nodes/n2").expect(204);
-        let n5 = create("n5", json!({"mac": mac(5), "network": "pod1"})).expect(201).body;
-        assert_eq!(n5["boot_network"]["address"], "10.9.0.12/24", "[{b}]");
-    }
-}
-
-/// Nodes drawn at once from one network get one address each: eight
-/// creates at once through four replicas (each replica serializes its own
-/// placement writes; across replicas the draw is under a lock on
-/// PostgreSQL).
-#[test]
-fn nodes_drawn_at_once_get_an_address_each() {
-    let Some(iso_config) = per_node_iso() else { return };
-    let tweak_all = |c: &mut neocloud_server::Config| {
-        tweak(c, 120);
-        c.lifecycle_interval_ms = 0;
-        c.per_node_iso = Some(iso_config.clone());
-        c.provisioning_networks = vec![neocloud_types::ProvisioningNetwork {
-            name: "pod1".into(),
-            subnet: "10.9.0.0/24".into(),
-            first: "10.9.0.10".into(),
-            last: "10.9.0.17".into(),
-            gateway: None,
-            dns: vec![],
-        }];
-    };
-    for b in TestBackend::ALL {
-        let Some(s) = TestServer::start_with(b, tweak_all) else { continue };
-        let b = b.as_str();
-        let replicas =
-            [s.replica_with(tweak_all), s.replica_with(tweak_all), s.replica_with(tweak_all)];
-        let servers: Vec<&TestServer> = std::iter::once(&s).chain(replicas.iter()).collect();
-        let got: Vec<Value> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8u8)
-                .map(|i| {
-                    let server = servers[usize::from(i) % servers.len()];
-                    scope.spawn(move || {
-                        server
-                            .admin()
-                            .post(
-                                "/v1/nodes",
-                                &json!({"name": format!("n{i}"), "site": "s", "pod": "p", "su": "su1",
-                                        "rack": "r1", "gpu_model": "h100-80gb", "gpus": 8,
-                                        "bmc": {"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"},
-                                        "boot_method": "virtual_media",
-                                        "boot_network": {"mac": format!("52:54:00:00:0a:{i:02x}"), "network": "pod1"}}),
-                            )
-                            .expect(201)
-                            .body
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let mut addresses: Vec<String> = got
-            .iter()
-            .map(|n| n["boot_network"]["address"].as_str().unwrap().to_string())
-            .collect();
-        addresses.sort();
-        addresses.dedup();
-        assert_eq!(addresses.len(), 8, "[{b}] {addresses:?}");
     }
 }

@@ -36,6 +36,7 @@ mod migrations;
 pub mod nodes;
 mod pg;
 pub mod projects;
+pub mod provisioning_networks;
 pub mod quotas;
 mod sqlite;
 pub mod tenants;

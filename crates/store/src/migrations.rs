@@ -719,6 +719,30 @@ CREATE UNIQUE INDEX nodes_boot_address ON nodes (boot_address);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 21,
+        name: "provisioning networks",
+        common: r#"
+-- The provider's provisioning networks static addresses are drawn from
+-- (were the server's configuration): subnet (unique, never overlapping
+-- another's: checked by the writer under the address lock), the range
+-- drawn, the gateway and name servers (JSON list) their nodes take.
+CREATE TABLE provisioning_networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    subnet TEXT NOT NULL UNIQUE,
+    first_address TEXT NOT NULL,
+    last_address TEXT NOT NULL,
+    gateway TEXT,
+    dns TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

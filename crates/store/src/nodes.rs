@@ -77,18 +77,25 @@ pub fn boot_networks(r: &mut dyn Reader) -> Result<Vec<(String, BootNetwork)>> {
         .collect()
 }
 
+/// Holds the lock every write that draws a static provisioning address,
+/// or changes the networks they are drawn from, takes to the end of its
+/// transaction: on PostgreSQL a fleet-wide advisory lock, so that two
+/// nodes drawn at once get two addresses (SQLite serializes writers).
+pub fn lock_boot_addresses(w: &mut dyn Writer) -> Result<()> {
+    if w.kind() == crate::backend::BackendKind::Postgres {
+        w.execute_batch("SELECT pg_advisory_xact_lock(7262739)")?;
+    }
+    Ok(())
+}
+
 /// The lowest address `range` hands out that no node other than
-/// `except` holds; `None` when all are taken. On PostgreSQL under a
-/// fleet-wide lock held to the end of the transaction, so two nodes drawn
-/// at once get two addresses (SQLite serializes writers).
+/// `except` holds; `None` when all are taken (under the address lock).
 pub fn free_boot_address(
     w: &mut dyn Writer,
     range: &neocloud_types::AddressRange,
     except: Option<&str>,
 ) -> Result<Option<std::net::Ipv4Addr>> {
-    if w.kind() == crate::backend::BackendKind::Postgres {
-        w.execute_batch("SELECT pg_advisory_xact_lock(7262739)")?;
-    }
+    lock_boot_addresses(w)?;
     let rows = w.query(
         "SELECT boot_address FROM nodes WHERE boot_address IS NOT NULL AND id <> ?",
         vals![except.unwrap_or("")],
@@ -99,9 +106,45 @@ pub fn free_boot_address(
             taken.insert(a);
         }
     }
-    Ok((u32::from(range.first)..=u32::from(range.last))
-        .map(std::net::Ipv4Addr::from)
-        .find(|a| range.hands_out(*a) && !taken.contains(a)))
+    Ok(range.addresses().find(|a| !taken.contains(a)))
+}
+
+/// The nodes holding an address of `range`'s network take its gateway and
+/// name servers (their generation bumped: their ISOs change); their ids.
+pub(crate) fn follow_network(
+    w: &mut dyn Writer,
+    range: &neocloud_types::AddressRange,
+) -> Result<Vec<String>> {
+    let now = now_micros();
+    let mut changed = Vec::new();
+    for (id, bn) in boot_networks(w)? {
+        if bn.network.as_deref() != Some(range.name.as_str()) {
+            continue;
+        }
+        let a = bn.check()?;
+        let next = range.boot_network(&a.mac, a.address);
+        if next == bn {
+            continue;
+        }
+        let json = serde_json::to_string(&next).map_err(|e| Error::internal(e.to_string()))?;
+        w.execute(
+            "UPDATE nodes SET boot_network = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
+            vals![json, now, &id],
+        )?;
+        changed.push(id);
+    }
+    Ok(changed)
+}
+
+/// The names of nodes, by id (in the ids' order; ids not found left out).
+pub(crate) fn names_of(r: &mut dyn Reader, ids: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(row) = r.query("SELECT name FROM nodes WHERE id = ?", vals![id])?.first() {
+            out.push(row.str(0)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Sets (or clears) a node's static provisioning address: checked, unique
@@ -250,10 +293,7 @@ pub fn create(
             ));
         }
         if let Some(m) = &n.mac {
-            let parts: Vec<&str> = m.split(':').collect();
-            if parts.len() != 6
-                || !parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-            {
+            if neocloud_types::mac_octets(m).is_none() {
                 return Err(Error::invalid_value(
                     format!("nics[{i}].mac"),
                     "must be a MAC address like 52:54:00:12:34:56",

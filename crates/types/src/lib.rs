@@ -4,6 +4,7 @@
 
 mod audit;
 mod baremetal;
+mod boot_network;
 mod firmware;
 mod identity;
 mod inventory;
@@ -13,6 +14,7 @@ mod tenancy;
 
 pub use audit::*;
 pub use baremetal::*;
+pub use boot_network::*;
 pub use firmware::*;
 pub use identity::*;
 pub use inventory::*;
@@ -50,4 +52,13 @@ pub struct List<T> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     pub status: String,
+}
+
+/// `null` read as `Some(None)` (clear), an absent field as `None` (keep).
+pub(crate) fn some_or_null<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

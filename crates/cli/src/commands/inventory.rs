@@ -55,15 +55,21 @@ pub(crate) struct BootNetworkArgs {
     /// Its address and prefix length, e.g. 10.0.0.5/24.
     #[arg(long, value_name = "CIDR", requires = "boot_mac")]
     boot_address: Option<String>,
-    /// Or a provisioning network of the server's to draw it from (its
+    /// Or a provisioning network (`neocloud provisioning-network`) to
+    /// draw it from, or that the --boot-address given belongs to (its
     /// gateway and name servers too).
     #[arg(long, value_name = "NAME", requires = "boot_mac")]
     boot_network: Option<String>,
-    /// Its default gateway.
-    #[arg(long, value_name = "IP", requires = "boot_mac")]
+    /// Its default gateway (without --boot-network).
+    #[arg(long, value_name = "IP", requires = "boot_mac", conflicts_with = "boot_network")]
     boot_gateway: Option<String>,
-    /// A name server (repeat for a second).
-    #[arg(long = "boot-dns", value_name = "IP", requires = "boot_mac")]
+    /// A name server (repeat for a second; without --boot-network).
+    #[arg(
+        long = "boot-dns",
+        value_name = "IP",
+        requires = "boot_mac",
+        conflicts_with = "boot_network"
+    )]
     boot_dns: Vec<String>,
 }
 

@@ -157,6 +157,8 @@ enum Cmd {
     Image(baremetal::ImageArgs),
     /// The firmware versions each system model must run (provider).
     FirmwareBaseline(baremetal::FirmwareBaselineArgs),
+    /// The networks nodes' static provisioning addresses are drawn from (provider).
+    ProvisioningNetwork(baremetal::ProvisioningNetworkArgs),
     /// Bare-metal instances: whole nodes provisioned with an image.
     Instance(baremetal::InstanceArgs),
     /// Fabrics: the provider's switches and cabling, applied as one
@@ -192,6 +194,7 @@ pub fn run(c: ClientCommand) -> ExitCode {
         Cmd::Allocation(a) => inventory::allocation(a),
         Cmd::Image(a) => baremetal::image(a),
         Cmd::FirmwareBaseline(a) => baremetal::firmware_baseline(a),
+        Cmd::ProvisioningNetwork(a) => baremetal::provisioning_network(a),
         Cmd::Instance(a) => baremetal::instance(a),
         Cmd::Fabric(a) => network::fabric(a),
         Cmd::Vpc(a) => network::vpc(a),

@@ -20,6 +20,7 @@ mod instances;
 mod memberships;
 mod nodes;
 mod projects;
+mod provisioning_networks;
 mod quotas;
 mod tenants;
 mod tokens;
@@ -363,6 +364,7 @@ pub fn ops() -> Vec<Op> {
     v.extend(allocations::ops());
     v.extend(images::ops());
     v.extend(firmware_baselines::ops());
+    v.extend(provisioning_networks::ops());
     v.extend(instances::ops());
     v.extend(fabrics::ops());
     v.extend(vpcs::ops());

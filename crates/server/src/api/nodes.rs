@@ -6,7 +6,7 @@ use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
-use neocloud_store::{allocations, nodes, Reader, Writer};
+use neocloud_store::{allocations, nodes, provisioning_networks, Reader, Writer};
 use neocloud_types::{
     AgentReport, BmcCredentials, BootMethod, BootNetwork, List, Node, NodeCreate, NodeHardware,
     NodeInspect, NodeUpdate, SanitizationRecord,
@@ -101,7 +101,7 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let mut p: NodeCreate = c.body()?;
     if let Some(bn) = &p.boot_network {
-        p.boot_network = Some(draw_boot_address(c, w, bn, None)?);
+        p.boot_network = Some(draw_boot_address(w, bn, None)?);
     }
     if p.boot_method.is_some() || p.boot_network.is_some() {
         check_boot_method(c, p.boot_method.unwrap_or_default(), p.boot_network.is_some())?;
@@ -146,53 +146,66 @@ fn check_boot_method(c: &Call<'_>, m: BootMethod, static_address: bool) -> Resul
     }
 }
 
-/// A static address drawn from a provisioning network (`network` given):
-/// the node's own while it stays in that network and none was asked,
-/// else the one asked (inside the subnet) or the lowest free one of the
-/// range (409 when none is left); the network's gateway and name servers
-/// unless given. Without `network`, as given.
+/// A static address in a provisioning network (`network` given): the
+/// node's own while it stays in that network and none was asked, else the
+/// one asked (a host of the subnet) or the lowest free one of the range
+/// (409 when none is left); always the network's gateway and name
+/// servers. Without `network`, as given.
 fn draw_boot_address(
-    c: &Call<'_>,
     w: &mut dyn Writer,
     bn: &BootNetwork,
     node: Option<&Node>,
 ) -> Result<BootNetwork> {
     let Some(name) = &bn.network else { return Ok(bn.clone()) };
-    let Some(range) = c.boot.provisioning_networks.iter().find(|r| &r.name == name) else {
-        let known: Vec<&str> =
-            c.boot.provisioning_networks.iter().map(|r| r.name.as_str()).collect();
-        return Err(Error::invalid_value(
+    let range = provisioning_networks::for_draw(w, name)?.map_err(|known| {
+        Error::invalid_value(
             "boot_network.network",
             format!(
-                "no provisioning network {name:?} on this server (it has: {})",
+                "no provisioning network {name:?} (there are: {})",
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ),
-        ));
-    };
+        )
+    })?;
+    for (field, given) in [("gateway", bn.gateway.is_some()), ("dns", !bn.dns.is_empty())] {
+        if given {
+            return Err(Error::invalid_value(
+                format!("boot_network.{field}"),
+                format!(
+                    "comes from provisioning network {name} (change it there, or give no network)"
+                ),
+            ));
+        }
+    }
     let kept = node
         .and_then(|n| n.boot_network.as_ref())
         .filter(|cur| cur.network.as_ref() == Some(name))
         .and_then(|cur| cur.check().ok())
         .map(|a| a.address)
-        .filter(|a| range.contains(*a));
+        .filter(|a| range.subnet.has_host(*a));
     let address = match (&bn.address, kept) {
         (Some(asked), _) => {
             let a = asked.split_once('/').map(|(a, _)| a).unwrap_or(asked);
             match a.parse::<std::net::Ipv4Addr>() {
-                Ok(ip) if range.contains(ip) => ip,
+                Ok(ip)
+                    if range.subnet.has_host(ip)
+                        && Some(ip) != range.gateway
+                        && !range.dns.contains(&ip) =>
+                {
+                    ip
+                }
                 _ => {
                     return Err(Error::invalid_value(
                         "boot_network.address",
                         format!(
-                            "must be a host of provisioning network {name} ({}/{})",
-                            range.network, range.prefix
+                            "must be a host of provisioning network {name} ({}), not its gateway or a name server",
+                            range.subnet
                         ),
                     ))
                 }
             }
         }
         (None, Some(kept)) => kept,
-        (None, None) => nodes::free_boot_address(w, range, node.map(|n| n.id.as_str()))?
+        (None, None) => nodes::free_boot_address(w, &range, node.map(|n| n.id.as_str()))?
             .ok_or_else(|| {
                 Error::conflict(format!(
                     "provisioning network {name} has no free address left ({} to {})",
@@ -200,17 +213,7 @@ fn draw_boot_address(
                 ))
             })?,
     };
-    Ok(BootNetwork {
-        mac: bn.mac.clone(),
-        address: Some(format!("{address}/{}", range.prefix)),
-        network: Some(name.clone()),
-        gateway: bn.gateway.clone().or(range.gateway.map(|g| g.to_string())),
-        dns: if bn.dns.is_empty() {
-            range.dns.iter().map(ToString::to_string).collect()
-        } else {
-            bn.dns.clone()
-        },
-    })
+    Ok(range.boot_network(&bn.mac, address))
 }
 
 /// Checks BMC credentials and seals the password.
@@ -255,7 +258,7 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         check_boot_method(c, method, static_address)?;
     }
     let drawn = match &p.boot_network {
-        Some(Some(bn)) => Some(Some(draw_boot_address(c, w, bn, Some(&n))?)),
+        Some(Some(bn)) => Some(Some(draw_boot_address(w, bn, Some(&n))?)),
         Some(None) => Some(None),
         None => None,
     };

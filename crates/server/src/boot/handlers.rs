@@ -38,8 +38,6 @@ pub struct BootConfig {
     pub uefi_http_boot_url: Option<String>,
     /// Per-node ISOs (`per_node_iso`), for nodes with a `boot_network`.
     pub node_isos: Option<super::iso::NodeIsos>,
-    /// The provisioning networks static addresses are drawn from.
-    pub provisioning_networks: Vec<neocloud_types::AddressRange>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).
@@ -87,7 +85,7 @@ fn current_boot(
 
 /// `GET /boot/ipxe?mac=`: the script for the node owning the MAC.
 pub fn ipxe(app: &App, cfg: &BootConfig, mac: Option<&str>) -> Result<Text> {
-    let mac = mac.filter(|m| is_mac(m)).ok_or_else(|| {
+    let mac = mac.filter(|m| neocloud_types::mac_octets(m).is_some()).ok_or_else(|| {
         Error::invalid_request("mac", "a MAC address (aa:bb:cc:dd:ee:ff) is required")
     })?;
     app.store.read(|r| {
@@ -123,12 +121,6 @@ pub fn ipxe(app: &App, cfg: &BootConfig, mac: Option<&str>) -> Result<Text> {
             }),
         })
     })
-}
-
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Whether the node still works for the token's instance and purpose:

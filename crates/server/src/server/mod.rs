@@ -189,7 +189,6 @@ impl Server {
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
                 node_isos,
-                provisioning_networks: config.provisioning_ranges()?,
             },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,

@@ -5,8 +5,11 @@
 #![allow(dead_code)]
 
 mod by_hand;
+mod iso;
 #[allow(unused_imports)]
 pub use by_hand::*;
+#[allow(unused_imports)]
+pub use iso::*;
 
 use crate::common::nodes::{get_text, lifecycle, token_of, wait_for, wait_node};
 use crate::common::{Client, Resp, TestBackend, TestServer};

@@ -1,15 +1,18 @@
-//! `neocloud image ...`, `neocloud firmware-baseline ...`, `neocloud instance ...` and the signed sanitization
+//! `neocloud image ...`, `neocloud firmware-baseline ...`, `neocloud provisioning-network ...`,
+//! `neocloud instance ...` and the signed sanitization
 //! records (`instance sanitization`, `node sanitizations`).
 
 mod firmware;
 mod images;
 mod instances;
+mod provisioning_networks;
 mod sanitization;
 mod wait;
 
 pub use firmware::{firmware_baseline, FirmwareBaselineArgs};
 pub use images::{image, ImageArgs};
 pub use instances::{instance, InstanceArgs};
+pub use provisioning_networks::{provisioning_network, ProvisioningNetworkArgs};
 pub(super) use sanitization::{print_records, VerifyFlags};
 
 use crate::client;
