@@ -335,3 +335,64 @@ fn provisioning_networks_are_managed_through_the_api() {
         }
     }
 }
+
+/// A network removed while nodes are drawn from it through four replicas:
+/// afterwards either it is there or no node names it (the removal and the
+/// draws take the same address lock, so no draw reads a network a removal
+/// is deleting). Ten rounds, eight creates and one removal each.
+#[test]
+fn a_network_removed_while_drawn_from_leaves_no_node_in_it() {
+    let Some(iso_config) = per_node_iso() else { return };
+    let tweak_all = &iso_tweak(&iso_config);
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, tweak_all) else { continue };
+        let b = b.as_str();
+        let replicas =
+            [s.replica_with(tweak_all), s.replica_with(tweak_all), s.replica_with(tweak_all)];
+        let servers: Vec<&TestServer> = std::iter::once(&s).chain(replicas.iter()).collect();
+        for round in 0..10u8 {
+            let net = format!("r{round}");
+            s.admin()
+                .post(
+                    "/v1/provisioning-networks",
+                    &json!({"name": net, "subnet": format!("10.20.{round}.0/24"),
+                            "first": format!("10.20.{round}.10"), "last": format!("10.20.{round}.200")}),
+                )
+                .expect(201);
+            let deleted = std::thread::scope(|scope| {
+                for i in 0..8u8 {
+                    let server = servers[usize::from(i) % servers.len()];
+                    let net = net.clone();
+                    scope.spawn(move || {
+                        let r = server.admin().post(
+                            "/v1/nodes",
+                            &json!({"name": format!("r{round}n{i}"), "site": "s", "pod": "p", "su": "su1",
+                                    "rack": "r1", "gpu_model": "h100-80gb", "gpus": 8,
+                                    "bmc": {"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"},
+                                    "boot_method": "virtual_media",
+                                    "boot_network": {"mac": format!("52:54:00:00:{round:02x}:{i:02x}"), "network": net}}),
+                        );
+                        assert!(r.status == 201 || r.status == 422, "[{b}] {}", r.text);
+                    });
+                }
+                let server = servers[usize::from(round) % servers.len()];
+                let r = server.admin().delete(&format!("/v1/provisioning-networks/{net}"));
+                assert!(r.status == 204 || r.status == 409, "[{b}] {}", r.text);
+                r.status == 204
+            });
+            let exists = s.admin().get(&format!("/v1/provisioning-networks/{net}")).status == 200;
+            assert_eq!(exists, !deleted, "[{b}]");
+            let nodes = s.admin().get("/v1/nodes").expect(200).body["items"].clone();
+            let in_it = nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["boot_network"]["network"] == json!(net))
+                .count();
+            assert!(
+                exists || in_it == 0,
+                "[{b}] round {round}: {in_it} node(s) in removed network {net}"
+            );
+        }
+    }
+}
