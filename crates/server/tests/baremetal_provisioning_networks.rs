@@ -224,6 +224,19 @@ fn provisioning_networks_are_managed_through_the_api() {
         let n1 = create("n1", "52:54:00:00:0b:01");
         let n2 = create("n2", "52:54:00:00:0b:02");
         assert_eq!(n2["boot_network"]["address"], "10.9.0.11/24", "[{b}]");
+        // An address of its own is no network's gateway or name server.
+        for taken in ["10.9.0.1/24", "10.9.0.2/24"] {
+            let e = admin
+                .post(
+                    "/v1/nodes",
+                    &json!({"name": "n9", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                            "gpu_model": "h100-80gb", "gpus": 8, "boot_method": "virtual_media",
+                            "bmc": {"endpoint": "http://127.0.0.1:9", "username": "a", "password": "b"},
+                            "boot_network": {"mac": "52:54:00:00:0b:09", "address": taken}}),
+                )
+                .expect(409);
+            assert!(e.text.contains("provisioning network pod1"), "[{b}] {}", e.text);
+        }
         let got = admin.get(&format!("{NETS}/pod1")).expect(200).body;
         assert_eq!((&got["nodes"], &got["free"]), (&json!(2), &json!(8)), "[{b}] {got}");
 

@@ -141,6 +141,21 @@ pub fn for_draw(
     }
 }
 
+/// The provisioning network whose gateway or a name server is `a`, and
+/// which of the two: no node may hold such an address.
+pub fn reserving(r: &mut dyn Reader, a: Ipv4Addr) -> Result<Option<(String, &'static str)>> {
+    for s in all(r)? {
+        let n = range(&s)?;
+        if n.gateway == Some(a) {
+            return Ok(Some((n.name, "gateway")));
+        }
+        if n.dns.contains(&a) {
+            return Ok(Some((n.name, "name server")));
+        }
+    }
+    Ok(None)
+}
+
 /// Its gateway and name servers are no node's address (a node holding
 /// one would answer for it).
 fn check_not_held(w: &mut dyn Writer, r: &AddressRange) -> Result<()> {

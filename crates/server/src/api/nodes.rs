@@ -156,7 +156,19 @@ fn draw_boot_address(
     bn: &BootNetwork,
     node: Option<&Node>,
 ) -> Result<BootNetwork> {
-    let Some(name) = &bn.network else { return Ok(bn.clone()) };
+    let Some(name) = &bn.network else {
+        // A static address of its own: checked (a 422 names the field
+        // before a network's address is looked for), and not a
+        // provisioning network's gateway or name server.
+        let a = bn.check()?;
+        if let Some((net, role)) = provisioning_networks::reserving(w, a.address)? {
+            return Err(Error::conflict(format!(
+                "boot_network.address {} is provisioning network {net}'s {role}",
+                a.address
+            )));
+        }
+        return Ok(bn.clone());
+    };
     let range = provisioning_networks::for_draw(w, name)?.map_err(|known| {
         Error::invalid_value(
             "boot_network.network",
