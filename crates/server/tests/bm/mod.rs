@@ -5,9 +5,12 @@
 #![allow(dead_code)]
 
 mod by_hand;
+mod firmware;
 mod iso;
 #[allow(unused_imports)]
 pub use by_hand::*;
+#[allow(unused_imports)]
+pub use firmware::*;
 #[allow(unused_imports)]
 pub use iso::*;
 
