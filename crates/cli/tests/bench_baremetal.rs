@@ -160,7 +160,8 @@ fn bench_baremetal_with_jitter_takes_the_slowest_nodes_waits_as_the_ideal() {
 /// built by the control plane (xorriso, mtools, Debian's iPXE; skipped
 /// loudly without them, failed under CI). The same BMC calls as the
 /// server's ISO (a reset reads the virtual CD again only for a node
-/// updated since its ISO was inserted).
+/// updated since its ISO was inserted), and the SIMULATED BMCs read each
+/// ISO from the boot service before their node boots.
 #[test]
 fn bench_baremetal_boots_every_node_from_an_iso_of_its_own() {
     let efi = "/usr/lib/ipxe/ipxe.efi";
@@ -185,4 +186,14 @@ fn bench_baremetal_boots_every_node_from_an_iso_of_its_own() {
     let waits = |v: &Value, i: usize| v["phases"][i]["bmc_waits_per_node"].as_f64().unwrap();
     assert_eq!(waits(&own, 1), waits(&shared, 1), "{own}\n{shared}");
     assert_eq!(waits(&own, 2), waits(&shared, 2), "{own}\n{shared}");
+    // Every boot's BMC read its node's ISO from the boot service (HEAD and
+    // ranges, each checked by the fleet; a failed read fails the phase);
+    // the server's one ISO is the provider's to serve.
+    let media = |v: &Value, i: usize| v["phases"][i]["virtual_media_bytes"].as_u64().unwrap();
+    for phase in [1, 2] {
+        let per_boot =
+            media(&own, phase) / own["phases"][phase]["simulated_boots"].as_u64().unwrap();
+        assert!(per_boot > 100_000, "phase {phase}: {per_boot} bytes per boot: {own}");
+        assert_eq!(media(&shared, phase), 0, "{shared}");
+    }
 }

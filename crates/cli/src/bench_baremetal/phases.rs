@@ -152,12 +152,19 @@ impl Env {
 
     /// The phase's figures: `s`, and what the fleet and the CPU counted
     /// from `start` to `end`.
-    fn phase(&self, start: Mark, end: Mark, s: Spec) -> Phase {
+    fn phase(&self, start: Mark, end: Mark, s: Spec) -> Result<Phase, String> {
         let (cpu_secs, fleet_cpu_secs) = end.counters.cpu_since(&start.counters);
         let (before, after) = (start.counters.fleet, end.counters.fleet);
+        let unread = after.media_failures - before.media_failures;
+        if unread > 0 {
+            return Err(format!(
+                "{}: {unread} SIMULATED BMC(s) could not read their node's virtual media (the fleet's log says why)",
+                s.name
+            ));
+        }
         let chain = (after.delayed - before.delayed) as f64 / s.nodes.max(1) as f64;
         let (waves, ideal) = self.ideal(s.nodes, chain, s.boots, (start.waits, end.waits));
-        Phase {
+        Ok(Phase {
             name: s.name,
             nodes: s.nodes,
             api_calls: s.api_calls,
@@ -166,12 +173,13 @@ impl Env {
             bmc_requests: after.requests - before.requests,
             chain,
             boots: after.boots - before.boots,
+            media_bytes: after.media_bytes - before.media_bytes,
             waves,
             ideal_secs: ideal,
             each: s.each,
             cpu_secs,
             fleet_cpu_secs,
-        }
+        })
     }
 
     pub(super) fn enroll(&self) -> Result<Phase, String> {
@@ -214,7 +222,7 @@ impl Env {
         let done = all.iter().map(|x| micros(&x.lifecycle_since)).max().unwrap_or(t0);
         let each =
             all.iter().map(|x| secs_between(micros(&x.created_at), micros(&x.lifecycle_since)));
-        Ok(self.phase(
+        self.phase(
             start,
             end,
             Spec {
@@ -226,7 +234,7 @@ impl Env {
                 each: each.collect(),
                 boots: false,
             },
-        ))
+        )
     }
 
     /// Tenant, quota, project, instance type and images.
@@ -282,7 +290,7 @@ impl Env {
                 each: each.collect(),
                 boots: true,
             },
-        );
+        )?;
         Ok((t, p, phase))
     }
 
@@ -360,7 +368,7 @@ impl Env {
                 each: each.collect(),
                 boots: true,
             },
-        );
+        )?;
         Ok((phase, complete))
     }
 }

@@ -15,6 +15,9 @@ pub(super) struct Phase {
     /// BMC requests that waited the latency, per node.
     pub(super) chain: f64,
     pub(super) boots: u64,
+    /// Bytes of per-node ISOs the SIMULATED BMCs read from the boot
+    /// service (HEAD, then 512 KiB ranges) before their nodes booted.
+    pub(super) media_bytes: u64,
     pub(super) waves: usize,
     pub(super) ideal_secs: f64,
     /// Per node (or instance): from its API call to its end state.
@@ -51,6 +54,7 @@ impl Phase {
             "bmc_requests": self.bmc_requests,
             "bmc_requests_per_node": self.bmc_requests as f64 / self.nodes.max(1) as f64,
             "bmc_waits_per_node": self.chain, "simulated_boots": self.boots,
+            "virtual_media_bytes": self.media_bytes,
             "waves": self.waves, "ideal_secs": self.ideal_secs,
             "overhead_secs": self.overhead_secs(), "overhead_share": self.overhead_share(),
             "per_node_p50_secs": self.pct(0.5), "per_node_p99_secs": self.pct(0.99),
@@ -150,6 +154,15 @@ pub(super) fn print(
     }
     println!();
     println!("complete signed sanitization records: {complete} of {}", a.provisions);
+    let media: u64 = phases.iter().map(|p| p.media_bytes).sum();
+    if media > 0 {
+        let per_phase: Vec<String> = phases
+            .iter()
+            .filter(|p| p.media_bytes > 0)
+            .map(|p| format!("{} {:.0} MB", p.name, p.media_bytes as f64 / 1e6))
+            .collect();
+        println!("per-node ISOs read by the BMCs from the boot service: {}", per_phase.join(", "));
+    }
     if let Some((cp, fleet)) = held {
         let f = |c: Option<f64>| c.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into());
         let (who, apart) = match fleet {

@@ -196,6 +196,10 @@ pub struct SimFleet {
     /// `UefiHttp`, or to `Cd` with an image inserted), with or without a
     /// boot service to boot from.
     pub network_boots: AtomicU64,
+    /// Bytes of virtual media the BMCs read from the boot service (their
+    /// per-node ISOs), and the boots that failed reading one.
+    pub media_bytes: AtomicU64,
+    pub media_failures: AtomicU64,
     /// Extra time (ms) a reset takes to be done and answered, on top of
     /// `latency`: a BMC slow to reset (tests of what happens meanwhile).
     pub reset_delay_ms: AtomicU64,
@@ -238,6 +242,8 @@ impl SimFleet {
             delayed: AtomicU64::new(0),
             boots: AtomicU64::new(0),
             network_boots: AtomicU64::new(0),
+            media_bytes: AtomicU64::new(0),
+            media_failures: AtomicU64::new(0),
             reset_delay_ms: AtomicU64::new(0),
             jitter: 0.0,
             announce_resets: AtomicBool::new(true),
@@ -463,6 +469,8 @@ impl SimFleet {
             latency_secs: self.latency.as_secs_f64(),
             boot_delay_secs: self.boot_delay.as_secs_f64(),
             jitter: self.jitter,
+            media_bytes: self.media_bytes.load(Ordering::Relaxed),
+            media_failures: self.media_failures.load(Ordering::Relaxed),
             cpu_secs: neocloud_common::time::process_cpu_secs(),
         }
     }
@@ -475,14 +483,35 @@ impl SimFleet {
         }
     }
 
-    /// A simulated power-on: a network boot when the override says so.
-    pub(super) fn boot(self: &Arc<SimFleet>, i: usize, stop: Arc<AtomicBool>) {
+    /// A simulated power-on: a network boot when the override says so;
+    /// from virtual media, the CD's image read first as a BMC reads it (an
+    /// image the control plane's boot service serves, its per-node ISO:
+    /// one the provider serves elsewhere is taken as read), and no boot
+    /// when it cannot be.
+    pub(super) fn boot(
+        self: &Arc<SimFleet>,
+        i: usize,
+        stop: Arc<AtomicBool>,
+        media: Option<String>,
+    ) {
         let Some(base) = self.boot_url.clone() else { return };
         let fleet = self.clone();
         std::thread::spawn(move || {
             std::thread::sleep(fleet.wait_of(i, fleet.boot_delay));
             if stop.load(Ordering::SeqCst) {
                 return;
+            }
+            if let Some(url) = media.filter(|u| u.starts_with(base.trim_end_matches('/'))) {
+                match read_media(&url) {
+                    Ok(bytes) => {
+                        fleet.media_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        fleet.media_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(node = i, url, error = %e, "simulated node: virtual media unreadable");
+                        return;
+                    }
+                }
             }
             // Like firmware retrying its network boot, and an agent its
             // registration, while the control plane is unreachable.
@@ -545,4 +574,35 @@ impl SimFleet {
             }
         });
     }
+}
+
+/// Reads a virtual CD's image as BMCs do: its size (`HEAD`), then the
+/// image in ranges of 512 KiB, each answered `206` with its
+/// `Content-Range`. The bytes read.
+fn read_media(url: &str) -> Result<u64, String> {
+    const PART: u64 = 512 * 1024;
+    let head = ureq::head(url).call().map_err(|e| format!("HEAD: {e}"))?;
+    let size: u64 = head
+        .header("Content-Length")
+        .and_then(|l| l.parse().ok())
+        .ok_or("HEAD: no Content-Length")?;
+    let mut at = 0;
+    while at < size {
+        let last = (at + PART).min(size) - 1;
+        let r = ureq::get(url)
+            .set("Range", &format!("bytes={at}-{last}"))
+            .call()
+            .map_err(|e| format!("GET bytes {at}-{last}: {e}"))?;
+        if r.status() != 206 {
+            return Err(format!("GET bytes {at}-{last}: {} instead of 206", r.status()));
+        }
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut r.into_reader(), &mut body)
+            .map_err(|e| format!("GET bytes {at}-{last}: {e}"))?;
+        if body.len() as u64 != last - at + 1 {
+            return Err(format!("GET bytes {at}-{last}: {} bytes", body.len()));
+        }
+        at = last + 1;
+    }
+    Ok(size)
 }

@@ -65,6 +65,11 @@ pub struct Stats {
     /// See [`SimFleet::jitter`] (0 when absent: older fleets).
     #[serde(default)]
     pub jitter: f64,
+    /// See [`SimFleet::media_bytes`] (0 when absent: older fleets).
+    #[serde(default)]
+    pub media_bytes: u64,
+    #[serde(default)]
+    pub media_failures: u64,
     /// The fleet's process, user + system (`None` where the OS does not say).
     pub cpu_secs: Option<f64>,
 }

@@ -197,6 +197,8 @@ async fn reset(
                 "Cd" => s.media.is_some(),
                 _ => false,
             };
+        // A virtual-media boot reads the CD the override points at.
+        let media = (s.boot_target == "Cd").then(|| s.media.clone()).flatten();
         if s.boot_enabled == "Once" {
             s.boot_enabled = "Disabled".into();
             s.boot_target = "None".into();
@@ -204,12 +206,12 @@ async fn reset(
         network.then(|| {
             let stop = Arc::new(AtomicBool::new(false));
             s.agent_stop = Some(stop.clone());
-            stop
+            (stop, media)
         })
     });
-    if let Some(stop) = boot {
+    if let Some((stop, media)) = boot {
         f.network_boots.fetch_add(1, Ordering::Relaxed);
-        f.boot(i, stop);
+        f.boot(i, stop, media);
     }
     done(&f, i, &format!("reset {}", v["ResetType"].as_str().unwrap_or_default()))
 }
