@@ -179,6 +179,8 @@ fn firmware_baselines_end_to_end() {
             &activation,
             "--transfer",
             "push",
+            "--order",
+            "EROT_BIOS_0",
         ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -208,6 +210,7 @@ fn firmware_baselines_end_to_end() {
     assert_eq!(b["components"]["HGX_FW_BMC_0"], "24.09", "{b}");
     assert_eq!(b["images"]["EROT_BIOS_0"], bios_image, "{b}");
     assert_eq!(b["transfer"], "push", "{b}");
+    assert_eq!(b["order"], serde_json::json!(["EROT_BIOS_0"]), "{b}");
     assert_eq!(
         b["activations"]["EROT_BIOS_0"],
         serde_json::json!({"action": chassis, "reset_type": "PowerCycle"}),
@@ -230,6 +233,7 @@ fn firmware_baselines_end_to_end() {
             "HGX_FW_BMC_0=25.01",
             "--no-images",
             "--no-activations",
+            "--no-order",
             "--transfer",
             "pull",
             "-o",
@@ -238,6 +242,7 @@ fn firmware_baselines_end_to_end() {
         .json();
     assert_eq!(u["activations"], serde_json::json!({}), "{u}");
     assert_eq!(u["transfer"], "pull", "{u}");
+    assert_eq!(u["order"], serde_json::json!([]), "{u}");
     assert_eq!(u["components"], serde_json::json!({"HGX_FW_BMC_0": "25.01"}), "{u}");
     assert_eq!(u["images"], serde_json::json!({}), "{u}");
     assert_eq!(u["generation"], 2, "{u}");

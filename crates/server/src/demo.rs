@@ -173,6 +173,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                 images,
                 activations: Default::default(),
                 transfer: Default::default(),
+                order: Vec::new(),
                 description: "SIMULATED firmware of the demo's simulated BMCs".into(),
             },
         )?;
@@ -372,6 +373,7 @@ pub fn rebind_sim_bmcs(store: &Store, base: &str) -> Result<usize> {
                     images: Some(images),
                     activations: None,
                     transfer: None,
+                    order: None,
                     description: None,
                 };
                 firmware_baselines::update(w, &b.id, &p)?;

@@ -94,6 +94,8 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
         let l = h.release(&id);
         assert_eq!(l["state"], "available", "[{b}] {l}");
         assert_eq!(f.sim.firmware_tasks(i), 2, "[{b}] one update per component");
+        let by_id = [vec!["BIOS".to_string()], vec!["BMC".to_string()]];
+        assert_eq!(f.sim.firmware_updates_started(i), by_id, "[{b}] by id");
         // The BMC's own at once, the BIOS at the sanitizer's boot.
         assert_eq!(f.sim.firmware(i, "BMC").as_deref(), Some("SIM-BMC-2.1"), "[{b}]");
         assert_eq!(f.sim.firmware(i, "BIOS").as_deref(), Some("SIM-BIOS-1.0"), "[{b}]");
@@ -137,14 +139,51 @@ fn firmware_a_tenant_flashed_is_updated_back_from_the_providers_images() {
             assert!(metrics.contains(&line), "[{b}] {line} in {metrics}");
         }
 
+        // The provider's order: the BMC's own firmware first.
+        let p = s.admin().get("/v1/firmware-baselines/sim-hgx").expect(200).body;
+        let e = s
+            .admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": p["generation"], "order": ["BMC", "GPU"]}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("order[1]"), "[{b}] {}", e.text);
+        let p = s
+            .admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": p["generation"], "order": ["BMC"]}),
+            )
+            .expect(200)
+            .body;
+        assert_eq!(p["order"], json!(["BMC"]), "[{b}] {p}");
+        let id = h.provision("flasher-2");
+        f.sim.set_firmware(i, "BIOS", TENANT_BIOS);
+        f.sim.set_firmware(i, "BMC", "SIM-BMC-6.6-tenant");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let started = f.sim.firmware_updates_started(i);
+        assert_eq!(started[2..], [by_id[1].clone(), by_id[0].clone()], "[{b}] the BMC first");
+        record(&h, &id, true);
+
         // An image the BMC cannot fetch: the update fails, and so does the
         // record; the node goes to no one.
         let p = s.admin().get("/v1/firmware-baselines/sim-hgx").expect(200).body;
         let missing = format!("{}/nothing-here/bios.bin", f.base);
-        s.admin()
+        // Images that leave an ordered component without one: the order
+        // named, nothing changed.
+        let e = s
+            .admin()
             .patch(
                 "/v1/firmware-baselines/sim-hgx",
                 &json!({"generation": p["generation"], "images": {"BIOS": missing}}),
+            )
+            .expect(422);
+        assert_eq!(e.error().1.as_deref(), Some("order[0]"), "[{b}] {}", e.text);
+        s.admin()
+            .patch(
+                "/v1/firmware-baselines/sim-hgx",
+                &json!({"generation": p["generation"], "images": {"BIOS": missing}, "order": []}),
             )
             .expect(200);
         let id = h.provision("again");

@@ -8,7 +8,7 @@ use neocloud_types::{
 };
 use std::collections::BTreeMap;
 
-const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at, images, activations, image_transfer";
+const COLS: &str = "id, name, model, components, description, generation, created_at, updated_at, images, activations, image_transfer, update_order";
 
 fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     let components: BTreeMap<String, String> = serde_json::from_str(&r.str(3)?)
@@ -20,6 +20,8 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
     let transfer = r.str(10)?;
     let transfer = ImageTransfer::parse(&transfer)
         .ok_or_else(|| Error::internal(format!("firmware baseline transfer {transfer:?}")))?;
+    let order: Vec<String> = serde_json::from_str(&r.str(11)?)
+        .map_err(|e| Error::internal(format!("firmware baseline order: {e}")))?;
     Ok(FirmwareBaseline {
         id: r.str(0)?,
         name: r.str(1)?,
@@ -28,6 +30,7 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
         images,
         activations,
         transfer,
+        order,
         description: r.str(4)?,
         generation: r.i64(5)?,
         created_at: rfc(r.i64(6)?),
@@ -37,6 +40,10 @@ fn from_row(r: &Row) -> Result<FirmwareBaseline> {
 
 fn json<T: serde::Serialize>(map: &BTreeMap<String, T>) -> Result<String> {
     serde_json::to_string(map).map_err(|e| Error::internal(format!("firmware baseline: {e}")))
+}
+
+fn order_json(order: &[String]) -> Result<String> {
+    serde_json::to_string(order).map_err(|e| Error::internal(format!("firmware baseline: {e}")))
 }
 
 pub fn lookup(r: &mut dyn Reader, key: &NameOrId) -> Result<Option<FirmwareBaseline>> {
@@ -95,7 +102,7 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
     let now = now_micros();
     w.execute(
         &format!(
-            "INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+            "INSERT INTO firmware_baselines ({COLS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
         ),
         vals![
             &id,
@@ -107,7 +114,8 @@ pub fn create(w: &mut dyn Writer, p: &FirmwareBaselineCreate) -> Result<Firmware
             now,
             json(&p.images)?,
             json(&p.activations)?,
-            p.transfer.as_str()
+            p.transfer.as_str(),
+            order_json(&p.order)?
         ],
     )
     .map_err(|e| taken(e, p))?;
@@ -125,9 +133,10 @@ pub fn update(
     let images = p.images.as_ref().map(json).transpose()?;
     let activations = p.activations.as_ref().map(json).transpose()?;
     let transfer = p.transfer.map(|t| t.as_str().to_string());
+    let order = p.order.as_deref().map(order_json).transpose()?;
     let n = w.execute(
-        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), activations = COALESCE(?, activations), image_transfer = COALESCE(?, image_transfer), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
-        vals![&components, &images, &activations, &transfer, &p.description, now_micros(), id, p.generation],
+        "UPDATE firmware_baselines SET components = COALESCE(?, components), images = COALESCE(?, images), activations = COALESCE(?, activations), image_transfer = COALESCE(?, image_transfer), update_order = COALESCE(?, update_order), description = COALESCE(?, description), generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ?",
+        vals![&components, &images, &activations, &transfer, &order, &p.description, now_micros(), id, p.generation],
     )?;
     check_generation(w, n, "firmware_baselines", "firmware baseline", id, p.generation, None)?;
     get(w, id)

@@ -743,6 +743,17 @@ CREATE TABLE provisioning_networks (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 22,
+        name: "firmware update order",
+        common: r#"
+-- Per baseline, the component ids updated first, in this order (JSON
+-- list; '[]': all by id).
+ALTER TABLE firmware_baselines ADD COLUMN update_order TEXT NOT NULL DEFAULT '[]';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

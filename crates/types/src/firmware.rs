@@ -33,6 +33,11 @@ pub struct FirmwareBaseline {
     /// BMCs that cannot reach the image server).
     #[serde(default)]
     pub transfer: ImageTransfer,
+    /// Component ids (each with an image) updated first, in this order;
+    /// the others after them, by id. Vendors ask for some first: the
+    /// BMC's own firmware, which the other components' updates may need.
+    #[serde(default)]
+    pub order: Vec<String>,
     pub description: String,
     pub generation: i64,
     pub created_at: String,
@@ -58,6 +63,10 @@ pub struct FirmwareBaselineCreate {
     /// `pull` (the default) or `push`.
     #[serde(default)]
     pub transfer: ImageTransfer,
+    /// Component ids (each one of `images`) updated first, in this order;
+    /// the others after them, by id.
+    #[serde(default)]
+    pub order: Vec<String>,
     #[serde(default)]
     pub description: String,
 }
@@ -121,6 +130,9 @@ pub struct FirmwareBaselineUpdate {
     pub activations: Option<BTreeMap<String, FirmwareReset>>,
     #[serde(default)]
     pub transfer: Option<ImageTransfer>,
+    /// A new update order (replacing the old one whole; `[]`: by id).
+    #[serde(default)]
+    pub order: Option<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
 }

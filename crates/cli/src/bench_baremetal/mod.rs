@@ -158,7 +158,8 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         lifecycle_interval_ms: a.interval_ms,
         lifecycle_parallel_steps: a.parallel,
         heartbeat_interval_ms: a.heartbeat_ms,
-        // The simulated BMCs and firmware do not fetch them.
+        // Served by the provider, not here: the simulated BMCs take them as
+        // read (they read per-node ISOs from the boot service).
         virtual_media_iso_url: (a.boot_method == crate::commands::BootMethodArg::VirtualMedia)
             .then(|| "http://ipxe-iso.invalid/ipxe.iso".to_string()),
         uefi_http_boot_url: (a.boot_method == crate::commands::BootMethodArg::UefiHttp)

@@ -215,12 +215,28 @@ fn check_activations(
     Ok(())
 }
 
+/// Each component of the update order has an image (the order is of
+/// updates), once.
+fn check_order(images: &BTreeMap<String, String>, order: &[String]) -> Result<()> {
+    for (i, id) in order.iter().enumerate() {
+        let field = format!("order[{i}]");
+        if !images.contains_key(id) {
+            return Err(Error::invalid_value(&field, format!("{id:?} has no image: the order is of updates (give it one in `images`, or drop it from the order)")));
+        }
+        if order[..i].contains(id) {
+            return Err(Error::invalid_value(&field, format!("{id:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     let p: FirmwareBaselineCreate = c.body()?;
     check_token("model", &p.model)?;
     check_components(&p.components)?;
     check_images(&p.components, &p.images)?;
     check_activations(&p.images, &p.activations)?;
+    check_order(&p.images, &p.order)?;
     check_text("description", &Some(p.description.clone()))?;
     let b = firmware_baselines::create(w, &p)?;
     Reply::created(&b.id.clone(), &b)
@@ -239,6 +255,7 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         let images = p.images.as_ref().unwrap_or(&b.images);
         check_images(p.components.as_ref().unwrap_or(&b.components), images)?;
         check_activations(images, p.activations.as_ref().unwrap_or(&b.activations))?;
+        check_order(images, p.order.as_ref().unwrap_or(&b.order))?;
     }
     Reply::ok(&firmware_baselines::update(w, &b.id, &p)?)
 }
@@ -291,6 +308,20 @@ mod tests {
         );
         // An @ past the host is the path's.
         assert!(check_images(&c, &images("BIOS", "https://fw/v@2/bios.bin")).is_ok());
+    }
+
+    #[test]
+    fn the_update_order_names_what_is_wrong() {
+        let images: BTreeMap<String, String> = [
+            ("BMC".to_string(), "https://fw/bmc.bin".to_string()),
+            ("BIOS".to_string(), "https://fw/bios.bin".to_string()),
+        ]
+        .into();
+        let order = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_order(&images, &order(&[])).is_ok());
+        assert!(check_order(&images, &order(&["BMC", "BIOS"])).is_ok());
+        assert_eq!(field(check_order(&images, &order(&["BMC", "CPLD"]))), "order[1]");
+        assert_eq!(field(check_order(&images, &order(&["BMC", "BIOS", "BMC"]))), "order[2]");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub(super) struct Sim {
     pub(super) chassis_resets: u32,
     /// The BMC's tasks (firmware updates), task `n` at index `n - 1`.
     pub(super) tasks: Vec<SimTask>,
+    /// The components of each update started, in the order started.
+    pub(super) updated: Vec<Vec<String>>,
     /// Restarting: every answer is 503 (see [`SimFleet::set_restarting`]).
     pub(super) restarting: bool,
 }
@@ -169,6 +171,7 @@ impl Default for Sim {
             firmware_chassis_pending: BTreeMap::new(),
             chassis_resets: 0,
             tasks: Vec::new(),
+            updated: Vec::new(),
             restarting: false,
         }
     }
@@ -443,6 +446,11 @@ impl SimFleet {
     /// Firmware updates node `i`'s BMC has run (tasks started).
     pub fn firmware_tasks(&self, i: usize) -> usize {
         self.with(i, |s| s.tasks.len())
+    }
+
+    /// The components of each update node `i`'s BMC started, in order.
+    pub fn firmware_updates_started(&self, i: usize) -> Vec<Vec<String>> {
+        self.with(i, |s| s.updated.clone())
     }
 
     /// The image in node `i`'s virtual CD.

@@ -357,6 +357,7 @@ fn start_update(f: &Fleet, i: usize, request: &Value, source: Source, payload: V
             payload: payload.clone(),
         };
         s.tasks.push(t.clone());
+        s.updated.push(components.clone());
         (s.tasks.len(), t)
     });
     let fleet = f.clone();

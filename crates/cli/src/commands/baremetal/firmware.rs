@@ -66,6 +66,11 @@ enum FirmwareBaselineCmd {
         /// it to the BMC, for BMCs that cannot reach the image server).
         #[arg(long, value_parser = parse_transfer)]
         transfer: Option<ImageTransfer>,
+        /// A component (one with an image) updated before the others, in
+        /// the order given (e.g. the BMC's own firmware first); repeat for
+        /// each. The rest follow by id.
+        #[arg(long = "order", value_name = "ID")]
+        order: Vec<String>,
         #[arg(long)]
         description: Option<String>,
         /// Retrying with the same key returns the first result instead of a second baseline.
@@ -99,6 +104,12 @@ enum FirmwareBaselineCmd {
         /// pull or push.
         #[arg(long, value_parser = parse_transfer)]
         transfer: Option<ImageTransfer>,
+        /// The new update order, each ID (all of it); repeat for each.
+        #[arg(long = "order", value_name = "ID", conflicts_with = "no_order")]
+        order: Vec<String>,
+        /// Update every component by id.
+        #[arg(long)]
+        no_order: bool,
         #[arg(long)]
         description: Option<String>,
     },
@@ -171,6 +182,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             images,
             activations,
             transfer,
+            order,
             description,
             idempotency_key,
         } => {
@@ -181,6 +193,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
                 images: images.into_iter().collect(),
                 activations: activations.into_iter().collect(),
                 transfer: transfer.unwrap_or_default(),
+                order,
                 description: description.unwrap_or_default(),
             })?;
             let created =
@@ -196,6 +209,8 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
             activations,
             no_activations,
             transfer,
+            order,
+            no_order,
             description,
         } => {
             let components: Option<BTreeMap<String, String>> =
@@ -211,6 +226,7 @@ pub fn firmware_baseline(a: FirmwareBaselineArgs) -> Result<(), CliError> {
                 images,
                 activations,
                 transfer,
+                order: (no_order || !order.is_empty()).then_some(order),
                 description,
             })?;
             print_one::<FirmwareBaseline>(f, &c.patch(&baseline_path(&baseline), &body)?)

@@ -576,8 +576,17 @@ fn write_plan(
 
 /// An update for each component `policy` has an image for, read at
 /// another version in `now` (a component not reported has nothing to
-/// target: the check fails it).
+/// target: the check fails it); those of the policy's order first, in
+/// that order, the others by id (updates are sent in the plan's order).
 fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate> {
+    let mut plan = plan_by_id(policy, now);
+    plan.sort_by_key(|u| {
+        policy.order.iter().position(|id| id == &u.component).unwrap_or(usize::MAX)
+    });
+    plan
+}
+
+fn plan_by_id(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate> {
     policy
         .images
         .iter()
@@ -651,5 +660,46 @@ fn log_outcome(n: &Node, u: &FirmwareUpdate) {
         | FirmwareUpdateState::Sent => {
             tracing::info!(node = %n.name, component = %u.component, detail = %u.detail, "firmware update done")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_follows_the_baselines_order_then_the_ids() {
+        let ids = ["BIOS", "BMC", "CPLD", "NIC"];
+        let mut policy = FirmwareBaseline {
+            id: "b".into(),
+            name: "b".into(),
+            model: "m".into(),
+            components: ids.iter().map(|c| (c.to_string(), "2".to_string())).collect(),
+            images: ids.iter().map(|c| (c.to_string(), format!("https://fw/{c}"))).collect(),
+            activations: Default::default(),
+            transfer: ImageTransfer::Pull,
+            order: vec![],
+            description: String::new(),
+            generation: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let now: Vec<Firmware> = ids
+            .iter()
+            .map(|c| Firmware {
+                id: c.to_string(),
+                name: c.to_string(),
+                version: if *c == "NIC" { "2" } else { "1" }.into(),
+                path: format!("/redfish/v1/UpdateService/FirmwareInventory/{c}"),
+            })
+            .collect();
+        let order = |p: &FirmwareBaseline| -> Vec<String> {
+            plan_from(p, &now).into_iter().map(|u| u.component).collect()
+        };
+        assert_eq!(order(&policy), ["BIOS", "BMC", "CPLD"], "by id; NIC is at its version");
+        policy.order = vec!["CPLD".into(), "BMC".into()];
+        assert_eq!(order(&policy), ["CPLD", "BMC", "BIOS"]);
+        policy.order = vec!["NIC".into(), "BMC".into()];
+        assert_eq!(order(&policy), ["BMC", "BIOS", "CPLD"], "NIC has nothing to update");
     }
 }
