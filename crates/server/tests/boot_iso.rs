@@ -124,6 +124,10 @@ fn the_iso_carries_both_boot_paths_and_the_script_in_each() {
     assert_eq!(std::fs::read(&efi).unwrap(), std::fs::read(IPXE_EFI).unwrap());
     let autoexec = output(Command::new("mtype").args(["-i"]).arg(&esp).arg("::/autoexec.ipxe"));
     assert_eq!(autoexec, script);
+    // Sized to what it holds (BMCs may read it whole over a slow link).
+    let (esp_len, efi_len) =
+        (std::fs::metadata(&esp).unwrap().len(), std::fs::metadata(&efi).unwrap().len());
+    assert!(esp_len <= efi_len + (512 << 10), "ESP {esp_len} bytes for {efi_len} of iPXE");
 
     // The BIOS path: isolinux loads ipxe.lkrn with the script as initrd.
     let cfg = dir.join("isolinux.cfg");

@@ -311,9 +311,11 @@ impl IsoBuilder {
 
         // The EFI system partition: iPXE as the removable-media loader and
         // the script beside it.
+        // Sized to what it holds, with room for FAT's own structures (a
+        // BMC may read the whole image over a slow out-of-band link).
         let efi_len = std::fs::metadata(&self.config.ipxe_efi).map_err(io)?.len();
-        let mib = 1 << 20;
-        let esp_len = (efi_len + script.len() as u64 + mib).div_ceil(mib).max(2) * mib;
+        let step = 256 << 10;
+        let esp_len = (efi_len + script.len() as u64 + step).div_ceil(step).max(4) * step;
         let esp = root.join("efiboot.img");
         std::fs::File::create(&esp).and_then(|f| f.set_len(esp_len)).map_err(io)?;
         let img = esp.to_string_lossy().to_string();
