@@ -198,6 +198,58 @@ pub struct Firmware {
     pub path: String,
 }
 
+/// A component the BMC reports other than healthy (`Status.Health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthFault {
+    /// Its resource path.
+    pub path: String,
+    /// Its `Id`.
+    pub name: String,
+    /// `Warning` or `Critical`.
+    pub health: String,
+}
+
+/// What the BMC says of the node's health, from the resources an
+/// inventory reads anyway (no call of its own): the host system's rollup,
+/// and each system and processor read (CPUs, GPUs, GPU baseboards) whose
+/// `Status.Health` is not `OK`. Absent components (`Health` null) say
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The host system's `Status.HealthRollup` (its `Health` where the BMC
+    /// gives no rollup): `OK`, `Warning` or `Critical`; `None` where it
+    /// says neither.
+    pub rollup: Option<String>,
+    pub faults: Vec<HealthFault>,
+}
+
+impl Health {
+    /// Whether the BMC reports the node, or a component of it, `Critical`.
+    pub fn critical(&self) -> bool {
+        self.rollup.as_deref() == Some("Critical")
+            || self.faults.iter().any(|f| f.health == "Critical")
+    }
+
+    /// One line: the rollup and each fault.
+    pub fn describe(&self) -> String {
+        let mut parts =
+            vec![format!("system health {}", self.rollup.as_deref().unwrap_or("not reported"))];
+        parts.extend(self.faults.iter().map(|f| format!("{} {} ({})", f.name, f.health, f.path)));
+        parts.join("; ")
+    }
+
+    /// Notes `v` (a system or processor read) where the BMC reports it
+    /// other than healthy.
+    fn note(&mut self, v: &Value) {
+        let Some(h) = v["Status"]["Health"].as_str().filter(|h| *h != "OK") else { return };
+        self.faults.push(HealthFault {
+            path: s(v, "@odata.id"),
+            name: s(v, "Id"),
+            health: h.to_string(),
+        });
+    }
+}
+
 /// What inspection learns about a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
@@ -225,6 +277,9 @@ pub struct Inventory {
     /// a host interface collection.
     #[serde(default)]
     pub host_interfaces: Option<Vec<crate::host_interfaces::HostInterface>>,
+    /// What the BMC says of the node's health.
+    #[serde(default)]
+    pub health: Health,
 }
 
 impl Bmc {
@@ -517,17 +572,18 @@ impl Bmc {
         Ok(MediaSlot::read(slot, &self.get(slot)?).image)
     }
 
-    fn processors(&self, system: &str) -> Result<Vec<Value>> {
+    /// The system as read, and its processors.
+    fn processors(&self, system: &str) -> Result<(Value, Vec<Value>)> {
         let sys = self.get(system)?;
-        let Some(coll) = sys["Processors"]["@odata.id"].as_str() else { return Ok(vec![]) };
-        let Some(cv) = self.get_optional(coll)? else { return Ok(vec![]) };
+        let Some(coll) = sys["Processors"]["@odata.id"].as_str() else { return Ok((sys, vec![])) };
+        let Some(cv) = self.get_optional(coll)? else { return Ok((sys, vec![])) };
         let mut out = Vec::new();
         for p in members(&cv) {
             if let Some(v) = self.get_optional(&p)? {
                 out.push(v);
             }
         }
-        Ok(out)
+        Ok((sys, out))
     }
 
     fn gpu_memory_mib(&self, system: &str, gpu_id: &str) -> Result<u64> {
@@ -561,8 +617,18 @@ impl Bmc {
                 .into_iter()
                 .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard")),
         );
+        let mut health = Health {
+            rollup: sys["Status"]["HealthRollup"]
+                .as_str()
+                .or(sys["Status"]["Health"].as_str())
+                .map(str::to_string),
+            faults: Vec::new(),
+        };
         for (i, sp) in gpu_systems.iter().enumerate() {
-            for p in self.processors(sp)? {
+            let (system_read, processors) = self.processors(sp)?;
+            health.note(&system_read);
+            for p in processors {
+                health.note(&p);
                 let path = p["@odata.id"].as_str().unwrap_or("").to_string();
                 match p["ProcessorType"].as_str() {
                     Some("GPU") => {
@@ -612,6 +678,34 @@ impl Bmc {
             boot_order: crate::boot_options::boot_order_of(&sys),
             boot_options,
             host_interfaces,
+            health,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn health_notes_what_is_not_ok_and_critical_is_either_part() {
+        let mut h = Health { rollup: Some("Warning".into()), faults: vec![] };
+        h.note(&json!({"@odata.id": "/a/GPU_1", "Id": "GPU_1", "Status": {"Health": "OK"}}));
+        h.note(&json!({"@odata.id": "/a/GPU_2", "Id": "GPU_2", "Status": {"State": "Absent", "Health": null}}));
+        h.note(&json!({"@odata.id": "/a/GPU_3", "Id": "GPU_3"}));
+        assert!(h.faults.is_empty() && !h.critical(), "{h:?}");
+        h.note(&json!({"@odata.id": "/a/GPU_4", "Id": "GPU_4", "Status": {"Health": "Warning"}}));
+        assert!(!h.critical(), "{h:?}");
+        h.note(&json!({"@odata.id": "/a/GPU_5", "Id": "GPU_5", "Status": {"Health": "Critical"}}));
+        assert!(h.critical());
+        assert_eq!(
+            h.describe(),
+            "system health Warning; GPU_4 Warning (/a/GPU_4); GPU_5 Critical (/a/GPU_5)"
+        );
+        let rolled = Health { rollup: Some("Critical".into()), faults: vec![] };
+        assert!(rolled.critical());
+        assert!(!Health::default().critical());
+        assert_eq!(Health::default().describe(), "system health not reported");
     }
 }

@@ -88,6 +88,9 @@ fn inventory_of_an_emulated_system_without_inventory_is_empty_not_an_error() {
         inv.nics.iter().any(|n| n.mac.starts_with("52:54:00")),
         "MACs come from EthernetInterfaces: {inv:?}"
     );
+    // The emulator's systems are healthy.
+    assert_eq!(inv.health.rollup.as_deref(), Some("OK"), "{:?}", inv.health);
+    assert!(inv.health.faults.is_empty(), "{:?}", inv.health);
 }
 
 #[test]
@@ -113,6 +116,9 @@ fn inventory_of_an_hgx_node_finds_its_gpus_on_the_baseboard() {
     assert!(inv.nics.len() >= 2, "{:?}", inv.nics);
     assert!(!inv.firmware.is_empty(), "firmware inventory read");
     assert!(inv.firmware.iter().all(|f| !f.version.is_empty()), "{:?}", inv.firmware);
+    // Healthy, as the mockup's every Status says.
+    let healthy = neocloud_redfish::Health { rollup: Some("OK".into()), faults: vec![] };
+    assert_eq!(inv.health, healthy);
 }
 
 #[test]

@@ -247,6 +247,7 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
             "report_firmware",
             "clear_boot_override",
             "firmware_baseline",
+            "hardware_health",
             "secure_boot",
             "bmc_accounts",
             "power_off",

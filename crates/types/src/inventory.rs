@@ -556,6 +556,31 @@ pub struct BmcInventory {
     /// service), as left by the inspection; absent when the BMC has none.
     #[serde(default)]
     pub host_interfaces: Option<Vec<InventoryHostInterface>>,
+    /// What the BMC said of the node's health at the inspection (absent in
+    /// inventories read before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<InventoryHealth>,
+}
+
+/// The BMC's word on a node's health: a `Critical` node does not join the
+/// pool, nor return to it after a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryHealth {
+    /// The host system's health rollup (`OK`, `Warning`, `Critical`);
+    /// absent where the BMC does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<String>,
+    /// The systems and processors (CPUs, GPUs, GPU baseboards) the BMC
+    /// reports `Warning` or `Critical`.
+    #[serde(default)]
+    pub faults: Vec<InventoryHealthFault>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryHealthFault {
+    pub path: String,
+    pub name: String,
+    pub health: String,
 }
 
 /// A host interface of the node's BMC (DSP0270).

@@ -53,6 +53,34 @@ pub(super) struct Sim {
     pub(super) updated: Vec<Vec<String>>,
     /// Restarting: every answer is 503 (see [`SimFleet::set_restarting`]).
     pub(super) restarting: bool,
+    /// Components reported other than healthy (`Status.Health`), by `Id`
+    /// (a GPU, `GPU_SXM_3`; the host, `Host`); the host's rollup is the
+    /// worst of them.
+    pub(super) health: BTreeMap<String, String>,
+}
+
+impl Sim {
+    /// The host's `Status`: its own health and the worst of every
+    /// component's.
+    pub(super) fn host_status(&self) -> Value {
+        let worst = |it: &mut dyn Iterator<Item = &String>| {
+            let rank = |h: &str| match h {
+                "Critical" => 2,
+                "Warning" => 1,
+                _ => 0,
+            };
+            it.max_by_key(|h| rank(h)).cloned().unwrap_or_else(|| "OK".into())
+        };
+        let own = worst(&mut self.health.get("Host").into_iter());
+        let rollup = worst(&mut self.health.values());
+        serde_json::json!({"State": "Enabled", "Health": own, "HealthRollup": rollup})
+    }
+
+    /// A component's `Status`.
+    pub(super) fn status_of(&self, id: &str) -> Value {
+        let h = self.health.get(id).cloned().unwrap_or_else(|| "OK".into());
+        serde_json::json!({"State": "Enabled", "Health": h})
+    }
 }
 
 /// A task of the simulated BMC (DSP0268 `Task`).
@@ -172,6 +200,7 @@ impl Default for Sim {
             chassis_resets: 0,
             tasks: Vec::new(),
             updated: Vec::new(),
+            health: BTreeMap::new(),
             restarting: false,
         }
     }
@@ -422,6 +451,18 @@ impl SimFleet {
     /// tenant with root can from the host (a vendor tool).
     pub fn set_firmware(&self, i: usize, component: &str, version: &str) {
         self.with(i, |s| s.firmware.insert(component.to_string(), version.to_string()));
+    }
+
+    /// Sets what node `i`'s BMC reports of component `id`'s health
+    /// (`GPU_SXM_3`, `Host`): `OK` clears it.
+    pub fn set_health(&self, i: usize, id: &str, health: &str) {
+        self.with(i, |s| {
+            if health == "OK" {
+                s.health.remove(id);
+            } else {
+                s.health.insert(id.to_string(), health.to_string());
+            }
+        });
     }
 
     /// Makes node `i`'s BMC answer every request with 503 (a BMC restarting,

@@ -58,9 +58,11 @@ async fn gpu(
     h: HeaderMap,
     Path((i, g)): Path<(usize, String)>,
 ) -> Response {
+    let status = f.with(i, |s| s.status_of(&g));
     answer(&f, &h, i, || {
         json!({
             "@odata.id": format!("/redfish/v1/Systems/HGX_Baseboard_0/Processors/{g}"),
+            "Status": status,
             "Id": g,
             "ProcessorType": "GPU",
             "Manufacturer": "NVIDIA",

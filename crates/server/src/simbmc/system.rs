@@ -52,13 +52,14 @@ pub(super) fn routes() -> Router<Fleet> {
 }
 
 async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Response {
-    let (power_on, target, enabled, uri, order) = f.with(i, |s| {
+    let (power_on, target, enabled, uri, order, status) = f.with(i, |s| {
         (
             s.power_on,
             s.boot_target.clone(),
             s.boot_enabled.clone(),
             s.http_boot_uri.clone(),
             s.boot_order.clone(),
+            s.host_status(),
         )
     });
     answer(&f, &h, i, || {
@@ -70,6 +71,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             "Model": "Simulated HGX H100",
             "SerialNumber": format!("SIM{i:06}"),
             "PowerState": if power_on { "On" } else { "Off" },
+            "Status": status,
             "Boot": {
                 "BootSourceOverrideTarget": target,
                 "BootSourceOverrideEnabled": enabled,

@@ -319,16 +319,21 @@ pub fn set_bmc_endpoint(w: &mut dyn Writer, id: &str, endpoint: &str) -> Result<
     Ok(())
 }
 
-/// The firmware versions read at the end of a sanitization, into the
-/// node's recorded inventory (its other parts are the inspection's).
+/// The firmware versions (and the BMC's word on its health) read at the
+/// end of a sanitization, into the node's recorded inventory (its other
+/// parts are the inspection's).
 pub fn refresh_inventory_firmware(
     w: &mut dyn Writer,
     id: &str,
     firmware: &[neocloud_types::InventoryFirmware],
+    health: Option<&neocloud_types::InventoryHealth>,
 ) -> Result<()> {
     let Some(mut inv) = bmc_inventory(w, id)? else { return Ok(()) };
     inv.firmware = firmware.to_vec();
     inv.firmware_read_at = Some(rfc(now_micros()));
+    if let Some(h) = health {
+        inv.health = Some(h.clone());
+    }
     let json = serde_json::to_string(&inv).map_err(|e| Error::internal(e.to_string()))?;
     w.execute("UPDATE nodes SET inventory = ? WHERE id = ?", vals![json, id])?;
     Ok(())

@@ -9,8 +9,8 @@ use neocloud_redfish::Inventory;
 use neocloud_store::{firmware_baselines, instances, nodes, Store};
 use neocloud_types::{
     BmcInventory, BootStep, FirmwareBaseline, ImagePurpose, InstanceState, InventoryBmcAccount,
-    InventoryBootOption, InventoryCpu, InventoryFirmware, InventoryGpu, InventoryNic,
-    InventorySecureBoot, Node, NodeLifecycle, PlatformBaseline,
+    InventoryBootOption, InventoryCpu, InventoryFirmware, InventoryGpu, InventoryHealth,
+    InventoryHealthFault, InventoryNic, InventorySecureBoot, Node, NodeLifecycle, PlatformBaseline,
 };
 
 impl LifecycleController {
@@ -227,6 +227,14 @@ impl LifecycleController {
         inv: &mut Inventory,
         firmware: &[(String, String)],
     ) -> Result<Admission, StepError> {
+        // A node its BMC reports failing goes to no tenant (a person looks
+        // at it, then inspects it again).
+        if inv.health.critical() {
+            return Ok(Admission::Refused(format!(
+                "the BMC reports the node's hardware Critical: {}",
+                inv.health.describe()
+            )));
+        }
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         if let Some(why) = policy_mismatches(policy.as_ref(), firmware) {
             // Updated from the baseline's images once per inspection.
@@ -366,6 +374,23 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
             .host_interfaces
             .as_ref()
             .map(|h| h.iter().map(super::host_interfaces::inventory).collect()),
+        health: Some(health(&inv.health)),
+    }
+}
+
+/// The BMC's word on the node's health, as operators read it.
+pub(super) fn health(h: &neocloud_redfish::Health) -> InventoryHealth {
+    InventoryHealth {
+        rollup: h.rollup.clone(),
+        faults: h
+            .faults
+            .iter()
+            .map(|f| InventoryHealthFault {
+                path: f.path.clone(),
+                name: f.name.clone(),
+                health: f.health.clone(),
+            })
+            .collect(),
     }
 }
 

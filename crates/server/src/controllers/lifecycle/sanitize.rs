@@ -364,7 +364,10 @@ impl LifecycleController {
                 ));
             }
         }
+        // The node goes back to the pool only as healthy as its BMC says.
+        checks.push(health_check(&system, &inv.health));
         let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
+        let health_read = super::inspect::health(&inv.health);
         let policy = self.firmware_policy_of(store, &inv.system.model)?;
         checks.push(firmware_check(
             &baseline,
@@ -450,7 +453,7 @@ impl LifecycleController {
             nodes::clear_bmc_journal(w, &n.id)?;
             nodes::set_firmware_updates(w, &n.id, None)?;
             // The versions read now, for the provider's views.
-            nodes::refresh_inventory_firmware(w, &n.id, &firmware_read)?;
+            nodes::refresh_inventory_firmware(w, &n.id, &firmware_read, Some(&health_read))?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
@@ -496,6 +499,21 @@ fn eject_virtual_media(
         ok: items.iter().all(|i| i.ok),
         items,
     })
+}
+
+/// The BMC must not report the node, or a component of it, `Critical`
+/// (`Warning` is recorded and passes).
+fn health_check(system: &str, h: &neocloud_redfish::Health) -> SanitizationCheck {
+    let mut items = vec![item(
+        system,
+        "redfish-status",
+        h.rollup.as_deref() != Some("Critical"),
+        &format!("health rollup {}", h.rollup.as_deref().unwrap_or("not reported")),
+    )];
+    items.extend(h.faults.iter().map(|f| {
+        item(&f.path, "redfish-status", f.health != "Critical", &format!("{} {}", f.name, f.health))
+    }));
+    SanitizationCheck { name: "hardware_health".into(), ok: !h.critical(), items }
 }
 
 /// Every baseline component must still report its baseline version: the

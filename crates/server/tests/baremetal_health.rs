@@ -1,0 +1,97 @@
+//! The BMC's word on a node's hardware health (`Status.Health` of the
+//! systems and processors an inventory reads, and the host's
+//! `HealthRollup`), on the SIMULATED BMC: a node its BMC reports
+//! `Critical` does not join the pool (the reason names the component; a
+//! person fixes it and asks for an inspection again), nor return to it
+//! after a tenant (the signed record's `hardware_health` check fails);
+//! `Warning` is recorded and shown, and passes. The driver's reading of a
+//! real peer's `Status` is in crates/redfish/tests.
+
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use bm::*;
+use common::nodes::lifecycle;
+use common::TestBackend;
+use serde_json::{json, Value};
+
+fn health(s: &common::TestServer) -> Value {
+    s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body["bmc"]["health"].clone()
+}
+
+#[test]
+fn a_node_its_bmc_reports_critical_joins_no_pool() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        f.sim.set_health(i, "GPU_SXM_3", "Critical");
+        catalog(&s, true);
+        enroll_simulated(&s, &f, i);
+        let (ctl, secrets) = controller(&s);
+        drive(&ctl, &secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("the BMC reports the node's hardware Critical: system health Critical; GPU_SXM_3 Critical (/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_3)"),
+            "[{b}] {reason}"
+        );
+        let h = health(&s);
+        assert_eq!(h["rollup"], "Critical", "[{b}] {h}");
+        assert_eq!(h["faults"][0]["name"], "GPU_SXM_3", "[{b}] {h}");
+        // Fixed (a Warning left on another part), inspected again: it joins,
+        // the Warning shown.
+        f.sim.set_health(i, "GPU_SXM_3", "OK");
+        f.sim.set_health(i, "GPU_SXM_5", "Warning");
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        let h = health(&s);
+        assert_eq!(h["rollup"], "Warning", "[{b}] {h}");
+        assert_eq!(
+            h["faults"],
+            json!([{"path": "/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_5",
+                    "name": "GPU_SXM_5", "health": "Warning"}]),
+            "[{b}]"
+        );
+        f.sim.set_health(i, "GPU_SXM_5", "OK");
+    }
+}
+
+#[test]
+fn a_node_that_fails_during_a_tenancy_goes_back_to_no_pool() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        // Healthy: the record says so.
+        let id = h.provision("healthy");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let rec = record(&h, &id, true);
+        let c = check(&rec, "hardware_health");
+        assert_eq!(
+            (&c["ok"], item_detail(c, 0)),
+            (&json!(true), "health rollup OK".to_string()),
+            "[{b}] {c}"
+        );
+
+        // A GPU fails while the tenant holds the node.
+        let id = h.provision("unlucky");
+        f.sim.set_health(i, "GPU_SXM_2", "Critical");
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("hardware_health failed"), "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let c = check(&rec, "hardware_health");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        let failed: Vec<&Value> =
+            c["items"].as_array().unwrap().iter().filter(|i| i["ok"] == false).collect();
+        assert_eq!(failed.len(), 2, "[{b}] the rollup and the GPU: {c}");
+        assert_eq!(failed[1]["detail"], "GPU_SXM_2 Critical", "[{b}] {c}");
+        // The provider's view shows what the sanitization read.
+        assert_eq!(health(&s)["faults"][0]["name"], "GPU_SXM_2", "[{b}]");
+        f.sim.set_health(i, "GPU_SXM_2", "OK");
+    }
+}
