@@ -122,6 +122,10 @@ pub struct SystemInfo {
     pub boot_targets_allowed: Vec<String>,
     /// `Boot.HttpBootUri`: what a `UefiHttp` boot fetches, when set.
     pub http_boot_uri: Option<String>,
+    /// `Status.HealthRollup` (else `Status.Health`): `OK`, `Warning`,
+    /// `Critical`; `None` where the BMC says neither.
+    #[serde(default)]
+    pub health_rollup: Option<String>,
 }
 
 /// A virtual media slot as read: what it holds and where its actions are.
@@ -221,6 +225,12 @@ pub struct Health {
     /// says neither.
     pub rollup: Option<String>,
     pub faults: Vec<HealthFault>,
+}
+
+/// A system's `Status.HealthRollup`, else its `Status.Health`.
+fn rollup_of(system: &Value) -> Option<String> {
+    let st = &system["Status"];
+    st["HealthRollup"].as_str().or(st["Health"].as_str()).map(str::to_string)
 }
 
 impl Health {
@@ -375,6 +385,7 @@ impl Bmc {
             boot_targets_allowed: strings(
                 &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
             ),
+            health_rollup: rollup_of(&v),
         })
     }
 
@@ -617,13 +628,7 @@ impl Bmc {
                 .into_iter()
                 .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard")),
         );
-        let mut health = Health {
-            rollup: sys["Status"]["HealthRollup"]
-                .as_str()
-                .or(sys["Status"]["Health"].as_str())
-                .map(str::to_string),
-            faults: Vec::new(),
-        };
+        let mut health = Health { rollup: rollup_of(&sys), faults: Vec::new() };
         for (i, sp) in gpu_systems.iter().enumerate() {
             let (system_read, processors) = self.processors(sp)?;
             health.note(&system_read);

@@ -16,6 +16,7 @@ use bm::*;
 use common::nodes::lifecycle;
 use common::TestBackend;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 
 fn health(s: &common::TestServer) -> Value {
     s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body["bmc"]["health"].clone()
@@ -93,5 +94,33 @@ fn a_node_that_fails_during_a_tenancy_goes_back_to_no_pool() {
         // The provider's view shows what the sanitization read.
         assert_eq!(health(&s)["faults"][0]["name"], "GPU_SXM_2", "[{b}]");
         f.sim.set_health(i, "GPU_SXM_2", "OK");
+    }
+}
+
+/// A node that failed while it waited in the pool: the provisioning's first
+/// BMC read (the boot override's) sees it, and the node is not handed over;
+/// the tenant sees why (and its instance can be released for another).
+#[test]
+fn a_node_that_failed_in_the_pool_is_not_handed_to_a_tenant() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        f.sim.set_health(i, "GPU_SXM_4", "Critical");
+        let (boots, power) = (f.sim.network_boots.load(Ordering::Relaxed), f.sim.power_on(i));
+        let id = create(&h.tenant, "job")["id"].as_str().unwrap().to_string();
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.contains("the BMC reports the node's hardware Critical"), "[{b}] {l}");
+        assert_eq!(l["from"], "provisioning", "[{b}] {l}");
+        let inst = instance(&h.tenant, &id);
+        assert_eq!(inst["state"], "failed", "[{b}] {inst}");
+        assert_eq!(inst["reason"], l["reason"], "[{b}] the tenant sees why");
+        // Nothing was done to the node: no boot, no power change.
+        assert_eq!(f.sim.network_boots.load(Ordering::Relaxed), boots, "[{b}]");
+        assert_eq!(f.sim.power_on(i), power, "[{b}]");
+        f.sim.set_health(i, "GPU_SXM_4", "OK");
     }
 }

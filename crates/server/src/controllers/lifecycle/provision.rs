@@ -116,7 +116,7 @@ impl LifecycleController {
             BootStep::AwaitAgent => false,
         };
         if boot {
-            self.boot_bmc(store, secrets, n, step)?;
+            self.boot_bmc(store, secrets, n, step, purpose)?;
         }
         self.advance(store, n, to, |_| Ok(()))
     }
@@ -161,11 +161,23 @@ impl LifecycleController {
         secrets: &SecretBox,
         n: &Node,
         step: BootStep,
+        purpose: ImagePurpose,
     ) -> Result<(), StepError> {
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
         match step {
             BootStep::SetBoot => {
                 let info = bmc.system(&system).map_err(StepError::from)?;
+                // The last look before a tenant gets the node (it may have
+                // failed since its inspection): the same read, no call of
+                // its own. A sanitizer boots whatever the health: its
+                // record says it.
+                if purpose == ImagePurpose::Tenant
+                    && info.health_rollup.as_deref() == Some("Critical")
+                {
+                    return Err(StepError::Fail(
+                        "the BMC reports the node's hardware Critical (system health rollup): not handed to a tenant".into(),
+                    ));
+                }
                 self.set_boot_override(&bmc, &info, n)
             }
             BootStep::PowerCycle => {
