@@ -109,6 +109,10 @@ pub struct Config {
     pub bmc_host_interfaces: HostInterfacePolicy,
     /// The BMCs' local accounts: `baseline` (the default) or `exclusive`.
     pub bmc_accounts: BmcAccountPolicy,
+    /// How often the health watch reads each idle node's health from its
+    /// BMC (one read of the host system), so that a node failed in the pool
+    /// is inspected (and refused) before a tenant is placed on it; 0: never.
+    pub bmc_health_poll_secs: u64,
     /// How often agents heartbeat.
     pub heartbeat_interval_ms: u64,
     /// How long a network boot has to bring up the image's agent (power-on
@@ -189,6 +193,7 @@ impl Default for Config {
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,
+            bmc_health_poll_secs: 600,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
@@ -352,6 +357,7 @@ mod tests {
         assert!(c.bmc_password_rotation);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
+        assert_eq!(c.bmc_health_poll_secs, 600);
         let iso = c.per_node_iso.expect("per_node_iso");
         assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
         assert_eq!(iso.ipxe_lkrn, None);

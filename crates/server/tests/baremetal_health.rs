@@ -124,3 +124,52 @@ fn a_node_that_failed_in_the_pool_is_not_handed_to_a_tenant() {
         f.sim.set_health(i, "GPU_SXM_4", "OK");
     }
 }
+
+/// The health watch reads each idle node's health once its interval has
+/// passed (from when it was first seen, then from each read): a node its
+/// BMC reports Critical while it waits in the pool is sent to inspection
+/// (audited) and refused there, naming the part; nothing is read before
+/// it is due, nor of a node a tenant holds.
+#[test]
+fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
+    let f = fleet();
+    let poll = std::time::Duration::from_millis(300);
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node_with(&s, &f, i, |c| c.health_poll = poll);
+        let pass = || h.ctl.watch_health(&s.store, &h.secrets, &|| false).unwrap();
+        let requests = || f.sim.stats().requests;
+        // First seen: not due yet.
+        let before = requests();
+        assert_eq!(pass(), Default::default(), "[{b}]");
+        assert_eq!(requests(), before, "[{b}] nothing read");
+        std::thread::sleep(poll);
+        let p = pass();
+        assert_eq!((p.read, p.unread, p.critical.len()), (1, 0, 0), "[{b}] {p:?}");
+        assert!(requests() > before, "[{b}] read from the BMC");
+        // Read again only once due again.
+        assert_eq!(pass().read, 0, "[{b}]");
+
+        // A tenant's node is not the watch's.
+        let id = h.provision("held");
+        std::thread::sleep(poll);
+        assert_eq!(pass().read, 0, "[{b}]");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        // Back in the pool: seen again (its sanitization just read it), due
+        // an interval on.
+        assert_eq!(pass().read, 0, "[{b}]");
+
+        // Failed in the pool: inspected and refused, naming the part.
+        f.sim.set_health(i, "GPU_SXM_6", "Critical");
+        std::thread::sleep(poll);
+        let p = pass();
+        let node_id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        assert_eq!(p.critical, vec![node_id], "[{b}] {p:?}");
+        assert!(actions(&s, "").iter().any(|a| a == "node_health_critical"), "[{b}] audited");
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        assert!(l["reason"].as_str().unwrap().contains("GPU_SXM_6 Critical"), "[{b}] {l}");
+        f.sim.set_health(i, "GPU_SXM_6", "OK");
+    }
+}

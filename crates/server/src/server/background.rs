@@ -37,6 +37,8 @@ pub(super) fn spawn_background(
             }
         }
     });
+    // Where the lifecycle runs, with a poll interval.
+    let run_health_watch = config.lifecycle_interval_ms > 0 && config.bmc_health_poll_secs > 0;
     let every = Duration::from_millis(config.lifecycle_interval_ms.max(100));
     let (s, c) = (shared.clone(), cancel.clone());
     // 0 disables the controller on this replica (another runs it).
@@ -96,6 +98,9 @@ pub(super) fn spawn_background(
     });
     spawn_fabric(tasks, shared, cancel, config);
     spawn_iso_prebuild(tasks, shared, cancel);
+    if run_health_watch {
+        spawn_health_watch(tasks, shared, cancel);
+    }
     let ttl = config.idempotency_ttl_secs as i64 * 1_000_000;
     let (s, c) = (shared.clone(), cancel.clone());
     tasks.spawn(async move {
@@ -156,6 +161,41 @@ fn spawn_iso_prebuild(tasks: &mut JoinSet<()>, shared: &Arc<Shared>, cancel: &Ca
                     tracing::warn!(error = %e, "per-node ISO pass failed");
                 }
                 Err(e) => tracing::warn!(error = %e, "per-node ISO task panicked"),
+            }
+        }
+    });
+}
+
+/// The health watch (see `LifecycleController::watch_health`): a pass a
+/// minute, each reading the idle nodes whose read is due.
+fn spawn_health_watch(tasks: &mut JoinSet<()>, shared: &Arc<Shared>, cancel: &CancellationToken) {
+    let (s, c) = (shared.clone(), cancel.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let (s2, c2) = (s.clone(), c.clone());
+            match tokio::task::spawn_blocking(move || {
+                s2.app.lifecycle.watch_health(&s2.app.store, &s2.app.secrets, &|| c2.is_cancelled())
+            })
+            .await
+            {
+                Ok(Ok(p)) => {
+                    if !p.critical.is_empty() {
+                        tracing::warn!(
+                            nodes = p.critical.len(),
+                            "nodes reported Critical by their BMCs: inspecting them again"
+                        );
+                    }
+                }
+                Ok(Err(e)) => {
+                    s.app.metrics.background_error("health_watch");
+                    tracing::warn!(error = %e, "health watch pass failed");
+                }
+                Err(e) => tracing::warn!(error = %e, "health watch task panicked"),
             }
         }
     });

@@ -25,6 +25,7 @@ mod activation;
 mod bmc;
 mod census;
 mod firmware;
+mod health;
 mod host_interfaces;
 mod inspect;
 mod journal;
@@ -34,6 +35,8 @@ mod provision;
 mod rotate;
 mod sanitize;
 mod schedule;
+
+pub use health::HealthPass;
 
 pub use census::{census, sla, Census, StateCounts};
 
@@ -136,6 +139,11 @@ pub struct LifecycleController {
     /// Sanitization records this controller wrote, by outcome, and the
     /// checks that failed in them, by name.
     records: Mutex<census::RecordCounts>,
+    /// How often the health watch reads an idle node's health
+    /// (`bmc_health_poll_secs`; zero: never).
+    pub health_poll: Duration,
+    /// When each idle node's health is next read.
+    health_due: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// Nodes stepped at once, by default.
@@ -228,6 +236,8 @@ impl LifecycleController {
             sessions: Arc::default(),
             step_times: Mutex::default(),
             records: Mutex::default(),
+            health_poll: Duration::ZERO,
+            health_due: Mutex::default(),
             virtual_media_iso: None,
             node_isos: None,
             uefi_http_boot: None,
