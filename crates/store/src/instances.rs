@@ -258,6 +258,17 @@ pub fn live_on_node(r: &mut dyn Reader, node_id: &str) -> Result<Option<Instance
     rows.first().map(from_row).transpose()
 }
 
+/// The nodes with a live (not released) instance on them.
+pub fn nodes_with_live_instances(r: &mut dyn Reader) -> Result<std::collections::HashSet<String>> {
+    r.query(
+        "SELECT DISTINCT node_id FROM instances WHERE node_id IS NOT NULL AND state <> 'released'",
+        &[],
+    )?
+    .iter()
+    .map(|row| row.str(0))
+    .collect()
+}
+
 /// Every node a tenant holds through a live instance it has not asked to
 /// release, as (tenant id, node id), ordered: the members of the tenants'
 /// InfiniBand partitions.

@@ -43,17 +43,16 @@ impl LifecycleController {
             return Ok(HealthPass::default());
         }
         let idle = store.read(|r| {
-            let mut out = Vec::new();
-            for n in nodes::list(r)? {
-                let idle = matches!(n.lifecycle, NodeLifecycle::Available)
-                    && n.availability == Availability::Schedulable
-                    && n.bmc_endpoint.is_some()
-                    && instances::live_on_node(r, &n.id)?.is_none();
-                if idle {
-                    out.push(n);
-                }
-            }
-            Ok(out)
+            let held = instances::nodes_with_live_instances(r)?;
+            Ok(nodes::list(r)?
+                .into_iter()
+                .filter(|n| {
+                    matches!(n.lifecycle, NodeLifecycle::Available)
+                        && n.availability == Availability::Schedulable
+                        && n.bmc_endpoint.is_some()
+                        && !held.contains(&n.id)
+                })
+                .collect::<Vec<_>>())
         })?;
         let now = Instant::now();
         let due: Vec<Node> = {
