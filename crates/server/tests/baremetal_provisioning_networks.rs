@@ -207,6 +207,18 @@ fn provisioning_networks_are_managed_through_the_api() {
         overlapping["gateway"] = json!("10.9.1.1");
         let e = admin.post(NETS, &overlapping).expect(409);
         assert!(e.text.contains("overlaps provisioning network pod1"), "[{b}] {}", e.text);
+        // A /8: its free addresses counted (the gateway and the name server
+        // in its range not among them), not walked.
+        let big = admin
+            .post(
+                NETS,
+                &json!({"name": "big", "subnet": "11.0.0.0/8", "first": "11.0.0.1",
+                        "last": "11.255.255.254", "gateway": "11.0.0.1", "dns": ["11.0.0.2", "1.1.1.1"]}),
+            )
+            .expect(201)
+            .body;
+        assert_eq!(big["free"], 16_777_212, "[{b}] {big}");
+        admin.delete(&format!("{NETS}/big")).expect(204);
 
         // Two nodes in it: the network's gateway and name server.
         let create = |name: &str, mac: &str| {

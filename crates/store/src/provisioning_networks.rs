@@ -74,7 +74,13 @@ fn view(
     let r = range(&s)?;
     let all: HashSet<&Ipv4Addr> = held.values().flatten().collect();
     let mine = held.get(&Some(r.name.clone())).map_or(0, HashSet::len);
-    let free = r.addresses().filter(|a| !all.contains(a)).count();
+    // Counted, not walked (a /8's range has 16 million addresses).
+    let in_range = |a: &Ipv4Addr| (r.first..=r.last).contains(a);
+    let size = u64::from(u32::from(r.last) - u32::from(r.first)) + 1;
+    let reserved: HashSet<Ipv4Addr> =
+        r.gateway.iter().chain(r.dns.iter()).copied().filter(|a| in_range(a)).collect();
+    let taken = all.iter().filter(|a| in_range(a) && !reserved.contains(a)).count() as u64;
+    let free = size - reserved.len() as u64 - taken;
     let c = s.create;
     Ok(ProvisioningNetwork {
         id: s.id,
