@@ -571,7 +571,14 @@ impl Row for Instance {
             self.state.as_str().to_string(),
             self.progress.as_ref().map(step).unwrap_or_else(|| "-".to_string()),
             // `ok` or `degraded`; what is wrong is in the JSON (`-o json`).
-            or_dash(self.health.as_deref().map(|h| h.split(':').next().unwrap_or(h))),
+            // The BMC's word where it is not OK.
+            match (self.health.as_deref(), self.hardware_health.as_deref()) {
+                (agent, Some(bmc)) if bmc != "OK" => {
+                    let agent = agent.map(|h| h.split(':').next().unwrap_or(h)).unwrap_or("-");
+                    format!("{agent} (BMC {bmc})")
+                }
+                (agent, _) => or_dash(agent.map(|h| h.split(':').next().unwrap_or(h))),
+            },
             or_dash(Some(&self.node_id)),
             or_dash(self.reason.as_deref()),
             age(&self.created_at, neocloud_common::time::now_micros()),

@@ -125,11 +125,12 @@ fn a_node_that_failed_in_the_pool_is_not_handed_to_a_tenant() {
     }
 }
 
-/// The health watch reads each idle node's health once its interval has
-/// passed (from when it was first seen, then from each read): a node its
-/// BMC reports Critical while it waits in the pool is sent to inspection
-/// (audited) and refused there, naming the part; nothing is read before
-/// it is due, nor of a node a tenant holds.
+/// The health watch reads each idle or active node's health once its
+/// interval has passed (from when it was first seen, then from each read):
+/// a tenant's node's is shown on its instance, nothing done to the node; a
+/// node its BMC reports Critical while it waits in the pool is sent to
+/// inspection (audited) and refused there, naming the part. Nothing is
+/// read before it is due.
 #[test]
 fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
     let f = fleet();
@@ -151,14 +152,21 @@ fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
         // Read again only once due again.
         assert_eq!(pass().read, 0, "[{b}]");
 
-        // A tenant's node is not the watch's.
+        // A tenant's node: its health shown on the instance, nothing done
+        // to the node.
         let id = h.provision("held");
-        std::thread::sleep(poll);
-        assert_eq!(pass().read, 0, "[{b}]");
+        assert_eq!(instance(&h.tenant, &id)["hardware_health"], "OK", "[{b}] from the inspection");
+        for health in ["Warning", "Critical"] {
+            f.sim.set_health(i, "GPU_SXM_1", health);
+            std::thread::sleep(poll);
+            let p = pass();
+            assert_eq!((p.read, p.changed, p.critical.len()), (1, 1, 0), "[{b}] {p:?}");
+            assert_eq!(instance(&h.tenant, &id)["hardware_health"], health, "[{b}]");
+            assert_eq!(lifecycle(&s, "bm-1")["state"], "active", "[{b}] the tenant's");
+        }
+        f.sim.set_health(i, "GPU_SXM_1", "OK");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
-        // Back in the pool: seen again (its sanitization just read it), due
-        // an interval on.
-        assert_eq!(pass().read, 0, "[{b}]");
+        assert!(instance(&h.tenant, &id).get("hardware_health").is_none(), "[{b}] released");
 
         // Failed in the pool: inspected and refused, naming the part.
         f.sim.set_health(i, "GPU_SXM_6", "Critical");

@@ -754,6 +754,18 @@ ALTER TABLE firmware_baselines ADD COLUMN update_order TEXT NOT NULL DEFAULT '[]
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 23,
+        name: "node hardware health",
+        common: r#"
+-- The node's hardware health as its BMC last said it (the host system's
+-- health rollup: OK, Warning, Critical), read by inspections,
+-- sanitizations and the health watch; NULL until read.
+ALTER TABLE nodes ADD COLUMN bmc_health TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

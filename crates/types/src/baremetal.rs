@@ -271,6 +271,13 @@ pub struct Instance {
     /// A rebuild asked and not started yet: the image it provisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild_image_id: Option<String>,
+    /// The node's hardware health as its BMC last reported it (`OK`,
+    /// `Warning`, `Critical`: read by the control plane at provisioning's
+    /// inspection and while the instance runs); absent until read and once
+    /// released. A `Critical` node is best released: its replacement is
+    /// another node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_health: Option<String>,
     /// Power actions asked of its node (`POST .../power`); absent until the
     /// first.
     #[serde(default, skip_serializing_if = "Option::is_none")]

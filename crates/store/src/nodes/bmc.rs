@@ -431,3 +431,15 @@ pub fn bmc_inventory(r: &mut dyn Reader, id: &str) -> Result<Option<neocloud_typ
         })
         .transpose()
 }
+
+/// Records the node's hardware health as its BMC said it (the host's
+/// rollup); `None` (not said) leaves what was recorded. Writes only a
+/// change: `true` when it changed.
+pub fn set_bmc_health(w: &mut dyn Writer, id: &str, rollup: Option<&str>) -> Result<bool> {
+    let Some(h) = rollup else { return Ok(false) };
+    let n = w.execute(
+        "UPDATE nodes SET bmc_health = ? WHERE id = ? AND (bmc_health IS NULL OR bmc_health <> ?)",
+        vals![h, id, h],
+    )?;
+    Ok(n > 0)
+}

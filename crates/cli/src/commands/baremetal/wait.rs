@@ -153,11 +153,26 @@ mod tests {
             health: None,
             power: None,
             rebuild_image_id: None,
+            hardware_health: None,
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),
             updated_at: "2026-01-02T03:04:05.000001Z".into(),
         }
+    }
+
+    #[test]
+    fn the_health_cell_shows_the_bmcs_word_where_it_is_not_ok() {
+        let mut i = instance(InstanceState::Ready, None);
+        let cell = |i: &Instance| crate::output::Row::cells(i)[4].clone();
+        assert_eq!(cell(&i), "-");
+        i.health = Some("degraded: GPU 0 lost".into());
+        i.hardware_health = Some("OK".into());
+        assert_eq!(cell(&i), "degraded");
+        i.hardware_health = Some("Critical".into());
+        assert_eq!(cell(&i), "degraded (BMC Critical)");
+        i.health = None;
+        assert_eq!(cell(&i), "- (BMC Critical)");
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! The health watch: the pool's idle nodes' health, as their BMCs say it,
-//! read every `bmc_health_poll_secs` (one read of the host system each), so
-//! that a node that fails while it waits is taken out before a tenant is
-//! placed on it. It only records intent: a node its BMC reports
-//! `Critical` is asked for an inspection (audited, `node_health_critical`),
-//! and the lifecycle's inspection refuses it, naming the part. (A tenant
-//! placed on it in between is refused by the provisioning's own look.)
+//! The health watch: the health of the pool's idle nodes and of the
+//! tenants' active ones, as their BMCs say it, read every
+//! `bmc_health_poll_secs` (one read of the host system each) and recorded
+//! (the node's `bmc_health`, which a tenant sees on its instance). An idle
+//! node that fails is taken out before a tenant is placed on it; the watch
+//! only records intent: a node its BMC reports `Critical` is asked for an
+//! inspection (audited, `node_health_critical`), and the lifecycle's
+//! inspection refuses it, naming the part. (A tenant placed on it in
+//! between is refused by the provisioning's own look.) An active node is
+//! the tenant's: its health is shown, nothing is done to it.
 
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
@@ -25,14 +28,17 @@ pub struct HealthPass {
     pub read: usize,
     /// Nodes whose BMC did not answer (read again next time).
     pub unread: usize,
+    /// Nodes whose recorded health changed.
+    pub changed: usize,
     /// Nodes the BMC reports `Critical`, sent to inspection.
     pub critical: Vec<String>,
 }
 
 impl LifecycleController {
-    /// One pass: every idle, clean, schedulable node of the pool with a BMC
-    /// whose read is due (`health_poll` after it was first seen here, then
-    /// after each read). Nothing when `health_poll` is zero.
+    /// One pass: every idle, clean, schedulable node of the pool with a BMC,
+    /// and every active node, whose read is due (`health_poll` after it was
+    /// first seen here, then after each read). Nothing when `health_poll`
+    /// is zero.
     pub fn watch_health(
         &self,
         store: &Store,
@@ -47,10 +53,11 @@ impl LifecycleController {
             Ok(nodes::list(r)?
                 .into_iter()
                 .filter(|n| {
-                    matches!(n.lifecycle, NodeLifecycle::Available)
+                    let idle = matches!(n.lifecycle, NodeLifecycle::Available)
                         && n.availability == Availability::Schedulable
-                        && n.bmc_endpoint.is_some()
-                        && !held.contains(&n.id)
+                        && !held.contains(&n.id);
+                    let active = matches!(n.lifecycle, NodeLifecycle::Active { .. });
+                    (idle || active) && n.bmc_endpoint.is_some()
                 })
                 .collect::<Vec<_>>())
         })?;
@@ -63,7 +70,7 @@ impl LifecycleController {
                 .collect()
         };
         let at = AtomicUsize::new(0);
-        let results: Vec<(String, Option<bool>)> = std::thread::scope(|scope| {
+        let results: Vec<(String, Option<Read>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..READS_AT_ONCE.min(due.len()))
                 .map(|_| {
                     scope.spawn(|| {
@@ -74,7 +81,7 @@ impl LifecycleController {
                             if cancelled() {
                                 break;
                             }
-                            out.push((n.id.clone(), self.critical(store, secrets, n)));
+                            out.push((n.id.clone(), self.read_health(store, secrets, n)));
                         }
                         out
                     })
@@ -84,15 +91,16 @@ impl LifecycleController {
         });
         let mut pass = HealthPass::default();
         let mut next = self.health_due.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, critical) in results {
+        for (id, read) in results {
             next.insert(id.clone(), Instant::now() + self.health_poll);
-            match critical {
-                None => pass.unread += 1,
-                Some(false) => pass.read += 1,
-                Some(true) => {
-                    pass.read += 1;
-                    pass.critical.push(id);
-                }
+            let Some(read) = read else {
+                pass.unread += 1;
+                continue;
+            };
+            pass.read += 1;
+            pass.changed += usize::from(read.changed);
+            if read.inspect {
+                pass.critical.push(id);
             }
         }
         drop(next);
@@ -102,9 +110,10 @@ impl LifecycleController {
         Ok(pass)
     }
 
-    /// Reads node `n`'s health; a `Critical` one is asked for an
-    /// inspection, where it is still idle. `None`: no answer.
-    fn critical(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Option<bool> {
+    /// Reads node `n`'s health and records it; an idle node reported
+    /// `Critical` is asked for an inspection, where it is still idle.
+    /// `None`: no answer (or nothing recorded).
+    fn read_health(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Option<Read> {
         let read = self
             .bmc_system(store, secrets, n)
             .and_then(|(bmc, system)| bmc.system(&system).map_err(StepError::from));
@@ -120,30 +129,34 @@ impl LifecycleController {
                 return None;
             }
         };
-        if info.health_rollup.as_deref() != Some("Critical") {
-            return Some(false);
-        }
-        let asked = store.write(|w| {
-            // Still idle: a tenant placed since is the provisioning's to refuse.
+        let rollup = info.health_rollup.as_deref();
+        let critical = rollup == Some("Critical");
+        let done = store.write(|w| {
+            let changed = nodes::set_bmc_health(w, &n.id, rollup)?;
+            // Still idle: a tenant placed since is the provisioning's to
+            // refuse; an active node is its tenant's.
             let now = nodes::get(w, &n.id)?;
-            if !matches!(now.lifecycle, NodeLifecycle::Available)
-                || instances::live_on_node(w, &n.id)?.is_some()
-            {
-                return Ok(false);
+            let idle = matches!(now.lifecycle, NodeLifecycle::Available)
+                && instances::live_on_node(w, &n.id)?.is_none();
+            if !(critical && idle) {
+                return Ok(Read { changed, inspect: false });
             }
             nodes::request_inspection(w, &n.id, None)?;
             audit_node(w, n, "node_health_critical", "success")?;
-            Ok(true)
+            Ok(Read { changed, inspect: true })
         });
-        match asked {
-            Ok(true) => {
-                tracing::warn!(node = %n.name, "the BMC reports the node's hardware Critical: inspecting it again");
-                Some(true)
+        match done {
+            Ok(r) => {
+                if r.inspect {
+                    tracing::warn!(node = %n.name, "the BMC reports the node's hardware Critical: inspecting it again");
+                } else if critical && r.changed {
+                    tracing::warn!(node = %n.name, "the BMC reports a tenant's node's hardware Critical");
+                }
+                Some(r)
             }
-            Ok(false) => Some(false),
             Err(e @ Error::Conflict { .. }) => {
                 tracing::warn!(node = %n.name, error = %e, "the BMC reports the node's hardware Critical; not inspected");
-                Some(true)
+                Some(Read { changed: false, inspect: false })
             }
             Err(e) => {
                 tracing::warn!(node = %n.name, error = %e, "health watch: not recorded");
@@ -151,4 +164,12 @@ impl LifecycleController {
             }
         }
     }
+}
+
+/// What reading one node's health did.
+struct Read {
+    /// Its recorded health changed.
+    changed: bool,
+    /// It was asked for an inspection.
+    inspect: bool,
 }

@@ -74,6 +74,7 @@ impl LifecycleController {
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
+        let rollup = inv.health.rollup.as_deref();
         let platform = platform_baseline(&report, inv.bios.as_ref().map(|b| b.path.as_str()));
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
@@ -96,6 +97,7 @@ impl LifecycleController {
             }
             // Done with: an inspection asked again plans afresh.
             nodes::set_firmware_updates(w, &n.id, None)?;
+            nodes::set_bmc_health(w, &n.id, rollup)?;
             Ok(())
         };
         match dirty {
