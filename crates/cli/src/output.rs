@@ -362,6 +362,7 @@ impl Row for Node {
         "MIG",
         "AVAILABILITY",
         "LIFECYCLE",
+        "HEALTH",
         "BOOT",
         "GENERATION",
     ];
@@ -389,6 +390,8 @@ impl Row for Node {
                 }
                 other => other.name().to_string(),
             },
+            // As its BMC last said it.
+            or_dash(self.hardware_health.as_deref()),
             // Only a node with a BMC is booted by the controller.
             match (&self.bmc_endpoint, &self.boot_network) {
                 (Some(_), None) => self.boot_method.as_str().to_string(),

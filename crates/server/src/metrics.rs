@@ -54,6 +54,7 @@ struct Inner {
     agents_silent: i64,
     gpu_unhealthy: i64,
     updating_firmware: i64,
+    bmc_health: Vec<(String, i64)>,
     /// Fabric controller outcomes: pushed, repaired, failed.
     fabric: BTreeMap<&'static str, u64>,
 }
@@ -100,6 +101,7 @@ impl Metrics {
         m.agents_silent = c.agents_silent;
         m.gpu_unhealthy = c.unhealthy;
         m.updating_firmware = c.updating_firmware;
+        m.bmc_health = c.bmc_health;
     }
 
     pub fn render(&self) -> String {
@@ -157,6 +159,15 @@ impl Metrics {
         let _ = writeln!(out, "neocloud_nodes_unhealthy {}", m.gpu_unhealthy);
         let _ = writeln!(
             out,
+            "# HELP neocloud_nodes_hardware_health Nodes by their hardware health as their BMCs last said it (the host's rollup: OK, Warning, Critical)."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_nodes_hardware_health gauge");
+        for health in ["OK", "Warning", "Critical"] {
+            let n = m.bmc_health.iter().find(|(h, _)| h == health).map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "neocloud_nodes_hardware_health{{health=\"{health}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
             "# HELP neocloud_nodes_updating_firmware Nodes with firmware updates to the provider's baseline images planned or in flight (their releasing or inspecting time includes the updates')."
         );
         let _ = writeln!(out, "# TYPE neocloud_nodes_updating_firmware gauge");
@@ -192,5 +203,25 @@ mod label_tests {
     fn label_values_are_escaped() {
         assert_eq!(super::escape_label(r#"HGX "0"\a"#), r#"HGX \"0\"\\a"#);
         assert_eq!(super::escape_label("a\nb"), "a\\nb");
+    }
+}
+
+#[cfg(test)]
+mod census_tests {
+    #[test]
+    fn hardware_health_is_a_gauge_per_health_zero_included() {
+        let m = super::Metrics::default();
+        m.set_nodes(crate::controllers::lifecycle::Census {
+            bmc_health: vec![("Critical".into(), 2), ("OK".into(), 7)],
+            ..Default::default()
+        });
+        let out = m.render();
+        for line in [
+            "neocloud_nodes_hardware_health{health=\"OK\"} 7\n",
+            "neocloud_nodes_hardware_health{health=\"Warning\"} 0\n",
+            "neocloud_nodes_hardware_health{health=\"Critical\"} 2\n",
+        ] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
     }
 }

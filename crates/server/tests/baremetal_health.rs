@@ -42,6 +42,17 @@ fn a_node_its_bmc_reports_critical_joins_no_pool() {
         let h = health(&s);
         assert_eq!(h["rollup"], "Critical", "[{b}] {h}");
         assert_eq!(h["faults"][0]["name"], "GPU_SXM_3", "[{b}] {h}");
+        assert_eq!(common::nodes::node(&s, "bm-1")["hardware_health"], "Critical", "[{b}]");
+        let by_health = || {
+            let c = neocloud_server::controllers::lifecycle::census(
+                &s.store,
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap();
+            c.bmc_health
+        };
+        assert_eq!(by_health(), vec![("Critical".to_string(), 1)], "[{b}] the metric's count");
         // Fixed (a Warning left on another part), inspected again: it joins,
         // the Warning shown.
         f.sim.set_health(i, "GPU_SXM_3", "OK");
@@ -50,6 +61,7 @@ fn a_node_its_bmc_reports_critical_joins_no_pool() {
         drive(&ctl, &secrets, &s, "bm-1", "available");
         let h = health(&s);
         assert_eq!(h["rollup"], "Warning", "[{b}] {h}");
+        assert_eq!(by_health(), vec![("Warning".to_string(), 1)], "[{b}]");
         assert_eq!(
             h["faults"],
             json!([{"path": "/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_5",

@@ -361,6 +361,11 @@ pub struct Node {
     /// Its static provisioning address, where its network has no DHCP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_network: Option<BootNetwork>,
+    /// Its hardware health as its BMC last said it (the host's rollup:
+    /// `OK`, `Warning`, `Critical`), read by inspections, sanitizations
+    /// and the health watch; absent until read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_health: Option<String>,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,

@@ -17,7 +17,7 @@ use boot_network::{check_boot_pair, set_boot_network};
 
 const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, boot_method";
 const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
-     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method, boot_network FROM nodes";
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method, boot_network, bmc_health FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -71,6 +71,7 @@ fn from_row(r: &Row) -> Result<Node> {
             .map(|j| serde_json::from_str(&j))
             .transpose()
             .map_err(|e| Error::internal(format!("node boot network: {e}")))?,
+        hardware_health: r.opt_str(22)?,
     })
 }
 
@@ -467,4 +468,16 @@ fn count_since(r: &mut dyn Reader, state: &str, before: i64, and: &str) -> Resul
         vals![state, before],
     )?;
     rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0))
+}
+
+/// Nodes by their hardware health as their BMCs last said it (`OK`,
+/// `Warning`, `Critical`; nodes not read yet left out).
+pub fn health_counts(r: &mut dyn Reader) -> Result<Vec<(String, i64)>> {
+    r.query(
+        "SELECT bmc_health, COUNT(*) FROM nodes WHERE bmc_health IS NOT NULL GROUP BY bmc_health ORDER BY bmc_health",
+        &[],
+    )?
+    .iter()
+    .map(|row| Ok((row.str(0)?, row.i64(1)?)))
+    .collect()
 }

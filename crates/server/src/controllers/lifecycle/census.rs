@@ -31,7 +31,7 @@ const STEP_BUCKETS: [f64; 14] =
 pub type StateCounts = Vec<(String, i64)>;
 
 /// What the metrics report of the fleet's lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Census {
     /// Nodes per state.
     pub per_state: StateCounts,
@@ -47,6 +47,8 @@ pub struct Census {
     /// Nodes with firmware updates planned or in flight (a cause of time
     /// over the releasing or inspecting SLA).
     pub updating_firmware: i64,
+    /// Nodes by their hardware health as their BMCs last said it.
+    pub bmc_health: StateCounts,
 }
 
 /// Counts the fleet for metrics. A tenant agent is silent when unheard for
@@ -82,7 +84,8 @@ pub fn census(store: &Store, silence: Duration, per_update: Duration) -> Result<
         let agents_silent = agents::silent_on_active_nodes(r, before)?;
         let unhealthy = agents::unhealthy_nodes(r)?;
         let updating_firmware = nodes::updating_firmware(r)?;
-        Ok(Census { per_state, over_sla, agents_silent, unhealthy, updating_firmware })
+        let bmc_health = nodes::health_counts(r)?;
+        Ok(Census { per_state, over_sla, agents_silent, unhealthy, updating_firmware, bmc_health })
     })
 }
 
