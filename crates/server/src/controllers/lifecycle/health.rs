@@ -48,7 +48,7 @@ impl LifecycleController {
         if self.health_poll.is_zero() {
             return Ok(HealthPass::default());
         }
-        let idle = store.read(|r| {
+        let watched = store.read(|r| {
             let held = instances::nodes_with_live_instances(r)?;
             Ok(nodes::list(r)?
                 .into_iter()
@@ -63,9 +63,13 @@ impl LifecycleController {
         })?;
         let now = Instant::now();
         let due: Vec<Node> = {
+            let ids: std::collections::HashSet<&str> =
+                watched.iter().map(|n| n.id.as_str()).collect();
             let mut next = self.health_due.lock().unwrap_or_else(|p| p.into_inner());
-            next.retain(|id, _| idle.iter().any(|n| &n.id == id));
-            idle.into_iter()
+            next.retain(|id, _| ids.contains(id.as_str()));
+            drop(ids);
+            watched
+                .into_iter()
                 .filter(|n| *next.entry(n.id.clone()).or_insert(now + self.health_poll) <= now)
                 .collect()
         };
