@@ -61,6 +61,14 @@ fn sh(argv: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Whether process `pid` is running (a zombie, killed and not yet reaped
+/// by init, is not).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+        .unwrap_or(false)
+}
+
 fn must(argv: &[&str]) -> String {
     sh(argv).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -77,6 +85,9 @@ for n in bgpd zebra; do
     kill "$p" 2>/dev/null || true
     i=0
     while [ -d "/proc/$p" ] && [ "$i" -lt 250 ]; do sleep 0.02; i=$((i+1)); done
+    # One that ignores SIGTERM (zebra -n can spin once its namespace is
+    # going) is killed: it would hold its sockets and a core.
+    kill -9 "$p" 2>/dev/null || true
     rm -f "$d/$n.pid"
   fi
 done
@@ -267,16 +278,22 @@ impl NsLab {
         let _ = sh(&["ip", "-n", &ns, "route", "replace", "default", "via", gateway]);
     }
 
+    /// Stops the switch's daemons: SIGTERM, then SIGKILL for one still
+    /// running 5 s on (a zebra that spins instead of exiting would hold a
+    /// core for every test after this one).
     fn stop_frr(&self, switch: &str) {
         for d in ["bgpd", "zebra"] {
             let pid_file = self.dir(switch).join(format!("{d}.pid"));
             if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-                let _ = sh(&["kill", pid.trim()]);
+                let pid = pid.trim();
+                let _ = sh(&["kill", pid]);
                 let deadline = Instant::now() + Duration::from_secs(5);
-                while Path::new(&format!("/proc/{}", pid.trim())).exists()
-                    && Instant::now() < deadline
-                {
+                while running(pid) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
+                }
+                if running(pid) {
+                    eprintln!("{switch}: {d} ({pid}) ignored SIGTERM: killed");
+                    let _ = sh(&["kill", "-9", pid]);
                 }
                 let _ = std::fs::remove_file(&pid_file);
             }
