@@ -30,6 +30,17 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             row("serial", "-", b.serial.clone());
             row("memory", "-", format!("{} CPUs, {} GiB", b.cpus.len(), b.memory_mib / 1024));
             row("inspected", "-", short_time(&b.inspected_at));
+            // The BMC's word on the node's health (as last walked).
+            if let Some(h) = &b.health {
+                row(
+                    "health",
+                    "-",
+                    format!("rollup {}", h.rollup.as_deref().unwrap_or("not reported")),
+                );
+                for f in &h.faults {
+                    row("health", &f.name, f.health.clone());
+                }
+            }
             for n in &b.nics {
                 row("nic", &n.id, n.mac.clone());
             }
@@ -202,7 +213,9 @@ mod tests {
                     "boot_options": [{"reference": "Boot0007", "display_name": "x",
                                       "device_path": "Uri(http://e)", "enabled": false}],
                     "host_interfaces": [{"id": "Self", "interface_type": "NetworkHostInterface",
-                                         "enabled": false, "credential_bootstrapping": false}]},
+                                         "enabled": false, "credential_bootstrapping": false}],
+                    "health": {"rollup": "Warning", "faults": [{"path": "/p/GPU_SXM_2",
+                               "name": "GPU_SXM_2", "health": "Warning"}]}},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -234,6 +247,8 @@ mod tests {
             "boot-order - Boot0001, Boot0002",
             "boot-option Boot0007 x (Uri(http://e)), disabled",
             "host-interface Self NetworkHostInterface, off, bootstrap off",
+            "bmc health - rollup Warning",
+            "health GPU_SXM_2 Warning",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",
