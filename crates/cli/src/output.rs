@@ -575,12 +575,13 @@ impl Row for Instance {
             self.progress.as_ref().map(step).unwrap_or_else(|| "-".to_string()),
             // `ok` or `degraded`; what is wrong is in the JSON (`-o json`).
             // The BMC's word where it is not OK.
-            match (self.health.as_deref(), self.hardware_health.as_deref()) {
-                (agent, Some(bmc)) if bmc != "OK" => {
-                    let agent = agent.map(|h| h.split(':').next().unwrap_or(h)).unwrap_or("-");
-                    format!("{agent} (BMC {bmc})")
+            {
+                let agent =
+                    or_dash(self.health.as_deref().map(|h| h.split(':').next().unwrap_or(h)));
+                match self.hardware_health.as_deref() {
+                    Some(bmc) if bmc != "OK" => format!("{agent} (BMC {bmc})"),
+                    _ => agent,
                 }
-                (agent, _) => or_dash(agent.map(|h| h.split(':').next().unwrap_or(h))),
             },
             or_dash(Some(&self.node_id)),
             or_dash(self.reason.as_deref()),

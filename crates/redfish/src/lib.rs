@@ -23,8 +23,8 @@ pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use host_interfaces::HostInterface;
 pub use ops::{
-    BootTarget, Cpu, Firmware, Gpu, Health, HealthFault, Inventory, MediaSlot, NicInfo, PowerState,
-    ResetType, SystemInfo,
+    is_critical, BootTarget, Cpu, Firmware, Gpu, Health, HealthFault, Inventory, MediaSlot,
+    NicInfo, PowerState, ResetType, SystemInfo,
 };
 pub use security::{BmcAccount, SecureBoot};
 pub use update::{RequiredReset, ResetScope, Task, TaskProgress};

@@ -128,6 +128,13 @@ pub struct SystemInfo {
     pub health_rollup: Option<String>,
 }
 
+impl SystemInfo {
+    /// Whether its health rollup is `Critical`.
+    pub fn critical(&self) -> bool {
+        self.health_rollup.as_deref().is_some_and(is_critical)
+    }
+}
+
 /// A virtual media slot as read: what it holds and where its actions are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSlot {
@@ -227,6 +234,12 @@ pub struct Health {
     pub faults: Vec<HealthFault>,
 }
 
+/// Whether a DSP0268 `Health` value says the resource needs immediate
+/// attention (`Critical`).
+pub fn is_critical(health: &str) -> bool {
+    health == "Critical"
+}
+
 /// A system's `Status.HealthRollup`, else its `Status.Health`.
 fn rollup_of(system: &Value) -> Option<String> {
     let st = &system["Status"];
@@ -236,8 +249,8 @@ fn rollup_of(system: &Value) -> Option<String> {
 impl Health {
     /// Whether the BMC reports the node, or a component of it, `Critical`.
     pub fn critical(&self) -> bool {
-        self.rollup.as_deref() == Some("Critical")
-            || self.faults.iter().any(|f| f.health == "Critical")
+        self.rollup.as_deref().is_some_and(is_critical)
+            || self.faults.iter().any(|f| is_critical(&f.health))
     }
 
     /// One line: the rollup and each fault.

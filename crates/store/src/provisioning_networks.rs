@@ -165,10 +165,10 @@ pub fn reserving(r: &mut dyn Reader, a: Ipv4Addr) -> Result<Option<(String, &'st
 /// Its gateway and name servers are no node's address (a node holding
 /// one would answer for it).
 fn check_not_held(w: &mut dyn Writer, r: &AddressRange) -> Result<()> {
-    let held = held(w)?;
+    let held = nodes::held_boot_addresses(w, None)?;
     let wanted = r.gateway.iter().map(|g| ("gateway", *g)).chain(r.dns.iter().map(|d| ("dns", *d)));
     for (field, a) in wanted {
-        if held.values().any(|h| h.contains(&a)) {
+        if held.contains(&a) {
             return Err(Error::conflict(format!(
                 "{field} {a} is a node's static provisioning address"
             )));
@@ -269,7 +269,9 @@ pub fn update(
     }
     let r = next.check()?;
     let before = range(&cur)?;
-    if (r.gateway, &r.dns) != (before.gateway, &before.dns) {
+    // A new gateway or name servers: no node's address, and its nodes'.
+    let retargeted = (r.gateway, &r.dns) != (before.gateway, &before.dns);
+    if retargeted {
         check_not_held(w, &r)?;
     }
     let dns = serde_json::to_string(&next.dns).map_err(|e| Error::internal(e.to_string()))?;
@@ -294,11 +296,7 @@ pub fn update(
         p.generation,
         None,
     )?;
-    let changed = if (r.gateway, &r.dns) != (before.gateway, &before.dns) {
-        nodes::follow_network(w, &r)?
-    } else {
-        Vec::new()
-    };
+    let changed = if retargeted { nodes::follow_network(w, &r)? } else { Vec::new() };
     Ok((get(w, id)?, changed))
 }
 

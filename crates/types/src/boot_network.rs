@@ -121,6 +121,18 @@ impl StaticAddress {
     pub fn netmask(&self) -> Ipv4Addr {
         self.subnet().netmask()
     }
+
+    /// Its boot network in canonical form (the address with its prefix
+    /// length), in `network` where it belongs to one.
+    pub fn boot_network(&self, network: Option<String>) -> BootNetwork {
+        BootNetwork {
+            mac: self.mac.clone(),
+            address: Some(format!("{}/{}", self.address, self.prefix)),
+            network,
+            gateway: self.gateway.map(|g| g.to_string()),
+            dns: self.dns.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// A unicast IPv4 address.
@@ -311,13 +323,14 @@ impl AddressRange {
     /// A node's boot network in it, at `address`: the network's gateway
     /// and name servers.
     pub fn boot_network(&self, mac: &str, address: Ipv4Addr) -> BootNetwork {
-        BootNetwork {
+        StaticAddress {
             mac: mac.to_string(),
-            address: Some(format!("{address}/{}", self.subnet.prefix)),
-            network: Some(self.name.clone()),
-            gateway: self.gateway.map(|g| g.to_string()),
-            dns: self.dns.iter().map(ToString::to_string).collect(),
+            address,
+            prefix: self.subnet.prefix,
+            gateway: self.gateway,
+            dns: self.dns.clone(),
         }
+        .boot_network(Some(self.name.clone()))
     }
 }
 

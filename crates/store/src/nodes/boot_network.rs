@@ -30,6 +30,24 @@ pub fn lock_boot_addresses(w: &mut dyn Writer) -> Result<()> {
     Ok(())
 }
 
+/// The static provisioning addresses nodes other than `except` hold.
+pub fn held_boot_addresses(
+    r: &mut dyn Reader,
+    except: Option<&str>,
+) -> Result<std::collections::HashSet<std::net::Ipv4Addr>> {
+    let rows = r.query(
+        "SELECT boot_address FROM nodes WHERE boot_address IS NOT NULL AND id <> ?",
+        vals![except.unwrap_or("")],
+    )?;
+    let mut held = std::collections::HashSet::new();
+    for row in &rows {
+        if let Ok(a) = row.str(0)?.parse::<std::net::Ipv4Addr>() {
+            held.insert(a);
+        }
+    }
+    Ok(held)
+}
+
 /// The lowest address `range` hands out that no node other than
 /// `except` holds; `None` when all are taken (under the address lock).
 pub fn free_boot_address(
@@ -38,16 +56,7 @@ pub fn free_boot_address(
     except: Option<&str>,
 ) -> Result<Option<std::net::Ipv4Addr>> {
     lock_boot_addresses(w)?;
-    let rows = w.query(
-        "SELECT boot_address FROM nodes WHERE boot_address IS NOT NULL AND id <> ?",
-        vals![except.unwrap_or("")],
-    )?;
-    let mut taken = std::collections::HashSet::new();
-    for row in &rows {
-        if let Ok(a) = row.str(0)?.parse::<std::net::Ipv4Addr>() {
-            taken.insert(a);
-        }
-    }
+    let taken = held_boot_addresses(w, except)?;
     Ok(range.addresses().find(|a| !taken.contains(a)))
 }
 
@@ -103,14 +112,8 @@ pub(super) fn set_boot_network(
     let stored = bn
         .zip(checked.as_ref())
         .map(|(b, a)| {
-            let canonical = BootNetwork {
-                mac: a.mac.clone(),
-                address: Some(format!("{}/{}", a.address, a.prefix)),
-                network: b.network.clone(),
-                gateway: a.gateway.map(|g| g.to_string()),
-                dns: a.dns.iter().map(ToString::to_string).collect(),
-            };
-            serde_json::to_string(&canonical).map_err(|e| Error::internal(e.to_string()))
+            serde_json::to_string(&a.boot_network(b.network.clone()))
+                .map_err(|e| Error::internal(e.to_string()))
         })
         .transpose()?;
     let address = checked.as_ref().map(|a| a.address.to_string());

@@ -134,7 +134,7 @@ impl LifecycleController {
             }
         };
         let rollup = info.health_rollup.as_deref();
-        let critical = rollup == Some("Critical");
+        let critical = info.critical();
         let done = store.write(|w| {
             let changed = nodes::set_bmc_health(w, &n.id, rollup)?;
             // Still idle: a tenant placed since is the provisioning's to

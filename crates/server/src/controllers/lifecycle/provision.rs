@@ -171,9 +171,7 @@ impl LifecycleController {
                 // failed since its inspection): the same read, no call of
                 // its own. A sanitizer boots whatever the health: its
                 // record says it.
-                if purpose == ImagePurpose::Tenant
-                    && info.health_rollup.as_deref() == Some("Critical")
-                {
+                if purpose == ImagePurpose::Tenant && info.critical() {
                     return Err(StepError::Fail(
                         "the BMC reports the node's hardware Critical (system health rollup): not handed to a tenant".into(),
                     ));

@@ -508,11 +508,16 @@ fn health_check(system: &str, h: &neocloud_redfish::Health) -> SanitizationCheck
     let mut items = vec![item(
         system,
         "redfish-status",
-        h.rollup.as_deref() != Some("Critical"),
+        !h.rollup.as_deref().is_some_and(neocloud_redfish::is_critical),
         &format!("health rollup {}", h.rollup.as_deref().unwrap_or("not reported")),
     )];
     items.extend(h.faults.iter().map(|f| {
-        item(&f.path, "redfish-status", f.health != "Critical", &format!("{} {}", f.name, f.health))
+        item(
+            &f.path,
+            "redfish-status",
+            !neocloud_redfish::is_critical(&f.health),
+            &format!("{} {}", f.name, f.health),
+        )
     }));
     SanitizationCheck { name: "hardware_health".into(), ok: !h.critical(), items }
 }
