@@ -129,6 +129,37 @@ pub struct SystemInfo {
 }
 
 impl SystemInfo {
+    /// The system whose resource at `path` read `v`.
+    fn read(path: &str, v: &Value) -> SystemInfo {
+        let strings = |x: &Value| -> Vec<String> {
+            x.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        SystemInfo {
+            path: path.to_string(),
+            id: s(v, "Id"),
+            uuid: s(v, "UUID"),
+            manufacturer: s(v, "Manufacturer"),
+            model: s(v, "Model"),
+            serial: s(v, "SerialNumber"),
+            power_state: PowerState::parse(v["PowerState"].as_str().unwrap_or("")),
+            reset_types: strings(
+                &v["Actions"]["#ComputerSystem.Reset"]["ResetType@Redfish.AllowableValues"],
+            ),
+            boot_target: s(&v["Boot"], "BootSourceOverrideTarget"),
+            boot_enabled: s(&v["Boot"], "BootSourceOverrideEnabled"),
+            http_boot_uri: v["Boot"]["HttpBootUri"]
+                .as_str()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            boot_targets_allowed: strings(
+                &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
+            ),
+            health_rollup: rollup_of(v),
+        }
+    }
+
     /// Whether its health rollup is `Critical`.
     pub fn critical(&self) -> bool {
         self.health_rollup.as_deref().is_some_and(is_critical)
@@ -372,34 +403,7 @@ impl Bmc {
     }
 
     pub fn system(&self, path: &str) -> Result<SystemInfo> {
-        let v = self.get(path)?;
-        let strings = |x: &Value| -> Vec<String> {
-            x.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-                .unwrap_or_default()
-        };
-        Ok(SystemInfo {
-            path: path.to_string(),
-            id: s(&v, "Id"),
-            uuid: s(&v, "UUID"),
-            manufacturer: s(&v, "Manufacturer"),
-            model: s(&v, "Model"),
-            serial: s(&v, "SerialNumber"),
-            power_state: PowerState::parse(v["PowerState"].as_str().unwrap_or("")),
-            reset_types: strings(
-                &v["Actions"]["#ComputerSystem.Reset"]["ResetType@Redfish.AllowableValues"],
-            ),
-            boot_target: s(&v["Boot"], "BootSourceOverrideTarget"),
-            boot_enabled: s(&v["Boot"], "BootSourceOverrideEnabled"),
-            http_boot_uri: v["Boot"]["HttpBootUri"]
-                .as_str()
-                .filter(|u| !u.is_empty())
-                .map(str::to_string),
-            boot_targets_allowed: strings(
-                &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
-            ),
-            health_rollup: rollup_of(&v),
-        })
+        Ok(SystemInfo::read(path, &self.get(path)?))
     }
 
     pub fn power_state(&self, system: &str) -> Result<PowerState> {
@@ -596,29 +600,41 @@ impl Bmc {
         Ok(MediaSlot::read(slot, &self.get(slot)?).image)
     }
 
-    /// The system as read, and its processors.
-    fn processors(&self, system: &str) -> Result<(Value, Vec<Value>)> {
-        let sys = self.get(system)?;
-        let Some(coll) = sys["Processors"]["@odata.id"].as_str() else { return Ok((sys, vec![])) };
-        let Some(cv) = self.get_optional(coll)? else { return Ok((sys, vec![])) };
+    /// The members of the collection `sys` (a system as read) links under
+    /// `key`, each read; none where it links none or the BMC has none.
+    fn linked_members(&self, sys: &Value, key: &str) -> Result<Vec<Value>> {
+        let Some(coll) = sys[key]["@odata.id"].as_str() else { return Ok(vec![]) };
+        let Some(cv) = self.get_optional(coll)? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for p in members(&cv) {
             if let Some(v) = self.get_optional(&p)? {
                 out.push(v);
             }
         }
-        Ok((sys, out))
+        Ok(out)
     }
 
-    fn gpu_memory_mib(&self, system: &str, gpu_id: &str) -> Result<u64> {
-        let sys = self.get(system)?;
-        let Some(coll) = sys["Memory"]["@odata.id"].as_str() else { return Ok(0) };
-        let Some(cv) = self.get_optional(coll)? else { return Ok(0) };
+    /// A GPU's memory: the capacities of the system's memory resources
+    /// named after it (`{gpu_id}_DRAM_0`, ...). `memory` is the system's
+    /// `Memory` collection's member paths, read once per system (`None`
+    /// until a GPU needs it); only the GPU's own members are read.
+    fn gpu_memory_mib(
+        &self,
+        sys: &Value,
+        memory: &mut Option<Vec<String>>,
+        gpu_id: &str,
+    ) -> Result<u64> {
+        if memory.is_none() {
+            let paths = match sys["Memory"]["@odata.id"].as_str() {
+                Some(coll) => self.get_optional(coll)?.map(|cv| members(&cv)).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            *memory = Some(paths);
+        }
+        let prefix = format!("{gpu_id}_");
         let mut total = 0;
-        for m in
-            members(&cv).into_iter().filter(|m| last_segment(m).starts_with(&format!("{gpu_id}_")))
-        {
-            if let Some(v) = self.get_optional(&m)? {
+        for m in memory.iter().flatten().filter(|m| last_segment(m).starts_with(&prefix)) {
+            if let Some(v) = self.get_optional(m)? {
                 total += v["CapacityMiB"].as_u64().unwrap_or(0);
             }
         }
@@ -629,10 +645,12 @@ impl Bmc {
     /// host system or on GPU baseboard systems), firmware versions, Secure
     /// Boot, the BMC's accounts, the BIOS attributes, the boot order, the
     /// boot options and the BMC's host interfaces.
-    /// Collections the BMC does not implement are empty, not errors.
+    /// Collections the BMC does not implement are empty, not errors. Each
+    /// resource is read once (the host system, each GPU system's memory
+    /// collection), so every read is one BMC round trip fewer to wait on.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
-        let info = self.system(system)?;
         let sys = self.get(system)?;
+        let info = SystemInfo::read(system, &sys);
         let mut cpus = Vec::new();
         let mut gpus = Vec::new();
         let mut gpu_systems = vec![system.to_string()];
@@ -643,15 +661,23 @@ impl Bmc {
         );
         let mut health = Health { rollup: rollup_of(&sys), faults: Vec::new() };
         for (i, sp) in gpu_systems.iter().enumerate() {
-            let (system_read, processors) = self.processors(sp)?;
-            health.note(&system_read);
-            for p in processors {
+            let read;
+            let system_read = match i {
+                0 => &sys,
+                _ => {
+                    read = self.get(sp)?;
+                    &read
+                }
+            };
+            health.note(system_read);
+            let mut memory = None;
+            for p in self.linked_members(system_read, "Processors")? {
                 health.note(&p);
                 let path = p["@odata.id"].as_str().unwrap_or("").to_string();
                 match p["ProcessorType"].as_str() {
                     Some("GPU") => {
                         let id = s(&p, "Id");
-                        let memory_mib = self.gpu_memory_mib(sp, &id)?;
+                        let memory_mib = self.gpu_memory_mib(system_read, &mut memory, &id)?;
                         gpus.push(Gpu {
                             path,
                             model: s(&p, "Model"),

@@ -99,7 +99,22 @@ fn inventory_of_an_hgx_node_finds_its_gpus_on_the_baseboard() {
     let b = bmc(&bmc_peer.url);
     let host = b.host_system().unwrap();
     assert!(!host.ends_with("HGX_Baseboard_0"), "{host}");
+    let before = bmc_peer.log().len();
     let inv = b.inventory(&host).unwrap();
+    // Every resource read once: each read is a BMC round trip to wait on
+    // (the host system was read three times, each GPU's system and memory
+    // collection once per GPU).
+    let log = bmc_peer.log();
+    let mut reads = std::collections::BTreeMap::<&str, usize>::new();
+    for line in log[before..].lines() {
+        if let Some(path) = line.split("\"GET ").nth(1).and_then(|r| r.split(' ').next()) {
+            *reads.entry(path).or_default() += 1;
+        }
+    }
+    assert!(reads.len() > 30, "{reads:?}\n{log}");
+    let twice: Vec<_> = reads.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read more than once: {twice:?}");
+    assert_eq!(reads.get(host.as_str()), Some(&1), "{reads:?}");
     assert_eq!(inv.gpus.len(), 8, "{:?}", inv.gpus);
     assert!(inv.gpus.iter().all(|g| g.model.contains("H100")), "{:?}", inv.gpus);
     assert!(

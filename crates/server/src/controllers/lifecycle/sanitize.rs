@@ -324,9 +324,23 @@ impl LifecycleController {
         // Over the BMC.
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
         bmc.clear_boot_override(&system).map_err(StepError::from)?;
-        let info = bmc.system(&system).map_err(StepError::from)?;
-        // Cleared: the override is disabled, or targets nothing (BMCs that
-        // keep `Continuous` report the target).
+        // Any node of a server that boots nodes from virtual media: one
+        // switched to PXE since its ISO was inserted has it still. Ejected
+        // before the inventory is read (an inserted CD can show as a boot
+        // option).
+        let ejected = if n.boot_method == BootMethod::VirtualMedia
+            || self.virtual_media_iso.is_some()
+            || self.node_isos.is_some()
+        {
+            Some(eject_virtual_media(&bmc, &system)?)
+        } else {
+            None
+        };
+        let inv = bmc.inventory(&system).map_err(StepError::from)?;
+        // Cleared, as the inventory's read of the system says: the override
+        // is disabled, or targets nothing (BMCs that keep `Continuous`
+        // report the target).
+        let info = &inv.system;
         let cleared = info.boot_enabled == "Disabled" || info.boot_target == "None";
         checks.push(SanitizationCheck {
             name: "clear_boot_override".into(),
@@ -341,15 +355,7 @@ impl LifecycleController {
                 ),
             )],
         });
-        // Any node of a server that boots nodes from virtual media: one
-        // switched to PXE since its ISO was inserted has it still.
-        if n.boot_method == BootMethod::VirtualMedia
-            || self.virtual_media_iso.is_some()
-            || self.node_isos.is_some()
-        {
-            checks.push(eject_virtual_media(&bmc, &system)?);
-        }
-        let inv = bmc.inventory(&system).map_err(StepError::from)?;
+        checks.extend(ejected);
         // A sanitizer that cannot see every GPU the BMC shows did not reset them all.
         let seen = agent.as_ref().map(|a| a.inventory.gpus.len()).unwrap_or(0);
         if inv.gpus.len() > seen {
