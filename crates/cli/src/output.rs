@@ -390,8 +390,8 @@ impl Row for Node {
                 }
                 other => other.name().to_string(),
             },
-            // As its BMC last said it.
-            or_dash(self.hardware_health.as_deref()),
+            // As its BMC last said it, with the first part it names.
+            hardware_cell(self.hardware_health.as_deref(), &self.hardware_faults),
             // Only a node with a BMC is booted by the controller.
             match (&self.bmc_endpoint, &self.boot_network) {
                 (Some(_), None) => self.boot_method.as_str().to_string(),
@@ -579,7 +579,9 @@ impl Row for Instance {
                 let agent =
                     or_dash(self.health.as_deref().map(|h| h.split(':').next().unwrap_or(h)));
                 match self.hardware_health.as_deref() {
-                    Some(bmc) if bmc != "OK" => format!("{agent} (BMC {bmc})"),
+                    Some(bmc) if bmc != "OK" => {
+                        format!("{agent} (BMC {})", hardware_cell(Some(bmc), &self.hardware_faults))
+                    }
                     _ => agent,
                 }
             },
@@ -587,6 +589,20 @@ impl Row for Instance {
             or_dash(self.reason.as_deref()),
             age(&self.created_at, neocloud_common::time::now_micros()),
         ]
+    }
+}
+
+/// A node's hardware health as its BMC last said it: the rollup and the
+/// first part it names (`Critical GPU_SXM_3 +1`; all of them with `-o
+/// json`).
+fn hardware_cell(rollup: Option<&str>, faults: &[String]) -> String {
+    let Some(r) = rollup else { return "-".into() };
+    match faults {
+        [] => r.to_string(),
+        [one] => format!("{r} {}", one.split(' ').next().unwrap_or(one)),
+        [first, rest @ ..] => {
+            format!("{r} {} +{}", first.split(' ').next().unwrap_or(first), rest.len())
+        }
     }
 }
 

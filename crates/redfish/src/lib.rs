@@ -11,6 +11,7 @@ mod bios;
 mod boot_options;
 mod client;
 mod error;
+mod health;
 mod host_interfaces;
 mod limiter;
 mod ops;
@@ -21,10 +22,11 @@ pub use bios::{bios_changes, Bios, BiosAttributes};
 pub use boot_options::{boot_order_of, BootOption};
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
+pub use health::{is_critical, Health, HealthEvent, HealthFault, EVENTS_KEPT};
 pub use host_interfaces::HostInterface;
 pub use ops::{
-    is_critical, BootTarget, Cpu, Firmware, Gpu, Health, HealthFault, Inventory, MediaSlot,
-    NicInfo, PowerState, ResetType, SystemInfo,
+    BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,
+    SystemInfo,
 };
 pub use security::{BmcAccount, SecureBoot};
 pub use update::{RequiredReset, ResetScope, Task, TaskProgress};

@@ -4,6 +4,7 @@
 
 use crate::client::Bmc;
 use crate::error::{RedfishError, Result};
+use crate::health::{is_critical, rollup_of, Health};
 use crate::security::{BmcAccount, SecureBoot};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -22,11 +23,11 @@ pub(crate) fn members(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn last_segment(path: &str) -> String {
+pub(crate) fn last_segment(path: &str) -> String {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or("").to_string()
 }
 
@@ -238,70 +239,6 @@ pub struct Firmware {
     /// Its firmware inventory resource (an update's target).
     #[serde(default)]
     pub path: String,
-}
-
-/// A component the BMC reports other than healthy (`Status.Health`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthFault {
-    /// Its resource path.
-    pub path: String,
-    /// Its `Id`.
-    pub name: String,
-    /// `Warning` or `Critical`.
-    pub health: String,
-}
-
-/// What the BMC says of the node's health, from the resources an
-/// inventory reads anyway (no call of its own): the host system's rollup,
-/// and each system and processor read (CPUs, GPUs, GPU baseboards) whose
-/// `Status.Health` is not `OK`. Absent components (`Health` null) say
-/// nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Health {
-    /// The host system's `Status.HealthRollup` (its `Health` where the BMC
-    /// gives no rollup): `OK`, `Warning` or `Critical`; `None` where it
-    /// says neither.
-    pub rollup: Option<String>,
-    pub faults: Vec<HealthFault>,
-}
-
-/// Whether a DSP0268 `Health` value says the resource needs immediate
-/// attention (`Critical`).
-pub fn is_critical(health: &str) -> bool {
-    health == "Critical"
-}
-
-/// A system's `Status.HealthRollup`, else its `Status.Health`.
-fn rollup_of(system: &Value) -> Option<String> {
-    let st = &system["Status"];
-    st["HealthRollup"].as_str().or(st["Health"].as_str()).map(str::to_string)
-}
-
-impl Health {
-    /// Whether the BMC reports the node, or a component of it, `Critical`.
-    pub fn critical(&self) -> bool {
-        self.rollup.as_deref().is_some_and(is_critical)
-            || self.faults.iter().any(|f| is_critical(&f.health))
-    }
-
-    /// One line: the rollup and each fault.
-    pub fn describe(&self) -> String {
-        let mut parts =
-            vec![format!("system health {}", self.rollup.as_deref().unwrap_or("not reported"))];
-        parts.extend(self.faults.iter().map(|f| format!("{} {} ({})", f.name, f.health, f.path)));
-        parts.join("; ")
-    }
-
-    /// Notes `v` (a system or processor read) where the BMC reports it
-    /// other than healthy.
-    fn note(&mut self, v: &Value) {
-        let Some(h) = v["Status"]["Health"].as_str().filter(|h| *h != "OK") else { return };
-        self.faults.push(HealthFault {
-            path: s(v, "@odata.id"),
-            name: s(v, "Id"),
-            health: h.to_string(),
-        });
-    }
 }
 
 /// What inspection learns about a node.
@@ -600,6 +537,27 @@ impl Bmc {
         Ok(MediaSlot::read(slot, &self.get(slot)?).image)
     }
 
+    /// The systems a node's processors are on, each as read with its
+    /// processors read: the host (`system`, read as `sys`) first, then the
+    /// BMC's GPU baseboard systems (`HGX_Baseboard_*`).
+    pub(crate) fn processor_systems(
+        &self,
+        system: &str,
+        sys: &Value,
+    ) -> Result<Vec<(Value, Vec<Value>)>> {
+        let mut out = vec![(sys.clone(), self.linked_members(sys, "Processors")?)];
+        for sp in self
+            .systems()?
+            .into_iter()
+            .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard"))
+        {
+            let v = self.get(&sp)?;
+            let processors = self.linked_members(&v, "Processors")?;
+            out.push((v, processors));
+        }
+        Ok(out)
+    }
+
     /// The members of the collection `sys` (a system as read) links under
     /// `key`, each read; none where it links none or the BMC has none.
     fn linked_members(&self, sys: &Value, key: &str) -> Result<Vec<Value>> {
@@ -653,49 +611,42 @@ impl Bmc {
         let info = SystemInfo::read(system, &sys);
         let mut cpus = Vec::new();
         let mut gpus = Vec::new();
-        let mut gpu_systems = vec![system.to_string()];
-        gpu_systems.extend(
-            self.systems()?
-                .into_iter()
-                .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard")),
-        );
-        let mut health = Health { rollup: rollup_of(&sys), faults: Vec::new() };
-        for (i, sp) in gpu_systems.iter().enumerate() {
-            let read;
-            let system_read = match i {
-                0 => &sys,
-                _ => {
-                    read = self.get(sp)?;
-                    &read
-                }
-            };
+        let mut health = Health { rollup: rollup_of(&sys), ..Health::default() };
+        for (i, (system_read, processors)) in
+            self.processor_systems(system, &sys)?.iter().enumerate()
+        {
             health.note(system_read);
             let mut memory = None;
-            for p in self.linked_members(system_read, "Processors")? {
-                health.note(&p);
+            for p in processors {
+                health.note(p);
                 let path = p["@odata.id"].as_str().unwrap_or("").to_string();
                 match p["ProcessorType"].as_str() {
                     Some("GPU") => {
-                        let id = s(&p, "Id");
+                        let id = s(p, "Id");
                         let memory_mib = self.gpu_memory_mib(system_read, &mut memory, &id)?;
                         gpus.push(Gpu {
                             path,
-                            model: s(&p, "Model"),
-                            serial: s(&p, "SerialNumber"),
-                            uuid: s(&p, "UUID"),
+                            model: s(p, "Model"),
+                            serial: s(p, "SerialNumber"),
+                            uuid: s(p, "UUID"),
                             memory_mib,
                             mig_enabled: p["Oem"]["Nvidia"]["MIGModeEnabled"].as_bool(),
                             id,
                         });
                     }
                     Some("CPU") if i == 0 => cpus.push(Cpu {
-                        id: s(&p, "Id"),
-                        model: s(&p, "Model"),
+                        id: s(p, "Id"),
+                        model: s(p, "Model"),
                         cores: p["TotalCores"].as_u64().unwrap_or(0) as u32,
                     }),
                     _ => {}
                 }
             }
+        }
+        // The BMC's log, only for a node it reports unhealthy (no read
+        // for a healthy one).
+        if health.unhealthy() {
+            health.events = self.events_of(&sys)?;
         }
         let memory_mib = sys["MemorySummary"]["TotalSystemMemoryGiB"]
             .as_f64()
@@ -724,32 +675,5 @@ impl Bmc {
             host_interfaces,
             health,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn health_notes_what_is_not_ok_and_critical_is_either_part() {
-        let mut h = Health { rollup: Some("Warning".into()), faults: vec![] };
-        h.note(&json!({"@odata.id": "/a/GPU_1", "Id": "GPU_1", "Status": {"Health": "OK"}}));
-        h.note(&json!({"@odata.id": "/a/GPU_2", "Id": "GPU_2", "Status": {"State": "Absent", "Health": null}}));
-        h.note(&json!({"@odata.id": "/a/GPU_3", "Id": "GPU_3"}));
-        assert!(h.faults.is_empty() && !h.critical(), "{h:?}");
-        h.note(&json!({"@odata.id": "/a/GPU_4", "Id": "GPU_4", "Status": {"Health": "Warning"}}));
-        assert!(!h.critical(), "{h:?}");
-        h.note(&json!({"@odata.id": "/a/GPU_5", "Id": "GPU_5", "Status": {"Health": "Critical"}}));
-        assert!(h.critical());
-        assert_eq!(
-            h.describe(),
-            "system health Warning; GPU_4 Warning (/a/GPU_4); GPU_5 Critical (/a/GPU_5)"
-        );
-        let rolled = Health { rollup: Some("Critical".into()), faults: vec![] };
-        assert!(rolled.critical());
-        assert!(!Health::default().critical());
-        assert_eq!(Health::default().describe(), "system health not reported");
     }
 }

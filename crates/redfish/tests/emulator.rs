@@ -132,8 +132,72 @@ fn inventory_of_an_hgx_node_finds_its_gpus_on_the_baseboard() {
     assert!(!inv.firmware.is_empty(), "firmware inventory read");
     assert!(inv.firmware.iter().all(|f| !f.version.is_empty()), "{:?}", inv.firmware);
     // Healthy, as the mockup's every Status says.
-    let healthy = neocloud_redfish::Health { rollup: Some("OK".into()), faults: vec![] };
+    let healthy = neocloud_redfish::Health { rollup: Some("OK".into()), ..Default::default() };
     assert_eq!(inv.health, healthy);
+    // A healthy node's log is not read.
+    assert!(!reads.keys().any(|p| p.contains("LogServices")), "{reads:?}");
+}
+
+/// A file of a mockup copy, as JSON, changed by `f` and written back.
+fn change(dir: &std::path::Path, resource: &str, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(resource).join("index.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy() {
+    // Healthy: one read, the host system.
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let host = b.host_system().unwrap();
+    let before = dgx.log().len();
+    let h = b.health(&host).unwrap();
+    assert_eq!(h, neocloud_redfish::Health { rollup: Some("OK".into()), ..Default::default() });
+    let gets = dgx.log()[before..].matches("\"GET ").count();
+    assert_eq!(gets, 1, "{}", &dgx.log()[before..]);
+
+    // A GPU failed: the BMC rolls it up, marks the GPU and logs it.
+    let copy = common::mockup_copy("dgx-h100");
+    change(copy.path(), "Systems/DGX", |v| v["Status"]["HealthRollup"] = "Critical".into());
+    change(copy.path(), "Systems/HGX_Baseboard_0/Processors/GPU_SXM_3", |v| {
+        v["Status"]["Health"] = "Critical".into()
+    });
+    change(copy.path(), "Systems/DGX/LogServices/SEL/Entries", |v| {
+        v["Members"].as_array_mut().unwrap().push(serde_json::json!({
+            "@odata.id": "/redfish/v1/Systems/DGX/LogServices/SEL/Entries/4",
+            "Id": "4", "EntryType": "SEL", "Created": "2024-03-02T08:00:00+00:00",
+            "Severity": "Critical", "Message": "GPU_SXM_3 uncorrectable ECC error"
+        }))
+    });
+    let Some(failed) = StaticBmc::start_dir(copy.path()) else { return };
+    let b = bmc(&failed.url);
+    let h = b.health(&host).unwrap();
+    assert!(h.critical(), "{h:?}");
+    let faults: Vec<String> = h.faults.iter().map(|f| f.short()).collect();
+    assert_eq!(faults, ["GPU_SXM_3 Critical"], "{h:?}");
+    // Warnings and errors only, newest first.
+    let events: Vec<(&str, &str)> =
+        h.events.iter().map(|e| (e.severity.as_str(), e.message.as_str())).collect();
+    assert_eq!(
+        events,
+        [
+            ("Critical", "GPU_SXM_3 uncorrectable ECC error"),
+            ("Warning", "FAN_3 speed below lower non-critical threshold")
+        ],
+        "{h:?}"
+    );
+    assert!(
+        h.describe().ends_with(
+            "last logged 2024-03-02T08:00:00+00:00: Critical GPU_SXM_3 uncorrectable ECC error"
+        ),
+        "{}",
+        h.describe()
+    );
+    // The inventory says the same.
+    assert_eq!(b.inventory(&host).unwrap().health, h);
 }
 
 #[test]

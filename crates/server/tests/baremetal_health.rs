@@ -39,10 +39,19 @@ fn a_node_its_bmc_reports_critical_joins_no_pool() {
             reason.starts_with("the BMC reports the node's hardware Critical: system health Critical; GPU_SXM_3 Critical (/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_3)"),
             "[{b}] {reason}"
         );
+        // The BMC's log says what happened (newest first).
+        assert!(
+            reason.contains(": Critical SIMULATED: GPU_SXM_3 reports Critical"),
+            "[{b}] {reason}"
+        );
         let h = health(&s);
         assert_eq!(h["rollup"], "Critical", "[{b}] {h}");
         assert_eq!(h["faults"][0]["name"], "GPU_SXM_3", "[{b}] {h}");
-        assert_eq!(common::nodes::node(&s, "bm-1")["hardware_health"], "Critical", "[{b}]");
+        assert_eq!(h["events"][0]["severity"], "Critical", "[{b}] {h}");
+        assert_eq!(h["events"][0]["message"], "SIMULATED: GPU_SXM_3 reports Critical", "[{b}] {h}");
+        let node = common::nodes::node(&s, "bm-1");
+        assert_eq!(node["hardware_health"], "Critical", "[{b}]");
+        assert_eq!(node["hardware_faults"], json!(["GPU_SXM_3 Critical"]), "[{b}]");
         let by_health = || {
             let c = neocloud_server::controllers::lifecycle::census(
                 &s.store,
@@ -61,7 +70,10 @@ fn a_node_its_bmc_reports_critical_joins_no_pool() {
         drive(&ctl, &secrets, &s, "bm-1", "available");
         let h = health(&s);
         assert_eq!(h["rollup"], "Warning", "[{b}] {h}");
+        assert_eq!(h["events"][0]["message"], "SIMULATED: GPU_SXM_5 reports Warning", "[{b}] {h}");
         assert_eq!(by_health(), vec![("Warning".to_string(), 1)], "[{b}]");
+        let node = common::nodes::node(&s, "bm-1");
+        assert_eq!(node["hardware_faults"], json!(["GPU_SXM_5 Warning"]), "[{b}]");
         assert_eq!(
             h["faults"],
             json!([{"path": "/redfish/v1/Systems/HGX_Baseboard_0/Processors/GPU_SXM_5",
@@ -173,10 +185,29 @@ fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
             std::thread::sleep(poll);
             let p = pass();
             assert_eq!((p.read, p.changed, p.critical.len()), (1, 1, 0), "[{b}] {p:?}");
-            assert_eq!(instance(&h.tenant, &id)["hardware_health"], health, "[{b}]");
+            let seen = instance(&h.tenant, &id);
+            assert_eq!(seen["hardware_health"], health, "[{b}]");
+            // The tenant is told the part; the BMC's log is the provider's.
+            assert_eq!(seen["hardware_faults"], json!([format!("GPU_SXM_1 {health}")]), "[{b}]");
+            assert!(!seen.to_string().contains("SIMULATED"), "[{b}] {seen}");
+            let logged = self::health(&s);
+            let want = format!("SIMULATED: GPU_SXM_1 reports {health}");
+            assert_eq!(logged["events"][0]["message"], want.as_str(), "[{b}] {logged}");
             assert_eq!(lifecycle(&s, "bm-1")["state"], "active", "[{b}] the tenant's");
         }
+        // Fixed: the next read clears what the tenant and the provider see.
         f.sim.set_health(i, "GPU_SXM_1", "OK");
+        std::thread::sleep(poll);
+        assert_eq!(pass().changed, 1, "[{b}]");
+        let seen = instance(&h.tenant, &id);
+        assert!(seen.get("hardware_faults").is_none(), "[{b}] {seen}");
+        let logged = self::health(&s);
+        assert_eq!(
+            (logged["rollup"].as_str(), logged.get("events")),
+            (Some("OK"), None),
+            "[{b}] {logged}"
+        );
+        assert_eq!(logged["faults"], json!([]), "[{b}] {logged}");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         assert!(instance(&h.tenant, &id).get("hardware_health").is_none(), "[{b}] released");
 

@@ -11,7 +11,7 @@ use neocloud_types::{
 const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at, \
     (SELECT a.health FROM agents a WHERE a.node_id = i.node_id AND a.instance_id = i.id \
      AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1), i.power, \
-    i.rebuild_image_id, n.bmc_health";
+    i.rebuild_image_id, n.bmc_health, n.bmc_health_faults";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -44,6 +44,11 @@ fn from_row(r: &Row) -> Result<Instance> {
         rebuild_image_id: r.opt_str(19)?,
         // The node's, while the tenant holds it.
         hardware_health: if state == InstanceState::Released { None } else { r.opt_str(20)? },
+        hardware_faults: if state == InstanceState::Released {
+            Vec::new()
+        } else {
+            crate::nodes::faults_of(r.opt_str(21)?)?
+        },
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),

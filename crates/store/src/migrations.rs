@@ -766,6 +766,17 @@ ALTER TABLE nodes ADD COLUMN bmc_health TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 24,
+        name: "node hardware faults",
+        common: r#"
+-- The parts the node's BMC last reported other than healthy, beside its
+-- rollup (a JSON array of "GPU_SXM_3 Critical"); NULL until read.
+ALTER TABLE nodes ADD COLUMN bmc_health_faults TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

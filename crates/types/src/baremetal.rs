@@ -278,6 +278,10 @@ pub struct Instance {
     /// another node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware_health: Option<String>,
+    /// The node's parts its BMC reports other than healthy (`GPU_SXM_3
+    /// Critical`), as last read while the tenant holds it; empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware_faults: Vec<String>,
     /// Power actions asked of its node (`POST .../power`); absent until the
     /// first.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -366,6 +366,10 @@ pub struct Node {
     /// and the health watch; absent until read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware_health: Option<String>,
+    /// The parts its BMC reports other than healthy (`GPU_SXM_3
+    /// Critical`), as last read; empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware_faults: Vec<String>,
     pub generation: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -579,6 +583,22 @@ pub struct InventoryHealth {
     /// reports `Warning` or `Critical`.
     #[serde(default)]
     pub faults: Vec<InventoryHealthFault>,
+    /// For a node the BMC reports unhealthy: the newest warnings and
+    /// errors of its logs (the SEL, event logs), newest first, at most 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<InventoryHealthEvent>,
+}
+
+/// An entry of one of the BMC's logs of severity `Warning` or `Critical`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InventoryHealthEvent {
+    /// The log entry's resource.
+    pub path: String,
+    /// When the BMC logged it, as it writes it (empty where it does not).
+    pub created: String,
+    pub severity: String,
+    /// The entry's message, at most 240 characters.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

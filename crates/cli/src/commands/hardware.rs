@@ -40,6 +40,11 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 for f in &h.faults {
                     row("health", &f.name, f.health.clone());
                 }
+                // The BMC's log, newest first (the whole message in the JSON).
+                for e in &h.events {
+                    let at = if e.created.is_empty() { "-".into() } else { short_time(&e.created) };
+                    row("logged", &at, format!("{} {}", e.severity, e.message));
+                }
             }
             for n in &b.nics {
                 row("nic", &n.id, n.mac.clone());
@@ -215,7 +220,9 @@ mod tests {
                     "host_interfaces": [{"id": "Self", "interface_type": "NetworkHostInterface",
                                          "enabled": false, "credential_bootstrapping": false}],
                     "health": {"rollup": "Warning", "faults": [{"path": "/p/GPU_SXM_2",
-                               "name": "GPU_SXM_2", "health": "Warning"}]}},
+                               "name": "GPU_SXM_2", "health": "Warning"}],
+                               "events": [{"path": "/l/7", "created": "2026-12-06T04:00:00Z",
+                                           "severity": "Warning", "message": "GPU_SXM_2 temperature high"}]}},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -249,6 +256,7 @@ mod tests {
             "host-interface Self NetworkHostInterface, off, bootstrap off",
             "bmc health - rollup Warning",
             "health GPU_SXM_2 Warning",
+            "logged 2026-12-06T04:00:00Z Warning GPU_SXM_2 temperature high",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",

@@ -165,6 +165,33 @@ def bios(m, sys_path, settings, attrs, apply_times=None):
     })
 
 
+def sel_log(m, sys_path, entries):
+    """The system's event log (DSP0268 LogService, its entries expanded in
+    the collection as BMCs serve them, and each at its own path too)."""
+    logs = f"{sys_path}/LogServices"
+    sel = f"{logs}/SEL"
+    m.collection(logs, "LogServiceCollection", "Log Services", [sel])
+    m.add(sel, {
+        "@odata.type": "#LogService.v1_3_0.LogService",
+        "Id": "SEL", "Name": "System Event Log", "LogEntryType": "SEL",
+        "OverWritePolicy": "WrapsWhenFull", "ServiceEnabled": True,
+        "Entries": link(f"{sel}/Entries"),
+    })
+    docs = []
+    for i, (created, severity, message) in enumerate(entries, start=1):
+        docs.append(m.add(f"{sel}/Entries/{i}", {
+            "@odata.type": "#LogEntry.v1_15_0.LogEntry",
+            "Id": str(i), "Name": f"Log Entry {i}", "EntryType": "SEL",
+            "Created": created, "Severity": severity, "Message": message,
+        }))
+    m.add(f"{sel}/Entries", {
+        "@odata.type": "#LogEntryCollection.LogEntryCollection",
+        "Name": "System Event Log Entries",
+        "Members@odata.count": len(docs),
+        "Members": [dict(d) for d in docs],
+    })
+
+
 def computer_system(m, sid, body):
     path = f"{ROOT}/Systems/{sid}"
     doc = {
@@ -524,6 +551,7 @@ def dgx_h100():
         "Storage": link(f"{sys_path}/Storage"),
         "SecureBoot": link(f"{sys_path}/SecureBoot"),
         "Bios": link(f"{sys_path}/Bios"),
+        "LogServices": link(f"{sys_path}/LogServices"),
         "PCIeDevices": [link(p) for p in host_pcie],
         "PCIeDevices@odata.count": len(host_pcie),
         "Links": {
@@ -534,6 +562,12 @@ def dgx_h100():
             f"{sys_path}/Actions/ComputerSystem.Reset",
             ["On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "PowerCycle"]),
     })
+
+    sel_log(m, sys_path, [
+        ("2024-03-01T09:58:12+00:00", "OK", "System boot completed"),
+        ("2024-03-01T10:02:40+00:00", "Warning", "FAN_3 speed below lower non-critical threshold"),
+        ("2024-03-01T10:03:05+00:00", "OK", "FAN_3 speed back within thresholds"),
+    ])
 
     # GPU baseboard: 8 x H100 80GB HBM3.
     gpus = [f"GPU_SXM_{i}" for i in range(1, 9)]

@@ -57,6 +57,9 @@ pub(super) struct Sim {
     /// (a GPU, `GPU_SXM_3`; the host, `Host`); the host's rollup is the
     /// worst of them.
     pub(super) health: BTreeMap<String, String>,
+    /// The system event log (`LogServices/SEL`): an entry for each
+    /// component set other than healthy, oldest first.
+    pub(super) sel: Vec<Value>,
 }
 
 impl Sim {
@@ -201,6 +204,7 @@ impl Default for Sim {
             tasks: Vec::new(),
             updated: Vec::new(),
             health: BTreeMap::new(),
+            sel: Vec::new(),
             restarting: false,
         }
     }
@@ -454,13 +458,23 @@ impl SimFleet {
     }
 
     /// Sets what node `i`'s BMC reports of component `id`'s health
-    /// (`GPU_SXM_3`, `Host`): `OK` clears it.
+    /// (`GPU_SXM_3`, `Host`): `OK` clears it. Other than `OK`, its system
+    /// event log gets an entry of that severity naming the component.
     pub fn set_health(&self, i: usize, id: &str, health: &str) {
         self.with(i, |s| {
             if health == "OK" {
                 s.health.remove(id);
             } else {
                 s.health.insert(id.to_string(), health.to_string());
+                let n = s.sel.len() + 1;
+                s.sel.push(serde_json::json!({
+                    "@odata.id": format!("/redfish/v1/Systems/Host/LogServices/SEL/Entries/{n}"),
+                    "Id": n.to_string(),
+                    "EntryType": "SEL",
+                    "Created": neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
+                    "Severity": health,
+                    "Message": format!("SIMULATED: {id} reports {health}"),
+                }));
             }
         });
     }

@@ -28,6 +28,26 @@ pub(super) fn routes() -> Router<Fleet> {
                 answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host/VirtualMedia/Cd")]})).await
             }),
         )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/LogServices",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"Members": [link("/redfish/v1/Systems/Host/LogServices/SEL")]})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/LogServices/SEL",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                answer(&f, &h, i, || json!({"@odata.id": "/redfish/v1/Systems/Host/LogServices/SEL", "Id": "SEL",
+                                         "Entries": link("/redfish/v1/Systems/Host/LogServices/SEL/Entries")})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/LogServices/SEL/Entries",
+            get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                let entries = f.with(i, |s| s.sel.clone());
+                answer(&f, &h, i, || json!({"Members": entries})).await
+            }),
+        )
         .route("/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia/Cd", get(cd))
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
@@ -89,6 +109,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
             "SecureBoot": link("/redfish/v1/Systems/Host/SecureBoot"),
             "Bios": link("/redfish/v1/Systems/Host/Bios"),
             "Links": {"ManagedBy": [link("/redfish/v1/Managers/BMC")]},
+            "LogServices": link("/redfish/v1/Systems/Host/LogServices"),
             "EthernetInterfaces": link("/redfish/v1/Systems/Host/EthernetInterfaces")
         })
     })

@@ -339,6 +339,20 @@ pub fn refresh_inventory_firmware(
     Ok(())
 }
 
+/// Writes what the BMC says of the node's health into its inventory (the
+/// health watch's read of a node it reports unhealthy: its parts and log).
+pub fn refresh_inventory_health(
+    w: &mut dyn Writer,
+    id: &str,
+    health: &neocloud_types::InventoryHealth,
+) -> Result<()> {
+    let Some(mut inv) = bmc_inventory(w, id)? else { return Ok(()) };
+    inv.health = Some(health.clone());
+    let json = serde_json::to_string(&inv).map_err(|e| Error::internal(e.to_string()))?;
+    w.execute("UPDATE nodes SET inventory = ? WHERE id = ?", vals![json, id])?;
+    Ok(())
+}
+
 /// Nodes with firmware updates planned or in flight, in the states that
 /// run them (their state's time includes the updates').
 pub fn updating_firmware(r: &mut dyn Reader) -> Result<i64> {
@@ -433,13 +447,21 @@ pub fn bmc_inventory(r: &mut dyn Reader, id: &str) -> Result<Option<neocloud_typ
 }
 
 /// Records the node's hardware health as its BMC said it (the host's
-/// rollup); `None` (not said) leaves what was recorded. Writes only a
+/// rollup) and the parts it reports other than healthy (`GPU_SXM_3
+/// Critical`); `None` (not said) leaves what was recorded. Writes only a
 /// change: `true` when it changed.
-pub fn set_bmc_health(w: &mut dyn Writer, id: &str, rollup: Option<&str>) -> Result<bool> {
+pub fn set_bmc_health(
+    w: &mut dyn Writer,
+    id: &str,
+    rollup: Option<&str>,
+    faults: &[String],
+) -> Result<bool> {
     let Some(h) = rollup else { return Ok(false) };
+    let f = serde_json::to_string(faults).map_err(|e| Error::internal(e.to_string()))?;
     let n = w.execute(
-        "UPDATE nodes SET bmc_health = ? WHERE id = ? AND (bmc_health IS NULL OR bmc_health <> ?)",
-        vals![h, id, h],
+        "UPDATE nodes SET bmc_health = ?, bmc_health_faults = ? WHERE id = ? \
+         AND (bmc_health IS NULL OR bmc_health <> ? OR bmc_health_faults IS NULL OR bmc_health_faults <> ?)",
+        vals![h, f.as_str(), id, h, f.as_str()],
     )?;
     Ok(n > 0)
 }

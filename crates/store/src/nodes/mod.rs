@@ -17,7 +17,7 @@ use boot_network::{check_boot_pair, set_boot_network};
 
 const COLS: &str = "id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, boot_method";
 const SELECT: &str = "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, generation, created_at, updated_at, gpu_memory_gb, nics, \
-     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method, boot_network, bmc_health FROM nodes";
+     lifecycle, lifecycle_since, (SELECT endpoint FROM node_bmcs b WHERE b.node_id = nodes.id), macs, boot_method, boot_network, bmc_health, bmc_health_faults FROM nodes";
 
 pub fn availability_str(a: Availability) -> &'static str {
     match a {
@@ -72,7 +72,17 @@ fn from_row(r: &Row) -> Result<Node> {
             .transpose()
             .map_err(|e| Error::internal(format!("node boot network: {e}")))?,
         hardware_health: r.opt_str(22)?,
+        hardware_faults: faults_of(r.opt_str(23)?)?,
     })
+}
+
+/// The parts a node's BMC reports unhealthy, as stored (`None`: none read).
+pub(crate) fn faults_of(stored: Option<String>) -> Result<Vec<String>> {
+    stored
+        .map(|j| serde_json::from_str(&j))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| Error::internal(format!("node hardware faults: {e}")))
 }
 
 /// The names of nodes, by id (in the ids' order; ids not found left out).

@@ -154,6 +154,7 @@ mod tests {
             power: None,
             rebuild_image_id: None,
             hardware_health: None,
+            hardware_faults: vec![],
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),
@@ -173,6 +174,11 @@ mod tests {
         assert_eq!(cell(&i), "degraded (BMC Critical)");
         i.health = None;
         assert_eq!(cell(&i), "- (BMC Critical)");
+        // The part it names (all of them in the JSON).
+        i.hardware_faults = vec!["GPU_SXM_3 Critical".into()];
+        assert_eq!(cell(&i), "- (BMC Critical GPU_SXM_3)");
+        i.hardware_faults.push("GPU_SXM_5 Warning".into());
+        assert_eq!(cell(&i), "- (BMC Critical GPU_SXM_3 +1)");
     }
 
     #[test]

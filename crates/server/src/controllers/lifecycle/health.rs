@@ -1,7 +1,9 @@
 //! The health watch: the health of the pool's idle nodes and of the
 //! tenants' active ones, as their BMCs say it, read every
-//! `bmc_health_poll_secs` (one read of the host system each) and recorded
-//! (the node's `bmc_health`, which a tenant sees on its instance). An idle
+//! `bmc_health_poll_secs` (one read of the host system for a node its BMC
+//! reports healthy; the parts and the BMC's logs for one it does not) and
+//! recorded (the node's `bmc_health` and the parts named, which a tenant
+//! sees on its instance; the logs only the provider, in `node hardware`). An idle
 //! node that fails is taken out before a tenant is placed on it; the watch
 //! only records intent: a node its BMC reports `Critical` is asked for an
 //! inspection (audited, `node_health_critical`), and the lifecycle's
@@ -120,9 +122,9 @@ impl LifecycleController {
     fn read_health(&self, store: &Store, secrets: &SecretBox, n: &Node) -> Option<Read> {
         let read = self
             .bmc_system(store, secrets, n)
-            .and_then(|(bmc, system)| bmc.system(&system).map_err(StepError::from));
-        let info = match read {
-            Ok(info) => info,
+            .and_then(|(bmc, system)| bmc.health(&system).map_err(StepError::from));
+        let health = match read {
+            Ok(h) => h,
             Err(e) => {
                 let why = match e {
                     StepError::Retry(e) => e.to_string(),
@@ -133,10 +135,17 @@ impl LifecycleController {
                 return None;
             }
         };
-        let rollup = info.health_rollup.as_deref();
-        let critical = info.critical();
+        let rollup = health.rollup.as_deref();
+        let critical = health.critical();
+        let faults = super::inspect::fault_names(&health);
         let done = store.write(|w| {
-            let changed = nodes::set_bmc_health(w, &n.id, rollup)?;
+            let changed = nodes::set_bmc_health(w, &n.id, rollup, &faults)?;
+            // The provider's view of the node's health (`node hardware`):
+            // its parts and log where the BMC reports it unhealthy, and
+            // cleared once it says OK again.
+            if changed || health.unhealthy() {
+                nodes::refresh_inventory_health(w, &n.id, &super::inspect::health(&health))?;
+            }
             // Still idle: a tenant placed since is the provisioning's to
             // refuse; an active node is its tenant's.
             let now = nodes::get(w, &n.id)?;

@@ -10,7 +10,8 @@ use neocloud_store::{firmware_baselines, instances, nodes, Store};
 use neocloud_types::{
     BmcInventory, BootStep, FirmwareBaseline, ImagePurpose, InstanceState, InventoryBmcAccount,
     InventoryBootOption, InventoryCpu, InventoryFirmware, InventoryGpu, InventoryHealth,
-    InventoryHealthFault, InventoryNic, InventorySecureBoot, Node, NodeLifecycle, PlatformBaseline,
+    InventoryHealthEvent, InventoryHealthFault, InventoryNic, InventorySecureBoot, Node,
+    NodeLifecycle, PlatformBaseline,
 };
 
 impl LifecycleController {
@@ -75,6 +76,7 @@ impl LifecycleController {
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
         let report = bmc_inventory(&inv);
         let rollup = inv.health.rollup.as_deref();
+        let faults = fault_names(&inv.health);
         let platform = platform_baseline(&report, inv.bios.as_ref().map(|b| b.path.as_str()));
         let record = |w: &mut dyn neocloud_store::Writer| {
             nodes::record_inventory(
@@ -97,7 +99,7 @@ impl LifecycleController {
             }
             // Done with: an inspection asked again plans afresh.
             nodes::set_firmware_updates(w, &n.id, None)?;
-            nodes::set_bmc_health(w, &n.id, rollup)?;
+            nodes::set_bmc_health(w, &n.id, rollup, &faults)?;
             Ok(())
         };
         match dirty {
@@ -393,7 +395,23 @@ pub(super) fn health(h: &neocloud_redfish::Health) -> InventoryHealth {
                 health: f.health.clone(),
             })
             .collect(),
+        events: h
+            .events
+            .iter()
+            .map(|e| InventoryHealthEvent {
+                path: e.path.clone(),
+                created: e.created.clone(),
+                severity: e.severity.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
     }
+}
+
+/// The parts `h` reports other than healthy, as a node and its tenant see
+/// them (`GPU_SXM_3 Critical`).
+pub(super) fn fault_names(h: &neocloud_redfish::Health) -> Vec<String> {
+    h.faults.iter().map(|f| f.short()).collect()
 }
 
 pub(super) fn boot_option(o: &neocloud_redfish::BootOption) -> InventoryBootOption {

@@ -460,7 +460,12 @@ impl LifecycleController {
             nodes::set_firmware_updates(w, &n.id, None)?;
             // The versions read now, for the provider's views.
             nodes::refresh_inventory_firmware(w, &n.id, &firmware_read, Some(&health_read))?;
-            nodes::set_bmc_health(w, &n.id, health_read.rollup.as_deref())?;
+            nodes::set_bmc_health(
+                w,
+                &n.id,
+                health_read.rollup.as_deref(),
+                &super::inspect::fault_names(&inv.health),
+            )?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }

@@ -1,0 +1,253 @@
+//! What the BMC says of a node's health: the host system's rollup, the
+//! parts (systems, processors) it reports other than healthy, and, for a
+//! node it reports unhealthy, the latest warnings and errors of its logs
+//! (`LogServices`: the SEL and event logs, DSP0268 `LogEntry`).
+//!
+//! A healthy node costs one read (the host system); the parts and the logs
+//! are read only where the rollup is not `OK`.
+
+use crate::client::Bmc;
+use crate::error::Result;
+use crate::ops::{members, s};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Log entries kept per read: the newest.
+pub const EVENTS_KEPT: usize = 5;
+/// Entries read one by one, where a log lists its entries as links only
+/// (the last ones listed).
+const ENTRIES_READ: usize = 16;
+/// A message is cut to this many characters (log text is free form, and
+/// a host can write to its SEL).
+const MESSAGE_MAX: usize = 240;
+
+/// A component the BMC reports other than healthy (`Status.Health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthFault {
+    /// Its resource path.
+    pub path: String,
+    /// Its `Id`.
+    pub name: String,
+    /// `Warning` or `Critical`.
+    pub health: String,
+}
+
+impl HealthFault {
+    /// `GPU_SXM_3 Critical`.
+    pub fn short(&self) -> String {
+        format!("{} {}", self.name, self.health)
+    }
+}
+
+/// An entry of one of the BMC's logs whose `Severity` is `Warning` or
+/// `Critical`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthEvent {
+    /// The entry's resource path.
+    pub path: String,
+    /// `Created`, as the BMC writes it (empty where it does not).
+    pub created: String,
+    pub severity: String,
+    /// `Message`, cut to 240 characters, control characters removed.
+    pub message: String,
+}
+
+/// What the BMC says of the node's health, from the resources an
+/// inventory reads anyway (no call of its own): the host system's rollup,
+/// and each system and processor read (CPUs, GPUs, GPU baseboards) whose
+/// `Status.Health` is not `OK`. Absent components (`Health` null) say
+/// nothing. For a node reported unhealthy, the newest warnings and errors
+/// of its logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The host system's `Status.HealthRollup` (its `Health` where the BMC
+    /// gives no rollup): `OK`, `Warning` or `Critical`; `None` where it
+    /// says neither.
+    pub rollup: Option<String>,
+    pub faults: Vec<HealthFault>,
+    /// The newest [`EVENTS_KEPT`] log entries of severity `Warning` or
+    /// `Critical`, newest first; read only when the node is unhealthy.
+    #[serde(default)]
+    pub events: Vec<HealthEvent>,
+}
+
+/// Whether a DSP0268 `Health` value says the resource needs immediate
+/// attention (`Critical`).
+pub fn is_critical(health: &str) -> bool {
+    health == "Critical"
+}
+
+/// A system's `Status.HealthRollup`, else its `Status.Health`.
+pub(crate) fn rollup_of(system: &Value) -> Option<String> {
+    let st = &system["Status"];
+    st["HealthRollup"].as_str().or(st["Health"].as_str()).map(str::to_string)
+}
+
+impl Health {
+    /// Whether the BMC reports the node, or a component of it, `Critical`.
+    pub fn critical(&self) -> bool {
+        self.rollup.as_deref().is_some_and(is_critical)
+            || self.faults.iter().any(|f| is_critical(&f.health))
+    }
+
+    /// Whether the BMC reports the node other than healthy (its rollup
+    /// `Warning` or `Critical`, or a part so): where the parts and the
+    /// logs are worth a read.
+    pub fn unhealthy(&self) -> bool {
+        self.rollup.as_deref().is_some_and(|r| r != "OK") || !self.faults.is_empty()
+    }
+
+    /// One line: the rollup, each fault and the newest event.
+    pub fn describe(&self) -> String {
+        let mut parts =
+            vec![format!("system health {}", self.rollup.as_deref().unwrap_or("not reported"))];
+        parts.extend(self.faults.iter().map(|f| format!("{} {} ({})", f.name, f.health, f.path)));
+        if let Some(e) = self.events.first() {
+            let at = if e.created.is_empty() { String::new() } else { format!(" {}", e.created) };
+            parts.push(format!("last logged{at}: {} {}", e.severity, e.message));
+        }
+        parts.join("; ")
+    }
+
+    /// Notes `v` (a system or processor read) where the BMC reports it
+    /// other than healthy.
+    pub(crate) fn note(&mut self, v: &Value) {
+        let Some(h) = v["Status"]["Health"].as_str().filter(|h| *h != "OK") else { return };
+        self.faults.push(HealthFault {
+            path: s(v, "@odata.id"),
+            name: s(v, "Id"),
+            health: h.to_string(),
+        });
+    }
+}
+
+/// `v` (a `LogEntry`) as an event, where its severity is `Warning` or
+/// `Critical`.
+fn event_of(v: &Value) -> Option<HealthEvent> {
+    let severity = v["Severity"].as_str().filter(|s| matches!(*s, "Warning" | "Critical"))?;
+    let message: String = s(v, "Message")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MESSAGE_MAX)
+        .collect();
+    Some(HealthEvent {
+        path: s(v, "@odata.id"),
+        created: s(v, "Created"),
+        severity: severity.to_string(),
+        message: message.trim().to_string(),
+    })
+}
+
+impl Bmc {
+    /// The node's health (the host system behind `system`): its rollup,
+    /// and, only where it is not `OK`, the parts the BMC reports other
+    /// than healthy and the newest warnings and errors of its logs. One
+    /// read for a healthy node.
+    pub fn health(&self, system: &str) -> Result<Health> {
+        let sys = self.get(system)?;
+        let mut h = Health { rollup: rollup_of(&sys), ..Health::default() };
+        if !h.unhealthy() {
+            return Ok(h);
+        }
+        for (system_read, processors) in self.processor_systems(system, &sys)? {
+            h.note(&system_read);
+            processors.iter().for_each(|p| h.note(p));
+        }
+        h.events = self.events_of(&sys)?;
+        Ok(h)
+    }
+
+    /// The newest warnings and errors of the logs of the system `sys` (as
+    /// read) and of its managers (the SEL is under either, by vendor).
+    /// Only each log's first page is read: a BMC that lists its entries
+    /// oldest first and pages them shows its oldest.
+    pub(crate) fn events_of(&self, sys: &Value) -> Result<Vec<HealthEvent>> {
+        let mut logs = Vec::new();
+        let mut services = |owner: &Value| -> Result<()> {
+            if let Some(c) = owner["LogServices"]["@odata.id"].as_str() {
+                logs.extend(self.get_optional(c)?.map(|v| members(&v)).unwrap_or_default());
+            }
+            Ok(())
+        };
+        services(sys)?;
+        for m in self.managers_of(sys)? {
+            if let Some(mv) = self.get_optional(&m)? {
+                services(&mv)?;
+            }
+        }
+        let mut events = Vec::new();
+        for log in logs {
+            let Some(lv) = self.get_optional(&log)? else { continue };
+            let Some(entries) = lv["Entries"]["@odata.id"].as_str() else { continue };
+            let Some(ev) = self.get_optional(entries)? else { continue };
+            let listed = ev["Members"].as_array().cloned().unwrap_or_default();
+            // Expanded (most BMCs), else each of the last ones read.
+            let inline =
+                listed.iter().any(|m| m.get("Severity").is_some() || m.get("Message").is_some());
+            if inline {
+                events.extend(listed.iter().filter_map(event_of));
+            } else {
+                let paths = members(&ev);
+                for p in paths.iter().skip(paths.len().saturating_sub(ENTRIES_READ)) {
+                    if let Some(v) = self.get_optional(p)? {
+                        events.extend(event_of(&v));
+                    }
+                }
+            }
+        }
+        // Newest first (RFC 3339 times of one BMC compare as text).
+        events.sort_by(|a, b| b.created.cmp(&a.created));
+        events.truncate(EVENTS_KEPT);
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn health_notes_what_is_not_ok_and_critical_is_either_part() {
+        let mut h = Health { rollup: Some("Warning".into()), ..Health::default() };
+        h.note(&json!({"@odata.id": "/a/GPU_1", "Id": "GPU_1", "Status": {"Health": "OK"}}));
+        h.note(&json!({"@odata.id": "/a/GPU_2", "Id": "GPU_2", "Status": {"State": "Absent", "Health": null}}));
+        h.note(&json!({"@odata.id": "/a/GPU_3", "Id": "GPU_3"}));
+        assert!(h.faults.is_empty() && !h.critical() && h.unhealthy(), "{h:?}");
+        h.note(&json!({"@odata.id": "/a/GPU_4", "Id": "GPU_4", "Status": {"Health": "Warning"}}));
+        assert!(!h.critical(), "{h:?}");
+        h.note(&json!({"@odata.id": "/a/GPU_5", "Id": "GPU_5", "Status": {"Health": "Critical"}}));
+        assert!(h.critical());
+        assert_eq!(
+            h.describe(),
+            "system health Warning; GPU_4 Warning (/a/GPU_4); GPU_5 Critical (/a/GPU_5)"
+        );
+        assert_eq!(h.faults[1].short(), "GPU_5 Critical");
+        let rolled = Health { rollup: Some("Critical".into()), ..Health::default() };
+        assert!(rolled.critical());
+        assert!(!Health::default().critical() && !Health::default().unhealthy());
+        let ok = Health { rollup: Some("OK".into()), ..Health::default() };
+        assert!(!ok.unhealthy());
+        assert_eq!(Health::default().describe(), "system health not reported");
+    }
+
+    #[test]
+    fn events_are_warnings_and_errors_cut_and_cleaned() {
+        assert_eq!(event_of(&json!({"Severity": "OK", "Message": "fine"})), None);
+        assert_eq!(event_of(&json!({"Message": "no severity"})), None);
+        let e = event_of(&json!({
+            "@odata.id": "/l/1", "Created": "2026-12-06T04:00:00+00:00",
+            "Severity": "Critical", "Message": "GPU 3\nXid 79\u{7}"
+        }))
+        .unwrap();
+        assert_eq!(e.message, "GPU 3 Xid 79");
+        assert_eq!(e.created, "2026-12-06T04:00:00+00:00");
+        let long = event_of(&json!({"Severity": "Warning", "Message": "x".repeat(1000)})).unwrap();
+        assert_eq!(long.message.len(), MESSAGE_MAX);
+        let h = Health { rollup: Some("Critical".into()), faults: vec![], events: vec![e] };
+        assert_eq!(
+            h.describe(),
+            "system health Critical; last logged 2026-12-06T04:00:00+00:00: Critical GPU 3 Xid 79"
+        );
+    }
+}
