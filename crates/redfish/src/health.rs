@@ -1,6 +1,7 @@
 //! What the BMC says of a node's health: the host system's rollup, the
 //! parts (systems, processors) it reports other than healthy, and, for a
-//! node it reports unhealthy, the latest warnings and errors of its logs
+//! node it reports unhealthy, its chassis' parts (power supplies, fans,
+//! temperature sensors) and the latest warnings and errors of its logs
 //! (`LogServices`: the SEL and event logs, DSP0268 `LogEntry`).
 //!
 //! A healthy node costs one read (the host system); the parts and the logs
@@ -113,11 +114,13 @@ impl Health {
     /// other than healthy.
     pub(crate) fn note(&mut self, v: &Value) {
         let Some(h) = v["Status"]["Health"].as_str().filter(|h| *h != "OK") else { return };
-        self.faults.push(HealthFault {
-            path: s(v, "@odata.id"),
-            name: s(v, "Id"),
-            health: h.to_string(),
-        });
+        // Members inline in the older `Power` and `Thermal` have no `Id`.
+        let name = ["Id", "Name", "MemberId"]
+            .iter()
+            .map(|k| s(v, k))
+            .find(|n| !n.is_empty())
+            .unwrap_or_default();
+        self.faults.push(HealthFault { path: s(v, "@odata.id"), name, health: h.to_string() });
     }
 }
 
@@ -153,8 +156,41 @@ impl Bmc {
             h.note(&system_read);
             processors.iter().for_each(|p| h.note(p));
         }
+        self.chassis_faults(&sys, &mut h)?;
         h.events = self.events_of(&sys)?;
         Ok(h)
+    }
+
+    /// Notes in `h` the parts of the chassis the system `sys` (as read)
+    /// links (`Links.Chassis`) the BMC reports other than healthy: each
+    /// chassis, its power supplies and fans (`PowerSubsystem`,
+    /// `ThermalSubsystem`, else the older `Power` and `Thermal`, whose
+    /// temperature sensors count too).
+    pub(crate) fn chassis_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
+        let chassis: Vec<String> = sys["Links"]["Chassis"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["@odata.id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        for c in chassis {
+            let Some(cv) = self.get_optional(&c)? else { continue };
+            h.note(&cv);
+            for (subsystem, key, legacy, arrays) in [
+                ("PowerSubsystem", "PowerSupplies", "Power", &["PowerSupplies"][..]),
+                ("ThermalSubsystem", "Fans", "Thermal", &["Fans", "Temperatures"][..]),
+            ] {
+                if let Some(p) = cv[subsystem]["@odata.id"].as_str() {
+                    let Some(sv) = self.get_optional(p)? else { continue };
+                    h.note(&sv);
+                    self.linked_members(&sv, key)?.iter().for_each(|m| h.note(m));
+                } else if let Some(p) = cv[legacy]["@odata.id"].as_str() {
+                    let Some(lv) = self.get_optional(p)? else { continue };
+                    for a in arrays {
+                        lv[*a].as_array().into_iter().flatten().for_each(|m| h.note(m));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The newest warnings and errors of the logs of the system `sys` (as

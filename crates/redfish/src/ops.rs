@@ -560,7 +560,7 @@ impl Bmc {
 
     /// The members of the collection `sys` (a system as read) links under
     /// `key`, each read; none where it links none or the BMC has none.
-    fn linked_members(&self, sys: &Value, key: &str) -> Result<Vec<Value>> {
+    pub(crate) fn linked_members(&self, sys: &Value, key: &str) -> Result<Vec<Value>> {
         let Some(coll) = sys[key]["@odata.id"].as_str() else { return Ok(vec![]) };
         let Some(cv) = self.get_optional(coll)? else { return Ok(vec![]) };
         let mut out = Vec::new();
@@ -643,9 +643,10 @@ impl Bmc {
                 }
             }
         }
-        // The BMC's log, only for a node it reports unhealthy (no read
-        // for a healthy one).
+        // The chassis' parts and the BMC's log, only for a node it reports
+        // unhealthy (no read for a healthy one).
         if health.unhealthy() {
+            self.chassis_faults(&sys, &mut health)?;
             health.events = self.events_of(&sys)?;
         }
         let memory_mib = sys["MemorySummary"]["TotalSystemMemoryGiB"]

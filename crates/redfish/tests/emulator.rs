@@ -165,6 +165,10 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     change(copy.path(), "Systems/HGX_Baseboard_0/Processors/GPU_SXM_3", |v| {
         v["Status"]["Health"] = "Critical".into()
     });
+    // And a power supply (the older `Power`, its members inline).
+    change(copy.path(), "Chassis/DGX/Power", |v| {
+        v["PowerSupplies"][3]["Status"]["Health"] = "Critical".into()
+    });
     change(copy.path(), "Systems/DGX/LogServices/SEL/Entries", |v| {
         v["Members"].as_array_mut().unwrap().push(serde_json::json!({
             "@odata.id": "/redfish/v1/Systems/DGX/LogServices/SEL/Entries/4",
@@ -177,7 +181,7 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     let h = b.health(&host).unwrap();
     assert!(h.critical(), "{h:?}");
     let faults: Vec<String> = h.faults.iter().map(|f| f.short()).collect();
-    assert_eq!(faults, ["GPU_SXM_3 Critical"], "{h:?}");
+    assert_eq!(faults, ["GPU_SXM_3 Critical", "PSU3 Critical"], "{h:?}");
     // Warnings and errors only, newest first.
     let events: Vec<(&str, &str)> =
         h.events.iter().map(|e| (e.severity.as_str(), e.message.as_str())).collect();
@@ -198,6 +202,28 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     );
     // The inventory says the same.
     assert_eq!(b.inventory(&host).unwrap().health, h);
+
+    // Another vendor: fans in a `ThermalSubsystem`, no log service.
+    let copy = common::mockup_copy("generic-2cpu");
+    change(copy.path(), "Systems/System.Embedded.1", |v| {
+        v["Status"]["HealthRollup"] = "Warning".into()
+    });
+    change(copy.path(), "Chassis/System.Embedded.1/ThermalSubsystem/Fans/Fan.Embedded.2B", |v| {
+        v["Status"]["Health"] = "Warning".into()
+    });
+    let Some(dell) = StaticBmc::start_dir(copy.path()) else { return };
+    let b = bmc(&dell.url);
+    let host = b.host_system().unwrap();
+    let h = b.health(&host).unwrap();
+    let faults: Vec<String> = h.faults.iter().map(|f| f.short()).collect();
+    assert_eq!(faults, ["Fan.Embedded.2B Warning"], "{h:?}");
+    assert!(!h.critical() && h.events.is_empty(), "{h:?}");
+    assert!(
+        dell.log().contains(
+            "GET /redfish/v1/Chassis/System.Embedded.1/PowerSubsystem/PowerSupplies/PSU.Slot.2"
+        ),
+        "every supply read"
+    );
 }
 
 #[test]

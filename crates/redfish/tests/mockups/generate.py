@@ -165,6 +165,63 @@ def bios(m, sys_path, settings, attrs, apply_times=None):
     })
 
 
+def legacy_power_thermal(m, ch, psus, fans):
+    """The chassis' power supplies and fans in the older `Power` and
+    `Thermal` resources (members inline), as most BMCs still serve them."""
+    m.add(f"{ch}/Power", {
+        "@odata.type": "#Power.v1_7_1.Power",
+        "Id": "Power", "Name": "Power",
+        "PowerSupplies": [{
+            "@odata.id": f"{ch}/Power#/PowerSupplies/{i}",
+            "MemberId": str(i), "Name": name, "PowerCapacityWatts": 3300,
+            "Status": ok(),
+        } for i, name in enumerate(psus)],
+    })
+    m.add(f"{ch}/Thermal", {
+        "@odata.type": "#Thermal.v1_7_1.Thermal",
+        "Id": "Thermal", "Name": "Thermal",
+        "Fans": [{
+            "@odata.id": f"{ch}/Thermal#/Fans/{i}",
+            "MemberId": str(i), "Name": name, "Reading": 9800, "ReadingUnits": "RPM",
+            "Status": ok(),
+        } for i, name in enumerate(fans)],
+        "Temperatures": [{
+            "@odata.id": f"{ch}/Thermal#/Temperatures/0",
+            "MemberId": "0", "Name": "Inlet Temp", "ReadingCelsius": 24,
+            "Status": ok(),
+        }],
+    })
+
+
+def power_thermal_subsystems(m, ch, psus, fans):
+    """The chassis' power supplies and fans as `PowerSubsystem` and
+    `ThermalSubsystem` (DSP0268 2020.4 and later), one resource each."""
+    m.add(f"{ch}/PowerSubsystem", {
+        "@odata.type": "#PowerSubsystem.v1_1_0.PowerSubsystem",
+        "Id": "PowerSubsystem", "Name": "Power Subsystem", "Status": ok(),
+        "PowerSupplies": link(f"{ch}/PowerSubsystem/PowerSupplies"),
+    })
+    m.collection(f"{ch}/PowerSubsystem/PowerSupplies", "PowerSupplyCollection",
+                 "Power Supplies", [f"{ch}/PowerSubsystem/PowerSupplies/{p}" for p in psus])
+    for p in psus:
+        m.add(f"{ch}/PowerSubsystem/PowerSupplies/{p}", {
+            "@odata.type": "#PowerSupply.v1_5_0.PowerSupply",
+            "Id": p, "Name": p, "PowerCapacityWatts": 1400, "Status": ok(),
+        })
+    m.add(f"{ch}/ThermalSubsystem", {
+        "@odata.type": "#ThermalSubsystem.v1_2_0.ThermalSubsystem",
+        "Id": "ThermalSubsystem", "Name": "Thermal Subsystem", "Status": ok(),
+        "Fans": link(f"{ch}/ThermalSubsystem/Fans"),
+    })
+    m.collection(f"{ch}/ThermalSubsystem/Fans", "FanCollection",
+                 "Fans", [f"{ch}/ThermalSubsystem/Fans/{f}" for f in fans])
+    for f in fans:
+        m.add(f"{ch}/ThermalSubsystem/Fans/{f}", {
+            "@odata.type": "#Fan.v1_4_0.Fan",
+            "Id": f, "Name": f, "Status": ok(),
+        })
+
+
 def sel_log(m, sys_path, entries):
     """The system's event log (DSP0268 LogService, its entries expanded in
     the collection as BMCs serve them, and each at its own path too)."""
@@ -729,12 +786,16 @@ def dgx_h100():
         "PowerState": "On",
         "Status": ok(),
         "PCIeDevices": link(f"{ch_dgx}/PCIeDevices"),
+        "Power": link(f"{ch_dgx}/Power"),
+        "Thermal": link(f"{ch_dgx}/Thermal"),
         "Links": {
             "ComputerSystems": [link(sys_path)],
             "Contains": [link(f"{ROOT}/Chassis/HGX_Chassis_0")],
             "ManagedBy": [link(f"{ROOT}/Managers/BMC")],
         },
     })
+    legacy_power_thermal(m, ch_dgx, [f"PSU{i}" for i in range(6)],
+                         [f"FAN_{i}" for i in range(1, 13)])
     chassis_ids = [host, "HGX_Chassis_0"] + [f"HGX_{g}" for g in gpus] + nvswitches
     m.collection(f"{ROOT}/Chassis", "ChassisCollection", "Chassis Collection",
                  [f"{ROOT}/Chassis/{c}" for c in chassis_ids])
@@ -998,8 +1059,12 @@ def generic_2cpu():
         "SerialNumber": "CNIVC0012300AB",
         "PowerState": "Off",
         "Status": ok(),
+        "PowerSubsystem": link(f"{ch}/PowerSubsystem"),
+        "ThermalSubsystem": link(f"{ch}/ThermalSubsystem"),
         "Links": {"ComputerSystems": [link(sys_path)], "ManagedBy": [link(mgr)]},
     })
+    power_thermal_subsystems(m, ch, ["PSU.Slot.1", "PSU.Slot.2"],
+                             [f"Fan.Embedded.{i}{ab}" for i in range(1, 4) for ab in "AB"])
     m.collection(f"{ROOT}/Chassis", "ChassisCollection", "Chassis Collection", [ch])
 
     vm = f"{mgr}/VirtualMedia"
