@@ -199,7 +199,26 @@ fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
         f.sim.set_health(i, "GPU_SXM_1", "OK");
         std::thread::sleep(poll);
         assert_eq!(pass().changed, 1, "[{b}]");
+        // A read that changes nothing tells the tenant nothing.
+        std::thread::sleep(poll);
+        assert_eq!(pass().changed, 0, "[{b}]");
         let seen = instance(&h.tenant, &id);
+        // Each change was told to the tenant, in its own audit trail (its
+        // admins read it; the provider here).
+        let path = format!("/v1/tenants/{}/audit?limit=1000", seen["tenant_id"].as_str().unwrap());
+        let told: Vec<String> = s.admin().get(&path).expect(200).body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["target"].as_str().unwrap_or_default().ends_with(&id))
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .filter(|a| a.starts_with("instance_hardware_"))
+            .collect();
+        assert_eq!(
+            told,
+            ["instance_hardware_warning", "instance_hardware_critical", "instance_hardware_ok"],
+            "[{b}]"
+        );
         assert!(seen.get("hardware_faults").is_none(), "[{b}] {seen}");
         let logged = self::health(&s);
         assert_eq!(

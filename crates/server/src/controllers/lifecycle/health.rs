@@ -20,6 +20,17 @@ use neocloud_types::{Node, NodeLifecycle};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+/// The audit action that tells a tenant its node's health rollup changed
+/// (`None` for a value DSP0268 does not define).
+fn tenant_action(rollup: &str) -> Option<&'static str> {
+    match rollup {
+        "OK" => Some("instance_hardware_ok"),
+        "Warning" => Some("instance_hardware_warning"),
+        "Critical" => Some("instance_hardware_critical"),
+        _ => None,
+    }
+}
+
 /// Health reads at once (each waits on its BMC).
 const READS_AT_ONCE: usize = 8;
 
@@ -139,6 +150,7 @@ impl LifecycleController {
         let critical = health.critical();
         let faults = super::inspect::fault_names(&health);
         let done = store.write(|w| {
+            let before = nodes::get(w, &n.id)?;
             let changed = nodes::set_bmc_health(w, &n.id, rollup, &faults)?;
             // The provider's view of the node's health (`node hardware`):
             // its parts and log where the BMC reports it unhealthy, and
@@ -149,6 +161,17 @@ impl LifecycleController {
             // Still idle: a tenant placed since is the provisioning's to
             // refuse; an active node is its tenant's.
             let now = nodes::get(w, &n.id)?;
+            // An active node's tenant is told in its own audit trail when
+            // what the BMC says of its node changes.
+            let news = rollup.is_some()
+                && (before.hardware_health.as_deref() != rollup
+                    || before.hardware_faults != faults);
+            if let (true, NodeLifecycle::Active { instance_id, .. }, Some(action)) =
+                (news, &now.lifecycle, rollup.and_then(tenant_action))
+            {
+                let i = instances::by_id(w, instance_id)?;
+                super::audit_instance(w, &i, action, "success")?;
+            }
             let idle = matches!(now.lifecycle, NodeLifecycle::Available)
                 && instances::live_on_node(w, &n.id)?.is_none();
             if !(critical && idle) {
