@@ -53,12 +53,12 @@ pub struct HealthEvent {
     pub message: String,
 }
 
-/// What the BMC says of the node's health, from the resources an
-/// inventory reads anyway (no call of its own): the host system's rollup,
-/// and each system and processor read (CPUs, GPUs, GPU baseboards) whose
-/// `Status.Health` is not `OK`. Absent components (`Health` null) say
-/// nothing. For a node reported unhealthy, the newest warnings and errors
-/// of its logs.
+/// What the BMC says of the node's health: the host system's rollup, and
+/// each system and processor an inventory reads anyway (CPUs, GPUs, GPU
+/// baseboards) whose `Status.Health` is not `OK`. Absent components
+/// (`Health` null) say nothing. For a node reported unhealthy, read only
+/// then: its chassis' parts not `OK` as well, and the newest warnings and
+/// errors of its logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// The host system's `Status.HealthRollup` (its `Health` where the BMC
