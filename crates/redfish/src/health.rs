@@ -22,6 +22,15 @@ const ENTRIES_READ: usize = 16;
 /// a host can write to its SEL).
 const MESSAGE_MAX: usize = 240;
 
+/// A log service of the BMC's (DSP0268 `LogService`) as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogService {
+    /// Its resource path.
+    pub path: String,
+    entries: Option<String>,
+    clear_target: String,
+}
+
 /// A component the BMC reports other than healthy (`Status.Health`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthFault {
@@ -193,11 +202,9 @@ impl Bmc {
         Ok(())
     }
 
-    /// The newest warnings and errors of the logs of the system `sys` (as
-    /// read) and of its managers (the SEL is under either, by vendor).
-    /// Only each log's first page is read: a BMC that lists its entries
-    /// oldest first and pages them shows its oldest.
-    pub(crate) fn events_of(&self, sys: &Value) -> Result<Vec<HealthEvent>> {
+    /// The log services of the system `sys` (as read) and of its managers
+    /// (the SEL is under either, by vendor), each as read.
+    fn log_services(&self, sys: &Value) -> Result<Vec<Value>> {
         let mut logs = Vec::new();
         let mut services = |owner: &Value| -> Result<()> {
             if let Some(c) = owner["LogServices"]["@odata.id"].as_str() {
@@ -211,9 +218,55 @@ impl Bmc {
                 services(&mv)?;
             }
         }
-        let mut events = Vec::new();
+        let mut out = Vec::new();
         for log in logs {
-            let Some(lv) = self.get_optional(&log)? else { continue };
+            out.extend(self.get_optional(&log)?);
+        }
+        Ok(out)
+    }
+
+    /// The system event logs (`LogEntryType` `SEL`: the IPMI SEL, which
+    /// the host can write to in-band) of the system behind `system` and of
+    /// its managers.
+    pub fn sel_services(&self, system: &str) -> Result<Vec<LogService>> {
+        let sys = self.get(system)?;
+        Ok(self
+            .log_services(&sys)?
+            .iter()
+            .filter(|l| l["LogEntryType"].as_str() == Some("SEL"))
+            .map(|l| {
+                let path = s(l, "@odata.id");
+                LogService {
+                    clear_target: l["Actions"]["#LogService.ClearLog"]["target"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{path}/Actions/LogService.ClearLog")),
+                    entries: l["Entries"]["@odata.id"].as_str().map(str::to_string),
+                    path,
+                }
+            })
+            .collect())
+    }
+
+    /// Clears the log (`LogService.ClearLog`), then answers how many
+    /// entries it lists after (many BMCs log the clearing itself).
+    pub fn clear_log(&self, log: &LogService) -> Result<usize> {
+        self.request("POST", &log.clear_target, Some(&serde_json::json!({})))?;
+        let Some(entries) = &log.entries else { return Ok(0) };
+        let v = self.get(entries)?;
+        Ok(v["Members@odata.count"]
+            .as_u64()
+            .map(|n| n as usize)
+            .unwrap_or_else(|| v["Members"].as_array().map_or(0, Vec::len)))
+    }
+
+    /// The newest warnings and errors of the logs of the system `sys` (as
+    /// read) and of its managers (the SEL is under either, by vendor).
+    /// Only each log's first page is read: a BMC that lists its entries
+    /// oldest first and pages them shows its oldest.
+    pub(crate) fn events_of(&self, sys: &Value) -> Result<Vec<HealthEvent>> {
+        let mut events = Vec::new();
+        for lv in self.log_services(sys)? {
             let Some(entries) = lv["Entries"]["@odata.id"].as_str() else { continue };
             let Some(ev) = self.get_optional(entries)? else { continue };
             let listed = ev["Members"].as_array().cloned().unwrap_or_default();

@@ -22,7 +22,7 @@ pub use bios::{bios_changes, Bios, BiosAttributes};
 pub use boot_options::{boot_order_of, BootOption};
 pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
-pub use health::{is_critical, Health, HealthEvent, HealthFault, EVENTS_KEPT};
+pub use health::{is_critical, Health, HealthEvent, HealthFault, LogService, EVENTS_KEPT};
 pub use host_interfaces::HostInterface;
 pub use ops::{
     BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,

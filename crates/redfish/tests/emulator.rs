@@ -454,3 +454,27 @@ fn firmware_inventory_paths_and_an_update_without_a_task() {
     let task = b.simple_update("https://fw.example/bios.bin", &[&bios.path]).unwrap();
     assert_eq!(task, None);
 }
+
+#[test]
+fn the_system_event_log_is_found_and_cleared_by_its_action() {
+    let Some(dgx) = StaticBmc::start("dgx-h100") else { return };
+    let b = bmc(&dgx.url);
+    let host = b.host_system().unwrap();
+    let sels = b.sel_services(&host).unwrap();
+    assert_eq!(
+        sels.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(),
+        ["/redfish/v1/Systems/DGX/LogServices/SEL"]
+    );
+    // sushy-static keeps nothing: the entries read back are the file's.
+    let left = b.clear_log(&sels[0]).unwrap();
+    assert_eq!(left, 3);
+    let log = dgx.log();
+    assert!(
+        log.contains("POST /redfish/v1/Systems/DGX/LogServices/SEL/Actions/LogService.ClearLog"),
+        "{log}"
+    );
+    // A BMC without one: none.
+    let Some(dell) = StaticBmc::start("generic-2cpu") else { return };
+    let b = bmc(&dell.url);
+    assert!(b.sel_services(&b.host_system().unwrap()).unwrap().is_empty());
+}

@@ -168,6 +168,9 @@ fn mockup_links_resolve() {
             let mut links = Vec::new();
             collect_links(&doc, &mut links);
             for l in links {
+                // A member inline in its resource (`Power#/PowerSupplies/0`):
+                // that resource must exist.
+                let l = l.split('#').next().unwrap_or(&l).to_string();
                 let rest = l
                     .strip_prefix("/redfish/v1")
                     .unwrap_or_else(|| panic!("{want}: link {l} outside /redfish/v1"));

@@ -388,7 +388,7 @@ fn a_firmware_update_never_answered_is_failed_and_the_version_read_decides() {
 /// fails, saying the update was taken and what the component reads.
 #[test]
 fn an_update_taken_and_not_applied_fails_the_record_on_sushy_static() {
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     let bios_file = mockup.path().join("UpdateService/FirmwareInventory/HostBIOS_0/index.json");
     let shipped = std::fs::read_to_string(&bios_file).unwrap();

@@ -243,3 +243,46 @@ fn the_health_watch_takes_a_failed_node_out_of_the_pool() {
         f.sim.set_health(i, "GPU_SXM_6", "OK");
     }
 }
+
+/// What a tenant's host wrote to its BMC's SEL in-band does not pass to
+/// the next tenant: every sanitization clears the SEL (after the power
+/// off) and reads it back; a BMC that will not clear it fails the record,
+/// and the node goes to no one.
+#[test]
+fn a_tenants_sel_entries_are_cleared_before_the_next_tenant() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node(&s, &f, i);
+        let id = h.provision("writer");
+        f.sim.write_sel(i, "a note for whoever is next");
+        f.sim.write_sel(i, "and another");
+        assert_eq!(f.sim.sel_len(i), 2, "[{b}]");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        assert_eq!(f.sim.sel_len(i), 0, "[{b}] cleared");
+        let rec = record(&h, &id, true);
+        let c = check(&rec, "clear_sel");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert_eq!(
+            c["items"][0]["target"], "/redfish/v1/Systems/Host/LogServices/SEL",
+            "[{b}] {c}"
+        );
+        assert_eq!(item_detail(c, 0), "cleared; 0 entries after", "[{b}] {c}");
+
+        // A BMC that will not clear it: the record says so, the node waits
+        // for the provider.
+        let id = h.provision("stuck");
+        f.sim.write_sel(i, "left behind");
+        f.sim.set_sel_clear_refused(i, true);
+        let l = h.release(&id);
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("clear_sel failed"), "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let c = check(&rec, "clear_sel");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        assert!(item_detail(c, 0).starts_with("the BMC did not clear it"), "[{b}] {c}");
+        assert_eq!(f.sim.sel_len(i), 1, "[{b}]");
+        f.sim.set_sel_clear_refused(i, false);
+    }
+}

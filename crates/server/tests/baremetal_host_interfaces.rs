@@ -139,7 +139,7 @@ fn set_static_host_interface(file: &std::path::Path, on: bool) {
 
 #[test]
 fn a_host_interface_the_bmc_keeps_on_fails_the_node() {
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     let file = mockup.path().join("Managers/BMC/HostInterfaces/Self/index.json");
     for b in TestBackend::ALL {

@@ -176,7 +176,7 @@ fn the_servers_configuration_sets_the_account_policy() {
 #[test]
 fn a_bmc_that_keeps_other_accounts_fails_an_exclusive_inspection() {
     use neocloud_server::config::BmcAccountPolicy;
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     for b in TestBackend::ALL {
         let Some(s) = server_without_controller(b) else { continue };
@@ -211,7 +211,7 @@ fn a_bmc_that_keeps_other_accounts_fails_an_exclusive_inspection() {
 
 #[test]
 fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     let accounts = mockup.path().join("AccountService/Accounts");
     let listed = std::fs::read_to_string(accounts.join("index.json")).unwrap();
@@ -334,7 +334,7 @@ fn bios_settings_a_tenant_changed_are_applied_back_by_the_sanitizers_boot() {
 
 #[test]
 fn a_bios_setting_the_bmc_does_not_apply_fails_the_sanitization() {
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     let bios_file = mockup.path().join("Systems/DGX/Bios/index.json");
     let as_shipped = std::fs::read_to_string(&bios_file).unwrap();
@@ -427,7 +427,7 @@ fn a_boot_option_the_tenant_added_is_disabled_and_the_boot_order_restored() {
 
 #[test]
 fn a_boot_order_the_bmc_does_not_take_back_fails_the_sanitization() {
-    let mockup = peers::mockup_copy("dgx-h100");
+    let mockup = peers::mockup_copy_logs_cleared("dgx-h100");
     let Some(bmc) = peers::StaticBmc::start_dir(mockup.path()) else { return };
     let sys_file = mockup.path().join("Systems/DGX/index.json");
     let as_shipped = std::fs::read_to_string(&sys_file).unwrap();

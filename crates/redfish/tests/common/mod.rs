@@ -435,6 +435,31 @@ pub fn mockup_copy(name: &str) -> TempDir {
     dir
 }
 
+/// [`mockup_copy`] with every log's entries gone (as a cleared SEL reads):
+/// sushy-static keeps nothing, so a log with entries reads back full after
+/// every `ClearLog`, as from a BMC that does not clear it.
+pub fn mockup_copy_logs_cleared(name: &str) -> TempDir {
+    fn walk(dir: &Path) {
+        for e in fs::read_dir(dir).expect("read mockup dir") {
+            let path = e.expect("mockup entry").path();
+            if path.is_dir() {
+                walk(&path);
+                continue;
+            }
+            let text = fs::read_to_string(&path).expect("mockup file");
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            if v["@odata.type"].as_str().is_some_and(|t| t.starts_with("#LogEntryCollection")) {
+                v["Members"] = serde_json::json!([]);
+                v["Members@odata.count"] = 0.into();
+                fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).expect("write");
+            }
+        }
+    }
+    let dir = mockup_copy(name);
+    walk(dir.path());
+    dir
+}
+
 /// A loopback HTTP server for one file at `url`; other paths answer 404.
 /// GET and HEAD; stopped on drop.
 pub struct FileServer {

@@ -233,6 +233,7 @@ def sel_log(m, sys_path, entries):
         "Id": "SEL", "Name": "System Event Log", "LogEntryType": "SEL",
         "OverWritePolicy": "WrapsWhenFull", "ServiceEnabled": True,
         "Entries": link(f"{sel}/Entries"),
+        "Actions": {"#LogService.ClearLog": {"target": f"{sel}/Actions/LogService.ClearLog"}},
     })
     docs = []
     for i, (created, severity, message) in enumerate(entries, start=1):

@@ -60,6 +60,8 @@ pub(super) struct Sim {
     /// The system event log (`LogServices/SEL`): an entry for each
     /// component set other than healthy, oldest first.
     pub(super) sel: Vec<Value>,
+    /// The BMC refuses to clear its SEL (400).
+    pub(super) sel_clear_refused: bool,
 }
 
 impl Sim {
@@ -205,6 +207,7 @@ impl Default for Sim {
             updated: Vec::new(),
             health: BTreeMap::new(),
             sel: Vec::new(),
+            sel_clear_refused: false,
             restarting: false,
         }
     }
@@ -477,6 +480,31 @@ impl SimFleet {
                 }));
             }
         });
+    }
+
+    /// The host of node `i` writes `message` to its SEL in-band (IPMI
+    /// `Add SEL Entry`, as `ipmitool sel add` does).
+    pub fn write_sel(&self, i: usize, message: &str) {
+        self.with(i, |s| {
+            let n = s.sel.len() + 1;
+            s.sel.push(serde_json::json!({
+                "@odata.id": format!("/redfish/v1/Systems/Host/LogServices/SEL/Entries/{n}"),
+                "Id": n.to_string(),
+                "EntryType": "SEL",
+                "Severity": "OK",
+                "Message": message,
+            }));
+        });
+    }
+
+    /// Entries in node `i`'s SEL.
+    pub fn sel_len(&self, i: usize) -> usize {
+        self.with(i, |s| s.sel.len())
+    }
+
+    /// Makes node `i`'s BMC refuse (400) to clear its SEL, or clear it again.
+    pub fn set_sel_clear_refused(&self, i: usize, refused: bool) {
+        self.with(i, |s| s.sel_clear_refused = refused);
     }
 
     /// Makes node `i`'s BMC answer every request with 503 (a BMC restarting,

@@ -38,7 +38,18 @@ pub(super) fn routes() -> Router<Fleet> {
             "/simbmc/{i}/redfish/v1/Systems/Host/LogServices/SEL",
             get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
                 answer(&f, &h, i, || json!({"@odata.id": "/redfish/v1/Systems/Host/LogServices/SEL", "Id": "SEL",
-                                         "Entries": link("/redfish/v1/Systems/Host/LogServices/SEL/Entries")})).await
+                                         "LogEntryType": "SEL",
+                                         "Entries": link("/redfish/v1/Systems/Host/LogServices/SEL/Entries"),
+                                         "Actions": {"#LogService.ClearLog": {"target": "/redfish/v1/Systems/Host/LogServices/SEL/Actions/LogService.ClearLog"}}})).await
+            }),
+        )
+        .route(
+            "/simbmc/{i}/redfish/v1/Systems/Host/LogServices/SEL/Actions/LogService.ClearLog",
+            post(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
+                if f.with(i, |s| s.sel_clear_refused) {
+                    return error(StatusCode::BAD_REQUEST, "clearing the SEL is not allowed (simulated)");
+                }
+                act(&f, &h, i, "sel", |s| s.sel.clear()).await
             }),
         )
         .route(

@@ -35,6 +35,7 @@ mod provision;
 mod rotate;
 mod sanitize;
 mod schedule;
+mod sel;
 
 pub use health::HealthPass;
 

@@ -406,6 +406,8 @@ impl LifecycleController {
             ok: true,
             items: vec![item(&system, "redfish-reset", true, "ForceOff requested")],
         });
+        // Off first: the host can write to its SEL no more.
+        checks.push(super::sel::clear(&bmc, &system)?);
         // Last: the BMC may end this client's session with the old password.
         if self.rotate_bmc_password {
             checks.push(self.rotate_password(store, secrets, n, &bmc, &inv)?);
