@@ -27,6 +27,21 @@ pub enum HostInterfacePolicy {
     Unmanaged,
 }
 
+/// What every sanitization does with the BMC's system event log
+/// (`bmc_sel`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SelPolicy {
+    /// Cleared after the power off and read back: what a tenant's host
+    /// wrote there in-band does not reach the next tenant. A BMC that will
+    /// not clear it fails the record.
+    #[default]
+    Clear,
+    /// Left as it is (a BMC model that cannot clear it over Redfish, where
+    /// the provider clears it otherwise); the record says so.
+    Unmanaged,
+}
+
 /// Which local accounts a node's BMC may keep enabled (`bmc_accounts`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -109,6 +124,8 @@ pub struct Config {
     pub bmc_host_interfaces: HostInterfacePolicy,
     /// The BMCs' local accounts: `baseline` (the default) or `exclusive`.
     pub bmc_accounts: BmcAccountPolicy,
+    /// The BMCs' system event logs: `clear` (the default) or `unmanaged`.
+    pub bmc_sel: SelPolicy,
     /// How often the health watch reads each idle node's health from its
     /// BMC (one read of the host system), so that a node failed in the pool
     /// is inspected (and refused) before a tenant is placed on it; 0: never.
@@ -193,6 +210,7 @@ impl Default for Config {
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,
+            bmc_sel: SelPolicy::Clear,
             bmc_health_poll_secs: 600,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
@@ -357,6 +375,7 @@ mod tests {
         assert!(c.bmc_password_rotation);
         assert_eq!(c.bmc_host_interfaces, HostInterfacePolicy::Disabled);
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
+        assert_eq!(c.bmc_sel, SelPolicy::Clear);
         assert_eq!(c.bmc_health_poll_secs, 600);
         let iso = c.per_node_iso.expect("per_node_iso");
         assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
@@ -370,6 +389,15 @@ mod tests {
         assert_eq!(Config::default().bmc_host_interfaces, HostInterfacePolicy::Disabled);
         let e = toml::from_str::<Config>("bmc_host_interfaces = \"sometimes\"").unwrap_err();
         assert!(e.message().contains("unknown variant `sometimes`"), "{e}");
+    }
+
+    #[test]
+    fn the_sel_policy_is_one_of_two() {
+        let c: Config = toml::from_str("bmc_sel = \"unmanaged\"").unwrap();
+        assert_eq!(c.bmc_sel, SelPolicy::Unmanaged);
+        assert_eq!(Config::default().bmc_sel, SelPolicy::Clear);
+        let e = toml::from_str::<Config>("bmc_sel = \"archive\"").unwrap_err();
+        assert!(e.message().contains("unknown variant `archive`"), "{e}");
     }
 
     #[test]

@@ -286,3 +286,27 @@ fn a_tenants_sel_entries_are_cleared_before_the_next_tenant() {
         f.sim.set_sel_clear_refused(i, false);
     }
 }
+
+/// `bmc_sel = unmanaged`: a BMC model that cannot clear its SEL over
+/// Redfish still returns its nodes to the pool; the record says the log
+/// was left, and the BMC is not asked.
+#[test]
+fn an_unmanaged_sel_is_left_and_said_so() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node_with(&s, &f, i, |c| {
+            c.sel = neocloud_server::config::SelPolicy::Unmanaged
+        });
+        f.sim.set_sel_clear_refused(i, true);
+        let id = h.provision("kept");
+        f.sim.write_sel(i, "still here");
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        let rec = record(&h, &id, true);
+        let c = check(&rec, "clear_sel");
+        assert_eq!(item_detail(c, 0), "left as the BMC has it (bmc_sel = unmanaged)", "[{b}] {c}");
+        assert_eq!(f.sim.sel_len(i), 1, "[{b}] not cleared");
+        f.sim.set_sel_clear_refused(i, false);
+    }
+}

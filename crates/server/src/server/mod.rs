@@ -181,6 +181,7 @@ impl Server {
                 l.rotate_bmc_password = config.bmc_password_rotation;
                 l.host_interfaces = config.bmc_host_interfaces;
                 l.bmc_accounts = config.bmc_accounts;
+                l.sel = config.bmc_sel;
                 l.health_poll = Duration::from_secs(config.bmc_health_poll_secs);
                 l
             },

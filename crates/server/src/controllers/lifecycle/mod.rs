@@ -115,6 +115,8 @@ pub struct LifecycleController {
     /// Which BMC accounts inspection and sanitization leave enabled
     /// (`bmc_accounts`).
     pub bmc_accounts: crate::config::BmcAccountPolicy,
+    /// What sanitization does with the BMC's system event log (`bmc_sel`).
+    pub sel: crate::config::SelPolicy,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -245,6 +247,7 @@ impl LifecycleController {
             rotate_bmc_password: false,
             host_interfaces: Default::default(),
             bmc_accounts: Default::default(),
+            sel: Default::default(),
         }
     }
 

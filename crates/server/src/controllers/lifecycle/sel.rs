@@ -15,13 +15,28 @@
 
 use super::platform::{check, item};
 use super::StepError;
+use crate::config::SelPolicy;
 use neocloud_redfish::Bmc;
 use neocloud_types::SanitizationCheck;
 
 pub(super) const CHECK: &str = "clear_sel";
 
-/// Clears the node's system event logs; the record's check.
-pub(super) fn clear(bmc: &Bmc, system: &str) -> Result<SanitizationCheck, StepError> {
+/// Clears the node's system event logs (`bmc_sel = clear`); the record's
+/// check.
+pub(super) fn clear(
+    bmc: &Bmc,
+    system: &str,
+    policy: SelPolicy,
+) -> Result<SanitizationCheck, StepError> {
+    match policy {
+        SelPolicy::Clear => {}
+        SelPolicy::Unmanaged => {
+            return Ok(check(
+                CHECK,
+                vec![item(system, "policy", true, "left as the BMC has it (bmc_sel = unmanaged)")],
+            ))
+        }
+    }
     let logs = bmc.sel_services(system).map_err(StepError::from)?;
     if logs.is_empty() {
         return Ok(check(
