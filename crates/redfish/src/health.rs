@@ -79,6 +79,11 @@ pub struct Health {
     /// `Critical`, newest first; read only when the node is unhealthy.
     #[serde(default)]
     pub events: Vec<HealthEvent>,
+    /// Why the chassis' parts or the logs of an unhealthy node could not
+    /// all be read (they are read for diagnosis only: a BMC that fails them
+    /// fails no step; the rollup still decides).
+    #[serde(default)]
+    pub unread: Option<String>,
 }
 
 /// Whether a DSP0268 `Health` value says the resource needs immediate
@@ -165,9 +170,24 @@ impl Bmc {
             h.note(&system_read);
             processors.iter().for_each(|p| h.note(p));
         }
-        self.chassis_faults(&sys, &mut h)?;
-        h.events = self.events_of(&sys)?;
+        self.unhealthy_detail(&sys, &mut h);
         Ok(h)
+    }
+
+    /// For an unhealthy node (the host system read as `sys`): its chassis'
+    /// parts and its logs' newest warnings and errors, read for diagnosis
+    /// only. What the BMC fails to answer is noted in `h.unread`, not an
+    /// error: the rollup already says the node is unhealthy.
+    pub(crate) fn unhealthy_detail(&self, sys: &Value, h: &mut Health) {
+        let mut unread = Vec::new();
+        if let Err(e) = self.chassis_faults(sys, h) {
+            unread.push(format!("chassis: {e}"));
+        }
+        match self.events_of(sys) {
+            Ok(events) => h.events = events,
+            Err(e) => unread.push(format!("logs: {e}")),
+        }
+        h.unread = (!unread.is_empty()).then(|| unread.join("; "));
     }
 
     /// Notes in `h` the parts of the chassis the system `sys` (as read)
@@ -333,7 +353,7 @@ mod tests {
         assert_eq!(e.created, "2026-12-06T04:00:00+00:00");
         let long = event_of(&json!({"Severity": "Warning", "Message": "x".repeat(1000)})).unwrap();
         assert_eq!(long.message.len(), MESSAGE_MAX);
-        let h = Health { rollup: Some("Critical".into()), faults: vec![], events: vec![e] };
+        let h = Health { rollup: Some("Critical".into()), events: vec![e], ..Health::default() };
         assert_eq!(
             h.describe(),
             "system health Critical; last logged 2026-12-06T04:00:00+00:00: Critical GPU 3 Xid 79"

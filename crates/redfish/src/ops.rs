@@ -646,8 +646,7 @@ impl Bmc {
         // The chassis' parts and the BMC's log, only for a node it reports
         // unhealthy (no read for a healthy one).
         if health.unhealthy() {
-            self.chassis_faults(&sys, &mut health)?;
-            health.events = self.events_of(&sys)?;
+            self.unhealthy_detail(&sys, &mut health);
         }
         let memory_mib = sys["MemorySummary"]["TotalSystemMemoryGiB"]
             .as_f64()

@@ -202,6 +202,7 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     );
     // The inventory says the same.
     assert_eq!(b.inventory(&host).unwrap().health, h);
+    assert_eq!(h.unread, None);
 
     // Another vendor: fans in a `ThermalSubsystem`, no log service.
     let copy = common::mockup_copy("generic-2cpu");

@@ -52,6 +52,20 @@ fn a_node_its_bmc_reports_critical_joins_no_pool() {
         let node = common::nodes::node(&s, "bm-1");
         assert_eq!(node["hardware_health"], "Critical", "[{b}]");
         assert_eq!(node["hardware_faults"], json!(["GPU_SXM_3 Critical"]), "[{b}]");
+        assert!(h.get("unread").is_none(), "[{b}] {h}");
+        // A BMC that fails to serve its log: the inspection still refuses
+        // the node for its GPU, and says what it could not read.
+        f.sim.set_sel_broken(i, true);
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        drive(&ctl, &secrets, &s, "bm-1", "inspecting");
+        drive(&ctl, &secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.contains("GPU_SXM_3 Critical"), "[{b}] {reason}");
+        let h = health(&s);
+        assert!(h["unread"].as_str().is_some_and(|u| u.starts_with("logs: ")), "[{b}] {h} {l}");
+        assert!(h.get("events").is_none(), "[{b}] {h}");
+        f.sim.set_sel_broken(i, false);
         let by_health = || {
             let c = neocloud_server::controllers::lifecycle::census(
                 &s.store,

@@ -587,6 +587,10 @@ pub struct InventoryHealth {
     /// errors of its logs (the SEL, event logs), newest first, at most 5.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<InventoryHealthEvent>,
+    /// Why the chassis' parts or the logs of an unhealthy node could not
+    /// all be read (diagnosis only: no step fails for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
 }
 
 /// An entry of one of the BMC's logs of severity `Warning` or `Critical`.

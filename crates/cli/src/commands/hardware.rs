@@ -45,6 +45,9 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                     let at = if e.created.is_empty() { "-".into() } else { short_time(&e.created) };
                     row("logged", &at, format!("{} {}", e.severity, e.message));
                 }
+                if let Some(why) = &h.unread {
+                    row("health", "unread", why.clone());
+                }
             }
             for n in &b.nics {
                 row("nic", &n.id, n.mac.clone());
@@ -222,7 +225,8 @@ mod tests {
                     "health": {"rollup": "Warning", "faults": [{"path": "/p/GPU_SXM_2",
                                "name": "GPU_SXM_2", "health": "Warning"}],
                                "events": [{"path": "/l/7", "created": "2026-12-06T04:00:00Z",
-                                           "severity": "Warning", "message": "GPU_SXM_2 temperature high"}]}},
+                                           "severity": "Warning", "message": "GPU_SXM_2 temperature high"}],
+                               "unread": "chassis: BMC timeout"}},
             "agent": {"agent_id": "a1", "purpose": "tenant", "registered_at": "t",
                       "last_seen_at": "t2", "health": "degraded: GPU 0: Xid 79", "revoked": false,
                       "inventory": {"hostname": "h", "driver_version": "", "gpus": [], "disks": [], "macs": []},
@@ -257,6 +261,7 @@ mod tests {
             "bmc health - rollup Warning",
             "health GPU_SXM_2 Warning",
             "logged 2026-12-06T04:00:00Z Warning GPU_SXM_2 temperature high",
+            "health unread chassis: BMC timeout",
             "tenant       a1         last seen t2",
             "health       -          degraded: GPU 0: Xid 79",
             "61 C, 691 W, - used, -: Xid 79",

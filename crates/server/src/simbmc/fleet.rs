@@ -62,6 +62,8 @@ pub(super) struct Sim {
     pub(super) sel: Vec<Value>,
     /// The BMC refuses to clear its SEL (400).
     pub(super) sel_clear_refused: bool,
+    /// The BMC fails to serve its SEL's entries (503).
+    pub(super) sel_broken: bool,
 }
 
 impl Sim {
@@ -208,6 +210,7 @@ impl Default for Sim {
             health: BTreeMap::new(),
             sel: Vec::new(),
             sel_clear_refused: false,
+            sel_broken: false,
             restarting: false,
         }
     }
@@ -500,6 +503,12 @@ impl SimFleet {
     /// Entries in node `i`'s SEL.
     pub fn sel_len(&self, i: usize) -> usize {
         self.with(i, |s| s.sel.len())
+    }
+
+    /// Makes node `i`'s BMC fail (503) to serve its SEL's entries, or serve
+    /// them again.
+    pub fn set_sel_broken(&self, i: usize, broken: bool) {
+        self.with(i, |s| s.sel_broken = broken);
     }
 
     /// Makes node `i`'s BMC refuse (400) to clear its SEL, or clear it again.

@@ -55,7 +55,10 @@ pub(super) fn routes() -> Router<Fleet> {
         .route(
             "/simbmc/{i}/redfish/v1/Systems/Host/LogServices/SEL/Entries",
             get(|State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>| async move {
-                let entries = f.with(i, |s| s.sel.clone());
+                let (entries, broken) = f.with(i, |s| (s.sel.clone(), s.sel_broken));
+                if broken {
+                    return error(StatusCode::SERVICE_UNAVAILABLE, "the SEL is unreadable (simulated)");
+                }
                 answer(&f, &h, i, || json!({"Members": entries})).await
             }),
         )

@@ -405,6 +405,7 @@ pub(super) fn health(h: &neocloud_redfish::Health) -> InventoryHealth {
                 message: e.message.clone(),
             })
             .collect(),
+        unread: h.unread.clone(),
     }
 }
 
