@@ -9,7 +9,7 @@
 
 use crate::client::Bmc;
 use crate::error::Result;
-use crate::ops::{members, s};
+use crate::ops::{ids_in, members, s};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -196,11 +196,7 @@ impl Bmc {
     /// `ThermalSubsystem`, else the older `Power` and `Thermal`, whose
     /// temperature sensors count too).
     pub(crate) fn chassis_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
-        let chassis: Vec<String> = sys["Links"]["Chassis"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|c| c["@odata.id"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        for c in chassis {
+        for c in ids_in(&sys["Links"]["Chassis"]) {
             let Some(cv) = self.get_optional(&c)? else { continue };
             h.note(&cv);
             for (subsystem, key, legacy, arrays) in [

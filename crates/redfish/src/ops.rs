@@ -11,7 +11,13 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 pub(crate) fn members(v: &Value) -> Vec<String> {
-    v["Members"]
+    ids_in(&v["Members"])
+}
+
+/// The resource paths an array of links (`[{"@odata.id": ...}]`) names:
+/// a collection's `Members`, a resource's `Links.ManagedBy`.
+pub(crate) fn ids_in(links: &Value) -> Vec<String> {
+    links
         .as_array()
         .map(|m| {
             m.iter()
@@ -456,10 +462,7 @@ impl Bmc {
     /// The managers of the system whose resource is `sys` (as read): those
     /// it names (`Links.ManagedBy`), else every manager the BMC lists.
     pub(crate) fn managers_of(&self, sys: &Value) -> Result<Vec<String>> {
-        let named: Vec<String> = sys["Links"]["ManagedBy"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|m| m["@odata.id"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+        let named = ids_in(&sys["Links"]["ManagedBy"]);
         if !named.is_empty() {
             return Ok(named);
         }

@@ -196,30 +196,22 @@ def legacy_power_thermal(m, ch, psus, fans):
 def power_thermal_subsystems(m, ch, psus, fans):
     """The chassis' power supplies and fans as `PowerSubsystem` and
     `ThermalSubsystem` (DSP0268 2020.4 and later), one resource each."""
-    m.add(f"{ch}/PowerSubsystem", {
-        "@odata.type": "#PowerSubsystem.v1_1_0.PowerSubsystem",
-        "Id": "PowerSubsystem", "Name": "Power Subsystem", "Status": ok(),
-        "PowerSupplies": link(f"{ch}/PowerSubsystem/PowerSupplies"),
-    })
-    m.collection(f"{ch}/PowerSubsystem/PowerSupplies", "PowerSupplyCollection",
-                 "Power Supplies", [f"{ch}/PowerSubsystem/PowerSupplies/{p}" for p in psus])
-    for p in psus:
-        m.add(f"{ch}/PowerSubsystem/PowerSupplies/{p}", {
-            "@odata.type": "#PowerSupply.v1_5_0.PowerSupply",
-            "Id": p, "Name": p, "PowerCapacityWatts": 1400, "Status": ok(),
+    def subsystem(sub, sub_type, sub_name, key, coll_type, coll_name, part_type, parts, extra):
+        m.add(f"{ch}/{sub}", {
+            "@odata.type": f"#{sub_type}", "Id": sub, "Name": sub_name, "Status": ok(),
+            key: link(f"{ch}/{sub}/{key}"),
         })
-    m.add(f"{ch}/ThermalSubsystem", {
-        "@odata.type": "#ThermalSubsystem.v1_2_0.ThermalSubsystem",
-        "Id": "ThermalSubsystem", "Name": "Thermal Subsystem", "Status": ok(),
-        "Fans": link(f"{ch}/ThermalSubsystem/Fans"),
-    })
-    m.collection(f"{ch}/ThermalSubsystem/Fans", "FanCollection",
-                 "Fans", [f"{ch}/ThermalSubsystem/Fans/{f}" for f in fans])
-    for f in fans:
-        m.add(f"{ch}/ThermalSubsystem/Fans/{f}", {
-            "@odata.type": "#Fan.v1_4_0.Fan",
-            "Id": f, "Name": f, "Status": ok(),
-        })
+        m.collection(f"{ch}/{sub}/{key}", coll_type, coll_name,
+                     [f"{ch}/{sub}/{key}/{p}" for p in parts])
+        for p in parts:
+            m.add(f"{ch}/{sub}/{key}/{p}",
+                  {"@odata.type": f"#{part_type}", "Id": p, "Name": p, **extra, "Status": ok()})
+
+    subsystem("PowerSubsystem", "PowerSubsystem.v1_1_0.PowerSubsystem", "Power Subsystem",
+              "PowerSupplies", "PowerSupplyCollection", "Power Supplies",
+              "PowerSupply.v1_5_0.PowerSupply", psus, {"PowerCapacityWatts": 1400})
+    subsystem("ThermalSubsystem", "ThermalSubsystem.v1_2_0.ThermalSubsystem", "Thermal Subsystem",
+              "Fans", "FanCollection", "Fans", "Fan.v1_4_0.Fan", fans, {})
 
 
 def sel_log(m, sys_path, entries):

@@ -83,6 +83,24 @@ impl Sim {
         serde_json::json!({"State": "Enabled", "Health": own, "HealthRollup": rollup})
     }
 
+    /// Appends an entry to the SEL (`Created` now where `dated`: the
+    /// BMC's own entries are; a host's in-band ones carry no time here).
+    pub(super) fn log_sel(&mut self, severity: &str, message: &str, dated: bool) {
+        let n = self.sel.len() + 1;
+        let mut entry = serde_json::json!({
+            "@odata.id": format!("/redfish/v1/Systems/Host/LogServices/SEL/Entries/{n}"),
+            "Id": n.to_string(),
+            "EntryType": "SEL",
+            "Severity": severity,
+            "Message": message,
+        });
+        if dated {
+            entry["Created"] =
+                neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()).into();
+        }
+        self.sel.push(entry);
+    }
+
     /// A component's `Status`.
     pub(super) fn status_of(&self, id: &str) -> Value {
         let h = self.health.get(id).cloned().unwrap_or_else(|| "OK".into());
@@ -472,15 +490,7 @@ impl SimFleet {
                 s.health.remove(id);
             } else {
                 s.health.insert(id.to_string(), health.to_string());
-                let n = s.sel.len() + 1;
-                s.sel.push(serde_json::json!({
-                    "@odata.id": format!("/redfish/v1/Systems/Host/LogServices/SEL/Entries/{n}"),
-                    "Id": n.to_string(),
-                    "EntryType": "SEL",
-                    "Created": neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
-                    "Severity": health,
-                    "Message": format!("SIMULATED: {id} reports {health}"),
-                }));
+                s.log_sel(health, &format!("SIMULATED: {id} reports {health}"), true);
             }
         });
     }
@@ -488,16 +498,7 @@ impl SimFleet {
     /// The host of node `i` writes `message` to its SEL in-band (IPMI
     /// `Add SEL Entry`, as `ipmitool sel add` does).
     pub fn write_sel(&self, i: usize, message: &str) {
-        self.with(i, |s| {
-            let n = s.sel.len() + 1;
-            s.sel.push(serde_json::json!({
-                "@odata.id": format!("/redfish/v1/Systems/Host/LogServices/SEL/Entries/{n}"),
-                "Id": n.to_string(),
-                "EntryType": "SEL",
-                "Severity": "OK",
-                "Message": message,
-            }));
-        });
+        self.with(i, |s| s.log_sel("OK", message, false));
     }
 
     /// Entries in node `i`'s SEL.

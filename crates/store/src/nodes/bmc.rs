@@ -328,15 +328,13 @@ pub fn refresh_inventory_firmware(
     firmware: &[neocloud_types::InventoryFirmware],
     health: Option<&neocloud_types::InventoryHealth>,
 ) -> Result<()> {
-    let Some(mut inv) = bmc_inventory(w, id)? else { return Ok(()) };
-    inv.firmware = firmware.to_vec();
-    inv.firmware_read_at = Some(rfc(now_micros()));
-    if let Some(h) = health {
-        inv.health = Some(h.clone());
-    }
-    let json = serde_json::to_string(&inv).map_err(|e| Error::internal(e.to_string()))?;
-    w.execute("UPDATE nodes SET inventory = ? WHERE id = ?", vals![json, id])?;
-    Ok(())
+    update_inventory(w, id, |inv| {
+        inv.firmware = firmware.to_vec();
+        inv.firmware_read_at = Some(rfc(now_micros()));
+        if let Some(h) = health {
+            inv.health = Some(h.clone());
+        }
+    })
 }
 
 /// Writes what the BMC says of the node's health into its inventory (the
@@ -346,8 +344,18 @@ pub fn refresh_inventory_health(
     id: &str,
     health: &neocloud_types::InventoryHealth,
 ) -> Result<()> {
+    update_inventory(w, id, |inv| inv.health = Some(health.clone()))
+}
+
+/// Changes the node's recorded inventory by `change` (nothing where none
+/// is recorded).
+fn update_inventory(
+    w: &mut dyn Writer,
+    id: &str,
+    change: impl FnOnce(&mut neocloud_types::BmcInventory),
+) -> Result<()> {
     let Some(mut inv) = bmc_inventory(w, id)? else { return Ok(()) };
-    inv.health = Some(health.clone());
+    change(&mut inv);
     let json = serde_json::to_string(&inv).map_err(|e| Error::internal(e.to_string()))?;
     w.execute("UPDATE nodes SET inventory = ? WHERE id = ?", vals![json, id])?;
     Ok(())

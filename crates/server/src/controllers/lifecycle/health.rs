@@ -150,7 +150,8 @@ impl LifecycleController {
         let critical = health.critical();
         let faults = super::inspect::fault_names(&health);
         let done = store.write(|w| {
-            let before = nodes::get(w, &n.id)?;
+            // As read before the health write, which changes nothing else.
+            let node = nodes::get(w, &n.id)?;
             let changed = nodes::set_bmc_health(w, &n.id, rollup, &faults)?;
             // The provider's view of the node's health (`node hardware`):
             // its parts and log where the BMC reports it unhealthy, and
@@ -158,21 +159,19 @@ impl LifecycleController {
             if changed || health.unhealthy() {
                 nodes::refresh_inventory_health(w, &n.id, &super::inspect::health(&health))?;
             }
-            // Still idle: a tenant placed since is the provisioning's to
-            // refuse; an active node is its tenant's.
-            let now = nodes::get(w, &n.id)?;
             // An active node's tenant is told in its own audit trail when
             // what the BMC says of its node changes.
             let news = rollup.is_some()
-                && (before.hardware_health.as_deref() != rollup
-                    || before.hardware_faults != faults);
+                && (node.hardware_health.as_deref() != rollup || node.hardware_faults != faults);
             if let (true, NodeLifecycle::Active { instance_id, .. }, Some(action)) =
-                (news, &now.lifecycle, rollup.and_then(tenant_action))
+                (news, &node.lifecycle, rollup.and_then(tenant_action))
             {
                 let i = instances::by_id(w, instance_id)?;
                 super::audit_instance(w, &i, action, "success")?;
             }
-            let idle = matches!(now.lifecycle, NodeLifecycle::Available)
+            // Still idle: a tenant placed since is the provisioning's to
+            // refuse; an active node is its tenant's.
+            let idle = matches!(node.lifecycle, NodeLifecycle::Available)
                 && instances::live_on_node(w, &n.id)?.is_none();
             if !(critical && idle) {
                 return Ok(Read { changed, inspect: false });
