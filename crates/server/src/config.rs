@@ -138,6 +138,10 @@ pub struct Config {
     pub boot_timeout_secs: u64,
     /// Network boots tried before the node is failed.
     pub boot_attempts: u32,
+    /// Times an instance is placed on another node when its node fails
+    /// before the instance was first handed over (0: never; the instance
+    /// fails with its node).
+    pub provision_replacements: u32,
     /// How long the sanitizer's agent has to finish its steps before the
     /// node is failed.
     pub agent_timeout_secs: u64,
@@ -215,6 +219,7 @@ impl Default for Config {
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
             boot_attempts: 3,
+            provision_replacements: 2,
             agent_timeout_secs: 1800,
             agent_silence_secs: 30,
             signing_key_file: None,
@@ -294,6 +299,9 @@ impl Config {
         }
         if !(1..=20).contains(&self.boot_attempts) {
             return Err(Error::invalid_value("boot_attempts", "must be between 1 and 20"));
+        }
+        if self.provision_replacements > 20 {
+            return Err(Error::invalid_value("provision_replacements", "must be at most 20"));
         }
         if self.agent_timeout_secs == 0 {
             return Err(Error::invalid_value("agent_timeout_secs", "must be positive"));

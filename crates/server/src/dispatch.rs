@@ -29,7 +29,7 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Per client address, for requests whose credential fails.
     pub anonymous_limiter: RateLimiter,
-    pub placement: crate::placement::PlacementService,
+    pub placement: std::sync::Arc<crate::placement::PlacementService>,
     pub secrets: crate::secrets::SecretBox,
     /// The Ethernet fabrics' kept planners (shared with the controllers).
     pub planners: std::sync::Arc<crate::network::planners::Planners>,

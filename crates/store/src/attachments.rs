@@ -69,6 +69,24 @@ pub fn create_attachment(w: &mut dyn Writer, a: &NewAttachment<'_>) -> Result<At
     attachment(w, &id)?.ok_or_else(|| Error::internal("attachment vanished"))
 }
 
+/// Moves an attachment to another node's NIC (its instance was placed
+/// again): the same id, network and address, the new port, recorded at
+/// the fabric intent generation `intent_generation`.
+pub fn move_attachment(
+    w: &mut dyn Writer,
+    id: &str,
+    node_id: &str,
+    nic: &str,
+    intent_generation: i64,
+) -> Result<AttachmentRecord> {
+    w.execute(
+        "UPDATE attachments SET node_id = ?, nic = ?, intent_generation = ?, \
+         generation = generation + 1, updated_at = ? WHERE id = ?",
+        vals![node_id, nic, intent_generation, now_micros(), id],
+    )?;
+    attachment(w, id)?.ok_or_else(|| Error::internal("attachment vanished"))
+}
+
 pub fn attachment(r: &mut dyn Reader, id: &str) -> Result<Option<AttachmentRecord>> {
     let rows =
         r.query(&format!("SELECT {ATT_COLS} FROM attachments a WHERE a.id = ?"), vals![id])?;

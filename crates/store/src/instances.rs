@@ -11,7 +11,7 @@ use neocloud_types::{
 const COLS: &str = "i.id, i.name, i.tenant_id, i.project_id, i.instance_type_id, i.image_id, i.allocation_id, i.node_id, i.ssh_keys, i.state, i.reason, i.generation, i.created_at, i.updated_at, n.lifecycle, n.lifecycle_since, i.release_requested_at, \
     (SELECT a.health FROM agents a WHERE a.node_id = i.node_id AND a.instance_id = i.id \
      AND a.purpose = 'tenant' AND a.revoked_at IS NULL ORDER BY a.created_at DESC LIMIT 1), i.power, \
-    i.rebuild_image_id, n.bmc_health, n.bmc_health_faults";
+    i.rebuild_image_id, n.bmc_health, n.bmc_health_faults, i.replacements";
 const FROM: &str = "FROM instances i JOIN nodes n ON n.id = i.node_id";
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -49,6 +49,7 @@ fn from_row(r: &Row) -> Result<Instance> {
         } else {
             crate::nodes::faults_of(r.opt_str(21)?)?
         },
+        replacements: r.i64(22)? as u32,
         generation: r.i64(11)?,
         created_at: rfc(r.i64(12)?),
         updated_at: rfc(r.i64(13)?),
@@ -434,16 +435,45 @@ pub fn request_release(w: &mut dyn Writer, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sets the state (the lifecycle controller's write path).
+/// Sets the state (the lifecycle controller's write path). The first
+/// `ready` is remembered (`ever_ready`).
 pub fn set_state(
     w: &mut dyn Writer,
     id: &str,
     state: InstanceState,
     reason: Option<&str>,
 ) -> Result<()> {
+    let now = now_micros();
+    let ready = i64::from(state == InstanceState::Ready);
     w.execute(
-        "UPDATE instances SET state = ?, reason = ?, generation = generation + 1, updated_at = ? WHERE id = ?",
-        vals![state.as_str(), reason, now_micros(), id],
+        "UPDATE instances SET state = ?, reason = ?, generation = generation + 1, updated_at = ?, \
+         ready_at = CASE WHEN ? = 1 AND ready_at = 0 THEN ? ELSE ready_at END WHERE id = ?",
+        vals![state.as_str(), reason, now, ready, now, id],
+    )?;
+    Ok(())
+}
+
+/// Whether the instance was ever handed over (ready): its node may hold
+/// the tenant's data, so it is never placed on another node.
+pub fn ever_ready(r: &mut dyn Reader, id: &str) -> Result<bool> {
+    let rows = r.query("SELECT ready_at FROM instances WHERE id = ?", vals![id])?;
+    Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0)
+}
+
+/// Moves a pending instance to another node and allocation (its node failed
+/// before it was handed over), counted in `replacements`.
+pub fn place_again(
+    w: &mut dyn Writer,
+    id: &str,
+    node_id: &str,
+    allocation_id: &str,
+    reason: &str,
+) -> Result<()> {
+    w.execute(
+        "UPDATE instances SET node_id = ?, allocation_id = ?, reason = ?, \
+         replacements = replacements + 1, generation = generation + 1, updated_at = ? \
+         WHERE id = ? AND state = 'pending'",
+        vals![node_id, allocation_id, reason, now_micros(), id],
     )?;
     Ok(())
 }

@@ -777,6 +777,23 @@ ALTER TABLE nodes ADD COLUMN bmc_health_faults TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 25,
+        name: "instances placed again",
+        common: r#"
+-- Times a node failed before the instance was first handed over and the
+-- instance was placed on another node.
+ALTER TABLE instances ADD COLUMN replacements INTEGER NOT NULL DEFAULT 0;
+-- When the instance was first ready (0: never). Only an instance never
+-- handed over is placed again: a rebuild's node holds the tenant's data.
+-- Instances from before this migration that left pending count as handed
+-- over (a rebuild cannot be told from a first provisioning).
+ALTER TABLE instances ADD COLUMN ready_at BIGINT NOT NULL DEFAULT 0;
+UPDATE instances SET ready_at = updated_at WHERE state <> 'pending';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -103,6 +103,10 @@ pub struct InstanceCreate {
     pub user_data: Option<String>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 fn one() -> u32 {
     1
 }
@@ -259,7 +263,8 @@ pub struct Instance {
     pub state: InstanceState,
     /// The tenant released it (the controller is acting on it, or did).
     pub release_requested: bool,
-    /// Why it failed, or why its release is stuck.
+    /// Why it failed, why its release is stuck, or why it was placed on
+    /// another node.
     pub reason: Option<String>,
     /// The current phase's progress (pending, provisioning, releasing).
     pub progress: Option<Progress>,
@@ -286,6 +291,11 @@ pub struct Instance {
     /// first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<InstancePower>,
+    /// Times a node failed before the instance was handed over and the
+    /// instance was placed on another node (at most the provider's
+    /// `provision_replacements`); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replacements: u32,
     pub ssh_keys: Vec<String>,
     pub generation: i64,
     pub created_at: String,

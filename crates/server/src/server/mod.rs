@@ -131,6 +131,7 @@ impl Server {
             None => None,
         };
         let planners = Arc::new(crate::network::planners::Planners::default());
+        let placement = Arc::new(crate::placement::PlacementService::new(engine));
         let app = App {
             store,
             planners: planners.clone(),
@@ -138,7 +139,7 @@ impl Server {
             metrics: Metrics::default(),
             usage: TokenUsage::default(),
             limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
-            placement: crate::placement::PlacementService::new(engine),
+            placement: placement.clone(),
             secrets,
             fabric: {
                 let mut f = crate::controllers::fabric::FabricController::new(
@@ -165,6 +166,8 @@ impl Server {
                 l.firmware_resend_after = Duration::from_secs(config.firmware_resend_secs);
                 l.firmware_updates_in_flight = config.firmware_updates_in_flight;
                 l.planners = planners;
+                l.placement = Some(placement);
+                l.replacements = config.provision_replacements;
                 if let Some(w) = config.bmc_tls.warning("every BMC") {
                     tracing::warn!("{w}");
                 }

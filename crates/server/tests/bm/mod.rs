@@ -145,6 +145,14 @@ pub fn instance(c: &Client, id: &str) -> Value {
     c.get(&format!("{INSTANCES}/{id}")).expect(200).body
 }
 
+/// Waits until the instance is in `state`; returns it.
+pub fn wait_instance(c: &Client, id: &str, state: &str) -> Value {
+    wait_for(&format!("instance {id} {state}"), Duration::from_secs(30), || {
+        let i = instance(c, id);
+        (i["state"] == state).then_some(i)
+    })
+}
+
 pub fn release(c: &Client, id: &str) -> Resp {
     c.delete(&format!("{INSTANCES}/{id}"))
 }

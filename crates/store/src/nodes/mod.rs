@@ -286,7 +286,8 @@ pub fn transition(
 /// The ids of the nodes the lifecycle controller has work for, longest
 /// in their state first: those in a state it drives, and those with intent
 /// recorded since they entered their state (inspect again, an instance to
-/// provision or release, a power action or a rebuild, maintenance). Ids
+/// provision or release, a power action or a rebuild, maintenance, a
+/// failed node's pending instance to place on another node). Ids
 /// only: the controller reads each node again once it holds its claim.
 pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
     r.query(
@@ -295,6 +296,8 @@ pub fn ids_in_progress(r: &mut dyn Reader) -> Result<Vec<String>> {
          OR (lifecycle_state = 'available' AND (availability = 'maintenance' \
              OR EXISTS (SELECT 1 FROM instances i WHERE i.node_id = nodes.id AND i.state = 'pending'))) \
          OR (lifecycle_state = 'maintenance' AND availability = 'schedulable') \
+         OR (lifecycle_state = 'failed' AND EXISTS (SELECT 1 FROM instances i \
+             WHERE i.node_id = nodes.id AND i.state = 'pending')) \
          OR (lifecycle_state IN ('active', 'failed', 'available') AND EXISTS (SELECT 1 FROM instances i \
              WHERE i.node_id = nodes.id AND i.state <> 'released' AND (i.release_requested_at > 0 \
              OR (i.state = 'ready' AND (i.power_pending = 1 OR i.rebuild_image_id IS NOT NULL))))) \

@@ -155,6 +155,7 @@ mod tests {
             rebuild_image_id: None,
             hardware_health: None,
             hardware_faults: vec![],
+            replacements: 0,
             ssh_keys: vec![],
             generation: 1,
             created_at: "2026-01-02T03:04:05.000001Z".into(),

@@ -101,6 +101,7 @@ pub(super) struct RecordCounts {
     power: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     firmware: std::collections::BTreeMap<(String, &'static str), u64>,
     activations: std::collections::BTreeMap<(String, &'static str), u64>,
+    placed_again: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl LifecycleController {
@@ -138,6 +139,13 @@ impl LifecycleController {
         let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = if ok { "completed" } else { "failed" };
         *m.activations.entry((reset_type.to_string(), outcome)).or_default() += 1;
+    }
+
+    /// An instance whose node failed before the handover was placed on
+    /// another node (`placed`) or failed with its node (`failed`).
+    pub(super) fn placed_again(&self, outcome: &'static str) {
+        let mut m = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        *m.placed_again.entry(outcome).or_default() += 1;
     }
 
     /// The node left its state's step (`n` as it was): how long it took.
@@ -206,6 +214,15 @@ impl LifecycleController {
             out.push_str(&format!(
                 "neocloud_firmware_activations_total{{reset_type=\"{}\",outcome=\"{outcome}\"}} {n}\n",
                 crate::metrics::escape_label(reset_type)
+            ));
+        }
+        out.push_str(
+            "# HELP neocloud_instances_placed_again_total Instances whose node failed before they were handed over, by outcome (placed: on another node; failed: with their node, none could take them or their replacements were spent).\n\
+             # TYPE neocloud_instances_placed_again_total counter\n",
+        );
+        for (outcome, n) in &r.placed_again {
+            out.push_str(&format!(
+                "neocloud_instances_placed_again_total{{outcome=\"{outcome}\"}} {n}\n"
             ));
         }
         out

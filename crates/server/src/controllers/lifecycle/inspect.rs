@@ -122,11 +122,12 @@ impl LifecycleController {
                     record(w)?;
                     // As when a release starts: whatever ran on the node
                     // loses its credentials (and its boot token), and an
-                    // instance not released yet shows it is being released.
+                    // instance not released yet shows it is being released
+                    // (unless it was placed on another node meanwhile).
                     super::end_boot(w, &n.id)?;
                     nodes::set_firmware_updates(w, &n.id, None)?;
                     let i = instances::by_id(w, &instance)?;
-                    if i.state != InstanceState::Released {
+                    if i.state != InstanceState::Released && i.node_id == n.id {
                         set_instance(w, &i, InstanceState::Releasing, None)?;
                     }
                     Ok(())

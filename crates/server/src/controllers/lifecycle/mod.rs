@@ -32,6 +32,7 @@ mod journal;
 mod platform;
 mod power;
 mod provision;
+mod replace;
 mod rotate;
 mod sanitize;
 mod schedule;
@@ -95,6 +96,12 @@ pub struct LifecycleController {
     pub fabric_wake: Arc<tokio::sync::Notify>,
     /// The Ethernet fabrics' kept planners (a release removes attachments).
     pub planners: Arc<Planners>,
+    /// The placement engine, to place an instance on another node when its
+    /// node fails before the instance was handed over (none: never).
+    pub placement: Option<Arc<crate::placement::PlacementService>>,
+    /// Times an instance is placed on another node
+    /// (`provision_replacements`).
+    pub replacements: u32,
     /// How BMC certificates are verified.
     pub bmc_tls: neocloud_common::tls::TlsOptions,
     /// How the certificates of the servers firmware images are fetched
@@ -229,6 +236,8 @@ impl LifecycleController {
             firmware_updates_in_flight: 16,
             fabric_wake: Arc::new(tokio::sync::Notify::new()),
             planners: Arc::default(),
+            placement: None,
+            replacements: 2,
             bmc_tls: Default::default(),
             image_tls: Default::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -437,7 +446,7 @@ impl LifecycleController {
             NodeLifecycle::Sanitizing { tenant_id, instance_id, step, attempt } => {
                 self.sanitizing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
             }
-            NodeLifecycle::Failed { from, .. } => self.failed(store, n, from),
+            NodeLifecycle::Failed { from, reason } => self.failed(store, n, from, reason),
         }
     }
 
@@ -460,8 +469,9 @@ impl LifecycleController {
     /// A failed node starts over when the provider inspects it again; a
     /// failed node whose tenant released its instance goes to be sanitized
     /// (unless releasing or sanitizing is what failed: then only the
-    /// provider's inspection starts it over).
-    fn failed(&self, store: &Store, n: &Node, from: &str) -> Result<bool, StepError> {
+    /// provider's inspection starts it over); a pending instance on a
+    /// failed node is placed on another node, or fails with it.
+    fn failed(&self, store: &Store, n: &Node, from: &str, reason: &str) -> Result<bool, StepError> {
         if Self::inspect_requested(store, n)? {
             return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
         }
@@ -471,6 +481,9 @@ impl LifecycleController {
         let Some(inst) = inst else { return Ok(false) };
         let released =
             store.read(|r| instances::release_requested(r, &inst.id)).map_err(StepError::Store)?;
+        if inst.state == InstanceState::Pending && !released {
+            return self.place_again(store, n, &inst, reason);
+        }
         if !released || from == "releasing" || from == "sanitizing" {
             return Ok(false);
         }
@@ -554,7 +567,8 @@ impl LifecycleController {
                     // sanitized. A released instance (a node sanitized
                     // again) stays as it is.
                     let i = instances::by_id(w, instance_id)?;
-                    if i.state != InstanceState::Released {
+                    // An instance placed on another node since lives on.
+                    if i.state != InstanceState::Released && i.node_id == n.id {
                         let why = format!(
                             "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
                         );
@@ -565,9 +579,18 @@ impl LifecycleController {
                 record(w, n, &to, "failed")?;
                 // The instance the node was working for shows why.
                 match &n.lifecycle {
+                    // Never handed over: placed on another node (its
+                    // handler does it, `replace.rs`), else failed.
                     NodeLifecycle::Provisioning { instance_id, .. } => {
                         let i = instances::by_id(w, instance_id)?;
-                        set_instance(w, &i, InstanceState::Failed, Some(reason))?;
+                        if self.may_place_again(w, &i, &n.id)? {
+                            let why = format!(
+                                "its node failed before it was handed over ({reason}): it is being placed on another node"
+                            );
+                            set_instance(w, &i, InstanceState::Pending, Some(&why))?;
+                        } else {
+                            set_instance(w, &i, InstanceState::Failed, Some(reason))?;
+                        }
                     }
                     // Freed above.
                     NodeLifecycle::Releasing { .. } | NodeLifecycle::Sanitizing { .. } => {}
@@ -587,6 +610,11 @@ impl LifecycleController {
         })?;
         if moved {
             self.left_step(n);
+            // A pending instance left on it is placed elsewhere by its
+            // next step (`failed`), as soon as this one ends.
+            if matches!(n.lifecycle, NodeLifecycle::Provisioning { .. }) {
+                self.nudge(&n.id);
+            }
         }
         tracing::warn!(node = %n.name, from = n.lifecycle.name(), %reason, "node failed");
         self.attempts.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _), _| id != &n.id);

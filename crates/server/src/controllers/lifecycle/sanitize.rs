@@ -472,9 +472,10 @@ impl LifecycleController {
                 nodes::set_dirty(w, &n.id, None)?;
             }
             // Sanitized again after an incomplete record: the instance was
-            // freed (and released) then.
+            // freed (and released) then. Placed on another node before it
+            // was handed over: it lives on there.
             let i = instances::by_id(w, instance)?;
-            if i.state == InstanceState::Released {
+            if i.state == InstanceState::Released || i.node_id != n.id {
                 return Ok(());
             }
             free_instance(w, &self.planners, &i)

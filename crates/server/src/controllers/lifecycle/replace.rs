@@ -1,0 +1,207 @@
+//! A node that fails before its instance was handed over: the instance is
+//! placed on another node, up to `provision_replacements` times.
+//!
+//! The failure (`fail`) sets the instance back to pending on the failed
+//! node, in the failure's transaction; the failed node's handler then moves
+//! it (`place_again`), in one transaction: a node planned by the placement
+//! engine with the instance's constraints, a new allocation on it holding
+//! the instance's quota claim (the old one released), the instance's
+//! network attachments moved to the new node's NICs (same ids, addresses
+//! and floating IPs), the failed node's boot token and agent credentials
+//! revoked, audited in the tenant's chain and the provider's. A
+//! crash between the two leaves a pending instance on a failed node, which
+//! the next pass moves. The failed node stays dirty for the instance: its
+//! sanitization (once the provider inspects it again) writes a record the
+//! tenant reads with the instance's, and frees nothing of the instance,
+//! which lives on elsewhere.
+//!
+//! An instance that was ever ready is never moved (a rebuild's node holds
+//! the tenant's data): it fails with its node, as does one past its
+//! replacements, one released meanwhile, and one for which no node fits.
+
+use super::{audit_instance, audit_node, set_instance, LifecycleController, StepError};
+use crate::network::intent;
+use crate::placement::{engine_constraints, engine_group, Effect};
+use neocloud_common::{new_id, Result};
+use neocloud_fabric::{TenantChange, TenantObject};
+use neocloud_placement::{Request, Shape};
+use neocloud_store::Writer;
+use neocloud_store::{allocations, attachments, fabrics, instance_types, instances, vpcs, Store};
+use neocloud_types::{Instance, InstanceState, Node};
+use std::collections::BTreeMap;
+
+/// What placing an instance again did.
+enum Placed {
+    /// Moved to this node; whether network attachments moved with it.
+    On { node_id: String, fabrics: bool, effects: Vec<Effect> },
+    /// Failed with its node (why is on the instance).
+    Failed,
+    /// Nothing to do: no longer pending on this node.
+    Nothing,
+}
+
+impl LifecycleController {
+    /// Whether an instance whose node `node_id` just failed while
+    /// provisioning it goes back to pending, to be placed on another node.
+    pub(super) fn may_place_again(
+        &self,
+        w: &mut dyn Writer,
+        i: &Instance,
+        node_id: &str,
+    ) -> Result<bool> {
+        Ok(self.placement.is_some()
+            && i.replacements < self.replacements
+            && i.node_id == node_id
+            && !i.release_requested
+            && !instances::ever_ready(w, &i.id)?)
+    }
+
+    /// A failed node with a pending instance on it: the instance goes to
+    /// another node, or fails with its node (`why`: the node's failure).
+    pub(super) fn place_again(
+        &self,
+        store: &Store,
+        n: &Node,
+        i: &Instance,
+        why: &str,
+    ) -> Result<bool, StepError> {
+        let placement = self.placement.as_ref().filter(|_| i.replacements < self.replacements);
+        // Every placement write holds the replica's placement lock.
+        let _serial = placement.map(|p| p.serialize());
+        let placed = store
+            .write(|w| {
+                let i = instances::by_id(w, &i.id)?;
+                if i.state != InstanceState::Pending || i.node_id != n.id || i.release_requested
+                {
+                    return Ok(Placed::Nothing);
+                }
+                let fail = |w: &mut dyn Writer, what: &str| {
+                    let reason = format!("its node failed before it was handed over ({why}){what}");
+                    set_instance(w, &i, InstanceState::Failed, Some(&reason)).map(|_| Placed::Failed)
+                };
+                let Some(placement) = placement else {
+                    return fail(w, "");
+                };
+                if instances::ever_ready(w, &i.id)? {
+                    return fail(w, "");
+                }
+                let it = instance_types::get(w, &i.instance_type_id)?;
+                let old = allocations::get(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
+                let planned = placement.current(w)?.engine.plan(&Request {
+                    shape: Shape::Nodes { gpu_model: it.gpu_model.clone(), count: 1 },
+                    constraints: engine_constraints(&i.tenant_id, &old.constraints),
+                });
+                let plan = match planned {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let what = format!(
+                            "; no other node could take it ({}: {})",
+                            e.constraint, e.message
+                        );
+                        return fail(w, &what);
+                    }
+                };
+                let Some(to) = plan.assignments.first().map(|a| a.node_id.clone()) else {
+                    return fail(w, "; no other node could take it");
+                };
+                // Each attachment to a NIC of the new node on its fabric:
+                // the same NIC name where cabled, else the first.
+                let links = fabrics::links_of_node(w, &to)?;
+                let mut moves: BTreeMap<String, Vec<(attachments::AttachmentRecord, String)>> =
+                    BTreeMap::new();
+                for a in attachments::attachments_of_instance(w, &i.id)? {
+                    let fabric = vpcs::vpc(w, &a.vpc_id)?.fabric_id;
+                    let mut cabled = links.iter().filter(|l| l.fabric_id == fabric);
+                    let nic = match cabled.clone().find(|l| l.nic == a.nic).or(cabled.next()) {
+                        Some(l) => l.nic.clone(),
+                        None => {
+                            return fail(
+                                w,
+                                "; the node placement found has no NIC on the fabric of its network attachments",
+                            )
+                        }
+                    };
+                    moves.entry(fabric).or_default().push((a, nic));
+                }
+                let (_, released) =
+                    allocations::release(w, &i.tenant_id, &i.project_id, &old.id)?;
+                let alloc_id = new_id();
+                allocations::create(
+                    w,
+                    &allocations::NewAllocation {
+                        id: &alloc_id,
+                        tenant_id: &i.tenant_id,
+                        project_id: &i.project_id,
+                        instance_type_id: &old.instance_type_id,
+                        kind: old.kind,
+                        reservation_id: old.reservation_id.as_deref(),
+                        count: 1,
+                        constraints: &old.constraints,
+                        placement: &plan,
+                        // The instance's quota stays claimed: it moves.
+                        claim_id: &old.claim_id,
+                        units: &plan.units(&it.gpu_model),
+                    },
+                )?;
+                let reason = format!(
+                    "its node failed before it was handed over ({why}): placed on another node ({} of {})",
+                    i.replacements + 1,
+                    self.replacements
+                );
+                instances::place_again(w, &i.id, &to, &alloc_id, &reason)?;
+                // Nothing left on the failed node speaks for the instance: a
+                // late boot of its image cannot register, nor fetch the
+                // tenant's keys and user-data.
+                super::end_boot(w, &n.id)?;
+                // Lock order: placement row, fabric rows, audit heads.
+                let g = allocations::bump_placement_generation(w)?;
+                let fabrics_moved = !moves.is_empty();
+                for (fabric, atts) in moves {
+                    let lock = fabrics::lock_intent(w, &fabric)?;
+                    let mut changes = Vec::new();
+                    for (a, nic) in atts {
+                        let moved =
+                            attachments::move_attachment(w, &a.id, &to, &nic, lock.generation)?;
+                        changes.push(TenantChange::Put(TenantObject::Attachment(
+                            intent::attachment(&moved)?,
+                        )));
+                    }
+                    self.planners.change(w, &fabric, &lock, changes, false)?;
+                }
+                audit_instance(w, &i, "instance_placed_again", "success")?;
+                audit_node(w, n, "node_instance_placed_again", "success")?;
+                let mut effects = Vec::new();
+                if released {
+                    effects.push(Effect::Release(old.id.clone()));
+                }
+                effects.push(Effect::Apply {
+                    id: alloc_id,
+                    placement: plan,
+                    group: engine_group(&i.tenant_id, &old.constraints),
+                });
+                effects.push(Effect::Generation(g));
+                Ok(Placed::On { node_id: to, fabrics: fabrics_moved, effects })
+            })
+            .map_err(StepError::Store)?;
+        match placed {
+            Placed::On { node_id, fabrics, effects } => {
+                if let Some(p) = placement {
+                    p.commit(store, effects);
+                }
+                tracing::info!(instance = %i.id, from = %n.name, to = %node_id, "instance placed on another node");
+                self.placed_again("placed");
+                if fabrics {
+                    self.fabric_wake.notify_one();
+                }
+                self.nudge(&node_id);
+                Ok(false)
+            }
+            Placed::Failed => {
+                tracing::info!(instance = %i.id, node = %n.name, "instance failed with its node");
+                self.placed_again("failed");
+                Ok(false)
+            }
+            Placed::Nothing => Ok(false),
+        }
+    }
+}

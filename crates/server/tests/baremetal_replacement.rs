@@ -1,0 +1,287 @@
+//! A node that fails before its instance was handed over: the instance is
+//! placed on another node (its quota, network attachments and addresses
+//! with it), the failed node stays out of service and dirty until the
+//! provider has it sanitized, and that sanitization frees nothing of the
+//! instance, which lives on. An instance that was handed over (a rebuild)
+//! or finds no other node fails with its node. Against the sushy-tools
+//! Redfish emulator (fake driver), the server's own controller running, on
+//! both stores; the test plays the nodes' agents.
+
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use bm::*;
+use common::nodes::{lifecycle, token_of, wait_for, wait_node};
+use common::{Client, TestBackend, TestServer};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const VPC: &str = "/v1/tenants/acme/projects/train/vpcs";
+
+/// The server's controller with a short boot timeout (one boot): a node
+/// whose agent the test does not play fails within seconds.
+fn server_failing_fast(b: TestBackend, replacements: u32) -> Option<TestServer> {
+    TestServer::start_with(b, |c| {
+        tweak(c, 120);
+        c.boot_timeout_secs = 4;
+        c.provision_replacements = replacements;
+    })
+}
+
+/// The name (`bm-{i}`) and index of the node with id `id`.
+fn node_name(s: &TestServer, id: &str) -> (String, usize) {
+    let n = s.admin().get(&format!("/v1/nodes/{id}")).expect(200).body;
+    let name = n["name"].as_str().unwrap().to_string();
+    let i = name.trim_start_matches("bm-").parse().unwrap();
+    (name, i)
+}
+
+/// Plays the node's image: registers with the token of its iPXE script.
+fn boot_agent(s: &TestServer, i: usize, kernel: &str, seed: &str) -> Client {
+    let token = token_of(&wait_boot(s, i, kernel));
+    let reg = register_raw(s, &token, seed).expect(201).body;
+    s.client(reg["credential"].as_str().unwrap())
+}
+
+/// Plays the sanitizer on node `i`: every step reported done.
+fn sanitize(s: &TestServer, i: usize, seed: &str) {
+    let san = boot_agent(s, i, SANITIZER_KERNEL, seed);
+    let steps = wait_for("the sanitizer's steps", Duration::from_secs(30), || {
+        let hb = heartbeat(&san).expect(200).body;
+        let steps = hb["steps"].as_array().cloned().unwrap_or_default();
+        (!steps.is_empty()).then_some(steps)
+    });
+    for st in steps {
+        report(&san, st["id"].as_str().unwrap(), true).expect(200);
+    }
+}
+
+/// The tenant's VPC `main` and network `web` on fabric `dc1`, whose leaf
+/// has both nodes' `eno1` (simulated switches).
+fn network(s: &TestServer, tenant: &Client) {
+    let a = s.admin();
+    let sw = |name: &str, role: &str, asn: u32, lo: &str, ports: Value| {
+        json!({"name": name, "role": role, "os": "frr", "mgmt_address": lo, "asn": asn,
+               "loopback": lo, "fabric_ports": ports, "management": {"transport": "simulated"}})
+    };
+    a.put(
+        "/v1/fabrics/dc1",
+        &json!({
+            "kind": "ethernet",
+            "pools": {"l2_vni": {"first": 10000, "last": 10999},
+                      "l3_vni": {"first": 50000, "last": 50099},
+                      "vlan": {"first": 100, "last": 999}, "route_target_asn": 65000,
+                      "provisioning_vni": 9999, "provisioning_vlan": 4000},
+            "switches": [
+                sw("spine1", "spine", 65000, "10.255.0.1", json!([{"port": "swp1", "peer": "leaf1"}])),
+                sw("leaf1", "leaf", 65101, "10.255.1.1", json!([{"port": "swp49", "peer": "spine1"}])),
+            ],
+            "links": [
+                {"node": "bm-1", "nic": "eno1", "switch": "leaf1", "port": "swp1"},
+                {"node": "bm-2", "nic": "eno1", "switch": "leaf1", "port": "swp2"},
+            ],
+        }),
+    )
+    .expect(201);
+    tenant.post(VPC, &json!({"name": "main"})).expect(201);
+    tenant
+        .post(&format!("{VPC}/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
+        .expect(201);
+}
+
+fn attachment_node(s: &TestServer, id: &str) -> String {
+    s.store.read(|r| r.query("SELECT node_id FROM attachments WHERE id = ?", &[id.into()])).unwrap()
+        [0]
+    .str(0)
+    .unwrap()
+}
+
+fn dirty_instance(s: &TestServer, node_id: &str) -> Option<String> {
+    s.store
+        .read(|r| r.query("SELECT dirty_instance_id FROM nodes WHERE id = ?", &[node_id.into()]))
+        .unwrap()[0]
+        .opt_str(0)
+        .unwrap()
+}
+
+#[test]
+fn an_instance_whose_node_fails_before_handover_is_placed_on_another_node() {
+    let Some(emu) = peers::Emulator::start(2) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_failing_fast(b, 2) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 2);
+        network(&s, &tenant);
+        let inst = create(&tenant, "job");
+        let id = inst["id"].as_str().unwrap().to_string();
+        let first = inst["node_id"].as_str().unwrap().to_string();
+        let (first_name, _) = node_name(&s, &first);
+        // Attached while pending, with the address the tenant asked for.
+        let att = tenant
+            .post(
+                &format!("{VPC}/main/networks/web/attachments"),
+                &json!({"instance": id, "ip": "10.0.0.10"}),
+            )
+            .expect(201)
+            .body;
+        let att_id = att["id"].as_str().unwrap().to_string();
+        let att_path = format!("{VPC}/main/networks/web/attachments/{att_id}");
+        assert_eq!(attachment_node(&s, &att_id), first, "[{b}]");
+        let alloc = inst["allocation_id"].as_str().unwrap().to_string();
+
+        // The first node boots and its image never checks in: it fails,
+        // and the instance goes to the other node.
+        let (_, first_i) = node_name(&s, &first);
+        let late_token = token_of(&wait_boot(&s, first_i, TENANT_KERNEL));
+        let failed = wait_node(&s, &first_name, "failed", None);
+        assert_eq!(failed["from"], "provisioning", "[{b}] {failed}");
+        let moved = wait_for("the instance on another node", Duration::from_secs(30), || {
+            let i = instance(&tenant, &id);
+            (i["node_id"] != first.as_str()).then_some(i)
+        });
+        assert_eq!(moved["replacements"], 1, "[{b}] {moved}");
+        // A late boot of the failed node cannot speak for the instance.
+        let r = register_raw(&s, &late_token, "late").expect(401);
+        assert_eq!(r.error().0, "unauthenticated", "[{b}] {}", r.text);
+        assert_ne!(moved["allocation_id"], alloc.as_str(), "[{b}] a new allocation: {moved}");
+        assert_ne!(moved["state"], "failed", "[{b}] {moved}");
+        let second = moved["node_id"].as_str().unwrap().to_string();
+        let (second_name, second_i) = node_name(&s, &second);
+        // One node's quota, one active allocation: the old one released.
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        let allocations =
+            tenant.get("/v1/tenants/acme/projects/train/allocations").expect(200).body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| (a["id"].as_str().unwrap().to_string(), a["state"].clone()))
+                .collect::<Vec<_>>();
+        assert!(allocations.contains(&(alloc.clone(), json!("released"))), "[{b}] {allocations:?}");
+        assert_eq!(
+            allocations.iter().filter(|(_, st)| st == "active").count(),
+            1,
+            "[{b}] {allocations:?}"
+        );
+        // The attachment moved with it: same id and address, the new
+        // node's NIC; the switches carry it there.
+        assert_eq!(attachment_node(&s, &att_id), second, "[{b}]");
+        let att = wait_for("the moved attachment on its leaf", Duration::from_secs(30), || {
+            let a = tenant.get(&att_path).expect(200).body;
+            (a["state"] == "ready").then_some(a)
+        });
+        assert_eq!(att["ip"], "10.0.0.10", "[{b}] {att}");
+        assert_eq!(att["instance_id"], id.as_str(), "[{b}] {att}");
+
+        // The second node boots the instance, and it is handed over.
+        wait_node(&s, &second_name, "provisioning", Some("await_agent"));
+        let _agent = boot_agent(&s, second_i, TENANT_KERNEL, "second");
+        wait_node(&s, &second_name, "active", None);
+        let ready = instance(&tenant, &id);
+        assert_eq!(ready["state"], "ready", "[{b}] {ready}");
+        assert_eq!(ready["replacements"], 1, "[{b}] {ready}");
+        let trail = actions(&s, &format!("/instances/{id}"));
+        assert_eq!(times(&trail, "instance_placed_again"), 1, "[{b}] {trail:?}");
+        assert!(trail.contains(&"instance_ready".to_string()), "[{b}] {trail:?}");
+        let node_trail = actions(&s, &format!("/v1/nodes/{first}"));
+        assert_eq!(times(&node_trail, "node_instance_placed_again"), 1, "[{b}] {node_trail:?}");
+        let m = s.anonymous().get("/metrics").expect(200).text;
+        assert!(
+            m.contains("neocloud_instances_placed_again_total{outcome=\"placed\"} 1\n"),
+            "[{b}]"
+        );
+
+        // The failed node stays out of service, dirty for the instance; the
+        // provider inspects it again and it is sanitized: a record the
+        // tenant reads, and the instance, ready elsewhere, is untouched.
+        assert_eq!(lifecycle(&s, &first_name)["state"], "failed", "[{b}]");
+        assert_eq!(dirty_instance(&s, &first).as_deref(), Some(id.as_str()), "[{b}]");
+        s.admin().post(&format!("/v1/nodes/{first_name}/inspect"), &json!({})).expect(202);
+        sanitize(&s, first_i, "first-san");
+        wait_node(&s, &first_name, "available", None);
+        assert_eq!(dirty_instance(&s, &first), None, "[{b}]");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "ready", "[{b}] still the tenant's, on its node: {i}");
+        assert_eq!(i["node_id"], second.as_str(), "[{b}] {i}");
+        assert!(!i["release_requested"].as_bool().unwrap(), "[{b}] {i}");
+        let recs = records(&tenant, &id);
+        assert_eq!(recs.len(), 1, "[{b}] {recs:?}");
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}]");
+        assert_eq!(recs[0]["body"]["node_id"], first.as_str(), "[{b}] {}", recs[0]["body"]);
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        assert_eq!(attachment_node(&s, &att_id), second, "[{b}]");
+
+        // Released: the second node is sanitized too; nothing is held.
+        release(&tenant, &id).expect(202);
+        sanitize(&s, second_i, "second-san");
+        wait_node(&s, &second_name, "available", None);
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "released", "[{b}] {i}");
+        assert_eq!(records(&tenant, &id).len(), 2, "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 0, "[{b}]");
+        assert_eq!(free_nodes(&s), 2, "[{b}]");
+    }
+}
+
+/// With one node there is nowhere to go: the instance fails with its node,
+/// saying so. With replacements off, it fails with its node at once.
+#[test]
+fn an_instance_with_no_other_node_fails_with_its_node() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for (replacements, b) in [(2, TestBackend::Sqlite), (0, TestBackend::Postgres)]
+        .into_iter()
+        .chain([(0, TestBackend::Sqlite), (2, TestBackend::Postgres)])
+    {
+        let Some(s) = server_failing_fast(b, replacements) else { continue };
+        let b = format!("{} replacements={replacements}", b.as_str());
+        let tenant = setup(&s, &emu, 1);
+        let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
+        let failed = wait_node(&s, "bm-1", "failed", None);
+        let i = wait_instance(&tenant, &id, "failed");
+        let reason = i["reason"].as_str().unwrap();
+        assert!(reason.contains(failed["reason"].as_str().unwrap()), "[{b}] {i}");
+        assert_eq!(
+            reason.contains("no other node could take it"),
+            replacements > 0,
+            "[{b}] {reason}"
+        );
+        assert!(i.get("replacements").is_none(), "[{b}] {i}");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}] held until released");
+        let m = s.anonymous().get("/metrics").expect(200).text;
+        let failed_with_node = "neocloud_instances_placed_again_total{outcome=\"failed\"} 1\n";
+        assert_eq!(m.contains(failed_with_node), replacements > 0, "[{b}]");
+        // Released: its node is sanitized before the instance is released.
+        release(&tenant, &id).expect(202);
+        let i = instance(&tenant, &id);
+        assert_ne!(i["state"], "released", "[{b}] not before its node is sanitized: {i}");
+    }
+}
+
+/// A rebuild's node holds the tenant's data: when it fails, the instance
+/// fails with it and stays there.
+#[test]
+fn a_rebuild_whose_node_fails_is_not_placed_elsewhere() {
+    let Some(emu) = peers::Emulator::start(2) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_failing_fast(b, 2) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 2);
+        let inst = create(&tenant, "job");
+        let id = inst["id"].as_str().unwrap().to_string();
+        let node = inst["node_id"].as_str().unwrap().to_string();
+        let (name, i) = node_name(&s, &node);
+        wait_node(&s, &name, "provisioning", Some("await_agent"));
+        let _agent = boot_agent(&s, i, TENANT_KERNEL, "first");
+        wait_node(&s, &name, "active", None);
+        tenant.post(&format!("{INSTANCES}/{id}/rebuild"), &json!({})).expect(202);
+        wait_node(&s, &name, "provisioning", None);
+        wait_node(&s, &name, "failed", None);
+        let i = wait_instance(&tenant, &id, "failed");
+        assert_eq!(i["node_id"], node.as_str(), "[{b}] {i}");
+        assert!(i.get("replacements").is_none(), "[{b}] {i}");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        let trail = actions(&s, &format!("/instances/{id}"));
+        assert_eq!(times(&trail, "instance_placed_again"), 0, "[{b}] {trail:?}");
+    }
+}
