@@ -285,3 +285,68 @@ fn a_rebuild_whose_node_fails_is_not_placed_elsewhere() {
         assert_eq!(times(&trail, "instance_placed_again"), 0, "[{b}] {trail:?}");
     }
 }
+
+/// The failure and the move are two transactions: a control plane stopped
+/// between them (here: the failing controller dropped before its next
+/// pass) leaves a pending instance on a failed node, which the next
+/// controller's first pass moves.
+#[test]
+fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
+    let Some(emu) = peers::Emulator::start(2) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        enroll(&s, &emu, 1);
+        enroll(&s, &emu, 2);
+        let with_placement =
+            |ctl: &mut neocloud_server::controllers::lifecycle::LifecycleController| {
+                let state = s.store.read(neocloud_server::placement::load).unwrap();
+                ctl.placement = Some(std::sync::Arc::new(
+                    neocloud_server::placement::PlacementService::new(state),
+                ));
+            };
+        let (mut ctl, secrets) = controller(&s);
+        with_placement(&mut ctl);
+        drive(&ctl, &secrets, &s, "bm-1", "available");
+        drive(&ctl, &secrets, &s, "bm-2", "available");
+        let inst = create(&tenant, "job");
+        let id = inst["id"].as_str().unwrap().to_string();
+        let first = inst["node_id"].as_str().unwrap().to_string();
+        let (first_name, _) = node_name(&s, &first);
+        drive(&ctl, &secrets, &s, &first_name, "provisioning");
+        drive_to_boot(&ctl, &secrets, &s, &first_name);
+        ctl.boot_timeout = Duration::from_millis(200);
+        ctl.boot_attempts = 1;
+        std::thread::sleep(Duration::from_millis(400));
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(lifecycle(&s, &first_name)["state"], "failed", "[{b}]");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "pending", "[{b}] {i}");
+        assert_eq!(i["node_id"], first.as_str(), "[{b}] {i}");
+        assert!(
+            i["reason"].as_str().unwrap().contains("being placed on another node"),
+            "[{b}] {i}"
+        );
+        drop(ctl);
+
+        let (mut ctl, secrets) = controller(&s);
+        with_placement(&mut ctl);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let i = instance(&tenant, &id);
+        assert_ne!(i["node_id"], first.as_str(), "[{b}] moved: {i}");
+        assert_eq!(i["replacements"], 1, "[{b}] {i}");
+        let (second_name, _) = node_name(&s, i["node_id"].as_str().unwrap());
+        drive(&ctl, &secrets, &s, &second_name, "provisioning");
+        assert_eq!(instance(&tenant, &id)["state"], "provisioning", "[{b}]");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        assert_eq!(
+            count(&s, "SELECT COUNT(*) FROM allocations WHERE state = 'active'"),
+            1,
+            "[{b}] the failed node's allocation released"
+        );
+        // Another pass changes nothing: the instance is placed once.
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(instance(&tenant, &id)["replacements"], 1, "[{b}]");
+    }
+}
