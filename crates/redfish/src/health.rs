@@ -1,8 +1,9 @@
 //! What the BMC says of a node's health: the host system's rollup, the
 //! parts (systems, processors) it reports other than healthy, and, for a
-//! node it reports unhealthy, its chassis' parts (power supplies, fans,
-//! temperature sensors) and the latest warnings and errors of its logs
-//! (`LogServices`: the SEL and event logs, DSP0268 `LogEntry`).
+//! node it reports unhealthy, its memory modules and drives, its chassis'
+//! parts (power supplies, fans, temperature sensors) and the latest
+//! warnings and errors of its logs (`LogServices`: the SEL and event logs,
+//! DSP0268 `LogEntry`).
 //!
 //! A healthy node costs one read (the host system); the parts and the logs
 //! are read only where the rollup is not `OK`.
@@ -66,8 +67,8 @@ pub struct HealthEvent {
 /// each system and processor an inventory reads anyway (CPUs, GPUs, GPU
 /// baseboards) whose `Status.Health` is not `OK`. Absent components
 /// (`Health` null) say nothing. For a node reported unhealthy, read only
-/// then: its chassis' parts not `OK` as well, and the newest warnings and
-/// errors of its logs.
+/// then: its memory modules, drives and chassis' parts not `OK` as well,
+/// and the newest warnings and errors of its logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// The host system's `Status.HealthRollup` (its `Health` where the BMC
@@ -174,12 +175,19 @@ impl Bmc {
         Ok(h)
     }
 
-    /// For an unhealthy node (the host system read as `sys`): its chassis'
-    /// parts and its logs' newest warnings and errors, read for diagnosis
-    /// only. What the BMC fails to answer is noted in `h.unread`, not an
-    /// error: the rollup already says the node is unhealthy.
+    /// For an unhealthy node (the host system read as `sys`): its memory
+    /// modules, drives and chassis' parts and its logs' newest warnings and
+    /// errors, read for diagnosis only. What the BMC fails to answer is
+    /// noted in `h.unread`, not an error: the rollup already says the node
+    /// is unhealthy.
     pub(crate) fn unhealthy_detail(&self, sys: &Value, h: &mut Health) {
         let mut unread = Vec::new();
+        if let Err(e) = self.memory_faults(sys, h) {
+            unread.push(format!("memory: {e}"));
+        }
+        if let Err(e) = self.drive_faults(sys, h) {
+            unread.push(format!("storage: {e}"));
+        }
         if let Err(e) = self.chassis_faults(sys, h) {
             unread.push(format!("chassis: {e}"));
         }
@@ -188,6 +196,28 @@ impl Bmc {
             Err(e) => unread.push(format!("logs: {e}")),
         }
         h.unread = (!unread.is_empty()).then(|| unread.join("; "));
+    }
+
+    /// Notes in `h` the memory modules of the system `sys` (as read) the BMC
+    /// reports other than healthy (a DIMM with uncorrectable errors; empty
+    /// slots say nothing).
+    fn memory_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
+        self.linked_members(sys, "Memory")?.iter().for_each(|m| h.note(m));
+        Ok(())
+    }
+
+    /// Notes in `h` the storage controllers of the system `sys` (as read)
+    /// and their drives the BMC reports other than healthy.
+    fn drive_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
+        for st in self.linked_members(sys, "Storage")? {
+            h.note(&st);
+            for d in ids_in(&st["Drives"]) {
+                if let Some(dv) = self.get_optional(&d)? {
+                    h.note(&dv);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Notes in `h` the parts of the chassis the system `sys` (as read)

@@ -165,6 +165,13 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     change(copy.path(), "Systems/HGX_Baseboard_0/Processors/GPU_SXM_3", |v| {
         v["Status"]["Health"] = "Critical".into()
     });
+    // A memory module and a drive.
+    change(copy.path(), "Systems/DGX/Memory/DIMM_0_C1", |v| {
+        v["Status"]["Health"] = "Critical".into()
+    });
+    change(copy.path(), "Systems/DGX/Storage/NVMe_0/Drives/U2_3", |v| {
+        v["Status"]["Health"] = "Warning".into()
+    });
     // And a power supply (the older `Power`, its members inline).
     change(copy.path(), "Chassis/DGX/Power", |v| {
         v["PowerSupplies"][3]["Status"]["Health"] = "Critical".into()
@@ -181,7 +188,11 @@ fn health_names_the_failed_part_and_the_logs_newest_errors_only_when_unhealthy()
     let h = b.health(&host).unwrap();
     assert!(h.critical(), "{h:?}");
     let faults: Vec<String> = h.faults.iter().map(|f| f.short()).collect();
-    assert_eq!(faults, ["GPU_SXM_3 Critical", "PSU3 Critical"], "{h:?}");
+    assert_eq!(
+        faults,
+        ["GPU_SXM_3 Critical", "DIMM_0_C1 Critical", "U2_3 Warning", "PSU3 Critical"],
+        "{h:?}"
+    );
     // Warnings and errors only, newest first.
     let events: Vec<(&str, &str)> =
         h.events.iter().map(|e| (e.severity.as_str(), e.message.as_str())).collect();

@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 
 /// What placing an instance again did.
 enum Placed {
-    /// Moved to this node; whether network attachments moved with it.
-    On { node_id: String, fabrics: bool, effects: Vec<Effect> },
+    /// Moved to this node.
+    On { node_id: String, effects: Vec<Effect> },
     /// Failed with its node (why is on the instance).
     Failed,
     /// Nothing to do: no longer pending on this node.
@@ -155,7 +155,6 @@ impl LifecycleController {
                 super::end_boot(w, &n.id)?;
                 // Lock order: placement row, fabric rows, audit heads.
                 let g = allocations::bump_placement_generation(w)?;
-                let fabrics_moved = !moves.is_empty();
                 for (fabric, atts) in moves {
                     let lock = fabrics::lock_intent(w, &fabric)?;
                     let mut changes = Vec::new();
@@ -180,19 +179,19 @@ impl LifecycleController {
                     group: engine_group(&i.tenant_id, &old.constraints),
                 });
                 effects.push(Effect::Generation(g));
-                Ok(Placed::On { node_id: to, fabrics: fabrics_moved, effects })
+                Ok(Placed::On { node_id: to, effects })
             })
             .map_err(StepError::Store)?;
         match placed {
-            Placed::On { node_id, fabrics, effects } => {
+            Placed::On { node_id, effects } => {
                 if let Some(p) = placement {
                     p.commit(store, effects);
                 }
                 tracing::info!(instance = %i.id, from = %n.name, to = %node_id, "instance placed on another node");
                 self.placed_again("placed");
-                if fabrics {
-                    self.fabric_wake.notify_one();
-                }
+                // Its attachments and its InfiniBand partition membership
+                // (the tenant's live nodes) moved.
+                self.fabric_wake.notify_one();
                 self.nudge(&node_id);
                 Ok(false)
             }
