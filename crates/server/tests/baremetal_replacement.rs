@@ -15,7 +15,10 @@ mod peers;
 use bm::*;
 use common::nodes::{lifecycle, token_of, wait_for, wait_node};
 use common::{Client, TestBackend, TestServer};
+use neocloud_server::controllers::lifecycle::LifecycleController;
+use neocloud_server::secrets::SecretBox;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 const VPC: &str = "/v1/tenants/acme/projects/train/vpcs";
@@ -89,6 +92,39 @@ fn network(s: &TestServer, tenant: &Client) {
     tenant
         .post(&format!("{VPC}/main/networks"), &json!({"name": "web", "cidr": "10.0.0.0/24"}))
         .expect(201);
+}
+
+/// A controller of the test's own, with a placement engine loaded from the
+/// store (as another replica's).
+fn controller_placing(s: &TestServer) -> (LifecycleController, SecretBox) {
+    let (mut ctl, secrets) = controller(s);
+    let state = s.store.read(neocloud_server::placement::load).unwrap();
+    ctl.placement = Some(Arc::new(neocloud_server::placement::PlacementService::new(state)));
+    (ctl, secrets)
+}
+
+/// Nodes `bm-1..=n` enrolled and made available by `ctl`; an instance
+/// created, and its node booted and failed by `ctl` (its image's agent
+/// never comes): the instance is left pending on it. Answers (instance
+/// id, failed node's id).
+fn first_node_failed_by_hand(
+    s: &TestServer,
+    tenant: &Client,
+    ctl: &mut LifecycleController,
+    secrets: &SecretBox,
+) -> (String, String) {
+    let inst = create(tenant, "job");
+    let id = inst["id"].as_str().unwrap().to_string();
+    let first = inst["node_id"].as_str().unwrap().to_string();
+    let (first_name, _) = node_name(s, &first);
+    drive(ctl, secrets, s, &first_name, "provisioning");
+    drive_to_boot(ctl, secrets, s, &first_name);
+    ctl.boot_timeout = Duration::from_millis(200);
+    ctl.boot_attempts = 1;
+    std::thread::sleep(Duration::from_millis(400));
+    ctl.run_once(&s.store, secrets).unwrap();
+    assert_eq!(lifecycle(s, &first_name)["state"], "failed");
+    (id, first)
 }
 
 fn attachment_node(s: &TestServer, id: &str) -> String {
@@ -299,28 +335,10 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
         let tenant = catalog(&s, true);
         enroll(&s, &emu, 1);
         enroll(&s, &emu, 2);
-        let with_placement =
-            |ctl: &mut neocloud_server::controllers::lifecycle::LifecycleController| {
-                let state = s.store.read(neocloud_server::placement::load).unwrap();
-                ctl.placement = Some(std::sync::Arc::new(
-                    neocloud_server::placement::PlacementService::new(state),
-                ));
-            };
-        let (mut ctl, secrets) = controller(&s);
-        with_placement(&mut ctl);
+        let (mut ctl, secrets) = controller_placing(&s);
         drive(&ctl, &secrets, &s, "bm-1", "available");
         drive(&ctl, &secrets, &s, "bm-2", "available");
-        let inst = create(&tenant, "job");
-        let id = inst["id"].as_str().unwrap().to_string();
-        let first = inst["node_id"].as_str().unwrap().to_string();
-        let (first_name, _) = node_name(&s, &first);
-        drive(&ctl, &secrets, &s, &first_name, "provisioning");
-        drive_to_boot(&ctl, &secrets, &s, &first_name);
-        ctl.boot_timeout = Duration::from_millis(200);
-        ctl.boot_attempts = 1;
-        std::thread::sleep(Duration::from_millis(400));
-        ctl.run_once(&s.store, &secrets).unwrap();
-        assert_eq!(lifecycle(&s, &first_name)["state"], "failed", "[{b}]");
+        let (id, first) = first_node_failed_by_hand(&s, &tenant, &mut ctl, &secrets);
         let i = instance(&tenant, &id);
         assert_eq!(i["state"], "pending", "[{b}] {i}");
         assert_eq!(i["node_id"], first.as_str(), "[{b}] {i}");
@@ -330,8 +348,7 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
         );
         drop(ctl);
 
-        let (mut ctl, secrets) = controller(&s);
-        with_placement(&mut ctl);
+        let (ctl, secrets) = controller_placing(&s);
         ctl.run_once(&s.store, &secrets).unwrap();
         let i = instance(&tenant, &id);
         assert_ne!(i["node_id"], first.as_str(), "[{b}] moved: {i}");
@@ -348,5 +365,69 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
         // Another pass changes nothing: the instance is placed once.
         ctl.run_once(&s.store, &secrets).unwrap();
         assert_eq!(instance(&tenant, &id)["replacements"], 1, "[{b}]");
+    }
+}
+
+/// A move the store keeps refusing (here: a unit of the only free node
+/// taken behind the placement engine's back, so every plan picks it) is
+/// tried again on the next passes, then, past the retry budget, the
+/// instance fails with its node, told only that it could not be moved.
+#[test]
+fn a_move_the_store_keeps_refusing_fails_the_instance_past_the_retry_budget() {
+    use neocloud_server::controllers::lifecycle::RETRY_BUDGET;
+    let Some(emu) = peers::Emulator::start(3) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        for i in 1..=3 {
+            enroll(&s, &emu, i);
+        }
+        let (mut ctl, secrets) = controller_placing(&s);
+        for i in 1..=3 {
+            drive(&ctl, &secrets, &s, &format!("bm-{i}"), "available");
+        }
+        let hold = tenant
+            .post(
+                "/v1/tenants/acme/projects/train/allocations",
+                &json!({"instance_type": "bm-h100"}),
+            )
+            .expect(201)
+            .body;
+        let held = hold["placement"]["assignments"][0]["node_id"].as_str().unwrap().to_string();
+        let (id, first) = first_node_failed_by_hand(&s, &tenant, &mut ctl, &secrets);
+        assert_eq!(instance(&tenant, &id)["state"], "pending", "[{b}]");
+        let free: Vec<String> = s.admin().get("/v1/nodes").expect(200).body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_string())
+            .filter(|n| *n != first && *n != held)
+            .collect();
+        assert_eq!(free.len(), 1, "[{b}] {free:?}");
+        let hold_id = hold["id"].as_str().unwrap().to_string();
+        s.store
+            .write(|w| {
+                w.execute(
+                    "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id) VALUES (?, 0, 0, ?)",
+                    &[free[0].as_str().into(), hold_id.as_str().into()],
+                )
+                .map_err(Into::into)
+            })
+            .unwrap();
+        for pass in 1..=RETRY_BUDGET {
+            ctl.run_once(&s.store, &secrets).unwrap();
+            let i = instance(&tenant, &id);
+            assert_eq!(i["state"], "pending", "[{b}] pass {pass}: {i}");
+            assert_eq!(i["node_id"], first.as_str(), "[{b}] pass {pass}: {i}");
+        }
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "failed", "[{b}] {i}");
+        let reason = i["reason"].as_str().unwrap();
+        assert!(reason.contains("it could not be placed on another node"), "[{b}] {reason}");
+        assert!(!reason.contains("allocation_units"), "[{b}] no store internals: {reason}");
+        assert_eq!(i["node_id"], first.as_str(), "[{b}] {i}");
+        assert_eq!(committed(&s, "nodes"), 2, "[{b}] the hold and the failed instance");
     }
 }

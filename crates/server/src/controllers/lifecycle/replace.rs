@@ -17,9 +17,17 @@
 //!
 //! An instance that was ever ready is never moved (a rebuild's node holds
 //! the tenant's data): it fails with its node, as does one past its
-//! replacements, one released meanwhile, and one for which no node fits.
+//! replacements, one released meanwhile, one for which no node fits, and
+//! one whose move the store refused more than [`RETRY_BUDGET`] times in a
+//! row (a switch plan refusing its moved attachments; logged, the tenant
+//! told only that it could not be moved).
 
-use super::{audit_instance, audit_node, set_instance, LifecycleController, StepError};
+/// The retry budget's key for a failed node's move of its instance.
+const MOVE: &str = "placing_again";
+
+use super::{
+    audit_instance, audit_node, set_instance, LifecycleController, StepError, RETRY_BUDGET,
+};
 use crate::network::intent;
 use crate::placement::{engine_constraints, engine_group, Effect};
 use neocloud_common::{new_id, Result};
@@ -66,122 +74,25 @@ impl LifecycleController {
         why: &str,
     ) -> Result<bool, StepError> {
         let placement = self.placement.as_ref().filter(|_| i.replacements < self.replacements);
-        // Every placement write holds the replica's placement lock.
-        let _serial = placement.map(|p| p.serialize());
-        let placed = store
-            .write(|w| {
-                let i = instances::by_id(w, &i.id)?;
-                if i.state != InstanceState::Pending || i.node_id != n.id || i.release_requested
-                {
-                    return Ok(Placed::Nothing);
-                }
-                let fail = |w: &mut dyn Writer, what: &str| {
-                    let reason = format!("its node failed before it was handed over ({why}){what}");
-                    set_instance(w, &i, InstanceState::Failed, Some(&reason)).map(|_| Placed::Failed)
+        let placed = match self.move_instance(store, n, i, why, placement.ok_or("")) {
+            Ok(p) => p,
+            Err(e) => {
+                let tries = {
+                    let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+                    let t = a.entry((n.id.clone(), MOVE)).or_default();
+                    *t += 1;
+                    *t
                 };
-                let Some(placement) = placement else {
-                    return fail(w, "");
-                };
-                if instances::ever_ready(w, &i.id)? {
-                    return fail(w, "");
+                tracing::warn!(instance = %i.id, node = %n.name, error = %e, tries, "placing an instance on another node failed");
+                if tries <= RETRY_BUDGET {
+                    return Err(StepError::Store(e));
                 }
-                let it = instance_types::get(w, &i.instance_type_id)?;
-                let old = allocations::get(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
-                let planned = placement.current(w)?.engine.plan(&Request {
-                    shape: Shape::Nodes { gpu_model: it.gpu_model.clone(), count: 1 },
-                    constraints: engine_constraints(&i.tenant_id, &old.constraints),
-                });
-                let plan = match planned {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let what = format!(
-                            "; no other node could take it ({}: {})",
-                            e.constraint, e.message
-                        );
-                        return fail(w, &what);
-                    }
-                };
-                let Some(to) = plan.assignments.first().map(|a| a.node_id.clone()) else {
-                    return fail(w, "; no other node could take it");
-                };
-                // Each attachment to a NIC of the new node on its fabric:
-                // the same NIC name where cabled, else the first.
-                let links = fabrics::links_of_node(w, &to)?;
-                let mut moves: BTreeMap<String, Vec<(attachments::AttachmentRecord, String)>> =
-                    BTreeMap::new();
-                for a in attachments::attachments_of_instance(w, &i.id)? {
-                    let fabric = vpcs::vpc(w, &a.vpc_id)?.fabric_id;
-                    let mut cabled = links.iter().filter(|l| l.fabric_id == fabric);
-                    let nic = match cabled.clone().find(|l| l.nic == a.nic).or(cabled.next()) {
-                        Some(l) => l.nic.clone(),
-                        None => {
-                            return fail(
-                                w,
-                                "; the node placement found has no NIC on the fabric of its network attachments",
-                            )
-                        }
-                    };
-                    moves.entry(fabric).or_default().push((a, nic));
-                }
-                let (_, released) =
-                    allocations::release(w, &i.tenant_id, &i.project_id, &old.id)?;
-                let alloc_id = new_id();
-                allocations::create(
-                    w,
-                    &allocations::NewAllocation {
-                        id: &alloc_id,
-                        tenant_id: &i.tenant_id,
-                        project_id: &i.project_id,
-                        instance_type_id: &old.instance_type_id,
-                        kind: old.kind,
-                        reservation_id: old.reservation_id.as_deref(),
-                        count: 1,
-                        constraints: &old.constraints,
-                        placement: &plan,
-                        // The instance's quota stays claimed: it moves.
-                        claim_id: &old.claim_id,
-                        units: &plan.units(&it.gpu_model),
-                    },
-                )?;
-                let reason = format!(
-                    "its node failed before it was handed over ({why}): placed on another node ({} of {})",
-                    i.replacements + 1,
-                    self.replacements
-                );
-                instances::place_again(w, &i.id, &to, &alloc_id, &reason)?;
-                // Nothing left on the failed node speaks for the instance: a
-                // late boot of its image cannot register, nor fetch the
-                // tenant's keys and user-data.
-                super::end_boot(w, &n.id)?;
-                // Lock order: placement row, fabric rows, audit heads.
-                let g = allocations::bump_placement_generation(w)?;
-                for (fabric, atts) in moves {
-                    let lock = fabrics::lock_intent(w, &fabric)?;
-                    let mut changes = Vec::new();
-                    for (a, nic) in atts {
-                        let moved =
-                            attachments::move_attachment(w, &a.id, &to, &nic, lock.generation)?;
-                        changes.push(TenantChange::Put(TenantObject::Attachment(
-                            intent::attachment(&moved)?,
-                        )));
-                    }
-                    self.planners.change(w, &fabric, &lock, changes, false)?;
-                }
-                audit_instance(w, &i, "instance_placed_again", "success")?;
-                audit_node(w, n, "node_instance_placed_again", "success")?;
-                let mut effects = Vec::new();
-                if released {
-                    effects.push(Effect::Release(old.id.clone()));
-                }
-                effects.push(Effect::Apply {
-                    id: alloc_id,
-                    placement: plan,
-                    group: engine_group(&i.tenant_id, &old.constraints),
-                });
-                effects.push(Effect::Generation(g));
-                Ok(Placed::On { node_id: to, effects })
-            })
-            .map_err(StepError::Store)?;
+                let refused =
+                    "; it could not be placed on another node (the control plane's log says why)";
+                self.move_instance(store, n, i, why, Err(refused)).map_err(StepError::Store)?
+            }
+        };
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).remove(&(n.id.clone(), MOVE));
         match placed {
             Placed::On { node_id, effects } => {
                 if let Some(p) = placement {
@@ -202,5 +113,131 @@ impl LifecycleController {
             }
             Placed::Nothing => Ok(false),
         }
+    }
+
+    /// `place_again`'s transaction: without `placement`, the instance fails
+    /// with its node, its reason ending with the error's words.
+    fn move_instance(
+        &self,
+        store: &Store,
+        n: &Node,
+        i: &Instance,
+        why: &str,
+        placement: std::result::Result<&std::sync::Arc<crate::placement::PlacementService>, &str>,
+    ) -> Result<Placed> {
+        // Every placement write holds the replica's placement lock.
+        let _serial = placement.ok().map(|p| p.serialize());
+        store.write(|w| {
+            let i = instances::by_id(w, &i.id)?;
+            if i.state != InstanceState::Pending || i.node_id != n.id || i.release_requested {
+                return Ok(Placed::Nothing);
+            }
+            let fail = |w: &mut dyn Writer, what: &str| {
+                let reason = format!("its node failed before it was handed over ({why}){what}");
+                set_instance(w, &i, InstanceState::Failed, Some(&reason)).map(|_| Placed::Failed)
+            };
+            let placement = match placement {
+                Ok(p) => p,
+                Err(what) => return fail(w, what),
+            };
+            if instances::ever_ready(w, &i.id)? {
+                return fail(w, "");
+            }
+            let it = instance_types::get(w, &i.instance_type_id)?;
+            let old = allocations::get(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
+            let planned = placement.current(w)?.engine.plan(&Request {
+                shape: Shape::Nodes { gpu_model: it.gpu_model.clone(), count: 1 },
+                constraints: engine_constraints(&i.tenant_id, &old.constraints),
+            });
+            let plan = match planned {
+                Ok(p) => p,
+                Err(e) => {
+                    let what = format!(
+                        "; no other node could take it ({}: {})",
+                        e.constraint, e.message
+                    );
+                    return fail(w, &what);
+                }
+            };
+            let Some(to) = plan.assignments.first().map(|a| a.node_id.clone()) else {
+                return fail(w, "; no other node could take it");
+            };
+            // Each attachment to a NIC of the new node on its fabric:
+            // the same NIC name where cabled, else the first.
+            let links = fabrics::links_of_node(w, &to)?;
+            let mut moves: BTreeMap<String, Vec<(attachments::AttachmentRecord, String)>> =
+                BTreeMap::new();
+            for a in attachments::attachments_of_instance(w, &i.id)? {
+                let fabric = vpcs::vpc(w, &a.vpc_id)?.fabric_id;
+                let mut cabled = links.iter().filter(|l| l.fabric_id == fabric);
+                let nic = match cabled.clone().find(|l| l.nic == a.nic).or(cabled.next()) {
+                    Some(l) => l.nic.clone(),
+                    None => {
+                        return fail(
+                            w,
+                            "; the node placement found has no NIC on the fabric of its network attachments",
+                        )
+                    }
+                };
+                moves.entry(fabric).or_default().push((a, nic));
+            }
+            let (_, released) =
+                allocations::release(w, &i.tenant_id, &i.project_id, &old.id)?;
+            let alloc_id = new_id();
+            allocations::create(
+                w,
+                &allocations::NewAllocation {
+                    id: &alloc_id,
+                    tenant_id: &i.tenant_id,
+                    project_id: &i.project_id,
+                    instance_type_id: &old.instance_type_id,
+                    kind: old.kind,
+                    reservation_id: old.reservation_id.as_deref(),
+                    count: 1,
+                    constraints: &old.constraints,
+                    placement: &plan,
+                    // The instance's quota stays claimed: it moves.
+                    claim_id: &old.claim_id,
+                    units: &plan.units(&it.gpu_model),
+                },
+            )?;
+            let reason = format!(
+                "its node failed before it was handed over ({why}): placed on another node ({} of {})",
+                i.replacements + 1,
+                self.replacements
+            );
+            instances::place_again(w, &i.id, &to, &alloc_id, &reason)?;
+            // Nothing left on the failed node speaks for the instance: a
+            // late boot of its image cannot register, nor fetch the
+            // tenant's keys and user-data.
+            super::end_boot(w, &n.id)?;
+            // Lock order: placement row, fabric rows, audit heads.
+            let g = allocations::bump_placement_generation(w)?;
+            for (fabric, atts) in moves {
+                let lock = fabrics::lock_intent(w, &fabric)?;
+                let mut changes = Vec::new();
+                for (a, nic) in atts {
+                    let moved =
+                        attachments::move_attachment(w, &a.id, &to, &nic, lock.generation)?;
+                    changes.push(TenantChange::Put(TenantObject::Attachment(
+                        intent::attachment(&moved)?,
+                    )));
+                }
+                self.planners.change(w, &fabric, &lock, changes, false)?;
+            }
+            audit_instance(w, &i, "instance_placed_again", "success")?;
+            audit_node(w, n, "node_instance_placed_again", "success")?;
+            let mut effects = Vec::new();
+            if released {
+                effects.push(Effect::Release(old.id.clone()));
+            }
+            effects.push(Effect::Apply {
+                id: alloc_id,
+                placement: plan,
+                group: engine_group(&i.tenant_id, &old.constraints),
+            });
+            effects.push(Effect::Generation(g));
+            Ok(Placed::On { node_id: to, effects })
+        })
     }
 }
