@@ -34,6 +34,10 @@ pub struct FleetArgs {
     /// `(1 ± jitter)` times as long, uniformly (0 to 0.9; 0: lockstep).
     #[arg(long, default_value_t = 0.0, value_parser = parse_jitter)]
     jitter: f64,
+    /// The first this many nodes to network-boot hang at every boot (no
+    /// agent ever starts).
+    #[arg(long, default_value_t = 0)]
+    dead_nodes: usize,
     /// Exit when standard input closes (a benchmark's child: it ends with
     /// its parent).
     #[arg(long, hide = true)]
@@ -69,6 +73,7 @@ pub fn run_fleet(a: FleetArgs) -> ExitCode {
     if let Some(f) = Arc::get_mut(&mut fleet) {
         f.boot_delay = a.boot_delay;
         f.jitter = a.jitter;
+        f.dead_nodes = a.dead_nodes;
     }
     println!("listening http://{addr}");
     eprintln!(
@@ -143,7 +148,13 @@ pub enum Fleet {
 impl Fleet {
     /// Starts `neocloud bench fleet` as a child of this process and waits
     /// for its address.
-    pub fn child(boot_url: &str, latency: Duration, jitter: f64) -> Result<Fleet, String> {
+    /// `dead`: [`SimFleet::dead_nodes`].
+    pub fn child(
+        boot_url: &str,
+        latency: Duration,
+        jitter: f64,
+        dead: usize,
+    ) -> Result<Fleet, String> {
         let exe = std::env::current_exe().map_err(|e| format!("fleet: this program: {e}"))?;
         let mut child = std::process::Command::new(exe)
             .args(["bench", "fleet", "--exit-with-stdin", "--boot-url", boot_url])
@@ -151,6 +162,8 @@ impl Fleet {
             .arg(humantime::format_duration(latency).to_string())
             .arg("--jitter")
             .arg(jitter.to_string())
+            .arg("--dead-nodes")
+            .arg(dead.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

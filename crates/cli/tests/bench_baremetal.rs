@@ -88,6 +88,20 @@ fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
 /// only when its BMC was given an `HttpBootUri` with the one-time
 /// `UefiHttp` override, so every instance ready and every record complete
 /// means every boot was set that way.
+/// Two of the SIMULATED nodes hang at every boot: their instances are
+/// placed on spare nodes and every instance is ready and sanitized; the
+/// hung nodes stay failed, out of the pool.
+#[test]
+fn bench_baremetal_places_the_instances_of_nodes_that_hang_at_boot_again() {
+    let v =
+        bench("dead-nodes", &["--dead-nodes", "2", "--boot-timeout", "1s", "--boot-attempts", "1"]);
+    assert_eq!(v["dead_nodes"], 2, "{v}");
+    assert_eq!(v["phases"][1]["placed_again"], 2, "{v}");
+    assert_eq!(v["phases"][2]["placed_again"], 0, "{v}");
+    // At least the boot timeout before the two instances could move.
+    assert!(v["phases"][1]["wall_secs"].as_f64().unwrap() >= 1.0, "{v}");
+}
+
 #[test]
 fn bench_baremetal_boots_every_node_by_uefi_http() {
     let v = bench("uefi-http", &["--boot-method", "uefi-http", "--fleet", "in-process"]);

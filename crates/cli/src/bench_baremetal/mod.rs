@@ -61,6 +61,21 @@ pub struct BaremetalArgs {
     /// node's own simulated waits.
     #[arg(long, default_value_t = 0.0, value_parser = crate::bench_fleet::parse_jitter)]
     jitter: f64,
+    /// The first this many nodes to network-boot hang at every boot (no
+    /// agent ever starts, as a node whose firmware or image hangs): each
+    /// fails after `--boot-attempts` times `--boot-timeout`, and its
+    /// instance is placed on another node (at most --nodes minus
+    /// --provisions: spare nodes). The provision's overhead then counts
+    /// those timeouts and is not the control plane's.
+    #[arg(long, default_value_t = 0)]
+    dead_nodes: usize,
+    /// How long a network boot has to bring up its agent
+    /// (`boot_timeout_secs`).
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    boot_timeout: Duration,
+    /// Network boots tried before a node fails (`boot_attempts`).
+    #[arg(long, default_value_t = 3)]
+    boot_attempts: u32,
     /// How the simulated BMCs boot the nodes: `pxe`, or `virtual-media`
     /// (the server's iPXE ISO in each BMC's virtual CD: more BMC calls per
     /// boot, and an eject in every sanitization).
@@ -121,6 +136,14 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         eprintln!("error: --nodes must be positive and --provisions at most --nodes");
         return ExitCode::from(crate::output::EXIT_USAGE);
     }
+    if a.dead_nodes > a.nodes - a.provisions {
+        eprintln!("error: --dead-nodes must be at most --nodes minus --provisions (spare nodes for their instances)");
+        return ExitCode::from(crate::output::EXIT_USAGE);
+    }
+    if a.boot_timeout < Duration::from_secs(1) || !(1..=20).contains(&a.boot_attempts) {
+        eprintln!("error: --boot-timeout must be at least 1s and --boot-attempts 1 to 20");
+        return ExitCode::from(crate::output::EXIT_USAGE);
+    }
     if a.static_addresses.is_some() && a.boot_method != crate::commands::BootMethodArg::VirtualMedia
     {
         eprintln!("error: --static-addresses needs --boot-method virtual-media");
@@ -158,6 +181,8 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         lifecycle_interval_ms: a.interval_ms,
         lifecycle_parallel_steps: a.parallel,
         heartbeat_interval_ms: a.heartbeat_ms,
+        boot_timeout_secs: a.boot_timeout.as_secs(),
+        boot_attempts: a.boot_attempts,
         // Served by the provider, not here: the simulated BMCs take them as
         // read (they read per-node ISOs from the boot service).
         virtual_media_iso_url: (a.boot_method == crate::commands::BootMethodArg::VirtualMedia)
@@ -186,10 +211,10 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         "in-process" => start_in_process(
             &rt,
             &base,
-            (a.bmc_latency, a.jitter),
+            (a.bmc_latency, a.jitter, a.dead_nodes),
             cancel.clone().cancelled_owned(),
         ),
-        "process" => Fleet::child(&base, a.bmc_latency, a.jitter).map(|f| (f, None)),
+        "process" => Fleet::child(&base, a.bmc_latency, a.jitter, a.dead_nodes).map(|f| (f, None)),
         url if url.starts_with("http://") || url.starts_with("https://") => {
             Ok((Fleet::remote(url), None))
         }
@@ -277,12 +302,13 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
 fn start_in_process(
     rt: &tokio::runtime::Runtime,
     boot_url: &str,
-    (latency, jitter): (Duration, f64),
+    (latency, jitter, dead): (Duration, f64, usize),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(Fleet, Option<tokio::task::JoinHandle<()>>), String> {
     let mut fleet = SimFleet::new(Some(boot_url.to_string()), latency);
     if let Some(f) = Arc::get_mut(&mut fleet) {
         f.jitter = jitter;
+        f.dead_nodes = dead;
     }
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -111,6 +111,8 @@ struct Spec {
     each: Vec<f64>,
     /// The phase boots nodes (its ideal includes the simulated boot).
     boots: bool,
+    /// Instances placed on another node (their first node hung at boot).
+    placed_again: u32,
 }
 
 impl Env {
@@ -177,6 +179,7 @@ impl Env {
             waves,
             ideal_secs: ideal,
             each: s.each,
+            placed_again: s.placed_again,
             cpu_secs,
             fleet_cpu_secs,
         })
@@ -233,6 +236,7 @@ impl Env {
                 wall_secs: secs_between(t0, done),
                 each: each.collect(),
                 boots: false,
+                placed_again: 0,
             },
         )
     }
@@ -289,6 +293,7 @@ impl Env {
                 wall_secs: secs_between(t0, last),
                 each: each.collect(),
                 boots: true,
+                placed_again: done.iter().map(|i| i.replacements).sum(),
             },
         )?;
         Ok((t, p, phase))
@@ -319,16 +324,18 @@ impl Env {
         for r in res {
             requested.push(r?);
         }
+        // The nodes that hung at boot stay failed (nobody inspects them).
+        let dead = self.fleet.stats()?.dead_nodes as i64;
         wait("every instance to be released and sanitized", self.args.timeout, || {
             let c = node_counts(&self.store)?;
-            if let Some(f) = c.get("failed").filter(|f| **f > 0) {
+            if let Some(f) = c.get("failed").filter(|f| **f > dead) {
                 let all = project_instances(&self.store, t, p)?;
                 let why: Vec<_> = all.iter().filter_map(|i| i.reason.clone()).take(3).collect();
                 return Err(format!("{f} node(s) failed releasing or sanitizing: {why:?}"));
             }
             let released = count_in(&self.store, t, p, InstanceState::Released)?;
             let available = c.get("available").copied().unwrap_or(0) as usize;
-            Ok((released >= k && available >= self.args.nodes).then_some(()))
+            Ok((released >= k && available + dead as usize >= self.args.nodes).then_some(()))
         })?;
         let done = project_instances(&self.store, t, p)?;
         let end = self.mark()?;
@@ -367,6 +374,7 @@ impl Env {
                 wall_secs: secs_between(t0, last),
                 each: each.collect(),
                 boots: true,
+                placed_again: 0,
             },
         )?;
         Ok((phase, complete))

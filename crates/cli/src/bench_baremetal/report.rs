@@ -22,6 +22,8 @@ pub(super) struct Phase {
     pub(super) ideal_secs: f64,
     /// Per node (or instance): from its API call to its end state.
     pub(super) each: Vec<f64>,
+    /// Instances placed on another node (their first node hung at boot).
+    pub(super) placed_again: u32,
     /// CPU seconds the benchmark's process used (server and clients, and
     /// the simulated fleet when it runs in process), from the phase's start
     /// to its end being seen.
@@ -58,7 +60,8 @@ impl Phase {
             "waves": self.waves, "ideal_secs": self.ideal_secs,
             "overhead_secs": self.overhead_secs(), "overhead_share": self.overhead_share(),
             "per_node_p50_secs": self.pct(0.5), "per_node_p99_secs": self.pct(0.99),
-            "per_node_max_secs": self.pct(1.0), "cpu_secs": self.cpu_secs,
+            "per_node_max_secs": self.pct(1.0), "placed_again": self.placed_again,
+            "cpu_secs": self.cpu_secs,
             "fleet_cpu_secs": self.fleet_cpu_secs,
         })
     }
@@ -101,6 +104,8 @@ pub(super) fn print(
                    "static_addresses": a.static_addresses.is_some(),
                    "fleet": a.fleet, "fleet_apart": env.fleet.apart(),
                    "setup_secs": setup_secs, "complete_sanitization_records": complete,
+                   "dead_nodes": a.dead_nodes, "boot_timeout_secs": a.boot_timeout.as_secs(),
+                   "boot_attempts": a.boot_attempts,
                    "hold_secs": a.hold.as_secs_f64(), "hold_cpu_cores": held.and_then(|h| h.0),
                    "hold_fleet_cpu_cores": held.and_then(|h| h.1), "phases": v})
         );
@@ -154,6 +159,16 @@ pub(super) fn print(
     }
     println!();
     println!("complete signed sanitization records: {complete} of {}", a.provisions);
+    let placed_again: u32 = phases.iter().map(|p| p.placed_again).sum();
+    if a.dead_nodes > 0 {
+        println!(
+            "{} nodes hung at every boot ({} × {} s boot timeout each): {placed_again} instances \
+             placed on another node; the provision's overhead counts those timeouts",
+            a.dead_nodes,
+            a.boot_attempts,
+            a.boot_timeout.as_secs()
+        );
+    }
     let media: u64 = phases.iter().map(|p| p.media_bytes).sum();
     if media > 0 {
         let per_phase: Vec<String> = phases

@@ -279,6 +279,12 @@ pub struct SimFleet {
     /// network cannot reach the image server, and only an upload
     /// (`MultipartHttpPushUri`) updates them.
     pub reach_images: AtomicBool,
+    /// The first this many nodes that network-boot hang at every boot of
+    /// theirs: no agent ever starts (firmware or an image that hangs, as
+    /// real nodes now and then do).
+    pub dead_nodes: usize,
+    /// The nodes that hang, in the order they first booted.
+    dead: Mutex<std::collections::HashSet<usize>>,
     /// Draws for the jitter.
     draws: AtomicU64,
     /// See [`SimFleet::on_change`].
@@ -309,6 +315,8 @@ impl SimFleet {
             announce_resets: AtomicBool::new(true),
             list_tasks: AtomicBool::new(true),
             reach_images: AtomicBool::new(true),
+            dead_nodes: 0,
+            dead: Mutex::default(),
             draws: AtomicU64::new(0),
             change_hook: Mutex::new(None),
         })
@@ -561,6 +569,20 @@ impl SimFleet {
         v
     }
 
+    /// Whether node `i`'s boot hangs: it is one of the first
+    /// [`Self::dead_nodes`] nodes to network-boot.
+    fn hangs(&self, i: usize) -> bool {
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        if dead.contains(&i) {
+            return true;
+        }
+        if dead.len() < self.dead_nodes {
+            dead.insert(i);
+            return true;
+        }
+        false
+    }
+
     /// The counters now, and the CPU this process has used.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -572,6 +594,7 @@ impl SimFleet {
             jitter: self.jitter,
             media_bytes: self.media_bytes.load(Ordering::Relaxed),
             media_failures: self.media_failures.load(Ordering::Relaxed),
+            dead_nodes: self.dead.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
             cpu_secs: neocloud_common::time::process_cpu_secs(),
         }
     }
@@ -596,6 +619,9 @@ impl SimFleet {
         media: Option<String>,
     ) {
         let Some(base) = self.boot_url.clone() else { return };
+        if self.hangs(i) {
+            return;
+        }
         let fleet = self.clone();
         std::thread::spawn(move || {
             std::thread::sleep(fleet.wait_of(i, fleet.boot_delay));

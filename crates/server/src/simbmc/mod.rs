@@ -70,6 +70,10 @@ pub struct Stats {
     pub media_bytes: u64,
     #[serde(default)]
     pub media_failures: u64,
+    /// Nodes whose boots hang (see [`SimFleet::dead_nodes`]; 0 when
+    /// absent: older fleets).
+    #[serde(default)]
+    pub dead_nodes: u64,
     /// The fleet's process, user + system (`None` where the OS does not say).
     pub cpu_secs: Option<f64>,
 }
