@@ -31,6 +31,10 @@
 //! no longer move in lockstep; the ideal is then the slowest node's own
 //! simulated waits in the phase (the fleet accounts them per node), when
 //! `--parallel` covers the phase's nodes.
+//!
+//! With `--dead-nodes K` the first K nodes to network-boot hang at every
+//! boot: each fails after its boot timeout and its instance is placed on a
+//! spare node; the report counts the instances placed again.
 
 mod phases;
 mod report;
