@@ -470,20 +470,22 @@ impl LifecycleController {
     /// failed node whose tenant released its instance goes to be sanitized
     /// (unless releasing or sanitizing is what failed: then only the
     /// provider's inspection starts it over); a pending instance on a
-    /// failed node is placed on another node, or fails with it.
+    /// failed node is placed on another node, or fails with it, first (an
+    /// inspection would otherwise sanitize the node for it and free it).
     fn failed(&self, store: &Store, n: &Node, from: &str, reason: &str) -> Result<bool, StepError> {
-        if Self::inspect_requested(store, n)? {
-            return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
-        }
         let (inst, dirty) = store
             .read(|r| Ok((instances::live_on_node(r, &n.id)?, nodes::dirty(r, &n.id)?)))
             .map_err(StepError::Store)?;
-        let Some(inst) = inst else { return Ok(false) };
-        let released =
-            store.read(|r| instances::release_requested(r, &inst.id)).map_err(StepError::Store)?;
-        if inst.state == InstanceState::Pending && !released {
-            return self.place_again(store, n, &inst, reason);
+        if let Some(i) = inst.as_ref().filter(|i| i.state == InstanceState::Pending) {
+            if !i.release_requested {
+                return self.place_again(store, n, i, reason);
+            }
         }
+        if Self::inspect_requested(store, n)? {
+            return self.advance(store, n, NodeLifecycle::Enrolling, |_| Ok(()));
+        }
+        let Some(inst) = inst else { return Ok(false) };
+        let released = inst.release_requested;
         if !released || from == "releasing" || from == "sanitizing" {
             return Ok(false);
         }

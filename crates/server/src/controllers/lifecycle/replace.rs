@@ -4,13 +4,14 @@
 //! The failure (`fail`) sets the instance back to pending on the failed
 //! node, in the failure's transaction; the failed node's handler then moves
 //! it (`place_again`), in one transaction: a node planned by the placement
-//! engine with the instance's constraints, a new allocation on it holding
-//! the instance's quota claim (the old one released), the instance's
-//! network attachments moved to the new node's NICs (same ids, addresses
-//! and floating IPs), the failed node's boot token and agent credentials
-//! revoked, audited in the tenant's chain and the provider's. A
-//! crash between the two leaves a pending instance on a failed node, which
-//! the next pass moves. The failed node stays dirty for the instance: its
+//! engine with the instance's constraints (a gang placed within one pod,
+//! SU or rack stays in the failed node's: [`next_to`]), a new allocation on
+//! it holding the instance's quota claim (the old one released), the
+//! instance's network attachments moved to the new node's NICs (same ids,
+//! addresses and floating IPs), the failed node's boot token and agent
+//! credentials revoked, audited in the tenant's chain and the provider's.
+//! A crash between the two leaves a pending instance on a failed node,
+//! which the next pass moves. The failed node stays dirty for the instance: its
 //! sanitization (once the provider inspects it again) writes a record the
 //! tenant reads with the instance's, and frees nothing of the instance,
 //! which lives on elsewhere.
@@ -22,9 +23,6 @@
 //! row (a switch plan refusing its moved attachments; logged, the tenant
 //! told only that it could not be moved).
 
-/// The retry budget's key for a failed node's move of its instance.
-const MOVE: &str = "placing_again";
-
 use super::{
     audit_instance, audit_node, set_instance, LifecycleController, StepError, RETRY_BUDGET,
 };
@@ -32,11 +30,14 @@ use crate::network::intent;
 use crate::placement::{engine_constraints, engine_group, Effect};
 use neocloud_common::{new_id, Result};
 use neocloud_fabric::{TenantChange, TenantObject};
-use neocloud_placement::{Request, Shape};
+use neocloud_placement::{Constraints, Request, Scope, Shape, Within};
 use neocloud_store::Writer;
 use neocloud_store::{allocations, attachments, fabrics, instance_types, instances, vpcs, Store};
 use neocloud_types::{Instance, InstanceState, Node};
 use std::collections::BTreeMap;
+
+/// The retry budget's key for a failed node's move of its instance.
+const MOVE: &str = "placing_again";
 
 /// What placing an instance again did.
 enum Placed {
@@ -147,7 +148,7 @@ impl LifecycleController {
             let old = allocations::get(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
             let planned = placement.current(w)?.engine.plan(&Request {
                 shape: Shape::Nodes { gpu_model: it.gpu_model.clone(), count: 1 },
-                constraints: engine_constraints(&i.tenant_id, &old.constraints),
+                constraints: engine_constraints(&i.tenant_id, &next_to(&old.constraints, n)),
             });
             let plan = match planned {
                 Ok(p) => p,
@@ -239,5 +240,61 @@ impl LifecycleController {
             effects.push(Effect::Generation(g));
             Ok(Placed::On { node_id: to, effects })
         })
+    }
+}
+
+/// The constraints a moved instance is planned with: its own, and, where
+/// it was placed as part of a gang within one pod, SU or rack (`scope`),
+/// within the failed node's, so that it stays next to the nodes placed
+/// with it (a narrower `within` the tenant gave stands).
+fn next_to(c: &Constraints, n: &Node) -> Constraints {
+    let level = |w: &Within| match w {
+        Within::Pod(_) => 1,
+        Within::Su(_) => 2,
+        Within::Rack(_) => 3,
+    };
+    let at = match c.scope {
+        Scope::Any => return c.clone(),
+        Scope::Pod => Within::Pod(n.pod.clone()),
+        Scope::Su => Within::Su(n.su.clone()),
+        Scope::Rack => Within::Rack(n.rack.clone()),
+    };
+    match &c.within {
+        Some(w) if level(w) >= level(&at) => c.clone(),
+        Some(_) | None => Constraints { within: Some(at), ..c.clone() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        serde_json::from_value(serde_json::json!({
+            "id": "n", "name": "n", "site": "s", "pod": "pod-a", "su": "su-3", "rack": "r-7",
+            "nvlink_domain": "", "gpu_model": "h100-80gb", "gpus": 8, "gpu_memory_gb": 80,
+            "mig_capable": false, "nics": [], "availability": "schedulable",
+            "lifecycle": {"state": "failed", "reason": "x", "from": "provisioning"},
+            "lifecycle_since": "", "bmc_endpoint": null, "generation": 1,
+            "created_at": "", "updated_at": ""
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_gang_member_moves_within_the_failed_nodes_pod_su_or_rack() {
+        let n = node();
+        let any = Constraints::default();
+        assert_eq!(next_to(&any, &n), any, "no gang scope: anywhere it fits");
+        let su = Constraints { scope: Scope::Su, ..Constraints::default() };
+        assert_eq!(next_to(&su, &n).within, Some(Within::Su("su-3".into())));
+        let rack = Constraints { scope: Scope::Rack, ..Constraints::default() };
+        assert_eq!(next_to(&rack, &n).within, Some(Within::Rack("r-7".into())));
+        // The tenant's own narrower limit stands; a wider one narrows.
+        let own = Constraints { within: Some(Within::Rack("r-7".into())), ..su.clone() };
+        assert_eq!(next_to(&own, &n), own);
+        let wide = Constraints { within: Some(Within::Pod("pod-a".into())), ..su };
+        assert_eq!(next_to(&wide, &n).within, Some(Within::Su("su-3".into())));
+        assert_eq!(next_to(&wide, &n).anti_affinity, None);
     }
 }
