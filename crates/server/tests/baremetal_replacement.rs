@@ -325,7 +325,9 @@ fn a_rebuild_whose_node_fails_is_not_placed_elsewhere() {
 /// The failure and the move are two transactions: a control plane stopped
 /// between them (here: the failing controller dropped before its next
 /// pass) leaves a pending instance on a failed node, which the next
-/// controller's first pass moves.
+/// controller's first pass moves, before the inspection the provider asked
+/// of the failed node meanwhile (whose sanitization then leaves the
+/// instance alone).
 #[test]
 fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
     let Some(emu) = peers::Emulator::start(2) else { return };
@@ -347,11 +349,14 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
             "[{b}] {i}"
         );
         drop(ctl);
+        let (first_name, _) = node_name(&s, &first);
+        s.admin().post(&format!("/v1/nodes/{first_name}/inspect"), &json!({})).expect(202);
 
         let (ctl, secrets) = controller_placing(&s);
         ctl.run_once(&s.store, &secrets).unwrap();
         let i = instance(&tenant, &id);
         assert_ne!(i["node_id"], first.as_str(), "[{b}] moved: {i}");
+        assert_eq!(lifecycle(&s, &first_name)["state"], "failed", "[{b}] moved first");
         assert_eq!(i["replacements"], 1, "[{b}] {i}");
         let (second_name, _) = node_name(&s, i["node_id"].as_str().unwrap());
         drive(&ctl, &secrets, &s, &second_name, "provisioning");
@@ -362,9 +367,12 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
             1,
             "[{b}] the failed node's allocation released"
         );
-        // Another pass changes nothing: the instance is placed once.
-        ctl.run_once(&s.store, &secrets).unwrap();
-        assert_eq!(instance(&tenant, &id)["replacements"], 1, "[{b}]");
+        // The failed node's inspection finds it dirty and releases it for
+        // the instance, which goes on on its new node; it is placed once.
+        drive(&ctl, &secrets, &s, &first_name, "releasing");
+        let i = instance(&tenant, &id);
+        assert_eq!(i["state"], "provisioning", "[{b}] {i}");
+        assert_eq!(i["replacements"], 1, "[{b}] {i}");
     }
 }
 
