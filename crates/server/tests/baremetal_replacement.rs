@@ -352,10 +352,19 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
         let (first_name, _) = node_name(&s, &first);
         s.admin().post(&format!("/v1/nodes/{first_name}/inspect"), &json!({})).expect(202);
 
+        let read = instance(&tenant, &id)["generation"].as_i64().unwrap();
         let (ctl, secrets) = controller_placing(&s);
         ctl.run_once(&s.store, &secrets).unwrap();
         let i = instance(&tenant, &id);
         assert_ne!(i["node_id"], first.as_str(), "[{b}] moved: {i}");
+        // A second replica's move, from what it read before this one:
+        // refused (its transaction rolls back).
+        let moved = s
+            .store
+            .write(|w| neocloud_store::instances::place_again(w, (&id, read), &first, "x", "again"))
+            .unwrap();
+        assert!(!moved, "[{b}]");
+        assert_eq!(instance(&tenant, &id)["node_id"], i["node_id"], "[{b}]");
         assert_eq!(lifecycle(&s, &first_name)["state"], "failed", "[{b}] moved first");
         assert_eq!(i["replacements"], 1, "[{b}] {i}");
         let (second_name, _) = node_name(&s, i["node_id"].as_str().unwrap());

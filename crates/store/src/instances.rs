@@ -461,21 +461,23 @@ pub fn ever_ready(r: &mut dyn Reader, id: &str) -> Result<bool> {
 }
 
 /// Moves a pending instance to another node and allocation (its node failed
-/// before it was handed over), counted in `replacements`.
+/// before it was handed over), counted in `replacements`, if it is still
+/// at `generation` (as read): whether it moved. Two replicas' controllers
+/// moving it at once: one moves it, the other's transaction must roll back.
 pub fn place_again(
     w: &mut dyn Writer,
-    id: &str,
+    (id, generation): (&str, i64),
     node_id: &str,
     allocation_id: &str,
     reason: &str,
-) -> Result<()> {
-    w.execute(
+) -> Result<bool> {
+    let n = w.execute(
         "UPDATE instances SET node_id = ?, allocation_id = ?, reason = ?, \
          replacements = replacements + 1, generation = generation + 1, updated_at = ? \
-         WHERE id = ? AND state = 'pending'",
-        vals![node_id, allocation_id, reason, now_micros(), id],
+         WHERE id = ? AND generation = ? AND state = 'pending'",
+        vals![node_id, allocation_id, reason, now_micros(), id, generation],
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// The name of the live instance an allocation backs, if any.

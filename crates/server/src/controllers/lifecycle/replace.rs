@@ -28,7 +28,7 @@ use super::{
 };
 use crate::network::intent;
 use crate::placement::{engine_constraints, engine_group, Effect};
-use neocloud_common::{new_id, Result};
+use neocloud_common::{new_id, Error, Result};
 use neocloud_fabric::{TenantChange, TenantObject};
 use neocloud_placement::{Constraints, Request, Scope, Shape, Within};
 use neocloud_store::Writer;
@@ -207,7 +207,11 @@ impl LifecycleController {
                 i.replacements + 1,
                 self.replacements
             );
-            instances::place_again(w, &i.id, &to, &alloc_id, &reason)?;
+            if !instances::place_again(w, (&i.id, i.generation), &to, &alloc_id, &reason)? {
+                // Another replica moved it since it was read: all of this
+                // rolls back, and the next pass finds nothing to do.
+                return Err(Error::conflict("the instance was placed again concurrently"));
+            }
             // Nothing left on the failed node speaks for the instance: a
             // late boot of its image cannot register, nor fetch the
             // tenant's keys and user-data.
