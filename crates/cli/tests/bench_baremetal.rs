@@ -74,7 +74,7 @@ fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
         .iter()
         .map(|p| p["bmc_waits_per_node"].as_f64().unwrap())
         .collect();
-    assert_eq!(waits, [40.0, 6.0, 55.0], "{v}");
+    assert_eq!(waits, [40.0, 6.0, 54.0], "{v}");
     assert_eq!(v["fleet"], "process");
     assert_eq!(v["fleet_apart"], true, "{v}");
     for p in v["phases"].as_array().unwrap() {

@@ -275,9 +275,13 @@ impl Bmc {
     /// the host can write to in-band) of the system behind `system` and of
     /// its managers.
     pub fn sel_services(&self, system: &str) -> Result<Vec<LogService>> {
-        let sys = self.get(system)?;
+        self.sel_services_of(&self.get(system)?)
+    }
+
+    /// [`Self::sel_services`] of the system as read (`sys`).
+    pub fn sel_services_of(&self, sys: &Value) -> Result<Vec<LogService>> {
         Ok(self
-            .log_services(&sys)?
+            .log_services(sys)?
             .iter()
             .filter(|l| l["LogEntryType"].as_str() == Some("SEL"))
             .map(|l| {

@@ -277,6 +277,11 @@ pub struct Inventory {
     /// What the BMC says of the node's health.
     #[serde(default)]
     pub health: Health,
+    /// The host system as this inventory read it, for what the same step
+    /// does next with its links (its log services and managers) without
+    /// reading it again. Not serialized.
+    #[serde(skip)]
+    pub system_read: Value,
 }
 
 impl Bmc {
@@ -677,6 +682,7 @@ impl Bmc {
             boot_options,
             host_interfaces,
             health,
+            system_read: sys,
         })
     }
 }

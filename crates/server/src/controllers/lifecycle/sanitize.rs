@@ -407,7 +407,7 @@ impl LifecycleController {
             items: vec![item(&system, "redfish-reset", true, "ForceOff requested")],
         });
         // Off first: the host can write to its SEL no more.
-        checks.push(super::sel::clear(&bmc, &system, self.sel)?);
+        checks.push(super::sel::clear(&bmc, &system, &inv.system_read, self.sel)?);
         // Last: the BMC may end this client's session with the old password.
         if self.rotate_bmc_password {
             checks.push(self.rotate_password(store, secrets, n, &bmc, &inv)?);

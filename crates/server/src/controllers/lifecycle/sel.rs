@@ -22,10 +22,12 @@ use neocloud_types::SanitizationCheck;
 pub(super) const CHECK: &str = "clear_sel";
 
 /// Clears the node's system event logs (`bmc_sel = clear`); the record's
-/// check.
+/// check. `read`: the host system as the step's inventory read it (its
+/// links do not change with the power), else it is read here.
 pub(super) fn clear(
     bmc: &Bmc,
     system: &str,
+    read: &serde_json::Value,
     policy: SelPolicy,
 ) -> Result<SanitizationCheck, StepError> {
     match policy {
@@ -37,7 +39,11 @@ pub(super) fn clear(
             ))
         }
     }
-    let logs = bmc.sel_services(system).map_err(StepError::from)?;
+    let logs = match read {
+        serde_json::Value::Object(_) => bmc.sel_services_of(read),
+        _ => bmc.sel_services(system),
+    }
+    .map_err(StepError::from)?;
     if logs.is_empty() {
         return Ok(check(
             CHECK,
