@@ -94,19 +94,23 @@ fn network(s: &TestServer, tenant: &Client) {
         .expect(201);
 }
 
-/// A controller of the test's own, with a placement engine loaded from the
-/// store (as another replica's).
-fn controller_placing(s: &TestServer) -> (LifecycleController, SecretBox) {
-    let (mut ctl, secrets) = controller(s);
+/// `ctl` given a placement engine loaded from the store (as another
+/// replica's), so that it places instances again.
+fn with_placement(s: &TestServer, ctl: &mut LifecycleController) {
     let state = s.store.read(neocloud_server::placement::load).unwrap();
     ctl.placement = Some(Arc::new(neocloud_server::placement::PlacementService::new(state)));
+}
+
+/// A controller of the test's own that places instances again.
+fn controller_placing(s: &TestServer) -> (LifecycleController, SecretBox) {
+    let (mut ctl, secrets) = controller(s);
+    with_placement(s, &mut ctl);
     (ctl, secrets)
 }
 
-/// Nodes `bm-1..=n` enrolled and made available by `ctl`; an instance
-/// created, and its node booted and failed by `ctl` (its image's agent
-/// never comes): the instance is left pending on it. Answers (instance
-/// id, failed node's id).
+/// An instance created, and its node booted and failed by `ctl` (its
+/// image's agent never comes): the instance is left pending on it.
+/// Answers (instance id, failed node's id).
 fn first_node_failed_by_hand(
     s: &TestServer,
     tenant: &Client,
@@ -334,12 +338,8 @@ fn an_instance_left_pending_on_a_failed_node_is_moved_after_a_restart() {
     for b in TestBackend::ALL {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        enroll(&s, &emu, 1);
-        enroll(&s, &emu, 2);
-        let (mut ctl, secrets) = controller_placing(&s);
-        drive(&ctl, &secrets, &s, "bm-1", "available");
-        drive(&ctl, &secrets, &s, "bm-2", "available");
+        let (tenant, mut ctl, secrets) = nodes_by_hand(&s, &emu, 2);
+        with_placement(&s, &mut ctl);
         let (id, first) = first_node_failed_by_hand(&s, &tenant, &mut ctl, &secrets);
         let i = instance(&tenant, &id);
         assert_eq!(i["state"], "pending", "[{b}] {i}");
@@ -396,14 +396,8 @@ fn a_move_the_store_keeps_refusing_fails_the_instance_past_the_retry_budget() {
     for b in TestBackend::ALL {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
-        let tenant = catalog(&s, true);
-        for i in 1..=3 {
-            enroll(&s, &emu, i);
-        }
-        let (mut ctl, secrets) = controller_placing(&s);
-        for i in 1..=3 {
-            drive(&ctl, &secrets, &s, &format!("bm-{i}"), "available");
-        }
+        let (tenant, mut ctl, secrets) = nodes_by_hand(&s, &emu, 3);
+        with_placement(&s, &mut ctl);
         let hold = tenant
             .post(
                 "/v1/tenants/acme/projects/train/allocations",

@@ -283,7 +283,7 @@ pub struct SimFleet {
     /// theirs: no agent ever starts (firmware or an image that hangs, as
     /// real nodes now and then do).
     pub dead_nodes: usize,
-    /// The nodes that hang, in the order they first booted.
+    /// The nodes that hang (each the first time it booted).
     dead: Mutex<std::collections::HashSet<usize>>,
     /// Draws for the jitter.
     draws: AtomicU64,

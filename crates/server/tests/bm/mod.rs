@@ -330,10 +330,24 @@ pub fn one_node_by_hand(
     s: &TestServer,
     emu: &peers::Emulator,
 ) -> (Client, LifecycleController, SecretBox) {
+    nodes_by_hand(s, emu, 1)
+}
+
+/// [`one_node_by_hand`] with `n` nodes (`bm-1` to `bm-{n}`, emulator
+/// systems 1 to `n`).
+pub fn nodes_by_hand(
+    s: &TestServer,
+    emu: &peers::Emulator,
+    n: usize,
+) -> (Client, LifecycleController, SecretBox) {
     let tenant = catalog(s, true);
-    enroll(s, emu, 1);
+    for i in 1..=n {
+        enroll(s, emu, i);
+    }
     let (ctl, secrets) = controller(s);
-    drive(&ctl, &secrets, s, "bm-1", "available");
+    for i in 1..=n {
+        drive(&ctl, &secrets, s, &format!("bm-{i}"), "available");
+    }
     (tenant, ctl, secrets)
 }
 

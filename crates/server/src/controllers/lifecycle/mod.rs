@@ -355,13 +355,7 @@ impl LifecycleController {
             Ok(true) => Outcome::Moved,
             Ok(false) => Outcome::Nothing,
             Err(StepError::Retry(e)) => {
-                let key = (n.id.clone(), n.lifecycle.name());
-                let tries = {
-                    let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-                    let t = a.entry(key).or_default();
-                    *t += 1;
-                    *t
-                };
+                let tries = self.count_attempt(&n.id, n.lifecycle.name());
                 if tries > RETRY_BUDGET {
                     self.fail(store, n, &format!("{e} (after {RETRY_BUDGET} retries)"))?;
                     Outcome::Failed
@@ -379,6 +373,15 @@ impl LifecycleController {
                 Outcome::Skipped
             }
         })
+    }
+
+    /// Counts one more transient failure of `what` (a state's name) on
+    /// node `id`; answers the failures so far.
+    fn count_attempt(&self, id: &str, what: &'static str) -> u32 {
+        let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let t = a.entry((id.to_string(), what)).or_default();
+        *t += 1;
+        *t
     }
 
     fn bmc(

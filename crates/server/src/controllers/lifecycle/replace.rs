@@ -78,12 +78,7 @@ impl LifecycleController {
         let placed = match self.move_instance(store, n, i, why, placement.ok_or("")) {
             Ok(p) => p,
             Err(e) => {
-                let tries = {
-                    let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-                    let t = a.entry((n.id.clone(), MOVE)).or_default();
-                    *t += 1;
-                    *t
-                };
+                let tries = self.count_attempt(&n.id, MOVE);
                 tracing::warn!(instance = %i.id, node = %n.name, error = %e, tries, "placing an instance on another node failed");
                 if tries <= RETRY_BUDGET {
                     return Err(StepError::Store(e));

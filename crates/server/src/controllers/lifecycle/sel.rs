@@ -22,8 +22,8 @@ use neocloud_types::SanitizationCheck;
 pub(super) const CHECK: &str = "clear_sel";
 
 /// Clears the node's system event logs (`bmc_sel = clear`); the record's
-/// check. `read`: the host system as the step's inventory read it (its
-/// links do not change with the power), else it is read here.
+/// check. `read`: the host system (`system`) as the step's inventory read
+/// it (its links do not change with the power).
 pub(super) fn clear(
     bmc: &Bmc,
     system: &str,
@@ -39,11 +39,7 @@ pub(super) fn clear(
             ))
         }
     }
-    let logs = match read {
-        serde_json::Value::Object(_) => bmc.sel_services_of(read),
-        _ => bmc.sel_services(system),
-    }
-    .map_err(StepError::from)?;
+    let logs = bmc.sel_services_of(read).map_err(StepError::from)?;
     if logs.is_empty() {
         return Ok(check(
             CHECK,
