@@ -15,6 +15,11 @@
 //! before it joins the pool; each round's tenant then flashes an older
 //! BIOS on its nodes, and every release updates it back (updates sent,
 //! followed and applied across the kills).
+//! After the rounds, still under the kills, a node fails before its
+//! instance is handed over (its BMC password changed behind the control
+//! plane's back): the instance is placed on a spare node and handed over
+//! there, and the failed node, mended and inspected again, is sanitized
+//! for it (the instance's records are both nodes').
 //!
 //! The nodes are SIMULATED (BMC fleet and agents in this test process, see
 //! `neocloud_server::simbmc`): they outlive the control plane's crashes,
@@ -226,9 +231,18 @@ fn run(b: &str, db_url: &str) {
     // back and send it again (the chaos thread restarts it).
     let chaos_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fw_killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Once armed with the nodes free at the time, the first of them to be
+    // changed (its provisioning's first step) has its BMC password
+    // changed behind the control plane's back and the answer lost: the
+    // node fails before its instance is handed over, and the instance is
+    // placed on another node, amid the kills. The node and the password
+    // it had (to mend it with) are kept in `broken`.
+    let armed = Arc::new(std::sync::Mutex::new(None::<BTreeSet<usize>>));
+    let broken = Arc::new(std::sync::Mutex::new(None::<(usize, String)>));
     {
         let (pid, killed, shutdowns) = (pid.clone(), killed.clone(), shutdowns.clone());
         let (chaos_on, fw_killed) = (chaos_on.clone(), fw_killed.clone());
+        let (armed, broken, sims) = (armed.clone(), broken.clone(), Arc::downgrade(&fleet));
         fleet.on_change(move |i, what| {
             // (Never pid 0: `kill 0` would signal this test's own group.)
             let server = pid.load(SeqCst);
@@ -248,6 +262,18 @@ fn run(b: &str, db_url: &str) {
             }
             if what == "reset GracefulShutdown" {
                 shutdowns.fetch_add(1, SeqCst);
+            }
+            if what == "system" || what == "media" {
+                let mut a = armed.lock().unwrap_or_else(|e| e.into_inner());
+                if let (Some(free), Some(sims)) = (a.as_ref(), sims.upgrade()) {
+                    if free.contains(&i) {
+                        *a = None;
+                        *broken.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((i, sims.password(i)));
+                        sims.set_password(i, "changed-behind-the-control-planes-back");
+                        return true;
+                    }
+                }
             }
             false
         });
@@ -513,6 +539,9 @@ fn run(b: &str, db_url: &str) {
         }
         check_exclusive(&url, &tokens, b);
     }
+    let moved = move_one_instance(&url, &admin, &tokens, &fleet, &armed, &broken, b);
+    created.extend(moved.instances.iter().map(|id| ("ta".to_string(), id.clone())));
+    check_exclusive(&url, &tokens, b);
     chaos_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let kills = chaos.join().unwrap();
 
@@ -557,7 +586,7 @@ fn run(b: &str, db_url: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(created.len(), ROUNDS * 3, "[{b}] nothing lost");
+    assert_eq!(created.len(), ROUNDS * 3 + 3, "[{b}] nothing lost");
     let (mut provisioned, mut from_cd, mut updated) = (0, 0, 0);
     let nodes = ok(&url, &admin, "GET", "/v1/nodes", None, None);
     let name_of: BTreeMap<&str, &str> = nodes["items"]
@@ -608,6 +637,24 @@ fn run(b: &str, db_url: &str) {
             }
         }
     }
+    // The moved instance's records: the failed node's (sanitized after its
+    // inspection) and the node it was handed over on.
+    let recs = ok(
+        &url,
+        &tokens["ta"],
+        "GET",
+        &format!("/v1/tenants/ta/projects/p/instances/{}/sanitization", moved.id),
+        None,
+        None,
+    );
+    let on: BTreeSet<&str> = recs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r["body"]["complete"], true, "[{b}] {r}"))
+        .map(|r| r["body"]["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(on, BTreeSet::from([moved.from.as_str(), moved.to.as_str()]), "[{b}] {recs}");
     // Every virtual CD was ejected by the last sanitization of its node,
     // and the BMC password of every node sanitized rotated (each was
     // reached with it above).
@@ -644,6 +691,98 @@ fn run(b: &str, db_url: &str) {
     drop(proc);
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The instance moved off a failed node (`move_one_instance`).
+struct Moved {
+    /// The three instances of the call, released.
+    instances: Vec<String>,
+    /// The one moved, from the failed node to another.
+    id: String,
+    from: String,
+    to: String,
+}
+
+/// Under the chaos: with a node to spare, tenant ta asks for three nodes;
+/// the first of them to be changed fails (the fleet's hook changes its BMC
+/// password behind the control plane's back), its instance is placed on
+/// the spare node and handed over there. Then the tenant releases all
+/// three, and the provider mends the failed node's BMC and inspects it
+/// again, which sanitizes it for the moved instance.
+fn move_one_instance(
+    url: &str,
+    admin: &str,
+    tokens: &BTreeMap<&str, String>,
+    fleet: &neocloud_server::simbmc::SimFleet,
+    armed: &std::sync::Mutex<Option<BTreeSet<usize>>>,
+    broken: &std::sync::Mutex<Option<(usize, String)>>,
+    b: &str,
+) -> Moved {
+    let (tok, path) = (&tokens["ta"], "/v1/tenants/ta/projects/p/instances");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let free = loop {
+        let nodes = ok(url, admin, "GET", "/v1/nodes", None, None);
+        let free: BTreeSet<usize> = nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["lifecycle"]["state"] == "available")
+            .map(|n| n["name"].as_str().unwrap().trim_start_matches('n').parse().unwrap())
+            .collect();
+        if free.len() > 3 {
+            break free;
+        }
+        assert!(Instant::now() < deadline, "[{b}] no node to spare: {nodes}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    *armed.lock().unwrap() = Some(free);
+    let v = ok(
+        url,
+        tok,
+        "POST",
+        path,
+        Some(&json!({"name": "moved", "instance_type": "bm", "count": 3, "image": "os"})),
+        Some("moved"),
+    );
+    let ids: Vec<String> =
+        v["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().into()).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let moved = loop {
+        let list: Vec<Value> =
+            ids.iter().map(|id| ok(url, tok, "GET", &format!("{path}/{id}"), None, None)).collect();
+        assert!(
+            list.iter().all(|i| i["state"] != "failed" && i["replacements"].as_u64() <= Some(1)),
+            "[{b}] {list:?}"
+        );
+        let moved: Vec<&Value> = list.iter().filter(|i| i["replacements"] == 1).collect();
+        if moved.len() == 1 && list.iter().all(|i| i["state"] == "ready") {
+            break moved[0].clone();
+        }
+        assert!(Instant::now() < deadline, "[{b}] no instance was moved: {list:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (victim, password) = broken.lock().unwrap().clone().expect("a node's BMC was broken");
+    let node = ok(url, admin, "GET", &format!("/v1/nodes/n{victim}"), None, None);
+    assert_eq!(node["lifecycle"]["state"], "failed", "[{b}] {node}");
+    let (from, to) = (node["id"].as_str().unwrap(), moved["node_id"].as_str().unwrap());
+    assert_ne!(from, to, "[{b}] {moved}");
+    check_exclusive(url, tokens, b);
+    for id in &ids {
+        let (s, v) = call(url, tok, "DELETE", &format!("{path}/{id}"), None, None);
+        assert_eq!(s, 202, "[{b}] {v}");
+    }
+    // The provider mends the BMC and has the node inspected again (a kill
+    // may take the first answer: the retry then finds it inspecting).
+    fleet.set_password(victim, &password);
+    let (s, v) =
+        call(url, admin, "POST", &format!("/v1/nodes/n{victim}/inspect"), Some(&json!({})), None);
+    assert!(s == 202 || s == 409, "[{b}] inspect: {s} {v}");
+    Moved {
+        instances: ids,
+        id: moved["id"].as_str().unwrap().into(),
+        from: from.into(),
+        to: to.into(),
+    }
 }
 
 /// No node is held by two live instances, and a node working for a tenant
