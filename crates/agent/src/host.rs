@@ -14,13 +14,18 @@ use crate::tools::{read_trimmed, run_tool};
 use neocloud_types::{AgentGpu, AgentInventory, AgentStepResult, GpuStatus, StepItem};
 
 use crate::nvml::Nvml;
+use crate::tpm::{clear_tpm, TpmPath};
 use crate::xid_watch::XidWatch;
 use crate::{result_of, Hardware};
 use std::sync::Arc;
 
-/// This machine: the disks it was told about and the GPUs NVML sees.
+/// This machine: the disks it was told about, the GPUs NVML sees and its
+/// TPM.
 pub struct Host {
     disks: Vec<PathBuf>,
+    /// The TPM [`Hardware::clear_tpm`] clears, and the kernel's PPI
+    /// request file for it; found in `/dev` by [`Host::with_nvml`].
+    tpm: Option<(TpmPath, Option<PathBuf>)>,
     nvml: Option<Arc<Nvml>>,
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
@@ -39,12 +44,29 @@ impl Host {
     pub fn with_nvml(disks: Vec<PathBuf>, nvml: Option<Nvml>) -> Host {
         let nvml = nvml.map(Arc::new);
         let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
-        Host { disks, nvml, xids }
+        let tpm = TpmPath::discover(Path::new("/dev")).map(|t| {
+            let ppi = t.ppi_request();
+            (t, ppi)
+        });
+        Host { disks, nvml, xids, tpm }
     }
 
-    /// Like [`Host::new`] but never loads NVML (no GPUs).
+    /// Like [`Host::new`] but never loads NVML (no GPUs) nor looks for a
+    /// TPM.
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
-        Host { disks, nvml: None, xids: None }
+        Host { disks, nvml: None, xids: None, tpm: None }
+    }
+
+    /// This host with the TPM at `tpm` (none: no TPM) and the PPI request
+    /// file `ppi` for it, instead of the one found in `/dev`.
+    pub fn with_tpm(mut self, tpm: Option<TpmPath>, ppi: Option<PathBuf>) -> Host {
+        self.tpm = tpm.map(|t| (t, ppi));
+        self
+    }
+
+    /// The TPM this host clears.
+    pub fn tpm(&self) -> Option<&TpmPath> {
+        self.tpm.as_ref().map(|(t, _)| t)
     }
 
     /// Whether the GPUs' Xid errors are watched (`watching N GPUs`), or why
@@ -218,6 +240,18 @@ impl Hardware for Host {
             }
         }
         result_of(items)
+    }
+
+    fn clear_tpm(&self) -> AgentStepResult {
+        result_of(vec![match &self.tpm {
+            Some((t, ppi)) => clear_tpm(t, ppi.as_deref()),
+            None => StepItem {
+                target: "tpm".into(),
+                method: "none".into(),
+                ok: true,
+                detail: "this machine shows no TPM (/dev/tpmrm0, /dev/tpm0)".into(),
+            },
+        }])
     }
 }
 

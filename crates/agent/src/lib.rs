@@ -10,7 +10,8 @@
 //!    run it; the disks it was given; MAC addresses) and gets a credential
 //!    of its own ([`Agent::register`]);
 //! 2. heartbeats with that credential, and runs the node-local steps the
-//!    answers carry (wipe disks, reset GPUs, report firmware), reporting
+//!    answers carry (wipe disks, reset GPUs, report firmware, clear the
+//!    TPM), reporting
 //!    each result ([`Agent::run`]);
 //! 3. stops when the credential is revoked, which is how the control plane
 //!    says the node was handed back or its sanitization is over.
@@ -30,6 +31,7 @@ pub mod simulated;
 #[cfg(test)]
 mod testutil;
 mod tools;
+pub mod tpm;
 pub mod xid_watch;
 
 pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};
@@ -50,6 +52,9 @@ pub trait Hardware: Send + Sync {
     fn reset_gpus(&self) -> AgentStepResult;
     /// Reports firmware versions (method `version`); an item per component.
     fn report_firmware(&self) -> AgentStepResult;
+    /// Clears the TPM and reads it back ([`tpm::clear_tpm`]); one item
+    /// (`ok` without a TPM, saying so).
+    fn clear_tpm(&self) -> AgentStepResult;
     /// The GPUs, sent with every heartbeat; by default from
     /// [`Hardware::inventory`], which implementations may make cheaper.
     fn gpus(&self) -> Vec<AgentGpu> {
@@ -67,6 +72,7 @@ pub fn run_step(hw: &dyn Hardware, kind: AgentStepKind) -> AgentStepResult {
         AgentStepKind::WipeDisks => hw.wipe_disks(),
         AgentStepKind::ResetGpus => hw.reset_gpus(),
         AgentStepKind::ReportFirmware => hw.report_firmware(),
+        AgentStepKind::ClearTpm => hw.clear_tpm(),
     }
 }
 

@@ -44,6 +44,12 @@ struct Args {
     #[arg(long)]
     all_disks: bool,
 
+    /// The TPM `clear_tpm` clears: a device, `tcp:HOST:PORT` (a software
+    /// TPM's command port), or `none`. Default: /dev/tpmrm0, else
+    /// /dev/tpm0, else none.
+    #[arg(long, value_name = "PATH")]
+    tpm: Option<String>,
+
     /// SIMULATOR: use simulated hardware with N fake GPUs and two fake
     /// disks instead of this machine's. Nothing is wiped or reset.
     #[arg(long, value_name = "N", conflicts_with_all = ["disks", "all_disks"])]
@@ -124,7 +130,17 @@ fn main() -> ExitCode {
         for d in &disks {
             log(&format!("disk to wipe when asked: {}", d.display()));
         }
-        let host = Arc::new(Host::new(disks));
+        let mut host = Host::new(disks);
+        if let Some(t) = args.tpm.as_deref() {
+            let t = (t != "none").then(|| neocloud_agent::tpm::TpmPath::parse(t));
+            let ppi = t.as_ref().and_then(|t| t.ppi_request());
+            host = host.with_tpm(t, ppi);
+        }
+        match host.tpm() {
+            Some(t) => log(&format!("TPM to clear when asked: {t}")),
+            None => log("no TPM: clear_tpm will say so"),
+        }
+        let host = Arc::new(host);
         if let Some(w) = host.xid_watch() {
             log(&format!("GPU Xid errors: {w}"));
         }

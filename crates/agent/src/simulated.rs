@@ -236,6 +236,11 @@ impl Hardware for Simulated {
         );
         self.step(AgentStepKind::ReportFirmware, items)
     }
+
+    fn clear_tpm(&self) -> AgentStepResult {
+        let items = vec![sim_item("tpm", true, "simulated TPM cleared, nothing left".into())];
+        self.step(AgentStepKind::ClearTpm, items)
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +302,8 @@ mod tests {
         assert!(fw.ok);
         assert_eq!(fw.items.len(), 9);
         assert_eq!(fw.items[0].detail, SIMULATED_BIOS_VERSION);
+        let tpm = run_step(&sim, AgentStepKind::ClearTpm);
+        assert!(tpm.ok && tpm.items.len() == 1 && tpm.items[0].method == "simulated");
         assert_eq!(sim.steps_run(), AgentStepKind::SANITIZE);
     }
 

@@ -133,6 +133,10 @@ pub struct SystemInfo {
     /// `Critical`; `None` where the BMC says neither.
     #[serde(default)]
     pub health_rollup: Option<String>,
+    /// The TPMs the BMC reports enabled (`TrustedModules`), by interface
+    /// type (`TPM2_0`); the sanitizer must see each one to clear it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tpms: Vec<String>,
 }
 
 impl SystemInfo {
@@ -164,6 +168,13 @@ impl SystemInfo {
                 &v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
             ),
             health_rollup: rollup_of(v),
+            tpms: v["TrustedModules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| matches!(m["Status"]["State"].as_str(), None | Some("Enabled")))
+                .map(|m| m["InterfaceType"].as_str().unwrap_or("TPM").to_string())
+                .collect(),
         }
     }
 

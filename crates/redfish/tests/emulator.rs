@@ -127,6 +127,8 @@ fn inventory_of_an_hgx_node_finds_its_gpus_on_the_baseboard() {
         inv.gpus.iter().map(|g| g.serial.as_str()).collect();
     assert_eq!(serials.len(), 8, "distinct GPUs");
     assert_eq!(inv.cpus.len(), 2, "{:?}", inv.cpus);
+    // Its TPM, which the sanitizer must see to clear it.
+    assert_eq!(inv.system.tpms, ["TPM2_0"]);
     assert!(inv.memory_mib > 0);
     assert!(inv.nics.len() >= 2, "{:?}", inv.nics);
     assert!(!inv.firmware.is_empty(), "firmware inventory read");
@@ -398,6 +400,8 @@ fn system_ids_are_discovered_on_other_vendors() {
     let inv = b.inventory(&host).unwrap();
     assert!(inv.gpus.is_empty());
     assert_eq!(inv.cpus.len(), 2);
+    // Its TPM is reported disabled (TrustedModules, Status.State).
+    assert_eq!(inv.system.tpms, Vec::<String>::new());
 }
 
 #[test]

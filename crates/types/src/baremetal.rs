@@ -313,6 +313,9 @@ pub enum AgentStepKind {
     ResetGpus,
     /// Report firmware versions seen from the host.
     ReportFirmware,
+    /// Clear the TPM (`TPM2_Clear`: its hierarchies' authorizations, the
+    /// owner's keys and NV indices, the storage seed) and read it back.
+    ClearTpm,
 }
 
 impl AgentStepKind {
@@ -321,16 +324,19 @@ impl AgentStepKind {
             AgentStepKind::WipeDisks => "wipe_disks",
             AgentStepKind::ResetGpus => "reset_gpus",
             AgentStepKind::ReportFirmware => "report_firmware",
+            AgentStepKind::ClearTpm => "clear_tpm",
         }
     }
     pub fn parse(s: &str) -> Option<AgentStepKind> {
-        [AgentStepKind::WipeDisks, AgentStepKind::ResetGpus, AgentStepKind::ReportFirmware]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        AgentStepKind::SANITIZE.into_iter().find(|k| k.as_str() == s)
     }
     /// The sanitizer's steps, in order.
-    pub const SANITIZE: [AgentStepKind; 3] =
-        [AgentStepKind::WipeDisks, AgentStepKind::ResetGpus, AgentStepKind::ReportFirmware];
+    pub const SANITIZE: [AgentStepKind; 4] = [
+        AgentStepKind::WipeDisks,
+        AgentStepKind::ResetGpus,
+        AgentStepKind::ReportFirmware,
+        AgentStepKind::ClearTpm,
+    ];
 }
 
 /// A GPU as the agent sees it (NVML).

@@ -585,6 +585,8 @@ def dgx_h100():
             "Status": ok(),
         },
         "MemorySummary": {"TotalSystemMemoryGiB": 2048, "MemoryMirroring": "None", "Status": ok()},
+        "TrustedModules": [{"InterfaceType": "TPM2_0", "FirmwareVersion": "7.2.2.0",
+                            "Status": {"State": "Enabled", "Health": "OK"}}],
         "Boot": {
             "BootSourceOverrideEnabled": "Disabled",
             "BootSourceOverrideTarget": "None",
@@ -1019,6 +1021,8 @@ def generic_2cpu():
         "ProcessorSummary": {"Count": 2, "CoreCount": 64, "LogicalProcessorCount": 128,
                              "Model": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "Status": ok()},
         "MemorySummary": {"TotalSystemMemoryGiB": 256, "Status": ok()},
+        "TrustedModules": [{"InterfaceType": "TPM2_0", "FirmwareVersion": "7.80",
+                            "Status": {"State": "Disabled"}}],
         "Boot": {
             "BootSourceOverrideEnabled": "Disabled",
             "BootSourceOverrideTarget": "None",

@@ -119,6 +119,7 @@ async fn host(State(f): State<Fleet>, h: HeaderMap, Path(i): Path<usize>) -> Res
                 "ResetType@Redfish.AllowableValues": ["On", "ForceOff", "GracefulShutdown", "ForceRestart"]
             }},
             "MemorySummary": {"TotalSystemMemoryGiB": 2048},
+            "TrustedModules": [{"InterfaceType": "TPM2_0", "Status": {"State": "Enabled"}}],
             "VirtualMedia": link("/redfish/v1/Systems/Host/VirtualMedia"),
             "SecureBoot": link("/redfish/v1/Systems/Host/SecureBoot"),
             "Bios": link("/redfish/v1/Systems/Host/Bios"),

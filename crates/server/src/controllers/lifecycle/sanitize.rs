@@ -370,6 +370,7 @@ impl LifecycleController {
                 ));
             }
         }
+        tpm_unseen(&mut checks, &inv.system.tpms);
         // The node goes back to the pool only as healthy as its BMC says.
         checks.push(health_check(&system, &inv.health));
         let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
@@ -518,6 +519,23 @@ fn eject_virtual_media(
 
 /// The BMC must not report the node, or a component of it, `Critical`
 /// (`Warning` is recorded and passes).
+/// A sanitizer that saw no TPM (its `clear_tpm` item's method `none`)
+/// where the BMC shows one enabled did not clear it: fails the check.
+fn tpm_unseen(checks: &mut [SanitizationCheck], tpms: &[String]) {
+    let Some(c) = checks.iter_mut().find(|c| c.name == AgentStepKind::ClearTpm.as_str()) else {
+        return;
+    };
+    if !tpms.is_empty() && c.items.iter().any(|i| i.method == "none") {
+        c.ok = false;
+        c.items.push(item(
+            "tpm",
+            "count",
+            false,
+            &format!("the BMC shows a TPM ({}), the sanitizer saw none", tpms.join(", ")),
+        ));
+    }
+}
+
 fn health_check(system: &str, h: &neocloud_redfish::Health) -> SanitizationCheck {
     let mut items = vec![item(
         system,
@@ -599,6 +617,32 @@ mod tests {
             version: v.into(),
             path: String::new(),
         }
+    }
+
+    #[test]
+    fn a_tpm_the_bmc_shows_and_the_sanitizer_did_not_see_fails_its_check() {
+        let tpm_check = |method: &str| {
+            vec![SanitizationCheck {
+                name: "clear_tpm".into(),
+                ok: true,
+                items: vec![item("tpm", method, true, "")],
+            }]
+        };
+        let mut unseen = tpm_check("none");
+        tpm_unseen(&mut unseen, &["TPM2_0".into()]);
+        assert!(!unseen[0].ok);
+        assert_eq!(
+            unseen[0].items[1].detail,
+            "the BMC shows a TPM (TPM2_0), the sanitizer saw none"
+        );
+        // Cleared, or no TPM on either side: unchanged.
+        let mut cleared = tpm_check("tpm2-clear-lockout");
+        tpm_unseen(&mut cleared, &["TPM2_0".into()]);
+        let mut none = tpm_check("none");
+        tpm_unseen(&mut none, &[]);
+        assert!(
+            cleared[0].ok && none[0].ok && cleared[0].items.len() == 1 && none[0].items.len() == 1
+        );
     }
 
     #[test]

@@ -1,0 +1,276 @@
+//! The agent's `clear_tpm` against a real TPM 2.0: swtpm (Debian's
+//! software TPM, over its TCP command port), with the tenant's side played
+//! by tpm2-tools, which also read the TPM back afterwards. Skipped loudly
+//! where swtpm or tpm2-tools is missing; CI fails instead.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use neocloud_agent::tpm::{clear_tpm, TpmPath};
+use neocloud_agent::{run_step, Host};
+use neocloud_types::AgentStepKind;
+
+struct Swtpm {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn have(tool: &str, arg: &str) -> bool {
+    Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// Two free ports in a row: tpm2-tools' swtpm transport finds the control
+/// port next to the command port.
+fn free_ports() -> (u16, u16) {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return (port, port + 1);
+        }
+    }
+}
+
+impl Swtpm {
+    fn start() -> Option<Swtpm> {
+        if !have("swtpm", "--version") || !have("tpm2_getcap", "--version") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "swtpm and tpm2-tools are missing but CI is set: scripts/test installs them"
+            );
+            eprintln!(
+                "SKIPPED: swtpm or tpm2-tools not installed (apt-get install swtpm tpm2-tools)"
+            );
+            return None;
+        }
+        let (port, ctrl) = free_ports();
+        let dir =
+            std::env::temp_dir().join(format!("neocloud-swtpm-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", dir.display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start swtpm");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Swtpm { child, port, dir })
+    }
+
+    fn path(&self) -> TpmPath {
+        TpmPath::Tcp(format!("127.0.0.1:{}", self.port))
+    }
+
+    /// Runs `tpm2_<tool>` on this TPM; its output, or its error.
+    fn try_tool(&self, tool: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(format!("tpm2_{tool}"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TPM2TOOLS_TCTI", format!("swtpm:host=127.0.0.1,port={}", self.port))
+            .output()
+            .expect("run tpm2-tools");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    fn tool(&self, tool: &str, args: &[&str]) -> String {
+        self.try_tool(tool, args).unwrap_or_else(|e| panic!("tpm2_{tool} {args:?}: {e}"))
+    }
+
+    /// `ownerAuthSet: 1` and the like, as tpm2-tools reads them.
+    fn flag(&self, name: &str) -> bool {
+        let props = self.tool("getcap", &["properties-variable"]);
+        let line = props.lines().find(|l| l.trim_start().starts_with(&format!("{name}:")));
+        line.unwrap_or_else(|| panic!("{name} not in {props}")).trim_end().ends_with('1')
+    }
+
+    fn handles(&self, kind: &str) -> Vec<String> {
+        let out = self.tool("getcap", &[&format!("handles-{kind}")]);
+        out.lines().filter_map(|l| l.trim().strip_prefix("- ")).map(str::to_lowercase).collect()
+    }
+
+    /// The owner's storage primary key (an ECC key from the default
+    /// template): the same while the storage seed is.
+    fn storage_primary(&self, owner_auth: &str) -> Vec<u8> {
+        let mut args = vec!["-Q", "-C", "o", "-G", "ecc", "-c", "srk.ctx"];
+        if !owner_auth.is_empty() {
+            args.extend(["-P", owner_auth]);
+        }
+        self.tool("createprimary", &args);
+        self.tool("readpublic", &["-Q", "-c", "srk.ctx", "-o", "srk.pub"]);
+        self.tool("flushcontext", &["-t"]);
+        std::fs::read(self.dir.join("srk.pub")).unwrap()
+    }
+
+    /// What a tenant with root leaves: a persistent key, an NV index with
+    /// data, and every hierarchy's authorization set.
+    fn tenant_takes_it(&self) {
+        self.tool("createprimary", &["-Q", "-C", "o", "-G", "ecc", "-c", "key.ctx"]);
+        self.tool("evictcontrol", &["-Q", "-C", "o", "-c", "key.ctx", "0x81000001"]);
+        self.tool("flushcontext", &["-t"]);
+        self.tool(
+            "nvdefine",
+            &["-Q", "0x1500016", "-C", "o", "-s", "8", "-a", "ownerread|ownerwrite"],
+        );
+        std::fs::write(self.dir.join("secret"), b"tenant-a").unwrap();
+        self.tool("nvwrite", &["-Q", "0x1500016", "-C", "o", "-i", "secret"]);
+        self.tool("changeauth", &["-c", "owner", "owner-pw"]);
+        self.tool("changeauth", &["-c", "endorsement", "endorsement-pw"]);
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_tenants_keys_data_and_authorizations_are_cleared_and_the_storage_seed_changes() {
+    let Some(tpm) = Swtpm::start() else { return };
+    // The platform's own NV index (as an EK certificate is): kept.
+    tpm.tool(
+        "nvdefine",
+        &[
+            "-Q",
+            "0x1c00099",
+            "-C",
+            "p",
+            "-s",
+            "8",
+            "-a",
+            "platformcreate|ppwrite|ppread|ownerread|authread|authwrite",
+        ],
+    );
+    let srk_before = tpm.storage_primary("");
+    tpm.tenant_takes_it();
+    tpm.tool("changeauth", &["-c", "lockout", "lockout-pw"]);
+    assert!(tpm.flag("ownerAuthSet") && tpm.flag("lockoutAuthSet"));
+
+    // Through the agent's step, as the sanitizer runs it.
+    let host = Host::without_gpus(vec![]).with_tpm(Some(tpm.path()), None);
+    let r = run_step(&host, AgentStepKind::ClearTpm);
+    assert!(r.ok, "{r:?}");
+    let it = &r.items[0];
+    assert_eq!(it.method, "tpm2-clear-platform", "{it:?}");
+    for found in [
+        "owner authorization set",
+        "endorsement authorization set",
+        "lockout authorization set",
+        "persistent objects 0x81000001",
+        "NV indices 0x01500016",
+        "nothing of it left",
+    ] {
+        assert!(it.detail.contains(found), "{found}: {}", it.detail);
+    }
+    assert!(!it.detail.contains("0x01c00099"), "{}", it.detail);
+
+    // Read back with tpm2-tools: nothing of the tenant's is left, the
+    // platform's index is, and the storage seed changed (the same template
+    // gives another key).
+    for flag in ["ownerAuthSet", "endorsementAuthSet", "lockoutAuthSet"] {
+        assert!(!tpm.flag(flag), "{flag}");
+    }
+    assert_eq!(tpm.handles("persistent"), Vec::<String>::new());
+    assert_eq!(tpm.handles("nv-index"), ["0x1c00099"]);
+    assert!(tpm.try_tool("nvread", &["0x1500016", "-C", "o"]).is_err());
+    assert_ne!(tpm.storage_primary(""), srk_before, "the storage seed did not change");
+
+    // A clean TPM clears again (every sanitization clears it).
+    let again = clear_tpm(&tpm.path(), None);
+    assert!(again.ok, "{again:?}");
+    assert!(again.detail.starts_with("found nothing of a tenant's"), "{}", again.detail);
+}
+
+#[test]
+fn with_the_platform_hierarchy_off_the_lockout_hierarchy_clears_it() {
+    let Some(tpm) = Swtpm::start() else { return };
+    // The firmware turns the platform hierarchy off before the OS boots.
+    tpm.tool("hierarchycontrol", &["-C", "p", "phEnable", "clear"]);
+    tpm.tenant_takes_it();
+    let it = clear_tpm(&tpm.path(), None);
+    assert!(it.ok, "{it:?}");
+    assert_eq!(it.method, "tpm2-clear-lockout");
+    assert!(!tpm.flag("ownerAuthSet"));
+    assert_eq!(tpm.handles("persistent"), Vec::<String>::new());
+    assert_eq!(tpm.handles("nv-index"), Vec::<String>::new());
+}
+
+#[test]
+fn a_tenants_lockout_authorization_fails_the_step_and_asks_the_firmware() {
+    let Some(tpm) = Swtpm::start() else { return };
+    tpm.tool("hierarchycontrol", &["-C", "p", "phEnable", "clear"]);
+    tpm.tenant_takes_it();
+    tpm.tool("changeauth", &["-c", "lockout", "lockout-pw"]);
+    let ppi = tpm.dir.join("ppi-request");
+    let it = clear_tpm(&tpm.path(), Some(&ppi));
+    assert!(!it.ok, "{it:?}");
+    assert!(it.detail.contains("TPM_RC_"), "{}", it.detail);
+    assert!(
+        it.detail.contains(
+            "a lockout authorization is set and the firmware turned the platform hierarchy off"
+        ),
+        "{}",
+        it.detail
+    );
+    assert!(it.detail.contains("asked the firmware to clear it at the next boot"), "{}", it.detail);
+    assert_eq!(std::fs::read_to_string(&ppi).unwrap(), "5");
+    // Nothing was claimed: the tenant's state is still there.
+    assert!(tpm.flag("ownerAuthSet"));
+    assert_eq!(tpm.handles("persistent"), ["0x81000001"]);
+}
+
+#[test]
+fn clearing_disabled_by_a_tenant_is_allowed_again_by_the_platform() {
+    let Some(tpm) = Swtpm::start() else { return };
+    tpm.tenant_takes_it();
+    tpm.tool("clearcontrol", &["-C", "l", "s"]);
+    assert!(tpm.flag("disableClear"));
+    let it = clear_tpm(&tpm.path(), None);
+    assert!(it.ok, "{it:?}");
+    assert!(it.detail.contains("clearing disabled"), "{}", it.detail);
+    assert!(!tpm.flag("disableClear"));
+    assert!(!tpm.flag("ownerAuthSet"));
+
+    // The same without the platform: the step fails and says why.
+    tpm.tool("clearcontrol", &["-C", "l", "s"]);
+    tpm.tool("hierarchycontrol", &["-C", "p", "phEnable", "clear"]);
+    let it = clear_tpm(&tpm.path(), None);
+    assert!(!it.ok, "{it:?}");
+    assert!(
+        it.detail
+            .contains("clearing was disabled and the firmware turned the platform hierarchy off"),
+        "{}",
+        it.detail
+    );
+}
+
+#[test]
+fn a_host_without_a_tpm_says_so() {
+    let r = run_step(&Host::without_gpus(vec![]), AgentStepKind::ClearTpm);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.items[0].method, "none");
+    assert!(r.items[0].detail.contains("no TPM"), "{}", r.items[0].detail);
+    // A TPM that cannot be opened fails the step.
+    let gone = clear_tpm(&TpmPath::Device("/nonexistent/tpmrm0".into()), None);
+    assert!(!gone.ok);
+    assert!(gone.detail.contains("cannot open /nonexistent/tpmrm0"), "{}", gone.detail);
+}
