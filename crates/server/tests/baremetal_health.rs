@@ -324,3 +324,50 @@ fn an_unmanaged_sel_is_left_and_said_so() {
         f.sim.set_sel_clear_refused(i, false);
     }
 }
+
+/// The SIMULATED BMC reports an enabled TPM 2.0 (`TrustedModules`): the
+/// provider sees it in the node's hardware, and a sanitizer that saw no TPM
+/// (a sanitizer image without its driver, say) did not clear it: the
+/// record fails and the node goes to no one. (The agent's clear itself is
+/// tested against swtpm in crates/agent/tests/tpm.rs.)
+#[test]
+fn a_tpm_the_bmc_shows_that_the_sanitizer_did_not_see_fails_the_record() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, hw) = simulated_node(&s, &f, i);
+        assert_eq!(hw["bmc"]["tpms"], json!(["TPM2_0"]), "[{b}] {hw}");
+        let id = h.provision("t");
+        release(&h.tenant, &id).expect(202);
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
+        drive_to_boot(&h.ctl, &h.secrets, &s, "bm-1");
+        let agent = register(&s, &h.mac, SANITIZER_KERNEL, h.gpus);
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "sanitizing");
+        for st in heartbeat(&agent).expect(200).body["steps"].as_array().unwrap() {
+            let method = if st["kind"] == "clear_tpm" { "none" } else { "test" };
+            agent
+                .post(
+                    &format!("/agent/v1/steps/{}", st["id"].as_str().unwrap()),
+                    &json!({"ok": true, "items": [{"target": "tpm", "method": method, "ok": true,
+                                                   "detail": "reported by hand"}]}),
+                )
+                .expect(200);
+        }
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "failed");
+        let l = lifecycle(&s, "bm-1");
+        assert!(l["reason"].as_str().unwrap().contains("clear_tpm failed"), "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let c = check(&rec, "clear_tpm");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        assert_eq!(
+            item_detail(c, 1),
+            "the BMC shows a TPM (TPM2_0), the sanitizer saw none",
+            "[{b}] {c}"
+        );
+        // Every other check passed: the TPM alone failed it.
+        let failed: Vec<&Value> =
+            rec["body"]["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true).collect();
+        assert_eq!(failed.len(), 1, "[{b}] {failed:?}");
+    }
+}

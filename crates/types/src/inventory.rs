@@ -569,6 +569,11 @@ pub struct BmcInventory {
     /// inventories read before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<InventoryHealth>,
+    /// The TPMs the BMC reports enabled (`TrustedModules`), by interface
+    /// type (`TPM2_0`): every sanitization's `clear_tpm` must have seen
+    /// them. Empty when the BMC reports none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tpms: Vec<String>,
 }
 
 /// The BMC's word on a node's health: a `Critical` node does not join the

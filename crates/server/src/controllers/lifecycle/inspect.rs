@@ -346,6 +346,7 @@ fn bmc_inventory(inv: &Inventory) -> BmcInventory {
         manufacturer: inv.system.manufacturer.clone(),
         model: inv.system.model.clone(),
         serial: inv.system.serial.clone(),
+        tpms: inv.system.tpms.clone(),
         cpus: inv
             .cpus
             .iter()
