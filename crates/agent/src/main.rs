@@ -84,6 +84,10 @@ struct Report {
     /// With --watch: every Xid seen, whatever its class.
     #[serde(skip_serializing_if = "Option::is_none")]
     xids_seen: Option<Vec<XidSeen>>,
+    /// The TPM `clear_tpm` would clear and what is in it (read only), or
+    /// why it cannot be read; absent without a TPM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -161,7 +165,8 @@ fn main() -> ExitCode {
         let healthy = health == neocloud_agent::health::OK;
         // Read at the end: a watch that stopped since the start says so.
         let xid_watch = host_ref.as_ref().and_then(|h| h.xid_watch());
-        let report = Report { inventory: inv, gpu_status, health, xid_watch, xids_seen };
+        let tpm = host_ref.as_ref().and_then(|h| h.tpm()).map(neocloud_agent::tpm::describe);
+        let report = Report { inventory: inv, gpu_status, health, xid_watch, xids_seen, tpm };
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => {

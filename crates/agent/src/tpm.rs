@@ -80,6 +80,8 @@ pub enum TpmError {
     Io(String),
     /// The response code (`TPM_RC`).
     Rc(u32),
+    /// A TPM 1.2 answered (its response tag): none of this applies.
+    Version12,
     Malformed(&'static str),
 }
 
@@ -88,6 +90,12 @@ impl fmt::Display for TpmError {
         match self {
             TpmError::Io(e) => write!(f, "{e}"),
             TpmError::Rc(rc) => write!(f, "{} (0x{rc:03x})", rc_name(*rc)),
+            TpmError::Version12 => write!(
+                f,
+                "a TPM 1.2, which the agent does not clear (its clear needs the owner's \
+                 password or the firmware): clear it and turn it off in the firmware, \
+                 or replace it with a TPM 2.0"
+            ),
             TpmError::Malformed(what) => write!(f, "malformed TPM response: {what}"),
         }
     }
@@ -288,6 +296,11 @@ impl Tpm {
         if resp.len() < 10 {
             return Err(TpmError::Malformed("short header"));
         }
+        // TPM_TAG_RSP_COMMAND: a TPM 1.2's answer to a command it does
+        // not know.
+        if resp[..2] == [0x00, 0xc4] {
+            return Err(TpmError::Version12);
+        }
         let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
         if rc != 0 {
             return Err(TpmError::Rc(rc));
@@ -416,6 +429,18 @@ impl Cursor<'_> {
     }
 }
 
+/// What a tenant left in the TPM at `path`, in words (`--inventory`):
+/// read only, nothing changed.
+pub fn describe(path: &TpmPath) -> String {
+    match Tpm::open(path).and_then(|mut t| t.read_state()) {
+        Ok(s) => match s.findings() {
+            f if f.is_empty() => format!("{path}: nothing of a tenant's"),
+            f => format!("{path}: {}", f.join(", ")),
+        },
+        Err(e) => format!("{path}: {e}"),
+    }
+}
+
 /// Clears the TPM at `path` and reads it back: the step's one item.
 /// `ppi` is the kernel's PPI request file, written (operation 5: clear)
 /// when the agent itself cannot clear the TPM.
@@ -501,6 +526,30 @@ mod tests {
         assert_eq!(rc_name(0x120), "TPM_RC_DISABLED");
         assert_eq!(rc_name(0x921), "TPM_RC_LOCKOUT");
         assert_eq!(TpmError::Rc(0x9a2).to_string(), "TPM_RC_BAD_AUTH (0x9a2)");
+    }
+
+    /// Answers every command with the same bytes.
+    struct Canned(Vec<u8>);
+
+    impl Channel for Canned {
+        fn transmit(&mut self, _: &[u8]) -> std::io::Result<Vec<u8>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn a_tpm_1_2_is_named_and_a_short_answer_is_malformed() {
+        // TPM_TAG_RSP_COMMAND, size 10, TPM_BADTAG: a TPM 1.2 refusing a
+        // 2.0 command.
+        let mut t = Tpm { io: Box::new(Canned(vec![0, 0xc4, 0, 0, 0, 10, 0, 0, 0, 0x1e])) };
+        let e = t.read_state().unwrap_err();
+        assert!(matches!(e, TpmError::Version12), "{e}");
+        assert!(e.to_string().starts_with("a TPM 1.2, which the agent does not clear"), "{e}");
+        let mut t = Tpm { io: Box::new(Canned(vec![0x80, 0x01, 0, 0])) };
+        assert!(matches!(t.read_state(), Err(TpmError::Malformed(_))));
+        // A 2.0 error names its code.
+        let mut t = Tpm { io: Box::new(Canned(vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01])) };
+        assert_eq!(t.read_state().unwrap_err().to_string(), "TPM_RC_FAILURE (0x101)");
     }
 
     #[test]

@@ -165,6 +165,25 @@ fn a_tenants_keys_data_and_authorizations_are_cleared_and_the_storage_seed_chang
     tpm.tool("changeauth", &["-c", "lockout", "lockout-pw"]);
     assert!(tpm.flag("ownerAuthSet") && tpm.flag("lockoutAuthSet"));
 
+    // The agent's --inventory shows it, changing nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .args(["--inventory", "--tpm", &format!("tcp:127.0.0.1:{}", tpm.port)])
+        .env_remove("NEOCLOUD_API")
+        .env_remove("NEOCLOUD_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        v["tpm"],
+        format!(
+            "tcp:127.0.0.1:{}: owner authorization set, endorsement authorization set, \
+             lockout authorization set, persistent objects 0x81000001, NV indices 0x01500016",
+            tpm.port
+        )
+    );
+    assert!(tpm.flag("ownerAuthSet"), "--inventory changed nothing");
+
     // Through the agent's step, as the sanitizer runs it.
     let host = Host::without_gpus(vec![]).with_tpm(Some(tpm.path()), None);
     let r = run_step(&host, AgentStepKind::ClearTpm);
