@@ -429,6 +429,11 @@ impl Cursor<'_> {
     }
 }
 
+/// The method of a failed `clear_tpm` item whose clear was asked of the
+/// firmware for the next boot (PPI): the control plane boots the
+/// sanitizer again for it.
+pub use neocloud_types::TPM_PPI_REQUESTED as PPI_REQUESTED;
+
 /// What a tenant left in the TPM at `path`, in words (`--inventory`):
 /// read only, nothing changed.
 pub fn describe(path: &TpmPath) -> String {
@@ -482,15 +487,20 @@ pub fn clear_tpm(path: &TpmPath, ppi: Option<&Path>) -> StepItem {
             (_, false) if before.in_lockout => "the TPM is locked out".to_string(),
             (_, false) => "the TPM refused the lockout hierarchy's clear".to_string(),
         };
-        let ppi_note = match ppi {
+        let (method, ppi_note) = match ppi {
             Some(p) => match std::fs::write(p, "5") {
-                Ok(()) => format!(
-                    "; asked the firmware to clear it at the next boot ({} = 5)",
-                    p.display()
+                Ok(()) => (
+                    PPI_REQUESTED,
+                    format!(
+                        "; asked the firmware to clear it at the next boot ({} = 5)",
+                        p.display()
+                    ),
                 ),
-                Err(e) => format!("; the firmware could not be asked to ({}: {e})", p.display()),
+                Err(e) => {
+                    (method, format!("; the firmware could not be asked to ({}: {e})", p.display()))
+                }
             },
-            None => String::new(),
+            None => (method, String::new()),
         };
         return item(
             method,

@@ -251,6 +251,7 @@ fn a_tenants_lockout_authorization_fails_the_step_and_asks_the_firmware() {
         it.detail
     );
     assert!(it.detail.contains("asked the firmware to clear it at the next boot"), "{}", it.detail);
+    assert_eq!(it.method, "tpm2-clear-ppi");
     assert_eq!(std::fs::read_to_string(&ppi).unwrap(), "5");
     // Nothing was claimed: the tenant's state is still there.
     assert!(tpm.flag("ownerAuthSet"));

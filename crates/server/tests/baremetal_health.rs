@@ -341,9 +341,7 @@ fn a_tpm_the_bmc_shows_that_the_sanitizer_did_not_see_fails_the_record() {
         let id = h.provision("t");
         release(&h.tenant, &id).expect(202);
         drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
-        drive_to_boot(&h.ctl, &h.secrets, &s, "bm-1");
-        let agent = register(&s, &h.mac, SANITIZER_KERNEL, h.gpus);
-        drive(&h.ctl, &h.secrets, &s, "bm-1", "sanitizing");
+        let agent = h.boot_sanitizer();
         for st in heartbeat(&agent).expect(200).body["steps"].as_array().unwrap() {
             let method = if st["kind"] == "clear_tpm" { "none" } else { "test" };
             agent
@@ -369,5 +367,82 @@ fn a_tpm_the_bmc_shows_that_the_sanitizer_did_not_see_fails_the_record() {
         let failed: Vec<&Value> =
             rec["body"]["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true).collect();
         assert_eq!(failed.len(), 1, "[{b}] {failed:?}");
+    }
+}
+
+/// Reports every step the sanitizer `agent` was sent done, but
+/// `clear_tpm` failed with the firmware asked to clear the TPM at the next
+/// boot (the agent's PPI request).
+fn report_tpm_left_to_the_firmware(agent: &common::Client) {
+    for st in heartbeat(agent).expect(200).body["steps"].as_array().unwrap() {
+        let ppi = st["kind"] == "clear_tpm";
+        let item = if ppi {
+            json!({"target": "/dev/tpmrm0", "method": neocloud_types::TPM_PPI_REQUESTED, "ok": false,
+                   "detail": "TPM2_Clear failed: TPM_RC_AUTH_FAIL; asked the firmware"})
+        } else {
+            json!({"target": "x", "method": "test", "ok": true, "detail": "reported by hand"})
+        };
+        agent
+            .post(
+                &format!("/agent/v1/steps/{}", st["id"].as_str().unwrap()),
+                &json!({"ok": !ppi, "items": [item]}),
+            )
+            .expect(200);
+    }
+}
+
+/// A TPM the agent cannot clear itself (a tenant's lockout authorization,
+/// the platform hierarchy off): the agent asks the firmware to clear it at
+/// the next boot, and the control plane boots the sanitizer again for a new
+/// one to verify it (every step again); when the boot attempts are spent,
+/// the record fails on it.
+#[test]
+fn a_tpm_left_to_the_firmware_is_verified_by_the_next_sanitizer_boot() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (h, _) = simulated_node_with(&s, &f, i, |c| c.boot_attempts = 2);
+        let id = h.provision("t");
+        release(&h.tenant, &id).expect(202);
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
+        let first = h.boot_sanitizer();
+        report_tpm_left_to_the_firmware(&first);
+        // Booted again (attempt 2), the first sanitizer revoked.
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(l["attempt"], 2, "[{b}] {l}");
+        heartbeat(&first).expect(401);
+        // The firmware cleared it: the second sanitizer finds nothing left.
+        let l = h.finish_release();
+        assert_eq!(l["state"], "available", "[{b}] {l}");
+        let rec = record(&h, &id, true);
+        let c = check(&rec, "clear_tpm");
+        assert_eq!(
+            (&c["ok"], item_detail(c, 0).as_str()),
+            (&json!(true), "reported by hand"),
+            "[{b}]"
+        );
+
+        // Again, and the firmware never clears it: after the second boot
+        // the record fails on it, naming the PPI request.
+        let id = h.provision("t2");
+        release(&h.tenant, &id).expect(202);
+        drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
+        for _ in 0..2 {
+            report_tpm_left_to_the_firmware(&h.boot_sanitizer());
+            for _ in 0..5 {
+                if lifecycle(&s, "bm-1")["state"] != "sanitizing" {
+                    break;
+                }
+                h.ctl.run_once(&s.store, &h.secrets).unwrap();
+            }
+        }
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(l["state"], "failed", "[{b}] {l}");
+        assert!(l["reason"].as_str().unwrap().contains("clear_tpm failed"), "[{b}] {l}");
+        let rec = record(&h, &id, false);
+        let c = check(&rec, "clear_tpm");
+        assert_eq!(c["items"][0]["method"], "tpm2-clear-ppi", "[{b}] {c}");
     }
 }

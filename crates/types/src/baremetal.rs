@@ -302,6 +302,12 @@ pub struct Instance {
     pub updated_at: String,
 }
 
+/// The method of a failed `clear_tpm` item whose clear the agent asked of
+/// the firmware for the next boot (the kernel's PPI): the control plane
+/// boots the sanitizer again, within the boot attempts, for the firmware
+/// to clear it and a new sanitizer to verify it.
+pub const TPM_PPI_REQUESTED: &str = "tpm2-clear-ppi";
+
 /// What a node-local step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -62,11 +62,18 @@ impl ByHand<'_> {
         self.finish_release()
     }
 
-    /// The rest of [`Self::release`], from `releasing`.
-    pub fn finish_release(&self) -> Value {
+    /// From `releasing`: the sanitizer boots and registers, and the node
+    /// is `sanitizing`; the sanitizer's client.
+    pub fn boot_sanitizer(&self) -> Client {
         drive_to_boot(&self.ctl, &self.secrets, self.s, "bm-1");
         let agent = register(self.s, &self.mac, SANITIZER_KERNEL, self.gpus);
         drive(&self.ctl, &self.secrets, self.s, "bm-1", "sanitizing");
+        agent
+    }
+
+    /// The rest of [`Self::release`], from `releasing`.
+    pub fn finish_release(&self) -> Value {
+        let agent = self.boot_sanitizer();
         for st in heartbeat(&agent).expect(200).body["steps"].as_array().unwrap() {
             report(&agent, st["id"].as_str().unwrap(), true).expect(200);
         }

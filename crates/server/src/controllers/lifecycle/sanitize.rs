@@ -205,6 +205,20 @@ impl LifecycleController {
                 let results =
                     store.read(|r| agents::step_results(r, &agent.id)).map_err(StepError::Store)?;
                 if !results.is_empty() && results.iter().all(|(_, r)| r.is_some()) {
+                    // The firmware clears the TPM at the next boot: boot the
+                    // sanitizer again for a new one to verify it (within the
+                    // boot attempts; the record shows the failure after).
+                    if tpm_cleared_at_boot(&results) && attempt < self.boot_attempts {
+                        let why = "the TPM could only be cleared by the firmware at the next boot";
+                        return self.boot_sanitizer_again(
+                            store,
+                            secrets,
+                            n,
+                            (tenant, instance),
+                            attempt,
+                            why,
+                        );
+                    }
                     let to = NodeLifecycle::Sanitizing {
                         tenant_id: tenant.to_string(),
                         instance_id: instance.to_string(),
@@ -214,13 +228,18 @@ impl LifecycleController {
                     return self.advance(store, n, to, |_| Ok(()));
                 }
                 if let Some(silent) = self.silent_for(&agent) {
+                    let why = format!(
+                        "the sanitizer's agent fell silent before finishing its steps \
+                         (unheard for {}s)",
+                        silent.as_secs()
+                    );
                     return self.boot_sanitizer_again(
                         store,
                         secrets,
                         n,
                         (tenant, instance),
                         attempt,
-                        silent,
+                        &why,
                     );
                 }
                 self.await_deadline(n, "the sanitizer's agent did not finish its steps")
@@ -239,12 +258,14 @@ impl LifecycleController {
         (silent > self.agent_silence).then_some(silent)
     }
 
-    /// The sanitizer's agent fell silent before its steps were done (its
-    /// node reset, crashed or hung; or a boot repeated after a control-plane
-    /// crash killed the agent that had registered): its credential is
-    /// revoked, a fresh boot token issued, and the node booted again, as
-    /// long as boot attempts are left. The silent agent's token is spent,
-    /// so without a fresh one no later boot could register.
+    /// The sanitizer must boot again (`why`): its agent fell silent before
+    /// its steps were done (its node reset, crashed or hung; or a boot
+    /// repeated after a control-plane crash killed the agent that had
+    /// registered), or the firmware clears the TPM at the next boot. Its
+    /// credential is revoked, a fresh boot token issued, and the node
+    /// booted again, as long as boot attempts are left; the new sanitizer
+    /// runs every step again. The old agent's token is spent, so without a
+    /// fresh one no later boot could register.
     fn boot_sanitizer_again(
         &self,
         store: &Store,
@@ -252,12 +273,8 @@ impl LifecycleController {
         n: &Node,
         (tenant, instance): (&str, &str),
         attempt: u32,
-        silent: std::time::Duration,
+        why: &str,
     ) -> Result<bool, StepError> {
-        let why = format!(
-            "the sanitizer's agent fell silent before finishing its steps (unheard for {}s)",
-            silent.as_secs()
-        );
         if attempt >= self.boot_attempts {
             return Err(StepError::Fail(format!(
                 "{why}, {attempt} boot attempts (check the node's console)"
@@ -519,6 +536,19 @@ fn eject_virtual_media(
 
 /// The BMC must not report the node, or a component of it, `Critical`
 /// (`Warning` is recorded and passes).
+/// Whether the sanitizer's `clear_tpm` failed having asked the firmware
+/// to clear the TPM at the next boot.
+fn tpm_cleared_at_boot(
+    results: &[(AgentStepKind, Option<neocloud_types::AgentStepResult>)],
+) -> bool {
+    results.iter().any(|(k, r)| {
+        *k == AgentStepKind::ClearTpm
+            && r.as_ref().is_some_and(|r| {
+                !r.ok && r.items.iter().any(|i| i.method == neocloud_types::TPM_PPI_REQUESTED)
+            })
+    })
+}
+
 /// A sanitizer that saw no TPM (its `clear_tpm` item's method `none`)
 /// where the BMC shows one enabled did not clear it: fails the check.
 fn tpm_unseen(checks: &mut [SanitizationCheck], tpms: &[String]) {
