@@ -534,8 +534,6 @@ fn eject_virtual_media(
     })
 }
 
-/// The BMC must not report the node, or a component of it, `Critical`
-/// (`Warning` is recorded and passes).
 /// Whether the sanitizer's `clear_tpm` failed having asked the firmware
 /// to clear the TPM at the next boot.
 fn tpm_cleared_at_boot(
@@ -566,6 +564,8 @@ fn tpm_unseen(checks: &mut [SanitizationCheck], tpms: &[String]) {
     }
 }
 
+/// The BMC must not report the node, or a component of it, `Critical`
+/// (`Warning` is recorded and passes).
 fn health_check(system: &str, h: &neocloud_redfish::Health) -> SanitizationCheck {
     let mut items = vec![item(
         system,
