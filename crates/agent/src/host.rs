@@ -23,9 +23,9 @@ use std::sync::Arc;
 /// TPM.
 pub struct Host {
     disks: Vec<PathBuf>,
-    /// The TPM [`Hardware::clear_tpm`] clears, and the kernel's PPI
-    /// request file for it; found in `/dev` by [`Host::with_nvml`].
-    tpm: Option<(TpmPath, Option<PathBuf>)>,
+    /// The TPM [`Hardware::clear_tpm`] clears; found in `/dev` by
+    /// [`Host::with_nvml`].
+    tpm: Option<TpmPath>,
     nvml: Option<Arc<Nvml>>,
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
@@ -44,10 +44,7 @@ impl Host {
     pub fn with_nvml(disks: Vec<PathBuf>, nvml: Option<Nvml>) -> Host {
         let nvml = nvml.map(Arc::new);
         let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
-        let tpm = TpmPath::discover(Path::new("/dev")).map(|t| {
-            let ppi = t.ppi_request();
-            (t, ppi)
-        });
+        let tpm = TpmPath::discover(Path::new("/dev"));
         Host { disks, nvml, xids, tpm }
     }
 
@@ -57,16 +54,16 @@ impl Host {
         Host { disks, nvml: None, xids: None, tpm: None }
     }
 
-    /// This host with the TPM at `tpm` (none: no TPM) and the PPI request
-    /// file `ppi` for it, instead of the one found in `/dev`.
-    pub fn with_tpm(mut self, tpm: Option<TpmPath>, ppi: Option<PathBuf>) -> Host {
-        self.tpm = tpm.map(|t| (t, ppi));
+    /// This host with the TPM at `tpm` (none: no TPM) instead of the one
+    /// found in `/dev`.
+    pub fn with_tpm(mut self, tpm: Option<TpmPath>) -> Host {
+        self.tpm = tpm;
         self
     }
 
     /// The TPM this host clears.
     pub fn tpm(&self) -> Option<&TpmPath> {
-        self.tpm.as_ref().map(|(t, _)| t)
+        self.tpm.as_ref()
     }
 
     /// Whether the GPUs' Xid errors are watched (`watching N GPUs`), or why
@@ -244,7 +241,7 @@ impl Hardware for Host {
 
     fn clear_tpm(&self) -> AgentStepResult {
         result_of(vec![match &self.tpm {
-            Some((t, ppi)) => clear_tpm(t, ppi.as_deref()),
+            Some(t) => clear_tpm(t, t.ppi_request().as_deref()),
             None => StepItem {
                 target: "tpm".into(),
                 method: "none".into(),

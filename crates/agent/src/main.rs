@@ -136,9 +136,7 @@ fn main() -> ExitCode {
         }
         let mut host = Host::new(disks);
         if let Some(t) = args.tpm.as_deref() {
-            let t = (t != "none").then(|| neocloud_agent::tpm::TpmPath::parse(t));
-            let ppi = t.as_ref().and_then(|t| t.ppi_request());
-            host = host.with_tpm(t, ppi);
+            host = host.with_tpm((t != "none").then(|| neocloud_agent::tpm::TpmPath::parse(t)));
         }
         match host.tpm() {
             Some(t) => log(&format!("TPM to clear when asked: {t}")),

@@ -30,7 +30,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use neocloud_types::StepItem;
+use neocloud_types::{StepItem, TPM_PPI_REQUESTED};
 
 /// Where the TPM is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +228,14 @@ impl TpmState {
         f
     }
 
+    /// [`Self::findings`] in one line, or that there are none.
+    fn summary(&self) -> String {
+        match self.findings() {
+            f if f.is_empty() => "nothing of a tenant's".to_string(),
+            f => f.join(", "),
+        }
+    }
+
     /// Whether nothing a clear removes is left.
     fn is_clear(&self) -> bool {
         !self.owner_auth
@@ -262,15 +270,16 @@ impl Tpm {
         Ok(Tpm { io })
     }
 
-    /// Sends a command; answers the response after its 10-byte header.
+    /// Sends a command (with `auth`, one empty-password session, which
+    /// sets its tag); answers the response after its 10-byte header.
     fn command(
         &mut self,
-        tag: u16,
         code: u32,
         handles: &[u32],
         auth: bool,
         params: &[u8],
     ) -> Result<Vec<u8>, TpmError> {
+        let tag = if auth { ST_SESSIONS } else { ST_NO_SESSIONS };
         let mut body = Vec::new();
         for h in handles {
             body.extend(h.to_be_bytes());
@@ -308,38 +317,49 @@ impl Tpm {
         Ok(resp[10..].to_vec())
     }
 
-    fn property(&mut self, property: u32) -> Result<u32, TpmError> {
+    /// `TPM2_GetCapability`: whether the TPM has more, and the list it
+    /// gave (its count first).
+    fn capability(
+        &mut self,
+        capability: u32,
+        first: u32,
+        count: u32,
+    ) -> Result<(bool, Vec<u8>), TpmError> {
         let mut p = Vec::new();
-        for v in [CAP_TPM_PROPERTIES, property, 1] {
+        for v in [capability, first, count] {
             p.extend(v.to_be_bytes());
         }
-        let r = self.command(ST_NO_SESSIONS, CC_GET_CAPABILITY, &[], false, &p)?;
-        // moreData, capability, count, then (property, value) pairs.
+        let r = self.command(CC_GET_CAPABILITY, &[], false, &p)?;
+        // moreData, capability, then the list.
         let mut c = Cursor(&r);
-        c.u8()?;
+        let more = c.u8()? != 0;
         c.u32()?;
-        let n = c.u32()?;
-        for _ in 0..n {
-            let (prop, value) = (c.u32()?, c.u32()?);
-            if prop == property {
-                return Ok(value);
+        Ok((more, c.0.to_vec()))
+    }
+
+    /// The permanent and startup-clear flags (`TPM_PT_PERMANENT` and the
+    /// property after it), in one read.
+    fn flags(&mut self) -> Result<(u32, u32), TpmError> {
+        let (_, list) = self.capability(CAP_TPM_PROPERTIES, PT_PERMANENT, 2)?;
+        // count, then (property, value) pairs.
+        let mut c = Cursor(&list);
+        let (mut permanent, mut startup) = (None, None);
+        for _ in 0..c.u32()? {
+            match (c.u32()?, c.u32()?) {
+                (PT_PERMANENT, v) => permanent = Some(v),
+                (PT_STARTUP_CLEAR, v) => startup = Some(v),
+                _ => {}
             }
         }
-        Err(TpmError::Malformed("property not in the answer"))
+        permanent.zip(startup).ok_or(TpmError::Malformed("flags not in the answer"))
     }
 
     fn handles_in(&mut self, first: u32, last: u32) -> Result<Vec<u32>, TpmError> {
         let mut out = Vec::new();
         let mut next = first;
         loop {
-            let mut p = Vec::new();
-            for v in [CAP_HANDLES, next, 64] {
-                p.extend(v.to_be_bytes());
-            }
-            let r = self.command(ST_NO_SESSIONS, CC_GET_CAPABILITY, &[], false, &p)?;
-            let mut c = Cursor(&r);
-            let more = c.u8()? != 0;
-            c.u32()?;
+            let (more, list) = self.capability(CAP_HANDLES, next, 64)?;
+            let mut c = Cursor(&list);
             let n = c.u32()?;
             let mut beyond = n == 0;
             for _ in 0..n {
@@ -358,7 +378,7 @@ impl Tpm {
     }
 
     fn nv_attributes(&mut self, index: u32) -> Result<u32, TpmError> {
-        let r = self.command(ST_NO_SESSIONS, CC_NV_READ_PUBLIC, &[index], false, &[])?;
+        let r = self.command(CC_NV_READ_PUBLIC, &[index], false, &[])?;
         // TPM2B_NV_PUBLIC: size, nvIndex, nameAlg, attributes, ...
         let mut c = Cursor(&r);
         c.u16()?;
@@ -369,8 +389,7 @@ impl Tpm {
 
     /// What a tenant could have left.
     pub fn read_state(&mut self) -> Result<TpmState, TpmError> {
-        let permanent = self.property(PT_PERMANENT)?;
-        let startup = self.property(PT_STARTUP_CLEAR)?;
+        let (permanent, startup) = self.flags()?;
         let persistent = self
             .handles_in(PERSISTENT_FIRST, PERSISTENT_LAST)?
             .into_iter()
@@ -396,12 +415,12 @@ impl Tpm {
 
     /// `TPM2_Clear`, authorized by `hierarchy` with an empty password.
     fn clear_as(&mut self, hierarchy: u32) -> Result<(), TpmError> {
-        self.command(ST_SESSIONS, CC_CLEAR, &[hierarchy], true, &[]).map(drop)
+        self.command(CC_CLEAR, &[hierarchy], true, &[]).map(drop)
     }
 
     /// `TPM2_ClearControl(NO)` by the platform: clearing allowed again.
     fn allow_clear(&mut self) -> Result<(), TpmError> {
-        self.command(ST_SESSIONS, CC_CLEAR_CONTROL, &[RH_PLATFORM], true, &[0]).map(drop)
+        self.command(CC_CLEAR_CONTROL, &[RH_PLATFORM], true, &[0]).map(drop)
     }
 }
 
@@ -429,19 +448,11 @@ impl Cursor<'_> {
     }
 }
 
-/// The method of a failed `clear_tpm` item whose clear was asked of the
-/// firmware for the next boot (PPI): the control plane boots the
-/// sanitizer again for it.
-pub use neocloud_types::TPM_PPI_REQUESTED as PPI_REQUESTED;
-
 /// What a tenant left in the TPM at `path`, in words (`--inventory`):
 /// read only, nothing changed.
 pub fn describe(path: &TpmPath) -> String {
     match Tpm::open(path).and_then(|mut t| t.read_state()) {
-        Ok(s) => match s.findings() {
-            f if f.is_empty() => format!("{path}: nothing of a tenant's"),
-            f => format!("{path}: {}", f.join(", ")),
-        },
+        Ok(s) => format!("{path}: {}", s.summary()),
         Err(e) => format!("{path}: {e}"),
     }
 }
@@ -464,10 +475,7 @@ pub fn clear_tpm(path: &TpmPath, ppi: Option<&Path>) -> StepItem {
         Ok(s) => s,
         Err(e) => return item("tpm2-clear", false, format!("reading the TPM: {e}")),
     };
-    let found = match before.findings() {
-        f if f.is_empty() => "nothing of a tenant's".to_string(),
-        f => f.join(", "),
-    };
+    let found = before.summary();
     let (method, cleared) = if before.platform_enabled {
         let allowed = if before.disable_clear { tpm.allow_clear() } else { Ok(()) };
         ("tpm2-clear-platform", allowed.and_then(|()| tpm.clear_as(RH_PLATFORM)))
@@ -475,22 +483,21 @@ pub fn clear_tpm(path: &TpmPath, ppi: Option<&Path>) -> StepItem {
         ("tpm2-clear-lockout", tpm.clear_as(RH_LOCKOUT))
     };
     if let Err(e) = cleared {
-        let why = match (&e, before.platform_enabled) {
-            (_, true) => "the platform refused it".to_string(),
-            (_, false) if before.disable_clear => {
-                "clearing was disabled and the firmware turned the platform hierarchy off".into()
-            }
-            (_, false) if before.lockout_auth => {
-                "a lockout authorization is set and the firmware turned the platform hierarchy off"
-                    .into()
-            }
-            (_, false) if before.in_lockout => "the TPM is locked out".to_string(),
-            (_, false) => "the TPM refused the lockout hierarchy's clear".to_string(),
+        let why = if before.platform_enabled {
+            "the platform refused it"
+        } else if before.disable_clear {
+            "clearing was disabled and the firmware turned the platform hierarchy off"
+        } else if before.lockout_auth {
+            "a lockout authorization is set and the firmware turned the platform hierarchy off"
+        } else if before.in_lockout {
+            "the TPM is locked out"
+        } else {
+            "the TPM refused the lockout hierarchy's clear"
         };
         let (method, ppi_note) = match ppi {
             Some(p) => match std::fs::write(p, "5") {
                 Ok(()) => (
-                    PPI_REQUESTED,
+                    TPM_PPI_REQUESTED,
                     format!(
                         "; asked the firmware to clear it at the next boot ({} = 5)",
                         p.display()

@@ -185,7 +185,7 @@ fn a_tenants_keys_data_and_authorizations_are_cleared_and_the_storage_seed_chang
     assert!(tpm.flag("ownerAuthSet"), "--inventory changed nothing");
 
     // Through the agent's step, as the sanitizer runs it.
-    let host = Host::without_gpus(vec![]).with_tpm(Some(tpm.path()), None);
+    let host = Host::without_gpus(vec![]).with_tpm(Some(tpm.path()));
     let r = run_step(&host, AgentStepKind::ClearTpm);
     assert!(r.ok, "{r:?}");
     let it = &r.items[0];

@@ -541,7 +541,6 @@ fn run(b: &str, db_url: &str) {
     }
     let moved = move_one_instance(&url, &admin, &tokens, &fleet, &armed, &broken, b);
     created.extend(moved.instances.iter().map(|id| ("ta".to_string(), id.clone())));
-    check_exclusive(&url, &tokens, b);
     chaos_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let kills = chaos.join().unwrap();
 

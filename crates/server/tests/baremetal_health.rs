@@ -341,17 +341,10 @@ fn a_tpm_the_bmc_shows_that_the_sanitizer_did_not_see_fails_the_record() {
         let id = h.provision("t");
         release(&h.tenant, &id).expect(202);
         drive(&h.ctl, &h.secrets, &s, "bm-1", "releasing");
-        let agent = h.boot_sanitizer();
-        for st in heartbeat(&agent).expect(200).body["steps"].as_array().unwrap() {
-            let method = if st["kind"] == "clear_tpm" { "none" } else { "test" };
-            agent
-                .post(
-                    &format!("/agent/v1/steps/{}", st["id"].as_str().unwrap()),
-                    &json!({"ok": true, "items": [{"target": "tpm", "method": method, "ok": true,
-                                                   "detail": "reported by hand"}]}),
-                )
-                .expect(200);
-        }
+        report_each(&h.boot_sanitizer(), |kind| {
+            let method = if kind == "clear_tpm" { "none" } else { "test" };
+            json!({"target": "tpm", "method": method, "ok": true, "detail": "reported by hand"})
+        });
         drive(&h.ctl, &h.secrets, &s, "bm-1", "failed");
         let l = lifecycle(&s, "bm-1");
         assert!(l["reason"].as_str().unwrap().contains("clear_tpm failed"), "[{b}] {l}");
@@ -370,25 +363,31 @@ fn a_tpm_the_bmc_shows_that_the_sanitizer_did_not_see_fails_the_record() {
     }
 }
 
+/// Reports every step the sanitizer `agent` was sent, each with the one
+/// item `item_for` gives its kind (the step `ok` as the item is).
+fn report_each(agent: &common::Client, item_for: impl Fn(&str) -> Value) {
+    for st in heartbeat(agent).expect(200).body["steps"].as_array().unwrap() {
+        let item = item_for(st["kind"].as_str().unwrap());
+        agent
+            .post(
+                &format!("/agent/v1/steps/{}", st["id"].as_str().unwrap()),
+                &json!({"ok": item["ok"], "items": [item]}),
+            )
+            .expect(200);
+    }
+}
+
 /// Reports every step the sanitizer `agent` was sent done, but
 /// `clear_tpm` failed with the firmware asked to clear the TPM at the next
 /// boot (the agent's PPI request).
 fn report_tpm_left_to_the_firmware(agent: &common::Client) {
-    for st in heartbeat(agent).expect(200).body["steps"].as_array().unwrap() {
-        let ppi = st["kind"] == "clear_tpm";
-        let item = if ppi {
+    report_each(agent, |kind| match kind {
+        "clear_tpm" => {
             json!({"target": "/dev/tpmrm0", "method": neocloud_types::TPM_PPI_REQUESTED, "ok": false,
                    "detail": "TPM2_Clear failed: TPM_RC_AUTH_FAIL; asked the firmware"})
-        } else {
-            json!({"target": "x", "method": "test", "ok": true, "detail": "reported by hand"})
-        };
-        agent
-            .post(
-                &format!("/agent/v1/steps/{}", st["id"].as_str().unwrap()),
-                &json!({"ok": !ppi, "items": [item]}),
-            )
-            .expect(200);
-    }
+        }
+        _ => json!({"target": "x", "method": "test", "ok": true, "detail": "reported by hand"}),
+    });
 }
 
 /// A TPM the agent cannot clear itself (a tenant's lockout authorization,
