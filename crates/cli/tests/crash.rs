@@ -184,7 +184,8 @@ fn write_config(path: &Path, db: &str) {
              agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
              boot_timeout_secs = 10\nboot_attempts = 10\n\
              virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n\
-             bmc_password_rotation = true\nfirmware_resend_secs = 2\n"
+             bmc_password_rotation = true\nfirmware_resend_secs = 2\n\
+             sanitize_before_first_use = false\n"
         ),
     )
     .expect("write config");

@@ -115,6 +115,13 @@ pub struct Config {
     /// built from (`xorriso` and `mtools` on the PATH). None: such nodes
     /// cannot be enrolled.
     pub per_node_iso: Option<crate::boot::iso::PerNodeIsoConfig>,
+    /// A node joins the pool only once sanitized: a node that never
+    /// completed a sanitization (a new one, or one enrolled again) boots
+    /// the sanitizer after its first inspection, so nothing a previous
+    /// owner, integrator or burn-in left on its disks, TPM, BMC or firmware
+    /// settings reaches the first tenant. On by default; off, a new node is
+    /// available after its inspection.
+    pub sanitize_before_first_use: bool,
     /// Every sanitization sets a new random password on the BMC account
     /// the control plane enrolled the node with (and checks it by a
     /// login), so a password that reached a tenant opens nothing after it.
@@ -211,6 +218,7 @@ impl Default for Config {
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
             per_node_iso: None,
+            sanitize_before_first_use: true,
             bmc_password_rotation: false,
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,

@@ -48,6 +48,16 @@ fn all_zero(p: &std::path::Path) -> bool {
 }
 
 fn setup(s: &TestServer, emu: &peers::Emulator) -> String {
+    let alice = catalog(s);
+    for i in 1..=NODES {
+        bm::enroll(s, emu, i);
+    }
+    alice
+}
+
+/// Tenants acme (project train, quota) and other, the bare-metal type, the
+/// tenant and sanitizer images. Returns acme's tenant-member's token.
+fn catalog(s: &TestServer) -> String {
     let a = s.admin();
     a.post("/v1/tenants", &json!({"name": "acme"})).expect(201);
     a.post("/v1/tenants", &json!({"name": "other"})).expect(201);
@@ -75,17 +85,6 @@ fn setup(s: &TestServer, emu: &peers::Emulator) -> String {
                 "initrd_url": "http://img.local/sanitizer/initrd"}),
     )
     .expect(201);
-    for i in 1..=NODES {
-        a.post(
-            "/v1/nodes",
-            &json!({"name": format!("bm-{i}"), "site": "s", "pod": "p", "su": "su1", "rack": "r1",
-                    "gpu_model": "h100-80gb", "gpus": 8,
-                    "nics": [{"name": "eno1", "rail": 0, "fabric": "prov", "switch": "leaf1",
-                              "port": format!("p{i}"), "mac": peers::fake_mac(i)}],
-                    "bmc": {"endpoint": emu.url, "username": "admin", "password": "pw"}}),
-        )
-        .expect(201);
-    }
     s.user_with_role("acme", "alice", "tenant-member", None)
 }
 
@@ -308,5 +307,122 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
         for (_, h) in agents {
             assert_eq!(h.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
         }
+    }
+}
+
+/// With `sanitize_before_first_use` (the default outside these tests) a
+/// newly enrolled node boots the sanitizer after its inspection and joins
+/// the pool only with a complete record that names no tenant: what an
+/// earlier owner left on its disk is gone before the first tenant gets it.
+/// Once is enough: inspected again, it is available at once. Enrolled
+/// while the catalog has no sanitizer, it fails saying so, and is
+/// sanitized once the provider adds one and has it inspected again.
+#[test]
+fn a_new_node_is_sanitized_before_it_joins_the_pool() {
+    let Some(emu) = peers::Emulator::start(NODES) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = TestServer::start_with(b, |c| {
+            c.lifecycle_interval_ms = 100;
+            c.bmc_timeout_ms = 5_000;
+            c.heartbeat_interval_ms = 100;
+            c.agent_timeout_secs = 120;
+            c.boot_timeout_secs = 120;
+            c.sanitize_before_first_use = true;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let a = s.admin();
+        // No sanitizer in the catalog yet: the new node cannot be cleaned,
+        // so it does not join the pool.
+        bm::enroll(&s, &emu, 2);
+        let l = wait_node(&s, "bm-2", "failed", None);
+        assert_eq!(l["from"], "inspecting", "[{b}] {l}");
+        assert!(
+            l["reason"].as_str().unwrap().contains("no sanitizer image in the catalog"),
+            "[{b}] {l}"
+        );
+
+        let tenant = s.client(&catalog(&s));
+        bm::enroll(&s, &emu, 1);
+        // bm-1 waits for its sanitizer: no tenant on it, and nothing for a
+        // tenant to be placed on.
+        let l = wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        assert!(l.get("tenant_id").is_none() && l.get("instance_id").is_none(), "[{b}] {l}");
+        let r = tenant.post(
+            "/v1/tenants/acme/projects/train/instances",
+            &json!({"name": "early", "instance_type": "bm-h100", "image": "ubuntu"}),
+        );
+        assert_eq!(r.status, 409, "[{b}] no node is in the pool yet: {}", r.text);
+        // What the node's earlier owner left on its disk.
+        let dir = peers::TempDir::new("bm-first");
+        let d = disk(dir.path(), "previous-owner.img");
+        let (script, agent) = boot(&s, 1, &d);
+        assert!(script.contains("kernel http://img.local/sanitizer/vmlinuz"), "[{b}] {script}");
+        let (st, md) = get_text(&format!("{}/boot/nocloud/{}/meta-data", s.url, token_of(&script)));
+        assert_eq!(st, 200, "[{b}] {md}");
+        assert!(md.contains("sanitize-first-"), "[{b}] {md}");
+        let exit = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit.join().unwrap().unwrap(), Exit::Revoked, "[{b}] sanitizer revoked");
+        assert!(all_zero(&d), "[{b}] the earlier owner's disk was wiped");
+        // The provider's record: complete, signed, about no tenant.
+        let recs = a.get("/v1/nodes/bm-1/sanitizations").expect(200).body;
+        let items = recs["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "[{b}] {recs}");
+        let rec = &items[0];
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        assert!(rec["body"].get("tenant_id").is_none(), "[{b}] {rec}");
+        assert!(rec["body"].get("instance_id").is_none(), "[{b}] {rec}");
+        for want in ["wipe_disks", "clear_boot_override", "firmware_baseline", "revoke_agent"] {
+            assert!(bm::check_names(rec).contains(&want), "[{b}] {want}");
+        }
+        let (pk, sig) = (rec["public_key"].as_str().unwrap(), rec["signature"].as_str().unwrap());
+        assert!(
+            neocloud_server::signing::verify(
+                pk,
+                rec["signed_json"].as_str().unwrap().as_bytes(),
+                sig
+            ),
+            "[{b}] the record verifies"
+        );
+        tenant.get("/v1/nodes/bm-1/sanitizations").expect(403);
+
+        // Sanitized once: inspected again, it goes straight back.
+        let since = common::nodes::node(&s, "bm-1")["lifecycle_since"].clone();
+        a.post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        common::nodes::wait_for("bm-1 inspected again", std::time::Duration::from_secs(60), || {
+            let n = common::nodes::node(&s, "bm-1");
+            (n["lifecycle"]["state"] == "available" && n["lifecycle_since"] != since).then_some(())
+        });
+        let recs = a.get("/v1/nodes/bm-1/sanitizations").expect(200).body;
+        assert_eq!(recs["items"].as_array().unwrap().len(), 1, "[{b}] {recs}");
+        // And a tenant gets it.
+        let inst = tenant
+            .post(
+                "/v1/tenants/acme/projects/train/instances",
+                &json!({"name": "first", "instance_type": "bm-h100", "image": "ubuntu"}),
+            )
+            .expect(201)
+            .body;
+        let node_id = inst["items"][0]["node_id"].as_str().unwrap().to_string();
+        let n1 = a.get("/v1/nodes/bm-1").expect(200).body;
+        assert_eq!(n1["id"].as_str().unwrap(), node_id, "[{b}] {inst}");
+        let id = inst["items"][0]["id"].as_str().unwrap();
+        tenant.delete(&format!("/v1/tenants/acme/projects/train/instances/{id}")).expect(202);
+
+        // The failed one, once the catalog has a sanitizer: inspected again
+        // by the provider, it is sanitized and joins the pool.
+        a.post("/v1/nodes/bm-2/inspect", &json!({})).expect(202);
+        common::nodes::wait_for("bm-2 releasing", std::time::Duration::from_secs(60), || {
+            let l = common::nodes::lifecycle(&s, "bm-2");
+            (l["state"] == "releasing" && l["step"] == "await_agent").then_some(())
+        });
+        let d2 = disk(dir.path(), "bm-2.img");
+        let (_, agent) = boot(&s, 2, &d2);
+        let exit = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, "bm-2", "available", None);
+        assert_eq!(exit.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        assert!(all_zero(&d2), "[{b}] bm-2's disk was wiped");
     }
 }

@@ -326,6 +326,21 @@ pub fn step_results(
     .collect()
 }
 
+/// The instance (and tenant) key of a node's first sanitization, before
+/// it joined the pool: its boot token, its sanitizer's agent and its
+/// record belong to no instance and no tenant (no id is empty).
+pub const NO_INSTANCE: &str = "";
+
+/// Whether the node ever completed a sanitization (a complete record).
+pub fn ever_sanitized(r: &mut dyn Reader, node_id: &str) -> Result<bool> {
+    Ok(!r
+        .query(
+            "SELECT 1 FROM sanitization_records WHERE node_id = ? AND complete = ? LIMIT 1",
+            vals![node_id, true],
+        )?
+        .is_empty())
+}
+
 /// A signed sanitization record as stored.
 pub struct NewRecord<'a> {
     pub id: &'a str,

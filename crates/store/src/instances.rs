@@ -77,12 +77,12 @@ fn progress(
             p(step.name(), step.ordinal() - 1, 3)
         }
         (InstanceState::Releasing, NodeLifecycle::Releasing { instance_id, step, .. })
-            if instance_id == id =>
+            if instance_id.as_deref() == Some(id) =>
         {
             p(step.name(), step.ordinal() - 1, 5)
         }
         (InstanceState::Releasing, NodeLifecycle::Sanitizing { instance_id, step, .. })
-            if instance_id == id =>
+            if instance_id.as_deref() == Some(id) =>
         {
             match step {
                 SanitizeStep::AgentSteps => p(step.name(), 3, 5),

@@ -540,9 +540,12 @@ pub struct SanitizationRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SanitizationBody {
     pub node_id: String,
-    /// The tenant and instance whose release it followed.
-    pub tenant_id: String,
-    pub instance_id: String,
+    /// The tenant and instance whose release it followed; absent for the
+    /// node's first sanitization, before it joined the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     /// True when every check passed: only then is the node available again.
     pub complete: bool,
     pub checks: Vec<SanitizationCheck>,

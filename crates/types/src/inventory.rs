@@ -149,10 +149,14 @@ pub enum NodeLifecycle {
     /// Handed over: runs the tenant's instance.
     Active { tenant_id: String, instance_id: String },
     /// Released by its tenant: booting the provider's sanitizer image
-    /// (`attempt` as for provisioning).
+    /// (`attempt` as for provisioning). Without a tenant and an instance:
+    /// the node's first sanitization, before it joins the pool (whatever a
+    /// previous owner left on it goes too).
     Releasing {
-        tenant_id: String,
-        instance_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_id: Option<String>,
         step: BootStep,
         #[serde(default = "first_attempt")]
         attempt: u32,
@@ -161,9 +165,12 @@ pub enum NodeLifecycle {
     /// `attempt` is the sanitizer boot it runs on (as for releasing): a
     /// sanitizer that falls silent before its steps are done is booted
     /// again, with a fresh token, up to the boot limit.
+    /// Without a tenant and an instance: the first sanitization, as above.
     Sanitizing {
-        tenant_id: String,
-        instance_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_id: Option<String>,
         step: SanitizeStep,
         #[serde(default = "first_attempt")]
         attempt: u32,
@@ -268,9 +275,9 @@ impl NodeLifecycle {
     pub fn tenant(&self) -> Option<&str> {
         match self {
             NodeLifecycle::Provisioning { tenant_id, .. }
-            | NodeLifecycle::Active { tenant_id, .. }
-            | NodeLifecycle::Releasing { tenant_id, .. }
-            | NodeLifecycle::Sanitizing { tenant_id, .. } => Some(tenant_id),
+            | NodeLifecycle::Active { tenant_id, .. } => Some(tenant_id),
+            NodeLifecycle::Releasing { tenant_id, .. }
+            | NodeLifecycle::Sanitizing { tenant_id, .. } => tenant_id.as_deref(),
             NodeLifecycle::Enrolling
             | NodeLifecycle::Inspecting
             | NodeLifecycle::Available

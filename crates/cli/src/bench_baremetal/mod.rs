@@ -187,6 +187,9 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
         heartbeat_interval_ms: a.heartbeat_ms,
         boot_timeout_secs: a.boot_timeout.as_secs(),
         boot_attempts: a.boot_attempts,
+        // The phases as measured before: a new node is available after its
+        // inspection (its first sanitization costs what a release does).
+        sanitize_before_first_use: false,
         // Served by the provider, not here: the simulated BMCs take them as
         // read (they read per-node ISOs from the boot service).
         virtual_media_iso_url: (a.boot_method == crate::commands::BootMethodArg::VirtualMedia)

@@ -50,6 +50,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     crate::api::parse_body(body)
 }
 
+/// The instance key of a sanitizer's boot token: the released instance's,
+/// or none for a node's first sanitization.
+fn sanitizer_key(instance_id: &Option<String>) -> &str {
+    instance_id.as_deref().unwrap_or(agents::NO_INSTANCE)
+}
+
 /// The node's boot token, opened, while the node works for that token's
 /// instance and purpose; `None` when it has nothing to boot.
 fn current_boot(
@@ -59,9 +65,11 @@ fn current_boot(
 ) -> Result<Option<(agents::BootToken, String)>> {
     let Some(tok) = agents::boot_token(r, &node.id)? else { return Ok(None) };
     let live = match (&node.lifecycle, tok.purpose) {
-        (NodeLifecycle::Provisioning { instance_id, .. }, ImagePurpose::Tenant)
-        | (NodeLifecycle::Releasing { instance_id, .. }, ImagePurpose::Sanitizer) => {
+        (NodeLifecycle::Provisioning { instance_id, .. }, ImagePurpose::Tenant) => {
             instance_id == &tok.instance_id
+        }
+        (NodeLifecycle::Releasing { instance_id, .. }, ImagePurpose::Sanitizer) => {
+            sanitizer_key(instance_id) == tok.instance_id
         }
         (
             NodeLifecycle::Enrolling
@@ -133,12 +141,12 @@ fn serves_metadata(l: &NodeLifecycle, tok: &agents::BootToken) -> bool {
             NodeLifecycle::Provisioning { instance_id, .. }
             | NodeLifecycle::Active { instance_id, .. },
             ImagePurpose::Tenant,
-        )
-        | (
+        ) => instance_id == &tok.instance_id,
+        (
             NodeLifecycle::Releasing { instance_id, .. }
             | NodeLifecycle::Sanitizing { instance_id, .. },
             ImagePurpose::Sanitizer,
-        ) => instance_id == &tok.instance_id,
+        ) => sanitizer_key(instance_id) == tok.instance_id,
         (
             NodeLifecycle::Enrolling
             | NodeLifecycle::Inspecting
@@ -267,19 +275,23 @@ pub fn nocloud(app: &App, cfg: &BootConfig, token: &str, doc: &str) -> Result<Te
         if !serves_metadata(&node.lifecycle, &tok) {
             return Err(Error::not_found("boot token", "(given)"));
         }
-        let inst = instances::by_id(r, &tok.instance_id)?;
         let body = match (doc, tok.purpose) {
             ("meta-data", ImagePurpose::Tenant) => {
+                let inst = instances::by_id(r, &tok.instance_id)?;
                 render::meta_data(&inst.id, &inst.name, &inst.ssh_keys)
             }
-            // The sanitizer gets no tenant data at all.
-            ("meta-data", ImagePurpose::Sanitizer) => render::meta_data(
-                &format!("sanitize-{}", inst.id),
-                &format!("sanitize-{}", node.id),
-                &[],
-            ),
+            // The sanitizer gets no tenant data at all. Its instance id
+            // changes with every sanitization (cloud-init runs afresh).
+            ("meta-data", ImagePurpose::Sanitizer) => {
+                let key = if tok.instance_id == agents::NO_INSTANCE {
+                    format!("first-{}", node.id)
+                } else {
+                    tok.instance_id.clone()
+                };
+                render::meta_data(&format!("sanitize-{key}"), &format!("sanitize-{}", node.id), &[])
+            }
             ("user-data", ImagePurpose::Tenant) => {
-                render::user_data(instances::user_data(r, &inst.id)?.as_deref())
+                render::user_data(instances::user_data(r, &tok.instance_id)?.as_deref())
             }
             ("user-data", ImagePurpose::Sanitizer) => render::user_data(None),
             ("vendor-data", ImagePurpose::Tenant | ImagePurpose::Sanitizer) => {

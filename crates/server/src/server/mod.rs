@@ -182,6 +182,7 @@ impl Server {
                 l.uefi_http_boot = config.uefi_http_boot_url.clone();
                 l.node_isos = node_isos.clone();
                 l.rotate_bmc_password = config.bmc_password_rotation;
+                l.sanitize_before_first_use = config.sanitize_before_first_use;
                 l.host_interfaces = config.bmc_host_interfaces;
                 l.bmc_accounts = config.bmc_accounts;
                 l.sel = config.bmc_sel;

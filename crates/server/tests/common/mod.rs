@@ -165,6 +165,9 @@ fn test_config(db_url: &str, data_dir: &std::path::Path) -> Config {
         data_dir: data_dir.to_path_buf(),
         rate_limit_per_sec: 0,
         anonymous_rate_limit_per_sec: 0,
+        // A new node is available after its inspection; the tests of the
+        // first sanitization turn it on.
+        sanitize_before_first_use: false,
         ..Config::default()
     }
 }

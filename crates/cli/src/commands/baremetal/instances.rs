@@ -379,9 +379,10 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
             };
             let v = c.get(&format!("{}/sanitization", instance_path(&at, &instance)), &[])?;
             print_records(f, &v, &verify, |b| match &instance_id {
-                Some(id) if &b.instance_id != id => {
-                    Err(format!("it is about instance {}, not {id}", b.instance_id))
-                }
+                Some(id) if b.instance_id.as_ref() != Some(id) => Err(format!(
+                    "it is about instance {}, not {id}",
+                    b.instance_id.as_deref().unwrap_or("(none: a node's first sanitization)")
+                )),
                 _ => Ok(()),
             })
         }

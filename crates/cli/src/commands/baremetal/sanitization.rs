@@ -180,8 +180,8 @@ mod tests {
     fn signed(signer: &Signer, node: &str, instance: &str) -> SanitizationRecord {
         let body = SanitizationBody {
             node_id: node.into(),
-            tenant_id: "t".into(),
-            instance_id: instance.into(),
+            tenant_id: Some("t".into()),
+            instance_id: Some(instance.into()),
             complete: true,
             checks: vec![
                 SanitizationCheck {
@@ -212,7 +212,7 @@ mod tests {
         let signer = Signer::from_seed([42; 32]);
         let rec = signed(&signer, "node-1", "inst-1");
         let body = verify_record(&rec, None).expect("a valid record verifies");
-        assert_eq!(body.instance_id, "inst-1");
+        assert_eq!(body.instance_id.as_deref(), Some("inst-1"));
         // Pinned to its own key, in either case.
         assert!(verify_record(&rec, Some(&signer.public_key())).is_ok());
         assert!(verify_record(&rec, Some(&signer.public_key().to_ascii_uppercase())).is_ok());
@@ -261,10 +261,10 @@ mod tests {
         assert!(e.to_string().contains("record rec-2: the signature does not verify"), "{e}");
         // About another instance.
         let e = check_records(&list(vec![good.clone()]), &verify, |b| {
-            Err(format!("it is about instance {}, not inst-9", b.instance_id))
+            Err(format!("it is about instance {:?}, not inst-9", b.instance_id))
         })
         .unwrap_err();
-        assert!(e.to_string().contains("about instance inst-1, not inst-9"), "{e}");
+        assert!(e.to_string().contains("about instance Some(\"inst-1\"), not inst-9"), "{e}");
         // Pinned to another key.
         let pinned = VerifyFlags { verify: false, public_key: Some("ab".repeat(32)) };
         assert!(pinned.enabled());

@@ -1,12 +1,12 @@
 //! enrolling, inspecting, available: reaching the BMC, reading the
 //! inventory, and picking up a placed instance or maintenance.
 
-use super::{declared_macs, issue_token, set_instance, LifecycleController, StepError};
+use super::{declared_macs, issue_token, set_instance, Held, LifecycleController, StepError};
 use crate::config::BmcAccountPolicy;
 use crate::secrets::SecretBox;
 use neocloud_placement::Availability;
 use neocloud_redfish::Inventory;
-use neocloud_store::{firmware_baselines, instances, nodes, Store};
+use neocloud_store::{agents, firmware_baselines, instances, nodes, Store};
 use neocloud_types::{
     BmcInventory, BootStep, FirmwareBaseline, ImagePurpose, InstanceState, InventoryBmcAccount,
     InventoryBootOption, InventoryCpu, InventoryFirmware, InventoryGpu, InventoryHealth,
@@ -28,8 +28,10 @@ impl LifecycleController {
         })
     }
 
-    /// Reads the inventory. A clean node becomes available; a dirty one
-    /// (it held a tenant and was not sanitized) goes to be sanitized.
+    /// Reads the inventory. A clean node becomes available (a node never
+    /// sanitized is sanitized first, with `sanitize_before_first_use`); a
+    /// dirty one (it held a tenant and was not sanitized) goes to be
+    /// sanitized.
     pub(super) fn inspecting(
         &self,
         store: &Store,
@@ -108,13 +110,23 @@ impl LifecycleController {
                     let to = NodeLifecycle::Failed { reason, from: "inspecting".into() };
                     self.advance(store, n, to, record)
                 }
+                Ok(()) if self.sanitize_before_first_use && !self.ever_sanitized(store, n)? => {
+                    // Its first sanitization: nobody's data, whatever an
+                    // earlier owner left on it.
+                    self.check_sanitizer(store)?;
+                    let to = Held::NOBODY.releasing(BootStep::SetBoot, 1);
+                    self.advance(store, n, to, |w| {
+                        record(w)?;
+                        super::end_boot(w, &n.id)
+                    })
+                }
                 Ok(()) => self.advance(store, n, NodeLifecycle::Available, record),
             },
             Some((tenant, instance)) => {
                 self.check_sanitizer(store)?;
                 let to = NodeLifecycle::Releasing {
-                    tenant_id: tenant,
-                    instance_id: instance.clone(),
+                    tenant_id: Some(tenant),
+                    instance_id: Some(instance.clone()),
                     step: BootStep::SetBoot,
                     attempt: 1,
                 };
@@ -134,6 +146,10 @@ impl LifecycleController {
                 })
             }
         }
+    }
+
+    fn ever_sanitized(&self, store: &Store, n: &Node) -> Result<bool, StepError> {
+        store.read(|r| agents::ever_sanitized(r, &n.id)).map_err(StepError::Store)
     }
 
     /// An available node: inspect again, provision a placed instance (or

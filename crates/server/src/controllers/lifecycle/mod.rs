@@ -50,6 +50,7 @@ use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_redfish::{BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
 use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
+use sanitize::Held;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,6 +117,9 @@ pub struct LifecycleController {
     pub node_isos: Option<crate::boot::iso::NodeIsos>,
     /// A new BMC password at every sanitization (`bmc_password_rotation`).
     pub rotate_bmc_password: bool,
+    /// A node never sanitized is sanitized before it joins the pool
+    /// (`sanitize_before_first_use`).
+    pub sanitize_before_first_use: bool,
     /// What inspection and sanitization do with the BMC's host interfaces
     /// (`bmc_host_interfaces`).
     pub host_interfaces: crate::config::HostInterfacePolicy,
@@ -254,6 +258,7 @@ impl LifecycleController {
             node_isos: None,
             uefi_http_boot: None,
             rotate_bmc_password: false,
+            sanitize_before_first_use: false,
             host_interfaces: Default::default(),
             bmc_accounts: Default::default(),
             sel: Default::default(),
@@ -444,10 +449,12 @@ impl LifecycleController {
                 self.active(store, secrets, n, tenant_id, instance_id)
             }
             NodeLifecycle::Releasing { tenant_id, instance_id, step, attempt } => {
-                self.releasing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
+                let held = Held::of(tenant_id, instance_id);
+                self.releasing(store, secrets, n, held, (*step, *attempt))
             }
             NodeLifecycle::Sanitizing { tenant_id, instance_id, step, attempt } => {
-                self.sanitizing(store, secrets, n, tenant_id, instance_id, (*step, *attempt))
+                let held = Held::of(tenant_id, instance_id);
+                self.sanitizing(store, secrets, n, held, (*step, *attempt))
             }
             NodeLifecycle::Failed { from, reason } => self.failed(store, n, from, reason),
         }
@@ -562,8 +569,8 @@ impl LifecycleController {
             if moved {
                 // A release that fails frees its tenant first: quota, then
                 // the placement row, as every placement write takes them.
-                if let NodeLifecycle::Releasing { instance_id, .. }
-                | NodeLifecycle::Sanitizing { instance_id, .. } = &n.lifecycle
+                if let NodeLifecycle::Releasing { instance_id: Some(instance_id), .. }
+                | NodeLifecycle::Sanitizing { instance_id: Some(instance_id), .. } = &n.lifecycle
                 {
                     // The tenant is done with the instance: it is released,
                     // its allocation and quota freed (as with an incomplete

@@ -17,6 +17,46 @@ use neocloud_types::{
     NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 
+/// Whose data a sanitization removes: the tenant's instance whose release
+/// it follows, or nobody's (the node's first sanitization, before it joins
+/// the pool: whatever an earlier owner left on it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held<'a> {
+    pub tenant: Option<&'a str>,
+    pub instance: Option<&'a str>,
+}
+
+impl<'a> Held<'a> {
+    pub(super) const NOBODY: Held<'static> = Held { tenant: None, instance: None };
+
+    pub(super) fn of(tenant: &'a Option<String>, instance: &'a Option<String>) -> Self {
+        Held { tenant: tenant.as_deref(), instance: instance.as_deref() }
+    }
+
+    /// The key of its boot tokens, its sanitizer's agents and its record.
+    fn key(self) -> &'a str {
+        self.instance.unwrap_or(agents::NO_INSTANCE)
+    }
+
+    pub(super) fn releasing(self, step: BootStep, attempt: u32) -> NodeLifecycle {
+        NodeLifecycle::Releasing {
+            tenant_id: self.tenant.map(str::to_string),
+            instance_id: self.instance.map(str::to_string),
+            step,
+            attempt,
+        }
+    }
+
+    fn sanitizing(self, step: SanitizeStep, attempt: u32) -> NodeLifecycle {
+        NodeLifecycle::Sanitizing {
+            tenant_id: self.tenant.map(str::to_string),
+            instance_id: self.instance.map(str::to_string),
+            step,
+            attempt,
+        }
+    }
+}
+
 impl LifecycleController {
     /// The catalog must have a sanitizer image to boot.
     pub(super) fn check_sanitizer(&self, store: &Store) -> Result<(), StepError> {
@@ -39,12 +79,8 @@ impl LifecycleController {
         instance: &str,
     ) -> Result<bool, StepError> {
         self.check_sanitizer(store)?;
-        let to = NodeLifecycle::Releasing {
-            tenant_id: tenant.to_string(),
-            instance_id: instance.to_string(),
-            step: BootStep::SetBoot,
-            attempt: 1,
-        };
+        let to =
+            Held { tenant: Some(tenant), instance: Some(instance) }.releasing(BootStep::SetBoot, 1);
         let moved = self.advance(store, n, to, |w| {
             end_boot(w, &n.id)?;
             nodes::set_firmware_updates(w, &n.id, None)?;
@@ -132,16 +168,10 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        tenant: &str,
-        instance: &str,
+        held: Held<'_>,
         (step, attempt): (BootStep, u32),
     ) -> Result<bool, StepError> {
-        let next = |step, attempt| NodeLifecycle::Releasing {
-            tenant_id: tenant.to_string(),
-            instance_id: instance.to_string(),
-            step,
-            attempt,
-        };
+        let next = |step, attempt| held.releasing(step, attempt);
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 if step == BootStep::SetBoot && attempt == 1 {
@@ -156,20 +186,15 @@ impl LifecycleController {
                     self.stage_bios(store, secrets, n)?;
                 }
                 let to = next(step.next(), attempt);
-                self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, instance), to)
+                self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, held.key()), to)
             }
             BootStep::AwaitAgent => {
                 let agent = store
-                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance))
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key()))
                     .map_err(StepError::Store)?;
                 match agent {
                     Some(a) => {
-                        let to = NodeLifecycle::Sanitizing {
-                            tenant_id: tenant.to_string(),
-                            instance_id: instance.to_string(),
-                            step: SanitizeStep::AgentSteps,
-                            attempt,
-                        };
+                        let to = held.sanitizing(SanitizeStep::AgentSteps, attempt);
                         let moved = self.advance(store, n, to, |w| {
                             agents::queue_steps(w, &a, &AgentStepKind::SANITIZE)
                         })?;
@@ -192,14 +217,13 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        tenant: &str,
-        instance: &str,
+        held: Held<'_>,
         (step, attempt): (SanitizeStep, u32),
     ) -> Result<bool, StepError> {
         match step {
             SanitizeStep::AgentSteps => {
                 let agent = store
-                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance))
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key()))
                     .map_err(StepError::Store)?
                     .ok_or_else(|| StepError::Fail("the sanitizer's agent was revoked".into()))?;
                 let results =
@@ -210,21 +234,9 @@ impl LifecycleController {
                     // boot attempts; the record shows the failure after).
                     if tpm_cleared_at_boot(&results) && attempt < self.boot_attempts {
                         let why = "the TPM could only be cleared by the firmware at the next boot";
-                        return self.boot_sanitizer_again(
-                            store,
-                            secrets,
-                            n,
-                            (tenant, instance),
-                            attempt,
-                            why,
-                        );
+                        return self.boot_sanitizer_again(store, secrets, n, held, attempt, why);
                     }
-                    let to = NodeLifecycle::Sanitizing {
-                        tenant_id: tenant.to_string(),
-                        instance_id: instance.to_string(),
-                        step: SanitizeStep::Finish,
-                        attempt,
-                    };
+                    let to = held.sanitizing(SanitizeStep::Finish, attempt);
                     return self.advance(store, n, to, |_| Ok(()));
                 }
                 if let Some(silent) = self.silent_for(&agent) {
@@ -233,18 +245,11 @@ impl LifecycleController {
                          (unheard for {}s)",
                         silent.as_secs()
                     );
-                    return self.boot_sanitizer_again(
-                        store,
-                        secrets,
-                        n,
-                        (tenant, instance),
-                        attempt,
-                        &why,
-                    );
+                    return self.boot_sanitizer_again(store, secrets, n, held, attempt, &why);
                 }
                 self.await_deadline(n, "the sanitizer's agent did not finish its steps")
             }
-            SanitizeStep::Finish => self.finish(store, secrets, n, tenant, instance),
+            SanitizeStep::Finish => self.finish(store, secrets, n, held),
         }
     }
 
@@ -271,7 +276,7 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        (tenant, instance): (&str, &str),
+        held: Held<'_>,
         attempt: u32,
         why: &str,
     ) -> Result<bool, StepError> {
@@ -281,14 +286,9 @@ impl LifecycleController {
             )));
         }
         tracing::warn!(node = %n.name, attempt, "{why}: booting the sanitizer again");
-        let to = NodeLifecycle::Releasing {
-            tenant_id: tenant.to_string(),
-            instance_id: instance.to_string(),
-            step: BootStep::SetBoot,
-            attempt: attempt + 1,
-        };
+        let to = held.releasing(BootStep::SetBoot, attempt + 1);
         self.advance(store, n, to, |w| {
-            new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, instance)
+            new_boot(w, secrets, &n.id, ImagePurpose::Sanitizer, held.key())
         })
     }
 
@@ -299,14 +299,13 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        tenant: &str,
-        instance: &str,
+        held: Held<'_>,
     ) -> Result<bool, StepError> {
         let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
         let (agent, baseline, platform, own_user, bios_staged, earlier, updates) = store
             .read(|r| {
                 Ok((
-                    agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, instance)?,
+                    agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key())?,
                     nodes::firmware_baseline(r, &n.id)?,
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
@@ -438,8 +437,8 @@ impl LifecycleController {
         let complete = checks.iter().all(|c| c.ok);
         let body = SanitizationBody {
             node_id: n.id.clone(),
-            tenant_id: tenant.to_string(),
-            instance_id: instance.to_string(),
+            tenant_id: held.tenant.map(str::to_string),
+            instance_id: held.instance.map(str::to_string),
             complete,
             checks,
             started_at: to_rfc3339(started),
@@ -465,8 +464,8 @@ impl LifecycleController {
                 &agents::NewRecord {
                     id: &new_id(),
                     node_id: &n.id,
-                    tenant_id: tenant,
-                    instance_id: instance,
+                    tenant_id: held.tenant.unwrap_or(agents::NO_INSTANCE),
+                    instance_id: held.key(),
                     complete,
                     body: &json,
                     signature: &signature,
@@ -489,9 +488,11 @@ impl LifecycleController {
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
             }
-            // Sanitized again after an incomplete record: the instance was
-            // freed (and released) then. Placed on another node before it
-            // was handed over: it lives on there.
+            // Before the node joined the pool: no instance. Sanitized
+            // again after an incomplete record: the instance was freed
+            // (and released) then. Placed on another node before it was
+            // handed over: it lives on there.
+            let Some(instance) = held.instance else { return Ok(()) };
             let i = instances::by_id(w, instance)?;
             if i.state == InstanceState::Released || i.node_id != n.id {
                 return Ok(());
