@@ -544,10 +544,11 @@ impl Agent {
         (self.log)(&format!("step {} ({}) running", step.id, step.kind.as_str()));
         let hw = Arc::clone(&self.hw);
         let kind = step.kind;
+        let running = step.clone();
         let handle = std::thread::Builder::new()
             .name(format!("neocloud-step-{}", kind.as_str()))
             .spawn(move || {
-                let result = run_step(hw.as_ref(), kind);
+                let result = run_step(hw.as_ref(), &running);
                 let _ = done.send(());
                 result
             })

@@ -26,6 +26,9 @@ pub struct Host {
     /// The TPM [`Hardware::clear_tpm`] clears; found in `/dev` by
     /// [`Host::with_nvml`].
     tpm: Option<TpmPath>,
+    /// The UEFI variables [`Hardware::clear_uefi_variables`] reads
+    /// (efivarfs); `None` on a machine that did not boot through UEFI.
+    efivars: Option<PathBuf>,
     nvml: Option<Arc<Nvml>>,
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
@@ -45,13 +48,20 @@ impl Host {
         let nvml = nvml.map(Arc::new);
         let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
         let tpm = TpmPath::discover(Path::new("/dev"));
-        Host { disks, nvml, xids, tpm }
+        Host { disks, nvml, xids, tpm, efivars: crate::efivars::discover() }
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs) nor looks for a
-    /// TPM.
+    /// TPM or UEFI variables.
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
-        Host { disks, nvml: None, xids: None, tpm: None }
+        Host { disks, nvml: None, xids: None, tpm: None, efivars: None }
+    }
+
+    /// This host with its UEFI variables in `dir` (none: it did not boot
+    /// through UEFI) instead of efivarfs.
+    pub fn with_efivars(mut self, dir: Option<PathBuf>) -> Host {
+        self.efivars = dir;
+        self
     }
 
     /// This host with the TPM at `tpm` (none: no TPM) instead of the one
@@ -59,6 +69,11 @@ impl Host {
     pub fn with_tpm(mut self, tpm: Option<TpmPath>) -> Host {
         self.tpm = tpm;
         self
+    }
+
+    /// Where this host's UEFI variables are read.
+    pub fn efivars(&self) -> Option<&Path> {
+        self.efivars.as_deref()
     }
 
     /// The TPM this host clears.
@@ -237,6 +252,18 @@ impl Hardware for Host {
             }
         }
         result_of(items)
+    }
+
+    fn clear_uefi_variables(&self, baseline: Option<&[String]>) -> AgentStepResult {
+        match &self.efivars {
+            Some(dir) => crate::efivars::clear(dir, baseline),
+            None => result_of(vec![StepItem {
+                target: "efivars".into(),
+                method: "none".into(),
+                ok: true,
+                detail: "this machine did not boot through UEFI (no /sys/firmware/efi)".into(),
+            }]),
+        }
     }
 
     fn clear_tpm(&self) -> AgentStepResult {

@@ -23,6 +23,7 @@
 mod agent;
 pub mod cmdline;
 pub mod disks;
+pub mod efivars;
 pub mod health;
 pub mod host;
 mod nvme;
@@ -39,7 +40,7 @@ pub use host::Host;
 pub use simulated::{Simulated, SimulatedConfig};
 
 use neocloud_types::{
-    AgentGpu, AgentInventory, AgentStepKind, AgentStepResult, GpuStatus, StepItem,
+    AgentGpu, AgentInventory, AgentStep, AgentStepKind, AgentStepResult, GpuStatus, StepItem,
 };
 
 /// What the agent can see and do on a machine.
@@ -55,6 +56,11 @@ pub trait Hardware: Send + Sync {
     /// Clears the TPM and reads it back ([`tpm::clear_tpm`]); one item
     /// (`ok` without a TPM, saying so).
     fn clear_tpm(&self) -> AgentStepResult;
+    /// Deletes the non-volatile UEFI variables not in `baseline`
+    /// ([`efivars::clear`]); without one, lists them to be kept as the
+    /// node's baseline. `ok` with one item where the machine did not boot
+    /// through UEFI.
+    fn clear_uefi_variables(&self, baseline: Option<&[String]>) -> AgentStepResult;
     /// The GPUs, sent with every heartbeat; by default from
     /// [`Hardware::inventory`], which implementations may make cheaper.
     fn gpus(&self) -> Vec<AgentGpu> {
@@ -66,13 +72,14 @@ pub trait Hardware: Send + Sync {
 }
 
 /// Runs one step on `hw`.
-pub fn run_step(hw: &dyn Hardware, kind: AgentStepKind) -> AgentStepResult {
+pub fn run_step(hw: &dyn Hardware, step: &AgentStep) -> AgentStepResult {
     // Exhaustive on purpose: a new step kind must be implemented here.
-    match kind {
+    match step.kind {
         AgentStepKind::WipeDisks => hw.wipe_disks(),
         AgentStepKind::ResetGpus => hw.reset_gpus(),
         AgentStepKind::ReportFirmware => hw.report_firmware(),
         AgentStepKind::ClearTpm => hw.clear_tpm(),
+        AgentStepKind::ClearUefiVariables => hw.clear_uefi_variables(step.uefi_baseline.as_deref()),
     }
 }
 

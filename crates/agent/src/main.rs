@@ -50,6 +50,12 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     tpm: Option<String>,
 
+    /// The UEFI variables `clear_uefi_variables` reads and deletes: an
+    /// efivarfs directory, or `none`. Default: /sys/firmware/efi/efivars
+    /// (mounted if it is not) where the machine booted through UEFI.
+    #[arg(long, value_name = "DIR")]
+    efivars: Option<String>,
+
     /// SIMULATOR: use simulated hardware with N fake GPUs and two fake
     /// disks instead of this machine's. Nothing is wiped or reset.
     #[arg(long, value_name = "N", conflicts_with_all = ["disks", "all_disks"])]
@@ -141,6 +147,13 @@ fn main() -> ExitCode {
         match host.tpm() {
             Some(t) => log(&format!("TPM to clear when asked: {t}")),
             None => log("no TPM: clear_tpm will say so"),
+        }
+        if let Some(d) = args.efivars.as_deref() {
+            host = host.with_efivars((d != "none").then(|| PathBuf::from(d)));
+        }
+        match host.efivars() {
+            Some(d) => log(&format!("UEFI variables to clear when asked: {}", d.display())),
+            None => log("not booted through UEFI: clear_uefi_variables will say so"),
         }
         let host = Arc::new(host);
         if let Some(w) = host.xid_watch() {

@@ -241,12 +241,21 @@ impl Hardware for Simulated {
         let items = vec![sim_item("tpm", true, "simulated TPM cleared, nothing left".into())];
         self.step(AgentStepKind::ClearTpm, items)
     }
+
+    fn clear_uefi_variables(&self, _baseline: Option<&[String]>) -> AgentStepResult {
+        let items = vec![sim_item("efivars", true, "simulated NVRAM, nothing created".into())];
+        self.step(AgentStepKind::ClearUefiVariables, items)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_step;
+
+    fn run_step(hw: &dyn Hardware, kind: AgentStepKind) -> AgentStepResult {
+        let step = neocloud_types::AgentStep { id: "s".into(), kind, uefi_baseline: None };
+        crate::run_step(hw, &step)
+    }
 
     #[test]
     fn inventory_is_deterministic_per_seed() {
@@ -302,6 +311,8 @@ mod tests {
         assert!(fw.ok);
         assert_eq!(fw.items.len(), 9);
         assert_eq!(fw.items[0].detail, SIMULATED_BIOS_VERSION);
+        let uefi = run_step(&sim, AgentStepKind::ClearUefiVariables);
+        assert!(uefi.ok && uefi.items.len() == 1 && uefi.items[0].method == "simulated");
         let tpm = run_step(&sim, AgentStepKind::ClearTpm);
         assert!(tpm.ok && tpm.items.len() == 1 && tpm.items[0].method == "simulated");
         assert_eq!(sim.steps_run(), AgentStepKind::SANITIZE);

@@ -79,7 +79,11 @@ fn sanitize_steps() -> Vec<AgentStep> {
     AgentStepKind::SANITIZE
         .iter()
         .enumerate()
-        .map(|(i, k)| AgentStep { id: format!("stp_{i}_{}", k.as_str()), kind: *k })
+        .map(|(i, k)| AgentStep {
+            id: format!("stp_{i}_{}", k.as_str()),
+            kind: *k,
+            uefi_baseline: None,
+        })
         .collect()
 }
 
@@ -239,7 +243,11 @@ fn registers_runs_each_step_once_in_order_and_stops_when_revoked() {
     assert!(s.heartbeats >= 4, "{} heartbeats (two failed, retried)", s.heartbeats);
     let kinds: Vec<AgentStepKind> = s.reported.iter().map(|(id, _)| kind_of(&s, id)).collect();
     assert_eq!(kinds, AgentStepKind::SANITIZE, "reported in order");
-    assert_eq!(s.refused_once.len(), 4, "each report was retried after a 500");
+    assert_eq!(
+        s.refused_once.len(),
+        AgentStepKind::SANITIZE.len(),
+        "each report was retried after a 500"
+    );
     // Steps were re-sent by every heartbeat, even once reported, yet each
     // ran once.
     assert_eq!(sim.steps_run(), AgentStepKind::SANITIZE);
@@ -264,7 +272,7 @@ fn a_failed_step_is_reported_as_failed() {
     assert_eq!(agent.run(&AtomicBool::new(false)).unwrap(), Exit::Revoked);
     let s = fake.state();
     let ok: Vec<bool> = s.reported.iter().map(|(_, r)| r.ok).collect();
-    assert_eq!(ok, [false, true, true, true]);
+    assert_eq!(ok, [false, true, true, true, true]);
 }
 
 /// A scratch file standing in for a disk, removed when dropped.
@@ -283,7 +291,11 @@ fn the_real_host_wipes_its_disk_when_told() {
     );
     std::fs::write(&disk.0, vec![0xa5u8; 300_000]).unwrap();
     let fake = Fake::start(State {
-        queued: vec![AgentStep { id: "stp_wipe".into(), kind: AgentStepKind::WipeDisks }],
+        queued: vec![AgentStep {
+            id: "stp_wipe".into(),
+            kind: AgentStepKind::WipeDisks,
+            uefi_baseline: None,
+        }],
         ..State::default()
     });
     let host = Arc::new(Host::without_gpus(vec![disk.0.clone()]));
@@ -356,7 +368,7 @@ fn queued_steps_run_back_to_back_with_one_heartbeat_after_the_last() {
     assert_eq!(handle.join().unwrap().unwrap(), Exit::Revoked);
     let s = fake.state();
     assert_eq!(sim.steps_run(), AgentStepKind::SANITIZE);
-    assert_eq!(s.reported.len(), 4);
+    assert_eq!(s.reported.len(), AgentStepKind::SANITIZE.len());
     assert_eq!(s.heartbeats, 2, "one to get the steps, one after the last report");
 }
 

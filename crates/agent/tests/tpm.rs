@@ -186,7 +186,7 @@ fn a_tenants_keys_data_and_authorizations_are_cleared_and_the_storage_seed_chang
 
     // Through the agent's step, as the sanitizer runs it.
     let host = Host::without_gpus(vec![]).with_tpm(Some(tpm.path()));
-    let r = run_step(&host, AgentStepKind::ClearTpm);
+    let r = run_step(&host, &clear_tpm_step());
     assert!(r.ok, "{r:?}");
     let it = &r.items[0];
     assert_eq!(it.method, "tpm2-clear-platform", "{it:?}");
@@ -283,9 +283,13 @@ fn clearing_disabled_by_a_tenant_is_allowed_again_by_the_platform() {
     );
 }
 
+fn clear_tpm_step() -> neocloud_types::AgentStep {
+    neocloud_types::AgentStep { id: "s".into(), kind: AgentStepKind::ClearTpm, uefi_baseline: None }
+}
+
 #[test]
 fn a_host_without_a_tpm_says_so() {
-    let r = run_step(&Host::without_gpus(vec![]), AgentStepKind::ClearTpm);
+    let r = run_step(&Host::without_gpus(vec![]), &clear_tpm_step());
     assert!(r.ok, "{r:?}");
     assert_eq!(r.items[0].method, "none");
     assert!(r.items[0].detail.contains("no TPM"), "{}", r.items[0].detail);

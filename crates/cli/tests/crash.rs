@@ -10,6 +10,8 @@
 //! a new one and recording it must leave every node reachable. Before the
 //! chaos, one kill lands right after a BMC turned a node's host interface
 //! off at inspection: the restarted control plane must still audit it.
+//! Every node is sanitized before it joins the pool (the one killed at
+//! inspection too), for no tenant.
 //! The provider's firmware baseline wants a newer BIOS than the nodes
 //! leave the factory with, and gives its image: every node is updated
 //! before it joins the pool; each round's tenant then flashes an older
@@ -184,8 +186,7 @@ fn write_config(path: &Path, db: &str) {
              agent_timeout_secs = 120\nagent_silence_secs = 15\nbmc_timeout_ms = 3000\n\
              boot_timeout_secs = 10\nboot_attempts = 10\n\
              virtual_media_iso_url = \"http://iso.invalid/ipxe.iso\"\n\
-             bmc_password_rotation = true\nfirmware_resend_secs = 2\n\
-             sanitize_before_first_use = false\n"
+             bmc_password_rotation = true\nfirmware_resend_secs = 2\n"
         ),
     )
     .expect("write config");
@@ -370,6 +371,13 @@ fn run(b: &str, db_url: &str) {
     for i in 0..NODES {
         assert!(!fleet.host_interface(i), "[{b}] node n{i}'s host interface");
         assert_eq!(fleet.firmware(i, "BIOS").as_deref(), Some(BIOS), "[{b}] n{i} updated");
+        // Sanitized before it joined the pool (the last one across the
+        // kill): one complete record, for no tenant.
+        let recs = ok(&url, &admin, "GET", &format!("/v1/nodes/n{i}/sanitizations"), None, None);
+        let recs = recs["items"].as_array().unwrap();
+        assert_eq!(recs.len(), 1, "[{b}] n{i}: {recs:?}");
+        assert_eq!(recs[0]["body"]["complete"], true, "[{b}] n{i}: {recs:?}");
+        assert!(recs[0]["body"].get("tenant_id").is_none(), "[{b}] n{i}: {recs:?}");
     }
 
     // The chaos: SIGKILL and restart at random moments until told to stop.

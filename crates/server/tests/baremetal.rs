@@ -91,11 +91,16 @@ fn catalog(s: &TestServer) -> String {
 /// Plays a node that network-boots: iPXE script by MAC, NoCloud
 /// documents, then the agent with the one-time token.
 fn boot(s: &TestServer, i: usize, disk: &std::path::Path) -> (String, Agent) {
+    boot_host(s, i, Host::without_gpus(vec![disk.into()]))
+}
+
+/// As [`boot`], the agent on `host`.
+fn boot_host(s: &TestServer, i: usize, host: Host) -> (String, Agent) {
     let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(i)));
     assert_eq!(status, 200, "{script}");
     let token = token_of(&script);
     assert!(script.contains(&format!("s={}/boot/nocloud/{token}/", s.url)), "{script}");
-    let agent = Agent::register(&s.url, &token, Arc::new(Host::without_gpus(vec![disk.into()])))
+    let agent = Agent::register(&s.url, &token, Arc::new(host))
         .expect("the agent registers with the boot token");
     (script, agent)
 }
@@ -310,11 +315,23 @@ fn instances_are_provisioned_released_and_sanitized_with_a_signed_record() {
     }
 }
 
+/// A non-volatile UEFI variable under a vendor GUID, as efivarfs lays it
+/// out in `dir`; its file name.
+fn efi_var(dir: &std::path::Path, name: &str, attributes: u32) -> String {
+    let key = format!("{name}-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f");
+    let mut bytes = attributes.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"data");
+    std::fs::write(dir.join(&key), bytes).unwrap();
+    key
+}
+
 /// With `sanitize_before_first_use` (the default outside these tests) a
 /// newly enrolled node boots the sanitizer after its inspection and joins
 /// the pool only with a complete record that names no tenant: what an
 /// earlier owner left on its disk is gone before the first tenant gets it.
-/// Once is enough: inspected again, it is available at once. Enrolled
+/// Once is enough: inspected again, it is available at once. The UEFI
+/// variables its first sanitization found are its baseline: the next
+/// sanitization deletes one a tenant created. Enrolled
 /// while the catalog has no sanitizer, it fails saying so, and is
 /// sanitized once the provider adds one and has it inspected again.
 #[test]
@@ -354,10 +371,15 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
             &json!({"name": "early", "instance_type": "bm-h100", "image": "ubuntu"}),
         );
         assert_eq!(r.status, 409, "[{b}] no node is in the pool yet: {}", r.text);
-        // What the node's earlier owner left on its disk.
+        // What the node's earlier owner left on its disk; its NVRAM (a
+        // directory laid out as efivarfs) holds the firmware's variables.
         let dir = peers::TempDir::new("bm-first");
         let d = disk(dir.path(), "previous-owner.img");
-        let (script, agent) = boot(&s, 1, &d);
+        let efi = dir.path().join("efivars");
+        std::fs::create_dir_all(&efi).unwrap();
+        let firmware = efi_var(&efi, "VendorSetup", 0x7);
+        let host = || Host::without_gpus(vec![d.clone()]).with_efivars(Some(efi.clone()));
+        let (script, agent) = boot_host(&s, 1, host());
         assert!(script.contains("kernel http://img.local/sanitizer/vmlinuz"), "[{b}] {script}");
         let (st, md) = get_text(&format!("{}/boot/nocloud/{}/meta-data", s.url, token_of(&script)));
         assert_eq!(st, 200, "[{b}] {md}");
@@ -377,6 +399,11 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         for want in ["wipe_disks", "clear_boot_override", "firmware_baseline", "revoke_agent"] {
             assert!(bm::check_names(rec).contains(&want), "[{b}] {want}");
         }
+        // The firmware's UEFI variable, recorded as the node's baseline.
+        let uefi = bm::check(rec, "clear_uefi_variables");
+        assert_eq!(uefi["ok"], true, "[{b}] {uefi}");
+        assert_eq!(uefi["items"][0]["target"], firmware.as_str(), "[{b}] {uefi}");
+        assert_eq!(uefi["items"][0]["method"], "uefi-kept", "[{b}] {uefi}");
         let (pk, sig) = (rec["public_key"].as_str().unwrap(), rec["signature"].as_str().unwrap());
         assert!(
             neocloud_server::signing::verify(
@@ -409,7 +436,33 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         let n1 = a.get("/v1/nodes/bm-1").expect(200).body;
         assert_eq!(n1["id"].as_str().unwrap(), node_id, "[{b}] {inst}");
         let id = inst["items"][0]["id"].as_str().unwrap();
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        let (_, agent) = boot(&s, 1, &disk(dir.path(), "tenant.img"));
+        let tenant_agent = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, "bm-1", "active", None);
+        // The tenant's root leaves a variable in the NVRAM.
+        let left = efi_var(&efi, "TenantNote", 0x7);
         tenant.delete(&format!("/v1/tenants/acme/projects/train/instances/{id}")).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        assert_eq!(tenant_agent.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        let (_, agent) = boot_host(&s, 1, host());
+        let exit = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        assert!(!efi.join(&left).exists(), "[{b}] the tenant's variable was deleted");
+        assert!(efi.join(&firmware).exists(), "[{b}] the firmware's was kept");
+        let rec = tenant
+            .get(&format!("/v1/tenants/acme/projects/train/instances/{id}/sanitization"))
+            .expect(200)
+            .body["items"][0]
+            .clone();
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let uefi = bm::check(&rec, "clear_uefi_variables");
+        let deleted =
+            uefi["items"].as_array().unwrap().iter().find(|i| i["target"] == left.as_str());
+        let deleted = deleted.unwrap_or_else(|| panic!("[{b}] {uefi}"));
+        assert_eq!(deleted["method"], "uefi-delete", "[{b}] {uefi}");
+        assert_eq!(deleted["ok"], true, "[{b}] {uefi}");
 
         // The failed one, once the catalog has a sanitizer: inspected again
         // by the provider, it is sanitized and joins the pool.

@@ -256,7 +256,6 @@ pub fn queue_steps(w: &mut dyn Writer, agent: &AgentRecord, kinds: &[AgentStepKi
     Ok(())
 }
 
-/// Steps waiting for the agent, in order.
 /// Whether any step was ever queued for the agent.
 pub fn steps_queued(r: &mut dyn Reader, agent_id: &str) -> Result<bool> {
     Ok(!r
@@ -264,19 +263,31 @@ pub fn steps_queued(r: &mut dyn Reader, agent_id: &str) -> Result<bool> {
         .is_empty())
 }
 
+/// Steps waiting for the agent, in order; `clear_uefi_variables` with its
+/// node's UEFI baseline.
 pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep>> {
     r.query(
-        "SELECT id, kind FROM agent_steps WHERE agent_id = ? AND state = 'pending' ORDER BY seq",
+        "SELECT s.id, s.kind, n.uefi_baseline FROM agent_steps s JOIN nodes n ON n.id = s.node_id \
+         WHERE s.agent_id = ? AND s.state = 'pending' ORDER BY s.seq",
         vals![agent_id],
     )?
     .iter()
     .map(|row| {
         let k = row.str(1)?;
-        Ok(AgentStep {
-            id: row.str(0)?,
-            kind: AgentStepKind::parse(&k)
-                .ok_or_else(|| Error::internal(format!("bad step kind {k:?}")))?,
-        })
+        let kind = AgentStepKind::parse(&k)
+            .ok_or_else(|| Error::internal(format!("bad step kind {k:?}")))?;
+        let uefi_baseline = match kind {
+            AgentStepKind::ClearUefiVariables => row
+                .opt_str(2)?
+                .map(|j| serde_json::from_str(&j))
+                .transpose()
+                .map_err(|e| Error::internal(format!("node uefi baseline: {e}")))?,
+            AgentStepKind::WipeDisks
+            | AgentStepKind::ResetGpus
+            | AgentStepKind::ReportFirmware
+            | AgentStepKind::ClearTpm => None,
+        };
+        Ok(AgentStep { id: row.str(0)?, kind, uefi_baseline })
     })
     .collect()
 }

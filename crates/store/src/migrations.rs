@@ -794,6 +794,17 @@ UPDATE instances SET ready_at = updated_at WHERE state <> 'pending';
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 26,
+        name: "node uefi baseline",
+        common: r#"
+-- JSON list of the non-volatile UEFI variables (Name-GUID) the node's
+-- first complete sanitization found; every later one deletes the others.
+ALTER TABLE nodes ADD COLUMN uefi_baseline TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

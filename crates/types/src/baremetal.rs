@@ -322,7 +322,16 @@ pub enum AgentStepKind {
     /// Clear the TPM (`TPM2_Clear`: its hierarchies' authorizations, the
     /// owner's keys and NV indices, the storage seed) and read it back.
     ClearTpm,
+    /// Delete the non-volatile UEFI variables created since the node's
+    /// first sanitization (its baseline, sent with the step; without one,
+    /// record them as the baseline) and read them back.
+    ClearUefiVariables,
 }
+
+/// The method of a `clear_uefi_variables` item for a variable left in
+/// place: the node's baseline is read from these items of its first
+/// complete sanitization record.
+pub const UEFI_VARIABLE_KEPT: &str = "uefi-kept";
 
 impl AgentStepKind {
     pub fn as_str(self) -> &'static str {
@@ -331,16 +340,20 @@ impl AgentStepKind {
             AgentStepKind::ResetGpus => "reset_gpus",
             AgentStepKind::ReportFirmware => "report_firmware",
             AgentStepKind::ClearTpm => "clear_tpm",
+            AgentStepKind::ClearUefiVariables => "clear_uefi_variables",
         }
     }
     pub fn parse(s: &str) -> Option<AgentStepKind> {
         AgentStepKind::SANITIZE.into_iter().find(|k| k.as_str() == s)
     }
-    /// The sanitizer's steps, in order.
-    pub const SANITIZE: [AgentStepKind; 4] = [
+    /// The sanitizer's steps, in order. The UEFI variables before the
+    /// TPM: a clear the TPM asks of the firmware (its PPI request) may be
+    /// held in a new variable, which must outlive the step.
+    pub const SANITIZE: [AgentStepKind; 5] = [
         AgentStepKind::WipeDisks,
         AgentStepKind::ResetGpus,
         AgentStepKind::ReportFirmware,
+        AgentStepKind::ClearUefiVariables,
         AgentStepKind::ClearTpm,
     ];
 }
@@ -477,6 +490,11 @@ pub struct AgentHeartbeat {
 pub struct AgentStep {
     pub id: String,
     pub kind: AgentStepKind,
+    /// For `clear_uefi_variables`: the node's baseline, the non-volatile
+    /// variables (`Name-GUID`) its first complete sanitization found; absent
+    /// before one was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uefi_baseline: Option<Vec<String>>,
 }
 
 /// The answer to a heartbeat: the steps waiting for the agent, in order.

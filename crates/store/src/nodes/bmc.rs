@@ -55,6 +55,22 @@ pub fn set_bios_staged(w: &mut dyn Writer, id: &str, staged: Option<&BiosStaged>
     Ok(())
 }
 
+/// The non-volatile UEFI variables (`Name-GUID`) the node's first complete
+/// sanitization found; `None` before one recorded them.
+pub fn uefi_baseline(r: &mut dyn Reader, id: &str) -> Result<Option<Vec<String>>> {
+    json_column(r, id, "uefi_baseline")
+}
+
+/// Records the node's UEFI baseline, once: a node that has one keeps it.
+pub fn set_uefi_baseline(w: &mut dyn Writer, id: &str, keys: &[String]) -> Result<()> {
+    let json = serde_json::to_string(keys).map_err(|e| Error::internal(e.to_string()))?;
+    w.execute(
+        "UPDATE nodes SET uefi_baseline = ? WHERE id = ? AND uefi_baseline IS NULL",
+        vals![json, id],
+    )?;
+    Ok(())
+}
+
 /// What the node's release staged back to the BIOS baseline (empty when
 /// nothing).
 pub fn bios_staged(r: &mut dyn Reader, id: &str) -> Result<BiosStaged> {

@@ -487,6 +487,11 @@ impl LifecycleController {
             )?;
             if complete {
                 nodes::set_dirty(w, &n.id, None)?;
+                // The first complete record's UEFI variables are the node's
+                // baseline (kept once: later ones only delete).
+                if let Some(keys) = uefi_kept(&body.checks) {
+                    nodes::set_uefi_baseline(w, &n.id, &keys)?;
+                }
             }
             // Before the node joined the pool: no instance. Sanitized
             // again after an incomplete record: the instance was freed
@@ -533,6 +538,21 @@ fn eject_virtual_media(
         ok: items.iter().all(|i| i.ok),
         items,
     })
+}
+
+/// The UEFI variables the sanitizer's `clear_uefi_variables` kept (its
+/// items of method `uefi-kept`); `None` where it read none (a machine not
+/// booted through UEFI, a simulated one).
+fn uefi_kept(checks: &[SanitizationCheck]) -> Option<Vec<String>> {
+    let c = checks.iter().find(|c| c.name == AgentStepKind::ClearUefiVariables.as_str())?;
+    let keys: Vec<String> = c
+        .items
+        .iter()
+        .filter(|i| i.method == neocloud_types::UEFI_VARIABLE_KEPT)
+        .map(|i| i.target.clone())
+        .collect();
+    let read = c.items.iter().any(|i| i.method == "read" && i.ok);
+    (!keys.is_empty() || read).then_some(keys)
 }
 
 /// Whether the sanitizer's `clear_tpm` failed having asked the firmware
