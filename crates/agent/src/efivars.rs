@@ -152,6 +152,23 @@ pub fn clear(dir: &Path, baseline: Option<&[String]>) -> AgentStepResult {
     result_of(items)
 }
 
+/// What [`clear`] would find in `dir`, read only (`--inventory`).
+pub fn describe(dir: &Path) -> String {
+    match list(dir) {
+        Err(e) => format!("cannot read the UEFI variables: {e}"),
+        Ok(vars) => {
+            let nv: Vec<&Variable> =
+                vars.iter().filter(|v| v.attributes & NON_VOLATILE != 0).collect();
+            let signed = nv.iter().filter(|v| v.attributes & AUTHENTICATED != 0).count();
+            format!(
+                "{}: {} non-volatile variables ({signed} with authenticated writes)",
+                dir.display(),
+                nv.len()
+            )
+        }
+    }
+}
+
 /// Deletes a variable's file and checks it is gone. efivarfs makes most
 /// variables' files immutable (a guard against deleting the firmware's by
 /// accident): the flag is lifted first, where the file system has it.

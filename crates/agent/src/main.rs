@@ -94,6 +94,11 @@ struct Report {
     /// why it cannot be read; absent without a TPM.
     #[serde(skip_serializing_if = "Option::is_none")]
     tpm: Option<String>,
+    /// The UEFI variables `clear_uefi_variables` would read (read only),
+    /// or why they cannot be read; absent where the machine did not boot
+    /// through UEFI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uefi_variables: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -177,7 +182,17 @@ fn main() -> ExitCode {
         // Read at the end: a watch that stopped since the start says so.
         let xid_watch = host_ref.as_ref().and_then(|h| h.xid_watch());
         let tpm = host_ref.as_ref().and_then(|h| h.tpm()).map(neocloud_agent::tpm::describe);
-        let report = Report { inventory: inv, gpu_status, health, xid_watch, xids_seen, tpm };
+        let uefi_variables =
+            host_ref.as_ref().and_then(|h| h.efivars()).map(neocloud_agent::efivars::describe);
+        let report = Report {
+            inventory: inv,
+            gpu_status,
+            health,
+            xid_watch,
+            xids_seen,
+            tpm,
+            uefi_variables,
+        };
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => {

@@ -180,15 +180,30 @@ fn the_agent_prints_what_it_would_report_and_says_whether_it_is_healthy() {
     assert_eq!(v["gpu_status"][1]["xid_errors"], serde_json::json!([79]));
     assert!(v["gpu_status"][0].get("xid_errors").is_none(), "{}", v["gpu_status"][0]);
 
-    // Without NVML: no GPUs, healthy, exit 0.
+    // Without NVML: no GPUs, healthy, exit 0. The UEFI variables it
+    // would clear, read only: two non-volatile (one with authenticated
+    // writes), one volatile.
+    let efi = scratch("efivars");
+    std::fs::create_dir_all(&efi).unwrap();
+    let guid = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+    for (name, attributes) in [("Kept", 0x7u32), ("Signed", 0x27), ("Gone", 0x6)] {
+        let mut bytes = attributes.to_le_bytes().to_vec();
+        bytes.push(1);
+        std::fs::write(efi.join(format!("{name}-{guid}")), bytes).unwrap();
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
-        .arg("--inventory")
+        .args(["--inventory", "--efivars", efi.to_str().unwrap()])
         .env("LD_LIBRARY_PATH", scratch("none"))
         .output()
         .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["uefi_variables"],
+        format!("{}: 2 non-volatile variables (1 with authenticated writes)", efi.display())
+    );
+    assert_eq!(std::fs::read_dir(&efi).unwrap().count(), 3, "--inventory deleted nothing");
     if Nvml::load().is_none() {
         assert_eq!(out.status.code(), Some(0));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["health"], "ok");
         assert_eq!(v["gpu_status"].as_array().unwrap().len(), 0);
     }

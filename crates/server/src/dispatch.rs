@@ -368,6 +368,7 @@ fn call<'a>(
         secrets: &app.secrets,
         planners: &app.planners,
         boot: &app.boot,
+        sanitize_before_first_use: app.lifecycle.sanitize_before_first_use,
     }
 }
 

@@ -256,6 +256,9 @@ pub struct Call<'a> {
     pub planners: &'a crate::network::planners::Planners,
     /// How nodes boot (the boot service's settings).
     pub boot: &'a crate::boot::handlers::BootConfig,
+    /// A new node is sanitized before it joins the pool
+    /// (`sanitize_before_first_use`).
+    pub sanitize_before_first_use: bool,
 }
 
 impl Call<'_> {

@@ -6,7 +6,7 @@ use crate::placement::Effect;
 use neocloud_authz::{Action, Resource};
 use neocloud_common::{Error, Result};
 use neocloud_placement::capacity::Capacity;
-use neocloud_store::{allocations, nodes, provisioning_networks, Reader, Writer};
+use neocloud_store::{allocations, images, nodes, provisioning_networks, Reader, Writer};
 use neocloud_types::{
     AgentReport, BmcCredentials, BootMethod, BootNetwork, List, Node, NodeCreate, NodeHardware,
     NodeInspect, NodeUpdate, SanitizationRecord,
@@ -105,6 +105,14 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     }
     if p.boot_method.is_some() || p.boot_network.is_some() {
         check_boot_method(c, p.boot_method.unwrap_or_default(), p.boot_network.is_some())?;
+    }
+    // Its first sanitization needs the sanitizer: refused now rather than
+    // failed after its inspection.
+    if p.bmc.is_some() && c.sanitize_before_first_use && images::sanitizer(w)?.is_none() {
+        return Err(Error::conflict(
+            "no sanitizer image in the catalog: a new node is sanitized before it joins the \
+             pool (sanitize_before_first_use); add an image with purpose `sanitizer` first",
+        ));
     }
     let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
