@@ -424,7 +424,7 @@ fn inventory_end_to_end() {
     std::fs::write(&pw, "bmc-secret-77\n").unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let endpoint = format!("http://127.0.0.1:{closed}");
-    let o = cli.ok(&[
+    let enroll = [
         "node",
         "create",
         "enr1",
@@ -448,7 +448,23 @@ fn inventory_end_to_end() {
         pw.to_str().unwrap(),
         "-o",
         "json",
+    ];
+    // A new node is sanitized before it joins the pool: not without a
+    // sanitizer in the catalog.
+    let o = cli.expect(6, &enroll);
+    assert!(o.stderr.contains("no sanitizer image in the catalog"), "{}", o.stderr);
+    cli.ok(&[
+        "image",
+        "create",
+        "sanitizer",
+        "--purpose",
+        "sanitizer",
+        "--kernel",
+        "http://images.invalid/sanitizer/vmlinuz",
+        "--initrd",
+        "http://images.invalid/sanitizer/initrd",
     ]);
+    let o = cli.ok(&enroll);
     assert!(!o.stdout.contains("bmc-secret-77"), "{}", o.stdout);
     let n = o.json();
     assert_eq!(n["lifecycle"]["state"], "enrolling", "{n}");

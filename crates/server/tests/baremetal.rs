@@ -367,6 +367,11 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         // tenant to be placed on.
         let l = wait_node(&s, "bm-1", "releasing", Some("await_agent"));
         assert!(l.get("tenant_id").is_none() && l.get("instance_id").is_none(), "[{b}] {l}");
+        // Not even once the provider edits it, schedulable (what placement
+        // sees follows the store: a node being sanitized is not in the pool).
+        let g = common::nodes::node(&s, "bm-1")["generation"].clone();
+        a.patch("/v1/nodes/bm-1", &json!({"generation": g, "availability": "schedulable"}))
+            .expect(200);
         let r = tenant.post(
             "/v1/tenants/acme/projects/train/instances",
             &json!({"name": "early", "instance_type": "bm-h100", "image": "ubuntu"}),

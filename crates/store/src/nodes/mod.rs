@@ -110,15 +110,17 @@ pub fn spec(n: &Node) -> NodeSpec {
         gpus: n.gpus,
         mig_capable: n.mig_capable,
         // Only an available node is schedulable, whatever its availability.
+        // A node in maintenance only mirrors its availability: put back in
+        // service, it is schedulable at once (its controller's next step
+        // makes it available, and provisions what was placed on it).
         availability: match &n.lifecycle {
-            NodeLifecycle::Available => n.availability,
+            NodeLifecycle::Available | NodeLifecycle::Maintenance => n.availability,
             NodeLifecycle::Enrolling
             | NodeLifecycle::Inspecting
             | NodeLifecycle::Provisioning { .. }
             | NodeLifecycle::Active { .. }
             | NodeLifecycle::Releasing { .. }
-            | NodeLifecycle::Sanitizing { .. }
-            | NodeLifecycle::Maintenance => Availability::Maintenance,
+            | NodeLifecycle::Sanitizing { .. } => Availability::Maintenance,
             NodeLifecycle::Failed { .. } => Availability::Failed,
         },
     }
