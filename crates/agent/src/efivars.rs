@@ -86,6 +86,9 @@ pub fn list(dir: &Path) -> Result<Vec<Variable>, String> {
 
 /// Method of an item for a variable kept (the baseline is read from these).
 pub const KEPT: &str = neocloud_types::UEFI_VARIABLE_KEPT;
+/// Method of the item about reading the variables (none non-volatile, or
+/// unreadable).
+const READ: &str = neocloud_types::UEFI_VARIABLES_READ;
 /// Method of an item for a variable deleted, or that could not be.
 pub const DELETED: &str = "uefi-delete";
 
@@ -101,7 +104,7 @@ fn item(target: &str, method: &str, ok: bool, detail: String) -> StepItem {
 pub fn clear(dir: &Path, baseline: Option<&[String]>) -> AgentStepResult {
     let vars = match list(dir) {
         Ok(v) => v,
-        Err(e) => return result_of(vec![item("efivars", "read", false, e)]),
+        Err(e) => return result_of(vec![item("efivars", READ, false, e)]),
     };
     let mut items = Vec::new();
     for v in vars.iter().filter(|v| v.attributes & NON_VOLATILE != 0) {
@@ -144,7 +147,7 @@ pub fn clear(dir: &Path, baseline: Option<&[String]>) -> AgentStepResult {
     if items.is_empty() {
         items.push(item(
             "efivars",
-            "read",
+            READ,
             true,
             format!("no non-volatile variables in {}", dir.display()),
         ));

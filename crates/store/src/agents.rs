@@ -342,6 +342,13 @@ pub fn step_results(
 /// record belong to no instance and no tenant (no id is empty).
 pub const NO_INSTANCE: &str = "";
 
+/// The instance key of a sanitizer's boot token, agent and record: the
+/// released instance's, or [`NO_INSTANCE`] for a node's first
+/// sanitization.
+pub fn sanitizer_key(instance: Option<&str>) -> &str {
+    instance.unwrap_or(NO_INSTANCE)
+}
+
 /// Whether the node ever completed a sanitization (a complete record).
 pub fn ever_sanitized(r: &mut dyn Reader, node_id: &str) -> Result<bool> {
     Ok(!r

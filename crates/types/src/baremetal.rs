@@ -333,6 +333,11 @@ pub enum AgentStepKind {
 /// complete sanitization record.
 pub const UEFI_VARIABLE_KEPT: &str = "uefi-kept";
 
+/// The method of a `clear_uefi_variables` item about reading the variables
+/// themselves: `ok` when none is non-volatile (an empty baseline), failed
+/// when they cannot be read.
+pub const UEFI_VARIABLES_READ: &str = "read";
+
 impl AgentStepKind {
     pub fn as_str(self) -> &'static str {
         match self {

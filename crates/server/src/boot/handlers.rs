@@ -50,12 +50,6 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     crate::api::parse_body(body)
 }
 
-/// The instance key of a sanitizer's boot token: the released instance's,
-/// or none for a node's first sanitization.
-fn sanitizer_key(instance_id: &Option<String>) -> &str {
-    instance_id.as_deref().unwrap_or(agents::NO_INSTANCE)
-}
-
 /// The node's boot token, opened, while the node works for that token's
 /// instance and purpose; `None` when it has nothing to boot.
 fn current_boot(
@@ -69,7 +63,7 @@ fn current_boot(
             instance_id == &tok.instance_id
         }
         (NodeLifecycle::Releasing { instance_id, .. }, ImagePurpose::Sanitizer) => {
-            sanitizer_key(instance_id) == tok.instance_id
+            agents::sanitizer_key(instance_id.as_deref()) == tok.instance_id
         }
         (
             NodeLifecycle::Enrolling
@@ -146,7 +140,7 @@ fn serves_metadata(l: &NodeLifecycle, tok: &agents::BootToken) -> bool {
             NodeLifecycle::Releasing { instance_id, .. }
             | NodeLifecycle::Sanitizing { instance_id, .. },
             ImagePurpose::Sanitizer,
-        ) => sanitizer_key(instance_id) == tok.instance_id,
+        ) => agents::sanitizer_key(instance_id.as_deref()) == tok.instance_id,
         (
             NodeLifecycle::Enrolling
             | NodeLifecycle::Inspecting

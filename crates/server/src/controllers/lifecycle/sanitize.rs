@@ -35,7 +35,7 @@ impl<'a> Held<'a> {
 
     /// The key of its boot tokens, its sanitizer's agents and its record.
     fn key(self) -> &'a str {
-        self.instance.unwrap_or(agents::NO_INSTANCE)
+        agents::sanitizer_key(self.instance)
     }
 
     pub(super) fn releasing(self, step: BootStep, attempt: u32) -> NodeLifecycle {
@@ -551,7 +551,7 @@ fn uefi_kept(checks: &[SanitizationCheck]) -> Option<Vec<String>> {
         .filter(|i| i.method == neocloud_types::UEFI_VARIABLE_KEPT)
         .map(|i| i.target.clone())
         .collect();
-    let read = c.items.iter().any(|i| i.method == "read" && i.ok);
+    let read = c.items.iter().any(|i| i.method == neocloud_types::UEFI_VARIABLES_READ && i.ok);
     (!keys.is_empty() || read).then_some(keys)
 }
 
