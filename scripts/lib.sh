@@ -62,3 +62,34 @@ ensure_rust() {
     fi
     command -v cc >/dev/null 2>&1 || apt_install build-essential
 }
+
+# A Debian cloud kernel, extracted (not installed) into $1: `vmlinuz` and its
+# efivarfs module, for the agent's UEFI guest test
+# (crates/agent/tests/efivars_uefi.rs). Fetched once.
+fetch_test_kernel() {
+    local dir="$1"
+    [ -f "$dir/vmlinuz" ] && [ -f "$dir/efivarfs.ko" ] && return 0
+    local pkg
+    pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')"
+    if [ -z "$pkg" ]; then
+        as_root apt-get update -qq
+        pkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')"
+    fi
+    local tmp
+    tmp="$(mktemp -d)"
+    chmod 0777 "$tmp"
+    (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
+    dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+    mkdir -p "$dir"
+    cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
+    local ko
+    ko="$(find "$tmp/x" -name 'efivarfs.ko*' | head -1)"
+    [ -n "$ko" ] || { echo "no efivarfs module in $pkg" >&2; return 1; }
+    case "$ko" in
+        *.ko.xz) xz -dc "$ko" >"$dir/efivarfs.ko" ;;
+        *.ko.zst) zstd -qdc "$ko" >"$dir/efivarfs.ko" ;;
+        *) cp "$ko" "$dir/efivarfs.ko" ;;
+    esac
+    echo "$pkg" >"$dir/package"
+    rm -rf "$tmp"
+}

@@ -74,6 +74,12 @@ pub fn list(dir: &Path) -> Result<Vec<Variable>, String> {
             continue;
         }
         let bytes = std::fs::read(e.path()).map_err(|err| format!("{key}: {err}"))?;
+        if bytes.is_empty() {
+            // A file created in efivarfs whose write the firmware refused
+            // (a volatile variable once the OS runs, say) stays listed,
+            // empty, until the next boot: it is no variable of the firmware.
+            continue;
+        }
         let Some(head) = bytes.get(..4) else {
             return Err(format!("{key}: {} bytes, no attributes", bytes.len()));
         };
@@ -271,6 +277,19 @@ mod tests {
         std::fs::remove_file(dir.join(&signed)).unwrap();
         let r = clear(&dir, Some(&baseline));
         assert!(r.ok, "{r:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_entry_is_no_variable() {
+        // What efivarfs shows after a write the firmware refused.
+        let dir = tempdir();
+        std::fs::write(dir.join(format!("Refused-{VENDOR}")), []).unwrap();
+        let kept = var(&dir, "VendorSetup", VENDOR, 0x7, b"setup");
+        let r = clear(&dir, Some(std::slice::from_ref(&kept)));
+        assert!(r.ok, "{r:?}");
+        let targets: Vec<&str> = r.items.iter().map(|i| i.target.as_str()).collect();
+        assert_eq!(targets, [kept.as_str()]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
