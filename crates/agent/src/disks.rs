@@ -146,20 +146,51 @@ pub fn wipe_disk_among(path: &Path, named: &[PathBuf]) -> StepItem {
                 unnamed.join(", ")
             ));
         }
-        match crate::nvme::detached_namespaces(&ctrl, &mut nvme) {
-            Ok(hidden) if !hidden.is_empty() => {
+        let id = crate::nvme::id_ctrl(&ctrl, &mut nvme);
+        let (ses, method) = id.as_ref().map_or((1, ""), crate::nvme::format_erase);
+        let mut hidden_erased = None;
+        match (crate::nvme::detached_namespaces(&ctrl, &mut nvme), &id) {
+            (Ok(hidden), _) if hidden.is_empty() => {}
+            // Only a namespace of a controller whose every attached one
+            // was named: the same bound as the Sanitize's.
+            (Ok(hidden), Ok(id)) if unnamed.is_empty() => {
+                match crate::nvme::erase_detached(&ctrl, &hidden, id, ses, &mut nvme) {
+                    Ok(how) => hidden_erased = Some(how),
+                    Err(e) => return item("none", false, with_tried(&e, &tried)),
+                }
+            }
+            (Ok(hidden), Err(e)) => {
                 let why = format!(
-                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached: only a \
-                     Sanitize reaches them; attach or delete them, then sanitize again"
+                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and \
+                     its Identify Controller cannot be read to erase them: {e}"
                 );
                 return item("none", false, with_tried(&why, &tried));
             }
-            Ok(_) => {}
-            Err(e) => tried.push(format!("nvme list-ns: {e}")),
+            (Ok(hidden), Ok(_)) => {
+                let why = format!(
+                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and \
+                     not every namespace attached to it is among the disks to wipe: attach \
+                     or delete them, or name every namespace, then sanitize again"
+                );
+                return item("none", false, with_tried(&why, &tried));
+            }
+            (Err(e), _) => tried.push(format!("nvme list-ns: {e}")),
         }
-        match run_tool("nvme", &["format", &target, "--ses=2", "--force"]) {
-            Ok(_) => return item("nvme-crypto-erase", true, "nvme format --ses=2".into()),
-            Err(e) => tried.push(format!("nvme crypto erase: {e}")),
+        match &id {
+            Err(e) => tried.push(format!("nvme id-ctrl: {e}")),
+            Ok(_) => {
+                match run_tool("nvme", &["format", &target, &format!("--ses={ses}"), "--force"]) {
+                    Ok(_) => {
+                        let done = format!("nvme format --ses={ses}");
+                        let done = match hidden_erased {
+                            Some(h) => format!("{done}; {h}"),
+                            None => done,
+                        };
+                        return item(method, true, with_tried(&done, &tried));
+                    }
+                    Err(e) => tried.push(format!("nvme format --ses={ses}: {e}")),
+                }
+            }
         }
     }
     if name.starts_with("sd") && find_tool("hdparm").is_some() {

@@ -89,7 +89,7 @@ pub(crate) fn sanitize(
     pause: &dyn Fn(),
     polls: u32,
 ) -> Result<String, String> {
-    let id = json(&run(&["id-ctrl", ctrl, "-o", "json"])?, "id-ctrl")?;
+    let id = id_ctrl(ctrl, run)?;
     let Some((act, what)) = sanitize_action(&id) else {
         return Err(format!(
             "{ctrl} has no Sanitize (SANICAP reports neither crypto nor block erase)"
@@ -110,6 +110,55 @@ pub(crate) fn sanitize(
         }
     }
     Err(format!("the {what} of {ctrl} did not finish in time"))
+}
+
+/// The controller's Identify Controller data.
+pub(crate) fn id_ctrl(ctrl: &str, run: Run<'_>) -> Result<Value, String> {
+    json(&run(&["id-ctrl", ctrl, "-o", "json"])?, "id-ctrl")
+}
+
+/// The secure erase a Format NVM can do on this controller: a crypto
+/// erase (SES 2) where its Format NVM Attributes say it supports one (FNA
+/// bit 2), else a user data erase (SES 1). The method names the record.
+pub(crate) fn format_erase(id_ctrl: &Value) -> (u8, &'static str) {
+    let fna = find(id_ctrl, "fna").and_then(Value::as_u64).unwrap_or(0);
+    match fna & 0b100 {
+        0 => (1, "nvme-user-data-erase"),
+        _ => (2, "nvme-crypto-erase"),
+    }
+}
+
+/// Erases the namespaces `hidden` of `ctrl`, allocated but attached to no
+/// controller here (a tenant's, detached to outlive a per-device wipe):
+/// each is attached to this controller, formatted with secure erase `ses`
+/// and detached again, so the layout stays as it was. The first failure
+/// stops it; a namespace formatted is always detached again.
+pub(crate) fn erase_detached(
+    ctrl: &str,
+    hidden: &[u64],
+    id_ctrl: &Value,
+    ses: u8,
+    run: Run<'_>,
+) -> Result<String, String> {
+    let cntlid = find(id_ctrl, "cntlid")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("{ctrl}: Identify Controller has no controller id"))?
+        .to_string();
+    for id in hidden {
+        let ns = id.to_string();
+        let on = ["--namespace-id", ns.as_str(), "--controllers", cntlid.as_str()];
+        run(&[&["attach-ns", ctrl][..], &on[..]].concat())
+            .map_err(|e| format!("namespace {id} of {ctrl}: attach: {e}"))?;
+        let ses_arg = format!("--ses={ses}");
+        let formatted = run(&["format", ctrl, "--namespace-id", &ns, &ses_arg, "--force"]);
+        let detached = run(&[&["detach-ns", ctrl][..], &on[..]].concat());
+        formatted.map_err(|e| format!("namespace {id} of {ctrl}: format: {e}"))?;
+        detached.map_err(|e| format!("namespace {id} of {ctrl}: erased, not detached: {e}"))?;
+    }
+    Ok(format!(
+        "namespace(s) {hidden:?} of {ctrl}, allocated but not attached, attached to controller \
+         {cntlid}, formatted with secure erase {ses} and detached again"
+    ))
 }
 
 /// Namespace ids in `nvme list-ns` output: JSON (`nsid` values at any
@@ -223,6 +272,9 @@ mod tests {
                     Ok(r#"{"nsid_list":[{"nsid":1},{"nsid":2}]}"#.into())
                 }
                 "list-ns" => Ok("[   0]:0x1\n".into()),
+                "attach-ns" | "detach-ns" => Ok(String::new()),
+                "format" if args.contains(&"7") => Err("Invalid Format".into()),
+                "format" => Ok(String::new()),
                 other => Err(format!("unexpected {other}")),
             }
         }
@@ -271,6 +323,43 @@ mod tests {
         assert!(unnamed("/dev/nvme0", &[1, 2], &names).is_empty());
         assert_eq!(unnamed("/dev/nvme0", &[1, 2, 3], &names), ["nvme0n3"]);
         assert_eq!(unnamed("/dev/nvme1", &[1], &names), ["nvme1n1"]);
+    }
+
+    #[test]
+    fn a_format_erases_by_crypto_only_where_the_controller_says_it_can() {
+        assert_eq!(format_erase(&json!({"fna": 0x4})), (2, "nvme-crypto-erase"));
+        assert_eq!(format_erase(&json!({"fna": 0x5})), (2, "nvme-crypto-erase"));
+        assert_eq!(format_erase(&json!({"fna": 0})), (1, "nvme-user-data-erase"));
+        assert_eq!(format_erase(&json!({"vid": 1})), (1, "nvme-user-data-erase"));
+    }
+
+    #[test]
+    fn a_detached_namespace_is_attached_erased_and_detached_again() {
+        let f =
+            Fake { calls: RefCell::default(), id_ctrl: String::new(), logs: RefCell::default() };
+        let id = json!({"cntlid": 3});
+        let how = erase_detached("/dev/nvme0", &[2, 5], &id, 1, &mut |a| f.run(a)).unwrap();
+        assert!(how.contains("[2, 5]") && how.contains("controller 3"), "{how}");
+        assert_eq!(
+            *f.calls.borrow(),
+            [
+                "attach-ns /dev/nvme0 --namespace-id 2 --controllers 3",
+                "format /dev/nvme0 --namespace-id 2 --ses=1 --force",
+                "detach-ns /dev/nvme0 --namespace-id 2 --controllers 3",
+                "attach-ns /dev/nvme0 --namespace-id 5 --controllers 3",
+                "format /dev/nvme0 --namespace-id 5 --ses=1 --force",
+                "detach-ns /dev/nvme0 --namespace-id 5 --controllers 3",
+            ]
+        );
+        // A format refused: detached again all the same, and said.
+        f.calls.borrow_mut().clear();
+        let e = erase_detached("/dev/nvme0", &[7, 8], &id, 2, &mut |a| f.run(a)).unwrap_err();
+        assert!(e.contains("namespace 7") && e.contains("Invalid Format"), "{e}");
+        assert_eq!(
+            f.calls.borrow().last().unwrap(),
+            "detach-ns /dev/nvme0 --namespace-id 7 --controllers 3"
+        );
+        assert!(erase_detached("/dev/nvme0", &[2], &json!({}), 1, &mut |a| f.run(a)).is_err());
     }
 
     #[test]
