@@ -63,33 +63,38 @@ ensure_rust() {
     command -v cc >/dev/null 2>&1 || apt_install build-essential
 }
 
-# A Debian cloud kernel, extracted (not installed) into $1: `vmlinuz` and its
-# efivarfs module, for the agent's UEFI guest test
-# (crates/agent/tests/efivars_uefi.rs). Fetched once.
+# A Debian cloud kernel, extracted (not installed) into $1: `vmlinuz` and the
+# modules the agent's UEFI guest tests load (efivarfs, virtio block), for
+# crates/agent/tests/guest. Fetched once.
+TEST_KERNEL_MODULES="efivarfs virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
 fetch_test_kernel() {
-    local dir="$1"
-    [ -f "$dir/vmlinuz" ] && [ -f "$dir/efivarfs.ko" ] && return 0
+    local dir="$1" m missing=""
+    for m in $TEST_KERNEL_MODULES; do
+        [ -f "$dir/$m.ko" ] || missing=1
+    done
+    [ -f "$dir/vmlinuz" ] && [ -z "$missing" ] && return 0
     local pkg
     pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')"
     if [ -z "$pkg" ]; then
         as_root apt-get update -qq
         pkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')"
     fi
-    local tmp
+    local tmp ko
     tmp="$(mktemp -d)"
     chmod 0777 "$tmp"
     (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
     dpkg-deb -x "$tmp"/*.deb "$tmp/x"
     mkdir -p "$dir"
     cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
-    local ko
-    ko="$(find "$tmp/x" -name 'efivarfs.ko*' | head -1)"
-    [ -n "$ko" ] || { echo "no efivarfs module in $pkg" >&2; return 1; }
-    case "$ko" in
-        *.ko.xz) xz -dc "$ko" >"$dir/efivarfs.ko" ;;
-        *.ko.zst) zstd -qdc "$ko" >"$dir/efivarfs.ko" ;;
-        *) cp "$ko" "$dir/efivarfs.ko" ;;
-    esac
+    for m in $TEST_KERNEL_MODULES; do
+        ko="$(find "$tmp/x" -name "$m.ko*" | head -1)"
+        [ -n "$ko" ] || { echo "no $m module in $pkg" >&2; return 1; }
+        case "$ko" in
+            *.ko.xz) xz -dc "$ko" >"$dir/$m.ko" ;;
+            *.ko.zst) zstd -qdc "$ko" >"$dir/$m.ko" ;;
+            *) cp "$ko" "$dir/$m.ko" ;;
+        esac
+    done
     echo "$pkg" >"$dir/package"
     rm -rf "$tmp"
 }

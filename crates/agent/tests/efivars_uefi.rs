@@ -47,7 +47,7 @@ fn guest_side() {
 }
 
 fn guest(mode: &str) -> Result<Value, String> {
-    guest::load_module("/efivarfs.ko")?;
+    guest::load_module("/modules/efivarfs.ko")?;
     // The agent's own discovery: booted through UEFI, efivarfs mounted by it.
     let host = Host::new(vec![]);
     let dir = host.efivars().ok_or("the agent found no UEFI variables")?.to_path_buf();

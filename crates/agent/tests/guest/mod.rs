@@ -9,7 +9,7 @@
 //!
 //! Needs qemu-system-x86_64, OVMF's split images and the kernel that
 //! `scripts/test` extracts (`NEOCLOUD_TEST_KERNEL`, default
-//! `~/.cache/neocloud/kernel`: `vmlinuz`, `efivarfs.ko`): [`Machine::new`]
+//! `~/.cache/neocloud/kernel`: `vmlinuz` and [`MODULES`]): [`Machine::new`]
 //! answers `None` without them, saying so, and fails under CI instead.
 
 #![allow(dead_code)] // each test binary uses its part
@@ -25,6 +25,17 @@ const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// How the guest's answer is found on its console.
 const MARK: &str = "NEOCLOUD-GUEST ";
+/// The kernel's modules the initramfs holds (`/modules/NAME.ko`), as
+/// `scripts/test` extracts them, in the order they load.
+const MODULES: [&str; 7] = [
+    "efivarfs",
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+];
 /// How long one boot may take (software emulation on a loaded machine).
 const BOOT_LIMIT: Duration = Duration::from_secs(600);
 
@@ -60,6 +71,11 @@ pub fn mount(args: &[&str]) -> Result<(), String> {
         .success()
         .then_some(())
         .ok_or_else(|| format!("mount {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Loads the kernel's modules for virtio block devices.
+pub fn load_virtio_blk() -> Result<(), String> {
+    MODULES[1..].iter().try_for_each(|m| load_module(&format!("/modules/{m}.ko")))
 }
 
 /// Loads a kernel module the initramfs holds (no modprobe there).
@@ -108,14 +124,14 @@ impl Machine {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        let missing: Vec<String> =
-            [OVMF_CODE.into(), OVMF_VARS.into(), k.join("vmlinuz"), k.join("efivarfs.ko")]
-                .into_iter()
-                .chain(tools.iter().map(PathBuf::from))
-                .filter(|p| !p.is_file())
-                .map(|p| p.display().to_string())
-                .chain((!qemu).then(|| "qemu-system-x86_64".to_string()))
-                .collect();
+        let missing: Vec<String> = [OVMF_CODE.into(), OVMF_VARS.into(), k.join("vmlinuz")]
+            .into_iter()
+            .chain(MODULES.iter().map(|m| k.join(format!("{m}.ko"))))
+            .chain(tools.iter().map(PathBuf::from))
+            .filter(|p| !p.is_file())
+            .map(|p| p.display().to_string())
+            .chain((!qemu).then(|| "qemu-system-x86_64".to_string()))
+            .collect();
         if !missing.is_empty() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -134,8 +150,13 @@ impl Machine {
         std::fs::create_dir_all(&dir).unwrap();
         // The machine's NVRAM: a fresh copy of OVMF's variable store.
         std::fs::copy(OVMF_VARS, dir.join("vars.fd")).unwrap();
-        let efivarfs = std::fs::read(k.join("efivarfs.ko")).unwrap();
-        Some(Machine { dir, tools, files: vec![("/efivarfs.ko".into(), efivarfs)], qemu: vec![] })
+        let files = MODULES
+            .iter()
+            .map(|m| {
+                (format!("/modules/{m}.ko"), std::fs::read(k.join(format!("{m}.ko"))).unwrap())
+            })
+            .collect();
+        Some(Machine { dir, tools, files, qemu: vec![] })
     }
 
     /// QEMU's further arguments (devices) for every boot.
