@@ -21,7 +21,6 @@ mod guest;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use neocloud_agent::{run_step, Host};
 use neocloud_types::{AgentStep, AgentStepKind, AgentStepResult};
@@ -39,20 +38,7 @@ fn guest_side() {
 /// The controller (`nvme0`) whose serial is `serial`, once its first
 /// namespace's block device is there.
 fn controller(serial: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        for e in std::fs::read_dir("/sys/class/nvme").into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let s = std::fs::read_to_string(e.path().join("serial")).unwrap_or_default();
-            if s.trim() == serial && Path::new(&format!("/dev/{name}n1")).exists() {
-                return Ok(name);
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("no NVMe controller with serial {serial} and a namespace"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    guest::device("/sys/class/nvme", serial, |c| Path::new(&format!("/dev/{c}n1")).exists())
 }
 
 fn list_ns(ctrl: &str, all: bool) -> Result<String, String> {

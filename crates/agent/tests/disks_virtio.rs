@@ -18,7 +18,6 @@ mod guest;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use neocloud_agent::{run_step, Host};
 use neocloud_types::{AgentStep, AgentStepKind, AgentStepResult};
@@ -34,19 +33,7 @@ fn guest_side() {
 
 /// The virtio disk (`/dev/vda`) whose serial is `serial`.
 fn disk(serial: &str) -> Result<PathBuf, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        for e in std::fs::read_dir("/sys/block").into_iter().flatten().flatten() {
-            let s = std::fs::read_to_string(e.path().join("serial")).unwrap_or_default();
-            if s.trim() == serial {
-                return Ok(Path::new("/dev").join(e.file_name()));
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("no disk with serial {serial}"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(Path::new("/dev").join(guest::device("/sys/block", serial, |_| true)?))
 }
 
 fn guest(_mode: &str) -> Result<Value, String> {

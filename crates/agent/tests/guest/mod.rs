@@ -64,6 +64,26 @@ pub fn guest_main(f: impl FnOnce(&str) -> Result<Value, String> + std::panic::Un
     }
 }
 
+/// The device of class directory `class` (`/sys/block`, `/sys/class/nvme`)
+/// whose `serial` is `serial` and for which `ready` holds, waited for (the
+/// kernel probes devices after init starts): its name (`vda`, `nvme0`).
+pub fn device(class: &str, serial: &str, ready: impl Fn(&str) -> bool) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for e in std::fs::read_dir(class).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let s = std::fs::read_to_string(e.path().join("serial")).unwrap_or_default();
+            if s.trim() == serial && ready(&name) {
+                return Ok(name);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no device in {class} with serial {serial}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `mount ARGS` with the `mount` the initramfs holds.
 pub fn mount(args: &[&str]) -> Result<(), String> {
     let out = Command::new("/usr/bin/mount").args(args).output().map_err(|e| e.to_string())?;
