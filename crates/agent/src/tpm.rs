@@ -17,8 +17,9 @@
 //! (`swtpm socket --server type=tcp`, which takes the same bytes).
 //!
 //! `TPM2_Clear` is authorized by the platform hierarchy (empty
-//! authorization while the firmware left it enabled, as it rarely does
-//! after boot) or the lockout hierarchy (empty unless a tenant set one).
+//! authorization while the firmware left it so, as it rarely does after
+//! boot: edk2-based firmware sets a random one of its own) or the lockout
+//! hierarchy (empty unless a tenant set one).
 //! Where a tenant set the lockout authorization and the platform
 //! hierarchy is off, the agent cannot clear it: the step fails, names
 //! why, and asks the firmware to clear it at the next boot through the
@@ -476,19 +477,37 @@ pub fn clear_tpm(path: &TpmPath, ppi: Option<&Path>) -> StepItem {
         Err(e) => return item("tpm2-clear", false, format!("reading the TPM: {e}")),
     };
     let found = before.summary();
-    let (method, cleared) = if before.platform_enabled {
+    // The platform hierarchy where the firmware left it enabled with an
+    // empty authorization; edk2-based firmware leaves it enabled with a
+    // random one of its own, which refuses the clear: then (and where the
+    // firmware turned it off) the lockout hierarchy's, unless a tenant set
+    // its authorization (a wrong one would only lock the TPM out).
+    let platform = before.platform_enabled.then(|| {
         let allowed = if before.disable_clear { tpm.allow_clear() } else { Ok(()) };
-        ("tpm2-clear-platform", allowed.and_then(|()| tpm.clear_as(RH_PLATFORM)))
-    } else {
-        ("tpm2-clear-lockout", tpm.clear_as(RH_LOCKOUT))
+        allowed.and_then(|()| tpm.clear_as(RH_PLATFORM))
+    });
+    let lockout_usable = !before.lockout_auth && !before.disable_clear;
+    let (method, cleared, refused) = match platform {
+        Some(Ok(())) => ("tpm2-clear-platform", Ok(()), None),
+        Some(Err(e)) if lockout_usable => ("tpm2-clear-lockout", tpm.clear_as(RH_LOCKOUT), Some(e)),
+        Some(Err(e)) => ("tpm2-clear-platform", Err(e), None),
+        None => ("tpm2-clear-lockout", tpm.clear_as(RH_LOCKOUT), None),
+    };
+    let refused = match refused {
+        Some(e) => format!(" (the platform hierarchy refused it: {e})"),
+        None => String::new(),
     };
     if let Err(e) = cleared {
-        let why = if before.platform_enabled {
-            "the platform refused it"
-        } else if before.disable_clear {
+        let why = if !before.platform_enabled && before.disable_clear {
             "clearing was disabled and the firmware turned the platform hierarchy off"
-        } else if before.lockout_auth {
+        } else if !before.platform_enabled && before.lockout_auth {
             "a lockout authorization is set and the firmware turned the platform hierarchy off"
+        } else if before.platform_enabled && before.disable_clear {
+            "the platform refused it, and clearing was disabled (only the platform may allow it)"
+        } else if before.platform_enabled && before.lockout_auth {
+            "the platform refused it, and a lockout authorization is set"
+        } else if before.platform_enabled {
+            "the platform refused it, and then the lockout hierarchy"
         } else if before.in_lockout {
             "the TPM is locked out"
         } else {
@@ -512,12 +531,12 @@ pub fn clear_tpm(path: &TpmPath, ppi: Option<&Path>) -> StepItem {
         return item(
             method,
             false,
-            format!("found {found}; TPM2_Clear failed: {e}: {why}{ppi_note}"),
+            format!("found {found}; TPM2_Clear failed: {e}: {why}{refused}{ppi_note}"),
         );
     }
     match tpm.read_state() {
         Ok(after) if after.is_clear() => {
-            item(method, true, format!("found {found}; cleared, nothing of it left"))
+            item(method, true, format!("found {found}; cleared{refused}, nothing of it left"))
         }
         Ok(after) => item(
             method,

@@ -3,6 +3,8 @@
 //! by tpm2-tools, which also read the TPM back afterwards. Skipped loudly
 //! where swtpm or tpm2-tools is missing; CI fails instead.
 
+mod guest;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,11 +12,14 @@ use std::time::{Duration, Instant};
 use neocloud_agent::tpm::{clear_tpm, TpmPath};
 use neocloud_agent::{run_step, Host};
 use neocloud_types::AgentStepKind;
+use neocloud_types::AgentStepResult;
 
 struct Swtpm {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// Keep the TPM's state when stopped (another swtpm goes on with it).
+    keep: bool,
 }
 
 fn have(tool: &str, arg: &str) -> bool {
@@ -45,10 +50,18 @@ impl Swtpm {
             );
             return None;
         }
-        let (port, ctrl) = free_ports();
-        let dir =
-            std::env::temp_dir().join(format!("neocloud-swtpm-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "neocloud-swtpm-{}-{}",
+            std::process::id(),
+            free_ports().0
+        ));
         std::fs::create_dir_all(&dir).unwrap();
+        Some(Swtpm::start_in(dir))
+    }
+
+    /// A software TPM on its TCP port with the state in `dir`.
+    fn start_in(dir: PathBuf) -> Swtpm {
+        let (port, ctrl) = free_ports();
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--tpmstate"])
             .arg(format!("dir={}", dir.display()))
@@ -66,7 +79,13 @@ impl Swtpm {
             assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Swtpm { child, port, dir })
+        Swtpm { child, port, dir, keep: false }
+    }
+
+    /// Stops it, keeping its state: the directory.
+    fn stop(mut self) -> PathBuf {
+        self.keep = true;
+        self.dir.clone()
     }
 
     fn path(&self) -> TpmPath {
@@ -139,7 +158,9 @@ impl Drop for Swtpm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -234,6 +255,36 @@ fn with_the_platform_hierarchy_off_the_lockout_hierarchy_clears_it() {
 }
 
 #[test]
+fn where_the_firmware_keeps_a_platform_authorization_the_lockout_hierarchy_clears_it() {
+    let Some(tpm) = Swtpm::start() else { return };
+    // As edk2 does at the end of its boot: the hierarchy stays enabled
+    // with a random authorization only the firmware knew.
+    tpm.tool("changeauth", &["-c", "platform", "firmware-random"]);
+    tpm.tenant_takes_it();
+    let it = clear_tpm(&tpm.path(), None);
+    assert!(it.ok, "{it:?}");
+    assert_eq!(it.method, "tpm2-clear-lockout");
+    assert!(it.detail.contains("the platform hierarchy refused it: TPM_RC_BAD_AUTH"), "{it:?}");
+    assert!(!tpm.flag("ownerAuthSet"));
+    assert_eq!(tpm.handles("persistent"), Vec::<String>::new());
+
+    // With a tenant's lockout authorization too: not tried (a wrong one
+    // would lock the TPM out), the firmware asked.
+    tpm.tenant_takes_it();
+    tpm.tool("changeauth", &["-c", "lockout", "lockout-pw"]);
+    let ppi = tpm.dir.join("ppi-request");
+    let it = clear_tpm(&tpm.path(), Some(&ppi));
+    assert!(!it.ok, "{it:?}");
+    assert_eq!(it.method, "tpm2-clear-ppi");
+    assert!(
+        it.detail.contains("the platform refused it, and a lockout authorization is set"),
+        "{it:?}"
+    );
+    assert!(!tpm.flag("inLockout"), "no wrong lockout authorization was tried");
+    assert_eq!(std::fs::read_to_string(&ppi).unwrap(), "5");
+}
+
+#[test]
 fn a_tenants_lockout_authorization_fails_the_step_and_asks_the_firmware() {
     let Some(tpm) = Swtpm::start() else { return };
     tpm.tool("hierarchycontrol", &["-C", "p", "phEnable", "clear"]);
@@ -297,4 +348,84 @@ fn a_host_without_a_tpm_says_so() {
     let gone = clear_tpm(&TpmPath::Device("/nonexistent/tpmrm0".into()), None);
     assert!(!gone.ok);
     assert!(gone.detail.contains("cannot open /nonexistent/tpmrm0"), "{}", gone.detail);
+}
+
+// ---- through the kernel's TPM driver, in a UEFI guest -------------------
+
+#[test]
+#[ignore = "runs as init inside the UEFI guest that a_tenants_tpm_is_cleared_through_the_kernels_resource_manager boots"]
+fn guest_side() {
+    guest::guest_main(|_| {
+        // The agent's own discovery: the kernel's resource manager.
+        let host = Host::new(vec![]);
+        let tpm = format!("{:?}", host.tpm());
+        let r = run_step(&host, &clear_tpm_step());
+        let ppi = std::fs::read_to_string("/sys/class/tpm/tpm0/ppi/version").ok();
+        Ok(serde_json::json!({ "tpm": tpm, "result": r, "ppi_version": ppi }))
+    });
+}
+
+/// The TPM of QEMU's machine: a software TPM on a socket, gone when QEMU
+/// closes it; its state in `dir`.
+fn qemu_tpm(dir: &std::path::Path) -> (Child, PathBuf) {
+    let sock = dir.join("swtpm.sock");
+    let child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--terminate", "--tpmstate"])
+        .arg(format!("dir={}", dir.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start swtpm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "swtpm made no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, sock)
+}
+
+#[test]
+fn a_tenants_tpm_is_cleared_through_the_kernels_resource_manager() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let Some(machine) = guest::Machine::new("tpm", &[]) else { return };
+    // The last tenant's state, written over the TPM's own port; then the
+    // machine's TPM goes on with it.
+    tpm.tenant_takes_it();
+    assert!(tpm.flag("ownerAuthSet"));
+    let dir = tpm.stop();
+    let (mut swtpm, sock) = qemu_tpm(&dir);
+    let chardev = format!("socket,id=chrtpm,path={}", sock.display());
+    let machine = machine.qemu_args(&[
+        "-chardev",
+        &chardev,
+        "-tpmdev",
+        "emulator,id=tpm0,chardev=chrtpm",
+        "-device",
+        "tpm-crb,tpmdev=tpm0",
+    ]);
+    let v = machine.boot("clear", &[]);
+    let _ = swtpm.kill();
+    let _ = swtpm.wait();
+    let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
+    assert_eq!(v["tpm"], "Some(Device(\"/dev/tpmrm0\"))", "{v}");
+    assert!(r.ok, "{v}");
+    let it = &r.items[0];
+    // OVMF (edk2) leaves the platform hierarchy enabled with a random
+    // authorization of its own: the lockout hierarchy clears it.
+    assert_eq!(it.method, "tpm2-clear-lockout", "{it:?}");
+    assert!(it.detail.contains("the platform hierarchy refused it"), "{it:?}");
+    assert!(it.detail.contains("persistent objects 0x81000001"), "{it:?}");
+    assert!(it.detail.contains("nothing of it left"), "{it:?}");
+
+    // Read back on the TPM's own port: nothing of the tenant's is left.
+    let tpm = Swtpm::start_in(dir);
+    for flag in ["ownerAuthSet", "endorsementAuthSet", "lockoutAuthSet"] {
+        assert!(!tpm.flag(flag), "{flag}: {v}");
+    }
+    assert_eq!(tpm.handles("persistent"), Vec::<String>::new());
+    assert_eq!(tpm.handles("nv-index"), Vec::<String>::new(), "{v}");
+    assert!(tpm.try_tool("nvread", &["0x1500016", "-C", "o"]).is_err());
+    machine.done();
 }
