@@ -342,9 +342,9 @@ fn mounted_in(names: &[String], mounts: &str, swaps: &str) -> Option<String> {
 }
 
 /// The machine's fixed disks, for `--all-disks`: every `/sys/block` entry
-/// backed by a device that is not removable, not a loop/ram/zram/device
-/// mapper/md/optical/floppy/nbd device, has a non-zero size, and has no
-/// mounted partition. Returned as `/dev/<name>`.
+/// backed by a device that is not removable, not hidden, not a
+/// loop/ram/zram/device mapper/md/optical/floppy/nbd device, has a
+/// non-zero size, and has no mounted partition. Returned as `/dev/<name>`.
 pub fn discover_disks() -> io::Result<Vec<PathBuf>> {
     discover_disks_in(Path::new("/sys/block"), Path::new("/dev"), &|name| mounted(name))
 }
@@ -364,6 +364,12 @@ fn discover_disks_in(
             continue;
         }
         if read_trimmed(&dir.join("removable")).map(|r| r != "0").unwrap_or(true) {
+            continue;
+        }
+        // A hidden disk has no device node: NVMe multipath's per-controller
+        // path to a namespace (`nvme0c0n1`), whose namespace is listed as
+        // its head (`nvme0n1`).
+        if read_trimmed(&dir.join("hidden")).is_ok_and(|h| h == "1") {
             continue;
         }
         let sectors = read_trimmed(&dir.join("size")).ok().and_then(|s| s.parse::<u64>().ok());
@@ -518,6 +524,9 @@ mod tests {
         disk("dm-0", "0\n", "1000\n", true);
         disk("vdz", "0\n", "0\n", true); // empty
         disk("virt", "0\n", "1000\n", false); // no backing device
+        disk("nvme1c1n1", "0\n", "7501476528\n", true); // a multipath path
+        fs::write(sys.join("nvme1c1n1/hidden"), "1\n").unwrap();
+        fs::write(sys.join("nvme1n1/hidden"), "0\n").unwrap();
         let mounted = |n: &str| (n == "sda").then(|| "/dev/sda1 on /".to_string());
         let got = discover_disks_in(sys, Path::new("/dev"), &mounted).unwrap();
         assert_eq!(got, [PathBuf::from("/dev/nvme0n1"), PathBuf::from("/dev/nvme1n1")]);

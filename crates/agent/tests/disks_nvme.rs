@@ -16,6 +16,11 @@
 //! - `unnamed`: namespaces 1 (named) and 2 attached, 3 detached. Namespace
 //!   2 was not named, so nothing on that controller may be erased: the
 //!   item fails saying why, and all three media are untouched.
+//!
+//! Both are multipath-capable subsystems, so the kernel lists a hidden
+//! path device per namespace and controller (`nvme0c0n1`, no device
+//! node) beside each namespace: what `--all-disks` finds is the three
+//! attached namespaces, once each.
 
 mod guest;
 
@@ -56,7 +61,12 @@ fn guest(_mode: &str) -> Result<Value, String> {
     let disks = vec![PathBuf::from(format!("/dev/{a}n1")), PathBuf::from(format!("/dev/{b}n1"))];
     let step = AgentStep { id: "s".into(), kind: AgentStepKind::WipeDisks, uefi_baseline: None };
     let result = run_step(&Host::new(disks.clone()), &step);
+    // What `--all-disks` would wipe: the namespaces, not multipath's
+    // hidden per-controller paths to them (no device nodes).
+    let found = neocloud_agent::disks::discover_disks().map_err(|e| e.to_string())?;
     Ok(json!({
+        "controllers": [a, b],
+        "found": found,
         "disks": disks,
         "result": result,
         "a_attached": list_ns(&a, false)?,
@@ -92,6 +102,12 @@ fn a_detached_namespace_is_erased_only_where_every_namespace_was_named() {
     let machine = machine.qemu_args(&args);
 
     let v = machine.boot("wipe", &[]);
+    let found: Vec<String> = serde_json::from_value(v["found"].clone()).unwrap();
+    let (a, b) = (v["controllers"][0].as_str().unwrap(), v["controllers"][1].as_str().unwrap());
+    let heads = [format!("/dev/{a}n1"), format!("/dev/{b}n1"), format!("/dev/{b}n2")];
+    let mut heads = heads.to_vec();
+    heads.sort();
+    assert_eq!(found, heads, "every attached namespace, once: {v}");
     let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
     let left = |media: &str, fill: u8| {
         let data = std::fs::read(machine.path(media)).unwrap();
