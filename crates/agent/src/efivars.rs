@@ -63,8 +63,31 @@ fn split_key(key: &str) -> Option<(&str, &str)> {
     (!name.is_empty() && dashes == [8, 13, 18, 23]).then_some((name, guid))
 }
 
-/// The variables in `dir`; an error names what could not be read.
+/// efivarfs' file system magic (`statfs`'s `f_type`).
+const EFIVARFS_MAGIC: u32 = 0xde5e81e4;
+
+/// Whether `dir` is an efivarfs mount.
+fn is_efivarfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a NUL-terminated path and a zeroed struct the call fills.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as u32 == EFIVARFS_MAGIC
+}
+
+/// The variables in `dir`; an error names what could not be read. The
+/// kernel's directory must be efivarfs: left unmounted (a sanitizer image
+/// without the module, say), it is an empty directory of sysfs, which
+/// would read as a firmware without variables, and a baseline taken from
+/// it would have every variable of the firmware deleted later.
 pub fn list(dir: &Path) -> Result<Vec<Variable>, String> {
+    if dir == Path::new(EFIVARS) && !is_efivarfs(dir) {
+        return Err(format!(
+            "efivarfs is not mounted on {EFIVARS} and could not be (the kernel's efivarfs \
+             module?): the UEFI variables cannot be read"
+        ));
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut vars = Vec::new();
     for e in entries {
@@ -194,15 +217,15 @@ fn delete(p: &Path) -> Result<(), String> {
 }
 
 /// The variables directory of this machine: efivarfs mounted where the
-/// machine booted through UEFI (mounted here when it was not); `None` on
-/// a machine that booted another way.
+/// machine booted through UEFI (mounted here when it was not: where that
+/// fails, reading it fails); `None` on a machine that booted another way.
 pub fn discover() -> Option<std::path::PathBuf> {
     let dir = Path::new(EFIVARS);
     if !Path::new("/sys/firmware/efi").is_dir() {
         return None;
     }
-    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true);
-    if empty {
+    if !is_efivarfs(dir) {
+        // Not mountable: reading it then fails the step, saying so.
         let _ = crate::tools::run_tool("mount", &["-t", "efivarfs", "efivarfs", EFIVARS]);
     }
     Some(dir.to_path_buf())

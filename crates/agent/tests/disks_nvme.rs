@@ -17,6 +17,7 @@
 //!   2 was not named, so nothing on that controller may be erased: the
 //!   item fails saying why, and all three media are untouched.
 //!
+//! The agent's binary (`--inventory --all-disks`) reads the machine first.
 //! Both are multipath-capable subsystems, so the kernel lists a hidden
 //! path device per namespace and controller (`nvme0c0n1`, no device
 //! node) beside each namespace: what `--all-disks` finds is the three
@@ -59,6 +60,13 @@ fn guest(_mode: &str) -> Result<Value, String> {
     let a = controller("tenant-a")?;
     let b = controller("unnamed")?;
     let disks = vec![PathBuf::from(format!("/dev/{a}n1")), PathBuf::from(format!("/dev/{b}n1"))];
+    // The agent's binary, as the sanitizer image runs it, reads first.
+    let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .args(["--inventory", "--all-disks"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let inventory: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr)))?;
     let step = AgentStep { id: "s".into(), kind: AgentStepKind::WipeDisks, uefi_baseline: None };
     let result = run_step(&Host::new(disks.clone()), &step);
     // What `--all-disks` would wipe: the namespaces, not multipath's
@@ -66,6 +74,7 @@ fn guest(_mode: &str) -> Result<Value, String> {
     let found = neocloud_agent::disks::discover_disks().map_err(|e| e.to_string())?;
     Ok(json!({
         "controllers": [a, b],
+        "inventory": inventory,
         "found": found,
         "disks": disks,
         "result": result,
@@ -80,7 +89,8 @@ const MEDIA: [(&str, u8); 5] =
 
 #[test]
 fn a_detached_namespace_is_erased_only_where_every_namespace_was_named() {
-    let Some(machine) = guest::Machine::new("nvme", &["/usr/sbin/nvme"]) else { return };
+    let agent = env!("CARGO_BIN_EXE_neocloud-agent");
+    let Some(machine) = guest::Machine::new("nvme", &["/usr/sbin/nvme", agent]) else { return };
     let mut args: Vec<String> = Vec::new();
     let mut arg = |a: String| args.push(a);
     for (ctrl, serial) in [("a", "tenant-a"), ("b", "unnamed")] {
@@ -108,6 +118,19 @@ fn a_detached_namespace_is_erased_only_where_every_namespace_was_named() {
     let mut heads = heads.to_vec();
     heads.sort();
     assert_eq!(found, heads, "every attached namespace, once: {v}");
+    // The agent's binary read the namespaces too; and this guest has no
+    // efivarfs module: the UEFI variables are said unreadable, not none.
+    let inv = &v["inventory"];
+    let paths: Vec<&str> = inv["inventory"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, heads, "{inv}");
+    assert!(inv["inventory"]["disks"][0]["bytes"] == SIZE, "{inv}");
+    let uefi = inv["uefi_variables"].as_str().unwrap();
+    assert!(uefi.contains("efivarfs is not mounted"), "{inv}");
     let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
     let left = |media: &str, fill: u8| {
         let data = std::fs::read(machine.path(media)).unwrap();
