@@ -64,9 +64,9 @@ ensure_rust() {
 }
 
 # A Debian cloud kernel, extracted (not installed) into $1: `vmlinuz` and the
-# modules the agent's UEFI guest tests load (efivarfs, virtio block), for
+# modules the agent's UEFI guest tests load (efivarfs, virtio block and net), for
 # crates/agent/tests/guest. Fetched once.
-TEST_KERNEL_MODULES="efivarfs virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+TEST_KERNEL_MODULES="efivarfs virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net"
 fetch_test_kernel() {
     local dir="$1" m missing=""
     for m in $TEST_KERNEL_MODULES; do

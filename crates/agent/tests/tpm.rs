@@ -365,27 +365,6 @@ fn guest_side() {
     });
 }
 
-/// The TPM of QEMU's machine: a software TPM on a socket, gone when QEMU
-/// closes it; its state in `dir`.
-fn qemu_tpm(dir: &std::path::Path) -> (Child, PathBuf) {
-    let sock = dir.join("swtpm.sock");
-    let child = Command::new("swtpm")
-        .args(["socket", "--tpm2", "--terminate", "--tpmstate"])
-        .arg(format!("dir={}", dir.display()))
-        .arg("--ctrl")
-        .arg(format!("type=unixio,path={}", sock.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start swtpm");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "swtpm made no socket");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, sock)
-}
-
 #[test]
 fn a_tenants_tpm_is_cleared_through_the_kernels_resource_manager() {
     let Some(tpm) = Swtpm::start() else { return };
@@ -395,7 +374,8 @@ fn a_tenants_tpm_is_cleared_through_the_kernels_resource_manager() {
     tpm.tenant_takes_it();
     assert!(tpm.flag("ownerAuthSet"));
     let dir = tpm.stop();
-    let (mut swtpm, sock) = qemu_tpm(&dir);
+    let mut swtpm = guest::swtpm(&dir);
+    let sock = dir.join("swtpm.sock");
     let chardev = format!("socket,id=chrtpm,path={}", sock.display());
     let machine = machine.qemu_args(&[
         "-chardev",

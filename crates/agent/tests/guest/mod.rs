@@ -27,7 +27,7 @@ const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 const MARK: &str = "NEOCLOUD-GUEST ";
 /// The kernel's modules the initramfs holds (`/modules/NAME.ko`), as
 /// `scripts/test` extracts them, in the order they load.
-const MODULES: [&str; 7] = [
+const MODULES: [&str; 10] = [
     "efivarfs",
     "virtio_ring",
     "virtio",
@@ -35,6 +35,9 @@ const MODULES: [&str; 7] = [
     "virtio_pci_legacy_dev",
     "virtio_pci",
     "virtio_blk",
+    "failover",
+    "net_failover",
+    "virtio_net",
 ];
 /// How long one boot may take (software emulation on a loaded machine).
 const BOOT_LIMIT: Duration = Duration::from_secs(600);
@@ -95,7 +98,37 @@ pub fn mount(args: &[&str]) -> Result<(), String> {
 
 /// Loads the kernel's modules for virtio block devices.
 pub fn load_virtio_blk() -> Result<(), String> {
-    MODULES[1..].iter().try_for_each(|m| load_module(&format!("/modules/{m}.ko")))
+    MODULES[1..7].iter().try_for_each(|m| load_module(&format!("/modules/{m}.ko")))
+}
+
+/// Loads the kernel's modules for virtio disks and NICs, and gives the
+/// NIC QEMU's user network address (`10.0.2.15/24`; this machine is
+/// `10.0.2.2` there) with the `ip` the initramfs holds.
+pub fn network_up() -> Result<(), String> {
+    MODULES[1..].iter().try_for_each(|m| load_module(&format!("/modules/{m}.ko")))?;
+    let nic = (0..50)
+        .find_map(|_| {
+            let found = std::fs::read_dir("/sys/class/net").ok()?.flatten().find_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                (n != "lo").then_some(n)
+            });
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            found
+        })
+        .ok_or("no network interface")?;
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec!["link", "set", nic.as_str(), "up"],
+        vec!["addr", "add", "10.0.2.15/24", "dev", nic.as_str()],
+    ] {
+        let out = Command::new("/usr/sbin/ip").args(&args).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    Ok(())
 }
 
 /// Loads a kernel module the initramfs holds (no modprobe there).
@@ -116,6 +149,30 @@ pub fn kernel_dir() -> PathBuf {
     std::env::var_os("NEOCLOUD_TEST_KERNEL").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/neocloud/kernel")
     })
+}
+
+/// The machine's TPM for one boot: swtpm with its state in `dir`, on the
+/// socket `dir/swtpm.sock` that QEMU's
+/// `-chardev socket,id=chrtpm,path=DIR/swtpm.sock -tpmdev emulator,id=tpm0,chardev=chrtpm`
+/// opens; it ends when QEMU closes it.
+pub fn swtpm(dir: &std::path::Path) -> std::process::Child {
+    let sock = dir.join("swtpm.sock");
+    let _ = std::fs::remove_file(&sock);
+    let child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--terminate", "--tpmstate"])
+        .arg(format!("dir={}", dir.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start swtpm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "swtpm made no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// One machine: its NVRAM, the tools its initramfs carries and QEMU's

@@ -1,0 +1,273 @@
+//! A node's sanitizations end to end on a real (emulated) machine: the
+//! control plane and the sushy-tools Redfish emulator (the node's BMC) as
+//! in `baremetal.rs`, and the node itself a QEMU machine with UEFI
+//! firmware (OVMF, its NVRAM a flash image kept from boot to boot), a
+//! TPM (swtpm, its state kept likewise), a virtio disk and a NIC on
+//! QEMU's user network, booting a Debian cloud kernel whose init is this
+//! test binary (`guest::Machine`). In the guest the agent library runs
+//! on the real host backend (its own discovery of the disk named, the TPM
+//! through the kernel, efivarfs) and talks to the control plane over the
+//! network with the one-time token of the node's iPXE script, as a
+//! sanitizer or a tenant's image does.
+//!
+//! 1. The node is enrolled; its first sanitization (before any tenant)
+//!    runs in the guest: the previous owner's disk reads back zero on
+//!    the machine's medium, the TPM is cleared, the firmware's real
+//!    variables become the node's baseline, and the record is complete.
+//! 2. A tenant's instance: its image (the guest again) writes to the disk
+//!    and creates a UEFI variable as root, then checks in; the tenant
+//!    releases it and its agent is revoked.
+//! 3. The release's sanitization in the guest deletes the tenant's
+//!    variable (the firmware's kept) and wipes the disk: the tenant's
+//!    record says so, and the machine's NVRAM and medium show it.
+//!
+//! Skipped loudly without QEMU, OVMF, the test kernel, swtpm or
+//! sushy-tools; failed instead under CI.
+
+mod bm;
+mod common;
+#[path = "../../agent/tests/guest/mod.rs"]
+mod guest;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::nodes::{get_text, token_of, wait_node};
+use common::{TestBackend, TestServer};
+use neocloud_agent::{Agent, Hardware, Host};
+use serde_json::{json, Value};
+
+/// The node's disk.
+const SIZE: usize = 8 << 20;
+/// The tenant's variable, under a GUID of its own.
+const TENANT_VAR: &str = "TenantNote-0f3c6a52-4f0e-4e55-8a7c-2d9b51e6c0aa";
+
+// ---- inside the guest -------------------------------------------------
+
+#[test]
+#[ignore = "runs as init inside the UEFI guest that a_node_is_sanitized_on_a_real_machine boots"]
+fn guest_side() {
+    guest::guest_main(node);
+}
+
+fn read(path: &str) -> Result<String, String> {
+    Ok(std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?.trim().to_string())
+}
+
+/// The node booting its image: `sanitize` (the sanitizer wipes the disk
+/// it is given) or `tenant` (the tenant's root writes first).
+fn node(mode: &str) -> Result<Value, String> {
+    guest::load_module("/modules/efivarfs.ko")?;
+    if mode == "check" {
+        // A plain boot: what the firmware holds now.
+        let host = Host::new(vec![]);
+        let efi = host.efivars().ok_or("no UEFI variables")?.to_path_buf();
+        let keys: Vec<String> =
+            neocloud_agent::efivars::list(&efi)?.into_iter().map(|v| v.key).collect();
+        return Ok(json!({ "variables": keys }));
+    }
+    guest::network_up()?;
+    let disk = Path::new("/dev").join(guest::device("/sys/block", "node-disk", |_| true)?);
+    let (api, token) = (read("/api")?, read("/token")?);
+    let host = match mode {
+        "sanitize" => Host::new(vec![disk.clone()]),
+        "tenant" => {
+            let host = Host::new(vec![]);
+            let efi = host.efivars().ok_or("no UEFI variables")?.to_path_buf();
+            let mut var = 7u32.to_le_bytes().to_vec();
+            var.extend_from_slice(b"the tenant's note for the next one");
+            std::fs::write(efi.join(TENANT_VAR), var).map_err(|e| format!("{TENANT_VAR}: {e}"))?;
+            std::fs::write(&disk, vec![0x7e; SIZE]).map_err(|e| format!("{disk:?}: {e}"))?;
+            host
+        }
+        other => return Err(format!("unknown mode {other:?}")),
+    };
+    let hw: Arc<dyn Hardware> = Arc::new(host);
+    // The network may take a moment: registration is retried a while.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let agent = loop {
+        match Agent::register(&api, &token, Arc::clone(&hw)) {
+            Ok(a) => break a,
+            Err(e) if Instant::now() > deadline => return Err(format!("register: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    let exit = agent.spawn(Arc::new(AtomicBool::new(false))).join();
+    let exit = exit.map_err(|_| "the agent panicked")?.map_err(|e| e.to_string())?;
+    Ok(json!({ "exit": format!("{exit:?}"), "disk": disk }))
+}
+
+// ---- the host's side ----------------------------------------------------
+
+fn server(b: TestBackend) -> Option<TestServer> {
+    TestServer::start_with(b, |c| {
+        // A guest boots in seconds under software emulation; a loaded
+        // machine may take minutes.
+        bm::tweak(c, 600);
+        c.sanitize_before_first_use = true;
+    })
+}
+
+fn have_swtpm() -> bool {
+    let ok = Command::new("swtpm").arg("--version").stdout(Stdio::null()).status().is_ok();
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "swtpm is missing but CI is set");
+        eprintln!("SKIPPED: swtpm is not installed (apt-get install swtpm)");
+    }
+    ok
+}
+
+/// The one node (fake system 1): its machine, booted once per image.
+struct Node {
+    machine: guest::Machine,
+    disk: PathBuf,
+    tpm_dir: PathBuf,
+}
+
+impl Node {
+    fn boot(&self, s: &TestServer, mode: &str) -> Value {
+        let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(1)));
+        assert_eq!(status, 200, "{script}");
+        // The control plane as the guest reaches it on QEMU's network.
+        let api = s.url.replace("127.0.0.1", "10.0.2.2");
+        let token = token_of(&script);
+        self.power_on(mode, &[("/api", api.as_bytes()), ("/token", token.as_bytes())])
+    }
+
+    /// One boot of the machine, its TPM there.
+    fn power_on(&self, mode: &str, files: &[(&str, &[u8])]) -> Value {
+        let mut swtpm = guest::swtpm(&self.tpm_dir);
+        let v = self.machine.boot(mode, files);
+        let _ = swtpm.kill();
+        let _ = swtpm.wait();
+        v
+    }
+
+    fn nonzero(&self) -> usize {
+        std::fs::read(&self.disk).unwrap().iter().filter(|b| **b != 0).count()
+    }
+
+    /// The machine's NVRAM holds `name` (as UTF-16, as UEFI names are).
+    fn nvram_has(&self, name: &str) -> bool {
+        let flash = std::fs::read(self.machine.path("vars.fd")).unwrap();
+        let wide: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        flash.windows(wide.len()).any(|w| w == wide.as_slice())
+    }
+}
+
+#[test]
+fn a_node_is_sanitized_on_a_real_machine() {
+    if !have_swtpm() {
+        return;
+    }
+    let tools = ["/usr/sbin/ip", "/usr/sbin/blkdiscard"];
+    if guest::Machine::new("probe", &tools).map(guest::Machine::done).is_none() {
+        return;
+    }
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        let machine = guest::Machine::new(&format!("node-{b}"), &tools).unwrap();
+        let disk = machine.path("disk.raw");
+        std::fs::write(&disk, vec![0xa5u8; SIZE]).unwrap();
+        let tpm_dir = machine.path("tpm");
+        std::fs::create_dir_all(&tpm_dir).unwrap();
+        let sock = tpm_dir.join("swtpm.sock");
+        let args = [
+            "-drive".to_string(),
+            format!("file={},if=none,id=disk,format=raw,discard=unmap", disk.display()),
+            "-device".into(),
+            "virtio-blk-pci,drive=disk,serial=node-disk".into(),
+            "-netdev".into(),
+            "user,id=net".into(),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=net,mac={}", peers::fake_mac(1)),
+            "-chardev".into(),
+            format!("socket,id=chrtpm,path={}", sock.display()),
+            "-tpmdev".into(),
+            "emulator,id=tpm0,chardev=chrtpm".into(),
+            "-device".into(),
+            "tpm-crb,tpmdev=tpm0".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = Node { machine: machine.qemu_args(&args), disk, tpm_dir };
+
+        // 1. Enrolled, sanitized for nobody on the machine.
+        let tenant = bm::catalog(&s, true);
+        bm::enroll(&s, &emu, 1);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        let v = node.boot(&s, "sanitize");
+        assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(node.nonzero(), 0, "[{b}] the previous owner's disk is erased on its medium");
+        let a = s.admin();
+        let recs = a.get("/v1/nodes/bm-1/sanitizations").expect(200).body;
+        let rec = &recs["items"][0];
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let wipe = bm::check(rec, "wipe_disks");
+        assert_eq!(wipe["items"][0]["method"], "blkdiscard-zeroout", "[{b}] {wipe}");
+        let tpm = bm::check(rec, "clear_tpm");
+        assert_eq!(tpm["ok"], true, "[{b}] {tpm}");
+        assert_eq!(tpm["items"][0]["target"], "/dev/tpmrm0", "[{b}] {tpm}");
+        let uefi = bm::check(rec, "clear_uefi_variables");
+        let kept: Vec<&str> = uefi["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["method"] == "uefi-kept")
+            .map(|i| i["target"].as_str().unwrap())
+            .collect();
+        assert!(!kept.is_empty(), "[{b}] OVMF's variables are the node's baseline: {uefi}");
+
+        // 2. A tenant's instance on it; its root leaves a variable and data.
+        let id = bm::create(&tenant, "job")["id"].as_str().unwrap().to_string();
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        std::thread::scope(|scope| {
+            let running = scope.spawn(|| node.boot(&s, "tenant"));
+            wait_node(&s, "bm-1", "active", None);
+            bm::release(&tenant, &id).expect(202);
+            let v = running.join().expect("the tenant's boot");
+            assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+        });
+        assert!(node.nvram_has("TenantNote"), "[{b}] the tenant's variable is in the NVRAM");
+        assert_eq!(node.nonzero(), SIZE, "[{b}] the tenant's data is on the medium");
+
+        // 3. The release's sanitization on the machine.
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        let v = node.boot(&s, "sanitize");
+        assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(node.nonzero(), 0, "[{b}] the tenant's data is erased on the medium");
+        let rec = bm::records(&tenant, &id).remove(0);
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let uefi = bm::check(&rec, "clear_uefi_variables");
+        let items = uefi["items"].as_array().unwrap();
+        let deleted = items.iter().find(|i| i["target"] == TENANT_VAR);
+        let deleted = deleted.unwrap_or_else(|| panic!("[{b}] {uefi}"));
+        assert_eq!(deleted["method"], "uefi-delete", "[{b}] {uefi}");
+        assert_eq!(deleted["ok"], true, "[{b}] {uefi}");
+        for k in &kept {
+            assert!(
+                items.iter().any(|i| i["target"] == *k && i["method"] == "uefi-kept"),
+                "[{b}] the firmware's {k} kept: {uefi}"
+            );
+        }
+        // What the firmware holds at the next boot (its flash keeps a
+        // deleted variable's record, marked deleted, until it reclaims
+        // the space: read through the firmware, not the flash's bytes).
+        let v = node.power_on("check", &[]);
+        let now: Vec<&str> =
+            v["variables"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+        assert!(!now.contains(&TENANT_VAR), "[{b}] {v}");
+        for k in &kept {
+            assert!(now.contains(k), "[{b}] the firmware's {k} is still there: {v}");
+        }
+        node.machine.done();
+    }
+}
