@@ -21,6 +21,7 @@
 //! demo datacenter runs in-process.
 
 mod agent;
+pub mod cli;
 pub mod cmdline;
 pub mod disks;
 pub mod efivars;

@@ -4,11 +4,14 @@
 //! firmware (OVMF, its NVRAM a flash image kept from boot to boot), a
 //! TPM (swtpm, its state kept likewise), a virtio disk and a NIC on
 //! QEMU's user network, booting a Debian cloud kernel whose init is this
-//! test binary (`guest::Machine`). In the guest the agent library runs
-//! on the real host backend (its own discovery of the disk named, the TPM
-//! through the kernel, efivarfs) and talks to the control plane over the
-//! network with the one-time token of the node's iPXE script, as a
-//! sanitizer or a tenant's image does.
+//! test binary (`guest::Machine`), with the `neocloud.*` arguments of the
+//! kernel line of the node's iPXE script on its command line. In the
+//! guest the `neocloud-agent` command runs (`neocloud_agent::cli::run`,
+//! all the binary is), as a sanitizer or a tenant's image runs it: it
+//! reads its control plane and one-time token from `/proc/cmdline`, finds
+//! the machine's hardware itself (the disk it is given, the TPM through
+//! the kernel, efivarfs) and talks to the control plane over the network
+//! (the server's `boot_url` is where the guest reaches it).
 //!
 //! 1. The node is enrolled; its first sanitization (before any tenant)
 //!    runs in the guest: the previous owner's disk reads back zero on
@@ -33,13 +36,10 @@ mod peers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use common::nodes::{get_text, token_of, wait_node};
+use common::nodes::{get_text, wait_node};
 use common::{TestBackend, TestServer};
-use neocloud_agent::{Agent, Hardware, Host};
+use neocloud_agent::Host;
 use serde_json::{json, Value};
 
 /// The node's disk.
@@ -73,43 +73,42 @@ fn node(mode: &str) -> Result<Value, String> {
     }
     guest::network_up()?;
     let disk = Path::new("/dev").join(guest::device("/sys/block", "node-disk", |_| true)?);
-    let (api, token) = (read("/api")?, read("/token")?);
-    let host = match mode {
-        "sanitize" => Host::new(vec![disk.clone()]),
+    // The image's agent is the `neocloud-agent` command: its control
+    // plane and one-time token from the kernel's command line, as the
+    // node's iPXE script booted it.
+    let args = match mode {
+        "sanitize" => vec!["neocloud-agent".to_string(), "--disk".into(), show(&disk)],
         "tenant" => {
-            let host = Host::new(vec![]);
-            let efi = host.efivars().ok_or("no UEFI variables")?.to_path_buf();
+            // The tenant's root leaves a variable and data first.
+            let efi = neocloud_agent::efivars::discover().ok_or("no UEFI variables")?;
             let mut var = 7u32.to_le_bytes().to_vec();
             var.extend_from_slice(b"the tenant's note for the next one");
             std::fs::write(efi.join(TENANT_VAR), var).map_err(|e| format!("{TENANT_VAR}: {e}"))?;
             std::fs::write(&disk, vec![0x7e; SIZE]).map_err(|e| format!("{disk:?}: {e}"))?;
-            host
+            vec!["neocloud-agent".to_string()]
         }
         other => return Err(format!("unknown mode {other:?}")),
     };
-    let hw: Arc<dyn Hardware> = Arc::new(host);
-    // The network may take a moment: registration is retried a while.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let agent = loop {
-        match Agent::register(&api, &token, Arc::clone(&hw)) {
-            Ok(a) => break a,
-            Err(e) if Instant::now() > deadline => return Err(format!("register: {e}")),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    };
-    let exit = agent.spawn(Arc::new(AtomicBool::new(false))).join();
-    let exit = exit.map_err(|_| "the agent panicked")?.map_err(|e| e.to_string())?;
-    Ok(json!({ "exit": format!("{exit:?}"), "disk": disk }))
+    let code = neocloud_agent::cli::run(args.iter().map(std::ffi::OsString::from));
+    Ok(json!({ "exit": code, "cmdline": read("/proc/cmdline")? }))
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
 }
 
 // ---- the host's side ----------------------------------------------------
 
 fn server(b: TestBackend) -> Option<TestServer> {
+    // The boot service's URL is where the guest reaches this machine.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     TestServer::start_with(b, |c| {
         // A guest boots in seconds under software emulation; a loaded
         // machine may take minutes.
         bm::tweak(c, 600);
         c.sanitize_before_first_use = true;
+        c.listen = format!("127.0.0.1:{port}");
+        c.boot_url = Some(format!("http://10.0.2.2:{port}"));
     })
 }
 
@@ -133,16 +132,20 @@ impl Node {
     fn boot(&self, s: &TestServer, mode: &str) -> Value {
         let (status, script) = get_text(&format!("{}/boot/ipxe?mac={}", s.url, peers::fake_mac(1)));
         assert_eq!(status, 200, "{script}");
-        // The control plane as the guest reaches it on QEMU's network.
-        let api = s.url.replace("127.0.0.1", "10.0.2.2");
-        let token = token_of(&script);
-        self.power_on(mode, &[("/api", api.as_bytes()), ("/token", token.as_bytes())])
+        // The script's kernel line, as iPXE boots it: the arguments the
+        // agent reads (its control plane as the guest reaches it on
+        // QEMU's network, the server's boot URL).
+        let kernel = script.lines().find(|l| l.starts_with("kernel ")).expect("a kernel line");
+        let args: Vec<&str> =
+            kernel.split_whitespace().filter(|a| a.starts_with("neocloud.")).collect();
+        assert!(args.iter().any(|a| a.starts_with("neocloud.api=http://10.0.2.2:")), "{script}");
+        self.power_on(mode, &args.join(" "))
     }
 
     /// One boot of the machine, its TPM there.
-    fn power_on(&self, mode: &str, files: &[(&str, &[u8])]) -> Value {
+    fn power_on(&self, mode: &str, kernel_args: &str) -> Value {
         let mut swtpm = guest::swtpm(&self.tpm_dir);
-        let v = self.machine.boot(mode, files);
+        let v = self.machine.boot_with(mode, &[], kernel_args);
         let _ = swtpm.kill();
         let _ = swtpm.wait();
         v
@@ -203,7 +206,7 @@ fn a_node_is_sanitized_on_a_real_machine() {
         bm::enroll(&s, &emu, 1);
         wait_node(&s, "bm-1", "releasing", Some("await_agent"));
         let v = node.boot(&s, "sanitize");
-        assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+        assert_eq!(v["exit"], 0, "[{b}] revoked: {v}");
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(node.nonzero(), 0, "[{b}] the previous owner's disk is erased on its medium");
         let a = s.admin();
@@ -233,7 +236,7 @@ fn a_node_is_sanitized_on_a_real_machine() {
             wait_node(&s, "bm-1", "active", None);
             bm::release(&tenant, &id).expect(202);
             let v = running.join().expect("the tenant's boot");
-            assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+            assert_eq!(v["exit"], 0, "[{b}] revoked: {v}");
         });
         assert!(node.nvram_has("TenantNote"), "[{b}] the tenant's variable is in the NVRAM");
         assert_eq!(node.nonzero(), SIZE, "[{b}] the tenant's data is on the medium");
@@ -241,7 +244,7 @@ fn a_node_is_sanitized_on_a_real_machine() {
         // 3. The release's sanitization on the machine.
         wait_node(&s, "bm-1", "releasing", Some("await_agent"));
         let v = node.boot(&s, "sanitize");
-        assert_eq!(v["exit"], "Revoked", "[{b}] {v}");
+        assert_eq!(v["exit"], 0, "[{b}] revoked: {v}");
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(node.nonzero(), 0, "[{b}] the tenant's data is erased on the medium");
         let rec = bm::records(&tenant, &id).remove(0);
@@ -261,7 +264,7 @@ fn a_node_is_sanitized_on_a_real_machine() {
         // What the firmware holds at the next boot (its flash keeps a
         // deleted variable's record, marked deleted, until it reclaims
         // the space: read through the firmware, not the flash's bytes).
-        let v = node.power_on("check", &[]);
+        let v = node.power_on("check", "");
         let now: Vec<&str> =
             v["variables"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
         assert!(!now.contains(&TENANT_VAR), "[{b}] {v}");

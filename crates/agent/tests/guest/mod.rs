@@ -250,6 +250,12 @@ impl Machine {
     /// Boots the machine once in `mode`, with `files` in its initramfs
     /// besides the tools, and answers what its `guest_side` printed.
     pub fn boot(&self, mode: &str, files: &[(&str, &[u8])]) -> Value {
+        self.boot_with(mode, files, "")
+    }
+
+    /// As [`Machine::boot`], with `kernel_args` on the kernel's command
+    /// line too (as a boot loader would put them: `/proc/cmdline`).
+    pub fn boot_with(&self, mode: &str, files: &[(&str, &[u8])], kernel_args: &str) -> Value {
         let me = std::env::current_exe().unwrap();
         let me = me.to_str().unwrap();
         let mut cpio = Cpio::new();
@@ -293,10 +299,10 @@ impl Machine {
             .arg("-initrd")
             .arg(&initrd)
             .arg("-append")
-            .arg(
-                "console=ttyS0 loglevel=4 panic=-1 rdinit=/init \
-                 -- guest_side --exact --ignored --nocapture --test-threads=1",
-            )
+            .arg(format!(
+                "console=ttyS0 loglevel=4 panic=-1 rdinit=/init {kernel_args} \
+                 -- guest_side --exact --ignored --nocapture --test-threads=1"
+            ))
             .args(&self.qemu)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
