@@ -2,7 +2,8 @@
 //! control plane and the sushy-tools Redfish emulator (the node's BMC) as
 //! in `baremetal.rs`, and the node itself a QEMU machine with UEFI
 //! firmware (OVMF, its NVRAM a flash image kept from boot to boot), a
-//! TPM (swtpm, its state kept likewise), a virtio disk and a NIC on
+//! TPM (swtpm, its state kept likewise), a virtio disk, an NVMe drive
+//! (with a namespace the previous owner detached) and a NIC on
 //! QEMU's user network, booting a Debian cloud kernel whose init is this
 //! test binary (`guest::Machine`), with the `neocloud.*` arguments of the
 //! kernel line of the node's iPXE script on its command line. In the
@@ -14,9 +15,10 @@
 //! (the server's `boot_url` is where the guest reaches it).
 //!
 //! 1. The node is enrolled; its first sanitization (before any tenant)
-//!    runs in the guest: the previous owner's disk reads back zero on
-//!    the machine's medium, the TPM is cleared, the firmware's real
-//!    variables become the node's baseline, and the record is complete.
+//!    runs in the guest (`--all-disks`): the previous owner's disk and
+//!    both NVMe namespaces read back zero on the machine's media, the TPM
+//!    is cleared, the firmware's real variables become the node's
+//!    baseline, and the record is complete.
 //! 2. A tenant's instance: its image (the guest again) writes to the disk
 //!    and creates a UEFI variable as root, then checks in; the tenant
 //!    releases it and its agent is revoked.
@@ -77,7 +79,8 @@ fn node(mode: &str) -> Result<Value, String> {
     // plane and one-time token from the kernel's command line, as the
     // node's iPXE script booted it.
     let args = match mode {
-        "sanitize" => vec!["neocloud-agent".to_string(), "--disk".into(), show(&disk)],
+        // Every fixed disk the sanitizer finds.
+        "sanitize" => vec!["neocloud-agent".to_string(), "--all-disks".into()],
         "tenant" => {
             // The tenant's root leaves a variable and data first.
             let efi = neocloud_agent::efivars::discover().ok_or("no UEFI variables")?;
@@ -91,10 +94,6 @@ fn node(mode: &str) -> Result<Value, String> {
     };
     let code = neocloud_agent::cli::run(args.iter().map(std::ffi::OsString::from));
     Ok(json!({ "exit": code, "cmdline": read("/proc/cmdline")? }))
-}
-
-fn show(p: &Path) -> String {
-    p.display().to_string()
 }
 
 // ---- the host's side ----------------------------------------------------
@@ -155,6 +154,14 @@ impl Node {
         std::fs::read(&self.disk).unwrap().iter().filter(|b| **b != 0).count()
     }
 
+    /// The NVMe namespaces' media (1 attached, 2 detached by the previous
+    /// owner): how many bytes are not zero.
+    fn nvme_nonzero(&self) -> [usize; 2] {
+        ["ns1.raw", "ns2.raw"].map(|f| {
+            std::fs::read(self.machine.path(f)).unwrap().iter().filter(|b| **b != 0).count()
+        })
+    }
+
     /// The machine's NVRAM holds `name` (as UTF-16, as UEFI names are).
     fn nvram_has(&self, name: &str) -> bool {
         let flash = std::fs::read(self.machine.path("vars.fd")).unwrap();
@@ -168,7 +175,7 @@ fn a_node_is_sanitized_on_a_real_machine() {
     if !have_swtpm() {
         return;
     }
-    let tools = ["/usr/sbin/ip", "/usr/sbin/blkdiscard"];
+    let tools = ["/usr/sbin/ip", "/usr/sbin/blkdiscard", "/usr/sbin/nvme"];
     if guest::Machine::new("probe", &tools).map(guest::Machine::done).is_none() {
         return;
     }
@@ -179,6 +186,10 @@ fn a_node_is_sanitized_on_a_real_machine() {
         let machine = guest::Machine::new(&format!("node-{b}"), &tools).unwrap();
         let disk = machine.path("disk.raw");
         std::fs::write(&disk, vec![0xa5u8; SIZE]).unwrap();
+        // An NVMe drive whose namespace 2 the previous owner detached.
+        for f in ["ns1.raw", "ns2.raw"] {
+            std::fs::write(machine.path(f), vec![0xa6u8; SIZE]).unwrap();
+        }
         let tpm_dir = machine.path("tpm");
         std::fs::create_dir_all(&tpm_dir).unwrap();
         let sock = tpm_dir.join("swtpm.sock");
@@ -187,6 +198,18 @@ fn a_node_is_sanitized_on_a_real_machine() {
             format!("file={},if=none,id=disk,format=raw,discard=unmap", disk.display()),
             "-device".into(),
             "virtio-blk-pci,drive=disk,serial=node-disk".into(),
+            "-device".into(),
+            "nvme-subsys,id=subsys,nqn=neocloud-node".into(),
+            "-device".into(),
+            "nvme,serial=node-nvme,id=nvme,subsys=subsys".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=ns1,format=raw", machine.path("ns1.raw").display()),
+            "-device".into(),
+            "nvme-ns,drive=ns1,bus=nvme,nsid=1".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=ns2,format=raw", machine.path("ns2.raw").display()),
+            "-device".into(),
+            "nvme-ns,drive=ns2,bus=nvme,nsid=2,detached=on".into(),
             "-netdev".into(),
             "user,id=net".into(),
             "-device".into(),
@@ -209,12 +232,27 @@ fn a_node_is_sanitized_on_a_real_machine() {
         assert_eq!(v["exit"], 0, "[{b}] revoked: {v}");
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(node.nonzero(), 0, "[{b}] the previous owner's disk is erased on its medium");
+        assert_eq!(
+            node.nvme_nonzero(),
+            [0, 0],
+            "[{b}] and its NVMe namespaces, the detached one too"
+        );
         let a = s.admin();
         let recs = a.get("/v1/nodes/bm-1/sanitizations").expect(200).body;
         let rec = &recs["items"][0];
         assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
         let wipe = bm::check(rec, "wipe_disks");
-        assert_eq!(wipe["items"][0]["method"], "blkdiscard-zeroout", "[{b}] {wipe}");
+        let methods: Vec<(&str, &str)> = wipe["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["target"].as_str().unwrap(), i["method"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            methods,
+            [("/dev/nvme0n1", "nvme-user-data-erase"), ("/dev/vda", "blkdiscard-zeroout")],
+            "[{b}] every disk --all-disks found, each its way: {wipe}"
+        );
         let tpm = bm::check(rec, "clear_tpm");
         assert_eq!(tpm["ok"], true, "[{b}] {tpm}");
         assert_eq!(tpm["items"][0]["target"], "/dev/tpmrm0", "[{b}] {tpm}");
