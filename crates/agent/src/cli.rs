@@ -99,6 +99,9 @@ struct Report {
     /// through UEFI.
     #[serde(skip_serializing_if = "Option::is_none")]
     uefi_variables: Option<String>,
+    /// Each system tool the steps run: where it is, or what is lost
+    /// without it.
+    tools: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Serialize)]
@@ -194,6 +197,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             xids_seen,
             tpm,
             uefi_variables,
+            tools: crate::tools::step_tools(),
         };
         match serde_json::to_string_pretty(&report) {
             Ok(j) => println!("{j}"),

@@ -1,11 +1,34 @@
-//! The system tools steps run (`nvme`, `hdparm`, `blkdiscard`), found on
-//! `$PATH` or the usual sbin directories, and their failures shaped into
-//! one line for a step's item; and reading sysfs values.
+//! The system tools steps run ([`STEP_TOOLS`]), found on `$PATH` or the
+//! usual sbin directories, and their failures shaped into one line for a
+//! step's item; and reading sysfs values.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// Every system tool a step runs, and what is lost where a sanitizer
+/// image lacks it (`neocloud-agent --inventory` lists them).
+pub const STEP_TOOLS: [(&str, &str); 6] = [
+    ("nvme", "NVMe Sanitize and secure-erase formats (nvme-cli): NVMe disks are zeroed instead"),
+    ("hdparm", "ATA security erase: SATA disks are zeroed instead"),
+    ("blkdiscard", "secure discard and zeroing by the device (util-linux): disks are overwritten"),
+    ("chattr", "deleting a tenant's UEFI variables (e2fsprogs): the step fails on one"),
+    ("mount", "mounting efivarfs where it is not: the UEFI variable step fails"),
+    ("nvidia-smi", "the GPU reset: the step fails on a machine with GPUs"),
+];
+
+/// Where each of [`STEP_TOOLS`] is on this machine, or what is lost
+/// without it.
+pub fn step_tools() -> std::collections::BTreeMap<String, String> {
+    STEP_TOOLS
+        .iter()
+        .map(|(name, without)| {
+            let found = find_tool(name).map(|p| p.display().to_string());
+            (name.to_string(), found.unwrap_or_else(|| format!("missing: {without}")))
+        })
+        .collect()
+}
 
 /// A file's content without surrounding whitespace (sysfs and procfs
 /// values).

@@ -131,6 +131,11 @@ fn a_detached_namespace_is_erased_only_where_every_namespace_was_named() {
     assert!(inv["inventory"]["disks"][0]["bytes"] == SIZE, "{inv}");
     let uefi = inv["uefi_variables"].as_str().unwrap();
     assert!(uefi.contains("efivarfs is not mounted"), "{inv}");
+    // And which of the steps' tools the image holds.
+    assert_eq!(inv["tools"]["nvme"], "/usr/sbin/nvme", "{inv}");
+    assert_eq!(inv["tools"]["chattr"], "/usr/bin/chattr", "{inv}");
+    let hdparm = inv["tools"]["hdparm"].as_str().unwrap();
+    assert!(hdparm.starts_with("missing: ATA security erase"), "{inv}");
     let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
     let left = |media: &str, fill: u8| {
         let data = std::fs::read(machine.path(media)).unwrap();
