@@ -127,7 +127,19 @@ pub fn wipe_disk_among(path: &Path, named: &[PathBuf]) -> StepItem {
     // Faster and stronger methods first; each failure is kept for the
     // detail of whichever method finally works (or of the failure).
     let mut tried = Vec::new();
-    if let (Some(ctrl), true) = (crate::nvme::controller_of(&name), find_tool("nvme").is_some()) {
+    let nvme_ctrl = crate::nvme::controller_of(&name);
+    if nvme_ctrl.is_some() && find_tool("nvme").is_none() {
+        // Without it, a namespace the tenant detached cannot be found,
+        // and a wipe of the others would pass for the drive's.
+        return item(
+            "none",
+            false,
+            "nvme-cli is not installed: a namespace a tenant detached from this drive can \
+             neither be found nor erased"
+                .into(),
+        );
+    }
+    if let Some(ctrl) = nvme_ctrl {
         let ctrl = format!("/dev/{ctrl}");
         let mut nvme = |args: &[&str]| run_tool_stdout("nvme", args);
         let pause = || std::thread::sleep(std::time::Duration::from_secs(1));

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 /// Every system tool a step runs, and what is lost where a sanitizer
 /// image lacks it (`neocloud-agent --inventory` lists them).
 pub const STEP_TOOLS: [(&str, &str); 6] = [
-    ("nvme", "NVMe Sanitize and secure-erase formats (nvme-cli): NVMe disks are zeroed instead"),
+    ("nvme", "NVMe Sanitize and secure-erase formats (nvme-cli): NVMe disks fail their wipe"),
     ("hdparm", "ATA security erase: SATA disks are zeroed instead"),
     ("blkdiscard", "secure discard and zeroing by the device (util-linux): disks are overwritten"),
     ("chattr", "deleting a tenant's UEFI variables (e2fsprogs): the step fails on one"),

@@ -9,6 +9,10 @@
 //! - `backed`: a qcow2 (version 2) image over a backing image holding the
 //!   data, where a discarded cluster reads from the backing image again.
 //!
+//! And an NVMe drive, in an image without nvme-cli: its wipe is refused
+//! (a namespace a tenant detached could not be found), its medium
+//! untouched.
+//!
 //! A plain discard left all of the data on the last two (the agent's
 //! record said `blkdiscard`, ok, before 2026-12-06). The agent zeroes each
 //! through the device (`blkdiscard -z`) and reads it back to the last
@@ -38,7 +42,15 @@ fn disk(serial: &str) -> Result<PathBuf, String> {
 
 fn guest(_mode: &str) -> Result<Value, String> {
     guest::load_virtio_blk()?;
-    let disks = vec![disk("discard")?, disk("no-discard")?, disk("backed")?];
+    let nvme = guest::device("/sys/class/nvme", "no-nvme-cli", |c| {
+        Path::new(&format!("/dev/{c}n1")).exists()
+    })?;
+    let disks = vec![
+        disk("discard")?,
+        disk("no-discard")?,
+        disk("backed")?,
+        PathBuf::from(format!("/dev/{nvme}n1")),
+    ];
     let step = AgentStep { id: "s".into(), kind: AgentStepKind::WipeDisks, uefi_baseline: None };
     let result = run_step(&Host::new(disks.clone()), &step);
     Ok(json!({ "disks": disks, "result": result }))
@@ -92,17 +104,28 @@ fn every_virtual_disk_reads_back_zero() {
         args.push("-device".to_string());
         args.push(format!("virtio-blk-pci,drive={id},serial={serial}"));
     }
+    // An NVMe drive, and no nvme-cli in this image.
+    std::fs::write(machine.path("nvme.raw"), vec![0xd4u8; SIZE]).unwrap();
+    args.push("-drive".to_string());
+    args.push(format!("file={},if=none,id=n1,format=raw", machine.path("nvme.raw").display()));
+    args.push("-device".to_string());
+    args.push("nvme,serial=no-nvme-cli,drive=n1".to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let machine = machine.qemu_args(&args);
 
     let v = machine.boot("wipe", &[]);
     let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
-    assert!(r.ok, "{r:?}");
+    // The NVMe drive: refused without nvme-cli (a namespace a tenant
+    // detached could not be found), untouched.
+    let nvme = &r.items[3];
+    assert!(!nvme.ok && nvme.detail.contains("nvme-cli is not installed"), "{r:?}");
+    assert_eq!(nonzero(&machine.path("nvme.raw")), SIZE, "{nvme:?}");
+    assert!(!r.ok, "{r:?}");
     for (item, (_, serial, image, _, _)) in r.items.iter().zip(&images) {
         assert_eq!(nonzero(image), 0, "{serial}: every byte of its medium erased: {item:?}");
         assert_eq!(item.method, "blkdiscard-zeroout", "{serial}: {item:?}");
         assert!(item.detail.contains(&format!("read back {SIZE} zero bytes")), "{item:?}");
     }
-    assert_eq!(r.items.len(), 3, "{r:?}");
+    assert_eq!(r.items.len(), 4, "{r:?}");
     machine.done();
 }
