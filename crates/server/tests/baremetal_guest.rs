@@ -16,9 +16,10 @@
 //!
 //! 1. The node is enrolled; its first sanitization (before any tenant)
 //!    runs in the guest (`--all-disks`): the previous owner's disk and
-//!    both NVMe namespaces read back zero on the machine's media, the TPM
-//!    is cleared, the firmware's real variables become the node's
-//!    baseline, and the record is complete.
+//!    both NVMe namespaces read back zero on the machine's media, the
+//!    previous owner's key and authorization are gone from the TPM (read
+//!    back with tpm2-tools), the firmware's real variables become the
+//!    node's baseline, and the record is complete.
 //! 2. A tenant's instance: its image (the guest again) writes to the disk
 //!    and creates a UEFI variable as root, then checks in; the tenant
 //!    releases it and its agent is revoked.
@@ -112,10 +113,20 @@ fn server(b: TestBackend) -> Option<TestServer> {
 }
 
 fn have_swtpm() -> bool {
-    let ok = Command::new("swtpm").arg("--version").stdout(Stdio::null()).status().is_ok();
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    let ok = have("swtpm") && have("tpm2_getcap");
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "swtpm is missing but CI is set");
-        eprintln!("SKIPPED: swtpm is not installed (apt-get install swtpm)");
+        assert!(std::env::var_os("CI").is_none(), "swtpm or tpm2-tools is missing but CI is set");
+        eprintln!(
+            "SKIPPED: swtpm or tpm2-tools is not installed (apt-get install swtpm tpm2-tools)"
+        );
     }
     ok
 }
@@ -148,6 +159,52 @@ impl Node {
         let _ = swtpm.kill();
         let _ = swtpm.wait();
         v
+    }
+
+    /// Runs tpm2-tools commands (`["getcap", ARGS..]` for `tpm2_getcap`)
+    /// on the machine's TPM while it is off, as its previous owner or a
+    /// reader afterwards: its state on a software TPM's own port, started
+    /// once for them all. Their output.
+    fn tpm2(&self, commands: &[&[&str]]) -> String {
+        let port = loop {
+            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = a.local_addr().unwrap().port();
+            if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let mut tpm = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", self.tpm_dir.display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start swtpm");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "swtpm did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut text = String::new();
+        for command in commands {
+            let out = Command::new(format!("tpm2_{}", command[0]))
+                .args(&command[1..])
+                .current_dir(&self.tpm_dir)
+                .env("TPM2TOOLS_TCTI", format!("swtpm:host=127.0.0.1,port={port}"))
+                .output()
+                .expect("tpm2-tools");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "tpm2_{command:?}: {err}");
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        let _ = tpm.kill();
+        let _ = tpm.wait();
+        text
     }
 
     fn nonzero(&self) -> usize {
@@ -224,6 +281,14 @@ fn a_node_is_sanitized_on_a_real_machine() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let node = Node { machine: machine.qemu_args(&args), disk, tpm_dir };
 
+        // Its previous owner's key, persistent in the TPM, and the
+        // owner's authorization set.
+        node.tpm2(&[
+            &["createprimary", "-Q", "-C", "o", "-G", "ecc", "-c", "key.ctx"],
+            &["evictcontrol", "-Q", "-C", "o", "-c", "key.ctx", "0x81000001"],
+            &["changeauth", "-c", "owner", "previous-owner"],
+        ]);
+
         // 1. Enrolled, sanitized for nobody on the machine.
         let tenant = bm::catalog(&s, true);
         bm::enroll(&s, &emu, 1);
@@ -255,6 +320,13 @@ fn a_node_is_sanitized_on_a_real_machine() {
         );
         let tpm = bm::check(rec, "clear_tpm");
         assert_eq!(tpm["ok"], true, "[{b}] {tpm}");
+        let found = tpm["items"][0]["detail"].as_str().unwrap();
+        assert!(found.contains("owner authorization set, persistent objects 0x81000001"), "{tpm}");
+        let props = node.tpm2(&[&["getcap", "properties-variable"]]);
+        let owner = props.lines().find(|l| l.trim_start().starts_with("ownerAuthSet:"));
+        assert!(owner.is_some_and(|l| l.trim_end().ends_with('0')), "[{b}] {props}");
+        let handles = node.tpm2(&[&["getcap", "handles-persistent"]]);
+        assert!(!handles.contains("0x81"), "[{b}] {handles}");
         assert_eq!(tpm["items"][0]["target"], "/dev/tpmrm0", "[{b}] {tpm}");
         let uefi = bm::check(rec, "clear_uefi_variables");
         let kept: Vec<&str> = uefi["items"]
