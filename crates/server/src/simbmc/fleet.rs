@@ -250,7 +250,8 @@ pub struct SimFleet {
     /// which is answered at once): a node's BMC calls are sequential, so
     /// these per node times the latency is its ideal time in BMC waits.
     pub delayed: AtomicU64,
-    /// Agents started by simulated boots.
+    /// Simulated boots that started an agent (counted before it
+    /// registers, so a phase its registration ends has counted it).
     pub boots: AtomicU64,
     /// Power-ons that booted from the network (a boot override to `Pxe` or
     /// `UefiHttp`, or to `Cd` with an image inserted), with or without a
@@ -667,6 +668,9 @@ impl SimFleet {
                 // `exit`: the simulated node boots its local disk (no agent).
                 return;
             };
+            // Counted as it boots, before its agent registers: a phase the
+            // registration ends (the node ready) has counted it.
+            fleet.boots.fetch_add(1, Ordering::Relaxed);
             let mut cfg = SimulatedConfig::new(&format!("simnode-{i}"));
             cfg.hostname = format!("simnode-{i}");
             let hw: Arc<dyn neocloud_agent::Hardware> = Arc::new(Simulated::new(cfg));
@@ -694,7 +698,6 @@ impl SimFleet {
                     }
                 }
             };
-            fleet.boots.fetch_add(1, Ordering::Relaxed);
             match agent.run(&stop) {
                 Ok(exit) => tracing::debug!(node = i, ?exit, "simulated agent ended"),
                 Err(e) => tracing::warn!(node = i, error = %e, "simulated agent gave up"),
