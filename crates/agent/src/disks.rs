@@ -127,85 +127,9 @@ pub fn wipe_disk_among(path: &Path, named: &[PathBuf]) -> StepItem {
     // Faster and stronger methods first; each failure is kept for the
     // detail of whichever method finally works (or of the failure).
     let mut tried = Vec::new();
-    let nvme_ctrl = crate::nvme::controller_of(&name);
-    if nvme_ctrl.is_some() && find_tool("nvme").is_none() {
-        // Without it, a namespace the tenant detached cannot be found,
-        // and a wipe of the others would pass for the drive's.
-        return item(
-            "none",
-            false,
-            "nvme-cli is not installed: a namespace a tenant detached from this drive can \
-             neither be found nor erased"
-                .into(),
-        );
-    }
-    if let Some(ctrl) = nvme_ctrl {
-        let ctrl = format!("/dev/{ctrl}");
-        let mut nvme = |args: &[&str]| run_tool_stdout("nvme", args);
-        let pause = || std::thread::sleep(std::time::Duration::from_secs(1));
-        let names: Vec<String> = named.iter().filter_map(|d| kernel_name(d)).collect();
-        let unnamed = match crate::nvme::attached_namespaces(&ctrl, &mut nvme) {
-            Ok(ids) => crate::nvme::unnamed(&ctrl, &ids, &names),
-            Err(e) => vec![format!("(cannot list them: {e})")],
-        };
-        if unnamed.is_empty() {
-            // The whole subsystem, namespaces detached by the tenant
-            // included (a day of one-second reads at most).
-            match crate::nvme::sanitize(&ctrl, &mut nvme, &pause, 86_400) {
-                Ok(how) => return item("nvme-sanitize", true, how),
-                Err(e) => tried.push(format!("nvme sanitize: {e}")),
-            }
-        } else {
-            tried.push(format!(
-                "nvme sanitize not tried: {} of {ctrl} not among the disks to wipe",
-                unnamed.join(", ")
-            ));
-        }
-        let id = crate::nvme::id_ctrl(&ctrl, &mut nvme);
-        let (ses, method) = id.as_ref().map_or((1, ""), crate::nvme::format_erase);
-        let mut hidden_erased = None;
-        match (crate::nvme::detached_namespaces(&ctrl, &mut nvme), &id) {
-            (Ok(hidden), _) if hidden.is_empty() => {}
-            // Only a namespace of a controller whose every attached one
-            // was named: the same bound as the Sanitize's.
-            (Ok(hidden), Ok(id)) if unnamed.is_empty() => {
-                match crate::nvme::erase_detached(&ctrl, &hidden, id, ses, &mut nvme) {
-                    Ok(how) => hidden_erased = Some(how),
-                    Err(e) => return item("none", false, with_tried(&e, &tried)),
-                }
-            }
-            (Ok(hidden), Err(e)) => {
-                let why = format!(
-                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and \
-                     its Identify Controller cannot be read to erase them: {e}"
-                );
-                return item("none", false, with_tried(&why, &tried));
-            }
-            (Ok(hidden), Ok(_)) => {
-                let why = format!(
-                    "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and \
-                     not every namespace attached to it is among the disks to wipe: attach \
-                     or delete them, or name every namespace, then sanitize again"
-                );
-                return item("none", false, with_tried(&why, &tried));
-            }
-            (Err(e), _) => tried.push(format!("nvme list-ns: {e}")),
-        }
-        match &id {
-            Err(e) => tried.push(format!("nvme id-ctrl: {e}")),
-            Ok(_) => {
-                match run_tool("nvme", &["format", &target, &format!("--ses={ses}"), "--force"]) {
-                    Ok(_) => {
-                        let done = format!("nvme format --ses={ses}");
-                        let done = match hidden_erased {
-                            Some(h) => format!("{done}; {h}"),
-                            None => done,
-                        };
-                        return item(method, true, with_tried(&done, &tried));
-                    }
-                    Err(e) => tried.push(format!("nvme format --ses={ses}: {e}")),
-                }
-            }
+    if let Some(ctrl) = crate::nvme::controller_of(&name) {
+        if let Some((method, ok, detail)) = wipe_nvme(&ctrl, &target, named, &mut tried) {
+            return item(method, ok, detail);
         }
     }
     if name.starts_with("sd") && find_tool("hdparm").is_some() {
@@ -236,6 +160,95 @@ pub fn wipe_disk_among(path: &Path, named: &[PathBuf]) -> StepItem {
             with_tried(&format!("wrote and verified {n} zero bytes"), &tried),
         ),
         Err(e) => item("overwrite", false, with_tried(&e, &tried)),
+    }
+}
+
+/// The NVMe ways to wipe namespace `target` of controller `ctrl`
+/// (`nvme0`): Sanitize of the whole subsystem, else a format with secure
+/// erase after erasing the namespaces a tenant detached. `None` when
+/// neither worked (what was tried is in `tried`: the generic ways follow);
+/// else the item's method, whether it is ok, and its detail.
+fn wipe_nvme(
+    ctrl: &str,
+    target: &str,
+    named: &[PathBuf],
+    tried: &mut Vec<String>,
+) -> Option<(&'static str, bool, String)> {
+    if find_tool("nvme").is_none() {
+        // Without it, a namespace the tenant detached cannot be found,
+        // and a wipe of the others would pass for the drive's.
+        let why = "nvme-cli is not installed: a namespace a tenant detached from this drive can \
+                   neither be found nor erased";
+        return Some(("none", false, why.into()));
+    }
+    let ctrl = format!("/dev/{ctrl}");
+    let mut nvme = |args: &[&str]| run_tool_stdout("nvme", args);
+    let pause = || std::thread::sleep(std::time::Duration::from_secs(1));
+    let names: Vec<String> = named.iter().filter_map(|d| kernel_name(d)).collect();
+    let unnamed = match crate::nvme::attached_namespaces(&ctrl, &mut nvme) {
+        Ok(ids) => crate::nvme::unnamed(&ctrl, &ids, &names),
+        Err(e) => vec![format!("(cannot list them: {e})")],
+    };
+    if unnamed.is_empty() {
+        // The whole subsystem, namespaces detached by the tenant
+        // included (a day of one-second reads at most).
+        match crate::nvme::sanitize(&ctrl, &mut nvme, &pause, 86_400) {
+            Ok(how) => return Some(("nvme-sanitize", true, how)),
+            Err(e) => tried.push(format!("nvme sanitize: {e}")),
+        }
+    } else {
+        tried.push(format!(
+            "nvme sanitize not tried: {} of {ctrl} not among the disks to wipe",
+            unnamed.join(", ")
+        ));
+    }
+    let id = crate::nvme::id_ctrl(&ctrl, &mut nvme);
+    let (ses, method) = id.as_ref().map_or((1, ""), crate::nvme::format_erase);
+    let mut hidden_erased = None;
+    match (crate::nvme::detached_namespaces(&ctrl, &mut nvme), &id) {
+        (Ok(hidden), _) if hidden.is_empty() => {}
+        // Only a namespace of a controller whose every attached one was
+        // named: the same bound as the Sanitize's.
+        (Ok(hidden), Ok(id)) if unnamed.is_empty() => {
+            match crate::nvme::erase_detached(&ctrl, &hidden, id, ses, &mut nvme) {
+                Ok(how) => hidden_erased = Some(how),
+                Err(e) => return Some(("none", false, with_tried(&e, tried))),
+            }
+        }
+        (Ok(hidden), Err(e)) => {
+            let why = format!(
+                "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and its \
+                 Identify Controller cannot be read to erase them: {e}"
+            );
+            return Some(("none", false, with_tried(&why, tried)));
+        }
+        (Ok(hidden), Ok(_)) => {
+            let why = format!(
+                "namespace(s) {hidden:?} of {ctrl} are allocated but not attached, and not \
+                 every namespace attached to it is among the disks to wipe: attach or delete \
+                 them, or name every namespace, then sanitize again"
+            );
+            return Some(("none", false, with_tried(&why, tried)));
+        }
+        (Err(e), _) => tried.push(format!("nvme list-ns: {e}")),
+    }
+    if let Err(e) = &id {
+        tried.push(format!("nvme id-ctrl: {e}"));
+        return None;
+    }
+    match run_tool("nvme", &["format", target, &format!("--ses={ses}"), "--force"]) {
+        Ok(_) => {
+            let done = format!("nvme format --ses={ses}");
+            let done = match hidden_erased {
+                Some(h) => format!("{done}; {h}"),
+                None => done,
+            };
+            Some((method, true, with_tried(&done, tried)))
+        }
+        Err(e) => {
+            tried.push(format!("nvme format --ses={ses}: {e}"));
+            None
+        }
     }
 }
 
