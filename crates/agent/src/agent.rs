@@ -12,6 +12,7 @@
 //! [`Agent::run`] answers [`Exit::Revoked`]. Transport failures, 408, 429
 //! and 5xx answers are retried with a capped exponential backoff.
 
+use neocloud_common::tls::TlsOptions;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,6 +131,10 @@ pub struct Agent {
 enum CallError {
     Status(ApiFailure),
     Transport(String),
+    /// The control plane's certificate was refused (an untrusted issuer:
+    /// `--ca-file` missing or another CA's; expired; another name):
+    /// trying again cannot help.
+    Certificate(String),
     /// A success status with a body that is not what was expected.
     BadAnswer(String),
 }
@@ -139,13 +144,14 @@ impl CallError {
         match self {
             // A bad answer may be a proxy or a server being upgraded.
             CallError::Transport(_) | CallError::BadAnswer(_) => true,
+            CallError::Certificate(_) => false,
             CallError::Status(f) => f.status == 408 || f.status == 429 || f.status >= 500,
         }
     }
     fn status(&self) -> Option<u16> {
         match self {
             CallError::Status(f) => Some(f.status),
-            CallError::Transport(_) | CallError::BadAnswer(_) => None,
+            CallError::Transport(_) | CallError::Certificate(_) | CallError::BadAnswer(_) => None,
         }
     }
 }
@@ -154,7 +160,9 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Status(e) => e.fmt(f),
-            CallError::Transport(m) | CallError::BadAnswer(m) => f.write_str(m),
+            CallError::Transport(m) | CallError::Certificate(m) | CallError::BadAnswer(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -181,8 +189,10 @@ fn normalize_api(api: &str) -> Result<String, AgentError> {
     Ok(u.to_string())
 }
 
-fn http_client() -> ureq::Agent {
-    ureq::AgentBuilder::new()
+/// The agent's HTTP client: an `https://` control plane's certificate
+/// checked against `tls` (the built-in webpki roots by default).
+fn http_client(tls: &TlsOptions) -> ureq::Agent {
+    neocloud_common::tls::agent_builder(tls)
         .timeout_connect(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("neocloud-agent/", env!("CARGO_PKG_VERSION")))
@@ -207,6 +217,9 @@ fn post<B: Serialize, R: DeserializeOwned>(
             .map_err(|e| CallError::BadAnswer(format!("cannot read the answer of {url}: {e}"))),
         Ok(_) => Ok(None),
         Err(ureq::Error::Status(status, resp)) => Err(CallError::Status(api_failure(status, resp))),
+        Err(ureq::Error::Transport(t)) if neocloud_common::tls::is_certificate_error(&t) => {
+            Err(CallError::Certificate(format!("{url}: the control plane's certificate: {t}")))
+        }
         Err(ureq::Error::Transport(t)) => Err(CallError::Transport(format!("{url}: {t}"))),
     }
 }
@@ -302,6 +315,7 @@ pub struct Registration {
     api: String,
     token: String,
     credential: String,
+    tls: TlsOptions,
 }
 
 impl Registration {
@@ -311,13 +325,25 @@ impl Registration {
         if token.is_empty() {
             return Err(AgentError::Usage("the provisioning token is empty".into()));
         }
-        Ok(Registration { api, token: token.to_string(), credential: new_credential()? })
+        Ok(Registration {
+            api,
+            token: token.to_string(),
+            credential: new_credential()?,
+            tls: TlsOptions::default(),
+        })
+    }
+
+    /// The control plane's certificate checked against `tls` instead of
+    /// the built-in webpki roots (a provider's CA: `--ca-file`).
+    pub fn with_tls(mut self, tls: TlsOptions) -> Registration {
+        self.tls = tls;
+        self
     }
 
     /// One registration call.
     pub fn attempt(&self, hw: Arc<dyn Hardware>, log: Logger) -> Result<Agent, AgentError> {
         let api = self.api.clone();
-        let http = http_client();
+        let http = http_client(&self.tls);
         let body = AgentRegister {
             token: self.token.clone(),
             inventory: hw.inventory(),
@@ -335,6 +361,7 @@ impl Registration {
             }
             Err(CallError::Status(f)) => return Err(AgentError::Api(f)),
             Err(CallError::Transport(m)) => return Err(AgentError::Unavailable(m)),
+            Err(CallError::Certificate(m)) => return Err(AgentError::Usage(m)),
         };
         // The control plane may have chosen another credential (one that
         // does not take proposals): it is the one to use.
@@ -515,6 +542,7 @@ impl Agent {
                     Err(CallError::Transport(m) | CallError::BadAnswer(m)) => {
                         return Err(AgentError::Unavailable(m))
                     }
+                    Err(CallError::Certificate(m)) => return Err(AgentError::Usage(m)),
                 }
             }
 

@@ -34,6 +34,11 @@ struct Args {
     #[arg(long, value_name = "TOKEN", env = "NEOCLOUD_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
+    /// PEM certificates to trust for an `https://` control plane instead
+    /// of the built-in public roots (the provider's CA, in its images).
+    #[arg(long, value_name = "PATH", env = "NEOCLOUD_CA_FILE")]
+    ca_file: Option<PathBuf>,
+
     /// A disk (block device or file) that `wipe_disks` erases; repeat for
     /// each. No disk is ever wiped unless named here or --all-disks is given.
     #[arg(long = "disk", value_name = "PATH")]
@@ -229,7 +234,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     // Registration is retried while the control plane is unreachable (the
     // network may still be coming up); a refused token is final.
     let mut wait = Duration::from_millis(100);
-    let registration = match Registration::new(&api, &token) {
+    let mut tls = neocloud_common::tls::TlsOptions::default();
+    if let Some(f) = &args.ca_file {
+        match std::fs::read_to_string(f) {
+            Ok(pem) => tls.ca_pem = Some(pem),
+            Err(e) => {
+                log(&format!("cannot read the CA file {}: {e}", f.display()));
+                return 1;
+            }
+        }
+        if let Err(e) = tls.validate() {
+            log(&format!("the CA file {}: {e}", f.display()));
+            return 1;
+        }
+    }
+    let registration = match Registration::new(&api, &token).map(|r| r.with_tls(tls)) {
         Ok(r) => r,
         Err(e) => {
             log(&format!("registering failed: {e}"));
