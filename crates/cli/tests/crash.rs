@@ -9,7 +9,9 @@
 //! sanitization rotates the node's BMC password, so a kill between sending
 //! a new one and recording it must leave every node reachable. Before the
 //! chaos, one kill lands right after a BMC turned a node's host interface
-//! off at inspection: the restarted control plane must still audit it.
+//! off at inspection: the restarted control plane must still audit it; and
+//! one at the end of a node's first sanitization (its BMC's event log just
+//! cleared): the restarted one must finish it.
 //! Every node is sanitized before it joins the pool (the one killed at
 //! inspection too), for no tenant.
 //! The provider's firmware baseline wants a newer BIOS than the nodes
@@ -224,6 +226,10 @@ fn run(b: &str, db_url: &str) {
     // kills the control plane at once: the BMC made it, the control plane
     // never heard so, and the restarted one must still audit it.
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // And the first node's first sanitization (before any tenant) is
+    // killed at its end, just after its BMC cleared the event log: the
+    // restarted control plane must finish it, one complete record.
+    let sel_killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The tenants' graceful shutdowns the BMCs received (nothing else sends
     // one): never more than the tenants asked for.
     let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -243,6 +249,7 @@ fn run(b: &str, db_url: &str) {
     let broken = Arc::new(std::sync::Mutex::new(None::<(usize, String)>));
     {
         let (pid, killed, shutdowns) = (pid.clone(), killed.clone(), shutdowns.clone());
+        let sel_killed = sel_killed.clone();
         let (chaos_on, fw_killed) = (chaos_on.clone(), fw_killed.clone());
         let (armed, broken, sims) = (armed.clone(), broken.clone(), Arc::downgrade(&fleet));
         fleet.on_change(move |i, what| {
@@ -259,6 +266,14 @@ fn run(b: &str, db_url: &str) {
                 && what == "host_interface"
                 && server != 0
                 && !killed.swap(true, SeqCst)
+            {
+                let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
+            }
+            if i == 0
+                && what == "sel"
+                && !chaos_on.load(SeqCst)
+                && server != 0
+                && !sel_killed.swap(true, SeqCst)
             {
                 let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
             }
@@ -330,16 +345,18 @@ fn run(b: &str, db_url: &str) {
         );
     }
 
-    // Enrolled and inspected before the chaos starts (it targets
-    // provisioning and release); restarted once, after the kill above.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut restarted = false;
+    // Enrolled, inspected and sanitized before the chaos starts (it
+    // targets provisioning and release); restarted after each kill above.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut restarts = 0;
     loop {
-        if killed.load(SeqCst) && !restarted {
+        let kills = usize::from(killed.load(SeqCst)) + usize::from(sel_killed.load(SeqCst));
+        if restarts < kills {
             p.kill();
             p.start();
-            restarted = true;
+            restarts += 1;
         }
+        let restarted = restarts == 2;
         let nodes = ureq::get(&format!("{url}/v1/nodes"))
             .set("Authorization", &format!("Bearer {admin}"))
             .timeout(Duration::from_secs(5))
@@ -368,6 +385,7 @@ fn run(b: &str, db_url: &str) {
         .map(|e| e["target"].as_str().unwrap())
         .collect();
     assert_eq!(audited.len(), NODES, "[{b}] {audited:?}");
+    assert!(sel_killed.load(SeqCst), "[{b}] a kill landed at a first sanitization's end");
     for i in 0..NODES {
         assert!(!fleet.host_interface(i), "[{b}] node n{i}'s host interface");
         assert_eq!(fleet.firmware(i, "BIOS").as_deref(), Some(BIOS), "[{b}] n{i} updated");
