@@ -361,7 +361,11 @@ fn guest_side() {
         let tpm = format!("{:?}", host.tpm());
         let r = run_step(&host, &clear_tpm_step());
         let ppi = std::fs::read_to_string("/sys/class/tpm/tpm0/ppi/version").ok();
-        Ok(serde_json::json!({ "tpm": tpm, "result": r, "ppi_version": ppi }))
+        // What the firmware holds as the operation for its next boot.
+        let pending = std::fs::read_to_string("/sys/class/tpm/tpm0/ppi/request").ok();
+        Ok(serde_json::json!({
+            "tpm": tpm, "result": r, "ppi_version": ppi, "ppi_request": pending,
+        }))
     });
 }
 
@@ -407,5 +411,26 @@ fn a_tenants_tpm_is_cleared_through_the_kernels_resource_manager() {
     assert_eq!(tpm.handles("persistent"), Vec::<String>::new());
     assert_eq!(tpm.handles("nv-index"), Vec::<String>::new(), "{v}");
     assert!(tpm.try_tool("nvread", &["0x1500016", "-C", "o"]).is_err());
+
+    // A tenant that also set the lockout authorization: the agent cannot
+    // clear it (the platform's is the firmware's), does not try the
+    // lockout hierarchy, and asks the firmware through the kernel's ACPI
+    // physical presence interface, which takes the request (read back as
+    // the operation pending for the next boot).
+    tpm.tenant_takes_it();
+    tpm.tool("changeauth", &["-c", "lockout", "lockout-pw"]);
+    let dir = tpm.stop();
+    let mut swtpm = guest::swtpm(&dir);
+    let v = machine.boot("ppi", &[]);
+    let _ = swtpm.kill();
+    let _ = swtpm.wait();
+    let r: AgentStepResult = serde_json::from_value(v["result"].clone()).unwrap();
+    let it = &r.items[0];
+    assert!(!r.ok && it.method == "tpm2-clear-ppi", "{v}");
+    assert!(it.detail.contains("asked the firmware to clear it at the next boot"), "{it:?}");
+    let pending = v["ppi_request"].as_str().unwrap_or_default();
+    assert!(pending.trim_start().starts_with('5'), "the firmware holds the clear: {v}");
+    let tpm = Swtpm::start_in(dir);
+    assert!(tpm.flag("lockoutAuthSet") && !tpm.flag("inLockout"), "not locked out: {v}");
     machine.done();
 }
