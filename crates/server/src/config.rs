@@ -99,6 +99,12 @@ pub struct Config {
     /// The URL nodes reach the control plane at (boot service, agents);
     /// default `http://<listen>`.
     pub boot_url: Option<String>,
+    /// The URL the nodes' agents reach the agent API at (`neocloud.api=`
+    /// on their kernel line, `--api` in cloud-init's vendor-data), where it
+    /// is not `boot_url`: an `https://` one (a TLS terminator in front, the
+    /// provider's CA in its images: `neocloud-agent --ca-file`) while iPXE
+    /// fetches its scripts over plain HTTP. Default: `boot_url`.
+    pub agent_api_url: Option<String>,
     /// An iPXE ISO for nodes whose `boot_method` is `virtual_media`: the
     /// BMC inserts it in its virtual CD and boots it once. Build it with an
     /// embedded script that chains to the boot service by MAC, e.g.
@@ -215,6 +221,7 @@ impl Default for Config {
             bmc_timeout_ms: 30_000,
             lifecycle_parallel_steps: 64,
             boot_url: None,
+            agent_api_url: None,
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,
             per_node_iso: None,
@@ -272,6 +279,11 @@ impl Config {
         self.boot_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// The URL the nodes' agents reach the agent API at.
+    pub fn agent_api_base_url(&self) -> String {
+        self.agent_api_url.clone().unwrap_or_else(|| self.boot_base_url())
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.bmc_tls
             .validate()
@@ -279,9 +291,13 @@ impl Config {
         self.image_tls
             .validate()
             .map_err(|e| Error::invalid_value("image_tls.ca_pem", e.to_string()))?;
-        if let Some(u) = &self.boot_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(Error::invalid_value("boot_url", "must be an http(s) URL"));
+        for (field, url) in [("boot_url", &self.boot_url), ("agent_api_url", &self.agent_api_url)] {
+            if let Some(u) = url {
+                if !(u.starts_with("http://") || u.starts_with("https://"))
+                    || u.chars().any(char::is_whitespace)
+                {
+                    return Err(Error::invalid_value(field, "must be an http(s) URL"));
+                }
             }
         }
         for (field, url, who) in [
@@ -370,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_api_url_defaults_to_the_boot_url_and_is_an_http_url() {
+        let c: Config = toml::from_str("boot_url = \"http://10.0.0.1:8080\"").unwrap();
+        assert_eq!(c.agent_api_base_url(), "http://10.0.0.1:8080");
+        let c: Config = toml::from_str("agent_api_url = \"cp.example:8443\"").unwrap();
+        assert_eq!(c.validate().unwrap_err().field(), Some("agent_api_url"));
+    }
+
+    #[test]
     fn a_bad_image_ca_is_named() {
         let c: Config = toml::from_str("[image_tls]\nca_pem = \"not a certificate\"\n").unwrap();
         assert_eq!(c.validate().unwrap_err().field(), Some("image_tls.ca_pem"));
@@ -393,6 +417,8 @@ mod tests {
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
         assert_eq!(c.bmc_sel, SelPolicy::Clear);
         assert_eq!(c.bmc_health_poll_secs, 600);
+        assert_eq!(c.agent_api_base_url(), "https://cp.example:8443");
+        assert_eq!(c.boot_base_url(), format!("http://{}", c.listen), "iPXE keeps boot_url");
         let iso = c.per_node_iso.expect("per_node_iso");
         assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
         assert_eq!(iso.ipxe_lkrn, None);

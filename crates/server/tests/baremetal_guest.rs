@@ -12,7 +12,7 @@
 //! reads its control plane and one-time token from `/proc/cmdline`, finds
 //! the machine's hardware itself (the disk it is given, the TPM through
 //! the kernel, efivarfs) and talks to the control plane over the network
-//! (the server's `boot_url` is where the guest reaches it).
+//! (the server's `agent_api_url` is where the guest reaches it).
 //!
 //! 1. The node is enrolled; its first sanitization (before any tenant)
 //!    runs in the guest (`--all-disks`): the previous owner's disk and
@@ -108,7 +108,9 @@ fn server(b: TestBackend) -> Option<TestServer> {
         bm::tweak(c, 600);
         c.sanitize_before_first_use = true;
         c.listen = format!("127.0.0.1:{port}");
-        c.boot_url = Some(format!("http://10.0.2.2:{port}"));
+        // Where the guest's agent reaches the agent API; the boot service
+        // (scripts, cloud-init) stays on this machine's loopback.
+        c.agent_api_url = Some(format!("http://10.0.2.2:{port}"));
     })
 }
 
@@ -149,6 +151,7 @@ impl Node {
         let args: Vec<&str> =
             kernel.split_whitespace().filter(|a| a.starts_with("neocloud.")).collect();
         assert!(args.iter().any(|a| a.starts_with("neocloud.api=http://10.0.2.2:")), "{script}");
+        assert!(script.contains(&format!("s={}/boot/nocloud/", s.url)), "{script}");
         self.power_on(mode, &args.join(" "))
     }
 

@@ -30,6 +30,8 @@ pub fn tenant_agent_silence(cfg: &BootConfig) -> std::time::Duration {
 #[derive(Debug, Clone)]
 pub struct BootConfig {
     pub base_url: String,
+    /// Where agents reach the agent API (`agent_api_url`, else `base_url`).
+    pub agent_api_url: String,
     pub heartbeat_interval_ms: u64,
     /// The iPXE ISO virtual-media boots insert (its embedded script chains
     /// to `{base_url}/boot/ipxe?mac=...`); none: nodes boot by PXE only.
@@ -117,6 +119,7 @@ pub fn ipxe(app: &App, cfg: &BootConfig, mac: Option<&str>) -> Result<Text> {
             status: 200,
             body: render::ipxe(&render::Boot {
                 base_url: &cfg.base_url,
+                api_url: &cfg.agent_api_url,
                 token: &token,
                 image: &image,
                 address: address.as_ref(),
@@ -289,7 +292,7 @@ pub fn nocloud(app: &App, cfg: &BootConfig, token: &str, doc: &str) -> Result<Te
             }
             ("user-data", ImagePurpose::Sanitizer) => render::user_data(None),
             ("vendor-data", ImagePurpose::Tenant | ImagePurpose::Sanitizer) => {
-                render::vendor_data(&cfg.base_url, token)
+                render::vendor_data(&cfg.agent_api_url, token)
             }
             // Only a node with a static provisioning address has one (the
             // others keep what DHCP gives them).

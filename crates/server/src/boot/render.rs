@@ -7,8 +7,10 @@ use neocloud_types::{Image, StaticAddress};
 
 /// What the boot service knows about a node booting for an instance.
 pub struct Boot<'a> {
-    /// The URL nodes reach the control plane at.
+    /// The URL nodes reach the control plane at (scripts, cloud-init).
     pub base_url: &'a str,
+    /// Where the image's agent reaches the agent API (`neocloud.api=`).
+    pub api_url: &'a str,
     pub token: &'a str,
     pub image: &'a Image,
     /// The node's static provisioning address, where its network has no
@@ -34,13 +36,14 @@ fn static_cmdline(a: &StaticAddress) -> String {
 /// one-time token on the kernel command line.
 pub fn ipxe(b: &Boot<'_>) -> String {
     let base = b.base_url.trim_end_matches('/');
+    let api = b.api_url.trim_end_matches('/');
     let mut cmdline = String::new();
     if !b.image.cmdline.trim().is_empty() {
         cmdline.push_str(b.image.cmdline.trim());
         cmdline.push(' ');
     }
     cmdline.push_str(&format!(
-        "neocloud.api={base} neocloud.token={token} ds=nocloud-net;s={base}/boot/nocloud/{token}/",
+        "neocloud.api={api} neocloud.token={token} ds=nocloud-net;s={base}/boot/nocloud/{token}/",
         token = b.token
     ));
     if let Some(a) = b.address {
@@ -117,9 +120,9 @@ pub fn network_config(a: &StaticAddress) -> String {
 }
 
 /// NoCloud `vendor-data`: the provider's part, which starts the agent with
-/// the one-time token.
-pub fn vendor_data(base_url: &str, token: &str) -> String {
-    let base = base_url.trim_end_matches('/');
+/// the agent API's URL and the one-time token.
+pub fn vendor_data(api_url: &str, token: &str) -> String {
+    let base = api_url.trim_end_matches('/');
     format!(
         "#cloud-config\nruncmd:\n  - [{}, {}, {}, {}, {}]\n",
         q("neocloud-agent"),
@@ -157,6 +160,7 @@ mod tests {
         let img = image();
         let s = ipxe(&Boot {
             base_url: "http://10.0.0.1:8080/",
+            api_url: "http://10.0.0.1:8080",
             token: "tok123",
             image: &img,
             address: None,
@@ -167,6 +171,16 @@ mod tests {
         );
         assert_eq!(s, expected);
         assert_eq!(ipxe_local("no\nboot"), "#!ipxe\necho neocloud: noboot\nexit\n");
+        // The agent API elsewhere (agent_api_url): the agent's, only.
+        let s = ipxe(&Boot {
+            base_url: "http://10.0.0.1:8080/",
+            api_url: "https://cp.example:8443/",
+            token: "tok123",
+            image: &img,
+            address: None,
+        });
+        assert!(s.contains(" neocloud.api=https://cp.example:8443 neocloud.token=tok123 "), "{s}");
+        assert!(s.contains(" ds=nocloud-net;s=http://10.0.0.1:8080/boot/nocloud/tok123/ "), "{s}");
     }
 
     #[test]
@@ -181,7 +195,13 @@ mod tests {
         }
         .check()
         .unwrap();
-        let s = ipxe(&Boot { base_url: "http://cp", token: "t", image: &img, address: Some(&a) });
+        let s = ipxe(&Boot {
+            base_url: "http://cp",
+            api_url: "http://cp",
+            token: "t",
+            image: &img,
+            address: Some(&a),
+        });
         assert!(
             s.contains(" ip=10.20.0.7::10.20.0.1:255.255.252.0:::off:10.20.0.2:10.20.0.3 BOOTIF=01-52-54-00-ab-cd-01 neocloud.root="),
             "{s}"
@@ -195,8 +215,13 @@ mod tests {
         }
         .check()
         .unwrap();
-        let s =
-            ipxe(&Boot { base_url: "http://cp", token: "t", image: &img, address: Some(&bare) });
+        let s = ipxe(&Boot {
+            base_url: "http://cp",
+            api_url: "http://cp",
+            token: "t",
+            image: &img,
+            address: Some(&bare),
+        });
         assert!(
             s.contains(" ip=10.20.0.7:::255.255.255.0:::off BOOTIF=01-52-54-00-ab-cd-01 "),
             "{s}"
