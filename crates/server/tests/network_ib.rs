@@ -112,12 +112,15 @@ fn tenants_get_partitions_of_their_nodes_in_ufm() {
         let mut want_a: Vec<String> = ia.iter().map(node_guid).collect();
         want_a.sort();
         let want_b = vec![node_guid(&ib[0])];
+        // Eventually: a partition may be created before its members are
+        // added (the fabric controller converges in passes).
         let got = wait_for("both tenants' partitions in UFM", Duration::from_secs(20), || {
             let p = partitions(&ufm);
-            (p.len() == 2).then_some(p)
+            let members: Vec<&Vec<String>> = p.values().collect();
+            (p.len() == 2 && members.contains(&&want_a) && members.contains(&&want_b))
+                .then_some(p.clone())
         });
-        let members: Vec<&Vec<String>> = got.values().collect();
-        assert!(members.contains(&&want_a) && members.contains(&&want_b), "[{b}] {got:?}");
+        assert_eq!(got.len(), 2, "[{b}] {got:?}");
         let f = a.get("/v1/fabrics/ib0").expect(200).body;
         assert_eq!(f["switches"][0]["name"], "subnet-manager", "[{b}]");
         assert_eq!(f["switches"][0]["state"], "in_sync", "[{b}] {f}");
