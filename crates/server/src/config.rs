@@ -279,7 +279,8 @@ impl Config {
         self.boot_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
-    /// The URL the nodes' agents reach the agent API at.
+    /// The URL the nodes' agents reach the agent API at (as configured:
+    /// with port 0 in `listen`, the server's own is the bound one).
     pub fn agent_api_base_url(&self) -> String {
         self.agent_api_url.clone().unwrap_or_else(|| self.boot_base_url())
     }

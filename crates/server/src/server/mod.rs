@@ -191,7 +191,8 @@ impl Server {
             },
             boot: crate::boot::handlers::BootConfig {
                 base_url: boot_url.clone(),
-                agent_api_url: config.agent_api_base_url(),
+                // Where unset, the boot URL as served (the bound port).
+                agent_api_url: config.agent_api_url.clone().unwrap_or_else(|| boot_url.clone()),
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
