@@ -274,15 +274,16 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("neocloud.db").display()))
     }
 
-    /// The URL nodes reach the control plane at.
-    pub fn boot_base_url(&self) -> String {
-        self.boot_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    /// The URL nodes reach the control plane at, the server listening on
+    /// `bound` (with port 0 in `listen`, the port it was given).
+    pub fn boot_base_url(&self, bound: &str) -> String {
+        self.boot_url.clone().unwrap_or_else(|| format!("http://{bound}"))
     }
 
-    /// The URL the nodes' agents reach the agent API at (as configured:
-    /// with port 0 in `listen`, the server's own is the bound one).
-    pub fn agent_api_base_url(&self) -> String {
-        self.agent_api_url.clone().unwrap_or_else(|| self.boot_base_url())
+    /// The URL the nodes' agents reach the agent API at, the boot service
+    /// being at `boot_url` (as [`Config::boot_base_url`] answered).
+    pub fn agent_api_base_url(&self, boot_url: &str) -> String {
+        self.agent_api_url.clone().unwrap_or_else(|| boot_url.to_string())
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -292,26 +293,20 @@ impl Config {
         self.image_tls
             .validate()
             .map_err(|e| Error::invalid_value("image_tls.ca_pem", e.to_string()))?;
-        for (field, url) in [("boot_url", &self.boot_url), ("agent_api_url", &self.agent_api_url)] {
-            if let Some(u) = url {
-                if !(u.starts_with("http://") || u.starts_with("https://"))
-                    || u.chars().any(char::is_whitespace)
-                {
-                    return Err(Error::invalid_value(field, "must be an http(s) URL"));
-                }
-            }
-        }
         for (field, url, who) in [
-            ("virtual_media_iso_url", &self.virtual_media_iso_url, "the BMCs"),
-            ("uefi_http_boot_url", &self.uefi_http_boot_url, "the nodes' firmware"),
+            ("boot_url", &self.boot_url, None),
+            ("agent_api_url", &self.agent_api_url, None),
+            ("virtual_media_iso_url", &self.virtual_media_iso_url, Some("the BMCs")),
+            ("uefi_http_boot_url", &self.uefi_http_boot_url, Some("the nodes' firmware")),
         ] {
             if let Some(u) = url {
                 if !(u.starts_with("http://") || u.starts_with("https://"))
                     || u.chars().any(char::is_whitespace)
                 {
+                    let reach = who.map(|w| format!(" {w} can reach")).unwrap_or_default();
                     return Err(Error::invalid_value(
                         field,
-                        format!("must be an http(s) URL {who} can reach"),
+                        format!("must be an http(s) URL{reach}"),
                     ));
                 }
             }
@@ -389,7 +384,11 @@ mod tests {
     #[test]
     fn the_agent_api_url_defaults_to_the_boot_url_and_is_an_http_url() {
         let c: Config = toml::from_str("boot_url = \"http://10.0.0.1:8080\"").unwrap();
-        assert_eq!(c.agent_api_base_url(), "http://10.0.0.1:8080");
+        let boot = c.boot_base_url("127.0.0.1:8080");
+        assert_eq!(boot, "http://10.0.0.1:8080");
+        assert_eq!(c.agent_api_base_url(&boot), "http://10.0.0.1:8080");
+        let c = Config::default();
+        assert_eq!(c.boot_base_url("127.0.0.1:41234"), "http://127.0.0.1:41234", "as bound");
         let c: Config = toml::from_str("agent_api_url = \"cp.example:8443\"").unwrap();
         assert_eq!(c.validate().unwrap_err().field(), Some("agent_api_url"));
     }
@@ -418,8 +417,9 @@ mod tests {
         assert_eq!(c.bmc_accounts, BmcAccountPolicy::Exclusive);
         assert_eq!(c.bmc_sel, SelPolicy::Clear);
         assert_eq!(c.bmc_health_poll_secs, 600);
-        assert_eq!(c.agent_api_base_url(), "https://cp.example:8443");
-        assert_eq!(c.boot_base_url(), format!("http://{}", c.listen), "iPXE keeps boot_url");
+        let boot = c.boot_base_url(&c.listen);
+        assert_eq!(c.agent_api_base_url(&boot), "https://cp.example:8443");
+        assert_eq!(boot, format!("http://{}", c.listen), "iPXE keeps boot_url");
         let iso = c.per_node_iso.expect("per_node_iso");
         assert_eq!(iso.ipxe_efi, std::path::Path::new("/usr/lib/ipxe/ipxe.efi"));
         assert_eq!(iso.ipxe_lkrn, None);

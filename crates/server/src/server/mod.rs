@@ -111,13 +111,8 @@ impl Server {
         let ops = api::ops();
         let openapi = openapi::render(&ops);
         // Nodes need a reachable address: with port 0, the one bound.
-        let boot_url = match &config.boot_url {
-            Some(u) => u.clone(),
-            None => format!(
-                "http://{}",
-                listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone())
-            ),
-        };
+        let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone());
+        let boot_url = config.boot_base_url(&bound);
         let node_isos = match &config.per_node_iso {
             Some(c) => {
                 let c = c.clone();
@@ -191,8 +186,7 @@ impl Server {
             },
             boot: crate::boot::handlers::BootConfig {
                 base_url: boot_url.clone(),
-                // Where unset, the boot URL as served (the bound port).
-                agent_api_url: config.agent_api_url.clone().unwrap_or_else(|| boot_url.clone()),
+                agent_api_url: config.agent_api_base_url(&boot_url),
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
