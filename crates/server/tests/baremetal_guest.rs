@@ -36,9 +36,10 @@ mod common;
 mod guest;
 #[path = "../../redfish/tests/common/mod.rs"]
 mod peers;
+#[path = "../../agent/tests/swtpm/mod.rs"]
+mod swtpm;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::nodes::{get_text, wait_node};
 use common::{TestBackend, TestServer};
@@ -114,25 +115,6 @@ fn server(b: TestBackend) -> Option<TestServer> {
     })
 }
 
-fn have_swtpm() -> bool {
-    let have = |tool: &str| {
-        Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    let ok = have("swtpm") && have("tpm2_getcap");
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "swtpm or tpm2-tools is missing but CI is set");
-        eprintln!(
-            "SKIPPED: swtpm or tpm2-tools is not installed (apt-get install swtpm tpm2-tools)"
-        );
-    }
-    ok
-}
-
 /// The one node (fake system 1): its machine, booted once per image.
 struct Node {
     machine: guest::Machine,
@@ -164,50 +146,11 @@ impl Node {
         v
     }
 
-    /// Runs tpm2-tools commands (`["getcap", ARGS..]` for `tpm2_getcap`)
-    /// on the machine's TPM while it is off, as its previous owner or a
-    /// reader afterwards: its state on a software TPM's own port, started
-    /// once for them all. Their output.
-    fn tpm2(&self, commands: &[&[&str]]) -> String {
-        let port = loop {
-            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let p = a.local_addr().unwrap().port();
-            if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                break p;
-            }
-        };
-        let mut tpm = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", self.tpm_dir.display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start swtpm");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "swtpm did not listen");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let mut text = String::new();
-        for command in commands {
-            let out = Command::new(format!("tpm2_{}", command[0]))
-                .args(&command[1..])
-                .current_dir(&self.tpm_dir)
-                .env("TPM2TOOLS_TCTI", format!("swtpm:host=127.0.0.1,port={port}"))
-                .output()
-                .expect("tpm2-tools");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "tpm2_{command:?}: {err}");
-            text.push_str(&String::from_utf8_lossy(&out.stdout));
-        }
-        let _ = tpm.kill();
-        let _ = tpm.wait();
-        text
+    /// The machine's TPM on a software TPM's own port while the machine
+    /// is off (its state kept: [`swtpm::Swtpm::stop`]), for tpm2-tools as
+    /// its previous owner or a reader afterwards.
+    fn tpm(&self) -> swtpm::Swtpm {
+        swtpm::Swtpm::start_in(self.tpm_dir.clone())
     }
 
     fn nonzero(&self) -> usize {
@@ -232,7 +175,7 @@ impl Node {
 
 #[test]
 fn a_node_is_sanitized_on_a_real_machine() {
-    if !have_swtpm() {
+    if !swtpm::available() {
         return;
     }
     let tools = ["/usr/sbin/ip", "/usr/sbin/blkdiscard", "/usr/sbin/nvme"];
@@ -286,11 +229,11 @@ fn a_node_is_sanitized_on_a_real_machine() {
 
         // Its previous owner's key, persistent in the TPM, and the
         // owner's authorization set.
-        node.tpm2(&[
-            &["createprimary", "-Q", "-C", "o", "-G", "ecc", "-c", "key.ctx"],
-            &["evictcontrol", "-Q", "-C", "o", "-c", "key.ctx", "0x81000001"],
-            &["changeauth", "-c", "owner", "previous-owner"],
-        ]);
+        let tpm = node.tpm();
+        tpm.tool("createprimary", &["-Q", "-C", "o", "-G", "ecc", "-c", "key.ctx"]);
+        tpm.tool("evictcontrol", &["-Q", "-C", "o", "-c", "key.ctx", "0x81000001"]);
+        tpm.tool("changeauth", &["-c", "owner", "previous-owner"]);
+        tpm.stop();
 
         // 1. Enrolled, sanitized for nobody on the machine.
         let tenant = bm::catalog(&s, true);
@@ -325,11 +268,11 @@ fn a_node_is_sanitized_on_a_real_machine() {
         assert_eq!(tpm["ok"], true, "[{b}] {tpm}");
         let found = tpm["items"][0]["detail"].as_str().unwrap();
         assert!(found.contains("owner authorization set, persistent objects 0x81000001"), "{tpm}");
-        let props = node.tpm2(&[&["getcap", "properties-variable"]]);
-        let owner = props.lines().find(|l| l.trim_start().starts_with("ownerAuthSet:"));
-        assert!(owner.is_some_and(|l| l.trim_end().ends_with('0')), "[{b}] {props}");
-        let handles = node.tpm2(&[&["getcap", "handles-persistent"]]);
-        assert!(!handles.contains("0x81"), "[{b}] {handles}");
+        let state = node.tpm();
+        assert!(!state.flag("ownerAuthSet"), "[{b}]");
+        let handles = state.handles("persistent");
+        assert!(!handles.iter().any(|h| h.contains("0x81")), "[{b}] {handles:?}");
+        state.stop();
         assert_eq!(tpm["items"][0]["target"], "/dev/tpmrm0", "[{b}] {tpm}");
         let uefi = bm::check(rec, "clear_uefi_variables");
         let kept: Vec<&str> = uefi["items"]
