@@ -4,8 +4,13 @@ use std::fmt;
 /// operator (the node's Failed(reason) shows it); none carries credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedfishError {
-    /// No TCP connection (refused, unreachable, DNS) after the retries.
+    /// No TCP connection (refused, unreachable, DNS, no TLS handshake)
+    /// after the retries: the request never reached the BMC.
     Unreachable(String),
+    /// The connection broke after it was made (reset, closed before the
+    /// whole answer, a garbled answer): the request may have reached the
+    /// BMC and been acted on.
+    ConnectionLost(String),
     /// No answer within the timeout after the retries.
     Timeout(String),
     /// The BMC refused the credentials.
@@ -19,12 +24,16 @@ pub enum RedfishError {
 }
 
 impl RedfishError {
-    /// Worth another try: transport failures, timeouts and server errors
-    /// other than 501.
+    /// Worth another try: transport failures, timeouts, 429 (too many
+    /// requests) and server errors other than 501.
     pub fn is_transient(&self) -> bool {
         match self {
-            RedfishError::Unreachable(_) | RedfishError::Timeout(_) => true,
-            RedfishError::Status { status, .. } => *status >= 500 && *status != 501,
+            RedfishError::Unreachable(_)
+            | RedfishError::ConnectionLost(_)
+            | RedfishError::Timeout(_) => true,
+            RedfishError::Status { status, .. } => {
+                *status == 429 || (*status >= 500 && *status != 501)
+            }
             RedfishError::Auth(_) | RedfishError::Unsupported(_) | RedfishError::Protocol(_) => {
                 false
             }
@@ -36,6 +45,7 @@ impl fmt::Display for RedfishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedfishError::Unreachable(m) => write!(f, "BMC unreachable: {m}"),
+            RedfishError::ConnectionLost(m) => write!(f, "BMC connection lost mid-request: {m}"),
             RedfishError::Timeout(m) => write!(f, "BMC timed out: {m}"),
             RedfishError::Auth(m) => write!(f, "BMC refused the credentials: {m}"),
             RedfishError::Unsupported(m) => write!(f, "not supported by this BMC: {m}"),

@@ -202,17 +202,22 @@ impl Bmc {
     /// reports other than healthy (a DIMM with uncorrectable errors; empty
     /// slots say nothing).
     fn memory_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
-        self.linked_members(sys, "Memory")?.iter().for_each(|m| h.note(m));
+        // Diagnosis only (as the storage and chassis reads below): a module
+        // the BMC fails to serve (500) must not hide the others' faults.
+        self.linked_members(sys, "Memory", Bmc::get_optional_or_failed)?
+            .iter()
+            .for_each(|m| h.note(m));
         Ok(())
     }
 
     /// Notes in `h` the storage controllers of the system `sys` (as read)
     /// and their drives the BMC reports other than healthy.
     fn drive_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
-        for st in self.linked_members(sys, "Storage")? {
+        // sushy-tools answers 500 for `Storage` (it has none): tolerated.
+        for st in self.linked_members(sys, "Storage", Bmc::get_optional_or_failed)? {
             h.note(&st);
             for d in ids_in(&st["Drives"]) {
-                if let Some(dv) = self.get_optional(&d)? {
+                if let Some(dv) = self.get_optional_or_failed(&d)? {
                     h.note(&dv);
                 }
             }
@@ -227,18 +232,20 @@ impl Bmc {
     /// temperature sensors count too).
     pub(crate) fn chassis_faults(&self, sys: &Value, h: &mut Health) -> Result<()> {
         for c in ids_in(&sys["Links"]["Chassis"]) {
-            let Some(cv) = self.get_optional(&c)? else { continue };
+            let Some(cv) = self.get_optional_or_failed(&c)? else { continue };
             h.note(&cv);
             for (subsystem, key, legacy, arrays) in [
                 ("PowerSubsystem", "PowerSupplies", "Power", &["PowerSupplies"][..]),
                 ("ThermalSubsystem", "Fans", "Thermal", &["Fans", "Temperatures"][..]),
             ] {
                 if let Some(p) = cv[subsystem]["@odata.id"].as_str() {
-                    let Some(sv) = self.get_optional(p)? else { continue };
+                    let Some(sv) = self.get_optional_or_failed(p)? else { continue };
                     h.note(&sv);
-                    self.linked_members(&sv, key)?.iter().for_each(|m| h.note(m));
+                    self.linked_members(&sv, key, Bmc::get_optional_or_failed)?
+                        .iter()
+                        .for_each(|m| h.note(m));
                 } else if let Some(p) = cv[legacy]["@odata.id"].as_str() {
-                    let Some(lv) = self.get_optional(p)? else { continue };
+                    let Some(lv) = self.get_optional_or_failed(p)? else { continue };
                     for a in arrays {
                         lv[*a].as_array().into_iter().flatten().for_each(|m| h.note(m));
                     }
@@ -249,7 +256,9 @@ impl Bmc {
     }
 
     /// The log services of the system `sys` (as read) and of its managers
-    /// (the SEL is under either, by vendor), each as read.
+    /// (the SEL is under either, by vendor), each as read. One the BMC
+    /// fails to serve (500) is an error: the SEL a sanitization clears must
+    /// not be missed.
     fn log_services(&self, sys: &Value) -> Result<Vec<Value>> {
         let mut logs = Vec::new();
         let mut services = |owner: &Value| -> Result<()> {
@@ -318,7 +327,9 @@ impl Bmc {
         let mut events = Vec::new();
         for lv in self.log_services(sys)? {
             let Some(entries) = lv["Entries"]["@odata.id"].as_str() else { continue };
-            let Some(ev) = self.get_optional(entries)? else { continue };
+            // Diagnosis only: a log whose entries the BMC fails to serve
+            // must not hide the others'.
+            let Some(ev) = self.get_optional_or_failed(entries)? else { continue };
             let listed = ev["Members"].as_array().cloned().unwrap_or_default();
             // Expanded (most BMCs), else each of the last ones read.
             let inline =
@@ -328,7 +339,7 @@ impl Bmc {
             } else {
                 let paths = members(&ev);
                 for p in paths.iter().skip(paths.len().saturating_sub(ENTRIES_READ)) {
-                    if let Some(v) = self.get_optional(p)? {
+                    if let Some(v) = self.get_optional_or_failed(p)? {
                         events.extend(event_of(&v));
                     }
                 }

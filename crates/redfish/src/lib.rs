@@ -24,6 +24,7 @@ pub use client::{Answer, Bmc, BmcConfig, Session};
 pub use error::{RedfishError, Result};
 pub use health::{is_critical, Health, HealthEvent, HealthFault, LogService, EVENTS_KEPT};
 pub use host_interfaces::HostInterface;
+pub use limiter::{Lanes, LanesByEndpoint};
 pub use ops::{
     BootTarget, Cpu, Firmware, Gpu, Inventory, MediaSlot, NicInfo, PowerState, ResetType,
     SystemInfo,

@@ -1,6 +1,55 @@
-//! A counting semaphore for blocking callers: at most `n` holders.
+//! A counting semaphore for blocking callers: at most `n` holders; and a
+//! BMC's lanes of them, shared by every client of the BMC.
 
-use std::sync::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+
+/// A BMC's request lanes: at most `max_in_flight` requests at once, slow
+/// calls (firmware inventory, uploads) one fewer, so they never take every
+/// permit. Shared by every client of the BMC ([`LanesByEndpoint`]), the
+/// limit holds for the BMC, not for one client.
+pub struct Lanes {
+    pub(crate) lane: Limiter,
+    pub(crate) slow_lane: Limiter,
+}
+
+impl Lanes {
+    pub fn new(max_in_flight: usize) -> Arc<Lanes> {
+        let n = max_in_flight.max(2);
+        Arc::new(Lanes { lane: Limiter::new(n), slow_lane: Limiter::new(n - 1) })
+    }
+
+    /// Requests in flight right now.
+    pub fn in_flight(&self) -> usize {
+        self.lane.in_use()
+    }
+}
+
+/// The lanes of each BMC a process talks to, by endpoint: every client of
+/// one endpoint (a lifecycle step's, a health check's, a tenant's power
+/// action's; several nodes behind one chassis manager) takes its permits
+/// from the same lanes. Kept while a client holds them.
+#[derive(Default)]
+pub struct LanesByEndpoint(Mutex<HashMap<String, Weak<Lanes>>>);
+
+impl LanesByEndpoint {
+    /// The lanes of `endpoint` (created with `max_in_flight` if none are
+    /// held).
+    pub fn lanes(&self, endpoint: &str, max_in_flight: usize) -> Arc<Lanes> {
+        let key = endpoint.trim_end_matches('/').to_ascii_lowercase();
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = m.get(&key).and_then(Weak::upgrade) {
+            return l;
+        }
+        // Lanes no client holds any more go as the map grows.
+        if m.len() >= 64 && m.len().is_power_of_two() {
+            m.retain(|_, w| w.strong_count() > 0);
+        }
+        let l = Lanes::new(max_in_flight);
+        m.insert(key, Arc::downgrade(&l));
+        l
+    }
+}
 
 pub struct Limiter {
     max: usize,

@@ -37,6 +37,19 @@ pub(crate) fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or("").to_string()
 }
 
+/// The `AllowableValues` of the parameter `name` of an `ActionInfo`
+/// resource (`Parameters[]`); empty where it lists none.
+fn allowable_values(action_info: &Value, name: &str) -> Vec<String> {
+    action_info["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["Name"].as_str() == Some(name))
+        .flat_map(|p| p["AllowableValues"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
 /// Power states Redfish reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PowerState {
@@ -362,11 +375,29 @@ impl Bmc {
     }
 
     pub fn system(&self, path: &str) -> Result<SystemInfo> {
-        Ok(SystemInfo::read(path, &self.get(path)?))
+        self.system_info(path, &self.get(path)?)
+    }
+
+    /// The system whose resource at `path` read `v`, its reset types
+    /// included: the reset action's `ResetType@Redfish.AllowableValues`,
+    /// else the `AllowableValues` of the `ResetType` parameter of the
+    /// `@Redfish.ActionInfo` it links (read once here; BMCs say it either
+    /// way). An ActionInfo the BMC fails to serve (500) or lacks says
+    /// nothing: the BMC judges the type when the reset is sent.
+    fn system_info(&self, path: &str, v: &Value) -> Result<SystemInfo> {
+        let mut info = SystemInfo::read(path, v);
+        let action_info = v["Actions"]["#ComputerSystem.Reset"]["@Redfish.ActionInfo"].as_str();
+        if let (true, Some(ai)) = (info.reset_types.is_empty(), action_info) {
+            if let Some(av) = self.get_optional_or_failed(ai)? {
+                info.reset_types = allowable_values(&av, "ResetType");
+            }
+        }
+        Ok(info)
     }
 
     pub fn power_state(&self, system: &str) -> Result<PowerState> {
-        Ok(self.system(system)?.power_state)
+        // The state only: no ActionInfo read for each poll.
+        Ok(SystemInfo::read(system, &self.get(system)?).power_state)
     }
 
     /// Resets the system. A type the BMC does not list as allowed is
@@ -382,7 +413,8 @@ impl Bmc {
     }
 
     fn reset_with(&self, system: &str, t: ResetType, once: bool) -> Result<()> {
-        let info = self.system(system)?;
+        let v = self.get(system)?;
+        let info = self.system_info(system, &v)?;
         if !info.reset_types.is_empty() && !info.reset_types.iter().any(|r| r == t.as_str()) {
             return Err(RedfishError::Unsupported(format!(
                 "reset type {} (allowed: {})",
@@ -390,7 +422,6 @@ impl Bmc {
                 info.reset_types.join(", ")
             )));
         }
-        let v = self.get(system)?;
         let target = v["Actions"]["#ComputerSystem.Reset"]["target"]
             .as_str()
             .map(str::to_string)
@@ -428,7 +459,8 @@ impl Bmc {
 
     /// Boots from `target` on the next boot only.
     pub fn boot_once(&self, system: &str, target: BootTarget, uefi: bool) -> Result<()> {
-        self.boot_once_on(&self.system(system)?, target, uefi)
+        // Its boot settings only: no ActionInfo read.
+        self.boot_once_on(&SystemInfo::read(system, &self.get(system)?), target, uefi)
     }
 
     /// [`Self::boot_once`] on a system just read (`info`), saving the read.
@@ -564,27 +596,37 @@ impl Bmc {
         system: &str,
         sys: &Value,
     ) -> Result<Vec<(Value, Vec<Value>)>> {
-        let mut out = vec![(sys.clone(), self.linked_members(sys, "Processors")?)];
+        let mut out =
+            vec![(sys.clone(), self.linked_members(sys, "Processors", Bmc::get_optional)?)];
         for sp in self
             .systems()?
             .into_iter()
             .filter(|p| p != system && last_segment(p).starts_with("HGX_Baseboard"))
         {
             let v = self.get(&sp)?;
-            let processors = self.linked_members(&v, "Processors")?;
+            let processors = self.linked_members(&v, "Processors", Bmc::get_optional)?;
             out.push((v, processors));
         }
         Ok(out)
     }
 
     /// The members of the collection `sys` (a system as read) links under
-    /// `key`, each read; none where it links none or the BMC has none.
-    pub(crate) fn linked_members(&self, sys: &Value, key: &str) -> Result<Vec<Value>> {
+    /// `key`, each read with `read` (the collection too): none where it
+    /// links none or the BMC has none. `read` is [`Bmc::get_optional`]
+    /// where a member the BMC fails to serve must fail the read (an
+    /// inventory's GPUs), [`Bmc::get_optional_or_failed`] where it is left
+    /// out (diagnosis).
+    pub(crate) fn linked_members(
+        &self,
+        sys: &Value,
+        key: &str,
+        read: fn(&Bmc, &str) -> Result<Option<Value>>,
+    ) -> Result<Vec<Value>> {
         let Some(coll) = sys[key]["@odata.id"].as_str() else { return Ok(vec![]) };
-        let Some(cv) = self.get_optional(coll)? else { return Ok(vec![]) };
+        let Some(cv) = read(self, coll)? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for p in members(&cv) {
-            if let Some(v) = self.get_optional(&p)? {
+            if let Some(v) = read(self, &p)? {
                 out.push(v);
             }
         }
@@ -627,7 +669,7 @@ impl Bmc {
     /// collection), so every read is one BMC round trip fewer to wait on.
     pub fn inventory(&self, system: &str) -> Result<Inventory> {
         let sys = self.get(system)?;
-        let info = SystemInfo::read(system, &sys);
+        let info = self.system_info(system, &sys)?;
         let mut cpus = Vec::new();
         let mut gpus = Vec::new();
         let mut health = Health { rollup: rollup_of(&sys), ..Health::default() };

@@ -100,9 +100,13 @@ impl Bmc {
     }
 
     /// Sets an account's password (write-only: the BMC never shows it; a
-    /// login with it is the check).
+    /// login with it is the check). Sent at most once: after a lost answer
+    /// the BMC may hold the new password, and a second PATCH, sent with
+    /// the credentials it no longer takes, is refused (401) and makes a
+    /// change that was done look failed.
     pub fn set_account_password(&self, a: &BmcAccount, password: &str) -> Result<()> {
-        self.request("PATCH", &a.path, Some(&json!({ "Password": password }))).map(|_| ())
+        self.request_at_most_once("PATCH", &a.path, Some(&json!({ "Password": password })))
+            .map(|_| ())
     }
 
     /// Disables an account and reads it back: the answer is the account as

@@ -306,11 +306,7 @@ fn task_of(location: &str) -> String {
 /// A BMC URI's path (an absolute URL's, or as it is), without a trailing
 /// `/`.
 fn path_of(uri: &str) -> String {
-    let path = match uri.split_once("://") {
-        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
-        None => uri,
-    };
-    path.trim_end_matches('/').to_string()
+    crate::client::path_of(uri).trim_end_matches('/').to_string()
 }
 
 #[cfg(test)]

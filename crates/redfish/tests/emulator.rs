@@ -421,7 +421,7 @@ fn credentials_are_checked_by_a_bmc_without_sessions() {
 /// `UpdateService.SimpleUpdate` as sushy-tools takes it: the action found
 /// on the update service, the image and targets in the body. The fake
 /// driver keeps no firmware versions, so the emulator refuses the update
-/// with its reason (500 after the retries), and a target it does not take
+/// with its reason (500, not sent again: a POST), and a target it does not take
 /// with 400; its task resource reads as completed (no request kept), and
 /// its task service lists no tasks.
 #[test]
