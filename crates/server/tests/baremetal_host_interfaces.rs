@@ -176,7 +176,7 @@ fn a_host_interface_the_bmc_keeps_on_fails_the_node() {
         // Off at enrollment; a tenant turns it on and the BMC keeps it on:
         // the sanitization fails, the rest of the record in order.
         set_static_host_interface(&file, false);
-        let (h, hw) = static_node(&s, &bmc.url);
+        let (h, hw) = static_node(&s, &bmc.url, mockup.path());
         assert_eq!(hw["bmc"]["host_interfaces"][0]["enabled"], false, "[{b}] {hw}");
         let id = h.provision("job");
         set_static_host_interface(&file, true);

@@ -41,7 +41,8 @@ fn secure_boot_a_tenant_turned_off_is_turned_back_on() {
         let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["bmc"]["secure_boot"]["enable"], true, "[{b}] {hw}");
         assert!(hw["bmc"]["bmc_accounts"].is_null(), "[{b}] the emulator has no accounts: {hw}");
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0 };
+        let h =
+            ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0, mockup: None };
 
         let id = h.provision("job");
         // The tenant turns it off (from the UEFI setup, as far as the BMC knows).
@@ -219,7 +220,7 @@ fn an_account_the_bmc_does_not_disable_fails_the_sanitization() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         std::fs::write(accounts.join("index.json"), &listed).unwrap();
-        let (h, hw) = static_node(&s, &bmc.url);
+        let (h, hw) = static_node(&s, &bmc.url, mockup.path());
         let users = bmc_accounts(&hw);
         assert_eq!(
             users,
@@ -342,7 +343,7 @@ fn a_bios_setting_the_bmc_does_not_apply_fails_the_sanitization() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         std::fs::write(&bios_file, &as_shipped).unwrap();
-        let (h, hw) = static_node(&s, &bmc.url);
+        let (h, hw) = static_node(&s, &bmc.url, mockup.path());
         assert_eq!(hw["bmc"]["bios"]["IntelVTforDirectedIO"], "Enabled", "[{b}] {hw}");
 
         let id = h.provision("job");
@@ -435,7 +436,7 @@ fn a_boot_order_the_bmc_does_not_take_back_fails_the_sanitization() {
         let Some(s) = server_without_controller(b) else { continue };
         let b = b.as_str();
         std::fs::write(&sys_file, &as_shipped).unwrap();
-        let (h, _) = static_node(&s, &bmc.url);
+        let (h, _) = static_node(&s, &bmc.url, mockup.path());
 
         let id = h.provision("job");
         // The tenant puts the OS disk first; this BMC takes the order back
@@ -638,6 +639,23 @@ fn every_sanitization_gives_the_bmc_a_new_password_and_a_cut_short_rotation_sett
         assert_ne!(f.sim.password(i), first, "[{b}] another new password");
         assert_eq!(stored_password(&h).0, f.sim.password(i), "[{b}]");
 
+        // The BMC takes the new password and its answer is lost: the
+        // driver does not send it again (with the old credentials, which
+        // the BMC now refuses), and a login with the new one settles it
+        // in the same step: the control plane keeps the password the BMC
+        // has, and the record says so.
+        let sim_node = i;
+        f.sim.on_change(move |n, what| n == sim_node && what == "account");
+        let id = h.provision("answer-lost");
+        let before = f.sim.password(i);
+        assert_eq!(h.release(&id)["state"], "available", "[{b}]");
+        f.sim.on_change(|_, _| false);
+        let now = f.sim.password(i);
+        assert_ne!(now, before, "[{b}] the BMC took a new password");
+        assert_eq!(stored_password(&h), (now, false), "[{b}] and the store has it");
+        let rec = &record(&h, &id, true);
+        assert_eq!(check(rec, "bmc_password")["ok"], true, "[{b}] {rec}");
+
         // A control plane killed after sending a new password, before
         // recording that it works: the next step keeps the one that logs in.
         let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
@@ -668,7 +686,8 @@ fn a_bmc_without_an_account_service_fails_the_rotation() {
         let b = b.as_str();
         let (tenant, mut ctl, secrets) = one_node_by_hand(&s, &emu);
         ctl.rotate_bmc_password = true;
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0 };
+        let h =
+            ByHand { s: &s, ctl, secrets, tenant, mac: peers::fake_mac(1), gpus: 0, mockup: None };
         let id = h.provision("job");
         let l = h.release(&id);
         assert_eq!(l["state"], "failed", "[{b}] {l}");
@@ -724,7 +743,7 @@ fn the_providers_firmware_baseline_fails_inspection_and_sanitization_of_other_ve
             .body;
         s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
         drive(&ctl, &secrets, &s, "bm-1", "available");
-        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 };
+        let h = ByHand { s: &s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8, mockup: None };
         let id = h.provision("job");
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         let c = check(&record(&h, &id, true), "firmware_baseline").clone();

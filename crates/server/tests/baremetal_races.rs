@@ -130,3 +130,78 @@ fn a_power_cycle_repeated_after_its_boot_spent_the_override_sets_it_again() {
         );
     }
 }
+
+/// A release's sanitizer token is issued only once the node is read
+/// powered off. Until its reset the released tenant's system still runs,
+/// on the provisioning network, where the boot service serves the node's
+/// script (and in it the sanitizer's token) to whoever asks by the node's
+/// MAC: a token issued while it runs could be registered with, and the
+/// tenant's system would then answer the sanitizer's steps itself. So the
+/// first pass of the power cycle forces the node off and issues nothing;
+/// the next finds it off, issues the token and powers it on.
+#[test]
+fn a_released_tenants_system_is_off_before_the_sanitizers_token_exists() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let (ctl, secrets, tenant, id) = at_power_cycle(&s, &f, i);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let reg = register_raw(&s, &ipxe_token(&s, i), "n1").expect(201).body;
+        let agent = s.client(reg["credential"].as_str().unwrap());
+        drive(&ctl, &secrets, &s, "bm-1", "active");
+        heartbeat(&agent).expect(200);
+        assert_eq!(instance(&tenant, &id)["state"], "ready", "[{b}]");
+        assert!(f.sim.power_on(i), "[{b}] the tenant's system runs");
+
+        release(&tenant, &id).expect(202);
+        for _ in 0..10 {
+            if lifecycle(&s, "bm-1")["step"] == "power_cycle" {
+                break;
+            }
+            ctl.run_once(&s.store, &secrets).unwrap();
+        }
+        let script_now = || get_text(&format!("{}/boot/ipxe?mac={}", s.url, simbmc::mac(i))).1;
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!((&l["state"], &l["step"]), (&json!("releasing"), &json!("power_cycle")));
+        assert!(f.sim.power_on(i), "[{b}] still running the tenant's system");
+        assert!(!script_now().contains("neocloud.token="), "[{b}] {}", script_now());
+
+        // The power cycle's first pass: forced off, no token yet.
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!(l["step"], "power_cycle", "[{b}] {l}");
+        assert!(!f.sim.power_on(i), "[{b}] forced off first");
+        let script = script_now();
+        assert!(!script.contains("neocloud.token="), "[{b}] a token while it ran: {script}");
+        // The tenant's credential died with the release.
+        heartbeat(&agent).expect(401);
+
+        // The next finds it off: the token, then power on; the sanitizer
+        // that boots registers with it.
+        ctl.run_once(&s.store, &secrets).unwrap();
+        let l = lifecycle(&s, "bm-1");
+        assert_eq!((&l["state"], &l["step"]), (&json!("releasing"), &json!("await_agent")));
+        assert!(f.sim.power_on(i), "[{b}] powered on for the sanitizer");
+        let token = ipxe_token(&s, i);
+        let reg = register_raw(&s, &token, "n1").expect(201).body;
+        let sanitizer = s.client(reg["credential"].as_str().unwrap());
+        ctl.run_once(&s.store, &secrets).unwrap();
+        assert_eq!(lifecycle(&s, "bm-1")["state"], "sanitizing", "[{b}]");
+        // Its steps take a while; the record's start is its registration.
+        std::thread::sleep(Duration::from_millis(1200));
+        for st in heartbeat(&sanitizer).expect(200).body["steps"].as_array().unwrap() {
+            report(&sanitizer, st["id"].as_str().unwrap(), true).expect(200);
+        }
+        // (Its simulated host shows no GPUs where the BMC shows 8: the
+        // record is incomplete, and written all the same.)
+        drive(&ctl, &secrets, &s, "bm-1", "failed");
+        let rec = records(&tenant, &id).remove(0);
+        let at = |k: &str| {
+            let t = rec["body"][k].as_str().unwrap();
+            neocloud_common::time::from_rfc3339(t).unwrap()
+        };
+        let took = at("finished_at") - at("started_at");
+        assert!(took >= 1_200_000, "[{b}] the record spans the sanitizer's steps: {took} µs");
+    }
+}

@@ -160,6 +160,30 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
             )
             .expect(422);
         assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}]");
+        // Credentials in the address would be used unsealed and shown to
+        // every reader; a query, a fragment or the Redfish root in it
+        // would break every path the driver appends.
+        for endpoint in [
+            "https://root:calvin@10.0.0.5",
+            "https://root@10.0.0.5",
+            "https://10.0.0.5/redfish/v1",
+            "https://10.0.0.5/redfish/v1/",
+            "https://10.0.0.5?x=1",
+            "https://10.0.0.5#",
+            "https://",
+        ] {
+            let e = s
+                .admin()
+                .post(
+                    "/v1/nodes",
+                    &json!({"name": "x", "site": "s", "pod": "p", "su": "su1", "rack": "r1", "gpu_model": "h100-80gb",
+                            "gpus": 8, "bmc": {"endpoint": endpoint, "username": "a", "password": "b"}}),
+                )
+                .expect(422);
+            assert_eq!(e.error().1.as_deref(), Some("bmc.endpoint"), "[{b}] {endpoint}");
+            assert!(!e.text.contains("calvin"), "[{b}] {}", e.text);
+        }
+        s.admin().get("/v1/nodes/x").expect(404);
         // A boot method needs a BMC, a known name, and (virtual media, UEFI
         // HTTP) the server's iPXE ISO or EFI binary, which this server has not.
         let node = |extra: serde_json::Value| {
@@ -200,15 +224,55 @@ fn unreachable_bmcs_and_wrong_credentials_end_in_failed_with_the_reason() {
     }
 }
 
+/// A copy of mockup `name` whose MACs are another machine's: the fourth
+/// octet of each is `k` (a MAC is one node's).
+fn mockup_of_machine(name: &str, k: u8) -> peers::TempDir {
+    fn is_mac(b: &[u8]) -> bool {
+        b.len() == 17
+            && b.iter().enumerate().all(|(i, c)| match i % 3 {
+                2 => *c == b':',
+                _ => c.is_ascii_hexdigit(),
+            })
+    }
+    fn walk(dir: &std::path::Path, k: u8) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path, k);
+                continue;
+            }
+            let mut text = std::fs::read(&path).unwrap();
+            let mut i = 0;
+            while i + 17 <= text.len() {
+                if is_mac(&text[i..i + 17]) {
+                    text[i + 9..i + 11].copy_from_slice(format!("{k:02X}").as_bytes());
+                    i += 17;
+                } else {
+                    i += 1;
+                }
+            }
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+    let dir = peers::mockup_copy(name);
+    walk(dir.path(), k);
+    dir
+}
+
 #[test]
 fn two_replicas_move_each_node_once() {
-    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    let mockups: Vec<_> = (0..3).map(|k| mockup_of_machine("dgx-h100", k)).collect();
+    let mut bmcs = Vec::new();
+    for m in &mockups {
+        let Some(bmc) = peers::StaticBmc::start_dir(m.path()) else { return };
+        bmcs.push(bmc);
+    }
     for b in TestBackend::ALL {
         let Some(s) = server(b) else { continue };
         // A second replica: its own lifecycle controller on the same store.
         let r2 = s.replica();
         let b = b.as_str();
-        for i in 0..3 {
+        for (i, bmc) in bmcs.iter().enumerate() {
             enroll(&s, &format!("dgx-{i}"), &bmc.url, "pw");
         }
         for i in 0..3 {
@@ -412,5 +476,32 @@ fn a_silent_bmc_does_not_hold_up_other_nodes() {
         );
         let silent = s.admin().get("/v1/nodes/silent").expect(200).body;
         assert_eq!(silent["lifecycle"]["state"], "enrolling", "[{b}] {silent}");
+    }
+}
+
+/// The same BMC enrolled twice under two names: the second node's
+/// inspection finds MACs the first one has, and the boot service finds a
+/// node by the MAC it boots from (each would boot the other's scripts).
+/// Refused, naming the other node; the first stays available.
+#[test]
+fn a_node_whose_macs_are_another_nodes_fails_its_inspection() {
+    let Some(bmc) = peers::StaticBmc::start("dgx-h100") else { return };
+    for b in TestBackend::ALL {
+        let Some(s) = server(b) else { continue };
+        let b = b.as_str();
+        enroll(&s, "dgx-1", &bmc.url, "bmc-pass-123");
+        let n = settle(&s, "dgx-1", &["enrolling", "inspecting"]);
+        assert_eq!(n["lifecycle"]["state"], "available", "[{b}] {n}");
+        enroll(&s, "dgx-2", &bmc.url, "bmc-pass-123");
+        let n = settle(&s, "dgx-2", &["enrolling", "inspecting"]);
+        assert_eq!(n["lifecycle"]["state"], "failed", "[{b}] {n}");
+        let reason = n["lifecycle"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("which is node dgx-1's"), "[{b}] {reason}");
+        assert!(n["macs"].as_array().is_none_or(|m| m.is_empty()), "[{b}] not recorded: {n}");
+        let first = s.admin().get("/v1/nodes/dgx-1").expect(200).body;
+        assert_eq!(first["lifecycle"]["state"], "available", "[{b}] {first}");
+        let mac = first["macs"][0].as_str().unwrap();
+        let (status, script) = common::nodes::get_text(&format!("{}/boot/ipxe?mac={mac}", s.url));
+        assert_eq!(status, 200, "[{b}] {script}");
     }
 }

@@ -61,5 +61,26 @@ fn nodes_record_gpu_memory_and_rail_nics() {
             .expect(400);
         assert_eq!(e.error().1.as_deref(), Some("nics[0].vlan"), "[{b}]");
         a.get("/v1/nodes/n3").expect(404);
+
+        // A MAC is one node's: the boot service finds a node by the MAC it
+        // boots from (two would boot each other's scripts).
+        let mac = |m: &str| json!([{"name": "a", "rail": 0, "fabric": "f", "switch": "l0", "port": "1", "mac": m}]);
+        a.post(
+            "/v1/nodes",
+            &with(
+                json!({"name": "n3", "gpu_model": "h100-80gb", "nics": mac("52:54:00:aa:00:01")}),
+            ),
+        )
+        .expect(201);
+        for m in ["52:54:00:aa:00:01", "52:54:00:AA:00:01"] {
+            let e = a
+                .post(
+                    "/v1/nodes",
+                    &with(json!({"name": "n4", "gpu_model": "h100-80gb", "nics": mac(m)})),
+                )
+                .expect(409);
+            assert_eq!(e.error().1.as_deref(), Some("nics[0].mac"), "[{b}] {m}: {}", e.text);
+        }
+        a.get("/v1/nodes/n4").expect(404);
     });
 }

@@ -94,9 +94,11 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     // it holds the same lock): the live-instance checks below see every
     // instance committed before, and none created after sees this image.
     crate::allocations::lock_placement(w)?;
+    // An instance's rebuild asked for and not yet started names it too.
     let rows = w.query(
-        "SELECT COUNT(*) FROM instances WHERE image_id = ? AND state <> 'released'",
-        vals![id],
+        "SELECT COUNT(*) FROM instances WHERE (image_id = ? OR rebuild_image_id = ?) \
+         AND state <> 'released'",
+        vals![id, id],
     )?;
     if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict("instances use this image: release them first"));
@@ -108,11 +110,17 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
             vals![id],
         )?;
         let live = w.query("SELECT COUNT(*) FROM instances WHERE state <> 'released'", &[])?;
+        // A node sanitized before it joins the pool, or after a release
+        // whose instance is gone, boots it too.
+        let sanitizing = w.query(
+            "SELECT COUNT(*) FROM nodes WHERE lifecycle_state IN ('releasing', 'sanitizing')",
+            &[],
+        )?;
         let count =
             |rows: Vec<Row>| rows.first().map(|r| r.i64(0)).transpose().map(|n| n.unwrap_or(0));
-        if count(others)? == 0 && count(live)? > 0 {
+        if count(others)? == 0 && (count(live)? > 0 || count(sanitizing)? > 0) {
             return Err(Error::conflict(
-                "the only sanitizer image: live instances need it to be released safely",
+                "the only sanitizer image: live instances and nodes being sanitized need it",
             ));
         }
     }

@@ -19,6 +19,24 @@ fn node(name: &str, mac: &str) -> NodeCreate {
     .unwrap()
 }
 
+/// Records an inspection of node `id` that found `macs` (and nothing else).
+fn record_macs(
+    store: &neocloud_store::Store,
+    id: &str,
+    macs: &[&str],
+) -> neocloud_common::Result<()> {
+    let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
+    let inv = BmcInventory::default();
+    let found = nodes::Inspected {
+        gpus: None,
+        macs: &macs,
+        firmware: &[],
+        platform: &PlatformBaseline::default(),
+        inventory: &inv,
+    };
+    store.write(|w| nodes::record_inventory(w, id, &found))
+}
+
 #[test]
 fn nodes_are_found_by_declared_and_inspected_macs() {
     each_backend(|store, b| {
@@ -32,18 +50,7 @@ fn nodes_are_found_by_declared_and_inspected_macs() {
         assert_eq!(find("AA:00:00:00:00:02").as_deref(), Some("b"), "[{b}]");
         assert_eq!(find("aa:00:00:00:00:09"), None, "[{b}]");
         // Inspected MACs join the declared ones.
-        let inspected = |macs: &[&str]| {
-            let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
-            let inv = BmcInventory::default();
-            let found = nodes::Inspected {
-                gpus: None,
-                macs: &macs,
-                firmware: &[],
-                platform: &PlatformBaseline::default(),
-                inventory: &inv,
-            };
-            store.write(|w| nodes::record_inventory(w, &a.id, &found)).unwrap();
-        };
+        let inspected = |macs: &[&str]| record_macs(store, &a.id, macs).unwrap();
         inspected(&["bb:00:00:00:00:01", "BB:00:00:00:00:02"]);
         assert_eq!(find("bb:00:00:00:00:02").as_deref(), Some("a"), "[{b}]");
         assert_eq!(find("aa:00:00:00:00:01").as_deref(), Some("a"), "[{b}]");
@@ -294,5 +301,95 @@ fn firmware_slots_are_never_over_claimed() {
                 })
                 .unwrap();
         }
+    });
+}
+
+/// A MAC is one node's: the boot service finds a node by the MAC it boots
+/// from. Declared and inspected MACs another node has are refused, naming
+/// where this node has it; nothing is written.
+#[test]
+fn a_mac_another_node_has_is_refused() {
+    each_backend(|store, b| {
+        let a = store.write(|w| nodes::create(w, &node("a", "aa:00:00:00:00:01"), None)).unwrap();
+        let e =
+            store.write(|w| nodes::create(w, &node("b", "AA:00:00:00:00:01"), None)).unwrap_err();
+        assert!(
+            matches!(&e, neocloud_common::Error::AlreadyExists { field, .. } if field == "nics[0].mac"),
+            "[{b}] {e:?}"
+        );
+        let other =
+            store.write(|w| nodes::create(w, &node("b", "aa:00:00:00:00:02"), None)).unwrap();
+        assert_eq!(
+            store.read(|r| nodes::mac_owner(r, "AA:00:00:00:00:01", &other.id)).unwrap().as_deref(),
+            Some("a"),
+            "[{b}]"
+        );
+        assert_eq!(store.read(|r| nodes::mac_owner(r, "aa:00:00:00:00:01", &a.id)).unwrap(), None);
+        // Inspected: b's BMC reports a's MAC.
+        let e = record_macs(store, &other.id, &["aa:00:00:00:00:01"]).unwrap_err();
+        assert!(
+            matches!(&e, neocloud_common::Error::AlreadyExists { field, .. } if field == "macs"),
+            "[{b}] {e:?}"
+        );
+        let found = |mac: &str| store.read(|r| nodes::by_mac(r, mac)).unwrap().map(|n| n.name);
+        assert_eq!(found("aa:00:00:00:00:02").as_deref(), Some("b"), "[{b}] b's index kept");
+    });
+}
+
+/// A firmware update is written as sent only if the stored updates are as
+/// the writer read them: a second replica that read the same plan does
+/// not write (and send) it again.
+#[test]
+fn a_firmware_send_is_written_once_by_whichever_replica_is_first() {
+    each_backend(|store, b| {
+        let a = store.write(|w| nodes::create(w, &node("a", "aa:00:00:00:00:01"), None)).unwrap();
+        let planned: neocloud_types::FirmwareUpdate = serde_json::from_value(json!({
+            "component": "BIOS", "target": "/redfish/v1/UpdateService/FirmwareInventory/BIOS",
+            "from": "1.0", "to": "1.1", "image": "http://fw/bios.bin", "state": "planned"
+        }))
+        .unwrap();
+        store
+            .write(|w| nodes::set_firmware_updates(w, &a.id, Some(std::slice::from_ref(&planned))))
+            .unwrap();
+        let mut sent = planned.clone();
+        sent.state = neocloud_types::FirmwareUpdateState::Sent;
+        sent.sends = 1;
+        let as_read = |now: &[neocloud_types::FirmwareUpdate]| {
+            now.first().is_some_and(|u| u.state == planned.state && u.sends == planned.sends)
+        };
+        let first = store
+            .write(|w| nodes::set_firmware_updates_if(w, &a.id, as_read, &[sent.clone()]))
+            .unwrap();
+        assert!(first, "[{b}]");
+        let second = store
+            .write(|w| nodes::set_firmware_updates_if(w, &a.id, as_read, &[sent.clone()]))
+            .unwrap();
+        assert!(!second, "[{b}] read planned, stored sent: not written again");
+        let now = store.read(|r| nodes::firmware_updates(r, &a.id)).unwrap().unwrap();
+        assert_eq!(now[0].sends, 1, "[{b}]");
+    });
+}
+
+/// One BMC password rotation at a time: a new password is staged only
+/// where none is (another's in flight is settled first).
+#[test]
+fn a_bmc_password_is_staged_only_where_none_is() {
+    each_backend(|store, b| {
+        let mut p = node("a", "aa:00:00:00:00:01");
+        p.bmc = serde_json::from_value(
+            json!({"endpoint": "https://bmc-a", "username": "admin", "password": "pw"}),
+        )
+        .unwrap();
+        let a = store.write(|w| nodes::create(w, &p, Some("sealed-0"))).unwrap();
+        let stage = |s: &str| store.write(|w| nodes::stage_bmc_password(w, &a.id, s)).unwrap();
+        assert!(stage("sealed-1"), "[{b}]");
+        assert!(!stage("sealed-2"), "[{b}] one in flight");
+        let rec = store.read(|r| nodes::bmc(r, &a.id)).unwrap().unwrap();
+        assert_eq!(rec.password_next_sealed.as_deref(), Some("sealed-1"), "[{b}]");
+        store.write(|w| nodes::drop_bmc_password(w, &a.id, "sealed-1")).unwrap();
+        assert!(stage("sealed-2"), "[{b}]");
+        assert!(store.write(|w| nodes::promote_bmc_password(w, &a.id, "sealed-2")).unwrap());
+        let rec = store.read(|r| nodes::bmc(r, &a.id)).unwrap().unwrap();
+        assert_eq!((rec.password_sealed.as_str(), rec.password_next_sealed), ("sealed-2", None));
     });
 }

@@ -176,10 +176,6 @@ fn check_images(
             return Err(Error::invalid_value(&field, "is not a component the baseline lists (list it in `components`, or drop its image)"));
         }
         super::images::check_url(&field, url)?;
-        let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
-        if authority.contains('@') {
-            return Err(Error::invalid_value(&field, "must not carry credentials"));
-        }
     }
     Ok(())
 }

@@ -69,13 +69,39 @@ fn get(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
 }
 
 /// An `http(s)://` URL a boot loader can fetch: no spaces or controls
-/// (they would split the iPXE line).
+/// (they would split the iPXE line), nothing iPXE would read as more than
+/// a word of its own (below), no credentials (every reader of the
+/// catalog, every tenant included, and the BMCs' logs would see them).
 pub(super) fn check_url(field: &str, v: &str) -> Result<()> {
     if !(v.starts_with("http://") || v.starts_with("https://")) {
         return Err(Error::invalid_value(field, "must be an http:// or https:// URL"));
     }
     if v.len() > 2048 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid_value(field, "must be at most 2048 characters, without spaces"));
+    }
+    let authority = v.split("://").nth(1).unwrap_or("").split(['/', '?', '#']).next();
+    if authority.unwrap_or("").contains('@') {
+        return Err(Error::invalid_value(field, "must not carry credentials"));
+    }
+    check_ipxe_words(field, v)
+}
+
+/// Text the boot service writes into an iPXE script's `kernel` line: iPXE
+/// expands `${...}` (settings) before it splits the line, ends a command
+/// at a word `||`, `&&` or `;` (and runs what follows), and takes a word
+/// starting with `#` as the start of a comment (what follows, the node's
+/// token included, would be lost). None of them is taken.
+pub(super) fn check_ipxe_words(field: &str, v: &str) -> Result<()> {
+    if v.contains("${") {
+        return Err(Error::invalid_value(field, "must not contain ${ (iPXE expands it)"));
+    }
+    for word in v.split_whitespace() {
+        if matches!(word, "||" | "&&" | ";") || word.starts_with('#') {
+            return Err(Error::invalid_value(
+                field,
+                format!("must not contain the word {word:?} (iPXE reads it as a command separator or a comment)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -98,6 +124,7 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if p.cmdline.len() > 1024 || p.cmdline.chars().any(|c| c.is_control()) {
         return Err(Error::invalid_value("cmdline", "must be one line of at most 1024 characters"));
     }
+    check_ipxe_words("cmdline", &p.cmdline)?;
     if p.cmdline.split_whitespace().any(|w| w.starts_with("neocloud.") || w.starts_with("ds=")) {
         return Err(Error::invalid_value(
             "cmdline",

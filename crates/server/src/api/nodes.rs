@@ -236,12 +236,45 @@ fn draw_boot_address(
     Ok(range.boot_network(&bn.mac, address))
 }
 
+/// A BMC's address: `http(s)://host[:port]`, with at most a path prefix
+/// (a proxy's) before the `/redfish/v1` the driver adds. No credentials in
+/// it (they would be used without being sealed, and the address is shown
+/// to the provider's readers and in errors), no query or fragment (the
+/// driver appends paths to it).
+fn check_bmc_endpoint(e: &str) -> Result<()> {
+    let field = "bmc.endpoint";
+    let rest = e.strip_prefix("https://").or_else(|| e.strip_prefix("http://"));
+    let Some(rest) = rest else {
+        return Err(Error::invalid_value(field, "must be an http:// or https:// URL"));
+    };
+    if e.len() > 256 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid_value(field, "must be at most 256 characters, without spaces"));
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.is_empty() {
+        return Err(Error::invalid_value(field, "must name the BMC's host"));
+    }
+    if authority.contains('@') {
+        return Err(Error::invalid_value(
+            field,
+            "must not carry credentials (give them as bmc.username and bmc.password)",
+        ));
+    }
+    if e.contains(['?', '#']) {
+        return Err(Error::invalid_value(field, "must not have a query or a fragment"));
+    }
+    if path.trim_end_matches('/').split('/').any(|seg| seg == "redfish") {
+        return Err(Error::invalid_value(
+            field,
+            "must be the BMC's address without /redfish/v1 (the driver adds it)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks BMC credentials and seals the password.
 fn seal_bmc(c: &Call<'_>, b: &BmcCredentials) -> Result<String> {
-    let ok_scheme = b.endpoint.starts_with("http://") || b.endpoint.starts_with("https://");
-    if !ok_scheme || b.endpoint.len() > 256 || b.endpoint.chars().any(char::is_whitespace) {
-        return Err(Error::invalid_value("bmc.endpoint", "must be an http:// or https:// URL"));
-    }
+    check_bmc_endpoint(&b.endpoint)?;
     if b.username.is_empty() || b.username.len() > 128 {
         return Err(Error::invalid_value("bmc.username", "must be 1 to 128 characters"));
     }

@@ -372,6 +372,14 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
         if current_boot(app, w, &node)?.is_none() || !agents::consume_boot_token(w, &h)? {
             return Err(refused());
         }
+        if agents::agent_by_credential(w, &credential_hash)?.is_some() {
+            // Another agent's (a copied image's fixed value): refused before
+            // the insert its uniqueness would fail.
+            return Err(Error::invalid_request(
+                "credential",
+                "is another agent's: propose 64 hex digits from a secure random source",
+            ));
+        }
         let rec = agents::create_agent(w, &tok, &credential_hash, &p.inventory)?;
         agent_event(w, &node.id, &format!("agent_register_{}", tok.purpose.as_str()), "success")?;
         Ok((rec, true))

@@ -36,6 +36,8 @@ struct Shared {
 pub struct Server {
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
+    /// `boot_listen`: the boot service's own listener.
+    boot_listener: Option<tokio::net::TcpListener>,
     cancel: CancellationToken,
     config: Config,
     /// Where the bootstrap token was written, on first start.
@@ -108,10 +110,26 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
             Error::invalid_request("listen", format!("cannot listen on {}: {e}", config.listen))
         })?;
+        let boot_listener = match &config.boot_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Error::invalid_request("boot_listen", format!("cannot listen on {addr}: {e}"))
+            })?),
+            None => {
+                if !demo {
+                    tracing::warn!("the boot service shares the API's listener (no boot_listen): whatever reaches the API, a tenant's node for its agent included, can read any node's boot script and one-time token by its MAC; set boot_listen to an address on the provisioning network");
+                }
+                None
+            }
+        };
         let ops = api::ops();
         let openapi = openapi::render(&ops);
-        // Nodes need a reachable address: with port 0, the one bound.
-        let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or(config.listen.clone());
+        // Nodes need a reachable address: with port 0, the one bound (the
+        // boot service's own listener where it has one).
+        let bound = match &boot_listener {
+            Some(l) => l.local_addr().map(|a| a.to_string()).ok(),
+            None => listener.local_addr().map(|a| a.to_string()).ok(),
+        }
+        .unwrap_or(config.listen.clone());
         let boot_url = config.boot_base_url(&bound);
         let node_isos = match &config.per_node_iso {
             Some(c) => {
@@ -205,6 +223,7 @@ impl Server {
                 draining: AtomicBool::new(false),
             }),
             listener,
+            boot_listener,
             cancel: CancellationToken::new(),
             config,
             bootstrap_token: token,
@@ -220,6 +239,11 @@ impl Server {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// The boot service's own listener's address (`boot_listen`), if any.
+    pub fn boot_local_addr(&self) -> Option<SocketAddr> {
+        self.boot_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Cancelling it stops the server gracefully.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
@@ -232,14 +256,28 @@ impl Server {
     /// Serves until the cancellation token fires, then drains in-flight
     /// requests, stops background tasks and flushes what they hold.
     pub async fn run(self) -> Result<()> {
-        let Server { shared, listener, cancel, config, sim_bmcs, .. } = self;
+        let Server { shared, listener, boot_listener, cancel, config, sim_bmcs, .. } = self;
         let mut tasks = JoinSet::new();
         if let Some((l, fleet)) = sim_bmcs {
             let c = cancel.clone();
             tasks.spawn(crate::simbmc::serve(l, fleet, c.cancelled_owned()));
         }
         background::spawn_background(&mut tasks, &shared, &cancel, &config);
-        let router = routes::router(shared.clone());
+        let router = routes::router(shared.clone(), boot_listener.is_none());
+        if let Some(l) = boot_listener {
+            tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving the boot service");
+            let boot = routes::boot_router(shared.clone());
+            let c = cancel.clone();
+            tasks.spawn(async move {
+                let served =
+                    axum::serve(l, boot.into_make_service_with_connect_info::<SocketAddr>())
+                        .with_graceful_shutdown(c.cancelled_owned())
+                        .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the boot service's listener failed");
+                }
+            });
+        }
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             store = %shared.app.store.display_url(), "serving");
         let c = cancel.clone();

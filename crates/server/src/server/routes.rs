@@ -51,7 +51,9 @@ fn error(e: &Error, id: &str) -> Response {
     with_id(http_error::response(e, id), id)
 }
 
-pub(super) fn router(shared: Arc<Shared>) -> Router {
+/// The API's router; `with_boot`: the boot service's routes too (no
+/// `boot_listen`).
+pub(super) fn router(shared: Arc<Shared>, with_boot: bool) -> Router {
     let mut by_path: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
     for (i, op) in shared.app.ops.iter().enumerate() {
         by_path.entry(op.path).or_default().push(i);
@@ -116,7 +118,11 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
                 )
             }),
         )
-        .merge(boot_routes(shared.clone()))
+        .merge(agent_routes(shared.clone()))
+        .merge(match with_boot {
+            true => boot_routes(shared.clone()),
+            false => Router::new(),
+        })
         .route(
             "/v1/openapi.json",
             on(MethodFilter::GET, move || async move {
@@ -128,6 +134,27 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             let id = request_id(req.headers());
             error(&Error::not_found("route", req.uri().path().to_string()), &id)
         })
+}
+
+/// A request's body, at most `max_body_bytes` (a longer one is refused
+/// by its `Content-Length` before it is read, else once it passes it).
+async fn read_body(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > s.max_body {
+            return Err(Error::PayloadTooLarge { limit: s.max_body });
+        }
+    }
+    axum::body::to_bytes(body, s.max_body)
+        .await
+        .map_err(|_| Error::PayloadTooLarge { limit: s.max_body })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -245,18 +272,7 @@ async fn prepare(
         .map_err(|_| Error::unauthenticated("Authorization header is not visible ASCII"))?;
     let idempotency_key =
         header_str(header::HeaderName::from_static("idempotency-key"), "Idempotency-Key")?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > s.max_body {
-            return Err(Error::PayloadTooLarge { limit: s.max_body });
-        }
-    }
-    let bytes = axum::body::to_bytes(body, s.max_body)
-        .await
-        .map_err(|_| Error::PayloadTooLarge { limit: s.max_body })?;
+    let bytes = read_body(s, headers, body).await?;
     let o = &s.app.ops[op];
     if !bytes.is_empty() && o.request.is_none() {
         return Err(Error::invalid_request("body", "this operation takes no body"));
@@ -318,42 +334,53 @@ fn iso_response(asked: crate::boot::handlers::ByteRange, len: u64, bytes: Vec<u8
     }
 }
 
-/// The boot service and agent API (see `boot`): outside `/v1`, answered on
-/// blocking threads.
+use crate::boot::handlers;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("boot task: {e}")))?
+}
+
+fn text(r: Result<handlers::Text>, id: &str) -> Response {
+    match r {
+        Ok(t) => with_id(
+            (
+                StatusCode::from_u16(t.status).unwrap_or(StatusCode::OK),
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                t.body,
+            )
+                .into_response(),
+            id,
+        ),
+        Err(e) => error(&e, id),
+    }
+}
+
+fn json<T: serde::Serialize>(r: Result<T>, status: StatusCode, id: &str) -> Response {
+    match r {
+        Ok(v) => with_id((status, axum::Json(v)).into_response(), id),
+        Err(e) => error(&e, id),
+    }
+}
+
+fn auth(h: &HeaderMap) -> Option<String> {
+    h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The boot service's own router (`boot_listen`): the boot service and
+/// the agent API, nothing else.
+pub(super) fn boot_router(shared: Arc<Shared>) -> Router {
+    boot_routes(shared.clone()).merge(agent_routes(shared)).fallback(
+        |req: axum::extract::Request| async move {
+            let id = request_id(req.headers());
+            error(&Error::not_found("route", req.uri().path().to_string()), &id)
+        },
+    )
+}
+
+/// The boot service (see `boot`): iPXE scripts, NoCloud documents and
+/// per-node ISOs, answered on blocking threads.
 fn boot_routes(shared: Arc<Shared>) -> Router {
-    use crate::boot::handlers;
-    async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::internal(format!("boot task: {e}")))?
-    }
-    fn text(r: Result<handlers::Text>, id: &str) -> Response {
-        match r {
-            Ok(t) => with_id(
-                (
-                    StatusCode::from_u16(t.status).unwrap_or(StatusCode::OK),
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    t.body,
-                )
-                    .into_response(),
-                id,
-            ),
-            Err(e) => error(&e, id),
-        }
-    }
-    fn json<T: serde::Serialize>(r: Result<T>, status: StatusCode, id: &str) -> Response {
-        match r {
-            Ok(v) => with_id((status, axum::Json(v)).into_response(), id),
-            Err(e) => error(&e, id),
-        }
-    }
-    fn auth(h: &HeaderMap) -> Option<String> {
-        h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string)
-    }
-    let (s1, s2, s3, s4, s5, s6) =
-        (shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared.clone(), shared);
+    let (s1, s2, s6) = (shared.clone(), shared.clone(), shared);
     Router::new()
         .route(
             "/boot/ipxe",
@@ -387,21 +414,36 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
                 }
             }),
         )
+}
+
+/// The agent API (see `boot`): registration, heartbeats, step results,
+/// answered on blocking threads.
+fn agent_routes(shared: Arc<Shared>) -> Router {
+    let (s3, s4, s5) = (shared.clone(), shared.clone(), shared);
+    Router::new()
         .route(
             "/agent/v1/register",
             on(MethodFilter::POST, move |headers: HeaderMap,
                   axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
-                  body: axum::body::Bytes| async move {
+                  body: axum::body::Body| async move {
                 let id = request_id(&headers);
+                let body = match read_body(&s3, &headers, body).await {
+                    Ok(b) => b,
+                    Err(e) => return error(&e, &id),
+                };
                 let r = blocking(move || handlers::register(&s3.app, &s3.app.boot, &peer.ip().to_string(), &body)).await;
                 json(r, StatusCode::CREATED, &id)
             }),
         )
         .route(
             "/agent/v1/heartbeat",
-            on(MethodFilter::POST, move |headers: HeaderMap, body: axum::body::Bytes| async move {
+            on(MethodFilter::POST, move |headers: HeaderMap, body: axum::body::Body| async move {
                 let id = request_id(&headers);
                 let a = auth(&headers);
+                let body = match read_body(&s4, &headers, body).await {
+                    Ok(b) => b,
+                    Err(e) => return error(&e, &id),
+                };
                 let s = s4.clone();
                 let hb = blocking(move || handlers::heartbeat(&s.app, a.as_deref(), &body)).await;
                 let r = match hb {
@@ -420,9 +462,13 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/agent/v1/steps/{step}",
-            on(MethodFilter::POST, move |headers: HeaderMap, AxPath(step): AxPath<String>, body: axum::body::Bytes| async move {
+            on(MethodFilter::POST, move |headers: HeaderMap, AxPath(step): AxPath<String>, body: axum::body::Body| async move {
                 let id = request_id(&headers);
                 let a = auth(&headers);
+                let body = match read_body(&s5, &headers, body).await {
+                    Ok(b) => b,
+                    Err(e) => return error(&e, &id),
+                };
                 let r = blocking(move || handlers::step_result(&s5.app, a.as_deref(), &step, &body)).await;
                 json(r.map(|()| serde_json::json!({"recorded": true})), StatusCode::OK, &id)
             }),

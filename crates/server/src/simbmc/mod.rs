@@ -143,14 +143,16 @@ async fn act(
     done(f, i, what)
 }
 
-/// The answer to a change made: 204, or 503 where a test loses it.
+/// The answer to a change made: 204, or 500 where a test loses it.
 fn done(f: &SimFleet, i: usize, what: &str) -> Response {
     lost(f, i, what).unwrap_or_else(|| StatusCode::NO_CONTENT.into_response())
 }
 
-/// 503 where a test loses the answer to change `what`, just made.
+/// 500 where a test loses the answer to change `what`, just made: an
+/// error after the BMC acted (a 503 says it did not, and may be sent
+/// again).
 fn lost(f: &SimFleet, i: usize, what: &str) -> Option<Response> {
-    f.changed(i, what).then(|| error(StatusCode::SERVICE_UNAVAILABLE, "answer lost (simulated)"))
+    f.changed(i, what).then(|| error(StatusCode::INTERNAL_SERVER_ERROR, "answer lost (simulated)"))
 }
 
 /// The router of a whole simulated fleet.

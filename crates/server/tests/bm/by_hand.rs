@@ -40,6 +40,11 @@ pub struct ByHand<'a> {
     pub tenant: Client,
     pub mac: String,
     pub gpus: u32,
+    /// The mockup sushy-static serves the node's BMC from (its copy):
+    /// sushy-static answers a reset and changes nothing, so the test
+    /// powers the system off in the mockup where the controller waits for
+    /// the BMC to read it off (before the sanitizer's token is issued).
+    pub mockup: Option<std::path::PathBuf>,
 }
 
 impl ByHand<'_> {
@@ -65,7 +70,9 @@ impl ByHand<'_> {
     /// From `releasing`: the sanitizer boots and registers, and the node
     /// is `sanitizing`; the sanitizer's client.
     pub fn boot_sanitizer(&self) -> Client {
+        self.set_static_power("Off");
         drive_to_boot(&self.ctl, &self.secrets, self.s, "bm-1");
+        self.set_static_power("On");
         let agent = register(self.s, &self.mac, SANITIZER_KERNEL, self.gpus);
         drive(&self.ctl, &self.secrets, self.s, "bm-1", "sanitizing");
         agent
@@ -85,6 +92,22 @@ impl ByHand<'_> {
             self.ctl.run_once(&self.s.store, &self.secrets).unwrap();
         }
         panic!("bm-1 is still sanitizing: {}", lifecycle(self.s, "bm-1"));
+    }
+}
+
+impl ByHand<'_> {
+    /// On sushy-static, sets the node's system's power state in the
+    /// mockup, as the BMC would on a reset (elsewhere: nothing).
+    fn set_static_power(&self, state: &str) {
+        let Some(dir) = &self.mockup else { return };
+        let rows =
+            self.s.store.read(|r| r.query("SELECT system_path FROM node_bmcs", &[])).unwrap();
+        let system = rows[0].str(0).unwrap();
+        let file = dir.join(system.trim_start_matches("/redfish/v1/")).join("index.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        v["PowerState"] = json!(state);
+        std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     }
 }
 
@@ -119,19 +142,24 @@ pub fn simulated_node_with<'a>(
     set(&mut ctl);
     drive(&ctl, &secrets, s, "bm-1", "available");
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
-    (ByHand { s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8 }, hw)
+    (ByHand { s, ctl, secrets, tenant, mac: simbmc::mac(i), gpus: 8, mockup: None }, hw)
 }
 
-/// `bm-1` behind the sushy-static BMC at `url`, inspected to `available`
-/// and driven by hand; its hardware as the provider sees it.
-pub fn static_node<'a>(s: &'a TestServer, url: &str) -> (ByHand<'a>, Value) {
+/// `bm-1` behind the sushy-static BMC at `url` serving `mockup`,
+/// inspected to `available` and driven by hand; its hardware as the
+/// provider sees it.
+pub fn static_node<'a>(
+    s: &'a TestServer,
+    url: &str,
+    mockup: &std::path::Path,
+) -> (ByHand<'a>, Value) {
     let tenant = catalog(s, true);
     enroll_static(s, url, "bm-1", "neocloud");
     let (ctl, secrets) = controller(s);
     drive(&ctl, &secrets, s, "bm-1", "available");
     let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
     let mac = node(s, "bm-1")["macs"][0].as_str().unwrap().to_string();
-    (ByHand { s, ctl, secrets, tenant, mac, gpus: 8 }, hw)
+    (ByHand { s, ctl, secrets, tenant, mac, gpus: 8, mockup: Some(mockup.to_path_buf()) }, hw)
 }
 
 /// Node `name` behind the sushy-static BMC at `url`, enrolled with `user`.

@@ -145,6 +145,32 @@ pub fn set_firmware_updates(
     Ok(())
 }
 
+/// [`set_firmware_updates`] only where `still` holds for what is stored
+/// now, read with the node's row locked: `false`, nothing written, where
+/// another replica changed them since the caller read them (a send it
+/// wrote as sent, and sent: not to be sent twice).
+pub fn set_firmware_updates_if(
+    w: &mut dyn Writer,
+    id: &str,
+    still: impl Fn(&[neocloud_types::FirmwareUpdate]) -> bool,
+    updates: &[neocloud_types::FirmwareUpdate],
+) -> Result<bool> {
+    let lock = w.kind().for_update();
+    let rows =
+        w.query(&format!("SELECT firmware_updates FROM nodes WHERE id = ?{lock}"), vals![id])?;
+    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
+    let now: Vec<neocloud_types::FirmwareUpdate> = match row.opt_str(0)? {
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|e| Error::internal(format!("firmware_updates: {e}")))?,
+        None => Vec::new(),
+    };
+    if !still(&now) {
+        return Ok(false);
+    }
+    set_firmware_updates(w, id, Some(updates))?;
+    Ok(true)
+}
+
 /// A node's BMC: endpoint, username, sealed password, discovered system.
 pub struct BmcRecord {
     pub endpoint: String,
@@ -175,12 +201,15 @@ pub fn bmc(r: &mut dyn Reader, id: &str) -> Result<Option<BmcRecord>> {
 }
 
 /// Records the new password of a rotation before it is sent to the BMC.
-pub fn stage_bmc_password(w: &mut dyn Writer, id: &str, next_sealed: &str) -> Result<()> {
-    w.execute(
-        "UPDATE node_bmcs SET password_next_sealed = ? WHERE node_id = ?",
+pub fn stage_bmc_password(w: &mut dyn Writer, id: &str, next_sealed: &str) -> Result<bool> {
+    // Only where none is staged: one rotation at a time (another replica's
+    // in flight is settled first, by a login).
+    let n = w.execute(
+        "UPDATE node_bmcs SET password_next_sealed = ? \
+         WHERE node_id = ? AND password_next_sealed IS NULL",
         vals![next_sealed, id],
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// The staged password works on the BMC: it becomes the password (only if

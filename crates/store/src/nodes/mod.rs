@@ -334,24 +334,49 @@ pub fn by_mac(r: &mut dyn Reader, mac: &str) -> Result<Option<Node>> {
     Ok(None)
 }
 
+/// The name of the node other than `except` one of whose MACs is `mac`.
+pub fn mac_owner(r: &mut dyn Reader, mac: &str, except: &str) -> Result<Option<String>> {
+    let rows = r.query(
+        "SELECT n.name FROM node_macs m JOIN nodes n ON n.id = m.node_id \
+         WHERE m.mac = ? AND m.node_id <> ? ORDER BY n.name LIMIT 1",
+        vals![mac.to_ascii_lowercase(), except],
+    )?;
+    rows.first().map(|row| row.str(0)).transpose()
+}
+
 /// Rewrites the node's rows in the MAC index from its inspected and
-/// declared MACs (after either changed).
+/// declared MACs (after either changed). A MAC another node has is
+/// refused, naming where this node has it: the boot service finds a node
+/// by the MAC it boots from, and two nodes with one MAC would boot each
+/// other's scripts (tokens, images and all).
 pub fn index_macs(w: &mut dyn Writer, id: &str) -> Result<()> {
+    index_macs_of(w, id, true)
+}
+
+/// [`index_macs`]; `strict` off (the migration that fills the index for
+/// nodes stored before it) indexes a MAC another node has too.
+fn index_macs_of(w: &mut dyn Writer, id: &str, strict: bool) -> Result<()> {
     let n = get(w, id)?;
     w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;
-    let declared = n.nics.iter().filter_map(|x| x.mac.clone());
-    let boot = n.boot_network.iter().map(|b| b.mac.clone());
-    let mut macs: Vec<String> = n
-        .macs
+    let declared = n
+        .nics
         .iter()
-        .cloned()
-        .chain(declared)
+        .enumerate()
+        .filter_map(|(i, x)| Some((format!("nics[{i}].mac"), x.mac.clone()?)));
+    let boot = n.boot_network.iter().map(|b| ("boot_network.mac".to_string(), b.mac.clone()));
+    let inspected = n.macs.iter().map(|m| ("macs".to_string(), m.clone()));
+    let mut macs: Vec<(String, String)> = declared
         .chain(boot)
-        .map(|m| m.to_ascii_lowercase())
+        .chain(inspected)
+        .map(|(field, m)| (m.to_ascii_lowercase(), field))
         .collect();
-    macs.sort();
-    macs.dedup();
-    for mac in macs {
+    // The first place each MAC is named (declared before inspected).
+    let mut seen = std::collections::BTreeSet::new();
+    macs.retain(|(m, _)| seen.insert(m.clone()));
+    for (mac, field) in macs {
+        if strict && mac_owner(w, &mac, id)?.is_some() {
+            return Err(Error::AlreadyExists { kind: "node", field, value: mac });
+        }
         w.execute("INSERT INTO node_macs (mac, node_id) VALUES (?, ?)", vals![mac, id])?;
     }
     Ok(())
@@ -361,7 +386,7 @@ pub fn index_macs(w: &mut dyn Writer, id: &str) -> Result<()> {
 pub(crate) fn index_all_macs(w: &mut dyn Writer) -> Result<()> {
     let ids = w.query("SELECT id FROM nodes", &[])?;
     for row in &ids {
-        index_macs(w, &row.str(0)?)?;
+        index_macs_of(w, &row.str(0)?, false)?;
     }
     Ok(())
 }
@@ -444,6 +469,21 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     )?;
     if live.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
         return Err(Error::conflict("an instance is on the node: it must be released first"));
+    }
+    let cabled = w.query(
+        "SELECT f.name FROM fabric_links l JOIN fabrics f ON f.id = l.fabric_id \
+         WHERE l.node_id = ? ORDER BY f.name LIMIT 1",
+        vals![id],
+    )?;
+    if let Some(row) = cabled.first() {
+        return Err(Error::conflict(format!(
+            "the node is cabled in fabric {}: take its links out of the fabric's document first",
+            row.str(0)?
+        )));
+    }
+    let attached = w.query("SELECT COUNT(*) FROM attachments WHERE node_id = ?", vals![id])?;
+    if attached.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+        return Err(Error::conflict("the node is attached to a tenant network: detach it first"));
     }
     w.execute("DELETE FROM node_bmcs WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;

@@ -89,7 +89,21 @@ impl LifecycleController {
             a.state = FirmwareUpdateState::Sent;
             a.sent_at = Some(at.clone());
         });
-        self.write_updates(store, n, updates, &[("node_firmware_activation", "requested")])?;
+        // Sent by this pass only if another replica's did not since this one
+        // read them (an AC power cycle sent twice cuts the first short).
+        let planned = |now: &[FirmwareUpdate]| {
+            group.iter().all(|&j| {
+                now.get(j)
+                    .and_then(|u| u.activation.as_ref())
+                    .is_some_and(|a| a.state == FirmwareUpdateState::Planned)
+            })
+        };
+        let audits = [("node_firmware_activation", "requested")];
+        if !self.write_updates_if(store, n, planned, updates, &audits)? {
+            return Err(StepError::Store(neocloud_common::Error::conflict(
+                "a firmware activation was sent by another replica meanwhile",
+            )));
+        }
         let Some(a) = updates[next].activation.clone() else { return Ok(false) };
         let reset = RequiredReset { action: a.action, reset_type: a.reset_type };
         tracing::info!(node = %n.name, reset = %reset, "reset to activate firmware updates");

@@ -3,27 +3,38 @@
 //! not one per step), while the client and its connections live one step
 //! (no idle connection held on a BMC that has few).
 
-use neocloud_redfish::{Bmc, BmcConfig, Session};
+use neocloud_common::tls::TlsOptions;
+use neocloud_redfish::{Bmc, BmcConfig, LanesByEndpoint, Session};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// A kept login: what it was made for (endpoint, user, sealed password),
+/// the login, and how its BMC's certificate is checked (to end it).
+type Kept = (String, Session, TlsOptions);
+
 /// The kept logins, by node id, with what they were made for: a login is
-/// resumed only by a client of the same endpoint and credentials.
+/// resumed only by a client of the same endpoint and credentials. And the
+/// request lanes of each BMC, which every client of it shares: at most
+/// `max_in_flight` requests in flight per BMC, whichever steps, checks or
+/// nodes they are for.
 #[derive(Default)]
-pub(crate) struct Sessions(Mutex<HashMap<String, (String, Session)>>);
+pub(crate) struct Sessions {
+    kept: Mutex<HashMap<String, Kept>>,
+    lanes: LanesByEndpoint,
+}
 
 impl Sessions {
     fn take(&self, node_id: &str, key: &str) -> Option<Session> {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
         match kept {
-            Some((k, s)) if k == key => Some(s),
+            Some((k, s, _)) if k == key => Some(s),
             // Made for other credentials or another endpoint: ended on its
             // BMC (a BMC has few session slots), on a thread of its own so
             // an old endpoint that no longer answers holds up no step.
-            Some((k, s)) => {
+            Some((k, s, tls)) => {
                 let ender = std::thread::Builder::new()
                     .name("bmc-session-end".into())
-                    .spawn(move || end_session(&k, s));
+                    .spawn(move || end_session(&k, s, tls));
                 if let Err(e) = ender {
                     tracing::warn!(node = node_id, error = %e, "cannot end an old BMC login");
                 }
@@ -35,8 +46,8 @@ impl Sessions {
 
     /// Keeps `bmc`'s login for the node's next step, unless one is kept
     /// already (a second client of the node): then this one's is ended.
-    fn put_back(&self, node_id: &str, key: String, bmc: Bmc) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    fn put_back(&self, node_id: &str, key: String, tls: TlsOptions, bmc: Bmc) {
+        let mut m = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if m.contains_key(node_id) {
             drop(m);
             // Ends its session (best effort) outside the lock.
@@ -44,16 +55,16 @@ impl Sessions {
             return;
         }
         if let Some(s) = bmc.keep_session() {
-            m.insert(node_id.to_string(), (key, s));
+            m.insert(node_id.to_string(), (key, s, tls));
         }
     }
 
     /// Forgets the node's login (a node deleted): ended on the BMC, best
     /// effort.
     pub(crate) fn end(&self, node_id: &str) {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
-        if let Some((key, s)) = kept {
-            end_session(&key, s);
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(node_id);
+        if let Some((key, s, tls)) = kept {
+            end_session(&key, s, tls);
         }
     }
 
@@ -61,12 +72,12 @@ impl Sessions {
     /// slots, and a restarted server logs in anew), 64 BMCs at a time,
     /// each given 2 s.
     pub(crate) fn end_all(&self) {
-        let kept: Vec<(String, Session)> =
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, v)| v).collect();
+        let kept: Vec<Kept> =
+            self.kept.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, v)| v).collect();
         for chunk in kept.chunks(64) {
             std::thread::scope(|s| {
-                for (key, session) in chunk {
-                    s.spawn(|| end_session(key, session.clone()));
+                for (key, session, tls) in chunk {
+                    s.spawn(|| end_session(key, session.clone(), tls.clone()));
                 }
             });
         }
@@ -75,14 +86,16 @@ impl Sessions {
     /// Nodes with a kept login.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
-/// Ends a kept login on its BMC (the session's token is all it takes).
-fn end_session(key: &str, session: Session) {
+/// Ends a kept login on its BMC (the session's token is all it takes;
+/// its certificate checked as the login's was).
+fn end_session(key: &str, session: Session, tls: TlsOptions) {
     let endpoint = key.split('\n').next().unwrap_or_default();
     let mut cfg = BmcConfig::new(endpoint, "", "");
+    cfg.tls = tls;
     cfg.retries = 0;
     cfg.timeout = std::time::Duration::from_secs(2);
     drop(Bmc::resume(cfg, session));
@@ -94,6 +107,7 @@ pub(crate) struct StepBmc {
     bmc: Option<Bmc>,
     node_id: String,
     key: String,
+    tls: TlsOptions,
     sessions: Arc<Sessions>,
 }
 
@@ -107,11 +121,20 @@ impl StepBmc {
         sealed_password: &str,
     ) -> StepBmc {
         let key = format!("{}\n{}\n{sealed_password}", cfg.endpoint, cfg.username);
+        let lanes = sessions.lanes.lanes(&cfg.endpoint, cfg.max_in_flight);
+        let tls = cfg.tls.clone();
         let bmc = match sessions.take(node_id, &key) {
             Some(s) => Bmc::resume(cfg, s),
             None => Bmc::new(cfg),
-        };
-        StepBmc { bmc: Some(bmc), node_id: node_id.to_string(), key, sessions: sessions.clone() }
+        }
+        .sharing_lanes(lanes);
+        StepBmc {
+            bmc: Some(bmc),
+            node_id: node_id.to_string(),
+            key,
+            tls,
+            sessions: sessions.clone(),
+        }
     }
 }
 
@@ -125,7 +148,8 @@ impl std::ops::Deref for StepBmc {
 impl Drop for StepBmc {
     fn drop(&mut self) {
         if let Some(bmc) = self.bmc.take() {
-            self.sessions.put_back(&self.node_id, std::mem::take(&mut self.key), bmc);
+            let tls = std::mem::take(&mut self.tls);
+            self.sessions.put_back(&self.node_id, std::mem::take(&mut self.key), tls, bmc);
         }
     }
 }
@@ -224,5 +248,72 @@ mod tests {
         // A client that never logged in keeps nothing.
         drop(StepBmc::new(&sessions, "n2", cfg(&double.url, "admin"), "sealed"));
         assert_eq!(sessions.len(), 0);
+    }
+
+    /// Kept logins are ended over HTTPS with the CA the logins were made
+    /// with (not the public roots, which a BMC's certificate is not under).
+    #[test]
+    fn a_kept_login_on_an_https_bmc_is_ended_with_its_ca() {
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let e = ended.clone();
+        let double = HttpDouble::start_https(move |r: &Request| {
+            match (r.method.as_str(), r.path()) {
+                ("GET", "/redfish/v1") => Response::json(
+                    200,
+                    &json!({"Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}}),
+                ),
+                ("POST", "/redfish/v1/SessionService/Sessions") => Response::json(201, &json!({}))
+                    .header("X-Auth-Token", "tok")
+                    .header("Location", "/redfish/v1/SessionService/Sessions/1"),
+                ("DELETE", p) => {
+                    e.lock().unwrap().push(p.to_string());
+                    Response::empty(204)
+                }
+                _ => Response::json(200, &json!({"Members": []})),
+            }
+        });
+        let sessions = Arc::new(Sessions::default());
+        let mut c = cfg(&double.url, "admin");
+        c.tls = TlsOptions::with_ca_pem(neocloud_common::http_double::TEST_CA_PEM);
+        StepBmc::new(&sessions, "n1", c, "sealed").systems().unwrap();
+        assert_eq!(sessions.len(), 1);
+        sessions.end("n1");
+        assert_eq!(*ended.lock().unwrap(), ["/redfish/v1/SessionService/Sessions/1"]);
+    }
+
+    /// Every client of one BMC takes its permits from the same lanes: at
+    /// most `max_in_flight` requests in flight on the BMC, however many
+    /// nodes (a chassis manager's) or steps ask at once.
+    #[test]
+    fn clients_of_one_bmc_share_its_limit_of_requests_in_flight() {
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (n, p) = (now.clone(), peak.clone());
+        let double = HttpDouble::start(move |r: &Request| {
+            if r.path() == "/redfish/v1" {
+                return Response::json(200, &json!({}));
+            }
+            let k = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(k, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            n.fetch_sub(1, Ordering::SeqCst);
+            Response::json(200, &json!({"Members": []}))
+        });
+        let sessions = Arc::new(Sessions::default());
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let sessions = &sessions;
+                let url = double.url.clone();
+                s.spawn(move || {
+                    let step = StepBmc::new(sessions, &format!("n{i}"), cfg(&url, "admin"), "x");
+                    for _ in 0..3 {
+                        step.systems().unwrap();
+                    }
+                });
+            }
+        });
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= 4, "{peak} requests in flight on one BMC");
+        assert!(peak >= 2, "the clients did ask at once ({peak})");
     }
 }

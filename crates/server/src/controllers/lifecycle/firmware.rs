@@ -384,21 +384,38 @@ impl LifecycleController {
         let limit = self.firmware_updates_in_flight as i64;
         let requested: Vec<(&str, &str)> =
             bundle.iter().map(|_| ("node_firmware_update", "requested")).collect();
+        // Sent by this pass only if no other replica sent it since this one
+        // read it (each entry of the bundle as read: its state and sends).
+        let read: Vec<(usize, FirmwareUpdateState, u32)> =
+            bundle.iter().map(|&j| (j, updates[j].state, updates[j].sends)).collect();
+        let unchanged = |now: &[FirmwareUpdate]| {
+            read.iter().all(|&(j, state, sends)| {
+                now.get(j).is_some_and(|u| u.state == state && u.sends == sends)
+            })
+        };
         let written = store
             .write(|w| {
                 if !again {
                     if let Err(busy) = nodes::claim_firmware_slot(w, &n.id, limit)? {
-                        return Ok(Err(busy));
+                        return Ok(Err(Some(busy)));
                     }
                 }
-                nodes::set_firmware_updates(w, &n.id, Some(&marked))?;
+                if !nodes::set_firmware_updates_if(w, &n.id, unchanged, &marked)? {
+                    return Ok(Err(None));
+                }
                 for (action, outcome) in &requested {
                     audit_node(w, n, action, outcome)?;
                 }
                 Ok(Ok(()))
             })
             .map_err(StepError::Store)?;
-        if let Err(busy) = written {
+        if let Err(None) = written {
+            // Another replica's pass sent it: it is followed from the store.
+            return Err(StepError::Store(neocloud_common::Error::conflict(
+                "a firmware update was sent by another replica meanwhile",
+            )));
+        }
+        if let Err(Some(busy)) = written {
             for &j in &bundle {
                 updates[j].detail = format!(
                     "waiting: {busy} nodes have updates in flight (firmware_updates_in_flight = {limit})"
@@ -538,6 +555,30 @@ impl LifecycleController {
             u.state = FirmwareUpdateState::Failed;
             u.detail = format!("timed out after {}s ({})", ran.as_secs(), u.detail);
         }
+    }
+
+    /// [`Self::write_updates`] only where `still` holds for the updates
+    /// stored now (the node's row locked): `false`, nothing written,
+    /// where another replica changed them since.
+    pub(super) fn write_updates_if(
+        &self,
+        store: &Store,
+        n: &Node,
+        still: impl Fn(&[FirmwareUpdate]) -> bool,
+        updates: &[FirmwareUpdate],
+        audits: &[(&str, &str)],
+    ) -> Result<bool, StepError> {
+        store
+            .write(|w| {
+                if !nodes::set_firmware_updates_if(w, &n.id, &still, updates)? {
+                    return Ok(false);
+                }
+                for (action, outcome) in audits {
+                    audit_node(w, n, action, outcome)?;
+                }
+                Ok(true)
+            })
+            .map_err(StepError::Store)
     }
 
     /// Writes the node's updates, audited once per `(action, outcome)`.

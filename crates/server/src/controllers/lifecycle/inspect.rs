@@ -76,6 +76,19 @@ impl LifecycleController {
         .collect();
         let found = gpus_found(&inv);
         let macs: Vec<String> = inv.nics.iter().map(|m| m.mac.to_ascii_lowercase()).collect();
+        // The boot service finds a node by the MAC it boots from: a MAC of
+        // another node's (the same BMC enrolled twice, or a copied MAC)
+        // would have each boot the other's scripts.
+        for mac in &macs {
+            let other =
+                store.read(|r| nodes::mac_owner(r, mac, &n.id)).map_err(StepError::Store)?;
+            if let Some(other) = other {
+                return Err(StepError::Fail(format!(
+                    "the BMC reports MAC {mac}, which is node {other}'s: the same BMC enrolled \
+                     twice, or a MAC copied"
+                )));
+            }
+        }
         let report = bmc_inventory(&inv);
         let rollup = inv.health.rollup.as_deref();
         let faults = fault_names(&inv.health);

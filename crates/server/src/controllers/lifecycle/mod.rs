@@ -671,16 +671,39 @@ pub(crate) fn declared_macs(n: &Node) -> Vec<String> {
     n.nics.iter().filter_map(|x| x.mac.clone()).collect()
 }
 
-/// Sets an instance's state, audited in its tenant's chain.
+/// Sets an instance's state, audited in its tenant's chain. A reason is
+/// the tenant's to read: the addresses of the provider's machines in it
+/// (a BMC's, in a driver's error) are taken out.
 fn set_instance(
     w: &mut dyn Writer,
     i: &Instance,
     state: InstanceState,
     reason: Option<&str>,
 ) -> Result<()> {
-    instances::set_state(w, &i.id, state, reason)?;
+    let reason = reason.map(without_addresses);
+    instances::set_state(w, &i.id, state, reason.as_deref())?;
     let outcome = if reason.is_some() { "failed" } else { "success" };
     audit_instance(w, i, &format!("instance_{}", state.as_str()), outcome)
+}
+
+/// `text` with the scheme and host of every `http(s)://` URL in it taken
+/// out (its path kept: `/redfish/v1/Systems/1` says what failed, not
+/// where the provider's BMC is).
+pub(crate) fn without_addresses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["http://", "https://"].iter().filter_map(|p| rest.find(p)).min() {
+        out.push_str(&rest[..at]);
+        let url = &rest[at..];
+        let after_scheme = url.find("://").map_or(0, |x| x + 3);
+        let host_end = url[after_scheme..]
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .map_or(url.len(), |x| after_scheme + x);
+        out.push_str("<BMC>");
+        rest = &url[host_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An event of the controller's on an instance, in its tenant's chain.
@@ -753,6 +776,11 @@ fn new_boot(
 /// sanitizer ahead of what is done for the sanitizer's boot (firmware
 /// updates, BIOS settings staged), which only that reset applies.
 fn end_boot(w: &mut dyn Writer, node_id: &str) -> Result<()> {
+    // The token first, its row locked: a registration with it in flight
+    // (its agent inserted, not yet committed) is waited for, so the
+    // revocation after sees its agent (at READ COMMITTED a revocation
+    // first would miss it and leave it live).
+    agents::boot_token_locked(w, node_id)?;
     agents::revoke_node_agents(w, node_id)?;
     agents::delete_boot_token(w, node_id)
 }
@@ -806,6 +834,19 @@ impl From<RedfishError> for StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenants_reason_names_no_address_of_the_providers() {
+        let e = "BMC unreachable: /redfish/v1/Systems/1: http://10.0.0.5:8443/redfish/v1/Systems/1: \
+                 Connection Failed (after 3 retries); see https://bmc-7.dc/x and 'http://[fd00::1]'";
+        assert_eq!(
+            without_addresses(e),
+            "BMC unreachable: /redfish/v1/Systems/1: <BMC>/redfish/v1/Systems/1: \
+             Connection Failed (after 3 retries); see <BMC>/x and '<BMC>'"
+        );
+        assert_eq!(without_addresses("no URL here"), "no URL here");
+        assert_eq!(without_addresses("http://"), "<BMC>");
+    }
 
     /// The signal a held heartbeat waits on keeps a notification sent
     /// before the wait began (steps queued between its read and its wait).

@@ -104,21 +104,55 @@ impl LifecycleController {
         };
         let password = new_password()?;
         let sealed = secrets.seal(&password).map_err(StepError::Store)?;
-        store.write(|w| nodes::stage_bmc_password(w, &n.id, &sealed)).map_err(StepError::Store)?;
-        if let Err(e) = bmc.set_account_password(account, &password) {
-            if e.is_transient() {
-                // Whether it was taken is settled by the next step's login.
-                return Err(StepError::from(e));
+        let staged = store
+            .write(|w| nodes::stage_bmc_password(w, &n.id, &sealed))
+            .map_err(StepError::Store)?;
+        if !staged {
+            // Another replica's rotation, staged since this step's client
+            // settled any: the next step settles it by a login.
+            return Err(StepError::Store(neocloud_common::Error::conflict(
+                "a BMC password rotation is in flight on another replica",
+            )));
+        }
+        let refused = match bmc.set_account_password(account, &password) {
+            Ok(()) => None,
+            // The BMC refused the value itself (its password policy): it
+            // kept the old one.
+            Err(e @ RedfishError::Status { status: 400..=499, .. }) => Some(e),
+            // Anything else may have been taken (an answer lost, or a
+            // refusal of the old credentials once the new one was set):
+            // a login with the new password says.
+            Err(e) => {
+                if !logs_in(self.bmc_config(&rec, &password))? {
+                    if e.is_transient() {
+                        // Perhaps not yet: settled by the next step's login.
+                        return Err(StepError::from(e));
+                    }
+                    store
+                        .write(|w| nodes::drop_bmc_password(w, &n.id, &sealed))
+                        .map_err(StepError::Store)?;
+                    return Ok(check(item(&account.path, false, &format!("refused: {e}"))));
+                }
+                None
             }
+        };
+        if let Some(e) = refused {
             store
                 .write(|w| nodes::drop_bmc_password(w, &n.id, &sealed))
                 .map_err(StepError::Store)?;
             return Ok(check(item(&account.path, false, &format!("refused: {e}"))));
         }
         if logs_in(self.bmc_config(&rec, &password))? {
-            store
+            let promoted = store
                 .write(|w| nodes::promote_bmc_password(w, &n.id, &sealed))
                 .map_err(StepError::Store)?;
+            if !promoted {
+                return Err(StepError::Fail(
+                    "the BMC took a new password that another replica's write displaced: \
+                     inspect the node with its BMC credentials"
+                        .into(),
+                ));
+            }
             return Ok(check(item(
                 &account.path,
                 true,

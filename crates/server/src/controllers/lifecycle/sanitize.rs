@@ -9,7 +9,7 @@ use super::{end_boot, free_instance, new_boot, set_instance, LifecycleController
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
-use neocloud_redfish::ResetType;
+use neocloud_redfish::{PowerState, ResetType};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
@@ -185,6 +185,9 @@ impl LifecycleController {
                     }
                     self.stage_bios(store, secrets, n)?;
                 }
+                if step == BootStep::PowerCycle && !self.off_for_sanitizer(store, secrets, n)? {
+                    return Ok(false);
+                }
                 let to = next(step.next(), attempt);
                 self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, held.key()), to)
             }
@@ -208,6 +211,50 @@ impl LifecycleController {
                         None => Ok(false),
                     },
                 }
+            }
+        }
+    }
+
+    /// Whether the sanitizer's boot token may be issued: only while the
+    /// BMC reads the node powered off. Until the reset, whatever runs on
+    /// the node (the released tenant's system, or an earlier owner's at a
+    /// first sanitization) is on the provisioning network, where the boot
+    /// service hands the sanitizer's token to whoever asks for the node's
+    /// script by its MAC: a token issued while it runs could be taken and
+    /// registered with, and the system would then answer the sanitizer's
+    /// steps itself (a reset that failed after the token was issued, and
+    /// is skipped once the token is used, or a restart the system
+    /// ignores). So the node is first forced off and read off; only then
+    /// is a token issued and the node powered on, and only a boot after
+    /// that can read it. A token already used was issued so (the boot it
+    /// started registered): the reset is skipped as before.
+    fn off_for_sanitizer(
+        &self,
+        store: &Store,
+        secrets: &SecretBox,
+        n: &Node,
+    ) -> Result<bool, StepError> {
+        let token = store.read(|r| agents::boot_token(r, &n.id)).map_err(StepError::Store)?;
+        if token.is_some_and(|t| t.used_at.is_some()) {
+            return Ok(true);
+        }
+        let (bmc, system) = self.bmc_system(store, secrets, n)?;
+        let info = bmc.system(&system).map_err(StepError::from)?;
+        match info.power_state {
+            PowerState::Off => Ok(true),
+            // Read again at the next pass.
+            PowerState::PoweringOff => Ok(false),
+            PowerState::On | PowerState::PoweringOn | PowerState::Unknown => {
+                let off = ResetType::ForceOff.as_str();
+                if !info.reset_types.is_empty() && !info.reset_types.iter().any(|t| t == off) {
+                    return Err(StepError::Fail(format!(
+                        "the BMC allows no forced power off (allowed: {}): the node's running \
+                         system could answer for the sanitizer",
+                        info.reset_types.join(", ")
+                    )));
+                }
+                bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
+                Ok(false)
             }
         }
     }
@@ -301,7 +348,6 @@ impl LifecycleController {
         n: &Node,
         held: Held<'_>,
     ) -> Result<bool, StepError> {
-        let started = neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0);
         let (agent, baseline, platform, own_user, bios_staged, earlier, updates) = store
             .read(|r| {
                 Ok((
@@ -315,6 +361,12 @@ impl LifecycleController {
                 ))
             })
             .map_err(StepError::Store)?;
+        // From the sanitizer's registration (its steps ran on the node from
+        // then on); without an agent, from this step's start.
+        let started = match &agent {
+            Some(a) => a.created_at,
+            None => neocloud_common::time::from_rfc3339(&n.lifecycle_since).unwrap_or(0),
+        };
         let journal = Journal::new(store, &n.id);
         let mut checks = Vec::new();
         if let Some(a) = &agent {
