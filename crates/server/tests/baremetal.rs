@@ -377,6 +377,10 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
             &json!({"name": "early", "instance_type": "bm-h100", "image": "ubuntu"}),
         );
         assert_eq!(r.status, 409, "[{b}] no node is in the pool yet: {}", r.text);
+        // Nor inspected again meanwhile (nothing would act on it, and new
+        // BMC credentials would change the BMC under the sanitization).
+        let r = a.post("/v1/nodes/bm-1/inspect", &json!({})).expect(409);
+        assert!(r.text.contains("being sanitized"), "[{b}] {}", r.text);
         // What the node's earlier owner left on its disk; its NVRAM (a
         // directory laid out as efivarfs) holds the firmware's variables.
         let dir = peers::TempDir::new("bm-first");

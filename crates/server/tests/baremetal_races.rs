@@ -17,7 +17,7 @@ use neocloud_redfish::{Bmc, BmcConfig, BootTarget, ResetType};
 use neocloud_server::controllers::lifecycle::LifecycleController;
 use neocloud_server::secrets::SecretBox;
 use neocloud_server::simbmc;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -137,8 +137,8 @@ fn a_power_cycle_repeated_after_its_boot_spent_the_override_sets_it_again() {
 /// script (and in it the sanitizer's token) to whoever asks by the node's
 /// MAC: a token issued while it runs could be registered with, and the
 /// tenant's system would then answer the sanitizer's steps itself. So the
-/// first pass of the power cycle forces the node off and issues nothing;
-/// the next finds it off, issues the token and powers it on.
+/// power cycle forces the node off and reads it off before it issues the
+/// token and powers the node on.
 #[test]
 fn a_released_tenants_system_is_off_before_the_sanitizers_token_exists() {
     let f = fleet();
@@ -167,22 +167,26 @@ fn a_released_tenants_system_is_off_before_the_sanitizers_token_exists() {
         assert!(f.sim.power_on(i), "[{b}] still running the tenant's system");
         assert!(!script_now().contains("neocloud.token="), "[{b}] {}", script_now());
 
-        // The power cycle's first pass: forced off, no token yet.
-        ctl.run_once(&s.store, &secrets).unwrap();
-        let l = lifecycle(&s, "bm-1");
-        assert_eq!(l["step"], "power_cycle", "[{b}] {l}");
-        assert!(!f.sim.power_on(i), "[{b}] forced off first");
-        let script = script_now();
-        assert!(!script.contains("neocloud.token="), "[{b}] a token while it ran: {script}");
         // The tenant's credential died with the release.
         heartbeat(&agent).expect(401);
 
-        // The next finds it off: the token, then power on; the sanitizer
-        // that boots registers with it.
+        // The power cycle: forced off and read off, then the token, then
+        // power on; the sanitizer that boots registers with it.
+        let released_at = neocloud_common::time::now_micros();
         ctl.run_once(&s.store, &secrets).unwrap();
         let l = lifecycle(&s, "bm-1");
         assert_eq!((&l["state"], &l["step"]), (&json!("releasing"), &json!("await_agent")));
         assert!(f.sim.power_on(i), "[{b}] powered on for the sanitizer");
+        let off_at = f.sim.off_at(i).unwrap_or(0);
+        assert!(off_at >= released_at, "[{b}] forced off by the power cycle");
+        let node_id = common::nodes::node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let issued = s
+            .store
+            .read(|r| neocloud_store::agents::boot_token(r, &node_id))
+            .unwrap()
+            .expect("the sanitizer's token")
+            .created_at;
+        assert!(issued > off_at, "[{b}] the token exists only once the node was off");
         let token = ipxe_token(&s, i);
         let reg = register_raw(&s, &token, "n1").expect(201).body;
         let sanitizer = s.client(reg["credential"].as_str().unwrap());
@@ -196,6 +200,16 @@ fn a_released_tenants_system_is_off_before_the_sanitizers_token_exists() {
         // (Its simulated host shows no GPUs where the BMC shows 8: the
         // record is incomplete, and written all the same.)
         drive(&ctl, &secrets, &s, "bm-1", "failed");
+        // Audited as the failure it is.
+        let trail = s.admin().get("/v1/audit?limit=1000").expect(200).body;
+        let failed: Vec<&Value> = trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "node_failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "[{b}] {failed:?}");
+        assert_eq!(failed[0]["outcome"], "failed", "[{b}] {failed:?}");
         let rec = records(&tenant, &id).remove(0);
         let at = |k: &str| {
             let t = rec["body"][k].as_str().unwrap();

@@ -389,6 +389,30 @@ pub fn set_power(w: &mut dyn Writer, id: &str, power: &InstancePower) -> Result<
     Ok(())
 }
 
+/// Records a tenant's power request `new` if the instance's power actions
+/// are still `seen` (`None`: none yet), as the API read them: a request
+/// the controller marked sent meanwhile is not overwritten (at READ
+/// COMMITTED the API's read would not have seen it). Whether it did.
+pub fn request_power(
+    w: &mut dyn Writer,
+    id: &str,
+    seen: Option<&InstancePower>,
+    new: &InstancePower,
+) -> Result<bool> {
+    match seen {
+        Some(seen) => swap_power(w, id, seen, new),
+        None => {
+            let json = serde_json::to_string(new).map_err(json_err)?;
+            let n = w.execute(
+                "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
+                 updated_at = ? WHERE id = ? AND power IS NULL",
+                vals![json, i64::from(new.pending.is_some()), now_micros(), id],
+            )?;
+            Ok(n == 1)
+        }
+    }
+}
+
 /// Sets the instance's power actions to `new` if they are still `seen`
 /// (the lifecycle controller marks a request sent, then records it done;
 /// a request the tenant replaced in between is not overwritten). Whether

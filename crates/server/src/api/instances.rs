@@ -300,7 +300,12 @@ fn power_action(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         requested_at: neocloud_common::time::to_rfc3339(neocloud_common::time::now_micros()),
         sent_at: None,
     });
-    instances::set_power(w, &i.id, &power)?;
+    if !instances::request_power(w, &i.id, i.power.as_ref(), &power)? {
+        return Err(Error::conflict(format!(
+            "instance {}'s power actions changed meanwhile: ask again",
+            i.name
+        )));
+    }
     accepted(w, &i)
 }
 

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 pub(super) struct Sim {
     pub(super) power_on: bool,
+    /// When a reset last powered it off (µs since the epoch).
+    pub(super) off_at: Option<i64>,
     pub(super) boot_target: String,
     pub(super) boot_enabled: String,
     /// `Boot.HttpBootUri`: what a `UefiHttp` boot fetches.
@@ -200,6 +202,7 @@ impl Default for Sim {
     fn default() -> Sim {
         Sim {
             power_on: false,
+            off_at: None,
             boot_target: "None".into(),
             boot_enabled: "Disabled".into(),
             http_boot_uri: None,
@@ -380,6 +383,11 @@ impl SimFleet {
     /// Whether node `i` is powered on.
     pub fn power_on(&self, i: usize) -> bool {
         self.with(i, |s| s.power_on)
+    }
+
+    /// When a reset last powered node `i` off (µs since the epoch).
+    pub fn off_at(&self, i: usize) -> Option<i64> {
+        self.with(i, |s| s.off_at)
     }
 
     /// Whether node `i`'s BMC has `user` enabled.

@@ -218,6 +218,7 @@ async fn reset(
         s.stop_os();
         s.power_on = on;
         if !on {
+            s.off_at = Some(neocloud_common::time::now_micros());
             return None;
         }
         // The firmware applies pending BIOS settings as it starts.

@@ -308,7 +308,16 @@ pub fn request_inspection(
     new_bmc: Option<(&str, &str, &str)>,
 ) -> Result<Node> {
     let held = w.query("SELECT COUNT(*) FROM allocation_units WHERE node_id = ?", vals![id])?;
-    let failed = matches!(get(w, id)?.lifecycle, NodeLifecycle::Failed { .. });
+    let lifecycle = get(w, id)?.lifecycle;
+    // A node's first sanitization holds no allocation: nothing would act
+    // on the request until it ends, and new credentials would change the
+    // BMC under it.
+    if matches!(lifecycle, NodeLifecycle::Releasing { .. } | NodeLifecycle::Sanitizing { .. }) {
+        return Err(Error::conflict(
+            "the node is being sanitized: inspect it again once it is available or failed",
+        ));
+    }
+    let failed = matches!(lifecycle, NodeLifecycle::Failed { .. });
     // A failed node may hold its last tenant's allocation until it is
     // sanitized: inspecting it again is how it gets there.
     if !failed && held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {

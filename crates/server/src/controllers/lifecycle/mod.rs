@@ -529,7 +529,20 @@ impl LifecycleController {
                 }
                 // Staying in the state (work done within it) is not a transition.
                 if to != n.lifecycle {
-                    record(w, n, &to, "success")?;
+                    // A move to failed (an inspection refused, a record
+                    // incomplete) is audited as the failure it is.
+                    let outcome = match &to {
+                        NodeLifecycle::Failed { .. } => "failed",
+                        NodeLifecycle::Enrolling
+                        | NodeLifecycle::Inspecting
+                        | NodeLifecycle::Available
+                        | NodeLifecycle::Provisioning { .. }
+                        | NodeLifecycle::Active { .. }
+                        | NodeLifecycle::Releasing { .. }
+                        | NodeLifecycle::Sanitizing { .. }
+                        | NodeLifecycle::Maintenance => "success",
+                    };
+                    record(w, n, &to, outcome)?;
                 }
                 Ok(true)
             })

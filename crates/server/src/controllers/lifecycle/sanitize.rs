@@ -9,13 +9,14 @@ use super::{end_boot, free_instance, new_boot, set_instance, LifecycleController
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
-use neocloud_redfish::{PowerState, ResetType};
+use neocloud_redfish::{PowerState, RedfishError, ResetType};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
     AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState, Node,
     NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
+use std::time::Duration;
 
 /// Whose data a sanitization removes: the tenant's instance whose release
 /// it follows, or nobody's (the node's first sanitization, before it joins
@@ -254,7 +255,14 @@ impl LifecycleController {
                     )));
                 }
                 bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
-                Ok(false)
+                // Most BMCs read it off within seconds: waited for here
+                // (else read again at the next pass).
+                let (within, every) = (Duration::from_secs(15), Duration::from_secs(1));
+                match bmc.wait_power(&system, PowerState::Off, within, every) {
+                    Ok(()) => Ok(true),
+                    Err(RedfishError::Timeout(_)) => Ok(false),
+                    Err(e) => Err(StepError::from(e)),
+                }
             }
         }
     }
