@@ -633,6 +633,18 @@ fn a_rebuild_provisions_the_node_again_for_its_tenant() {
         drive(&h.ctl, &h.secrets, &s, "bm-1", "active");
         assert_eq!(instance(&h.tenant, &id)["state"], "ready", "[{b}]");
 
+        // A rebuild asked again while a controller starts the one it read
+        // (it passes the image it read): the last one asked boots, with
+        // its own keys (the image and keys come from one row).
+        let key2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecond second@laptop";
+        h.tenant.post(&rebuild, &json!({"image": "ubuntu", "ssh_keys": [key2]})).expect(202);
+        let ubuntu = s.admin().get("/v1/images/ubuntu").expect(200).body["id"].clone();
+        s.store.write(|w| neocloud_store::instances::start_rebuild(w, &id, &rocky)).unwrap();
+        let inst = instance(&h.tenant, &id);
+        assert_eq!(inst["image_id"], ubuntu, "[{b}] the last image asked: {inst}");
+        assert_eq!(inst["ssh_keys"], json!([key2]), "[{b}] {inst}");
+        assert!(inst.get("rebuild_image_id").is_none(), "[{b}] {inst}");
+
         // Released afterwards: sanitized, with a complete record.
         assert_eq!(h.release(&id)["state"], "available", "[{b}]");
         assert_eq!(records(&h.tenant, &id)[0]["body"]["complete"], true, "[{b}]");

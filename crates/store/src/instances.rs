@@ -366,8 +366,12 @@ pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()>
     let power = active_intent(w, id)?.power;
     let power = InstancePower { pending: power.pending.filter(|p| p.sent_at.is_some()), ..power };
     let json = serde_json::to_string(&power).map_err(json_err)?;
+    // The image, keys and user-data from the row as it is now (one
+    // statement): a rebuild asked again since the caller read `image_id`
+    // boots its own image with its own keys.
     w.execute(
-        "UPDATE instances SET image_id = ?, rebuild_image_id = NULL, power = ?, power_pending = ?, \
+        "UPDATE instances SET image_id = COALESCE(rebuild_image_id, ?), rebuild_image_id = NULL, \
+         power = ?, power_pending = ?, \
          powered_off_at = 0, ssh_keys = COALESCE(rebuild_ssh_keys, ssh_keys), \
          user_data = CASE WHEN rebuild_user_data IS NULL THEN user_data \
          ELSE NULLIF(rebuild_user_data, '') END, rebuild_ssh_keys = NULL, \
