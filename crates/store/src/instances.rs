@@ -381,15 +381,16 @@ pub fn start_rebuild(w: &mut dyn Writer, id: &str, image_id: &str) -> Result<()>
     Ok(())
 }
 
+/// Writes an instance's power actions (the conditions follow).
+const SET_POWER: &str = "UPDATE instances SET power = ?, power_pending = ?, \
+                         generation = generation + 1, updated_at = ? WHERE id = ?";
+
 /// Sets the instance's power actions (the API records a request; a
 /// release drops it).
 pub fn set_power(w: &mut dyn Writer, id: &str, power: &InstancePower) -> Result<()> {
     let json = serde_json::to_string(power).map_err(json_err)?;
-    w.execute(
-        "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
-         updated_at = ? WHERE id = ?",
-        vals![json, i64::from(power.pending.is_some()), now_micros(), id],
-    )?;
+    let pending = i64::from(power.pending.is_some());
+    w.execute(SET_POWER, vals![json, pending, now_micros(), id])?;
     Ok(())
 }
 
@@ -403,18 +404,22 @@ pub fn request_power(
     seen: Option<&InstancePower>,
     new: &InstancePower,
 ) -> Result<bool> {
-    match seen {
-        Some(seen) => swap_power(w, id, seen, new),
-        None => {
-            let json = serde_json::to_string(new).map_err(json_err)?;
-            let n = w.execute(
-                "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
-                 updated_at = ? WHERE id = ? AND power IS NULL",
-                vals![json, i64::from(new.pending.is_some()), now_micros(), id],
-            )?;
-            Ok(n == 1)
+    let json = serde_json::to_string(new).map_err(json_err)?;
+    let pending = i64::from(new.pending.is_some());
+    let n = match seen {
+        Some(seen) => {
+            let seen = serde_json::to_string(seen).map_err(json_err)?;
+            w.execute(
+                &format!("{SET_POWER} AND power = ?"),
+                vals![json, pending, now_micros(), id, seen],
+            )?
         }
-    }
+        None => w.execute(
+            &format!("{SET_POWER} AND power IS NULL"),
+            vals![json, pending, now_micros(), id],
+        )?,
+    };
+    Ok(n == 1)
 }
 
 /// Sets the instance's power actions to `new` if they are still `seen`
@@ -427,14 +432,7 @@ pub fn swap_power(
     seen: &InstancePower,
     new: &InstancePower,
 ) -> Result<bool> {
-    let seen = serde_json::to_string(seen).map_err(json_err)?;
-    let json = serde_json::to_string(new).map_err(json_err)?;
-    let n = w.execute(
-        "UPDATE instances SET power = ?, power_pending = ?, generation = generation + 1, \
-         updated_at = ? WHERE id = ? AND power = ?",
-        vals![json, i64::from(new.pending.is_some()), now_micros(), id, seen],
-    )?;
-    Ok(n == 1)
+    request_power(w, id, Some(seen), new)
 }
 
 /// Drops what the tenant asked of its node and no longer applies once the

@@ -239,11 +239,6 @@ impl Server {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    /// The boot service's own listener's address (`boot_listen`), if any.
-    pub fn boot_local_addr(&self) -> Option<SocketAddr> {
-        self.boot_listener.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
     /// Cancelling it stops the server gracefully.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()

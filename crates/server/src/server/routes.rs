@@ -84,7 +84,6 @@ pub(super) fn router(shared: Arc<Shared>, with_boot: bool) -> Router {
     let s = shared.clone();
     let s2 = shared.clone();
     let s3 = shared.clone();
-    let s4 = shared.clone();
     router
         .route(
             "/healthz",
@@ -129,11 +128,13 @@ pub(super) fn router(shared: Arc<Shared>, with_boot: bool) -> Router {
                 ([(header::CONTENT_TYPE, "application/json")], s3.openapi.clone())
             }),
         )
-        .fallback(move |req: axum::extract::Request| async move {
-            let _ = &s4;
-            let id = request_id(req.headers());
-            error(&Error::not_found("route", req.uri().path().to_string()), &id)
-        })
+        .fallback(no_route)
+}
+
+/// A path no route serves: 404, naming it.
+async fn no_route(req: axum::extract::Request) -> Response {
+    let id = request_id(req.headers());
+    error(&Error::not_found("route", req.uri().path().to_string()), &id)
 }
 
 /// A request's body, at most `max_body_bytes` (a longer one is refused
@@ -369,12 +370,7 @@ fn auth(h: &HeaderMap) -> Option<String> {
 /// The boot service's own router (`boot_listen`): the boot service and
 /// the agent API, nothing else.
 pub(super) fn boot_router(shared: Arc<Shared>) -> Router {
-    boot_routes(shared.clone()).merge(agent_routes(shared)).fallback(
-        |req: axum::extract::Request| async move {
-            let id = request_id(req.headers());
-            error(&Error::not_found("route", req.uri().path().to_string()), &id)
-        },
-    )
+    boot_routes(shared.clone()).merge(agent_routes(shared)).fallback(no_route)
 }
 
 /// The boot service (see `boot`): iPXE scripts, NoCloud documents and

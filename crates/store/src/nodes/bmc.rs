@@ -24,7 +24,18 @@ fn json_column<T: serde::de::DeserializeOwned>(
     id: &str,
     column: &str,
 ) -> Result<Option<T>> {
-    let rows = r.query(&format!("SELECT {column} FROM nodes WHERE id = ?"), vals![id])?;
+    json_column_locked(r, id, column, "")
+}
+
+/// [`json_column`], the node's row locked with `lock` (a backend's
+/// `FOR UPDATE`, or nothing).
+fn json_column_locked<T: serde::de::DeserializeOwned>(
+    r: &mut dyn Reader,
+    id: &str,
+    column: &str,
+    lock: &str,
+) -> Result<Option<T>> {
+    let rows = r.query(&format!("SELECT {column} FROM nodes WHERE id = ?{lock}"), vals![id])?;
     let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
     row.opt_str(0)?
         .map(|s| serde_json::from_str(&s).map_err(|e| Error::internal(format!("{column}: {e}"))))
@@ -156,14 +167,8 @@ pub fn set_firmware_updates_if(
     updates: &[neocloud_types::FirmwareUpdate],
 ) -> Result<bool> {
     let lock = w.kind().for_update();
-    let rows =
-        w.query(&format!("SELECT firmware_updates FROM nodes WHERE id = ?{lock}"), vals![id])?;
-    let Some(row) = rows.first() else { return Err(Error::not_found("node", id)) };
-    let now: Vec<neocloud_types::FirmwareUpdate> = match row.opt_str(0)? {
-        Some(s) => serde_json::from_str(&s)
-            .map_err(|e| Error::internal(format!("firmware_updates: {e}")))?,
-        None => Vec::new(),
-    };
+    let now: Vec<neocloud_types::FirmwareUpdate> =
+        json_column_locked(w, id, "firmware_updates", lock)?.unwrap_or_default();
     if !still(&now) {
         return Ok(false);
     }

@@ -88,26 +88,14 @@ pub(crate) fn follow_network(
 }
 
 /// Sets (or clears) a node's static provisioning address: checked, unique
-/// among nodes (address and MAC), its MAC in the boot service's index.
+/// among nodes (the address here, the MAC by the boot service's index,
+/// which refuses one another node has).
 pub(super) fn set_boot_network(
     w: &mut dyn Writer,
     id: &str,
     bn: Option<&BootNetwork>,
 ) -> Result<()> {
     let checked = bn.map(BootNetwork::check).transpose()?;
-    if let Some(a) = &checked {
-        let other = w.query(
-            "SELECT node_id FROM node_macs WHERE mac = ? AND node_id <> ?",
-            vals![&a.mac, id],
-        )?;
-        if !other.is_empty() {
-            return Err(Error::AlreadyExists {
-                kind: "node",
-                field: "boot_network.mac".into(),
-                value: a.mac.clone(),
-            });
-        }
-    }
     // Stored as checked: the MAC in lower case, the addresses canonical.
     let stored = bn
         .zip(checked.as_ref())

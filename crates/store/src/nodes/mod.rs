@@ -481,10 +481,6 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
             row.str(0)?
         )));
     }
-    let attached = w.query("SELECT COUNT(*) FROM attachments WHERE node_id = ?", vals![id])?;
-    if attached.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
-        return Err(Error::conflict("the node is attached to a tenant network: detach it first"));
-    }
     w.execute("DELETE FROM node_bmcs WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM node_macs WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![id])?;

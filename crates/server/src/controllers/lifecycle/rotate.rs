@@ -114,34 +114,18 @@ impl LifecycleController {
                 "a BMC password rotation is in flight on another replica",
             )));
         }
-        let refused = match bmc.set_account_password(account, &password) {
-            Ok(()) => None,
-            // The BMC refused the value itself (its password policy): it
-            // kept the old one.
-            Err(e @ RedfishError::Status { status: 400..=499, .. }) => Some(e),
-            // Anything else may have been taken (an answer lost, or a
-            // refusal of the old credentials once the new one was set):
-            // a login with the new password says.
-            Err(e) => {
-                if !logs_in(self.bmc_config(&rec, &password))? {
-                    if e.is_transient() {
-                        // Perhaps not yet: settled by the next step's login.
-                        return Err(StepError::from(e));
-                    }
-                    store
-                        .write(|w| nodes::drop_bmc_password(w, &n.id, &sealed))
-                        .map_err(StepError::Store)?;
-                    return Ok(check(item(&account.path, false, &format!("refused: {e}"))));
-                }
-                None
-            }
-        };
-        if let Some(e) = refused {
+        let sent = bmc.set_account_password(account, &password);
+        // The BMC refused the value itself (its password policy): it kept
+        // the old one.
+        if let Err(e @ RedfishError::Status { status: 400..=499, .. }) = &sent {
             store
                 .write(|w| nodes::drop_bmc_password(w, &n.id, &sealed))
                 .map_err(StepError::Store)?;
             return Ok(check(item(&account.path, false, &format!("refused: {e}"))));
         }
+        // Sent, or perhaps taken whatever the answer (one lost, or a
+        // refusal of the old credentials once the new one was set): a
+        // login with the new password says.
         if logs_in(self.bmc_config(&rec, &password))? {
             let promoted = store
                 .write(|w| nodes::promote_bmc_password(w, &n.id, &sealed))
@@ -159,12 +143,16 @@ impl LifecycleController {
                 &format!("{:?}: a new password, checked by a login", rec.username),
             )));
         }
+        let detail = match sent {
+            // Perhaps not taken yet: settled by the next step's login.
+            Err(e) if e.is_transient() => return Err(StepError::from(e)),
+            Err(e) => format!("refused: {e}"),
+            Ok(()) => {
+                format!("{:?}: the BMC took the change but refuses a login with it", rec.username)
+            }
+        };
         store.write(|w| nodes::drop_bmc_password(w, &n.id, &sealed)).map_err(StepError::Store)?;
-        Ok(check(item(
-            &account.path,
-            false,
-            &format!("{:?}: the BMC took the change but refuses a login with it", rec.username),
-        )))
+        Ok(check(item(&account.path, false, &detail)))
     }
 }
 

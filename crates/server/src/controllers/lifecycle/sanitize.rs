@@ -246,15 +246,17 @@ impl LifecycleController {
             // Read again at the next pass.
             PowerState::PoweringOff => Ok(false),
             PowerState::On | PowerState::PoweringOn | PowerState::Unknown => {
-                let off = ResetType::ForceOff.as_str();
-                if !info.reset_types.is_empty() && !info.reset_types.iter().any(|t| t == off) {
-                    return Err(StepError::Fail(format!(
-                        "the BMC allows no forced power off (allowed: {}): the node's running \
-                         system could answer for the sanitizer",
-                        info.reset_types.join(", ")
-                    )));
+                match bmc.reset(&system, ResetType::ForceOff) {
+                    Ok(()) => {}
+                    // Not a type the BMC allows (the driver's check).
+                    Err(RedfishError::Unsupported(why)) => {
+                        return Err(StepError::Fail(format!(
+                            "the BMC allows no forced power off ({why}): the node's running \
+                             system could answer for the sanitizer"
+                        )))
+                    }
+                    Err(e) => return Err(StepError::from(e)),
                 }
-                bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
                 // Most BMCs read it off within seconds: waited for here
                 // (else read again at the next pass).
                 let (within, every) = (Duration::from_secs(15), Duration::from_secs(1));
