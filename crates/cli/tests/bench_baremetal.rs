@@ -74,7 +74,7 @@ fn bench_baremetal_runs_every_phase_with_the_fleet_in_a_process_of_its_own() {
         .iter()
         .map(|p| p["bmc_waits_per_node"].as_f64().unwrap())
         .collect();
-    assert_eq!(waits, [40.0, 5.0, 56.0], "{v}");
+    assert_eq!(waits, [40.0, 4.0, 52.0], "{v}");
     assert_eq!(v["fleet"], "process");
     assert_eq!(v["fleet_apart"], true, "{v}");
     for p in v["phases"].as_array().unwrap() {
@@ -107,7 +107,7 @@ fn bench_baremetal_boots_every_node_by_uefi_http() {
     let v = bench("uefi-http", &["--boot-method", "uefi-http", "--fleet", "in-process"]);
     assert_eq!(v["boot_method"], "uefi_http", "{v}");
     // The same BMC calls as a PXE boot: read the system, set the override.
-    assert_eq!(v["phases"][1]["bmc_waits_per_node"], 5.0, "{v}");
+    assert_eq!(v["phases"][1]["bmc_waits_per_node"], 4.0, "{v}");
 }
 
 #[test]

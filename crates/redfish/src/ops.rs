@@ -150,6 +150,10 @@ pub struct SystemInfo {
     /// type (`TPM2_0`); the sanitizer must see each one to clear it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tpms: Vec<String>,
+    /// The reset action's target as read (not serialized: a stored
+    /// system's reset goes to the standard path).
+    #[serde(skip)]
+    pub reset_target: Option<String>,
 }
 
 impl SystemInfo {
@@ -188,6 +192,9 @@ impl SystemInfo {
                 .filter(|m| matches!(m["Status"]["State"].as_str(), None | Some("Enabled")))
                 .map(|m| m["InterfaceType"].as_str().unwrap_or("TPM").to_string())
                 .collect(),
+            reset_target: v["Actions"]["#ComputerSystem.Reset"]["target"]
+                .as_str()
+                .map(str::to_string),
         }
     }
 
@@ -412,9 +419,18 @@ impl Bmc {
         self.reset_with(system, t, true)
     }
 
+    /// [`Self::reset`] of the system as `info` read it (by [`Self::system`]
+    /// or an inventory, in the same step): its allowed types and its reset
+    /// action, without a read of its own (one BMC round trip fewer).
+    pub fn reset_on(&self, info: &SystemInfo, t: ResetType) -> Result<()> {
+        self.send_reset(info, t, false)
+    }
+
     fn reset_with(&self, system: &str, t: ResetType, once: bool) -> Result<()> {
-        let v = self.get(system)?;
-        let info = self.system_info(system, &v)?;
+        self.send_reset(&self.system(system)?, t, once)
+    }
+
+    fn send_reset(&self, info: &SystemInfo, t: ResetType, once: bool) -> Result<()> {
         if !info.reset_types.is_empty() && !info.reset_types.iter().any(|r| r == t.as_str()) {
             return Err(RedfishError::Unsupported(format!(
                 "reset type {} (allowed: {})",
@@ -422,10 +438,10 @@ impl Bmc {
                 info.reset_types.join(", ")
             )));
         }
-        let target = v["Actions"]["#ComputerSystem.Reset"]["target"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{system}/Actions/ComputerSystem.Reset"));
+        let target = info
+            .reset_target
+            .clone()
+            .unwrap_or_else(|| format!("{}/Actions/ComputerSystem.Reset", info.path));
         let body = json!({"ResetType": t.as_str()});
         match once {
             true => self.request_at_most_once("POST", &target, Some(&body)).map(|_| ()),
@@ -441,11 +457,41 @@ impl Bmc {
         deadline: Duration,
         every: Duration,
     ) -> Result<()> {
+        self.poll_power(system, want, deadline, every).map(|_| ())
+    }
+
+    /// [`Self::wait_power`] for the system `info` read: the system as the
+    /// poll that saw `want` read it, with `info`'s reset types where that
+    /// read lists none (a poll does not read the ActionInfo), so the step
+    /// can act on it without reading it again.
+    pub fn await_power(
+        &self,
+        info: &SystemInfo,
+        want: PowerState,
+        deadline: Duration,
+        every: Duration,
+    ) -> Result<SystemInfo> {
+        let mut now = self.poll_power(&info.path, want, deadline, every)?;
+        if now.reset_types.is_empty() {
+            now.reset_types = info.reset_types.clone();
+        }
+        Ok(now)
+    }
+
+    fn poll_power(
+        &self,
+        system: &str,
+        want: PowerState,
+        deadline: Duration,
+        every: Duration,
+    ) -> Result<SystemInfo> {
         let start = Instant::now();
         loop {
-            let now = self.power_state(system)?;
+            // The state only: no ActionInfo read for each poll.
+            let read = SystemInfo::read(system, &self.get(system)?);
+            let now = read.power_state;
             if now == want {
-                return Ok(());
+                return Ok(read);
             }
             if start.elapsed() >= deadline {
                 return Err(RedfishError::Timeout(format!(

@@ -3,7 +3,9 @@
 //! and the per-BMC limit of requests in flight. (Protocol behaviour against
 //! a real Redfish implementation is in `emulator.rs`.)
 
-use neocloud_redfish::{Bmc, BmcAccount, BmcConfig, RedfishError, RequiredReset, ResetType};
+use neocloud_redfish::{
+    Bmc, BmcAccount, BmcConfig, PowerState, RedfishError, RequiredReset, ResetType,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -879,11 +881,15 @@ fn retry_after_is_waited_and_429_is_tried_again() {
 
 /// Reset types a BMC lists only in the reset action's `@Redfish.ActionInfo`
 /// are read with the system (once): a type not allowed is refused without
-/// being sent.
+/// being sent. A reset on a system the step has read (`reset_on`) goes to
+/// the action that read named with no read of its own; polling the power
+/// state reads no ActionInfo, keeps the types read, and returns the system
+/// as the poll that saw the state read it.
 #[test]
 fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let s2 = seen.clone();
+    let state = Arc::new(Mutex::new("Off"));
+    let (s2, st2) = (seen.clone(), state.clone());
     let url = serve(Arc::new(move |r: &Req| {
         if let Some(x) = no_sessions(r) {
             return x;
@@ -893,10 +899,12 @@ fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
             ("GET", "/redfish/v1/Systems/1") => (
                 200,
                 vec![],
-                r##"{"PowerState": "Off", "Actions": {"#ComputerSystem.Reset": {
-                    "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-                    "@Redfish.ActionInfo": "/redfish/v1/Systems/1/ResetActionInfo"}}}"##
-                    .into(),
+                format!(
+                    r##"{{"PowerState": "{}", "Actions": {{"#ComputerSystem.Reset": {{
+                    "target": "/redfish/v1/Systems/1/Actions/Reset.Custom",
+                    "@Redfish.ActionInfo": "/redfish/v1/Systems/1/ResetActionInfo"}}}}}}"##,
+                    st2.lock().unwrap()
+                ),
             ),
             ("GET", "/redfish/v1/Systems/1/ResetActionInfo") => (
                 200,
@@ -907,17 +915,30 @@ fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
                      "AllowableValues": ["On", "ForceOff"]}]}"#
                     .into(),
             ),
-            ("POST", _) => (204, vec![], String::new()),
+            ("POST", "/redfish/v1/Systems/1/Actions/Reset.Custom") => {
+                *st2.lock().unwrap() = if r.body.contains("ForceOff") { "Off" } else { "On" };
+                (204, vec![], String::new())
+            }
             _ => (404, vec![], "{}".into()),
         }
     }));
     let bmc = Bmc::new(cfg(&url));
     let sys = "/redfish/v1/Systems/1";
-    assert_eq!(bmc.system(sys).unwrap().reset_types, ["On", "ForceOff"]);
+    let info = bmc.system(sys).unwrap();
+    assert_eq!(info.reset_types, ["On", "ForceOff"]);
     seen.lock().unwrap().clear();
     let e = bmc.reset(sys, ResetType::PowerCycle).unwrap_err();
     assert!(matches!(&e, RedfishError::Unsupported(m) if m.contains("On, ForceOff")), "{e:?}");
     bmc.reset(sys, ResetType::On).unwrap();
+    let e = bmc.reset_on(&info, ResetType::ForceRestart).unwrap_err();
+    assert!(matches!(e, RedfishError::Unsupported(_)), "{e:?}");
+    bmc.reset_on(&info, ResetType::ForceOff).unwrap();
+    let off = bmc
+        .await_power(&info, PowerState::Off, Duration::from_secs(2), Duration::from_millis(10))
+        .unwrap();
+    assert_eq!(off.power_state, PowerState::Off);
+    assert_eq!(off.reset_types, ["On", "ForceOff"], "the read's types kept");
+    bmc.reset_on(&off, ResetType::On).unwrap();
     assert_eq!(
         *seen.lock().unwrap(),
         [
@@ -925,8 +946,12 @@ fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
             "GET /redfish/v1/Systems/1/ResetActionInfo",
             "GET /redfish/v1/Systems/1",
             "GET /redfish/v1/Systems/1/ResetActionInfo",
-            "POST /redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+            "POST /redfish/v1/Systems/1/Actions/Reset.Custom",
+            "POST /redfish/v1/Systems/1/Actions/Reset.Custom",
+            "GET /redfish/v1/Systems/1",
+            "POST /redfish/v1/Systems/1/Actions/Reset.Custom",
         ],
-        "the refused type never sent; the allowed one once"
+        "the refused types never sent, the allowed ones once each; a reset on a read reads \
+         nothing, a poll no ActionInfo"
     );
 }

@@ -31,7 +31,14 @@ impl LifecycleController {
         match step {
             BootStep::SetBoot | BootStep::PowerCycle => {
                 let to = next(step.next(), attempt);
-                self.boot_step(store, secrets, n, step, (ImagePurpose::Tenant, instance), to)
+                self.boot_step(
+                    store,
+                    secrets,
+                    n,
+                    (step, None),
+                    (ImagePurpose::Tenant, instance),
+                    to,
+                )
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -98,13 +105,14 @@ impl LifecycleController {
 
     /// A step of booting the node from the network for `purpose`, then the
     /// move to `to`: the BMC's one-time boot override, or the power cycle
-    /// (see [`Self::boot_token_for_reset`]).
+    /// (see [`Self::boot_token_for_reset`]). `read`: the system as this
+    /// step read it already, if it did.
     pub(super) fn boot_step(
         &self,
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        step: BootStep,
+        (step, read): (BootStep, Option<SystemInfo>),
         (purpose, instance): (ImagePurpose, &str),
         to: NodeLifecycle,
     ) -> Result<bool, StepError> {
@@ -116,7 +124,7 @@ impl LifecycleController {
             BootStep::AwaitAgent => false,
         };
         if boot {
-            self.boot_bmc(store, secrets, n, step, purpose)?;
+            self.boot_bmc(store, secrets, n, (step, read), purpose)?;
         }
         self.advance(store, n, to, |_| Ok(()))
     }
@@ -160,7 +168,7 @@ impl LifecycleController {
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-        step: BootStep,
+        (step, read): (BootStep, Option<SystemInfo>),
         purpose: ImagePurpose,
     ) -> Result<(), StepError> {
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
@@ -179,7 +187,10 @@ impl LifecycleController {
                 self.set_boot_override(&bmc, &info, n)
             }
             BootStep::PowerCycle => {
-                let info = bmc.system(&system).map_err(StepError::from)?;
+                let info = match read {
+                    Some(info) => info,
+                    None => bmc.system(&system).map_err(StepError::from)?,
+                };
                 if !self.boots_as_wanted(&info, n.boot_method) {
                     // The override set_boot made was spent by a boot since:
                     // this reset is repeated (after a crash, or a timeout of
@@ -216,7 +227,7 @@ impl LifecycleController {
                             })?
                     }
                 };
-                bmc.reset(&system, t).map_err(StepError::from)
+                bmc.reset_on(&info, t).map_err(StepError::from)
             }
             BootStep::AwaitAgent => Ok(()),
         }

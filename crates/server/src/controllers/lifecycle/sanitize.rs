@@ -9,7 +9,7 @@ use super::{end_boot, free_instance, new_boot, set_instance, LifecycleController
 use crate::network::isolation;
 use crate::secrets::SecretBox;
 use neocloud_common::{new_id, time::now_micros, time::to_rfc3339, Error};
-use neocloud_redfish::{PowerState, RedfishError, ResetType};
+use neocloud_redfish::{PowerState, RedfishError, ResetType, SystemInfo};
 use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
@@ -17,6 +17,16 @@ use neocloud_types::{
     NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
 };
 use std::time::Duration;
+
+/// Where a release's power cycle stands before the sanitizer's token.
+enum Off {
+    /// Not read off yet: the next pass looks again.
+    NotYet,
+    /// The sanitizer's token was used (its boot registered): no reset.
+    TokenUsed,
+    /// Read off, as this read of the system says.
+    Read(Box<SystemInfo>),
+}
 
 /// Whose data a sanitization removes: the tenant's instance whose release
 /// it follows, or nobody's (the node's first sanitization, before it joins
@@ -186,11 +196,17 @@ impl LifecycleController {
                     }
                     self.stage_bios(store, secrets, n)?;
                 }
-                if step == BootStep::PowerCycle && !self.off_for_sanitizer(store, secrets, n)? {
-                    return Ok(false);
-                }
+                let read = match step {
+                    BootStep::PowerCycle => match self.off_for_sanitizer(store, secrets, n)? {
+                        Off::NotYet => return Ok(false),
+                        Off::TokenUsed => None,
+                        Off::Read(info) => Some(*info),
+                    },
+                    BootStep::SetBoot | BootStep::AwaitAgent => None,
+                };
                 let to = next(step.next(), attempt);
-                self.boot_step(store, secrets, n, step, (ImagePurpose::Sanitizer, held.key()), to)
+                let purpose = (ImagePurpose::Sanitizer, held.key());
+                self.boot_step(store, secrets, n, (step, read), purpose, to)
             }
             BootStep::AwaitAgent => {
                 let agent = store
@@ -228,25 +244,26 @@ impl LifecycleController {
     /// ignores). So the node is first forced off and read off; only then
     /// is a token issued and the node powered on, and only a boot after
     /// that can read it. A token already used was issued so (the boot it
-    /// started registered): the reset is skipped as before.
+    /// started registered): the reset is skipped as before. The system as
+    /// last read off goes on to the reset, which need not read it again.
     fn off_for_sanitizer(
         &self,
         store: &Store,
         secrets: &SecretBox,
         n: &Node,
-    ) -> Result<bool, StepError> {
+    ) -> Result<Off, StepError> {
         let token = store.read(|r| agents::boot_token(r, &n.id)).map_err(StepError::Store)?;
         if token.is_some_and(|t| t.used_at.is_some()) {
-            return Ok(true);
+            return Ok(Off::TokenUsed);
         }
         let (bmc, system) = self.bmc_system(store, secrets, n)?;
         let info = bmc.system(&system).map_err(StepError::from)?;
         match info.power_state {
-            PowerState::Off => Ok(true),
+            PowerState::Off => Ok(Off::Read(Box::new(info))),
             // Read again at the next pass.
-            PowerState::PoweringOff => Ok(false),
+            PowerState::PoweringOff => Ok(Off::NotYet),
             PowerState::On | PowerState::PoweringOn | PowerState::Unknown => {
-                match bmc.reset(&system, ResetType::ForceOff) {
+                match bmc.reset_on(&info, ResetType::ForceOff) {
                     Ok(()) => {}
                     // Not a type the BMC allows (the driver's check).
                     Err(RedfishError::Unsupported(why)) => {
@@ -260,9 +277,9 @@ impl LifecycleController {
                 // Most BMCs read it off within seconds: waited for here
                 // (else read again at the next pass).
                 let (within, every) = (Duration::from_secs(15), Duration::from_secs(1));
-                match bmc.wait_power(&system, PowerState::Off, within, every) {
-                    Ok(()) => Ok(true),
-                    Err(RedfishError::Timeout(_)) => Ok(false),
+                match bmc.await_power(&info, PowerState::Off, within, every) {
+                    Ok(off) => Ok(Off::Read(Box::new(off))),
+                    Err(RedfishError::Timeout(_)) => Ok(Off::NotYet),
                     Err(e) => Err(StepError::from(e)),
                 }
             }
@@ -478,7 +495,7 @@ impl LifecycleController {
         // What an earlier pass changed and did not live to record.
         super::journal::merge(&mut checks, &earlier);
         if info.power_state.is_on() {
-            bmc.reset(&system, ResetType::ForceOff).map_err(StepError::from)?;
+            bmc.reset_on(info, ResetType::ForceOff).map_err(StepError::from)?;
         }
         checks.push(SanitizationCheck {
             name: "power_off".into(),
