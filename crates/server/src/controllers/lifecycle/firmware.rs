@@ -400,11 +400,8 @@ impl LifecycleController {
                         return Ok(Err(Some(busy)));
                     }
                 }
-                if !nodes::set_firmware_updates_if(w, &n.id, unchanged, &marked)? {
+                if !updates_audited_if(w, n, unchanged, &marked, &requested)? {
                     return Ok(Err(None));
-                }
-                for (action, outcome) in &requested {
-                    audit_node(w, n, action, outcome)?;
                 }
                 Ok(Ok(()))
             })
@@ -568,17 +565,7 @@ impl LifecycleController {
         updates: &[FirmwareUpdate],
         audits: &[(&str, &str)],
     ) -> Result<bool, StepError> {
-        store
-            .write(|w| {
-                if !nodes::set_firmware_updates_if(w, &n.id, &still, updates)? {
-                    return Ok(false);
-                }
-                for (action, outcome) in audits {
-                    audit_node(w, n, action, outcome)?;
-                }
-                Ok(true)
-            })
-            .map_err(StepError::Store)
+        store.write(|w| updates_audited_if(w, n, &still, updates, audits)).map_err(StepError::Store)
     }
 
     /// Writes the node's updates, audited once per `(action, outcome)`.
@@ -599,6 +586,25 @@ impl LifecycleController {
             })
             .map_err(StepError::Store)
     }
+}
+
+/// In `w`: the node's updates written and audited once per `(action,
+/// outcome)` where `still` holds for those stored now (its row locked);
+/// `false`, nothing written, where they changed since they were read.
+fn updates_audited_if(
+    w: &mut dyn neocloud_store::Writer,
+    n: &Node,
+    still: impl Fn(&[FirmwareUpdate]) -> bool,
+    updates: &[FirmwareUpdate],
+    audits: &[(&str, &str)],
+) -> neocloud_common::Result<bool> {
+    if !nodes::set_firmware_updates_if(w, &n.id, still, updates)? {
+        return Ok(false);
+    }
+    for (action, outcome) in audits {
+        audit_node(w, n, action, outcome)?;
+    }
+    Ok(true)
 }
 
 /// Writes the node's plan (an empty one too: planned, nothing to update)
