@@ -820,11 +820,11 @@ fn absolute_urls_naming_another_host_go_to_the_endpoint() {
     }));
     let bmc = Bmc::new(cfg(&url));
     let on_other = format!("{elsewhere}/redfish/v1/Systems/1");
-    assert_eq!(bmc.power_state(&on_other).unwrap(), neocloud_redfish::PowerState::On);
+    assert_eq!(bmc.power_state(&on_other).unwrap(), PowerState::On);
     bmc.reset(&on_other, ResetType::ForceRestart).unwrap();
     // The endpoint's own absolute URL (its scheme in capitals) is its own.
     let own = format!("{}/redfish/v1/Systems/1", url.replace("http://", "HTTP://"));
-    assert_eq!(bmc.power_state(&own).unwrap(), neocloud_redfish::PowerState::On);
+    assert_eq!(bmc.power_state(&own).unwrap(), PowerState::On);
     assert!(other_seen.lock().unwrap().is_empty(), "{:?}", other_seen.lock().unwrap());
     assert_eq!(
         *seen.lock().unwrap(),
@@ -888,7 +888,7 @@ fn retry_after_is_waited_and_429_is_tried_again() {
 #[test]
 fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let state = Arc::new(Mutex::new("Off"));
+    let state = Arc::new(Mutex::new("On"));
     let (s2, st2) = (seen.clone(), state.clone());
     let url = serve(Arc::new(move |r: &Req| {
         if let Some(x) = no_sessions(r) {
@@ -926,6 +926,7 @@ fn reset_types_listed_in_action_info_refuse_a_type_unsent() {
     let sys = "/redfish/v1/Systems/1";
     let info = bmc.system(sys).unwrap();
     assert_eq!(info.reset_types, ["On", "ForceOff"]);
+    assert_eq!(info.power_state, PowerState::On);
     seen.lock().unwrap().clear();
     let e = bmc.reset(sys, ResetType::PowerCycle).unwrap_err();
     assert!(matches!(&e, RedfishError::Unsupported(m) if m.contains("On, ForceOff")), "{e:?}");
