@@ -14,6 +14,7 @@
 use neocloud_common::{Error, Result};
 use neocloud_placement::{Availability, Constraints, Engine, NodeSpec, Placement};
 use neocloud_store::{allocations, nodes, Reader, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A change to the engine that takes effect once the transaction commits.
@@ -42,6 +43,8 @@ pub struct State {
 pub struct PlacementService {
     state: Mutex<State>,
     serial: Mutex<()>,
+    /// Rebuilds from the store (each reads every node and allocation).
+    reloads: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,7 +84,21 @@ pub fn engine_constraints(tenant_id: &str, c: &Constraints) -> Constraints {
 
 impl PlacementService {
     pub fn new(state: State) -> PlacementService {
-        PlacementService { state: Mutex::new(state), serial: Mutex::new(()) }
+        PlacementService {
+            state: Mutex::new(state),
+            serial: Mutex::new(()),
+            reloads: AtomicU64::new(0),
+        }
+    }
+
+    /// Its metrics, in the text exposition format.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP neocloud_placement_engine_reloads_total Placement engine rebuilds from the store (a write it was not told of: another replica's, or one whose effects it cannot replay).\n\
+             # TYPE neocloud_placement_engine_reloads_total counter\n\
+             neocloud_placement_engine_reloads_total {}\n",
+            self.reloads.load(Ordering::Relaxed)
+        )
     }
 
     /// Held by the dispatcher across a placement-changing write.
@@ -96,6 +113,7 @@ impl PlacementService {
         let mut st = lock(&self.state);
         if st.generation != stored {
             tracing::debug!(from = st.generation, to = stored, "placement engine reloads");
+            self.reloads.fetch_add(1, Ordering::Relaxed);
             *st = load(r)?;
         }
         Ok(st)
@@ -145,7 +163,38 @@ impl PlacementService {
         }
     }
 
+    /// A write it was not serialized with (a lifecycle step's): its
+    /// effects, committed at generation `g`, applied only where the engine
+    /// is at `g - 1`. Else nothing now: the engine is behind the store and
+    /// reloads when it is next read ([`Self::current`]), not in the step.
+    pub fn tell(&self, g: i64, effects: Vec<Effect>) {
+        let mut st = lock(&self.state);
+        if st.generation != g - 1 {
+            return;
+        }
+        for eff in effects {
+            let res = match eff {
+                Effect::SetAvailability(id, a) => {
+                    st.engine.set_availability(&id, a).map_err(|x| x.to_string())
+                }
+                Effect::AddNode(_)
+                | Effect::Apply { .. }
+                | Effect::Release(_)
+                | Effect::Reload
+                | Effect::Generation(_) => Err("not told by a step".to_string()),
+            };
+            if let Err(why) = res {
+                tracing::info!(reason = %why, "placement engine reloads when next read");
+                // No generation the store has: the next read reloads.
+                st.generation = -1;
+                return;
+            }
+        }
+        st.generation = g;
+    }
+
     pub fn reload(&self, store: &Store) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         match store.read(load) {
             Ok(fresh) => *lock(&self.state) = fresh,
             Err(err) => tracing::error!(error = %err, "placement engine reload failed"),

@@ -11,7 +11,7 @@ mod peers;
 
 use bm::*;
 use common::nodes::{lifecycle, node, token_of, wait_for, wait_node};
-use common::TestBackend;
+use common::{TestBackend, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -710,7 +710,7 @@ fn image_urls_and_kernel_arguments_cannot_change_the_boot_script() {
 fn the_boot_service_can_listen_apart_from_the_api() {
     for b in TestBackend::ALL {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let Some(s) = common::TestServer::start_with(b, |c| {
+        let Some(s) = TestServer::start_with(b, |c| {
             c.boot_listen = Some(format!("127.0.0.1:{port}"));
             c.max_body_bytes = 64 * 1024;
         }) else {
@@ -750,5 +750,42 @@ fn the_boot_service_can_listen_apart_from_the_api() {
             assert!(answer.starts_with("HTTP/1.1 413"), "[{b}] {answer}");
             assert!(answer.contains("\"payload_too_large\""), "[{b}] {answer}");
         }
+    }
+}
+
+/// The placement engine follows the lifecycle controller's own moves of a
+/// node in and out of the schedulable pool (here: inspected, then
+/// available) without rebuilding itself from the store: a tenant's next
+/// create plans at once. (A rebuild reads every node and allocation: at
+/// 10,000 nodes a create call would pay for one after every node that
+/// finished a sanitization.)
+#[test]
+fn placement_follows_the_controllers_moves_without_a_reload() {
+    let f = fleet();
+    for (i, b) in TestBackend::ALL.into_iter().enumerate() {
+        let Some(s) = TestServer::start_with(b, |c| {
+            tweak(c, 120);
+            c.sanitize_before_first_use = false;
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let reloads = || {
+            let m = s.anonymous().get("/metrics").expect(200).text;
+            m.lines()
+                .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
+                .unwrap_or_else(|| panic!("[{b}] no reload counter in {m}"))
+                .parse::<u64>()
+                .unwrap()
+        };
+        let before = reloads();
+        let tenant = catalog(&s, true);
+        enroll_simulated(&s, &f, i);
+        wait_node(&s, "bm-1", "available", None);
+        // The controller tells the engine right after its commit.
+        std::thread::sleep(Duration::from_millis(200));
+        let created = create(&tenant, "job");
+        assert_eq!(created["node_id"], node(&s, "bm-1")["id"], "[{b}] {created}");
+        assert_eq!(reloads(), before, "[{b}] no rebuild of the placement engine");
     }
 }

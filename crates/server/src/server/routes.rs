@@ -113,7 +113,8 @@ pub(super) fn router(shared: Arc<Shared>, with_boot: bool) -> Router {
                     [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
                     s2.app.metrics.render()
                         + &s2.app.planners.render_metrics()
-                        + &s2.app.lifecycle.render_metrics(),
+                        + &s2.app.lifecycle.render_metrics()
+                        + &s2.app.placement.render_metrics(),
                 )
             }),
         )

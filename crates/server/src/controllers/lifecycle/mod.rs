@@ -18,7 +18,10 @@
 //! sanitization; a dirty node never becomes available.** Every transition
 //! is audited (the provider's chain, and the tenant's for its instance);
 //! one that changes what placement sees of the node (schedulable or not,
-//! GPUs) or frees an allocation bumps the placement generation.
+//! GPUs) or frees an allocation bumps the placement generation. A move
+//! that changed the node's availability alone is told to this replica's
+//! engine (`PlacementService::tell`), which then needs no rebuild from the
+//! store; other replicas' engines reload when they next plan.
 
 mod accounts;
 mod activation;
@@ -43,10 +46,12 @@ pub use health::HealthPass;
 pub use census::{census, sla, Census, StateCounts};
 
 use crate::network::planners::Planners;
+use crate::placement::Effect;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use bmc::{Sessions, StepBmc};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
+use neocloud_placement::{Availability, NodeSpec};
 use neocloud_redfish::{BmcConfig, RedfishError};
 use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
 use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
@@ -515,17 +520,29 @@ impl LifecycleController {
         to: NodeLifecycle,
         mut also: impl FnMut(&mut dyn neocloud_store::Writer) -> Result<()>,
     ) -> Result<bool, StepError> {
+        // The placement generation this move alone brought its node's new
+        // availability to: this replica's engine takes it without a reload.
+        let mut told: Option<(Availability, i64)> = None;
         let moved = store
             .write(|w| {
+                told = None;
                 if !nodes::transition(w, &n.id, (&n.lifecycle, n.generation), &to)? {
                     return Ok(false);
                 }
+                let before = allocations::placement_generation(w)?;
                 also(w)?;
-                // Placement is told (and every replica's engine reloads)
-                // only when what it sees of the node changed: most steps
-                // (boot steps, agent steps) change nothing it schedules by.
-                if nodes::spec(&nodes::get(w, &n.id)?) != nodes::spec(n) {
-                    allocations::bump_placement_generation(w)?;
+                // Placement is told (and every other replica's engine
+                // reloads) only when what it sees of the node changed: most
+                // steps (boot steps, agent steps) change nothing it
+                // schedules by.
+                let (was, now) = (nodes::spec(n), nodes::spec(&nodes::get(w, &n.id)?));
+                if now != was {
+                    let g = allocations::bump_placement_generation(w)?;
+                    let availability_only =
+                        NodeSpec { availability: was.availability, ..now.clone() } == was;
+                    if availability_only && g == before + 1 {
+                        told = Some((now.availability, g));
+                    }
                 }
                 // Staying in the state (work done within it) is not a transition.
                 if to != n.lifecycle {
@@ -547,6 +564,9 @@ impl LifecycleController {
                 Ok(true)
             })
             .map_err(StepError::Store)?;
+        if let (true, Some((availability, g)), Some(p)) = (moved, told, &self.placement) {
+            p.tell(g, vec![Effect::SetAvailability(n.id.clone(), availability)]);
+        }
         if moved {
             self.attempts
                 .lock()
