@@ -403,8 +403,14 @@ impl Bmc {
     }
 
     pub fn power_state(&self, system: &str) -> Result<PowerState> {
-        // The state only: no ActionInfo read for each poll.
-        Ok(SystemInfo::read(system, &self.get(system)?).power_state)
+        Ok(self.system_as_read(system)?.power_state)
+    }
+
+    /// The system as one read of it says, without the ActionInfo read of
+    /// [`Self::system`] (its reset types only where listed inline): for
+    /// its power state (each poll) or its boot settings.
+    fn system_as_read(&self, system: &str) -> Result<SystemInfo> {
+        Ok(SystemInfo::read(system, &self.get(system)?))
     }
 
     /// Resets the system. A type the BMC does not list as allowed is
@@ -487,8 +493,7 @@ impl Bmc {
     ) -> Result<SystemInfo> {
         let start = Instant::now();
         loop {
-            // The state only: no ActionInfo read for each poll.
-            let read = SystemInfo::read(system, &self.get(system)?);
+            let read = self.system_as_read(system)?;
             let now = read.power_state;
             if now == want {
                 return Ok(read);
@@ -505,8 +510,7 @@ impl Bmc {
 
     /// Boots from `target` on the next boot only.
     pub fn boot_once(&self, system: &str, target: BootTarget, uefi: bool) -> Result<()> {
-        // Its boot settings only: no ActionInfo read.
-        self.boot_once_on(&SystemInfo::read(system, &self.get(system)?), target, uefi)
+        self.boot_once_on(&self.system_as_read(system)?, target, uefi)
     }
 
     /// [`Self::boot_once`] on a system just read (`info`), saving the read.

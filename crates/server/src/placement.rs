@@ -163,34 +163,24 @@ impl PlacementService {
         }
     }
 
-    /// A write it was not serialized with (a lifecycle step's): its
-    /// effects, committed at generation `g`, applied only where the engine
-    /// is at `g - 1`. Else nothing now: the engine is behind the store and
-    /// reloads when it is next read ([`Self::current`]), not in the step.
-    pub fn tell(&self, g: i64, effects: Vec<Effect>) {
+    /// A node's availability `a` as a write it was not serialized with (a
+    /// lifecycle step's) committed it at generation `g`: applied only
+    /// where the engine is at `g - 1`. Else nothing now: the engine is
+    /// behind the store and reloads when it is next read
+    /// ([`Self::current`]), not in the step.
+    pub fn tell_availability(&self, g: i64, node_id: &str, a: Availability) {
         let mut st = lock(&self.state);
         if st.generation != g - 1 {
             return;
         }
-        for eff in effects {
-            let res = match eff {
-                Effect::SetAvailability(id, a) => {
-                    st.engine.set_availability(&id, a).map_err(|x| x.to_string())
-                }
-                Effect::AddNode(_)
-                | Effect::Apply { .. }
-                | Effect::Release(_)
-                | Effect::Reload
-                | Effect::Generation(_) => Err("not told by a step".to_string()),
-            };
-            if let Err(why) = res {
+        match st.engine.set_availability(node_id, a) {
+            Ok(()) => st.generation = g,
+            Err(why) => {
                 tracing::info!(reason = %why, "placement engine reloads when next read");
                 // No generation the store has: the next read reloads.
                 st.generation = -1;
-                return;
             }
         }
-        st.generation = g;
     }
 
     pub fn reload(&self, store: &Store) {

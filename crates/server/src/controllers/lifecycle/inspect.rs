@@ -79,15 +79,21 @@ impl LifecycleController {
         // The boot service finds a node by the MAC it boots from: a MAC of
         // another node's (the same BMC enrolled twice, or a copied MAC)
         // would have each boot the other's scripts.
-        for mac in &macs {
-            let other =
-                store.read(|r| nodes::mac_owner(r, mac, &n.id)).map_err(StepError::Store)?;
-            if let Some(other) = other {
-                return Err(StepError::Fail(format!(
-                    "the BMC reports MAC {mac}, which is node {other}'s: the same BMC enrolled \
-                     twice, or a MAC copied"
-                )));
-            }
+        let taken = store
+            .read(|r| {
+                for mac in &macs {
+                    if let Some(other) = nodes::mac_owner(r, mac, &n.id)? {
+                        return Ok(Some((mac, other)));
+                    }
+                }
+                Ok(None)
+            })
+            .map_err(StepError::Store)?;
+        if let Some((mac, other)) = taken {
+            return Err(StepError::Fail(format!(
+                "the BMC reports MAC {mac}, which is node {other}'s: the same BMC enrolled \
+                 twice, or a MAC copied"
+            )));
         }
         let report = bmc_inventory(&inv);
         let rollup = inv.health.rollup.as_deref();

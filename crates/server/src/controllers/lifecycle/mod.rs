@@ -20,7 +20,7 @@
 //! one that changes what placement sees of the node (schedulable or not,
 //! GPUs) or frees an allocation bumps the placement generation. A move
 //! that changed the node's availability alone is told to this replica's
-//! engine (`PlacementService::tell`), which then needs no rebuild from the
+//! engine (`PlacementService::tell_availability`), which then needs no rebuild from the
 //! store; other replicas' engines reload when they next plan.
 
 mod accounts;
@@ -46,7 +46,6 @@ pub use health::HealthPass;
 pub use census::{census, sla, Census, StateCounts};
 
 use crate::network::planners::Planners;
-use crate::placement::Effect;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use bmc::{Sessions, StepBmc};
@@ -565,7 +564,7 @@ impl LifecycleController {
             })
             .map_err(StepError::Store)?;
         if let (true, Some((availability, g)), Some(p)) = (moved, told, &self.placement) {
-            p.tell(g, vec![Effect::SetAvailability(n.id.clone(), availability)]);
+            p.tell_availability(g, &n.id, availability);
         }
         if moved {
             self.attempts
