@@ -34,6 +34,7 @@ pub mod simulated;
 mod testutil;
 mod tools;
 pub mod tpm;
+pub mod tpm_identity;
 pub mod xid_watch;
 
 pub use agent::{Agent, AgentError, ApiFailure, Exit, Logger, Registration};

@@ -148,6 +148,14 @@ const PERSISTENT_LAST: u32 = 0x81ff_ffff;
 /// certificate, say), which `TPM2_Clear` keeps.
 const NV_PLATFORMCREATE: u32 = 1 << 30;
 
+/// An authorization of a command's handle.
+pub(crate) enum Session {
+    /// The empty password (`TPM_RS_PW`).
+    Password,
+    /// A policy session already satisfied for the command.
+    Policy { handle: u32, nonce: Vec<u8> },
+}
+
 /// A connection to a TPM: one command, one response.
 pub struct Tpm {
     io: Box<dyn Channel>,
@@ -280,19 +288,48 @@ impl Tpm {
         auth: bool,
         params: &[u8],
     ) -> Result<Vec<u8>, TpmError> {
-        let tag = if auth { ST_SESSIONS } else { ST_NO_SESSIONS };
+        let sessions: &[Session] = if auth { &[Session::Password] } else { &[] };
+        self.command_with(code, handles, sessions, params)
+    }
+
+    /// Sends a command with `sessions` (one per handle that needs one, in
+    /// the handles' order); answers the response after its 10-byte header.
+    pub(crate) fn command_with(
+        &mut self,
+        code: u32,
+        handles: &[u32],
+        sessions: &[Session],
+        params: &[u8],
+    ) -> Result<Vec<u8>, TpmError> {
+        let tag = if sessions.is_empty() { ST_NO_SESSIONS } else { ST_SESSIONS };
         let mut body = Vec::new();
         for h in handles {
             body.extend(h.to_be_bytes());
         }
-        if auth {
-            // One password session with an empty password: handle, empty
-            // nonce, no attributes, empty HMAC (the password).
+        if !sessions.is_empty() {
             let mut a = Vec::new();
-            a.extend(RS_PW.to_be_bytes());
-            a.extend(0u16.to_be_bytes());
-            a.push(0);
-            a.extend(0u16.to_be_bytes());
+            for s in sessions {
+                match s {
+                    // An empty password: handle, empty nonce, no
+                    // attributes, empty HMAC (the password).
+                    Session::Password => {
+                        a.extend(RS_PW.to_be_bytes());
+                        a.extend(0u16.to_be_bytes());
+                        a.push(0);
+                        a.extend(0u16.to_be_bytes());
+                    }
+                    // A policy session whose policy needs no HMAC (no
+                    // PolicyAuthValue or PolicyPassword in it): a nonce of
+                    // the caller's, flushed after the command.
+                    Session::Policy { handle, nonce } => {
+                        a.extend(handle.to_be_bytes());
+                        a.extend((nonce.len() as u16).to_be_bytes());
+                        a.extend(nonce);
+                        a.push(0);
+                        a.extend(0u16.to_be_bytes());
+                    }
+                }
+            }
             body.extend((a.len() as u32).to_be_bytes());
             body.extend(a);
         }
@@ -302,20 +339,29 @@ impl Tpm {
         cmd.extend(((10 + body.len()) as u32).to_be_bytes());
         cmd.extend(code.to_be_bytes());
         cmd.extend(body);
-        let resp = self.io.transmit(&cmd).map_err(|e| TpmError::Io(format!("TPM: {e}")))?;
-        if resp.len() < 10 {
-            return Err(TpmError::Malformed("short header"));
+        // Sent again while the TPM asks for it (TPM_RC_RETRY, _YIELDED,
+        // _TESTING: Part 2, 6.6.3), a few times.
+        let mut tries = 0;
+        loop {
+            let resp = self.io.transmit(&cmd).map_err(|e| TpmError::Io(format!("TPM: {e}")))?;
+            if resp.len() < 10 {
+                return Err(TpmError::Malformed("short header"));
+            }
+            // TPM_TAG_RSP_COMMAND: a TPM 1.2's answer to a command it does
+            // not know.
+            if resp[..2] == [0x00, 0xc4] {
+                return Err(TpmError::Version12);
+            }
+            let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
+            match rc {
+                0 => return Ok(resp[10..].to_vec()),
+                0x922 | 0x908 | 0x901 if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                rc => return Err(TpmError::Rc(rc)),
+            }
         }
-        // TPM_TAG_RSP_COMMAND: a TPM 1.2's answer to a command it does
-        // not know.
-        if resp[..2] == [0x00, 0xc4] {
-            return Err(TpmError::Version12);
-        }
-        let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
-        if rc != 0 {
-            return Err(TpmError::Rc(rc));
-        }
-        Ok(resp[10..].to_vec())
     }
 
     /// `TPM2_GetCapability`: whether the TPM has more, and the list it
@@ -425,10 +471,10 @@ impl Tpm {
     }
 }
 
-struct Cursor<'a>(&'a [u8]);
+pub(crate) struct Cursor<'a>(pub(crate) &'a [u8]);
 
 impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], TpmError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], TpmError> {
         if self.0.len() < n {
             return Err(TpmError::Malformed("truncated"));
         }
@@ -436,16 +482,21 @@ impl Cursor<'_> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, TpmError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, TpmError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, TpmError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, TpmError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, TpmError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, TpmError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// A sized buffer (`TPM2B_*`): its contents.
+    pub(crate) fn tpm2b(&mut self) -> Result<&[u8], TpmError> {
+        let n = self.u16()? as usize;
+        self.take(n)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod secrets;
 pub mod server;
 pub mod signing;
 pub mod simbmc;
+pub mod tpm_identity;
 
 pub use config::{Config, LogFormat};
 pub use server::Server;

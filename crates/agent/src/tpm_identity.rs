@@ -1,0 +1,298 @@
+//! The machine's identity, proven by its TPM: credential activation
+//! (TPM 2.0 Library, Part 1, 24; Part 3, 12.5).
+//!
+//! A provisioning token proves only that its holder could read the node's
+//! boot script. The TPM's endorsement key (EK) is the machine's own: its
+//! private part never leaves the TPM, the TPM derives it from the
+//! endorsement seed, which `TPM2_Clear` keeps, so it is the same key at
+//! every boot and every tenant. The control plane encrypts a secret to the
+//! EK's public key, bound to the name of a second key the agent made in
+//! the same TPM (`TPM2_MakeCredential`'s format, computed by the control
+//! plane); only that TPM, holding both, gives the secret back
+//! (`TPM2_ActivateCredential`).
+//!
+//! The EK is the TCG EK Credential Profile's ECC NIST P-256 key (template
+//! L-2): `TPM2_CreatePrimary` in the endorsement hierarchy with that
+//! template gives the same key a platform's EK certificate names. Its use
+//! is authorized by the profile's policy, `TPM2_PolicySecret` with the
+//! endorsement hierarchy's authorization (empty unless a tenant set one:
+//! then the agent cannot prove the identity until the TPM is cleared).
+//! The second key is an ECC signing key in the null hierarchy (gone at the
+//! next boot).
+
+use crate::tpm::{Cursor, Session, Tpm, TpmError, TpmPath};
+
+const CC_CREATE_PRIMARY: u32 = 0x131;
+const CC_ACTIVATE_CREDENTIAL: u32 = 0x147;
+const CC_POLICY_SECRET: u32 = 0x151;
+const CC_FLUSH_CONTEXT: u32 = 0x165;
+const CC_MAKE_CREDENTIAL: u32 = 0x168;
+const CC_START_AUTH_SESSION: u32 = 0x176;
+const RH_NULL: u32 = 0x4000_0007;
+const RH_ENDORSEMENT: u32 = 0x4000_000b;
+const ALG_AES: u16 = 0x0006;
+const ALG_SHA256: u16 = 0x000b;
+const ALG_NULL: u16 = 0x0010;
+const ALG_ECDSA: u16 = 0x0018;
+const ALG_ECC: u16 = 0x0023;
+const ALG_CFB: u16 = 0x0043;
+const ECC_NIST_P256: u16 = 0x0003;
+const SE_POLICY: u8 = 0x01;
+
+/// `PolicySecret(TPM_RH_ENDORSEMENT)`: the EK Credential Profile's
+/// authorization policy for its keys.
+pub const EK_POLICY: [u8; 32] = [
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
+];
+
+/// `TPMA_OBJECT` of the profile's EK: fixedTPM, fixedParent,
+/// sensitiveDataOrigin, adminWithPolicy, restricted, decrypt.
+pub const EK_ATTRIBUTES: u32 = 0x0003_00b2;
+
+/// `TPMA_OBJECT` of the agent's key: fixedTPM, fixedParent,
+/// sensitiveDataOrigin, userWithAuth, noDA (its authorization is empty:
+/// nothing to guess, and no dictionary-attack state to update, which a
+/// TPM whose last shutdown was not orderly answers with `TPM_RC_RETRY`
+/// until it can write it), restricted, sign.
+pub const AK_ATTRIBUTES: u32 = 0x0005_0472;
+
+/// The EK's template (`TPMT_PUBLIC`), L-2 of the EK Credential Profile.
+fn ek_template() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend(ALG_ECC.to_be_bytes());
+    t.extend(ALG_SHA256.to_be_bytes());
+    t.extend(EK_ATTRIBUTES.to_be_bytes());
+    t.extend((EK_POLICY.len() as u16).to_be_bytes());
+    t.extend(EK_POLICY);
+    // TPMS_ECC_PARMS: AES-128-CFB for the children it protects, no
+    // scheme, P-256, no KDF.
+    for v in [ALG_AES, 128, ALG_CFB, ALG_NULL, ECC_NIST_P256, ALG_NULL] {
+        t.extend(v.to_be_bytes());
+    }
+    // unique: x and y of 32 zero octets each.
+    for _ in 0..2 {
+        t.extend(32u16.to_be_bytes());
+        t.extend([0u8; 32]);
+    }
+    t
+}
+
+/// The agent's key's template: an ECDSA P-256 restricted signing key.
+fn ak_template() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend(ALG_ECC.to_be_bytes());
+    t.extend(ALG_SHA256.to_be_bytes());
+    t.extend(AK_ATTRIBUTES.to_be_bytes());
+    t.extend(0u16.to_be_bytes());
+    for v in [ALG_NULL, ALG_ECDSA, ALG_SHA256, ECC_NIST_P256, ALG_NULL] {
+        t.extend(v.to_be_bytes());
+    }
+    t.extend(0u32.to_be_bytes());
+    t
+}
+
+fn tpm2b(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend((b.len() as u16).to_be_bytes());
+    out.extend(b);
+}
+
+/// The EK and the agent's key, loaded in the TPM (flushed when dropped).
+pub struct TpmIdentity {
+    tpm: Tpm,
+    ek: u32,
+    ak: u32,
+    /// The EK's public area (`TPMT_PUBLIC`), as the TPM gave it.
+    pub ek_public: Vec<u8>,
+    /// The agent's key's public area.
+    pub ak_public: Vec<u8>,
+    /// The agent's key's name, as the TPM computed it.
+    pub ak_name: Vec<u8>,
+}
+
+impl TpmIdentity {
+    /// Loads the EK and makes the agent's key in the TPM at `path`.
+    pub fn open(path: &TpmPath) -> Result<TpmIdentity, IdentityError> {
+        let mut tpm = Tpm::open(path).map_err(IdentityError::Tpm)?;
+        let ek = create_primary(&mut tpm, RH_ENDORSEMENT, &ek_template()).map_err(|e| match e {
+            // The endorsement hierarchy's authorization is not empty.
+            TpmError::Rc(rc) if is_auth_failure(rc) => IdentityError::EndorsementLocked,
+            e => IdentityError::Tpm(e),
+        })?;
+        let ak = match create_primary(&mut tpm, RH_NULL, &ak_template()) {
+            Ok(k) => k,
+            Err(e) => {
+                flush(&mut tpm, ek.handle);
+                return Err(IdentityError::Tpm(e));
+            }
+        };
+        Ok(TpmIdentity {
+            tpm,
+            ek: ek.handle,
+            ak: ak.handle,
+            ek_public: ek.public,
+            ak_public: ak.public,
+            ak_name: ak.name,
+        })
+    }
+
+    /// `TPM2_ActivateCredential`: the secret the control plane encrypted
+    /// to this TPM's EK for the agent's key (`blob` and `secret` are the
+    /// contents of the `TPM2B_ID_OBJECT` and `TPM2B_ENCRYPTED_SECRET`).
+    pub fn activate(&mut self, blob: &[u8], secret: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let session = self.endorsement_policy()?;
+        let mut p = Vec::new();
+        tpm2b(&mut p, blob);
+        tpm2b(&mut p, secret);
+        let r = self.tpm.command_with(
+            CC_ACTIVATE_CREDENTIAL,
+            &[self.ak, self.ek],
+            &[Session::Password, Session::Policy { handle: session, nonce: nonce()? }],
+            &p,
+        );
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                // Flushed by the TPM only when the command succeeded.
+                flush(&mut self.tpm, session);
+                return Err(e);
+            }
+        };
+        let mut c = Cursor(&r);
+        c.u32()?;
+        Ok(c.tpm2b()?.to_vec())
+    }
+
+    /// `TPM2_MakeCredential` by this TPM with its EK: what the control
+    /// plane computes, made by the TPM itself (for checks).
+    pub fn make_credential(
+        &mut self,
+        credential: &[u8],
+        name: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        let mut p = Vec::new();
+        tpm2b(&mut p, credential);
+        tpm2b(&mut p, name);
+        let r = self.tpm.command_with(CC_MAKE_CREDENTIAL, &[self.ek], &[], &p)?;
+        let mut c = Cursor(&r);
+        let blob = c.tpm2b()?.to_vec();
+        Ok((blob, c.tpm2b()?.to_vec()))
+    }
+
+    /// A policy session satisfying the EK's policy.
+    fn endorsement_policy(&mut self) -> Result<u32, TpmError> {
+        let mut p = Vec::new();
+        tpm2b(&mut p, &nonce()?);
+        tpm2b(&mut p, &[]);
+        p.push(SE_POLICY);
+        p.extend(ALG_NULL.to_be_bytes());
+        p.extend(ALG_SHA256.to_be_bytes());
+        let r = self.tpm.command_with(CC_START_AUTH_SESSION, &[RH_NULL, RH_NULL], &[], &p)?;
+        let session = Cursor(&r).u32()?;
+        // nonceTPM, cpHashA, policyRef empty; no expiration.
+        let p = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let r = self.tpm.command_with(
+            CC_POLICY_SECRET,
+            &[RH_ENDORSEMENT, session],
+            &[Session::Password],
+            &p,
+        );
+        if let Err(e) = r {
+            flush(&mut self.tpm, session);
+            return Err(e);
+        }
+        Ok(session)
+    }
+}
+
+impl Drop for TpmIdentity {
+    fn drop(&mut self) {
+        flush(&mut self.tpm, self.ak);
+        flush(&mut self.tpm, self.ek);
+    }
+}
+
+/// Why the identity cannot be proven.
+#[derive(Debug)]
+pub enum IdentityError {
+    /// A tenant set the endorsement hierarchy's authorization: the EK
+    /// cannot be used until the TPM is cleared.
+    EndorsementLocked,
+    Tpm(TpmError),
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentityError::EndorsementLocked => write!(
+                f,
+                "the endorsement hierarchy's authorization is set (by a tenant): the \
+                 endorsement key cannot be used until the TPM is cleared"
+            ),
+            IdentityError::Tpm(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn is_auth_failure(rc: u32) -> bool {
+    let base = if rc & 0x80 != 0 { 0x80 | (rc & 0x3f) } else { rc & 0xfff };
+    // TPM_RC_AUTH_FAIL, TPM_RC_BAD_AUTH.
+    base == 0x08e || base == 0x0a2
+}
+
+fn nonce() -> Result<Vec<u8>, TpmError> {
+    let mut n = vec![0u8; 32];
+    getrandom::getrandom(&mut n).map_err(|e| TpmError::Io(format!("random: {e}")))?;
+    Ok(n)
+}
+
+/// `TPM2_CreatePrimary` under `hierarchy` (empty authorization): the
+/// object's handle and public area.
+fn create_primary(tpm: &mut Tpm, hierarchy: u32, template: &[u8]) -> Result<Key, TpmError> {
+    let mut p = Vec::new();
+    // TPM2B_SENSITIVE_CREATE: empty userAuth and data.
+    p.extend([0, 4, 0, 0, 0, 0]);
+    tpm2b(&mut p, template);
+    // outsideInfo empty, no creation PCRs.
+    p.extend([0, 0, 0, 0, 0, 0]);
+    let r = tpm.command_with(CC_CREATE_PRIMARY, &[hierarchy], &[Session::Password], &p)?;
+    let mut c = Cursor(&r);
+    let handle = c.u32()?;
+    c.u32()?;
+    let public = c.tpm2b()?.to_vec();
+    // creationData, creationHash, creationTicket (tag, hierarchy, digest).
+    c.tpm2b()?;
+    c.tpm2b()?;
+    c.u16()?;
+    c.u32()?;
+    c.tpm2b()?;
+    let name = c.tpm2b()?.to_vec();
+    Ok(Key { handle, public, name })
+}
+
+/// A loaded object.
+struct Key {
+    handle: u32,
+    public: Vec<u8>,
+    name: Vec<u8>,
+}
+
+fn flush(tpm: &mut Tpm, handle: u32) {
+    let _ = tpm.command_with(CC_FLUSH_CONTEXT, &[], &[], &handle.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_templates_are_the_profiles() {
+        // Type, name algorithm, attributes as the EK Credential Profile
+        // lists them for L-2; 90 octets in all.
+        let t = ek_template();
+        assert_eq!(&t[..8], &[0x00, 0x23, 0x00, 0x0b, 0x00, 0x03, 0x00, 0xb2]);
+        assert_eq!(t.len(), 2 + 2 + 4 + 34 + 12 + 68);
+        assert_eq!(ak_template().len(), 2 + 2 + 4 + 2 + 10 + 4);
+        assert!(is_auth_failure(0x9a2) && is_auth_failure(0x98e) && !is_auth_failure(0x185));
+    }
+}

@@ -1,0 +1,67 @@
+//! The agent's TPM identity (credential activation) against a real TPM
+//! 2.0: swtpm over its TCP command port, with tpm2-tools making the
+//! profile's EK independently and playing the tenant. The control plane's
+//! side of it (its own `TPM2_MakeCredential`) is checked against the same
+//! TPM in crates/server/tests/tpm_identity.rs. Skipped loudly where swtpm
+//! or tpm2-tools is missing; CI fails instead.
+
+mod swtpm;
+
+use neocloud_agent::tpm::clear_tpm;
+use neocloud_agent::tpm_identity::{IdentityError, TpmIdentity};
+use swtpm::Swtpm;
+
+#[test]
+fn the_tpm_gives_back_only_a_credential_made_for_its_own_endorsement_key() {
+    let Some(tpm) = Swtpm::start() else { return };
+    // The profile's ECC EK, as tpm2-tools makes it from its own template
+    // (first: swtpm serves one connection at a time).
+    tpm.tool("createek", &["-Q", "-G", "ecc", "-c", "ek.ctx", "-u", "ek.pub"]);
+    tpm.tool("flushcontext", &["-t"]);
+    let ek_pub = std::fs::read(tpm.dir.join("ek.pub")).unwrap();
+    let mut id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(&ek_pub[2..], &id.ek_public[..], "tpm2_createek's EK is the agent's");
+
+    // The TPM's own MakeCredential with its EK, for the agent's key.
+    let ak_name = id.ak_name.clone();
+    let (blob, secret) = id.make_credential(b"0123456789abcdef", &ak_name).unwrap();
+    assert_eq!(id.activate(&blob, &secret).unwrap(), b"0123456789abcdef");
+    // Activated twice: the same blob is not single-use in the TPM (the
+    // control plane's challenge is, per token).
+    assert_eq!(id.activate(&blob, &secret).unwrap(), b"0123456789abcdef");
+
+    // Bound to the key's name: made for another name, it is refused.
+    let mut other_name = ak_name.clone();
+    *other_name.last_mut().unwrap() ^= 1;
+    let (blob, secret) = id.make_credential(b"0123456789abcdef", &other_name).unwrap();
+    assert!(id.activate(&blob, &secret).is_err());
+
+    // Another TPM's EK (another machine): refused.
+    let Some(elsewhere) = Swtpm::start() else { return };
+    let mut other = TpmIdentity::open(&elsewhere.path()).unwrap();
+    assert_ne!(other.ek_public, id.ek_public);
+    let (blob, secret) = other.make_credential(b"0123456789abcdef", &ak_name).unwrap();
+    assert!(id.activate(&blob, &secret).is_err());
+
+    // The EK is the same at the next open; the agent's key is not (the
+    // null hierarchy's seed is new at every restart, and so is the key).
+    let ek = id.ek_public.clone();
+    drop(id);
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_public, ek);
+    drop(id);
+    assert_eq!(tpm.handles("transient"), Vec::<String>::new(), "the keys were flushed");
+}
+
+#[test]
+fn a_tenants_endorsement_authorization_stops_the_proof_until_the_tpm_is_cleared() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let ek = TpmIdentity::open(&tpm.path()).unwrap().ek_public.clone();
+    tpm.tenant_takes_it();
+    let e = TpmIdentity::open(&tpm.path()).err().expect("refused");
+    assert!(matches!(e, IdentityError::EndorsementLocked), "{e}");
+    assert!(e.to_string().contains("until the TPM is cleared"), "{e}");
+    // The sanitizer's clear resets the authorization, not the EK.
+    assert!(clear_tpm(&tpm.path(), None).ok);
+    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_public, ek);
+}
