@@ -21,9 +21,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use neocloud_types::{
-    AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStep,
-    AgentStepResult, ErrorBody, StepItem,
+    AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStep, AgentStepKind,
+    AgentStepResult, AgentTpmChallenge, AgentTpmKeys, AgentTpmProof, AgentTpmProven, ErrorBody,
+    StepItem,
 };
+
+use crate::tpm_identity::{IdentityError, TpmIdentity};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -125,6 +128,8 @@ pub struct Agent {
     log: Logger,
     /// Ids of the steps started by this process, never run again.
     started: Mutex<HashSet<String>>,
+    /// Where proving the machine's TPM identity stands.
+    identity: Mutex<Identity>,
 }
 
 /// A failed call, before it is classified per endpoint.
@@ -387,8 +392,35 @@ impl Registration {
             http,
             log,
             started: Mutex::new(HashSet::new()),
+            identity: Mutex::new(Identity::Pending),
         })
     }
+}
+
+/// Where proving the machine's TPM identity ([`crate::tpm_identity`])
+/// stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// Not tried, or the control plane was unreachable: tried again at
+    /// the next heartbeat (with no step running: a TPM may serve one
+    /// client at a time).
+    Pending,
+    /// A tenant's endorsement authorization is in the way: tried again
+    /// after the sanitizer's `clear_tpm` step, before its report.
+    AfterClear,
+    /// Proven, refused, or nothing to prove (no TPM): not tried again.
+    Settled,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
 }
 
 /// 32 random bytes, hex: the credential an agent proposes.
@@ -431,6 +463,7 @@ impl Agent {
     /// Errors are permanent ones only: a 4xx other than 401 (and 408/429)
     /// on a heartbeat.
     pub fn run(&self, stop: &AtomicBool) -> Result<Exit, AgentError> {
+        self.prove_identity_if(Identity::Pending);
         let mut queue: VecDeque<AgentStep> = VecDeque::new();
         // A step's thread says when it is done, so its result goes out at once.
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -469,6 +502,13 @@ impl Agent {
                 for it in result.items.iter().filter(|i| !i.ok) {
                     (self.log)(&format!("  {} ({}): {}", it.target, it.method, it.detail));
                 }
+                // The clear gave the endorsement key back: proven before
+                // the step is reported, so the control plane's check at
+                // the end of sanitization sees it.
+                if step.kind == AgentStepKind::ClearTpm {
+                    self.prove_identity_if(Identity::AfterClear);
+                    self.prove_identity_if(Identity::Pending);
+                }
                 match self.report(&step, &result, stop) {
                     // The last step queued here: ask at once what comes
                     // next (more steps, or the end); with steps still
@@ -495,6 +535,9 @@ impl Agent {
             }
 
             if Instant::now() >= next_beat {
+                if running.is_none() {
+                    self.prove_identity_if(Identity::Pending);
+                }
                 match self.heartbeat() {
                     Ok(reply) => {
                         if failing {
@@ -582,6 +625,85 @@ impl Agent {
             })
             .expect("cannot spawn a step thread");
         (step, Instant::now(), handle)
+    }
+
+    /// Proves the machine's TPM identity when it stands at `at`.
+    fn prove_identity_if(&self, at: Identity) {
+        let mut state = self.identity.lock().unwrap_or_else(|e| e.into_inner());
+        if *state == at {
+            *state = self.prove_identity();
+        }
+    }
+
+    /// Loads the TPM's keys, asks the control plane for a credential only
+    /// that TPM can activate, activates it and sends it back.
+    fn prove_identity(&self) -> Identity {
+        let Some(path) = self.hw.tpm_path() else { return Identity::Settled };
+        let log = |m: String| (self.log)(&m);
+        let mut id = match TpmIdentity::open(&path) {
+            Ok(id) => id,
+            Err(e @ IdentityError::EndorsementLocked) => {
+                log(format!("TPM identity not proven yet: {e}"));
+                return Identity::AfterClear;
+            }
+            Err(e) => {
+                log(format!("TPM identity not proven: {path}: {e}"));
+                return Identity::Settled;
+            }
+        };
+        let keys = AgentTpmKeys { ek_public: hex(&id.ek_public), ak_public: hex(&id.ak_public) };
+        let url = format!("{}/agent/v1/identity/challenge", self.api);
+        let challenge: AgentTpmChallenge =
+            match post(&self.http, &url, Some(&self.credential), &keys, true) {
+                Ok(c) => c.expect("a body was asked for"),
+                Err(e) if e.transient() => {
+                    log(format!("TPM identity: {e}; trying again"));
+                    return Identity::Pending;
+                }
+                Err(e) => {
+                    log(format!("TPM identity refused: {e}"));
+                    return Identity::Settled;
+                }
+            };
+        let (Some(blob), Some(secret)) =
+            (unhex(&challenge.credential_blob), unhex(&challenge.secret))
+        else {
+            log("TPM identity: the challenge is not hex".into());
+            return Identity::Settled;
+        };
+        let activation = match id.activate(&blob, &secret) {
+            Ok(a) => a,
+            Err(e) => {
+                log(format!("TPM identity: the TPM did not activate the credential: {e}"));
+                return Identity::Settled;
+            }
+        };
+        drop(id);
+        let proof = AgentTpmProof {
+            ek_public: keys.ek_public,
+            ak_public: keys.ak_public,
+            activation: hex(&activation),
+        };
+        let url = format!("{}/agent/v1/identity", self.api);
+        match post::<_, AgentTpmProven>(&self.http, &url, Some(&self.credential), &proof, true) {
+            Ok(p) => {
+                let p = p.expect("a body was asked for");
+                log(format!(
+                    "TPM identity proven: endorsement key {}{}",
+                    p.ek_name,
+                    if p.pinned { " (recorded as the node's)" } else { "" }
+                ));
+                Identity::Settled
+            }
+            Err(e) if e.transient() => {
+                log(format!("TPM identity: {e}; trying again"));
+                Identity::Pending
+            }
+            Err(e) => {
+                log(format!("TPM identity refused: {e}"));
+                Identity::Settled
+            }
+        }
     }
 
     fn heartbeat(&self) -> Result<AgentHeartbeatReply, CallError> {

@@ -126,6 +126,10 @@ impl Hardware for Host {
         self.nvml.as_ref().map(|n| n.gpus()).unwrap_or_default()
     }
 
+    fn tpm_path(&self) -> Option<TpmPath> {
+        self.tpm.clone()
+    }
+
     fn wipe_disks(&self) -> AgentStepResult {
         if self.disks.is_empty() {
             // Claiming a wipe that wiped nothing would hand the previous

@@ -58,6 +58,11 @@ pub trait Hardware: Send + Sync {
     /// Clears the TPM and reads it back ([`tpm::clear_tpm`]); one item
     /// (`ok` without a TPM, saying so).
     fn clear_tpm(&self) -> AgentStepResult;
+    /// The TPM whose endorsement key proves the machine's identity
+    /// ([`tpm_identity`]); none by default.
+    fn tpm_path(&self) -> Option<tpm::TpmPath> {
+        None
+    }
     /// Deletes the non-volatile UEFI variables not in `baseline`
     /// ([`efivars::clear`]); without one, lists them to be kept as the
     /// node's baseline. `ok` with one item where the machine did not boot

@@ -40,6 +40,9 @@ pub struct SimulatedConfig {
     /// This GPU (by index) reports uncorrectable ECC errors and a failed
     /// row remap, which no reset clears: a board to replace.
     pub unhealthy_gpu: Option<u32>,
+    /// A real TPM (a software one, in tests) whose identity the simulated
+    /// node proves; none by default.
+    pub tpm: Option<crate::tpm::TpmPath>,
 }
 
 impl SimulatedConfig {
@@ -57,6 +60,7 @@ impl SimulatedConfig {
             ],
             fail_step: None,
             unhealthy_gpu: None,
+            tpm: None,
         }
     }
 }
@@ -237,7 +241,15 @@ impl Hardware for Simulated {
         self.step(AgentStepKind::ReportFirmware, items)
     }
 
+    fn tpm_path(&self) -> Option<crate::tpm::TpmPath> {
+        self.config.tpm.clone()
+    }
+
     fn clear_tpm(&self) -> AgentStepResult {
+        if let Some(t) = &self.config.tpm {
+            let item = crate::tpm::clear_tpm(t, None);
+            return self.step(AgentStepKind::ClearTpm, vec![item]);
+        }
         let items = vec![sim_item("tpm", true, "simulated TPM cleared, nothing left".into())];
         self.step(AgentStepKind::ClearTpm, items)
     }

@@ -14,6 +14,9 @@ pub const KEY_FILE: &str = "secrets.key";
 
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// For MACs the control plane checks later (any replica): derived
+    /// from the key, never the key itself.
+    mac_key: ring::hmac::Key,
 }
 
 impl SecretBox {
@@ -53,7 +56,26 @@ impl SecretBox {
             }
             Err(e) => return Err(Error::internal(format!("read {}: {e}", path.display()))),
         };
-        Ok(SecretBox { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) })
+        let derived = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            b"neocloud mac key v1",
+        );
+        Ok(SecretBox {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            mac_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+        })
+    }
+
+    /// HMAC-SHA-256 of `parts` (each length-prefixed) under the derived
+    /// MAC key: a value only the control plane makes, checked by any
+    /// replica sharing the key file.
+    pub fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut c = ring::hmac::Context::with_key(&self.mac_key);
+        for p in parts {
+            c.update(&(p.len() as u64).to_be_bytes());
+            c.update(p);
+        }
+        c.sign().as_ref().to_vec()
     }
 
     pub fn seal(&self, plaintext: &str) -> Result<String> {
@@ -109,6 +131,11 @@ mod tests {
         }
         let other = SecretBox::load_or_create(&dir.join("other")).unwrap();
         assert!(other.open(&s1).is_err(), "another key cannot open it");
+        // MACs: the same under the same key file, another under another
+        // key, and the parts' boundaries count.
+        assert_eq!(b.mac(&[b"ab", b"c"]), again.mac(&[b"ab", b"c"]));
+        assert_ne!(b.mac(&[b"ab", b"c"]), other.mac(&[b"ab", b"c"]));
+        assert_ne!(b.mac(&[b"ab", b"c"]), b.mac(&[b"a", b"bc"]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,8 +7,9 @@
 //! The endorsement key (EK) is the EK Credential Profile's ECC NIST P-256
 //! key; the object the credential is bound to is the agent's restricted
 //! signing key in the same TPM. The secret is a MAC of what it answers
-//! (the agent, its keys) under a key the control plane keeps, so any
-//! replica checks the answer without storing the challenge.
+//! (the agent, its keys) under a key the control plane keeps
+//! ([`crate::secrets::SecretBox::mac`]), so any replica checks the answer
+//! without storing the challenge.
 
 use neocloud_agent::tpm_identity::{AK_ATTRIBUTES, EK_ATTRIBUTES, EK_POLICY};
 use ring::{agreement, hmac, rand};
@@ -228,14 +229,6 @@ pub fn make_credential(
     Ok((blob, secret))
 }
 
-/// The secret a challenge carries for `context` (the agent and its keys'
-/// names): a MAC under the control plane's `key`, 32 octets.
-pub fn challenge_secret(key: &[u8], context: &[&[u8]]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = vec![b"neocloud tpm identity challenge v1"];
-    parts.extend(context);
-    hmac_sha256(key, &parts)
-}
-
 /// Whether `answer` is the secret, in constant time.
 pub fn answers(secret: &[u8], answer: &[u8]) -> bool {
     secret.len() == answer.len()
@@ -278,10 +271,10 @@ mod tests {
 
     #[test]
     fn answers_compare_whole_secrets() {
-        let s = challenge_secret(b"k", &[b"agent", b"ek"]);
-        assert_eq!(s.len(), 32);
+        let s = [3u8; 32];
         assert!(answers(&s, &s));
         assert!(!answers(&s, &s[..31]));
-        assert_ne!(s, challenge_secret(b"k", &[b"agent", b"ek2"]));
+        assert!(!answers(&s, &[3u8; 33]));
+        assert!(!answers(&s, &[4u8; 32]));
     }
 }

@@ -283,6 +283,13 @@ fn a_node_is_sanitized_on_a_real_machine() {
             .map(|i| i["target"].as_str().unwrap())
             .collect();
         assert!(!kept.is_empty(), "[{b}] OVMF's variables are the node's baseline: {uefi}");
+        // The sanitizer proved the machine's TPM identity (its endorsement
+        // key, through the kernel's resource manager) and recorded it.
+        let ident = bm::check(rec, "tpm_identity");
+        assert_eq!(ident["ok"], true, "[{b}] {ident}");
+        assert!(ident.to_string().contains("proved it holds"), "[{b}] {ident}");
+        let node_id = node_id(&s);
+        assert_eq!(bm::times(&bm::actions(&s, &node_id), "node_tpm_identity_pinned"), 1, "[{b}]");
 
         // 2. A tenant's instance on it; its root leaves a variable and data.
         let id = bm::create(&tenant, "job")["id"].as_str().unwrap().to_string();
@@ -295,6 +302,14 @@ fn a_node_is_sanitized_on_a_real_machine() {
             assert_eq!(v["exit"], 0, "[{b}] revoked: {v}");
         });
         assert!(node.nvram_has("TenantNote"), "[{b}] the tenant's variable is in the NVRAM");
+        // Its agent proved the node's TPM before the handover.
+        assert_eq!(bm::times(&bm::actions(&s, &node_id), "agent_tpm_identity"), 1, "[{b}]");
+        // As the tenant's root could: the endorsement hierarchy's
+        // authorization set, so the next sanitizer can use the endorsement
+        // key only after it cleared the TPM.
+        let t = node.tpm();
+        t.tool("changeauth", &["-c", "endorsement", "tenant-pw"]);
+        t.stop();
         assert_eq!(node.nonzero(), SIZE, "[{b}] the tenant's data is on the medium");
 
         // 3. The release's sanitization on the machine.
@@ -305,6 +320,9 @@ fn a_node_is_sanitized_on_a_real_machine() {
         assert_eq!(node.nonzero(), 0, "[{b}] the tenant's data is erased on the medium");
         let rec = bm::records(&tenant, &id).remove(0);
         assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let ident = bm::check(&rec, "tpm_identity");
+        assert_eq!(ident["ok"], true, "[{b}] proved after the clear: {ident}");
+        assert_eq!(bm::times(&bm::actions(&s, &node_id), "agent_tpm_identity"), 2, "[{b}]");
         let uefi = bm::check(&rec, "clear_uefi_variables");
         let items = uefi["items"].as_array().unwrap();
         let deleted = items.iter().find(|i| i["target"] == TENANT_VAR);
@@ -329,4 +347,9 @@ fn a_node_is_sanitized_on_a_real_machine() {
         }
         node.machine.done();
     }
+}
+
+/// `/{id}` of the only node, the audit trail's target suffix.
+fn node_id(s: &TestServer) -> String {
+    format!("/{}", common::nodes::node(s, "bm-1")["id"].as_str().unwrap())
 }

@@ -1,13 +1,156 @@
 //! A node's TPM identity: the control plane's `TPM2_MakeCredential`
-//! against a real TPM 2.0 (swtpm), which alone can activate it. Skipped
-//! loudly where swtpm or tpm2-tools is missing; CI fails instead.
+//! against a real TPM 2.0 (swtpm), which alone can activate it; then the
+//! protocol end to end against the sushy-tools Redfish emulator on both
+//! stores, the test playing the node (its iPXE script, then the agent
+//! library over simulated hardware with a real software TPM). Skipped
+//! loudly where swtpm, tpm2-tools or the emulator is missing; CI fails
+//! instead.
 
+mod bm;
+mod common;
+#[path = "../../redfish/tests/common/mod.rs"]
+mod peers;
 #[path = "../../agent/tests/swtpm/mod.rs"]
 mod swtpm;
 
+use bm::*;
+use common::nodes::{node, wait_node};
+use common::TestBackend;
 use neocloud_agent::tpm_identity::TpmIdentity;
+use neocloud_agent::{Exit, Hardware, Simulated, SimulatedConfig};
 use neocloud_server::tpm_identity::{make_credential, name_of, parse_ak, parse_ek};
+use serde_json::json;
+use std::sync::Arc;
 use swtpm::Swtpm;
+
+/// Simulated hardware (no GPUs, as the emulator's systems) with a real TPM.
+fn with_tpm(seed: &str, tpm: &Swtpm) -> Arc<dyn Hardware> {
+    let mut c = SimulatedConfig::new(seed);
+    c.gpu_count = 0;
+    c.tpm = Some(tpm.path());
+    Arc::new(Simulated::new(c))
+}
+
+/// The name (hex) of the TPM's endorsement key, as the control plane pins it.
+fn ek_name(tpm: &Swtpm) -> String {
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    hex::encode(name_of(&id.ek_public))
+}
+
+fn pinned(s: &common::TestServer) -> Option<String> {
+    let rows = s.store.read(|r| r.query("SELECT tpm_ek_name FROM nodes", &[])).unwrap();
+    rows[0].opt_str(0).unwrap()
+}
+
+#[test]
+fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let Some(node_tpm) = Swtpm::start() else { return };
+    let Some(other_tpm) = Swtpm::start() else { return };
+    let (mine, theirs) = (ek_name(&node_tpm), ek_name(&other_tpm));
+    for b in TestBackend::ALL {
+        let Some(mut s) = server(b, 30) else { continue };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let trail = |s: &common::TestServer| actions(s, &format!("/{node_id}"));
+
+        // Nothing on record: a tenant's image is not trusted to record it
+        // (its proof is refused, unaudited), and the node is handed over.
+        let first = create(&tenant, "first")["id"].as_str().unwrap().to_string();
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
+        wait_node(&s, "bm-1", "active", None);
+        assert_eq!(pinned(&s), None, "[{b}]");
+        release(&tenant, &first).expect(202);
+        // The first sanitizer proves it and records it.
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &node_tpm)));
+        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        assert_eq!(pinned(&s).as_deref(), Some(mine.as_str()), "[{b}]");
+        let rec = &records(&tenant, &first)[0];
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let c = check(rec, "tpm_identity");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert!(c.to_string().contains(&mine), "[{b}] {c}");
+        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 1, "[{b}]");
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), 0, "[{b}]");
+
+        // The next tenant's agent proves it; forged or malformed proofs
+        // are refused, naming the field.
+        let second = create(&tenant, "second")["id"].as_str().unwrap().to_string();
+        let agent = boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm));
+        let as_agent = s.client(agent.credential());
+        let keys = {
+            let id = TpmIdentity::open(&node_tpm.path()).unwrap();
+            (hex::encode(&id.ek_public), hex::encode(&id.ak_public))
+        };
+        let r = as_agent
+            .post(
+                "/agent/v1/identity",
+                &json!({"ek_public": keys.0, "ak_public": keys.1, "activation": "00".repeat(32)}),
+            )
+            .expect(422);
+        assert!(r.text.contains("activation"), "[{b}] {}", r.text);
+        let r = as_agent
+            .post(
+                "/agent/v1/identity/challenge",
+                &json!({"ek_public": keys.1, "ak_public": keys.1}),
+            )
+            .expect(422);
+        assert!(r.text.contains("ek_public"), "[{b}] {}", r.text);
+        s.anonymous()
+            .post(
+                "/agent/v1/identity/challenge",
+                &json!({"ek_public": keys.0, "ak_public": keys.1}),
+            )
+            .expect(401);
+        let agent = spawn(agent);
+        wait_node(&s, "bm-1", "active", None);
+        // The forged proof (refused) and the agent's own.
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), 2, "[{b}] {:?}", trail(&s));
+        release(&tenant, &second).expect(202);
+
+        // A sanitizer on another machine (it read the node's token): its
+        // reports are not the node's. The record is incomplete, the node
+        // failed, not available.
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm)));
+        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert!(l["reason"].as_str().unwrap().contains("tpm_identity"), "[{b}] {l}");
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        let rec = &records(&tenant, &second)[0];
+        assert_eq!(rec["body"]["complete"], false, "[{b}] {rec}");
+        let c = check(rec, "tpm_identity");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        assert!(c.to_string().contains("did not prove"), "[{b}] {c}");
+        assert_eq!(pinned(&s).as_deref(), Some(mine.as_str()), "[{b}] not re-pinned to {theirs}");
+        let refused = trail(&s);
+        assert_eq!(times(&refused, "agent_tpm_identity"), 3, "[{b}] {refused:?}");
+
+        // Sanitized again by the node itself: available.
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &node_tpm)));
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+
+        // A tenant's image booted elsewhere with the token: never handed
+        // over; the node fails at the boot deadline, saying why.
+        s.restart_with(|c| tweak(c, 4));
+        let tenant = s.client(tenant.token.as_deref().unwrap());
+        let third = create(&tenant, "third")["id"].as_str().unwrap().to_string();
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &other_tpm)));
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert_eq!(l["from"], "provisioning", "[{b}] {l}");
+        assert!(
+            l["reason"].as_str().unwrap().contains("an agent proving the node's TPM identity"),
+            "[{b}] {l}"
+        );
+        let i = instance(&tenant, &third);
+        assert_ne!(i["state"], "ready", "[{b}] {i}");
+        stop(agent);
+    }
+}
 
 #[test]
 fn the_control_planes_credential_is_activated_by_that_tpm_alone() {

@@ -110,10 +110,13 @@ pub struct AgentRecord {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub revoked_at: Option<i64>,
+    /// The name (hex) of the TPM endorsement key the agent proved its
+    /// machine holds; `None` until it did.
+    pub tpm_ek_name: Option<String>,
 }
 
 const AGENT_COLS: &str =
-    "id, node_id, purpose, instance_id, inventory, health, created_at, last_seen_at, revoked_at";
+    "id, node_id, purpose, instance_id, inventory, health, created_at, last_seen_at, revoked_at, tpm_ek_name";
 
 fn agent_from_row(r: &Row) -> Result<AgentRecord> {
     let p = r.str(2)?;
@@ -128,6 +131,7 @@ fn agent_from_row(r: &Row) -> Result<AgentRecord> {
         created_at: r.i64(6)?,
         last_seen_at: r.i64(7)?,
         revoked_at: r.opt_i64(8)?,
+        tpm_ek_name: r.opt_str(9)?,
     })
 }
 
@@ -140,7 +144,7 @@ pub fn create_agent(
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO agents ({AGENT_COLS}, credential_hash) VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, NULL, ?)"),
+        &format!("INSERT INTO agents ({AGENT_COLS}, credential_hash) VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, NULL, NULL, ?)"),
         vals![
             &id,
             &token.node_id,
@@ -183,6 +187,53 @@ pub fn live_agent(
         vals![node_id, purpose.as_str(), instance_id],
     )?;
     rows.first().map(agent_from_row).transpose()
+}
+
+/// The name (hex) of the node's pinned TPM endorsement key, if any.
+pub fn node_tpm_identity(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
+    let rows = r.query("SELECT tpm_ek_name FROM nodes WHERE id = ?", vals![node_id])?;
+    Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
+}
+
+/// What a proof of the agent's TPM identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proven {
+    /// The node's pinned endorsement key.
+    Matches,
+    /// The node had none; this one is pinned now (`pin` was asked).
+    Pinned,
+}
+
+/// Records that `agent` proved its machine's TPM holds the endorsement
+/// key named `ek_name`: the node's pinned key (or, with `pin` and none
+/// pinned, pinned now). `Conflict` when the node's key is another, or
+/// none is pinned and `pin` was not asked.
+pub fn prove_identity(
+    w: &mut dyn Writer,
+    agent: &AgentRecord,
+    ek_name: &str,
+    pin: bool,
+) -> Result<Proven> {
+    let proven = match node_tpm_identity(w, &agent.node_id)? {
+        Some(p) if p == ek_name => Proven::Matches,
+        Some(_) => {
+            return Err(Error::conflict("the TPM's endorsement key is not the node's"));
+        }
+        None if pin => {
+            w.execute(
+                "UPDATE nodes SET tpm_ek_name = ? WHERE id = ? AND tpm_ek_name IS NULL",
+                vals![ek_name, &agent.node_id],
+            )?;
+            Proven::Pinned
+        }
+        None => {
+            return Err(Error::conflict(
+                "the node has no TPM identity on record: a sanitizer records it first",
+            ));
+        }
+    };
+    w.execute("UPDATE agents SET tpm_ek_name = ? WHERE id = ?", vals![ek_name, &agent.id])?;
+    Ok(proven)
 }
 
 /// Records a heartbeat: the health line and each GPU's status.

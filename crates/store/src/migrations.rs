@@ -805,6 +805,19 @@ ALTER TABLE nodes ADD COLUMN uefi_baseline TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 27,
+        name: "tpm identity",
+        common: r#"
+-- The name (hex) of the node's TPM endorsement key, pinned by the first
+-- sanitizer that proved it held it; every later agent proves the same.
+ALTER TABLE nodes ADD COLUMN tpm_ek_name TEXT;
+-- The endorsement key name the agent proved its TPM holds; NULL until then.
+ALTER TABLE agents ADD COLUMN tpm_ek_name TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

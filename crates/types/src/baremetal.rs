@@ -467,6 +467,42 @@ pub struct AgentRegister {
     pub credential: Option<String>,
 }
 
+/// The agent's machine's TPM keys (hex `TPMT_PUBLIC` areas): the EK
+/// Credential Profile's ECC P-256 endorsement key, and a restricted
+/// signing key of the agent's in the same TPM.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTpmKeys {
+    pub ek_public: String,
+    pub ak_public: String,
+}
+
+/// A credential only the TPM holding the endorsement key can activate
+/// for the agent's key (hex contents of `TPM2B_ID_OBJECT` and
+/// `TPM2B_ENCRYPTED_SECRET`, for `TPM2_ActivateCredential`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentTpmChallenge {
+    pub credential_blob: String,
+    pub secret: String,
+}
+
+/// The activated credential (hex), with the keys it was made for.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTpmProof {
+    pub ek_public: String,
+    pub ak_public: String,
+    pub activation: String,
+}
+
+/// The identity the agent proved: its endorsement key's name (hex), and
+/// whether this proof pinned it to the node (its first).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentTpmProven {
+    pub ek_name: String,
+    pub pinned: bool,
+}
+
 /// The agent's own credential (shown once), used from then on.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AgentRegistered {

@@ -4,11 +4,13 @@
 
 use super::{hash, new_secret, render};
 use crate::dispatch::App;
+use crate::tpm_identity::{self, EccPublic};
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_store::{agents, audit, images, instances, nodes, Writer};
 use neocloud_types::{
     AgentHeartbeat, AgentHeartbeatReply, AgentRegister, AgentRegistered, AgentStepResult,
-    GpuStatus, ImagePurpose, NodeLifecycle,
+    AgentTpmChallenge, AgentTpmKeys, AgentTpmProof, AgentTpmProven, GpuStatus, ImagePurpose,
+    NodeLifecycle,
 };
 
 /// The longest heartbeat interval a sanitizer agent is given.
@@ -397,6 +399,96 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
             ImagePurpose::Tenant => cfg.heartbeat_interval_ms,
         },
     })
+}
+
+/// The TPM keys an agent sent, parsed: (endorsement key, agent's key).
+fn tpm_keys(ek: &str, ak: &str) -> Result<(EccPublic, EccPublic)> {
+    let decode =
+        |field: &str, h: &str| hex::decode(h).map_err(|_| Error::invalid_value(field, "not hex"));
+    let ek = tpm_identity::parse_ek(&decode("ek_public", ek)?)
+        .map_err(|why| Error::invalid_value("ek_public", why))?;
+    let ak = tpm_identity::parse_ak(&decode("ak_public", ak)?)
+        .map_err(|why| Error::invalid_value("ak_public", why))?;
+    Ok((ek, ak))
+}
+
+/// The secret a challenge to `agent` for these keys carries.
+fn tpm_secret(app: &App, agent: &agents::AgentRecord, ek: &EccPublic, ak: &EccPublic) -> Vec<u8> {
+    app.secrets.mac(&[b"tpm identity challenge", agent.id.as_bytes(), &ek.name, &ak.name])
+}
+
+/// An identity refused: in the provider's trail, then the error.
+fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
+    if let Err(err) =
+        app.store.write(|w| agent_event(w, &agent.node_id, "agent_tpm_identity", "failed"))
+    {
+        tracing::warn!(error = %err, "could not audit a refused TPM identity");
+    }
+    e
+}
+
+/// `POST /agent/v1/identity/challenge`: a credential for the agent's TPM
+/// keys that only the TPM holding that endorsement key can activate
+/// ([`crate::tpm_identity`]). Refused for a key that is not the node's.
+pub fn tpm_challenge(
+    app: &App,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<AgentTpmChallenge> {
+    let p: AgentTpmKeys = parse(body)?;
+    let agent = authenticate(app, authorization)?;
+    let (ek, ak) = tpm_keys(&p.ek_public, &p.ak_public)?;
+    let pinned = app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?;
+    match pinned {
+        Some(p) if p != hex::encode(&ek.name) => {
+            let e = Error::conflict("the TPM's endorsement key is not the node's");
+            return Err(tpm_refused(app, &agent, e));
+        }
+        Some(_) => {}
+        // A tenant's image is not trusted to say which TPM is the node's.
+        None if agent.purpose == ImagePurpose::Tenant => {
+            return Err(Error::conflict(
+                "the node has no TPM identity on record: a sanitizer records it first",
+            ));
+        }
+        None => {}
+    }
+    let secret = tpm_secret(app, &agent, &ek, &ak);
+    let (blob, enc) = tpm_identity::make_credential(&ek, &ak.name, &secret)
+        .map_err(|why| Error::invalid_value("ek_public", why))?;
+    Ok(AgentTpmChallenge { credential_blob: hex::encode(blob), secret: hex::encode(enc) })
+}
+
+/// `POST /agent/v1/identity`: the activated challenge. Records that the
+/// agent's machine holds the node's endorsement key; a sanitizer's proof
+/// on a node with none on record pins it (a tenant's image never does).
+pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<AgentTpmProven> {
+    let p: AgentTpmProof = parse(body)?;
+    let agent = authenticate(app, authorization)?;
+    let (ek, ak) = tpm_keys(&p.ek_public, &p.ak_public)?;
+    let answer =
+        hex::decode(&p.activation).map_err(|_| Error::invalid_value("activation", "not hex"))?;
+    if !tpm_identity::answers(&tpm_secret(app, &agent, &ek, &ak), &answer) {
+        let e = Error::invalid_value("activation", "not the challenge's credential");
+        return Err(tpm_refused(app, &agent, e));
+    }
+    let ek_name = hex::encode(&ek.name);
+    let pin = agent.purpose == ImagePurpose::Sanitizer;
+    let proven = app.store.write(|w| {
+        let proven = agents::prove_identity(w, &agent, &ek_name, pin)?;
+        let action = match proven {
+            agents::Proven::Matches => "agent_tpm_identity",
+            agents::Proven::Pinned => "node_tpm_identity_pinned",
+        };
+        agent_event(w, &agent.node_id, action, "success")?;
+        Ok(proven)
+    });
+    let proven = proven.map_err(|e| match e {
+        Error::Conflict { .. } => tpm_refused(app, &agent, e),
+        e => e,
+    })?;
+    app.lifecycle.nudge(&agent.node_id);
+    Ok(AgentTpmProven { ek_name, pinned: proven == agents::Proven::Pinned })
 }
 
 fn authenticate(app: &App, authorization: Option<&str>) -> Result<agents::AgentRecord> {

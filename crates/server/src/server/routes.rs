@@ -413,11 +413,32 @@ fn boot_routes(shared: Arc<Shared>) -> Router {
         )
 }
 
+/// An agent's call with its credential: the body to `handler` on a
+/// blocking thread, its answer as JSON.
+fn agent_call<T: serde::Serialize + Send + 'static>(
+    s: Arc<Shared>,
+    handler: fn(&crate::dispatch::App, Option<&str>, &[u8]) -> Result<T>,
+) -> MethodRouter {
+    on(MethodFilter::POST, move |headers: HeaderMap, body: axum::body::Body| async move {
+        let id = request_id(&headers);
+        let a = auth(&headers);
+        let body = match read_body(&s, &headers, body).await {
+            Ok(b) => b,
+            Err(e) => return error(&e, &id),
+        };
+        let r = blocking(move || handler(&s.app, a.as_deref(), &body)).await;
+        json(r, StatusCode::OK, &id)
+    })
+}
+
 /// The agent API (see `boot`): registration, heartbeats, step results,
-/// answered on blocking threads.
+/// TPM identity, answered on blocking threads.
 fn agent_routes(shared: Arc<Shared>) -> Router {
-    let (s3, s4, s5) = (shared.clone(), shared.clone(), shared);
+    let (s3, s4, s5) = (shared.clone(), shared.clone(), shared.clone());
+    let (s7, s8) = (shared.clone(), shared);
     Router::new()
+        .route("/agent/v1/identity/challenge", agent_call(s7, handlers::tpm_challenge))
+        .route("/agent/v1/identity", agent_call(s8, handlers::tpm_prove))
         .route(
             "/agent/v1/register",
             on(MethodFilter::POST, move |headers: HeaderMap,

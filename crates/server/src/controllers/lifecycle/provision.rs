@@ -41,10 +41,25 @@ impl LifecycleController {
                 )
             }
             BootStep::AwaitAgent => {
-                let agent = store
-                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance))
+                let (agent, pinned) = store
+                    .read(|r| {
+                        Ok((
+                            agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance)?,
+                            agents::node_tpm_identity(r, &n.id)?,
+                        ))
+                    })
                     .map_err(StepError::Store)?;
-                match agent {
+                // On a node whose TPM identity is on record, only an agent
+                // that proved it is the node's: the token alone may have
+                // been read by another machine.
+                let unproven =
+                    pinned.is_some() && agent.as_ref().is_some_and(|a| a.tpm_ek_name != pinned);
+                let whose = if unproven {
+                    "an agent proving the node's TPM identity"
+                } else {
+                    "the image's agent"
+                };
+                match agent.filter(|_| !unproven) {
                     Some(_) => {
                         let to = NodeLifecycle::Active {
                             tenant_id: tenant.to_string(),
@@ -55,7 +70,7 @@ impl LifecycleController {
                             set_instance(w, &i, InstanceState::Ready, None)
                         })
                     }
-                    None => match self.await_boot(n, attempt, "the image's agent")? {
+                    None => match self.await_boot(n, attempt, whose)? {
                         Some(again) => {
                             self.advance(store, n, next(BootStep::SetBoot, again), |_| Ok(()))
                         }

@@ -375,10 +375,11 @@ impl LifecycleController {
         n: &Node,
         held: Held<'_>,
     ) -> Result<bool, StepError> {
-        let (agent, baseline, platform, own_user, bios_staged, earlier, updates) = store
+        let (agent, pinned, baseline, platform, own_user, bios_staged, earlier, updates) = store
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key())?,
+                    agents::node_tpm_identity(r, &n.id)?,
                     nodes::firmware_baseline(r, &n.id)?,
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
@@ -466,6 +467,7 @@ impl LifecycleController {
             }
         }
         tpm_unseen(&mut checks, &inv.system.tpms);
+        checks.push(tpm_identity_check(pinned.as_deref(), agent.as_ref()));
         // The node goes back to the pool only as healthy as its BMC says.
         checks.push(health_check(&system, &inv.health));
         let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
@@ -649,6 +651,40 @@ fn tpm_cleared_at_boot(
 
 /// A sanitizer that saw no TPM (its `clear_tpm` item's method `none`)
 /// where the BMC shows one enabled did not clear it: fails the check.
+/// The steps' reports are the node's only where the sanitizer proved its
+/// machine holds the node's TPM endorsement key, when one is on record
+/// (the first sanitizer that proved one recorded it).
+fn tpm_identity_check(
+    pinned: Option<&str>,
+    agent: Option<&agents::AgentRecord>,
+) -> SanitizationCheck {
+    let proved = agent.and_then(|a| a.tpm_ek_name.as_deref());
+    let (ok, detail) = match (pinned, proved) {
+        (Some(p), Some(a)) if p == a => (
+            true,
+            format!("the sanitizer's machine proved it holds the node's endorsement key {p}"),
+        ),
+        (Some(p), _) => (
+            false,
+            format!(
+                "the sanitizer did not prove it ran on the machine holding the node's endorsement \
+                 key {p}: its reports may not be the node's"
+            ),
+        ),
+        (None, _) => (
+            true,
+            "no TPM identity on record (no TPM the sanitizer could use): the sanitizer is known \
+             by its one-time token"
+                .to_string(),
+        ),
+    };
+    SanitizationCheck {
+        name: "tpm_identity".into(),
+        ok,
+        items: vec![item("tpm", "tpm2-activate-credential", ok, &detail)],
+    }
+}
+
 fn tpm_unseen(checks: &mut [SanitizationCheck], tpms: &[String]) {
     let Some(c) = checks.iter_mut().find(|c| c.name == AgentStepKind::ClearTpm.as_str()) else {
         return;
