@@ -75,6 +75,9 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         assert!(c.to_string().contains(&mine), "[{b}] {c}");
         assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 1, "[{b}]");
         assert_eq!(times(&trail(&s), "agent_tpm_identity"), 0, "[{b}]");
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert_eq!(hw["agent"]["tpm_identity"], mine.as_str(), "[{b}] the sanitizer's: {hw}");
 
         // The next tenant's agent proves it; forged or malformed proofs
         // are refused, naming the field.
@@ -128,18 +131,22 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         let refused = trail(&s);
         assert_eq!(times(&refused, "agent_tpm_identity"), 3, "[{b}] {refused:?}");
 
-        // Sanitized again by the node itself: available.
-        s.admin().post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
-        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &node_tpm)));
+        // The provider replaced the node's TPM (say): it forgets the one
+        // on record, and the next sanitizer, on the new one, records it.
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({"forget_tpm_identity": true})).expect(202);
+        assert_eq!(pinned(&s), None, "[{b}]");
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm)));
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        assert_eq!(pinned(&s).as_deref(), Some(theirs.as_str()), "[{b}]");
 
-        // A tenant's image booted elsewhere with the token: never handed
-        // over; the node fails at the boot deadline, saying why.
+        // A tenant's image booted elsewhere (the old TPM's machine) with
+        // the token: never handed over; the node fails at the boot
+        // deadline, saying why.
         s.restart_with(|c| tweak(c, 4));
         let tenant = s.client(tenant.token.as_deref().unwrap());
         let third = create(&tenant, "third")["id"].as_str().unwrap().to_string();
-        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &other_tpm)));
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
         let l = wait_node(&s, "bm-1", "failed", None);
         assert_eq!(l["from"], "provisioning", "[{b}] {l}");
         assert!(

@@ -195,6 +195,13 @@ pub fn node_tpm_identity(r: &mut dyn Reader, node_id: &str) -> Result<Option<Str
     Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
 }
 
+/// Forgets the node's TPM identity (its TPM was replaced): the next
+/// sanitizer's proof records the new one.
+pub fn forget_tpm_identity(w: &mut dyn Writer, node_id: &str) -> Result<()> {
+    w.execute("UPDATE nodes SET tpm_ek_name = NULL WHERE id = ?", vals![node_id])?;
+    Ok(())
+}
+
 /// What a proof of the agent's TPM identity did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proven {

@@ -100,6 +100,11 @@ pub struct NodeInspect {
     /// New BMC credentials (replace the stored ones).
     #[serde(default)]
     pub bmc: Option<BmcCredentials>,
+    /// Forget the TPM identity on record (the node's TPM or mainboard was
+    /// replaced): the next sanitizer records the new one, and until then
+    /// the node's agents are known by their one-time tokens alone.
+    #[serde(default)]
+    pub forget_tpm_identity: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
@@ -735,6 +740,10 @@ pub struct AgentReport {
     /// Each GPU's readings and problems at the last recorded heartbeat.
     #[serde(default)]
     pub gpu_status: Vec<crate::GpuStatus>,
+    /// The name (hex) of the TPM endorsement key the agent proved its
+    /// machine holds; absent until it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_identity: Option<String>,
 }
 
 /// What is known of a node's hardware: from its BMC and from its agent.
@@ -742,6 +751,11 @@ pub struct AgentReport {
 pub struct NodeHardware {
     pub bmc: Option<BmcInventory>,
     pub agent: Option<AgentReport>,
+    /// The name (hex) of the node's TPM endorsement key, on record since
+    /// the first sanitizer proved its machine holds it; every later agent
+    /// proves the same. Absent: none on record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_identity: Option<String>,
     /// The firmware updates of the sanitization under way (to the
     /// provider's baseline images), with their progress; empty otherwise.
     #[serde(default)]

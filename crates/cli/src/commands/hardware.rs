@@ -116,6 +116,13 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             }
         }
     }
+    // Cells are cut at 48 characters: the whole name is in the JSON.
+    match &hw.tpm_identity {
+        Some(ek) => t.row(vec!["node".into(), "tpm-identity".into(), "-".into(), ek.clone()]),
+        None => {
+            t.row(vec!["node".into(), "tpm-identity".into(), "-".into(), "none on record".into()])
+        }
+    }
     // The sanitization's firmware updates under way (cells are cut: the
     // task and the BMC's words are in the JSON).
     for u in &hw.firmware_updates {
@@ -147,6 +154,8 @@ pub(super) fn table(hw: &NodeHardware) -> String {
                 format!("last seen {}{revoked}", short_time(&a.last_seen_at)),
             ]);
             t.row(vec!["agent".into(), "health".into(), "-".into(), a.health.clone()]);
+            let proven = a.tpm_identity.clone().unwrap_or_else(|| "not proven".into());
+            t.row(vec!["agent".into(), "tpm-identity".into(), "-".into(), proven]);
             for g in &a.gpu_status {
                 let problems = match g.problems.is_empty() {
                     true => "ok".to_string(),
@@ -277,7 +286,12 @@ mod tests {
             assert!(out.lines().any(|l| words(l).contains(&words(want))), "{want:?} in\n{out}");
         }
         assert!(out.lines().any(|l| l.ends_with("H100, 80 GiB")), "nothing cut:\n{out}");
-        let none = table(&NodeHardware { bmc: None, agent: None, firmware_updates: vec![] });
+        let none = table(&NodeHardware {
+            bmc: None,
+            agent: None,
+            tpm_identity: None,
+            firmware_updates: vec![],
+        });
         assert!(none.contains("not inspected") && none.contains("none registered"), "{none}");
     }
 }

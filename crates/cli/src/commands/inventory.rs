@@ -227,6 +227,10 @@ enum NodeCmd {
         /// File holding the BMC password (kept off the command line).
         #[arg(long, value_name = "PATH")]
         bmc_password_file: Option<std::path::PathBuf>,
+        /// Forget the node's TPM identity (its TPM or mainboard was
+        /// replaced): the next sanitizer records the new one.
+        #[arg(long)]
+        forget_tpm_identity: bool,
     },
 }
 
@@ -346,9 +350,15 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
-        NodeCmd::Inspect { node, bmc_endpoint, bmc_username, bmc_password_file } => {
+        NodeCmd::Inspect {
+            node,
+            bmc_endpoint,
+            bmc_username,
+            bmc_password_file,
+            forget_tpm_identity,
+        } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
-            let body = to_value(&neocloud_types::NodeInspect { bmc })?;
+            let body = to_value(&neocloud_types::NodeInspect { bmc, forget_tpm_identity })?;
             let path = format!("{}/inspect", node_path(&node));
             print_one::<Node>(f, &c.post(&path, Some(&body), None)?)
         }

@@ -78,12 +78,14 @@ fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
             health: a.health,
             revoked: a.revoked_at.is_some(),
             inventory: a.inventory,
+            tpm_identity: a.tpm_ek_name,
         }),
         None => None,
     };
     Reply::ok(&NodeHardware {
         bmc: nodes::bmc_inventory(r, &n.id)?,
         agent,
+        tpm_identity: neocloud_store::agents::node_tpm_identity(r, &n.id)?,
         firmware_updates: nodes::firmware_updates(r, &n.id)?.unwrap_or_default(),
     })
 }
@@ -293,6 +295,9 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         (Some(b), Some(s)) => Some((b.endpoint.as_str(), b.username.as_str(), s.as_str())),
         _ => None,
     };
+    if p.forget_tpm_identity {
+        neocloud_store::agents::forget_tpm_identity(w, &n.id)?;
+    }
     let n = nodes::request_inspection(w, &n.id, creds)?;
     let mut r = Reply::ok(&n)?.with_nudge(&n.id);
     r.status = 202;
