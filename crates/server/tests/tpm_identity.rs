@@ -112,6 +112,18 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         wait_node(&s, "bm-1", "active", None);
         // The forged proof (refused) and the agent's own.
         assert_eq!(times(&trail(&s), "agent_tpm_identity"), 2, "[{b}] {:?}", trail(&s));
+
+        // The tenant's root sets the endorsement hierarchy's authorization
+        // (its right while the node is its own), then rebuilds: the new
+        // image's agent cannot prove the identity, and the handover does
+        // not wait for it (the node holds the tenant's own data).
+        node_tpm.tool("changeauth", &["-c", "endorsement", "tenant-pw"]);
+        tenant.post(&format!("{INSTANCES}/{second}/rebuild"), &json!({})).expect(202);
+        wait_node(&s, "bm-1", "provisioning", None);
+        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}] the old OS's agent");
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
+        wait_node(&s, "bm-1", "active", None);
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), 2, "[{b}] no proof this time");
         release(&tenant, &second).expect(202);
 
         // A sanitizer on another machine (it read the node's token): its

@@ -41,19 +41,23 @@ impl LifecycleController {
                 )
             }
             BootStep::AwaitAgent => {
-                let (agent, pinned) = store
+                let (agent, pinned, rebuild) = store
                     .read(|r| {
                         Ok((
                             agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance)?,
                             agents::node_tpm_identity(r, &n.id)?,
+                            instances::ever_ready(r, instance)?,
                         ))
                     })
                     .map_err(StepError::Store)?;
                 // On a node whose TPM identity is on record, only an agent
                 // that proved it is the node's: the token alone may have
-                // been read by another machine.
-                let unproven =
-                    pinned.is_some() && agent.as_ref().is_some_and(|a| a.tpm_ek_name != pinned);
+                // been read by another machine. Not for a rebuild: the
+                // tenant's own OS may have set the endorsement hierarchy's
+                // authorization, which only a sanitizer's clear resets.
+                let unproven = pinned.is_some()
+                    && !rebuild
+                    && agent.as_ref().is_some_and(|a| a.tpm_ek_name != pinned);
                 let whose = if unproven {
                     "an agent proving the node's TPM identity"
                 } else {
