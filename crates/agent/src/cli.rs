@@ -99,6 +99,11 @@ struct Report {
     /// why it cannot be read; absent without a TPM.
     #[serde(skip_serializing_if = "Option::is_none")]
     tpm: Option<String>,
+    /// The name (hex) of the TPM's endorsement key, as the node's agents
+    /// prove it (the provider records it at enrollment: `tpm_identity`),
+    /// or why it cannot be read; absent without a TPM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm_identity: Option<String>,
     /// The UEFI variables `clear_uefi_variables` would read (read only),
     /// or why they cannot be read; absent where the machine did not boot
     /// through UEFI.
@@ -192,6 +197,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         // Read at the end: a watch that stopped since the start says so.
         let xid_watch = host_ref.as_ref().and_then(|h| h.xid_watch());
         let tpm = host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm::describe);
+        let tpm_identity =
+            host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm_identity::describe);
         let uefi_variables =
             host_ref.as_ref().and_then(|h| h.efivars()).map(crate::efivars::describe);
         let report = Report {
@@ -201,6 +208,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             xid_watch,
             xids_seen,
             tpm,
+            tpm_identity,
             uefi_variables,
             tools: crate::tools::step_tools(),
         };

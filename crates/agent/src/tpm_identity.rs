@@ -108,6 +108,17 @@ pub struct TpmIdentity {
     pub ak_public: Vec<u8>,
     /// The agent's key's name, as the TPM computed it.
     pub ak_name: Vec<u8>,
+    /// The EK's name, as the TPM computed it: the node's identity.
+    pub ek_name: Vec<u8>,
+}
+
+/// The name (hex) of the endorsement key of the TPM at `path`, or why it
+/// cannot be read (`--inventory`).
+pub fn describe(path: &TpmPath) -> String {
+    match TpmIdentity::open(path) {
+        Ok(id) => id.ek_name.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(e) => format!("{path}: {e}"),
+    }
 }
 
 impl TpmIdentity {
@@ -133,6 +144,7 @@ impl TpmIdentity {
             ek_public: ek.public,
             ak_public: ak.public,
             ak_name: ak.name,
+            ek_name: ek.name,
         })
     }
 

@@ -6,8 +6,6 @@
 mod guest;
 mod swtpm;
 
-use std::process::Command;
-
 use neocloud_agent::tpm::{clear_tpm, TpmPath};
 use neocloud_agent::{run_step, Host};
 use neocloud_types::AgentStepKind;
@@ -37,14 +35,7 @@ fn a_tenants_keys_data_and_authorizations_are_cleared_and_the_storage_seed_chang
     assert!(tpm.flag("ownerAuthSet") && tpm.flag("lockoutAuthSet"));
 
     // The agent's --inventory shows it, changing nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
-        .args(["--inventory", "--tpm", &format!("tcp:127.0.0.1:{}", tpm.port)])
-        .env_remove("NEOCLOUD_API")
-        .env_remove("NEOCLOUD_AGENT_TOKEN")
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
     assert_eq!(
         v["tpm"],
         format!(

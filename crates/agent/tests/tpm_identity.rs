@@ -43,6 +43,15 @@ fn the_tpm_gives_back_only_a_credential_made_for_its_own_endorsement_key() {
     let (blob, secret) = other.make_credential(b"0123456789abcdef", &ak_name).unwrap();
     assert!(id.activate(&blob, &secret).is_err());
 
+    // `--inventory` prints the EK's name, as the TPM computes it (the
+    // provider records it at enrollment).
+    let want: String = id.ek_name.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(want.starts_with("000b") && want.len() == 68, "{want}");
+    drop(id);
+    let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
+    assert_eq!(v["tpm_identity"], want.as_str(), "{v}");
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+
     // The EK is the same at the next open; the agent's key is not (the
     // null hierarchy's seed is new at every restart, and so is the key).
     let ek = id.ek_public.clone();

@@ -95,6 +95,7 @@ pub fn seed_with_bmcs(store: &Store, sim: Option<(&str, &str)>) -> Result<usize>
                     }),
                     boot_method: None,
                     boot_network: None,
+                    tpm_identity: None,
                 },
                 sim.map(|(_, sealed)| sealed),
             )?;

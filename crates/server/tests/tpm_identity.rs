@@ -180,6 +180,7 @@ fn the_control_planes_credential_is_activated_by_that_tpm_alone() {
     let ak = parse_ak(&id.ak_public).unwrap();
     // The names the control plane computes are the TPM's.
     assert_eq!(ak.name, id.ak_name);
+    assert_eq!(ek.name, id.ek_name);
     assert_eq!(name_of(&id.ak_public), id.ak_name);
     for round in 0..3 {
         let secret = [round as u8 + 1; 32];
@@ -205,4 +206,53 @@ fn the_control_planes_credential_is_activated_by_that_tpm_alone() {
     let mut truncated = id.ek_public.clone();
     truncated.pop();
     assert!(parse_ek(&truncated).is_err());
+}
+
+#[test]
+fn a_node_enrolled_with_its_tpm_identity_is_known_by_it_from_the_start() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let Some(node_tpm) = Swtpm::start() else { return };
+    let Some(other_tpm) = Swtpm::start() else { return };
+    let mine = ek_name(&node_tpm);
+    for b in TestBackend::ALL {
+        let Some(s) = server(b, 4) else { continue };
+        let b = b.as_str();
+        let tenant = catalog(&s, true);
+        let enroll = |tpm_identity: &str| {
+            s.admin().post(
+                "/v1/nodes",
+                &json!({"name": "bm-1", "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8,
+                        "nics": [{"name": "eno1", "rail": 0, "fabric": "prov", "switch": "leaf1",
+                                  "port": "p1", "mac": peers::fake_mac(1)}],
+                        "bmc": {"endpoint": emu.url, "username": "admin", "password": "pw"},
+                        "tpm_identity": tpm_identity}),
+            )
+        };
+        // Not an endorsement key's name: refused, naming the field, and
+        // nothing enrolled.
+        for bad in ["000b", "zz", &mine[4..], &format!("0004{}", &mine[4..])] {
+            let r = enroll(bad).expect(422);
+            assert!(r.text.contains("tpm_identity"), "[{b}] {bad}: {}", r.text);
+        }
+        assert!(s.admin().get("/v1/nodes").expect(200).body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        enroll(&mine.to_uppercase()).expect(201);
+        wait_node(&s, "bm-1", "available", None);
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+
+        // No sanitizer has run on it, yet a tenant image's agent on another
+        // machine is not handed the node.
+        create(&tenant, "job");
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &other_tpm)));
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert!(
+            l["reason"].as_str().unwrap().contains("an agent proving the node's TPM identity"),
+            "[{b}] {l}"
+        );
+        stop(agent);
+    }
 }

@@ -195,6 +195,12 @@ pub fn node_tpm_identity(r: &mut dyn Reader, node_id: &str) -> Result<Option<Str
     Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
 }
 
+/// Records the node's TPM identity from the provider's records.
+pub fn record_tpm_identity(w: &mut dyn Writer, node_id: &str, ek_name: &str) -> Result<()> {
+    w.execute("UPDATE nodes SET tpm_ek_name = ? WHERE id = ?", vals![ek_name, node_id])?;
+    Ok(())
+}
+
 /// Forgets the node's TPM identity (its TPM was replaced): the next
 /// sanitizer's proof records the new one.
 pub fn forget_tpm_identity(w: &mut dyn Writer, node_id: &str) -> Result<()> {
@@ -227,11 +233,19 @@ pub fn prove_identity(
             return Err(Error::conflict("the TPM's endorsement key is not the node's"));
         }
         None if pin => {
-            w.execute(
+            let n = w.execute(
                 "UPDATE nodes SET tpm_ek_name = ? WHERE id = ? AND tpm_ek_name IS NULL",
                 vals![ek_name, &agent.node_id],
             )?;
-            Proven::Pinned
+            match n {
+                1 => Proven::Pinned,
+                // Another proof recorded one since the read (PostgreSQL's
+                // concurrent writers): this one must be that one.
+                _ if node_tpm_identity(w, &agent.node_id)?.as_deref() == Some(ek_name) => {
+                    Proven::Matches
+                }
+                _ => return Err(Error::conflict("the TPM's endorsement key is not the node's")),
+            }
         }
         None => {
             return Err(Error::conflict(

@@ -809,8 +809,9 @@ ALTER TABLE nodes ADD COLUMN uefi_baseline TEXT;
         version: 27,
         name: "tpm identity",
         common: r#"
--- The name (hex) of the node's TPM endorsement key, pinned by the first
--- sanitizer that proved it held it; every later agent proves the same.
+-- The name (hex) of the node's TPM endorsement key, from the provider's
+-- records or pinned by the first sanitizer that proved it held it; every
+-- later agent proves the same.
 ALTER TABLE nodes ADD COLUMN tpm_ek_name TEXT;
 -- The endorsement key name the agent proved its TPM holds; NULL until then.
 ALTER TABLE agents ADD COLUMN tpm_ek_name TEXT;

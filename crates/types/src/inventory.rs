@@ -47,6 +47,13 @@ pub struct NodeCreate {
     /// sets it.
     #[serde(default)]
     pub boot_network: Option<BootNetwork>,
+    /// The name (hex, `000b` + SHA-256) of the node's TPM endorsement key
+    /// (the EK Credential Profile's ECC P-256 key), from the provider's
+    /// records (`neocloud-agent --inventory` prints it): every agent
+    /// proves it, the first sanitizer's included. Absent: the first
+    /// sanitizer that proves one records it.
+    #[serde(default)]
+    pub tpm_identity: Option<String>,
 }
 
 /// How the BMC boots a node into an image (the tenant's or the sanitizer).

@@ -119,6 +119,19 @@ impl Swtpm {
         self.try_tool(tool, args).unwrap_or_else(|e| panic!("tpm2_{tool} {args:?}: {e}"))
     }
 
+    /// `neocloud-agent --inventory` (the binary at `bin`) on this TPM: its
+    /// JSON report.
+    pub fn agent_inventory(&self, bin: &str) -> serde_json::Value {
+        let out = Command::new(bin)
+            .args(["--inventory", "--tpm", &format!("tcp:127.0.0.1:{}", self.port)])
+            .env_remove("NEOCLOUD_API")
+            .env_remove("NEOCLOUD_AGENT_TOKEN")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// `ownerAuthSet: 1` and the like, as tpm2-tools reads them.
     pub fn flag(&self, name: &str) -> bool {
         let props = self.tool("getcap", &["properties-variable"]);

@@ -165,6 +165,10 @@ enum NodeCmd {
         /// A fabric NIC, NAME:RAIL:FABRIC:SWITCH:PORT[@MAC] (repeat per NIC).
         #[arg(long = "nic", value_parser = parse_nic, value_name = "NIC")]
         nics: Vec<neocloud_types::Nic>,
+        /// The node's TPM endorsement key name from your records
+        /// (`neocloud-agent --inventory` prints it): every agent proves it.
+        #[arg(long, value_name = "HEX")]
+        tpm_identity: Option<String>,
         /// Retrying with the same key returns the first result instead of a second node.
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
@@ -281,6 +285,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             bmc_password_file,
             boot_method,
             boot_network,
+            tpm_identity,
             idempotency_key,
         } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
@@ -299,6 +304,7 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
                 bmc,
                 boot_method: boot_method.map(Into::into),
                 boot_network: boot_network.network(),
+                tpm_identity,
             })?;
             print_one::<Node>(f, &c.post("/v1/nodes", Some(&body), idempotency_key.as_deref())?)
         }

@@ -116,14 +116,33 @@ fn create(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
              pool (sanitize_before_first_use); add an image with purpose `sanitizer` first",
         ));
     }
+    let tpm_identity = p.tpm_identity.as_deref().map(tpm_identity).transpose()?;
     let sealed = p.bmc.as_ref().map(|b| seal_bmc(c, b)).transpose()?;
     let n = nodes::create(w, &p, sealed.as_deref())?;
+    if let Some(ek) = &tpm_identity {
+        neocloud_store::agents::record_tpm_identity(w, &n.id, ek)?;
+    }
     let g = allocations::bump_placement_generation(w)?;
     Ok(Reply::created(&n.id.clone(), &n)?
         .with_nudge(&n.id)
         .with_iso_prebuild(n.boot_network.is_some())
         .with_effect(Effect::AddNode(nodes::spec(&n)))
         .with_effect(Effect::Generation(g)))
+}
+
+/// A TPM endorsement key's name as given: SHA-256 names (`000b` and 32
+/// octets), hex, lowercased.
+fn tpm_identity(given: &str) -> Result<String> {
+    let name = given.trim().to_ascii_lowercase();
+    let hex = name.len() == 68 && name.chars().all(|c| c.is_ascii_hexdigit());
+    if !hex || !name.starts_with("000b") {
+        return Err(Error::invalid_value(
+            "tpm_identity",
+            "an endorsement key's name: 000b and its SHA-256 digest, 68 hex digits \
+             (neocloud-agent --inventory prints it)",
+        ));
+    }
+    Ok(name)
 }
 
 /// Virtual-media boots insert the server's iPXE ISO (or, for a node with
