@@ -26,6 +26,7 @@ use neocloud_types::{
     StepItem,
 };
 
+use crate::tpm::TpmError;
 use crate::tpm_identity::{IdentityError, TpmIdentity};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -130,6 +131,7 @@ pub struct Agent {
     started: Mutex<HashSet<String>>,
     /// Where proving the machine's TPM identity stands.
     identity: Mutex<Identity>,
+    identity_tries: std::sync::atomic::AtomicU32,
 }
 
 /// A failed call, before it is classified per endpoint.
@@ -393,6 +395,7 @@ impl Registration {
             log,
             started: Mutex::new(HashSet::new()),
             identity: Mutex::new(Identity::Pending),
+            identity_tries: std::sync::atomic::AtomicU32::new(0),
         })
     }
 }
@@ -410,6 +413,19 @@ enum Identity {
     AfterClear,
     /// Proven, refused, or nothing to prove (no TPM): not tried again.
     Settled,
+}
+
+/// How many times a proof whose TPM failed for a passing reason is tried.
+const IDENTITY_TRIES: u32 = 10;
+
+/// A TPM error that may pass: no answer, or a warning (`TPM_RC_RETRY`,
+/// `_OBJECT_MEMORY`, `_TESTING`...: Part 2, 6.6.3).
+fn passing(e: &TpmError) -> bool {
+    match e {
+        TpmError::Io(_) => true,
+        TpmError::Rc(rc) => rc & 0x980 == 0x900,
+        TpmError::Version12 | TpmError::Malformed(_) => false,
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -502,13 +518,14 @@ impl Agent {
                 for it in result.items.iter().filter(|i| !i.ok) {
                     (self.log)(&format!("  {} ({}): {}", it.target, it.method, it.detail));
                 }
-                // The clear gave the endorsement key back: proven before
-                // the step is reported, so the control plane's check at
-                // the end of sanitization sees it.
+                // Before the step is reported (the last report may end the
+                // sanitization, whose check must see the proof): a proof
+                // still to make, and after the clear, which gave the
+                // endorsement key back, one a tenant's authorization held.
                 if step.kind == AgentStepKind::ClearTpm {
                     self.prove_identity_if(Identity::AfterClear);
-                    self.prove_identity_if(Identity::Pending);
                 }
+                self.prove_identity_if(Identity::Pending);
                 match self.report(&step, &result, stop) {
                     // The last step queued here: ask at once what comes
                     // next (more steps, or the end); with steps still
@@ -635,6 +652,18 @@ impl Agent {
         }
     }
 
+    /// After a TPM error that may pass: `Pending`, at most
+    /// [`IDENTITY_TRIES`] times.
+    fn tpm_again(&self, what: String) -> Identity {
+        let tries = self.identity_tries.fetch_add(1, Ordering::Relaxed) + 1;
+        if tries >= IDENTITY_TRIES {
+            (self.log)(&format!("TPM identity: {what}; giving up after {tries} tries"));
+            return Identity::Settled;
+        }
+        (self.log)(&format!("TPM identity: {what}; trying again"));
+        Identity::Pending
+    }
+
     /// Loads the TPM's keys, asks the control plane for a credential only
     /// that TPM can activate, activates it and sends it back.
     fn prove_identity(&self) -> Identity {
@@ -645,6 +674,9 @@ impl Agent {
             Err(e @ IdentityError::EndorsementLocked) => {
                 log(format!("TPM identity not proven yet: {e}"));
                 return Identity::AfterClear;
+            }
+            Err(IdentityError::Tpm(e)) if passing(&e) => {
+                return self.tpm_again(format!("{path}: {e}"));
             }
             Err(e) => {
                 log(format!("TPM identity not proven: {path}: {e}"));
@@ -673,6 +705,7 @@ impl Agent {
         };
         let activation = match id.activate(&blob, &secret) {
             Ok(a) => a,
+            Err(e) if passing(&e) => return self.tpm_again(format!("activating: {e}")),
             Err(e) => {
                 log(format!("TPM identity: the TPM did not activate the credential: {e}"));
                 return Identity::Settled;
@@ -761,6 +794,23 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tpm_warnings_and_lost_answers_may_pass_errors_do_not() {
+        use crate::tpm::TpmError;
+        assert!(passing(&TpmError::Io("reset".into())));
+        for warning in [0x922, 0x908, 0x90a, 0x902] {
+            assert!(passing(&TpmError::Rc(warning)), "{warning:x}");
+        }
+        for error in [0x9a2, 0x98e, 0x101, 0x184] {
+            assert!(!passing(&TpmError::Rc(error)), "{error:x}");
+        }
+        assert!(!passing(&TpmError::Version12));
+        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(unhex("0"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(hex(&[0, 255]), "00ff");
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -115,11 +115,11 @@ fn rc_name(rc: u32) -> &'static str {
         0x100 => "TPM_RC_INITIALIZE",
         0x101 => "TPM_RC_FAILURE",
         0x120 => "TPM_RC_DISABLED",
-        0x149 => "TPM_RC_AUTH_UNAVAILABLE",
+        0x12f => "TPM_RC_AUTH_UNAVAILABLE",
         0x921 => "TPM_RC_LOCKOUT",
         0x922 => "TPM_RC_RETRY",
         0x908 => "TPM_RC_YIELDED",
-        0x901 => "TPM_RC_TESTING",
+        0x90a => "TPM_RC_TESTING",
         _ => "TPM error",
     }
 }
@@ -355,7 +355,7 @@ impl Tpm {
             let rc = u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]]);
             match rc {
                 0 => return Ok(resp[10..].to_vec()),
-                0x922 | 0x908 | 0x901 if tries < 10 => {
+                0x922 | 0x908 | 0x90a if tries < 10 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(50));
                 }

@@ -12,6 +12,7 @@
 //! without storing the challenge.
 
 use neocloud_agent::tpm_identity::{AK_ATTRIBUTES, EK_ATTRIBUTES, EK_POLICY};
+use neocloud_common::{Error, Result};
 use ring::{agreement, hmac, rand};
 use sha2::{Digest, Sha256};
 
@@ -44,7 +45,7 @@ pub struct EccPublic {
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Invalid> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], Invalid> {
         if self.0.len() < n {
             return Err("truncated");
         }
@@ -52,20 +53,20 @@ impl Reader<'_> {
         self.0 = b;
         Ok(a)
     }
-    fn u16(&mut self) -> Result<u16, Invalid> {
+    fn u16(&mut self) -> std::result::Result<u16, Invalid> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, Invalid> {
+    fn u32(&mut self) -> std::result::Result<u32, Invalid> {
         self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn tpm2b(&mut self) -> Result<Vec<u8>, Invalid> {
+    fn tpm2b(&mut self) -> std::result::Result<Vec<u8>, Invalid> {
         let n = self.u16()? as usize;
         self.take(n).map(<[u8]>::to_vec)
     }
 }
 
 /// Parses an ECC P-256 public area with SHA-256 names.
-pub fn parse_ecc(public: &[u8]) -> Result<EccPublic, Invalid> {
+pub fn parse_ecc(public: &[u8]) -> std::result::Result<EccPublic, Invalid> {
     let mut r = Reader(public);
     if r.u16()? != ALG_ECC {
         return Err("not an ECC key");
@@ -109,7 +110,7 @@ pub fn name_of(public: &[u8]) -> Vec<u8> {
 
 /// An endorsement key: the profile's P-256 EK (restricted decryption,
 /// fixed to its TPM, used under the profile's policy).
-pub fn parse_ek(public: &[u8]) -> Result<EccPublic, Invalid> {
+pub fn parse_ek(public: &[u8]) -> std::result::Result<EccPublic, Invalid> {
     let ek = parse_ecc(public)?;
     if ek.attributes != EK_ATTRIBUTES || ek.auth_policy != EK_POLICY {
         return Err("not the EK Credential Profile's endorsement key (attributes or policy)");
@@ -121,7 +122,7 @@ pub fn parse_ek(public: &[u8]) -> Result<EccPublic, Invalid> {
 }
 
 /// The agent's key: a restricted ECDSA signing key fixed to its TPM.
-pub fn parse_ak(public: &[u8]) -> Result<EccPublic, Invalid> {
+pub fn parse_ak(public: &[u8]) -> std::result::Result<EccPublic, Invalid> {
     let ak = parse_ecc(public)?;
     if ak.attributes != AK_ATTRIBUTES || ak.scheme != (ALG_ECDSA, ALG_SHA256) {
         return Err("not a restricted signing key fixed to its TPM");
@@ -189,18 +190,22 @@ fn aes128_cfb(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// `TPM2_MakeCredential` for `ek`: `credential` (at most 32 octets)
 /// protected for the object named `name` in that TPM. Answers the
 /// contents of the `TPM2B_ID_OBJECT` and of the `TPM2B_ENCRYPTED_SECRET`.
+/// An endorsement key whose point is not on the curve is the caller's
+/// error (`ek_public`); the rest are the control plane's.
 pub fn make_credential(
     ek: &EccPublic,
     name: &[u8],
     credential: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), Invalid> {
+) -> Result<(Vec<u8>, Vec<u8>)> {
     if credential.len() > 32 {
-        return Err("a credential is at most a digest");
+        return Err(Error::internal("a TPM credential is at most a digest"));
     }
     let rng = rand::SystemRandom::new();
     let ephemeral = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
-        .map_err(|_| "no randomness")?;
-    let public = ephemeral.compute_public_key().map_err(|_| "no ephemeral key")?;
+        .map_err(|_| Error::internal("no randomness for an ephemeral ECDH key"))?;
+    let public = ephemeral
+        .compute_public_key()
+        .map_err(|_| Error::internal("no ephemeral ECDH public key"))?;
     // Uncompressed: 04 ‖ x ‖ y.
     let (qx, qy) = (&public.as_ref()[1..33], &public.as_ref()[33..65]);
     let mut peer = vec![4u8];
@@ -211,7 +216,9 @@ pub fn make_credential(
     // name algorithm's digest.
     let seed =
         agreement::agree_ephemeral(ephemeral, &peer, |z| kdfe(z, "IDENTITY", qx, &ek.x, 256))
-            .map_err(|_| "the endorsement key is not a point on the curve")?;
+            .map_err(|_| {
+                Error::invalid_value("ek_public", "its point is not on the P-256 curve")
+            })?;
     let sym = kdfa(&seed, "STORAGE", name, &[], 128);
     let mut plain = (credential.len() as u16).to_be_bytes().to_vec();
     plain.extend(credential);

@@ -54,6 +54,9 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         let tenant = setup(&s, &emu, 1);
         let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
         let trail = |s: &common::TestServer| actions(s, &format!("/{node_id}"));
+        // Its previous owner locked the endorsement hierarchy: the first
+        // sanitizer proves the identity only after it cleared the TPM.
+        node_tpm.tool("changeauth", &["-c", "endorsement", "previous-owner"]);
 
         // Nothing on record: a tenant's image is not trusted to record it
         // (its proof is refused, unaudited), and the node is handed over.
@@ -152,14 +155,17 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
         assert_eq!(pinned(&s).as_deref(), Some(theirs.as_str()), "[{b}]");
 
-        // A tenant's image booted elsewhere (the old TPM's machine) with
-        // the token: never handed over; the node fails at the boot
-        // deadline, saying why.
+        // A tenant's image booted elsewhere (the old TPM's machine, its
+        // endorsement hierarchy open) with the token: refused, never handed
+        // over; the node fails at the boot deadline, saying why.
+        node_tpm.tool("changeauth", &["-c", "endorsement", "-p", "tenant-pw"]);
         s.restart_with(|c| tweak(c, 4));
         let tenant = s.client(tenant.token.as_deref().unwrap());
         let third = create(&tenant, "third")["id"].as_str().unwrap().to_string();
+        let refused = times(&trail(&s), "agent_tpm_identity");
         let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
         let l = wait_node(&s, "bm-1", "failed", None);
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), refused + 1, "[{b}] its refusal");
         assert_eq!(l["from"], "provisioning", "[{b}] {l}");
         assert!(
             l["reason"].as_str().unwrap().contains("an agent proving the node's TPM identity"),

@@ -113,10 +113,12 @@ pub struct AgentRecord {
     /// The name (hex) of the TPM endorsement key the agent proved its
     /// machine holds; `None` until it did.
     pub tpm_ek_name: Option<String>,
+    /// A proof of its was refused (and audited) already.
+    pub tpm_refused: bool,
 }
 
 const AGENT_COLS: &str =
-    "id, node_id, purpose, instance_id, inventory, health, created_at, last_seen_at, revoked_at, tpm_ek_name";
+    "id, node_id, purpose, instance_id, inventory, health, created_at, last_seen_at, revoked_at, tpm_ek_name, tpm_refused_at";
 
 fn agent_from_row(r: &Row) -> Result<AgentRecord> {
     let p = r.str(2)?;
@@ -132,6 +134,7 @@ fn agent_from_row(r: &Row) -> Result<AgentRecord> {
         last_seen_at: r.i64(7)?,
         revoked_at: r.opt_i64(8)?,
         tpm_ek_name: r.opt_str(9)?,
+        tpm_refused: r.i64(10)? != 0,
     })
 }
 
@@ -144,7 +147,7 @@ pub fn create_agent(
     let id = new_id();
     let now = now_micros();
     w.execute(
-        &format!("INSERT INTO agents ({AGENT_COLS}, credential_hash) VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, NULL, NULL, ?)"),
+        &format!("INSERT INTO agents ({AGENT_COLS}, credential_hash) VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, NULL, NULL, 0, ?)"),
         vals![
             &id,
             &token.node_id,
@@ -193,6 +196,16 @@ pub fn live_agent(
 pub fn node_tpm_identity(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
     let rows = r.query("SELECT tpm_ek_name FROM nodes WHERE id = ?", vals![node_id])?;
     Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
+}
+
+/// Notes that the agent's TPM proof was refused: whether this is the
+/// first time (to audit it once).
+pub fn note_tpm_refused(w: &mut dyn Writer, agent_id: &str) -> Result<bool> {
+    let n = w.execute(
+        "UPDATE agents SET tpm_refused_at = ? WHERE id = ? AND tpm_refused_at = 0",
+        vals![now_micros(), agent_id],
+    )?;
+    Ok(n == 1)
 }
 
 /// Records the node's TPM identity from the provider's records.

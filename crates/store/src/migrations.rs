@@ -815,6 +815,8 @@ ALTER TABLE nodes ADD COLUMN uefi_baseline TEXT;
 ALTER TABLE nodes ADD COLUMN tpm_ek_name TEXT;
 -- The endorsement key name the agent proved its TPM holds; NULL until then.
 ALTER TABLE agents ADD COLUMN tpm_ek_name TEXT;
+-- When the agent's proof was first refused (audited once); 0: never.
+ALTER TABLE agents ADD COLUMN tpm_refused_at BIGINT NOT NULL DEFAULT 0;
 "#,
         sqlite: "",
         postgres: "",

@@ -417,11 +417,19 @@ fn tpm_secret(app: &App, agent: &agents::AgentRecord, ek: &EccPublic, ak: &EccPu
     app.secrets.mac(&[b"tpm identity challenge", agent.id.as_bytes(), &ek.name, &ak.name])
 }
 
-/// An identity refused: in the provider's trail, then the error.
+/// An identity refused: in the provider's trail (once per agent: its
+/// image may ask again and again), then the error.
 fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
-    if let Err(err) =
-        app.store.write(|w| agent_event(w, &agent.node_id, "agent_tpm_identity", "failed"))
-    {
+    if agent.tpm_refused {
+        return e;
+    }
+    let audited = app.store.write(|w| {
+        if agents::note_tpm_refused(w, &agent.id)? {
+            agent_event(w, &agent.node_id, "agent_tpm_identity", "failed")?;
+        }
+        Ok(())
+    });
+    if let Err(err) = audited {
         tracing::warn!(error = %err, "could not audit a refused TPM identity");
     }
     e
@@ -435,8 +443,8 @@ pub fn tpm_challenge(
     authorization: Option<&str>,
     body: &[u8],
 ) -> Result<AgentTpmChallenge> {
-    let p: AgentTpmKeys = parse(body)?;
     let agent = authenticate(app, authorization)?;
+    let p: AgentTpmKeys = parse(body)?;
     let (ek, ak) = tpm_keys(&p.ek_public, &p.ak_public)?;
     let pinned = app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?;
     match pinned {
@@ -454,8 +462,7 @@ pub fn tpm_challenge(
         None => {}
     }
     let secret = tpm_secret(app, &agent, &ek, &ak);
-    let (blob, enc) = tpm_identity::make_credential(&ek, &ak.name, &secret)
-        .map_err(|why| Error::invalid_value("ek_public", why))?;
+    let (blob, enc) = tpm_identity::make_credential(&ek, &ak.name, &secret)?;
     Ok(AgentTpmChallenge { credential_blob: hex::encode(blob), secret: hex::encode(enc) })
 }
 
@@ -463,8 +470,8 @@ pub fn tpm_challenge(
 /// agent's machine holds the node's endorsement key; a sanitizer's proof
 /// on a node with none on record pins it (a tenant's image never does).
 pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<AgentTpmProven> {
-    let p: AgentTpmProof = parse(body)?;
     let agent = authenticate(app, authorization)?;
+    let p: AgentTpmProof = parse(body)?;
     let (ek, ak) = tpm_keys(&p.ek_public, &p.ak_public)?;
     let answer =
         hex::decode(&p.activation).map_err(|_| Error::invalid_value("activation", "not hex"))?;
@@ -473,6 +480,10 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         return Err(tpm_refused(app, &agent, e));
     }
     let ek_name = hex::encode(&ek.name);
+    if agent.tpm_ek_name.as_deref() == Some(ek_name.as_str()) {
+        // Proven already (a retry after a lost answer): nothing to write.
+        return Ok(AgentTpmProven { ek_name, pinned: false });
+    }
     let pin = agent.purpose == ImagePurpose::Sanitizer;
     let proven = app.store.write(|w| {
         let proven = agents::prove_identity(w, &agent, &ek_name, pin)?;

@@ -467,7 +467,7 @@ impl LifecycleController {
             }
         }
         tpm_unseen(&mut checks, &inv.system.tpms);
-        checks.push(tpm_identity_check(pinned.as_deref(), agent.as_ref()));
+        checks.push(tpm_identity_check(pinned.as_deref(), agent.as_ref(), &inv.system.tpms));
         // The node goes back to the pool only as healthy as its BMC says.
         checks.push(health_check(&system, &inv.health));
         let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
@@ -649,14 +649,14 @@ fn tpm_cleared_at_boot(
     })
 }
 
-/// A sanitizer that saw no TPM (its `clear_tpm` item's method `none`)
-/// where the BMC shows one enabled did not clear it: fails the check.
 /// The steps' reports are the node's only where the sanitizer proved its
 /// machine holds the node's TPM endorsement key, when one is on record
-/// (the first sanitizer that proved one recorded it).
+/// (the provider's, or the first sanitizer's that proved one). `tpms`:
+/// the TPMs the BMC shows.
 fn tpm_identity_check(
     pinned: Option<&str>,
     agent: Option<&agents::AgentRecord>,
+    tpms: &[String],
 ) -> SanitizationCheck {
     let proved = agent.and_then(|a| a.tpm_ek_name.as_deref());
     let (ok, detail) = match (pinned, proved) {
@@ -671,11 +671,18 @@ fn tpm_identity_check(
                  key {p}: its reports may not be the node's"
             ),
         ),
+        (None, _) if tpms.is_empty() => (
+            true,
+            "no TPM identity on record (no TPM): the sanitizer is known by its one-time token"
+                .to_string(),
+        ),
         (None, _) => (
             true,
-            "no TPM identity on record (no TPM the sanitizer could use): the sanitizer is known \
-             by its one-time token"
-                .to_string(),
+            format!(
+                "no TPM identity on record, though the BMC shows a TPM ({}): the sanitizer could \
+                 not prove one (no ECC endorsement key?) and is known by its one-time token",
+                tpms.join(", ")
+            ),
         ),
     };
     SanitizationCheck {
@@ -685,6 +692,8 @@ fn tpm_identity_check(
     }
 }
 
+/// A sanitizer that saw no TPM (its `clear_tpm` item's method `none`)
+/// where the BMC shows one enabled did not clear it: fails the check.
 fn tpm_unseen(checks: &mut [SanitizationCheck], tpms: &[String]) {
     let Some(c) = checks.iter_mut().find(|c| c.name == AgentStepKind::ClearTpm.as_str()) else {
         return;
