@@ -57,6 +57,8 @@ struct Inner {
     bmc_health: Vec<(String, i64)>,
     /// Fabric controller outcomes: pushed, repaired, failed.
     fabric: BTreeMap<&'static str, u64>,
+    /// Agents' TPM identity proofs: proven, pinned, refused.
+    tpm_identity: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -91,6 +93,13 @@ impl Metrics {
         for (k, n) in [("pushed", pushed), ("repaired", repaired), ("failed", failed)] {
             *m.fabric.entry(k).or_default() += n as u64;
         }
+    }
+
+    /// An agent's TPM identity proof: `proven` (the node's), `pinned`
+    /// (recorded as the node's), `refused`.
+    pub fn tpm_identity(&self, outcome: &'static str) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.tpm_identity.entry(outcome).or_default() += 1;
     }
 
     /// The fleet's lifecycle counts.
@@ -179,6 +188,15 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE neocloud_fabric_applies_total counter");
         for (o, n) in &m.fabric {
             let _ = writeln!(out, "neocloud_fabric_applies_total{{outcome=\"{o}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP neocloud_agent_tpm_identity_total Agents' TPM identity proofs, by outcome (refused: another machine's TPM, or a wrong answer)."
+        );
+        let _ = writeln!(out, "# TYPE neocloud_agent_tpm_identity_total counter");
+        for o in ["proven", "pinned", "refused"] {
+            let n = m.tpm_identity.get(o).copied().unwrap_or(0);
+            let _ = writeln!(out, "neocloud_agent_tpm_identity_total{{outcome=\"{o}\"}} {n}");
         }
         let _ =
             writeln!(out, "# HELP neocloud_background_errors_total Failed background task runs.");

@@ -166,6 +166,12 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
         let l = wait_node(&s, "bm-1", "failed", None);
         assert_eq!(times(&trail(&s), "agent_tpm_identity"), refused + 1, "[{b}] its refusal");
+        // Counted since the restart: that refusal alone.
+        let m = s.anonymous().get("/metrics").expect(200).text;
+        for (outcome, n) in [("proven", 0), ("pinned", 0), ("refused", 1)] {
+            let line = format!("neocloud_agent_tpm_identity_total{{outcome=\"{outcome}\"}} {n}\n");
+            assert!(m.contains(&line), "[{b}] {line} in {m}");
+        }
         assert_eq!(l["from"], "provisioning", "[{b}] {l}");
         assert!(
             l["reason"].as_str().unwrap().contains("an agent proving the node's TPM identity"),

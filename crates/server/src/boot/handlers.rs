@@ -420,6 +420,7 @@ fn tpm_secret(app: &App, agent: &agents::AgentRecord, ek: &EccPublic, ak: &EccPu
 /// An identity refused: in the provider's trail (once per agent: its
 /// image may ask again and again), then the error.
 fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
+    app.metrics.tpm_identity("refused");
     if agent.tpm_refused {
         return e;
     }
@@ -499,6 +500,10 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         e => e,
     })?;
     app.lifecycle.nudge(&agent.node_id);
+    app.metrics.tpm_identity(match proven {
+        agents::Proven::Matches => "proven",
+        agents::Proven::Pinned => "pinned",
+    });
     Ok(AgentTpmProven { ek_name, pinned: proven == agents::Proven::Pinned })
 }
 
