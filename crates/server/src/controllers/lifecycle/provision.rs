@@ -41,23 +41,29 @@ impl LifecycleController {
                 )
             }
             BootStep::AwaitAgent => {
-                let (agent, pinned, rebuild) = store
-                    .read(|r| {
-                        Ok((
-                            agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance)?,
-                            agents::node_tpm_identity(r, &n.id)?,
-                            instances::ever_ready(r, instance)?,
-                        ))
-                    })
+                let agent = store
+                    .read(|r| agents::live_agent(r, &n.id, ImagePurpose::Tenant, instance))
                     .map_err(StepError::Store)?;
                 // On a node whose TPM identity is on record, only an agent
                 // that proved it is the node's: the token alone may have
                 // been read by another machine. Not for a rebuild: the
                 // tenant's own OS may have set the endorsement hierarchy's
                 // authorization, which only a sanitizer's clear resets.
-                let unproven = pinned.is_some()
-                    && !rebuild
-                    && agent.as_ref().is_some_and(|a| a.tpm_ek_name != pinned);
+                // (Read once an agent registered: a node waiting for one
+                // reads no more than before.)
+                let unproven = match &agent {
+                    Some(a) => store
+                        .read(|r| {
+                            Ok(match agents::node_tpm_identity(r, &n.id)? {
+                                Some(p) if a.tpm_ek_name.as_deref() != Some(p.as_str()) => {
+                                    !instances::ever_ready(r, instance)?
+                                }
+                                Some(_) | None => false,
+                            })
+                        })
+                        .map_err(StepError::Store)?,
+                    None => false,
+                };
                 let whose = if unproven {
                     "an agent proving the node's TPM identity"
                 } else {
