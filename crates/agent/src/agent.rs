@@ -428,7 +428,7 @@ fn passing(e: &TpmError) -> bool {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -444,7 +444,7 @@ fn new_credential() -> Result<String, AgentError> {
     let mut b = [0u8; 32];
     getrandom::getrandom(&mut b)
         .map_err(|e| AgentError::Usage(format!("no randomness for a credential: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex(&b))
 }
 
 impl Agent {

@@ -30,13 +30,15 @@ const CC_MAKE_CREDENTIAL: u32 = 0x168;
 const CC_START_AUTH_SESSION: u32 = 0x176;
 const RH_NULL: u32 = 0x4000_0007;
 const RH_ENDORSEMENT: u32 = 0x4000_000b;
-const ALG_AES: u16 = 0x0006;
-const ALG_SHA256: u16 = 0x000b;
-const ALG_NULL: u16 = 0x0010;
-const ALG_ECDSA: u16 = 0x0018;
-const ALG_ECC: u16 = 0x0023;
-const ALG_CFB: u16 = 0x0043;
-const ECC_NIST_P256: u16 = 0x0003;
+// Algorithm and curve ids (Part 2, 6.3 and 6.4): the control plane
+// parses the public areas with the same.
+pub const ALG_AES: u16 = 0x0006;
+pub const ALG_SHA256: u16 = 0x000b;
+pub const ALG_NULL: u16 = 0x0010;
+pub const ALG_ECDSA: u16 = 0x0018;
+pub const ALG_ECC: u16 = 0x0023;
+pub const ALG_CFB: u16 = 0x0043;
+pub const ECC_NIST_P256: u16 = 0x0003;
 const SE_POLICY: u8 = 0x01;
 
 /// `PolicySecret(TPM_RH_ENDORSEMENT)`: the EK Credential Profile's
@@ -116,7 +118,7 @@ pub struct TpmIdentity {
 /// cannot be read (`--inventory`).
 pub fn describe(path: &TpmPath) -> String {
     match TpmIdentity::open(path) {
-        Ok(id) => id.ek_name.iter().map(|b| format!("{b:02x}")).collect(),
+        Ok(id) => crate::agent::hex(&id.ek_name),
         Err(e) => format!("{path}: {e}"),
     }
 }

@@ -11,18 +11,13 @@
 //! ([`crate::secrets::SecretBox::mac`]), so any replica checks the answer
 //! without storing the challenge.
 
-use neocloud_agent::tpm_identity::{AK_ATTRIBUTES, EK_ATTRIBUTES, EK_POLICY};
+use neocloud_agent::tpm_identity::{
+    AK_ATTRIBUTES, ALG_AES, ALG_CFB, ALG_ECC, ALG_ECDSA, ALG_NULL, ALG_SHA256, ECC_NIST_P256,
+    EK_ATTRIBUTES, EK_POLICY,
+};
 use neocloud_common::{Error, Result};
 use ring::{agreement, hmac, rand};
 use sha2::{Digest, Sha256};
-
-const ALG_AES: u16 = 0x0006;
-const ALG_SHA256: u16 = 0x000b;
-const ALG_NULL: u16 = 0x0010;
-const ALG_ECDSA: u16 = 0x0018;
-const ALG_ECC: u16 = 0x0023;
-const ALG_CFB: u16 = 0x0043;
-const ECC_NIST_P256: u16 = 0x0003;
 
 /// What is wrong with a public area the agent sent.
 pub type Invalid = &'static str;
@@ -139,36 +134,35 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     c.sign().as_ref().to_vec()
 }
 
-/// KDFa with SHA-256 (Part 1, 11.4.10.2; the label with its zero octet).
-fn kdfa(key: &[u8], label: &str, u: &[u8], v: &[u8], bits: u32) -> Vec<u8> {
+/// The counter-mode KDFs' frame: `block(i, label)` for i = 1, 2, ...
+/// (the label with its zero octet) until `bits` are out, cut to them.
+fn counter_kdf(label: &str, bits: u32, block: impl Fn(&[u8; 4], &[u8]) -> Vec<u8>) -> Vec<u8> {
     let mut label = label.as_bytes().to_vec();
     label.push(0);
     let mut out = Vec::new();
     let mut i = 1u32;
     while out.len() * 8 < bits as usize {
-        out.extend(hmac_sha256(key, &[&i.to_be_bytes(), &label, u, v, &bits.to_be_bytes()]));
+        out.extend(block(&i.to_be_bytes(), &label));
         i += 1;
     }
     out.truncate(bits as usize / 8);
     out
 }
 
+/// KDFa with SHA-256 (Part 1, 11.4.10.2).
+fn kdfa(key: &[u8], label: &str, u: &[u8], v: &[u8], bits: u32) -> Vec<u8> {
+    counter_kdf(label, bits, |i, label| hmac_sha256(key, &[i, label, u, v, &bits.to_be_bytes()]))
+}
+
 /// KDFe with SHA-256 (Part 1, 11.4.10.3): the ECDH seed.
 fn kdfe(z: &[u8], usage: &str, u: &[u8], v: &[u8], bits: u32) -> Vec<u8> {
-    let mut usage = usage.as_bytes().to_vec();
-    usage.push(0);
-    let mut out = Vec::new();
-    let mut i = 1u32;
-    while out.len() * 8 < bits as usize {
+    counter_kdf(usage, bits, |i, usage| {
         let mut h = Sha256::new();
-        for p in [&i.to_be_bytes()[..], z, &usage, u, v] {
+        for p in [&i[..], z, usage, u, v] {
             h.update(p);
         }
-        out.extend(h.finalize());
-        i += 1;
-    }
-    out.truncate(bits as usize / 8);
-    out
+        h.finalize().to_vec()
+    })
 }
 
 /// AES-128 in CFB mode with a zero IV, as the TPM protects a credential.
