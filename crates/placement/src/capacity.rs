@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Counts {
     pub nodes: u32,
-    /// Nodes in maintenance or failed.
+    /// Nodes out of service: in maintenance, failed, or being enrolled,
+    /// inspected, released or sanitized (a tenant's node, provisioning or
+    /// handed over, is in service and full).
     pub unavailable_nodes: u32,
     /// Schedulable nodes with nothing allocated.
     pub free_nodes: u32,

@@ -136,6 +136,15 @@ fn committed(c: &Client, path: &str, keys: &[&str]) -> Vec<i64> {
     keys.iter().map(|k| q.body["resources"][*k]["committed"].as_i64().unwrap_or(0)).collect()
 }
 
+/// (GPU, memory slice) units held, checked the same by the allocations'
+/// records and by the nodes' words.
+fn units(s: &TestServer) -> u64 {
+    let (by_allocation, by_node) =
+        s.store.read(neocloud_store::allocation_holds::units_held).unwrap();
+    assert_eq!(by_allocation, by_node, "the allocations' holds and the nodes' words agree");
+    by_allocation
+}
+
 fn count(s: &TestServer, sql: &str) -> i64 {
     s.store
         .read(|r| r.query(sql, &[]))
@@ -156,7 +165,7 @@ fn snapshot(s: &TestServer) -> Value {
         "provider_quota": get("/v1/quotas"),
         "claims": get("/v1/tenants/acme/projects/web/claims"),
         "capacity": get("/v1/capacity"),
-        "units": count(s, "SELECT COUNT(*) FROM allocation_units"),
+        "units": units(s),
         "allocations": count(s, "SELECT COUNT(*) FROM allocations"),
         "quota_claims": count(s, "SELECT COUNT(*) FROM quota_claims"),
         "placement_generation": count(s, "SELECT generation FROM placement_state"),
@@ -365,23 +374,19 @@ fn the_quota_ledger_follows_allocations_and_releases() {
             .body;
         assert_eq!(claim["state"], "committed", "[{b}] {claim}");
         assert_eq!(claim["resources"], json!({"mig:1g.10gb": 3}), "[{b}] {claim}");
-        assert_eq!(
-            count(s, "SELECT COUNT(*) FROM allocation_units"),
-            2 * 64 + 3 * 2 * 8 + 3,
-            "[{b}] units"
-        );
+        assert_eq!(units(s), 2 * 64 + 3 * 2 * 8 + 3, "[{b}] units");
 
         // Released: back to the pool; a second release changes nothing.
         let r1 = release(c, &str_of(&vm, "id")).expect(200).body;
         assert_eq!((&r1["state"], &r1["id"]), (&json!("released"), &vm["id"]), "[{b}]");
         check("- the VMs", [2, 16, 3]);
-        let units = count(s, "SELECT COUNT(*) FROM allocation_units");
+        let held = units(s);
         let cap = a.get("/v1/capacity").expect(200).body;
         let r2 = release(c, &str_of(&vm, "id")).expect(200).body;
         assert_eq!(r2["state"], "released", "[{b}]");
         assert_eq!(r2["generation"], r1["generation"], "[{b}] a second release is no change");
         check("the VMs released twice", [2, 16, 3]);
-        assert_eq!(count(s, "SELECT COUNT(*) FROM allocation_units"), units, "[{b}]");
+        assert_eq!(units(s), held, "[{b}]");
         assert_eq!(a.get("/v1/capacity").expect(200).body, cap, "[{b}] capacity unchanged");
         let claim = a
             .get(&format!("/v1/tenants/acme/projects/web/claims/{}", str_of(&vm, "claim_id")))
@@ -391,7 +396,7 @@ fn the_quota_ledger_follows_allocations_and_releases() {
         release(c, &str_of(&bm, "id")).expect(200);
         release(c, &str_of(&mig, "id")).expect(200);
         check("all released", [0, 0, 0]);
-        assert_eq!(count(s, "SELECT COUNT(*) FROM allocation_units"), 0, "[{b}]");
+        assert_eq!(units(s), 0, "[{b}]");
         let cap = a.get("/v1/capacity?gpu_model=h100-80gb").expect(200).body;
         assert_eq!(cap["models"].as_array().unwrap().len(), 1, "[{b}] filtered: {cap}");
         assert_eq!(

@@ -758,7 +758,9 @@ fn the_boot_service_can_listen_apart_from_the_api() {
 /// available) without rebuilding itself from the store: a tenant's next
 /// create plans at once. (A rebuild reads every node and allocation: at
 /// 10,000 nodes a create call would pay for one after every node that
-/// finished a sanitization.)
+/// finished a sanitization.) A tenant's node provisioning and handed over
+/// moves nothing placement sees (its allocation holds all of it): the
+/// placement generation stays, so no replica rebuilds for it.
 #[test]
 fn placement_follows_the_controllers_moves_without_a_reload() {
     let f = fleet();
@@ -784,8 +786,34 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
         wait_node(&s, "bm-1", "available", None);
         // The controller tells the engine right after its commit.
         std::thread::sleep(Duration::from_millis(200));
+        let generation =
+            || s.store.read(neocloud_store::allocations::placement_generation).unwrap();
+        let available = generation();
         let created = create(&tenant, "job");
         assert_eq!(created["node_id"], node(&s, "bm-1")["id"], "[{b}] {created}");
         assert_eq!(reloads(), before, "[{b}] no rebuild of the placement engine");
+        wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
+        let mac = neocloud_server::simbmc::mac(i);
+        let _agent = register(&s, &mac, TENANT_KERNEL, 8);
+        wait_instance(&tenant, created["id"].as_str().unwrap(), "ready");
+        assert_eq!(lifecycle(&s, "bm-1")["state"], "active", "[{b}]");
+        assert_eq!(
+            generation(),
+            available + 1,
+            "[{b}] the create's own write; provisioning and the handover move nothing placement sees"
+        );
+        let cap = s.admin().get("/v1/capacity").expect(200).body;
+        let total = &cap["models"][0]["total"];
+        assert_eq!(
+            (
+                &total["nodes"],
+                &total["unavailable_nodes"],
+                &total["free_nodes"],
+                &total["free_gpus"]
+            ),
+            (&json!(1), &json!(0), &json!(0), &json!(0)),
+            "[{b}] the tenant's node is in service and full: {cap}"
+        );
+        assert_eq!(reloads(), before, "[{b}] still no rebuild");
     }
 }

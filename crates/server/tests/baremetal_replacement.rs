@@ -420,8 +420,12 @@ fn a_move_the_store_keeps_refusing_fails_the_instance_past_the_retry_budget() {
         s.store
             .write(|w| {
                 w.execute(
-                    "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id) VALUES (?, 0, 0, ?)",
-                    &[free[0].as_str().into(), hold_id.as_str().into()],
+                    "INSERT INTO allocation_holds (allocation_id, node_id, word, mask) VALUES (?, ?, 0, 1)",
+                    &[hold_id.as_str().into(), free[0].as_str().into()],
+                )?;
+                w.execute(
+                    "INSERT INTO node_units (node_id, word, held) VALUES (?, 0, 1)",
+                    &[free[0].as_str().into()],
                 )
                 .map_err(Into::into)
             })
@@ -437,7 +441,7 @@ fn a_move_the_store_keeps_refusing_fails_the_instance_past_the_retry_budget() {
         assert_eq!(i["state"], "failed", "[{b}] {i}");
         let reason = i["reason"].as_str().unwrap();
         assert!(reason.contains("it could not be placed on another node"), "[{b}] {reason}");
-        assert!(!reason.contains("allocation_units"), "[{b}] no store internals: {reason}");
+        assert!(!reason.contains("node_units"), "[{b}] no store internals: {reason}");
         assert_eq!(i["node_id"], first.as_str(), "[{b}] {i}");
         assert_eq!(committed(&s, "nodes"), 2, "[{b}] the hold and the failed instance");
     }

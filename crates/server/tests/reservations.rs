@@ -177,8 +177,7 @@ fn allocate_from_a_reservation() {
         alice.delete(&format!("{base}/reservations/{id2}")).expect(200);
         alice.delete(&format!("{base}/reservations/{id2}")).expect(200);
         assert_eq!(quota("/v1/tenants/t/quotas"), (0, 0), "[{b}] released once");
-        let units =
-            s.store.read(|r| r.query("SELECT COUNT(*) FROM allocation_units", &[])).unwrap();
-        assert_eq!(units[0].i64(0).unwrap(), 0, "[{b}] no unit left held");
+        let units = s.store.read(neocloud_store::allocation_holds::units_held).unwrap();
+        assert_eq!(units, (0, 0), "[{b}] no unit left held");
     });
 }

@@ -1,9 +1,9 @@
 //! Allocations of placed capacity to a tenant's project, with the
-//! (node, GPU, memory slice) units they hold. The units' primary key makes
-//! a double allocation fail in the database, whichever replica placed it.
+//! (node, GPU, memory slice) units they hold ([`crate::allocation_holds`]:
+//! a double allocation fails in the database, whichever replica placed it).
 
-use crate::backend::{Reader, Row, Value, Writer};
-use crate::{rfc, vals};
+use crate::backend::{Reader, Row, Writer};
+use crate::{allocation_holds, rfc, vals};
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_placement::{Constraints, Placement};
 use neocloud_types::{Allocation, AllocationKind, AllocationState};
@@ -89,30 +89,9 @@ pub fn create_many(w: &mut dyn Writer, new: &[NewAllocation<'_>]) -> Result<()> 
         ]);
     }
     crate::insert_rows(w, &format!("INSERT INTO allocations ({COLS})"), &rows)?;
-    let units: Vec<Vec<Value>> = new.iter().flat_map(|a| unit_rows(a.id, a.units)).collect();
-    insert_units(w, &units)
-}
-
-fn unit_rows(id: &str, units: &[(String, u8, u8)]) -> Vec<Vec<Value>> {
-    units
-        .iter()
-        .map(|(node, gpu, slice)| {
-            vec![node.into(), (*gpu as i64).into(), (*slice as i64).into(), id.into()]
-        })
-        .collect()
-}
-
-fn insert_units(w: &mut dyn Writer, units: &[Vec<Value>]) -> Result<()> {
-    crate::insert_rows(
-        w,
-        "INSERT INTO allocation_units (node_id, gpu, slice, allocation_id)",
-        units,
-    )
-    .map_err(|e| {
-        e.unique_as(Error::conflict(
-            "the chosen capacity was taken concurrently (by another control-plane replica); retry",
-        ))
-    })
+    let holds: Vec<(&str, &[allocation_holds::Unit])> =
+        new.iter().map(|a| (a.id, a.units)).collect();
+    allocation_holds::take(w, &holds)
 }
 
 /// Shrinks a reservation to what remains after allocating from it: its
@@ -142,8 +121,8 @@ pub fn shrink_reservation(
     if n != 1 {
         return Err(Error::conflict("the reservation changed concurrently; retry"));
     }
-    w.execute("DELETE FROM allocation_units WHERE allocation_id = ?", vals![&r.id])?;
-    insert_units(w, &unit_rows(&r.id, units))
+    allocation_holds::free(w, &r.id)?;
+    allocation_holds::take(w, &[(&r.id, units)])
 }
 
 pub fn get(r: &mut dyn Reader, tenant_id: &str, project_id: &str, id: &str) -> Result<Allocation> {
@@ -196,7 +175,7 @@ pub fn release(
         vals![now_micros(), id, tenant_id, project_id],
     )?;
     if n == 1 {
-        w.execute("DELETE FROM allocation_units WHERE allocation_id = ?", vals![id])?;
+        allocation_holds::free(w, id)?;
     }
     Ok((get(w, tenant_id, project_id, id)?, n == 1))
 }

@@ -821,12 +821,49 @@ ALTER TABLE agents ADD COLUMN tpm_refused_at BIGINT NOT NULL DEFAULT 0;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 28,
+        name: "allocation holds as bit masks",
+        common: r#"
+-- What each allocation holds of a node, per word of 8 GPUs (GPU / 8): a bit
+-- per (GPU, memory slice), bit 8 * (GPU % 8) + slice. A bare-metal
+-- instance's node is one row (it was 64 unit rows).
+CREATE TABLE allocation_holds (
+    allocation_id TEXT NOT NULL REFERENCES allocations(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    word BIGINT NOT NULL,
+    mask BIGINT NOT NULL,
+    PRIMARY KEY (allocation_id, node_id, word)
+);
+CREATE INDEX allocation_holds_by_node ON allocation_holds (node_id);
+-- The bits of a node's word that any allocation holds. A hold is taken by
+-- a conditional update (`held & mask = 0`): a commit that would hold a
+-- unit twice, whatever replica planned it, changes no row and fails.
+CREATE TABLE node_units (
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    word BIGINT NOT NULL,
+    held BIGINT NOT NULL,
+    PRIMARY KEY (node_id, word)
+);
+-- Disjoint bits: their sum is their OR.
+INSERT INTO allocation_holds (allocation_id, node_id, word, mask)
+    SELECT allocation_id, node_id, gpu / 8,
+           SUM(CAST(1 AS BIGINT) << CAST(8 * (gpu % 8) + slice AS INTEGER))
+    FROM allocation_units GROUP BY allocation_id, node_id, gpu / 8;
+INSERT INTO node_units (node_id, word, held)
+    SELECT node_id, word, SUM(mask) FROM allocation_holds GROUP BY node_id, word;
+DROP TABLE allocation_units;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.
 pub const PROVIDER: &str = "provider";
 
-pub(crate) fn apply(w: &mut dyn Writer) -> Result<()> {
+/// Applies the migrations not applied yet, up to `last` where given.
+pub(crate) fn apply(w: &mut dyn Writer, last: Option<i64>) -> Result<()> {
     if w.kind() == BackendKind::Postgres {
         // Replicas starting together: one migrates, the others wait here.
         // execute_batch: the function returns `void`, which `query` cannot read.
@@ -837,7 +874,9 @@ pub(crate) fn apply(w: &mut dyn Writer) -> Result<()> {
     )?;
     let done = w.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
     let current = done.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in
+        MIGRATIONS.iter().filter(|m| m.version > current && last.is_none_or(|l| m.version <= l))
+    {
         tracing::info!(version = m.version, name = m.name, "applying migration");
         w.execute_batch(m.common)?;
         w.execute_batch(match w.kind() {

@@ -20,6 +20,8 @@ pub(super) struct Counters {
     /// This process: the server and the clients (and the fleet when it
     /// runs in process).
     pub(super) cpu: Option<f64>,
+    /// The server's placement engine rebuilds from the store so far.
+    pub(super) reloads: u64,
 }
 
 impl Counters {
@@ -145,7 +147,20 @@ impl Env {
     }
 
     pub(super) fn counters(&self) -> Result<Counters, String> {
-        Ok(Counters { fleet: self.fleet.stats()?, cpu: process_and_children_cpu_secs() })
+        Ok(Counters {
+            fleet: self.fleet.stats()?,
+            cpu: process_and_children_cpu_secs(),
+            reloads: self.reloads(),
+        })
+    }
+
+    /// `neocloud_placement_engine_reloads_total` as the server says.
+    fn reloads(&self) -> u64 {
+        let text = Api::new(&self.base, &self.token).text("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     fn mark(&self) -> Result<Mark, String> {
@@ -182,6 +197,7 @@ impl Env {
             placed_again: s.placed_again,
             cpu_secs,
             fleet_cpu_secs,
+            reloads: end.counters.reloads - start.counters.reloads,
         })
     }
 

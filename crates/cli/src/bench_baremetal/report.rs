@@ -30,6 +30,8 @@ pub(super) struct Phase {
     pub(super) cpu_secs: Option<f64>,
     /// CPU seconds the fleet's own process used meanwhile.
     pub(super) fleet_cpu_secs: Option<f64>,
+    /// Placement engine rebuilds from the store during the phase.
+    pub(super) reloads: u64,
 }
 
 impl Phase {
@@ -63,6 +65,7 @@ impl Phase {
             "per_node_max_secs": self.pct(1.0), "placed_again": self.placed_again,
             "cpu_secs": self.cpu_secs,
             "fleet_cpu_secs": self.fleet_cpu_secs,
+            "placement_engine_reloads": self.reloads,
         })
     }
 }
@@ -159,6 +162,8 @@ pub(super) fn print(
     }
     println!();
     println!("complete signed sanitization records: {complete} of {}", a.provisions);
+    let reloads: Vec<String> = phases.iter().map(|p| format!("{} {}", p.name, p.reloads)).collect();
+    println!("placement engine rebuilds from the store: {}", reloads.join(", "));
     let placed_again: u32 = phases.iter().map(|p| p.placed_again).sum();
     if a.dead_nodes > 0 {
         println!(

@@ -290,6 +290,15 @@ pub fn free_nodes(s: &TestServer) -> i64 {
     cap["models"][0]["total"]["free_nodes"].as_i64().unwrap_or_else(|| panic!("{cap}"))
 }
 
+/// (GPU, memory slice) units held, checked the same by the allocations'
+/// records and by the nodes' words.
+pub fn units_held(s: &TestServer) -> i64 {
+    let (by_allocation, by_node) =
+        s.store.read(neocloud_store::allocation_holds::units_held).unwrap();
+    assert_eq!(by_allocation, by_node, "the allocations' holds and the nodes' words agree");
+    by_allocation as i64
+}
+
 pub fn count(s: &TestServer, sql: &str) -> i64 {
     s.store.read(|r| r.query(sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}"))[0].i64(0).unwrap()
 }
@@ -370,13 +379,14 @@ pub fn drive(
 
 /// Everything a refused create must leave as it was.
 pub fn snapshot(s: &TestServer) -> Vec<i64> {
-    let mut v: Vec<i64> = ["instances", "allocations", "allocation_units", "quota_claims"]
+    let mut v: Vec<i64> = ["instances", "allocations", "allocation_holds", "quota_claims"]
         .iter()
         .map(|t| count(s, &format!("SELECT COUNT(*) FROM {t}")))
         .collect();
     v.push(committed(s, "nodes"));
     v.push(committed(s, "gpu:h100-80gb"));
     v.push(free_nodes(s));
+    v.push(units_held(s));
     v
 }
 

@@ -312,7 +312,7 @@ pub fn request_inspection(
     id: &str,
     new_bmc: Option<(&str, &str, &str)>,
 ) -> Result<Node> {
-    let held = w.query("SELECT COUNT(*) FROM allocation_units WHERE node_id = ?", vals![id])?;
+    let held = crate::allocation_holds::node_held(w, id)?;
     let lifecycle = get(w, id)?.lifecycle;
     // A node's first sanitization holds no allocation: nothing would act
     // on the request until it ends, and new credentials would change the
@@ -325,7 +325,7 @@ pub fn request_inspection(
     let failed = matches!(lifecycle, NodeLifecycle::Failed { .. });
     // A failed node may hold its last tenant's allocation until it is
     // sanitized: inspecting it again is how it gets there.
-    if !failed && held.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+    if !failed && held {
         return Err(Error::conflict(
             "the node holds allocations: release them before inspecting it again",
         ));

@@ -112,13 +112,19 @@ pub fn spec(n: &Node) -> NodeSpec {
         // Only an available node is schedulable, whatever its availability.
         // A node in maintenance only mirrors its availability: put back in
         // service, it is schedulable at once (its controller's next step
-        // makes it available, and provisions what was placed on it).
+        // makes it available, and provisions what was placed on it). A node
+        // provisioning or handed over is its instance's: the instance's
+        // allocation holds every unit of it, so placement sees it as
+        // available and full (it gives nothing of it out) and a tenant's
+        // node moving from one of these states to the next changes nothing
+        // placement sees (no generation bump, no replica reloads).
         availability: match &n.lifecycle {
-            NodeLifecycle::Available | NodeLifecycle::Maintenance => n.availability,
+            NodeLifecycle::Available
+            | NodeLifecycle::Maintenance
+            | NodeLifecycle::Provisioning { .. }
+            | NodeLifecycle::Active { .. } => n.availability,
             NodeLifecycle::Enrolling
             | NodeLifecycle::Inspecting
-            | NodeLifecycle::Provisioning { .. }
-            | NodeLifecycle::Active { .. }
             | NodeLifecycle::Releasing { .. }
             | NodeLifecycle::Sanitizing { .. } => Availability::Maintenance,
             NodeLifecycle::Failed { .. } => Availability::Failed,
@@ -459,8 +465,7 @@ pub fn update(
 
 /// Deletes a node that holds no allocation.
 pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
-    let rows = w.query("SELECT COUNT(*) FROM allocation_units WHERE node_id = ?", vals![id])?;
-    if rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
+    if crate::allocation_holds::node_held(w, id)? {
         return Err(Error::conflict("node holds allocations: release them first"));
     }
     let live = w.query(
@@ -486,6 +491,7 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     w.execute("DELETE FROM boot_tokens WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM agent_steps WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM agents WHERE node_id = ?", vals![id])?;
+    crate::allocation_holds::forget_node(w, id)?;
     if w.execute("DELETE FROM nodes WHERE id = ?", vals![id])? == 0 {
         return Err(Error::not_found("node", id));
     }
