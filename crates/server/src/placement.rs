@@ -163,18 +163,36 @@ impl PlacementService {
         }
     }
 
-    /// A node's availability `a` as a write it was not serialized with (a
-    /// lifecycle step's) committed it at generation `g`: applied only
-    /// where the engine is at `g - 1`. Else nothing now: the engine is
-    /// behind the store and reloads when it is next read
+    /// What a write it was not serialized with (a lifecycle step's) changed
+    /// of what placement sees, moving the store's generation from `before`
+    /// to `after`: the allocation it freed, node `node_id`'s availability.
+    /// Applied only where the engine is at `before`. Else nothing now: the
+    /// engine is behind the store and reloads when it is next read
     /// ([`Self::current`]), not in the step.
-    pub fn tell_availability(&self, g: i64, node_id: &str, a: Availability) {
+    pub fn tell(
+        &self,
+        before: i64,
+        after: i64,
+        node_id: &str,
+        freed: Option<&str>,
+        availability: Option<Availability>,
+    ) {
         let mut st = lock(&self.state);
-        if st.generation != g - 1 {
+        if st.generation != before {
             return;
         }
-        match st.engine.set_availability(node_id, a) {
-            Ok(()) => st.generation = g,
+        let freed_ok = match freed {
+            Some(id) => {
+                st.engine.release(id).map(|_| ()).ok_or_else(|| format!("no allocation {id}"))
+            }
+            None => Ok(()),
+        };
+        let res = freed_ok.and_then(|()| match availability {
+            Some(a) => st.engine.set_availability(node_id, a).map_err(|x| x.to_string()),
+            None => Ok(()),
+        });
+        match res {
+            Ok(()) => st.generation = after,
             Err(why) => {
                 tracing::info!(reason = %why, "placement engine reloads when next read");
                 // No generation the store has: the next read reloads.

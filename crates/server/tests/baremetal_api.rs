@@ -815,5 +815,36 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
             "[{b}] the tenant's node is in service and full: {cap}"
         );
         assert_eq!(reloads(), before, "[{b}] still no rebuild");
+
+        // Released and sanitized: the allocation freed and the node back
+        // in the pool are told to the engine with the node's move; the next
+        // create plans on them without a rebuild.
+        let id = created["id"].as_str().unwrap();
+        release(&tenant, id).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        let agent = register(&s, &mac, SANITIZER_KERNEL, 8);
+        let mut reported = std::collections::BTreeSet::new();
+        wait_for("bm-1 sanitized", Duration::from_secs(60), || {
+            let l = lifecycle(&s, "bm-1");
+            assert_ne!(l["state"], "failed", "[{b}] {l}");
+            if l["state"] == "available" {
+                return Some(());
+            }
+            if l["state"] == "sanitizing" {
+                let hb = heartbeat(&agent).expect(200).body;
+                for st in hb["steps"].as_array().into_iter().flatten() {
+                    let sid = st["id"].as_str().unwrap().to_string();
+                    if reported.insert(sid.clone()) {
+                        report(&agent, &sid, true).expect(200);
+                    }
+                }
+            }
+            None
+        });
+        assert_eq!(wait_instance(&tenant, id, "released")["state"], "released", "[{b}]");
+        std::thread::sleep(Duration::from_millis(200));
+        let again = create(&tenant, "job-2");
+        assert_eq!(again["node_id"], node(&s, "bm-1")["id"], "[{b}] {again}");
+        assert_eq!(reloads(), before, "[{b}] the freed allocation told, not rebuilt");
     }
 }

@@ -187,7 +187,7 @@ impl LifecycleController {
                     .map_err(StepError::Store)?;
                 if released {
                     // Never started: nothing of the tenant's is on the node.
-                    return self.advance(store, n, NodeLifecycle::Available, |w| {
+                    return self.advance_freeing(store, n, NodeLifecycle::Available, |w| {
                         super::free_instance(w, &self.planners, &i)
                     });
                 }

@@ -19,8 +19,9 @@
 //! is audited (the provider's chain, and the tenant's for its instance);
 //! one that changes what placement sees of the node (schedulable or not,
 //! GPUs) or frees an allocation bumps the placement generation. A move
-//! that changed the node's availability alone is told to this replica's
-//! engine (`PlacementService::tell_availability`), which then needs no rebuild from the
+//! that changed the node's availability alone, or freed its instance's
+//! allocation (a sanitization's end, both), is told to this replica's
+//! engine (`PlacementService::tell`), which then needs no rebuild from the
 //! store; other replicas' engines reload when they next plan.
 
 mod accounts;
@@ -505,7 +506,7 @@ impl LifecycleController {
         }
         match dirty {
             Some((tenant, instance)) => self.start_release(store, n, &tenant, &instance),
-            None => self.advance(store, n, n.lifecycle.clone(), |w| {
+            None => self.advance_freeing(store, n, n.lifecycle.clone(), |w| {
                 free_instance(w, &self.planners, &inst)
             }),
         }
@@ -519,9 +520,23 @@ impl LifecycleController {
         to: NodeLifecycle,
         mut also: impl FnMut(&mut dyn neocloud_store::Writer) -> Result<()>,
     ) -> Result<bool, StepError> {
-        // The placement generation this move alone brought its node's new
-        // availability to: this replica's engine takes it without a reload.
-        let mut told: Option<(Availability, i64)> = None;
+        self.advance_freeing(store, n, to, |w| also(w).map(|()| None))
+    }
+
+    /// As [`Self::advance`], `also` answering the allocation it freed, if
+    /// it did ([`free_instance`]): this replica's engine is told of it with
+    /// the node's move, not rebuilt at the next create.
+    fn advance_freeing(
+        &self,
+        store: &Store,
+        n: &Node,
+        to: NodeLifecycle,
+        mut also: impl FnMut(&mut dyn neocloud_store::Writer) -> Result<Option<String>>,
+    ) -> Result<bool, StepError> {
+        // What this move alone changed of what placement sees, and the
+        // placement generations before and after it: this replica's engine
+        // takes it without a reload.
+        let mut told: Option<Told> = None;
         let moved = store
             .write(|w| {
                 told = None;
@@ -529,19 +544,24 @@ impl LifecycleController {
                     return Ok(false);
                 }
                 let before = allocations::placement_generation(w)?;
-                also(w)?;
+                let freed = also(w)?;
+                let mut g = allocations::placement_generation(w)?;
                 // Placement is told (and every other replica's engine
                 // reloads) only when what it sees of the node changed: most
                 // steps (boot steps, agent steps) change nothing it
                 // schedules by.
                 let (was, now) = (nodes::spec(n), nodes::spec(&nodes::get(w, &n.id)?));
                 if now != was {
-                    let g = allocations::bump_placement_generation(w)?;
-                    let availability_only =
-                        NodeSpec { availability: was.availability, ..now.clone() } == was;
-                    if availability_only && g == before + 1 {
-                        told = Some((now.availability, g));
-                    }
+                    g = allocations::bump_placement_generation(w)?;
+                }
+                let availability_only =
+                    NodeSpec { availability: was.availability, ..now.clone() } == was;
+                let availability = (now != was).then_some(now.availability);
+                // Every placement write of the transaction accounted for:
+                // the free (one) and the node's availability (one).
+                let writes = i64::from(freed.is_some()) + i64::from(availability.is_some());
+                if availability_only && writes > 0 && g == before + writes {
+                    told = Some(Told { before, after: g, freed, availability });
                 }
                 // Staying in the state (work done within it) is not a transition.
                 if to != n.lifecycle {
@@ -563,8 +583,8 @@ impl LifecycleController {
                 Ok(true)
             })
             .map_err(StepError::Store)?;
-        if let (true, Some((availability, g)), Some(p)) = (moved, told, &self.placement) {
-            p.tell_availability(g, &n.id, availability);
+        if let (true, Some(t), Some(p)) = (moved, told, &self.placement) {
+            p.tell(t.before, t.after, &n.id, t.freed.as_deref(), t.availability);
         }
         if moved {
             self.attempts
@@ -616,6 +636,8 @@ impl LifecycleController {
                         let why = format!(
                             "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
                         );
+                        // (A failure rebuilds the engine: rare, and
+                        // this move's writes are not counted here.)
                         free_instance_saying(w, &self.planners, &i, Some(&why))?;
                     }
                 }
@@ -763,20 +785,34 @@ fn audit_instance(w: &mut dyn Writer, i: &Instance, action: &str, outcome: &str)
     .map(|_| ())
 }
 
+/// What a node's move changed of what placement sees, for this replica's
+/// engine once it committed.
+struct Told {
+    /// The placement generations before and after the move's writes.
+    before: i64,
+    after: i64,
+    /// The allocation it freed.
+    freed: Option<String>,
+    /// The node's new availability.
+    availability: Option<Availability>,
+}
+
 /// Frees what an instance holds (its allocation and quota) and marks it
-/// released. The node is clean (never provisioned, or sanitized) or stays
-/// dirty: either way the caller decides the node's state.
-fn free_instance(w: &mut dyn Writer, planners: &Planners, i: &Instance) -> Result<()> {
+/// released; the allocation, where this call freed it. The node is clean
+/// (never provisioned, or sanitized) or stays dirty: either way the caller
+/// decides the node's state.
+fn free_instance(w: &mut dyn Writer, planners: &Planners, i: &Instance) -> Result<Option<String>> {
     free_instance_saying(w, planners, i, None)
 }
 
-/// Releases the instance (allocation and quota freed) with a reason.
+/// Releases the instance (allocation and quota freed) with a reason; the
+/// allocation, where this call freed it.
 fn free_instance_saying(
     w: &mut dyn Writer,
     planners: &Planners,
     i: &Instance,
     reason: Option<&str>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
     if now {
         quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
@@ -784,7 +820,8 @@ fn free_instance_saying(
     }
     // Lock order: quota rows, placement row, fabric rows, audit heads.
     crate::network::isolation::detach_instance(w, planners, &i.id)?;
-    set_instance(w, i, InstanceState::Released, reason)
+    set_instance(w, i, InstanceState::Released, reason)?;
+    Ok(now.then_some(a.id))
 }
 
 /// A new boot of the node for `purpose`: every agent credential of the

@@ -539,7 +539,7 @@ impl LifecycleController {
                 from: "sanitizing".into(),
             }
         };
-        let moved = self.advance(store, n, to, |w| {
+        let moved = self.advance_freeing(store, n, to, |w| {
             agents::insert_record(
                 w,
                 &agents::NewRecord {
@@ -578,10 +578,10 @@ impl LifecycleController {
             // again after an incomplete record: the instance was freed
             // (and released) then. Placed on another node before it was
             // handed over: it lives on there.
-            let Some(instance) = held.instance else { return Ok(()) };
+            let Some(instance) = held.instance else { return Ok(None) };
             let i = instances::by_id(w, instance)?;
             if i.state == InstanceState::Released || i.node_id != n.id {
-                return Ok(());
+                return Ok(None);
             }
             free_instance(w, &self.planners, &i)
         })?;
