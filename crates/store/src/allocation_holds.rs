@@ -35,14 +35,22 @@ fn masks(units: &[Unit]) -> Result<BTreeMap<(String, i64), i64>> {
         }
         let bit = u32::from(gpu % GPUS_PER_WORD) * u32::from(SLICES) + u32::from(*slice);
         let word = i64::from(gpu / GPUS_PER_WORD);
-        *out.entry((node.clone(), word)).or_default() |= 1i64 << bit;
+        let mask = out.entry((node.clone(), word)).or_default();
+        if *mask & (1i64 << bit) != 0 {
+            // One allocation holding a unit twice: a plan that is wrong.
+            return Err(Error::internal(format!(
+                "unit GPU {gpu} slice {slice} of node {node} placed twice in one allocation"
+            )));
+        }
+        *mask |= 1i64 << bit;
     }
     Ok(out)
 }
 
 /// Holds `units` for each allocation of `new` ((allocation id, units)), or
 /// fails with a conflict (nothing the caller's transaction keeps) where any
-/// unit is held already, by another allocation or twice among these.
+/// unit is held already, by another allocation or twice among these (an
+/// allocation placing one unit twice is the planner's error: internal).
 pub(crate) fn take(w: &mut dyn Writer, new: &[(&str, &[Unit])]) -> Result<()> {
     let mut rows = Vec::new();
     let mut words = BTreeMap::new();
@@ -84,10 +92,11 @@ pub(crate) fn take(w: &mut dyn Writer, new: &[(&str, &[Unit])]) -> Result<()> {
     Ok(())
 }
 
-/// Frees what allocation `id` holds (nothing if it holds nothing).
+/// Frees what allocation `id` holds (nothing if it holds nothing), its
+/// words updated in (node, word) order, as [`take`]'s lists lock them.
 pub(crate) fn free(w: &mut dyn Writer, id: &str) -> Result<()> {
     let held = w.query(
-        "SELECT node_id, word, mask FROM allocation_holds WHERE allocation_id = ?",
+        "SELECT node_id, word, mask FROM allocation_holds WHERE allocation_id = ? ORDER BY node_id, word",
         vals![id],
     )?;
     for r in &held {
@@ -137,5 +146,6 @@ mod tests {
         let whole: Vec<_> = (0..8).flat_map(|g| (0..8).map(move |s| u(g, s))).collect();
         assert_eq!(masks(&whole).unwrap()[&("n".to_string(), 0)], -1, "a whole node: every bit");
         assert!(masks(&[u(0, 8)]).is_err(), "no ninth slice");
+        assert!(masks(&[u(2, 3), u(2, 3)]).is_err(), "a unit twice in one allocation");
     }
 }

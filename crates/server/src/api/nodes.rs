@@ -346,9 +346,9 @@ fn update(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     Ok(Reply::ok(&n)?
         .with_nudge(&n.id)
         .with_iso_prebuild(readdressed)
-        // What placement sees: the store's view (a node enrolling,
-        // provisioning or being sanitized stays unschedulable whatever its
-        // availability), never the availability alone.
+        // What placement sees: the store's view (a node enrolling or
+        // being sanitized stays unschedulable whatever its availability),
+        // never the availability alone.
         .with_effect(Effect::SetAvailability(n.id.clone(), nodes::spec(&n).availability))
         .with_effect(Effect::Generation(g)))
 }
