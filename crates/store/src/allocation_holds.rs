@@ -64,8 +64,10 @@ pub(crate) fn take(w: &mut dyn Writer, new: &[(&str, &[Unit])]) -> Result<()> {
             groups.entry((word, mask)).or_default().push(node);
         }
     }
+    // A node deleted since the plan read it (by another replica): its
+    // foreign key fails, a conflict too.
     insert_rows(w, "INSERT INTO allocation_holds (allocation_id, node_id, word, mask)", &rows)
-        .map_err(|e| e.unique_as(conflict()))?;
+        .map_err(|e| e.stale_as(conflict()))?;
     let fresh: Vec<Vec<Value>> =
         words.into_keys().map(|(n, word)| vec![n.into(), word.into(), 0.into()]).collect();
     insert_rows_then(

@@ -112,6 +112,9 @@ impl Row {
 pub enum DbError {
     /// A unique or primary-key constraint rejected the row.
     Unique(String),
+    /// A foreign-key constraint rejected the row: what it names is gone
+    /// (deleted by a transaction that committed first).
+    ForeignKey(String),
     Other(String),
 }
 
@@ -120,6 +123,16 @@ impl DbError {
     pub fn unique_as(self, e: Error) -> Error {
         match self {
             DbError::Unique(_) => e,
+            DbError::ForeignKey(m) | DbError::Other(m) => Error::internal(m),
+        }
+    }
+
+    /// Turns a unique or a foreign-key violation into `e` (a row taken, or
+    /// what it names gone, since the caller read it); anything else stays
+    /// internal.
+    pub fn stale_as(self, e: Error) -> Error {
+        match self {
+            DbError::Unique(_) | DbError::ForeignKey(_) => e,
             DbError::Other(m) => Error::internal(m),
         }
     }
@@ -128,7 +141,7 @@ impl DbError {
 impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
-            DbError::Unique(m) | DbError::Other(m) => Error::internal(m),
+            DbError::Unique(m) | DbError::ForeignKey(m) | DbError::Other(m) => Error::internal(m),
         }
     }
 }

@@ -69,13 +69,14 @@ fn db_error(e: postgres::Error) -> DbError {
         // The constraint's name says which column (`<table>_<column>_key`),
         // as SQLite's message does.
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique(error_chain(&e)),
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => DbError::ForeignKey(describe(&e)),
         _ => DbError::Other(describe(&e)),
     }
 }
 
 fn internal(e: postgres::Error) -> Error {
     match db_error(e) {
-        DbError::Unique(m) | DbError::Other(m) => Error::internal(m),
+        DbError::Unique(m) | DbError::ForeignKey(m) | DbError::Other(m) => Error::internal(m),
     }
 }
 

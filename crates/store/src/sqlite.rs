@@ -150,6 +150,8 @@ fn db_error(e: rusqlite::Error) -> DbError {
             let msg = e.to_string();
             if msg.contains("UNIQUE") || msg.contains("PRIMARY KEY") {
                 DbError::Unique(msg)
+            } else if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY {
+                DbError::ForeignKey(format!("sqlite: {msg}"))
             } else {
                 DbError::Other(format!("sqlite: {msg}"))
             }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use neocloud_common::ErrorCode;
 use neocloud_placement::{Constraints, Placement};
 use neocloud_store::testing::{fresh_db, TestBackend};
 use neocloud_store::{allocation_holds, allocations, instance_types, nodes, vals, Store};
@@ -16,6 +17,20 @@ fn node(store: &Store, name: &str) -> String {
     }))
     .unwrap();
     store.write(|w| nodes::create(w, &n, None)).unwrap().id
+}
+
+fn bare_metal_type(store: &Store) -> String {
+    let new = instance_types::NewInstanceType {
+        name: "bm",
+        kind: InstanceKind::BareMetal,
+        gpu_model: "h100-80gb",
+        gpus: 8,
+        mig_profile: None,
+        vcpus: 1,
+        memory_gib: 1,
+        description: "",
+    };
+    store.write(|w| instance_types::create(w, &new)).unwrap().id
 }
 
 /// Holds of nodes, `(allocation, node, word, mask)`, in order.
@@ -51,24 +66,7 @@ fn the_migration_keeps_every_unit_held_and_the_masks_refuse_one_held_twice() {
             let store = Store::open_at_version(&db.url, 27).unwrap();
             let t = tenant(&store, "acme").id;
             let p = project(&store, &t, "web").id;
-            let it = store
-                .write(|w| {
-                    instance_types::create(
-                        w,
-                        &instance_types::NewInstanceType {
-                            name: "bm",
-                            kind: InstanceKind::BareMetal,
-                            gpu_model: "h100-80gb",
-                            gpus: 8,
-                            mig_profile: None,
-                            vcpus: 1,
-                            memory_gib: 1,
-                            description: "",
-                        },
-                    )
-                })
-                .unwrap()
-                .id;
+            let it = bare_metal_type(&store);
             let (n1, n2) = (node(&store, "n1"), node(&store, "n2"));
             // Units as the schema before the masks held them: a whole node
             // (a), a whole GPU (b), GPU 7's last three slices (c: the word's
@@ -174,6 +172,67 @@ fn the_migration_keeps_every_unit_held_and_the_masks_refuse_one_held_twice() {
         store.write(|w| nodes::delete(w, &n1)).unwrap();
         let e = store.write(|w| nodes::delete(w, &n2)).unwrap_err();
         assert!(e.to_string().contains("holds allocations"), "[{b}] {e}");
+        // A plan on a node deleted since it was read (by another replica)
+        // is a conflict to retry, not a fault.
+        let e = try_take(&[("g", vec![(n1.clone(), 0, 0)])]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "[{b}] {e}");
+        assert!(e.to_string().contains("taken concurrently"), "[{b}] {e}");
+        drop(store);
+        drop(db);
+    }
+}
+
+/// A node deleted while another transaction places on it: whichever
+/// commits second gets a conflict, never a fault (on PostgreSQL the delete
+/// read no hold before the placing transaction committed, and its `DELETE`
+/// then meets the placing rows' foreign keys).
+#[test]
+fn a_node_deleted_while_placed_on_is_a_conflict() {
+    for backend in TestBackend::ALL {
+        let Some(db) = fresh_db(backend) else { continue };
+        let b = backend.as_str();
+        let store = Store::open(&db.url).unwrap();
+        let t = tenant(&store, "acme").id;
+        let p = project(&store, &t, "web").id;
+        let it = bare_metal_type(&store);
+        let n = node(&store, "n1");
+        let (cons, place) = (Constraints::default(), Placement { assignments: vec![] });
+        let units: Vec<allocation_holds::Unit> = (0..8).map(|g| (n.clone(), g, 0)).collect();
+        let (placed_tx, placed_rx) = std::sync::mpsc::channel();
+        let deleted = std::thread::scope(|s| {
+            let placing = s.spawn(|| {
+                store.write(|w| {
+                    allocations::create_many(
+                        w,
+                        &[allocations::NewAllocation {
+                            id: "a",
+                            tenant_id: &t,
+                            project_id: &p,
+                            instance_type_id: &it,
+                            kind: AllocationKind::Allocation,
+                            reservation_id: None,
+                            count: 1,
+                            constraints: &cons,
+                            placement: &place,
+                            claim_id: "claim",
+                            units: &units,
+                        }],
+                    )?;
+                    let _ = placed_tx.send(());
+                    // Uncommitted while the delete runs into it.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                })
+            });
+            placed_rx.recv().unwrap();
+            let deleted = store.write(|w| nodes::delete(w, &n));
+            placing.join().unwrap().unwrap();
+            deleted
+        });
+        let e = deleted.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "[{b}] {e}");
+        assert_eq!(holds(&store).len(), 1, "[{b}] the placement stands");
+        assert_eq!(held(&store, &n, 0), 0x0101_0101_0101_0101, "[{b}]");
         drop(store);
         drop(db);
     }
