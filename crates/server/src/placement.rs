@@ -55,17 +55,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// the reader's snapshot.
 pub fn load(r: &mut dyn Reader) -> Result<State> {
     let generation = allocations::placement_generation(r)?;
-    let ns = nodes::list(r)?;
-    let allocs = allocations::list_active(r)?;
+    let specs = nodes::list_specs(r)?;
+    let allocs = allocations::list_active_placements(r)?;
     let mut engine = Engine::new();
-    for n in &ns {
-        engine
-            .add_node(nodes::spec(n))
-            .map_err(|err| Error::internal(format!("load node {}: {err}", n.id)))?;
+    for s in specs {
+        let id = s.id.clone();
+        engine.add_node(s).map_err(|err| Error::internal(format!("load node {id}: {err}")))?;
     }
     for a in &allocs {
+        let group = a.anti_affinity.as_ref().map(|g| qualified_group(&a.tenant_id, g));
         engine
-            .apply(&a.id, &a.placement, engine_group(&a.tenant_id, &a.constraints).as_deref())
+            .apply(&a.id, &a.placement, group.as_deref())
             .map_err(|err| Error::internal(format!("load allocation {}: {err}", a.id)))?;
     }
     Ok(State { engine, generation })
@@ -74,7 +74,11 @@ pub fn load(r: &mut dyn Reader) -> Result<State> {
 /// Anti-affinity groups are a tenant's own: the engine sees them qualified
 /// by the tenant, so one tenant's groups never constrain (or reveal) another's.
 pub fn engine_group(tenant_id: &str, c: &Constraints) -> Option<String> {
-    c.anti_affinity.as_ref().map(|g| format!("{tenant_id}/{g}"))
+    c.anti_affinity.as_ref().map(|g| qualified_group(tenant_id, g))
+}
+
+fn qualified_group(tenant_id: &str, group: &str) -> String {
+    format!("{tenant_id}/{group}")
 }
 
 /// The constraints as the engine applies them for `tenant_id`.

@@ -161,6 +161,35 @@ pub fn list_active(r: &mut dyn Reader) -> Result<Vec<Allocation>> {
     .collect()
 }
 
+/// What placement needs of an active allocation (an engine rebuild):
+/// the id, the tenant, its anti-affinity group and its placement.
+pub struct ActivePlacement {
+    pub id: String,
+    pub tenant_id: String,
+    pub anti_affinity: Option<String>,
+    pub placement: Placement,
+}
+
+/// Every active allocation (and reservation) as placement sees it, read
+/// narrowly: an engine rebuild reads every one.
+pub fn list_active_placements(r: &mut dyn Reader) -> Result<Vec<ActivePlacement>> {
+    r.query(
+        "SELECT id, tenant_id, constraints, placement FROM allocations WHERE state = 'active' ORDER BY created_at, id",
+        &[],
+    )?
+        .iter()
+        .map(|row| {
+            let c: Constraints = serde_json::from_str(&row.str(2)?).map_err(json_err)?;
+            Ok(ActivePlacement {
+                id: row.str(0)?,
+                tenant_id: row.str(1)?,
+                anti_affinity: c.anti_affinity,
+                placement: serde_json::from_str(&row.str(3)?).map_err(json_err)?,
+            })
+        })
+        .collect()
+}
+
 /// Marks an active allocation released and frees its units; releasing a
 /// released one changes nothing. Returns it and whether this call released it.
 pub fn release(

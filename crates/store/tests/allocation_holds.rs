@@ -196,7 +196,19 @@ fn a_node_deleted_while_placed_on_is_a_conflict() {
         let p = project(&store, &t, "web").id;
         let it = bare_metal_type(&store);
         let n = node(&store, "n1");
-        let (cons, place) = (Constraints::default(), Placement { assignments: vec![] });
+        let cons = Constraints { anti_affinity: Some("g".into()), ..Constraints::default() };
+        let place = Placement {
+            assignments: vec![neocloud_placement::Assignment {
+                node_id: n.clone(),
+                gpus: vec![],
+                whole_node: false,
+                mig: Some(neocloud_placement::MigSlice {
+                    gpu: 0,
+                    profile: "1g.10gb".into(),
+                    start: 0,
+                }),
+            }],
+        };
         let units: Vec<allocation_holds::Unit> = (0..8).map(|g| (n.clone(), g, 0)).collect();
         let (placed_tx, placed_rx) = std::sync::mpsc::channel();
         let deleted = std::thread::scope(|s| {
@@ -233,6 +245,21 @@ fn a_node_deleted_while_placed_on_is_a_conflict() {
         assert_eq!(e.code(), ErrorCode::Conflict, "[{b}] {e}");
         assert_eq!(holds(&store).len(), 1, "[{b}] the placement stands");
         assert_eq!(held(&store, &n, 0), 0x0101_0101_0101_0101, "[{b}]");
+        // An engine rebuild's narrow read gives what the full record does.
+        let full = store.read(allocations::list_active).unwrap();
+        let narrow = store.read(allocations::list_active_placements).unwrap();
+        assert_eq!(
+            narrow
+                .iter()
+                .map(|a| (&a.id, &a.tenant_id, &a.anti_affinity, &a.placement))
+                .collect::<Vec<_>>(),
+            full.iter()
+                .map(|a| (&a.id, &a.tenant_id, &a.constraints.anti_affinity, &a.placement))
+                .collect::<Vec<_>>(),
+            "[{b}]"
+        );
+        assert_eq!(narrow[0].anti_affinity.as_deref(), Some("g"), "[{b}]");
+        assert_eq!(narrow[0].placement, place, "[{b}]");
         drop(store);
         drop(db);
     }

@@ -393,3 +393,48 @@ fn a_bmc_password_is_staged_only_where_none_is() {
         assert_eq!((rec.password_sealed.as_str(), rec.password_next_sealed), ("sealed-2", None));
     });
 }
+
+/// An engine rebuild reads nodes and allocations narrowly
+/// (`nodes::list_specs`, `allocations::list_active_placements`): what it
+/// reads is what the full records give placement, in every lifecycle state
+/// and with either availability.
+#[test]
+fn placement_reads_nodes_and_allocations_as_their_full_records_give_them() {
+    use neocloud_placement::Availability;
+    use neocloud_types::NodeLifecycle;
+    let states = [
+        json!({"state": "enrolling"}),
+        json!({"state": "inspecting"}),
+        json!({"state": "available"}),
+        json!({"state": "provisioning", "tenant_id": "t", "instance_id": "i", "step": "power_cycle"}),
+        json!({"state": "active", "tenant_id": "t", "instance_id": "i"}),
+        json!({"state": "releasing", "tenant_id": "t", "instance_id": "i", "step": "set_boot"}),
+        json!({"state": "sanitizing", "step": "agent_steps"}),
+        json!({"state": "maintenance"}),
+        json!({"state": "failed", "reason": "r", "from": "inspecting"}),
+    ];
+    each_backend(|store, b| {
+        for (i, state) in states.iter().enumerate() {
+            for (k, availability) in
+                [Availability::Schedulable, Availability::Maintenance].into_iter().enumerate()
+            {
+                let mac = format!("aa:00:00:00:{i:02x}:{k:02x}");
+                let n = store
+                    .write(|w| nodes::create(w, &node(&format!("n{i}-{k}"), &mac), None))
+                    .unwrap();
+                let n = store
+                    .write(|w| nodes::update(w, &n.id, n.generation, availability, None, None))
+                    .unwrap();
+                let to: NodeLifecycle = serde_json::from_value(state.clone()).unwrap();
+                let from = (&n.lifecycle, n.generation);
+                assert!(store.write(|w| nodes::transition(w, &n.id, from, &to)).unwrap(), "[{b}]");
+            }
+        }
+        let full: Vec<_> = store.read(nodes::list).unwrap().iter().map(nodes::spec).collect();
+        let narrow = store.read(nodes::list_specs).unwrap();
+        assert_eq!(narrow, full, "[{b}]");
+        let seen: std::collections::BTreeSet<_> =
+            narrow.iter().map(|s| format!("{:?}", s.availability)).collect();
+        assert_eq!(seen.len(), 3, "[{b}] every availability placement knows: {seen:?}");
+    });
+}

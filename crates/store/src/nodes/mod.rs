@@ -109,26 +109,63 @@ pub fn spec(n: &Node) -> NodeSpec {
         gpu_model: n.gpu_model.clone(),
         gpus: n.gpus,
         mig_capable: n.mig_capable,
-        // Only an available node is schedulable, whatever its availability.
-        // A node in maintenance only mirrors its availability: put back in
-        // service, it is schedulable at once (its controller's next step
-        // makes it available, and provisions what was placed on it). A node
-        // provisioning or handed over is its instance's: the instance's
-        // allocation holds every unit of it, so placement sees it as
-        // available and full (it gives nothing of it out) and a tenant's
-        // node moving from one of these states to the next changes nothing
-        // placement sees (no generation bump, no replica reloads).
-        availability: match &n.lifecycle {
-            NodeLifecycle::Available
-            | NodeLifecycle::Maintenance
-            | NodeLifecycle::Provisioning { .. }
-            | NodeLifecycle::Active { .. } => n.availability,
-            NodeLifecycle::Enrolling
-            | NodeLifecycle::Inspecting
-            | NodeLifecycle::Releasing { .. }
-            | NodeLifecycle::Sanitizing { .. } => Availability::Maintenance,
-            NodeLifecycle::Failed { .. } => Availability::Failed,
-        },
+        availability: placement_availability(&n.lifecycle, n.availability),
+    }
+}
+
+/// Every node as placement sees it ([`spec`]), read narrowly: an engine
+/// rebuild reads every node.
+pub fn list_specs(r: &mut dyn Reader) -> Result<Vec<NodeSpec>> {
+    r.query(
+        "SELECT id, name, site, pod, su, rack, nvlink_domain, gpu_model, gpus, mig_capable, availability, lifecycle FROM nodes ORDER BY name",
+        &[],
+    )?
+    .iter()
+    .map(|r| {
+        let lifecycle: NodeLifecycle = serde_json::from_str(&r.str(11)?)
+            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?;
+        Ok(NodeSpec {
+            id: r.str(0)?,
+            name: r.str(1)?,
+            site: r.str(2)?,
+            pod: r.str(3)?,
+            su: r.str(4)?,
+            rack: r.str(5)?,
+            nvlink_domain: r.str(6)?,
+            gpu_model: r.str(7)?,
+            gpus: r.i64(8)? as u8,
+            mig_capable: r.bool(9)?,
+            availability: placement_availability(
+                &lifecycle,
+                parse_availability(&r.str(10)?)?,
+            ),
+        })
+    })
+    .collect()
+}
+
+/// A node's availability to placement, from its lifecycle state and the
+/// provider's availability.
+fn placement_availability(lifecycle: &NodeLifecycle, availability: Availability) -> Availability {
+    // Only an available node is schedulable, whatever its availability.
+    // A node in maintenance only mirrors its availability: put back in
+    // service, it is schedulable at once (its controller's next step
+    // makes it available, and provisions what was placed on it). A node
+    // provisioning or handed over is its instance's: the instance's
+    // allocation holds every unit of it, so placement sees it as
+    // available and full (it gives nothing of it out) and a tenant's
+    // node moving from one of these states to the next changes nothing
+    // placement sees (no generation bump, no replica reloads).
+    match lifecycle {
+        NodeLifecycle::Available
+        | NodeLifecycle::Maintenance
+        | NodeLifecycle::Provisioning { .. }
+        | NodeLifecycle::Active { .. } => availability,
+        NodeLifecycle::Enrolling
+        | NodeLifecycle::Inspecting
+        | NodeLifecycle::Releasing { .. }
+        | NodeLifecycle::Sanitizing { .. } => Availability::Maintenance,
+        NodeLifecycle::Failed { .. } => Availability::Failed,
     }
 }
 

@@ -1,6 +1,9 @@
 //! `neocloud bench placement`: decisions per second and latency of the
 //! placement engine on a simulated fleet of HGX nodes, half of whose SUs
-//! are fragmented by prior allocations.
+//! are fragmented by prior allocations; then the engine rebuilt from a
+//! store holding that fleet ([`rebuild`]).
+
+mod rebuild;
 
 use neocloud_placement::{
     Assignment, Constraints, Engine, Placement, Request, Scope, Shape, SimulatedFleet,
@@ -20,6 +23,13 @@ pub struct PlacementArgs {
     /// Gang decisions measured.
     #[arg(long, default_value_t = 100)]
     gangs: usize,
+    /// Rebuilds of the engine from a store holding the fleet (0: none).
+    #[arg(long, default_value_t = 10)]
+    rebuilds: usize,
+    /// The store the rebuilds read (default: SQLite in a temp dir); a
+    /// PostgreSQL URL must name an empty database.
+    #[arg(long)]
+    store: Option<String>,
     /// Print JSON instead of a Markdown table.
     #[arg(long)]
     json: bool,
@@ -38,6 +48,10 @@ impl Rng {
 
 pub struct Fragmented {
     pub engine: Engine,
+    /// The nodes, as added to the engine.
+    pub specs: Vec<neocloud_placement::NodeSpec>,
+    /// The prior allocations, as applied (id, placement).
+    pub priors: Vec<(String, Placement)>,
     pub fragmented_nodes: usize,
     pub free_pods: usize,
 }
@@ -52,9 +66,14 @@ pub fn fragmented_fleet(nodes: usize) -> Fragmented {
     let mut rng = Rng(0x5EED_CAFE_F00D_1234);
     let fragmented: Vec<bool> = (0..sus).map(|_| rng.next().is_multiple_of(2)).collect();
     let mut count = 0;
-    for (i, s) in specs.into_iter().enumerate() {
+    let mut priors = Vec::new();
+    let mut apply = |engine: &mut Engine, id: String, p: Placement| {
+        engine.apply(&id, &p, None).expect("prior");
+        priors.push((id, p));
+    };
+    for (i, s) in specs.iter().enumerate() {
         let id = s.id.clone();
-        engine.add_node(s).expect("valid node");
+        engine.add_node(s.clone()).expect("valid node");
         if !fragmented[i / 32] {
             continue;
         }
@@ -69,9 +88,7 @@ pub fn fragmented_fleet(nodes: usize) -> Fragmented {
             Assignment { node_id: id.clone(), gpus: vec![4, 5], whole_node: false, mig: None },
         ];
         for (k, a) in prior.into_iter().enumerate() {
-            engine
-                .apply(&format!("prior-{i}-{k}"), &Placement { assignments: vec![a] }, None)
-                .expect("prior");
+            apply(&mut engine, format!("prior-{i}-{k}"), Placement { assignments: vec![a] });
         }
         for (k, (profile, start)) in [("3g.40gb", 0u8), ("1g.10gb", 4)].into_iter().enumerate() {
             let a = Assignment {
@@ -80,15 +97,13 @@ pub fn fragmented_fleet(nodes: usize) -> Fragmented {
                 whole_node: false,
                 mig: Some(neocloud_placement::MigSlice { gpu: 6, profile: profile.into(), start }),
             };
-            engine
-                .apply(&format!("prior-mig-{i}-{k}"), &Placement { assignments: vec![a] }, None)
-                .expect("prior mig");
+            apply(&mut engine, format!("prior-mig-{i}-{k}"), Placement { assignments: vec![a] });
         }
     }
     let pods = sus.div_ceil(4);
     let free_pods =
         (0..pods).filter(|p| (p * 4..(p * 4 + 4).min(sus)).all(|s| !fragmented[s])).count();
-    Fragmented { engine, fragmented_nodes: count, free_pods }
+    Fragmented { engine, specs, priors, fragmented_nodes: count, free_pods }
 }
 
 struct Row {
@@ -142,7 +157,9 @@ fn measure(e: &mut Engine, name: &str, n: usize, r: &Request, hold: usize) -> Ro
 
 pub fn run(a: PlacementArgs) -> ExitCode {
     let t = Instant::now();
-    let Fragmented { mut engine, fragmented_nodes, free_pods } = fragmented_fleet(a.nodes);
+    let Fragmented { mut engine, specs, priors, fragmented_nodes, free_pods } =
+        fragmented_fleet(a.nodes);
+    let fleet_capacity = engine.capacity();
     let build = t.elapsed();
     let model = "h100-80gb".to_string();
     let single = |shape: Shape| Request { shape, constraints: Constraints::default() };
@@ -190,6 +207,18 @@ pub fn run(a: PlacementArgs) -> ExitCode {
     ];
     let cap = engine.capacity();
     let frag = cap.models.first().map(|m| m.total.fragmentation).unwrap_or(0.0);
+    let rebuilt = match a.rebuilds {
+        0 => None,
+        n => match rebuild::measure(a.store.as_deref(), &specs, &priors, &fleet_capacity, n) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let rebuilt_pct = |r: &rebuild::Rebuilds, p: f64| ms(crate::bench::percentile(&r.times, p));
     if a.json {
         let v: Vec<_> = rows
             .iter()
@@ -201,7 +230,10 @@ pub fn run(a: PlacementArgs) -> ExitCode {
         println!(
             "{}",
             json!({"nodes": a.nodes, "fragmented_nodes": fragmented_nodes, "free_pods": free_pods,
-            "fragmentation": frag, "build_ms": build.as_secs_f64() * 1e3, "rows": v})
+            "fragmentation": frag, "build_ms": build.as_secs_f64() * 1e3, "rows": v,
+            "rebuilds": rebuilt.as_ref().map(|r| json!({"store": r.backend, "nodes": r.nodes,
+                "allocations": r.allocations, "rebuilds": r.times.len(),
+                "p50_ms": rebuilt_pct(r, 0.5), "max_ms": rebuilt_pct(r, 1.0)}))})
         );
     } else {
         println!(
@@ -220,6 +252,25 @@ pub fn run(a: PlacementArgs) -> ExitCode {
             println!(
                 "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
                 r.name, r.decisions, r.failed, r.per_sec, r.p50_us, r.p99_us, r.max_us
+            );
+        }
+        if let Some(r) = &rebuilt {
+            println!();
+            println!(
+                "The engine rebuilt from the store (a replica behind the store's placement generation; the fleet written in {:.1} s):",
+                r.written.as_secs_f64()
+            );
+            println!();
+            println!("| store | nodes | allocations | rebuilds | p50 ms | max ms |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            println!(
+                "| {} | {} | {} | {} | {:.1} | {:.1} |",
+                r.backend,
+                r.nodes,
+                r.allocations,
+                r.times.len(),
+                rebuilt_pct(r, 0.5),
+                rebuilt_pct(r, 1.0)
             );
         }
     }
