@@ -235,6 +235,8 @@ fn run(
                         ))
                     })?;
                 }
+                // Other replicas replay what this write changed.
+                crate::placement::log(w, &reply.effects)?;
                 effects = reply.effects;
                 nudge = reply.nudge;
                 prebuild_isos = reply.prebuild_isos;

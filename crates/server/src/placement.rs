@@ -13,12 +13,14 @@
 
 use neocloud_common::{Error, Result};
 use neocloud_placement::{Availability, Constraints, Engine, NodeSpec, Placement};
-use neocloud_store::{allocations, nodes, Reader, Store};
+use neocloud_store::{allocations, nodes, placement_log, Reader, Store, Writer};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A change to the engine that takes effect once the transaction commits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Effect {
     AddNode(NodeSpec),
     SetAvailability(String, Availability),
@@ -38,6 +40,116 @@ pub struct State {
     pub engine: Engine,
     /// The store's placement generation this engine reflects.
     pub generation: i64,
+    /// Tells that came before the one that moves the engine to their
+    /// generation (steps committed together finish in any order), by the
+    /// generation each starts from; applied once the engine reaches it,
+    /// dropped when it moves past (a reload).
+    pending: BTreeMap<i64, Told>,
+}
+
+/// What a lifecycle write told placement ([`PlacementService::tell`]).
+#[derive(Debug, Clone)]
+struct Told {
+    after: i64,
+    node_id: String,
+    freed: Option<String>,
+    availability: Option<Availability>,
+}
+
+/// Tells waiting for an earlier one at most (more: the engine reloads).
+const PENDING_TELLS: usize = 4096;
+
+impl State {
+    /// Applies `t` (the engine is at the generation it starts from), then
+    /// whatever waited for the generation it reaches. On a tell that does
+    /// not apply the engine is at no generation the store has: the next
+    /// read reloads.
+    fn apply_told(&mut self, t: Told) {
+        let mut next = Some(t);
+        while let Some(t) = next.take() {
+            let freed_ok = match &t.freed {
+                Some(id) => {
+                    self.engine.release(id).map(|_| ()).ok_or_else(|| format!("no allocation {id}"))
+                }
+                None => Ok(()),
+            };
+            let res = freed_ok.and_then(|()| match t.availability {
+                Some(a) => self.engine.set_availability(&t.node_id, a).map_err(|x| x.to_string()),
+                None => Ok(()),
+            });
+            if let Err(why) = res {
+                tracing::info!(reason = %why, "placement engine reloads when next read");
+                self.generation = -1;
+                self.pending.clear();
+                return;
+            }
+            self.generation = t.after;
+            next = self.take_pending();
+        }
+    }
+
+    /// Applies one effect of a committed write (not its generation).
+    fn apply_effect(&mut self, eff: Effect) -> Result<(), String> {
+        match eff {
+            Effect::AddNode(spec) => self.engine.add_node(spec).map_err(|x| x.to_string()),
+            Effect::SetAvailability(id, a) => {
+                self.engine.set_availability(&id, a).map_err(|x| x.to_string())
+            }
+            Effect::Apply { id, placement, group } => {
+                self.engine.apply(&id, &placement, group.as_deref()).map_err(|x| x.to_string())
+            }
+            Effect::Release(id) => {
+                self.engine.release(&id);
+                Ok(())
+            }
+            Effect::Reload => Err("reload requested".to_string()),
+            Effect::Generation(g) => Err(format!("generation {g} as an effect to apply")),
+        }
+    }
+
+    /// Catches up from generation `self.generation` to `stored` by the
+    /// placement log (as of `r`'s snapshot). False where it cannot: behind
+    /// by more than the log keeps, a gap, an effect that does not apply
+    /// (the engine is then part way: the caller rebuilds it).
+    fn replay(&mut self, r: &mut dyn Reader, stored: i64) -> Result<bool> {
+        if self.generation < 0
+            || stored < self.generation
+            || stored - self.generation > placement_log::KEEP
+        {
+            return Ok(false);
+        }
+        for entry in placement_log::between(r, self.generation, stored)? {
+            if entry.since != self.generation {
+                return Ok(false);
+            }
+            let Ok(effects) = serde_json::from_str::<Vec<Effect>>(&entry.effects) else {
+                return Ok(false);
+            };
+            for eff in effects {
+                if let Err(why) = self.apply_effect(eff) {
+                    tracing::info!(reason = %why, generation = entry.generation, "placement log does not replay");
+                    return Ok(false);
+                }
+            }
+            self.generation = entry.generation;
+        }
+        if self.generation != stored {
+            return Ok(false);
+        }
+        // A step's tell that came before this catch-up.
+        if let Some(t) = self.take_pending() {
+            self.apply_told(t);
+        }
+        Ok(true)
+    }
+
+    /// The tell waiting for the engine's generation; those for earlier
+    /// ones are dropped (the engine moved past them).
+    fn take_pending(&mut self) -> Option<Told> {
+        let g = self.generation;
+        self.pending.retain(|before, _| *before >= g);
+        self.pending.remove(&g)
+    }
 }
 
 pub struct PlacementService {
@@ -45,6 +157,8 @@ pub struct PlacementService {
     serial: Mutex<()>,
     /// Rebuilds from the store (each reads every node and allocation).
     reloads: AtomicU64,
+    /// Catch-ups from the placement log instead of a rebuild.
+    replays: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +182,47 @@ pub fn load(r: &mut dyn Reader) -> Result<State> {
             .apply(&a.id, &a.placement, group.as_deref())
             .map_err(|err| Error::internal(format!("load allocation {}: {err}", a.id)))?;
     }
-    Ok(State { engine, generation })
+    Ok(State { engine, generation, pending: BTreeMap::new() })
+}
+
+/// Logs a write's effects for other replicas ([`neocloud_store::placement_log`]),
+/// in its transaction: a write that moved the generation once (one
+/// `Generation(g)`) and whose effects say all it changed (no `Reload`).
+/// Anything else is left out: a gap, where other replicas rebuild.
+pub fn log(w: &mut dyn Writer, effects: &[Effect]) -> Result<()> {
+    let mut generation = None;
+    let mut changes = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Reload => return Ok(()),
+            Effect::Generation(g) => {
+                if generation.replace(*g).is_some() {
+                    return Ok(());
+                }
+            }
+            Effect::AddNode(_)
+            | Effect::SetAvailability(..)
+            | Effect::Apply { .. }
+            | Effect::Release(_) => changes.push(e),
+        }
+    }
+    match generation {
+        Some(g) => log_changes(w, g - 1, g, &changes),
+        None => Ok(()),
+    }
+}
+
+/// Logs `changes` as the write that moved the generation from `since` to
+/// `generation`.
+pub fn log_changes(
+    w: &mut dyn Writer,
+    since: i64,
+    generation: i64,
+    changes: &[&Effect],
+) -> Result<()> {
+    let text = serde_json::to_string(changes)
+        .map_err(|e| Error::internal(format!("placement log: {e}")))?;
+    placement_log::record(w, since, generation, &text)
 }
 
 /// Anti-affinity groups are a tenant's own: the engine sees them qualified
@@ -92,6 +246,7 @@ impl PlacementService {
             state: Mutex::new(state),
             serial: Mutex::new(()),
             reloads: AtomicU64::new(0),
+            replays: AtomicU64::new(0),
         }
     }
 
@@ -100,8 +255,12 @@ impl PlacementService {
         format!(
             "# HELP neocloud_placement_engine_reloads_total Placement engine rebuilds from the store (a write it was not told of: another replica's, or one whose effects it cannot replay).\n\
              # TYPE neocloud_placement_engine_reloads_total counter\n\
-             neocloud_placement_engine_reloads_total {}\n",
-            self.reloads.load(Ordering::Relaxed)
+             neocloud_placement_engine_reloads_total {}\n\
+             # HELP neocloud_placement_engine_replays_total Placement engine catch-ups from the placement log (other replicas' writes replayed instead of a rebuild).\n\
+             # TYPE neocloud_placement_engine_replays_total counter\n\
+             neocloud_placement_engine_replays_total {}\n",
+            self.reloads.load(Ordering::Relaxed),
+            self.replays.load(Ordering::Relaxed)
         )
     }
 
@@ -116,9 +275,13 @@ impl PlacementService {
         let stored = allocations::placement_generation(r)?;
         let mut st = lock(&self.state);
         if st.generation != stored {
-            tracing::debug!(from = st.generation, to = stored, "placement engine reloads");
-            self.reloads.fetch_add(1, Ordering::Relaxed);
-            *st = load(r)?;
+            if st.replay(r, stored)? {
+                self.replays.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tracing::debug!(from = st.generation, to = stored, "placement engine reloads");
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                *st = load(r)?;
+            }
         }
         Ok(st)
     }
@@ -131,19 +294,6 @@ impl PlacementService {
             let mut st = lock(&self.state);
             for eff in effects {
                 let res = match eff {
-                    Effect::AddNode(spec) => st.engine.add_node(spec).map_err(|x| x.to_string()),
-                    Effect::SetAvailability(id, a) => {
-                        st.engine.set_availability(&id, a).map_err(|x| x.to_string())
-                    }
-                    Effect::Apply { id, placement, group } => st
-                        .engine
-                        .apply(&id, &placement, group.as_deref())
-                        .map_err(|x| x.to_string()),
-                    Effect::Release(id) => {
-                        st.engine.release(&id);
-                        Ok(())
-                    }
-                    Effect::Reload => Err("reload requested".to_string()),
                     Effect::Generation(g) => {
                         // Our write moved the store from g - 1 to g; any
                         // other gap means another replica wrote meanwhile.
@@ -154,11 +304,22 @@ impl PlacementService {
                             Err(format!("generation {} -> {g}", st.generation))
                         }
                     }
+                    eff @ (Effect::AddNode(_)
+                    | Effect::SetAvailability(..)
+                    | Effect::Apply { .. }
+                    | Effect::Release(_)
+                    | Effect::Reload) => st.apply_effect(eff),
                 };
                 if let Err(why) = res {
                     tracing::info!(reason = %why, "placement engine reloads from the store");
                     reload = true;
                     break;
+                }
+            }
+            // A step's tell that came before this write's commit.
+            if !reload {
+                if let Some(t) = st.take_pending() {
+                    st.apply_told(t);
                 }
             }
         }
@@ -170,9 +331,11 @@ impl PlacementService {
     /// What a write it was not serialized with (a lifecycle step's) changed
     /// of what placement sees, moving the store's generation from `before`
     /// to `after`: the allocation it freed, node `node_id`'s availability.
-    /// Applied only where the engine is at `before`. Else nothing now: the
-    /// engine is behind the store and reloads when it is next read
-    /// ([`Self::current`]), not in the step.
+    /// Applied where the engine is at `before`; kept where the engine is
+    /// behind it (a write that committed with or just before this one has
+    /// yet to tell), to apply once it gets there. Else nothing now: the
+    /// engine reloads when it is next read ([`Self::current`]), not in the
+    /// step.
     pub fn tell(
         &self,
         before: i64,
@@ -181,27 +344,22 @@ impl PlacementService {
         freed: Option<&str>,
         availability: Option<Availability>,
     ) {
-        let mut st = lock(&self.state);
-        if st.generation != before {
-            return;
-        }
-        let freed_ok = match freed {
-            Some(id) => {
-                st.engine.release(id).map(|_| ()).ok_or_else(|| format!("no allocation {id}"))
-            }
-            None => Ok(()),
+        let t = Told {
+            after,
+            node_id: node_id.to_string(),
+            freed: freed.map(str::to_string),
+            availability,
         };
-        let res = freed_ok.and_then(|()| match availability {
-            Some(a) => st.engine.set_availability(node_id, a).map_err(|x| x.to_string()),
-            None => Ok(()),
-        });
-        match res {
-            Ok(()) => st.generation = after,
-            Err(why) => {
-                tracing::info!(reason = %why, "placement engine reloads when next read");
-                // No generation the store has: the next read reloads.
+        let mut st = lock(&self.state);
+        if st.generation == before {
+            st.apply_told(t);
+        } else if st.generation >= 0 && before > st.generation {
+            if st.pending.len() >= PENDING_TELLS {
+                st.pending.clear();
                 st.generation = -1;
+                return;
             }
+            st.pending.insert(before, t);
         }
     }
 
@@ -211,5 +369,77 @@ impl PlacementService {
             Ok(fresh) => *lock(&self.state) = fresh,
             Err(err) => tracing::error!(error = %err, "placement engine reload failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neocloud_placement::SimulatedFleet;
+
+    fn service(nodes: usize) -> (PlacementService, Vec<String>) {
+        let mut engine = Engine::new();
+        let mut ids = Vec::new();
+        for s in SimulatedFleet::hgx(nodes, "h100-80gb").build() {
+            ids.push(s.id.clone());
+            engine.add_node(s).unwrap();
+        }
+        let st = State { engine, generation: 0, pending: BTreeMap::new() };
+        (PlacementService::new(st), ids)
+    }
+
+    fn unavailable(p: &PlacementService) -> (i64, u32) {
+        let st = lock(&p.state);
+        let cap = st.engine.capacity();
+        (st.generation, cap.models.iter().map(|m| m.total.unavailable_nodes).sum())
+    }
+
+    /// Two steps that committed together tell in any order: the later
+    /// generation's tell waits for the earlier one, then both apply.
+    #[test]
+    fn tells_out_of_order_apply_in_generation_order() {
+        let (p, ids) = service(3);
+        let out = Some(Availability::Maintenance);
+        p.tell(1, 2, &ids[1], None, out);
+        assert_eq!(unavailable(&p), (0, 0), "waits for generation 1");
+        p.tell(2, 3, &ids[2], None, out);
+        p.tell(0, 1, &ids[0], None, out);
+        assert_eq!(unavailable(&p), (3, 3), "all three applied, in order");
+        // One already applied (a generation the engine passed) changes nothing.
+        p.tell(1, 2, &ids[1], None, Some(Availability::Schedulable));
+        assert_eq!(unavailable(&p), (3, 3));
+    }
+
+    /// A tell that waits for a generation the engine reaches by its own
+    /// write applies after that write's effects; one the engine moved past
+    /// (by a reload) is dropped.
+    #[test]
+    fn a_waiting_tell_applies_after_the_write_that_reaches_its_generation() {
+        let (p, ids) = service(2);
+        p.tell(1, 2, &ids[1], None, Some(Availability::Maintenance));
+        let db = neocloud_store::testing::fresh_db(neocloud_store::testing::TestBackend::Sqlite)
+            .expect("SQLite always runs");
+        let store = Store::open(&db.url).unwrap();
+        // The engine's own write moves it from 0 to 1 (every effect
+        // applies: the store is not read).
+        p.commit(
+            &store,
+            vec![
+                Effect::SetAvailability(ids[0].clone(), Availability::Failed),
+                Effect::Generation(1),
+            ],
+        );
+        assert_eq!(unavailable(&p), (2, 2));
+        // Behind: a tell from 5 waits; a reload to 7 (another replica's
+        // writes) drops it with the rest of the state.
+        p.tell(5, 6, &ids[0], None, Some(Availability::Schedulable));
+        assert_eq!(lock(&p.state).pending.len(), 1);
+        {
+            let mut st = lock(&p.state);
+            st.generation = 7;
+            assert!(st.take_pending().is_none());
+            assert!(st.pending.is_empty(), "dropped once passed");
+        }
+        assert_eq!(p.reloads.load(Ordering::Relaxed), 0);
     }
 }

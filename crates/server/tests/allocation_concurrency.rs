@@ -176,3 +176,64 @@ fn parallel_allocations_from_two_replicas_never_overlap() {
         assert_eq!(again["placement"]["assignments"][0]["whole_node"], true, "[{b}]");
     });
 }
+
+/// A replica behind the store replays the placement log (what each write
+/// since its generation applied to its own replica's engine) instead of
+/// rebuilding its engine from every node and allocation; a write the log
+/// cannot say (a node's delete) leaves a gap, and the replica rebuilds.
+/// Either way both replicas report the same capacity.
+#[test]
+fn a_replica_catches_up_from_the_placement_log() {
+    each_backend(|s| {
+        let b = s.backend.as_str();
+        let token = setup(s);
+        let replica = s.replica();
+        let counter = |srv: &TestServer, name: &str| -> u64 {
+            let m = srv.anonymous().get("/metrics").expect(200).text;
+            let key = format!("neocloud_placement_engine_{name}_total ");
+            m.lines()
+                .find_map(|l| l.strip_prefix(key.as_str()))
+                .unwrap_or_else(|| panic!("[{b}] no {key} in {m}"))
+                .parse()
+                .unwrap()
+        };
+        let capacity = |srv: &TestServer| srv.admin().get("/v1/capacity").expect(200).body;
+        assert_eq!(capacity(&replica), capacity(s), "[{b}]");
+        let (reloads, replays) = (counter(&replica, "reloads"), counter(&replica, "replays"));
+
+        // Writes on one replica: allocations of every kind, a release and
+        // a new node.
+        let alice = s.client(&token);
+        let got: Vec<Value> = ["bm", "vm-2", "mig-1g", "mig-3g"]
+            .iter()
+            .map(|it| allocate(&alice, it).unwrap_or_else(|| panic!("[{b}] {it} placed")))
+            .collect();
+        let id = got[1]["id"].as_str().unwrap();
+        alice.delete(&format!("/v1/tenants/t/projects/p/allocations/{id}")).expect(200);
+        s.admin()
+            .post(
+                "/v1/nodes",
+                &json!({"name": "n9", "site": "s", "pod": "p", "su": "su", "rack": "r9",
+                        "gpu_model": "h100-80gb", "gpus": 8, "mig_capable": true}),
+            )
+            .expect(201);
+        let seen = capacity(&replica);
+        assert_eq!(seen, capacity(s), "[{b}] the replica sees every write");
+        assert_eq!(seen["models"][0]["total"]["nodes"], 5, "[{b}] {seen}");
+        assert_eq!(counter(&replica, "reloads"), reloads, "[{b}] without a rebuild");
+        assert_eq!(counter(&replica, "replays"), replays + 1, "[{b}] one catch-up");
+
+        // The other way round.
+        let s_reloads = counter(s, "reloads");
+        allocate(&replica.client(&token), "bm").expect("placed on the replica");
+        assert_eq!(capacity(s), capacity(&replica), "[{b}]");
+        assert_eq!(counter(s, "reloads"), s_reloads, "[{b}] without a rebuild");
+
+        // A gap: a node's delete is not logged; the replica rebuilds.
+        s.admin().delete("/v1/nodes/n9").expect(204);
+        let seen = capacity(&replica);
+        assert_eq!(seen, capacity(s), "[{b}]");
+        assert_eq!(seen["models"][0]["total"]["nodes"], 4, "[{b}] {seen}");
+        assert_eq!(counter(&replica, "reloads"), reloads + 1, "[{b}] rebuilt at the gap");
+    });
+}

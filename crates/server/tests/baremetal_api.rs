@@ -760,7 +760,9 @@ fn the_boot_service_can_listen_apart_from_the_api() {
 /// 10,000 nodes a create call would pay for one after every node that
 /// finished a sanitization.) A tenant's node provisioning and handed over
 /// moves nothing placement sees (its allocation holds all of it): the
-/// placement generation stays, so no replica rebuilds for it.
+/// placement generation stays, so no replica rebuilds for it. Another
+/// replica (its own controller idle) replays every one of these writes from
+/// the placement log, and never rebuilds either.
 #[test]
 fn placement_follows_the_controllers_moves_without_a_reload() {
     let f = fleet();
@@ -772,15 +774,25 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
             continue;
         };
         let b = b.as_str();
-        let reloads = || {
-            let m = s.anonymous().get("/metrics").expect(200).text;
+        let replica = s.replica_with(|c| c.lifecycle_interval_ms = 3_600_000);
+        let reloads_of = |srv: &TestServer| {
+            let m = srv.anonymous().get("/metrics").expect(200).text;
             m.lines()
                 .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
                 .unwrap_or_else(|| panic!("[{b}] no reload counter in {m}"))
                 .parse::<u64>()
                 .unwrap()
         };
+        let reloads = || reloads_of(&s);
         let before = reloads();
+        let replica_before = reloads_of(&replica);
+        // The replica's view, read at every step: the same as the first's,
+        // caught up from the log.
+        let replica_agrees = |what: &str| {
+            let mine = s.admin().get("/v1/capacity").expect(200).body;
+            assert_eq!(replica.admin().get("/v1/capacity").expect(200).body, mine, "[{b}] {what}");
+            assert_eq!(reloads_of(&replica), replica_before, "[{b}] {what}: the replica replayed");
+        };
         let tenant = catalog(&s, true);
         enroll_simulated(&s, &f, i);
         wait_node(&s, "bm-1", "available", None);
@@ -792,6 +804,7 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
         let created = create(&tenant, "job");
         assert_eq!(created["node_id"], node(&s, "bm-1")["id"], "[{b}] {created}");
         assert_eq!(reloads(), before, "[{b}] no rebuild of the placement engine");
+        replica_agrees("inspected, then placed on");
         wait_node(&s, "bm-1", "provisioning", Some("await_agent"));
         let mac = neocloud_server::simbmc::mac(i);
         let _agent = register(&s, &mac, TENANT_KERNEL, 8);
@@ -815,6 +828,7 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
             "[{b}] the tenant's node is in service and full: {cap}"
         );
         assert_eq!(reloads(), before, "[{b}] still no rebuild");
+        replica_agrees("handed over");
 
         // Released and sanitized: the allocation freed and the node back
         // in the pool are told to the engine with the node's move; the next
@@ -846,5 +860,6 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
         let again = create(&tenant, "job-2");
         assert_eq!(again["node_id"], node(&s, "bm-1")["id"], "[{b}] {again}");
         assert_eq!(reloads(), before, "[{b}] the freed allocation told, not rebuilt");
+        replica_agrees("sanitized and placed on again");
     }
 }

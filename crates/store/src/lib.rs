@@ -36,6 +36,7 @@ pub mod meta;
 mod migrations;
 pub mod nodes;
 mod pg;
+pub mod placement_log;
 pub mod projects;
 pub mod provisioning_networks;
 pub mod quotas;

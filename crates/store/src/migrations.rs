@@ -868,6 +868,23 @@ CREATE INDEX allocations_active ON allocations (created_at, id) WHERE state = 'a
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 30,
+        name: "placement log",
+        common: r#"
+-- What a placement write changed (the effects its replica applied to its
+-- engine), for other replicas to replay instead of rebuilding: the state at
+-- `generation` is the state at `since` with `effects` applied. Writes that
+-- are not logged leave a gap, and a replica meeting one rebuilds.
+CREATE TABLE placement_log (
+    generation BIGINT PRIMARY KEY,
+    since BIGINT NOT NULL,
+    effects TEXT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -47,6 +47,7 @@ pub use health::HealthPass;
 pub use census::{census, sla, Census, StateCounts};
 
 use crate::network::planners::Planners;
+use crate::placement::Effect;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use bmc::{Sessions, StepBmc};
@@ -561,6 +562,11 @@ impl LifecycleController {
                 // the free (one) and the node's availability (one).
                 let writes = i64::from(freed.is_some()) + i64::from(availability.is_some());
                 if availability_only && writes > 0 && g == before + writes {
+                    // Other replicas replay it from the placement log.
+                    let freed_effect = freed.clone().map(Effect::Release);
+                    let set = availability.map(|a| Effect::SetAvailability(n.id.clone(), a));
+                    let changes: Vec<&Effect> = freed_effect.iter().chain(set.iter()).collect();
+                    crate::placement::log_changes(w, before, g, &changes)?;
                     told = Some(Told { before, after: g, freed, availability });
                 }
                 // Staying in the state (work done within it) is not a transition.

@@ -237,6 +237,7 @@ impl LifecycleController {
                 group: engine_group(&i.tenant_id, &old.constraints),
             });
             effects.push(Effect::Generation(g));
+            crate::placement::log(w, &effects)?;
             Ok(Placed::On { node_id: to, effects })
         })
     }
