@@ -25,6 +25,8 @@ fn bench_placement_decides_and_rebuilds_the_engine_from_the_store() {
         let r = &v["rebuilds"];
         assert_eq!(r["nodes"], 1000, "[{b}] {v}");
         assert_eq!(r["rebuilds"], 2, "[{b}] {v}");
+        // The bench fails unless each catch-up replayed the log.
+        assert_eq!(r["replays"], 2, "[{b}] {v}");
         // Four prior allocations on every fragmented node.
         assert_eq!(r["allocations"], v["fragmented_nodes"].as_u64().unwrap() * 4, "[{b}] {v}");
         assert!(r["allocations"].as_u64().unwrap() > 0, "[{b}] {v}");

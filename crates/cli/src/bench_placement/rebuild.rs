@@ -3,9 +3,11 @@
 //! on without it (another replica's write, or one of its own it could not
 //! replay). The benchmark's fleet and its prior allocations are written to a
 //! fresh store (SQLite in a temp dir, or `--store URL`), then the server's
-//! own [`neocloud_server::placement::load`] runs on it.
+//! own [`neocloud_server::placement::load`] runs on it; then an engine one
+//! write behind catches up from the placement log instead.
 
 use neocloud_placement::{NodeSpec, Placement};
+use neocloud_server::placement::{self, Effect, PlacementService};
 use neocloud_store::{
     allocation_holds, allocations, instance_types, nodes, projects, tenants, Store,
 };
@@ -21,6 +23,9 @@ pub struct Rebuilds {
     pub written: Duration,
     /// Each rebuild, sorted.
     pub times: Vec<Duration>,
+    /// Each catch-up of an engine one write behind from the placement log
+    /// (a release, as another replica logs it), sorted.
+    pub replays: Vec<Duration>,
 }
 
 fn named(s: &str) -> neocloud_common::Name {
@@ -33,7 +38,7 @@ fn write_fleet(
     store: &Store,
     specs: &[NodeSpec],
     priors: &[(String, Placement)],
-) -> neocloud_common::Result<()> {
+) -> neocloud_common::Result<(String, String)> {
     store.write(|w| {
         let t = tenants::create(
             w,
@@ -97,7 +102,7 @@ fn write_fleet(
             allocations::create_many(w, &new)?;
         }
         allocations::bump_placement_generation(w)?;
-        Ok(())
+        Ok((t.id, p.id))
     })
 }
 
@@ -122,14 +127,13 @@ pub fn measure(
     let out = (|| {
         let store = Store::open(&url).map_err(|e| format!("store {url}: {e}"))?;
         let t = Instant::now();
-        write_fleet(&store, specs, priors).map_err(|e| format!("writing the fleet: {e}"))?;
+        let (tenant, project) =
+            write_fleet(&store, specs, priors).map_err(|e| format!("writing the fleet: {e}"))?;
         let written = t.elapsed();
         let mut took = Vec::with_capacity(times);
         for _ in 0..times {
             let t = Instant::now();
-            let st = store
-                .read(neocloud_server::placement::load)
-                .map_err(|e| format!("rebuild: {e}"))?;
+            let st = store.read(placement::load).map_err(|e| format!("rebuild: {e}"))?;
             took.push(t.elapsed());
             // What was written is what the rebuild sees.
             if st.engine.capacity() != *expect {
@@ -137,12 +141,35 @@ pub fn measure(
             }
         }
         took.sort();
+        // An engine one write behind (another replica released an
+        // allocation and logged it) catches up from the placement log.
+        let svc = PlacementService::new(store.read(placement::load).map_err(|e| e.to_string())?);
+        let mut replays = Vec::with_capacity(times);
+        for (id, _) in priors.iter().take(times) {
+            store
+                .write(|w| {
+                    allocations::release(w, &tenant, &project, id)?;
+                    let g = allocations::bump_placement_generation(w)?;
+                    placement::log(w, &[Effect::Release(id.clone()), Effect::Generation(g)])
+                })
+                .map_err(|e| format!("release: {e}"))?;
+            let t = Instant::now();
+            store.read(|r| svc.current(r).map(|_| ())).map_err(|e| format!("catch-up: {e}"))?;
+            replays.push(t.elapsed());
+        }
+        let metrics = svc.render_metrics();
+        let replayed = format!("neocloud_placement_engine_replays_total {}\n", replays.len());
+        if !metrics.contains(&replayed) || !metrics.contains("reloads_total 0\n") {
+            return Err(format!("catch-ups were not all replays: {metrics}"));
+        }
+        replays.sort();
         Ok(Rebuilds {
             backend: if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
             nodes: specs.len(),
             allocations: priors.len(),
             written,
             times: took,
+            replays,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
