@@ -4,7 +4,7 @@
 
 use crate::backend::{BackendKind, Writer};
 use crate::vals;
-use neocloud_common::{time::now_micros, Result};
+use neocloud_common::{time::now_micros, Error, Result};
 
 struct Migration {
     version: i64,
@@ -902,6 +902,16 @@ pub(crate) fn apply(w: &mut dyn Writer, last: Option<i64>) -> Result<()> {
     )?;
     let done = w.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?;
     let current = done.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        // A newer build migrated this store: this one would run on a schema
+        // it does not know (a dropped table, a changed column). Replicas of
+        // the older build are stopped before the newer one starts.
+        return Err(Error::internal(format!(
+            "the store's schema is at version {current}, newer than this build knows ({known}): \
+             run the newer build on every replica"
+        )));
+    }
     for m in
         MIGRATIONS.iter().filter(|m| m.version > current && last.is_none_or(|l| m.version <= l))
     {

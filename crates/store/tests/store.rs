@@ -885,7 +885,20 @@ fn reopen_keeps_data_and_skips_applied_migrations() {
         };
         assert_eq!(count(&store, "schema_migrations", &[]), migrations, "{b}: nothing re-applied");
         assert_eq!(count(&store, "quota_scopes WHERE kind = 'provider'", &[]), 1, "{b}");
+        // A newer build migrated the store: this build refuses to run on a
+        // schema it does not know, saying why.
+        store
+            .write(|w| {
+                w.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from a newer build', 0)",
+                    neocloud_store::vals![migrations + 1000],
+                )?;
+                Ok(())
+            })
+            .unwrap();
         drop(store);
+        let refused = neocloud_store::Store::open(&db.url).err().expect("a newer schema refused");
+        assert!(refused.to_string().contains("newer than this build knows"), "{b}: {refused}");
     }
 }
 
