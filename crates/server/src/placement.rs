@@ -126,7 +126,21 @@ impl State {
                 return Ok(false);
             };
             for eff in effects {
-                if let Err(why) = self.apply_effect(eff) {
+                let res = match eff {
+                    // The writer's engine held it: one that does not has
+                    // diverged.
+                    Effect::Release(id) => self
+                        .engine
+                        .release(&id)
+                        .map(|_| ())
+                        .ok_or_else(|| format!("no allocation {id}")),
+                    eff @ (Effect::AddNode(_)
+                    | Effect::SetAvailability(..)
+                    | Effect::Apply { .. }
+                    | Effect::Reload
+                    | Effect::Generation(_)) => self.apply_effect(eff),
+                };
+                if let Err(why) = res {
                     tracing::info!(reason = %why, generation = entry.generation, "placement log does not replay");
                     return Ok(false);
                 }
@@ -280,6 +294,10 @@ impl PlacementService {
             } else {
                 tracing::debug!(from = st.generation, to = stored, "placement engine reloads");
                 self.reloads.fetch_add(1, Ordering::Relaxed);
+                // A replay may have stopped part way: should the rebuild
+                // fail, the engine is at no generation, and rebuilds next.
+                st.generation = -1;
+                st.pending.clear();
                 *st = load(r)?;
             }
         }
@@ -292,6 +310,19 @@ impl PlacementService {
         let mut reload = false;
         {
             let mut st = lock(&self.state);
+            // A read since the commit caught the engine up past this write
+            // (from the placement log): it has it already.
+            let written = effects.iter().find_map(|e| match e {
+                Effect::Generation(g) => Some(*g),
+                Effect::AddNode(_)
+                | Effect::SetAvailability(..)
+                | Effect::Apply { .. }
+                | Effect::Release(_)
+                | Effect::Reload => None,
+            });
+            if written.is_some_and(|g| st.generation >= g) {
+                return;
+            }
             for eff in effects {
                 let res = match eff {
                     Effect::Generation(g) => {
@@ -388,6 +419,14 @@ mod tests {
         (PlacementService::new(st), ids)
     }
 
+    /// A store for `commit` to rebuild from, were it to (nothing in it).
+    fn scratch_store() -> (neocloud_store::testing::TestDb, Store) {
+        let db = neocloud_store::testing::fresh_db(neocloud_store::testing::TestBackend::Sqlite)
+            .expect("SQLite always runs");
+        let store = Store::open(&db.url).unwrap();
+        (db, store)
+    }
+
     fn unavailable(p: &PlacementService) -> (i64, u32) {
         let st = lock(&p.state);
         let cap = st.engine.capacity();
@@ -417,9 +456,7 @@ mod tests {
     fn a_waiting_tell_applies_after_the_write_that_reaches_its_generation() {
         let (p, ids) = service(2);
         p.tell(1, 2, &ids[1], None, Some(Availability::Maintenance));
-        let db = neocloud_store::testing::fresh_db(neocloud_store::testing::TestBackend::Sqlite)
-            .expect("SQLite always runs");
-        let store = Store::open(&db.url).unwrap();
+        let (_db, store) = scratch_store();
         // The engine's own write moves it from 0 to 1 (every effect
         // applies: the store is not read).
         p.commit(
@@ -441,5 +478,24 @@ mod tests {
             assert!(st.pending.is_empty(), "dropped once passed");
         }
         assert_eq!(p.reloads.load(Ordering::Relaxed), 0);
+    }
+
+    /// A write's commit that finds the engine past its generation (a read
+    /// replayed it from the log first) changes nothing and rebuilds nothing.
+    #[test]
+    fn a_commit_the_engine_already_has_is_skipped() {
+        let (p, ids) = service(2);
+        p.tell(0, 1, &ids[0], None, Some(Availability::Maintenance));
+        assert_eq!(unavailable(&p), (1, 1));
+        let (_db, store) = scratch_store();
+        p.commit(
+            &store,
+            vec![
+                Effect::SetAvailability(ids[0].clone(), Availability::Maintenance),
+                Effect::Generation(1),
+            ],
+        );
+        assert_eq!(unavailable(&p), (1, 1));
+        assert_eq!(p.reloads.load(Ordering::Relaxed), 0, "no rebuild (from an empty store)");
     }
 }

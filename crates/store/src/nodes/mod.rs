@@ -529,10 +529,13 @@ pub fn delete(w: &mut dyn Writer, id: &str) -> Result<()> {
     w.execute("DELETE FROM agent_steps WHERE node_id = ?", vals![id])?;
     w.execute("DELETE FROM agents WHERE node_id = ?", vals![id])?;
     crate::allocation_holds::forget_node(w, id)?;
-    // A create on another replica that placed on the node after the checks
-    // above read it: its rows name the node, whose delete then fails.
+    // A write on another replica that named the node after the checks above
+    // read it (a placement, an inspection, a cabling): its rows name the
+    // node, whose delete then fails.
     let deleted = w.execute("DELETE FROM nodes WHERE id = ?", vals![id]).map_err(|e| {
-        e.stale_as(Error::conflict("the node was placed on concurrently: release that first"))
+        e.stale_as(Error::conflict(
+            "the node changed concurrently (placed on, inspected or cabled): look again and retry",
+        ))
     })?;
     if deleted == 0 {
         return Err(Error::not_found("node", id));
