@@ -13,7 +13,9 @@ mod common;
 mod peers;
 
 use bm::*;
-use common::nodes::{lifecycle, node, token_of, wait_for, wait_node};
+use common::nodes::{
+    capacity_is_the_stores, engine_reloads, lifecycle, node, token_of, wait_for, wait_node,
+};
 use common::{Client, TestBackend, TestServer};
 use neocloud_agent::{Agent, Exit};
 use neocloud_types::AgentStepKind;
@@ -28,10 +30,16 @@ fn an_agent_that_never_registers_fails_the_node_and_a_release_sanitizes_it() {
         let Some(s) = server(b, 2) else { continue };
         let b = b.as_str();
         let tenant = setup(&s, &emu, 1);
+        // A second replica, its controller idle: it follows every move
+        // below from the placement log, the failure included.
+        let replica = s.replica_with(|c| c.lifecycle_interval_ms = 0);
+        let replica_reloads = engine_reloads(&replica);
         let id = create(&tenant, "job")["id"].as_str().unwrap().to_string();
         // Nobody boots the node: the deadline passes.
         let l = wait_node(&s, "bm-1", "failed", None);
         assert_eq!(l["from"], "provisioning", "[{b}] {l}");
+        capacity_is_the_stores(&[&s, &replica], &format!("[{b}] failed"));
+        assert_eq!(engine_reloads(&replica), replica_reloads, "[{b}] replayed, not rebuilt");
         let reason = l["reason"].as_str().unwrap().to_string();
         assert!(reason.contains("agent did not register within 2s"), "[{b}] {reason}");
         // The tenant sees why (no other node could take the instance).
@@ -65,6 +73,8 @@ fn an_agent_that_never_registers_fails_the_node_and_a_release_sanitizes_it() {
         assert!(verified(&recs[0]), "[{b}] the record's signature verifies");
         assert_eq!(committed(&s, "nodes"), 0, "[{b}] quota freed");
         assert_eq!(free_nodes(&s), 1, "[{b}] schedulable again");
+        capacity_is_the_stores(&[&s, &replica], &format!("[{b}] sanitized"));
+        assert_eq!(engine_reloads(&replica), replica_reloads, "[{b}] replayed, not rebuilt");
         let trail = actions(&s, &format!("/{}", node(&s, "bm-1")["id"].as_str().unwrap()));
         assert_eq!(times(&trail, "node_failed"), 1, "[{b}] {trail:?}");
         assert!(times(&trail, "node_releasing") > 0, "[{b}] {trail:?}");

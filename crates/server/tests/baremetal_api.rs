@@ -10,7 +10,9 @@ mod common;
 mod peers;
 
 use bm::*;
-use common::nodes::{lifecycle, node, token_of, wait_for, wait_node};
+use common::nodes::{
+    capacity_is_the_stores, engine_reloads, lifecycle, node, token_of, wait_for, wait_node,
+};
 use common::{TestBackend, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -774,29 +776,20 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
             continue;
         };
         let b = b.as_str();
-        let replica = s.replica_with(|c| c.lifecycle_interval_ms = 3_600_000);
-        let reloads_of = |srv: &TestServer| {
-            let m = srv.anonymous().get("/metrics").expect(200).text;
-            m.lines()
-                .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
-                .unwrap_or_else(|| panic!("[{b}] no reload counter in {m}"))
-                .parse::<u64>()
-                .unwrap()
-        };
-        let reloads = || reloads_of(&s);
+        // A second replica, its controller idle.
+        let replica = s.replica_with(|c| c.lifecycle_interval_ms = 0);
+        let reloads = || engine_reloads(&s);
         let before = reloads();
-        let replica_before = reloads_of(&replica);
-        // The replica's view, read at every step: the same as the first's,
-        // caught up from the log.
+        let replica_before = engine_reloads(&replica);
+        // Both replicas' view, read at every step: the store's, the
+        // replica's caught up from the log.
         let replica_agrees = |what: &str| {
-            // With the store's truth: an engine built from it afresh.
-            let fresh = s.store.read(neocloud_server::placement::load).unwrap();
-            let truth = serde_json::to_value(fresh.engine.capacity()).unwrap();
-            for (who, srv) in [("the first", &s), ("the replica", &replica)] {
-                let seen = srv.admin().get("/v1/capacity").expect(200).body;
-                assert_eq!(seen, truth, "[{b}] {what}: {who}");
-            }
-            assert_eq!(reloads_of(&replica), replica_before, "[{b}] {what}: the replica replayed");
+            capacity_is_the_stores(&[&s, &replica], &format!("[{b}] {what}"));
+            assert_eq!(
+                engine_reloads(&replica),
+                replica_before,
+                "[{b}] {what}: the replica replayed"
+            );
         };
         let tenant = catalog(&s, true);
         enroll_simulated(&s, &f, i);

@@ -58,3 +58,24 @@ pub fn wait_node(s: &TestServer, name: &str, state: &str, step: Option<&str>) ->
         (l["state"] == state && step.is_none_or(|st| l["step"] == st)).then_some(l)
     })
 }
+
+/// A server's placement engine rebuilds from the store (its metrics).
+pub fn engine_reloads(s: &TestServer) -> u64 {
+    let m = s.anonymous().get("/metrics").expect(200).text;
+    m.lines()
+        .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
+        .unwrap_or_else(|| panic!("no reload counter in {m}"))
+        .parse()
+        .unwrap()
+}
+
+/// Every one of `servers` reports the store's capacity: what an engine
+/// built afresh from the store reports.
+pub fn capacity_is_the_stores(servers: &[&TestServer], what: &str) {
+    let fresh = servers[0].store.read(neocloud_server::placement::load).unwrap();
+    let truth = serde_json::to_value(fresh.engine.capacity()).unwrap();
+    for (i, s) in servers.iter().enumerate() {
+        let seen = s.admin().get("/v1/capacity").expect(200).body;
+        assert_eq!(seen, truth, "{what}: server {i}");
+    }
+}

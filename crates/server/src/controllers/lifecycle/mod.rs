@@ -622,9 +622,15 @@ impl LifecycleController {
             other => other.name().to_string(),
         };
         let to = NodeLifecycle::Failed { reason: reason.to_string(), from };
+        // What placement sees change (the node out of service, the freed
+        // allocation): told to this replica's engine, logged for the others.
+        let mut told: Option<Told> = None;
         let moved = store.write(|w| {
+            told = None;
             let moved = nodes::transition(w, &n.id, (&n.lifecycle, n.generation), &to)?;
             if moved {
+                let before = allocations::placement_generation(w)?;
+                let mut freed = None;
                 // A release that fails frees its tenant first: quota, then
                 // the placement row, as every placement write takes them.
                 if let NodeLifecycle::Releasing { instance_id: Some(instance_id), .. }
@@ -642,12 +648,25 @@ impl LifecycleController {
                         let why = format!(
                             "released; the node's sanitization did not complete ({reason}): it stays out of service until the provider has it sanitized"
                         );
-                        // (A failure rebuilds the engine: rare, and
-                        // this move's writes are not counted here.)
-                        free_instance_saying(w, &self.planners, &i, Some(&why))?;
+                        freed = free_instance_saying(w, &self.planners, &i, Some(&why))?;
                     }
                 }
-                allocations::bump_placement_generation(w)?;
+                let g = allocations::bump_placement_generation(w)?;
+                // Every placement write of the transaction accounted for:
+                // the free (where one) and the node's availability.
+                if g == before + 1 + i64::from(freed.is_some()) {
+                    let release = freed.clone().map(Effect::Release);
+                    let out = Effect::SetAvailability(n.id.clone(), Availability::Failed);
+                    let changes: Vec<&Effect> =
+                        release.iter().chain(std::iter::once(&out)).collect();
+                    crate::placement::log_changes(w, before, g, &changes)?;
+                    told = Some(Told {
+                        before,
+                        after: g,
+                        freed,
+                        availability: Some(Availability::Failed),
+                    });
+                }
                 record(w, n, &to, "failed")?;
                 // The instance the node was working for shows why.
                 match &n.lifecycle {
@@ -680,6 +699,9 @@ impl LifecycleController {
             }
             Ok(moved)
         })?;
+        if let (true, Some(t), Some(p)) = (moved, told, &self.placement) {
+            p.tell(t.before, t.after, &n.id, t.freed.as_deref(), t.availability);
+        }
         if moved {
             self.left_step(n);
             // A pending instance left on it is placed elsewhere by its
