@@ -47,13 +47,32 @@ pub struct State {
     pending: BTreeMap<i64, Told>,
 }
 
-/// What a lifecycle write told placement ([`PlacementService::tell`]).
+/// What a lifecycle write (not serialized with placement writes) changed
+/// of what placement sees: the allocation it freed, node `node_id`'s
+/// availability, moving the store's generation from `before` to `after`.
+/// Logged in the write's transaction ([`Told::log`]), told to the writing
+/// replica's engine once it committed ([`PlacementService::tell`]).
 #[derive(Debug, Clone)]
-struct Told {
-    after: i64,
-    node_id: String,
-    freed: Option<String>,
-    availability: Option<Availability>,
+pub struct Told {
+    pub before: i64,
+    pub after: i64,
+    pub node_id: String,
+    pub freed: Option<String>,
+    pub availability: Option<Availability>,
+}
+
+impl Told {
+    /// As effects, in the order they apply: the free, then the node.
+    fn effects(&self) -> Vec<Effect> {
+        let set = self.availability.map(|a| Effect::SetAvailability(self.node_id.clone(), a));
+        self.freed.clone().map(Effect::Release).into_iter().chain(set).collect()
+    }
+
+    /// Logs it for other replicas, in the write's transaction.
+    pub fn log(&self, w: &mut dyn Writer) -> Result<()> {
+        let effects = self.effects();
+        log_changes(w, self.before, self.after, &effects.iter().collect::<Vec<_>>())
+    }
 }
 
 /// Tells waiting for an earlier one at most (more: the engine reloads).
@@ -67,16 +86,7 @@ impl State {
     fn apply_told(&mut self, t: Told) {
         let mut next = Some(t);
         while let Some(t) = next.take() {
-            let freed_ok = match &t.freed {
-                Some(id) => {
-                    self.engine.release(id).map(|_| ()).ok_or_else(|| format!("no allocation {id}"))
-                }
-                None => Ok(()),
-            };
-            let res = freed_ok.and_then(|()| match t.availability {
-                Some(a) => self.engine.set_availability(&t.node_id, a).map_err(|x| x.to_string()),
-                None => Ok(()),
-            });
+            let res = t.effects().into_iter().try_for_each(|eff| self.apply_logged(eff));
             if let Err(why) = res {
                 tracing::info!(reason = %why, "placement engine reloads when next read");
                 self.generation = -1;
@@ -107,6 +117,22 @@ impl State {
         }
     }
 
+    /// Applies one effect another write logged or told: as
+    /// [`Self::apply_effect`], but a release of an allocation the engine
+    /// lacks fails (the writer's engine held it: this one has diverged).
+    fn apply_logged(&mut self, eff: Effect) -> Result<(), String> {
+        match eff {
+            Effect::Release(id) => {
+                self.engine.release(&id).map(|_| ()).ok_or_else(|| format!("no allocation {id}"))
+            }
+            eff @ (Effect::AddNode(_)
+            | Effect::SetAvailability(..)
+            | Effect::Apply { .. }
+            | Effect::Reload
+            | Effect::Generation(_)) => self.apply_effect(eff),
+        }
+    }
+
     /// Catches up from generation `self.generation` to `stored` by the
     /// placement log (as of `r`'s snapshot). False where it cannot: behind
     /// by more than the log keeps, a gap, an effect that does not apply
@@ -126,21 +152,7 @@ impl State {
                 return Ok(false);
             };
             for eff in effects {
-                let res = match eff {
-                    // The writer's engine held it: one that does not has
-                    // diverged.
-                    Effect::Release(id) => self
-                        .engine
-                        .release(&id)
-                        .map(|_| ())
-                        .ok_or_else(|| format!("no allocation {id}")),
-                    eff @ (Effect::AddNode(_)
-                    | Effect::SetAvailability(..)
-                    | Effect::Apply { .. }
-                    | Effect::Reload
-                    | Effect::Generation(_)) => self.apply_effect(eff),
-                };
-                if let Err(why) = res {
+                if let Err(why) = self.apply_logged(eff) {
                     tracing::info!(reason = %why, generation = entry.generation, "placement log does not replay");
                     return Ok(false);
                 }
@@ -360,37 +372,22 @@ impl PlacementService {
     }
 
     /// What a write it was not serialized with (a lifecycle step's) changed
-    /// of what placement sees, moving the store's generation from `before`
-    /// to `after`: the allocation it freed, node `node_id`'s availability.
-    /// Applied where the engine is at `before`; kept where the engine is
-    /// behind it (a write that committed with or just before this one has
-    /// yet to tell), to apply once it gets there. Else nothing now: the
-    /// engine reloads when it is next read ([`Self::current`]), not in the
-    /// step.
-    pub fn tell(
-        &self,
-        before: i64,
-        after: i64,
-        node_id: &str,
-        freed: Option<&str>,
-        availability: Option<Availability>,
-    ) {
-        let t = Told {
-            after,
-            node_id: node_id.to_string(),
-            freed: freed.map(str::to_string),
-            availability,
-        };
+    /// of what placement sees ([`Told`]). Applied where the engine is at
+    /// its `before`; kept where the engine is behind it (a write that
+    /// committed with or just before this one has yet to tell), to apply
+    /// once it gets there. Else nothing now: the engine reloads when it is
+    /// next read ([`Self::current`]), not in the step.
+    pub fn tell(&self, t: Told) {
         let mut st = lock(&self.state);
-        if st.generation == before {
+        if st.generation == t.before {
             st.apply_told(t);
-        } else if st.generation >= 0 && before > st.generation {
+        } else if st.generation >= 0 && t.before > st.generation {
             if st.pending.len() >= PENDING_TELLS {
                 st.pending.clear();
                 st.generation = -1;
                 return;
             }
-            st.pending.insert(before, t);
+            st.pending.insert(t.before, t);
         }
     }
 
@@ -427,6 +424,11 @@ mod tests {
         (db, store)
     }
 
+    /// A step's tell of node `node`'s new availability.
+    fn told(before: i64, after: i64, node: &str, availability: Option<Availability>) -> Told {
+        Told { before, after, node_id: node.to_string(), freed: None, availability }
+    }
+
     fn unavailable(p: &PlacementService) -> (i64, u32) {
         let st = lock(&p.state);
         let cap = st.engine.capacity();
@@ -439,13 +441,13 @@ mod tests {
     fn tells_out_of_order_apply_in_generation_order() {
         let (p, ids) = service(3);
         let out = Some(Availability::Maintenance);
-        p.tell(1, 2, &ids[1], None, out);
+        p.tell(told(1, 2, &ids[1], out));
         assert_eq!(unavailable(&p), (0, 0), "waits for generation 1");
-        p.tell(2, 3, &ids[2], None, out);
-        p.tell(0, 1, &ids[0], None, out);
+        p.tell(told(2, 3, &ids[2], out));
+        p.tell(told(0, 1, &ids[0], out));
         assert_eq!(unavailable(&p), (3, 3), "all three applied, in order");
         // One already applied (a generation the engine passed) changes nothing.
-        p.tell(1, 2, &ids[1], None, Some(Availability::Schedulable));
+        p.tell(told(1, 2, &ids[1], Some(Availability::Schedulable)));
         assert_eq!(unavailable(&p), (3, 3));
     }
 
@@ -455,7 +457,7 @@ mod tests {
     #[test]
     fn a_waiting_tell_applies_after_the_write_that_reaches_its_generation() {
         let (p, ids) = service(2);
-        p.tell(1, 2, &ids[1], None, Some(Availability::Maintenance));
+        p.tell(told(1, 2, &ids[1], Some(Availability::Maintenance)));
         let (_db, store) = scratch_store();
         // The engine's own write moves it from 0 to 1 (every effect
         // applies: the store is not read).
@@ -469,7 +471,7 @@ mod tests {
         assert_eq!(unavailable(&p), (2, 2));
         // Behind: a tell from 5 waits; a reload to 7 (another replica's
         // writes) drops it with the rest of the state.
-        p.tell(5, 6, &ids[0], None, Some(Availability::Schedulable));
+        p.tell(told(5, 6, &ids[0], Some(Availability::Schedulable)));
         assert_eq!(lock(&p.state).pending.len(), 1);
         {
             let mut st = lock(&p.state);
@@ -485,7 +487,7 @@ mod tests {
     #[test]
     fn a_commit_the_engine_already_has_is_skipped() {
         let (p, ids) = service(2);
-        p.tell(0, 1, &ids[0], None, Some(Availability::Maintenance));
+        p.tell(told(0, 1, &ids[0], Some(Availability::Maintenance)));
         assert_eq!(unavailable(&p), (1, 1));
         let (_db, store) = scratch_store();
         p.commit(

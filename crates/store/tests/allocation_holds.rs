@@ -33,6 +33,30 @@ fn bare_metal_type(store: &Store) -> String {
     store.write(|w| instance_types::create(w, &new)).unwrap().id
 }
 
+/// An allocation of one, holding `units`, in project `owner` ((tenant,
+/// project, instance type)).
+fn allocation<'a>(
+    (tenant_id, project_id, instance_type_id): (&'a str, &'a str, &'a str),
+    id: &'a str,
+    constraints: &'a Constraints,
+    placement: &'a Placement,
+    units: &'a [allocation_holds::Unit],
+) -> allocations::NewAllocation<'a> {
+    allocations::NewAllocation {
+        id,
+        tenant_id,
+        project_id,
+        instance_type_id,
+        kind: AllocationKind::Allocation,
+        reservation_id: None,
+        count: 1,
+        constraints,
+        placement,
+        claim_id: "claim",
+        units,
+    }
+}
+
 /// Holds of nodes, `(allocation, node, word, mask)`, in order.
 fn holds(store: &Store) -> Vec<(String, String, i64, i64)> {
     let rows = store
@@ -129,19 +153,7 @@ fn the_migration_keeps_every_unit_held_and_the_masks_refuse_one_held_twice() {
             store.write(|w| {
                 let new: Vec<allocations::NewAllocation<'_>> = batch
                     .iter()
-                    .map(|(id, units)| allocations::NewAllocation {
-                        id,
-                        tenant_id: &t,
-                        project_id: &p,
-                        instance_type_id: &it,
-                        kind: AllocationKind::Allocation,
-                        reservation_id: None,
-                        count: 1,
-                        constraints: &cons,
-                        placement: &place,
-                        claim_id: "claim",
-                        units,
-                    })
+                    .map(|(id, units)| allocation((&t, &p, &it), id, &cons, &place, units))
                     .collect();
                 allocations::create_many(w, &new)
             })
@@ -216,19 +228,7 @@ fn a_node_deleted_while_placed_on_is_a_conflict() {
                 store.write(|w| {
                     allocations::create_many(
                         w,
-                        &[allocations::NewAllocation {
-                            id: "a",
-                            tenant_id: &t,
-                            project_id: &p,
-                            instance_type_id: &it,
-                            kind: AllocationKind::Allocation,
-                            reservation_id: None,
-                            count: 1,
-                            constraints: &cons,
-                            placement: &place,
-                            claim_id: "claim",
-                            units: &units,
-                        }],
+                        &[allocation((&t, &p, &it), "a", &cons, &place, &units)],
                     )?;
                     let _ = placed_tx.send(());
                     // Uncommitted while the delete runs into it.

@@ -55,8 +55,7 @@ fn from_row(r: &Row) -> Result<Node> {
         gpu_memory_gb: r.i64(14)? as u32,
         nics: serde_json::from_str(&r.str(15)?)
             .map_err(|e| Error::internal(format!("node nics: {e}")))?,
-        lifecycle: serde_json::from_str(&r.str(16)?)
-            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?,
+        lifecycle: lifecycle_at(r, 16)?,
         lifecycle_since: rfc(r.i64(17)?),
         bmc_endpoint: r.opt_str(18)?,
         macs: serde_json::from_str(&r.str(19)?)
@@ -74,6 +73,11 @@ fn from_row(r: &Row) -> Result<Node> {
         hardware_health: r.opt_str(22)?,
         hardware_faults: faults_of(r.opt_str(23)?)?,
     })
+}
+
+/// The node's lifecycle state, stored as JSON in column `i`.
+fn lifecycle_at(r: &Row, i: usize) -> Result<NodeLifecycle> {
+    serde_json::from_str(&r.str(i)?).map_err(|e| Error::internal(format!("node lifecycle: {e}")))
 }
 
 /// The parts a node's BMC reports unhealthy, as stored (`None`: none read).
@@ -122,8 +126,7 @@ pub fn list_specs(r: &mut dyn Reader) -> Result<Vec<NodeSpec>> {
     )?
     .iter()
     .map(|r| {
-        let lifecycle: NodeLifecycle = serde_json::from_str(&r.str(11)?)
-            .map_err(|e| Error::internal(format!("node lifecycle: {e}")))?;
+        let lifecycle = lifecycle_at(r, 11)?;
         Ok(NodeSpec {
             id: r.str(0)?,
             name: r.str(1)?,

@@ -47,7 +47,7 @@ pub use health::HealthPass;
 pub use census::{census, sla, Census, StateCounts};
 
 use crate::network::planners::Planners;
-use crate::placement::Effect;
+use crate::placement::Told;
 use crate::secrets::SecretBox;
 use crate::signing::Signer;
 use bmc::{Sessions, StepBmc};
@@ -562,12 +562,10 @@ impl LifecycleController {
                 // the free (one) and the node's availability (one).
                 let writes = i64::from(freed.is_some()) + i64::from(availability.is_some());
                 if availability_only && writes > 0 && g == before + writes {
+                    let t = Told { before, after: g, node_id: n.id.clone(), freed, availability };
                     // Other replicas replay it from the placement log.
-                    let freed_effect = freed.clone().map(Effect::Release);
-                    let set = availability.map(|a| Effect::SetAvailability(n.id.clone(), a));
-                    let changes: Vec<&Effect> = freed_effect.iter().chain(set.iter()).collect();
-                    crate::placement::log_changes(w, before, g, &changes)?;
-                    told = Some(Told { before, after: g, freed, availability });
+                    t.log(w)?;
+                    told = Some(t);
                 }
                 // Staying in the state (work done within it) is not a transition.
                 if to != n.lifecycle {
@@ -590,7 +588,7 @@ impl LifecycleController {
             })
             .map_err(StepError::Store)?;
         if let (true, Some(t), Some(p)) = (moved, told, &self.placement) {
-            p.tell(t.before, t.after, &n.id, t.freed.as_deref(), t.availability);
+            p.tell(t);
         }
         if moved {
             self.attempts
@@ -655,17 +653,10 @@ impl LifecycleController {
                 // Every placement write of the transaction accounted for:
                 // the free (where one) and the node's availability.
                 if g == before + 1 + i64::from(freed.is_some()) {
-                    let release = freed.clone().map(Effect::Release);
-                    let out = Effect::SetAvailability(n.id.clone(), Availability::Failed);
-                    let changes: Vec<&Effect> =
-                        release.iter().chain(std::iter::once(&out)).collect();
-                    crate::placement::log_changes(w, before, g, &changes)?;
-                    told = Some(Told {
-                        before,
-                        after: g,
-                        freed,
-                        availability: Some(Availability::Failed),
-                    });
+                    let availability = Some(Availability::Failed);
+                    let t = Told { before, after: g, node_id: n.id.clone(), freed, availability };
+                    t.log(w)?;
+                    told = Some(t);
                 }
                 record(w, n, &to, "failed")?;
                 // The instance the node was working for shows why.
@@ -700,7 +691,7 @@ impl LifecycleController {
             Ok(moved)
         })?;
         if let (true, Some(t), Some(p)) = (moved, told, &self.placement) {
-            p.tell(t.before, t.after, &n.id, t.freed.as_deref(), t.availability);
+            p.tell(t);
         }
         if moved {
             self.left_step(n);
@@ -811,18 +802,6 @@ fn audit_instance(w: &mut dyn Writer, i: &Instance, action: &str, outcome: &str)
         },
     )
     .map(|_| ())
-}
-
-/// What a node's move changed of what placement sees, for this replica's
-/// engine once it committed.
-struct Told {
-    /// The placement generations before and after the move's writes.
-    before: i64,
-    after: i64,
-    /// The allocation it freed.
-    freed: Option<String>,
-    /// The node's new availability.
-    availability: Option<Availability>,
 }
 
 /// Frees what an instance holds (its allocation and quota) and marks it
