@@ -683,7 +683,11 @@ impl Agent {
                 return Identity::Settled;
             }
         };
-        let keys = AgentTpmKeys { ek_public: hex(&id.ek_public), ak_public: hex(&id.ak_public) };
+        let keys = AgentTpmKeys {
+            ek_public: hex(&id.ek_public),
+            ak_public: hex(&id.ak_public),
+            ek_certificate: id.ek_certificate.as_deref().map(hex),
+        };
         let url = format!("{}/agent/v1/identity/challenge", self.api);
         let challenge: AgentTpmChallenge =
             match post(&self.http, &url, Some(&self.credential), &keys, true) {
@@ -716,6 +720,7 @@ impl Agent {
             ek_public: keys.ek_public,
             ak_public: keys.ak_public,
             activation: hex(&activation),
+            ek_certificate: keys.ek_certificate,
         };
         let url = format!("{}/agent/v1/identity", self.api);
         match post::<_, AgentTpmProven>(&self.http, &url, Some(&self.credential), &proof, true) {

@@ -129,6 +129,13 @@ const ST_SESSIONS: u16 = 0x8002;
 const CC_CLEAR: u32 = 0x126;
 const CC_CLEAR_CONTROL: u32 = 0x127;
 const CC_NV_READ_PUBLIC: u32 = 0x169;
+const CC_NV_READ: u32 = 0x14e;
+/// Octets asked per `TPM2_NV_Read` (every TPM's NV buffer holds at least
+/// this many).
+const NV_READ_PART: usize = 512;
+const RH_OWNER: u32 = 0x4000_0001;
+const NV_OWNERREAD: u32 = 1 << 17;
+const NV_AUTHREAD: u32 = 1 << 18;
 const CC_GET_CAPABILITY: u32 = 0x17a;
 const CAP_HANDLES: u32 = 0x1;
 const CAP_TPM_PROPERTIES: u32 = 0x6;
@@ -425,13 +432,56 @@ impl Tpm {
     }
 
     fn nv_attributes(&mut self, index: u32) -> Result<u32, TpmError> {
+        self.nv_public(index).map(|(attributes, _)| attributes)
+    }
+
+    /// An NV index's attributes and data size (`TPM2_NV_ReadPublic`).
+    fn nv_public(&mut self, index: u32) -> Result<(u32, u16), TpmError> {
         let r = self.command(CC_NV_READ_PUBLIC, &[index], false, &[])?;
-        // TPM2B_NV_PUBLIC: size, nvIndex, nameAlg, attributes, ...
+        // TPM2B_NV_PUBLIC: size, nvIndex, nameAlg, attributes, authPolicy,
+        // dataSize.
         let mut c = Cursor(&r);
         c.u16()?;
         c.u32()?;
         c.u16()?;
-        c.u32()
+        let attributes = c.u32()?;
+        c.tpm2b()?;
+        Ok((attributes, c.u16()?))
+    }
+
+    /// An NV index's data (`TPM2_NV_Read`, in parts), authorized by the
+    /// index itself or the owner (empty authorizations), as its attributes
+    /// allow; `None` where the index is not defined or the OS may not read
+    /// it (platform reads only).
+    pub(crate) fn nv_read(&mut self, index: u32) -> Result<Option<Vec<u8>>, TpmError> {
+        let (attributes, size) = match self.nv_public(index) {
+            Ok(p) => p,
+            // TPM_RC_HANDLE on the first handle: no such index.
+            Err(TpmError::Rc(rc)) if rc_name(rc) == "TPM_RC_HANDLE" => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let auth = if attributes & NV_AUTHREAD != 0 {
+            index
+        } else if attributes & NV_OWNERREAD != 0 {
+            RH_OWNER
+        } else {
+            return Ok(None);
+        };
+        let mut data = Vec::with_capacity(size as usize);
+        while data.len() < size as usize {
+            let part = (size as usize - data.len()).min(NV_READ_PART) as u16;
+            let mut p = part.to_be_bytes().to_vec();
+            p.extend((data.len() as u16).to_be_bytes());
+            let r = self.command(CC_NV_READ, &[auth, index], true, &p)?;
+            let mut c = Cursor(&r);
+            c.u32()?;
+            let got = c.tpm2b()?;
+            if got.is_empty() {
+                return Err(TpmError::Malformed("an empty NV read"));
+            }
+            data.extend(got);
+        }
+        Ok(Some(data))
     }
 
     /// What a tenant could have left.

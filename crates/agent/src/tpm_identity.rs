@@ -30,6 +30,9 @@ const CC_MAKE_CREDENTIAL: u32 = 0x168;
 const CC_START_AUTH_SESSION: u32 = 0x176;
 const RH_NULL: u32 = 0x4000_0007;
 const RH_ENDORSEMENT: u32 = 0x4000_000b;
+/// The NV index of the ECC NIST P-256 EK's certificate (EK Credential
+/// Profile 2.0, 2.2.1.5.1).
+pub const EK_CERT_NV_INDEX: u32 = 0x01c0_000a;
 // Algorithm and curve ids (Part 2, 6.3 and 6.4): the control plane
 // parses the public areas with the same.
 pub const ALG_AES: u16 = 0x0006;
@@ -112,6 +115,9 @@ pub struct TpmIdentity {
     pub ak_name: Vec<u8>,
     /// The EK's name, as the TPM computed it: the node's identity.
     pub ek_name: Vec<u8>,
+    /// The EK's certificate (DER) its maker wrote into the TPM's NV
+    /// memory (`0x01c0000a`), where there is one the OS may read.
+    pub ek_certificate: Option<Vec<u8>>,
 }
 
 /// The name (hex) of the endorsement key of the TPM at `path`, or why it
@@ -139,7 +145,11 @@ impl TpmIdentity {
                 return Err(IdentityError::Tpm(e));
             }
         };
+        // Best effort: without it, the identity is still proven (what the
+        // control plane makes of a missing certificate is its policy).
+        let ek_certificate = tpm.nv_read(EK_CERT_NV_INDEX).ok().flatten().map(der_prefix);
         Ok(TpmIdentity {
+            ek_certificate,
             tpm,
             ek: ek.handle,
             ak: ak.handle,
@@ -284,6 +294,22 @@ fn create_primary(tpm: &mut Tpm, hierarchy: u32, template: &[u8]) -> Result<Key,
     Ok(Key { handle, public, name })
 }
 
+/// The DER element at the start of `data` (an NV index can be larger than
+/// the certificate in it, padded after it); all of `data` where its
+/// length cannot be read.
+fn der_prefix(mut data: Vec<u8>) -> Vec<u8> {
+    let len = match data.get(1..) {
+        Some([n, ..]) if *n < 0x80 => Some(2 + *n as usize),
+        Some([0x81, a, ..]) => Some(3 + *a as usize),
+        Some([0x82, a, b, ..]) => Some(4 + u16::from_be_bytes([*a, *b]) as usize),
+        _ => None,
+    };
+    if let Some(n) = len.filter(|n| *n <= data.len()) {
+        data.truncate(n);
+    }
+    data
+}
+
 /// A loaded object.
 struct Key {
     handle: u32,
@@ -308,5 +334,14 @@ mod tests {
         assert_eq!(t.len(), 2 + 2 + 4 + 34 + 12 + 68);
         assert_eq!(ak_template().len(), 2 + 2 + 4 + 2 + 10 + 4);
         assert!(is_auth_failure(0x9a2) && is_auth_failure(0x98e) && !is_auth_failure(0x185));
+    }
+
+    #[test]
+    fn a_certificate_is_cut_from_its_padding() {
+        assert_eq!(der_prefix(vec![0x30, 0x82, 0, 2, 7, 7, 0, 0, 0xff]), [0x30, 0x82, 0, 2, 7, 7]);
+        assert_eq!(der_prefix(vec![0x30, 0x81, 1, 9, 0]), [0x30, 0x81, 1, 9]);
+        assert_eq!(der_prefix(vec![0x30, 1, 5, 0]), [0x30, 1, 5]);
+        // A length beyond the data: left whole (the control plane says why).
+        assert_eq!(der_prefix(vec![0x30, 0x82, 9, 9, 1]), [0x30, 0x82, 9, 9, 1]);
     }
 }

@@ -74,3 +74,30 @@ fn a_tenants_endorsement_authorization_stops_the_proof_until_the_tpm_is_cleared(
     assert!(clear_tpm(&tpm.path(), None).ok);
     assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_public, ek);
 }
+
+/// The EK's public point (x, y): the last 68 octets of its public area.
+fn point(ek_public: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let u = &ek_public[ek_public.len() - 68..];
+    (u[2..34].to_vec(), u[36..].to_vec())
+}
+
+#[test]
+fn the_certificate_its_maker_wrote_is_read_and_outlives_the_sanitizers_clear() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_certificate, None, "none written yet");
+    let (x, y) = point(&id.ek_public);
+    drop(id);
+    let maker = swtpm::Manufacturer::new("maker");
+    let cert = maker.certify(&tpm, &x, &y);
+    assert_eq!(cert[0], 0x30, "a DER certificate");
+    // Read back without the index's padding.
+    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_certificate.as_deref(), Some(&cert[..]));
+    // A tenant takes the TPM, the sanitizer clears it: the maker's
+    // certificate (a platform index) is still there, and nothing the
+    // clear must remove is left.
+    tpm.tenant_takes_it();
+    let cleared = clear_tpm(&tpm.path(), None);
+    assert!(cleared.ok, "{cleared:?}");
+    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_certificate, Some(cert));
+}

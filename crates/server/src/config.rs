@@ -148,6 +148,14 @@ pub struct Config {
     pub bmc_accounts: BmcAccountPolicy,
     /// The BMCs' system event logs: `clear` (the default) or `unmanaged`.
     pub bmc_sel: SelPolicy,
+    /// The TPM manufacturers' CA certificates (PEM; their intermediates
+    /// and roots: the provider's trust store for endorsement keys). Set, a
+    /// node's TPM identity is recorded by its first sanitizer only with
+    /// the TPM's EK certificate signed by one of these and naming the EK
+    /// the sanitizer proved, and a node whose BMC shows a TPM is not
+    /// sanitized without an identity on record. Unset (the default): the
+    /// first sanitizer's TPM is trusted, as it proved it holds its EK.
+    pub tpm_ek_ca_pem: Option<String>,
     /// How often the health watch reads each idle node's health from its
     /// BMC (one read of the host system), so that a node failed in the pool
     /// is inspected (and refused) before a tenant is placed on it; 0: never.
@@ -240,6 +248,7 @@ impl Default for Config {
             bmc_host_interfaces: HostInterfacePolicy::Disabled,
             bmc_accounts: BmcAccountPolicy::Baseline,
             bmc_sel: SelPolicy::Clear,
+            tpm_ek_ca_pem: None,
             bmc_health_poll_secs: 600,
             heartbeat_interval_ms: 10_000,
             boot_timeout_secs: 600,
@@ -296,6 +305,15 @@ impl Config {
         self.agent_api_url.clone().unwrap_or_else(|| boot_url.to_string())
     }
 
+    /// The TPM manufacturers' CAs (`tpm_ek_ca_pem`), parsed.
+    pub fn tpm_ek_trust(&self) -> Result<Option<crate::ek_certificate::EkTrust>> {
+        self.tpm_ek_ca_pem
+            .as_deref()
+            .map(crate::ek_certificate::EkTrust::from_pem)
+            .transpose()
+            .map_err(|e| Error::invalid_value("tpm_ek_ca_pem", e))
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.bmc_tls
             .validate()
@@ -303,6 +321,7 @@ impl Config {
         self.image_tls
             .validate()
             .map_err(|e| Error::invalid_value("image_tls.ca_pem", e.to_string()))?;
+        self.tpm_ek_trust()?;
         for (field, url, who) in [
             ("boot_url", &self.boot_url, None),
             ("agent_api_url", &self.agent_api_url, None),

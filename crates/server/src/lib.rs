@@ -14,6 +14,7 @@ pub mod config;
 pub mod controllers;
 pub mod demo;
 pub mod dispatch;
+pub mod ek_certificate;
 pub mod http_error;
 pub mod metrics;
 pub mod network;

@@ -18,10 +18,11 @@ use common::nodes::{node, wait_node};
 use common::TestBackend;
 use neocloud_agent::tpm_identity::TpmIdentity;
 use neocloud_agent::{Exit, Hardware, Simulated, SimulatedConfig};
+use neocloud_server::ek_certificate::EkTrust;
 use neocloud_server::tpm_identity::{make_credential, name_of, parse_ak, parse_ek};
 use serde_json::json;
 use std::sync::Arc;
-use swtpm::Swtpm;
+use swtpm::{Manufacturer, Swtpm};
 
 /// Simulated hardware (no GPUs, as the emulator's systems) with a real TPM.
 fn with_tpm(seed: &str, tpm: &Swtpm) -> Arc<dyn Hardware> {
@@ -80,6 +81,8 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         assert_eq!(times(&trail(&s), "agent_tpm_identity"), 0, "[{b}]");
         let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert!(hw.get("tpm_identity_certified_by").is_none(), "[{b}] trusted on first use: {hw}");
+        assert!(!c.to_string().contains("certified by"), "[{b}] {c}");
         assert_eq!(hw["agent"]["tpm_identity"], mine.as_str(), "[{b}] the sanitizer's: {hw}");
 
         // The next tenant's agent proves it; forged or malformed proofs
@@ -266,5 +269,170 @@ fn a_node_enrolled_with_its_tpm_identity_is_known_by_it_from_the_start() {
             "[{b}] {l}"
         );
         stop(agent);
+    }
+}
+
+/// The EK's public point, as the control plane parses it.
+fn point(tpm: &Swtpm) -> (Vec<u8>, Vec<u8>) {
+    let ek = parse_ek(&TpmIdentity::open(&tpm.path()).unwrap().ek_public).unwrap();
+    (ek.x, ek.y)
+}
+
+#[test]
+fn an_endorsement_key_certificate_counts_from_a_maker_the_provider_trusts() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let Some(elsewhere) = Swtpm::start() else { return };
+    let (maker, other_maker) = (Manufacturer::new("maker-a"), Manufacturer::new("maker-b"));
+    let (x, y) = point(&tpm);
+    let cert = maker.certify(&tpm, &x, &y);
+    let (ox, oy) = point(&elsewhere);
+    let other_cert = other_maker.certify(&elsewhere, &ox, &oy);
+    let trust = EkTrust::from_pem(&maker.ca_pem()).unwrap();
+    let now = neocloud_common::time::now_micros();
+
+    // The maker's certificate of this EK: certified, naming the CA.
+    assert_eq!(trust.certifies(&cert, &x, &y, now).unwrap(), "CN=swtpm-localca");
+    // Another EK (another machine's TPM) with this certificate.
+    let e = trust.certifies(&cert, &ox, &oy, now).unwrap_err();
+    assert!(e.contains("another key"), "{e}");
+    // Another maker's CA of the same name: its signature does not verify.
+    let e = trust.certifies(&other_cert, &ox, &oy, now).unwrap_err();
+    assert!(e.contains("does not verify"), "{e}");
+    // Trusted by the other maker's CAs alone: the same.
+    let theirs = EkTrust::from_pem(&other_maker.ca_pem()).unwrap();
+    assert!(theirs.certifies(&other_cert, &ox, &oy, now).is_ok());
+    assert!(theirs.certifies(&cert, &x, &y, now).unwrap_err().contains("does not verify"));
+    // The root alone: the intermediate that signed it is not trusted.
+    let root_only = EkTrust::from_pem(&maker.root_pem()).unwrap();
+    let e = root_only.certifies(&cert, &x, &y, now).unwrap_err();
+    assert!(e.contains("not among the provider's") && e.contains("CN=swtpm-localca"), "{e}");
+    // A byte of the signature changed in transit.
+    let mut forged = cert.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert!(trust.certifies(&forged, &x, &y, now).unwrap_err().contains("does not verify"));
+    // A byte of the signed part changed (the key's y, say): another key.
+    let at = cert.windows(y.len()).position(|w| w == y).unwrap();
+    let mut forged = cert.clone();
+    forged[at] ^= 1;
+    let mut forged_y = y.clone();
+    forged_y[0] ^= 1;
+    let e = trust.certifies(&forged, &x, &forged_y, now).unwrap_err();
+    assert!(e.contains("does not verify"), "{e}");
+    // Out of its validity (the maker's: from its making to 9999).
+    let e = trust.certifies(&cert, &x, &y, 0).unwrap_err();
+    assert!(e.contains("not valid before"), "{e}");
+    let e = trust.certifies(&cert, &x, &y, 253_402_300_800_000_000).unwrap_err();
+    assert!(e.contains("expired at 9999-12-31T23:59:59"), "{e}");
+    // Not a certificate; trailing bytes.
+    assert!(trust.certifies(b"\x30\x03\x02\x01", &x, &y, now).unwrap_err().contains("X.509"));
+    let mut long = cert.clone();
+    long.push(0);
+    assert!(trust.certifies(&long, &x, &y, now).unwrap_err().contains("after the certificate"));
+
+    // The server refuses a configuration whose bundle is not certificates,
+    // naming the field.
+    for bad in ["", "not PEM", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+        let c = neocloud_server::Config { tpm_ek_ca_pem: Some(bad.into()), ..Default::default() };
+        assert_eq!(c.validate().unwrap_err().field(), Some("tpm_ek_ca_pem"), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
+    let Some(emu) = peers::Emulator::start(1) else { return };
+    let Some(node_tpm) = Swtpm::start() else { return };
+    let Some(other_tpm) = Swtpm::start() else { return };
+    let (maker, other_maker) = (Manufacturer::new("maker-a"), Manufacturer::new("maker-b"));
+    let (x, y) = point(&node_tpm);
+    maker.certify(&node_tpm, &x, &y);
+    let (ox, oy) = point(&other_tpm);
+    let other_cert = other_maker.certify(&other_tpm, &ox, &oy);
+    let mine = ek_name(&node_tpm);
+    let pem = maker.ca_pem();
+    for b in TestBackend::ALL {
+        let Some(s) = common::TestServer::start_with(b, |c| {
+            tweak(c, 30);
+            c.tpm_ek_ca_pem = Some(pem.clone());
+        }) else {
+            continue;
+        };
+        let b = b.as_str();
+        let tenant = setup(&s, &emu, 1);
+        let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
+        let trail = |s: &common::TestServer| actions(s, &format!("/{node_id}"));
+        let first = create(&tenant, "first")["id"].as_str().unwrap().to_string();
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
+        wait_node(&s, "bm-1", "active", None);
+        release(&tenant, &first).expect(202);
+
+        // The first sanitizer runs on another machine, whose TPM another
+        // maker certified (it read the node's token). What it sends is
+        // refused, naming why, and nothing is recorded.
+        let sanitizer = boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm));
+        let as_agent = s.client(sanitizer.credential());
+        let keys = {
+            let id = TpmIdentity::open(&other_tpm.path()).unwrap();
+            (hex::encode(&id.ek_public), hex::encode(&id.ak_public))
+        };
+        let challenge = |cert: Option<&str>| {
+            let mut body = json!({"ek_public": keys.0, "ak_public": keys.1});
+            if let Some(c) = cert {
+                body["ek_certificate"] = json!(c);
+            }
+            as_agent.post("/agent/v1/identity/challenge", &body)
+        };
+        let r = challenge(None).expect(409);
+        assert!(r.text.contains("no endorsement key certificate"), "[{b}] {}", r.text);
+        let r = challenge(Some("zz")).expect(422);
+        assert!(r.text.contains("ek_certificate"), "[{b}] {}", r.text);
+        let r = challenge(Some(&hex::encode(&other_cert))).expect(409);
+        assert!(r.text.contains("not one the provider trusts"), "[{b}] {}", r.text);
+        assert!(r.text.contains("does not verify"), "[{b}] {}", r.text);
+        // The impostor's own proof (its maker's certificate): refused too.
+        let sanitizer = spawn(sanitizer);
+        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        assert_eq!(pinned(&s), None, "[{b}] nothing recorded");
+        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 0, "[{b}]");
+        // Refusals are in the trail once per agent.
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), 1, "[{b}] {:?}", trail(&s));
+        // The emulator's BMC shows no TPM: the record says the sanitizer
+        // is known by its token alone.
+        let rec = &records(&tenant, &first)[0];
+        let c = check(rec, "tpm_identity");
+        assert!(c.to_string().contains("no TPM identity on record"), "[{b}] {c}");
+
+        // The next sanitizer runs on the node, whose TPM the trusted maker
+        // certified: recorded.
+        let second = create(&tenant, "second")["id"].as_str().unwrap().to_string();
+        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
+        wait_node(&s, "bm-1", "active", None);
+        release(&tenant, &second).expect(202);
+        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &node_tpm)));
+        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        assert_eq!(pinned(&s).as_deref(), Some(mine.as_str()), "[{b}]");
+        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 1, "[{b}]");
+        let rec = &records(&tenant, &second)[0];
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        let c = check(rec, "tpm_identity");
+        assert_eq!(c["ok"], true, "[{b}] {c}");
+        assert!(c.to_string().contains(&mine), "[{b}] {c}");
+        // The signed record and the node's hardware name the maker's CA.
+        assert!(
+            c.to_string().contains("certified by the TPM maker's CN=swtpm-localca"),
+            "[{b}] {c}"
+        );
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert_eq!(hw["tpm_identity_certified_by"], "CN=swtpm-localca", "[{b}] {hw}");
+        // Forgotten (a replaced TPM): both.
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({"forget_tpm_identity": true})).expect(202);
+        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        assert!(hw.get("tpm_identity").is_none(), "[{b}] {hw}");
+        assert!(hw.get("tpm_identity_certified_by").is_none(), "[{b}] {hw}");
+        wait_node(&s, "bm-1", "available", None);
     }
 }

@@ -210,14 +210,28 @@ pub fn note_tpm_refused(w: &mut dyn Writer, agent_id: &str) -> Result<bool> {
 
 /// Records the node's TPM identity from the provider's records.
 pub fn record_tpm_identity(w: &mut dyn Writer, node_id: &str, ek_name: &str) -> Result<()> {
-    w.execute("UPDATE nodes SET tpm_ek_name = ? WHERE id = ?", vals![ek_name, node_id])?;
+    w.execute(
+        "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_certified_by = NULL WHERE id = ?",
+        vals![ek_name, node_id],
+    )?;
     Ok(())
+}
+
+/// The TPM maker's CA that certified the node's endorsement key when a
+/// sanitizer's proof recorded it; `None`: recorded without a certificate,
+/// or none on record.
+pub fn node_tpm_certifier(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
+    let rows = r.query("SELECT tpm_ek_certified_by FROM nodes WHERE id = ?", vals![node_id])?;
+    Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
 }
 
 /// Forgets the node's TPM identity (its TPM was replaced): the next
 /// sanitizer's proof records the new one.
 pub fn forget_tpm_identity(w: &mut dyn Writer, node_id: &str) -> Result<()> {
-    w.execute("UPDATE nodes SET tpm_ek_name = NULL WHERE id = ?", vals![node_id])?;
+    w.execute(
+        "UPDATE nodes SET tpm_ek_name = NULL, tpm_ek_certified_by = NULL WHERE id = ?",
+        vals![node_id],
+    )?;
     Ok(())
 }
 
@@ -232,13 +246,15 @@ pub enum Proven {
 
 /// Records that `agent` proved its machine's TPM holds the endorsement
 /// key named `ek_name`: the node's pinned key (or, with `pin` and none
-/// pinned, pinned now). `Conflict` when the node's key is another, or
+/// pinned, pinned now, with the TPM maker's CA that certified it,
+/// `certified_by`). `Conflict` when the node's key is another, or
 /// none is pinned and `pin` was not asked.
 pub fn prove_identity(
     w: &mut dyn Writer,
     agent: &AgentRecord,
     ek_name: &str,
     pin: bool,
+    certified_by: Option<&str>,
 ) -> Result<Proven> {
     let proven = match node_tpm_identity(w, &agent.node_id)? {
         Some(p) if p == ek_name => Proven::Matches,
@@ -247,8 +263,9 @@ pub fn prove_identity(
         }
         None if pin => {
             let n = w.execute(
-                "UPDATE nodes SET tpm_ek_name = ? WHERE id = ? AND tpm_ek_name IS NULL",
-                vals![ek_name, &agent.node_id],
+                "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_certified_by = ? \
+                 WHERE id = ? AND tpm_ek_name IS NULL",
+                vals![ek_name, certified_by, &agent.node_id],
             )?;
             match n {
                 1 => Proven::Pinned,

@@ -885,6 +885,19 @@ CREATE TABLE placement_log (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 31,
+        name: "tpm identity certifier",
+        common: r#"
+-- The TPM maker's CA that certified the node's endorsement key when the
+-- first sanitizer's proof recorded it (the provider's trusted CAs,
+-- `tpm_ek_ca_pem`); NULL: recorded without a certificate (enrolled by the
+-- provider, or trusted on first use).
+ALTER TABLE nodes ADD COLUMN tpm_ek_certified_by TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -475,6 +475,10 @@ pub struct AgentRegister {
 pub struct AgentTpmKeys {
     pub ek_public: String,
     pub ak_public: String,
+    /// The endorsement key's certificate (hex DER), as the TPM's maker
+    /// wrote it into its NV memory, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek_certificate: Option<String>,
 }
 
 /// A credential only the TPM holding the endorsement key can activate
@@ -493,6 +497,9 @@ pub struct AgentTpmProof {
     pub ek_public: String,
     pub ak_public: String,
     pub activation: String,
+    /// As in [`AgentTpmKeys`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek_certificate: Option<String>,
 }
 
 /// The identity the agent proved: its endorsement key's name (hex), and

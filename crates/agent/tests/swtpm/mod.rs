@@ -183,3 +183,94 @@ impl Drop for Swtpm {
         }
     }
 }
+
+/// A TPM maker's certificate authority, for tests: swtpm's own
+/// (`swtpm_localca`, which swtpm_setup runs when it manufactures a TPM: a
+/// root CA and an intermediate that signs endorsement key certificates in
+/// the TCG's format), its state in a directory of its own.
+pub struct Manufacturer {
+    dir: PathBuf,
+}
+
+impl Manufacturer {
+    /// A maker with its own root and intermediate (made at its first
+    /// certificate).
+    pub fn new(name: &str) -> Manufacturer {
+        let dir = std::env::temp_dir().join(format!(
+            "neocloud-tpm-maker-{}-{name}-{}",
+            std::process::id(),
+            free_ports().0
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("localca.conf"),
+            format!(
+                "statedir = {d}\nsigningkey = {d}/signkey.pem\nissuercert = {d}/issuercert.pem\n\
+                 certserial = {d}/certserial\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("localca.options"),
+            format!(
+                "--platform-manufacturer {name}\n--platform-version 2.1\n--platform-model test\n"
+            ),
+        )
+        .unwrap();
+        Manufacturer { dir }
+    }
+
+    /// Writes a certificate of the TPM's ECC P-256 endorsement key (its
+    /// public point `x`, `y`) into its NV memory at 0x01c0000a, as its
+    /// maker would (a platform index, larger than the certificate: padded
+    /// after it); the certificate (DER).
+    pub fn certify(&self, tpm: &Swtpm, x: &[u8], y: &[u8]) -> Vec<u8> {
+        let out = self.dir.join(format!("ek-{}", tpm.port));
+        std::fs::create_dir_all(&out).unwrap();
+        let hex = |b: &[u8]| b.iter().map(|v| format!("{v:02x}")).collect::<String>();
+        let ek = format!("x={},y={},id=secp256r1", hex(x), hex(y));
+        let status = Command::new("swtpm_localca")
+            .args(["--type", "ek", "--ek", &ek, "--dir"])
+            .arg(&out)
+            .args(["--tpm-spec-family", "2.0", "--tpm-spec-level", "0"])
+            .args(["--tpm-spec-revision", "164", "--tpm-manufacturer", "id:00001014"])
+            .args(["--tpm-model", "swtpm", "--tpm-version", "id:20191023", "--tpm2"])
+            .arg("--configfile")
+            .arg(self.dir.join("localca.conf"))
+            .arg("--optsfile")
+            .arg(self.dir.join("localca.options"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run swtpm_localca (swtpm-tools)");
+        assert!(status.success(), "swtpm_localca: {status}");
+        let cert = std::fs::read(out.join("ek.cert")).unwrap();
+        let mut padded = cert.clone();
+        padded.extend([0u8; 32]);
+        let file = tpm.dir.join("ek-cert.bin");
+        std::fs::write(&file, &padded).unwrap();
+        let size = padded.len().to_string();
+        let attributes = "platformcreate|ppwrite|writedefine|ppread|ownerread|authread|no_da";
+        tpm.tool("nvdefine", &["-Q", "0x1c0000a", "-C", "p", "-s", &size, "-a", attributes]);
+        tpm.tool("nvwrite", &["-Q", "0x1c0000a", "-C", "p", "-i", "ek-cert.bin"]);
+        cert
+    }
+
+    /// The maker's CA certificates (PEM): the intermediate that signs
+    /// endorsement key certificates, then its root.
+    pub fn ca_pem(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap();
+        format!("{}{}", read("issuercert.pem"), read("swtpm-localca-rootca-cert.pem"))
+    }
+
+    /// The root's certificate alone (PEM).
+    pub fn root_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.join("swtpm-localca-rootca-cert.pem")).unwrap()
+    }
+}
+
+impl Drop for Manufacturer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

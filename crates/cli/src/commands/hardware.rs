@@ -123,6 +123,9 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             t.row(vec!["node".into(), "tpm-identity".into(), "-".into(), "none on record".into()])
         }
     }
+    if let Some(ca) = &hw.tpm_identity_certified_by {
+        t.row(vec!["node".into(), "tpm-certified-by".into(), "-".into(), ca.clone()]);
+    }
     // The sanitization's firmware updates under way (cells are cut: the
     // task and the BMC's words are in the JSON).
     for u in &hw.firmware_updates {
@@ -290,6 +293,7 @@ mod tests {
             bmc: None,
             agent: None,
             tpm_identity: None,
+            tpm_identity_certified_by: None,
             firmware_updates: vec![],
         });
         assert!(none.contains("not inspected") && none.contains("none registered"), "{none}");

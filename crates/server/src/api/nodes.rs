@@ -86,6 +86,7 @@ fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
         bmc: nodes::bmc_inventory(r, &n.id)?,
         agent,
         tpm_identity: neocloud_store::agents::node_tpm_identity(r, &n.id)?,
+        tpm_identity_certified_by: neocloud_store::agents::node_tpm_certifier(r, &n.id)?,
         firmware_updates: nodes::firmware_updates(r, &n.id)?.unwrap_or_default(),
     })
 }

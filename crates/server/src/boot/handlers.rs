@@ -42,6 +42,9 @@ pub struct BootConfig {
     pub uefi_http_boot_url: Option<String>,
     /// Per-node ISOs (`per_node_iso`), for nodes with a `boot_network`.
     pub node_isos: Option<super::iso::NodeIsos>,
+    /// The TPM manufacturers' CAs (`tpm_ek_ca_pem`): a sanitizer records
+    /// a node's TPM identity only with an EK certificate from one of them.
+    pub tpm_ek_trust: Option<std::sync::Arc<crate::ek_certificate::EkTrust>>,
 }
 
 /// A plain-text answer (iPXE script or cloud-init document).
@@ -436,6 +439,40 @@ fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
     e
 }
 
+/// Where the provider trusts TPM manufacturers (`tpm_ek_ca_pem`), an
+/// identity is recorded only for an endorsement key one of them
+/// certified: `certificate` (hex DER) must name `ek` and be signed by one
+/// of their CAs: that CA's name. Refused (409, in the trail) otherwise;
+/// `None` where the provider trusts none.
+fn certified(
+    app: &App,
+    agent: &agents::AgentRecord,
+    ek: &EccPublic,
+    certificate: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(trust) = &app.boot.tpm_ek_trust else { return Ok(None) };
+    let der = match certificate.map(hex::decode) {
+        Some(Ok(der)) => der,
+        Some(Err(_)) => return Err(Error::invalid_value("ek_certificate", "not hex")),
+        None => {
+            let e = Error::conflict(
+                "the TPM has no endorsement key certificate: the provider records a node's TPM \
+                 identity only with one from a TPM manufacturer it trusts",
+            );
+            return Err(tpm_refused(app, agent, e));
+        }
+    };
+    match trust.certifies(&der, &ek.x, &ek.y, neocloud_common::time::now_micros()) {
+        Ok(ca) => Ok(Some(ca)),
+        Err(why) => {
+            let e = Error::conflict(format!(
+                "the TPM's endorsement key certificate is not one the provider trusts: {why}"
+            ));
+            Err(tpm_refused(app, agent, e))
+        }
+    }
+}
+
 /// `POST /agent/v1/identity/challenge`: a credential for the agent's TPM
 /// keys that only the TPM holding that endorsement key can activate
 /// ([`crate::tpm_identity`]). Refused for a key that is not the node's.
@@ -460,7 +497,9 @@ pub fn tpm_challenge(
                 "the node has no TPM identity on record: a sanitizer records it first",
             ));
         }
-        None => {}
+        None => {
+            certified(app, &agent, &ek, p.ek_certificate.as_deref())?;
+        }
     }
     let secret = tpm_secret(app, &agent, &ek, &ak);
     let (blob, enc) = tpm_identity::make_credential(&ek, &ak.name, &secret)?;
@@ -486,8 +525,14 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         return Ok(AgentTpmProven { ek_name, pinned: false });
     }
     let pin = agent.purpose == ImagePurpose::Sanitizer;
+    let certified_by =
+        if pin && app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?.is_none() {
+            certified(app, &agent, &ek, p.ek_certificate.as_deref())?
+        } else {
+            None
+        };
     let proven = app.store.write(|w| {
-        let proven = agents::prove_identity(w, &agent, &ek_name, pin)?;
+        let proven = agents::prove_identity(w, &agent, &ek_name, pin, certified_by.as_deref())?;
         let action = match proven {
             agents::Proven::Matches => "agent_tpm_identity",
             agents::Proven::Pinned => "node_tpm_identity_pinned",

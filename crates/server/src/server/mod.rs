@@ -199,6 +199,7 @@ impl Server {
                 l.host_interfaces = config.bmc_host_interfaces;
                 l.bmc_accounts = config.bmc_accounts;
                 l.sel = config.bmc_sel;
+                l.tpm_ek_certified = config.tpm_ek_ca_pem.is_some();
                 l.health_poll = Duration::from_secs(config.bmc_health_poll_secs);
                 l
             },
@@ -209,6 +210,7 @@ impl Server {
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
                 node_isos,
+                tpm_ek_trust: config.tpm_ek_trust()?.map(Arc::new),
             },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,

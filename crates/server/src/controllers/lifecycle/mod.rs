@@ -134,6 +134,10 @@ pub struct LifecycleController {
     pub bmc_accounts: crate::config::BmcAccountPolicy,
     /// What sanitization does with the BMC's system event log (`bmc_sel`).
     pub sel: crate::config::SelPolicy,
+    /// A node's TPM identity is recorded only with a certificate from a
+    /// TPM manufacturer the provider trusts (`tpm_ek_ca_pem`): a node whose
+    /// BMC shows a TPM is not sanitized without one on record.
+    pub tpm_ek_certified: bool,
     /// Wakes the controller's loop before its next tick (see [`Self::nudge`]
     /// and [`Self::wake_all`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -268,6 +272,7 @@ impl LifecycleController {
             host_interfaces: Default::default(),
             bmc_accounts: Default::default(),
             sel: Default::default(),
+            tpm_ek_certified: false,
         }
     }
 

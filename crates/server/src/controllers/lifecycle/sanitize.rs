@@ -379,7 +379,9 @@ impl LifecycleController {
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key())?,
-                    agents::node_tpm_identity(r, &n.id)?,
+                    agents::node_tpm_identity(r, &n.id)?
+                        .map(|ek| Ok::<_, Error>((ek, agents::node_tpm_certifier(r, &n.id)?)))
+                        .transpose()?,
                     nodes::firmware_baseline(r, &n.id)?,
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
@@ -467,7 +469,12 @@ impl LifecycleController {
             }
         }
         tpm_unseen(&mut checks, &inv.system.tpms);
-        checks.push(tpm_identity_check(pinned.as_deref(), agent.as_ref(), &inv.system.tpms));
+        checks.push(tpm_identity_check(
+            pinned.as_ref().map(|(ek, ca)| (ek.as_str(), ca.as_deref())),
+            agent.as_ref(),
+            &inv.system.tpms,
+            self.tpm_ek_certified,
+        ));
         // The node goes back to the pool only as healthy as its BMC says.
         checks.push(health_check(&system, &inv.health));
         let firmware_read = super::inspect::inventory_firmware(&inv.firmware);
@@ -652,19 +659,26 @@ fn tpm_cleared_at_boot(
 /// The steps' reports are the node's only where the sanitizer proved its
 /// machine holds the node's TPM endorsement key, when one is on record
 /// (the provider's, or the first sanitizer's that proved one). `tpms`:
-/// the TPMs the BMC shows.
+/// the TPMs the BMC shows. `pinned`: the identity on record, and the TPM
+/// maker's CA that certified it. `certified_only`: identities are
+/// recorded only with a certificate from a TPM manufacturer the provider
+/// trusts, and a node whose BMC shows a TPM needs one on record.
 fn tpm_identity_check(
-    pinned: Option<&str>,
+    pinned: Option<(&str, Option<&str>)>,
     agent: Option<&agents::AgentRecord>,
     tpms: &[String],
+    certified_only: bool,
 ) -> SanitizationCheck {
     let proved = agent.and_then(|a| a.tpm_ek_name.as_deref());
     let (ok, detail) = match (pinned, proved) {
-        (Some(p), Some(a)) if p == a => (
+        (Some((p, ca)), Some(a)) if p == a => (
             true,
-            format!("the sanitizer's machine proved it holds the node's endorsement key {p}"),
+            format!(
+                "the sanitizer's machine proved it holds the node's endorsement key {p}{}",
+                ca.map(|ca| format!(" (certified by the TPM maker's {ca})")).unwrap_or_default()
+            ),
         ),
-        (Some(p), _) => (
+        (Some((p, _)), _) => (
             false,
             format!(
                 "the sanitizer did not prove it ran on the machine holding the node's endorsement \
@@ -675,6 +689,15 @@ fn tpm_identity_check(
             true,
             "no TPM identity on record (no TPM): the sanitizer is known by its one-time token"
                 .to_string(),
+        ),
+        (None, _) if certified_only => (
+            false,
+            format!(
+                "no TPM identity on record, though the BMC shows a TPM ({}): the sanitizer did \
+                 not prove one certified by a TPM manufacturer the provider trusts \
+                 (tpm_ek_ca_pem), so its reports may not be the node's",
+                tpms.join(", ")
+            ),
         ),
         (None, _) => (
             true,
@@ -818,6 +841,23 @@ mod tests {
         assert!(
             cleared[0].ok && none[0].ok && cleared[0].items.len() == 1 && none[0].items.len() == 1
         );
+    }
+
+    #[test]
+    fn a_tpm_the_bmc_shows_needs_a_certified_identity_where_the_provider_asks_for_one() {
+        let tpm = ["TPM2_0".to_string()];
+        let detail = |c: &SanitizationCheck| c.items[0].detail.clone();
+        // Trusted on first use: known by its token.
+        let c = tpm_identity_check(None, None, &tpm, false);
+        assert!(c.ok && detail(&c).contains("known by its one-time token"), "{c:?}");
+        // Only certified identities are recorded: none on record fails.
+        let c = tpm_identity_check(None, None, &tpm, true);
+        assert!(!c.ok && detail(&c).contains("tpm_ek_ca_pem"), "{c:?}");
+        // No TPM shown: the token, either way.
+        assert!(tpm_identity_check(None, None, &[], true).ok);
+        // One on record and no proof: fails, either way.
+        assert!(!tpm_identity_check(Some(("000b00", None)), None, &tpm, true).ok);
+        assert!(!tpm_identity_check(Some(("000b00", Some("CN=ca"))), None, &[], false).ok);
     }
 
     #[test]

@@ -1,0 +1,340 @@
+//! A TPM's endorsement key certificate (TCG EK Credential Profile for TPM
+//! 2.0): the X.509 certificate its manufacturer wrote into the TPM's NV
+//! memory (index `0x01c0000a` for the ECC NIST P-256 EK), checked against
+//! the TPM manufacturers' CA certificates the provider trusts
+//! (`tpm_ek_ca_pem`).
+//!
+//! A certificate certifies an endorsement key when it names that key (its
+//! public point), is signed by one of those CA certificates (RSA PKCS #1
+//! v1.5 with SHA-256/384/512, or ECDSA over P-256 or P-384 with SHA-256 or
+//! SHA-384), and it and that CA are within their validity. The provider's
+//! bundle is its trust store, intermediates and roots alike (a TPM's
+//! certificate is usually issued by a manufacturer's intermediate; the
+//! provider puts that intermediate in the bundle). Parsed here from DER:
+//! the certificate's structure of RFC 5280, 4.1; its extensions (the TCG's
+//! subject alternative name naming the TPM's maker and model) are not
+//! interpreted.
+
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use ureq::rustls::pki_types::pem::PemObject;
+use ureq::rustls::pki_types::CertificateDer;
+
+/// The NV index of the ECC NIST P-256 EK certificate (EK Credential
+/// Profile 2.0, 2.2.1.5.1).
+pub const EK_CERT_NV_INDEX_P256: u32 = 0x01c0_000a;
+
+// Object identifiers, their DER contents.
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+const OID_RSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+const OID_RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
+const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const OID: u8 = 0x06;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+/// `[0] EXPLICIT`: the version.
+const VERSION: u8 = 0xa0;
+
+/// Why a certificate does not certify the key.
+pub type Why = String;
+
+/// A DER reader over one level of a structure.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    /// The next element: its tag, contents and whole encoding.
+    fn next(&mut self) -> Result<(u8, &'a [u8], &'a [u8]), Why> {
+        let b = self.0;
+        let (&tag, rest) = b.split_first().ok_or("truncated")?;
+        let (&first, rest) = rest.split_first().ok_or("truncated")?;
+        let (len, rest) = match first {
+            n if n < 0x80 => (n as usize, rest),
+            0x81..=0x83 => {
+                let k = (first & 0x7f) as usize;
+                if rest.len() < k {
+                    return Err("truncated".into());
+                }
+                let len = rest[..k].iter().fold(0usize, |a, &d| (a << 8) | d as usize);
+                (len, &rest[k..])
+            }
+            _ => return Err("a length DER does not allow".into()),
+        };
+        if rest.len() < len {
+            return Err("truncated".into());
+        }
+        let head = b.len() - rest.len();
+        self.0 = &rest[len..];
+        Ok((tag, &rest[..len], &b[..head + len]))
+    }
+
+    /// The next element's contents, which must have `tag`.
+    fn expect(&mut self, tag: u8, what: &str) -> Result<&'a [u8], Why> {
+        match self.next()? {
+            (t, contents, _) if t == tag => Ok(contents),
+            _ => Err(format!("{what} is not where it should be")),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
+    }
+}
+
+/// A public key a CA signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    /// `RSAPublicKey`, DER.
+    Rsa(Vec<u8>),
+    /// An uncompressed point.
+    P256(Vec<u8>),
+    P384(Vec<u8>),
+}
+
+/// The parts of a certificate the checks read.
+struct Cert<'a> {
+    /// The signed part, its whole encoding.
+    tbs: &'a [u8],
+    /// The signature algorithm's OID (the outer one, equal to the inner).
+    signature_algorithm: &'a [u8],
+    signature: &'a [u8],
+    /// The issuer's and subject's names, their whole encodings.
+    issuer: &'a [u8],
+    subject: &'a [u8],
+    /// µs since the epoch.
+    not_before: i64,
+    not_after: i64,
+    /// The subject's key, where it is one of [`Key`]'s.
+    key: Result<Key, Why>,
+}
+
+/// The contents of a BIT STRING without unused bits.
+fn bits(contents: &[u8]) -> Result<&[u8], Why> {
+    match contents.split_first() {
+        Some((0, b)) => Ok(b),
+        _ => Err("a BIT STRING with unused bits".into()),
+    }
+}
+
+/// An `AlgorithmIdentifier`: its OID and its parameters' whole encoding.
+fn algorithm(contents: &[u8]) -> Result<(&[u8], &[u8]), Why> {
+    let mut d = Der(contents);
+    let oid = d.expect(OID, "an algorithm's identifier")?;
+    Ok((oid, d.0))
+}
+
+/// A UTCTime or GeneralizedTime (`Z` only, as RFC 5280 requires), µs
+/// since the epoch.
+fn time(tag: u8, contents: &[u8]) -> Result<i64, Why> {
+    let s = std::str::from_utf8(contents).map_err(|_| "a time that is not text")?;
+    let digits = s.strip_suffix('Z').filter(|d| d.bytes().all(|c| c.is_ascii_digit()));
+    let full = match (tag, digits) {
+        (UTC_TIME, Some(d)) if d.len() == 12 => {
+            let century = if &d[..2] < "50" { "20" } else { "19" };
+            format!("{century}{d}")
+        }
+        (GENERALIZED_TIME, Some(d)) if d.len() == 14 => d.to_string(),
+        _ => return Err(format!("an unexpected time {s:?}")),
+    };
+    let f = |a: usize, b: usize| &full[a..b];
+    let rfc3339 =
+        format!("{}-{}-{}T{}:{}:{}Z", f(0, 4), f(4, 6), f(6, 8), f(8, 10), f(10, 12), f(12, 14));
+    neocloud_common::time::from_rfc3339(&rfc3339)
+}
+
+fn subject_key(contents: &[u8]) -> Result<Key, Why> {
+    let mut d = Der(contents);
+    let (alg, params) = algorithm(d.expect(SEQUENCE, "the key's algorithm")?)?;
+    let key = bits(d.expect(BIT_STRING, "the key")?)?.to_vec();
+    let curve = || match Der(params).next() {
+        Ok((OID, oid, _)) => Ok(oid),
+        _ => Err(Why::from("an EC key without a named curve")),
+    };
+    match alg {
+        OID_RSA => Ok(Key::Rsa(key)),
+        OID_EC_PUBLIC_KEY => match curve()? {
+            OID_P256 => Ok(Key::P256(key)),
+            OID_P384 => Ok(Key::P384(key)),
+            _ => Err("an EC key on a curve other than P-256 and P-384".into()),
+        },
+        _ => Err("a key neither RSA nor EC".into()),
+    }
+}
+
+impl<'a> Cert<'a> {
+    fn parse(der: &'a [u8]) -> Result<Cert<'a>, Why> {
+        let mut outer = Der(der);
+        let cert = outer.expect(SEQUENCE, "the certificate")?;
+        if !outer.0.is_empty() {
+            return Err("bytes after the certificate".into());
+        }
+        let mut c = Der(cert);
+        let (tag, tbs_contents, tbs) = c.next()?;
+        if tag != SEQUENCE {
+            return Err("the signed part is not where it should be".into());
+        }
+        let (signature_algorithm, _) = algorithm(c.expect(SEQUENCE, "the signature's algorithm")?)?;
+        let signature = bits(c.expect(BIT_STRING, "the signature")?)?;
+        let mut t = Der(tbs_contents);
+        if t.peek() == Some(VERSION) {
+            t.next()?;
+        }
+        t.expect(INTEGER, "the serial number")?;
+        let (inner, _) = algorithm(t.expect(SEQUENCE, "the signed part's algorithm")?)?;
+        if inner != signature_algorithm {
+            return Err("its two signature algorithms differ".into());
+        }
+        let (_, _, issuer) = t.next()?;
+        let mut validity = Der(t.expect(SEQUENCE, "the validity")?);
+        let (tag, b, _) = validity.next()?;
+        let not_before = time(tag, b)?;
+        let (tag, a, _) = validity.next()?;
+        let not_after = time(tag, a)?;
+        let (_, _, subject) = t.next()?;
+        let key = subject_key(t.expect(SEQUENCE, "the subject's key")?);
+        Ok(Cert {
+            tbs,
+            signature_algorithm,
+            signature,
+            issuer,
+            subject,
+            not_before,
+            not_after,
+            key,
+        })
+    }
+
+    /// Whether `key` made this certificate's signature.
+    fn signed_by(&self, key: &Key) -> Result<(), Why> {
+        let alg: &dyn VerificationAlgorithm = match (key, self.signature_algorithm) {
+            (Key::Rsa(_), OID_RSA_SHA256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (Key::Rsa(_), OID_RSA_SHA384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+            (Key::Rsa(_), OID_RSA_SHA512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+            (Key::P256(_), OID_ECDSA_SHA256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (Key::P256(_), OID_ECDSA_SHA384) => &signature::ECDSA_P256_SHA384_ASN1,
+            (Key::P384(_), OID_ECDSA_SHA256) => &signature::ECDSA_P384_SHA256_ASN1,
+            (Key::P384(_), OID_ECDSA_SHA384) => &signature::ECDSA_P384_SHA384_ASN1,
+            _ => return Err("its signature algorithm is not one its issuer's key makes".into()),
+        };
+        let (Key::Rsa(k) | Key::P256(k) | Key::P384(k)) = key;
+        UnparsedPublicKey::new(alg, k)
+            .verify(self.tbs, self.signature)
+            .map_err(|_| "its signature does not verify with its issuer's key".into())
+    }
+}
+
+/// Whether `now_micros` is within a validity period.
+fn within(not_before: i64, not_after: i64, now_micros: i64) -> Result<(), Why> {
+    use neocloud_common::time::to_rfc3339;
+    if now_micros < not_before {
+        return Err(format!("not valid before {}", to_rfc3339(not_before)));
+    }
+    if now_micros > not_after {
+        return Err(format!("expired at {}", to_rfc3339(not_after)));
+    }
+    Ok(())
+}
+
+/// A name's common name (the first), or the name's size.
+fn common_name(name: &[u8]) -> String {
+    let found = (|| -> Result<Option<String>, Why> {
+        let mut rdns = Der(Der(name).expect(SEQUENCE, "a name")?);
+        while !rdns.0.is_empty() {
+            let mut set = Der(rdns.expect(SET, "a name's part")?);
+            while !set.0.is_empty() {
+                let mut atv = Der(set.expect(SEQUENCE, "a name's attribute")?);
+                if atv.expect(OID, "an attribute's type")? == OID_COMMON_NAME {
+                    let (_, value, _) = atv.next()?;
+                    return Ok(Some(String::from_utf8_lossy(value).into_owned()));
+                }
+            }
+        }
+        Ok(None)
+    })();
+    match found {
+        Ok(Some(cn)) => format!("CN={cn}"),
+        _ => format!("a name of {} bytes without a common name", name.len()),
+    }
+}
+
+/// A CA certificate the provider trusts.
+#[derive(Debug, Clone)]
+struct Ca {
+    subject: Vec<u8>,
+    key: Key,
+    not_before: i64,
+    not_after: i64,
+    name: String,
+}
+
+/// The TPM manufacturers' CA certificates the provider trusts.
+#[derive(Debug, Clone)]
+pub struct EkTrust {
+    cas: Vec<Ca>,
+}
+
+impl EkTrust {
+    /// Every certificate in `pem` (at least one), each with a key and
+    /// validity the checks can use.
+    pub fn from_pem(pem: &str) -> Result<EkTrust, Why> {
+        let mut cas = Vec::new();
+        for (i, der) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+            let der = der.map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            let c = Cert::parse(&der).map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            let key = c.key.clone().map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            cas.push(Ca {
+                subject: c.subject.to_vec(),
+                key,
+                not_before: c.not_before,
+                not_after: c.not_after,
+                name: common_name(c.subject),
+            });
+        }
+        if cas.is_empty() {
+            return Err("no PEM certificate (BEGIN CERTIFICATE) in it".into());
+        }
+        Ok(EkTrust { cas })
+    }
+
+    /// Whether `der` certifies the P-256 endorsement key whose public
+    /// point is (`x`, `y`) at `now_micros`: the name of the CA that signed
+    /// it, or why not.
+    pub fn certifies(
+        &self,
+        der: &[u8],
+        x: &[u8],
+        y: &[u8],
+        now_micros: i64,
+    ) -> Result<String, Why> {
+        let c = Cert::parse(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let point: Vec<u8> = [&[0x04][..], x, y].concat();
+        match &c.key {
+            Ok(Key::P256(k)) if *k == point => {}
+            Ok(_) => return Err("it certifies another key, not this TPM's endorsement key".into()),
+            Err(e) => return Err(format!("it certifies {e}, not this TPM's endorsement key")),
+        }
+        within(c.not_before, c.not_after, now_micros)?;
+        let issuer = common_name(c.issuer);
+        let mut why = format!(
+            "its issuer ({issuer}) is not among the provider's TPM manufacturer CAs (tpm_ek_ca_pem)"
+        );
+        for ca in self.cas.iter().filter(|ca| ca.subject == c.issuer) {
+            match within(ca.not_before, ca.not_after, now_micros)
+                .and_then(|()| c.signed_by(&ca.key))
+            {
+                Ok(()) => return Ok(ca.name.clone()),
+                Err(e) => why = format!("{e} ({})", ca.name),
+            }
+        }
+        Err(why)
+    }
+}
