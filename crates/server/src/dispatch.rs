@@ -259,13 +259,11 @@ fn run(
                 isos.wake.notify_one();
             }
             match &res {
-                Ok(_) if !effects.is_empty() => app.placement.commit(&app.store, effects),
+                Ok(_) if !effects.is_empty() => app.placement.commit(effects),
                 Ok(_) => {}
                 // A conflict on a placement write may mean another replica
                 // took the capacity: see the store's truth.
-                Err(Error::Conflict { .. }) if changes_placement(op) => {
-                    app.placement.reload(&app.store)
-                }
+                Err(Error::Conflict { .. }) if changes_placement(op) => app.placement.reload(),
                 Err(_) => {}
             }
             match (res, &idem) {

@@ -45,6 +45,13 @@ pub struct State {
     /// generation each starts from; applied once the engine reaches it,
     /// dropped when it moves past (a reload).
     pending: BTreeMap<i64, Told>,
+    /// The store's count of shared transactions rolled back whole
+    /// ([`Store::undone_groups`]) before the engine's last read: a read
+    /// inside SQLite's group commit sees other members' uncommitted rows
+    /// (the placement log's too), which such a rollback undoes, and their
+    /// writes then run again with other generations' content. A count
+    /// moved since means the engine may hold undone writes: it rebuilds.
+    undone: u64,
 }
 
 /// What a lifecycle write (not serialized with placement writes) changed
@@ -169,6 +176,19 @@ impl State {
         Ok(true)
     }
 
+    /// Where the store rolled a shared transaction back since the engine's
+    /// last read (`undone`, the store's count, moved), puts the engine at
+    /// no generation (the next read rebuilds it): whether it is.
+    fn forget_if_undone(&mut self, undone: u64) -> bool {
+        if self.undone == undone {
+            return false;
+        }
+        tracing::info!("a shared write transaction was rolled back: placement engine rebuilds");
+        self.generation = -1;
+        self.pending.clear();
+        true
+    }
+
     /// The tell waiting for the engine's generation; those for earlier
     /// ones are dropped (the engine moved past them).
     fn take_pending(&mut self) -> Option<Told> {
@@ -180,6 +200,8 @@ impl State {
 
 pub struct PlacementService {
     state: Mutex<State>,
+    /// Its store (for [`State::undone`]).
+    store: Store,
     serial: Mutex<()>,
     /// Rebuilds from the store (each reads every node and allocation).
     reloads: AtomicU64,
@@ -208,7 +230,7 @@ pub fn load(r: &mut dyn Reader) -> Result<State> {
             .apply(&a.id, &a.placement, group.as_deref())
             .map_err(|err| Error::internal(format!("load allocation {}: {err}", a.id)))?;
     }
-    Ok(State { engine, generation, pending: BTreeMap::new() })
+    Ok(State { engine, generation, pending: BTreeMap::new(), undone: 0 })
 }
 
 /// Logs a write's effects for other replicas ([`neocloud_store::placement_log`]),
@@ -267,8 +289,12 @@ pub fn engine_constraints(tenant_id: &str, c: &Constraints) -> Constraints {
 }
 
 impl PlacementService {
-    pub fn new(state: State) -> PlacementService {
+    /// The service over `state`, as read from `store` (nothing undone
+    /// since: read it just before).
+    pub fn new(mut state: State, store: &Store) -> PlacementService {
+        state.undone = store.undone_groups();
         PlacementService {
+            store: store.clone(),
             state: Mutex::new(state),
             serial: Mutex::new(()),
             reloads: AtomicU64::new(0),
@@ -298,8 +324,11 @@ impl PlacementService {
     /// The engine, reloaded first (from `r`'s snapshot) if the store has
     /// moved on since it was built.
     pub fn current(&self, r: &mut dyn Reader) -> Result<MutexGuard<'_, State>> {
+        // Before the reads: a rollback after it shows at the next one.
+        let undone = self.store.undone_groups();
         let stored = allocations::placement_generation(r)?;
         let mut st = lock(&self.state);
+        st.forget_if_undone(undone);
         if st.generation != stored {
             if st.replay(r, stored)? {
                 self.replays.fetch_add(1, Ordering::Relaxed);
@@ -313,15 +342,19 @@ impl PlacementService {
                 *st = load(r)?;
             }
         }
+        st.undone = undone;
         Ok(st)
     }
 
     /// Applies committed effects. The store is the truth: an effect that
     /// does not apply reloads the engine.
-    pub fn commit(&self, store: &Store, effects: Vec<Effect>) {
+    pub fn commit(&self, effects: Vec<Effect>) {
         let mut reload = false;
         {
             let mut st = lock(&self.state);
+            if st.forget_if_undone(self.store.undone_groups()) {
+                return;
+            }
             // A read since the commit caught the engine up past this write
             // (from the placement log): it has it already.
             let written = effects.iter().find_map(|e| match e {
@@ -367,7 +400,7 @@ impl PlacementService {
             }
         }
         if reload {
-            self.reload(store);
+            self.reload();
         }
     }
 
@@ -379,6 +412,9 @@ impl PlacementService {
     /// next read ([`Self::current`]), not in the step.
     pub fn tell(&self, t: Told) {
         let mut st = lock(&self.state);
+        if st.forget_if_undone(self.store.undone_groups()) {
+            return;
+        }
         if st.generation == t.before {
             st.apply_told(t);
         } else if st.generation >= 0 && t.before > st.generation {
@@ -391,10 +427,11 @@ impl PlacementService {
         }
     }
 
-    pub fn reload(&self, store: &Store) {
+    pub fn reload(&self) {
         self.reloads.fetch_add(1, Ordering::Relaxed);
-        match store.read(load) {
-            Ok(fresh) => *lock(&self.state) = fresh,
+        let undone = self.store.undone_groups();
+        match self.store.read(load) {
+            Ok(fresh) => *lock(&self.state) = State { undone, ..fresh },
             Err(err) => tracing::error!(error = %err, "placement engine reload failed"),
         }
     }
@@ -405,23 +442,20 @@ mod tests {
     use super::*;
     use neocloud_placement::SimulatedFleet;
 
-    fn service(nodes: usize) -> (PlacementService, Vec<String>) {
+    /// A service over `nodes` simulated nodes, at generation 0, on an
+    /// empty SQLite store (for rebuilds, were it to: nothing in it).
+    fn service(nodes: usize) -> (PlacementService, Vec<String>, neocloud_store::testing::TestDb) {
         let mut engine = Engine::new();
         let mut ids = Vec::new();
         for s in SimulatedFleet::hgx(nodes, "h100-80gb").build() {
             ids.push(s.id.clone());
             engine.add_node(s).unwrap();
         }
-        let st = State { engine, generation: 0, pending: BTreeMap::new() };
-        (PlacementService::new(st), ids)
-    }
-
-    /// A store for `commit` to rebuild from, were it to (nothing in it).
-    fn scratch_store() -> (neocloud_store::testing::TestDb, Store) {
         let db = neocloud_store::testing::fresh_db(neocloud_store::testing::TestBackend::Sqlite)
             .expect("SQLite always runs");
         let store = Store::open(&db.url).unwrap();
-        (db, store)
+        let st = State { engine, generation: 0, pending: BTreeMap::new(), undone: 0 };
+        (PlacementService::new(st, &store), ids, db)
     }
 
     /// A step's tell of node `node`'s new availability.
@@ -439,7 +473,7 @@ mod tests {
     /// generation's tell waits for the earlier one, then both apply.
     #[test]
     fn tells_out_of_order_apply_in_generation_order() {
-        let (p, ids) = service(3);
+        let (p, ids, _db) = service(3);
         let out = Some(Availability::Maintenance);
         p.tell(told(1, 2, &ids[1], out));
         assert_eq!(unavailable(&p), (0, 0), "waits for generation 1");
@@ -456,18 +490,14 @@ mod tests {
     /// (by a reload) is dropped.
     #[test]
     fn a_waiting_tell_applies_after_the_write_that_reaches_its_generation() {
-        let (p, ids) = service(2);
+        let (p, ids, _db) = service(2);
         p.tell(told(1, 2, &ids[1], Some(Availability::Maintenance)));
-        let (_db, store) = scratch_store();
         // The engine's own write moves it from 0 to 1 (every effect
         // applies: the store is not read).
-        p.commit(
-            &store,
-            vec![
-                Effect::SetAvailability(ids[0].clone(), Availability::Failed),
-                Effect::Generation(1),
-            ],
-        );
+        p.commit(vec![
+            Effect::SetAvailability(ids[0].clone(), Availability::Failed),
+            Effect::Generation(1),
+        ]);
         assert_eq!(unavailable(&p), (2, 2));
         // Behind: a tell from 5 waits; a reload to 7 (another replica's
         // writes) drops it with the rest of the state.
@@ -486,18 +516,47 @@ mod tests {
     /// replayed it from the log first) changes nothing and rebuilds nothing.
     #[test]
     fn a_commit_the_engine_already_has_is_skipped() {
-        let (p, ids) = service(2);
+        let (p, ids, _db) = service(2);
         p.tell(told(0, 1, &ids[0], Some(Availability::Maintenance)));
         assert_eq!(unavailable(&p), (1, 1));
-        let (_db, store) = scratch_store();
-        p.commit(
-            &store,
-            vec![
-                Effect::SetAvailability(ids[0].clone(), Availability::Maintenance),
-                Effect::Generation(1),
-            ],
-        );
+        p.commit(vec![
+            Effect::SetAvailability(ids[0].clone(), Availability::Maintenance),
+            Effect::Generation(1),
+        ]);
         assert_eq!(unavailable(&p), (1, 1));
         assert_eq!(p.reloads.load(Ordering::Relaxed), 0, "no rebuild (from an empty store)");
+    }
+
+    /// A write group SQLite rolled back whole may have undone what the
+    /// engine read inside it: the engine neither applies tells nor commits
+    /// on what it holds, and rebuilds at its next read.
+    #[test]
+    fn an_engine_rebuilds_after_the_store_undid_a_shared_transaction() {
+        let (p, ids, _db) = service(2);
+        let store = p.store.clone();
+        assert_eq!(store.undone_groups(), 0);
+        // A write that panics in its group: rolled back whole.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write(|_| -> Result<()> { panic!("a bug in a write") })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(store.undone_groups(), 1);
+        // Told and committed on a state that may hold undone writes:
+        // nothing applied, the engine at no generation.
+        p.tell(told(0, 1, &ids[0], Some(Availability::Maintenance)));
+        assert_eq!(unavailable(&p), (-1, 0));
+        p.commit(vec![
+            Effect::SetAvailability(ids[1].clone(), Availability::Maintenance),
+            Effect::Generation(1),
+        ]);
+        assert_eq!(unavailable(&p), (-1, 0));
+        // Its next read rebuilds it from the store (empty: no nodes).
+        let cap = store.read(|r| Ok(p.current(r)?.engine.capacity())).unwrap();
+        assert!(cap.models.is_empty(), "{cap:?}");
+        assert_eq!(p.reloads.load(Ordering::Relaxed), 1);
+        // Then it goes on as before.
+        let generation = store.read(|r| Ok(p.current(r)?.generation)).unwrap();
+        assert_eq!(generation, store.read(allocations::placement_generation).unwrap());
+        assert_eq!(p.reloads.load(Ordering::Relaxed), 1);
     }
 }

@@ -98,7 +98,8 @@ fn network(s: &TestServer, tenant: &Client) {
 /// replica's), so that it places instances again.
 fn with_placement(s: &TestServer, ctl: &mut LifecycleController) {
     let state = s.store.read(neocloud_server::placement::load).unwrap();
-    ctl.placement = Some(Arc::new(neocloud_server::placement::PlacementService::new(state)));
+    ctl.placement =
+        Some(Arc::new(neocloud_server::placement::PlacementService::new(state, &s.store)));
 }
 
 /// A controller of the test's own that places instances again.

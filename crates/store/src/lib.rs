@@ -67,6 +67,13 @@ trait Backend: Send + Sync {
     /// When [`Store::write`] runs a transaction again after
     /// [`TxError::Rerun`].
     fn rerun_policy(&self) -> RerunPolicy;
+    /// Writes undone after later writes of the same transaction could read
+    /// them: SQLite's group commit, whose members share one transaction,
+    /// rolled back whole. Always 0 where every write has a transaction of
+    /// its own (PostgreSQL).
+    fn undone_groups(&self) -> u64 {
+        0
+    }
 }
 
 /// Counters of the store's write transactions since it was opened (shared
@@ -223,6 +230,14 @@ impl Store {
             write_reruns: self.counters.write_reruns.load(Ordering::Relaxed),
             write_gave_up: self.counters.write_gave_up.load(Ordering::Relaxed),
         }
+    }
+
+    /// Times a transaction shared by several writes was rolled back whole
+    /// (SQLite's group commit; 0 on PostgreSQL): a write that read another
+    /// member's rows read what was then undone, and what it derived from
+    /// them (a cache, the placement engine) must be read again.
+    pub fn undone_groups(&self) -> u64 {
+        self.backend.undone_groups()
     }
 
     /// Checks the store answers.

@@ -27,7 +27,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,8 @@ pub(crate) struct Sqlite {
     /// Ended groups' outcomes, with how many members have yet to take them.
     ended: Mutex<HashMap<u64, (GroupEnd, usize)>>,
     group_ended: Condvar,
+    /// Groups rolled back whole ([`Backend::undone_groups`]).
+    undone: AtomicU64,
     readers: Mutex<ReaderPool>,
     returned: Condvar,
 }
@@ -174,6 +176,7 @@ impl Sqlite {
             queued: AtomicUsize::new(0),
             ended: Mutex::default(),
             group_ended: Condvar::new(),
+            undone: AtomicU64::new(0),
             readers: Mutex::new(ReaderPool::default()),
             returned: Condvar::new(),
         })
@@ -252,6 +255,9 @@ impl Sqlite {
                 if !st.conn.is_autocommit() {
                     let _ = st.conn.execute_batch("ROLLBACK");
                 }
+                // Counted before any member hears of it or the next group
+                // begins (the writer is still held).
+                self.undone.fetch_add(1, Ordering::SeqCst);
             }
         }
         if g.members > 0 {
@@ -407,6 +413,10 @@ impl Backend for Sqlite {
 
     fn rerun_policy(&self) -> RerunPolicy {
         RerunPolicy { attempts: WRITE_ATTEMPTS, budget: Some(BUSY_TIMEOUT) }
+    }
+
+    fn undone_groups(&self) -> u64 {
+        self.undone.load(Ordering::SeqCst)
     }
 }
 

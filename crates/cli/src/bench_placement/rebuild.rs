@@ -143,7 +143,8 @@ pub fn measure(
         took.sort();
         // An engine one write behind (another replica released an
         // allocation and logged it) catches up from the placement log.
-        let svc = PlacementService::new(store.read(placement::load).map_err(|e| e.to_string())?);
+        let svc =
+            PlacementService::new(store.read(placement::load).map_err(|e| e.to_string())?, &store);
         let mut replays = Vec::with_capacity(times);
         for (id, _) in priors.iter().take(times) {
             store

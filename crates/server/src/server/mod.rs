@@ -144,7 +144,7 @@ impl Server {
             None => None,
         };
         let planners = Arc::new(crate::network::planners::Planners::default());
-        let placement = Arc::new(crate::placement::PlacementService::new(engine));
+        let placement = Arc::new(crate::placement::PlacementService::new(engine, &store));
         let app = App {
             store,
             planners: planners.clone(),

@@ -92,7 +92,7 @@ impl LifecycleController {
         match placed {
             Placed::On { node_id, effects } => {
                 if let Some(p) = placement {
-                    p.commit(store, effects);
+                    p.commit(effects);
                 }
                 tracing::info!(instance = %i.id, from = %n.name, to = %node_id, "instance placed on another node");
                 self.placed_again("placed");
