@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::nodes::{capacity_is_the_stores, engine_counter};
 use common::{each_backend, Client, TestServer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -188,22 +189,10 @@ fn a_replica_catches_up_from_the_placement_log() {
         let b = s.backend.as_str();
         let token = setup(s);
         let replica = s.replica();
-        let counter = |srv: &TestServer, name: &str| -> u64 {
-            let m = srv.anonymous().get("/metrics").expect(200).text;
-            let key = format!("neocloud_placement_engine_{name}_total ");
-            m.lines()
-                .find_map(|l| l.strip_prefix(key.as_str()))
-                .unwrap_or_else(|| panic!("[{b}] no {key} in {m}"))
-                .parse()
-                .unwrap()
-        };
+        let counter = engine_counter;
         let capacity = |srv: &TestServer| srv.admin().get("/v1/capacity").expect(200).body;
-        // The store's truth: an engine built from it afresh.
-        let truth = || {
-            let fresh = s.store.read(neocloud_server::placement::load).unwrap();
-            serde_json::to_value(fresh.engine.capacity()).unwrap()
-        };
-        assert_eq!(capacity(&replica), capacity(s), "[{b}]");
+        // Both report the store's truth: an engine built from it afresh.
+        capacity_is_the_stores(&[s, &replica], b);
         let (reloads, replays) = (counter(&replica, "reloads"), counter(&replica, "replays"));
 
         // Writes on one replica: allocations of every kind, a release and
@@ -222,9 +211,8 @@ fn a_replica_catches_up_from_the_placement_log() {
                         "gpu_model": "h100-80gb", "gpus": 8, "mig_capable": true}),
             )
             .expect(201);
+        capacity_is_the_stores(&[&replica, s], &format!("[{b}] every write"));
         let seen = capacity(&replica);
-        assert_eq!(seen, truth(), "[{b}] the replica sees every write");
-        assert_eq!(capacity(s), truth(), "[{b}]");
         assert_eq!(seen["models"][0]["total"]["nodes"], 5, "[{b}] {seen}");
         assert_eq!(counter(&replica, "reloads"), reloads, "[{b}] without a rebuild");
         assert_eq!(counter(&replica, "replays"), replays + 1, "[{b}] one catch-up");
@@ -232,14 +220,13 @@ fn a_replica_catches_up_from_the_placement_log() {
         // The other way round.
         let s_reloads = counter(s, "reloads");
         allocate(&replica.client(&token), "bm").expect("placed on the replica");
-        assert_eq!(capacity(s), truth(), "[{b}]");
-        assert_eq!(capacity(&replica), truth(), "[{b}]");
+        capacity_is_the_stores(&[s, &replica], &format!("[{b}] the other way"));
         assert_eq!(counter(s, "reloads"), s_reloads, "[{b}] without a rebuild");
 
         // A gap: a node's delete is not logged; the replica rebuilds.
         s.admin().delete("/v1/nodes/n9").expect(204);
+        capacity_is_the_stores(&[&replica, s], &format!("[{b}] after a gap"));
         let seen = capacity(&replica);
-        assert_eq!(seen, truth(), "[{b}]");
         assert_eq!(seen["models"][0]["total"]["nodes"], 4, "[{b}] {seen}");
         assert_eq!(counter(&replica, "reloads"), reloads + 1, "[{b}] rebuilt at the gap");
     });

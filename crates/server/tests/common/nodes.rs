@@ -61,10 +61,18 @@ pub fn wait_node(s: &TestServer, name: &str, state: &str, step: Option<&str>) ->
 
 /// A server's placement engine rebuilds from the store (its metrics).
 pub fn engine_reloads(s: &TestServer) -> u64 {
+    engine_counter(s, "reloads")
+}
+
+/// A counter of a server's placement engine (its metrics): `reloads`
+/// (rebuilds from the store) or `replays` (catch-ups from the placement
+/// log).
+pub fn engine_counter(s: &TestServer, name: &str) -> u64 {
     let m = s.anonymous().get("/metrics").expect(200).text;
+    let key = format!("neocloud_placement_engine_{name}_total ");
     m.lines()
-        .find_map(|l| l.strip_prefix("neocloud_placement_engine_reloads_total "))
-        .unwrap_or_else(|| panic!("no reload counter in {m}"))
+        .find_map(|l| l.strip_prefix(key.as_str()))
+        .unwrap_or_else(|| panic!("no {key}in {m}"))
         .parse()
         .unwrap()
 }
