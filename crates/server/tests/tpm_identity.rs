@@ -15,7 +15,7 @@ mod swtpm;
 
 use bm::*;
 use common::nodes::{node, wait_node};
-use common::TestBackend;
+use common::{Client, TestBackend};
 use neocloud_agent::tpm_identity::TpmIdentity;
 use neocloud_agent::{Exit, Hardware, Simulated, SimulatedConfig};
 use neocloud_server::ek_certificate::EkTrust;
@@ -82,6 +82,7 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
         assert!(hw.get("tpm_identity_certified_by").is_none(), "[{b}] trusted on first use: {hw}");
+        assert_eq!(hw["tpm_identity_recorded_by"], "first_sanitizer", "[{b}] {hw}");
         assert!(!c.to_string().contains("certified by"), "[{b}] {c}");
         assert_eq!(hw["agent"]["tpm_identity"], mine.as_str(), "[{b}] the sanitizer's: {hw}");
 
@@ -258,6 +259,7 @@ fn a_node_enrolled_with_its_tpm_identity_is_known_by_it_from_the_start() {
         wait_node(&s, "bm-1", "available", None);
         let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
         assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert_eq!(hw["tpm_identity_recorded_by"], "provider", "[{b}] {hw}");
 
         // No sanitizer has run on it, yet a tenant image's agent on another
         // machine is not handed the node.
@@ -350,24 +352,60 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
     let mine = ek_name(&node_tpm);
     let pem = maker.ca_pem();
     for b in TestBackend::ALL {
-        let Some(s) = common::TestServer::start_with(b, |c| {
-            tweak(c, 30);
-            c.tpm_ek_ca_pem = Some(pem.clone());
-        }) else {
-            continue;
-        };
+        let Some(mut s) = server(b, 30) else { continue };
         let b = b.as_str();
         let tenant = setup(&s, &emu, 1);
         let node_id = node(&s, "bm-1")["id"].as_str().unwrap().to_string();
         let trail = |s: &common::TestServer| actions(s, &format!("/{node_id}"));
-        let first = create(&tenant, "first")["id"].as_str().unwrap().to_string();
-        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
-        wait_node(&s, "bm-1", "active", None);
-        release(&tenant, &first).expect(202);
+        let hardware =
+            |s: &common::TestServer| s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        // A tenant, then its release: the sanitizer's machine holds the
+        // node's TPM (and its maker's certificate).
+        let cycle = |s: &common::TestServer, tenant: &Client, name: &str, tpm: &Swtpm| {
+            let id = create(tenant, name)["id"].as_str().unwrap().to_string();
+            let agent = spawn(boot(s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
+            wait_node(s, "bm-1", "active", None);
+            release(tenant, &id).expect(202);
+            let sanitizer = spawn(boot(s, 1, SANITIZER_KERNEL, with_tpm("n1-san", tpm)));
+            assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+            (id, sanitizer)
+        };
 
-        // The first sanitizer runs on another machine, whose TPM another
-        // maker certified (it read the node's token). What it sends is
-        // refused, naming why, and nothing is recorded.
+        // Before the provider trusted TPM makers: recorded on first use.
+        let (zero, sanitizer) = cycle(&s, &tenant, "zero", &node_tpm);
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        let hw = hardware(&s);
+        assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert_eq!(hw["tpm_identity_recorded_by"], "first_sanitizer", "[{b}] {hw}");
+        assert!(hw.get("tpm_identity_certified_by").is_none(), "[{b}] {hw}");
+        let c = check(&records(&tenant, &zero)[0], "tpm_identity").clone();
+        assert!(c.to_string().contains("recorded by the first sanitizer"), "[{b}] {c}");
+
+        // The provider trusts maker A's CAs now: an identity trusted on
+        // first use no longer counts, though the node's own TPM proves it.
+        s.restart_with(|c| {
+            tweak(c, 30);
+            c.tpm_ek_ca_pem = Some(pem.clone());
+        });
+        let tenant = s.client(tenant.token.as_deref().unwrap());
+        let (first, sanitizer) = cycle(&s, &tenant, "first", &node_tpm);
+        let l = wait_node(&s, "bm-1", "failed", None);
+        assert!(l["reason"].as_str().unwrap().contains("tpm_identity"), "[{b}] {l}");
+        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+        let rec = &records(&tenant, &first)[0];
+        assert_eq!(rec["body"]["complete"], false, "[{b}] {rec}");
+        let c = check(rec, "tpm_identity");
+        assert_eq!(c["ok"], false, "[{b}] {c}");
+        assert!(c.to_string().contains("forget it"), "[{b}] {c}");
+
+        // The provider forgets it. The next sanitizer runs on another
+        // machine, whose TPM another maker certified (it read the node's
+        // token): what it sends is refused, naming why, and nothing is
+        // recorded.
+        s.admin().post("/v1/nodes/bm-1/inspect", &json!({"forget_tpm_identity": true})).expect(202);
+        assert!(hardware(&s).get("tpm_identity_recorded_by").is_none(), "[{b}] forgotten");
+        let refusals = times(&trail(&s), "agent_tpm_identity");
         let sanitizer = boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm));
         let as_agent = s.client(sanitizer.credential());
         let keys = {
@@ -390,31 +428,20 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         assert!(r.text.contains("does not verify"), "[{b}] {}", r.text);
         // The impostor's own proof (its maker's certificate): refused too.
         let sanitizer = spawn(sanitizer);
-        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
         assert_eq!(pinned(&s), None, "[{b}] nothing recorded");
-        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 0, "[{b}]");
+        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 1, "[{b}] the first use's");
         // Refusals are in the trail once per agent.
-        assert_eq!(times(&trail(&s), "agent_tpm_identity"), 1, "[{b}] {:?}", trail(&s));
-        // The emulator's BMC shows no TPM: the record says the sanitizer
-        // is known by its token alone.
-        let rec = &records(&tenant, &first)[0];
-        let c = check(rec, "tpm_identity");
-        assert!(c.to_string().contains("no TPM identity on record"), "[{b}] {c}");
+        assert_eq!(times(&trail(&s), "agent_tpm_identity"), refusals + 1, "[{b}]");
 
         // The next sanitizer runs on the node, whose TPM the trusted maker
-        // certified: recorded.
-        let second = create(&tenant, "second")["id"].as_str().unwrap().to_string();
-        let agent = spawn(boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm)));
-        wait_node(&s, "bm-1", "active", None);
-        release(&tenant, &second).expect(202);
-        let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &node_tpm)));
-        assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
+        // certified: recorded, with the maker's CA.
+        let (second, sanitizer) = cycle(&s, &tenant, "second", &node_tpm);
         wait_node(&s, "bm-1", "available", None);
         assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
         assert_eq!(pinned(&s).as_deref(), Some(mine.as_str()), "[{b}]");
-        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 1, "[{b}]");
+        assert_eq!(times(&trail(&s), "node_tpm_identity_pinned"), 2, "[{b}]");
         let rec = &records(&tenant, &second)[0];
         assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
         let c = check(rec, "tpm_identity");
@@ -425,14 +452,16 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
             c.to_string().contains("certified by the TPM maker's CN=swtpm-localca"),
             "[{b}] {c}"
         );
-        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
+        let hw = hardware(&s);
         assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
+        assert_eq!(hw["tpm_identity_recorded_by"], "certificate", "[{b}] {hw}");
         assert_eq!(hw["tpm_identity_certified_by"], "CN=swtpm-localca", "[{b}] {hw}");
-        // Forgotten (a replaced TPM): both.
+        // Forgotten (a replaced TPM): all of it.
         s.admin().post("/v1/nodes/bm-1/inspect", &json!({"forget_tpm_identity": true})).expect(202);
-        let hw = s.admin().get("/v1/nodes/bm-1/hardware").expect(200).body;
-        assert!(hw.get("tpm_identity").is_none(), "[{b}] {hw}");
-        assert!(hw.get("tpm_identity_certified_by").is_none(), "[{b}] {hw}");
+        let hw = hardware(&s);
+        for field in ["tpm_identity", "tpm_identity_recorded_by", "tpm_identity_certified_by"] {
+            assert!(hw.get(field).is_none(), "[{b}] {field}: {hw}");
+        }
         wait_node(&s, "bm-1", "available", None);
     }
 }

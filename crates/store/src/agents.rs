@@ -6,6 +6,7 @@ use crate::vals;
 use neocloud_common::{new_id, time::now_micros, Error, Result};
 use neocloud_types::{
     AgentInventory, AgentStep, AgentStepKind, AgentStepResult, GpuStatus, ImagePurpose,
+    TpmIdentitySource,
 };
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -211,25 +212,48 @@ pub fn note_tpm_refused(w: &mut dyn Writer, agent_id: &str) -> Result<bool> {
 /// Records the node's TPM identity from the provider's records.
 pub fn record_tpm_identity(w: &mut dyn Writer, node_id: &str, ek_name: &str) -> Result<()> {
     w.execute(
-        "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_certified_by = NULL WHERE id = ?",
-        vals![ek_name, node_id],
+        "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_recorded_by = ?, tpm_ek_certified_by = NULL \
+         WHERE id = ?",
+        vals![ek_name, TpmIdentitySource::Provider.as_str(), node_id],
     )?;
     Ok(())
 }
 
-/// The TPM maker's CA that certified the node's endorsement key when a
-/// sanitizer's proof recorded it; `None`: recorded without a certificate,
-/// or none on record.
-pub fn node_tpm_certifier(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
-    let rows = r.query("SELECT tpm_ek_certified_by FROM nodes WHERE id = ?", vals![node_id])?;
-    Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
+/// A node's TPM identity on record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmIdentityRecord {
+    /// Its endorsement key's name (hex).
+    pub ek_name: String,
+    /// Who recorded it (`None`: before this was kept).
+    pub recorded_by: Option<TpmIdentitySource>,
+    /// The TPM maker's CA that certified it (`Certificate` only).
+    pub certified_by: Option<String>,
+}
+
+/// The node's TPM identity and who recorded it, if one is on record.
+pub fn node_tpm_record(r: &mut dyn Reader, node_id: &str) -> Result<Option<TpmIdentityRecord>> {
+    let rows = r.query(
+        "SELECT tpm_ek_name, tpm_ek_recorded_by, tpm_ek_certified_by FROM nodes \
+         WHERE id = ? AND tpm_ek_name IS NOT NULL",
+        vals![node_id],
+    )?;
+    rows.first()
+        .map(|row| {
+            Ok(TpmIdentityRecord {
+                ek_name: row.str(0)?,
+                recorded_by: row.opt_str(1)?.as_deref().and_then(TpmIdentitySource::parse),
+                certified_by: row.opt_str(2)?,
+            })
+        })
+        .transpose()
 }
 
 /// Forgets the node's TPM identity (its TPM was replaced): the next
 /// sanitizer's proof records the new one.
 pub fn forget_tpm_identity(w: &mut dyn Writer, node_id: &str) -> Result<()> {
     w.execute(
-        "UPDATE nodes SET tpm_ek_name = NULL, tpm_ek_certified_by = NULL WHERE id = ?",
+        "UPDATE nodes SET tpm_ek_name = NULL, tpm_ek_recorded_by = NULL, \
+         tpm_ek_certified_by = NULL WHERE id = ?",
         vals![node_id],
     )?;
     Ok(())
@@ -240,32 +264,60 @@ pub fn forget_tpm_identity(w: &mut dyn Writer, node_id: &str) -> Result<()> {
 pub enum Proven {
     /// The node's pinned endorsement key.
     Matches,
-    /// The node had none; this one is pinned now (`pin` was asked).
+    /// The node had none; this one is pinned now.
     Pinned,
 }
 
+/// Whether a proof records the node's TPM identity where it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// Never (a tenant's image).
+    Never,
+    /// As the first sanitizer's (trusted on first use).
+    FirstSanitizer,
+    /// As certified by this TPM maker's CA.
+    CertifiedBy(&'a str),
+    /// Only with a certificate, and this proof's was not checked (the node
+    /// had one on record when it was read): never.
+    NeedsCertificate,
+}
+
 /// Records that `agent` proved its machine's TPM holds the endorsement
-/// key named `ek_name`: the node's pinned key (or, with `pin` and none
-/// pinned, pinned now, with the TPM maker's CA that certified it,
-/// `certified_by`). `Conflict` when the node's key is another, or
-/// none is pinned and `pin` was not asked.
+/// key named `ek_name`: the node's pinned key, or, where none is on
+/// record, pinned now as `record` says. `Conflict` when the node's key is
+/// another, or none is on record and `record` does not record one.
 pub fn prove_identity(
     w: &mut dyn Writer,
     agent: &AgentRecord,
     ek_name: &str,
-    pin: bool,
-    certified_by: Option<&str>,
+    record: Record<'_>,
 ) -> Result<Proven> {
+    let (source, certified_by) = match record {
+        Record::FirstSanitizer => (Some(TpmIdentitySource::FirstSanitizer), None),
+        Record::CertifiedBy(ca) => (Some(TpmIdentitySource::Certificate), Some(ca)),
+        Record::Never | Record::NeedsCertificate => (None, None),
+    };
     let proven = match node_tpm_identity(w, &agent.node_id)? {
         Some(p) if p == ek_name => Proven::Matches,
         Some(_) => {
             return Err(Error::conflict("the TPM's endorsement key is not the node's"));
         }
-        None if pin => {
+        None => {
+            let Some(source) = source else {
+                return Err(Error::conflict(match record {
+                    Record::NeedsCertificate => {
+                        "the node's TPM identity was forgotten since this proof began: prove it \
+                         again, with the TPM's endorsement key certificate"
+                    }
+                    Record::Never | Record::FirstSanitizer | Record::CertifiedBy(_) => {
+                        "the node has no TPM identity on record: a sanitizer records it first"
+                    }
+                }));
+            };
             let n = w.execute(
-                "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_certified_by = ? \
-                 WHERE id = ? AND tpm_ek_name IS NULL",
-                vals![ek_name, certified_by, &agent.node_id],
+                "UPDATE nodes SET tpm_ek_name = ?, tpm_ek_recorded_by = ?, \
+                 tpm_ek_certified_by = ? WHERE id = ? AND tpm_ek_name IS NULL",
+                vals![ek_name, source.as_str(), certified_by, &agent.node_id],
             )?;
             match n {
                 1 => Proven::Pinned,
@@ -276,11 +328,6 @@ pub fn prove_identity(
                 }
                 _ => return Err(Error::conflict("the TPM's endorsement key is not the node's")),
             }
-        }
-        None => {
-            return Err(Error::conflict(
-                "the node has no TPM identity on record: a sanitizer records it first",
-            ));
         }
     };
     w.execute("UPDATE agents SET tpm_ek_name = ? WHERE id = ?", vals![ek_name, &agent.id])?;

@@ -889,10 +889,12 @@ CREATE TABLE placement_log (
         version: 31,
         name: "tpm identity certifier",
         common: r#"
--- The TPM maker's CA that certified the node's endorsement key when the
--- first sanitizer's proof recorded it (the provider's trusted CAs,
--- `tpm_ek_ca_pem`); NULL: recorded without a certificate (enrolled by the
--- provider, or trusted on first use).
+-- Who recorded the node's TPM identity: 'provider' (enrollment),
+-- 'first_sanitizer' (trusted on first use) or 'certificate' (a sanitizer's
+-- proof with an EK certificate from a TPM maker the provider trusts,
+-- `tpm_ek_ca_pem`); NULL: none, or recorded before this was kept.
+ALTER TABLE nodes ADD COLUMN tpm_ek_recorded_by TEXT;
+-- The TPM maker's CA that certified it ('certificate' only).
 ALTER TABLE nodes ADD COLUMN tpm_ek_certified_by TEXT;
 "#,
         sqlite: "",

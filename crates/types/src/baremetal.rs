@@ -33,6 +33,38 @@ impl ImagePurpose {
     }
 }
 
+/// Who recorded a node's TPM identity (its endorsement key's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TpmIdentitySource {
+    /// The provider, at enrollment (`tpm_identity`: say from burn-in).
+    Provider,
+    /// The first sanitizer that proved its machine held it (trusted on
+    /// first use).
+    FirstSanitizer,
+    /// A sanitizer that proved it, with the EK certificate of a TPM maker
+    /// the provider trusts (`tpm_ek_ca_pem`).
+    Certificate,
+}
+
+impl TpmIdentitySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TpmIdentitySource::Provider => "provider",
+            TpmIdentitySource::FirstSanitizer => "first_sanitizer",
+            TpmIdentitySource::Certificate => "certificate",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TpmIdentitySource> {
+        match s {
+            "provider" => Some(TpmIdentitySource::Provider),
+            "first_sanitizer" => Some(TpmIdentitySource::FirstSanitizer),
+            "certificate" => Some(TpmIdentitySource::Certificate),
+            _ => None,
+        }
+    }
+}
+
 /// Adds an image to the provider's catalog. The boot service hands its
 /// kernel and initrd to iPXE; the kernel command line gets the metadata
 /// source and the one-time token appended.

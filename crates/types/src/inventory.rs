@@ -763,10 +763,13 @@ pub struct NodeHardware {
     /// proves the same. Absent: none on record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_identity: Option<String>,
+    /// Who recorded it. Absent: none on record, or recorded before this
+    /// was kept (2026-12-07).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_identity_recorded_by: Option<crate::TpmIdentitySource>,
     /// The TPM maker's CA (its name) that certified that endorsement key
     /// when a sanitizer recorded it (`tpm_ek_ca_pem`). Absent: recorded
-    /// without a certificate (the provider's enrollment, or trusted on
-    /// first use), or none on record.
+    /// without a certificate, or none on record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_identity_certified_by: Option<String>,
     /// The firmware updates of the sanitization under way (to the

@@ -123,6 +123,9 @@ pub(super) fn table(hw: &NodeHardware) -> String {
             t.row(vec!["node".into(), "tpm-identity".into(), "-".into(), "none on record".into()])
         }
     }
+    if let Some(by) = hw.tpm_identity_recorded_by {
+        t.row(vec!["node".into(), "tpm-recorded-by".into(), "-".into(), by.as_str().into()]);
+    }
     if let Some(ca) = &hw.tpm_identity_certified_by {
         t.row(vec!["node".into(), "tpm-certified-by".into(), "-".into(), ca.clone()]);
     }
@@ -293,6 +296,7 @@ mod tests {
             bmc: None,
             agent: None,
             tpm_identity: None,
+            tpm_identity_recorded_by: None,
             tpm_identity_certified_by: None,
             firmware_updates: vec![],
         });

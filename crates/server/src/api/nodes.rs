@@ -82,11 +82,13 @@ fn hardware(c: &Call<'_>, r: &mut dyn Reader) -> Result<Reply> {
         }),
         None => None,
     };
+    let tpm = neocloud_store::agents::node_tpm_record(r, &n.id)?;
     Reply::ok(&NodeHardware {
         bmc: nodes::bmc_inventory(r, &n.id)?,
         agent,
-        tpm_identity: neocloud_store::agents::node_tpm_identity(r, &n.id)?,
-        tpm_identity_certified_by: neocloud_store::agents::node_tpm_certifier(r, &n.id)?,
+        tpm_identity_recorded_by: tpm.as_ref().and_then(|t| t.recorded_by),
+        tpm_identity_certified_by: tpm.as_ref().and_then(|t| t.certified_by.clone()),
+        tpm_identity: tpm.map(|t| t.ek_name),
         firmware_updates: nodes::firmware_updates(r, &n.id)?.unwrap_or_default(),
     })
 }

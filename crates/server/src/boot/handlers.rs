@@ -524,15 +524,23 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         // Proven already (a retry after a lost answer): nothing to write.
         return Ok(AgentTpmProven { ek_name, pinned: false });
     }
-    let pin = agent.purpose == ImagePurpose::Sanitizer;
-    let certified_by =
-        if pin && app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?.is_none() {
+    // Where the node has none on record, this proof records it: a
+    // sanitizer's, with a certificate where the provider trusts TPM makers.
+    let on_record = app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?.is_some();
+    let certified_by = match (agent.purpose, on_record) {
+        (ImagePurpose::Sanitizer, false) => {
             certified(app, &agent, &ek, p.ek_certificate.as_deref())?
-        } else {
-            None
-        };
+        }
+        (ImagePurpose::Sanitizer, true) | (ImagePurpose::Tenant, _) => None,
+    };
+    let record = match (agent.purpose, &app.boot.tpm_ek_trust, certified_by.as_deref()) {
+        (ImagePurpose::Tenant, _, _) => agents::Record::Never,
+        (ImagePurpose::Sanitizer, None, _) => agents::Record::FirstSanitizer,
+        (ImagePurpose::Sanitizer, Some(_), Some(ca)) => agents::Record::CertifiedBy(ca),
+        (ImagePurpose::Sanitizer, Some(_), None) => agents::Record::NeedsCertificate,
+    };
     let proven = app.store.write(|w| {
-        let proven = agents::prove_identity(w, &agent, &ek_name, pin, certified_by.as_deref())?;
+        let proven = agents::prove_identity(w, &agent, &ek_name, record)?;
         let action = match proven {
             agents::Proven::Matches => "agent_tpm_identity",
             agents::Proven::Pinned => "node_tpm_identity_pinned",

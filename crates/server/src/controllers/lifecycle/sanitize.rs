@@ -14,7 +14,7 @@ use neocloud_store::nodes::BiosStaged;
 use neocloud_store::{agents, images, instances, nodes, Store};
 use neocloud_types::{
     AgentStepKind, BootMethod, BootStep, FirmwareUpdate, ImagePurpose, InstanceState, Node,
-    NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep,
+    NodeLifecycle, SanitizationBody, SanitizationCheck, SanitizeStep, TpmIdentitySource,
 };
 use std::time::Duration;
 
@@ -379,9 +379,7 @@ impl LifecycleController {
             .read(|r| {
                 Ok((
                     agents::live_agent(r, &n.id, ImagePurpose::Sanitizer, held.key())?,
-                    agents::node_tpm_identity(r, &n.id)?
-                        .map(|ek| Ok::<_, Error>((ek, agents::node_tpm_certifier(r, &n.id)?)))
-                        .transpose()?,
+                    agents::node_tpm_record(r, &n.id)?,
                     nodes::firmware_baseline(r, &n.id)?,
                     nodes::platform_baseline(r, &n.id)?,
                     nodes::bmc(r, &n.id)?.map(|b| b.username).unwrap_or_default(),
@@ -470,7 +468,7 @@ impl LifecycleController {
         }
         tpm_unseen(&mut checks, &inv.system.tpms);
         checks.push(tpm_identity_check(
-            pinned.as_ref().map(|(ek, ca)| (ek.as_str(), ca.as_deref())),
+            pinned.as_ref(),
             agent.as_ref(),
             &inv.system.tpms,
             self.tpm_ek_certified,
@@ -659,30 +657,60 @@ fn tpm_cleared_at_boot(
 /// The steps' reports are the node's only where the sanitizer proved its
 /// machine holds the node's TPM endorsement key, when one is on record
 /// (the provider's, or the first sanitizer's that proved one). `tpms`:
-/// the TPMs the BMC shows. `pinned`: the identity on record, and the TPM
-/// maker's CA that certified it. `certified_only`: identities are
-/// recorded only with a certificate from a TPM manufacturer the provider
-/// trusts, and a node whose BMC shows a TPM needs one on record.
+/// the TPMs the BMC shows. `pinned`: the identity on record.
+/// `certified_only`: identities count only from the provider's records or
+/// with a certificate from a TPM maker the provider trusts, and a node
+/// whose BMC shows a TPM needs one on record.
 fn tpm_identity_check(
-    pinned: Option<(&str, Option<&str>)>,
+    pinned: Option<&agents::TpmIdentityRecord>,
     agent: Option<&agents::AgentRecord>,
     tpms: &[String],
     certified_only: bool,
 ) -> SanitizationCheck {
     let proved = agent.and_then(|a| a.tpm_ek_name.as_deref());
     let (ok, detail) = match (pinned, proved) {
-        (Some((p, ca)), Some(a)) if p == a => (
-            true,
-            format!(
-                "the sanitizer's machine proved it holds the node's endorsement key {p}{}",
-                ca.map(|ca| format!(" (certified by the TPM maker's {ca})")).unwrap_or_default()
-            ),
-        ),
-        (Some((p, _)), _) => (
+        (Some(rec), Some(a)) if rec.ek_name == a => {
+            let p = &rec.ek_name;
+            let (how, trusted) = match (rec.recorded_by, &rec.certified_by) {
+                (Some(TpmIdentitySource::Certificate), Some(ca)) => {
+                    (format!("certified by the TPM maker's {ca}"), true)
+                }
+                (Some(TpmIdentitySource::Provider), _) => {
+                    ("from the provider's records".to_string(), true)
+                }
+                (Some(TpmIdentitySource::FirstSanitizer), _) => {
+                    ("recorded by the first sanitizer that proved it".to_string(), false)
+                }
+                (Some(TpmIdentitySource::Certificate), None) | (None, _) => {
+                    ("recorded before its source was kept".to_string(), false)
+                }
+            };
+            if certified_only && !trusted {
+                (
+                    false,
+                    format!(
+                        "the sanitizer's machine proved it holds the node's endorsement key {p}, \
+                         {how}, without a certificate: the provider trusts only TPM makers' \
+                         certificates now (tpm_ek_ca_pem); forget it (inspect with \
+                         forget_tpm_identity) for the next sanitizer to record a certified one"
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    format!(
+                        "the sanitizer's machine proved it holds the node's endorsement key {p} \
+                         ({how})"
+                    ),
+                )
+            }
+        }
+        (Some(rec), _) => (
             false,
             format!(
                 "the sanitizer did not prove it ran on the machine holding the node's endorsement \
-                 key {p}: its reports may not be the node's"
+                 key {}: its reports may not be the node's",
+                rec.ek_name
             ),
         ),
         (None, _) if tpms.is_empty() => (
@@ -856,8 +884,42 @@ mod tests {
         // No TPM shown: the token, either way.
         assert!(tpm_identity_check(None, None, &[], true).ok);
         // One on record and no proof: fails, either way.
-        assert!(!tpm_identity_check(Some(("000b00", None)), None, &tpm, true).ok);
-        assert!(!tpm_identity_check(Some(("000b00", Some("CN=ca"))), None, &[], false).ok);
+        let rec = |recorded_by, certified_by: Option<&str>| agents::TpmIdentityRecord {
+            ek_name: "000b00".into(),
+            recorded_by,
+            certified_by: certified_by.map(str::to_string),
+        };
+        let certified = rec(Some(TpmIdentitySource::Certificate), Some("CN=ca"));
+        assert!(!tpm_identity_check(Some(&certified), None, &tpm, true).ok);
+        assert!(!tpm_identity_check(Some(&certified), None, &[], false).ok);
+        // Proven: where the provider trusts only certificates, an identity
+        // trusted on first use (or of unknown source) no longer counts.
+        let agent = agents::AgentRecord {
+            id: "a".into(),
+            node_id: "n".into(),
+            purpose: neocloud_types::ImagePurpose::Sanitizer,
+            instance_id: "i".into(),
+            inventory: Default::default(),
+            health: "ok".into(),
+            created_at: 0,
+            last_seen_at: 0,
+            revoked_at: None,
+            tpm_ek_name: Some("000b00".into()),
+            tpm_refused: false,
+        };
+        for (r, certified_only, ok, says) in [
+            (&certified, true, true, "certified by the TPM maker's CN=ca"),
+            (&certified, false, true, "certified by the TPM maker's CN=ca"),
+            (&rec(Some(TpmIdentitySource::Provider), None), true, true, "provider's records"),
+            (&rec(Some(TpmIdentitySource::FirstSanitizer), None), false, true, "first sanitizer"),
+            (&rec(Some(TpmIdentitySource::FirstSanitizer), None), true, false, "forget it"),
+            (&rec(None, None), true, false, "before its source was kept"),
+            (&rec(None, None), false, true, "before its source was kept"),
+        ] {
+            let c = tpm_identity_check(Some(r), Some(&agent), &tpm, certified_only);
+            assert_eq!(c.ok, ok, "{r:?} {certified_only}: {c:?}");
+            assert!(detail(&c).contains(says), "{says:?} in {c:?}");
+        }
     }
 
     #[test]
