@@ -683,10 +683,14 @@ impl Agent {
                 return Identity::Settled;
             }
         };
+        for e in &id.ek_certificate_errors {
+            log(format!("TPM identity: the endorsement key's certificate: {e}"));
+        }
         let keys = AgentTpmKeys {
             ek_public: hex(&id.ek_public),
             ak_public: hex(&id.ak_public),
             ek_certificate: id.ek_certificate.as_deref().map(hex),
+            ek_certificate_chain: id.ek_certificate_chain.iter().map(|c| hex(c)).collect(),
         };
         let url = format!("{}/agent/v1/identity/challenge", self.api);
         let challenge: AgentTpmChallenge =
@@ -721,6 +725,7 @@ impl Agent {
             ak_public: keys.ak_public,
             activation: hex(&activation),
             ek_certificate: keys.ek_certificate,
+            ek_certificate_chain: keys.ek_certificate_chain,
         };
         let url = format!("{}/agent/v1/identity", self.api);
         match post::<_, AgentTpmProven>(&self.http, &url, Some(&self.credential), &proof, true) {

@@ -408,7 +408,7 @@ impl Tpm {
         permanent.zip(startup).ok_or(TpmError::Malformed("flags not in the answer"))
     }
 
-    fn handles_in(&mut self, first: u32, last: u32) -> Result<Vec<u32>, TpmError> {
+    pub(crate) fn handles_in(&mut self, first: u32, last: u32) -> Result<Vec<u32>, TpmError> {
         let mut out = Vec::new();
         let mut next = first;
         loop {

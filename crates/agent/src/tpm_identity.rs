@@ -33,6 +33,11 @@ const RH_ENDORSEMENT: u32 = 0x4000_000b;
 /// The NV index of the ECC NIST P-256 EK's certificate (EK Credential
 /// Profile 2.0, 2.2.1.5.1).
 pub const EK_CERT_NV_INDEX: u32 = 0x01c0_000a;
+/// The EK certificate chain's NV indices (EK Credential Profile 2.5,
+/// 2.2.1.5.2): intermediates between the EK's certificate and its maker's
+/// root, one or more per index.
+pub const EK_CHAIN_NV_FIRST: u32 = 0x01c0_0100;
+pub const EK_CHAIN_NV_LAST: u32 = 0x01c0_01ff;
 // Algorithm and curve ids (Part 2, 6.3 and 6.4): the control plane
 // parses the public areas with the same.
 pub const ALG_AES: u16 = 0x0006;
@@ -118,6 +123,12 @@ pub struct TpmIdentity {
     /// The EK's certificate (DER) its maker wrote into the TPM's NV
     /// memory (`0x01c0000a`), where there is one the OS may read.
     pub ek_certificate: Option<Vec<u8>>,
+    /// The intermediates its maker wrote beside it (DER each), from the
+    /// EK certificate chain's indices (`0x01c00100` to `0x01c001ff`).
+    pub ek_certificate_chain: Vec<Vec<u8>>,
+    /// What could not be read of them (logged by the agent: without them
+    /// the identity is still proven).
+    pub ek_certificate_errors: Vec<String>,
 }
 
 /// The name (hex) of the endorsement key of the TPM at `path`, or why it
@@ -145,11 +156,13 @@ impl TpmIdentity {
                 return Err(IdentityError::Tpm(e));
             }
         };
-        // Best effort: without it, the identity is still proven (what the
-        // control plane makes of a missing certificate is its policy).
-        let ek_certificate = tpm.nv_read(EK_CERT_NV_INDEX).ok().flatten().map(der_prefix);
+        // Best effort: without them, the identity is still proven (what
+        // the control plane makes of a missing certificate is its policy).
+        let certificates = Certificates::read(&mut tpm);
         Ok(TpmIdentity {
-            ek_certificate,
+            ek_certificate: certificates.ek,
+            ek_certificate_chain: certificates.chain,
+            ek_certificate_errors: certificates.errors,
             tpm,
             ek: ek.handle,
             ak: ak.handle,
@@ -294,20 +307,64 @@ fn create_primary(tpm: &mut Tpm, hierarchy: u32, template: &[u8]) -> Result<Key,
     Ok(Key { handle, public, name })
 }
 
-/// The DER element at the start of `data` (an NV index can be larger than
-/// the certificate in it, padded after it); all of `data` where its
-/// length cannot be read.
-fn der_prefix(mut data: Vec<u8>) -> Vec<u8> {
-    let len = match data.get(1..) {
-        Some([n, ..]) if *n < 0x80 => Some(2 + *n as usize),
-        Some([0x81, a, ..]) => Some(3 + *a as usize),
-        Some([0x82, a, b, ..]) => Some(4 + u16::from_be_bytes([*a, *b]) as usize),
-        _ => None,
-    };
-    if let Some(n) = len.filter(|n| *n <= data.len()) {
-        data.truncate(n);
+/// The EK's certificate and its chain, as read from the TPM's NV memory.
+struct Certificates {
+    ek: Option<Vec<u8>>,
+    chain: Vec<Vec<u8>>,
+    errors: Vec<String>,
+}
+
+impl Certificates {
+    fn read(tpm: &mut Tpm) -> Certificates {
+        let mut errors = Vec::new();
+        let ek = match tpm.nv_read(EK_CERT_NV_INDEX) {
+            Ok(data) => data.and_then(|d| der_elements(&d).into_iter().next()),
+            Err(e) => {
+                errors.push(format!("reading NV 0x{EK_CERT_NV_INDEX:08x}: {e}"));
+                None
+            }
+        };
+        let mut chain = Vec::new();
+        if ek.is_some() {
+            match tpm.handles_in(EK_CHAIN_NV_FIRST, EK_CHAIN_NV_LAST) {
+                Ok(indices) => {
+                    for index in indices {
+                        match tpm.nv_read(index) {
+                            Ok(data) => chain.extend(der_elements(&data.unwrap_or_default())),
+                            Err(e) => errors.push(format!("reading NV 0x{index:08x}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("listing the certificate chain's indices: {e}")),
+            }
+        }
+        Certificates { ek, chain, errors }
     }
-    data
+}
+
+/// The DER elements one after another at the start of `data` (an NV
+/// index can hold several certificates, and be larger than what it holds,
+/// padded after it); where the first one's length cannot be read, all of
+/// `data` as one (the control plane says what is wrong with it).
+fn der_elements(mut data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while data.first() == Some(&0x30) {
+        let len = match data.get(1..) {
+            Some([n, ..]) if *n < 0x80 => 2 + *n as usize,
+            Some([0x81, a, ..]) => 3 + *a as usize,
+            Some([0x82, a, b, ..]) => 4 + u16::from_be_bytes([*a, *b]) as usize,
+            _ => break,
+        };
+        if len > data.len() {
+            break;
+        }
+        out.push(data[..len].to_vec());
+        data = &data[len..];
+    }
+    if out.is_empty() && !data.is_empty() {
+        out.push(data.to_vec());
+    }
+    out
 }
 
 /// A loaded object.
@@ -337,11 +394,14 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_is_cut_from_its_padding() {
-        assert_eq!(der_prefix(vec![0x30, 0x82, 0, 2, 7, 7, 0, 0, 0xff]), [0x30, 0x82, 0, 2, 7, 7]);
-        assert_eq!(der_prefix(vec![0x30, 0x81, 1, 9, 0]), [0x30, 0x81, 1, 9]);
-        assert_eq!(der_prefix(vec![0x30, 1, 5, 0]), [0x30, 1, 5]);
+    fn certificates_are_cut_from_their_padding() {
+        let one = |d: &[u8]| der_elements(d);
+        assert_eq!(one(&[0x30, 0x82, 0, 2, 7, 7, 0, 0, 0xff]), [vec![0x30, 0x82, 0, 2, 7, 7]]);
+        assert_eq!(one(&[0x30, 0x81, 1, 9, 0]), [vec![0x30, 0x81, 1, 9]]);
+        // Two in one index.
+        assert_eq!(one(&[0x30, 1, 5, 0x30, 0, 0xff]), [vec![0x30, 1, 5], vec![0x30, 0]]);
         // A length beyond the data: left whole (the control plane says why).
-        assert_eq!(der_prefix(vec![0x30, 0x82, 9, 9, 1]), [0x30, 0x82, 9, 9, 1]);
+        assert_eq!(one(&[0x30, 0x82, 9, 9, 1]), [vec![0x30, 0x82, 9, 9, 1]]);
+        assert!(one(&[]).is_empty());
     }
 }

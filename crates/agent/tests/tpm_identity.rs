@@ -92,12 +92,22 @@ fn the_certificate_its_maker_wrote_is_read_and_outlives_the_sanitizers_clear() {
     let cert = maker.certify(&tpm, &x, &y);
     assert_eq!(cert[0], 0x30, "a DER certificate");
     // Read back without the index's padding.
-    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_certificate.as_deref(), Some(&cert[..]));
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_certificate.as_deref(), Some(&cert[..]));
+    assert!(id.ek_certificate_chain.is_empty() && id.ek_certificate_errors.is_empty());
+    drop(id);
+    // With the maker's intermediate in the chain's first index.
+    let intermediate = maker.write_chain(&tpm);
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_certificate_chain, vec![intermediate.clone()]);
+    drop(id);
     // A tenant takes the TPM, the sanitizer clears it: the maker's
     // certificate (a platform index) is still there, and nothing the
     // clear must remove is left.
     tpm.tenant_takes_it();
     let cleared = clear_tpm(&tpm.path(), None);
     assert!(cleared.ok, "{cleared:?}");
-    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_certificate, Some(cert));
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_certificate, Some(cert));
+    assert_eq!(id.ek_certificate_chain, vec![intermediate]);
 }

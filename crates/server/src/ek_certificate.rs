@@ -34,16 +34,21 @@ const OID_RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 
 const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
+const BOOLEAN: u8 = 0x01;
 const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
 const BIT_STRING: u8 = 0x03;
 const OID: u8 = 0x06;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 /// `[0] EXPLICIT`: the version.
 const VERSION: u8 = 0xa0;
+/// `[3] EXPLICIT`: the extensions.
+const EXTENSIONS: u8 = 0xa3;
 
 /// Why a certificate does not certify the key.
 pub type Why = String;
@@ -115,6 +120,10 @@ struct Cert<'a> {
     not_after: i64,
     /// The subject's key, where it is one of [`Key`]'s.
     key: Result<Key, Why>,
+    /// Version 1 (no version field, no extensions).
+    v1: bool,
+    /// Its basic constraints' `cA`, where it has them.
+    is_ca: Option<bool>,
 }
 
 /// The contents of a BIT STRING without unused bits.
@@ -185,7 +194,8 @@ impl<'a> Cert<'a> {
         let (signature_algorithm, _) = algorithm(c.expect(SEQUENCE, "the signature's algorithm")?)?;
         let signature = bits(c.expect(BIT_STRING, "the signature")?)?;
         let mut t = Der(tbs_contents);
-        if t.peek() == Some(VERSION) {
+        let v1 = t.peek() != Some(VERSION);
+        if !v1 {
             t.next()?;
         }
         t.expect(INTEGER, "the serial number")?;
@@ -201,6 +211,14 @@ impl<'a> Cert<'a> {
         let not_after = time(tag, a)?;
         let (_, _, subject) = t.next()?;
         let key = subject_key(t.expect(SEQUENCE, "the subject's key")?);
+        let mut is_ca = None;
+        while !t.0.is_empty() {
+            // [1] and [2] (unique identifiers), then [3] the extensions.
+            let (tag, contents, _) = t.next()?;
+            if tag == EXTENSIONS {
+                is_ca = basic_constraints(contents)?;
+            }
+        }
         Ok(Cert {
             tbs,
             signature_algorithm,
@@ -210,6 +228,8 @@ impl<'a> Cert<'a> {
             not_before,
             not_after,
             key,
+            v1,
+            is_ca,
         })
     }
 
@@ -244,6 +264,28 @@ fn within(not_before: i64, not_after: i64, now_micros: i64) -> Result<(), Why> {
     Ok(())
 }
 
+/// The `cA` of the basic constraints among `[3]`'s extensions, if there.
+fn basic_constraints(explicit: &[u8]) -> Result<Option<bool>, Why> {
+    let mut list = Der(Der(explicit).expect(SEQUENCE, "the extensions")?);
+    while !list.0.is_empty() {
+        let mut ext = Der(list.expect(SEQUENCE, "an extension")?);
+        if ext.expect(OID, "an extension's identifier")? != OID_BASIC_CONSTRAINTS {
+            continue;
+        }
+        if ext.peek() == Some(BOOLEAN) {
+            ext.next()?;
+        }
+        let value = ext.expect(OCTET_STRING, "an extension's value")?;
+        let mut bc = Der(Der(value).expect(SEQUENCE, "the basic constraints")?);
+        return Ok(Some(match bc.next() {
+            Ok((BOOLEAN, [v], _)) => *v != 0,
+            // cA absent: FALSE (its default).
+            Ok(_) | Err(_) => false,
+        }));
+    }
+    Ok(None)
+}
+
 /// A name's common name (the first), or the name's size.
 fn common_name(name: &[u8]) -> String {
     let found = (|| -> Result<Option<String>, Why> {
@@ -266,7 +308,7 @@ fn common_name(name: &[u8]) -> String {
     }
 }
 
-/// A CA certificate the provider trusts.
+/// A CA certificate, parsed: the provider's, or one of the TPM's chain.
 #[derive(Debug, Clone)]
 struct Ca {
     subject: Vec<u8>,
@@ -276,41 +318,71 @@ struct Ca {
     name: String,
 }
 
+impl Ca {
+    /// `der` as a CA: a key the checks can use, and a CA by its basic
+    /// constraints (a version 1 certificate, which has none, where
+    /// `v1_ok`: the provider's own anchors).
+    fn parse(der: &[u8], v1_ok: bool) -> Result<Ca, Why> {
+        let c = Cert::parse(der)?;
+        match (c.is_ca, c.v1) {
+            (Some(true), _) => {}
+            (None, true) if v1_ok => {}
+            (Some(false), _) => return Err("not a CA (its basic constraints say so)".into()),
+            (None, _) => return Err("not a CA (no basic constraints)".into()),
+        }
+        Ok(Ca {
+            subject: c.subject.to_vec(),
+            key: c.key.clone()?,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            name: common_name(c.subject),
+        })
+    }
+}
+
+/// Intermediates between an EK certificate and the provider's CAs, at
+/// most (a TPM's chain in its NV memory has one or two).
+const MAX_CHAIN: usize = 4;
+
 /// The TPM manufacturers' CA certificates the provider trusts.
 #[derive(Debug, Clone)]
 pub struct EkTrust {
     cas: Vec<Ca>,
+    /// The bundle's certificates that cannot be used, and why (the server
+    /// says so at start).
+    pub skipped: Vec<String>,
 }
 
 impl EkTrust {
-    /// Every certificate in `pem` (at least one), each with a key and
-    /// validity the checks can use.
+    /// The certificates in `pem` that are CAs with a key the checks can
+    /// use (each is an anchor); at least one. The others are skipped,
+    /// saying why.
     pub fn from_pem(pem: &str) -> Result<EkTrust, Why> {
-        let mut cas = Vec::new();
+        let (mut cas, mut skipped) = (Vec::new(), Vec::new());
         for (i, der) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
             let der = der.map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            let c = Cert::parse(&der).map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            let key = c.key.clone().map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            cas.push(Ca {
-                subject: c.subject.to_vec(),
-                key,
-                not_before: c.not_before,
-                not_after: c.not_after,
-                name: common_name(c.subject),
-            });
+            match Ca::parse(&der, true) {
+                Ok(ca) => cas.push(ca),
+                Err(e) => skipped.push(format!("certificate {}: {e}", i + 1)),
+            }
         }
         if cas.is_empty() {
-            return Err("no PEM certificate (BEGIN CERTIFICATE) in it".into());
+            return Err(match skipped.is_empty() {
+                true => "no PEM certificate (BEGIN CERTIFICATE) in it".into(),
+                false => format!("no certificate it holds can be used: {}", skipped.join("; ")),
+            });
         }
-        Ok(EkTrust { cas })
+        Ok(EkTrust { cas, skipped })
     }
 
     /// Whether `der` certifies the P-256 endorsement key whose public
-    /// point is (`x`, `y`) at `now_micros`: the name of the CA that signed
-    /// it, or why not.
+    /// point is (`x`, `y`) at `now_micros`, signed by one of the
+    /// provider's CAs or through the TPM's own `chain` (intermediates, in
+    /// any order) to one: the name of the provider's CA, or why not.
     pub fn certifies(
         &self,
         der: &[u8],
+        chain: &[Vec<u8>],
         x: &[u8],
         y: &[u8],
         now_micros: i64,
@@ -323,16 +395,46 @@ impl EkTrust {
             Err(e) => return Err(format!("it certifies {e}, not this TPM's endorsement key")),
         }
         within(c.not_before, c.not_after, now_micros)?;
+        self.issued(&c, chain, now_micros, 0)
+    }
+
+    /// The provider's CA `c` leads to, directly or through `chain`.
+    fn issued(
+        &self,
+        c: &Cert<'_>,
+        chain: &[Vec<u8>],
+        now: i64,
+        depth: usize,
+    ) -> Result<String, Why> {
         let issuer = common_name(c.issuer);
         let mut why = format!(
             "its issuer ({issuer}) is not among the provider's TPM manufacturer CAs (tpm_ek_ca_pem)"
         );
         for ca in self.cas.iter().filter(|ca| ca.subject == c.issuer) {
-            match within(ca.not_before, ca.not_after, now_micros)
-                .and_then(|()| c.signed_by(&ca.key))
-            {
+            match within(ca.not_before, ca.not_after, now).and_then(|()| c.signed_by(&ca.key)) {
                 Ok(()) => return Ok(ca.name.clone()),
                 Err(e) => why = format!("{e} ({})", ca.name),
+            }
+        }
+        if depth >= MAX_CHAIN {
+            return Err(why);
+        }
+        // An intermediate of the TPM's own (its maker's, in its NV memory):
+        // a CA, itself issued, in turn, by the provider's.
+        for der in chain {
+            let (Ok(link), Ok(cert)) = (Ca::parse(der, false), Cert::parse(der)) else {
+                continue;
+            };
+            if link.subject != c.issuer {
+                continue;
+            }
+            let next = within(link.not_before, link.not_after, now)
+                .and_then(|()| c.signed_by(&link.key))
+                .map_err(|e| format!("{e} ({}, of the TPM's chain)", link.name))
+                .and_then(|()| self.issued(&cert, chain, now, depth + 1));
+            match next {
+                Ok(name) => return Ok(name),
+                Err(e) => why = e,
             }
         }
         Err(why)

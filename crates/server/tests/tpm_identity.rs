@@ -274,6 +274,24 @@ fn a_node_enrolled_with_its_tpm_identity_is_known_by_it_from_the_start() {
     }
 }
 
+/// Standard base64 (for a PEM block).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The EK's public point, as the control plane parses it.
 fn point(tpm: &Swtpm) -> (Vec<u8>, Vec<u8>) {
     let ek = parse_ek(&TpmIdentity::open(&tpm.path()).unwrap().ek_public).unwrap();
@@ -293,43 +311,72 @@ fn an_endorsement_key_certificate_counts_from_a_maker_the_provider_trusts() {
     let now = neocloud_common::time::now_micros();
 
     // The maker's certificate of this EK: certified, naming the CA.
-    assert_eq!(trust.certifies(&cert, &x, &y, now).unwrap(), "CN=swtpm-localca");
+    assert_eq!(trust.certifies(&cert, &[], &x, &y, now).unwrap(), "CN=swtpm-localca");
     // Another EK (another machine's TPM) with this certificate.
-    let e = trust.certifies(&cert, &ox, &oy, now).unwrap_err();
+    let e = trust.certifies(&cert, &[], &ox, &oy, now).unwrap_err();
     assert!(e.contains("another key"), "{e}");
     // Another maker's CA of the same name: its signature does not verify.
-    let e = trust.certifies(&other_cert, &ox, &oy, now).unwrap_err();
+    let e = trust.certifies(&other_cert, &[], &ox, &oy, now).unwrap_err();
     assert!(e.contains("does not verify"), "{e}");
     // Trusted by the other maker's CAs alone: the same.
     let theirs = EkTrust::from_pem(&other_maker.ca_pem()).unwrap();
-    assert!(theirs.certifies(&other_cert, &ox, &oy, now).is_ok());
-    assert!(theirs.certifies(&cert, &x, &y, now).unwrap_err().contains("does not verify"));
-    // The root alone: the intermediate that signed it is not trusted.
+    assert!(theirs.certifies(&other_cert, &[], &ox, &oy, now).is_ok());
+    assert!(theirs.certifies(&cert, &[], &x, &y, now).unwrap_err().contains("does not verify"));
+    // The root alone: the intermediate that signed it is not trusted...
     let root_only = EkTrust::from_pem(&maker.root_pem()).unwrap();
-    let e = root_only.certifies(&cert, &x, &y, now).unwrap_err();
+    let e = root_only.certifies(&cert, &[], &x, &y, now).unwrap_err();
     assert!(e.contains("not among the provider's") && e.contains("CN=swtpm-localca"), "{e}");
+    // ...unless the TPM's chain holds it (the maker wrote it beside the
+    // EK's certificate): certified by the root, through it.
+    let intermediate = maker.write_chain(&tpm);
+    let ca = root_only.certifies(&cert, std::slice::from_ref(&intermediate), &x, &y, now).unwrap();
+    assert_eq!(ca, "CN=swtpm-localca-rootca");
+    // Another maker's intermediate of the same name does not lead there.
+    let theirs_intermediate = other_maker.write_chain(&elsewhere);
+    let e = root_only.certifies(&cert, &[theirs_intermediate], &x, &y, now).unwrap_err();
+    assert!(e.contains("does not verify") && e.contains("of the TPM's chain"), "{e}");
+    // A link that is not a CA (the EK's own certificate) is no link.
+    let e = root_only.certifies(&cert, std::slice::from_ref(&cert), &x, &y, now).unwrap_err();
+    assert!(e.contains("not among the provider's"), "{e}");
+    // Past its validity, the intermediate leads nowhere.
+    let e = root_only.certifies(&cert, &[intermediate], &x, &y, 0).unwrap_err();
+    assert!(e.contains("not valid before"), "{e}");
+
+    // The bundle: a certificate that is not a CA is skipped, saying why;
+    // a bundle of nothing usable is refused.
+    let ek_pem =
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64(&cert));
+    let mixed = EkTrust::from_pem(&format!("{ek_pem}{}", maker.ca_pem())).unwrap();
+    assert_eq!(mixed.skipped.len(), 1, "{:?}", mixed.skipped);
+    assert!(mixed.skipped[0].contains("certificate 1: not a CA"), "{:?}", mixed.skipped);
+    assert!(mixed.certifies(&cert, &[], &x, &y, now).is_ok());
+    let e = EkTrust::from_pem(&ek_pem).unwrap_err();
+    assert!(e.contains("no certificate it holds can be used"), "{e}");
     // A byte of the signature changed in transit.
     let mut forged = cert.clone();
     *forged.last_mut().unwrap() ^= 1;
-    assert!(trust.certifies(&forged, &x, &y, now).unwrap_err().contains("does not verify"));
+    assert!(trust.certifies(&forged, &[], &x, &y, now).unwrap_err().contains("does not verify"));
     // A byte of the signed part changed (the key's y, say): another key.
     let at = cert.windows(y.len()).position(|w| w == y).unwrap();
     let mut forged = cert.clone();
     forged[at] ^= 1;
     let mut forged_y = y.clone();
     forged_y[0] ^= 1;
-    let e = trust.certifies(&forged, &x, &forged_y, now).unwrap_err();
+    let e = trust.certifies(&forged, &[], &x, &forged_y, now).unwrap_err();
     assert!(e.contains("does not verify"), "{e}");
     // Out of its validity (the maker's: from its making to 9999).
-    let e = trust.certifies(&cert, &x, &y, 0).unwrap_err();
+    let e = trust.certifies(&cert, &[], &x, &y, 0).unwrap_err();
     assert!(e.contains("not valid before"), "{e}");
-    let e = trust.certifies(&cert, &x, &y, 253_402_300_800_000_000).unwrap_err();
+    let e = trust.certifies(&cert, &[], &x, &y, 253_402_300_800_000_000).unwrap_err();
     assert!(e.contains("expired at 9999-12-31T23:59:59"), "{e}");
     // Not a certificate; trailing bytes.
-    assert!(trust.certifies(b"\x30\x03\x02\x01", &x, &y, now).unwrap_err().contains("X.509"));
+    assert!(trust.certifies(b"\x30\x03\x02\x01", &[], &x, &y, now).unwrap_err().contains("X.509"));
     let mut long = cert.clone();
     long.push(0);
-    assert!(trust.certifies(&long, &x, &y, now).unwrap_err().contains("after the certificate"));
+    assert!(trust
+        .certifies(&long, &[], &x, &y, now)
+        .unwrap_err()
+        .contains("after the certificate"));
 
     // The server refuses a configuration whose bundle is not certificates,
     // naming the field.
@@ -349,8 +396,12 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
     maker.certify(&node_tpm, &x, &y);
     let (ox, oy) = point(&other_tpm);
     let other_cert = other_maker.certify(&other_tpm, &ox, &oy);
+    // Each maker's intermediate in its TPMs' chain; the provider trusts
+    // maker A's root alone.
+    maker.write_chain(&node_tpm);
+    other_maker.write_chain(&other_tpm);
     let mine = ek_name(&node_tpm);
-    let pem = maker.ca_pem();
+    let pem = maker.root_pem();
     for b in TestBackend::ALL {
         let Some(mut s) = server(b, 30) else { continue };
         let b = b.as_str();
@@ -425,7 +476,7 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         assert!(r.text.contains("ek_certificate"), "[{b}] {}", r.text);
         let r = challenge(Some(&hex::encode(&other_cert))).expect(409);
         assert!(r.text.contains("not one the provider trusts"), "[{b}] {}", r.text);
-        assert!(r.text.contains("does not verify"), "[{b}] {}", r.text);
+        assert!(r.text.contains("not among the provider's"), "[{b}] {}", r.text);
         // The impostor's own proof (its maker's certificate): refused too.
         let sanitizer = spawn(sanitizer);
         wait_node(&s, "bm-1", "available", None);
@@ -448,14 +499,12 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         assert_eq!(c["ok"], true, "[{b}] {c}");
         assert!(c.to_string().contains(&mine), "[{b}] {c}");
         // The signed record and the node's hardware name the maker's CA.
-        assert!(
-            c.to_string().contains("certified by the TPM maker's CN=swtpm-localca"),
-            "[{b}] {c}"
-        );
+        let by_root = "certified by the TPM maker's CN=swtpm-localca-rootca";
+        assert!(c.to_string().contains(by_root), "[{b}] {c}");
         let hw = hardware(&s);
         assert_eq!(hw["tpm_identity"], mine.as_str(), "[{b}] {hw}");
         assert_eq!(hw["tpm_identity_recorded_by"], "certificate", "[{b}] {hw}");
-        assert_eq!(hw["tpm_identity_certified_by"], "CN=swtpm-localca", "[{b}] {hw}");
+        assert_eq!(hw["tpm_identity_certified_by"], "CN=swtpm-localca-rootca", "[{b}] {hw}");
         // Forgotten (a replaced TPM): all of it.
         s.admin().post("/v1/nodes/bm-1/inspect", &json!({"forget_tpm_identity": true})).expect(202);
         let hw = hardware(&s);

@@ -511,6 +511,10 @@ pub struct AgentTpmKeys {
     /// wrote it into its NV memory, where it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ek_certificate: Option<String>,
+    /// The intermediates its maker wrote beside it (the EK certificate
+    /// chain's NV indices, 0x01c00100 on; hex DER each), where there are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ek_certificate_chain: Vec<String>,
 }
 
 /// A credential only the TPM holding the endorsement key can activate
@@ -532,6 +536,9 @@ pub struct AgentTpmProof {
     /// As in [`AgentTpmKeys`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ek_certificate: Option<String>,
+    /// As in [`AgentTpmKeys`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ek_certificate_chain: Vec<String>,
 }
 
 /// The identity the agent proved: its endorsement key's name (hex), and

@@ -256,6 +256,29 @@ impl Manufacturer {
         cert
     }
 
+    /// Writes the maker's intermediate (DER) into the TPM's NV memory at
+    /// 0x01c00100, the first of the EK certificate chain's indices, as
+    /// makers whose roots sign per-model intermediates do; the DER.
+    pub fn write_chain(&self, tpm: &Swtpm) -> Vec<u8> {
+        let der = self.dir.join("intermediate.der");
+        let status = Command::new("certtool")
+            .args(["--certificate-info", "--outder", "--infile"])
+            .arg(self.dir.join("issuercert.pem"))
+            .arg("--outfile")
+            .arg(&der)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run certtool (gnutls-bin)");
+        assert!(status.success(), "certtool: {status}");
+        let data = std::fs::read(&der).unwrap();
+        std::fs::copy(&der, tpm.dir.join("chain.bin")).unwrap();
+        let size = data.len().to_string();
+        let attributes = "platformcreate|ppwrite|writedefine|ppread|ownerread|authread|no_da";
+        tpm.tool("nvdefine", &["-Q", "0x1c00100", "-C", "p", "-s", &size, "-a", attributes]);
+        tpm.tool("nvwrite", &["-Q", "0x1c00100", "-C", "p", "-i", "chain.bin"]);
+        data
+    }
+
     /// The maker's CA certificates (PEM): the intermediate that signs
     /// endorsement key certificates, then its root.
     pub fn ca_pem(&self) -> String {

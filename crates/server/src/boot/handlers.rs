@@ -442,15 +442,22 @@ fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
 /// Where the provider trusts TPM manufacturers (`tpm_ek_ca_pem`), an
 /// identity is recorded only for an endorsement key one of them
 /// certified: `certificate` (hex DER) must name `ek` and be signed by one
-/// of their CAs: that CA's name. Refused (409, in the trail) otherwise;
-/// `None` where the provider trusts none.
+/// of their CAs, directly or through the TPM's `chain` (hex DER each):
+/// that CA's name. Refused (409, in the trail) otherwise; `None` where the
+/// provider trusts none.
 fn certified(
     app: &App,
     agent: &agents::AgentRecord,
     ek: &EccPublic,
     certificate: Option<&str>,
+    chain: &[String],
 ) -> Result<Option<String>> {
     let Some(trust) = &app.boot.tpm_ek_trust else { return Ok(None) };
+    let chain = chain
+        .iter()
+        .map(hex::decode)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid_value("ek_certificate_chain", "not hex"))?;
     let der = match certificate.map(hex::decode) {
         Some(Ok(der)) => der,
         Some(Err(_)) => return Err(Error::invalid_value("ek_certificate", "not hex")),
@@ -462,7 +469,7 @@ fn certified(
             return Err(tpm_refused(app, agent, e));
         }
     };
-    match trust.certifies(&der, &ek.x, &ek.y, neocloud_common::time::now_micros()) {
+    match trust.certifies(&der, &chain, &ek.x, &ek.y, neocloud_common::time::now_micros()) {
         Ok(ca) => Ok(Some(ca)),
         Err(why) => {
             let e = Error::conflict(format!(
@@ -498,7 +505,7 @@ pub fn tpm_challenge(
             ));
         }
         None => {
-            certified(app, &agent, &ek, p.ek_certificate.as_deref())?;
+            certified(app, &agent, &ek, p.ek_certificate.as_deref(), &p.ek_certificate_chain)?;
         }
     }
     let secret = tpm_secret(app, &agent, &ek, &ak);
@@ -529,7 +536,7 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
     let on_record = app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?.is_some();
     let certified_by = match (agent.purpose, on_record) {
         (ImagePurpose::Sanitizer, false) => {
-            certified(app, &agent, &ek, p.ek_certificate.as_deref())?
+            certified(app, &agent, &ek, p.ek_certificate.as_deref(), &p.ek_certificate_chain)?
         }
         (ImagePurpose::Sanitizer, true) | (ImagePurpose::Tenant, _) => None,
     };

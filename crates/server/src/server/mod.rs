@@ -210,7 +210,12 @@ impl Server {
                 virtual_media_iso_url: config.virtual_media_iso_url.clone(),
                 uefi_http_boot_url: config.uefi_http_boot_url.clone(),
                 node_isos,
-                tpm_ek_trust: config.tpm_ek_trust()?.map(Arc::new),
+                tpm_ek_trust: config.tpm_ek_trust()?.map(|t| {
+                    for why in &t.skipped {
+                        tracing::warn!("tpm_ek_ca_pem: {why}: not trusted");
+                    }
+                    Arc::new(t)
+                }),
             },
             anonymous_limiter: RateLimiter::new(
                 config.anonymous_rate_limit_per_sec,
