@@ -32,6 +32,9 @@ pub struct Host {
     nvml: Option<Arc<Nvml>>,
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
+    /// The CUDA driver library [`Hardware::reset_gpus`] overwrites the
+    /// GPUs' memory through (loaded then).
+    cuda: String,
 }
 
 impl Host {
@@ -48,19 +51,28 @@ impl Host {
         let nvml = nvml.map(Arc::new);
         let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
         let tpm = TpmPath::discover(Path::new("/dev"));
-        Host { disks, nvml, xids, tpm, efivars: crate::efivars::discover() }
+        let efivars = crate::efivars::discover();
+        Host { disks, nvml, xids, tpm, efivars, cuda: crate::cuda::LIBRARY.to_string() }
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs) nor looks for a
     /// TPM or UEFI variables.
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
-        Host { disks, nvml: None, xids: None, tpm: None, efivars: None }
+        let cuda = crate::cuda::LIBRARY.to_string();
+        Host { disks, nvml: None, xids: None, tpm: None, efivars: None, cuda }
     }
 
     /// This host with its UEFI variables in `dir` (none: it did not boot
     /// through UEFI) instead of efivarfs.
     pub fn with_efivars(mut self, dir: Option<PathBuf>) -> Host {
         self.efivars = dir;
+        self
+    }
+
+    /// This host with the CUDA driver library at `path` instead of the
+    /// driver's soname.
+    pub fn with_cuda(mut self, path: &str) -> Host {
+        self.cuda = path.to_string();
         self
     }
 
@@ -208,6 +220,7 @@ impl Hardware for Host {
         // remaps: what is still wrong after it goes with the node to the
         // next tenant, so it fails the step.
         after_reset(&mut items, &self.gpu_status());
+        overwrite_memory(&self.cuda, &gpus, &mut items);
         if let Some(n) = &self.nvml {
             for g in &gpus {
                 let gpu = format!("GPU {} ({})", g.index, g.uuid);
@@ -333,6 +346,48 @@ pub fn macs(net: &Path) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Overwrites each GPU's memory through the CUDA driver library at `cuda`
+/// ([`crate::cuda`]): an item per GPU, failed where it could not be done,
+/// fell short of the memory the driver said was free, or read back other
+/// than zero.
+pub fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
+    if gpus.is_empty() {
+        return;
+    }
+    let item = |uuid: &str, ok: bool, detail: String| StepItem {
+        target: uuid.to_string(),
+        method: "cuda-memset".into(),
+        ok,
+        detail,
+    };
+    let lib = match crate::cuda::Cuda::load_from(cuda) {
+        Ok(lib) => lib,
+        Err(e) => {
+            for g in gpus {
+                items.push(item(&g.uuid, false, format!("GPU memory not overwritten: {e}")));
+            }
+            return;
+        }
+    };
+    for g in gpus {
+        let mib = |b: u64| b >> 20;
+        items.push(match lib.overwrite(&g.uuid) {
+            Ok(o) => item(
+                &g.uuid,
+                o.covers_the_free_memory(),
+                format!(
+                    "GPU {}: {} MiB set to zero and read back zero, of {} MiB free ({} MiB in all)",
+                    g.index,
+                    mib(o.bytes),
+                    mib(o.free),
+                    mib(o.total)
+                ),
+            ),
+            Err(e) => item(&g.uuid, false, format!("GPU {}: memory not overwritten: {e}", g.index)),
+        });
+    }
 }
 
 /// A step item about a GPU's ECC or MIG mode.

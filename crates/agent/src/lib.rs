@@ -23,6 +23,7 @@
 mod agent;
 pub mod cli;
 pub mod cmdline;
+pub mod cuda;
 pub mod disks;
 pub mod efivars;
 pub mod health;

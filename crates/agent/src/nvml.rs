@@ -629,7 +629,7 @@ impl Drop for Nvml {
 ///
 /// # Safety
 /// `T` must be the symbol's true C function type.
-unsafe fn sym<T: Copy>(lib: &Library, name: &[u8]) -> Result<T, String> {
+pub(crate) unsafe fn sym<T: Copy>(lib: &Library, name: &[u8]) -> Result<T, String> {
     // SAFETY: upheld by the caller (the type matches the symbol).
     unsafe { lib.get::<T>(name) }.map(|s| *s).map_err(|e| {
         let n = String::from_utf8_lossy(&name[..name.len().saturating_sub(1)]).into_owned();

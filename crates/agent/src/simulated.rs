@@ -230,6 +230,10 @@ impl Hardware for Simulated {
             .map(|g| sim_item(&g.uuid, true, format!("simulated reset of GPU {}", g.index)))
             .collect();
         crate::host::after_reset(&mut items, &self.gpu_status());
+        items.extend(self.gpu_list().iter().map(|g| {
+            let detail = format!("simulated GPU {}: {} MiB set to zero", g.index, g.memory_mib);
+            sim_item(&g.uuid, true, detail)
+        }));
         self.step(AgentStepKind::ResetGpus, items)
     }
 
@@ -318,7 +322,9 @@ mod tests {
         assert!(wipe.items.iter().all(|i| i.ok && i.method == "simulated"));
         let reset = run_step(&sim, AgentStepKind::ResetGpus);
         assert!(reset.ok);
-        assert_eq!(reset.items.len(), 8);
+        // Each GPU reset, and its memory set to zero.
+        assert_eq!(reset.items.len(), 16);
+        assert!(reset.items[8].detail.contains("81559 MiB set to zero"), "{:?}", reset.items[8]);
         let fw = run_step(&sim, AgentStepKind::ReportFirmware);
         assert!(fw.ok);
         assert_eq!(fw.items.len(), 9);
@@ -338,7 +344,7 @@ mod tests {
         assert!(run_step(&sim, AgentStepKind::WipeDisks).ok);
         let r = run_step(&sim, AgentStepKind::ResetGpus);
         assert!(!r.ok);
-        assert_eq!(r.items.len(), 8);
+        assert_eq!(r.items.len(), 16);
         assert!(r.items.iter().all(|i| !i.ok && i.detail.contains("simulated failure")));
         assert!(run_step(&sim, AgentStepKind::ReportFirmware).ok);
 

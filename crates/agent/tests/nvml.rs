@@ -11,25 +11,15 @@ use std::process::Command;
 use neocloud_agent::nvml::Nvml;
 use neocloud_agent::{health, Hardware, Host};
 
-/// Builds the fake library (once per variant) into `dir/name`.
+mod fake_lib;
+
+/// Builds the fake NVML (once per variant) into `dir/name`.
 fn build(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_nvml/fake_nvml.c");
-    std::fs::create_dir_all(dir).unwrap();
-    let out = dir.join(name);
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .args(defines)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
-    assert!(status.success(), "building the fake NVML failed");
-    out
+    fake_lib::build("fake_nvml/fake_nvml.c", dir, name, defines)
 }
 
 fn scratch(test: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("neocloud-fake-nvml-{}-{test}", std::process::id()))
+    fake_lib::scratch("nvml", test)
 }
 
 const GPU0: &str = "GPU-fa4e0000-0000-0000-0000-000000000000";
