@@ -72,6 +72,14 @@ struct Args {
     #[arg(long)]
     inventory: bool,
 
+    /// Overwrite every GPU's memory (what the sanitizer's GPU step does
+    /// after its reset; no reset here) and print an item per GPU as JSON:
+    /// 0 when every GPU's was overwritten and read back zero, 3 when not.
+    /// Registers nothing. Whatever runs on the GPUs loses its memory's
+    /// contents: for burn-in and checks, not for a tenant's node.
+    #[arg(long, conflicts_with_all = ["inventory", "simulate_gpus"])]
+    overwrite_gpu_memory: bool,
+
     /// With --inventory: watch the GPUs' Xid errors this long first (e.g.
     /// `30s`, a burn-in's length) and list every one seen.
     #[arg(long, value_name = "DURATION", requires = "inventory", value_parser = parse_secs)]
@@ -182,6 +190,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         host_ref = Some(Arc::clone(&host));
         host
     };
+    if let (true, Some(host)) = (args.overwrite_gpu_memory, &host_ref) {
+        let items = host.overwrite_gpu_memory();
+        match serde_json::to_string_pretty(&items) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                log(&format!("cannot print the items: {e}"));
+                return 2;
+            }
+        }
+        return if items.iter().all(|i| i.ok) { 0 } else { 3 };
+    }
     let inv = hw.inventory();
     if args.inventory {
         let xids_seen = args.watch.map(|d| {

@@ -76,6 +76,15 @@ impl Host {
         self
     }
 
+    /// Overwrites each GPU's memory ([`crate::cuda`]): an item per GPU
+    /// NVML lists, failed where it could not be done, fell short of the
+    /// memory the driver said was free, or read back other than zero.
+    pub fn overwrite_gpu_memory(&self) -> Vec<StepItem> {
+        let mut items = Vec::new();
+        overwrite_memory(&self.cuda, &self.gpus(), &mut items);
+        items
+    }
+
     /// This host with the TPM at `tpm` (none: no TPM) instead of the one
     /// found in `/dev`.
     pub fn with_tpm(mut self, tpm: Option<TpmPath>) -> Host {
@@ -220,7 +229,7 @@ impl Hardware for Host {
         // remaps: what is still wrong after it goes with the node to the
         // next tenant, so it fails the step.
         after_reset(&mut items, &self.gpu_status());
-        overwrite_memory(&self.cuda, &gpus, &mut items);
+        items.extend(self.overwrite_gpu_memory());
         if let Some(n) = &self.nvml {
             for g in &gpus {
                 let gpu = format!("GPU {} ({})", g.index, g.uuid);
@@ -348,11 +357,9 @@ pub fn macs(net: &Path) -> Vec<String> {
     out
 }
 
-/// Overwrites each GPU's memory through the CUDA driver library at `cuda`
-/// ([`crate::cuda`]): an item per GPU, failed where it could not be done,
-/// fell short of the memory the driver said was free, or read back other
-/// than zero.
-pub fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
+/// [`Host::overwrite_gpu_memory`] through the CUDA driver library at
+/// `cuda`, for `gpus`.
+fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
     if gpus.is_empty() {
         return;
     }

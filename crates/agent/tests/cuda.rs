@@ -129,3 +129,29 @@ fn the_sanitizers_gpu_step_overwrites_each_gpus_memory() {
     assert_eq!(missing.len(), 2);
     assert!(missing.iter().all(|i| !i.ok && i.detail.contains("GPU memory not overwritten")));
 }
+
+#[test]
+fn the_agent_overwrites_the_gpus_memory_on_its_own_and_says_whether_it_could() {
+    // Both doubles by their sonames on the library path, as the driver's
+    // would be.
+    let dir = fake_lib::scratch("cuda", "bin");
+    fake_lib::build("fake_nvml/fake_nvml.c", &dir, "libnvidia-ml.so.1", &[]);
+    let run = |cuda_defines: &[&str]| {
+        fake_lib::build("fake_cuda/fake_cuda.c", &dir, "libcuda.so.1", cuda_defines);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+            .arg("--overwrite-gpu-memory")
+            .env("LD_LIBRARY_PATH", &dir)
+            .output()
+            .unwrap();
+        let items: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), items)
+    };
+    let (code, items) = run(&[]);
+    assert_eq!(code, Some(0), "{items}");
+    assert_eq!(items.as_array().unwrap().len(), 2, "{items}");
+    assert!(items[0]["detail"].as_str().unwrap().contains("60 MiB set to zero"), "{items}");
+    let (code, items) = run(&["-DIGNORE_MEMSET"]);
+    assert_eq!(code, Some(3), "{items}");
+    assert_eq!(items[1]["ok"], false, "{items}");
+}
