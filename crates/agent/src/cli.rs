@@ -112,6 +112,10 @@ struct Report {
     /// or why it cannot be read; absent without a TPM.
     #[serde(skip_serializing_if = "Option::is_none")]
     tpm_identity: Option<String>,
+    /// Whether the TPM holds its endorsement key's certificate (and its
+    /// maker's intermediates) where agents read them; absent without a TPM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm_ek_certificate: Option<String>,
     /// The UEFI variables `clear_uefi_variables` would read (read only),
     /// or why they cannot be read; absent where the machine did not boot
     /// through UEFI.
@@ -218,6 +222,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         let tpm = host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm::describe);
         let tpm_identity =
             host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm_identity::describe);
+        let tpm_ek_certificate =
+            host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm_identity::describe_certificate);
         let uefi_variables =
             host_ref.as_ref().and_then(|h| h.efivars()).map(crate::efivars::describe);
         let report = Report {
@@ -228,6 +234,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             xids_seen,
             tpm,
             tpm_identity,
+            tpm_ek_certificate,
             uefi_variables,
             tools: crate::tools::step_tools(),
         };

@@ -140,6 +140,28 @@ pub fn describe(path: &TpmPath) -> String {
     }
 }
 
+/// Whether the TPM at `path` holds its EK's certificate (and
+/// intermediates) where the agent reads them (`--inventory`: a provider
+/// that trusts TPM makers records identities only with one).
+pub fn describe_certificate(path: &TpmPath) -> String {
+    let id = match TpmIdentity::open(path) {
+        Ok(id) => id,
+        Err(e) => return format!("{path}: {e}"),
+    };
+    let mut out = match &id.ek_certificate {
+        Some(c) => format!(
+            "present ({} bytes of DER at 0x{EK_CERT_NV_INDEX:08x}), {} intermediate(s) beside it",
+            c.len(),
+            id.ek_certificate_chain.len()
+        ),
+        None => format!("none at 0x{EK_CERT_NV_INDEX:08x}"),
+    };
+    for e in &id.ek_certificate_errors {
+        out.push_str(&format!("; {e}"));
+    }
+    out
+}
+
 impl TpmIdentity {
     /// Loads the EK and makes the agent's key in the TPM at `path`.
     pub fn open(path: &TpmPath) -> Result<TpmIdentity, IdentityError> {

@@ -84,6 +84,8 @@ fn point(ek_public: &[u8]) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn the_certificate_its_maker_wrote_is_read_and_outlives_the_sanitizers_clear() {
     let Some(tpm) = Swtpm::start() else { return };
+    let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
+    assert_eq!(v["tpm_ek_certificate"], "none at 0x01c0000a", "{v}");
     let id = TpmIdentity::open(&tpm.path()).unwrap();
     assert_eq!(id.ek_certificate, None, "none written yet");
     let (x, y) = point(&id.ek_public);
@@ -108,6 +110,11 @@ fn the_certificate_its_maker_wrote_is_read_and_outlives_the_sanitizers_clear() {
     let cleared = clear_tpm(&tpm.path(), None);
     assert!(cleared.ok, "{cleared:?}");
     let id = TpmIdentity::open(&tpm.path()).unwrap();
-    assert_eq!(id.ek_certificate, Some(cert));
+    assert_eq!(id.ek_certificate, Some(cert.clone()));
     assert_eq!(id.ek_certificate_chain, vec![intermediate]);
+    drop(id);
+    // `--inventory` says so (a provider that trusts TPM makers needs it).
+    let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
+    let want = format!("present ({} bytes of DER at 0x01c0000a), 1 intermediate(s)", cert.len());
+    assert!(v["tpm_ek_certificate"].as_str().unwrap().starts_with(&want), "{v}");
 }
