@@ -80,6 +80,16 @@ struct Args {
     #[arg(long, conflicts_with_all = ["inventory", "simulate_gpus"])]
     overwrite_gpu_memory: bool,
 
+    /// With --overwrite-gpu-memory: only this GPU (`INDEX=UUID`, as NVML
+    /// lists it); repeat for each. Default: every GPU NVML lists.
+    #[arg(long = "gpu", value_name = "INDEX=UUID", requires = "overwrite_gpu_memory", hide = true)]
+    gpus: Vec<String>,
+
+    /// With --overwrite-gpu-memory: the CUDA driver library. Default: the
+    /// driver's, `libcuda.so.1`.
+    #[arg(long, value_name = "PATH", requires = "overwrite_gpu_memory", hide = true)]
+    cuda_library: Option<String>,
+
     /// With --inventory: watch the GPUs' Xid errors this long first (e.g.
     /// `30s`, a burn-in's length) and list every one seen.
     #[arg(long, value_name = "DURATION", requires = "inventory", value_parser = parse_secs)]
@@ -147,6 +157,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
+    if args.overwrite_gpu_memory {
+        return overwrite_gpu_memory(&args);
+    }
     let mut host_ref: Option<Arc<Host>> = None;
     let hw: Arc<dyn Hardware> = if let Some(n) = args.simulate_gpus {
         let mut c = crate::SimulatedConfig::new(&host::hostname());
@@ -194,17 +207,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         host_ref = Some(Arc::clone(&host));
         host
     };
-    if let (true, Some(host)) = (args.overwrite_gpu_memory, &host_ref) {
-        let items = host.overwrite_gpu_memory();
-        match serde_json::to_string_pretty(&items) {
-            Ok(j) => println!("{j}"),
-            Err(e) => {
-                log(&format!("cannot print the items: {e}"));
-                return 2;
-            }
-        }
-        return if items.iter().all(|i| i.ok) { 0 } else { 3 };
-    }
     let inv = hw.inventory();
     if args.inventory {
         let xids_seen = args.watch.map(|d| {
@@ -325,5 +327,45 @@ fn exit_code(e: &AgentError) -> u8 {
     match e {
         AgentError::Usage(_) | AgentError::TokenRefused(_) | AgentError::Api(_) => 1,
         AgentError::Unavailable(_) | AgentError::Protocol(_) => 2,
+    }
+}
+
+/// `--overwrite-gpu-memory`: the GPUs' memory overwritten in this process,
+/// an item per GPU printed as JSON; 0 when all were, 3 when not.
+fn overwrite_gpu_memory(args: &Args) -> u8 {
+    let mut gpus = Vec::new();
+    for g in &args.gpus {
+        let parsed = g.split_once('=').and_then(|(i, uuid)| Some((i.parse().ok()?, uuid)));
+        let Some((index, uuid)) = parsed else {
+            log(&format!("--gpu {g:?}: not INDEX=UUID"));
+            return 1;
+        };
+        gpus.push(neocloud_types::AgentGpu {
+            index,
+            uuid: uuid.to_string(),
+            name: String::new(),
+            serial: String::new(),
+            memory_mib: 0,
+            pci_bus_id: String::new(),
+        });
+    }
+    // The GPUs named, or NVML's (loaded only then).
+    let host = match gpus.is_empty() {
+        true => Host::new(Vec::new()),
+        false => Host::without_gpus(Vec::new()),
+    };
+    let host = host.with_cuda(args.cuda_library.as_deref().unwrap_or(crate::cuda::LIBRARY));
+    let items = host.overwrite_gpu_memory((!gpus.is_empty()).then_some(&gpus[..]));
+    match serde_json::to_string_pretty(&items) {
+        Ok(j) => println!("{j}"),
+        Err(e) => {
+            log(&format!("cannot print the items: {e}"));
+            return 2;
+        }
+    }
+    if items.iter().all(|i| i.ok) {
+        0
+    } else {
+        3
     }
 }

@@ -5,9 +5,17 @@
 //! the GPU: what a tenant left in HBM can still be there for the next
 //! tenant's kernel module, which reads the memory the way its driver
 //! chooses. The sanitizer allocates all the memory the driver gives it on
-//! each GPU, sets every byte to zero, reads samples back, and frees it.
-//! The memory the driver keeps for itself (a few hundred MiB: its own
-//! structures, reinitialized when it loads) is not reached.
+//! each GPU, writes a pattern to every byte and reads samples of it back
+//! (a driver that zeroes memory it gives out would make zeros alone prove
+//! nothing), then zero and samples again, and frees it. The memory the
+//! driver keeps for itself (a few hundred MiB: its own structures,
+//! reinitialized when it loads) is not reached.
+//!
+//! The sanitizer runs it in a child process of its own
+//! (`neocloud-agent --overwrite-gpu-memory`, see
+//! [`crate::host::Host::overwrite_gpu_memory`]): the driver keeps the GPUs'
+//! device files open once initialized, which would hold a later GPU reset
+//! off, and a process can be given a deadline.
 //!
 //! Every `unsafe` block is one FFI call (or symbol lookup) whose contract is
 //! noted next to it.
@@ -30,6 +38,21 @@ type DevicePtr = u64;
 const CUDA_SUCCESS: CuResult = 0;
 /// `CUDA_ERROR_OUT_OF_MEMORY`.
 const CUDA_ERROR_OUT_OF_MEMORY: CuResult = 2;
+/// `CUDA_ERROR_SYSTEM_NOT_READY`: on NVSwitch systems, until the fabric
+/// manager has the GPU in the fabric again (after a reset).
+const CUDA_ERROR_SYSTEM_NOT_READY: CuResult = 802;
+/// How long a GPU not ready (its fabric) is waited for, and between tries.
+const NOT_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+const NOT_READY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Written to every byte first (a driver that hands out zeroed memory
+/// cannot pass for one whose writes landed), then zero.
+const PATTERN: u8 = 0xa5;
+/// What may be left of the free memory the driver said it had (the last
+/// blocks under [`SMALLEST`], and what the driver takes for the context's
+/// own use while it runs): this, or 1/64 of the GPU's memory where that is
+/// less.
+const SLACK: u64 = 256 << 20;
 
 /// Allocations start at this size and halve on running out, down to
 /// [`SMALLEST`].
@@ -85,10 +108,12 @@ pub struct Overwritten {
 
 impl Overwritten {
     /// Whether it reached the memory the driver said was free, but for
-    /// what allocation granularity and the driver's own use while it ran
-    /// leave (1 % of the GPU's memory).
+    /// [`SLACK`], and the driver said nearly all of it was (at least 95 %:
+    /// a client holding memory on a GPU being sanitized keeps it from
+    /// being overwritten).
     pub fn covers_the_free_memory(&self) -> bool {
-        self.bytes + self.total / 100 >= self.free
+        let slack = SLACK.min(self.total / 64);
+        self.bytes + slack >= self.free && self.free + self.total / 20 >= self.total
     }
 }
 
@@ -108,7 +133,10 @@ impl Cuda {
             let c = Cuda {
                 count: sym(&lib, b"cuDeviceGetCount\0")?,
                 device_get: sym(&lib, b"cuDeviceGet\0")?,
-                uuid: sym(&lib, b"cuDeviceGetUuid\0")?,
+                // cuda.h maps the name to `_v2` since CUDA 11.4 (the same
+                // bytes for a whole GPU).
+                uuid: sym(&lib, b"cuDeviceGetUuid_v2\0")
+                    .or_else(|_| sym(&lib, b"cuDeviceGetUuid\0"))?,
                 retain: sym(&lib, b"cuDevicePrimaryCtxRetain\0")?,
                 release: sym(&lib, b"cuDevicePrimaryCtxRelease_v2\0")
                     .or_else(|_| sym(&lib, b"cuDevicePrimaryCtxRelease\0"))?,
@@ -122,7 +150,7 @@ impl Cuda {
                 _lib: lib,
             };
             // cuInit(0): flags must be 0.
-            check(init(0), "cuInit")?;
+            not_ready_waited(|| init(0), "cuInit")?;
             c
         };
         Ok(cuda)
@@ -144,7 +172,10 @@ impl Cuda {
                 return Ok(dev);
             }
         }
-        Err(format!("no CUDA device has the UUID {uuid}"))
+        Err(format!(
+            "no CUDA device has the UUID {uuid} (MIG still on? a GPU in MIG mode has no device \
+             of its own)"
+        ))
     }
 
     /// Sets every byte of the memory the driver gives out on the GPU
@@ -154,7 +185,7 @@ impl Cuda {
         let mut ctx: Context = std::ptr::null_mut();
         // SAFETY: cuDevicePrimaryCtxRetain writes one CUcontext; it is made
         // current on this thread and released below, on every path.
-        check(unsafe { (self.retain)(&mut ctx, dev) }, "cuDevicePrimaryCtxRetain")?;
+        not_ready_waited(|| unsafe { (self.retain)(&mut ctx, dev) }, "cuDevicePrimaryCtxRetain")?;
         let res = check(unsafe { (self.set_current)(ctx) }, "cuCtxSetCurrent")
             .and_then(|()| self.overwrite_current());
         // SAFETY: the context retained above, released once.
@@ -171,7 +202,10 @@ impl Cuda {
         // SAFETY: cuMemGetInfo writes two size_t.
         check(unsafe { (self.mem_info)(&mut free, &mut total) }, "cuMemGetInfo")?;
         let mut blocks: Vec<(DevicePtr, usize)> = Vec::new();
-        let res = self.fill(&mut blocks).and_then(|()| self.read_back(&blocks));
+        let res = self.allocate(&mut blocks).and_then(|()| {
+            self.write(&blocks, PATTERN)?;
+            self.write(&blocks, 0)
+        });
         for (ptr, _) in &blocks {
             // SAFETY: each pointer came from cuMemAlloc and is freed once.
             unsafe { (self.free)(*ptr) };
@@ -184,43 +218,46 @@ impl Cuda {
         })
     }
 
-    /// Allocates everything the driver gives (largest blocks first) and
-    /// sets it to zero; the blocks, in `blocks`, whatever happens.
-    fn fill(&self, blocks: &mut Vec<(DevicePtr, usize)>) -> Result<(), String> {
+    /// Allocates everything the driver gives (largest blocks first): the
+    /// blocks, in `blocks`, whatever happens.
+    fn allocate(&self, blocks: &mut Vec<(DevicePtr, usize)>) -> Result<(), String> {
         let mut size = LARGEST;
         while size >= SMALLEST {
             let mut ptr: DevicePtr = 0;
             // SAFETY: cuMemAlloc writes one CUdeviceptr.
             match unsafe { (self.alloc)(&mut ptr, size) } {
-                CUDA_SUCCESS => {
-                    blocks.push((ptr, size));
-                    // SAFETY: the block just allocated, `size` bytes.
-                    check(unsafe { (self.memset)(ptr, 0, size) }, "cuMemsetD8")?;
-                }
+                CUDA_SUCCESS => blocks.push((ptr, size)),
                 CUDA_ERROR_OUT_OF_MEMORY => size /= 2,
                 rc => return check(rc, "cuMemAlloc"),
             }
         }
-        // SAFETY: no arguments; waits for the memsets.
-        check(unsafe { (self.sync)() }, "cuCtxSynchronize")
+        Ok(())
     }
 
-    /// Reads back the start, middle and end of every block: zero, or
-    /// where it is not.
-    fn read_back(&self, blocks: &[(DevicePtr, usize)]) -> Result<(), String> {
+    /// Sets every byte of `blocks` to `value`, then reads the start, middle
+    /// and end of each back: `value`, or where it is not.
+    fn write(&self, blocks: &[(DevicePtr, usize)], value: u8) -> Result<(), String> {
+        for (ptr, size) in blocks {
+            // SAFETY: a block allocated above, `size` bytes.
+            check(unsafe { (self.memset)(*ptr, value, *size) }, "cuMemsetD8")?;
+        }
+        // SAFETY: no arguments; waits for the memsets, and reports their
+        // errors.
+        check(unsafe { (self.sync)() }, "cuCtxSynchronize")?;
         let mut buf = vec![0u8; SAMPLE];
         for (ptr, size) in blocks {
             let n = SAMPLE.min(*size);
             for offset in [0, (size / 2).saturating_sub(n / 2), size - n] {
-                buf[..n].fill(0xff);
+                buf[..n].fill(!value);
                 let at = ptr + offset as u64;
                 // SAFETY: `n` bytes at `at` lie within the block; the host
                 // buffer holds at least `n`.
                 let rc = unsafe { (self.copy)(buf.as_mut_ptr().cast(), at, n) };
                 check(rc, "cuMemcpyDtoH")?;
-                if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
+                if let Some(i) = buf[..n].iter().position(|b| *b != value) {
                     return Err(format!(
-                        "memory at device address 0x{:x} reads 0x{:02x} after it was set to zero",
+                        "memory at device address 0x{:x} reads 0x{:02x} after 0x{value:02x} was \
+                         written to it",
                         at + i as u64,
                         buf[i]
                     ));
@@ -228,6 +265,27 @@ impl Cuda {
             }
         }
         Ok(())
+    }
+}
+
+/// Calls `f` again while the GPU is not ready (its NVSwitch fabric, after
+/// a reset), for up to [`NOT_READY_WAIT`].
+fn not_ready_waited(mut f: impl FnMut() -> CuResult, call: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + NOT_READY_WAIT;
+    loop {
+        match f() {
+            CUDA_ERROR_SYSTEM_NOT_READY if std::time::Instant::now() < deadline => {
+                std::thread::sleep(NOT_READY_PAUSE)
+            }
+            CUDA_ERROR_SYSTEM_NOT_READY => {
+                return Err(format!(
+                    "{call}: the system is not ready (CUresult 802) after {} s: on NVSwitch \
+                     systems the sanitizer image runs nvidia-fabricmanager",
+                    NOT_READY_WAIT.as_secs()
+                ))
+            }
+            rc => return check(rc, call),
+        }
     }
 }
 
@@ -255,9 +313,12 @@ mod tests {
         raw[1] = 0x4e;
         raw[15] = 0x01;
         assert_eq!(nvml_uuid(&raw), "GPU-fa4e0000-0000-0000-0000-000000000001");
-        let o = Overwritten { bytes: 990, free: 1000, total: 1000 };
+        let gib = 1u64 << 30;
+        let o = Overwritten { bytes: 79 * gib, free: 79 * gib + SLACK, total: 80 * gib };
         assert!(o.covers_the_free_memory());
-        assert!(!Overwritten { bytes: 980, ..o }.covers_the_free_memory());
+        assert!(!Overwritten { bytes: 78 * gib, ..o }.covers_the_free_memory(), "short");
+        let held = Overwritten { bytes: 70 * gib, free: 70 * gib, total: 80 * gib };
+        assert!(!held.covers_the_free_memory(), "another client holds 10 GiB");
     }
 
     #[test]

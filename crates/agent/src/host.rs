@@ -18,6 +18,7 @@ use crate::tpm::{clear_tpm, TpmPath};
 use crate::xid_watch::XidWatch;
 use crate::{result_of, Hardware};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// This machine: the disks it was told about, the GPUs NVML sees and its
 /// TPM.
@@ -33,8 +34,22 @@ pub struct Host {
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
     /// The CUDA driver library [`Hardware::reset_gpus`] overwrites the
-    /// GPUs' memory through (loaded then).
+    /// GPUs' memory through (loaded then, in a child process).
     cuda: String,
+    /// The agent's executable, run as that child
+    /// (`--overwrite-gpu-memory`); `None` where it cannot be found.
+    agent_exe: Option<PathBuf>,
+    /// How long that child may run.
+    overwrite_deadline: Duration,
+}
+
+/// How long overwriting every GPU's memory may take (a GPU whose NVSwitch
+/// fabric is not ready is waited for up to 3 minutes).
+const OVERWRITE_DEADLINE: Duration = Duration::from_secs(900);
+
+/// A step item about a GPU's memory being overwritten.
+fn memset_item(uuid: &str, ok: bool, detail: String) -> StepItem {
+    StepItem { target: uuid.to_string(), method: "cuda-memset".into(), ok, detail }
 }
 
 impl Host {
@@ -52,14 +67,24 @@ impl Host {
         let xids = nvml.as_ref().map(|n| XidWatch::start(Arc::clone(n)));
         let tpm = TpmPath::discover(Path::new("/dev"));
         let efivars = crate::efivars::discover();
-        Host { disks, nvml, xids, tpm, efivars, cuda: crate::cuda::LIBRARY.to_string() }
+        let mut host = Host::without_gpus(disks);
+        (host.nvml, host.xids, host.tpm, host.efivars) = (nvml, xids, tpm, efivars);
+        host
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs) nor looks for a
     /// TPM or UEFI variables.
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
-        let cuda = crate::cuda::LIBRARY.to_string();
-        Host { disks, nvml: None, xids: None, tpm: None, efivars: None, cuda }
+        Host {
+            disks,
+            nvml: None,
+            xids: None,
+            tpm: None,
+            efivars: None,
+            cuda: crate::cuda::LIBRARY.to_string(),
+            agent_exe: std::env::current_exe().ok(),
+            overwrite_deadline: OVERWRITE_DEADLINE,
+        }
     }
 
     /// This host with its UEFI variables in `dir` (none: it did not boot
@@ -76,12 +101,73 @@ impl Host {
         self
     }
 
-    /// Overwrites each GPU's memory ([`crate::cuda`]): an item per GPU
-    /// NVML lists, failed where it could not be done, fell short of the
-    /// memory the driver said was free, or read back other than zero.
-    pub fn overwrite_gpu_memory(&self) -> Vec<StepItem> {
+    /// This host running the agent's executable at `exe` to overwrite the
+    /// GPUs' memory (where the caller is not the agent itself: a test),
+    /// for at most `deadline`.
+    pub fn with_agent_exe(mut self, exe: &Path, deadline: Duration) -> Host {
+        self.agent_exe = Some(exe.to_path_buf());
+        self.overwrite_deadline = deadline;
+        self
+    }
+
+    /// Overwrites each GPU's memory in this process ([`crate::cuda`]): an
+    /// item per GPU (`gpus`, else those NVML lists), failed where it could
+    /// not be done, fell short of the memory the driver said was free, or
+    /// read back other than what was written.
+    pub fn overwrite_gpu_memory(&self, gpus: Option<&[AgentGpu]>) -> Vec<StepItem> {
+        let listed;
+        let gpus = match gpus {
+            Some(g) => g,
+            None => {
+                listed = self.gpus();
+                &listed
+            }
+        };
         let mut items = Vec::new();
-        overwrite_memory(&self.cuda, &self.gpus(), &mut items);
+        overwrite_memory(&self.cuda, gpus, &mut items);
+        items
+    }
+
+    /// [`Self::overwrite_gpu_memory`] in a child process (the agent's own
+    /// `--overwrite-gpu-memory`): the CUDA driver keeps every GPU's device
+    /// files open once initialized, which would hold a later reset off, and
+    /// a child can be stopped at a deadline.
+    fn overwrite_in_child(&self, gpus: &[AgentGpu]) -> Vec<StepItem> {
+        if gpus.is_empty() {
+            return Vec::new();
+        }
+        let failed = |why: &str| -> Vec<StepItem> {
+            let detail = |g: &AgentGpu| format!("GPU {}: memory not overwritten: {why}", g.index);
+            gpus.iter().map(|g| memset_item(&g.uuid, false, detail(g))).collect()
+        };
+        let Some(exe) = &self.agent_exe else {
+            return failed("the agent's own executable cannot be found");
+        };
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["--overwrite-gpu-memory", "--cuda-library", &self.cuda]);
+        for g in gpus {
+            cmd.arg("--gpu").arg(format!("{}={}", g.index, g.uuid));
+        }
+        // Every GPU, whatever the environment hides.
+        cmd.env_remove("CUDA_VISIBLE_DEVICES");
+        let out = match crate::tools::run_with_deadline(cmd, self.overwrite_deadline) {
+            Ok(out) => out,
+            Err(e) => return failed(&e),
+        };
+        let mut items: Vec<StepItem> = match serde_json::from_slice(&out.stdout) {
+            Ok(items) => items,
+            Err(e) => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let tail = err.lines().last().unwrap_or("");
+                return failed(&format!("{} ({e}): {tail}", out.status));
+            }
+        };
+        for g in gpus {
+            if !items.iter().any(|i| i.target == g.uuid) {
+                let detail = format!("GPU {}: memory not overwritten: no word of it", g.index);
+                items.push(memset_item(&g.uuid, false, detail));
+            }
+        }
         items
     }
 
@@ -229,7 +315,7 @@ impl Hardware for Host {
         // remaps: what is still wrong after it goes with the node to the
         // next tenant, so it fails the step.
         after_reset(&mut items, &self.gpu_status());
-        items.extend(self.overwrite_gpu_memory());
+        items.extend(self.overwrite_in_child(&gpus));
         if let Some(n) = &self.nvml {
             for g in &gpus {
                 let gpu = format!("GPU {} ({})", g.index, g.uuid);
@@ -363,12 +449,7 @@ fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
     if gpus.is_empty() {
         return;
     }
-    let item = |uuid: &str, ok: bool, detail: String| StepItem {
-        target: uuid.to_string(),
-        method: "cuda-memset".into(),
-        ok,
-        detail,
-    };
+    let item = memset_item;
     let lib = match crate::cuda::Cuda::load_from(cuda) {
         Ok(lib) => lib,
         Err(e) => {
@@ -385,7 +466,8 @@ fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
                 &g.uuid,
                 o.covers_the_free_memory(),
                 format!(
-                    "GPU {}: {} MiB set to zero and read back zero, of {} MiB free ({} MiB in all)",
+                    "GPU {}: {} MiB written with a pattern, then zero, each read back, of {} MiB \
+                     free ({} MiB in all)",
                     g.index,
                     mib(o.bytes),
                     mib(o.free),

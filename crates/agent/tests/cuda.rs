@@ -61,16 +61,16 @@ fn every_byte_the_driver_gives_out_is_set_to_zero() {
     assert_eq!((mem.residue(0), mem.residue(1)), (64 * MIB, 64 * MIB), "the last tenant's");
 
     let o = cuda.overwrite(GPU1).unwrap();
-    assert_eq!((o.bytes, o.free, o.total), (60 * MIB, 60 * MIB, 64 * MIB));
+    assert_eq!((o.bytes, o.free, o.total), (62 * MIB, 62 * MIB, 64 * MIB));
     assert!(o.covers_the_free_memory());
     // GPU 1 (CUDA's device 1 is NVML's GPU 0: untouched); only the
-    // driver's 4 MiB left on the one overwritten, and its context released.
-    assert_eq!((mem.residue(0), mem.residue(1)), (64 * MIB, 4 * MIB));
+    // driver's 2 MiB left on the one overwritten, and its context released.
+    assert_eq!((mem.residue(0), mem.residue(1)), (64 * MIB, 2 * MIB));
     assert_eq!(mem.retained(1), 0);
     cuda.overwrite(GPU0).unwrap();
-    assert_eq!(mem.residue(0), 4 * MIB);
+    assert_eq!(mem.residue(0), 2 * MIB);
     // Again: the memory was freed, all of it is given out again.
-    assert_eq!(cuda.overwrite(GPU0).unwrap().bytes, 60 * MIB);
+    assert_eq!(cuda.overwrite(GPU0).unwrap().bytes, 62 * MIB);
 
     let e = cuda.overwrite("GPU-00000000-0000-0000-0000-000000000000").unwrap_err();
     assert!(e.contains("no CUDA device has the UUID"), "{e}");
@@ -82,7 +82,7 @@ fn memory_that_does_not_read_back_zero_or_is_not_all_given_out_fails() {
     let lib = build("ignored", &["-DIGNORE_MEMSET"]);
     let cuda = Cuda::load_from(lib.to_str().unwrap()).unwrap();
     let e = cuda.overwrite(GPU0).unwrap_err();
-    assert!(e.contains("reads 0xab after it was set to zero"), "{e}");
+    assert!(e.contains("reads 0xab after 0xa5 was written to it"), "{e}");
     assert_eq!(Memory::open(&lib).retained(0), 0, "released on failure too");
 
     // A driver that gives out half of what it says is free: overwritten,
@@ -90,44 +90,49 @@ fn memory_that_does_not_read_back_zero_or_is_not_all_given_out_fails() {
     let lib = build("stingy", &["-DSTINGY"]);
     let cuda = Cuda::load_from(lib.to_str().unwrap()).unwrap();
     let o = cuda.overwrite(GPU0).unwrap();
-    assert_eq!((o.bytes, o.free), (30 * MIB, 60 * MIB));
+    assert_eq!((o.bytes, o.free), (30 * MIB, 62 * MIB));
     assert!(!o.covers_the_free_memory());
+
+    // An NVSwitch system's GPU not in its fabric yet: waited for.
+    let lib = build("not-ready", &["-DNOT_READY=3"]);
+    let cuda = Cuda::load_from(lib.to_str().unwrap()).unwrap();
+    assert_eq!(cuda.overwrite(GPU0).unwrap().bytes, 62 * MIB);
 }
 
 #[test]
-fn the_sanitizers_gpu_step_overwrites_each_gpus_memory() {
+fn the_sanitizers_gpu_step_overwrites_each_gpus_memory_in_a_child_process() {
     let nvml = fake_lib::build(
         "fake_nvml/fake_nvml.c",
         &fake_lib::scratch("cuda", "nvml"),
         "libnvidia-ml.so.1",
         &[],
     );
-    let cuda = build("host", &[]);
-    // Held open across the step's own load and unload: the double's state
-    // lives while the library is loaded.
-    let mem = Memory::open(&cuda);
-    let items = |cuda: &str| {
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_neocloud-agent"));
+    let items = |cuda: &str, deadline: u64| {
         let nvml = Nvml::load_from(nvml.to_str().unwrap()).expect("the NVML double loads");
-        let host = Host::with_nvml(Vec::new(), Some(nvml)).with_cuda(cuda);
+        let host = Host::with_nvml(Vec::new(), Some(nvml))
+            .with_cuda(cuda)
+            .with_agent_exe(agent, std::time::Duration::from_secs(deadline));
         let r = host.reset_gpus();
         r.items.into_iter().filter(|i| i.method == "cuda-memset").collect::<Vec<_>>()
     };
     // One item per GPU NVML lists (the lost one is not listed), each ok.
-    let done = items(cuda.to_str().unwrap());
+    let done = items(build("host", &[]).to_str().unwrap(), 60);
     assert_eq!(done.len(), 2, "{done:?}");
     for (it, uuid) in done.iter().zip([GPU0, GPU1]) {
         assert_eq!(it.target, uuid);
         assert!(it.ok, "{it:?}");
-        assert!(
-            it.detail.contains("60 MiB set to zero and read back zero, of 60 MiB free"),
-            "{it:?}"
-        );
+        let says = "62 MiB written with a pattern, then zero, each read back, of 62 MiB free";
+        assert!(it.detail.contains(says), "{it:?}");
     }
-    assert_eq!((mem.residue(0), mem.residue(1)), (4 * MIB, 4 * MIB));
     // Without the CUDA library: the step fails for each GPU.
-    let missing = items("libcuda-not-installed.so.1");
+    let missing = items("libcuda-not-installed.so.1", 60);
     assert_eq!(missing.len(), 2);
     assert!(missing.iter().all(|i| !i.ok && i.detail.contains("GPU memory not overwritten")));
+    // A driver that hangs: stopped at the deadline, every GPU failed.
+    let hung = items(build("hang", &["-DHANG"]).to_str().unwrap(), 2);
+    assert_eq!(hung.len(), 2, "{hung:?}");
+    assert!(hung.iter().all(|i| !i.ok && i.detail.contains("stopped after 2 s")), "{hung:?}");
 }
 
 #[test]
@@ -150,8 +155,15 @@ fn the_agent_overwrites_the_gpus_memory_on_its_own_and_says_whether_it_could() {
     let (code, items) = run(&[]);
     assert_eq!(code, Some(0), "{items}");
     assert_eq!(items.as_array().unwrap().len(), 2, "{items}");
-    assert!(items[0]["detail"].as_str().unwrap().contains("60 MiB set to zero"), "{items}");
+    assert!(items[0]["detail"].as_str().unwrap().contains("62 MiB written"), "{items}");
     let (code, items) = run(&["-DIGNORE_MEMSET"]);
     assert_eq!(code, Some(3), "{items}");
     assert_eq!(items[1]["ok"], false, "{items}");
+    // Not INDEX=UUID: a usage error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .args(["--overwrite-gpu-memory", "--gpu", "zero"])
+        .env("LD_LIBRARY_PATH", &dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -3,7 +3,7 @@
  * tests on machines without an NVIDIA driver: the symbols the agent binds,
  * with the C prototypes of cuda.h, over two GPUs whose UUIDs are the fake
  * NVML's GPU 0 and GPU 1. Each GPU's memory is a host buffer of 64 MiB,
- * 60 MiB of it free (the rest the "driver's"), all of it holding the last
+ * 62 MiB of it free (the rest the "driver's"), all of it holding the last
  * tenant's bytes (0xab) until something writes it.
  *
  * fake_cuda_residue(device) counts the bytes of a GPU's memory that are
@@ -11,10 +11,14 @@
  * agent left behind, without the agent's own read back.
  *
  * Built with -DIGNORE_MEMSET its memsets change nothing (a broken
- * driver); with -DSTINGY it gives out at most half the free memory.
+ * driver); with -DSTINGY it gives out at most half the free memory; with
+ * -DNOT_READY=N a context is refused N times as an NVSwitch system's is
+ * until its fabric is ready (CUDA_ERROR_SYSTEM_NOT_READY); with -DHANG its
+ * memsets never return.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -30,10 +34,11 @@ typedef struct {
 #define CUDA_ERROR_NOT_INITIALIZED 3
 #define CUDA_ERROR_INVALID_CONTEXT 201
 #define CUDA_ERROR_INVALID_DEVICE 101
+#define CUDA_ERROR_SYSTEM_NOT_READY 802
 
 #define MIB (1024ULL * 1024ULL)
 #define TOTAL (64 * MIB)
-#define DRIVERS (4 * MIB)
+#define DRIVERS (2 * MIB)
 /* Device addresses: GPU d's memory starts at (d + 1) << 40. */
 #define BASE(d) ((CUdeviceptr)(d + 1) << 40)
 
@@ -93,8 +98,16 @@ CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) {
     return CUDA_SUCCESS;
 }
 
+CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) {
+    return cuDeviceGetUuid(uuid, dev);
+}
+
 CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev) {
     if (dev < 0 || dev > 1) return CUDA_ERROR_INVALID_DEVICE;
+#ifdef NOT_READY
+    static int refused;
+    if (refused++ < NOT_READY) return CUDA_ERROR_SYSTEM_NOT_READY;
+#endif
     gpus[dev].retained++;
     *ctx = &gpus[dev];
     return CUDA_SUCCESS;
@@ -145,6 +158,9 @@ CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n) {
     unsigned long long off;
     struct gpu *g = gpu_of(p, n, &off);
     if (!g) return CUDA_ERROR_INVALID_VALUE;
+#ifdef HANG
+    for (;;) pause();
+#endif
 #ifndef IGNORE_MEMSET
     memset(g->mem + off, v, n);
 #endif
