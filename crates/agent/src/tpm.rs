@@ -436,7 +436,7 @@ impl Tpm {
     }
 
     /// An NV index's attributes and data size (`TPM2_NV_ReadPublic`).
-    fn nv_public(&mut self, index: u32) -> Result<(u32, u16), TpmError> {
+    pub(crate) fn nv_public(&mut self, index: u32) -> Result<(u32, u16), TpmError> {
         let r = self.command(CC_NV_READ_PUBLIC, &[index], false, &[])?;
         // TPM2B_NV_PUBLIC: size, nvIndex, nameAlg, attributes, authPolicy,
         // dataSize.

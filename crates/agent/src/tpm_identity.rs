@@ -33,6 +33,8 @@ const RH_ENDORSEMENT: u32 = 0x4000_000b;
 /// The NV index of the ECC NIST P-256 EK's certificate (EK Credential
 /// Profile 2.0, 2.2.1.5.1).
 pub const EK_CERT_NV_INDEX: u32 = 0x01c0_000a;
+/// The NV index of the RSA 2048 EK's certificate.
+pub const EK_CERT_NV_INDEX_RSA: u32 = 0x01c0_0002;
 /// The EK certificate chain's NV indices (EK Credential Profile 2.5,
 /// 2.2.1.5.2): intermediates between the EK's certificate and its maker's
 /// root, one or more per index.
@@ -40,6 +42,7 @@ pub const EK_CHAIN_NV_FIRST: u32 = 0x01c0_0100;
 pub const EK_CHAIN_NV_LAST: u32 = 0x01c0_01ff;
 // Algorithm and curve ids (Part 2, 6.3 and 6.4): the control plane
 // parses the public areas with the same.
+pub const ALG_RSA: u16 = 0x0001;
 pub const ALG_AES: u16 = 0x0006;
 pub const ALG_SHA256: u16 = 0x000b;
 pub const ALG_NULL: u16 = 0x0010;
@@ -47,6 +50,8 @@ pub const ALG_ECDSA: u16 = 0x0018;
 pub const ALG_ECC: u16 = 0x0023;
 pub const ALG_CFB: u16 = 0x0043;
 pub const ECC_NIST_P256: u16 = 0x0003;
+/// The RSA EK's key size (template L-1).
+pub const RSA_EK_BITS: u16 = 2048;
 const SE_POLICY: u8 = 0x01;
 
 /// `PolicySecret(TPM_RH_ENDORSEMENT)`: the EK Credential Profile's
@@ -88,6 +93,28 @@ fn ek_template() -> Vec<u8> {
     t
 }
 
+/// The RSA EK's template (`TPMT_PUBLIC`), L-1 of the EK Credential
+/// Profile: for TPMs without the ECC one, or whose maker certified only
+/// the RSA one.
+fn ek_template_rsa() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend(ALG_RSA.to_be_bytes());
+    t.extend(ALG_SHA256.to_be_bytes());
+    t.extend(EK_ATTRIBUTES.to_be_bytes());
+    t.extend((EK_POLICY.len() as u16).to_be_bytes());
+    t.extend(EK_POLICY);
+    // TPMS_RSA_PARMS: AES-128-CFB for the children it protects, no
+    // scheme, 2048 bits, the default exponent (65537).
+    for v in [ALG_AES, 128, ALG_CFB, ALG_NULL, RSA_EK_BITS] {
+        t.extend(v.to_be_bytes());
+    }
+    t.extend(0u32.to_be_bytes());
+    // unique: 256 zero octets.
+    t.extend(256u16.to_be_bytes());
+    t.extend([0u8; 256]);
+    t
+}
+
 /// The agent's key's template: an ECDSA P-256 restricted signing key.
 fn ak_template() -> Vec<u8> {
     let mut t = Vec::new();
@@ -120,6 +147,8 @@ pub struct TpmIdentity {
     pub ak_name: Vec<u8>,
     /// The EK's name, as the TPM computed it: the node's identity.
     pub ek_name: Vec<u8>,
+    /// Which of the profile's EKs it is.
+    pub ek_kind: EkKind,
     /// The EK's certificate (DER) its maker wrote into the TPM's NV
     /// memory (`0x01c0000a`), where there is one the OS may read.
     pub ek_certificate: Option<Vec<u8>>,
@@ -148,13 +177,14 @@ pub fn describe_certificate(path: &TpmPath) -> String {
         Ok(id) => id,
         Err(e) => return format!("{path}: {e}"),
     };
+    let index = id.ek_kind.certificate_index();
     let mut out = match &id.ek_certificate {
         Some(c) => format!(
-            "present ({} bytes of DER at 0x{EK_CERT_NV_INDEX:08x}), {} intermediate(s) beside it",
+            "present ({} bytes of DER at 0x{index:08x}), {} intermediate(s) beside it",
             c.len(),
             id.ek_certificate_chain.len()
         ),
-        None => format!("none at 0x{EK_CERT_NV_INDEX:08x}"),
+        None => format!("none at 0x{index:08x}"),
     };
     for e in &id.ek_certificate_errors {
         out.push_str(&format!("; {e}"));
@@ -163,14 +193,45 @@ pub fn describe_certificate(path: &TpmPath) -> String {
 }
 
 impl TpmIdentity {
-    /// Loads the EK and makes the agent's key in the TPM at `path`.
+    /// Loads the EK and makes the agent's key in the TPM at `path`: the
+    /// ECC P-256 EK, or the RSA 2048 one where its maker certified only
+    /// that one or the TPM has no ECC EK.
     pub fn open(path: &TpmPath) -> Result<TpmIdentity, IdentityError> {
+        TpmIdentity::open_with(path, None)
+    }
+
+    /// [`Self::open`] with the EK `kind` asked for (`None`: as above).
+    pub fn open_with(path: &TpmPath, kind: Option<EkKind>) -> Result<TpmIdentity, IdentityError> {
         let mut tpm = Tpm::open(path).map_err(IdentityError::Tpm)?;
-        let ek = create_primary(&mut tpm, RH_ENDORSEMENT, &ek_template()).map_err(|e| match e {
-            // The endorsement hierarchy's authorization is not empty.
-            TpmError::Rc(rc) if is_auth_failure(rc) => IdentityError::EndorsementLocked,
-            e => IdentityError::Tpm(e),
-        })?;
+        let order = match kind {
+            Some(k) => vec![k],
+            None => {
+                let certified = |tpm: &mut Tpm, index| tpm.nv_public(index).is_ok();
+                if !certified(&mut tpm, EK_CERT_NV_INDEX)
+                    && certified(&mut tpm, EK_CERT_NV_INDEX_RSA)
+                {
+                    vec![EkKind::Rsa, EkKind::Ecc]
+                } else {
+                    vec![EkKind::Ecc, EkKind::Rsa]
+                }
+            }
+        };
+        let mut found = None;
+        for kind in order {
+            match create_primary(&mut tpm, RH_ENDORSEMENT, &kind.template()) {
+                Ok(key) => {
+                    found = Some(Ok((kind, key)));
+                    break;
+                }
+                // The endorsement hierarchy's authorization is not empty.
+                Err(TpmError::Rc(rc)) if is_auth_failure(rc) => {
+                    return Err(IdentityError::EndorsementLocked)
+                }
+                // The first refusal says why (a TPM without either).
+                Err(e) => found = found.or(Some(Err(e))),
+            }
+        }
+        let (kind, ek) = found.expect("one kind at least").map_err(IdentityError::Tpm)?;
         let ak = match create_primary(&mut tpm, RH_NULL, &ak_template()) {
             Ok(k) => k,
             Err(e) => {
@@ -180,8 +241,9 @@ impl TpmIdentity {
         };
         // Best effort: without them, the identity is still proven (what
         // the control plane makes of a missing certificate is its policy).
-        let certificates = Certificates::read(&mut tpm);
+        let certificates = Certificates::read(&mut tpm, kind.certificate_index());
         Ok(TpmIdentity {
+            ek_kind: kind,
             ek_certificate: certificates.ek,
             ek_certificate_chain: certificates.chain,
             ek_certificate_errors: certificates.errors,
@@ -271,6 +333,32 @@ impl Drop for TpmIdentity {
     }
 }
 
+/// Which of the profile's endorsement keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EkKind {
+    /// ECC NIST P-256 (template L-2).
+    Ecc,
+    /// RSA 2048 (template L-1).
+    Rsa,
+}
+
+impl EkKind {
+    fn template(self) -> Vec<u8> {
+        match self {
+            EkKind::Ecc => ek_template(),
+            EkKind::Rsa => ek_template_rsa(),
+        }
+    }
+
+    /// Where its maker writes its certificate.
+    pub fn certificate_index(self) -> u32 {
+        match self {
+            EkKind::Ecc => EK_CERT_NV_INDEX,
+            EkKind::Rsa => EK_CERT_NV_INDEX_RSA,
+        }
+    }
+}
+
 /// Why the identity cannot be proven.
 #[derive(Debug)]
 pub enum IdentityError {
@@ -337,12 +425,12 @@ struct Certificates {
 }
 
 impl Certificates {
-    fn read(tpm: &mut Tpm) -> Certificates {
+    fn read(tpm: &mut Tpm, index: u32) -> Certificates {
         let mut errors = Vec::new();
-        let ek = match tpm.nv_read(EK_CERT_NV_INDEX) {
+        let ek = match tpm.nv_read(index) {
             Ok(data) => data.and_then(|d| der_elements(&d).into_iter().next()),
             Err(e) => {
-                errors.push(format!("reading NV 0x{EK_CERT_NV_INDEX:08x}: {e}"));
+                errors.push(format!("reading NV 0x{index:08x}: {e}"));
                 None
             }
         };

@@ -8,7 +8,7 @@
 mod swtpm;
 
 use neocloud_agent::tpm::clear_tpm;
-use neocloud_agent::tpm_identity::{IdentityError, TpmIdentity};
+use neocloud_agent::tpm_identity::{EkKind, IdentityError, TpmIdentity};
 use swtpm::Swtpm;
 
 #[test]
@@ -117,4 +117,29 @@ fn the_certificate_its_maker_wrote_is_read_and_outlives_the_sanitizers_clear() {
     let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
     let want = format!("present ({} bytes of DER at 0x01c0000a), 1 intermediate(s)", cert.len());
     assert!(v["tpm_ek_certificate"].as_str().unwrap().starts_with(&want), "{v}");
+}
+
+#[test]
+fn a_tpm_whose_maker_certified_only_its_rsa_key_is_known_by_that_one() {
+    let Some(tpm) = Swtpm::start() else { return };
+    // The profile's RSA EK, as tpm2-tools makes it from its own template.
+    tpm.tool("createek", &["-Q", "-G", "rsa", "-c", "ek.ctx", "-u", "ek.pub"]);
+    tpm.tool("flushcontext", &["-t"]);
+    let ek_pub = std::fs::read(tpm.dir.join("ek.pub")).unwrap();
+    let rsa = TpmIdentity::open_with(&tpm.path(), Some(EkKind::Rsa)).unwrap();
+    assert_eq!(&ek_pub[2..], &rsa.ek_public[..], "tpm2_createek's RSA EK is the agent's");
+    assert_eq!(rsa.ek_kind, EkKind::Rsa);
+    let modulus = rsa.ek_public[rsa.ek_public.len() - 256..].to_vec();
+    drop(rsa);
+    // No certificate at all: the ECC EK.
+    assert_eq!(TpmIdentity::open(&tpm.path()).unwrap().ek_kind, EkKind::Ecc);
+    // Its maker certified the RSA EK only: that one, with its certificate.
+    let maker = swtpm::Manufacturer::new("rsa-maker");
+    let cert = maker.certify_rsa(&tpm, &modulus);
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!(id.ek_kind, EkKind::Rsa);
+    assert_eq!(id.ek_certificate, Some(cert));
+    drop(id);
+    let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
+    assert!(v["tpm_ek_certificate"].as_str().unwrap().contains("at 0x01c00002"), "{v}");
 }

@@ -308,6 +308,29 @@ fn common_name(name: &[u8]) -> String {
     }
 }
 
+/// An endorsement key, as its certificate must name it.
+#[derive(Debug, Clone, Copy)]
+pub enum EkKey<'a> {
+    /// The P-256 EK's point.
+    P256 { x: &'a [u8], y: &'a [u8] },
+    /// The RSA EK's modulus (big-endian; exponent 65537).
+    Rsa { modulus: &'a [u8] },
+}
+
+/// An `RSAPublicKey`'s modulus and exponent, without leading zero octets.
+fn rsa_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut k = Der(Der(der).expect(SEQUENCE, "an RSA key").ok()?);
+    let n = k.expect(INTEGER, "its modulus").ok()?;
+    let e = k.expect(INTEGER, "its exponent").ok()?;
+    Some((unsigned(n), unsigned(e)))
+}
+
+/// An INTEGER's octets without leading zeros.
+fn unsigned(v: &[u8]) -> &[u8] {
+    let i = v.iter().position(|b| *b != 0).unwrap_or(v.len());
+    &v[i..]
+}
+
 /// A CA certificate, parsed: the provider's, or one of the TPM's chain.
 #[derive(Debug, Clone)]
 struct Ca {
@@ -375,24 +398,29 @@ impl EkTrust {
         Ok(EkTrust { cas, skipped })
     }
 
-    /// Whether `der` certifies the P-256 endorsement key whose public
-    /// point is (`x`, `y`) at `now_micros`, signed by one of the
-    /// provider's CAs or through the TPM's own `chain` (intermediates, in
-    /// any order) to one: the name of the provider's CA, or why not.
+    /// Whether `der` certifies the endorsement key `ek` at `now_micros`,
+    /// signed by one of the provider's CAs or through the TPM's own
+    /// `chain` (intermediates, in any order) to one: the name of the
+    /// provider's CA, or why not.
     pub fn certifies(
         &self,
         der: &[u8],
         chain: &[Vec<u8>],
-        x: &[u8],
-        y: &[u8],
+        ek: &EkKey<'_>,
         now_micros: i64,
     ) -> Result<String, Why> {
         let c = Cert::parse(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let point: Vec<u8> = [&[0x04][..], x, y].concat();
-        match &c.key {
-            Ok(Key::P256(k)) if *k == point => {}
-            Ok(_) => return Err("it certifies another key, not this TPM's endorsement key".into()),
-            Err(e) => return Err(format!("it certifies {e}, not this TPM's endorsement key")),
+        let names_it = match (&c.key, ek) {
+            (Ok(Key::P256(k)), EkKey::P256 { x, y }) => *k == [&[0x04][..], x, y].concat(),
+            (Ok(Key::Rsa(k)), EkKey::Rsa { modulus }) => rsa_key(k) == Some((modulus, &[1, 0, 1])),
+            (
+                Ok(Key::P256(_) | Key::P384(_) | Key::Rsa(_)),
+                EkKey::P256 { .. } | EkKey::Rsa { .. },
+            ) => false,
+            (Err(e), _) => return Err(format!("it certifies {e}, not this TPM's endorsement key")),
+        };
+        if !names_it {
+            return Err("it certifies another key, not this TPM's endorsement key".into());
         }
         within(c.not_before, c.not_after, now_micros)?;
         self.issued(&c, chain, now_micros, 0)

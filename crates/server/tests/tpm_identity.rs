@@ -16,10 +16,10 @@ mod swtpm;
 use bm::*;
 use common::nodes::{node, wait_node};
 use common::{Client, TestBackend};
-use neocloud_agent::tpm_identity::TpmIdentity;
+use neocloud_agent::tpm_identity::{EkKind, TpmIdentity};
 use neocloud_agent::{Exit, Hardware, Simulated, SimulatedConfig};
-use neocloud_server::ek_certificate::EkTrust;
-use neocloud_server::tpm_identity::{make_credential, name_of, parse_ak, parse_ek};
+use neocloud_server::ek_certificate::{EkKey, EkTrust};
+use neocloud_server::tpm_identity::{make_credential, name_of, parse_ak, parse_ek, EkPublic};
 use serde_json::json;
 use std::sync::Arc;
 use swtpm::{Manufacturer, Swtpm};
@@ -196,7 +196,7 @@ fn the_control_planes_credential_is_activated_by_that_tpm_alone() {
     let ak = parse_ak(&id.ak_public).unwrap();
     // The names the control plane computes are the TPM's.
     assert_eq!(ak.name, id.ak_name);
-    assert_eq!(ek.name, id.ek_name);
+    assert_eq!(ek.name(), id.ek_name);
     assert_eq!(name_of(&id.ak_public), id.ak_name);
     for round in 0..3 {
         let secret = [round as u8 + 1; 32];
@@ -294,8 +294,11 @@ fn base64(data: &[u8]) -> String {
 
 /// The EK's public point, as the control plane parses it.
 fn point(tpm: &Swtpm) -> (Vec<u8>, Vec<u8>) {
-    let ek = parse_ek(&TpmIdentity::open(&tpm.path()).unwrap().ek_public).unwrap();
-    (ek.x, ek.y)
+    let id = TpmIdentity::open_with(&tpm.path(), Some(EkKind::Ecc)).unwrap();
+    match parse_ek(&id.ek_public).unwrap() {
+        EkPublic::Ecc(ek) => (ek.x, ek.y),
+        other => panic!("the P-256 EK, not {other:?}"),
+    }
 }
 
 #[test]
@@ -311,35 +314,48 @@ fn an_endorsement_key_certificate_counts_from_a_maker_the_provider_trusts() {
     let now = neocloud_common::time::now_micros();
 
     // The maker's certificate of this EK: certified, naming the CA.
-    assert_eq!(trust.certifies(&cert, &[], &x, &y, now).unwrap(), "CN=swtpm-localca");
+    assert_eq!(
+        trust.certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, now).unwrap(),
+        "CN=swtpm-localca"
+    );
     // Another EK (another machine's TPM) with this certificate.
-    let e = trust.certifies(&cert, &[], &ox, &oy, now).unwrap_err();
+    let e = trust.certifies(&cert, &[], &EkKey::P256 { x: &ox, y: &oy }, now).unwrap_err();
     assert!(e.contains("another key"), "{e}");
     // Another maker's CA of the same name: its signature does not verify.
-    let e = trust.certifies(&other_cert, &[], &ox, &oy, now).unwrap_err();
+    let e = trust.certifies(&other_cert, &[], &EkKey::P256 { x: &ox, y: &oy }, now).unwrap_err();
     assert!(e.contains("does not verify"), "{e}");
     // Trusted by the other maker's CAs alone: the same.
     let theirs = EkTrust::from_pem(&other_maker.ca_pem()).unwrap();
-    assert!(theirs.certifies(&other_cert, &[], &ox, &oy, now).is_ok());
-    assert!(theirs.certifies(&cert, &[], &x, &y, now).unwrap_err().contains("does not verify"));
+    assert!(theirs.certifies(&other_cert, &[], &EkKey::P256 { x: &ox, y: &oy }, now).is_ok());
+    assert!(theirs
+        .certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap_err()
+        .contains("does not verify"));
     // The root alone: the intermediate that signed it is not trusted...
     let root_only = EkTrust::from_pem(&maker.root_pem()).unwrap();
-    let e = root_only.certifies(&cert, &[], &x, &y, now).unwrap_err();
+    let e = root_only.certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, now).unwrap_err();
     assert!(e.contains("not among the provider's") && e.contains("CN=swtpm-localca"), "{e}");
     // ...unless the TPM's chain holds it (the maker wrote it beside the
     // EK's certificate): certified by the root, through it.
     let intermediate = maker.write_chain(&tpm);
-    let ca = root_only.certifies(&cert, std::slice::from_ref(&intermediate), &x, &y, now).unwrap();
+    let ca = root_only
+        .certifies(&cert, std::slice::from_ref(&intermediate), &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap();
     assert_eq!(ca, "CN=swtpm-localca-rootca");
     // Another maker's intermediate of the same name does not lead there.
     let theirs_intermediate = other_maker.write_chain(&elsewhere);
-    let e = root_only.certifies(&cert, &[theirs_intermediate], &x, &y, now).unwrap_err();
+    let e = root_only
+        .certifies(&cert, &[theirs_intermediate], &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap_err();
     assert!(e.contains("does not verify") && e.contains("of the TPM's chain"), "{e}");
     // A link that is not a CA (the EK's own certificate) is no link.
-    let e = root_only.certifies(&cert, std::slice::from_ref(&cert), &x, &y, now).unwrap_err();
+    let e = root_only
+        .certifies(&cert, std::slice::from_ref(&cert), &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap_err();
     assert!(e.contains("not among the provider's"), "{e}");
     // Past its validity, the intermediate leads nowhere.
-    let e = root_only.certifies(&cert, &[intermediate], &x, &y, 0).unwrap_err();
+    let e =
+        root_only.certifies(&cert, &[intermediate], &EkKey::P256 { x: &x, y: &y }, 0).unwrap_err();
     assert!(e.contains("not valid before"), "{e}");
 
     // The bundle: a certificate that is not a CA is skipped, saying why;
@@ -349,32 +365,40 @@ fn an_endorsement_key_certificate_counts_from_a_maker_the_provider_trusts() {
     let mixed = EkTrust::from_pem(&format!("{ek_pem}{}", maker.ca_pem())).unwrap();
     assert_eq!(mixed.skipped.len(), 1, "{:?}", mixed.skipped);
     assert!(mixed.skipped[0].contains("certificate 1: not a CA"), "{:?}", mixed.skipped);
-    assert!(mixed.certifies(&cert, &[], &x, &y, now).is_ok());
+    assert!(mixed.certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, now).is_ok());
     let e = EkTrust::from_pem(&ek_pem).unwrap_err();
     assert!(e.contains("no certificate it holds can be used"), "{e}");
     // A byte of the signature changed in transit.
     let mut forged = cert.clone();
     *forged.last_mut().unwrap() ^= 1;
-    assert!(trust.certifies(&forged, &[], &x, &y, now).unwrap_err().contains("does not verify"));
+    assert!(trust
+        .certifies(&forged, &[], &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap_err()
+        .contains("does not verify"));
     // A byte of the signed part changed (the key's y, say): another key.
     let at = cert.windows(y.len()).position(|w| w == y).unwrap();
     let mut forged = cert.clone();
     forged[at] ^= 1;
     let mut forged_y = y.clone();
     forged_y[0] ^= 1;
-    let e = trust.certifies(&forged, &[], &x, &forged_y, now).unwrap_err();
+    let e = trust.certifies(&forged, &[], &EkKey::P256 { x: &x, y: &forged_y }, now).unwrap_err();
     assert!(e.contains("does not verify"), "{e}");
     // Out of its validity (the maker's: from its making to 9999).
-    let e = trust.certifies(&cert, &[], &x, &y, 0).unwrap_err();
+    let e = trust.certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, 0).unwrap_err();
     assert!(e.contains("not valid before"), "{e}");
-    let e = trust.certifies(&cert, &[], &x, &y, 253_402_300_800_000_000).unwrap_err();
+    let e = trust
+        .certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, 253_402_300_800_000_000)
+        .unwrap_err();
     assert!(e.contains("expired at 9999-12-31T23:59:59"), "{e}");
     // Not a certificate; trailing bytes.
-    assert!(trust.certifies(b"\x30\x03\x02\x01", &[], &x, &y, now).unwrap_err().contains("X.509"));
+    assert!(trust
+        .certifies(b"\x30\x03\x02\x01", &[], &EkKey::P256 { x: &x, y: &y }, now)
+        .unwrap_err()
+        .contains("X.509"));
     let mut long = cert.clone();
     long.push(0);
     assert!(trust
-        .certifies(&long, &[], &x, &y, now)
+        .certifies(&long, &[], &EkKey::P256 { x: &x, y: &y }, now)
         .unwrap_err()
         .contains("after the certificate"));
 
@@ -513,4 +537,55 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         }
         wait_node(&s, "bm-1", "available", None);
     }
+}
+
+#[test]
+fn an_rsa_endorsement_key_gets_a_credential_only_its_tpm_activates() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let Some(elsewhere) = Swtpm::start() else { return };
+    let rsa = Some(EkKind::Rsa);
+    let mut id = TpmIdentity::open_with(&tpm.path(), rsa).unwrap();
+    let ek = parse_ek(&id.ek_public).unwrap();
+    let EkPublic::Rsa { modulus, .. } = &ek else { panic!("an RSA EK: {ek:?}") };
+    let modulus = modulus.clone();
+    assert_eq!(ek.name(), id.ek_name, "the name the TPM computes");
+    let ak = parse_ak(&id.ak_public).unwrap();
+    // The seed encrypted with OAEP to the EK: the TPM gives the secret
+    // back (every time: a fresh seed each).
+    for round in 0..3 {
+        let secret = [round as u8 + 7; 32];
+        let (blob, enc) = make_credential(&ek, &ak.name, &secret).unwrap();
+        assert_eq!(enc.len(), 256);
+        assert_eq!(id.activate(&blob, &enc).unwrap(), secret, "round {round}");
+    }
+    // Made for another TPM's RSA EK, or changed in transit: refused.
+    let other = TpmIdentity::open_with(&elsewhere.path(), rsa).unwrap();
+    let other_ek = parse_ek(&other.ek_public).unwrap();
+    let (blob, enc) = make_credential(&other_ek, &ak.name, b"secret").unwrap();
+    assert!(id.activate(&blob, &enc).is_err());
+    let (blob, mut enc) = make_credential(&ek, &ak.name, b"secret").unwrap();
+    enc[100] ^= 1;
+    assert!(id.activate(&blob, &enc).is_err());
+    // Not the profile's RSA EK: a changed attribute, a short modulus.
+    let mut changed = id.ek_public.clone();
+    changed[7] ^= 0x40;
+    assert!(parse_ek(&changed).is_err());
+    let mut short = id.ek_public.clone();
+    short.pop();
+    assert!(parse_ek(&short).is_err());
+    drop(id);
+
+    // Its maker's certificate names the modulus; the other TPM's does not.
+    let maker = Manufacturer::new("rsa-maker");
+    let cert = maker.certify_rsa(&tpm, &modulus);
+    let trust = EkTrust::from_pem(&maker.ca_pem()).unwrap();
+    let now = neocloud_common::time::now_micros();
+    let key = EkKey::Rsa { modulus: &modulus };
+    assert_eq!(trust.certifies(&cert, &[], &key, now).unwrap(), "CN=swtpm-localca");
+    let EkPublic::Rsa { modulus: theirs, .. } = &other_ek else { unreachable!() };
+    let e = trust.certifies(&cert, &[], &EkKey::Rsa { modulus: theirs }, now).unwrap_err();
+    assert!(e.contains("another key"), "{e}");
+    let (x, y) = point(&tpm);
+    let e = trust.certifies(&cert, &[], &EkKey::P256 { x: &x, y: &y }, now).unwrap_err();
+    assert!(e.contains("another key"), "{e}");
 }

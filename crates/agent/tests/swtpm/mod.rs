@@ -86,7 +86,21 @@ impl Swtpm {
             assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Swtpm { child, port, dir, keep: false }
+        // Listening is not answering: a command right after the port
+        // opens can find its connection reset while swtpm sets its state
+        // up. Ready once a command is answered.
+        let swtpm = Swtpm { child, port, dir, keep: false };
+        loop {
+            let answered = neocloud_agent::tpm::Tpm::open(&swtpm.path())
+                .and_then(|mut t| t.read_state().map(|_| ()));
+            match answered {
+                Ok(()) => return swtpm,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "swtpm on {port} does not answer: {e}")
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops it, keeping its state: the directory.
@@ -184,6 +198,10 @@ impl Drop for Swtpm {
     }
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|v| format!("{v:02x}")).collect()
+}
+
 /// A TPM maker's certificate authority, for tests: swtpm's own
 /// (`swtpm_localca`, which swtpm_setup runs when it manufactures a TPM: a
 /// root CA and an intermediate that signs endorsement key certificates in
@@ -226,12 +244,23 @@ impl Manufacturer {
     /// maker would (a platform index, larger than the certificate: padded
     /// after it); the certificate (DER).
     pub fn certify(&self, tpm: &Swtpm, x: &[u8], y: &[u8]) -> Vec<u8> {
-        let out = self.dir.join(format!("ek-{}", tpm.port));
-        std::fs::create_dir_all(&out).unwrap();
-        let hex = |b: &[u8]| b.iter().map(|v| format!("{v:02x}")).collect::<String>();
         let ek = format!("x={},y={},id=secp256r1", hex(x), hex(y));
+        self.certify_key(tpm, &ek, "0x1c0000a")
+    }
+
+    /// As [`Self::certify`], for the TPM's RSA 2048 endorsement key (its
+    /// modulus), at 0x01c00002.
+    pub fn certify_rsa(&self, tpm: &Swtpm, modulus: &[u8]) -> Vec<u8> {
+        self.certify_key(tpm, &hex(modulus), "0x1c00002")
+    }
+
+    /// A certificate of the key `ek` (swtpm_localca's `--ek`) written at
+    /// NV `index`.
+    fn certify_key(&self, tpm: &Swtpm, ek: &str, index: &str) -> Vec<u8> {
+        let out = self.dir.join(format!("ek-{}-{index}", tpm.port));
+        std::fs::create_dir_all(&out).unwrap();
         let status = Command::new("swtpm_localca")
-            .args(["--type", "ek", "--ek", &ek, "--dir"])
+            .args(["--type", "ek", "--ek", ek, "--dir"])
             .arg(&out)
             .args(["--tpm-spec-family", "2.0", "--tpm-spec-level", "0"])
             .args(["--tpm-spec-revision", "164", "--tpm-manufacturer", "id:00001014"])
@@ -251,8 +280,8 @@ impl Manufacturer {
         std::fs::write(&file, &padded).unwrap();
         let size = padded.len().to_string();
         let attributes = "platformcreate|ppwrite|writedefine|ppread|ownerread|authread|no_da";
-        tpm.tool("nvdefine", &["-Q", "0x1c0000a", "-C", "p", "-s", &size, "-a", attributes]);
-        tpm.tool("nvwrite", &["-Q", "0x1c0000a", "-C", "p", "-i", "ek-cert.bin"]);
+        tpm.tool("nvdefine", &["-Q", index, "-C", "p", "-s", &size, "-a", attributes]);
+        tpm.tool("nvwrite", &["-Q", index, "-C", "p", "-i", "ek-cert.bin"]);
         cert
     }
 

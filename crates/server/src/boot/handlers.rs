@@ -4,7 +4,8 @@
 
 use super::{hash, new_secret, render};
 use crate::dispatch::App;
-use crate::tpm_identity::{self, EccPublic};
+use crate::ek_certificate::EkKey;
+use crate::tpm_identity::{self, EccPublic, EkPublic};
 use neocloud_common::{time::now_micros, Error, Result};
 use neocloud_store::{agents, audit, images, instances, nodes, Writer};
 use neocloud_types::{
@@ -405,7 +406,7 @@ pub fn register(app: &App, cfg: &BootConfig, peer: &str, body: &[u8]) -> Result<
 }
 
 /// The TPM keys an agent sent, parsed: (endorsement key, agent's key).
-fn tpm_keys(ek: &str, ak: &str) -> Result<(EccPublic, EccPublic)> {
+fn tpm_keys(ek: &str, ak: &str) -> Result<(EkPublic, EccPublic)> {
     let decode =
         |field: &str, h: &str| hex::decode(h).map_err(|_| Error::invalid_value(field, "not hex"));
     let ek = tpm_identity::parse_ek(&decode("ek_public", ek)?)
@@ -416,8 +417,8 @@ fn tpm_keys(ek: &str, ak: &str) -> Result<(EccPublic, EccPublic)> {
 }
 
 /// The secret a challenge to `agent` for these keys carries.
-fn tpm_secret(app: &App, agent: &agents::AgentRecord, ek: &EccPublic, ak: &EccPublic) -> Vec<u8> {
-    app.secrets.mac(&[b"tpm identity challenge", agent.id.as_bytes(), &ek.name, &ak.name])
+fn tpm_secret(app: &App, agent: &agents::AgentRecord, ek: &EkPublic, ak: &EccPublic) -> Vec<u8> {
+    app.secrets.mac(&[b"tpm identity challenge", agent.id.as_bytes(), ek.name(), &ak.name])
 }
 
 /// An identity refused: in the provider's trail (once per agent: its
@@ -448,7 +449,7 @@ fn tpm_refused(app: &App, agent: &agents::AgentRecord, e: Error) -> Error {
 fn certified(
     app: &App,
     agent: &agents::AgentRecord,
-    ek: &EccPublic,
+    ek: &EkPublic,
     certificate: Option<&str>,
     chain: &[String],
 ) -> Result<Option<String>> {
@@ -469,7 +470,11 @@ fn certified(
             return Err(tpm_refused(app, agent, e));
         }
     };
-    match trust.certifies(&der, &chain, &ek.x, &ek.y, neocloud_common::time::now_micros()) {
+    let key = match ek {
+        EkPublic::Ecc(k) => EkKey::P256 { x: &k.x, y: &k.y },
+        EkPublic::Rsa { modulus, .. } => EkKey::Rsa { modulus },
+    };
+    match trust.certifies(&der, &chain, &key, neocloud_common::time::now_micros()) {
         Ok(ca) => Ok(Some(ca)),
         Err(why) => {
             let e = Error::conflict(format!(
@@ -493,7 +498,7 @@ pub fn tpm_challenge(
     let (ek, ak) = tpm_keys(&p.ek_public, &p.ak_public)?;
     let pinned = app.store.read(|r| agents::node_tpm_identity(r, &agent.node_id))?;
     match pinned {
-        Some(p) if p != hex::encode(&ek.name) => {
+        Some(p) if p != hex::encode(ek.name()) => {
             let e = Error::conflict("the TPM's endorsement key is not the node's");
             return Err(tpm_refused(app, &agent, e));
         }
@@ -526,7 +531,7 @@ pub fn tpm_prove(app: &App, authorization: Option<&str>, body: &[u8]) -> Result<
         let e = Error::invalid_value("activation", "not the challenge's credential");
         return Err(tpm_refused(app, &agent, e));
     }
-    let ek_name = hex::encode(&ek.name);
+    let ek_name = hex::encode(ek.name());
     if agent.tpm_ek_name.as_deref() == Some(ek_name.as_str()) {
         // Proven already (a retry after a lost answer): nothing to write.
         return Ok(AgentTpmProven { ek_name, pinned: false });

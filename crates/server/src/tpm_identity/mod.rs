@@ -1,8 +1,8 @@
 //! A node's TPM identity, the control plane's side: `TPM2_MakeCredential`
 //! computed here (TPM 2.0 Library, Part 1, 24 "Credential Protection",
-//! with the ECC secret sharing of Annex C.6) for the node's endorsement
-//! key, which only that TPM can undo (the agent's side is
-//! `neocloud_agent::tpm_identity`).
+//! with the ECC secret sharing of Annex C.6, or the RSA OAEP of Annex
+//! B.10.3, [`rsa`]) for the node's endorsement key, which only that TPM
+//! can undo (the agent's side is `neocloud_agent::tpm_identity`).
 //!
 //! The endorsement key (EK) is the EK Credential Profile's ECC NIST P-256
 //! key; the object the credential is bound to is the agent's restricted
@@ -11,9 +11,11 @@
 //! ([`crate::secrets::SecretBox::mac`]), so any replica checks the answer
 //! without storing the challenge.
 
+pub mod rsa;
+
 use neocloud_agent::tpm_identity::{
-    AK_ATTRIBUTES, ALG_AES, ALG_CFB, ALG_ECC, ALG_ECDSA, ALG_NULL, ALG_SHA256, ECC_NIST_P256,
-    EK_ATTRIBUTES, EK_POLICY,
+    AK_ATTRIBUTES, ALG_AES, ALG_CFB, ALG_ECC, ALG_ECDSA, ALG_NULL, ALG_RSA, ALG_SHA256,
+    ECC_NIST_P256, EK_ATTRIBUTES, EK_POLICY, RSA_EK_BITS,
 };
 use neocloud_common::{Error, Result};
 use ring::{agreement, hmac, rand};
@@ -103,9 +105,37 @@ pub fn name_of(public: &[u8]) -> Vec<u8> {
     n
 }
 
-/// An endorsement key: the profile's P-256 EK (restricted decryption,
-/// fixed to its TPM, used under the profile's policy).
-pub fn parse_ek(public: &[u8]) -> std::result::Result<EccPublic, Invalid> {
+/// An endorsement key, parsed: the profile's P-256 or RSA 2048 EK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EkPublic {
+    Ecc(EccPublic),
+    Rsa {
+        /// Its modulus, big-endian (256 octets); the exponent is 65537.
+        modulus: Vec<u8>,
+        /// `nameAlg` ‖ SHA-256 of the public area.
+        name: Vec<u8>,
+    },
+}
+
+impl EkPublic {
+    /// Its name: the node's TPM identity.
+    pub fn name(&self) -> &[u8] {
+        match self {
+            EkPublic::Ecc(k) => &k.name,
+            EkPublic::Rsa { name, .. } => name,
+        }
+    }
+}
+
+/// An endorsement key: the profile's P-256 (template L-2) or RSA 2048
+/// (L-1) EK (restricted decryption, fixed to its TPM, used under the
+/// profile's policy).
+pub fn parse_ek(public: &[u8]) -> std::result::Result<EkPublic, Invalid> {
+    let mut r = Reader(public);
+    let kind = r.u16()?;
+    if kind == ALG_RSA {
+        return parse_rsa_ek(public);
+    }
     let ek = parse_ecc(public)?;
     if ek.attributes != EK_ATTRIBUTES || ek.auth_policy != EK_POLICY {
         return Err("not the EK Credential Profile's endorsement key (attributes or policy)");
@@ -113,7 +143,32 @@ pub fn parse_ek(public: &[u8]) -> std::result::Result<EccPublic, Invalid> {
     if ek.symmetric != (ALG_AES, 128, ALG_CFB) || ek.scheme != (ALG_NULL, 0) {
         return Err("not the EK Credential Profile's endorsement key (parameters)");
     }
-    Ok(ek)
+    Ok(EkPublic::Ecc(ek))
+}
+
+/// The profile's RSA 2048 EK (template L-1).
+fn parse_rsa_ek(public: &[u8]) -> std::result::Result<EkPublic, Invalid> {
+    let mut r = Reader(public);
+    r.u16()?;
+    if r.u16()? != ALG_SHA256 {
+        return Err("its name algorithm is not SHA-256");
+    }
+    if r.u32()? != EK_ATTRIBUTES || r.tpm2b()? != EK_POLICY {
+        return Err("not the EK Credential Profile's endorsement key (attributes or policy)");
+    }
+    // AES-128-CFB, no scheme, 2048 bits, the default exponent.
+    let params = [r.u16()?, r.u16()?, r.u16()?, r.u16()?, r.u16()?];
+    if params != [ALG_AES, 128, ALG_CFB, ALG_NULL, RSA_EK_BITS] || r.u32()? != 0 {
+        return Err("not the EK Credential Profile's endorsement key (parameters)");
+    }
+    let modulus = r.tpm2b()?;
+    if modulus.len() != usize::from(RSA_EK_BITS / 8) || modulus[0] & 0x80 == 0 {
+        return Err("its modulus is not 2048 bits");
+    }
+    if !r.0.is_empty() {
+        return Err("has octets after its public area");
+    }
+    Ok(EkPublic::Rsa { modulus, name: name_of(public) })
 }
 
 /// The agent's key: a restricted ECDSA signing key fixed to its TPM.
@@ -187,13 +242,41 @@ fn aes128_cfb(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// An endorsement key whose point is not on the curve is the caller's
 /// error (`ek_public`); the rest are the control plane's.
 pub fn make_credential(
-    ek: &EccPublic,
+    ek: &EkPublic,
     name: &[u8],
     credential: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
     if credential.len() > 32 {
         return Err(Error::internal("a TPM credential is at most a digest"));
     }
+    let (seed, secret) = match ek {
+        EkPublic::Ecc(ek) => ecc_seed(ek)?,
+        EkPublic::Rsa { modulus, .. } => {
+            // A seed the size of the name algorithm's digest, encrypted to
+            // the EK (the label with its zero octet, Annex B.10.3).
+            let mut seed = vec![0u8; 32];
+            rand::SecureRandom::fill(&rand::SystemRandom::new(), &mut seed)
+                .map_err(|_| Error::internal("no randomness for a credential's seed"))?;
+            let secret = rsa::encrypt(modulus, b"IDENTITY\0", &seed)
+                .map_err(|why| Error::invalid_value("ek_public", why))?;
+            (seed, secret)
+        }
+    };
+    let sym = kdfa(&seed, "STORAGE", name, &[], 128);
+    let mut plain = (credential.len() as u16).to_be_bytes().to_vec();
+    plain.extend(credential);
+    let enc_identity = aes128_cfb(&sym, &plain);
+    let hmac_key = kdfa(&seed, "INTEGRITY", &[], &[], 256);
+    let integrity = hmac_sha256(&hmac_key, &[&enc_identity, name]);
+    let mut blob = (integrity.len() as u16).to_be_bytes().to_vec();
+    blob.extend(integrity);
+    blob.extend(enc_identity);
+    Ok((blob, secret))
+}
+
+/// The seed shared with an ECC EK by ECDH (Annex C.6), and the
+/// `TPM2B_ENCRYPTED_SECRET`'s contents (the ephemeral point).
+fn ecc_seed(ek: &EccPublic) -> Result<(Vec<u8>, Vec<u8>)> {
     let rng = rand::SystemRandom::new();
     let ephemeral = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
         .map_err(|_| Error::internal("no randomness for an ephemeral ECDH key"))?;
@@ -213,21 +296,12 @@ pub fn make_credential(
             .map_err(|_| {
                 Error::invalid_value("ek_public", "its point is not on the P-256 curve")
             })?;
-    let sym = kdfa(&seed, "STORAGE", name, &[], 128);
-    let mut plain = (credential.len() as u16).to_be_bytes().to_vec();
-    plain.extend(credential);
-    let enc_identity = aes128_cfb(&sym, &plain);
-    let hmac_key = kdfa(&seed, "INTEGRITY", &[], &[], 256);
-    let integrity = hmac_sha256(&hmac_key, &[&enc_identity, name]);
-    let mut blob = (integrity.len() as u16).to_be_bytes().to_vec();
-    blob.extend(integrity);
-    blob.extend(enc_identity);
     let mut secret = Vec::new();
     for c in [qx, qy] {
         secret.extend((c.len() as u16).to_be_bytes());
         secret.extend(c);
     }
-    Ok((blob, secret))
+    Ok((seed, secret))
 }
 
 /// Whether `answer` is the secret, in constant time.
