@@ -101,14 +101,19 @@ fn memory_that_does_not_read_back_zero_or_is_not_all_given_out_fails() {
 
 #[test]
 fn the_sanitizers_gpu_step_overwrites_each_gpus_memory_in_a_child_process() {
-    let nvml = fake_lib::build(
-        "fake_nvml/fake_nvml.c",
-        &fake_lib::scratch("cuda", "nvml"),
-        "libnvidia-ml.so.1",
-        &[],
-    );
     let agent = std::path::Path::new(env!("CARGO_BIN_EXE_neocloud-agent"));
+    let calls = std::cell::Cell::new(0);
     let items = |cuda: &str, deadline: u64| {
+        calls.set(calls.get() + 1);
+        // An NVML double of its own each time: a host's Xid watch can
+        // shut the last one's down late, and a library loaded twice by
+        // one path is one instance with one state.
+        let nvml = fake_lib::build(
+            "fake_nvml/fake_nvml.c",
+            &fake_lib::scratch("cuda", "nvml"),
+            &format!("libnvidia-ml-{}.so.1", calls.get()),
+            &[],
+        );
         let nvml = Nvml::load_from(nvml.to_str().unwrap()).expect("the NVML double loads");
         let host = Host::with_nvml(Vec::new(), Some(nvml))
             .with_cuda(cuda)
