@@ -255,7 +255,7 @@ fn registers_runs_each_step_once_in_order_and_stops_when_revoked() {
     assert!(wipe.ok);
     assert_eq!(wipe.items.len(), 2, "one item per simulated disk");
     let (_, reset) = &s.reported[1];
-    assert_eq!(reset.items.len(), 8, "one item per simulated GPU");
+    assert_eq!(reset.items.len(), 16, "a reset and a memory overwrite per simulated GPU");
     assert!(s
         .reported
         .iter()
