@@ -449,9 +449,16 @@ impl Tpm {
         Ok((attributes, c.u16()?))
     }
 
-    /// An NV index's data (`TPM2_NV_Read`, in parts), authorized by the
-    /// index itself or the owner (empty authorizations), as its attributes
-    /// allow; `None` where the index is not defined or the OS may not read
+    /// Whether `index` is defined, by the platform (its maker: an owner,
+    /// a tenant with root, can define indices at any handle).
+    pub(crate) fn platform_index(&mut self, index: u32) -> bool {
+        self.nv_public(index).is_ok_and(|(attributes, _)| attributes & NV_PLATFORMCREATE != 0)
+    }
+
+    /// A platform NV index's data (`TPM2_NV_Read`, in parts), authorized by
+    /// the index itself or the owner (empty authorizations), as its
+    /// attributes allow; `None` where the index is not defined, not the
+    /// platform's (a tenant's at a maker's handle), or the OS may not read
     /// it (platform reads only).
     pub(crate) fn nv_read(&mut self, index: u32) -> Result<Option<Vec<u8>>, TpmError> {
         let (attributes, size) = match self.nv_public(index) {
@@ -460,6 +467,9 @@ impl Tpm {
             Err(TpmError::Rc(rc)) if rc_name(rc) == "TPM_RC_HANDLE" => return Ok(None),
             Err(e) => return Err(e),
         };
+        if attributes & NV_PLATFORMCREATE == 0 {
+            return Ok(None);
+        }
         let auth = if attributes & NV_AUTHREAD != 0 {
             index
         } else if attributes & NV_OWNERREAD != 0 {

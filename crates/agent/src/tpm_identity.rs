@@ -206,9 +206,7 @@ impl TpmIdentity {
         let order = match kind {
             Some(k) => vec![k],
             None => {
-                let certified = |tpm: &mut Tpm, index| tpm.nv_public(index).is_ok();
-                if !certified(&mut tpm, EK_CERT_NV_INDEX)
-                    && certified(&mut tpm, EK_CERT_NV_INDEX_RSA)
+                if !tpm.platform_index(EK_CERT_NV_INDEX) && tpm.platform_index(EK_CERT_NV_INDEX_RSA)
                 {
                     vec![EkKind::Rsa, EkKind::Ecc]
                 } else {

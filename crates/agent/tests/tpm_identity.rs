@@ -138,8 +138,24 @@ fn a_tpm_whose_maker_certified_only_its_rsa_key_is_known_by_that_one() {
     let cert = maker.certify_rsa(&tpm, &modulus);
     let id = TpmIdentity::open(&tpm.path()).unwrap();
     assert_eq!(id.ek_kind, EkKind::Rsa);
-    assert_eq!(id.ek_certificate, Some(cert));
+    assert_eq!(id.ek_certificate, Some(cert.clone()));
     drop(id);
+    // A tenant (the owner) defines an index at the ECC certificate's
+    // handle: not the maker's, so neither read nor taken for a
+    // certificate of the ECC EK.
+    tpm.tool(
+        "nvdefine",
+        &["-Q", "0x1c0000a", "-C", "o", "-s", "8", "-a", "ownerread|ownerwrite|authread"],
+    );
+    std::fs::write(tpm.dir.join("fake"), [0x30, 6, 0, 0, 0, 0, 0, 0]).unwrap();
+    tpm.tool("nvwrite", &["-Q", "0x1c0000a", "-C", "o", "-i", "fake"]);
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    assert_eq!((id.ek_kind, id.ek_certificate.as_ref()), (EkKind::Rsa, Some(&cert)));
+    drop(id);
+    // (One connection at a time to swtpm.)
+    let ecc = TpmIdentity::open_with(&tpm.path(), Some(EkKind::Ecc)).unwrap();
+    assert_eq!(ecc.ek_certificate, None, "the tenant's index is no certificate");
+    drop(ecc);
     let v = tpm.agent_inventory(env!("CARGO_BIN_EXE_neocloud-agent"));
     assert!(v["tpm_ek_certificate"].as_str().unwrap().contains("at 0x01c00002"), "{v}");
 }
