@@ -123,9 +123,38 @@ impl Host {
                 &listed
             }
         };
-        let mut items = Vec::new();
-        overwrite_memory(&self.cuda, gpus, &mut items);
-        items
+        if gpus.is_empty() {
+            return Vec::new();
+        }
+        let lib = match crate::cuda::Cuda::load_from(&self.cuda) {
+            Ok(lib) => lib,
+            Err(e) => {
+                let detail = format!("GPU memory not overwritten: {e}");
+                return gpus.iter().map(|g| memset_item(&g.uuid, false, detail.clone())).collect();
+            }
+        };
+        let mib = |b: u64| b >> 20;
+        gpus.iter()
+            .map(|g| match lib.overwrite(&g.uuid) {
+                Ok(o) => memset_item(
+                    &g.uuid,
+                    o.covers_the_free_memory(),
+                    format!(
+                        "GPU {}: {} MiB written with a pattern, then zero, each read back, of {} \
+                         MiB free ({} MiB in all)",
+                        g.index,
+                        mib(o.bytes),
+                        mib(o.free),
+                        mib(o.total)
+                    ),
+                ),
+                Err(e) => memset_item(
+                    &g.uuid,
+                    false,
+                    format!("GPU {}: memory not overwritten: {e}", g.index),
+                ),
+            })
+            .collect()
     }
 
     /// [`Self::overwrite_gpu_memory`] in a child process (the agent's own
@@ -157,8 +186,7 @@ impl Host {
         let mut items: Vec<StepItem> = match serde_json::from_slice(&out.stdout) {
             Ok(items) => items,
             Err(e) => {
-                let err = String::from_utf8_lossy(&out.stderr);
-                let tail = err.lines().last().unwrap_or("");
+                let tail = crate::tools::last_line(&out.stderr);
                 return failed(&format!("{} ({e}): {tail}", out.status));
             }
         };
@@ -441,42 +469,6 @@ pub fn macs(net: &Path) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// [`Host::overwrite_gpu_memory`] through the CUDA driver library at
-/// `cuda`, for `gpus`.
-fn overwrite_memory(cuda: &str, gpus: &[AgentGpu], items: &mut Vec<StepItem>) {
-    if gpus.is_empty() {
-        return;
-    }
-    let item = memset_item;
-    let lib = match crate::cuda::Cuda::load_from(cuda) {
-        Ok(lib) => lib,
-        Err(e) => {
-            for g in gpus {
-                items.push(item(&g.uuid, false, format!("GPU memory not overwritten: {e}")));
-            }
-            return;
-        }
-    };
-    for g in gpus {
-        let mib = |b: u64| b >> 20;
-        items.push(match lib.overwrite(&g.uuid) {
-            Ok(o) => item(
-                &g.uuid,
-                o.covers_the_free_memory(),
-                format!(
-                    "GPU {}: {} MiB written with a pattern, then zero, each read back, of {} MiB \
-                     free ({} MiB in all)",
-                    g.index,
-                    mib(o.bytes),
-                    mib(o.free),
-                    mib(o.total)
-                ),
-            ),
-            Err(e) => item(&g.uuid, false, format!("GPU {}: memory not overwritten: {e}", g.index)),
-        });
-    }
 }
 
 /// A step item about a GPU's ECC or MIG mode.

@@ -77,7 +77,7 @@ pub(crate) fn run_tool(name: &str, args: &[&str]) -> Result<String, String> {
 
 /// The last non-empty line of a tool's output, trimmed, at most 300
 /// characters.
-fn last_line(b: &[u8]) -> String {
+pub(crate) fn last_line(b: &[u8]) -> String {
     String::from_utf8_lossy(b)
         .lines()
         .map(str::trim)
@@ -91,10 +91,9 @@ fn last_line(b: &[u8]) -> String {
 /// Runs `cmd` (its output captured) for at most `deadline`: its output, or
 /// why there is none (it could not start; killed at the deadline).
 pub(crate) fn run_with_deadline(
-    mut cmd: std::process::Command,
+    mut cmd: Command,
     deadline: std::time::Duration,
 ) -> Result<std::process::Output, String> {
-    use std::process::Stdio;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -102,18 +101,15 @@ pub(crate) fn run_with_deadline(
         .spawn()
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     // Read while it runs (a full pipe would stop it).
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut b);
-        b
-    });
-    let err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut b);
-        b
-    });
+    fn drain(mut r: impl io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            b
+        })
+    }
+    let out = drain(child.stdout.take().expect("piped"));
+    let err = drain(child.stderr.take().expect("piped"));
     let end = std::time::Instant::now() + deadline;
     let status = loop {
         match child.try_wait() {

@@ -72,14 +72,21 @@ pub const EK_ATTRIBUTES: u32 = 0x0003_00b2;
 /// until it can write it), restricted, sign.
 pub const AK_ATTRIBUTES: u32 = 0x0005_0472;
 
-/// The EK's template (`TPMT_PUBLIC`), L-2 of the EK Credential Profile.
-fn ek_template() -> Vec<u8> {
+/// What both of the profile's EK templates start with: the key's type,
+/// SHA-256 names, the EK's attributes and its policy.
+fn ek_template_head(kind: u16) -> Vec<u8> {
     let mut t = Vec::new();
-    t.extend(ALG_ECC.to_be_bytes());
+    t.extend(kind.to_be_bytes());
     t.extend(ALG_SHA256.to_be_bytes());
     t.extend(EK_ATTRIBUTES.to_be_bytes());
     t.extend((EK_POLICY.len() as u16).to_be_bytes());
     t.extend(EK_POLICY);
+    t
+}
+
+/// The EK's template (`TPMT_PUBLIC`), L-2 of the EK Credential Profile.
+fn ek_template() -> Vec<u8> {
+    let mut t = ek_template_head(ALG_ECC);
     // TPMS_ECC_PARMS: AES-128-CFB for the children it protects, no
     // scheme, P-256, no KDF.
     for v in [ALG_AES, 128, ALG_CFB, ALG_NULL, ECC_NIST_P256, ALG_NULL] {
@@ -97,12 +104,7 @@ fn ek_template() -> Vec<u8> {
 /// Profile: for TPMs without the ECC one, or whose maker certified only
 /// the RSA one.
 fn ek_template_rsa() -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend(ALG_RSA.to_be_bytes());
-    t.extend(ALG_SHA256.to_be_bytes());
-    t.extend(EK_ATTRIBUTES.to_be_bytes());
-    t.extend((EK_POLICY.len() as u16).to_be_bytes());
-    t.extend(EK_POLICY);
+    let mut t = ek_template_head(ALG_RSA);
     // TPMS_RSA_PARMS: AES-128-CFB for the children it protects, no
     // scheme, 2048 bits, the default exponent (65537).
     for v in [ALG_AES, 128, ALG_CFB, ALG_NULL, RSA_EK_BITS] {
@@ -150,7 +152,8 @@ pub struct TpmIdentity {
     /// Which of the profile's EKs it is.
     pub ek_kind: EkKind,
     /// The EK's certificate (DER) its maker wrote into the TPM's NV
-    /// memory (`0x01c0000a`), where there is one the OS may read.
+    /// memory ([`EkKind::certificate_index`]), where there is one the OS
+    /// may read.
     pub ek_certificate: Option<Vec<u8>>,
     /// The intermediates its maker wrote beside it (DER each), from the
     /// EK certificate chain's indices (`0x01c00100` to `0x01c001ff`).
@@ -503,7 +506,7 @@ mod tests {
 
     #[test]
     fn certificates_are_cut_from_their_padding() {
-        let one = |d: &[u8]| der_elements(d);
+        let one = der_elements;
         assert_eq!(one(&[0x30, 0x82, 0, 2, 7, 7, 0, 0, 0xff]), [vec![0x30, 0x82, 0, 2, 7, 7]]);
         assert_eq!(one(&[0x30, 0x81, 1, 9, 0]), [vec![0x30, 0x81, 1, 9]]);
         // Two in one index.

@@ -342,11 +342,10 @@ struct Ca {
 }
 
 impl Ca {
-    /// `der` as a CA: a key the checks can use, and a CA by its basic
+    /// `c` as a CA: a key the checks can use, and a CA by its basic
     /// constraints (a version 1 certificate, which has none, where
     /// `v1_ok`: the provider's own anchors).
-    fn parse(der: &[u8], v1_ok: bool) -> Result<Ca, Why> {
-        let c = Cert::parse(der)?;
+    fn of(c: &Cert<'_>, v1_ok: bool) -> Result<Ca, Why> {
         match (c.is_ca, c.v1) {
             (Some(true), _) => {}
             (None, true) if v1_ok => {}
@@ -384,7 +383,7 @@ impl EkTrust {
         let (mut cas, mut skipped) = (Vec::new(), Vec::new());
         for (i, der) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
             let der = der.map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            match Ca::parse(&der, true) {
+            match Cert::parse(&der).and_then(|c| Ca::of(&c, true)) {
                 Ok(ca) => cas.push(ca),
                 Err(e) => skipped.push(format!("certificate {}: {e}", i + 1)),
             }
@@ -450,7 +449,8 @@ impl EkTrust {
         // An intermediate of the TPM's own (its maker's, in its NV memory):
         // a CA, itself issued, in turn, by the provider's.
         for der in chain {
-            let (Ok(link), Ok(cert)) = (Ca::parse(der, false), Cert::parse(der)) else {
+            let Ok((link, cert)) = Cert::parse(der).and_then(|c| Ok((Ca::of(&c, false)?, c)))
+            else {
                 continue;
             };
             if link.subject != c.issuer {

@@ -38,6 +38,33 @@ fn ek_name(tpm: &Swtpm) -> String {
     hex::encode(name_of(&id.ek_public))
 }
 
+/// The TPM's EK and agent key public areas (hex), as an agent sends them.
+fn public_areas(tpm: &Swtpm) -> (String, String) {
+    let id = TpmIdentity::open(&tpm.path()).unwrap();
+    (hex::encode(&id.ek_public), hex::encode(&id.ak_public))
+}
+
+/// The node failed its sanitization for the `tpm_identity` check: the
+/// sanitizer revoked, instance `id`'s record incomplete, the check failed
+/// saying `says`.
+fn failed_for_tpm_identity(
+    s: &common::TestServer,
+    tenant: &Client,
+    id: &str,
+    sanitizer: Running,
+    says: &str,
+) {
+    let b = s.backend.as_str();
+    let l = wait_node(s, "bm-1", "failed", None);
+    assert!(l["reason"].as_str().unwrap().contains("tpm_identity"), "[{b}] {l}");
+    assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
+    let rec = &records(tenant, id)[0];
+    assert_eq!(rec["body"]["complete"], false, "[{b}] {rec}");
+    let c = check(rec, "tpm_identity");
+    assert_eq!(c["ok"], false, "[{b}] {c}");
+    assert!(c.to_string().contains(says), "[{b}] {c}");
+}
+
 fn pinned(s: &common::TestServer) -> Option<String> {
     let rows = s.store.read(|r| r.query("SELECT tpm_ek_name FROM nodes", &[])).unwrap();
     rows[0].opt_str(0).unwrap()
@@ -91,10 +118,7 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         let second = create(&tenant, "second")["id"].as_str().unwrap().to_string();
         let agent = boot(&s, 1, TENANT_KERNEL, with_tpm("n1", &node_tpm));
         let as_agent = s.client(agent.credential());
-        let keys = {
-            let id = TpmIdentity::open(&node_tpm.path()).unwrap();
-            (hex::encode(&id.ek_public), hex::encode(&id.ak_public))
-        };
+        let keys = public_areas(&node_tpm);
         let r = as_agent
             .post(
                 "/agent/v1/identity",
@@ -138,14 +162,7 @@ fn the_first_sanitizer_records_the_nodes_tpm_and_every_later_agent_must_prove_it
         // failed, not available.
         let sanitizer = spawn(boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm)));
         assert_eq!(exit_of(agent), Exit::Revoked, "[{b}]");
-        let l = wait_node(&s, "bm-1", "failed", None);
-        assert!(l["reason"].as_str().unwrap().contains("tpm_identity"), "[{b}] {l}");
-        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
-        let rec = &records(&tenant, &second)[0];
-        assert_eq!(rec["body"]["complete"], false, "[{b}] {rec}");
-        let c = check(rec, "tpm_identity");
-        assert_eq!(c["ok"], false, "[{b}] {c}");
-        assert!(c.to_string().contains("did not prove"), "[{b}] {c}");
+        failed_for_tpm_identity(&s, &tenant, &second, sanitizer, "did not prove");
         assert_eq!(pinned(&s).as_deref(), Some(mine.as_str()), "[{b}] not re-pinned to {theirs}");
         let refused = trail(&s);
         assert_eq!(times(&refused, "agent_tpm_identity"), 3, "[{b}] {refused:?}");
@@ -465,14 +482,7 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         });
         let tenant = s.client(tenant.token.as_deref().unwrap());
         let (first, sanitizer) = cycle(&s, &tenant, "first", &node_tpm);
-        let l = wait_node(&s, "bm-1", "failed", None);
-        assert!(l["reason"].as_str().unwrap().contains("tpm_identity"), "[{b}] {l}");
-        assert_eq!(exit_of(sanitizer), Exit::Revoked, "[{b}]");
-        let rec = &records(&tenant, &first)[0];
-        assert_eq!(rec["body"]["complete"], false, "[{b}] {rec}");
-        let c = check(rec, "tpm_identity");
-        assert_eq!(c["ok"], false, "[{b}] {c}");
-        assert!(c.to_string().contains("forget it"), "[{b}] {c}");
+        failed_for_tpm_identity(&s, &tenant, &first, sanitizer, "forget it");
 
         // The provider forgets it. The next sanitizer runs on another
         // machine, whose TPM another maker certified (it read the node's
@@ -483,10 +493,7 @@ fn a_provider_that_trusts_tpm_makers_records_only_a_certified_tpm() {
         let refusals = times(&trail(&s), "agent_tpm_identity");
         let sanitizer = boot(&s, 1, SANITIZER_KERNEL, with_tpm("n1-san", &other_tpm));
         let as_agent = s.client(sanitizer.credential());
-        let keys = {
-            let id = TpmIdentity::open(&other_tpm.path()).unwrap();
-            (hex::encode(&id.ek_public), hex::encode(&id.ak_public))
-        };
+        let keys = public_areas(&other_tpm);
         let challenge = |cert: Option<&str>| {
             let mut body = json!({"ek_public": keys.0, "ak_public": keys.1});
             if let Some(c) = cert {

@@ -195,8 +195,7 @@ pub fn live_agent(
 
 /// The name (hex) of the node's pinned TPM endorsement key, if any.
 pub fn node_tpm_identity(r: &mut dyn Reader, node_id: &str) -> Result<Option<String>> {
-    let rows = r.query("SELECT tpm_ek_name FROM nodes WHERE id = ?", vals![node_id])?;
-    Ok(rows.first().map(|r| r.opt_str(0)).transpose()?.flatten())
+    Ok(node_tpm_record(r, node_id)?.map(|t| t.ek_name))
 }
 
 /// Notes that the agent's TPM proof was refused: whether this is the
