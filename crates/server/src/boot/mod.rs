@@ -20,6 +20,7 @@
 pub mod handlers;
 pub mod iso;
 pub mod render;
+pub mod tpm;
 
 use neocloud_common::{Error, Result};
 use sha2::{Digest, Sha256};

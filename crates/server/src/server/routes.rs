@@ -336,7 +336,7 @@ fn iso_response(asked: crate::boot::handlers::ByteRange, len: u64, bytes: Vec<u8
     }
 }
 
-use crate::boot::handlers;
+use crate::boot::{handlers, tpm};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("boot task: {e}")))?
@@ -437,8 +437,8 @@ fn agent_routes(shared: Arc<Shared>) -> Router {
     let (s3, s4, s5) = (shared.clone(), shared.clone(), shared.clone());
     let (s7, s8) = (shared.clone(), shared);
     Router::new()
-        .route("/agent/v1/identity/challenge", agent_call(s7, handlers::tpm_challenge))
-        .route("/agent/v1/identity", agent_call(s8, handlers::tpm_prove))
+        .route("/agent/v1/identity/challenge", agent_call(s7, tpm::challenge))
+        .route("/agent/v1/identity", agent_call(s8, tpm::prove))
         .route(
             "/agent/v1/register",
             on(MethodFilter::POST, move |headers: HeaderMap,

@@ -11,12 +11,13 @@
 //! between is refused by the provisioning's own look.) An active node is
 //! the tenant's: its health is shown, nothing is done to it.
 
+use super::platform::item;
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::{Error, Result};
 use neocloud_placement::Availability;
 use neocloud_store::{instances, nodes, Store};
-use neocloud_types::{Node, NodeLifecycle};
+use neocloud_types::{Node, NodeLifecycle, SanitizationCheck};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -207,4 +208,24 @@ struct Read {
     changed: bool,
     /// It was asked for an inspection.
     inspect: bool,
+}
+
+/// The BMC must not report the node, or a component of it, `Critical`
+/// (`Warning` is recorded and passes).
+pub(super) fn health_check(system: &str, h: &neocloud_redfish::Health) -> SanitizationCheck {
+    let mut items = vec![item(
+        system,
+        "redfish-status",
+        !h.rollup.as_deref().is_some_and(neocloud_redfish::is_critical),
+        &format!("health rollup {}", h.rollup.as_deref().unwrap_or("not reported")),
+    )];
+    items.extend(h.faults.iter().map(|f| {
+        item(
+            &f.path,
+            "redfish-status",
+            !neocloud_redfish::is_critical(&f.health),
+            &format!("{} {}", f.name, f.health),
+        )
+    }));
+    SanitizationCheck { name: "hardware_health".into(), ok: !h.critical(), items }
 }

@@ -41,6 +41,7 @@ mod rotate;
 mod sanitize;
 mod schedule;
 mod sel;
+mod tpm;
 
 pub use health::HealthPass;
 
