@@ -30,6 +30,10 @@ pub struct Host {
     /// The UEFI variables [`Hardware::clear_uefi_variables`] reads
     /// (efivarfs); `None` on a machine that did not boot through UEFI.
     efivars: Option<PathBuf>,
+    /// Where [`Hardware::reset_nic_settings`] looks for network adapters
+    /// (`/sys/bus/pci/devices`), and `mstconfig`; `None`: it does not look.
+    nics: Option<PathBuf>,
+    mstconfig: Option<PathBuf>,
     nvml: Option<Arc<Nvml>>,
     /// The GPUs' critical Xids, watched while NVML is loaded.
     xids: Option<Arc<XidWatch>>,
@@ -69,11 +73,11 @@ impl Host {
         let efivars = crate::efivars::discover();
         let mut host = Host::without_gpus(disks);
         (host.nvml, host.xids, host.tpm, host.efivars) = (nvml, xids, tpm, efivars);
-        host
+        host.with_nics(Path::new(crate::nic::PCI_DEVICES), crate::nic::find_mstconfig())
     }
 
     /// Like [`Host::new`] but never loads NVML (no GPUs) nor looks for a
-    /// TPM or UEFI variables.
+    /// TPM, UEFI variables or network adapters.
     pub fn without_gpus(disks: Vec<PathBuf>) -> Host {
         Host {
             disks,
@@ -81,6 +85,8 @@ impl Host {
             xids: None,
             tpm: None,
             efivars: None,
+            nics: None,
+            mstconfig: None,
             cuda: crate::cuda::LIBRARY.to_string(),
             agent_exe: std::env::current_exe().ok(),
             overwrite_deadline: OVERWRITE_DEADLINE,
@@ -91,6 +97,15 @@ impl Host {
     /// through UEFI) instead of efivarfs.
     pub fn with_efivars(mut self, dir: Option<PathBuf>) -> Host {
         self.efivars = dir;
+        self
+    }
+
+    /// This host with its PCI devices listed in `pci` (sysfs's
+    /// `/sys/bus/pci/devices`) and `mstconfig` at `tool` (`None`: not
+    /// installed).
+    pub fn with_nics(mut self, pci: &Path, tool: Option<PathBuf>) -> Host {
+        self.nics = Some(pci.to_path_buf());
+        self.mstconfig = tool;
         self
     }
 
@@ -402,6 +417,18 @@ impl Hardware for Host {
                 method: "none".into(),
                 ok: true,
                 detail: "this machine did not boot through UEFI (no /sys/firmware/efi)".into(),
+            }]),
+        }
+    }
+
+    fn reset_nic_settings(&self, baseline: Option<&[String]>) -> AgentStepResult {
+        match &self.nics {
+            Some(pci) => crate::nic::reset(self.mstconfig.as_deref(), pci, baseline),
+            None => result_of(vec![StepItem {
+                target: "nics".into(),
+                method: "not-looked".into(),
+                ok: true,
+                detail: "network adapters not looked for (no baseline recorded)".into(),
             }]),
         }
     }

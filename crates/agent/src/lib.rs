@@ -10,7 +10,8 @@
 //!    run it; the disks it was given; MAC addresses) and gets a credential
 //!    of its own ([`Agent::register`]);
 //! 2. heartbeats with that credential, and runs the node-local steps the
-//!    answers carry (wipe disks, reset GPUs, report firmware, clear the
+//!    answers carry (wipe disks, reset GPUs, report firmware, set the
+//!    network adapters' settings back, clear the UEFI variables and the
 //!    TPM), reporting
 //!    each result ([`Agent::run`]);
 //! 3. stops when the credential is revoked, which is how the control plane
@@ -28,6 +29,7 @@ pub mod disks;
 pub mod efivars;
 pub mod health;
 pub mod host;
+pub mod nic;
 mod nvme;
 pub mod nvml;
 pub mod simulated;
@@ -69,6 +71,11 @@ pub trait Hardware: Send + Sync {
     /// node's baseline. `ok` with one item where the machine did not boot
     /// through UEFI.
     fn clear_uefi_variables(&self, baseline: Option<&[String]>) -> AgentStepResult;
+    /// Sets the NVIDIA (Mellanox) network adapters' persistent settings
+    /// back to their defaults but for those in `baseline` ([`nic::reset`]);
+    /// without one, lists those off their defaults to be kept as the
+    /// node's baseline. `ok` with one item where the machine has none.
+    fn reset_nic_settings(&self, baseline: Option<&[String]>) -> AgentStepResult;
     /// The GPUs, sent with every heartbeat; by default from
     /// [`Hardware::inventory`], which implementations may make cheaper.
     fn gpus(&self) -> Vec<AgentGpu> {
@@ -88,6 +95,7 @@ pub fn run_step(hw: &dyn Hardware, step: &AgentStep) -> AgentStepResult {
         AgentStepKind::ReportFirmware => hw.report_firmware(),
         AgentStepKind::ClearTpm => hw.clear_tpm(),
         AgentStepKind::ClearUefiVariables => hw.clear_uefi_variables(step.uefi_baseline.as_deref()),
+        AgentStepKind::ResetNicSettings => hw.reset_nic_settings(step.nic_baseline.as_deref()),
     }
 }
 

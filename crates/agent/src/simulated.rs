@@ -262,6 +262,12 @@ impl Hardware for Simulated {
         let items = vec![sim_item("efivars", true, "simulated NVRAM, nothing created".into())];
         self.step(AgentStepKind::ClearUefiVariables, items)
     }
+
+    fn reset_nic_settings(&self, _baseline: Option<&[String]>) -> AgentStepResult {
+        let items =
+            vec![sim_item("nics", true, "simulated network adapters, settings at defaults".into())];
+        self.step(AgentStepKind::ResetNicSettings, items)
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +275,12 @@ mod tests {
     use super::*;
 
     fn run_step(hw: &dyn Hardware, kind: AgentStepKind) -> AgentStepResult {
-        let step = neocloud_types::AgentStep { id: "s".into(), kind, uefi_baseline: None };
+        let step = neocloud_types::AgentStep {
+            id: "s".into(),
+            kind,
+            uefi_baseline: None,
+            nic_baseline: None,
+        };
         crate::run_step(hw, &step)
     }
 
@@ -329,6 +340,8 @@ mod tests {
         assert!(fw.ok);
         assert_eq!(fw.items.len(), 9);
         assert_eq!(fw.items[0].detail, SIMULATED_BIOS_VERSION);
+        let nics = run_step(&sim, AgentStepKind::ResetNicSettings);
+        assert!(nics.ok && nics.items.len() == 1 && nics.items[0].method == "simulated");
         let uefi = run_step(&sim, AgentStepKind::ClearUefiVariables);
         assert!(uefi.ok && uefi.items.len() == 1 && uefi.items[0].method == "simulated");
         let tpm = run_step(&sim, AgentStepKind::ClearTpm);

@@ -9,13 +9,18 @@ use std::process::{Command, Stdio};
 
 /// Every system tool a step runs, and what is lost where a sanitizer
 /// image lacks it (`neocloud-agent --inventory` lists them).
-pub const STEP_TOOLS: [(&str, &str); 6] = [
+pub const STEP_TOOLS: [(&str, &str); 7] = [
     ("nvme", "NVMe Sanitize and secure-erase formats (nvme-cli): NVMe disks fail their wipe"),
     ("hdparm", "ATA security erase: SATA disks are zeroed instead"),
     ("blkdiscard", "secure discard and zeroing by the device (util-linux): disks are overwritten"),
     ("chattr", "deleting a tenant's UEFI variables (e2fsprogs): the step fails on one"),
     ("mount", "mounting efivarfs where it is not: the UEFI variable step fails"),
     ("nvidia-smi", "the GPU reset: the step fails on a machine with GPUs"),
+    (
+        "mstconfig",
+        "NVIDIA (Mellanox) network adapters' persistent settings (mstflint): the step fails on a \
+         machine with such adapters",
+    ),
 ];
 
 /// Where each of [`STEP_TOOLS`] is on this machine, or what is lost

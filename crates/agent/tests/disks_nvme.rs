@@ -67,7 +67,12 @@ fn guest(_mode: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     let inventory: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr)))?;
-    let step = AgentStep { id: "s".into(), kind: AgentStepKind::WipeDisks, uefi_baseline: None };
+    let step = AgentStep {
+        id: "s".into(),
+        kind: AgentStepKind::WipeDisks,
+        uefi_baseline: None,
+        nic_baseline: None,
+    };
     let result = run_step(&Host::new(disks.clone()), &step);
     // What `--all-disks` would wipe: the namespaces, not multipath's
     // hidden per-controller paths to them (no device nodes).

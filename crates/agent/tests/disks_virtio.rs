@@ -51,7 +51,12 @@ fn guest(_mode: &str) -> Result<Value, String> {
         disk("backed")?,
         PathBuf::from(format!("/dev/{nvme}n1")),
     ];
-    let step = AgentStep { id: "s".into(), kind: AgentStepKind::WipeDisks, uefi_baseline: None };
+    let step = AgentStep {
+        id: "s".into(),
+        kind: AgentStepKind::WipeDisks,
+        uefi_baseline: None,
+        nic_baseline: None,
+    };
     let result = run_step(&Host::new(disks.clone()), &step);
     Ok(json!({ "disks": disks, "result": result }))
 }

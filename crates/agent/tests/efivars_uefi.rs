@@ -56,6 +56,7 @@ fn guest(mode: &str) -> Result<Value, String> {
         id: "s".into(),
         kind: AgentStepKind::ClearUefiVariables,
         uefi_baseline: baseline,
+        nic_baseline: None,
     };
     let result = match mode {
         "record" => {

@@ -83,6 +83,7 @@ fn sanitize_steps() -> Vec<AgentStep> {
             id: format!("stp_{i}_{}", k.as_str()),
             kind: *k,
             uefi_baseline: None,
+            nic_baseline: None,
         })
         .collect()
 }
@@ -272,7 +273,7 @@ fn a_failed_step_is_reported_as_failed() {
     assert_eq!(agent.run(&AtomicBool::new(false)).unwrap(), Exit::Revoked);
     let s = fake.state();
     let ok: Vec<bool> = s.reported.iter().map(|(_, r)| r.ok).collect();
-    assert_eq!(ok, [false, true, true, true, true]);
+    assert_eq!(ok, [false, true, true, true, true, true]);
 }
 
 /// A scratch file standing in for a disk, removed when dropped.
@@ -295,6 +296,7 @@ fn the_real_host_wipes_its_disk_when_told() {
             id: "stp_wipe".into(),
             kind: AgentStepKind::WipeDisks,
             uefi_baseline: None,
+            nic_baseline: None,
         }],
         ..State::default()
     });

@@ -176,7 +176,12 @@ fn clearing_disabled_by_a_tenant_is_allowed_again_by_the_platform() {
 }
 
 fn clear_tpm_step() -> neocloud_types::AgentStep {
-    neocloud_types::AgentStep { id: "s".into(), kind: AgentStepKind::ClearTpm, uefi_baseline: None }
+    neocloud_types::AgentStep {
+        id: "s".into(),
+        kind: AgentStepKind::ClearTpm,
+        uefi_baseline: None,
+        nic_baseline: None,
+    }
 }
 
 #[test]

@@ -10,6 +10,8 @@
 
 mod bm;
 mod common;
+#[path = "../../agent/tests/fake_mstconfig/mod.rs"]
+mod fake_nics;
 #[path = "../../redfish/tests/common/mod.rs"]
 mod peers;
 
@@ -388,7 +390,14 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         let efi = dir.path().join("efivars");
         std::fs::create_dir_all(&efi).unwrap();
         let firmware = efi_var(&efi, "VendorSetup", 0x7);
-        let host = || Host::without_gpus(vec![d.clone()]).with_efivars(Some(efi.clone()));
+        // Its network adapters: the provider gave one 16 VFs.
+        let nics = fake_nics::FakeNics::new(dir.path());
+        nics.set(fake_nics::PF0, "NUM_OF_VFS", 16, true);
+        let host = || {
+            Host::without_gpus(vec![d.clone()])
+                .with_efivars(Some(efi.clone()))
+                .with_nics(&nics.pci, Some(nics.tool.clone()))
+        };
         let (script, agent) = boot_host(&s, 1, host());
         assert!(script.contains("kernel http://img.local/sanitizer/vmlinuz"), "[{b}] {script}");
         let (st, md) = get_text(&format!("{}/boot/nocloud/{}/meta-data", s.url, token_of(&script)));
@@ -414,6 +423,13 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         assert_eq!(uefi["ok"], true, "[{b}] {uefi}");
         assert_eq!(uefi["items"][0]["target"], firmware.as_str(), "[{b}] {uefi}");
         assert_eq!(uefi["items"][0]["method"], "uefi-kept", "[{b}] {uefi}");
+        // So are the adapters' settings off their defaults.
+        let nic = bm::check(rec, "reset_nic_settings");
+        let kept: Vec<_> =
+            nic["items"].as_array().unwrap().iter().filter(|i| i["method"] == "nic-kept").collect();
+        assert_eq!(kept.len(), 1, "[{b}] {nic}");
+        assert_eq!(kept[0]["target"], format!("{}/NUM_OF_VFS", fake_nics::PF0), "[{b}] {nic}");
+        assert_eq!(kept[0]["detail"], "16", "[{b}] {nic}");
         let (pk, sig) = (rec["public_key"].as_str().unwrap(), rec["signature"].as_str().unwrap());
         assert!(
             neocloud_server::signing::verify(
@@ -450,8 +466,11 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         let (_, agent) = boot(&s, 1, &disk(dir.path(), "tenant.img"));
         let tenant_agent = agent.spawn(Arc::new(AtomicBool::new(false)));
         wait_node(&s, "bm-1", "active", None);
-        // The tenant's root leaves a variable in the NVRAM.
+        // The tenant's root leaves a variable in the NVRAM, and its
+        // adapters set its way.
         let left = efi_var(&efi, "TenantNote", 0x7);
+        nics.set(fake_nics::PF0, "NUM_OF_VFS", 2, true);
+        nics.set(fake_nics::PF1, "LINK_TYPE_P1", 1, false);
         tenant.delete(&format!("/v1/tenants/acme/projects/train/instances/{id}")).expect(202);
         wait_node(&s, "bm-1", "releasing", Some("await_agent"));
         assert_eq!(tenant_agent.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
@@ -461,6 +480,11 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         assert_eq!(exit.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
         assert!(!efi.join(&left).exists(), "[{b}] the tenant's variable was deleted");
         assert!(efi.join(&firmware).exists(), "[{b}] the firmware's was kept");
+        // The adapters at the node's baseline again: the provider's 16 VFs
+        // (sent with the step: without it, the sanitizer would not have
+        // known them), the default link type.
+        assert_eq!(nics.next(fake_nics::PF0, "NUM_OF_VFS"), 16, "[{b}]");
+        assert_eq!(nics.next(fake_nics::PF1, "LINK_TYPE_P1"), 2, "[{b}]");
         let rec = tenant
             .get(&format!("/v1/tenants/acme/projects/train/instances/{id}/sanitization"))
             .expect(200)
@@ -473,5 +497,11 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
         let deleted = deleted.unwrap_or_else(|| panic!("[{b}] {uefi}"));
         assert_eq!(deleted["method"], "uefi-delete", "[{b}] {uefi}");
         assert_eq!(deleted["ok"], true, "[{b}] {uefi}");
+        // What the tenant left, in the record it reads.
+        let nic = bm::check(&rec, "reset_nic_settings");
+        assert_eq!(nic["ok"], true, "[{b}] {nic}");
+        let pf1 = nic["items"].as_array().unwrap().iter().find(|i| i["target"] == fake_nics::PF1);
+        let pf1 = pf1.unwrap_or_else(|| panic!("[{b}] {nic}"))["detail"].as_str().unwrap();
+        assert!(pf1.contains("set back: LINK_TYPE_P1 IB(1) -> 2"), "[{b}] {pf1}");
     }
 }

@@ -258,7 +258,14 @@ fn the_agent_api_authenticates_agents_and_scopes_their_steps() {
         let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["wipe_disks", "reset_gpus", "report_firmware", "clear_uefi_variables", "clear_tpm"],
+            [
+                "wipe_disks",
+                "reset_gpus",
+                "report_firmware",
+                "reset_nic_settings",
+                "clear_uefi_variables",
+                "clear_tpm"
+            ],
             "[{b}]"
         );
         // No UEFI baseline recorded yet for the node: none sent.

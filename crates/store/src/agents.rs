@@ -411,11 +411,12 @@ pub fn steps_queued(r: &mut dyn Reader, agent_id: &str) -> Result<bool> {
         .is_empty())
 }
 
-/// Steps waiting for the agent, in order; `clear_uefi_variables` with its
-/// node's UEFI baseline.
+/// Steps waiting for the agent, in order; `clear_uefi_variables` and
+/// `reset_nic_settings` with their node's baselines.
 pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep>> {
     r.query(
-        "SELECT s.id, s.kind, n.uefi_baseline FROM agent_steps s JOIN nodes n ON n.id = s.node_id \
+        "SELECT s.id, s.kind, n.uefi_baseline, n.nic_baseline FROM agent_steps s \
+         JOIN nodes n ON n.id = s.node_id \
          WHERE s.agent_id = ? AND s.state = 'pending' ORDER BY s.seq",
         vals![agent_id],
     )?
@@ -424,18 +425,21 @@ pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep
         let k = row.str(1)?;
         let kind = AgentStepKind::parse(&k)
             .ok_or_else(|| Error::internal(format!("bad step kind {k:?}")))?;
-        let uefi_baseline = match kind {
-            AgentStepKind::ClearUefiVariables => row
-                .opt_str(2)?
+        let baseline = |col: usize, what: &str| -> Result<Option<Vec<String>>> {
+            row.opt_str(col)?
                 .map(|j| serde_json::from_str(&j))
                 .transpose()
-                .map_err(|e| Error::internal(format!("node uefi baseline: {e}")))?,
+                .map_err(|e| Error::internal(format!("node {what} baseline: {e}")))
+        };
+        let (uefi_baseline, nic_baseline) = match kind {
+            AgentStepKind::ClearUefiVariables => (baseline(2, "uefi")?, None),
+            AgentStepKind::ResetNicSettings => (None, baseline(3, "nic")?),
             AgentStepKind::WipeDisks
             | AgentStepKind::ResetGpus
             | AgentStepKind::ReportFirmware
-            | AgentStepKind::ClearTpm => None,
+            | AgentStepKind::ClearTpm => (None, None),
         };
-        Ok(AgentStep { id: row.str(0)?, kind, uefi_baseline })
+        Ok(AgentStep { id: row.str(0)?, kind, uefi_baseline, nic_baseline })
     })
     .collect()
 }

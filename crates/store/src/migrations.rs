@@ -900,6 +900,18 @@ ALTER TABLE nodes ADD COLUMN tpm_ek_certified_by TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 32,
+        name: "nic settings baseline",
+        common: r#"
+-- JSON list of the NVIDIA (Mellanox) network adapters' persistent settings
+-- off their firmware defaults ("PCI-address/PARAMETER=value") the node's
+-- first complete sanitization found; every later one sets the others back.
+ALTER TABLE nodes ADD COLUMN nic_baseline TEXT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

@@ -358,7 +358,29 @@ pub enum AgentStepKind {
     /// first sanitization (its baseline, sent with the step; without one,
     /// record them as the baseline) and read them back.
     ClearUefiVariables,
+    /// Set the NVIDIA (Mellanox) network adapters' persistent settings
+    /// (their NVRAM configuration, which outlives every reset and takes
+    /// effect at the next boot) back to their firmware defaults, but for
+    /// those the node's first sanitization found otherwise (its baseline,
+    /// sent with the step; without one, record them as the baseline), and
+    /// read them back.
+    ResetNicSettings,
 }
+
+/// The method of a `reset_nic_settings` item for a setting kept off its
+/// default (target `PCI-address/PARAMETER`, detail the value): the node's
+/// baseline is read from these items of its first complete sanitization
+/// record.
+pub const NIC_SETTING_KEPT: &str = "nic-kept";
+
+/// The method of a `reset_nic_settings` item about one network adapter
+/// (target its PCI address): its settings read, set back where they were
+/// off the baseline, and read back.
+pub const NIC_SETTINGS_READ: &str = "mstconfig";
+
+/// The method of the one `reset_nic_settings` item of a machine with no
+/// NVIDIA (Mellanox) network adapter.
+pub const NO_NICS: &str = "none";
 
 /// The method of a `clear_uefi_variables` item for a variable left in
 /// place: the node's baseline is read from these items of its first
@@ -378,6 +400,7 @@ impl AgentStepKind {
             AgentStepKind::ReportFirmware => "report_firmware",
             AgentStepKind::ClearTpm => "clear_tpm",
             AgentStepKind::ClearUefiVariables => "clear_uefi_variables",
+            AgentStepKind::ResetNicSettings => "reset_nic_settings",
         }
     }
     pub fn parse(s: &str) -> Option<AgentStepKind> {
@@ -386,10 +409,11 @@ impl AgentStepKind {
     /// The sanitizer's steps, in order. The UEFI variables before the
     /// TPM: a clear the TPM asks of the firmware (its PPI request) may be
     /// held in a new variable, which must outlive the step.
-    pub const SANITIZE: [AgentStepKind; 5] = [
+    pub const SANITIZE: [AgentStepKind; 6] = [
         AgentStepKind::WipeDisks,
         AgentStepKind::ResetGpus,
         AgentStepKind::ReportFirmware,
+        AgentStepKind::ResetNicSettings,
         AgentStepKind::ClearUefiVariables,
         AgentStepKind::ClearTpm,
     ];
@@ -582,6 +606,11 @@ pub struct AgentStep {
     /// before one was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uefi_baseline: Option<Vec<String>>,
+    /// For `reset_nic_settings`: the node's baseline, the network adapters'
+    /// settings off their defaults (`PCI-address/PARAMETER=value`) its first
+    /// complete sanitization found; absent before one was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_baseline: Option<Vec<String>>,
 }
 
 /// The answer to a heartbeat: the steps waiting for the agent, in order.

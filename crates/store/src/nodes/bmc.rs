@@ -74,12 +74,30 @@ pub fn uefi_baseline(r: &mut dyn Reader, id: &str) -> Result<Option<Vec<String>>
 
 /// Records the node's UEFI baseline, once: a node that has one keeps it.
 pub fn set_uefi_baseline(w: &mut dyn Writer, id: &str, keys: &[String]) -> Result<()> {
-    let json = serde_json::to_string(keys).map_err(|e| Error::internal(e.to_string()))?;
+    set_baseline(w, id, "uefi_baseline", keys)
+}
+
+/// Writes a baseline column (a JSON list) where the node has none.
+fn set_baseline(w: &mut dyn Writer, id: &str, column: &str, list: &[String]) -> Result<()> {
+    let json = serde_json::to_string(list).map_err(|e| Error::internal(e.to_string()))?;
     w.execute(
-        "UPDATE nodes SET uefi_baseline = ? WHERE id = ? AND uefi_baseline IS NULL",
+        &format!("UPDATE nodes SET {column} = ? WHERE id = ? AND {column} IS NULL"),
         vals![json, id],
     )?;
     Ok(())
+}
+
+/// The network adapters' settings off their defaults
+/// (`PCI-address/PARAMETER=value`) the node's first complete sanitization
+/// found; `None` before one recorded them.
+pub fn nic_baseline(r: &mut dyn Reader, id: &str) -> Result<Option<Vec<String>>> {
+    json_column(r, id, "nic_baseline")
+}
+
+/// Records the node's NIC settings baseline, once: a node that has one
+/// keeps it.
+pub fn set_nic_baseline(w: &mut dyn Writer, id: &str, kept: &[String]) -> Result<()> {
+    set_baseline(w, id, "nic_baseline", kept)
 }
 
 /// What the node's release staged back to the BIOS baseline (empty when

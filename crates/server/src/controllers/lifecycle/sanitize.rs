@@ -581,6 +581,10 @@ impl LifecycleController {
                 if let Some(keys) = uefi_kept(&body.checks) {
                     nodes::set_uefi_baseline(w, &n.id, &keys)?;
                 }
+                // So are its network adapters' settings.
+                if let Some(kept) = nic_kept(&body.checks) {
+                    nodes::set_nic_baseline(w, &n.id, &kept)?;
+                }
             }
             // Before the node joined the pool: no instance. Sanitized
             // again after an incomplete record: the instance was freed
@@ -627,6 +631,20 @@ fn eject_virtual_media(
         ok: items.iter().all(|i| i.ok),
         items,
     })
+}
+
+/// The network adapters' settings the sanitizer's `reset_nic_settings`
+/// kept off their defaults (its items of method `nic-kept`, as
+/// `PCI-address/PARAMETER=value`); `None` where it read none (a simulated
+/// machine, one whose settings could not be read).
+fn nic_kept(checks: &[SanitizationCheck]) -> Option<Vec<String>> {
+    let c = checks.iter().find(|c| c.name == AgentStepKind::ResetNicSettings.as_str())?;
+    let read = c.ok
+        && c.items.iter().any(|i| {
+            i.method == neocloud_types::NIC_SETTINGS_READ || i.method == neocloud_types::NO_NICS
+        });
+    let kept = c.items.iter().filter(|i| i.method == neocloud_types::NIC_SETTING_KEPT);
+    read.then(|| kept.map(|i| format!("{}={}", i.target, i.detail)).collect())
 }
 
 /// The UEFI variables the sanitizer's `clear_uefi_variables` kept (its

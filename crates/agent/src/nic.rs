@@ -1,0 +1,389 @@
+//! The persistent settings of NVIDIA (Mellanox) network adapters.
+//!
+//! A ConnectX adapter keeps its configuration (SR-IOV and its VFs, each
+//! port's link type, the boot ROM, RoCE, PCI settings...) in its own
+//! non-volatile memory. Root on the host changes it with `mstconfig`
+//! (mstflint; `mlxconfig` in NVIDIA's tools): the change outlives every
+//! disk wipe, reset and power cycle, and takes effect at the next boot, so
+//! a tenant could leave the next one an adapter set its way (a boot ROM
+//! off, a port switched to another link type, settings that change what
+//! the adapter exposes to the host). The sanitizer reads every physical
+//! function's settings (`mstconfig -d ADDR -e query`: each one's default,
+//! current and next-boot value) and, where one is off the node's baseline,
+//! resets them to the firmware's defaults (`reset`), sets the baseline's
+//! back (`set`), and reads them again: every next-boot value must be the
+//! baseline's. The node's baseline is what its first sanitization found
+//! off the defaults (before any tenant where `sanitize_before_first_use`
+//! is on): a provider that sets its adapters its way keeps them so.
+//!
+//! Settings read only, and arrays (shown as `Array[0..7]`, their values
+//! not listed), are not compared. The values set back are the next boot's:
+//! the node is powered off at the end of its sanitization, and its next
+//! boot loads them.
+
+use crate::result_of;
+use crate::tools::{find_tool, last_line, read_trimmed, run_with_deadline};
+use neocloud_types::{AgentStepResult, StepItem, NIC_SETTINGS_READ, NIC_SETTING_KEPT, NO_NICS};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Where the kernel lists PCI devices.
+pub const PCI_DEVICES: &str = "/sys/bus/pci/devices";
+
+/// NVIDIA's networking (formerly Mellanox) PCI vendor id.
+const VENDOR: &str = "0x15b3";
+
+/// How long one `mstconfig` call may take.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The physical functions of NVIDIA network adapters (PCI class 0x02:
+/// Ethernet, InfiniBand) under `pci` (`/sys/bus/pci/devices`), by address;
+/// virtual functions (which have a `physfn`) are their PF's.
+pub fn discover(pci: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(pci).map_err(|e| format!("{}: {e}", pci.display()))?;
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let p = e.path();
+            let is = |file: &str, want: &dyn Fn(&str) -> bool| {
+                read_trimmed(&p.join(file)).is_ok_and(|v| want(&v))
+            };
+            is("vendor", &|v| v.eq_ignore_ascii_case(VENDOR))
+                && is("class", &|c| c.starts_with("0x02"))
+                && !p.join("physfn").exists()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// One setting as `mstconfig -e query` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: String,
+    pub default: String,
+    pub current: String,
+    pub next: String,
+    /// Marked `RO`: the firmware does not let it be changed.
+    pub read_only: bool,
+}
+
+impl Setting {
+    /// Whether its values can be compared (not an array, whose values the
+    /// query does not list, nor read only).
+    fn compared(&self) -> bool {
+        !self.read_only && !self.next.starts_with("Array[")
+    }
+}
+
+/// A value as `set` takes it: the number of `True(1)`, `ETH(2)`; a plain
+/// number, or anything else, as shown.
+pub fn raw(value: &str) -> &str {
+    match value.strip_suffix(')').and_then(|v| v.rsplit_once('(')) {
+        Some((_, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => n,
+        _ => value,
+    }
+}
+
+/// The settings in `mstconfig -d ADDR -e query`'s output: the rows after
+/// `Configurations:` (each an optional `*`, an optional `RO`, the name,
+/// then default, current and next-boot values). A firmware that cannot
+/// show defaults or current values (its header lacks those columns) is an
+/// error: nothing could be compared.
+pub fn parse_query(out: &str) -> Result<Vec<Setting>, String> {
+    let mut lines = out.lines();
+    let header = lines
+        .by_ref()
+        .find(|l| l.trim_start().starts_with("Configurations:"))
+        .ok_or_else(|| format!("no settings in its answer: {}", last_line(out.as_bytes())))?;
+    if !(header.contains("Default") && header.contains("Current") && header.contains("Next Boot")) {
+        return Err(format!(
+            "its firmware does not show default and current values ({})",
+            header.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    let mut settings = Vec::new();
+    for line in lines {
+        let mut words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        if line.starts_with("The ") || line.starts_with("-") {
+            break;
+        }
+        if words[0] == "*" {
+            words.remove(0);
+        }
+        let read_only = words.first() == Some(&"RO");
+        if read_only {
+            words.remove(0);
+        }
+        let [name, default, current, next] = words[..] else {
+            return Err(format!("a setting it shows unreadably: {:?}", line.trim()));
+        };
+        settings.push(Setting {
+            name: name.to_string(),
+            default: default.to_string(),
+            current: current.to_string(),
+            next: next.to_string(),
+            read_only,
+        });
+    }
+    if settings.is_empty() {
+        return Err("it shows no settings".to_string());
+    }
+    Ok(settings)
+}
+
+/// `mstconfig` at `tool`, run against one adapter.
+struct Mstconfig<'a> {
+    tool: &'a Path,
+    address: &'a str,
+}
+
+impl Mstconfig<'_> {
+    /// Runs it with these arguments after `-d ADDR`: its output, or why it
+    /// failed (it writes its errors, `-E- ...`, to its standard output).
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new(self.tool);
+        cmd.arg("-d").arg(self.address).args(args);
+        let out = run_with_deadline(cmd, DEADLINE)
+            .map_err(|e| format!("mstconfig {}: {e}", args.join(" ")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        let err = last_line(&out.stderr);
+        let err = if err.is_empty() { last_line(&out.stdout) } else { err };
+        Err(format!("mstconfig {} failed ({}): {err}", args.join(" "), out.status))
+    }
+
+    fn query(&self) -> Result<Vec<Setting>, String> {
+        parse_query(&self.run(&["-e", "query"])?).map_err(|e| format!("mstconfig -e query: {e}"))
+    }
+}
+
+/// The node's baseline (`ADDR/PARAMETER=value`) by adapter.
+fn by_adapter(baseline: &[String]) -> BTreeMap<&str, BTreeMap<&str, &str>> {
+    let mut map: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for entry in baseline {
+        let Some((key, value)) = entry.split_once('=') else { continue };
+        let Some((address, name)) = key.split_once('/') else { continue };
+        map.entry(address).or_default().insert(name, value);
+    }
+    map
+}
+
+fn item(target: &str, method: &str, ok: bool, detail: impl Into<String>) -> StepItem {
+    StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
+}
+
+/// The settings of `address` off `kept` (the baseline's, else each
+/// one's default): `NAME next -> wanted` each.
+fn off<'a>(settings: &'a [Setting], kept: &BTreeMap<&str, &'a str>) -> Vec<(&'a Setting, &'a str)> {
+    settings
+        .iter()
+        .filter(|s| s.compared())
+        .map(|s| (s, kept.get(s.name.as_str()).copied().unwrap_or_else(|| raw(&s.default))))
+        .filter(|(s, want)| raw(&s.next) != *want)
+        .collect()
+}
+
+fn listed(off: &[(&Setting, &str)]) -> String {
+    off.iter()
+        .map(|(s, want)| format!("{} {} -> {want}", s.name, s.next))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sets every NVIDIA network adapter's settings under `pci` back to the
+/// node's `baseline` (those it names, every other to its default) with
+/// `mstconfig` at `tool` (`None`: not installed), and reads them back: an
+/// item per adapter (method `mstconfig`), and one per setting kept off its
+/// default (`nic-kept`, the value as `set` takes it). Without a baseline,
+/// changes nothing: the settings off their defaults are kept as the
+/// node's. One item (`none`) where the machine has no such adapter.
+pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> AgentStepResult {
+    let adapters = match discover(pci) {
+        Ok(a) => a,
+        Err(e) => return result_of(vec![item("nics", NIC_SETTINGS_READ, false, e)]),
+    };
+    let wanted = by_adapter(baseline.unwrap_or_default());
+    let mut items = Vec::new();
+    if adapters.is_empty() {
+        items.push(item("nics", NO_NICS, true, "no NVIDIA (Mellanox) network adapter"));
+    }
+    let Some(tool) = tool else {
+        items.extend(
+            adapters.iter().map(|a| {
+                item(a, NIC_SETTINGS_READ, false, "mstconfig (mstflint) is not installed")
+            }),
+        );
+        return result_of(items);
+    };
+    // An adapter in the baseline that is gone: its settings are unknown.
+    for gone in wanted.keys().filter(|a| !adapters.iter().any(|x| x == *a)) {
+        items.push(item(gone, NIC_SETTINGS_READ, false, "in the node's baseline, not found"));
+    }
+    for address in &adapters {
+        let m = Mstconfig { tool, address };
+        let kept = wanted.get(address.as_str()).cloned().unwrap_or_default();
+        let (ok, detail, settings) = match (baseline, m.query()) {
+            (_, Err(e)) => (false, e, Vec::new()),
+            (None, Ok(settings)) => {
+                let off = off(&settings, &BTreeMap::new());
+                let detail = format!(
+                    "{} settings read, {} off their defaults recorded as the node's baseline",
+                    settings.len(),
+                    off.len()
+                );
+                (true, detail, settings)
+            }
+            (Some(_), Ok(settings)) => {
+                let before = off(&settings, &kept);
+                if before.is_empty() {
+                    let detail = format!("{} settings at the node's baseline", settings.len());
+                    (true, detail, settings)
+                } else {
+                    let was = listed(&before);
+                    let sets: Vec<String> = kept.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let mut set_args = vec!["-y", "set"];
+                    set_args.extend(sets.iter().map(String::as_str));
+                    let done = m
+                        .run(&["-y", "reset"])
+                        .and_then(|_| {
+                            if sets.is_empty() {
+                                Ok(String::new())
+                            } else {
+                                m.run(&set_args)
+                            }
+                        })
+                        .and_then(|_| m.query());
+                    match done {
+                        Err(e) => (false, format!("off the baseline: {was}; {e}"), settings),
+                        Ok(after) => {
+                            let left = off(&after, &kept);
+                            if left.is_empty() {
+                                let detail = format!(
+                                    "set back: {was}; read back at the node's baseline, \
+                                     loaded at its next boot"
+                                );
+                                (true, detail, after)
+                            } else {
+                                let detail = format!(
+                                    "set back: {was}; still off after the reset: {}",
+                                    listed(&left)
+                                );
+                                (false, detail, after)
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        items.push(item(address, NIC_SETTINGS_READ, ok, detail));
+        // What stays off its default: the baseline's where there is one
+        // (read back), else what was found.
+        let keep = match baseline {
+            Some(_) => settings
+                .iter()
+                .filter(|s| s.compared() && kept.contains_key(s.name.as_str()))
+                .collect::<Vec<_>>(),
+            None => off(&settings, &BTreeMap::new()).into_iter().map(|(s, _)| s).collect(),
+        };
+        items.extend(
+            keep.into_iter().map(|s| {
+                item(&format!("{address}/{}", s.name), NIC_SETTING_KEPT, true, raw(&s.next))
+            }),
+        );
+    }
+    result_of(items)
+}
+
+/// `mstconfig` on this machine, if installed.
+pub fn find_mstconfig() -> Option<PathBuf> {
+    find_tool("mstconfig")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // mstflint 4.21's layout (Debian 12): fields padded, a `*` before a
+    // setting whose next value differs from its default or current one.
+    const QUERY: &str = "
+Device #1:
+----------
+
+Device type:    ConnectX6DX     
+Name:           MCX623106AN-CDA_Ax
+Description:    ConnectX-6 Dx EN adapter card; 100GbE; Dual-port QSFP56
+Device:         0000:3b:00.0    
+
+Configurations:                              Default         Current         Next Boot
+         SRIOV_EN                            True(1)         True(1)         True(1)         
+*        NUM_OF_VFS                          8               8               16              
+         LINK_TYPE_P1                        ETH(2)          ETH(2)          ETH(2)          
+         ROCE_CC_PRIO_MASK_P1                Array[0..7]     Array[0..7]     Array[0..7]     
+The '*' shows parameters with next value different from default/current value.
+";
+
+    #[test]
+    fn a_query_is_read_in_either_layout() {
+        let s = parse_query(QUERY).unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!(
+            s[1],
+            Setting {
+                name: "NUM_OF_VFS".into(),
+                default: "8".into(),
+                current: "8".into(),
+                next: "16".into(),
+                read_only: false
+            }
+        );
+        assert!(!s[3].compared(), "arrays are not compared");
+        // The later layout: wider fields, `RO` marks.
+        let later = "Configurations:                                          Default             Current         Next Boot
+*       NUM_OF_VFS                                  8                    8                    16                  
+ RO     PF_NUM_OF_VF_VALID                          True(1)              True(1)              True(1)             
+
+The '*' shows parameters with next value different from default/current value.
+The 'RO' shows parameters which are for read only and cannot be changed
+";
+        let s = parse_query(later).unwrap();
+        assert_eq!((s.len(), s[0].next.as_str(), s[1].read_only), (2, "16", true));
+        // A firmware that shows only the next boot's values cannot be compared.
+        let e =
+            parse_query("Configurations:      Next Boot\n   SRIOV_EN    True(1)\n").unwrap_err();
+        assert!(e.contains("does not show default and current values"), "{e}");
+        let e = parse_query("-E- Failed to open the device\n").unwrap_err();
+        assert!(e.contains("Failed to open the device"), "{e}");
+    }
+
+    #[test]
+    fn values_as_set_takes_them() {
+        assert_eq!(raw("True(1)"), "1");
+        assert_eq!(raw("ETH(2)"), "2");
+        assert_eq!(raw("16"), "16");
+        assert_eq!(raw("N/A"), "N/A");
+        assert_eq!(raw("Array[0..7]"), "Array[0..7]");
+    }
+
+    #[test]
+    fn settings_are_off_the_baseline_or_their_default() {
+        let s = parse_query(QUERY).unwrap();
+        let none = BTreeMap::new();
+        let found = off(&s, &none);
+        assert_eq!(listed(&found), "NUM_OF_VFS 16 -> 8");
+        let kept = BTreeMap::from([("NUM_OF_VFS", "16")]);
+        assert!(off(&s, &kept).is_empty());
+        let kept = BTreeMap::from([("NUM_OF_VFS", "16"), ("SRIOV_EN", "0")]);
+        assert_eq!(listed(&off(&s, &kept)), "SRIOV_EN True(1) -> 0");
+        let b = ["0000:3b:00.0/NUM_OF_VFS=16".to_string(), "junk".into()];
+        assert_eq!(by_adapter(&b)["0000:3b:00.0"]["NUM_OF_VFS"], "16");
+    }
+}

@@ -1,0 +1,133 @@
+//! The agent's `reset_nic_settings` against the `mstconfig` test double
+//! (mstflint 4.21's output and behaviour: errors on standard output, a
+//! reset and a set change the next boot's values only) and a directory
+//! laid out as sysfs's PCI devices.
+
+#[path = "fake_mstconfig/mod.rs"]
+mod fake_nics;
+
+use fake_nics::{FakeNics, OTHER, PF0, PF1, VF};
+use neocloud_agent::{run_step, Hardware, Host};
+use neocloud_types::{AgentStep, AgentStepKind, AgentStepResult, StepItem};
+
+fn scratch(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("neocloud-nics-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn host(nics: &FakeNics) -> Host {
+    Host::without_gpus(Vec::new()).with_nics(&nics.pci, Some(nics.tool.clone()))
+}
+
+fn run(hw: &dyn Hardware, baseline: Option<Vec<String>>) -> AgentStepResult {
+    let step = AgentStep {
+        id: "s".into(),
+        kind: AgentStepKind::ResetNicSettings,
+        uefi_baseline: None,
+        nic_baseline: baseline,
+    };
+    run_step(hw, &step)
+}
+
+fn item<'a>(r: &'a AgentStepResult, target: &str) -> &'a StepItem {
+    r.items.iter().find(|i| i.target == target).unwrap_or_else(|| panic!("{target}: {r:?}"))
+}
+
+fn kept(r: &AgentStepResult) -> Vec<String> {
+    let kept = r.items.iter().filter(|i| i.method == neocloud_types::NIC_SETTING_KEPT);
+    kept.map(|i| format!("{}={}", i.target, i.detail)).collect()
+}
+
+#[test]
+fn a_tenants_adapter_settings_are_set_back_to_the_nodes_baseline() {
+    let dir = scratch("baseline");
+    let nics = FakeNics::new(&dir);
+    // The provider gave the first port's adapter 16 VFs before the node
+    // joined the pool.
+    nics.set(PF0, "NUM_OF_VFS", 16, true);
+
+    // The first sanitization changes nothing and keeps that as the baseline.
+    let first = run(&host(&nics), None);
+    assert!(first.ok, "{first:?}");
+    assert_eq!(kept(&first), [format!("{PF0}/NUM_OF_VFS=16")]);
+    assert!(item(&first, PF0).detail.contains("1 off their defaults recorded"), "{first:?}");
+    assert!(item(&first, PF1).detail.contains("0 off their defaults"), "{first:?}");
+    // Only the NVIDIA adapters' physical functions were asked, and only read.
+    let calls = nics.take_calls();
+    assert_eq!(calls, [format!("-d {PF0} -e query"), format!("-d {PF1} -e query")]);
+    assert!(!first.items.iter().any(|i| [VF, OTHER].contains(&i.target.as_str())));
+
+    // A tenant with root sets both functions its way, one of them
+    // rebooted into it already.
+    nics.set(PF0, "SRIOV_EN", 0, true);
+    nics.set(PF0, "LINK_TYPE_P1", 1, false);
+    nics.set(PF0, "NUM_OF_VFS", 4, false);
+    nics.set(PF1, "EXP_ROM_UEFI_x86_ENABLE", 0, false);
+    let baseline = kept(&first);
+    let r = run(&host(&nics), Some(baseline.clone()));
+    assert!(r.ok, "{r:?}");
+    let d = &item(&r, PF0).detail;
+    assert!(
+        d.contains("SRIOV_EN False(0) -> 1, NUM_OF_VFS 4 -> 16, LINK_TYPE_P1 IB(1) -> 2"),
+        "{d}"
+    );
+    assert!(item(&r, PF1).detail.contains("EXP_ROM_UEFI_x86_ENABLE False(0) -> 1"), "{r:?}");
+    // The next boot's values: the defaults, and the baseline's 16 VFs.
+    for (a, name, want) in [
+        (PF0, "SRIOV_EN", 1),
+        (PF0, "LINK_TYPE_P1", 2),
+        (PF0, "NUM_OF_VFS", 16),
+        (PF1, "EXP_ROM_UEFI_x86_ENABLE", 1),
+        (PF1, "NUM_OF_VFS", 8),
+    ] {
+        assert_eq!(nics.next(a, name), want, "{a} {name}");
+    }
+    assert_eq!(kept(&r), baseline, "the baseline stays in the record");
+    let calls = nics.take_calls();
+    assert!(calls.contains(&format!("-d {PF0} -y set NUM_OF_VFS=16")), "{calls:?}");
+    assert!(calls.contains(&format!("-d {PF1} -y reset")), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with(&format!("-d {PF1} -y set"))), "{calls:?}");
+
+    // At the baseline: read, nothing written.
+    let r = run(&host(&nics), Some(baseline.clone()));
+    assert!(r.ok, "{r:?}");
+    assert!(item(&r, PF0).detail.contains("at the node's baseline"), "{r:?}");
+    assert!(nics.take_calls().iter().all(|c| c.ends_with("-e query")));
+}
+
+#[test]
+fn settings_that_cannot_be_set_back_or_read_fail_the_step() {
+    let dir = scratch("failures");
+    let nics = FakeNics::new(&dir);
+    // A firmware whose reset changes nothing: the read-back catches it.
+    nics.set(PF1, "SRIOV_EN", 0, false);
+    nics.ignore_reset(PF1);
+    let r = run(&host(&nics), Some(Vec::new()));
+    assert!(!r.ok, "{r:?}");
+    assert!(item(&r, PF0).ok, "{r:?}");
+    let d = &item(&r, PF1).detail;
+    assert!(!item(&r, PF1).ok && d.contains("still off after the reset: SRIOV_EN False(0) -> 1"));
+
+    // An adapter the tool cannot open (its error on standard output).
+    nics.unplug_from_tool(PF1);
+    let r = run(&host(&nics), Some(Vec::new()));
+    assert!(!r.ok && item(&r, PF1).detail.contains("-E- Failed to open the device"), "{r:?}");
+
+    // An adapter of the node's baseline that is gone.
+    let r = run(&host(&nics), Some(vec!["0000:af:00.0/NUM_OF_VFS=16".into()]));
+    assert!(!item(&r, "0000:af:00.0").ok, "{r:?}");
+
+    // No mstconfig where there are adapters.
+    let hw = Host::without_gpus(Vec::new()).with_nics(&nics.pci, None);
+    let r = run(&hw, None);
+    assert!(!r.ok && item(&r, PF0).detail.contains("not installed"), "{r:?}");
+
+    // No NVIDIA adapter at all: one item, ok, nothing recorded.
+    let empty = dir.join("no-nics");
+    std::fs::create_dir_all(&empty).unwrap();
+    let hw = Host::without_gpus(Vec::new()).with_nics(&empty, None);
+    let r = run(&hw, None);
+    assert!(r.ok && r.items.len() == 1 && r.items[0].method == "none", "{r:?}");
+}
