@@ -9,7 +9,7 @@
 //! `--inventory`, 0 when the machine is healthy and 3 when it is not.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,17 @@ struct Args {
     /// (mounted if it is not) where the machine booted through UEFI.
     #[arg(long, value_name = "DIR")]
     efivars: Option<String>,
+
+    /// Where `reset_nic_settings` looks for NVIDIA network adapters: a
+    /// directory laid out as sysfs's PCI devices. Default:
+    /// /sys/bus/pci/devices
+    #[arg(long, value_name = "DIR")]
+    pci_devices: Option<PathBuf>,
+
+    /// The `mstconfig` (mstflint) `reset_nic_settings` runs. Default: the
+    /// one on $PATH or in the sbin directories.
+    #[arg(long, value_name = "PATH")]
+    mstconfig: Option<PathBuf>,
 
     /// SIMULATOR: use simulated hardware with N fake GPUs and two fake
     /// disks instead of this machine's. Nothing is wiped or reset.
@@ -131,6 +142,11 @@ struct Report {
     /// through UEFI.
     #[serde(skip_serializing_if = "Option::is_none")]
     uefi_variables: Option<String>,
+    /// The NVIDIA network adapters `reset_nic_settings` would read, and
+    /// their settings off their defaults (read only), or why they cannot
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nic_settings: Option<String>,
     /// Each system tool the steps run: where it is, or what is lost
     /// without it.
     tools: std::collections::BTreeMap<String, String>,
@@ -200,6 +216,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             Some(d) => log(&format!("UEFI variables to clear when asked: {}", d.display())),
             None => log("not booted through UEFI: clear_uefi_variables will say so"),
         }
+        if args.pci_devices.is_some() || args.mstconfig.is_some() {
+            let pci = args.pci_devices.as_deref().unwrap_or(Path::new(crate::nic::PCI_DEVICES));
+            let tool = args.mstconfig.clone().or_else(crate::nic::find_mstconfig);
+            host = host.with_nics(pci, tool);
+        }
         let host = Arc::new(host);
         if let Some(w) = host.xid_watch() {
             log(&format!("GPU Xid errors: {w}"));
@@ -228,6 +249,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             host_ref.as_ref().and_then(|h| h.tpm()).map(crate::tpm_identity::describe_certificate);
         let uefi_variables =
             host_ref.as_ref().and_then(|h| h.efivars()).map(crate::efivars::describe);
+        let nic_settings = host_ref
+            .as_ref()
+            .and_then(|h| h.nics())
+            .map(|(pci, tool)| crate::nic::describe(tool, pci));
         let report = Report {
             inventory: inv,
             gpu_status,
@@ -238,6 +263,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             tpm_identity,
             tpm_ek_certificate,
             uefi_variables,
+            nic_settings,
             tools: crate::tools::step_tools(),
         };
         match serde_json::to_string_pretty(&report) {

@@ -109,6 +109,12 @@ impl Host {
         self
     }
 
+    /// Where [`Hardware::reset_nic_settings`] looks for network adapters,
+    /// and its `mstconfig`; `None` where it does not look.
+    pub fn nics(&self) -> Option<(&Path, Option<&Path>)> {
+        self.nics.as_deref().map(|pci| (pci, self.mstconfig.as_deref()))
+    }
+
     /// This host with the CUDA driver library at `path` instead of the
     /// driver's soname.
     pub fn with_cuda(mut self, path: &str) -> Host {

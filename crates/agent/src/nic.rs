@@ -303,6 +303,35 @@ pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> Ag
     result_of(items)
 }
 
+/// What [`reset`] would find, read only: each adapter and its settings
+/// off their defaults, or why they cannot be read (`neocloud-agent
+/// --inventory`).
+pub fn describe(tool: Option<&Path>, pci: &Path) -> String {
+    let adapters = match discover(pci) {
+        Ok(a) if a.is_empty() => return "no NVIDIA (Mellanox) network adapter".to_string(),
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let Some(tool) = tool else {
+        return format!("{}: mstconfig (mstflint) is not installed", adapters.join(", "));
+    };
+    let each = adapters.iter().map(|address| match (Mstconfig { tool, address }).query() {
+        Err(e) => format!("{address}: {e}"),
+        Ok(settings) => {
+            let off = off(&settings, &BTreeMap::new());
+            let named: Vec<String> =
+                off.iter().map(|(s, _)| format!("{}={}", s.name, raw(&s.next))).collect();
+            format!(
+                "{address}: {} settings, {} off their defaults{}",
+                settings.len(),
+                off.len(),
+                if named.is_empty() { String::new() } else { format!(" ({})", named.join(", ")) }
+            )
+        }
+    });
+    each.collect::<Vec<_>>().join("; ")
+}
+
 /// `mstconfig` on this machine, if installed.
 pub fn find_mstconfig() -> Option<PathBuf> {
     find_tool("mstconfig")

@@ -131,3 +131,31 @@ fn settings_that_cannot_be_set_back_or_read_fail_the_step() {
     let r = run(&hw, None);
     assert!(r.ok && r.items.len() == 1 && r.items[0].method == "none", "{r:?}");
 }
+
+#[test]
+fn the_agents_inventory_shows_the_adapters_settings_reading_only() {
+    let dir = scratch("inventory");
+    let nics = FakeNics::new(&dir);
+    nics.set(PF1, "SRIOV_EN", 0, false);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
+        .args(["--inventory", "--efivars", "none", "--tpm", "none", "--pci-devices"])
+        .arg(&nics.pci)
+        .arg("--mstconfig")
+        .arg(&nics.tool)
+        .env("LD_LIBRARY_PATH", dir.join("no-libraries"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        v["nic_settings"],
+        format!(
+            "{PF0}: 5 settings, 0 off their defaults; \
+             {PF1}: 5 settings, 1 off their defaults (SRIOV_EN=0)"
+        ),
+        "{v}"
+    );
+    let calls = nics.take_calls();
+    assert_eq!(calls, [format!("-d {PF0} -e query"), format!("-d {PF1} -e query")]);
+    assert_eq!(nics.next(PF1, "SRIOV_EN"), 0, "--inventory changed nothing");
+}
