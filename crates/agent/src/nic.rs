@@ -111,8 +111,15 @@ pub fn parse_query(out: &str) -> Result<Vec<Setting>, String> {
         if words.is_empty() {
             continue;
         }
-        if line.starts_with("The ") || line.starts_with("-") {
+        if line.starts_with("The ") {
             break;
+        }
+        // Warnings and notes between the rows; an error is one.
+        if line.starts_with("-E-") {
+            return Err(line.trim().to_string());
+        }
+        if line.starts_with("-W-") || line.starts_with("-I-") {
+            continue;
         }
         if words[0] == "*" {
             words.remove(0);
@@ -166,13 +173,20 @@ impl Mstconfig<'_> {
     }
 }
 
-/// The node's baseline (`ADDR/PARAMETER=value`) by adapter.
+/// The node's baseline by adapter: `ADDR` (an adapter it had) and
+/// `ADDR/PARAMETER=value` (a setting kept off its default).
 fn by_adapter(baseline: &[String]) -> BTreeMap<&str, BTreeMap<&str, &str>> {
     let mut map: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
     for entry in baseline {
-        let Some((key, value)) = entry.split_once('=') else { continue };
-        let Some((address, name)) = key.split_once('/') else { continue };
-        map.entry(address).or_default().insert(name, value);
+        match entry.split_once('=').and_then(|(key, v)| Some((key.split_once('/')?, v))) {
+            Some(((address, name), value)) => {
+                map.entry(address).or_default().insert(name, value);
+            }
+            None if !entry.contains(['/', '=']) => {
+                map.entry(entry.as_str()).or_default();
+            }
+            None => {}
+        }
     }
     map
 }
@@ -181,8 +195,8 @@ fn item(target: &str, method: &str, ok: bool, detail: impl Into<String>) -> Step
     StepItem { target: target.into(), method: method.into(), ok, detail: detail.into() }
 }
 
-/// The settings of `address` off `kept` (the baseline's, else each
-/// one's default): `NAME next -> wanted` each.
+/// The settings off `kept` (the baseline's, else each one's default),
+/// each with the value wanted.
 fn off<'a>(settings: &'a [Setting], kept: &BTreeMap<&str, &'a str>) -> Vec<(&'a Setting, &'a str)> {
     settings
         .iter()
@@ -200,12 +214,19 @@ fn listed(off: &[(&Setting, &str)]) -> String {
 }
 
 /// Sets every NVIDIA network adapter's settings under `pci` back to the
-/// node's `baseline` (those it names, every other to its default) with
-/// `mstconfig` at `tool` (`None`: not installed), and reads them back: an
-/// item per adapter (method `mstconfig`), and one per setting kept off its
-/// default (`nic-kept`, the value as `set` takes it). Without a baseline,
-/// changes nothing: the settings off their defaults are kept as the
-/// node's. One item (`none`) where the machine has no such adapter.
+/// node's `baseline` with `mstconfig` at `tool` (`None`: not installed),
+/// and reads them back: an item per adapter (method `mstconfig`), and one
+/// per setting kept off its default (`nic-kept`, the value as `set` takes
+/// it). Without a baseline, changes nothing: the settings off their
+/// defaults are kept as the node's. One item (`none`) where the machine
+/// has no such adapter.
+///
+/// With a baseline every adapter is reset, whatever its query shows
+/// (arrays, and settings the query does not list, are not compared, and
+/// go back to their defaults so), in phases: every function read, every
+/// one reset, the baseline's settings set, every one read back. A reset
+/// through one function resets its whole card, so no function is read
+/// back before every reset is done.
 pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> AgentStepResult {
     let adapters = match discover(pci) {
         Ok(a) => a,
@@ -213,8 +234,13 @@ pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> Ag
     };
     let wanted = by_adapter(baseline.unwrap_or_default());
     let mut items = Vec::new();
+    // An adapter of the baseline that is gone: its settings are unknown.
+    for gone in wanted.keys().filter(|a| !adapters.iter().any(|x| x == *a)) {
+        items.push(item(gone, NIC_SETTINGS_READ, false, "in the node's baseline, not found"));
+    }
     if adapters.is_empty() {
         items.push(item("nics", NO_NICS, true, "no NVIDIA (Mellanox) network adapter"));
+        return result_of(items);
     }
     let Some(tool) = tool else {
         items.extend(
@@ -224,81 +250,97 @@ pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> Ag
         );
         return result_of(items);
     };
-    // An adapter in the baseline that is gone: its settings are unknown.
-    for gone in wanted.keys().filter(|a| !adapters.iter().any(|x| x == *a)) {
-        items.push(item(gone, NIC_SETTINGS_READ, false, "in the node's baseline, not found"));
-    }
-    for address in &adapters {
-        let m = Mstconfig { tool, address };
-        let kept = wanted.get(address.as_str()).cloned().unwrap_or_default();
-        let (ok, detail, settings) = match (baseline, m.query()) {
-            (_, Err(e)) => (false, e, Vec::new()),
-            (None, Ok(settings)) => {
-                let off = off(&settings, &BTreeMap::new());
-                let detail = format!(
-                    "{} settings read, {} off their defaults recorded as the node's baseline",
-                    settings.len(),
-                    off.len()
-                );
-                (true, detail, settings)
+    let tools: Vec<Mstconfig> =
+        adapters.iter().map(|address| Mstconfig { tool, address }).collect();
+    let Some(_) = baseline else {
+        for m in &tools {
+            match m.query() {
+                Err(e) => items.push(item(m.address, NIC_SETTINGS_READ, false, e)),
+                Ok(settings) => {
+                    let off = off(&settings, &BTreeMap::new());
+                    let detail = format!(
+                        "{} settings read, {} off their defaults recorded as the node's baseline",
+                        settings.len(),
+                        off.len()
+                    );
+                    items.push(item(m.address, NIC_SETTINGS_READ, true, detail));
+                    items.extend(off.iter().map(|(s, _)| {
+                        let target = format!("{}/{}", m.address, s.name);
+                        item(&target, NIC_SETTING_KEPT, true, raw(&s.next))
+                    }));
+                }
             }
-            (Some(_), Ok(settings)) => {
-                let before = off(&settings, &kept);
-                if before.is_empty() {
-                    let detail = format!("{} settings at the node's baseline", settings.len());
-                    (true, detail, settings)
+        }
+        return result_of(items);
+    };
+    let kept = |address: &str| wanted.get(address).cloned().unwrap_or_default();
+    // What each function had before: for the record.
+    let was: Vec<String> = tools
+        .iter()
+        .map(|m| match m.query() {
+            Ok(settings) => match listed(&off(&settings, &kept(m.address))) {
+                l if l.is_empty() => "nothing off the baseline".to_string(),
+                l => format!("off the baseline: {l}"),
+            },
+            Err(e) => format!("not read ({e})"),
+        })
+        .collect();
+    let resets: Vec<Result<String, String>> =
+        tools.iter().map(|m| m.run(&["-y", "reset"])).collect();
+    let sets: Vec<Result<String, String>> = tools
+        .iter()
+        .map(|m| {
+            let sets: Vec<String> =
+                kept(m.address).iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if sets.is_empty() {
+                return Ok(String::new());
+            }
+            let mut args = vec!["-y", "set"];
+            args.extend(sets.iter().map(String::as_str));
+            m.run(&args)
+        })
+        .collect();
+    for (i, m) in tools.iter().enumerate() {
+        let kept = kept(m.address);
+        let after = m.query();
+        let (ok, detail) = match (&resets[i], &sets[i], &after) {
+            (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), Ok(_), Err(e)) => {
+                (false, format!("{}; {e}", was[i]))
+            }
+            (Ok(_), Ok(_), Ok(after)) => {
+                let left = off(after, &kept);
+                let unknown: Vec<&str> = kept
+                    .keys()
+                    .filter(|k| !after.iter().any(|s| s.compared() && s.name == **k))
+                    .copied()
+                    .collect();
+                if !left.is_empty() {
+                    let l = listed(&left);
+                    (false, format!("{}; reset, still off the baseline after it: {l}", was[i]))
+                } else if !unknown.is_empty() {
+                    let u = unknown.join(", ");
+                    (false, format!("{}; the baseline's {u} not shown by the adapter", was[i]))
                 } else {
-                    let was = listed(&before);
-                    let sets: Vec<String> = kept.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    let mut set_args = vec!["-y", "set"];
-                    set_args.extend(sets.iter().map(String::as_str));
-                    let done = m
-                        .run(&["-y", "reset"])
-                        .and_then(|_| {
-                            if sets.is_empty() {
-                                Ok(String::new())
-                            } else {
-                                m.run(&set_args)
-                            }
-                        })
-                        .and_then(|_| m.query());
-                    match done {
-                        Err(e) => (false, format!("off the baseline: {was}; {e}"), settings),
-                        Ok(after) => {
-                            let left = off(&after, &kept);
-                            if left.is_empty() {
-                                let detail = format!(
-                                    "set back: {was}; read back at the node's baseline, \
-                                     loaded at its next boot"
-                                );
-                                (true, detail, after)
-                            } else {
-                                let detail = format!(
-                                    "set back: {was}; still off after the reset: {}",
-                                    listed(&left)
-                                );
-                                (false, detail, after)
-                            }
-                        }
-                    }
+                    let detail = format!(
+                        "{}; reset and read back at the node's baseline, loaded at its next boot",
+                        was[i]
+                    );
+                    (true, detail)
                 }
             }
         };
-        items.push(item(address, NIC_SETTINGS_READ, ok, detail));
-        // What stays off its default: the baseline's where there is one
-        // (read back), else what was found.
-        let keep = match baseline {
-            Some(_) => settings
-                .iter()
-                .filter(|s| s.compared() && kept.contains_key(s.name.as_str()))
-                .collect::<Vec<_>>(),
-            None => off(&settings, &BTreeMap::new()).into_iter().map(|(s, _)| s).collect(),
-        };
-        items.extend(
-            keep.into_iter().map(|s| {
-                item(&format!("{address}/{}", s.name), NIC_SETTING_KEPT, true, raw(&s.next))
-            }),
-        );
+        items.push(item(m.address, NIC_SETTINGS_READ, ok, detail));
+        // The baseline's settings as read back.
+        let read = after.as_deref().unwrap_or_default();
+        items.extend(kept.iter().map(|(name, want)| {
+            let now = read.iter().find(|s| s.name == *name).map(|s| raw(&s.next));
+            let target = format!("{}/{name}", m.address);
+            match now {
+                Some(v) if v == *want => item(&target, NIC_SETTING_KEPT, true, *want),
+                Some(v) => item(&target, NIC_SETTING_KEPT, false, format!("{v}, not {want}")),
+                None => item(&target, NIC_SETTING_KEPT, false, format!("not read, not {want}")),
+            }
+        }));
     }
     result_of(items)
 }
@@ -389,6 +431,14 @@ The 'RO' shows parameters which are for read only and cannot be changed
         let e =
             parse_query("Configurations:      Next Boot\n   SRIOV_EN    True(1)\n").unwrap_err();
         assert!(e.contains("does not show default and current values"), "{e}");
+        // Notes between the rows are skipped; an error among them is one.
+        let noted = QUERY.replace("*        NUM_OF_VFS", "-W- a note\n*        NUM_OF_VFS");
+        assert_eq!(parse_query(&noted).unwrap().len(), 4);
+        let failed = QUERY.replace(
+            "*        NUM_OF_VFS",
+            "-E- Failed to query some of the TLVs:\n*        NUM_OF_VFS",
+        );
+        assert!(parse_query(&failed).unwrap_err().contains("Failed to query some"));
         let e = parse_query("-E- Failed to open the device\n").unwrap_err();
         assert!(e.contains("Failed to open the device"), "{e}");
     }
@@ -412,7 +462,10 @@ The 'RO' shows parameters which are for read only and cannot be changed
         assert!(off(&s, &kept).is_empty());
         let kept = BTreeMap::from([("NUM_OF_VFS", "16"), ("SRIOV_EN", "0")]);
         assert_eq!(listed(&off(&s, &kept)), "SRIOV_EN True(1) -> 0");
-        let b = ["0000:3b:00.0/NUM_OF_VFS=16".to_string(), "junk".into()];
-        assert_eq!(by_adapter(&b)["0000:3b:00.0"]["NUM_OF_VFS"], "16");
+        let b = ["0000:3b:00.0/NUM_OF_VFS=16".to_string(), "0000:3b:00.1".into(), "x/y".into()];
+        let m = by_adapter(&b);
+        assert_eq!(m["0000:3b:00.0"]["NUM_OF_VFS"], "16");
+        assert!(m["0000:3b:00.1"].is_empty());
+        assert_eq!(m.len(), 2, "{m:?}");
     }
 }

@@ -44,28 +44,40 @@ fn kept(r: &AgentStepResult) -> Vec<String> {
 fn a_tenants_adapter_settings_are_set_back_to_the_nodes_baseline() {
     let dir = scratch("baseline");
     let nics = FakeNics::new(&dir);
-    // The provider gave the first port's adapter 16 VFs before the node
-    // joined the pool.
+    // The provider gave the card 16 VFs and turned RoCE on for its first
+    // function before the node joined the pool.
     nics.set(PF0, "NUM_OF_VFS", 16, true);
+    nics.set(PF0, "ROCE_CONTROL", 2, true);
 
     // The first sanitization changes nothing and keeps that as the baseline.
     let first = run(&host(&nics), None);
     assert!(first.ok, "{first:?}");
-    assert_eq!(kept(&first), [format!("{PF0}/NUM_OF_VFS=16")]);
-    assert!(item(&first, PF0).detail.contains("1 off their defaults recorded"), "{first:?}");
-    assert!(item(&first, PF1).detail.contains("0 off their defaults"), "{first:?}");
+    assert_eq!(
+        kept(&first),
+        [
+            format!("{PF0}/NUM_OF_VFS=16"),
+            format!("{PF0}/ROCE_CONTROL=2"),
+            format!("{PF1}/NUM_OF_VFS=16"),
+        ]
+    );
+    assert!(item(&first, PF0).detail.contains("2 off their defaults recorded"), "{first:?}");
     // Only the NVIDIA adapters' physical functions were asked, and only read.
     let calls = nics.take_calls();
     assert_eq!(calls, [format!("-d {PF0} -e query"), format!("-d {PF1} -e query")]);
     assert!(!first.items.iter().any(|i| [VF, OTHER].contains(&i.target.as_str())));
 
-    // A tenant with root sets both functions its way, one of them
-    // rebooted into it already.
+    // The baseline as the control plane keeps it: the settings, and the
+    // adapters there were.
+    let mut baseline = kept(&first);
+    baseline.extend([PF0.to_string(), PF1.to_string()]);
+    // A tenant with root sets the card its way (one of them rebooted into
+    // already), the second function's RoCE, and an array the query does
+    // not show the values of.
     nics.set(PF0, "SRIOV_EN", 0, true);
     nics.set(PF0, "LINK_TYPE_P1", 1, false);
-    nics.set(PF0, "NUM_OF_VFS", 4, false);
-    nics.set(PF1, "EXP_ROM_UEFI_x86_ENABLE", 0, false);
-    let baseline = kept(&first);
+    nics.set(PF1, "NUM_OF_VFS", 4, false);
+    nics.set(PF1, "ROCE_CONTROL", 1, false);
+    nics.set(PF0, "ROCE_CC_PRIO_MASK_P1", 15, false);
     let r = run(&host(&nics), Some(baseline.clone()));
     assert!(r.ok, "{r:?}");
     let d = &item(&r, PF0).detail;
@@ -73,50 +85,79 @@ fn a_tenants_adapter_settings_are_set_back_to_the_nodes_baseline() {
         d.contains("SRIOV_EN False(0) -> 1, NUM_OF_VFS 4 -> 16, LINK_TYPE_P1 IB(1) -> 2"),
         "{d}"
     );
-    assert!(item(&r, PF1).detail.contains("EXP_ROM_UEFI_x86_ENABLE False(0) -> 1"), "{r:?}");
-    // The next boot's values: the defaults, and the baseline's 16 VFs.
+    assert!(item(&r, PF1).detail.contains("ROCE_CONTROL ROCE_DISABLE(1) -> 0"), "{r:?}");
+    // The next boot's values: the defaults, and the baseline's. The
+    // first function's RoCE survived the reset through the second (a
+    // reset resets the card).
     for (a, name, want) in [
         (PF0, "SRIOV_EN", 1),
         (PF0, "LINK_TYPE_P1", 2),
         (PF0, "NUM_OF_VFS", 16),
-        (PF1, "EXP_ROM_UEFI_x86_ENABLE", 1),
-        (PF1, "NUM_OF_VFS", 8),
+        (PF1, "NUM_OF_VFS", 16),
+        (PF0, "ROCE_CONTROL", 2),
+        (PF1, "ROCE_CONTROL", 0),
+        (PF0, "ROCE_CC_PRIO_MASK_P1", 255),
     ] {
         assert_eq!(nics.next(a, name), want, "{a} {name}");
     }
-    assert_eq!(kept(&r), baseline, "the baseline stays in the record");
+    assert_eq!(kept(&r), kept(&first), "the baseline stays in the record");
+    // Every function read, reset, set, then read back.
     let calls = nics.take_calls();
-    assert!(calls.contains(&format!("-d {PF0} -y set NUM_OF_VFS=16")), "{calls:?}");
-    assert!(calls.contains(&format!("-d {PF1} -y reset")), "{calls:?}");
-    assert!(!calls.iter().any(|c| c.starts_with(&format!("-d {PF1} -y set"))), "{calls:?}");
+    let q = |a: &str| format!("-d {a} -e query");
+    assert_eq!(
+        calls,
+        [
+            q(PF0),
+            q(PF1),
+            format!("-d {PF0} -y reset"),
+            format!("-d {PF1} -y reset"),
+            format!("-d {PF0} -y set NUM_OF_VFS=16 ROCE_CONTROL=2"),
+            format!("-d {PF1} -y set NUM_OF_VFS=16"),
+            q(PF0),
+            q(PF1),
+        ]
+    );
 
-    // At the baseline: read, nothing written.
+    // At the baseline: said so, and reset all the same (what the query
+    // does not show may differ).
     let r = run(&host(&nics), Some(baseline.clone()));
     assert!(r.ok, "{r:?}");
-    assert!(item(&r, PF0).detail.contains("at the node's baseline"), "{r:?}");
-    assert!(nics.take_calls().iter().all(|c| c.ends_with("-e query")));
+    assert!(item(&r, PF0).detail.starts_with("nothing off the baseline; reset"), "{r:?}");
+    assert_eq!(nics.take_calls().len(), 8);
 }
 
 #[test]
 fn settings_that_cannot_be_set_back_or_read_fail_the_step() {
     let dir = scratch("failures");
     let nics = FakeNics::new(&dir);
-    // A firmware whose reset changes nothing: the read-back catches it.
+    let both = || vec![PF0.to_string(), PF1.to_string()];
+    // A card whose reset changes nothing: the read-back catches it.
     nics.set(PF1, "SRIOV_EN", 0, false);
     nics.ignore_reset(PF1);
-    let r = run(&host(&nics), Some(Vec::new()));
+    let r = run(&host(&nics), Some(both()));
     assert!(!r.ok, "{r:?}");
-    assert!(item(&r, PF0).ok, "{r:?}");
     let d = &item(&r, PF1).detail;
-    assert!(!item(&r, PF1).ok && d.contains("still off after the reset: SRIOV_EN False(0) -> 1"));
+    assert!(
+        !item(&r, PF1).ok && d.contains("still off the baseline after it: SRIOV_EN False(0) -> 1")
+    );
+    nics.set(PF1, "SRIOV_EN", 1, false);
+
+    // A setting of the baseline the adapter does not have: its set fails,
+    // and so does its item.
+    let mut b = both();
+    b.push(format!("{PF0}/NO_SUCH=1"));
+    let r = run(&host(&nics), Some(b));
+    assert!(!item(&r, PF0).ok && item(&r, PF0).detail.contains("Unknown Parameter: NO_SUCH"));
+    let k = item(&r, &format!("{PF0}/NO_SUCH"));
+    assert!(!k.ok && k.detail == "not read, not 1", "{k:?}");
 
     // An adapter the tool cannot open (its error on standard output).
     nics.unplug_from_tool(PF1);
-    let r = run(&host(&nics), Some(Vec::new()));
+    let r = run(&host(&nics), Some(both()));
     assert!(!r.ok && item(&r, PF1).detail.contains("-E- Failed to open the device"), "{r:?}");
 
     // An adapter of the node's baseline that is gone.
-    let r = run(&host(&nics), Some(vec!["0000:af:00.0/NUM_OF_VFS=16".into()]));
+    let r = run(&host(&nics), Some(vec!["0000:af:00.0".into()]));
     assert!(!item(&r, "0000:af:00.0").ok, "{r:?}");
 
     // No mstconfig where there are adapters.
@@ -124,19 +165,22 @@ fn settings_that_cannot_be_set_back_or_read_fail_the_step() {
     let r = run(&hw, None);
     assert!(!r.ok && item(&r, PF0).detail.contains("not installed"), "{r:?}");
 
-    // No NVIDIA adapter at all: one item, ok, nothing recorded.
+    // No NVIDIA adapter at all: one item, ok.
     let empty = dir.join("no-nics");
     std::fs::create_dir_all(&empty).unwrap();
     let hw = Host::without_gpus(Vec::new()).with_nics(&empty, None);
     let r = run(&hw, None);
     assert!(r.ok && r.items.len() == 1 && r.items[0].method == "none", "{r:?}");
+    // Where the baseline had adapters, they are missed.
+    let r = run(&hw, Some(both()));
+    assert!(!r.ok && !item(&r, PF0).ok, "{r:?}");
 }
 
 #[test]
 fn the_agents_inventory_shows_the_adapters_settings_reading_only() {
     let dir = scratch("inventory");
     let nics = FakeNics::new(&dir);
-    nics.set(PF1, "SRIOV_EN", 0, false);
+    nics.set(PF1, "SRIOV_EN", 0, false); // the card's: both functions show it
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_neocloud-agent"))
         .args(["--inventory", "--efivars", "none", "--tpm", "none", "--pci-devices"])
         .arg(&nics.pci)
@@ -150,8 +194,8 @@ fn the_agents_inventory_shows_the_adapters_settings_reading_only() {
     assert_eq!(
         v["nic_settings"],
         format!(
-            "{PF0}: 5 settings, 0 off their defaults; \
-             {PF1}: 5 settings, 1 off their defaults (SRIOV_EN=0)"
+            "{PF0}: 6 settings, 1 off their defaults (SRIOV_EN=0); \
+             {PF1}: 6 settings, 1 off their defaults (SRIOV_EN=0)"
         ),
         "{v}"
     );

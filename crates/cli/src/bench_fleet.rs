@@ -69,12 +69,13 @@ pub fn run_fleet(a: FleetArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut fleet = SimFleet::new(Some(a.boot_url.clone()), a.bmc_latency);
-    if let Some(f) = Arc::get_mut(&mut fleet) {
-        f.boot_delay = a.boot_delay;
-        f.jitter = a.jitter;
-        f.dead_nodes = a.dead_nodes;
-    }
+    let sim = Simulated {
+        latency: a.bmc_latency,
+        boot_delay: a.boot_delay,
+        jitter: a.jitter,
+        dead_nodes: a.dead_nodes,
+    };
+    let fleet = sim.fleet(Some(a.boot_url.clone()));
     println!("listening http://{addr}");
     eprintln!(
         "SIMULATED BMC fleet on http://{addr}: BMC i under /simbmc/i, {:?} per answer, \
@@ -85,6 +86,29 @@ pub fn run_fleet(a: FleetArgs) -> ExitCode {
     rt.block_on(simbmc::serve(listener, fleet, stop));
     rt.shutdown_timeout(Duration::from_secs(5));
     ExitCode::SUCCESS
+}
+
+/// How the SIMULATED fleet behaves: its BMCs' latency, its nodes' boot,
+/// the spread of both, and the nodes that hang at boot.
+#[derive(Debug, Clone, Copy)]
+pub struct Simulated {
+    pub latency: Duration,
+    pub boot_delay: Duration,
+    pub jitter: f64,
+    pub dead_nodes: usize,
+}
+
+impl Simulated {
+    /// A fleet behaving so.
+    pub fn fleet(&self, boot_url: Option<String>) -> Arc<SimFleet> {
+        let mut fleet = SimFleet::new(boot_url, self.latency);
+        if let Some(f) = Arc::get_mut(&mut fleet) {
+            f.boot_delay = self.boot_delay;
+            f.jitter = self.jitter;
+            f.dead_nodes = self.dead_nodes;
+        }
+        fleet
+    }
 }
 
 /// A jitter: a fraction from 0 to 0.9.
@@ -149,21 +173,18 @@ impl Fleet {
     /// Starts `neocloud bench fleet` as a child of this process and waits
     /// for its address.
     /// `dead`: [`SimFleet::dead_nodes`].
-    pub fn child(
-        boot_url: &str,
-        latency: Duration,
-        jitter: f64,
-        dead: usize,
-    ) -> Result<Fleet, String> {
+    pub fn child(boot_url: &str, sim: &Simulated) -> Result<Fleet, String> {
         let exe = std::env::current_exe().map_err(|e| format!("fleet: this program: {e}"))?;
         let mut child = std::process::Command::new(exe)
             .args(["bench", "fleet", "--exit-with-stdin", "--boot-url", boot_url])
             .arg("--bmc-latency")
-            .arg(humantime::format_duration(latency).to_string())
+            .arg(humantime::format_duration(sim.latency).to_string())
+            .arg("--boot-delay")
+            .arg(humantime::format_duration(sim.boot_delay).to_string())
             .arg("--jitter")
-            .arg(jitter.to_string())
+            .arg(sim.jitter.to_string())
             .arg("--dead-nodes")
-            .arg(dead.to_string())
+            .arg(sim.dead_nodes.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -412,11 +412,13 @@ pub fn steps_queued(r: &mut dyn Reader, agent_id: &str) -> Result<bool> {
 }
 
 /// Steps waiting for the agent, in order; `clear_uefi_variables` and
-/// `reset_nic_settings` with their node's baselines.
+/// `reset_nic_settings` with their node's baselines. A node with no NIC
+/// baseline sanitized after a tenant gets an empty one (every adapter set
+/// to its defaults): only a sanitization before any tenant records one.
 pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep>> {
     r.query(
-        "SELECT s.id, s.kind, n.uefi_baseline, n.nic_baseline FROM agent_steps s \
-         JOIN nodes n ON n.id = s.node_id \
+        "SELECT s.id, s.kind, n.uefi_baseline, n.nic_baseline, a.instance_id FROM agent_steps s \
+         JOIN nodes n ON n.id = s.node_id JOIN agents a ON a.id = s.agent_id \
          WHERE s.agent_id = ? AND s.state = 'pending' ORDER BY s.seq",
         vals![agent_id],
     )?
@@ -433,7 +435,10 @@ pub fn pending_steps(r: &mut dyn Reader, agent_id: &str) -> Result<Vec<AgentStep
         };
         let (uefi_baseline, nic_baseline) = match kind {
             AgentStepKind::ClearUefiVariables => (baseline(2, "uefi")?, None),
-            AgentStepKind::ResetNicSettings => (None, baseline(3, "nic")?),
+            AgentStepKind::ResetNicSettings => match baseline(3, "nic")? {
+                None if row.str(4)? != NO_INSTANCE => (None, Some(Vec::new())),
+                b => (None, b),
+            },
             AgentStepKind::WipeDisks
             | AgentStepKind::ResetGpus
             | AgentStepKind::ReportFirmware

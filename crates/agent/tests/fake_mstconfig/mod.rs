@@ -35,11 +35,16 @@ fn params() -> Value {
     let p = |name: &str, kind: &str, v: i64| json!({"name": name, "kind": kind, "default": v, "current": v, "next": v});
     let mut link = p("LINK_TYPE_P1", "enum", 2);
     link["values"] = json!({"IB": 1, "ETH": 2});
+    // Each function's own (Per_Host_Per_Function): DEVICE_DEFAULT.
+    let mut roce = p("ROCE_CONTROL", "enum", 0);
+    roce["values"] = json!({"DEVICE_DEFAULT": 0, "ROCE_DISABLE": 1, "ROCE_ENABLE": 2});
+    roce["scope"] = json!("function");
     json!([
         p("SRIOV_EN", "bool", 1),
         p("NUM_OF_VFS", "uint", 8),
         link,
         p("EXP_ROM_UEFI_x86_ENABLE", "bool", 1),
+        roce,
         p("ROCE_CC_PRIO_MASK_P1", "array", 255),
     ])
 }
@@ -83,13 +88,20 @@ impl FakeNics {
     }
 
     /// Sets a setting's next-boot value, as `mstconfig set` by root on the
-    /// host does (`current` too: it rebooted since).
+    /// host does (`current` too: it rebooted since): through every
+    /// function of the card for one of the card's, `address`'s alone for a
+    /// function's own.
     pub fn set(&self, address: &str, name: &str, value: i64, rebooted: bool) {
         let mut v = self.read();
-        let p = Self::param(&mut v, address, name);
-        p["next"] = json!(value);
-        if rebooted {
-            p["current"] = json!(value);
+        let own = Self::param(&mut v, address, name)["scope"] == "function";
+        let card = |a: &str| a.rsplit_once('.').map(|(c, _)| c.to_string());
+        let all: Vec<String> = v["devices"].as_object().unwrap().keys().cloned().collect();
+        for a in all.iter().filter(|a| *a == address || (!own && card(a) == card(address))) {
+            let p = Self::param(&mut v, a, name);
+            p["next"] = json!(value);
+            if rebooted {
+                p["current"] = json!(value);
+            }
         }
         self.write(&v);
     }
@@ -100,10 +112,16 @@ impl FakeNics {
         Self::param(&mut v, address, name)["next"].as_i64().unwrap()
     }
 
-    /// Makes the adapter's reset say it is done and change nothing.
+    /// Makes a reset through any function of the adapter's card say it
+    /// is done and change nothing.
     pub fn ignore_reset(&self, address: &str) {
         let mut v = self.read();
-        v["devices"][address]["ignore_reset"] = json!(true);
+        let card = |a: &str| a.rsplit_once('.').map(|(c, _)| c.to_string());
+        for (a, d) in v["devices"].as_object_mut().unwrap().iter_mut() {
+            if card(a) == card(address) {
+                d["ignore_reset"] = json!(true);
+            }
+        }
         self.write(&v);
     }
 

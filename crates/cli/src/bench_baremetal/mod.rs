@@ -40,12 +40,11 @@ mod phases;
 mod report;
 
 use crate::bench_fleet::Fleet;
-use neocloud_server::simbmc::{self, SimFleet};
+use neocloud_server::simbmc;
 use neocloud_server::Config;
 use phases::Env;
 use report::{print, Held, Phase};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -59,6 +58,10 @@ pub struct BaremetalArgs {
     /// Added to every simulated BMC answer (the service root excepted).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     bmc_latency: Duration,
+    /// How long a simulated node's boot takes before its agent starts
+    /// (real servers take minutes: firmware, then the image).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    boot_delay: Duration,
     /// Spread of each simulated answer's latency and boot's delay: each
     /// waits `(1 ± jitter)` times as long, uniformly (0 to 0.9; 0: every
     /// node in lockstep). With a jitter, a phase's ideal is its slowest
@@ -214,14 +217,15 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
     let cancel = server.cancel_token();
     let store = server.store();
     let served = rt.spawn(server.run());
+    let sim = crate::bench_fleet::Simulated {
+        latency: a.bmc_latency,
+        boot_delay: a.boot_delay,
+        jitter: a.jitter,
+        dead_nodes: a.dead_nodes,
+    };
     let started_fleet = match a.fleet.as_str() {
-        "in-process" => start_in_process(
-            &rt,
-            &base,
-            (a.bmc_latency, a.jitter, a.dead_nodes),
-            cancel.clone().cancelled_owned(),
-        ),
-        "process" => Fleet::child(&base, a.bmc_latency, a.jitter, a.dead_nodes).map(|f| (f, None)),
+        "in-process" => start_in_process(&rt, &base, &sim, cancel.clone().cancelled_owned()),
+        "process" => Fleet::child(&base, &sim).map(|f| (f, None)),
         url if url.starts_with("http://") || url.starts_with("https://") => {
             Ok((Fleet::remote(url), None))
         }
@@ -309,14 +313,10 @@ pub fn run(a: BaremetalArgs) -> ExitCode {
 fn start_in_process(
     rt: &tokio::runtime::Runtime,
     boot_url: &str,
-    (latency, jitter, dead): (Duration, f64, usize),
+    sim: &crate::bench_fleet::Simulated,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(Fleet, Option<tokio::task::JoinHandle<()>>), String> {
-    let mut fleet = SimFleet::new(Some(boot_url.to_string()), latency);
-    if let Some(f) = Arc::get_mut(&mut fleet) {
-        f.jitter = jitter;
-        f.dead_nodes = dead;
-    }
+    let fleet = sim.fleet(Some(boot_url.to_string()));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| format!("simulated BMC listener: {e}"))?;

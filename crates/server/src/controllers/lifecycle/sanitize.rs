@@ -581,8 +581,11 @@ impl LifecycleController {
                 if let Some(keys) = uefi_kept(&body.checks) {
                     nodes::set_uefi_baseline(w, &n.id, &keys)?;
                 }
-                // So are its network adapters' settings.
-                if let Some(kept) = nic_kept(&body.checks) {
+                // So are its network adapters' settings, but only from a
+                // sanitization before any tenant (a tenant's settings
+                // never become the baseline: a node that had one before
+                // its first record has its adapters reset to defaults).
+                if let Some(kept) = nic_kept(&body.checks).filter(|_| held.instance.is_none()) {
                     nodes::set_nic_baseline(w, &n.id, &kept)?;
                 }
             }
@@ -633,18 +636,19 @@ fn eject_virtual_media(
     })
 }
 
-/// The network adapters' settings the sanitizer's `reset_nic_settings`
-/// kept off their defaults (its items of method `nic-kept`, as
+/// The network adapters' baseline the sanitizer's `reset_nic_settings`
+/// read: each adapter it read (`PCI-address`) and each setting it kept off
+/// its default (its items of method `nic-kept`, as
 /// `PCI-address/PARAMETER=value`); `None` where it read none (a simulated
 /// machine, one whose settings could not be read).
 fn nic_kept(checks: &[SanitizationCheck]) -> Option<Vec<String>> {
+    use neocloud_types::{NIC_SETTINGS_READ, NIC_SETTING_KEPT, NO_NICS};
     let c = checks.iter().find(|c| c.name == AgentStepKind::ResetNicSettings.as_str())?;
-    let read = c.ok
-        && c.items.iter().any(|i| {
-            i.method == neocloud_types::NIC_SETTINGS_READ || i.method == neocloud_types::NO_NICS
-        });
-    let kept = c.items.iter().filter(|i| i.method == neocloud_types::NIC_SETTING_KEPT);
-    read.then(|| kept.map(|i| format!("{}={}", i.target, i.detail)).collect())
+    let read = c.ok && c.items.iter().any(|i| i.method == NIC_SETTINGS_READ || i.method == NO_NICS);
+    let adapters =
+        c.items.iter().filter(|i| i.method == NIC_SETTINGS_READ).map(|i| i.target.clone());
+    let kept = c.items.iter().filter(|i| i.method == NIC_SETTING_KEPT);
+    read.then(|| adapters.chain(kept.map(|i| format!("{}={}", i.target, i.detail))).collect())
 }
 
 /// The UEFI variables the sanitizer's `clear_uefi_variables` kept (its
