@@ -311,14 +311,18 @@ impl LifecycleController {
         // repeat that step's BMC actions; a second reset kills a booting
         // image), and again before each chained step.
         let mut res = Ok(Outcome::Moved);
-        let mut waits = false;
+        let mut waits = None;
         for _ in 0..MAX_CHAINED_STEPS {
             if !matches!(res, Ok(Outcome::Moved)) {
                 break;
             }
             res = match store.read(|r| nodes::lookup(r, &NameOrId::Id(id.to_string()))) {
                 Ok(Some(node)) => {
-                    waits = schedule::awaits_agent(&node.lifecycle);
+                    waits = schedule::awaits_agent(&node.lifecycle).then(|| {
+                        let since = neocloud_common::time::from_rfc3339(&node.lifecycle_since);
+                        let waited = since.map(|t| neocloud_common::time::now_micros() - t);
+                        std::time::Duration::from_micros(waited.unwrap_or(0).max(0) as u64)
+                    });
                     self.step_and_account(store, secrets, &node)
                 }
                 // Deleted since it was claimed.
@@ -329,8 +333,8 @@ impl LifecycleController {
                 Err(e) => Err(e),
             };
         }
-        if waits && matches!(res, Ok(Outcome::Nothing)) {
-            self.rest(id);
+        if let (Some(waited), Ok(Outcome::Nothing)) = (waits, &res) {
+            self.rest(id, waited);
         }
         self.release_claim(id);
         res

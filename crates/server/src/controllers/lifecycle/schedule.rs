@@ -10,8 +10,19 @@ use neocloud_types::{BootStep, NodeLifecycle, SanitizeStep};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a node waiting on its agent rests between full passes.
+/// How long a node waiting on its agent rests between full passes: an
+/// eighth of how long it has waited in its step, from [`REST`] to
+/// [`MAX_REST`]. Its agent's news comes as a nudge, which ends the rest
+/// (on the replica the agent spoke to, which steps the node itself); the
+/// passes only find timeouts and news whose nudge was lost (a restart), so
+/// a thousand nodes booting for minutes are not read every second.
 pub(super) const REST: Duration = Duration::from_secs(1);
+pub(super) const MAX_REST: Duration = Duration::from_secs(8);
+
+/// The rest of a node that has waited `waited` in its step.
+pub(super) fn rest_for(waited: Duration) -> Duration {
+    (waited / 8).clamp(REST, MAX_REST)
+}
 
 /// Whether the node waits on its agent (news comes as a nudge).
 pub(super) fn awaits_agent(l: &NodeLifecycle) -> bool {
@@ -134,10 +145,24 @@ impl LifecycleController {
         Ok(out)
     }
 
-    /// A node waiting on its agent found nothing to do: full passes leave
-    /// it alone for [`REST`].
-    pub(super) fn rest(&self, node_id: &str) {
+    /// A node waiting on its agent (for `waited` so far) found nothing to
+    /// do: full passes leave it alone for [`rest_for`] that.
+    pub(super) fn rest(&self, node_id: &str, waited: Duration) {
         let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
-        resting.insert(node_id.to_string(), std::time::Instant::now() + REST);
+        resting.insert(node_id.to_string(), std::time::Instant::now() + rest_for(waited));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_node_rests_longer_the_longer_it_waits() {
+        let s = Duration::from_secs;
+        assert_eq!(rest_for(Duration::ZERO), REST);
+        assert_eq!(rest_for(s(4)), REST);
+        assert_eq!(rest_for(s(24)), s(3));
+        assert_eq!(rest_for(s(600)), MAX_REST);
     }
 }
