@@ -974,6 +974,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// News for a node whose step read before it came: the step rests the
+    /// node after the nudge; a full pass (which skips resting nodes) must
+    /// leave the nudge for the next nudged pass, or the node waits out its
+    /// rest (up to 8 s).
+    #[test]
+    fn a_nudge_outlives_a_full_pass_that_skips_its_resting_node() {
+        let (store, _db) =
+            neocloud_store::testing::fresh_store(neocloud_store::testing::TestBackend::Sqlite)
+                .expect("SQLite is always available");
+        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
+        ctl.nudge("booted");
+        ctl.rest("booted", std::time::Duration::from_secs(60));
+        assert!(ctl.claim(&store, true).unwrap().is_empty(), "resting: not in the full pass");
+        assert_eq!(ctl.claim(&store, false).unwrap(), vec!["booted".to_string()]);
+    }
+
     #[test]
     fn gpu_models_map_to_keys() {
         assert_eq!(gpu_model_key("NVIDIA H100 80GB HBM3"), "h100-80gb");

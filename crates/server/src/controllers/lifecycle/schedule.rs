@@ -83,14 +83,16 @@ impl LifecycleController {
         let full = self.full_pass.swap(false, std::sync::atomic::Ordering::SeqCst) || tick;
         if full {
             let work = self.claim_work(store)?;
-            // The pass covers every nudge but those of nodes still stepping.
-            let busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            // The pass covers the nudges of the nodes it claimed. Not those
+            // of nodes still stepping, nor of resting ones: a step that
+            // found nothing and rests its node may end after the nudge
+            // that news came for it (its read was before the news).
             let claimed: std::collections::HashSet<&str> =
                 work.iter().map(String::as_str).collect();
             self.nudged
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .retain(|id| busy.contains(id) && !claimed.contains(id.as_str()));
+                .retain(|id| !claimed.contains(id.as_str()));
             return Ok(work);
         }
         let nudged: Vec<String> =
