@@ -509,5 +509,51 @@ fn a_new_node_is_sanitized_before_it_joins_the_pool() {
             pf1.starts_with("off the baseline: NUM_OF_VFS 2 -> 16, LINK_TYPE_P1 IB(1) -> 2; reset"),
             "[{b}] {pf1}"
         );
+
+        // The provider takes the card's second function away and gives it
+        // 32 VFs: with the old baseline every sanitization would fail (an
+        // adapter gone) or set them back. Forgotten, the node is sanitized
+        // before it rejoins the pool, which records the new ones.
+        std::fs::remove_dir_all(nics.pci.join(fake_nics::PF1)).unwrap();
+        nics.set(fake_nics::PF0, "NUM_OF_VFS", 32, true);
+        a.post("/v1/nodes/bm-1/inspect", &json!({"forget_baselines": true})).expect(202);
+        wait_node(&s, "bm-1", "releasing", Some("await_agent"));
+        let (_, agent) = boot_host(&s, 1, host());
+        let exit = agent.spawn(Arc::new(AtomicBool::new(false)));
+        wait_node(&s, "bm-1", "available", None);
+        assert_eq!(exit.join().unwrap().unwrap(), Exit::Revoked, "[{b}]");
+        assert_eq!(nics.next(fake_nics::PF0, "NUM_OF_VFS"), 32, "[{b}] kept, not set back");
+        let recs = a.get("/v1/nodes/bm-1/sanitizations").expect(200).body;
+        let rec = recs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                let nic = bm::check(r, "reset_nic_settings");
+                nic["items"].as_array().unwrap().iter().any(|i| i["detail"] == "32")
+            })
+            .unwrap_or_else(|| panic!("[{b}] no record keeps the 32 VFs: {recs}"))
+            .clone();
+        assert_eq!(rec["body"]["complete"], true, "[{b}] {rec}");
+        assert!(rec["body"].get("tenant_id").is_none(), "[{b}] {rec}");
+        let nic = bm::check(&rec, "reset_nic_settings");
+        let targets: Vec<&str> = nic["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            targets,
+            [fake_nics::PF0.to_string(), format!("{}/NUM_OF_VFS", fake_nics::PF0)],
+            "[{b}] {nic}"
+        );
+        // Recorded: inspected again, it goes straight back.
+        let since = common::nodes::node(&s, "bm-1")["lifecycle_since"].clone();
+        a.post("/v1/nodes/bm-1/inspect", &json!({})).expect(202);
+        common::nodes::wait_for("bm-1 inspected", std::time::Duration::from_secs(60), || {
+            let n = common::nodes::node(&s, "bm-1");
+            (n["lifecycle"]["state"] == "available" && n["lifecycle_since"] != since).then_some(())
+        });
     }
 }

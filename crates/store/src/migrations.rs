@@ -912,6 +912,19 @@ ALTER TABLE nodes ADD COLUMN nic_baseline TEXT;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 33,
+        name: "baselines forgotten",
+        common: r#"
+-- When the provider had the node's UEFI and NIC baselines forgotten (an
+-- inspection with forget_baselines): the inspection sends it through a
+-- sanitization before it rejoins the pool, which records them anew and
+-- clears this. NULL: not asked.
+ALTER TABLE nodes ADD COLUMN baselines_forgotten_at BIGINT;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 /// The id of the provider's quota scope and audit chain.

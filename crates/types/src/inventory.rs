@@ -112,6 +112,12 @@ pub struct NodeInspect {
     /// the node's agents are known by their one-time tokens alone.
     #[serde(default)]
     pub forget_tpm_identity: bool,
+    /// Forget the node's UEFI variable and network adapter baselines (its
+    /// firmware's variables or its adapters were changed on purpose, an
+    /// adapter removed): the node goes through a sanitization before it
+    /// rejoins the pool, which records them anew.
+    #[serde(default)]
+    pub forget_baselines: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]

@@ -235,6 +235,11 @@ enum NodeCmd {
         /// replaced): the next sanitizer records the new one.
         #[arg(long)]
         forget_tpm_identity: bool,
+        /// Forget the node's UEFI variable and network adapter baselines
+        /// (changed on purpose, an adapter removed): the node is sanitized
+        /// before it rejoins the pool, which records them anew.
+        #[arg(long)]
+        forget_baselines: bool,
     },
 }
 
@@ -362,9 +367,14 @@ pub fn node(a: NodeArgs) -> Result<(), CliError> {
             bmc_username,
             bmc_password_file,
             forget_tpm_identity,
+            forget_baselines,
         } => {
             let bmc = bmc_from_flags(bmc_endpoint, bmc_username, bmc_password_file)?;
-            let body = to_value(&neocloud_types::NodeInspect { bmc, forget_tpm_identity })?;
+            let body = to_value(&neocloud_types::NodeInspect {
+                bmc,
+                forget_tpm_identity,
+                forget_baselines,
+            })?;
             let path = format!("{}/inspect", node_path(&node));
             print_one::<Node>(f, &c.post(&path, Some(&body), None)?)
         }

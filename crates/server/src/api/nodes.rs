@@ -320,6 +320,9 @@ fn inspect(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
     if p.forget_tpm_identity {
         neocloud_store::agents::forget_tpm_identity(w, &n.id)?;
     }
+    if p.forget_baselines {
+        nodes::forget_baselines(w, &n.id)?;
+    }
     let n = nodes::request_inspection(w, &n.id, creds)?;
     let mut r = Reply::ok(&n)?.with_nudge(&n.id);
     r.status = 202;

@@ -100,6 +100,32 @@ pub fn set_nic_baseline(w: &mut dyn Writer, id: &str, kept: &[String]) -> Result
     set_baseline(w, id, "nic_baseline", kept)
 }
 
+/// Forgets the node's UEFI and NIC baselines, and notes that a
+/// sanitization before any tenant is to record them anew.
+pub fn forget_baselines(w: &mut dyn Writer, id: &str) -> Result<()> {
+    w.execute(
+        "UPDATE nodes SET uefi_baseline = NULL, nic_baseline = NULL, \
+         baselines_forgotten_at = ? WHERE id = ?",
+        vals![neocloud_common::time::now_micros(), id],
+    )?;
+    Ok(())
+}
+
+/// Whether the node's baselines were forgotten and not recorded since.
+pub fn baselines_forgotten(r: &mut dyn Reader, id: &str) -> Result<bool> {
+    let rows = r.query(
+        "SELECT 1 FROM nodes WHERE id = ? AND baselines_forgotten_at IS NOT NULL",
+        vals![id],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// The baselines were recorded again (a sanitization before any tenant).
+pub fn baselines_recorded(w: &mut dyn Writer, id: &str) -> Result<()> {
+    w.execute("UPDATE nodes SET baselines_forgotten_at = NULL WHERE id = ?", vals![id])?;
+    Ok(())
+}
+
 /// What the node's release staged back to the BIOS baseline (empty when
 /// nothing).
 pub fn bios_staged(r: &mut dyn Reader, id: &str) -> Result<BiosStaged> {

@@ -129,9 +129,10 @@ impl LifecycleController {
                     let to = NodeLifecycle::Failed { reason, from: "inspecting".into() };
                     self.advance(store, n, to, record)
                 }
-                Ok(()) if self.sanitize_before_first_use && !self.ever_sanitized(store, n)? => {
-                    // Its first sanitization: nobody's data, whatever an
-                    // earlier owner left on it.
+                Ok(()) if self.sanitized_first(store, n)? => {
+                    // Its first sanitization (or one to record its
+                    // baselines anew): nobody's data, whatever an earlier
+                    // owner left on it.
                     self.check_sanitizer(store)?;
                     let to = Held::NOBODY.releasing(BootStep::SetBoot, 1);
                     self.advance(store, n, to, |w| {
@@ -165,6 +166,15 @@ impl LifecycleController {
                 })
             }
         }
+    }
+
+    /// Whether the node goes through a sanitization before it joins the
+    /// pool: its first (`sanitize_before_first_use`), or one to record the
+    /// baselines the provider had forgotten.
+    fn sanitized_first(&self, store: &Store, n: &Node) -> Result<bool, StepError> {
+        let forgotten =
+            store.read(|r| nodes::baselines_forgotten(r, &n.id)).map_err(StepError::Store)?;
+        Ok(forgotten || (self.sanitize_before_first_use && !self.ever_sanitized(store, n)?))
     }
 
     fn ever_sanitized(&self, store: &Store, n: &Node) -> Result<bool, StepError> {

@@ -588,6 +588,9 @@ impl LifecycleController {
                 if let Some(kept) = nic_kept(&body.checks).filter(|_| held.instance.is_none()) {
                     nodes::set_nic_baseline(w, &n.id, &kept)?;
                 }
+                if held.instance.is_none() {
+                    nodes::baselines_recorded(w, &n.id)?;
+                }
             }
             // Before the node joined the pool: no instance. Sanitized
             // again after an incomplete record: the instance was freed
