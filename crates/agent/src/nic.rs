@@ -22,7 +22,7 @@
 //! boot loads them.
 
 use crate::result_of;
-use crate::tools::{find_tool, last_line, read_trimmed, run_with_deadline};
+use crate::tools::{find_tool, last_line, read_trimmed, run_with_deadline, stdout_or_error};
 use neocloud_types::{AgentStepResult, StepItem, NIC_SETTINGS_READ, NIC_SETTING_KEPT, NO_NICS};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -159,13 +159,7 @@ impl Mstconfig<'_> {
         cmd.arg("-d").arg(self.address).args(args);
         let out = run_with_deadline(cmd, DEADLINE)
             .map_err(|e| format!("mstconfig {}: {e}", args.join(" ")))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
-            return Ok(stdout);
-        }
-        let err = last_line(&out.stderr);
-        let err = if err.is_empty() { last_line(&out.stdout) } else { err };
-        Err(format!("mstconfig {} failed ({}): {err}", args.join(" "), out.status))
+        stdout_or_error("mstconfig", args, &out)
     }
 
     fn query(&self) -> Result<Vec<Setting>, String> {
@@ -252,7 +246,7 @@ pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> Ag
     };
     let tools: Vec<Mstconfig> =
         adapters.iter().map(|address| Mstconfig { tool, address }).collect();
-    let Some(_) = baseline else {
+    if baseline.is_none() {
         for m in &tools {
             match m.query() {
                 Err(e) => items.push(item(m.address, NIC_SETTINGS_READ, false, e)),
@@ -272,7 +266,7 @@ pub fn reset(tool: Option<&Path>, pci: &Path, baseline: Option<&[String]>) -> Ag
             }
         }
         return result_of(items);
-    };
+    }
     let kept = |address: &str| wanted.get(address).cloned().unwrap_or_default();
     // What each function had before: for the record.
     let was: Vec<String> = tools

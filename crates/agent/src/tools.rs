@@ -66,6 +66,18 @@ pub(crate) fn run_tool_stdout(name: &str, args: &[&str]) -> Result<String, Strin
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    stdout_or_error(name, args, &out)
+}
+
+/// A finished tool's standard output where it exited 0, else what went
+/// wrong: the last line of its error output, or of its standard output
+/// where it wrote no error (some tools, mstconfig among them, write their
+/// errors there).
+pub(crate) fn stdout_or_error(
+    name: &str,
+    args: &[&str],
+    out: &std::process::Output,
+) -> Result<String, String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }

@@ -31,6 +31,11 @@ fn device(pci: &Path, address: &str, vendor: &str, class: &str) -> PathBuf {
     d
 }
 
+/// The card a function's address is of (the address less its function).
+fn card_of(address: &str) -> &str {
+    address.rsplit_once('.').map_or(address, |(card, _)| card)
+}
+
 fn params() -> Value {
     let p = |name: &str, kind: &str, v: i64| json!({"name": name, "kind": kind, "default": v, "current": v, "next": v});
     let mut link = p("LINK_TYPE_P1", "enum", 2);
@@ -94,9 +99,8 @@ impl FakeNics {
     pub fn set(&self, address: &str, name: &str, value: i64, rebooted: bool) {
         let mut v = self.read();
         let own = Self::param(&mut v, address, name)["scope"] == "function";
-        let card = |a: &str| a.rsplit_once('.').map(|(c, _)| c.to_string());
         let all: Vec<String> = v["devices"].as_object().unwrap().keys().cloned().collect();
-        for a in all.iter().filter(|a| *a == address || (!own && card(a) == card(address))) {
+        for a in all.iter().filter(|a| *a == address || (!own && card_of(a) == card_of(address))) {
             let p = Self::param(&mut v, a, name);
             p["next"] = json!(value);
             if rebooted {
@@ -116,9 +120,8 @@ impl FakeNics {
     /// is done and change nothing.
     pub fn ignore_reset(&self, address: &str) {
         let mut v = self.read();
-        let card = |a: &str| a.rsplit_once('.').map(|(c, _)| c.to_string());
         for (a, d) in v["devices"].as_object_mut().unwrap().iter_mut() {
-            if card(a) == card(address) {
+            if card_of(a) == card_of(address) {
                 d["ignore_reset"] = json!(true);
             }
         }
