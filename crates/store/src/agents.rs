@@ -389,15 +389,9 @@ pub fn revoke_node_agents(w: &mut dyn Writer, node_id: &str) -> Result<u64> {
 pub fn queue_steps(w: &mut dyn Writer, agent: &AgentRecord, kinds: &[AgentStepKind]) -> Result<()> {
     let now = now_micros();
     for (seq, k) in kinds.iter().enumerate() {
-        let have = w.query(
-            "SELECT COUNT(*) FROM agent_steps WHERE agent_id = ? AND kind = ?",
-            vals![&agent.id, k.as_str()],
-        )?;
-        if have.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0) > 0 {
-            continue;
-        }
+        // A kind already queued for the agent (a retried step) is kept.
         w.execute(
-            "INSERT INTO agent_steps (id, agent_id, node_id, kind, seq, state, result, created_at, finished_at) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, NULL)",
+            "INSERT INTO agent_steps (id, agent_id, node_id, kind, seq, state, result, created_at, finished_at) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, NULL) ON CONFLICT (agent_id, kind) DO NOTHING",
             vals![new_id(), &agent.id, &agent.node_id, k.as_str(), seq as i64, now],
         )?;
     }
@@ -461,6 +455,15 @@ pub fn complete_step(
         "UPDATE agent_steps SET state = 'done', result = ?, finished_at = ? WHERE id = ? AND agent_id = ? AND state = 'pending'",
         vals![serde_json::to_string(result).map_err(json_err)?, now_micros(), step_id, agent_id],
     )? == 1)
+}
+
+/// How many of the agent's steps still wait for their result.
+pub fn steps_left(r: &mut dyn Reader, agent_id: &str) -> Result<i64> {
+    let rows = r.query(
+        "SELECT COUNT(*) FROM agent_steps WHERE agent_id = ? AND state = 'pending'",
+        vals![agent_id],
+    )?;
+    Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0))
 }
 
 pub fn step_exists(r: &mut dyn Reader, agent_id: &str, step_id: &str) -> Result<bool> {

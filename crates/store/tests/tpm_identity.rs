@@ -6,9 +6,7 @@ mod common;
 use common::*;
 use neocloud_common::Error;
 use neocloud_store::agents::{self, Proven, Record};
-use neocloud_store::nodes;
-use neocloud_types::{ImagePurpose, NodeCreate, TpmIdentitySource};
-use serde_json::json;
+use neocloud_types::TpmIdentitySource;
 
 const EK: &str = "000baa";
 
@@ -22,26 +20,7 @@ fn message(e: Error) -> String {
 #[test]
 fn a_proof_records_an_identity_only_as_the_provider_allows() {
     each_backend(|store, b| {
-        let p: NodeCreate = serde_json::from_value(json!({
-            "name": "n1", "site": "s", "pod": "p", "su": "su", "rack": "r",
-            "gpu_model": "h100-80gb", "gpus": 8
-        }))
-        .unwrap();
-        let node = store.write(|w| nodes::create(w, &p, None)).unwrap();
-        let agent = store
-            .write(|w| {
-                agents::issue_boot_token(
-                    w,
-                    &node.id,
-                    "hash",
-                    "sealed",
-                    ImagePurpose::Sanitizer,
-                    "",
-                )?;
-                let token = agents::boot_token(w, &node.id)?.expect("issued");
-                agents::create_agent(w, &token, "credential-hash", &Default::default())
-            })
-            .unwrap();
+        let (node, agent) = node_with_sanitizer(store, "n1", "credential-hash");
         let prove = |ek: &str, record: Record<'_>| {
             store.write(|w| agents::prove_identity(w, &agent, ek, record))
         };

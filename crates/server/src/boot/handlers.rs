@@ -513,16 +513,20 @@ pub fn step_result(
 ) -> Result<()> {
     let p: AgentStepResult = parse(body)?;
     let agent = authenticate(app, authorization)?;
-    app.store.write(|w| {
-        if !agents::step_exists(w, &agent.id, step_id)? {
-            return Err(Error::not_found("step", step_id));
-        }
+    let last = app.store.write(|w| {
         if agents::complete_step(w, &agent.id, step_id, &p)? {
             agent_event(w, &agent.node_id, "agent_step", if p.ok { "success" } else { "failed" })?;
+        } else if !agents::step_exists(w, &agent.id, step_id)? {
+            return Err(Error::not_found("step", step_id));
         }
-        Ok(())
+        Ok(agents::steps_left(w, &agent.id)? == 0)
     })?;
-    app.lifecycle.nudge(&agent.node_id);
+    // The controller acts only once every step is reported (the agent runs
+    // them all whatever each one's outcome): a report with steps still to
+    // come wakes nothing.
+    if last {
+        app.lifecycle.nudge(&agent.node_id);
+    }
     Ok(())
 }
 

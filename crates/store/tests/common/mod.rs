@@ -122,3 +122,34 @@ pub fn test_event(action: &str) -> neocloud_store::audit::NewEvent {
         request_id: neocloud_common::new_id(),
     }
 }
+
+/// A node named `name` and a registered sanitizer agent for it (before any
+/// tenant), whose credential hash is `credential_hash`.
+pub fn node_with_sanitizer(
+    store: &Store,
+    name: &str,
+    credential_hash: &str,
+) -> (neocloud_types::Node, neocloud_store::agents::AgentRecord) {
+    use neocloud_store::{agents, nodes};
+    let p: neocloud_types::NodeCreate = serde_json::from_value(serde_json::json!({
+        "name": name, "site": "s", "pod": "p", "su": "su", "rack": "r",
+        "gpu_model": "h100-80gb", "gpus": 8
+    }))
+    .unwrap();
+    let node = store.write(|w| nodes::create(w, &p, None)).unwrap();
+    let agent = store
+        .write(|w| {
+            agents::issue_boot_token(
+                w,
+                &node.id,
+                &format!("token-{credential_hash}"),
+                "sealed",
+                neocloud_types::ImagePurpose::Sanitizer,
+                "",
+            )?;
+            let token = agents::boot_token(w, &node.id)?.expect("issued");
+            agents::create_agent(w, &token, credential_hash, &Default::default())
+        })
+        .unwrap();
+    (node, agent)
+}
