@@ -42,6 +42,7 @@ mod sanitize;
 mod schedule;
 mod sel;
 mod tpm;
+mod writes;
 
 pub use health::HealthPass;
 
@@ -55,12 +56,16 @@ use bmc::{Sessions, StepBmc};
 use neocloud_common::{time::now_micros, Error, NameOrId, Result};
 use neocloud_placement::{Availability, NodeSpec};
 use neocloud_redfish::{BmcConfig, RedfishError};
-use neocloud_store::{agents, allocations, audit, instances, nodes, quotas, Store, Writer};
-use neocloud_types::{ImagePurpose, Instance, InstanceState, Node, NodeLifecycle};
+use neocloud_store::{allocations, instances, nodes, Store};
+use neocloud_types::{InstanceState, Node, NodeLifecycle};
 use sanitize::Held;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use writes::{
+    audit_instance, audit_node, end_boot, free_instance, free_instance_saying, issue_token,
+    new_boot, record, set_instance,
+};
 
 /// Transient failures tolerated per state before the node is failed.
 pub const RETRY_BUDGET: u32 = 3;
@@ -717,177 +722,10 @@ impl LifecycleController {
     }
 }
 
-fn record(
-    w: &mut dyn neocloud_store::Writer,
-    n: &Node,
-    to: &NodeLifecycle,
-    outcome: &str,
-) -> Result<()> {
-    audit_node(w, n, &format!("node_{}", to.name()), outcome)
-}
-
-/// An event of the controller's on node `n`, in the provider's chain.
-fn audit_node(w: &mut dyn Writer, n: &Node, action: &str, outcome: &str) -> Result<()> {
-    audit::append(
-        w,
-        audit::PROVIDER_CHAIN,
-        &audit::NewEvent {
-            time: now_micros(),
-            actor: "system".into(),
-            actor_name: "lifecycle-controller".into(),
-            token_id: None,
-            role: None,
-            tenant_id: None,
-            action: action.into(),
-            target: format!("/v1/nodes/{}", n.id),
-            outcome: outcome.into(),
-            status: 200,
-            request_id: neocloud_common::new_id(),
-        },
-    )
-    .map(|_| ())
-}
-
 /// The MACs the provider declared for the node's NICs: they pick the
 /// node's system on a BMC that fronts several.
 pub(crate) fn declared_macs(n: &Node) -> Vec<String> {
     n.nics.iter().filter_map(|x| x.mac.clone()).collect()
-}
-
-/// Sets an instance's state, audited in its tenant's chain. A reason is
-/// the tenant's to read: the addresses of the provider's machines in it
-/// (a BMC's, in a driver's error) are taken out.
-fn set_instance(
-    w: &mut dyn Writer,
-    i: &Instance,
-    state: InstanceState,
-    reason: Option<&str>,
-) -> Result<()> {
-    let reason = reason.map(without_addresses);
-    instances::set_state(w, &i.id, state, reason.as_deref())?;
-    let outcome = if reason.is_some() { "failed" } else { "success" };
-    audit_instance(w, i, &format!("instance_{}", state.as_str()), outcome)
-}
-
-/// `text` with the scheme and host of every `http(s)://` URL in it taken
-/// out (its path kept: `/redfish/v1/Systems/1` says what failed, not
-/// where the provider's BMC is).
-pub(crate) fn without_addresses(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = ["http://", "https://"].iter().filter_map(|p| rest.find(p)).min() {
-        out.push_str(&rest[..at]);
-        let url = &rest[at..];
-        let after_scheme = url.find("://").map_or(0, |x| x + 3);
-        let host_end = url[after_scheme..]
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .map_or(url.len(), |x| after_scheme + x);
-        out.push_str("<BMC>");
-        rest = &url[host_end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// An event of the controller's on an instance, in its tenant's chain.
-fn audit_instance(w: &mut dyn Writer, i: &Instance, action: &str, outcome: &str) -> Result<()> {
-    audit::append(
-        w,
-        &i.tenant_id,
-        &audit::NewEvent {
-            time: now_micros(),
-            actor: "system".into(),
-            actor_name: "lifecycle-controller".into(),
-            token_id: None,
-            role: None,
-            tenant_id: Some(i.tenant_id.clone()),
-            action: action.into(),
-            target: format!(
-                "/v1/tenants/{}/projects/{}/instances/{}",
-                i.tenant_id, i.project_id, i.id
-            ),
-            outcome: outcome.into(),
-            status: 200,
-            request_id: neocloud_common::new_id(),
-        },
-    )
-    .map(|_| ())
-}
-
-/// Frees what an instance holds (its allocation and quota) and marks it
-/// released; the allocation, where this call freed it. The node is clean
-/// (never provisioned, or sanitized) or stays dirty: either way the caller
-/// decides the node's state.
-fn free_instance(w: &mut dyn Writer, planners: &Planners, i: &Instance) -> Result<Option<String>> {
-    free_instance_saying(w, planners, i, None)
-}
-
-/// Releases the instance (allocation and quota freed) with a reason; the
-/// allocation, where this call freed it.
-fn free_instance_saying(
-    w: &mut dyn Writer,
-    planners: &Planners,
-    i: &Instance,
-    reason: Option<&str>,
-) -> Result<Option<String>> {
-    let (a, now) = allocations::release(w, &i.tenant_id, &i.project_id, &i.allocation_id)?;
-    if now {
-        quotas::release_claim(w, &i.tenant_id, &i.project_id, &a.claim_id)?;
-        allocations::bump_placement_generation(w)?;
-    }
-    // Lock order: quota rows, placement row, fabric rows, audit heads.
-    crate::network::isolation::detach_instance(w, planners, &i.id)?;
-    set_instance(w, i, InstanceState::Released, reason)?;
-    Ok(now.then_some(a.id))
-}
-
-/// A new boot of the node for `purpose`: every agent credential of the
-/// node is revoked and a fresh one-time boot token issued (whatever ran
-/// there before, its spent token included, is done with).
-fn new_boot(
-    w: &mut dyn Writer,
-    secrets: &SecretBox,
-    node_id: &str,
-    purpose: ImagePurpose,
-    instance_id: &str,
-) -> Result<()> {
-    agents::revoke_node_agents(w, node_id)?;
-    issue_token(w, secrets, node_id, purpose, instance_id)
-}
-
-/// A release's start: whatever ran on the node loses its credentials, and
-/// no boot token is left. The sanitizer's token is issued by the reset
-/// that boots it (its `power_cycle` step): a boot started before (a
-/// provisioning boot still in flight) gets no token, so it cannot run the
-/// sanitizer ahead of what is done for the sanitizer's boot (firmware
-/// updates, BIOS settings staged), which only that reset applies.
-fn end_boot(w: &mut dyn Writer, node_id: &str) -> Result<()> {
-    // The token first, its row locked: a registration with it in flight
-    // (its agent inserted, not yet committed) is waited for, so the
-    // revocation after sees its agent (at READ COMMITTED a revocation
-    // first would miss it and leave it live).
-    agents::boot_token_locked(w, node_id)?;
-    agents::revoke_node_agents(w, node_id)?;
-    agents::delete_boot_token(w, node_id)
-}
-
-/// Issues the node's one-time boot token for `purpose`.
-fn issue_token(
-    w: &mut dyn Writer,
-    secrets: &SecretBox,
-    node_id: &str,
-    purpose: ImagePurpose,
-    instance_id: &str,
-) -> Result<()> {
-    let token = crate::boot::new_secret()?;
-    agents::issue_boot_token(
-        w,
-        node_id,
-        &crate::boot::hash(&token),
-        &secrets.seal(&token)?,
-        purpose,
-        instance_id,
-    )
 }
 
 enum StepError {
@@ -918,88 +756,4 @@ impl From<RedfishError> for StepError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tenants_reason_names_no_address_of_the_providers() {
-        let e = "BMC unreachable: /redfish/v1/Systems/1: http://10.0.0.5:8443/redfish/v1/Systems/1: \
-                 Connection Failed (after 3 retries); see https://bmc-7.dc/x and 'http://[fd00::1]'";
-        assert_eq!(
-            without_addresses(e),
-            "BMC unreachable: /redfish/v1/Systems/1: <BMC>/redfish/v1/Systems/1: \
-             Connection Failed (after 3 retries); see <BMC>/x and '<BMC>'"
-        );
-        assert_eq!(without_addresses("no URL here"), "no URL here");
-        assert_eq!(without_addresses("http://"), "<BMC>");
-    }
-
-    /// The signal a held heartbeat waits on keeps a notification sent
-    /// before the wait began (steps queued between its read and its wait).
-    #[test]
-    fn a_held_heartbeat_is_signalled_when_steps_are_queued() {
-        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
-        let signal = ctl.steps_signal("agt_1");
-        assert!(Arc::ptr_eq(&signal, &ctl.steps_signal("agt_1")), "one signal per agent");
-        ctl.steps_queued("agt_1");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), signal.notified()).await
-        })
-        .expect("signalled");
-        // Used up: the next wait gets a fresh signal.
-        assert!(!Arc::ptr_eq(&signal, &ctl.steps_signal("agt_1")));
-        ctl.forget_steps_signal("agt_1");
-        assert!(ctl.step_signals.lock().unwrap().is_empty());
-    }
-
-    /// Claims are node ids, read once held: a node gone by then (deleted
-    /// after the pass listed it) is not stepped and its claim is released.
-    #[test]
-    fn a_claimed_node_deleted_before_its_step_is_skipped_and_unclaimed() {
-        let (store, _db) =
-            neocloud_store::testing::fresh_store(neocloud_store::testing::TestBackend::Sqlite)
-                .expect("SQLite is always available");
-        let dir =
-            std::env::temp_dir().join(format!("neocloud-claim-{}", neocloud_common::new_id()));
-        let secrets = SecretBox::load_or_create(&dir).unwrap();
-        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
-        ctl.nudge("node_gone");
-        let claimed = ctl.claim(&store, false).unwrap();
-        assert_eq!(claimed, vec!["node_gone".to_string()]);
-        assert!(ctl.in_flight.lock().unwrap().contains("node_gone"), "held while stepped");
-        assert_eq!(ctl.step_node_chained(&store, &secrets, "node_gone").unwrap(), Outcome::Nothing);
-        assert!(ctl.in_flight.lock().unwrap().is_empty(), "claim released");
-        assert!(ctl.claim(&store, true).unwrap().is_empty(), "no work in an empty store");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// News for a node whose step read before it came: the step rests the
-    /// node after the nudge; a full pass (which skips resting nodes) must
-    /// leave the nudge for the next nudged pass, or the node waits out its
-    /// rest (up to 8 s).
-    #[test]
-    fn a_nudge_outlives_a_full_pass_that_skips_its_resting_node() {
-        let (store, _db) =
-            neocloud_store::testing::fresh_store(neocloud_store::testing::TestBackend::Sqlite)
-                .expect("SQLite is always available");
-        let ctl = LifecycleController::new(None, Arc::new(Signer::from_seed([1; 32])));
-        ctl.nudge("booted");
-        ctl.rest("booted", std::time::Duration::from_secs(60));
-        assert!(ctl.claim(&store, true).unwrap().is_empty(), "resting: not in the full pass");
-        assert_eq!(ctl.claim(&store, false).unwrap(), vec!["booted".to_string()]);
-    }
-
-    #[test]
-    fn gpu_models_map_to_keys() {
-        assert_eq!(gpu_model_key("NVIDIA H100 80GB HBM3"), "h100-80gb");
-        assert_eq!(gpu_model_key("NVIDIA A100-SXM4-40GB"), "a100-40gb");
-        assert_eq!(gpu_model_key("NVIDIA H200"), "h200-141gb");
-        assert_eq!(gpu_model_key("NVIDIA L40S"), "l40s");
-        assert!(sla("inspecting").is_some());
-        assert!(sla("available").is_none());
-        for s in NodeLifecycle::NAMES {
-            let _ = sla(s);
-        }
-    }
-}
+mod tests;
