@@ -31,16 +31,13 @@
 //! same image again is harmless, and a BMC busy with the first refuses the
 //! second.
 
-use super::platform::item;
+use super::firmware_plan::{plan_from, write_plan};
 use super::{audit_node, LifecycleController, StepError};
 use crate::secrets::SecretBox;
 use neocloud_common::time::{from_rfc3339, now_micros, to_rfc3339};
 use neocloud_redfish::{Bmc, Firmware, RedfishError, ResetType, TaskProgress};
 use neocloud_store::{nodes, Store};
-use neocloud_types::{
-    FirmwareActivation, FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, ImageTransfer, Node,
-    SanitizationCheck,
-};
+use neocloud_types::{FirmwareBaseline, FirmwareUpdate, FirmwareUpdateState, Node};
 use std::time::Duration;
 
 /// Times one update is sent before it is failed for want of an answer.
@@ -313,32 +310,6 @@ impl LifecycleController {
         Ok(true)
     }
 
-    /// What to update: the components the provider's baseline for the
-    /// node's model has an image for, read at another version now. `None`
-    /// (nothing written) where the baseline has no image; else the plan,
-    /// written (possibly empty: nothing to update this release).
-    fn plan_firmware(
-        &self,
-        store: &Store,
-        secrets: &SecretBox,
-        n: &Node,
-    ) -> Result<Option<Vec<FirmwareUpdate>>, StepError> {
-        let model = store
-            .read(|r| nodes::bmc_inventory(r, &n.id))
-            .map_err(StepError::Store)?
-            .map(|i| i.model)
-            .unwrap_or_default();
-        let Some(policy) = self.firmware_policy_of(store, &model)? else { return Ok(None) };
-        if policy.images.is_empty() {
-            return Ok(None);
-        }
-        let (bmc, _) = self.bmc_system(store, secrets, n)?;
-        let now = bmc.firmware().map_err(StepError::from)?;
-        let plan = plan_from(&policy, &now);
-        write_plan(store, n, &plan, "before the sanitizer boots")?;
-        Ok(Some(plan))
-    }
-
     /// Sends update `i`, with every update of its bundle (the others in
     /// the same state from the same image: one image that updates several
     /// components, as an HGX package does, is sent once for all their
@@ -609,68 +580,6 @@ fn updates_audited_if(
     Ok(true)
 }
 
-/// Writes the node's plan (an empty one too: planned, nothing to update)
-/// and logs each update, done `when`.
-fn write_plan(
-    store: &Store,
-    n: &Node,
-    plan: &[FirmwareUpdate],
-    when: &str,
-) -> Result<(), StepError> {
-    for u in plan {
-        tracing::info!(node = %n.name, component = %u.component, from = %u.from, to = %u.to, "firmware behind the provider's baseline: updating it {when}");
-    }
-    store.write(|w| nodes::set_firmware_updates(w, &n.id, Some(plan))).map_err(StepError::Store)
-}
-
-/// An update for each component `policy` has an image for, read at
-/// another version in `now` (a component not reported has nothing to
-/// target: the check fails it); those of the policy's order first, in
-/// that order, the others by id (updates are sent in the plan's order).
-fn plan_from(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate> {
-    let mut plan = plan_by_id(policy, now);
-    plan.sort_by_key(|u| {
-        policy.order.iter().position(|id| id == &u.component).unwrap_or(usize::MAX)
-    });
-    plan
-}
-
-fn plan_by_id(policy: &FirmwareBaseline, now: &[Firmware]) -> Vec<FirmwareUpdate> {
-    policy
-        .images
-        .iter()
-        .filter_map(|(id, image)| {
-            // Where the BMC's task may not say what activates it.
-            let activation = policy.activations.get(id).map(|r| FirmwareActivation {
-                action: r.action.clone(),
-                reset_type: r.reset_type.clone(),
-                state: FirmwareUpdateState::Planned,
-                sent_at: None,
-                detail: String::new(),
-            });
-            let to = policy.components.get(id)?;
-            let f = now.iter().find(|f| &f.id == id)?;
-            (&f.version != to).then(|| FirmwareUpdate {
-                component: id.clone(),
-                target: f.path.clone(),
-                from: f.version.clone(),
-                to: to.clone(),
-                image: image.clone(),
-                push: policy.transfer == ImageTransfer::Push,
-                state: FirmwareUpdateState::Planned,
-                task: None,
-                percent: None,
-                sends: 0,
-                sent_at: None,
-                tasks_before: None,
-                applied_at: None,
-                detail: String::new(),
-                activation,
-            })
-        })
-        .collect()
-}
-
 /// Time passed since `at` (RFC 3339; since the epoch where there is none
 /// or it does not read: long past any timeout).
 pub(super) fn since(at: Option<&str>) -> Duration {
@@ -709,132 +618,5 @@ fn log_outcome(n: &Node, u: &FirmwareUpdate) {
         | FirmwareUpdateState::Sent => {
             tracing::info!(node = %n.name, component = %u.component, detail = %u.detail, "firmware update done")
         }
-    }
-}
-
-/// Every baseline component must still report its baseline version: the
-/// node's own (its first clean inspection), and the provider's for its
-/// model where there is one (which wins for a component both name). A
-/// component updated before the sanitizer booted says so, and how the
-/// update went.
-pub(super) fn firmware_check(
-    baseline: &[(String, String)],
-    policy: Option<&std::collections::BTreeMap<String, String>>,
-    now: &[neocloud_redfish::Firmware],
-    updates: &[FirmwareUpdate],
-) -> SanitizationCheck {
-    let mut wanted: Vec<(&str, &str, &str)> = baseline
-        .iter()
-        .filter(|(id, _)| policy.is_none_or(|p| !p.contains_key(id)))
-        .map(|(id, v)| (id.as_str(), v.as_str(), "the baseline"))
-        .collect();
-    wanted.extend(
-        policy
-            .into_iter()
-            .flatten()
-            .map(|(id, v)| (id.as_str(), v.as_str(), "the provider's baseline")),
-    );
-    let mut items = Vec::new();
-    for (id, want, whose) in wanted {
-        let mut item = match now.iter().find(|f| f.id == id) {
-            Some(f) if f.version == want => {
-                item(id, "redfish-firmware-inventory", true, &format!("{want} ({whose})"))
-            }
-            Some(f) => item(
-                id,
-                "redfish-firmware-inventory",
-                false,
-                &format!("{} differs from {whose} {want}", f.version),
-            ),
-            None => item(id, "redfish-firmware-inventory", false, "component no longer reported"),
-        };
-        if let Some(u) = updates.iter().find(|u| u.component == id) {
-            item.detail = format!(
-                "{}; updated from {} with {}: {} ({}){}",
-                item.detail,
-                u.from,
-                u.image,
-                u.state.as_str(),
-                u.detail,
-                super::activation::activation_said(u)
-            );
-        }
-        items.push(item);
-    }
-    SanitizationCheck { name: "firmware_baseline".into(), ok: items.iter().all(|i| i.ok), items }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_plan_follows_the_baselines_order_then_the_ids() {
-        let ids = ["BIOS", "BMC", "CPLD", "NIC"];
-        let mut policy = FirmwareBaseline {
-            id: "b".into(),
-            name: "b".into(),
-            model: "m".into(),
-            components: ids.iter().map(|c| (c.to_string(), "2".to_string())).collect(),
-            images: ids.iter().map(|c| (c.to_string(), format!("https://fw/{c}"))).collect(),
-            activations: Default::default(),
-            transfer: ImageTransfer::Pull,
-            order: vec![],
-            description: String::new(),
-            generation: 1,
-            created_at: String::new(),
-            updated_at: String::new(),
-        };
-        let now: Vec<Firmware> = ids
-            .iter()
-            .map(|c| Firmware {
-                id: c.to_string(),
-                name: c.to_string(),
-                version: if *c == "NIC" { "2" } else { "1" }.into(),
-                path: format!("/redfish/v1/UpdateService/FirmwareInventory/{c}"),
-            })
-            .collect();
-        let order = |p: &FirmwareBaseline| -> Vec<String> {
-            plan_from(p, &now).into_iter().map(|u| u.component).collect()
-        };
-        assert_eq!(order(&policy), ["BIOS", "BMC", "CPLD"], "by id; NIC is at its version");
-        policy.order = vec!["CPLD".into(), "BMC".into()];
-        assert_eq!(order(&policy), ["CPLD", "BMC", "BIOS"]);
-        policy.order = vec!["NIC".into(), "BMC".into()];
-        assert_eq!(order(&policy), ["BMC", "BIOS", "CPLD"], "NIC has nothing to update");
-    }
-
-    fn fw(id: &str, v: &str) -> neocloud_redfish::Firmware {
-        neocloud_redfish::Firmware {
-            id: id.into(),
-            name: id.into(),
-            version: v.into(),
-            path: String::new(),
-        }
-    }
-
-    #[test]
-    fn firmware_must_match_the_baseline() {
-        let base = vec![("BMC".to_string(), "1.0".to_string()), ("BIOS".into(), "2.1".into())];
-        assert!(firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.1")], &[]).ok);
-        let changed = firmware_check(&base, None, &[fw("BMC", "1.0"), fw("BIOS", "2.2")], &[]);
-        assert!(!changed.ok);
-        assert!(changed.items[1].detail.contains("2.2 differs from the baseline 2.1"));
-        assert!(
-            !firmware_check(&base, None, &[fw("BMC", "1.0")], &[]).ok,
-            "a vanished component fails"
-        );
-        assert!(firmware_check(&[], None, &[fw("X", "1")], &[]).ok);
-        // The provider's baseline wins for the components it names.
-        let policy: std::collections::BTreeMap<String, String> =
-            [("BIOS".to_string(), "2.2".to_string())].into();
-        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.2")], &[]);
-        assert!(c.ok, "{c:?}");
-        assert_eq!(c.items[1].detail, "2.2 (the provider's baseline)");
-        let c = firmware_check(&base, Some(&policy), &[fw("BMC", "1.0"), fw("BIOS", "2.1")], &[]);
-        assert!(
-            c.items[1].detail.contains("2.1 differs from the provider's baseline 2.2"),
-            "{c:?}"
-        );
     }
 }

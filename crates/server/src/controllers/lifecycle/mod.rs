@@ -29,6 +29,8 @@ mod activation;
 mod bmc;
 mod census;
 mod firmware;
+mod firmware_check;
+mod firmware_plan;
 mod health;
 mod host_interfaces;
 mod inspect;

@@ -2,7 +2,7 @@
 //! node-local steps, the BMC-side checks, and the signed record. The node
 //! becomes available only with a complete record.
 
-use super::firmware::firmware_check;
+use super::firmware_check::firmware_check;
 use super::health::health_check;
 use super::journal::Journal;
 use super::platform::item;
