@@ -57,6 +57,8 @@ fn check_phases(v: &Value) {
     }
     // 2 batches for 4 instances; 4 agents booted twice (tenant, sanitizer).
     assert_eq!(phases[1]["api_calls"], 2, "{v}");
+    // Released as they were created: 3 per request.
+    assert_eq!(phases[2]["api_calls"], 2, "{v}");
     assert_eq!(phases[1]["simulated_boots"], 4, "{v}");
     assert_eq!(phases[2]["simulated_boots"], 4, "{v}");
     assert_eq!(phases[0]["simulated_boots"], 0, "{v}");

@@ -548,6 +548,24 @@ fn instances_end_to_end() {
     assert!(o.stderr.contains("gang-0: released"), "{}", o.stderr);
     assert_table(&o.stdout, &["NAME", "ID", "STATE"], "gang-0");
 
+    // Several in one request, all or none: one unknown refuses them all
+    // (exit 5); those released already are answered as they are.
+    let list = cli.ok(&at(&["instance", "list", "-o", "json"])).json();
+    let id_of = |name: &str| {
+        let i = items(&list).iter().find(|i| i["name"] == name).cloned();
+        i.unwrap_or_else(|| panic!("{name} in {list}"))["id"].as_str().unwrap().to_string()
+    };
+    let g0 = id_of("gang-0");
+    let o = cli.expect(5, &at(&["instance", "release", &g0, "no-such-instance"]));
+    assert!(o.stderr.contains("no-such-instance"), "{}", o.stderr);
+    let v = cli.ok(&at(&["instance", "release", &job_id, &g0, "-o", "json"])).json();
+    let names: Vec<&str> = items(&v).iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["job", "gang-0"], "in the order named: {v}");
+    // With --wait: until each ends, then the list.
+    let o = cli.run(&at(&["instance", "release", &g0, &job_id, "--wait", "--timeout", "30s"]));
+    assert!([0, 1].contains(&o.code), "{o:?}");
+    assert!(o.stdout.contains("gang-0") && o.stdout.contains("job"), "{}", o.stdout);
+
     // No node was sanitized: no records, and nothing to verify.
     let o = cli.ok(&at(&["instance", "sanitization", &job_id]));
     assert_eq!(

@@ -407,6 +407,17 @@ impl Fixture {
             // Not ready (pending): 409 past authorization.
             "instance_power" => Some(json!({"action": "reboot"})),
             "instance_rebuild" => Some(json!({})),
+            "instance_release_many" => {
+                self.node();
+                let i = self
+                    .admin
+                    .post(
+                        &format!("/v1/tenants/{tenant}/projects/{project}/instances"),
+                        &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
+                    )
+                    .expect(201);
+                Some(json!({"instances": [i.body["items"][0]["id"]]}))
+            }
             "fabric_plan_proposed" => Some(fabric_doc(Vec::new())),
             "fabric_put" => {
                 let mut doc = fabric_doc(Vec::new());

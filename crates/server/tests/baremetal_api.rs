@@ -868,3 +868,102 @@ fn placement_follows_the_controllers_moves_without_a_reload() {
         replica_agrees("sanitized and placed on again");
     }
 }
+
+#[test]
+fn several_instances_are_released_in_one_call_or_none_are() {
+    const RELEASES: &str = "/v1/tenants/acme/projects/train/instance-releases";
+    for b in TestBackend::ALL {
+        let Some(s) = server_without_controller(b) else { continue };
+        let b = b.as_str();
+        let a = s.admin();
+        let tenant = catalog(&s, true);
+        // Nodes without a BMC are available at once.
+        for n in ["m-1", "m-2", "m-3"] {
+            a.post(
+                "/v1/nodes",
+                &json!({"name": n, "site": "s", "pod": "p", "su": "su1", "rack": "r1",
+                        "gpu_model": "h100-80gb", "gpus": 8}),
+            )
+            .expect(201);
+        }
+        let items = tenant
+            .post(
+                INSTANCES,
+                &json!({"name": "job", "count": 3, "instance_type": "bm-h100", "image": "ubuntu"}),
+            )
+            .expect(201)
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let id = |k: usize| items[k]["id"].as_str().unwrap().to_string();
+        let generations = || -> Vec<Value> {
+            (0..3).map(|k| instance(&tenant, &id(k))["generation"].clone()).collect()
+        };
+        let before = generations();
+
+        // Refused whole, naming what is wrong; nothing recorded.
+        let many: Vec<String> = (0..1001).map(|k| format!("i-{k}")).collect();
+        for (what, body, status, field) in [
+            ("none", json!({"instances": []}), 422, Some("instances")),
+            ("over 1,000", json!({"instances": many}), 422, Some("instances")),
+            (
+                "twice by name",
+                json!({"instances": ["job-0", "job-1", "job-0"]}),
+                422,
+                Some("instances[2]"),
+            ),
+            (
+                "by name and by id",
+                json!({"instances": ["job-1", id(1)]}),
+                422,
+                Some("instances[1]"),
+            ),
+            (
+                "not a name",
+                json!({"instances": ["job-0", "Not A Name!"]}),
+                400,
+                Some("instances[1]"),
+            ),
+            ("another field", json!({"instances": ["job-0"], "force": true}), 400, None),
+        ] {
+            let r = tenant.post(RELEASES, &body);
+            assert_eq!(r.status, status, "[{b}] {what}: {}", r.text);
+            if let Some(field) = field {
+                assert_eq!(r.error().1.as_deref(), Some(field), "[{b}] {what}: {}", r.text);
+            }
+            assert_eq!(generations(), before, "[{b}] {what}: something was recorded");
+        }
+        let r = tenant.post(RELEASES, &json!({"instances": ["job-0", "nope"]})).expect(404);
+        assert!(r.text.contains("nope"), "[{b}] the answer names it: {}", r.text);
+        assert_eq!(generations(), before, "[{b}] one unknown: none recorded");
+
+        // Two of the three, by name and by id: recorded, answered in the
+        // order named; the third is left alone.
+        let r = tenant.post(RELEASES, &json!({"instances": [id(1), "job-0"]})).expect(202).body;
+        let got: Vec<&str> =
+            r["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(got, ["job-1", "job-0"], "[{b}] {r}");
+        let after = generations();
+        assert_ne!(after[0], before[0], "[{b}]");
+        assert_ne!(after[1], before[1], "[{b}]");
+        assert_eq!(after[2], before[2], "[{b}] job-2 was not named");
+        // Asked again: nothing changes.
+        tenant.post(RELEASES, &json!({"instances": ["job-0", "job-1"]})).expect(202);
+        assert_eq!(generations(), after, "[{b}] a second ask recorded again");
+
+        // The controller releases the two (nodes without a BMC: at once);
+        // the third stays the tenant's (its provisioning, without a BMC,
+        // fails: released only when asked).
+        let (ctl, secrets) = controller(&s);
+        ctl.run_once(&s.store, &secrets).unwrap();
+        for k in [0, 1] {
+            assert_eq!(instance(&tenant, &id(k))["state"], "released", "[{b}] job-{k}");
+        }
+        assert_ne!(instance(&tenant, &id(2))["state"], "released", "[{b}] job-2");
+        assert_eq!(committed(&s, "nodes"), 1, "[{b}]");
+        // Released ones named by id again: answered as they are.
+        let r = tenant.post(RELEASES, &json!({"instances": [id(0)]})).expect(202).body;
+        assert_eq!(r["items"][0]["state"], "released", "[{b}] {r}");
+    }
+}

@@ -216,6 +216,15 @@ pub struct InstancePowerRequest {
     pub force: bool,
 }
 
+/// `POST .../instance-releases`: several instances of the project released
+/// in one call (all or none: each named must be the project's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceReleaseMany {
+    /// Instance names (while not released) or ids, each once: 1 to 1,000.
+    pub instances: Vec<String>,
+}
+
 /// `POST .../instances/{instance}/rebuild`: the node provisioned again for
 /// the same tenant, with `image` (default: the instance's own).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

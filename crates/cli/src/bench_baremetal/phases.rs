@@ -315,30 +315,42 @@ impl Env {
         Ok((t, p, phase))
     }
 
-    /// Releases every instance; the phase and the complete records found.
+    /// Releases every instance, `--batch` per request (as they were
+    /// created); the phase and the complete records found.
     pub(super) fn release(&self, t: &str, p: &str) -> Result<(Phase, usize), String> {
         let k = self.args.provisions;
+        let batch = self.args.batch.clamp(1, 1000) as usize;
         let names: Vec<String> =
             project_instances(&self.store, t, p)?.into_iter().map(|i| i.name).collect();
+        let requests = names.len().div_ceil(batch);
         let start = self.mark()?;
         let t0 = now_micros();
         let names = Arc::new(names);
         let n2 = names.clone();
-        let (res, api) = parallel(&self.base, &self.token, self.args.clients, k, move |a, i| {
-            let (s, v) = a.call(
-                "DELETE",
-                &format!("/v1/tenants/bench/projects/p/instances/{}", n2[i]),
-                None,
-            );
-            if s == 202 {
-                Ok(micros(v["updated_at"].as_str().unwrap_or_default()))
-            } else {
-                Err(format!("release {}: {s} {v}", n2[i]))
-            }
-        });
-        let mut requested = Vec::with_capacity(k);
+        let (res, api) =
+            parallel(&self.base, &self.token, self.args.clients, requests, move |a, r| {
+                let these = &n2[r * batch..((r + 1) * batch).min(n2.len())];
+                let v = a
+                    .must(
+                        "POST",
+                        "/v1/tenants/bench/projects/p/instance-releases",
+                        &json!({ "instances": these }),
+                    )
+                    .map_err(|e| format!("release: {e}"))?;
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                Ok::<_, String>(
+                    items
+                        .iter()
+                        .map(|i| {
+                            let name = i["name"].as_str().unwrap_or_default().to_string();
+                            (name, micros(i["updated_at"].as_str().unwrap_or_default()))
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            });
+        let mut requested = std::collections::HashMap::with_capacity(k);
         for r in res {
-            requested.push(r?);
+            requested.extend(r?);
         }
         // The nodes that hung at boot stay failed (nobody inspects them).
         let dead = self.fleet.stats()?.dead_nodes as i64;
@@ -374,10 +386,8 @@ impl Env {
             })
             .map_err(|e| e.to_string())?;
         // Per instance: from its release request to its record.
-        let by_name: std::collections::HashMap<&str, i64> =
-            names.iter().map(String::as_str).zip(requested.iter().copied()).collect();
         let each = done.iter().map(|i| {
-            secs_between(by_name.get(i.name.as_str()).copied().unwrap_or(t0), micros(&i.updated_at))
+            secs_between(requested.get(&i.name).copied().unwrap_or(t0), micros(&i.updated_at))
         });
         let phase = self.phase(
             start,
@@ -385,7 +395,7 @@ impl Env {
             Spec {
                 name: "release + sanitize",
                 nodes: k,
-                api_calls: k,
+                api_calls: requests,
                 api,
                 wall_secs: secs_between(t0, last),
                 each: each.collect(),

@@ -14,12 +14,15 @@ use neocloud_placement::Placement;
 use neocloud_store::{agents, allocations, images, instances, quotas, Reader, Writer};
 use neocloud_types::{
     AllocationKind, Image, ImagePurpose, Instance, InstanceCreate, InstanceKind,
-    InstancePowerRequest, InstanceRebuild, InstanceState, List, PowerPending, SanitizationRecord,
+    InstancePowerRequest, InstanceRebuild, InstanceReleaseMany, InstanceState, List, PowerPending,
+    SanitizationRecord,
 };
 
 /// Most SSH keys per instance, and the largest user-data.
 pub const MAX_SSH_KEYS: usize = 32;
 pub const MAX_USER_DATA: usize = 64 * 1024;
+/// Most instances one release call names.
+pub const MAX_RELEASED_AT_ONCE: usize = 1000;
 
 const API: OpGroup = OpGroup::project(Resource::Instance, "instances");
 
@@ -29,6 +32,7 @@ pub(super) fn ops() -> Vec<Op> {
     let record = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/sanitization";
     let power = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/power";
     let rebuild = "/v1/tenants/{tenant}/projects/{project}/instances/{instance}/rebuild";
+    let releases = "/v1/tenants/{tenant}/projects/{project}/instance-releases";
     vec![
         API.op("instance_list", Method::Get, base, "Bare-metal instances of a project, with progress",
             Action::List, None, Resp::Json(200, schema::<List<Instance>>), Handler::Read(list)),
@@ -41,6 +45,10 @@ pub(super) fn ops() -> Vec<Op> {
         API.op("instance_release", Method::Delete, item,
             "Release an instance: its node is sanitized, then returns to the pool with a signed record",
             Action::Delete, None, Resp::Json(202, schema::<Instance>), Handler::Write(release)),
+        API.op("instance_release_many", Method::Post, releases,
+            "Release several instances of the project at once (all or none): each node is sanitized, then returns to the pool with a signed record",
+            Action::Delete, Some(schema::<InstanceReleaseMany>), Resp::Json(202, schema::<List<Instance>>),
+            Handler::Write(release_many)),
         // Actions: a retry with the request's Idempotency-Key answers the
         // first result instead of acting twice.
         Op { idempotent: true, ..API.op("instance_power", Method::Post, power,
@@ -247,6 +255,43 @@ fn release(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         instances::request_release(w, &i.id)?;
     }
     accepted(w, &i)
+}
+
+/// Records the release of every instance named, or of none: each must be
+/// the project's (404 naming it otherwise) and named once. Those released
+/// already change nothing. 202 with the instances as recorded, in the
+/// order named.
+fn release_many(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
+    let req: InstanceReleaseMany = c.body()?;
+    if req.instances.is_empty() || req.instances.len() > MAX_RELEASED_AT_ONCE {
+        return Err(Error::invalid_value(
+            "instances",
+            format!("1 to {MAX_RELEASED_AT_ONCE} instance names or ids"),
+        ));
+    }
+    let (t, p) = ids(c)?;
+    let mut named = std::collections::HashSet::with_capacity(req.instances.len());
+    let mut found = Vec::with_capacity(req.instances.len());
+    for (k, key) in req.instances.iter().enumerate() {
+        let field = format!("instances[{k}]");
+        let key = NameOrId::parse(&field, key)?;
+        let i = instances::lookup(w, t, p, &key)?
+            .ok_or_else(|| Error::not_found("instance", key.to_string()))?;
+        if !named.insert(i.id.clone()) {
+            return Err(Error::invalid_value(field, "names an instance named before it"));
+        }
+        found.push(i);
+    }
+    for i in found.iter().filter(|i| i.state != InstanceState::Released) {
+        instances::request_release(w, &i.id)?;
+    }
+    let items = found.iter().map(|i| instances::by_id(w, &i.id)).collect::<Result<Vec<_>>>()?;
+    let mut r = Reply::ok(&List { items })?;
+    r.status = 202;
+    for i in &found {
+        r = r.with_nudge(&i.node_id);
+    }
+    Ok(r)
 }
 
 /// 202 with the instance as recorded, its node nudged: the lifecycle

@@ -5,6 +5,7 @@ use super::sanitization::{print_records, VerifyFlags};
 use super::wait::{created_verdict, rebuilt_verdict, wait_for, ReleaseWatch};
 use super::{instance_path, instances_path};
 use crate::commands::inventory::{InProject, PlacementFlags};
+use crate::commands::wait::Verdict;
 use crate::commands::{parse_duration_secs, parse_key, parse_name, to_value, Global};
 use crate::output::{parse, print_list, print_one, CliError, Row};
 use neocloud_common::Name;
@@ -80,12 +81,13 @@ enum InstanceCmd {
         #[arg(long, value_parser = parse_duration_secs, default_value = "30m", value_name = "DURATION", requires = "wait")]
         timeout: u64,
     },
-    /// Release an instance: its node is wiped by the sanitizer, then returns
+    /// Release instances: each node is wiped by the sanitizer, then returns
     /// to the pool with a signed record (see `instance sanitization`).
+    /// Several are released in one request, all or none.
     Release {
-        /// Instance name (while not released) or id.
-        #[arg(value_parser = parse_key)]
-        instance: String,
+        /// Instance names (while not released) or ids.
+        #[arg(value_parser = parse_key, required = true, num_args = 1..)]
+        instances: Vec<String>,
         #[command(flatten)]
         at: InProject,
         /// Wait until it is released (or failed, or its release stalls on a
@@ -304,17 +306,35 @@ pub fn instance(a: InstanceArgs) -> Result<(), CliError> {
             print_list::<Instance>(f, &json!({ "items": w.items }))?;
             w.result("ready", timeout)
         }
-        InstanceCmd::Release { instance, at, wait, timeout } => {
-            let v = c
-                .delete(&instance_path(&at, &instance))?
-                .ok_or_else(|| CliError::Other("unexpected empty answer from the server".into()))?;
+        InstanceCmd::Release { instances, at, wait, timeout } => {
+            let released: Vec<Value> = match instances.as_slice() {
+                [one] => vec![c.delete(&instance_path(&at, one))?.ok_or_else(|| {
+                    CliError::Other("unexpected empty answer from the server".into())
+                })?],
+                several => {
+                    let path = format!("{}/instance-releases", at.path());
+                    let v = c.post(&path, Some(&json!({ "instances": several })), None)?;
+                    parse::<List<Value>>(&v)?.items
+                }
+            };
             if !wait {
-                return print_one::<Instance>(f, &v);
+                return match released.as_slice() {
+                    [one] => print_one::<Instance>(f, one),
+                    _ => print_list::<Instance>(f, &json!({ "items": released })),
+                };
             }
-            let mut watch = ReleaseWatch::new(&parse::<Instance>(&v)?);
-            let w = wait_for(&c, &at, vec![v], Duration::from_secs(timeout), |i| watch.verdict(i))?;
-            if let Some(last) = w.items.first() {
-                print_one::<Instance>(f, last)?;
+            // Each instance's own watch: whether it was failed when asked.
+            let mut watches = std::collections::HashMap::new();
+            for v in &released {
+                let i = parse::<Instance>(v)?;
+                watches.insert(i.id.clone(), ReleaseWatch::new(&i));
+            }
+            let w = wait_for(&c, &at, released, Duration::from_secs(timeout), |i| {
+                watches.get_mut(&i.id).map_or(Verdict::Waiting, |w| w.verdict(i))
+            })?;
+            match w.items.as_slice() {
+                [one] => print_one::<Instance>(f, one)?,
+                several => print_list::<Instance>(f, &json!({ "items": several }))?,
             }
             w.result("released", timeout)
         }
