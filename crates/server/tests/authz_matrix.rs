@@ -158,8 +158,26 @@ impl Fixture {
 
     /// A fresh instance attached to network `a` of the VPC: the attachment id.
     fn attachment(&self, tenant: &str, project: &str, vpc: &str) -> String {
+        let i = self.instance(tenant, project, true);
+        let a = self
+            .admin
+            .post(
+                &format!(
+                    "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks/a/attachments"
+                ),
+                &json!({"instance": i}),
+            )
+            .expect(201);
+        a.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// A fresh instance on a fresh node (cabled to the leaf where `cabled`,
+    /// for an attachment): its id.
+    fn instance(&self, tenant: &str, project: &str, cabled: bool) -> String {
         self.node();
-        self.cable_all();
+        if cabled {
+            self.cable_all();
+        }
         let i = self
             .admin
             .post(
@@ -167,16 +185,7 @@ impl Fixture {
                 &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
             )
             .expect(201);
-        let a = self
-            .admin
-            .post(
-                &format!(
-                    "/v1/tenants/{tenant}/projects/{project}/vpcs/{vpc}/networks/a/attachments"
-                ),
-                &json!({"instance": i.body["items"][0]["id"]}),
-            )
-            .expect(201);
-        a.body["id"].as_str().unwrap().to_string()
+        i.body["items"][0]["id"].as_str().unwrap().to_string()
     }
 
     fn claim(&self, tenant: &str, project: &str) -> String {
@@ -293,15 +302,7 @@ impl Fixture {
             p = p.replace("{provisioning_network}", &n);
         }
         if p.contains("{instance}") {
-            self.node();
-            let i = self
-                .admin
-                .post(
-                    &format!("/v1/tenants/{tenant}/projects/{project}/instances"),
-                    &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
-                )
-                .expect(201);
-            p = p.replace("{instance}", i.body["items"][0]["id"].as_str().unwrap());
+            p = p.replace("{instance}", &self.instance(tenant, project, false));
         }
         if p.contains("{claim}") {
             p = p.replace("{claim}", &self.claim(tenant, project));
@@ -408,15 +409,7 @@ impl Fixture {
             "instance_power" => Some(json!({"action": "reboot"})),
             "instance_rebuild" => Some(json!({})),
             "instance_release_many" => {
-                self.node();
-                let i = self
-                    .admin
-                    .post(
-                        &format!("/v1/tenants/{tenant}/projects/{project}/instances"),
-                        &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
-                    )
-                    .expect(201);
-                Some(json!({"instances": [i.body["items"][0]["id"]]}))
+                Some(json!({"instances": [self.instance(tenant, project, false)]}))
             }
             "fabric_plan_proposed" => Some(fabric_doc(Vec::new())),
             "fabric_put" => {
@@ -427,18 +420,7 @@ impl Fixture {
             "vpc_create" => Some(json!({"name": uniq("vpc"), "fabric": "fx"})),
             "vpc_update" => Some(json!({"generation": STALE, "nat_gateway": true})),
             "network_create" => Some(json!({"name": uniq("net"), "cidr": "10.2.0.0/24"})),
-            "attachment_create" => {
-                self.node();
-                self.cable_all();
-                let i = self
-                    .admin
-                    .post(
-                        &format!("/v1/tenants/{tenant}/projects/{project}/instances"),
-                        &json!({"name": uniq("i"), "instance_type": "bm-1", "image": "os-1"}),
-                    )
-                    .expect(201);
-                Some(json!({"instance": i.body["items"][0]["id"]}))
-            }
+            "attachment_create" => Some(json!({"instance": self.instance(tenant, project, true)})),
             "security_rule_create" => Some(json!({"from": "a", "to": "b", "protocol": "udp"})),
             "floating_ip_create" => {
                 let a = self.attachment(tenant, project, vpc.as_deref().unwrap());
