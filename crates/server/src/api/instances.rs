@@ -282,14 +282,21 @@ fn release_many(c: &Call<'_>, w: &mut dyn Writer) -> Result<Reply> {
         }
         found.push(i);
     }
-    for i in found.iter().filter(|i| i.state != InstanceState::Released) {
-        instances::request_release(w, &i.id)?;
+    let nodes: Vec<String> = found.iter().map(|i| i.node_id.clone()).collect();
+    let mut items = Vec::with_capacity(found.len());
+    for i in found {
+        // A released one is answered as read; the others as recorded.
+        if i.state == InstanceState::Released {
+            items.push(i);
+        } else {
+            instances::request_release(w, &i.id)?;
+            items.push(instances::by_id(w, &i.id)?);
+        }
     }
-    let items = found.iter().map(|i| instances::by_id(w, &i.id)).collect::<Result<Vec<_>>>()?;
     let mut r = Reply::ok(&List { items })?;
     r.status = 202;
-    for i in &found {
-        r = r.with_nudge(&i.node_id);
+    for n in &nodes {
+        r = r.with_nudge(n);
     }
     Ok(r)
 }
